@@ -1,0 +1,139 @@
+# qrpool — see README.md.  `make check` and `make demo` install missing Debian
+# packages first (scripts/install-deps), so both work on a fresh Debian 12.
+.SUFFIXES:
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/qrpool
+MANDIR ?= $(PREFIX)/share/man
+DESTDIR ?=
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+OPTFLAGS ?= -O2 -g
+WERROR ?= -Werror
+SAN ?=
+
+# SAN=1 builds everything with ASan + UBSan into its own tree, so switching
+# between the two builds never mixes objects.
+ifeq ($(SAN),1)
+BUILD := build/san
+BIN := build/san/bin
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD := build/std
+BIN := bin
+SANFLAGS :=
+endif
+
+override CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -Wshadow \
+	-Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers \
+	$(OPTFLAGS) $(SANFLAGS) -MMD -MP -Isrc -I$(BUILD) $(CFLAGS)
+override LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+
+# --- objects: the shared library, one module per concern --------------------
+CORE := exitcode log parse interrupt cli
+STAGE := $(CORE) config config_dump db schema item rid progress
+o = $(patsubst %,$(BUILD)/%.o,$(1))
+
+# --- tools: each names only the objects and packages it needs ---------------
+TOOLS := qrpool-plan qrpool-pending
+TEST_SERVERS :=
+
+qrpool-plan_OBJS := $(call o,$(STAGE) depth plan qrpool-plan)
+qrpool-plan_PKGS := sqlite3 libconfig
+qrpool-pending_OBJS := $(call o,$(STAGE) qrpool-pending)
+qrpool-pending_PKGS := sqlite3 libconfig
+
+ALL_BINS := $(addprefix $(BIN)/,$(TOOLS) $(TEST_SERVERS))
+
+all: $(ALL_BINS)
+
+$(BUILD)/%.o: src/%.c | $(BUILD)
+	$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags $(ALL_PKGS)) -c -o $@ $<
+
+$(BUILD)/schema.o: $(BUILD)/schema.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The schema is compiled into the tools, so an installed tool never depends on
+# finding schema/ at run time; schema/ stays the readable source of truth.
+$(BUILD)/schema.c: scripts/embed-schema $(sort $(wildcard schema/*.sql)) | $(BUILD)
+	scripts/embed-schema $(sort $(wildcard schema/*.sql)) > $@.tmp && mv $@.tmp $@
+
+define tool_rule
+$(BIN)/$(1): $$($(1)_OBJS) | $(BIN)
+	$$(CC) $$(LDFLAGS) -o $$@ $$($(1)_OBJS) $$(shell $$(PKG_CONFIG) --libs $$($(1)_PKGS)) $$($(1)_LDLIBS) -lm
+endef
+$(foreach t,$(TOOLS) $(TEST_SERVERS),$(eval $(call tool_rule,$(t))))
+
+ALL_PKGS := $(sort $(foreach t,$(TOOLS) $(TEST_SERVERS),$($(t)_PKGS)))
+
+$(BUILD) $(BIN) $(BUILD)/tests:
+	mkdir -p $@
+
+# --- tests: unit tests (TAP, one per module) and shell tests (TAP, per tool) --
+UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+test_OBJS := $(call o,$(STAGE) depth plan)
+test_PKGS := sqlite3 libconfig
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(test_OBJS) | $(BUILD)/tests
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(test_OBJS) \
+		$(shell $(PKG_CONFIG) --libs $(test_PKGS)) -lm
+
+deps:
+	@scripts/install-deps
+
+build-deps:
+	@scripts/install-deps --build
+
+PROVE_JOBS ?= 2
+check test: deps
+	$(MAKE) all units
+	QRPOOL_BIN=$(CURDIR)/$(BIN) QRPOOL_UNIT=$(CURDIR)/$(BUILD)/tests \
+		prove -j$(PROVE_JOBS) --timer $(BUILD)/tests/test_* tests/t/*.t
+
+units: $(UNIT_BINS)
+
+bench: deps
+	$(MAKE) all
+	QRPOOL_BIN=$(CURDIR)/$(BIN) tests/bench/run-all
+
+demo: deps
+	$(MAKE) all
+	QRPOOL_BIN=$(CURDIR)/$(BIN) scripts/demo
+
+# Fuzz targets (libFuzzer, clang) over the parsers, each for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+fuzz: deps
+	mkdir -p build/fuzz
+	for target in $(FUZZ_TARGETS); do \
+		clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -Ibuild/std -fsanitize=fuzzer,address,undefined \
+			-o build/fuzz/$$target tests/fuzz/$$target.c $(addprefix src/,$(addsuffix .c,$(filter-out cli,$(STAGE)) depth plan)) \
+			build/std/schema.c $$($(PKG_CONFIG) --cflags --libs sqlite3 libconfig) -lm || exit 1; \
+		mkdir -p build/fuzz/$$target.corpus; \
+		build/fuzz/$$target -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			build/fuzz/$$target.corpus tests/fuzz/seeds/$$target || exit 1; \
+	done
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/schema $(DESTDIR)$(DATADIR)/scripts \
+		$(DESTDIR)$(DATADIR)/cron
+	install -m 755 $(addprefix $(BIN)/,$(TOOLS)) $(DESTDIR)$(BINDIR)
+	install -m 644 schema/*.sql $(DESTDIR)$(DATADIR)/schema
+	install -m 755 $(INSTALL_SCRIPTS) $(DESTDIR)$(DATADIR)/scripts
+	if ls cron/* >/dev/null 2>&1; then install -m 644 cron/* $(DESTDIR)$(DATADIR)/cron; fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS))
+	rm -rf $(DESTDIR)$(DATADIR)
+
+INSTALL_SCRIPTS := $(filter-out scripts/embed-schema scripts/demo,$(wildcard scripts/*))
+
+clean:
+	rm -rf build $(addprefix bin/,$(TOOLS) $(TEST_SERVERS))
+
+.PHONY: all check test units bench demo fuzz install uninstall clean deps build-deps
+
+-include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)

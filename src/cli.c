@@ -1,0 +1,58 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "exitcode.h"
+#include "log.h"
+
+#ifndef QRPOOL_VERSION
+#define QRPOOL_VERSION "0.1.0"
+#endif
+
+int cli_common_option(struct cli_common *common, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'c': common->config_path = arg; return 1;
+	case 'v': common->verbosity++; return 1;
+	case 'q': common->verbosity--; return 1;
+	case 'h': common->help = 1; return 1;
+	case 'V': common->version = 1; return 1;
+	case CLI_OPT_DUMP_CONFIG: common->dump_config = 1; return 1;
+	default: return 0;
+	}
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+	char message[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof message, fmt, ap);
+	va_end(ap);
+	log_error("%s (try --help)", message);
+	return EXIT_USAGE;
+}
+
+void cli_print_version(void)
+{
+	printf("%s (qrpool) %s\n", log_program(), QRPOOL_VERSION);
+}
+
+int cli_close_stdout(void)
+{
+	int failed = fflush(stdout) != 0 || ferror(stdout);
+	int saved = errno;
+
+	if (fclose(stdout) != 0 && !failed) {
+		failed = 1;
+		saved = errno;
+	}
+	if (failed) {
+		log_error("writing to stdout: %s", strerror(saved ? saved : EIO));
+		return EXIT_IO;
+	}
+	return 0;
+}

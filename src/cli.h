@@ -1,0 +1,46 @@
+/* Options every tool shares, and the checked end of a run's output. */
+#ifndef QRPOOL_CLI_H
+#define QRPOOL_CLI_H
+
+#include <getopt.h>
+#include <stdio.h>
+
+enum { CLI_OPT_DUMP_CONFIG = 0x1000, CLI_OPT_FIRST_TOOL_OPTION };
+
+struct cli_common {
+	const char *config_path;   /* -c FILE; NULL: $QRPOOL_CONFIG or the default */
+	int verbosity;             /* -v: +1, -q: -1 */
+	int dump_config;
+	int help;
+	int version;
+};
+
+#define CLI_COMMON_SHORT "c:vqhV"
+#define CLI_COMMON_LONG \
+	{ "config", required_argument, NULL, 'c' }, \
+	{ "verbose", no_argument, NULL, 'v' }, \
+	{ "quiet", no_argument, NULL, 'q' }, \
+	{ "help", no_argument, NULL, 'h' }, \
+	{ "version", no_argument, NULL, 'V' }, \
+	{ "dump-config", no_argument, NULL, CLI_OPT_DUMP_CONFIG }
+
+#define CLI_COMMON_HELP \
+	"  -c, --config FILE  config file (default: $QRPOOL_CONFIG, else /etc/qrpool/qrpool.cfg)\n" \
+	"      --dump-config  print the merged configuration, secrets masked, and exit\n" \
+	"  -v, --verbose      more diagnostics on stderr (-vv: debug)\n" \
+	"  -q, --quiet        errors only on stderr\n" \
+	"  -h, --help         this help;  -V, --version  the version\n"
+
+/* Handles a common option; returns 1 if `opt` was one. */
+int cli_common_option(struct cli_common *common, int opt, const char *arg);
+
+/* Logs "message (try --help)" and returns EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void cli_print_version(void);
+
+/* Flushes and closes stdout, checking for errors (a full disk or closed pipe
+ * must not pass silently). Returns 0 or EXIT_IO. */
+int cli_close_stdout(void);
+
+#endif

@@ -1,0 +1,629 @@
+#include "config.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "exitcode.h"
+#include "log.h"
+#include "parse.h"
+
+/* Context for one load: the file name for messages. */
+struct config_reader {
+	const char *file;
+};
+
+static int config_error_at(const struct config_reader *reader, const config_setting_t *setting,
+	const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int config_error_at(const struct config_reader *reader, const config_setting_t *setting,
+	const char *fmt, ...)
+{
+	char message[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof message, fmt, ap);
+	va_end(ap);
+	log_error("%s:%d: %s", reader->file, setting ? config_setting_source_line(setting) : 0, message);
+	return EXIT_CONFIG;
+}
+
+/* Unknown names are errors: a misspelt key silently taking its default is
+ * how a night's run goes wrong. */
+static int config_check_keys(const struct config_reader *reader, const config_setting_t *group,
+	const char *section, const char *const *known)
+{
+	int count = config_setting_length(group);
+
+	for (int i = 0; i < count; i++) {
+		const config_setting_t *child = config_setting_get_elem(group, (unsigned)i);
+		const char *name = config_setting_name(child);
+		int found = 0;
+
+		for (const char *const *k = known; *k && !found; k++)
+			found = name && !strcmp(name, *k);
+		if (!found)
+			return config_error_at(reader, child, "unknown setting '%s' in %s", name ? name : "?",
+				section);
+	}
+	return 0;
+}
+
+static int config_get_string(const struct config_reader *reader, const config_setting_t *group,
+	const char *name, const char *fallback, char **out)
+{
+	const config_setting_t *setting = group ? config_setting_get_member(group, name) : NULL;
+	const char *value = fallback;
+
+	if (setting) {
+		if (config_setting_type(setting) != CONFIG_TYPE_STRING)
+			return config_error_at(reader, setting, "'%s' must be a string", name);
+		value = config_setting_get_string(setting);
+	}
+	free(*out);
+	*out = value ? strdup(value) : NULL;
+	return 0;
+}
+
+static int config_get_int(const struct config_reader *reader, const config_setting_t *group,
+	const char *name, int min, int max, int fallback, int *out)
+{
+	const config_setting_t *setting = group ? config_setting_get_member(group, name) : NULL;
+	long long value;
+
+	*out = fallback;
+	if (!setting)
+		return 0;
+	if (config_setting_type(setting) != CONFIG_TYPE_INT &&
+	    config_setting_type(setting) != CONFIG_TYPE_INT64)
+		return config_error_at(reader, setting, "'%s' must be a whole number", name);
+	value = config_setting_get_int64(setting);
+	if (value < min || value > max)
+		return config_error_at(reader, setting, "'%s' is %lld, must be %d to %d", name, value,
+			min, max);
+	*out = (int)value;
+	return 0;
+}
+
+static int config_get_double(const struct config_reader *reader, const config_setting_t *group,
+	const char *name, double min, double max, double fallback, double *out)
+{
+	const config_setting_t *setting = group ? config_setting_get_member(group, name) : NULL;
+	double value;
+
+	*out = fallback;
+	if (!setting)
+		return 0;
+	switch (config_setting_type(setting)) {
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		value = (double)config_setting_get_int64(setting);
+		break;
+	case CONFIG_TYPE_FLOAT:
+		value = config_setting_get_float(setting);
+		break;
+	default:
+		return config_error_at(reader, setting, "'%s' must be a number", name);
+	}
+	if (!(value >= min && value <= max))
+		return config_error_at(reader, setting, "'%s' is %g, must be %g to %g", name, value, min,
+			max);
+	*out = value;
+	return 0;
+}
+
+static int config_get_bool(const struct config_reader *reader, const config_setting_t *group,
+	const char *name, int fallback, int *out)
+{
+	const config_setting_t *setting = group ? config_setting_get_member(group, name) : NULL;
+
+	*out = fallback;
+	if (!setting)
+		return 0;
+	if (config_setting_type(setting) != CONFIG_TYPE_BOOL)
+		return config_error_at(reader, setting, "'%s' must be true or false", name);
+	*out = config_setting_get_bool(setting);
+	return 0;
+}
+
+/* A duration is a string ("90s", "5m", "1h30m") or a whole number of seconds. */
+static int config_get_duration(const struct config_reader *reader, const config_setting_t *group,
+	const char *name, int64_t fallback_ms, int64_t *out_ms)
+{
+	const config_setting_t *setting = group ? config_setting_get_member(group, name) : NULL;
+	char why[PARSE_WHY_SIZE];
+
+	*out_ms = fallback_ms;
+	if (!setting)
+		return 0;
+	if (config_setting_type(setting) == CONFIG_TYPE_INT) {
+		long long seconds = config_setting_get_int64(setting);
+		if (seconds < 0)
+			return config_error_at(reader, setting, "'%s' must not be negative", name);
+		*out_ms = seconds * 1000;
+		return 0;
+	}
+	if (config_setting_type(setting) != CONFIG_TYPE_STRING)
+		return config_error_at(reader, setting, "'%s' must be a duration like \"30s\"", name);
+	if (parse_duration_ms(config_setting_get_string(setting), out_ms, why))
+		return config_error_at(reader, setting, "'%s': %s", name, why);
+	return 0;
+}
+
+/* Colours are "#RRGGBB" strings or { r = 0; g = 0; b = 0; } groups (as WeChat's line_color). */
+static int config_get_color(const struct config_reader *reader, const config_setting_t *group,
+	const char *name, struct rgb fallback, struct rgb *out)
+{
+	const config_setting_t *setting = group ? config_setting_get_member(group, name) : NULL;
+	static const char *const keys[] = { "r", "g", "b", NULL };
+	int status;
+
+	*out = fallback;
+	if (!setting)
+		return 0;
+	if (config_setting_type(setting) == CONFIG_TYPE_STRING) {
+		const char *text = config_setting_get_string(setting);
+		unsigned r, g, b;
+		int consumed = 0;
+
+		if (strlen(text) != 7 || sscanf(text, "#%2x%2x%2x%n", &r, &g, &b, &consumed) != 3 ||
+		    consumed != 7)
+			return config_error_at(reader, setting, "'%s' must be \"#RRGGBB\"", name);
+		out->r = (int)r;
+		out->g = (int)g;
+		out->b = (int)b;
+		return 0;
+	}
+	if (config_setting_type(setting) != CONFIG_TYPE_GROUP)
+		return config_error_at(reader, setting, "'%s' must be \"#RRGGBB\" or { r; g; b; }", name);
+	if ((status = config_check_keys(reader, setting, name, keys)) ||
+	    (status = config_get_int(reader, setting, "r", 0, 255, fallback.r, &out->r)) ||
+	    (status = config_get_int(reader, setting, "g", 0, 255, fallback.g, &out->g)) ||
+	    (status = config_get_int(reader, setting, "b", 0, 255, fallback.b, &out->b)))
+		return status;
+	return 0;
+}
+
+/* Refuses a file that group or others can read, as ssh does with keys. */
+static int config_check_private(const struct config_reader *reader, const config_setting_t *setting,
+	const char *path, const char *what)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return config_error_at(reader, setting, "%s %s: %s", what, path, strerror(errno));
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+		return config_error_at(reader, setting,
+			"%s %s is accessible by group or others (mode %04o): it holds the app secret; "
+			"run chmod 600 %s", what, path, (unsigned)(st.st_mode & 07777), path);
+	return 0;
+}
+
+static int config_load_database(const struct config_reader *reader, config_t *cf, struct config *config)
+{
+	static const char *const keys[] = { "path", "busy_timeout", NULL };
+	const config_setting_t *group = config_lookup(cf, "database");
+	int status;
+
+	if (group && (status = config_check_keys(reader, group, "database", keys)))
+		return status;
+	if ((status = config_get_string(reader, group, "path", "/var/lib/qrpool/staging.db",
+			&config->db_path)) ||
+	    (status = config_get_duration(reader, group, "busy_timeout", 10000, &config->busy_timeout_ms)))
+		return status;
+	if (!*config->db_path)
+		return config_error_at(reader, config_setting_get_member(group, "path"),
+			"database path is empty");
+	return 0;
+}
+
+static int config_load_token(const struct config_reader *reader, const config_setting_t *wechat,
+	struct wechat_config *w)
+{
+	static const char *const keys[] = { "source", "command", "file", NULL };
+	static const char *const names[] = { "stable", "classic", "command", "file" };
+	const config_setting_t *group = config_setting_get_member(wechat, "token");
+	char *source = NULL;
+	int status, found = 0;
+
+	if (group && (status = config_check_keys(reader, group, "wechat.token", keys)))
+		return status;
+	if ((status = config_get_string(reader, group, "source", "stable", &source)) ||
+	    (status = config_get_string(reader, group, "command", NULL, &w->token_command)) ||
+	    (status = config_get_string(reader, group, "file", NULL, &w->token_file))) {
+		free(source);
+		return status;
+	}
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(source, names[i])) {
+			w->token_source = (enum token_source)i;
+			found = 1;
+		}
+	free(source);
+	if (!found)
+		return config_error_at(reader, config_setting_get_member(group, "source"),
+			"token source must be stable, classic, command or file");
+	if (w->token_source == TOKEN_COMMAND && !w->token_command)
+		return config_error_at(reader, group, "token source 'command' needs token.command");
+	if (w->token_source == TOKEN_FILE && !w->token_file)
+		return config_error_at(reader, group, "token source 'file' needs token.file");
+	return 0;
+}
+
+static int config_load_wechat(const struct config_reader *reader, config_t *cf, struct config *config)
+{
+	static const char *const keys[] = { "appid", "secret", "secret_file", "api_base", "token",
+		"quota_per_minute", "reserve_per_minute", "concurrency", "connect_timeout", "timeout",
+		"retries", "ca_bundle", NULL };
+	const config_setting_t *group = config_lookup(cf, "wechat");
+	struct wechat_config *w = &config->wechat;
+	int status;
+
+	config->has_wechat = group != NULL;
+	if (group && (status = config_check_keys(reader, group, "wechat", keys)))
+		return status;
+	if ((status = config_get_string(reader, group, "appid", NULL, &w->appid)) ||
+	    (status = config_get_string(reader, group, "secret", NULL, &w->secret)) ||
+	    (status = config_get_string(reader, group, "secret_file", NULL, &w->secret_file)) ||
+	    (status = config_get_string(reader, group, "api_base", "https://api.weixin.qq.com",
+			&w->api_base)) ||
+	    (status = config_get_int(reader, group, "quota_per_minute", 1, 10000000, 5000,
+			&w->quota_per_minute)) ||
+	    (status = config_get_int(reader, group, "reserve_per_minute", 0, 10000000, 500,
+			&w->reserve_per_minute)) ||
+	    (status = config_get_int(reader, group, "concurrency", 1, 1024, 32, &w->concurrency)) ||
+	    (status = config_get_duration(reader, group, "connect_timeout", 5000,
+			&w->connect_timeout_ms)) ||
+	    (status = config_get_duration(reader, group, "timeout", 15000, &w->timeout_ms)) ||
+	    (status = config_get_int(reader, group, "retries", 0, 100, 5, &w->retries)) ||
+	    (status = config_get_string(reader, group, "ca_bundle", NULL, &w->ca_bundle)))
+		return status;
+	if (!group)
+		return 0;
+	if (w->reserve_per_minute >= w->quota_per_minute)
+		return config_error_at(reader, config_setting_get_member(group, "reserve_per_minute"),
+			"reserve_per_minute (%d) leaves nothing of quota_per_minute (%d)",
+			w->reserve_per_minute, w->quota_per_minute);
+	if (w->secret && w->secret_file)
+		return config_error_at(reader, group, "give secret or secret_file, not both");
+	if (w->secret && (status = config_check_private(reader, config_setting_get_member(group, "secret"),
+			reader->file, "config file")))
+		return status;
+	if (w->secret_file && (status = config_check_private(reader,
+			config_setting_get_member(group, "secret_file"), w->secret_file, "secret_file")))
+		return status;
+	if (strncmp(w->api_base, "https://", 8) && strncmp(w->api_base, "http://", 7))
+		return config_error_at(reader, config_setting_get_member(group, "api_base"),
+			"api_base must be an http:// or https:// URL");
+	return config_load_token(reader, group, w);
+}
+
+static int config_load_kafka(const struct config_reader *reader, config_t *cf, struct config *config)
+{
+	static const char *const keys[] = { "brokers", "properties", "timeout", NULL };
+	const config_setting_t *group = config_lookup(cf, "kafka");
+	const config_setting_t *list;
+	struct kafka_config *k = &config->kafka;
+	int status, count;
+
+	if (group && (status = config_check_keys(reader, group, "kafka", keys)))
+		return status;
+	if ((status = config_get_string(reader, group, "brokers", NULL, &k->brokers)) ||
+	    (status = config_get_duration(reader, group, "timeout", 60000, &k->timeout_ms)))
+		return status;
+	list = group ? config_setting_get_member(group, "properties") : NULL;
+	if (!list)
+		return 0;
+	if (!config_setting_is_aggregate(list) || config_setting_type(list) == CONFIG_TYPE_GROUP)
+		return config_error_at(reader, list, "kafka.properties must be a list of \"key=value\" strings");
+	count = config_setting_length(list);
+	k->properties = calloc((size_t)count + 1, sizeof *k->properties);
+	if (!k->properties)
+		return config_error_at(reader, list, "out of memory");
+	for (int i = 0; i < count; i++) {
+		const config_setting_t *item = config_setting_get_elem(list, (unsigned)i);
+		const char *text = config_setting_get_string(item);
+		const char *eq = text ? strchr(text, '=') : NULL;
+
+		if (!eq || eq == text)
+			return config_error_at(reader, item, "kafka.properties entry %d must be \"key=value\"",
+				i + 1);
+		k->properties[k->property_count++] = strdup(text);
+	}
+	return 0;
+}
+
+static int config_pool_name_ok(const char *name)
+{
+	if (!*name || strlen(name) > 100)
+		return 0;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '-' || *p == '_' || *p == '.'))
+			return 0;
+	return 1;
+}
+
+static int config_load_wechat_pool(const struct config_reader *reader, const config_setting_t *group,
+	struct pool_config *pool)
+{
+	static const struct rgb black = { 0, 0, 0 };
+	int status;
+
+	if ((status = config_get_string(reader, group, "page", NULL, &pool->page)) ||
+	    (status = config_get_int(reader, group, "width", 280, 1280, 430, &pool->width)) ||
+	    (status = config_get_string(reader, group, "env_version", "release", &pool->env_version)) ||
+	    (status = config_get_bool(reader, group, "check_path", 1, &pool->check_path)) ||
+	    (status = config_get_bool(reader, group, "is_hyaline", 0, &pool->is_hyaline)) ||
+	    (status = config_get_bool(reader, group, "auto_color", 0, &pool->auto_color)) ||
+	    (status = config_get_color(reader, group, "line_color", black, &pool->line_color)))
+		return status;
+	if (!pool->page)
+		return config_error_at(reader, group, "pool '%s' (source wechat) needs a page", pool->name);
+	if (pool->page[0] == '/' || strchr(pool->page, '?') || !*pool->page)
+		return config_error_at(reader, config_setting_get_member(group, "page"),
+			"page '%s' must not start with '/' or carry a query string (WeChat answers 41030)",
+			pool->page);
+	if (strcmp(pool->env_version, "release") && strcmp(pool->env_version, "trial") &&
+	    strcmp(pool->env_version, "develop"))
+		return config_error_at(reader, config_setting_get_member(group, "env_version"),
+			"env_version must be release, trial or develop");
+	return 0;
+}
+
+static int config_load_link_pool(const struct config_reader *reader, const config_setting_t *group,
+	struct pool_config *pool)
+{
+	static const struct rgb black = { 0, 0, 0 }, white = { 255, 255, 255 };
+	const char *host;
+	char *level = NULL;
+	int status;
+
+	if ((status = config_get_string(reader, group, "url_prefix", NULL, &pool->url_prefix)) ||
+	    (status = config_get_string(reader, group, "ec_level", "M", &level)) ||
+	    (status = config_get_int(reader, group, "module_px", 1, 64, 4, &pool->module_px)) ||
+	    (status = config_get_int(reader, group, "margin", 0, 64, 4, &pool->margin)) ||
+	    (status = config_get_color(reader, group, "foreground", black, &pool->foreground)) ||
+	    (status = config_get_color(reader, group, "background", white, &pool->background)) ||
+	    (status = config_get_int(reader, group, "min_version", 0, 40, 0, &pool->min_version)) ||
+	    (status = config_get_int(reader, group, "png_compression", 0, 9, 1, &pool->png_compression))) {
+		free(level);
+		return status;
+	}
+	if (strlen(level) != 1 || !strchr("LMQH", level[0])) {
+		free(level);
+		return config_error_at(reader, config_setting_get_member(group, "ec_level"),
+			"ec_level must be L, M, Q or H");
+	}
+	pool->ec_level = level[0];
+	free(level);
+	if (!pool->url_prefix)
+		return config_error_at(reader, group, "pool '%s' (source link) needs a url_prefix",
+			pool->name);
+	host = !strncmp(pool->url_prefix, "https://", 8) ? pool->url_prefix + 8 :
+		!strncmp(pool->url_prefix, "http://", 7) ? pool->url_prefix + 7 : NULL;
+	if (!host || !*host || *host == '/' || *host == ':')
+		return config_error_at(reader, config_setting_get_member(group, "url_prefix"),
+			"url_prefix '%s' must be an http:// or https:// URL with a host", pool->url_prefix);
+	return 0;
+}
+
+static int config_load_pool(const struct config_reader *reader, const config_setting_t *group,
+	struct pool_config *pool)
+{
+	static const char *const keys[] = { "name", "source", "topic", "group", "cover_hours", "safety",
+		"drop_image_after_publish", "page", "width", "env_version", "check_path", "is_hyaline",
+		"auto_color", "line_color", "url_prefix", "ec_level", "module_px", "margin",
+		"foreground", "background", "min_version", "png_compression", NULL };
+	char *source = NULL;
+	int status;
+
+	pool->line = config_setting_source_line(group);
+	if (config_setting_type(group) != CONFIG_TYPE_GROUP)
+		return config_error_at(reader, group, "each entry of pools must be a group { ... }");
+	if ((status = config_check_keys(reader, group, "a pool", keys)) ||
+	    (status = config_get_string(reader, group, "name", NULL, &pool->name)) ||
+	    (status = config_get_string(reader, group, "source", NULL, &source)))
+		goto out;
+	status = EXIT_CONFIG;
+	if (!pool->name || !config_pool_name_ok(pool->name)) {
+		config_error_at(reader, group, "a pool needs a name of letters, digits, '-', '_' or '.'");
+		goto out;
+	}
+	if (!source || (strcmp(source, "wechat") && strcmp(source, "link"))) {
+		config_error_at(reader, group, "pool '%s' needs source = \"wechat\" or \"link\"", pool->name);
+		goto out;
+	}
+	pool->source = !strcmp(source, "wechat") ? POOL_WECHAT : POOL_LINK;
+	if ((status = config_get_string(reader, group, "topic", NULL, &pool->topic)) ||
+	    (status = config_get_string(reader, group, "group", NULL, &pool->group)) ||
+	    (status = config_get_double(reader, group, "cover_hours", 0, 24 * 366, 24, &pool->cover_hours)) ||
+	    (status = config_get_double(reader, group, "safety", 0, 100, 0.2, &pool->safety)) ||
+	    (status = config_get_bool(reader, group, "drop_image_after_publish", 0,
+			&pool->drop_image_after_publish)))
+		goto out;
+	if (!pool->topic && asprintf(&pool->topic, "qrpool.%s", pool->name) < 0)
+		pool->topic = NULL;
+	if (!pool->group && asprintf(&pool->group, "qrpool-online.%s", pool->name) < 0)
+		pool->group = NULL;
+	status = pool->source == POOL_WECHAT ? config_load_wechat_pool(reader, group, pool) :
+		config_load_link_pool(reader, group, pool);
+out:
+	free(source);
+	return status;
+}
+
+static int config_load_pools(const struct config_reader *reader, config_t *cf, struct config *config)
+{
+	const config_setting_t *list = config_lookup(cf, "pools");
+	int status, count;
+
+	if (!list)
+		return config_error_at(reader, NULL, "no pools defined (pools = ( { name = ...; } );)");
+	if (config_setting_type(list) != CONFIG_TYPE_LIST)
+		return config_error_at(reader, list, "pools must be a list: pools = ( { ... }, { ... } );");
+	count = config_setting_length(list);
+	config->pools = calloc((size_t)count + 1, sizeof *config->pools);
+	if (!config->pools)
+		return config_error_at(reader, list, "out of memory");
+	for (int i = 0; i < count; i++) {
+		const config_setting_t *group = config_setting_get_elem(list, (unsigned)i);
+		struct pool_config *pool = &config->pools[i];
+
+		config->pool_count++;
+		if ((status = config_load_pool(reader, group, pool)))
+			return status;
+		for (int j = 0; j < i; j++)
+			if (!strcmp(config->pools[j].name, pool->name))
+				return config_error_at(reader, group, "pool '%s' is defined twice (first at line %d)",
+					pool->name, config->pools[j].line);
+		if (pool->source == POOL_WECHAT && !config->has_wechat)
+			return config_error_at(reader, group, "pool '%s' has source wechat but there is no "
+				"wechat section", pool->name);
+	}
+	return 0;
+}
+
+int config_load(struct config *config, const char *path)
+{
+	struct config_reader reader;
+	config_t cf;
+	int status;
+
+	memset(config, 0, sizeof *config);
+	if (!path)
+		path = getenv("QRPOOL_CONFIG");
+	if (!path || !*path)
+		path = CONFIG_DEFAULT_PATH;
+	config->path = strdup(path);
+	reader.file = config->path;
+	config_init(&cf);
+	if (!config_read_file(&cf, path)) {
+		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
+			log_error("%s: cannot read the config file: %s", path, strerror(errno ? errno : ENOENT));
+		else
+			log_error("%s:%d: %s", config_error_file(&cf) ? config_error_file(&cf) : path,
+				config_error_line(&cf), config_error_text(&cf));
+		config_destroy(&cf);
+		return EXIT_CONFIG;
+	}
+	{
+		static const char *const keys[] = { "database", "wechat", "kafka", "pools", NULL };
+		status = config_check_keys(&reader, config_root_setting(&cf), "the file", keys);
+	}
+	if (!status && !(status = config_load_database(&reader, &cf, config)) &&
+	    !(status = config_load_wechat(&reader, &cf, config)) &&
+	    !(status = config_load_kafka(&reader, &cf, config)))
+		status = config_load_pools(&reader, &cf, config);
+	config_destroy(&cf);
+	return status;
+}
+
+static void config_free_pool(struct pool_config *pool)
+{
+	free(pool->name);
+	free(pool->topic);
+	free(pool->group);
+	free(pool->page);
+	free(pool->env_version);
+	free(pool->url_prefix);
+}
+
+void config_free(struct config *config)
+{
+	struct wechat_config *w = &config->wechat;
+
+	for (size_t i = 0; i < config->pool_count; i++)
+		config_free_pool(&config->pools[i]);
+	free(config->pools);
+	for (size_t i = 0; i < config->kafka.property_count; i++)
+		free(config->kafka.properties[i]);
+	free(config->kafka.properties);
+	free(config->kafka.brokers);
+	if (w->secret)
+		explicit_bzero(w->secret, strlen(w->secret));
+	free(w->secret);
+	free(w->secret_file);
+	free(w->appid);
+	free(w->api_base);
+	free(w->token_command);
+	free(w->token_file);
+	free(w->ca_bundle);
+	free(config->db_path);
+	free(config->path);
+	memset(config, 0, sizeof *config);
+}
+
+const struct pool_config *config_pool(const struct config *config, const char *name)
+{
+	for (size_t i = 0; i < config->pool_count; i++)
+		if (!strcmp(config->pools[i].name, name))
+			return &config->pools[i];
+	return NULL;
+}
+
+void config_pool_names(const struct config *config, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < config->pool_count && used < size; i++)
+		used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "",
+			config->pools[i].name);
+}
+
+int config_wechat_budget(const struct config *config)
+{
+	return config->wechat.quota_per_minute - config->wechat.reserve_per_minute;
+}
+
+int config_read_secret(const struct config *config, char *buf, size_t size)
+{
+	const struct wechat_config *w = &config->wechat;
+	FILE *file;
+	size_t length;
+
+	if (w->secret) {
+		if (strlen(w->secret) >= size) {
+			log_error("%s: wechat.secret is too long", config->path);
+			return EXIT_CONFIG;
+		}
+		strcpy(buf, w->secret);
+		return 0;
+	}
+	if (!w->secret_file) {
+		log_error("%s: wechat needs secret or secret_file for this token source", config->path);
+		return EXIT_CONFIG;
+	}
+	file = fopen(w->secret_file, "r");
+	if (!file) {
+		log_error("%s: cannot read secret_file %s: %s", config->path, w->secret_file, strerror(errno));
+		return EXIT_CONFIG;
+	}
+	length = fread(buf, 1, size - 1, file);
+	fclose(file);
+	buf[length] = '\0';
+	while (length && (buf[length - 1] == '\n' || buf[length - 1] == '\r' || buf[length - 1] == ' '))
+		buf[--length] = '\0';
+	if (!length || length == size - 1) {
+		explicit_bzero(buf, size);
+		log_error("%s: secret_file %s is empty or too long", config->path, w->secret_file);
+		return EXIT_CONFIG;
+	}
+	return 0;
+}
+
+const char *config_source_name(enum pool_source source)
+{
+	return source == POOL_WECHAT ? "wechat" : "link";
+}
+
+const char *config_token_source_name(enum token_source source)
+{
+	static const char *const names[] = { "stable", "classic", "command", "file" };
+	return names[source];
+}

@@ -1,0 +1,101 @@
+/* The configuration file (libconfig): -c FILE, else $QRPOOL_CONFIG, else
+ * /etc/qrpool/qrpool.cfg. See qrpool.cfg(5) and README.md for every setting. */
+#ifndef QRPOOL_CONFIG_H
+#define QRPOOL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/qrpool/qrpool.cfg"
+
+enum pool_source { POOL_WECHAT, POOL_LINK };
+enum token_source { TOKEN_STABLE, TOKEN_CLASSIC, TOKEN_COMMAND, TOKEN_FILE };
+
+struct rgb { int r, g, b; };
+
+struct pool_config {
+	char *name;
+	enum pool_source source;
+	int line;                   /* where the pool is defined, for messages */
+	char *topic;                /* Kafka topic; default "qrpool.<name>" */
+	char *group;                /* consumer group of the online service */
+	double cover_hours;         /* stock wanted, in hours of forecast demand */
+	double safety;              /* margin on top of the forecast: 0.2 = +20% */
+	int drop_image_after_publish;
+	/* wechat pools */
+	char *page;
+	int width;
+	char *env_version;
+	int check_path;
+	int is_hyaline;
+	int auto_color;
+	struct rgb line_color;
+	/* link pools */
+	char *url_prefix;
+	char ec_level;              /* 'L', 'M', 'Q' or 'H' */
+	int module_px;
+	int margin;                 /* quiet zone in modules */
+	struct rgb foreground, background;
+	int min_version;            /* 0: smallest that fits */
+	int png_compression;        /* zlib level 0-9 */
+};
+
+struct wechat_config {
+	char *appid;
+	char *secret;               /* inline secret; masked in dumps */
+	char *secret_file;
+	char *api_base;
+	enum token_source token_source;
+	char *token_command;
+	char *token_file;
+	int quota_per_minute;
+	int reserve_per_minute;
+	int concurrency;
+	int64_t connect_timeout_ms;
+	int64_t timeout_ms;
+	int retries;                /* transient failures tolerated per item */
+	char *ca_bundle;
+};
+
+struct kafka_config {
+	char *brokers;
+	char **properties;          /* "key=value" for librdkafka, untouched */
+	size_t property_count;
+	int64_t timeout_ms;         /* delivery and drain deadline */
+};
+
+struct config {
+	char *path;
+	char *db_path;
+	int64_t busy_timeout_ms;
+	int has_wechat;             /* a wechat section was given */
+	struct wechat_config wechat;
+	struct kafka_config kafka;
+	struct pool_config *pools;
+	size_t pool_count;
+};
+
+/* Loads and checks the file. Returns 0, or EXIT_CONFIG after logging
+ * "file:line: message". `path` NULL means $QRPOOL_CONFIG, else the default. */
+int config_load(struct config *config, const char *path);
+void config_free(struct config *config);
+
+const struct pool_config *config_pool(const struct config *config, const char *name);
+/* "a, b, c": the known pool names, for messages. */
+void config_pool_names(const struct config *config, char *buf, size_t size);
+
+/* The budget per minute this pipeline may use: quota - reserve. */
+int config_wechat_budget(const struct config *config);
+
+/* Reads the app secret (inline or from secret_file) into buf. Returns 0 or
+ * EXIT_CONFIG. The secret is never logged. */
+int config_read_secret(const struct config *config, char *buf, size_t size);
+
+/* Prints the merged configuration in libconfig syntax, secrets masked. */
+int config_dump(const struct config *config, FILE *out);
+
+const char *config_source_name(enum pool_source source);
+const char *config_token_source_name(enum token_source source);
+
+#endif

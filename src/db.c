@@ -1,0 +1,213 @@
+#include "db.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "exitcode.h"
+#include "log.h"
+#include "schema.h"
+
+double db_now(void)
+{
+	struct timeval now;
+
+	gettimeofday(&now, NULL);
+	return (double)now.tv_sec + now.tv_usec / 1e6;
+}
+
+int db_error_code(struct db *db, int rc)
+{
+	(void)db;
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return EXIT_TEMPFAIL;
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+	case SQLITE_READONLY:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+	case SQLITE_AUTH:
+		return EXIT_IO;
+	default:
+		return EXIT_INTERNAL;
+	}
+}
+
+int db_fail(struct db *db, int rc, const char *what)
+{
+	log_error("%s: %s: %s", db->path, what,
+		db->handle ? sqlite3_errmsg(db->handle) : sqlite3_errstr(rc));
+	return db_error_code(db, rc);
+}
+
+int db_exec(struct db *db, const char *sql)
+{
+	char *message = NULL;
+	int rc = sqlite3_exec(db->handle, sql, NULL, NULL, &message);
+
+	if (rc == SQLITE_OK)
+		return 0;
+	log_error("%s: %s", db->path, message ? message : sqlite3_errstr(rc));
+	sqlite3_free(message);
+	return db_error_code(db, rc);
+}
+
+int db_prepare(struct db *db, sqlite3_stmt **stmt, const char *sql)
+{
+	int rc = sqlite3_prepare_v2(db->handle, sql, -1, stmt, NULL);
+
+	return rc == SQLITE_OK ? 0 : db_fail(db, rc, "preparing a statement");
+}
+
+int db_begin_immediate(struct db *db)
+{
+	return db_exec(db, "BEGIN IMMEDIATE");
+}
+
+int db_commit(struct db *db)
+{
+	return db_exec(db, "COMMIT");
+}
+
+void db_rollback(struct db *db)
+{
+	if (!sqlite3_get_autocommit(db->handle))
+		sqlite3_exec(db->handle, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int db_schema_latest(void)
+{
+	return schema_step_count ? schema_steps[schema_step_count - 1].version : 0;
+}
+
+int db_schema_version(struct db *db)
+{
+	sqlite3_stmt *stmt;
+	int version = -1;
+
+	if (sqlite3_prepare_v2(db->handle, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		version = sqlite3_column_int(stmt, 0);
+	sqlite3_finalize(stmt);
+	return version;
+}
+
+/* Applies every step newer than the file's version, all in one transaction,
+ * so a crash mid-migration leaves the old version intact. */
+static int db_migrate(struct db *db)
+{
+	int version, status;
+	char pragma[64];
+
+	version = db_schema_version(db);
+	if (version == db_schema_latest())
+		return 0;
+	if ((status = db_begin_immediate(db)))
+		return status;
+	version = db_schema_version(db);   /* another process may have migrated meanwhile */
+	if (version > db_schema_latest()) {
+		db_rollback(db);
+		log_error("%s: schema version %d is newer than this qrpool knows (%d): "
+			"upgrade qrpool before using this database", db->path, version,
+			db_schema_latest());
+		return EXIT_CONFIG;
+	}
+	for (int i = 0; i < schema_step_count; i++) {
+		if (schema_steps[i].version <= version)
+			continue;
+		log_info("%s: applying schema %s", db->path, schema_steps[i].name);
+		if ((status = db_exec(db, schema_steps[i].sql))) {
+			log_error("%s: schema step %s failed", db->path, schema_steps[i].name);
+			db_rollback(db);
+			return status;
+		}
+	}
+	snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", db_schema_latest());
+	if ((status = db_exec(db, pragma)) || (status = db_commit(db))) {
+		db_rollback(db);
+		return status;
+	}
+	return 0;
+}
+
+int db_open(struct db *db, const char *path, int64_t busy_timeout_ms)
+{
+	int rc, status;
+
+	memset(db, 0, sizeof *db);
+	db->path = path;
+	rc = sqlite3_open_v2(path, &db->handle,
+		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		log_error("%s: cannot open the staging database: %s", path,
+			db->handle ? sqlite3_errmsg(db->handle) : sqlite3_errstr(rc));
+		db_close(db);
+		return EXIT_IO;
+	}
+	sqlite3_extended_result_codes(db->handle, 1);
+	sqlite3_busy_timeout(db->handle, busy_timeout_ms > 0x7fffffff ? 0x7fffffff : (int)busy_timeout_ms);
+	/* WAL lets readers (report, pending) run beside a writer; NORMAL sync in
+	 * WAL mode is durable across process crashes, which is what resuming needs. */
+	if ((status = db_exec(db, "PRAGMA journal_mode = WAL")) ||
+	    (status = db_exec(db, "PRAGMA synchronous = NORMAL")) ||
+	    (status = db_exec(db, "PRAGMA foreign_keys = ON")) ||
+	    (status = db_exec(db, "PRAGMA cache_size = -65536")) ||
+	    (status = db_migrate(db))) {
+		db_close(db);
+		return status;
+	}
+	return 0;
+}
+
+void db_close(struct db *db)
+{
+	if (db->handle)
+		sqlite3_close_v2(db->handle);
+	db->handle = NULL;
+}
+
+int db_run_start(struct db *db, const char *stage)
+{
+	sqlite3_stmt *stmt;
+	int status, rc;
+
+	if ((status = db_prepare(db, &stmt,
+			"INSERT INTO runs (stage, pid, started_at) VALUES (?, ?, ?)")))
+		return status;
+	sqlite3_bind_text(stmt, 1, stage, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)getpid());
+	sqlite3_bind_double(stmt, 3, db_now());
+	rc = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "recording the run");
+	db->run_id = sqlite3_last_insert_rowid(db->handle);
+	return 0;
+}
+
+void db_run_end(struct db *db, int64_t items_in, int64_t items_out, int exit_status)
+{
+	sqlite3_stmt *stmt;
+	int rc;
+
+	if (!db->handle || !db->run_id)
+		return;
+	if (db_prepare(db, &stmt, "UPDATE runs SET ended_at = ?, items_in = ?, items_out = ?, "
+			"exit_status = ? WHERE id = ?"))
+		return;
+	sqlite3_bind_double(stmt, 1, db_now());
+	sqlite3_bind_int64(stmt, 2, items_in);
+	sqlite3_bind_int64(stmt, 3, items_out);
+	sqlite3_bind_int(stmt, 4, exit_status);
+	sqlite3_bind_int64(stmt, 5, db->run_id);
+	rc = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE)
+		db_fail(db, rc, "recording the end of the run");
+}

@@ -1,0 +1,42 @@
+/* The staging database: SQLite in WAL mode, schema applied and migrated on open. */
+#ifndef QRPOOL_DB_H
+#define QRPOOL_DB_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+struct db {
+	sqlite3 *handle;
+	const char *path;
+	int64_t run_id;         /* row in runs for this process, 0 if none */
+};
+
+/* Opens (creating if needed) and migrates to the newest schema. Returns an
+ * exit code: 0, EXIT_IO (cannot open or write), EXIT_CONFIG (a DB from a newer
+ * qrpool), EXIT_INTERNAL. Errors are logged. */
+int db_open(struct db *db, const char *path, int64_t busy_timeout_ms);
+void db_close(struct db *db);
+
+/* The schema version the file is at, and the newest this build knows. */
+int db_schema_version(struct db *db);
+int db_schema_latest(void);
+
+/* Statement helpers: each logs its own error with the DB path and returns an
+ * exit code (0 on success). */
+int db_exec(struct db *db, const char *sql);
+int db_prepare(struct db *db, sqlite3_stmt **stmt, const char *sql);
+int db_begin_immediate(struct db *db);
+int db_commit(struct db *db);
+void db_rollback(struct db *db);
+/* The exit code that a failed SQLite call should give: I/O-ish errors (full
+ * disk, read-only, locked too long) are EXIT_IO or EXIT_TEMPFAIL, the rest internal. */
+int db_error_code(struct db *db, int rc);
+int db_fail(struct db *db, int rc, const char *what);
+
+/* Run bookkeeping (table runs): start on entry, end with the counts and exit status. */
+int db_run_start(struct db *db, const char *stage);
+void db_run_end(struct db *db, int64_t items_in, int64_t items_out, int exit_status);
+
+double db_now(void);
+
+#endif

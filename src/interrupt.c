@@ -1,0 +1,28 @@
+#include "interrupt.h"
+
+#include <signal.h>
+#include <string.h>
+
+static volatile sig_atomic_t interrupt_received;
+
+static void interrupt_on_stop(int signo)
+{
+	interrupt_received = signo;
+}
+
+void interrupt_install(void)
+{
+	struct sigaction action;
+
+	memset(&action, 0, sizeof action);
+	action.sa_handler = interrupt_on_stop;
+	sigemptyset(&action.sa_mask);
+	sigaction(SIGINT, &action, NULL);
+	sigaction(SIGTERM, &action, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int interrupt_requested(void)
+{
+	return interrupt_received;
+}

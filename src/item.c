@@ -1,0 +1,97 @@
+#include "item.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "rid.h"
+
+void item_reader_init(struct item_reader *reader, FILE *in, const char *name)
+{
+	memset(reader, 0, sizeof *reader);
+	reader->in = in;
+	reader->name = name;
+}
+
+void item_reader_free(struct item_reader *reader)
+{
+	free(reader->buffer);
+	reader->buffer = NULL;
+}
+
+int item_parse(char *line, size_t length, struct item *item, char *why, size_t why_size)
+{
+	char *tab, *pool, *end;
+
+	if (length && line[length - 1] == '\r')
+		line[--length] = '\0';
+	if (strlen(line) != length) {
+		snprintf(why, why_size, "line contains a NUL byte");
+		return -1;
+	}
+	tab = strchr(line, '\t');
+	if (!tab) {
+		snprintf(why, why_size, "expected 'request_id TAB pool', found no tab");
+		return -1;
+	}
+	if (!rid_is_scene(line, (size_t)(tab - line))) {
+		snprintf(why, why_size, "request id '%.*s' is not 1 to 32 scene characters",
+			(int)(tab - line > 40 ? 40 : tab - line), line);
+		return -1;
+	}
+	pool = tab + 1;
+	end = strchr(pool, '\t');
+	if ((end ? end : line + length) == pool) {
+		snprintf(why, why_size, "the pool field is empty");
+		return -1;
+	}
+	*tab = '\0';
+	item->request_id = line;
+	item->pool = pool;
+	item->rest = NULL;
+	if (end) {
+		*end = '\0';
+		item->rest = end + 1;
+	}
+	return 0;
+}
+
+int item_read(struct item_reader *reader, struct item *item)
+{
+	for (;;) {
+		char why[160];
+		ssize_t length;
+
+		errno = 0;
+		length = getline(&reader->buffer, &reader->capacity, reader->in);
+		if (length < 0) {
+			if (ferror(reader->in)) {
+				log_error("%s: read error: %s", reader->name, strerror(errno ? errno : EIO));
+				return -1;
+			}
+			return 0;
+		}
+		reader->line_number++;
+		if (length && reader->buffer[length - 1] == '\n')
+			reader->buffer[--length] = '\0';
+		if (length == 0)
+			continue;   /* a blank line carries no item */
+		if (item_parse(reader->buffer, (size_t)length, item, why, sizeof why) == 0) {
+			item->line_number = reader->line_number;
+			return 1;
+		}
+		log_error("%s:%ld: %s; line skipped", reader->name, reader->line_number, why);
+		reader->bad_lines++;
+	}
+}
+
+int item_write(FILE *out, const struct item *item)
+{
+	if (fputs(item->request_id, out) == EOF || putc('\t', out) == EOF ||
+	    fputs(item->pool, out) == EOF)
+		return -1;
+	if (item->rest && (putc('\t', out) == EOF || fputs(item->rest, out) == EOF))
+		return -1;
+	return putc('\n', out) == EOF ? -1 : 0;
+}

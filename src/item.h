@@ -1,0 +1,39 @@
+/* Item lines, the pipe contract between tools: "request_id TAB pool LF", with
+ * optional further fields that a tool passes on untouched. */
+#ifndef QRPOOL_ITEM_H
+#define QRPOOL_ITEM_H
+
+#include <stdio.h>
+#include <sys/types.h>
+
+struct item {
+	char *request_id;
+	char *pool;
+	char *rest;           /* fields after the pool, without the leading tab; NULL if none */
+	long line_number;
+};
+
+struct item_reader {
+	FILE *in;
+	const char *name;     /* for messages: a file name or "stdin" */
+	long line_number;
+	long bad_lines;       /* malformed lines reported and skipped */
+	char *buffer;
+	size_t capacity;
+};
+
+void item_reader_init(struct item_reader *reader, FILE *in, const char *name);
+void item_reader_free(struct item_reader *reader);
+
+/* Reads the next well-formed item (pointers valid until the next call).
+ * Returns 1 for an item, 0 at the end, -1 on a read error (logged).
+ * Malformed lines are logged as "name:line: why", counted and skipped. */
+int item_read(struct item_reader *reader, struct item *item);
+
+/* Parses one line in place (no trailing newline). Returns 0, or -1 with `why`. */
+int item_parse(char *line, size_t length, struct item *item, char *why, size_t why_size);
+
+/* Writes the item as a line. Returns 0 or -1 (errno set). */
+int item_write(FILE *out, const struct item *item);
+
+#endif

@@ -1,0 +1,21 @@
+/* Diagnostics on stderr: one line each, "ISO-time program level: message".
+ * stdout is for data only. */
+#ifndef QRPOOL_LOG_H
+#define QRPOOL_LOG_H
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* verbosity: 0 = errors and warnings (default), -1 = errors only (-q),
+ * 1 = info (-v), 2 = debug (-vv). */
+void log_init(const char *program, int verbosity);
+const char *log_program(void);
+int log_enabled(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,237 @@
+#include "parse.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_fail(char *why, const char *fmt, const char *text)
+{
+	if (why)
+		snprintf(why, PARSE_WHY_SIZE, fmt, text);
+	return -1;
+}
+
+int parse_int64(const char *text, int64_t min, int64_t max, int64_t *out, char *why)
+{
+	char *end;
+	long long value;
+
+	if (!text || !*text || isspace((unsigned char)*text))
+		return parse_fail(why, "'%s' is not a number", text ? text : "");
+	errno = 0;
+	value = strtoll(text, &end, 10);
+	if (errno == ERANGE || *end != '\0' || end == text)
+		return parse_fail(why, "'%s' is not a whole number", text);
+	if (value < min || value > max) {
+		if (why)
+			snprintf(why, PARSE_WHY_SIZE, "%s is out of range (%" PRId64 " to %" PRId64 ")",
+				text, min, max);
+		return -1;
+	}
+	*out = value;
+	return 0;
+}
+
+int parse_double(const char *text, double min, double max, double *out, char *why)
+{
+	char *end;
+	double value;
+
+	if (!text || !*text || isspace((unsigned char)*text))
+		return parse_fail(why, "'%s' is not a number", text ? text : "");
+	errno = 0;
+	value = strtod(text, &end);
+	if (errno == ERANGE || *end != '\0' || end == text || !isfinite(value))
+		return parse_fail(why, "'%s' is not a number", text);
+	if (value < min || value > max) {
+		if (why)
+			snprintf(why, PARSE_WHY_SIZE, "%s is out of range (%g to %g)", text, min, max);
+		return -1;
+	}
+	*out = value;
+	return 0;
+}
+
+static int64_t parse_unit_ms(const char *unit, size_t length)
+{
+	static const struct { const char *name; int64_t ms; } units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "min", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 },
+	};
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (strlen(units[i].name) == length && !strncmp(units[i].name, unit, length))
+			return units[i].ms;
+	return -1;
+}
+
+int parse_duration_ms(const char *text, int64_t *out_ms, char *why)
+{
+	const char *p = text;
+	int64_t total = 0;
+
+	if (!text || !*text)
+		return parse_fail(why, "'%s' is not a duration (e.g. 90s, 5m, 1h30m)", "");
+	while (*p) {
+		const char *unit;
+		int64_t unit_ms = 1000, value = 0;
+
+		if (!isdigit((unsigned char)*p))
+			return parse_fail(why, "'%s' is not a duration (e.g. 90s, 5m, 1h30m)", text);
+		for (; isdigit((unsigned char)*p); p++) {
+			if (value > (INT64_MAX - 9) / 10)
+				return parse_fail(why, "duration '%s' is too long", text);
+			value = value * 10 + (*p - '0');
+		}
+		unit = p;
+		while (isalpha((unsigned char)*p))
+			p++;
+		if (p > unit) {
+			unit_ms = parse_unit_ms(unit, (size_t)(p - unit));
+			if (unit_ms < 0)
+				return parse_fail(why, "'%s' has an unknown unit (ms, s, m, h, d)", text);
+		} else if (unit != text + strlen(text) || p != text + strlen(text) || total) {
+			/* A bare number is seconds, but only on its own: "1h30" is ambiguous. */
+			return parse_fail(why, "'%s' needs a unit after each number (ms, s, m, h, d)", text);
+		}
+		if (value > INT64_MAX / unit_ms || total > INT64_MAX - value * unit_ms)
+			return parse_fail(why, "duration '%s' is too long", text);
+		total += value * unit_ms;
+	}
+	*out_ms = total;
+	return 0;
+}
+
+int parse_time_of_day(const char *text, int *out_minutes, char *why)
+{
+	int hours, minutes, consumed = 0;
+
+	if (!text || strlen(text) != 5 || !isdigit((unsigned char)text[0]) ||
+	    !isdigit((unsigned char)text[1]) || text[2] != ':' ||
+	    !isdigit((unsigned char)text[3]) || !isdigit((unsigned char)text[4]) ||
+	    sscanf(text, "%2d:%2d%n", &hours, &minutes, &consumed) != 2 || consumed != 5)
+		return parse_fail(why, "'%s' is not a time of day (HH:MM)", text ? text : "");
+	if (hours > 23 || minutes > 59)
+		return parse_fail(why, "'%s' is not a time of day (00:00 to 23:59)", text);
+	*out_minutes = hours * 60 + minutes;
+	return 0;
+}
+
+static int parse_digits(const char **p, int count, int *out)
+{
+	int value = 0;
+
+	for (int i = 0; i < count; i++, (*p)++) {
+		if (!isdigit((unsigned char)**p))
+			return -1;
+		value = value * 10 + (**p - '0');
+	}
+	*out = value;
+	return 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
+static int64_t parse_days_from_civil(int year, int month, int day)
+{
+	int64_t y = year - (month <= 2);
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+	return era * 146097 + doe - 719468;
+}
+
+static int parse_days_in_month(int year, int month)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+	return month == 2 ? 28 + leap : days[month - 1];
+}
+
+static int parse_offset(const char **p, int *out_seconds)
+{
+	int sign, hours, minutes = 0;
+
+	if (**p == 'Z') {
+		(*p)++;
+		*out_seconds = 0;
+		return 0;
+	}
+	if (**p != '+' && **p != '-')
+		return -1;
+	sign = **p == '-' ? -1 : 1;
+	(*p)++;
+	if (parse_digits(p, 2, &hours))
+		return -1;
+	if (**p == ':')
+		(*p)++;
+	if (**p && parse_digits(p, 2, &minutes))
+		return -1;
+	if (hours > 14 || minutes > 59)
+		return -1;
+	*out_seconds = sign * (hours * 3600 + minutes * 60);
+	return 0;
+}
+
+int parse_iso_time(const char *text, time_t *out, char *why)
+{
+	const char *p = text;
+	int year, month, day, hour, minute, second = 0, offset;
+	static const char *const bad = "'%s' is not an ISO-8601 time with offset "
+		"(e.g. 2026-11-28T13:00+08:00 or 2026-11-28T05:00Z)";
+
+	if (!text || parse_digits(&p, 4, &year) || *p++ != '-' || parse_digits(&p, 2, &month) ||
+	    *p++ != '-' || parse_digits(&p, 2, &day) || (*p != 'T' && *p != ' '))
+		return parse_fail(why, bad, text ? text : "");
+	p++;
+	if (parse_digits(&p, 2, &hour) || *p++ != ':' || parse_digits(&p, 2, &minute))
+		return parse_fail(why, bad, text);
+	if (*p == ':') {
+		p++;
+		if (parse_digits(&p, 2, &second))
+			return parse_fail(why, bad, text);
+	}
+	if (parse_offset(&p, &offset) || *p)
+		return parse_fail(why, bad, text);
+	if (month < 1 || month > 12 || day < 1 || day > parse_days_in_month(year, month) ||
+	    hour > 23 || minute > 59 || second > 59)
+		return parse_fail(why, "'%s' is not a valid date and time", text);
+	*out = (time_t)(parse_days_from_civil(year, month, day) * 86400 + hour * 3600 +
+		minute * 60 + second - offset);
+	return 0;
+}
+
+time_t parse_next_local_time(time_t now, int minutes)
+{
+	struct tm tm;
+	time_t candidate;
+
+	localtime_r(&now, &tm);
+	tm.tm_hour = minutes / 60;
+	tm.tm_min = minutes % 60;
+	tm.tm_sec = 0;
+	tm.tm_isdst = -1;
+	candidate = mktime(&tm);
+	if (candidate < now) {
+		tm.tm_mday += 1;
+		tm.tm_hour = minutes / 60;
+		tm.tm_min = minutes % 60;
+		tm.tm_sec = 0;
+		tm.tm_isdst = -1;
+		candidate = mktime(&tm);
+	}
+	return candidate;
+}
+
+void parse_format_iso(time_t t, char *buf, size_t size)
+{
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%dT%H:%M:%S%z", &tm);
+}

@@ -1,0 +1,32 @@
+/* Strict parsers: the whole string must be consumed and in range, or the call
+ * fails with a message in `why` (for "file:line: why" style errors). */
+#ifndef QRPOOL_PARSE_H
+#define QRPOOL_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define PARSE_WHY_SIZE 160
+
+int parse_int64(const char *text, int64_t min, int64_t max, int64_t *out, char *why);
+int parse_double(const char *text, double min, double max, double *out, char *why);
+
+/* "90", "90s", "1500ms", "5m", "2h", "1d", "1h30m": milliseconds. */
+int parse_duration_ms(const char *text, int64_t *out_ms, char *why);
+
+/* "HH:MM" (24-hour clock): minutes after midnight. */
+int parse_time_of_day(const char *text, int *out_minutes, char *why);
+
+/* ISO-8601 date and time with an explicit offset: "2026-11-28T13:00:00+08:00",
+ * "2026-11-28T05:00Z", "2026-11-28 13:00+0800". Seconds are optional. */
+int parse_iso_time(const char *text, time_t *out, char *why);
+
+/* The next instant, at or after `now`, when the local clock shows `minutes`
+ * after midnight; `now` itself when that is the same minute start. */
+time_t parse_next_local_time(time_t now, int minutes);
+
+/* Format `t` as ISO-8601 in local time with offset, e.g. 2026-11-28T13:00:00+0800. */
+void parse_format_iso(time_t t, char *buf, size_t size);
+
+#endif
