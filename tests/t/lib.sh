@@ -1,0 +1,86 @@
+# Shared helpers for the shell tests (TAP). Source it first:  . "${0%/*}/lib.sh"
+# Each test gets a temp dir ($T) removed on exit, the tools on $PATH from
+# $QRPOOL_BIN, and small TAP functions. Style from jq's tests/setup.
+set -eu
+export LC_ALL=C
+TESTS_DIR=$(cd "${0%/*}/.." && pwd)
+ROOT=$(cd "$TESTS_DIR/.." && pwd)
+QRPOOL_BIN=${QRPOOL_BIN:-$ROOT/bin}
+PATH=$QRPOOL_BIN:$ROOT/scripts:$PATH
+# Debian's python3 (with python3-prometheus-client), not a pyenv shim.
+PYTHON=/usr/bin/python3
+T=$(mktemp -d "${TMPDIR:-/tmp}/qrpool-test.XXXXXX")
+chmod 700 "$T"
+export QRPOOL_CONFIG=$T/qrpool.cfg
+tap_count=0
+tap_failed=0
+tap_cleanups=
+
+# Register a command to run at exit (servers to stop), newest first.
+at_exit() { tap_cleanups="$*; $tap_cleanups"; }
+tap_finish() {
+  status=$?
+  eval "$tap_cleanups" >/dev/null 2>&1 || true
+  rm -rf "$T"
+  echo "1..$tap_count"
+  [ "$tap_failed" -eq 0 ] && [ "$status" -eq 0 ] || exit 1
+}
+trap tap_finish EXIT
+trap 'exit 130' INT TERM
+
+ok() {  # ok DESCRIPTION -- COMMAND...   passes when the command exits 0
+  desc=$1; shift; [ "${1:-}" = "--" ] && shift
+  tap_count=$((tap_count + 1))
+  if "$@" >"$T/.ok.out" 2>&1; then echo "ok $tap_count - $desc"
+  else
+    tap_failed=$((tap_failed + 1)); echo "not ok $tap_count - $desc"
+    sed 's/^/# /' "$T/.ok.out" | head -40
+  fi
+}
+is() {  # is DESCRIPTION ACTUAL EXPECTED
+  tap_count=$((tap_count + 1))
+  if [ "$2" = "$3" ]; then echo "ok $tap_count - $1"
+  else
+    tap_failed=$((tap_failed + 1)); echo "not ok $tap_count - $1"
+    printf '#   got:      %s\n#   expected: %s\n' "$2" "$3" | head -20
+  fi
+}
+like() {  # like DESCRIPTION TEXT EXTENDED-REGEX
+  tap_count=$((tap_count + 1))
+  if printf '%s' "$2" | grep -Eq -- "$3"; then echo "ok $tap_count - $1"
+  else
+    tap_failed=$((tap_failed + 1)); echo "not ok $tap_count - $1"
+    printf '#   text:    %s\n#   pattern: %s\n' "$2" "$3" | head -20
+  fi
+}
+diag() { printf '# %s\n' "$*"; }
+skip_all() { echo "1..0 # SKIP $*"; trap - EXIT; rm -rf "$T"; exit 0; }
+
+# Runs a command, storing its exit status in $rc, stdout in $T/out, stderr in $T/err.
+run() { rc=0; "$@" >"$T/out" 2>"$T/err" || rc=$?; }
+
+sql() { sqlite3 -batch -noheader "$T/staging.db" "$@"; }
+
+# A minimal valid config: two wechat pools and one link pool, DB in $T.
+# Extra text in $1 is appended inside the wechat section (e.g. api_base).
+write_config() {
+  cat >"$QRPOOL_CONFIG" <<CFG
+database = { path = "$T/staging.db"; busy_timeout = "5s"; };
+wechat = {
+  appid = "wxtest0000000001";
+  secret_file = "$T/secret";
+  quota_per_minute = 5000;
+  reserve_per_minute = 500;
+  ${1:-}
+};
+kafka = { brokers = "${KAFKA_BROKERS:-127.0.0.1:9}"; };
+pools = (
+  { name = "poster"; source = "wechat"; page = "pages/r/index"; cover_hours = 24; safety = 0.2; },
+  { name = "card"; source = "wechat"; page = "pages/r/index"; cover_hours = 12; safety = 0; },
+  { name = "link"; source = "link"; url_prefix = "https://m.example.com/q/"; cover_hours = 24; safety = 0.1; }
+);
+CFG
+  chmod 600 "$QRPOOL_CONFIG"
+  printf 'test-secret-do-not-log\n' >"$T/secret"
+  chmod 600 "$T/secret"
+}
