@@ -1,0 +1,246 @@
+#include "plan.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exitcode.h"
+#include "log.h"
+#include "parse.h"
+
+#define PLAN_MAX_CODES_PER_HOUR 1000000000LL
+#define PLAN_ERRORS_SHOWN 20
+
+static int plan_is_blank_or_comment(const char *line)
+{
+	while (*line == ' ' || *line == '\t')
+		line++;
+	return *line == '\0' || *line == '#';
+}
+
+static int plan_add_row(struct demand *demand, const struct demand_row *row)
+{
+	if (demand->count == demand->capacity) {
+		size_t capacity = demand->capacity ? demand->capacity * 2 : 256;
+		struct demand_row *rows = realloc(demand->rows, capacity * sizeof *rows);
+		if (!rows)
+			return -1;
+		demand->rows = rows;
+		demand->capacity = capacity;
+	}
+	demand->rows[demand->count++] = *row;
+	return 0;
+}
+
+static int plan_find_pool(const struct config *config, const char *name, size_t *index)
+{
+	for (size_t i = 0; i < config->pool_count; i++)
+		if (!strcmp(config->pools[i].name, name)) {
+			*index = i;
+			return 0;
+		}
+	return -1;
+}
+
+int plan_parse_demand_line(struct demand *demand, const struct config *config, char *line,
+	const char *source, long line_number, char *why, size_t why_size)
+{
+	char *fields[4], *cursor = line, parse_why[PARSE_WHY_SIZE];
+	struct demand_row row = { .source = source, .line = line_number };
+	size_t length = strlen(line), count = 0;
+	int offset_ok;
+
+	if (length && line[length - 1] == '\r')
+		line[--length] = '\0';
+	if (plan_is_blank_or_comment(line))
+		return 0;
+	/* An export's header line is accepted, but only as the first line. */
+	if (line_number == 1 && !strcmp(line, "pool\thour\tcodes"))
+		return 0;
+	while (count < 4) {
+		fields[count++] = cursor;
+		cursor = strchr(cursor, '\t');
+		if (!cursor)
+			break;
+		*cursor++ = '\0';
+	}
+	if (count != 3) {
+		snprintf(why, why_size, "expected 3 tab-separated fields (pool, hour, codes), found %s",
+			count > 3 ? "more" : count == 2 ? "2" : "1");
+		return -1;
+	}
+	if (plan_find_pool(config, fields[0], &row.pool_index)) {
+		char names[1024];
+		config_pool_names(config, names, sizeof names);
+		snprintf(why, why_size, "unknown pool '%.64s' (known: %s)", fields[0], names);
+		return -1;
+	}
+	if (parse_iso_time(fields[1], &row.hour, parse_why)) {
+		snprintf(why, why_size, "bad hour: %s", parse_why);
+		return -1;
+	}
+	/* The hour must start on the hour in its own offset: 13:00+08:00, not 13:30+08:00. */
+	offset_ok = strlen(fields[1]) >= 16 && !strncmp(fields[1] + 13, ":00", 3) &&
+		(fields[1][16] != ':' || !strncmp(fields[1] + 16, ":00", 3));
+	if (!offset_ok) {
+		snprintf(why, why_size, "hour '%.40s' is not the start of an hour (minutes and seconds "
+			"must be 00)", fields[1]);
+		return -1;
+	}
+	if (parse_int64(fields[2], 0, PLAN_MAX_CODES_PER_HOUR, &row.codes, parse_why)) {
+		snprintf(why, why_size, "bad codes count: %s", parse_why);
+		return -1;
+	}
+	if (plan_add_row(demand, &row)) {
+		snprintf(why, why_size, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int plan_read_demand(struct demand *demand, const struct config *config, FILE *in,
+	const char *source)
+{
+	char *line = NULL, why[1280];
+	size_t capacity = 0;
+	long line_number = 0;
+	ssize_t length;
+
+	while ((length = getline(&line, &capacity, in)) >= 0) {
+		line_number++;
+		if (length && line[length - 1] == '\n')
+			line[--length] = '\0';
+		if (strlen(line) != (size_t)length) {
+			snprintf(why, sizeof why, "line contains a NUL byte");
+		} else if (!plan_parse_demand_line(demand, config, line, source, line_number, why,
+				sizeof why)) {
+			continue;
+		}
+		if (demand->errors++ < PLAN_ERRORS_SHOWN)
+			log_error("%s:%ld: %s", source, line_number, why);
+	}
+	free(line);
+	if (ferror(in)) {
+		log_error("%s: read error: %s", source, strerror(errno ? errno : EIO));
+		return EXIT_IO;
+	}
+	return demand->errors ? EXIT_DATA : 0;
+}
+
+static int plan_compare_rows(const void *a, const void *b)
+{
+	const struct demand_row *x = a, *y = b;
+
+	if (x->pool_index != y->pool_index)
+		return x->pool_index < y->pool_index ? -1 : 1;
+	if (x->hour != y->hour)
+		return x->hour < y->hour ? -1 : 1;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+int plan_check_duplicates(struct demand *demand, const struct config *config)
+{
+	int duplicates = 0;
+
+	qsort(demand->rows, demand->count, sizeof *demand->rows, plan_compare_rows);
+	for (size_t i = 1; i < demand->count; i++) {
+		const struct demand_row *first = &demand->rows[i - 1], *again = &demand->rows[i];
+		char hour[40];
+
+		if (first->pool_index != again->pool_index || first->hour != again->hour)
+			continue;
+		parse_format_iso(again->hour, hour, sizeof hour);
+		if (duplicates++ < PLAN_ERRORS_SHOWN)
+			log_error("%s:%ld: pool '%s' hour %s already given at %s:%ld", again->source,
+				again->line, config->pools[again->pool_index].name, hour, first->source,
+				first->line);
+	}
+	demand->errors += duplicates;
+	return duplicates ? EXIT_DATA : 0;
+}
+
+void plan_demand_free(struct demand *demand)
+{
+	free(demand->rows);
+	memset(demand, 0, sizeof *demand);
+}
+
+/* Rounds up, forgiving the last bits of floating-point noise. */
+static int64_t plan_ceil(double value)
+{
+	return (int64_t)ceil(value - 1e-9);
+}
+
+void plan_model(struct plan_pool *pools, size_t count, const struct demand *demand, time_t from)
+{
+	for (size_t i = 0; i < count; i++)
+		pools[i].forecast = 0;
+	for (size_t r = 0; r < demand->count; r++) {
+		const struct demand_row *row = &demand->rows[r];
+		struct plan_pool *p = &pools[row->pool_index];
+		double end = (double)from + p->pool->cover_hours * 3600.0;
+		double start = (double)row->hour > (double)from ? (double)row->hour : (double)from;
+		double stop = (double)row->hour + 3600.0 < end ? (double)row->hour + 3600.0 : end;
+
+		/* An hour only partly inside the window counts in proportion. */
+		if (stop > start)
+			p->forecast += (double)row->codes * (stop - start) / 3600.0;
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct plan_pool *p = &pools[i];
+		int64_t stock = p->depth.depth + p->in_flight;
+		double rate = p->pool->cover_hours > 0 ? p->forecast / p->pool->cover_hours : 0;
+
+		p->demand = plan_ceil(p->forecast);
+		p->target = plan_ceil(p->forecast * (1.0 + p->pool->safety));
+		p->need = p->target > stock ? p->target - stock : 0;
+		p->granted = 0;
+		p->hours_of_cover = rate > 0 ? (double)stock / rate : HUGE_VAL;
+	}
+}
+
+static int plan_compare_urgency(const void *a, const void *b)
+{
+	const struct plan_pool *const *x = a, *const *y = b;
+
+	if ((*x)->hours_of_cover != (*y)->hours_of_cover)
+		return (*x)->hours_of_cover < (*y)->hours_of_cover ? -1 : 1;
+	return strcmp((*x)->pool->name, (*y)->pool->name);
+}
+
+int64_t plan_allocate(struct plan_pool *pools, size_t count, const struct plan_limits *limits)
+{
+	struct plan_pool **order = calloc(count ? count : 1, sizeof *order);
+	int64_t capacity = limits->capacity, left = limits->max_codes, short_by = 0;
+
+	if (!order)
+		return -1;
+	/* Codes planned earlier and not fetched yet will use tonight's quota too. */
+	for (size_t i = 0; i < count; i++) {
+		order[i] = &pools[i];
+		if (capacity >= 0 && pools[i].pool->source == POOL_WECHAT)
+			capacity = capacity > pools[i].planned ? capacity - pools[i].planned : 0;
+	}
+	qsort(order, count, sizeof *order, plan_compare_urgency);
+	for (size_t i = 0; i < count; i++) {
+		struct plan_pool *p = order[i];
+		int64_t grant = p->need;
+
+		if (p->pool->source == POOL_WECHAT && capacity >= 0) {
+			if (grant > capacity) {
+				short_by += grant - capacity;
+				grant = capacity;
+			}
+			capacity -= grant;
+		}
+		if (left >= 0) {
+			grant = grant < left ? grant : left;
+			left -= grant;
+		}
+		p->granted = grant;
+	}
+	free(order);
+	return short_by;
+}

@@ -1,0 +1,63 @@
+/* Planning: demand rows in, codes to make per pool out. */
+#ifndef QRPOOL_PLAN_H
+#define QRPOOL_PLAN_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "config.h"
+#include "db.h"
+#include "depth.h"
+
+struct demand_row {
+	size_t pool_index;
+	time_t hour;              /* start of the hour, unix seconds */
+	int64_t codes;
+	const char *source;       /* file name, for messages */
+	long line;
+};
+
+struct demand {
+	struct demand_row *rows;
+	size_t count, capacity;
+	int errors;               /* bad lines seen so far */
+};
+
+/* Parses one demand line ("pool TAB hour TAB codes"; comments and blank lines
+ * are skipped). Returns 0 (row added or nothing to add) or -1 with `why`. */
+int plan_parse_demand_line(struct demand *demand, const struct config *config, char *line,
+	const char *source, long line_number, char *why, size_t why_size);
+
+/* Reads a whole demand file. Bad lines are logged as "source:line: why".
+ * Returns 0, EXIT_DATA (bad lines, all counted in demand->errors) or EXIT_IO. */
+int plan_read_demand(struct demand *demand, const struct config *config, FILE *in,
+	const char *source);
+
+/* Reports rows naming the same pool and hour twice. Returns 0 or EXIT_DATA. */
+int plan_check_duplicates(struct demand *demand, const struct config *config);
+void plan_demand_free(struct demand *demand);
+
+struct plan_pool {
+	const struct pool_config *pool;
+	double forecast;          /* codes expected over the cover hours after the start */
+	int64_t demand;           /* forecast, rounded up */
+	struct pool_depth depth;
+	int64_t in_flight;        /* planned or fetched, not yet published */
+	int64_t planned;          /* of those, still needing a WeChat call */
+	int64_t target, need, granted;
+	double hours_of_cover;    /* (depth + in flight) / forecast rate; huge when no demand */
+};
+
+struct plan_limits {
+	int64_t capacity;         /* wechat codes that can be made; -1: unbounded */
+	int64_t max_codes;        /* --max over all pools; -1: none */
+};
+
+/* Fills forecast, demand, target and need for each pool. */
+void plan_model(struct plan_pool *pools, size_t count, const struct demand *demand, time_t from);
+/* Grants codes within the limits, most urgent pools (fewest hours of cover)
+ * first. Returns the wechat codes that capacity left unmade (0: none short). */
+int64_t plan_allocate(struct plan_pool *pools, size_t count, const struct plan_limits *limits);
+
+#endif

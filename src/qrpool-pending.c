@@ -1,0 +1,191 @@
+/* qrpool-pending: lists staged codes as item lines (to resume a run or to
+ * audit), or counts them per pool and state. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "db.h"
+#include "exitcode.h"
+#include "log.h"
+#include "parse.h"
+
+#define PENDING_STATES 4
+static const char *const pending_state_names[PENDING_STATES] = {
+	"planned", "fetched", "published", "failed"
+};
+
+struct pending_options {
+	struct cli_common common;
+	int states[PENDING_STATES];   /* 1 = listed; all 0 = every state */
+	const char *pool;
+	int64_t limit;                /* -1: no limit */
+	int count;
+};
+
+static void pending_usage(void)
+{
+	printf("Usage: qrpool-pending [OPTIONS]\n"
+		"List staged codes as item lines (request_id TAB pool), oldest first, to feed a\n"
+		"resumed run:  qrpool-pending --state planned | qrpool-fetch ...\n\n"
+		"  -s, --state LIST   planned, fetched, published, failed (comma-separated or\n"
+		"                     repeated; default: all)\n"
+		"  -p, --pool NAME    only this pool\n"
+		"  -l, --limit N      at most N lines\n"
+		"      --count        a table of counts per pool and state instead of items\n"
+		CLI_COMMON_HELP
+		"\n" EXITCODE_HELP);
+}
+
+static int pending_parse_states(const char *list, int *states)
+{
+	char *copy = strdup(list), *save = NULL;
+	int status = 0;
+
+	if (!copy)
+		return EXIT_INTERNAL;
+	for (char *name = strtok_r(copy, ",", &save); name && !status; name = strtok_r(NULL, ",", &save)) {
+		int found = 0;
+		for (int i = 0; i < PENDING_STATES; i++)
+			if (!strcmp(name, pending_state_names[i]))
+				states[i] = found = 1;
+		if (!found)
+			status = cli_usage_error("--state: unknown state '%s' (planned, fetched, published, "
+				"failed)", name);
+	}
+	free(copy);
+	return status;
+}
+
+static int pending_parse_options(int argc, char **argv, struct pending_options *options)
+{
+	enum { OPT_COUNT = CLI_OPT_FIRST_TOOL_OPTION };
+	static const struct option longs[] = {
+		CLI_COMMON_LONG,
+		{ "state", required_argument, NULL, 's' },
+		{ "pool", required_argument, NULL, 'p' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ "count", no_argument, NULL, OPT_COUNT },
+		{ NULL, 0, NULL, 0 },
+	};
+	char why[PARSE_WHY_SIZE];
+	int opt, status;
+
+	memset(options, 0, sizeof *options);
+	options->limit = -1;
+	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "s:p:l:", longs, NULL)) != -1) {
+		if (cli_common_option(&options->common, opt, optarg))
+			continue;
+		switch (opt) {
+		case 's':
+			if ((status = pending_parse_states(optarg, options->states)))
+				return status;
+			break;
+		case 'p':
+			options->pool = optarg;
+			break;
+		case 'l':
+			if (parse_int64(optarg, 0, INT64_MAX, &options->limit, why))
+				return cli_usage_error("--limit: %s", why);
+			break;
+		case OPT_COUNT:
+			options->count = 1;
+			break;
+		default:
+			return cli_usage_error("unknown option");
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+/* The state filter as SQL over bound parameters ?1..?4; unused ones are NULL. */
+static void pending_bind_states(sqlite3_stmt *stmt, const int *states)
+{
+	int any = 0;
+
+	for (int i = 0; i < PENDING_STATES; i++)
+		any |= states[i];
+	for (int i = 0; i < PENDING_STATES; i++)
+		if (!any || states[i])
+			sqlite3_bind_text(stmt, i + 1, pending_state_names[i], -1, SQLITE_STATIC);
+}
+
+static int pending_list(struct db *db, const struct pending_options *options)
+{
+	sqlite3_stmt *stmt;
+	int status, rc;
+
+	if ((status = db_prepare(db, &stmt, "SELECT request_id, pool FROM codes "
+			"WHERE state IN (?1, ?2, ?3, ?4) AND (?5 IS NULL OR pool = ?5) "
+			"ORDER BY id LIMIT ?6")))
+		return status;
+	pending_bind_states(stmt, options->states);
+	if (options->pool)
+		sqlite3_bind_text(stmt, 5, options->pool, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 6, options->limit);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		if (printf("%s\t%s\n", sqlite3_column_text(stmt, 0), sqlite3_column_text(stmt, 1)) < 0)
+			break;
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_fail(db, rc, "listing codes");
+	return 0;
+}
+
+static int pending_count(struct db *db, const struct pending_options *options)
+{
+	sqlite3_stmt *stmt;
+	int status, rc;
+
+	if ((status = db_prepare(db, &stmt, "SELECT pool, "
+			"sum(state = 'planned'), sum(state = 'fetched'), sum(state = 'published'), "
+			"sum(state = 'failed'), count(*) FROM codes "
+			"WHERE state IN (?1, ?2, ?3, ?4) AND (?5 IS NULL OR pool = ?5) "
+			"GROUP BY pool ORDER BY pool")))
+		return status;
+	pending_bind_states(stmt, options->states);
+	if (options->pool)
+		sqlite3_bind_text(stmt, 5, options->pool, -1, SQLITE_STATIC);
+	printf("%-24s %10s %10s %10s %10s %10s\n", "pool", "planned", "fetched", "published",
+		"failed", "total");
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		printf("%-24s", sqlite3_column_text(stmt, 0));
+		for (int column = 1; column <= 5; column++)
+			printf(" %10lld", (long long)sqlite3_column_int64(stmt, column));
+		putchar('\n');
+	}
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "counting codes");
+}
+
+int main(int argc, char **argv)
+{
+	struct pending_options options;
+	struct config config;
+	struct db db;
+	int status;
+
+	log_init(argv[0], 0);
+	if ((status = pending_parse_options(argc, argv, &options)))
+		return status;
+	log_init(argv[0], options.common.verbosity);
+	if (options.common.help || options.common.version) {
+		if (options.common.help)
+			pending_usage();
+		else
+			cli_print_version();
+		return cli_close_stdout();
+	}
+	if ((status = config_load(&config, options.common.config_path)))
+		return status;
+	if (options.common.dump_config) {
+		status = config_dump(&config, stdout);
+	} else if (!(status = db_open(&db, config.db_path, config.busy_timeout_ms))) {
+		status = options.count ? pending_count(&db, &options) : pending_list(&db, &options);
+		db_close(&db);
+	}
+	config_free(&config);
+	return exitcode_worst(status, cli_close_stdout());
+}

@@ -1,0 +1,463 @@
+/* qrpool-plan: turns demand forecasts and pool depth into codes to make,
+ * mints their request ids, and writes the plan to the staging DB. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "db.h"
+#include "depth.h"
+#include "exitcode.h"
+#include "log.h"
+#include "parse.h"
+#include "plan.h"
+#include "rid.h"
+
+struct plan_options {
+	struct cli_common common;
+	time_t from;
+	int64_t capacity;          /* -1: from --window, else unbounded */
+	int window_start, window_end;  /* minutes after midnight; -1: none */
+	int64_t max_codes;
+	int dry_run;
+	char **inputs;
+	int input_count;
+};
+
+struct minted {
+	char id[RID_LENGTH + 1];
+	unsigned pool_index;
+};
+
+static void plan_usage(void)
+{
+	printf("Usage: qrpool-plan [OPTIONS] [DEMAND.tsv...]\n"
+		"Plan the codes each pool needs from a demand forecast, mint their request ids,\n"
+		"stage them as 'planned' and print one item line (request_id TAB pool) per code.\n"
+		"Demand rows: pool TAB hour TAB codes (hour: ISO-8601 start of an hour with offset);\n"
+		"'#' comments and blank lines are ignored. Reads stdin when no file (or '-') is given.\n\n"
+		"  --from TIME        start of the covered period (ISO-8601; default now)\n"
+		"  --capacity N       wechat codes that can be made (default: unbounded)\n"
+		"  --window HH:MM-HH:MM  capacity = window minutes x (quota - reserve) per minute\n"
+		"  --max N            make at most N codes in all\n"
+		"  -n, --dry-run      print the per-pool table, write nothing\n"
+		CLI_COMMON_HELP
+		"\n" EXITCODE_HELP
+		"75 also means: capacity was short, the plan was written but some pools got less.\n");
+}
+
+static int plan_parse_window(const char *text, struct plan_options *options)
+{
+	char start[8], why[PARSE_WHY_SIZE];
+	const char *dash = strchr(text, '-');
+
+	if (!dash || dash - text != 5 || strlen(dash + 1) != 5)
+		return cli_usage_error("--window '%s': expected HH:MM-HH:MM", text);
+	memcpy(start, text, 5);
+	start[5] = '\0';
+	if (parse_time_of_day(start, &options->window_start, why) ||
+	    parse_time_of_day(dash + 1, &options->window_end, why))
+		return cli_usage_error("--window: %s", why);
+	return 0;
+}
+
+static int plan_parse_options(int argc, char **argv, struct plan_options *options)
+{
+	enum { OPT_FROM = CLI_OPT_FIRST_TOOL_OPTION, OPT_CAPACITY, OPT_WINDOW, OPT_MAX };
+	static const struct option longs[] = {
+		CLI_COMMON_LONG,
+		{ "from", required_argument, NULL, OPT_FROM },
+		{ "capacity", required_argument, NULL, OPT_CAPACITY },
+		{ "window", required_argument, NULL, OPT_WINDOW },
+		{ "max", required_argument, NULL, OPT_MAX },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char why[PARSE_WHY_SIZE];
+	int opt, status;
+
+	memset(options, 0, sizeof *options);
+	options->from = time(NULL);
+	options->capacity = options->max_codes = -1;
+	options->window_start = options->window_end = -1;
+	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "n", longs, NULL)) != -1) {
+		if (cli_common_option(&options->common, opt, optarg))
+			continue;
+		switch (opt) {
+		case OPT_FROM:
+			if (parse_iso_time(optarg, &options->from, why))
+				return cli_usage_error("--from: %s", why);
+			break;
+		case OPT_CAPACITY:
+			if (parse_int64(optarg, 0, INT64_MAX / 2, &options->capacity, why))
+				return cli_usage_error("--capacity: %s", why);
+			break;
+		case OPT_WINDOW:
+			if ((status = plan_parse_window(optarg, options)))
+				return status;
+			break;
+		case OPT_MAX:
+			if (parse_int64(optarg, 0, INT64_MAX / 2, &options->max_codes, why))
+				return cli_usage_error("--max: %s", why);
+			break;
+		case 'n':
+			options->dry_run = 1;
+			break;
+		default:
+			return cli_usage_error("unknown option");
+		}
+	}
+	if (options->capacity >= 0 && options->window_start >= 0)
+		return cli_usage_error("give --capacity or --window, not both");
+	options->inputs = argv + optind;
+	options->input_count = argc - optind;
+	return 0;
+}
+
+static int plan_read_inputs(const struct plan_options *options, const struct config *config,
+	struct demand *demand)
+{
+	int status = 0;
+
+	if (options->input_count == 0)
+		return plan_read_demand(demand, config, stdin, "stdin");
+	for (int i = 0; i < options->input_count; i++) {
+		const char *name = options->inputs[i];
+		FILE *in = strcmp(name, "-") ? fopen(name, "r") : stdin;
+		int one;
+
+		if (!in) {
+			log_error("%s: %s", name, strerror(errno));
+			return EXIT_IO;
+		}
+		one = plan_read_demand(demand, config, in, strcmp(name, "-") ? name : "stdin");
+		if (in != stdin)
+			fclose(in);
+		if (one == EXIT_IO)
+			return one;
+		status = exitcode_worst(status, one);
+	}
+	return status;
+}
+
+/* Capacity for new wechat codes: --capacity, or the window's minutes x budget. */
+static int64_t plan_capacity(const struct plan_options *options, const struct config *config)
+{
+	int minutes;
+
+	if (options->window_start < 0)
+		return options->capacity;
+	minutes = options->window_end - options->window_start;
+	if (minutes <= 0)
+		minutes += 24 * 60;   /* 23:00-05:00 spans midnight */
+	return (int64_t)minutes * config_wechat_budget(config);
+}
+
+static int plan_measure(struct db *db, const struct config *config, struct plan_pool *pools,
+	const struct demand *demand, time_t from)
+{
+	struct pool_counts *counts = calloc(config->pool_count, sizeof *counts);
+	int status;
+
+	if (!counts)
+		return EXIT_INTERNAL;
+	status = depth_count_states(db, config, counts);
+	for (size_t i = 0; !status && i < config->pool_count; i++) {
+		pools[i].pool = &config->pools[i];
+		pools[i].in_flight = counts[i].planned + counts[i].fetched;
+		pools[i].planned = counts[i].planned;
+		status = depth_measure(config, counts, i, &pools[i].depth);
+	}
+	free(counts);
+	if (!status)
+		plan_model(pools, config->pool_count, demand, from);
+	return status;
+}
+
+static int plan_print_table(const struct plan_pool *pools, size_t count)
+{
+	printf("%-20s %-6s %10s %10s %10s %10s %10s %10s %8s\n", "pool", "source", "demand", "depth",
+		"in_flight", "target", "need", "granted", "cover_h");
+	for (size_t i = 0; i < count; i++) {
+		const struct plan_pool *p = &pools[i];
+		char cover[16];
+
+		if (isinf(p->hours_of_cover))
+			snprintf(cover, sizeof cover, "-");
+		else
+			snprintf(cover, sizeof cover, "%.1f", p->hours_of_cover);
+		printf("%-20s %-6s %10lld %10lld %10lld %10lld %10lld %10lld %8s\n", p->pool->name,
+			config_source_name(p->pool->source), (long long)p->demand,
+			(long long)p->depth.depth, (long long)p->in_flight, (long long)p->target,
+			(long long)p->need, (long long)p->granted, cover);
+	}
+	return 0;
+}
+
+static int plan_insert_plan(struct db *db, const struct plan_options *options,
+	const struct plan_limits *limits, int64_t granted, int64_t *plan_id)
+{
+	sqlite3_stmt *stmt;
+	char inputs[2048] = "stdin";
+	size_t used = 0;
+	int status, rc;
+
+	for (int i = 0; i < options->input_count && used < sizeof inputs; i++)
+		used += (size_t)snprintf(inputs + used, sizeof inputs - used, "%s%s", i ? " " : "",
+			options->inputs[i]);
+	if ((status = db_prepare(db, &stmt, "INSERT INTO plans (created_at, from_time, capacity, "
+			"max_codes, inputs, granted) VALUES (?, ?, ?, ?, ?, ?)")))
+		return status;
+	sqlite3_bind_int64(stmt, 1, (sqlite3_int64)time(NULL));
+	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)options->from);
+	if (limits->capacity >= 0)
+		sqlite3_bind_int64(stmt, 3, limits->capacity);
+	if (limits->max_codes >= 0)
+		sqlite3_bind_int64(stmt, 4, limits->max_codes);
+	sqlite3_bind_text(stmt, 5, inputs, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(stmt, 6, granted);
+	rc = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "recording the plan");
+	*plan_id = sqlite3_last_insert_rowid(db->handle);
+	return 0;
+}
+
+static int plan_insert_pools(struct db *db, int64_t plan_id, const struct plan_pool *pools,
+	size_t count, const struct demand *demand)
+{
+	sqlite3_stmt *pool_stmt, *demand_stmt;
+	int status, rc = SQLITE_DONE;
+
+	if ((status = db_prepare(db, &pool_stmt, "INSERT INTO plan_pools (plan_id, pool, demand, "
+			"depth, in_flight, target, need, granted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")))
+		return status;
+	if ((status = db_prepare(db, &demand_stmt,
+			"INSERT INTO plan_demand (plan_id, pool, hour, codes) VALUES (?, ?, ?, ?)"))) {
+		sqlite3_finalize(pool_stmt);
+		return status;
+	}
+	for (size_t i = 0; i < count && rc == SQLITE_DONE; i++) {
+		const struct plan_pool *p = &pools[i];
+		int64_t values[] = { p->demand, p->depth.depth, p->in_flight, p->target, p->need, p->granted };
+
+		sqlite3_reset(pool_stmt);
+		sqlite3_bind_int64(pool_stmt, 1, plan_id);
+		sqlite3_bind_text(pool_stmt, 2, p->pool->name, -1, SQLITE_STATIC);
+		for (int v = 0; v < 6; v++)
+			sqlite3_bind_int64(pool_stmt, 3 + v, values[v]);
+		rc = sqlite3_step(pool_stmt);
+	}
+	for (size_t r = 0; r < demand->count && rc == SQLITE_DONE; r++) {
+		const struct demand_row *row = &demand->rows[r];
+
+		sqlite3_reset(demand_stmt);
+		sqlite3_bind_int64(demand_stmt, 1, plan_id);
+		sqlite3_bind_text(demand_stmt, 2, pools[row->pool_index].pool->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(demand_stmt, 3, (sqlite3_int64)row->hour);
+		sqlite3_bind_int64(demand_stmt, 4, row->codes);
+		rc = sqlite3_step(demand_stmt);
+	}
+	sqlite3_finalize(pool_stmt);
+	sqlite3_finalize(demand_stmt);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "recording the plan's pools");
+}
+
+static int plan_compare_minted(const void *a, const void *b)
+{
+	return memcmp(((const struct minted *)a)->id, ((const struct minted *)b)->id, RID_LENGTH);
+}
+
+/* Mints one id per granted code. Sorted, the batch enters the request_id index
+ * in key order: each index page is touched once instead of at random. The ids
+ * themselves stay random; only their insertion order changes. */
+static int plan_mint(const struct plan_pool *pools, size_t count, int64_t total,
+	struct minted **out)
+{
+	struct minted *minted = malloc((size_t)(total ? total : 1) * sizeof *minted);
+	struct rid_source source;
+	int64_t n = 0;
+
+	if (!minted) {
+		log_error("out of memory for %lld request ids", (long long)total);
+		return EXIT_INTERNAL;
+	}
+	rid_source_init(&source);
+	for (size_t i = 0; i < count; i++)
+		for (int64_t k = 0; k < pools[i].granted; k++, n++) {
+			if (rid_mint(&source, minted[n].id)) {
+				log_error("getrandom: %s", strerror(errno));
+				free(minted);
+				return EXIT_INTERNAL;
+			}
+			minted[n].pool_index = (unsigned)i;
+		}
+	qsort(minted, (size_t)total, sizeof *minted, plan_compare_minted);
+	*out = minted;
+	return 0;
+}
+
+static int plan_insert_codes(struct db *db, int64_t plan_id, const struct plan_pool *pools,
+	struct minted *minted, int64_t total)
+{
+	struct rid_source source;
+	sqlite3_stmt *stmt;
+	sqlite3_int64 now = (sqlite3_int64)time(NULL);
+	int status, rc = SQLITE_DONE;
+
+	rid_source_init(&source);
+	if ((status = db_prepare(db, &stmt, "INSERT INTO codes (request_id, pool, plan_id, state, "
+			"created_at, updated_at) VALUES (?, ?, ?, 'planned', ?, ?)")))
+		return status;
+	for (int64_t n = 0; n < total; n++) {
+		for (int attempt = 0; attempt < 10; attempt++) {
+			sqlite3_reset(stmt);
+			sqlite3_bind_text(stmt, 1, minted[n].id, RID_LENGTH, SQLITE_STATIC);
+			sqlite3_bind_text(stmt, 2, pools[minted[n].pool_index].pool->name, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(stmt, 3, plan_id);
+			sqlite3_bind_int64(stmt, 4, now);
+			sqlite3_bind_int64(stmt, 5, now);
+			rc = sqlite3_step(stmt);
+			if (rc != SQLITE_CONSTRAINT_UNIQUE)
+				break;
+			/* 95 bits make this all but impossible; if it happens, the code
+			 * gets a fresh id rather than being dropped. */
+			log_warn("request id collision; minting another");
+			if (rid_mint(&source, minted[n].id))
+				break;
+		}
+		if (rc != SQLITE_DONE)
+			break;
+	}
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "staging planned codes");
+}
+
+static int plan_print_items(const struct plan_pool *pools, const struct minted *minted, int64_t total)
+{
+	for (int64_t n = 0; n < total; n++)
+		if (printf("%s\t%s\n", minted[n].id, pools[minted[n].pool_index].pool->name) < 0)
+			break;
+	return cli_close_stdout();
+}
+
+static void plan_report_shortfall(const struct plan_pool *pools, size_t count, int64_t capacity)
+{
+	for (size_t i = 0; i < count; i++) {
+		const struct plan_pool *p = &pools[i];
+		if (p->granted < p->need)
+			log_warn("pool %s: needs %lld, planned %lld, short by %lld (%s)", p->pool->name,
+				(long long)p->need, (long long)p->granted, (long long)(p->need - p->granted),
+				p->pool->source == POOL_WECHAT && capacity >= 0 ? "capacity" : "--max");
+	}
+}
+
+/* Counts, models, allocates and writes in one IMMEDIATE transaction, so two
+ * plans at once cannot both count the same in-flight codes as missing. */
+static int plan_write(struct db *db, const struct plan_options *options,
+	const struct config *config, const struct demand *demand, struct plan_pool *pools,
+	struct minted **minted, int64_t *total, int64_t *short_by)
+{
+	struct plan_limits limits = { plan_capacity(options, config), options->max_codes };
+	int64_t plan_id = 0;
+	int status;
+
+	if ((status = db_begin_immediate(db)))
+		return status;
+	status = plan_measure(db, config, pools, demand, options->from);
+	if (!status) {
+		*short_by = plan_allocate(pools, config->pool_count, &limits);
+		*total = 0;
+		for (size_t i = 0; i < config->pool_count; i++)
+			*total += pools[i].granted;
+		status = plan_mint(pools, config->pool_count, *total, minted);
+	}
+	if (!status)
+		status = plan_insert_plan(db, options, &limits, *total, &plan_id);
+	if (!status)
+		status = plan_insert_pools(db, plan_id, pools, config->pool_count, demand);
+	if (!status)
+		status = plan_insert_codes(db, plan_id, pools, *minted, *total);
+	if (!status)
+		status = db_commit(db);
+	if (status)
+		db_rollback(db);
+	else
+		plan_report_shortfall(pools, config->pool_count, limits.capacity);
+	return status;
+}
+
+static int plan_run(const struct plan_options *options, const struct config *config)
+{
+	struct demand demand = { 0 };
+	struct plan_pool *pools = calloc(config->pool_count, sizeof *pools);
+	struct minted *minted = NULL;
+	int64_t total = 0, short_by = 0;
+	struct db db;
+	int status;
+
+	if (!pools)
+		return EXIT_INTERNAL;
+	status = plan_read_inputs(options, config, &demand);
+	if (status != EXIT_IO)
+		status = exitcode_worst(status, plan_check_duplicates(&demand, config));
+	if (status) {
+		if (demand.errors)
+			log_error("%d bad demand line%s: nothing planned", demand.errors,
+				demand.errors == 1 ? "" : "s");
+	} else if (!(status = db_open(&db, config->db_path, config->busy_timeout_ms))) {
+		if (options->dry_run) {
+			struct plan_limits limits = { plan_capacity(options, config), options->max_codes };
+			if (!(status = plan_measure(&db, config, pools, &demand, options->from))) {
+				plan_allocate(pools, config->pool_count, &limits);
+				plan_print_table(pools, config->pool_count);
+				status = cli_close_stdout();
+			}
+		} else if (!(status = db_run_start(&db, "plan"))) {
+			status = plan_write(&db, options, config, &demand, pools, &minted, &total, &short_by);
+			if (!status)
+				status = plan_print_items(pools, minted, total);
+			if (!status && short_by > 0)
+				status = EXIT_TEMPFAIL;
+			log_info("planned %lld codes", (long long)total);
+			db_run_end(&db, (int64_t)demand.count, status == EXIT_IO ? 0 : total, status);
+		}
+		db_close(&db);
+	}
+	free(minted);
+	free(pools);
+	plan_demand_free(&demand);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct plan_options options;
+	struct config config;
+	int status;
+
+	log_init(argv[0], 0);
+	if ((status = plan_parse_options(argc, argv, &options)))
+		return status;
+	log_init(argv[0], options.common.verbosity);
+	if (options.common.help) {
+		plan_usage();
+		return cli_close_stdout();
+	}
+	if (options.common.version) {
+		cli_print_version();
+		return cli_close_stdout();
+	}
+	if ((status = config_load(&config, options.common.config_path)))
+		return status;
+	if (options.common.dump_config) {
+		status = config_dump(&config, stdout);
+		status = exitcode_worst(status, cli_close_stdout());
+	} else
+		status = plan_run(&options, &config);
+	config_free(&config);
+	return status;
+}

@@ -1,0 +1,78 @@
+/* A tiny TAP harness for the unit tests (after libqrencode's tests/common.h):
+ * the plan is printed at the end from the count, never typed by hand. */
+#ifndef QRPOOL_TAP_H
+#define QRPOOL_TAP_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static int tap_run, tap_failed;
+
+#define ok(condition, ...) tap_ok(!!(condition), __FILE__, __LINE__, __VA_ARGS__)
+#define is_int(got, expected, ...) \
+	tap_is_int((long long)(got), (long long)(expected), __FILE__, __LINE__, __VA_ARGS__)
+#define is_str(got, expected, ...) tap_is_str((got), (expected), __FILE__, __LINE__, __VA_ARGS__)
+
+static void tap_describe(int passed, const char *fmt, va_list ap)
+{
+	printf("%sok %d - ", passed ? "" : "not ", ++tap_run);
+	vprintf(fmt, ap);
+	putchar('\n');
+	if (!passed)
+		tap_failed++;
+}
+
+static int tap_ok(int passed, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int tap_ok(int passed, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	tap_describe(passed, fmt, ap);
+	va_end(ap);
+	if (!passed)
+		printf("#   at %s:%d\n", file, line);
+	return passed;
+}
+
+static int tap_is_int(long long got, long long expected, const char *file, int line,
+	const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int tap_is_int(long long got, long long expected, const char *file, int line,
+	const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	tap_describe(got == expected, fmt, ap);
+	va_end(ap);
+	if (got != expected)
+		printf("#   at %s:%d: got %lld, expected %lld\n", file, line, got, expected);
+	return got == expected;
+}
+
+static int tap_is_str(const char *got, const char *expected, const char *file, int line,
+	const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int tap_is_str(const char *got, const char *expected, const char *file, int line,
+	const char *fmt, ...)
+{
+	int same = got && expected ? !strcmp(got, expected) : got == expected;
+	va_list ap;
+
+	va_start(ap, fmt);
+	tap_describe(same, fmt, ap);
+	va_end(ap);
+	if (!same)
+		printf("#   at %s:%d: got '%s', expected '%s'\n", file, line, got ? got : "(null)",
+			expected ? expected : "(null)");
+	return same;
+}
+
+static int tap_done(void)
+{
+	printf("1..%d\n", tap_run);
+	return tap_failed ? 1 : 0;
+}
+
+#endif
