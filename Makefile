@@ -33,7 +33,7 @@ override LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 
 # --- objects: the shared library, one module per concern --------------------
 CORE := exitcode log parse interrupt cli
-STAGE := $(CORE) config config_dump db schema item rid progress
+STAGE := $(CORE) config config_dump db schema item rid progress sha256 store
 o = $(patsubst %,$(BUILD)/%.o,$(1))
 
 # --- tools: each names only the objects and packages it needs ---------------

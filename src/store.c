@@ -1,0 +1,246 @@
+#include "store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exitcode.h"
+#include "log.h"
+#include "sha256.h"
+
+static const char *const store_state_names[] = { "planned", "fetched", "published", "failed" };
+
+const char *store_state_name(enum code_state state)
+{
+	return store_state_names[state];
+}
+
+int store_open(struct store *store, struct db *db)
+{
+	int status;
+
+	memset(store, 0, sizeof *store);
+	store->db = db;
+	if ((status = db_prepare(db, &store->lookup,
+			"SELECT id, state, pool FROM codes WHERE request_id = ?")) ||
+	    (status = db_prepare(db, &store->save_code, "UPDATE codes SET state = 'fetched', "
+			"content_type = ?, sha256 = ?, fetched_at = ?, updated_at = ?, "
+			"attempts = attempts + ?, errcode = NULL, last_error = NULL "
+			"WHERE id = ? AND state = 'planned'")) ||
+	    (status = db_prepare(db, &store->save_image,
+			"INSERT OR REPLACE INTO images (code_id, bytes) VALUES (?, ?)")) ||
+	    (status = db_prepare(db, &store->attempt, "UPDATE codes SET attempts = attempts + ?, "
+			"errcode = ?, last_error = ?, updated_at = ? WHERE id = ? AND state = 'planned'")) ||
+	    (status = db_prepare(db, &store->fail, "UPDATE codes SET state = 'failed', "
+			"attempts = attempts + ?, errcode = ?, last_error = ?, updated_at = ? "
+			"WHERE id = ? AND state = 'planned'"))) {
+		store_close(store);
+		return status;
+	}
+	return 0;
+}
+
+void store_close(struct store *store)
+{
+	sqlite3_finalize(store->lookup);
+	sqlite3_finalize(store->save_code);
+	sqlite3_finalize(store->save_image);
+	sqlite3_finalize(store->attempt);
+	sqlite3_finalize(store->fail);
+	memset(store, 0, sizeof *store);
+}
+
+int store_lookup(struct store *store, const char *request_id, struct code_row *row)
+{
+	const char *state;
+	int rc;
+
+	sqlite3_reset(store->lookup);
+	sqlite3_bind_text(store->lookup, 1, request_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(store->lookup);
+	if (rc == SQLITE_DONE)
+		return 1;
+	if (rc != SQLITE_ROW)
+		return db_fail(store->db, rc, "looking up a request id");
+	row->id = sqlite3_column_int64(store->lookup, 0);
+	state = (const char *)sqlite3_column_text(store->lookup, 1);
+	row->state = STATE_FAILED;
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(state, store_state_names[i]))
+			row->state = (enum code_state)i;
+	snprintf(row->pool, sizeof row->pool, "%s", sqlite3_column_text(store->lookup, 2));
+	sqlite3_reset(store->lookup);
+	return 0;
+}
+
+static struct store_entry *store_append(struct store_batch *batch)
+{
+	struct store_entry *entry;
+
+	if (batch->count == batch->capacity) {
+		size_t capacity = batch->capacity ? batch->capacity * 2 : 64;
+		struct store_entry *entries = realloc(batch->entries, capacity * sizeof *entries);
+		if (!entries)
+			return NULL;
+		batch->entries = entries;
+		batch->capacity = capacity;
+	}
+	entry = &batch->entries[batch->count++];
+	memset(entry, 0, sizeof *entry);
+	entry->finished_at = db_now();
+	return entry;
+}
+
+int store_add_image(struct store_batch *batch, int64_t code_id, const char *line,
+	const char *content_type, const void *bytes, size_t size, int attempts)
+{
+	struct store_entry *entry = store_append(batch);
+
+	if (!entry)
+		return EXIT_INTERNAL;
+	entry->outcome = OUTCOME_IMAGE;
+	entry->code_id = code_id;
+	entry->content_type = (char *)content_type;
+	entry->attempts = attempts;
+	entry->line = strdup(line);
+	entry->bytes = malloc(size ? size : 1);
+	if (!entry->line || !entry->bytes) {
+		free(entry->line);
+		free(entry->bytes);
+		batch->count--;
+		return EXIT_INTERNAL;
+	}
+	memcpy(entry->bytes, bytes, size);
+	entry->size = size;
+	sha256_hex(bytes, size, entry->sha256);
+	return 0;
+}
+
+static int store_add_refusal(struct store_batch *batch, enum store_outcome outcome, int64_t code_id,
+	int attempts, int errcode, const char *error)
+{
+	struct store_entry *entry = store_append(batch);
+
+	if (!entry)
+		return EXIT_INTERNAL;
+	entry->outcome = outcome;
+	entry->code_id = code_id;
+	entry->attempts = attempts;
+	entry->errcode = errcode;
+	entry->error = error ? strdup(error) : NULL;
+	return 0;
+}
+
+int store_add_attempt(struct store_batch *batch, int64_t code_id, int attempts, int errcode,
+	const char *error)
+{
+	return store_add_refusal(batch, OUTCOME_ATTEMPT, code_id, attempts, errcode, error);
+}
+
+int store_add_failure(struct store_batch *batch, int64_t code_id, int attempts, int errcode,
+	const char *error)
+{
+	return store_add_refusal(batch, OUTCOME_FAILED, code_id, attempts, errcode, error);
+}
+
+/* Runs one entry's statements; sets *stored when an image row was written. */
+static int store_write_entry(struct store *store, const struct store_entry *entry, int *stored)
+{
+	sqlite3_stmt *stmt = entry->outcome == OUTCOME_IMAGE ? store->save_code :
+		entry->outcome == OUTCOME_ATTEMPT ? store->attempt : store->fail;
+	int rc;
+
+	*stored = 0;
+	sqlite3_reset(stmt);
+	if (entry->outcome == OUTCOME_IMAGE) {
+		sqlite3_bind_text(stmt, 1, entry->content_type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(stmt, 2, entry->sha256, 64, SQLITE_STATIC);
+		sqlite3_bind_int64(stmt, 3, (sqlite3_int64)entry->finished_at);
+		sqlite3_bind_int64(stmt, 4, (sqlite3_int64)entry->finished_at);
+		sqlite3_bind_int(stmt, 5, entry->attempts);
+		sqlite3_bind_int64(stmt, 6, entry->code_id);
+	} else {
+		sqlite3_bind_int(stmt, 1, entry->attempts);
+		if (entry->errcode)
+			sqlite3_bind_int(stmt, 2, entry->errcode);
+		else
+			sqlite3_bind_null(stmt, 2);
+		sqlite3_bind_text(stmt, 3, entry->error, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(stmt, 4, (sqlite3_int64)entry->finished_at);
+		sqlite3_bind_int64(stmt, 5, entry->code_id);
+	}
+	if ((rc = sqlite3_step(stmt)) != SQLITE_DONE)
+		return db_fail(store->db, rc, "recording a code");
+	if (entry->outcome != OUTCOME_IMAGE || sqlite3_changes(store->db->handle) == 0)
+		return 0;
+	sqlite3_reset(store->save_image);
+	sqlite3_bind_int64(store->save_image, 1, entry->code_id);
+	sqlite3_bind_blob(store->save_image, 2, entry->bytes, (int)entry->size, SQLITE_STATIC);
+	if ((rc = sqlite3_step(store->save_image)) != SQLITE_DONE)
+		return db_fail(store->db, rc, "storing an image");
+	*stored = 1;
+	return 0;
+}
+
+static void store_clear(struct store_batch *batch)
+{
+	for (size_t i = 0; i < batch->count; i++) {
+		free(batch->entries[i].line);
+		free(batch->entries[i].bytes);
+		free(batch->entries[i].error);
+	}
+	batch->count = 0;
+}
+
+int store_flush(struct store *store, struct store_batch *batch, FILE *out)
+{
+	char *printable = NULL;
+	int status = 0;
+
+	if (!batch->count)
+		return 0;
+	printable = calloc(batch->count, 1);
+	if (!printable)
+		return EXIT_INTERNAL;
+	if ((status = db_begin_immediate(store->db)))
+		goto out;
+	for (size_t i = 0; i < batch->count && !status; i++) {
+		int stored;
+		status = store_write_entry(store, &batch->entries[i], &stored);
+		printable[i] = (char)stored;
+	}
+	if (!status)
+		status = db_commit(store->db);
+	if (status) {
+		db_rollback(store->db);
+		goto out;
+	}
+	for (size_t i = 0; i < batch->count; i++) {
+		if (batch->entries[i].outcome != OUTCOME_IMAGE)
+			continue;
+		if (!printable[i]) {
+			batch->skipped++;
+			continue;
+		}
+		batch->stored++;
+		if (fprintf(out, "%s\n", batch->entries[i].line) < 0 && !status) {
+			log_error("writing to stdout: %s", strerror(errno));
+			status = EXIT_IO;
+		}
+	}
+	if (fflush(out) != 0 && !status) {
+		log_error("writing to stdout: %s", strerror(errno));
+		status = EXIT_IO;
+	}
+out:
+	free(printable);
+	store_clear(batch);
+	return status;
+}
+
+void store_batch_free(struct store_batch *batch)
+{
+	store_clear(batch);
+	free(batch->entries);
+	memset(batch, 0, sizeof *batch);
+}

@@ -1,0 +1,73 @@
+/* Staged codes as the filters (fetch, render, publish) see them: look an item
+ * up, then record outcomes in batched transactions and emit an item line only
+ * once its transaction has committed. */
+#ifndef QRPOOL_STORE_H
+#define QRPOOL_STORE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "db.h"
+
+enum code_state { STATE_PLANNED, STATE_FETCHED, STATE_PUBLISHED, STATE_FAILED };
+
+struct code_row {
+	int64_t id;
+	enum code_state state;
+	char pool[128];
+};
+
+struct store {
+	struct db *db;
+	sqlite3_stmt *lookup;
+	sqlite3_stmt *save_code, *save_image, *attempt, *fail;
+};
+
+int store_open(struct store *store, struct db *db);
+void store_close(struct store *store);
+
+/* Returns 0 (found), 1 (no such request id) or an exit code. */
+int store_lookup(struct store *store, const char *request_id, struct code_row *row);
+const char *store_state_name(enum code_state state);
+
+enum store_outcome { OUTCOME_IMAGE, OUTCOME_ATTEMPT, OUTCOME_FAILED };
+
+struct store_entry {
+	enum store_outcome outcome;
+	int64_t code_id;
+	char *line;               /* item line to emit after commit (images only), owned */
+	char *content_type;       /* static string */
+	unsigned char *bytes;     /* image, owned */
+	size_t size;
+	char sha256[65];
+	int attempts;             /* calls this run made for the item */
+	int errcode;
+	char *error;              /* owned; NULL if none */
+	double finished_at;
+};
+
+struct store_batch {
+	struct store_entry *entries;
+	size_t count, capacity;
+	int64_t stored, skipped;  /* images committed; images not stored (already done elsewhere) */
+};
+
+/* Queues an image for `code_id` (copied; sha256 computed here). `line` is the
+ * item line to print once committed, without its newline. */
+int store_add_image(struct store_batch *batch, int64_t code_id, const char *line,
+	const char *content_type, const void *bytes, size_t size, int attempts);
+/* Queues a transient failure: attempts counted, error noted, still planned. */
+int store_add_attempt(struct store_batch *batch, int64_t code_id, int attempts, int errcode,
+	const char *error);
+/* Queues a permanent refusal of this one item: state failed. */
+int store_add_failure(struct store_batch *batch, int64_t code_id, int attempts, int errcode,
+	const char *error);
+
+/* Commits everything queued in one transaction, then writes the stored items'
+ * lines to `out`. An image whose code is no longer 'planned' (another run
+ * stored it first) is not stored again and not printed. Returns 0, or an
+ * exit code: then nothing of the batch is recorded and nothing printed. */
+int store_flush(struct store *store, struct store_batch *batch, FILE *out);
+void store_batch_free(struct store_batch *batch);
+
+#endif
