@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Unused helpers must not warn: each test uses only some. */
+#define TAP_FUNCTION static __attribute__((unused))
+
 static int tap_run, tap_failed;
 
 #define ok(condition, ...) tap_ok(!!(condition), __FILE__, __LINE__, __VA_ARGS__)
@@ -14,7 +17,7 @@ static int tap_run, tap_failed;
 	tap_is_int((long long)(got), (long long)(expected), __FILE__, __LINE__, __VA_ARGS__)
 #define is_str(got, expected, ...) tap_is_str((got), (expected), __FILE__, __LINE__, __VA_ARGS__)
 
-static void tap_describe(int passed, const char *fmt, va_list ap)
+TAP_FUNCTION void tap_describe(int passed, const char *fmt, va_list ap)
 {
 	printf("%sok %d - ", passed ? "" : "not ", ++tap_run);
 	vprintf(fmt, ap);
@@ -23,9 +26,9 @@ static void tap_describe(int passed, const char *fmt, va_list ap)
 		tap_failed++;
 }
 
-static int tap_ok(int passed, const char *file, int line, const char *fmt, ...)
+TAP_FUNCTION int tap_ok(int passed, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-static int tap_ok(int passed, const char *file, int line, const char *fmt, ...)
+TAP_FUNCTION int tap_ok(int passed, const char *file, int line, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -37,9 +40,9 @@ static int tap_ok(int passed, const char *file, int line, const char *fmt, ...)
 	return passed;
 }
 
-static int tap_is_int(long long got, long long expected, const char *file, int line,
+TAP_FUNCTION int tap_is_int(long long got, long long expected, const char *file, int line,
 	const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int tap_is_int(long long got, long long expected, const char *file, int line,
+TAP_FUNCTION int tap_is_int(long long got, long long expected, const char *file, int line,
 	const char *fmt, ...)
 {
 	va_list ap;
@@ -52,9 +55,9 @@ static int tap_is_int(long long got, long long expected, const char *file, int l
 	return got == expected;
 }
 
-static int tap_is_str(const char *got, const char *expected, const char *file, int line,
+TAP_FUNCTION int tap_is_str(const char *got, const char *expected, const char *file, int line,
 	const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int tap_is_str(const char *got, const char *expected, const char *file, int line,
+TAP_FUNCTION int tap_is_str(const char *got, const char *expected, const char *file, int line,
 	const char *fmt, ...)
 {
 	int same = got && expected ? !strcmp(got, expected) : got == expected;
@@ -69,7 +72,7 @@ static int tap_is_str(const char *got, const char *expected, const char *file, i
 	return same;
 }
 
-static int tap_done(void)
+TAP_FUNCTION int tap_done(void)
 {
 	printf("1..%d\n", tap_run);
 	return tap_failed ? 1 : 0;

@@ -1,0 +1,145 @@
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "exitcode.h"
+#include "log.h"
+#include "tap.h"
+
+static char dir[] = "/tmp/qrpool-test-config.XXXXXX";
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	fputs(text, f);
+	fclose(f);
+	chmod(path, mode);
+}
+
+/* Loads `text` as a config file of `mode`; returns the status and what was
+ * logged on stderr. */
+static int load(const char *text, mode_t mode, struct config *config, char *logged, size_t size)
+{
+	char path[256], log_path[256];
+	int saved = dup(2), fd, status;
+	ssize_t got;
+
+	snprintf(path, sizeof path, "%s/qrpool.cfg", dir);
+	snprintf(log_path, sizeof log_path, "%s/stderr", dir);
+	write_file(path, text, mode);
+	fflush(stderr);
+	fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	dup2(fd, 2);
+	close(fd);
+	status = config_load(config, path);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	fd = open(log_path, O_RDONLY);
+	got = read(fd, logged, size - 1);
+	logged[got > 0 ? got : 0] = '\0';
+	close(fd);
+	return status;
+}
+
+#define POOLS "pools = ( { name = \"p\"; source = \"wechat\"; page = \"pages/x\"; } );\n"
+
+static void test_valid(void)
+{
+	char logged[2048];
+	struct config config;
+	int status = load("database = { path = \"/tmp/x.db\"; };\n"
+		"wechat = { appid = \"wx1\"; secret = \"s3cret\"; quota_per_minute = 100;\n"
+		"  reserve_per_minute = 10; };\n"
+		"kafka = { brokers = \"b:9092\"; properties = [ \"linger.ms=5\" ]; };\n"
+		"pools = ( { name = \"p\"; source = \"wechat\"; page = \"pages/x\"; },\n"
+		"  { name = \"l\"; source = \"link\"; url_prefix = \"https://a.b/q/\"; ec_level = \"Q\"; } );\n",
+		0600, &config, logged, sizeof logged);
+
+	is_int(status, 0, "a valid config loads");
+	if (status)
+		return;
+	is_int(config_wechat_budget(&config), 90, "budget is quota minus reserve");
+	is_int((long long)config.pool_count, 2, "two pools");
+	ok(config_pool(&config, "l") && config_pool(&config, "l")->ec_level == 'Q', "link pool settings");
+	is_str(config_pool(&config, "p")->topic, "qrpool.p", "topic defaults to qrpool.<name>");
+	is_str(config.kafka.properties[0], "linger.ms=5", "kafka properties passed as written");
+	config_free(&config);
+}
+
+static void test_refusals(void)
+{
+	static const struct { const char *text; const char *expect; const char *what; } cases[] = {
+		{ "wechat = { appid = \"a\"; secret = \"s\"; };\n" POOLS, "accessible by group or others",
+		  "an inline secret in a world-readable file" },
+		{ "database = { path = 1; };\n" POOLS, "qrpool.cfg:1: 'path' must be a string",
+		  "a wrong type names file and line" },
+		{ "wechat = { appid = \"a\";\n quota_per_minte = 5; };\n" POOLS,
+		  "qrpool.cfg:2: unknown setting 'quota_per_minte'", "a misspelt key" },
+		{ "pools = ( { name = \"p\"; source = \"wechat\"; page = \"/pages/x\"; } );\n"
+		  "wechat = { appid = \"a\"; };\n", "must not start with '/'", "a page with a leading slash" },
+		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"ftp://x/\"; } );\n",
+		  "must be an http:// or https:// URL", "a link prefix that is not http(s)" },
+		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\"; },\n"
+		  "{ name = \"l\"; source = \"link\"; url_prefix = \"https://x/\"; } );\n",
+		  "defined twice", "a pool defined twice" },
+		{ "wechat = { appid = \"a\"; quota_per_minute = 10; reserve_per_minute = 10; };\n" POOLS,
+		  "leaves nothing", "a reserve eating the whole quota" },
+		{ "pools = ( { name = \"p\" source = \"x\"; } );\n", "qrpool.cfg:1:", "a syntax error" },
+	};
+	char logged[2048];
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct config config;
+		int status = load(cases[i].text, i == 0 ? 0644 : 0600, &config, logged, sizeof logged);
+
+		is_int(status, EXIT_CONFIG, "%s: exit 78", cases[i].what);
+		ok(strstr(logged, cases[i].expect) != NULL, "%s: message says '%s'", cases[i].what,
+			cases[i].expect);
+		if (!strstr(logged, cases[i].expect))
+			printf("#   logged: %s", logged);
+		config_free(&config);
+	}
+}
+
+static void test_secret_file(void)
+{
+	char secret_path[256], text[512], logged[2048], secret[128];
+	struct config config;
+
+	snprintf(secret_path, sizeof secret_path, "%s/secret", dir);
+	snprintf(text, sizeof text, "wechat = { appid = \"a\"; secret_file = \"%s\"; };\n" POOLS,
+		secret_path);
+	write_file(secret_path, "topsecret\n", 0640);
+	is_int(load(text, 0644, &config, logged, sizeof logged), EXIT_CONFIG,
+		"a group-readable secret_file is refused");
+	config_free(&config);
+	chmod(secret_path, 0600);
+	is_int(load(text, 0644, &config, logged, sizeof logged), 0,
+		"a private secret_file in a readable config is fine");
+	ok(config_read_secret(&config, secret, sizeof secret) == 0 && !strcmp(secret, "topsecret"),
+		"the secret is read without its newline");
+	config_free(&config);
+	unlink(secret_path);
+}
+
+int main(void)
+{
+	char path[256];
+
+	if (!mkdtemp(dir))
+		return 1;
+	log_init("test_config", 0);
+	test_valid();
+	test_refusals();
+	test_secret_file();
+	snprintf(path, sizeof path, "%s/qrpool.cfg", dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/stderr", dir);
+	unlink(path);
+	rmdir(dir);
+	return tap_done();
+}

@@ -1,0 +1,84 @@
+#include <stdlib.h>
+
+#include "parse.h"
+#include "tap.h"
+
+static void test_numbers(void)
+{
+	char why[PARSE_WHY_SIZE];
+	int64_t value = 0;
+	double real = 0;
+
+	ok(parse_int64("42", 0, 100, &value, why) == 0 && value == 42, "parses 42");
+	ok(parse_int64("-3", -5, 5, &value, why) == 0 && value == -3, "parses a negative number");
+	ok(parse_int64("101", 0, 100, &value, why) != 0, "refuses out of range");
+	ok(parse_int64("12abc", 0, 100, &value, why) != 0, "refuses trailing junk");
+	ok(parse_int64("", 0, 100, &value, why) != 0, "refuses empty");
+	ok(parse_int64(" 1", 0, 100, &value, why) != 0, "refuses leading space");
+	ok(parse_int64("99999999999999999999", 0, INT64_MAX, &value, why) != 0, "refuses overflow");
+	ok(parse_double("0.25", 0, 1, &real, why) == 0 && real == 0.25, "parses 0.25");
+	ok(parse_double("nan", 0, 1, &real, why) != 0, "refuses nan");
+}
+
+static void test_durations(void)
+{
+	static const struct { const char *text; int64_t ms; } good[] = {
+		{ "90", 90000 }, { "90s", 90000 }, { "1500ms", 1500 }, { "5m", 300000 },
+		{ "2h", 7200000 }, { "1d", 86400000 }, { "1h30m", 5400000 }, { "0s", 0 },
+	};
+	static const char *const bad[] = { "", "s", "5x", "1h30", "-5s", "1.5h", "5 m" };
+	char why[PARSE_WHY_SIZE];
+
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		int64_t ms = -1;
+		ok(parse_duration_ms(good[i].text, &ms, why) == 0 && ms == good[i].ms,
+			"duration '%s' = %lld ms", good[i].text, (long long)good[i].ms);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int64_t ms;
+		ok(parse_duration_ms(bad[i], &ms, why) != 0, "duration '%s' refused", bad[i]);
+	}
+}
+
+static void test_times(void)
+{
+	char why[PARSE_WHY_SIZE];
+	int minutes = -1;
+	time_t t = 0;
+
+	ok(parse_time_of_day("06:00", &minutes, why) == 0 && minutes == 360, "06:00 is minute 360");
+	ok(parse_time_of_day("23:59", &minutes, why) == 0 && minutes == 1439, "23:59");
+	ok(parse_time_of_day("24:00", &minutes, why) != 0, "24:00 refused");
+	ok(parse_time_of_day("6:00", &minutes, why) != 0, "6:00 refused (HH:MM)");
+	ok(parse_iso_time("2026-11-28T13:00:00+08:00", &t, why) == 0 && t == 1795842000,
+		"ISO time with offset");
+	ok(parse_iso_time("2026-11-28T05:00Z", &t, why) == 0 && t == 1795842000, "ISO time in Z");
+	ok(parse_iso_time("2026-11-28 13:00+0800", &t, why) == 0 && t == 1795842000,
+		"space separator and +0800");
+	ok(parse_iso_time("2026-11-28T13:00", &t, why) != 0, "refuses a time without offset");
+	ok(parse_iso_time("2026-02-29T00:00Z", &t, why) != 0, "refuses 29 February 2026");
+	ok(parse_iso_time("2024-02-29T00:00Z", &t, why) == 0, "accepts 29 February 2024");
+	ok(parse_iso_time("2026-11-28T13:00+08:00x", &t, why) != 0, "refuses trailing junk");
+}
+
+static void test_next_local_time(void)
+{
+	time_t now = 1795842000, next;   /* 2026-11-28T05:00Z */
+
+	setenv("TZ", "UTC", 1);
+	tzset();
+	next = parse_next_local_time(now, 6 * 60);
+	is_int(next - now, 3600, "06:00 is an hour after 05:00");
+	next = parse_next_local_time(now, 4 * 60);
+	is_int(next - now, 23 * 3600, "04:00 is tomorrow");
+	is_int(parse_next_local_time(now, 5 * 60), now, "05:00 at 05:00 is now");
+}
+
+int main(void)
+{
+	test_numbers();
+	test_durations();
+	test_times();
+	test_next_local_time();
+	return tap_done();
+}
