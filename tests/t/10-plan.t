@@ -1,0 +1,112 @@
+#!/bin/sh
+# qrpool-plan: the model, all-or-nothing input, capacity, output contract.
+. "${0%/*}/lib.sh"
+write_config
+FROM=2026-11-29T10:00+08:00
+
+demand() {  # demand POOL CODES... : consecutive hours from $FROM
+  pool=$1; shift; hour=10
+  for codes in "$@"; do
+    printf '%s\t2026-11-29T%02d:00+08:00\t%s\n' "$pool" "$hour" "$codes"; hour=$((hour + 1))
+  done
+}
+
+# --- help, usage, config errors -------------------------------------------
+run qrpool-plan --help
+is "--help exits 0" "$rc" 0
+like "--help documents exit codes" "$(cat "$T/out")" "75 try again later"
+run qrpool-plan --no-such-option
+is "an unknown option exits 64" "$rc" 64
+run qrpool-plan --capacity 10 --window 01:00-06:00 /dev/null
+is "--capacity with --window exits 64" "$rc" 64
+run qrpool-plan --window 1:00-06:00 /dev/null
+is "a bad --window exits 64" "$rc" 64
+
+cp "$QRPOOL_CONFIG" "$T/good.cfg"
+sed 's/secret_file = .*/secret = "inline-secret";/' "$T/good.cfg" >"$QRPOOL_CONFIG"
+chmod 644 "$QRPOOL_CONFIG"
+run qrpool-plan -n /dev/null
+is "an inline secret in a world-readable config exits 78" "$rc" 78
+like "and says why, naming file and line" "$(cat "$T/err")" "qrpool.cfg:[0-9]+: config file .* is accessible by group or others"
+cp "$T/good.cfg" "$QRPOOL_CONFIG"; chmod 600 "$QRPOOL_CONFIG"
+run qrpool-plan --dump-config
+like "--dump-config shows the merged config" "$(cat "$T/out")" 'reserve_per_minute = 500;'
+
+# --- the model ----------------------------------------------------------------
+{ demand poster 100 100 100; demand link 50 50; } >"$T/d.tsv"
+run qrpool-plan -n --from $FROM "$T/d.tsv"
+is "dry run exits 0" "$rc" 0
+like "dry run: poster demand 300, target 360" "$(grep '^poster' "$T/out")" '^poster +wechat +300 +0 +0 +360 +360 +360 '
+like "dry run: link target 110" "$(grep '^link' "$T/out")" '^link +link +100 +0 +0 +110 +110 +110 '
+is "dry run writes no code" "$(sql 'SELECT count(*) FROM codes')" 0
+
+run qrpool-plan --from $FROM "$T/d.tsv"
+is "plan exits 0" "$rc" 0
+is "one line per code" "$(wc -l <"$T/out")" 470
+is "as many planned codes staged" "$(sql "SELECT count(*) FROM codes WHERE state = 'planned'")" 470
+is "the lines name the staged ids" "$(cut -f1 "$T/out" | sort | md5sum)" "$(sql 'SELECT request_id FROM codes' | sort | md5sum)"
+is "lines are request_id TAB pool" "$(grep -cvE '^[0-9A-Za-z]{16}	(poster|link)$' "$T/out")" 0
+is "poster got 360" "$(grep -c '	poster$' "$T/out")" 360
+is "the plan records its pools" "$(sql "SELECT need || '/' || granted FROM plan_pools WHERE pool = 'poster'")" 360/360
+is "the plan records its demand rows" "$(sql 'SELECT count(*) FROM plan_demand')" 5
+is "the run is recorded" "$(sql "SELECT items_out || ':' || exit_status FROM runs WHERE stage = 'plan'")" 470:0
+is "a successful run is silent on stderr" "$(cat "$T/err")" ""
+
+run qrpool-plan --from $FROM "$T/d.tsv"
+is "a second plan in a row adds nothing" "$(wc -l <"$T/out")" 0
+is "in-flight codes are not counted twice" "$(sql 'SELECT count(*) FROM codes')" 470
+
+sql "UPDATE codes SET state = 'published' WHERE pool = 'poster' AND id IN (SELECT id FROM codes WHERE pool = 'poster' LIMIT 60)"
+run qrpool-plan -n --from $FROM "$T/d.tsv"
+like "published codes count as depth, the rest as in flight" "$(grep '^poster' "$T/out")" '^poster +wechat +300 +60 +300 +360 +0 +0 '
+
+# --- capacity, --max (on a fresh DB) ---------------------------------------------
+rm -f "$T/staging.db"*
+demand card 400 400 >"$T/card.tsv"
+demand poster 1000 >>"$T/card.tsv"
+run qrpool-plan -n --from $FROM --capacity 500 "$T/card.tsv"
+like "the pool with the fewest hours of cover is served first" "$(grep '^card' "$T/out")" '^card +wechat +800 +0 +0 +800 +800 +500 '
+like "the other gets what is left" "$(grep '^poster' "$T/out")" ' 0 +[0-9.]+$'
+run qrpool-plan --from $FROM --capacity 500 "$T/card.tsv"
+is "a capacity shortfall exits 75" "$rc" 75
+like "and names the pool short" "$(cat "$T/err")" "pool card: needs 800, planned 500, short by 300 \(capacity\)"
+is "the capacity granted is planned" "$(wc -l <"$T/out")" 500
+demand poster 10000 >"$T/big.tsv"
+run qrpool-plan -n --from $FROM --window 23:59-00:00 "$T/big.tsv"
+like "--window: 1 minute x (5000 - 500), less the 500 codes still planned" "$(grep '^poster' "$T/out")" ' 12000 +4000 +[0-9.-]+$'
+run qrpool-plan --from $FROM --max 7 "$T/card.tsv"
+is "--max caps the plan and is not a failure" "$rc:$(wc -l <"$T/out")" 0:7
+
+# --- inputs ---------------------------------------------------------------------
+printf 'pool\thour\tcodes\n# forecast\n\n' >"$T/header.tsv"
+run qrpool-plan -n "$T/header.tsv"
+is "comments, blank lines and a first-line header are accepted" "$rc" 0
+printf 'card\t2026-11-29T10:00+08:00\t1\n' >"$T/a.tsv"
+run qrpool-plan -n "$T/a.tsv" "$T/a.tsv"
+is "the same pool and hour in two files exits 65" "$rc" 65
+like "naming both places" "$(cat "$T/err")" "a.tsv:1: pool 'card' hour .* already given at .*a.tsv:1"
+run qrpool-plan -n "$T/missing.tsv"
+is "a missing file exits 74" "$rc" 74
+
+# --- data-driven bad input: all or nothing ---------------------------------------
+before=$(sql 'SELECT count(*) FROM codes')
+awk -v RS= '{ print }' "$TESTS_DIR/t/plan-bad-demand.cases" | grep -v '^#' >/dev/null
+n=0
+while IFS= read -r description; do
+  case "$description" in ''|'#'*) continue ;; esac
+  IFS= read -r expect_rc; IFS= read -r expect_message; IFS= read -r input
+  n=$((n + 1))
+  rc=0; printf '%b' "$input" | qrpool-plan --from $FROM >"$T/out" 2>"$T/err" || rc=$?
+  is "case $n ($description): exit $expect_rc" "$rc" "$expect_rc"
+  like "case $n ($description): message" "$(cat "$T/err")" "$expect_message"
+  is "case $n ($description): nothing printed" "$(wc -c <"$T/out")" 0
+done <"$TESTS_DIR/t/plan-bad-demand.cases"
+is "no case wrote a code" "$(sql 'SELECT count(*) FROM codes')" "$before"
+ok "the cases file was read" -- test "$n" -ge 10
+
+# --- output errors ---------------------------------------------------------------------
+demand link 3 >"$T/l.tsv"
+rm -f "$T/staging.db"*
+rc=0; qrpool-plan --from $FROM "$T/l.tsv" >/dev/full 2>"$T/err" || rc=$?
+is "a full stdout exits 74" "$rc" 74
+is "the codes stay staged for qrpool-pending" "$(qrpool-pending --state planned | wc -l)" 4

@@ -1,0 +1,38 @@
+#!/bin/sh
+# qrpool-pending: listing staged codes by state and pool, oldest first; counts.
+. "${0%/*}/lib.sh"
+write_config
+printf 'poster\t2026-11-29T10:00Z\t10\nlink\t2026-11-29T10:00Z\t5\n' >"$T/d.tsv"
+qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv" >"$T/planned"
+# 12 poster + 6 link codes; mark some as further along.
+sql "UPDATE codes SET state = 'fetched' WHERE id IN (SELECT id FROM codes WHERE pool = 'poster' ORDER BY id LIMIT 4)"
+sql "UPDATE codes SET state = 'published' WHERE id IN (SELECT id FROM codes WHERE pool = 'link' ORDER BY id LIMIT 2)"
+sql "UPDATE codes SET state = 'failed' WHERE id = (SELECT max(id) FROM codes WHERE pool = 'poster')"
+
+run qrpool-pending
+is "no filter lists every code" "$(wc -l <"$T/out")" 18
+is "oldest first (staging order)" "$(cut -f1 "$T/out" | md5sum)" "$(sql 'SELECT request_id FROM codes ORDER BY id' | md5sum)"
+run qrpool-pending --state planned
+is "--state planned" "$(wc -l <"$T/out")" 11
+is "item lines: request_id TAB pool" "$(grep -cvE '^[0-9A-Za-z]{16}	(poster|link)$' "$T/out")" 0
+run qrpool-pending --state planned --pool link
+is "--pool narrows" "$(wc -l <"$T/out")" 4
+run qrpool-pending -s fetched,failed
+is "several states, comma-separated" "$(wc -l <"$T/out")" 5
+run qrpool-pending -s fetched -s failed -l 2
+is "repeated --state and --limit" "$(wc -l <"$T/out")" 2
+run qrpool-pending --count
+is "--count exits 0" "$rc" 0
+like "--count: poster row" "$(grep '^poster' "$T/out")" '^poster +7 +4 +0 +1 +12$'
+like "--count: link row" "$(grep '^link' "$T/out")" '^link +4 +0 +2 +0 +6$'
+run qrpool-pending --state bogus
+is "an unknown state exits 64" "$rc" 64
+like "naming the states" "$(cat "$T/err")" "unknown state 'bogus'"
+run qrpool-pending extra-arg
+is "a stray argument exits 64" "$rc" 64
+rc=0; qrpool-pending >/dev/full 2>"$T/err" || rc=$?
+is "a full stdout exits 74" "$rc" 74
+
+# The pending list feeds a filter: what a resumed run starts from.
+qrpool-pending --state planned --pool poster | cut -f1 | sort >"$T/resume"
+is "resume list = the planned poster codes" "$(md5sum <"$T/resume")" "$(sql "SELECT request_id FROM codes WHERE state = 'planned' AND pool = 'poster'" | sort | md5sum)"
