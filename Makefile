@@ -90,7 +90,8 @@ build-deps:
 PROVE_JOBS ?= 2
 check test: deps
 	$(MAKE) all units
-	QRPOOL_BIN=$(CURDIR)/$(BIN) QRPOOL_UNIT=$(CURDIR)/$(BUILD)/tests \
+	QRPOOL_BIN=$(CURDIR)/$(BIN) LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		prove -j$(PROVE_JOBS) --timer $(UNIT_BINS) tests/t/*.t
 
 units: $(UNIT_BINS)
@@ -106,14 +107,18 @@ demo: deps
 # Fuzz targets (libFuzzer, clang) over the parsers, each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SOURCES := $(addprefix src/,$(addsuffix .c,exitcode log parse config config_dump db item rid sha256 depth plan))
 fuzz: deps
+	$(MAKE) build/std/schema.c
 	mkdir -p build/fuzz
 	for target in $(FUZZ_TARGETS); do \
 		clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -Ibuild/std -fsanitize=fuzzer,address,undefined \
-			-o build/fuzz/$$target tests/fuzz/$$target.c $(addprefix src/,$(addsuffix .c,$(filter-out cli,$(STAGE)) depth plan)) \
-			build/std/schema.c $$($(PKG_CONFIG) --cflags --libs sqlite3 libconfig) -lm || exit 1; \
+			-fno-sanitize-recover=undefined \
+			-o build/fuzz/$$target tests/fuzz/$$target.c $(FUZZ_SOURCES) build/std/schema.c \
+			$$($(PKG_CONFIG) --cflags --libs sqlite3 libconfig) -lm || exit 1; \
 		mkdir -p build/fuzz/$$target.corpus; \
-		build/fuzz/$$target -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp build/fuzz/$$target \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build/fuzz/$$target- \
 			build/fuzz/$$target.corpus tests/fuzz/seeds/$$target || exit 1; \
 	done
 

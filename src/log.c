@@ -26,7 +26,7 @@ const char *log_program(void)
 int log_enabled(enum log_level level)
 {
 	switch (level) {
-	case LOG_ERROR: return 1;
+	case LOG_ERROR: return log_verbosity >= -1;
 	case LOG_WARN: return log_verbosity >= 0;
 	case LOG_INFO: return log_verbosity >= 1;
 	default: return log_verbosity >= 2;

@@ -6,6 +6,7 @@
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* verbosity: 0 = errors and warnings (default), -1 = errors only (-q),
+ * -2 = nothing (fuzzing),
  * 1 = info (-v), 2 = debug (-vv). */
 void log_init(const char *program, int verbosity);
 const char *log_program(void);

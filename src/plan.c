@@ -144,6 +144,8 @@ int plan_check_duplicates(struct demand *demand, const struct config *config)
 {
 	int duplicates = 0;
 
+	if (demand->count < 2)
+		return 0;
 	qsort(demand->rows, demand->count, sizeof *demand->rows, plan_compare_rows);
 	for (size_t i = 1; i < demand->count; i++) {
 		const struct demand_row *first = &demand->rows[i - 1], *again = &demand->rows[i];
