@@ -509,6 +509,7 @@ int config_load(struct config *config, const char *path)
 			log_error("%s:%d: %s", config_error_file(&cf) ? config_error_file(&cf) : path,
 				config_error_line(&cf), config_error_text(&cf));
 		config_destroy(&cf);
+		config_free(config);
 		return EXIT_CONFIG;
 	}
 	{
@@ -520,6 +521,8 @@ int config_load(struct config *config, const char *path)
 	    !(status = config_load_kafka(&reader, &cf, config)))
 		status = config_load_pools(&reader, &cf, config);
 	config_destroy(&cf);
+	if (status)
+		config_free(config);   /* a failed load leaves nothing to free */
 	return status;
 }
 

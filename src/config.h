@@ -77,7 +77,8 @@ struct config {
 };
 
 /* Loads and checks the file. Returns 0, or EXIT_CONFIG after logging
- * "file:line: message". `path` NULL means $QRPOOL_CONFIG, else the default. */
+ * "file:line: message" (and freeing what it had read). `path` NULL means
+ * $QRPOOL_CONFIG, else the default. */
 int config_load(struct config *config, const char *path);
 void config_free(struct config *config);
 
