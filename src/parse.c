@@ -120,6 +120,20 @@ int parse_time_of_day(const char *text, int *out_minutes, char *why)
 	return 0;
 }
 
+int parse_time_window(const char *text, int *start_minutes, int *end_minutes, char *why)
+{
+	char start[6];
+
+	if (!text || strlen(text) != 11 || text[5] != '-')
+		return parse_fail(why, "'%s' is not a window HH:MM-HH:MM", text ? text : "");
+	memcpy(start, text, 5);
+	start[5] = '\0';
+	if (parse_time_of_day(start, start_minutes, why) ||
+	    parse_time_of_day(text + 6, end_minutes, why))
+		return -1;
+	return 0;
+}
+
 static int parse_digits(const char **p, int count, int *out)
 {
 	int value = 0;

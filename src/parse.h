@@ -18,6 +18,9 @@ int parse_duration_ms(const char *text, int64_t *out_ms, char *why);
 /* "HH:MM" (24-hour clock): minutes after midnight. */
 int parse_time_of_day(const char *text, int *out_minutes, char *why);
 
+/* "HH:MM-HH:MM": a daily window, which may span midnight (23:00-05:00). */
+int parse_time_window(const char *text, int *start_minutes, int *end_minutes, char *why);
+
 /* ISO-8601 date and time with an explicit offset: "2026-11-28T13:00:00+08:00",
  * "2026-11-28T05:00Z", "2026-11-28 13:00+0800". Seconds are optional. */
 int parse_iso_time(const char *text, time_t *out, char *why);

@@ -48,21 +48,6 @@ static void plan_usage(void)
 		"75 also means: capacity was short, the plan was written but some pools got less.\n");
 }
 
-static int plan_parse_window(const char *text, struct plan_options *options)
-{
-	char start[8], why[PARSE_WHY_SIZE];
-	const char *dash = strchr(text, '-');
-
-	if (!dash || dash - text != 5 || strlen(dash + 1) != 5)
-		return cli_usage_error("--window '%s': expected HH:MM-HH:MM", text);
-	memcpy(start, text, 5);
-	start[5] = '\0';
-	if (parse_time_of_day(start, &options->window_start, why) ||
-	    parse_time_of_day(dash + 1, &options->window_end, why))
-		return cli_usage_error("--window: %s", why);
-	return 0;
-}
-
 static int plan_parse_options(int argc, char **argv, struct plan_options *options)
 {
 	enum { OPT_FROM = CLI_OPT_FIRST_TOOL_OPTION, OPT_CAPACITY, OPT_WINDOW, OPT_MAX };
@@ -76,7 +61,7 @@ static int plan_parse_options(int argc, char **argv, struct plan_options *option
 		{ NULL, 0, NULL, 0 },
 	};
 	char why[PARSE_WHY_SIZE];
-	int opt, status;
+	int opt;
 
 	memset(options, 0, sizeof *options);
 	options->from = time(NULL);
@@ -95,8 +80,8 @@ static int plan_parse_options(int argc, char **argv, struct plan_options *option
 				return cli_usage_error("--capacity: %s", why);
 			break;
 		case OPT_WINDOW:
-			if ((status = plan_parse_window(optarg, options)))
-				return status;
+			if (parse_time_window(optarg, &options->window_start, &options->window_end, why))
+				return cli_usage_error("--window: %s", why);
 			break;
 		case OPT_MAX:
 			if (parse_int64(optarg, 0, INT64_MAX / 2, &options->max_codes, why))
