@@ -129,9 +129,14 @@ install: all
 	install -m 644 schema/*.sql $(DESTDIR)$(DATADIR)/schema
 	install -m 755 $(INSTALL_SCRIPTS) $(DESTDIR)$(DATADIR)/scripts
 	if ls cron/* >/dev/null 2>&1; then install -m 644 cron/* $(DESTDIR)$(DATADIR)/cron; fi
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(wildcard man/*.1)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(wildcard man/*.5)))
 	rm -rf $(DESTDIR)$(DATADIR)
 
 INSTALL_SCRIPTS := $(filter-out scripts/embed-schema scripts/demo,$(wildcard scripts/*))
