@@ -24,7 +24,7 @@ struct options {
 };
 
 static const char usage[] =
-	"Usage: kafka-offsets -b BOOTSTRAP -t TOPIC [-g GROUP] [-T TIMEOUT] [-X KEY=VALUE]...\n"
+	"Usage: kafka-offsets [--help] -b BOOTSTRAP -t TOPIC [-g GROUP] [-T TIMEOUT] [-X KEY=VALUE]...\n"
 	"Prints 'PARTITION LOW HIGH COMMITTED' (tab-separated) for each partition of\n"
 	"TOPIC: the watermarks, and GROUP's committed offset (-1: none, or no -g).\n"
 	"TIMEOUT (default 10s) bounds each query. -X passes librdkafka properties.\n"
@@ -33,6 +33,9 @@ static const char usage[] =
 
 static int options_parse(int argc, char **argv, struct options *options)
 {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
 	char why[PARSE_WHY_SIZE];
 	int64_t timeout_ms;
 	int opt;
@@ -41,7 +44,8 @@ static int options_parse(int argc, char **argv, struct options *options)
 	options->properties = calloc((size_t)argc, sizeof *options->properties);
 	if (!options->properties)
 		return EXIT_INTERNAL;
-	while ((opt = getopt(argc, argv, "b:t:g:T:X:h")) != -1) {
+	opterr = 0;  /* our own message, in the log format */
+	while ((opt = getopt_long(argc, argv, ":b:t:g:T:X:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'b': options->bootstrap = optarg; break;
 		case 't': options->topic = optarg; break;
@@ -53,7 +57,8 @@ static int options_parse(int argc, char **argv, struct options *options)
 			break;
 		case 'X': options->properties[options->property_count++] = optarg; break;
 		case 'h': fputs(usage, stdout); return -1;
-		default: return EXIT_USAGE;
+		case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+		default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (!options->bootstrap || !options->topic || optind < argc)

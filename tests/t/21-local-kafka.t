@@ -50,6 +50,42 @@ usage_error -X no.such.property=1
 usage_error --nonsense
 usage_error extra
 
+# Command parsing, as data: --after parses its command before anything
+# starts and --help then exits 0, so each case is one quick run.
+while read -r expected command; do
+  run local-kafka --after "0s $command" --help
+  is "parse ($expected): $command" "$rc" "$expected"
+done <<'CASES'
+0 broker-down 1
+0 broker-down all
+64 broker-down 0
+64 broker-down
+64 broker-down 1 2
+0 rtt 2 250
+64 rtt 2 -1
+64 rtt 2 600001
+0 leader t1 0 none
+64 leader t1 -1 1
+64 leader t/1 0 1
+0 error Produce NOT_LEADER_FOR_PARTITION 5
+0 error fetch request_timed_out
+0 error 0 6 2
+0 error Produce RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION
+64 error Produce NO_SUCH_ERROR
+64 error Frobnicate 6
+64 error Produce 6 0
+0 produce-error _TRANSPORT
+64 produce-error 99999
+0 broker-error 2 Produce NOT_ENOUGH_REPLICAS 3 100
+64 broker-error all Produce NOT_ENOUGH_REPLICAS
+0 clear-errors Produce
+0 topic-error t1 NO_ERROR
+0 create-topic t2:6:3
+64 create-topic t2:6:x
+64 create-topic :3
+64 # a comment is for the FIFO, not a command
+CASES
+
 # --- start ---------------------------------------------------------------------
 local-kafka --brokers 3 --topic t1:3 --bootstrap-file "$T/kafka.boot" --control "$T/kafka.ctl" \
   --after "200ms create-topic late:2" >"$T/kafka.out" 2>"$T/kafka.log" &
