@@ -177,6 +177,19 @@ like "a refused command is reported with the reason" "$(control broker-down 9)" 
   "warning: control: broker-down 9: failed: no broker 9"
 ok "and the cluster keeps serving" -- kcat -L -b "$BOOT" -t t1
 
+# FIFO framing: several lines in one write, comments and blank lines skipped,
+# CRLF accepted, a line split across two writes joined, an overlong line
+# reported once and dropped whole.
+printf '# a comment\n\n   \nrtt 1 5\r\nrtt 3 ' >"$T/kafka.ctl"
+sleep 0.2
+printf '5\n' >"$T/kafka.ctl"
+awk 'BEGIN { for (i = 0; i < 2000; i++) printf "x"; print "" }' >"$T/kafka.ctl"
+like "the FIFO still answers after them" "$(control rtt all 0)" ": ok$"
+ok "a CRLF line runs" -- grep -q "control: rtt 1 5: ok" "$T/kafka.log"
+ok "a line split across writes" -- grep -q "control: rtt 3 5: ok" "$T/kafka.log"
+is "an overlong line is reported once" "$(grep -c "longer than 512 bytes" "$T/kafka.log")" 1
+ok "comments are skipped silently" -- sh -c "! grep -q 'comment' '$T/kafka.log'"
+
 # --- stop ----------------------------------------------------------------------
 start=$(date +%s%N)
 kill -TERM "$kafka_pid"
