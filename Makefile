@@ -38,12 +38,17 @@ o = $(patsubst %,$(BUILD)/%.o,$(1))
 
 # --- tools: each names only the objects and packages it needs ---------------
 TOOLS := qrpool-plan qrpool-pending
+TOOLS += qrpool-claim qrpool-resolve
 TEST_SERVERS :=
 
 qrpool-plan_OBJS := $(call o,$(STAGE) depth plan qrpool-plan)
 qrpool-plan_PKGS := sqlite3 libconfig
 qrpool-pending_OBJS := $(call o,$(STAGE) qrpool-pending)
 qrpool-pending_PKGS := sqlite3 libconfig
+qrpool-claim_OBJS := $(call o,$(STAGE) params binding cache imagefile consumer claim qrpool-claim)
+qrpool-claim_PKGS := sqlite3 libconfig rdkafka jansson hiredis
+qrpool-resolve_OBJS := $(call o,$(STAGE) binding cache resolve qrpool-resolve)
+qrpool-resolve_PKGS := sqlite3 libconfig hiredis
 
 ALL_BINS := $(addprefix $(BIN)/,$(TOOLS) $(TEST_SERVERS))
 
