@@ -28,8 +28,9 @@ int params_parse(const char *line, size_t length, char **compact, char *why, siz
 		return -1;
 	}
 	/* Duplicate names would make the middle page and the record disagree on
-	 * which value counts. */
-	record = json_loadb(line, length, JSON_REJECT_DUPLICATES, &error);
+	 * which value counts. Any value is decoded, so that "42" is reported as
+	 * not an object rather than as broken JSON. */
+	record = json_loadb(line, length, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &error);
 	if (!record) {
 		snprintf(why, why_size, "not JSON: %s at column %d", error.text, error.column);
 		return -1;

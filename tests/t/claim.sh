@@ -8,7 +8,8 @@ start_kafka() {
   local-kafka -q -t qrpool.poster:3 -t qrpool.card:1 --bootstrap-file "$T/brokers" \
     >/dev/null 2>"$T/kafka.log" &
   kafka_pid=$!
-  at_exit "kill $kafka_pid"
+  # Waited for: it removes its bootstrap file as it exits, racing the rm of $T.
+  at_exit "kill $kafka_pid; wait $kafka_pid"
   i=0
   while [ ! -s "$T/brokers" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
   KAFKA_BROKERS=$(cat "$T/brokers")
@@ -25,12 +26,14 @@ start_redis() {
     [ $i -lt 100 ] || break
     sleep 0.05; i=$((i + 1))
   done
-  at_exit "kill \$(cat $T/redis.pid 2>/dev/null) 2>/dev/null"
+  at_exit "stop_redis"
 }
+# Waits until the server is gone: it removes its socket and pid file last.
 stop_redis() {
-  kill "$(cat "$T/redis.pid")"
+  [ -s "$T/redis.pid" ] || return 0
+  kill "$(cat "$T/redis.pid")" 2>/dev/null || true
   i=0
-  while [ -S "$T/redis.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+  while [ -e "$T/redis.pid" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 }
 rcli() { redis-cli -s "$T/redis.sock" "$@"; }
 
