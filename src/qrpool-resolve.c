@@ -129,9 +129,10 @@ int main(int argc, char **argv)
 	}
 	if ((status = config_load(&config, common.config_path)))
 		return status;
-	if (common.dump_config)
-		status = exitcode_worst(config_dump(&config, stdout), cli_close_stdout());
-	else
+	if (common.dump_config) {
+		status = config_dump(&config, stdout);
+		status = exitcode_worst(status, cli_close_stdout());
+	} else
 		status = resolve_run(&config, argv + optind, argc - optind);
 	config_free(&config);
 	return status;
