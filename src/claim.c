@@ -10,6 +10,7 @@
 #include "db.h"
 #include "exitcode.h"
 #include "imagefile.h"
+#include "interrupt.h"
 #include "log.h"
 #include "params.h"
 #include "rid.h"
@@ -29,6 +30,7 @@ struct claim {
 	struct consumer consumer;
 	int dir_fd;
 	long line_number;
+	long first_unbound;           /* the line of the first record not bound */
 	int64_t records, bound, redelivered, unusable, bad_lines, not_cached;
 };
 
@@ -160,6 +162,9 @@ static int claim_read_record(struct claim *claim, FILE *in, char **line, size_t 
 		log_error("line %ld: %s", claim->line_number, why);
 		claim->bad_lines++;
 	}
+	/* A signal while waiting for input interrupts the read: a stop, not an I/O error. */
+	if (ferror(in) && interrupt_requested())
+		return CONSUMER_STOPPED;
 	if (ferror(in)) {
 		log_error("reading stdin failed");
 		return EXIT_IO;
@@ -171,16 +176,20 @@ static int claim_loop(struct claim *claim, FILE *in)
 {
 	char *line = NULL, *params = NULL;
 	size_t capacity = 0;
-	int status = 0;
+	int status = 0, record_pending = 0;
 
 	while (claim->options->count < 0 || claim->bound < claim->options->count) {
 		if ((status = claim_read_record(claim, in, &line, &capacity, &params)) != 1)
 			break;
 		status = claim_bind_next(claim, params);
 		free(params);
-		if (status)
+		if (status) {
+			record_pending = 1;
 			break;
+		}
 	}
+	/* The current line when its record got no code, else the next one. */
+	claim->first_unbound = claim->line_number + !record_pending;
 	free(line);
 	return status;
 }
@@ -191,10 +200,10 @@ static int claim_summarise(struct claim *claim, int status)
 	if (status == CONSUMER_EMPTY)
 		log_error("pool %s is empty: bound %lld code%s; line %ld and after were not bound",
 			claim->pool->name, (long long)claim->bound, claim->bound == 1 ? "" : "s",
-			claim->line_number);
+			claim->first_unbound);
 	if (status == CONSUMER_STOPPED)
 		log_error("interrupted: bound %lld code%s; line %ld and after were not bound",
-			(long long)claim->bound, claim->bound == 1 ? "" : "s", claim->line_number);
+			(long long)claim->bound, claim->bound == 1 ? "" : "s", claim->first_unbound);
 	if (status == CONSUMER_EMPTY || status == CONSUMER_STOPPED)
 		status = EXIT_TEMPFAIL;
 	if (claim->not_cached)

@@ -73,3 +73,11 @@ run qrpool-claim --pool poster
 is "--out missing: exit 64" "$rc" 64
 run qrpool-claim --dump-config
 like "--dump-config shows the redis section" "$(cat "$T/out")" 'prefix = "qr:";'
+
+# Kafka unreachable: exit 75 at once, nothing bound.
+sed 's|brokers = "[^"]*"|brokers = "127.0.0.1:9"|' "$QRPOOL_CONFIG" >"$T/down.cfg"
+before=$(sql 'SELECT count(*) FROM bindings')
+echo '{"a":1}' | { run qrpool-claim -c "$T/down.cfg" --pool poster --out "$T/codes5"; echo "$rc" >"$T/rc"; }
+is "Kafka unreachable: exit 75" "$(cat "$T/rc")" 75
+like "Kafka unreachable: said so" "$(cat "$T/err")" "kafka 127.0.0.1:9: no answer"
+is "Kafka unreachable: nothing bound" "$(sql 'SELECT count(*) FROM bindings')" "$before"
