@@ -38,12 +38,17 @@ o = $(patsubst %,$(BUILD)/%.o,$(1))
 
 # --- tools: each names only the objects and packages it needs ---------------
 TOOLS := qrpool-plan qrpool-pending
+TOOLS += qrpool-claim qrpool-resolve
 TEST_SERVERS := local-kafka
 
 qrpool-plan_OBJS := $(call o,$(STAGE) depth plan qrpool-plan)
 qrpool-plan_PKGS := sqlite3 libconfig
 qrpool-pending_OBJS := $(call o,$(STAGE) qrpool-pending)
 qrpool-pending_PKGS := sqlite3 libconfig
+qrpool-claim_OBJS := $(call o,$(STAGE) params binding cache imagefile consumer claim qrpool-claim)
+qrpool-claim_PKGS := sqlite3 libconfig rdkafka jansson hiredis
+qrpool-resolve_OBJS := $(call o,$(STAGE) binding cache resolve qrpool-resolve)
+qrpool-resolve_PKGS := sqlite3 libconfig hiredis
 local-kafka_OBJS := $(call o,$(CORE) mockctl local-kafka)
 local-kafka_PKGS := rdkafka
 
@@ -89,6 +94,8 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 test_OBJS := $(call o,$(STAGE) depth plan)
 test_PKGS := sqlite3 libconfig
+test_OBJS += $(call o,params imagefile)
+test_PKGS += jansson
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(test_OBJS) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(test_OBJS) \

@@ -198,7 +198,7 @@ static int config_check_private(const struct config_reader *reader, const config
 		return config_error_at(reader, setting, "%s %s: %s", what, path, strerror(errno));
 	if (st.st_mode & (S_IRWXG | S_IRWXO))
 		return config_error_at(reader, setting,
-			"%s %s is accessible by group or others (mode %04o): it holds the app secret; "
+			"%s %s is accessible by group or others (mode %04o): it holds a secret; "
 			"run chmod 600 %s", what, path, (unsigned)(st.st_mode & 07777), path);
 	return 0;
 }
@@ -335,6 +335,60 @@ static int config_load_kafka(const struct config_reader *reader, config_t *cf, s
 		k->properties[k->property_count++] = strdup(text);
 	}
 	return 0;
+}
+
+/* Inline password and password_file follow the wechat secret's rules: one or
+ * the other, and neither readable by group or others. */
+static int config_check_password(const struct config_reader *reader, const config_setting_t *group,
+	const struct redis_config *r)
+{
+	int status;
+
+	if (r->password && r->password_file)
+		return config_error_at(reader, group, "give password or password_file, not both");
+	if (r->password && (status = config_check_private(reader,
+			config_setting_get_member(group, "password"), reader->file, "config file")))
+		return status;
+	if (r->password_file && (status = config_check_private(reader,
+			config_setting_get_member(group, "password_file"), r->password_file, "password_file")))
+		return status;
+	return 0;
+}
+
+static int config_load_redis(const struct config_reader *reader, config_t *cf, struct config *config)
+{
+	static const char *const keys[] = { "host", "port", "unix_socket", "database", "prefix", "ttl",
+		"connect_timeout", "timeout", "password", "password_file", NULL };
+	const config_setting_t *group = config_lookup(cf, "redis");
+	struct redis_config *r = &config->redis;
+	int status;
+
+	config->has_redis = group != NULL;
+	if (!group)
+		return 0;
+	if ((status = config_check_keys(reader, group, "redis", keys)) ||
+	    (status = config_get_string(reader, group, "host", "127.0.0.1", &r->host)) ||
+	    (status = config_get_int(reader, group, "port", 1, 65535, 6379, &r->port)) ||
+	    (status = config_get_string(reader, group, "unix_socket", NULL, &r->unix_socket)) ||
+	    (status = config_get_int(reader, group, "database", 0, 1000000, 0, &r->database)) ||
+	    (status = config_get_string(reader, group, "prefix", "qrpool:rid:", &r->prefix)) ||
+	    (status = config_get_duration(reader, group, "ttl", 30LL * 86400 * 1000, &r->ttl_ms)) ||
+	    (status = config_get_duration(reader, group, "connect_timeout", 1000,
+			&r->connect_timeout_ms)) ||
+	    (status = config_get_duration(reader, group, "timeout", 1000, &r->timeout_ms)) ||
+	    (status = config_get_string(reader, group, "password", NULL, &r->password)) ||
+	    (status = config_get_string(reader, group, "password_file", NULL, &r->password_file)))
+		return status;
+	if (r->unix_socket && (config_setting_get_member(group, "host") ||
+			config_setting_get_member(group, "port")))
+		return config_error_at(reader, group, "give host and port, or unix_socket, not both");
+	/* Redis expires keys in whole seconds; a TTL under one would be no cache. */
+	if (r->ttl_ms < 1000)
+		return config_error_at(reader, config_setting_get_member(group, "ttl"),
+			"redis ttl must be at least 1s");
+	if (r->connect_timeout_ms <= 0 || r->timeout_ms <= 0)
+		return config_error_at(reader, group, "redis timeouts must be above zero");
+	return config_check_password(reader, group, r);
 }
 
 static int config_pool_name_ok(const char *name)
@@ -513,12 +567,14 @@ int config_load(struct config *config, const char *path)
 		return EXIT_CONFIG;
 	}
 	{
-		static const char *const keys[] = { "database", "wechat", "kafka", "pools", NULL };
+		static const char *const keys[] = { "database", "wechat", "kafka", "redis", "pools",
+			NULL };
 		status = config_check_keys(&reader, config_root_setting(&cf), "the file", keys);
 	}
 	if (!status && !(status = config_load_database(&reader, &cf, config)) &&
 	    !(status = config_load_wechat(&reader, &cf, config)) &&
-	    !(status = config_load_kafka(&reader, &cf, config)))
+	    !(status = config_load_kafka(&reader, &cf, config)) &&
+	    !(status = config_load_redis(&reader, &cf, config)))
 		status = config_load_pools(&reader, &cf, config);
 	config_destroy(&cf);
 	if (status)
@@ -534,6 +590,17 @@ static void config_free_pool(struct pool_config *pool)
 	free(pool->page);
 	free(pool->env_version);
 	free(pool->url_prefix);
+}
+
+static void config_free_redis(struct redis_config *r)
+{
+	if (r->password)
+		explicit_bzero(r->password, strlen(r->password));
+	free(r->password);
+	free(r->password_file);
+	free(r->host);
+	free(r->unix_socket);
+	free(r->prefix);
 }
 
 void config_free(struct config *config)
@@ -556,6 +623,7 @@ void config_free(struct config *config)
 	free(w->token_command);
 	free(w->token_file);
 	free(w->ca_bundle);
+	config_free_redis(&config->redis);
 	free(config->db_path);
 	free(config->path);
 	memset(config, 0, sizeof *config);
@@ -584,27 +652,25 @@ int config_wechat_budget(const struct config *config)
 	return config->wechat.quota_per_minute - config->wechat.reserve_per_minute;
 }
 
-int config_read_secret(const struct config *config, char *buf, size_t size)
+/* A secret given inline (`inline_value`) or in a file (`file`), trailing
+ * newline and blanks dropped. `name` is the inline setting, for messages. */
+static int config_read_secret_text(const struct config *config, const char *name,
+	const char *inline_value, const char *file_path, char *buf, size_t size)
 {
-	const struct wechat_config *w = &config->wechat;
 	FILE *file;
 	size_t length;
 
-	if (w->secret) {
-		if (strlen(w->secret) >= size) {
-			log_error("%s: wechat.secret is too long", config->path);
+	if (inline_value) {
+		if (strlen(inline_value) >= size) {
+			log_error("%s: %s is too long", config->path, name);
 			return EXIT_CONFIG;
 		}
-		strcpy(buf, w->secret);
+		strcpy(buf, inline_value);
 		return 0;
 	}
-	if (!w->secret_file) {
-		log_error("%s: wechat needs secret or secret_file for this token source", config->path);
-		return EXIT_CONFIG;
-	}
-	file = fopen(w->secret_file, "r");
+	file = fopen(file_path, "r");
 	if (!file) {
-		log_error("%s: cannot read secret_file %s: %s", config->path, w->secret_file, strerror(errno));
+		log_error("%s: cannot read %s_file %s: %s", config->path, name, file_path, strerror(errno));
 		return EXIT_CONFIG;
 	}
 	length = fread(buf, 1, size - 1, file);
@@ -614,10 +680,32 @@ int config_read_secret(const struct config *config, char *buf, size_t size)
 		buf[--length] = '\0';
 	if (!length || length == size - 1) {
 		explicit_bzero(buf, size);
-		log_error("%s: secret_file %s is empty or too long", config->path, w->secret_file);
+		log_error("%s: %s_file %s is empty or too long", config->path, name, file_path);
 		return EXIT_CONFIG;
 	}
 	return 0;
+}
+
+int config_read_secret(const struct config *config, char *buf, size_t size)
+{
+	const struct wechat_config *w = &config->wechat;
+
+	if (!w->secret && !w->secret_file) {
+		log_error("%s: wechat needs secret or secret_file for this token source", config->path);
+		return EXIT_CONFIG;
+	}
+	return config_read_secret_text(config, "wechat.secret", w->secret, w->secret_file, buf, size);
+}
+
+int config_read_redis_password(const struct config *config, char *buf, size_t size)
+{
+	const struct redis_config *r = &config->redis;
+
+	buf[0] = '\0';
+	if (!r->password && !r->password_file)
+		return 0;
+	return config_read_secret_text(config, "redis.password", r->password, r->password_file, buf,
+		size);
 }
 
 const char *config_source_name(enum pool_source source)

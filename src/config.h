@@ -65,6 +65,20 @@ struct kafka_config {
 	int64_t timeout_ms;         /* delivery and drain deadline */
 };
 
+/* The Redis cache of bindings (qrpool-claim writes, qrpool-resolve reads). */
+struct redis_config {
+	char *host;
+	int port;
+	char *unix_socket;          /* when set, used instead of host and port */
+	int database;               /* SELECT index */
+	char *prefix;               /* keys are prefix + request_id */
+	int64_t ttl_ms;
+	int64_t connect_timeout_ms;
+	int64_t timeout_ms;         /* per command */
+	char *password;             /* inline password; masked in dumps */
+	char *password_file;
+};
+
 struct config {
 	char *path;
 	char *db_path;
@@ -72,6 +86,8 @@ struct config {
 	int has_wechat;             /* a wechat section was given */
 	struct wechat_config wechat;
 	struct kafka_config kafka;
+	int has_redis;              /* a redis section was given */
+	struct redis_config redis;
 	struct pool_config *pools;
 	size_t pool_count;
 };
@@ -92,6 +108,10 @@ int config_wechat_budget(const struct config *config);
 /* Reads the app secret (inline or from secret_file) into buf. Returns 0 or
  * EXIT_CONFIG. The secret is never logged. */
 int config_read_secret(const struct config *config, char *buf, size_t size);
+
+/* Reads the Redis password (inline or from password_file) into buf; an empty
+ * string when neither is set. Returns 0 or EXIT_CONFIG. Never logged. */
+int config_read_redis_password(const struct config *config, char *buf, size_t size);
 
 /* Prints the merged configuration in libconfig syntax, secrets masked. */
 int config_dump(const struct config *config, FILE *out);

@@ -56,6 +56,25 @@ static void config_dump_pool(FILE *out, const struct pool_config *pool, int last
 	fprintf(out, "  }%s\n", last ? "" : ",");
 }
 
+static void config_dump_redis(FILE *out, const struct redis_config *r)
+{
+	fprintf(out, "redis = {\n");
+	if (r->unix_socket)
+		config_dump_string(out, "  ", "unix_socket", r->unix_socket);
+	else {
+		config_dump_string(out, "  ", "host", r->host);
+		fprintf(out, "  port = %d;\n", r->port);
+	}
+	fprintf(out, "  database = %d;\n", r->database);
+	config_dump_string(out, "  ", "prefix", r->prefix);
+	fprintf(out, "  ttl = \"%llds\";\n  connect_timeout = \"%lldms\";\n  timeout = \"%lldms\";\n",
+		(long long)(r->ttl_ms / 1000), (long long)r->connect_timeout_ms, (long long)r->timeout_ms);
+	if (r->password)
+		fprintf(out, "  password = \"********\";\n");
+	config_dump_string(out, "  ", "password_file", r->password_file);
+	fprintf(out, "};\n");
+}
+
 int config_dump(const struct config *config, FILE *out)
 {
 	const struct wechat_config *w = &config->wechat;
@@ -100,7 +119,10 @@ int config_dump(const struct config *config, FILE *out)
 			}
 		putc('"', out);
 	}
-	fprintf(out, " ];\n};\npools = (\n");
+	fprintf(out, " ];\n};\n");
+	if (config->has_redis)
+		config_dump_redis(out, &config->redis);
+	fprintf(out, "pools = (\n");
 	for (size_t i = 0; i < config->pool_count; i++)
 		config_dump_pool(out, &config->pools[i], i + 1 == config->pool_count);
 	fprintf(out, ");\n");

@@ -126,6 +126,53 @@ static void test_secret_file(void)
 	unlink(secret_path);
 }
 
+#define LINK_POOL "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://a.b/q/\"; } );\n"
+
+/* The redis section: defaults, refusals and the password's rules. */
+static void test_redis(void)
+{
+	static const struct { const char *text; const char *expect; const char *what; } refusals[] = {
+		{ "redis = { unix_socket = \"/r.sock\"; port = 6380; };\n" LINK_POOL, "not both",
+		  "redis: a socket and a port" },
+		{ "redis = { ttl = \"500ms\"; };\n" LINK_POOL, "at least 1s", "redis: a ttl under a second" },
+		{ "redis = {\n prefx = \"x\"; };\n" LINK_POOL, "qrpool.cfg:2: unknown setting 'prefx' in redis",
+		  "redis: a misspelt key" },
+		{ "redis = { password = \"p\"; };\n" LINK_POOL, "accessible by group or others",
+		  "redis: an inline password in a world-readable file" },
+		{ "redis = { password = \"p\"; password_file = \"/x\"; };\n" LINK_POOL,
+		  "password or password_file, not both", "redis: both password forms" },
+	};
+	char logged[2048], password[64], dumped[4096] = "";
+	struct config config;
+	FILE *dump;
+
+	is_int(load("redis = { };\n" LINK_POOL, 0600, &config, logged, sizeof logged), 0,
+		"an empty redis section loads");
+	ok(config.has_redis && !strcmp(config.redis.host, "127.0.0.1") && config.redis.port == 6379 &&
+		!strcmp(config.redis.prefix, "qrpool:rid:") && config.redis.ttl_ms == 30LL * 86400000,
+		"redis defaults: 127.0.0.1:6379, prefix qrpool:rid:, ttl 30 days");
+	ok(config_read_redis_password(&config, password, sizeof password) == 0 && !password[0],
+		"no password: an empty one");
+	config_free(&config);
+	for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+		is_int(load(refusals[i].text, i == 3 ? 0644 : 0600, &config, logged, sizeof logged),
+			EXIT_CONFIG, "%s: exit 78", refusals[i].what);
+		ok(strstr(logged, refusals[i].expect) != NULL, "%s: message says '%s'", refusals[i].what,
+			refusals[i].expect);
+		config_free(&config);
+	}
+	is_int(load("redis = { password = \"hunter2\"; };\n" LINK_POOL, 0600, &config, logged,
+		sizeof logged), 0, "an inline password in a private file loads");
+	ok(config_read_redis_password(&config, password, sizeof password) == 0 &&
+		!strcmp(password, "hunter2"), "the inline password is read");
+	dump = fmemopen(dumped, sizeof dumped - 1, "w");
+	config_dump(&config, dump);
+	fclose(dump);
+	ok(strstr(dumped, "password = \"********\"") && !strstr(dumped, "hunter2"),
+		"the dump masks the password");
+	config_free(&config);
+}
+
 int main(void)
 {
 	char path[256];
@@ -136,6 +183,7 @@ int main(void)
 	test_valid();
 	test_refusals();
 	test_secret_file();
+	test_redis();
 	snprintf(path, sizeof path, "%s/qrpool.cfg", dir);
 	unlink(path);
 	snprintf(path, sizeof path, "%s/stderr", dir);

@@ -1,0 +1,167 @@
+#include "cache.h"
+
+#include <hiredis/hiredis.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exitcode.h"
+#include "log.h"
+
+static struct timeval cache_timeval(int64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000) };
+	return tv;
+}
+
+/* The first failure of a run turns the cache off: one warning, and no
+ * timeout paid again for every later binding or lookup. */
+static int cache_fail(struct cache *cache, const char *what, const char *why)
+{
+	log_warn("redis %s: %s: %s; the cache is off for this run (bindings stay in the database)",
+		cache->where, what, why);
+	if (cache->redis)
+		redisFree(cache->redis);
+	cache->redis = NULL;
+	return -1;
+}
+
+/* One command whose reply must not be an error (AUTH, SELECT). */
+static int cache_command_ok(struct cache *cache, const char *what, const char *format, ...)
+{
+	redisReply *reply;
+	va_list ap;
+	int failed;
+
+	va_start(ap, format);
+	reply = redisvCommand(cache->redis, format, ap);
+	va_end(ap);
+	if (!reply)
+		return cache_fail(cache, what, cache->redis->errstr);
+	failed = reply->type == REDIS_REPLY_ERROR;
+	if (failed) {
+		char why[256];
+		snprintf(why, sizeof why, "%s", reply->str);
+		freeReplyObject(reply);
+		return cache_fail(cache, what, why);
+	}
+	freeReplyObject(reply);
+	return 0;
+}
+
+static int cache_login(struct cache *cache, const struct config *config)
+{
+	char password[512];
+	int status;
+
+	if ((status = config_read_redis_password(config, password, sizeof password)))
+		return status;
+	if (password[0])
+		cache_command_ok(cache, "AUTH", "AUTH %s", password);
+	explicit_bzero(password, sizeof password);
+	if (cache->redis && cache->config->database)
+		cache_command_ok(cache, "SELECT", "SELECT %d", cache->config->database);
+	return 0;
+}
+
+int cache_open(struct cache *cache, const struct config *config)
+{
+	const struct redis_config *r = &config->redis;
+	struct timeval connect_timeout = cache_timeval(r->connect_timeout_ms);
+
+	memset(cache, 0, sizeof *cache);
+	cache->config = r;
+	if (!config->has_redis)
+		return 0;
+	if (r->unix_socket) {
+		snprintf(cache->where, sizeof cache->where, "%s", r->unix_socket);
+		cache->redis = redisConnectUnixWithTimeout(r->unix_socket, connect_timeout);
+	} else {
+		snprintf(cache->where, sizeof cache->where, "%s:%d", r->host, r->port);
+		cache->redis = redisConnectWithTimeout(r->host, r->port, connect_timeout);
+	}
+	/* An unreachable cache is no reason to stop: warned, then off. */
+	if (!cache->redis || cache->redis->err) {
+		cache_fail(cache, "connecting", cache->redis ? cache->redis->errstr : "out of memory");
+		return 0;
+	}
+	if (redisSetTimeout(cache->redis, cache_timeval(r->timeout_ms)) != REDIS_OK) {
+		cache_fail(cache, "setting the timeout", cache->redis->errstr);
+		return 0;
+	}
+	return cache_login(cache, config);
+}
+
+void cache_close(struct cache *cache)
+{
+	if (cache->redis)
+		redisFree(cache->redis);
+	cache->redis = NULL;
+}
+
+int cache_on(const struct cache *cache)
+{
+	return cache->redis != NULL;
+}
+
+/* Reads `count` pipelined replies; keeps GET values when `values` is given.
+ * Every reply is read even after a bad one, so the connection stays in step. */
+static int cache_read_replies(struct cache *cache, const char *what, size_t count, char **values)
+{
+	char why[256] = "";
+
+	for (size_t i = 0; i < count; i++) {
+		redisReply *reply = NULL;
+
+		if (redisGetReply(cache->redis, (void **)&reply) != REDIS_OK)
+			return cache_fail(cache, what, cache->redis->errstr);
+		if (reply->type == REDIS_REPLY_ERROR)
+			snprintf(why, sizeof why, "%s", reply->str);
+		else if (values && reply->type == REDIS_REPLY_STRING)
+			values[i] = strndup(reply->str, reply->len);
+		freeReplyObject(reply);
+	}
+	return why[0] ? cache_fail(cache, what, why) : 0;
+}
+
+int cache_put_many(struct cache *cache, const char *const *request_ids,
+	const char *const *params, size_t count)
+{
+	long long ttl_seconds = (long long)(cache->config->ttl_ms / 1000);
+
+	if (!cache->redis)
+		return -1;
+	for (size_t i = 0; i < count; i++) {
+		if (redisAppendCommand(cache->redis, "SET %s%s %s EX %lld", cache->config->prefix,
+				request_ids[i], params[i], ttl_seconds) != REDIS_OK)
+			return cache_fail(cache, "SET", cache->redis->errstr);
+	}
+	return cache_read_replies(cache, "SET", count, NULL);
+}
+
+int cache_put(struct cache *cache, const char *request_id, const char *params)
+{
+	return cache_put_many(cache, &request_id, &params, 1);
+}
+
+int cache_get_many(struct cache *cache, const char *const *request_ids, size_t count,
+	char **values)
+{
+	memset(values, 0, count * sizeof *values);
+	if (!cache->redis)
+		return -1;
+	for (size_t i = 0; i < count; i++) {
+		if (redisAppendCommand(cache->redis, "GET %s%s", cache->config->prefix,
+				request_ids[i]) != REDIS_OK)
+			return cache_fail(cache, "GET", cache->redis->errstr);
+	}
+	if (cache_read_replies(cache, "GET", count, values)) {
+		for (size_t i = 0; i < count; i++) {
+			free(values[i]);
+			values[i] = NULL;
+		}
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,39 @@
+/* The Redis cache of bindings, the keys the online middle page reads:
+ * key = redis.prefix + request_id, value = the parameters' compact JSON,
+ * expiring after redis.ttl. The cache is best effort: the first failure is
+ * warned about once, and the cache is off for the rest of the run (callers
+ * fall back to the bindings table). */
+#ifndef QRPOOL_CACHE_H
+#define QRPOOL_CACHE_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+struct redisContext;
+
+struct cache {
+	struct redisContext *redis;   /* NULL: not configured, or off after a failure */
+	const struct redis_config *config;
+	char where[300];              /* host:port or the socket, for messages */
+};
+
+/* Connects when the config has a redis section. Returns 0 (connected, or no
+ * cache configured), or EXIT_CONFIG when the password cannot be read. A
+ * server that cannot be reached is a warning and leaves the cache off. */
+int cache_open(struct cache *cache, const struct config *config);
+void cache_close(struct cache *cache);
+int cache_on(const struct cache *cache);
+
+/* Sets `count` keys at once (pipelined), each with the TTL. Returns 0 or -1
+ * (cache now off). */
+int cache_put_many(struct cache *cache, const char *const *request_ids,
+	const char *const *params, size_t count);
+int cache_put(struct cache *cache, const char *request_id, const char *params);
+
+/* Gets `count` keys at once (pipelined): values[i] is malloc'd JSON, or NULL
+ * on a miss. Returns 0, or -1 (cache now off; every value NULL). */
+int cache_get_many(struct cache *cache, const char *const *request_ids, size_t count,
+	char **values);
+
+#endif

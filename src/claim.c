@@ -1,0 +1,271 @@
+#include "claim.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "binding.h"
+#include "cache.h"
+#include "consumer.h"
+#include "db.h"
+#include "exitcode.h"
+#include "imagefile.h"
+#include "interrupt.h"
+#include "log.h"
+#include "params.h"
+#include "rid.h"
+#include "sha256.h"
+
+/* claim_take's answer for a message not handed out (bound before, or not a
+ * usable code): its offset is committed and the next one is tried. */
+#define CLAIM_SKIPPED 1
+
+struct claim {
+	const struct claim_options *options;
+	const struct config *config;
+	const struct pool_config *pool;
+	struct db db;
+	struct binding_store bindings;
+	struct cache cache;
+	struct consumer consumer;
+	int dir_fd;
+	long line_number;
+	long first_unbound;           /* the line of the first record not bound */
+	int64_t records, bound, redelivered, unusable, bad_lines, not_cached;
+};
+
+/* Keys name files in --out: a scene id, but no '/' and no leading dot. */
+static int claim_key_ok(const rd_kafka_message_t *message, char id[RID_SCENE_MAX + 1])
+{
+	const char *key = message->key;
+
+	if (!key || !rid_is_scene(key, message->key_len) || memchr(key, '/', message->key_len) ||
+	    key[0] == '.')
+		return 0;
+	memcpy(id, key, message->key_len);
+	id[message->key_len] = '\0';
+	return 1;
+}
+
+/* Why this message cannot be handed out, or NULL; sets *extension. */
+static const char *claim_unusable(const struct claim *claim, const rd_kafka_message_t *message,
+	const char **extension)
+{
+	char type[64], digest[SHA256_HEX_SIZE + 1], actual[SHA256_HEX_SIZE], pool[128];
+
+	if (consumer_header(message, "pool", pool, sizeof pool) && strcmp(pool, claim->pool->name))
+		return "its pool header names another pool";
+	*extension = imagefile_extension(consumer_header(message, "content-type", type, sizeof type),
+		message->payload, message->len);
+	if (!*extension)
+		return "the value is not a JPEG or PNG image of its content type";
+	if (consumer_header(message, "sha256", digest, sizeof digest)) {
+		sha256_hex(message->payload, message->len, actual);
+		if (strcmp(digest, actual))
+			return "the image does not match its sha256 header";
+	}
+	return NULL;
+}
+
+static int claim_print(struct claim *claim, const struct imagefile *file, const char *id)
+{
+	/* Flushed per line: after a crash, stdout lists exactly the codes handed out. */
+	if (printf("%s\t%s/%s\n", id, claim->options->out, file->name) < 0 || fflush(stdout) != 0) {
+		log_error("writing to stdout failed");
+		return EXIT_IO;
+	}
+	return 0;
+}
+
+/* Binds one message to `params`: image staged, binding committed, file
+ * renamed into place, cache set, line printed, in that order, so a crash
+ * anywhere leaves no visible file without a binding. */
+static int claim_take(struct claim *claim, const rd_kafka_message_t *message, const char *params)
+{
+	char id[RID_SCENE_MAX + 1];
+	const char *extension = NULL, *why = "its key is not a request id that can name a file";
+	struct binding binding;
+	struct imagefile file;
+	int status;
+
+	if (!claim_key_ok(message, id) || (why = claim_unusable(claim, message, &extension))) {
+		log_warn("pool %s: partition %d offset %lld: skipped: %s", claim->pool->name,
+			(int)message->partition, (long long)message->offset, why);
+		claim->unusable++;
+		return CLAIM_SKIPPED;
+	}
+	if ((status = imagefile_stage(&file, claim->dir_fd, id, extension, message->payload,
+			message->len)))
+		return status;
+	binding = (struct binding){ id, claim->pool->name, params, db_now(), message->partition,
+		message->offset };
+	status = binding_insert(&claim->bindings, &binding);
+	if (status) {
+		imagefile_discard(&file);
+		if (status == BINDING_EXISTS) {
+			log_info("%s: bound already (redelivered after a crash): skipped", id);
+			claim->redelivered++;
+		}
+		return status == BINDING_EXISTS ? CLAIM_SKIPPED : status;
+	}
+	claim->bound++;
+	if ((status = imagefile_commit(&file)))
+		return status;
+	/* The cache is best effort; the binding above is the record. */
+	if (claim->config->has_redis && cache_put(&claim->cache, id, params) != 0)
+		claim->not_cached++;
+	return claim_print(claim, &file, id);
+}
+
+/* Takes codes until one is bound to `params`. */
+static int claim_bind_next(struct claim *claim, const char *params)
+{
+	int status;
+
+	if (!claim->consumer.handle &&
+	    (status = consumer_open(&claim->consumer, claim->config, claim->pool)))
+		return status;
+	for (;;) {
+		rd_kafka_message_t *message;
+
+		if ((status = consumer_next(&claim->consumer, claim->options->wait_ms, &message)))
+			return status;
+		status = claim_take(claim, message, params);
+		/* Bound or skipped: done with it. On an error it stays uncommitted,
+		 * so the code comes back next time. */
+		if (status == 0 || status == CLAIM_SKIPPED)
+			consumer_done(&claim->consumer, message);
+		rd_kafka_message_destroy(message);
+		if (status != CLAIM_SKIPPED)
+			return status;
+	}
+}
+
+/* Reads the next record. 1 with *params (malloc'd), 0 at the end, or an exit
+ * code. Bad lines are reported and skipped: no code is taken for them. */
+static int claim_read_record(struct claim *claim, FILE *in, char **line, size_t *capacity,
+	char **params)
+{
+	ssize_t length;
+	char why[200];
+
+	while ((length = getline(line, capacity, in)) >= 0) {
+		claim->line_number++;
+		if (length && (*line)[length - 1] == '\n')
+			(*line)[--length] = '\0';
+		if (params_blank(*line, (size_t)length))
+			continue;
+		if (params_parse(*line, (size_t)length, params, why, sizeof why) == 0) {
+			claim->records++;
+			return 1;
+		}
+		log_error("line %ld: %s", claim->line_number, why);
+		claim->bad_lines++;
+	}
+	/* A signal while waiting for input interrupts the read: a stop, not an I/O error. */
+	if (ferror(in) && interrupt_requested())
+		return CONSUMER_STOPPED;
+	if (ferror(in)) {
+		log_error("reading stdin failed");
+		return EXIT_IO;
+	}
+	return 0;
+}
+
+static int claim_loop(struct claim *claim, FILE *in)
+{
+	char *line = NULL, *params = NULL;
+	size_t capacity = 0;
+	int status = 0, record_pending = 0;
+
+	while (claim->options->count < 0 || claim->bound < claim->options->count) {
+		if ((status = claim_read_record(claim, in, &line, &capacity, &params)) != 1)
+			break;
+		status = claim_bind_next(claim, params);
+		free(params);
+		if (status) {
+			record_pending = 1;
+			break;
+		}
+	}
+	/* The current line when its record got no code, else the next one. */
+	claim->first_unbound = claim->line_number + !record_pending;
+	free(line);
+	return status;
+}
+
+/* The run's end in words, and its exit status. */
+static int claim_summarise(struct claim *claim, int status)
+{
+	if (status == CONSUMER_EMPTY)
+		log_error("pool %s is empty: bound %lld code%s; line %ld and after were not bound",
+			claim->pool->name, (long long)claim->bound, claim->bound == 1 ? "" : "s",
+			claim->first_unbound);
+	if (status == CONSUMER_STOPPED)
+		log_error("interrupted: bound %lld code%s; line %ld and after were not bound",
+			(long long)claim->bound, claim->bound == 1 ? "" : "s", claim->first_unbound);
+	if (status == CONSUMER_EMPTY || status == CONSUMER_STOPPED)
+		status = EXIT_TEMPFAIL;
+	if (claim->not_cached)
+		log_warn("%lld binding%s not cached in redis: qrpool-resolve falls back to the "
+			"database and re-warms the cache", (long long)claim->not_cached,
+			claim->not_cached == 1 ? "" : "s");
+	if (claim->bad_lines) {
+		log_error("%lld bad parameter line%s: no code taken for %s", (long long)claim->bad_lines,
+			claim->bad_lines == 1 ? "" : "s", claim->bad_lines == 1 ? "it" : "them");
+		status = exitcode_worst(status, EXIT_DATA);
+	}
+	log_info("pool %s: %lld bound, %lld redelivered and skipped, %lld unusable skipped",
+		claim->pool->name, (long long)claim->bound, (long long)claim->redelivered,
+		(long long)claim->unusable);
+	return status;
+}
+
+static int claim_open(struct claim *claim)
+{
+	int status;
+
+	if ((status = db_open(&claim->db, claim->config->db_path, claim->config->busy_timeout_ms)))
+		return status;
+	/* FULL: a binding must survive power loss once its offset is committed,
+	 * or a handed-out code would resolve to nothing. */
+	if ((status = db_exec(&claim->db, "PRAGMA synchronous = FULL")) ||
+	    (status = binding_open(&claim->bindings, &claim->db)) ||
+	    (status = db_run_start(&claim->db, "claim")))
+		return status;
+	if ((claim->dir_fd = imagefile_open_dir(claim->options->out)) < 0)
+		return EXIT_IO;
+	return cache_open(&claim->cache, claim->config);
+}
+
+static void claim_close(struct claim *claim, int status)
+{
+	consumer_close(&claim->consumer);
+	cache_close(&claim->cache);
+	if (claim->dir_fd >= 0)
+		close(claim->dir_fd);
+	binding_close(&claim->bindings);
+	db_run_end(&claim->db, claim->records, claim->bound, status);
+	db_close(&claim->db);
+}
+
+int claim_run(const struct claim_options *options, const struct config *config, FILE *in)
+{
+	struct claim claim = { .options = options, .config = config, .dir_fd = -1 };
+	int status, commit_failed;
+
+	claim.pool = config_pool(config, options->pool);
+	if (!(status = claim_open(&claim)))
+		status = claim_loop(&claim, in);
+	/* Every binding is committed to the DB by now; only then the offsets. */
+	commit_failed = claim.consumer.handle && consumer_commit(&claim.consumer);
+	if (commit_failed)
+		log_error("the %lld codes bound are recorded and will be skipped when they come back, "
+			"but until qrpool-claim runs again and commits, the group may hand them out",
+			(long long)claim.bound);
+	status = claim_summarise(&claim, status);
+	if (commit_failed)
+		status = exitcode_worst(status, EXIT_TEMPFAIL);
+	claim_close(&claim, status);
+	return status;
+}

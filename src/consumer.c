@@ -1,0 +1,347 @@
+#include "consumer.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "exitcode.h"
+#include "interrupt.h"
+#include "log.h"
+
+#define CONSUMER_POLL_MS 100
+
+static double consumer_now(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + now.tv_nsec / 1e9;
+}
+
+static int consumer_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+	const char *source)
+{
+	char why[256];
+
+	if (rd_kafka_conf_set(conf, key, value, why, sizeof why) == RD_KAFKA_CONF_OK)
+		return 0;
+	log_error("%s: %s: %s", source, key, why);
+	return EXIT_CONFIG;
+}
+
+/* kafka.properties pass through to librdkafka untouched, as kcat's -X does. */
+static int consumer_set_properties(rd_kafka_conf_t *conf, const struct config *config)
+{
+	for (size_t i = 0; i < config->kafka.property_count; i++) {
+		const char *property = config->kafka.properties[i];
+		const char *eq = strchr(property, '=');
+		char key[256];
+		int status;
+
+		snprintf(key, sizeof key, "%.*s", (int)(eq - property), property);
+		if ((status = consumer_set(conf, key, eq + 1, "kafka.properties")))
+			return status;
+	}
+	return 0;
+}
+
+static void consumer_log(const rd_kafka_t *handle, int level, const char *facility, const char *text)
+{
+	(void)handle;
+	/* librdkafka's complaints are details; the caller reports what failed. */
+	if (level <= 6)
+		log_info("librdkafka %s: %s", facility, text);
+	else
+		log_debug("librdkafka %s: %s", facility, text);
+}
+
+static void consumer_error(rd_kafka_t *handle, int err, const char *reason, void *opaque)
+{
+	struct consumer *consumer = opaque;
+
+	(void)handle;
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		consumer->brokers_down = 1;
+	log_info("kafka: %s", reason);
+}
+
+static void consumer_track(struct consumer *consumer, const rd_kafka_topic_partition_list_t *parts,
+	int add)
+{
+	for (int i = 0; i < parts->cnt; i++) {
+		size_t at = 0;
+
+		while (at < consumer->partition_count && consumer->partitions[at].id != parts->elems[i].partition)
+			at++;
+		if (!add && at < consumer->partition_count)
+			consumer->partitions[at] = consumer->partitions[--consumer->partition_count];
+		if (add && at == consumer->partition_count && at < consumer->partition_capacity)
+			consumer->partitions[consumer->partition_count++] =
+				(struct consumer_partition){ parts->elems[i].partition, 0 };
+	}
+	consumer->all_at_end_since = 0;
+}
+
+static int consumer_reserve(struct consumer *consumer, int count)
+{
+	size_t need = consumer->partition_count + (size_t)count;
+	struct consumer_partition *grown;
+
+	if (need <= consumer->partition_capacity)
+		return 0;
+	grown = realloc(consumer->partitions, need * sizeof *grown);
+	if (!grown)
+		return -1;
+	consumer->partitions = grown;
+	consumer->partition_capacity = need;
+	return 0;
+}
+
+static void consumer_rebalance(rd_kafka_t *handle, rd_kafka_resp_err_t err,
+	rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct consumer *consumer = opaque;
+	int cooperative = !strcmp(rd_kafka_rebalance_protocol(handle), "COOPERATIVE");
+
+	consumer->last_progress = consumer_now();
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		if (consumer_reserve(consumer, parts->cnt))
+			log_error("out of memory tracking partitions");
+		consumer_track(consumer, parts, 1);
+		consumer->assigned = 1;
+		if (cooperative)
+			rd_kafka_error_destroy(rd_kafka_incremental_assign(handle, parts));
+		else
+			rd_kafka_assign(handle, parts);
+		log_info("pool %s: %d partition(s) assigned", consumer->pool->name, parts->cnt);
+		return;
+	}
+	/* Partitions we lose go to the online services: what we bound on them
+	 * must be committed first, or they would hand those codes out again. */
+	consumer_commit(consumer);
+	consumer_track(consumer, parts, 0);
+	if (cooperative)
+		rd_kafka_error_destroy(rd_kafka_incremental_unassign(handle, parts));
+	else
+		rd_kafka_assign(handle, NULL);
+}
+
+static rd_kafka_conf_t *consumer_conf(struct consumer *consumer, const struct config *config,
+	const struct pool_config *pool)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	int status = 0;
+
+	if (config->kafka.brokers)
+		status = consumer_set(conf, "bootstrap.servers", config->kafka.brokers, "kafka.brokers");
+	/* Defaults the properties may change... */
+	if (!status)
+		status = consumer_set(conf, "auto.offset.reset", "earliest", "qrpool-claim");
+	if (!status)
+		status = consumer_set_properties(conf, config);
+	/* ...and what claiming relies on, which they may not: offsets are
+	 * committed by us, only for codes bound, and the end must be seen. */
+	if (!status && !(status = consumer_set(conf, "group.id", pool->group, "pool group")) &&
+	    !(status = consumer_set(conf, "enable.auto.commit", "false", "qrpool-claim")) &&
+	    !(status = consumer_set(conf, "enable.auto.offset.store", "false", "qrpool-claim")))
+		status = consumer_set(conf, "enable.partition.eof", "true", "qrpool-claim");
+	if (status) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	rd_kafka_conf_set_opaque(conf, consumer);
+	rd_kafka_conf_set_log_cb(conf, consumer_log);
+	rd_kafka_conf_set_error_cb(conf, consumer_error);
+	rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance);
+	return conf;
+}
+
+static int consumer_subscribe(struct consumer *consumer)
+{
+	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_resp_err_t err;
+
+	rd_kafka_topic_partition_list_add(topics, consumer->pool->topic, RD_KAFKA_PARTITION_UA);
+	err = rd_kafka_subscribe(consumer->handle, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (err) {
+		log_error("subscribing to %s: %s", consumer->pool->topic, rd_kafka_err2str(err));
+		return EXIT_INTERNAL;
+	}
+	return 0;
+}
+
+int consumer_open(struct consumer *consumer, const struct config *config,
+	const struct pool_config *pool)
+{
+	rd_kafka_conf_t *conf;
+	char why[256];
+
+	memset(consumer, 0, sizeof *consumer);
+	consumer->pool = pool;
+	consumer->brokers = config->kafka.brokers ? config->kafka.brokers : "(kafka.properties)";
+	consumer->timeout_ms = config->kafka.timeout_ms;
+	consumer->last_progress = consumer_now();
+	if (!(conf = consumer_conf(consumer, config, pool)))
+		return EXIT_CONFIG;
+	consumer->handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
+	if (!consumer->handle) {
+		rd_kafka_conf_destroy(conf);
+		log_error("kafka consumer: %s", why);
+		return EXIT_CONFIG;
+	}
+	rd_kafka_poll_set_consumer(consumer->handle);
+	return consumer_subscribe(consumer);
+}
+
+static struct consumer_partition *consumer_partition(struct consumer *consumer, int32_t id)
+{
+	for (size_t i = 0; i < consumer->partition_count; i++)
+		if (consumer->partitions[i].id == id)
+			return &consumer->partitions[i];
+	return NULL;
+}
+
+static int consumer_all_at_end(const struct consumer *consumer)
+{
+	for (size_t i = 0; i < consumer->partition_count; i++)
+		if (!consumer->partitions[i].at_end)
+			return 0;
+	return consumer->assigned;
+}
+
+/* Takes in one event. Returns 0 for a message to hand out, -1 when there is
+ * none (an end reached, a passing error), or an exit code. */
+static int consumer_event(struct consumer *consumer, rd_kafka_message_t *message, double now)
+{
+	struct consumer_partition *partition = consumer_partition(consumer, message->partition);
+
+	if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF || !message->err) {
+		consumer->last_progress = now;
+		if (partition)
+			partition->at_end = message->err != 0;
+		if (!message->err)
+			return 0;
+	} else if (message->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+	           message->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+		log_error("pool %s: topic %s does not exist (nothing was ever published to it?)",
+			consumer->pool->name, consumer->pool->topic);
+		return EXIT_TEMPFAIL;
+	} else
+		log_info("kafka: %s", rd_kafka_message_errstr(message));
+	return -1;
+}
+
+/* Whether waiting longer is pointless: the pool is empty, or Kafka is silent. */
+static int consumer_give_up(struct consumer *consumer, int64_t wait_ms, double now)
+{
+	if (!consumer_all_at_end(consumer))
+		consumer->all_at_end_since = 0;
+	else if (!consumer->all_at_end_since)
+		consumer->all_at_end_since = now;
+	if (consumer->all_at_end_since && (now - consumer->all_at_end_since) * 1000 >= (double)wait_ms) {
+		if (!consumer->partition_count)
+			log_warn("pool %s: the group %s gave us no partition of %s (its other members "
+				"hold them all)", consumer->pool->name, consumer->pool->group,
+				consumer->pool->topic);
+		return CONSUMER_EMPTY;
+	}
+	if ((!consumer->assigned && consumer->brokers_down) ||
+	    (now - consumer->last_progress) * 1000 >= (double)consumer->timeout_ms) {
+		log_error("kafka %s: no answer%s: cannot take codes from pool %s", consumer->brokers,
+			consumer->brokers_down ? " (all brokers down)" : "", consumer->pool->name);
+		return EXIT_TEMPFAIL;
+	}
+	return 0;
+}
+
+int consumer_next(struct consumer *consumer, int64_t wait_ms, rd_kafka_message_t **message)
+{
+	for (;;) {
+		rd_kafka_message_t *event;
+		double now;
+		int status;
+
+		if (interrupt_requested())
+			return CONSUMER_STOPPED;
+		event = rd_kafka_consumer_poll(consumer->handle, CONSUMER_POLL_MS);
+		now = consumer_now();
+		if (event) {
+			status = consumer_event(consumer, event, now);
+			if (status == 0) {
+				consumer->all_at_end_since = 0;
+				*message = event;
+				return 0;
+			}
+			rd_kafka_message_destroy(event);
+			if (status > 0)
+				return status;
+		}
+		if ((status = consumer_give_up(consumer, wait_ms, now)))
+			return status;
+	}
+}
+
+int consumer_done(struct consumer *consumer, const rd_kafka_message_t *message)
+{
+	rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_resp_err_t err;
+
+	rd_kafka_topic_partition_list_add(offsets, rd_kafka_topic_name(message->rkt),
+		message->partition)->offset = message->offset + 1;
+	err = rd_kafka_offsets_store(consumer->handle, offsets);
+	rd_kafka_topic_partition_list_destroy(offsets);
+	if (err) {
+		/* The partition was taken from us meanwhile: its next owner will
+		 * see the code again and find it bound. */
+		log_info("storing offset %lld of partition %d: %s", (long long)message->offset,
+			(int)message->partition, rd_kafka_err2str(err));
+		return 0;
+	}
+	/* A failed commit here is retried by the next one, which covers it. */
+	if (++consumer->stored >= CONSUMER_COMMIT_EVERY && consumer_commit(consumer))
+		log_warn("will retry the commit");
+	return 0;
+}
+
+int consumer_commit(struct consumer *consumer)
+{
+	rd_kafka_resp_err_t err;
+
+	if (!consumer->stored)
+		return 0;
+	err = rd_kafka_commit(consumer->handle, NULL, 0);
+	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+		log_error("kafka %s: committing the offsets of pool %s: %s", consumer->brokers,
+			consumer->pool->name, rd_kafka_err2str(err));
+		return EXIT_TEMPFAIL;
+	}
+	consumer->stored = 0;
+	return 0;
+}
+
+void consumer_close(struct consumer *consumer)
+{
+	if (consumer->handle) {
+		rd_kafka_consumer_close(consumer->handle);
+		rd_kafka_destroy(consumer->handle);
+	}
+	free(consumer->partitions);
+	memset(consumer, 0, sizeof *consumer);
+}
+
+const char *consumer_header(const rd_kafka_message_t *message, const char *name, char *buf,
+	size_t size)
+{
+	rd_kafka_headers_t *headers = NULL;
+	const void *value;
+	size_t length;
+
+	if (rd_kafka_message_headers(message, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    rd_kafka_header_get_last(headers, name, &value, &length) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    !value || length >= size)
+		return NULL;
+	memcpy(buf, value, length);
+	buf[length] = '\0';
+	return buf;
+}

@@ -1,0 +1,66 @@
+/* A pool's consumer for qrpool-claim: a member of the pool's consumer group
+ * (the online services' group, so depth stays true) that commits offsets only
+ * for codes the caller has finished with, synchronously, and that can tell an
+ * empty pool from a slow one. */
+#ifndef QRPOOL_CONSUMER_H
+#define QRPOOL_CONSUMER_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* Offsets committed after this many finished codes, and at the end: a crash
+ * redelivers at most this many, which are recognised as bound and skipped. */
+#define CONSUMER_COMMIT_EVERY 50
+
+/* consumer_next's answers besides 0 (a message) and exit codes. */
+#define CONSUMER_EMPTY 1
+#define CONSUMER_STOPPED 2
+
+struct consumer_partition {
+	int32_t id;
+	int at_end;                   /* caught up with the end offset */
+};
+
+struct consumer {
+	rd_kafka_t *handle;
+	const struct pool_config *pool;
+	const char *brokers;          /* for messages */
+	int64_t timeout_ms;           /* kafka.timeout: silence this long = unreachable */
+	struct consumer_partition *partitions;
+	size_t partition_count, partition_capacity;
+	int assigned;                 /* the group has given us an assignment */
+	double last_progress;         /* monotonic seconds of the last sign of life */
+	double all_at_end_since;      /* 0 while some partition may hold codes */
+	int brokers_down;             /* set by the error callback */
+	int stored;                   /* offsets stored since the last commit */
+};
+
+/* Joins the pool's group (subscribes to its topic). The struct must stay in
+ * place until consumer_close: librdkafka's callbacks point at it. Returns 0,
+ * EXIT_CONFIG (a bad kafka property) or EXIT_INTERNAL, logged. */
+int consumer_open(struct consumer *consumer, const struct config *config,
+	const struct pool_config *pool);
+
+/* The next code. 0 with *message set (the caller destroys it and calls
+ * consumer_done when it is bound or skipped); CONSUMER_EMPTY when every
+ * assigned partition is at its end and nothing came for `wait_ms`;
+ * CONSUMER_STOPPED on SIGINT/SIGTERM; EXIT_TEMPFAIL when Kafka does not answer. */
+int consumer_next(struct consumer *consumer, int64_t wait_ms, rd_kafka_message_t **message);
+
+/* Marks `message` finished: its offset will be committed. 0 or an exit code. */
+int consumer_done(struct consumer *consumer, const rd_kafka_message_t *message);
+
+/* Commits every finished offset, synchronously. 0 or EXIT_TEMPFAIL (logged). */
+int consumer_commit(struct consumer *consumer);
+
+/* Leaves the group and frees everything (commit first). */
+void consumer_close(struct consumer *consumer);
+
+/* A header's value as a string in buf, or NULL if absent or too long. */
+const char *consumer_header(const rd_kafka_message_t *message, const char *name, char *buf,
+	size_t size);
+
+#endif

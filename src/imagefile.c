@@ -1,0 +1,104 @@
+#include "imagefile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "exitcode.h"
+#include "log.h"
+
+static int imagefile_is_jpeg(const unsigned char *b, size_t size)
+{
+	return size >= 4 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF;
+}
+
+static int imagefile_is_png(const unsigned char *b, size_t size)
+{
+	return size >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8);
+}
+
+const char *imagefile_extension(const char *content_type, const void *bytes, size_t size)
+{
+	int jpeg = imagefile_is_jpeg(bytes, size), png = imagefile_is_png(bytes, size);
+
+	/* The signature decides: an error body stored as an image must never
+	 * be handed out, whatever its header says. */
+	if (content_type && !strcmp(content_type, "image/jpeg"))
+		return jpeg ? "jpg" : NULL;
+	if (content_type && !strcmp(content_type, "image/png"))
+		return png ? "png" : NULL;
+	if (content_type)
+		return NULL;
+	return jpeg ? "jpg" : png ? "png" : NULL;
+}
+
+int imagefile_open_dir(const char *path)
+{
+	int fd;
+
+	if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+		log_error("--out %s: %s", path, strerror(errno));
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		log_error("--out %s: %s", path, strerror(errno));
+	return fd;
+}
+
+static int imagefile_write_all(int fd, const unsigned char *bytes, size_t size)
+{
+	while (size) {
+		ssize_t written = write(fd, bytes, size);
+
+		if (written < 0 && errno == EINTR)
+			continue;
+		if (written <= 0)
+			return -1;
+		bytes += written;
+		size -= (size_t)written;
+	}
+	return 0;
+}
+
+int imagefile_stage(struct imagefile *file, int dir_fd, const char *request_id,
+	const char *extension, const void *bytes, size_t size)
+{
+	int fd, failed;
+
+	file->dir_fd = dir_fd;
+	snprintf(file->name, sizeof file->name, "%s.%s", request_id, extension);
+	snprintf(file->temp, sizeof file->temp, ".%s.tmp", file->name);
+	fd = openat(dir_fd, file->temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_error("%s: %s", file->temp, strerror(errno));
+		return EXIT_IO;
+	}
+	failed = imagefile_write_all(fd, bytes, size) || fsync(fd);
+	if (close(fd) != 0)
+		failed = 1;
+	if (failed) {
+		log_error("writing %s: %s", file->temp, strerror(errno));
+		imagefile_discard(file);
+		return EXIT_IO;
+	}
+	return 0;
+}
+
+int imagefile_commit(struct imagefile *file)
+{
+	if (renameat(file->dir_fd, file->temp, file->dir_fd, file->name) != 0 ||
+	    fsync(file->dir_fd) != 0) {
+		log_error("renaming %s to %s: %s", file->temp, file->name, strerror(errno));
+		return EXIT_IO;
+	}
+	return 0;
+}
+
+void imagefile_discard(struct imagefile *file)
+{
+	unlinkat(file->dir_fd, file->temp, 0);
+}

@@ -1,0 +1,139 @@
+/* qrpool-resolve: prints the parameters bound to request ids, the lookup the
+ * middle page makes when a code is scanned. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "exitcode.h"
+#include "log.h"
+#include "resolve.h"
+#include "rid.h"
+
+/* Exit status for ids that no binding knows (the issue asks for 1). */
+#define RESOLVE_EXIT_UNKNOWN 1
+
+static void resolve_usage(void)
+{
+	printf("Usage: qrpool-resolve [OPTIONS] [REQUEST_ID...]\n"
+		"Print the parameters bound to each request id: \"request_id TAB json\" per id, in\n"
+		"the order given. Redis first (when configured); on a miss the staging DB's\n"
+		"bindings, and the answer is put back into Redis. Without arguments, ids come from\n"
+		"stdin, one per line (the first tab-separated field, so qrpool-claim's output can\n"
+		"be piped in).\n\n"
+		CLI_COMMON_HELP
+		"\nExit status: 0 every id resolved, 1 some id is unknown, 65 some id is not a\n"
+		"request id (1 to 32 scene characters), 74 I/O error (the DB, stdout), 78 bad config,\n"
+		"64 usage. The known ids are printed either way. Redis being down is a warning only.\n");
+}
+
+static int resolve_parse_options(int argc, char **argv, struct cli_common *common)
+{
+	static const struct option longs[] = { CLI_COMMON_LONG, { NULL, 0, NULL, 0 } };
+	int opt;
+
+	memset(common, 0, sizeof *common);
+	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT, longs, NULL)) != -1)
+		if (!cli_common_option(common, opt, optarg))
+			return cli_usage_error("unknown option");
+	return 0;
+}
+
+/* Queues one id; `where` names it in messages ("argument 2", "line 7"). */
+static int resolve_one(struct resolver *resolver, const char *id, size_t length, const char *where,
+	long number)
+{
+	char copy[RID_SCENE_MAX + 1];
+
+	if (!rid_is_scene(id, length)) {
+		log_error("%s %ld: '%.*s' is not a request id (1 to %d scene characters)", where, number,
+			(int)(length > 40 ? 40 : length), id, RID_SCENE_MAX);
+		return EXIT_DATA;
+	}
+	memcpy(copy, id, length);
+	copy[length] = '\0';
+	return resolve_add(resolver, copy, stdout);
+}
+
+static int resolve_arguments(struct resolver *resolver, char **ids, int count)
+{
+	int status = 0;
+
+	for (int i = 0; i < count && status != EXIT_IO; i++)
+		status = exitcode_worst(status, resolve_one(resolver, ids[i], strlen(ids[i]), "argument",
+			i + 1));
+	return status;
+}
+
+static int resolve_stdin(struct resolver *resolver)
+{
+	char *line = NULL;
+	size_t capacity = 0;
+	ssize_t length;
+	long number = 0;
+	int status = 0;
+
+	while (status != EXIT_IO && (length = getline(&line, &capacity, stdin)) >= 0) {
+		size_t id_length = strcspn(line, "\t\r\n");
+
+		number++;
+		if (id_length == 0 && strspn(line, "\r\n") == (size_t)length)
+			continue;   /* a blank line names no id */
+		status = exitcode_worst(status, resolve_one(resolver, line, id_length, "line", number));
+	}
+	if (ferror(stdin)) {
+		log_error("reading stdin failed");
+		status = EXIT_IO;
+	}
+	free(line);
+	return status;
+}
+
+static int resolve_run(const struct config *config, char **ids, int count)
+{
+	struct resolver resolver;
+	int status;
+
+	if ((status = resolve_open(&resolver, config)))
+		return status;
+	status = count ? resolve_arguments(&resolver, ids, count) : resolve_stdin(&resolver);
+	if (status != EXIT_IO)
+		status = exitcode_worst(status, resolve_flush(&resolver, stdout));
+	/* stdout is closed here, so that a write error outranks the exit 1 of
+	 * unknown ids, which exitcode_worst does not know. */
+	status = exitcode_worst(status, cli_close_stdout());
+	log_info("%lld from redis, %lld from the database, %lld unknown",
+		(long long)resolver.from_cache, (long long)resolver.from_db, (long long)resolver.unknown);
+	if (!status && resolver.unknown)
+		status = RESOLVE_EXIT_UNKNOWN;
+	resolve_close(&resolver);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli_common common;
+	struct config config;
+	int status;
+
+	log_init(argv[0], 0);
+	if ((status = resolve_parse_options(argc, argv, &common)))
+		return status;
+	log_init(argv[0], common.verbosity);
+	if (common.help || common.version) {
+		if (common.help)
+			resolve_usage();
+		else
+			cli_print_version();
+		return cli_close_stdout();
+	}
+	if ((status = config_load(&config, common.config_path)))
+		return status;
+	if (common.dump_config) {
+		status = config_dump(&config, stdout);
+		status = exitcode_worst(status, cli_close_stdout());
+	} else
+		status = resolve_run(&config, argv + optind, argc - optind);
+	config_free(&config);
+	return status;
+}

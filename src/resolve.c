@@ -1,0 +1,104 @@
+#include "resolve.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exitcode.h"
+#include "log.h"
+
+int resolve_open(struct resolver *resolver, const struct config *config)
+{
+	memset(resolver, 0, sizeof *resolver);
+	resolver->config = config;
+	return cache_open(&resolver->cache, config);
+}
+
+void resolve_close(struct resolver *resolver)
+{
+	cache_close(&resolver->cache);
+	if (resolver->db_open) {
+		binding_close(&resolver->bindings);
+		db_close(&resolver->db);
+	}
+	resolver->db_open = 0;
+}
+
+/* The DB is opened only when Redis misses, and never created: a missing file
+ * means a wrong path, not an empty record. */
+static int resolve_open_db(struct resolver *resolver)
+{
+	const struct config *config = resolver->config;
+	int status;
+
+	if (resolver->db_open)
+		return 0;
+	if (access(config->db_path, F_OK) != 0) {
+		log_error("%s: %s: no bindings to fall back on", config->db_path, strerror(errno));
+		return EXIT_IO;
+	}
+	if ((status = db_open(&resolver->db, config->db_path, config->busy_timeout_ms)))
+		return status;
+	if ((status = binding_open(&resolver->bindings, &resolver->db))) {
+		db_close(&resolver->db);
+		return status;
+	}
+	resolver->db_open = 1;
+	return 0;
+}
+
+/* Fills the misses from the bindings table and puts them back into Redis. */
+static int resolve_misses(struct resolver *resolver, char **values)
+{
+	const char *warm_ids[RESOLVE_BATCH], *warm_values[RESOLVE_BATCH];
+	size_t warm = 0;
+	int status = 0;
+
+	for (size_t i = 0; i < resolver->count && !status; i++) {
+		if (values[i])
+			continue;
+		if ((status = resolve_open_db(resolver)))
+			break;
+		status = binding_lookup(&resolver->bindings, resolver->ids[i], &values[i]);
+		if (status == BINDING_UNKNOWN) {
+			log_error("unknown request id '%s': no code was bound to it", resolver->ids[i]);
+			resolver->unknown++;
+			status = 0;
+		} else if (!status) {
+			warm_ids[warm] = resolver->ids[i];
+			warm_values[warm++] = values[i];
+			resolver->from_db++;
+		}
+	}
+	if (warm && cache_on(&resolver->cache))
+		cache_put_many(&resolver->cache, warm_ids, warm_values, warm);
+	return status;
+}
+
+int resolve_flush(struct resolver *resolver, FILE *out)
+{
+	const char *ids[RESOLVE_BATCH];
+	char *values[RESOLVE_BATCH];
+	int status;
+
+	for (size_t i = 0; i < resolver->count; i++)
+		ids[i] = resolver->ids[i];
+	cache_get_many(&resolver->cache, ids, resolver->count, values);
+	for (size_t i = 0; i < resolver->count; i++)
+		resolver->from_cache += values[i] != NULL;
+	status = resolve_misses(resolver, values);
+	for (size_t i = 0; i < resolver->count; i++) {
+		if (!status && values[i] && fprintf(out, "%s\t%s\n", ids[i], values[i]) < 0)
+			status = EXIT_IO;
+		free(values[i]);
+	}
+	resolver->count = 0;
+	return status;
+}
+
+int resolve_add(struct resolver *resolver, const char *id, FILE *out)
+{
+	snprintf(resolver->ids[resolver->count++], sizeof resolver->ids[0], "%s", id);
+	return resolver->count == RESOLVE_BATCH ? resolve_flush(resolver, out) : 0;
+}

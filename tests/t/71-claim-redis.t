@@ -1,0 +1,85 @@
+#!/bin/sh
+# The cache is best effort, the bindings table the record: Redis down, Redis
+# flushed, a password, unknown and malformed ids.
+. "${0%/*}/lib.sh"
+. "${0%/*}/claim.sh"
+start_kafka
+start_redis
+write_claim_config redis
+publish_codes 4
+
+# Redis down while claiming: the bindings still land in SQLite.
+stop_redis
+records 2 | { run qrpool-claim --pool poster --out "$T/codes" --wait 300ms; echo "$rc" >"$T/rc"; }
+is "redis down: claim still exits 0 (the DB is the record)" "$(cat "$T/rc")" 0
+is "redis down: both codes handed out" "$(wc -l <"$T/out")" 2
+is "redis down: one warning about the cache" "$(grep -c 'warning: redis' "$T/err")" 1
+like "redis down: says the bindings were not cached" "$(cat "$T/err")" "2 bindings not cached in redis"
+is "redis down: bindings durable in SQLite" "$(sql 'SELECT count(*) FROM bindings')" 2
+cut -f1 "$T/out" >"$T/ids"
+run qrpool-resolve $(cat "$T/ids")
+is "redis down: resolve falls back, exit 0" "$rc" 0
+is "redis down: resolve prints both" "$(cut -f1 "$T/out")" "$(cat "$T/ids")"
+like "redis down: resolve warns" "$(cat "$T/err")" "warning: redis .*redis.sock"
+
+# Redis back but empty (a restart, a flush): resolve falls back and re-warms.
+start_redis
+first=$(head -1 "$T/ids")
+is "redis empty: no key yet" "$(rcli EXISTS "qr:$first")" 0
+run qrpool-resolve $(cat "$T/ids")
+is "redis empty: resolve exit 0" "$rc" 0
+is "redis empty: quiet" "$(cat "$T/err")" ""
+is "redis empty: re-warmed with the params" "$(rcli GET "qr:$first")" "$(sql "SELECT params FROM bindings WHERE request_id = '$first'")"
+ok "redis empty: re-warmed with the ttl" -- test "$(rcli TTL "qr:$first")" -gt 3500
+rcli SET "qr:$first" '{"from":"redis"}' >/dev/null
+run qrpool-resolve -v "$first"
+is "redis is read first" "$(cut -f2 "$T/out")" '{"from":"redis"}'
+like "-v counts the sources" "$(cat "$T/err")" "1 from redis, 0 from the database"
+rcli FLUSHALL >/dev/null
+run qrpool-resolve -v $(cat "$T/ids")
+like "flushed: both from the database" "$(cat "$T/err")" "0 from redis, 2 from the database"
+is "flushed: re-warmed" "$(rcli EXISTS "qr:$first")" 1
+
+# Unknown and malformed ids.
+run qrpool-resolve "$first" NoSuchId00000000
+is "an unknown id: exit 1" "$rc" 1
+like "an unknown id: a clear message" "$(cat "$T/err")" "unknown request id 'NoSuchId00000000'"
+is "the known id is still printed" "$(cut -f1 "$T/out")" "$first"
+run qrpool-resolve "$first" 'not an id' NoSuchId00000000
+is "an id outside the scene alphabet: exit 65 (outranks unknown)" "$rc" 65
+like "naming the argument" "$(cat "$T/err")" "argument 2: 'not an id' is not a request id"
+run qrpool-resolve "$(printf 'x%.0s' $(seq 33))"
+is "33 characters: exit 65" "$rc" 65
+printf '%s\n\nbad id here\n' "$first" >"$T/stdin-ids"
+rc=0; qrpool-resolve <"$T/stdin-ids" >"$T/out" 2>"$T/err" || rc=$?
+is "stdin: a bad line: exit 65" "$rc" 65
+like "stdin: naming the line" "$(cat "$T/err")" "line 3: 'bad id here' is not a request id"
+rc=0; qrpool-resolve "$first" >/dev/full 2>"$T/err" || rc=$?
+is "a full stdout: exit 74" "$rc" 74
+
+# A password: from a file, mode 600; never in argv, logs or dumps.
+stop_redis
+start_redis --requirepass 'redis-pass-do-not-log'
+printf 'redis-pass-do-not-log\n' >"$T/redis-pass"
+chmod 600 "$T/redis-pass"
+write_claim_config redis "password_file = \"$T/redis-pass\";"
+run qrpool-resolve -vv "$first"
+is "password: resolve exit 0" "$rc" 0
+is "password: no warning" "$(grep -c warning "$T/err")" 0
+is "password: re-warmed through AUTH" "$(rcli --no-auth-warning -a redis-pass-do-not-log EXISTS "qr:$first")" 1
+run qrpool-resolve --dump-config
+like "password: masked in the dump" "$(cat "$T/out")" "password_file = \"$T/redis-pass\";"
+is "password: not in the dump" "$(grep -c redis-pass-do-not-log "$T/out" "$T/err" | awk -F: '{ s += $2 } END { print s }')" 0
+chmod 640 "$T/redis-pass"
+run qrpool-resolve "$first"
+is "a group-readable password_file: exit 78" "$rc" 78
+like "saying which chmod" "$(cat "$T/err")" "chmod 600 $T/redis-pass"
+chmod 600 "$T/redis-pass"
+printf 'wrong-pass\n' >"$T/redis-pass"
+run qrpool-resolve "$first"
+is "a wrong password: warned, falls back, exit 0" "$rc" 0
+like "the warning names AUTH" "$(cat "$T/err")" "AUTH: "
+write_claim_config redis "password = \"inline-pass-do-not-log\";"
+run qrpool-resolve --dump-config
+like "an inline password is masked" "$(cat "$T/out")" 'password = "\*\*\*\*\*\*\*\*";'
+is "and never printed" "$(grep -c inline-pass-do-not-log "$T/out")" 0

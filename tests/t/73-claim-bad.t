@@ -1,0 +1,46 @@
+#!/bin/sh
+# Bad parameter lines: reported with their line number, and no code is taken
+# for them (nothing bound, the group's committed offsets do not move for them).
+. "${0%/*}/lib.sh"
+. "${0%/*}/claim.sh"
+start_kafka
+write_claim_config
+publish_codes 6
+
+n=0
+while IFS= read -r description; do
+  case "$description" in ''|'#'*) continue ;; esac
+  IFS= read -r expect_rc; IFS= read -r expect_message; IFS= read -r input
+  n=$((n + 1))
+  rc=0; printf '%b' "$input" | qrpool-claim --pool poster --out "$T/codes" >"$T/out" 2>"$T/err" || rc=$?
+  is "case $n ($description): exit $expect_rc" "$rc" "$expect_rc"
+  like "case $n ($description): message" "$(tr '\n' ' ' <"$T/err")" "$expect_message"
+  is "case $n ($description): nothing printed" "$(wc -c <"$T/out")" 0
+done <"$TESTS_DIR/t/claim-bad-params.cases"
+ok "the cases file was read" -- test "$n" -ge 10
+is "no case bound a code" "$(sql 'SELECT count(*) FROM bindings')" 0
+is "no case committed an offset" "$(committed_total)" 0
+
+# The size limit: 4096 bytes is a record, 4097 is not.
+pad() { printf '{"p":"%s"}' "$(head -c $(($1 - 8)) /dev/zero | tr '\0' x)"; }
+{ pad 4097; echo; } | { run qrpool-claim --pool poster --out "$T/codes"; echo "$rc" >"$T/rc"; }
+is "a 4097-byte record: exit 65" "$(cat "$T/rc")" 65
+like "saying the limit" "$(cat "$T/err")" "line 1: the record is 4097 bytes, more than 4096"
+
+# Good and bad lines mixed: the good ones are bound, in order, the bad ones
+# take nothing.
+{ pad 4096; echo; echo 'oops'; records 1 7; echo '[]'; printf '{"crlf":true}\r\n'; } >"$T/mixed"
+rc=0; qrpool-claim --pool poster --out "$T/codes" --wait 300ms <"$T/mixed" >"$T/out" 2>"$T/err" || rc=$?
+is "mixed: exit 65" "$rc" 65
+is "mixed: three codes for the three good lines" "$(wc -l <"$T/out")" 3
+like "mixed: line 2 named" "$(cat "$T/err")" "line 2: not JSON"
+like "mixed: line 4 named" "$(cat "$T/err")" "line 4: a record must be a JSON object"
+like "mixed: the summary" "$(cat "$T/err")" "2 bad parameter lines: no code taken for them"
+is "mixed: params bound in input order" "$(sql 'SELECT length(params) FROM bindings ORDER BY rowid' | tr '\n' ' ')" "4096 54 13 "
+is "mixed: a CR before the LF is dropped" "$(sql 'SELECT params FROM bindings ORDER BY rowid DESC LIMIT 1')" '{"crlf":true}'
+is "mixed: exactly three offsets committed" "$(committed_total)" 3
+# The other three are still there for the online services (and for us).
+records 5 | { run qrpool-claim --pool poster --out "$T/codes2" --wait 300ms; echo "$rc" >"$T/rc"; }
+is "the three codes not taken are still in the pool" "$(wc -l <"$T/out")" 3
+is "then the pool is empty (75)" "$(cat "$T/rc")" 75
+is "all six bound once" "$(sql 'SELECT count(DISTINCT request_id) FROM bindings')" 6

@@ -1,0 +1,60 @@
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "imagefile.h"
+#include "log.h"
+#include "tap.h"
+
+static void test_extension(void)
+{
+	static const unsigned char jpeg[] = { 0xFF, 0xD8, 0xFF, 0xE0, 'J' };
+	static const unsigned char png[] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n', 0 };
+	static const char json[] = "{\"errcode\":40001}";
+
+	is_str(imagefile_extension("image/jpeg", jpeg, sizeof jpeg), "jpg", "a JPEG is .jpg");
+	is_str(imagefile_extension("image/png", png, sizeof png), "png", "a PNG is .png");
+	is_str(imagefile_extension(NULL, png, sizeof png), "png", "no content type: the signature");
+	ok(!imagefile_extension("image/jpeg", json, sizeof json - 1), "a JSON body is no image");
+	ok(!imagefile_extension("image/png", jpeg, sizeof jpeg), "a type that lies is refused");
+	ok(!imagefile_extension("image/gif", "GIF89a", 6), "another type is refused");
+	ok(!imagefile_extension(NULL, jpeg, 2), "two bytes are no image");
+}
+
+static void test_write(void)
+{
+	char dir[] = "/tmp/qrpool-test-imagefile.XXXXXX", path[256], sub[160], got[16] = "";
+	struct imagefile file;
+	int fd, dir_fd;
+
+	if (!mkdtemp(dir))
+		return;
+	snprintf(sub, sizeof sub, "%s/out", dir);
+	dir_fd = imagefile_open_dir(sub);
+	ok(dir_fd >= 0, "the output directory is created");
+	is_int(imagefile_stage(&file, dir_fd, "AbC123", "png", "pngbytes", 8), 0, "staged");
+	snprintf(path, sizeof path, "%s/AbC123.png", sub);
+	ok(access(path, F_OK) != 0, "a staged file is not visible under its name");
+	is_int(imagefile_commit(&file), 0, "committed");
+	fd = open(path, O_RDONLY);
+	ok(fd >= 0 && read(fd, got, sizeof got) == 8 && !memcmp(got, "pngbytes", 8),
+		"then it is there, whole");
+	close(fd);
+	is_int(imagefile_stage(&file, dir_fd, "Gone", "jpg", "x", 1), 0, "another staged");
+	imagefile_discard(&file);
+	snprintf(path, sizeof path, "%s/.Gone.jpg.tmp", sub);
+	ok(access(path, F_OK) != 0, "a discarded file leaves nothing");
+	close(dir_fd);
+	snprintf(path, sizeof path, "rm -rf %s", dir);
+	ok(system(path) == 0, "cleaned up");
+}
+
+int main(void)
+{
+	log_init("test_imagefile", -1);
+	test_extension();
+	test_write();
+	return tap_done();
+}
