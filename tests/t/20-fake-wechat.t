@@ -37,8 +37,16 @@ start() {
   base=http://127.0.0.1:$(cat "$T/$name.port")
 }
 
-# stop: SIGTERM the last server started; $stopped is its exit status.
-stop() { kill -TERM $pid; stopped=0; wait $pid || stopped=$?; rm -f "$T/$name.running"; }
+# stop: SIGTERM the last server started; it must exit 0 (a sanitizer report
+# or a failed stats write would not).
+stop() {
+  kill -TERM $pid
+  stopped=0
+  wait $pid || stopped=$?
+  rm -f "$T/$name.running"
+  is "$name: SIGTERM: exit status 0" "$stopped" 0
+  [ "$stopped" -eq 0 ] || sed 's/^/# /' "$T/$name.log" | tail -20
+}
 
 # req METHOD PATH [BODY [CURL-ARGS...]]: the body goes to $T/body; sets $http
 # (status; curl's exit status as "curl-N" when no answer came) and $ctype.
@@ -289,7 +297,6 @@ is "stats: no quota violation" "$(jget "$T/stats" quota_violations)" 0
 
 live=$(stats calls_total)
 stop
-is "SIGTERM: exit status 0" "$stopped" 0
 is "SIGTERM: the stats file holds every call" "$(jget "$T/main.stats" calls_total)" "$live"
 is "stats: every call is an image or an errcode" "$($PYTHON -c 'import json, sys
 s = json.load(open(sys.argv[1])); e = s["endpoints"]["getwxacodeunlimit"]
