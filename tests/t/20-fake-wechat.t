@@ -17,7 +17,9 @@ PAGE=pages/r/index
 
 # --- helpers -------------------------------------------------------------------
 
-# start NAME ARGS...: starts a server, waits for its port file; sets $base, $pid.
+# start NAME ARGS...: starts a server and waits for its port file (a test of
+# its own: a server that never announces its port ends the script); sets
+# $base and $pid.
 start() {
   name=$1; shift
   fake-wechat --appid $APPID --secret-file "$T/secret" --pages "$PAGE,pages/s/index" \
@@ -26,15 +28,20 @@ start() {
   # Only a server still marked running is killed at exit: its pid may be reused.
   : >"$T/$name.running"
   at_exit "[ ! -e '$T/$name.running' ] || kill $pid"
+  ok "$name: starts and writes its port file" -- wait_port "$T/$name.port" $pid
+  [ -s "$T/$name.port" ] || { sed 's/^/# /' "$T/$name.log"; exit 1; }
+  base=http://127.0.0.1:$(cat "$T/$name.port")
+}
+
+# wait_port FILE PID: up to 10 s for the port file, while the server lives.
+wait_port() {
   tries=0
-  until [ -s "$T/$name.port" ]; do
+  until [ -s "$1" ]; do
     tries=$((tries + 1))
-    if [ $tries -gt 200 ] || ! kill -0 $pid 2>/dev/null; then
-      diag "fake-wechat $name did not start:"; sed 's/^/# /' "$T/$name.log"; return 1
-    fi
+    [ $tries -le 200 ] && kill -0 "$2" 2>/dev/null || return 1
     sleep 0.05
   done
-  base=http://127.0.0.1:$(cat "$T/$name.port")
+  grep -Eqx '[1-9][0-9]*' "$1"
 }
 
 # stop: SIGTERM the last server started; it must exit 0 (a sanitizer report
@@ -53,7 +60,7 @@ stop() {
 req() {
   method=$1 path=$2 data=${3-}
   shift 2; [ $# -gt 0 ] && shift
-  answer=$(curl -sS -o "$T/body" -w '%{http_code} %{content_type}' -X "$method" \
+  answer=$(curl -sS --max-time 20 -o "$T/body" -w '%{http_code} %{content_type}' -X "$method" \
     ${data:+--data-binary "$data"} "$@" "$base$path" 2>"$T/curl.err") || answer="curl-$? -"
   http=${answer%% *}
   ctype=${answer#* }
@@ -137,24 +144,25 @@ stable() {
   tok=$(jget "$T/body" access_token)
 }
 
-stats() { curl -sS -o "$T/stats" "$base/_stats" && jget "$T/stats" "$@"; }
+stats() { curl -sS --max-time 20 -o "$T/stats" "$base/_stats" && jget "$T/stats" "$@"; }
 
 # --- usage -------------------------------------------------------------------
 
-run fake-wechat --help
+# A server that starts when it should refuse would never return: timeout.
+run timeout 10 fake-wechat --help
 is "--help exits 0" "$rc" 0
 like "--help documents the faults" "$(cat "$T/out")" "--drop-rate P"
 for bad in "--listen 192.168.1.10" "--listen localhost" "--minute 0" "--busy-rate 1.5" \
     "--latency 10x" "--quota -1" "--quota-errcode 45010" "--bogus"; do
   # shellcheck disable=SC2086
-  run fake-wechat --appid $APPID --secret-file "$T/secret" $bad
+  run timeout 10 fake-wechat --appid $APPID --secret-file "$T/secret" $bad
   is "usage error exits 64: $bad" "$rc" 64
 done
-run fake-wechat --secret-file "$T/secret"
+run timeout 10 fake-wechat --secret-file "$T/secret"
 is "--appid is required" "$rc" 64
-run fake-wechat --appid $APPID
+run timeout 10 fake-wechat --appid $APPID
 is "a secret is required" "$rc" 64
-run fake-wechat --appid $APPID --secret-file "$T/missing"
+run timeout 10 fake-wechat --appid $APPID --secret-file "$T/missing"
 is "an unreadable secret file is an I/O error" "$rc" 74
 
 # --- tokens --------------------------------------------------------------------
@@ -418,11 +426,11 @@ stop
 
 start slow --slow-rate 1 --slow 400ms --latency 100 --jitter 50
 stable; token=$tok
-elapsed=$(curl -sS -o /dev/null -w '%{time_total}' --data-binary '{"scene":"abc"}' \
+elapsed=$(curl -sS --max-time 20 -o /dev/null -w '%{time_total}' --data-binary '{"scene":"abc"}' \
   "$base/wxa/getwxacodeunlimit?access_token=$token")
 is "slow + latency: at least 500 ms" \
   "$($PYTHON -c "import sys; print(int(0.5 <= $elapsed < 5))")" 1
-elapsed=$(curl -sS -o /dev/null -w '%{time_total}' "$base/_stats")
+elapsed=$(curl -sS --max-time 20 -o /dev/null -w '%{time_total}' "$base/_stats")
 is "latency applies to getwxacodeunlimit only" \
   "$($PYTHON -c "import sys; print(int($elapsed < 0.3))")" 1
 stop
@@ -442,7 +450,7 @@ stop
 for round in 1 2; do
   start "seed$round" --seed 7 --busy-rate 0.5
   stable; token=$tok
-  curl -sS -o /dev/null -w '%{stderr}%{content_type}\n' --data-binary '{"scene":"abc"}' \
+  curl -sS --max-time 20 -o /dev/null -w '%{stderr}%{content_type}\n' --data-binary '{"scene":"abc"}' \
     "$base/wxa/getwxacodeunlimit?access_token=$token&n=[1-24]" 2>"$T/seed$round.types" >/dev/null
   stop
 done
@@ -453,7 +461,7 @@ is "--seed 7, rate 0.5: both answers occur" "$(sort -u "$T/seed1.types" | wc -l)
 
 start load --latency 50
 stable; token=$tok
-curl -sS --no-progress-meter --parallel --parallel-max 200 -o /dev/null \
+curl -sS --max-time 60 --no-progress-meter --parallel --parallel-max 200 -o /dev/null \
   -w '%{stderr}%{http_code} %{content_type}\n' --data-binary '{"scene":"load"}' \
   "$base/wxa/getwxacodeunlimit?access_token=$token&n=[1-2000]" 2>"$T/load.answers" >/dev/null || true
 is "load: 2,000 images" "$(grep -c '^200 image/jpeg$' "$T/load.answers")" 2000
