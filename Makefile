@@ -39,7 +39,7 @@ o = $(patsubst %,$(BUILD)/%.o,$(1))
 # --- tools: each names only the objects and packages it needs ---------------
 TOOLS := qrpool-plan qrpool-pending
 TOOLS += qrpool-claim qrpool-resolve
-TEST_SERVERS := local-kafka
+TEST_SERVERS := local-kafka fake-wechat
 
 qrpool-plan_OBJS := $(call o,$(STAGE) depth plan qrpool-plan)
 qrpool-plan_PKGS := sqlite3 libconfig
@@ -51,6 +51,9 @@ qrpool-resolve_OBJS := $(call o,$(STAGE) binding cache resolve qrpool-resolve)
 qrpool-resolve_PKGS := sqlite3 libconfig hiredis
 local-kafka_OBJS := $(call o,$(CORE) mockctl local-kafka)
 local-kafka_PKGS := rdkafka
+fake-wechat_OBJS := $(call o,$(CORE) rid fake_wechat_base fake_wechat_options fake_wechat_tokens fake_wechat_stats \
+	fake_wechat_image fake_wechat_code fake_wechat_http fake-wechat)
+fake-wechat_PKGS := libmicrohttpd libqrencode libpng libjpeg jansson
 
 # Test helpers: small independent clients the shell tests use, built next to
 # the tools so $QRPOOL_BIN finds them, and never installed.
