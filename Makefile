@@ -38,12 +38,16 @@ o = $(patsubst %,$(BUILD)/%.o,$(1))
 
 # --- tools: each names only the objects and packages it needs ---------------
 TOOLS := qrpool-plan qrpool-pending
+TOOLS += qrpool-fetch
 TEST_SERVERS :=
 
 qrpool-plan_OBJS := $(call o,$(STAGE) depth plan qrpool-plan)
 qrpool-plan_PKGS := sqlite3 libconfig
 qrpool-pending_OBJS := $(call o,$(STAGE) qrpool-pending)
 qrpool-pending_PKGS := sqlite3 libconfig
+WECHAT := wechat http quota token
+qrpool-fetch_OBJS := $(call o,$(STAGE) $(WECHAT) input fetch qrpool-fetch)
+qrpool-fetch_PKGS := sqlite3 libconfig libcurl jansson
 
 ALL_BINS := $(addprefix $(BIN)/,$(TOOLS) $(TEST_SERVERS))
 
@@ -76,6 +80,8 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 test_OBJS := $(call o,$(STAGE) depth plan)
 test_PKGS := sqlite3 libconfig
+test_OBJS += $(call o,$(WECHAT) input)
+test_PKGS += libcurl jansson
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(test_OBJS) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(test_OBJS) \
