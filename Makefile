@@ -39,7 +39,7 @@ o = $(patsubst %,$(BUILD)/%.o,$(1))
 # --- tools: each names only the objects and packages it needs ---------------
 TOOLS := qrpool-plan qrpool-pending
 TOOLS += qrpool-fetch
-TEST_SERVERS :=
+TEST_SERVERS := fake-wechat
 
 qrpool-plan_OBJS := $(call o,$(STAGE) depth plan qrpool-plan)
 qrpool-plan_PKGS := sqlite3 libconfig
@@ -48,6 +48,9 @@ qrpool-pending_PKGS := sqlite3 libconfig
 WECHAT := wechat http quota token
 qrpool-fetch_OBJS := $(call o,$(STAGE) $(WECHAT) input fetch qrpool-fetch)
 qrpool-fetch_PKGS := sqlite3 libconfig libcurl jansson
+fake-wechat_OBJS := $(call o,$(CORE) rid fake_wechat_base fake_wechat_options fake_wechat_tokens fake_wechat_stats \
+	fake_wechat_image fake_wechat_code fake_wechat_http fake-wechat)
+fake-wechat_PKGS := libmicrohttpd libqrencode libpng libjpeg jansson
 
 ALL_BINS := $(addprefix $(BIN)/,$(TOOLS) $(TEST_SERVERS))
 

@@ -1,0 +1,217 @@
+/* POST /wxa/getwxacodeunlimit: checks in the order WeChat applies them
+ * (token, quota, body, fields), injected faults, then the image. */
+#include <jansson.h>
+#include <string.h>
+
+#include "fake_wechat.h"
+#include "log.h"
+#include "parse.h"
+
+#define FAKE_WIDTH_DEFAULT 430
+#define FAKE_WIDTH_MIN 280
+#define FAKE_WIDTH_MAX 1280
+
+/* The fields of a request, defaults applied. */
+struct fake_code_request {
+	const char *scene, *page, *env_version;
+	int check_path, auto_color;
+	struct fake_image_request image;
+};
+
+/* A number, or a string holding one (clients send both), clamped to
+ * min..max as WeChat clamps. Absent gives `fallback`. */
+static int fake_json_number(const json_t *body, const char *key, int fallback, int min, int max,
+	int *out)
+{
+	const json_t *value = json_object_get(body, key);
+	int64_t number = fallback;
+
+	if (json_is_integer(value)) {
+		number = json_integer_value(value);
+	} else if (json_is_real(value)) {
+		double real = json_real_value(value);
+		number = real < min ? min : real > max ? max : (int64_t)real;
+	} else if (json_is_string(value)) {
+		if (parse_int64(json_string_value(value), INT64_MIN, INT64_MAX, &number, NULL))
+			return -1;
+	} else if (value && !json_is_null(value)) {
+		return -1;
+	}
+	*out = number < min ? min : number > max ? max : (int)number;
+	return 0;
+}
+
+static int fake_code_color(const json_t *body, struct fake_code_request *request)
+{
+	static const char *const channels[3] = { "r", "g", "b" };
+	const json_t *color = json_object_get(body, "line_color");
+
+	memset(request->image.color, 0, sizeof request->image.color);
+	if (!color || json_is_null(color) || request->auto_color)
+		return 0;
+	if (!json_is_object(color))
+		return -1;
+	for (int i = 0; i < 3; i++) {
+		int value;
+
+		if (fake_json_number(color, channels[i], 0, 0, 255, &value))
+			return -1;
+		request->image.color[i] = (unsigned char)value;
+	}
+	return 0;
+}
+
+/* Wrong types are 47001, as WeChat answers a body it cannot read. */
+static enum fake_error fake_code_fields(const json_t *body, struct fake_code_request *request)
+{
+	if (!json_is_object(body) ||
+	    fake_json_string(body, "scene", "", &request->scene) ||
+	    fake_json_string(body, "page", "", &request->page) ||
+	    fake_json_string(body, "env_version", "release", &request->env_version) ||
+	    fake_json_bool(body, "check_path", 1, &request->check_path) ||
+	    fake_json_bool(body, "is_hyaline", 0, &request->image.hyaline) ||
+	    fake_json_bool(body, "auto_color", 0, &request->auto_color) ||
+	    fake_json_number(body, "width", FAKE_WIDTH_DEFAULT, FAKE_WIDTH_MIN, FAKE_WIDTH_MAX,
+		&request->image.width) ||
+	    fake_code_color(body, request))
+		return FAKE_ERR_FORMAT;
+	request->image.scene = request->scene;
+	return FAKE_OK;
+}
+
+static enum fake_error fake_code_check(const struct fake_options *options,
+	const struct fake_code_request *request)
+{
+	static const char *const envs[] = { "release", "trial", "develop" };
+	size_t scene_length = strlen(request->scene);
+	int env_known = 0;
+
+	if (scene_length < 1 || scene_length > RID_SCENE_MAX)
+		return FAKE_ERR_SCENE_LENGTH;
+	if (!rid_is_scene(request->scene, scene_length))
+		return FAKE_ERR_SCENE_CHARS;
+	/* An empty page is the home page, always there. */
+	if (request->page[0] == '/' || strchr(request->page, '?'))
+		return FAKE_ERR_PAGE;
+	if (request->page[0] && request->check_path && !fake_page_published(options->pages, request->page))
+		return FAKE_ERR_PAGE;
+	for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++)
+		env_known |= !strcmp(request->env_version, envs[i]);
+	return env_known ? FAKE_OK : FAKE_ERR_ENV_VERSION;
+}
+
+/* Latency, jitter and the "slow" fault, before any answer. */
+static int fake_code_delay(struct fake_server *server, struct fake_call *call)
+{
+	const struct fake_faults *faults = &server->options->faults;
+	int64_t ms = faults->latency_ms;
+
+	if (faults->jitter_ms > 0)
+		ms += (int64_t)(fake_random_unit(call->random) * (double)(faults->jitter_ms + 1));
+	if (fake_random_hit(call->random, faults->slow_rate)) {
+		fake_stats_fault(&server->stats, FAKE_FAULT_SLOW);
+		ms += faults->slow_ms;
+	}
+	return fake_sleep(server, ms);
+}
+
+/* The fault that replaces this call's answer, if any. Each has its own draw,
+ * so several rates of 1.0 still show the first of them. */
+static enum fake_fault fake_code_fault(const struct fake_faults *faults, struct fake_call *call,
+	uint64_t number)
+{
+	if (faults->fail_after >= 0 && number > (uint64_t)faults->fail_after)
+		return FAKE_FAULT_FAIL_AFTER;
+	if (fake_random_hit(call->random, faults->drop_rate))
+		return FAKE_FAULT_DROP;
+	if (fake_random_hit(call->random, faults->http5xx_rate))
+		return FAKE_FAULT_HTTP5XX;
+	if (fake_random_hit(call->random, faults->busy_rate))
+		return FAKE_FAULT_BUSY;
+	if (fake_random_hit(call->random, faults->json_as_image_rate))
+		return FAKE_FAULT_JSON_AS_IMAGE;
+	return FAKE_FAULT_NONE;
+}
+
+static enum MHD_Result fake_code_fault_reply(struct fake_server *server, struct fake_call *call,
+	enum fake_fault fault)
+{
+	static const unsigned statuses[] = { 500, 502, 503 };
+
+	fake_stats_fault(&server->stats, fault);
+	switch (fault) {
+	case FAKE_FAULT_DROP:
+		return MHD_NO;
+	case FAKE_FAULT_HTTP5XX:
+		return fake_reply_text(call, statuses[fake_random_next(call->random) % 3],
+			"<html><body>upstream error</body></html>\n");
+	case FAKE_FAULT_JSON_AS_IMAGE:
+		return fake_reply_error_as(call, FAKE_ERR_BUSY, "image/jpeg");
+	default:
+		return fake_reply_error(server, call, FAKE_ERR_BUSY);
+	}
+}
+
+static enum MHD_Result fake_code_image(struct fake_server *server, struct fake_call *call,
+	const struct fake_code_request *request, int64_t window)
+{
+	struct fake_image image;
+	size_t size;
+
+	if (fake_image_render(&request->image, &image))
+		return fake_reply_error(server, call, FAKE_ERR_BUSY);
+	size = image.size;
+	/* Whole as HTTP goes, but the image stops half way: only a client that
+	 * checks the image itself notices. */
+	if (fake_random_hit(call->random, server->options->faults.truncate_rate)) {
+		fake_stats_fault(&server->stats, FAKE_FAULT_TRUNCATE);
+		size /= 2;
+	} else {
+		fake_stats_answer(&server->stats, FAKE_EP_CODE, FAKE_OK);
+		fake_stats_image(&server->stats, window);
+	}
+	return fake_reply_image(call, &image, size);
+}
+
+/* Fields, after token and quota: a bad body still costs a call. */
+static enum MHD_Result fake_code_answer(struct fake_server *server, struct fake_call *call,
+	int64_t window)
+{
+	struct fake_code_request request;
+	json_t *body = json_loadb(call->body ? call->body : "", call->length, 0, NULL);
+	enum fake_error error = body ? fake_code_fields(body, &request) : FAKE_ERR_FORMAT;
+	enum MHD_Result result;
+
+	if (error == FAKE_OK)
+		error = fake_code_check(server->options, &request);
+	if (error == FAKE_OK)
+		result = fake_code_image(server, call, &request, window);
+	else
+		result = fake_reply_error(server, call, error);
+	json_decref(body);
+	return result;
+}
+
+enum MHD_Result fake_handle_code(struct fake_server *server, struct fake_call *call)
+{
+	const char *token = MHD_lookup_connection_value(call->connection, MHD_GET_ARGUMENT_KIND,
+		"access_token");
+	enum fake_error error;
+	enum fake_fault fault;
+	int64_t window;
+
+	if (fake_code_delay(server, call))
+		return MHD_NO;
+	if (!token || !*token)
+		return fake_reply_error(server, call, FAKE_ERR_TOKEN_MISSING);
+	error = fake_tokens_check(&server->tokens, token, fake_now_ms());
+	if (error != FAKE_OK)
+		return fake_reply_error(server, call, error);
+	if (!fake_stats_charge(&server->stats, fake_now_ms(), &window))
+		return fake_reply_error(server, call, server->options->quota_errcode == 45011 ?
+			FAKE_ERR_QUOTA_SLOWER : FAKE_ERR_QUOTA);
+	fault = fake_code_fault(&server->options->faults, call, call->number);
+	if (fault != FAKE_FAULT_NONE)
+		return fake_code_fault_reply(server, call, fault);
+	return fake_code_answer(server, call, window);
+}

@@ -1,0 +1,276 @@
+/* Command line of bin/fake-wechat. Options are a table (name, kind, field,
+ * range) so each new one is a line, not another case in a long switch. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "exitcode.h"
+#include "fake_wechat.h"
+#include "log.h"
+#include "parse.h"
+
+#define FAKE_HELP \
+	"Usage: fake-wechat --appid ID (--secret-file FILE | --secret S) [options]\n" \
+	"A fake WeChat API server on loopback, for tests, benchmarks and the demo:\n" \
+	"cgi-bin/token, cgi-bin/stable_token and wxa/getwxacodeunlimit as WECHAT.md\n" \
+	"describes them, plus GET /_stats and POST /_control/{invalidate,expire}-tokens.\n" \
+	"\n" \
+	"  --listen ADDR            IPv4 loopback address (default 127.0.0.1)\n" \
+	"  --port N                 0 picks a free port (default)\n" \
+	"  --port-file FILE         write the bound port there once listening\n" \
+	"  --stats-file FILE        write the statistics (JSON) there at exit\n" \
+	"  --appid ID               the one mini-program served\n" \
+	"  --secret-file FILE       its secret, first line of FILE (keeps it out of argv)\n" \
+	"  --secret S               its secret, on the command line\n" \
+	"  --pages LIST             published pages, comma-separated (default pages/index/index)\n" \
+	"  --token-lifetime D       access token lifetime (default 7200s)\n" \
+	"  --token-grace D          how long a replaced token still works (default 300s)\n" \
+	"  --stable-margin D        stable token rotates when it has less to live\n" \
+	"                           (default 300s, at most half the lifetime)\n" \
+	"  --minute D               length of a quota minute (default 60s)\n" \
+	"  --quota N                getwxacodeunlimit calls per minute (default 5000)\n" \
+	"  --quota-errcode N        45009 (default) or 45011 once the quota is spent\n" \
+	"  --max-connections N      concurrent connections served (default 1000)\n" \
+	"Faults, on getwxacodeunlimit only (P: probability 0 to 1 per call):\n" \
+	"  --latency MS, --jitter MS  fixed delay plus a uniform random extra; a bare\n" \
+	"                           number is milliseconds, or give a unit (2s)\n" \
+	"  --slow-rate P --slow D   some answers come D late (default D 10s)\n" \
+	"  --busy-rate P            errcode -1 \"system error\"\n" \
+	"  --http5xx-rate P         HTTP 500, 502 or 503\n" \
+	"  --truncate-rate P        an image cut in half (HTTP-wise complete)\n" \
+	"  --json-as-image-rate P   an errcode -1 body labelled image/jpeg\n" \
+	"  --drop-rate P            the connection closes without an answer\n" \
+	"  --fail-after N           every call after the Nth answers errcode -1\n" \
+	"  --seed N                 seed of the fault PRNG (default: random)\n" \
+	"  -v, --verbose            log each request (debug); -q, --quiet: errors only\n" \
+	"  -h, --help, -V, --version\n" \
+	"Durations: 500ms, 90s, 5m, 2h. Ports and statistics: see tests/fake-wechat.md.\n" \
+	"Exit status: 0 stopped by SIGTERM/SIGINT with statistics written, 64 usage,\n" \
+	"70 internal error, 74 I/O error (secret file, port or stats file, listening).\n"
+
+#define FAKE_DAY_MS (86400 * INT64_C(1000))
+#define FAKE_YEAR_MS (365 * FAKE_DAY_MS)
+
+enum fake_option_kind { FAKE_TEXT, FAKE_INT, FAKE_DURATION, FAKE_MILLIS, FAKE_RATE };
+
+struct fake_option {
+	const char *name;
+	enum fake_option_kind kind;
+	size_t offset;
+	int64_t min, max;
+};
+
+#define FAKE_FIELD(field) offsetof(struct fake_options, field)
+
+static const struct fake_option fake_option_table[] = {
+	{ "listen", FAKE_TEXT, FAKE_FIELD(listen), 0, 0 },
+	{ "port", FAKE_INT, FAKE_FIELD(port), 0, 65535 },
+	{ "port-file", FAKE_TEXT, FAKE_FIELD(port_file), 0, 0 },
+	{ "stats-file", FAKE_TEXT, FAKE_FIELD(stats_file), 0, 0 },
+	{ "appid", FAKE_TEXT, FAKE_FIELD(appid), 0, 0 },
+	{ "secret", FAKE_TEXT, FAKE_FIELD(secret), 0, 0 },
+	{ "secret-file", FAKE_TEXT, FAKE_FIELD(secret_file), 0, 0 },
+	{ "pages", FAKE_TEXT, FAKE_FIELD(pages), 0, 0 },
+	{ "token-lifetime", FAKE_DURATION, FAKE_FIELD(token_lifetime_ms), 1000, FAKE_YEAR_MS },
+	{ "token-grace", FAKE_DURATION, FAKE_FIELD(token_grace_ms), 0, FAKE_YEAR_MS },
+	{ "stable-margin", FAKE_DURATION, FAKE_FIELD(stable_margin_ms), 0, FAKE_YEAR_MS },
+	{ "minute", FAKE_DURATION, FAKE_FIELD(minute_ms), 1, FAKE_DAY_MS },
+	{ "quota", FAKE_INT, FAKE_FIELD(quota), 0, INT32_MAX },
+	{ "quota-errcode", FAKE_INT, FAKE_FIELD(quota_errcode), 45009, 45011 },
+	{ "max-connections", FAKE_INT, FAKE_FIELD(max_connections), 1, 100000 },
+	{ "latency", FAKE_MILLIS, FAKE_FIELD(faults.latency_ms), 0, FAKE_DAY_MS },
+	{ "jitter", FAKE_MILLIS, FAKE_FIELD(faults.jitter_ms), 0, FAKE_DAY_MS },
+	{ "slow", FAKE_DURATION, FAKE_FIELD(faults.slow_ms), 0, FAKE_DAY_MS },
+	{ "slow-rate", FAKE_RATE, FAKE_FIELD(faults.slow_rate), 0, 0 },
+	{ "busy-rate", FAKE_RATE, FAKE_FIELD(faults.busy_rate), 0, 0 },
+	{ "http5xx-rate", FAKE_RATE, FAKE_FIELD(faults.http5xx_rate), 0, 0 },
+	{ "truncate-rate", FAKE_RATE, FAKE_FIELD(faults.truncate_rate), 0, 0 },
+	{ "json-as-image-rate", FAKE_RATE, FAKE_FIELD(faults.json_as_image_rate), 0, 0 },
+	{ "drop-rate", FAKE_RATE, FAKE_FIELD(faults.drop_rate), 0, 0 },
+	{ "fail-after", FAKE_INT, FAKE_FIELD(faults.fail_after), 0, INT64_MAX },
+	{ "seed", FAKE_INT, FAKE_FIELD(seed), 0, INT64_MAX },
+};
+
+#define FAKE_OPTION_COUNT (sizeof fake_option_table / sizeof fake_option_table[0])
+
+static void fake_options_defaults(struct fake_options *options)
+{
+	memset(options, 0, sizeof *options);
+	options->listen = "127.0.0.1";
+	options->pages = "pages/index/index";
+	options->max_connections = 1000;
+	options->token_lifetime_ms = 7200 * 1000;
+	options->token_grace_ms = 300 * 1000;
+	options->stable_margin_ms = -1;
+	options->minute_ms = 60 * 1000;
+	options->quota = 5000;
+	options->quota_errcode = 45009;
+	options->seed = -1;
+	options->faults.slow_ms = 10 * 1000;
+	options->faults.fail_after = -1;
+	options->verbosity = 1;
+}
+
+/* A whole number or a duration, as milliseconds; a bare number means ms. */
+static int fake_parse_number(const struct fake_option *option, const char *arg, int64_t *out,
+	char *why)
+{
+	if (option->kind == FAKE_INT)
+		return parse_int64(arg, option->min, option->max, out, why);
+	if (option->kind == FAKE_MILLIS && !parse_int64(arg, 0, INT64_MAX, out, NULL))
+		; /* milliseconds */
+	else if (parse_duration_ms(arg, out, why))
+		return -1;
+	if (*out < option->min || *out > option->max) {
+		snprintf(why, PARSE_WHY_SIZE, "%s is out of range (%lld ms to %lld ms)", arg,
+			(long long)option->min, (long long)option->max);
+		return -1;
+	}
+	return 0;
+}
+
+static int fake_option_set(struct fake_options *options, const struct fake_option *option,
+	const char *arg)
+{
+	char why[PARSE_WHY_SIZE];
+	char *field = (char *)options + option->offset;
+	int failed;
+
+	switch (option->kind) {
+	case FAKE_TEXT:
+		*(const char **)(void *)field = arg;
+		return 0;
+	case FAKE_RATE:
+		failed = parse_double(arg, 0, 1, (double *)(void *)field, why);
+		break;
+	default:
+		failed = fake_parse_number(option, arg, (int64_t *)(void *)field, why);
+		break;
+	}
+	return failed ? cli_usage_error("--%s: %s", option->name, why) : 0;
+}
+
+/* Reads the first line of the secret file: the secret stays out of argv,
+ * where any user could read it in ps. */
+static int fake_read_secret(struct fake_options *options)
+{
+	FILE *file = fopen(options->secret_file, "r");
+	size_t length;
+	int failed;
+
+	if (!file) {
+		log_error("%s: %s", options->secret_file, strerror(errno));
+		return EXIT_IO;
+	}
+	failed = !fgets(options->secret_buffer, sizeof options->secret_buffer, file);
+	if ((failed && ferror(file)) | (fclose(file) != 0)) {
+		log_error("%s: cannot read the secret", options->secret_file);
+		return EXIT_IO;
+	}
+	length = failed ? 0 : strcspn(options->secret_buffer, "\r\n");
+	options->secret_buffer[length] = '\0';
+	if (!length)
+		return cli_usage_error("%s: the first line holds no secret", options->secret_file);
+	options->secret = options->secret_buffer;
+	return 0;
+}
+
+/* Only loopback: the server is for tests and knows no real secret. */
+static int fake_check_listen(const char *listen)
+{
+	struct in_addr address;
+
+	if (inet_pton(AF_INET, listen, &address) != 1)
+		return cli_usage_error("--listen: '%s' is not an IPv4 address", listen);
+	if ((ntohl(address.s_addr) >> 24) != 127)
+		return cli_usage_error("--listen: %s is not a loopback address (127.0.0.0/8)", listen);
+	return 0;
+}
+
+static int fake_options_check(struct fake_options *options)
+{
+	int64_t half_life = options->token_lifetime_ms / 2;
+
+	if (!options->appid || !*options->appid)
+		return cli_usage_error("--appid is required");
+	if (!options->secret == !options->secret_file)
+		return cli_usage_error("give the secret with exactly one of --secret-file and --secret");
+	if (options->secret && !*options->secret)
+		return cli_usage_error("--secret is empty");
+	if (options->quota_errcode != 45009 && options->quota_errcode != 45011)
+		return cli_usage_error("--quota-errcode: 45009 or 45011");
+	if (options->stable_margin_ms < 0)
+		options->stable_margin_ms = half_life < 300 * 1000 ? half_life : 300 * 1000;
+	else if (options->stable_margin_ms >= options->token_lifetime_ms)
+		return cli_usage_error("--stable-margin must be shorter than --token-lifetime");
+	if (fake_check_listen(options->listen))
+		return EXIT_USAGE;
+	return options->secret_file ? fake_read_secret(options) : 0;
+}
+
+static int fake_options_loop(struct fake_options *options, int argc, char **argv,
+	const struct option *longopts)
+{
+	struct cli_common common = { .verbosity = options->verbosity };
+	int opt, status = 0;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "vqhV", longopts, NULL)) != -1) {
+		if (opt >= CLI_OPT_FIRST_TOOL_OPTION) {
+			status = fake_option_set(options,
+				&fake_option_table[opt - CLI_OPT_FIRST_TOOL_OPTION], optarg);
+			if (status)
+				return status;
+		} else if (opt == '?' || !cli_common_option(&common, opt, optarg)) {
+			return cli_usage_error("bad option or missing value: '%s'", argv[optind - 1]);
+		}
+	}
+	options->verbosity = common.verbosity;
+	if (optind < argc)
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (common.help)
+		return printf("%s", FAKE_HELP) < 0 ? EXIT_IO : -1;
+	if (common.version) {
+		cli_print_version();
+		return -1;
+	}
+	return 0;
+}
+
+int fake_options_parse(struct fake_options *options, int argc, char **argv)
+{
+	struct option longopts[FAKE_OPTION_COUNT + 5] = {
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+	};
+	int status;
+
+	fake_options_defaults(options);
+	log_init(argv[0], options->verbosity);
+	for (size_t i = 0; i < FAKE_OPTION_COUNT; i++)
+		longopts[4 + i] = (struct option){ fake_option_table[i].name, required_argument, NULL,
+			CLI_OPT_FIRST_TOOL_OPTION + (int)i };
+	status = fake_options_loop(options, argc, argv, longopts);
+	log_init(argv[0], options->verbosity);
+	return status ? status : fake_options_check(options);
+}
+
+int fake_page_published(const char *pages, const char *page)
+{
+	size_t length = strlen(page);
+
+	for (const char *p = pages; *p;) {
+		size_t entry = strcspn(p, ",");
+
+		if (entry == length && !strncmp(p, page, length))
+			return 1;
+		p += entry + (p[entry] == ',');
+	}
+	return 0;
+}

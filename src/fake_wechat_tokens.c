@@ -1,0 +1,161 @@
+/* Access tokens of the fake WeChat server, as WECHAT.md describes them:
+ * - cgi-bin/token issues a new "classic" token on every call, and every older
+ *   classic token stops working after the grace period;
+ * - cgi-bin/stable_token returns the current stable token while it has more
+ *   than the rotation margin to live, else a new one (the old one keeps
+ *   working until it expires); force_refresh issues a new one and the old one
+ *   stops after the grace period. Classic and stable tokens never affect each
+ *   other.
+ * A token is dead from min(expires, revoked): 42001 if it expired first,
+ * 40001 if it was revoked first. */
+#include <string.h>
+
+#include "fake_wechat.h"
+#include "log.h"
+
+void fake_tokens_init(struct fake_tokens *tokens, const struct fake_options *options)
+{
+	memset(tokens, 0, sizeof *tokens);
+	pthread_mutex_init(&tokens->lock, NULL);
+	rid_source_init(&tokens->random);
+	tokens->stable_slot = -1;
+	tokens->lifetime_ms = options->token_lifetime_ms;
+	tokens->grace_ms = options->token_grace_ms;
+	tokens->stable_margin_ms = options->stable_margin_ms;
+}
+
+void fake_tokens_destroy(struct fake_tokens *tokens)
+{
+	pthread_mutex_destroy(&tokens->lock);
+}
+
+static int64_t fake_token_end(const struct fake_token *token)
+{
+	return token->expires_ms < token->revoked_ms ? token->expires_ms : token->revoked_ms;
+}
+
+/* Every token of one family (classic or stable) stops after the grace period. */
+static void fake_tokens_retire(struct fake_tokens *tokens, int stable, int64_t now_ms)
+{
+	int64_t until = now_ms + tokens->grace_ms;
+
+	for (size_t i = 0; i < tokens->count; i++)
+		if (tokens->ring[i].stable == stable && tokens->ring[i].revoked_ms > until)
+			tokens->ring[i].revoked_ms = until;
+}
+
+/* Real tokens look like random text of 100-odd characters; ours are random
+ * too, so a test cannot pass by guessing one. */
+static struct fake_token *fake_tokens_mint(struct fake_tokens *tokens, enum fake_token_kind kind,
+	int64_t now_ms)
+{
+	size_t slot = tokens->next;
+	struct fake_token *token = &tokens->ring[slot];
+	int stable = kind != FAKE_TOKEN_CLASSIC;
+	char value[FAKE_TOKEN_LENGTH + 1] = "fk_";
+
+	for (int i = 0; i < 5; i++)
+		if (rid_mint(&tokens->random, value + 3 + i * RID_LENGTH))
+			return NULL;
+	memcpy(token->value, value, sizeof value);
+	token->stable = stable;
+	token->expires_ms = now_ms + tokens->lifetime_ms;
+	token->revoked_ms = INT64_MAX;
+	if (tokens->stable_slot == (long)slot)
+		tokens->stable_slot = -1;
+	if (stable)
+		tokens->stable_slot = (long)slot;
+	tokens->next = (slot + 1) % FAKE_TOKEN_KEEP;
+	if (tokens->count < FAKE_TOKEN_KEEP)
+		tokens->count++;
+	tokens->issued[kind]++;
+	return token;
+}
+
+static struct fake_token *fake_tokens_stable(struct fake_tokens *tokens, enum fake_token_kind kind,
+	int64_t now_ms)
+{
+	struct fake_token *current = NULL;
+
+	if (kind == FAKE_TOKEN_STABLE_FORCED) {
+		fake_tokens_retire(tokens, 1, now_ms);
+		return fake_tokens_mint(tokens, kind, now_ms);
+	}
+	if (tokens->stable_slot >= 0)
+		current = &tokens->ring[tokens->stable_slot];
+	if (current && fake_token_end(current) - now_ms > tokens->stable_margin_ms)
+		return current;
+	return fake_tokens_mint(tokens, kind, now_ms);
+}
+
+int64_t fake_tokens_issue(struct fake_tokens *tokens, enum fake_token_kind kind, int64_t now_ms,
+	char value[FAKE_TOKEN_LENGTH + 1])
+{
+	struct fake_token *token;
+	int64_t life = -1;
+
+	pthread_mutex_lock(&tokens->lock);
+	if (kind == FAKE_TOKEN_CLASSIC) {
+		fake_tokens_retire(tokens, 0, now_ms);
+		token = fake_tokens_mint(tokens, kind, now_ms);
+	} else {
+		token = fake_tokens_stable(tokens, kind, now_ms);
+	}
+	if (token) {
+		memcpy(value, token->value, sizeof token->value);
+		life = fake_token_end(token) - now_ms;
+	}
+	pthread_mutex_unlock(&tokens->lock);
+	if (!token)
+		log_error("no random bytes for a token");
+	return life;
+}
+
+enum fake_error fake_tokens_check(struct fake_tokens *tokens, const char *value, int64_t now_ms)
+{
+	enum fake_error result = FAKE_ERR_TOKEN_INVALID;
+
+	if (strlen(value) != FAKE_TOKEN_LENGTH)
+		return result;
+	pthread_mutex_lock(&tokens->lock);
+	/* Newest first: the token in use is almost always among the last few. */
+	for (size_t n = 0; n < tokens->count; n++) {
+		const struct fake_token *token =
+			&tokens->ring[(tokens->next + FAKE_TOKEN_KEEP - 1 - n) % FAKE_TOKEN_KEEP];
+
+		if (strcmp(token->value, value))
+			continue;
+		if (now_ms < fake_token_end(token))
+			result = FAKE_OK;
+		else if (token->expires_ms <= token->revoked_ms)
+			result = FAKE_ERR_TOKEN_EXPIRED;
+		break;
+	}
+	pthread_mutex_unlock(&tokens->lock);
+	return result;
+}
+
+void fake_tokens_revoke_all(struct fake_tokens *tokens, int64_t now_ms)
+{
+	pthread_mutex_lock(&tokens->lock);
+	for (size_t i = 0; i < tokens->count; i++)
+		if (tokens->ring[i].revoked_ms > now_ms)
+			tokens->ring[i].revoked_ms = now_ms;
+	pthread_mutex_unlock(&tokens->lock);
+}
+
+void fake_tokens_expire_all(struct fake_tokens *tokens, int64_t now_ms)
+{
+	pthread_mutex_lock(&tokens->lock);
+	for (size_t i = 0; i < tokens->count; i++)
+		if (tokens->ring[i].expires_ms > now_ms)
+			tokens->ring[i].expires_ms = now_ms;
+	pthread_mutex_unlock(&tokens->lock);
+}
+
+void fake_tokens_issued(struct fake_tokens *tokens, uint64_t issued[FAKE_TOKEN_KIND_COUNT])
+{
+	pthread_mutex_lock(&tokens->lock);
+	memcpy(issued, tokens->issued, sizeof tokens->issued);
+	pthread_mutex_unlock(&tokens->lock);
+}

@@ -1,0 +1,436 @@
+#!/bin/sh
+# fake-wechat answers as /work/shared/WECHAT.md says: tokens, getwxacodeunlimit
+# (images checked with zbarimg and by their own headers), every documented
+# errcode, the minute quota, each injected fault, statistics, and a load check.
+. "${0%/*}/lib.sh"
+
+command -v fake-wechat >/dev/null || skip_all "fake-wechat is not built"
+for tool in curl zbarimg; do
+  command -v $tool >/dev/null || skip_all "$tool is missing"
+done
+
+APPID=wxtest0000000001
+SECRET=test-secret-do-not-log
+printf '%s\n' "$SECRET" >"$T/secret"
+chmod 600 "$T/secret"
+PAGE=pages/r/index
+
+# --- helpers -------------------------------------------------------------------
+
+# start NAME ARGS...: starts a server, waits for its port file; sets $base, $pid.
+start() {
+  name=$1; shift
+  fake-wechat --appid $APPID --secret-file "$T/secret" --pages "$PAGE,pages/s/index" \
+    --port 0 --port-file "$T/$name.port" --stats-file "$T/$name.stats" "$@" 2>"$T/$name.log" &
+  pid=$!
+  # Only a server still marked running is killed at exit: its pid may be reused.
+  : >"$T/$name.running"
+  at_exit "[ ! -e '$T/$name.running' ] || kill $pid"
+  tries=0
+  until [ -s "$T/$name.port" ]; do
+    tries=$((tries + 1))
+    if [ $tries -gt 200 ] || ! kill -0 $pid 2>/dev/null; then
+      diag "fake-wechat $name did not start:"; sed 's/^/# /' "$T/$name.log"; return 1
+    fi
+    sleep 0.05
+  done
+  base=http://127.0.0.1:$(cat "$T/$name.port")
+}
+
+# stop: SIGTERM the last server started; it must exit 0 (a sanitizer report
+# or a failed stats write would not).
+stop() {
+  kill -TERM $pid
+  stopped=0
+  wait $pid || stopped=$?
+  rm -f "$T/$name.running"
+  is "$name: SIGTERM: exit status 0" "$stopped" 0
+  [ "$stopped" -eq 0 ] || sed 's/^/# /' "$T/$name.log" | tail -20
+}
+
+# req METHOD PATH [BODY [CURL-ARGS...]]: the body goes to $T/body; sets $http
+# (status; curl's exit status as "curl-N" when no answer came) and $ctype.
+req() {
+  method=$1 path=$2 data=${3-}
+  shift 2; [ $# -gt 0 ] && shift
+  answer=$(curl -sS -o "$T/body" -w '%{http_code} %{content_type}' -X "$method" \
+    ${data:+--data-binary "$data"} "$@" "$base$path" 2>"$T/curl.err") || answer="curl-$? -"
+  http=${answer%% *}
+  ctype=${answer#* }
+}
+
+# code TOKEN BODY [CURL-ARGS...]: POST /wxa/getwxacodeunlimit
+code() {
+  token=$1 data=$2; shift 2
+  req POST "/wxa/getwxacodeunlimit?access_token=$token" "$data" \
+    -H 'Content-Type: application/json' "$@"
+}
+
+# jget FILE KEY...: a value from a JSON file (list indexes as numbers).
+jget() {
+  $PYTHON -c 'import json, sys
+value = json.load(open(sys.argv[1]))
+for key in sys.argv[2:]:
+    value = value[int(key)] if isinstance(value, list) else value[key]
+print(json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value)' "$@"
+}
+
+errcode() { jget "$T/body" errcode 2>&1; }
+
+# width FILE: the width an image declares (PNG IHDR or JPEG SOF), else fails.
+width() {
+  $PYTHON -c 'import struct, sys
+data = open(sys.argv[1], "rb").read()
+if data[:8] == b"\x89PNG\r\n\x1a\n":
+    print(struct.unpack(">I", data[16:20])[0]); sys.exit(0)
+at = 2 if data[:2] == b"\xff\xd8" else len(data)
+while at + 9 <= len(data) and data[at] == 0xFF:
+    marker, length = data[at + 1], struct.unpack(">H", data[at + 2:at + 4])[0]
+    if marker in (0xC0, 0xC1, 0xC2):
+        print(struct.unpack(">H", data[at + 7:at + 9])[0]); sys.exit(0)
+    at += 2 + length
+sys.exit("no image size in " + sys.argv[1])' "$1"
+}
+
+# 1 if FILE is a JPEG that ends with its end-of-image marker.
+jpeg_whole() {
+  $PYTHON -c 'import sys; d = open(sys.argv[1], "rb").read()
+print(int(d[:2] == b"\xff\xd8" and d[-2:] == b"\xff\xd9"))' "$1"
+}
+
+decode() { zbarimg -q --raw "$1" 2>/dev/null; }
+
+# classic, stable [FORCE]: fetch a token into $tok (not in $(...): req sets $http).
+classic() {
+  req GET "/cgi-bin/token?grant_type=client_credential&appid=$APPID&secret=$SECRET"
+  tok=$(jget "$T/body" access_token)
+}
+
+stable() {
+  req POST /cgi-bin/stable_token \
+    "{\"grant_type\":\"client_credential\",\"appid\":\"$APPID\",\"secret\":\"$SECRET\",\"force_refresh\":${1:-false}}"
+  tok=$(jget "$T/body" access_token)
+}
+
+stats() { curl -sS -o "$T/stats" "$base/_stats" && jget "$T/stats" "$@"; }
+
+# --- usage -------------------------------------------------------------------
+
+run fake-wechat --help
+is "--help exits 0" "$rc" 0
+like "--help documents the faults" "$(cat "$T/out")" "--drop-rate P"
+for bad in "--listen 192.168.1.10" "--listen localhost" "--minute 0" "--busy-rate 1.5" \
+    "--latency 10x" "--quota -1" "--quota-errcode 45010" "--bogus"; do
+  # shellcheck disable=SC2086
+  run fake-wechat --appid $APPID --secret-file "$T/secret" $bad
+  is "usage error exits 64: $bad" "$rc" 64
+done
+run fake-wechat --secret-file "$T/secret"
+is "--appid is required" "$rc" 64
+run fake-wechat --appid $APPID
+is "a secret is required" "$rc" 64
+run fake-wechat --appid $APPID --secret-file "$T/missing"
+is "an unreadable secret file is an I/O error" "$rc" 74
+
+# --- tokens --------------------------------------------------------------------
+
+start main --token-grace 1s -v
+like "the port is announced on stderr" "$(cat "$T/main.log")" \
+  "info: listening on 127\.0\.0\.1:$(cat "$T/main.port")$"
+
+classic; t1=$tok
+is "classic token: HTTP 200" "$http" 200
+like "classic token: a token" "$t1" '^[A-Za-z0-9_]{32,512}$'
+is "classic token: expires_in 7200" "$(jget "$T/body" expires_in)" 7200
+code "$t1" '{"scene":"abc"}'
+is "a fresh classic token works" "$ctype" image/jpeg
+classic; t2=$tok
+like "each classic fetch issues a new token" "$t2" "^fk_"
+ok "the second classic token differs" -- [ "$t1" != "$t2" ]
+code "$t1" '{"scene":"abc"}'
+is "the replaced classic token works during the grace period" "$ctype" image/jpeg
+sleep 1.2
+code "$t1" '{"scene":"abc"}'
+is "the replaced classic token is refused after the grace period" "$(errcode)" 40001
+code "$t2" '{"scene":"abc"}'
+is "the latest classic token still works" "$ctype" image/jpeg
+
+stable; s1=$tok
+is "stable token: expires_in" "$(jget "$T/body" expires_in)" 7200
+stable; s2=$tok
+is "stable token: the same token on a second call" "$s2" "$s1"
+is "stable token: expires_in counts down" "$(jget "$T/body" expires_in)" 7199
+ok "stable tokens are not classic ones" -- [ "$s1" != "$t2" ]
+classic; t3=$tok
+code "$s1" '{"scene":"abc"}'
+is "a classic fetch does not disturb the stable token" "$ctype" image/jpeg
+stable true; s3=$tok
+ok "force_refresh issues a new stable token" -- [ "$s3" != "$s1" ]
+code "$s1" '{"scene":"abc"}'
+is "the old stable token works during the grace period" "$ctype" image/jpeg
+stable
+is "a plain stable call now returns the forced one" "$tok" "$s3"
+
+while IFS='|' read -r expected query; do
+  req GET "/cgi-bin/token?$query"
+  is "cgi-bin/token $query" "$(errcode)" "$expected"
+done <<EOF
+40002|grant_type=password&appid=$APPID&secret=$SECRET
+40002|appid=$APPID&secret=$SECRET
+40013|grant_type=client_credential&appid=wxother&secret=$SECRET
+40125|grant_type=client_credential&appid=$APPID&secret=
+40001|grant_type=client_credential&appid=$APPID&secret=wrong
+EOF
+while IFS='|' read -r expected body; do
+  req POST /cgi-bin/stable_token "$body"
+  is "cgi-bin/stable_token $body" "$(errcode)" "$expected"
+done <<EOF
+47001|grant_type=client_credential&appid=$APPID
+47001|{"grant_type":"client_credential","appid":"$APPID","secret":"$SECRET","force_refresh":"yes"}
+40002|{"grant_type":"x","appid":"$APPID","secret":"$SECRET"}
+40013|{"grant_type":"client_credential","appid":"wxother","secret":"$SECRET"}
+40001|{"grant_type":"client_credential","appid":"$APPID","secret":"wrong"}
+EOF
+
+# --- getwxacodeunlimit: images ---------------------------------------------------
+
+code "$t3" "{\"scene\":\"Ab9-._~!\$&'()*+,/:;=?@#\",\"page\":\"$PAGE\",\"check_path\":true,\"env_version\":\"release\"}"
+cp "$T/body" "$T/code.jpeg"
+is "image: HTTP 200" "$http" 200
+is "image: Content-Type image/jpeg" "$ctype" image/jpeg
+is "image: decodes to the scene (every allowed punctuation)" "$(decode "$T/code.jpeg")" \
+  "Ab9-._~!\$&'()*+,/:;=?@#"
+is "image: default width 430" "$(width "$T/code.jpeg")" 430
+is "image: a whole JPEG" "$(jpeg_whole "$T/code.jpeg")" 1
+req POST "/wxa/getwxacodeunlimit?access_token=$t3" '{"scene":"abc"}' -D "$T/headers"
+like "image: Content-disposition attachment with a .jpeg name" "$(cat "$T/headers")" \
+  '[Cc]ontent-[Dd]isposition: attachment; filename="[^"]+\.jpeg"'
+
+while read -r request_width expected; do
+  scene=w$(printf '%s' "$request_width" | tr -dc 0-9)
+  code "$t3" "{\"scene\":\"$scene\",\"width\":$request_width}"
+  cp "$T/body" "$T/w.jpeg"
+  is "width $request_width gives $expected px" "$(width "$T/w.jpeg")" "$expected"
+  is "width $request_width decodes" "$(decode "$T/w.jpeg")" "$scene"
+done <<EOF
+280 280
+333 333
+1280 1280
+"640" 640
+100 280
+5000 1280
+EOF
+
+code "$t3" '{"scene":"clear1","is_hyaline":true,"width":500}'
+cp "$T/body" "$T/code.png"
+is "is_hyaline: Content-Type image/png" "$ctype" image/png
+is "is_hyaline: 500 px" "$(width "$T/code.png")" 500
+is "is_hyaline: decodes" "$(decode "$T/code.png")" clear1
+is "is_hyaline: the PNG has transparency (tRNS)" \
+  "$($PYTHON -c 'import sys; print(int(b"tRNS" in open(sys.argv[1], "rb").read()))' "$T/code.png")" 1
+code "$t3" '{"scene":"red","line_color":{"r":"200","g":0,"b":0}}'
+cp "$T/body" "$T/red.jpeg"
+is "line_color with strings: an image that decodes" "$(decode "$T/red.jpeg")" red
+code "$t3" "{\"scene\":\"x\",\"page\":\"pages/unpublished\",\"check_path\":false,\"env_version\":\"develop\"}"
+is "check_path false allows an unpublished page" "$ctype" image/jpeg
+code "$t3" '{"scene":"12345678901234567890123456789012","env_version":"trial"}'
+cp "$T/body" "$T/long.jpeg"
+is "a 32-character scene decodes" "$(decode "$T/long.jpeg")" 12345678901234567890123456789012
+
+# --- getwxacodeunlimit: every documented errcode --------------------------------
+
+while IFS='|' read -r expected body; do
+  code "$t3" "$body"
+  is "errcode $expected for $body" "$(errcode)" "$expected"
+done <<EOF
+40169|{"page":"$PAGE"}
+40169|{"scene":""}
+40169|{"scene":"123456789012345678901234567890123"}
+40129|{"scene":"a b"}
+40129|{"scene":"a%b"}
+40129|{"scene":"\u4e2d"}
+41030|{"scene":"abc","page":"/$PAGE"}
+41030|{"scene":"abc","page":"$PAGE?x=1"}
+41030|{"scene":"abc","page":"pages/unpublished"}
+41030|{"scene":"abc","page":"pages/unpublished","check_path":true}
+40097|{"scene":"abc","env_version":"prod"}
+47001|["scene","abc"]
+47001|{"scene":"abc","width":"wide"}
+47001|{"scene":"abc","is_hyaline":"yes"}
+EOF
+req POST "/wxa/getwxacodeunlimit?access_token=$t3" 'scene=abc&page=pages/r/index'
+is "47001 for a form post" "$(errcode)" 47001
+is "errors: HTTP 200" "$http" 200
+is "errors: Content-Type as WeChat's" "$ctype" "application/json; encoding=utf-8"
+like "errors: errmsg ends with a rid" "$(jget "$T/body" errmsg)" \
+  '^data format error rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$'
+req POST /wxa/getwxacodeunlimit '{"scene":"abc"}'
+is "41001 without access_token" "$(errcode)" 41001
+code "" '{"scene":"abc"}'
+is "41001 with an empty access_token" "$(errcode)" 41001
+code "not-a-token" '{"scene":"abc"}'
+is "40001 for an unknown token" "$(errcode)" 40001
+
+req POST /_control/invalidate-tokens
+is "invalidate-tokens answers 200" "$http" 200
+code "$t3" '{"scene":"abc"}'
+is "40001 after invalidate-tokens" "$(errcode)" 40001
+classic; t4=$tok
+code "$t4" '{"scene":"abc"}'
+is "a token fetched afterwards works" "$ctype" image/jpeg
+req POST /_control/expire-tokens
+code "$t4" '{"scene":"abc"}'
+is "42001 after expire-tokens" "$(errcode)" 42001
+stable; s4=$tok
+ok "stable_token replaces an expired token" -- [ "$s4" != "$s3" ]
+
+req GET /wxa/getwxacodeunlimit
+is "the wrong method: 405" "$http" 405
+req GET /cgi-bin/nothing
+is "an unknown path: 404" "$http" 404
+
+is "stats: tokens issued (classic)" "$(stats tokens_issued classic)" 4
+is "stats: tokens issued (stable, forced)" \
+  "$(jget "$T/stats" tokens_issued stable) $(jget "$T/stats" tokens_issued stable_forced)" "2 1"
+is "stats: 41030 answers counted" "$(jget "$T/stats" endpoints getwxacodeunlimit errcodes 41030)" 4
+is "stats: no quota violation" "$(jget "$T/stats" quota_violations)" 0
+
+live=$(stats calls_total)
+stop
+is "SIGTERM: the stats file holds every call" "$(jget "$T/main.stats" calls_total)" "$live"
+is "stats: every call is an image or an errcode" "$($PYTHON -c 'import json, sys
+s = json.load(open(sys.argv[1])); e = s["endpoints"]["getwxacodeunlimit"]
+print(e["requests"] == e["ok"] + sum(e["errcodes"].values()) == s["calls_total"] > 30)' "$T/main.stats")" True
+like "the log says it stopped" "$(cat "$T/main.log")" "stopping on signal 15"
+ok "-v logs requests" -- grep -q "POST /wxa/getwxacodeunlimit" "$T/main.log"
+leaks=$(grep -c -e "$SECRET" -e "$t1" -e "$s1" -e fk_ "$T/main.log" || true)
+is "no secret or token in the log" "$leaks" 0
+
+# --- the stable token rotates before it expires -----------------------------------
+
+start rotate --token-lifetime 2s --stable-margin 1500ms
+stable; r1=$tok
+is "lifetime 2s: expires_in 2" "$(jget "$T/body" expires_in)" 2
+sleep 0.6
+stable; r2=$tok
+ok "within the margin a new stable token is issued" -- [ "$r2" != "$r1" ]
+code "$r1" '{"scene":"abc"}'
+is "the rotated-out token works until it expires" "$ctype" image/jpeg
+sleep 1.6
+code "$r1" '{"scene":"abc"}'
+is "42001 once it has expired" "$(errcode)" 42001
+code "$r2" '{"scene":"abc"}'
+is "the rotated-in token still works" "$ctype" image/jpeg
+stop
+
+# --- quota per minute ------------------------------------------------------------
+
+start quota --minute 2s --quota 5
+stable; q=$tok
+# Start just after a window boundary, so the six calls share one window.
+sleep "$($PYTHON -c 'import time; print(2 - time.time() % 2 + 0.05)')"
+answers=
+for n in 1 2 3 4 5 6; do
+  code "$q" "{\"scene\":\"q$n\"}"
+  answers="$answers ${ctype%%;*}"
+done
+is "five calls in a window succeed" "$answers" \
+  " image/jpeg image/jpeg image/jpeg image/jpeg image/jpeg application/json"
+is "the sixth is refused with 45009" "$(errcode)" 45009
+is "stats: over_budget_attempts" "$(stats over_budget_attempts)" 1
+is "stats: the window's counts" \
+  "$(jget "$T/stats" windows 0 calls) $(jget "$T/stats" windows 0 charged) $(jget "$T/stats" windows 0 ok) $(jget "$T/stats" windows 0 quota_refused)" \
+  "6 5 5 1"
+is "stats: no window over the quota" "$(jget "$T/stats" quota_violations)" 0
+code "garbage" '{"scene":"q"}'
+is "stats: a refused token is not charged" "$(stats windows 0 calls)" 6
+sleep 2
+code "$q" '{"scene":"again"}'
+is "calls work again in the next window" "$ctype" image/jpeg
+stop
+
+start quota11 --quota 0 --quota-errcode 45011
+stable; code "$tok" '{"scene":"abc"}'
+is "--quota-errcode 45011" "$(errcode)" 45011
+stop
+
+# --- faults at rate 1.0 ------------------------------------------------------------
+
+start busy --busy-rate 1
+stable; code "$tok" '{"scene":"abc"}'
+is "busy: errcode -1" "$(errcode)" -1
+is "busy: counted" "$(stats faults busy)" 1
+stop
+
+start http5xx --http5xx-rate 1
+stable; code "$tok" '{"scene":"abc"}'
+like "http5xx: a 5xx status" "$http" '^50[023]$'
+is "http5xx: counted" "$(stats faults http5xx)" 1
+stop
+
+start truncate --truncate-rate 1
+stable; code "$tok" '{"scene":"abc"}'
+is "truncate: still labelled image/jpeg" "$ctype" image/jpeg
+is "truncate: the JPEG stops short" "$(jpeg_whole "$T/body")" 0
+ok "truncate: the body is not empty" -- [ -s "$T/body" ]
+is "truncate: not counted as ok" "$(stats ok_total) $(jget "$T/stats" faults truncate)" "0 1"
+stop
+
+start json_as_image --json-as-image-rate 1
+stable; code "$tok" '{"scene":"abc"}'
+is "json-as-image: labelled image/jpeg" "$ctype" image/jpeg
+is "json-as-image: the body is an errcode" "$(errcode)" -1
+stop
+
+start drop --drop-rate 1
+stable; code "$tok" '{"scene":"abc"}'
+is "drop: no answer (curl: empty reply)" "$http" curl-52
+is "drop: counted" "$(stats faults drop)" 1
+stop
+
+start slow --slow-rate 1 --slow 400ms --latency 100 --jitter 50
+stable; token=$tok
+elapsed=$(curl -sS -o /dev/null -w '%{time_total}' --data-binary '{"scene":"abc"}' \
+  "$base/wxa/getwxacodeunlimit?access_token=$token")
+is "slow + latency: at least 500 ms" \
+  "$($PYTHON -c "import sys; print(int(0.5 <= $elapsed < 5))")" 1
+elapsed=$(curl -sS -o /dev/null -w '%{time_total}' "$base/_stats")
+is "latency applies to getwxacodeunlimit only" \
+  "$($PYTHON -c "import sys; print(int($elapsed < 0.3))")" 1
+stop
+
+start fail_after --fail-after 2
+stable; token=$tok
+answers=
+for n in 1 2 3; do
+  code "$token" '{"scene":"abc"}'
+  answers="$answers ${ctype%%;*}"
+done
+is "fail-after 2: two images, then errors" "$answers" " image/jpeg image/jpeg application/json"
+is "fail-after 2: the third is errcode -1" "$(errcode)" -1
+stop
+
+# The same seed replays the same faults on one connection.
+for round in 1 2; do
+  start "seed$round" --seed 7 --busy-rate 0.5
+  stable; token=$tok
+  curl -sS -o /dev/null -w '%{stderr}%{content_type}\n' --data-binary '{"scene":"abc"}' \
+    "$base/wxa/getwxacodeunlimit?access_token=$token&n=[1-24]" 2>"$T/seed$round.types" >/dev/null
+  stop
+done
+ok "--seed replays the same faults" -- cmp -s "$T/seed1.types" "$T/seed2.types"
+is "--seed 7, rate 0.5: both answers occur" "$(sort -u "$T/seed1.types" | wc -l)" 2
+
+# --- load sanity: 200 concurrent keep-alive connections, 2,000 calls ------------------
+
+start load --latency 50
+stable; token=$tok
+curl -sS --no-progress-meter --parallel --parallel-max 200 -o /dev/null \
+  -w '%{stderr}%{http_code} %{content_type}\n' --data-binary '{"scene":"load"}' \
+  "$base/wxa/getwxacodeunlimit?access_token=$token&n=[1-2000]" 2>"$T/load.answers" >/dev/null || true
+is "load: 2,000 images" "$(grep -c '^200 image/jpeg$' "$T/load.answers")" 2000
+is "load: the server counted 2,000" "$(stats ok_total)" 2000
+concurrent=$(jget "$T/stats" connections max_concurrent)
+ok "load: at least 100 connections at once ($concurrent)" -- [ "$concurrent" -ge 100 ]
+ok "load: connections were kept alive" -- [ "$(jget "$T/stats" connections total)" -le 210 ]
+stop
