@@ -384,6 +384,8 @@ static void fetch_answer(struct fetcher *f, struct fetch_transfer *transfer, CUR
 		answer.action = WECHAT_RETRY;
 		snprintf(answer.message, sizeof answer.message, "%s", curl_easy_strerror(result));
 	} else {
+		int64_t now_ms = quota_now_ms();
+		quota_observe(&f->quota, now_ms, now_ms - transfer->sent_ms);
 		curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &http_status);
 		curl_easy_getinfo(transfer->easy, CURLINFO_CONTENT_TYPE, &content_type);
 		curl_easy_getinfo(transfer->easy, CURLINFO_RETRY_AFTER, &retry_after);

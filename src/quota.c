@@ -44,13 +44,16 @@ int quota_open(struct quota *quota, struct db *db, const char *appid, int budget
 	quota->appid = appid;
 	quota->budget = budget;
 	quota->minute_ms = minute_ms;
-	/* 250 ms covers clock skew and time on the wire to WeChat; a compressed
-	 * test minute gets a band in proportion. */
-	quota->guard_ms = minute_ms / 100 > 250 ? 250 : minute_ms / 100 ? minute_ms / 100 : 1;
+	/* 250 ms for a real minute; a compressed test minute gets bands in
+	 * proportion. Until answers are seen, the band before a boundary assumes
+	 * slow ones. */
+	quota->floor_ms = minute_ms / 100 > 250 ? 250 : minute_ms / 100 ? minute_ms / 100 : 1;
+	quota->early_ms = quota->floor_ms / 2;
+	quota->rtt_previous_ms = minute_ms / 8 < 2000 ? minute_ms / 8 : 2000;
 	/* Small chunks let concurrent runs share a minute fairly; 1% of the
 	 * budget costs one transaction per 1% of the calls. */
 	quota->chunk = budget / 100 > 50 ? 50 : budget / 100 ? budget / 100 : 1;
-	quota->slot.end_ms = INT64_MIN;
+	quota->slot.first_window = quota->slot.last_window = INT64_MIN;
 	if ((status = db_prepare(db, &quota->select, "SELECT taken, spent, budget FROM quota_windows "
 			"WHERE appid = ? AND window_start_ms = ?")) ||
 	    (status = db_prepare(db, &quota->charge, "INSERT INTO quota_windows (appid, "
@@ -79,25 +82,50 @@ void quota_close(struct quota *quota, int64_t now_ms)
 	quota->select = quota->charge = quota->give_back = quota->spend = NULL;
 }
 
+int64_t quota_late_ms(const struct quota *quota)
+{
+	int64_t rtt = quota->rtt_current_ms > quota->rtt_previous_ms ? quota->rtt_current_ms :
+		quota->rtt_previous_ms;
+	int64_t late = rtt + quota->floor_ms / 2;
+
+	if (late < quota->floor_ms)
+		late = quota->floor_ms;
+	/* A very slow answer (a timeout's worth) says little of the next ones. */
+	return late < quota->minute_ms / 4 ? late : quota->minute_ms / 4;
+}
+
+void quota_observe(struct quota *quota, int64_t now_ms, int64_t rtt_ms)
+{
+	int64_t window = quota_floor_div(now_ms, quota->minute_ms);
+
+	if (window != quota->rtt_window) {
+		quota->rtt_previous_ms = quota->rtt_current_ms;
+		quota->rtt_current_ms = 0;
+		quota->rtt_window = window;
+	}
+	if (rtt_ms > quota->rtt_current_ms)
+		quota->rtt_current_ms = rtt_ms;
+}
+
 void quota_slot_at(const struct quota *quota, int64_t now_ms, struct quota_slot *slot)
 {
-	int64_t m = quota->minute_ms, g = quota->guard_ms;
+	int64_t m = quota->minute_ms, late = quota_late_ms(quota), early = quota->early_ms;
 	int64_t window = quota_floor_div(now_ms, m), offset = now_ms - window * m;
 
-	if (offset < g) {                 /* band after the previous window's end */
+	if (offset < early) {             /* just after a boundary */
 		slot->first_window = window - 1;
 		slot->last_window = window;
-		slot->start_ms = window * m - g;
-		slot->end_ms = window * m + g;
-	} else if (offset >= m - g) {     /* band before the next window */
+		slot->start_ms = window * m;
+		slot->end_ms = window * m + early;
+	} else if (offset >= m - late) {  /* just before one */
 		slot->first_window = window;
 		slot->last_window = window + 1;
-		slot->start_ms = (window + 1) * m - g;
-		slot->end_ms = (window + 1) * m + g;
+		slot->start_ms = (window + 1) * m - late;
+		slot->end_ms = (window + 1) * m;
 	} else {
 		slot->first_window = slot->last_window = window;
-		slot->start_ms = window * m + g;
-		slot->end_ms = (window + 1) * m - g;
+		slot->start_ms = window * m + early;
+		slot->end_ms = (window + 1) * m - late;
 	}
 }
 
@@ -199,15 +227,18 @@ int quota_release(struct quota *quota, int64_t now_ms)
 
 int quota_take(struct quota *quota, int64_t now_ms)
 {
+	struct quota_slot slot;
 	int status, granted;
 
-	if (now_ms >= quota->slot.end_ms || now_ms < quota->slot.start_ms) {
+	quota_slot_at(quota, now_ms, &slot);
+	if (slot.first_window != quota->slot.first_window || slot.last_window != quota->slot.last_window) {
+		/* What is held was charged to other windows: give it back. */
 		if ((status = quota_release(quota, now_ms)))
 			return status;
-		quota_slot_at(quota, now_ms, &quota->slot);
 		quota->retry_at_ms = 0;
 		quota->window_taken = 0;
 	}
+	quota->slot = slot;
 	if (quota->held > 0) {
 		quota->held--;
 		return 0;

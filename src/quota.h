@@ -4,9 +4,16 @@
  * WeChat counts calls per appid in wall-clock windows ("minutes"). A process
  * reserves calls in small chunks (one BEGIN IMMEDIATE each), so several runs
  * together never take more than the budget, and gives back what it did not
- * use. Around each window boundary lies a guard band: a call sent there may
- * be counted by WeChat in either window (clock skew, time on the wire), so it
- * is charged to both. Outside the bands a call is charged to its own window. */
+ * use.
+ *
+ * WeChat counts a call when it gets to it, some time after we send it and
+ * before its answer comes back. So a call sent shortly before a window ends
+ * may be counted in the next one; and if WeChat's clock lags ours, one sent
+ * just after a window starts may be counted in the previous one. Calls sent
+ * in these bands are charged to both windows. The band before a boundary is
+ * as long as the slowest recent answers (an upper bound of the delay), the
+ * one after it is a fixed allowance for clock skew. Elsewhere a call is
+ * charged to its own window only. */
 #ifndef QRPOOL_QUOTA_H
 #define QRPOOL_QUOTA_H
 
@@ -24,7 +31,11 @@ struct quota {
 	struct db *db;
 	const char *appid;
 	int budget;
-	int64_t minute_ms, guard_ms;
+	int64_t minute_ms;
+	int64_t floor_ms;          /* the least band before a boundary */
+	int64_t early_ms;          /* the band after a boundary: WeChat's clock may lag */
+	int64_t rtt_window;        /* window of rtt_current_ms */
+	int64_t rtt_current_ms, rtt_previous_ms;   /* slowest answers, this and the last window */
 	int chunk;                 /* calls reserved per transaction */
 	struct quota_slot slot;    /* the slot `held` belongs to */
 	int held;                  /* reserved, not yet used */
@@ -36,6 +47,11 @@ struct quota {
 int quota_open(struct quota *quota, struct db *db, const char *appid, int budget, int64_t minute_ms);
 /* Gives back the calls held, and finalizes. */
 void quota_close(struct quota *quota, int64_t now_ms);
+
+/* An answer came `rtt_ms` after its call was sent: WeChat counted the call
+ * within that time, so the band before a boundary follows it. */
+void quota_observe(struct quota *quota, int64_t now_ms, int64_t rtt_ms);
+int64_t quota_late_ms(const struct quota *quota);
 
 /* The slot holding `now_ms` (exposed for tests). */
 void quota_slot_at(const struct quota *quota, int64_t now_ms, struct quota_slot *slot);
