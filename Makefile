@@ -46,7 +46,7 @@ qrpool-plan_PKGS := sqlite3 libconfig
 qrpool-pending_OBJS := $(call o,$(STAGE) qrpool-pending)
 qrpool-pending_PKGS := sqlite3 libconfig
 WECHAT := wechat http quota token
-qrpool-fetch_OBJS := $(call o,$(STAGE) $(WECHAT) input fetch qrpool-fetch)
+qrpool-fetch_OBJS := $(call o,$(STAGE) $(WECHAT) input multi fetch qrpool-fetch)
 qrpool-fetch_PKGS := sqlite3 libconfig libcurl jansson
 fake-wechat_OBJS := $(call o,$(CORE) rid fake_wechat_base fake_wechat_options fake_wechat_tokens fake_wechat_stats \
 	fake_wechat_image fake_wechat_code fake_wechat_http fake-wechat)

@@ -2,7 +2,6 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -14,6 +13,7 @@
 #include "input.h"
 #include "interrupt.h"
 #include "log.h"
+#include "multi.h"
 #include "progress.h"
 #include "quota.h"
 #include "rid.h"
@@ -78,7 +78,7 @@ struct fetcher {
 	struct quota quota;
 	struct token_cache token;
 	struct input input;
-	CURLM *multi;
+	struct multi multi;
 	struct curl_slist *headers;
 	struct fetch_transfer *transfers;
 	struct fetch_transfer **idle;
@@ -399,7 +399,7 @@ static void fetch_answer(struct fetcher *f, struct fetch_transfer *transfer, CUR
 
 static void fetch_release(struct fetcher *f, struct fetch_transfer *transfer)
 {
-	curl_multi_remove_handle(f->multi, transfer->easy);
+	curl_multi_remove_handle(f->multi.curl, transfer->easy);
 	free(transfer->request);
 	transfer->request = NULL;
 	transfer->job = NULL;
@@ -413,7 +413,7 @@ static void fetch_collect(struct fetcher *f)
 	CURLMsg *message;
 	int queued;
 
-	while ((message = curl_multi_info_read(f->multi, &queued))) {
+	while ((message = curl_multi_info_read(f->multi.curl, &queued))) {
 		struct fetch_transfer *transfer;
 		char *pointer = NULL;
 
@@ -444,7 +444,7 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 	transfer->job = job;
 	transfer->sent_ms = now_ms;
 	f->active++;
-	if (!transfer->request || (rc = curl_multi_add_handle(f->multi, transfer->easy)) != CURLM_OK) {
+	if (!transfer->request || (rc = curl_multi_add_handle(f->multi.curl, transfer->easy)) != CURLM_OK) {
 		log_error("cannot start a call: %s", transfer->request ? curl_multi_strerror(rc) :
 			"out of memory");
 		fetch_release(f, transfer);
@@ -667,18 +667,7 @@ static double fetch_next_wake(const struct fetcher *f, double now)
 
 static void fetch_wait(struct fetcher *f)
 {
-	struct curl_waitfd input = { .fd = f->input.fd, .events = CURL_WAIT_POLLIN };
-	double now = db_now(), wake = fetch_next_wake(f, now);
-	int timeout_ms = wake > now ? (int)((wake - now) * 1000) + 1 : 0;
-	int running, want_input = fetch_wants_input(f);
-
-	if (!f->multi) {   /* no wechat section: only items to pass on */
-		struct pollfd poller = { .fd = f->input.fd, .events = POLLIN };
-		poll(&poller, want_input ? 1 : 0, timeout_ms);
-		return;
-	}
-	curl_multi_poll(f->multi, want_input ? &input : NULL, want_input ? 1 : 0, timeout_ms, NULL);
-	curl_multi_perform(f->multi, &running);
+	multi_wait(&f->multi, fetch_next_wake(f, db_now()), fetch_wants_input(f));
 }
 
 static void fetch_show_progress(struct fetcher *f)
@@ -718,12 +707,8 @@ static int fetch_open_transfers(struct fetcher *f)
 	f->transfers = calloc(count, sizeof *f->transfers);
 	f->idle = calloc(count, sizeof *f->idle);
 	f->headers = curl_slist_append(NULL, "Content-Type: application/json");
-	f->multi = curl_multi_init();
-	if (!f->transfers || !f->idle || !f->headers || !f->multi)
+	if (!f->transfers || !f->idle || !f->headers || multi_open(&f->multi, f->input.fd, (long)count))
 		return EXIT_INTERNAL;
-	/* Connections are kept and reused, up to one per call in flight. */
-	curl_multi_setopt(f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)count);
-	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)count);
 	for (size_t i = 0; i < count; i++) {
 		struct fetch_transfer *transfer = &f->transfers[i];
 
@@ -770,7 +755,7 @@ static int fetch_open(struct fetcher *f, const struct fetch_options *options,
 	    (status = fetch_open_pools(f)))
 		return status;
 	if (!config->has_wechat)
-		return 0;
+		return multi_open(&f->multi, in_fd, 0) ? EXIT_INTERNAL : 0;
 	if ((status = quota_open(&f->quota, &f->db, w->appid, config_wechat_budget(config),
 			w->quota_minute_ms)) ||
 	    (status = token_open(&f->token, &f->db, config)))
@@ -793,8 +778,8 @@ static void fetch_close(struct fetcher *f)
 			curl_easy_cleanup(f->transfers[i].easy);
 		http_body_free(&f->transfers[i].body);
 	}
-	if (f->multi)
-		curl_multi_cleanup(f->multi);
+	if (f->multi.epoll_fd > 0)
+		multi_close(&f->multi);
 	curl_slist_free_all(f->headers);
 	free(f->transfers);
 	free(f->idle);
