@@ -21,7 +21,7 @@
 #include "token.h"
 #include "wechat.h"
 
-#define FETCH_BATCH_MAX 128         /* outcomes committed per transaction */
+#define FETCH_BATCH_MAX 512         /* outcomes committed per transaction */
 #define FETCH_BATCH_AGE 0.25        /* seconds an outcome may wait for its commit */
 #define FETCH_BACKOFF_BASE 0.5      /* seconds before the first retry, doubled each time */
 #define FETCH_BACKOFF_MAX 30.0
