@@ -544,6 +544,16 @@ static int fetch_queue(struct fetcher *f, const struct item *item, int64_t code_
 	return 0;
 }
 
+static void fetch_bad_line(struct fetcher *f, const struct item *item, const char *fmt,
+	const char *a, const char *b)
+{
+	char why[256];
+
+	snprintf(why, sizeof why, fmt, a, b);
+	log_error("%s:%ld: %s; line skipped", f->input.name, item->line_number, why);
+	f->counts.bad++;
+}
+
 static int fetch_take_item(struct fetcher *f, const struct item *item)
 {
 	const struct pool_config *pool;
@@ -553,12 +563,17 @@ static int fetch_take_item(struct fetcher *f, const struct item *item)
 	f->counts.read++;
 	if ((status = store_lookup(&f->store, item->request_id, &row)) > 1)
 		return status;
-	pool = status ? NULL : config_pool(f->config, row.pool);
-	if (status || strcmp(row.pool, item->pool) || !pool) {
-		log_error("%s:%ld: %s '%s'; line skipped", f->input.name, item->line_number,
-			status ? "unknown request id" : !pool ? "pool not in the configuration:" :
-			"the staging DB has another pool for", status || pool ? item->request_id : row.pool);
-		f->counts.bad++;
+	if (status == 1) {
+		fetch_bad_line(f, item, "unknown request id '%s'%s", item->request_id, "");
+		return 0;
+	}
+	if (strcmp(row.pool, item->pool)) {
+		fetch_bad_line(f, item, "the staging DB has this request id in pool %s, not %s", row.pool,
+			item->pool);
+		return 0;
+	}
+	if (!(pool = config_pool(f->config, row.pool))) {
+		fetch_bad_line(f, item, "pool %s is not in the configuration%s", row.pool, "");
 		return 0;
 	}
 	if (pool->source != POOL_WECHAT || row.state != STATE_PLANNED)

@@ -95,10 +95,12 @@ void multi_wait(struct multi *multi, double wake, int want_input)
 	double now = db_now();
 	int count, running, timeout_ms;
 
+	multi_watch_input(multi, want_input);
 	if (multi->curl_wake && multi->curl_wake < wake)
 		wake = multi->curl_wake;
+	if (want_input && !multi->input_pollable)
+		wake = now;   /* a file has more to read now */
 	timeout_ms = wake > now ? (int)((wake - now) * 1000) + 1 : 0;
-	multi_watch_input(multi, want_input);
 	count = epoll_wait(multi->epoll_fd, events, MULTI_EVENTS, timeout_ms);
 	for (int i = 0; i < count && multi->curl; i++) {
 		int flags = (events[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
