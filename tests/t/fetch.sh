@@ -31,11 +31,13 @@ start_fake() {
   base=http://127.0.0.1:$port
 }
 
-# config_for EXTRA: a config pointing at the last fake started, compressed
-# minute of 2 s unless EXTRA says otherwise; a fresh staging DB.
+# config_for EXTRA: a config pointing at the last fake started, with EXTRA
+# wechat settings, $QUOTA and $RESERVE if set; a fresh staging DB.
 config_for() {
   rm -f "$T/staging.db" "$T/staging.db-wal" "$T/staging.db-shm"
   write_config "api_base = \"$base\"; $1"
+  sed -i "s/quota_per_minute = 5000;/quota_per_minute = ${QUOTA:-5000};/
+          s/reserve_per_minute = 500;/reserve_per_minute = ${RESERVE:-500};/" "$QRPOOL_CONFIG"
 }
 
 # plan POOL N: stages N planned codes of POOL and appends their lines to $T/items.
