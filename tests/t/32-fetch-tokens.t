@@ -37,7 +37,7 @@ is "expired mid-run: every code fetched" "$(count "state = 'fetched'")" 300
 is "expired mid-run: two stable_token calls in all" "$(stats endpoints stable_token requests)" 2
 refused=$(stats errcodes 42001)
 ok "expired mid-run: refused calls were those in flight ($refused)" \
-  [ "$refused" -ge 1 ] && [ "$refused" -le 8 ]
+  [ "$refused" -ge 1 -a "$refused" -le 8 ]
 
 # --- classic: another holder takes a new token, ours stops working ----------------
 start_fake classic --token-grace 0 --latency 30
@@ -52,7 +52,7 @@ is "classic invalidated elsewhere: every code fetched" "$(count "state = 'fetche
 is "classic: ours, the other holder's, and ONE refresh" "$(stats endpoints token requests)" 3
 refused=$(stats errcodes 40001)
 ok "classic: only the calls in flight were refused ($refused)" \
-  [ "$refused" -ge 1 ] && [ "$refused" -le 4 ]
+  [ "$refused" -ge 1 -a "$refused" -le 4 ]
 like "classic: warned about" "$(cat "$T/err")" "warning: token source 'classic'"
 cat "$T/out" "$T/err" >"$T/all-output"
 is "classic: the secret in no output" "$(grep -c -e "$SECRET" "$T/all-output")" 0
