@@ -56,6 +56,7 @@ struct fetch_transfer {
 	char *request;              /* the JSON body, alive until the transfer ends */
 	char token[WECHAT_TOKEN_MAX + 1];   /* the token it was sent with */
 	int64_t sent_ms;
+	struct quota_slot charged;  /* the quota windows it was charged to */
 };
 
 struct fetch_pool {
@@ -386,6 +387,7 @@ static void fetch_answer(struct fetcher *f, struct fetch_transfer *transfer, CUR
 	} else {
 		int64_t now_ms = quota_now_ms();
 		quota_observe(&f->quota, now_ms, now_ms - transfer->sent_ms);
+		quota_answered(&f->quota, &transfer->charged, now_ms);
 		curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &http_status);
 		curl_easy_getinfo(transfer->easy, CURLINFO_CONTENT_TYPE, &content_type);
 		curl_easy_getinfo(transfer->easy, CURLINFO_RETRY_AFTER, &retry_after);
@@ -443,6 +445,7 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 	transfer->body.size = 0;
 	transfer->job = job;
 	transfer->sent_ms = now_ms;
+	transfer->charged = f->quota.slot;
 	f->active++;
 	if (!transfer->request || (rc = curl_multi_add_handle(f->multi.curl, transfer->easy)) != CURLM_OK) {
 		log_error("cannot start a call: %s", transfer->request ? curl_multi_strerror(rc) :

@@ -237,6 +237,10 @@ int quota_take(struct quota *quota, int64_t now_ms)
 			return status;
 		quota->retry_at_ms = 0;
 		quota->window_taken = 0;
+		quota->slot = slot;
+		if (slot.first_window == slot.last_window && quota->credit_window == slot.first_window)
+			quota->held = quota->credit;   /* already in the ledger for this window */
+		quota->credit = 0;
 	}
 	quota->slot = slot;
 	if (quota->held > 0) {
@@ -255,6 +259,17 @@ int quota_take(struct quota *quota, int64_t now_ms)
 	}
 	quota->held = granted - 1;
 	return 0;
+}
+
+void quota_answered(struct quota *quota, const struct quota_slot *slot, int64_t now_ms)
+{
+	if (slot->first_window == slot->last_window || now_ms >= slot->last_window * quota->minute_ms)
+		return;
+	if (quota->credit_window != slot->last_window) {
+		quota->credit_window = slot->last_window;
+		quota->credit = 0;
+	}
+	quota->credit++;
 }
 
 int quota_spent(struct quota *quota, int64_t sent_ms, int64_t now_ms)

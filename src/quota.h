@@ -13,7 +13,9 @@
  * in these bands are charged to both windows. The band before a boundary is
  * as long as the slowest recent answers (an upper bound of the delay), the
  * one after it is a fixed allowance for clock skew. Elsewhere a call is
- * charged to its own window only. */
+ * charged to its own window only. A band call answered before the boundary
+ * was counted in the window ending: its charge to the next one is credited
+ * back to this process, to spend in that window. */
 #ifndef QRPOOL_QUOTA_H
 #define QRPOOL_QUOTA_H
 
@@ -41,6 +43,8 @@ struct quota {
 	int held;                  /* reserved, not yet used */
 	int64_t retry_at_ms;       /* nothing to reserve before then */
 	int64_t window_taken;      /* calls taken in the current window, as last seen */
+	int64_t credit_window;     /* charged there, known to count elsewhere: ours to use */
+	int credit;
 	sqlite3_stmt *select, *charge, *give_back, *spend;
 };
 
@@ -59,6 +63,9 @@ void quota_slot_at(const struct quota *quota, int64_t now_ms, struct quota_slot 
 /* Takes one call at `now_ms`. Returns 0 (granted), 1 (none left: try again at
  * quota->retry_at_ms) or an exit code. */
 int quota_take(struct quota *quota, int64_t now_ms);
+
+/* The call charged to `slot` was answered at `now_ms` (any answer). */
+void quota_answered(struct quota *quota, const struct quota_slot *slot, int64_t now_ms);
 
 /* WeChat answered 45009/45011 to a call sent at `sent_ms`: every window from
  * then to `now_ms` is marked spent for all processes. Returns 0 or an exit code. */
