@@ -53,14 +53,14 @@ struct fetch_transfer {
 	CURL *easy;
 	struct fetch_job *job;      /* NULL when idle */
 	struct http_body body;
-	char *request;              /* the JSON body, alive until the transfer ends */
+	char request[2048];         /* the JSON body, alive until the transfer ends */
 	char token[WECHAT_TOKEN_MAX + 1];   /* the token it was sent with */
 	int64_t sent_ms;
 	struct quota_slot charged;  /* the quota windows it was charged to */
 };
 
 struct fetch_pool {
-	json_t *body;               /* the request body without the scene */
+	char *body;                 /* the request body without the scene */
 	int stopped;
 };
 
@@ -402,8 +402,6 @@ static void fetch_answer(struct fetcher *f, struct fetch_transfer *transfer, CUR
 static void fetch_release(struct fetcher *f, struct fetch_transfer *transfer)
 {
 	curl_multi_remove_handle(f->multi.curl, transfer->easy);
-	free(transfer->request);
-	transfer->request = NULL;
 	transfer->job = NULL;
 	explicit_bzero(transfer->token, sizeof transfer->token);
 	f->idle[f->idle_count++] = transfer;
@@ -432,24 +430,26 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 {
 	struct fetch_transfer *transfer = f->idle[--f->idle_count];
 	char url[WECHAT_TOKEN_MAX + 1024];
-	CURLMcode rc;
+	CURLMcode rc = CURLM_OK;
+	int length = wechat_request_body(f->pools[job->pool].body, job->request_id, transfer->request,
+		sizeof transfer->request);
 
-	transfer->request = wechat_request_body(f->pools[job->pool].body, job->request_id);
 	snprintf(url, sizeof url, "%s/wxa/getwxacodeunlimit?access_token=%s",
 		f->config->wechat.api_base, f->token.token);
 	strcpy(transfer->token, f->token.token);
 	curl_easy_setopt(transfer->easy, CURLOPT_URL, url);
 	explicit_bzero(url, sizeof url);
 	curl_easy_setopt(transfer->easy, CURLOPT_POSTFIELDS, transfer->request);
+	curl_easy_setopt(transfer->easy, CURLOPT_POSTFIELDSIZE, (long)length);
 	curl_easy_setopt(transfer->easy, CURLOPT_PRIVATE, (char *)transfer);
 	transfer->body.size = 0;
 	transfer->job = job;
 	transfer->sent_ms = now_ms;
 	transfer->charged = f->quota.slot;
 	f->active++;
-	if (!transfer->request || (rc = curl_multi_add_handle(f->multi.curl, transfer->easy)) != CURLM_OK) {
-		log_error("cannot start a call: %s", transfer->request ? curl_multi_strerror(rc) :
-			"out of memory");
+	if (length < 0 || (rc = curl_multi_add_handle(f->multi.curl, transfer->easy)) != CURLM_OK) {
+		log_error("%s: cannot start a call: %s", job->request_id, length < 0 ?
+			"the request body does not fit" : curl_multi_strerror(rc));
 		fetch_release(f, transfer);
 		fetch_ready_push(f, job, 1);
 		return EXIT_INTERNAL;
@@ -803,7 +803,7 @@ static void fetch_close(struct fetcher *f)
 	free(f->idle);
 	free(f->delayed);
 	for (size_t i = 0; f->pools && i < f->config->pool_count; i++)
-		json_decref(f->pools[i].body);
+		free(f->pools[i].body);
 	free(f->pools);
 	if (f->token.db)
 		token_close(&f->token);

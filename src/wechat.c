@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rid.h"
+
 struct wechat_errcode {
 	int errcode;
 	enum wechat_action action;
@@ -64,23 +66,27 @@ const char *wechat_errcode_meaning(int errcode)
 	return known ? known->meaning : "unknown errcode";
 }
 
-json_t *wechat_pool_body(const struct pool_config *pool)
+char *wechat_pool_body(const struct pool_config *pool)
 {
 	json_t *body = json_pack("{s:s, s:i, s:s, s:b, s:b, s:{s:i, s:i, s:i}, s:b}",
 		"page", pool->page, "width", pool->width, "env_version", pool->env_version,
 		"check_path", pool->check_path, "auto_color", pool->auto_color,
 		"line_color", "r", pool->line_color.r, "g", pool->line_color.g, "b", pool->line_color.b,
 		"is_hyaline", pool->is_hyaline);
-	return body;
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	json_decref(body);
+	return text;
 }
 
-char *wechat_request_body(json_t *pool_body, const char *scene)
+int wechat_request_body(const char *pool_body, const char *scene, char *buf, size_t size)
 {
-	json_t *value = json_string(scene);
+	int length;
 
-	if (!value || json_object_set_new(pool_body, "scene", value))
-		return NULL;
-	return json_dumps(pool_body, JSON_COMPACT);
+	if (!rid_is_scene(scene, strlen(scene)) || pool_body[0] != '{')
+		return -1;
+	length = snprintf(buf, size, "{\"scene\":\"%s\",%s", scene, pool_body + 1);
+	return length < 0 || (size_t)length >= size ? -1 : length;
 }
 
 static void wechat_why(char *why, size_t size, const char *text)

@@ -31,11 +31,14 @@ struct wechat_answer {
 	char message[200];            /* what happened, for logs and last_error */
 };
 
-/* The JSON body of a pool's requests without the scene (owned by the caller,
- * json_decref it); NULL when out of memory. */
-json_t *wechat_pool_body(const struct pool_config *pool);
-/* The body for one scene, malloc'd; NULL when out of memory. */
-char *wechat_request_body(json_t *pool_body, const char *scene);
+/* The JSON body of a pool's requests without the scene, as text made once
+ * per run (malloc'd); NULL when out of memory. */
+char *wechat_pool_body(const struct pool_config *pool);
+/* The body for one scene: the pool's body with the scene put first, written
+ * into `buf` without any allocation (this runs for every call). Scenes are
+ * checked: their alphabet needs no JSON escaping. Returns the length, or -1
+ * for an invalid scene or a body that does not fit. */
+int wechat_request_body(const char *pool_body, const char *scene, char *buf, size_t size);
 
 /* Reads a getwxacodeunlimit answer. `width` is the width requested. */
 void wechat_classify(long http_status, const char *content_type, const unsigned char *body,
