@@ -510,12 +510,19 @@ static void fetch_start_calls(struct fetcher *f)
 
 /* --- input ------------------------------------------------------------------ */
 
-static int fetch_wants_input(const struct fetcher *f)
+/* Input is read when the queue is down to half the lookahead, then up to the
+ * whole: lines come in batches, each looked up in one read transaction. */
+static int fetch_wants_input_below(const struct fetcher *f, size_t queued)
 {
 	if (f->stop == FETCH_SIGNAL || f->stop == FETCH_FATAL || input_done(&f->input))
 		return 0;
 	/* After a deadline the rest is read only to pass other items on. */
-	return f->stop != FETCH_RUNNING || f->ready_count + f->delayed_count < f->lookahead;
+	return f->stop != FETCH_RUNNING || f->ready_count + f->delayed_count < queued;
+}
+
+static int fetch_wants_input(const struct fetcher *f)
+{
+	return fetch_wants_input_below(f, f->lookahead / 2);
 }
 
 static int fetch_pass(struct fetcher *f, const struct item *item)
@@ -591,9 +598,13 @@ static int fetch_take_item(struct fetcher *f, const struct item *item)
 static void fetch_read_input(struct fetcher *f)
 {
 	struct item item;
-	int filled = 0, status;
+	int filled = 0, status, reading;
 
-	while (fetch_wants_input(f)) {
+	if (!fetch_wants_input(f))
+		return;
+	/* One snapshot for the batch's lookups, not one per line. */
+	reading = db_exec(&f->db, "BEGIN") == 0;
+	while (fetch_wants_input_below(f, f->lookahead)) {
 		if (input_next(&f->input, &item)) {
 			if ((status = fetch_take_item(f, &item)))
 				fetch_fail(f, status);
@@ -605,6 +616,8 @@ static void fetch_read_input(struct fetcher *f)
 			fetch_fail(f, EXIT_IO);
 		filled = 1;
 	}
+	if (reading && (status = db_commit(&f->db)))
+		fetch_fail(f, status);
 	if (input_done(&f->input) && !f->progress.total)
 		f->progress.total = f->counts.jobs;
 }
