@@ -5,11 +5,24 @@
 . "${0%/*}/lib.sh"
 . "${0%/*}/fetch.sh"
 
-# fetch_slowly ITEMS...: runs qrpool-fetch in the background; sets $fetch.
-fetch_slowly() {
+# fetch_meanwhile DELAY COMMAND...: runs qrpool-fetch on $T/items and, DELAY
+# seconds in, COMMAND (something done "elsewhere"); sets $rc, $T/out, $T/err.
+fetch_meanwhile() {
   qrpool-fetch -v <"$T/items" >"$T/out" 2>"$T/err" & fetch=$!
+  sleep "$1"; shift
+  "$@"
+  rc=0; wait $fetch || rc=$?
 }
-finish() { rc=0; wait $fetch || rc=$?; }
+
+# recovered WHAT N ERRCODE CONCURRENCY: exit 0, all N fetched, and only the
+# calls in flight refused with ERRCODE.
+recovered() {
+  is "$1: exit 0" "$rc" 0
+  is "$1: every code fetched" "$(count "state = 'fetched'")" "$2"
+  refused=$(stats errcodes "$3")
+  ok "$1: only the calls in flight were refused ($refused)" \
+    [ "$refused" -ge 1 -a "$refused" -le "$4" ]
+}
 
 # --- a token that expires mid-run is refreshed ahead of time ---------------------
 start_fake lifetime --token-lifetime 2s --stable-margin 600ms --latency 40
@@ -28,31 +41,18 @@ is "no call refused for an expired token" "$(stats errcodes 42001)" 0
 start_fake expire --latency 30
 config_for 'concurrency = 8;'
 : >"$T/items"; plan poster 300
-fetch_slowly
-sleep 0.4
-curl -sS -X POST "$base/_control/expire-tokens" >/dev/null
-finish
-is "expired mid-run: exit 0" "$rc" 0
-is "expired mid-run: every code fetched" "$(count "state = 'fetched'")" 300
+fetch_meanwhile 0.4 curl -sS -o /dev/null -X POST "$base/_control/expire-tokens"
+recovered "expired mid-run" 300 42001 8
 is "expired mid-run: two stable_token calls in all" "$(stats endpoints stable_token requests)" 2
-refused=$(stats errcodes 42001)
-ok "expired mid-run: refused calls were those in flight ($refused)" \
-  [ "$refused" -ge 1 -a "$refused" -le 8 ]
 
 # --- classic: another holder takes a new token, ours stops working ----------------
 start_fake classic --token-grace 0 --latency 30
 config_for 'concurrency = 4; token = { source = "classic"; };'
 : >"$T/items"; plan poster 200
-fetch_slowly
-sleep 0.5
-curl -sS -o /dev/null "$base/cgi-bin/token?grant_type=client_credential&appid=$APPID&secret=$SECRET"
-finish
-is "classic invalidated elsewhere: exit 0" "$rc" 0
-is "classic invalidated elsewhere: every code fetched" "$(count "state = 'fetched'")" 200
+fetch_meanwhile 0.5 curl -sS -o /dev/null \
+  "$base/cgi-bin/token?grant_type=client_credential&appid=$APPID&secret=$SECRET"
+recovered "classic invalidated elsewhere" 200 40001 4
 is "classic: ours, the other holder's, and ONE refresh" "$(stats endpoints token requests)" 3
-refused=$(stats errcodes 40001)
-ok "classic: only the calls in flight were refused ($refused)" \
-  [ "$refused" -ge 1 -a "$refused" -le 4 ]
 like "classic: warned about" "$(cat "$T/err")" "warning: token source 'classic'"
 cat "$T/out" "$T/err" >"$T/all-output"
 is "classic: the secret in no output" "$(grep -c -e "$SECRET" "$T/all-output")" 0

@@ -16,10 +16,11 @@ static int64_t ledger(struct db *db, int64_t window, const char *column)
 	sqlite3_stmt *stmt;
 	int64_t value = -1;
 
-	snprintf(sql, sizeof sql, "SELECT %s FROM quota_windows WHERE window_start_ms = %lld", column,
-		(long long)(window * MINUTE));
+	/* A column name cannot be a parameter; the value is one. */
+	snprintf(sql, sizeof sql, "SELECT %s FROM quota_windows WHERE window_start_ms = ?", column);
 	if (db_prepare(db, &stmt, sql))
 		return -2;
+	sqlite3_bind_int64(stmt, 1, window * MINUTE);
 	if (sqlite3_step(stmt) == SQLITE_ROW)
 		value = sqlite3_column_int64(stmt, 0);
 	sqlite3_finalize(stmt);
