@@ -103,6 +103,27 @@ static void test_band_charges_both(struct db *db)
 	quota_close(&quota, boundary + MINUTE / 2);
 }
 
+/* A band call answered before the boundary counted in the window ending: its
+ * charge to the next window is this run's to spend there. */
+static void test_credit(struct db *db)
+{
+	struct quota quota;
+	struct quota_slot sent;
+	int64_t boundary = T0 + 51 * MINUTE, w = boundary / MINUTE;
+
+	quota_open(&quota, db, "wxcredit", 1000, MINUTE);
+	is_int(quota_take(&quota, boundary - 10), 0, "a band call");
+	sent = quota.slot;
+	quota_answered(&quota, &sent, boundary - 5);
+	quota_answered(&quota, &sent, boundary + 5);
+	is_int(quota.credit, 1, "one credit: answered before the boundary; the other may count after");
+	is_int(quota_take(&quota, boundary + MINUTE / 2), 0, "a call in the next window");
+	is_int(ledger(db, w, "taken"), 1, "spent from the credit: nothing new reserved");
+	is_int(quota_take(&quota, boundary + MINUTE / 2), 0, "another call");
+	is_int(ledger(db, w, "taken"), 1 + quota.chunk, "now a chunk is reserved");
+	quota_close(&quota, boundary + MINUTE / 2);
+}
+
 static void test_spent(struct db *a, struct db *b)
 {
 	struct quota qa, qb;
@@ -136,6 +157,7 @@ int main(void)
 	test_shared_budget(&a, &b);
 	test_give_back(&a);
 	test_band_charges_both(&a);
+	test_credit(&a);
 	test_spent(&a, &b);
 	db_close(&a);
 	db_close(&b);
