@@ -19,7 +19,7 @@
 struct fake_faults {
 	int64_t latency_ms, jitter_ms, slow_ms;
 	double busy_rate, http5xx_rate, truncate_rate, json_as_image_rate, drop_rate, slow_rate;
-	int64_t fail_after;      /* calls after this many answer -1; -1: never */
+	int64_t fail_after;      /* calls after the first this many answer -1; -1: never */
 };
 
 struct fake_options {
@@ -146,7 +146,8 @@ void fake_stats_init(struct fake_stats *stats, const struct fake_options *option
 void fake_stats_destroy(struct fake_stats *stats);
 /* Counts a request; returns its 1-based number on that endpoint. */
 uint64_t fake_stats_request(struct fake_stats *stats, enum fake_endpoint endpoint);
-void fake_stats_answer(struct fake_stats *stats, enum fake_endpoint endpoint, enum fake_error error);
+void fake_stats_answer(struct fake_stats *stats, enum fake_endpoint endpoint,
+	enum fake_error error);
 void fake_stats_fault(struct fake_stats *stats, enum fake_fault fault);
 void fake_stats_not_found(struct fake_stats *stats);
 /* Takes one call from the quota of the window holding `now_ms`. Returns 1 and
@@ -210,10 +211,13 @@ void fake_server_stop(struct fake_server *server);
 void fake_server_free(struct fake_server *server);
 
 /* Answers: each returns what the MHD access handler must return. */
-enum MHD_Result fake_reply_error(struct fake_server *server, struct fake_call *call, enum fake_error error);
+enum MHD_Result fake_reply_error(struct fake_server *server, struct fake_call *call,
+	enum fake_error error);
 /* An error body as WeChat sends it, under any content type (for faults). */
-enum MHD_Result fake_reply_error_as(struct fake_call *call, enum fake_error error, const char *content_type);
+enum MHD_Result fake_reply_error_as(struct fake_call *call, enum fake_error error,
+	const char *content_type);
 enum MHD_Result fake_reply_text(struct fake_call *call, unsigned status, const char *text);
+/* Sends the first `size` bytes of the image; takes image->data. */
 enum MHD_Result fake_reply_image(struct fake_call *call, struct fake_image *image, size_t size);
 
 /* Sleeps `ms`, waking early when the server stops. Returns 0, or -1 if stopping. */

@@ -1,5 +1,6 @@
-/* POST /wxa/getwxacodeunlimit: checks in the order WeChat applies them
- * (token, quota, body, fields), injected faults, then the image. */
+/* POST /wxa/getwxacodeunlimit: latency, then the token and quota checks,
+ * injected faults, the body's fields, and the image (tests/fake-wechat.md
+ * lists the order). */
 #include <jansson.h>
 #include <string.h>
 
@@ -93,7 +94,8 @@ static enum fake_error fake_code_check(const struct fake_options *options,
 	/* An empty page is the home page, always there. */
 	if (request->page[0] == '/' || strchr(request->page, '?'))
 		return FAKE_ERR_PAGE;
-	if (request->page[0] && request->check_path && !fake_page_published(options->pages, request->page))
+	if (request->page[0] && request->check_path &&
+	    !fake_page_published(options->pages, request->page))
 		return FAKE_ERR_PAGE;
 	for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++)
 		env_known |= !strcmp(request->env_version, envs[i]);

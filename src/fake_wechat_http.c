@@ -37,8 +37,8 @@ static enum MHD_Result fake_reply(struct fake_call *call, unsigned status,
 		return MHD_NO;
 	}
 	if (MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) == MHD_YES &&
-	    (!disposition ||
-	     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition) == MHD_YES))
+	    (!disposition || MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_DISPOSITION,
+		disposition) == MHD_YES))
 		result = MHD_queue_response(call->connection, status, response);
 	MHD_destroy_response(response);
 	return result;

@@ -160,14 +160,15 @@ static int fake_read_secret(struct fake_options *options)
 {
 	FILE *file = fopen(options->secret_file, "r");
 	size_t length;
-	int failed;
+	int failed, read_error;
 
 	if (!file) {
 		log_error("%s: %s", options->secret_file, strerror(errno));
 		return EXIT_IO;
 	}
 	failed = !fgets(options->secret_buffer, sizeof options->secret_buffer, file);
-	if ((failed && ferror(file)) | (fclose(file) != 0)) {
+	read_error = ferror(file);
+	if (fclose(file) != 0 || read_error) {
 		log_error("%s: cannot read the secret", options->secret_file);
 		return EXIT_IO;
 	}

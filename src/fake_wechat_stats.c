@@ -184,7 +184,8 @@ void fake_stats_image(struct fake_stats *stats, int64_t index)
 }
 
 /* {"errcode": count} for the errors counted in `errors`, adding them to `sum`. */
-static json_t *fake_stats_errcodes(const uint64_t errors[FAKE_ERR_COUNT], uint64_t sum[FAKE_ERR_COUNT])
+static json_t *fake_stats_errcodes(const uint64_t errors[FAKE_ERR_COUNT],
+	uint64_t sum[FAKE_ERR_COUNT])
 {
 	json_t *object = json_object();
 

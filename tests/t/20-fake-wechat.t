@@ -17,7 +17,9 @@ PAGE=pages/r/index
 
 # --- helpers -------------------------------------------------------------------
 
-# start NAME ARGS...: starts a server, waits for its port file; sets $base, $pid.
+# start NAME ARGS...: starts a server and waits for its port file (a test of
+# its own: a server that never announces its port ends the script); sets
+# $base and $pid.
 start() {
   name=$1; shift
   fake-wechat --appid $APPID --secret-file "$T/secret" --pages "$PAGE,pages/s/index" \
@@ -26,15 +28,20 @@ start() {
   # Only a server still marked running is killed at exit: its pid may be reused.
   : >"$T/$name.running"
   at_exit "[ ! -e '$T/$name.running' ] || kill $pid"
+  ok "$name: starts and writes its port file" -- wait_port "$T/$name.port" $pid
+  [ -s "$T/$name.port" ] || { sed 's/^/# /' "$T/$name.log"; exit 1; }
+  base=http://127.0.0.1:$(cat "$T/$name.port")
+}
+
+# wait_port FILE PID: up to 10 s for the port file, while the server lives.
+wait_port() {
   tries=0
-  until [ -s "$T/$name.port" ]; do
+  until [ -s "$1" ]; do
     tries=$((tries + 1))
-    if [ $tries -gt 200 ] || ! kill -0 $pid 2>/dev/null; then
-      diag "fake-wechat $name did not start:"; sed 's/^/# /' "$T/$name.log"; return 1
-    fi
+    [ $tries -le 200 ] && kill -0 "$2" 2>/dev/null || return 1
     sleep 0.05
   done
-  base=http://127.0.0.1:$(cat "$T/$name.port")
+  grep -Eqx '[1-9][0-9]*' "$1"
 }
 
 # stop: SIGTERM the last server started; it must exit 0 (a sanitizer report
@@ -53,7 +60,7 @@ stop() {
 req() {
   method=$1 path=$2 data=${3-}
   shift 2; [ $# -gt 0 ] && shift
-  answer=$(curl -sS -o "$T/body" -w '%{http_code} %{content_type}' -X "$method" \
+  answer=$(curl -sS --max-time 20 -o "$T/body" -w '%{http_code} %{content_type}' -X "$method" \
     ${data:+--data-binary "$data"} "$@" "$base$path" 2>"$T/curl.err") || answer="curl-$? -"
   http=${answer%% *}
   ctype=${answer#* }
@@ -98,6 +105,31 @@ jpeg_whole() {
 print(int(d[:2] == b"\xff\xd8" and d[-2:] == b"\xff\xd9"))' "$1"
 }
 
+# corner_alpha FILE: the alpha (0-255) of a PNG's top-left pixel, from its
+# chunks: every PNG filter leaves the first pixel's bytes as they are.
+corner_alpha() {
+  $PYTHON -c 'import struct, sys, zlib
+data = open(sys.argv[1], "rb").read()
+at, chunks, idat = 8, {}, b""
+while at < len(data):
+    length, kind = struct.unpack(">I4s", data[at:at + 8])
+    body = data[at + 8:at + 8 + length]
+    chunks[kind] = body
+    idat += body if kind == b"IDAT" else b""
+    at += 12 + length
+width, height, depth, color = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+first = zlib.decompress(idat)[1:9]
+if color == 6: print(first[3 * depth // 8])
+elif color == 4: print(first[depth // 8])
+elif color == 3:
+    index, alpha = first[0] >> (8 - depth), chunks.get(b"tRNS", b"")
+    print(alpha[index] if index < len(alpha) else 255)
+else: print(255)' "$1"
+}
+
+# sleep_until EXPRESSION: sleeps until that time (seconds since the epoch).
+sleep_until() { sleep "$($PYTHON -c "import time; print(max(0, $1 - time.time()))")"; }
+
 decode() { zbarimg -q --raw "$1" 2>/dev/null; }
 
 # classic, stable [FORCE]: fetch a token into $tok (not in $(...): req sets $http).
@@ -112,24 +144,25 @@ stable() {
   tok=$(jget "$T/body" access_token)
 }
 
-stats() { curl -sS -o "$T/stats" "$base/_stats" && jget "$T/stats" "$@"; }
+stats() { curl -sS --max-time 20 -o "$T/stats" "$base/_stats" && jget "$T/stats" "$@"; }
 
 # --- usage -------------------------------------------------------------------
 
-run fake-wechat --help
+# A server that starts when it should refuse would never return: timeout.
+run timeout 10 fake-wechat --help
 is "--help exits 0" "$rc" 0
 like "--help documents the faults" "$(cat "$T/out")" "--drop-rate P"
 for bad in "--listen 192.168.1.10" "--listen localhost" "--minute 0" "--busy-rate 1.5" \
     "--latency 10x" "--quota -1" "--quota-errcode 45010" "--bogus"; do
   # shellcheck disable=SC2086
-  run fake-wechat --appid $APPID --secret-file "$T/secret" $bad
+  run timeout 10 fake-wechat --appid $APPID --secret-file "$T/secret" $bad
   is "usage error exits 64: $bad" "$rc" 64
 done
-run fake-wechat --secret-file "$T/secret"
+run timeout 10 fake-wechat --secret-file "$T/secret"
 is "--appid is required" "$rc" 64
-run fake-wechat --appid $APPID
+run timeout 10 fake-wechat --appid $APPID
 is "a secret is required" "$rc" 64
-run fake-wechat --appid $APPID --secret-file "$T/missing"
+run timeout 10 fake-wechat --appid $APPID --secret-file "$T/missing"
 is "an unreadable secret file is an I/O error" "$rc" 74
 
 # --- tokens --------------------------------------------------------------------
@@ -226,8 +259,7 @@ cp "$T/body" "$T/code.png"
 is "is_hyaline: Content-Type image/png" "$ctype" image/png
 is "is_hyaline: 500 px" "$(width "$T/code.png")" 500
 is "is_hyaline: decodes" "$(decode "$T/code.png")" clear1
-is "is_hyaline: the PNG has transparency (tRNS)" \
-  "$($PYTHON -c 'import sys; print(int(b"tRNS" in open(sys.argv[1], "rb").read()))' "$T/code.png")" 1
+is "is_hyaline: the corner (quiet zone) is transparent" "$(corner_alpha "$T/code.png")" 0
 code "$t3" '{"scene":"red","line_color":{"r":"200","g":0,"b":0}}'
 cp "$T/body" "$T/red.jpeg"
 is "line_color with strings: an image that decodes" "$(decode "$T/red.jpeg")" red
@@ -251,6 +283,8 @@ done <<EOF
 40129|{"scene":"\u4e2d"}
 41030|{"scene":"abc","page":"/$PAGE"}
 41030|{"scene":"abc","page":"$PAGE?x=1"}
+41030|{"scene":"abc","page":"/$PAGE","check_path":false}
+41030|{"scene":"abc","page":"pages/unpublished?x=1","check_path":false}
 41030|{"scene":"abc","page":"pages/unpublished"}
 41030|{"scene":"abc","page":"pages/unpublished","check_path":true}
 40097|{"scene":"abc","env_version":"prod"}
@@ -292,7 +326,7 @@ is "an unknown path: 404" "$http" 404
 is "stats: tokens issued (classic)" "$(stats tokens_issued classic)" 4
 is "stats: tokens issued (stable, forced)" \
   "$(jget "$T/stats" tokens_issued stable) $(jget "$T/stats" tokens_issued stable_forced)" "2 1"
-is "stats: 41030 answers counted" "$(jget "$T/stats" endpoints getwxacodeunlimit errcodes 41030)" 4
+is "stats: 41030 answers counted" "$(jget "$T/stats" endpoints getwxacodeunlimit errcodes 41030)" 6
 is "stats: no quota violation" "$(jget "$T/stats" quota_violations)" 0
 
 live=$(stats calls_total)
@@ -308,15 +342,17 @@ is "no secret or token in the log" "$leaks" 0
 
 # --- the stable token rotates before it expires -----------------------------------
 
-start rotate --token-lifetime 2s --stable-margin 1500ms
+# Times are absolute (from t0), so a slow machine shifts nothing by accident.
+start rotate --token-lifetime 3s --stable-margin 2500ms
+t0=$($PYTHON -c 'import time; print(time.time())')
 stable; r1=$tok
-is "lifetime 2s: expires_in 2" "$(jget "$T/body" expires_in)" 2
-sleep 0.6
+is "lifetime 3s: expires_in 3" "$(jget "$T/body" expires_in)" 3
+sleep_until "$t0 + 1"
 stable; r2=$tok
 ok "within the margin a new stable token is issued" -- [ "$r2" != "$r1" ]
 code "$r1" '{"scene":"abc"}'
 is "the rotated-out token works until it expires" "$ctype" image/jpeg
-sleep 1.6
+sleep_until "$t0 + 3.5"
 code "$r1" '{"scene":"abc"}'
 is "42001 once it has expired" "$(errcode)" 42001
 code "$r2" '{"scene":"abc"}'
@@ -328,7 +364,7 @@ stop
 start quota --minute 2s --quota 5
 stable; q=$tok
 # Start just after a window boundary, so the six calls share one window.
-sleep "$($PYTHON -c 'import time; print(2 - time.time() % 2 + 0.05)')"
+sleep_until "(int(time.time()) // 2 + 1) * 2 + 0.05"
 answers=
 for n in 1 2 3 4 5 6; do
   code "$q" "{\"scene\":\"q$n\"}"
@@ -390,11 +426,11 @@ stop
 
 start slow --slow-rate 1 --slow 400ms --latency 100 --jitter 50
 stable; token=$tok
-elapsed=$(curl -sS -o /dev/null -w '%{time_total}' --data-binary '{"scene":"abc"}' \
+elapsed=$(curl -sS --max-time 20 -o /dev/null -w '%{time_total}' --data-binary '{"scene":"abc"}' \
   "$base/wxa/getwxacodeunlimit?access_token=$token")
 is "slow + latency: at least 500 ms" \
   "$($PYTHON -c "import sys; print(int(0.5 <= $elapsed < 5))")" 1
-elapsed=$(curl -sS -o /dev/null -w '%{time_total}' "$base/_stats")
+elapsed=$(curl -sS --max-time 20 -o /dev/null -w '%{time_total}' "$base/_stats")
 is "latency applies to getwxacodeunlimit only" \
   "$($PYTHON -c "import sys; print(int($elapsed < 0.3))")" 1
 stop
@@ -414,7 +450,7 @@ stop
 for round in 1 2; do
   start "seed$round" --seed 7 --busy-rate 0.5
   stable; token=$tok
-  curl -sS -o /dev/null -w '%{stderr}%{content_type}\n' --data-binary '{"scene":"abc"}' \
+  curl -sS --max-time 20 -o /dev/null -w '%{stderr}%{content_type}\n' --data-binary '{"scene":"abc"}' \
     "$base/wxa/getwxacodeunlimit?access_token=$token&n=[1-24]" 2>"$T/seed$round.types" >/dev/null
   stop
 done
@@ -425,7 +461,7 @@ is "--seed 7, rate 0.5: both answers occur" "$(sort -u "$T/seed1.types" | wc -l)
 
 start load --latency 50
 stable; token=$tok
-curl -sS --no-progress-meter --parallel --parallel-max 200 -o /dev/null \
+curl -sS --max-time 60 --no-progress-meter --parallel --parallel-max 200 -o /dev/null \
   -w '%{stderr}%{http_code} %{content_type}\n' --data-binary '{"scene":"load"}' \
   "$base/wxa/getwxacodeunlimit?access_token=$token&n=[1-2000]" 2>"$T/load.answers" >/dev/null || true
 is "load: 2,000 images" "$(grep -c '^200 image/jpeg$' "$T/load.answers")" 2000
