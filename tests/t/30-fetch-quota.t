@@ -32,8 +32,12 @@ is "no 45009 answer" "$(stats over_budget_attempts)" 0
 is "no window charged more than 200" "$(windows_over 200)" 0
 ok "the whole minutes used at least 95% of the budget (least: $(usage_min))" \
   [ "$(usage_min)" -ge 190 ]
-is "the ledger agrees with the server" \
-  "$(sql "SELECT sum(taken) FROM quota_windows")" "$(stats calls_total)"
+sql "SELECT window_start_ms, taken FROM quota_windows" >"$T/ledger"
+is "every minute: the ledger charged at least what the server counted" "$($PYTHON -c 'import json, sys
+ledger = dict(map(int, line.split("|")) for line in open(sys.argv[2]))
+print([(w["start_ms"], w["charged"], ledger.get(w["start_ms"], 0))
+       for w in json.load(open(sys.argv[1]))["windows"] if w["charged"] > ledger.get(w["start_ms"], 0)])' \
+  "$T/stats.json" "$T/ledger")" "[]"
 is "the runs overlapped in time" "$(sql "SELECT
   (SELECT min(fetched_at) FROM codes WHERE pool = 'poster') <=
   (SELECT max(fetched_at) FROM codes WHERE pool = 'card') AND
