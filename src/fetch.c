@@ -714,18 +714,16 @@ static void fetch_show_progress(struct fetcher *f)
 
 static void fetch_loop(struct fetcher *f)
 {
-	double now = db_now();
-
-	while (!fetch_finished(f, now)) {
-		fetch_check_stop(f, now);
+	for (;;) {
+		fetch_check_stop(f, db_now());
 		fetch_read_input(f);
 		fetch_start_calls(f);
+		if (fetch_finished(f, db_now()))
+			break;
 		fetch_wait(f);
 		fetch_collect(f);
 		fetch_flush(f, 0);
 		fetch_show_progress(f);
-		now = db_now();
-		fetch_check_stop(f, now);
 	}
 }
 
