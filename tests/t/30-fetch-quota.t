@@ -5,11 +5,13 @@
 . "${0%/*}/lib.sh"
 . "${0%/*}/fetch.sh"
 
-# usage_min: the smallest share of the budget used by the windows between the
-# first and the last (those two are partial).
+# usage_min: the least calls charged in a minute, from the second whole one to
+# the one before the last. (The first and last are partial; calls sent at the
+# end of the first one, when the run's answer times are still guessed, are
+# charged to the next minute too and may count in either.)
 usage_min() {
   $PYTHON -c 'import json, sys
-w = json.load(open(sys.argv[1]))["windows"][1:-1]
+w = json.load(open(sys.argv[1]))["windows"][2:-1]
 print(min(x["charged"] for x in w) if w else 0)' "$T/stats.json"
 }
 
@@ -30,8 +32,10 @@ is "both printed all theirs" "$(cat "$T/out.a" "$T/out.b" | sort)" "$(cat "$T/it
 is "the server saw no minute over the quota" "$(stats quota_violations)" 0
 is "no 45009 answer" "$(stats over_budget_attempts)" 0
 is "no window charged more than 200" "$(windows_over 200)" 0
-ok "the whole minutes used at least 95% of the budget (least: $(usage_min))" \
+ok "the minutes in full swing used at least 95% of the budget (least: $(usage_min))" \
   [ "$(usage_min)" -ge 190 ]
+[ "$(usage_min)" -ge 190 ] || diag "charged per minute: $($PYTHON -c 'import json, sys
+print([w["charged"] for w in json.load(open(sys.argv[1]))["windows"]])' "$T/stats.json")"
 sql "SELECT window_start_ms, taken FROM quota_windows" >"$T/ledger"
 is "every minute: the ledger charged at least what the server counted" "$($PYTHON -c 'import json, sys
 ledger = dict(map(int, line.split("|")) for line in open(sys.argv[2]))
