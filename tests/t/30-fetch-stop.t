@@ -13,8 +13,9 @@ qrpool-fetch <"$T/items" >"$T/out.1" 2>"$T/err.1" & fetch=$!
 sleep 1
 kill -9 $fetch
 wait $fetch 2>/dev/null || true
-sleep 0.5   # calls in flight at the kill are served all the same
-served=$(stats ok_total)
+# Calls in flight at the kill are served all the same: wait until they are.
+served=-1
+while [ "$served" != "$(stats ok_total)" ]; do served=$(stats ok_total); sleep 0.3; done
 stored=$(count "state = 'fetched'")
 planned=$(count "state = 'planned'")
 ok "killed mid-run: some stored ($stored), some not ($planned)" \

@@ -35,7 +35,8 @@ issued=$(stats tokens_issued stable)
 ok "refreshed along the way ($issued stable tokens)" [ "$issued" -ge 2 ]
 calls=$(stats endpoints stable_token requests)
 ok "no refresh storm ($calls stable_token calls for a run of ~3 s)" [ "$calls" -le 8 ]
-is "no call refused for an expired token" "$(stats errcodes 42001)" 0
+expired=$(stats errcodes 42001)
+ok "at most the calls in flight refused as expired ($expired)" [ "$expired" -le 4 ]
 
 # --- every token expires at once: one refresh, one retry ------------------------
 start_fake expire --latency 30
