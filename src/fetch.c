@@ -101,14 +101,20 @@ struct fetcher {
 	struct progress progress;
 };
 
+static void fetch_stop_now(struct fetcher *f)
+{
+	if (f->stop != FETCH_SIGNAL && f->stop != FETCH_FATAL)
+		f->stop_at = db_now();
+	f->stop = FETCH_FATAL;
+}
+
+/* Internal and I/O errors stop the run; others (a DB busy for too long while
+ * reserving quota) are tried again by the loop. */
 static void fetch_fail(struct fetcher *f, int status)
 {
 	f->status = exitcode_worst(f->status, status);
-	if (status == EXIT_INTERNAL || status == EXIT_IO) {
-		if (f->stop != FETCH_SIGNAL && f->stop != FETCH_FATAL)
-			f->stop_at = db_now();
-		f->stop = FETCH_FATAL;
-	}
+	if (status == EXIT_INTERNAL || status == EXIT_IO)
+		fetch_stop_now(f);
 }
 
 static double fetch_random_unit(struct fetcher *f)
@@ -637,8 +643,11 @@ static void fetch_flush(struct fetcher *f, int force)
 	}
 	if (!f->batch.count)
 		f->pending_output = 0;
-	if (status)
+	if (status) {
+		/* The batch is lost (its codes stay planned): do not fetch more. */
 		fetch_fail(f, status);
+		fetch_stop_now(f);
+	}
 }
 
 static void fetch_check_stop(struct fetcher *f, double now)
