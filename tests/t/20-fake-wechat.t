@@ -192,7 +192,8 @@ stable; s1=$tok
 is "stable token: expires_in" "$(jget "$T/body" expires_in)" 7200
 stable; s2=$tok
 is "stable token: the same token on a second call" "$s2" "$s1"
-is "stable token: expires_in counts down" "$(jget "$T/body" expires_in)" 7199
+left=$(jget "$T/body" expires_in)
+ok "stable token: expires_in counts down ($left)" -- [ "$left" -lt 7200 -a "$left" -gt 7100 ]
 ok "stable tokens are not classic ones" -- [ "$s1" != "$t2" ]
 classic; t3=$tok
 code "$s1" '{"scene":"abc"}'
@@ -343,16 +344,18 @@ is "no secret or token in the log" "$leaks" 0
 # --- the stable token rotates before it expires -----------------------------------
 
 # Times are absolute (from t0), so a slow machine shifts nothing by accident.
-start rotate --token-lifetime 3s --stable-margin 2500ms
+# r1 lives from t0 to t0+4 and is due for rotation from t0+1; r2 lives from
+# t0+1.5 to t0+5.5. Each check has half a second or more to spare.
+start rotate --token-lifetime 4s --stable-margin 3s
 t0=$($PYTHON -c 'import time; print(time.time())')
 stable; r1=$tok
-is "lifetime 3s: expires_in 3" "$(jget "$T/body" expires_in)" 3
-sleep_until "$t0 + 1"
+is "lifetime 4s: expires_in 4" "$(jget "$T/body" expires_in)" 4
+sleep_until "$t0 + 1.5"
 stable; r2=$tok
 ok "within the margin a new stable token is issued" -- [ "$r2" != "$r1" ]
 code "$r1" '{"scene":"abc"}'
 is "the rotated-out token works until it expires" "$ctype" image/jpeg
-sleep_until "$t0 + 3.5"
+sleep_until "$t0 + 4.5"
 code "$r1" '{"scene":"abc"}'
 is "42001 once it has expired" "$(errcode)" 42001
 code "$r2" '{"scene":"abc"}'
@@ -424,15 +427,15 @@ is "drop: no answer (curl: empty reply)" "$http" curl-52
 is "drop: counted" "$(stats faults drop)" 1
 stop
 
-start slow --slow-rate 1 --slow 400ms --latency 100 --jitter 50
+start slow --slow-rate 1 --slow 1s --latency 100 --jitter 50
 stable; token=$tok
 elapsed=$(curl -sS --max-time 20 -o /dev/null -w '%{time_total}' --data-binary '{"scene":"abc"}' \
   "$base/wxa/getwxacodeunlimit?access_token=$token")
-is "slow + latency: at least 500 ms" \
-  "$($PYTHON -c "import sys; print(int(0.5 <= $elapsed < 5))")" 1
+is "slow + latency: at least 1.1 s ($elapsed)" \
+  "$($PYTHON -c "print(int(1.1 <= $elapsed < 5))")" 1
 elapsed=$(curl -sS --max-time 20 -o /dev/null -w '%{time_total}' "$base/_stats")
-is "latency applies to getwxacodeunlimit only" \
-  "$($PYTHON -c "import sys; print(int($elapsed < 0.3))")" 1
+is "latency applies to getwxacodeunlimit only ($elapsed)" \
+  "$($PYTHON -c "print(int($elapsed < 0.6))")" 1
 stop
 
 start fail_after --fail-after 2
