@@ -23,7 +23,7 @@
 
 #define FETCH_BATCH_MAX 512         /* outcomes committed per transaction */
 #define FETCH_BATCH_AGE 0.25        /* seconds an outcome may wait for its commit */
-#define FETCH_BACKOFF_BASE 0.5      /* seconds before the first retry, doubled each time */
+#define FETCH_BACKOFF_FIRST 0.25    /* seconds before the first retry, doubled each time */
 #define FETCH_BACKOFF_MAX 30.0
 #define FETCH_RETRY_AFTER_MAX 300.0
 #define FETCH_WAIT_MAX 0.25         /* the loop looks at signals and deadlines this often */
@@ -250,8 +250,9 @@ static void fetch_retry(struct fetcher *f, struct fetch_job *job, const struct w
 		return;
 	}
 	log_info("%s: %s; retrying", job->request_id, answer->message);
-	/* Full jitter, so the retries of a burst do not come back together. */
-	delay = FETCH_BACKOFF_BASE * (double)(1 << exponent) / 2;
+	/* Jittered (half to all of the delay), so the retries of a burst do not
+	 * come back together. */
+	delay = FETCH_BACKOFF_FIRST * (double)(1 << exponent);
 	delay = (delay < FETCH_BACKOFF_MAX ? delay : FETCH_BACKOFF_MAX) * (0.5 + fetch_random_unit(f) / 2);
 	if (retry_after > delay)
 		delay = retry_after < FETCH_RETRY_AFTER_MAX ? retry_after : FETCH_RETRY_AFTER_MAX;
