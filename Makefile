@@ -38,7 +38,7 @@ o = $(patsubst %,$(BUILD)/%.o,$(1))
 
 # --- tools: each names only the objects and packages it needs ---------------
 TOOLS := qrpool-plan qrpool-pending
-TOOLS += qrpool-claim qrpool-resolve
+TOOLS += qrpool-fetch qrpool-claim qrpool-resolve
 TEST_SERVERS := local-kafka fake-wechat
 
 qrpool-plan_OBJS := $(call o,$(STAGE) depth plan qrpool-plan)
@@ -51,6 +51,9 @@ qrpool-resolve_OBJS := $(call o,$(STAGE) binding cache resolve qrpool-resolve)
 qrpool-resolve_PKGS := sqlite3 libconfig hiredis
 local-kafka_OBJS := $(call o,$(CORE) mockctl local-kafka)
 local-kafka_PKGS := rdkafka
+WECHAT := wechat http quota token
+qrpool-fetch_OBJS := $(call o,$(STAGE) $(WECHAT) input multi fetch qrpool-fetch)
+qrpool-fetch_PKGS := sqlite3 libconfig libcurl jansson
 fake-wechat_OBJS := $(call o,$(CORE) rid fake_wechat_base fake_wechat_options fake_wechat_tokens fake_wechat_stats \
 	fake_wechat_image fake_wechat_code fake_wechat_http fake-wechat)
 fake-wechat_PKGS := libmicrohttpd libqrencode libpng libjpeg jansson
@@ -97,8 +100,8 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 test_OBJS := $(call o,$(STAGE) depth plan)
 test_PKGS := sqlite3 libconfig
-test_OBJS += $(call o,params imagefile)
-test_PKGS += jansson
+test_OBJS += $(call o,params imagefile $(WECHAT) input)
+test_PKGS += jansson libcurl
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(test_OBJS) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(test_OBJS) \

@@ -257,8 +257,8 @@ static int config_load_token(const struct config_reader *reader, const config_se
 static int config_load_wechat(const struct config_reader *reader, config_t *cf, struct config *config)
 {
 	static const char *const keys[] = { "appid", "secret", "secret_file", "api_base", "token",
-		"quota_per_minute", "reserve_per_minute", "concurrency", "connect_timeout", "timeout",
-		"retries", "ca_bundle", NULL };
+		"quota_per_minute", "reserve_per_minute", "quota_minute", "concurrency", "connect_timeout",
+		"timeout", "retries", "ca_bundle", NULL };
 	const config_setting_t *group = config_lookup(cf, "wechat");
 	struct wechat_config *w = &config->wechat;
 	int status;
@@ -275,6 +275,7 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 			&w->quota_per_minute)) ||
 	    (status = config_get_int(reader, group, "reserve_per_minute", 0, 10000000, 500,
 			&w->reserve_per_minute)) ||
+	    (status = config_get_duration(reader, group, "quota_minute", 60000, &w->quota_minute_ms)) ||
 	    (status = config_get_int(reader, group, "concurrency", 1, 1024, 32, &w->concurrency)) ||
 	    (status = config_get_duration(reader, group, "connect_timeout", 5000,
 			&w->connect_timeout_ms)) ||
@@ -288,6 +289,9 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 		return config_error_at(reader, config_setting_get_member(group, "reserve_per_minute"),
 			"reserve_per_minute (%d) leaves nothing of quota_per_minute (%d)",
 			w->reserve_per_minute, w->quota_per_minute);
+	if (w->quota_minute_ms < 100 || w->quota_minute_ms > 3600000)
+		return config_error_at(reader, config_setting_get_member(group, "quota_minute"),
+			"quota_minute must be 100ms to 1h (60s against WeChat; shorter only for tests)");
 	if (w->secret && w->secret_file)
 		return config_error_at(reader, group, "give secret or secret_file, not both");
 	if (w->secret && (status = config_check_private(reader, config_setting_get_member(group, "secret"),

@@ -51,6 +51,7 @@ struct wechat_config {
 	char *token_file;
 	int quota_per_minute;
 	int reserve_per_minute;
+	int64_t quota_minute_ms;    /* quota window length: 60s; shorter only against the fake */
 	int concurrency;
 	int64_t connect_timeout_ms;
 	int64_t timeout_ms;

@@ -95,8 +95,9 @@ int config_dump(const struct config *config, FILE *out)
 		config_dump_string(out, "    ", "command", w->token_command);
 		config_dump_string(out, "    ", "file", w->token_file);
 		fprintf(out, "  };\n  quota_per_minute = %d;\n  reserve_per_minute = %d;\n"
-			"  concurrency = %d;\n  connect_timeout = \"%lldms\";\n  timeout = \"%lldms\";\n"
-			"  retries = %d;\n", w->quota_per_minute, w->reserve_per_minute, w->concurrency,
+			"  quota_minute = \"%lldms\";\n  concurrency = %d;\n  connect_timeout = \"%lldms\";\n"
+			"  timeout = \"%lldms\";\n  retries = %d;\n", w->quota_per_minute, w->reserve_per_minute,
+			(long long)w->quota_minute_ms, w->concurrency,
 			(long long)w->connect_timeout_ms, (long long)w->timeout_ms, w->retries);
 		config_dump_string(out, "  ", "ca_bundle", w->ca_bundle);
 		fprintf(out, "};\n");

@@ -1,0 +1,900 @@
+#include "fetch.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "exitcode.h"
+#include "http.h"
+#include "input.h"
+#include "interrupt.h"
+#include "log.h"
+#include "multi.h"
+#include "progress.h"
+#include "quota.h"
+#include "rid.h"
+#include "store.h"
+#include "token.h"
+#include "wechat.h"
+
+#define FETCH_BATCH_MAX 512         /* outcomes committed per transaction */
+#define FETCH_BATCH_AGE 0.25        /* seconds an outcome may wait for its commit */
+#define FETCH_BACKOFF_FIRST 0.25    /* seconds before the first retry, doubled each time */
+#define FETCH_BACKOFF_MAX 30.0
+#define FETCH_RETRY_AFTER_MAX 300.0
+#define FETCH_WAIT_MAX 0.25         /* the loop looks at signals and deadlines this often */
+
+enum fetch_stop {
+	FETCH_RUNNING,
+	FETCH_DEADLINE,     /* no new calls; the input is still read to pass other items on */
+	FETCH_FAILING,      /* WeChat keeps failing: as a deadline */
+	FETCH_SIGNAL,       /* no new calls, no more input; calls in flight get a grace time */
+	FETCH_FATAL,        /* an internal or I/O error: as a signal */
+};
+
+/* One planned item of a wechat pool, from its line to its outcome. */
+struct fetch_job {
+	struct fetch_job *next;     /* in the ready queue */
+	int64_t code_id;
+	size_t pool;
+	int calls, failures, token_retried;
+	double due;                 /* not before (backoff) */
+	int errcode;
+	char error[200];
+	char request_id[RID_SCENE_MAX + 1];
+	char line[];                /* the item line, printed once stored */
+};
+
+struct fetch_transfer {
+	CURL *easy;
+	struct fetch_job *job;      /* NULL when idle */
+	struct http_body body;
+	char request[2048];         /* the JSON body, alive until the transfer ends */
+	char token[WECHAT_TOKEN_MAX + 1];   /* the token it was sent with */
+	int64_t sent_ms;
+	struct quota_slot charged;  /* the quota windows it was charged to */
+};
+
+struct fetch_pool {
+	char *body;                 /* the request body without the scene */
+	int stopped;
+};
+
+struct fetch_counts {
+	int64_t read, passed, jobs, failed, left, calls, retried, gave_up, quota_refused, bad;
+};
+
+struct fetcher {
+	const struct fetch_options *options;
+	const struct config *config;
+	FILE *out;
+	struct db db;
+	struct store store;
+	struct store_batch batch;
+	double batch_since;
+	struct quota quota;
+	struct token_cache token;
+	struct input input;
+	struct multi multi;
+	struct curl_slist *headers;
+	struct fetch_transfer *transfers;
+	struct fetch_transfer **idle;
+	size_t idle_count, active, lookahead;
+	struct fetch_job *ready_head, *ready_tail;
+	size_t ready_count;
+	struct fetch_job **delayed;   /* a min-heap on due */
+	size_t delayed_count, delayed_capacity;
+	struct fetch_pool *pools;
+	struct fetch_counts counts;
+	int consecutive_failures, failure_limit;
+	enum fetch_stop stop;
+	double stop_at;
+	int status;                   /* the worst exit status so far */
+	double wake_at;               /* a call waits for the token or the quota until then */
+	int64_t spent_window;         /* the last window logged as spent */
+	uint64_t random;              /* backoff jitter */
+	int pending_output;           /* passed-through lines not flushed yet */
+	struct progress progress;
+};
+
+static void fetch_stop_now(struct fetcher *f)
+{
+	if (f->stop != FETCH_SIGNAL && f->stop != FETCH_FATAL)
+		f->stop_at = db_now();
+	f->stop = FETCH_FATAL;
+}
+
+/* Internal and I/O errors stop the run; others (a DB busy for too long while
+ * reserving quota) are tried again by the loop. */
+static void fetch_fail(struct fetcher *f, int status)
+{
+	f->status = exitcode_worst(f->status, status);
+	if (status == EXIT_INTERNAL || status == EXIT_IO)
+		fetch_stop_now(f);
+}
+
+static double fetch_random_unit(struct fetcher *f)
+{
+	f->random ^= f->random << 13;
+	f->random ^= f->random >> 7;
+	f->random ^= f->random << 17;
+	return (double)(f->random >> 11) / 9007199254740992.0;
+}
+
+/* --- job queues: a FIFO of ready jobs, a heap of jobs waiting out a backoff --- */
+
+static void fetch_ready_push(struct fetcher *f, struct fetch_job *job, int front)
+{
+	job->next = NULL;
+	if (!f->ready_head)
+		f->ready_head = f->ready_tail = job;
+	else if (front) {
+		job->next = f->ready_head;
+		f->ready_head = job;
+	} else {
+		f->ready_tail->next = job;
+		f->ready_tail = job;
+	}
+	f->ready_count++;
+}
+
+static struct fetch_job *fetch_ready_pop(struct fetcher *f)
+{
+	struct fetch_job *job = f->ready_head;
+
+	if (job) {
+		f->ready_head = job->next;
+		if (!f->ready_head)
+			f->ready_tail = NULL;
+		f->ready_count--;
+	}
+	return job;
+}
+
+static int fetch_delay_push(struct fetcher *f, struct fetch_job *job)
+{
+	size_t i;
+
+	if (f->delayed_count == f->delayed_capacity) {
+		size_t capacity = f->delayed_capacity ? f->delayed_capacity * 2 : 256;
+		struct fetch_job **heap = realloc(f->delayed, capacity * sizeof *heap);
+		if (!heap)
+			return EXIT_INTERNAL;
+		f->delayed = heap;
+		f->delayed_capacity = capacity;
+	}
+	for (i = f->delayed_count++; i > 0 && f->delayed[(i - 1) / 2]->due > job->due; i = (i - 1) / 2)
+		f->delayed[i] = f->delayed[(i - 1) / 2];
+	f->delayed[i] = job;
+	return 0;
+}
+
+static struct fetch_job *fetch_delay_pop(struct fetcher *f)
+{
+	struct fetch_job *top = f->delayed[0], *last = f->delayed[--f->delayed_count];
+	size_t i = 0, child;
+
+	while ((child = 2 * i + 1) < f->delayed_count) {
+		if (child + 1 < f->delayed_count && f->delayed[child + 1]->due < f->delayed[child]->due)
+			child++;
+		if (last->due <= f->delayed[child]->due)
+			break;
+		f->delayed[i] = f->delayed[child];
+		i = child;
+	}
+	if (f->delayed_count)
+		f->delayed[i] = last;
+	return top;
+}
+
+static void fetch_promote_due(struct fetcher *f, double now)
+{
+	while (f->delayed_count && f->delayed[0]->due <= now)
+		fetch_ready_push(f, fetch_delay_pop(f), 0);
+}
+
+/* --- outcomes ------------------------------------------------------------- */
+
+static void fetch_batch_note(struct fetcher *f)
+{
+	if (f->batch.count == 0)
+		f->batch_since = db_now();
+}
+
+/* The job ends this run still planned; its calls and last error are recorded. */
+static void fetch_leave(struct fetcher *f, struct fetch_job *job)
+{
+	int status = 0;
+
+	if (job->calls) {
+		fetch_batch_note(f);
+		status = store_add_attempt(&f->batch, job->code_id, job->calls, job->errcode,
+			*job->error ? job->error : NULL);
+	}
+	f->counts.left++;
+	free(job);
+	if (status)
+		fetch_fail(f, status);
+}
+
+static void fetch_note_error(struct fetch_job *job, const struct wechat_answer *answer)
+{
+	job->errcode = answer->errcode;
+	snprintf(job->error, sizeof job->error, "%s", answer->message);
+}
+
+static void fetch_retry(struct fetcher *f, struct fetch_job *job, const struct wechat_answer *answer,
+	double retry_after)
+{
+	double delay;
+	int exponent = job->failures < 16 ? job->failures : 16;
+
+	job->failures++;
+	fetch_note_error(job, answer);
+	f->counts.retried++;
+	if (++f->consecutive_failures >= f->failure_limit && f->stop == FETCH_RUNNING) {
+		log_error("%d calls in a row failed (last: %s): no new calls, items stay planned",
+			f->consecutive_failures, answer->message);
+		f->stop = FETCH_FAILING;
+		f->status = exitcode_worst(f->status, EXIT_TEMPFAIL);
+	}
+	if (job->failures > f->config->wechat.retries) {
+		log_warn("%s: giving up for this run after %d failed calls (last: %s); it stays planned",
+			job->request_id, job->failures, answer->message);
+		f->counts.gave_up++;
+		fetch_leave(f, job);
+		return;
+	}
+	log_info("%s: %s; retrying", job->request_id, answer->message);
+	/* Jittered (half to all of the delay), so the retries of a burst do not
+	 * come back together. */
+	delay = FETCH_BACKOFF_FIRST * (double)(1 << exponent);
+	delay = (delay < FETCH_BACKOFF_MAX ? delay : FETCH_BACKOFF_MAX) * (0.5 + fetch_random_unit(f) / 2);
+	if (retry_after > delay)
+		delay = retry_after < FETCH_RETRY_AFTER_MAX ? retry_after : FETCH_RETRY_AFTER_MAX;
+	job->due = db_now() + delay;
+	if (fetch_delay_push(f, job)) {
+		fetch_leave(f, job);
+		fetch_fail(f, EXIT_INTERNAL);
+	}
+}
+
+static void fetch_stop_pool(struct fetcher *f, size_t pool, const char *why)
+{
+	if (f->pools[pool].stopped)
+		return;
+	f->pools[pool].stopped = 1;
+	f->status = exitcode_worst(f->status, EXIT_UPSTREAM);
+	log_error("pool %s stopped: WeChat %s; its items stay planned", f->config->pools[pool].name, why);
+}
+
+/* Bad credentials concern the appid: every wechat pool stops. */
+static void fetch_stop_all_pools(struct fetcher *f, const char *why)
+{
+	char message[300];
+
+	snprintf(message, sizeof message, "refused the credentials of appid %s (%s)",
+		f->config->wechat.appid, why);
+	for (size_t i = 0; i < f->config->pool_count; i++)
+		if (f->config->pools[i].source == POOL_WECHAT)
+			fetch_stop_pool(f, i, message);
+}
+
+static void fetch_quota_refused(struct fetcher *f, struct fetch_transfer *transfer)
+{
+	int64_t now_ms = quota_now_ms(), window = now_ms / f->config->wechat.quota_minute_ms;
+	int status = quota_spent(&f->quota, transfer->sent_ms, now_ms);
+
+	f->counts.quota_refused++;
+	if (status)
+		fetch_fail(f, status);
+	if (window != f->spent_window)
+		log_warn("WeChat answered that the minute quota is used up: no calls until the next minute");
+	f->spent_window = window;
+}
+
+static void fetch_store(struct fetcher *f, struct fetch_transfer *transfer,
+	const struct wechat_answer *answer)
+{
+	struct fetch_job *job = transfer->job;
+	int status;
+
+	fetch_batch_note(f);
+	status = store_add_image(&f->batch, job->code_id, job->line, answer->content_type,
+		transfer->body.data, transfer->body.size, job->calls);
+	f->consecutive_failures = 0;
+	free(job);
+	if (status)
+		fetch_fail(f, status);
+}
+
+static void fetch_refuse_item(struct fetcher *f, struct fetch_job *job,
+	const struct wechat_answer *answer)
+{
+	int status;
+
+	log_warn("%s: refused by WeChat for good: %s", job->request_id, answer->message);
+	fetch_batch_note(f);
+	status = store_add_failure(&f->batch, job->code_id, job->calls, answer->errcode, answer->message);
+	f->counts.failed++;
+	free(job);
+	if (status)
+		fetch_fail(f, status);
+}
+
+static void fetch_token_refused(struct fetcher *f, struct fetch_transfer *transfer,
+	const struct wechat_answer *answer)
+{
+	struct fetch_job *job = transfer->job;
+	int status = token_refused(&f->token, transfer->token);
+
+	if (status)
+		fetch_fail(f, status);
+	if (job->token_retried) {
+		fetch_retry(f, job, answer, 0);
+		return;
+	}
+	job->token_retried = 1;
+	fetch_note_error(job, answer);
+	fetch_ready_push(f, job, 1);
+}
+
+/* Acts on one answer as WECHAT.md's table says. */
+static void fetch_act(struct fetcher *f, struct fetch_transfer *transfer,
+	const struct wechat_answer *answer, double retry_after)
+{
+	struct fetch_job *job = transfer->job;
+
+	switch (answer->action) {
+	case WECHAT_STORE:
+		fetch_store(f, transfer, answer);
+		break;
+	case WECHAT_RETRY:
+		fetch_retry(f, job, answer, retry_after);
+		break;
+	case WECHAT_TOKEN:
+		fetch_token_refused(f, transfer, answer);
+		break;
+	case WECHAT_QUOTA:
+		fetch_quota_refused(f, transfer);
+		fetch_ready_push(f, job, 1);   /* not the item's fault: no failure counted */
+		break;
+	case WECHAT_ITEM_FAILED:
+		fetch_refuse_item(f, job, answer);
+		break;
+	case WECHAT_POOL_STOP:
+		fetch_note_error(job, answer);
+		fetch_stop_pool(f, job->pool, answer->message);
+		fetch_leave(f, job);
+		break;
+	case WECHAT_INTERNAL:
+		log_error("WeChat answered %s: a bug in qrpool-fetch; stopping", answer->message);
+		fetch_note_error(job, answer);
+		fetch_leave(f, job);
+		fetch_fail(f, EXIT_INTERNAL);
+		break;
+	}
+}
+
+static void fetch_answer(struct fetcher *f, struct fetch_transfer *transfer, CURLcode result)
+{
+	struct wechat_answer answer;
+	curl_off_t retry_after = 0;
+	const char *content_type = NULL;
+	long http_status = 0;
+
+	if (result != CURLE_OK) {
+		memset(&answer, 0, sizeof answer);
+		answer.action = WECHAT_RETRY;
+		snprintf(answer.message, sizeof answer.message, "%s", curl_easy_strerror(result));
+	} else {
+		int64_t now_ms = quota_now_ms();
+		quota_observe(&f->quota, now_ms, now_ms - transfer->sent_ms);
+		quota_answered(&f->quota, &transfer->charged, now_ms);
+		curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &http_status);
+		curl_easy_getinfo(transfer->easy, CURLINFO_CONTENT_TYPE, &content_type);
+		curl_easy_getinfo(transfer->easy, CURLINFO_RETRY_AFTER, &retry_after);
+		wechat_classify(http_status, content_type, transfer->body.data, transfer->body.size,
+			f->config->pools[transfer->job->pool].width, &answer);
+	}
+	fetch_act(f, transfer, &answer, (double)retry_after);
+}
+
+/* --- calls ------------------------------------------------------------------ */
+
+static void fetch_release(struct fetcher *f, struct fetch_transfer *transfer)
+{
+	curl_multi_remove_handle(f->multi.curl, transfer->easy);
+	transfer->job = NULL;
+	explicit_bzero(transfer->token, sizeof transfer->token);
+	f->idle[f->idle_count++] = transfer;
+	f->active--;
+}
+
+static void fetch_collect(struct fetcher *f)
+{
+	CURLMsg *message;
+	int queued;
+
+	while ((message = curl_multi_info_read(f->multi.curl, &queued))) {
+		struct fetch_transfer *transfer;
+		char *pointer = NULL;
+
+		if (message->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &pointer);
+		transfer = (struct fetch_transfer *)pointer;
+		fetch_answer(f, transfer, message->data.result);
+		fetch_release(f, transfer);
+	}
+}
+
+static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
+{
+	struct fetch_transfer *transfer = f->idle[--f->idle_count];
+	char url[WECHAT_TOKEN_MAX + 1024];
+	CURLMcode rc = CURLM_OK;
+	int length = wechat_request_body(f->pools[job->pool].body, job->request_id, transfer->request,
+		sizeof transfer->request);
+
+	snprintf(url, sizeof url, "%s/wxa/getwxacodeunlimit?access_token=%s",
+		f->config->wechat.api_base, f->token.token);
+	strcpy(transfer->token, f->token.token);
+	curl_easy_setopt(transfer->easy, CURLOPT_URL, url);
+	explicit_bzero(url, sizeof url);
+	curl_easy_setopt(transfer->easy, CURLOPT_POSTFIELDS, transfer->request);
+	curl_easy_setopt(transfer->easy, CURLOPT_POSTFIELDSIZE, (long)length);
+	curl_easy_setopt(transfer->easy, CURLOPT_PRIVATE, (char *)transfer);
+	transfer->body.size = 0;
+	transfer->job = job;
+	transfer->sent_ms = now_ms;
+	transfer->charged = f->quota.slot;
+	f->active++;
+	if (length < 0 || (rc = curl_multi_add_handle(f->multi.curl, transfer->easy)) != CURLM_OK) {
+		log_error("%s: cannot start a call: %s", job->request_id, length < 0 ?
+			"the request body does not fit" : curl_multi_strerror(rc));
+		fetch_release(f, transfer);
+		fetch_ready_push(f, job, 1);
+		return EXIT_INTERNAL;
+	}
+	job->calls++;
+	f->counts.calls++;
+	log_debug("%s: POST /wxa/getwxacodeunlimit?access_token=*** (pool %s)", job->request_id,
+		f->config->pools[job->pool].name);
+	return 0;
+}
+
+/* The token and one call of quota. Returns 0, 1 (wait until f->wake_at) or
+ * an exit code. */
+static int fetch_may_call(struct fetcher *f, double now)
+{
+	int status = token_get(&f->token, now);
+
+	if (status == 1) {
+		f->wake_at = f->token.retry_at;
+		return 1;
+	}
+	if (status == EXIT_UPSTREAM) {
+		fetch_stop_all_pools(f, f->token.failure.message);
+		return 1;
+	}
+	if (status) {
+		log_error("no access token: %s", f->token.failure.message);
+		return status;
+	}
+	status = quota_take(&f->quota, quota_now_ms());
+	if (status == 1)
+		f->wake_at = (double)f->quota.retry_at_ms / 1000;
+	return status;
+}
+
+static void fetch_start_calls(struct fetcher *f)
+{
+	double now = db_now();
+	int status;
+
+	f->wake_at = 0;
+	fetch_promote_due(f, now);
+	while (f->stop == FETCH_RUNNING && f->idle_count && f->ready_head) {
+		if (f->pools[f->ready_head->pool].stopped) {
+			fetch_leave(f, fetch_ready_pop(f));
+			continue;
+		}
+		if ((status = fetch_may_call(f, now)) == 1)
+			break;
+		if (!status)
+			status = fetch_start(f, fetch_ready_pop(f), quota_now_ms());
+		if (status) {
+			fetch_fail(f, status);
+			break;
+		}
+	}
+}
+
+/* --- input ------------------------------------------------------------------ */
+
+/* Input is read when the queue is down to half the lookahead, then up to the
+ * whole: lines come in batches, each looked up in one read transaction. */
+static int fetch_wants_input_below(const struct fetcher *f, size_t queued)
+{
+	if (f->stop == FETCH_SIGNAL || f->stop == FETCH_FATAL || input_done(&f->input))
+		return 0;
+	/* After a deadline the rest is read only to pass other items on. */
+	return f->stop != FETCH_RUNNING || f->ready_count + f->delayed_count < queued;
+}
+
+static int fetch_wants_input(const struct fetcher *f)
+{
+	return fetch_wants_input_below(f, f->lookahead / 2);
+}
+
+static int fetch_pass(struct fetcher *f, const struct item *item)
+{
+	if (item_write(f->out, item)) {
+		log_error("writing to stdout: %s", strerror(errno));
+		return EXIT_IO;
+	}
+	f->counts.passed++;
+	f->pending_output = 1;
+	return 0;
+}
+
+static int fetch_queue(struct fetcher *f, const struct item *item, int64_t code_id, size_t pool)
+{
+	size_t length = strlen(item->request_id) + strlen(item->pool) + 2 +
+		(item->rest ? strlen(item->rest) + 1 : 0);
+	struct fetch_job *job = calloc(1, sizeof *job + length);
+
+	if (!job)
+		return EXIT_INTERNAL;
+	job->code_id = code_id;
+	job->pool = pool;
+	snprintf(job->request_id, sizeof job->request_id, "%s", item->request_id);
+	snprintf(job->line, length, "%s\t%s%s%s", item->request_id, item->pool, item->rest ? "\t" : "",
+		item->rest ? item->rest : "");
+	f->counts.jobs++;
+	fetch_ready_push(f, job, 0);
+	return 0;
+}
+
+static void fetch_bad_line(struct fetcher *f, const struct item *item, const char *fmt,
+	const char *a, const char *b)
+{
+	char why[256];
+
+	snprintf(why, sizeof why, fmt, a, b);
+	log_error("%s:%ld: %s; line skipped", f->input.name, item->line_number, why);
+	f->counts.bad++;
+}
+
+static int fetch_take_item(struct fetcher *f, const struct item *item)
+{
+	const struct pool_config *pool;
+	struct code_row row;
+	int status;
+
+	f->counts.read++;
+	if ((status = store_lookup(&f->store, item->request_id, &row)) > 1)
+		return status;
+	if (status == 1) {
+		fetch_bad_line(f, item, "unknown request id '%s'%s", item->request_id, "");
+		return 0;
+	}
+	if (strcmp(row.pool, item->pool)) {
+		fetch_bad_line(f, item, "the staging DB has this request id in pool %s, not %s", row.pool,
+			item->pool);
+		return 0;
+	}
+	if (!(pool = config_pool(f->config, row.pool))) {
+		fetch_bad_line(f, item, "pool %s is not in the configuration%s", row.pool, "");
+		return 0;
+	}
+	if (pool->source != POOL_WECHAT || row.state != STATE_PLANNED)
+		return fetch_pass(f, item);
+	if (f->stop != FETCH_RUNNING || f->pools[pool - f->config->pools].stopped) {
+		f->counts.left++;
+		return 0;
+	}
+	return fetch_queue(f, item, row.id, (size_t)(pool - f->config->pools));
+}
+
+static void fetch_read_input(struct fetcher *f)
+{
+	struct item item;
+	int filled = 0, status, reading;
+
+	if (!fetch_wants_input(f))
+		return;
+	/* One snapshot for the batch's lookups, not one per line. */
+	reading = db_exec(&f->db, "BEGIN") == 0;
+	while (fetch_wants_input_below(f, f->lookahead)) {
+		if (input_next(&f->input, &item)) {
+			if ((status = fetch_take_item(f, &item)))
+				fetch_fail(f, status);
+			continue;
+		}
+		if (filled || f->input.eof)
+			break;
+		if (input_fill(&f->input))
+			fetch_fail(f, EXIT_IO);
+		filled = 1;
+	}
+	if (reading && (status = db_commit(&f->db)))
+		fetch_fail(f, status);
+	if (input_done(&f->input) && !f->progress.total)
+		f->progress.total = f->counts.jobs;
+}
+
+/* --- the loop --------------------------------------------------------------- */
+
+static void fetch_flush(struct fetcher *f, int force)
+{
+	int status = 0;
+
+	if (f->batch.count && (force || f->batch.count >= FETCH_BATCH_MAX ||
+	    db_now() - f->batch_since >= FETCH_BATCH_AGE))
+		status = store_flush(&f->store, &f->batch, f->out);
+	else if (f->pending_output && fflush(f->out)) {
+		log_error("writing to stdout: %s", strerror(errno));
+		status = EXIT_IO;
+	}
+	if (!f->batch.count)
+		f->pending_output = 0;
+	if (status) {
+		/* The batch is lost (its codes stay planned): do not fetch more. */
+		fetch_fail(f, status);
+		fetch_stop_now(f);
+	}
+}
+
+static void fetch_check_stop(struct fetcher *f, double now)
+{
+	if (interrupt_requested() && f->stop != FETCH_SIGNAL && f->stop != FETCH_FATAL) {
+		log_info("signal %d: no new calls; waiting up to %.0f s for %zu calls in flight",
+			interrupt_requested(), f->options->grace_s, f->active);
+		f->stop = FETCH_SIGNAL;
+		f->stop_at = now;
+		f->status = exitcode_worst(f->status, EXIT_TEMPFAIL);
+	}
+	if (f->options->deadline && now >= f->options->deadline && f->stop == FETCH_RUNNING) {
+		log_info("deadline reached: no new calls; %zu in flight finish", f->active);
+		f->stop = FETCH_DEADLINE;
+	}
+}
+
+/* Calls still in flight when the grace time after a signal is over are cut. */
+static void fetch_abort_transfers(struct fetcher *f)
+{
+	for (size_t i = 0; i < (size_t)f->config->wechat.concurrency && f->transfers; i++) {
+		struct fetch_transfer *transfer = &f->transfers[i];
+		if (!transfer->job)
+			continue;
+		snprintf(transfer->job->error, sizeof transfer->job->error, "interrupted");
+		fetch_leave(f, transfer->job);
+		fetch_release(f, transfer);
+	}
+}
+
+static int fetch_finished(struct fetcher *f, double now)
+{
+	int stopping = f->stop == FETCH_SIGNAL || f->stop == FETCH_FATAL;
+
+	if (stopping && f->active && now - f->stop_at >= f->options->grace_s)
+		fetch_abort_transfers(f);
+	if (f->active || fetch_wants_input(f))
+		return 0;
+	return f->stop != FETCH_RUNNING || (!f->ready_count && !f->delayed_count && input_done(&f->input));
+}
+
+static double fetch_next_wake(const struct fetcher *f, double now)
+{
+	double wake = now + FETCH_WAIT_MAX;
+
+	if (f->stop == FETCH_RUNNING && f->idle_count && f->ready_head && f->wake_at < wake)
+		wake = f->wake_at;
+	if (f->stop == FETCH_RUNNING && f->idle_count && f->delayed_count &&
+	    f->delayed[0]->due < wake)
+		wake = f->delayed[0]->due;
+	if (f->batch.count && f->batch_since + FETCH_BATCH_AGE < wake)
+		wake = f->batch_since + FETCH_BATCH_AGE;
+	if (f->options->deadline && f->stop == FETCH_RUNNING && f->options->deadline < wake)
+		wake = f->options->deadline;
+	return wake;
+}
+
+static void fetch_wait(struct fetcher *f)
+{
+	multi_wait(&f->multi, fetch_next_wake(f, db_now()), fetch_wants_input(f));
+}
+
+static void fetch_show_progress(struct fetcher *f)
+{
+	char extra[96];
+
+	if (!f->progress.enabled)
+		return;
+	snprintf(extra, sizeof extra, "quota %lld/%d this minute, %zu in flight",
+		(long long)f->quota.window_taken, f->quota.budget, f->active);
+	progress_update(&f->progress, f->batch.stored + f->counts.failed, extra);
+}
+
+static void fetch_loop(struct fetcher *f)
+{
+	for (;;) {
+		fetch_check_stop(f, db_now());
+		fetch_read_input(f);
+		fetch_start_calls(f);
+		if (fetch_finished(f, db_now()))
+			break;
+		fetch_wait(f);
+		fetch_collect(f);
+		fetch_flush(f, 0);
+		fetch_show_progress(f);
+	}
+}
+
+/* --- setup and the end of a run ---------------------------------------------- */
+
+static int fetch_open_transfers(struct fetcher *f)
+{
+	size_t count = (size_t)f->config->wechat.concurrency;
+
+	f->transfers = calloc(count, sizeof *f->transfers);
+	f->idle = calloc(count, sizeof *f->idle);
+	f->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	if (!f->transfers || !f->idle || !f->headers || multi_open(&f->multi, f->input.fd, (long)count))
+		return EXIT_INTERNAL;
+	for (size_t i = 0; i < count; i++) {
+		struct fetch_transfer *transfer = &f->transfers[i];
+
+		transfer->easy = curl_easy_init();
+		if (!transfer->easy || http_setup(transfer->easy, &f->config->wechat, &transfer->body) ||
+		    curl_easy_setopt(transfer->easy, CURLOPT_HTTPHEADER, f->headers) != CURLE_OK)
+			return EXIT_INTERNAL;
+		f->idle[f->idle_count++] = transfer;
+	}
+	return 0;
+}
+
+static int fetch_open_pools(struct fetcher *f)
+{
+	f->pools = calloc(f->config->pool_count, sizeof *f->pools);
+	if (!f->pools)
+		return EXIT_INTERNAL;
+	for (size_t i = 0; i < f->config->pool_count; i++)
+		if (f->config->pools[i].source == POOL_WECHAT &&
+		    !(f->pools[i].body = wechat_pool_body(&f->config->pools[i])))
+			return EXIT_INTERNAL;
+	return 0;
+}
+
+static int fetch_open(struct fetcher *f, const struct fetch_options *options,
+	const struct config *config, int in_fd, FILE *out)
+{
+	const struct wechat_config *w = &config->wechat;
+	int status;
+
+	memset(f, 0, sizeof *f);
+	f->options = options;
+	f->config = config;
+	f->out = out;
+	f->random = (uint64_t)getpid() << 32 ^ (uint64_t)(db_now() * 1e6) ^ 0x9E3779B97F4A7C15u;
+	f->lookahead = (size_t)w->concurrency * 2 + 64;
+	f->failure_limit = w->concurrency * 4 > 100 ? w->concurrency * 4 : 100;
+	f->spent_window = -1;
+	input_init(&f->input, in_fd, "stdin");
+	progress_init(&f->progress, 0);
+	if ((status = db_open(&f->db, config->db_path, config->busy_timeout_ms)))
+		return status;
+	/* Images stream in at thousands a second: checkpoint the WAL every 32 MB
+	 * rather than every 4, so pages rewritten by successive batches reach
+	 * the database file once. */
+	if ((status = db_exec(&f->db, "PRAGMA wal_autocheckpoint = 8000")) ||
+	    (status = store_open(&f->store, &f->db)) || (status = db_run_start(&f->db, "fetch")) ||
+	    (status = fetch_open_pools(f)))
+		return status;
+	if (!config->has_wechat)
+		return multi_open(&f->multi, in_fd, 0) ? EXIT_INTERNAL : 0;
+	if ((status = quota_open(&f->quota, &f->db, w->appid, config_wechat_budget(config),
+			w->quota_minute_ms)) ||
+	    (status = token_open(&f->token, &f->db, config)))
+		return status;
+	return fetch_open_transfers(f);
+}
+
+static void fetch_abandon_queued(struct fetcher *f)
+{
+	while (f->ready_head)
+		fetch_leave(f, fetch_ready_pop(f));
+	while (f->delayed_count)
+		fetch_leave(f, fetch_delay_pop(f));
+}
+
+static void fetch_close(struct fetcher *f)
+{
+	for (size_t i = 0; f->transfers && i < (size_t)f->config->wechat.concurrency; i++) {
+		if (f->transfers[i].easy)
+			curl_easy_cleanup(f->transfers[i].easy);
+		http_body_free(&f->transfers[i].body);
+	}
+	if (f->multi.epoll_fd > 0)
+		multi_close(&f->multi);
+	curl_slist_free_all(f->headers);
+	free(f->transfers);
+	free(f->idle);
+	free(f->delayed);
+	for (size_t i = 0; f->pools && i < f->config->pool_count; i++)
+		free(f->pools[i].body);
+	free(f->pools);
+	if (f->token.db)
+		token_close(&f->token);
+	if (f->quota.db)
+		quota_close(&f->quota, quota_now_ms());
+	store_batch_free(&f->batch);
+	if (f->store.db)
+		store_close(&f->store);
+	input_free(&f->input);
+	db_close(&f->db);
+}
+
+static double fetch_cpu_seconds(void)
+{
+	struct rusage usage;
+
+	getrusage(RUSAGE_SELF, &usage);
+	return (double)usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
+		(double)usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
+}
+
+static void fetch_summary(struct fetcher *f, double started)
+{
+	static const char *const endings[] = { "done", "deadline reached", "WeChat kept failing",
+		"interrupted", "stopped by an error" };
+	const struct fetch_counts *c = &f->counts;
+	double cpu = fetch_cpu_seconds(), elapsed = db_now() - started;
+	int64_t stored = f->batch.stored;
+	char line[512];
+
+	snprintf(line, sizeof line, "%s: fetched %lld, failed %lld, left planned %lld "
+		"(%lld gave up after retries), passed through %lld, bad lines %lld; %lld calls, "
+		"%lld retried, %lld quota refusals; %.1f s, %.0f codes/s, cpu %.1f us per code",
+		endings[f->stop], (long long)stored, (long long)c->failed, (long long)c->left,
+		(long long)c->gave_up, (long long)c->passed, (long long)(c->bad + f->input.bad_lines),
+		(long long)c->calls, (long long)c->retried, (long long)c->quota_refused, elapsed,
+		elapsed > 0 ? (double)stored / elapsed : 0, stored ? cpu * 1e6 / (double)stored : 0);
+	if (f->status)
+		log_warn("%s", line);
+	else
+		log_info("%s", line);
+}
+
+int fetch_run(const struct fetch_options *options, const struct config *config, int in_fd,
+	FILE *out)
+{
+	struct fetcher f;
+	double started = db_now();
+	int status = fetch_open(&f, options, config, in_fd, out);
+
+	if (!status) {
+		fetch_loop(&f);
+		fetch_abort_transfers(&f);
+		fetch_abandon_queued(&f);
+		fetch_flush(&f, 1);
+		if (f.quota.db && (status = quota_release(&f.quota, quota_now_ms())))
+			fetch_fail(&f, status);
+		progress_end(&f.progress);
+		if (f.counts.left)
+			f.status = exitcode_worst(f.status, EXIT_TEMPFAIL);
+		if (f.counts.bad || f.input.bad_lines)
+			f.status = exitcode_worst(f.status, EXIT_DATA);
+		fetch_summary(&f, started);
+		status = f.status;
+		db_run_end(&f.db, f.counts.read, f.batch.stored + f.counts.passed, status);
+	}
+	fetch_close(&f);
+	return status;
+}

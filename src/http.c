@@ -1,0 +1,62 @@
+#include "http.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static size_t http_write(char *data, size_t size, size_t count, void *user)
+{
+	struct http_body *body = user;
+	size_t length = size * count;
+
+	if (length > HTTP_BODY_LIMIT - body->size)
+		return 0;   /* makes curl fail the transfer: CURLE_WRITE_ERROR */
+	if (body->size + length > body->capacity) {
+		size_t capacity = body->capacity ? body->capacity : 16384;
+		unsigned char *data_new;
+
+		while (capacity < body->size + length)
+			capacity *= 2;
+		data_new = realloc(body->data, capacity);
+		if (!data_new)
+			return 0;
+		body->data = data_new;
+		body->capacity = capacity;
+	}
+	memcpy(body->data + body->size, data, length);
+	body->size += length;
+	return length;
+}
+
+int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body *body)
+{
+	CURLcode rc = CURLE_OK;
+
+	/* Each option is set in turn and the first failure kept. */
+#define HTTP_SET(option, value) if (rc == CURLE_OK) rc = curl_easy_setopt(easy, option, value)
+	HTTP_SET(CURLOPT_NOSIGNAL, 1L);
+	HTTP_SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	HTTP_SET(CURLOPT_CONNECTTIMEOUT_MS, (long)wechat->connect_timeout_ms);
+	HTTP_SET(CURLOPT_TIMEOUT_MS, (long)wechat->timeout_ms);
+	HTTP_SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	HTTP_SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	HTTP_SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	HTTP_SET(CURLOPT_USERAGENT, "qrpool-fetch");
+	HTTP_SET(CURLOPT_WRITEFUNCTION, http_write);
+	HTTP_SET(CURLOPT_WRITEDATA, body);
+	if (wechat->ca_bundle)
+		HTTP_SET(CURLOPT_CAINFO, wechat->ca_bundle);
+#undef HTTP_SET
+	if (rc != CURLE_OK) {
+		log_error("libcurl: %s", curl_easy_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+void http_body_free(struct http_body *body)
+{
+	free(body->data);
+	memset(body, 0, sizeof *body);
+}

@@ -1,0 +1,295 @@
+#include "quota.h"
+
+#include <string.h>
+#include <time.h>
+
+
+/* Windows older than this are deleted when a run starts. */
+#define QUOTA_KEEP_MS (7LL * 24 * 3600 * 1000)
+
+int64_t quota_now_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static int64_t quota_floor_div(int64_t a, int64_t b)
+{
+	return a / b - (a % b < 0);
+}
+
+static int quota_purge(struct quota *quota, int64_t now_ms)
+{
+	sqlite3_stmt *stmt;
+	int status, rc;
+
+	if ((status = db_prepare(quota->db, &stmt,
+			"DELETE FROM quota_windows WHERE appid = ? AND window_start_ms < ?")))
+		return status;
+	sqlite3_bind_text(stmt, 1, quota->appid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, now_ms - QUOTA_KEEP_MS);
+	rc = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? 0 : db_fail(quota->db, rc, "purging old quota windows");
+}
+
+int quota_open(struct quota *quota, struct db *db, const char *appid, int budget, int64_t minute_ms)
+{
+	int status;
+
+	memset(quota, 0, sizeof *quota);
+	quota->db = db;
+	quota->appid = appid;
+	quota->budget = budget;
+	quota->minute_ms = minute_ms;
+	/* 250 ms for a real minute; a compressed test minute gets bands in
+	 * proportion. Until answers are seen, the band before a boundary assumes
+	 * slow ones. */
+	quota->floor_ms = minute_ms / 100 > 250 ? 250 : minute_ms / 100 ? minute_ms / 100 : 1;
+	quota->early_ms = quota->floor_ms / 2;
+	quota->rtt_previous_ms = minute_ms / 8 < 2000 ? minute_ms / 8 : 2000;
+	/* Small chunks let concurrent runs share a minute fairly; 1% of the
+	 * budget costs one transaction per 1% of the calls. */
+	quota->chunk = budget / 100 > 50 ? 50 : budget / 100 ? budget / 100 : 1;
+	quota->slot.first_window = quota->slot.last_window = INT64_MIN;
+	if ((status = db_prepare(db, &quota->select, "SELECT taken, spent, budget FROM quota_windows "
+			"WHERE appid = ? AND window_start_ms = ?")) ||
+	    (status = db_prepare(db, &quota->charge, "INSERT INTO quota_windows (appid, "
+			"window_start_ms, minute_ms, budget, taken) VALUES (?, ?, ?, ?, ?) "
+			"ON CONFLICT (appid, window_start_ms) DO UPDATE SET taken = taken + excluded.taken")) ||
+	    (status = db_prepare(db, &quota->give_back, "UPDATE quota_windows SET taken = max(0, "
+			"taken - ?) WHERE appid = ? AND window_start_ms = ?")) ||
+	    (status = db_prepare(db, &quota->spend, "INSERT INTO quota_windows (appid, "
+			"window_start_ms, minute_ms, budget, refused, spent) VALUES (?, ?, ?, ?, 1, 1) "
+			"ON CONFLICT (appid, window_start_ms) DO UPDATE SET refused = refused + 1, spent = 1")) ||
+	    (status = quota_purge(quota, quota_now_ms()))) {
+		quota_close(quota, 0);
+		return status;
+	}
+	return 0;
+}
+
+void quota_close(struct quota *quota, int64_t now_ms)
+{
+	if (quota->held && now_ms)
+		quota_release(quota, now_ms);
+	sqlite3_finalize(quota->select);
+	sqlite3_finalize(quota->charge);
+	sqlite3_finalize(quota->give_back);
+	sqlite3_finalize(quota->spend);
+	quota->select = quota->charge = quota->give_back = quota->spend = NULL;
+}
+
+int64_t quota_late_ms(const struct quota *quota)
+{
+	int64_t rtt = quota->rtt_current_ms > quota->rtt_previous_ms ? quota->rtt_current_ms :
+		quota->rtt_previous_ms;
+	int64_t late = rtt + quota->floor_ms / 2;
+
+	if (late < quota->floor_ms)
+		late = quota->floor_ms;
+	/* A very slow answer (a timeout's worth) says little of the next ones. */
+	return late < quota->minute_ms / 4 ? late : quota->minute_ms / 4;
+}
+
+void quota_observe(struct quota *quota, int64_t now_ms, int64_t rtt_ms)
+{
+	int64_t window = quota_floor_div(now_ms, quota->minute_ms);
+
+	if (window != quota->rtt_window) {
+		quota->rtt_previous_ms = quota->rtt_current_ms;
+		quota->rtt_current_ms = 0;
+		quota->rtt_window = window;
+	}
+	if (rtt_ms > quota->rtt_current_ms)
+		quota->rtt_current_ms = rtt_ms;
+}
+
+void quota_slot_at(const struct quota *quota, int64_t now_ms, struct quota_slot *slot)
+{
+	int64_t m = quota->minute_ms, late = quota_late_ms(quota), early = quota->early_ms;
+	int64_t window = quota_floor_div(now_ms, m), offset = now_ms - window * m;
+
+	if (offset < early) {             /* just after a boundary */
+		slot->first_window = window - 1;
+		slot->last_window = window;
+		slot->start_ms = window * m;
+		slot->end_ms = window * m + early;
+	} else if (offset >= m - late) {  /* just before one */
+		slot->first_window = window;
+		slot->last_window = window + 1;
+		slot->start_ms = (window + 1) * m - late;
+		slot->end_ms = (window + 1) * m;
+	} else {
+		slot->first_window = slot->last_window = window;
+		slot->start_ms = window * m + early;
+		slot->end_ms = (window + 1) * m - late;
+	}
+}
+
+/* Calls still free in one window, for this budget. */
+static int quota_free_in(struct quota *quota, int64_t window, int *free_calls)
+{
+	int rc;
+
+	sqlite3_reset(quota->select);
+	sqlite3_bind_text(quota->select, 1, quota->appid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(quota->select, 2, window * quota->minute_ms);
+	rc = sqlite3_step(quota->select);
+	*free_calls = quota->budget;
+	if (rc == SQLITE_ROW) {
+		int64_t taken = sqlite3_column_int64(quota->select, 0);
+		int64_t budget = sqlite3_column_int64(quota->select, 2);
+		int spent = sqlite3_column_int(quota->select, 1);
+
+		if (budget > quota->budget)
+			budget = quota->budget;
+		*free_calls = spent || taken >= budget ? 0 : (int)(budget - taken);
+		quota->window_taken = taken;
+	} else if (rc != SQLITE_DONE) {
+		return db_fail(quota->db, rc, "reading the quota ledger");
+	}
+	sqlite3_reset(quota->select);
+	return 0;
+}
+
+static int quota_step_window(struct quota *quota, sqlite3_stmt *stmt, int64_t window, int calls)
+{
+	int rc;
+
+	sqlite3_reset(stmt);
+	sqlite3_bind_text(stmt, 1, quota->appid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, window * quota->minute_ms);
+	sqlite3_bind_int64(stmt, 3, quota->minute_ms);
+	sqlite3_bind_int(stmt, 4, quota->budget);
+	if (calls)
+		sqlite3_bind_int(stmt, 5, calls);
+	rc = sqlite3_step(stmt);
+	sqlite3_reset(stmt);
+	return rc == SQLITE_DONE ? 0 : db_fail(quota->db, rc, "writing the quota ledger");
+}
+
+/* One transaction: what every window of the slot still has, then take up to
+ * a chunk of it from each. */
+static int quota_reserve(struct quota *quota, int *granted)
+{
+	int status, available = quota->chunk;
+
+	*granted = 0;
+	if ((status = db_begin_immediate(quota->db)))
+		return status;
+	for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window && !status; w++) {
+		int free_calls;
+		if (!(status = quota_free_in(quota, w, &free_calls)) && free_calls < available)
+			available = free_calls;
+	}
+	for (int64_t w = quota->slot.first_window; available > 0 && w <= quota->slot.last_window &&
+	     !status; w++)
+		status = quota_step_window(quota, quota->charge, w, available);
+	if (!status && !(status = db_commit(quota->db))) {
+		*granted = available > 0 ? available : 0;
+		quota->window_taken += *granted;
+		return 0;
+	}
+	db_rollback(quota->db);
+	return status;
+}
+
+int quota_release(struct quota *quota, int64_t now_ms)
+{
+	int status = 0, rc;
+
+	if (!quota->held)
+		return 0;
+	if ((status = db_begin_immediate(quota->db)))
+		return status;
+	/* Only windows still running can use what is given back. */
+	for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window && !status; w++) {
+		if ((w + 1) * quota->minute_ms <= now_ms)
+			continue;
+		sqlite3_reset(quota->give_back);
+		sqlite3_bind_int(quota->give_back, 1, quota->held);
+		sqlite3_bind_text(quota->give_back, 2, quota->appid, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(quota->give_back, 3, w * quota->minute_ms);
+		if ((rc = sqlite3_step(quota->give_back)) != SQLITE_DONE)
+			status = db_fail(quota->db, rc, "giving back quota");
+		sqlite3_reset(quota->give_back);
+	}
+	if (!status && !(status = db_commit(quota->db))) {
+		quota->held = 0;
+		return 0;
+	}
+	db_rollback(quota->db);
+	return status;
+}
+
+int quota_take(struct quota *quota, int64_t now_ms)
+{
+	struct quota_slot slot;
+	int status, granted;
+
+	quota_slot_at(quota, now_ms, &slot);
+	if (slot.first_window != quota->slot.first_window || slot.last_window != quota->slot.last_window) {
+		/* What is held was charged to other windows: give it back. */
+		if ((status = quota_release(quota, now_ms)))
+			return status;
+		quota->retry_at_ms = 0;
+		quota->window_taken = 0;
+		quota->slot = slot;
+		if (slot.first_window == slot.last_window && quota->credit_window == slot.first_window)
+			quota->held = quota->credit;   /* already in the ledger for this window */
+		quota->credit = 0;
+	}
+	quota->slot = slot;
+	if (quota->held > 0) {
+		quota->held--;
+		return 0;
+	}
+	if (now_ms < quota->retry_at_ms)
+		return 1;
+	if ((status = quota_reserve(quota, &granted)))
+		return status;
+	if (granted == 0) {
+		/* Another run may give calls back: look again a little later. */
+		int64_t poll = quota->minute_ms / 50 > 0 ? quota->minute_ms / 50 : 1;
+		quota->retry_at_ms = now_ms + poll < quota->slot.end_ms ? now_ms + poll : quota->slot.end_ms;
+		return 1;
+	}
+	quota->held = granted - 1;
+	return 0;
+}
+
+void quota_answered(struct quota *quota, const struct quota_slot *slot, int64_t now_ms)
+{
+	if (slot->first_window == slot->last_window || now_ms >= slot->last_window * quota->minute_ms)
+		return;
+	if (quota->credit_window != slot->last_window) {
+		quota->credit_window = slot->last_window;
+		quota->credit = 0;
+	}
+	quota->credit++;
+}
+
+int quota_spent(struct quota *quota, int64_t sent_ms, int64_t now_ms)
+{
+	int64_t first = quota_floor_div(sent_ms, quota->minute_ms);
+	int64_t last = quota_floor_div(now_ms, quota->minute_ms);
+	int status;
+
+	if ((status = db_begin_immediate(quota->db)))
+		return status;
+	for (int64_t w = first; w <= last && !status; w++)
+		status = quota_step_window(quota, quota->spend, w, 0);
+	if (status || (status = db_commit(quota->db))) {
+		db_rollback(quota->db);
+		return status;
+	}
+	/* What is held belongs to a spent window now. */
+	if (quota->slot.last_window <= last) {
+		quota->held = 0;
+		quota->retry_at_ms = quota->slot.end_ms;
+	}
+	return 0;
+}

@@ -1,0 +1,79 @@
+/* The minute quota, shared by every qrpool-fetch process through the
+ * quota_windows ledger in the staging DB.
+ *
+ * WeChat counts calls per appid in wall-clock windows ("minutes"). A process
+ * reserves calls in small chunks (one BEGIN IMMEDIATE each), so several runs
+ * together never take more than the budget, and gives back what it did not
+ * use.
+ *
+ * WeChat counts a call when it gets to it, some time after we send it and
+ * before its answer comes back. So a call sent shortly before a window ends
+ * may be counted in the next one; and if WeChat's clock lags ours, one sent
+ * just after a window starts may be counted in the previous one. Calls sent
+ * in these bands are charged to both windows. The band before a boundary is
+ * as long as the slowest recent answers (an upper bound of the delay), the
+ * one after it is a fixed allowance for clock skew. Elsewhere a call is
+ * charged to its own window only. A band call answered before the boundary
+ * was counted in the window ending: its charge to the next one is credited
+ * back to this process, to spend in that window. */
+#ifndef QRPOOL_QUOTA_H
+#define QRPOOL_QUOTA_H
+
+#include <stdint.h>
+
+#include "db.h"
+
+/* The time span in which one reservation may be spent. */
+struct quota_slot {
+	int64_t start_ms, end_ms;
+	int64_t first_window, last_window;   /* window indexes charged: one, or two in a band */
+};
+
+struct quota {
+	struct db *db;
+	const char *appid;
+	int budget;
+	int64_t minute_ms;
+	int64_t floor_ms;          /* the least band before a boundary */
+	int64_t early_ms;          /* the band after a boundary: WeChat's clock may lag */
+	int64_t rtt_window;        /* window of rtt_current_ms */
+	int64_t rtt_current_ms, rtt_previous_ms;   /* slowest answers, this and the last window */
+	int chunk;                 /* calls reserved per transaction */
+	struct quota_slot slot;    /* the slot `held` belongs to */
+	int held;                  /* reserved, not yet used */
+	int64_t retry_at_ms;       /* nothing to reserve before then */
+	int64_t window_taken;      /* calls taken in the current window, as last seen */
+	int64_t credit_window;     /* charged there, known to count elsewhere: ours to use */
+	int credit;
+	sqlite3_stmt *select, *charge, *give_back, *spend;
+};
+
+int quota_open(struct quota *quota, struct db *db, const char *appid, int budget, int64_t minute_ms);
+/* Gives back the calls held, and finalizes. */
+void quota_close(struct quota *quota, int64_t now_ms);
+
+/* An answer came `rtt_ms` after its call was sent: WeChat counted the call
+ * within that time, so the band before a boundary follows it. */
+void quota_observe(struct quota *quota, int64_t now_ms, int64_t rtt_ms);
+int64_t quota_late_ms(const struct quota *quota);
+
+/* The slot holding `now_ms` (exposed for tests). */
+void quota_slot_at(const struct quota *quota, int64_t now_ms, struct quota_slot *slot);
+
+/* Takes one call at `now_ms`. Returns 0 (granted), 1 (none left: try again at
+ * quota->retry_at_ms) or an exit code. */
+int quota_take(struct quota *quota, int64_t now_ms);
+
+/* The call charged to `slot` was answered at `now_ms` (any answer). */
+void quota_answered(struct quota *quota, const struct quota_slot *slot, int64_t now_ms);
+
+/* WeChat answered 45009/45011 to a call sent at `sent_ms`: every window from
+ * then to `now_ms` is marked spent for all processes. Returns 0 or an exit code. */
+int quota_spent(struct quota *quota, int64_t sent_ms, int64_t now_ms);
+
+/* Gives back the calls held (at the end of a run, or when idle). */
+int quota_release(struct quota *quota, int64_t now_ms);
+
+int64_t quota_now_ms(void);
+
+#endif

@@ -1,0 +1,516 @@
+#include "token.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exitcode.h"
+#include "log.h"
+
+extern char **environ;
+
+/* A token command or file that gives no expiry is asked again after this. */
+#define TOKEN_COMMAND_LIFETIME_S 300
+#define TOKEN_FILE_LIFETIME_S 60
+#define TOKEN_OUTPUT_MAX 4096
+
+/* What a row of wechat_tokens holds. */
+struct token_row {
+	char token[WECHAT_TOKEN_MAX + 1];
+	double expires_at, refresh_after, lease_until;
+};
+
+static void token_fail(struct token_cache *cache, enum wechat_action action, const char *fmt,
+	const char *detail)
+{
+	memset(&cache->failure, 0, sizeof cache->failure);
+	cache->failure.action = action;
+	snprintf(cache->failure.message, sizeof cache->failure.message, fmt, detail);
+}
+
+int token_open(struct token_cache *cache, struct db *db, const struct config *config)
+{
+	int status;
+
+	memset(cache, 0, sizeof *cache);
+	cache->db = db;
+	cache->config = config;
+	cache->source = config_token_source_name(config->wechat.token_source);
+	cache->backoff = 1;
+	if (config->wechat.token_source == TOKEN_CLASSIC)
+		log_warn("token source 'classic' (cgi-bin/token): each refresh invalidates the token of "
+			"every other holder of this appid; prefer 'stable' or a central 'command'");
+	if (config->wechat.token_source == TOKEN_STABLE || config->wechat.token_source == TOKEN_CLASSIC) {
+		char secret[512];
+		/* A missing secret is a config error now, not a refusal later. */
+		status = config_read_secret(config, secret, sizeof secret);
+		explicit_bzero(secret, sizeof secret);
+		if (status)
+			return status;
+	}
+	cache->easy = curl_easy_init();
+	if (!cache->easy || http_setup(cache->easy, &config->wechat, &cache->body))
+		return EXIT_INTERNAL;
+	if ((status = db_prepare(db, &cache->select, "SELECT token, expires_at, refresh_after, "
+			"lease_until FROM wechat_tokens WHERE appid = ?1 AND source = ?2")) ||
+	    (status = db_prepare(db, &cache->lease, "INSERT INTO wechat_tokens (appid, source, "
+			"lease_until) VALUES (?1, ?2, ?3) ON CONFLICT (appid, source) DO UPDATE SET "
+			"lease_until = excluded.lease_until")) ||
+	    (status = db_prepare(db, &cache->save, "UPDATE wechat_tokens SET token = ?3, "
+			"expires_at = ?4, refresh_after = ?5, fetched_at = ?6, lease_until = NULL, "
+			"refreshes = refreshes + 1 WHERE appid = ?1 AND source = ?2")) ||
+	    (status = db_prepare(db, &cache->unlease, "UPDATE wechat_tokens SET lease_until = NULL "
+			"WHERE appid = ?1 AND source = ?2")) ||
+	    (status = db_prepare(db, &cache->drop, "UPDATE wechat_tokens SET token = NULL, "
+			"refresh_after = 0 WHERE appid = ?1 AND source = ?2 AND token = ?3")))
+		return status;
+	return 0;
+}
+
+void token_close(struct token_cache *cache)
+{
+	sqlite3_finalize(cache->select);
+	sqlite3_finalize(cache->lease);
+	sqlite3_finalize(cache->save);
+	sqlite3_finalize(cache->unlease);
+	sqlite3_finalize(cache->drop);
+	if (cache->easy)
+		curl_easy_cleanup(cache->easy);
+	http_body_free(&cache->body);
+	explicit_bzero(cache->token, sizeof cache->token);
+	memset(cache, 0, sizeof *cache);
+}
+
+static void token_bind_key(struct token_cache *cache, sqlite3_stmt *stmt)
+{
+	sqlite3_reset(stmt);
+	sqlite3_bind_text(stmt, 1, cache->config->wechat.appid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, cache->source, -1, SQLITE_STATIC);
+}
+
+static int token_step(struct token_cache *cache, sqlite3_stmt *stmt, const char *what)
+{
+	int rc = sqlite3_step(stmt);
+
+	sqlite3_reset(stmt);
+	return rc == SQLITE_DONE ? 0 : db_fail(cache->db, rc, what);
+}
+
+static int token_read(struct token_cache *cache, struct token_row *row)
+{
+	const char *token;
+	int rc;
+
+	memset(row, 0, sizeof *row);
+	token_bind_key(cache, cache->select);
+	rc = sqlite3_step(cache->select);
+	if (rc == SQLITE_ROW) {
+		token = (const char *)sqlite3_column_text(cache->select, 0);
+		if (token && strlen(token) <= WECHAT_TOKEN_MAX)
+			strcpy(row->token, token);
+		row->expires_at = sqlite3_column_double(cache->select, 1);
+		row->refresh_after = sqlite3_column_double(cache->select, 2);
+		row->lease_until = sqlite3_column_double(cache->select, 3);
+	}
+	sqlite3_reset(cache->select);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(cache->db, rc, "reading the token");
+}
+
+/* Usable: present, not expired, and not the one WeChat just refused. */
+static int token_usable(const struct token_cache *cache, const struct token_row *row, double now)
+{
+	return *row->token && now < row->expires_at && strcmp(row->token, cache->refused);
+}
+
+static void token_adopt(struct token_cache *cache, const struct token_row *row, double use_until)
+{
+	strcpy(cache->token, row->token);
+	cache->expires_at = row->expires_at;
+	cache->use_until = use_until;
+}
+
+/* --- the sources -------------------------------------------------------- */
+
+static int token_http(struct token_cache *cache, const char *url, const char *post)
+{
+	CURL *easy = cache->easy;
+	struct curl_slist *headers = NULL;
+	long status = 0;
+	CURLcode rc;
+
+	cache->body.size = 0;
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	if (post) {
+		headers = curl_slist_append(NULL, "Content-Type: application/json");
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, post);
+		curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+	} else {
+		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+	}
+	rc = curl_easy_perform(easy);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(headers);
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	if (rc != CURLE_OK) {
+		token_fail(cache, WECHAT_RETRY, "token endpoint: %s", curl_easy_strerror(rc));
+		return -1;
+	}
+	if (status != 200) {
+		char code[16];
+		snprintf(code, sizeof code, "%ld", status);
+		token_fail(cache, WECHAT_RETRY, "token endpoint: HTTP %s", code);
+		return -1;
+	}
+	return 0;
+}
+
+static int token_from_body(struct token_cache *cache, char *token, int64_t *expires_in)
+{
+	if (wechat_parse_token((const char *)cache->body.data, cache->body.size, token, expires_in,
+			&cache->failure))
+		return -1;
+	return 0;
+}
+
+static int token_fetch_stable(struct token_cache *cache, char *token, int64_t *expires_in)
+{
+	const struct wechat_config *w = &cache->config->wechat;
+	char secret[512], url[1024], *body;
+	json_t *request;
+	int status = -1;
+
+	if (config_read_secret(cache->config, secret, sizeof secret)) {
+		token_fail(cache, WECHAT_POOL_STOP, "%s", "the app secret cannot be read");
+		return -1;
+	}
+	snprintf(url, sizeof url, "%s/cgi-bin/stable_token", w->api_base);
+	request = json_pack("{s:s, s:s, s:s, s:b}", "grant_type", "client_credential",
+		"appid", w->appid, "secret", secret, "force_refresh", 0);
+	body = request ? json_dumps(request, JSON_COMPACT) : NULL;
+	explicit_bzero(secret, sizeof secret);
+	json_decref(request);   /* jansson copied the secret: its strings are freed here */
+	if (!body)
+		token_fail(cache, WECHAT_INTERNAL, "%s", "out of memory");
+	else if (!token_http(cache, url, body))
+		status = token_from_body(cache, token, expires_in);
+	if (body) {
+		explicit_bzero(body, strlen(body));
+		free(body);
+	}
+	return status;
+}
+
+static int token_fetch_classic(struct token_cache *cache, char *token, int64_t *expires_in)
+{
+	const struct wechat_config *w = &cache->config->wechat;
+	char secret[512], url[2048];
+	char *appid_escaped, *secret_escaped;
+	int status = -1;
+
+	if (config_read_secret(cache->config, secret, sizeof secret)) {
+		token_fail(cache, WECHAT_POOL_STOP, "%s", "the app secret cannot be read");
+		return -1;
+	}
+	appid_escaped = curl_easy_escape(cache->easy, w->appid, 0);
+	secret_escaped = curl_easy_escape(cache->easy, secret, 0);
+	explicit_bzero(secret, sizeof secret);
+	if (!appid_escaped || !secret_escaped)
+		token_fail(cache, WECHAT_INTERNAL, "%s", "out of memory");
+	else {
+		snprintf(url, sizeof url, "%s/cgi-bin/token?grant_type=client_credential&appid=%s&secret=%s",
+			w->api_base, appid_escaped, secret_escaped);
+		if (!token_http(cache, url, NULL))
+			status = token_from_body(cache, token, expires_in);
+		explicit_bzero(url, sizeof url);
+	}
+	if (secret_escaped)
+		explicit_bzero(secret_escaped, strlen(secret_escaped));
+	curl_free(appid_escaped);
+	curl_free(secret_escaped);
+	return status;
+}
+
+int token_parse_text(char *text, size_t size, int64_t default_expires_s,
+	char token[WECHAT_TOKEN_MAX + 1], int64_t *expires_in_s, struct wechat_answer *answer)
+{
+	char *word, *save = NULL, *end;
+	long long expires = default_expires_s;
+
+	memset(answer, 0, sizeof *answer);
+	answer->action = WECHAT_RETRY;
+	if (size && text[0] == '{')
+		return wechat_parse_token(text, size, token, expires_in_s, answer);
+	word = strtok_r(text, " \t\r\n", &save);
+	if (!word || strlen(word) > WECHAT_TOKEN_MAX || strpbrk(word, "&?#%")) {
+		snprintf(answer->message, sizeof answer->message, "no token in the output");
+		return -1;
+	}
+	strcpy(token, word);
+	if ((word = strtok_r(NULL, " \t\r\n", &save))) {
+		errno = 0;
+		expires = strtoll(word, &end, 10);
+		if (errno || *end || expires <= 0) {
+			snprintf(answer->message, sizeof answer->message,
+				"expected 'TOKEN [EXPIRES_IN_SECONDS]', the second word is not a number");
+			return -1;
+		}
+	}
+	*expires_in_s = expires;
+	return 0;
+}
+
+/* Reads what the child writes until EOF, with a deadline. */
+static ssize_t token_read_child(int fd, char *buf, size_t size, int64_t timeout_ms)
+{
+	size_t used = 0;
+	double deadline = db_now() + (double)timeout_ms / 1000;
+
+	for (;;) {
+		struct pollfd poller = { .fd = fd, .events = POLLIN };
+		int wait_ms = (int)((deadline - db_now()) * 1000);
+		ssize_t got;
+
+		if (wait_ms <= 0 || poll(&poller, 1, wait_ms) == 0)
+			return -2;
+		got = read(fd, buf + used, size - 1 - used);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? -1 : (ssize_t)used;
+		used += (size_t)got;
+		if (used == size - 1)
+			return (ssize_t)used;
+	}
+}
+
+/* The command runs through /bin/sh (it is configuration, like a crontab line),
+ * stdin from /dev/null (ours carries items), stdout read for the token. */
+static int token_spawn(const char *command, pid_t *pid, int *out_fd)
+{
+	char *argv[] = { "sh", "-c", (char *)command, NULL };
+	posix_spawn_file_actions_t actions;
+	int pipe_fds[2], rc;
+
+	if (pipe2(pipe_fds, O_CLOEXEC))
+		return errno;
+	posix_spawn_file_actions_init(&actions);
+	posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 1);
+	rc = posix_spawn(pid, "/bin/sh", &actions, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&actions);
+	close(pipe_fds[1]);
+	if (rc) {
+		close(pipe_fds[0]);
+		return rc;
+	}
+	*out_fd = pipe_fds[0];
+	return 0;
+}
+
+static int token_fetch_command(struct token_cache *cache, char *token, int64_t *expires_in)
+{
+	const struct wechat_config *w = &cache->config->wechat;
+	char output[TOKEN_OUTPUT_MAX];
+	ssize_t length;
+	int fd = -1, rc, child_status = 0;
+	pid_t pid;
+
+	if ((rc = token_spawn(w->token_command, &pid, &fd))) {
+		token_fail(cache, WECHAT_RETRY, "token command: cannot start /bin/sh: %s", strerror(rc));
+		return -1;
+	}
+	length = token_read_child(fd, output, sizeof output, w->timeout_ms);
+	close(fd);
+	if (length == -2)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, &child_status, 0) < 0 && errno == EINTR)
+		;
+	rc = -1;
+	if (length == -2)
+		token_fail(cache, WECHAT_RETRY, "%s", "token command: timed out");
+	else if (length < 0 || !WIFEXITED(child_status) || WEXITSTATUS(child_status))
+		token_fail(cache, WECHAT_RETRY, "%s", "token command failed (non-zero exit or a signal)");
+	else {
+		output[length] = '\0';
+		rc = token_parse_text(output, (size_t)length, TOKEN_COMMAND_LIFETIME_S, token, expires_in,
+			&cache->failure);
+	}
+	explicit_bzero(output, sizeof output);
+	return rc;
+}
+
+static int token_fetch_file(struct token_cache *cache, char *token, int64_t *expires_in)
+{
+	char text[TOKEN_OUTPUT_MAX];
+	FILE *file = fopen(cache->config->wechat.token_file, "r");
+	size_t length;
+	int rc;
+
+	if (!file) {
+		token_fail(cache, WECHAT_RETRY, "token file: %s", strerror(errno));
+		return -1;
+	}
+	length = fread(text, 1, sizeof text - 1, file);
+	fclose(file);
+	text[length] = '\0';
+	rc = token_parse_text(text, length, TOKEN_FILE_LIFETIME_S, token, expires_in, &cache->failure);
+	explicit_bzero(text, sizeof text);
+	return rc;
+}
+
+static int token_fetch(struct token_cache *cache, char *token, int64_t *expires_in)
+{
+	switch (cache->config->wechat.token_source) {
+	case TOKEN_STABLE: return token_fetch_stable(cache, token, expires_in);
+	case TOKEN_CLASSIC: return token_fetch_classic(cache, token, expires_in);
+	case TOKEN_COMMAND: return token_fetch_command(cache, token, expires_in);
+	default: return token_fetch_file(cache, token, expires_in);
+	}
+}
+
+/* --- refresh under the lease --------------------------------------------- */
+
+/* Takes the lease if the row still needs a refresh and nobody holds it.
+ * Returns 0 (lease taken), 1 (not needed or not ours: *row says why), or an
+ * exit code. */
+static int token_take_lease(struct token_cache *cache, double now, struct token_row *row)
+{
+	double lease_s = (double)cache->config->wechat.timeout_ms / 1000 + 5;
+	int status;
+
+	if ((status = db_begin_immediate(cache->db)))
+		return status;
+	if ((status = token_read(cache, row)))
+		goto fail;
+	if ((token_usable(cache, row, now) && now < row->refresh_after) || row->lease_until > now) {
+		if ((status = db_commit(cache->db)))
+			goto fail;
+		return 1;
+	}
+	token_bind_key(cache, cache->lease);
+	sqlite3_bind_double(cache->lease, 3, now + lease_s);
+	if ((status = token_step(cache, cache->lease, "leasing the token refresh")) ||
+	    (status = db_commit(cache->db)))
+		goto fail;
+	return 0;
+fail:
+	db_rollback(cache->db);
+	return status;
+}
+
+static int token_save(struct token_cache *cache, const char *token, int64_t expires_in, double now)
+{
+	/* Ahead of expiry by a fifth of the lifetime, at most 5 minutes (WeChat
+	 * rotates stable tokens 5 minutes before they expire). */
+	double ahead = expires_in / 5.0 < 300 ? expires_in / 5.0 : 300;
+	struct token_row row;
+
+	snprintf(row.token, sizeof row.token, "%s", token);
+	row.expires_at = now + (double)expires_in;
+	row.refresh_after = now + ((double)expires_in - ahead > 0.5 ? (double)expires_in - ahead : 0.5);
+	token_bind_key(cache, cache->save);
+	sqlite3_bind_text(cache->save, 3, token, -1, SQLITE_STATIC);
+	sqlite3_bind_double(cache->save, 4, row.expires_at);
+	sqlite3_bind_double(cache->save, 5, row.refresh_after);
+	sqlite3_bind_double(cache->save, 6, now);
+	token_adopt(cache, &row, row.refresh_after);
+	explicit_bzero(row.token, sizeof row.token);
+	return token_step(cache, cache->save, "saving the token");
+}
+
+/* A failed refresh: credentials refused end the run; anything else is tried
+ * again later, meanwhile the current token serves while it lasts. */
+static int token_refresh_failed(struct token_cache *cache, double now)
+{
+	int status;
+
+	token_bind_key(cache, cache->unlease);
+	if ((status = token_step(cache, cache->unlease, "releasing the token lease")))
+		return status;
+	if (cache->failure.action == WECHAT_POOL_STOP)
+		return EXIT_UPSTREAM;
+	if (cache->failure.action == WECHAT_INTERNAL)
+		return EXIT_INTERNAL;
+	log_warn("refreshing the access token failed, retrying in %.0f s: %s", cache->backoff,
+		cache->failure.message);
+	cache->retry_at = now + cache->backoff;
+	cache->backoff = cache->backoff * 2 < 60 ? cache->backoff * 2 : 60;
+	return *cache->token && now < cache->expires_at && strcmp(cache->token, cache->refused) ? 0 : 1;
+}
+
+static int token_refresh(struct token_cache *cache, double now)
+{
+	char token[WECHAT_TOKEN_MAX + 1];
+	int64_t expires_in = 0;
+	int status;
+
+	if (token_fetch(cache, token, &expires_in))
+		return token_refresh_failed(cache, now);
+	if (!strcmp(token, cache->refused)) {
+		/* The endpoint handed back the token WeChat refused: using it again
+		 * would loop. Wait and ask again. */
+		token_fail(cache, WECHAT_RETRY, "%s", "the token endpoint returned the refused token");
+		explicit_bzero(token, sizeof token);
+		return token_refresh_failed(cache, now);
+	}
+	status = token_save(cache, token, expires_in, now);
+	explicit_bzero(token, sizeof token);
+	if (status)
+		return status;
+	cache->refreshes++;
+	cache->backoff = 1;
+	log_info("access token refreshed (source %s, valid %lld s)", cache->source,
+		(long long)expires_in);
+	return 0;
+}
+
+int token_get(struct token_cache *cache, double now)
+{
+	struct token_row row;
+	int status;
+
+	if (*cache->token && now < cache->use_until)
+		return 0;
+	if (now < cache->retry_at)
+		return *cache->token && now < cache->expires_at ? 0 : 1;
+	if ((status = token_read(cache, &row)))
+		return status;
+	if (token_usable(cache, &row, now) && now < row.refresh_after) {
+		token_adopt(cache, &row, row.refresh_after);
+		return 0;
+	}
+	status = token_take_lease(cache, now, &row);
+	if (status == 0)
+		return token_refresh(cache, now);
+	if (status != 1)
+		return status;
+	if (token_usable(cache, &row, now)) {
+		/* Fresh, or refreshed by another process soon: look again shortly. */
+		token_adopt(cache, &row, now < row.refresh_after ? row.refresh_after : now + 0.2);
+		return 0;
+	}
+	*cache->token = '\0';
+	cache->retry_at = now + 0.1;
+	return 1;
+}
+
+int token_refused(struct token_cache *cache, const char *token)
+{
+	if (strcmp(token, cache->token))
+		return 0;   /* already replaced: this process refreshed or read a newer one */
+	snprintf(cache->refused, sizeof cache->refused, "%s", token);
+	*cache->token = '\0';
+	cache->use_until = 0;
+	cache->retry_at = 0;
+	token_bind_key(cache, cache->drop);
+	sqlite3_bind_text(cache->drop, 3, token, -1, SQLITE_STATIC);
+	return token_step(cache, cache->drop, "dropping a refused token");
+}

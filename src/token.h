@@ -1,0 +1,58 @@
+/* The access token, shared by every qrpool-fetch process through the
+ * wechat_tokens row of the staging DB.
+ *
+ * One process at a time refreshes (it holds a lease on the row); the others
+ * keep the current token meanwhile, or wait for the new one. A token WeChat
+ * refused (40001/40014/42001) is dropped only if it is still the cached one,
+ * so a burst of refusals of one old token causes one refresh, not a storm.
+ * Sources: stable (cgi-bin/stable_token, never forced), classic (cgi-bin/token,
+ * which invalidates every other holder's token), command (prints the token,
+ * for a central token service) and file. */
+#ifndef QRPOOL_TOKEN_H
+#define QRPOOL_TOKEN_H
+
+#include <curl/curl.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "db.h"
+#include "http.h"
+#include "wechat.h"
+
+struct token_cache {
+	struct db *db;
+	const struct config *config;
+	const char *source;               /* the source's name, the row's key */
+	char token[WECHAT_TOKEN_MAX + 1]; /* "" when none */
+	char refused[WECHAT_TOKEN_MAX + 1];   /* the last token WeChat refused */
+	double use_until;                 /* trusted until then, then the DB is read again */
+	double expires_at;
+	double retry_at;                  /* after a failed refresh, or while another refreshes */
+	double backoff;                   /* seconds, doubled after each failed refresh */
+	int64_t refreshes;                /* by this process */
+	struct wechat_answer failure;     /* why the last refresh failed */
+	CURL *easy;
+	struct http_body body;
+	sqlite3_stmt *select, *lease, *save, *unlease, *drop;
+};
+
+int token_open(struct token_cache *cache, struct db *db, const struct config *config);
+void token_close(struct token_cache *cache);
+
+/* Makes cache->token usable at `now` (unix seconds), refreshing it if due.
+ * Returns 0 (cache->token is set), 1 (no token yet: try again at
+ * cache->retry_at), or an exit code: EXIT_UPSTREAM for refused credentials,
+ * EXIT_INTERNAL, EXIT_CONFIG, or a DB error; cache->failure says why. */
+int token_get(struct token_cache *cache, double now);
+
+/* WeChat refused `token` as invalid or expired. It is dropped only if it is
+ * still the cached one. Returns 0 or an exit code. */
+int token_refused(struct token_cache *cache, const char *token);
+
+/* Reads "TOKEN [EXPIRES_IN]" or WeChat's JSON answer, as printed by a token
+ * command or held in a token file. Without an expiry, `default_expires_s`.
+ * Returns 0, or -1 with answer->message. (Exposed for tests.) */
+int token_parse_text(char *text, size_t size, int64_t default_expires_s,
+	char token[WECHAT_TOKEN_MAX + 1], int64_t *expires_in_s, struct wechat_answer *answer);
+
+#endif

@@ -1,0 +1,338 @@
+#include "wechat.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "rid.h"
+
+struct wechat_errcode {
+	int errcode;
+	enum wechat_action action;
+	const char *meaning;
+};
+
+/* WECHAT.md's table for getwxacodeunlimit. */
+static const struct wechat_errcode wechat_code_errors[] = {
+	{ -1, WECHAT_RETRY, "system busy" },
+	{ 40001, WECHAT_TOKEN, "access token invalid" },
+	{ 40014, WECHAT_TOKEN, "access token not the latest" },
+	{ 42001, WECHAT_TOKEN, "access token expired" },
+	{ 41001, WECHAT_INTERNAL, "access token missing from the request" },
+	{ 45009, WECHAT_QUOTA, "minute quota reached" },
+	{ 45011, WECHAT_QUOTA, "minute quota reached, retry next minute" },
+	{ 41030, WECHAT_POOL_STOP, "invalid page: missing from the published version, "
+		"a leading '/' or a query string (check the pool's page and check_path)" },
+	{ 40097, WECHAT_POOL_STOP, "invalid env_version" },
+	{ 40129, WECHAT_ITEM_FAILED, "invalid characters in the scene" },
+	{ 40169, WECHAT_ITEM_FAILED, "invalid scene length" },
+	{ 47001, WECHAT_INTERNAL, "the request body is not JSON" },
+	{ 48001, WECHAT_POOL_STOP, "api unauthorized: account type, or the account is not verified" },
+	{ 45063, WECHAT_POOL_STOP, "no permission to generate codes" },
+	{ 85096, WECHAT_POOL_STOP, "scancode_time is reserved: a bug in the pool's page" },
+	{ 0, WECHAT_RETRY, NULL },
+};
+
+/* Answers of cgi-bin/token and cgi-bin/stable_token. */
+static const struct wechat_errcode wechat_token_errors[] = {
+	{ -1, WECHAT_RETRY, "system busy" },
+	{ 40001, WECHAT_POOL_STOP, "invalid credential: wrong app secret" },
+	{ 40002, WECHAT_INTERNAL, "invalid grant_type" },
+	{ 40013, WECHAT_POOL_STOP, "invalid appid" },
+	{ 40125, WECHAT_POOL_STOP, "invalid app secret" },
+	{ 40164, WECHAT_POOL_STOP, "this server's IP is not in the account's whitelist" },
+	{ 40243, WECHAT_POOL_STOP, "the app secret is frozen" },
+	{ 89503, WECHAT_POOL_STOP, "an administrator must confirm this server's IP" },
+	{ 0, WECHAT_RETRY, NULL },
+};
+
+static const struct wechat_errcode *wechat_find(const struct wechat_errcode *table, int errcode)
+{
+	for (; table->meaning; table++)
+		if (table->errcode == errcode)
+			return table;
+	return NULL;
+}
+
+/* Codes we do not know are retried: bounded, and the item stays planned. */
+enum wechat_action wechat_errcode_action(int errcode)
+{
+	const struct wechat_errcode *known = wechat_find(wechat_code_errors, errcode);
+	return known ? known->action : WECHAT_RETRY;
+}
+
+const char *wechat_errcode_meaning(int errcode)
+{
+	const struct wechat_errcode *known = wechat_find(wechat_code_errors, errcode);
+	return known ? known->meaning : "unknown errcode";
+}
+
+char *wechat_pool_body(const struct pool_config *pool)
+{
+	json_t *body = json_pack("{s:s, s:i, s:s, s:b, s:b, s:{s:i, s:i, s:i}, s:b}",
+		"page", pool->page, "width", pool->width, "env_version", pool->env_version,
+		"check_path", pool->check_path, "auto_color", pool->auto_color,
+		"line_color", "r", pool->line_color.r, "g", pool->line_color.g, "b", pool->line_color.b,
+		"is_hyaline", pool->is_hyaline);
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	json_decref(body);
+	return text;
+}
+
+int wechat_request_body(const char *pool_body, const char *scene, char *buf, size_t size)
+{
+	int length;
+
+	if (!rid_is_scene(scene, strlen(scene)) || pool_body[0] != '{')
+		return -1;
+	length = snprintf(buf, size, "{\"scene\":\"%s\",%s", scene, pool_body + 1);
+	return length < 0 || (size_t)length >= size ? -1 : length;
+}
+
+static void wechat_why(char *why, size_t size, const char *text)
+{
+	snprintf(why, size, "%s", text);
+}
+
+static uint32_t wechat_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Start-of-frame markers carry the image size; C4, C8 and CC share the range
+ * but are other segments. */
+static int wechat_jpeg_is_sof(unsigned marker)
+{
+	return marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+}
+
+/* Walks the segments up to the scan for the frame width; complete means it
+ * ends with EOI (a truncated body loses its end first). */
+static int wechat_jpeg_width(const unsigned char *b, size_t size, long *width, char *why,
+	size_t why_size)
+{
+	size_t pos = 2;
+
+	if (size < 6 || b[size - 2] != 0xFF || b[size - 1] != 0xD9)
+		return wechat_why(why, why_size, "JPEG is truncated (no end-of-image marker)"), -1;
+	while (pos + 4 <= size) {
+		unsigned marker;
+		size_t length;
+
+		if (b[pos] != 0xFF)
+			return wechat_why(why, why_size, "JPEG segment marker missing"), -1;
+		marker = b[pos + 1];
+		if (marker == 0xFF) {   /* fill byte */
+			pos++;
+			continue;
+		}
+		if (marker == 0xDA)
+			break;
+		length = (size_t)b[pos + 2] << 8 | b[pos + 3];
+		if (length < 2 || pos + 2 + length > size)
+			return wechat_why(why, why_size, "JPEG segment runs past the end"), -1;
+		if (wechat_jpeg_is_sof(marker)) {
+			if (length < 7)
+				return wechat_why(why, why_size, "JPEG frame header too short"), -1;
+			*width = (long)b[pos + 7] << 8 | b[pos + 8];
+			return 0;
+		}
+		pos += 2 + length;
+	}
+	return wechat_why(why, why_size, "JPEG has no frame header before its scan"), -1;
+}
+
+/* IHDR first, then chunks by their lengths up to IEND, which must end the body. */
+static int wechat_png_width(const unsigned char *b, size_t size, long *width, char *why,
+	size_t why_size)
+{
+	size_t pos = 8;
+	int data = 0;
+
+	if (size < 8 + 25 || wechat_be32(b + 8) != 13 || memcmp(b + 12, "IHDR", 4))
+		return wechat_why(why, why_size, "PNG without its IHDR header"), -1;
+	*width = (long)wechat_be32(b + 16);
+	while (pos + 12 <= size) {
+		uint32_t length = wechat_be32(b + pos);
+		const unsigned char *type = b + pos + 4;
+
+		if (length > size - pos - 12)
+			return wechat_why(why, why_size, "PNG is truncated (a chunk runs past the end)"), -1;
+		pos += 12 + (size_t)length;
+		data |= !memcmp(type, "IDAT", 4);
+		if (!memcmp(type, "IEND", 4)) {
+			if (pos != size || !data)
+				return wechat_why(why, why_size, pos != size ? "PNG has bytes after IEND" :
+					"PNG has no image data"), -1;
+			return 0;
+		}
+	}
+	return wechat_why(why, why_size, "PNG is truncated (no IEND chunk)"), -1;
+}
+
+int wechat_image_check(const unsigned char *body, size_t size, int width,
+	const char **content_type, char *why, size_t why_size)
+{
+	static const unsigned char png_signature[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n' };
+	long got = -1;
+	int status;
+
+	if (size >= 3 && body[0] == 0xFF && body[1] == 0xD8 && body[2] == 0xFF) {
+		*content_type = "image/jpeg";
+		status = wechat_jpeg_width(body, size, &got, why, why_size);
+	} else if (size >= 8 && !memcmp(body, png_signature, 8)) {
+		*content_type = "image/png";
+		status = wechat_png_width(body, size, &got, why, why_size);
+	} else {
+		snprintf(why, why_size, "%s", size ? "body is neither JPEG nor PNG" : "empty body");
+		return -1;
+	}
+	if (status)
+		return -1;
+	if (got != width) {
+		snprintf(why, why_size, "image is %ld px wide, %d requested", got, width);
+		return -1;
+	}
+	return 0;
+}
+
+static int wechat_is_transient_status(long status)
+{
+	return status == 408 || status == 429 || status >= 500;
+}
+
+/* An error body: {"errcode":N,"errmsg":"..."}; errmsg is kept short. */
+static void wechat_classify_json(const unsigned char *body, size_t size, struct wechat_answer *answer)
+{
+	json_t *root = json_loadb((const char *)body, size, 0, NULL);
+	json_t *errcode = root ? json_object_get(root, "errcode") : NULL;
+	const char *errmsg = root ? json_string_value(json_object_get(root, "errmsg")) : NULL;
+
+	if (!json_is_integer(errcode) || json_integer_value(errcode) == 0) {
+		answer->action = WECHAT_RETRY;
+		snprintf(answer->message, sizeof answer->message, "a JSON answer without an errcode");
+	} else {
+		answer->errcode = (int)json_integer_value(errcode);
+		answer->action = wechat_errcode_action(answer->errcode);
+		snprintf(answer->message, sizeof answer->message, "errcode %d: %s (%.60s)", answer->errcode,
+			wechat_errcode_meaning(answer->errcode), errmsg ? errmsg : "");
+	}
+	json_decref(root);
+}
+
+static int wechat_looks_json(const char *content_type, const unsigned char *body, size_t size)
+{
+	size_t i = 0;
+
+	while (i < size && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+		i++;
+	return (i < size && body[i] == '{') || (content_type && strstr(content_type, "json"));
+}
+
+void wechat_classify(long http_status, const char *content_type, const unsigned char *body,
+	size_t size, int width, struct wechat_answer *answer)
+{
+	char why[120];
+
+	memset(answer, 0, sizeof *answer);
+	answer->action = WECHAT_RETRY;
+	if (wechat_is_transient_status(http_status)) {
+		snprintf(answer->message, sizeof answer->message, "HTTP %ld", http_status);
+		return;
+	}
+	/* Errors come with HTTP 200 and sometimes with an image content type:
+	 * a leading '{' is an error whatever the headers say. */
+	if (wechat_looks_json(content_type, body, size)) {
+		wechat_classify_json(body, size, answer);
+		return;
+	}
+	if (http_status != 200) {
+		snprintf(answer->message, sizeof answer->message, "HTTP %ld", http_status);
+		return;
+	}
+	if (!content_type || strncmp(content_type, "image/", 6)) {
+		snprintf(answer->message, sizeof answer->message, "content type %.60s is not an image",
+			content_type ? content_type : "(none)");
+		return;
+	}
+	if (wechat_image_check(body, size, width, &answer->content_type, why, sizeof why)) {
+		snprintf(answer->message, sizeof answer->message, "bad image: %s", why);
+		answer->content_type = NULL;
+		return;
+	}
+	if (strncmp(content_type, answer->content_type, strlen(answer->content_type))) {
+		snprintf(answer->message, sizeof answer->message, "content type %.60s but the body is %s",
+			content_type, answer->content_type);
+		answer->content_type = NULL;
+		return;
+	}
+	answer->action = WECHAT_STORE;
+}
+
+static void wechat_token_error(json_t *root, struct wechat_answer *answer)
+{
+	json_t *errcode = json_object_get(root, "errcode");
+	const char *errmsg = json_string_value(json_object_get(root, "errmsg"));
+	const struct wechat_errcode *known;
+
+	answer->errcode = json_is_integer(errcode) ? (int)json_integer_value(errcode) : 0;
+	known = wechat_find(wechat_token_errors, answer->errcode);
+	answer->action = known ? known->action : WECHAT_RETRY;
+	snprintf(answer->message, sizeof answer->message, "token endpoint: errcode %d: %s (%.60s)",
+		answer->errcode, known ? known->meaning : "unknown errcode", errmsg ? errmsg : "");
+}
+
+int wechat_parse_token(const char *body, size_t size, char token[WECHAT_TOKEN_MAX + 1],
+	int64_t *expires_in_s, struct wechat_answer *answer)
+{
+	json_t *root = json_loadb(body, size, 0, NULL);
+	const char *value = root ? json_string_value(json_object_get(root, "access_token")) : NULL;
+	json_t *expires = root ? json_object_get(root, "expires_in") : NULL;
+	int status = -1;
+
+	memset(answer, 0, sizeof *answer);
+	answer->action = WECHAT_RETRY;
+	if (!root)
+		snprintf(answer->message, sizeof answer->message, "token endpoint: answer is not JSON");
+	else if (!value)
+		wechat_token_error(root, answer);
+	else if (!*value || strlen(value) > WECHAT_TOKEN_MAX || strpbrk(value, "&?#% \r\n\t") ||
+	    !json_is_integer(expires) || json_integer_value(expires) <= 0)
+		snprintf(answer->message, sizeof answer->message,
+			"token endpoint: malformed access_token or expires_in");
+	else {
+		strcpy(token, value);
+		*expires_in_s = json_integer_value(expires);
+		status = 0;
+	}
+	json_decref(root);
+	return status;
+}
+
+void wechat_mask_url(const char *url, char *out, size_t size)
+{
+	static const char *const secrets[] = { "access_token=", "secret=" };
+	size_t used = 0;
+	char previous = '\0';
+
+	while (*url && used + 1 < size) {
+		size_t i;
+
+		for (i = 0; i < 2; i++)
+			if ((previous == '?' || previous == '&') &&
+			    !strncmp(url, secrets[i], strlen(secrets[i])))
+				break;
+		if (i < 2) {
+			size_t length = strlen(secrets[i]);
+			used += (size_t)snprintf(out + used, size - used, "%s***", secrets[i]);
+			used = used < size ? used : size - 1;
+			url += length + strcspn(url + length, "&#");
+			previous = '*';
+			continue;
+		}
+		previous = *url;
+		out[used++] = *url++;
+	}
+	if (size)
+		out[used] = '\0';
+}

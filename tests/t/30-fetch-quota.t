@@ -1,0 +1,65 @@
+#!/bin/sh
+# The minute quota: two qrpool-fetch runs at once share one budget through the
+# staging DB (the fake's counters show that no minute went over it, and that
+# the budget was used); a 45009 pauses the calls until the next minute.
+. "${0%/*}/lib.sh"
+. "${0%/*}/fetch.sh"
+
+# usage_min: the least calls charged in a minute, from the second whole one to
+# the one before the last. (The first and last are partial; calls sent at the
+# end of the first one, when the run's answer times are still guessed, are
+# charged to the next minute too and may count in either.)
+usage_min() {
+  $PYTHON -c 'import json, sys
+w = json.load(open(sys.argv[1]))["windows"][2:-1]
+print(min(x["charged"] for x in w) if w else 0)' "$T/stats.json"
+}
+
+# --- two runs, one budget of 200 calls per 1-second minute ---------------------
+start_fake shared --minute 1s --quota 200 --latency 10 --jitter 40
+QUOTA=250 RESERVE=50
+config_for 'quota_minute = "1s"; concurrency = 16;'
+plan poster 600; mv "$T/items" "$T/items.a"
+plan card 600; mv "$T/items" "$T/items.b"
+qrpool-fetch -v <"$T/items.a" >"$T/out.a" 2>"$T/err.a" & a=$!
+qrpool-fetch -v <"$T/items.b" >"$T/out.b" 2>"$T/err.b" & b=$!
+rc_a=0; wait $a || rc_a=$?
+rc_b=0; wait $b || rc_b=$?
+is "run a: exit 0" "$rc_a" 0
+is "run b: exit 0" "$rc_b" 0
+is "every code fetched" "$(count "state = 'fetched'")" 1200
+is "both printed all theirs" "$(cat "$T/out.a" "$T/out.b" | sort)" "$(cat "$T/items.a" "$T/items.b" | sort)"
+is "the server saw no minute over the quota" "$(stats quota_violations)" 0
+is "no 45009 answer" "$(stats over_budget_attempts)" 0
+is "no window charged more than 200" "$(windows_over 200)" 0
+ok "the minutes in full swing used at least 95% of the budget (least: $(usage_min))" \
+  [ "$(usage_min)" -ge 190 ]
+[ "$(usage_min)" -ge 190 ] || diag "charged per minute: $($PYTHON -c 'import json, sys
+print([w["charged"] for w in json.load(open(sys.argv[1]))["windows"]])' "$T/stats.json")"
+sql "SELECT window_start_ms, taken FROM quota_windows" >"$T/ledger"
+is "every minute: the ledger charged at least what the server counted" "$($PYTHON -c 'import json, sys
+ledger = dict(map(int, line.split("|")) for line in open(sys.argv[2]))
+print([(w["start_ms"], w["charged"], ledger.get(w["start_ms"], 0))
+       for w in json.load(open(sys.argv[1]))["windows"] if w["charged"] > ledger.get(w["start_ms"], 0)])' \
+  "$T/stats.json" "$T/ledger")" "[]"
+is "the runs overlapped in time" "$(sql "SELECT
+  (SELECT min(fetched_at) FROM codes WHERE pool = 'poster') <=
+  (SELECT max(fetched_at) FROM codes WHERE pool = 'card') AND
+  (SELECT min(fetched_at) FROM codes WHERE pool = 'card') <=
+  (SELECT max(fetched_at) FROM codes WHERE pool = 'poster')")" 1
+
+# --- WeChat's quota lower than ours (online traffic ate it): 45009 pauses ------------
+start_fake tight --minute 1s --quota 60 --latency 10 --jitter 20
+config_for 'quota_minute = "1s"; concurrency = 8;'
+: >"$T/items"; plan poster 150
+run qrpool-fetch -v <"$T/items"
+is "45009: exit 0 in the end" "$rc" 0
+is "45009: every code fetched" "$(count "state = 'fetched'")" 150
+ok "45009 answers came" [ "$(stats over_budget_attempts)" -gt 0 ]
+refused_max=$($PYTHON -c 'import json, sys
+print(max(w["quota_refused"] for w in json.load(open(sys.argv[1]))["windows"]))' "$T/stats.json")
+ok "45009: at most the calls in flight are refused per minute (most: $refused_max)" \
+  [ "$refused_max" -le 8 ]
+spent=$(sql "SELECT count(*) FROM quota_windows WHERE spent = 1")
+ok "45009: the ledger marks the minutes spent ($spent)" [ "$spent" -gt 0 ]
+ok "45009: said once a minute at most" [ "$(grep -c 'quota is used up' "$T/err")" -le "$spent" ]

@@ -1,0 +1,85 @@
+#!/bin/sh
+# Access tokens: refreshed ahead of expiry; an expired or invalidated token
+# costs one refresh, not a storm; classic tokens invalidated elsewhere; a
+# central token command; refused credentials stop the wechat pools.
+. "${0%/*}/lib.sh"
+. "${0%/*}/fetch.sh"
+
+# fetch_meanwhile DELAY COMMAND...: runs qrpool-fetch on $T/items and, DELAY
+# seconds in, COMMAND (something done "elsewhere"); sets $rc, $T/out, $T/err.
+fetch_meanwhile() {
+  qrpool-fetch -v <"$T/items" >"$T/out" 2>"$T/err" & fetch=$!
+  sleep "$1"; shift
+  "$@"
+  rc=0; wait $fetch || rc=$?
+}
+
+# recovered WHAT N ERRCODE CONCURRENCY: exit 0, all N fetched, and only the
+# calls in flight refused with ERRCODE.
+recovered() {
+  is "$1: exit 0" "$rc" 0
+  is "$1: every code fetched" "$(count "state = 'fetched'")" "$2"
+  refused=$(stats errcodes "$3")
+  ok "$1: only the calls in flight were refused ($refused)" \
+    [ "$refused" -ge 1 -a "$refused" -le "$4" ]
+}
+
+# --- a token that expires mid-run is refreshed ahead of time ---------------------
+start_fake lifetime --token-lifetime 2s --stable-margin 600ms --latency 40
+config_for 'concurrency = 4;'
+plan poster 300
+run qrpool-fetch -v <"$T/items"
+is "short-lived tokens: exit 0" "$rc" 0
+is "short-lived tokens: every code fetched" "$(count "state = 'fetched'")" 300
+issued=$(stats tokens_issued stable)
+ok "refreshed along the way ($issued stable tokens)" [ "$issued" -ge 2 ]
+calls=$(stats endpoints stable_token requests)
+ok "no refresh storm ($calls stable_token calls for a run of ~3 s)" [ "$calls" -le 8 ]
+expired=$(stats errcodes 42001)
+ok "at most the calls in flight refused as expired ($expired)" [ "$expired" -le 4 ]
+
+# --- every token expires at once: one refresh, one retry ------------------------
+start_fake expire --latency 30
+config_for 'concurrency = 8;'
+: >"$T/items"; plan poster 300
+fetch_meanwhile 0.4 curl -sS -o /dev/null -X POST "$base/_control/expire-tokens"
+recovered "expired mid-run" 300 42001 8
+is "expired mid-run: two stable_token calls in all" "$(stats endpoints stable_token requests)" 2
+
+# --- classic: another holder takes a new token, ours stops working ----------------
+start_fake classic --token-grace 0 --latency 30
+config_for 'concurrency = 4; token = { source = "classic"; };'
+: >"$T/items"; plan poster 200
+fetch_meanwhile 0.5 curl -sS -o /dev/null \
+  "$base/cgi-bin/token?grant_type=client_credential&appid=$APPID&secret=$SECRET"
+recovered "classic invalidated elsewhere" 200 40001 4
+is "classic: ours, the other holder's, and ONE refresh" "$(stats endpoints token requests)" 3
+like "classic: warned about" "$(cat "$T/err")" "warning: token source 'classic'"
+cat "$T/out" "$T/err" >"$T/all-output"
+is "classic: the secret in no output" "$(grep -c -e "$SECRET" "$T/all-output")" 0
+
+# --- a central token service (source command) ----------------------------------
+start_fake command
+curl -sS -o "$T/stable.json" -d "{\"grant_type\":\"client_credential\",\"appid\":\"$APPID\",\"secret\":\"$SECRET\"}" \
+  "$base/cgi-bin/stable_token"
+jget "$T/stable.json" access_token >"$T/central-token"
+config_for "concurrency = 4; token = { source = \"command\"; command = \"cat $T/central-token\"; };"
+: >"$T/items"; plan poster 20
+run qrpool-fetch <"$T/items"
+is "token command: exit 0" "$rc" 0
+is "token command: every code fetched" "$(count "state = 'fetched'")" 20
+is "token command: no token endpoint called by fetch" "$(stats endpoints stable_token requests)" 1
+
+# --- refused credentials ------------------------------------------------------------
+start_fake credentials
+config_for 'concurrency = 4;'
+printf 'another-secret\n' >"$T/secret"
+: >"$T/items"; plan poster 5; plan card 5; plan link 2
+run qrpool-fetch <"$T/items"
+is "wrong secret: exit 69" "$rc" 69
+like "wrong secret: both wechat pools named" "$(cat "$T/err")" "pool poster stopped.*credentials"
+like "wrong secret: and card" "$(cat "$T/err")" "pool card stopped"
+is "wrong secret: every code still planned" "$(count "state = 'planned' AND pool != 'link'")" 10
+is "wrong secret: link items passed on" "$(cut -f2 "$T/out" | sort -u)" link
+is "wrong secret: one token call, no retry loop" "$(stats endpoints stable_token requests)" 1
+is "wrong secret: no code call" "$(stats calls_total)" 0

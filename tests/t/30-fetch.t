@@ -1,0 +1,75 @@
+#!/bin/sh
+# qrpool-fetch against the fake WeChat: the happy path (images decoded back
+# to their scene), items passed through in order, bad lines, faults that must
+# never be stored, a refused pool, and no secret or token in any output.
+. "${0%/*}/lib.sh"
+. "${0%/*}/fetch.sh"
+command -v zbarimg >/dev/null || skip_all "zbarimg is missing"
+
+# --- the happy path ------------------------------------------------------------
+start_fake ok
+config_for 'concurrency = 8;'
+plan poster 12; plan link 3; plan card 4; plan link 2
+run qrpool-fetch -vv <"$T/items"
+is "happy path: exit 0" "$rc" 0
+is "every item printed" "$(wc -l <"$T/out")" 21
+is "wechat codes stored" "$(count "state = 'fetched'")" 16
+is "as JPEG" "$(sql "SELECT DISTINCT content_type FROM codes WHERE state = 'fetched'")" image/jpeg
+is "images decode to their request id, sha256 matches" "$(decodes_ok)" 1
+is "link items passed through in their order" "$(grep -P '\tlink$' "$T/out")" \
+  "$(grep -P '\tlink$' "$T/items")"
+is "stored items printed as they came" "$(grep -vP '\tlink$' "$T/out" | sort)" \
+  "$(grep -vP '\tlink$' "$T/items" | sort)"
+is "one call per code" "$(stats endpoints getwxacodeunlimit requests)" 16
+like "-v summary with the CPU per code" "$(cat "$T/err")" "fetched 16.*cpu [0-9.]+ us per code"
+token=$(sql "SELECT token FROM wechat_tokens")
+like "the token is cached in the DB" "$token" "^[A-Za-z0-9_-]{20,}$"
+cat "$T/out" "$T/err" >"$T/all-output"
+is "-vv: neither the secret nor the token in any output" \
+  "$(grep -c -e "$SECRET" -e "$token" "$T/all-output")" 0
+like "-vv: URLs are logged masked" "$(cat "$T/err")" "access_token=\*\*\*"
+run qrpool-fetch --dump-config
+is "--dump-config does not show the secret" "$(grep -c "$SECRET" "$T/out")" 0
+
+run qrpool-fetch <"$T/items"
+is "rerun: exit 0, quiet" "$rc:$(cat "$T/err")" "0:"
+is "rerun: fetched items passed on untouched" "$(cat "$T/out")" "$(cat "$T/items")"
+is "rerun: no call made" "$(stats endpoints getwxacodeunlimit requests)" 16
+
+# --- bad lines --------------------------------------------------------------------
+{ head -2 "$T/items"; echo "no tab here"; printf 'Unknown0000000ab\tposter\n'
+  printf '%s\tcard\n' "$(head -1 "$T/items" | cut -f1)"; } >"$T/bad"
+run qrpool-fetch <"$T/bad"
+is "bad lines: exit 65" "$rc" 65
+like "malformed line named by number" "$(cat "$T/err")" "stdin:3: "
+like "unknown id named by number" "$(cat "$T/err")" "stdin:4: unknown request id"
+like "wrong pool named by number" "$(cat "$T/err")" "stdin:5: .*poster"
+is "good lines still passed on" "$(wc -l <"$T/out")" 2
+
+# --- faults: -1, 5xx, truncated images, JSON labelled as an image -------------------
+start_fake faults --busy-rate 0.2 --http5xx-rate 0.1 --truncate-rate 0.15 \
+  --json-as-image-rate 0.15 --seed 7
+config_for 'concurrency = 8; retries = 10;'
+: >"$T/items"; plan poster 40
+run qrpool-fetch <"$T/items"
+is "faults: exit 0" "$rc" 0
+is "faults: every code fetched" "$(count "state = 'fetched'")" 40
+is "faults: every stored image is whole and decodes" "$(decodes_ok)" 1
+faults=$(stats faults)
+like "faults were injected: -1, 5xx, truncated, JSON as image" "$faults" \
+  '"busy": [1-9].*"http5xx": [1-9].*"json_as_image": [1-9].*"truncate": [1-9]'
+is "faults: no whole image wasted: the server's images = the codes stored" "$(stats ok_total)" 40
+is "faults: retries recorded as attempts" \
+  "$(sql "SELECT sum(attempts) FROM codes")" "$(stats calls_total)"
+
+# --- a pool WeChat refuses (41030): stopped, nothing lost ---------------------------
+start_fake refused --pages pages/other/index
+config_for 'concurrency = 4;'
+: >"$T/items"; plan poster 10; plan link 2
+run qrpool-fetch <"$T/items"
+is "41030: exit 69" "$rc" 69
+like "41030: the pool and the reason are named" "$(cat "$T/err")" "pool poster stopped: .*41030.*invalid page"
+is "41030: every item still planned" "$(count "state = 'planned' AND pool = 'poster'")" 10
+is "41030: no poster item printed, link items passed on" "$(cut -f2 "$T/out" | sort -u)" link
+is "41030: the calls stopped short" "$(stats calls_total)" "$(stats errcodes 41030)"
+ok "41030: no more calls than in flight" [ "$(stats calls_total)" -le 4 ]

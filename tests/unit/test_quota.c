@@ -1,0 +1,166 @@
+/* quota.c: two "processes" (two connections to one staging DB) share one
+ * budget per window; bands around boundaries charge both windows; unused
+ * calls go back; a 45009 stops the window for everyone. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "quota.h"
+#include "tap.h"
+
+#define MINUTE 60000
+#define T0 ((int64_t)29000000 * MINUTE)   /* a window start */
+
+static int64_t ledger(struct db *db, int64_t window, const char *column)
+{
+	char sql[160];
+	sqlite3_stmt *stmt;
+	int64_t value = -1;
+
+	/* A column name cannot be a parameter; the value is one. */
+	snprintf(sql, sizeof sql, "SELECT %s FROM quota_windows WHERE window_start_ms = ?", column);
+	if (db_prepare(db, &stmt, sql))
+		return -2;
+	sqlite3_bind_int64(stmt, 1, window * MINUTE);
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		value = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	return value;
+}
+
+static void test_slots(struct db *db)
+{
+	struct quota quota;
+	struct quota_slot slot;
+	int64_t w = T0 / MINUTE;
+
+	quota_open(&quota, db, "wxslots", 1000, MINUTE);
+	quota_observe(&quota, T0 + 1000, 100);
+	quota_observe(&quota, T0 + MINUTE + 1000, 100);   /* the first guess is forgotten */
+	quota_observe(&quota, T0 + 2 * MINUTE + 1000, 100);
+	ok(quota_late_ms(&quota) >= 100 && quota_late_ms(&quota) <= 250,
+		"band before a boundary: the slowest answer and a margin (%lld ms)",
+		(long long)quota_late_ms(&quota));
+	quota_slot_at(&quota, T0 + 2 * MINUTE + 30000, &slot);
+	ok(slot.first_window == w + 2 && slot.last_window == w + 2, "mid-window: its own window");
+	quota_slot_at(&quota, T0 + 3 * MINUTE - 100, &slot);
+	ok(slot.first_window == w + 2 && slot.last_window == w + 3, "just before a boundary: both");
+	quota_slot_at(&quota, T0 + 3 * MINUTE + 10, &slot);
+	ok(slot.first_window == w + 2 && slot.last_window == w + 3, "just after one: both");
+	quota_observe(&quota, T0 + 2 * MINUTE + 2000, 50000);
+	is_int(quota_late_ms(&quota), MINUTE / 4, "a timeout's worth is capped at a quarter minute");
+	quota_close(&quota, 0);
+}
+
+/* Two runs take turns until neither gets more: together exactly the budget. */
+static void test_shared_budget(struct db *a, struct db *b)
+{
+	struct quota qa, qb;
+	int64_t now = T0 + 10 * MINUTE + 20000, w = now / MINUTE;
+	int granted_a = 0, granted_b = 0, refused = 0;
+
+	quota_open(&qa, a, "wxshare", 1000, MINUTE);
+	quota_open(&qb, b, "wxshare", 1000, MINUTE);
+	is_str(qa.appid, qb.appid, "both runs count for one appid");
+	while (refused < 2) {
+		int ra = quota_take(&qa, now), rb = quota_take(&qb, now);
+		granted_a += ra == 0;
+		granted_b += rb == 0;
+		refused = (ra == 1) + (rb == 1);
+	}
+	is_int(granted_a + granted_b, 1000, "two runs together get the budget, no more");
+	ok(granted_a >= 400 && granted_b >= 400, "shared fairly (%d and %d)", granted_a, granted_b);
+	is_int(ledger(a, w, "taken"), 1000, "the ledger says 1000 taken");
+	ok(qa.retry_at_ms > now, "a refused run knows when to look again");
+	quota_close(&qa, now);
+	quota_close(&qb, now);
+}
+
+static void test_give_back(struct db *db)
+{
+	struct quota quota;
+	int64_t now = T0 + 20 * MINUTE + 20000, w = now / MINUTE;
+
+	quota_open(&quota, db, "wxback", 1000, MINUTE);
+	is_int(quota_take(&quota, now), 0, "one call taken");
+	is_int(ledger(db, w, "taken"), quota.chunk, "a chunk is reserved (%d)", quota.chunk);
+	is_int(quota_release(&quota, now), 0, "released");
+	is_int(ledger(db, w, "taken"), 1, "the unused rest went back");
+	quota_close(&quota, now);
+}
+
+static void test_band_charges_both(struct db *db)
+{
+	struct quota quota;
+	int64_t boundary = T0 + 31 * MINUTE, w = boundary / MINUTE;
+
+	quota_open(&quota, db, "wxband", 1000, MINUTE);
+	is_int(quota_take(&quota, boundary - 10), 0, "a call 10 ms before a boundary");
+	is_int(ledger(db, w - 1, "taken"), quota.chunk, "charged to the window ending");
+	is_int(ledger(db, w, "taken"), quota.chunk, "and to the one starting");
+	is_int(quota_take(&quota, boundary + MINUTE / 2), 0, "a call mid-window");
+	is_int(ledger(db, w, "taken"), 1 + quota.chunk, "only its window, after the band's rest "
+		"went back");
+	quota_close(&quota, boundary + MINUTE / 2);
+}
+
+/* A band call answered before the boundary counted in the window ending: its
+ * charge to the next window is this run's to spend there. */
+static void test_credit(struct db *db)
+{
+	struct quota quota;
+	struct quota_slot sent;
+	int64_t boundary = T0 + 51 * MINUTE, w = boundary / MINUTE;
+
+	quota_open(&quota, db, "wxcredit", 1000, MINUTE);
+	is_int(quota_take(&quota, boundary - 10), 0, "a band call");
+	sent = quota.slot;
+	quota_answered(&quota, &sent, boundary - 5);
+	quota_answered(&quota, &sent, boundary + 5);
+	is_int(quota.credit, 1, "one credit: answered before the boundary; the other may count after");
+	is_int(quota_take(&quota, boundary + MINUTE / 2), 0, "a call in the next window");
+	is_int(ledger(db, w, "taken"), 1, "spent from the credit: nothing new reserved");
+	is_int(quota_take(&quota, boundary + MINUTE / 2), 0, "another call");
+	is_int(ledger(db, w, "taken"), 1 + quota.chunk, "now a chunk is reserved");
+	quota_close(&quota, boundary + MINUTE / 2);
+}
+
+static void test_spent(struct db *a, struct db *b)
+{
+	struct quota qa, qb;
+	int64_t now = T0 + 40 * MINUTE + 20000, w = now / MINUTE;
+
+	quota_open(&qa, a, "wxspent", 1000, MINUTE);
+	quota_open(&qb, b, "wxspent", 1000, MINUTE);
+	is_int(quota_take(&qa, now), 0, "a call");
+	is_int(quota_spent(&qa, now, now + 300), 0, "WeChat answered 45009");
+	is_int(ledger(a, w, "spent"), 1, "the window is marked spent");
+	is_int(ledger(a, w, "refused"), 1, "the refusal is counted");
+	is_int(quota_take(&qa, now + 400), 1, "no more calls in that window here");
+	is_int(quota_take(&qb, now + 400), 1, "nor in the other run");
+	is_int(quota_take(&qb, now + MINUTE), 0, "the next window is open again");
+	quota_close(&qa, now + MINUTE);
+	quota_close(&qb, now + MINUTE);
+}
+
+int main(void)
+{
+	char path[] = "/tmp/qrpool-test-quota.XXXXXX";
+	int fd = mkstemp(path);
+	struct db a, b;
+
+	close(fd);
+	if (db_open(&a, path, 5000) || db_open(&b, path, 5000)) {
+		ok(0, "staging DB opened");
+		return tap_done();
+	}
+	test_slots(&a);
+	test_shared_budget(&a, &b);
+	test_give_back(&a);
+	test_band_charges_both(&a);
+	test_credit(&a);
+	test_spent(&a, &b);
+	db_close(&a);
+	db_close(&b);
+	unlink(path);
+	return tap_done();
+}

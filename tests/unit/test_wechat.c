@@ -1,0 +1,249 @@
+/* wechat.c: WECHAT.md's errcode table, answers told apart, images checked
+ * (whole, right kind, right width), request bodies, masked URLs. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tap.h"
+#include "wechat.h"
+
+struct bytes {
+	unsigned char data[4096];
+	size_t size;
+};
+
+static void put(struct bytes *b, const void *data, size_t size)
+{
+	memcpy(b->data + b->size, data, size);
+	b->size += size;
+}
+
+static void put16(struct bytes *b, unsigned value)
+{
+	unsigned char be[2] = { (unsigned char)(value >> 8), (unsigned char)value };
+	put(b, be, 2);
+}
+
+static void put32(struct bytes *b, unsigned long value)
+{
+	unsigned char be[4] = { (unsigned char)(value >> 24), (unsigned char)(value >> 16),
+		(unsigned char)(value >> 8), (unsigned char)value };
+	put(b, be, 4);
+}
+
+/* A JPEG's structure (SOI, APP0, SOF0, SOS, scan bytes, EOI): what the checker reads. */
+static struct bytes jpeg(unsigned width, int with_eoi)
+{
+	static const unsigned char app0[] = { 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1,
+		0, 1, 0, 0 };
+	static const unsigned char sos[] = { 0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 63, 0 };
+	struct bytes b = { .size = 0 };
+
+	put(&b, "\xFF\xD8", 2);
+	put(&b, app0, sizeof app0);
+	put(&b, "\xFF\xC0\x00\x0B\x08", 5);
+	put16(&b, width);   /* height */
+	put16(&b, width);
+	put(&b, "\x01\x01\x11\x00", 4);
+	put(&b, sos, sizeof sos);
+	put(&b, "\x12\x34\xFF\x00\x56", 5);
+	if (with_eoi)
+		put(&b, "\xFF\xD9", 2);
+	return b;
+}
+
+static void chunk(struct bytes *b, const char *type, const void *data, unsigned long size)
+{
+	put32(b, size);
+	put(b, type, 4);
+	put(b, data, size);
+	put32(b, 0);   /* CRC: not checked */
+}
+
+static struct bytes png(unsigned long width, int with_iend, int trailing)
+{
+	struct bytes b = { .size = 0 }, header = { .size = 0 };
+
+	put(&b, "\x89PNG\r\n\x1A\n", 8);
+	put32(&header, width);
+	put32(&header, width);
+	put(&header, "\x08\x06\x00\x00\x00", 5);
+	chunk(&b, "IHDR", header.data, header.size);
+	chunk(&b, "IDAT", "\x78\x9C\x01\x02", 4);
+	if (with_iend)
+		chunk(&b, "IEND", "", 0);
+	if (trailing)
+		put(&b, "junk", 4);
+	return b;
+}
+
+static void test_errcodes(void)
+{
+	static const struct { int errcode; enum wechat_action action; } table[] = {
+		{ -1, WECHAT_RETRY }, { 40001, WECHAT_TOKEN }, { 40014, WECHAT_TOKEN },
+		{ 42001, WECHAT_TOKEN }, { 41001, WECHAT_INTERNAL }, { 45009, WECHAT_QUOTA },
+		{ 45011, WECHAT_QUOTA }, { 41030, WECHAT_POOL_STOP }, { 40097, WECHAT_POOL_STOP },
+		{ 40129, WECHAT_ITEM_FAILED }, { 40169, WECHAT_ITEM_FAILED }, { 47001, WECHAT_INTERNAL },
+		{ 48001, WECHAT_POOL_STOP }, { 45063, WECHAT_POOL_STOP }, { 85096, WECHAT_POOL_STOP },
+		{ 99999, WECHAT_RETRY },
+	};
+
+	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+		is_int(wechat_errcode_action(table[i].errcode), table[i].action, "errcode %d: action %d",
+			table[i].errcode, table[i].action);
+	ok(strstr(wechat_errcode_meaning(41030), "page") != NULL, "41030 is explained as a page problem");
+}
+
+static void classify(long status, const char *type, const struct bytes *body, int width,
+	enum wechat_action action, int errcode, const char *what)
+{
+	struct wechat_answer answer;
+
+	wechat_classify(status, type, body->data, body->size, width, &answer);
+	is_int(answer.action, action, "%s: action", what);
+	is_int(answer.errcode, errcode, "%s: errcode", what);
+}
+
+static struct bytes text(const char *s)
+{
+	struct bytes b = { .size = 0 };
+	put(&b, s, strlen(s));
+	return b;
+}
+
+static void test_classify(void)
+{
+	struct bytes good_jpeg = jpeg(430, 1), cut_jpeg = jpeg(430, 0), narrow = jpeg(280, 1);
+	struct bytes good_png = png(430, 1, 0), cut_png = png(430, 0, 0), long_png = png(430, 1, 1);
+	struct bytes busy = text("{\"errcode\":-1,\"errmsg\":\"system error rid: 1\"}");
+	struct bytes page = text("{\"errcode\":41030,\"errmsg\":\"invalid page rid: 2\"}");
+	struct bytes quota = text(" {\"errcode\":45009,\"errmsg\":\"reach max api minute quota\"}");
+	struct bytes html = text("<html>bad gateway</html>"), empty = { .size = 0 };
+	struct bytes no_errcode = text("{\"hello\":1}");
+	struct wechat_answer answer;
+
+	classify(200, "image/jpeg", &good_jpeg, 430, WECHAT_STORE, 0, "whole JPEG");
+	wechat_classify(200, "image/jpeg", good_jpeg.data, good_jpeg.size, 430, &answer);
+	is_str(answer.content_type, "image/jpeg", "whole JPEG: stored as image/jpeg");
+	classify(200, "image/jpeg", &cut_jpeg, 430, WECHAT_RETRY, 0, "JPEG without EOI");
+	classify(200, "image/jpeg", &narrow, 430, WECHAT_RETRY, 0, "JPEG 280 px for 430 asked");
+	classify(200, "image/png", &good_png, 430, WECHAT_STORE, 0, "whole PNG");
+	classify(200, "image/png", &cut_png, 430, WECHAT_RETRY, 0, "PNG without IEND");
+	classify(200, "image/png", &long_png, 430, WECHAT_RETRY, 0, "PNG with bytes after IEND");
+	classify(200, "image/jpeg", &good_png, 430, WECHAT_RETRY, 0, "PNG labelled image/jpeg");
+	classify(200, "image/jpeg", &busy, 430, WECHAT_RETRY, -1, "JSON labelled image/jpeg");
+	classify(200, "application/json; encoding=utf-8", &page, 430, WECHAT_POOL_STOP, 41030,
+		"41030");
+	classify(200, "image/jpeg", &quota, 430, WECHAT_QUOTA, 45009, "45009 after a space");
+	classify(200, "application/json", &no_errcode, 430, WECHAT_RETRY, 0, "JSON without errcode");
+	classify(502, "text/html", &html, 430, WECHAT_RETRY, 0, "HTTP 502");
+	classify(429, "image/jpeg", &good_jpeg, 430, WECHAT_RETRY, 0, "HTTP 429 even with an image");
+	classify(200, "text/html", &html, 430, WECHAT_RETRY, 0, "HTML with 200");
+	classify(200, "image/jpeg", &empty, 430, WECHAT_RETRY, 0, "empty body");
+	classify(200, NULL, &good_jpeg, 430, WECHAT_RETRY, 0, "no content type");
+}
+
+static void test_image_check(void)
+{
+	struct bytes b = jpeg(1280, 1);
+	const char *type = NULL;
+	char why[120] = "";
+
+	is_int(wechat_image_check(b.data, b.size, 1280, &type, why, sizeof why), 0, "1280 px JPEG");
+	b.data[b.size - 6] = 0x00;   /* scan bytes change: the structure stays whole */
+	is_int(wechat_image_check(b.data, b.size, 1280, &type, why, sizeof why), 0,
+		"scan bytes are not parsed");
+	b = jpeg(430, 1);
+	b.data[3] = 0xFF;            /* APP0 length now runs past the end */
+	b.data[4] = 0xFF;
+	is_int(wechat_image_check(b.data, b.size, 430, &type, why, sizeof why), -1,
+		"segment running past the end");
+	ok(*why != '\0', "the reason is given: %s", why);
+	b = png(0x10000, 1, 0);
+	is_int(wechat_image_check(b.data, b.size, 430, &type, why, sizeof why), -1, "PNG too wide");
+}
+
+static void test_request_body(void)
+{
+	struct pool_config pool = { .page = "pages/r/index", .width = 430, .env_version = "trial",
+		.check_path = 1, .is_hyaline = 1, .line_color = { 1, 2, 3 } };
+	char *template = wechat_pool_body(&pool), body[512], tiny[40];
+	json_t *parsed;
+
+	ok(template != NULL, "pool body built");
+	ok(wechat_request_body(template, "Ab3$&'()*+,/:;=?@-._~", body, sizeof body) > 0, "body built");
+	parsed = json_loads(body, 0, NULL);
+	is_str(json_string_value(json_object_get(parsed, "scene")), "Ab3$&'()*+,/:;=?@-._~",
+		"scene as given");
+	is_str(json_string_value(json_object_get(parsed, "page")), "pages/r/index", "page");
+	is_int(json_integer_value(json_object_get(parsed, "width")), 430, "width");
+	is_str(json_string_value(json_object_get(parsed, "env_version")), "trial", "env_version");
+	ok(json_is_true(json_object_get(parsed, "check_path")), "check_path");
+	ok(json_is_true(json_object_get(parsed, "is_hyaline")), "is_hyaline");
+	ok(json_is_false(json_object_get(parsed, "auto_color")), "auto_color");
+	is_int(json_integer_value(json_object_get(json_object_get(parsed, "line_color"), "b")), 3,
+		"line_color");
+	json_decref(parsed);
+	is_int(wechat_request_body(template, "a\"b", body, sizeof body), -1,
+		"a scene that would need escaping is refused");
+	is_int(wechat_request_body(template, "", body, sizeof body), -1, "an empty scene is refused");
+	is_int(wechat_request_body(template, "abc", tiny, sizeof tiny), -1, "a body too long is refused");
+	free(template);
+}
+
+static void test_mask(void)
+{
+	static const char *const cases[][2] = {
+		{ "https://api.weixin.qq.com/wxa/getwxacodeunlimit?access_token=SECRETTOKEN",
+		  "https://api.weixin.qq.com/wxa/getwxacodeunlimit?access_token=***" },
+		{ "http://h/cgi-bin/token?grant_type=client_credential&appid=wx1&secret=S3CR3T&x=1",
+		  "http://h/cgi-bin/token?grant_type=client_credential&appid=wx1&secret=***&x=1" },
+		{ "http://h/p?my_secret=kept", "http://h/p?my_secret=kept" },
+		{ "http://h/p", "http://h/p" },
+	};
+	char out[256], tiny[12];
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		wechat_mask_url(cases[i][0], out, sizeof out);
+		is_str(out, cases[i][1], "masked: %s", cases[i][1]);
+	}
+	wechat_mask_url("http://h/?access_token=LONGSECRET", tiny, sizeof tiny);
+	ok(!strstr(tiny, "LONG"), "a short buffer never holds the secret: %s", tiny);
+}
+
+static void test_token_answers(void)
+{
+	static const struct { const char *body; int status; enum wechat_action action; } cases[] = {
+		{ "{\"access_token\":\"T0K3N\",\"expires_in\":7200}", 0, WECHAT_RETRY },
+		{ "{\"errcode\":40125,\"errmsg\":\"invalid appsecret\"}", -1, WECHAT_POOL_STOP },
+		{ "{\"errcode\":40013,\"errmsg\":\"invalid appid\"}", -1, WECHAT_POOL_STOP },
+		{ "{\"errcode\":40002,\"errmsg\":\"invalid grant_type\"}", -1, WECHAT_INTERNAL },
+		{ "{\"errcode\":-1,\"errmsg\":\"system busy\"}", -1, WECHAT_RETRY },
+		{ "{\"access_token\":\"a&b\",\"expires_in\":7200}", -1, WECHAT_RETRY },
+		{ "{\"access_token\":\"T\"}", -1, WECHAT_RETRY },
+		{ "<html>", -1, WECHAT_RETRY },
+	};
+	char token[WECHAT_TOKEN_MAX + 1] = "";
+	int64_t expires = 0;
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct wechat_answer answer;
+		int status = wechat_parse_token(cases[i].body, strlen(cases[i].body), token, &expires,
+			&answer);
+		is_int(status, cases[i].status, "token answer %s: status", cases[i].body);
+		if (status)
+			is_int(answer.action, cases[i].action, "token answer %s: action", cases[i].body);
+	}
+	is_str(token, "T0K3N", "the token read");
+	is_int(expires, 7200, "its lifetime");
+}
+
+int main(void)
+{
+	test_errcodes();
+	test_classify();
+	test_image_check();
+	test_request_body();
+	test_mask();
+	test_token_answers();
+	return tap_done();
+}
