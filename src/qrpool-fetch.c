@@ -21,6 +21,7 @@
 struct fetch_cli {
 	struct cli_common common;
 	struct fetch_options run;
+	int64_t reserve;          /* --reserve; -1: the config's reserve_per_minute */
 };
 
 static void fetch_usage(void)
@@ -36,6 +37,8 @@ static void fetch_usage(void)
 		"                     earlier one counts. Calls in flight at the deadline finish,\n"
 		"                     items not done stay planned, the rest of the input is still\n"
 		"                     read to pass other items on, and the exit status is 75.\n"
+		"  --reserve N        calls per minute left to the online services, instead of\n"
+		"                     wechat.reserve_per_minute (a daytime backfill leaves more)\n"
 		CLI_COMMON_HELP
 		"\nSIGINT/SIGTERM: no new calls, calls in flight get %.0f s, exit 75.\n"
 		"\n" EXITCODE_HELP
@@ -54,11 +57,12 @@ static void fetch_set_deadline(struct fetch_options *run, double deadline)
 
 static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 {
-	enum { OPT_UNTIL = CLI_OPT_FIRST_TOOL_OPTION, OPT_FOR };
+	enum { OPT_UNTIL = CLI_OPT_FIRST_TOOL_OPTION, OPT_FOR, OPT_RESERVE };
 	static const struct option longs[] = {
 		CLI_COMMON_LONG,
 		{ "until", required_argument, NULL, OPT_UNTIL },
 		{ "for", required_argument, NULL, OPT_FOR },
+		{ "reserve", required_argument, NULL, OPT_RESERVE },
 		{ NULL, 0, NULL, 0 },
 	};
 	char why[PARSE_WHY_SIZE];
@@ -67,6 +71,7 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 
 	memset(cli, 0, sizeof *cli);
 	cli->run.grace_s = FETCH_GRACE_S;
+	cli->reserve = -1;
 	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT, longs, NULL)) != -1) {
 		if (cli_common_option(&cli->common, opt, optarg))
 			continue;
@@ -81,12 +86,28 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 				return cli_usage_error("--for: %s", why);
 			fetch_set_deadline(&cli->run, (double)time(NULL) + (double)ms / 1000);
 			break;
+		case OPT_RESERVE:
+			if (parse_int64(optarg, 0, 10000000, &cli->reserve, why))
+				return cli_usage_error("--reserve: %s", why);
+			break;
 		default:
 			return cli_usage_error("unknown option");
 		}
 	}
 	if (optind < argc)
 		return cli_usage_error("unexpected argument '%s': items come on stdin", argv[optind]);
+	return 0;
+}
+
+/* --reserve replaces the config's reserve_per_minute for this run only. */
+static int fetch_apply_reserve(struct config *config, int64_t reserve)
+{
+	if (reserve < 0)
+		return 0;
+	if (reserve >= config->wechat.quota_per_minute)
+		return cli_usage_error("--reserve %lld leaves nothing of quota_per_minute (%d)",
+			(long long)reserve, config->wechat.quota_per_minute);
+	config->wechat.reserve_per_minute = (int)reserve;
 	return 0;
 }
 
@@ -109,6 +130,11 @@ int main(int argc, char **argv)
 	}
 	if ((status = config_load(&config, cli.common.config_path)))
 		return status;
+	status = fetch_apply_reserve(&config, cli.reserve);
+	if (status) {
+		config_free(&config);
+		return status;
+	}
 	if (cli.common.dump_config) {
 		status = config_dump(&config, stdout);
 	} else if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

@@ -63,3 +63,16 @@ ok "45009: at most the calls in flight are refused per minute (most: $refused_ma
 spent=$(sql "SELECT count(*) FROM quota_windows WHERE spent = 1")
 ok "45009: the ledger marks the minutes spent ($spent)" [ "$spent" -gt 0 ]
 ok "45009: said once a minute at most" [ "$(grep -c 'quota is used up' "$T/err")" -le "$spent" ]
+
+# --- --reserve: a daytime backfill leaves more to the online services ------------------
+start_fake reserve --minute 1s --quota 200 --latency 5 --jitter 10
+QUOTA=250 RESERVE=50
+config_for 'quota_minute = "1s"; concurrency = 8;'
+: >"$T/items"; plan poster 120
+run qrpool-fetch --reserve 220 <"$T/items"
+is "--reserve: exit 0" "$rc" 0
+is "--reserve: every code fetched" "$(count "state = 'fetched'")" 120
+stats windows >/dev/null
+is "--reserve 220 of 250: no window charged more than 30" "$(windows_over 30)" 0
+run qrpool-fetch --reserve 250 </dev/null
+is "--reserve leaving nothing of the quota: exit 64" "$rc" 64
