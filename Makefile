@@ -37,13 +37,15 @@ STAGE := $(CORE) config config_dump db schema item rid progress sha256 store
 o = $(patsubst %,$(BUILD)/%.o,$(1))
 
 # --- tools: each names only the objects and packages it needs ---------------
-TOOLS := qrpool-plan qrpool-pending
+TOOLS := qrpool-plan qrpool-pending qrpool-publish
 TEST_SERVERS :=
 
-qrpool-plan_OBJS := $(call o,$(STAGE) depth plan qrpool-plan)
-qrpool-plan_PKGS := sqlite3 libconfig
+qrpool-plan_OBJS := $(call o,$(STAGE) kafka depth plan qrpool-plan)
+qrpool-plan_PKGS := sqlite3 libconfig rdkafka
 qrpool-pending_OBJS := $(call o,$(STAGE) qrpool-pending)
 qrpool-pending_PKGS := sqlite3 libconfig
+qrpool-publish_OBJS := $(call o,$(STAGE) kafka publish qrpool-publish)
+qrpool-publish_PKGS := sqlite3 libconfig rdkafka
 
 ALL_BINS := $(addprefix $(BIN)/,$(TOOLS) $(TEST_SERVERS))
 
@@ -74,8 +76,8 @@ $(BUILD) $(BIN) $(BUILD)/tests:
 # --- tests: unit tests (TAP, one per module) and shell tests (TAP, per tool) --
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
-test_OBJS := $(call o,$(STAGE) depth plan)
-test_PKGS := sqlite3 libconfig
+test_OBJS := $(call o,$(STAGE) kafka depth plan publish)
+test_PKGS := sqlite3 libconfig rdkafka
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(test_OBJS) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(test_OBJS) \
@@ -110,8 +112,8 @@ fuzz: deps
 	mkdir -p build/fuzz
 	for target in $(FUZZ_TARGETS); do \
 		clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -Ibuild/std -fsanitize=fuzzer,address,undefined \
-			-o build/fuzz/$$target tests/fuzz/$$target.c $(addprefix src/,$(addsuffix .c,$(filter-out cli,$(STAGE)) depth plan)) \
-			build/std/schema.c $$($(PKG_CONFIG) --cflags --libs sqlite3 libconfig) -lm || exit 1; \
+			-o build/fuzz/$$target tests/fuzz/$$target.c $(addprefix src/,$(addsuffix .c,$(filter-out cli,$(STAGE)) kafka depth plan)) \
+			build/std/schema.c $$($(PKG_CONFIG) --cflags --libs sqlite3 libconfig rdkafka) -lm || exit 1; \
 		mkdir -p build/fuzz/$$target.corpus; \
 		build/fuzz/$$target -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 			build/fuzz/$$target.corpus tests/fuzz/seeds/$$target || exit 1; \

@@ -1,0 +1,471 @@
+#include "publish.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "exitcode.h"
+#include "kafka.h"
+#include "log.h"
+#include "sha256.h"
+
+/* After giving up on the deliveries left at the deadline, their reports come
+ * back at once; this bounds the wait for them. */
+#define PUBLISH_PURGE_SECONDS 2.0
+
+struct publish_message {
+	int64_t code_id;
+	int drop_image;
+	char line[];              /* the item line to print once recorded, no newline */
+};
+
+/* What one code's message carries besides its key. */
+struct publish_image {
+	const char *content_type;
+	char sha256[SHA256_HEX_SIZE];
+	char created[32];         /* ISO-8601 UTC */
+	const void *bytes;
+	size_t size;
+};
+
+static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report, void *opaque)
+{
+	struct publisher *publisher = opaque;
+	struct publish_message *message = report->_private;
+	struct publish_delivery *delivery;
+
+	(void)rk;
+	publisher->in_flight--;
+	if (report->err) {
+		publisher->counts.failed++;
+		snprintf(publisher->delivery_error, sizeof publisher->delivery_error, "%s",
+			rd_kafka_err2str(report->err));
+		/* A message that timed out says the rest would too: stop reading. */
+		if (kafka_unreachable(report->err))
+			publisher->stop = 1;
+		free(message);
+		return;
+	}
+	if (publisher->delivered_count == publisher->delivered_capacity) {
+		size_t capacity = publisher->delivered_capacity ? publisher->delivered_capacity * 2 : 1024;
+		delivery = realloc(publisher->delivered, capacity * sizeof *delivery);
+		if (!delivery) {
+			/* Delivered but unrecorded: the code stays fetched and goes again. */
+			publisher->counts.failed++;
+			publisher->status = exitcode_worst(publisher->status, EXIT_INTERNAL);
+			publisher->stop = 1;
+			free(message);
+			return;
+		}
+		publisher->delivered = delivery;
+		publisher->delivered_capacity = capacity;
+	}
+	if (!publisher->delivered_count)
+		publisher->first_delivered_at = db_now();
+	delivery = &publisher->delivered[publisher->delivered_count++];
+	delivery->message = message;
+	delivery->partition = report->partition;
+	delivery->offset = report->offset;
+	delivery->at = (int64_t)time(NULL);
+}
+
+/* Client errors are mostly passing (a broker reconnecting); only a fatal one
+ * ends the run. The last is kept for the summary when deliveries fail. */
+static void publish_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct publisher *publisher = opaque;
+	char why[512];
+
+	if (err != RD_KAFKA_RESP_ERR__FATAL) {
+		log_info("Kafka: %s", reason);
+		snprintf(publisher->client_error, sizeof publisher->client_error, "%s", reason);
+		return;
+	}
+	rd_kafka_fatal_error(rk, why, sizeof why);
+	log_error("Kafka: fatal error: %s", why);
+	publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
+	publisher->stop = 1;
+}
+
+static int publish_open_producer(struct publisher *publisher)
+{
+	rd_kafka_conf_t *conf = kafka_conf_new(publisher->config, RD_KAFKA_PRODUCER, publisher);
+
+	if (!conf)
+		return EXIT_CONFIG;
+	rd_kafka_conf_set_dr_msg_cb(conf, publish_on_delivery);
+	rd_kafka_conf_set_error_cb(conf, publish_on_error);
+	publisher->producer = kafka_client_new(RD_KAFKA_PRODUCER, conf);
+	return publisher->producer ? 0 : EXIT_CONFIG;
+}
+
+int publish_open(struct publisher *publisher, const struct config *config, struct db *db,
+	int drop_images, FILE *out)
+{
+	int status;
+
+	memset(publisher, 0, sizeof *publisher);
+	publisher->config = config;
+	publisher->db = db;
+	publisher->drop_images = drop_images;
+	publisher->out = out;
+	publisher->topics = calloc(config->pool_count ? config->pool_count : 1,
+		sizeof *publisher->topics);
+	if (!publisher->topics)
+		return EXIT_INTERNAL;
+	if ((status = store_open(&publisher->store, db)) ||
+	    (status = db_prepare(db, &publisher->read_image, "SELECT c.content_type, c.sha256, "
+			"coalesce(c.fetched_at, c.created_at), i.bytes FROM codes c "
+			"JOIN images i ON i.code_id = c.id WHERE c.id = ?")) ||
+	    (status = db_prepare(db, &publisher->mark_published, "UPDATE codes SET "
+			"state = 'published', kafka_partition = ?, kafka_offset = ?, published_at = ?, "
+			"updated_at = ? WHERE id = ? AND state = 'fetched'")) ||
+	    (status = db_prepare(db, &publisher->drop_image, "DELETE FROM images WHERE code_id = ?")) ||
+	    (status = publish_open_producer(publisher))) {
+		publish_close(publisher);
+		return status;
+	}
+	return 0;
+}
+
+static void publish_free_deliveries(struct publisher *publisher)
+{
+	for (size_t i = 0; i < publisher->delivered_count; i++)
+		free(publisher->delivered[i].message);
+	free(publisher->delivered);
+	publisher->delivered = NULL;
+	publisher->delivered_count = publisher->delivered_capacity = 0;
+}
+
+void publish_close(struct publisher *publisher)
+{
+	for (size_t i = 0; publisher->topics && i < publisher->config->pool_count; i++)
+		if (publisher->topics[i])
+			rd_kafka_topic_destroy(publisher->topics[i]);
+	free(publisher->topics);
+	if (publisher->producer)
+		rd_kafka_destroy(publisher->producer);
+	publish_free_deliveries(publisher);
+	sqlite3_finalize(publisher->read_image);
+	sqlite3_finalize(publisher->mark_published);
+	sqlite3_finalize(publisher->drop_image);
+	store_close(&publisher->store);
+	publisher->topics = NULL;
+	publisher->producer = NULL;
+	publisher->read_image = publisher->mark_published = publisher->drop_image = NULL;
+}
+
+/* Records one delivery; *recorded is 0 when another run had recorded the code. */
+static int publish_record(struct publisher *publisher, const struct publish_delivery *delivery,
+	int *recorded)
+{
+	sqlite3_stmt *stmt = publisher->mark_published;
+	int rc;
+
+	sqlite3_reset(stmt);
+	sqlite3_bind_int(stmt, 1, delivery->partition);
+	sqlite3_bind_int64(stmt, 2, delivery->offset);
+	sqlite3_bind_int64(stmt, 3, delivery->at);
+	sqlite3_bind_int64(stmt, 4, delivery->at);
+	sqlite3_bind_int64(stmt, 5, delivery->message->code_id);
+	if ((rc = sqlite3_step(stmt)) != SQLITE_DONE)
+		return db_fail(publisher->db, rc, "recording a delivery");
+	*recorded = sqlite3_changes(publisher->db->handle) > 0;
+	if (!*recorded || !delivery->message->drop_image)
+		return 0;
+	stmt = publisher->drop_image;
+	sqlite3_reset(stmt);
+	sqlite3_bind_int64(stmt, 1, delivery->message->code_id);
+	if ((rc = sqlite3_step(stmt)) != SQLITE_DONE)
+		return db_fail(publisher->db, rc, "dropping a published image");
+	return 0;
+}
+
+/* Prints the recorded items (already == 0 marks them) and frees the batch. */
+static int publish_print(struct publisher *publisher, const char *recorded)
+{
+	int status = 0;
+
+	for (size_t i = 0; i < publisher->delivered_count; i++) {
+		struct publish_message *message = publisher->delivered[i].message;
+
+		if (!recorded[i])
+			publisher->counts.already++;
+		else if (!status && (fputs(message->line, publisher->out) == EOF ||
+			putc('\n', publisher->out) == EOF))
+			status = EXIT_IO;
+		else
+			publisher->counts.published++;
+		free(message);
+	}
+	publisher->delivered_count = 0;
+	if (fflush(publisher->out) != 0)
+		status = EXIT_IO;
+	if (status)
+		log_error("writing to stdout: %s", strerror(errno));
+	return status;
+}
+
+/* Commits the confirmed deliveries in one transaction, then prints their
+ * items. On failure nothing is recorded and the batch stays for a retry. */
+static int publish_commit(struct publisher *publisher)
+{
+	char *recorded;
+	int status;
+
+	if (!publisher->delivered_count)
+		return 0;
+	if (!(recorded = calloc(publisher->delivered_count, 1)))
+		return EXIT_INTERNAL;
+	status = db_begin_immediate(publisher->db);
+	for (size_t i = 0; !status && i < publisher->delivered_count; i++) {
+		int one = 0;
+		status = publish_record(publisher, &publisher->delivered[i], &one);
+		recorded[i] = (char)one;
+	}
+	if (!status)
+		status = db_commit(publisher->db);
+	if (status)
+		db_rollback(publisher->db);
+	else
+		status = publish_print(publisher, recorded);
+	free(recorded);
+	if (status) {
+		publisher->status = exitcode_worst(publisher->status, status);
+		publisher->stop = 1;
+	}
+	return status;
+}
+
+static void publish_commit_if_due(struct publisher *publisher)
+{
+	if (publisher->delivered_count >= PUBLISH_BATCH_MAX ||
+	    (publisher->delivered_count &&
+	     db_now() - publisher->first_delivered_at >= PUBLISH_BATCH_SECONDS))
+		publish_commit(publisher);
+}
+
+static int publish_skip(struct publisher *publisher, const struct item *item, const char *source,
+	const char *why)
+{
+	log_error("%s:%ld: %s %s; skipped", source, item->line_number, item->request_id, why);
+	publisher->counts.skipped++;
+	publisher->status = exitcode_worst(publisher->status, EXIT_DATA);
+	return 1;
+}
+
+/* Finds the item's code and checks it is this pool's and ready. Returns 0
+ * (ok), 1 (reported and skipped) or an exit code. */
+static int publish_check(struct publisher *publisher, const struct item *item, const char *source,
+	struct code_row *row, const struct pool_config **pool)
+{
+	char why[256];
+	int found = store_lookup(&publisher->store, item->request_id, row);
+
+	if (found > 1)
+		return found;
+	if (found == 1)
+		return publish_skip(publisher, item, source, "is not in the staging DB");
+	if (strcmp(row->pool, item->pool)) {
+		snprintf(why, sizeof why, "belongs to pool %s, not %s", row->pool, item->pool);
+		return publish_skip(publisher, item, source, why);
+	}
+	if (!(*pool = config_pool(publisher->config, row->pool))) {
+		snprintf(why, sizeof why, "is of pool %s, which is not configured", row->pool);
+		return publish_skip(publisher, item, source, why);
+	}
+	if (row->state != STATE_FETCHED) {
+		snprintf(why, sizeof why, "is %s, not fetched", store_state_name(row->state));
+		return publish_skip(publisher, item, source, why);
+	}
+	return 0;
+}
+
+/* Reads the code's image; 1 when it has none (dropped, or never stored). */
+static int publish_read_image(struct publisher *publisher, int64_t code_id,
+	struct publish_image *image)
+{
+	sqlite3_stmt *stmt = publisher->read_image;
+	time_t created;
+	struct tm tm;
+	int rc;
+
+	sqlite3_reset(stmt);
+	sqlite3_bind_int64(stmt, 1, code_id);
+	if ((rc = sqlite3_step(stmt)) == SQLITE_DONE)
+		return 1;
+	if (rc != SQLITE_ROW)
+		return db_fail(publisher->db, rc, "reading an image");
+	image->content_type = (const char *)sqlite3_column_text(stmt, 0);
+	image->bytes = sqlite3_column_blob(stmt, 3);
+	image->size = (size_t)sqlite3_column_bytes(stmt, 3);
+	if (!image->content_type)
+		image->content_type = "application/octet-stream";
+	if (sqlite3_column_bytes(stmt, 1) == SHA256_HEX_SIZE - 1)
+		memcpy(image->sha256, sqlite3_column_text(stmt, 1), SHA256_HEX_SIZE);
+	else
+		sha256_hex(image->bytes, image->size, image->sha256);
+	created = (time_t)sqlite3_column_int64(stmt, 2);
+	gmtime_r(&created, &tm);
+	strftime(image->created, sizeof image->created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return 0;
+}
+
+static struct publish_message *publish_message_new(const struct item *item, int64_t code_id,
+	int drop_image)
+{
+	size_t size = strlen(item->request_id) + strlen(item->pool) +
+		(item->rest ? strlen(item->rest) + 1 : 0) + 2;
+	struct publish_message *message = malloc(sizeof *message + size);
+
+	if (!message)
+		return NULL;
+	message->code_id = code_id;
+	message->drop_image = drop_image;
+	snprintf(message->line, size, "%s\t%s%s%s", item->request_id, item->pool,
+		item->rest ? "\t" : "", item->rest ? item->rest : "");
+	return message;
+}
+
+static rd_kafka_topic_t *publish_topic(struct publisher *publisher, const struct pool_config *pool)
+{
+	size_t index = (size_t)(pool - publisher->config->pools);
+
+	if (!publisher->topics[index])
+		publisher->topics[index] = rd_kafka_topic_new(publisher->producer, pool->topic, NULL);
+	return publisher->topics[index];
+}
+
+/* Hands the message over; when the producer's queue is full, serves delivery
+ * reports until there is room. The image stays valid meanwhile, since only
+ * reports are served here, never a commit. */
+static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struct pool_config *pool,
+	const struct item *item, const struct publish_image *image, struct publish_message *message)
+{
+	rd_kafka_topic_t *topic = publish_topic(publisher, pool);
+	int link = pool->source == POOL_LINK;
+	char *url = NULL;
+	rd_kafka_resp_err_t err;
+
+	if (!topic)
+		return rd_kafka_last_error();
+	if (link && asprintf(&url, "%s%s", pool->url_prefix, item->request_id) < 0)
+		return RD_KAFKA_RESP_ERR__NOENT;
+	do {
+		err = rd_kafka_producev(publisher->producer, RD_KAFKA_V_RKT(topic),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_KEY(item->request_id, strlen(item->request_id)),
+			RD_KAFKA_V_VALUE((void *)image->bytes, image->size),
+			RD_KAFKA_V_HEADER("pool", pool->name, -1),
+			RD_KAFKA_V_HEADER("content-type", image->content_type, -1),
+			RD_KAFKA_V_HEADER("sha256", image->sha256, -1),
+			RD_KAFKA_V_HEADER("source", config_source_name(pool->source), -1),
+			RD_KAFKA_V_HEADER(link ? "url" : "page", link ? url : pool->page, -1),
+			RD_KAFKA_V_HEADER("created", image->created, -1),
+			RD_KAFKA_V_OPAQUE(message), RD_KAFKA_V_END);
+		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			rd_kafka_poll(publisher->producer, 100);
+	} while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !publisher->stop);
+	free(url);
+	return err;
+}
+
+static int publish_produce(struct publisher *publisher, const struct item *item, const char *source,
+	const struct code_row *row, const struct pool_config *pool)
+{
+	struct publish_image image;
+	struct publish_message *message;
+	rd_kafka_resp_err_t err;
+	int status = publish_read_image(publisher, row->id, &image);
+
+	if (status == 1)
+		return publish_skip(publisher, item, source, "has no image stored");
+	if (status)
+		return status;
+	message = publish_message_new(item, row->id,
+		publisher->drop_images || pool->drop_image_after_publish);
+	if (!message)
+		return EXIT_INTERNAL;
+	err = publish_send(publisher, pool, item, &image, message);
+	sqlite3_reset(publisher->read_image);
+	if (!err) {
+		publisher->in_flight++;
+		publisher->counts.produced++;
+		return 0;
+	}
+	free(message);
+	publisher->counts.failed++;
+	snprintf(publisher->delivery_error, sizeof publisher->delivery_error, "%s",
+		rd_kafka_err2str(err));
+	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		return 0;   /* stopped waiting for room: the run is ending anyway */
+	log_error("%s:%ld: %s: Kafka refused the message: %s", source, item->line_number,
+		item->request_id, rd_kafka_err2str(err));
+	return err == RD_KAFKA_RESP_ERR__FATAL ? EXIT_TEMPFAIL : 0;
+}
+
+int publish_item(struct publisher *publisher, const struct item *item, const char *source)
+{
+	const struct pool_config *pool = NULL;
+	struct code_row row;
+	int status;
+
+	publisher->counts.read++;
+	status = publish_check(publisher, item, source, &row, &pool);
+	if (status == 0)
+		status = publish_produce(publisher, item, source, &row, pool);
+	if (status > 1) {   /* 1 is a skipped item; anything more ends the run */
+		publisher->status = exitcode_worst(publisher->status, status);
+		publisher->stop = 1;
+	}
+	rd_kafka_poll(publisher->producer, 0);
+	publish_commit_if_due(publisher);
+	return publisher->status;
+}
+
+/* Waits for the outstanding reports until `deadline`, committing meanwhile. */
+static void publish_wait(struct publisher *publisher, double deadline)
+{
+	while (publisher->in_flight > 0 && db_now() < deadline) {
+		rd_kafka_poll(publisher->producer, 100);
+		publish_commit_if_due(publisher);
+	}
+}
+
+static void publish_summary(struct publisher *publisher)
+{
+	const struct publish_counts *c = &publisher->counts;
+
+	if (c->failed) {
+		log_error("%lld of %lld codes not delivered (%s%s%s): they stay fetched; publish them "
+			"again later (qrpool-pending --state fetched | qrpool-publish)", (long long)c->failed,
+			(long long)(c->read - c->skipped), publisher->delivery_error,
+			*publisher->client_error ? "; last client error: " : "", publisher->client_error);
+		publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
+	}
+	if (c->skipped)
+		log_error("%lld item%s skipped (see above)", (long long)c->skipped, c->skipped == 1 ? "" : "s");
+	if (c->already)
+		log_warn("%lld codes had been published by another run meanwhile: delivered twice, "
+			"not printed", (long long)c->already);
+	log_info("read %lld items, published %lld, failed %lld, skipped %lld", (long long)c->read,
+		(long long)c->published, (long long)c->failed, (long long)c->skipped);
+}
+
+int publish_finish(struct publisher *publisher)
+{
+	double deadline = db_now() + (double)publisher->config->kafka.timeout_ms / 1000;
+
+	publish_wait(publisher, deadline);
+	if (publisher->in_flight > 0) {
+		log_warn("%lld deliveries unconfirmed at the deadline: given up",
+			(long long)publisher->in_flight);
+		rd_kafka_purge(publisher->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		publish_wait(publisher, db_now() + PUBLISH_PURGE_SECONDS);
+	}
+	/* Also the second try for a batch whose commit failed earlier. */
+	publish_commit(publisher);
+	publish_summary(publisher);
+	return publisher->status;
+}

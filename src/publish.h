@@ -1,0 +1,78 @@
+/* Publishing ready codes to their pools' Kafka topics. A code becomes
+ * 'published' only once Kafka confirmed its delivery; partition, offset and
+ * time are recorded in batched transactions, and an item line is printed only
+ * after its transaction committed. A failed delivery leaves the code
+ * 'fetched', so a rerun picks it up: delivery is at least once. */
+#ifndef QRPOOL_PUBLISH_H
+#define QRPOOL_PUBLISH_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "db.h"
+#include "item.h"
+#include "store.h"
+
+/* Deliveries wait at most this many for their commit, or this long. */
+#define PUBLISH_BATCH_MAX 4096
+#define PUBLISH_BATCH_SECONDS 0.25
+
+struct publish_counts {
+	int64_t read;         /* items handed to publish_item */
+	int64_t skipped;      /* items reported and skipped: unknown, not fetched, no image */
+	int64_t produced;     /* messages handed to the producer */
+	int64_t published;    /* deliveries recorded in the DB and printed */
+	int64_t failed;       /* deliveries that failed or were given up: still fetched */
+	int64_t already;      /* delivered, but another run had recorded the code first */
+};
+
+struct publish_message;       /* one message on its way; see publish.c */
+
+struct publish_delivery {     /* a confirmed delivery waiting for its commit */
+	struct publish_message *message;
+	int32_t partition;
+	int64_t offset;
+	int64_t at;               /* unix seconds of the confirmation */
+};
+
+struct publisher {
+	const struct config *config;
+	struct db *db;
+	struct store store;
+	sqlite3_stmt *read_image, *mark_published, *drop_image;
+	rd_kafka_t *producer;
+	rd_kafka_topic_t **topics;        /* per configured pool, made on first use */
+	int drop_images;                  /* --drop-images: drop every pool's images */
+	FILE *out;
+	struct publish_delivery *delivered;
+	size_t delivered_count, delivered_capacity;
+	double first_delivered_at;        /* db_now() when delivered[0] came in */
+	int64_t in_flight;                /* produced, not yet reported */
+	struct publish_counts counts;
+	int status;                       /* the worst outcome so far, as an exit code */
+	int stop;                         /* stop reading: Kafka gave up, or the DB failed */
+	char delivery_error[256];         /* why the last delivery failed */
+	char client_error[256];           /* the client's last complaint, e.g. a broker down */
+};
+
+/* Prepares the statements and the producer. Returns 0 or an exit code
+ * (EXIT_CONFIG for bad kafka settings). `out` receives the item lines. */
+int publish_open(struct publisher *publisher, const struct config *config, struct db *db,
+	int drop_images, FILE *out);
+void publish_close(struct publisher *publisher);
+
+/* Checks one item and hands its message to the producer, serving delivery
+ * reports and committing due batches meanwhile. An item that is unknown, of
+ * another pool, not 'fetched' or without image is reported as
+ * "source:line: why" and skipped (status EXIT_DATA). Returns the status so
+ * far; publisher->stop says when reading should end. */
+int publish_item(struct publisher *publisher, const struct item *item, const char *source);
+
+/* After the input: waits for the outstanding deliveries until kafka.timeout
+ * has passed, gives up on the rest (they stay 'fetched'), commits, and logs
+ * the counts. Returns the run's exit status. */
+int publish_finish(struct publisher *publisher);
+
+#endif
