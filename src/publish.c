@@ -156,6 +156,46 @@ void publish_close(struct publisher *publisher)
 	publisher->read_image = publisher->mark_published = publisher->drop_image = NULL;
 }
 
+/* Lookups share one read transaction until the next commit, or for
+ * PUBLISH_BATCH_SECONDS at most: in WAL mode a statement outside a
+ * transaction takes and drops the file locks, which costs more than the
+ * lookup itself. */
+static int publish_begin_read(struct publisher *publisher)
+{
+	int status;
+
+	if (publisher->reading_since > 0)
+		return 0;
+	if ((status = db_exec(publisher->db, "BEGIN")))
+		return status;
+	publisher->reading_since = db_now();
+	return 0;
+}
+
+static void publish_end_read(struct publisher *publisher)
+{
+	if (publisher->reading_since > 0)
+		db_rollback(publisher->db);
+	publisher->reading_since = 0;
+}
+
+/* store_lookup in the shared read transaction. Its snapshot may be older
+ * than the line just read (the stage before us commits, then prints), so a
+ * code that looks unknown or not ready is looked up again in a fresh one. */
+static int publish_lookup(struct publisher *publisher, const char *request_id,
+	struct code_row *row)
+{
+	int status = publish_begin_read(publisher);
+
+	if (!status)
+		status = store_lookup(&publisher->store, request_id, row);
+	if (status == 1 || (status == 0 && row->state != STATE_FETCHED)) {
+		publish_end_read(publisher);
+		status = store_lookup(&publisher->store, request_id, row);
+	}
+	return status;
+}
+
 /* Records one delivery; *recorded is 0 when another run had recorded the code. */
 static int publish_record(struct publisher *publisher, const struct publish_delivery *delivery,
 	int *recorded)
@@ -218,6 +258,7 @@ static int publish_commit(struct publisher *publisher)
 		return 0;
 	if (!(recorded = calloc(publisher->delivered_count, 1)))
 		return EXIT_INTERNAL;
+	publish_end_read(publisher);
 	status = db_begin_immediate(publisher->db);
 	for (size_t i = 0; !status && i < publisher->delivered_count; i++) {
 		int one = 0;
@@ -261,7 +302,7 @@ static int publish_check(struct publisher *publisher, const struct item *item, c
 	struct code_row *row, const struct pool_config **pool)
 {
 	char why[256];
-	int found = store_lookup(&publisher->store, item->request_id, row);
+	int found = publish_lookup(publisher, item->request_id, row);
 
 	if (found > 1)
 		return found;
@@ -421,6 +462,8 @@ int publish_item(struct publisher *publisher, const struct item *item, const cha
 	}
 	rd_kafka_poll(publisher->producer, 0);
 	publish_commit_if_due(publisher);
+	if (publisher->reading_since > 0 && db_now() - publisher->reading_since >= PUBLISH_BATCH_SECONDS)
+		publish_end_read(publisher);
 	return publisher->status;
 }
 
@@ -457,6 +500,9 @@ int publish_finish(struct publisher *publisher)
 {
 	double deadline = db_now() + (double)publisher->config->kafka.timeout_ms / 1000;
 
+	log_debug("input done: %lld produced, %lld in flight, %lld published",
+		(long long)publisher->counts.produced, (long long)publisher->in_flight,
+		(long long)publisher->counts.published);
 	publish_wait(publisher, deadline);
 	if (publisher->in_flight > 0) {
 		log_warn("%lld deliveries unconfirmed at the deadline: given up",
@@ -465,6 +511,7 @@ int publish_finish(struct publisher *publisher)
 		publish_wait(publisher, db_now() + PUBLISH_PURGE_SECONDS);
 	}
 	/* Also the second try for a batch whose commit failed earlier. */
+	publish_end_read(publisher);
 	publish_commit(publisher);
 	publish_summary(publisher);
 	return publisher->status;

@@ -49,6 +49,7 @@ struct publisher {
 	struct publish_delivery *delivered;
 	size_t delivered_count, delivered_capacity;
 	double first_delivered_at;        /* db_now() when delivered[0] came in */
+	double reading_since;             /* db_now() when the read transaction began; 0: none */
 	int64_t in_flight;                /* produced, not yet reported */
 	struct publish_counts counts;
 	int status;                       /* the worst outcome so far, as an exit code */
