@@ -460,11 +460,16 @@ int publish_item(struct publisher *publisher, const struct item *item, const cha
 		publisher->status = exitcode_worst(publisher->status, status);
 		publisher->stop = 1;
 	}
-	rd_kafka_poll(publisher->producer, 0);
+	publish_serve(publisher, 0);
+	return publisher->status;
+}
+
+void publish_serve(struct publisher *publisher, int timeout_ms)
+{
+	rd_kafka_poll(publisher->producer, timeout_ms);
 	publish_commit_if_due(publisher);
 	if (publisher->reading_since > 0 && db_now() - publisher->reading_since >= PUBLISH_BATCH_SECONDS)
 		publish_end_read(publisher);
-	return publisher->status;
 }
 
 /* Waits for the outstanding reports until `deadline`, committing meanwhile. */

@@ -71,6 +71,11 @@ void publish_close(struct publisher *publisher);
  * far; publisher->stop says when reading should end. */
 int publish_item(struct publisher *publisher, const struct item *item, const char *source);
 
+/* Serves delivery reports for up to `timeout_ms`, and commits a due batch:
+ * for the pauses between items, so deliveries are recorded and printed while
+ * the stage before us is slow. */
+void publish_serve(struct publisher *publisher, int timeout_ms);
+
 /* After the input: waits for the outstanding deliveries until kafka.timeout
  * has passed, gives up on the rest (they stay 'fetched'), commits, and logs
  * the counts. Returns the run's exit status. */

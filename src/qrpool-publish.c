@@ -1,5 +1,6 @@
 /* qrpool-publish: publishes ready codes to their pools' Kafka topics and
  * records each delivery; prints the items Kafka confirmed. */
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,9 @@
 #include "log.h"
 #include "progress.h"
 #include "publish.h"
+
+/* How long to wait for input before serving Kafka's delivery reports again. */
+#define PUBLISH_INPUT_POLL_MS 50
 
 struct publish_options {
 	struct cli_common common;
@@ -86,6 +90,34 @@ static void publish_show_progress(struct progress *progress, const struct publis
 	progress_update(progress, publisher->counts.published, extra);
 }
 
+/* Whether `in` holds buffered bytes, so reading will not block. glibc's FILE
+ * fields, read as gnulib's freadahead does; elsewhere we cannot tell, and
+ * say yes: reading then blocks, as any filter's does. */
+static int publish_input_buffered(FILE *in)
+{
+#ifdef __GLIBC__
+	return in->_IO_read_ptr < in->_IO_read_end;
+#else
+	(void)in;
+	return 1;
+#endif
+}
+
+/* Waits for input while serving deliveries, so a slow stage before us delays
+ * no commit, and a signal is seen at once rather than ending a blocked read.
+ * Returns 1 when input (or its end) is there, 0 when it is time to stop. */
+static int publish_await_input(struct publisher *publisher, FILE *in)
+{
+	struct pollfd input = { .fd = fileno(in), .events = POLLIN };
+
+	while (!publisher->stop && !interrupt_requested()) {
+		if (publish_input_buffered(in) || poll(&input, 1, PUBLISH_INPUT_POLL_MS) > 0)
+			return 1;
+		publish_serve(publisher, 0);
+	}
+	return 0;
+}
+
 /* Reads items until the input ends, a signal comes or Kafka gives up. */
 static int publish_read_items(struct publisher *publisher)
 {
@@ -96,8 +128,8 @@ static int publish_read_items(struct publisher *publisher)
 
 	item_reader_init(&reader, stdin, "stdin");
 	progress_init(&progress, 0);
-	while (!publisher->stop && !interrupt_requested() && (rc = item_read(&reader, &item)) != 0) {
-		/* A signal during a blocked read ends it with EINTR: not an I/O error. */
+	while (publish_await_input(publisher, stdin) && (rc = item_read(&reader, &item)) != 0) {
+		/* A signal can still end a read blocked on half a line (EINTR). */
 		if (rc < 0) {
 			status = interrupt_requested() ? 0 : EXIT_IO;
 			break;
