@@ -90,9 +90,13 @@ static void publish_on_error(rd_kafka_t *rk, int err, const char *reason, void *
 
 static int publish_open_producer(struct publisher *publisher)
 {
-	rd_kafka_conf_t *conf = kafka_conf_new(publisher->config, RD_KAFKA_PRODUCER, publisher);
+	rd_kafka_conf_t *conf;
 
-	if (!conf)
+	if (!kafka_configured(publisher->config)) {
+		log_error("%s: kafka.brokers is not set", publisher->config->path);
+		return EXIT_CONFIG;
+	}
+	if (!(conf = kafka_conf_new(publisher->config, RD_KAFKA_PRODUCER, publisher)))
 		return EXIT_CONFIG;
 	rd_kafka_conf_set_dr_msg_cb(conf, publish_on_delivery);
 	rd_kafka_conf_set_error_cb(conf, publish_on_error);
