@@ -38,7 +38,7 @@ o = $(patsubst %,$(BUILD)/%.o,$(1))
 
 # --- tools: each names only the objects and packages it needs ---------------
 TOOLS := qrpool-plan qrpool-pending qrpool-publish
-TEST_SERVERS :=
+TEST_SERVERS := local-kafka
 
 qrpool-plan_OBJS := $(call o,$(STAGE) kafka depth plan qrpool-plan)
 qrpool-plan_PKGS := sqlite3 libconfig rdkafka
@@ -46,12 +46,23 @@ qrpool-pending_OBJS := $(call o,$(STAGE) qrpool-pending)
 qrpool-pending_PKGS := sqlite3 libconfig
 qrpool-publish_OBJS := $(call o,$(STAGE) kafka publish qrpool-publish)
 qrpool-publish_PKGS := sqlite3 libconfig rdkafka
+local-kafka_OBJS := $(call o,$(CORE) mockctl local-kafka)
+local-kafka_PKGS := rdkafka
 
-ALL_BINS := $(addprefix $(BIN)/,$(TOOLS) $(TEST_SERVERS))
+# Test helpers: small independent clients the shell tests use, built next to
+# the tools so $QRPOOL_BIN finds them, and never installed.
+TEST_HELPERS := kafka-offsets
+kafka-offsets_OBJS := $(call o,$(CORE) kafka-offsets)
+kafka-offsets_PKGS := rdkafka
+
+ALL_BINS := $(addprefix $(BIN)/,$(TOOLS) $(TEST_SERVERS) $(TEST_HELPERS))
 
 all: $(ALL_BINS)
 
 $(BUILD)/%.o: src/%.c | $(BUILD)
+	$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags $(ALL_PKGS)) -c -o $@ $<
+
+$(BUILD)/%.o: tests/helpers/%.c | $(BUILD)
 	$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags $(ALL_PKGS)) -c -o $@ $<
 
 $(BUILD)/schema.o: $(BUILD)/schema.c
@@ -66,9 +77,9 @@ define tool_rule
 $(BIN)/$(1): $$($(1)_OBJS) | $(BIN)
 	$$(CC) $$(LDFLAGS) -o $$@ $$($(1)_OBJS) $$(shell $$(PKG_CONFIG) --libs $$($(1)_PKGS)) $$($(1)_LDLIBS) -lm
 endef
-$(foreach t,$(TOOLS) $(TEST_SERVERS),$(eval $(call tool_rule,$(t))))
+$(foreach t,$(TOOLS) $(TEST_SERVERS) $(TEST_HELPERS),$(eval $(call tool_rule,$(t))))
 
-ALL_PKGS := $(sort $(foreach t,$(TOOLS) $(TEST_SERVERS),$($(t)_PKGS)))
+ALL_PKGS := $(sort $(foreach t,$(TOOLS) $(TEST_SERVERS) $(TEST_HELPERS),$($(t)_PKGS)))
 
 $(BUILD) $(BIN) $(BUILD)/tests:
 	mkdir -p $@
@@ -134,7 +145,7 @@ uninstall:
 INSTALL_SCRIPTS := $(filter-out scripts/embed-schema scripts/demo,$(wildcard scripts/*))
 
 clean:
-	rm -rf build $(addprefix bin/,$(TOOLS) $(TEST_SERVERS))
+	rm -rf build $(addprefix bin/,$(TOOLS) $(TEST_SERVERS) $(TEST_HELPERS))
 
 .PHONY: all check test units bench demo fuzz install uninstall clean deps build-deps
 
