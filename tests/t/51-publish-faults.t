@@ -25,6 +25,7 @@ qrpool-pending --state fetched --pool poster >"$T/items"
 { head -300 "$T/items"; sleep 1; kafka_control broker-down 2; sleep 0.3; tail -n +301 "$T/items"; } |
   { rc=0; qrpool-publish >"$T/out" 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; }
 is "a broker down: exit 75" "$(cat "$T/rc")" 75
+[ "$(cat "$T/rc")" = 75 ] || diag "$(tail -5 "$T/kafka.log"; cat "$T/err")"
 like "... with the counts" "$(cat "$T/err")" "[0-9]+ of 600 codes not delivered"
 ok "some codes were published before and beside the failure" test "$(count poster published)" -gt 300
 ok "the codes led by the dead broker stay fetched" test "$(count poster fetched)" -gt 0
