@@ -83,4 +83,7 @@ kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.poster -X auto.offset.reset=earlies
   -f '%k\n' qrpool.poster >"$T/consumed"
 is "the online group consumed 12 codes" "$(wc -l <"$T/consumed")" 12
 is "poster depth drops by exactly 12" "$(depth poster)" "$(($(published poster) - 12))"
+is "... as an independent client reads the offsets" "$(depth poster)" \
+  "$(kafka-offsets -b "$KAFKA_BROKERS" -t qrpool.poster -g qrpool-online.poster |
+     awk '{ start = $4 >= $2 ? $4 : $2; depth += $3 - start } END { print depth }')"
 is "other pools are untouched" "$(depth card)" "$(published card)"
