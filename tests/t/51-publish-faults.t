@@ -17,15 +17,35 @@ misplaced() {
        WHERE pool = '$1' AND state = 'published' ORDER BY request_id" | tr '|' '\t' |
     sort | comm -23 - "$T/kafka.$1"
 }
+# wait_for_lines FILE N: until FILE has N lines (10 s at most).
+wait_for_lines() {
+  for _ in $(seq 200); do
+    [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+    sleep 0.05
+  done
+}
 count() { sql "SELECT count(*) FROM codes WHERE pool = '$1' AND state = '$2'"; }
 
 # --- a broker goes down mid-publish ------------------------------------------
+# Input through a FIFO, so each step waits for the one before, however
+# loaded the machine: half the items delivered, the broker down, the rest.
+# The mock picks leaders at random: place them, so broker 2 leads 2 of the 6.
+for partition in 0 1 2 3 4 5; do
+  kafka_control leader qrpool.poster $partition $((partition % 3 + 1))
+done
 stage poster=600 --size 1000
 qrpool-pending --state fetched --pool poster >"$T/items"
-{ head -300 "$T/items"; sleep 1; kafka_control broker-down 2; sleep 0.3; tail -n +301 "$T/items"; } |
-  { rc=0; qrpool-publish >"$T/out" 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; }
-is "a broker down: exit 75" "$(cat "$T/rc")" 75
-[ "$(cat "$T/rc")" = 75 ] || diag "$(tail -5 "$T/kafka.log"; cat "$T/err")"
+mkfifo "$T/in"
+qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
+publisher=$!
+exec 3>"$T/in"
+head -300 "$T/items" >&3
+wait_for_lines "$T/out" 300
+kafka_control broker-down 2
+tail -n +301 "$T/items" >&3
+exec 3>&-
+rc=0; wait $publisher || rc=$?
+is "a broker down: exit 75" "$rc" 75
 like "... with the counts" "$(cat "$T/err")" "[0-9]+ of 600 codes not delivered"
 ok "some codes were published before and beside the failure" test "$(count poster published)" -gt 300
 ok "the codes led by the dead broker stay fetched" test "$(count poster fetched)" -gt 0
@@ -43,7 +63,10 @@ qrpool-pending --state fetched --pool card >"$T/items"
 split -l 200 "$T/items" "$T/chunk."
 for chunk in "$T"/chunk.*; do cat "$chunk"; sleep 0.05; done | qrpool-publish >/dev/null 2>&1 &
 publisher=$!
-sleep 0.7
+for _ in $(seq 200); do
+  [ "$(count card published)" -gt 0 ] && break
+  sleep 0.05
+done
 kill -9 $publisher
 wait $publisher 2>/dev/null || true
 sql "SELECT request_id FROM codes WHERE pool = 'card' AND state = 'fetched'" | sort >"$T/unrecorded"
@@ -62,15 +85,11 @@ diag "$(wc -l <"$T/unrecorded") codes were unrecorded at the kill, $(wc -l <"$T/
 # --- SIGTERM: stop reading, drain, record, exit 75 ---------------------------
 stage link=100
 qrpool-pending --state fetched --pool link >"$T/items"
-mkfifo "$T/in"
 qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
 publisher=$!
 exec 3>"$T/in"
 cat "$T/items" >&3
-for _ in $(seq 100); do
-  [ "$(wc -l <"$T/out")" -eq 100 ] && break
-  sleep 0.1
-done
+wait_for_lines "$T/out" 100
 started=$(date +%s)
 kill -TERM $publisher
 rc=0; wait $publisher || rc=$?

@@ -26,7 +26,8 @@ is "nothing is lost: every code still fetched, with its image" \
 # plan: depth from the DB (codes published), with one warning.
 sql "UPDATE codes SET state = 'published' WHERE id IN
      (SELECT id FROM codes WHERE pool = 'poster' LIMIT 7)"
-run qrpool-plan --dry-run --from 2030-01-01T00:00Z </dev/null
+printf 'poster\t2030-01-01T00:00Z\t1\n' >"$T/demand"
+run qrpool-plan --dry-run --from 2030-01-01T00:00Z "$T/demand"
 is "plan still plans" "$rc" 0
 like "... warning that Kafka cannot be reached" "$(cat "$T/err")" \
   "warning: Kafka cannot be reached .*: pool depth estimated from the staging DB"
@@ -36,7 +37,8 @@ is "... and uses the published count as depth" \
 
 # A config without brokers: no wait at all, the estimate with a warning.
 sed -i 's|^kafka = .*|kafka = { timeout = "3s"; };|' "$QRPOOL_CONFIG"
-run qrpool-plan --dry-run --from 2030-01-01T00:00Z </dev/null
+printf 'poster\t2030-01-01T00:00Z\t1\n' >"$T/demand"
+run qrpool-plan --dry-run --from 2030-01-01T00:00Z "$T/demand"
 like "no brokers configured: the estimate, with a warning" "$(cat "$T/err")" "kafka.brokers is not set"
 run qrpool-publish <"$T/items"
 is "publish without brokers is a config error" "$rc" 78
