@@ -120,8 +120,11 @@ int publish_open(struct publisher *publisher, const struct config *config, struc
 		return EXIT_INTERNAL;
 	/* Our only write to codes sets the literal 'published'. The schema's CHECK
 	 * on state is an IN list, which SQLite evaluates through a temporary index
-	 * built for every row: a third of the cost of recording a delivery. */
+	 * built for every row: a third of the cost of recording a delivery.
+	 * Each image is read once: reading it through a mapping of the file saves
+	 * a read() and a copy per image (about a sixth of our CPU time). */
 	if ((status = db_exec(db, "PRAGMA ignore_check_constraints = ON")) ||
+	    (status = db_exec(db, "PRAGMA mmap_size = 1073741824")) ||
 	    (status = store_open(&publisher->store, db)) ||
 	    (status = db_prepare(db, &publisher->read_image, "SELECT c.content_type, c.sha256, "
 			"coalesce(c.fetched_at, c.created_at), i.bytes FROM codes c "
