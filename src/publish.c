@@ -20,12 +20,14 @@ struct publish_message {
 	char line[];              /* the item line to print once recorded, no newline */
 };
 
-/* What one code's message carries besides its key. */
-struct publish_image {
-	const char *content_type;
+/* A code as the lookup found it: what its message carries besides the key.
+ * The pointers stay valid until the lookup statement is reset. */
+struct publish_code {
+	int64_t id;
+	const char *state, *pool, *content_type;
 	char sha256[SHA256_HEX_SIZE];
-	char created[32];         /* ISO-8601 UTC */
-	const void *bytes;
+	time_t created;           /* when the image was made */
+	const void *bytes;        /* NULL: no image stored */
 	size_t size;
 };
 
@@ -125,10 +127,9 @@ int publish_open(struct publisher *publisher, const struct config *config, struc
 	 * a read() and a copy per image (about a sixth of our CPU time). */
 	if ((status = db_exec(db, "PRAGMA ignore_check_constraints = ON")) ||
 	    (status = db_exec(db, "PRAGMA mmap_size = 1073741824")) ||
-	    (status = store_open(&publisher->store, db)) ||
-	    (status = db_prepare(db, &publisher->read_image, "SELECT c.content_type, c.sha256, "
-			"coalesce(c.fetched_at, c.created_at), i.bytes FROM codes c "
-			"JOIN images i ON i.code_id = c.id WHERE c.id = ?")) ||
+	    (status = db_prepare(db, &publisher->lookup, "SELECT c.id, c.state, c.pool, "
+			"c.content_type, c.sha256, coalesce(c.fetched_at, c.created_at), i.bytes "
+			"FROM codes c LEFT JOIN images i ON i.code_id = c.id WHERE c.request_id = ?")) ||
 	    (status = db_prepare(db, &publisher->mark_published, "UPDATE codes SET "
 			"state = 'published', kafka_partition = ?, kafka_offset = ?, published_at = ?, "
 			"updated_at = ? WHERE id = ? AND state = 'fetched'")) ||
@@ -155,16 +156,17 @@ void publish_close(struct publisher *publisher)
 		if (publisher->topics[i])
 			rd_kafka_topic_destroy(publisher->topics[i]);
 	free(publisher->topics);
+	free(publisher->url);
 	if (publisher->producer)
 		rd_kafka_destroy(publisher->producer);
 	publish_free_deliveries(publisher);
-	sqlite3_finalize(publisher->read_image);
+	sqlite3_finalize(publisher->lookup);
 	sqlite3_finalize(publisher->mark_published);
 	sqlite3_finalize(publisher->drop_image);
-	store_close(&publisher->store);
 	publisher->topics = NULL;
+	publisher->url = NULL;
 	publisher->producer = NULL;
-	publisher->read_image = publisher->mark_published = publisher->drop_image = NULL;
+	publisher->lookup = publisher->mark_published = publisher->drop_image = NULL;
 }
 
 /* Lookups share one read transaction until the next commit, or for
@@ -190,21 +192,55 @@ static void publish_end_read(struct publisher *publisher)
 	publisher->reading_since = 0;
 }
 
-/* store_lookup in the shared read transaction. Its snapshot may be older
- * than the line just read (the stage before us commits, then prints), so a
- * code that looks unknown or not ready is looked up again in a fresh one. */
-static int publish_lookup(struct publisher *publisher, const char *request_id,
-	struct code_row *row)
+/* Steps the lookup for `request_id`: 1 (a row), 0 (none) or an exit code. */
+static int publish_step_lookup(struct publisher *publisher, const char *request_id)
 {
+	sqlite3_stmt *stmt = publisher->lookup;
+	int rc;
+
+	sqlite3_reset(stmt);
+	sqlite3_bind_text(stmt, 1, request_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		return rc == SQLITE_ROW;
+	return db_fail(publisher->db, rc, "looking up a request id");
+}
+
+/* Looks the code up, with its image, in the shared read transaction. That
+ * snapshot may be older than the line just read (the stage before us
+ * commits, then prints), so a code that looks unknown or not ready is looked
+ * up again in a fresh one. Returns 0 (found; the statement stays on its row
+ * until the caller resets it), 1 (unknown) or an exit code. */
+static int publish_lookup(struct publisher *publisher, const char *request_id,
+	struct publish_code *code)
+{
+	sqlite3_stmt *stmt = publisher->lookup;
 	int status = publish_begin_read(publisher);
 
 	if (!status)
-		status = store_lookup(&publisher->store, request_id, row);
-	if (status == 1 || (status == 0 && row->state != STATE_FETCHED)) {
+		status = publish_step_lookup(publisher, request_id);
+	if (status == 0 || (status == 1 && strcmp((const char *)sqlite3_column_text(stmt, 1),
+			"fetched"))) {
+		sqlite3_reset(stmt);
 		publish_end_read(publisher);
-		status = store_lookup(&publisher->store, request_id, row);
+		status = publish_step_lookup(publisher, request_id);
 	}
-	return status;
+	if (status != 1)
+		return status ? status : 1;
+	code->id = sqlite3_column_int64(stmt, 0);
+	code->state = (const char *)sqlite3_column_text(stmt, 1);
+	code->pool = (const char *)sqlite3_column_text(stmt, 2);
+	code->content_type = (const char *)sqlite3_column_text(stmt, 3);
+	code->created = (time_t)sqlite3_column_int64(stmt, 5);
+	code->bytes = sqlite3_column_blob(stmt, 6);
+	code->size = (size_t)sqlite3_column_bytes(stmt, 6);
+	if (sqlite3_column_bytes(stmt, 4) == SHA256_HEX_SIZE - 1)
+		memcpy(code->sha256, sqlite3_column_text(stmt, 4), SHA256_HEX_SIZE);
+	else if (code->bytes)
+		sha256_hex(code->bytes, code->size, code->sha256);
+	if (!code->content_type)
+		code->content_type = "application/octet-stream";
+	return 0;
 }
 
 /* Records one delivery; *recorded is 0 when another run had recorded the code. */
@@ -307,76 +343,86 @@ static int publish_skip(struct publisher *publisher, const struct item *item, co
 	return 1;
 }
 
-/* Finds the item's code and checks it is this pool's and ready. Returns 0
- * (ok), 1 (reported and skipped) or an exit code. */
+/* Finds the item's code and checks it is this pool's, ready, and has its
+ * image. Returns 0 (ok), 1 (reported and skipped) or an exit code. */
 static int publish_check(struct publisher *publisher, const struct item *item, const char *source,
-	struct code_row *row, const struct pool_config **pool)
+	struct publish_code *code, const struct pool_config **pool)
 {
 	char why[256];
-	int found = publish_lookup(publisher, item->request_id, row);
+	int found = publish_lookup(publisher, item->request_id, code);
 
 	if (found > 1)
 		return found;
 	if (found == 1)
 		return publish_skip(publisher, item, source, "is not in the staging DB");
-	if (strcmp(row->pool, item->pool)) {
-		snprintf(why, sizeof why, "belongs to pool %s, not %s", row->pool, item->pool);
-		return publish_skip(publisher, item, source, why);
-	}
-	if (!(*pool = config_pool(publisher->config, row->pool))) {
-		snprintf(why, sizeof why, "is of pool %s, which is not configured", row->pool);
-		return publish_skip(publisher, item, source, why);
-	}
-	if (row->state != STATE_FETCHED) {
-		snprintf(why, sizeof why, "is %s, not fetched", store_state_name(row->state));
-		return publish_skip(publisher, item, source, why);
-	}
-	return 0;
+	if (strcmp(code->pool, item->pool))
+		snprintf(why, sizeof why, "belongs to pool %s, not %s", code->pool, item->pool);
+	else if (!(*pool = config_pool(publisher->config, code->pool)))
+		snprintf(why, sizeof why, "is of pool %s, which is not configured", code->pool);
+	else if (strcmp(code->state, "fetched"))
+		snprintf(why, sizeof why, "is %s, not fetched", code->state);
+	else if (!code->bytes)
+		snprintf(why, sizeof why, "has no image stored");
+	else
+		return 0;
+	return publish_skip(publisher, item, source, why);
 }
 
-/* Reads the code's image; 1 when it has none (dropped, or never stored). */
-static int publish_read_image(struct publisher *publisher, int64_t code_id,
-	struct publish_image *image)
+/* The code's creation time as ISO-8601 UTC; codes made in the same second
+ * share the formatting. */
+static const char *publish_created(struct publisher *publisher, time_t created)
 {
-	sqlite3_stmt *stmt = publisher->read_image;
-	time_t created;
 	struct tm tm;
-	int rc;
 
-	sqlite3_reset(stmt);
-	sqlite3_bind_int64(stmt, 1, code_id);
-	if ((rc = sqlite3_step(stmt)) == SQLITE_DONE)
-		return 1;
-	if (rc != SQLITE_ROW)
-		return db_fail(publisher->db, rc, "reading an image");
-	image->content_type = (const char *)sqlite3_column_text(stmt, 0);
-	image->bytes = sqlite3_column_blob(stmt, 3);
-	image->size = (size_t)sqlite3_column_bytes(stmt, 3);
-	if (!image->content_type)
-		image->content_type = "application/octet-stream";
-	if (sqlite3_column_bytes(stmt, 1) == SHA256_HEX_SIZE - 1)
-		memcpy(image->sha256, sqlite3_column_text(stmt, 1), SHA256_HEX_SIZE);
-	else
-		sha256_hex(image->bytes, image->size, image->sha256);
-	created = (time_t)sqlite3_column_int64(stmt, 2);
-	gmtime_r(&created, &tm);
-	strftime(image->created, sizeof image->created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return 0;
+	if (created != publisher->created || !*publisher->created_text) {
+		gmtime_r(&created, &tm);
+		strftime(publisher->created_text, sizeof publisher->created_text,
+			"%Y-%m-%dT%H:%M:%SZ", &tm);
+		publisher->created = created;
+	}
+	return publisher->created_text;
+}
+
+/* url_prefix + request id, for link pools, in a buffer reused per message. */
+static const char *publish_url(struct publisher *publisher, const struct pool_config *pool,
+	const char *request_id)
+{
+	size_t prefix = strlen(pool->url_prefix), size = prefix + strlen(request_id) + 1;
+
+	if (size > publisher->url_size) {
+		char *grown = realloc(publisher->url, size);
+		if (!grown)
+			return NULL;
+		publisher->url = grown;
+		publisher->url_size = size;
+	}
+	memcpy(publisher->url, pool->url_prefix, prefix);
+	memcpy(publisher->url + prefix, request_id, size - prefix);
+	return publisher->url;
 }
 
 static struct publish_message *publish_message_new(const struct item *item, int64_t code_id,
 	int drop_image)
 {
-	size_t size = strlen(item->request_id) + strlen(item->pool) +
-		(item->rest ? strlen(item->rest) + 1 : 0) + 2;
-	struct publish_message *message = malloc(sizeof *message + size);
+	const char *fields[] = { item->request_id, item->pool, item->rest };
+	size_t lengths[3], size = 0;
+	struct publish_message *message;
+	char *at;
 
-	if (!message)
+	for (int i = 0; i < 3; i++)
+		size += (lengths[i] = fields[i] ? strlen(fields[i]) : 0) + 1;
+	if (!(message = malloc(sizeof *message + size)))
 		return NULL;
 	message->code_id = code_id;
 	message->drop_image = drop_image;
-	snprintf(message->line, size, "%s\t%s%s%s", item->request_id, item->pool,
-		item->rest ? "\t" : "", item->rest ? item->rest : "");
+	at = message->line;
+	for (int i = 0; i < 3 && fields[i]; i++) {
+		if (i)
+			*at++ = '\t';
+		memcpy(at, fields[i], lengths[i]);
+		at += lengths[i];
+	}
+	*at = '\0';
 	return message;
 }
 
@@ -393,54 +439,46 @@ static rd_kafka_topic_t *publish_topic(struct publisher *publisher, const struct
  * reports until there is room. The image stays valid meanwhile, since only
  * reports are served here, never a commit. */
 static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struct pool_config *pool,
-	const struct item *item, const struct publish_image *image, struct publish_message *message)
+	const struct item *item, const struct publish_code *code, struct publish_message *message)
 {
 	rd_kafka_topic_t *topic = publish_topic(publisher, pool);
 	int link = pool->source == POOL_LINK;
-	char *url = NULL;
+	const char *url = link ? publish_url(publisher, pool, item->request_id) : NULL;
+	const char *created = publish_created(publisher, code->created);
 	rd_kafka_resp_err_t err;
 
 	if (!topic)
 		return rd_kafka_last_error();
-	if (link && asprintf(&url, "%s%s", pool->url_prefix, item->request_id) < 0)
+	if (link && !url)
 		return RD_KAFKA_RESP_ERR__NOENT;
 	do {
 		err = rd_kafka_producev(publisher->producer, RD_KAFKA_V_RKT(topic),
 			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			RD_KAFKA_V_KEY(item->request_id, strlen(item->request_id)),
-			RD_KAFKA_V_VALUE((void *)image->bytes, image->size),
+			RD_KAFKA_V_VALUE((void *)code->bytes, code->size),
 			RD_KAFKA_V_HEADER("pool", pool->name, -1),
-			RD_KAFKA_V_HEADER("content-type", image->content_type, -1),
-			RD_KAFKA_V_HEADER("sha256", image->sha256, -1),
+			RD_KAFKA_V_HEADER("content-type", code->content_type, -1),
+			RD_KAFKA_V_HEADER("sha256", code->sha256, -1),
 			RD_KAFKA_V_HEADER("source", config_source_name(pool->source), -1),
 			RD_KAFKA_V_HEADER(link ? "url" : "page", link ? url : pool->page, -1),
-			RD_KAFKA_V_HEADER("created", image->created, -1),
+			RD_KAFKA_V_HEADER("created", created, -1),
 			RD_KAFKA_V_OPAQUE(message), RD_KAFKA_V_END);
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			rd_kafka_poll(publisher->producer, 100);
 	} while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !publisher->stop);
-	free(url);
 	return err;
 }
 
 static int publish_produce(struct publisher *publisher, const struct item *item, const char *source,
-	const struct code_row *row, const struct pool_config *pool)
+	const struct publish_code *code, const struct pool_config *pool)
 {
-	struct publish_image image;
-	struct publish_message *message;
-	rd_kafka_resp_err_t err;
-	int status = publish_read_image(publisher, row->id, &image);
-
-	if (status == 1)
-		return publish_skip(publisher, item, source, "has no image stored");
-	if (status)
-		return status;
-	message = publish_message_new(item, row->id,
+	struct publish_message *message = publish_message_new(item, code->id,
 		publisher->drop_images || pool->drop_image_after_publish);
+	rd_kafka_resp_err_t err;
+
 	if (!message)
 		return EXIT_INTERNAL;
-	err = publish_send(publisher, pool, item, &image, message);
-	sqlite3_reset(publisher->read_image);
+	err = publish_send(publisher, pool, item, code, message);
 	if (!err) {
 		publisher->in_flight++;
 		publisher->counts.produced++;
@@ -460,13 +498,14 @@ static int publish_produce(struct publisher *publisher, const struct item *item,
 int publish_item(struct publisher *publisher, const struct item *item, const char *source)
 {
 	const struct pool_config *pool = NULL;
-	struct code_row row;
+	struct publish_code code;
 	int status;
 
 	publisher->counts.read++;
-	status = publish_check(publisher, item, source, &row, &pool);
+	status = publish_check(publisher, item, source, &code, &pool);
 	if (status == 0)
-		status = publish_produce(publisher, item, source, &row, pool);
+		status = publish_produce(publisher, item, source, &code, pool);
+	sqlite3_reset(publisher->lookup);
 	if (status > 1) {   /* 1 is a skipped item; anything more ends the run */
 		publisher->status = exitcode_worst(publisher->status, status);
 		publisher->stop = 1;

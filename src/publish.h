@@ -9,11 +9,11 @@
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "config.h"
 #include "db.h"
 #include "item.h"
-#include "store.h"
 
 /* Deliveries wait at most this many for their commit, or this long. */
 #define PUBLISH_BATCH_MAX 4096
@@ -40,11 +40,14 @@ struct publish_delivery {     /* a confirmed delivery waiting for its commit */
 struct publisher {
 	const struct config *config;
 	struct db *db;
-	struct store store;
-	sqlite3_stmt *read_image, *mark_published, *drop_image;
+	sqlite3_stmt *lookup, *mark_published, *drop_image;
 	rd_kafka_t *producer;
 	rd_kafka_topic_t **topics;        /* per configured pool, made on first use */
 	int drop_images;                  /* --drop-images: drop every pool's images */
+	char *url;                        /* a link pool's URL header, reused */
+	size_t url_size;
+	time_t created;                   /* the last creation time formatted... */
+	char created_text[32];            /* ... and its text */
 	FILE *out;
 	struct publish_delivery *delivered;
 	size_t delivered_count, delivered_capacity;
