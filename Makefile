@@ -44,7 +44,7 @@ qrpool-plan_OBJS := $(call o,$(STAGE) kafka depth plan qrpool-plan)
 qrpool-plan_PKGS := sqlite3 libconfig rdkafka
 qrpool-pending_OBJS := $(call o,$(STAGE) qrpool-pending)
 qrpool-pending_PKGS := sqlite3 libconfig
-qrpool-publish_OBJS := $(call o,$(STAGE) kafka publish qrpool-publish)
+qrpool-publish_OBJS := $(call o,$(STAGE) kafka publish publish_committer qrpool-publish)
 qrpool-publish_PKGS := sqlite3 libconfig rdkafka
 local-kafka_OBJS := $(call o,$(CORE) mockctl local-kafka)
 local-kafka_PKGS := rdkafka
@@ -87,7 +87,7 @@ $(BUILD) $(BIN) $(BUILD)/tests:
 # --- tests: unit tests (TAP, one per module) and shell tests (TAP, per tool) --
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
-test_OBJS := $(call o,$(STAGE) kafka depth plan publish)
+test_OBJS := $(call o,$(STAGE) kafka depth plan publish publish_committer)
 test_PKGS := sqlite3 libconfig rdkafka
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(test_OBJS) | $(BUILD)/tests

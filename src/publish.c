@@ -14,12 +14,6 @@
  * back at once; this bounds the wait for them. */
 #define PUBLISH_PURGE_SECONDS 2.0
 
-struct publish_message {
-	int64_t code_id;
-	int drop_image;
-	char line[];              /* the item line to print once recorded, no newline */
-};
-
 /* A code as the lookup found it: what its message carries besides the key.
  * The pointers stay valid until the lookup statement is reset. */
 struct publish_code {
@@ -30,6 +24,28 @@ struct publish_code {
 	const void *bytes;        /* NULL: no image stored */
 	size_t size;
 };
+
+/* Room for one more delivery in the batch being gathered; NULL if memory ran out. */
+static struct publish_delivery *publish_batch_append(struct publisher *publisher)
+{
+	struct publish_batch *batch = publisher->batch;
+
+	if (!batch) {
+		if (!(batch = publisher->batch = calloc(1, sizeof *batch)))
+			return NULL;
+		publisher->batch_started = db_now();
+	}
+	if (batch->count == batch->capacity) {
+		size_t capacity = batch->capacity ? batch->capacity * 2 : 256;
+		struct publish_delivery *grown = realloc(batch->deliveries, capacity * sizeof *grown);
+
+		if (!grown)
+			return NULL;
+		batch->deliveries = grown;
+		batch->capacity = capacity;
+	}
+	return &batch->deliveries[batch->count++];
+}
 
 static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report, void *opaque)
 {
@@ -49,23 +65,14 @@ static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report
 		free(message);
 		return;
 	}
-	if (publisher->delivered_count == publisher->delivered_capacity) {
-		size_t capacity = publisher->delivered_capacity ? publisher->delivered_capacity * 2 : 1024;
-		delivery = realloc(publisher->delivered, capacity * sizeof *delivery);
-		if (!delivery) {
-			/* Delivered but unrecorded: the code stays fetched and goes again. */
-			publisher->counts.failed++;
-			publisher->status = exitcode_worst(publisher->status, EXIT_INTERNAL);
-			publisher->stop = 1;
-			free(message);
-			return;
-		}
-		publisher->delivered = delivery;
-		publisher->delivered_capacity = capacity;
+	if (!(delivery = publish_batch_append(publisher))) {
+		/* Delivered but unrecorded: the code stays fetched and goes again. */
+		publisher->counts.failed++;
+		publisher->status = exitcode_worst(publisher->status, EXIT_INTERNAL);
+		publisher->stop = 1;
+		free(message);
+		return;
 	}
-	if (!publisher->delivered_count)
-		publisher->first_delivered_at = db_now();
-	delivery = &publisher->delivered[publisher->delivered_count++];
 	delivery->message = message;
 	delivery->partition = report->partition;
 	delivery->offset = report->offset;
@@ -115,39 +122,22 @@ int publish_open(struct publisher *publisher, const struct config *config, struc
 	publisher->config = config;
 	publisher->db = db;
 	publisher->drop_images = drop_images;
-	publisher->out = out;
 	publisher->topics = calloc(config->pool_count ? config->pool_count : 1,
 		sizeof *publisher->topics);
 	if (!publisher->topics)
 		return EXIT_INTERNAL;
-	/* Our only write to codes sets the literal 'published'. The schema's CHECK
-	 * on state is an IN list, which SQLite evaluates through a temporary index
-	 * built for every row: a third of the cost of recording a delivery.
-	 * Each image is read once: reading it through a mapping of the file saves
+	/* Each image is read once: reading it through a mapping of the file saves
 	 * a read() and a copy per image (about a sixth of our CPU time). */
-	if ((status = db_exec(db, "PRAGMA ignore_check_constraints = ON")) ||
-	    (status = db_exec(db, "PRAGMA mmap_size = 1073741824")) ||
+	if ((status = db_exec(db, "PRAGMA mmap_size = 1073741824")) ||
 	    (status = db_prepare(db, &publisher->lookup, "SELECT c.id, c.state, c.pool, "
 			"c.content_type, c.sha256, coalesce(c.fetched_at, c.created_at), i.bytes "
 			"FROM codes c LEFT JOIN images i ON i.code_id = c.id WHERE c.request_id = ?")) ||
-	    (status = db_prepare(db, &publisher->mark_published, "UPDATE codes SET "
-			"state = 'published', kafka_partition = ?, kafka_offset = ?, published_at = ?, "
-			"updated_at = ? WHERE id = ? AND state = 'fetched'")) ||
-	    (status = db_prepare(db, &publisher->drop_image, "DELETE FROM images WHERE code_id = ?")) ||
+	    (status = publish_committer_start(&publisher->committer, config, out)) ||
 	    (status = publish_open_producer(publisher))) {
 		publish_close(publisher);
 		return status;
 	}
 	return 0;
-}
-
-static void publish_free_deliveries(struct publisher *publisher)
-{
-	for (size_t i = 0; i < publisher->delivered_count; i++)
-		free(publisher->delivered[i].message);
-	free(publisher->delivered);
-	publisher->delivered = NULL;
-	publisher->delivered_count = publisher->delivered_capacity = 0;
 }
 
 void publish_close(struct publisher *publisher)
@@ -159,14 +149,14 @@ void publish_close(struct publisher *publisher)
 	free(publisher->url);
 	if (publisher->producer)
 		rd_kafka_destroy(publisher->producer);
-	publish_free_deliveries(publisher);
+	publish_committer_finish(&publisher->committer);
+	publish_batch_free(publisher->batch);
 	sqlite3_finalize(publisher->lookup);
-	sqlite3_finalize(publisher->mark_published);
-	sqlite3_finalize(publisher->drop_image);
 	publisher->topics = NULL;
 	publisher->url = NULL;
 	publisher->producer = NULL;
-	publisher->lookup = publisher->mark_published = publisher->drop_image = NULL;
+	publisher->batch = NULL;
+	publisher->lookup = NULL;
 }
 
 /* Lookups share one read transaction until the next commit, or for
@@ -243,95 +233,21 @@ static int publish_lookup(struct publisher *publisher, const char *request_id,
 	return 0;
 }
 
-/* Records one delivery; *recorded is 0 when another run had recorded the code. */
-static int publish_record(struct publisher *publisher, const struct publish_delivery *delivery,
-	int *recorded)
+/* Hands the gathered deliveries to the committer when the batch is full or
+ * old enough; a failed commit there ends the reading here. */
+static void publish_hand_over(struct publisher *publisher, int now)
 {
-	sqlite3_stmt *stmt = publisher->mark_published;
-	int rc;
-
-	sqlite3_reset(stmt);
-	sqlite3_bind_int(stmt, 1, delivery->partition);
-	sqlite3_bind_int64(stmt, 2, delivery->offset);
-	sqlite3_bind_int64(stmt, 3, delivery->at);
-	sqlite3_bind_int64(stmt, 4, delivery->at);
-	sqlite3_bind_int64(stmt, 5, delivery->message->code_id);
-	if ((rc = sqlite3_step(stmt)) != SQLITE_DONE)
-		return db_fail(publisher->db, rc, "recording a delivery");
-	*recorded = sqlite3_changes(publisher->db->handle) > 0;
-	if (!*recorded || !delivery->message->drop_image)
-		return 0;
-	stmt = publisher->drop_image;
-	sqlite3_reset(stmt);
-	sqlite3_bind_int64(stmt, 1, delivery->message->code_id);
-	if ((rc = sqlite3_step(stmt)) != SQLITE_DONE)
-		return db_fail(publisher->db, rc, "dropping a published image");
-	return 0;
-}
-
-/* Prints the recorded items (already == 0 marks them) and frees the batch. */
-static int publish_print(struct publisher *publisher, const char *recorded)
-{
-	int status = 0;
-
-	for (size_t i = 0; i < publisher->delivered_count; i++) {
-		struct publish_message *message = publisher->delivered[i].message;
-
-		if (!recorded[i])
-			publisher->counts.already++;
-		else if (!status && (fputs(message->line, publisher->out) == EOF ||
-			putc('\n', publisher->out) == EOF))
-			status = EXIT_IO;
-		else
-			publisher->counts.published++;
-		free(message);
-	}
-	publisher->delivered_count = 0;
-	if (fflush(publisher->out) != 0)
-		status = EXIT_IO;
-	if (status)
-		log_error("writing to stdout: %s", strerror(errno));
-	return status;
-}
-
-/* Commits the confirmed deliveries in one transaction, then prints their
- * items. On failure nothing is recorded and the batch stays for a retry. */
-static int publish_commit(struct publisher *publisher)
-{
-	char *recorded;
+	struct publish_batch *batch = publisher->batch;
 	int status;
 
-	if (!publisher->delivered_count)
-		return 0;
-	if (!(recorded = calloc(publisher->delivered_count, 1)))
-		return EXIT_INTERNAL;
-	publish_end_read(publisher);
-	status = db_begin_immediate(publisher->db);
-	for (size_t i = 0; !status && i < publisher->delivered_count; i++) {
-		int one = 0;
-		status = publish_record(publisher, &publisher->delivered[i], &one);
-		recorded[i] = (char)one;
-	}
-	if (!status)
-		status = db_commit(publisher->db);
-	if (status)
-		db_rollback(publisher->db);
-	else
-		status = publish_print(publisher, recorded);
-	free(recorded);
-	if (status) {
+	if (!batch || (!now && batch->count < PUBLISH_BATCH_MAX &&
+			db_now() - publisher->batch_started < PUBLISH_BATCH_SECONDS))
+		return;
+	publisher->batch = NULL;
+	if ((status = publish_committer_submit(&publisher->committer, batch))) {
 		publisher->status = exitcode_worst(publisher->status, status);
 		publisher->stop = 1;
 	}
-	return status;
-}
-
-static void publish_commit_if_due(struct publisher *publisher)
-{
-	if (publisher->delivered_count >= PUBLISH_BATCH_MAX ||
-	    (publisher->delivered_count &&
-	     db_now() - publisher->first_delivered_at >= PUBLISH_BATCH_SECONDS))
-		publish_commit(publisher);
 }
 
 static int publish_skip(struct publisher *publisher, const struct item *item, const char *source,
@@ -517,17 +433,18 @@ int publish_item(struct publisher *publisher, const struct item *item, const cha
 void publish_serve(struct publisher *publisher, int timeout_ms)
 {
 	rd_kafka_poll(publisher->producer, timeout_ms);
-	publish_commit_if_due(publisher);
+	publish_hand_over(publisher, 0);
 	if (publisher->reading_since > 0 && db_now() - publisher->reading_since >= PUBLISH_BATCH_SECONDS)
 		publish_end_read(publisher);
 }
 
-/* Waits for the outstanding reports until `deadline`, committing meanwhile. */
+/* Waits for the outstanding reports until `deadline`, handing batches over
+ * meanwhile. */
 static void publish_wait(struct publisher *publisher, double deadline)
 {
 	while (publisher->in_flight > 0 && db_now() < deadline) {
 		rd_kafka_poll(publisher->producer, 100);
-		publish_commit_if_due(publisher);
+		publish_hand_over(publisher, 0);
 	}
 }
 
@@ -557,7 +474,7 @@ int publish_finish(struct publisher *publisher)
 
 	log_debug("input done: %lld produced, %lld in flight, %lld published",
 		(long long)publisher->counts.produced, (long long)publisher->in_flight,
-		(long long)publisher->counts.published);
+		(long long)publish_committer_published(&publisher->committer));
 	publish_wait(publisher, deadline);
 	if (publisher->in_flight > 0) {
 		log_warn("%lld deliveries unconfirmed at the deadline: given up",
@@ -565,9 +482,12 @@ int publish_finish(struct publisher *publisher)
 		rd_kafka_purge(publisher->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		publish_wait(publisher, db_now() + PUBLISH_PURGE_SECONDS);
 	}
-	/* Also the second try for a batch whose commit failed earlier. */
 	publish_end_read(publisher);
-	publish_commit(publisher);
+	publish_hand_over(publisher, 1);
+	publisher->status = exitcode_worst(publisher->status,
+		publish_committer_finish(&publisher->committer));
+	publisher->counts.published = publisher->committer.published;
+	publisher->counts.already = publisher->committer.already;
 	publish_summary(publisher);
 	return publisher->status;
 }

@@ -14,8 +14,10 @@
 #include "config.h"
 #include "db.h"
 #include "item.h"
+#include "publish_committer.h"
 
-/* Deliveries wait at most this many for their commit, or this long. */
+/* Deliveries are handed to the committer in batches of at most this many,
+ * or after this long. */
 #define PUBLISH_BATCH_MAX 4096
 #define PUBLISH_BATCH_SECONDS 0.25
 
@@ -28,19 +30,10 @@ struct publish_counts {
 	int64_t already;      /* delivered, but another run had recorded the code first */
 };
 
-struct publish_message;       /* one message on its way; see publish.c */
-
-struct publish_delivery {     /* a confirmed delivery waiting for its commit */
-	struct publish_message *message;
-	int32_t partition;
-	int64_t offset;
-	int64_t at;               /* unix seconds of the confirmation */
-};
-
 struct publisher {
 	const struct config *config;
 	struct db *db;
-	sqlite3_stmt *lookup, *mark_published, *drop_image;
+	sqlite3_stmt *lookup;
 	rd_kafka_t *producer;
 	rd_kafka_topic_t **topics;        /* per configured pool, made on first use */
 	int drop_images;                  /* --drop-images: drop every pool's images */
@@ -48,10 +41,9 @@ struct publisher {
 	size_t url_size;
 	time_t created;                   /* the last creation time formatted... */
 	char created_text[32];            /* ... and its text */
-	FILE *out;
-	struct publish_delivery *delivered;
-	size_t delivered_count, delivered_capacity;
-	double first_delivered_at;        /* db_now() when delivered[0] came in */
+	struct publish_batch *batch;      /* deliveries gathered for the committer */
+	double batch_started;             /* db_now() when its first delivery came */
+	struct publish_committer committer;
 	double reading_since;             /* db_now() when the read transaction began; 0: none */
 	int64_t in_flight;                /* produced, not yet reported */
 	struct publish_counts counts;
@@ -61,27 +53,28 @@ struct publisher {
 	char client_error[256];           /* the client's last complaint, e.g. a broker down */
 };
 
-/* Prepares the statements and the producer. Returns 0 or an exit code
- * (EXIT_CONFIG for bad kafka settings). `out` receives the item lines. */
+/* Prepares the lookup, starts the committer (its thread prints the item lines
+ * to `out`) and the producer. Returns 0 or an exit code (EXIT_CONFIG for bad
+ * kafka settings). */
 int publish_open(struct publisher *publisher, const struct config *config, struct db *db,
 	int drop_images, FILE *out);
 void publish_close(struct publisher *publisher);
 
 /* Checks one item and hands its message to the producer, serving delivery
- * reports and committing due batches meanwhile. An item that is unknown, of
+ * reports and handing due batches to the committer meanwhile. An item that is unknown, of
  * another pool, not 'fetched' or without image is reported as
  * "source:line: why" and skipped (status EXIT_DATA). Returns the status so
  * far; publisher->stop says when reading should end. */
 int publish_item(struct publisher *publisher, const struct item *item, const char *source);
 
-/* Serves delivery reports for up to `timeout_ms`, and commits a due batch:
+/* Serves delivery reports for up to `timeout_ms`, and hands a due batch over:
  * for the pauses between items, so deliveries are recorded and printed while
  * the stage before us is slow. */
 void publish_serve(struct publisher *publisher, int timeout_ms);
 
 /* After the input: waits for the outstanding deliveries until kafka.timeout
- * has passed, gives up on the rest (they stay 'fetched'), commits, and logs
- * the counts. Returns the run's exit status. */
+ * has passed, gives up on the rest (they stay 'fetched'), lets the committer
+ * finish, and logs the counts. Returns the run's exit status. */
 int publish_finish(struct publisher *publisher);
 
 #endif

@@ -81,13 +81,13 @@ static int publish_dump_config(const struct config *config)
 	return status;
 }
 
-static void publish_show_progress(struct progress *progress, const struct publisher *publisher)
+static void publish_show_progress(struct progress *progress, struct publisher *publisher)
 {
 	char extra[96];
 
 	snprintf(extra, sizeof extra, "%lld in flight, %lld failed", (long long)publisher->in_flight,
 		(long long)publisher->counts.failed);
-	progress_update(progress, publisher->counts.published, extra);
+	progress_update(progress, publish_committer_published(&publisher->committer), extra);
 }
 
 /* Whether `in` holds buffered bytes, so reading will not block. glibc's FILE
