@@ -159,10 +159,10 @@ void publish_close(struct publisher *publisher)
 	publisher->lookup = NULL;
 }
 
-/* Lookups share one read transaction until the next commit, or for
- * PUBLISH_BATCH_SECONDS at most: in WAL mode a statement outside a
- * transaction takes and drops the file locks, which costs more than the
- * lookup itself. */
+/* Lookups share one read transaction for PUBLISH_BATCH_SECONDS at most: in
+ * WAL mode a statement outside a transaction takes and drops the file locks,
+ * which costs more than the lookup itself. Ending it now and then lets the
+ * checkpoints of the committer's writes go on. */
 static int publish_begin_read(struct publisher *publisher)
 {
 	int status;
