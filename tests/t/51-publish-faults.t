@@ -98,3 +98,12 @@ is "SIGTERM while waiting for input: exit 75" "$rc" 75
 ok "... promptly" test $(($(date +%s) - started)) -le 2
 like "... saying so" "$(cat "$T/err")" "interrupted"
 is "what was delivered is recorded" "$(count link published)" 100
+
+# --- backpressure: a producer queue far smaller than the input ---------------
+set_kafka 10s "queue.buffering.max.messages=50"
+kafka_control rtt all 20
+stage card=500 --size 300
+run sh -c 'qrpool-pending --state fetched --pool card | qrpool-publish'
+is "a full producer queue makes publish wait, not fail" "$rc" 0
+is "... and every code goes out" "$(wc -l <"$T/out")" 500
+is "... recorded" "$(count card fetched)" 0
