@@ -62,6 +62,8 @@ all: $(ALL_BINS)
 $(BUILD)/%.o: src/%.c | $(BUILD)
 	$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags $(ALL_PKGS)) -c -o $@ $<
 
+# Helper objects share $(BUILD) with the library's: a helper never takes a
+# module's name.
 $(BUILD)/%.o: tests/helpers/%.c | $(BUILD)
 	$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags $(ALL_PKGS)) -c -o $@ $<
 

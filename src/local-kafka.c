@@ -6,7 +6,6 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,9 +73,9 @@ static int print_help(void)
 		"      --brokers N          brokers in the cluster, ids 1 to N (default 1)\n"
 		"  -t, --topic NAME[:PARTITIONS[:REPLICATION]]\n"
 		"                           create a topic (repeatable); 3 partitions and\n"
-		"                           replication min(3, brokers) unless given. Other\n"
-		"                           topics are created on first use, as a broker\n"
-		"                           with auto.create.topics.enable does\n"
+		"                           replication min(3, brokers) unless given. The\n"
+		"                           mock creates any other topic on first mention,\n"
+		"                           even in a metadata query, with 4 partitions\n"
 		"      --bootstrap-file FILE  also write the bootstrap servers to FILE, through\n"
 		"                           a temporary name, so the file appears complete once\n"
 		"                           the cluster is ready; removed at exit\n"
@@ -95,8 +94,10 @@ static int print_help(void)
 	failed |= printf(
 		"ERROR is a librdkafka error name (NOT_LEADER_FOR_PARTITION, _TRANSPORT to\n"
 		"drop the connection) or number; API a Kafka request name (Produce, Fetch,\n"
-		"Metadata, OffsetCommit, InitProducerId, ...) or ApiKey number. Each command's\n"
-		"result is logged on stderr; a bad command is reported and skipped.\n"
+		"Metadata, OffsetCommit, InitProducerId, ...) or ApiKey number. 'leader' and\n"
+		"'topic-error' create a missing topic, as the mock does. Each command's result\n"
+		"is logged on stderr; a bad command is reported and skipped. Empty lines and\n"
+		"lines starting with # are ignored.\n"
 		"\n"
 		"Unlike the pipeline's tools, local-kafka logs at info level by default: the\n"
 		"\"listening on\" line and each command's result are its operator interface.\n"
@@ -431,19 +432,22 @@ static void control_take_lines(struct control *control, struct cluster *cluster)
 	char *start = control->line, *newline;
 
 	while ((newline = memchr(start, '\n', control->used - (size_t)(start - control->line)))) {
+		const char *first_word = start + strspn(start, " \t");
+
 		*newline = '\0';
 		if (newline > start && newline[-1] == '\r')
 			newline[-1] = '\0';
 		if (control->overlong)
-			control->overlong = 0;
-		else if (start[strspn(start, " \t")] && start[strspn(start, " \t")] != '#')
+			control->overlong = 0;  /* the tail of a line already reported */
+		else if (*first_word && *first_word != '#')
 			cluster_run_command(cluster, start, NULL);
 		start = newline + 1;
 	}
 	control->used -= (size_t)(start - control->line);
 	memmove(control->line, start, control->used);
 	if (control->used == sizeof control->line) {
-		log_warn("control: a line longer than %zu bytes, ignored", sizeof control->line);
+		if (!control->overlong)
+			log_warn("control: a line longer than %zu bytes, ignored", sizeof control->line);
 		control->overlong = 1;
 		control->used = 0;
 	}

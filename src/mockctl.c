@@ -418,9 +418,8 @@ int mockctl_apply(rd_kafka_mock_cluster_t *cluster, int brokers,
 
 	if (command->kind == MOCKCTL_CREATE_TOPIC)
 		return mockctl_create_topic(cluster, brokers, &command->topic, why);
-	/* The mock checks broker ids for most calls but not for a new leader,
-	 * where an unknown id would leave clients chasing a broker that never
-	 * answers. */
+	/* The mock refuses unknown ids too, but as BROKER_NOT_AVAILABLE, which
+	 * reads like an injected fault rather than a typo in the command. */
 	if (command->broker > brokers)
 		return mockctl_fail(why, "no broker %d (brokers are 1 to %d)",
 			(int)command->broker, brokers);

@@ -24,7 +24,7 @@ struct options {
 };
 
 static const char usage[] =
-	"Usage: kafka-offsets -b BOOTSTRAP -t TOPIC [-g GROUP] [-T TIMEOUT] [-X KEY=VALUE]...\n"
+	"Usage: kafka-offsets [--help] -b BOOTSTRAP -t TOPIC [-g GROUP] [-T TIMEOUT] [-X KEY=VALUE]...\n"
 	"Prints 'PARTITION LOW HIGH COMMITTED' (tab-separated) for each partition of\n"
 	"TOPIC: the watermarks, and GROUP's committed offset (-1: none, or no -g).\n"
 	"TIMEOUT (default 10s) bounds each query. -X passes librdkafka properties.\n"
@@ -33,6 +33,9 @@ static const char usage[] =
 
 static int options_parse(int argc, char **argv, struct options *options)
 {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
 	char why[PARSE_WHY_SIZE];
 	int64_t timeout_ms;
 	int opt;
@@ -41,7 +44,8 @@ static int options_parse(int argc, char **argv, struct options *options)
 	options->properties = calloc((size_t)argc, sizeof *options->properties);
 	if (!options->properties)
 		return EXIT_INTERNAL;
-	while ((opt = getopt(argc, argv, "b:t:g:T:X:h")) != -1) {
+	opterr = 0;  /* our own message, in the log format */
+	while ((opt = getopt_long(argc, argv, ":b:t:g:T:X:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'b': options->bootstrap = optarg; break;
 		case 't': options->topic = optarg; break;
@@ -53,7 +57,8 @@ static int options_parse(int argc, char **argv, struct options *options)
 			break;
 		case 'X': options->properties[options->property_count++] = optarg; break;
 		case 'h': fputs(usage, stdout); return -1;
-		default: return EXIT_USAGE;
+		case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+		default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (!options->bootstrap || !options->topic || optind < argc)
@@ -125,41 +130,59 @@ static int partition_count(rd_kafka_t *client, const struct options *options, in
 	return 0;
 }
 
-/* All partitions' committed offsets in one OffsetFetch; -1 when the group
- * has none (librdkafka's RD_KAFKA_OFFSET_INVALID). */
-static int committed_offsets(rd_kafka_t *client, const struct options *options,
-	rd_kafka_topic_partition_list_t *partitions)
+/* Every partition of the topic, each with `offset` as its query. */
+static rd_kafka_topic_partition_list_t *partitions_new(const char *topic, int count, int64_t offset)
 {
-	rd_kafka_resp_err_t error;
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(count);
 
-	if (!options->group)
-		return 0;
-	error = rd_kafka_committed(client, partitions, options->timeout_ms);
-	if (error) {
-		log_error("committed offsets of %s: %s", options->group, rd_kafka_err2str(error));
-		return EXIT_TEMPFAIL;
-	}
-	return 0;
+	for (int i = 0; i < count; i++)
+		rd_kafka_topic_partition_list_add(list, topic, i)->offset = offset;
+	return list;
 }
 
-static int print_offsets(rd_kafka_t *client, const struct options *options,
-	const rd_kafka_topic_partition_list_t *partitions)
+/* The first error of a list query: its own, or that of a partition. */
+static rd_kafka_resp_err_t list_error(rd_kafka_resp_err_t error,
+	const rd_kafka_topic_partition_list_t *list)
 {
-	for (int i = 0; i < partitions->cnt; i++) {
-		const rd_kafka_topic_partition_t *partition = &partitions->elems[i];
-		int64_t low, high, committed = options->group ? partition->offset : -1;
-		rd_kafka_resp_err_t error = rd_kafka_query_watermark_offsets(client,
-			options->topic, partition->partition, &low, &high, options->timeout_ms);
+	for (int i = 0; i < list->cnt && !error; i++)
+		error = list->elems[i].err;
+	return error;
+}
 
-		if (error) {
-			log_error("watermarks of %s [%" PRId32 "]: %s", options->topic,
-				partition->partition, rd_kafka_err2str(error));
-			return EXIT_TEMPFAIL;
-		}
-		if (committed < 0)
-			committed = -1;
+/* Watermarks through ListOffsets with the "earliest" and "latest" timestamps,
+ * not rd_kafka_query_watermark_offsets(): before librdkafka 2.3 that call
+ * ignores its timeout while a partition's leader is down (librdkafka#2588),
+ * and a test helper must not hang. */
+static int query_offsets(rd_kafka_t *client, const struct options *options,
+	rd_kafka_topic_partition_list_t *lists[3])
+{
+	static const char *const what[] = { "low watermarks", "high watermarks", "committed offsets" };
+	rd_kafka_resp_err_t error = RD_KAFKA_RESP_ERR_NO_ERROR;
+	int i;
+
+	for (i = 0; i < 3 && !error; i++) {
+		if (i < 2)
+			error = list_error(rd_kafka_offsets_for_times(client, lists[i],
+				options->timeout_ms), lists[i]);
+		else if (options->group)
+			error = list_error(rd_kafka_committed(client, lists[i], options->timeout_ms),
+				lists[i]);
+	}
+	if (!error)
+		return 0;
+	log_error("%s of %s: %s", what[i - 1], options->topic, rd_kafka_err2str(error));
+	return EXIT_TEMPFAIL;
+}
+
+static int print_offsets(rd_kafka_topic_partition_list_t *lists[3], int with_committed)
+{
+	for (int i = 0; i < lists[0]->cnt; i++) {
+		int64_t committed = with_committed ? lists[2]->elems[i].offset : -1;
+
+		/* librdkafka reports "none committed" as RD_KAFKA_OFFSET_INVALID. */
 		if (printf("%" PRId32 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\n",
-				partition->partition, low, high, committed) < 0)
+				lists[0]->elems[i].partition, lists[0]->elems[i].offset,
+				lists[1]->elems[i].offset, committed < 0 ? -1 : committed) < 0)
 			return EXIT_IO;
 	}
 	return 0;
@@ -167,7 +190,7 @@ static int print_offsets(rd_kafka_t *client, const struct options *options,
 
 static int run(const struct options *options)
 {
-	rd_kafka_topic_partition_list_t *partitions;
+	rd_kafka_topic_partition_list_t *lists[3];
 	rd_kafka_t *client;
 	int status, count = 0;
 
@@ -175,14 +198,15 @@ static int run(const struct options *options)
 	if (!client)
 		return status;
 	status = partition_count(client, options, &count);
-	partitions = rd_kafka_topic_partition_list_new(count);
-	for (int i = 0; i < count; i++)
-		rd_kafka_topic_partition_list_add(partitions, options->topic, i);
+	lists[0] = partitions_new(options->topic, count, RD_KAFKA_OFFSET_BEGINNING);
+	lists[1] = partitions_new(options->topic, count, RD_KAFKA_OFFSET_END);
+	lists[2] = partitions_new(options->topic, count, RD_KAFKA_OFFSET_INVALID);
 	if (!status)
-		status = committed_offsets(client, options, partitions);
+		status = query_offsets(client, options, lists);
 	if (!status)
-		status = print_offsets(client, options, partitions);
-	rd_kafka_topic_partition_list_destroy(partitions);
+		status = print_offsets(lists, options->group != NULL);
+	for (int i = 0; i < 3; i++)
+		rd_kafka_topic_partition_list_destroy(lists[i]);
 	rd_kafka_destroy(client);
 	return status;
 }
