@@ -462,8 +462,8 @@ static void publish_summary(struct publisher *publisher)
 	if (c->skipped)
 		log_error("%lld item%s skipped (see above)", (long long)c->skipped, c->skipped == 1 ? "" : "s");
 	if (c->already)
-		log_warn("%lld codes had been published by another run meanwhile: delivered twice, "
-			"not printed", (long long)c->already);
+		log_warn("%lld codes were already recorded as published (listed twice, or published "
+			"by another run meanwhile): delivered again, not printed", (long long)c->already);
 	log_info("read %lld items, published %lld, failed %lld, skipped %lld", (long long)c->read,
 		(long long)c->published, (long long)c->failed, (long long)c->skipped);
 }
