@@ -37,18 +37,20 @@ STAGE := $(CORE) config config_dump db schema item rid progress sha256 store
 o = $(patsubst %,$(BUILD)/%.o,$(1))
 
 # --- tools: each names only the objects and packages it needs ---------------
-TOOLS := qrpool-plan qrpool-pending
-TOOLS += qrpool-fetch qrpool-claim qrpool-resolve
+TOOLS := qrpool-plan qrpool-pending qrpool-fetch qrpool-publish
+TOOLS += qrpool-claim qrpool-resolve
 TEST_SERVERS := local-kafka fake-wechat
 
-qrpool-plan_OBJS := $(call o,$(STAGE) depth plan qrpool-plan)
-qrpool-plan_PKGS := sqlite3 libconfig
+qrpool-plan_OBJS := $(call o,$(STAGE) kafka depth plan qrpool-plan)
+qrpool-plan_PKGS := sqlite3 libconfig rdkafka
 qrpool-pending_OBJS := $(call o,$(STAGE) qrpool-pending)
 qrpool-pending_PKGS := sqlite3 libconfig
 qrpool-claim_OBJS := $(call o,$(STAGE) params binding cache imagefile consumer claim qrpool-claim)
 qrpool-claim_PKGS := sqlite3 libconfig rdkafka jansson hiredis
 qrpool-resolve_OBJS := $(call o,$(STAGE) binding cache resolve qrpool-resolve)
 qrpool-resolve_PKGS := sqlite3 libconfig hiredis
+qrpool-publish_OBJS := $(call o,$(STAGE) kafka publish publish_committer qrpool-publish)
+qrpool-publish_PKGS := sqlite3 libconfig rdkafka
 local-kafka_OBJS := $(call o,$(CORE) mockctl local-kafka)
 local-kafka_PKGS := rdkafka
 WECHAT := wechat http quota token
@@ -98,8 +100,8 @@ $(BUILD) $(BIN) $(BUILD)/tests:
 # --- tests: unit tests (TAP, one per module) and shell tests (TAP, per tool) --
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
-test_OBJS := $(call o,$(STAGE) depth plan)
-test_PKGS := sqlite3 libconfig
+test_OBJS := $(call o,$(STAGE) kafka depth plan publish publish_committer)
+test_PKGS := sqlite3 libconfig rdkafka
 test_OBJS += $(call o,params imagefile $(WECHAT) input)
 test_PKGS += jansson libcurl
 
@@ -133,7 +135,7 @@ demo: deps
 # Fuzz targets (libFuzzer, clang) over the parsers, each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_SOURCES := $(addprefix src/,$(addsuffix .c,exitcode log parse config config_dump db item rid sha256 depth plan))
+FUZZ_SOURCES := $(addprefix src/,$(addsuffix .c,exitcode log parse config config_dump db item rid sha256 kafka depth plan))
 fuzz: deps
 	$(MAKE) build/std/schema.c
 	mkdir -p build/fuzz
@@ -141,7 +143,7 @@ fuzz: deps
 		clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -Ibuild/std -fsanitize=fuzzer,address,undefined \
 			-fno-sanitize-recover=undefined \
 			-o build/fuzz/$$target tests/fuzz/$$target.c $(FUZZ_SOURCES) build/std/schema.c \
-			$$($(PKG_CONFIG) --cflags --libs sqlite3 libconfig) -lm || exit 1; \
+			$$($(PKG_CONFIG) --cflags --libs sqlite3 libconfig rdkafka) -lm || exit 1; \
 		mkdir -p build/fuzz/$$target.corpus; \
 		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp build/fuzz/$$target \
 			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build/fuzz/$$target- \

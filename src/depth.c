@@ -1,8 +1,11 @@
 #include "depth.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "exitcode.h"
+#include "kafka.h"
+#include "log.h"
 
 int depth_count_states(struct db *db, const struct config *config, struct pool_counts *counts)
 {
@@ -37,12 +40,63 @@ int depth_count_states(struct db *db, const struct config *config, struct pool_c
 	return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "counting codes by state");
 }
 
-int depth_measure(const struct config *config, const struct pool_counts *counts,
-	size_t pool_index, struct pool_depth *out)
+/* The DB-only estimate for pools [from, to) that Kafka did not measure. */
+static int depth_estimate(struct db *db, const struct config *config, size_t from, size_t to,
+	struct pool_depth *depths)
 {
-	(void)config;
-	out->depth = counts[pool_index].published;
-	out->lost = 0;
-	out->measured = 0;
-	return 0;
+	struct pool_counts *counts;
+	int status;
+
+	if (from == to)
+		return 0;
+	if (!(counts = calloc(config->pool_count, sizeof *counts)))
+		return EXIT_INTERNAL;
+	status = depth_count_states(db, config, counts);
+	for (size_t i = from; !status && i < to; i++) {
+		depths[i].depth = counts[i].published;
+		depths[i].lost = 0;
+		depths[i].measured = 0;
+	}
+	free(counts);
+	return status;
+}
+
+int depth_measure(struct db *db, const struct config *config, struct pool_depth *depths)
+{
+	int64_t timeout = config->kafka.timeout_ms < DEPTH_TIMEOUT_MAX_MS ?
+		config->kafka.timeout_ms : DEPTH_TIMEOUT_MAX_MS;
+	double deadline = db_now() + (double)timeout / 1000;
+	int status;
+	size_t i;
+
+	if (!kafka_configured(config)) {
+		log_warn("%s: kafka.brokers is not set: pool depth estimated from the staging DB",
+			config->path);
+		return depth_estimate(db, config, 0, config->pool_count, depths);
+	}
+	for (i = 0; i < config->pool_count; i++) {
+		const struct pool_config *pool = &config->pools[i];
+		int64_t left = (int64_t)((deadline - db_now()) * 1000);
+		struct kafka_depth measured;
+		char why[512];
+		rd_kafka_resp_err_t err = kafka_measure_depth(config, pool, left > 0 ? left : 0,
+			&measured, why, sizeof why);
+
+		if (!err) {
+			depths[i] = (struct pool_depth){ measured.depth, measured.lost, 1 };
+			if (measured.lost)
+				log_info("pool %s: %lld codes were dropped by retention before anyone took "
+					"them", pool->name, (long long)measured.lost);
+			continue;
+		}
+		if (kafka_unreachable(err)) {
+			log_warn("Kafka cannot be reached (%s): pool depth estimated from the staging DB",
+				why);
+			break;
+		}
+		log_warn("pool %s: %s: depth estimated from the staging DB", pool->name, why);
+		if ((status = depth_estimate(db, config, i, i + 1, depths)))
+			return status;
+	}
+	return depth_estimate(db, config, i, config->pool_count, depths);
 }

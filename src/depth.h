@@ -20,9 +20,19 @@ struct pool_depth {
 /* Counts per state for every configured pool, into counts[config->pool_count]. */
 int depth_count_states(struct db *db, const struct config *config, struct pool_counts *counts);
 
-/* The pool's depth. Today: the codes published according to the DB (the DB
- * does not know which were consumed, so this is an upper bound). */
-int depth_measure(const struct config *config, const struct pool_counts *counts,
-	size_t pool_index, struct pool_depth *out);
+/* Kafka is given at most this long, however long kafka.timeout is: planning
+ * and reporting must not wait a whole delivery timeout on a dead cluster. */
+#define DEPTH_TIMEOUT_MAX_MS 10000
+
+/* Every pool's depth into depths[config->pool_count], measured in Kafka: the
+ * topic's end offsets minus the committed offsets of the pool's consumer group
+ * (the online services), with the codes retention dropped unread in `lost`
+ * (see kafka_measure_depth). Takes at most min(kafka.timeout,
+ * DEPTH_TIMEOUT_MAX_MS) in all, so call it outside DB transactions. When
+ * Kafka cannot be reached (or refuses a pool), those pools get the DB
+ * estimate instead, with a warning: the codes published, an upper bound since
+ * the DB does not know which were consumed; measured = 0. Returns 0 or an
+ * exit code (the DB failed). */
+int depth_measure(struct db *db, const struct config *config, struct pool_depth *depths);
 
 #endif

@@ -153,11 +153,26 @@ static int plan_measure(struct db *db, const struct config *config, struct plan_
 		pools[i].pool = &config->pools[i];
 		pools[i].in_flight = counts[i].planned + counts[i].fetched;
 		pools[i].planned = counts[i].planned;
-		status = depth_measure(config, counts, i, &pools[i].depth);
 	}
 	free(counts);
 	if (!status)
 		plan_model(pools, config->pool_count, demand, from);
+	return status;
+}
+
+/* Kafka is asked before any transaction, since it may take seconds; the DB
+ * must not stay locked meanwhile. */
+static int plan_measure_depth(struct db *db, const struct config *config, struct plan_pool *pools)
+{
+	struct pool_depth *depths = calloc(config->pool_count, sizeof *depths);
+	int status;
+
+	if (!depths)
+		return EXIT_INTERNAL;
+	status = depth_measure(db, config, depths);
+	for (size_t i = 0; !status && i < config->pool_count; i++)
+		pools[i].depth = depths[i];
+	free(depths);
 	return status;
 }
 
@@ -394,14 +409,15 @@ static int plan_run(const struct plan_options *options, const struct config *con
 			log_error("%d bad demand line%s: nothing planned", demand.errors,
 				demand.errors == 1 ? "" : "s");
 	} else if (!(status = db_open(&db, config->db_path, config->busy_timeout_ms))) {
-		if (options->dry_run) {
+		status = plan_measure_depth(&db, config, pools);
+		if (!status && options->dry_run) {
 			struct plan_limits limits = { plan_capacity(options, config), options->max_codes };
 			if (!(status = plan_measure(&db, config, pools, &demand, options->from))) {
 				plan_allocate(pools, config->pool_count, &limits);
 				plan_print_table(pools, config->pool_count);
 				status = cli_close_stdout();
 			}
-		} else if (!(status = db_run_start(&db, "plan"))) {
+		} else if (!status && !(status = db_run_start(&db, "plan"))) {
 			status = plan_write(&db, options, config, &demand, pools, &minted, &total, &short_by);
 			if (!status)
 				status = plan_print_items(pools, minted, total);

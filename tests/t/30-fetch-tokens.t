@@ -5,11 +5,16 @@
 . "${0%/*}/lib.sh"
 . "${0%/*}/fetch.sh"
 
-# fetch_meanwhile DELAY COMMAND...: runs qrpool-fetch on $T/items and, DELAY
-# seconds in, COMMAND (something done "elsewhere"); sets $rc, $T/out, $T/err.
+# fetch_meanwhile CALLS COMMAND...: runs qrpool-fetch on $T/items and, once the
+# fake has answered CALLS of its calls (so it holds a token, however slow the
+# machine), runs COMMAND (something done "elsewhere"); sets $rc, $T/out, $T/err.
 fetch_meanwhile() {
   qrpool-fetch -v <"$T/items" >"$T/out" 2>"$T/err" & fetch=$!
-  sleep "$1"; shift
+  calls=$1; shift
+  tries=0
+  while [ "$(stats endpoints getwxacodeunlimit requests)" -lt "$calls" ] && [ $tries -lt 600 ]; do
+    sleep 0.05; tries=$((tries + 1))
+  done
   "$@"
   rc=0; wait $fetch || rc=$?
 }
@@ -42,7 +47,7 @@ ok "at most the calls in flight refused as expired ($expired)" [ "$expired" -le 
 start_fake expire --latency 30
 config_for 'concurrency = 8;'
 : >"$T/items"; plan poster 300
-fetch_meanwhile 0.4 curl -sS -o /dev/null -X POST "$base/_control/expire-tokens"
+fetch_meanwhile 20 curl -sS -o /dev/null -X POST "$base/_control/expire-tokens"
 recovered "expired mid-run" 300 42001 8
 is "expired mid-run: two stable_token calls in all" "$(stats endpoints stable_token requests)" 2
 
@@ -50,7 +55,7 @@ is "expired mid-run: two stable_token calls in all" "$(stats endpoints stable_to
 start_fake classic --token-grace 0 --latency 30
 config_for 'concurrency = 4; token = { source = "classic"; };'
 : >"$T/items"; plan poster 200
-fetch_meanwhile 0.5 curl -sS -o /dev/null \
+fetch_meanwhile 20 curl -sS -o /dev/null \
   "$base/cgi-bin/token?grant_type=client_credential&appid=$APPID&secret=$SECRET"
 recovered "classic invalidated elsewhere" 200 40001 4
 is "classic: ours, the other holder's, and ONE refresh" "$(stats endpoints token requests)" 3

@@ -1,0 +1,284 @@
+#include "kafka.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+
+/* What the design promises for every message: an idempotent producer whose
+ * writes all in-sync replicas acknowledged. */
+static const char *const kafka_forced[][2] = {
+	{ "enable.idempotence", "true" },
+	{ "acks", "all" },
+};
+
+/* librdkafka logs with syslog levels; its notices about a broker it cannot
+ * reach are for -v, since the caller reports what actually failed. */
+static void kafka_log(const rd_kafka_t *rk, int level, const char *facility, const char *message)
+{
+	(void)rk;
+	log_msg(level <= 5 ? LOG_INFO : LOG_DEBUG, "librdkafka %s: %s", facility, message);
+}
+
+static int kafka_set(rd_kafka_conf_t *conf, const struct config *config, const char *key,
+	const char *value)
+{
+	char why[512];
+
+	if (rd_kafka_conf_set(conf, key, value, why, sizeof why) == RD_KAFKA_CONF_OK)
+		return 0;
+	log_error("%s: kafka: %s", config->path, why);
+	return -1;
+}
+
+/* Warns when kafka.properties tries to weaken a forced setting ("acks=1"):
+ * the value is overridden, and the operator should know. */
+static void kafka_check_forced(const struct config *config, const char *key, const char *value)
+{
+	for (size_t i = 0; i < sizeof kafka_forced / sizeof kafka_forced[0]; i++) {
+		int same_key = !strcmp(key, kafka_forced[i][0]) ||
+			(!strcmp(kafka_forced[i][0], "acks") && !strcmp(key, "request.required.acks"));
+		int same_value = !strcmp(value, kafka_forced[i][1]) ||
+			(!strcmp(kafka_forced[i][0], "acks") && !strcmp(value, "-1"));
+
+		if (same_key && !same_value)
+			log_warn("%s: kafka.properties sets %s=%s: ignored, the producer always uses %s=%s",
+				config->path, key, value, kafka_forced[i][0], kafka_forced[i][1]);
+	}
+}
+
+/* Sets every "key=value" of kafka.properties as given. */
+static int kafka_set_properties(rd_kafka_conf_t *conf, const struct config *config,
+	rd_kafka_type_t type)
+{
+	for (size_t i = 0; i < config->kafka.property_count; i++) {
+		const char *property = config->kafka.properties[i];
+		const char *eq = strchr(property, '=');
+		char *key = strndup(property, (size_t)(eq - property));
+		int failed;
+
+		if (!key)
+			return -1;
+		if (type == RD_KAFKA_PRODUCER)
+			kafka_check_forced(config, key, eq + 1);
+		failed = kafka_set(conf, config, key, eq + 1);
+		free(key);
+		if (failed)
+			return -1;
+	}
+	return 0;
+}
+
+/* Our defaults go in before the properties, so the properties win. */
+static int kafka_set_defaults(rd_kafka_conf_t *conf, const struct config *config,
+	rd_kafka_type_t type)
+{
+	int64_t timeout = config->kafka.timeout_ms;
+	char text[32];
+
+	if (config->kafka.brokers && kafka_set(conf, config, "bootstrap.servers", config->kafka.brokers))
+		return -1;
+	if (kafka_set(conf, config, "client.id", log_program()))
+		return -1;
+	if (type != RD_KAFKA_PRODUCER)
+		return 0;
+	snprintf(text, sizeof text, "%lld", (long long)(timeout < 1 ? 1 : timeout > INT32_MAX ?
+		INT32_MAX : timeout));
+	return kafka_set(conf, config, "message.timeout.ms", text);
+}
+
+rd_kafka_conf_t *kafka_conf_new(const struct config *config, rd_kafka_type_t type, void *opaque)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	int failed;
+
+	rd_kafka_conf_set_log_cb(conf, kafka_log);
+	rd_kafka_conf_set_opaque(conf, opaque);
+	failed = kafka_set_defaults(conf, config, type) || kafka_set_properties(conf, config, type);
+	for (size_t i = 0; !failed && type == RD_KAFKA_PRODUCER &&
+	     i < sizeof kafka_forced / sizeof kafka_forced[0]; i++)
+		failed = kafka_set(conf, config, kafka_forced[i][0], kafka_forced[i][1]);
+	if (failed) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	return conf;
+}
+
+int kafka_configured(const struct config *config)
+{
+	int found = config->kafka.brokers && *config->kafka.brokers;
+
+	for (size_t i = 0; !found && i < config->kafka.property_count; i++)
+		found = !strncmp(config->kafka.properties[i], "bootstrap.servers=", 18) ||
+			!strncmp(config->kafka.properties[i], "metadata.broker.list=", 21);
+	return found;
+}
+
+rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf)
+{
+	char why[512];
+	rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof why);
+
+	if (rk)
+		return rk;
+	rd_kafka_conf_destroy(conf);
+	log_error("cannot create the Kafka client: %s", why);
+	return NULL;
+}
+
+static int kafka_dump_pairs(const char **pairs, size_t count, FILE *out)
+{
+	int failed = 0;
+
+	for (size_t i = 0; i + 1 < count; i += 2) {
+		int secret = strstr(pairs[i], "password") || strstr(pairs[i], "secret");
+		failed |= fprintf(out, "# %s = %s\n", pairs[i], secret ? "********" : pairs[i + 1]) < 0;
+	}
+	return failed ? -1 : 0;
+}
+
+int kafka_conf_dump(rd_kafka_conf_t *conf, FILE *out)
+{
+	rd_kafka_topic_conf_t *topic = rd_kafka_conf_get_default_topic_conf(conf);
+	const char **pairs;
+	size_t count;
+	int failed;
+
+	pairs = rd_kafka_conf_dump(conf, &count);
+	failed = fprintf(out, "# librdkafka settings (merged)\n") < 0 ||
+		kafka_dump_pairs(pairs, count, out);
+	rd_kafka_conf_dump_free(pairs, count);
+	if (topic) {
+		pairs = rd_kafka_topic_conf_dump(topic, &count);
+		failed |= kafka_dump_pairs(pairs, count, out);
+		rd_kafka_conf_dump_free(pairs, count);
+	}
+	return failed ? -1 : 0;
+}
+
+int kafka_unreachable(rd_kafka_resp_err_t err)
+{
+	switch (err) {
+	case RD_KAFKA_RESP_ERR__TRANSPORT:
+	case RD_KAFKA_RESP_ERR__TIMED_OUT:
+	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+	case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+	case RD_KAFKA_RESP_ERR__RESOLVE:
+	case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+	case RD_KAFKA_RESP_ERR__SSL:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Milliseconds left until `deadline` (db_now() seconds), never negative. */
+static int kafka_remaining_ms(double deadline)
+{
+	double left = (deadline - db_now()) * 1000;
+
+	return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+/* The topic's partition count; 0 when it does not exist yet. */
+static rd_kafka_resp_err_t kafka_partition_count(rd_kafka_t *rk, const char *topic,
+	double deadline, int *count)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+	const struct rd_kafka_metadata *metadata;
+	rd_kafka_resp_err_t err;
+
+	if (!rkt)
+		return rd_kafka_last_error();
+	err = rd_kafka_metadata(rk, 0, rkt, &metadata, kafka_remaining_ms(deadline));
+	rd_kafka_topic_destroy(rkt);
+	if (err)
+		return err;
+	*count = 0;
+	if (metadata->topic_cnt == 1) {
+		err = metadata->topics[0].err;
+		if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+			err = RD_KAFKA_RESP_ERR_NO_ERROR;
+		else if (!err)
+			*count = metadata->topics[0].partition_cnt;
+	}
+	rd_kafka_metadata_destroy(metadata);
+	return err;
+}
+
+void kafka_depth_add(struct kafka_depth *depth, int64_t low, int64_t high, int64_t committed)
+{
+	int64_t start = low;
+
+	if (committed >= 0 && committed < low)
+		depth->lost += low - committed;
+	else if (committed >= 0)
+		start = committed;
+	if (high > start)
+		depth->depth += high - start;
+	depth->partitions++;
+}
+
+static rd_kafka_resp_err_t kafka_sum_partitions(rd_kafka_t *rk, const char *topic, int count,
+	double deadline, struct kafka_depth *out)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(count);
+	rd_kafka_resp_err_t err;
+
+	for (int p = 0; p < count; p++)
+		rd_kafka_topic_partition_list_add(list, topic, p);
+	err = rd_kafka_committed(rk, list, kafka_remaining_ms(deadline));
+	for (int p = 0; !err && p < count; p++) {
+		int64_t low, high;
+
+		err = list->elems[p].err;
+		if (!err)
+			err = rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high,
+				kafka_remaining_ms(deadline));
+		if (!err)
+			kafka_depth_add(out, low, high, list->elems[p].offset);
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+	return err;
+}
+
+/* A consumer in the pool's group, which never subscribes: rd_kafka_committed
+ * needs the group id, and the handle must not move the group's offsets. */
+static rd_kafka_t *kafka_group_reader(const struct config *config, const struct pool_config *pool)
+{
+	rd_kafka_conf_t *conf = kafka_conf_new(config, RD_KAFKA_CONSUMER, NULL);
+
+	if (!conf)
+		return NULL;
+	if (kafka_set(conf, config, "group.id", pool->group) ||
+	    kafka_set(conf, config, "enable.auto.commit", "false")) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	return kafka_client_new(RD_KAFKA_CONSUMER, conf);
+}
+
+rd_kafka_resp_err_t kafka_measure_depth(const struct config *config, const struct pool_config *pool,
+	int64_t timeout_ms, struct kafka_depth *out, char *why, size_t why_size)
+{
+	double deadline = db_now() + (double)timeout_ms / 1000;
+	rd_kafka_t *rk = kafka_group_reader(config, pool);
+	rd_kafka_resp_err_t err;
+	int count = 0;
+
+	memset(out, 0, sizeof *out);
+	if (!rk) {
+		snprintf(why, why_size, "cannot create a Kafka client (see above)");
+		return RD_KAFKA_RESP_ERR__INVALID_ARG;
+	}
+	err = kafka_partition_count(rk, pool->topic, deadline, &count);
+	if (!err && count)
+		err = kafka_sum_partitions(rk, pool->topic, count, deadline, out);
+	if (err)
+		snprintf(why, why_size, "topic %s, group %s: %s", pool->topic, pool->group,
+			rd_kafka_err2str(err));
+	rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	return err;
+}

@@ -1,0 +1,58 @@
+/* Kafka through librdkafka. Client settings come from the config file's kafka
+ * section: bootstrap.servers from kafka.brokers, then every kafka.properties
+ * entry passed to librdkafka untouched (SASL, SSL, compression, linger...), as
+ * kcat's -X does. We never rename a librdkafka setting. */
+#ifndef QRPOOL_KAFKA_H
+#define QRPOOL_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+
+/* A client configuration for a producer or a consumer. A producer is always
+ * idempotent with acks=all: those two are forced (with a warning when
+ * kafka.properties says otherwise), and message.timeout.ms defaults to
+ * kafka.timeout. librdkafka's own log lines become ours at info level (-v):
+ * a client's complaints about a broker it cannot reach are details; the
+ * caller reports what failed. `opaque` is handed to the callbacks. Returns
+ * NULL after logging "file: kafka.properties: why" (a config error). */
+rd_kafka_conf_t *kafka_conf_new(const struct config *config, rd_kafka_type_t type, void *opaque);
+
+/* Whether the config names any broker (kafka.brokers, or bootstrap.servers
+ * among the properties). */
+int kafka_configured(const struct config *config);
+
+/* Creates the client from `conf`, which it consumes either way. NULL after
+ * logging. */
+rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf);
+
+/* Writes librdkafka's merged settings, "# key = value" per line (libconfig
+ * comments), secrets masked: what kcat's -X dump shows. 0 or -1. */
+int kafka_conf_dump(rd_kafka_conf_t *conf, FILE *out);
+
+/* Whether an error means Kafka could not be reached at all, as opposed to
+ * one request being refused. */
+int kafka_unreachable(rd_kafka_resp_err_t err);
+
+struct kafka_depth {
+	int64_t depth;        /* messages the pool's group has not consumed yet */
+	int64_t lost;         /* messages retention dropped before the group consumed them */
+	int partitions;       /* 0: the topic does not exist (yet) */
+};
+
+/* Adds one partition: watermarks `low` and `high`, and the group's committed
+ * offset (negative: none, so the partition counts from `low`). */
+void kafka_depth_add(struct kafka_depth *depth, int64_t low, int64_t high, int64_t committed);
+
+/* A pool's depth in Kafka: per partition, the end offset minus the offset the
+ * pool's consumer group committed (from the low watermark where it committed
+ * none), summed. Where the low watermark has passed the committed offset, the
+ * messages in between were dropped by retention unread: counted in `lost`.
+ * Reads only; never joins the group or commits. Takes at most `timeout_ms`.
+ * Returns RD_KAFKA_RESP_ERR_NO_ERROR, or the error with `why` filled. */
+rd_kafka_resp_err_t kafka_measure_depth(const struct config *config, const struct pool_config *pool,
+	int64_t timeout_ms, struct kafka_depth *out, char *why, size_t why_size);
+
+#endif

@@ -1,0 +1,493 @@
+#include "publish.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "exitcode.h"
+#include "kafka.h"
+#include "log.h"
+#include "sha256.h"
+
+/* After giving up on the deliveries left at the deadline, their reports come
+ * back at once; this bounds the wait for them. */
+#define PUBLISH_PURGE_SECONDS 2.0
+
+/* A code as the lookup found it: what its message carries besides the key.
+ * The pointers stay valid until the lookup statement is reset. */
+struct publish_code {
+	int64_t id;
+	const char *state, *pool, *content_type;
+	char sha256[SHA256_HEX_SIZE];
+	time_t created;           /* when the image was made */
+	const void *bytes;        /* NULL: no image stored */
+	size_t size;
+};
+
+/* Room for one more delivery in the batch being gathered; NULL if memory ran out. */
+static struct publish_delivery *publish_batch_append(struct publisher *publisher)
+{
+	struct publish_batch *batch = publisher->batch;
+
+	if (!batch) {
+		if (!(batch = publisher->batch = calloc(1, sizeof *batch)))
+			return NULL;
+		publisher->batch_started = db_now();
+	}
+	if (batch->count == batch->capacity) {
+		size_t capacity = batch->capacity ? batch->capacity * 2 : 256;
+		struct publish_delivery *grown = realloc(batch->deliveries, capacity * sizeof *grown);
+
+		if (!grown)
+			return NULL;
+		batch->deliveries = grown;
+		batch->capacity = capacity;
+	}
+	return &batch->deliveries[batch->count++];
+}
+
+static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report, void *opaque)
+{
+	struct publisher *publisher = opaque;
+	struct publish_message *message = report->_private;
+	struct publish_delivery *delivery;
+
+	(void)rk;
+	publisher->in_flight--;
+	if (report->err) {
+		publisher->counts.failed++;
+		snprintf(publisher->delivery_error, sizeof publisher->delivery_error, "%s",
+			rd_kafka_err2str(report->err));
+		/* A message that timed out says the rest would too: stop reading. */
+		if (kafka_unreachable(report->err))
+			publisher->stop = 1;
+		free(message);
+		return;
+	}
+	if (!(delivery = publish_batch_append(publisher))) {
+		/* Delivered but unrecorded: the code stays fetched and goes again. */
+		publisher->counts.failed++;
+		publisher->status = exitcode_worst(publisher->status, EXIT_INTERNAL);
+		publisher->stop = 1;
+		free(message);
+		return;
+	}
+	delivery->message = message;
+	delivery->partition = report->partition;
+	delivery->offset = report->offset;
+	delivery->at = (int64_t)time(NULL);
+}
+
+/* Client errors are mostly passing (a broker reconnecting); only a fatal one
+ * ends the run. The last is kept for the summary when deliveries fail. */
+static void publish_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct publisher *publisher = opaque;
+	char why[512];
+
+	if (err != RD_KAFKA_RESP_ERR__FATAL) {
+		log_info("Kafka: %s", reason);
+		snprintf(publisher->client_error, sizeof publisher->client_error, "%s", reason);
+		return;
+	}
+	rd_kafka_fatal_error(rk, why, sizeof why);
+	log_error("Kafka: fatal error: %s", why);
+	publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
+	publisher->stop = 1;
+}
+
+static int publish_open_producer(struct publisher *publisher)
+{
+	rd_kafka_conf_t *conf;
+
+	if (!kafka_configured(publisher->config)) {
+		log_error("%s: kafka.brokers is not set", publisher->config->path);
+		return EXIT_CONFIG;
+	}
+	if (!(conf = kafka_conf_new(publisher->config, RD_KAFKA_PRODUCER, publisher)))
+		return EXIT_CONFIG;
+	rd_kafka_conf_set_dr_msg_cb(conf, publish_on_delivery);
+	rd_kafka_conf_set_error_cb(conf, publish_on_error);
+	publisher->producer = kafka_client_new(RD_KAFKA_PRODUCER, conf);
+	return publisher->producer ? 0 : EXIT_CONFIG;
+}
+
+int publish_open(struct publisher *publisher, const struct config *config, struct db *db,
+	int drop_images, FILE *out)
+{
+	int status;
+
+	memset(publisher, 0, sizeof *publisher);
+	publisher->config = config;
+	publisher->db = db;
+	publisher->drop_images = drop_images;
+	publisher->topics = calloc(config->pool_count ? config->pool_count : 1,
+		sizeof *publisher->topics);
+	if (!publisher->topics)
+		return EXIT_INTERNAL;
+	/* Each image is read once: reading it through a mapping of the file saves
+	 * a read() and a copy per image (about a sixth of our CPU time). */
+	if ((status = db_exec(db, "PRAGMA mmap_size = 1073741824")) ||
+	    (status = db_prepare(db, &publisher->lookup, "SELECT c.id, c.state, c.pool, "
+			"c.content_type, c.sha256, coalesce(c.fetched_at, c.created_at), i.bytes "
+			"FROM codes c LEFT JOIN images i ON i.code_id = c.id WHERE c.request_id = ?")) ||
+	    (status = publish_committer_start(&publisher->committer, config, out)) ||
+	    (status = publish_open_producer(publisher))) {
+		publish_close(publisher);
+		return status;
+	}
+	return 0;
+}
+
+void publish_close(struct publisher *publisher)
+{
+	for (size_t i = 0; publisher->topics && i < publisher->config->pool_count; i++)
+		if (publisher->topics[i])
+			rd_kafka_topic_destroy(publisher->topics[i]);
+	free(publisher->topics);
+	free(publisher->url);
+	if (publisher->producer)
+		rd_kafka_destroy(publisher->producer);
+	publish_committer_finish(&publisher->committer);
+	publish_batch_free(publisher->batch);
+	sqlite3_finalize(publisher->lookup);
+	publisher->topics = NULL;
+	publisher->url = NULL;
+	publisher->producer = NULL;
+	publisher->batch = NULL;
+	publisher->lookup = NULL;
+}
+
+/* Lookups share one read transaction for PUBLISH_BATCH_SECONDS at most: in
+ * WAL mode a statement outside a transaction takes and drops the file locks,
+ * which costs more than the lookup itself. Ending it now and then lets the
+ * checkpoints of the committer's writes go on. */
+static int publish_begin_read(struct publisher *publisher)
+{
+	int status;
+
+	if (publisher->reading_since > 0)
+		return 0;
+	if ((status = db_exec(publisher->db, "BEGIN")))
+		return status;
+	publisher->reading_since = db_now();
+	return 0;
+}
+
+static void publish_end_read(struct publisher *publisher)
+{
+	if (publisher->reading_since > 0)
+		db_rollback(publisher->db);
+	publisher->reading_since = 0;
+}
+
+/* Steps the lookup for `request_id`: 1 (a row), 0 (none) or an exit code. */
+static int publish_step_lookup(struct publisher *publisher, const char *request_id)
+{
+	sqlite3_stmt *stmt = publisher->lookup;
+	int rc;
+
+	sqlite3_reset(stmt);
+	sqlite3_bind_text(stmt, 1, request_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		return rc == SQLITE_ROW;
+	return db_fail(publisher->db, rc, "looking up a request id");
+}
+
+/* Looks the code up, with its image, in the shared read transaction. That
+ * snapshot may be older than the line just read (the stage before us
+ * commits, then prints), so a code that looks unknown or not ready is looked
+ * up again in a fresh one. Returns 0 (found; the statement stays on its row
+ * until the caller resets it), 1 (unknown) or an exit code. */
+static int publish_lookup(struct publisher *publisher, const char *request_id,
+	struct publish_code *code)
+{
+	sqlite3_stmt *stmt = publisher->lookup;
+	int status = publish_begin_read(publisher);
+
+	if (!status)
+		status = publish_step_lookup(publisher, request_id);
+	if (status == 0 || (status == 1 && strcmp((const char *)sqlite3_column_text(stmt, 1),
+			"fetched"))) {
+		sqlite3_reset(stmt);
+		publish_end_read(publisher);
+		status = publish_step_lookup(publisher, request_id);
+	}
+	if (status != 1)
+		return status ? status : 1;
+	code->id = sqlite3_column_int64(stmt, 0);
+	code->state = (const char *)sqlite3_column_text(stmt, 1);
+	code->pool = (const char *)sqlite3_column_text(stmt, 2);
+	code->content_type = (const char *)sqlite3_column_text(stmt, 3);
+	code->created = (time_t)sqlite3_column_int64(stmt, 5);
+	code->bytes = sqlite3_column_blob(stmt, 6);
+	code->size = (size_t)sqlite3_column_bytes(stmt, 6);
+	if (sqlite3_column_bytes(stmt, 4) == SHA256_HEX_SIZE - 1)
+		memcpy(code->sha256, sqlite3_column_text(stmt, 4), SHA256_HEX_SIZE);
+	else if (code->bytes)
+		sha256_hex(code->bytes, code->size, code->sha256);
+	if (!code->content_type)
+		code->content_type = "application/octet-stream";
+	return 0;
+}
+
+/* Hands the gathered deliveries to the committer when the batch is full or
+ * old enough; a failed commit there ends the reading here. */
+static void publish_hand_over(struct publisher *publisher, int now)
+{
+	struct publish_batch *batch = publisher->batch;
+	int status;
+
+	if (!batch || (!now && batch->count < PUBLISH_BATCH_MAX &&
+			db_now() - publisher->batch_started < PUBLISH_BATCH_SECONDS))
+		return;
+	publisher->batch = NULL;
+	if ((status = publish_committer_submit(&publisher->committer, batch))) {
+		publisher->status = exitcode_worst(publisher->status, status);
+		publisher->stop = 1;
+	}
+}
+
+static int publish_skip(struct publisher *publisher, const struct item *item, const char *source,
+	const char *why)
+{
+	log_error("%s:%ld: %s %s; skipped", source, item->line_number, item->request_id, why);
+	publisher->counts.skipped++;
+	publisher->status = exitcode_worst(publisher->status, EXIT_DATA);
+	return 1;
+}
+
+/* Finds the item's code and checks it is this pool's, ready, and has its
+ * image. Returns 0 (ok), 1 (reported and skipped) or an exit code. */
+static int publish_check(struct publisher *publisher, const struct item *item, const char *source,
+	struct publish_code *code, const struct pool_config **pool)
+{
+	char why[256];
+	int found = publish_lookup(publisher, item->request_id, code);
+
+	if (found > 1)
+		return found;
+	if (found == 1)
+		return publish_skip(publisher, item, source, "is not in the staging DB");
+	if (strcmp(code->pool, item->pool))
+		snprintf(why, sizeof why, "belongs to pool %s, not %s", code->pool, item->pool);
+	else if (!(*pool = config_pool(publisher->config, code->pool)))
+		snprintf(why, sizeof why, "is of pool %s, which is not configured", code->pool);
+	else if (strcmp(code->state, "fetched"))
+		snprintf(why, sizeof why, "is %s, not fetched", code->state);
+	else if (!code->bytes)
+		snprintf(why, sizeof why, "has no image stored");
+	else
+		return 0;
+	return publish_skip(publisher, item, source, why);
+}
+
+/* The code's creation time as ISO-8601 UTC; codes made in the same second
+ * share the formatting. */
+static const char *publish_created(struct publisher *publisher, time_t created)
+{
+	struct tm tm;
+
+	if (created != publisher->created || !*publisher->created_text) {
+		gmtime_r(&created, &tm);
+		strftime(publisher->created_text, sizeof publisher->created_text,
+			"%Y-%m-%dT%H:%M:%SZ", &tm);
+		publisher->created = created;
+	}
+	return publisher->created_text;
+}
+
+/* url_prefix + request id, for link pools, in a buffer reused per message. */
+static const char *publish_url(struct publisher *publisher, const struct pool_config *pool,
+	const char *request_id)
+{
+	size_t prefix = strlen(pool->url_prefix), size = prefix + strlen(request_id) + 1;
+
+	if (size > publisher->url_size) {
+		char *grown = realloc(publisher->url, size);
+		if (!grown)
+			return NULL;
+		publisher->url = grown;
+		publisher->url_size = size;
+	}
+	memcpy(publisher->url, pool->url_prefix, prefix);
+	memcpy(publisher->url + prefix, request_id, size - prefix);
+	return publisher->url;
+}
+
+static struct publish_message *publish_message_new(const struct item *item, int64_t code_id,
+	int drop_image)
+{
+	const char *fields[] = { item->request_id, item->pool, item->rest };
+	size_t lengths[3], size = 0;
+	struct publish_message *message;
+	char *at;
+
+	for (int i = 0; i < 3; i++)
+		size += (lengths[i] = fields[i] ? strlen(fields[i]) : 0) + 1;
+	if (!(message = malloc(sizeof *message + size)))
+		return NULL;
+	message->code_id = code_id;
+	message->drop_image = drop_image;
+	at = message->line;
+	for (int i = 0; i < 3 && fields[i]; i++) {
+		if (i)
+			*at++ = '\t';
+		memcpy(at, fields[i], lengths[i]);
+		at += lengths[i];
+	}
+	*at = '\0';
+	return message;
+}
+
+static rd_kafka_topic_t *publish_topic(struct publisher *publisher, const struct pool_config *pool)
+{
+	size_t index = (size_t)(pool - publisher->config->pools);
+
+	if (!publisher->topics[index])
+		publisher->topics[index] = rd_kafka_topic_new(publisher->producer, pool->topic, NULL);
+	return publisher->topics[index];
+}
+
+/* Hands the message over; when the producer's queue is full, serves delivery
+ * reports until there is room. The image stays valid meanwhile, since only
+ * reports are served here, never a commit. */
+static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struct pool_config *pool,
+	const struct item *item, const struct publish_code *code, struct publish_message *message)
+{
+	rd_kafka_topic_t *topic = publish_topic(publisher, pool);
+	int link = pool->source == POOL_LINK;
+	const char *url = link ? publish_url(publisher, pool, item->request_id) : NULL;
+	const char *created = publish_created(publisher, code->created);
+	rd_kafka_resp_err_t err;
+
+	if (!topic)
+		return rd_kafka_last_error();
+	if (link && !url)
+		return RD_KAFKA_RESP_ERR__NOENT;
+	do {
+		err = rd_kafka_producev(publisher->producer, RD_KAFKA_V_RKT(topic),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_KEY(item->request_id, strlen(item->request_id)),
+			RD_KAFKA_V_VALUE((void *)code->bytes, code->size),
+			RD_KAFKA_V_HEADER("pool", pool->name, -1),
+			RD_KAFKA_V_HEADER("content-type", code->content_type, -1),
+			RD_KAFKA_V_HEADER("sha256", code->sha256, -1),
+			RD_KAFKA_V_HEADER("source", config_source_name(pool->source), -1),
+			RD_KAFKA_V_HEADER(link ? "url" : "page", link ? url : pool->page, -1),
+			RD_KAFKA_V_HEADER("created", created, -1),
+			RD_KAFKA_V_OPAQUE(message), RD_KAFKA_V_END);
+		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			rd_kafka_poll(publisher->producer, 100);
+	} while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !publisher->stop);
+	return err;
+}
+
+static int publish_produce(struct publisher *publisher, const struct item *item, const char *source,
+	const struct publish_code *code, const struct pool_config *pool)
+{
+	struct publish_message *message = publish_message_new(item, code->id,
+		publisher->drop_images || pool->drop_image_after_publish);
+	rd_kafka_resp_err_t err;
+
+	if (!message)
+		return EXIT_INTERNAL;
+	err = publish_send(publisher, pool, item, code, message);
+	if (!err) {
+		publisher->in_flight++;
+		publisher->counts.produced++;
+		return 0;
+	}
+	free(message);
+	publisher->counts.failed++;
+	snprintf(publisher->delivery_error, sizeof publisher->delivery_error, "%s",
+		rd_kafka_err2str(err));
+	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		return 0;   /* stopped waiting for room: the run is ending anyway */
+	log_error("%s:%ld: %s: Kafka refused the message: %s", source, item->line_number,
+		item->request_id, rd_kafka_err2str(err));
+	return err == RD_KAFKA_RESP_ERR__FATAL ? EXIT_TEMPFAIL : 0;
+}
+
+int publish_item(struct publisher *publisher, const struct item *item, const char *source)
+{
+	const struct pool_config *pool = NULL;
+	struct publish_code code;
+	int status;
+
+	publisher->counts.read++;
+	status = publish_check(publisher, item, source, &code, &pool);
+	if (status == 0)
+		status = publish_produce(publisher, item, source, &code, pool);
+	sqlite3_reset(publisher->lookup);
+	if (status > 1) {   /* 1 is a skipped item; anything more ends the run */
+		publisher->status = exitcode_worst(publisher->status, status);
+		publisher->stop = 1;
+	}
+	publish_serve(publisher, 0);
+	return publisher->status;
+}
+
+void publish_serve(struct publisher *publisher, int timeout_ms)
+{
+	rd_kafka_poll(publisher->producer, timeout_ms);
+	publish_hand_over(publisher, 0);
+	if (publisher->reading_since > 0 && db_now() - publisher->reading_since >= PUBLISH_BATCH_SECONDS)
+		publish_end_read(publisher);
+}
+
+/* Waits for the outstanding reports until `deadline`, handing batches over
+ * meanwhile. */
+static void publish_wait(struct publisher *publisher, double deadline)
+{
+	while (publisher->in_flight > 0 && db_now() < deadline) {
+		rd_kafka_poll(publisher->producer, 100);
+		publish_hand_over(publisher, 0);
+	}
+}
+
+static void publish_summary(struct publisher *publisher)
+{
+	const struct publish_counts *c = &publisher->counts;
+
+	if (c->failed) {
+		log_error("%lld of %lld codes not delivered (%s%s%s): they stay fetched; publish them "
+			"again later (qrpool-pending --state fetched | qrpool-publish)", (long long)c->failed,
+			(long long)(c->read - c->skipped), publisher->delivery_error,
+			*publisher->client_error ? "; last client error: " : "", publisher->client_error);
+		publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
+	}
+	if (c->skipped)
+		log_error("%lld item%s skipped (see above)", (long long)c->skipped, c->skipped == 1 ? "" : "s");
+	if (c->already)
+		log_warn("%lld codes were already recorded as published (listed twice, or published "
+			"by another run meanwhile): delivered again, not printed", (long long)c->already);
+	log_info("read %lld items, published %lld, failed %lld, skipped %lld", (long long)c->read,
+		(long long)c->published, (long long)c->failed, (long long)c->skipped);
+}
+
+int publish_finish(struct publisher *publisher)
+{
+	double deadline = db_now() + (double)publisher->config->kafka.timeout_ms / 1000;
+
+	log_debug("input done: %lld produced, %lld in flight, %lld published",
+		(long long)publisher->counts.produced, (long long)publisher->in_flight,
+		(long long)publish_committer_published(&publisher->committer));
+	publish_wait(publisher, deadline);
+	if (publisher->in_flight > 0) {
+		log_warn("%lld deliveries unconfirmed at the deadline: given up",
+			(long long)publisher->in_flight);
+		rd_kafka_purge(publisher->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		publish_wait(publisher, db_now() + PUBLISH_PURGE_SECONDS);
+	}
+	publish_end_read(publisher);
+	publish_hand_over(publisher, 1);
+	publisher->status = exitcode_worst(publisher->status,
+		publish_committer_finish(&publisher->committer));
+	publisher->counts.published = publisher->committer.published;
+	publisher->counts.already = publisher->committer.already;
+	publish_summary(publisher);
+	return publisher->status;
+}

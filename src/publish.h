@@ -1,0 +1,80 @@
+/* Publishing ready codes to their pools' Kafka topics. A code becomes
+ * 'published' only once Kafka confirmed its delivery; partition, offset and
+ * time are recorded in batched transactions, and an item line is printed only
+ * after its transaction committed. A failed delivery leaves the code
+ * 'fetched', so a rerun picks it up: delivery is at least once. */
+#ifndef QRPOOL_PUBLISH_H
+#define QRPOOL_PUBLISH_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "config.h"
+#include "db.h"
+#include "item.h"
+#include "publish_committer.h"
+
+/* Deliveries are handed to the committer in batches of at most this many,
+ * or after this long. */
+#define PUBLISH_BATCH_MAX 4096
+#define PUBLISH_BATCH_SECONDS 0.25
+
+struct publish_counts {
+	int64_t read;         /* items handed to publish_item */
+	int64_t skipped;      /* items reported and skipped: unknown, not fetched, no image */
+	int64_t produced;     /* messages handed to the producer */
+	int64_t published;    /* deliveries recorded in the DB and printed */
+	int64_t failed;       /* deliveries that failed or were given up: still fetched */
+	int64_t already;      /* delivered, but another run had recorded the code first */
+};
+
+struct publisher {
+	const struct config *config;
+	struct db *db;
+	sqlite3_stmt *lookup;
+	rd_kafka_t *producer;
+	rd_kafka_topic_t **topics;        /* per configured pool, made on first use */
+	int drop_images;                  /* --drop-images: drop every pool's images */
+	char *url;                        /* a link pool's URL header, reused */
+	size_t url_size;
+	time_t created;                   /* the last creation time formatted... */
+	char created_text[32];            /* ... and its text */
+	struct publish_batch *batch;      /* deliveries gathered for the committer */
+	double batch_started;             /* db_now() when its first delivery came */
+	struct publish_committer committer;
+	double reading_since;             /* db_now() when the read transaction began; 0: none */
+	int64_t in_flight;                /* produced, not yet reported */
+	struct publish_counts counts;
+	int status;                       /* the worst outcome so far, as an exit code */
+	int stop;                         /* stop reading: Kafka gave up, or the DB failed */
+	char delivery_error[256];         /* why the last delivery failed */
+	char client_error[256];           /* the client's last complaint, e.g. a broker down */
+};
+
+/* Prepares the lookup, starts the committer (its thread prints the item lines
+ * to `out`) and the producer. Returns 0 or an exit code (EXIT_CONFIG for bad
+ * kafka settings). */
+int publish_open(struct publisher *publisher, const struct config *config, struct db *db,
+	int drop_images, FILE *out);
+void publish_close(struct publisher *publisher);
+
+/* Checks one item and hands its message to the producer, serving delivery
+ * reports and handing due batches to the committer meanwhile. An item that is unknown, of
+ * another pool, not 'fetched' or without image is reported as
+ * "source:line: why" and skipped (status EXIT_DATA). Returns the status so
+ * far; publisher->stop says when reading should end. */
+int publish_item(struct publisher *publisher, const struct item *item, const char *source);
+
+/* Serves delivery reports for up to `timeout_ms`, and hands a due batch over:
+ * for the pauses between items, so deliveries are recorded and printed while
+ * the stage before us is slow. */
+void publish_serve(struct publisher *publisher, int timeout_ms);
+
+/* After the input: waits for the outstanding deliveries until kafka.timeout
+ * has passed, gives up on the rest (they stay 'fetched'), lets the committer
+ * finish, and logs the counts. Returns the run's exit status. */
+int publish_finish(struct publisher *publisher);
+
+#endif

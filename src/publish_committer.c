@@ -1,0 +1,253 @@
+#include "publish_committer.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exitcode.h"
+#include "log.h"
+
+void publish_batch_free(struct publish_batch *batch)
+{
+	while (batch) {
+		struct publish_batch *next = batch->next;
+
+		for (size_t i = 0; i < batch->count; i++)
+			free(batch->deliveries[i].message);
+		free(batch->deliveries);
+		free(batch);
+		batch = next;
+	}
+}
+
+/* Records one delivery; *recorded is 0 when another run had recorded the code. */
+static int committer_record(struct publish_committer *committer,
+	const struct publish_delivery *delivery, int *recorded)
+{
+	sqlite3_stmt *stmt = committer->mark_published;
+	int rc;
+
+	sqlite3_reset(stmt);
+	sqlite3_bind_int(stmt, 1, delivery->partition);
+	sqlite3_bind_int64(stmt, 2, delivery->offset);
+	sqlite3_bind_int64(stmt, 3, delivery->at);
+	sqlite3_bind_int64(stmt, 4, delivery->at);
+	sqlite3_bind_int64(stmt, 5, delivery->message->code_id);
+	if ((rc = sqlite3_step(stmt)) != SQLITE_DONE)
+		return db_fail(&committer->db, rc, "recording a delivery");
+	*recorded = sqlite3_changes(committer->db.handle) > 0;
+	if (!*recorded || !delivery->message->drop_image)
+		return 0;
+	stmt = committer->drop_image;
+	sqlite3_reset(stmt);
+	sqlite3_bind_int64(stmt, 1, delivery->message->code_id);
+	if ((rc = sqlite3_step(stmt)) != SQLITE_DONE)
+		return db_fail(&committer->db, rc, "dropping a published image");
+	return 0;
+}
+
+/* Prints the committed batch's recorded items and counts them. */
+static int committer_print(struct publish_committer *committer, const struct publish_batch *batch,
+	const char *recorded)
+{
+	int64_t published = 0, already = 0;
+	int failed = 0;
+
+	for (size_t i = 0; i < batch->count; i++) {
+		if (!recorded[i]) {
+			already++;
+			continue;
+		}
+		published++;
+		failed = failed || fputs(batch->deliveries[i].message->line, committer->out) == EOF ||
+			putc('\n', committer->out) == EOF;
+	}
+	failed = fflush(committer->out) != 0 || failed;
+	if (failed)
+		log_error("writing to stdout: %s", strerror(errno));
+	pthread_mutex_lock(&committer->lock);
+	committer->published += published;
+	committer->already += already;
+	pthread_mutex_unlock(&committer->lock);
+	return failed ? EXIT_IO : 0;
+}
+
+/* One transaction for the batch, then its items on stdout. On failure
+ * nothing of it is recorded. */
+static int committer_commit(struct publish_committer *committer, const struct publish_batch *batch)
+{
+	char *recorded = calloc(batch->count ? batch->count : 1, 1);
+	int status;
+
+	if (!recorded)
+		return EXIT_INTERNAL;
+	status = db_begin_immediate(&committer->db);
+	for (size_t i = 0; !status && i < batch->count; i++) {
+		int one = 0;
+		status = committer_record(committer, &batch->deliveries[i], &one);
+		recorded[i] = (char)one;
+	}
+	if (!status)
+		status = db_commit(&committer->db);
+	if (status)
+		db_rollback(&committer->db);
+	else
+		status = committer_print(committer, batch, recorded);
+	free(recorded);
+	return status;
+}
+
+/* Takes the oldest waiting batch, or NULL once closing and none is left.
+ * Called and returns with the lock held. */
+static struct publish_batch *committer_next(struct publish_committer *committer)
+{
+	struct publish_batch *batch;
+
+	while (!committer->queue && !committer->closing)
+		pthread_cond_wait(&committer->changed, &committer->lock);
+	if (!(batch = committer->queue))
+		return NULL;
+	committer->queue = batch->next;
+	batch->next = NULL;
+	committer->queued--;
+	pthread_cond_broadcast(&committer->changed);
+	return batch;
+}
+
+static void *committer_run(void *argument)
+{
+	struct publish_committer *committer = argument;
+	struct publish_batch *batch, *retry;
+
+	pthread_mutex_lock(&committer->lock);
+	while ((batch = committer_next(committer))) {
+		int status;
+
+		pthread_mutex_unlock(&committer->lock);
+		status = committer_commit(committer, batch);
+		pthread_mutex_lock(&committer->lock);
+		if (!status || status == EXIT_IO) {   /* EXIT_IO: committed, not all printed */
+			committer->status = exitcode_worst(committer->status, status);
+			publish_batch_free(batch);
+			continue;
+		}
+		committer->status = exitcode_worst(committer->status, status);
+		batch->next = committer->retry;
+		committer->retry = batch;
+	}
+	retry = committer->retry;
+	committer->retry = NULL;
+	pthread_mutex_unlock(&committer->lock);
+	/* A DB locked too long may be free by now: each failed batch once more. */
+	for (batch = retry; batch; batch = batch->next)
+		if (!committer_commit(committer, batch))
+			log_info("a batch whose commit had failed is recorded now");
+	publish_batch_free(retry);
+	return NULL;
+}
+
+static void committer_release(struct publish_committer *committer)
+{
+	sqlite3_finalize(committer->mark_published);
+	sqlite3_finalize(committer->drop_image);
+	committer->mark_published = committer->drop_image = NULL;
+	db_close(&committer->db);
+}
+
+/* Our only write to codes sets the literal 'published'. The schema's CHECK on
+ * state is an IN list, which SQLite evaluates through a temporary index built
+ * for every row: a third of the cost of recording a delivery. */
+static int committer_prepare(struct publish_committer *committer)
+{
+	struct db *db = &committer->db;
+	int status;
+
+	if ((status = db_exec(db, "PRAGMA ignore_check_constraints = ON")) ||
+	    (status = db_prepare(db, &committer->mark_published, "UPDATE codes SET "
+			"state = 'published', kafka_partition = ?, kafka_offset = ?, published_at = ?, "
+			"updated_at = ? WHERE id = ? AND state = 'fetched'")) ||
+	    (status = db_prepare(db, &committer->drop_image, "DELETE FROM images WHERE code_id = ?")))
+		return status;
+	return 0;
+}
+
+int publish_committer_start(struct publish_committer *committer, const struct config *config,
+	FILE *out)
+{
+	sigset_t all, saved;
+	int status, rc;
+
+	memset(committer, 0, sizeof *committer);
+	committer->out = out;
+	if ((status = db_open(&committer->db, config->db_path, config->busy_timeout_ms)))
+		return status;
+	if ((status = committer_prepare(committer))) {
+		committer_release(committer);
+		return status;
+	}
+	pthread_mutex_init(&committer->lock, NULL);
+	pthread_cond_init(&committer->changed, NULL);
+	/* Signals are for the main thread, whose waits they must end; here one
+	 * would only interrupt a write to stdout. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	rc = pthread_create(&committer->thread, NULL, committer_run, committer);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (rc) {
+		log_error("cannot start a thread: %s", strerror(rc));
+		pthread_cond_destroy(&committer->changed);
+		pthread_mutex_destroy(&committer->lock);
+		committer_release(committer);
+		return EXIT_INTERNAL;
+	}
+	committer->running = 1;
+	return 0;
+}
+
+int publish_committer_submit(struct publish_committer *committer, struct publish_batch *batch)
+{
+	struct publish_batch **tail;
+	int status;
+
+	pthread_mutex_lock(&committer->lock);
+	while (committer->queued >= PUBLISH_QUEUE_MAX)
+		pthread_cond_wait(&committer->changed, &committer->lock);
+	for (tail = &committer->queue; *tail; tail = &(*tail)->next)
+		;
+	batch->next = NULL;
+	*tail = batch;
+	committer->queued++;
+	pthread_cond_broadcast(&committer->changed);
+	status = committer->status;
+	pthread_mutex_unlock(&committer->lock);
+	return status;
+}
+
+int64_t publish_committer_published(struct publish_committer *committer)
+{
+	int64_t published;
+
+	if (!committer->running)
+		return committer->published;
+	pthread_mutex_lock(&committer->lock);
+	published = committer->published;
+	pthread_mutex_unlock(&committer->lock);
+	return published;
+}
+
+int publish_committer_finish(struct publish_committer *committer)
+{
+	if (!committer->running)
+		return committer->status;
+	pthread_mutex_lock(&committer->lock);
+	committer->closing = 1;
+	pthread_cond_broadcast(&committer->changed);
+	pthread_mutex_unlock(&committer->lock);
+	pthread_join(committer->thread, NULL);
+	committer->running = 0;
+	pthread_cond_destroy(&committer->changed);
+	pthread_mutex_destroy(&committer->lock);
+	committer_release(committer);
+	return committer->status;
+}

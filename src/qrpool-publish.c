@@ -1,0 +1,201 @@
+/* qrpool-publish: publishes ready codes to their pools' Kafka topics and
+ * records each delivery; prints the items Kafka confirmed. */
+#include <poll.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "db.h"
+#include "exitcode.h"
+#include "interrupt.h"
+#include "item.h"
+#include "kafka.h"
+#include "log.h"
+#include "progress.h"
+#include "publish.h"
+
+/* How long to wait for input before serving Kafka's delivery reports again. */
+#define PUBLISH_INPUT_POLL_MS 50
+
+struct publish_options {
+	struct cli_common common;
+	int drop_images;
+};
+
+static void publish_usage(void)
+{
+	printf("Usage: qrpool-publish [OPTIONS] < ITEMS\n"
+		"Publish ready ('fetched') codes, read as item lines (request_id TAB pool) on stdin,\n"
+		"to each pool's Kafka topic: key = request_id, value = the image, headers pool,\n"
+		"content-type, sha256, source, page (url for link pools) and created. A code\n"
+		"becomes 'published', with partition and offset, once Kafka confirms delivery;\n"
+		"its item line is printed after that is committed. Failed deliveries stay\n"
+		"'fetched' for a rerun. Items that are unknown or not 'fetched' are reported\n"
+		"and skipped.\n\n"
+		"      --drop-images  delete each image from the staging DB once published\n"
+		"                     (pool setting drop_image_after_publish does it per pool)\n"
+		CLI_COMMON_HELP
+		"--dump-config adds librdkafka's merged producer settings, as comments.\n"
+		"\n" EXITCODE_HELP
+		"65: some items were skipped. 75: Kafka did not confirm every message within\n"
+		"kafka.timeout (unreachable, timed out, interrupted); those codes stay 'fetched'.\n");
+}
+
+static int publish_parse_options(int argc, char **argv, struct publish_options *options)
+{
+	enum { OPT_DROP_IMAGES = CLI_OPT_FIRST_TOOL_OPTION };
+	static const struct option longs[] = {
+		CLI_COMMON_LONG,
+		{ "drop-images", no_argument, NULL, OPT_DROP_IMAGES },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	memset(options, 0, sizeof *options);
+	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT, longs, NULL)) != -1) {
+		if (cli_common_option(&options->common, opt, optarg))
+			continue;
+		if (opt != OPT_DROP_IMAGES)
+			return cli_usage_error("unknown option");
+		options->drop_images = 1;
+	}
+	if (optind < argc)
+		return cli_usage_error("unexpected argument '%s': items are read from stdin", argv[optind]);
+	return 0;
+}
+
+/* The config file's settings, then librdkafka's as the producer gets them. */
+static int publish_dump_config(const struct config *config)
+{
+	rd_kafka_conf_t *conf;
+	int status = config_dump(config, stdout);
+
+	if (status)
+		return status;
+	if (!(conf = kafka_conf_new(config, RD_KAFKA_PRODUCER, NULL)))
+		return EXIT_CONFIG;
+	if (kafka_conf_dump(conf, stdout))
+		status = EXIT_IO;
+	rd_kafka_conf_destroy(conf);
+	return status;
+}
+
+static void publish_show_progress(struct progress *progress, struct publisher *publisher)
+{
+	char extra[96];
+
+	snprintf(extra, sizeof extra, "%lld in flight, %lld failed", (long long)publisher->in_flight,
+		(long long)publisher->counts.failed);
+	progress_update(progress, publish_committer_published(&publisher->committer), extra);
+}
+
+/* Whether `in` holds buffered bytes, so reading will not block. glibc's FILE
+ * fields, read as gnulib's freadahead does; elsewhere we cannot tell, and
+ * say yes: reading then blocks, as any filter's does. */
+static int publish_input_buffered(FILE *in)
+{
+#ifdef __GLIBC__
+	return in->_IO_read_ptr < in->_IO_read_end;
+#else
+	(void)in;
+	return 1;
+#endif
+}
+
+/* Waits for input while serving deliveries, so a slow stage before us delays
+ * no commit, and a signal is seen at once rather than ending a blocked read.
+ * Returns 1 when input (or its end) is there, 0 when it is time to stop. */
+static int publish_await_input(struct publisher *publisher, FILE *in)
+{
+	struct pollfd input = { .fd = fileno(in), .events = POLLIN };
+
+	while (!publisher->stop && !interrupt_requested()) {
+		if (publish_input_buffered(in) || poll(&input, 1, PUBLISH_INPUT_POLL_MS) > 0)
+			return 1;
+		publish_serve(publisher, 0);
+	}
+	return 0;
+}
+
+/* Reads items until the input ends, a signal comes or Kafka gives up. */
+static int publish_read_items(struct publisher *publisher)
+{
+	struct item_reader reader;
+	struct progress progress;
+	struct item item;
+	int status = 0, rc;
+
+	item_reader_init(&reader, stdin, "stdin");
+	progress_init(&progress, 0);
+	while (publish_await_input(publisher, stdin) && (rc = item_read(&reader, &item)) != 0) {
+		/* A signal can still end a read blocked on half a line (EINTR). */
+		if (rc < 0) {
+			status = interrupt_requested() ? 0 : EXIT_IO;
+			break;
+		}
+		publish_item(publisher, &item, reader.name);
+		publish_show_progress(&progress, publisher);
+	}
+	if (interrupt_requested()) {
+		log_warn("interrupted: reading stopped, waiting for the deliveries in flight");
+		status = EXIT_TEMPFAIL;
+	}
+	if (reader.bad_lines)
+		status = exitcode_worst(status, EXIT_DATA);
+	status = exitcode_worst(status, publish_finish(publisher));
+	progress_end(&progress);
+	item_reader_free(&reader);
+	return status;
+}
+
+static int publish_run(const struct publish_options *options, const struct config *config)
+{
+	struct publisher publisher;
+	struct db db;
+	int status;
+
+	if ((status = db_open(&db, config->db_path, config->busy_timeout_ms)))
+		return status;
+	if (!(status = db_run_start(&db, "publish")) &&
+	    !(status = publish_open(&publisher, config, &db, options->drop_images, stdout))) {
+		status = publish_read_items(&publisher);
+		db_run_end(&db, publisher.counts.read, publisher.counts.published, status);
+		publish_close(&publisher);
+	} else
+		db_run_end(&db, 0, 0, status);
+	db_close(&db);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct publish_options options;
+	struct config config;
+	int status;
+
+	/* SQLite's memory statistics take a global mutex on every allocation,
+	 * which two threads then contend for; nothing here reads them. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	log_init(argv[0], 0);
+	if ((status = publish_parse_options(argc, argv, &options)))
+		return status;
+	log_init(argv[0], options.common.verbosity);
+	if (options.common.help || options.common.version) {
+		if (options.common.help)
+			publish_usage();
+		else
+			cli_print_version();
+		return cli_close_stdout();
+	}
+	if ((status = config_load(&config, options.common.config_path)))
+		return status;
+	interrupt_install();
+	if (options.common.dump_config)
+		status = publish_dump_config(&config);
+	else
+		status = publish_run(&options, &config);
+	config_free(&config);
+	return exitcode_worst(status, cli_close_stdout());
+}

@@ -1,0 +1,89 @@
+#!/bin/sh
+# qrpool-publish against a local Kafka, read back with kcat: count, keys,
+# headers, digests, partition and offset; skipped items; dropped images; and
+# pool depth for qrpool-plan from a consumer group's commits.
+. "${0%/*}/lib.sh"
+. "${0%/*}/publish-lib.sh"
+
+start_kafka --brokers 3 -t qrpool.poster:3 -t qrpool.card:2 -t qrpool.link:3
+write_config
+set_kafka 10s
+stage poster=30 card=20 link=25
+
+qrpool-pending --state fetched >"$T/items"
+run qrpool-publish <"$T/items"
+is "publish exits 0" "$rc" 0
+is "every item is printed once delivered" "$(sort "$T/out")" "$(sort "$T/items")"
+is "stderr is quiet" "$(cat "$T/err")" ""
+is "every code is published, with partition and offset" \
+  "$(sql "SELECT state, count(*), count(kafka_partition), count(kafka_offset), count(published_at)
+          FROM codes GROUP BY state")" "published|75|75|75|75"
+
+# What Kafka holds, against what the DB says was delivered where.
+for pool in poster card link; do read_topic "qrpool.$pool"; done >"$T/kafka"
+sql "SELECT request_id, kafka_partition, kafka_offset, sha256 FROM codes ORDER BY request_id" \
+  | tr '|' '\t' >"$T/db"
+is "Kafka holds 75 messages" "$(wc -l <"$T/kafka")" 75
+is "keys, partitions, offsets and value digests match the DB" \
+  "$(cut -f1-4 "$T/kafka" | sort)" "$(sort "$T/db")"
+is "each pool's topic holds its codes" \
+  "$(for p in poster card link; do read_topic "qrpool.$p" | wc -l; done | tr '\n' ' ')" "30 20 25 "
+sample=$(sql "SELECT request_id FROM codes WHERE pool = 'poster' LIMIT 1")
+headers=$(grep "^$sample" "$T/kafka" | cut -f5)
+like "wechat headers: pool, content type, digest, source, page, creation time" "$headers" \
+  "^pool=poster,content-type=image/png,sha256=$(sql "SELECT sha256 FROM codes WHERE request_id = '$sample'"),source=wechat,page=pages/r/index,created=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
+sample=$(sql "SELECT request_id FROM codes WHERE pool = 'link' LIMIT 1")
+like "link headers carry the URL instead of a page" "$(grep "^$sample" "$T/kafka" | cut -f5)" \
+  ",source=link,url=https://m.example.com/q/$sample,created="
+
+# Items that are not ready: reported with their line number and skipped.
+stage card=3
+planned=$(sql "SELECT request_id FROM codes WHERE state = 'fetched' LIMIT 1")
+sql "UPDATE codes SET state = 'planned' WHERE request_id = '$planned'"
+published=$(sql "SELECT request_id FROM codes WHERE state = 'published' AND pool = 'poster' LIMIT 1")
+{ printf 'NoSuchId0000000\tcard\n'; printf '%s\tcard\n' "$planned"
+  printf '%s\tposter\n' "$published"; printf 'not an item line\n'
+  printf '%s\tlink\n' "$published"; qrpool-pending --state fetched; } >"$T/mixed"
+run qrpool-publish <"$T/mixed"
+is "skipped items exit 65" "$rc" 65
+like "an unknown id is reported by line" "$(cat "$T/err")" "stdin:1: NoSuchId0000000 is not in the staging DB"
+like "a planned code is reported" "$(cat "$T/err")" "stdin:2: $planned is planned, not fetched"
+like "a published code is reported" "$(cat "$T/err")" "stdin:3: $published is published, not fetched"
+like "a malformed line is reported" "$(cat "$T/err")" "stdin:4: "
+like "an item naming the wrong pool is reported" "$(cat "$T/err")" \
+  "stdin:5: $published belongs to pool poster, not link"
+is "the ready codes still go out" "$(wc -l <"$T/out")" 2
+is "... and are published" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" 0
+is "the images are kept by default" "$(sql "SELECT count(*) FROM images")" 78
+
+# --drop-images, and the pool setting, delete the bytes once published.
+without_image() {
+  sql "SELECT count(*) FROM codes LEFT JOIN images ON code_id = codes.id
+       WHERE pool = '$1' AND code_id IS NULL"
+}
+stage link=4
+sed -i 's|cover_hours = 12; safety = 0; }|cover_hours = 12; safety = 0; drop_image_after_publish = true; }|' \
+  "$QRPOOL_CONFIG"
+stage card=2
+qrpool-pending --state fetched --pool link | qrpool-publish --drop-images >/dev/null
+is "--drop-images deletes the images it published" "$(without_image link)" 4
+qrpool-pending --state fetched --pool card | qrpool-publish >/dev/null
+is "drop_image_after_publish does it per pool" "$(without_image card)" 2
+is "the other pools keep theirs" "$(without_image poster)" 0
+
+# Pool depth from Kafka: the online group consumes K codes, depth drops by K.
+depth() {
+  printf 'poster\t2030-01-01T00:00Z\t1\n' | qrpool-plan --dry-run --from 2030-01-01T00:00Z 2>"$T/plan.err" \
+    | awk -v pool="$1" '$1 == pool { print $4 }'
+}
+published() { sql "SELECT count(*) FROM codes WHERE pool = '$1' AND state = 'published'"; }
+is "poster depth before any consumer: every code published" "$(depth poster)" "$(published poster)"
+is "no warning when Kafka answers" "$(cat "$T/plan.err")" ""
+kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.poster -X auto.offset.reset=earliest -c 12 -q \
+  -f '%k\n' qrpool.poster >"$T/consumed"
+is "the online group consumed 12 codes" "$(wc -l <"$T/consumed")" 12
+is "poster depth drops by exactly 12" "$(depth poster)" "$(($(published poster) - 12))"
+is "... as an independent client reads the offsets" "$(depth poster)" \
+  "$(kafka-offsets -b "$KAFKA_BROKERS" -t qrpool.poster -g qrpool-online.poster |
+     awk '{ start = $4 >= $2 ? $4 : $2; depth += $3 - start } END { print depth }')"
+is "other pools are untouched" "$(depth card)" "$(published card)"

@@ -1,0 +1,109 @@
+#!/bin/sh
+# qrpool-publish under faults: a broker taken down mid-run, kill -9 mid-run,
+# SIGTERM mid-run. Whatever happens, a code is 'published' only if Kafka holds
+# it where the DB says, and a rerun finishes the rest.
+. "${0%/*}/lib.sh"
+. "${0%/*}/publish-lib.sh"
+
+start_kafka --brokers 3 -t qrpool.poster:6 -t qrpool.card:8 -t qrpool.link:3
+write_config
+set_kafka 3s
+
+# Every published code of POOL sits in Kafka at the DB's partition and offset,
+# with the DB's digest: prints the codes for which that is not so.
+misplaced() {
+  read_topic "qrpool.$1" | cut -f1-4 | sort >"$T/kafka.$1"
+  sql "SELECT request_id, kafka_partition, kafka_offset, sha256 FROM codes
+       WHERE pool = '$1' AND state = 'published' ORDER BY request_id" | tr '|' '\t' |
+    sort | comm -23 - "$T/kafka.$1"
+}
+# wait_for_lines FILE N: until FILE has N lines (10 s at most).
+wait_for_lines() {
+  for _ in $(seq 200); do
+    [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+    sleep 0.05
+  done
+}
+count() { sql "SELECT count(*) FROM codes WHERE pool = '$1' AND state = '$2'"; }
+
+# --- a broker goes down mid-publish ------------------------------------------
+# Input through a FIFO, so each step waits for the one before, however
+# loaded the machine: half the items delivered, the broker down, the rest.
+# The mock picks leaders at random: place them, so broker 2 leads 2 of the 6.
+for partition in 0 1 2 3 4 5; do
+  kafka_control leader qrpool.poster $partition $((partition % 3 + 1))
+done
+stage poster=600 --size 1000
+qrpool-pending --state fetched --pool poster >"$T/items"
+mkfifo "$T/in"
+qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
+publisher=$!
+exec 3>"$T/in"
+head -300 "$T/items" >&3
+wait_for_lines "$T/out" 300
+kafka_control broker-down 2
+tail -n +301 "$T/items" >&3
+exec 3>&-
+rc=0; wait $publisher || rc=$?
+is "a broker down: exit 75" "$rc" 75
+like "... with the counts" "$(cat "$T/err")" "[0-9]+ of 600 codes not delivered"
+ok "some codes were published before and beside the failure" test "$(count poster published)" -gt 300
+ok "the codes led by the dead broker stay fetched" test "$(count poster fetched)" -gt 0
+is "the items printed are exactly the published codes" "$(sort "$T/out" | cut -f1)" \
+  "$(sql "SELECT request_id FROM codes WHERE pool = 'poster' AND state = 'published'" | sort)"
+kafka_control broker-up 2
+is "no code is marked published that Kafka does not hold there" "$(misplaced poster)" ""
+qrpool-pending --state fetched --pool poster | qrpool-publish >/dev/null 2>"$T/err"
+is "the broker back, a rerun publishes the rest" "$(count poster published)" 600
+is "... and every one is where the DB says" "$(misplaced poster)" ""
+
+# --- kill -9 mid-publish, then a rerun from the DB ---------------------------
+stage card=6000 --size 500
+qrpool-pending --state fetched --pool card >"$T/items"
+split -l 200 "$T/items" "$T/chunk."
+for chunk in "$T"/chunk.*; do cat "$chunk"; sleep 0.05; done | qrpool-publish >/dev/null 2>&1 &
+publisher=$!
+for _ in $(seq 200); do
+  [ "$(count card published)" -gt 0 ] && break
+  sleep 0.05
+done
+kill -9 $publisher
+wait $publisher 2>/dev/null || true
+sql "SELECT request_id FROM codes WHERE pool = 'card' AND state = 'fetched'" | sort >"$T/unrecorded"
+ok "killed mid-run: some codes published" test "$(count card published)" -gt 0
+ok "killed mid-run: some codes left fetched" test "$(wc -l <"$T/unrecorded")" -gt 0
+qrpool-pending --state fetched --pool card | qrpool-publish >/dev/null 2>"$T/err"
+is "the rerun publishes every staged code" "$(count card published)" 6000
+read_topic qrpool.card | cut -f1 | sort | uniq -c >"$T/copies"
+is "every code is in Kafka at least once" "$(wc -l <"$T/copies")" 6000
+awk '$1 > 1 { print $2 }' "$T/copies" | sort >"$T/duplicates"
+is "duplicates only among the codes in flight at the kill" \
+  "$(comm -23 "$T/duplicates" "$T/unrecorded")" ""
+is "every recorded partition and offset holds the code" "$(misplaced card)" ""
+diag "$(wc -l <"$T/unrecorded") codes were unrecorded at the kill, $(wc -l <"$T/duplicates") went twice"
+
+# --- SIGTERM: stop reading, drain, record, exit 75 ---------------------------
+stage link=100
+qrpool-pending --state fetched --pool link >"$T/items"
+qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
+publisher=$!
+exec 3>"$T/in"
+cat "$T/items" >&3
+wait_for_lines "$T/out" 100
+started=$(date +%s)
+kill -TERM $publisher
+rc=0; wait $publisher || rc=$?
+exec 3>&-
+is "SIGTERM while waiting for input: exit 75" "$rc" 75
+ok "... promptly" test $(($(date +%s) - started)) -le 2
+like "... saying so" "$(cat "$T/err")" "interrupted"
+is "what was delivered is recorded" "$(count link published)" 100
+
+# --- backpressure: a producer queue far smaller than the input ---------------
+set_kafka 10s "queue.buffering.max.messages=50"
+kafka_control rtt all 20
+stage card=500 --size 300
+run sh -c 'qrpool-pending --state fetched --pool card | qrpool-publish'
+is "a full producer queue makes publish wait, not fail" "$rc" 0
+is "... and every code goes out" "$(wc -l <"$T/out")" 500
+is "... recorded" "$(count card fetched)" 0

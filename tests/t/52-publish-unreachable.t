@@ -1,0 +1,44 @@
+#!/bin/sh
+# Kafka unreachable: qrpool-publish exits 75 within kafka.timeout and loses
+# nothing; qrpool-plan falls back to the DB's depth estimate with a warning.
+. "${0%/*}/lib.sh"
+command -v kcat >/dev/null || skip_all "kcat is not installed"
+
+# Port 9 (discard): nothing listens there on a test machine.
+KAFKA_BROKERS=127.0.0.1:9
+export KAFKA_BROKERS
+write_config
+sed -i 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "3s"; };|' "$QRPOOL_CONFIG"
+qrpool-pending --count >/dev/null
+"${0%/*}/stage-fetched" "$T/staging.db" poster=40 link=10
+
+qrpool-pending --state fetched >"$T/items"
+started=$(date +%s)
+run qrpool-publish <"$T/items"
+took=$(($(date +%s) - started))
+is "unreachable brokers: exit 75" "$rc" 75
+ok "... within the 3 s timeout (took ${took} s)" test "$took" -le 5
+like "... with the counts" "$(cat "$T/err")" "50 of 50 codes not delivered"
+is "nothing is printed" "$(cat "$T/out")" ""
+is "nothing is lost: every code still fetched, with its image" \
+  "$(sql "SELECT count(*) FROM codes JOIN images ON code_id = codes.id WHERE state = 'fetched'")" 50
+
+# plan: depth from the DB (codes published), with one warning.
+sql "UPDATE codes SET state = 'published' WHERE id IN
+     (SELECT id FROM codes WHERE pool = 'poster' LIMIT 7)"
+printf 'poster\t2030-01-01T00:00Z\t1\n' >"$T/demand"
+run qrpool-plan --dry-run --from 2030-01-01T00:00Z "$T/demand"
+is "plan still plans" "$rc" 0
+like "... warning that Kafka cannot be reached" "$(cat "$T/err")" \
+  "warning: Kafka cannot be reached .*: pool depth estimated from the staging DB"
+is "... once" "$(grep -c warning "$T/err")" 1
+is "... and uses the published count as depth" \
+  "$(awk '$1 == "poster" { print $4 }' "$T/out")" 7
+
+# A config without brokers: no wait at all, the estimate with a warning.
+sed -i 's|^kafka = .*|kafka = { timeout = "3s"; };|' "$QRPOOL_CONFIG"
+printf 'poster\t2030-01-01T00:00Z\t1\n' >"$T/demand"
+run qrpool-plan --dry-run --from 2030-01-01T00:00Z "$T/demand"
+like "no brokers configured: the estimate, with a warning" "$(cat "$T/err")" "kafka.brokers is not set"
+run qrpool-publish <"$T/items"
+is "publish without brokers is a config error" "$rc" 78

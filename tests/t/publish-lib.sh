@@ -1,0 +1,57 @@
+# Helpers for the publish tests, sourced after lib.sh: a local Kafka (the
+# mock cluster of bin/local-kafka), staged ready codes, and reading a topic
+# back with kcat, an independent client.
+LOCAL_KAFKA=${LOCAL_KAFKA:-$QRPOOL_BIN/local-kafka}
+[ -x "$LOCAL_KAFKA" ] || skip_all "no local-kafka at $LOCAL_KAFKA"
+command -v kcat >/dev/null || skip_all "kcat is not installed"
+
+# start_kafka LOCAL-KAFKA-OPTIONS...: starts the cluster, waits for its
+# bootstrap file and exports KAFKA_BROKERS. Stopped at exit.
+start_kafka() {
+  "$LOCAL_KAFKA" --bootstrap-file "$T/kafka.boot" --control "$T/kafka.ctl" "$@" \
+    >/dev/null 2>"$T/kafka.log" &
+  kafka_pid=$!
+  at_exit "kill $kafka_pid"
+  for _ in $(seq 100); do
+    [ -s "$T/kafka.boot" ] && break
+    sleep 0.1
+  done
+  KAFKA_BROKERS=$(cat "$T/kafka.boot")
+  export KAFKA_BROKERS
+}
+
+# kafka_control COMMAND: e.g. "broker-down 2" (see local-kafka --help);
+# returns once local-kafka logged that it applied the command.
+kafka_control() {
+  before=$(grep -c "control: $*: " "$T/kafka.log" || true)
+  echo "$*" >"$T/kafka.ctl"
+  for _ in $(seq 100); do
+    [ "$(grep -c "control: $*: " "$T/kafka.log" || true)" -gt "$before" ] && return 0
+    sleep 0.05
+  done
+  diag "local-kafka did not apply '$*'"
+  return 1
+}
+
+# set_kafka DURATION [PROPERTY...]: kafka.timeout and kafka.properties in
+# the config that write_config made.
+set_kafka() {
+  timeout=$1; shift
+  props=
+  for p in "$@"; do props="$props${props:+, }\"$p\""; done
+  sed -i "s|^kafka = .*|kafka = { brokers = \"$KAFKA_BROKERS\"; timeout = \"$timeout\"; properties = [ $props ]; };|" \
+    "$QRPOOL_CONFIG"
+}
+
+# stage POOL=COUNT... [--size BYTES]: ready codes with random images.
+stage() {
+  qrpool-pending --count >/dev/null
+  "$TESTS_DIR/t/stage-fetched" "$T/staging.db" "$@"
+}
+
+# read_topic TOPIC: one line per message, sorted: key, partition, offset,
+# sha256 of the value, then the headers (name=value,...).
+read_topic() {
+  kcat -C -b "$KAFKA_BROKERS" -t "$1" -e -q -f '%k\t%p\t%o\t%h\t%S\t%s\n' |
+    "$PYTHON" "$TESTS_DIR/t/kafka-digest" | sort
+}

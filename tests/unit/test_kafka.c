@@ -1,0 +1,212 @@
+/* kafka: settings passed through, forced producer settings, and depth
+ * measured against librdkafka's mock cluster (real protocol over loopback). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "kafka.h"
+#include <librdkafka/rdkafka_mock.h>   /* after rdkafka.h, as it demands */
+#include "log.h"
+#include "tap.h"
+
+/* Data-driven: one partition's watermarks and committed offset. */
+static const struct {
+	int64_t low, high, committed, depth, lost;
+	const char *what;
+} depth_cases[] = {
+	{ 0, 10, -1001, 10, 0, "nothing committed: all from the low watermark" },
+	{ 0, 10, 4, 6, 0, "committed 4 of 10" },
+	{ 0, 10, 10, 0, 0, "all consumed" },
+	{ 5, 10, -1001, 5, 0, "nothing committed, 5 dropped: not counted as lost" },
+	{ 5, 10, 2, 5, 3, "retention passed the committed offset: 3 lost" },
+	{ 5, 10, 5, 5, 0, "committed at the low watermark" },
+	{ 0, 0, -1001, 0, 0, "empty partition" },
+	{ 0, 10, 12, 0, 0, "committed past the end counts nothing" },
+};
+
+static void test_depth_arithmetic(void)
+{
+	for (size_t i = 0; i < sizeof depth_cases / sizeof depth_cases[0]; i++) {
+		struct kafka_depth depth = { 0 };
+
+		kafka_depth_add(&depth, depth_cases[i].low, depth_cases[i].high, depth_cases[i].committed);
+		is_int(depth.depth, depth_cases[i].depth, "depth: %s", depth_cases[i].what);
+		is_int(depth.lost, depth_cases[i].lost, "lost: %s", depth_cases[i].what);
+	}
+}
+
+static struct config test_config(const char *brokers, char **properties, size_t count)
+{
+	struct config config;
+
+	memset(&config, 0, sizeof config);
+	config.path = "test.cfg";
+	config.kafka.brokers = (char *)brokers;
+	config.kafka.properties = properties;
+	config.kafka.property_count = count;
+	config.kafka.timeout_ms = 5000;
+	return config;
+}
+
+static const char *conf_value(rd_kafka_conf_t *conf, const char *key, char *buf, size_t size)
+{
+	if (rd_kafka_conf_get(conf, key, buf, &size) == RD_KAFKA_CONF_OK)
+		return buf;
+	if (rd_kafka_topic_conf_get(rd_kafka_conf_get_default_topic_conf(conf), key, buf, &size) ==
+	    RD_KAFKA_CONF_OK)
+		return buf;
+	return "(unset)";
+}
+
+static void test_conf(void)
+{
+	char *properties[] = { "linger.ms=7", "enable.idempotence=false", "acks=1",
+		"compression.type=lz4" };
+	char *bad[] = { "no.such.property=1" };
+	struct config config = test_config("127.0.0.1:1", properties, 4);
+	rd_kafka_conf_t *conf = kafka_conf_new(&config, RD_KAFKA_PRODUCER, NULL);
+	char buf[256];
+
+	ok(conf != NULL, "a producer configuration");
+	is_str(conf_value(conf, "bootstrap.servers", buf, sizeof buf), "127.0.0.1:1",
+		"kafka.brokers is bootstrap.servers");
+	is_str(conf_value(conf, "linger.ms", buf, sizeof buf), "7", "a property passes through");
+	is_str(conf_value(conf, "compression.type", buf, sizeof buf), "lz4",
+		"another property passes through");
+	is_str(conf_value(conf, "enable.idempotence", buf, sizeof buf), "true",
+		"idempotence is forced on");
+	is_str(conf_value(conf, "acks", buf, sizeof buf), "-1", "acks=all is forced");
+	is_str(conf_value(conf, "message.timeout.ms", buf, sizeof buf), "5000",
+		"message.timeout.ms defaults to kafka.timeout");
+	rd_kafka_conf_destroy(conf);
+
+	config = test_config("127.0.0.1:1", (char *[]){ "message.timeout.ms=1234" }, 1);
+	conf = kafka_conf_new(&config, RD_KAFKA_PRODUCER, NULL);
+	is_str(conf_value(conf, "message.timeout.ms", buf, sizeof buf), "1234",
+		"a property overrides our default");
+	rd_kafka_conf_destroy(conf);
+
+	config = test_config("127.0.0.1:1", bad, 1);
+	ok(kafka_conf_new(&config, RD_KAFKA_PRODUCER, NULL) == NULL, "an unknown property is refused");
+	config = test_config(NULL, NULL, 0);
+	ok(!kafka_configured(&config), "no brokers: not configured");
+	config = test_config(NULL, (char *[]){ "bootstrap.servers=h:9092" }, 1);
+	ok(kafka_configured(&config), "bootstrap.servers among the properties: configured");
+}
+
+/* Produces `count` messages to `topic` and waits for their delivery. */
+static int produce(const char *brokers, const char *topic, int count, size_t size)
+{
+	struct config config = test_config(brokers, NULL, 0);
+	rd_kafka_t *rk = kafka_client_new(RD_KAFKA_PRODUCER,
+		kafka_conf_new(&config, RD_KAFKA_PRODUCER, NULL));
+	char *value = calloc(1, size);
+	int failed = 0;
+
+	for (int i = 0; i < count && !failed; i++) {
+		rd_kafka_resp_err_t err;
+		while ((err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+				RD_KAFKA_V_VALUE(value, size), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			rd_kafka_poll(rk, 10);
+		failed = err != 0;
+	}
+	failed |= rd_kafka_flush(rk, 10000) != 0;
+	rd_kafka_destroy(rk);
+	free(value);
+	return failed ? -1 : 0;
+}
+
+/* Commits `offset` on partition 0 for `group`, as an online service would. */
+static int commit(const char *brokers, const char *group, const char *topic, int64_t offset)
+{
+	struct config config = test_config(brokers, NULL, 0);
+	rd_kafka_conf_t *conf = kafka_conf_new(&config, RD_KAFKA_CONSUMER, NULL);
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_t *rk;
+	rd_kafka_resp_err_t err;
+
+	rd_kafka_conf_set(conf, "group.id", group, NULL, 0);
+	rk = kafka_client_new(RD_KAFKA_CONSUMER, conf);
+	rd_kafka_topic_partition_list_add(list, topic, 0)->offset = offset;
+	err = rd_kafka_commit(rk, list, 0);
+	rd_kafka_topic_partition_list_destroy(list);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	return err ? -1 : 0;
+}
+
+static rd_kafka_resp_err_t measure(const char *brokers, const char *topic, const char *group,
+	int64_t timeout_ms, struct kafka_depth *depth)
+{
+	struct config config = test_config(brokers, NULL, 0);
+	struct pool_config pool = { .name = "test", .topic = (char *)topic, .group = (char *)group };
+	char why[512];
+
+	return kafka_measure_depth(&config, &pool, timeout_ms, depth, why, sizeof why);
+}
+
+static void test_depth(const char *brokers, rd_kafka_mock_cluster_t *mock)
+{
+	struct kafka_depth depth;
+	rd_kafka_resp_err_t err;
+
+	rd_kafka_mock_topic_create(mock, "codes", 2, 1);
+	ok(!produce(brokers, "codes", 10, 100), "10 messages produced to partition 0");
+	err = measure(brokers, "codes", "online", 5000, &depth);
+	is_int(err, 0, "depth measured");
+	is_int(depth.depth, 10, "no commits: depth 10");
+	is_int(depth.partitions, 2, "both partitions seen");
+	ok(!commit(brokers, "online", "codes", 4), "the group commits offset 4");
+	measure(brokers, "codes", "online", 5000, &depth);
+	is_int(depth.depth, 6, "depth drops by the 4 consumed");
+	measure(brokers, "codes", "another", 5000, &depth);
+	is_int(depth.depth, 10, "another group's commits do not count");
+	err = measure(brokers, "no.such.topic", "online", 5000, &depth);
+	is_int(err, 0, "a topic not made yet is no error");
+	is_int(depth.depth, 0, "... and has depth 0");
+
+	/* The mock keeps 5 MiB per partition: 8 MB drops the oldest unread. */
+	rd_kafka_mock_topic_create(mock, "small", 1, 1);
+	ok(!commit(brokers, "online", "small", 0), "the group committed offset 0");
+	ok(!produce(brokers, "small", 800, 10000), "8 MB produced to one partition");
+	measure(brokers, "small", "online", 5000, &depth);
+	ok(depth.lost > 0 && depth.depth + depth.lost == 800,
+		"retention: %lld lost + %lld left = 800", (long long)depth.lost, (long long)depth.depth);
+}
+
+static void test_unreachable(void)
+{
+	struct kafka_depth depth;
+	double started = db_now();
+	rd_kafka_resp_err_t err = measure("127.0.0.1:9", "codes", "online", 1500, &depth);
+	double took = db_now() - started;
+
+	ok(kafka_unreachable(err), "no broker listening: unreachable (%s)", rd_kafka_err2str(err));
+	ok(took < 3.0, "... told within the timeout (%.1f s for 1.5 s)", took);
+}
+
+int main(void)
+{
+	char why[512];
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *host;
+	rd_kafka_mock_cluster_t *mock;
+	char *brokers;
+
+	log_init("test_kafka", -1);
+	test_depth_arithmetic();
+	test_conf();
+	/* The mock lives in a client handle of its own, which connects nowhere. */
+	conf = rd_kafka_conf_new();
+	rd_kafka_conf_set(conf, "log_level", "2", NULL, 0);
+	host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+	mock = rd_kafka_mock_cluster_new(host, 3);
+	brokers = strdup(rd_kafka_mock_cluster_bootstraps(mock));
+	test_depth(brokers, mock);
+	test_unreachable();
+	free(brokers);
+	rd_kafka_mock_cluster_destroy(mock);
+	rd_kafka_destroy(host);
+	return tap_done();
+}
