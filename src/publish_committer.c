@@ -120,6 +120,7 @@ static void *committer_run(void *argument)
 	struct publish_committer *committer = argument;
 	struct publish_batch *batch, *retry;
 
+	pthread_setname_np(pthread_self(), "committer");   /* for top -H and profilers */
 	pthread_mutex_lock(&committer->lock);
 	while ((batch = committer_next(committer))) {
 		int status;
