@@ -459,6 +459,9 @@ static void publish_summary(struct publisher *publisher)
 			*publisher->client_error ? "; last client error: " : "", publisher->client_error);
 		publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
 	}
+	if (publisher->committer.unrecorded)
+		log_error("%lld codes delivered but not recorded (see above): they stay fetched and "
+			"go again on the next run", (long long)publisher->committer.unrecorded);
 	if (c->skipped)
 		log_error("%lld item%s skipped (see above)", (long long)c->skipped, c->skipped == 1 ? "" : "s");
 	if (c->already)

@@ -120,6 +120,7 @@ static void *committer_run(void *argument)
 	struct publish_committer *committer = argument;
 	struct publish_batch *batch, *retry;
 
+	pthread_setname_np(pthread_self(), "committer");   /* for top -H and profilers */
 	pthread_mutex_lock(&committer->lock);
 	while ((batch = committer_next(committer))) {
 		int status;
@@ -141,8 +142,8 @@ static void *committer_run(void *argument)
 	pthread_mutex_unlock(&committer->lock);
 	/* A DB locked too long may be free by now: each failed batch once more. */
 	for (batch = retry; batch; batch = batch->next)
-		if (!committer_commit(committer, batch))
-			log_info("a batch whose commit had failed is recorded now");
+		if (committer_commit(committer, batch))
+			committer->unrecorded += (int64_t)batch->count;   /* joined before read */
 	publish_batch_free(retry);
 	return NULL;
 }

@@ -52,6 +52,7 @@ struct publish_committer {
 	int64_t published;            /* recorded and printed */
 	int64_t already;              /* delivered, but another run had recorded the code */
 	int status;                   /* worst outcome: a failed commit, stdout */
+	int64_t unrecorded;           /* delivered, but no commit could record them */
 };
 
 /* Opens its DB connection and starts the thread. 0 or an exit code. */

@@ -107,3 +107,26 @@ run sh -c 'qrpool-pending --state fetched --pool card | qrpool-publish'
 is "a full producer queue makes publish wait, not fail" "$rc" 0
 is "... and every code goes out" "$(wc -l <"$T/out")" 500
 is "... recorded" "$(count card fetched)" 0
+
+# --- the staging DB locked by another writer longer than busy_timeout ---------
+set_kafka 10s
+sed -i 's|busy_timeout = "5s"|busy_timeout = "1s"|' "$QRPOOL_CONFIG"
+stage link=60 --size 300
+qrpool-pending --state fetched --pool link >"$T/items"
+qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
+publisher=$!
+exec 3>"$T/in"
+head -10 "$T/items" >&3
+wait_for_lines "$T/out" 10
+{ echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; sleep 2; echo "COMMIT;"; } |
+  sqlite3 "$T/staging.db" &
+locker=$!
+sleep 0.3
+tail -n +11 "$T/items" >&3
+exec 3>&-
+rc=0; wait $publisher || rc=$?
+wait $locker
+is "a commit that failed on a locked DB: exit 75" "$rc" 75
+like "... saying why" "$(cat "$T/err")" "database is locked"
+is "... and its batch, tried again at the end, is recorded" "$(count link fetched)" 0
+is "... and printed" "$(wc -l <"$T/out")" 60
