@@ -37,13 +37,16 @@ STAGE := $(CORE) config config_dump db schema item rid progress sha256 store
 o = $(patsubst %,$(BUILD)/%.o,$(1))
 
 # --- tools: each names only the objects and packages it needs ---------------
-TOOLS := qrpool-plan qrpool-pending
+TOOLS := qrpool-plan qrpool-pending qrpool-render
 TEST_SERVERS :=
 
 qrpool-plan_OBJS := $(call o,$(STAGE) depth plan qrpool-plan)
 qrpool-plan_PKGS := sqlite3 libconfig
 qrpool-pending_OBJS := $(call o,$(STAGE) qrpool-pending)
 qrpool-pending_PKGS := sqlite3 libconfig
+qrpool-render_OBJS := $(call o,$(STAGE) render render_run qrpool-render)
+qrpool-render_PKGS := sqlite3 libconfig libqrencode libpng
+qrpool-render_LDLIBS := -pthread
 
 ALL_BINS := $(addprefix $(BIN)/,$(TOOLS) $(TEST_SERVERS))
 
@@ -74,8 +77,8 @@ $(BUILD) $(BIN) $(BUILD)/tests:
 # --- tests: unit tests (TAP, one per module) and shell tests (TAP, per tool) --
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
-test_OBJS := $(call o,$(STAGE) depth plan)
-test_PKGS := sqlite3 libconfig
+test_OBJS := $(call o,$(STAGE) depth plan render)
+test_PKGS := sqlite3 libconfig libqrencode libpng
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(test_OBJS) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(test_OBJS) \
@@ -94,6 +97,13 @@ check test: deps
 		prove -j$(PROVE_JOBS) --timer $(BUILD)/tests/test_* tests/t/*.t
 
 units: $(UNIT_BINS)
+
+# bench-render's floor: render_code() in a bare loop, no staging.
+RENDER_FLOOR_OBJS := $(call o,exitcode log parse config render)
+$(BUILD)/bench/render_floor: tests/bench/render_floor.c $(RENDER_FLOOR_OBJS)
+	mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(RENDER_FLOOR_OBJS) \
+		$(shell $(PKG_CONFIG) --libs libconfig libqrencode libpng) -pthread -lm
 
 bench: deps
 	$(MAKE) all
