@@ -127,9 +127,10 @@ int main(int argc, char **argv)
 	if ((status = config_load(&config, options.common.config_path)))
 		return status;
 	if (!(status = render_check_config(&config))) {
-		if (options.common.dump_config)
-			status = exitcode_worst(config_dump(&config, stdout), cli_close_stdout());
-		else
+		if (options.common.dump_config) {
+			status = config_dump(&config, stdout);
+			status = exitcode_worst(status, cli_close_stdout());
+		} else
 			status = render_execute(&options, &config);
 	}
 	config_free(&config);

@@ -278,34 +278,46 @@ static size_t render_capacity(int version, char level)
 	return low;
 }
 
-/* The longest prefix that leaves room for a request id at `version`/`level`. */
-static long render_prefix_room(int version, char level)
+/* "L 16, M 10, Q 2, H -": per level, the longest url_prefix that leaves room
+ * for a request id in `version` ("-": not even the id fits). */
+static void render_describe_room(int version, char *buf, size_t size)
 {
-	return (long)render_capacity(version, level) - RID_LENGTH;
+	static const char levels[] = "LMQH";
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < 4 && used < size; i++) {
+		long room = (long)render_capacity(version, levels[i]) - RID_LENGTH;
+
+		if (room >= 0)
+			used += (size_t)snprintf(buf + used, size - used, "%s%c %ld", i ? ", " : "",
+				levels[i], room);
+		else
+			used += (size_t)snprintf(buf + used, size - used, "%s%c -", i ? ", " : "", levels[i]);
+	}
 }
 
 static int render_check_pool(const struct config *config, const struct pool_config *pool)
 {
 	size_t length = strlen(pool->url_prefix) + RID_LENGTH;
 	int limit = pool->min_version ? pool->min_version : 40;
-	int needed = render_version_for(length, pool->ec_level, pool->min_version);
+	int needed = render_version_for(length, pool->ec_level, 0);
+	char room[96];
 
 	if (needed && needed <= limit)
 		return 0;
+	render_describe_room(limit, room, sizeof room);
 	if (!needed)
 		log_error("%s:%d: pool '%s': url_prefix (%zu characters) plus a %d-character request id "
-			"does not fit even QR version 40 at ec_level %c; a prefix of at most %ld characters "
-			"fits at level %c (%ld at level L)", config->path, pool->line, pool->name,
-			strlen(pool->url_prefix), RID_LENGTH, pool->ec_level,
-			render_prefix_room(40, pool->ec_level), pool->ec_level, render_prefix_room(40, 'L'));
+			"does not fit even QR version 40 at ec_level %c; the longest prefix that fits, per "
+			"ec_level: %s", config->path, pool->line, pool->name, strlen(pool->url_prefix),
+			RID_LENGTH, pool->ec_level, room);
 	else
 		log_error("%s:%d: pool '%s': url_prefix (%zu characters) plus a %d-character request id "
-			"needs QR version %d at ec_level %c, more than min_version = %d; raise min_version "
-			"to %d, or shorten the prefix to at most %ld characters (%ld at level L)",
-			config->path, pool->line, pool->name, strlen(pool->url_prefix), RID_LENGTH,
-			render_version_for(length, pool->ec_level, 0), pool->ec_level, pool->min_version,
-			render_version_for(length, pool->ec_level, 0), render_prefix_room(limit, pool->ec_level),
-			render_prefix_room(limit, 'L'));
+			"needs QR version %d at ec_level %c, above min_version = %d; raise min_version to %d, "
+			"or fit version %d with a prefix of at most, per ec_level: %s", config->path,
+			pool->line, pool->name, strlen(pool->url_prefix), RID_LENGTH, needed, pool->ec_level,
+			pool->min_version, needed, limit, room);
 	return EXIT_CONFIG;
 }
 

@@ -24,6 +24,8 @@
 #define RENDER_RUN_TAKE 256
 /* Longest the writer sleeps before looking at signals and deadlines again. */
 #define RENDER_RUN_TICK 0.2
+/* How long the writer waits to gather more ready slots once it has some. */
+#define RENDER_RUN_NAP 0.001
 #define RENDER_RUN_SKIP (-1)
 
 enum render_slot_state { SLOT_QUEUED, SLOT_CLAIMED, SLOT_DONE, SLOT_FAILED };
@@ -53,6 +55,7 @@ struct render_run {
 	uint64_t tail, claim, head;         /* next to fill, to look at for work, to take */
 	int input_over;                     /* the reader has finished */
 	int stopping;                       /* a signal or a failed commit: no new work */
+	int writer_idle;                    /* the writer waits for the head slot */
 	pthread_t reader_thread;
 	int reader_started;
 	/* the reader's own: its DB connection, input and findings */
@@ -191,7 +194,7 @@ static void render_run_publish(struct render_run *run, const struct render_slot 
 	run->tail++;
 	if (slot->render)
 		pthread_cond_signal(&run->work);
-	if (run->tail - 1 == run->head)
+	if (run->writer_idle && run->tail - 1 == run->head)
 		pthread_cond_signal(&run->ready);
 	pthread_mutex_unlock(&run->lock);
 }
@@ -328,7 +331,7 @@ static void *render_run_encode(void *arg)
 
 		pthread_mutex_lock(&run->lock);
 		slot->state = failed ? SLOT_FAILED : SLOT_DONE;
-		if ((uint64_t)(slot - run->slots) == run->head % RENDER_RUN_RING)
+		if (run->writer_idle && (uint64_t)(slot - run->slots) == run->head % RENDER_RUN_RING)
 			pthread_cond_signal(&run->ready);
 		pthread_mutex_unlock(&run->lock);
 	}
@@ -345,21 +348,31 @@ static int render_run_slot_ready(const struct render_run *run, const struct rend
 }
 
 /* Waits, at most until `until`, for slots at the head to be ready; returns
- * how many in a row are. *over: the reader has finished and all is taken. */
+ * how many in a row are. *over: the reader has finished and all is taken.
+ * With a few ready it naps once to gather more: waking per item would cost
+ * two context switches per code. */
 static size_t render_run_wait(struct render_run *run, double until, int *over)
 {
 	size_t count = 0;
+	int napped = 0;
 
 	pthread_mutex_lock(&run->lock);
 	for (;;) {
+		double now;
+
 		while (count < RENDER_RUN_TAKE && run->head + count < run->tail &&
 		       render_run_slot_ready(run, &run->slots[(run->head + count) % RENDER_RUN_RING]))
 			count++;
 		*over = run->input_over && run->head == run->tail;
-		if (count || *over || render_run_clock() >= until ||
+		now = render_run_clock();
+		if (*over || count == RENDER_RUN_TAKE || (count && napped) || now >= until ||
 		    (interrupt_requested() && !run->stopping))
 			break;
-		render_run_wait_until(&run->ready, &run->lock, until);
+		run->writer_idle = !count;
+		render_run_wait_until(&run->ready, &run->lock,
+			count && now + RENDER_RUN_NAP < until ? now + RENDER_RUN_NAP : until);
+		run->writer_idle = 0;
+		napped = count > 0;
 	}
 	pthread_mutex_unlock(&run->lock);
 	return count;
@@ -419,7 +432,13 @@ static void render_run_flush(struct render_run *run, struct render_writer *write
 {
 	if (writer->batch.count && (over || writer->batch.count >= (size_t)run->options->batch_size ||
 	    render_run_clock() >= writer->deadline)) {
-		render_run_note(run, writer, store_flush(&writer->store, &writer->batch, stdout));
+		size_t count = writer->batch.count;
+		int status = store_flush(&writer->store, &writer->batch, stdout);
+
+		if (status)
+			log_error("a batch of %zu rendered codes failed; those it did not commit stay "
+				"planned for a rerun", count);
+		render_run_note(run, writer, status);
 		writer->unflushed = 0;
 	}
 	if ((idle || over) && writer->unflushed && !writer->fatal) {
