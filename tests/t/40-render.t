@@ -97,8 +97,10 @@ sleep 1
 kill -TERM "$pid"
 # It should stop within a tick; if it does not, end its input so the test ends.
 for tick in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null && sleep 0.5; done
+stopped=yes; kill -0 "$pid" 2>/dev/null && stopped=no
 exec 3>&-
 rc=0; wait "$pid" || rc=$?
+is "SIGTERM: stopped with its input still open" "$stopped" yes
 is "SIGTERM: exit 75" "$rc" 75
 is "SIGTERM: the printed items are exactly the codes fetched" \
   "$(sort "$T/term.out" | cut -f1)" \
