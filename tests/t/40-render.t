@@ -50,11 +50,11 @@ is "148 x 148 pixels (version 3, 4 px modules, margin 4)" \
   "$(file -b "$(ls "$T"/png/*.png | head -1)" | cut -d, -f2)" " 148 x 148"
 
 # --- a rerun passes everything on: nothing is rendered twice ------------------
-sums=$(sql "SELECT group_concat(sha256) FROM codes WHERE pool = 'link'")
-run qrpool-render -j 1 <"$T/items"
+run qrpool-render -v -j 1 <"$T/items"
 is "rerun: exit 0" "$rc" 0
 is "rerun: every line passed on untouched, in order" "$(cat "$T/out")" "$(cat "$T/items")"
-is "rerun: images unchanged" "$(sql "SELECT group_concat(sha256) FROM codes WHERE pool = 'link'")" "$sums"
+like "rerun: nothing rendered again (-v counts)" "$(cat "$T/err")" \
+  "$(wc -l <"$T/items") items: 0 rendered, $(wc -l <"$T/items") passed on, 0 already stored"
 
 # --- bad lines are reported with their number, the rest is rendered -----------
 plan_codes 30 5 0 >"$T/fresh"
@@ -68,6 +68,9 @@ like "unknown id reported with its number" "$(cat "$T/err")" "stdin:4: unknown r
 like "wrong pool reported" "$(cat "$T/err")" "stdin:5: request id '$poster' belongs to pool 'poster'"
 is "the good link items are all rendered and printed" "$(link_lines "$T/out")" "$(link_lines "$T/fresh")"
 is "and all fetched" "$(state_count link fetched)" "$(link_lines "$T/fresh" | wc -l)"
+printf 'BBBBBBBBBBBBBBBB\tlink\n' >"$T/unknown"
+run qrpool-render <"$T/unknown"
+is "an unknown id alone: exit 65" "$rc" 65
 
 # --- config: a prefix too long for the level or min_version -----------------------
 config_with() {  # config_with 'url_prefix = ...;' > file
@@ -124,13 +127,27 @@ if mkdir "$T/fs" && mount -t tmpfs -o size=1m tmpfs "$T/fs" 2>/dev/null; then
   is "full disk: no item printed" "$(cat "$T/out")" ""
   is "full disk: every code still planned" \
     "$(sqlite3 "$T/fs/staging.db" "SELECT count(*) FROM codes WHERE state = 'planned'")" "$planned"
+  # Mid-run: the first batches fit, a later one does not. What was printed is
+  # exactly what was committed; everything else is still planned.
+  rm -f "$T/fs/filler"
+  sqlite3 "$T/fs/staging.db" "DELETE FROM images; DELETE FROM codes"
+  printf 'link\t%s\t400\n' "$HOUR" | qrpool-plan -c "$T/fs.cfg" --from "$HOUR" >"$T/full"
+  dd if=/dev/zero of="$T/fs/filler" bs=1k count=$(($(df -k --output=avail "$T/fs" | tail -1) - 256)) 2>/dev/null
+  run qrpool-render -c "$T/fs.cfg" --batch 50 <"$T/full"
+  is "disk full mid-run: exit 74" "$rc" 74
+  is "disk full mid-run: the printed items are exactly the codes fetched" "$(cut -f1 "$T/out" | sort)" \
+    "$(sqlite3 "$T/fs/staging.db" "SELECT request_id FROM codes JOIN images ON code_id = codes.id WHERE state = 'fetched'" | sort)"
+  ok "disk full mid-run: some batches were committed first" -- test -s "$T/out"
+  is "disk full mid-run: the rest still planned" \
+    "$(sqlite3 "$T/fs/staging.db" "SELECT count(*) FROM codes WHERE state = 'planned'")" \
+    "$(($(wc -l <"$T/full") - $(wc -l <"$T/out")))"
   rm -f "$T/fs/filler"
   mount -o remount,ro "$T/fs"
   run qrpool-render -c "$T/fs.cfg" <"$T/full"
   is "read-only DB: exit 74" "$rc" 74
   is "read-only DB: no item printed" "$(cat "$T/out")" ""
 else
-  for n in 1 2 3 4 5 6 7; do
+  for n in 1 2 3 4 5 6 7 8 9 10 11; do
     tap_count=$((tap_count + 1)); echo "ok $tap_count # SKIP cannot mount a tmpfs to fill"
   done
 fi
