@@ -1,6 +1,8 @@
 #include "render_run.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -8,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "exitcode.h"
 #include "interrupt.h"
@@ -62,7 +65,7 @@ struct render_run {
 	struct db lookup_db;
 	struct store lookup;
 	struct item_reader reader;
-	FILE *in;
+	int in_fd;                          /* the input being read */
 	int reader_status;
 	int64_t items_in;
 };
@@ -95,19 +98,25 @@ static void render_run_wait_until(pthread_cond_t *cond, pthread_mutex_t *lock, d
 	pthread_cond_timedwait(cond, lock, &at);
 }
 
-/* No new work after this; the reader is cancelled if it is blocked reading. */
+/* No new work after this. */
 static void render_run_stop(struct render_run *run)
 {
 	pthread_mutex_lock(&run->lock);
-	if (!run->stopping) {
-		run->stopping = 1;
-		pthread_cond_broadcast(&run->space);
-		pthread_cond_broadcast(&run->work);
-		pthread_cond_broadcast(&run->ready);
-		if (run->reader_started)
-			pthread_cancel(run->reader_thread);
-	}
+	run->stopping = 1;
+	pthread_cond_broadcast(&run->space);
+	pthread_cond_broadcast(&run->work);
+	pthread_cond_broadcast(&run->ready);
 	pthread_mutex_unlock(&run->lock);
+}
+
+static int render_run_stopping(struct render_run *run)
+{
+	int stopping;
+
+	pthread_mutex_lock(&run->lock);
+	stopping = run->stopping;
+	pthread_mutex_unlock(&run->lock);
+	return stopping;
 }
 
 /* --- the reader: item lines to slots, in order ------------------------------ */
@@ -206,11 +215,7 @@ static int render_run_read_items(struct render_run *run)
 	int got, status;
 
 	while ((slot = render_run_next_free(run))) {
-		/* Reading is the one place a stop may cancel the reader: it can
-		 * block for ever on a pipe whose writer has not finished. */
-		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
 		got = item_read(&run->reader, &item);
-		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 		if (got <= 0)
 			return got < 0 ? EXIT_IO : 0;
 		run->items_in++;
@@ -223,31 +228,56 @@ static int render_run_read_items(struct render_run *run)
 	return 0;
 }
 
+/* The read function under the reader's FILE: it waits for input in short
+ * polls and reports the end of input once the run stops, so a pipe whose
+ * writer never finishes cannot hold the reader (and the run) for ever. */
+static ssize_t render_run_read_input(void *cookie, char *buffer, size_t size)
+{
+	struct render_run *run = cookie;
+
+	for (;;) {
+		struct pollfd input = { run->in_fd, POLLIN, 0 };
+		int ready;
+
+		if (render_run_stopping(run))
+			return 0;
+		ready = poll(&input, 1, (int)(RENDER_RUN_TICK * 1000));
+		if (ready > 0) {
+			ssize_t got = read(run->in_fd, buffer, size);
+			if (got >= 0 || errno != EINTR)
+				return got;
+		} else if (ready < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
 static int render_run_read_file(struct render_run *run, const char *name)
 {
+	static const cookie_io_functions_t input_functions = { .read = render_run_read_input };
 	int is_stdin = !strcmp(name, "-");
+	FILE *in;
 	int status;
 
-	if (!(run->in = is_stdin ? stdin : fopen(name, "r"))) {
+	run->in_fd = is_stdin ? STDIN_FILENO : open(name, O_RDONLY | O_CLOEXEC);
+	if (run->in_fd < 0 || !(in = fopencookie(run, "r", input_functions))) {
 		log_error("%s: %s", name, strerror(errno));
+		if (run->in_fd > STDIN_FILENO)
+			close(run->in_fd);
 		return EXIT_IO;
 	}
-	item_reader_init(&run->reader, run->in, is_stdin ? "stdin" : name);
+	item_reader_init(&run->reader, in, is_stdin ? "stdin" : name);
 	status = render_run_read_items(run);
 	if (run->reader.bad_lines)
 		status = exitcode_worst(status, EXIT_DATA);
 	item_reader_free(&run->reader);
+	fclose(in);
 	if (!is_stdin)
-		fclose(run->in);
-	run->in = NULL;
+		close(run->in_fd);
 	return status;
 }
 
-/* Runs when the reader ends, cancelled or not. */
-static void render_run_input_over(void *arg)
+static void render_run_input_over(struct render_run *run)
 {
-	struct render_run *run = arg;
-
 	pthread_mutex_lock(&run->lock);
 	run->input_over = 1;
 	pthread_cond_broadcast(&run->work);
@@ -255,8 +285,9 @@ static void render_run_input_over(void *arg)
 	pthread_mutex_unlock(&run->lock);
 }
 
-static void render_run_read_all(struct render_run *run)
+static void *render_run_read(void *arg)
 {
+	struct render_run *run = arg;
 	int status = 0;
 
 	if (!run->options->input_count)
@@ -264,16 +295,7 @@ static void render_run_read_all(struct render_run *run)
 	for (int i = 0; i < run->options->input_count && (!status || status == EXIT_DATA); i++)
 		status = exitcode_worst(status, render_run_read_file(run, run->options->inputs[i]));
 	run->reader_status = exitcode_worst(run->reader_status, status);
-}
-
-static void *render_run_read(void *arg)
-{
-	struct render_run *run = arg;
-
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-	pthread_cleanup_push(render_run_input_over, run);
-	render_run_read_all(run);
-	pthread_cleanup_pop(1);
+	render_run_input_over(run);
 	return NULL;
 }
 
@@ -414,33 +436,39 @@ static int render_run_take_slot(const struct render_run *run, struct render_writ
 		slot->image.bytes, slot->image.size, 1);
 }
 
+static void render_run_commit(struct render_run *run, struct render_writer *writer)
+{
+	size_t count = writer->batch.count;
+	int status = store_flush(&writer->store, &writer->batch, stdout);
+
+	if (status)
+		log_error("a batch of %zu rendered codes failed; those it did not commit stay "
+			"planned for a rerun", count);
+	render_run_note(run, writer, status);
+	writer->unflushed = 0;
+}
+
 static void render_run_take(struct render_run *run, struct render_writer *writer, size_t count)
 {
-	for (size_t i = 0; i < count && !writer->fatal; i++)
+	for (size_t i = 0; i < count && !writer->fatal; i++) {
 		render_run_note(run, writer, render_run_take_slot(run, writer,
 			&run->slots[(run->head + i) % RENDER_RUN_RING]));
+		if (writer->batch.count >= (size_t)run->options->batch_size)
+			render_run_commit(run, writer);
+	}
 	pthread_mutex_lock(&run->lock);
 	run->head += count;
 	pthread_cond_signal(&run->space);
 	pthread_mutex_unlock(&run->lock);
 }
 
-/* Commits the batch when it is full, due, or the last one; flushes passed
- * lines whenever the writer is about to wait, so a slow pipe still flows. */
+/* Commits the batch when it is due or the last one; flushes passed lines
+ * whenever the writer is about to wait, so a slow pipe still flows. */
 static void render_run_flush(struct render_run *run, struct render_writer *writer, int idle,
 	int over)
 {
-	if (writer->batch.count && (over || writer->batch.count >= (size_t)run->options->batch_size ||
-	    render_run_clock() >= writer->deadline)) {
-		size_t count = writer->batch.count;
-		int status = store_flush(&writer->store, &writer->batch, stdout);
-
-		if (status)
-			log_error("a batch of %zu rendered codes failed; those it did not commit stay "
-				"planned for a rerun", count);
-		render_run_note(run, writer, status);
-		writer->unflushed = 0;
-	}
+	if (writer->batch.count && (over || render_run_clock() >= writer->deadline))
+		render_run_commit(run, writer);
 	if ((idle || over) && writer->unflushed && !writer->fatal) {
 		writer->unflushed = 0;
 		if (fflush(stdout) != 0) {
@@ -507,9 +535,6 @@ static void render_run_close(struct render_run *run)
 		store_close(&run->lookup);
 		db_close(&run->lookup_db);
 	}
-	item_reader_free(&run->reader);
-	if (run->in && run->in != stdin)
-		fclose(run->in);
 	for (size_t i = 0; run->slots && i < RENDER_RUN_RING; i++) {
 		free(run->slots[i].line);
 		render_image_free(&run->slots[i].image);
