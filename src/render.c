@@ -133,21 +133,37 @@ static void render_on_png_flush(png_structp png)
 
 /* --- the image --------------------------------------------------------------- */
 
+/* Sets pixels [first, end) of a packed 1-bit row, whole bytes where it can. */
+static void render_fill_pixels(unsigned char *row, int first, int end)
+{
+	for (; first < end && (first & 7); first++)
+		row[first >> 3] |= (unsigned char)(0x80 >> (first & 7));
+	for (; end - first >= 8; first += 8)
+		row[first >> 3] = 0xff;
+	for (; first < end; first++)
+		row[first >> 3] |= (unsigned char)(0x80 >> (first & 7));
+}
+
 /* Packs module row `y` (negative or past the symbol: quiet zone) into
- * 1-bit pixels: palette index 1 is a dark module, 0 the background. */
+ * 1-bit pixels, a run of dark modules at a time: palette index 1 is a dark
+ * module, 0 the background. */
 static void render_pack_row(const struct pool_config *pool, const QRcode *code, int y,
 	unsigned char *row, size_t row_bytes)
 {
+	const unsigned char *modules;
+
 	memset(row, 0, row_bytes);
 	if (y < 0 || y >= code->width)
 		return;
+	modules = code->data + (size_t)y * (size_t)code->width;
 	for (int x = 0; x < code->width; x++) {
-		int first = (x + pool->margin) * pool->module_px;
+		int start = x;
 
-		if (!(code->data[y * code->width + x] & 1))
-			continue;
-		for (int pixel = first; pixel < first + pool->module_px; pixel++)
-			row[pixel >> 3] |= (unsigned char)(0x80 >> (pixel & 7));
+		while (x < code->width && (modules[x] & 1))
+			x++;
+		if (x > start)
+			render_fill_pixels(row, (start + pool->margin) * pool->module_px,
+				(x + pool->margin) * pool->module_px);
 	}
 }
 

@@ -22,10 +22,11 @@
 
 /* Slots between the reader and the writer: enough to keep the encoders busy
  * while the writer commits a full batch. */
-#define RENDER_RUN_RING 4096
+#define RENDER_RUN_RING 1024
 /* Slots the writer takes per lock, so it does not lock once per item. */
 #define RENDER_RUN_TAKE 256
-/* Longest the writer sleeps before looking at signals and deadlines again. */
+/* Longest the writer (or the reader, polling its input) sleeps before looking
+ * at signals, the stop flag and deadlines again. */
 #define RENDER_RUN_TICK 0.2
 /* How long the writer waits to gather more ready slots once it has some. */
 #define RENDER_RUN_NAP 0.001
