@@ -94,7 +94,7 @@ PROVE_JOBS ?= 2
 check test: deps
 	$(MAKE) all units
 	QRPOOL_BIN=$(CURDIR)/$(BIN) QRPOOL_UNIT=$(CURDIR)/$(BUILD)/tests \
-		prove -j$(PROVE_JOBS) --timer $(BUILD)/tests/test_* tests/t/*.t
+		prove -j$(PROVE_JOBS) --timer $(UNIT_BINS) tests/t/*.t
 
 units: $(UNIT_BINS)
 
