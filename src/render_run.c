@@ -67,6 +67,7 @@ struct render_run {
 	struct store lookup;
 	struct item_reader reader;
 	int in_fd;                          /* the input being read */
+	int lookups_open;                   /* a read transaction spans the lookups */
 	int reader_status;
 	int64_t items_in;
 };
@@ -156,6 +157,28 @@ static int render_run_copy_line(struct render_slot *slot, const struct item *ite
 	return 0;
 }
 
+/* Lookups share one read transaction until the reader might block (it ends
+ * before each read of input and before waiting for room): SQLite takes and
+ * drops its file locks once per transaction, not once per lookup. */
+static int render_run_lookup(struct render_run *run, const char *request_id, struct code_row *row)
+{
+	int status;
+
+	if (!run->lookups_open) {
+		if ((status = db_exec(&run->lookup_db, "BEGIN")))
+			return status;
+		run->lookups_open = 1;
+	}
+	return store_lookup(&run->lookup, request_id, row);
+}
+
+static void render_run_end_lookups(struct render_run *run)
+{
+	if (run->lookups_open)
+		db_exec(&run->lookup_db, "COMMIT");   /* reads only: nothing to lose */
+	run->lookups_open = 0;
+}
+
 /* Decides from the DB row, the truth, whether the item is rendered or passed
  * on. Returns 0, RENDER_RUN_SKIP (reported), or an exit code. */
 static int render_run_classify(struct render_run *run, const struct item *item,
@@ -163,7 +186,7 @@ static int render_run_classify(struct render_run *run, const struct item *item,
 {
 	const struct pool_config *pool;
 	struct code_row row;
-	int found = store_lookup(&run->lookup, item->request_id, &row);
+	int found = render_run_lookup(run, item->request_id, &row);
 
 	if (found == 1)
 		return render_run_reject(run, "unknown request id '%s'", item->request_id);
@@ -190,8 +213,15 @@ static struct render_slot *render_run_next_free(struct render_run *run)
 	struct render_slot *slot = NULL;
 
 	pthread_mutex_lock(&run->lock);
-	while (!run->stopping && run->tail - run->head == RENDER_RUN_RING)
+	while (!run->stopping && run->tail - run->head == RENDER_RUN_RING) {
+		if (run->lookups_open) {
+			pthread_mutex_unlock(&run->lock);
+			render_run_end_lookups(run);
+			pthread_mutex_lock(&run->lock);
+			continue;
+		}
 		pthread_cond_wait(&run->space, &run->lock);
+	}
 	if (!run->stopping)
 		slot = &run->slots[run->tail % RENDER_RUN_RING];
 	pthread_mutex_unlock(&run->lock);
@@ -236,6 +266,7 @@ static ssize_t render_run_read_input(void *cookie, char *buffer, size_t size)
 {
 	struct render_run *run = cookie;
 
+	render_run_end_lookups(run);
 	for (;;) {
 		struct pollfd input = { run->in_fd, POLLIN, 0 };
 		int ready;
@@ -296,6 +327,7 @@ static void *render_run_read(void *arg)
 	for (int i = 0; i < run->options->input_count && (!status || status == EXIT_DATA); i++)
 		status = exitcode_worst(status, render_run_read_file(run, run->options->inputs[i]));
 	run->reader_status = exitcode_worst(run->reader_status, status);
+	render_run_end_lookups(run);
 	render_run_input_over(run);
 	return NULL;
 }
@@ -459,7 +491,10 @@ static void render_run_take(struct render_run *run, struct render_writer *writer
 	}
 	pthread_mutex_lock(&run->lock);
 	run->head += count;
-	pthread_cond_signal(&run->space);
+	/* The reader waits only on a full ring; waking it for a quarter of the
+	 * ring at a time lets it read in runs rather than a line per wake-up. */
+	if (run->tail - run->head <= RENDER_RUN_RING - RENDER_RUN_RING / 4)
+		pthread_cond_signal(&run->space);
 	pthread_mutex_unlock(&run->lock);
 }
 
