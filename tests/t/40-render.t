@@ -56,6 +56,12 @@ is "rerun: every line passed on untouched, in order" "$(cat "$T/out")" "$(cat "$
 like "rerun: nothing rendered again (-v counts)" "$(cat "$T/err")" \
   "$(wc -l <"$T/items") items: 0 rendered, $(wc -l <"$T/items") passed on, 0 already stored"
 
+run qrpool-render "$T/items" - </dev/null
+is "items from a file argument (and '-', empty): exit 0, all passed on" "$rc:$(cat "$T/out")" "0:$(cat "$T/items")"
+run qrpool-render "$T/missing" </dev/null
+is "a missing input file: exit 74" "$rc" 74
+like "named in the error" "$(cat "$T/err")" "missing: No such file or directory"
+
 # --- bad lines are reported with their number, the rest is rendered -----------
 plan_codes 30 5 0 >"$T/fresh"
 poster=$(awk -F '\t' '$2 == "poster" { print $1; exit }' "$T/fresh")
