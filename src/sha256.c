@@ -38,8 +38,15 @@ static void sha256_block(struct sha256 *ctx, const unsigned char *p)
 		uint32_t e0 = sha256_rotr(s[0], 2) ^ sha256_rotr(s[0], 13) ^ sha256_rotr(s[0], 22);
 		uint32_t majority = (s[0] & s[1]) ^ (s[0] & s[2]) ^ (s[1] & s[2]);
 
-		memmove(s + 1, s, 7 * sizeof *s);
-		s[4] += t1;
+		/* Shifted one by one: a memmove call per round made this the
+		 * costliest step of storing an image. */
+		s[7] = s[6];
+		s[6] = s[5];
+		s[5] = s[4];
+		s[4] = s[3] + t1;
+		s[3] = s[2];
+		s[2] = s[1];
+		s[1] = s[0];
 		s[0] = t1 + e0 + majority;
 	}
 	for (int i = 0; i < 8; i++)
