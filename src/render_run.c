@@ -29,7 +29,7 @@
  * at signals, the stop flag and deadlines again. */
 #define RENDER_RUN_TICK 0.2
 /* How long the writer waits to gather more ready slots once it has some. */
-#define RENDER_RUN_NAP 0.001
+#define RENDER_RUN_NAP 0.005
 #define RENDER_RUN_SKIP (-1)
 
 enum render_slot_state { SLOT_QUEUED, SLOT_CLAIMED, SLOT_DONE, SLOT_FAILED };
