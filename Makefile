@@ -37,7 +37,7 @@ STAGE := $(CORE) config config_dump db schema item rid progress sha256 store
 o = $(patsubst %,$(BUILD)/%.o,$(1))
 
 # --- tools: each names only the objects and packages it needs ---------------
-TOOLS := qrpool-plan qrpool-pending qrpool-fetch qrpool-publish
+TOOLS := qrpool-plan qrpool-pending qrpool-fetch qrpool-render qrpool-publish
 TOOLS += qrpool-claim qrpool-resolve
 TEST_SERVERS := local-kafka fake-wechat
 
@@ -59,6 +59,9 @@ qrpool-fetch_PKGS := sqlite3 libconfig libcurl jansson
 fake-wechat_OBJS := $(call o,$(CORE) rid fake_wechat_base fake_wechat_options fake_wechat_tokens fake_wechat_stats \
 	fake_wechat_image fake_wechat_code fake_wechat_http fake-wechat)
 fake-wechat_PKGS := libmicrohttpd libqrencode libpng libjpeg jansson
+qrpool-render_OBJS := $(call o,$(STAGE) render render_run qrpool-render)
+qrpool-render_PKGS := sqlite3 libconfig libqrencode libpng
+qrpool-render_LDLIBS := -pthread
 
 # Test helpers: small independent clients the shell tests use, built next to
 # the tools so $QRPOOL_BIN finds them, and never installed.
@@ -102,8 +105,8 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 test_OBJS := $(call o,$(STAGE) kafka depth plan publish publish_committer)
 test_PKGS := sqlite3 libconfig rdkafka
-test_OBJS += $(call o,params imagefile $(WECHAT) input)
-test_PKGS += jansson libcurl
+test_OBJS += $(call o,params imagefile $(WECHAT) input render)
+test_PKGS += jansson libcurl libqrencode libpng
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(test_OBJS) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(test_OBJS) \
@@ -123,6 +126,13 @@ check test: deps
 		prove -j$(PROVE_JOBS) --timer $(UNIT_BINS) tests/t/*.t
 
 units: $(UNIT_BINS)
+
+# bench-render's floor: render_code() in a bare loop, no staging.
+RENDER_FLOOR_OBJS := $(call o,exitcode log parse config render)
+$(BUILD)/bench/render_floor: tests/bench/render_floor.c $(RENDER_FLOOR_OBJS)
+	mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(RENDER_FLOOR_OBJS) \
+		$(shell $(PKG_CONFIG) --libs libconfig libqrencode libpng) -pthread -lm
 
 bench: deps
 	$(MAKE) all

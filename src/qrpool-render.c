@@ -1,0 +1,138 @@
+/* qrpool-render: renders the codes of link pools locally (libqrencode +
+ * libpng), stores them in the staging DB and passes every other item on. */
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "db.h"
+#include "exitcode.h"
+#include "interrupt.h"
+#include "log.h"
+#include "parse.h"
+#include "render.h"
+#include "render_run.h"
+
+struct render_options {
+	struct cli_common common;
+	struct render_run_options run;
+};
+
+static void render_usage(long cpus)
+{
+	printf("Usage: qrpool-render [OPTIONS] [FILE...]\n"
+		"Render the codes of link pools locally. For each item line (request_id TAB pool)\n"
+		"whose code is planned in a link pool, encode url_prefix + request_id as a QR code,\n"
+		"store the PNG in the staging DB (state fetched) and print the line once committed.\n"
+		"Every other item (wechat pools, codes already made) is passed on untouched, in order.\n"
+		"Reads the FILEs ('-' is stdin), or stdin when none is given.\n\n"
+		"  -j, --jobs N       encoder threads (default: the online CPUs, here %ld)\n"
+		"      --batch N      images per transaction at most (default 500)\n"
+		"      --batch-time T longest a rendered code waits for its commit (default 200ms)\n"
+		CLI_COMMON_HELP
+		"\n" EXITCODE_HELP
+		"65 also means: a line was malformed or named an unknown request id or pool; it was\n"
+		"skipped and everything else done. 74: the staging DB could not be written; no item\n"
+		"of the failed transaction is printed and its codes stay planned. 75: stopped by\n"
+		"SIGINT or SIGTERM; what was rendered is stored, the rest stays planned.\n", cpus);
+}
+
+static int render_parse_options(int argc, char **argv, struct render_options *options)
+{
+	enum { OPT_BATCH = CLI_OPT_FIRST_TOOL_OPTION, OPT_BATCH_TIME };
+	static const struct option longs[] = {
+		CLI_COMMON_LONG,
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "batch", required_argument, NULL, OPT_BATCH },
+		{ "batch-time", required_argument, NULL, OPT_BATCH_TIME },
+		{ NULL, 0, NULL, 0 },
+	};
+	char why[PARSE_WHY_SIZE];
+	int64_t value;
+	int opt;
+
+	memset(options, 0, sizeof *options);
+	options->run.jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (options->run.jobs < 1)
+		options->run.jobs = 1;
+	options->run.batch_size = 500;
+	options->run.batch_ms = 200;
+	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "j:", longs, NULL)) != -1) {
+		if (cli_common_option(&options->common, opt, optarg))
+			continue;
+		switch (opt) {
+		case 'j':
+			if (parse_int64(optarg, 1, 256, &value, why))
+				return cli_usage_error("--jobs: %s", why);
+			options->run.jobs = (int)value;
+			break;
+		case OPT_BATCH:
+			if (parse_int64(optarg, 1, 1000000, &value, why))
+				return cli_usage_error("--batch: %s", why);
+			options->run.batch_size = (int)value;
+			break;
+		case OPT_BATCH_TIME:
+			if (parse_duration_ms(optarg, &options->run.batch_ms, why))
+				return cli_usage_error("--batch-time: %s", why);
+			break;
+		default:
+			return cli_usage_error("unknown option");
+		}
+	}
+	options->run.inputs = argv + optind;
+	options->run.input_count = argc - optind;
+	return 0;
+}
+
+static int render_execute(const struct render_options *options, const struct config *config)
+{
+	struct render_run_counts counts = { 0 };
+	struct db db;
+	int status;
+
+	if (!options->run.input_count && isatty(STDIN_FILENO))
+		return cli_usage_error("item lines come from files or a pipe, and stdin is a terminal");
+	interrupt_install();
+	if ((status = db_open(&db, config->db_path, config->busy_timeout_ms)))
+		return status;
+	if (!(status = db_run_start(&db, "render"))) {
+		status = render_run(&options->run, config, &db, &counts);
+		log_info("%lld items: %lld rendered, %lld passed on, %lld already stored by another run",
+			(long long)counts.items_in, (long long)counts.rendered, (long long)counts.passed,
+			(long long)counts.skipped);
+		db_run_end(&db, counts.items_in, counts.rendered + counts.passed, status);
+	}
+	db_close(&db);
+	return exitcode_worst(status, cli_close_stdout());
+}
+
+int main(int argc, char **argv)
+{
+	struct render_options options;
+	struct config config;
+	int status;
+
+	log_init(argv[0], 0);
+	if ((status = render_parse_options(argc, argv, &options)))
+		return status;
+	log_init(argv[0], options.common.verbosity);
+	if (options.common.help) {
+		render_usage(sysconf(_SC_NPROCESSORS_ONLN));
+		return cli_close_stdout();
+	}
+	if (options.common.version) {
+		cli_print_version();
+		return cli_close_stdout();
+	}
+	if ((status = config_load(&config, options.common.config_path)))
+		return status;
+	if (!(status = render_check_config(&config))) {
+		if (options.common.dump_config) {
+			status = config_dump(&config, stdout);
+			status = exitcode_worst(status, cli_close_stdout());
+		} else
+			status = render_execute(&options, &config);
+	}
+	config_free(&config);
+	return status;
+}

@@ -1,0 +1,169 @@
+#!/bin/sh
+# qrpool-render: link codes rendered, stored, and decoded back with zbarimg;
+# other items passed on in order; bad lines, bad config, a full or read-only
+# DB and SIGTERM each end with the documented status and a consistent DB.
+. "${0%/*}/lib.sh"
+
+write_config
+PREFIX=https://m.example.com/q/
+HOUR=$(date -u +%Y-%m-%dT%H:00:00Z)
+
+# plan_codes LINK POSTER CARD > items: a plan into an emptied DB (the planner
+# counts codes in flight as stock), shuffled so the pools interleave.
+plan_codes() {
+  [ ! -f "$T/staging.db" ] || sql "DELETE FROM images; DELETE FROM codes"
+  printf 'link\t%s\t%s\nposter\t%s\t%s\ncard\t%s\t%s\n' "$HOUR" "$1" "$HOUR" "$2" "$HOUR" "$3" |
+    qrpool-plan --from "$HOUR" | sort -R
+}
+link_lines() { awk -F '\t' '$2 == "link"' "$@"; }
+other_lines() { awk -F '\t' '$2 != "link"' "$@"; }
+state_count() { sql "SELECT count(*) FROM codes WHERE pool = '$1' AND state = '$2'"; }
+
+# --- mixed input: link items rendered, the others untouched and in order -----
+plan_codes 100 20 10 >"$T/items"
+links=$(link_lines "$T/items" | wc -l)
+run qrpool-render <"$T/items"
+is "mixed input: exit 0" "$rc" 0
+is "nothing on stderr" "$(cat "$T/err")" ""
+is "every link item printed, in input order" "$(link_lines "$T/out")" "$(link_lines "$T/items")"
+is "wechat items passed on untouched, in order" "$(other_lines "$T/out")" "$(other_lines "$T/items")"
+is "every link code is fetched" "$(state_count link fetched)" "$links"
+is "wechat codes stay planned" "$(sql "SELECT count(*) FROM codes WHERE pool != 'link' AND state != 'planned'")" 0
+is "content type, sha256 and time recorded" \
+  "$(sql "SELECT count(*) FROM codes JOIN images ON code_id = codes.id WHERE pool = 'link' AND content_type = 'image/png' AND length(sha256) = 64 AND fetched_at > 0")" "$links"
+
+# --- a sample decoded by zbarimg, checked by pngcheck and sha256sum -----------
+mkdir "$T/png"
+sql "SELECT writefile('$T/png/' || request_id || '.png', bytes) FROM codes JOIN images ON code_id = codes.id WHERE pool = 'link' ORDER BY random() LIMIT 12" >/dev/null
+check_sample() {
+  for png in "$T"/png/*.png; do
+    id=$(basename "$png" .png)
+    # One thread: ImageMagick's OpenMP workers spin-wait, which on a busy
+    # machine turned 12 decodes into minutes. No D-Bus: there is none here.
+    decoded=$(MAGICK_THREAD_LIMIT=1 OMP_NUM_THREADS=1 zbarimg -q --raw --nodbus "$png") ||
+      { echo "$id: zbarimg found no code"; return 1; }
+    [ "$decoded" = "$PREFIX$id" ] || { echo "$id: decoded '$decoded'"; return 1; }
+    pngcheck -q "$png" || { echo "$id: pngcheck"; return 1; }
+    [ "$(sha256sum <"$png" | cut -d' ' -f1)" = "$(sql "SELECT sha256 FROM codes WHERE request_id = '$id'")" ] ||
+      { echo "$id: sha256 differs"; return 1; }
+  done
+}
+ok "12 sampled codes: zbarimg reads url_prefix + request_id, pngcheck passes, sha256 matches" -- check_sample
+is "148 x 148 pixels (version 3, 4 px modules, margin 4)" \
+  "$(file -b "$(ls "$T"/png/*.png | head -1)" | cut -d, -f2)" " 148 x 148"
+
+# --- a rerun passes everything on: nothing is rendered twice ------------------
+run qrpool-render -v -j 1 <"$T/items"
+is "rerun: exit 0" "$rc" 0
+is "rerun: every line passed on untouched, in order" "$(cat "$T/out")" "$(cat "$T/items")"
+like "rerun: nothing rendered again (-v counts)" "$(cat "$T/err")" \
+  "$(wc -l <"$T/items") items: 0 rendered, $(wc -l <"$T/items") passed on, 0 already stored"
+
+run qrpool-render "$T/items" - </dev/null
+is "items from a file argument (and '-', empty): exit 0, all passed on" "$rc:$(cat "$T/out")" "0:$(cat "$T/items")"
+run qrpool-render "$T/missing" </dev/null
+is "a missing input file: exit 74" "$rc" 74
+like "named in the error" "$(cat "$T/err")" "missing: No such file or directory"
+
+# --- bad lines are reported with their number, the rest is rendered -----------
+plan_codes 30 5 0 >"$T/fresh"
+poster=$(awk -F '\t' '$2 == "poster" { print $1; exit }' "$T/fresh")
+{ sed -n 1,2p "$T/fresh"; echo "no tab here"; printf 'AAAAAAAAAAAAAAAA\tlink\n'
+  printf '%s\tlink\n' "$poster"; sed -n '3,$p' "$T/fresh"; } >"$T/bad"
+run qrpool-render <"$T/bad"
+is "bad lines: exit 65" "$rc" 65
+like "malformed line reported with its number" "$(cat "$T/err")" "stdin:3: .*no tab"
+like "unknown id reported with its number" "$(cat "$T/err")" "stdin:4: unknown request id 'AAAAAAAAAAAAAAAA'"
+like "wrong pool reported" "$(cat "$T/err")" "stdin:5: request id '$poster' belongs to pool 'poster'"
+is "the good link items are all rendered and printed" "$(link_lines "$T/out")" "$(link_lines "$T/fresh")"
+is "and all fetched" "$(state_count link fetched)" "$(link_lines "$T/fresh" | wc -l)"
+printf 'BBBBBBBBBBBBBBBB\tlink\n' >"$T/unknown"
+run qrpool-render <"$T/unknown"
+is "an unknown id alone: exit 65" "$rc" 65
+
+# --- config: a prefix too long for the level or min_version -----------------------
+config_with() {  # config_with 'url_prefix = ...;' > file
+  sed "s|url_prefix = \"$PREFIX\";|$1|" "$QRPOOL_CONFIG"
+}
+long=https://m.example.com/$(printf '%2400s' '' | tr ' ' a)/
+config_with "url_prefix = \"$long\"; ec_level = \"M\";" >"$T/long.cfg"
+chmod 600 "$T/long.cfg"
+run qrpool-render -c "$T/long.cfg" </dev/null
+is "prefix too long: exit 78" "$rc" 78
+like "names file:line and what fits" "$(cat "$T/err")" \
+  "long.cfg:[0-9]+: pool 'link': url_prefix \(2423 characters\).*does not fit even QR version 40 at ec_level M.*L 2937, M 2315"
+config_with "url_prefix = \"$PREFIX\"; min_version = 2;" >"$T/v2.cfg"
+chmod 600 "$T/v2.cfg"
+run qrpool-render -c "$T/v2.cfg" </dev/null
+is "prefix beyond min_version: exit 78" "$rc" 78
+like "says which version it needs" "$(cat "$T/err")" "needs QR version 3 at ec_level M, above min_version = 2; raise min_version to 3"
+
+# --- SIGTERM: what is rendered is stored and printed, exit 75 --------------------
+plan_codes 40 0 0 >"$T/term"
+mkfifo "$T/fifo"
+qrpool-render <"$T/fifo" >"$T/term.out" 2>"$T/term.err" &
+pid=$!
+exec 3>"$T/fifo"
+cat "$T/term" >&3
+sleep 1
+kill -TERM "$pid"
+# It should stop within a tick; if it does not, end its input so the test ends.
+for tick in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null && sleep 0.5; done
+stopped=yes; kill -0 "$pid" 2>/dev/null && stopped=no
+exec 3>&-
+rc=0; wait "$pid" || rc=$?
+is "SIGTERM: stopped with its input still open" "$stopped" yes
+is "SIGTERM: exit 75" "$rc" 75
+is "SIGTERM: the printed items are exactly the codes fetched" \
+  "$(sort "$T/term.out" | cut -f1)" \
+  "$(sql "SELECT request_id FROM codes WHERE state = 'fetched'" | sort)"
+is "SIGTERM: all 40 were read and rendered before the signal" "$(wc -l <"$T/term.out")" 44
+
+# --- a full or read-only staging DB: exit 74, nothing printed, still planned ------
+if mkdir "$T/fs" && mount -t tmpfs -o size=1m tmpfs "$T/fs" 2>/dev/null; then
+  at_exit "umount '$T/fs'"
+  sed "s|$T/staging.db|$T/fs/staging.db|" "$QRPOOL_CONFIG" >"$T/fs.cfg"
+  chmod 600 "$T/fs.cfg"
+  printf 'link\t%s\t100\n' "$HOUR" | qrpool-plan -c "$T/fs.cfg" --from "$HOUR" >"$T/full"
+  planned=$(sqlite3 "$T/fs/staging.db" "SELECT count(*) FROM codes WHERE state = 'planned'")
+  # Leave 64 KiB: room to open the DB and record the run, not for the images.
+  dd if=/dev/zero of="$T/fs/filler" bs=1k count=$(($(df -k --output=avail "$T/fs" | tail -1) - 64)) 2>/dev/null
+  run qrpool-render -c "$T/fs.cfg" --batch-time 60s <"$T/full"
+  is "full disk: exit 74" "$rc" 74
+  like "full disk: the DB error" "$(cat "$T/err")" "fs/staging.db: database or disk is full"
+  like "full disk: what it means for the codes" "$(cat "$T/err")" \
+    "a batch of [0-9]+ rendered codes failed; those it did not commit stay planned"
+  is "full disk: no item printed" "$(cat "$T/out")" ""
+  is "full disk: every code still planned" \
+    "$(sqlite3 "$T/fs/staging.db" "SELECT count(*) FROM codes WHERE state = 'planned'")" "$planned"
+  # Mid-run: the first batches fit, a later one does not. What was printed is
+  # exactly what was committed; everything else is still planned.
+  rm -f "$T/fs/filler"
+  sqlite3 "$T/fs/staging.db" "DELETE FROM images; DELETE FROM codes"
+  printf 'link\t%s\t400\n' "$HOUR" | qrpool-plan -c "$T/fs.cfg" --from "$HOUR" >"$T/full"
+  dd if=/dev/zero of="$T/fs/filler" bs=1k count=$(($(df -k --output=avail "$T/fs" | tail -1) - 256)) 2>/dev/null
+  run qrpool-render -c "$T/fs.cfg" --batch 50 <"$T/full"
+  is "disk full mid-run: exit 74" "$rc" 74
+  is "disk full mid-run: the printed items are exactly the codes fetched" "$(cut -f1 "$T/out" | sort)" \
+    "$(sqlite3 "$T/fs/staging.db" "SELECT request_id FROM codes JOIN images ON code_id = codes.id WHERE state = 'fetched'" | sort)"
+  ok "disk full mid-run: some batches were committed first" -- test -s "$T/out"
+  is "disk full mid-run: the rest still planned" \
+    "$(sqlite3 "$T/fs/staging.db" "SELECT count(*) FROM codes WHERE state = 'planned'")" \
+    "$(($(wc -l <"$T/full") - $(wc -l <"$T/out")))"
+  rm -f "$T/fs/filler"
+  mount -o remount,ro "$T/fs"
+  run qrpool-render -c "$T/fs.cfg" <"$T/full"
+  is "read-only DB: exit 74" "$rc" 74
+  is "read-only DB: no item printed" "$(cat "$T/out")" ""
+else
+  for n in 1 2 3 4 5 6 7 8 9 10 11; do
+    tap_count=$((tap_count + 1)); echo "ok $tap_count # SKIP cannot mount a tmpfs to fill"
+  done
+fi
+
+# --- the command line -----------------------------------------------------------
+run qrpool-render --help
+like "--help documents --jobs and the exit codes" "$(cat "$T/out")" "--jobs N.*"
+like "--help names every exit status" "$(cat "$T/out")" "78 bad config"
+run qrpool-render --jobs 0 </dev/null
+is "--jobs 0: usage error" "$rc" 64
