@@ -37,7 +37,7 @@ STAGE := $(CORE) config config_dump db schema item rid progress sha256 store
 o = $(patsubst %,$(BUILD)/%.o,$(1))
 
 # --- tools: each names only the objects and packages it needs ---------------
-TOOLS := qrpool-plan qrpool-pending qrpool-fetch qrpool-render qrpool-publish
+TOOLS := qrpool-plan qrpool-pending qrpool-fetch qrpool-render qrpool-publish qrpool-report
 TOOLS += qrpool-claim qrpool-resolve
 TEST_SERVERS := local-kafka fake-wechat
 
@@ -51,6 +51,8 @@ qrpool-resolve_OBJS := $(call o,$(STAGE) binding cache resolve qrpool-resolve)
 qrpool-resolve_PKGS := sqlite3 libconfig hiredis
 qrpool-publish_OBJS := $(call o,$(STAGE) kafka publish publish_committer qrpool-publish)
 qrpool-publish_PKGS := sqlite3 libconfig rdkafka
+qrpool-report_OBJS := $(call o,$(STAGE) kafka depth report report_output qrpool-report)
+qrpool-report_PKGS := sqlite3 libconfig rdkafka jansson
 local-kafka_OBJS := $(call o,$(CORE) mockctl local-kafka)
 local-kafka_PKGS := rdkafka
 WECHAT := wechat http quota token

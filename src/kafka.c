@@ -218,29 +218,53 @@ void kafka_depth_add(struct kafka_depth *depth, int64_t low, int64_t high, int64
 		start = committed;
 	if (high > start)
 		depth->depth += high - start;
+	depth->end += high;
 	depth->partitions++;
 }
 
+/* A list of the topic's partitions, each with `offset` (for ListOffsets: -2
+ * asks for the low watermark, -1 for the end). */
+static rd_kafka_topic_partition_list_t *kafka_partition_list(const char *topic, int count,
+	int64_t offset)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(count);
+
+	for (int p = 0; p < count; p++)
+		rd_kafka_topic_partition_list_add(list, topic, p)->offset = offset;
+	return list;
+}
+
+static rd_kafka_resp_err_t kafka_list_error(rd_kafka_resp_err_t err,
+	const rd_kafka_topic_partition_list_t *list)
+{
+	for (int p = 0; !err && p < list->cnt; p++)
+		err = list->elems[p].err;
+	return err;
+}
+
+/* Watermarks come from rd_kafka_offsets_for_times, not
+ * rd_kafka_query_watermark_offsets: before librdkafka 2.3 the latter ignores
+ * its timeout while a partition's leader is down (librdkafka#2588), and a
+ * report under cron must never hang. It also asks each broker once for all
+ * its partitions instead of once per partition. */
 static rd_kafka_resp_err_t kafka_sum_partitions(rd_kafka_t *rk, const char *topic, int count,
 	double deadline, struct kafka_depth *out)
 {
-	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(count);
+	rd_kafka_topic_partition_list_t *low = kafka_partition_list(topic, count, RD_KAFKA_OFFSET_BEGINNING);
+	rd_kafka_topic_partition_list_t *high = kafka_partition_list(topic, count, RD_KAFKA_OFFSET_END);
+	rd_kafka_topic_partition_list_t *committed = kafka_partition_list(topic, count, RD_KAFKA_OFFSET_INVALID);
 	rd_kafka_resp_err_t err;
 
-	for (int p = 0; p < count; p++)
-		rd_kafka_topic_partition_list_add(list, topic, p);
-	err = rd_kafka_committed(rk, list, kafka_remaining_ms(deadline));
-	for (int p = 0; !err && p < count; p++) {
-		int64_t low, high;
-
-		err = list->elems[p].err;
-		if (!err)
-			err = rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high,
-				kafka_remaining_ms(deadline));
-		if (!err)
-			kafka_depth_add(out, low, high, list->elems[p].offset);
-	}
-	rd_kafka_topic_partition_list_destroy(list);
+	err = kafka_list_error(rd_kafka_committed(rk, committed, kafka_remaining_ms(deadline)), committed);
+	if (!err)
+		err = kafka_list_error(rd_kafka_offsets_for_times(rk, low, kafka_remaining_ms(deadline)), low);
+	if (!err)
+		err = kafka_list_error(rd_kafka_offsets_for_times(rk, high, kafka_remaining_ms(deadline)), high);
+	for (int p = 0; !err && p < count; p++)
+		kafka_depth_add(out, low->elems[p].offset, high->elems[p].offset, committed->elems[p].offset);
+	rd_kafka_topic_partition_list_destroy(low);
+	rd_kafka_topic_partition_list_destroy(high);
+	rd_kafka_topic_partition_list_destroy(committed);
 	return err;
 }
 

@@ -39,6 +39,8 @@ int kafka_unreachable(rd_kafka_resp_err_t err);
 struct kafka_depth {
 	int64_t depth;        /* messages the pool's group has not consumed yet */
 	int64_t lost;         /* messages retention dropped before the group consumed them */
+	int64_t end;          /* the partitions' end offsets, summed: end - depth - lost is
+	                       * where the group stands, so snapshots give consumption */
 	int partitions;       /* 0: the topic does not exist (yet) */
 };
 

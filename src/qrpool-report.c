@@ -1,0 +1,169 @@
+/* qrpool-report: pool health from the staging DB and Kafka, as a table, JSON,
+ * a Prometheus textfile or a monitoring-plugin check. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "db.h"
+#include "exitcode.h"
+#include "log.h"
+#include "parse.h"
+#include "report.h"
+
+enum report_format { FORMAT_TABLE, FORMAT_JSON, FORMAT_PROM, FORMAT_CHECK };
+
+struct report_options {
+	struct cli_common common;
+	enum report_format format;
+	const char *prom_path;
+	double warn_hours, crit_hours;
+	int night_start, night_end;
+};
+
+static void report_usage(void)
+{
+	printf("Usage: qrpool-report [OPTIONS]\n"
+		"Pool health: depth and codes lost (from Kafka), consumption over the last hour\n"
+		"and day, hours of cover, backlog by state, failures by errcode, WeChat quota used,\n"
+		"and the last successful run of each stage. Each run records a depth snapshot,\n"
+		"so rates need two runs some minutes apart (cron runs it every 5 minutes).\n\n"
+		"  -j, --json             JSON (schema in the README) instead of the table\n"
+		"      --prom FILE        write a Prometheus textfile (atomically) instead\n"
+		"      --check            monitoring-plugin check: one line, perfdata, exit 0-3\n"
+		"      --warn-hours H     check: WARNING below H hours of cover (default 12)\n"
+		"      --crit-hours H     check: CRITICAL below H hours of cover (default 4)\n"
+		"      --night HH:MM-HH:MM  the night window for quota figures (default 01:00-06:00)\n"
+		CLI_COMMON_HELP
+		"\n" EXITCODE_HELP
+		"75 also means: Kafka could not be read (depth unknown; the rest is reported).\n"
+		"With --check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (DB, config or Kafka unreadable).\n");
+}
+
+static int report_parse_options(int argc, char **argv, struct report_options *options)
+{
+	enum { OPT_PROM = CLI_OPT_FIRST_TOOL_OPTION, OPT_CHECK, OPT_WARN, OPT_CRIT, OPT_NIGHT };
+	static const struct option longs[] = {
+		CLI_COMMON_LONG,
+		{ "json", no_argument, NULL, 'j' },
+		{ "prom", required_argument, NULL, OPT_PROM },
+		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "warn-hours", required_argument, NULL, OPT_WARN },
+		{ "crit-hours", required_argument, NULL, OPT_CRIT },
+		{ "night", required_argument, NULL, OPT_NIGHT },
+		{ NULL, 0, NULL, 0 },
+	};
+	char why[PARSE_WHY_SIZE];
+	int opt;
+
+	memset(options, 0, sizeof *options);
+	options->warn_hours = 12;
+	options->crit_hours = 4;
+	options->night_start = 60;
+	options->night_end = 360;
+	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "j", longs, NULL)) != -1) {
+		if (cli_common_option(&options->common, opt, optarg))
+			continue;
+		switch (opt) {
+		case 'j': options->format = FORMAT_JSON; break;
+		case OPT_PROM: options->format = FORMAT_PROM; options->prom_path = optarg; break;
+		case OPT_CHECK: options->format = FORMAT_CHECK; break;
+		case OPT_WARN:
+			if (parse_double(optarg, 0, 1e6, &options->warn_hours, why))
+				return cli_usage_error("--warn-hours: %s", why);
+			break;
+		case OPT_CRIT:
+			if (parse_double(optarg, 0, 1e6, &options->crit_hours, why))
+				return cli_usage_error("--crit-hours: %s", why);
+			break;
+		case OPT_NIGHT:
+			if (parse_time_window(optarg, &options->night_start, &options->night_end, why))
+				return cli_usage_error("--night: %s", why);
+			break;
+		default:
+			return cli_usage_error("unknown option");
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (options->crit_hours > options->warn_hours)
+		return cli_usage_error("--crit-hours (%g) is above --warn-hours (%g)",
+			options->crit_hours, options->warn_hours);
+	return 0;
+}
+
+static int report_output(const struct report_options *options, const struct report *report,
+	const struct config *config)
+{
+	int status;
+
+	switch (options->format) {
+	case FORMAT_CHECK:
+		return report_check(report, options->warn_hours, options->crit_hours, stdout);
+	case FORMAT_JSON:
+		status = report_print_json(report, config, stdout);
+		break;
+	case FORMAT_PROM:
+		status = report_write_prom(report, config, options->prom_path);
+		break;
+	default:
+		status = report_print_table(report, config, stdout);
+	}
+	if (!status && !report->kafka_ok) {
+		log_warn("pool depth unknown: Kafka: %s", report->kafka_error);
+		status = EXIT_TEMPFAIL;
+	}
+	return status;
+}
+
+static int report_run(const struct report_options *options, const struct config *config)
+{
+	struct report report = { .night_start = options->night_start, .night_end = options->night_end };
+	struct db db;
+	int status;
+
+	if ((status = db_open(&db, config->db_path, config->busy_timeout_ms)))
+		return status;
+	status = report_collect(&db, config, &report);
+	db_close(&db);
+	if (!status)
+		status = report_output(options, &report, config);
+	report_free(&report);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct report_options options;
+	struct config config;
+	int status;
+
+	log_init(argv[0], 0);
+	if ((status = report_parse_options(argc, argv, &options)))
+		return options.format == FORMAT_CHECK ? 3 : status;
+	log_init(argv[0], options.common.verbosity);
+	if (options.common.help || options.common.version) {
+		if (options.common.help)
+			report_usage();
+		else
+			cli_print_version();
+		return cli_close_stdout();
+	}
+	if ((status = config_load(&config, options.common.config_path))) {
+		if (options.format != FORMAT_CHECK)
+			return status;
+		printf("QRPOOL UNKNOWN - the configuration cannot be read (exit %d)\n", status);
+		cli_close_stdout();
+		return 3;
+	}
+	if (options.common.dump_config)
+		status = config_dump(&config, stdout);
+	else
+		status = report_run(&options, &config);
+	config_free(&config);
+	if (options.format == FORMAT_CHECK && status > 3) {
+		printf("QRPOOL UNKNOWN - the staging DB cannot be read (exit %d)\n", status);
+		status = 3;
+	}
+	return exitcode_worst(status, cli_close_stdout());
+}

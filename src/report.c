@@ -1,0 +1,329 @@
+#include "report.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "depth.h"
+#include "exitcode.h"
+#include "kafka.h"
+#include "log.h"
+#include "parse.h"
+
+#define REPORT_SNAPSHOT_KEEP_SECONDS (8 * 86400.0)
+/* A rate over less than this is noise, not a rate. */
+#define REPORT_MIN_RATE_SPAN 60.0
+
+static const char *const report_stage_names[] = {
+	"plan", "fetch", "render", "publish", "claim",
+};
+
+/* Reads every pool's depth from Kafka within one overall deadline. */
+static void report_collect_depth(const struct config *config, struct report *report)
+{
+	int64_t budget = config->kafka.timeout_ms < DEPTH_TIMEOUT_MAX_MS ?
+		config->kafka.timeout_ms : DEPTH_TIMEOUT_MAX_MS;
+	double deadline = report->now + (double)budget / 1000;
+
+	report->kafka_ok = kafka_configured(config);
+	if (!report->kafka_ok) {
+		snprintf(report->kafka_error, sizeof report->kafka_error, "kafka.brokers is not set");
+		return;
+	}
+	for (size_t i = 0; i < report->pool_count; i++) {
+		struct report_pool *p = &report->pools[i];
+		int64_t left = (int64_t)((deadline - db_now()) * 1000);
+		struct kafka_depth measured = { 0 };
+		char why[200];
+		rd_kafka_resp_err_t err;
+
+		if (left <= 0) {
+			snprintf(report->kafka_error, sizeof report->kafka_error, "Kafka did not answer "
+				"within %lld ms", (long long)budget);
+			report->kafka_ok = 0;
+			return;
+		}
+		err = kafka_measure_depth(config, p->pool, left, &measured, why, sizeof why);
+		if (err) {
+			snprintf(report->kafka_error, sizeof report->kafka_error, "pool %s: %s",
+				p->pool->name, why);
+			report->kafka_ok = 0;
+			if (kafka_unreachable(err))
+				return;   /* the other pools would only wait the same timeout */
+			continue;
+		}
+		p->measured = 1;
+		p->depth = measured.depth;
+		p->lost = measured.lost;
+		p->end_offsets = measured.end;
+	}
+}
+
+static int report_snapshot(struct db *db, struct report *report)
+{
+	sqlite3_stmt *insert, *prune;
+	int status, rc = SQLITE_DONE;
+
+	if ((status = db_begin_immediate(db)))
+		return status;
+	if ((status = db_prepare(db, &insert, "INSERT OR REPLACE INTO depth_snapshots "
+			"(pool, taken_at, end_offsets, depth, lost) VALUES (?, ?, ?, ?, ?)"))) {
+		db_rollback(db);
+		return status;
+	}
+	for (size_t i = 0; i < report->pool_count && rc == SQLITE_DONE; i++) {
+		const struct report_pool *p = &report->pools[i];
+		if (!p->measured)
+			continue;
+		sqlite3_reset(insert);
+		sqlite3_bind_text(insert, 1, p->pool->name, -1, SQLITE_STATIC);
+		sqlite3_bind_double(insert, 2, report->now);
+		sqlite3_bind_int64(insert, 3, p->end_offsets);
+		sqlite3_bind_int64(insert, 4, p->depth);
+		sqlite3_bind_int64(insert, 5, p->lost);
+		rc = sqlite3_step(insert);
+	}
+	sqlite3_finalize(insert);
+	if (rc == SQLITE_DONE && !(status = db_prepare(db, &prune,
+			"DELETE FROM depth_snapshots WHERE taken_at < ?"))) {
+		sqlite3_bind_double(prune, 1, report->now - REPORT_SNAPSHOT_KEEP_SECONDS);
+		rc = sqlite3_step(prune);
+		sqlite3_finalize(prune);
+	}
+	if (status || rc != SQLITE_DONE) {
+		status = status ? status : db_fail(db, rc, "recording depth snapshots");
+		db_rollback(db);
+		return status;
+	}
+	return db_commit(db);
+}
+
+/* Codes consumed per hour over `window` seconds: the change in the group's
+ * committed position (end - depth - lost) since the newest snapshot at least
+ * `window` old, or since the oldest one when the history is shorter. */
+static int report_rate(struct db *db, const struct report_pool *p, double now, double window,
+	struct report_rate *rate)
+{
+	sqlite3_stmt *stmt;
+	int status, rc;
+
+	rate->per_hour = -1;
+	rate->span_seconds = 0;
+	if (!p->measured)
+		return 0;
+	if ((status = db_prepare(db, &stmt, "SELECT taken_at, end_offsets - depth - lost FROM "
+			"depth_snapshots WHERE pool = ?1 AND taken_at <= ?2 - ?4 "
+			"ORDER BY taken_at <= ?2 - ?3 DESC, "
+			"CASE WHEN taken_at <= ?2 - ?3 THEN -taken_at ELSE taken_at END LIMIT 1")))
+		return status;
+	sqlite3_bind_text(stmt, 1, p->pool->name, -1, SQLITE_STATIC);
+	sqlite3_bind_double(stmt, 2, now);
+	sqlite3_bind_double(stmt, 3, window);
+	sqlite3_bind_double(stmt, 4, REPORT_MIN_RATE_SPAN);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		double span = now - sqlite3_column_double(stmt, 0);
+		int64_t consumed = p->end_offsets - p->depth - p->lost - sqlite3_column_int64(stmt, 1);
+
+		rate->span_seconds = span;
+		/* A topic recreated or truncated moves offsets backwards: no rate. */
+		rate->per_hour = consumed >= 0 ? (double)consumed * 3600.0 / span : -1;
+	}
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(db, rc, "reading snapshots");
+}
+
+/* Hours until the stock runs out at the last plan's forecast for this pool. */
+static int report_forecast_cover(struct db *db, struct report_pool *p, double now)
+{
+	sqlite3_stmt *stmt;
+	double stock = (double)p->depth, covered_until = now;
+	int status, rc, rows = 0;
+
+	p->forecast_cover_hours = -1;
+	if ((status = db_prepare(db, &stmt, "SELECT hour, codes FROM plan_demand WHERE pool = ?1 "
+			"AND plan_id = (SELECT max(plan_id) FROM plan_pools WHERE pool = ?1) "
+			"AND hour + 3600 > ?2 ORDER BY hour")))
+		return status;
+	sqlite3_bind_text(stmt, 1, p->pool->name, -1, SQLITE_STATIC);
+	sqlite3_bind_double(stmt, 2, now);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && p->forecast_cover_hours < 0) {
+		double start = fmax(sqlite3_column_double(stmt, 0), now);
+		double end = sqlite3_column_double(stmt, 0) + 3600;
+		double per_second = sqlite3_column_double(stmt, 1) / 3600.0;
+		double needed = per_second * (end - start);
+
+		rows++;
+		if (needed >= stock && per_second > 0)
+			p->forecast_cover_hours = (start + stock / per_second - now) / 3600.0;
+		stock -= needed;
+		covered_until = end;
+	}
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "reading the forecast");
+	if (rows && p->forecast_cover_hours < 0) {
+		p->forecast_cover_hours = (covered_until - now) / 3600.0;
+		p->forecast_beyond = 1;
+	}
+	return 0;
+}
+
+static struct report_pool *report_find(struct report *report, const char *name)
+{
+	for (size_t i = 0; i < report->pool_count; i++)
+		if (!strcmp(report->pools[i].pool->name, name))
+			return &report->pools[i];
+	return NULL;
+}
+
+/* Backlog by state, and failures by errcode over the last day. Both read only
+ * the small states through indexes: never the millions of published rows. */
+static int report_backlog(struct db *db, struct report *report)
+{
+	sqlite3_stmt *stmt;
+	int status, rc;
+
+	if ((status = db_prepare(db, &stmt, "SELECT pool, state, count(*) FROM codes "
+			"WHERE state IN ('planned', 'fetched', 'failed') GROUP BY state, pool")))
+		return status;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		struct report_pool *p = report_find(report, (const char *)sqlite3_column_text(stmt, 0));
+		const char *state = (const char *)sqlite3_column_text(stmt, 1);
+		int64_t count = sqlite3_column_int64(stmt, 2);
+
+		if (!p)
+			continue;
+		*(state[0] == 'p' ? &p->planned : state[1] == 'e' ? &p->fetched : &p->failed) = count;
+	}
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "counting the backlog");
+	if ((status = db_prepare(db, &stmt, "SELECT pool, coalesce(errcode, 0), count(*) FROM codes "
+			"WHERE state = 'failed' AND updated_at >= ? GROUP BY pool, 2 ORDER BY 3 DESC")))
+		return status;
+	sqlite3_bind_double(stmt, 1, report->now - 86400);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		struct report_pool *p = report_find(report, (const char *)sqlite3_column_text(stmt, 0));
+
+		if (!p)
+			continue;
+		p->failed_24h += sqlite3_column_int64(stmt, 2);
+		if (p->failure_kinds < REPORT_MAX_ERRCODES) {
+			p->failures[p->failure_kinds].errcode = sqlite3_column_int(stmt, 1);
+			p->failures[p->failure_kinds++].count = sqlite3_column_int64(stmt, 2);
+		}
+	}
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "counting failures");
+}
+
+static int report_stage(struct db *db, struct report_stage *stage)
+{
+	sqlite3_stmt *stmt;
+	int status, rc;
+
+	if ((status = db_prepare(db, &stmt, "SELECT started_at, coalesce(ended_at, 0), items_in, "
+			"items_out, coalesce(exit_status, -1), exit_status = 0 FROM runs WHERE stage = ?1 "
+			"AND id IN ((SELECT max(id) FROM runs WHERE stage = ?1), "
+			"(SELECT max(id) FROM runs WHERE stage = ?1 AND exit_status = 0)) ORDER BY id")))
+		return status;
+	sqlite3_bind_text(stmt, 1, stage->name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (sqlite3_column_int(stmt, 5)) {
+			stage->has_success = 1;
+			stage->success_started = sqlite3_column_double(stmt, 0);
+			stage->success_ended = sqlite3_column_double(stmt, 1);
+			stage->success_in = sqlite3_column_int64(stmt, 2);
+			stage->success_out = sqlite3_column_int64(stmt, 3);
+		}
+		stage->last_started = sqlite3_column_double(stmt, 0);
+		stage->last_exit = sqlite3_column_int(stmt, 4);
+	}
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "reading runs");
+}
+
+static int64_t report_quota_between(sqlite3_stmt *stmt, const char *appid, double from, double to)
+{
+	int64_t taken = 0;
+
+	sqlite3_reset(stmt);
+	sqlite3_bind_text(stmt, 1, appid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)(from * 1000));
+	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)(to * 1000));
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		taken = sqlite3_column_int64(stmt, 0);
+	return taken;
+}
+
+/* WeChat calls this pipeline took from the appid's quota (all processes). */
+static int report_quota(struct db *db, const struct config *config, struct report *report)
+{
+	double start;
+	sqlite3_stmt *stmt;
+	int status, length = report->night_end - report->night_start;
+
+	if (!config->has_wechat || !config->wechat.appid)
+		return 0;
+	if ((status = db_prepare(db, &stmt, "SELECT coalesce(sum(taken), 0) FROM quota_windows "
+			"WHERE appid = ? AND window_start_ms >= ? AND window_start_ms < ?")))
+		return status;
+	if (length <= 0)
+		length += 24 * 60;
+	/* The latest night window that has started. */
+	start = (double)parse_next_local_time((time_t)report->now - 86400, report->night_start);
+	if (start + 86400 <= report->now)
+		start += 86400;
+	report->night_from = start;
+	report->night_to = start + length * 60.0;
+	report->quota_last_hour = report_quota_between(stmt, config->wechat.appid, report->now - 3600,
+		report->now + 1);
+	report->quota_last_night = report_quota_between(stmt, config->wechat.appid, report->night_from,
+		report->night_to);
+	report->quota_known = 1;
+	sqlite3_finalize(stmt);
+	return 0;
+}
+
+int report_collect(struct db *db, const struct config *config, struct report *report)
+{
+	int status = 0;
+
+	report->now = db_now();
+	report->pool_count = config->pool_count;
+	report->pools = calloc(config->pool_count ? config->pool_count : 1, sizeof *report->pools);
+	if (!report->pools)
+		return EXIT_INTERNAL;
+	for (size_t i = 0; i < config->pool_count; i++)
+		report->pools[i].pool = &config->pools[i];
+	report_collect_depth(config, report);
+	status = report_snapshot(db, report);
+	for (size_t i = 0; !status && i < report->pool_count; i++) {
+		struct report_pool *p = &report->pools[i];
+		if (!(status = report_rate(db, p, report->now, 3600, &p->hour)) &&
+		    !(status = report_rate(db, p, report->now, 86400, &p->day)))
+			status = p->measured ? report_forecast_cover(db, p, report->now) : 0;
+		p->cover_hours = !p->measured || p->hour.per_hour < 0 ? -1 :
+			p->hour.per_hour == 0 ? INFINITY : (double)p->depth / p->hour.per_hour;
+		if (!p->measured)
+			p->forecast_cover_hours = -1;
+	}
+	if (!status)
+		status = report_backlog(db, report);
+	report->stage_count = (int)(sizeof report_stage_names / sizeof report_stage_names[0]);
+	for (int s = 0; !status && s < report->stage_count; s++) {
+		snprintf(report->stages[s].name, sizeof report->stages[s].name, "%s", report_stage_names[s]);
+		report->stages[s].last_exit = -1;
+		status = report_stage(db, &report->stages[s]);
+	}
+	if (!status)
+		status = report_quota(db, config, report);
+	return status;
+}
+
+void report_free(struct report *report)
+{
+	free(report->pools);
+	report->pools = NULL;
+}

@@ -1,0 +1,69 @@
+/* Pool health, gathered from the staging DB and Kafka, for qrpool-report. */
+#ifndef QRPOOL_REPORT_H
+#define QRPOOL_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "db.h"
+
+#define REPORT_MAX_ERRCODES 8
+#define REPORT_MAX_STAGES 8
+
+struct report_rate {
+	double per_hour;          /* codes consumed per hour; < 0: not known yet */
+	double span_seconds;      /* the period it was measured over */
+};
+
+struct report_pool {
+	const struct pool_config *pool;
+	int measured;             /* depth read from Kafka (else unknown) */
+	int64_t depth, lost, end_offsets;
+	struct report_rate hour, day;
+	double cover_hours;       /* at the last hour's consumption rate; < 0 unknown, INFINITY none */
+	double forecast_cover_hours;  /* at the planned demand; < 0 no forecast */
+	int forecast_beyond;      /* the stock outlasts the forecast: cover is a lower bound */
+	int64_t planned, fetched, failed;
+	struct { int errcode; int64_t count; } failures[REPORT_MAX_ERRCODES];
+	int failure_kinds;
+	int64_t failed_24h;
+};
+
+struct report_stage {
+	char name[16];
+	int has_success;
+	double success_started, success_ended;
+	int64_t success_in, success_out;
+	double last_started;      /* the latest run, successful or not */
+	int last_exit;            /* -1: still running or crashed */
+};
+
+struct report {
+	double now;
+	struct report_pool *pools;
+	size_t pool_count;
+	int kafka_ok;             /* every pool's depth was read from Kafka */
+	char kafka_error[256];
+	struct report_stage stages[REPORT_MAX_STAGES];
+	int stage_count;
+	int quota_known;
+	int64_t quota_last_hour, quota_last_night;
+	int night_start, night_end;   /* minutes after midnight */
+	double night_from, night_to;  /* the last night window, unix seconds */
+};
+
+/* Gathers everything; records a depth snapshot per measured pool. Returns 0
+ * or an exit code (the DB could not be read). Kafka trouble is not an error
+ * here: it leaves kafka_ok = 0 and the error text. */
+int report_collect(struct db *db, const struct config *config, struct report *report);
+void report_free(struct report *report);
+
+int report_print_table(const struct report *report, const struct config *config, FILE *out);
+int report_print_json(const struct report *report, const struct config *config, FILE *out);
+/* Writes the Prometheus textfile atomically (temp file, fsync, rename). */
+int report_write_prom(const struct report *report, const struct config *config, const char *path);
+/* Monitoring-plugin check: prints one line with perfdata, returns 0/1/2/3. */
+int report_check(const struct report *report, double warn_hours, double crit_hours, FILE *out);
+
+#endif

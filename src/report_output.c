@@ -1,0 +1,391 @@
+/* The report's formats: a table for people, JSON for scripts, a Prometheus
+ * textfile, and a monitoring-plugin check. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "exitcode.h"
+#include "log.h"
+#include "parse.h"
+#include "report.h"
+
+static void report_format_hours(double hours, int lower_bound, char *buf, size_t size)
+{
+	if (hours < 0)
+		snprintf(buf, size, "-");
+	else if (isinf(hours))
+		snprintf(buf, size, "inf");
+	else
+		snprintf(buf, size, "%s%.1f", lower_bound ? ">" : "", hours);
+}
+
+static void report_format_time(double t, char *buf, size_t size)
+{
+	if (t <= 0)
+		snprintf(buf, size, "-");
+	else
+		parse_format_iso((time_t)t, buf, size);
+}
+
+static void report_table_pools(const struct report *report, FILE *out)
+{
+	fprintf(out, "%-18s %-6s %9s %6s %9s %9s %8s %8s %9s %8s %8s\n", "pool", "source", "depth",
+		"lost", "used/h", "used/h24", "cover_h", "fcast_h", "planned", "fetched", "failed");
+	for (size_t i = 0; i < report->pool_count; i++) {
+		const struct report_pool *p = &report->pools[i];
+		char depth[24] = "?", lost[24] = "?", hour[24] = "-", day[24] = "-", cover[24], fcast[24];
+
+		if (p->measured) {
+			snprintf(depth, sizeof depth, "%lld", (long long)p->depth);
+			snprintf(lost, sizeof lost, "%lld", (long long)p->lost);
+		}
+		if (p->hour.per_hour >= 0)
+			snprintf(hour, sizeof hour, "%.0f", p->hour.per_hour);
+		if (p->day.per_hour >= 0)
+			snprintf(day, sizeof day, "%.0f", p->day.per_hour);
+		report_format_hours(p->cover_hours, 0, cover, sizeof cover);
+		report_format_hours(p->forecast_cover_hours, p->forecast_beyond, fcast, sizeof fcast);
+		fprintf(out, "%-18s %-6s %9s %6s %9s %9s %8s %8s %9lld %8lld %8lld\n", p->pool->name,
+			config_source_name(p->pool->source), depth, lost, hour, day, cover, fcast,
+			(long long)p->planned, (long long)p->fetched, (long long)p->failed);
+	}
+}
+
+static void report_table_failures(const struct report *report, FILE *out)
+{
+	int any = 0;
+
+	for (size_t i = 0; i < report->pool_count; i++) {
+		const struct report_pool *p = &report->pools[i];
+		for (int f = 0; f < p->failure_kinds; f++) {
+			if (!any++)
+				fprintf(out, "\nfailed in the last 24 hours:\n");
+			fprintf(out, "  %-18s errcode %-6d %lld\n", p->pool->name, p->failures[f].errcode,
+				(long long)p->failures[f].count);
+		}
+	}
+}
+
+static void report_table_stages(const struct report *report, FILE *out)
+{
+	fprintf(out, "\n%-8s %-25s %9s %9s %9s %s\n", "stage", "last success", "seconds", "in", "out",
+		"last exit");
+	for (int s = 0; s < report->stage_count; s++) {
+		const struct report_stage *st = &report->stages[s];
+		char when[40], last_exit[16];
+
+		report_format_time(st->has_success ? st->success_started : 0, when, sizeof when);
+		if (st->last_started <= 0)
+			snprintf(last_exit, sizeof last_exit, "-");
+		else if (st->last_exit < 0)
+			snprintf(last_exit, sizeof last_exit, "running?");
+		else
+			snprintf(last_exit, sizeof last_exit, "%d", st->last_exit);
+		if (st->has_success)
+			fprintf(out, "%-8s %-25s %9.1f %9lld %9lld %s\n", st->name, when,
+				st->success_ended - st->success_started, (long long)st->success_in,
+				(long long)st->success_out, last_exit);
+		else
+			fprintf(out, "%-8s %-25s %9s %9s %9s %s\n", st->name, when, "-", "-", "-", last_exit);
+	}
+}
+
+int report_print_table(const struct report *report, const struct config *config, FILE *out)
+{
+	char from[40], to[40];
+
+	report_table_pools(report, out);
+	if (!report->kafka_ok)
+		fprintf(out, "(depth unknown: Kafka: %s)\n", report->kafka_error);
+	report_table_failures(report, out);
+	if (report->quota_known) {
+		report_format_time(report->night_from, from, sizeof from);
+		report_format_time(report->night_to, to, sizeof to);
+		fprintf(out, "\nWeChat calls by qrpool for %s: %lld in the last hour, %lld in the night "
+			"window %s to %s\n", config->wechat.appid, (long long)report->quota_last_hour,
+			(long long)report->quota_last_night, from, to);
+	}
+	report_table_stages(report, out);
+	return ferror(out) ? EXIT_IO : 0;
+}
+
+/* --- JSON ---------------------------------------------------------------- */
+
+static json_t *report_json_number(double value)
+{
+	return value < 0 || !isfinite(value) ? json_null() : json_real(value);
+}
+
+static json_t *report_json_time(double t)
+{
+	char text[40];
+
+	if (t <= 0)
+		return json_null();
+	parse_format_iso((time_t)t, text, sizeof text);
+	return json_string(text);
+}
+
+static json_t *report_json_pool(const struct report_pool *p)
+{
+	json_t *errcodes = json_object();
+
+	for (int f = 0; f < p->failure_kinds; f++) {
+		char key[16];
+		snprintf(key, sizeof key, "%d", p->failures[f].errcode);
+		json_object_set_new(errcodes, key, json_integer(p->failures[f].count));
+	}
+	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:{s:o, s:o}, s:{s:o, s:b, s:o, s:b}, "
+		"s:{s:I, s:I, s:I}, s:{s:I, s:o}}",
+		"name", p->pool->name, "source", config_source_name(p->pool->source),
+		"topic", p->pool->topic, "group", p->pool->group,
+		"depth", p->measured ? json_integer(p->depth) : json_null(),
+		"lost", p->measured ? json_integer(p->lost) : json_null(),
+		"consumed_per_hour", "last_hour", report_json_number(p->hour.per_hour),
+		"last_day", report_json_number(p->day.per_hour),
+		"cover_hours", "at_consumption", report_json_number(p->cover_hours),
+		"no_consumption", isinf(p->cover_hours),
+		"at_forecast", report_json_number(p->forecast_cover_hours),
+		"forecast_is_lower_bound", p->forecast_beyond,
+		"backlog", "planned", (json_int_t)p->planned, "fetched", (json_int_t)p->fetched,
+		"failed", (json_int_t)p->failed,
+		"failed_24h", "total", (json_int_t)p->failed_24h, "by_errcode", errcodes);
+}
+
+static json_t *report_json_stage(const struct report_stage *st)
+{
+	json_t *success = json_null();
+
+	if (st->has_success)
+		success = json_pack("{s:o, s:o, s:f, s:I, s:I}", "started", report_json_time(st->success_started),
+			"ended", report_json_time(st->success_ended),
+			"duration_seconds", st->success_ended - st->success_started,
+			"items_in", (json_int_t)st->success_in, "items_out", (json_int_t)st->success_out);
+	return json_pack("{s:s, s:o, s:o, s:o}", "stage", st->name, "last_success", success,
+		"last_started", report_json_time(st->last_started),
+		"last_exit_status", st->last_started > 0 && st->last_exit >= 0 ?
+			json_integer(st->last_exit) : json_null());
+}
+
+int report_print_json(const struct report *report, const struct config *config, FILE *out)
+{
+	json_t *root, *pools = json_array(), *stages = json_array(), *quota = json_null();
+	int status;
+
+	for (size_t i = 0; i < report->pool_count; i++)
+		json_array_append_new(pools, report_json_pool(&report->pools[i]));
+	for (int s = 0; s < report->stage_count; s++)
+		json_array_append_new(stages, report_json_stage(&report->stages[s]));
+	if (report->quota_known)
+		quota = json_pack("{s:s, s:I, s:I, s:{s:o, s:o}}", "appid", config->wechat.appid,
+			"last_hour", (json_int_t)report->quota_last_hour,
+			"last_night", (json_int_t)report->quota_last_night, "night_window",
+			"from", report_json_time(report->night_from), "to", report_json_time(report->night_to));
+	root = json_pack("{s:i, s:o, s:{s:b, s:o}, s:o, s:o, s:o}", "schema", 1,
+		"generated_at", report_json_time(report->now),
+		"kafka", "ok", report->kafka_ok,
+		"error", report->kafka_ok ? json_null() : json_string(report->kafka_error),
+		"pools", pools, "quota", quota, "stages", stages);
+	if (!root)
+		return EXIT_INTERNAL;
+	status = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) ? EXIT_IO : 0;
+	fputc('\n', out);
+	json_decref(root);
+	return status || ferror(out) ? EXIT_IO : 0;
+}
+
+/* --- Prometheus textfile ------------------------------------------------- */
+
+static void report_prom_header(FILE *out, const char *name, const char *type, const char *help)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void report_prom_value(FILE *out, double value)
+{
+	if (isinf(value))
+		fputs(" +Inf\n", out);
+	else
+		fprintf(out, " %.17g\n", value);
+}
+
+static void report_prom_pools(const struct report *report, FILE *out)
+{
+	static const char *const states[] = { "planned", "fetched", "failed" };
+
+	report_prom_header(out, "qrpool_pool_depth_codes", "gauge",
+		"Codes in the pool's topic not yet consumed by the online group.");
+	for (size_t i = 0; i < report->pool_count; i++)
+		if (report->pools[i].measured)
+			fprintf(out, "qrpool_pool_depth_codes{pool=\"%s\"} %lld\n", report->pools[i].pool->name,
+				(long long)report->pools[i].depth);
+	report_prom_header(out, "qrpool_pool_lost_codes", "gauge",
+		"Codes retention dropped before the online group consumed them.");
+	for (size_t i = 0; i < report->pool_count; i++)
+		if (report->pools[i].measured)
+			fprintf(out, "qrpool_pool_lost_codes{pool=\"%s\"} %lld\n", report->pools[i].pool->name,
+				(long long)report->pools[i].lost);
+	report_prom_header(out, "qrpool_pool_consumed_codes_per_second", "gauge",
+		"Codes the online group consumed per second, over the window.");
+	for (size_t i = 0; i < report->pool_count; i++) {
+		const struct report_pool *p = &report->pools[i];
+		if (p->hour.per_hour >= 0)
+			fprintf(out, "qrpool_pool_consumed_codes_per_second{pool=\"%s\",window=\"1h\"} %.6g\n",
+				p->pool->name, p->hour.per_hour / 3600);
+		if (p->day.per_hour >= 0)
+			fprintf(out, "qrpool_pool_consumed_codes_per_second{pool=\"%s\",window=\"24h\"} %.6g\n",
+				p->pool->name, p->day.per_hour / 3600);
+	}
+	report_prom_header(out, "qrpool_pool_cover_seconds", "gauge",
+		"How long the pool's depth lasts at the last hour's consumption or at the forecast.");
+	for (size_t i = 0; i < report->pool_count; i++) {
+		const struct report_pool *p = &report->pools[i];
+		if (p->cover_hours >= 0) {
+			fprintf(out, "qrpool_pool_cover_seconds{pool=\"%s\",basis=\"consumption\"}", p->pool->name);
+			report_prom_value(out, p->cover_hours * 3600);
+		}
+		if (p->forecast_cover_hours >= 0) {
+			fprintf(out, "qrpool_pool_cover_seconds{pool=\"%s\",basis=\"forecast\"}", p->pool->name);
+			report_prom_value(out, p->forecast_cover_hours * 3600);
+		}
+	}
+	report_prom_header(out, "qrpool_pool_backlog_codes", "gauge", "Staged codes by state.");
+	for (size_t i = 0; i < report->pool_count; i++) {
+		const struct report_pool *p = &report->pools[i];
+		int64_t counts[] = { p->planned, p->fetched, p->failed };
+		for (int s = 0; s < 3; s++)
+			fprintf(out, "qrpool_pool_backlog_codes{pool=\"%s\",state=\"%s\"} %lld\n", p->pool->name,
+				states[s], (long long)counts[s]);
+	}
+	report_prom_header(out, "qrpool_pool_failed_last_day_codes", "gauge",
+		"Codes WeChat refused for good in the last 24 hours, by errcode.");
+	for (size_t i = 0; i < report->pool_count; i++)
+		for (int f = 0; f < report->pools[i].failure_kinds; f++)
+			fprintf(out, "qrpool_pool_failed_last_day_codes{pool=\"%s\",errcode=\"%d\"} %lld\n",
+				report->pools[i].pool->name, report->pools[i].failures[f].errcode,
+				(long long)report->pools[i].failures[f].count);
+}
+
+static void report_prom_stages(const struct report *report, const struct config *config, FILE *out)
+{
+	report_prom_header(out, "qrpool_kafka_up", "gauge", "1 when every pool's depth was read from Kafka.");
+	fprintf(out, "qrpool_kafka_up %d\n", report->kafka_ok);
+	if (report->quota_known) {
+		report_prom_header(out, "qrpool_wechat_calls", "gauge",
+			"getwxacodeunlimit calls qrpool took from the appid's quota, by window.");
+		fprintf(out, "qrpool_wechat_calls{appid=\"%s\",window=\"last_hour\"} %lld\n",
+			config->wechat.appid, (long long)report->quota_last_hour);
+		fprintf(out, "qrpool_wechat_calls{appid=\"%s\",window=\"last_night\"} %lld\n",
+			config->wechat.appid, (long long)report->quota_last_night);
+	}
+	report_prom_header(out, "qrpool_stage_last_success_timestamp_seconds", "gauge",
+		"When the stage's last successful run ended.");
+	for (int s = 0; s < report->stage_count; s++)
+		if (report->stages[s].has_success)
+			fprintf(out, "qrpool_stage_last_success_timestamp_seconds{stage=\"%s\"} %.3f\n",
+				report->stages[s].name, report->stages[s].success_ended);
+	report_prom_header(out, "qrpool_stage_last_success_duration_seconds", "gauge",
+		"How long the stage's last successful run took.");
+	for (int s = 0; s < report->stage_count; s++)
+		if (report->stages[s].has_success)
+			fprintf(out, "qrpool_stage_last_success_duration_seconds{stage=\"%s\"} %.3f\n",
+				report->stages[s].name,
+				report->stages[s].success_ended - report->stages[s].success_started);
+	report_prom_header(out, "qrpool_stage_last_success_items", "gauge",
+		"Items the stage's last successful run read and wrote.");
+	for (int s = 0; s < report->stage_count; s++)
+		if (report->stages[s].has_success)
+			fprintf(out, "qrpool_stage_last_success_items{stage=\"%s\",direction=\"in\"} %lld\n"
+				"qrpool_stage_last_success_items{stage=\"%s\",direction=\"out\"} %lld\n",
+				report->stages[s].name, (long long)report->stages[s].success_in,
+				report->stages[s].name, (long long)report->stages[s].success_out);
+	report_prom_header(out, "qrpool_report_last_success_timestamp_seconds", "gauge",
+		"When this report was written.");
+	fprintf(out, "qrpool_report_last_success_timestamp_seconds %.3f\n", report->now);
+}
+
+int report_write_prom(const struct report *report, const struct config *config, const char *path)
+{
+	char *temp = NULL;
+	FILE *out;
+	int fd, failed;
+
+	/* In the same directory, so the rename is atomic and the collector never
+	 * reads a half-written file. */
+	if (asprintf(&temp, "%s.XXXXXX", path) < 0)
+		return EXIT_INTERNAL;
+	fd = mkstemp(temp);
+	if (fd < 0 || !(out = fdopen(fd, "w"))) {
+		log_error("%s: cannot create a temporary file: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(temp);
+		return EXIT_IO;
+	}
+	report_prom_pools(report, out);
+	report_prom_stages(report, config, out);
+	failed = fflush(out) != 0 || ferror(out) || fsync(fd) != 0 || fchmod(fd, 0644) != 0;
+	failed |= fclose(out) != 0;
+	if (failed || rename(temp, path) != 0) {
+		log_error("%s: cannot write the textfile: %s", path, strerror(errno));
+		unlink(temp);
+		free(temp);
+		return EXIT_IO;
+	}
+	free(temp);
+	return 0;
+}
+
+/* --- monitoring plugin ---------------------------------------------------- */
+
+/* The shorter of the two covers that are known; < 0 when neither is. */
+static double report_worst_cover(const struct report_pool *p)
+{
+	double a = p->cover_hours, b = p->forecast_cover_hours;
+
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
+int report_check(const struct report *report, double warn_hours, double crit_hours, FILE *out)
+{
+	static const char *const names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
+	char text[1024] = "", perf[4096] = "";
+	size_t text_used = 0, perf_used = 0;
+	int state = 0;
+
+	for (size_t i = 0; i < report->pool_count; i++) {
+		const struct report_pool *p = &report->pools[i];
+		double cover = report_worst_cover(p);
+		int pool_state = cover < 0 ? 0 : cover < crit_hours ? 2 : cover < warn_hours ? 1 : 0;
+
+		if (pool_state && text_used < sizeof text)
+			text_used += (size_t)snprintf(text + text_used, sizeof text - text_used,
+				"%s%s %.1fh of cover", text_used ? ", " : "", p->pool->name, cover);
+		state = pool_state > state ? pool_state : state;
+		if (p->measured && perf_used < sizeof perf)
+			perf_used += (size_t)snprintf(perf + perf_used, sizeof perf - perf_used,
+				" '%s_depth'=%lld;;;0 '%s_lost'=%lld;;;0", p->pool->name, (long long)p->depth,
+				p->pool->name, (long long)p->lost);
+		if (cover >= 0 && isfinite(cover) && perf_used < sizeof perf)
+			perf_used += (size_t)snprintf(perf + perf_used, sizeof perf - perf_used,
+				" '%s_cover_hours'=%.2f;%g;%g;0", p->pool->name, cover, warn_hours, crit_hours);
+	}
+	if (!report->kafka_ok) {
+		fprintf(out, "QRPOOL UNKNOWN - pool depth unreadable: %s |%s\n", report->kafka_error, perf);
+		return 3;
+	}
+	if (!state)
+		snprintf(text, sizeof text, "%zu pools, every one above %gh of cover", report->pool_count,
+			warn_hours);
+	fprintf(out, "QRPOOL %s - %s |%s\n", names[state], text, perf);
+	return state;
+}

@@ -1,0 +1,113 @@
+#!/bin/sh
+# qrpool-report: depth from Kafka, consumption from snapshots, cover, backlog,
+# failures, quota, runs; as a table, JSON, a Prometheus textfile (checked with
+# the prometheus_client parser) and a monitoring-plugin check.
+. "${0%/*}/lib.sh"
+. "${0%/*}/publish-lib.sh"
+"$PYTHON" -c 'import prometheus_client' 2>/dev/null || skip_all "python3-prometheus-client is missing"
+
+start_kafka --brokers 1 -t qrpool.poster:2 -t qrpool.card:1 -t qrpool.link:2
+write_config
+set_kafka 3s
+stage poster=40 card=10 link=20
+qrpool-pending --state fetched | qrpool-publish >/dev/null
+# A forecast for poster: 10 codes an hour from this hour on (--max 0 plans no code).
+hour=$(date -u +%Y-%m-%dT%H:00Z)
+i=0; while [ $i -lt 24 ]; do
+  printf 'poster\t%s\t10\n' "$(date -u -d "$hour + $i hour" +%Y-%m-%dT%H:00Z)"; i=$((i + 1))
+done >"$T/demand.tsv"
+qrpool-plan --max 0 "$T/demand.tsv" 2>/dev/null
+
+jq_py() {  # jq_py EXPRESSION: evaluates a Python expression over the JSON in $T/out as `r`
+  "$PYTHON" -c 'import json, sys; r = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$T/out" "$1"
+}
+
+run qrpool-report --json
+is "--json exits 0" "$rc" 0
+is "stderr is quiet" "$(cat "$T/err")" ""
+is "JSON: the documented top-level fields" "$(jq_py 'sorted(r)')" "['generated_at', 'kafka', 'pools', 'quota', 'schema', 'stages']"
+is "JSON: the documented pool fields" "$(jq_py 'sorted(r["pools"][0])')" \
+  "['backlog', 'consumed_per_hour', 'cover_hours', 'depth', 'failed_24h', 'group', 'lost', 'name', 'source', 'topic']"
+is "JSON: depth per pool from Kafka" "$(jq_py '[(p["name"], p["depth"]) for p in r["pools"]]')" \
+  "[('poster', 40), ('card', 10), ('link', 20)]"
+is "JSON: no consumption known from one snapshot" "$(jq_py 'r["pools"][0]["consumed_per_hour"]["last_hour"]')" None
+is "JSON: the last publish run" "$(jq_py '[s["last_success"]["items_out"] for s in r["stages"] if s["stage"] == "publish"]')" "[70]"
+ok "JSON: forecast cover of poster ~4 hours (40 codes at 10 an hour)" -- \
+  "$PYTHON" -c 'import json, sys; c = json.load(open(sys.argv[1]))["pools"][0]["cover_hours"]["at_forecast"]; sys.exit(not 3 < c <= 4.01)' "$T/out"
+
+# The online service consumes 12 poster codes; an hour-old snapshot stands for
+# the report that cron ran an hour ago.
+kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.poster -X auto.offset.reset=earliest -c 12 -q \
+  -f '%k\n' qrpool.poster >"$T/consumed"
+sql "INSERT INTO depth_snapshots VALUES ('poster', strftime('%s','now') - 3600, 40, 40, 0)"
+# Two failures by WeChat in the last day, one old; quota taken in the last hour.
+sql "UPDATE codes SET state = 'failed', errcode = 40129, updated_at = strftime('%s','now')
+     WHERE id IN (SELECT id FROM codes WHERE pool = 'card' AND state = 'published' LIMIT 2)"
+sql "INSERT INTO quota_windows (appid, window_start_ms, minute_ms, budget, taken)
+     VALUES ('wxtest0000000001', (strftime('%s','now') - 120) * 1000, 60000, 4500, 321)"
+run qrpool-report --json
+is "after consuming 12: depth 28" "$(jq_py 'r["pools"][0]["depth"]')" 28
+ok "consumption over the last hour ~12 codes" -- \
+  "$PYTHON" -c 'import json, sys; c = json.load(open(sys.argv[1]))["pools"][0]["consumed_per_hour"]["last_hour"]; sys.exit(not 11.5 < c < 12.5)' "$T/out"
+ok "cover at that rate ~2.3 hours" -- \
+  "$PYTHON" -c 'import json, sys; c = json.load(open(sys.argv[1]))["pools"][0]["cover_hours"]["at_consumption"]; sys.exit(not 2.2 < c < 2.45)' "$T/out"
+is "failures by errcode over the last day" "$(jq_py 'r["pools"][1]["failed_24h"]')" "{'total': 2, 'by_errcode': {'40129': 2}}"
+is "backlog by state" "$(jq_py 'r["pools"][1]["backlog"]')" "{'planned': 0, 'fetched': 0, 'failed': 2}"
+is "quota taken in the last hour" "$(jq_py 'r["quota"]["last_hour"]')" 321
+
+run qrpool-report
+is "the table exits 0" "$rc" 0
+like "the table shows poster's depth and cover" "$(grep '^poster' "$T/out")" '^poster +wechat +28 +0 +1[12] .* 2\.[34] '
+like "the table shows the quota" "$(cat "$T/out")" "WeChat calls by qrpool for wxtest0000000001: 321 in the last hour"
+
+# --- Prometheus textfile, read by the real parser ---------------------------------
+mkdir "$T/textfile"
+run qrpool-report --prom "$T/textfile/qrpool.prom"
+is "--prom exits 0 and prints nothing" "$rc:$(cat "$T/out")" "0:"
+is "only the textfile is left in the directory (temp file renamed)" "$(ls "$T/textfile")" qrpool.prom
+cat >"$T/parse.py" <<'PY'
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+text = open(sys.argv[1]).read()
+samples = {}
+for family in text_string_to_metric_families(text):
+    assert family.name.startswith("qrpool_"), family.name
+    for s in family.samples:
+        assert s.timestamp is None, s
+        # Low-cardinality labels only: never a request id.
+        assert set(s.labels) <= {"pool", "state", "window", "basis", "errcode", "stage", "direction", "appid"}, s
+        samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+print(int(samples[("qrpool_pool_depth_codes", (("pool", "poster"),))]))
+print(int(samples[("qrpool_pool_backlog_codes", (("pool", "card"), ("state", "failed")))]))
+print(samples[("qrpool_kafka_up", ())])
+print(round(samples[("qrpool_pool_cover_seconds", (("basis", "consumption"), ("pool", "poster")))] / 3600, 1))
+print("qrpool_stage_last_success_timestamp_seconds" in {k[0] for k in samples})
+PY
+is "the textfile parses as Prometheus exposition format, with the right values" \
+  "$("$PYTHON" "$T/parse.py" "$T/textfile/qrpool.prom" 2>&1 | tr '\n' ' ')" "28 2 1.0 2.3 True "
+
+# --- monitoring-plugin check: each state reached by its thresholds ------------------
+run qrpool-report --check --warn-hours 2 --crit-hours 1
+is "--check OK above the thresholds: exit 0" "$rc" 0
+like "--check OK: one line, perfdata after |" "$(cat "$T/out")" "^QRPOOL OK - .* \| .*'poster_depth'=28;;;0 .*'poster_cover_hours'=2\.[34][0-9];2;1;0"
+is "--check prints one line" "$(wc -l <"$T/out")" 1
+run qrpool-report --check --warn-hours 3 --crit-hours 1
+is "--check WARNING below --warn-hours: exit 1" "$rc" 1
+like "--check WARNING names the pool" "$(cat "$T/out")" "^QRPOOL WARNING - poster 2\.[34]h of cover"
+run qrpool-report --check --warn-hours 5 --crit-hours 3
+is "--check CRITICAL below --crit-hours: exit 2" "$rc" 2
+run qrpool-report --check --warn-hours 1 --crit-hours 2
+is "--check with crit above warn is a usage error, UNKNOWN" "$rc" 3
+
+kill "$kafka_pid"; wait "$kafka_pid" 2>/dev/null || true
+start=$(date +%s)
+run qrpool-report --check
+is "--check UNKNOWN when Kafka is down: exit 3" "$rc" 3
+like "UNKNOWN says why" "$(cat "$T/out")" "^QRPOOL UNKNOWN - pool depth unreadable"
+ok "within the Kafka timeout" -- test $(( $(date +%s) - start )) -le 12
+run qrpool-report
+is "the table with Kafka down exits 75" "$rc" 75
+like "and says depth is unknown" "$(cat "$T/out")" "depth unknown: Kafka"
+mv "$T/staging.db" "$T/moved.db"; mkdir "$T/staging.db"
+run qrpool-report --check
+is "--check UNKNOWN when the DB cannot be read" "$rc" 3
