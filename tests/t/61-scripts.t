@@ -1,0 +1,77 @@
+#!/bin/sh
+# scripts/nightly-fill, backfill and audit: quiet on success, loud on failure,
+# one run at a time (flock), the worst exit status of the whole pipeline.
+. "${0%/*}/lib.sh"
+. "${0%/*}/publish-lib.sh"
+. "${0%/*}/fetch.sh"
+command -v flock >/dev/null || skip_all "flock is missing"
+export QRPOOL_LOG_DIR="$T/log" QRPOOL_LOCK_DIR="$T"
+
+# fresh_kafka: a new empty cluster (the depth of a pool comes from Kafka, so
+# each scenario starts from empty pools).
+fresh_kafka() {
+  [ -n "${kafka_pid:-}" ] && { kill "$kafka_pid"; wait "$kafka_pid" 2>/dev/null || true; }
+  rm -f "$T/kafka.boot"
+  start_kafka --brokers 1 -t qrpool.poster:4 -t qrpool.card:2 -t qrpool.link:2
+}
+fresh_kafka
+start_fake night --minute 1s --latency 5 --jitter 10
+config_for 'quota_minute = "1s"; concurrency = 16;'
+set_kafka 10s
+HOUR=$(date -u +%Y-%m-%dT%H:00Z)
+printf 'poster\t%s\t100\ncard\t%s\t50\nlink\t%s\t80\n' "$HOUR" "$HOUR" "$HOUR" >"$T/demand.tsv"
+deadline=$(date -d '+30 minutes' +%H:%M)
+
+run nightly-fill -u "$deadline" "$T/demand.tsv"
+is "nightly-fill: exit 0" "$rc" 0
+is "nightly-fill: nothing on stdout or stderr when all is well" "$(cat "$T/out" "$T/err")" ""
+is "nightly-fill: every planned code is published" \
+  "$(sql "SELECT state, count(*) FROM codes GROUP BY state")" "published|$(sql 'SELECT count(*) FROM codes')"
+ok "nightly-fill: codes were planned for all three pools" -- \
+  test "$(sql 'SELECT count(DISTINCT pool) FROM codes')" -eq 3
+like "nightly-fill: the run is in the log" "$(cat "$T/log/nightly-fill.log")" "nightly-fill: end: exit 0"
+
+# --- one at a time ------------------------------------------------------------------
+flock "$T/qrpool-nightly-fill.lock" sleep 2 & holder=$!
+sleep 0.3
+run nightly-fill -u "$deadline" "$T/demand.tsv"
+is "a second nightly-fill while one runs: exit 75" "$rc" 75
+like "and says so" "$(cat "$T/err")" "another run holds"
+wait $holder
+
+# --- a failing middle stage fails the script -----------------------------------------
+# WeChat refuses the page (41030): fetch exits 69, render and publish exit 0.
+fresh_kafka
+start_fake nopage --minute 1s --pages pages/other
+config_for 'quota_minute = "1s"; concurrency = 16;'
+set_kafka 10s
+run nightly-fill -u "$deadline" "$T/demand.tsv"
+is "fetch refused in the middle: the script exits 69, not publish's 0" "$rc" 69
+like "loud on failure: the log is printed" "$(cat "$T/err")" "nightly-fill failed \(exit 69\)"
+like "the log names the pool and the errcode's meaning" "$(cat "$T/err")" "pool (poster|card).*41030|41030.*pool (poster|card)"
+ok "link codes still went through" -- \
+  test "$(sql "SELECT count(*) FROM codes WHERE pool = 'link' AND state = 'published'")" -gt 0
+ok "the wechat codes are kept planned for the next run" -- \
+  test "$(sql "SELECT count(*) FROM codes WHERE pool != 'link' AND state = 'planned'")" -gt 0
+
+# --- audit: non-zero on trouble ---------------------------------------------------------
+run audit -w 1 -C 0.5
+ok "audit with codes still planned: non-zero ($rc)" -- test "$rc" -ne 0
+like "audit prints its findings on failure: the check" "$(cat "$T/err")" "QRPOOL CRITICAL - poster 0.0h of cover"
+like "... and the codes left planned" "$(cat "$T/err")" "poster +50 +0 +0 +0 +50"
+
+# --- backfill: the campaign's extra demand on top of the regular forecast -----------------
+fresh_kafka
+start_fake day --minute 1s --latency 5 --jitter 10
+config_for 'quota_minute = "1s"; concurrency = 16;'
+set_kafka 10s
+printf 'poster\t%s\t40\n' "$HOUR" >"$T/regular.tsv"
+printf '# campaign\nposter\t%s\t60\ncard\t%s\t10\n' "$HOUR" "$HOUR" >"$T/campaign.tsv"
+run backfill -u "$deadline" -r 4000 -d "$T/regular.tsv" "$T/campaign.tsv"
+is "backfill: exit 0, quiet" "$rc:$(cat "$T/out" "$T/err")" "0:"
+# The plan covers from now: only the rest of this hour's 40 + 60 codes count.
+is "backfill: the poster demand is the regular and the campaign rows summed" \
+  "$(sql "SELECT sum(codes) FROM plan_demand WHERE pool = 'poster'")" 100
+is "backfill: all published" "$(sql "SELECT count(*) FROM codes WHERE state != 'published'")" 0
+run backfill "$T/campaign.tsv"
+is "backfill without a deadline: exit 64" "$rc" 64
