@@ -41,6 +41,17 @@ void cli_print_version(void)
 	printf("%s (qrpool) %s\n", log_program(), QRPOOL_VERSION);
 }
 
+int cli_help_or_version(const struct cli_common *common, void (*usage)(void))
+{
+	if (common->help)
+		usage();
+	else if (common->version)
+		cli_print_version();
+	else
+		return -1;
+	return cli_close_stdout();
+}
+
 int cli_close_stdout(void)
 {
 	int failed = fflush(stdout) != 0 || ferror(stdout);

@@ -39,6 +39,11 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 void cli_print_version(void);
 
+/* --help and --version end the run once printed: prints `usage` (the help)
+ * or the version, whichever `common` asks for (the help first), and returns
+ * cli_close_stdout()'s status. -1 when it asks for neither. */
+int cli_help_or_version(const struct cli_common *common, void (*usage)(void));
+
 /* Flushes and closes stdout, checking for errors (a full disk or closed pipe
  * must not pass silently). Returns 0 or EXIT_IO. */
 int cli_close_stdout(void);

@@ -6,6 +6,7 @@
 
 #include "exitcode.h"
 #include "interrupt.h"
+#include "kafka.h"
 #include "log.h"
 
 #define CONSUMER_POLL_MS 100
@@ -16,43 +17,6 @@ static double consumer_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (double)now.tv_sec + now.tv_nsec / 1e9;
-}
-
-static int consumer_set(rd_kafka_conf_t *conf, const char *key, const char *value,
-	const char *source)
-{
-	char why[256];
-
-	if (rd_kafka_conf_set(conf, key, value, why, sizeof why) == RD_KAFKA_CONF_OK)
-		return 0;
-	log_error("%s: %s: %s", source, key, why);
-	return EXIT_CONFIG;
-}
-
-/* kafka.properties pass through to librdkafka untouched, as kcat's -X does. */
-static int consumer_set_properties(rd_kafka_conf_t *conf, const struct config *config)
-{
-	for (size_t i = 0; i < config->kafka.property_count; i++) {
-		const char *property = config->kafka.properties[i];
-		const char *eq = strchr(property, '=');
-		char key[256];
-		int status;
-
-		snprintf(key, sizeof key, "%.*s", (int)(eq - property), property);
-		if ((status = consumer_set(conf, key, eq + 1, "kafka.properties")))
-			return status;
-	}
-	return 0;
-}
-
-static void consumer_log(const rd_kafka_t *handle, int level, const char *facility, const char *text)
-{
-	(void)handle;
-	/* librdkafka's complaints are details; the caller reports what failed. */
-	if (level <= 6)
-		log_info("librdkafka %s: %s", facility, text);
-	else
-		log_debug("librdkafka %s: %s", facility, text);
 }
 
 static void consumer_error(rd_kafka_t *handle, int err, const char *reason, void *opaque)
@@ -126,31 +90,32 @@ static void consumer_rebalance(rd_kafka_t *handle, rd_kafka_resp_err_t err,
 		rd_kafka_assign(handle, NULL);
 }
 
+/* What claiming relies on, which kafka.properties may not change: offsets
+ * are committed by us, only for codes bound, and the end must be seen. */
+static const char *const consumer_forced[][2] = {
+	{ "enable.auto.commit", "false" },
+	{ "enable.auto.offset.store", "false" },
+	{ "enable.partition.eof", "true" },
+};
+
 static rd_kafka_conf_t *consumer_conf(struct consumer *consumer, const struct config *config,
 	const struct pool_config *pool)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	int status = 0;
+	rd_kafka_conf_t *conf = kafka_conf_new(config, RD_KAFKA_CONSUMER, consumer);
+	int failed;
 
-	if (config->kafka.brokers)
-		status = consumer_set(conf, "bootstrap.servers", config->kafka.brokers, "kafka.brokers");
-	/* Defaults the properties may change... */
-	if (!status)
-		status = consumer_set(conf, "auto.offset.reset", "earliest", "qrpool-claim");
-	if (!status)
-		status = consumer_set_properties(conf, config);
-	/* ...and what claiming relies on, which they may not: offsets are
-	 * committed by us, only for codes bound, and the end must be seen. */
-	if (!status && !(status = consumer_set(conf, "group.id", pool->group, "pool group")) &&
-	    !(status = consumer_set(conf, "enable.auto.commit", "false", "qrpool-claim")) &&
-	    !(status = consumer_set(conf, "enable.auto.offset.store", "false", "qrpool-claim")))
-		status = consumer_set(conf, "enable.partition.eof", "true", "qrpool-claim");
-	if (status) {
+	if (!conf)
+		return NULL;
+	/* A default the properties may change: a new group starts at the oldest code. */
+	failed = !kafka_property(config, "auto.offset.reset") &&
+		kafka_conf_set(conf, config, "auto.offset.reset", "earliest");
+	failed = failed || kafka_conf_set(conf, config, "group.id", pool->group);
+	for (size_t i = 0; !failed && i < sizeof consumer_forced / sizeof consumer_forced[0]; i++)
+		failed = kafka_conf_set(conf, config, consumer_forced[i][0], consumer_forced[i][1]);
+	if (failed) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
-	rd_kafka_conf_set_opaque(conf, consumer);
-	rd_kafka_conf_set_log_cb(conf, consumer_log);
 	rd_kafka_conf_set_error_cb(conf, consumer_error);
 	rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance);
 	return conf;
@@ -175,7 +140,6 @@ int consumer_open(struct consumer *consumer, const struct config *config,
 	const struct pool_config *pool)
 {
 	rd_kafka_conf_t *conf;
-	char why[256];
 
 	memset(consumer, 0, sizeof *consumer);
 	consumer->pool = pool;
@@ -184,12 +148,8 @@ int consumer_open(struct consumer *consumer, const struct config *config,
 	consumer->last_progress = consumer_now();
 	if (!(conf = consumer_conf(consumer, config, pool)))
 		return EXIT_CONFIG;
-	consumer->handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
-	if (!consumer->handle) {
-		rd_kafka_conf_destroy(conf);
-		log_error("kafka consumer: %s", why);
+	if (!(consumer->handle = kafka_client_new(RD_KAFKA_CONSUMER, conf)))
 		return EXIT_CONFIG;
-	}
 	rd_kafka_poll_set_consumer(consumer->handle);
 	return consumer_subscribe(consumer);
 }

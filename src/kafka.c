@@ -21,7 +21,7 @@ static void kafka_log(const rd_kafka_t *rk, int level, const char *facility, con
 	log_msg(level <= 5 ? LOG_INFO : LOG_DEBUG, "librdkafka %s: %s", facility, message);
 }
 
-static int kafka_set(rd_kafka_conf_t *conf, const struct config *config, const char *key,
+int kafka_conf_set(rd_kafka_conf_t *conf, const struct config *config, const char *key,
 	const char *value)
 {
 	char why[512];
@@ -62,7 +62,7 @@ static int kafka_set_properties(rd_kafka_conf_t *conf, const struct config *conf
 			return -1;
 		if (type == RD_KAFKA_PRODUCER)
 			kafka_check_forced(config, key, eq + 1);
-		failed = kafka_set(conf, config, key, eq + 1);
+		failed = kafka_conf_set(conf, config, key, eq + 1);
 		free(key);
 		if (failed)
 			return -1;
@@ -77,15 +77,16 @@ static int kafka_set_defaults(rd_kafka_conf_t *conf, const struct config *config
 	int64_t timeout = config->kafka.timeout_ms;
 	char text[32];
 
-	if (config->kafka.brokers && kafka_set(conf, config, "bootstrap.servers", config->kafka.brokers))
+	if (config->kafka.brokers &&
+	    kafka_conf_set(conf, config, "bootstrap.servers", config->kafka.brokers))
 		return -1;
-	if (kafka_set(conf, config, "client.id", log_program()))
+	if (kafka_conf_set(conf, config, "client.id", log_program()))
 		return -1;
 	if (type != RD_KAFKA_PRODUCER)
 		return 0;
 	snprintf(text, sizeof text, "%lld", (long long)(timeout < 1 ? 1 : timeout > INT32_MAX ?
 		INT32_MAX : timeout));
-	return kafka_set(conf, config, "message.timeout.ms", text);
+	return kafka_conf_set(conf, config, "message.timeout.ms", text);
 }
 
 rd_kafka_conf_t *kafka_conf_new(const struct config *config, rd_kafka_type_t type, void *opaque)
@@ -98,7 +99,7 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *config, rd_kafka_type_t typ
 	failed = kafka_set_defaults(conf, config, type) || kafka_set_properties(conf, config, type);
 	for (size_t i = 0; !failed && type == RD_KAFKA_PRODUCER &&
 	     i < sizeof kafka_forced / sizeof kafka_forced[0]; i++)
-		failed = kafka_set(conf, config, kafka_forced[i][0], kafka_forced[i][1]);
+		failed = kafka_conf_set(conf, config, kafka_forced[i][0], kafka_forced[i][1]);
 	if (failed) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;
@@ -106,14 +107,24 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *config, rd_kafka_type_t typ
 	return conf;
 }
 
+const char *kafka_property(const struct config *config, const char *key)
+{
+	size_t length = strlen(key);
+	const char *value = NULL;
+
+	for (size_t i = 0; i < config->kafka.property_count; i++) {
+		const char *property = config->kafka.properties[i];
+
+		if (!strncmp(property, key, length) && property[length] == '=')
+			value = property + length + 1;
+	}
+	return value;
+}
+
 int kafka_configured(const struct config *config)
 {
-	int found = config->kafka.brokers && *config->kafka.brokers;
-
-	for (size_t i = 0; !found && i < config->kafka.property_count; i++)
-		found = !strncmp(config->kafka.properties[i], "bootstrap.servers=", 18) ||
-			!strncmp(config->kafka.properties[i], "metadata.broker.list=", 21);
-	return found;
+	return (config->kafka.brokers && *config->kafka.brokers) ||
+		kafka_property(config, "bootstrap.servers") || kafka_property(config, "metadata.broker.list");
 }
 
 rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf)
@@ -276,8 +287,8 @@ static rd_kafka_t *kafka_group_reader(const struct config *config, const struct 
 
 	if (!conf)
 		return NULL;
-	if (kafka_set(conf, config, "group.id", pool->group) ||
-	    kafka_set(conf, config, "enable.auto.commit", "false")) {
+	if (kafka_conf_set(conf, config, "group.id", pool->group) ||
+	    kafka_conf_set(conf, config, "enable.auto.commit", "false")) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}

@@ -20,6 +20,15 @@
  * NULL after logging "file: kafka.properties: why" (a config error). */
 rd_kafka_conf_t *kafka_conf_new(const struct config *config, rd_kafka_type_t type, void *opaque);
 
+/* Sets one librdkafka property on `conf`: for a caller's own settings on top
+ * of kafka_conf_new's. 0, or -1 after logging "file: kafka: why". */
+int kafka_conf_set(rd_kafka_conf_t *conf, const struct config *config, const char *key,
+	const char *value);
+
+/* The value kafka.properties gives `key` (the last entry naming it, as that
+ * is the one librdkafka keeps), or NULL when none names it. */
+const char *kafka_property(const struct config *config, const char *key);
+
 /* Whether the config names any broker (kafka.brokers, or bootstrap.servers
  * among the properties). */
 int kafka_configured(const struct config *config);

@@ -121,13 +121,8 @@ int main(int argc, char **argv)
 	if ((status = fetch_parse_options(argc, argv, &cli)))
 		return status;
 	log_init(argv[0], cli.common.verbosity);
-	if (cli.common.help || cli.common.version) {
-		if (cli.common.help)
-			fetch_usage();
-		else
-			cli_print_version();
-		return cli_close_stdout();
-	}
+	if ((status = cli_help_or_version(&cli.common, fetch_usage)) >= 0)
+		return status;
 	if ((status = config_load(&config, cli.common.config_path)))
 		return status;
 	status = fetch_apply_reserve(&config, cli.reserve);

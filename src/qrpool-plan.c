@@ -444,14 +444,8 @@ int main(int argc, char **argv)
 	if ((status = plan_parse_options(argc, argv, &options)))
 		return status;
 	log_init(argv[0], options.common.verbosity);
-	if (options.common.help) {
-		plan_usage();
-		return cli_close_stdout();
-	}
-	if (options.common.version) {
-		cli_print_version();
-		return cli_close_stdout();
-	}
+	if ((status = cli_help_or_version(&options.common, plan_usage)) >= 0)
+		return status;
 	if ((status = config_load(&config, options.common.config_path)))
 		return status;
 	if (options.common.dump_config) {

@@ -182,13 +182,8 @@ int main(int argc, char **argv)
 	if ((status = publish_parse_options(argc, argv, &options)))
 		return status;
 	log_init(argv[0], options.common.verbosity);
-	if (options.common.help || options.common.version) {
-		if (options.common.help)
-			publish_usage();
-		else
-			cli_print_version();
-		return cli_close_stdout();
-	}
+	if ((status = cli_help_or_version(&options.common, publish_usage)) >= 0)
+		return status;
 	if ((status = config_load(&config, options.common.config_path)))
 		return status;
 	interrupt_install();

@@ -18,8 +18,10 @@ struct render_options {
 	struct render_run_options run;
 };
 
-static void render_usage(long cpus)
+static void render_usage(void)
 {
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
 	printf("Usage: qrpool-render [OPTIONS] [FILE...]\n"
 		"Render the codes of link pools locally. For each item line (request_id TAB pool)\n"
 		"whose code is planned in a link pool, encode url_prefix + request_id as a QR code,\n"
@@ -116,14 +118,8 @@ int main(int argc, char **argv)
 	if ((status = render_parse_options(argc, argv, &options)))
 		return status;
 	log_init(argv[0], options.common.verbosity);
-	if (options.common.help) {
-		render_usage(sysconf(_SC_NPROCESSORS_ONLN));
-		return cli_close_stdout();
-	}
-	if (options.common.version) {
-		cli_print_version();
-		return cli_close_stdout();
-	}
+	if ((status = cli_help_or_version(&options.common, render_usage)) >= 0)
+		return status;
 	if ((status = config_load(&config, options.common.config_path)))
 		return status;
 	if (!(status = render_check_config(&config))) {

@@ -120,13 +120,8 @@ int main(int argc, char **argv)
 	if ((status = resolve_parse_options(argc, argv, &common)))
 		return status;
 	log_init(argv[0], common.verbosity);
-	if (common.help || common.version) {
-		if (common.help)
-			resolve_usage();
-		else
-			cli_print_version();
-		return cli_close_stdout();
-	}
+	if ((status = cli_help_or_version(&common, resolve_usage)) >= 0)
+		return status;
 	if ((status = config_load(&config, common.config_path)))
 		return status;
 	if (common.dump_config) {

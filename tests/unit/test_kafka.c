@@ -92,6 +92,11 @@ static void test_conf(void)
 	ok(!kafka_configured(&config), "no brokers: not configured");
 	config = test_config(NULL, (char *[]){ "bootstrap.servers=h:9092" }, 1);
 	ok(kafka_configured(&config), "bootstrap.servers among the properties: configured");
+	config = test_config(NULL, (char *[]){ "auto.offset.reset.x=1", "auto.offset.reset=latest",
+		"auto.offset.reset=error" }, 3);
+	is_str(kafka_property(&config, "auto.offset.reset"), "error",
+		"kafka_property: the last entry for the exact key");
+	ok(kafka_property(&config, "auto.offset") == NULL, "kafka_property: a prefix is not the key");
 }
 
 /* Produces `count` messages to `topic` and waits for their delivery. */
