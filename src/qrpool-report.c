@@ -142,13 +142,8 @@ int main(int argc, char **argv)
 	if ((status = report_parse_options(argc, argv, &options)))
 		return options.format == FORMAT_CHECK ? 3 : status;
 	log_init(argv[0], options.common.verbosity);
-	if (options.common.help || options.common.version) {
-		if (options.common.help)
-			report_usage();
-		else
-			cli_print_version();
-		return cli_close_stdout();
-	}
+	if ((status = cli_help_or_version(&options.common, report_usage)) >= 0)
+		return status;
 	if ((status = config_load(&config, options.common.config_path))) {
 		if (options.format != FORMAT_CHECK)
 			return status;
