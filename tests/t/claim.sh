@@ -41,7 +41,7 @@ rcli() { redis-cli -s "$T/redis.sock" "$@"; }
 # claim's membership must expire quickly) and, with $1 = redis, the cache.
 write_claim_config() {
   write_config
-  sed -i 's|^kafka = { brokers = "\([^"]*\)"; };|kafka = { brokers = "\1"; timeout = "15s"; properties = [ "session.timeout.ms=6000", "heartbeat.interval.ms=500" ]; };|' "$QRPOOL_CONFIG"
+  sed -i "s|^kafka = .*|kafka = { brokers = \"$KAFKA_BROKERS\"; timeout = \"15s\"; properties = [ \"session.timeout.ms=6000\", \"heartbeat.interval.ms=500\" ]; };|" "$QRPOOL_CONFIG"
   if [ "${1:-}" = redis ]; then
     printf 'redis = { unix_socket = "%s"; prefix = "qr:"; ttl = "1h"; timeout = "500ms"; %s };\n' \
       "$T/redis.sock" "${2:-}" >>"$QRPOOL_CONFIG"

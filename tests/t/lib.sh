@@ -61,9 +61,13 @@ run() { rc=0; "$@" >"$T/out" 2>"$T/err" || rc=$?; }
 
 sql() { sqlite3 -batch -noheader "$T/staging.db" "$@"; }
 
-# A minimal valid config: two wechat pools and one link pool, DB in $T.
+# A minimal valid config: two wechat pools and one link pool, DB in $T; Kafka
+# only when $KAFKA_BROKERS is set (else the planner falls back at once to the
+# DB's estimate of depth instead of waiting for brokers that are not there).
 # Extra text in $1 is appended inside the wechat section (e.g. api_base).
 write_config() {
+  kafka_brokers=
+  [ -n "${KAFKA_BROKERS:-}" ] && kafka_brokers="brokers = \"$KAFKA_BROKERS\"; "
   cat >"$QRPOOL_CONFIG" <<CFG
 database = { path = "$T/staging.db"; busy_timeout = "5s"; };
 wechat = {
@@ -73,7 +77,7 @@ wechat = {
   reserve_per_minute = 500;
   ${1:-}
 };
-kafka = { brokers = "${KAFKA_BROKERS:-127.0.0.1:9}"; };
+kafka = { ${kafka_brokers}timeout = "60s"; };
 pools = (
   { name = "poster"; source = "wechat"; page = "pages/r/index"; cover_hours = 24; safety = 0.2; },
   { name = "card"; source = "wechat"; page = "pages/r/index"; cover_hours = 12; safety = 0; },
