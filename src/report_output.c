@@ -214,22 +214,25 @@ static void report_prom_value(FILE *out, double value)
 		fprintf(out, " %.17g\n", value);
 }
 
+/* A gauge per pool whose depth Kafka gave: the depth, or the codes lost. */
+static void report_prom_measured(const struct report *report, FILE *out, const char *name,
+	const char *help, int lost)
+{
+	report_prom_header(out, name, "gauge", help);
+	for (size_t i = 0; i < report->pool_count; i++)
+		if (report->pools[i].measured)
+			fprintf(out, "%s{pool=\"%s\"} %lld\n", name, report->pools[i].pool->name,
+				(long long)(lost ? report->pools[i].lost : report->pools[i].depth));
+}
+
 static void report_prom_pools(const struct report *report, FILE *out)
 {
 	static const char *const states[] = { "planned", "fetched", "failed" };
 
-	report_prom_header(out, "qrpool_pool_depth_codes", "gauge",
-		"Codes in the pool's topic not yet consumed by the online group.");
-	for (size_t i = 0; i < report->pool_count; i++)
-		if (report->pools[i].measured)
-			fprintf(out, "qrpool_pool_depth_codes{pool=\"%s\"} %lld\n", report->pools[i].pool->name,
-				(long long)report->pools[i].depth);
-	report_prom_header(out, "qrpool_pool_lost_codes", "gauge",
-		"Codes retention dropped before the online group consumed them.");
-	for (size_t i = 0; i < report->pool_count; i++)
-		if (report->pools[i].measured)
-			fprintf(out, "qrpool_pool_lost_codes{pool=\"%s\"} %lld\n", report->pools[i].pool->name,
-				(long long)report->pools[i].lost);
+	report_prom_measured(report, out, "qrpool_pool_depth_codes",
+		"Codes in the pool's topic not yet consumed by the online group.", 0);
+	report_prom_measured(report, out, "qrpool_pool_lost_codes",
+		"Codes retention dropped before the online group consumed them.", 1);
 	report_prom_header(out, "qrpool_pool_consumed_codes_per_second", "gauge",
 		"Codes the online group consumed per second, over the window.");
 	for (size_t i = 0; i < report->pool_count; i++) {
