@@ -69,6 +69,7 @@ printf 'poster\t%s\t40\n' "$HOUR" >"$T/regular.tsv"
 printf '# campaign\nposter\t%s\t60\ncard\t%s\t10\n' "$HOUR" "$HOUR" >"$T/campaign.tsv"
 run backfill -u "$deadline" -r 4000 -d "$T/regular.tsv" "$T/campaign.tsv"
 is "backfill: exit 0, quiet" "$rc:$(cat "$T/out" "$T/err")" "0:"
+[ "$rc" -eq 0 ] || sed 's/^/# backfill.log: /' "$T/log/backfill.log" >&2
 # The plan covers from now: only the rest of this hour's 40 + 60 codes count.
 is "backfill: the poster demand is the regular and the campaign rows summed" \
   "$(sql "SELECT sum(codes) FROM plan_demand WHERE pool = 'poster'")" 100

@@ -16,6 +16,7 @@ tap_count=0
 tap_failed=0
 tap_cleanups=
 
+# Failure details go to stderr, so prove shows them without -v (in CI logs too).
 # Register a command to run at exit (servers to stop), newest first.
 at_exit() { tap_cleanups="$*; $tap_cleanups"; }
 tap_finish() {
@@ -34,7 +35,7 @@ ok() {  # ok DESCRIPTION -- COMMAND...   passes when the command exits 0
   if "$@" >"$T/.ok.out" 2>&1; then echo "ok $tap_count - $desc"
   else
     tap_failed=$((tap_failed + 1)); echo "not ok $tap_count - $desc"
-    sed 's/^/# /' "$T/.ok.out" | head -40
+    sed 's/^/# /' "$T/.ok.out" | head -40 >&2
   fi
 }
 is() {  # is DESCRIPTION ACTUAL EXPECTED
@@ -42,7 +43,7 @@ is() {  # is DESCRIPTION ACTUAL EXPECTED
   if [ "$2" = "$3" ]; then echo "ok $tap_count - $1"
   else
     tap_failed=$((tap_failed + 1)); echo "not ok $tap_count - $1"
-    printf '#   got:      %s\n#   expected: %s\n' "$2" "$3" | head -20
+    printf '#   got:      %s\n#   expected: %s\n' "$2" "$3" | head -20 >&2
   fi
 }
 like() {  # like DESCRIPTION TEXT EXTENDED-REGEX
@@ -50,7 +51,7 @@ like() {  # like DESCRIPTION TEXT EXTENDED-REGEX
   if printf '%s' "$2" | grep -Eq -- "$3"; then echo "ok $tap_count - $1"
   else
     tap_failed=$((tap_failed + 1)); echo "not ok $tap_count - $1"
-    printf '#   text:    %s\n#   pattern: %s\n' "$2" "$3" | head -20
+    printf '#   text:    %s\n#   pattern: %s\n' "$2" "$3" | head -20 >&2
   fi
 }
 diag() { printf '# %s\n' "$*"; }
