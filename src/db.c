@@ -1,6 +1,7 @@
 #include "db.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -80,6 +81,24 @@ void db_rollback(struct db *db)
 		sqlite3_exec(db->handle, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* Runs `sql`, waiting out SQLITE_BUSY until `deadline`. The busy handler
+ * covers ordinary lock waits, but not all of them: SQLite answers BUSY at
+ * once where waiting could deadlock, as when several processes open a new
+ * file at the same moment and one switches it to WAL while another reads it.
+ * The tools of one pipeline start together, so opening must be patient. */
+static int db_exec_patiently(struct db *db, const char *sql, double deadline)
+{
+	for (;;) {
+		int rc = sqlite3_exec(db->handle, sql, NULL, NULL, NULL);
+
+		if (rc == SQLITE_OK)
+			return 0;
+		if (((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) || db_now() >= deadline)
+			return db_fail(db, rc, sql);
+		usleep(10000 + (unsigned)(rand() % 20000));
+	}
+}
+
 int db_schema_latest(void)
 {
 	return schema_step_count ? schema_steps[schema_step_count - 1].version : 0;
@@ -100,7 +119,7 @@ int db_schema_version(struct db *db)
 
 /* Applies every step newer than the file's version, all in one transaction,
  * so a crash mid-migration leaves the old version intact. */
-static int db_migrate(struct db *db)
+static int db_migrate(struct db *db, double deadline)
 {
 	int version, status;
 	char pragma[64];
@@ -108,7 +127,7 @@ static int db_migrate(struct db *db)
 	version = db_schema_version(db);
 	if (version == db_schema_latest())
 		return 0;
-	if ((status = db_begin_immediate(db)))
+	if ((status = db_exec_patiently(db, "BEGIN IMMEDIATE", deadline)))
 		return status;
 	version = db_schema_version(db);   /* another process may have migrated meanwhile */
 	if (version > db_schema_latest()) {
@@ -138,6 +157,7 @@ static int db_migrate(struct db *db)
 
 int db_open(struct db *db, const char *path, int64_t busy_timeout_ms)
 {
+	double deadline = db_now() + (double)busy_timeout_ms / 1000;
 	int rc, status;
 
 	memset(db, 0, sizeof *db);
@@ -154,11 +174,11 @@ int db_open(struct db *db, const char *path, int64_t busy_timeout_ms)
 	sqlite3_busy_timeout(db->handle, busy_timeout_ms > 0x7fffffff ? 0x7fffffff : (int)busy_timeout_ms);
 	/* WAL lets readers (report, pending) run beside a writer; NORMAL sync in
 	 * WAL mode is durable across process crashes, which is what resuming needs. */
-	if ((status = db_exec(db, "PRAGMA journal_mode = WAL")) ||
-	    (status = db_exec(db, "PRAGMA synchronous = NORMAL")) ||
-	    (status = db_exec(db, "PRAGMA foreign_keys = ON")) ||
-	    (status = db_exec(db, "PRAGMA cache_size = -65536")) ||
-	    (status = db_migrate(db))) {
+	if ((status = db_exec_patiently(db, "PRAGMA journal_mode = WAL", deadline)) ||
+	    (status = db_exec_patiently(db, "PRAGMA synchronous = NORMAL", deadline)) ||
+	    (status = db_exec_patiently(db, "PRAGMA foreign_keys = ON", deadline)) ||
+	    (status = db_exec_patiently(db, "PRAGMA cache_size = -65536", deadline)) ||
+	    (status = db_migrate(db, deadline))) {
 		db_close(db);
 		return status;
 	}

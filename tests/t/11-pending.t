@@ -36,3 +36,14 @@ is "a full stdout exits 74" "$rc" 74
 # The pending list feeds a filter: what a resumed run starts from.
 qrpool-pending --state planned --pool poster | cut -f1 | sort >"$T/resume"
 is "resume list = the planned poster codes" "$(md5sum <"$T/resume")" "$(sql "SELECT request_id FROM codes WHERE state = 'planned' AND pool = 'poster'" | sort | md5sum)"
+
+# The tools of one pipeline start together: several opening a new staging DB
+# at once (one switching it to WAL and migrating while the others read) must
+# wait for each other, not fail with "database is locked".
+rm -f "$T/errs"
+for round in $(seq 20); do
+  rm -f "$T/staging.db" "$T/staging.db-wal" "$T/staging.db-shm"
+  for i in 1 2 3 4 5 6; do qrpool-pending --count >/dev/null 2>>"$T/errs" & done
+  wait
+done
+is "six tools opening a new DB at once, 20 times: no error" "$(cat "$T/errs")" ""
