@@ -34,6 +34,7 @@ override LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 # --- objects: the shared library, one module per concern --------------------
 CORE := exitcode log parse interrupt cli
 STAGE := $(CORE) config config_dump db schema item rid progress sha256 store
+STAGE_PKGS := sqlite3 libconfig libcrypto
 o = $(patsubst %,$(BUILD)/%.o,$(1))
 
 # --- tools: each names only the objects and packages it needs ---------------
@@ -42,27 +43,27 @@ TOOLS += qrpool-claim qrpool-resolve
 TEST_SERVERS := local-kafka fake-wechat
 
 qrpool-plan_OBJS := $(call o,$(STAGE) kafka depth plan qrpool-plan)
-qrpool-plan_PKGS := sqlite3 libconfig rdkafka
+qrpool-plan_PKGS := $(STAGE_PKGS) rdkafka
 qrpool-pending_OBJS := $(call o,$(STAGE) qrpool-pending)
-qrpool-pending_PKGS := sqlite3 libconfig
+qrpool-pending_PKGS := $(STAGE_PKGS)
 qrpool-claim_OBJS := $(call o,$(STAGE) kafka params binding cache imagefile consumer claim qrpool-claim)
-qrpool-claim_PKGS := sqlite3 libconfig rdkafka jansson hiredis
+qrpool-claim_PKGS := $(STAGE_PKGS) rdkafka jansson hiredis
 qrpool-resolve_OBJS := $(call o,$(STAGE) binding cache resolve qrpool-resolve)
-qrpool-resolve_PKGS := sqlite3 libconfig hiredis
+qrpool-resolve_PKGS := $(STAGE_PKGS) hiredis
 qrpool-publish_OBJS := $(call o,$(STAGE) kafka publish publish_committer qrpool-publish)
-qrpool-publish_PKGS := sqlite3 libconfig rdkafka
+qrpool-publish_PKGS := $(STAGE_PKGS) rdkafka
 qrpool-report_OBJS := $(call o,$(STAGE) kafka depth report report_output qrpool-report)
-qrpool-report_PKGS := sqlite3 libconfig rdkafka jansson
+qrpool-report_PKGS := $(STAGE_PKGS) rdkafka jansson
 local-kafka_OBJS := $(call o,$(CORE) mockctl local-kafka)
 local-kafka_PKGS := rdkafka
 WECHAT := wechat http quota token
 qrpool-fetch_OBJS := $(call o,$(STAGE) $(WECHAT) input multi fetch qrpool-fetch)
-qrpool-fetch_PKGS := sqlite3 libconfig libcurl jansson
+qrpool-fetch_PKGS := $(STAGE_PKGS) libcurl jansson
 fake-wechat_OBJS := $(call o,$(CORE) rid fake_wechat_base fake_wechat_options fake_wechat_tokens fake_wechat_stats \
 	fake_wechat_image fake_wechat_code fake_wechat_http fake-wechat)
 fake-wechat_PKGS := libmicrohttpd libqrencode libpng libjpeg jansson
 qrpool-render_OBJS := $(call o,$(STAGE) render render_run qrpool-render)
-qrpool-render_PKGS := sqlite3 libconfig libqrencode libpng
+qrpool-render_PKGS := $(STAGE_PKGS) libqrencode libpng
 qrpool-render_LDLIBS := -pthread
 
 # Test helpers: small independent clients the shell tests use, built next to
@@ -106,7 +107,7 @@ $(BUILD) $(BIN) $(BUILD)/tests:
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 test_OBJS := $(call o,$(STAGE) kafka depth plan publish publish_committer)
-test_PKGS := sqlite3 libconfig rdkafka
+test_PKGS := $(STAGE_PKGS) rdkafka
 test_OBJS += $(call o,params imagefile $(WECHAT) input render)
 test_PKGS += jansson libcurl libqrencode libpng
 
@@ -155,7 +156,7 @@ fuzz: deps
 		clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -Ibuild/std -fsanitize=fuzzer,address,undefined \
 			-fno-sanitize-recover=undefined \
 			-o build/fuzz/$$target tests/fuzz/$$target.c $(FUZZ_SOURCES) build/std/schema.c \
-			$$($(PKG_CONFIG) --cflags --libs sqlite3 libconfig rdkafka) -lm || exit 1; \
+			$$($(PKG_CONFIG) --cflags --libs $(STAGE_PKGS) rdkafka) -lm || exit 1; \
 		mkdir -p build/fuzz/$$target.corpus; \
 		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp build/fuzz/$$target \
 			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build/fuzz/$$target- \

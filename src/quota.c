@@ -86,7 +86,7 @@ int64_t quota_late_ms(const struct quota *quota)
 {
 	int64_t rtt = quota->rtt_current_ms > quota->rtt_previous_ms ? quota->rtt_current_ms :
 		quota->rtt_previous_ms;
-	int64_t late = rtt + quota->floor_ms / 2;
+	int64_t late = rtt + rtt / 2 + quota->floor_ms / 2;
 
 	if (late < quota->floor_ms)
 		late = quota->floor_ms;

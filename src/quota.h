@@ -11,7 +11,10 @@
  * may be counted in the next one; and if WeChat's clock lags ours, one sent
  * just after a window starts may be counted in the previous one. Calls sent
  * in these bands are charged to both windows. The band before a boundary is
- * as long as the slowest recent answers (an upper bound of the delay), the
+ * half as long again as the slowest recent answers: an answer bounds the
+ * delay of calls like it, but a server falling behind at the end of a busy
+ * window answers the next ones later still (a band only as long as the
+ * slowest answer let 0.1% of the calls past a boundary in bench-fetch). The
  * one after it is a fixed allowance for clock skew. Elsewhere a call is
  * charged to its own window only. A band call answered before the boundary
  * was counted in the window ending: its charge to the next one is credited
