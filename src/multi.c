@@ -64,8 +64,9 @@ static int multi_on_socket(CURL *easy, curl_socket_t socket, int what, void *use
 	if (epoll_ctl(multi->epoll_fd, op, socket, &event)) {
 		op = errno == EEXIST ? EPOLL_CTL_MOD : errno == ENOENT ? EPOLL_CTL_ADD : -1;
 		if (op < 0 || epoll_ctl(multi->epoll_fd, op, socket, &event)) {
+			/* Its events never come: the call times out and is retried. */
 			log_error("epoll_ctl: %s", strerror(errno));
-			return -1;   /* curl fails the transfer */
+			return 0;
 		}
 	}
 	if (record)
