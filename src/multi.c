@@ -1,7 +1,6 @@
 #include "multi.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -11,85 +10,25 @@
 
 #define MULTI_EVENTS 256
 
-/* The socket's record, grown on demand; NULL if memory ran out (then epoll
- * is told everything at once, as if nothing were known). */
-static struct multi_socket *multi_socket(struct multi *multi, curl_socket_t socket)
-{
-	size_t count = multi->socket_count ? multi->socket_count : 256;
-	struct multi_socket *grown;
-
-	if (socket < 0)
-		return NULL;
-	if ((size_t)socket < multi->socket_count)
-		return &multi->sockets[socket];
-	while (count <= (size_t)socket)
-		count *= 2;
-	if (!(grown = realloc(multi->sockets, count * sizeof *grown)))
-		return NULL;
-	memset(grown + multi->socket_count, 0, (count - multi->socket_count) * sizeof *grown);
-	multi->sockets = grown;
-	multi->socket_count = count;
-	return &multi->sockets[socket];
-}
-
-static void multi_unregister(struct multi *multi, curl_socket_t socket, struct multi_socket *record)
-{
-	epoll_ctl(multi->epoll_fd, EPOLL_CTL_DEL, socket, NULL);
-	if (record)
-		*record = (struct multi_socket){ 0 };
-}
-
 static int multi_on_socket(CURL *easy, curl_socket_t socket, int what, void *user, void *known)
 {
 	struct multi *multi = user;
-	struct multi_socket *record = multi_socket(multi, socket);
 	struct epoll_event event = { .data.fd = socket };
-	int op;
 
 	(void)easy;
-	(void)known;
 	if (what == CURL_POLL_REMOVE) {
-		if (record)
-			record->wanted = 0;   /* left registered: see multi_wait */
-		else
-			multi_unregister(multi, socket, NULL);
+		epoll_ctl(multi->epoll_fd, EPOLL_CTL_DEL, socket, NULL);
 		return 0;
 	}
 	event.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
-	if (record && record->registered && record->events == event.events) {
-		record->wanted = 1;
+	if (known && epoll_ctl(multi->epoll_fd, EPOLL_CTL_MOD, socket, &event) == 0)
 		return 0;
-	}
-	op = record && record->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-	if (epoll_ctl(multi->epoll_fd, op, socket, &event)) {
-		op = errno == EEXIST ? EPOLL_CTL_MOD : errno == ENOENT ? EPOLL_CTL_ADD : -1;
-		if (op < 0 || epoll_ctl(multi->epoll_fd, op, socket, &event)) {
-			/* Its events never come: the call times out and is retried. */
-			log_error("epoll_ctl: %s", strerror(errno));
-			return 0;
-		}
-	}
-	if (record)
-		*record = (struct multi_socket){ .events = event.events, .registered = 1, .wanted = 1 };
-	return 0;
-}
-
-/* Curl closes a socket: its number may come back for another one, which
- * epoll will not know (closing dropped the registration). */
-static int multi_on_close(void *user, curl_socket_t socket)
-{
-	struct multi *multi = user;
-
-	if (socket >= 0 && (size_t)socket < multi->socket_count)
-		multi->sockets[socket] = (struct multi_socket){ 0 };
-	return close(socket);
-}
-
-int multi_adopt(struct multi *multi, CURL *easy)
-{
-	if (curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, multi_on_close) != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, multi) != CURLE_OK)
-		return -1;
+	if (epoll_ctl(multi->epoll_fd, EPOLL_CTL_ADD, socket, &event) &&
+	    (errno != EEXIST || epoll_ctl(multi->epoll_fd, EPOLL_CTL_MOD, socket, &event)))
+		/* Its events never come: the call times out and is retried (an
+		 * error returned here would abort the whole multi handle). */
+		log_error("epoll_ctl: %s", strerror(errno));
+	curl_multi_assign(multi->curl, socket, multi);   /* marks the socket as known */
 	return 0;
 }
 
@@ -135,7 +74,6 @@ void multi_close(struct multi *multi)
 		curl_multi_cleanup(multi->curl);
 	if (multi->epoll_fd > 0)
 		close(multi->epoll_fd);
-	free(multi->sockets);
 	memset(multi, 0, sizeof *multi);
 }
 
@@ -172,16 +110,8 @@ void multi_wait(struct multi *multi, double wake, int want_input)
 			(events[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
 			(events[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
 
-		int socket = events[i].data.fd;
-		struct multi_socket *record;
-
-		if (socket == multi->input_fd && multi->input_watched)
-			continue;
-		record = (size_t)socket < multi->socket_count ? &multi->sockets[socket] : NULL;
-		if (record && !record->wanted)
-			multi_unregister(multi, socket, record);   /* an idle connection closed */
-		else
-			curl_multi_socket_action(multi->curl, socket, flags, &running);
+		if (events[i].data.fd != multi->input_fd || !multi->input_watched)
+			curl_multi_socket_action(multi->curl, events[i].data.fd, flags, &running);
 	}
 	if (multi->curl && multi->curl_wake && db_now() >= multi->curl_wake) {
 		multi->curl_wake = 0;

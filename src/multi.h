@@ -1,24 +1,11 @@
 /* libcurl's multi interface driven by epoll (curl_multi_socket_action): each
  * wake-up costs what its ready sockets cost, not a walk over every connection
  * in flight, which is what keeps hundreds of calls in flight cheap. The input
- * descriptor is watched on demand beside curl's sockets.
- *
- * A finished call leaves its kept-alive connection registered with epoll, as
- * it was: the next call on it wants the same events, so most calls cost no
- * epoll_ctl at all. A socket nobody wants that becomes ready (the server
- * closed it) is unregistered then; a socket curl closes is forgotten through
- * curl's close-socket callback, since its number may come back. */
+ * descriptor is watched on demand beside curl's sockets. */
 #ifndef QRPOOL_MULTI_H
 #define QRPOOL_MULTI_H
 
 #include <curl/curl.h>
-
-/* What epoll has for one socket, indexed by descriptor. */
-struct multi_socket {
-	unsigned events;          /* EPOLLIN/EPOLLOUT registered */
-	unsigned char registered; /* known to epoll */
-	unsigned char wanted;     /* curl watches it now */
-};
 
 struct multi {
 	CURLM *curl;              /* NULL when the run makes no calls */
@@ -27,16 +14,11 @@ struct multi {
 	int input_fd;
 	int input_watched;
 	int input_pollable;       /* 0 for regular files: always readable, never watched */
-	struct multi_socket *sockets;
-	size_t socket_count;
 };
 
 /* Returns 0, or -1 (logged). `connections`: 0 for no curl at all. */
 int multi_open(struct multi *multi, int input_fd, long connections);
 void multi_close(struct multi *multi);
-/* Lets `multi` know when curl closes a socket of this handle's connections:
- * every easy handle added to the multi handle must be adopted first. */
-int multi_adopt(struct multi *multi, CURL *easy);
 
 /* Waits until `wake` (unix seconds) at most for curl's sockets, and for the
  * input if `want_input`, and lets curl act on what happened. Completed

@@ -292,7 +292,10 @@ static ssize_t token_read_child(int fd, char *buf, size_t size, int64_t timeout_
 }
 
 /* The command runs through /bin/sh (it is configuration, like a crontab line),
- * stdin from /dev/null (ours carries items), stdout read for the token. */
+ * stdin from /dev/null (ours carries items), stdout read for the token, and
+ * nothing else of ours: curl's connections and its multi handle's socketpair
+ * are not close-on-exec, and a command that leaves a daemon running would
+ * hold them open (a closed connection the server never sees close). */
 static int token_spawn(const char *command, pid_t *pid, int *out_fd)
 {
 	char *argv[] = { "sh", "-c", (char *)command, NULL };
@@ -304,7 +307,9 @@ static int token_spawn(const char *command, pid_t *pid, int *out_fd)
 	posix_spawn_file_actions_init(&actions);
 	posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 1);
-	rc = posix_spawn(pid, "/bin/sh", &actions, NULL, argv, environ);
+	rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+	if (!rc)
+		rc = posix_spawn(pid, "/bin/sh", &actions, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&actions);
 	close(pipe_fds[1]);
 	if (rc) {

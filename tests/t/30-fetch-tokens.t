@@ -75,6 +75,27 @@ is "token command: exit 0" "$rc" 0
 is "token command: every code fetched" "$(count "state = 'fetched'")" 20
 is "token command: no token endpoint called by fetch" "$(stats endpoints stable_token requests)" 1
 
+# A command run again mid-run (its tokens last 2 s here) holds none of the
+# connections in flight: they are close-on-exec.
+cat >"$T/token-command" <<CMD
+#!/bin/sh
+ls -l /proc/\$\$/fd | grep -c 'socket:' >>"$T/command-sockets"
+printf '%s 2\\n' "\$(cat "$T/central-token")"
+CMD
+chmod +x "$T/token-command"
+: >"$T/command-sockets"
+start_fake command-again --latency 40
+curl -sS -o "$T/stable.json" -d "{\"grant_type\":\"client_credential\",\"appid\":\"$APPID\",\"secret\":\"$SECRET\"}" \
+  "$base/cgi-bin/stable_token"
+jget "$T/stable.json" access_token >"$T/central-token"
+config_for "concurrency = 4; token = { source = \"command\"; command = \"$T/token-command\"; };"
+: >"$T/items"; plan poster 300
+run qrpool-fetch <"$T/items"
+is "token command again: exit 0" "$rc" 0
+ok "token command again: run mid-run ($(wc -l <"$T/command-sockets") runs)" \
+  [ "$(wc -l <"$T/command-sockets")" -ge 2 ]
+is "token command again: no socket of ours in the command" "$(sort -u "$T/command-sockets")" 0
+
 # --- refused credentials ------------------------------------------------------------
 start_fake credentials
 config_for 'concurrency = 4;'
