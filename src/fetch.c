@@ -55,7 +55,8 @@ struct fetch_transfer {
 	struct http_body body;
 	char request[2048];         /* the JSON body, alive until the transfer ends */
 	char token[WECHAT_TOKEN_MAX + 1];   /* the token it was sent with */
-	int64_t sent_ms;
+	int64_t sent_ms;              /* wall clock: the quota window it was sent in */
+	int64_t sent_monotonic_ms;    /* for its answer time */
 	struct quota_slot charged;  /* the quota windows it was charged to */
 };
 
@@ -286,8 +287,8 @@ static void fetch_stop_all_pools(struct fetcher *f, const char *why)
 
 static void fetch_quota_refused(struct fetcher *f, struct fetch_transfer *transfer)
 {
-	int64_t now_ms = quota_now_ms(), window = now_ms / f->config->wechat.quota_minute_ms;
-	int status = quota_spent(&f->quota, transfer->sent_ms, now_ms);
+	int64_t window = transfer->sent_ms / f->config->wechat.quota_minute_ms;
+	int status = quota_spent(&f->quota, transfer->sent_ms);
 
 	f->counts.quota_refused++;
 	if (status)
@@ -393,7 +394,7 @@ static void fetch_answer(struct fetcher *f, struct fetch_transfer *transfer, CUR
 		snprintf(answer.message, sizeof answer.message, "%s", curl_easy_strerror(result));
 	} else {
 		int64_t now_ms = quota_now_ms();
-		quota_observe(&f->quota, now_ms, now_ms - transfer->sent_ms);
+		quota_observe(&f->quota, now_ms, quota_monotonic_ms() - transfer->sent_monotonic_ms);
 		quota_answered(&f->quota, &transfer->charged, now_ms);
 		curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &http_status);
 		curl_easy_getinfo(transfer->easy, CURLINFO_CONTENT_TYPE, &content_type);
@@ -452,6 +453,7 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 	transfer->body.size = 0;
 	transfer->job = job;
 	transfer->sent_ms = now_ms;
+	transfer->sent_monotonic_ms = quota_monotonic_ms();
 	transfer->charged = f->quota.slot;
 	f->active++;
 	if (length < 0 || (rc = curl_multi_add_handle(f->multi.curl, transfer->easy)) != CURLM_OK) {

@@ -15,6 +15,14 @@ int64_t quota_now_ms(void)
 	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
+int64_t quota_monotonic_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
 static int64_t quota_floor_div(int64_t a, int64_t b)
 {
 	return a / b - (a % b < 0);
@@ -54,7 +62,7 @@ int quota_open(struct quota *quota, struct db *db, const char *appid, int budget
 	 * budget costs one transaction per 1% of the calls. */
 	quota->chunk = budget / 100 > 50 ? 50 : budget / 100 ? budget / 100 : 1;
 	quota->slot.first_window = quota->slot.last_window = INT64_MIN;
-	if ((status = db_prepare(db, &quota->select, "SELECT taken, spent, budget FROM quota_windows "
+	if ((status = db_prepare(db, &quota->select, "SELECT taken, spent FROM quota_windows "
 			"WHERE appid = ? AND window_start_ms = ?")) ||
 	    (status = db_prepare(db, &quota->charge, "INSERT INTO quota_windows (appid, "
 			"window_start_ms, minute_ms, budget, taken) VALUES (?, ?, ?, ?, ?) "
@@ -140,13 +148,12 @@ static int quota_free_in(struct quota *quota, int64_t window, int *free_calls)
 	rc = sqlite3_step(quota->select);
 	*free_calls = quota->budget;
 	if (rc == SQLITE_ROW) {
+		/* Each run's own budget decides (runs may keep different reserves):
+		 * what the row says was the budget of whichever run wrote it first. */
 		int64_t taken = sqlite3_column_int64(quota->select, 0);
-		int64_t budget = sqlite3_column_int64(quota->select, 2);
 		int spent = sqlite3_column_int(quota->select, 1);
 
-		if (budget > quota->budget)
-			budget = quota->budget;
-		*free_calls = spent || taken >= budget ? 0 : (int)(budget - taken);
+		*free_calls = spent || taken >= quota->budget ? 0 : (int)(quota->budget - taken);
 		quota->window_taken = taken;
 	} else if (rc != SQLITE_DONE) {
 		return db_fail(quota->db, rc, "reading the quota ledger");
@@ -263,7 +270,11 @@ int quota_take(struct quota *quota, int64_t now_ms)
 
 void quota_answered(struct quota *quota, const struct quota_slot *slot, int64_t now_ms)
 {
-	if (slot->first_window == slot->last_window || now_ms >= slot->last_window * quota->minute_ms)
+	/* WeChat's clock may run ahead of ours by as much as the band after a
+	 * boundary allows for: an answer later than that before our boundary may
+	 * have been counted after WeChat's. */
+	if (slot->first_window == slot->last_window ||
+	    now_ms >= slot->last_window * quota->minute_ms - quota->early_ms)
 		return;
 	if (quota->credit_window != slot->last_window) {
 		quota->credit_window = slot->last_window;
@@ -272,22 +283,24 @@ void quota_answered(struct quota *quota, const struct quota_slot *slot, int64_t 
 	quota->credit++;
 }
 
-int quota_spent(struct quota *quota, int64_t sent_ms, int64_t now_ms)
+int quota_spent(struct quota *quota, int64_t sent_ms)
 {
-	int64_t first = quota_floor_div(sent_ms, quota->minute_ms);
-	int64_t last = quota_floor_div(now_ms, quota->minute_ms);
+	/* Only the window the call was sent in: one answered after a boundary
+	 * does not say the next window is full (if it is, its own calls will be
+	 * refused and mark it), and marking it would idle every run for a whole
+	 * minute whenever WeChat's limit runs out in the last moments of one. */
+	int64_t last = quota_floor_div(sent_ms, quota->minute_ms);
 	int status;
 
 	if ((status = db_begin_immediate(quota->db)))
 		return status;
-	for (int64_t w = first; w <= last && !status; w++)
-		status = quota_step_window(quota, quota->spend, w, 0);
+	status = quota_step_window(quota, quota->spend, last, 0);
 	if (status || (status = db_commit(quota->db))) {
 		db_rollback(quota->db);
 		return status;
 	}
-	/* What is held belongs to a spent window now. */
-	if (quota->slot.last_window <= last) {
+	/* What is held was charged to the spent window too. */
+	if (quota->slot.first_window <= last && last <= quota->slot.last_window) {
 		quota->held = 0;
 		quota->retry_at_ms = quota->slot.end_ms;
 	}

@@ -70,13 +70,15 @@ int quota_take(struct quota *quota, int64_t now_ms);
 /* The call charged to `slot` was answered at `now_ms` (any answer). */
 void quota_answered(struct quota *quota, const struct quota_slot *slot, int64_t now_ms);
 
-/* WeChat answered 45009/45011 to a call sent at `sent_ms`: every window from
- * then to `now_ms` is marked spent for all processes. Returns 0 or an exit code. */
-int quota_spent(struct quota *quota, int64_t sent_ms, int64_t now_ms);
+/* WeChat answered 45009/45011 to a call sent at `sent_ms`: that call's window
+ * is marked spent for all processes. Returns 0 or an exit code. */
+int quota_spent(struct quota *quota, int64_t sent_ms);
 
 /* Gives back the calls held (at the end of a run, or when idle). */
 int quota_release(struct quota *quota, int64_t now_ms);
 
 int64_t quota_now_ms(void);
+/* A clock for answer times, which a change of the wall clock must not skew. */
+int64_t quota_monotonic_ms(void);
 
 #endif

@@ -114,9 +114,11 @@ static void test_credit(struct db *db)
 	quota_open(&quota, db, "wxcredit", 1000, MINUTE);
 	is_int(quota_take(&quota, boundary - 10), 0, "a band call");
 	sent = quota.slot;
-	quota_answered(&quota, &sent, boundary - 5);
+	quota_answered(&quota, &sent, boundary - quota.early_ms - 5);
+	quota_answered(&quota, &sent, boundary - quota.early_ms + 5);
 	quota_answered(&quota, &sent, boundary + 5);
-	is_int(quota.credit, 1, "one credit: answered before the boundary; the other may count after");
+	is_int(quota.credit, 1, "one credit: answered well before the boundary; the others may count "
+		"after it (or after WeChat's, if its clock is ahead)");
 	is_int(quota_take(&quota, boundary + MINUTE / 2), 0, "a call in the next window");
 	is_int(ledger(db, w, "taken"), 1, "spent from the credit: nothing new reserved");
 	is_int(quota_take(&quota, boundary + MINUTE / 2), 0, "another call");
@@ -132,7 +134,7 @@ static void test_spent(struct db *a, struct db *b)
 	quota_open(&qa, a, "wxspent", 1000, MINUTE);
 	quota_open(&qb, b, "wxspent", 1000, MINUTE);
 	is_int(quota_take(&qa, now), 0, "a call");
-	is_int(quota_spent(&qa, now, now + 300), 0, "WeChat answered 45009");
+	is_int(quota_spent(&qa, now), 0, "WeChat answered 45009");
 	is_int(ledger(a, w, "spent"), 1, "the window is marked spent");
 	is_int(ledger(a, w, "refused"), 1, "the refusal is counted");
 	is_int(quota_take(&qa, now + 400), 1, "no more calls in that window here");
@@ -140,6 +142,44 @@ static void test_spent(struct db *a, struct db *b)
 	is_int(quota_take(&qb, now + MINUTE), 0, "the next window is open again");
 	quota_close(&qa, now + MINUTE);
 	quota_close(&qb, now + MINUTE);
+}
+
+/* A 45009 answered after a boundary marks the window the call was sent in,
+ * not the next one: that one may well have room. */
+static void test_spent_late(struct db *db)
+{
+	struct quota quota;
+	int64_t boundary = T0 + 61 * MINUTE, w = boundary / MINUTE;
+
+	quota_open(&quota, db, "wxlate", 1000, MINUTE);
+	is_int(quota_take(&quota, boundary - MINUTE / 2), 0, "a call");
+	is_int(quota_spent(&quota, boundary - MINUTE / 2), 0, "answered 45009 after the boundary");
+	is_int(ledger(db, w - 1, "spent"), 1, "its window is spent");
+	ok(ledger(db, w, "spent") != 1, "the next one is not");
+	is_int(quota_take(&quota, boundary + MINUTE / 2), 0, "calls go on in the next window");
+	quota_close(&quota, boundary + MINUTE / 2);
+}
+
+/* Runs with different reserves share a window: each stops at its own budget,
+ * whichever wrote the window's row first. */
+static void test_own_budget(struct db *a, struct db *b)
+{
+	struct quota small, large;
+	int64_t now = T0 + 70 * MINUTE + 20000, w = now / MINUTE;
+	int calls = 0;
+
+	quota_open(&small, a, "wxown", 30, MINUTE);
+	quota_open(&large, b, "wxown", 200, MINUTE);
+	while (quota_take(&small, now) == 0)
+		calls++;
+	is_int(calls, 30, "the run keeping a large reserve stops at its budget");
+	calls = 0;
+	while (quota_take(&large, now) == 0)
+		calls++;
+	is_int(calls, 170, "the other goes on to its own");
+	is_int(ledger(a, w, "taken"), 200, "together: the larger budget, no more");
+	quota_close(&small, now);
+	quota_close(&large, now);
 }
 
 int main(void)
@@ -159,6 +199,8 @@ int main(void)
 	test_band_charges_both(&a);
 	test_credit(&a);
 	test_spent(&a, &b);
+	test_spent_late(&a);
+	test_own_budget(&a, &b);
 	db_close(&a);
 	db_close(&b);
 	unlink(path);
