@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "exitcode.h"
+#include "interrupt.h"
 #include "kafka.h"
 #include "log.h"
 #include "sha256.h"
@@ -352,8 +353,9 @@ static rd_kafka_topic_t *publish_topic(struct publisher *publisher, const struct
 }
 
 /* Hands the message over; when the producer's queue is full, serves delivery
- * reports until there is room. The image stays valid meanwhile, since only
- * reports are served here, never a commit. */
+ * reports (and hands their batches to the committer) until there is room or a
+ * signal comes. The image stays valid meanwhile: the read transaction that
+ * holds it is not ended here. */
 static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struct pool_config *pool,
 	const struct item *item, const struct publish_code *code, struct publish_message *message)
 {
@@ -379,9 +381,11 @@ static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struc
 			RD_KAFKA_V_HEADER(link ? "url" : "page", link ? url : pool->page, -1),
 			RD_KAFKA_V_HEADER("created", created, -1),
 			RD_KAFKA_V_OPAQUE(message), RD_KAFKA_V_END);
-		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 			rd_kafka_poll(publisher->producer, 100);
-	} while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !publisher->stop);
+			publish_hand_over(publisher, 0);
+		}
+	} while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !publisher->stop && !interrupt_requested());
 	return err;
 }
 

@@ -73,13 +73,16 @@ static int committer_print(struct publish_committer *committer, const struct pub
 	return failed ? EXIT_IO : 0;
 }
 
-/* One transaction for the batch, then its items on stdout. On failure
- * nothing of it is recorded. */
-static int committer_commit(struct publish_committer *committer, const struct publish_batch *batch)
+/* One transaction for the batch, then its items on stdout. *committed says
+ * whether the transaction was (the status alone cannot: a DB I/O error and a
+ * failed write to stdout after the commit are both EXIT_IO). */
+static int committer_commit(struct publish_committer *committer, const struct publish_batch *batch,
+	int *committed)
 {
 	char *recorded = calloc(batch->count ? batch->count : 1, 1);
 	int status;
 
+	*committed = 0;
 	if (!recorded)
 		return EXIT_INTERNAL;
 	status = db_begin_immediate(&committer->db);
@@ -90,10 +93,12 @@ static int committer_commit(struct publish_committer *committer, const struct pu
 	}
 	if (!status)
 		status = db_commit(&committer->db);
-	if (status)
+	if (status) {
 		db_rollback(&committer->db);
-	else
+	} else {
+		*committed = 1;
 		status = committer_print(committer, batch, recorded);
+	}
 	free(recorded);
 	return status;
 }
@@ -123,17 +128,17 @@ static void *committer_run(void *argument)
 	pthread_setname_np(pthread_self(), "committer");   /* for top -H and profilers */
 	pthread_mutex_lock(&committer->lock);
 	while ((batch = committer_next(committer))) {
-		int status;
+		int status, committed;
 
 		pthread_mutex_unlock(&committer->lock);
-		status = committer_commit(committer, batch);
+		status = committer_commit(committer, batch, &committed);
 		pthread_mutex_lock(&committer->lock);
-		if (!status || status == EXIT_IO) {   /* EXIT_IO: committed, not all printed */
-			committer->status = exitcode_worst(committer->status, status);
+		/* A failed commit also ends the reading (submit returns it). */
+		committer->status = exitcode_worst(committer->status, status);
+		if (committed) {
 			publish_batch_free(batch);
 			continue;
 		}
-		committer->status = exitcode_worst(committer->status, status);
 		batch->next = committer->retry;
 		committer->retry = batch;
 	}
@@ -141,9 +146,15 @@ static void *committer_run(void *argument)
 	committer->retry = NULL;
 	pthread_mutex_unlock(&committer->lock);
 	/* A DB locked too long may be free by now: each failed batch once more. */
-	for (batch = retry; batch; batch = batch->next)
-		if (committer_commit(committer, batch))
-			committer->unrecorded += (int64_t)batch->count;   /* joined before read */
+	for (batch = retry; batch; batch = batch->next) {
+		int committed, status = committer_commit(committer, batch, &committed);
+
+		pthread_mutex_lock(&committer->lock);
+		committer->status = exitcode_worst(committer->status, status);
+		if (!committed)
+			committer->unrecorded += (int64_t)batch->count;
+		pthread_mutex_unlock(&committer->lock);
+	}
 	publish_batch_free(retry);
 	return NULL;
 }

@@ -42,3 +42,20 @@ run qrpool-plan --dry-run --from 2030-01-01T00:00Z "$T/demand"
 like "no brokers configured: the estimate, with a warning" "$(cat "$T/err")" "kafka.brokers is not set"
 run qrpool-publish <"$T/items"
 is "publish without brokers is a config error" "$rc" 78
+
+# SIGTERM while the producer's queue is full (10 messages, each allowed 60 s
+# to find a broker): the run still ends within kafka.timeout, not when the
+# messages time out, and loses nothing.
+sed -i 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "3s"; properties = [ "queue.buffering.max.messages=10", "message.timeout.ms=60000" ]; };|' "$QRPOOL_CONFIG"
+qrpool-pending --state fetched >"$T/items"
+fetched=$(wc -l <"$T/items")
+started=$(date +%s)
+qrpool-publish <"$T/items" >"$T/out" 2>"$T/err" & pid=$!
+sleep 1
+kill -TERM "$pid"
+rc=0; wait "$pid" || rc=$?
+took=$(($(date +%s) - started))
+is "SIGTERM with the producer's queue full: exit 75" "$rc" 75
+ok "... within the 3 s timeout and the purge (took ${took} s)" test "$took" -le 8
+is "... nothing printed" "$(cat "$T/out")" ""
+is "... every code still fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" "$fetched"

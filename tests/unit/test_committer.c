@@ -1,0 +1,123 @@
+/* publish_committer.c: batches of confirmed deliveries recorded on the
+ * committer's thread; a batch whose commit fails (the disk full here) is
+ * tried once more at the end and, failing again, counted as delivered but
+ * unrecorded, its codes left 'fetched' and none of its lines printed. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exitcode.h"
+#include "publish_committer.h"
+#include "tap.h"
+
+#define CODES 3000
+
+static int64_t count_state(struct db *db, const char *state)
+{
+	sqlite3_stmt *stmt;
+	int64_t n = -1;
+
+	if (db_prepare(db, &stmt, "SELECT count(*) FROM codes WHERE state = ?"))
+		return -1;
+	sqlite3_bind_text(stmt, 1, state, -1, SQLITE_STATIC);
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		n = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	return n;
+}
+
+static void stage(struct db *db)
+{
+	char sql[200];
+
+	db_exec(db, "DELETE FROM codes");
+	db_exec(db, "BEGIN");
+	for (int i = 1; i <= CODES; i++) {
+		snprintf(sql, sizeof sql, "INSERT INTO codes (id, request_id, pool, state, created_at, "
+			"updated_at) VALUES (%d, 'rid%05d', 'p', 'fetched', 1, 1)", i, i);
+		db_exec(db, sql);
+	}
+	db_exec(db, "COMMIT");
+}
+
+static struct publish_batch *batch_of_all(void)
+{
+	struct publish_batch *batch = calloc(1, sizeof *batch);
+
+	batch->deliveries = calloc(CODES, sizeof *batch->deliveries);
+	batch->count = batch->capacity = CODES;
+	for (int i = 0; i < CODES; i++) {
+		struct publish_message *message = malloc(sizeof *message + 16);
+
+		message->code_id = i + 1;
+		message->drop_image = 0;
+		snprintf(message->line, 16, "rid%05d\tp", i + 1);
+		batch->deliveries[i] = (struct publish_delivery){ message, 0, i, 1 };
+	}
+	return batch;
+}
+
+/* Runs one batch through a committer; `limit` caps the DB's size (pages) on
+ * the committer's connection, so that the rows cannot grow. */
+static int run(struct config *config, int limit, struct publish_committer *committer, long *printed)
+{
+	FILE *out = tmpfile();
+	char pragma[64], line[64];
+	int status;
+
+	if ((status = publish_committer_start(committer, config, out)))
+		return status;
+	if (limit) {
+		snprintf(pragma, sizeof pragma, "PRAGMA max_page_count = %d", limit);
+		db_exec(&committer->db, pragma);
+	}
+	publish_committer_submit(committer, batch_of_all());
+	status = publish_committer_finish(committer);
+	rewind(out);
+	for (*printed = 0; fgets(line, sizeof line, out); )
+		(*printed)++;
+	fclose(out);
+	return status;
+}
+
+int main(void)
+{
+	char path[] = "/tmp/qrpool-test-committer.XXXXXX";
+	struct publish_committer committer;
+	struct config config;
+	struct db db;
+	long printed;
+	int pages;
+
+	close(mkstemp(path));
+	memset(&config, 0, sizeof config);
+	config.db_path = path;
+	config.busy_timeout_ms = 1000;
+	if (db_open(&db, path, 1000))
+		return 1;
+
+	stage(&db);
+	db_exec(&db, "PRAGMA wal_checkpoint(TRUNCATE)");
+	{
+		sqlite3_stmt *stmt;
+		db_prepare(&db, &stmt, "PRAGMA page_count");
+		sqlite3_step(stmt);
+		pages = sqlite3_column_int(stmt, 0);
+		sqlite3_finalize(stmt);
+	}
+	is_int(run(&config, pages, &committer, &printed), EXIT_IO, "disk full: exit 74");
+	is_int((int)committer.unrecorded, CODES, "every delivery counted as unrecorded");
+	is_int((int)committer.published, 0, "none counted as published");
+	is_int((int)printed, 0, "no line printed");
+	is_int((int)count_state(&db, "fetched"), CODES, "every code still fetched");
+
+	is_int(run(&config, 0, &committer, &printed), 0, "room again: exit 0");
+	is_int((int)committer.unrecorded, 0, "nothing unrecorded");
+	is_int((int)committer.published, CODES, "every delivery recorded");
+	is_int((int)printed, CODES, "every line printed");
+	is_int((int)count_state(&db, "published"), CODES, "every code published");
+
+	db_close(&db);
+	unlink(path);
+	return tap_done();
+}
