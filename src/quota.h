@@ -17,7 +17,8 @@
  * slowest answer let 0.1% of the calls past a boundary in bench-fetch). The
  * one after it is a fixed allowance for clock skew. Elsewhere a call is
  * charged to its own window only. A band call answered before the boundary
- * was counted in the window ending: its charge to the next one is credited
+ * (by more than the skew allowance, in case WeChat's clock is ahead) was
+ * counted in the window ending: its charge to the next one is credited
  * back to this process, to spend in that window. */
 #ifndef QRPOOL_QUOTA_H
 #define QRPOOL_QUOTA_H
