@@ -75,7 +75,7 @@ void quota_answered(struct quota *quota, const struct quota_slot *slot, int64_t 
  * is marked spent for all processes. Returns 0 or an exit code. */
 int quota_spent(struct quota *quota, int64_t sent_ms);
 
-/* Gives back the calls held (at the end of a run, or when idle). */
+/* Gives back the calls held (when the slot changes, and at the end of a run). */
 int quota_release(struct quota *quota, int64_t now_ms);
 
 int64_t quota_now_ms(void);
