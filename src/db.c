@@ -104,24 +104,31 @@ int db_schema_latest(void)
 	return schema_step_count ? schema_steps[schema_step_count - 1].version : 0;
 }
 
-int db_schema_version(struct db *db)
+/* The value of a pragma that reads one integer, or -1. */
+static int db_pragma_int(struct db *db, const char *pragma)
 {
 	sqlite3_stmt *stmt;
-	int version = -1;
+	int value = -1;
 
-	if (sqlite3_prepare_v2(db->handle, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db->handle, pragma, -1, &stmt, NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_step(stmt) == SQLITE_ROW)
-		version = sqlite3_column_int(stmt, 0);
+		value = sqlite3_column_int(stmt, 0);
 	sqlite3_finalize(stmt);
-	return version;
+	return value;
+}
+
+int db_schema_version(struct db *db)
+{
+	return db_pragma_int(db, "PRAGMA user_version");
 }
 
 /* Applies every step newer than the file's version, all in one transaction,
- * so a crash mid-migration leaves the old version intact. */
-static int db_migrate(struct db *db, double deadline)
+ * so a crash mid-migration leaves the old version intact. Sets *applied when
+ * it changed the schema. */
+static int db_migrate(struct db *db, double deadline, int *applied)
 {
-	int version, status;
+	int version, status, cookie;
 	char pragma[64];
 
 	version = db_schema_version(db);
@@ -147,18 +154,29 @@ static int db_migrate(struct db *db, double deadline)
 			return status;
 		}
 	}
+	/* A step may edit a table's text in sqlite_schema (007 does): only a new
+	 * schema_version makes other connections read the schema again. */
+	cookie = db_pragma_int(db, "PRAGMA schema_version");
+	snprintf(pragma, sizeof pragma, "PRAGMA schema_version = %d", cookie + 1);
+	status = cookie < 0 ? db_fail(db, sqlite3_errcode(db->handle), "reading schema_version") :
+		db_exec(db, pragma);
+	if (status) {
+		db_rollback(db);
+		return status;
+	}
 	snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", db_schema_latest());
 	if ((status = db_exec(db, pragma)) || (status = db_commit(db))) {
 		db_rollback(db);
 		return status;
 	}
+	*applied = 1;
 	return 0;
 }
 
 int db_open(struct db *db, const char *path, int64_t busy_timeout_ms)
 {
 	double deadline = db_now() + (double)busy_timeout_ms / 1000;
-	int rc, status;
+	int rc, status, migrated = 0;
 
 	memset(db, 0, sizeof *db);
 	db->path = path;
@@ -178,9 +196,16 @@ int db_open(struct db *db, const char *path, int64_t busy_timeout_ms)
 	    (status = db_exec_patiently(db, "PRAGMA synchronous = NORMAL", deadline)) ||
 	    (status = db_exec_patiently(db, "PRAGMA foreign_keys = ON", deadline)) ||
 	    (status = db_exec_patiently(db, "PRAGMA cache_size = -65536", deadline)) ||
-	    (status = db_migrate(db, deadline))) {
+	    (status = db_migrate(db, deadline, &migrated))) {
 		db_close(db);
 		return status;
+	}
+	if (migrated) {
+		/* This connection still holds the schema as it read it before the
+		 * migration (a table text edited in sqlite_schema is not read
+		 * again by the connection that edited it): start afresh. */
+		db_close(db);
+		return db_open(db, path, busy_timeout_ms);
 	}
 	return 0;
 }

@@ -167,16 +167,12 @@ static void committer_release(struct publish_committer *committer)
 	db_close(&committer->db);
 }
 
-/* Our only write to codes sets the literal 'published'. The schema's CHECK on
- * state is an IN list, which SQLite evaluates through a temporary index built
- * for every row: a third of the cost of recording a delivery. */
 static int committer_prepare(struct publish_committer *committer)
 {
 	struct db *db = &committer->db;
 	int status;
 
-	if ((status = db_exec(db, "PRAGMA ignore_check_constraints = ON")) ||
-	    (status = db_prepare(db, &committer->mark_published, "UPDATE codes SET "
+	if ((status = db_prepare(db, &committer->mark_published, "UPDATE codes SET "
 			"state = 'published', kafka_partition = ?, kafka_offset = ?, published_at = ?, "
 			"updated_at = ? WHERE id = ? AND state = 'fetched'")) ||
 	    (status = db_prepare(db, &committer->drop_image, "DELETE FROM images WHERE code_id = ?")))
