@@ -27,6 +27,7 @@
 #define FETCH_BACKOFF_MAX 30.0
 #define FETCH_RETRY_AFTER_MAX 300.0
 #define FETCH_WAIT_MAX 0.25         /* the loop looks at signals and deadlines this often */
+#define FETCH_HOLD_IDLE_MAX 1.0     /* seconds reserved calls may stay unused before going back */
 
 enum fetch_stop {
 	FETCH_RUNNING,
@@ -96,6 +97,7 @@ struct fetcher {
 	double stop_at;
 	int status;                   /* the worst exit status so far */
 	double wake_at;               /* a call waits for the token or the quota until then */
+	double quota_used_at;         /* when a call last took quota */
 	int64_t spent_window;         /* the last window logged as spent */
 	uint64_t random;              /* backoff jitter */
 	int pending_output;           /* passed-through lines not flushed yet */
@@ -494,6 +496,23 @@ static int fetch_may_call(struct fetcher *f, double now)
 	return status;
 }
 
+/* Calls reserved but left unused for a while (every item waits for a retry,
+ * the token, or more input) go back to the ledger for other runs; otherwise
+ * they would be lost to all until this run's slot changes. */
+static void fetch_release_idle_quota(struct fetcher *f, double now)
+{
+	double idle = (double)f->config->wechat.quota_minute_ms / 1000 / 20;
+	int status;
+
+	if (idle > FETCH_HOLD_IDLE_MAX)
+		idle = FETCH_HOLD_IDLE_MAX;
+	if (!f->quota.held || now - f->quota_used_at < idle)
+		return;
+	log_debug("giving back %d unused calls of quota", f->quota.held);
+	if ((status = quota_release(&f->quota, quota_now_ms())))
+		fetch_fail(f, status);
+}
+
 static void fetch_start_calls(struct fetcher *f)
 {
 	double now = db_now();
@@ -514,7 +533,9 @@ static void fetch_start_calls(struct fetcher *f)
 			fetch_fail(f, status);
 			break;
 		}
+		f->quota_used_at = now;
 	}
+	fetch_release_idle_quota(f, now);
 }
 
 /* --- input ------------------------------------------------------------------ */

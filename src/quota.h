@@ -75,7 +75,8 @@ void quota_answered(struct quota *quota, const struct quota_slot *slot, int64_t 
  * is marked spent for all processes. Returns 0 or an exit code. */
 int quota_spent(struct quota *quota, int64_t sent_ms);
 
-/* Gives back the calls held (when the slot changes, and at the end of a run). */
+/* Gives back the calls held (when the slot changes, at the end of a run, and
+ * when the run leaves them unused for a while). */
 int quota_release(struct quota *quota, int64_t now_ms);
 
 int64_t quota_now_ms(void);

@@ -76,3 +76,25 @@ stats windows >/dev/null
 is "--reserve 220 of 250: no window charged more than 30" "$(windows_over 30)" 0
 run qrpool-fetch --reserve 250 </dev/null
 is "--reserve leaving nothing of the quota: exit 64" "$rc" 64
+
+# --- calls reserved and left unused go back while the run idles ----------------------
+# A budget of 1000 a minute reserves 10 calls at a time. One item is fetched,
+# then the input stays open with nothing more: the 9 unused calls go back to
+# the ledger for other runs, not at the end of the minute or of the run.
+start_fake idle --minute 60s --quota 5000 --latency 5
+QUOTA=1000 RESERVE=0
+config_for 'quota_minute = "60s"; concurrency = 4;'
+: >"$T/items"; plan poster 1
+mkfifo "$T/idle.in"
+qrpool-fetch <"$T/idle.in" >"$T/idle.out" 2>"$T/idle.err" & idle_pid=$!
+exec 7>"$T/idle.in"
+cat "$T/items" >&7
+tries=0
+until [ -s "$T/idle.out" ] || [ $tries -gt 100 ]; do sleep 0.05; tries=$((tries + 1)); done
+sleep 1.6   # more than the idle time allowed (1 s, a twentieth of a 60 s minute at most)
+taken=$(sql "SELECT max(taken) FROM quota_windows")
+exec 7>&-
+rc=0; wait $idle_pid || rc=$?
+is "idle: exit 0" "$rc" 0
+is "idle: the item was fetched" "$(cat "$T/idle.out")" "$(cat "$T/items")"
+is "idle: while the run waits for input, the ledger holds only the call made" "$taken" 1
