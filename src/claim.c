@@ -1,5 +1,7 @@
 #include "claim.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,6 +22,8 @@
  * usable code): its offset is committed and the next one is tried. */
 #define CLAIM_SKIPPED 1
 
+#define CLAIM_TICK_MS 250   /* waiting for input, signals are looked at this often */
+
 struct claim {
 	const struct claim_options *options;
 	const struct config *config;
@@ -29,6 +33,7 @@ struct claim {
 	struct cache cache;
 	struct consumer consumer;
 	int dir_fd;
+	int in_fd;
 	long line_number;
 	long first_unbound;           /* the line of the first record not bound */
 	int64_t records, bound, redelivered, unusable, bad_lines, not_cached;
@@ -48,13 +53,10 @@ static int claim_key_ok(const rd_kafka_message_t *message, char id[RID_SCENE_MAX
 }
 
 /* Why this message cannot be handed out, or NULL; sets *extension. */
-static const char *claim_unusable(const struct claim *claim, const rd_kafka_message_t *message,
-	const char **extension)
+static const char *claim_unusable(const rd_kafka_message_t *message, const char **extension)
 {
-	char type[64], digest[SHA256_HEX_SIZE + 1], actual[SHA256_HEX_SIZE], pool[128];
+	char type[64], digest[SHA256_HEX_SIZE + 1], actual[SHA256_HEX_SIZE];
 
-	if (consumer_header(message, "pool", pool, sizeof pool) && strcmp(pool, claim->pool->name))
-		return "its pool header names another pool";
 	*extension = imagefile_extension(consumer_header(message, "content-type", type, sizeof type),
 		message->payload, message->len);
 	if (!*extension)
@@ -82,13 +84,21 @@ static int claim_print(struct claim *claim, const struct imagefile *file, const 
  * anywhere leaves no visible file without a binding. */
 static int claim_take(struct claim *claim, const rd_kafka_message_t *message, const char *params)
 {
-	char id[RID_SCENE_MAX + 1];
+	char id[RID_SCENE_MAX + 1], pool[128];
 	const char *extension = NULL, *why = "its key is not a request id that can name a file";
 	struct binding binding;
 	struct imagefile file;
 	int status;
 
-	if (!claim_key_ok(message, id) || (why = claim_unusable(claim, message, &extension))) {
+	if (consumer_header(message, "pool", pool, sizeof pool) && strcmp(pool, claim->pool->name)) {
+		/* Not a bad message but a topic shared by two pools (a pool renamed,
+		 * its topic kept?): skipping would consume the other pool's codes. */
+		log_error("pool %s: partition %d offset %lld holds a code of pool %s: is topic %s "
+			"shared with it? nothing more is taken", claim->pool->name, (int)message->partition,
+			(long long)message->offset, pool, claim->pool->topic);
+		return EXIT_CONFIG;
+	}
+	if (!claim_key_ok(message, id) || (why = claim_unusable(message, &extension))) {
 		log_warn("pool %s: partition %d offset %lld: skipped: %s", claim->pool->name,
 			(int)message->partition, (long long)message->offset, why);
 		claim->unusable++;
@@ -141,6 +151,36 @@ static int claim_bind_next(struct claim *claim, const char *params)
 	}
 }
 
+/* The read function under claim's input. Before it waits for a record, the
+ * offsets of the codes bound so far are committed: a member idle longer than
+ * max.poll.interval.ms is put out of the group, and its partitions must not
+ * carry bound codes to the online services. It waits in short polls, so
+ * SIGINT/SIGTERM stop a run whose input is an idle pipe. */
+static ssize_t claim_read_input(void *cookie, char *buffer, size_t size)
+{
+	struct claim *claim = cookie;
+	int waited = 0;
+
+	for (;;) {
+		struct pollfd input = { claim->in_fd, POLLIN, 0 };
+		int ready;
+
+		if (interrupt_requested()) {
+			errno = EINTR;
+			return -1;
+		}
+		ready = poll(&input, 1, waited ? CLAIM_TICK_MS : 0);
+		if (ready > 0) {
+			ssize_t got = read(claim->in_fd, buffer, size);
+			if (got >= 0 || errno != EINTR)
+				return got;
+		} else if (ready < 0 && errno != EINTR)
+			return -1;
+		else if (!waited++ && claim->consumer.handle)
+			consumer_commit(&claim->consumer);   /* retried at the end if it failed */
+	}
+}
+
 /* Reads the next record. 1 with *params (malloc'd), 0 at the end, or an exit
  * code. Bad lines are reported and skipped: no code is taken for them. */
 static int claim_read_record(struct claim *claim, FILE *in, char **line, size_t *capacity,
@@ -149,6 +189,8 @@ static int claim_read_record(struct claim *claim, FILE *in, char **line, size_t 
 	ssize_t length;
 	char why[200];
 
+	if (interrupt_requested())
+		return CONSUMER_STOPPED;
 	while ((length = getline(line, capacity, in)) >= 0) {
 		claim->line_number++;
 		if (length && (*line)[length - 1] == '\n')
@@ -251,18 +293,26 @@ static void claim_close(struct claim *claim, int status)
 
 int claim_run(const struct claim_options *options, const struct config *config, FILE *in)
 {
-	struct claim claim = { .options = options, .config = config, .dir_fd = -1 };
+	static const cookie_io_functions_t input_functions = { .read = claim_read_input };
+	struct claim claim = { .options = options, .config = config, .dir_fd = -1,
+		.in_fd = fileno(in) };
+	FILE *polled = fopencookie(&claim, "r", input_functions);
 	int status, commit_failed;
 
 	claim.pool = config_pool(config, options->pool);
-	if (!(status = claim_open(&claim)))
-		status = claim_loop(&claim, in);
+	if (!polled) {
+		log_error("reading stdin: %s", strerror(errno));
+		status = EXIT_INTERNAL;
+	} else if (!(status = claim_open(&claim)))
+		status = claim_loop(&claim, polled);
+	if (polled)
+		fclose(polled);
 	/* Every binding is committed to the DB by now; only then the offsets. */
 	commit_failed = claim.consumer.handle && consumer_commit(&claim.consumer);
 	if (commit_failed)
-		log_error("the %lld codes bound are recorded and will be skipped when they come back, "
-			"but until qrpool-claim runs again and commits, the group may hand them out",
-			(long long)claim.bound);
+		log_error("the %lld codes bound are recorded, and qrpool-claim skips them when they "
+			"come back, but some offsets are not committed: until it runs again and "
+			"commits past them, the group may hand them out", (long long)claim.bound);
 	status = claim_summarise(&claim, status);
 	if (commit_failed)
 		status = exitcode_worst(status, EXIT_TEMPFAIL);

@@ -254,6 +254,18 @@ static int config_load_token(const struct config_reader *reader, const config_se
 	return 0;
 }
 
+/* Names that go into file names, Kafka topics and metric labels as they are. */
+static int config_name_ok(const char *name)
+{
+	if (!*name || strlen(name) > 100)
+		return 0;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '-' || *p == '_' || *p == '.'))
+			return 0;
+	return 1;
+}
+
 static int config_load_wechat(const struct config_reader *reader, config_t *cf, struct config *config)
 {
 	static const char *const keys[] = { "appid", "secret", "secret_file", "api_base", "token",
@@ -285,6 +297,10 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 		return status;
 	if (!group)
 		return 0;
+	if (w->appid && !config_name_ok(w->appid))
+		return config_error_at(reader, config_setting_get_member(group, "appid"),
+			"appid '%s' must be letters, digits, '-', '_' or '.' (a WeChat appid is wx and "
+			"16 hex digits)", w->appid);
 	if (w->reserve_per_minute >= w->quota_per_minute)
 		return config_error_at(reader, config_setting_get_member(group, "reserve_per_minute"),
 			"reserve_per_minute (%d) leaves nothing of quota_per_minute (%d)",
@@ -395,16 +411,6 @@ static int config_load_redis(const struct config_reader *reader, config_t *cf, s
 	return config_check_password(reader, group, r);
 }
 
-static int config_pool_name_ok(const char *name)
-{
-	if (!*name || strlen(name) > 100)
-		return 0;
-	for (const char *p = name; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '-' || *p == '_' || *p == '.'))
-			return 0;
-	return 1;
-}
 
 static int config_load_wechat_pool(const struct config_reader *reader, const config_setting_t *group,
 	struct pool_config *pool)
@@ -488,7 +494,7 @@ static int config_load_pool(const struct config_reader *reader, const config_set
 	    (status = config_get_string(reader, group, "source", NULL, &source)))
 		goto out;
 	status = EXIT_CONFIG;
-	if (!pool->name || !config_pool_name_ok(pool->name)) {
+	if (!pool->name || !config_name_ok(pool->name)) {
 		config_error_at(reader, group, "a pool needs a name of letters, digits, '-', '_' or '.'");
 		goto out;
 	}

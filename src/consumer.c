@@ -41,7 +41,7 @@ static void consumer_track(struct consumer *consumer, const rd_kafka_topic_parti
 			consumer->partitions[at] = consumer->partitions[--consumer->partition_count];
 		if (add && at == consumer->partition_count && at < consumer->partition_capacity)
 			consumer->partitions[consumer->partition_count++] =
-				(struct consumer_partition){ parts->elems[i].partition, 0 };
+				(struct consumer_partition){ parts->elems[i].partition, 0, -1 };
 	}
 	consumer->all_at_end_since = 0;
 }
@@ -58,6 +58,47 @@ static int consumer_reserve(struct consumer *consumer, int count)
 		return -1;
 	consumer->partitions = grown;
 	consumer->partition_capacity = need;
+	return 0;
+}
+
+/* Whether the group's committed offsets already cover every code we finished
+ * (the commits sent after each code may have done it when a last synchronous
+ * one fails, say while the group rebalances). */
+static int consumer_covered(struct consumer *consumer)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(
+		consumer->partition_count ? (int)consumer->partition_count : 1);
+	int covered = 1;
+
+	for (size_t i = 0; i < consumer->partition_count; i++)
+		if (consumer->partitions[i].stored >= 0)
+			rd_kafka_topic_partition_list_add(list, consumer->pool->topic,
+				consumer->partitions[i].id);
+	if (list->cnt && rd_kafka_committed(consumer->handle, list,
+			consumer->timeout_ms > 10000 ? 10000 : (int)consumer->timeout_ms))
+		covered = 0;
+	for (int i = 0; covered && i < list->cnt; i++) {
+		struct consumer_partition *partition = NULL;
+		for (size_t j = 0; j < consumer->partition_count && !partition; j++)
+			if (consumer->partitions[j].id == list->elems[i].partition)
+				partition = &consumer->partitions[j];
+		covered = !list->elems[i].err && partition &&
+			list->elems[i].offset >= partition->stored;
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+	return covered;
+}
+
+static int consumer_commit_now(struct consumer *consumer, const char *when)
+{
+	rd_kafka_resp_err_t err = rd_kafka_commit(consumer->handle, NULL, 0);
+
+	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET && !consumer_covered(consumer)) {
+		log_error("kafka %s: committing the offsets of pool %s%s%s: %s", consumer->brokers,
+			consumer->pool->name, *when ? " " : "", when, rd_kafka_err2str(err));
+		return EXIT_TEMPFAIL;
+	}
+	consumer->stored = 0;
 	return 0;
 }
 
@@ -81,9 +122,20 @@ static void consumer_rebalance(rd_kafka_t *handle, rd_kafka_resp_err_t err,
 		return;
 	}
 	/* Partitions we lose go to the online services: what we bound on them
-	 * must be committed first, or they would hand those codes out again. */
-	consumer_commit(consumer);
+	 * must be committed first, or they would hand those codes out again.
+	 * Lost ones (we were thrown out of the group) cannot be committed to. */
+	if (consumer->stored && (rd_kafka_assignment_lost(handle) ?
+	    !consumer_covered(consumer) :
+	    consumer_commit_now(consumer, "before handing partitions back") != 0)) {
+		log_error("pool %s: partitions went back to the group before the offsets of codes "
+			"bound on them were committed", consumer->pool->name);
+		consumer->commit_lost = 1;
+		consumer->stored = 0;
+	}
 	consumer_track(consumer, parts, 0);
+	/* Until the group assigns again, an empty partition list is no empty pool. */
+	if (!consumer->partition_count)
+		consumer->assigned = 0;
 	if (cooperative)
 		rd_kafka_error_destroy(rd_kafka_incremental_unassign(handle, parts));
 	else
@@ -206,8 +258,11 @@ static int consumer_give_up(struct consumer *consumer, int64_t wait_ms, double n
 				consumer->pool->topic);
 		return CONSUMER_EMPTY;
 	}
+	/* Silence is a sign of trouble only while something should come: at the
+	 * end of every partition, no event comes, and --wait decides. */
 	if ((!consumer->assigned && consumer->brokers_down) ||
-	    (now - consumer->last_progress) * 1000 >= (double)consumer->timeout_ms) {
+	    (!consumer->all_at_end_since &&
+	     (now - consumer->last_progress) * 1000 >= (double)consumer->timeout_ms)) {
 		log_error("kafka %s: no answer%s: cannot take codes from pool %s", consumer->brokers,
 			consumer->brokers_down ? " (all brokers down)" : "", consumer->pool->name);
 		return EXIT_TEMPFAIL;
@@ -217,6 +272,8 @@ static int consumer_give_up(struct consumer *consumer, int64_t wait_ms, double n
 
 int consumer_next(struct consumer *consumer, int64_t wait_ms, rd_kafka_message_t **message)
 {
+	/* The time spent waiting for input says nothing of Kafka. */
+	consumer->last_progress = consumer_now();
 	for (;;) {
 		rd_kafka_message_t *event;
 		double now;
@@ -242,8 +299,9 @@ int consumer_next(struct consumer *consumer, int64_t wait_ms, rd_kafka_message_t
 	}
 }
 
-int consumer_done(struct consumer *consumer, const rd_kafka_message_t *message)
+void consumer_done(struct consumer *consumer, const rd_kafka_message_t *message)
 {
+	struct consumer_partition *partition;
 	rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_resp_err_t err;
 
@@ -256,28 +314,25 @@ int consumer_done(struct consumer *consumer, const rd_kafka_message_t *message)
 		 * see the code again and find it bound. */
 		log_info("storing offset %lld of partition %d: %s", (long long)message->offset,
 			(int)message->partition, rd_kafka_err2str(err));
-		return 0;
+		return;
 	}
-	/* A failed commit here is retried by the next one, which covers it. */
-	if (++consumer->stored >= CONSUMER_COMMIT_EVERY && consumer_commit(consumer))
-		log_warn("will retry the commit");
-	return 0;
+	consumer->stored++;
+	if ((partition = consumer_partition(consumer, message->partition)))
+		partition->stored = message->offset + 1;
+	/* Sent now, not waited for: a failure is logged by librdkafka's commit
+	 * callback, and the next synchronous commit (before waiting for input,
+	 * before handing partitions back, at the end) covers it. */
+	err = rd_kafka_commit(consumer->handle, NULL, 1);
+	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		log_info("kafka: committing offset %lld of partition %d: %s", (long long)message->offset,
+			(int)message->partition, rd_kafka_err2str(err));
 }
 
 int consumer_commit(struct consumer *consumer)
 {
-	rd_kafka_resp_err_t err;
-
-	if (!consumer->stored)
-		return 0;
-	err = rd_kafka_commit(consumer->handle, NULL, 0);
-	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-		log_error("kafka %s: committing the offsets of pool %s: %s", consumer->brokers,
-			consumer->pool->name, rd_kafka_err2str(err));
+	if (consumer->stored && consumer_commit_now(consumer, ""))
 		return EXIT_TEMPFAIL;
-	}
-	consumer->stored = 0;
-	return 0;
+	return consumer->commit_lost ? EXIT_TEMPFAIL : 0;
 }
 
 void consumer_close(struct consumer *consumer)

@@ -11,10 +11,6 @@
 
 #include "config.h"
 
-/* Offsets committed after this many finished codes, and at the end: a crash
- * redelivers at most this many, which are recognised as bound and skipped. */
-#define CONSUMER_COMMIT_EVERY 50
-
 /* consumer_next's answers besides 0 (a message) and exit codes. */
 #define CONSUMER_EMPTY 1
 #define CONSUMER_STOPPED 2
@@ -22,6 +18,7 @@
 struct consumer_partition {
 	int32_t id;
 	int at_end;                   /* caught up with the end offset */
+	int64_t stored;               /* the offset to commit (past our last code), or -1 */
 };
 
 struct consumer {
@@ -31,11 +28,12 @@ struct consumer {
 	int64_t timeout_ms;           /* kafka.timeout: silence this long = unreachable */
 	struct consumer_partition *partitions;
 	size_t partition_count, partition_capacity;
-	int assigned;                 /* the group has given us an assignment */
+	int assigned;                 /* we hold an assignment (maybe of no partition) */
 	double last_progress;         /* monotonic seconds of the last sign of life */
 	double all_at_end_since;      /* 0 while some partition may hold codes */
 	int brokers_down;             /* set by the error callback */
 	int stored;                   /* offsets stored since the last commit */
+	int commit_lost;              /* partitions went to others with offsets not committed */
 };
 
 /* Joins the pool's group (subscribes to its topic). The struct must stay in
@@ -50,10 +48,14 @@ int consumer_open(struct consumer *consumer, const struct config *config,
  * CONSUMER_STOPPED on SIGINT/SIGTERM; EXIT_TEMPFAIL when Kafka does not answer. */
 int consumer_next(struct consumer *consumer, int64_t wait_ms, rd_kafka_message_t **message);
 
-/* Marks `message` finished: its offset will be committed. 0 or an exit code. */
-int consumer_done(struct consumer *consumer, const rd_kafka_message_t *message);
+/* Marks `message` finished: its offset is stored and committed at once,
+ * asynchronously (the online services share the group: a partition handed to
+ * one of them must not carry a bound code past its committed offset). */
+void consumer_done(struct consumer *consumer, const rd_kafka_message_t *message);
 
-/* Commits every finished offset, synchronously. 0 or EXIT_TEMPFAIL (logged). */
+/* Commits every finished offset, synchronously. 0 or EXIT_TEMPFAIL (logged).
+ * Also EXIT_TEMPFAIL, with nothing more to commit, when partitions were taken
+ * from us before their offsets could be committed (consumer->commit_lost). */
 int consumer_commit(struct consumer *consumer);
 
 /* Leaves the group and frees everything (commit first). */

@@ -80,7 +80,7 @@ int resolve_flush(struct resolver *resolver, FILE *out)
 {
 	const char *ids[RESOLVE_BATCH];
 	char *values[RESOLVE_BATCH];
-	int status;
+	int status, written = 0;
 
 	for (size_t i = 0; i < resolver->count; i++)
 		ids[i] = resolver->ids[i];
@@ -88,13 +88,14 @@ int resolve_flush(struct resolver *resolver, FILE *out)
 	for (size_t i = 0; i < resolver->count; i++)
 		resolver->from_cache += values[i] != NULL;
 	status = resolve_misses(resolver, values);
+	/* What is known is printed even when the database failed for the rest. */
 	for (size_t i = 0; i < resolver->count; i++) {
-		if (!status && values[i] && fprintf(out, "%s\t%s\n", ids[i], values[i]) < 0)
-			status = EXIT_IO;
+		if (!written && values[i] && fprintf(out, "%s\t%s\n", ids[i], values[i]) < 0)
+			written = EXIT_IO;
 		free(values[i]);
 	}
 	resolver->count = 0;
-	return status;
+	return exitcode_worst(status, written);
 }
 
 int resolve_add(struct resolver *resolver, const char *id, FILE *out)

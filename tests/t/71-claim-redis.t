@@ -83,3 +83,12 @@ write_claim_config redis "password = \"inline-pass-do-not-log\";"
 run qrpool-resolve --dump-config
 like "an inline password is masked" "$(cat "$T/out")" 'password = "\*\*\*\*\*\*\*\*";'
 is "and never printed" "$(grep -c inline-pass-do-not-log "$T/out")" 0
+
+# The database failing does not hide what Redis knows: cached ids are printed.
+printf 'redis-pass-do-not-log\n' >"$T/redis-pass"
+write_claim_config redis "password_file = \"$T/redis-pass\";"
+rcli --no-auth-warning -a redis-pass-do-not-log SET qr:CachedId00000001 '{"a":1}' >/dev/null
+sed "s|path = \"[^\"]*\"|path = \"$T/no-such-dir/staging.db\"|" "$QRPOOL_CONFIG" >"$T/nodb.cfg"
+run qrpool-resolve -c "$T/nodb.cfg" CachedId00000001 MissingId0000001
+is "DB unusable: exit 74" "$rc" 74
+is "DB unusable: the cached id is still printed" "$(cat "$T/out")" 'CachedId00000001	{"a":1}'

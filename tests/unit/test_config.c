@@ -89,6 +89,8 @@ static void test_refusals(void)
 		{ "wechat = { appid = \"a\"; quota_per_minute = 10; reserve_per_minute = 10; };\n" POOLS,
 		  "leaves nothing", "a reserve eating the whole quota" },
 		{ "pools = ( { name = \"p\" source = \"x\"; } );\n", "qrpool.cfg:1:", "a syntax error" },
+		{ "wechat = { appid = \"wx\\\"} 1\"; };\n" POOLS, "qrpool.cfg:1: appid 'wx\"} 1' must be",
+		  "an appid that would break a metric label" },
 	};
 	char logged[2048];
 

@@ -1,0 +1,91 @@
+#!/bin/sh
+# qrpool-claim as a member of the online services' consumer group: offsets
+# committed at once, so a partition that moves to another member never
+# carries a bound code; an idle stdin neither loses the offsets nor ignores a
+# signal; the end of the pool is told from a rebalance and from silence; a
+# code of another pool stops the run instead of being consumed.
+. "${0%/*}/lib.sh"
+. "${0%/*}/claim.sh"
+start_kafka
+write_claim_config
+
+# --- a code of another pool in the topic: stop, take nothing past it ------------
+publish_codes 2 card
+printf '%s\t\377\330\377\340JFIF-x\n' WrongPool0000001 |
+  kcat -b "$KAFKA_BROKERS" -P -t qrpool.card -K '	' -H content-type=image/jpeg -H pool=poster
+publish_codes 1 card
+records 4 | { run qrpool-claim --pool card --out "$T/codes1" --wait 300ms; echo "$rc" >"$T/rc"; }
+is "another pool's code: exit 78" "$(cat "$T/rc")" 78
+like "another pool's code: named, with where it is" "$(cat "$T/err")" \
+  "partition 0 offset 2 holds a code of pool poster: is topic qrpool.card shared with it\\?"
+is "another pool's code: the codes before it bound" "$(wc -l <"$T/out")" 2
+is "another pool's code: not committed past" "$(committed_total card)" 2
+
+# --- stdin idle longer than max.poll.interval.ms ---------------------------------
+# The member is put out of the group while it waits: what it bound is already
+# committed, and it joins again for the next record.
+sed -i 's|"heartbeat.interval.ms=500" ]|"heartbeat.interval.ms=500", "max.poll.interval.ms=6000" ]|' \
+  "$QRPOOL_CONFIG"
+publish_codes 6
+{ records 1 1; sleep 9; records 1 2; } |
+  { run qrpool-claim --pool poster --out "$T/codes2" --wait 300ms; echo "$rc" >"$T/rc"; }
+is "idle stdin: exit 0" "$(cat "$T/rc")" 0
+is "idle stdin: both records bound" "$(wc -l <"$T/out")" 2
+is "idle stdin: both offsets committed" "$(committed_total)" 2
+write_claim_config
+
+# --- SIGTERM while stdin is an idle pipe ------------------------------------------
+mkfifo "$T/fifo"
+rm -f "$T/out"
+{ records 1 3; sleep 20; } >"$T/fifo" & feeder=$!
+at_exit "kill $feeder 2>/dev/null"
+qrpool-claim --pool poster --out "$T/codes3" --wait 300ms <"$T/fifo" >"$T/out" 2>"$T/err" & claim=$!
+i=0
+until [ -s "$T/codes3/$(cut -f1 "$T/out" 2>/dev/null).jpg" ] || [ $i -gt 200 ]; do
+  sleep 0.05; i=$((i + 1))
+done
+kill -TERM $claim
+started=$(date +%s)
+rc=0; wait $claim || rc=$?
+is "SIGTERM, stdin idle: exit 75" "$rc" 75
+ok "SIGTERM, stdin idle: stops at once, not when the input ends" [ $(($(date +%s) - started)) -le 3 ]
+like "SIGTERM, stdin idle: says so" "$(cat "$T/err")" "interrupted: bound 1 code; line 2 and after"
+is "SIGTERM, stdin idle: the code bound is committed" "$(committed_total)" 3
+kill $feeder 2>/dev/null || true
+
+# --- --wait longer than kafka.timeout (8 s: the mock keeps a group joining for a
+# departed member's session, 6 s): at the end of every partition, silence is
+# the pool being empty, not Kafka being down ---------------------------------------
+sed -i 's/timeout = "15s"/timeout = "8s"/' "$QRPOOL_CONFIG"
+records 5 10 | { run qrpool-claim --pool poster --out "$T/codes4" --wait 10s; echo "$rc" >"$T/rc"; }
+is "--wait 10s, kafka.timeout 8s: exit 75" "$(cat "$T/rc")" 75
+is "--wait 10s, kafka.timeout 8s: the 3 codes left bound" "$(wc -l <"$T/out")" 3
+like "--wait 10s, kafka.timeout 8s: the pool is empty" "$(cat "$T/err")" \
+  "pool poster is empty: bound 3 codes; line 4 and after were not bound"
+write_claim_config
+
+# --- an online member joins while claim runs ------------------------------------------
+# The group takes partitions from claim: no code claim bound may reach the
+# other member, and a rebalance is not an empty pool.
+publish_codes 40
+before=$(committed_total)
+{ for i in $(seq 1 16); do records 1 $((100 + i)); sleep 0.4; done; } |
+  { run qrpool-claim --pool poster --out "$T/codes5" --wait 3s; echo "$rc" >"$T/rc"; } &
+pipeline=$!
+sleep 2
+timeout 15 kcat -q -b "$KAFKA_BROKERS" -G qrpool-online.poster -X enable.auto.commit=false \
+  -X session.timeout.ms=6000 -f '%k\n' qrpool.poster >"$T/online" 2>/dev/null &
+online=$!
+wait $pipeline
+wait $online || true
+rc=$(cat "$T/rc")
+ok "rebalance: exit 0, or 75 saying some offsets are not committed (rc $rc)" \
+  [ "$rc" -eq 0 -o "$rc" -eq 75 ]
+[ "$rc" -eq 0 ] || like "rebalance: the 75 is the commit" "$(cat "$T/err")" "some offsets are not committed"
+is "rebalance: every record bound" "$(wc -l <"$T/out")" 16
+ok "rebalance: not taken for an empty pool" -- sh -c "! grep -q 'is empty' '$T/err'"
+sql 'SELECT request_id FROM bindings' | sort >"$T/bound"
+sort -u "$T/online" >"$T/online.sorted"
+ok "rebalance: the other member got codes ($(wc -l <"$T/online.sorted"))" [ -s "$T/online" ]
+is "rebalance: none of them bound by claim, in this run or before" \
+  "$(comm -12 "$T/bound" "$T/online.sorted" | wc -l)" 0
