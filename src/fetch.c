@@ -238,7 +238,6 @@ static void fetch_retry(struct fetcher *f, struct fetch_job *job, const struct w
 
 	job->failures++;
 	fetch_note_error(job, answer);
-	f->counts.retried++;
 	if (++f->consecutive_failures >= f->failure_limit && f->stop == FETCH_RUNNING) {
 		log_error("%d calls in a row failed (last: %s): no new calls, items stay planned",
 			f->consecutive_failures, answer->message);
@@ -252,6 +251,7 @@ static void fetch_retry(struct fetcher *f, struct fetch_job *job, const struct w
 		fetch_leave(f, job);
 		return;
 	}
+	f->counts.retried++;
 	log_info("%s: %s; retrying", job->request_id, answer->message);
 	/* Jittered (half to all of the delay), so the retries of a burst do not
 	 * come back together. */
@@ -486,6 +486,13 @@ static int fetch_may_call(struct fetcher *f, double now)
 		fetch_stop_all_pools(f, f->token.failure.message);
 		return 1;
 	}
+	if (status == TOKEN_GAVE_UP) {
+		/* As when calls keep failing: the rest stays planned for a rerun. */
+		log_error("no access token: %s: no new calls, items stay planned",
+			f->token.failure.message);
+		f->stop = FETCH_FAILING;
+		return EXIT_TEMPFAIL;
+	}
 	if (status) {
 		log_error("no access token: %s", f->token.failure.message);
 		return status;
@@ -659,8 +666,22 @@ static void fetch_flush(struct fetcher *f, int force)
 	int status = 0;
 
 	if (f->batch.count && (force || f->batch.count >= FETCH_BATCH_MAX ||
-	    db_now() - f->batch_since >= FETCH_BATCH_AGE))
-		status = store_flush(&f->store, &f->batch, f->out);
+	    db_now() - f->batch_since >= FETCH_BATCH_AGE)) {
+		/* At the end a locked DB is waited out a few times, then the
+		 * batch is lost (its codes stay planned, to fetch again). */
+		for (int tries = force ? 3 : 1;
+		     (status = store_flush(&f->store, &f->batch, f->out)) == STORE_BUSY && --tries;)
+			;
+		if (status == STORE_BUSY && !force) {
+			log_warn("the staging DB is locked by another process: %zu outcomes wait for "
+				"their commit", f->batch.count);
+			status = 0;
+		} else if (status == STORE_BUSY) {
+			log_error("the staging DB stayed locked: %zu outcomes not recorded (their codes "
+				"stay planned)", f->batch.count);
+			status = EXIT_TEMPFAIL;
+		}
+	}
 	else if (f->pending_output && fflush(f->out)) {
 		log_error("writing to stdout: %s", strerror(errno));
 		status = EXIT_IO;

@@ -16,6 +16,10 @@ void interrupt_install(void)
 
 	memset(&action, 0, sizeof action);
 	action.sa_handler = interrupt_on_stop;
+	/* A write blocked on a full pipe goes on (the next stage is only slow):
+	 * failing it with EINTR would lose lines already committed. Waits that
+	 * must notice the signal are poll/epoll_wait/nanosleep, never restarted. */
+	action.sa_flags = SA_RESTART;
 	sigemptyset(&action.sa_mask);
 	sigaction(SIGINT, &action, NULL);
 	sigaction(SIGTERM, &action, NULL);

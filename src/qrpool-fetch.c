@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "db.h"
 #include "exitcode.h"
 #include "fetch.h"
 #include "interrupt.h"
@@ -84,7 +85,7 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 		case OPT_FOR:
 			if (parse_duration_ms(optarg, &ms, why))
 				return cli_usage_error("--for: %s", why);
-			fetch_set_deadline(&cli->run, (double)time(NULL) + (double)ms / 1000);
+			fetch_set_deadline(&cli->run, db_now() + (double)ms / 1000);
 			break;
 		case OPT_RESERVE:
 			if (parse_int64(optarg, 0, 10000000, &cli->reserve, why))

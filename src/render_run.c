@@ -469,11 +469,22 @@ static int render_run_take_slot(const struct render_run *run, struct render_writ
 		slot->image.bytes, slot->image.size, 1);
 }
 
-static void render_run_commit(struct render_run *run, struct render_writer *writer)
+/* A batch the DB's lock kept out waits for the next commit, unless this is
+ * the last one (`over`). */
+static void render_run_commit(struct render_run *run, struct render_writer *writer, int over)
 {
 	size_t count = writer->batch.count;
 	int status = store_flush(&writer->store, &writer->batch, stdout);
 
+	if (status == STORE_BUSY && !over) {
+		log_warn("the staging DB is locked by another process: %zu rendered codes wait "
+			"for their commit", count);
+		return;
+	}
+	if (status == STORE_BUSY) {
+		store_batch_free(&writer->batch);
+		status = EXIT_TEMPFAIL;
+	}
 	if (status)
 		log_error("a batch of %zu rendered codes failed; those it did not commit stay "
 			"planned for a rerun", count);
@@ -487,7 +498,7 @@ static void render_run_take(struct render_run *run, struct render_writer *writer
 		render_run_note(run, writer, render_run_take_slot(run, writer,
 			&run->slots[(run->head + i) % RENDER_RUN_RING]));
 		if (writer->batch.count >= (size_t)run->options->batch_size)
-			render_run_commit(run, writer);
+			render_run_commit(run, writer, 0);
 	}
 	pthread_mutex_lock(&run->lock);
 	run->head += count;
@@ -504,7 +515,7 @@ static void render_run_flush(struct render_run *run, struct render_writer *write
 	int over)
 {
 	if (writer->batch.count && (over || render_run_clock() >= writer->deadline))
-		render_run_commit(run, writer);
+		render_run_commit(run, writer, over);
 	if ((idle || over) && writer->unflushed && !writer->fatal) {
 		writer->unflushed = 0;
 		if (fflush(stdout) != 0) {

@@ -202,8 +202,13 @@ int store_flush(struct store *store, struct store_batch *batch, FILE *out)
 	printable = calloc(batch->count, 1);
 	if (!printable)
 		return EXIT_INTERNAL;
-	if ((status = db_begin_immediate(store->db)))
+	if ((status = db_begin_immediate(store->db))) {
+		if (status == EXIT_TEMPFAIL) {
+			free(printable);
+			return STORE_BUSY;   /* locked by another process: the batch waits */
+		}
 		goto out;
+	}
 	for (size_t i = 0; i < batch->count && !status; i++) {
 		int stored;
 		status = store_write_entry(store, &batch->entries[i], &stored);

@@ -65,8 +65,11 @@ int store_add_failure(struct store_batch *batch, int64_t code_id, int attempts, 
 
 /* Commits everything queued in one transaction, then writes the stored items'
  * lines to `out`. An image whose code is no longer 'planned' (another run
- * stored it first) is not stored again and not printed. Returns 0, or an
- * exit code: then nothing of the batch is recorded and nothing printed. */
+ * stored it first) is not stored again and not printed. Returns 0;
+ * STORE_BUSY when another process held the DB for the whole busy timeout:
+ * the batch is kept, for a later flush; or an exit code: then nothing of the
+ * batch is recorded and nothing printed. */
+#define STORE_BUSY 1
 int store_flush(struct store *store, struct store_batch *batch, FILE *out);
 void store_batch_free(struct store_batch *batch);
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "exitcode.h"
+#include "interrupt.h"
 #include "log.h"
 
 extern char **environ;
@@ -267,19 +268,29 @@ int token_parse_text(char *text, size_t size, int64_t default_expires_s,
 	return 0;
 }
 
-/* Reads what the child writes until EOF, with a deadline. */
-static ssize_t token_read_child(int fd, char *buf, size_t size, int64_t timeout_ms)
+#define TOKEN_CHILD_TICK_MS 250   /* a stop signal is looked at this often */
+#define TOKEN_CHILD_STOPPED -3
+
+/* Reads what the child writes until EOF. -1 on a read error, -2 at the
+ * deadline, TOKEN_CHILD_STOPPED on SIGINT/SIGTERM. */
+static ssize_t token_read_child(int fd, char *buf, size_t size, double deadline)
 {
 	size_t used = 0;
-	double deadline = db_now() + (double)timeout_ms / 1000;
 
 	for (;;) {
 		struct pollfd poller = { .fd = fd, .events = POLLIN };
-		int wait_ms = (int)((deadline - db_now()) * 1000);
+		int wait_ms = (int)((deadline - db_now()) * 1000), ready;
 		ssize_t got;
 
-		if (wait_ms <= 0 || poll(&poller, 1, wait_ms) == 0)
+		if (interrupt_requested())
+			return TOKEN_CHILD_STOPPED;
+		if (wait_ms <= 0)
 			return -2;
+		ready = poll(&poller, 1, wait_ms < TOKEN_CHILD_TICK_MS ? wait_ms : TOKEN_CHILD_TICK_MS);
+		if (ready < 0 && errno != EINTR)
+			return -1;
+		if (ready <= 0)
+			continue;
 		got = read(fd, buf + used, size - 1 - used);
 		if (got < 0 && errno == EINTR)
 			continue;
@@ -288,6 +299,28 @@ static ssize_t token_read_child(int fd, char *buf, size_t size, int64_t timeout_
 		used += (size_t)got;
 		if (used == size - 1)
 			return (ssize_t)used;
+	}
+}
+
+/* Reaps the child, killed at once if `kill_now`, else when it outlives the
+ * deadline (a command that closed its output but does not exit). Returns 0,
+ * or -1 if it had to be killed. */
+static int token_reap(pid_t pid, int *child_status, double deadline, int kill_now)
+{
+	int killed = kill_now;
+
+	if (kill_now)
+		kill(pid, SIGKILL);
+	for (;;) {
+		pid_t done = waitpid(pid, child_status, killed ? 0 : WNOHANG);
+
+		if (done == pid || (done < 0 && errno != EINTR))
+			return killed ? -1 : 0;
+		if (done == 0 && (db_now() >= deadline || interrupt_requested())) {
+			kill(pid, SIGKILL);
+			killed = 1;
+		} else if (done == 0)
+			usleep(10000);
 	}
 }
 
@@ -325,22 +358,23 @@ static int token_fetch_command(struct token_cache *cache, char *token, int64_t *
 	const struct wechat_config *w = &cache->config->wechat;
 	char output[TOKEN_OUTPUT_MAX];
 	ssize_t length;
-	int fd = -1, rc, child_status = 0;
+	int fd = -1, rc, child_status = 0, killed;
+	double deadline;
 	pid_t pid;
 
 	if ((rc = token_spawn(w->token_command, &pid, &fd))) {
 		token_fail(cache, WECHAT_RETRY, "token command: cannot start /bin/sh: %s", strerror(rc));
 		return -1;
 	}
-	length = token_read_child(fd, output, sizeof output, w->timeout_ms);
+	deadline = db_now() + (double)w->timeout_ms / 1000;
+	length = token_read_child(fd, output, sizeof output, deadline);
 	close(fd);
-	if (length == -2)
-		kill(pid, SIGKILL);
-	while (waitpid(pid, &child_status, 0) < 0 && errno == EINTR)
-		;
+	killed = token_reap(pid, &child_status, deadline, length == -2 || length == TOKEN_CHILD_STOPPED);
 	rc = -1;
-	if (length == -2)
-		token_fail(cache, WECHAT_RETRY, "%s", "token command: timed out");
+	if (length == TOKEN_CHILD_STOPPED)
+		token_fail(cache, WECHAT_RETRY, "%s", "token command: stopped by a signal");
+	else if (length == -2 || killed)
+		token_fail(cache, WECHAT_RETRY, "%s", "token command: timed out (wechat.timeout)");
 	else if (length < 0 || !WIFEXITED(child_status) || WEXITSTATUS(child_status))
 		token_fail(cache, WECHAT_RETRY, "%s", "token command failed (non-zero exit or a signal)");
 	else {
@@ -444,6 +478,15 @@ static int token_refresh_failed(struct token_cache *cache, double now)
 		return EXIT_UPSTREAM;
 	if (cache->failure.action == WECHAT_INTERNAL)
 		return EXIT_INTERNAL;
+	if (++cache->failures >= TOKEN_FAILURES_MAX &&
+	    !(*cache->token && now < cache->expires_at && strcmp(cache->token, cache->refused))) {
+		char last[sizeof cache->failure.message];
+
+		snprintf(last, sizeof last, "%s", cache->failure.message);
+		snprintf(cache->failure.message, sizeof cache->failure.message,
+			"%d refreshes in a row failed (the last: %.150s)", cache->failures, last);
+		return TOKEN_GAVE_UP;
+	}
 	log_warn("refreshing the access token failed, retrying in %.0f s: %s", cache->backoff,
 		cache->failure.message);
 	cache->retry_at = now + cache->backoff;
@@ -472,6 +515,7 @@ static int token_refresh(struct token_cache *cache, double now)
 		return status;
 	cache->refreshes++;
 	cache->backoff = 1;
+	cache->failures = 0;
 	log_info("access token refreshed (source %s, valid %lld s)", cache->source,
 		(long long)expires_in);
 	return 0;

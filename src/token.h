@@ -29,6 +29,7 @@ struct token_cache {
 	double expires_at;
 	double retry_at;                  /* after a failed refresh, or while another refreshes */
 	double backoff;                   /* seconds, doubled after each failed refresh */
+	int failures;                     /* refreshes failed in a row */
 	int64_t refreshes;                /* by this process */
 	struct wechat_answer failure;     /* why the last refresh failed */
 	CURL *easy;
@@ -41,8 +42,12 @@ void token_close(struct token_cache *cache);
 
 /* Makes cache->token usable at `now` (unix seconds), refreshing it if due.
  * Returns 0 (cache->token is set), 1 (no token yet: try again at
- * cache->retry_at), or an exit code: EXIT_UPSTREAM for refused credentials,
+ * cache->retry_at), TOKEN_GAVE_UP when TOKEN_FAILURES_MAX refreshes in a row
+ * failed (backing off 1, 2, 4 ... 60 s: about 4 minutes) and no token is left
+ * to use, or an exit code: EXIT_UPSTREAM for refused credentials,
  * EXIT_INTERNAL, EXIT_CONFIG, or a DB error; cache->failure says why. */
+#define TOKEN_GAVE_UP 2
+#define TOKEN_FAILURES_MAX 9
 int token_get(struct token_cache *cache, double now);
 
 /* WeChat refused `token` as invalid or expired. It is dropped only if it is

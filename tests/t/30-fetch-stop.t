@@ -63,3 +63,44 @@ ok "deadline: some fetched ($fetched), the rest planned" \
 is "deadline: link items after it still passed on" "$(grep -c 'link$' "$T/out")" 3
 run qrpool-fetch --until 25:00 <"$T/items"
 is "--until checks its time" "$rc" 64
+
+# --- SIGTERM while stdout is a full pipe: the blocked write goes on once the
+# next stage reads, and every stored code is printed (a signal used to fail
+# the write with EINTR: exit 74, codes stored but never printed) ----------------
+start_fake blocked --latency 1
+config_for 'concurrency = 32;'
+: >"$T/items"; plan poster 3000; plan link 300
+mkfifo "$T/blocked"
+qrpool-fetch <"$T/items" >"$T/blocked" 2>"$T/err" & fetcher=$!
+exec 8<"$T/blocked"
+i=0
+while [ "$(count "state = 'fetched'")" -lt 2500 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+kill -TERM $fetcher
+sleep 0.5
+cat <&8 >"$T/out"
+exec 8<&-
+rc=0; wait $fetcher || rc=$?
+is "SIGTERM, stdout full: exit 75" "$rc" 75
+is "SIGTERM, stdout full: every stored code printed" \
+  "$(grep -c 'poster' "$T/out")" "$(count "state = 'fetched'")"
+like "SIGTERM, stdout full: interrupted" "$(cat "$T/err")" "interrupted: fetched"
+ok "SIGTERM, stdout full: not a write error" -- sh -c "! grep -q 'writing to stdout' '$T/err'"
+
+# --- another process holds the staging DB longer than the busy timeout (5 s):
+# the outcomes wait for their commit; none is lost, the run ends well ----------
+start_fake locked --latency 100
+config_for 'concurrency = 8;'
+: >"$T/items"; plan poster 200
+qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
+sleep 0.7
+$PYTHON - "$T/staging.db" <<'PY'
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN IMMEDIATE"); time.sleep(8); c.execute("ROLLBACK")
+PY
+rc=0; wait $fetcher || rc=$?
+is "DB locked 8 s: exit 0" "$rc" 0
+like "DB locked 8 s: said so" "$(cat "$T/err")" "locked by another process: [0-9]+ outcomes wait"
+is "DB locked 8 s: every code fetched" "$(count "state = 'fetched'")" 200
+is "DB locked 8 s: every code printed" "$(wc -l <"$T/out" | tr -d ' ')" 200
+is "DB locked 8 s: no call made twice" "$(stats ok_total)" 200

@@ -109,3 +109,27 @@ is "wrong secret: every code still planned" "$(count "state = 'planned' AND pool
 is "wrong secret: link items passed on" "$(cut -f2 "$T/out" | sort -u)" link
 is "wrong secret: one token call, no retry loop" "$(stats endpoints stable_token requests)" 1
 is "wrong secret: no code call" "$(stats calls_total)" 0
+
+# --- a token command that hangs: SIGTERM ends the run at once, and a command that
+# closes its output but never exits is killed at the timeout --------------------
+start_fake hang
+config_for "concurrency = 4; timeout = \"20s\"; token = { source = \"command\"; command = \"sleep 60\"; };"
+: >"$T/items"; plan poster 5
+qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
+sleep 1
+started=$(date +%s)
+kill -TERM $fetcher
+rc=0; wait $fetcher || rc=$?
+is "hanging token command, SIGTERM: exit 75" "$rc" 75
+ok "hanging token command, SIGTERM: at once, not when the command ends" \
+  [ $(($(date +%s) - started)) -le 3 ]
+like "hanging token command, SIGTERM: said" "$(cat "$T/err")" "token command: stopped by a signal"
+is "hanging token command, SIGTERM: every code still planned" "$(count "state = 'planned'")" 5
+printf '#!/bin/sh\necho lingering-token 7200\nexec >&-\nsleep 60\n' >"$T/linger"
+chmod +x "$T/linger"
+config_for "concurrency = 4; timeout = \"1s\"; retries = 0; token = { source = \"command\"; command = \"exec $T/linger\"; };"
+: >"$T/items"; plan poster 2
+started=$(date +%s)
+run qrpool-fetch --for 4s <"$T/items"
+ok "a command that never exits holds no run: it ends with its deadline" [ $(($(date +%s) - started)) -le 7 ]
+like "a command that never exits is killed at the timeout" "$(cat "$T/err")" "token command: timed out"

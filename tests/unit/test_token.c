@@ -135,6 +135,21 @@ static void test_command(struct fixture *fx)
 	is_int(token_get(&cache, 2.0e9), 1, "a failing command: try again later, not fatal");
 	ok(strstr(cache.failure.message, "failed") != NULL, "why: %s", cache.failure.message);
 	ok(cache.retry_at > 2.0e9, "with a backoff");
+	{
+		double now = 2.0e9;
+		int status = 1, calls = 1;
+
+		while (status == 1 && calls < 50) {
+			now = cache.retry_at;
+			status = token_get(&cache, now);
+			calls++;
+		}
+		is_int(status, TOKEN_GAVE_UP, "refreshes failing in a row end in giving up");
+		is_int(calls, TOKEN_FAILURES_MAX, "after %d of them", TOKEN_FAILURES_MAX);
+		ok(now - 2.0e9 > 120 && now - 2.0e9 < 600, "a few minutes on (%.0f s)", now - 2.0e9);
+		ok(strstr(cache.failure.message, "refreshes in a row failed (the last: token command") != NULL,
+			"why: %s", cache.failure.message);
+	}
 	token_close(&cache);
 	config_free(&config);
 	db_close(&db);
