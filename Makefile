@@ -124,7 +124,7 @@ build-deps:
 PROVE_JOBS ?= 2
 check test: deps
 	$(MAKE) all units
-	QRPOOL_BIN=$(CURDIR)/$(BIN) LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	QRPOOL_BIN=$(CURDIR)/$(BIN) QRPOOL_NO_SKIP=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		prove -j$(PROVE_JOBS) --timer $(UNIT_BINS) tests/t/*.t
 

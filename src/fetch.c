@@ -28,6 +28,7 @@
 #define FETCH_RETRY_AFTER_MAX 300.0
 #define FETCH_WAIT_MAX 0.25         /* the loop looks at signals and deadlines this often */
 #define FETCH_HOLD_IDLE_MAX 1.0     /* seconds reserved calls may stay unused before going back */
+#define FETCH_PASS_BUFFER 65536     /* bytes of passed-on lines kept while reading a batch */
 
 enum fetch_stop {
 	FETCH_RUNNING,
@@ -634,14 +635,23 @@ static int fetch_take_item(struct fetcher *f, const struct item *item)
 
 static void fetch_read_input(struct fetcher *f)
 {
+	FILE *out = f->out;
+	char *passed = NULL;
+	size_t passed_size = 0;
 	struct item item;
 	int filled = 0, status, reading;
 
 	if (!fetch_wants_input(f))
 		return;
-	/* One snapshot for the batch's lookups, not one per line. */
+	/* One snapshot for the batch's lookups, not one per line. Lines passed
+	 * on meanwhile are kept in memory and written after it: a write blocked
+	 * by a slow next stage must not hold the snapshot, which would stop
+	 * every checkpoint of the staging DB. */
 	reading = db_exec(&f->db, "BEGIN") == 0;
-	while (fetch_wants_input_below(f, f->lookahead)) {
+	if (reading && !(f->out = open_memstream(&passed, &passed_size)))
+		f->out = out;
+	while (fetch_wants_input_below(f, f->lookahead) &&
+	       (f->out == out || ftell(f->out) < FETCH_PASS_BUFFER)) {
 		if (input_next(&f->input, &item)) {
 			if ((status = fetch_take_item(f, &item)))
 				fetch_fail(f, status);
@@ -653,8 +663,17 @@ static void fetch_read_input(struct fetcher *f)
 			fetch_fail(f, EXIT_IO);
 		filled = 1;
 	}
+	if (f->out != out) {
+		fclose(f->out);
+		f->out = out;
+	}
 	if (reading && (status = db_commit(&f->db)))
 		fetch_fail(f, status);
+	if (passed_size && fwrite(passed, 1, passed_size, out) != passed_size) {
+		log_error("writing to stdout: %s", strerror(errno));
+		fetch_fail(f, EXIT_IO);
+	}
+	free(passed);
 	if (input_done(&f->input) && !f->progress.total)
 		f->progress.total = f->counts.jobs;
 }

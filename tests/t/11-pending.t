@@ -47,3 +47,27 @@ for round in $(seq 20); do
   wait
 done
 is "six tools opening a new DB at once, 20 times: no error" "$(cat "$T/errs")" ""
+
+# A long list into a slow next stage: pending reads in pages, so while it is
+# blocked on a full pipe it holds no read snapshot and checkpoints can run
+# (one open snapshot kept the WAL growing by the whole night's writes).
+printf 'poster\t2026-11-29T10:00Z\t12000\n' >"$T/d.tsv"
+qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv" >/dev/null
+total=$(sql "SELECT count(*) FROM codes WHERE state = 'planned'")
+run qrpool-pending --state planned --limit 4500
+is "--limit across pages: exactly that many" "$(wc -l <"$T/out")" 4500
+is "and the oldest, in order" "$(cut -f1 "$T/out" | md5sum)" \
+  "$(sql "SELECT request_id FROM codes WHERE state = 'planned' ORDER BY id LIMIT 4500" | md5sum)"
+mkfifo "$T/slow"
+qrpool-pending --state planned >"$T/slow" & lister=$!
+exec 6<"$T/slow"
+IFS= read -r first <&6   # it has started writing; the pipe fills up
+printf '%s\n' "$first" >"$T/slow.out"
+sleep 0.5
+sql "UPDATE codes SET updated_at = updated_at + 1 WHERE id = 1"   # a write after its start
+is "while pending is blocked, a checkpoint completes" \
+  "$(sql 'PRAGMA wal_checkpoint(TRUNCATE)' | cut -d'|' -f1)" 0
+cat <&6 >>"$T/slow.out"
+exec 6<&-
+wait $lister
+is "and the whole list still came" "$(($(wc -l <"$T/slow.out") + 0))" "$total"

@@ -104,3 +104,23 @@ like "DB locked 8 s: said so" "$(cat "$T/err")" "locked by another process: [0-9
 is "DB locked 8 s: every code fetched" "$(count "state = 'fetched'")" 200
 is "DB locked 8 s: every code printed" "$(wc -l <"$T/out" | tr -d ' ')" 200
 is "DB locked 8 s: no call made twice" "$(stats ok_total)" 200
+
+# --- items passed on to a slow next stage: a write blocked on the full pipe
+# holds no read snapshot of the staging DB, so checkpoints still run ----------
+start_fake slowpipe
+config_for 'concurrency = 4;'
+: >"$T/items"; plan link 20000
+mkfifo "$T/slowpipe"
+qrpool-fetch <"$T/items" >"$T/slowpipe" 2>"$T/err" & fetcher=$!
+exec 8<"$T/slowpipe"
+IFS= read -r first <&8
+sleep 0.5
+sql "UPDATE codes SET updated_at = updated_at + 1 WHERE id = 1"
+is "passing on into a full pipe: a checkpoint completes meanwhile" \
+  "$(sql 'PRAGMA wal_checkpoint(TRUNCATE)' | cut -d'|' -f1)" 0
+cat <&8 >"$T/out"
+exec 8<&-
+rc=0; wait $fetcher || rc=$?
+is "passing on into a full pipe: exit 0" "$rc" 0
+is "passing on into a full pipe: every line, in order" "$first
+$(cat "$T/out")" "$(cat "$T/items")"
