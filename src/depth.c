@@ -40,7 +40,30 @@ int depth_count_states(struct db *db, const struct config *config, struct pool_c
 	return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "counting codes by state");
 }
 
-/* The DB-only estimate for pools [from, to) that Kafka did not measure. */
+/* The depth qrpool-report last measured for `pool`, plus every code published
+ * since: 1 with *depth set, 0 if there is no such measure, or an exit code. */
+static int depth_from_snapshot(struct db *db, const char *pool, int64_t *depth)
+{
+	sqlite3_stmt *stmt;
+	int status, rc;
+
+	if ((status = db_prepare(db, &stmt, "SELECT s.depth + (SELECT count(*) FROM codes c "
+			"WHERE c.state = 'published' AND c.pool = s.pool AND c.published_at >= s.taken_at) "
+			"FROM depth_snapshots s WHERE s.pool = ? ORDER BY s.taken_at DESC LIMIT 1")))
+		return status;
+	sqlite3_bind_text(stmt, 1, pool, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		*depth = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "reading the last depth measured");
+	return rc == SQLITE_ROW;
+}
+
+/* The DB-only estimate for pools [from, to) that Kafka did not measure: the
+ * last depth measured (by qrpool-report) plus the codes published since, or,
+ * never measured, every code ever published. Both are upper bounds: the DB
+ * does not know what was consumed. */
 static int depth_estimate(struct db *db, const struct config *config, size_t from, size_t to,
 	struct pool_depth *depths)
 {
@@ -53,7 +76,12 @@ static int depth_estimate(struct db *db, const struct config *config, size_t fro
 		return EXIT_INTERNAL;
 	status = depth_count_states(db, config, counts);
 	for (size_t i = from; !status && i < to; i++) {
-		depths[i].depth = counts[i].published;
+		int found = depth_from_snapshot(db, config->pools[i].name, &depths[i].depth);
+
+		if (found > 1)
+			status = found;
+		else if (!found)
+			depths[i].depth = counts[i].published;
 		depths[i].lost = 0;
 		depths[i].measured = 0;
 	}

@@ -30,9 +30,10 @@ int depth_count_states(struct db *db, const struct config *config, struct pool_c
  * (see kafka_measure_depth). Takes at most min(kafka.timeout,
  * DEPTH_TIMEOUT_MAX_MS) in all, so call it outside DB transactions. When
  * Kafka cannot be reached (or refuses a pool), those pools get the DB
- * estimate instead, with a warning: the codes published, an upper bound since
- * the DB does not know which were consumed; measured = 0. Returns 0 or an
- * exit code (the DB failed). */
+ * estimate instead, with a warning: the depth qrpool-report last measured plus
+ * the codes published since (never measured: every code published), an upper
+ * bound since the DB does not know which were consumed; measured = 0.
+ * Returns 0 or an exit code (the DB failed). */
 int depth_measure(struct db *db, const struct config *config, struct pool_depth *depths);
 
 #endif

@@ -10,6 +10,7 @@
 #include "db.h"
 #include "depth.h"
 #include "exitcode.h"
+#include "kafka.h"
 #include "log.h"
 #include "parse.h"
 #include "plan.h"
@@ -174,6 +175,15 @@ static int plan_measure_depth(struct db *db, const struct config *config, struct
 		pools[i].depth = depths[i];
 	free(depths);
 	return status;
+}
+
+/* Whether Kafka is configured but some pool's depth had to be estimated. */
+static int plan_depth_estimated(const struct config *config, const struct plan_pool *pools)
+{
+	for (size_t i = 0; kafka_configured(config) && i < config->pool_count; i++)
+		if (!pools[i].depth.measured)
+			return 1;
+	return 0;
 }
 
 static int plan_print_table(const struct plan_pool *pools, size_t count)
@@ -423,6 +433,13 @@ static int plan_run(const struct plan_options *options, const struct config *con
 				status = plan_print_items(pools, minted, total);
 			if (!status && short_by > 0)
 				status = EXIT_TEMPFAIL;
+			if (!status && plan_depth_estimated(config, pools)) {
+				/* The plan stands, but whoever reads cron's mail must know. */
+				log_error("planned from an estimated pool depth (Kafka could not be "
+					"measured): the estimate counts no code consumed since the last "
+					"qrpool-report, so the plan may fall short; exit 75");
+				status = EXIT_TEMPFAIL;
+			}
 			log_info("planned %lld codes", (long long)total);
 			db_run_end(&db, (int64_t)demand.count, status == EXIT_IO ? 0 : total, status);
 		}

@@ -111,3 +111,27 @@ rm -f "$T/staging.db"*
 rc=0; qrpool-plan --from $FROM "$T/l.tsv" >/dev/full 2>"$T/err" || rc=$?
 is "a full stdout exits 74" "$rc" 74
 is "the codes stay staged for qrpool-pending" "$(qrpool-pending --state planned | wc -l)" 4
+
+# Kafka configured but unreachable: the depth is estimated from what the last
+# qrpool-report measured plus what was published since (not every code ever
+# published, which planned nothing after a busy week), and the plan exits 75
+# so that cron's mail tells someone.
+rm -f "$T/staging.db"*
+KAFKA_BROKERS=127.0.0.1:9 write_config
+sql "SELECT 1" >/dev/null
+qrpool-pending --count >/dev/null   # creates the schema
+sql "INSERT INTO codes (request_id, pool, state, created_at, updated_at, published_at)
+     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+     SELECT printf('OldPublished%04d', i), 'poster', 'published', 1000, 1000, 1000 FROM n;
+     INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost) VALUES ('poster', 2000, 500, 5, 0);
+     INSERT INTO codes (request_id, pool, state, created_at, updated_at, published_at)
+     VALUES ('NewPublished0001', 'poster', 'published', 3000, 3000, 3000),
+            ('NewPublished0002', 'poster', 'published', 3000, 3000, 3000);"
+printf 'poster\t2026-11-29T10:00Z\t100\n' >"$T/d.tsv"
+run qrpool-plan --dry-run --from 2026-11-29T10:00Z "$T/d.tsv"
+like "Kafka unreachable: depth = last measured 5 + 2 published since" "$(grep '^poster' "$T/out")" \
+  '^poster +wechat +[0-9]+ +7 '
+run qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv"
+is "Kafka unreachable: the plan is made, and exits 75" "$rc" 75
+ok "Kafka unreachable: codes planned ($(wc -l <"$T/out"))" [ "$(wc -l <"$T/out")" -gt 0 ]
+like "Kafka unreachable: says why" "$(cat "$T/err")" "planned from an estimated pool depth"
