@@ -31,6 +31,16 @@ ok "nightly-fill: codes were planned for all three pools" -- \
   test "$(sql 'SELECT count(DISTINCT pool) FROM codes')" -eq 3
 like "nightly-fill: the run is in the log" "$(cat "$T/log/nightly-fill.log")" "nightly-fill: end: exit 0"
 
+# --- a deadline already past tonight (a morning rerun with -u 06:00): refused -----------
+past=$(date -d '-5 minutes' +%H:%M)
+before=$(sql 'SELECT count(*) FROM codes')
+run nightly-fill -u "$past" "$T/demand.tsv"
+is "a deadline 5 minutes ago: exit 75" "$rc" 75
+like "a deadline 5 minutes ago: says so" "$(cat "$T/err")" "past tonight's deadline $past"
+is "a deadline 5 minutes ago: nothing planned" "$(sql 'SELECT count(*) FROM codes')" "$before"
+run nightly-fill -u 6am "$T/demand.tsv"
+is "a malformed deadline: exit 64" "$rc" 64
+
 # --- one at a time ------------------------------------------------------------------
 flock "$T/qrpool-nightly-fill.lock" sleep 2 & holder=$!
 sleep 0.3
