@@ -19,6 +19,14 @@ struct config_reader {
 static int config_error_at(const struct config_reader *reader, const config_setting_t *setting,
 	const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The file a setting was read from: the main file, or one it @includes. */
+static const char *config_source(const struct config_reader *reader, const config_setting_t *setting)
+{
+	const char *file = setting ? config_setting_source_file(setting) : NULL;
+
+	return file ? file : reader->file;
+}
+
 static int config_error_at(const struct config_reader *reader, const config_setting_t *setting,
 	const char *fmt, ...)
 {
@@ -28,7 +36,8 @@ static int config_error_at(const struct config_reader *reader, const config_sett
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof message, fmt, ap);
 	va_end(ap);
-	log_error("%s:%d: %s", reader->file, setting ? config_setting_source_line(setting) : 0, message);
+	log_error("%s:%d: %s", config_source(reader, setting),
+		setting ? config_setting_source_line(setting) : 0, message);
 	return EXIT_CONFIG;
 }
 
@@ -188,6 +197,18 @@ static int config_get_color(const struct config_reader *reader, const config_set
 	return 0;
 }
 
+/* Whether a librdkafka property holds a secret (sasl.password,
+ * ssl.key.password, sasl.oauthbearer.client.secret, ssl.key.pem, ...). */
+static int config_property_secret(const char *key, size_t length)
+{
+	static const char *const marks[] = { "password", "secret", "ssl.key.pem", "jaas" };
+
+	for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+		if (memmem(key, length, marks[i], strlen(marks[i])))
+			return 1;
+	return 0;
+}
+
 /* Refuses a file that group or others can read, as ssh does with keys. */
 static int config_check_private(const struct config_reader *reader, const config_setting_t *setting,
 	const char *path, const char *what)
@@ -311,7 +332,7 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 	if (w->secret && w->secret_file)
 		return config_error_at(reader, group, "give secret or secret_file, not both");
 	if (w->secret && (status = config_check_private(reader, config_setting_get_member(group, "secret"),
-			reader->file, "config file")))
+			config_source(reader, config_setting_get_member(group, "secret")), "config file")))
 		return status;
 	if (w->secret_file && (status = config_check_private(reader,
 			config_setting_get_member(group, "secret_file"), w->secret_file, "secret_file")))
@@ -352,6 +373,10 @@ static int config_load_kafka(const struct config_reader *reader, config_t *cf, s
 		if (!eq || eq == text)
 			return config_error_at(reader, item, "kafka.properties entry %d must be \"key=value\"",
 				i + 1);
+		if (config_property_secret(text, (size_t)(eq - text)) &&
+		    (status = config_check_private(reader, item, config_source(reader, item),
+				"config file")))
+			return status;
 		k->properties[k->property_count++] = strdup(text);
 	}
 	return 0;
@@ -367,7 +392,8 @@ static int config_check_password(const struct config_reader *reader, const confi
 	if (r->password && r->password_file)
 		return config_error_at(reader, group, "give password or password_file, not both");
 	if (r->password && (status = config_check_private(reader,
-			config_setting_get_member(group, "password"), reader->file, "config file")))
+			config_setting_get_member(group, "password"),
+			config_source(reader, config_setting_get_member(group, "password")), "config file")))
 		return status;
 	if (r->password_file && (status = config_check_private(reader,
 			config_setting_get_member(group, "password_file"), r->password_file, "password_file")))

@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -107,6 +108,38 @@ static void test_refusals(void)
 	}
 }
 
+/* Secrets and errors in files the config @includes, and secret Kafka properties. */
+static void test_includes(void)
+{
+	char include[256], text[512], logged[2048];
+	struct config config;
+
+	snprintf(include, sizeof include, "%s/inc.cfg", dir);
+	write_file(include, "wechat = { appid = \"a\";\n secret = \"s\"; };\n", 0644);
+	snprintf(text, sizeof text, "@include \"%s\"\n" POOLS, include);
+	is_int(load(text, 0600, &config, logged, sizeof logged), EXIT_CONFIG,
+		"an inline secret in a readable included file is refused");
+	ok(strstr(logged, "inc.cfg:2: config file") && strstr(logged, "accessible by group or others"),
+		"naming the included file and line: %s", logged);
+	config_free(&config);
+	write_file(include, "pools = ( { name = \"p\"; source = \"wechat\";\n colour = 1; } );\n", 0600);
+	snprintf(text, sizeof text, "wechat = { appid = \"a\"; };\n@include \"%s\"\n", include);
+	is_int(load(text, 0600, &config, logged, sizeof logged), EXIT_CONFIG, "an error in an included file");
+	ok(strstr(logged, "inc.cfg:2: unknown setting 'colour'") != NULL, "is reported at its own file and line: %s",
+		logged);
+	config_free(&config);
+	is_int(load("kafka = { brokers = \"k:9092\"; properties = [ \"sasl.password=p\" ]; };\n" POOLS
+		"wechat = { appid = \"a\"; };\n", 0644, &config, logged, sizeof logged), EXIT_CONFIG,
+		"a secret Kafka property in a readable file is refused");
+	ok(strstr(logged, "accessible by group or others") != NULL, "saying why: %s", logged);
+	config_free(&config);
+	is_int(load("kafka = { brokers = \"k:9092\"; properties = [ \"linger.ms=5\" ]; };\n" POOLS
+		"wechat = { appid = \"a\"; };\n", 0644, &config, logged, sizeof logged), 0,
+		"other Kafka properties are fine in a readable file");
+	config_free(&config);
+	unlink(include);
+}
+
 static void test_secret_file(void)
 {
 	char secret_path[256], text[512], logged[2048], secret[128];
@@ -185,6 +218,7 @@ int main(void)
 	test_valid();
 	test_refusals();
 	test_secret_file();
+	test_includes();
 	test_redis();
 	snprintf(path, sizeof path, "%s/qrpool.cfg", dir);
 	unlink(path);
