@@ -51,6 +51,55 @@ job_start() {
   job_log "start (pid $$)"
 }
 
+# job_run FUNCTION: runs the job's pipeline (a function that returns its
+# worst status) in the background and waits for it, so that SIGINT, SIGTERM
+# or SIGHUP sent to the script reach the pipeline (bash would otherwise die
+# at once and leave the tools running, holding the lock, with nothing
+# logged): the pipeline is told to stop (see job_signalled), waited for, and
+# the run ends through job_finish with at least 75.
+job_run() {
+  local status=0
+  JOB_SIGNAL=
+  "$@" &
+  JOB_CHILD=$!
+  trap 'job_signalled INT' INT
+  trap 'job_signalled TERM' TERM
+  trap 'job_signalled HUP' HUP
+  wait "$JOB_CHILD" || status=$?
+  while [ -n "$JOB_SIGNAL" ] && kill -0 "$JOB_CHILD" 2>/dev/null; do
+    status=0
+    wait "$JOB_CHILD" || status=$?
+  done
+  trap - INT TERM HUP
+  if [ -n "$JOB_SIGNAL" ]; then
+    job_log "stopped by SIG$JOB_SIGNAL"
+    status=$(job_worst "$status" 75)
+  fi
+  job_finish "$status"
+}
+# The pipeline is stopped from its head: the stages that produce work (pending,
+# plan, fetch) get SIGTERM and wind down (fetch finishes the calls in flight);
+# render and publish finish what reaches them and end with their input. (A
+# SIGTERM to every stage would cut the pipes under the ones still writing.)
+job_signalled() {
+  local pid
+  [ -n "$JOB_SIGNAL" ] && return
+  JOB_SIGNAL=$1
+  job_log "SIG$1: stopping the pipeline"
+  for pid in $(job_descendants "$JOB_CHILD"); do
+    case $(ps -o comm= -p "$pid" 2>/dev/null) in
+      qrpool-pending|qrpool-plan|qrpool-fetch) kill -TERM "$pid" 2>/dev/null || true ;;
+    esac
+  done
+}
+job_descendants() {
+  local pid
+  for pid in $(pgrep -P "$1"); do
+    echo "$pid"
+    job_descendants "$pid"
+  done
+}
+
 # job_finish STATUS: appends the run to the log; prints it when it failed.
 job_finish() {
   local status=$1

@@ -86,3 +86,26 @@ is "backfill: the poster demand is the regular and the campaign rows summed" \
 is "backfill: all published" "$(sql "SELECT count(*) FROM codes WHERE state != 'published'")" 0
 run backfill "$T/campaign.tsv"
 is "backfill without a deadline: exit 64" "$rc" 64
+
+# --- SIGTERM to the script: the pipeline is stopped, the run logged, the lock freed --
+fresh_kafka
+start_fake slow --minute 1s --latency 400 --jitter 100
+config_for 'quota_minute = "1s"; concurrency = 4;'
+set_kafka 10s
+printf 'poster\t%s\t2000\n' "$HOUR" >"$T/big.tsv"
+TMPDIR=$T nightly-fill -u "$deadline" "$T/big.tsv" >"$T/out" 2>"$T/err" & script=$!
+i=0
+done_codes() { sql "SELECT count(*) FROM codes WHERE state = 'fetched' OR state = 'published'" 2>/dev/null || true; }
+until [ "$(done_codes)" -gt 0 ] 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+kill -TERM $script
+started=$(date +%s)
+rc=0; wait $script || rc=$?
+is "SIGTERM to nightly-fill: exit 75" "$rc" 75
+ok "SIGTERM to nightly-fill: it stops within the tools' grace time" [ $(($(date +%s) - started)) -le 10 ]
+like "SIGTERM to nightly-fill: the failure is printed, for cron's mail" "$(cat "$T/err")" \
+  "nightly-fill failed \(exit 75\)"
+like "SIGTERM to nightly-fill: the log says so" "$(cat "$T/log/nightly-fill.log")" "stopped by SIGTERM"
+is "SIGTERM to nightly-fill: no tool left running" \
+  "$(pgrep -f "qrpool-(pending|plan|fetch|render|publish)" | wc -l)" 0
+ok "SIGTERM to nightly-fill: the lock is free" -- flock -n "$T/qrpool-nightly-fill.lock" true
+ok "SIGTERM to nightly-fill: no capture file left" -- sh -c "! ls '$T'/qrpool-nightly-fill.?????? 2>/dev/null"
