@@ -2,6 +2,7 @@
  * audit), or counts them per pool and state. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "config.h"
@@ -20,6 +21,7 @@ struct pending_options {
 	int states[PENDING_STATES];   /* 1 = listed; all 0 = every state */
 	const char *pool;
 	int64_t limit;                /* -1: no limit */
+	int64_t since;                /* unix seconds: only codes changed since; 0: all */
 	int count;
 };
 
@@ -32,6 +34,8 @@ static void pending_usage(void)
 		"                     repeated; default: all)\n"
 		"  -p, --pool NAME    only this pool\n"
 		"  -l, --limit N      at most N lines\n"
+		"      --since DURATION  only codes whose state changed within DURATION\n"
+		"                     (e.g. 24h: the failures of the last day)\n"
 		"      --count        a table of counts per pool and state instead of items\n"
 		CLI_COMMON_HELP
 		"\n" EXITCODE_HELP);
@@ -59,16 +63,18 @@ static int pending_parse_states(const char *list, int *states)
 
 static int pending_parse_options(int argc, char **argv, struct pending_options *options)
 {
-	enum { OPT_COUNT = CLI_OPT_FIRST_TOOL_OPTION };
+	enum { OPT_COUNT = CLI_OPT_FIRST_TOOL_OPTION, OPT_SINCE };
 	static const struct option longs[] = {
 		CLI_COMMON_LONG,
 		{ "state", required_argument, NULL, 's' },
 		{ "pool", required_argument, NULL, 'p' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "count", no_argument, NULL, OPT_COUNT },
+		{ "since", required_argument, NULL, OPT_SINCE },
 		{ NULL, 0, NULL, 0 },
 	};
 	char why[PARSE_WHY_SIZE];
+	int64_t ms;
 	int opt, status;
 
 	memset(options, 0, sizeof *options);
@@ -91,6 +97,11 @@ static int pending_parse_options(int argc, char **argv, struct pending_options *
 		case OPT_COUNT:
 			options->count = 1;
 			break;
+		case OPT_SINCE:
+			if (parse_duration_ms(optarg, &ms, why))
+				return cli_usage_error("--since: %s", why);
+			options->since = (int64_t)time(NULL) - ms / 1000;
+			break;
 		default:
 			return cli_usage_error("unknown option");
 		}
@@ -100,10 +111,16 @@ static int pending_parse_options(int argc, char **argv, struct pending_options *
 	return 0;
 }
 
-/* The state filter as SQL over bound parameters ?1..?4; unused ones are NULL. */
-static void pending_bind_states(sqlite3_stmt *stmt, const int *states)
+/* The filters as SQL over bound parameters: states ?1..?4 (unused ones are
+ * NULL), the pool ?5, the time of the last change ?8. */
+static void pending_bind_filters(sqlite3_stmt *stmt, const struct pending_options *options)
 {
+	const int *states = options->states;
 	int any = 0;
+
+	if (options->pool)
+		sqlite3_bind_text(stmt, 5, options->pool, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 8, options->since);
 
 	for (int i = 0; i < PENDING_STATES; i++)
 		any |= states[i];
@@ -154,13 +171,11 @@ static int pending_list(struct db *db, const struct pending_options *options)
 		return EXIT_INTERNAL;
 	if ((status = db_prepare(db, &stmt, "SELECT id, request_id, pool FROM codes "
 			"WHERE state IN (?1, ?2, ?3, ?4) AND (?5 IS NULL OR pool = ?5) AND id > ?7 "
-			"ORDER BY id LIMIT ?6"))) {
+			"AND updated_at >= ?8 ORDER BY id LIMIT ?6"))) {
 		free(lines);
 		return status;
 	}
-	pending_bind_states(stmt, options->states);
-	if (options->pool)
-		sqlite3_bind_text(stmt, 5, options->pool, -1, SQLITE_STATIC);
+	pending_bind_filters(stmt, options);
 	while (left > 0 && (got = pending_page(db, stmt, &after, left, lines)) == PENDING_PAGE)
 		left -= got;
 	sqlite3_finalize(stmt);
@@ -177,11 +192,9 @@ static int pending_count(struct db *db, const struct pending_options *options)
 			"sum(state = 'planned'), sum(state = 'fetched'), sum(state = 'published'), "
 			"sum(state = 'failed'), count(*) FROM codes "
 			"WHERE state IN (?1, ?2, ?3, ?4) AND (?5 IS NULL OR pool = ?5) "
-			"GROUP BY pool ORDER BY pool")))
+			"AND updated_at >= ?8 GROUP BY pool ORDER BY pool")))
 		return status;
-	pending_bind_states(stmt, options->states);
-	if (options->pool)
-		sqlite3_bind_text(stmt, 5, options->pool, -1, SQLITE_STATIC);
+	pending_bind_filters(stmt, options);
 	printf("%-24s %10s %10s %10s %10s %10s\n", "pool", "planned", "fetched", "published",
 		"failed", "total");
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {

@@ -71,3 +71,17 @@ cat <&6 >>"$T/slow.out"
 exec 6<&-
 wait $lister
 is "and the whole list still came" "$(($(wc -l <"$T/slow.out") + 0))" "$total"
+
+# --since: only codes whose state changed within the duration (the audit counts
+# the failures of the last day, not every code that ever failed).
+sql "UPDATE codes SET state = 'failed', updated_at = strftime('%s', 'now') - 40 * 86400
+     WHERE id = (SELECT min(id) FROM codes WHERE state = 'planned')"
+sql "UPDATE codes SET state = 'failed', updated_at = strftime('%s', 'now') - 3600
+     WHERE id = (SELECT min(id) FROM codes WHERE state = 'planned')"
+run qrpool-pending --state failed --since 24h
+is "--since 24h: the failure of an hour ago, not the one of 40 days ago" \
+  "$(cut -f1 "$T/out")" "$(sql "SELECT request_id FROM codes WHERE state = 'failed' AND updated_at > strftime('%s', 'now') - 86400")"
+run qrpool-pending --count --state failed --since 24h
+like "--since with --count" "$(grep '^poster' "$T/out")" '^poster +0 +0 +0 +1 +1$'
+run qrpool-pending --since soon
+is "--since needs a duration: exit 64" "$rc" 64
