@@ -224,6 +224,12 @@ int main(int argc, char **argv)
 		return status;
 	if (options.common.dump_config) {
 		status = config_dump(&config, stdout);
+	} else if (options.pool && !config_pool(&config, options.pool)) {
+		char names[1024];
+
+		config_pool_names(&config, names, sizeof names);
+		status = cli_usage_error("--pool: no pool '%s' in %s (pools: %s)", options.pool,
+			config.path, names);
 	} else if (!(status = db_open(&db, config.db_path, config.busy_timeout_ms))) {
 		status = options.count ? pending_count(&db, &options) : pending_list(&db, &options);
 		db_close(&db);

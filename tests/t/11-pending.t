@@ -85,3 +85,6 @@ run qrpool-pending --count --state failed --since 24h
 like "--since with --count" "$(grep '^poster' "$T/out")" '^poster +0 +0 +0 +1 +1$'
 run qrpool-pending --since soon
 is "--since needs a duration: exit 64" "$rc" 64
+run qrpool-pending --pool postr
+is "--pool naming no pool of the config: exit 64" "$rc" 64
+like "naming the pools" "$(cat "$T/err")" "no pool 'postr'.*pools: poster"
