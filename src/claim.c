@@ -1,7 +1,6 @@
 #include "claim.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -162,21 +161,15 @@ static ssize_t claim_read_input(void *cookie, char *buffer, size_t size)
 	int waited = 0;
 
 	for (;;) {
-		struct pollfd input = { claim->in_fd, POLLIN, 0 };
-		int ready;
+		ssize_t got;
 
 		if (interrupt_requested()) {
 			errno = EINTR;
 			return -1;
 		}
-		ready = poll(&input, 1, waited ? CLAIM_TICK_MS : 0);
-		if (ready > 0) {
-			ssize_t got = read(claim->in_fd, buffer, size);
-			if (got >= 0 || errno != EINTR)
-				return got;
-		} else if (ready < 0 && errno != EINTR)
-			return -1;
-		else if (!waited++ && claim->consumer.handle)
+		if ((got = interrupt_read(claim->in_fd, buffer, size, waited ? CLAIM_TICK_MS : 0)) != -2)
+			return got;
+		if (!waited++ && claim->consumer.handle)
 			consumer_commit(&claim->consumer);   /* retried at the end if it failed */
 	}
 }

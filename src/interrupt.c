@@ -1,7 +1,10 @@
 #include "interrupt.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t interrupt_received;
 
@@ -29,4 +32,18 @@ void interrupt_install(void)
 int interrupt_requested(void)
 {
 	return interrupt_received;
+}
+
+ssize_t interrupt_read(int fd, void *buffer, size_t size, int wait_ms)
+{
+	struct pollfd input = { .fd = fd, .events = POLLIN };
+	int ready = poll(&input, 1, wait_ms);
+	ssize_t got;
+
+	if (ready < 0 && errno != EINTR)
+		return -1;
+	if (ready <= 0)
+		return -2;
+	got = read(fd, buffer, size);
+	return got < 0 && errno == EINTR ? -2 : got;
 }

@@ -10,4 +10,11 @@ void interrupt_install(void);
 /* The signal that asked us to stop, or 0. */
 int interrupt_requested(void);
 
+#include <sys/types.h>
+
+/* Waits at most `wait_ms` for `fd` to be readable, then reads it: the read's
+ * result, or -2 when nothing came in time (or a signal came), so that a
+ * reader looking at interrupt_requested() between calls is never stuck. */
+ssize_t interrupt_read(int fd, void *buffer, size_t size, int wait_ms);
+
 #endif

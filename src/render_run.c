@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -268,18 +267,12 @@ static ssize_t render_run_read_input(void *cookie, char *buffer, size_t size)
 
 	render_run_end_lookups(run);
 	for (;;) {
-		struct pollfd input = { run->in_fd, POLLIN, 0 };
-		int ready;
+		ssize_t got;
 
 		if (render_run_stopping(run))
 			return 0;
-		ready = poll(&input, 1, (int)(RENDER_RUN_TICK * 1000));
-		if (ready > 0) {
-			ssize_t got = read(run->in_fd, buffer, size);
-			if (got >= 0 || errno != EINTR)
-				return got;
-		} else if (ready < 0 && errno != EINTR)
-			return -1;
+		if ((got = interrupt_read(run->in_fd, buffer, size, (int)(RENDER_RUN_TICK * 1000))) != -2)
+			return got;
 	}
 }
 
