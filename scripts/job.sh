@@ -36,11 +36,16 @@ job_start() {
   JOB_NAME=$1
   local log_dir=${QRPOOL_LOG_DIR:-/var/log/qrpool}
   local lock_dir=${QRPOOL_LOCK_DIR:-/run/lock}
-  [ -d "$lock_dir" ] && [ -w "$lock_dir" ] || lock_dir=${TMPDIR:-/tmp}
   mkdir -p "$log_dir" 2>/dev/null || log_dir=${TMPDIR:-/tmp}
   JOB_LOG=${QRPOOL_LOG:-$log_dir/$JOB_NAME.log}
   JOB_LOCK=$lock_dir/qrpool-$JOB_NAME.lock
-  exec 9>>"$JOB_LOCK" || { echo "$JOB_NAME: cannot open lock $JOB_LOCK" >&2; exit 74; }
+  # A lock that exists is used as it is; else the directory must let us make it.
+  [ -r "$JOB_LOCK" ] || { [ -d "$lock_dir" ] && [ -w "$lock_dir" ]; } ||
+    JOB_LOCK=${TMPDIR:-/tmp}/qrpool-$JOB_NAME.lock
+  # Opened for reading: a lock file made by another user (root running a job
+  # by hand) must not lock the qrpool user out. Made world-readable if new.
+  [ -e "$JOB_LOCK" ] || (umask 0111 && : >>"$JOB_LOCK") 2>/dev/null
+  exec 9<"$JOB_LOCK" || { echo "$JOB_NAME: cannot open lock $JOB_LOCK" >&2; exit 74; }
   if ! flock -n 9; then
     echo "$JOB_NAME: another run holds $JOB_LOCK; not starting" >&2
     exit 75

@@ -109,3 +109,22 @@ is "SIGTERM to nightly-fill: no tool left running" \
   "$(pgrep -f "qrpool-(pending|plan|fetch|render|publish)" | wc -l)" 0
 ok "SIGTERM to nightly-fill: the lock is free" -- flock -n "$T/qrpool-nightly-fill.lock" true
 ok "SIGTERM to nightly-fill: no capture file left" -- sh -c "! ls '$T'/qrpool-nightly-fill.?????? 2>/dev/null"
+
+# --- a lock file another user made (root running a job by hand) does not lock the
+# qrpool user out: the lock is opened for reading ------------------------------------
+lockdir=$T/locks
+mkdir -p "$lockdir" "$T/nobody" && chmod 755 "$lockdir" && chmod 777 "$T/nobody" && chmod 755 "$T"
+: >"$lockdir/qrpool-probe.lock" && chmod 644 "$lockdir/qrpool-probe.lock"
+rc=0
+runuser -u nobody -- env QRPOOL_LOCK_DIR="$lockdir" QRPOOL_LOG_DIR="$T/nobody" TMPDIR="$T/nobody" \
+  bash -c ". '$ROOT/scripts/job.sh'; job_start probe; echo \"\$JOB_LOCK\"; job_finish 0" \
+  >"$T/out" 2>"$T/err" || rc=$?
+is "a root-owned 0644 lock: another user still takes it" "$rc:$(cat "$T/out")" \
+  "0:$lockdir/qrpool-probe.lock"
+flock "$lockdir/qrpool-probe.lock" sleep 2 & holder=$!
+sleep 0.3
+rc=0
+runuser -u nobody -- env QRPOOL_LOCK_DIR="$lockdir" QRPOOL_LOG_DIR="$T/nobody" TMPDIR="$T/nobody" \
+  bash -c ". '$ROOT/scripts/job.sh'; job_start probe; job_finish 0" >"$T/out" 2>"$T/err" || rc=$?
+is "and while root's run holds it, the other user's run waits its turn: exit 75" "$rc" 75
+wait $holder
