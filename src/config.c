@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "cli.h"
+
 #include <errno.h>
 #include <libconfig.h>
 #include <stdarg.h>
@@ -7,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "exitcode.h"
 #include "log.h"
 #include "parse.h"
@@ -681,6 +684,17 @@ void config_pool_names(const struct config *config, char *buf, size_t size)
 	for (size_t i = 0; i < config->pool_count && used < size; i++)
 		used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "",
 			config->pools[i].name);
+}
+
+int config_apply_reserve(struct config *config, int64_t reserve)
+{
+	if (reserve < 0)
+		return 0;
+	if (reserve >= config->wechat.quota_per_minute)
+		return cli_usage_error("--reserve %lld leaves nothing of quota_per_minute (%d)",
+			(long long)reserve, config->wechat.quota_per_minute);
+	config->wechat.reserve_per_minute = (int)reserve;
+	return 0;
 }
 
 int config_wechat_budget(const struct config *config)

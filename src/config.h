@@ -105,6 +105,9 @@ void config_pool_names(const struct config *config, char *buf, size_t size);
 
 /* The budget per minute this pipeline may use: quota - reserve. */
 int config_wechat_budget(const struct config *config);
+/* --reserve N (fetch, plan): replaces reserve_per_minute for this run only;
+ * negative: keep the config's. Returns 0 or EXIT_USAGE (logged). */
+int config_apply_reserve(struct config *config, int64_t reserve);
 
 /* Reads the app secret (inline or from secret_file) into buf. Returns 0 or
  * EXIT_CONFIG. The secret is never logged. */

@@ -100,18 +100,6 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 	return 0;
 }
 
-/* --reserve replaces the config's reserve_per_minute for this run only. */
-static int fetch_apply_reserve(struct config *config, int64_t reserve)
-{
-	if (reserve < 0)
-		return 0;
-	if (reserve >= config->wechat.quota_per_minute)
-		return cli_usage_error("--reserve %lld leaves nothing of quota_per_minute (%d)",
-			(long long)reserve, config->wechat.quota_per_minute);
-	config->wechat.reserve_per_minute = (int)reserve;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct fetch_cli cli;
@@ -126,7 +114,7 @@ int main(int argc, char **argv)
 		return status;
 	if ((status = config_load(&config, cli.common.config_path)))
 		return status;
-	status = fetch_apply_reserve(&config, cli.reserve);
+	status = config_apply_reserve(&config, cli.reserve);
 	if (status) {
 		config_free(&config);
 		return status;

@@ -22,6 +22,7 @@ struct plan_options {
 	int64_t capacity;          /* -1: from --window, else unbounded */
 	int window_start, window_end;  /* minutes after midnight; -1: none */
 	int64_t max_codes;
+	int64_t reserve;           /* --reserve; -1: the config's reserve_per_minute */
 	int dry_run;
 	char **inputs;
 	int input_count;
@@ -42,6 +43,8 @@ static void plan_usage(void)
 		"  --from TIME        start of the covered period (ISO-8601; default now)\n"
 		"  --capacity N       wechat codes that can be made (default: unbounded)\n"
 		"  --window HH:MM-HH:MM  capacity = window minutes x (quota - reserve) per minute\n"
+		"  --reserve N        the reserve per minute for --window, instead of\n"
+		"                     wechat.reserve_per_minute (as qrpool-fetch --reserve)\n"
 		"  --max N            make at most N codes in all\n"
 		"  -n, --dry-run      print the per-pool table, write nothing\n"
 		CLI_COMMON_HELP
@@ -51,13 +54,14 @@ static void plan_usage(void)
 
 static int plan_parse_options(int argc, char **argv, struct plan_options *options)
 {
-	enum { OPT_FROM = CLI_OPT_FIRST_TOOL_OPTION, OPT_CAPACITY, OPT_WINDOW, OPT_MAX };
+	enum { OPT_FROM = CLI_OPT_FIRST_TOOL_OPTION, OPT_CAPACITY, OPT_WINDOW, OPT_MAX, OPT_RESERVE };
 	static const struct option longs[] = {
 		CLI_COMMON_LONG,
 		{ "from", required_argument, NULL, OPT_FROM },
 		{ "capacity", required_argument, NULL, OPT_CAPACITY },
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "max", required_argument, NULL, OPT_MAX },
+		{ "reserve", required_argument, NULL, OPT_RESERVE },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -66,7 +70,7 @@ static int plan_parse_options(int argc, char **argv, struct plan_options *option
 
 	memset(options, 0, sizeof *options);
 	options->from = time(NULL);
-	options->capacity = options->max_codes = -1;
+	options->capacity = options->max_codes = options->reserve = -1;
 	options->window_start = options->window_end = -1;
 	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "n", longs, NULL)) != -1) {
 		if (cli_common_option(&options->common, opt, optarg))
@@ -87,6 +91,10 @@ static int plan_parse_options(int argc, char **argv, struct plan_options *option
 		case OPT_MAX:
 			if (parse_int64(optarg, 0, INT64_MAX / 2, &options->max_codes, why))
 				return cli_usage_error("--max: %s", why);
+			break;
+		case OPT_RESERVE:
+			if (parse_int64(optarg, 0, 10000000, &options->reserve, why))
+				return cli_usage_error("--reserve: %s", why);
 			break;
 		case 'n':
 			options->dry_run = 1;
@@ -465,6 +473,10 @@ int main(int argc, char **argv)
 		return status;
 	if ((status = config_load(&config, options.common.config_path)))
 		return status;
+	if ((status = config_apply_reserve(&config, options.reserve))) {
+		config_free(&config);
+		return status;
+	}
 	if (options.common.dump_config) {
 		status = config_dump(&config, stdout);
 		status = exitcode_worst(status, cli_close_stdout());

@@ -135,3 +135,12 @@ run qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv"
 is "Kafka unreachable: the plan is made, and exits 75" "$rc" 75
 ok "Kafka unreachable: codes planned ($(wc -l <"$T/out"))" [ "$(wc -l <"$T/out")" -gt 0 ]
 like "Kafka unreachable: says why" "$(cat "$T/err")" "planned from an estimated pool depth"
+
+# --reserve: the window's capacity leaves that many calls a minute (as fetch --reserve).
+rm -f "$T/staging.db"*
+write_config
+printf 'poster\t2026-11-29T10:00Z\t100000\n' >"$T/d.tsv"
+run qrpool-plan --from 2026-11-29T10:00Z --window 01:00-02:00 --reserve 4000 "$T/d.tsv"
+is "--reserve 4000 of 5000: capacity 60 minutes x 1000" "$(sql 'SELECT capacity FROM plans')" 60000
+run qrpool-plan --window 01:00-02:00 --reserve 5000 "$T/d.tsv"
+is "--reserve leaving nothing: exit 64" "$rc" 64

@@ -84,6 +84,12 @@ is "backfill: exit 0, quiet" "$rc:$(cat "$T/out" "$T/err")" "0:"
 is "backfill: the poster demand is the regular and the campaign rows summed" \
   "$(sql "SELECT sum(codes) FROM plan_demand WHERE pool = 'poster'")" 100
 is "backfill: all published" "$(sql "SELECT count(*) FROM codes WHERE state != 'published'")" 0
+capacity=$(sql "SELECT capacity FROM plans ORDER BY id DESC LIMIT 1")
+ok "backfill -r 4000: the plan's capacity leaves the reserve too ($capacity <= 31 min x 1000)" \
+  [ "$capacity" -le 31000 ]
+mkdir -p "$T/my dir" && cp "$T/regular.tsv" "$T/my dir/regular.tsv"
+run backfill -u "$deadline" -d "$T/my dir/regular.tsv" "$T/campaign.tsv"
+is "backfill: a regular forecast whose path has a space" "$rc" 0
 run backfill "$T/campaign.tsv"
 is "backfill without a deadline: exit 64" "$rc" 64
 
