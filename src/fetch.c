@@ -521,6 +521,8 @@ static void fetch_release_idle_quota(struct fetcher *f, double now)
 		fetch_fail(f, status);
 }
 
+static void fetch_check_stop(struct fetcher *f, double now);
+
 static void fetch_start_calls(struct fetcher *f)
 {
 	double now = db_now();
@@ -535,6 +537,15 @@ static void fetch_start_calls(struct fetcher *f)
 		}
 		if ((status = fetch_may_call(f, now)) == 1)
 			break;
+		if (!status && db_now() - now > FETCH_WAIT_MAX) {
+			/* A token refresh took a while: the deadline or a signal
+			 * may have come meanwhile. */
+			fetch_check_stop(f, now = db_now());
+			if (f->stop != FETCH_RUNNING) {
+				f->quota.held++;   /* the call taken goes back with the rest */
+				break;
+			}
+		}
 		if (!status)
 			status = fetch_start(f, fetch_ready_pop(f), quota_now_ms());
 		if (status) {

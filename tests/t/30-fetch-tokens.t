@@ -133,3 +133,12 @@ started=$(date +%s)
 run qrpool-fetch --for 4s <"$T/items"
 ok "a command that never exits holds no run: it ends with its deadline" [ $(($(date +%s) - started)) -le 7 ]
 like "a command that never exits is killed at the timeout" "$(cat "$T/err")" "token command: timed out"
+
+# --- a token that comes after the deadline: no call starts with it ---------------------
+start_fake late
+config_for "concurrency = 4; token = { source = \"command\"; command = \"sleep 2; echo late-token 7200\"; };"
+: >"$T/items"; plan poster 5
+run qrpool-fetch --for 1s <"$T/items"
+is "token after the deadline: exit 75" "$rc" 75
+is "token after the deadline: no call made" "$(stats calls_total)" 0
+is "token after the deadline: every code still planned" "$(count "state = 'planned'")" 5
