@@ -967,8 +967,9 @@ int fetch_run(const struct fetch_options *options, const struct config *config, 
 			f.status = exitcode_worst(f.status, EXIT_DATA);
 		fetch_summary(&f, started);
 		status = f.status;
-		db_run_end(&f.db, f.counts.read, f.batch.stored + f.counts.passed, status);
 	}
+	/* Also when the setup failed after the run was recorded as started. */
+	db_run_end(&f.db, f.counts.read, f.batch.stored + f.counts.passed, status);
 	fetch_close(&f);
 	return status;
 }
