@@ -169,7 +169,10 @@ install: all
 	install -m 755 $(addprefix $(BIN)/,$(TOOLS)) $(DESTDIR)$(BINDIR)
 	install -m 644 schema/*.sql $(DESTDIR)$(DATADIR)/schema
 	install -m 755 $(INSTALL_SCRIPTS) $(DESTDIR)$(DATADIR)/scripts
-	if ls cron/* >/dev/null 2>&1; then install -m 644 cron/* $(DESTDIR)$(DATADIR)/cron; fi
+	for f in $(CRON_FILES); do \
+		sed 's|/usr/local|$(PREFIX)|g' $$f >$(DESTDIR)$(DATADIR)/cron/$${f##*/} && \
+		chmod 644 $(DESTDIR)$(DATADIR)/cron/$${f##*/} || exit 1; \
+	done
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(MANDIR)/man1
 	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5
@@ -178,9 +181,14 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(wildcard man/*.1)))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(wildcard man/*.5)))
-	rm -rf $(DESTDIR)$(DATADIR)
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/schema/,$(notdir $(wildcard schema/*.sql)))
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/scripts/,$(notdir $(INSTALL_SCRIPTS)))
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/cron/,$(notdir $(CRON_FILES)))
+	-rmdir $(DESTDIR)$(DATADIR)/schema $(DESTDIR)$(DATADIR)/scripts $(DESTDIR)$(DATADIR)/cron \
+		$(DESTDIR)$(DATADIR) 2>/dev/null
 
 INSTALL_SCRIPTS := $(filter-out scripts/embed-schema scripts/demo,$(wildcard scripts/*))
+CRON_FILES := $(wildcard cron/*)
 
 clean:
 	rm -rf build $(addprefix bin/,$(TOOLS) $(TEST_SERVERS) $(TEST_HELPERS))
