@@ -31,17 +31,19 @@ job_worst() {
 
 job_log() { printf '%s %s: %s\n' "$(date +%Y-%m-%dT%H:%M:%S%z)" "$JOB_NAME" "$*" >&2; }
 
-# job_start NAME: takes the lock, sends stderr to a capture file.
+# job_start NAME [LOCK]: takes the lock (LOCK, default NAME: jobs that must not
+# overlap share one), sends stderr to a capture file.
 job_start() {
   JOB_NAME=$1
+  local lock_name=${2:-$1}
   local log_dir=${QRPOOL_LOG_DIR:-/var/log/qrpool}
   local lock_dir=${QRPOOL_LOCK_DIR:-/run/lock}
   mkdir -p "$log_dir" 2>/dev/null || log_dir=${TMPDIR:-/tmp}
   JOB_LOG=${QRPOOL_LOG:-$log_dir/$JOB_NAME.log}
-  JOB_LOCK=$lock_dir/qrpool-$JOB_NAME.lock
+  JOB_LOCK=$lock_dir/qrpool-$lock_name.lock
   # A lock that exists is used as it is; else the directory must let us make it.
   [ -r "$JOB_LOCK" ] || { [ -d "$lock_dir" ] && [ -w "$lock_dir" ]; } ||
-    JOB_LOCK=${TMPDIR:-/tmp}/qrpool-$JOB_NAME.lock
+    JOB_LOCK=${TMPDIR:-/tmp}/qrpool-$lock_name.lock
   # Opened for reading: a lock file made by another user (root running a job
   # by hand) must not lock the qrpool user out. Made world-readable if new.
   [ -e "$JOB_LOCK" ] || (umask 0111 && : >>"$JOB_LOCK") 2>/dev/null

@@ -42,11 +42,13 @@ run nightly-fill -u 6am "$T/demand.tsv"
 is "a malformed deadline: exit 64" "$rc" 64
 
 # --- one at a time ------------------------------------------------------------------
-flock "$T/qrpool-nightly-fill.lock" sleep 2 & holder=$!
+flock "$T/qrpool-fill.lock" sleep 2 & holder=$!
 sleep 0.3
 run nightly-fill -u "$deadline" "$T/demand.tsv"
 is "a second nightly-fill while one runs: exit 75" "$rc" 75
 like "and says so" "$(cat "$T/err")" "another run holds"
+run backfill -u "$deadline" "$T/demand.tsv"
+is "nor a backfill while a fill runs (they would fetch the same codes): exit 75" "$rc" 75
 wait $holder
 
 # --- a failing middle stage fails the script -----------------------------------------
@@ -113,7 +115,7 @@ like "SIGTERM to nightly-fill: the failure is printed, for cron's mail" "$(cat "
 like "SIGTERM to nightly-fill: the log says so" "$(cat "$T/log/nightly-fill.log")" "stopped by SIGTERM"
 is "SIGTERM to nightly-fill: no tool left running" \
   "$(pgrep -f "qrpool-(pending|plan|fetch|render|publish)" | wc -l)" 0
-ok "SIGTERM to nightly-fill: the lock is free" -- flock -n "$T/qrpool-nightly-fill.lock" true
+ok "SIGTERM to nightly-fill: the lock is free" -- flock -n "$T/qrpool-fill.lock" true
 ok "SIGTERM to nightly-fill: no capture file left" -- sh -c "! ls '$T'/qrpool-nightly-fill.?????? 2>/dev/null"
 
 # --- a lock file another user made (root running a job by hand) does not lock the
