@@ -408,6 +408,28 @@ static int plan_write(struct db *db, const struct plan_options *options,
 	return status;
 }
 
+/* A forecast whose rows all lie outside the period each pool covers from
+ * `from` (an export that did not run, a file of last week) would plan
+ * nothing and look like a quiet night. Returns 0, or EXIT_DATA (logged). */
+static int plan_check_period(const struct demand *demand, const struct config *config, time_t from)
+{
+	char when[32];
+
+	for (size_t r = 0; r < demand->count; r++) {
+		const struct demand_row *row = &demand->rows[r];
+		double end = (double)from + config->pools[row->pool_index].cover_hours * 3600.0;
+
+		if ((double)row->hour + 3600.0 > (double)from && (double)row->hour < end)
+			return 0;
+	}
+	if (!demand->count)
+		return 0;
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%MZ", gmtime(&from));
+	log_error("none of the %zu demand rows falls in the hours the pools cover from %s (is the "
+		"forecast stale, or --from wrong?): nothing planned", demand->count, when);
+	return EXIT_DATA;
+}
+
 static int plan_run(const struct plan_options *options, const struct config *config)
 {
 	struct demand demand = { 0 };
@@ -422,6 +444,8 @@ static int plan_run(const struct plan_options *options, const struct config *con
 	status = plan_read_inputs(options, config, &demand);
 	if (status != EXIT_IO)
 		status = exitcode_worst(status, plan_check_duplicates(&demand, config));
+	if (!status)
+		status = plan_check_period(&demand, config, options->from);
 	if (status) {
 		if (demand.errors)
 			log_error("%d bad demand line%s: nothing planned", demand.errors,

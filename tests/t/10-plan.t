@@ -144,3 +144,12 @@ run qrpool-plan --from 2026-11-29T10:00Z --window 01:00-02:00 --reserve 4000 "$T
 is "--reserve 4000 of 5000: capacity 60 minutes x 1000" "$(sql 'SELECT capacity FROM plans')" 60000
 run qrpool-plan --window 01:00-02:00 --reserve 5000 "$T/d.tsv"
 is "--reserve leaving nothing: exit 64" "$rc" 64
+
+# A forecast of last week (an export that did not run): nothing in the covered
+# hours is an error, not a quiet night with nothing planned.
+before=$(sql 'SELECT count(*) FROM codes')
+printf 'poster\t2026-11-20T10:00Z\t500\ncard\t2026-11-20T11:00Z\t50\n' >"$T/stale.tsv"
+run qrpool-plan --from 2026-11-29T10:00Z "$T/stale.tsv"
+is "a stale forecast: exit 65" "$rc" 65
+like "a stale forecast: says so" "$(cat "$T/err")" "none of the 2 demand rows falls in the hours the pools cover from 2026-11-29T10:00Z"
+is "a stale forecast: nothing planned" "$(sql 'SELECT count(*) FROM codes')" "$before"
