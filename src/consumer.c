@@ -113,7 +113,8 @@ static void consumer_rebalance(rd_kafka_t *handle, rd_kafka_resp_err_t err,
 		if (consumer_reserve(consumer, parts->cnt))
 			log_error("out of memory tracking partitions");
 		consumer_track(consumer, parts, 1);
-		consumer->assigned = 1;
+		consumer->assigned = consumer->ever_assigned = 1;
+		consumer->brokers_down = 0;
 		if (cooperative)
 			rd_kafka_error_destroy(rd_kafka_incremental_assign(handle, parts));
 		else
@@ -230,6 +231,7 @@ static int consumer_event(struct consumer *consumer, rd_kafka_message_t *message
 
 	if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF || !message->err) {
 		consumer->last_progress = now;
+		consumer->brokers_down = 0;   /* they answer again */
 		if (partition)
 			partition->at_end = message->err != 0;
 		if (!message->err)
@@ -260,7 +262,9 @@ static int consumer_give_up(struct consumer *consumer, int64_t wait_ms, double n
 	}
 	/* Silence is a sign of trouble only while something should come: at the
 	 * end of every partition, no event comes, and --wait decides. */
-	if ((!consumer->assigned && consumer->brokers_down) ||
+	/* All brokers down before the group ever answered: nothing will come.
+	 * Later (a rebalance after an outage), kafka.timeout decides. */
+	if ((!consumer->ever_assigned && consumer->brokers_down) ||
 	    (!consumer->all_at_end_since &&
 	     (now - consumer->last_progress) * 1000 >= (double)consumer->timeout_ms)) {
 		log_error("kafka %s: no answer%s: cannot take codes from pool %s", consumer->brokers,

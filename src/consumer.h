@@ -29,6 +29,7 @@ struct consumer {
 	struct consumer_partition *partitions;
 	size_t partition_count, partition_capacity;
 	int assigned;                 /* we hold an assignment (maybe of no partition) */
+	int ever_assigned;            /* the group has answered us once */
 	double last_progress;         /* monotonic seconds of the last sign of life */
 	double all_at_end_since;      /* 0 while some partition may hold codes */
 	int brokers_down;             /* set by the error callback */

@@ -1,0 +1,35 @@
+#!/bin/sh
+# qrpool-claim through a short outage of every broker, then a rebalance: the
+# outage is over, so the rebalance is waited for (it is no "Kafka down").
+. "${0%/*}/lib.sh"
+. "${0%/*}/claim.sh"
+local-kafka -q -t qrpool.poster:3 --bootstrap-file "$T/brokers" --control "$T/ctl" \
+  >/dev/null 2>"$T/kafka.log" &
+kafka_pid=$!
+at_exit "kill $kafka_pid; wait $kafka_pid"
+i=0
+while [ ! -s "$T/brokers" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+KAFKA_BROKERS=$(cat "$T/brokers"); export KAFKA_BROKERS
+write_claim_config
+publish_codes 40
+mkfifo "$T/fifo"
+( records 1 1; sleep 3; records 1 2; sleep 9; for i in 3 4 5 6 7 8 9 10; do records 1 $i; sleep 0.5; done ) \
+  >"$T/fifo" &
+qrpool-claim --pool poster --out "$T/codes" --wait 3s <"$T/fifo" >"$T/out" 2>"$T/err" &
+claim=$!
+i=0
+until [ -s "$T/out" ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+echo "broker-down all" >"$T/ctl"; sleep 1; echo "broker-up all" >"$T/ctl"
+sleep 5
+timeout 12 kcat -q -b "$KAFKA_BROKERS" -G qrpool-online.poster -X enable.auto.commit=false \
+  -X session.timeout.ms=6000 -f '%k\n' qrpool.poster >"$T/online" 2>/dev/null &
+online=$!
+rc=0; wait $claim || rc=$?
+wait $online || true
+ok "an outage, then a rebalance: exit 0, or 75 for a commit the mock refused (rc $rc)" \
+  [ "$rc" -eq 0 -o "$rc" -eq 75 ]
+is "an outage, then a rebalance: every record bound" "$(wc -l <"$T/out")" 10
+ok "not taken for Kafka down" -- sh -c "! grep -q 'no answer' '$T/err'"
+sql 'SELECT request_id FROM bindings' | sort >"$T/bound"
+sort -u "$T/online" >"$T/online.sorted"
+is "none of claim's codes reached the other member" "$(comm -12 "$T/bound" "$T/online.sorted" | wc -l)" 0
