@@ -65,21 +65,26 @@ job_start() {
 # logged): the pipeline is told to stop (see job_signalled), waited for, and
 # the run ends through job_finish with at least 75.
 job_run() {
-  local status=0
+  local status=0 tries=0
   JOB_SIGNAL=
-  "$@" &
+  "$@" <&0 &   # (without <&0, bash gives a background job /dev/null as stdin)
   JOB_CHILD=$!
   trap 'job_signalled INT' INT
   trap 'job_signalled TERM' TERM
   trap 'job_signalled HUP' HUP
   wait "$JOB_CHILD" || status=$?
-  while [ -n "$JOB_SIGNAL" ] && kill -0 "$JOB_CHILD" 2>/dev/null; do
+  # A signal cuts the wait short: wait again, for the pipeline's own status
+  # (bash keeps it for a child that has already ended).
+  while [ -n "$JOB_SIGNAL" ] && [ "$status" -gt 128 ] && [ $tries -lt 100 ]; do
     status=0
     wait "$JOB_CHILD" || status=$?
+    tries=$((tries + 1))
   done
   trap - INT TERM HUP
   if [ -n "$JOB_SIGNAL" ]; then
     job_log "stopped by SIG$JOB_SIGNAL"
+    # A stage ended by the stop (SIGTERM, or SIGPIPE behind it) is the stop.
+    [ "$status" -gt 128 ] && status=75
     status=$(job_worst "$status" 75)
   fi
   job_finish "$status"
@@ -89,13 +94,19 @@ job_run() {
 # render and publish finish what reaches them and end with their input. (A
 # SIGTERM to every stage would cut the pipes under the ones still writing.)
 job_signalled() {
-  local pid
+  local pid parent
   [ -n "$JOB_SIGNAL" ] && return
   JOB_SIGNAL=$1
   job_log "SIG$1: stopping the pipeline"
   for pid in $(job_descendants "$JOB_CHILD"); do
     case $(ps -o comm= -p "$pid" 2>/dev/null) in
-      qrpool-pending|qrpool-plan|qrpool-fetch) kill -TERM "$pid" 2>/dev/null || true ;;
+      qrpool-pending|qrpool-plan)
+        # Their subshell too ({ pending; plan; } in nightly-fill), or it
+        # would go on to the next stage: a plan minted after the stop.
+        parent=$(ps -o ppid= -p "$pid" 2>/dev/null | tr -d ' ')
+        [ -n "$parent" ] && [ "$parent" != "$JOB_CHILD" ] && kill -TERM "$parent" 2>/dev/null
+        kill -TERM "$pid" 2>/dev/null || true ;;
+      qrpool-fetch) kill -TERM "$pid" 2>/dev/null || true ;;
     esac
   done
 }

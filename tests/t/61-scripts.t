@@ -31,6 +31,12 @@ ok "nightly-fill: codes were planned for all three pools" -- \
   test "$(sql 'SELECT count(DISTINCT pool) FROM codes')" -eq 3
 like "nightly-fill: the run is in the log" "$(cat "$T/log/nightly-fill.log")" "nightly-fill: end: exit 0"
 
+# --- the demand on stdin ('-'): it reaches the plan ------------------------------------
+printf 'poster\t%s\t30\n' "$HOUR" | { run nightly-fill -u "$deadline" -; echo "$rc" >"$T/rc"; }
+is "demand on stdin: exit 0" "$(cat "$T/rc")" 0
+is "demand on stdin: the plan read it" \
+  "$(sql 'SELECT sum(codes) FROM plan_demand WHERE plan_id = (SELECT max(id) FROM plans)')" 30
+
 # --- a deadline already past tonight (a morning rerun with -u 06:00): refused -----------
 past=$(date -d '-5 minutes' +%H:%M)
 before=$(sql 'SELECT count(*) FROM codes')
