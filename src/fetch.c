@@ -487,8 +487,14 @@ static int fetch_may_call(struct fetcher *f, double now)
 		fetch_stop_all_pools(f, f->token.failure.message);
 		return 1;
 	}
+	if (status == TOKEN_GAVE_UP && f->options->deadline) {
+		/* The deadline bounds the run: a token service back in ten
+		 * minutes still leaves the rest of the night. */
+		f->wake_at = f->token.retry_at;
+		return 1;
+	}
 	if (status == TOKEN_GAVE_UP) {
-		/* As when calls keep failing: the rest stays planned for a rerun. */
+		/* No deadline: as when calls keep failing, the rest stays planned. */
 		log_error("no access token: %s: no new calls, items stay planned",
 			f->token.failure.message);
 		f->stop = FETCH_FAILING;

@@ -132,6 +132,7 @@ static int token_usable(const struct token_cache *cache, const struct token_row 
 
 static void token_adopt(struct token_cache *cache, const struct token_row *row, double use_until)
 {
+	cache->failures = 0;   /* another process got one: the source works */
 	strcpy(cache->token, row->token);
 	cache->expires_at = row->expires_at;
 	cache->use_until = use_until;
@@ -478,20 +479,21 @@ static int token_refresh_failed(struct token_cache *cache, double now)
 		return EXIT_UPSTREAM;
 	if (cache->failure.action == WECHAT_INTERNAL)
 		return EXIT_INTERNAL;
-	if (++cache->failures >= TOKEN_FAILURES_MAX &&
-	    !(*cache->token && now < cache->expires_at && strcmp(cache->token, cache->refused))) {
+	log_warn("refreshing the access token failed, retrying in %.0f s: %s", cache->backoff,
+		cache->failure.message);
+	cache->retry_at = now + cache->backoff;
+	cache->backoff = cache->backoff * 2 < 60 ? cache->backoff * 2 : 60;
+	if (*cache->token && now < cache->expires_at && strcmp(cache->token, cache->refused))
+		return 0;
+	if (++cache->failures >= TOKEN_FAILURES_MAX) {
 		char last[sizeof cache->failure.message];
 
 		snprintf(last, sizeof last, "%s", cache->failure.message);
 		snprintf(cache->failure.message, sizeof cache->failure.message,
 			"%d refreshes in a row failed (the last: %.150s)", cache->failures, last);
-		return TOKEN_GAVE_UP;
+		return TOKEN_GAVE_UP;   /* retry_at is set: the caller may go on trying */
 	}
-	log_warn("refreshing the access token failed, retrying in %.0f s: %s", cache->backoff,
-		cache->failure.message);
-	cache->retry_at = now + cache->backoff;
-	cache->backoff = cache->backoff * 2 < 60 ? cache->backoff * 2 : 60;
-	return *cache->token && now < cache->expires_at && strcmp(cache->token, cache->refused) ? 0 : 1;
+	return 1;
 }
 
 static int token_refresh(struct token_cache *cache, double now)

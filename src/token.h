@@ -43,8 +43,9 @@ void token_close(struct token_cache *cache);
 /* Makes cache->token usable at `now` (unix seconds), refreshing it if due.
  * Returns 0 (cache->token is set), 1 (no token yet: try again at
  * cache->retry_at), TOKEN_GAVE_UP when TOKEN_FAILURES_MAX refreshes in a row
- * failed (backing off 1, 2, 4 ... 60 s: about 4 minutes) and no token is left
- * to use, or an exit code: EXIT_UPSTREAM for refused credentials,
+ * failed (backing off 1, 2, 4 ... 60 s: about 4 minutes) with no token to use
+ * (retry_at is set all the same: a run with a deadline may go on trying), or
+ * an exit code: EXIT_UPSTREAM for refused credentials,
  * EXIT_INTERNAL, EXIT_CONFIG, or a DB error; cache->failure says why. */
 #define TOKEN_GAVE_UP 2
 #define TOKEN_FAILURES_MAX 9
