@@ -129,58 +129,41 @@ static void pending_bind_filters(sqlite3_stmt *stmt, const struct pending_option
 			sqlite3_bind_text(stmt, i + 1, pending_state_names[i], -1, SQLITE_STATIC);
 }
 
-#define PENDING_PAGE 2000
-#define PENDING_LINE_MAX 160   /* a request id (at most 32), a tab, a pool name (at most 100) */
-
-/* One page of the list: up to PENDING_PAGE rows after id `*after`, read and
- * then printed, so no read snapshot stays open while the next stage is slow
- * to take our output (an open snapshot stops every checkpoint: the WAL would
- * grow by the whole night's writes). Returns the rows read, or -1 (logged). */
-static int64_t pending_page(struct db *db, sqlite3_stmt *stmt, int64_t *after, int64_t limit,
-	char (*lines)[PENDING_LINE_MAX])
-{
-	int64_t count = 0;
-	int rc;
-
-	sqlite3_bind_int64(stmt, 6, limit < PENDING_PAGE ? limit : PENDING_PAGE);
-	sqlite3_bind_int64(stmt, 7, *after);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		*after = sqlite3_column_int64(stmt, 0);
-		snprintf(lines[count++], sizeof lines[0], "%s\t%s", sqlite3_column_text(stmt, 1),
-			sqlite3_column_text(stmt, 2));
-	}
-	sqlite3_reset(stmt);   /* ends the read transaction */
-	if (rc != SQLITE_DONE) {
-		db_fail(db, rc, "listing codes");
-		return -1;
-	}
-	for (int64_t i = 0; i < count; i++)
-		if (printf("%s\n", lines[i]) < 0)
-			return 0;   /* stdout failed: cli_close_stdout says so */
-	return count;
-}
-
+/* The list is read whole, then printed: while the next stage is slow to take
+ * the lines, no read snapshot stays open (an open snapshot stops every
+ * checkpoint, and the WAL grows by the whole night's writes). One query with
+ * the state index and a sort: paging by id cannot use that index, and would
+ * read the rest of the list again for every page. */
 static int pending_list(struct db *db, const struct pending_options *options)
 {
-	char (*lines)[PENDING_LINE_MAX] = malloc(PENDING_PAGE * sizeof *lines);
-	int64_t left = options->limit < 0 ? INT64_MAX : options->limit, after = 0, got = 0;
+	char *text = NULL;
+	size_t size = 0;
+	FILE *buffer = open_memstream(&text, &size);
 	sqlite3_stmt *stmt;
-	int status;
+	int status, rc;
 
-	if (!lines)
+	if (!buffer)
 		return EXIT_INTERNAL;
-	if ((status = db_prepare(db, &stmt, "SELECT id, request_id, pool FROM codes "
-			"WHERE state IN (?1, ?2, ?3, ?4) AND (?5 IS NULL OR pool = ?5) AND id > ?7 "
+	if ((status = db_prepare(db, &stmt, "SELECT request_id, pool FROM codes "
+			"WHERE state IN (?1, ?2, ?3, ?4) AND (?5 IS NULL OR pool = ?5) "
 			"AND updated_at >= ?8 ORDER BY id LIMIT ?6"))) {
-		free(lines);
+		fclose(buffer);
+		free(text);
 		return status;
 	}
 	pending_bind_filters(stmt, options);
-	while (left > 0 && (got = pending_page(db, stmt, &after, left, lines)) == PENDING_PAGE)
-		left -= got;
-	sqlite3_finalize(stmt);
-	free(lines);
-	return got < 0 ? EXIT_IO : 0;
+	sqlite3_bind_int64(stmt, 6, options->limit);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		fprintf(buffer, "%s\t%s\n", sqlite3_column_text(stmt, 0), sqlite3_column_text(stmt, 1));
+	sqlite3_finalize(stmt);   /* ends the read transaction */
+	if (fclose(buffer) != 0)
+		status = EXIT_INTERNAL;
+	else if (rc != SQLITE_DONE)
+		status = db_fail(db, rc, "listing codes");
+	else if (size)
+		fwrite(text, 1, size, stdout);   /* a failure is reported by cli_close_stdout */
+	free(text);
+	return status;
 }
 
 static int pending_count(struct db *db, const struct pending_options *options)
