@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "interrupt.h"
 #include "log.h"
 #include "rid.h"
 
@@ -72,6 +73,9 @@ int item_read(struct item_reader *reader, struct item *item)
 			}
 			return 0;
 		}
+		/* Half a line cut by a stop is no bad line: the input ends there. */
+		if (reader->buffer[length - 1] != '\n' && interrupt_requested())
+			return 0;
 		reader->line_number++;
 		if (length && reader->buffer[length - 1] == '\n')
 			reader->buffer[--length] = '\0';

@@ -1,9 +1,11 @@
 /* qrpool-publish: publishes ready codes to their pools' Kafka topics and
  * records each delivery; prints the items Kafka confirmed. */
+#include <errno.h>
 #include <poll.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
@@ -107,9 +109,9 @@ static int publish_input_buffered(FILE *in)
 /* Waits for input while serving deliveries, so a slow stage before us delays
  * no commit, and a signal is seen at once rather than ending a blocked read.
  * Returns 1 when input (or its end) is there, 0 when it is time to stop. */
-static int publish_await_input(struct publisher *publisher, FILE *in)
+static int publish_await_input(struct publisher *publisher, FILE *in, int fd)
 {
-	struct pollfd input = { .fd = fileno(in), .events = POLLIN };
+	struct pollfd input = { .fd = fd, .events = POLLIN };
 
 	while (!publisher->stop && !interrupt_requested()) {
 		if (publish_input_buffered(in) || poll(&input, 1, PUBLISH_INPUT_POLL_MS) > 0)
@@ -119,18 +121,42 @@ static int publish_await_input(struct publisher *publisher, FILE *in)
 	return 0;
 }
 
+/* The read function under publish's input: a read blocked on half a line
+ * still ends on SIGINT/SIGTERM (the handlers restart system calls). */
+static ssize_t publish_read_stdin(void *cookie, char *buffer, size_t size)
+{
+	(void)cookie;
+	for (;;) {
+		ssize_t got;
+
+		if (interrupt_requested()) {
+			errno = EINTR;
+			return -1;
+		}
+		if ((got = interrupt_read(STDIN_FILENO, buffer, size, PUBLISH_INPUT_POLL_MS)) != -2)
+			return got;
+	}
+}
+
 /* Reads items until the input ends, a signal comes or Kafka gives up. */
 static int publish_read_items(struct publisher *publisher)
 {
+	static const cookie_io_functions_t input_functions = { .read = publish_read_stdin };
+	FILE *in = fopencookie(NULL, "r", input_functions);
 	struct item_reader reader;
 	struct progress progress;
 	struct item item;
 	int status = 0, rc;
 
-	item_reader_init(&reader, stdin, "stdin");
+	if (!in) {
+		log_error("reading stdin: %s", strerror(errno));
+		return exitcode_worst(EXIT_INTERNAL, publish_finish(publisher));
+	}
+	item_reader_init(&reader, in, "stdin");
 	progress_init(&progress, 0);
-	while (publish_await_input(publisher, stdin) && (rc = item_read(&reader, &item)) != 0) {
-		/* A signal can still end a read blocked on half a line (EINTR). */
+	while (publish_await_input(publisher, in, STDIN_FILENO) &&
+	       (rc = item_read(&reader, &item)) != 0) {
+		/* A signal ends a read blocked on half a line (EINTR). */
 		if (rc < 0) {
 			status = interrupt_requested() ? 0 : EXIT_IO;
 			break;
@@ -147,6 +173,7 @@ static int publish_read_items(struct publisher *publisher)
 	status = exitcode_worst(status, publish_finish(publisher));
 	progress_end(&progress);
 	item_reader_free(&reader);
+	fclose(in);
 	return status;
 }
 

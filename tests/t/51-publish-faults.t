@@ -99,6 +99,21 @@ ok "... promptly" test $(($(date +%s) - started)) -le 2
 like "... saying so" "$(cat "$T/err")" "interrupted"
 is "what was delivered is recorded" "$(count link published)" 100
 
+# SIGTERM while a read waits for the rest of a line (the handlers restart
+# system calls, so the read must not block on its own).
+qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
+publisher=$!
+exec 3>"$T/in"
+printf 'HalfALine' >&3
+sleep 0.5
+kill -TERM $publisher
+i=0
+while kill -0 $publisher 2>/dev/null && [ $i -lt 60 ]; do sleep 0.05; i=$((i + 1)); done
+ok "... it stops promptly, not when the writer goes" test $i -lt 60
+exec 3>&-
+rc=0; wait $publisher || rc=$?
+is "SIGTERM during half a line: exit 75" "$rc" 75
+
 # --- backpressure: a producer queue far smaller than the input ---------------
 set_kafka 10s "queue.buffering.max.messages=50"
 kafka_control rtt all 20
