@@ -79,6 +79,7 @@ struct fetcher {
 	struct store store;
 	struct store_batch batch;
 	double batch_since;
+	double flush_after;           /* the DB was locked: no flush before then (but at the end) */
 	struct quota quota;
 	struct token_cache token;
 	struct input input;
@@ -701,8 +702,8 @@ static void fetch_flush(struct fetcher *f, int force)
 {
 	int status = 0;
 
-	if (f->batch.count && (force || f->batch.count >= FETCH_BATCH_MAX ||
-	    db_now() - f->batch_since >= FETCH_BATCH_AGE)) {
+	if (f->batch.count && (force || ((f->batch.count >= FETCH_BATCH_MAX ||
+	    db_now() - f->batch_since >= FETCH_BATCH_AGE) && db_now() >= f->flush_after))) {
 		/* At the end a locked DB is waited out a few times, then the
 		 * batch is lost (its codes stay planned, to fetch again). */
 		for (int tries = force ? 3 : 1;
@@ -711,6 +712,9 @@ static void fetch_flush(struct fetcher *f, int force)
 		if (status == STORE_BUSY && !force) {
 			log_warn("the staging DB is locked by another process: %zu outcomes wait for "
 				"their commit", f->batch.count);
+			/* Each try blocks for busy_timeout: let the calls in flight be
+			 * served in between. */
+			f->flush_after = db_now() + 1.0;
 			status = 0;
 		} else if (status == STORE_BUSY) {
 			log_error("the staging DB stayed locked: %zu outcomes not recorded (their codes "
@@ -779,8 +783,14 @@ static double fetch_next_wake(const struct fetcher *f, double now)
 	if (f->stop == FETCH_RUNNING && f->idle_count && f->delayed_count &&
 	    f->delayed[0]->due < wake)
 		wake = f->delayed[0]->due;
-	if (f->batch.count && f->batch_since + FETCH_BATCH_AGE < wake)
-		wake = f->batch_since + FETCH_BATCH_AGE;
+	if (f->batch.count) {
+		double due = f->batch_since + FETCH_BATCH_AGE;
+
+		if (due < f->flush_after)
+			due = f->flush_after;
+		if (due < wake)
+			wake = due;
+	}
 	if (f->options->deadline && f->stop == FETCH_RUNNING && f->options->deadline < wake)
 		wake = f->options->deadline;
 	return wake;

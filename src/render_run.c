@@ -76,6 +76,7 @@ struct render_writer {
 	struct store_batch batch;
 	struct progress progress;
 	double deadline;                    /* commit the open batch by then */
+	double commit_after;                /* the DB was locked: no commit before then (but the last) */
 	int fatal;                          /* a commit failed: print nothing more */
 	int unflushed;                      /* passed lines not yet flushed to stdout */
 	int status;
@@ -467,11 +468,15 @@ static int render_run_take_slot(const struct render_run *run, struct render_writ
 static void render_run_commit(struct render_run *run, struct render_writer *writer, int over)
 {
 	size_t count = writer->batch.count;
-	int status = store_flush(&writer->store, &writer->batch, stdout);
+	int status;
 
+	if (!over && render_run_clock() < writer->commit_after)
+		return;
+	status = store_flush(&writer->store, &writer->batch, stdout);
 	if (status == STORE_BUSY && !over) {
 		log_warn("the staging DB is locked by another process: %zu rendered codes wait "
 			"for their commit", count);
+		writer->deadline = writer->commit_after = render_run_clock() + 1.0;
 		return;
 	}
 	if (status == STORE_BUSY) {
