@@ -8,7 +8,7 @@
 -- (db_migrate) increments schema_version after every migration, so other
 -- connections read the new text.
 PRAGMA writable_schema = ON;
-UPDATE sqlite_schema SET sql = replace(sql,
+UPDATE sqlite_master SET sql = replace(sql,
     'CHECK (state IN (''planned'', ''fetched'', ''published'', ''failed''))',
     'CHECK (state = ''planned'' OR state = ''fetched'' OR state = ''published'' OR state = ''failed'')')
   WHERE type = 'table' AND name = 'codes';
