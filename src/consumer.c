@@ -41,7 +41,7 @@ static void consumer_track(struct consumer *consumer, const rd_kafka_topic_parti
 			consumer->partitions[at] = consumer->partitions[--consumer->partition_count];
 		if (add && at == consumer->partition_count && at < consumer->partition_capacity)
 			consumer->partitions[consumer->partition_count++] =
-				(struct consumer_partition){ parts->elems[i].partition, 0, -1 };
+				(struct consumer_partition){ parts->elems[i].partition, 0, -1, -1 };
 	}
 	consumer->all_at_end_since = 0;
 }
@@ -61,32 +61,44 @@ static int consumer_reserve(struct consumer *consumer, int count)
 	return 0;
 }
 
-/* Whether the group's committed offsets already cover every code we finished
- * (the commits sent after each code may have done it when a last synchronous
- * one fails, say while the group rebalances). */
-static int consumer_covered(struct consumer *consumer)
+static struct consumer_partition *consumer_partition(struct consumer *consumer, int32_t id)
 {
-	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(
-		consumer->partition_count ? (int)consumer->partition_count : 1);
-	int covered = 1;
-
 	for (size_t i = 0; i < consumer->partition_count; i++)
-		if (consumer->partitions[i].stored >= 0)
-			rd_kafka_topic_partition_list_add(list, consumer->pool->topic,
-				consumer->partitions[i].id);
-	if (list->cnt && rd_kafka_committed(consumer->handle, list,
-			consumer->timeout_ms > 10000 ? 10000 : (int)consumer->timeout_ms))
-		covered = 0;
-	for (int i = 0; covered && i < list->cnt; i++) {
-		struct consumer_partition *partition = NULL;
-		for (size_t j = 0; j < consumer->partition_count && !partition; j++)
-			if (consumer->partitions[j].id == list->elems[i].partition)
-				partition = &consumer->partitions[j];
-		covered = !list->elems[i].err && partition &&
-			list->elems[i].offset >= partition->stored;
+		if (consumer->partitions[i].id == id)
+			return &consumer->partitions[i];
+	return NULL;
+}
+
+/* Whether our own commits, as the broker acknowledged them, cover every code
+ * we finished (the commits sent after each code may have done it when a last
+ * synchronous one fails, say while the group rebalances). The group's
+ * committed offsets would not do: another member may have committed past our
+ * codes, which is the very double hand-out to report. */
+static int consumer_covered(const struct consumer *consumer)
+{
+	for (size_t i = 0; i < consumer->partition_count; i++)
+		if (consumer->partitions[i].acked < consumer->partitions[i].stored)
+			return 0;
+	return 1;
+}
+
+/* librdkafka's report of a commit of ours (served by the consumer's poll). */
+static void consumer_on_commit(rd_kafka_t *handle, rd_kafka_resp_err_t err,
+	rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+	struct consumer *consumer = opaque;
+
+	(void)handle;
+	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		log_info("kafka: a commit of pool %s failed: %s", consumer->pool->name,
+			rd_kafka_err2str(err));
+	for (int i = 0; offsets && i < offsets->cnt; i++) {
+		struct consumer_partition *partition =
+			consumer_partition(consumer, offsets->elems[i].partition);
+
+		if (partition && !offsets->elems[i].err && offsets->elems[i].offset > partition->acked)
+			partition->acked = offsets->elems[i].offset;
 	}
-	rd_kafka_topic_partition_list_destroy(list);
-	return covered;
 }
 
 static int consumer_commit_now(struct consumer *consumer, const char *when)
@@ -98,6 +110,9 @@ static int consumer_commit_now(struct consumer *consumer, const char *when)
 			consumer->pool->name, *when ? " " : "", when, rd_kafka_err2str(err));
 		return EXIT_TEMPFAIL;
 	}
+	for (size_t i = 0; i < consumer->partition_count; i++)
+		if (consumer->partitions[i].acked < consumer->partitions[i].stored)
+			consumer->partitions[i].acked = consumer->partitions[i].stored;
 	consumer->stored = 0;
 	return 0;
 }
@@ -171,6 +186,7 @@ static rd_kafka_conf_t *consumer_conf(struct consumer *consumer, const struct co
 	}
 	rd_kafka_conf_set_error_cb(conf, consumer_error);
 	rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance);
+	rd_kafka_conf_set_offset_commit_cb(conf, consumer_on_commit);
 	return conf;
 }
 
@@ -207,13 +223,6 @@ int consumer_open(struct consumer *consumer, const struct config *config,
 	return consumer_subscribe(consumer);
 }
 
-static struct consumer_partition *consumer_partition(struct consumer *consumer, int32_t id)
-{
-	for (size_t i = 0; i < consumer->partition_count; i++)
-		if (consumer->partitions[i].id == id)
-			return &consumer->partitions[i];
-	return NULL;
-}
 
 static int consumer_all_at_end(const struct consumer *consumer)
 {
@@ -323,9 +332,9 @@ void consumer_done(struct consumer *consumer, const rd_kafka_message_t *message)
 	consumer->stored++;
 	if ((partition = consumer_partition(consumer, message->partition)))
 		partition->stored = message->offset + 1;
-	/* Sent now, not waited for: a failure is logged by librdkafka's commit
-	 * callback, and the next synchronous commit (before waiting for input,
-	 * before handing partitions back, at the end) covers it. */
+	/* Sent now, not waited for: consumer_on_commit hears how it went, and
+	 * the next synchronous commit (before waiting for input, before handing
+	 * partitions back, at the end) covers a failure. */
 	err = rd_kafka_commit(consumer->handle, NULL, 1);
 	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
 		log_info("kafka: committing offset %lld of partition %d: %s", (long long)message->offset,

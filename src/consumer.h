@@ -19,6 +19,7 @@ struct consumer_partition {
 	int32_t id;
 	int at_end;                   /* caught up with the end offset */
 	int64_t stored;               /* the offset to commit (past our last code), or -1 */
+	int64_t acked;                /* the last offset the broker confirmed we committed, or -1 */
 };
 
 struct consumer {
