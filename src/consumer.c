@@ -223,7 +223,6 @@ int consumer_open(struct consumer *consumer, const struct config *config,
 	return consumer_subscribe(consumer);
 }
 
-
 static int consumer_all_at_end(const struct consumer *consumer)
 {
 	for (size_t i = 0; i < consumer->partition_count; i++)
@@ -269,10 +268,10 @@ static int consumer_give_up(struct consumer *consumer, int64_t wait_ms, double n
 				consumer->pool->topic);
 		return CONSUMER_EMPTY;
 	}
-	/* Silence is a sign of trouble only while something should come: at the
-	 * end of every partition, no event comes, and --wait decides. */
-	/* All brokers down before the group ever answered: nothing will come.
-	 * Later (a rebalance after an outage), kafka.timeout decides. */
+	/* All brokers down before the group ever answered: nothing will come
+	 * (later, say in a rebalance after an outage, kafka.timeout decides).
+	 * Silence is a sign of trouble only while something should come: at the
+	 * end of every partition no event comes, and --wait decides. */
 	if ((!consumer->ever_assigned && consumer->brokers_down) ||
 	    (!consumer->all_at_end_since &&
 	     (now - consumer->last_progress) * 1000 >= (double)consumer->timeout_ms)) {
