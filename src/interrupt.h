@@ -6,11 +6,11 @@
 #ifndef QRPOOL_INTERRUPT_H
 #define QRPOOL_INTERRUPT_H
 
+#include <sys/types.h>
+
 void interrupt_install(void);
 /* The signal that asked us to stop, or 0. */
 int interrupt_requested(void);
-
-#include <sys/types.h>
 
 /* Waits at most `wait_ms` for `fd` to be readable, then reads it: the read's
  * result, or -2 when nothing came in time (or a signal came), so that a
