@@ -508,6 +508,14 @@ static int fetch_may_call(struct fetcher *f, double now)
 	status = quota_take(&f->quota, quota_now_ms());
 	if (status == 1)
 		f->wake_at = (double)f->quota.retry_at_ms / 1000;
+	if (status == EXIT_TEMPFAIL) {
+		/* The ledger stayed locked for busy_timeout: no call now, and no
+		 * failure either (every item may still be done). */
+		log_warn("the staging DB is locked by another process: no quota taken; trying again "
+			"in 1 s");
+		f->wake_at = now + 1.0;
+		return 1;
+	}
 	return status;
 }
 
@@ -524,7 +532,8 @@ static void fetch_release_idle_quota(struct fetcher *f, double now)
 	if (!f->quota.held || now - f->quota_used_at < idle)
 		return;
 	log_debug("giving back %d unused calls of quota", f->quota.held);
-	if ((status = quota_release(&f->quota, quota_now_ms())))
+	/* A locked ledger: they go back at the next try, or at the end. */
+	if ((status = quota_release(&f->quota, quota_now_ms())) && status != EXIT_TEMPFAIL)
 		fetch_fail(f, status);
 }
 
