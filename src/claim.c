@@ -21,8 +21,6 @@
  * usable code): its offset is committed and the next one is tried. */
 #define CLAIM_SKIPPED 1
 
-#define CLAIM_TICK_MS 250   /* waiting for input, signals are looked at this often */
-
 struct claim {
 	const struct claim_options *options;
 	const struct config *config;
@@ -158,20 +156,13 @@ static int claim_bind_next(struct claim *claim, const char *params)
 static ssize_t claim_read_input(void *cookie, char *buffer, size_t size)
 {
 	struct claim *claim = cookie;
-	int waited = 0;
+	ssize_t got = interrupt_requested() ? -2 : interrupt_read(claim->in_fd, buffer, size, 0);
 
-	for (;;) {
-		ssize_t got;
-
-		if (interrupt_requested()) {
-			errno = EINTR;
-			return -1;
-		}
-		if ((got = interrupt_read(claim->in_fd, buffer, size, waited ? CLAIM_TICK_MS : 0)) != -2)
-			return got;
-		if (!waited++ && claim->consumer.handle)
-			consumer_commit(&claim->consumer);   /* retried at the end if it failed */
-	}
+	if (got != -2)
+		return got;
+	if (claim->consumer.handle)
+		consumer_commit(&claim->consumer);   /* retried at the end if it failed */
+	return interrupt_read_blocking(claim->in_fd, buffer, size);
 }
 
 /* Reads the next record. 1 with *params (malloc'd), 0 at the end, or an exit

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#define INTERRUPT_TICK_MS 250   /* a blocked read looks at signals this often */
+
 static volatile sig_atomic_t interrupt_received;
 
 static void interrupt_on_stop(int signo)
@@ -46,4 +48,18 @@ ssize_t interrupt_read(int fd, void *buffer, size_t size, int wait_ms)
 		return -2;
 	got = read(fd, buffer, size);
 	return got < 0 && errno == EINTR ? -2 : got;
+}
+
+ssize_t interrupt_read_blocking(int fd, void *buffer, size_t size)
+{
+	for (;;) {
+		ssize_t got;
+
+		if (interrupt_requested()) {
+			errno = EINTR;
+			return -1;
+		}
+		if ((got = interrupt_read(fd, buffer, size, INTERRUPT_TICK_MS)) != -2)
+			return got;
+	}
 }

@@ -16,5 +16,8 @@ int interrupt_requested(void);
  * result, or -2 when nothing came in time (or a signal came), so that a
  * reader looking at interrupt_requested() between calls is never stuck. */
 ssize_t interrupt_read(int fd, void *buffer, size_t size, int wait_ms);
+/* Reads `fd` as read(2) does, waiting in short polls: -1 with EINTR once
+ * SIGINT/SIGTERM came, whatever the system calls restart. */
+ssize_t interrupt_read_blocking(int fd, void *buffer, size_t size);
 
 #endif

@@ -126,16 +126,7 @@ static int publish_await_input(struct publisher *publisher, FILE *in, int fd)
 static ssize_t publish_read_stdin(void *cookie, char *buffer, size_t size)
 {
 	(void)cookie;
-	for (;;) {
-		ssize_t got;
-
-		if (interrupt_requested()) {
-			errno = EINTR;
-			return -1;
-		}
-		if ((got = interrupt_read(STDIN_FILENO, buffer, size, PUBLISH_INPUT_POLL_MS)) != -2)
-			return got;
-	}
+	return interrupt_read_blocking(STDIN_FILENO, buffer, size);
 }
 
 /* Reads items until the input ends, a signal comes or Kafka gives up. */
