@@ -140,25 +140,35 @@ static int plan_compare_rows(const void *a, const void *b)
 	return x->line < y->line ? -1 : x->line > y->line;
 }
 
-int plan_check_duplicates(struct demand *demand, const struct config *config)
+int plan_check_duplicates(struct demand *demand, const struct config *config, int sum)
 {
 	int duplicates = 0;
+	size_t kept = 0;
 
 	if (demand->count < 2)
 		return 0;
 	qsort(demand->rows, demand->count, sizeof *demand->rows, plan_compare_rows);
 	for (size_t i = 1; i < demand->count; i++) {
-		const struct demand_row *first = &demand->rows[i - 1], *again = &demand->rows[i];
+		struct demand_row *first = &demand->rows[kept];
+		const struct demand_row *again = &demand->rows[i];
 		char hour[40];
 
-		if (first->pool_index != again->pool_index || first->hour != again->hour)
+		if (first->pool_index != again->pool_index || first->hour != again->hour) {
+			demand->rows[++kept] = *again;
 			continue;
+		}
+		if (sum && first->codes + again->codes <= PLAN_MAX_CODES_PER_HOUR) {
+			first->codes += again->codes;
+			continue;
+		}
 		parse_format_iso(again->hour, hour, sizeof hour);
 		if (duplicates++ < PLAN_ERRORS_SHOWN)
-			log_error("%s:%ld: pool '%s' hour %s already given at %s:%ld", again->source,
-				again->line, config->pools[again->pool_index].name, hour, first->source,
-				first->line);
+			log_error(sum ? "%s:%ld: pool '%s' hour %s: the sum with %s:%ld and the rows "
+				"before it is over %lld codes" : "%s:%ld: pool '%s' hour %s already given at "
+				"%s:%ld", again->source, again->line, config->pools[again->pool_index].name,
+				hour, first->source, first->line, PLAN_MAX_CODES_PER_HOUR);
 	}
+	demand->count = kept + 1;
 	demand->errors += duplicates;
 	return duplicates ? EXIT_DATA : 0;
 }

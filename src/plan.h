@@ -34,8 +34,9 @@ int plan_parse_demand_line(struct demand *demand, const struct config *config, c
 int plan_read_demand(struct demand *demand, const struct config *config, FILE *in,
 	const char *source);
 
-/* Reports rows naming the same pool and hour twice. Returns 0 or EXIT_DATA. */
-int plan_check_duplicates(struct demand *demand, const struct config *config);
+/* Sorts the rows by pool and hour. Rows of the same pool and hour are an
+ * error (each reported), or with `sum` added into one row. */
+int plan_check_duplicates(struct demand *demand, const struct config *config, int sum);
 void plan_demand_free(struct demand *demand);
 
 struct plan_pool {

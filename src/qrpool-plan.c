@@ -24,6 +24,7 @@ struct plan_options {
 	int64_t max_codes;
 	int64_t reserve;           /* --reserve; -1: the config's reserve_per_minute */
 	int dry_run;
+	int sum;                   /* --sum: rows of the same pool and hour are added */
 	char **inputs;
 	int input_count;
 };
@@ -46,6 +47,8 @@ static void plan_usage(void)
 		"  --reserve N        the reserve per minute for --window, instead of\n"
 		"                     wechat.reserve_per_minute (as qrpool-fetch --reserve)\n"
 		"  --max N            make at most N codes in all\n"
+		"  --sum              add up rows of the same pool and hour (a campaign's extra\n"
+		"                     demand on top of the regular forecast) instead of refusing them\n"
 		"  -n, --dry-run      print the per-pool table, write nothing\n"
 		CLI_COMMON_HELP
 		"\n" EXITCODE_HELP
@@ -54,7 +57,8 @@ static void plan_usage(void)
 
 static int plan_parse_options(int argc, char **argv, struct plan_options *options)
 {
-	enum { OPT_FROM = CLI_OPT_FIRST_TOOL_OPTION, OPT_CAPACITY, OPT_WINDOW, OPT_MAX, OPT_RESERVE };
+	enum { OPT_FROM = CLI_OPT_FIRST_TOOL_OPTION, OPT_CAPACITY, OPT_WINDOW, OPT_MAX, OPT_RESERVE,
+		OPT_SUM };
 	static const struct option longs[] = {
 		CLI_COMMON_LONG,
 		{ "from", required_argument, NULL, OPT_FROM },
@@ -62,6 +66,7 @@ static int plan_parse_options(int argc, char **argv, struct plan_options *option
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "max", required_argument, NULL, OPT_MAX },
 		{ "reserve", required_argument, NULL, OPT_RESERVE },
+		{ "sum", no_argument, NULL, OPT_SUM },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -95,6 +100,9 @@ static int plan_parse_options(int argc, char **argv, struct plan_options *option
 		case OPT_RESERVE:
 			if (parse_int64(optarg, 0, 10000000, &options->reserve, why))
 				return cli_usage_error("--reserve: %s", why);
+			break;
+		case OPT_SUM:
+			options->sum = 1;
 			break;
 		case 'n':
 			options->dry_run = 1;
@@ -443,7 +451,7 @@ static int plan_run(const struct plan_options *options, const struct config *con
 		return EXIT_INTERNAL;
 	status = plan_read_inputs(options, config, &demand);
 	if (status != EXIT_IO)
-		status = exitcode_worst(status, plan_check_duplicates(&demand, config));
+		status = exitcode_worst(status, plan_check_duplicates(&demand, config, options->sum));
 	if (!status)
 		status = plan_check_period(&demand, config, options->from);
 	if (status) {

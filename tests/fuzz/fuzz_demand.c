@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	if (plan_parse_demand_line(&demand, &config, line, "fuzz", 1, why, sizeof why) == 0 &&
 	    demand.count == 1 && (demand.rows[0].codes < 0 || demand.rows[0].pool_index > 1))
 		abort();
-	plan_check_duplicates(&demand, &config);
+	plan_check_duplicates(&demand, &config, size % 2);
 	plan_demand_free(&demand);
 	free(line);
 	return 0;

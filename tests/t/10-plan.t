@@ -86,6 +86,17 @@ printf 'card\t2026-11-29T10:00+08:00\t1\n' >"$T/a.tsv"
 run qrpool-plan -n "$T/a.tsv" "$T/a.tsv"
 is "the same pool and hour in two files exits 65" "$rc" 65
 like "naming both places" "$(cat "$T/err")" "a.tsv:1: pool 'card' hour .* already given at .*a.tsv:1"
+# --sum adds such rows, whatever the notation of the hour and the line ends.
+printf 'card\t2026-11-29T10:00+08:00\t3\r\n' >"$T/b.tsv"
+printf '# extra\ncard\t2026-11-29T02:00Z\t4\ncard\t2026-11-29T02:00:00+00:00\t5\n' >"$T/c.tsv"
+run qrpool-plan --sum --from $FROM "$T/b.tsv" "$T/c.tsv"
+is "--sum: rows of the same pool and hour in any notation are added" "$rc:$(sql "SELECT codes FROM \
+  plan_demand WHERE plan_id = (SELECT max(id) FROM plans) AND pool = 'card'")" 0:12
+printf 'card\t2026-11-29T10:00+08:00\t1000000000\n' >"$T/big.tsv"
+run qrpool-plan --sum -n "$T/big.tsv" "$T/b.tsv"
+is "--sum: a sum over the per-hour limit exits 65" "$rc" 65
+like "naming the row and the one it adds to" "$(cat "$T/err")" \
+  "b.tsv:1: pool 'card' hour .*: the sum with .*big.tsv:1 and the rows before it is over 1000000000"
 run qrpool-plan -n "$T/missing.tsv"
 is "a missing file exits 74" "$rc" 74
 

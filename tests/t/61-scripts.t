@@ -84,7 +84,9 @@ start_fake day --minute 1s --latency 5 --jitter 10
 config_for 'quota_minute = "1s"; concurrency = 16;'
 set_kafka 10s
 printf 'poster\t%s\t40\n' "$HOUR" >"$T/regular.tsv"
-printf '# campaign\nposter\t%s\t60\ncard\t%s\t10\n' "$HOUR" "$HOUR" >"$T/campaign.tsv"
+# The campaign's file from another system: the hour in another notation, CRLF line ends.
+printf '# campaign\r\nposter\t%s\t60\r\ncard\t%s\t10\r\n' "${HOUR%Z}:00+00:00" "$HOUR" \
+  >"$T/campaign.tsv"
 run backfill -u "$deadline" -r 4000 -d "$T/regular.tsv" "$T/campaign.tsv"
 is "backfill: exit 0, quiet" "$rc:$(cat "$T/out" "$T/err")" "0:"
 [ "$rc" -eq 0 ] || sed 's/^/# backfill.log: /' "$T/log/backfill.log" >&2
@@ -100,6 +102,10 @@ run backfill -u "$deadline" -d "$T/my dir/regular.tsv" "$T/campaign.tsv"
 is "backfill: a regular forecast whose path has a space" "$rc" 0
 run backfill "$T/campaign.tsv"
 is "backfill without a deadline: exit 64" "$rc" 64
+printf 'poster\t%s\tmany\n' "$HOUR" >"$T/bad-campaign.tsv"
+run backfill -u "$deadline" -d "$T/regular.tsv" "$T/bad-campaign.tsv"
+is "backfill with a bad campaign line: exit 65" "$rc" 65
+like "... naming the campaign's file and line" "$(cat "$T/err")" "bad-campaign.tsv:1: bad codes count"
 
 # --- SIGTERM to the script: the pipeline is stopped, the run logged, the lock freed --
 fresh_kafka
@@ -120,7 +126,11 @@ like "SIGTERM to nightly-fill: the failure is printed, for cron's mail" "$(cat "
   "nightly-fill failed \(exit 75\)"
 like "SIGTERM to nightly-fill: the log says so" "$(cat "$T/log/nightly-fill.log")" "stopped by SIGTERM"
 is "SIGTERM to nightly-fill: no tool left running" \
-  "$(pgrep -f "qrpool-(pending|plan|fetch|render|publish)" | wc -l)" 0
+  "$(for pid in $(pgrep -f "qrpool-(pending|plan|fetch|render|publish)"); do
+      # only this test's tools: another test run may be going on on this machine
+      tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "QRPOOL_CONFIG=$QRPOOL_CONFIG" &&
+        echo "$pid"
+    done | wc -l)" 0
 ok "SIGTERM to nightly-fill: the lock is free" -- flock -n "$T/qrpool-fill.lock" true
 ok "SIGTERM to nightly-fill: no capture file left" -- sh -c "! ls '$T'/qrpool-nightly-fill.?????? 2>/dev/null"
 
