@@ -474,6 +474,15 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 	return 0;
 }
 
+/* The token row or the quota ledger stayed locked for busy_timeout: no call
+ * now, and no failure either (every item may still be done). Returns 1. */
+static int fetch_db_locked(struct fetcher *f, double now, const char *what)
+{
+	log_warn("the staging DB is locked by another process: %s; trying again in 1 s", what);
+	f->wake_at = now + 1.0;
+	return 1;
+}
+
 /* The token and one call of quota. Returns 0, 1 (wait until f->wake_at) or
  * an exit code. */
 static int fetch_may_call(struct fetcher *f, double now)
@@ -494,28 +503,22 @@ static int fetch_may_call(struct fetcher *f, double now)
 		f->wake_at = f->token.retry_at;
 		return 1;
 	}
-	if (status == TOKEN_GAVE_UP) {
-		/* No deadline: as when calls keep failing, the rest stays planned. */
+	if (status == EXIT_TEMPFAIL)
+		return fetch_db_locked(f, now, "no token read");
+	if (status) {
+		/* Without a deadline, as when calls keep failing; an unreadable
+		 * secret or a DB error, too: no new calls (the ones in flight
+		 * finish), the rest stays planned. */
 		log_error("no access token: %s: no new calls, items stay planned",
 			f->token.failure.message);
 		f->stop = FETCH_FAILING;
-		return EXIT_TEMPFAIL;
-	}
-	if (status) {
-		log_error("no access token: %s", f->token.failure.message);
-		return status;
+		return status == TOKEN_GAVE_UP ? EXIT_TEMPFAIL : status;
 	}
 	status = quota_take(&f->quota, quota_now_ms());
 	if (status == 1)
 		f->wake_at = (double)f->quota.retry_at_ms / 1000;
-	if (status == EXIT_TEMPFAIL) {
-		/* The ledger stayed locked for busy_timeout: no call now, and no
-		 * failure either (every item may still be done). */
-		log_warn("the staging DB is locked by another process: no quota taken; trying again "
-			"in 1 s");
-		f->wake_at = now + 1.0;
-		return 1;
-	}
+	if (status == EXIT_TEMPFAIL)
+		return fetch_db_locked(f, now, "no quota taken");
 	return status;
 }
 

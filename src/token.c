@@ -32,8 +32,17 @@ static void token_fail(struct token_cache *cache, enum wechat_action action, con
 	const char *detail)
 {
 	memset(&cache->failure, 0, sizeof cache->failure);
+	cache->secret_unreadable = 0;
 	cache->failure.action = action;
 	snprintf(cache->failure.message, sizeof cache->failure.message, fmt, detail);
+}
+
+/* The secret was readable at the start (token_open checks): what went wrong
+ * is logged by config_read_secret, and is the config's, not WeChat's. */
+static void token_fail_secret(struct token_cache *cache)
+{
+	token_fail(cache, WECHAT_POOL_STOP, "%s", "the app secret cannot be read (see above)");
+	cache->secret_unreadable = 1;
 }
 
 int token_open(struct token_cache *cache, struct db *db, const struct config *config)
@@ -190,7 +199,7 @@ static int token_fetch_stable(struct token_cache *cache, char *token, int64_t *e
 	int status = -1;
 
 	if (config_read_secret(cache->config, secret, sizeof secret)) {
-		token_fail(cache, WECHAT_POOL_STOP, "%s", "the app secret cannot be read");
+		token_fail_secret(cache);
 		return -1;
 	}
 	snprintf(url, sizeof url, "%s/cgi-bin/stable_token", w->api_base);
@@ -218,7 +227,7 @@ static int token_fetch_classic(struct token_cache *cache, char *token, int64_t *
 	int status = -1;
 
 	if (config_read_secret(cache->config, secret, sizeof secret)) {
-		token_fail(cache, WECHAT_POOL_STOP, "%s", "the app secret cannot be read");
+		token_fail_secret(cache);
 		return -1;
 	}
 	appid_escaped = curl_easy_escape(cache->easy, w->appid, 0);
@@ -476,7 +485,7 @@ static int token_refresh_failed(struct token_cache *cache, double now)
 	if ((status = token_step(cache, cache->unlease, "releasing the token lease")))
 		return status;
 	if (cache->failure.action == WECHAT_POOL_STOP)
-		return EXIT_UPSTREAM;
+		return cache->secret_unreadable ? EXIT_CONFIG : EXIT_UPSTREAM;
 	if (cache->failure.action == WECHAT_INTERNAL)
 		return EXIT_INTERNAL;
 	log_warn("refreshing the access token failed, retrying in %.0f s: %s", cache->backoff,

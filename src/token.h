@@ -32,6 +32,7 @@ struct token_cache {
 	int failures;                     /* refreshes failed in a row */
 	int64_t refreshes;                /* by this process */
 	struct wechat_answer failure;     /* why the last refresh failed */
+	int secret_unreadable;            /* ... because the app secret could not be read */
 	CURL *easy;
 	struct http_body body;
 	sqlite3_stmt *select, *lease, *save, *unlease, *drop;
@@ -45,8 +46,10 @@ void token_close(struct token_cache *cache);
  * cache->retry_at), TOKEN_GAVE_UP when TOKEN_FAILURES_MAX refreshes in a row
  * failed (backing off 1, 2, 4 ... 60 s: about 4 minutes) with no token to use
  * (retry_at is set all the same: a run with a deadline may go on trying), or
- * an exit code: EXIT_UPSTREAM for refused credentials,
- * EXIT_INTERNAL, EXIT_CONFIG, or a DB error; cache->failure says why. */
+ * an exit code: EXIT_UPSTREAM for refused credentials, EXIT_CONFIG for an app
+ * secret that cannot be read (say, its file replaced by an empty one mid-run),
+ * EXIT_INTERNAL, or a DB error (EXIT_TEMPFAIL: locked past busy_timeout);
+ * cache->failure says why. */
 #define TOKEN_GAVE_UP 2
 #define TOKEN_FAILURES_MAX 9
 int token_get(struct token_cache *cache, double now);

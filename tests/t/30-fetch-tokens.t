@@ -110,6 +110,49 @@ is "wrong secret: link items passed on" "$(cut -f2 "$T/out" | sort -u)" link
 is "wrong secret: one token call, no retry loop" "$(stats endpoints stable_token requests)" 1
 is "wrong secret: no code call" "$(stats calls_total)" 0
 
+# --- the secret file emptied mid-run (a botched rotation): a config error, 78 --------
+printf '%s\n' "$SECRET" >"$T/secret"
+start_fake secret-gone --token-lifetime 2s --stable-margin 600ms --latency 40
+config_for 'concurrency = 4;'
+: >"$T/items"; plan poster 300
+qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
+sleep 0.5
+cp "$T/secret" "$T/secret.kept"; : >"$T/secret"
+rc=0; wait $fetcher || rc=$?
+is "secret emptied mid-run: exit 78" "$rc" 78
+like "secret emptied mid-run: says which file" "$(cat "$T/err")" "secret_file .*secret is empty"
+is "secret emptied mid-run: no item lost" \
+  "$(($(count "state = 'planned'") + $(count "state = 'fetched'")))" 300
+mv "$T/secret.kept" "$T/secret"
+qrpool-pending --state planned | qrpool-fetch >/dev/null 2>"$T/err2"; rc=$?
+is "secret restored: the rerun fetches the rest" "$rc:$(count "state = 'fetched'")" 0:300
+
+# --- the staging DB locked past busy_timeout (1 s here) as the new token is saved:
+# the run uses it and goes on, not "no access token" (75) --------------------------
+start_fake token-locked --latency 20
+curl -sS -o "$T/stable.json" -d "{\"grant_type\":\"client_credential\",\"appid\":\"$APPID\",\"secret\":\"$SECRET\"}" \
+  "$base/cgi-bin/stable_token"
+jget "$T/stable.json" access_token >"$T/central-token"
+cat >"$T/locker.py" <<'PY'
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN IMMEDIATE"); time.sleep(3); c.execute("ROLLBACK")
+PY
+cat >"$T/token-command" <<CMD
+#!/bin/sh
+$PYTHON "$T/locker.py" "$T/staging.db" >/dev/null 2>&1 &
+sleep 0.5
+cat "$T/central-token"
+CMD
+config_for "concurrency = 4; token = { source = \"command\"; command = \"$T/token-command\"; };"
+sed -i 's/busy_timeout = "5s"/busy_timeout = "1s"/' "$QRPOOL_CONFIG"
+: >"$T/items"; plan poster 50
+run qrpool-fetch <"$T/items"
+is "DB locked as the token is saved: exit 0" "$rc" 0
+like "DB locked as the token is saved: waited for it" "$(cat "$T/err")" \
+  "locked by another process: no token read; trying again in 1 s"
+is "DB locked as the token is saved: every code fetched" "$(count "state = 'fetched'")" 50
+
 # --- a token command that hangs: SIGTERM ends the run at once, and a command that
 # closes its output but never exits is killed at the timeout --------------------
 start_fake hang
