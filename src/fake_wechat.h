@@ -24,6 +24,7 @@ struct fake_faults {
 
 struct fake_options {
 	const char *listen, *port_file, *stats_file, *appid, *secret, *secret_file, *pages;
+	const char *quota_at;    /* "arrival" or "answer": when a call is counted */
 	int64_t port, max_connections;
 	int64_t token_lifetime_ms, token_grace_ms, stable_margin_ms;
 	int64_t minute_ms, quota, quota_errcode;

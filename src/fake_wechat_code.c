@@ -198,18 +198,24 @@ enum MHD_Result fake_handle_code(struct fake_server *server, struct fake_call *c
 {
 	const char *token = MHD_lookup_connection_value(call->connection, MHD_GET_ARGUMENT_KIND,
 		"access_token");
+	/* The token and the quota are judged as the call arrives (a server
+	 * refuses before it does the work); the latency is the work. With
+	 * --quota-at answer, as the answer leaves: the latency was all on the
+	 * way in. */
+	int64_t judged_ms = fake_now_ms(), window;
 	enum fake_error error;
 	enum fake_fault fault;
-	int64_t window;
 
 	if (fake_code_delay(server, call))
 		return MHD_NO;
+	if (!strcmp(server->options->quota_at, "answer"))
+		judged_ms = fake_now_ms();
 	if (!token || !*token)
 		return fake_reply_error(server, call, FAKE_ERR_TOKEN_MISSING);
-	error = fake_tokens_check(&server->tokens, token, fake_now_ms());
+	error = fake_tokens_check(&server->tokens, token, judged_ms);
 	if (error != FAKE_OK)
 		return fake_reply_error(server, call, error);
-	if (!fake_stats_charge(&server->stats, fake_now_ms(), &window))
+	if (!fake_stats_charge(&server->stats, judged_ms, &window))
 		return fake_reply_error(server, call, server->options->quota_errcode == 45011 ?
 			FAKE_ERR_QUOTA_SLOWER : FAKE_ERR_QUOTA);
 	fault = fake_code_fault(&server->options->faults, call, call->number);

@@ -34,6 +34,9 @@
 	"  --minute D               length of a quota minute (default 60s)\n" \
 	"  --quota N                getwxacodeunlimit calls per minute (default 5000)\n" \
 	"  --quota-errcode N        45009 (default) or 45011 once the quota is spent\n" \
+	"  --quota-at WHEN          a call counts in the minute it arrives in (arrival,\n" \
+	"                           default) or the one its answer leaves in (answer: as\n" \
+	"                           if all its latency came before WeChat counted it)\n" \
 	"  --max-connections N      concurrent connections served (default 1000)\n" \
 	"Faults, on getwxacodeunlimit only (P: probability 0 to 1 per call):\n" \
 	"  --latency MS, --jitter MS  fixed delay plus a uniform random extra; a bare\n" \
@@ -81,6 +84,7 @@ static const struct fake_option fake_option_table[] = {
 	{ "minute", FAKE_DURATION, FAKE_FIELD(minute_ms), 1, FAKE_DAY_MS },
 	{ "quota", FAKE_INT, FAKE_FIELD(quota), 0, INT32_MAX },
 	{ "quota-errcode", FAKE_INT, FAKE_FIELD(quota_errcode), 45009, 45011 },
+	{ "quota-at", FAKE_TEXT, FAKE_FIELD(quota_at), 0, 0 },
 	{ "max-connections", FAKE_INT, FAKE_FIELD(max_connections), 1, 100000 },
 	{ "latency", FAKE_MILLIS, FAKE_FIELD(faults.latency_ms), 0, FAKE_DAY_MS },
 	{ "jitter", FAKE_MILLIS, FAKE_FIELD(faults.jitter_ms), 0, FAKE_DAY_MS },
@@ -109,6 +113,7 @@ static void fake_options_defaults(struct fake_options *options)
 	options->minute_ms = 60 * 1000;
 	options->quota = 5000;
 	options->quota_errcode = 45009;
+	options->quota_at = "arrival";
 	options->seed = -1;
 	options->faults.slow_ms = 10 * 1000;
 	options->faults.fail_after = -1;
@@ -204,6 +209,8 @@ static int fake_options_check(struct fake_options *options)
 		return cli_usage_error("--secret is empty");
 	if (options->quota_errcode != 45009 && options->quota_errcode != 45011)
 		return cli_usage_error("--quota-errcode: 45009 or 45011");
+	if (strcmp(options->quota_at, "arrival") && strcmp(options->quota_at, "answer"))
+		return cli_usage_error("--quota-at: arrival or answer");
 	if (options->stable_margin_ms < 0)
 		options->stable_margin_ms = half_life < 300 * 1000 ? half_life : 300 * 1000;
 	else if (options->stable_margin_ms >= options->token_lifetime_ms)

@@ -545,7 +545,7 @@ static void fetch_check_stop(struct fetcher *f, double now);
 static void fetch_start_calls(struct fetcher *f)
 {
 	double now = db_now();
-	int status;
+	int status, started = 0;
 
 	f->wake_at = 0;
 	fetch_promote_due(f, now);
@@ -553,6 +553,14 @@ static void fetch_start_calls(struct fetcher *f)
 		if (f->pools[f->ready_head->pool].stopped) {
 			fetch_leave(f, fetch_ready_pop(f));
 			continue;
+		}
+		if (started && (!token_cached(&f->token, now) ||
+				quota_needs_ledger(&f->quota, quota_now_ms()))) {
+			/* The calls queued so far go on the wire first: a wait for the
+			 * DB's lock or the token here would send them later, perhaps
+			 * in a window their charge did not cover. */
+			f->wake_at = now;
+			break;
 		}
 		if ((status = fetch_may_call(f, now)) == 1)
 			break;
@@ -571,6 +579,7 @@ static void fetch_start_calls(struct fetcher *f)
 			fetch_fail(f, status);
 			break;
 		}
+		started = 1;
 		f->quota_used_at = now;
 	}
 	fetch_release_idle_quota(f, now);

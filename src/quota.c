@@ -3,6 +3,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "exitcode.h"
 
 /* Windows older than this are deleted when a run starts. */
 #define QUOTA_KEEP_MS (7LL * 24 * 3600 * 1000)
@@ -62,6 +63,7 @@ int quota_open(struct quota *quota, struct db *db, const char *appid, int budget
 	 * budget costs one transaction per 1% of the calls. */
 	quota->chunk = budget / 100 > 50 ? 50 : budget / 100 ? budget / 100 : 1;
 	quota->slot.first_window = quota->slot.last_window = INT64_MIN;
+	quota->spent_window = quota->credit_window = INT64_MIN;
 	if ((status = db_prepare(db, &quota->select, "SELECT taken, spent FROM quota_windows "
 			"WHERE appid = ? AND window_start_ms = ?")) ||
 	    (status = db_prepare(db, &quota->charge, "INSERT INTO quota_windows (appid, "
@@ -187,6 +189,8 @@ static int quota_reserve(struct quota *quota, int *granted)
 	*granted = 0;
 	if ((status = db_begin_immediate(quota->db)))
 		return status;
+	if (quota->spent_unrecorded)
+		status = quota_step_window(quota, quota->spend, quota->spent_window, 0);
 	for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window && !status; w++) {
 		int free_calls;
 		if (!(status = quota_free_in(quota, w, &free_calls)) && free_calls < available)
@@ -198,6 +202,7 @@ static int quota_reserve(struct quota *quota, int *granted)
 	if (!status && !(status = db_commit(quota->db))) {
 		*granted = available > 0 ? available : 0;
 		quota->window_taken += *granted;
+		quota->spent_unrecorded = 0;
 		return 0;
 	}
 	db_rollback(quota->db);
@@ -232,10 +237,21 @@ int quota_release(struct quota *quota, int64_t now_ms)
 	return status;
 }
 
+int quota_needs_ledger(const struct quota *quota, int64_t now_ms)
+{
+	struct quota_slot slot;
+
+	quota_slot_at(quota, now_ms, &slot);
+	if (slot.first_window != quota->slot.first_window || slot.last_window != quota->slot.last_window)
+		return 1;   /* a release, a reservation: most likely both */
+	return quota->held == 0 && now_ms >= quota->retry_at_ms;
+}
+
 int quota_take(struct quota *quota, int64_t now_ms)
 {
 	struct quota_slot slot;
 	int status, granted;
+	int64_t waited_since;
 
 	quota_slot_at(quota, now_ms, &slot);
 	if (slot.first_window != quota->slot.first_window || slot.last_window != quota->slot.last_window) {
@@ -245,7 +261,8 @@ int quota_take(struct quota *quota, int64_t now_ms)
 		quota->retry_at_ms = 0;
 		quota->window_taken = 0;
 		quota->slot = slot;
-		if (slot.first_window == slot.last_window && quota->credit_window == slot.first_window)
+		if (slot.first_window == slot.last_window && quota->credit_window == slot.first_window &&
+		    quota->spent_window != slot.first_window)
 			quota->held = quota->credit;   /* already in the ledger for this window */
 		quota->credit = 0;
 	}
@@ -256,8 +273,17 @@ int quota_take(struct quota *quota, int64_t now_ms)
 	}
 	if (now_ms < quota->retry_at_ms)
 		return 1;
+	waited_since = quota_monotonic_ms();
 	if ((status = quota_reserve(quota, &granted)))
 		return status;
+	/* The ledger's lock may have been waited for: the calls reserved are
+	 * for the slot of `now_ms` only. */
+	quota_slot_at(quota, now_ms + (quota_monotonic_ms() - waited_since), &slot);
+	if (slot.first_window != quota->slot.first_window || slot.last_window != quota->slot.last_window) {
+		quota->held = granted;   /* given back as the next take changes slot */
+		quota->retry_at_ms = 0;
+		return 1;
+	}
 	if (granted == 0) {
 		/* Another run may give calls back: look again a little later. */
 		int64_t poll = quota->minute_ms / 50 > 0 ? quota->minute_ms / 50 : 1;
@@ -288,21 +314,29 @@ int quota_spent(struct quota *quota, int64_t sent_ms)
 	/* Only the window the call was sent in: one answered after a boundary
 	 * does not say the next window is full (if it is, its own calls will be
 	 * refused and mark it), and marking it would idle every run for a whole
-	 * minute whenever WeChat's limit runs out in the last moments of one. */
-	int64_t last = quota_floor_div(sent_ms, quota->minute_ms);
+	 * minute whenever WeChat's limit runs out in the last moments of one. A
+	 * call sent just after a boundary may have counted in the window before
+	 * (WeChat's clock may lag ours): that one is marked. */
+	int64_t spent = quota_floor_div(sent_ms - quota->early_ms, quota->minute_ms);
 	int status;
 
-	if ((status = db_begin_immediate(quota->db)))
-		return status;
-	status = quota_step_window(quota, quota->spend, last, 0);
-	if (status || (status = db_commit(quota->db))) {
-		db_rollback(quota->db);
-		return status;
-	}
-	/* What is held was charged to the spent window too. */
-	if (quota->slot.first_window <= last && last <= quota->slot.last_window) {
+	/* What is held was charged to the spent window too: this process stops
+	 * there and then, whether or not the ledger can be written. */
+	if (quota->slot.first_window <= spent && spent <= quota->slot.last_window) {
 		quota->held = 0;
 		quota->retry_at_ms = quota->slot.end_ms;
 	}
-	return 0;
+	if (quota->credit_window == spent)
+		quota->credit = 0;
+	quota->spent_window = spent;
+	quota->spent_unrecorded = 1;
+	if ((status = db_begin_immediate(quota->db)) == 0) {
+		status = quota_step_window(quota, quota->spend, spent, 0);
+		if (status || (status = db_commit(quota->db)))
+			db_rollback(quota->db);
+	}
+	if (status == EXIT_TEMPFAIL)
+		return 0;   /* locked: marked with the next reservation */
+	quota->spent_unrecorded = status != 0;
+	return status;
 }

@@ -49,6 +49,8 @@ struct quota {
 	int64_t window_taken;      /* calls taken in the current window, as last seen */
 	int64_t credit_window;     /* charged there, known to count elsewhere: ours to use */
 	int credit;
+	int64_t spent_window;      /* the last window this process heard 45009 for */
+	int spent_unrecorded;      /* ... and could not yet mark in the ledger (locked) */
 	sqlite3_stmt *select, *charge, *give_back, *spend;
 };
 
@@ -65,14 +67,23 @@ int64_t quota_late_ms(const struct quota *quota);
 void quota_slot_at(const struct quota *quota, int64_t now_ms, struct quota_slot *slot);
 
 /* Takes one call at `now_ms`. Returns 0 (granted), 1 (none left: try again at
- * quota->retry_at_ms) or an exit code. */
+ * quota->retry_at_ms) or an exit code. A reservation that waited for the
+ * ledger's lock into another slot is not used (1, retry_at_ms 0): the calls
+ * it covers would go out in windows it did not charge. */
 int quota_take(struct quota *quota, int64_t now_ms);
+
+/* 1 if quota_take at `now_ms` would write the ledger, and so may wait for
+ * its lock up to busy_timeout. */
+int quota_needs_ledger(const struct quota *quota, int64_t now_ms);
 
 /* The call charged to `slot` was answered at `now_ms` (any answer). */
 void quota_answered(struct quota *quota, const struct quota_slot *slot, int64_t now_ms);
 
 /* WeChat answered 45009/45011 to a call sent at `sent_ms`: that call's window
- * is marked spent for all processes. Returns 0 or an exit code. */
+ * (for a call sent just after a boundary, the one before, as WeChat's clock
+ * may lag) is marked spent for all processes. This process stops calling at
+ * once, whatever the ledger; a ledger locked past busy_timeout is marked at
+ * the next reservation instead. Returns 0 or an exit code (never for a lock). */
 int quota_spent(struct quota *quota, int64_t sent_ms);
 
 /* Gives back the calls held (when the slot changes, at the end of a run, and

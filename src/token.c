@@ -532,12 +532,17 @@ static int token_refresh(struct token_cache *cache, double now)
 	return 0;
 }
 
+int token_cached(const struct token_cache *cache, double now)
+{
+	return *cache->token && now < cache->use_until;
+}
+
 int token_get(struct token_cache *cache, double now)
 {
 	struct token_row row;
 	int status;
 
-	if (*cache->token && now < cache->use_until)
+	if (token_cached(cache, now))
 		return 0;
 	if (now < cache->retry_at)
 		return *cache->token && now < cache->expires_at ? 0 : 1;

@@ -54,6 +54,9 @@ void token_close(struct token_cache *cache);
 #define TOKEN_FAILURES_MAX 9
 int token_get(struct token_cache *cache, double now);
 
+/* 1 if token_get at `now` answers from memory: no DB, no refresh. */
+int token_cached(const struct token_cache *cache, double now);
+
 /* WeChat refused `token` as invalid or expired. It is dropped only if it is
  * still the cached one. Returns 0 or an exit code. */
 int token_refused(struct token_cache *cache, const char *token);

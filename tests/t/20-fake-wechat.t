@@ -380,13 +380,28 @@ is "stats: over_budget_attempts" "$(stats over_budget_attempts)" 1
 is "stats: the window's counts" \
   "$(jget "$T/stats" windows 0 calls) $(jget "$T/stats" windows 0 charged) $(jget "$T/stats" windows 0 ok) $(jget "$T/stats" windows 0 quota_refused)" \
   "6 5 5 1"
-is "stats: no window over the quota" "$(jget "$T/stats" quota_violations)" 0
+is "stats: the window asked for over the quota" "$(jget "$T/stats" quota_violations)" 1
 code "garbage" '{"scene":"q"}'
 is "stats: a refused token is not charged" "$(stats windows 0 calls)" 6
 sleep 2
 code "$q" '{"scene":"again"}'
 is "calls work again in the next window" "$ctype" image/jpeg
 stop
+
+# A call counts in the minute it arrives in (--quota-at arrival, the default), even
+# when its answer leaves in the next; with --quota-at answer, in the answer's.
+for at in arrival answer; do
+  start quota-$at --minute 2s --quota 1 --latency 400 --quota-at $at
+  stable; q=$tok
+  sleep_until "(int(time.time()) // 2 + 1) * 2 + 1.75"
+  code "$q" '{"scene":"late"}'
+  first=${ctype%%;*}
+  code "$q" '{"scene":"next"}'
+  second=${ctype%%;*}
+  [ $at = arrival ] && want="image/jpeg image/jpeg" || want="image/jpeg application/json"
+  is "--quota-at $at: a call sent 0.25 s before a boundary, then one after it" "$first $second" "$want"
+  stop
+done
 
 start quota11 --quota 0 --quota-errcode 45011
 stable; code "$tok" '{"scene":"abc"}'

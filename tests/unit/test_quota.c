@@ -2,6 +2,7 @@
  * budget per window; bands around boundaries charge both windows; unused
  * calls go back; a 45009 stops the window for everyone. */
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "quota.h"
@@ -160,6 +161,106 @@ static void test_spent_late(struct db *db)
 	quota_close(&quota, boundary + MINUTE / 2);
 }
 
+/* A 45009 for a call sent just after a boundary, inside the allowance for
+ * WeChat's clock lagging ours, marks the window before: the new one goes on. */
+static void test_spent_early(struct db *db)
+{
+	struct quota quota;
+	int64_t boundary = T0 + 81 * MINUTE, w = boundary / MINUTE;
+
+	quota_open(&quota, db, "wxearly", 1000, MINUTE);
+	is_int(quota_take(&quota, boundary + 10), 0, "a call 10 ms after a boundary");
+	is_int(quota_spent(&quota, boundary + 10), 0, "answered 45009");
+	is_int(ledger(db, w - 1, "spent"), 1, "the window before is marked spent");
+	ok(ledger(db, w, "spent") != 1, "the new one is not");
+	is_int(quota_take(&quota, boundary + MINUTE / 2), 0, "calls go on in the new window");
+	quota_close(&quota, boundary + MINUTE / 2);
+}
+
+/* Holds the DB's write lock from another process for `ms`; returns once it
+ * is held. */
+static pid_t hold_lock(const char *path, int ms)
+{
+	int ready[2];
+	pid_t child;
+	char byte;
+
+	if (pipe(ready) || (child = fork()) < 0)
+		return -1;
+	if (child == 0) {
+		struct db locker;
+
+		if (db_open(&locker, path, 5000) || db_begin_immediate(&locker))
+			_exit(1);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(1);
+		usleep((useconds_t)ms * 1000);
+		db_rollback(&locker);
+		_exit(0);
+	}
+	close(ready[1]);
+	if (read(ready[0], &byte, 1) != 1)
+		child = -1;
+	close(ready[0]);
+	return child;
+}
+
+/* A 45009 while another process holds the ledger past busy_timeout: this run
+ * stops calling at once all the same, and the window is marked with its next
+ * reservation. */
+static void test_spent_locked(const char *path)
+{
+	struct db db;
+	struct quota quota;
+	int64_t now = T0 + 90 * MINUTE + 20000, w = now / MINUTE;
+	pid_t locker;
+	int status = 0;
+
+	if (db_open(&db, path, 100)) {
+		ok(0, "a connection with a short busy_timeout");
+		return;
+	}
+	quota_open(&quota, &db, "wxlocked", 1000, MINUTE);
+	is_int(quota_take(&quota, now), 0, "a call");
+	locker = hold_lock(path, 500);
+	ok(locker > 0, "another process holds the DB");
+	is_int(quota_spent(&quota, now), 0, "45009 with the ledger locked: not a failure");
+	is_int(quota_take(&quota, now + 400), 1, "this run makes no more calls in the window");
+	waitpid(locker, &status, 0);
+	ok(ledger(&db, w, "spent") != 1, "not yet marked in the ledger");
+	is_int(quota_take(&quota, now + MINUTE), 0, "the next window: a reservation");
+	is_int(ledger(&db, w, "spent"), 1, "which marked the spent window too");
+	quota_close(&quota, now + MINUTE);
+	db_close(&db);
+}
+
+/* A reservation that waited for the ledger's lock past the end of its slot is
+ * not used: its calls would go out in a window it did not charge. */
+static void test_reserve_waited(const char *path)
+{
+	struct db db;
+	struct quota quota;
+	int64_t minute = 1000, now = T0 + 500, w = now / minute;   /* mid-window */
+	pid_t locker;
+	int status = 0;
+
+	if (db_open(&db, path, 5000)) {
+		ok(0, "a connection");
+		return;
+	}
+	quota_open(&quota, &db, "wxwaited", 1000, minute);
+	locker = hold_lock(path, 700);
+	ok(locker > 0, "another process holds the DB for 0.7 s of a 1 s window");
+	is_int(quota_take(&quota, now), 1, "the reservation came too late for its window: no call");
+	is_int((int)quota.retry_at_ms, 0, "try again at once");
+	waitpid(locker, &status, 0);
+	is_int(quota_take(&quota, now + 700), 0, "a call in the window it is now");
+	ok(quota.slot.first_window == w + 1 || quota.slot.last_window == w + 1,
+		"charged to the new window");
+	quota_close(&quota, now + 700);
+	db_close(&db);
+}
+
 /* Runs with different reserves share a window: each stops at its own budget,
  * whichever wrote the window's row first. */
 static void test_own_budget(struct db *a, struct db *b)
@@ -201,6 +302,9 @@ int main(void)
 	test_spent(&a, &b);
 	test_spent_late(&a);
 	test_own_budget(&a, &b);
+	test_spent_early(&a);
+	test_spent_locked(path);
+	test_reserve_waited(path);
 	db_close(&a);
 	db_close(&b);
 	unlink(path);
