@@ -185,6 +185,19 @@ int kafka_unreachable(rd_kafka_resp_err_t err)
 	}
 }
 
+int kafka_refused(rd_kafka_resp_err_t err)
+{
+	switch (err) {
+	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* Milliseconds left until `deadline` (db_now() seconds), never negative. */
 static int kafka_remaining_ms(double deadline)
 {

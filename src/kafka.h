@@ -44,6 +44,9 @@ int kafka_conf_dump(rd_kafka_conf_t *conf, FILE *out);
 /* Whether an error means Kafka could not be reached at all, as opposed to
  * one request being refused. */
 int kafka_unreachable(rd_kafka_resp_err_t err);
+/* 1 for errors saying Kafka refuses this client (authorization): no retry
+ * or rerun helps until its ACLs change. */
+int kafka_refused(rd_kafka_resp_err_t err);
 
 struct kafka_depth {
 	int64_t depth;        /* messages the pool's group has not consumed yet */

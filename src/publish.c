@@ -26,6 +26,39 @@ struct publish_code {
 	size_t size;
 };
 
+/* Adds `id` to the set: 1 if it was new, 0 if already there, -1 when out of
+ * memory. */
+static int publish_seen_add(struct publish_seen *seen, int64_t id)
+{
+	size_t mask, at;
+
+	if ((seen->count + 1) * 2 > seen->capacity) {
+		size_t capacity = seen->capacity ? seen->capacity * 2 : 4096;
+		int64_t *grown = calloc(capacity, sizeof *grown);
+
+		if (!grown)
+			return -1;
+		for (size_t i = 0; i < seen->capacity; i++) {
+			if (!seen->ids[i])
+				continue;
+			for (at = (size_t)seen->ids[i] * 0x9E3779B97F4A7C15u & (capacity - 1); grown[at];
+			     at = (at + 1) & (capacity - 1))
+				;
+			grown[at] = seen->ids[i];
+		}
+		free(seen->ids);
+		seen->ids = grown;
+		seen->capacity = capacity;
+	}
+	mask = seen->capacity - 1;
+	for (at = (size_t)id * 0x9E3779B97F4A7C15u & mask; seen->ids[at]; at = (at + 1) & mask)
+		if (seen->ids[at] == id)
+			return 0;
+	seen->ids[at] = id;
+	seen->count++;
+	return 1;
+}
+
 /* Room for one more delivery in the batch being gathered; NULL if memory ran out. */
 static struct publish_delivery *publish_batch_append(struct publisher *publisher)
 {
@@ -48,6 +81,18 @@ static struct publish_delivery *publish_batch_append(struct publisher *publisher
 	return &batch->deliveries[batch->count++];
 }
 
+/* Kafka refuses us (not authorized for the topic or the cluster): no rerun
+ * fixes that, the ACLs must change. */
+static void publish_refused(struct publisher *publisher, rd_kafka_resp_err_t err)
+{
+	if (publisher->status != EXIT_UPSTREAM)
+		log_error("Kafka refused the messages: %s: its ACLs must let this client write the "
+			"topic (and, with enable.idempotence, IdempotentWrite on the cluster)",
+			rd_kafka_err2str(err));
+	publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
+	publisher->stop = 1;
+}
+
 static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report, void *opaque)
 {
 	struct publisher *publisher = opaque;
@@ -60,9 +105,12 @@ static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report
 		publisher->counts.failed++;
 		snprintf(publisher->delivery_error, sizeof publisher->delivery_error, "%s",
 			rd_kafka_err2str(report->err));
-		/* A message that timed out says the rest would too: stop reading. */
+		/* A message that timed out, or one Kafka refused us the right to
+		 * write, says the rest would fare the same: stop reading. */
 		if (kafka_unreachable(report->err))
 			publisher->stop = 1;
+		if (kafka_refused(report->err))
+			publish_refused(publisher, report->err);
 		free(message);
 		return;
 	}
@@ -92,8 +140,10 @@ static void publish_on_error(rd_kafka_t *rk, int err, const char *reason, void *
 		snprintf(publisher->client_error, sizeof publisher->client_error, "%s", reason);
 		return;
 	}
-	rd_kafka_fatal_error(rk, why, sizeof why);
+	err = rd_kafka_fatal_error(rk, why, sizeof why);
 	log_error("Kafka: fatal error: %s", why);
+	if (kafka_refused(err))
+		publish_refused(publisher, err);
 	publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
 	publisher->stop = 1;
 }
@@ -148,6 +198,8 @@ void publish_close(struct publisher *publisher)
 			rd_kafka_topic_destroy(publisher->topics[i]);
 	free(publisher->topics);
 	free(publisher->url);
+	free(publisher->held_image);
+	free(publisher->seen.ids);
 	if (publisher->producer)
 		rd_kafka_destroy(publisher->producer);
 	publish_committer_finish(&publisher->committer);
@@ -155,6 +207,8 @@ void publish_close(struct publisher *publisher)
 	sqlite3_finalize(publisher->lookup);
 	publisher->topics = NULL;
 	publisher->url = NULL;
+	publisher->held_image = NULL;
+	publisher->seen.ids = NULL;
 	publisher->producer = NULL;
 	publisher->batch = NULL;
 	publisher->lookup = NULL;
@@ -280,8 +334,16 @@ static int publish_check(struct publisher *publisher, const struct item *item, c
 		snprintf(why, sizeof why, "is %s, not fetched", code->state);
 	else if (!code->bytes)
 		snprintf(why, sizeof why, "has no image stored");
-	else
-		return 0;
+	else {
+		int added = publish_seen_add(&publisher->seen, code->id);
+
+		if (added < 0)
+			return EXIT_INTERNAL;
+		if (added)
+			return 0;
+		publisher->counts.repeated++;
+		snprintf(why, sizeof why, "was listed before in this input (sent once)");
+	}
 	return publish_skip(publisher, item, source, why);
 }
 
@@ -352,12 +414,31 @@ static rd_kafka_topic_t *publish_topic(struct publisher *publisher, const struct
 	return publisher->topics[index];
 }
 
+/* Makes the code independent of the read transaction (its image and content
+ * type are copied), and ends that: before a wait that may be long, which
+ * must not hold back the checkpoints of the committer's writes. Out of
+ * memory, the transaction is kept. */
+static void publish_detach(struct publisher *publisher, struct publish_code *code)
+{
+	void *copy = malloc(code->size ? code->size : 1);
+
+	if (!copy)
+		return;
+	memcpy(copy, code->bytes, code->size);
+	snprintf(publisher->held_type, sizeof publisher->held_type, "%s", code->content_type);
+	free(publisher->held_image);
+	publisher->held_image = copy;
+	code->bytes = copy;
+	code->content_type = publisher->held_type;
+	sqlite3_reset(publisher->lookup);
+	publish_end_read(publisher);
+}
+
 /* Hands the message over; when the producer's queue is full, serves delivery
  * reports (and hands their batches to the committer) until there is room or a
- * signal comes. The image stays valid meanwhile: the read transaction that
- * holds it is not ended here. */
+ * signal comes, with the code detached from the read transaction. */
 static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struct pool_config *pool,
-	const struct item *item, const struct publish_code *code, struct publish_message *message)
+	const struct item *item, struct publish_code *code, struct publish_message *message)
 {
 	rd_kafka_topic_t *topic = publish_topic(publisher, pool);
 	int link = pool->source == POOL_LINK;
@@ -382,6 +463,8 @@ static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struc
 			RD_KAFKA_V_HEADER("created", created, -1),
 			RD_KAFKA_V_OPAQUE(message), RD_KAFKA_V_END);
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			if (publisher->reading_since > 0)
+				publish_detach(publisher, code);
 			rd_kafka_poll(publisher->producer, 100);
 			publish_hand_over(publisher, 0);
 		}
@@ -390,7 +473,7 @@ static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struc
 }
 
 static int publish_produce(struct publisher *publisher, const struct item *item, const char *source,
-	const struct publish_code *code, const struct pool_config *pool)
+	struct publish_code *code, const struct pool_config *pool)
 {
 	struct publish_message *message = publish_message_new(item, code->id,
 		publisher->drop_images || pool->drop_image_after_publish);
@@ -437,9 +520,12 @@ int publish_item(struct publisher *publisher, const struct item *item, const cha
 void publish_serve(struct publisher *publisher, int timeout_ms)
 {
 	rd_kafka_poll(publisher->producer, timeout_ms);
-	publish_hand_over(publisher, 0);
-	if (publisher->reading_since > 0 && db_now() - publisher->reading_since >= PUBLISH_BATCH_SECONDS)
+	/* A committer behind (stdout blocked, say) makes the hand-over wait: no
+	 * read transaction is held meanwhile. */
+	if (publisher->reading_since > 0 && (db_now() - publisher->reading_since >=
+			PUBLISH_BATCH_SECONDS || publish_committer_full(&publisher->committer)))
 		publish_end_read(publisher);
+	publish_hand_over(publisher, 0);
 }
 
 /* Waits for the outstanding reports until `deadline`, handing batches over
@@ -469,8 +555,8 @@ static void publish_summary(struct publisher *publisher)
 	if (c->skipped)
 		log_error("%lld item%s skipped (see above)", (long long)c->skipped, c->skipped == 1 ? "" : "s");
 	if (c->already)
-		log_warn("%lld codes were already recorded as published (listed twice, or published "
-			"by another run meanwhile): delivered again, not printed", (long long)c->already);
+		log_warn("%lld codes were already recorded as published (by another run meanwhile): "
+			"delivered again, not printed", (long long)c->already);
 	log_info("read %lld items, published %lld, failed %lld, skipped %lld", (long long)c->read,
 		(long long)c->published, (long long)c->failed, (long long)c->skipped);
 }
@@ -479,6 +565,7 @@ int publish_finish(struct publisher *publisher)
 {
 	double deadline = db_now() + (double)publisher->config->kafka.timeout_ms / 1000;
 
+	publish_end_read(publisher);
 	log_debug("input done: %lld produced, %lld in flight, %lld published",
 		(long long)publisher->counts.produced, (long long)publisher->in_flight,
 		(long long)publish_committer_published(&publisher->committer));
@@ -488,8 +575,9 @@ int publish_finish(struct publisher *publisher)
 			(long long)publisher->in_flight);
 		rd_kafka_purge(publisher->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		publish_wait(publisher, db_now() + PUBLISH_PURGE_SECONDS);
+		if (publisher->in_flight > 0)   /* reports never came: not delivered, as far as we know */
+			publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
 	}
-	publish_end_read(publisher);
 	publish_hand_over(publisher, 1);
 	publisher->status = exitcode_worst(publisher->status,
 		publish_committer_finish(&publisher->committer));

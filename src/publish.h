@@ -28,6 +28,13 @@ struct publish_counts {
 	int64_t published;    /* deliveries recorded in the DB and printed */
 	int64_t failed;       /* deliveries that failed or were given up: still fetched */
 	int64_t already;      /* delivered, but another run had recorded the code first */
+	int64_t repeated;     /* items listed again in this run's input: skipped */
+};
+
+/* A set of code ids: open addressing, ids are never 0. */
+struct publish_seen {
+	int64_t *ids;
+	size_t count, capacity;
 };
 
 struct publisher {
@@ -49,6 +56,9 @@ struct publisher {
 	struct publish_counts counts;
 	int status;                       /* the worst outcome so far, as an exit code */
 	int stop;                         /* stop reading: Kafka gave up, or the DB failed */
+	void *held_image;                 /* a code's image copied to wait for room (publish_detach) */
+	char held_type[64];               /* ... and its content type */
+	struct publish_seen seen;         /* codes produced by this run */
 	char delivery_error[256];         /* why the last delivery failed */
 	char client_error[256];           /* the client's last complaint, e.g. a broker down */
 };

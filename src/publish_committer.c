@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "exitcode.h"
+#include "interrupt.h"
 #include "log.h"
 
 void publish_batch_free(struct publish_batch *batch)
@@ -120,6 +121,16 @@ static struct publish_batch *committer_next(struct publish_committer *committer)
 	return batch;
 }
 
+/* Where a failed batch goes to keep the retries in order. Under the lock. */
+static struct publish_batch **committer_retry_tail(struct publish_committer *committer)
+{
+	struct publish_batch **tail = &committer->retry;
+
+	while (*tail)
+		tail = &(*tail)->next;
+	return tail;
+}
+
 static void *committer_run(void *argument)
 {
 	struct publish_committer *committer = argument;
@@ -128,31 +139,40 @@ static void *committer_run(void *argument)
 	pthread_setname_np(pthread_self(), "committer");   /* for top -H and profilers */
 	pthread_mutex_lock(&committer->lock);
 	while ((batch = committer_next(committer))) {
-		int status, committed;
+		int status = 0, committed = 0;
 
-		pthread_mutex_unlock(&committer->lock);
-		status = committer_commit(committer, batch, &committed);
-		pthread_mutex_lock(&committer->lock);
+		/* After a commit met the DB locked past busy_timeout, the batches
+		 * still coming wait for the end: each try would wait that long. */
+		if (!committer->locked) {
+			pthread_mutex_unlock(&committer->lock);
+			status = committer_commit(committer, batch, &committed);
+			pthread_mutex_lock(&committer->lock);
+		}
 		/* A failed commit also ends the reading (submit returns it). */
 		committer->status = exitcode_worst(committer->status, status);
+		committer->locked = committer->locked || status == EXIT_TEMPFAIL;
 		if (committed) {
 			publish_batch_free(batch);
 			continue;
 		}
-		batch->next = committer->retry;
-		committer->retry = batch;
+		*committer_retry_tail(committer) = batch;
 	}
 	retry = committer->retry;
 	committer->retry = NULL;
 	pthread_mutex_unlock(&committer->lock);
-	/* A DB locked too long may be free by now: each failed batch once more. */
+	/* A DB locked too long may be free by now: the failed batches once more,
+	 * oldest first, until one fails again (the rest would wait as long). */
 	for (batch = retry; batch; batch = batch->next) {
 		int committed, status = committer_commit(committer, batch, &committed);
 
 		pthread_mutex_lock(&committer->lock);
 		committer->status = exitcode_worst(committer->status, status);
-		if (!committed)
-			committer->unrecorded += (int64_t)batch->count;
+		if (!committed) {
+			for (; batch; batch = batch->next)
+				committer->unrecorded += (int64_t)batch->count;
+			pthread_mutex_unlock(&committer->lock);
+			break;
+		}
 		pthread_mutex_unlock(&committer->lock);
 	}
 	publish_batch_free(retry);
@@ -219,8 +239,19 @@ int publish_committer_submit(struct publish_committer *committer, struct publish
 	int status;
 
 	pthread_mutex_lock(&committer->lock);
-	while (committer->queued >= PUBLISH_QUEUE_MAX)
-		pthread_cond_wait(&committer->changed, &committer->lock);
+	/* Behind (stdout blocked, the DB slow): wait for room, in short waits,
+	 * as a signal must end the reading and not this wait. */
+	while (committer->queued >= PUBLISH_QUEUE_MAX && !interrupt_requested()) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 100 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&committer->changed, &committer->lock, &until);
+	}
 	for (tail = &committer->queue; *tail; tail = &(*tail)->next)
 		;
 	batch->next = NULL;
@@ -230,6 +261,16 @@ int publish_committer_submit(struct publish_committer *committer, struct publish
 	status = committer->status;
 	pthread_mutex_unlock(&committer->lock);
 	return status;
+}
+
+int publish_committer_full(struct publish_committer *committer)
+{
+	int full;
+
+	pthread_mutex_lock(&committer->lock);
+	full = committer->queued >= PUBLISH_QUEUE_MAX;
+	pthread_mutex_unlock(&committer->lock);
+	return full;
 }
 
 int64_t publish_committer_published(struct publish_committer *committer)

@@ -45,6 +45,7 @@ struct publish_committer {
 	size_t queued;
 	int closing;                  /* no more batches will come */
 	int running;                  /* the thread was started and not joined */
+	int locked;                   /* a commit met the DB locked: the rest wait for the end */
 	struct db db;
 	sqlite3_stmt *mark_published, *drop_image;
 	FILE *out;
@@ -60,15 +61,20 @@ int publish_committer_start(struct publish_committer *committer, const struct co
 	FILE *out);
 
 /* Hands a batch over (taken over, even on failure); waits while
- * PUBLISH_QUEUE_MAX batches wait already. Returns the committer's status so
- * far: not 0 once a commit failed, and reading should stop. */
+ * PUBLISH_QUEUE_MAX batches wait already, but not after SIGINT/SIGTERM.
+ * Returns the committer's status so far: not 0 once a commit failed, and
+ * reading should stop. */
 int publish_committer_submit(struct publish_committer *committer, struct publish_batch *batch);
+
+/* 1 if a batch handed over now would wait for room. */
+int publish_committer_full(struct publish_committer *committer);
 
 /* The codes recorded so far, for the progress line. */
 int64_t publish_committer_published(struct publish_committer *committer);
 
-/* Commits what waits, gives each failed batch one more try, stops the thread
- * and closes its connection. Returns its status; the counts are final. */
+/* Commits what waits, gives the failed batches one more try (stopping at the
+ * first that fails again), stops the thread and closes its connection.
+ * Returns its status; the counts are final. */
 int publish_committer_finish(struct publish_committer *committer);
 
 void publish_batch_free(struct publish_batch *batch);

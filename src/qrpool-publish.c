@@ -1,7 +1,6 @@
 /* qrpool-publish: publishes ready codes to their pools' Kafka topics and
  * records each delivery; prints the items Kafka confirmed. */
 #include <errno.h>
-#include <poll.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +40,9 @@ static void publish_usage(void)
 		CLI_COMMON_HELP
 		"--dump-config adds librdkafka's merged producer settings, as comments.\n"
 		"\n" EXITCODE_HELP
-		"65: some items were skipped. 75: Kafka did not confirm every message within\n"
-		"kafka.timeout (unreachable, timed out, interrupted); those codes stay 'fetched'.\n");
+		"65: some items were skipped. 69: Kafka refuses this client (ACLs). 75: Kafka did\n"
+		"not confirm every message within kafka.timeout (unreachable, timed out,\n"
+		"interrupted); those codes stay 'fetched'.\n");
 }
 
 static int publish_parse_options(int argc, char **argv, struct publish_options *options)
@@ -93,47 +93,34 @@ static void publish_show_progress(struct progress *progress, struct publisher *p
 	progress_update(progress, publish_committer_published(&publisher->committer), extra);
 }
 
-/* Whether `in` holds buffered bytes, so reading will not block. glibc's FILE
- * fields, read as gnulib's freadahead does; elsewhere we cannot tell, and
- * say yes: reading then blocks, as any filter's does. */
-static int publish_input_buffered(FILE *in)
-{
-#ifdef __GLIBC__
-	return in->_IO_read_ptr < in->_IO_read_end;
-#else
-	(void)in;
-	return 1;
-#endif
-}
-
-/* Waits for input while serving deliveries, so a slow stage before us delays
- * no commit, and a signal is seen at once rather than ending a blocked read.
- * Returns 1 when input (or its end) is there, 0 when it is time to stop. */
-static int publish_await_input(struct publisher *publisher, FILE *in, int fd)
-{
-	struct pollfd input = { .fd = fd, .events = POLLIN };
-
-	while (!publisher->stop && !interrupt_requested()) {
-		if (publish_input_buffered(in) || poll(&input, 1, PUBLISH_INPUT_POLL_MS) > 0)
-			return 1;
-		publish_serve(publisher, 0);
-	}
-	return 0;
-}
-
-/* The read function under publish's input: a read blocked on half a line
- * still ends on SIGINT/SIGTERM (the handlers restart system calls). */
+/* The read function under publish's input. While no byte comes (a slow
+ * stage before us, even one that wrote half a line) deliveries are served,
+ * so none waits for its commit; SIGINT/SIGTERM, or the run stopping (Kafka
+ * gave up, the DB failed), end the wait with EINTR: half a line then is the
+ * end of the input. */
 static ssize_t publish_read_stdin(void *cookie, char *buffer, size_t size)
 {
-	(void)cookie;
-	return interrupt_read_blocking(STDIN_FILENO, buffer, size);
+	struct publisher *publisher = cookie;
+
+	for (;;) {
+		ssize_t got;
+
+		if (interrupt_requested() || publisher->stop) {
+			errno = EINTR;
+			return -1;
+		}
+		got = interrupt_read(STDIN_FILENO, buffer, size, PUBLISH_INPUT_POLL_MS);
+		if (got != -2)
+			return got;
+		publish_serve(publisher, 0);
+	}
 }
 
 /* Reads items until the input ends, a signal comes or Kafka gives up. */
 static int publish_read_items(struct publisher *publisher)
 {
 	static const cookie_io_functions_t input_functions = { .read = publish_read_stdin };
-	FILE *in = fopencookie(NULL, "r", input_functions);
+	FILE *in = fopencookie(publisher, "r", input_functions);
 	struct item_reader reader;
 	struct progress progress;
 	struct item item;
@@ -145,13 +132,14 @@ static int publish_read_items(struct publisher *publisher)
 	}
 	item_reader_init(&reader, in, "stdin");
 	progress_init(&progress, 0);
-	while (publish_await_input(publisher, in, STDIN_FILENO) &&
-	       (rc = item_read(&reader, &item)) != 0) {
-		/* A signal ends a read blocked on half a line (EINTR). */
+	while (!publisher->stop && (rc = item_read(&reader, &item)) != 0) {
+		/* A signal or a stop ends a read blocked on half a line (EINTR). */
 		if (rc < 0) {
-			status = interrupt_requested() ? 0 : EXIT_IO;
+			status = interrupt_requested() || publisher->stop ? 0 : EXIT_IO;
 			break;
 		}
+		if (publisher->stop)
+			break;   /* a line completed as the run stopped: it stays fetched */
 		publish_item(publisher, &item, reader.name);
 		publish_show_progress(&progress, publisher);
 	}

@@ -145,3 +145,89 @@ is "a commit that failed on a locked DB: exit 75" "$rc" 75
 like "... saying why" "$(cat "$T/err")" "database is locked"
 is "... and its batch, tried again at the end, is recorded" "$(count link fetched)" 0
 is "... and printed" "$(wc -l <"$T/out")" 60
+
+# --- a DB locked long: after the first commit that met the lock, the batches still
+# coming are not each tried (each try waits busy_timeout), only once at the end --------
+stage poster=20000 --size 200
+qrpool-pending --state fetched --pool poster >"$T/items"
+qrpool-publish <"$T/items" >"$T/out" 2>"$T/err" &
+publisher=$!
+for _ in $(seq 200); do [ "$(count poster published)" -gt 0 ] && break; sleep 0.02; done
+{ echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; sleep 5; echo "COMMIT;"; } |
+  sqlite3 "$T/staging.db" &
+locker=$!
+rc=0; wait $publisher || rc=$?
+wait $locker
+is "locked for 5 s (busy_timeout 1 s): exit 75" "$rc" 75
+locked=$(grep -c "staging.db: database is locked$" "$T/err" || true)
+ok "... the commits met the lock at most twice, not once per batch ($locked)" test "$locked" -le 2
+all=$(sql "SELECT count(*) FROM codes WHERE pool = 'poster'")
+is "... every code published or still fetched" \
+  "$(($(count poster published) + $(count poster fetched)))" "$all"
+cp "$T/err" "$T/err.locked"
+qrpool-pending --state fetched --pool poster | qrpool-publish >/dev/null 2>"$T/err"
+is "... and a rerun publishes the rest" "$(count poster published)" "$all"
+sed -i 's|busy_timeout = "1s"|busy_timeout = "5s"|' "$QRPOOL_CONFIG"
+
+# --- half a line from the stage before: the deliveries before it are recorded and
+# printed meanwhile ---------------------------------------------------------------
+stage link=3
+qrpool-pending --state fetched --pool link >"$T/items"
+qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
+publisher=$!
+exec 3>"$T/in"
+head -1 "$T/items" >&3
+sed -n 2p "$T/items" | cut -c1-5 | tr -d '\n' >&3
+wait_for_lines "$T/out" 1
+is "half a line waiting: the line before is published and printed meanwhile" "$(wc -l <"$T/out")" 1
+sed -n 2p "$T/items" | cut -c6- >&3
+sed -n 3p "$T/items" >&3
+exec 3>&-
+rc=0; wait $publisher || rc=$?
+is "... and the line completed later is published too" "$rc:$(wc -l <"$T/out")" "0:3"
+
+# --- a code listed twice in one input: sent once, the repeat skipped (65) -----------
+stage link=2
+qrpool-pending --state fetched --pool link >"$T/items"
+cat "$T/items" "$T/items" >"$T/twice"
+run qrpool-publish <"$T/twice"
+is "a code listed twice: exit 65" "$rc" 65
+like "... the repeat reported" "$(cat "$T/err")" "stdin:3: .* was listed before in this input"
+is "... each printed once" "$(sort "$T/out" | uniq -d)" ""
+is "... and sent once" "$(read_topic qrpool.link | cut -f1 | grep -Fx -f "$(cut -f1 "$T/items" >"$T/ids"; echo "$T/ids")" | uniq -d)" ""
+
+# --- Kafka refuses us (ACLs): 69, reading stops, the codes stay fetched ----------------
+stage link=50
+qrpool-pending --state fetched --pool link >"$T/items"
+kafka_control produce-error TOPIC_AUTHORIZATION_FAILED 100000
+run qrpool-publish <"$T/items"
+kafka_control clear-errors Produce
+is "not authorized for the topic: exit 69" "$rc" 69
+like "... saying what to fix" "$(cat "$T/err")" "Kafka refused the messages: .*[Aa]uthoriz.*ACLs"
+is "... every code still fetched" "$(count link fetched)" 50
+
+# --- stdout stalled (the next stage stopped reading): no read transaction is held
+# while publish waits, and SIGTERM ends the reading; the run ends when the reader drains
+stage card=60000 --size 100
+qrpool-pending --state fetched --pool card >"$T/items"
+mkfifo "$T/stalled"
+qrpool-publish <"$T/items" >"$T/stalled" 2>"$T/err" &
+publisher=$!
+exec 4<"$T/stalled"
+before=-1
+for _ in $(seq 100); do   # until the published count stops moving
+  now=$(count card published)
+  [ "$now" -eq "$before" ] && [ "$now" -gt 0 ] && break
+  before=$now; sleep 0.3
+done
+is "stdout stalled: a checkpoint of the whole WAL is not held back" \
+  "$(sqlite3 -cmd '.timeout 3000' "$T/staging.db" 'PRAGMA wal_checkpoint(TRUNCATE)' | cut -d'|' -f1)" 0
+kill -TERM $publisher
+cat <&4 >/dev/null &
+drain=$!
+exec 4<&-
+rc=0; wait $publisher || rc=$?
+wait $drain
+is "stdout stalled, SIGTERM: exit 75 once the reader drains" "$rc" 75
+is "... every code published or still fetched" \
+  "$(($(count card published) + $(count card fetched)))" "$(sql "SELECT count(*) FROM codes WHERE pool = 'card'")"
