@@ -20,11 +20,14 @@ struct fake_faults {
 	int64_t latency_ms, jitter_ms, slow_ms;
 	double busy_rate, http5xx_rate, truncate_rate, json_as_image_rate, drop_rate, slow_rate;
 	int64_t fail_after;      /* calls after the first this many answer -1; -1: never */
+	int errcode;             /* --errcode CODE:P: this error (enum fake_error) ... */
+	double errcode_rate;     /* ... with this probability */
 };
 
 struct fake_options {
 	const char *listen, *port_file, *stats_file, *appid, *secret, *secret_file, *pages;
 	const char *quota_at;    /* "arrival" or "answer": when a call is counted */
+	const char *errcode;     /* --errcode CODE:P, parsed into faults */
 	int64_t port, max_connections;
 	int64_t token_lifetime_ms, token_grace_ms, stable_margin_ms;
 	int64_t minute_ms, quota, quota_errcode;
@@ -49,10 +52,15 @@ enum fake_error {
 	FAKE_ERR_ENV_VERSION, FAKE_ERR_SECRET_INVALID, FAKE_ERR_SCENE_CHARS,
 	FAKE_ERR_SCENE_LENGTH, FAKE_ERR_TOKEN_MISSING, FAKE_ERR_PAGE, FAKE_ERR_TOKEN_EXPIRED,
 	FAKE_ERR_QUOTA, FAKE_ERR_QUOTA_SLOWER, FAKE_ERR_FORMAT,
+	/* only injected (--errcode): nothing in a request can earn them here */
+	FAKE_ERR_TOKEN_NOT_LATEST, FAKE_ERR_UNAUTHORIZED, FAKE_ERR_NO_PERMISSION,
+	FAKE_ERR_SCANCODE_TIME,
 	FAKE_ERR_COUNT
 };
 
 int fake_error_code(enum fake_error error);
+/* The error of a WeChat errcode, or FAKE_OK when the table has none. */
+enum fake_error fake_error_of(int code);
 const char *fake_error_message(enum fake_error error);
 
 /* --- time and randomness --------------------------------------------------- */
@@ -122,7 +130,7 @@ enum fake_endpoint { FAKE_EP_TOKEN, FAKE_EP_STABLE_TOKEN, FAKE_EP_CODE, FAKE_EP_
 
 enum fake_fault { FAKE_FAULT_NONE, FAKE_FAULT_BUSY, FAKE_FAULT_HTTP5XX, FAKE_FAULT_TRUNCATE,
 	FAKE_FAULT_JSON_AS_IMAGE, FAKE_FAULT_DROP, FAKE_FAULT_SLOW, FAKE_FAULT_FAIL_AFTER,
-	FAKE_FAULT_COUNT };
+	FAKE_FAULT_ERRCODE, FAKE_FAULT_COUNT };
 
 struct fake_window {
 	int64_t index;

@@ -27,11 +27,23 @@ static const struct {
 	[FAKE_ERR_QUOTA_SLOWER] =
 		{ 45011, "api minute-quota reach limit  mustslower  retry next minute" },
 	[FAKE_ERR_FORMAT] = { 47001, "data format error" },
+	[FAKE_ERR_TOKEN_NOT_LATEST] = { 40014, "invalid access_token" },
+	[FAKE_ERR_UNAUTHORIZED] = { 48001, "api unauthorized" },
+	[FAKE_ERR_NO_PERMISSION] = { 45063, "no permission to generate wxacode" },
+	[FAKE_ERR_SCANCODE_TIME] = { 85096, "not allow include scancode_time field" },
 };
 
 int fake_error_code(enum fake_error error)
 {
 	return fake_errors[error].code;
+}
+
+enum fake_error fake_error_of(int code)
+{
+	for (int e = FAKE_OK + 1; e < FAKE_ERR_COUNT; e++)
+		if (fake_errors[e].code == code)
+			return (enum fake_error)e;
+	return FAKE_OK;
 }
 
 const char *fake_error_message(enum fake_error error)

@@ -132,6 +132,8 @@ static enum fake_fault fake_code_fault(const struct fake_faults *faults, struct 
 		return FAKE_FAULT_BUSY;
 	if (fake_random_hit(call->random, faults->json_as_image_rate))
 		return FAKE_FAULT_JSON_AS_IMAGE;
+	if (fake_random_hit(call->random, faults->errcode_rate))
+		return FAKE_FAULT_ERRCODE;
 	return FAKE_FAULT_NONE;
 }
 
@@ -149,6 +151,8 @@ static enum MHD_Result fake_code_fault_reply(struct fake_server *server, struct 
 			"<html><body>upstream error</body></html>\n");
 	case FAKE_FAULT_JSON_AS_IMAGE:
 		return fake_reply_error_as(call, FAKE_ERR_BUSY, "image/jpeg");
+	case FAKE_FAULT_ERRCODE:
+		return fake_reply_error(server, call, (enum fake_error)server->options->faults.errcode);
 	default:
 		return fake_reply_error(server, call, FAKE_ERR_BUSY);
 	}

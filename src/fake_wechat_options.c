@@ -48,6 +48,8 @@
 	"  --json-as-image-rate P   an errcode -1 body labelled image/jpeg\n" \
 	"  --drop-rate P            the connection closes without an answer\n" \
 	"  --fail-after N           every call after the Nth answers errcode -1\n" \
+	"  --errcode CODE:P         WeChat's errcode CODE (one of its table, e.g. 40014,\n" \
+	"                           48001, 45063, 85096) instead of the image\n" \
 	"  --seed N                 seed of the fault PRNG (default: random)\n" \
 	"  -v, --verbose            log each request (debug); -q, --quiet: errors only\n" \
 	"  -h, --help, -V, --version\n" \
@@ -85,6 +87,7 @@ static const struct fake_option fake_option_table[] = {
 	{ "quota", FAKE_INT, FAKE_FIELD(quota), 0, INT32_MAX },
 	{ "quota-errcode", FAKE_INT, FAKE_FIELD(quota_errcode), 45009, 45011 },
 	{ "quota-at", FAKE_TEXT, FAKE_FIELD(quota_at), 0, 0 },
+	{ "errcode", FAKE_TEXT, FAKE_FIELD(errcode), 0, 0 },
 	{ "max-connections", FAKE_INT, FAKE_FIELD(max_connections), 1, 100000 },
 	{ "latency", FAKE_MILLIS, FAKE_FIELD(faults.latency_ms), 0, FAKE_DAY_MS },
 	{ "jitter", FAKE_MILLIS, FAKE_FIELD(faults.jitter_ms), 0, FAKE_DAY_MS },
@@ -197,6 +200,26 @@ static int fake_check_listen(const char *listen)
 	return 0;
 }
 
+/* --errcode CODE:P into faults.errcode and faults.errcode_rate. */
+static int fake_parse_errcode(struct fake_options *options)
+{
+	const char *colon = strchr(options->errcode, ':');
+	char code[16], why[PARSE_WHY_SIZE];
+	int64_t number;
+
+	if (!colon || (size_t)(colon - options->errcode) >= sizeof code)
+		return cli_usage_error("--errcode: CODE:P, as 48001:0.5");
+	memcpy(code, options->errcode, (size_t)(colon - options->errcode));
+	code[colon - options->errcode] = '\0';
+	if (parse_int64(code, -1, 99999, &number, why))
+		return cli_usage_error("--errcode: %s", why);
+	if ((options->faults.errcode = (int)fake_error_of((int)number)) == FAKE_OK)
+		return cli_usage_error("--errcode: %s is not an errcode of WECHAT.md's table", code);
+	if (parse_double(colon + 1, 0, 1, &options->faults.errcode_rate, why))
+		return cli_usage_error("--errcode: %s", why);
+	return 0;
+}
+
 static int fake_options_check(struct fake_options *options)
 {
 	int64_t half_life = options->token_lifetime_ms / 2;
@@ -211,6 +234,8 @@ static int fake_options_check(struct fake_options *options)
 		return cli_usage_error("--quota-errcode: 45009 or 45011");
 	if (strcmp(options->quota_at, "arrival") && strcmp(options->quota_at, "answer"))
 		return cli_usage_error("--quota-at: arrival or answer");
+	if (options->errcode && fake_parse_errcode(options))
+		return EXIT_USAGE;
 	if (options->stable_margin_ms < 0)
 		options->stable_margin_ms = half_life < 300 * 1000 ? half_life : 300 * 1000;
 	else if (options->stable_margin_ms >= options->token_lifetime_ms)

@@ -19,7 +19,7 @@
  *   "endpoints": {"token"|"stable_token"|"getwxacodeunlimit":
  *                 {"requests": N, "ok": N, "errcodes": {...}}},
  *   "tokens_issued": {"classic": N, "stable": N, "stable_forced": N},
- *   "faults": {"busy": N, "http5xx": N, "truncate": N, "json_as_image": N,
+ *   "faults": {"busy": N, "http5xx": N, "truncate": N, "json_as_image": N, "errcode": N,
  *              "drop": N, "slow": N, "fail_after": N},
  *   "connections": {"total": N, "open": N, "max_concurrent": N},
  *   "not_found": N,              requests for unknown paths
@@ -52,6 +52,7 @@ static const char *const fake_fault_names[FAKE_FAULT_COUNT] = {
 	[FAKE_FAULT_DROP] = "drop",
 	[FAKE_FAULT_SLOW] = "slow",
 	[FAKE_FAULT_FAIL_AFTER] = "fail_after",
+	[FAKE_FAULT_ERRCODE] = "errcode",
 };
 
 static const char *const fake_token_kind_names[FAKE_TOKEN_KIND_COUNT] = {

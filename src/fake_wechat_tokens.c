@@ -49,7 +49,10 @@ static void fake_tokens_retire(struct fake_tokens *tokens, int stable, int64_t n
 static struct fake_token *fake_tokens_mint(struct fake_tokens *tokens, enum fake_token_kind kind,
 	int64_t now_ms)
 {
-	size_t slot = tokens->next;
+	/* The current stable token is never the one overwritten: classic
+	 * tokens, however many, do not touch it. */
+	size_t slot = (long)tokens->next == tokens->stable_slot ? (tokens->next + 1) % FAKE_TOKEN_KEEP :
+		tokens->next;
 	struct fake_token *token = &tokens->ring[slot];
 	int stable = kind != FAKE_TOKEN_CLASSIC;
 	char value[FAKE_TOKEN_LENGTH + 1] = "fk_";
@@ -61,8 +64,6 @@ static struct fake_token *fake_tokens_mint(struct fake_tokens *tokens, enum fake
 	token->stable = stable;
 	token->expires_ms = now_ms + tokens->lifetime_ms;
 	token->revoked_ms = INT64_MAX;
-	if (tokens->stable_slot == (long)slot)
-		tokens->stable_slot = -1;
 	if (stable)
 		tokens->stable_slot = (long)slot;
 	tokens->next = (slot + 1) % FAKE_TOKEN_KEEP;

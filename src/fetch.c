@@ -309,6 +309,7 @@ static void fetch_store(struct fetcher *f, struct fetch_transfer *transfer,
 	int status;
 
 	fetch_batch_note(f);
+	token_worked(&f->token, transfer->token);
 	status = store_add_image(&f->batch, job->code_id, job->line, answer->content_type,
 		transfer->body.data, transfer->body.size, job->calls);
 	f->consecutive_failures = 0;

@@ -514,11 +514,18 @@ static int token_refresh(struct token_cache *cache, double now)
 	if (token_fetch(cache, token, &expires_in))
 		return token_refresh_failed(cache, now);
 	if (!strcmp(token, cache->refused)) {
-		/* The endpoint handed back the token WeChat refused: using it again
-		 * would loop. Wait and ask again. */
-		token_fail(cache, WECHAT_RETRY, "%s", "the token endpoint returned the refused token");
-		explicit_bzero(token, sizeof token);
-		return token_refresh_failed(cache, now);
+		if (cache->refused_again) {
+			/* Handed back again, and refused again without a call
+			 * succeeding: using it once more would loop. Wait and ask. */
+			token_fail(cache, WECHAT_RETRY, "%s",
+				"the token endpoint returned the refused token");
+			explicit_bzero(token, sizeof token);
+			return token_refresh_failed(cache, now);
+		}
+		/* WeChat refuses a valid token at times: once more. */
+		log_warn("the token endpoint returned the token WeChat refused: trying it once more");
+		cache->refused_again = 1;
+		*cache->refused = '\0';
 	}
 	status = token_save(cache, token, expires_in, now);
 	explicit_bzero(token, sizeof token);
@@ -565,6 +572,12 @@ int token_get(struct token_cache *cache, double now)
 	*cache->token = '\0';
 	cache->retry_at = now + 0.1;
 	return 1;
+}
+
+void token_worked(struct token_cache *cache, const char *token)
+{
+	if (cache->refused_again && !strcmp(token, cache->token))
+		cache->refused_again = 0;
 }
 
 int token_refused(struct token_cache *cache, const char *token)

@@ -25,6 +25,7 @@ struct token_cache {
 	const char *source;               /* the source's name, the row's key */
 	char token[WECHAT_TOKEN_MAX + 1]; /* "" when none */
 	char refused[WECHAT_TOKEN_MAX + 1];   /* the last token WeChat refused */
+	int refused_again;                /* that token came back and was taken once more */
 	double use_until;                 /* trusted until then, then the DB is read again */
 	double expires_at;
 	double retry_at;                  /* after a failed refresh, or while another refreshes */
@@ -58,8 +59,14 @@ int token_get(struct token_cache *cache, double now);
 int token_cached(const struct token_cache *cache, double now);
 
 /* WeChat refused `token` as invalid or expired. It is dropped only if it is
- * still the cached one. Returns 0 or an exit code. */
+ * still the cached one. When the token source hands the same token back, it
+ * is taken once more (a spurious refusal of a valid stable token); refused
+ * again before any call with it succeeded, it is not. Returns 0 or an exit
+ * code. */
 int token_refused(struct token_cache *cache, const char *token);
+
+/* A call with `token` succeeded: a refused token taken back has proved good. */
+void token_worked(struct token_cache *cache, const char *token);
 
 /* Reads "TOKEN [EXPIRES_IN]" or WeChat's JSON answer, as printed by a token
  * command or held in a token file. Without an expiry, `default_expires_s`.

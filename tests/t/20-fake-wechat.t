@@ -319,12 +319,23 @@ is "42001 after expire-tokens" "$(errcode)" 42001
 stable; s4=$tok
 ok "stable_token replaces an expired token" -- [ "$s4" != "$s3" ]
 
+# More classic tokens than the server remembers (1024) leave the stable one alone.
+$PYTHON - "${base##*:}" "$APPID" "$SECRET" <<'PY'
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+for _ in range(1100):
+    c.request("GET", "/cgi-bin/token?grant_type=client_credential&appid=%s&secret=%s" % tuple(sys.argv[2:4]))
+    c.getresponse().read()
+PY
+code "$s4" '{"scene":"abc"}'
+is "1,100 classic tokens later, the stable token still works" "$ctype" image/jpeg
+
 req GET /wxa/getwxacodeunlimit
 is "the wrong method: 405" "$http" 405
 req GET /cgi-bin/nothing
 is "an unknown path: 404" "$http" 404
 
-is "stats: tokens issued (classic)" "$(stats tokens_issued classic)" 4
+is "stats: tokens issued (classic)" "$(stats tokens_issued classic)" 1104
 is "stats: tokens issued (stable, forced)" \
   "$(jget "$T/stats" tokens_issued stable) $(jget "$T/stats" tokens_issued stable_forced)" "2 1"
 is "stats: 41030 answers counted" "$(jget "$T/stats" endpoints getwxacodeunlimit errcodes 41030)" 6
@@ -415,6 +426,15 @@ stable; code "$tok" '{"scene":"abc"}'
 is "busy: errcode -1" "$(errcode)" -1
 is "busy: counted" "$(stats faults busy)" 1
 stop
+
+start errcode --errcode 48001:1
+stable; code "$tok" '{"scene":"abc"}'
+is "--errcode 48001:1: errcode 48001" "$(errcode)" 48001
+is "... counted as a fault and an answer" \
+  "$(stats faults errcode) $(jget "$T/stats" endpoints getwxacodeunlimit errcodes 48001)" "1 1"
+stop
+run fake-wechat --appid $APPID --secret x --errcode 12345:1
+is "--errcode with a code outside WECHAT.md's table: exit 64" "$rc" 64
 
 start http5xx --http5xx-rate 1
 stable; code "$tok" '{"scene":"abc"}'

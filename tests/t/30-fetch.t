@@ -73,3 +73,16 @@ is "41030: every item still planned" "$(count "state = 'planned' AND pool = 'pos
 is "41030: no poster item printed, link items passed on" "$(cut -f2 "$T/out" | sort -u)" link
 is "41030: the calls stopped short" "$(stats calls_total)" "$(stats errcodes 41030)"
 ok "41030: no more calls than in flight" [ "$(stats calls_total)" -le 4 ]
+
+# --- the account refused (48001, 45063): every wechat pool stopped, 69 --------------
+for refusal in 48001:unauthorized 45063:permission; do
+  start_fake "refused-${refusal%%:*}" --errcode "${refusal%%:*}:1"
+  config_for 'concurrency = 4;'
+  : >"$T/items"; plan poster 10; plan card 5; plan link 2
+  run qrpool-fetch <"$T/items"
+  is "${refusal%%:*}: exit 69" "$rc" 69
+  like "${refusal%%:*}: the pool and the reason are named" "$(cat "$T/err")" \
+    "pool poster stopped: .*${refusal%%:*}.*${refusal#*:}"
+  is "${refusal%%:*}: every wechat item still planned" "$(count "state = 'planned' AND pool != 'link'")" 15
+  is "${refusal%%:*}: link items passed on" "$(cut -f2 "$T/out" | sort -u)" link
+done
