@@ -55,6 +55,9 @@ static int committer_print(struct publish_committer *committer, const struct pub
 	int64_t published = 0, already = 0;
 	int failed = 0;
 
+	/* Once stdout failed (the next stage gone), the lines are not written:
+	 * the codes are recorded all the same, the DB being the truth. */
+	failed = committer->out_failed;
 	for (size_t i = 0; i < batch->count; i++) {
 		if (!recorded[i]) {
 			already++;
@@ -64,9 +67,10 @@ static int committer_print(struct publish_committer *committer, const struct pub
 		failed = failed || fputs(batch->deliveries[i].message->line, committer->out) == EOF ||
 			putc('\n', committer->out) == EOF;
 	}
-	failed = fflush(committer->out) != 0 || failed;
-	if (failed)
+	failed = failed || fflush(committer->out) != 0;
+	if (failed && !committer->out_failed)
 		log_error("writing to stdout: %s", strerror(errno));
+	committer->out_failed = failed;
 	pthread_mutex_lock(&committer->lock);
 	committer->published += published;
 	committer->already += already;

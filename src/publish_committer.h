@@ -49,6 +49,7 @@ struct publish_committer {
 	struct db db;
 	sqlite3_stmt *mark_published, *drop_image;
 	FILE *out;
+	int out_failed;               /* a write to `out` failed: said once, no more lines */
 	/* Under the lock: */
 	int64_t published;            /* recorded and printed */
 	int64_t already;              /* delivered, but another run had recorded the code */

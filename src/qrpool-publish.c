@@ -156,6 +156,9 @@ static int publish_read_items(struct publisher *publisher)
 	return status;
 }
 
+/* A failed write to stdout was said by the committer already. */
+static int publish_stdout_failed;
+
 static int publish_run(const struct publish_options *options, const struct config *config)
 {
 	struct publisher publisher;
@@ -167,6 +170,7 @@ static int publish_run(const struct publish_options *options, const struct confi
 	if (!(status = db_run_start(&db, "publish")) &&
 	    !(status = publish_open(&publisher, config, &db, options->drop_images, stdout))) {
 		status = publish_read_items(&publisher);
+		publish_stdout_failed = publisher.committer.out_failed;
 		db_run_end(&db, publisher.counts.read, publisher.counts.published, status);
 		publish_close(&publisher);
 	} else
@@ -198,5 +202,9 @@ int main(int argc, char **argv)
 	else
 		status = publish_run(&options, &config);
 	config_free(&config);
+	if (publish_stdout_failed) {
+		fclose(stdout);
+		return status;
+	}
 	return exitcode_worst(status, cli_close_stdout());
 }

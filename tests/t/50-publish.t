@@ -87,3 +87,14 @@ is "... as an independent client reads the offsets" "$(depth poster)" \
   "$(kafka-offsets -b "$KAFKA_BROKERS" -t qrpool.poster -g qrpool-online.poster |
      awk '{ start = $4 >= $2 ? $4 : $2; depth += $3 - start } END { print depth }')"
 is "other pools are untouched" "$(depth card)" "$(published card)"
+
+# --- the next stage goes away (stdout closed): the codes are still recorded, the
+# failure said once, exit 74 ------------------------------------------------------
+stage link=3000
+qrpool-pending --state fetched --pool link >"$T/items"
+rc=0
+sh -c 'qrpool-publish <"$1" 2>"$2"; echo $? >"$3"' sh "$T/items" "$T/err" "$T/rc" | head -1 >/dev/null
+is "stdout closed: exit 74" "$(cat "$T/rc")" 74
+is "... said once" "$(grep -c "writing to stdout" "$T/err")" 1
+is "... every delivered code recorded all the same" \
+  "$(sql "SELECT count(*) FROM codes WHERE pool = 'link' AND state = 'fetched'")" 0
