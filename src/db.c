@@ -70,6 +70,19 @@ int db_begin_immediate(struct db *db)
 	return db_exec(db, "BEGIN IMMEDIATE");
 }
 
+int db_try_begin_immediate(struct db *db)
+{
+	int rc;
+
+	sqlite3_busy_timeout(db->handle, 0);
+	rc = sqlite3_exec(db->handle, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);
+	if (rc == SQLITE_OK)
+		return 0;
+	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? EXIT_TEMPFAIL :
+		db_fail(db, rc, "starting a transaction");
+}
+
 int db_commit(struct db *db)
 {
 	return db_exec(db, "COMMIT");
@@ -189,7 +202,8 @@ int db_open(struct db *db, const char *path, int64_t busy_timeout_ms)
 		return EXIT_IO;
 	}
 	sqlite3_extended_result_codes(db->handle, 1);
-	sqlite3_busy_timeout(db->handle, busy_timeout_ms > 0x7fffffff ? 0x7fffffff : (int)busy_timeout_ms);
+	db->busy_timeout_ms = busy_timeout_ms > 0x7fffffff ? 0x7fffffff : (int)busy_timeout_ms;
+	sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);
 	/* WAL lets readers (report, pending) run beside a writer; NORMAL sync in
 	 * WAL mode is durable across process crashes, which is what resuming needs. */
 	if ((status = db_exec_patiently(db, "PRAGMA journal_mode = WAL", deadline)) ||

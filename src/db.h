@@ -8,6 +8,7 @@
 struct db {
 	sqlite3 *handle;
 	const char *path;
+	int busy_timeout_ms;    /* as opened */
 	int64_t run_id;         /* row in runs for this process, 0 if none */
 };
 
@@ -26,6 +27,9 @@ int db_schema_latest(void);
 int db_exec(struct db *db, const char *sql);
 int db_prepare(struct db *db, sqlite3_stmt **stmt, const char *sql);
 int db_begin_immediate(struct db *db);
+/* BEGIN IMMEDIATE without waiting for another writer: EXIT_TEMPFAIL, said
+ * nothing, when one holds the lock. */
+int db_try_begin_immediate(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
 /* The exit code that a failed SQLite call should give: I/O-ish errors (full

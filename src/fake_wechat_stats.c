@@ -12,8 +12,8 @@
  *   "minute_ms": N, "quota_per_minute": N,
  *   "calls_total": N,            every getwxacodeunlimit request
  *   "ok_total": N,               of those, answered with a whole image
- *   "quota_violations": N,       windows whose charged calls exceeded the quota
- *                                (0 unless this server is broken)
+ *   "quota_violations": N,       windows in which more calls came than the quota
+ *                                (the rest answered 45009/45011)
  *   "over_budget_attempts": N,   calls answered 45009/45011 (quota spent)
  *   "errcodes": {"40001": N, ...}  JSON errors of every endpoint, by errcode
  *   "endpoints": {"token"|"stable_token"|"getwxacodeunlimit":

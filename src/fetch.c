@@ -56,7 +56,8 @@ struct fetch_transfer {
 	struct fetch_job *job;      /* NULL when idle */
 	struct http_body body;
 	char request[2048];         /* the JSON body, alive until the transfer ends */
-	char token[WECHAT_TOKEN_MAX + 1];   /* the token it was sent with */
+	char token[WECHAT_TOKEN_MAX + 1];   /* the token it was sent with... */
+	uint64_t token_generation;          /* ... as adopted then (the same text may come back) */
 	int64_t sent_ms;              /* wall clock: the quota window it was sent in */
 	int64_t sent_monotonic_ms;    /* for its answer time */
 	struct quota_slot charged;  /* the quota windows it was charged to */
@@ -309,7 +310,7 @@ static void fetch_store(struct fetcher *f, struct fetch_transfer *transfer,
 	int status;
 
 	fetch_batch_note(f);
-	token_worked(&f->token, transfer->token);
+	token_worked(&f->token, transfer->token_generation);
 	status = store_add_image(&f->batch, job->code_id, job->line, answer->content_type,
 		transfer->body.data, transfer->body.size, job->calls);
 	f->consecutive_failures = 0;
@@ -336,9 +337,11 @@ static void fetch_token_refused(struct fetcher *f, struct fetch_transfer *transf
 	const struct wechat_answer *answer)
 {
 	struct fetch_job *job = transfer->job;
-	int status = token_refused(&f->token, transfer->token);
+	int status = token_refused(&f->token, transfer->token, transfer->token_generation);
 
-	if (status)
+	/* Locked: the token is dropped here all the same; the next read of the
+	 * DB row skips it as the refused one. */
+	if (status && status != EXIT_TEMPFAIL)
 		fetch_fail(f, status);
 	if (job->token_retried) {
 		fetch_retry(f, job, answer, 0);
@@ -450,6 +453,7 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 	snprintf(url, sizeof url, "%s/wxa/getwxacodeunlimit?access_token=%s",
 		f->config->wechat.api_base, f->token.token);
 	strcpy(transfer->token, f->token.token);
+	transfer->token_generation = f->token.generation;
 	curl_easy_setopt(transfer->easy, CURLOPT_URL, url);
 	explicit_bzero(url, sizeof url);
 	curl_easy_setopt(transfer->easy, CURLOPT_POSTFIELDS, transfer->request);

@@ -66,12 +66,17 @@ int item_read(struct item_reader *reader, struct item *item)
 
 		errno = 0;
 		length = getline(&reader->buffer, &reader->capacity, reader->in);
-		if (length < 0) {
-			if (ferror(reader->in)) {
+		if (length < 0 || (reader->buffer[length - 1] != '\n' && ferror(reader->in))) {
+			/* A read that ended on EINTR was stopped on purpose (a
+			 * signal, or the tool's own stop); half a line then is no
+			 * bad line, nor is it an item: the input ends there. */
+			int stopped = errno == EINTR || interrupt_requested();
+
+			if (!ferror(reader->in) || (stopped && interrupt_requested()))
+				return 0;
+			if (!stopped)
 				log_error("%s: read error: %s", reader->name, strerror(errno ? errno : EIO));
-				return -1;
-			}
-			return 0;
+			return -1;
 		}
 		/* Half a line cut by a stop is no bad line: the input ends there. */
 		if (reader->buffer[length - 1] != '\n' && interrupt_requested())

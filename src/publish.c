@@ -26,14 +26,22 @@ struct publish_code {
 	size_t size;
 };
 
-/* Adds `id` to the set: 1 if it was new, 0 if already there, -1 when out of
- * memory. */
+/* The slot of `id` in a table of 2^(64 - shift): the high bits of a
+ * multiplicative hash, which strided ids spread as well as sequential ones. */
+static size_t publish_seen_slot(int64_t id, int shift)
+{
+	return (size_t)(((uint64_t)id * UINT64_C(0x9E3779B97F4A7C15)) >> shift);
+}
+
+/* Adds `id` (never 0: ids are rowids) to the set: 1 if it was new, 0 if
+ * already there, -1 when out of memory. */
 static int publish_seen_add(struct publish_seen *seen, int64_t id)
 {
 	size_t mask, at;
 
 	if ((seen->count + 1) * 2 > seen->capacity) {
-		size_t capacity = seen->capacity ? seen->capacity * 2 : 4096;
+		int shift = seen->capacity ? seen->shift - 1 : 52;   /* 4096 slots first */
+		size_t capacity = (size_t)1 << (64 - shift);
 		int64_t *grown = calloc(capacity, sizeof *grown);
 
 		if (!grown)
@@ -41,17 +49,17 @@ static int publish_seen_add(struct publish_seen *seen, int64_t id)
 		for (size_t i = 0; i < seen->capacity; i++) {
 			if (!seen->ids[i])
 				continue;
-			for (at = (size_t)seen->ids[i] * 0x9E3779B97F4A7C15u & (capacity - 1); grown[at];
-			     at = (at + 1) & (capacity - 1))
+			for (at = publish_seen_slot(seen->ids[i], shift); grown[at]; at = (at + 1) & (capacity - 1))
 				;
 			grown[at] = seen->ids[i];
 		}
 		free(seen->ids);
 		seen->ids = grown;
 		seen->capacity = capacity;
+		seen->shift = shift;
 	}
 	mask = seen->capacity - 1;
-	for (at = (size_t)id * 0x9E3779B97F4A7C15u & mask; seen->ids[at]; at = (at + 1) & mask)
+	for (at = publish_seen_slot(id, seen->shift); seen->ids[at]; at = (at + 1) & mask)
 		if (seen->ids[at] == id)
 			return 0;
 	seen->ids[at] = id;
@@ -64,6 +72,16 @@ static struct publish_delivery *publish_batch_append(struct publisher *publisher
 {
 	struct publish_batch *batch = publisher->batch;
 
+	if (batch && batch->count >= PUBLISH_BATCH_MAX) {
+		/* One poll may bring any number of reports: a full batch waits
+		 * for the hand-over as it is, so batches stay bounded. */
+		struct publish_batch **tail = &publisher->full;
+
+		while (*tail)
+			tail = &(*tail)->next;
+		*tail = batch;
+		batch = publisher->batch = NULL;
+	}
 	if (!batch) {
 		if (!(batch = publisher->batch = calloc(1, sizeof *batch)))
 			return NULL;
@@ -137,6 +155,8 @@ static void publish_on_error(rd_kafka_t *rk, int err, const char *reason, void *
 
 	if (err != RD_KAFKA_RESP_ERR__FATAL) {
 		log_info("Kafka: %s", reason);
+		if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION)   /* SASL credentials refused */
+			publish_refused(publisher, err);
 		snprintf(publisher->client_error, sizeof publisher->client_error, "%s", reason);
 		return;
 	}
@@ -204,13 +224,14 @@ void publish_close(struct publisher *publisher)
 		rd_kafka_destroy(publisher->producer);
 	publish_committer_finish(&publisher->committer);
 	publish_batch_free(publisher->batch);
+	publish_batch_free(publisher->full);
 	sqlite3_finalize(publisher->lookup);
 	publisher->topics = NULL;
 	publisher->url = NULL;
 	publisher->held_image = NULL;
 	publisher->seen.ids = NULL;
 	publisher->producer = NULL;
-	publisher->batch = NULL;
+	publisher->batch = publisher->full = NULL;
 	publisher->lookup = NULL;
 }
 
@@ -290,19 +311,32 @@ static int publish_lookup(struct publisher *publisher, const char *request_id,
 
 /* Hands the gathered deliveries to the committer when the batch is full or
  * old enough; a failed commit there ends the reading here. */
-static void publish_hand_over(struct publisher *publisher, int now)
+static void publish_submit(struct publisher *publisher, struct publish_batch *batch)
 {
-	struct publish_batch *batch = publisher->batch;
 	int status;
 
-	if (!batch || (!now && batch->count < PUBLISH_BATCH_MAX &&
-			db_now() - publisher->batch_started < PUBLISH_BATCH_SECONDS))
-		return;
-	publisher->batch = NULL;
+	batch->next = NULL;
 	if ((status = publish_committer_submit(&publisher->committer, batch))) {
 		publisher->status = exitcode_worst(publisher->status, status);
 		publisher->stop = 1;
 	}
+}
+
+static void publish_hand_over(struct publisher *publisher, int now)
+{
+	struct publish_batch *batch = publisher->batch;
+
+	while (publisher->full) {
+		struct publish_batch *full = publisher->full;
+
+		publisher->full = full->next;
+		publish_submit(publisher, full);
+	}
+	if (!batch || (!now && batch->count < PUBLISH_BATCH_MAX &&
+			db_now() - publisher->batch_started < PUBLISH_BATCH_SECONDS))
+		return;
+	publisher->batch = NULL;
+	publish_submit(publisher, batch);
 }
 
 static int publish_skip(struct publisher *publisher, const struct item *item, const char *source,
@@ -463,7 +497,7 @@ static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struc
 			RD_KAFKA_V_HEADER("created", created, -1),
 			RD_KAFKA_V_OPAQUE(message), RD_KAFKA_V_END);
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-			if (publisher->reading_since > 0)
+			if (code->bytes != publisher->held_image)
 				publish_detach(publisher, code);
 			rd_kafka_poll(publisher->producer, 100);
 			publish_hand_over(publisher, 0);

@@ -34,7 +34,8 @@ struct publish_counts {
 /* A set of code ids: open addressing, ids are never 0. */
 struct publish_seen {
 	int64_t *ids;
-	size_t count, capacity;
+	size_t count, capacity;   /* capacity: 2^(64 - shift) */
+	int shift;
 };
 
 struct publisher {
@@ -49,6 +50,7 @@ struct publisher {
 	time_t created;                   /* the last creation time formatted... */
 	char created_text[32];            /* ... and its text */
 	struct publish_batch *batch;      /* deliveries gathered for the committer */
+	struct publish_batch *full;       /* batches of PUBLISH_BATCH_MAX, oldest first, to hand over */
 	double batch_started;             /* db_now() when its first delivery came */
 	struct publish_committer committer;
 	double reading_since;             /* db_now() when the read transaction began; 0: none */

@@ -83,7 +83,7 @@ int quota_open(struct quota *quota, struct db *db, const char *appid, int budget
 
 void quota_close(struct quota *quota, int64_t now_ms)
 {
-	if (quota->held && now_ms)
+	if ((quota->held || quota->spent_unrecorded) && now_ms)
 		quota_release(quota, now_ms);
 	sqlite3_finalize(quota->select);
 	sqlite3_finalize(quota->charge);
@@ -213,10 +213,12 @@ int quota_release(struct quota *quota, int64_t now_ms)
 {
 	int status = 0, rc;
 
-	if (!quota->held)
+	if (!quota->held && !quota->spent_unrecorded)
 		return 0;
 	if ((status = db_begin_immediate(quota->db)))
 		return status;
+	if (quota->spent_unrecorded)   /* a 45009 the ledger was locked for */
+		status = quota_step_window(quota, quota->spend, quota->spent_window, 0);
 	/* Only windows still running can use what is given back. */
 	for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window && !status; w++) {
 		if ((w + 1) * quota->minute_ms <= now_ms)
@@ -231,6 +233,7 @@ int quota_release(struct quota *quota, int64_t now_ms)
 	}
 	if (!status && !(status = db_commit(quota->db))) {
 		quota->held = 0;
+		quota->spent_unrecorded = 0;
 		return 0;
 	}
 	db_rollback(quota->db);
@@ -251,7 +254,7 @@ int quota_take(struct quota *quota, int64_t now_ms)
 {
 	struct quota_slot slot;
 	int status, granted;
-	int64_t waited_since;
+	int64_t waited_since = quota_monotonic_ms();   /* the ledger's lock may be waited for */
 
 	quota_slot_at(quota, now_ms, &slot);
 	if (slot.first_window != quota->slot.first_window || slot.last_window != quota->slot.last_window) {
@@ -273,7 +276,6 @@ int quota_take(struct quota *quota, int64_t now_ms)
 	}
 	if (now_ms < quota->retry_at_ms)
 		return 1;
-	waited_since = quota_monotonic_ms();
 	if ((status = quota_reserve(quota, &granted)))
 		return status;
 	/* The ledger's lock may have been waited for: the calls reserved are
@@ -328,9 +330,13 @@ int quota_spent(struct quota *quota, int64_t sent_ms)
 	}
 	if (quota->credit_window == spent)
 		quota->credit = 0;
+	if (quota->spent_window == spent)
+		return 0;   /* marked already, or to be with the next reservation */
 	quota->spent_window = spent;
 	quota->spent_unrecorded = 1;
-	if ((status = db_begin_immediate(quota->db)) == 0) {
+	/* Not waiting for the lock: a burst of refusals would each wait
+	 * busy_timeout, with the loop stalled. */
+	if ((status = db_try_begin_immediate(quota->db)) == 0) {
 		status = quota_step_window(quota, quota->spend, spent, 0);
 		if (status || (status = db_commit(quota->db)))
 			db_rollback(quota->db);

@@ -142,6 +142,8 @@ static int token_usable(const struct token_cache *cache, const struct token_row 
 static void token_adopt(struct token_cache *cache, const struct token_row *row, double use_until)
 {
 	cache->failures = 0;   /* another process got one: the source works */
+	if (strcmp(cache->token, row->token))
+		cache->generation++;
 	strcpy(cache->token, row->token);
 	cache->expires_at = row->expires_at;
 	cache->use_until = use_until;
@@ -514,17 +516,21 @@ static int token_refresh(struct token_cache *cache, double now)
 	if (token_fetch(cache, token, &expires_in))
 		return token_refresh_failed(cache, now);
 	if (!strcmp(token, cache->refused)) {
-		if (cache->refused_again) {
-			/* Handed back again, and refused again without a call
-			 * succeeding: using it once more would loop. Wait and ask. */
+		if (now < cache->refused_again_at) {
+			/* Refused again with no call succeeding since: using it
+			 * at once would loop. Wait and ask. */
 			token_fail(cache, WECHAT_RETRY, "%s",
 				"the token endpoint returned the refused token");
 			explicit_bzero(token, sizeof token);
 			return token_refresh_failed(cache, now);
 		}
-		/* WeChat refuses a valid token at times: once more. */
-		log_warn("the token endpoint returned the token WeChat refused: trying it once more");
-		cache->refused_again = 1;
+		/* WeChat refuses a valid token at times: take it again, but
+		 * later and later while it keeps being refused. */
+		log_warn("the token endpoint returned the token WeChat refused: trying it again");
+		cache->refused_backoff = cache->refused_backoff ? cache->refused_backoff * 2 : 1;
+		if (cache->refused_backoff > 60)
+			cache->refused_backoff = 60;
+		cache->refused_again_at = now + cache->refused_backoff;
 		*cache->refused = '\0';
 	}
 	status = token_save(cache, token, expires_in, now);
@@ -539,9 +545,15 @@ static int token_refresh(struct token_cache *cache, double now)
 	return 0;
 }
 
-int token_cached(const struct token_cache *cache, double now)
+/* The cached token, trusted without reading the DB. */
+static int token_fresh(const struct token_cache *cache, double now)
 {
 	return *cache->token && now < cache->use_until;
+}
+
+int token_cached(const struct token_cache *cache, double now)
+{
+	return token_fresh(cache, now) || now < cache->retry_at;
 }
 
 int token_get(struct token_cache *cache, double now)
@@ -549,7 +561,7 @@ int token_get(struct token_cache *cache, double now)
 	struct token_row row;
 	int status;
 
-	if (token_cached(cache, now))
+	if (token_fresh(cache, now))
 		return 0;
 	if (now < cache->retry_at)
 		return *cache->token && now < cache->expires_at ? 0 : 1;
@@ -574,15 +586,15 @@ int token_get(struct token_cache *cache, double now)
 	return 1;
 }
 
-void token_worked(struct token_cache *cache, const char *token)
+void token_worked(struct token_cache *cache, uint64_t generation)
 {
-	if (cache->refused_again && !strcmp(token, cache->token))
-		cache->refused_again = 0;
+	if (generation == cache->generation)
+		cache->refused_again_at = cache->refused_backoff = 0;
 }
 
-int token_refused(struct token_cache *cache, const char *token)
+int token_refused(struct token_cache *cache, const char *token, uint64_t generation)
 {
-	if (strcmp(token, cache->token))
+	if (generation != cache->generation || strcmp(token, cache->token))
 		return 0;   /* already replaced: this process refreshed or read a newer one */
 	snprintf(cache->refused, sizeof cache->refused, "%s", token);
 	*cache->token = '\0';

@@ -24,8 +24,10 @@ struct token_cache {
 	const struct config *config;
 	const char *source;               /* the source's name, the row's key */
 	char token[WECHAT_TOKEN_MAX + 1]; /* "" when none */
+	uint64_t generation;              /* counts tokens adopted, the same text again included */
 	char refused[WECHAT_TOKEN_MAX + 1];   /* the last token WeChat refused */
-	int refused_again;                /* that token came back and was taken once more */
+	double refused_again_at;          /* it may be taken again from then on... */
+	double refused_backoff;           /* ... and then only this much later: 0 after a success */
 	double use_until;                 /* trusted until then, then the DB is read again */
 	double expires_at;
 	double retry_at;                  /* after a failed refresh, or while another refreshes */
@@ -55,18 +57,22 @@ void token_close(struct token_cache *cache);
 #define TOKEN_FAILURES_MAX 9
 int token_get(struct token_cache *cache, double now);
 
-/* 1 if token_get at `now` answers from memory: no DB, no refresh. */
+/* 1 if token_get at `now` answers from memory (a token, or "wait until
+ * retry_at"): no DB, no refresh. */
 int token_cached(const struct token_cache *cache, double now);
 
-/* WeChat refused `token` as invalid or expired. It is dropped only if it is
- * still the cached one. When the token source hands the same token back, it
- * is taken once more (a spurious refusal of a valid stable token); refused
- * again before any call with it succeeded, it is not. Returns 0 or an exit
- * code. */
-int token_refused(struct token_cache *cache, const char *token);
+/* WeChat refused `token`, adopted as `generation`, as invalid or expired. It
+ * is dropped only if it is still the cached one, in that generation (a call
+ * sent before a refresh says nothing of the token adopted since, even if the
+ * text is the same). When the token source hands the same token back, it is
+ * taken again (WeChat refuses a valid stable token at times): at once the
+ * first time, then after 1, 2, 4 ... 60 s while no call with it succeeds.
+ * Returns 0 or an exit code. */
+int token_refused(struct token_cache *cache, const char *token, uint64_t generation);
 
-/* A call with `token` succeeded: a refused token taken back has proved good. */
-void token_worked(struct token_cache *cache, const char *token);
+/* A call with the token of `generation` succeeded: a refused token taken back
+ * has proved good (the next refusal takes it back at once). */
+void token_worked(struct token_cache *cache, uint64_t generation);
 
 /* Reads "TOKEN [EXPIRES_IN]" or WeChat's JSON answer, as printed by a token
  * command or held in a token file. Without an expiry, `default_expires_s`.

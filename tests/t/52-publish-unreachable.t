@@ -23,6 +23,20 @@ is "nothing is printed" "$(cat "$T/out")" ""
 is "nothing is lost: every code still fetched, with its image" \
   "$(sql "SELECT count(*) FROM codes JOIN images ON code_id = codes.id WHERE state = 'fetched'")" 50
 
+# The run stops (messages timed out) while the stage before has written half a
+# line and holds its end open: the half line is the end of the input, not a bad
+# line (75, not 65).
+mkfifo "$T/in"
+qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
+publisher=$!
+exec 3>"$T/in"
+cat "$T/items" >&3
+printf 'deadbeef' >&3
+rc=0; wait $publisher || rc=$?
+exec 3>&-
+is "stopped with half a line waiting: exit 75" "$rc" 75
+ok "... no line reported bad" sh -c "! grep -q 'line skipped' '$T/err'"
+
 # plan: depth from the DB (codes published), with one warning.
 sql "UPDATE codes SET state = 'published' WHERE id IN
      (SELECT id FROM codes WHERE pool = 'poster' LIMIT 7)"

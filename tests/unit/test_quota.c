@@ -261,6 +261,64 @@ static void test_reserve_waited(const char *path)
 	db_close(&db);
 }
 
+/* The wait for the lock may come in giving calls back as the slot changes:
+ * it counts as well. */
+static void test_release_waited(const char *path)
+{
+	struct db db;
+	struct quota quota;
+	int64_t minute = 1000, boundary = T0 + 7 * minute;
+	pid_t locker;
+	int status = 0;
+
+	if (db_open(&db, path, 5000)) {
+		ok(0, "a connection");
+		return;
+	}
+	quota_open(&quota, &db, "wxrelease", 1000, minute);
+	is_int(quota_take(&quota, boundary + 1), 0, "a call just after a boundary (calls held)");
+	locker = hold_lock(path, 950);
+	ok(locker > 0, "another process holds the DB for 0.95 s");
+	is_int(quota_take(&quota, boundary + 50), 1,
+		"the give-back waited into the next window: no call");
+	waitpid(locker, &status, 0);
+	quota_close(&quota, boundary + minute);
+	db_close(&db);
+}
+
+/* A second 45009 for a window already marked waits for nothing; a mark the
+ * ledger was locked for is written when the run gives its calls back. */
+static void test_spent_pending(const char *path)
+{
+	struct db db;
+	struct quota quota;
+	int64_t now = T0 + 95 * MINUTE + 20000, w = now / MINUTE;
+	pid_t locker;
+	int status = 0;
+
+	if (db_open(&db, path, 5000)) {
+		ok(0, "a connection");
+		return;
+	}
+	quota_open(&quota, &db, "wxpending", 1000, MINUTE);
+	is_int(quota_take(&quota, now), 0, "a call");
+	locker = hold_lock(path, 600);
+	ok(locker > 0, "another process holds the DB");
+	{
+		int64_t started = quota_monotonic_ms();
+
+		is_int(quota_spent(&quota, now), 0, "45009 with the ledger locked");
+		is_int(quota_spent(&quota, now + 1), 0, "and another for the same window");
+		ok(quota_monotonic_ms() - started < 300, "neither waited for the lock (%lld ms)",
+			(long long)(quota_monotonic_ms() - started));
+	}
+	waitpid(locker, &status, 0);
+	ok(ledger(&db, w, "spent") != 1, "not marked yet");
+	quota_close(&quota, now + 1000);
+	is_int(ledger(&db, w, "spent"), 1, "marked as the run ended");
+	db_close(&db);
+}
+
 /* Runs with different reserves share a window: each stops at its own budget,
  * whichever wrote the window's row first. */
 static void test_own_budget(struct db *a, struct db *b)
@@ -305,6 +363,8 @@ int main(void)
 	test_spent_early(&a);
 	test_spent_locked(path);
 	test_reserve_waited(path);
+	test_release_waited(path);
+	test_spent_pending(path);
 	db_close(&a);
 	db_close(&b);
 	unlink(path);

@@ -77,6 +77,7 @@ static void test_shared_file(struct fixture *fx)
 	struct db db_a, db_b;
 	char group[160];
 	double now = 1.8e9;
+	uint64_t stale;
 
 	snprintf(group, sizeof group, "{ source = \"file\"; file = \"%s\"; }", fx->token_path);
 	write_file(fx->token_path, "first-token 600\n");
@@ -93,10 +94,11 @@ static void test_shared_file(struct fixture *fx)
 	is_int(token_get(&b, now + 1), 0, "run b gets a token");
 	is_str(b.token, "first-token", "run b shares run a's token through the DB");
 	is_int(a.refreshes + b.refreshes, 1, "one refresh between them");
-	is_int(token_refused(&b, "first-token"), 0, "WeChat refused it in run b");
+	stale = a.generation;
+	is_int(token_refused(&b, "first-token", b.generation), 0, "WeChat refused it in run b");
 	is_int(token_get(&b, now + 2), 0, "run b gets a token again");
 	is_str(b.token, "second-token", "the source was read again");
-	is_int(token_refused(&a, "first-token"), 0, "run a's calls with the old token are refused too");
+	is_int(token_refused(&a, "first-token", stale), 0, "run a's calls with the old token are refused too");
 	is_int(token_get(&a, now + 3), 0, "run a gets a token");
 	is_str(a.token, "second-token", "run a takes run b's new token");
 	is_int(a.refreshes + b.refreshes, 2, "still only one refresh per refused token");
@@ -106,6 +108,44 @@ static void test_shared_file(struct fixture *fx)
 	token_close(&b);
 	db_close(&db_a);
 	db_close(&db_b);
+	config_free(&config);
+}
+
+/* The source hands back the token WeChat refused: it is taken again at once,
+ * then after a wait growing while no call with it succeeds; a refusal of a
+ * call sent before it was taken back says nothing of it. */
+static void test_refused_again(struct fixture *fx)
+{
+	struct config config;
+	struct token_cache cache;
+	struct db db;
+	char group[160];
+	double now = 2.1e9;
+	uint64_t first;
+
+	snprintf(group, sizeof group, "{ source = \"file\"; file = \"%s\"; }", fx->token_path);
+	write_file(fx->token_path, "same-token 600\n");
+	if (load(fx, &config, group) || db_open(&db, fx->db_path, 5000)) {
+		ok(0, "fixture set up");
+		return;
+	}
+	is_int(token_open(&cache, &db, &config), 0, "open");
+	is_int(token_get(&cache, now), 0, "a token");
+	first = cache.generation;
+	is_int(token_refused(&cache, "same-token", first), 0, "refused");
+	is_int(token_get(&cache, now + 1), 0, "the same token handed back: taken once more");
+	ok(cache.generation != first, "as a new generation");
+	is_int(token_refused(&cache, "same-token", first), 0, "a call sent before, refused late");
+	is_str(cache.token, "same-token", "changes nothing");
+	token_worked(&cache, cache.generation);
+	is_int(token_refused(&cache, "same-token", cache.generation), 0, "refused after a success");
+	is_int(token_get(&cache, now + 2), 0, "taken again at once");
+	is_int(token_refused(&cache, "same-token", cache.generation), 0, "refused with no success between");
+	is_int(token_get(&cache, now + 2.5), 1, "not taken at once this time");
+	ok(strstr(cache.failure.message, "refused token") != NULL, "why: %s", cache.failure.message);
+	is_int(token_get(&cache, now + 10), 0, "taken again a while later");
+	token_close(&cache);
+	db_close(&db);
 	config_free(&config);
 }
 
@@ -169,6 +209,7 @@ int main(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	test_parse_text();
 	test_shared_file(&fx);
+	test_refused_again(&fx);
 	test_command(&fx);
 	curl_global_cleanup();
 	{
