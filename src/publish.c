@@ -375,7 +375,6 @@ static int publish_check(struct publisher *publisher, const struct item *item, c
 			return EXIT_INTERNAL;
 		if (added)
 			return 0;
-		publisher->counts.repeated++;
 		snprintf(why, sizeof why, "was listed before in this input (sent once)");
 	}
 	return publish_skip(publisher, item, source, why);

@@ -28,7 +28,6 @@ struct publish_counts {
 	int64_t published;    /* deliveries recorded in the DB and printed */
 	int64_t failed;       /* deliveries that failed or were given up: still fetched */
 	int64_t already;      /* delivered, but another run had recorded the code first */
-	int64_t repeated;     /* items listed again in this run's input: skipped */
 };
 
 /* A set of code ids: open addressing, ids are never 0. */
