@@ -41,9 +41,19 @@ job_start() {
   mkdir -p "$log_dir" 2>/dev/null || log_dir=${TMPDIR:-/tmp}
   JOB_LOG=${QRPOOL_LOG:-$log_dir/$JOB_NAME.log}
   JOB_LOCK=$lock_dir/qrpool-$lock_name.lock
-  # A lock that exists is used as it is; else the directory must let us make it.
-  [ -r "$JOB_LOCK" ] || { [ -d "$lock_dir" ] && [ -w "$lock_dir" ]; } ||
-    JOB_LOCK=${TMPDIR:-/tmp}/qrpool-$lock_name.lock
+  # A lock that exists is used as it is; else the directory must let us make
+  # it. Failing both, a directory of this user's own: a lock file in /tmp
+  # itself could be made, and held, by anyone.
+  if ! [ -r "$JOB_LOCK" ] && ! { [ -d "$lock_dir" ] && [ -w "$lock_dir" ]; }; then
+    lock_dir=${TMPDIR:-/tmp}/qrpool-locks.$(id -u)
+    mkdir -m 700 "$lock_dir" 2>/dev/null
+    if [ -L "$lock_dir" ] || [ ! -d "$lock_dir" ] || [ ! -O "$lock_dir" ]; then
+      echo "$JOB_NAME: cannot make the lock: ${QRPOOL_LOCK_DIR:-/run/lock} is not writable," \
+        "and $lock_dir is not a directory of this user's" >&2
+      exit 74
+    fi
+    JOB_LOCK=$lock_dir/qrpool-$lock_name.lock
+  fi
   # Opened for reading: a lock file made by another user (root running a job
   # by hand) must not lock the qrpool user out. Made world-readable if new.
   [ -e "$JOB_LOCK" ] || (umask 0111 && : >>"$JOB_LOCK") 2>/dev/null

@@ -152,3 +152,23 @@ runuser -u nobody -- env QRPOOL_LOCK_DIR="$lockdir" QRPOOL_LOG_DIR="$T/nobody" T
   bash -c ". '$ROOT/scripts/job.sh'; job_start probe; job_finish 0" >"$T/out" 2>"$T/err" || rc=$?
 is "and while root's run holds it, the other user's run waits its turn: exit 75" "$rc" 75
 wait $holder
+
+# The lock directory not writable and no lock in it: a directory of the user's own
+# in TMPDIR, never a file in TMPDIR itself that anyone could make and hold.
+chmod 555 "$lockdir"
+rc=0
+runuser -u nobody -- env QRPOOL_LOCK_DIR="$lockdir" QRPOOL_LOG_DIR="$T/nobody" TMPDIR="$T/nobody" \
+  bash -c ". '$ROOT/scripts/job.sh'; job_start other; echo \"\$JOB_LOCK\"; job_finish 0" \
+  >"$T/out" 2>"$T/err" || rc=$?
+is "no writable lock directory: a private one in TMPDIR" "$rc:$(cat "$T/out")" \
+  "0:$T/nobody/qrpool-locks.$(id -u nobody)/qrpool-other.lock"
+is "... made for that user only" "$(stat -c '%a %U' "$T/nobody/qrpool-locks.$(id -u nobody)")" \
+  "700 nobody"
+rm -rf "$T/nobody/qrpool-locks.$(id -u nobody)"
+mkdir -m 755 "$T/nobody/qrpool-locks.$(id -u nobody)"   # made by another user (root)
+rc=0
+runuser -u nobody -- env QRPOOL_LOCK_DIR="$lockdir" QRPOOL_LOG_DIR="$T/nobody" TMPDIR="$T/nobody" \
+  bash -c ". '$ROOT/scripts/job.sh'; job_start other; job_finish 0" >"$T/out" 2>"$T/err" || rc=$?
+is "... and one another user made there is refused: exit 74" "$rc" 74
+like "... saying why" "$(cat "$T/err")" "not a directory of this user's"
+chmod 755 "$lockdir"
