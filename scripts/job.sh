@@ -52,6 +52,7 @@ job_start() {
         "and $lock_dir is not a directory of this user's" >&2
       exit 74
     fi
+    chmod 700 "$lock_dir"   # ours: for us only, whatever made it
     JOB_LOCK=$lock_dir/qrpool-$lock_name.lock
   fi
   # Opened for reading: a lock file made by another user (root running a job

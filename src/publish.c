@@ -155,8 +155,6 @@ static void publish_on_error(rd_kafka_t *rk, int err, const char *reason, void *
 
 	if (err != RD_KAFKA_RESP_ERR__FATAL) {
 		log_info("Kafka: %s", reason);
-		if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION)   /* SASL credentials refused */
-			publish_refused(publisher, err);
 		snprintf(publisher->client_error, sizeof publisher->client_error, "%s", reason);
 		return;
 	}

@@ -240,6 +240,18 @@ int quota_release(struct quota *quota, int64_t now_ms)
 	return status;
 }
 
+/* A 45009 the ledger was locked for, marked now if the lock is free: the
+ * other runs learn of it while the window lasts. Never waits. */
+static void quota_mark_pending(struct quota *quota)
+{
+	if (!quota->spent_unrecorded || db_try_begin_immediate(quota->db))
+		return;
+	if (quota_step_window(quota, quota->spend, quota->spent_window, 0) || db_commit(quota->db))
+		db_rollback(quota->db);
+	else
+		quota->spent_unrecorded = 0;
+}
+
 int quota_needs_ledger(const struct quota *quota, int64_t now_ms)
 {
 	struct quota_slot slot;
@@ -274,8 +286,10 @@ int quota_take(struct quota *quota, int64_t now_ms)
 		quota->held--;
 		return 0;
 	}
-	if (now_ms < quota->retry_at_ms)
+	if (now_ms < quota->retry_at_ms) {
+		quota_mark_pending(quota);
 		return 1;
+	}
 	if ((status = quota_reserve(quota, &granted)))
 		return status;
 	/* The ledger's lock may have been waited for: the calls reserved are
@@ -330,8 +344,8 @@ int quota_spent(struct quota *quota, int64_t sent_ms)
 	}
 	if (quota->credit_window == spent)
 		quota->credit = 0;
-	if (quota->spent_window == spent)
-		return 0;   /* marked already, or to be with the next reservation */
+	if (quota->spent_window == spent || (quota->spent_unrecorded && spent < quota->spent_window))
+		return 0;   /* marked already, or to be; an older window's mark is worth nothing */
 	quota->spent_window = spent;
 	quota->spent_unrecorded = 1;
 	/* Not waiting for the lock: a burst of refusals would each wait

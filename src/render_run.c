@@ -247,6 +247,8 @@ static int render_run_read_items(struct render_run *run)
 
 	while ((slot = render_run_next_free(run))) {
 		got = item_read(&run->reader, &item);
+		if (got < 0 && render_run_stopping(run))
+			return 0;   /* the run's own stop: its status says why */
 		if (got <= 0)
 			return got < 0 ? EXIT_IO : 0;
 		run->items_in++;
@@ -260,8 +262,9 @@ static int render_run_read_items(struct render_run *run)
 }
 
 /* The read function under the reader's FILE: it waits for input in short
- * polls and reports the end of input once the run stops, so a pipe whose
- * writer never finishes cannot hold the reader (and the run) for ever. */
+ * polls and ends the reading once the run stops (EINTR: half a line then is
+ * the end of the input, not an item), so a pipe whose writer never finishes
+ * cannot hold the reader (and the run) for ever. */
 static ssize_t render_run_read_input(void *cookie, char *buffer, size_t size)
 {
 	struct render_run *run = cookie;
@@ -270,8 +273,10 @@ static ssize_t render_run_read_input(void *cookie, char *buffer, size_t size)
 	for (;;) {
 		ssize_t got;
 
-		if (render_run_stopping(run))
-			return 0;
+		if (render_run_stopping(run)) {
+			errno = EINTR;
+			return -1;
+		}
 		if ((got = interrupt_read(run->in_fd, buffer, size, (int)(RENDER_RUN_TICK * 1000))) != -2)
 			return got;
 	}

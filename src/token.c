@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -507,13 +508,26 @@ static int token_refresh_failed(struct token_cache *cache, double now)
 	return 1;
 }
 
+/* Seconds on a clock no change of the wall clock moves. */
+static double token_monotonic(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
 static int token_refresh(struct token_cache *cache, double now)
 {
 	char token[WECHAT_TOKEN_MAX + 1];
 	int64_t expires_in = 0;
-	int status;
+	double started = token_monotonic();
+	int status, failed = token_fetch(cache, token, &expires_in);
 
-	if (token_fetch(cache, token, &expires_in))
+	/* A slow source (a command, a token endpoint taking seconds): what
+	 * follows counts from its answer. */
+	now += token_monotonic() - started;
+	if (failed)
 		return token_refresh_failed(cache, now);
 	if (!strcmp(token, cache->refused)) {
 		if (now < cache->refused_again_at) {

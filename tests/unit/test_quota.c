@@ -262,6 +262,32 @@ static void test_spent_locked(const char *path)
 	}
 }
 
+/* A mark pending for the window running is not replaced by a late answer's
+ * for the window before, and is written as soon as the lock is free, while
+ * this run still waits for the next window. */
+static void test_spent_pending_marked(const char *path)
+{
+	struct db db;
+	struct quota quota;
+	int64_t now = T0 + 100 * MINUTE + 20000, w = now / MINUTE;
+	pid_t locker;
+	int status = 0;
+
+	if (open_quota(path, &db, &quota, "wxmarked", MINUTE))
+		return;
+	is_int(quota_take(&quota, now), 0, "a call");
+	locker = hold_lock(path, 400);
+	ok(locker > 0, "another process holds the DB");
+	is_int(quota_spent(&quota, now), 0, "45009 for the window running: pending");
+	is_int(quota_spent(&quota, now - MINUTE / 2), 0, "a late 45009 for the window before");
+	waitpid(locker, &status, 0);
+	is_int(quota_take(&quota, now + 1000), 1, "still waiting for the next window");
+	is_int(ledger(&db, w, "spent"), 1, "the window running is marked meanwhile");
+	ok(ledger(&db, w - 1, "spent") != 1, "the one before is not");
+	quota_close(&quota, now + MINUTE);
+	db_close(&db);
+}
+
 /* A reservation that waited for the ledger's lock past the end of its slot is
  * not used: its calls would go out in a window it did not charge. */
 static void test_reserve_waited(const char *path)
@@ -353,6 +379,7 @@ int main(void)
 	test_spent_locked(path);
 	test_reserve_waited(path);
 	test_release_waited(path);
+	test_spent_pending_marked(path);
 	db_close(&a);
 	db_close(&b);
 	unlink(path);
