@@ -240,15 +240,25 @@ int quota_release(struct quota *quota, int64_t now_ms)
 	return status;
 }
 
+/* Marks `window` spent and counts one more refusal there, if the ledger is
+ * free: never waits for its lock (EXIT_TEMPFAIL then). */
+static int quota_try_spend(struct quota *quota, int64_t window)
+{
+	int status = db_try_begin_immediate(quota->db);
+
+	if (status)
+		return status;
+	if ((status = quota_step_window(quota, quota->spend, window, 0)) ||
+	    (status = db_commit(quota->db)))
+		db_rollback(quota->db);
+	return status;
+}
+
 /* A 45009 the ledger was locked for, marked now if the lock is free: the
- * other runs learn of it while the window lasts. Never waits. */
+ * other runs learn of it while the window lasts. */
 static void quota_mark_pending(struct quota *quota)
 {
-	if (!quota->spent_unrecorded || db_try_begin_immediate(quota->db))
-		return;
-	if (quota_step_window(quota, quota->spend, quota->spent_window, 0) || db_commit(quota->db))
-		db_rollback(quota->db);
-	else
+	if (quota->spent_unrecorded && !quota_try_spend(quota, quota->spent_window))
 		quota->spent_unrecorded = 0;
 }
 
@@ -344,19 +354,14 @@ int quota_spent(struct quota *quota, int64_t sent_ms)
 	}
 	if (quota->credit_window == spent)
 		quota->credit = 0;
-	if (quota->spent_window == spent || (quota->spent_unrecorded && spent < quota->spent_window))
-		return 0;   /* marked already, or to be; an older window's mark is worth nothing */
-	quota->spent_window = spent;
-	quota->spent_unrecorded = 1;
+	if (quota->spent_unrecorded && spent <= quota->spent_window)
+		return 0;   /* to be marked; an older window's mark is worth nothing */
 	/* Not waiting for the lock: a burst of refusals would each wait
 	 * busy_timeout, with the loop stalled. */
-	if ((status = db_try_begin_immediate(quota->db)) == 0) {
-		status = quota_step_window(quota, quota->spend, spent, 0);
-		if (status || (status = db_commit(quota->db)))
-			db_rollback(quota->db);
+	status = quota_try_spend(quota, spent);
+	if (spent > quota->spent_window) {   /* the newest: marked later if locked */
+		quota->spent_window = spent;
+		quota->spent_unrecorded = status != 0;
 	}
-	if (status == EXIT_TEMPFAIL)
-		return 0;   /* locked: marked with the next reservation */
-	quota->spent_unrecorded = status != 0;
-	return status;
+	return status == EXIT_TEMPFAIL ? 0 : status;
 }
