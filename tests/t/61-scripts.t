@@ -139,36 +139,34 @@ ok "SIGTERM to nightly-fill: no capture file left" -- sh -c "! ls '$T'/qrpool-ni
 lockdir=$T/locks
 mkdir -p "$lockdir" "$T/nobody" && chmod 755 "$lockdir" && chmod 777 "$T/nobody" && chmod 755 "$T"
 : >"$lockdir/qrpool-probe.lock" && chmod 644 "$lockdir/qrpool-probe.lock"
-rc=0
-runuser -u nobody -- env QRPOOL_LOCK_DIR="$lockdir" QRPOOL_LOG_DIR="$T/nobody" TMPDIR="$T/nobody" \
-  bash -c ". '$ROOT/scripts/job.sh'; job_start probe; echo \"\$JOB_LOCK\"; job_finish 0" \
-  >"$T/out" 2>"$T/err" || rc=$?
+# as_nobody JOB: job_start JOB as user nobody (locks in $lockdir, its own TMPDIR),
+# printing the lock it took; sets rc, $T/out and $T/err.
+as_nobody() {
+  rc=0
+  runuser -u nobody -- env QRPOOL_LOCK_DIR="$lockdir" QRPOOL_LOG_DIR="$T/nobody" TMPDIR="$T/nobody" \
+    bash -c ". '$ROOT/scripts/job.sh'; job_start $1; echo \"\$JOB_LOCK\"; job_finish 0" \
+    >"$T/out" 2>"$T/err" || rc=$?
+}
+as_nobody probe
 is "a root-owned 0644 lock: another user still takes it" "$rc:$(cat "$T/out")" \
   "0:$lockdir/qrpool-probe.lock"
 flock "$lockdir/qrpool-probe.lock" sleep 2 & holder=$!
 sleep 0.3
-rc=0
-runuser -u nobody -- env QRPOOL_LOCK_DIR="$lockdir" QRPOOL_LOG_DIR="$T/nobody" TMPDIR="$T/nobody" \
-  bash -c ". '$ROOT/scripts/job.sh'; job_start probe; job_finish 0" >"$T/out" 2>"$T/err" || rc=$?
+as_nobody probe
 is "and while root's run holds it, the other user's run waits its turn: exit 75" "$rc" 75
 wait $holder
 
 # The lock directory not writable and no lock in it: a directory of the user's own
 # in TMPDIR, never a file in TMPDIR itself that anyone could make and hold.
 chmod 555 "$lockdir"
-rc=0
-runuser -u nobody -- env QRPOOL_LOCK_DIR="$lockdir" QRPOOL_LOG_DIR="$T/nobody" TMPDIR="$T/nobody" \
-  bash -c ". '$ROOT/scripts/job.sh'; job_start other; echo \"\$JOB_LOCK\"; job_finish 0" \
-  >"$T/out" 2>"$T/err" || rc=$?
+as_nobody other
 is "no writable lock directory: a private one in TMPDIR" "$rc:$(cat "$T/out")" \
   "0:$T/nobody/qrpool-locks.$(id -u nobody)/qrpool-other.lock"
 is "... made for that user only" "$(stat -c '%a %U' "$T/nobody/qrpool-locks.$(id -u nobody)")" \
   "700 nobody"
 rm -rf "$T/nobody/qrpool-locks.$(id -u nobody)"
 mkdir -m 755 "$T/nobody/qrpool-locks.$(id -u nobody)"   # made by another user (root)
-rc=0
-runuser -u nobody -- env QRPOOL_LOCK_DIR="$lockdir" QRPOOL_LOG_DIR="$T/nobody" TMPDIR="$T/nobody" \
-  bash -c ". '$ROOT/scripts/job.sh'; job_start other; job_finish 0" >"$T/out" 2>"$T/err" || rc=$?
+as_nobody other
 is "... and one another user made there is refused: exit 74" "$rc" 74
 like "... saying why" "$(cat "$T/err")" "not a directory of this user's"
 chmod 755 "$lockdir"
