@@ -86,3 +86,11 @@ for refusal in 48001:unauthorized 45063:permission; do
   is "${refusal%%:*}: every wechat item still planned" "$(count "state = 'planned' AND pool != 'link'")" 15
   is "${refusal%%:*}: link items passed on" "$(cut -f2 "$T/out" | sort -u)" link
 done
+
+# --- --until at a time already past today: the deadline is tomorrow's, and said -------
+run qrpool-fetch --until "$(date -d '1 hour ago' +%H:%M)" </dev/null
+is "--until an hour ago: exit 0 (nothing to do)" "$rc" 0
+like "... warns that the deadline is tomorrow's" "$(cat "$T/err")" \
+  "--until [0-9:]+: that time has passed today, so the deadline is tomorrow's, [0-9.]+ hours from now"
+run qrpool-fetch --until "$(date -d '1 hour' +%H:%M)" </dev/null
+is "--until in an hour: no warning" "$(cat "$T/err")" ""
