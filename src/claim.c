@@ -162,7 +162,7 @@ static ssize_t claim_read_input(void *cookie, char *buffer, size_t size)
 		return got;
 	if (claim->consumer.handle)
 		consumer_commit(&claim->consumer);   /* retried at the end if it failed */
-	return interrupt_read_blocking(claim->in_fd, buffer, size);
+	return interrupt_read_blocking(claim->in_fd, buffer, size, 0, NULL, NULL);
 }
 
 /* Reads the next record. 1 with *params (malloc'd), 0 at the end, or an exit

@@ -50,16 +50,17 @@ ssize_t interrupt_read(int fd, void *buffer, size_t size, int wait_ms)
 	return got < 0 && errno == EINTR ? -2 : got;
 }
 
-ssize_t interrupt_read_blocking(int fd, void *buffer, size_t size)
+ssize_t interrupt_read_blocking(int fd, void *buffer, size_t size, int tick_ms,
+	int (*stop)(void *arg), void *arg)
 {
 	for (;;) {
 		ssize_t got;
 
-		if (interrupt_requested()) {
+		if (interrupt_requested() || (stop && stop(arg))) {
 			errno = EINTR;
 			return -1;
 		}
-		if ((got = interrupt_read(fd, buffer, size, INTERRUPT_TICK_MS)) != -2)
+		if ((got = interrupt_read(fd, buffer, size, tick_ms > 0 ? tick_ms : INTERRUPT_TICK_MS)) != -2)
 			return got;
 	}
 }

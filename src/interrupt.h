@@ -16,8 +16,11 @@ int interrupt_requested(void);
  * result, or -2 when nothing came in time (or a signal came), so that a
  * reader looking at interrupt_requested() between calls is never stuck. */
 ssize_t interrupt_read(int fd, void *buffer, size_t size, int wait_ms);
-/* Reads `fd` as read(2) does, waiting in short polls: -1 with EINTR once
- * SIGINT/SIGTERM came, whatever the system calls restart. */
-ssize_t interrupt_read_blocking(int fd, void *buffer, size_t size);
+/* Reads `fd` as read(2) does, waiting in polls of `tick_ms` (0: a default):
+ * -1 with EINTR once SIGINT/SIGTERM came, whatever the system calls restart,
+ * or once `stop` (if not NULL; called before each wait, it may do the work
+ * due meanwhile) returns nonzero. Half a line read before then is no line. */
+ssize_t interrupt_read_blocking(int fd, void *buffer, size_t size, int tick_ms,
+	int (*stop)(void *arg), void *arg);
 
 #endif

@@ -93,27 +93,23 @@ static void publish_show_progress(struct progress *progress, struct publisher *p
 	progress_update(progress, publish_committer_published(&publisher->committer), extra);
 }
 
-/* The read function under publish's input. While no byte comes (a slow
- * stage before us, even one that wrote half a line) deliveries are served,
- * so none waits for its commit; SIGINT/SIGTERM, or the run stopping (Kafka
- * gave up, the DB failed), end the wait with EINTR: half a line then is the
- * end of the input. */
+/* Serves the deliveries due while the input waits, so none waits for its
+ * commit; 1 once the run stops (Kafka gave up, the DB failed). */
+static int publish_input_waits(void *arg)
+{
+	struct publisher *publisher = arg;
+
+	publish_serve(publisher, 0);
+	return publisher->stop;
+}
+
+/* The read function under publish's input: a slow stage before us, even one
+ * that wrote half a line, holds up no commit; a signal or the run's stop ends
+ * the wait (EINTR: half a line then is the end of the input). */
 static ssize_t publish_read_stdin(void *cookie, char *buffer, size_t size)
 {
-	struct publisher *publisher = cookie;
-
-	for (;;) {
-		ssize_t got;
-
-		if (interrupt_requested() || publisher->stop) {
-			errno = EINTR;
-			return -1;
-		}
-		got = interrupt_read(STDIN_FILENO, buffer, size, PUBLISH_INPUT_POLL_MS);
-		if (got != -2)
-			return got;
-		publish_serve(publisher, 0);
-	}
+	return interrupt_read_blocking(STDIN_FILENO, buffer, size, PUBLISH_INPUT_POLL_MS,
+		publish_input_waits, cookie);
 }
 
 /* Reads items until the input ends, a signal comes or Kafka gives up. */

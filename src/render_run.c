@@ -261,6 +261,11 @@ static int render_run_read_items(struct render_run *run)
 	return 0;
 }
 
+static int render_run_stopped(void *run)
+{
+	return render_run_stopping(run);
+}
+
 /* The read function under the reader's FILE: it waits for input in short
  * polls and ends the reading once the run stops (EINTR: half a line then is
  * the end of the input, not an item), so a pipe whose writer never finishes
@@ -270,16 +275,8 @@ static ssize_t render_run_read_input(void *cookie, char *buffer, size_t size)
 	struct render_run *run = cookie;
 
 	render_run_end_lookups(run);
-	for (;;) {
-		ssize_t got;
-
-		if (render_run_stopping(run)) {
-			errno = EINTR;
-			return -1;
-		}
-		if ((got = interrupt_read(run->in_fd, buffer, size, (int)(RENDER_RUN_TICK * 1000))) != -2)
-			return got;
-	}
+	return interrupt_read_blocking(run->in_fd, buffer, size, (int)(RENDER_RUN_TICK * 1000),
+		render_run_stopped, run);
 }
 
 static int render_run_read_file(struct render_run *run, const char *name)
