@@ -470,6 +470,7 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 			"the request body does not fit" : curl_multi_strerror(rc));
 		fetch_release(f, transfer);
 		fetch_ready_push(f, job, 1);
+		f->quota.held++;   /* no call went out: its quota goes back with the rest */
 		return EXIT_INTERNAL;
 	}
 	job->calls++;
@@ -881,10 +882,23 @@ static int fetch_open_pools(struct fetcher *f)
 	f->pools = calloc(f->config->pool_count, sizeof *f->pools);
 	if (!f->pools)
 		return EXIT_INTERNAL;
-	for (size_t i = 0; i < f->config->pool_count; i++)
-		if (f->config->pools[i].source == POOL_WECHAT &&
-		    !(f->pools[i].body = wechat_pool_body(&f->config->pools[i])))
+	for (size_t i = 0; i < f->config->pool_count; i++) {
+		const struct pool_config *pool = &f->config->pools[i];
+
+		if (pool->source != POOL_WECHAT)
+			continue;
+		if (!(f->pools[i].body = wechat_pool_body(pool)))
 			return EXIT_INTERNAL;
+		/* Checked here, not at the first call: a run would take quota for
+		 * nothing and end with 70 on a setting. */
+		if (strlen(f->pools[i].body) + RID_SCENE_MAX + sizeof "{\"scene\":\"\","
+				> sizeof f->transfers->request) {
+			log_error("%s: pool '%s': page is too long (%zu bytes): the request to WeChat "
+				"would not fit in %zu bytes", f->config->path, pool->name, strlen(pool->page),
+				sizeof f->transfers->request);
+			return EXIT_CONFIG;
+		}
+	}
 	return 0;
 }
 

@@ -94,3 +94,14 @@ like "... warns that the deadline is tomorrow's" "$(cat "$T/err")" \
   "--until [0-9:]+: that time has passed today, so the deadline is tomorrow's, [0-9.]+ hours from now"
 run qrpool-fetch --until "$(date -d '1 hour' +%H:%M)" </dev/null
 is "--until in an hour: no warning" "$(cat "$T/err")" ""
+
+# --- a page too long for the request: a config error before any call ---------------
+config_for 'concurrency = 4;'
+: >"$T/items"; plan poster 3
+long_page=pages/$(printf '%02100d' 0 | tr 0 a)
+sed -i "0,/page = \"pages\/r\/index\"/s||page = \"$long_page\"|" "$QRPOOL_CONFIG"
+run qrpool-fetch <"$T/items"
+is "page too long: exit 78" "$rc" 78
+like "... naming the pool" "$(cat "$T/err")" "pool 'poster': page is too long \\(2106 bytes\\)"
+is "... no quota taken" "$(sqlite3 "$T/staging.db" 'SELECT coalesce(sum(taken), 0) FROM quota_windows')" 0
+is "... every item still planned" "$(count "state = 'planned'")" 3
