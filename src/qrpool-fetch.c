@@ -25,6 +25,7 @@ struct fetch_cli {
 	int64_t reserve;          /* --reserve; -1: the config's reserve_per_minute */
 	const char *until;        /* --until as given */
 	double until_hours;       /* how far away it is */
+	int until_tomorrow;       /* that time has passed today */
 };
 
 static void fetch_usage(void)
@@ -36,7 +37,8 @@ static void fetch_usage(void)
 		"the item line once stored. Other items (link pools, items not planned) are\n"
 		"printed untouched, in their order.\n\n"
 		"  --until HH:MM      deadline, local time: no call starts after it (a time\n"
-		"                     already past today is tomorrow's, with a warning)\n"
+		"                     already past today is tomorrow's; warned about when\n"
+		"                     that is more than 12 hours away)\n"
 		"  --for DURATION     deadline as a duration (90s, 5m, 1h30m); with --until the\n"
 		"                     earlier one counts. Calls in flight at the deadline finish,\n"
 		"                     items not done stay planned, the rest of the input is still\n"
@@ -72,7 +74,8 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 	char why[PARSE_WHY_SIZE];
 	int opt, minutes;
 	int64_t ms;
-	time_t until;
+	time_t until, now;
+	struct tm today, deadline;
 
 	memset(cli, 0, sizeof *cli);
 	cli->run.grace_s = FETCH_GRACE_S;
@@ -84,9 +87,12 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 		case OPT_UNTIL:
 			if (parse_time_of_day(optarg, &minutes, why))
 				return cli_usage_error("--until: %s", why);
-			until = parse_next_local_time(time(NULL), minutes);
+			until = parse_next_local_time(now = time(NULL), minutes);
 			cli->until = optarg;
-			cli->until_hours = (double)(until - time(NULL)) / 3600;
+			cli->until_hours = (double)(until - now) / 3600;
+			localtime_r(&now, &today);
+			localtime_r(&until, &deadline);
+			cli->until_tomorrow = deadline.tm_yday != today.tm_yday;
 			fetch_set_deadline(&cli->run, (double)until);
 			break;
 		case OPT_FOR:
@@ -119,8 +125,9 @@ int main(int argc, char **argv)
 	log_init(argv[0], cli.common.verbosity);
 	if ((status = cli_help_or_version(&cli.common, fetch_usage)) >= 0)
 		return status;
-	/* A time already past is tomorrow's: likely a slip at 3 a.m. */
-	if (cli.until && cli.until_hours > 12)
+	/* A time already past is tomorrow's: most of a day away, likely a slip
+	 * at 3 a.m. (a night run started in the evening is not warned about). */
+	if (cli.until && cli.until_tomorrow && cli.until_hours > 12)
 		log_warn("--until %s: that time has passed today, so the deadline is tomorrow's, "
 			"%.1f hours from now", cli.until, cli.until_hours);
 	if ((status = config_load(&config, cli.common.config_path)))

@@ -88,12 +88,18 @@ for refusal in 48001:unauthorized 45063:permission; do
 done
 
 # --- --until at a time already past today: the deadline is tomorrow's, and said -------
-run qrpool-fetch --until "$(date -d '1 hour ago' +%H:%M)" </dev/null
+# In a zone where it is now about 02:00, whatever the hour in UTC: an hour ago
+# is then today's, and 13 hours ahead still today.
+early_tz=XXX-$(( (26 - $(date -u +%-H)) % 24 ))
+run env TZ=$early_tz qrpool-fetch --until "$(TZ=$early_tz date -d '1 hour ago' +%H:%M)" </dev/null
 is "--until an hour ago: exit 0 (nothing to do)" "$rc" 0
 like "... warns that the deadline is tomorrow's" "$(cat "$T/err")" \
   "--until [0-9:]+: that time has passed today, so the deadline is tomorrow's, [0-9.]+ hours from now"
 run qrpool-fetch --until "$(date -d '1 hour' +%H:%M)" </dev/null
 is "--until in an hour: no warning" "$(cat "$T/err")" ""
+run env TZ=$early_tz qrpool-fetch --until "$(TZ=$early_tz date -d '13 hours' +%H:%M)" </dev/null
+is "--until 13 hours ahead, later today (a daytime backfill): no warning ($early_tz)" \
+  "$(cat "$T/err")" ""
 
 # --- a page too long for the request: a config error before any call ---------------
 config_for 'concurrency = 4;'
