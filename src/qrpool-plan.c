@@ -49,10 +49,13 @@ static void plan_usage(void)
 		"  --max N            make at most N codes in all\n"
 		"  --sum              add up rows of the same pool and hour (a campaign's extra\n"
 		"                     demand on top of the regular forecast) instead of refusing them\n"
-		"  -n, --dry-run      print the per-pool table, write nothing\n"
+		"  -n, --dry-run      print the per-pool table, write no plan (the staging DB is\n"
+		"                     created or upgraded if need be)\n"
 		CLI_COMMON_HELP
 		"\n" EXITCODE_HELP
-		"75 also means: capacity was short, the plan was written but some pools got less.\n");
+		"65 also means: the forecast has no rows, or none in the hours the pools cover.\n"
+		"75 also means: capacity was short, the plan was written but some pools got less;\n"
+		"or Kafka is configured and some pool's depth had to be estimated from the DB.\n");
 }
 
 static int plan_parse_options(int argc, char **argv, struct plan_options *options)
@@ -430,8 +433,10 @@ static int plan_check_period(const struct demand *demand, const struct config *c
 		if ((double)row->hour + 3600.0 > (double)from && (double)row->hour < end)
 			return 0;
 	}
-	if (!demand->count)
-		return 0;
+	if (!demand->count) {
+		log_error("the forecast has no demand rows (did the export run?): nothing planned");
+		return EXIT_DATA;
+	}
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%MZ", gmtime(&from));
 	log_error("none of the %zu demand rows falls in the hours the pools cover from %s (is the "
 		"forecast stale, or --from wrong?): nothing planned", demand->count, when);

@@ -80,8 +80,17 @@ is "--max caps the plan and is not a failure" "$rc:$(wc -l <"$T/out")" 0:7
 
 # --- inputs ---------------------------------------------------------------------
 printf 'pool\thour\tcodes\n# forecast\n\n' >"$T/header.tsv"
-run qrpool-plan -n "$T/header.tsv"
+demand card 1 >>"$T/header.tsv"
+run qrpool-plan -n --from $FROM "$T/header.tsv"
 is "comments, blank lines and a first-line header are accepted" "$rc" 0
+# An export that produced nothing (or only its header) is no quiet night.
+: >"$T/empty.tsv"
+printf 'pool\thour\tcodes\n# forecast\n\n' >"$T/header-only.tsv"
+for file in empty header-only; do
+  run qrpool-plan --from $FROM "$T/$file.tsv"
+  is "a forecast with no rows ($file): exit 65, nothing planned" "$rc:$(wc -l <"$T/out")" 65:0
+  like "... saying so" "$(cat "$T/err")" "the forecast has no demand rows \\(did the export run\\?\\): nothing planned"
+done
 printf 'card\t2026-11-29T10:00+08:00\t1\n' >"$T/a.tsv"
 run qrpool-plan -n "$T/a.tsv" "$T/a.tsv"
 is "the same pool and hour in two files exits 65" "$rc" 65
