@@ -202,9 +202,11 @@ static int config_get_color(const struct config_reader *reader, const config_set
 
 /* Whether a librdkafka property holds a secret (sasl.password,
  * ssl.key.password, sasl.oauthbearer.client.secret, ssl.key.pem, ...). */
-static int config_property_secret(const char *key, size_t length)
+int config_property_secret(const char *key, size_t length)
 {
-	static const char *const marks[] = { "password", "secret", "ssl.key.pem", "jaas" };
+	/* sasl.oauthbearer.config may hold a client secret under any name. */
+	static const char *const marks[] = { "password", "secret", "ssl.key.pem", "jaas",
+		"oauthbearer.config" };
 
 	for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
 		if (memmem(key, length, marks[i], strlen(marks[i])))

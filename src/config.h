@@ -121,6 +121,9 @@ int config_read_redis_password(const struct config *config, char *buf, size_t si
 int config_dump(const struct config *config, FILE *out);
 
 const char *config_source_name(enum pool_source source);
+/* 1 if the librdkafka property `key` (its first `length` bytes) holds a
+ * secret: the file naming it must be private, and dumps mask its value. */
+int config_property_secret(const char *key, size_t length);
 const char *config_token_source_name(enum token_source source);
 
 #endif

@@ -107,8 +107,8 @@ int config_dump(const struct config *config, FILE *out)
 	fprintf(out, "  timeout = \"%lldms\";\n  properties = [", (long long)config->kafka.timeout_ms);
 	for (size_t i = 0; i < config->kafka.property_count; i++) {
 		const char *p = config->kafka.properties[i];
-		/* sasl.password, ssl.key.password and the like are secrets too. */
-		int secret = strstr(p, "password") || strstr(p, "secret");
+		/* sasl.password, ssl.key.pem and the like are secrets too. */
+		int secret = config_property_secret(p, (size_t)(strchr(p, '=') - p));
 		fprintf(out, "%s\"", i ? ", " : " ");
 		if (secret)
 			fprintf(out, "%.*s=********", (int)(strchr(p, '=') - p), p);

@@ -144,7 +144,7 @@ static int kafka_dump_pairs(const char **pairs, size_t count, FILE *out)
 	int failed = 0;
 
 	for (size_t i = 0; i + 1 < count; i += 2) {
-		int secret = strstr(pairs[i], "password") || strstr(pairs[i], "secret");
+		int secret = config_property_secret(pairs[i], strlen(pairs[i]));
 		failed |= fprintf(out, "# %s = %s\n", pairs[i], secret ? "********" : pairs[i + 1]) < 0;
 	}
 	return failed ? -1 : 0;

@@ -73,3 +73,14 @@ is "SIGTERM with the producer's queue full: exit 75" "$rc" 75
 ok "... within the 3 s timeout and the purge (took ${took} s)" test "$took" -le 8
 is "... nothing printed" "$(cat "$T/out")" ""
 is "... every code still fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" "$fetched"
+
+# --dump-config masks every property that holds a secret, in the config's
+# list and in librdkafka's merged settings alike.
+sed -i 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; properties = [ "ssl.key.pem=PEM-KEY-9f2c", "sasl.oauthbearer.config=principal=p clientSecret=OAUTH-7d1e", "sasl.password=PASS-31ab", "client.id=shown-4411" ]; };|' "$QRPOOL_CONFIG"
+run qrpool-publish --dump-config
+is "--dump-config: exit 0" "$rc" 0
+is "... no secret value shown" "$(grep -c -e PEM-KEY-9f2c -e OAUTH-7d1e -e PASS-31ab "$T/out")" 0
+is "... each secret property masked, twice (config and librdkafka)" \
+  "$(grep -o -e 'ssl.key.pem[ =]*\*\*\*\*\*\*\*\*' -e 'sasl.oauthbearer.config[ =]*\*\*\*\*\*\*\*\*' \
+     -e 'sasl.password[ =]*\*\*\*\*\*\*\*\*' "$T/out" | wc -l)" 6
+like "... other properties shown" "$(cat "$T/out")" "client.id=shown-4411"
