@@ -117,7 +117,7 @@ job_signalled() {
         parent=$(ps -o ppid= -p "$pid" 2>/dev/null | tr -d ' ')
         [ -n "$parent" ] && [ "$parent" != "$JOB_CHILD" ] && kill -TERM "$parent" 2>/dev/null
         kill -TERM "$pid" 2>/dev/null || true ;;
-      qrpool-fetch) kill -TERM "$pid" 2>/dev/null || true ;;
+      qrpool-fetch|qrpool-report) kill -TERM "$pid" 2>/dev/null || true ;;
     esac
   done
 }

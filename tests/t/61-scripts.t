@@ -78,6 +78,29 @@ ok "audit with codes still planned: non-zero ($rc)" -- test "$rc" -ne 0
 like "audit prints its findings on failure: the check" "$(cat "$T/err")" "QRPOOL CRITICAL - poster 0.0h of cover"
 like "... and the codes left planned" "$(cat "$T/err")" "poster +[1-9][0-9]* +0 +0 +0 +[1-9]"
 
+# SIGTERM while the check waits for an unreachable Kafka: stopped, logged, the
+# lock freed, no tool left behind.
+KAFKA_BROKERS=127.0.0.1:9 set_kafka 30s
+my_tools() {   # this test's tools still running (another test run may share the machine)
+  for pid in $(pgrep -f "qrpool-$1"); do
+    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "QRPOOL_CONFIG=$QRPOOL_CONFIG" &&
+      echo "$pid"
+  done | wc -l
+}
+TMPDIR=$T audit >"$T/out" 2>"$T/err" & script=$!
+i=0
+until [ "$(my_tools report)" -gt 0 ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+sleep 0.3
+kill -TERM $script
+started=$(date +%s)
+rc=0; wait $script || rc=$?
+is "SIGTERM to audit: exit 75" "$rc" 75
+ok "... at once, not after Kafka's 30 s" [ $(($(date +%s) - started)) -le 5 ]
+like "... the log says so" "$(cat "$T/log/audit.log")" "stopped by SIGTERM"
+is "... no tool left running" "$(my_tools '(report|pending)')" 0
+ok "... the lock is free" -- flock -n "$T/qrpool-audit.lock" true
+ok "... no capture file left" -- sh -c "! ls '$T'/qrpool-audit.?????? 2>/dev/null"
+
 # --- backfill: the campaign's extra demand on top of the regular forecast -----------------
 fresh_kafka
 start_fake day --minute 1s --latency 5 --jitter 10
@@ -125,12 +148,7 @@ ok "SIGTERM to nightly-fill: it stops within the tools' grace time" [ $(($(date 
 like "SIGTERM to nightly-fill: the failure is printed, for cron's mail" "$(cat "$T/err")" \
   "nightly-fill failed \(exit 75\)"
 like "SIGTERM to nightly-fill: the log says so" "$(cat "$T/log/nightly-fill.log")" "stopped by SIGTERM"
-is "SIGTERM to nightly-fill: no tool left running" \
-  "$(for pid in $(pgrep -f "qrpool-(pending|plan|fetch|render|publish)"); do
-      # only this test's tools: another test run may be going on on this machine
-      tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "QRPOOL_CONFIG=$QRPOOL_CONFIG" &&
-        echo "$pid"
-    done | wc -l)" 0
+is "SIGTERM to nightly-fill: no tool left running" "$(my_tools '(pending|plan|fetch|render|publish)')" 0
 ok "SIGTERM to nightly-fill: the lock is free" -- flock -n "$T/qrpool-fill.lock" true
 ok "SIGTERM to nightly-fill: no capture file left" -- sh -c "! ls '$T'/qrpool-nightly-fill.?????? 2>/dev/null"
 
