@@ -102,6 +102,8 @@ int depth_measure(struct db *db, const struct config *config, struct pool_depth 
 			config->path);
 		return depth_estimate(db, config, 0, config->pool_count, depths);
 	}
+	if ((status = kafka_check_config(config)))
+		return status;
 	for (i = 0; i < config->pool_count; i++) {
 		const struct pool_config *pool = &config->pools[i];
 		int64_t left = (int64_t)((deadline - db_now()) * 1000);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "exitcode.h"
 #include "log.h"
 
 /* What the design promises for every message: an idempotent producer whose
@@ -125,6 +126,16 @@ int kafka_configured(const struct config *config)
 {
 	return (config->kafka.brokers && *config->kafka.brokers) ||
 		kafka_property(config, "bootstrap.servers") || kafka_property(config, "metadata.broker.list");
+}
+
+int kafka_check_config(const struct config *config)
+{
+	rd_kafka_conf_t *conf = kafka_conf_new(config, RD_KAFKA_CONSUMER, NULL);
+
+	if (!conf)
+		return EXIT_CONFIG;
+	rd_kafka_conf_destroy(conf);
+	return 0;
 }
 
 rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf)

@@ -157,7 +157,9 @@ int main(int argc, char **argv)
 		status = report_run(&options, &config);
 	config_free(&config);
 	if (options.format == FORMAT_CHECK && status > 3) {
-		printf("QRPOOL UNKNOWN - the staging DB cannot be read (exit %d)\n", status);
+		printf("QRPOOL UNKNOWN - %s (exit %d)\n", status == EXIT_CONFIG ?
+			"bad configuration, or a staging DB of a newer qrpool (see stderr)" :
+			"the staging DB cannot be read", status);
 		status = 3;
 	}
 	return exitcode_worst(status, cli_close_stdout());

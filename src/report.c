@@ -297,6 +297,8 @@ int report_collect(struct db *db, const struct config *config, struct report *re
 		return EXIT_INTERNAL;
 	for (size_t i = 0; i < config->pool_count; i++)
 		report->pools[i].pool = &config->pools[i];
+	if (kafka_configured(config) && (status = kafka_check_config(config)))
+		return status;
 	report_collect_depth(config, report);
 	status = report_snapshot(db, report);
 	for (size_t i = 0; !status && i < report->pool_count; i++) {

@@ -99,6 +99,20 @@ is "--check CRITICAL below --crit-hours: exit 2" "$rc" 2
 run qrpool-report --check --warn-hours 1 --crit-hours 2
 is "--check with crit above warn is a usage error, UNKNOWN" "$rc" 3
 
+# A property librdkafka does not know is a config error, not Kafka down.
+set_kafka 3s no.such.property=1
+run qrpool-report --prom "$T/typo.prom"
+is "a kafka.properties typo: --prom exits 78" "$rc" 78
+like "... naming the property" "$(cat "$T/err")" 'No such configuration property: "no.such.property"'
+ok "... and writes no textfile (kafka_up 0 would page for Kafka)" -- test ! -e "$T/typo.prom"
+run qrpool-report --check
+is "... --check: UNKNOWN, exit 3" "$rc:$(cat "$T/out")" \
+  "3:QRPOOL UNKNOWN - bad configuration, or a staging DB of a newer qrpool (see stderr) (exit 78)"
+printf 'poster\t%s\t5\n' "$(date -u +%Y-%m-%dT%H:00Z)" >"$T/typo.tsv"
+run qrpool-plan --dry-run "$T/typo.tsv"
+is "... plan exits 78 too, rather than estimating depth" "$rc" 78
+set_kafka 3s
+
 kill "$kafka_pid"; wait "$kafka_pid" 2>/dev/null || true
 start=$(date +%s)
 run qrpool-report --check
