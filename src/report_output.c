@@ -361,18 +361,27 @@ static double report_worst_cover(const struct report_pool *p)
 int report_check(const struct report *report, double warn_hours, double crit_hours, FILE *out)
 {
 	static const char *const names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
-	char text[1024] = "", perf[4096] = "";
-	size_t text_used = 0, perf_used = 0;
+	char text[1024] = "", unknown[512] = "", perf[4096] = "";
+	size_t text_used = 0, unknown_used = 0, perf_used = 0;
 	int state = 0;
 
 	for (size_t i = 0; i < report->pool_count; i++) {
 		const struct report_pool *p = &report->pools[i];
 		double cover = report_worst_cover(p);
-		int pool_state = cover < 0 ? 0 : cover < crit_hours ? 2 : cover < warn_hours ? 1 : 0;
+		/* Cover unknown (no consumption history, no plan yet) is said, not
+		 * passed off as enough; an empty pool then is a warning. */
+		int empty = cover < 0 && p->measured && p->depth == 0;
+		int pool_state = empty ? 1 : cover < 0 ? 0 : cover < crit_hours ? 2 : cover < warn_hours ? 1 : 0;
 
-		if (pool_state && text_used < sizeof text)
+		if (empty && text_used < sizeof text)
+			text_used += (size_t)snprintf(text + text_used, sizeof text - text_used,
+				"%s%s empty, cover unknown", text_used ? ", " : "", p->pool->name);
+		else if (pool_state && text_used < sizeof text)
 			text_used += (size_t)snprintf(text + text_used, sizeof text - text_used,
 				"%s%s %.1fh of cover", text_used ? ", " : "", p->pool->name, cover);
+		else if (cover < 0 && p->measured && unknown_used < sizeof unknown)
+			unknown_used += (size_t)snprintf(unknown + unknown_used, sizeof unknown - unknown_used,
+				"%s%s", unknown_used ? ", " : "", p->pool->name);
 		state = pool_state > state ? pool_state : state;
 		if (p->measured && perf_used < sizeof perf)
 			perf_used += (size_t)snprintf(perf + perf_used, sizeof perf - perf_used,
@@ -386,9 +395,12 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 		fprintf(out, "QRPOOL UNKNOWN - pool depth unreadable: %s |%s\n", report->kafka_error, perf);
 		return 3;
 	}
-	if (!state)
+	if (!state && !*unknown)
 		snprintf(text, sizeof text, "%zu pools, every one above %gh of cover", report->pool_count,
 			warn_hours);
-	fprintf(out, "QRPOOL %s - %s |%s\n", names[state], text, perf);
+	else if (!state)
+		snprintf(text, sizeof text, "no pool below %gh of cover", warn_hours);
+	fprintf(out, "QRPOOL %s - %s%s%s |%s\n", names[state], text,
+		*unknown ? "; cover unknown (no consumption history or plan yet): " : "", unknown, perf);
 	return state;
 }

@@ -91,11 +91,19 @@ run qrpool-report --check --warn-hours 2 --crit-hours 1
 is "--check OK above the thresholds: exit 0" "$rc" 0
 like "--check OK: one line, perfdata after |" "$(cat "$T/out")" "^QRPOOL OK - .* \| .*'poster_depth'=28;;;0 .*'poster_cover_hours'=2\.[34][0-9];2;1;0"
 is "--check prints one line" "$(wc -l <"$T/out")" 1
+like "--check OK names the pools whose cover is unknown, rather than 'every one above'" \
+  "$(cat "$T/out")" "^QRPOOL OK - no pool below 2h of cover; cover unknown \(no consumption history or plan yet\): card, link \|"
 run qrpool-report --check --warn-hours 3 --crit-hours 1
 is "--check WARNING below --warn-hours: exit 1" "$rc" 1
 like "--check WARNING names the pool" "$(cat "$T/out")" "^QRPOOL WARNING - poster 2\.[34]h of cover"
 run qrpool-report --check --warn-hours 5 --crit-hours 3
 is "--check CRITICAL below --crit-hours: exit 2" "$rc" 2
+# Every link code taken, and no history to tell a rate: an empty pool warns.
+kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.link -X auto.offset.reset=earliest -c 20 -q \
+  -f '%k\n' qrpool.link >/dev/null
+run qrpool-report --check --warn-hours 2 --crit-hours 1
+is "--check: an empty pool of unknown cover is a WARNING" "$rc:$(cut -d'|' -f1 "$T/out")" \
+  "1:QRPOOL WARNING - link empty, cover unknown; cover unknown (no consumption history or plan yet): card "
 run qrpool-report --check --warn-hours 1 --crit-hours 2
 is "--check with crit above warn is a usage error, UNKNOWN" "$rc" 3
 
