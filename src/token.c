@@ -468,6 +468,10 @@ static int token_save(struct token_cache *cache, const char *token, int64_t expi
 	snprintf(row.token, sizeof row.token, "%s", token);
 	row.expires_at = now + (double)expires_in;
 	row.refresh_after = now + ((double)expires_in - ahead > 0.5 ? (double)expires_in - ahead : 0.5);
+	/* A file is read again every minute, whatever the expiry it gives: the
+	 * agent writing it may rotate the token before then. */
+	if (cache->config->wechat.token_source == TOKEN_FILE && row.refresh_after > now + TOKEN_FILE_LIFETIME_S)
+		row.refresh_after = now + TOKEN_FILE_LIFETIME_S;
 	token_bind_key(cache, cache->save);
 	sqlite3_bind_text(cache->save, 3, token, -1, SQLITE_STATIC);
 	sqlite3_bind_double(cache->save, 4, row.expires_at);

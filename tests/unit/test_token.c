@@ -149,6 +149,34 @@ static void test_refused_again(struct fixture *fx)
 	config_free(&config);
 }
 
+/* A file is read again every minute even when it gives a long expiry: the
+ * agent writing it may rotate the token long before. */
+static void test_file_rotated(struct fixture *fx)
+{
+	struct config config;
+	struct token_cache cache;
+	struct db db;
+	char group[160];
+	double now = 2.2e9;
+
+	snprintf(group, sizeof group, "{ source = \"file\"; file = \"%s\"; }", fx->token_path);
+	write_file(fx->token_path, "before-rotation 7200\n");
+	if (load(fx, &config, group) || db_open(&db, fx->db_path, 5000)) {
+		ok(0, "fixture set up");
+		return;
+	}
+	is_int(token_open(&cache, &db, &config), 0, "open");
+	is_int(token_get(&cache, now), 0, "a token valid 2 hours");
+	write_file(fx->token_path, "after-rotation 7200\n");
+	is_int(token_get(&cache, now + 30), 0, "half a minute on");
+	is_str(cache.token, "before-rotation", "the file not read again yet");
+	is_int(token_get(&cache, now + 61), 0, "a minute on");
+	is_str(cache.token, "after-rotation", "the file read again: the rotated token");
+	token_close(&cache);
+	db_close(&db);
+	config_free(&config);
+}
+
 static void test_command(struct fixture *fx)
 {
 	struct config config;
@@ -210,6 +238,7 @@ int main(void)
 	test_parse_text();
 	test_shared_file(&fx);
 	test_refused_again(&fx);
+	test_file_rotated(&fx);
 	test_command(&fx);
 	curl_global_cleanup();
 	{
