@@ -34,7 +34,8 @@ static void claim_usage(void)
 		CLI_COMMON_HELP
 		"\n" EXITCODE_HELP
 		"65: some lines were bad (the others are bound). 75: the pool ran empty (it says how\n"
-		"many were bound), Kafka did not answer, or the run was interrupted.\n"
+		"many were bound), Kafka did not answer, the run was interrupted, or some offsets\n"
+		"could not be committed (run claim again to commit past them).\n"
 		"Redis being down is a warning only: the database is the record.\n", PARAMS_MAX_BYTES);
 }
 

@@ -42,7 +42,7 @@ static void publish_usage(void)
 		"\n" EXITCODE_HELP
 		"65: some items were skipped. 69: Kafka refuses this client (ACLs). 75: Kafka did\n"
 		"not confirm every message within kafka.timeout (unreachable, timed out,\n"
-		"interrupted); those codes stay 'fetched'.\n");
+		"interrupted), or the staging DB stayed locked; those codes stay 'fetched'.\n");
 }
 
 static int publish_parse_options(int argc, char **argv, struct publish_options *options)
