@@ -1014,7 +1014,7 @@ int fetch_run(const struct fetch_options *options, const struct config *config, 
 		fetch_abort_transfers(&f);
 		fetch_abandon_queued(&f);
 		fetch_flush(&f, 1);
-		if (f.quota.db && (status = quota_release(&f.quota, quota_now_ms())))
+		if (f.quota.db && (status = quota_end(&f.quota, quota_now_ms())))
 			fetch_fail(&f, status);
 		progress_end(&f.progress);
 		if (f.counts.left)

@@ -83,8 +83,8 @@ int quota_open(struct quota *quota, struct db *db, const char *appid, int budget
 
 void quota_close(struct quota *quota, int64_t now_ms)
 {
-	if ((quota->held || quota->spent_unrecorded) && now_ms)
-		quota_release(quota, now_ms);
+	if (now_ms)
+		quota_end(quota, now_ms);
 	sqlite3_finalize(quota->select);
 	sqlite3_finalize(quota->charge);
 	sqlite3_finalize(quota->give_back);
@@ -209,35 +209,58 @@ static int quota_reserve(struct quota *quota, int *granted)
 	return status;
 }
 
-int quota_release(struct quota *quota, int64_t now_ms)
+/* Gives `calls` back to `window` if it is still running (in a transaction). */
+static int quota_give_back(struct quota *quota, int64_t window, int calls, int64_t now_ms)
 {
-	int status = 0, rc;
+	int rc;
 
-	if (!quota->held && !quota->spent_unrecorded)
+	if (calls <= 0 || (window + 1) * quota->minute_ms <= now_ms)
+		return 0;   /* only windows still running can use what is given back */
+	sqlite3_reset(quota->give_back);
+	sqlite3_bind_int(quota->give_back, 1, calls);
+	sqlite3_bind_text(quota->give_back, 2, quota->appid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(quota->give_back, 3, window * quota->minute_ms);
+	rc = sqlite3_step(quota->give_back);
+	sqlite3_reset(quota->give_back);
+	return rc == SQLITE_DONE ? 0 : db_fail(quota->db, rc, "giving back quota");
+}
+
+/* Gives back the calls held, and the credit too when `ending` (a run going
+ * on spends the credit in the credit's window). */
+static int quota_give_back_all(struct quota *quota, int64_t now_ms, int ending)
+{
+	int credit = ending && quota->credit_window != quota->spent_window ? quota->credit : 0;
+	int status;
+
+	if (!quota->held && !quota->spent_unrecorded && !credit)
 		return 0;
 	if ((status = db_begin_immediate(quota->db)))
 		return status;
 	if (quota->spent_unrecorded)   /* a 45009 the ledger was locked for */
 		status = quota_step_window(quota, quota->spend, quota->spent_window, 0);
-	/* Only windows still running can use what is given back. */
-	for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window && !status; w++) {
-		if ((w + 1) * quota->minute_ms <= now_ms)
-			continue;
-		sqlite3_reset(quota->give_back);
-		sqlite3_bind_int(quota->give_back, 1, quota->held);
-		sqlite3_bind_text(quota->give_back, 2, quota->appid, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(quota->give_back, 3, w * quota->minute_ms);
-		if ((rc = sqlite3_step(quota->give_back)) != SQLITE_DONE)
-			status = db_fail(quota->db, rc, "giving back quota");
-		sqlite3_reset(quota->give_back);
-	}
+	for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window && !status; w++)
+		status = quota_give_back(quota, w, quota->held, now_ms);
+	if (!status)
+		status = quota_give_back(quota, quota->credit_window, credit, now_ms);
 	if (!status && !(status = db_commit(quota->db))) {
 		quota->held = 0;
 		quota->spent_unrecorded = 0;
+		if (ending)
+			quota->credit = 0;
 		return 0;
 	}
 	db_rollback(quota->db);
 	return status;
+}
+
+int quota_release(struct quota *quota, int64_t now_ms)
+{
+	return quota_give_back_all(quota, now_ms, 0);
+}
+
+int quota_end(struct quota *quota, int64_t now_ms)
+{
+	return quota_give_back_all(quota, now_ms, 1);
 }
 
 /* Marks `window` spent and counts one more refusal there, if the ledger is

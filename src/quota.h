@@ -55,7 +55,7 @@ struct quota {
 };
 
 int quota_open(struct quota *quota, struct db *db, const char *appid, int budget, int64_t minute_ms);
-/* Gives back the calls held, and finalizes. */
+/* quota_end if `now_ms` (0: nothing given back), and finalizes. */
 void quota_close(struct quota *quota, int64_t now_ms);
 
 /* An answer came `rtt_ms` after its call was sent: WeChat counted the call
@@ -86,9 +86,12 @@ void quota_answered(struct quota *quota, const struct quota_slot *slot, int64_t 
  * the next reservation instead. Returns 0 or an exit code (never for a lock). */
 int quota_spent(struct quota *quota, int64_t sent_ms);
 
-/* Gives back the calls held (when the slot changes, at the end of a run, and
- * when the run leaves them unused for a while). */
+/* Gives back the calls held (when the slot changes, and when the run leaves
+ * them unused for a while). */
 int quota_release(struct quota *quota, int64_t now_ms);
+/* At the end of a run: the calls held, and the credit (charged to the next
+ * window, known to have counted in the last), go back. */
+int quota_end(struct quota *quota, int64_t now_ms);
 
 int64_t quota_now_ms(void);
 /* A clock for answer times, which a change of the wall clock must not skew. */

@@ -125,6 +125,20 @@ static void test_credit(struct db *db)
 	is_int(quota_take(&quota, boundary + MINUTE / 2), 0, "another call");
 	is_int(ledger(db, w, "taken"), 1 + quota.chunk, "now a chunk is reserved");
 	quota_close(&quota, boundary + MINUTE / 2);
+
+	/* A run that ends in the band gives its credit back with the calls it
+	 * holds: the next window's ledger keeps only what may count there. */
+	boundary += 2 * MINUTE;
+	w = boundary / MINUTE;
+	quota_open(&quota, db, "wxcredit", 1000, MINUTE);
+	is_int(quota_take(&quota, boundary - 10), 0, "a band call, at the end of a run");
+	sent = quota.slot;
+	quota_answered(&quota, &sent, boundary - quota.early_ms - 5);
+	is_int(ledger(db, w, "taken"), quota.chunk, "a chunk charged to the next window");
+	is_int(quota_end(&quota, boundary - 5), 0, "the run ends before the boundary");
+	is_int(ledger(db, w, "taken"), 0, "the held calls and the credit given back to the next window");
+	is_int(ledger(db, w - 1, "taken"), 1, "the window ending keeps its call");
+	quota_close(&quota, boundary - 5);
 }
 
 static void test_spent(struct db *a, struct db *b)

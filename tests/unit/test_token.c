@@ -37,6 +37,20 @@ static int load(struct fixture *fx, struct config *config, const char *token_gro
 	return config_load(config, fx->config_path);
 }
 
+/* A config whose token source is the file holding `contents`, and the DB. */
+static int file_source(struct fixture *fx, struct config *config, struct db *db, const char *contents)
+{
+	char group[160];
+
+	snprintf(group, sizeof group, "{ source = \"file\"; file = \"%s\"; }", fx->token_path);
+	write_file(fx->token_path, contents);
+	if (load(fx, config, group) || db_open(db, fx->db_path, 5000)) {
+		ok(0, "fixture set up");
+		return -1;
+	}
+	return 0;
+}
+
 static void test_parse_text(void)
 {
 	static const struct { const char *text; int status; const char *token; long long expires; } cases[] = {
@@ -119,16 +133,11 @@ static void test_refused_again(struct fixture *fx)
 	struct config config;
 	struct token_cache cache;
 	struct db db;
-	char group[160];
 	double now = 2.1e9;
 	uint64_t first;
 
-	snprintf(group, sizeof group, "{ source = \"file\"; file = \"%s\"; }", fx->token_path);
-	write_file(fx->token_path, "same-token 600\n");
-	if (load(fx, &config, group) || db_open(&db, fx->db_path, 5000)) {
-		ok(0, "fixture set up");
+	if (file_source(fx, &config, &db, "same-token 600\n"))
 		return;
-	}
 	is_int(token_open(&cache, &db, &config), 0, "open");
 	is_int(token_get(&cache, now), 0, "a token");
 	first = cache.generation;
@@ -156,15 +165,10 @@ static void test_file_rotated(struct fixture *fx)
 	struct config config;
 	struct token_cache cache;
 	struct db db;
-	char group[160];
 	double now = 2.2e9;
 
-	snprintf(group, sizeof group, "{ source = \"file\"; file = \"%s\"; }", fx->token_path);
-	write_file(fx->token_path, "before-rotation 7200\n");
-	if (load(fx, &config, group) || db_open(&db, fx->db_path, 5000)) {
-		ok(0, "fixture set up");
+	if (file_source(fx, &config, &db, "before-rotation 7200\n"))
 		return;
-	}
 	is_int(token_open(&cache, &db, &config), 0, "open");
 	is_int(token_get(&cache, now), 0, "a token valid 2 hours");
 	write_file(fx->token_path, "after-rotation 7200\n");
