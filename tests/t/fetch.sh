@@ -9,6 +9,8 @@ done
 
 APPID=wxtest0000000001
 SECRET=test-secret-do-not-log
+# Plans cover from the start of this hour (--from), so a test running on past
+# the hour's end still plans the same codes.
 HOUR=$(date -u +%Y-%m-%dT%H:00Z)
 write_config   # the secret file, for the fake
 
@@ -43,7 +45,8 @@ config_for() {
 # plan POOL N: stages N planned codes of POOL and appends their lines to $T/items.
 plan() {
   printf '%s\t%s\t1000000\n' "$1" "$HOUR" >"$T/demand.tsv"
-  qrpool-plan --max "$2" "$T/demand.tsv" >>"$T/items" 2>"$T/plan.err"
+  qrpool-plan --from "$HOUR" --max "$2" "$T/demand.tsv" >>"$T/items" 2>"$T/plan.err" ||
+    { diag "qrpool-plan failed:"; sed 's/^/# /' "$T/plan.err" >&2; return 1; }
 }
 
 # stats KEY...: a value of the fake's /_stats (JSON), saved to $T/stats.json.
