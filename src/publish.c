@@ -220,7 +220,7 @@ void publish_close(struct publisher *publisher)
 	free(publisher->seen.ids);
 	if (publisher->producer)
 		rd_kafka_destroy(publisher->producer);
-	publish_committer_finish(&publisher->committer);
+	publish_committer_finish(&publisher->committer, 0);
 	publish_batch_free(publisher->batch);
 	publish_batch_free(publisher->full);
 	sqlite3_finalize(publisher->lookup);
@@ -611,7 +611,7 @@ int publish_finish(struct publisher *publisher)
 	}
 	publish_hand_over(publisher, 1);
 	publisher->status = exitcode_worst(publisher->status,
-		publish_committer_finish(&publisher->committer));
+		publish_committer_finish(&publisher->committer, deadline));
 	publisher->counts.published = publisher->committer.published;
 	publisher->counts.already = publisher->committer.already;
 	publish_summary(publisher);

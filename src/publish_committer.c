@@ -108,78 +108,100 @@ static int committer_commit(struct publish_committer *committer, const struct pu
 	return status;
 }
 
-/* Takes the oldest waiting batch, or NULL once closing and none is left.
- * Called and returns with the lock held. */
-static struct publish_batch *committer_next(struct publish_committer *committer)
+/* Waits until the oldest batch is to be tried, and returns it (it stays
+ * queued until committed), or NULL when no more is to be tried. `failed` is
+ * how the last try ended (0: committed). A DB locked by another process is
+ * tried again every second, also after the end came, until give_up_at or a
+ * signal; any other failure stops the reading and is tried once more at the
+ * end (failed -1: that try was made). Called and returns with the lock held. */
+static struct publish_batch *committer_next(struct publish_committer *committer, int *failed,
+	const struct timespec *retry_at)
 {
-	struct publish_batch *batch;
+	for (;;) {
+		int late = committer->closing && (db_now() >= committer->give_up_at || interrupt_requested());
 
-	while (!committer->queue && !committer->closing)
-		pthread_cond_wait(&committer->changed, &committer->lock);
-	if (!(batch = committer->queue))
-		return NULL;
-	committer->queue = batch->next;
-	batch->next = NULL;
-	committer->queued--;
-	pthread_cond_broadcast(&committer->changed);
-	return batch;
+		if (!committer->queue) {
+			if (committer->closing)
+				return NULL;
+			pthread_cond_wait(&committer->changed, &committer->lock);
+		} else if (!*failed) {
+			return committer->queue;
+		} else if (*failed == EXIT_TEMPFAIL && !late) {
+			if (pthread_cond_timedwait(&committer->changed, &committer->lock, retry_at) == ETIMEDOUT)
+				return committer->queue;
+		} else if (!committer->closing) {
+			pthread_cond_wait(&committer->changed, &committer->lock);
+		} else if (*failed == -1) {
+			return NULL;
+		} else {
+			*failed = -1;
+			return committer->queue;
+		}
+	}
 }
 
-/* Where a failed batch goes to keep the retries in order. Under the lock. */
-static struct publish_batch **committer_retry_tail(struct publish_committer *committer)
+/* The oldest batch committed: off the queue, making room. Under the lock. */
+static void committer_pop(struct publish_committer *committer)
 {
-	struct publish_batch **tail = &committer->retry;
+	struct publish_batch *batch = committer->queue;
 
-	while (*tail)
-		tail = &(*tail)->next;
-	return tail;
+	committer->queue = batch->next;
+	committer->queued--;
+	pthread_cond_broadcast(&committer->changed);
+	batch->next = NULL;
+	publish_batch_free(batch);
 }
 
 static void *committer_run(void *argument)
 {
 	struct publish_committer *committer = argument;
-	struct publish_batch *batch, *retry;
+	struct publish_batch *batch;
+	struct timespec retry_at = { 0, 0 };
+	int failed = 0, last_failure = 0;
 
 	pthread_setname_np(pthread_self(), "committer");   /* for top -H and profilers */
 	pthread_mutex_lock(&committer->lock);
-	while ((batch = committer_next(committer))) {
-		int status = 0, committed = 0;
+	while ((batch = committer_next(committer, &failed, &retry_at))) {
+		int status, committed, final = failed == -1;
 
-		/* After a commit met the DB locked past busy_timeout, the batches
-		 * still coming wait for the end: each try would wait that long. */
-		if (!committer->locked) {
-			pthread_mutex_unlock(&committer->lock);
-			status = committer_commit(committer, batch, &committed);
-			pthread_mutex_lock(&committer->lock);
-		}
-		/* A failed commit also ends the reading (submit returns it). */
-		committer->status = exitcode_worst(committer->status, status);
-		committer->locked = committer->locked || status == EXIT_TEMPFAIL;
+		pthread_mutex_unlock(&committer->lock);
+		status = committer_commit(committer, batch, &committed);
+		pthread_mutex_lock(&committer->lock);
 		if (committed) {
-			publish_batch_free(batch);
+			/* stdout may have failed after the commit: said, and kept */
+			committer->status = exitcode_worst(committer->status, status);
+			if (committer->locked)
+				log_info("the staging DB is free again: the deliveries that waited are recorded");
+			committer->locked = 0;
+			failed = 0;
+			committer_pop(committer);
 			continue;
 		}
-		*committer_retry_tail(committer) = batch;
-	}
-	retry = committer->retry;
-	committer->retry = NULL;
-	pthread_mutex_unlock(&committer->lock);
-	/* A DB locked too long may be free by now: the failed batches once more,
-	 * oldest first, until one fails again (the rest would wait as long). */
-	for (batch = retry; batch; batch = batch->next) {
-		int committed, status = committer_commit(committer, batch, &committed);
-
-		pthread_mutex_lock(&committer->lock);
-		committer->status = exitcode_worst(committer->status, status);
-		if (!committed) {
-			for (; batch; batch = batch->next)
-				committer->unrecorded += (int64_t)batch->count;
-			pthread_mutex_unlock(&committer->lock);
+		last_failure = status;
+		if (final)
 			break;
-		}
-		pthread_mutex_unlock(&committer->lock);
+		failed = status;
+		clock_gettime(CLOCK_REALTIME, &retry_at);
+		retry_at.tv_sec += PUBLISH_LOCKED_RETRY_S;
+		/* Another process holding the DB past busy_timeout is no reason to
+		 * stop reading: the deliveries wait, and are tried every second. */
+		if (status == EXIT_TEMPFAIL && !committer->locked)
+			log_warn("the staging DB is locked by another process: deliveries wait for their "
+				"commit, tried again every %d s", PUBLISH_LOCKED_RETRY_S);
+		committer->locked = status == EXIT_TEMPFAIL;
+		if (status != EXIT_TEMPFAIL)
+			committer->status = exitcode_worst(committer->status, status);
 	}
-	publish_batch_free(retry);
+	/* What is left could not be recorded: those codes stay fetched. */
+	for (batch = committer->queue; batch; batch = batch->next)
+		committer->unrecorded += (int64_t)batch->count;
+	if (committer->queue)
+		committer->status = exitcode_worst(committer->status, last_failure);
+	publish_batch_free(committer->queue);
+	committer->queue = NULL;
+	committer->queued = 0;
+	pthread_cond_broadcast(&committer->changed);
+	pthread_mutex_unlock(&committer->lock);
 	return NULL;
 }
 
@@ -289,11 +311,12 @@ int64_t publish_committer_published(struct publish_committer *committer)
 	return published;
 }
 
-int publish_committer_finish(struct publish_committer *committer)
+int publish_committer_finish(struct publish_committer *committer, double give_up_at)
 {
 	if (!committer->running)
 		return committer->status;
 	pthread_mutex_lock(&committer->lock);
+	committer->give_up_at = give_up_at;
 	committer->closing = 1;
 	pthread_cond_broadcast(&committer->changed);
 	pthread_mutex_unlock(&committer->lock);

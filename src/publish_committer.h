@@ -16,6 +16,8 @@
 /* Batches waiting beyond this make the hand-over wait: memory stays bounded
  * when the disk is slower than Kafka. */
 #define PUBLISH_QUEUE_MAX 8
+/* A commit that met the DB locked past busy_timeout is tried again after this. */
+#define PUBLISH_LOCKED_RETRY_S 1
 
 struct publish_message {      /* one message on its way, Kafka's opaque */
 	int64_t code_id;
@@ -40,12 +42,12 @@ struct publish_committer {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t changed;       /* a batch came, or left, or the end came */
-	struct publish_batch *queue;  /* waiting, oldest first */
-	struct publish_batch *retry;  /* whose commit failed: tried once more at the end */
+	struct publish_batch *queue;  /* waiting, oldest first; the oldest leaves once committed */
 	size_t queued;
 	int closing;                  /* no more batches will come */
+	double give_up_at;            /* closing: no wait for a locked DB after this */
 	int running;                  /* the thread was started and not joined */
-	int locked;                   /* a commit met the DB locked: the rest wait for the end */
+	int locked;                   /* the last commit met the DB locked (said once) */
 	struct db db;
 	sqlite3_stmt *mark_published, *drop_image;
 	FILE *out;
@@ -62,8 +64,9 @@ int publish_committer_start(struct publish_committer *committer, const struct co
 	FILE *out);
 
 /* Hands a batch over (taken over, even on failure); waits while
- * PUBLISH_QUEUE_MAX batches wait already, but not after SIGINT/SIGTERM.
- * Returns the committer's status so far: not 0 once a commit failed, and
+ * PUBLISH_QUEUE_MAX batches wait already (a DB locked by another process
+ * holds them up), but not after SIGINT/SIGTERM. Returns the committer's
+ * status so far: not 0 once a commit failed otherwise than on a lock, and
  * reading should stop. */
 int publish_committer_submit(struct publish_committer *committer, struct publish_batch *batch);
 
@@ -73,10 +76,12 @@ int publish_committer_full(struct publish_committer *committer);
 /* The codes recorded so far, for the progress line. */
 int64_t publish_committer_published(struct publish_committer *committer);
 
-/* Commits what waits, gives the failed batches one more try (stopping at the
- * first that fails again), stops the thread and closes its connection.
- * Returns its status; the counts are final. */
-int publish_committer_finish(struct publish_committer *committer);
+/* Commits what waits, stops the thread and closes its connection. A DB
+ * locked by another process is waited out until `give_up_at` (db_now time;
+ * not after SIGINT/SIGTERM), then given one more try, as a batch that failed
+ * otherwise is; the batches from the first that fails then are left
+ * unrecorded. Returns its status; the counts are final. */
+int publish_committer_finish(struct publish_committer *committer, double give_up_at);
 
 void publish_batch_free(struct publish_batch *batch);
 

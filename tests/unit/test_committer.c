@@ -72,7 +72,7 @@ static int run(struct config *config, int limit, struct publish_committer *commi
 		db_exec(&committer->db, pragma);
 	}
 	publish_committer_submit(committer, batch_of_all());
-	status = publish_committer_finish(committer);
+	status = publish_committer_finish(committer, 0);
 	rewind(out);
 	for (*printed = 0; fgets(line, sizeof line, out); )
 		(*printed)++;
