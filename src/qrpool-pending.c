@@ -1,5 +1,6 @@
 /* qrpool-pending: lists staged codes as item lines (to resume a run or to
  * audit), or counts them per pool and state. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -198,6 +199,8 @@ int main(int argc, char **argv)
 	int status;
 
 	log_init(argv[0], 0);
+	/* stdout closed by the next stage: a write error (74), said, not death by SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	if ((status = pending_parse_options(argc, argv, &options)))
 		return status;
 	log_init(argv[0], options.common.verbosity);

@@ -2,6 +2,7 @@
  * mints their request ids, and writes the plan to the staging DB. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -503,6 +504,8 @@ int main(int argc, char **argv)
 	int status;
 
 	log_init(argv[0], 0);
+	/* stdout closed by the next stage: a write error (74), said, not death by SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	if ((status = plan_parse_options(argc, argv, &options)))
 		return status;
 	log_init(argv[0], options.common.verbosity);

@@ -1,5 +1,6 @@
 /* qrpool-report: pool health from the staging DB and Kafka, as a table, JSON,
  * a Prometheus textfile or a monitoring-plugin check. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +140,8 @@ int main(int argc, char **argv)
 	int status;
 
 	log_init(argv[0], 0);
+	/* stdout closed by the next stage: a write error (74), said, not death by SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	if ((status = report_parse_options(argc, argv, &options)))
 		return options.format == FORMAT_CHECK ? 3 : status;
 	log_init(argv[0], options.common.verbosity);

@@ -1,5 +1,6 @@
 /* qrpool-resolve: prints the parameters bound to request ids, the lookup the
  * middle page makes when a code is scanned. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,6 +118,8 @@ int main(int argc, char **argv)
 	int status;
 
 	log_init(argv[0], 0);
+	/* stdout closed by the next stage: a write error (74), said, not death by SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	if ((status = resolve_parse_options(argc, argv, &common)))
 		return status;
 	log_init(argv[0], common.verbosity);

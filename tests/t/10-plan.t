@@ -173,3 +173,10 @@ run qrpool-plan --from 2026-11-29T10:00Z "$T/stale.tsv"
 is "a stale forecast: exit 65" "$rc" 65
 like "a stale forecast: says so" "$(cat "$T/err")" "none of the 2 demand rows falls in the hours the pools cover from 2026-11-29T10:00Z"
 is "a stale forecast: nothing planned" "$(sql 'SELECT count(*) FROM codes')" "$before"
+
+# The next stage gone (head, a crashed filter): a write error, 74, not SIGPIPE.
+demand link 20000 >"$T/many.tsv"
+{ rc=0; qrpool-plan --from $FROM "$T/many.tsv" 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; } | head -1 >/dev/null
+is "stdout closed early: exit 74" "$(cat "$T/rc")" 74
+like "... saying so" "$(cat "$T/err")" "writing to stdout: Broken pipe"
+is "... and the run is recorded with it" "$(sql 'SELECT exit_status FROM runs ORDER BY id DESC LIMIT 1')" 74

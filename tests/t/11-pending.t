@@ -88,3 +88,9 @@ is "--since needs a duration: exit 64" "$rc" 64
 run qrpool-pending --pool postr
 is "--pool naming no pool of the config: exit 64" "$rc" 64
 like "naming the pools" "$(cat "$T/err")" "no pool 'postr'.*pools: poster"
+
+# The next stage gone (head): a write error, 74, not SIGPIPE (with more lines
+# than a pipe holds, so the write must fail).
+printf 'link\t2026-11-29T10:00Z\t20000\n' | qrpool-plan --from 2026-11-29T10:00Z >/dev/null
+{ rc=0; qrpool-pending 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; } | head -1 >/dev/null
+is "stdout closed early: exit 74" "$(cat "$T/rc")" 74
