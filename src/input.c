@@ -92,8 +92,8 @@ int input_next(struct input *input, struct item *item)
 	size_t length;
 
 	while ((line = input_line(input, &length))) {
-		if (length == 0)
-			continue;   /* a blank line carries no item */
+		if (item_blank(line, length))
+			continue;
 		if (item_parse(line, length, item, why, sizeof why) == 0) {
 			item->line_number = input->line_number;
 			return 1;

@@ -84,8 +84,8 @@ int item_read(struct item_reader *reader, struct item *item)
 		reader->line_number++;
 		if (length && reader->buffer[length - 1] == '\n')
 			reader->buffer[--length] = '\0';
-		if (length == 0)
-			continue;   /* a blank line carries no item */
+		if (item_blank(reader->buffer, (size_t)length))
+			continue;
 		if (item_parse(reader->buffer, (size_t)length, item, why, sizeof why) == 0) {
 			item->line_number = reader->line_number;
 			return 1;
@@ -93,6 +93,11 @@ int item_read(struct item_reader *reader, struct item *item)
 		log_error("%s:%ld: %s; line skipped", reader->name, reader->line_number, why);
 		reader->bad_lines++;
 	}
+}
+
+int item_blank(const char *line, size_t length)
+{
+	return length == 0 || (length == 1 && line[0] == '\r');
 }
 
 int item_write(FILE *out, const struct item *item)

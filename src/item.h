@@ -32,6 +32,8 @@ int item_read(struct item_reader *reader, struct item *item);
 
 /* Parses one line in place (no trailing newline). Returns 0, or -1 with `why`. */
 int item_parse(char *line, size_t length, struct item *item, char *why, size_t why_size);
+/* 1 for a line that carries no item: empty, or only the CR of a CRLF end. */
+int item_blank(const char *line, size_t length);
 
 /* Writes the item as a line. Returns 0 or -1 (errno set). */
 int item_write(FILE *out, const struct item *item);

@@ -111,3 +111,12 @@ is "page too long: exit 78" "$rc" 78
 like "... naming the pool" "$(cat "$T/err")" "pool 'poster': page is too long \\(2106 bytes\\)"
 is "... no quota taken" "$(sqlite3 "$T/staging.db" 'SELECT coalesce(sum(taken), 0) FROM quota_windows')" 0
 is "... every item still planned" "$(count "state = 'planned'")" 3
+
+# --- CRLF line ends, a CRLF blank line among them: no bad line ----------------------
+start_fake crlf
+config_for 'concurrency = 4;'
+: >"$T/items"; plan poster 2
+{ sed 's/$/\r/' "$T/items"; printf '\r\n'; } >"$T/crlf"
+run qrpool-fetch <"$T/crlf"
+is "CRLF items and a CRLF blank line: exit 0" "$rc:$(cat "$T/err")" "0:"
+is "... both fetched" "$(wc -l <"$T/out")" 2

@@ -25,7 +25,8 @@ static void test_parse(void)
 
 static void test_reader(void)
 {
-	static const char input[] = "id1\tpoolA\n\nbad line\nid2\tpoolB\tx\nid3\tpoolC";
+	/* A blank line, CRLF or not, carries no item and is no bad line. */
+	static const char input[] = "id1\tpoolA\n\nbad line\n\r\nid2\tpoolB\tx\nid3\tpoolC";
 	FILE *in = fmemopen((void *)input, sizeof input - 1, "r");
 	char *written = NULL;
 	size_t written_size = 0;
