@@ -572,10 +572,16 @@ static int config_load_pools(const struct config_reader *reader, config_t *cf, s
 		config->pool_count++;
 		if ((status = config_load_pool(reader, group, pool)))
 			return status;
-		for (int j = 0; j < i; j++)
+		for (int j = 0; j < i; j++) {
 			if (!strcmp(config->pools[j].name, pool->name))
 				return config_error_at(reader, group, "pool '%s' is defined twice (first at line %d)",
 					pool->name, config->pools[j].line);
+			/* One topic is one pool: its depth, its consumers' codes. */
+			if (!strcmp(config->pools[j].topic, pool->topic))
+				return config_error_at(reader, group, "pools '%s' and '%s' share topic %s: "
+					"each pool needs a topic of its own", config->pools[j].name, pool->name,
+					pool->topic);
+		}
 		if (pool->source == POOL_WECHAT && !config->has_wechat)
 			return config_error_at(reader, group, "pool '%s' has source wechat but there is no "
 				"wechat section", pool->name);

@@ -87,6 +87,9 @@ static void test_refusals(void)
 		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\"; },\n"
 		  "{ name = \"l\"; source = \"link\"; url_prefix = \"https://x/\"; } );\n",
 		  "defined twice", "a pool defined twice" },
+		{ "pools = ( { name = \"a\"; source = \"link\"; url_prefix = \"https://x/\"; topic = \"t\"; },\n"
+		  "{ name = \"b\"; source = \"link\"; url_prefix = \"https://x/\"; topic = \"t\"; } );\n",
+		  "qrpool.cfg:2: pools 'a' and 'b' share topic t", "two pools sharing a topic" },
 		{ "wechat = { appid = \"a\"; quota_per_minute = 10; reserve_per_minute = 10; };\n" POOLS,
 		  "leaves nothing", "a reserve eating the whole quota" },
 		{ "pools = ( { name = \"p\" source = \"x\"; } );\n", "qrpool.cfg:1:", "a syntax error" },
