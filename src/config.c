@@ -81,6 +81,20 @@ static int config_get_string(const struct config_reader *reader, const config_se
 	return 0;
 }
 
+/* A file's path: absolute, since the tools run from cron (in $HOME) as well
+ * as by hand, and a relative path would name a different file in each. */
+static int config_get_path(const struct config_reader *reader, const config_setting_t *group,
+	const char *name, const char *fallback, char **out)
+{
+	int status = config_get_string(reader, group, name, fallback, out);
+
+	if (!status && *out && **out && **out != '/')
+		return config_error_at(reader, config_setting_get_member(group, name),
+			"%s '%s' must be an absolute path: relative, it would name another file in each "
+			"directory a tool runs from", name, *out);
+	return status;
+}
+
 static int config_get_int(const struct config_reader *reader, const config_setting_t *group,
 	const char *name, int min, int max, int fallback, int *out)
 {
@@ -237,7 +251,7 @@ static int config_load_database(const struct config_reader *reader, config_t *cf
 
 	if (group && (status = config_check_keys(reader, group, "database", keys)))
 		return status;
-	if ((status = config_get_string(reader, group, "path", "/var/lib/qrpool/staging.db",
+	if ((status = config_get_path(reader, group, "path", "/var/lib/qrpool/staging.db",
 			&config->db_path)) ||
 	    (status = config_get_duration(reader, group, "busy_timeout", 10000, &config->busy_timeout_ms)))
 		return status;
@@ -260,7 +274,7 @@ static int config_load_token(const struct config_reader *reader, const config_se
 		return status;
 	if ((status = config_get_string(reader, group, "source", "stable", &source)) ||
 	    (status = config_get_string(reader, group, "command", NULL, &w->token_command)) ||
-	    (status = config_get_string(reader, group, "file", NULL, &w->token_file))) {
+	    (status = config_get_path(reader, group, "file", NULL, &w->token_file))) {
 		free(source);
 		return status;
 	}
@@ -306,7 +320,7 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 		return status;
 	if ((status = config_get_string(reader, group, "appid", NULL, &w->appid)) ||
 	    (status = config_get_string(reader, group, "secret", NULL, &w->secret)) ||
-	    (status = config_get_string(reader, group, "secret_file", NULL, &w->secret_file)) ||
+	    (status = config_get_path(reader, group, "secret_file", NULL, &w->secret_file)) ||
 	    (status = config_get_string(reader, group, "api_base", "https://api.weixin.qq.com",
 			&w->api_base)) ||
 	    (status = config_get_int(reader, group, "quota_per_minute", 1, 10000000, 5000,
@@ -319,7 +333,7 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 			&w->connect_timeout_ms)) ||
 	    (status = config_get_duration(reader, group, "timeout", 15000, &w->timeout_ms)) ||
 	    (status = config_get_int(reader, group, "retries", 0, 100, 5, &w->retries)) ||
-	    (status = config_get_string(reader, group, "ca_bundle", NULL, &w->ca_bundle)))
+	    (status = config_get_path(reader, group, "ca_bundle", NULL, &w->ca_bundle)))
 		return status;
 	if (!group)
 		return 0;
@@ -428,7 +442,7 @@ static int config_load_redis(const struct config_reader *reader, config_t *cf, s
 			&r->connect_timeout_ms)) ||
 	    (status = config_get_duration(reader, group, "timeout", 1000, &r->timeout_ms)) ||
 	    (status = config_get_string(reader, group, "password", NULL, &r->password)) ||
-	    (status = config_get_string(reader, group, "password_file", NULL, &r->password_file)))
+	    (status = config_get_path(reader, group, "password_file", NULL, &r->password_file)))
 		return status;
 	if (r->unix_socket && (config_setting_get_member(group, "host") ||
 			config_setting_get_member(group, "port")))

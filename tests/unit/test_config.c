@@ -93,6 +93,10 @@ static void test_refusals(void)
 		{ "wechat = { appid = \"a\"; quota_per_minute = 10; reserve_per_minute = 10; };\n" POOLS,
 		  "leaves nothing", "a reserve eating the whole quota" },
 		{ "pools = ( { name = \"p\" source = \"x\"; } );\n", "qrpool.cfg:1:", "a syntax error" },
+		{ "database = { path = \"staging.db\"; };\n" POOLS,
+		  "qrpool.cfg:1: path 'staging.db' must be an absolute path", "a relative database path" },
+		{ "wechat = { appid = \"a\"; secret_file = \"secret\"; };\n" POOLS,
+		  "secret_file 'secret' must be an absolute path", "a relative secret file" },
 		{ "wechat = { appid = \"wx\\\"} 1\"; };\n" POOLS, "qrpool.cfg:1: appid 'wx\"} 1' must be",
 		  "an appid that would break a metric label" },
 	};
