@@ -529,13 +529,14 @@ static int run(struct options *options)
 		status = cluster_create_topics(&cluster, options);
 	if (!status && options->control_path)
 		status = control_open(&control, options->control_path);
+	/* Announced first: a script that waits for the file reads what was said. */
+	if (!status)
+		status = announce(&cluster);
 	if (!status && options->bootstrap_file) {
 		status = write_bootstrap_file(options->bootstrap_file,
 			rd_kafka_mock_cluster_bootstraps(cluster.mock));
 		wrote_file = !status;
 	}
-	if (!status)
-		status = announce(&cluster);
 	if (!status)
 		status = serve(&cluster, &control, options);
 	control_close(&control);

@@ -6,9 +6,8 @@
 root=$T/root
 prefix=/opt/qrpool-test
 # -o all: the tools are built already (by make check, in $QRPOOL_BIN).
-make -s -C "$ROOT" -o all install DESTDIR="$root" PREFIX="$prefix" BIN="$QRPOOL_BIN" \
-  >"$T/out" 2>"$T/err"
-is "make install: exit 0" "$?" 0
+run make -s -C "$ROOT" -o all install DESTDIR="$root" PREFIX="$prefix" BIN="$QRPOOL_BIN"
+is "make install: exit 0" "$rc:$(cat "$T/err")" "0:"
 data=$root$prefix/share/qrpool
 ok "the tools are installed" -- test -x "$root$prefix/bin/qrpool-fetch" -a -x "$root$prefix/bin/qrpool-claim"
 ok "the man pages are installed" -- test -f "$root$prefix/share/man/man5/qrpool.cfg.5"
@@ -18,8 +17,7 @@ is "and no other prefix" "$(grep -c /usr/local "$data/cron/qrpool.crontab")" 0
 run "$data/scripts/nightly-fill" -h
 is "an installed script runs (its -h)" "$rc" 0
 echo "site notes" >"$data/NOTES.local"
-make -s -C "$ROOT" -o all uninstall DESTDIR="$root" PREFIX="$prefix" BIN="$QRPOOL_BIN" \
-  >"$T/out" 2>"$T/err"
-is "make uninstall: exit 0" "$?" 0
+run make -s -C "$ROOT" -o all uninstall DESTDIR="$root" PREFIX="$prefix" BIN="$QRPOOL_BIN"
+is "make uninstall: exit 0" "$rc:$(cat "$T/err")" "0:"
 is "uninstall removes every file install put there" \
   "$(find "$root" -type f | sed "s|^$root||")" "$prefix/share/qrpool/NOTES.local"

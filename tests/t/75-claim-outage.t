@@ -32,4 +32,6 @@ is "an outage, then a rebalance: every record bound" "$(wc -l <"$T/out")" 10
 ok "not taken for Kafka down" -- sh -c "! grep -q 'no answer' '$T/err'"
 sql 'SELECT request_id FROM bindings' | sort >"$T/bound"
 sort -u "$T/online" >"$T/online.sorted"
+ok "the other member got codes ($(wc -l <"$T/online.sorted")): the check below means something" \
+  [ -s "$T/online.sorted" ]
 is "none of claim's codes reached the other member" "$(comm -12 "$T/bound" "$T/online.sorted" | wc -l)" 0
