@@ -135,8 +135,56 @@ static void pending_bind_filters(sqlite3_stmt *stmt, const struct pending_option
  * checkpoint, and the WAL grows by the whole night's writes). One query with
  * the state index and a sort: paging by id cannot use that index, and would
  * read the rest of the list again for every page. */
-static int pending_list(struct db *db, const struct pending_options *options)
+/* Codes of pools no longer in the config, not listed unless asked for by
+ * --pool: every stage would refuse them as bad lines (65), night after night. */
+struct pending_unlisted {
+	char *pool;
+	int64_t codes;
+	struct pending_unlisted *next;
+};
+
+/* 1 if the row of `pool` is listed; else counted in *unlisted (0 when out of memory). */
+static int pending_listed(const struct config *config, const struct pending_options *options,
+	const char *pool, struct pending_unlisted **unlisted)
 {
+	struct pending_unlisted *entry;
+
+	if (options->pool || config_pool(config, pool))
+		return 1;
+	for (entry = *unlisted; entry && strcmp(entry->pool, pool); entry = entry->next)
+		;
+	if (!entry && (entry = calloc(1, sizeof *entry)) && !(entry->pool = strdup(pool))) {
+		free(entry);
+		entry = NULL;
+	}
+	if (!entry)
+		return 0;
+	if (!entry->codes) {
+		entry->next = *unlisted;
+		*unlisted = entry;
+	}
+	entry->codes++;
+	return 0;
+}
+
+static void pending_report_unlisted(struct pending_unlisted *unlisted)
+{
+	while (unlisted) {
+		struct pending_unlisted *next = unlisted->next;
+
+		log_warn("%lld codes of pool '%s', which is not in the config, are not listed "
+			"(qrpool-pending --pool %s lists them)", (long long)unlisted->codes, unlisted->pool,
+			unlisted->pool);
+		free(unlisted->pool);
+		free(unlisted);
+		unlisted = next;
+	}
+}
+
+static int pending_list(struct db *db, const struct config *config,
+	const struct pending_options *options)
+{
+	struct pending_unlisted *unlisted = NULL;
 	char *text = NULL;
 	size_t size = 0;
 	FILE *buffer = open_memstream(&text, &size);
@@ -154,9 +202,14 @@ static int pending_list(struct db *db, const struct pending_options *options)
 	}
 	pending_bind_filters(stmt, options);
 	sqlite3_bind_int64(stmt, 6, options->limit);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-		fprintf(buffer, "%s\t%s\n", sqlite3_column_text(stmt, 0), sqlite3_column_text(stmt, 1));
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *pool = (const char *)sqlite3_column_text(stmt, 1);
+
+		if (pending_listed(config, options, pool, &unlisted))
+			fprintf(buffer, "%s\t%s\n", sqlite3_column_text(stmt, 0), pool);
+	}
 	sqlite3_finalize(stmt);   /* ends the read transaction */
+	pending_report_unlisted(unlisted);
 	if (fclose(buffer) != 0)
 		status = EXIT_INTERNAL;
 	else if (rc != SQLITE_DONE)
@@ -167,7 +220,8 @@ static int pending_list(struct db *db, const struct pending_options *options)
 	return status;
 }
 
-static int pending_count(struct db *db, const struct pending_options *options)
+static int pending_count(struct db *db, const struct config *config,
+	const struct pending_options *options)
 {
 	sqlite3_stmt *stmt;
 	int status, rc;
@@ -182,13 +236,42 @@ static int pending_count(struct db *db, const struct pending_options *options)
 	printf("%-24s %10s %10s %10s %10s %10s\n", "pool", "planned", "fetched", "published",
 		"failed", "total");
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		printf("%-24s", sqlite3_column_text(stmt, 0));
+		const char *pool = (const char *)sqlite3_column_text(stmt, 0);
+
+		printf("%-24s", pool);
 		for (int column = 1; column <= 5; column++)
 			printf(" %10lld", (long long)sqlite3_column_int64(stmt, column));
-		putchar('\n');
+		fputs(config_pool(config, pool) ? "\n" : "  (not in the config)\n", stdout);
 	}
 	sqlite3_finalize(stmt);
 	return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "counting codes");
+}
+
+/* --pool names a pool of the config, or one that is not any more but still
+ * has codes staged (to list them). 0 or 64. */
+static int pending_check_pool(struct db *db, const struct config *config, const char *pool)
+{
+	char names[1024];
+	sqlite3_stmt *stmt;
+	int status, rc;
+
+	if (!pool || config_pool(config, pool))
+		return 0;
+	if ((status = db_prepare(db, &stmt, "SELECT 1 FROM codes WHERE pool = ? LIMIT 1")))
+		return status;
+	sqlite3_bind_text(stmt, 1, pool, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (rc == SQLITE_ROW) {
+		log_warn("pool '%s' is not in %s: its codes are listed as they are staged", pool,
+			config->path);
+		return 0;
+	}
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "looking for the pool");
+	config_pool_names(config, names, sizeof names);
+	return cli_usage_error("--pool: no pool '%s' in %s (pools: %s), nor codes of it staged", pool,
+		config->path, names);
 }
 
 int main(int argc, char **argv)
@@ -210,14 +293,10 @@ int main(int argc, char **argv)
 		return status;
 	if (options.common.dump_config) {
 		status = config_dump(&config, stdout);
-	} else if (options.pool && !config_pool(&config, options.pool)) {
-		char names[1024];
-
-		config_pool_names(&config, names, sizeof names);
-		status = cli_usage_error("--pool: no pool '%s' in %s (pools: %s)", options.pool,
-			config.path, names);
 	} else if (!(status = db_open(&db, config.db_path, config.busy_timeout_ms))) {
-		status = options.count ? pending_count(&db, &options) : pending_list(&db, &options);
+		if (!(status = pending_check_pool(&db, &config, options.pool)))
+			status = options.count ? pending_count(&db, &config, &options) :
+				pending_list(&db, &config, &options);
 		db_close(&db);
 	}
 	config_free(&config);

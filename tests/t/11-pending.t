@@ -94,3 +94,21 @@ like "naming the pools" "$(cat "$T/err")" "no pool 'postr'.*pools: poster"
 printf 'link\t2026-11-29T10:00Z\t20000\n' | qrpool-plan --from 2026-11-29T10:00Z >/dev/null
 { rc=0; qrpool-pending 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; } | head -1 >/dev/null
 is "stdout closed early: exit 74" "$(cat "$T/rc")" 74
+
+# --- a pool removed from the config: its codes are not listed (every stage would
+# refuse them, night after night), and said; --pool still lists them -----------------
+links=$(sql "SELECT count(*) FROM codes WHERE pool = 'link'")
+posters=$(sql "SELECT count(*) FROM codes WHERE pool = 'poster'")
+cp "$QRPOOL_CONFIG" "$T/with-link.cfg"
+sed -i -e '/name = "link"/d' -e '/name = "card"/s/},$/}/' "$QRPOOL_CONFIG"
+run qrpool-pending
+is "pool removed from the config: exit 0, only the other pools' codes" "$rc:$(cut -f2 "$T/out" | sort -u)" "0:poster"
+is "... all of them" "$(wc -l <"$T/out")" "$posters"
+like "... the others said, with their count" "$(cat "$T/err")" \
+  "$links codes of pool 'link', which is not in the config, are not listed \\(qrpool-pending --pool link lists them\\)"
+run qrpool-pending --pool link
+is "--pool of a pool removed, with codes staged: listed" "$rc:$(wc -l <"$T/out")" "0:$links"
+like "... saying it is not in the config" "$(cat "$T/err")" "pool 'link' is not in .*: its codes are listed"
+run qrpool-pending --count
+like "--count marks it" "$(cat "$T/out")" "link +[0-9 ]+  \\(not in the config\\)"
+cp "$T/with-link.cfg" "$QRPOOL_CONFIG"
