@@ -87,7 +87,14 @@ static int kafka_set_defaults(rd_kafka_conf_t *conf, const struct config *config
 		return 0;
 	snprintf(text, sizeof text, "%lld", (long long)(timeout < 1 ? 1 : timeout > INT32_MAX ?
 		INT32_MAX : timeout));
-	return kafka_conf_set(conf, config, "message.timeout.ms", text);
+	if (kafka_conf_set(conf, config, "message.timeout.ms", text))
+		return -1;
+	/* A topic missing on the cluster fails its messages after this (30 s by
+	 * default): within the run's deadline, so it is said as such rather
+	 * than as messages purged at the deadline. */
+	snprintf(text, sizeof text, "%lld", (long long)(timeout / 2 < 1 ? 1 : timeout / 2 > 30000 ?
+		30000 : timeout / 2));
+	return kafka_conf_set(conf, config, "topic.metadata.propagation.max.ms", text);
 }
 
 rd_kafka_conf_t *kafka_conf_new(const struct config *config, rd_kafka_type_t type, void *opaque)
@@ -333,6 +340,10 @@ rd_kafka_resp_err_t kafka_measure_depth(const struct config *config, const struc
 		return RD_KAFKA_RESP_ERR__INVALID_ARG;
 	}
 	err = kafka_partition_count(rk, pool->topic, deadline, &count);
+	if (!err && !count)
+		log_warn("pool %s: topic %s does not exist on the cluster: depth 0, and nothing can be "
+			"published until it is created (qrpool does not create topics)", pool->name,
+			pool->topic);
 	if (!err && count)
 		err = kafka_sum_partitions(rk, pool->topic, count, deadline, out);
 	if (err)

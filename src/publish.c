@@ -111,6 +111,17 @@ static void publish_refused(struct publisher *publisher, rd_kafka_resp_err_t err
 	publisher->stop = 1;
 }
 
+/* The topic does not exist on the cluster (which does not create topics on
+ * first use): no rerun fixes that, the topic must be created. Said once. */
+static void publish_no_topic(struct publisher *publisher, const char *topic)
+{
+	if (publisher->status != EXIT_UPSTREAM)
+		log_error("topic %s does not exist on the cluster: create it, with the partitions the "
+			"online consumers need (qrpool does not create topics); its codes stay fetched", topic);
+	publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
+	publisher->stop = 1;
+}
+
 static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report, void *opaque)
 {
 	struct publisher *publisher = opaque;
@@ -120,15 +131,20 @@ static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report
 	(void)rk;
 	publisher->in_flight--;
 	if (report->err) {
+		const char *topic = report->rkt ? rd_kafka_topic_name(report->rkt) : "?";
+
 		publisher->counts.failed++;
-		snprintf(publisher->delivery_error, sizeof publisher->delivery_error, "%s",
-			rd_kafka_err2str(report->err));
+		snprintf(publisher->delivery_error, sizeof publisher->delivery_error, "topic %s: %s",
+			topic, rd_kafka_err2str(report->err));
 		/* A message that timed out, or one Kafka refused us the right to
 		 * write, says the rest would fare the same: stop reading. */
 		if (kafka_unreachable(report->err))
 			publisher->stop = 1;
 		if (kafka_refused(report->err))
 			publish_refused(publisher, report->err);
+		if (report->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+		    report->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+			publish_no_topic(publisher, topic);
 		free(message);
 		return;
 	}
@@ -520,10 +536,14 @@ static int publish_produce(struct publisher *publisher, const struct item *item,
 	}
 	free(message);
 	publisher->counts.failed++;
-	snprintf(publisher->delivery_error, sizeof publisher->delivery_error, "%s",
-		rd_kafka_err2str(err));
+	snprintf(publisher->delivery_error, sizeof publisher->delivery_error, "topic %s: %s",
+		pool->topic, rd_kafka_err2str(err));
 	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		return 0;   /* stopped waiting for room: the run is ending anyway */
+	if (err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+		publish_no_topic(publisher, pool->topic);
+		return 0;
+	}
 	log_error("%s:%ld: %s: Kafka refused the message: %s", source, item->line_number,
 		item->request_id, rd_kafka_err2str(err));
 	return err == RD_KAFKA_RESP_ERR__FATAL ? EXIT_TEMPFAIL : 0;

@@ -40,7 +40,8 @@ static void publish_usage(void)
 		CLI_COMMON_HELP
 		"--dump-config adds librdkafka's merged producer settings, as comments.\n"
 		"\n" EXITCODE_HELP
-		"65: some items were skipped. 69: Kafka refuses this client (ACLs). 75: Kafka did\n"
+		"65: some items were skipped. 69: Kafka refuses this client (ACLs), or a topic\n"
+		"does not exist on the cluster. 75: Kafka did\n"
 		"not confirm every message within kafka.timeout (unreachable, timed out,\n"
 		"interrupted), or the staging DB stayed locked; those codes stay 'fetched'.\n");
 }

@@ -226,6 +226,22 @@ like "... the repeat reported" "$(cat "$T/err")" "stdin:3: .* was listed before 
 is "... each printed once" "$(sort "$T/out" | uniq -d)" ""
 is "... and sent once" "$(read_topic qrpool.link | cut -f1 | grep -Fx -f "$(cut -f1 "$T/items" >"$T/ids"; echo "$T/ids")" | uniq -d)" ""
 
+# --- a pool's topic missing on the cluster: 69 naming it, the codes stay fetched -------
+stage card=20
+qrpool-pending --state fetched --pool card >"$T/items"
+kafka_control topic-error qrpool.card UNKNOWN_TOPIC_OR_PART
+run qrpool-publish <"$T/items"
+is "a topic missing on the cluster: exit 69" "$rc" 69
+like "... naming it, and what to do" "$(cat "$T/err")" \
+  "topic qrpool.card does not exist on the cluster: create it"
+is "... said once" "$(grep -c 'does not exist on the cluster' "$T/err")" 1
+is "... its codes still fetched" "$(count card fetched)" 20
+printf 'card\t%s\t5\n' "$(date -u +%Y-%m-%dT%H:00Z)" >"$T/demand.tsv"
+run qrpool-plan --dry-run --from "$(date -u +%Y-%m-%dT%H:00Z)" "$T/demand.tsv"
+like "... and plan says so" "$(cat "$T/err")" "pool card: topic qrpool.card does not exist on the cluster"
+kafka_control topic-error qrpool.card NO_ERROR
+qrpool-pending --state fetched --pool card | qrpool-publish >/dev/null
+
 # --- Kafka refuses us (ACLs): 69, reading stops, the codes stay fetched ----------------
 stage link=50
 qrpool-pending --state fetched --pool link >"$T/items"
