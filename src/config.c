@@ -603,6 +603,22 @@ static int config_load_pools(const struct config_reader *reader, config_t *cf, s
 	return 0;
 }
 
+/* Why libconfig could not read the file (its errno is not kept). */
+static const char *config_unreadable_why(const char *path)
+{
+	struct stat st;
+	FILE *file;
+
+	if (stat(path, &st) != 0)
+		return strerror(errno);
+	if (S_ISDIR(st.st_mode))
+		return "it is a directory";
+	if (!(file = fopen(path, "r")))
+		return strerror(errno);
+	fclose(file);
+	return "read error";
+}
+
 int config_load(struct config *config, const char *path)
 {
 	struct config_reader reader;
@@ -619,7 +635,7 @@ int config_load(struct config *config, const char *path)
 	config_init(&cf);
 	if (!config_read_file(&cf, path)) {
 		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
-			log_error("%s: cannot read the config file: %s", path, strerror(errno ? errno : ENOENT));
+			log_error("%s: cannot read the config file: %s", path, config_unreadable_why(path));
 		else
 			log_error("%s:%d: %s", config_error_file(&cf) ? config_error_file(&cf) : path,
 				config_error_line(&cf), config_error_text(&cf));

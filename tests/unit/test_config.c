@@ -22,15 +22,13 @@ static void write_file(const char *path, const char *text, mode_t mode)
 
 /* Loads `text` as a config file of `mode`; returns the status and what was
  * logged on stderr. */
-static int load(const char *text, mode_t mode, struct config *config, char *logged, size_t size)
+static int load_path(const char *path, struct config *config, char *logged, size_t size)
 {
-	char path[256], log_path[256];
+	char log_path[256];
 	int saved = dup(2), fd, status;
 	ssize_t got;
 
-	snprintf(path, sizeof path, "%s/qrpool.cfg", dir);
 	snprintf(log_path, sizeof log_path, "%s/stderr", dir);
-	write_file(path, text, mode);
 	fflush(stderr);
 	fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	dup2(fd, 2);
@@ -44,6 +42,26 @@ static int load(const char *text, mode_t mode, struct config *config, char *logg
 	logged[got > 0 ? got : 0] = '\0';
 	close(fd);
 	return status;
+}
+
+static int load(const char *text, mode_t mode, struct config *config, char *logged, size_t size)
+{
+	char path[256];
+
+	snprintf(path, sizeof path, "%s/qrpool.cfg", dir);
+	write_file(path, text, mode);
+	return load_path(path, config, logged, size);
+}
+
+/* A config that cannot be read says why: libconfig keeps no errno. */
+static void test_unreadable(void)
+{
+	char logged[2048];
+	struct config config;
+
+	is_int(load_path(dir, &config, logged, sizeof logged), EXIT_CONFIG, "a directory as the config");
+	ok(strstr(logged, "cannot read the config file: it is a directory") != NULL, "says so: %s", logged);
+	config_free(&config);
 }
 
 #define POOLS "pools = ( { name = \"p\"; source = \"wechat\"; page = \"pages/x\"; } );\n"
@@ -227,6 +245,7 @@ int main(void)
 	test_secret_file();
 	test_includes();
 	test_redis();
+	test_unreadable();
 	snprintf(path, sizeof path, "%s/qrpool.cfg", dir);
 	unlink(path);
 	snprintf(path, sizeof path, "%s/stderr", dir);
