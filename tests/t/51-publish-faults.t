@@ -150,15 +150,22 @@ is "... and printed" "$(wc -l <"$T/out")" 60
 # A lock for 5 s in the middle of 20,000 codes: publish keeps going, the lock is
 # said once, not once per batch; nothing stops (a nightly fill would lose the
 # rest of its night).
-before=$(count poster published)
+# The lock is taken between two steps of the input (a committer busy all the
+# time could starve the locker's own wait), then the rest comes.
 stage poster=20000 --size 200
 qrpool-pending --state fetched --pool poster >"$T/items"
-qrpool-publish -v <"$T/items" >"$T/out" 2>"$T/err" &
+qrpool-publish -v <"$T/in" >"$T/out" 2>"$T/err" &
 publisher=$!
-for _ in $(seq 200); do [ "$(count poster published)" -gt "$before" ] && break; sleep 0.02; done
-{ echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; sleep 5; echo "COMMIT;"; } |
-  sqlite3 "$T/staging.db" &
+exec 3>"$T/in"
+head -10 "$T/items" >&3
+wait_for_lines "$T/out" 10
+rm -f "$T/locked"
+(exec 3>&-; { echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; echo ".print locked"; sleep 5
+  echo "COMMIT;"; } | sqlite3 "$T/staging.db" >"$T/locked") &
 locker=$!
+for _ in $(seq 100); do grep -q locked "$T/locked" 2>/dev/null && break; sleep 0.05; done
+tail -n +11 "$T/items" >&3
+exec 3>&-
 rc=0; wait $publisher || rc=$?
 wait $locker
 all=$(sql "SELECT count(*) FROM codes WHERE pool = 'poster'")
