@@ -470,6 +470,7 @@ static int render_run_take_slot(const struct render_run *run, struct render_writ
 static void render_run_commit(struct render_run *run, struct render_writer *writer, int over)
 {
 	size_t count = writer->batch.count;
+	int64_t done_before = writer->batch.stored + writer->batch.skipped;
 	int status;
 
 	if (!over && render_run_clock() < writer->commit_after)
@@ -485,9 +486,11 @@ static void render_run_commit(struct render_run *run, struct render_writer *writ
 		store_batch_free(&writer->batch);
 		status = EXIT_TEMPFAIL;
 	}
-	if (status)
-		log_error("a batch of %zu rendered codes failed; those it did not commit stay "
-			"planned for a rerun", count);
+	/* After a commit, only stdout can have failed (said already): the codes
+	 * are stored. */
+	if (status && writer->batch.stored + writer->batch.skipped == done_before)
+		log_error("a batch of %zu rendered codes was not committed; they stay planned for a "
+			"rerun", count);
 	render_run_note(run, writer, status);
 	writer->unflushed = 0;
 }

@@ -119,6 +119,14 @@ is "SIGTERM: the printed items are exactly the codes fetched" \
   "$(sql "SELECT request_id FROM codes WHERE state = 'fetched'" | sort)"
 is "SIGTERM: all 40 were read and rendered before the signal" "$(wc -l <"$T/term.out")" 44
 
+# --- the next stage gone (head): 74, said as a write error; the codes committed
+# are stored, not said to stay planned ------------------------------------------
+plan_codes 3000 0 0 >"$T/many"
+{ rc=0; qrpool-render <"$T/many" 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; } | head -1 >/dev/null
+is "stdout closed early: exit 74" "$(cat "$T/rc")" 74
+like "... saying so" "$(cat "$T/err")" "writing to stdout: Broken pipe"
+is "... not that a committed batch stays planned" "$(grep -c 'stay planned' "$T/err")" 0
+
 # --- a full or read-only staging DB: exit 74, nothing printed, still planned ------
 if mkdir "$T/fs" && mount -t tmpfs -o size=1m tmpfs "$T/fs" 2>/dev/null; then
   at_exit "umount '$T/fs'"
@@ -132,7 +140,7 @@ if mkdir "$T/fs" && mount -t tmpfs -o size=1m tmpfs "$T/fs" 2>/dev/null; then
   is "full disk: exit 74" "$rc" 74
   like "full disk: the DB error" "$(cat "$T/err")" "fs/staging.db: database or disk is full"
   like "full disk: what it means for the codes" "$(cat "$T/err")" \
-    "a batch of [0-9]+ rendered codes failed; those it did not commit stay planned"
+    "a batch of [0-9]+ rendered codes was not committed; they stay planned"
   is "full disk: no item printed" "$(cat "$T/out")" ""
   is "full disk: every code still planned" \
     "$(sqlite3 "$T/fs/staging.db" "SELECT count(*) FROM codes WHERE state = 'planned'")" "$planned"
