@@ -3,11 +3,14 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <libconfig.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "exitcode.h"
@@ -619,23 +622,20 @@ static const char *config_unreadable_why(const char *path)
 	return "read error";
 }
 
-int config_load(struct config *config, const char *path)
+/* Loads the file `path` names, read as `read_path`. */
+static int config_load_file(struct config *config, const char *path, const char *read_path)
 {
 	struct config_reader reader;
 	config_t cf;
 	int status;
 
-	memset(config, 0, sizeof *config);
-	if (!path)
-		path = getenv("QRPOOL_CONFIG");
-	if (!path || !*path)
-		path = CONFIG_DEFAULT_PATH;
 	config->path = strdup(path);
 	reader.file = config->path;
 	config_init(&cf);
-	if (!config_read_file(&cf, path)) {
+	if (!config_read_file(&cf, read_path)) {
 		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
-			log_error("%s: cannot read the config file: %s", path, config_unreadable_why(path));
+			log_error("%s: cannot read the config file: %s", path,
+				config_unreadable_why(read_path));
 		else
 			log_error("%s:%d: %s", config_error_file(&cf) ? config_error_file(&cf) : path,
 				config_error_line(&cf), config_error_text(&cf));
@@ -656,6 +656,37 @@ int config_load(struct config *config, const char *path)
 	config_destroy(&cf);
 	if (status)
 		config_free(config);   /* a failed load leaves nothing to free */
+	return status;
+}
+
+/* Loaded from the file's own directory, so that a relative @include is the
+ * file next to it, from cron as by hand (libconfig 1.5 takes it from the
+ * working directory, and would put its include_dir before absolute ones). */
+int config_load(struct config *config, const char *path)
+{
+	char *full, *dir;
+	int here, moved, status;
+
+	memset(config, 0, sizeof *config);
+	if (!path)
+		path = getenv("QRPOOL_CONFIG");
+	if (!path || !*path)
+		path = CONFIG_DEFAULT_PATH;
+	full = realpath(path, NULL);
+	dir = full ? strdup(full) : NULL;
+	here = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	moved = here >= 0 && dir && chdir(dirname(dir)) == 0;
+	status = config_load_file(config, path, moved ? full : path);
+	if (moved && fchdir(here) != 0) {
+		log_error("cannot return to the working directory: %s", strerror(errno));
+		if (!status)
+			config_free(config);
+		status = EXIT_IO;
+	}
+	if (here >= 0)
+		close(here);
+	free(dir);
+	free(full);
 	return status;
 }
 

@@ -153,6 +153,12 @@ static void test_includes(void)
 	ok(strstr(logged, "inc.cfg:2: unknown setting 'colour'") != NULL, "is reported at its own file and line: %s",
 		logged);
 	config_free(&config);
+	/* A relative @include is next to the config, wherever the tool runs from. */
+	write_file(include, "wechat = { appid = \"rel\"; };\n", 0600);
+	is_int(load("@include \"inc.cfg\"\n" POOLS, 0600, &config, logged, sizeof logged), 0,
+		"a relative @include, from another directory: %s", logged);
+	is_str(config.wechat.appid ? config.wechat.appid : "", "rel", "found next to the config file");
+	config_free(&config);
 	is_int(load("kafka = { brokers = \"k:9092\"; properties = [ \"sasl.password=p\" ]; };\n" POOLS
 		"wechat = { appid = \"a\"; };\n", 0644, &config, logged, sizeof logged), EXIT_CONFIG,
 		"a secret Kafka property in a readable file is refused");
