@@ -135,88 +135,96 @@ static void pending_bind_filters(sqlite3_stmt *stmt, const struct pending_option
  * checkpoint, and the WAL grows by the whole night's writes). One query with
  * the state index and a sort: paging by id cannot use that index, and would
  * read the rest of the list again for every page. */
-/* Codes of pools no longer in the config, not listed unless asked for by
- * --pool: every stage would refuse them as bad lines (65), night after night. */
-struct pending_unlisted {
-	char *pool;
-	int64_t codes;
-	struct pending_unlisted *next;
-};
-
-/* 1 if the row of `pool` is listed; else counted in *unlisted (0 when out of memory). */
-static int pending_listed(const struct config *config, const struct pending_options *options,
-	const char *pool, struct pending_unlisted **unlisted)
+/* The config's pools as a JSON array, for json_each(): codes of pools no
+ * longer in the config are not listed unless --pool asks for them (every
+ * stage would refuse them as bad lines, night after night). NULL: no memory. */
+static char *pending_pools_json(const struct config *config)
 {
-	struct pending_unlisted *entry;
-
-	if (options->pool || config_pool(config, pool))
-		return 1;
-	for (entry = *unlisted; entry && strcmp(entry->pool, pool); entry = entry->next)
-		;
-	if (!entry && (entry = calloc(1, sizeof *entry)) && !(entry->pool = strdup(pool))) {
-		free(entry);
-		entry = NULL;
-	}
-	if (!entry)
-		return 0;
-	if (!entry->codes) {
-		entry->next = *unlisted;
-		*unlisted = entry;
-	}
-	entry->codes++;
-	return 0;
-}
-
-static void pending_report_unlisted(struct pending_unlisted *unlisted)
-{
-	while (unlisted) {
-		struct pending_unlisted *next = unlisted->next;
-
-		log_warn("%lld codes of pool '%s', which is not in the config, are not listed "
-			"(qrpool-pending --pool %s lists them)", (long long)unlisted->codes, unlisted->pool,
-			unlisted->pool);
-		free(unlisted->pool);
-		free(unlisted);
-		unlisted = next;
-	}
-}
-
-static int pending_list(struct db *db, const struct config *config,
-	const struct pending_options *options)
-{
-	struct pending_unlisted *unlisted = NULL;
 	char *text = NULL;
 	size_t size = 0;
-	FILE *buffer = open_memstream(&text, &size);
+	FILE *out = open_memstream(&text, &size);
+
+	if (!out)
+		return NULL;
+	putc('[', out);
+	for (size_t i = 0; i < config->pool_count; i++)   /* names are [A-Za-z0-9._-] */
+		fprintf(out, "%s\"%s\"", i ? "," : "", config->pools[i].name);
+	putc(']', out);
+	if (fclose(out) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* Says how many codes the list leaves out, per pool no longer configured. */
+static int pending_report_unlisted(struct db *db, const struct pending_options *options,
+	const char *pools)
+{
 	sqlite3_stmt *stmt;
 	int status, rc;
 
-	if (!buffer)
+	if (options->pool)
+		return 0;
+	if ((status = db_prepare(db, &stmt, "SELECT pool, count(*) FROM codes "
+			"WHERE state IN (?1, ?2, ?3, ?4) AND updated_at >= ?8 "
+			"AND pool NOT IN (SELECT value FROM json_each(?9)) GROUP BY pool ORDER BY pool")))
+		return status;
+	pending_bind_filters(stmt, options);
+	sqlite3_bind_text(stmt, 9, pools, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *pool = (const char *)sqlite3_column_text(stmt, 0);
+
+		log_warn("%lld codes of pool '%s', which is not in the config, are not listed "
+			"(qrpool-pending --pool %s lists them)", (long long)sqlite3_column_int64(stmt, 1),
+			pool, pool);
+	}
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "counting the codes not listed");
+}
+
+/* The list is read whole, then printed: while the next stage is slow to take
+ * the lines, no read snapshot stays open (an open snapshot stops every
+ * checkpoint, and the WAL grows by the whole night's writes). One query with
+ * the state index and a sort: paging by id cannot use that index, and would
+ * read the rest of the list again for every page. */
+static int pending_list(struct db *db, const struct config *config,
+	const struct pending_options *options)
+{
+	char *pools = pending_pools_json(config), *text = NULL;
+	size_t size = 0;
+	FILE *buffer = pools ? open_memstream(&text, &size) : NULL;
+	sqlite3_stmt *stmt;
+	int status, rc;
+
+	if (!buffer) {
+		free(pools);
 		return EXIT_INTERNAL;
+	}
 	if ((status = db_prepare(db, &stmt, "SELECT request_id, pool FROM codes "
-			"WHERE state IN (?1, ?2, ?3, ?4) AND (?5 IS NULL OR pool = ?5) "
-			"AND updated_at >= ?8 ORDER BY id LIMIT ?6"))) {
+			"WHERE state IN (?1, ?2, ?3, ?4) AND updated_at >= ?8 AND (?5 IS NULL AND pool IN "
+			"(SELECT value FROM json_each(?9)) OR pool = ?5) ORDER BY id LIMIT ?6"))) {
 		fclose(buffer);
 		free(text);
+		free(pools);
 		return status;
 	}
 	pending_bind_filters(stmt, options);
 	sqlite3_bind_int64(stmt, 6, options->limit);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		const char *pool = (const char *)sqlite3_column_text(stmt, 1);
-
-		if (pending_listed(config, options, pool, &unlisted))
-			fprintf(buffer, "%s\t%s\n", sqlite3_column_text(stmt, 0), pool);
-	}
+	sqlite3_bind_text(stmt, 9, pools, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		fprintf(buffer, "%s\t%s\n", sqlite3_column_text(stmt, 0), sqlite3_column_text(stmt, 1));
 	sqlite3_finalize(stmt);   /* ends the read transaction */
-	pending_report_unlisted(unlisted);
 	if (fclose(buffer) != 0)
 		status = EXIT_INTERNAL;
 	else if (rc != SQLITE_DONE)
 		status = db_fail(db, rc, "listing codes");
-	else if (size)
+	else
+		status = pending_report_unlisted(db, options, pools);
+	if (!status && size)
 		fwrite(text, 1, size, stdout);   /* a failure is reported by cli_close_stdout */
 	free(text);
+	free(pools);
 	return status;
 }
 

@@ -112,3 +112,10 @@ like "... saying it is not in the config" "$(cat "$T/err")" "pool 'link' is not 
 run qrpool-pending --count
 like "--count marks it" "$(cat "$T/out")" "link +[0-9 ]+  \\(not in the config\\)"
 cp "$T/with-link.cfg" "$QRPOOL_CONFIG"
+# The oldest planned codes are poster's: with poster removed, --limit counts
+# only the link codes listed.
+sed -i -e '/name = "poster"/d' "$QRPOOL_CONFIG"
+run qrpool-pending --state planned --limit 10
+is "--limit counts only the codes listed, not the older ones left out" \
+  "$rc:$(cut -f2 "$T/out" | sort | uniq -c | tr -s ' ')" "0: 10 link"
+cp "$T/with-link.cfg" "$QRPOOL_CONFIG"
