@@ -222,8 +222,8 @@ static int config_get_color(const struct config_reader *reader, const config_set
 int config_property_secret(const char *key, size_t length)
 {
 	/* sasl.oauthbearer.config may hold a client secret under any name. */
-	static const char *const marks[] = { "password", "secret", "ssl.key.pem", "jaas",
-		"oauthbearer.config" };
+	static const char *const marks[] = { "password", "passphrase", "secret", "ssl.key.pem",
+		"jaas", "oauthbearer.config" };
 
 	for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
 		if (memmem(key, length, marks[i], strlen(marks[i])))
@@ -437,7 +437,7 @@ static int config_load_redis(const struct config_reader *reader, config_t *cf, s
 	if ((status = config_check_keys(reader, group, "redis", keys)) ||
 	    (status = config_get_string(reader, group, "host", "127.0.0.1", &r->host)) ||
 	    (status = config_get_int(reader, group, "port", 1, 65535, 6379, &r->port)) ||
-	    (status = config_get_string(reader, group, "unix_socket", NULL, &r->unix_socket)) ||
+	    (status = config_get_path(reader, group, "unix_socket", NULL, &r->unix_socket)) ||
 	    (status = config_get_int(reader, group, "database", 0, 1000000, 0, &r->database)) ||
 	    (status = config_get_string(reader, group, "prefix", "qrpool:rid:", &r->prefix)) ||
 	    (status = config_get_duration(reader, group, "ttl", 30LL * 86400 * 1000, &r->ttl_ms)) ||

@@ -5,8 +5,9 @@
 . "${0%/*}/lib.sh"
 root=$T/root
 prefix=/opt/qrpool-test
-# -o all: the tools are built already (by make check, in $QRPOOL_BIN).
-run make -s -C "$ROOT" -o all install DESTDIR="$root" PREFIX="$prefix" BIN="$QRPOOL_BIN"
+# -o all: the tools are built already (by make check, in $QRPOOL_BIN). No MAKEFLAGS:
+# under make -jN check, the inner make would warn about the jobserver.
+run env -u MAKEFLAGS -u MFLAGS make -s -C "$ROOT" -o all install DESTDIR="$root" PREFIX="$prefix" BIN="$QRPOOL_BIN"
 is "make install: exit 0" "$rc:$(cat "$T/err")" "0:"
 data=$root$prefix/share/qrpool
 ok "the tools are installed" -- test -x "$root$prefix/bin/qrpool-fetch" -a -x "$root$prefix/bin/qrpool-claim"
@@ -17,7 +18,7 @@ is "and no other prefix" "$(grep -c /usr/local "$data/cron/qrpool.crontab")" 0
 run "$data/scripts/nightly-fill" -h
 is "an installed script runs (its -h)" "$rc" 0
 echo "site notes" >"$data/NOTES.local"
-run make -s -C "$ROOT" -o all uninstall DESTDIR="$root" PREFIX="$prefix" BIN="$QRPOOL_BIN"
+run env -u MAKEFLAGS -u MFLAGS make -s -C "$ROOT" -o all uninstall DESTDIR="$root" PREFIX="$prefix" BIN="$QRPOOL_BIN"
 is "make uninstall: exit 0" "$rc:$(cat "$T/err")" "0:"
 is "uninstall removes every file install put there" \
   "$(find "$root" -type f | sed "s|^$root||")" "$prefix/share/qrpool/NOTES.local"
