@@ -70,17 +70,24 @@ int db_begin_immediate(struct db *db)
 	return db_exec(db, "BEGIN IMMEDIATE");
 }
 
-int db_try_begin_immediate(struct db *db)
+int db_begin_immediate_quietly(struct db *db)
 {
-	int rc;
+	int rc = sqlite3_exec(db->handle, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 
-	sqlite3_busy_timeout(db->handle, 0);
-	rc = sqlite3_exec(db->handle, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);
 	if (rc == SQLITE_OK)
 		return 0;
 	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? EXIT_TEMPFAIL :
 		db_fail(db, rc, "starting a transaction");
+}
+
+int db_try_begin_immediate(struct db *db)
+{
+	int status;
+
+	sqlite3_busy_timeout(db->handle, 0);
+	status = db_begin_immediate_quietly(db);
+	sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);
+	return status;
 }
 
 int db_commit(struct db *db)

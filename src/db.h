@@ -27,8 +27,10 @@ int db_schema_latest(void);
 int db_exec(struct db *db, const char *sql);
 int db_prepare(struct db *db, sqlite3_stmt **stmt, const char *sql);
 int db_begin_immediate(struct db *db);
-/* BEGIN IMMEDIATE without waiting for another writer: EXIT_TEMPFAIL, said
- * nothing, when one holds the lock. */
+/* BEGIN IMMEDIATE, waiting busy_timeout for another writer: EXIT_TEMPFAIL,
+ * said nothing, when it still holds the lock (the caller says what it means). */
+int db_begin_immediate_quietly(struct db *db);
+/* The same without waiting. */
 int db_try_begin_immediate(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);

@@ -891,7 +891,7 @@ static int fetch_open_pools(struct fetcher *f)
 			return EXIT_INTERNAL;
 		/* Checked here, not at the first call: a run would take quota for
 		 * nothing and end with 70 on a setting. */
-		if (strlen(f->pools[i].body) + RID_SCENE_MAX + sizeof "{\"scene\":\"\","
+		if (strlen(f->pools[i].body) + RID_SCENE_MAX + sizeof "{\"scene\":\"\"," - 1
 				> sizeof f->transfers->request) {
 			log_error("%s: pool '%s': page is too long (%zu bytes): the request to WeChat "
 				"would not fit in %zu bytes", f->config->path, pool->name, strlen(pool->page),

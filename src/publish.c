@@ -236,7 +236,7 @@ void publish_close(struct publisher *publisher)
 	free(publisher->seen.ids);
 	if (publisher->producer)
 		rd_kafka_destroy(publisher->producer);
-	publish_committer_finish(&publisher->committer, 0);
+	publish_committer_finish(&publisher->committer);
 	publish_batch_free(publisher->batch);
 	publish_batch_free(publisher->full);
 	sqlite3_finalize(publisher->lookup);
@@ -617,6 +617,7 @@ int publish_finish(struct publisher *publisher)
 	double deadline = db_now() + (double)publisher->config->kafka.timeout_ms / 1000;
 
 	publish_end_read(publisher);
+	publish_committer_finishing(&publisher->committer, deadline);
 	log_debug("input done: %lld produced, %lld in flight, %lld published",
 		(long long)publisher->counts.produced, (long long)publisher->in_flight,
 		(long long)publish_committer_published(&publisher->committer));
@@ -631,7 +632,7 @@ int publish_finish(struct publisher *publisher)
 	}
 	publish_hand_over(publisher, 1);
 	publisher->status = exitcode_worst(publisher->status,
-		publish_committer_finish(&publisher->committer, deadline));
+		publish_committer_finish(&publisher->committer));
 	publisher->counts.published = publisher->committer.published;
 	publisher->counts.already = publisher->committer.already;
 	publish_summary(publisher);

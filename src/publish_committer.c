@@ -90,7 +90,7 @@ static int committer_commit(struct publish_committer *committer, const struct pu
 	*committed = 0;
 	if (!recorded)
 		return EXIT_INTERNAL;
-	status = db_begin_immediate(&committer->db);
+	status = db_begin_immediate_quietly(&committer->db);
 	for (size_t i = 0; !status && i < batch->count; i++) {
 		int one = 0;
 		status = committer_record(committer, &batch->deliveries[i], &one);
@@ -108,36 +108,26 @@ static int committer_commit(struct publish_committer *committer, const struct pu
 	return status;
 }
 
-/* Waits until the oldest batch is to be tried, and returns it (it stays
- * queued until committed), or NULL when no more is to be tried. `failed` is
- * how the last try ended (0: committed). A DB locked by another process is
- * tried again every second, also after the end came, until give_up_at or a
- * signal; any other failure stops the reading and is tried once more at the
- * end (failed -1: that try was made). Called and returns with the lock held. */
-static struct publish_batch *committer_next(struct publish_committer *committer, int *failed,
-	const struct timespec *retry_at)
+/* 1 once a DB locked by another process is no longer waited out: the end of
+ * the input came and give_up_at passed, or a signal. Under the lock. */
+static int committer_late(const struct publish_committer *committer)
 {
-	for (;;) {
-		int late = committer->closing && (db_now() >= committer->give_up_at || interrupt_requested());
+	return interrupt_requested() || (committer->finishing && db_now() >= committer->give_up_at);
+}
 
-		if (!committer->queue) {
-			if (committer->closing)
-				return NULL;
-			pthread_cond_wait(&committer->changed, &committer->lock);
-		} else if (!*failed) {
-			return committer->queue;
-		} else if (*failed == EXIT_TEMPFAIL && !late) {
-			if (pthread_cond_timedwait(&committer->changed, &committer->lock, retry_at) == ETIMEDOUT)
-				return committer->queue;
-		} else if (!committer->closing) {
-			pthread_cond_wait(&committer->changed, &committer->lock);
-		} else if (*failed == -1) {
-			return NULL;
-		} else {
-			*failed = -1;
-			return committer->queue;
-		}
-	}
+/* The oldest waiting batch goes aside, to be tried once more at the end. It
+ * leaves the queue, making room. Under the lock. */
+static void committer_set_aside(struct publish_committer *committer)
+{
+	struct publish_batch *batch = committer->queue, **tail = &committer->retry;
+
+	committer->queue = batch->next;
+	committer->queued--;
+	pthread_cond_broadcast(&committer->changed);
+	batch->next = NULL;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = batch;
 }
 
 /* The oldest batch committed: off the queue, making room. Under the lock. */
@@ -152,17 +142,64 @@ static void committer_pop(struct publish_committer *committer)
 	publish_batch_free(batch);
 }
 
+/* Waits for the oldest batch to try (it stays queued until committed), or
+ * NULL once closing with none left. After the DB was found locked, it is
+ * tried again every second; once late, it and every batch after it go aside
+ * untried (each try would wait busy_timeout). Under the lock. */
+static struct publish_batch *committer_next(struct publish_committer *committer,
+	const struct timespec *retry_at)
+{
+	for (;;) {
+		if (!committer->queue) {
+			if (committer->closing)
+				return NULL;
+			pthread_cond_wait(&committer->changed, &committer->lock);
+		} else if (!committer->locked) {
+			return committer->queue;
+		} else if (committer_late(committer)) {
+			committer_set_aside(committer);
+		} else if (pthread_cond_timedwait(&committer->changed, &committer->lock, retry_at) ==
+				ETIMEDOUT) {
+			return committer->queue;
+		}
+	}
+}
+
+/* At the end, the batches set aside are tried once more, oldest first, until
+ * one fails: the rest would fare the same. What fails is left unrecorded. */
+static void committer_last_tries(struct publish_committer *committer)
+{
+	struct publish_batch *retry = committer->retry, *batch;
+
+	committer->retry = NULL;
+	pthread_mutex_unlock(&committer->lock);
+	for (batch = retry; batch; batch = batch->next) {
+		int committed, status = committer_commit(committer, batch, &committed);
+
+		pthread_mutex_lock(&committer->lock);
+		committer->status = exitcode_worst(committer->status, status);
+		if (!committed) {
+			for (; batch; batch = batch->next)
+				committer->unrecorded += (int64_t)batch->count;
+			pthread_mutex_unlock(&committer->lock);
+			break;
+		}
+		pthread_mutex_unlock(&committer->lock);
+	}
+	publish_batch_free(retry);
+	pthread_mutex_lock(&committer->lock);
+}
+
 static void *committer_run(void *argument)
 {
 	struct publish_committer *committer = argument;
 	struct publish_batch *batch;
 	struct timespec retry_at = { 0, 0 };
-	int failed = 0, last_failure = 0;
 
 	pthread_setname_np(pthread_self(), "committer");   /* for top -H and profilers */
 	pthread_mutex_lock(&committer->lock);
-	while ((batch = committer_next(committer, &failed, &retry_at))) {
-		int status, committed, final = failed == -1;
+	while ((batch = committer_next(committer, &retry_at))) {
+		int status, committed;
 
 		pthread_mutex_unlock(&committer->lock);
 		status = committer_commit(committer, batch, &committed);
@@ -173,33 +210,24 @@ static void *committer_run(void *argument)
 			if (committer->locked)
 				log_info("the staging DB is free again: the deliveries that waited are recorded");
 			committer->locked = 0;
-			failed = 0;
 			committer_pop(committer);
-			continue;
-		}
-		last_failure = status;
-		if (final)
-			break;
-		failed = status;
-		clock_gettime(CLOCK_REALTIME, &retry_at);
-		retry_at.tv_sec += PUBLISH_LOCKED_RETRY_S;
-		/* Another process holding the DB past busy_timeout is no reason to
-		 * stop reading: the deliveries wait, and are tried every second. */
-		if (status == EXIT_TEMPFAIL && !committer->locked)
-			log_warn("the staging DB is locked by another process: deliveries wait for their "
-				"commit, tried again every %d s", PUBLISH_LOCKED_RETRY_S);
-		committer->locked = status == EXIT_TEMPFAIL;
-		if (status != EXIT_TEMPFAIL)
+		} else if (status == EXIT_TEMPFAIL) {
+			/* Another process holding the DB past busy_timeout is no reason
+			 * to stop reading: the deliveries wait, tried every second. */
+			if (!committer->locked)
+				log_warn("the staging DB is locked by another process: deliveries wait for "
+					"their commit, tried again every %d s", PUBLISH_LOCKED_RETRY_S);
+			committer->locked = 1;
+			clock_gettime(CLOCK_REALTIME, &retry_at);
+			retry_at.tv_sec += PUBLISH_LOCKED_RETRY_S;
+		} else {
+			/* Another failure (the disk full) stops the reading; the later
+			 * batches are still tried, this one once more at the end. */
 			committer->status = exitcode_worst(committer->status, status);
+			committer_set_aside(committer);
+		}
 	}
-	/* What is left could not be recorded: those codes stay fetched. */
-	for (batch = committer->queue; batch; batch = batch->next)
-		committer->unrecorded += (int64_t)batch->count;
-	if (committer->queue)
-		committer->status = exitcode_worst(committer->status, last_failure);
-	publish_batch_free(committer->queue);
-	committer->queue = NULL;
-	committer->queued = 0;
+	committer_last_tries(committer);
 	pthread_cond_broadcast(&committer->changed);
 	pthread_mutex_unlock(&committer->lock);
 	return NULL;
@@ -267,7 +295,7 @@ int publish_committer_submit(struct publish_committer *committer, struct publish
 	pthread_mutex_lock(&committer->lock);
 	/* Behind (stdout blocked, the DB slow): wait for room, in short waits,
 	 * as a signal must end the reading and not this wait. */
-	while (committer->queued >= PUBLISH_QUEUE_MAX && !interrupt_requested()) {
+	while (committer->queued >= PUBLISH_QUEUE_MAX && !committer_late(committer)) {
 		struct timespec until;
 
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -311,12 +339,24 @@ int64_t publish_committer_published(struct publish_committer *committer)
 	return published;
 }
 
-int publish_committer_finish(struct publish_committer *committer, double give_up_at)
+void publish_committer_finishing(struct publish_committer *committer, double give_up_at)
+{
+	if (!committer->running)
+		return;
+	pthread_mutex_lock(&committer->lock);
+	if (!committer->finishing)
+		committer->give_up_at = give_up_at;
+	committer->finishing = 1;
+	pthread_cond_broadcast(&committer->changed);
+	pthread_mutex_unlock(&committer->lock);
+}
+
+int publish_committer_finish(struct publish_committer *committer)
 {
 	if (!committer->running)
 		return committer->status;
+	publish_committer_finishing(committer, 0);
 	pthread_mutex_lock(&committer->lock);
-	committer->give_up_at = give_up_at;
 	committer->closing = 1;
 	pthread_cond_broadcast(&committer->changed);
 	pthread_mutex_unlock(&committer->lock);

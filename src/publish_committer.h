@@ -43,11 +43,13 @@ struct publish_committer {
 	pthread_mutex_t lock;
 	pthread_cond_t changed;       /* a batch came, or left, or the end came */
 	struct publish_batch *queue;  /* waiting, oldest first; the oldest leaves once committed */
+	struct publish_batch *retry;  /* set aside: tried once more at the end */
 	size_t queued;
+	int finishing;                /* the input ended: a locked DB is waited out until... */
+	double give_up_at;            /* ... this (db_now time) */
 	int closing;                  /* no more batches will come */
-	double give_up_at;            /* closing: no wait for a locked DB after this */
 	int running;                  /* the thread was started and not joined */
-	int locked;                   /* the last commit met the DB locked (said once) */
+	int locked;                   /* the oldest batch met the DB locked (said once) */
 	struct db db;
 	sqlite3_stmt *mark_published, *drop_image;
 	FILE *out;
@@ -76,12 +78,16 @@ int publish_committer_full(struct publish_committer *committer);
 /* The codes recorded so far, for the progress line. */
 int64_t publish_committer_published(struct publish_committer *committer);
 
-/* Commits what waits, stops the thread and closes its connection. A DB
- * locked by another process is waited out until `give_up_at` (db_now time;
- * not after SIGINT/SIGTERM), then given one more try, as a batch that failed
- * otherwise is; the batches from the first that fails then are left
+/* The input ended: a DB locked by another process is waited out until
+ * `give_up_at` (db_now time; not after SIGINT/SIGTERM), and the hand-over
+ * waits no longer either. */
+void publish_committer_finishing(struct publish_committer *committer, double give_up_at);
+
+/* Commits what waits, stops the thread and closes its connection. The
+ * batches set aside (a failed commit, or a lock not waited out) get one more
+ * try, oldest first; from the first that fails again they are left
  * unrecorded. Returns its status; the counts are final. */
-int publish_committer_finish(struct publish_committer *committer, double give_up_at);
+int publish_committer_finish(struct publish_committer *committer);
 
 void publish_batch_free(struct publish_batch *batch);
 

@@ -368,17 +368,20 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 	for (size_t i = 0; i < report->pool_count; i++) {
 		const struct report_pool *p = &report->pools[i];
 		double cover = report_worst_cover(p);
-		/* Cover unknown (no consumption history, no plan yet) is said, not
-		 * passed off as enough; an empty pool then is a warning. */
-		int empty = cover < 0 && p->measured && p->depth == 0;
-		int pool_state = empty ? 1 : cover < 0 ? 0 : cover < crit_hours ? 2 : cover < warn_hours ? 1 : 0;
+		/* An empty pool warns whatever its cover says (none consumed lately
+		 * makes it infinite); cover unknown (no consumption history, no plan
+		 * yet) is said, not passed off as enough. */
+		int empty = p->measured && p->depth == 0;
+		int by_cover = cover < 0 ? 0 : cover < crit_hours ? 2 : cover < warn_hours ? 1 : 0;
+		int pool_state = by_cover ? by_cover : empty;
 
-		if (empty && text_used < sizeof text)
-			text_used += (size_t)snprintf(text + text_used, sizeof text - text_used,
-				"%s%s empty, cover unknown", text_used ? ", " : "", p->pool->name);
-		else if (pool_state && text_used < sizeof text)
+		if (by_cover && text_used < sizeof text)
 			text_used += (size_t)snprintf(text + text_used, sizeof text - text_used,
 				"%s%s %.1fh of cover", text_used ? ", " : "", p->pool->name, cover);
+		else if (empty && text_used < sizeof text)
+			text_used += (size_t)snprintf(text + text_used, sizeof text - text_used,
+				"%s%s empty%s", text_used ? ", " : "", p->pool->name,
+				cover < 0 ? ", cover unknown" : "");
 		else if (cover < 0 && p->measured && unknown_used < sizeof unknown)
 			unknown_used += (size_t)snprintf(unknown + unknown_used, sizeof unknown - unknown_used,
 				"%s%s", unknown_used ? ", " : "", p->pool->name);

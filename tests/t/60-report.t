@@ -104,6 +104,12 @@ kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.link -X auto.offset.reset=earliest 
 run qrpool-report --check --warn-hours 2 --crit-hours 1
 is "--check: an empty pool of unknown cover is a WARNING" "$rc:$(cut -d'|' -f1 "$T/out")" \
   "1:QRPOOL WARNING - link empty, cover unknown; cover unknown (no consumption history or plan yet): card "
+# An hour later, nothing taken since: the rate is 0 and the cover infinite,
+# but an empty pool still warns.
+sql "INSERT INTO depth_snapshots VALUES ('link', strftime('%s','now') - 3600, 20, 0, 0)"
+run qrpool-report --check --warn-hours 2 --crit-hours 1
+is "--check: an empty pool nobody drew from in the last hour still warns" "$rc:$(cut -d'|' -f1 "$T/out")" \
+  "1:QRPOOL WARNING - link empty; cover unknown (no consumption history or plan yet): card "
 run qrpool-report --check --warn-hours 1 --crit-hours 2
 is "--check with crit above warn is a usage error, UNKNOWN" "$rc" 3
 

@@ -72,12 +72,59 @@ static int run(struct config *config, int limit, struct publish_committer *commi
 		db_exec(&committer->db, pragma);
 	}
 	publish_committer_submit(committer, batch_of_all());
-	status = publish_committer_finish(committer, 0);
+	status = publish_committer_finish(committer);
 	rewind(out);
 	for (*printed = 0; fgets(line, sizeof line, out); )
 		(*printed)++;
 	fclose(out);
 	return status;
+}
+
+/* Batches of 100 deliveries each, from code `first` on. */
+static struct publish_batch *batch_of(int first, int count)
+{
+	struct publish_batch *batch = calloc(1, sizeof *batch);
+
+	batch->deliveries = calloc((size_t)count, sizeof *batch->deliveries);
+	batch->count = batch->capacity = (size_t)count;
+	for (int i = 0; i < count; i++) {
+		struct publish_message *message = malloc(sizeof *message + 16);
+
+		message->code_id = first + i;
+		message->drop_image = 0;
+		snprintf(message->line, 16, "rid%05d\tp", first + i);
+		batch->deliveries[i] = (struct publish_delivery){ message, 0, first + i, 1 };
+	}
+	return batch;
+}
+
+/* One batch fails for good (a row refused): the later ones are still
+ * recorded, the hand-over never waits for room that would not come, and only
+ * that batch is left unrecorded after its last try. */
+static void test_one_batch_fails(struct config *config, struct db *db)
+{
+	struct publish_committer committer;
+	FILE *out = tmpfile();
+	int batches = PUBLISH_QUEUE_MAX * 3, status;
+
+	stage(db);
+	db_exec(db, "CREATE TRIGGER refuse_one BEFORE UPDATE ON codes WHEN old.id = 150 "
+		"BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	if (publish_committer_start(&committer, config, out)) {
+		ok(0, "committer started");
+		return;
+	}
+	alarm(60);   /* a hand-over waiting for room forever fails the test */
+	for (int i = 0; i < batches; i++)
+		publish_committer_submit(&committer, batch_of(1 + i * 100, 100));
+	status = publish_committer_finish(&committer);
+	alarm(0);
+	ok(status != 0, "a failed batch: not 0 (%d)", status);
+	is_int((int)committer.unrecorded, 100, "only its 100 deliveries unrecorded");
+	is_int((int)committer.published, (batches - 1) * 100, "every other batch recorded");
+	is_int((int)count_state(db, "published"), (batches - 1) * 100, "and published in the DB");
+	db_exec(db, "DROP TRIGGER refuse_one");
+	fclose(out);
 }
 
 int main(void)
@@ -117,6 +164,7 @@ int main(void)
 	is_int((int)printed, CODES, "every line printed");
 	is_int((int)count_state(&db, "published"), CODES, "every code published");
 
+	test_one_batch_fails(&config, &db);
 	db_close(&db);
 	unlink(path);
 	return tap_done();
