@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "exitcode.h"
+#include "interrupt.h"
 #include "log.h"
 #include "schema.h"
 
@@ -70,6 +71,34 @@ int db_begin_immediate(struct db *db)
 	return db_exec(db, "BEGIN IMMEDIATE");
 }
 
+#define DB_BUSY_STEP_MS 10
+
+/* busy_timeout's wait, in steps that look for a signal. */
+static int db_busy_wait(void *arg, int count)
+{
+	const struct db *db = arg;
+
+	if (interrupt_requested() || (int64_t)count * DB_BUSY_STEP_MS >= db->busy_timeout_ms)
+		return 0;
+	usleep(DB_BUSY_STEP_MS * 1000);
+	return 1;
+}
+
+/* The lock wait as configured: busy_timeout, or the interruptible one. */
+static void db_set_busy_wait(struct db *db)
+{
+	if (db->interruptible)
+		sqlite3_busy_handler(db->handle, db_busy_wait, db);
+	else
+		sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);
+}
+
+void db_busy_interruptible(struct db *db)
+{
+	db->interruptible = 1;
+	db_set_busy_wait(db);
+}
+
 int db_begin_immediate_quietly(struct db *db)
 {
 	int rc = sqlite3_exec(db->handle, "BEGIN IMMEDIATE", NULL, NULL, NULL);
@@ -86,7 +115,7 @@ int db_try_begin_immediate(struct db *db)
 
 	sqlite3_busy_timeout(db->handle, 0);
 	status = db_begin_immediate_quietly(db);
-	sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);
+	db_set_busy_wait(db);
 	return status;
 }
 

@@ -9,6 +9,7 @@ struct db {
 	sqlite3 *handle;
 	const char *path;
 	int busy_timeout_ms;    /* as opened */
+	int interruptible;      /* lock waits end at SIGINT/SIGTERM (db_busy_interruptible) */
 	int64_t run_id;         /* row in runs for this process, 0 if none */
 };
 
@@ -27,6 +28,9 @@ int db_schema_latest(void);
 int db_exec(struct db *db, const char *sql);
 int db_prepare(struct db *db, sqlite3_stmt **stmt, const char *sql);
 int db_begin_immediate(struct db *db);
+/* From now on a wait for another process's lock (busy_timeout at most) ends
+ * at once after SIGINT/SIGTERM, so a stop is not held up by it. */
+void db_busy_interruptible(struct db *db);
 /* BEGIN IMMEDIATE, waiting busy_timeout for another writer: EXIT_TEMPFAIL,
  * said nothing, when it still holds the lock (the caller says what it means). */
 int db_begin_immediate_quietly(struct db *db);

@@ -330,6 +330,9 @@ static void publish_submit(struct publisher *publisher, struct publish_batch *ba
 	int status;
 
 	batch->next = NULL;
+	/* The hand-over may wait for room: no read transaction is held meanwhile. */
+	if (publish_committer_full(&publisher->committer))
+		publish_end_read(publisher);
 	if ((status = publish_committer_submit(&publisher->committer, batch))) {
 		publisher->status = exitcode_worst(publisher->status, status);
 		publisher->stop = 1;

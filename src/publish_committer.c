@@ -159,35 +159,35 @@ static struct publish_batch *committer_next(struct publish_committer *committer,
 		} else if (committer_late(committer)) {
 			committer_set_aside(committer);
 		} else if (pthread_cond_timedwait(&committer->changed, &committer->lock, retry_at) ==
-				ETIMEDOUT) {
-			return committer->queue;
+				ETIMEDOUT && !committer_late(committer)) {
+			return committer->queue;   /* (late by now: set aside on the next turn) */
 		}
 	}
 }
 
-/* At the end, the batches set aside are tried once more, oldest first, until
- * one fails: the rest would fare the same. What fails is left unrecorded. */
+/* At the end, the batches set aside are tried once more, oldest first. One
+ * that fails is left unrecorded; a lock stops the tries (each would wait as
+ * long), other failures (a refused row) do not. Under the lock. */
 static void committer_last_tries(struct publish_committer *committer)
 {
 	struct publish_batch *retry = committer->retry, *batch;
+	int locked = 0;
 
 	committer->retry = NULL;
-	pthread_mutex_unlock(&committer->lock);
 	for (batch = retry; batch; batch = batch->next) {
-		int committed, status = committer_commit(committer, batch, &committed);
+		int committed = 0, status = EXIT_TEMPFAIL;
 
-		pthread_mutex_lock(&committer->lock);
-		committer->status = exitcode_worst(committer->status, status);
-		if (!committed) {
-			for (; batch; batch = batch->next)
-				committer->unrecorded += (int64_t)batch->count;
+		if (!locked) {
 			pthread_mutex_unlock(&committer->lock);
-			break;
+			status = committer_commit(committer, batch, &committed);
+			pthread_mutex_lock(&committer->lock);
 		}
-		pthread_mutex_unlock(&committer->lock);
+		committer->status = exitcode_worst(committer->status, status);
+		if (!committed)
+			committer->unrecorded += (int64_t)batch->count;
+		locked = locked || (!committed && status == EXIT_TEMPFAIL);
 	}
 	publish_batch_free(retry);
-	pthread_mutex_lock(&committer->lock);
 }
 
 static void *committer_run(void *argument)
@@ -264,6 +264,7 @@ int publish_committer_start(struct publish_committer *committer, const struct co
 	committer->out = out;
 	if ((status = db_open(&committer->db, config->db_path, config->busy_timeout_ms)))
 		return status;
+	db_busy_interruptible(&committer->db);   /* a stop is not held up by a lock */
 	if ((status = committer_prepare(committer))) {
 		committer_release(committer);
 		return status;

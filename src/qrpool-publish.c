@@ -164,6 +164,7 @@ static int publish_run(const struct publish_options *options, const struct confi
 
 	if ((status = db_open(&db, config->db_path, config->busy_timeout_ms)))
 		return status;
+	db_busy_interruptible(&db);   /* recording the run's end after a stop waits for no lock */
 	if (!(status = db_run_start(&db, "publish")) &&
 	    !(status = publish_open(&publisher, config, &db, options->drop_images, stdout))) {
 		status = publish_read_items(&publisher);

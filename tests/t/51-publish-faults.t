@@ -205,7 +205,36 @@ wait $locker
 set_kafka 10s
 qrpool-pending --state fetched --pool card | qrpool-publish >/dev/null 2>"$T/err"
 is "... and a rerun records them" "$(($(count card published) - before))" 300
-sed -i 's|busy_timeout = "1s"|busy_timeout = "5s"|' "$QRPOOL_CONFIG"
+# SIGTERM while the DB is locked, with a long busy_timeout (20 s): no lock wait
+# holds the stop up (the commit under way, the last try, the run's record).
+sed -i 's|busy_timeout = "1s"|busy_timeout = "20s"|' "$QRPOOL_CONFIG"
+set_kafka 10s
+stage card=300 --size 200
+qrpool-pending --state fetched --pool card >"$T/items"
+before=$(count card published)
+rm -f "$T/in"; mkfifo "$T/in"
+qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
+publisher=$!
+exec 3>"$T/in"
+sleep 0.5   # publish has recorded its run
+(exec 3>&-; { echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; sleep 30; echo "COMMIT;"; } |
+  sqlite3 "$T/staging.db") &
+locker=$!
+sleep 0.3
+cat "$T/items" >&3
+sleep 1.5    # the deliveries are in, their commit waits for the lock
+kill -TERM $publisher
+started=$(date +%s)
+rc=0; wait $publisher || rc=$?
+took=$(($(date +%s) - started))
+exec 3>&-
+is "SIGTERM, the DB locked (busy_timeout 20 s): exit 75" "$rc" 75
+ok "... at once, not after lock waits (${took} s)" [ "$took" -le 3 ]
+is "... nothing recorded, nothing printed" "$(($(count card published) - before)):$(wc -l <"$T/out")" "0:0"
+kill $locker 2>/dev/null; pkill -f "sqlite3 $T/staging.db" 2>/dev/null || true; wait $locker 2>/dev/null || true
+qrpool-pending --state fetched --pool card | qrpool-publish >/dev/null 2>"$T/err"
+is "... and a rerun records them" "$(($(count card published) - before))" 300
+sed -i 's|busy_timeout = "20s"|busy_timeout = "5s"|' "$QRPOOL_CONFIG"
 
 # --- half a line from the stage before: the deliveries before it are recorded and
 # printed meanwhile ---------------------------------------------------------------

@@ -127,6 +127,34 @@ static void test_one_batch_fails(struct config *config, struct db *db)
 	fclose(out);
 }
 
+/* Two batches refused (a row each); by the end one is accepted: the last
+ * tries go on after the first fails again, so only that one is unrecorded. */
+static void test_last_tries_go_on(struct config *config, struct db *db)
+{
+	struct publish_committer committer;
+	FILE *out = tmpfile();
+
+	stage(db);
+	db_exec(db, "CREATE TRIGGER refuse_a BEFORE UPDATE ON codes WHEN old.id = 150 "
+		"BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	db_exec(db, "CREATE TRIGGER refuse_b BEFORE UPDATE ON codes WHEN old.id = 450 "
+		"BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	if (publish_committer_start(&committer, config, out)) {
+		ok(0, "committer started");
+		return;
+	}
+	for (int i = 0; i < 6; i++)
+		publish_committer_submit(&committer, batch_of(1 + i * 100, 100));
+	for (int tries = 0; publish_committer_published(&committer) < 400 && tries < 500; tries++)
+		usleep(10000);
+	db_exec(db, "DROP TRIGGER refuse_b");   /* the second refusal was passing */
+	publish_committer_finish(&committer);
+	is_int((int)committer.unrecorded, 100, "last tries: the second set-aside batch tried too");
+	is_int((int)committer.published, 500, "and recorded");
+	db_exec(db, "DROP TRIGGER refuse_a");
+	fclose(out);
+}
+
 int main(void)
 {
 	char path[] = "/tmp/qrpool-test-committer.XXXXXX";
@@ -165,6 +193,7 @@ int main(void)
 	is_int((int)count_state(&db, "published"), CODES, "every code published");
 
 	test_one_batch_fails(&config, &db);
+	test_last_tries_go_on(&config, &db);
 	db_close(&db);
 	unlink(path);
 	return tap_done();
