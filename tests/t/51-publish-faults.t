@@ -175,23 +175,30 @@ is "... the wait said once" "$(grep -c 'locked by another process' "$T/err")" 1
 is "... and no error line per try" "$(grep -c 'database is locked' "$T/err")" 0
 like "... and its end" "$(cat "$T/err")" "the staging DB is free again"
 
+# locked_publish SECONDS: 300 card codes fed to publish through a FIFO left
+# open on fd 3, while another process holds the DB locked for SECONDS (taken
+# once publish has recorded its run). Sets $publisher, $locker and $before.
+locked_publish() {
+  stage card=300 --size 200
+  qrpool-pending --state fetched --pool card >"$T/items"
+  before=$(count card published)
+  rm -f "$T/in"; mkfifo "$T/in"
+  qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
+  publisher=$!
+  exec 3>"$T/in"
+  sleep 0.5
+  # (without exec 3>&-, the locker would hold the input open, and publish's end wait for it)
+  (exec 3>&-; { echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; sleep "$1"; echo "COMMIT;"; } |
+    sqlite3 "$T/staging.db") &
+  locker=$!
+  sleep 0.3
+  cat "$T/items" >&3
+}
+
 # Still locked when the input ends: waited out until kafka.timeout (3 s here),
 # then tried once more and left unrecorded (75); a rerun records them.
 set_kafka 3s
-stage card=300 --size 200
-qrpool-pending --state fetched --pool card >"$T/items"
-before=$(count card published)
-rm -f "$T/in"; mkfifo "$T/in"
-qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
-publisher=$!
-exec 3>"$T/in"
-sleep 0.5   # publish has recorded its run
-# (without exec 3>&-, the locker would hold the input open, and publish's end wait for it)
-(exec 3>&-; { echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; sleep 12; echo "COMMIT;"; } |
-  sqlite3 "$T/staging.db") &
-locker=$!
-sleep 0.3
-cat "$T/items" >&3
+locked_publish 12
 exec 3>&-
 started=$(date +%s)
 rc=0; wait $publisher || rc=$?
@@ -205,23 +212,12 @@ wait $locker
 set_kafka 10s
 qrpool-pending --state fetched --pool card | qrpool-publish >/dev/null 2>"$T/err"
 is "... and a rerun records them" "$(($(count card published) - before))" 300
+
 # SIGTERM while the DB is locked, with a long busy_timeout (20 s): no lock wait
 # holds the stop up (the commit under way, the last try, the run's record).
 sed -i 's|busy_timeout = "1s"|busy_timeout = "20s"|' "$QRPOOL_CONFIG"
 set_kafka 10s
-stage card=300 --size 200
-qrpool-pending --state fetched --pool card >"$T/items"
-before=$(count card published)
-rm -f "$T/in"; mkfifo "$T/in"
-qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
-publisher=$!
-exec 3>"$T/in"
-sleep 0.5   # publish has recorded its run
-(exec 3>&-; { echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; sleep 30; echo "COMMIT;"; } |
-  sqlite3 "$T/staging.db") &
-locker=$!
-sleep 0.3
-cat "$T/items" >&3
+locked_publish 30
 sleep 1.5    # the deliveries are in, their commit waits for the lock
 kill -TERM $publisher
 started=$(date +%s)
