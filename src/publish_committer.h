@@ -85,8 +85,9 @@ void publish_committer_finishing(struct publish_committer *committer, double giv
 
 /* Commits what waits, stops the thread and closes its connection. The
  * batches set aside (a failed commit, or a lock not waited out) get one more
- * try, oldest first; from the first that fails again they are left
- * unrecorded. Returns its status; the counts are final. */
+ * try, oldest first: one that fails again is left unrecorded, and after one
+ * that meets the lock again so are the rest, untried. Returns its status;
+ * the counts are final. */
 int publish_committer_finish(struct publish_committer *committer);
 
 void publish_batch_free(struct publish_batch *batch);
