@@ -105,6 +105,30 @@ is "... no tool left running" "$(my_tools '(report|pending)')" 0
 ok "... the lock is free" -- flock -n "$T/qrpool-audit.lock" true
 ok "... no capture file left" -- sh -c "! ls '$T'/qrpool-audit.?????? 2>/dev/null"
 
+# SIGTERM while a listing runs (a stand-in pending that is slow to list the
+# planned codes, after a report that found all well): 75, not a verdict from a
+# listing cut short. The stand-ins are the tools ($QRPOOL_BIN).
+mkdir -p "$T/stubs"
+printf '#!/bin/sh
+exit 0
+' >"$T/stubs/qrpool-report"
+cat >"$T/stubs/qrpool-pending" <<'STUB'
+#!/bin/sh
+case "$*" in
+  *planned*) touch "$STUB_DIR/listing"; sleep 30 & trap 'kill $!; exit 143' TERM; wait ;;
+  *failed*) echo "x	poster" ;;   # one failure of the last day: a verdict of 65, were it reached
+esac
+exit 0
+STUB
+chmod +x "$T/stubs/qrpool-report" "$T/stubs/qrpool-pending"
+STUB_DIR=$T/stubs QRPOOL_BIN=$T/stubs TMPDIR=$T audit >"$T/out" 2>"$T/err" & script=$!
+i=0
+until [ -e "$T/stubs/listing" ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+kill -TERM $script
+rc=0; wait $script || rc=$?
+is "SIGTERM during a listing: exit 75" "$rc" 75
+is "... no verdict from the listing cut short" "$(grep -c 'still planned after the night' "$T/log/audit.log")" 0
+
 # --- backfill: the campaign's extra demand on top of the regular forecast -----------------
 fresh_kafka
 start_fake day --minute 1s --latency 5 --jitter 10
