@@ -66,8 +66,10 @@ write_claim_config
 
 # --- an online member joins while claim runs ------------------------------------------
 # The group takes partitions from claim: no code claim bound may reach the
-# other member, and a rebalance is not an empty pool.
-publish_codes 40
+# other member, and a rebalance is not an empty pool. Enough codes that any one
+# partition left to claim holds the 16 it binds (with 40, a partition could run
+# out: claim then rightly says the pool is empty, as seen once in CI).
+publish_codes 150
 before=$(committed_total)
 { for i in $(seq 1 16); do records 1 $((100 + i)); sleep 0.4; done; } |
   { run qrpool-claim --pool poster --out "$T/codes5" --wait 3s; echo "$rc" >"$T/rc"; } &
