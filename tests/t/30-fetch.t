@@ -90,7 +90,7 @@ done
 # --- --until at a time already past today: the deadline is tomorrow's, and said -------
 # In a zone where it is now about 02:00, whatever the hour in UTC: an hour ago
 # is then today's, and 13 hours ahead still today.
-early_tz=XXX-$(( (26 - $(date -u +%-H)) % 24 ))
+early_tz=EARLY-$(( (26 - $(date -u +%-H)) % 24 ))
 run env TZ=$early_tz qrpool-fetch --until "$(TZ=$early_tz date -d '1 hour ago' +%H:%M)" </dev/null
 is "--until an hour ago: exit 0 (nothing to do)" "$rc" 0
 like "... warns that the deadline is tomorrow's" "$(cat "$T/err")" \

@@ -108,22 +108,22 @@ ok "... no capture file left" -- sh -c "! ls '$T'/qrpool-audit.?????? 2>/dev/nul
 # SIGTERM while a listing runs (a stand-in pending that is slow to list the
 # planned codes, after a report that found all well): 75, not a verdict from a
 # listing cut short. The stand-ins are the tools ($QRPOOL_BIN).
-mkdir -p "$T/stubs"
+mkdir -p "$T/stand-ins"
 printf '#!/bin/sh
 exit 0
-' >"$T/stubs/qrpool-report"
-cat >"$T/stubs/qrpool-pending" <<'STUB'
+' >"$T/stand-ins/qrpool-report"
+cat >"$T/stand-ins/qrpool-pending" <<'STAND_IN'
 #!/bin/sh
 case "$*" in
-  *planned*) touch "$STUB_DIR/listing"; sleep 30 & trap 'kill $!; exit 143' TERM; wait ;;
+  *planned*) touch "$STAND_IN_DIR/listing"; sleep 30 & trap 'kill $!; exit 143' TERM; wait ;;
   *failed*) echo "x	poster" ;;   # one failure of the last day: a verdict of 65, were it reached
 esac
 exit 0
-STUB
-chmod +x "$T/stubs/qrpool-report" "$T/stubs/qrpool-pending"
-STUB_DIR=$T/stubs QRPOOL_BIN=$T/stubs TMPDIR=$T audit >"$T/out" 2>"$T/err" & script=$!
+STAND_IN
+chmod +x "$T/stand-ins/qrpool-report" "$T/stand-ins/qrpool-pending"
+STAND_IN_DIR=$T/stand-ins QRPOOL_BIN=$T/stand-ins TMPDIR=$T audit >"$T/out" 2>"$T/err" & script=$!
 i=0
-until [ -e "$T/stubs/listing" ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+until [ -e "$T/stand-ins/listing" ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
 kill -TERM $script
 rc=0; wait $script || rc=$?
 is "SIGTERM during a listing: exit 75" "$rc" 75

@@ -37,18 +37,33 @@ static int load(struct fixture *fx, struct config *config, const char *token_gro
 	return config_load(config, fx->config_path);
 }
 
-/* A config whose token source is the file holding `contents`, and the DB. */
-static int file_source(struct fixture *fx, struct config *config, struct db *db, const char *contents)
+/* One run whose token source is a file. */
+struct file_run {
+	struct config config;
+	struct db db;
+	struct token_cache cache;
+};
+
+/* Opens a run over the file holding `contents`: 0, or -1 (said). */
+static int file_run_open(struct fixture *fx, struct file_run *run, const char *contents)
 {
 	char group[160];
 
 	snprintf(group, sizeof group, "{ source = \"file\"; file = \"%s\"; }", fx->token_path);
 	write_file(fx->token_path, contents);
-	if (load(fx, config, group) || db_open(db, fx->db_path, 5000)) {
+	if (load(fx, &run->config, group) || db_open(&run->db, fx->db_path, 5000) ||
+	    token_open(&run->cache, &run->db, &run->config)) {
 		ok(0, "fixture set up");
 		return -1;
 	}
 	return 0;
+}
+
+static void file_run_close(struct file_run *run)
+{
+	token_close(&run->cache);
+	db_close(&run->db);
+	config_free(&run->config);
 }
 
 static void test_parse_text(void)
@@ -130,55 +145,45 @@ static void test_shared_file(struct fixture *fx)
  * call sent before it was taken back says nothing of it. */
 static void test_refused_again(struct fixture *fx)
 {
-	struct config config;
-	struct token_cache cache;
-	struct db db;
+	struct file_run run;
 	double now = 2.1e9;
 	uint64_t first;
 
-	if (file_source(fx, &config, &db, "same-token 600\n"))
+	if (file_run_open(fx, &run, "same-token 600\n"))
 		return;
-	is_int(token_open(&cache, &db, &config), 0, "open");
-	is_int(token_get(&cache, now), 0, "a token");
-	first = cache.generation;
-	is_int(token_refused(&cache, "same-token", first), 0, "refused");
-	is_int(token_get(&cache, now + 1), 0, "the same token handed back: taken once more");
-	ok(cache.generation != first, "as a new generation");
-	is_int(token_refused(&cache, "same-token", first), 0, "a call sent before, refused late");
-	is_str(cache.token, "same-token", "changes nothing");
-	token_worked(&cache, cache.generation);
-	is_int(token_refused(&cache, "same-token", cache.generation), 0, "refused after a success");
-	is_int(token_get(&cache, now + 2), 0, "taken again at once");
-	is_int(token_refused(&cache, "same-token", cache.generation), 0, "refused with no success between");
-	is_int(token_get(&cache, now + 2.5), 1, "not taken at once this time");
-	ok(strstr(cache.failure.message, "refused token") != NULL, "why: %s", cache.failure.message);
-	is_int(token_get(&cache, now + 10), 0, "taken again a while later");
-	token_close(&cache);
-	db_close(&db);
-	config_free(&config);
+	is_int(token_get(&run.cache, now), 0, "a token");
+	first = run.cache.generation;
+	is_int(token_refused(&run.cache, "same-token", first), 0, "refused");
+	is_int(token_get(&run.cache, now + 1), 0, "the same token handed back: taken once more");
+	ok(run.cache.generation != first, "as a new generation");
+	is_int(token_refused(&run.cache, "same-token", first), 0, "a call sent before, refused late");
+	is_str(run.cache.token, "same-token", "changes nothing");
+	token_worked(&run.cache, run.cache.generation);
+	is_int(token_refused(&run.cache, "same-token", run.cache.generation), 0, "refused after a success");
+	is_int(token_get(&run.cache, now + 2), 0, "taken again at once");
+	is_int(token_refused(&run.cache, "same-token", run.cache.generation), 0, "refused with no success between");
+	is_int(token_get(&run.cache, now + 2.5), 1, "not taken at once this time");
+	ok(strstr(run.cache.failure.message, "refused token") != NULL, "why: %s", run.cache.failure.message);
+	is_int(token_get(&run.cache, now + 10), 0, "taken again a while later");
+	file_run_close(&run);
 }
 
 /* A file is read again every minute even when it gives a long expiry: the
  * agent writing it may rotate the token long before. */
 static void test_file_rotated(struct fixture *fx)
 {
-	struct config config;
-	struct token_cache cache;
-	struct db db;
+	struct file_run run;
 	double now = 2.2e9;
 
-	if (file_source(fx, &config, &db, "before-rotation 7200\n"))
+	if (file_run_open(fx, &run, "before-rotation 7200\n"))
 		return;
-	is_int(token_open(&cache, &db, &config), 0, "open");
-	is_int(token_get(&cache, now), 0, "a token valid 2 hours");
+	is_int(token_get(&run.cache, now), 0, "a token valid 2 hours");
 	write_file(fx->token_path, "after-rotation 7200\n");
-	is_int(token_get(&cache, now + 30), 0, "half a minute on");
-	is_str(cache.token, "before-rotation", "the file not read again yet");
-	is_int(token_get(&cache, now + 61), 0, "a minute on");
-	is_str(cache.token, "after-rotation", "the file read again: the rotated token");
-	token_close(&cache);
-	db_close(&db);
-	config_free(&config);
+	is_int(token_get(&run.cache, now + 30), 0, "half a minute on");
+	is_str(run.cache.token, "before-rotation", "the file not read again yet");
+	is_int(token_get(&run.cache, now + 61), 0, "a minute on");
+	is_str(run.cache.token, "after-rotation", "the file read again: the rotated token");
+	file_run_close(&run);
 }
 
 static void test_command(struct fixture *fx)
