@@ -38,7 +38,8 @@ static void report_usage(void)
 		CLI_COMMON_HELP
 		"\n" EXITCODE_HELP
 		"75 also means: Kafka could not be read (depth unknown; the rest is reported).\n"
-		"With --check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (DB, config or Kafka unreadable).\n");
+		"With --check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (DB, config or Kafka unreadable,\n"
+		"or the line not written).\n");
 }
 
 static int report_parse_options(int argc, char **argv, struct report_options *options)
@@ -165,5 +166,7 @@ int main(int argc, char **argv)
 			"the staging DB cannot be read", status);
 		status = 3;
 	}
+	if (options.format == FORMAT_CHECK)   /* a check line never written: the state is unknown */
+		return cli_close_stdout() ? 3 : status;
 	return exitcode_worst(status, cli_close_stdout());
 }
