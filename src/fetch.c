@@ -765,7 +765,8 @@ static void fetch_flush(struct fetcher *f, int force)
 static void fetch_check_stop(struct fetcher *f, double now)
 {
 	if (interrupt_requested() && f->stop != FETCH_SIGNAL && f->stop != FETCH_FATAL) {
-		log_info("signal %d: no new calls; waiting up to %.0f s for %zu calls in flight",
+		log_info("signal %d: no new calls; waiting up to %.0f s for %zu calls in flight "
+			"(the same signal again cuts them)",
 			interrupt_requested(), f->options->grace_s, f->active);
 		f->stop = FETCH_SIGNAL;
 		f->stop_at = now;
@@ -794,7 +795,7 @@ static int fetch_finished(struct fetcher *f, double now)
 {
 	int stopping = f->stop == FETCH_SIGNAL || f->stop == FETCH_FATAL;
 
-	if (stopping && f->active && now - f->stop_at >= f->options->grace_s)
+	if (stopping && f->active && (now - f->stop_at >= f->options->grace_s || interrupt_insisted()))
 		fetch_abort_transfers(f);
 	if (f->active || fetch_wants_input(f))
 		return 0;

@@ -9,9 +9,19 @@
 #define INTERRUPT_TICK_MS 250   /* a blocked read looks at signals this often */
 
 static volatile sig_atomic_t interrupt_received;
+static volatile sig_atomic_t interrupt_seen;   /* a bit per signal that came */
+static volatile sig_atomic_t interrupt_repeated;
 
+/* Only the same signal twice insists: a script stopped by Ctrl-C in a terminal
+ * passes its stages a SIGTERM after the terminal's SIGINT, and that is still
+ * one stop, with calls and deliveries in flight let finish. */
 static void interrupt_on_stop(int signo)
 {
+	int bit = signo == SIGINT ? 1 : 2;
+
+	if (interrupt_seen & bit)
+		interrupt_repeated = 1;
+	interrupt_seen |= bit;
 	interrupt_received = signo;
 }
 
@@ -34,6 +44,11 @@ void interrupt_install(void)
 int interrupt_requested(void)
 {
 	return interrupt_received;
+}
+
+int interrupt_insisted(void)
+{
+	return interrupt_repeated;
 }
 
 ssize_t interrupt_read(int fd, void *buffer, size_t size, int wait_ms)

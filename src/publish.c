@@ -582,11 +582,12 @@ void publish_serve(struct publisher *publisher, int timeout_ms)
 	publish_hand_over(publisher, 0);
 }
 
-/* Waits for the outstanding reports until `deadline`, handing batches over
- * meanwhile. */
-static void publish_wait(struct publisher *publisher, double deadline)
+/* Waits for the outstanding reports until `deadline` (or, if `yielding`, a
+ * second signal), handing batches over meanwhile. */
+static void publish_wait(struct publisher *publisher, double deadline, int yielding)
 {
-	while (publisher->in_flight > 0 && db_now() < deadline) {
+	while (publisher->in_flight > 0 && db_now() < deadline &&
+			!(yielding && interrupt_insisted())) {
 		rd_kafka_poll(publisher->producer, 100);
 		publish_hand_over(publisher, 0);
 	}
@@ -624,12 +625,12 @@ int publish_finish(struct publisher *publisher)
 	log_debug("input done: %lld produced, %lld in flight, %lld published",
 		(long long)publisher->counts.produced, (long long)publisher->in_flight,
 		(long long)publish_committer_published(&publisher->committer));
-	publish_wait(publisher, deadline);
+	publish_wait(publisher, deadline, 1);
 	if (publisher->in_flight > 0) {
-		log_warn("%lld deliveries unconfirmed at the deadline: given up",
-			(long long)publisher->in_flight);
+		log_warn("%lld deliveries unconfirmed at %s: given up", (long long)publisher->in_flight,
+			interrupt_insisted() ? "a second signal" : "the deadline");
 		rd_kafka_purge(publisher->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-		publish_wait(publisher, db_now() + PUBLISH_PURGE_SECONDS);
+		publish_wait(publisher, db_now() + PUBLISH_PURGE_SECONDS, 0);
 		if (publisher->in_flight > 0)   /* reports never came: not delivered, as far as we know */
 			publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
 	}

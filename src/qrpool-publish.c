@@ -39,6 +39,9 @@ static void publish_usage(void)
 		"                     (pool setting drop_image_after_publish does it per pool)\n"
 		CLI_COMMON_HELP
 		"--dump-config adds librdkafka's merged producer settings, as comments.\n"
+		"\nSIGINT/SIGTERM: stop reading, wait for the deliveries in flight until\n"
+		"kafka.timeout, record them, exit 75. The same signal again (a second Ctrl-C)\n"
+		"gives up the rest at once.\n"
 		"\n" EXITCODE_HELP
 		"65: some items were skipped. 69: Kafka refuses this client (ACLs), or a topic\n"
 		"does not exist on the cluster. 75: Kafka did\n"
@@ -141,7 +144,8 @@ static int publish_read_items(struct publisher *publisher)
 		publish_show_progress(&progress, publisher);
 	}
 	if (interrupt_requested()) {
-		log_warn("interrupted: reading stopped, waiting for the deliveries in flight");
+		log_warn("interrupted: reading stopped, waiting for the deliveries in flight "
+			"(the same signal again gives them up)");
 		status = EXIT_TEMPFAIL;
 	}
 	if (reader.bad_lines)

@@ -74,6 +74,23 @@ ok "... within the 3 s timeout and the purge (took ${took} s)" test "$took" -le 
 is "... nothing printed" "$(cat "$T/out")" ""
 is "... every code still fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" "$fetched"
 
+# A second SIGTERM gives up the deliveries in flight at once: with a 30 s
+# kafka.timeout the run ends in seconds, and still loses nothing.
+sed -i 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "30s"; };|' "$QRPOOL_CONFIG"
+started=$(date +%s)
+qrpool-publish <"$T/items" >"$T/out" 2>"$T/err" & pid=$!
+sleep 1
+kill -TERM "$pid"
+sleep 1
+kill -TERM "$pid"
+rc=0; wait "$pid" || rc=$?
+took=$(($(date +%s) - started))
+is "a second SIGTERM: exit 75" "$rc" 75
+ok "... at once, not at the 30 s timeout (took ${took} s)" test "$took" -le 8
+like "... saying why it gave up" "$(cat "$T/err")" "deliveries unconfirmed at a second signal: given up"
+is "... nothing printed" "$(cat "$T/out")" ""
+is "... every code still fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" "$fetched"
+
 # --dump-config masks every property that holds a secret, in the config's
 # list and in librdkafka's merged settings alike.
 sed -i 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; properties = [ "ssl.key.pem=PEM-KEY-9f2c", "sasl.oauthbearer.config=principal=p clientSecret=OAUTH-7d1e", "sasl.password=PASS-31ab", "client.id=shown-4411" ]; };|' "$QRPOOL_CONFIG"
