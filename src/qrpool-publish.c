@@ -124,7 +124,7 @@ static int publish_read_items(struct publisher *publisher)
 	struct item_reader reader;
 	struct progress progress;
 	struct item item;
-	int status = 0, rc;
+	int status = 0, rc = 1;
 
 	if (!in) {
 		log_error("reading stdin: %s", strerror(errno));
@@ -147,6 +147,9 @@ static int publish_read_items(struct publisher *publisher)
 		log_warn("interrupted: reading stopped, waiting for the deliveries in flight "
 			"(the same signal again gives them up)");
 		status = EXIT_TEMPFAIL;
+	} else if (rc != 0 && publisher->stop) {
+		log_warn("reading stopped after line %ld: the items after it were not read and stay "
+			"fetched", reader.line_number);
 	}
 	if (reader.bad_lines)
 		status = exitcode_worst(status, EXIT_DATA);

@@ -57,6 +57,17 @@ like "no brokers configured: the estimate, with a warning" "$(cat "$T/err")" "ka
 run qrpool-publish <"$T/items"
 is "publish without brokers is a config error" "$rc" 78
 
+# Messages time out while most of the input is still unread: the run says
+# where it stopped reading, and those items stay fetched too.
+sed -i 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "2s"; properties = [ "queue.buffering.max.messages=10" ]; };|' "$QRPOOL_CONFIG"
+qrpool-pending --state fetched >"$T/items"
+run qrpool-publish <"$T/items"
+is "timed out with input unread: exit 75" "$rc" 75
+like "... saying where reading stopped" "$(cat "$T/err")" \
+  "reading stopped after line 1[01]: the items after it were not read and stay fetched"
+is "... every code still fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" \
+  "$(wc -l <"$T/items")"
+
 # SIGTERM while the producer's queue is full (10 messages, each allowed 60 s
 # to find a broker): the run still ends within kafka.timeout, not when the
 # messages time out, and loses nothing.
