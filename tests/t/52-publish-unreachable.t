@@ -74,12 +74,16 @@ is "... every code still fetched" "$(sql "SELECT count(*) FROM codes WHERE state
 sed -i 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "3s"; properties = [ "queue.buffering.max.messages=10", "message.timeout.ms=60000" ]; };|' "$QRPOOL_CONFIG"
 qrpool-pending --state fetched >"$T/items"
 fetched=$(wc -l <"$T/items")
-started=$(date +%s)
-qrpool-publish <"$T/items" >"$T/out" 2>"$T/err" & pid=$!
-sleep 1
-kill -TERM "$pid"
-rc=0; wait "$pid" || rc=$?
-took=$(($(date +%s) - started))
+# publish_signalled SIGNAL...: publish the items; each signal a second after the
+# last. Sets $rc and $took (whole seconds).
+publish_signalled() {
+  started=$(date +%s)
+  qrpool-publish <"$T/items" >"$T/out" 2>"$T/err" & pid=$!
+  for signal in "$@"; do sleep 1; kill -"$signal" "$pid"; done
+  rc=0; wait "$pid" || rc=$?
+  took=$(($(date +%s) - started))
+}
+publish_signalled TERM
 is "SIGTERM with the producer's queue full: exit 75" "$rc" 75
 ok "... within the 3 s timeout and the purge (took ${took} s)" test "$took" -le 8
 is "... nothing printed" "$(cat "$T/out")" ""
@@ -88,14 +92,7 @@ is "... every code still fetched" "$(sql "SELECT count(*) FROM codes WHERE state
 # A second SIGTERM gives up the deliveries in flight at once: with a 30 s
 # kafka.timeout the run ends in seconds, and still loses nothing.
 sed -i 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "30s"; };|' "$QRPOOL_CONFIG"
-started=$(date +%s)
-qrpool-publish <"$T/items" >"$T/out" 2>"$T/err" & pid=$!
-sleep 1
-kill -TERM "$pid"
-sleep 1
-kill -TERM "$pid"
-rc=0; wait "$pid" || rc=$?
-took=$(($(date +%s) - started))
+publish_signalled TERM TERM
 is "a second SIGTERM: exit 75" "$rc" 75
 ok "... at once, not at the 30 s timeout (took ${took} s)" test "$took" -le 8
 like "... saying why it gave up" "$(cat "$T/err")" "deliveries unconfirmed at a second signal: given up"
