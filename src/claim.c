@@ -70,7 +70,8 @@ static int claim_print(struct claim *claim, const struct imagefile *file, const 
 {
 	/* Flushed per line: after a crash, stdout lists exactly the codes handed out. */
 	if (printf("%s\t%s/%s\n", id, claim->options->out, file->name) < 0 || fflush(stdout) != 0) {
-		log_error("writing to stdout failed");
+		log_error("writing to stdout: %s", strerror(errno));
+		clearerr(stdout);   /* said once: not again as stdout is closed */
 		return EXIT_IO;
 	}
 	return 0;
@@ -78,8 +79,10 @@ static int claim_print(struct claim *claim, const struct imagefile *file, const 
 
 /* Binds one message to `params`: image staged, binding committed, file
  * renamed into place, cache set, line printed, in that order, so a crash
- * anywhere leaves no visible file without a binding. */
-static int claim_take(struct claim *claim, const rd_kafka_message_t *message, const char *params)
+ * anywhere leaves no visible file without a binding. Sets *bound once the
+ * binding is committed: the code is then taken, whatever fails after. */
+static int claim_take(struct claim *claim, const rd_kafka_message_t *message, const char *params,
+	int *bound)
 {
 	char id[RID_SCENE_MAX + 1], pool[128];
 	const char *extension = NULL, *why = "its key is not a request id that can name a file";
@@ -116,12 +119,17 @@ static int claim_take(struct claim *claim, const rd_kafka_message_t *message, co
 		return status == BINDING_EXISTS ? CLAIM_SKIPPED : status;
 	}
 	claim->bound++;
-	if ((status = imagefile_commit(&file)))
-		return status;
+	*bound = 1;
 	/* The cache is best effort; the binding above is the record. */
-	if (claim->config->has_redis && cache_put(&claim->cache, id, params) != 0)
+	if ((status = imagefile_commit(&file)) == 0 && claim->config->has_redis &&
+	    cache_put(&claim->cache, id, params) != 0)
 		claim->not_cached++;
-	return claim_print(claim, &file, id);
+	if (status == 0)
+		status = claim_print(claim, &file, id);
+	if (status)
+		log_error("%s is bound to line %ld's record (in bindings), so it goes to no one else, "
+			"but its line was not printed", id, claim->line_number);
+	return status;
 }
 
 /* Takes codes until one is bound to `params`. */
@@ -134,13 +142,14 @@ static int claim_bind_next(struct claim *claim, const char *params)
 		return status;
 	for (;;) {
 		rd_kafka_message_t *message;
+		int bound = 0;
 
 		if ((status = consumer_next(&claim->consumer, claim->options->wait_ms, &message)))
 			return status;
-		status = claim_take(claim, message, params);
-		/* Bound or skipped: done with it. On an error it stays uncommitted,
-		 * so the code comes back next time. */
-		if (status == 0 || status == CLAIM_SKIPPED)
+		status = claim_take(claim, message, params, &bound);
+		/* Bound or skipped: done with it. On an error before its binding it
+		 * stays uncommitted, so the code comes back next time. */
+		if (bound || status == 0 || status == CLAIM_SKIPPED)
 			consumer_done(&claim->consumer, message);
 		rd_kafka_message_destroy(message);
 		if (status != CLAIM_SKIPPED)

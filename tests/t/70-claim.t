@@ -66,6 +66,22 @@ like "a digest mismatch is refused" "$(cat "$T/err")" "does not match its sha256
 like "a key that is not a file name is refused" "$(cat "$T/err")" "offset 2: skipped: its key is not a request id"
 is "card: all 4 offsets committed" "$(committed_total card)" 4
 
+# stdout gone after a code was bound (head took one line): that code is bound,
+# so its offset is committed all the same; it never reaches anyone else.
+publish_codes 3 card
+{ rc=0; (records 3 300; sleep 1) | qrpool-claim --pool card --out "$T/codes6" --wait 300ms \
+  2>"$T/err" || rc=$?; echo "$rc" >"$T/rc"; } | head -1 >"$T/out"
+is "stdout closed after a binding: exit 74" "$(cat "$T/rc")" 74
+second=$(sed -n 2p "$T/new-ids")
+is "... the code bound when stdout failed is in bindings" \
+  "$(sql "SELECT count(*) FROM bindings WHERE request_id = '$second'")" 1
+like "... and the run says it is bound, not handed out again" "$(cat "$T/err")" \
+  "$second is bound to line 2's record .in bindings., so it goes to no one else"
+is "... its offset committed with the first's" "$(committed_total card)" 6
+is "... the group's next code is the third, not the bound one" \
+  "$(kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.card -c 1 -e -q -f '%k\n' qrpool.card 2>/dev/null)" \
+  "$(sed -n 3p "$T/new-ids")"
+
 run qrpool-claim --pool nosuch --out "$T/x"
 is "unknown pool: exit 64" "$rc" 64
 like "naming the pools" "$(cat "$T/err")" "pools: poster, card, link"
