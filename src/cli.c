@@ -1,8 +1,10 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "exitcode.h"
 #include "log.h"
@@ -50,6 +52,21 @@ int cli_help_or_version(const struct cli_common *common, void (*usage)(void))
 	else
 		return -1;
 	return cli_close_stdout();
+}
+
+void cli_hold_std_fds(void)
+{
+	/* stdin held write-only; stdout and stderr read-only. */
+	static const int modes[3] = { O_WRONLY, O_RDONLY, O_RDONLY };
+
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		/* The lower ones are open by now: the lowest free number is fd. */
+		int held = open("/dev/null", modes[fd] | O_CLOEXEC);
+		if (held > fd)
+			close(held);
+	}
 }
 
 int cli_close_stdout(void)

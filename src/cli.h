@@ -44,6 +44,13 @@ void cli_print_version(void);
  * cli_close_stdout()'s status. -1 when it asks for neither. */
 int cli_help_or_version(const struct cli_common *common, void (*usage)(void));
 
+/* Called first in main: a standard descriptor the caller closed (`>&-`) is
+ * held by /dev/null opened the wrong way, so no socket or file opened later
+ * takes its number (a Redis connection on fd 1 would receive the output) and
+ * using it still fails (EBADF) as a closed one would: writes to a closed
+ * stdout end in 74, reads from a closed stdin likewise. */
+void cli_hold_std_fds(void);
+
 /* Flushes and closes stdout, checking for errors (a full disk or closed pipe
  * must not pass silently). Returns 0 or EXIT_IO. */
 int cli_close_stdout(void);

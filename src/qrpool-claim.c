@@ -98,6 +98,7 @@ int main(int argc, char **argv)
 	struct config config;
 	int status;
 
+	cli_hold_std_fds();
 	log_init(argv[0], 0);
 	if ((status = claim_parse_options(argc, argv, &cli)))
 		return status;

@@ -503,6 +503,7 @@ int main(int argc, char **argv)
 	struct config config;
 	int status;
 
+	cli_hold_std_fds();
 	log_init(argv[0], 0);
 	/* stdout closed by the next stage: a write error (74), said, not death by SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);

@@ -56,6 +56,12 @@ is "stdin: a bad line: exit 65" "$rc" 65
 like "stdin: naming the line" "$(cat "$T/err")" "line 3: 'bad id here' is not a request id"
 rc=0; qrpool-resolve "$first" >/dev/full 2>"$T/err" || rc=$?
 is "a full stdout: exit 74" "$rc" 74
+# A closed stdout: the Redis connection must not take fd 1 and get the output
+# (it did: exit 0).
+rc=0; qrpool-resolve "$first" >&- 2>"$T/err" || rc=$?
+is "a closed stdout: exit 74" "$rc" 74
+rc=0; qrpool-resolve "$first" 2>&- >"$T/out" || rc=$?
+is "a closed stderr: still answers" "$rc:$(cut -f1 "$T/out")" "0:$first"
 
 # A password: from a file, mode 600; never in argv, logs or dumps.
 stop_redis
