@@ -366,9 +366,14 @@ const char *consumer_header(const rd_kafka_message_t *message, const char *name,
 
 	if (rd_kafka_message_headers(message, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
 	    rd_kafka_header_get_last(headers, name, &value, &length) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-	    !value || length >= size)
+	    !value || size < 4)
 		return NULL;
-	memcpy(buf, value, length);
-	buf[length] = '\0';
+	if (length < size) {
+		memcpy(buf, value, length);
+		buf[length] = '\0';
+	} else {
+		memcpy(buf, value, size - 4);
+		memcpy(buf + size - 4, "...", 4);
+	}
 	return buf;
 }

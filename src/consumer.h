@@ -63,7 +63,9 @@ int consumer_commit(struct consumer *consumer);
 /* Leaves the group and frees everything (commit first). */
 void consumer_close(struct consumer *consumer);
 
-/* A header's value as a string in buf, or NULL if absent or too long. */
+/* A header's value as a string in buf, or NULL if absent. A value too long
+ * for buf is cut and ends in "...": it matches no digest or pool name, so a
+ * mangled header fails its check rather than being taken for none. */
 const char *consumer_header(const rd_kafka_message_t *message, const char *name, char *buf,
 	size_t size);
 
