@@ -1,5 +1,6 @@
 #include "consumer.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,7 +27,17 @@ static void consumer_error(rd_kafka_t *handle, int err, const char *reason, void
 	(void)handle;
 	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
 		consumer->brokers_down = 1;
+	if (kafka_refused(err) && !*consumer->refused)
+		snprintf(consumer->refused, sizeof consumer->refused, "%s", reason);
 	log_info("kafka: %s", reason);
+}
+
+/* Kafka refuses this client: no wait makes that go away (69). */
+static int consumer_refused(const struct consumer *consumer, const char *why)
+{
+	log_error("pool %s: Kafka refuses this client: %s: its ACLs must let it read topic %s and "
+		"join group %s", consumer->pool->name, why, consumer->pool->topic, consumer->pool->group);
+	return EXIT_UPSTREAM;
 }
 
 static void consumer_track(struct consumer *consumer, const rd_kafka_topic_partition_list_t *parts,
@@ -249,6 +260,8 @@ static int consumer_event(struct consumer *consumer, rd_kafka_message_t *message
 		log_error("pool %s: topic %s does not exist (nothing was ever published to it?)",
 			consumer->pool->name, consumer->pool->topic);
 		return EXIT_TEMPFAIL;
+	} else if (kafka_refused(message->err)) {
+		return consumer_refused(consumer, rd_kafka_message_errstr(message));
 	} else
 		log_info("kafka: %s", rd_kafka_message_errstr(message));
 	return -1;
@@ -257,6 +270,8 @@ static int consumer_event(struct consumer *consumer, rd_kafka_message_t *message
 /* Whether waiting longer is pointless: the pool is empty, or Kafka is silent. */
 static int consumer_give_up(struct consumer *consumer, int64_t wait_ms, double now)
 {
+	if (*consumer->refused)
+		return consumer_refused(consumer, consumer->refused);
 	if (!consumer_all_at_end(consumer))
 		consumer->all_at_end_since = 0;
 	else if (!consumer->all_at_end_since)

@@ -34,6 +34,7 @@ struct consumer {
 	double last_progress;         /* monotonic seconds of the last sign of life */
 	double all_at_end_since;      /* 0 while some partition may hold codes */
 	int brokers_down;             /* set by the error callback */
+	char refused[256];            /* why Kafka refuses us (ACLs), from the error callback */
 	int stored;                   /* offsets stored since the last commit */
 	int commit_lost;              /* partitions went to others with offsets not committed */
 };
@@ -47,7 +48,8 @@ int consumer_open(struct consumer *consumer, const struct config *config,
 /* The next code. 0 with *message set (the caller destroys it and calls
  * consumer_done when it is bound or skipped); CONSUMER_EMPTY when every
  * assigned partition is at its end and nothing came for `wait_ms`;
- * CONSUMER_STOPPED on SIGINT/SIGTERM; EXIT_TEMPFAIL when Kafka does not answer. */
+ * CONSUMER_STOPPED on SIGINT/SIGTERM; EXIT_TEMPFAIL when Kafka does not answer;
+ * EXIT_UPSTREAM when it refuses us (topic or group not authorized). */
 int consumer_next(struct consumer *consumer, int64_t wait_ms, rd_kafka_message_t **message);
 
 /* Marks `message` finished: its offset is stored and committed at once,

@@ -33,7 +33,8 @@ static void claim_usage(void)
 		"                     at their end (default 2s)\n"
 		CLI_COMMON_HELP
 		"\n" EXITCODE_HELP
-		"65: some lines were bad (the others are bound). 75: the pool ran empty (it says how\n"
+		"65: some lines were bad (the others are bound). 69: Kafka refuses this client\n"
+		"(its ACLs on the topic or the group). 75: the pool ran empty (it says how\n"
 		"many were bound), Kafka did not answer, the run was interrupted, or some offsets\n"
 		"could not be committed (run claim again to commit past them).\n"
 		"Redis being down is a warning only: the database is the record.\n", PARAMS_MAX_BYTES);

@@ -41,3 +41,23 @@ else
   tap_count=$((tap_count + 1))
   echo "ok $tap_count # SKIP the other member got no code before its timeout"
 fi
+
+# Kafka refusing us (ACLs) is no outage: 69 at once, naming the refusal, not
+# "no answer" and 75 after kafka.timeout (15 s here), which cron would retry.
+claim_refused() {  # claim_refused CONTROL-COMMAND UNDO-COMMAND
+  echo "$1" >"$T/ctl"
+  started=$(date +%s)
+  rc=0; records 1 | qrpool-claim --pool poster --out "$T/codes-refused" --wait 300ms \
+    >"$T/out" 2>"$T/err" || rc=$?
+  took=$(($(date +%s) - started))
+  echo "$2" >"$T/ctl"
+}
+claim_refused "topic-error qrpool.poster TOPIC_AUTHORIZATION_FAILED" "topic-error qrpool.poster NO_ERROR"
+is "topic not authorized: exit 69" "$rc" 69
+ok "... at once, not after kafka.timeout (took $took s)" test "$took" -le 8
+like "... naming the refusal" "$(cat "$T/err")" "pool poster: Kafka refuses this client: .*uthoriz"
+claim_refused "error FindCoordinator GROUP_AUTHORIZATION_FAILED 1000" "clear-errors FindCoordinator"
+is "group not authorized: exit 69" "$rc" 69
+ok "... at once, not after kafka.timeout (took $took s)" test "$took" -le 8
+like "... naming the refusal and the group" "$(cat "$T/err")" \
+  "pool poster: Kafka refuses this client: .*uthoriz.*group qrpool-online.poster"
