@@ -1,8 +1,11 @@
 /* qrpool-resolve: prints the parameters bound to request ids, the lookup the
  * middle page makes when a code is scanned. */
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
@@ -10,6 +13,9 @@
 #include "log.h"
 #include "resolve.h"
 #include "rid.h"
+
+/* A line longer than this on stdin holds no id. */
+#define RESOLVE_LINE_MAX 4096
 
 /* Exit status for ids that no binding knows (the issue asks for 1). */
 #define RESOLVE_EXIT_UNKNOWN 1
@@ -21,7 +27,7 @@ static void resolve_usage(void)
 		"the order given. Redis first (when configured); on a miss the staging DB's\n"
 		"bindings, and the answer is put back into Redis. Without arguments, ids come from\n"
 		"stdin, one per line (the first tab-separated field, so qrpool-claim's output can\n"
-		"be piped in).\n\n"
+		"be piped in); each answer comes as soon as stdin has nothing more to read yet.\n\n"
 		CLI_COMMON_HELP
 		"\nExit status: 0 every id resolved, 1 some id is unknown, 65 some id is not a\n"
 		"request id (1 to 32 scene characters), 74 I/O error (the DB, stdout), 78 bad config,\n"
@@ -66,27 +72,84 @@ static int resolve_arguments(struct resolver *resolver, char **ids, int count)
 	return status;
 }
 
+/* One line of stdin: its first tab-separated field is the id. */
+static int resolve_line(struct resolver *resolver, const char *line, size_t length, long number)
+{
+	size_t id_length = 0, blank = 0;
+
+	while (id_length < length && line[id_length] != '\t' && line[id_length] != '\r')
+		id_length++;
+	while (blank < length && line[blank] == '\r')
+		blank++;
+	if (blank == length)
+		return 0;   /* a blank line names no id */
+	return resolve_one(resolver, line, id_length, "line", number);
+}
+
+static int resolve_stdin_ready(void)
+{
+	struct pollfd input = { .fd = STDIN_FILENO, .events = POLLIN };
+
+	return poll(&input, 1, 0) > 0;
+}
+
+/* Ids from stdin, one per line, read in blocks of our own: before a read that
+ * would wait, the ids queued so far are answered and stdout is flushed, so a
+ * caller that writes an id and waits for its answer (a co-process) gets it.
+ * A line longer than RESOLVE_LINE_MAX holds no id: it is reported and skipped
+ * without being kept. */
 static int resolve_stdin(struct resolver *resolver)
 {
-	char *line = NULL;
-	size_t capacity = 0;
-	ssize_t length;
+	char buffer[RESOLVE_LINE_MAX + 1];
+	size_t used = 0;
 	long number = 0;
-	int status = 0;
+	int status = 0, overlong = 0, eof = 0;
 
-	while (status != EXIT_IO && (length = getline(&line, &capacity, stdin)) >= 0) {
-		size_t id_length = strcspn(line, "\t\r\n");
+	while (status != EXIT_IO) {
+		size_t at = 0;
+		char *newline;
+		ssize_t got;
 
-		number++;
-		if (id_length == 0 && strspn(line, "\r\n") == (size_t)length)
-			continue;   /* a blank line names no id */
-		status = exitcode_worst(status, resolve_one(resolver, line, id_length, "line", number));
+		while (status != EXIT_IO && (newline = memchr(buffer + at, '\n', used - at))) {
+			number++;
+			if (!overlong)
+				status = exitcode_worst(status, resolve_line(resolver, buffer + at,
+					(size_t)(newline - buffer) - at, number));
+			overlong = 0;
+			at = (size_t)(newline - buffer) + 1;
+		}
+		memmove(buffer, buffer + at, used - at);
+		used -= at;
+		if (used == RESOLVE_LINE_MAX) {
+			if (!overlong)
+				log_error("line %ld: longer than %d bytes: not a request id", number + 1,
+					RESOLVE_LINE_MAX);
+			status = exitcode_worst(status, EXIT_DATA);
+			overlong = 1;
+			used = 0;
+		}
+		if (eof || status == EXIT_IO)
+			break;
+		if (resolver->count && !resolve_stdin_ready()) {
+			status = exitcode_worst(status, resolve_flush(resolver, stdout));
+			if (status != EXIT_IO && fflush(stdout) != 0)
+				status = EXIT_IO;   /* said by cli_close_stdout */
+			continue;
+		}
+		got = read(STDIN_FILENO, buffer + used, RESOLVE_LINE_MAX - used);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			log_error("reading stdin: %s", strerror(errno));
+			status = EXIT_IO;
+		} else if (got == 0) {
+			eof = 1;
+			if (used)
+				buffer[used++] = '\n';   /* the last line, unended */
+		} else {
+			used += (size_t)got;
+		}
 	}
-	if (ferror(stdin)) {
-		log_error("reading stdin failed");
-		status = EXIT_IO;
-	}
-	free(line);
 	return status;
 }
 

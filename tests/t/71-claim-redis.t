@@ -56,6 +56,23 @@ is "stdin: a bad line: exit 65" "$rc" 65
 like "stdin: naming the line" "$(cat "$T/err")" "line 3: 'bad id here' is not a request id"
 rc=0; qrpool-resolve "$first" >/dev/full 2>"$T/err" || rc=$?
 is "a full stdout: exit 74" "$rc" 74
+# As a co-process: an id written, its answer read, before the input ends.
+mkfifo "$T/co-in"
+qrpool-resolve <"$T/co-in" >"$T/co-out" 2>"$T/err" & resolver=$!
+exec 7>"$T/co-in"
+echo "$first" >&7
+i=0
+while [ ! -s "$T/co-out" ] && [ $i -lt 60 ]; do sleep 0.05; i=$((i + 1)); done
+is "a co-process gets each answer while its input stays open" "$(cut -f1 "$T/co-out")" "$first"
+exec 7>&-
+rc=0; wait $resolver || rc=$?
+is "... and ends with its input: exit 0" "$rc" 0
+# A line of 10 MB holds no id: said and skipped, never kept whole.
+{ head -c 10000000 /dev/zero | tr '\0' x; echo; echo "$first"; } >"$T/long-line"
+rc=0; qrpool-resolve <"$T/long-line" >"$T/out" 2>"$T/err" || rc=$?
+is "a 10 MB line: exit 65" "$rc" 65
+like "... naming it" "$(cat "$T/err")" "line 1: longer than 4096 bytes: not a request id"
+is "... the id after it still answered" "$(cut -f1 "$T/out")" "$first"
 # A closed stdout: the Redis connection must not take fd 1 and get the output
 # (it did: exit 0).
 rc=0; qrpool-resolve "$first" >&- 2>"$T/err" || rc=$?
