@@ -21,6 +21,9 @@
  * usable code): its offset is committed and the next one is tried. */
 #define CLAIM_SKIPPED 1
 
+/* A record and a CR: longer lines are only counted. */
+#define CLAIM_LINE_KEPT (PARAMS_MAX_BYTES + 1)
+
 struct claim {
 	const struct claim_options *options;
 	const struct config *config;
@@ -174,23 +177,42 @@ static ssize_t claim_read_input(void *cookie, char *buffer, size_t size)
 	return interrupt_read_blocking(claim->in_fd, buffer, size, 0, NULL, NULL);
 }
 
+/* One line of input without its '\n': at most CLAIM_LINE_KEPT bytes are kept
+ * in `line`, the rest only counted, so a huge line costs no memory. Returns
+ * the whole line's length, or -1 at the end of the input. */
+static ssize_t claim_getline(FILE *in, char line[CLAIM_LINE_KEPT], int *last)
+{
+	size_t length = 0;
+	int c;
+
+	*last = 0;
+	while ((c = getc_unlocked(in)) != EOF && c != '\n') {
+		if (length < CLAIM_LINE_KEPT)
+			line[length] = (char)c;
+		length++;
+		*last = c;
+	}
+	return c == EOF && length == 0 ? -1 : (ssize_t)length;
+}
+
 /* Reads the next record. 1 with *params (malloc'd), 0 at the end, or an exit
  * code. Bad lines are reported and skipped: no code is taken for them. */
-static int claim_read_record(struct claim *claim, FILE *in, char **line, size_t *capacity,
+static int claim_read_record(struct claim *claim, FILE *in, char line[CLAIM_LINE_KEPT],
 	char **params)
 {
 	ssize_t length;
 	char why[200];
+	int last;
 
 	if (interrupt_requested())
 		return CONSUMER_STOPPED;
-	while ((length = getline(line, capacity, in)) >= 0) {
+	while ((length = claim_getline(in, line, &last)) >= 0) {
 		claim->line_number++;
-		if (length && (*line)[length - 1] == '\n')
-			(*line)[--length] = '\0';
-		if (params_blank(*line, (size_t)length))
+		if (length > CLAIM_LINE_KEPT)   /* too long even without a CR at its end */
+			params_too_long((size_t)length - (last == '\r'), why, sizeof why);
+		else if (params_blank(line, (size_t)length))
 			continue;
-		if (params_parse(*line, (size_t)length, params, why, sizeof why) == 0) {
+		else if (params_parse(line, (size_t)length, params, why, sizeof why) == 0) {
 			claim->records++;
 			return 1;
 		}
@@ -209,12 +231,11 @@ static int claim_read_record(struct claim *claim, FILE *in, char **line, size_t 
 
 static int claim_loop(struct claim *claim, FILE *in)
 {
-	char *line = NULL, *params = NULL;
-	size_t capacity = 0;
+	char line[CLAIM_LINE_KEPT], *params = NULL;
 	int status = 0, record_pending = 0;
 
 	while (claim->options->count < 0 || claim->bound < claim->options->count) {
-		if ((status = claim_read_record(claim, in, &line, &capacity, &params)) != 1)
+		if ((status = claim_read_record(claim, in, line, &params)) != 1)
 			break;
 		status = claim_bind_next(claim, params);
 		free(params);
@@ -225,7 +246,6 @@ static int claim_loop(struct claim *claim, FILE *in)
 	}
 	/* The current line when its record got no code, else the next one. */
 	claim->first_unbound = claim->line_number + !record_pending;
-	free(line);
 	return status;
 }
 

@@ -12,6 +12,12 @@ int params_blank(const char *line, size_t length)
 	return 1;
 }
 
+int params_too_long(size_t length, char *why, size_t why_size)
+{
+	snprintf(why, why_size, "the record is %zu bytes, more than %d", length, PARAMS_MAX_BYTES);
+	return -1;
+}
+
 int params_parse(const char *line, size_t length, char **compact, char *why, size_t why_size)
 {
 	json_error_t error;
@@ -19,10 +25,8 @@ int params_parse(const char *line, size_t length, char **compact, char *why, siz
 
 	if (length && line[length - 1] == '\r')
 		length--;
-	if (length > PARAMS_MAX_BYTES) {
-		snprintf(why, why_size, "the record is %zu bytes, more than %d", length, PARAMS_MAX_BYTES);
-		return -1;
-	}
+	if (length > PARAMS_MAX_BYTES)
+		return params_too_long(length, why, why_size);
 	if (memchr(line, '\0', length)) {
 		snprintf(why, why_size, "the line contains a NUL byte");
 		return -1;

@@ -13,6 +13,9 @@
  * `why` filled (nothing allocated). */
 int params_parse(const char *line, size_t length, char **compact, char *why, size_t why_size);
 
+/* -1 with `why` saying a record of `length` bytes is too long. */
+int params_too_long(size_t length, char *why, size_t why_size);
+
 /* 1 if the line holds only blanks: it carries no record. */
 int params_blank(const char *line, size_t length);
 
