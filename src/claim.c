@@ -12,6 +12,7 @@
 #include "exitcode.h"
 #include "imagefile.h"
 #include "interrupt.h"
+#include "kafka.h"
 #include "log.h"
 #include "params.h"
 #include "rid.h"
@@ -235,12 +236,14 @@ static int claim_loop(struct claim *claim, FILE *in)
 	int status = 0, record_pending = 0;
 
 	while (claim->options->count < 0 || claim->bound < claim->options->count) {
+		long long bound = claim->bound;
+
 		if ((status = claim_read_record(claim, in, line, &params)) != 1)
 			break;
 		status = claim_bind_next(claim, params);
 		free(params);
 		if (status) {
-			record_pending = 1;
+			record_pending = claim->bound == bound;   /* it may be bound, stdout failing */
 			break;
 		}
 	}
@@ -252,12 +255,15 @@ static int claim_loop(struct claim *claim, FILE *in)
 /* The run's end in words, and its exit status. */
 static int claim_summarise(struct claim *claim, int status)
 {
+	char why[160];
+
+	/* Where to start again: said whatever stopped the records' reading. */
 	if (status == CONSUMER_EMPTY)
-		log_error("pool %s is empty: bound %lld code%s; line %ld and after were not bound",
-			claim->pool->name, (long long)claim->bound, claim->bound == 1 ? "" : "s",
-			claim->first_unbound);
-	if (status == CONSUMER_STOPPED)
-		log_error("interrupted: bound %lld code%s; line %ld and after were not bound",
+		snprintf(why, sizeof why, "pool %s is empty", claim->pool->name);
+	else
+		snprintf(why, sizeof why, status == CONSUMER_STOPPED ? "interrupted" : "stopped");
+	if (status && claim->first_unbound > 0)
+		log_error("%s: bound %lld code%s; line %ld and after were not bound", why,
 			(long long)claim->bound, claim->bound == 1 ? "" : "s", claim->first_unbound);
 	if (status == CONSUMER_EMPTY || status == CONSUMER_STOPPED)
 		status = EXIT_TEMPFAIL;
@@ -316,7 +322,8 @@ int claim_run(const struct claim_options *options, const struct config *config, 
 	if (!polled) {
 		log_error("reading stdin: %s", strerror(errno));
 		status = EXIT_INTERNAL;
-	} else if (!(status = claim_open(&claim)))
+	} else if (!(status = kafka_check_config(config)) &&   /* before anything is made */
+	           !(status = claim_open(&claim)))
 		status = claim_loop(&claim, polled);
 	if (polled)
 		fclose(polled);

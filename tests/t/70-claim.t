@@ -81,6 +81,8 @@ is "... the code bound when stdout failed is in bindings" \
   "$(sql "SELECT count(*) FROM bindings WHERE request_id = '$second'")" 1
 like "... and the run says it is bound, not handed out again" "$(cat "$T/err")" \
   "$second is bound to line 2's record .in bindings., so it goes to no one else"
+like "... and where to start again: the line after it" "$(cat "$T/err")" \
+  "stopped: bound 2 codes; line 3 and after were not bound"
 is "... its offset committed with the first's" "$(committed_total card)" 7
 is "... the group's next code is the third, not the bound one" \
   "$(kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.card -c 1 -e -q -f '%k\n' qrpool.card 2>/dev/null)" \

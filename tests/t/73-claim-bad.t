@@ -59,3 +59,13 @@ records 5 | { run qrpool-claim --pool poster --out "$T/codes2" --wait 300ms; ech
 is "the three codes not taken are still in the pool" "$(wc -l <"$T/out")" 3
 is "then the pool is empty (75)" "$(cat "$T/rc")" 75
 is "all six bound once" "$(sql 'SELECT count(DISTINCT request_id) FROM bindings')" 6
+
+# A kafka.properties entry librdkafka does not know: 78 at once, even with no
+# record to bind, before any run is recorded or --out is made.
+sed 's|^kafka = { \(.*\)properties = \[|kafka = { \1properties = [ "no.such.property=1", |' "$QRPOOL_CONFIG" >"$T/typo.cfg"
+runs=$(sql "SELECT count(*) FROM runs WHERE stage = 'claim'")
+rc=0; qrpool-claim -c "$T/typo.cfg" --pool poster --out "$T/never" </dev/null >"$T/out" 2>"$T/err" || rc=$?
+is "a kafka.properties typo, empty input: exit 78" "$rc" 78
+like "... naming the property" "$(cat "$T/err")" 'no.such.property'
+ok "... no --out directory made" test ! -e "$T/never"
+is "... no run recorded" "$(sql "SELECT count(*) FROM runs WHERE stage = 'claim'")" "$runs"

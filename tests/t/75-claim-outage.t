@@ -56,6 +56,7 @@ claim_refused "topic-error qrpool.poster TOPIC_AUTHORIZATION_FAILED" "topic-erro
 is "topic not authorized: exit 69" "$rc" 69
 ok "... at once, not after kafka.timeout (took $took s)" test "$took" -le 8
 like "... naming the refusal" "$(cat "$T/err")" "pool poster: Kafka refuses this client: .*uthoriz"
+like "... and where to start again" "$(cat "$T/err")" "stopped: bound 0 codes; line 1 and after were not bound"
 claim_refused "error FindCoordinator GROUP_AUTHORIZATION_FAILED 1000" "clear-errors FindCoordinator"
 is "group not authorized: exit 69" "$rc" 69
 ok "... at once, not after kafka.timeout (took $took s)" test "$took" -le 8
