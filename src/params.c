@@ -25,6 +25,10 @@ int params_parse(const char *line, size_t length, char **compact, char *why, siz
 
 	if (length && line[length - 1] == '\r')
 		length--;
+	if (length >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3)) {   /* a UTF-8 BOM (a Windows export) */
+		line += 3;
+		length -= 3;
+	}
 	if (length > PARAMS_MAX_BYTES)
 		return params_too_long(length, why, why_size);
 	if (memchr(line, '\0', length)) {
@@ -35,6 +39,11 @@ int params_parse(const char *line, size_t length, char **compact, char *why, siz
 	 * which value counts. Any value is decoded, so that "42" is reported as
 	 * not an object rather than as broken JSON. */
 	record = json_loadb(line, length, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &error);
+	if (!record && strstr(error.text, "too big integer")) {
+		snprintf(why, why_size, "an integer too big for 64 bits at column %d: pass it as a string",
+			error.column);
+		return -1;
+	}
 	if (!record) {
 		snprintf(why, why_size, "not JSON: %s at column %d", error.text, error.column);
 		return -1;

@@ -44,7 +44,7 @@ ok "... in less than 100 MB (peak ${peak_kb#* } KB)" test "${peak_kb#* }" -lt 10
 
 # Good and bad lines mixed: the good ones are bound, in order, the bad ones
 # take nothing.
-{ pad 4096; echo; echo 'oops'; records 1 7; echo '[]'; printf '{"crlf":true}\r\n'; } >"$T/mixed"
+{ pad 4096; echo; echo 'oops'; records 1 7; echo '[]'; printf '\357\273\277{"crlf":true}\r\n'; } >"$T/mixed"
 rc=0; qrpool-claim --pool poster --out "$T/codes" --wait 300ms <"$T/mixed" >"$T/out" 2>"$T/err" || rc=$?
 is "mixed: exit 65" "$rc" 65
 is "mixed: three codes for the three good lines" "$(wc -l <"$T/out")" 3
@@ -52,7 +52,7 @@ like "mixed: line 2 named" "$(cat "$T/err")" "line 2: not JSON"
 like "mixed: line 4 named" "$(cat "$T/err")" "line 4: a record must be a JSON object"
 like "mixed: the summary" "$(cat "$T/err")" "2 bad parameter lines: no code taken for them"
 is "mixed: params bound in input order" "$(sql 'SELECT length(params) FROM bindings ORDER BY rowid' | tr '\n' ' ')" "4096 54 13 "
-is "mixed: a CR before the LF is dropped" "$(sql 'SELECT params FROM bindings ORDER BY rowid DESC LIMIT 1')" '{"crlf":true}'
+is "mixed: a CR before the LF is dropped, and a UTF-8 BOM before the record" "$(sql 'SELECT params FROM bindings ORDER BY rowid DESC LIMIT 1')" '{"crlf":true}'
 is "mixed: exactly three offsets committed" "$(committed_total)" 3
 # The other three are still there for the online services (and for us).
 records 5 | { run qrpool-claim --pool poster --out "$T/codes2" --wait 300ms; echo "$rc" >"$T/rc"; }
