@@ -236,14 +236,21 @@ static int config_check_private(const struct config_reader *reader, const config
 	const char *path, const char *what)
 {
 	struct stat st;
+	char *full;
+	int status;
 
 	if (stat(path, &st) != 0)
 		return config_error_at(reader, setting, "%s %s: %s", what, path, strerror(errno));
-	if (st.st_mode & (S_IRWXG | S_IRWXO))
-		return config_error_at(reader, setting,
-			"%s %s is accessible by group or others (mode %04o): it holds a secret; "
-			"run chmod 600 %s", what, path, (unsigned)(st.st_mode & 07777), path);
-	return 0;
+	if (!(st.st_mode & (S_IRWXG | S_IRWXO)))
+		return 0;
+	/* A relative include is next to the config file, our directory while
+	 * loading: the advice names it whole, to work from anywhere. */
+	full = realpath(path, NULL);
+	status = config_error_at(reader, setting,
+		"%s %s is accessible by group or others (mode %04o): it holds a secret; "
+		"run chmod 600 %s", what, path, (unsigned)(st.st_mode & 07777), full ? full : path);
+	free(full);
+	return status;
 }
 
 static int config_load_database(const struct config_reader *reader, config_t *cf, struct config *config)

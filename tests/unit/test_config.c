@@ -159,6 +159,13 @@ static void test_includes(void)
 		"a relative @include, from another directory: %s", logged);
 	is_str(config.wechat.appid ? config.wechat.appid : "", "rel", "found next to the config file");
 	config_free(&config);
+	/* ... and a secret in it at mode 0644: the chmod advice names it whole. */
+	write_file(include, "wechat = { appid = \"rel\";\n secret = \"s\"; };\n", 0644);
+	is_int(load("@include \"inc.cfg\"\n" POOLS, 0600, &config, logged, sizeof logged), EXIT_CONFIG,
+		"a secret in a readable relative include is refused");
+	snprintf(text, sizeof text, "run chmod 600 %s\n", include);
+	ok(strstr(logged, text) != NULL, "the advice names the file whole (%s): %s", include, logged);
+	config_free(&config);
 	is_int(load("kafka = { brokers = \"k:9092\"; properties = [ \"sasl.password=p\" ]; };\n" POOLS
 		"wechat = { appid = \"a\"; };\n", 0644, &config, logged, sizeof logged), EXIT_CONFIG,
 		"a secret Kafka property in a readable file is refused");
