@@ -22,6 +22,9 @@
  * usable code): its offset is committed and the next one is tried. */
 #define CLAIM_SKIPPED 1
 
+/* Idle this long on stdin, claim leaves the pool's group until the next record. */
+#define CLAIM_IDLE_LEAVE_MS 10000
+
 /* A record and a CR: longer lines are only counted. */
 #define CLAIM_LINE_KEPT (PARAMS_MAX_BYTES + 1)
 
@@ -164,8 +167,11 @@ static int claim_bind_next(struct claim *claim, const char *params)
 /* The read function under claim's input. Before it waits for a record, the
  * offsets of the codes bound so far are committed: a member idle longer than
  * max.poll.interval.ms is put out of the group, and its partitions must not
- * carry bound codes to the online services. It waits in short polls, so
- * SIGINT/SIGTERM stop a run whose input is an idle pipe. */
+ * carry bound codes to the online services. Idle CLAIM_IDLE_LEAVE_MS, it
+ * leaves the group (a person at a prompt must not hold the pool's partitions
+ * from the online services, nor hold up their rebalances), and joins again for
+ * the next record. It waits in short polls, so SIGINT/SIGTERM stop a run whose
+ * input is an idle pipe. */
 static ssize_t claim_read_input(void *cookie, char *buffer, size_t size)
 {
 	struct claim *claim = cookie;
@@ -173,8 +179,17 @@ static ssize_t claim_read_input(void *cookie, char *buffer, size_t size)
 
 	if (got != -2)
 		return got;
-	if (claim->consumer.handle)
-		consumer_commit(&claim->consumer);   /* retried at the end if it failed */
+	/* A failed commit keeps the member: it is retried at the end. */
+	if (claim->consumer.handle && consumer_commit(&claim->consumer) == 0) {
+		got = interrupt_read(claim->in_fd, buffer, size, CLAIM_IDLE_LEAVE_MS);
+		if (got != -2)
+			return got;
+		if (!interrupt_requested()) {
+			log_info("stdin idle for %d s: leaving group %s until the next record",
+				CLAIM_IDLE_LEAVE_MS / 1000, claim->pool->group);
+			consumer_close(&claim->consumer);
+		}
+	}
 	return interrupt_read_blocking(claim->in_fd, buffer, size, 0, NULL, NULL);
 }
 

@@ -91,3 +91,23 @@ sort -u "$T/online" >"$T/online.sorted"
 ok "rebalance: the other member got codes ($(wc -l <"$T/online.sorted"))" [ -s "$T/online" ]
 is "rebalance: none of them bound by claim, in this run or before" \
   "$(comm -12 "$T/bound" "$T/online.sorted" | wc -l)" 0
+
+# --- stdin idle 10 s: claim leaves the group -----------------------------------------
+# A person at claim's prompt must not hold the pool's partitions: an online
+# member joining then gets all of them at once, not after max.poll.interval.ms.
+publish_codes 30
+mkfifo "$T/idle-in"
+{ records 1 300; exec sleep 40; } >"$T/idle-in" & feeder=$!
+at_exit "kill $feeder 2>/dev/null"
+qrpool-claim -v --pool poster --out "$T/codes6" --wait 3s <"$T/idle-in" >"$T/out" 2>"$T/err" & claim=$!
+i=0
+until [ -s "$T/out" ] || [ $i -gt 300 ]; do sleep 0.05; i=$((i + 1)); done
+sleep 11
+timeout 10 kcat -q -b "$KAFKA_BROKERS" -G qrpool-online.poster -X session.timeout.ms=6000 \
+  -f '%p\n' qrpool.poster >"$T/online-idle" 2>/dev/null || true
+is "claim idle: an online member got codes of all 3 partitions within 10 s" \
+  "$(sort -u "$T/online-idle" | wc -l)" 3
+like "... claim said it left" "$(cat "$T/err")" "stdin idle for 10 s: leaving group qrpool-online.poster"
+kill $feeder 2>/dev/null || true
+rc=0; wait $claim || rc=$?
+is "... and ends at the end of its input: exit 0" "$rc" 0
