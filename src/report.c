@@ -59,12 +59,20 @@ static void report_collect_depth(const struct config *config, struct report *rep
 	}
 }
 
+/* Records this report's depths, the history the consumption rates come from.
+ * A writer holding the DB past busy_timeout (a large plan, say) costs only
+ * this one snapshot: the report itself reads, and goes on. */
 static int report_snapshot(struct db *db, struct report *report)
 {
 	sqlite3_stmt *insert, *prune;
 	int status, rc = SQLITE_DONE;
 
-	if ((status = db_begin_immediate(db)))
+	if ((status = db_begin_immediate_quietly(db)) == EXIT_TEMPFAIL) {
+		log_warn("%s: locked by another writer: this report's depth snapshot is not recorded "
+			"(the rates use the ones before)", db->path);
+		return 0;
+	}
+	if (status)
 		return status;
 	if ((status = db_prepare(db, &insert, "INSERT OR REPLACE INTO depth_snapshots "
 			"(pool, taken_at, end_offsets, depth, lost) VALUES (?, ?, ?, ?, ?)"))) {

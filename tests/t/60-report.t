@@ -86,6 +86,25 @@ PY
 is "the textfile parses as Prometheus exposition format, with the right values" \
   "$("$PYTHON" "$T/parse.py" "$T/textfile/qrpool.prom" 2>&1 | tr '\n' ' ')" "28 2 1.0 2.3 True "
 
+# Another writer holding the DB past busy_timeout (a large plan): the report
+# still reads and reports; only its depth snapshot is not recorded.
+sed 's/busy_timeout = "5s"/busy_timeout = "1s"/' "$QRPOOL_CONFIG" >"$T/short-busy.cfg"
+snapshots=$(sql 'SELECT count(*) FROM depth_snapshots')
+{ echo "BEGIN IMMEDIATE;"; echo "DELETE FROM depth_snapshots WHERE 0;"; sleep 8; echo "COMMIT;"; } |
+  sqlite3 "$T/staging.db" & locker=$!
+sleep 0.5
+rm -f "$T/textfile/qrpool.prom"
+run qrpool-report -c "$T/short-busy.cfg" --prom "$T/textfile/qrpool.prom"
+is "DB locked by another writer: --prom still exits 0" "$rc" 0
+is "... and writes the textfile, with the right values" \
+  "$("$PYTHON" "$T/parse.py" "$T/textfile/qrpool.prom" 2>&1 | tr '\n' ' ')" "28 2 1.0 2.3 True "
+like "... warning that this snapshot is not recorded" "$(cat "$T/err")" \
+  "locked by another writer: this report's depth snapshot is not recorded"
+run qrpool-report -c "$T/short-busy.cfg" --check --warn-hours 2 --crit-hours 1
+is "... --check gives the pools' state, not UNKNOWN" "$rc" 0
+wait $locker
+is "... no snapshot recorded meanwhile" "$(sql 'SELECT count(*) FROM depth_snapshots')" "$snapshots"
+
 # --- monitoring-plugin check: each state reached by its thresholds ------------------
 run qrpool-report --check --warn-hours 2 --crit-hours 1
 is "--check OK above the thresholds: exit 0" "$rc" 0
