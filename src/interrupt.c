@@ -4,22 +4,35 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define INTERRUPT_TICK_MS 250   /* a blocked read looks at signals this often */
 
-static volatile sig_atomic_t interrupt_received;
-static volatile sig_atomic_t interrupt_seen;   /* a bit per signal that came */
-static volatile sig_atomic_t interrupt_repeated;
+#define INTERRUPT_REPEAT_GAP_S 1.0   /* a signal again within this is the same stop */
 
-/* Only the same signal twice insists: a script stopped by Ctrl-C in a terminal
- * passes its stages a SIGTERM after the terminal's SIGINT, and that is still
- * one stop, with calls and deliveries in flight let finish. */
+static volatile sig_atomic_t interrupt_received;
+static volatile sig_atomic_t interrupt_repeated;
+/* The handler's own (it runs with both signals blocked, so never nested). */
+static int interrupt_seen;           /* a bit per signal that came */
+static double interrupt_first_at;    /* monotonic seconds of the first */
+
+/* Only the same signal again, a second or more after the first, insists. One
+ * stop often comes twice at once: a script stopped by Ctrl-C in a terminal
+ * passes its stages a SIGTERM after the terminal's SIGINT; GNU timeout, or
+ * systemd stopping a unit, signals the process and its group, and job.sh
+ * passes that on. Calls and deliveries in flight are then let finish. */
 static void interrupt_on_stop(int signo)
 {
 	int bit = signo == SIGINT ? 1 : 2;
+	struct timespec now;
+	double at;
 
-	if (interrupt_seen & bit)
+	clock_gettime(CLOCK_MONOTONIC, &now);   /* async-signal-safe */
+	at = (double)now.tv_sec + now.tv_nsec / 1e9;
+	if (!interrupt_seen)
+		interrupt_first_at = at;
+	else if ((interrupt_seen & bit) && at - interrupt_first_at >= INTERRUPT_REPEAT_GAP_S)
 		interrupt_repeated = 1;
 	interrupt_seen |= bit;
 	interrupt_received = signo;
@@ -36,6 +49,8 @@ void interrupt_install(void)
 	 * must notice the signal are poll/epoll_wait/nanosleep, never restarted. */
 	action.sa_flags = SA_RESTART;
 	sigemptyset(&action.sa_mask);
+	sigaddset(&action.sa_mask, SIGINT);
+	sigaddset(&action.sa_mask, SIGTERM);
 	sigaction(SIGINT, &action, NULL);
 	sigaction(SIGTERM, &action, NULL);
 	signal(SIGPIPE, SIG_IGN);

@@ -74,12 +74,12 @@ is "... every code still fetched" "$(sql "SELECT count(*) FROM codes WHERE state
 sed -i 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "3s"; properties = [ "queue.buffering.max.messages=10", "message.timeout.ms=60000" ]; };|' "$QRPOOL_CONFIG"
 qrpool-pending --state fetched >"$T/items"
 fetched=$(wc -l <"$T/items")
-# publish_signalled SIGNAL...: publish the items; each signal a second after the
+# publish_signalled SIGNAL...: publish the items; each signal 1.5 s after the
 # last. Sets $rc and $took (whole seconds).
 publish_signalled() {
   started=$(date +%s)
   qrpool-publish <"$T/items" >"$T/out" 2>"$T/err" & pid=$!
-  for signal in "$@"; do sleep 1; kill -"$signal" "$pid"; done
+  for signal in "$@"; do sleep 1.5; kill -"$signal" "$pid"; done
   rc=0; wait "$pid" || rc=$?
   took=$(($(date +%s) - started))
 }
