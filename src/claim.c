@@ -24,6 +24,7 @@
 
 /* Idle this long on stdin, claim leaves the pool's group until the next record. */
 #define CLAIM_IDLE_LEAVE_MS 10000
+#define CLAIM_IDLE_TICK_MS 250      /* ... waited in ticks, a signal looked for between */
 
 /* A record and a CR: longer lines are only counted. */
 #define CLAIM_LINE_KEPT (PARAMS_MAX_BYTES + 1)
@@ -180,22 +181,26 @@ static ssize_t claim_read_input(void *cookie, char *buffer, size_t size)
 	if (got != -2)
 		return got;
 	/* A failed commit keeps the member: it is retried at the end. */
-	if (claim->consumer.handle && consumer_commit(&claim->consumer) == 0) {
-		got = interrupt_read(claim->in_fd, buffer, size, CLAIM_IDLE_LEAVE_MS);
-		if (got != -2)
-			return got;
+	if (!interrupt_requested() && claim->consumer.handle &&
+	    consumer_commit(&claim->consumer) == 0) {
+		for (int waited = 0; waited < CLAIM_IDLE_LEAVE_MS && !interrupt_requested();
+		     waited += CLAIM_IDLE_TICK_MS)
+			if ((got = interrupt_read(claim->in_fd, buffer, size, CLAIM_IDLE_TICK_MS)) != -2)
+				return got;
 		if (!interrupt_requested()) {
 			log_info("stdin idle for %d s: leaving group %s until the next record",
 				CLAIM_IDLE_LEAVE_MS / 1000, claim->pool->group);
 			consumer_close(&claim->consumer);
 		}
 	}
+	/* After a signal: EINTR at once. */
 	return interrupt_read_blocking(claim->in_fd, buffer, size, 0, NULL, NULL);
 }
 
 /* One line of input without its '\n': at most CLAIM_LINE_KEPT bytes are kept
  * in `line`, the rest only counted, so a huge line costs no memory. Returns
- * the whole line's length, or -1 at the end of the input. */
+ * the whole line's length, or -1 at the end of the input, or when a signal
+ * cut the read (half a line then is no line: it is read again next time). */
 static ssize_t claim_getline(FILE *in, char line[CLAIM_LINE_KEPT], int *last)
 {
 	size_t length = 0;
@@ -208,6 +213,8 @@ static ssize_t claim_getline(FILE *in, char line[CLAIM_LINE_KEPT], int *last)
 		length++;
 		*last = c;
 	}
+	if (c == EOF && ferror(in) && interrupt_requested())
+		return -1;
 	return c == EOF && length == 0 ? -1 : (ssize_t)length;
 }
 

@@ -53,6 +53,23 @@ like "SIGTERM, stdin idle: says so" "$(cat "$T/err")" "interrupted: bound 1 code
 is "SIGTERM, stdin idle: the code bound is committed" "$(committed_total)" 3
 kill $feeder 2>/dev/null || true
 
+# --- SIGTERM with half a line read: no bad line, the resume hint names it --------
+publish_codes 1   # the one this scenario binds: the scenarios after count on theirs
+rm -f "$T/fifo" "$T/out"; mkfifo "$T/fifo"
+{ records 1 4; printf '{"listing_id":'; exec sleep 20; } >"$T/fifo" & feeder=$!
+qrpool-claim --pool poster --out "$T/codes3b" --wait 300ms <"$T/fifo" >"$T/out" 2>"$T/err" & claim=$!
+i=0
+until [ -s "$T/out" ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+sleep 0.5
+kill -TERM $claim
+started=$(date +%s)
+rc=0; wait $claim || rc=$?
+is "SIGTERM, half a line read: exit 75" "$rc" 75
+ok "... at once (took $(($(date +%s) - started)) s)" [ $(($(date +%s) - started)) -le 3 ]
+ok "... the half line is no bad line" -- sh -c "! grep -q 'not JSON' '$T/err'"
+like "... and the rerun starts with it" "$(cat "$T/err")" "interrupted: bound 1 code; line 2 and after"
+kill $feeder 2>/dev/null || true
+
 # --- --wait longer than kafka.timeout (8 s: the mock keeps a group joining for a
 # departed member's session, 6 s): at the end of every partition, silence is
 # the pool being empty, not Kafka being down ---------------------------------------
