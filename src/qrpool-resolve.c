@@ -100,7 +100,7 @@ static int resolve_stdin_ready(void)
  * without being kept. */
 static int resolve_stdin(struct resolver *resolver)
 {
-	char buffer[RESOLVE_LINE_MAX + 1];
+	char buffer[RESOLVE_LINE_MAX + 2];   /* a longest line, its '\n', and one more */
 	size_t used = 0;
 	long number = 0;
 	int status = 0, overlong = 0, eof = 0;
@@ -120,7 +120,7 @@ static int resolve_stdin(struct resolver *resolver)
 		}
 		memmove(buffer, buffer + at, used - at);
 		used -= at;
-		if (used == RESOLVE_LINE_MAX) {
+		if (used > RESOLVE_LINE_MAX) {   /* no '\n' in a longest line's room and more */
 			if (!overlong)
 				log_error("line %ld: longer than %d bytes: not a request id", number + 1,
 					RESOLVE_LINE_MAX);
@@ -136,7 +136,7 @@ static int resolve_stdin(struct resolver *resolver)
 				status = EXIT_IO;   /* said by cli_close_stdout */
 			continue;
 		}
-		got = read(STDIN_FILENO, buffer + used, RESOLVE_LINE_MAX - used);
+		got = read(STDIN_FILENO, buffer + used, RESOLVE_LINE_MAX + 1 - used);
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {

@@ -73,6 +73,11 @@ rc=0; qrpool-resolve <"$T/long-line" >"$T/out" 2>"$T/err" || rc=$?
 is "a 10 MB line: exit 65" "$rc" 65
 like "... naming it" "$(cat "$T/err")" "line 1: longer than 4096 bytes: not a request id"
 is "... the id after it still answered" "$(cut -f1 "$T/out")" "$first"
+{ head -c 4096 /dev/zero | tr '\0' x; echo; head -c 4097 /dev/zero | tr '\0' x; echo; } >"$T/limit-lines"
+rc=0; qrpool-resolve <"$T/limit-lines" >"$T/out" 2>"$T/err" || rc=$?
+like "a 4096-byte line is read as a line (not an id: too long for one)" "$(cat "$T/err")" \
+  "line 1: 'x+' is not a request id"
+like "... a 4097-byte one is over the limit" "$(cat "$T/err")" "line 2: longer than 4096 bytes"
 # A closed stdout: the Redis connection must not take fd 1 and get the output
 # (it did: exit 0).
 rc=0; qrpool-resolve "$first" >&- 2>"$T/err" || rc=$?
