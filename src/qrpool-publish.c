@@ -125,6 +125,7 @@ static int publish_read_items(struct publisher *publisher)
 	struct progress progress;
 	struct item item;
 	int status = 0, rc = 1;
+	long done = 0;   /* lines read and dealt with */
 
 	if (!in) {
 		log_error("reading stdin: %s", strerror(errno));
@@ -141,6 +142,7 @@ static int publish_read_items(struct publisher *publisher)
 		if (publisher->stop)
 			break;   /* a line completed as the run stopped: it stays fetched */
 		publish_item(publisher, &item, reader.name);
+		done = reader.line_number;
 		publish_show_progress(&progress, publisher);
 	}
 	if (interrupt_requested()) {
@@ -148,8 +150,8 @@ static int publish_read_items(struct publisher *publisher)
 			"(the same signal again gives them up)");
 		status = EXIT_TEMPFAIL;
 	} else if (rc != 0 && publisher->stop) {
-		log_warn("reading stopped after line %ld: the items after it were not read and stay "
-			"fetched", reader.line_number);
+		log_warn("reading stopped after line %ld: the items after it were not published and "
+			"stay fetched", done);
 	}
 	if (reader.bad_lines)
 		status = exitcode_worst(status, EXIT_DATA);
