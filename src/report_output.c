@@ -392,7 +392,7 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 				p->pool->name, (long long)p->lost);
 		if (cover >= 0 && isfinite(cover) && perf_used < sizeof perf)
 			perf_used += (size_t)snprintf(perf + perf_used, sizeof perf - perf_used,
-				" '%s_cover_hours'=%.2f;%g;%g;0", p->pool->name, cover, warn_hours, crit_hours);
+				" '%s_cover_hours'=%.2f;%g:;%g:;0", p->pool->name, cover, warn_hours, crit_hours);
 	}
 	if (!report->kafka_ok) {
 		fprintf(out, "QRPOOL UNKNOWN - pool depth unreadable: %s |%s\n", report->kafka_error, perf);

@@ -108,7 +108,7 @@ is "... no snapshot recorded meanwhile" "$(sql 'SELECT count(*) FROM depth_snaps
 # --- monitoring-plugin check: each state reached by its thresholds ------------------
 run qrpool-report --check --warn-hours 2 --crit-hours 1
 is "--check OK above the thresholds: exit 0" "$rc" 0
-like "--check OK: one line, perfdata after |" "$(cat "$T/out")" "^QRPOOL OK - .* \| .*'poster_depth'=28;;;0 .*'poster_cover_hours'=2\.[34][0-9];2;1;0"
+like "--check OK: one line, perfdata after |" "$(cat "$T/out")" "^QRPOOL OK - .* \| .*'poster_depth'=28;;;0 .*'poster_cover_hours'=2\.[34][0-9];2:;1:;0"
 is "--check prints one line" "$(wc -l <"$T/out")" 1
 like "--check OK names the pools whose cover is unknown, rather than 'every one above'" \
   "$(cat "$T/out")" "^QRPOOL OK - no pool below 2h of cover; cover unknown \(no consumption history or plan yet\): card, link \|"
