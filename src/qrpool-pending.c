@@ -44,10 +44,14 @@ static void pending_usage(void)
 
 static int pending_parse_states(const char *list, int *states)
 {
-	char *copy = strdup(list), *save = NULL;
+	char *copy, *save = NULL;
 	int status = 0;
 
-	if (!copy)
+	/* An empty list (--state "$S" with S unset) would list every state,
+	 * published included: refused. */
+	if (!list[strspn(list, ",")])
+		return cli_usage_error("--state: no state given (planned, fetched, published, failed)");
+	if (!(copy = strdup(list)))
 		return EXIT_INTERNAL;
 	for (char *name = strtok_r(copy, ",", &save); name && !status; name = strtok_r(NULL, ",", &save)) {
 		int found = 0;

@@ -28,6 +28,9 @@ like "--count: link row" "$(grep '^link' "$T/out")" '^link +4 +0 +2 +0 +6$'
 run qrpool-pending --state bogus
 is "an unknown state exits 64" "$rc" 64
 like "naming the states" "$(cat "$T/err")" "unknown state 'bogus'"
+run qrpool-pending --state ''
+is "an empty --state (a script's unset variable) exits 64, listing nothing" "$rc:$(wc -l <"$T/out")" 64:0
+like "... saying so" "$(cat "$T/err")" "--state: no state given"
 run qrpool-pending extra-arg
 is "a stray argument exits 64" "$rc" 64
 rc=0; qrpool-pending >/dev/full 2>"$T/err" || rc=$?
