@@ -95,8 +95,9 @@ printf 'card\t2026-11-29T10:00+08:00\t1\n' >"$T/a.tsv"
 run qrpool-plan -n "$T/a.tsv" "$T/a.tsv"
 is "the same pool and hour in two files exits 65" "$rc" 65
 like "naming both places" "$(cat "$T/err")" "a.tsv:1: pool 'card' hour .* already given at .*a.tsv:1"
-# --sum adds such rows, whatever the notation of the hour and the line ends.
-printf 'card\t2026-11-29T10:00+08:00\t3\r\n' >"$T/b.tsv"
+# --sum adds such rows, whatever the notation of the hour and the line ends
+# (b.tsv saved on Windows: CRLF, and a byte-order mark).
+printf '\357\273\277card\t2026-11-29T10:00+08:00\t3\r\n' >"$T/b.tsv"
 printf '# extra\ncard\t2026-11-29T02:00Z\t4\ncard\t2026-11-29T02:00:00+00:00\t5\n' >"$T/c.tsv"
 run qrpool-plan --sum --from $FROM "$T/b.tsv" "$T/c.tsv"
 is "--sum: rows of the same pool and hour in any notation are added" "$rc:$(sql "SELECT codes FROM \
