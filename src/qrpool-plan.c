@@ -376,12 +376,22 @@ static int plan_print_items(const struct plan_pool *pools, const struct minted *
 
 static void plan_report_shortfall(const struct plan_pool *pools, size_t count, int64_t capacity)
 {
+	int64_t wechat_granted = 0;
+
+	for (size_t i = 0; i < count; i++)
+		if (pools[i].pool->source == POOL_WECHAT)
+			wechat_granted += pools[i].granted;
 	for (size_t i = 0; i < count; i++) {
 		const struct plan_pool *p = &pools[i];
+		/* The capacity cut a wechat pool only if the wechat pools used it all;
+		 * else --max did. */
+		int by_capacity = p->pool->source == POOL_WECHAT && capacity >= 0 &&
+			wechat_granted >= capacity;
+
 		if (p->granted < p->need)
 			log_warn("pool %s: needs %lld, planned %lld, short by %lld (%s)", p->pool->name,
 				(long long)p->need, (long long)p->granted, (long long)(p->need - p->granted),
-				p->pool->source == POOL_WECHAT && capacity >= 0 ? "capacity" : "--max");
+				by_capacity ? "capacity" : "--max");
 	}
 }
 

@@ -77,6 +77,10 @@ run qrpool-plan -n --from $FROM --window 23:59-00:00 "$T/big.tsv"
 like "--window: 1 minute x (5000 - 500), less the 500 codes still planned" "$(grep '^poster' "$T/out")" ' 12000 +4000 +[0-9.-]+$'
 run qrpool-plan --from $FROM --max 7 "$T/card.tsv"
 is "--max caps the plan and is not a failure" "$rc:$(wc -l <"$T/out")" 0:7
+sed "s|$T/staging.db|$T/max.db|" "$QRPOOL_CONFIG" >"$T/max.cfg"
+run qrpool-plan -c "$T/max.cfg" --from $FROM --capacity 100000 --max 7 "$T/card.tsv"
+like "--max under an ample capacity: the cut is put on --max" "$(cat "$T/err")" \
+  "pool card: needs 800, planned 7, short by 793 \(--max\)"
 
 # --- inputs ---------------------------------------------------------------------
 printf 'pool\thour\tcodes\n# forecast\n\n' >"$T/header.tsv"
