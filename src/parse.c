@@ -246,6 +246,16 @@ void parse_format_iso(time_t t, char *buf, size_t size)
 {
 	struct tm tm;
 
+	size_t length;
+
 	localtime_r(&t, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%S%z", &tm);
+	length = strftime(buf, size, "%Y-%m-%dT%H:%M:%S%z", &tm);
+	/* RFC 3339 (what jq and older Pythons read) wants the offset as +08:00;
+	 * no room for it, no time at all rather than half of one. */
+	if (length >= 5 && length + 1 < size) {
+		memmove(buf + length - 1, buf + length - 2, 3);
+		buf[length - 2] = ':';
+	} else if (size > 0) {
+		buf[0] = '\0';
+	}
 }

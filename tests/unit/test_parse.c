@@ -74,11 +74,29 @@ static void test_next_local_time(void)
 	is_int(parse_next_local_time(now, 5 * 60), now, "05:00 at 05:00 is now");
 }
 
+/* RFC 3339: the offset with its colon, so jq's fromdateiso8601 reads it. */
+static void test_format_iso(void)
+{
+	char buf[64];
+
+	setenv("TZ", "Asia/Shanghai", 1);
+	tzset();
+	parse_format_iso(1795842000, buf, sizeof buf);
+	is_str(buf, "2026-11-28T13:00:00+08:00", "a local time with its offset as +08:00");
+	setenv("TZ", "America/St_Johns", 1);
+	tzset();
+	parse_format_iso(1795842000, buf, sizeof buf);
+	is_str(buf, "2026-11-28T01:30:00-03:30", "a half-hour offset as -03:30");
+	parse_format_iso(1795842000, buf, 25);
+	is_str(buf, "", "a buffer too small gives no half time");
+}
+
 int main(void)
 {
 	test_numbers();
 	test_durations();
 	test_times();
 	test_next_local_time();
+	test_format_iso();
 	return tap_done();
 }
