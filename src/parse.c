@@ -250,7 +250,7 @@ void parse_format_iso(time_t t, char *buf, size_t size)
 
 	localtime_r(&t, &tm);
 	length = strftime(buf, size, "%Y-%m-%dT%H:%M:%S%z", &tm);
-	/* RFC 3339 (what jq and older Pythons read) wants the offset as +08:00;
+	/* RFC 3339 (what Python before 3.11 reads, say) wants the offset as +08:00;
 	 * no room for it, no time at all rather than half of one. */
 	if (length >= 5 && length + 1 < size) {
 		memmove(buf + length - 1, buf + length - 2, 3);
