@@ -134,6 +134,16 @@ static int report_run(const struct report_options *options, const struct config 
 	return status;
 }
 
+/* Whether --check is on the command line, wherever a bad option stopped the
+ * parse. */
+static int report_asks_check(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--check"))
+			return 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct report_options options;
@@ -144,8 +154,14 @@ int main(int argc, char **argv)
 	log_init(argv[0], 0);
 	/* stdout closed by the next stage: a write error (74), said, not death by SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
-	if ((status = report_parse_options(argc, argv, &options)))
-		return options.format == FORMAT_CHECK ? 3 : status;
+	if ((status = report_parse_options(argc, argv, &options))) {
+		if (!report_asks_check(argc, argv))
+			return status;
+		/* The plugin contract holds for a bad command line too: one line, 3. */
+		printf("QRPOOL UNKNOWN - bad command line (exit %d; see stderr)\n", status);
+		cli_close_stdout();
+		return 3;
+	}
 	log_init(argv[0], options.common.verbosity);
 	if ((status = cli_help_or_version(&options.common, report_usage)) >= 0)
 		return status;

@@ -131,6 +131,10 @@ is "--check: an empty pool nobody drew from in the last hour still warns" "$rc:$
   "1:QRPOOL WARNING - link empty; cover unknown (no consumption history or plan yet): card "
 run qrpool-report --check --warn-hours 1 --crit-hours 2
 is "--check with crit above warn is a usage error, UNKNOWN" "$rc" 3
+is "... with its one line" "$(cat "$T/out")" "QRPOOL UNKNOWN - bad command line (exit 64; see stderr)"
+run qrpool-report --warn-hours abc --check
+is "a bad option before --check: UNKNOWN too, with its line" "$rc:$(cat "$T/out")" \
+  "3:QRPOOL UNKNOWN - bad command line (exit 64; see stderr)"
 rc=0; qrpool-report --check --warn-hours 2 --crit-hours 1 >/dev/full 2>"$T/err" || rc=$?
 is "--check whose line cannot be written: UNKNOWN (3), within the plugin's 0-3, not 74" "$rc" 3
 like "... saying why on stderr" "$(cat "$T/err")" "stdout"
