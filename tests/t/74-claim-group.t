@@ -34,41 +34,38 @@ is "idle stdin: both records bound" "$(wc -l <"$T/out")" 2
 is "idle stdin: both offsets committed" "$(committed_total)" 2
 write_claim_config
 
+# claim_stopped N DIR [HALF]: claim reads record N (then HALF, with no newline)
+# from a pipe that stays open; once the code is out, SIGTERM. Sets $rc, $took.
+claim_stopped() {
+  rm -f "$T/fifo" "$T/out"; mkfifo "$T/fifo"
+  { records 1 "$1"; printf '%s' "${3:-}"; exec sleep 20; } >"$T/fifo" & feeder=$!
+  qrpool-claim --pool poster --out "$T/$2" --wait 300ms <"$T/fifo" >"$T/out" 2>"$T/err" & claim=$!
+  i=0
+  until [ -s "$T/$2/$(cut -f1 "$T/out" 2>/dev/null).jpg" ] || [ $i -gt 200 ]; do
+    sleep 0.05; i=$((i + 1))
+  done
+  sleep 0.5
+  kill -TERM $claim
+  started=$(date +%s)
+  rc=0; wait $claim || rc=$?
+  took=$(($(date +%s) - started))
+  kill $feeder 2>/dev/null || true
+}
+
 # --- SIGTERM while stdin is an idle pipe ------------------------------------------
-mkfifo "$T/fifo"
-rm -f "$T/out"
-{ records 1 3; sleep 20; } >"$T/fifo" & feeder=$!
-at_exit "kill $feeder 2>/dev/null"
-qrpool-claim --pool poster --out "$T/codes3" --wait 300ms <"$T/fifo" >"$T/out" 2>"$T/err" & claim=$!
-i=0
-until [ -s "$T/codes3/$(cut -f1 "$T/out" 2>/dev/null).jpg" ] || [ $i -gt 200 ]; do
-  sleep 0.05; i=$((i + 1))
-done
-kill -TERM $claim
-started=$(date +%s)
-rc=0; wait $claim || rc=$?
+claim_stopped 3 codes3
 is "SIGTERM, stdin idle: exit 75" "$rc" 75
-ok "SIGTERM, stdin idle: stops at once, not when the input ends" [ $(($(date +%s) - started)) -le 3 ]
+ok "SIGTERM, stdin idle: stops at once, not when the input ends (took $took s)" [ "$took" -le 3 ]
 like "SIGTERM, stdin idle: says so" "$(cat "$T/err")" "interrupted: bound 1 code; line 2 and after"
 is "SIGTERM, stdin idle: the code bound is committed" "$(committed_total)" 3
-kill $feeder 2>/dev/null || true
 
 # --- SIGTERM with half a line read: no bad line, the resume hint names it --------
 publish_codes 1   # the one this scenario binds: the scenarios after count on theirs
-rm -f "$T/fifo" "$T/out"; mkfifo "$T/fifo"
-{ records 1 4; printf '{"listing_id":'; exec sleep 20; } >"$T/fifo" & feeder=$!
-qrpool-claim --pool poster --out "$T/codes3b" --wait 300ms <"$T/fifo" >"$T/out" 2>"$T/err" & claim=$!
-i=0
-until [ -s "$T/out" ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
-sleep 0.5
-kill -TERM $claim
-started=$(date +%s)
-rc=0; wait $claim || rc=$?
+claim_stopped 4 codes3b '{"listing_id":'
 is "SIGTERM, half a line read: exit 75" "$rc" 75
-ok "... at once (took $(($(date +%s) - started)) s)" [ $(($(date +%s) - started)) -le 3 ]
+ok "... at once (took $took s)" [ "$took" -le 3 ]
 ok "... the half line is no bad line" -- sh -c "! grep -q 'not JSON' '$T/err'"
 like "... and the rerun starts with it" "$(cat "$T/err")" "interrupted: bound 1 code; line 2 and after"
-kill $feeder 2>/dev/null || true
 
 # --- --wait longer than kafka.timeout (8 s: the mock keeps a group joining for a
 # departed member's session, 6 s): at the end of every partition, silence is
