@@ -243,17 +243,21 @@ int64_t plan_allocate(struct plan_pool *pools, size_t count, const struct plan_l
 		struct plan_pool *p = order[i];
 		int64_t grant = p->need;
 
+		p->cut = PLAN_CUT_NONE;
+		if (left >= 0 && grant > left) {
+			grant = left;
+			p->cut = PLAN_CUT_MAX;
+		}
 		if (p->pool->source == POOL_WECHAT && capacity >= 0) {
 			if (grant > capacity) {
 				short_by += grant - capacity;
 				grant = capacity;
+				p->cut = PLAN_CUT_CAPACITY;
 			}
 			capacity -= grant;
 		}
-		if (left >= 0) {
-			grant = grant < left ? grant : left;
+		if (left >= 0)
 			left -= grant;
-		}
 		p->granted = grant;
 	}
 	free(order);

@@ -48,7 +48,12 @@ struct plan_pool {
 	int64_t planned;          /* of those, still needing a WeChat call */
 	int64_t target, need, granted;
 	double hours_of_cover;    /* (depth + in flight) / forecast rate; huge when no demand */
+	int cut;                  /* what granted less than the need: PLAN_CUT_* */
 };
+
+#define PLAN_CUT_NONE 0
+#define PLAN_CUT_MAX 1        /* --max */
+#define PLAN_CUT_CAPACITY 2   /* the night's WeChat capacity (after the codes still planned) */
 
 struct plan_limits {
 	int64_t capacity;         /* wechat codes that can be made; -1: unbounded */
@@ -58,7 +63,9 @@ struct plan_limits {
 /* Fills forecast, demand, target and need for each pool. */
 void plan_model(struct plan_pool *pools, size_t count, const struct demand *demand, time_t from);
 /* Grants codes within the limits, most urgent pools (fewest hours of cover)
- * first. Returns the wechat codes that capacity left unmade (0: none short). */
+ * first: --max first, then the capacity, so that capacity is spent only on
+ * codes --max lets through. Sets each pool's cut. Returns the wechat codes
+ * that capacity left unmade (0: none short). */
 int64_t plan_allocate(struct plan_pool *pools, size_t count, const struct plan_limits *limits);
 
 #endif

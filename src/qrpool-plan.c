@@ -374,24 +374,15 @@ static int plan_print_items(const struct plan_pool *pools, const struct minted *
 	return cli_close_stdout();
 }
 
-static void plan_report_shortfall(const struct plan_pool *pools, size_t count, int64_t capacity)
+static void plan_report_shortfall(const struct plan_pool *pools, size_t count)
 {
-	int64_t wechat_granted = 0;
-
-	for (size_t i = 0; i < count; i++)
-		if (pools[i].pool->source == POOL_WECHAT)
-			wechat_granted += pools[i].granted;
 	for (size_t i = 0; i < count; i++) {
 		const struct plan_pool *p = &pools[i];
-		/* The capacity cut a wechat pool only if the wechat pools used it all;
-		 * else --max did. */
-		int by_capacity = p->pool->source == POOL_WECHAT && capacity >= 0 &&
-			wechat_granted >= capacity;
-
 		if (p->granted < p->need)
 			log_warn("pool %s: needs %lld, planned %lld, short by %lld (%s)", p->pool->name,
 				(long long)p->need, (long long)p->granted, (long long)(p->need - p->granted),
-				by_capacity ? "capacity" : "--max");
+				p->cut == PLAN_CUT_CAPACITY ? "capacity, after the codes still planned" :
+				"--max");
 	}
 }
 
@@ -426,7 +417,7 @@ static int plan_write(struct db *db, const struct plan_options *options,
 	if (status)
 		db_rollback(db);
 	else
-		plan_report_shortfall(pools, config->pool_count, limits.capacity);
+		plan_report_shortfall(pools, config->pool_count);
 	return status;
 }
 

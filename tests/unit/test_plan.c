@@ -72,6 +72,27 @@ static void test_allocation(void)
 	limits.max_codes = 25;
 	plan_allocate(pools, 3, &limits);
 	is_int(pools[0].granted + pools[1].granted + pools[2].granted, 25, "--max caps the total");
+
+	/* --max before the capacity: capacity is spent only on what --max lets
+	 * through, and what --max cut is no capacity shortfall. */
+	setup(pools);
+	pools[0].need = 800;
+	pools[0].hours_of_cover = 1;
+	pools[1].need = 1200;
+	pools[1].hours_of_cover = 2;
+	limits.capacity = 1000;
+	limits.max_codes = 600;
+	short_by = plan_allocate(pools, 3, &limits);
+	is_int(pools[0].granted + pools[1].granted, 600, "--max 600 under a capacity of 1000: 600 planned");
+	is_int(short_by, 0, "... and no capacity shortfall");
+	is_int(pools[0].cut, PLAN_CUT_MAX, "... the cut put on --max");
+	limits.max_codes = -1;
+	pools[0].planned = 500;   /* the capacity left: 500 */
+	short_by = plan_allocate(pools, 3, &limits);
+	is_int(pools[0].granted, 500, "codes still planned leave 500 of the capacity: 500 granted");
+	ok(pools[0].cut == PLAN_CUT_CAPACITY && pools[1].cut == PLAN_CUT_CAPACITY,
+		"... each pool cut by the capacity, no --max given");
+	is_int(short_by, 300 + 1200, "... short by what they lack");
 }
 
 int main(void)
