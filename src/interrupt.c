@@ -16,24 +16,31 @@ static volatile sig_atomic_t interrupt_repeated;
 /* The handler's own (it runs with both signals blocked, so never nested). */
 static int interrupt_seen;           /* a bit per signal that came */
 static double interrupt_first_at;    /* monotonic seconds of the first */
+static pid_t interrupt_first_from;   /* its sender (0: the terminal, the kernel) */
 
-/* Only the same signal again, a second or more after the first, insists. One
- * stop often comes twice at once: a script stopped by Ctrl-C in a terminal
- * passes its stages a SIGTERM after the terminal's SIGINT; GNU timeout, or
- * systemd stopping a unit, signals the process and its group, and job.sh
- * passes that on. Calls and deliveries in flight are then let finish. */
-static void interrupt_on_stop(int signo)
+/* Only the same signal again, from the sender of the first, a second or more
+ * later, insists. One stop often comes twice: a script stopped by Ctrl-C in a
+ * terminal passes its stages a SIGTERM after the terminal's SIGINT; GNU
+ * timeout signals the process and its group at once; systemd signals every
+ * process of a unit, and job.sh passes that on, later when the machine is
+ * busy. Calls and deliveries in flight are then let finish. */
+static void interrupt_on_stop(int signo, siginfo_t *info, void *context)
 {
 	int bit = signo == SIGINT ? 1 : 2;
+	pid_t from = info ? info->si_pid : 0;
 	struct timespec now;
 	double at;
 
+	(void)context;
 	clock_gettime(CLOCK_MONOTONIC, &now);   /* async-signal-safe */
 	at = (double)now.tv_sec + now.tv_nsec / 1e9;
-	if (!interrupt_seen)
+	if (!interrupt_seen) {
 		interrupt_first_at = at;
-	else if ((interrupt_seen & bit) && at - interrupt_first_at >= INTERRUPT_REPEAT_GAP_S)
+		interrupt_first_from = from;
+	} else if ((interrupt_seen & bit) && from == interrupt_first_from &&
+	           at - interrupt_first_at >= INTERRUPT_REPEAT_GAP_S) {
 		interrupt_repeated = 1;
+	}
 	interrupt_seen |= bit;
 	interrupt_received = signo;
 }
@@ -43,11 +50,11 @@ void interrupt_install(void)
 	struct sigaction action;
 
 	memset(&action, 0, sizeof action);
-	action.sa_handler = interrupt_on_stop;
+	action.sa_sigaction = interrupt_on_stop;
 	/* A write blocked on a full pipe goes on (the next stage is only slow):
 	 * failing it with EINTR would lose lines already committed. Waits that
 	 * must notice the signal are poll/epoll_wait/nanosleep, never restarted. */
-	action.sa_flags = SA_RESTART;
+	action.sa_flags = SA_RESTART | SA_SIGINFO;
 	sigemptyset(&action.sa_mask);
 	sigaddset(&action.sa_mask, SIGINT);
 	sigaddset(&action.sa_mask, SIGTERM);

@@ -11,9 +11,9 @@
 void interrupt_install(void);
 /* The signal that asked us to stop, or 0. */
 int interrupt_requested(void);
-/* Nonzero once SIGINT or SIGTERM came again, a second or more after the first
- * signal (a second Ctrl-C): the wind-down's waits (calls or deliveries in
- * flight) end at once. */
+/* Nonzero once SIGINT or SIGTERM came again from the first signal's sender, a
+ * second or more after it (a second Ctrl-C): the wind-down's waits (calls or
+ * deliveries in flight) end at once. */
 int interrupt_insisted(void);
 
 /* Waits at most `wait_ms` for `fd` to be readable, then reads it: the read's

@@ -47,7 +47,7 @@ static void fetch_usage(void)
 		"                     wechat.reserve_per_minute (a daytime backfill leaves more)\n"
 		CLI_COMMON_HELP
 		"\nSIGINT/SIGTERM: no new calls, calls in flight get %.0f s, exit 75. The same signal\n"
-		"again (a second Ctrl-C) cuts them at once.\n"
+		"again from the same sender a second or more later (a second Ctrl-C) cuts them.\n"
 		"\n" EXITCODE_HELP
 		"65: some lines were malformed or named unknown request ids (skipped).\n"
 		"69: WeChat refused a pool (invalid page or env_version, no permission) or the\n"

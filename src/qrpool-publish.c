@@ -40,8 +40,8 @@ static void publish_usage(void)
 		CLI_COMMON_HELP
 		"--dump-config adds librdkafka's merged producer settings, as comments.\n"
 		"\nSIGINT/SIGTERM: stop reading, wait for the deliveries in flight until\n"
-		"kafka.timeout, record them, exit 75. The same signal again (a second Ctrl-C)\n"
-		"gives up the rest at once.\n"
+		"kafka.timeout, record them, exit 75. The same signal again from the same sender a\n"
+		"second or more later (a second Ctrl-C) gives up the rest at once.\n"
 		"\n" EXITCODE_HELP
 		"65: some items were skipped. 69: Kafka refuses this client (ACLs), or a topic\n"
 		"does not exist on the cluster. 75: Kafka did\n"

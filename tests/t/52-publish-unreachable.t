@@ -64,7 +64,7 @@ qrpool-pending --state fetched >"$T/items"
 run qrpool-publish <"$T/items"
 is "timed out with input unread: exit 75" "$rc" 75
 like "... saying where reading stopped" "$(cat "$T/err")" \
-  "reading stopped after line 1[01]: the items after it were not published and stay fetched"
+  "reading stopped after line 11: the items after it were not published and stay fetched"
 is "... every code still fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" \
   "$(wc -l <"$T/items")"
 

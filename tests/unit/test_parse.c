@@ -74,7 +74,7 @@ static void test_next_local_time(void)
 	is_int(parse_next_local_time(now, 5 * 60), now, "05:00 at 05:00 is now");
 }
 
-/* RFC 3339: the offset with its colon, so jq's fromdateiso8601 reads it. */
+/* RFC 3339: the offset with its colon (+08:00), as its parsers want it. */
 static void test_format_iso(void)
 {
 	char buf[64];
