@@ -39,7 +39,7 @@ static void report_usage(void)
 		"\n" EXITCODE_HELP
 		"75 also means: Kafka could not be read (depth unknown; the rest is reported).\n"
 		"With --check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (DB, config or Kafka unreadable,\n"
-		"or the line not written).\n");
+		"a bad command line, or the line not written).\n");
 }
 
 static int report_parse_options(int argc, char **argv, struct report_options *options)
@@ -135,12 +135,23 @@ static int report_run(const struct report_options *options, const struct config 
 }
 
 /* Whether --check is on the command line, wherever a bad option stopped the
- * parse. */
+ * parse: as getopt_long takes it, abbreviated to "--ch" or more, or with an
+ * "=" (which it refuses). The argument of an option that takes one is no
+ * option. */
 static int report_asks_check(int argc, char **argv)
 {
-	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
-		if (!strcmp(argv[i], "--check"))
+	static const char *const with_argument[] = { "--config", "--prom", "--warn-hours",
+		"--crit-hours", "--night", "-c" };
+
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		size_t length = strcspn(argv[i], "=");
+
+		if (length >= 4 && !strncmp(argv[i], "--check", length) && length <= 7)
 			return 1;
+		for (size_t k = 0; k < sizeof with_argument / sizeof *with_argument; k++)
+			if (!strcmp(argv[i], with_argument[k]))
+				i++;   /* its argument follows */
+	}
 	return 0;
 }
 
@@ -155,7 +166,7 @@ int main(int argc, char **argv)
 	/* stdout closed by the next stage: a write error (74), said, not death by SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 	if ((status = report_parse_options(argc, argv, &options))) {
-		if (!report_asks_check(argc, argv))
+		if (options.format != FORMAT_CHECK && !report_asks_check(argc, argv))
 			return status;
 		/* The plugin contract holds for a bad command line too: one line, 3. */
 		printf("QRPOOL UNKNOWN - bad command line (exit %d; see stderr)\n", status);

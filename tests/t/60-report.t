@@ -132,9 +132,13 @@ is "--check: an empty pool nobody drew from in the last hour still warns" "$rc:$
 run qrpool-report --check --warn-hours 1 --crit-hours 2
 is "--check with crit above warn is a usage error, UNKNOWN" "$rc" 3
 is "... with its one line" "$(cat "$T/out")" "QRPOOL UNKNOWN - bad command line (exit 64; see stderr)"
-run qrpool-report --warn-hours abc --check
-is "a bad option before --check: UNKNOWN too, with its line" "$rc:$(cat "$T/out")" \
-  "3:QRPOOL UNKNOWN - bad command line (exit 64; see stderr)"
+for args in "--warn-hours abc --check" "--chec --warn-hours abc" "--check=1"; do
+  run qrpool-report $args
+  is "a bad command line ($args): UNKNOWN too, with its line" "$rc:$(cat "$T/out")" \
+    "3:QRPOOL UNKNOWN - bad command line (exit 64; see stderr)"
+done
+run qrpool-report --prom --check --bogus
+is "... but not when --check is --prom's file name" "$rc:$(cat "$T/out")" "64:"
 rc=0; qrpool-report --check --warn-hours 2 --crit-hours 1 >/dev/full 2>"$T/err" || rc=$?
 is "--check whose line cannot be written: UNKNOWN (3), within the plugin's 0-3, not 74" "$rc" 3
 like "... saying why on stderr" "$(cat "$T/err")" "stdout"
