@@ -200,7 +200,7 @@ static ssize_t claim_read_input(void *cookie, char *buffer, size_t size)
 /* One line of input without its '\n': at most CLAIM_LINE_KEPT bytes are kept
  * in `line`, the rest only counted, so a huge line costs no memory. Returns
  * the whole line's length, or -1 at the end of the input, or when a signal
- * cut the read (half a line then is no line: it is read again next time). */
+ * cut the read (half a line then is no line: the rerun starts with it). */
 static ssize_t claim_getline(FILE *in, char line[CLAIM_LINE_KEPT], int *last)
 {
 	size_t length = 0;
