@@ -56,14 +56,18 @@ static int report_parse_options(int argc, char **argv, struct report_options *op
 		{ NULL, 0, NULL, 0 },
 	};
 	char why[PARSE_WHY_SIZE];
-	int opt;
+	int opt, status = 0;
 
 	memset(options, 0, sizeof *options);
 	options->warn_hours = 12;
 	options->crit_hours = 4;
 	options->night_start = 60;
 	options->night_end = 360;
+	/* The parse goes on past a bad option, so that a --check after it still
+	 * makes the answer the plugin's (main); the first error is the status. */
 	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "j", longs, NULL)) != -1) {
+		const char *bad = NULL;   /* the option whose value is bad, with `why` */
+
 		if (cli_common_option(&options->common, opt, optarg))
 			continue;
 		switch (opt) {
@@ -72,20 +76,24 @@ static int report_parse_options(int argc, char **argv, struct report_options *op
 		case OPT_CHECK: options->format = FORMAT_CHECK; break;
 		case OPT_WARN:
 			if (parse_double(optarg, 0, 1e6, &options->warn_hours, why))
-				return cli_usage_error("--warn-hours: %s", why);
+				bad = "--warn-hours";
 			break;
 		case OPT_CRIT:
 			if (parse_double(optarg, 0, 1e6, &options->crit_hours, why))
-				return cli_usage_error("--crit-hours: %s", why);
+				bad = "--crit-hours";
 			break;
 		case OPT_NIGHT:
 			if (parse_time_window(optarg, &options->night_start, &options->night_end, why))
-				return cli_usage_error("--night: %s", why);
+				bad = "--night";
 			break;
 		default:
-			return cli_usage_error("unknown option");
+			bad = "";
 		}
+		if (bad && !status)
+			status = *bad ? cli_usage_error("%s: %s", bad, why) : cli_usage_error("unknown option");
 	}
+	if (status)
+		return status;
 	if (optind < argc)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
 	if (options->crit_hours > options->warn_hours)
@@ -134,27 +142,6 @@ static int report_run(const struct report_options *options, const struct config 
 	return status;
 }
 
-/* Whether --check is on the command line, wherever a bad option stopped the
- * parse: as getopt_long takes it, abbreviated to "--ch" or more, or with an
- * "=" (which it refuses). The argument of an option that takes one is no
- * option. */
-static int report_asks_check(int argc, char **argv)
-{
-	static const char *const with_argument[] = { "--config", "--prom", "--warn-hours",
-		"--crit-hours", "--night", "-c" };
-
-	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
-		size_t length = strcspn(argv[i], "=");
-
-		if (length >= 4 && !strncmp(argv[i], "--check", length) && length <= 7)
-			return 1;
-		for (size_t k = 0; k < sizeof with_argument / sizeof *with_argument; k++)
-			if (!strcmp(argv[i], with_argument[k]))
-				i++;   /* its argument follows */
-	}
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct report_options options;
@@ -166,7 +153,7 @@ int main(int argc, char **argv)
 	/* stdout closed by the next stage: a write error (74), said, not death by SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 	if ((status = report_parse_options(argc, argv, &options))) {
-		if (options.format != FORMAT_CHECK && !report_asks_check(argc, argv))
+		if (options.format != FORMAT_CHECK)
 			return status;
 		/* The plugin contract holds for a bad command line too: one line, 3. */
 		printf("QRPOOL UNKNOWN - bad command line (exit %d; see stderr)\n", status);
