@@ -33,7 +33,7 @@ override LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 
 # --- objects: the shared library, one module per concern --------------------
 CORE := exitcode log parse interrupt cli
-STAGE := $(CORE) config config_dump db schema item rid progress sha256 store
+STAGE := $(CORE) config config_dump db schema item rid progress sha256 store idset
 STAGE_PKGS := sqlite3 libconfig libcrypto
 o = $(patsubst %,$(BUILD)/%.o,$(1))
 

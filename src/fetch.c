@@ -10,6 +10,7 @@
 #include "db.h"
 #include "exitcode.h"
 #include "http.h"
+#include "idset.h"
 #include "input.h"
 #include "interrupt.h"
 #include "log.h"
@@ -78,6 +79,7 @@ struct fetcher {
 	FILE *out;
 	struct db db;
 	struct store store;
+	struct idset seen;            /* the codes of the lines taken so far */
 	struct store_batch batch;
 	double batch_since;
 	double flush_after;           /* the DB was locked: no flush before then (but at the end) */
@@ -669,6 +671,14 @@ static int fetch_take_item(struct fetcher *f, const struct item *item)
 		fetch_bad_line(f, item, "pool %s is not in the configuration%s", row.pool, "");
 		return 0;
 	}
+	/* A repeat would be fetched twice (both copies planned), or printed twice. */
+	if ((status = idset_add(&f->seen, row.id)) <= 0) {
+		if (status < 0)
+			return EXIT_INTERNAL;
+		fetch_bad_line(f, item, "request id '%s' was listed before in this input%s", item->request_id,
+			" (taken once)");
+		return 0;
+	}
 	if (pool->source != POOL_WECHAT || row.state != STATE_PLANNED)
 		return fetch_pass(f, item);
 	if (f->stop != FETCH_RUNNING || f->pools[pool - f->config->pools].stopped) {
@@ -968,6 +978,7 @@ static void fetch_close(struct fetcher *f)
 	store_batch_free(&f->batch);
 	if (f->store.db)
 		store_close(&f->store);
+	idset_free(&f->seen);
 	input_free(&f->input);
 	db_close(&f->db);
 }

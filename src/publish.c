@@ -26,47 +26,6 @@ struct publish_code {
 	size_t size;
 };
 
-/* The slot of `id` in a table of 2^(64 - shift): the high bits of a
- * multiplicative hash, which strided ids spread as well as sequential ones. */
-static size_t publish_seen_slot(int64_t id, int shift)
-{
-	return (size_t)(((uint64_t)id * UINT64_C(0x9E3779B97F4A7C15)) >> shift);
-}
-
-/* Adds `id` (never 0: ids are rowids) to the set: 1 if it was new, 0 if
- * already there, -1 when out of memory. */
-static int publish_seen_add(struct publish_seen *seen, int64_t id)
-{
-	size_t mask, at;
-
-	if ((seen->count + 1) * 2 > seen->capacity) {
-		int shift = seen->capacity ? seen->shift - 1 : 52;   /* 4096 slots first */
-		size_t capacity = (size_t)1 << (64 - shift);
-		int64_t *grown = calloc(capacity, sizeof *grown);
-
-		if (!grown)
-			return -1;
-		for (size_t i = 0; i < seen->capacity; i++) {
-			if (!seen->ids[i])
-				continue;
-			for (at = publish_seen_slot(seen->ids[i], shift); grown[at]; at = (at + 1) & (capacity - 1))
-				;
-			grown[at] = seen->ids[i];
-		}
-		free(seen->ids);
-		seen->ids = grown;
-		seen->capacity = capacity;
-		seen->shift = shift;
-	}
-	mask = seen->capacity - 1;
-	for (at = publish_seen_slot(id, seen->shift); seen->ids[at]; at = (at + 1) & mask)
-		if (seen->ids[at] == id)
-			return 0;
-	seen->ids[at] = id;
-	seen->count++;
-	return 1;
-}
-
 /* Room for one more delivery in the batch being gathered; NULL if memory ran out. */
 static struct publish_delivery *publish_batch_append(struct publisher *publisher)
 {
@@ -233,7 +192,7 @@ void publish_close(struct publisher *publisher)
 	free(publisher->topics);
 	free(publisher->url);
 	free(publisher->held_image);
-	free(publisher->seen.ids);
+	idset_free(&publisher->seen);
 	if (publisher->producer)
 		rd_kafka_destroy(publisher->producer);
 	publish_committer_finish(&publisher->committer);
@@ -243,7 +202,6 @@ void publish_close(struct publisher *publisher)
 	publisher->topics = NULL;
 	publisher->url = NULL;
 	publisher->held_image = NULL;
-	publisher->seen.ids = NULL;
 	publisher->producer = NULL;
 	publisher->batch = publisher->full = NULL;
 	publisher->lookup = NULL;
@@ -386,7 +344,7 @@ static int publish_check(struct publisher *publisher, const struct item *item, c
 	else if (!code->bytes)
 		snprintf(why, sizeof why, "has no image stored");
 	else {
-		int added = publish_seen_add(&publisher->seen, code->id);
+		int added = idset_add(&publisher->seen, code->id);
 
 		if (added < 0)
 			return EXIT_INTERNAL;

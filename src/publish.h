@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "idset.h"
 #include "item.h"
 #include "publish_committer.h"
 
@@ -28,13 +29,6 @@ struct publish_counts {
 	int64_t published;    /* deliveries recorded in the DB and printed */
 	int64_t failed;       /* deliveries that failed or were given up: still fetched */
 	int64_t already;      /* delivered, but another run had recorded the code first */
-};
-
-/* A set of code ids: open addressing, ids are never 0. */
-struct publish_seen {
-	int64_t *ids;
-	size_t count, capacity;   /* capacity: 2^(64 - shift) */
-	int shift;
 };
 
 struct publisher {
@@ -59,7 +53,7 @@ struct publisher {
 	int stop;                         /* stop reading: Kafka gave up, or the DB failed */
 	void *held_image;                 /* a code's image copied to wait for room (publish_detach) */
 	char held_type[64];               /* ... and its content type */
-	struct publish_seen seen;         /* codes produced by this run */
+	struct idset seen;                /* codes produced by this run */
 	char delivery_error[256];         /* why the last delivery failed */
 	char client_error[256];           /* the client's last complaint, e.g. a broker down */
 };

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "exitcode.h"
+#include "idset.h"
 #include "interrupt.h"
 #include "item.h"
 #include "log.h"
@@ -64,6 +65,7 @@ struct render_run {
 	/* the reader's own: its DB connection, input and findings */
 	struct db lookup_db;
 	struct store lookup;
+	struct idset seen;                  /* the codes of the lines taken so far */
 	struct item_reader reader;
 	int in_fd;                          /* the input being read */
 	int lookups_open;                   /* a read transaction spans the lookups */
@@ -198,6 +200,11 @@ static int render_run_classify(struct render_run *run, const struct item *item,
 	if (!(pool = config_pool(run->config, row.pool)))
 		return render_run_reject(run, "request id '%s': pool '%s' is not in the config",
 			item->request_id, row.pool);
+	/* A repeat in another batch would find its code fetched by then, and be
+	 * passed on: printed twice. */
+	if ((found = idset_add(&run->seen, row.id)) <= 0)
+		return found ? EXIT_INTERNAL : render_run_reject(run, "request id '%s' was listed "
+			"before in this input (taken once)", item->request_id);
 	slot->render = pool->source == POOL_LINK && row.state == STATE_PLANNED;
 	slot->state = SLOT_QUEUED;
 	slot->pool = pool;
@@ -585,6 +592,7 @@ static void render_run_close(struct render_run *run)
 		store_close(&run->lookup);
 		db_close(&run->lookup_db);
 	}
+	idset_free(&run->seen);
 	for (size_t i = 0; run->slots && i < RENDER_RUN_RING; i++) {
 		free(run->slots[i].line);
 		render_image_free(&run->slots[i].image);

@@ -46,6 +46,19 @@ like "unknown id named by number" "$(cat "$T/err")" "stdin:4: unknown request id
 like "wrong pool named by number" "$(cat "$T/err")" "stdin:5: .*poster"
 is "good lines still passed on" "$(wc -l <"$T/out")" 2
 
+# --- a code listed twice: one call, printed once, the repeat reported (65) ------
+: >"$T/items"; plan poster 3
+calls=$(stats endpoints getwxacodeunlimit requests)
+{ cat "$T/items"; cat "$T/items"; } >"$T/twice"
+run qrpool-fetch <"$T/twice"
+is "a code listed twice: exit 65" "$rc" 65
+is "... one call per code" "$(stats endpoints getwxacodeunlimit requests)" $((calls + 3))
+is "... each printed once" "$(sort "$T/out")" "$(sort "$T/items")"
+like "... the repeat named by number" "$(cat "$T/err")" \
+  "stdin:4: request id '$(head -1 "$T/items" | cut -f1)' was listed before in this input \(taken once\); line skipped"
+run qrpool-fetch <"$T/twice"
+is "... and on a rerun, each passed on once" "$rc:$(cat "$T/out")" "65:$(cat "$T/items")"
+
 # --- faults: -1, 5xx, truncated images, JSON labelled as an image -------------------
 start_fake faults --busy-rate 0.2 --http5xx-rate 0.1 --truncate-rate 0.15 \
   --json-as-image-rate 0.15 --seed 7

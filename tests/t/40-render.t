@@ -81,6 +81,19 @@ printf 'BBBBBBBBBBBBBBBB\tlink\n' >"$T/unknown"
 run qrpool-render <"$T/unknown"
 is "an unknown id alone: exit 65" "$rc" 65
 
+# --- a code listed twice: taken once, the repeat reported (65) ------------------
+# One code per batch, so a repeat finds its code already fetched: it would be
+# passed on, printed a second time, and the next stage would refuse it.
+plan_codes 6 2 0 >"$T/once"
+{ cat "$T/once"; sed -n 1,3p "$T/once"; } >"$T/twice"
+run qrpool-render -j 1 --batch 1 <"$T/twice"
+is "a code listed twice: exit 65" "$rc" 65
+is "... every code printed once, in input order" "$(cat "$T/out")" "$(cat "$T/once")"
+like "... the repeat reported with its line number" "$(cat "$T/err")" \
+  "stdin:$(($(wc -l <"$T/once") + 1)): request id '$(sed -n 1p "$T/once" | cut -f1)' was listed before in this input \(taken once\); line skipped"
+is "... 3 repeats reported" "$(grep -c 'listed before' "$T/err")" 3
+is "... every link code fetched" "$(state_count link fetched)" "$(link_lines "$T/once" | wc -l)"
+
 # --- config: a prefix too long for the level or min_version -----------------------
 config_with() {  # config_with 'url_prefix = ...;' > file
   sed "s|url_prefix = \"$PREFIX\";|$1|" "$QRPOOL_CONFIG"
