@@ -222,10 +222,10 @@ static int db_migrate(struct db *db, double deadline, int *applied)
 	return 0;
 }
 
-int db_open(struct db *db, const char *path, int64_t busy_timeout_ms)
+static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, int creating)
 {
 	double deadline = db_now() + (double)busy_timeout_ms / 1000;
-	int rc, status, migrated = 0;
+	int rc, status, migrated = 0, existed = access(path, F_OK) == 0;
 
 	memset(db, 0, sizeof *db);
 	db->path = path;
@@ -237,6 +237,9 @@ int db_open(struct db *db, const char *path, int64_t busy_timeout_ms)
 		db_close(db);
 		return EXIT_IO;
 	}
+	if (!existed && !creating)
+		log_warn("%s: there was no staging DB, so an empty one was made: if codes were expected, "
+			"database.path names the wrong file (qrpool-plan makes it on its first run)", path);
 	sqlite3_extended_result_codes(db->handle, 1);
 	db->busy_timeout_ms = busy_timeout_ms > 0x7fffffff ? 0x7fffffff : (int)busy_timeout_ms;
 	sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);
@@ -255,9 +258,19 @@ int db_open(struct db *db, const char *path, int64_t busy_timeout_ms)
 		 * migration (a table text edited in sqlite_schema is not read
 		 * again by the connection that edited it): start afresh. */
 		db_close(db);
-		return db_open(db, path, busy_timeout_ms);
+		return db_open_as(db, path, busy_timeout_ms, 1);
 	}
 	return 0;
+}
+
+int db_open(struct db *db, const char *path, int64_t busy_timeout_ms)
+{
+	return db_open_as(db, path, busy_timeout_ms, 0);
+}
+
+int db_open_or_create(struct db *db, const char *path, int64_t busy_timeout_ms)
+{
+	return db_open_as(db, path, busy_timeout_ms, 1);
 }
 
 void db_close(struct db *db)

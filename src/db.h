@@ -15,8 +15,12 @@ struct db {
 
 /* Opens (creating if needed) and migrates to the newest schema. Returns an
  * exit code: 0, EXIT_IO (cannot open or write), EXIT_CONFIG (a DB from a newer
- * qrpool), EXIT_INTERNAL. Errors are logged. */
+ * qrpool), EXIT_INTERNAL. Errors are logged. A DB it had to create is warned
+ * of (a typo in database.path would otherwise give an empty pool, and a clean
+ * audit of it)... */
 int db_open(struct db *db, const char *path, int64_t busy_timeout_ms);
+/* ... except by the first stage, qrpool-plan, whose first run makes it. */
+int db_open_or_create(struct db *db, const char *path, int64_t busy_timeout_ms);
 void db_close(struct db *db);
 
 /* The schema version the file is at, and the newest this build knows. */

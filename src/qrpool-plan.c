@@ -465,7 +465,7 @@ static int plan_run(const struct plan_options *options, const struct config *con
 		if (demand.errors)
 			log_error("%d bad demand line%s: nothing planned", demand.errors,
 				demand.errors == 1 ? "" : "s");
-	} else if (!(status = db_open(&db, config->db_path, config->busy_timeout_ms))) {
+	} else if (!(status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms))) {
 		status = plan_measure_depth(&db, config, pools);
 		if (!status && options->dry_run) {
 			struct plan_limits limits = { plan_capacity(options, config), options->max_codes };

@@ -3,7 +3,8 @@
 . "${0%/*}/lib.sh"
 write_config
 printf 'poster\t2026-11-29T10:00Z\t10\nlink\t2026-11-29T10:00Z\t5\n' >"$T/d.tsv"
-qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv" >"$T/planned"
+qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv" >"$T/planned" 2>"$T/plan.err"
+is "qrpool-plan makes the staging DB without a word" "$(grep -c 'no staging DB' "$T/plan.err")" 0
 # 12 poster + 6 link codes; mark some as further along.
 sql "UPDATE codes SET state = 'fetched' WHERE id IN (SELECT id FROM codes WHERE pool = 'poster' ORDER BY id LIMIT 4)"
 sql "UPDATE codes SET state = 'published' WHERE id IN (SELECT id FROM codes WHERE pool = 'link' ORDER BY id LIMIT 2)"
@@ -42,14 +43,29 @@ is "resume list = the planned poster codes" "$(md5sum <"$T/resume")" "$(sql "SEL
 
 # The tools of one pipeline start together: several opening a new staging DB
 # at once (one switching it to WAL and migrating while the others read) must
-# wait for each other, not fail with "database is locked".
+# wait for each other, not fail with "database is locked". (An empty file: a
+# DB not there at all is warned of.)
 rm -f "$T/errs"
 for round in $(seq 20); do
   rm -f "$T/staging.db" "$T/staging.db-wal" "$T/staging.db-shm"
+  : >"$T/staging.db"
   for i in 1 2 3 4 5 6; do qrpool-pending --count >/dev/null 2>>"$T/errs" & done
   wait
 done
 is "six tools opening a new DB at once, 20 times: no error" "$(cat "$T/errs")" ""
+
+# database.path naming no file (a typo): the empty DB every tool but plan would
+# make is warned of, or an audit of it would look clean.
+sed "s|$T/staging.db|$T/typo.db|" "$QRPOOL_CONFIG" >"$T/typo.cfg"
+chmod 600 "$T/typo.cfg"
+for tool in qrpool-pending qrpool-report; do
+  run $tool -c "$T/typo.cfg"
+  like "$tool on a missing DB: warned, naming the file" "$(cat "$T/err")" \
+    "warning: $T/typo.db: there was no staging DB, so an empty one was made: if codes were expected, database.path names the wrong file"
+  run $tool -c "$T/typo.cfg"
+  is "... once: the next run finds it" "$(grep -c 'no staging DB' "$T/err")" 0
+  rm -f "$T/typo.db" "$T/typo.db-wal" "$T/typo.db-shm"
+done
 
 # A long list into a slow next stage: pending reads in pages, so while it is
 # blocked on a full pipe it holds no read snapshot and checkpoints can run
