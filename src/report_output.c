@@ -358,52 +358,104 @@ static double report_worst_cover(const struct report_pool *p)
 	return a < b ? a : b;
 }
 
+/* The check's three parts, each grown as it is written: a report of many
+ * pools is said whole (fixed buffers cut the tail off past ~40 pools). */
+struct report_check_text {
+	FILE *text, *unknown, *perf;
+	char *text_data, *unknown_data, *perf_data;
+	size_t text_size, unknown_size, perf_size;
+};
+
+static int report_check_open(struct report_check_text *c)
+{
+	memset(c, 0, sizeof *c);
+	c->text = open_memstream(&c->text_data, &c->text_size);
+	c->unknown = open_memstream(&c->unknown_data, &c->unknown_size);
+	c->perf = open_memstream(&c->perf_data, &c->perf_size);
+	return c->text && c->unknown && c->perf ? 0 : -1;
+}
+
+/* Ends the writing: 0, or -1 when memory ran out (the parts are then unusable). */
+static int report_check_close(struct report_check_text *c)
+{
+	int failed = 0;
+
+	if (c->text)
+		failed |= ferror(c->text) | fclose(c->text);
+	if (c->unknown)
+		failed |= ferror(c->unknown) | fclose(c->unknown);
+	if (c->perf)
+		failed |= ferror(c->perf) | fclose(c->perf);
+	c->text = c->unknown = c->perf = NULL;
+	return failed || !c->text_data || !c->unknown_data || !c->perf_data ? -1 : 0;
+}
+
+static void report_check_free(struct report_check_text *c)
+{
+	free(c->text_data);
+	free(c->unknown_data);
+	free(c->perf_data);
+}
+
+/* Adds one pool to the parts; returns its state (0 OK, 1 WARNING, 2 CRITICAL). */
+static int report_check_pool(struct report_check_text *c, const struct report_pool *p,
+	double warn_hours, double crit_hours)
+{
+	double cover = report_worst_cover(p);
+	/* An empty pool warns whatever its cover says (none consumed lately
+	 * makes it infinite); cover unknown (no consumption history, no plan
+	 * yet) is said, not passed off as enough. */
+	int empty = p->measured && p->depth == 0;
+	int by_cover = cover < 0 ? 0 : cover < crit_hours ? 2 : cover < warn_hours ? 1 : 0;
+	const char *comma = ftell(c->text) ? ", " : "";
+
+	if (by_cover)
+		fprintf(c->text, "%s%s %.1fh of cover", comma, p->pool->name, cover);
+	else if (empty)
+		fprintf(c->text, "%s%s empty%s", comma, p->pool->name, cover < 0 ? ", cover unknown" : "");
+	else if (cover < 0 && p->measured)
+		fprintf(c->unknown, "%s%s", ftell(c->unknown) ? ", " : "", p->pool->name);
+	if (p->measured)
+		fprintf(c->perf, " '%s_depth'=%lld;;;0 '%s_lost'=%lld;;;0", p->pool->name,
+			(long long)p->depth, p->pool->name, (long long)p->lost);
+	if (cover >= 0 && isfinite(cover))
+		fprintf(c->perf, " '%s_cover_hours'=%.2f;%g:;%g:;0", p->pool->name, cover, warn_hours,
+			crit_hours);
+	return by_cover ? by_cover : empty;
+}
+
 int report_check(const struct report *report, double warn_hours, double crit_hours, FILE *out)
 {
 	static const char *const names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
-	char text[1024] = "", unknown[512] = "", perf[4096] = "";
-	size_t text_used = 0, unknown_used = 0, perf_used = 0;
+	struct report_check_text c;
 	int state = 0;
 
-	for (size_t i = 0; i < report->pool_count; i++) {
-		const struct report_pool *p = &report->pools[i];
-		double cover = report_worst_cover(p);
-		/* An empty pool warns whatever its cover says (none consumed lately
-		 * makes it infinite); cover unknown (no consumption history, no plan
-		 * yet) is said, not passed off as enough. */
-		int empty = p->measured && p->depth == 0;
-		int by_cover = cover < 0 ? 0 : cover < crit_hours ? 2 : cover < warn_hours ? 1 : 0;
-		int pool_state = by_cover ? by_cover : empty;
-
-		if (by_cover && text_used < sizeof text)
-			text_used += (size_t)snprintf(text + text_used, sizeof text - text_used,
-				"%s%s %.1fh of cover", text_used ? ", " : "", p->pool->name, cover);
-		else if (empty && text_used < sizeof text)
-			text_used += (size_t)snprintf(text + text_used, sizeof text - text_used,
-				"%s%s empty%s", text_used ? ", " : "", p->pool->name,
-				cover < 0 ? ", cover unknown" : "");
-		else if (cover < 0 && p->measured && unknown_used < sizeof unknown)
-			unknown_used += (size_t)snprintf(unknown + unknown_used, sizeof unknown - unknown_used,
-				"%s%s", unknown_used ? ", " : "", p->pool->name);
-		state = pool_state > state ? pool_state : state;
-		if (p->measured && perf_used < sizeof perf)
-			perf_used += (size_t)snprintf(perf + perf_used, sizeof perf - perf_used,
-				" '%s_depth'=%lld;;;0 '%s_lost'=%lld;;;0", p->pool->name, (long long)p->depth,
-				p->pool->name, (long long)p->lost);
-		if (cover >= 0 && isfinite(cover) && perf_used < sizeof perf)
-			perf_used += (size_t)snprintf(perf + perf_used, sizeof perf - perf_used,
-				" '%s_cover_hours'=%.2f;%g:;%g:;0", p->pool->name, cover, warn_hours, crit_hours);
-	}
-	if (!report->kafka_ok) {
-		fprintf(out, "QRPOOL UNKNOWN - pool depth unreadable: %s |%s\n", report->kafka_error, perf);
+	if (report_check_open(&c) == 0)
+		for (size_t i = 0; i < report->pool_count; i++) {
+			int pool_state = report_check_pool(&c, &report->pools[i], warn_hours, crit_hours);
+			state = pool_state > state ? pool_state : state;
+		}
+	if (report_check_close(&c)) {
+		report_check_free(&c);
+		fprintf(out, "QRPOOL UNKNOWN - out of memory writing the check\n");
 		return 3;
 	}
-	if (!state && !*unknown)
-		snprintf(text, sizeof text, "%zu pools, every one above %gh of cover", report->pool_count,
-			warn_hours);
-	else if (!state)
-		snprintf(text, sizeof text, "no pool below %gh of cover", warn_hours);
-	fprintf(out, "QRPOOL %s - %s%s%s |%s\n", names[state], text,
-		*unknown ? "; cover unknown (no consumption history or plan yet): " : "", unknown, perf);
+	if (!report->kafka_ok) {
+		fprintf(out, "QRPOOL UNKNOWN - pool depth unreadable: %s |%s\n", report->kafka_error,
+			c.perf_data);
+		report_check_free(&c);
+		return 3;
+	}
+	fprintf(out, "QRPOOL %s - ", names[state]);
+	if (state)
+		fputs(c.text_data, out);
+	else if (!*c.unknown_data)
+		fprintf(out, "%zu pools, every one above %gh of cover", report->pool_count, warn_hours);
+	else
+		fprintf(out, "no pool below %gh of cover", warn_hours);
+	if (*c.unknown_data)
+		fprintf(out, "; cover unknown (no consumption history or plan yet): %s", c.unknown_data);
+	fprintf(out, " |%s\n", c.perf_data);
+	report_check_free(&c);
 	return state;
 }

@@ -169,3 +169,24 @@ like "and says depth is unknown" "$(cat "$T/out")" "depth unknown: Kafka"
 mv "$T/staging.db" "$T/moved.db"; mkdir "$T/staging.db"
 run qrpool-report --check
 is "--check UNKNOWN when the DB cannot be read" "$rc" 3
+
+# --- 100 pools: the check's line is whole (fixed buffers cut it past ~40) ----
+rm -f "$T/kafka.boot"
+set --; i=1; while [ $i -le 100 ]; do set -- "$@" -t "many.$i:1"; i=$((i + 1)); done
+start_kafka --brokers 1 "$@"
+{ echo "database = { path = \"$T/many.db\"; };"
+  echo "kafka = { brokers = \"$KAFKA_BROKERS\"; timeout = \"5s\"; };"
+  echo "pools = ("
+  i=1; while [ $i -le 100 ]; do
+    printf '  { name = "pool_%03d"; source = "link"; url_prefix = "https://m.example.com/q/"; topic = "many.%d"; }%s\n' \
+      $i $i "$([ $i -lt 100 ] && echo ,)"
+    i=$((i + 1))
+  done
+  echo ");"; } >"$T/many.cfg"
+chmod 600 "$T/many.cfg"
+run qrpool-report -c "$T/many.cfg" --check --warn-hours 2 --crit-hours 1
+is "100 empty pools: --check WARNING" "$rc" 1
+is "... on one line" "$(wc -l <"$T/out")" 1
+like "... naming the last pool too" "$(cut -d'|' -f1 "$T/out")" "pool_099 empty, cover unknown, pool_100 empty, cover unknown $"
+is "... with the perfdata of all 100" "$(cut -d'|' -f2 "$T/out" | grep -o "'pool_[0-9]*_depth'=0;;;0" | wc -l)" 100
+like "... the last at the end" "$(cat "$T/out")" "'pool_100_lost'=0;;;0$"
