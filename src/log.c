@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -9,6 +10,8 @@
 /* Set once by main before any work starts; read-only afterwards. */
 static const char *log_program_name = "qrpool";
 static int log_verbosity;
+/* Drawn by one thread, logged over by any. */
+static atomic_int log_progress_line;
 
 void log_init(const char *program, int verbosity)
 {
@@ -16,6 +19,11 @@ void log_init(const char *program, int verbosity)
 
 	log_program_name = slash ? slash + 1 : program;
 	log_verbosity = verbosity;
+}
+
+void log_progress_shown(int shown)
+{
+	atomic_store(&log_progress_line, shown);
 }
 
 const char *log_program(void)
@@ -61,5 +69,5 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	for (char *p = line; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
-	fprintf(stderr, "%s\n", line);
+	fprintf(stderr, "%s%s\n", atomic_load(&log_progress_line) ? "\r\033[K" : "", line);
 }

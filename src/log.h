@@ -13,6 +13,9 @@ const char *log_program(void);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Whether a progress line is on stderr (a terminal): a message then clears it
+ * first, rather than being written after it on the same line. */
+void log_progress_shown(int shown);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

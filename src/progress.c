@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "log.h"
 
 void progress_init(struct progress *progress, int64_t total)
 {
-	progress->enabled = isatty(STDERR_FILENO);
+	/* -q asks for errors only: no progress either. */
+	progress->enabled = isatty(STDERR_FILENO) && log_enabled(LOG_WARN);
 	progress->total = total;
 	progress->started = db_now();
 	progress->last_drawn = 0;
@@ -38,6 +40,7 @@ void progress_update(struct progress *progress, int64_t done, const char *extra)
 		fprintf(stderr, "\r%lld done, %.0f/s%s%s\033[K", (long long)done, rate,
 			extra ? ", " : "", extra ? extra : "");
 	progress->drawn = 1;
+	log_progress_shown(1);
 }
 
 void progress_end(struct progress *progress)
@@ -45,4 +48,5 @@ void progress_end(struct progress *progress)
 	if (progress->enabled && progress->drawn)
 		fputs("\r\033[K", stderr);
 	progress->drawn = 0;
+	log_progress_shown(0);
 }

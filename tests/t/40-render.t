@@ -94,6 +94,28 @@ like "... the repeat reported with its line number" "$(cat "$T/err")" \
 is "... 3 repeats reported" "$(grep -c 'listed before' "$T/err")" 3
 is "... every link code fetched" "$(state_count link fetched)" "$(link_lines "$T/once" | wc -l)"
 
+# --- on a terminal: a progress line, cleared before a message, none with -q -------
+# script(1) gives the run a terminal; a bad line comes a second in, once the
+# progress line is drawn.
+plan_codes 300 0 0 >"$T/tty-items"
+head -100 "$T/tty-items" >"$T/tty-a"; tail -n +101 "$T/tty-items" >"$T/tty-b"
+cat >"$T/tty-feed" <<SH
+{ cat "$T/tty-a"; sleep 1; echo 'no tab here'; cat "$T/tty-b"; } | qrpool-render \$1 >/dev/null
+SH
+on_tty() {  # on_tty [OPTION] > the terminal's bytes, each \r a line end
+  rc=0; script -qec "sh $T/tty-feed $*" /dev/null </dev/null >"$T/tty" || rc=$?
+  tr '\r' '\n' <"$T/tty"
+}
+on_tty >"$T/tty-lines"
+is "on a terminal: exit 65 for the bad line" "$rc" 65
+like "... a progress line is drawn" "$(cat "$T/tty-lines")" "^[0-9]+ done, [0-9]+/s, [0-9]+ rendered"
+like "... the message is said" "$(cat "$T/tty-lines")" "error: stdin:101: "
+is "... on a line of its own, the progress line cleared first" \
+  "$(grep -a 'error: stdin:101' "$T/tty-lines" | grep -c 'done,')" 0
+on_tty -q >"$T/tty-lines"
+like "-q on a terminal: the message is said" "$(cat "$T/tty-lines")" "error: stdin:101: "
+is "... and no progress line drawn" "$(grep -ac 'done,' "$T/tty-lines")" 0
+
 # --- config: a prefix too long for the level or min_version -----------------------
 config_with() {  # config_with 'url_prefix = ...;' > file
   sed "s|url_prefix = \"$PREFIX\";|$1|" "$QRPOOL_CONFIG"
