@@ -19,7 +19,8 @@ struct db {
  * of (a typo in database.path would otherwise give an empty pool, and a clean
  * audit of it)... */
 int db_open(struct db *db, const char *path, int64_t busy_timeout_ms);
-/* ... except by the first stage, qrpool-plan, whose first run makes it. */
+/* ... except by the tools whose first run makes it: qrpool-plan (the first
+ * stage) and qrpool-claim (whose bindings may live on a host of their own). */
 int db_open_or_create(struct db *db, const char *path, int64_t busy_timeout_ms);
 void db_close(struct db *db);
 

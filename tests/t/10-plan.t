@@ -143,8 +143,8 @@ is "the codes stay staged for qrpool-pending" "$(qrpool-pending --state planned 
 # so that cron's mail tells someone.
 rm -f "$T/staging.db"*
 KAFKA_BROKERS=127.0.0.1:9 write_config
-sql "SELECT 1" >/dev/null
-qrpool-pending --count >/dev/null   # creates the schema
+: >"$T/staging.db"
+qrpool-pending --count >/dev/null   # creates the schema (in a file made on purpose)
 sql "INSERT INTO codes (request_id, pool, state, created_at, updated_at, published_at)
      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
      SELECT printf('OldPublished%04d', i), 'poster', 'published', 1000, 1000, 1000 FROM n;
