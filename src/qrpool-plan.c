@@ -445,6 +445,21 @@ static int plan_check_period(const struct demand *demand, const struct config *c
 	return EXIT_DATA;
 }
 
+/* What a plan (or a dry run) that went through ends with: 75 when capacity
+ * fell short, or the depth had to be estimated; said on stderr, since cron's
+ * mail must tell someone. */
+static int plan_outcome(const struct config *config, const struct plan_pool *pools,
+	int64_t short_by, int dry_run)
+{
+	if (plan_depth_estimated(config, pools)) {
+		log_error("%s from an estimated pool depth (Kafka could not be measured): the estimate "
+			"counts no code consumed since the last qrpool-report, so the plan may fall short; "
+			"exit 75", dry_run ? "would plan" : "planned");
+		return EXIT_TEMPFAIL;
+	}
+	return short_by > 0 ? EXIT_TEMPFAIL : 0;
+}
+
 static int plan_run(const struct plan_options *options, const struct config *config)
 {
 	struct demand demand = { 0 };
@@ -470,23 +485,18 @@ static int plan_run(const struct plan_options *options, const struct config *con
 		if (!status && options->dry_run) {
 			struct plan_limits limits = { plan_capacity(options, config), options->max_codes };
 			if (!(status = plan_measure(&db, config, pools, &demand, options->from))) {
-				plan_allocate(pools, config->pool_count, &limits);
+				short_by = plan_allocate(pools, config->pool_count, &limits);
 				plan_print_table(pools, config->pool_count);
-				status = cli_close_stdout();
+				plan_report_shortfall(pools, config->pool_count);
+				if (!(status = cli_close_stdout()))
+					status = plan_outcome(config, pools, short_by, 1);
 			}
 		} else if (!status && !(status = db_run_start(&db, "plan"))) {
 			status = plan_write(&db, options, config, &demand, pools, &minted, &total, &short_by);
 			if (!status)
 				status = plan_print_items(pools, minted, total);
-			if (!status && short_by > 0)
-				status = EXIT_TEMPFAIL;
-			if (!status && plan_depth_estimated(config, pools)) {
-				/* The plan stands, but whoever reads cron's mail must know. */
-				log_error("planned from an estimated pool depth (Kafka could not be "
-					"measured): the estimate counts no code consumed since the last "
-					"qrpool-report, so the plan may fall short; exit 75");
-				status = EXIT_TEMPFAIL;
-			}
+			if (!status)   /* the plan stands */
+				status = plan_outcome(config, pools, short_by, 0);
 			log_info("planned %lld codes", (long long)total);
 			db_run_end(&db, (int64_t)demand.count, status == EXIT_IO ? 0 : total, status);
 		}

@@ -68,6 +68,8 @@ demand poster 1000 >>"$T/card.tsv"
 run qrpool-plan -n --from $FROM --capacity 500 "$T/card.tsv"
 like "the pool with the fewest hours of cover is served first" "$(grep '^card' "$T/out")" '^card +wechat +800 +0 +0 +800 +800 +500 '
 like "the other gets what is left" "$(grep '^poster' "$T/out")" ' 0 +[0-9.]+$'
+is "a dry run short of capacity exits 75, as the plan would" "$rc" 75
+like "... naming the pool short" "$(cat "$T/err")" "pool card: needs 800, planned 500, short by 300 \(capacity"
 run qrpool-plan --from $FROM --capacity 500 "$T/card.tsv"
 is "a capacity shortfall exits 75" "$rc" 75
 like "and names the pool short" "$(cat "$T/err")" "pool card: needs 800, planned 500, short by 300 \(capacity, after the codes still planned\)"
@@ -156,6 +158,8 @@ printf 'poster\t2026-11-29T10:00Z\t100\n' >"$T/d.tsv"
 run qrpool-plan --dry-run --from 2026-11-29T10:00Z "$T/d.tsv"
 like "Kafka unreachable: depth = last measured 5 + 2 published since" "$(grep '^poster' "$T/out")" \
   '^poster +wechat +[0-9]+ +7 '
+is "... a dry run exits 75, as the plan would" "$rc" 75
+like "... saying why" "$(cat "$T/err")" "would plan from an estimated pool depth"
 run qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv"
 is "Kafka unreachable: the plan is made, and exits 75" "$rc" 75
 ok "Kafka unreachable: codes planned ($(wc -l <"$T/out"))" [ "$(wc -l <"$T/out")" -gt 0 ]
