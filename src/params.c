@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "parse.h"
+
 int params_blank(const char *line, size_t length)
 {
 	for (size_t i = 0; i < length; i++)
@@ -22,13 +24,13 @@ int params_parse(const char *line, size_t length, char **compact, char *why, siz
 {
 	json_error_t error;
 	json_t *record;
+	size_t bom;
 
 	if (length && line[length - 1] == '\r')
 		length--;
-	if (length >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3)) {   /* a UTF-8 BOM (a Windows export) */
-		line += 3;
-		length -= 3;
-	}
+	bom = parse_bom_length(line, length);   /* a Windows export */
+	line += bom;
+	length -= bom;
 	if (length > PARAMS_MAX_BYTES)
 		return params_too_long(length, why, why_size);
 	if (memchr(line, '\0', length)) {

@@ -245,7 +245,6 @@ time_t parse_next_local_time(time_t now, int minutes)
 void parse_format_iso(time_t t, char *buf, size_t size)
 {
 	struct tm tm;
-
 	size_t length;
 
 	localtime_r(&t, &tm);
@@ -258,4 +257,9 @@ void parse_format_iso(time_t t, char *buf, size_t size)
 	} else if (size > 0) {
 		buf[0] = '\0';
 	}
+}
+
+size_t parse_bom_length(const char *text, size_t length)
+{
+	return length >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? 3 : 0;
 }

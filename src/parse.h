@@ -29,7 +29,11 @@ int parse_iso_time(const char *text, time_t *out, char *why);
  * after midnight; `now` itself when that is the same minute start. */
 time_t parse_next_local_time(time_t now, int minutes);
 
-/* Format `t` as ISO-8601 in local time with offset, e.g. 2026-11-28T13:00:00+0800. */
+/* Format `t` as RFC 3339 in local time with offset, e.g. 2026-11-28T13:00:00+08:00. */
 void parse_format_iso(time_t t, char *buf, size_t size);
+
+/* 3 when `text` (length bytes) starts with a UTF-8 byte-order mark, which a
+ * file saved on Windows may carry, else 0: the bytes to skip. */
+size_t parse_bom_length(const char *text, size_t length);
 
 #endif

@@ -107,14 +107,14 @@ int plan_read_demand(struct demand *demand, const struct config *config, FILE *i
 	size_t capacity = 0;
 	long line_number = 0;
 	ssize_t length;
-	int start;
+	size_t start;
 
 	while ((length = getline(&line, &capacity, in)) >= 0) {
 		line_number++;
 		if (length && line[length - 1] == '\n')
 			line[--length] = '\0';
 		/* A UTF-8 byte-order mark (a file saved on Windows) would join the pool name. */
-		start = line_number == 1 && !strncmp(line, "\xEF\xBB\xBF", 3) ? 3 : 0;
+		start = line_number == 1 ? parse_bom_length(line, (size_t)length) : 0;
 		if (strlen(line) != (size_t)length) {
 			snprintf(why, sizeof why, "line contains a NUL byte");
 		} else if (!plan_parse_demand_line(demand, config, line + start, source, line_number, why,

@@ -91,6 +91,14 @@ static void test_format_iso(void)
 	is_str(buf, "", "a buffer too small gives no half time");
 }
 
+static void test_bom(void)
+{
+	is_int(parse_bom_length("\xEF\xBB\xBFposter", 9), 3, "a UTF-8 BOM is 3 bytes to skip");
+	is_int(parse_bom_length("poster", 6), 0, "no BOM, nothing to skip");
+	is_int(parse_bom_length("\xEF\xBB\xBF", 2), 0, "a BOM past the given length is not one");
+	is_int(parse_bom_length("\xEF\xBB", 2), 0, "two bytes of one are not one");
+}
+
 int main(void)
 {
 	test_numbers();
@@ -98,5 +106,6 @@ int main(void)
 	test_times();
 	test_next_local_time();
 	test_format_iso();
+	test_bom();
 	return tap_done();
 }
