@@ -12,6 +12,7 @@
 #include "exitcode.h"
 #include "imagefile.h"
 #include "interrupt.h"
+#include "item.h"
 #include "kafka.h"
 #include "log.h"
 #include "params.h"
@@ -197,27 +198,6 @@ static ssize_t claim_read_input(void *cookie, char *buffer, size_t size)
 	return interrupt_read_blocking(claim->in_fd, buffer, size, 0, NULL, NULL);
 }
 
-/* One line of input without its '\n': at most CLAIM_LINE_KEPT bytes are kept
- * in `line`, the rest only counted, so a huge line costs no memory. Returns
- * the whole line's length, or -1 at the end of the input, or when a signal
- * cut the read (half a line then is no line: the rerun starts with it). */
-static ssize_t claim_getline(FILE *in, char line[CLAIM_LINE_KEPT], int *last)
-{
-	size_t length = 0;
-	int c;
-
-	*last = 0;
-	while ((c = getc_unlocked(in)) != EOF && c != '\n') {
-		if (length < CLAIM_LINE_KEPT)
-			line[length] = (char)c;
-		length++;
-		*last = c;
-	}
-	if (c == EOF && ferror(in) && interrupt_requested())
-		return -1;
-	return c == EOF && length == 0 ? -1 : (ssize_t)length;
-}
-
 /* Reads the next record. 1 with *params (malloc'd), 0 at the end, or an exit
  * code. Bad lines are reported and skipped: no code is taken for them. */
 static int claim_read_record(struct claim *claim, FILE *in, char line[CLAIM_LINE_KEPT],
@@ -225,13 +205,14 @@ static int claim_read_record(struct claim *claim, FILE *in, char line[CLAIM_LINE
 {
 	ssize_t length;
 	char why[200];
-	int last;
+	int last, ended;
 
 	if (interrupt_requested())
 		return CONSUMER_STOPPED;
-	while ((length = claim_getline(in, line, &last)) >= 0) {
+	/* At most CLAIM_LINE_KEPT bytes of a line are kept: a huge one costs no memory. */
+	while ((length = item_getline(in, line, CLAIM_LINE_KEPT, &last, &ended)) >= 0) {
 		claim->line_number++;
-		if (length > CLAIM_LINE_KEPT)   /* too long even without a CR at its end */
+		if (item_overlong(length, last, PARAMS_MAX_BYTES))
 			params_too_long((size_t)length - (last == '\r'), why, sizeof why);
 		else if (params_blank(line, (size_t)length))
 			continue;

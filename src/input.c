@@ -66,24 +66,43 @@ int input_fill(struct input *input)
 	return 0;
 }
 
-/* The next line in place, NUL-terminated, or NULL when no whole line is buffered. */
+static void input_overlong(struct input *input)
+{
+	log_error("%s:%ld: longer than %d bytes; line skipped", input->name, input->line_number,
+		ITEM_LINE_MAX);
+	input->bad_lines++;
+}
+
+/* The next line in place, NUL-terminated, or NULL when no whole line is
+ * buffered. A line past ITEM_LINE_MAX is reported as soon as it is, and its
+ * bytes are dropped as they come, so it costs no memory. */
 static char *input_line(struct input *input, size_t *length)
 {
-	char *line = input->buffer + input->start;
-	char *newline = input->start < input->length ?
-		memchr(line, '\n', input->length - input->start) : NULL;
+	for (;;) {
+		char *line = input->buffer + input->start;
+		size_t buffered = input->length - input->start;
+		char *newline = buffered ? memchr(line, '\n', buffered) : NULL;
 
-	if (newline) {
-		*length = (size_t)(newline - line);
-		input->start += *length + 1;
-	} else if (input->eof && input->start < input->length) {
-		*length = input->length - input->start;   /* a last line without its newline */
-		input->start = input->length;
-	} else
-		return NULL;
-	line[*length] = '\0';
-	input->line_number++;
-	return line;
+		if (!newline && !(input->eof && buffered)) {
+			if (!input->overlong && buffered > ITEM_LINE_MAX + 1) {   /* +1: a CR */
+				input->line_number++;
+				input_overlong(input);
+				input->overlong = 1;
+			}
+			if (input->overlong)
+				input->start = input->length;
+			return NULL;
+		}
+		*length = newline ? (size_t)(newline - line) : buffered;   /* else a last line unended */
+		input->start += *length + (newline != NULL);
+		if (input->overlong) {
+			input->overlong = 0;   /* the tail of a line already reported */
+			continue;
+		}
+		line[*length] = '\0';
+		input->line_number++;
+		return line;
+	}
 }
 
 int input_next(struct input *input, struct item *item)
@@ -94,6 +113,11 @@ int input_next(struct input *input, struct item *item)
 	while ((line = input_line(input, &length))) {
 		if (item_blank(line, length))
 			continue;
+		if (item_overlong((ssize_t)length, length ? (unsigned char)line[length - 1] : 0,
+				ITEM_LINE_MAX)) {
+			input_overlong(input);
+			continue;
+		}
 		if (item_parse(line, length, item, why, sizeof why) == 0) {
 			item->line_number = input->line_number;
 			return 1;

@@ -16,6 +16,7 @@ struct input {
 	long line_number;
 	long bad_lines;           /* malformed lines reported and skipped */
 	int eof;
+	int overlong;             /* the line being read is past ITEM_LINE_MAX: reported, dropped */
 };
 
 void input_init(struct input *input, int fd, const char *name);

@@ -58,15 +58,43 @@ int item_parse(char *line, size_t length, struct item *item, char *why, size_t w
 	return 0;
 }
 
+ssize_t item_getline(FILE *in, char *line, size_t keep, int *last, int *ended)
+{
+	size_t length = 0;
+	int c;
+
+	*last = 0;
+	while ((c = getc_unlocked(in)) != EOF && c != '\n') {
+		if (length < keep)
+			line[length] = (char)c;
+		length++;
+		*last = c;
+	}
+	*ended = c == '\n';
+	if (c == EOF && ferror(in) && interrupt_requested())
+		return -1;
+	return c == EOF && length == 0 ? -1 : (ssize_t)length;
+}
+
+int item_overlong(ssize_t length, int last, size_t max)
+{
+	return (size_t)length - (last == '\r') > max;
+}
+
 int item_read(struct item_reader *reader, struct item *item)
 {
+	if (!reader->buffer && !(reader->buffer = malloc(ITEM_LINE_MAX + 2))) {
+		log_error("%s: out of memory for input lines", reader->name);
+		return -1;
+	}
 	for (;;) {
 		char why[160];
 		ssize_t length;
+		int last, ended;
 
 		errno = 0;
-		length = getline(&reader->buffer, &reader->capacity, reader->in);
-		if (length < 0 || (reader->buffer[length - 1] != '\n' && ferror(reader->in))) {
+		length = item_getline(reader->in, reader->buffer, ITEM_LINE_MAX + 1, &last, &ended);
+		if (length < 0 || (!ended && ferror(reader->in))) {
 			/* A read that ended on EINTR was stopped on purpose (a
 			 * signal, or the tool's own stop); half a line then is no
 			 * bad line, nor is it an item: the input ends there. */
@@ -79,11 +107,16 @@ int item_read(struct item_reader *reader, struct item *item)
 			return -1;
 		}
 		/* Half a line cut by a stop is no bad line: the input ends there. */
-		if (reader->buffer[length - 1] != '\n' && interrupt_requested())
+		if (!ended && interrupt_requested())
 			return 0;
 		reader->line_number++;
-		if (length && reader->buffer[length - 1] == '\n')
-			reader->buffer[--length] = '\0';
+		if (item_overlong(length, last, ITEM_LINE_MAX)) {
+			log_error("%s:%ld: longer than %d bytes; line skipped", reader->name,
+				reader->line_number, ITEM_LINE_MAX);
+			reader->bad_lines++;
+			continue;
+		}
+		reader->buffer[length] = '\0';
 		if (item_blank(reader->buffer, (size_t)length))
 			continue;
 		if (item_parse(reader->buffer, (size_t)length, item, why, sizeof why) == 0) {

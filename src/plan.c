@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "exitcode.h"
+#include "item.h"
 #include "log.h"
 #include "parse.h"
 
@@ -103,19 +104,26 @@ int plan_parse_demand_line(struct demand *demand, const struct config *config, c
 int plan_read_demand(struct demand *demand, const struct config *config, FILE *in,
 	const char *source)
 {
-	char *line = NULL, why[1280];
-	size_t capacity = 0;
+	char *line = malloc(ITEM_LINE_MAX + 2), why[1280];
 	long line_number = 0;
 	ssize_t length;
 	size_t start;
+	int last, ended;
 
-	while ((length = getline(&line, &capacity, in)) >= 0) {
+	if (!line) {
+		log_error("%s: out of memory for its lines", source);
+		return EXIT_INTERNAL;
+	}
+	while ((length = item_getline(in, line, ITEM_LINE_MAX + 1, &last, &ended)) >= 0) {
+		int overlong = item_overlong(length, last, ITEM_LINE_MAX);
+
 		line_number++;
-		if (length && line[length - 1] == '\n')
-			line[--length] = '\0';
+		line[overlong ? 0 : length] = '\0';
 		/* A UTF-8 byte-order mark (a file saved on Windows) would join the pool name. */
 		start = line_number == 1 ? parse_bom_length(line, (size_t)length) : 0;
-		if (strlen(line) != (size_t)length) {
+		if (overlong) {
+			snprintf(why, sizeof why, "longer than %d bytes", ITEM_LINE_MAX);
+		} else if (strlen(line) != (size_t)length) {
 			snprintf(why, sizeof why, "line contains a NUL byte");
 		} else if (!plan_parse_demand_line(demand, config, line + start, source, line_number, why,
 				sizeof why)) {

@@ -115,6 +115,10 @@ like "naming the row and the one it adds to" "$(cat "$T/err")" \
   "b.tsv:1: pool 'card' hour .*: the sum with .*big.tsv:1 and the rows before it is over 1000000000"
 run qrpool-plan -n "$T/missing.tsv"
 is "a missing file exits 74" "$rc" 74
+{ demand card 1; head -c 70000 /dev/zero | tr '\0' x; echo; } >"$T/long.tsv"
+run qrpool-plan -n "$T/long.tsv"
+is "a 70,000-byte line exits 65" "$rc" 65
+like "... naming it" "$(cat "$T/err")" "long.tsv:2: longer than 65536 bytes"
 
 # --- data-driven bad input: all or nothing ---------------------------------------
 before=$(sql 'SELECT count(*) FROM codes')

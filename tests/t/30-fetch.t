@@ -59,6 +59,14 @@ like "... the repeat named by number" "$(cat "$T/err")" \
 run qrpool-fetch <"$T/twice"
 is "... and on a rerun, each passed on once" "$rc:$(cat "$T/out")" "65:$(cat "$T/items")"
 
+# A 100 MB line (a file of another kind fed by mistake) is measured, not kept.
+{ head -1 "$T/items"; head -c 100000000 /dev/zero | tr '\0' x; echo; sed -n '2,$p' "$T/items"; } >"$T/huge"
+run_peak "$T/huge" qrpool-fetch
+rm -f "$T/huge"
+is "a 100 MB line: exit 65, every other line passed on" "$rc:$(cat "$T/out")" "65:$(cat "$T/items")"
+like "... reported with its number" "$(cat "$T/err")" "stdin:2: longer than 65536 bytes; line skipped"
+ok "... in less than 60 MB (peak $peak_kb KB)" test "$peak_kb" -lt 60000
+
 # --- faults: -1, 5xx, truncated images, JSON labelled as an image -------------------
 start_fake faults --busy-rate 0.2 --http5xx-rate 0.1 --truncate-rate 0.15 \
   --json-as-image-rate 0.15 --seed 7

@@ -77,6 +77,15 @@ like "unknown id reported with its number" "$(cat "$T/err")" "stdin:4: unknown r
 like "wrong pool reported" "$(cat "$T/err")" "stdin:5: request id '$poster' belongs to pool 'poster'"
 is "the good link items are all rendered and printed" "$(link_lines "$T/out")" "$(link_lines "$T/fresh")"
 is "and all fetched" "$(state_count link fetched)" "$(link_lines "$T/fresh" | wc -l)"
+# A 100 MB line (a file of another kind fed by mistake) is measured, not kept.
+{ head -1 "$T/fresh"; head -c 100000000 /dev/zero | tr '\0' x; echo; sed -n '2,$p' "$T/fresh"; } >"$T/huge"
+sql "UPDATE codes SET state = 'planned'; DELETE FROM images"
+run_peak "$T/huge" qrpool-render
+rm -f "$T/huge"
+is "a 100 MB line: exit 65" "$rc" 65
+like "... reported with its number" "$(cat "$T/err")" "stdin:2: longer than 65536 bytes; line skipped"
+is "... every other line printed" "$(sort "$T/out")" "$(sort "$T/fresh")"
+ok "... in less than 60 MB (peak $peak_kb KB)" test "$peak_kb" -lt 60000
 printf 'BBBBBBBBBBBBBBBB\tlink\n' >"$T/unknown"
 run qrpool-render <"$T/unknown"
 is "an unknown id alone: exit 65" "$rc" 65

@@ -259,6 +259,15 @@ like "... the repeat reported" "$(cat "$T/err")" "stdin:3: .* was listed before 
 is "... each printed once" "$(sort "$T/out" | uniq -d)" ""
 is "... and sent once" "$(read_topic qrpool.link | cut -f1 | grep -Fx -f "$(cut -f1 "$T/items" >"$T/ids"; echo "$T/ids")" | uniq -d)" ""
 
+# --- a line longer than 65536 bytes: reported and skipped (65), the rest sent -------
+stage link=2
+qrpool-pending --state fetched --pool link >"$T/items"
+{ head -1 "$T/items"; head -c 70000 /dev/zero | tr '\0' x; echo; sed -n 2p "$T/items"; } >"$T/long"
+run qrpool-publish <"$T/long"
+is "a 70,000-byte line: exit 65, the two codes published and printed" "$rc:$(sort "$T/out")" \
+  "65:$(sort "$T/items")"
+like "... the line reported with its number" "$(cat "$T/err")" "stdin:2: longer than 65536 bytes; line skipped"
+
 # --- a pool's topic missing on the cluster: 69 naming it, the codes stay fetched -------
 stage card=20
 qrpool-pending --state fetched --pool card >"$T/items"

@@ -67,6 +67,20 @@ skip_all() {
 # Runs a command, storing its exit status in $rc, stdout in $T/out, stderr in $T/err.
 run() { rc=0; "$@" >"$T/out" 2>"$T/err" || rc=$?; }
 
+# run_peak FILE COMMAND...: as run, with FILE as stdin; also sets peak_kb, the
+# command's peak memory (resident, in KB).
+run_peak() {
+  set -- $("$PYTHON" - "$T/out" "$T/err" "$@" <<'PY'
+import resource, subprocess, sys
+out, err, stdin, command = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+rc = subprocess.call(command, stdin=open(stdin, "rb"), stdout=open(out, "wb"),
+                     stderr=open(err, "wb"))
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+PY
+)
+  rc=$1 peak_kb=$2
+}
+
 sql() { sqlite3 -batch -noheader "$T/staging.db" "$@"; }
 
 # A minimal valid config: two wechat pools and one link pool, DB in $T; Kafka
