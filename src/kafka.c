@@ -61,6 +61,14 @@ static int kafka_set_properties(rd_kafka_conf_t *conf, const struct config *conf
 
 		if (!key)
 			return -1;
+		if (!strcmp(key, "transactional.id")) {
+			/* librdkafka would then refuse every message outside a transaction. */
+			log_error("%s: kafka.properties sets transactional.id: qrpool does not use "
+				"transactions (each message is idempotent and stands alone): remove it",
+				config->path);
+			free(key);
+			return -1;
+		}
 		if (type == RD_KAFKA_PRODUCER)
 			kafka_check_forced(config, key, eq + 1);
 		failed = kafka_conf_set(conf, config, key, eq + 1);
@@ -215,6 +223,11 @@ int kafka_refused(rd_kafka_resp_err_t err)
 	default:
 		return 0;
 	}
+}
+
+int kafka_message_refused(rd_kafka_resp_err_t err)
+{
+	return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || err == RD_KAFKA_RESP_ERR_INVALID_RECORD;
 }
 
 /* Milliseconds left until `deadline` (db_now() seconds), never negative. */

@@ -50,6 +50,10 @@ int kafka_unreachable(rd_kafka_resp_err_t err);
 /* 1 for errors saying Kafka refuses this client (authorization): no retry
  * or rerun helps until its ACLs change. */
 int kafka_refused(rd_kafka_resp_err_t err);
+/* 1 for errors refusing one message for what it is (larger than the client's
+ * message.max.bytes or the topic's max.message.bytes, an invalid record):
+ * sending it again fails the same way. */
+int kafka_message_refused(rd_kafka_resp_err_t err);
 
 struct kafka_depth {
 	int64_t depth;        /* messages the pool's group has not consumed yet */

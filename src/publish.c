@@ -9,6 +9,7 @@
 #include "interrupt.h"
 #include "kafka.h"
 #include "log.h"
+#include "rid.h"
 #include "sha256.h"
 
 /* After giving up on the deliveries left at the deadline, their reports come
@@ -58,16 +59,39 @@ static struct publish_delivery *publish_batch_append(struct publisher *publisher
 	return &batch->deliveries[batch->count++];
 }
 
-/* Kafka refuses us (not authorized for the topic or the cluster): no rerun
- * fixes that, the ACLs must change. */
+/* Kafka refuses us (not authorized for the topic or the cluster, or its
+ * settings refuse idempotent acks=all writes): no rerun fixes that, the ACLs
+ * or the settings must change. */
 static void publish_refused(struct publisher *publisher, rd_kafka_resp_err_t err)
 {
 	if (publisher->status != EXIT_UPSTREAM)
-		log_error("Kafka refused the messages: %s: its ACLs must let this client write the "
-			"topic (and, with enable.idempotence, IdempotentWrite on the cluster)",
-			rd_kafka_err2str(err));
+		log_error("Kafka refused the messages: %s: %s", rd_kafka_err2str(err), kafka_refused(err) ?
+			"its ACLs must let this client write the topic (and, with enable.idempotence, "
+			"IdempotentWrite on the cluster)" : "the topic's and the cluster's settings must "
+			"take idempotent writes with acks=all");
 	publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
 	publisher->stop = 1;
+}
+
+/* Errors of the cluster's settings, not of one message: every message
+ * would be refused the same way. */
+static int publish_settings_refused(rd_kafka_resp_err_t err)
+{
+	return err == RD_KAFKA_RESP_ERR_POLICY_VIOLATION ||
+		err == RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS;
+}
+
+/* One message refused for what it is (kafka_message_refused): the code stays
+ * fetched, said with what to change, and the run goes on with the others. */
+static void publish_message_refused(struct publisher *publisher, const char *where, const char *id,
+	size_t size, rd_kafka_resp_err_t err)
+{
+	log_error("%s%s: Kafka refused its message (an image of %zu bytes): %s; it stays fetched%s",
+		where, id, size, rd_kafka_err2str(err), err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ?
+		", and is refused again until the limit is raised (message.max.bytes in "
+		"kafka.properties, the topic's max.message.bytes on the cluster)" : "");
+	publisher->counts.refused++;
+	publisher->status = exitcode_worst(publisher->status, EXIT_DATA);
 }
 
 /* The topic does not exist on the cluster (which does not create topics on
@@ -89,6 +113,14 @@ static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report
 
 	(void)rk;
 	publisher->in_flight--;
+	if (report->err && kafka_message_refused(report->err)) {
+		char id[RID_SCENE_MAX + 1];
+
+		snprintf(id, sizeof id, "%.*s", (int)strcspn(message->line, "\t"), message->line);
+		publish_message_refused(publisher, "", id, report->len, report->err);
+		free(message);
+		return;
+	}
 	if (report->err) {
 		const char *topic = report->rkt ? rd_kafka_topic_name(report->rkt) : "?";
 
@@ -99,7 +131,7 @@ static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report
 		 * write, says the rest would fare the same: stop reading. */
 		if (kafka_unreachable(report->err))
 			publisher->stop = 1;
-		if (kafka_refused(report->err))
+		if (kafka_refused(report->err) || publish_settings_refused(report->err))
 			publish_refused(publisher, report->err);
 		if (report->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
 		    report->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
@@ -496,6 +528,13 @@ static int publish_produce(struct publisher *publisher, const struct item *item,
 		return 0;
 	}
 	free(message);
+	if (kafka_message_refused(err)) {
+		char where[300];
+
+		snprintf(where, sizeof where, "%s:%ld: ", source, item->line_number);
+		publish_message_refused(publisher, where, item->request_id, code->size, err);
+		return 0;
+	}
 	publisher->counts.failed++;
 	snprintf(publisher->delivery_error, sizeof publisher->delivery_error, "topic %s: %s",
 		pool->topic, rd_kafka_err2str(err));
@@ -505,9 +544,11 @@ static int publish_produce(struct publisher *publisher, const struct item *item,
 		publish_no_topic(publisher, pool->topic);
 		return 0;
 	}
-	log_error("%s:%ld: %s: Kafka refused the message: %s", source, item->line_number,
-		item->request_id, rd_kafka_err2str(err));
-	return err == RD_KAFKA_RESP_ERR__FATAL ? EXIT_TEMPFAIL : 0;
+	/* Anything else would refuse every message the same way: said once. */
+	log_error("%s:%ld: %s: Kafka refused the message: %s; reading stopped", source,
+		item->line_number, item->request_id, rd_kafka_err2str(err));
+	publisher->stop = 1;
+	return EXIT_TEMPFAIL;
 }
 
 int publish_item(struct publisher *publisher, const struct item *item, const char *source)
@@ -565,13 +606,19 @@ static void publish_summary(struct publisher *publisher)
 	if (publisher->committer.unrecorded)
 		log_error("%lld codes delivered but not recorded (see above): they stay fetched and "
 			"go again on the next run", (long long)publisher->committer.unrecorded);
-	if (c->skipped)
-		log_error("%lld item%s skipped (see above)", (long long)c->skipped, c->skipped == 1 ? "" : "s");
+	if (c->refused)
+		log_error("%lld code%s refused by Kafka for what %s (see above): %s fetched",
+			(long long)c->refused, c->refused == 1 ? "" : "s", c->refused == 1 ? "it is" : "they are",
+			c->refused == 1 ? "it stays" : "they stay");
+	if (c->skipped + c->bad_lines)
+		log_error("%lld line%s skipped (see above)", (long long)(c->skipped + c->bad_lines),
+			c->skipped + c->bad_lines == 1 ? "" : "s");
 	if (c->already)
 		log_warn("%lld codes were already recorded as published (by another run meanwhile): "
 			"delivered again, not printed", (long long)c->already);
-	log_info("read %lld items, published %lld, failed %lld, skipped %lld", (long long)c->read,
-		(long long)c->published, (long long)c->failed, (long long)c->skipped);
+	log_info("read %lld lines, published %lld, failed %lld, refused %lld, skipped %lld",
+		(long long)(c->read + c->bad_lines), (long long)c->published, (long long)c->failed, (long long)c->refused,
+		(long long)(c->skipped + c->bad_lines));
 }
 
 int publish_finish(struct publisher *publisher)

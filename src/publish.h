@@ -28,6 +28,8 @@ struct publish_counts {
 	int64_t produced;     /* messages handed to the producer */
 	int64_t published;    /* deliveries recorded in the DB and printed */
 	int64_t failed;       /* deliveries that failed or were given up: still fetched */
+	int64_t refused;      /* messages Kafka refused for what they are (too large): still fetched */
+	int64_t bad_lines;    /* lines that were no item: reported and skipped */
 	int64_t already;      /* delivered, but another run had recorded the code first */
 };
 

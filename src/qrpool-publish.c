@@ -155,6 +155,7 @@ static int publish_read_items(struct publisher *publisher)
 	}
 	if (reader.bad_lines)
 		status = exitcode_worst(status, EXIT_DATA);
+	publisher->counts.bad_lines = reader.bad_lines;   /* for the summary */
 	status = exitcode_worst(status, publish_finish(publisher));
 	progress_end(&progress);
 	item_reader_free(&reader);
@@ -178,7 +179,8 @@ static int publish_run(const struct publish_options *options, const struct confi
 	    !(status = publish_open(&publisher, config, &db, options->drop_images, stdout))) {
 		status = publish_read_items(&publisher);
 		publish_stdout_failed = publisher.committer.out_failed;
-		db_run_end(&db, publisher.counts.read, publisher.counts.published, status);
+		db_run_end(&db, publisher.counts.read + publisher.counts.bad_lines,
+			publisher.counts.published, status);
 		publish_close(&publisher);
 	} else
 		db_run_end(&db, 0, 0, status);

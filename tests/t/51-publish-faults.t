@@ -262,11 +262,14 @@ is "... and sent once" "$(read_topic qrpool.link | cut -f1 | grep -Fx -f "$(cut 
 # --- a line longer than 65536 bytes: reported and skipped (65), the rest sent -------
 stage link=2
 qrpool-pending --state fetched --pool link >"$T/items"
-{ head -1 "$T/items"; head -c 70000 /dev/zero | tr '\0' x; echo; sed -n 2p "$T/items"; } >"$T/long"
+{ head -1 "$T/items"; head -c 70000 /dev/zero | tr '\0' x; echo; echo garbage
+  printf 'NoSuchId00000000\tlink\n'; sed -n 2p "$T/items"; } >"$T/long"
 run qrpool-publish <"$T/long"
 is "a 70,000-byte line: exit 65, the two codes published and printed" "$rc:$(sort "$T/out")" \
   "65:$(sort "$T/items")"
 like "... the line reported with its number" "$(cat "$T/err")" "stdin:2: longer than 65536 bytes; line skipped"
+like "... and, with a line of no item and an unknown id, 3 lines skipped in the summary" \
+  "$(cat "$T/err")" "error: 3 lines skipped \(see above\)"
 
 # --- a pool's topic missing on the cluster: 69 naming it, the codes stay fetched -------
 stage card=20
@@ -293,6 +296,46 @@ kafka_control clear-errors Produce
 is "not authorized for the topic: exit 69" "$rc" 69
 like "... saying what to fix" "$(cat "$T/err")" "Kafka refused the messages: .*[Aa]uthoriz.*ACLs"
 is "... every code still fetched" "$(count link fetched)" 50
+
+# --- a cluster whose settings refuse us (a policy, the acks): 69, not 75 ----------------
+kafka_control produce-error POLICY_VIOLATION 100000
+run qrpool-publish <"$T/items"
+kafka_control clear-errors Produce
+is "a policy violation: exit 69" "$rc" 69
+like "... saying what to fix" "$(cat "$T/err")" \
+  "Kafka refused the messages: .*: the topic's and the cluster's settings must take idempotent writes"
+is "... every code still fetched" "$(count link fetched)" 50
+qrpool-pending --state fetched --pool link | qrpool-publish >/dev/null
+
+# --- an image too large for Kafka: that code refused (65), the others published --------
+# On the client (message.max.bytes), and on the broker (the topic's max.message.bytes).
+stage link=1 --size 200000
+big=$(sql "SELECT request_id FROM codes WHERE state = 'fetched'")
+stage link=3 --size 100
+qrpool-pending --state fetched --pool link >"$T/items"
+set_kafka 10s message.max.bytes=100000
+run qrpool-publish <"$T/items"
+set_kafka 10s
+is "an image over message.max.bytes: exit 65" "$rc" 65
+like "... naming the code, its size and the limits" "$(cat "$T/err")" \
+  "stdin:[0-9]+: $big: Kafka refused its message \(an image of 200000 bytes\): .*stays fetched, .*message.max.bytes in kafka.properties"
+is "... said once in the summary" "$(grep -c '1 code refused by Kafka for what it is' "$T/err")" 1
+is "... it stays fetched, the three others published" "$(count link fetched):$(wc -l <"$T/out")" 1:3
+echo "$big	link" >"$T/items"
+kafka_control produce-error MSG_SIZE_TOO_LARGE 1
+run qrpool-publish <"$T/items"
+kafka_control clear-errors Produce
+is "refused by the broker as too large: exit 65" "$rc" 65
+like "... naming the code" "$(cat "$T/err")" "$big: Kafka refused its message \(an image of 200000 bytes\)"
+is "... still fetched" "$(count link fetched)" 1
+qrpool-pending --state fetched --pool link | qrpool-publish >/dev/null
+
+# --- transactional.id: a config error (librdkafka would refuse every message) ----------
+set_kafka 10s transactional.id=x
+run qrpool-publish </dev/null
+set_kafka 10s
+is "transactional.id in kafka.properties: exit 78" "$rc" 78
+like "... saying why" "$(cat "$T/err")" "kafka.properties sets transactional.id: qrpool does not use transactions"
 
 # --- stdout stalled (the next stage stopped reading): no read transaction is held
 # while publish waits, and SIGTERM ends the reading; the run ends when the reader drains
