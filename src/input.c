@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "parse.h"
 
 #define INPUT_READ_SIZE 65536
 
@@ -111,6 +112,12 @@ int input_next(struct input *input, struct item *item)
 	size_t length;
 
 	while ((line = input_line(input, &length))) {
+		if (input->line_number == 1) {   /* a UTF-8 byte-order mark (a file saved on Windows) */
+			size_t bom = parse_bom_length(line, length);
+
+			line += bom;
+			length -= bom;
+		}
 		if (item_blank(line, length))
 			continue;
 		if (item_overlong((ssize_t)length, length ? (unsigned char)line[length - 1] : 0,

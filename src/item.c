@@ -6,6 +6,7 @@
 
 #include "interrupt.h"
 #include "log.h"
+#include "parse.h"
 #include "rid.h"
 
 void item_reader_init(struct item_reader *reader, FILE *in, const char *name)
@@ -90,6 +91,7 @@ int item_read(struct item_reader *reader, struct item *item)
 	for (;;) {
 		char why[160];
 		ssize_t length;
+		size_t bom;   /* a UTF-8 byte-order mark on line 1 (a file saved on Windows) */
 		int last, ended;
 
 		errno = 0;
@@ -117,9 +119,10 @@ int item_read(struct item_reader *reader, struct item *item)
 			continue;
 		}
 		reader->buffer[length] = '\0';
-		if (item_blank(reader->buffer, (size_t)length))
+		bom = reader->line_number == 1 ? parse_bom_length(reader->buffer, (size_t)length) : 0;
+		if (item_blank(reader->buffer + bom, (size_t)length - bom))
 			continue;
-		if (item_parse(reader->buffer, (size_t)length, item, why, sizeof why) == 0) {
+		if (item_parse(reader->buffer + bom, (size_t)length - bom, item, why, sizeof why) == 0) {
 			item->line_number = reader->line_number;
 			return 1;
 		}

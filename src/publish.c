@@ -368,9 +368,9 @@ static int publish_check(struct publisher *publisher, const struct item *item, c
 	if (found == 1)
 		return publish_skip(publisher, item, source, "is not in the staging DB");
 	if (strcmp(code->pool, item->pool))
-		snprintf(why, sizeof why, "belongs to pool %s, not %s", code->pool, item->pool);
+		snprintf(why, sizeof why, "belongs to pool '%s', not '%s'", code->pool, item->pool);
 	else if (!(*pool = config_pool(publisher->config, code->pool)))
-		snprintf(why, sizeof why, "is of pool %s, which is not configured", code->pool);
+		snprintf(why, sizeof why, "is of pool '%s', which is not configured", code->pool);
 	else if (strcmp(code->state, "fetched"))
 		snprintf(why, sizeof why, "is %s, not fetched", code->state);
 	else if (!code->bytes)
@@ -597,10 +597,12 @@ static void publish_summary(struct publisher *publisher)
 	const struct publish_counts *c = &publisher->counts;
 
 	if (c->failed) {
+		/* After a refusal (69) a rerun helps only once what it said is changed. */
 		log_error("%lld of %lld codes not delivered (%s%s%s): they stay fetched; publish them "
-			"again later (qrpool-pending --state fetched | qrpool-publish)", (long long)c->failed,
+			"again %s (qrpool-pending --state fetched | qrpool-publish)", (long long)c->failed,
 			(long long)(c->read - c->skipped), publisher->delivery_error,
-			*publisher->client_error ? "; last client error: " : "", publisher->client_error);
+			*publisher->client_error ? "; last client error: " : "", publisher->client_error,
+			publisher->status == EXIT_UPSTREAM ? "once the refusal above is dealt with" : "later");
 		publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
 	}
 	if (publisher->committer.unrecorded)

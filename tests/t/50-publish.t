@@ -51,7 +51,7 @@ like "a planned code is reported" "$(cat "$T/err")" "stdin:2: $planned is planne
 like "a published code is reported" "$(cat "$T/err")" "stdin:3: $published is published, not fetched"
 like "a malformed line is reported" "$(cat "$T/err")" "stdin:4: "
 like "an item naming the wrong pool is reported" "$(cat "$T/err")" \
-  "stdin:5: $published belongs to pool poster, not link"
+  "stdin:5: $published belongs to pool 'poster', not 'link'"
 is "the ready codes still go out" "$(wc -l <"$T/out")" 2
 is "... and are published" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" 0
 is "the images are kept by default" "$(sql "SELECT count(*) FROM images")" 78

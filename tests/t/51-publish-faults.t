@@ -280,6 +280,8 @@ is "a topic missing on the cluster: exit 69" "$rc" 69
 like "... naming it, and what to do" "$(cat "$T/err")" \
   "topic qrpool.card does not exist on the cluster: create it"
 is "... said once" "$(grep -c 'does not exist on the cluster' "$T/err")" 1
+like "... the summary not saying to just try later" "$(cat "$T/err")" \
+  "they stay fetched; publish them again once the refusal above is dealt with"
 is "... its codes still fetched" "$(count card fetched)" 20
 printf 'card\t%s\t5\n' "$(date -u +%Y-%m-%dT%H:00Z)" >"$T/demand.tsv"
 run qrpool-plan --dry-run --from "$(date -u +%Y-%m-%dT%H:00Z)" "$T/demand.tsv"

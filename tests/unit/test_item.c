@@ -73,53 +73,87 @@ static char *limit_input(size_t *size)
 	return text;
 }
 
-/* The first two items' ids, and the count of all. */
-static void keep_id(const struct item *item, char ids[2][16], int *count)
+/* What a reader made of a text: the first two items' ids, the count of all. */
+struct read_result {
+	char ids[2][16];
+	int count;
+	long bad_lines, lines;
+};
+
+static void keep_id(const struct item *item, struct read_result *result)
 {
-	if (*count < 2)
-		snprintf(ids[*count], sizeof ids[0], "%s", item->request_id);
-	++*count;
+	if (result->count < 2)
+		snprintf(result->ids[result->count], sizeof result->ids[0], "%s", item->request_id);
+	result->count++;
 }
 
-static void check_limit_items(const char *reader, int count, char ids[2][16], long bad_lines)
+/* Reads `text` with item_read (a stream in memory) and with input_next (a file). */
+static void read_both(const char *text, size_t size, struct read_result *by_reader,
+	struct read_result *by_input)
 {
-	is_int(count, 2, "%s: an item of ITEM_LINE_MAX bytes and the one after the long lines", reader);
-	is_str(ids[0], "id0", "%s: the longest line allowed, read", reader);
-	is_str(ids[1], "id3", "%s: the line after the long ones, read", reader);
-	is_int(bad_lines, 2, "%s: ITEM_LINE_MAX + 1 bytes is a bad line, with a CR or not", reader);
+	char path[] = "/tmp/test_item.XXXXXX";
+	FILE *in = fmemopen((void *)text, size, "r");
+	struct item_reader reader;
+	struct input input;
+	struct item item;
+	int fd = mkstemp(path);
+
+	memset(by_reader, 0, sizeof *by_reader);
+	memset(by_input, 0, sizeof *by_input);
+	item_reader_init(&reader, in, "input");
+	while (item_read(&reader, &item) == 1)
+		keep_id(&item, by_reader);
+	by_reader->bad_lines = reader.bad_lines;
+	by_reader->lines = reader.line_number;
+	item_reader_free(&reader);
+	fclose(in);
+	if (fd < 0 || write(fd, text, size) != (ssize_t)size || lseek(fd, 0, SEEK_SET) != 0)
+		by_input->count = -1;
+	input_init(&input, fd, "input");
+	while (fd >= 0 && !input_done(&input) && input_fill(&input) == 0)
+		while (input_next(&input, &item) == 1)
+			keep_id(&item, by_input);
+	by_input->bad_lines = input.bad_lines;
+	by_input->lines = input.line_number;
+	input_free(&input);
+	close(fd);
+	unlink(path);
+}
+
+static void check_limit_items(const char *reader, const struct read_result *got)
+{
+	is_int(got->count, 2, "%s: an item of ITEM_LINE_MAX bytes and the one after the long lines",
+		reader);
+	is_str(got->ids[0], "id0", "%s: the longest line allowed, read", reader);
+	is_str(got->ids[1], "id3", "%s: the line after the long ones, read", reader);
+	is_int(got->bad_lines, 2, "%s: ITEM_LINE_MAX + 1 bytes is a bad line, with a CR or not", reader);
+	is_int(got->lines, 4, "%s: four lines counted", reader);
 }
 
 static void test_line_limits(void)
 {
 	size_t size;
-	char *text = limit_input(&size), path[] = "/tmp/test_item.XXXXXX", ids[2][16] = { "", "" };
-	FILE *in = fmemopen(text, size, "r");
-	struct item_reader reader;
-	struct input input;
-	struct item item;
-	int count = 0, fd = mkstemp(path);
+	char *text = limit_input(&size);
+	struct read_result by_reader, by_input;
 
-	item_reader_init(&reader, in, "input");
-	while (item_read(&reader, &item) == 1)
-		keep_id(&item, ids, &count);
-	check_limit_items("item_read", count, ids, reader.bad_lines);
-	item_reader_free(&reader);
-	fclose(in);
-
-	ok(fd >= 0 && write(fd, text, size) == (ssize_t)size && lseek(fd, 0, SEEK_SET) == 0,
-		"the same lines in a file");
-	input_init(&input, fd, "input");
-	count = 0;
-	memset(ids, 0, sizeof ids);
-	while (!input_done(&input) && input_fill(&input) == 0)
-		while (input_next(&input, &item) == 1)
-			keep_id(&item, ids, &count);
-	check_limit_items("input_next", count, ids, input.bad_lines);
-	is_int(input.line_number, 4, "input_next: four lines counted");
-	input_free(&input);
-	close(fd);
-	unlink(path);
+	read_both(text, size, &by_reader, &by_input);
+	check_limit_items("item_read", &by_reader);
+	check_limit_items("input_next", &by_input);
 	free(text);
+}
+
+/* A UTF-8 byte-order mark before line 1 (a file saved on Windows) is no part
+ * of the request id, for either reader. */
+static void test_bom(void)
+{
+	static const char text[] = "\xEF\xBB\xBFid1\tpoolA\nid2\tpoolB\n";
+	struct read_result by_reader, by_input;
+
+	read_both(text, sizeof text - 1, &by_reader, &by_input);
+	ok(by_reader.count == 2 && !strcmp(by_reader.ids[0], "id1") && !by_reader.bad_lines,
+		"item_read: a BOM on line 1 dropped");
+	ok(by_input.count == 2 && !strcmp(by_input.ids[0], "id1") && !by_input.bad_lines,
+		"input_next: a BOM on line 1 dropped");
 }
 
 int main(void)
@@ -128,5 +162,6 @@ int main(void)
 	test_parse();
 	test_reader();
 	test_line_limits();
+	test_bom();
 	return tap_done();
 }
