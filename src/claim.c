@@ -289,7 +289,8 @@ static int claim_open(struct claim *claim)
 {
 	int status;
 
-	if ((status = db_open_or_create(&claim->db, claim->config->db_path, claim->config->busy_timeout_ms)))
+	if ((status = db_open_or_create(&claim->db, claim->config->db_path,
+			claim->config->busy_timeout_ms)))
 		return status;
 	/* FULL: a binding must survive power loss once its offset is committed,
 	 * or a handed-out code would resolve to nothing. */

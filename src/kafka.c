@@ -238,30 +238,33 @@ static int kafka_remaining_ms(double deadline)
 	return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
-/* The topic's partition count; 0 when it does not exist yet. */
-static rd_kafka_resp_err_t kafka_partition_count(rd_kafka_t *rk, const char *topic,
-	double deadline, int *count)
+rd_kafka_resp_err_t kafka_topic_metadata(rd_kafka_t *rk, const char *topic, int timeout_ms,
+	int *count)
 {
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
 	const struct rd_kafka_metadata *metadata;
 	rd_kafka_resp_err_t err;
 
+	*count = 0;
 	if (!rkt)
 		return rd_kafka_last_error();
-	err = rd_kafka_metadata(rk, 0, rkt, &metadata, kafka_remaining_ms(deadline));
+	err = rd_kafka_metadata(rk, 0, rkt, &metadata, timeout_ms);
 	rd_kafka_topic_destroy(rkt);
 	if (err)
 		return err;
-	*count = 0;
-	if (metadata->topic_cnt == 1) {
-		err = metadata->topics[0].err;
-		if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-			err = RD_KAFKA_RESP_ERR_NO_ERROR;
-		else if (!err)
-			*count = metadata->topics[0].partition_cnt;
-	}
+	if (metadata->topic_cnt == 1 && !(err = metadata->topics[0].err))
+		*count = metadata->topics[0].partition_cnt;
 	rd_kafka_metadata_destroy(metadata);
 	return err;
+}
+
+/* The topic's partition count; 0 when it does not exist yet. */
+static rd_kafka_resp_err_t kafka_partition_count(rd_kafka_t *rk, const char *topic,
+	double deadline, int *count)
+{
+	rd_kafka_resp_err_t err = kafka_topic_metadata(rk, topic, kafka_remaining_ms(deadline), count);
+
+	return err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? RD_KAFKA_RESP_ERR_NO_ERROR : err;
 }
 
 void kafka_depth_add(struct kafka_depth *depth, int64_t low, int64_t high, int64_t committed)

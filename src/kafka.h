@@ -50,6 +50,10 @@ int kafka_unreachable(rd_kafka_resp_err_t err);
 /* 1 for errors saying Kafka refuses this client (authorization): no retry
  * or rerun helps until its ACLs change. */
 int kafka_refused(rd_kafka_resp_err_t err);
+/* The topic's error in the cluster's metadata (not authorized, unknown), or
+ * the metadata request's own; else NO_ERROR, with *count its partitions. */
+rd_kafka_resp_err_t kafka_topic_metadata(rd_kafka_t *rk, const char *topic, int timeout_ms,
+	int *count);
 /* 1 for errors refusing one message for what it is (larger than the client's
  * message.max.bytes or the topic's max.message.bytes, an invalid record):
  * sending it again fails the same way. */

@@ -15,6 +15,8 @@
 /* After giving up on the deliveries left at the deadline, their reports come
  * back at once; this bounds the wait for them. */
 #define PUBLISH_PURGE_SECONDS 2.0
+/* How long the topics' metadata is asked for after messages failed. */
+#define PUBLISH_DIAGNOSE_MS 2000
 
 /* A code as the lookup found it: what its message carries besides the key.
  * The pointers stay valid until the lookup statement is reset. */
@@ -66,9 +68,9 @@ static void publish_refused(struct publisher *publisher, rd_kafka_resp_err_t err
 {
 	if (publisher->status != EXIT_UPSTREAM)
 		log_error("Kafka refused the messages: %s: %s", rd_kafka_err2str(err), kafka_refused(err) ?
-			"its ACLs must let this client write the topic (and, with enable.idempotence, "
-			"IdempotentWrite on the cluster)" : "the topic's and the cluster's settings must "
-			"take idempotent writes with acks=all");
+			"its ACLs must let this client describe and write the topic (and, with "
+			"enable.idempotence, IdempotentWrite on the cluster)" : "the topic's and the "
+			"cluster's settings must take idempotent writes with acks=all");
 	publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
 	publisher->stop = 1;
 }
@@ -623,6 +625,30 @@ static void publish_summary(struct publisher *publisher)
 		(long long)(c->skipped + c->bad_lines));
 }
 
+/* Messages that timed out may have waited on a topic the cluster refuses to
+ * describe to us (a missing Describe ACL): asked once, so the run says so
+ * (69) rather than "try again later". Not when the client could not reach
+ * the brokers (it said so): no answer would come. */
+static void publish_diagnose(struct publisher *publisher)
+{
+	double deadline = db_now() + PUBLISH_DIAGNOSE_MS / 1000.0;
+
+	for (size_t i = 0; i < publisher->config->pool_count && publisher->status != EXIT_UPSTREAM &&
+			!*publisher->client_error && db_now() < deadline; i++) {
+		int partitions;
+		rd_kafka_resp_err_t err;
+
+		if (!publisher->topics[i])
+			continue;
+		err = kafka_topic_metadata(publisher->producer, publisher->config->pools[i].topic,
+			(int)((deadline - db_now()) * 1000) + 1, &partitions);
+		if (kafka_refused(err)) {
+			log_error("topic %s: %s", publisher->config->pools[i].topic, rd_kafka_err2str(err));
+			publish_refused(publisher, err);
+		}
+	}
+}
+
 int publish_finish(struct publisher *publisher)
 {
 	double deadline = db_now() + (double)publisher->config->kafka.timeout_ms / 1000;
@@ -642,6 +668,8 @@ int publish_finish(struct publisher *publisher)
 			publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
 	}
 	publish_hand_over(publisher, 1);
+	if (publisher->counts.failed && !interrupt_requested())
+		publish_diagnose(publisher);
 	publisher->status = exitcode_worst(publisher->status,
 		publish_committer_finish(&publisher->committer));
 	publisher->counts.published = publisher->committer.published;

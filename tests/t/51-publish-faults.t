@@ -299,6 +299,18 @@ is "not authorized for the topic: exit 69" "$rc" 69
 like "... saying what to fix" "$(cat "$T/err")" "Kafka refused the messages: .*[Aa]uthoriz.*ACLs"
 is "... every code still fetched" "$(count link fetched)" 50
 
+# --- the cluster refuses to describe the topic to us (no Describe ACL): the messages
+# time out, and the topic's metadata says why: 69, not "try again later" ------------------
+kafka_control topic-error qrpool.link TOPIC_AUTHORIZATION_FAILED
+set_kafka 3s
+run qrpool-publish <"$T/items"
+set_kafka 10s
+kafka_control topic-error qrpool.link NO_ERROR
+is "a topic we may not describe: exit 69" "$rc" 69
+like "... naming the topic" "$(cat "$T/err")" "topic qrpool.link: Broker: Topic authorization failed"
+like "... and the ACLs" "$(cat "$T/err")" "its ACLs must let this client describe and write the topic"
+is "... every code still fetched" "$(count link fetched)" 50
+
 # --- a cluster whose settings refuse us (a policy, the acks): 69, not 75 ----------------
 kafka_control produce-error POLICY_VIOLATION 100000
 run qrpool-publish <"$T/items"
