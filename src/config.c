@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -221,13 +222,20 @@ static int config_get_color(const struct config_reader *reader, const config_set
  * ssl.key.password, sasl.oauthbearer.client.secret, ssl.key.pem, ...). */
 int config_property_secret(const char *key, size_t length)
 {
-	/* sasl.oauthbearer.config may hold a client secret under any name. */
-	static const char *const marks[] = { "password", "passphrase", "secret", "ssl.key.pem",
+	/* sasl.oauthbearer.config may hold a client secret under any name. The
+	 * marks are matched in any case, and short enough to catch a misspelt
+	 * key ("sasl.pasword", "Sasl.Password"), which librdkafka refuses, but
+	 * only after --dump-config would have shown its value. */
+	static const char *const marks[] = { "pass", "pasw", "pwd", "secret", "ssl.key.pem",
 		"jaas", "oauthbearer.config" };
 
-	for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
-		if (memmem(key, length, marks[i], strlen(marks[i])))
-			return 1;
+	for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+		size_t mark = strlen(marks[i]);
+
+		for (size_t at = 0; at + mark <= length; at++)
+			if (!strncasecmp(key + at, marks[i], mark))
+				return 1;
+	}
 	return 0;
 }
 

@@ -171,6 +171,11 @@ static void test_includes(void)
 		"a secret Kafka property in a readable file is refused");
 	ok(strstr(logged, "accessible by group or others") != NULL, "saying why: %s", logged);
 	config_free(&config);
+	ok(config_property_secret("sasl.pasword", 12) && config_property_secret("Sasl.Password", 13) &&
+		config_property_secret("ssl.keystore.passwd", 19), "a misspelt or capitalised secret "
+		"key is a secret too");
+	ok(!config_property_secret("linger.ms", 9) && !config_property_secret("ssl.key.location", 16),
+		"... and other keys are not");
 	is_int(load("kafka = { brokers = \"k:9092\"; properties = [ \"linger.ms=5\" ]; };\n" POOLS
 		"wechat = { appid = \"a\"; };\n", 0644, &config, logged, sizeof logged), 0,
 		"other Kafka properties are fine in a readable file");
