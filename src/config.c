@@ -400,7 +400,8 @@ static int config_load_kafka(const struct config_reader *reader, config_t *cf, s
 		return config_error_at(reader, list, "kafka.properties must be a list of \"key=value\" strings");
 	count = config_setting_length(list);
 	k->properties = calloc((size_t)count + 1, sizeof *k->properties);
-	if (!k->properties)
+	k->property_places = calloc((size_t)count + 1, sizeof *k->property_places);
+	if (!k->properties || !k->property_places)
 		return config_error_at(reader, list, "out of memory");
 	for (int i = 0; i < count; i++) {
 		const config_setting_t *item = config_setting_get_elem(list, (unsigned)i);
@@ -414,6 +415,9 @@ static int config_load_kafka(const struct config_reader *reader, config_t *cf, s
 		    (status = config_check_private(reader, item, config_source(reader, item),
 				"config file")))
 			return status;
+		if (asprintf(&k->property_places[k->property_count], "%s:%d",
+				config_source(reader, item), config_setting_source_line(item)) < 0)
+			return config_error_at(reader, item, "out of memory");
 		k->properties[k->property_count++] = strdup(text);
 	}
 	return 0;
@@ -733,9 +737,12 @@ void config_free(struct config *config)
 	for (size_t i = 0; i < config->pool_count; i++)
 		config_free_pool(&config->pools[i]);
 	free(config->pools);
-	for (size_t i = 0; i < config->kafka.property_count; i++)
+	for (size_t i = 0; i < config->kafka.property_count; i++) {
 		free(config->kafka.properties[i]);
+		free(config->kafka.property_places[i]);
+	}
 	free(config->kafka.properties);
+	free(config->kafka.property_places);
 	free(config->kafka.brokers);
 	if (w->secret)
 		explicit_bzero(w->secret, strlen(w->secret));

@@ -62,6 +62,7 @@ struct wechat_config {
 struct kafka_config {
 	char *brokers;
 	char **properties;          /* "key=value" for librdkafka, untouched */
+	char **property_places;     /* where each was set, "file:line", for messages */
 	size_t property_count;
 	int64_t timeout_ms;         /* delivery and drain deadline */
 };

@@ -34,8 +34,9 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const struct config *config, const cha
 }
 
 /* Warns when kafka.properties tries to weaken a forced setting ("acks=1"):
- * the value is overridden, and the operator should know. */
-static void kafka_check_forced(const struct config *config, const char *key, const char *value)
+ * the value is overridden, and the operator should know. `where` is the
+ * property's file:line. */
+static void kafka_check_forced(const char *where, const char *key, const char *value)
 {
 	for (size_t i = 0; i < sizeof kafka_forced / sizeof kafka_forced[0]; i++) {
 		int same_key = !strcmp(key, kafka_forced[i][0]) ||
@@ -45,7 +46,7 @@ static void kafka_check_forced(const struct config *config, const char *key, con
 
 		if (same_key && !same_value)
 			log_warn("%s: kafka.properties sets %s=%s: ignored, the producer always uses %s=%s",
-				config->path, key, value, kafka_forced[i][0], kafka_forced[i][1]);
+				where, key, value, kafka_forced[i][0], kafka_forced[i][1]);
 	}
 }
 
@@ -55,23 +56,24 @@ static int kafka_set_properties(rd_kafka_conf_t *conf, const struct config *conf
 {
 	for (size_t i = 0; i < config->kafka.property_count; i++) {
 		const char *property = config->kafka.properties[i];
+		const char *where = config->kafka.property_places[i];
 		const char *eq = strchr(property, '=');
-		char *key = strndup(property, (size_t)(eq - property));
-		int failed;
+		char *key = strndup(property, (size_t)(eq - property)), why[512];
+		int failed = 0;
 
 		if (!key)
 			return -1;
 		if (!strcmp(key, "transactional.id")) {
 			/* librdkafka would then refuse every message outside a transaction. */
 			log_error("%s: kafka.properties sets transactional.id: qrpool does not use "
-				"transactions (each message is idempotent and stands alone): remove it",
-				config->path);
-			free(key);
-			return -1;
+				"transactions (each message is idempotent and stands alone): remove it", where);
+			failed = 1;
+		} else if (rd_kafka_conf_set(conf, key, eq + 1, why, sizeof why) != RD_KAFKA_CONF_OK) {
+			log_error("%s: kafka.properties: %s", where, why);
+			failed = 1;
+		} else if (type == RD_KAFKA_PRODUCER) {
+			kafka_check_forced(where, key, eq + 1);
 		}
-		if (type == RD_KAFKA_PRODUCER)
-			kafka_check_forced(config, key, eq + 1);
-		failed = kafka_conf_set(conf, config, key, eq + 1);
 		free(key);
 		if (failed)
 			return -1;

@@ -147,7 +147,8 @@ like "... saying why on stderr" "$(cat "$T/err")" "stdout"
 set_kafka 3s no.such.property=1
 run qrpool-report --prom "$T/typo.prom"
 is "a kafka.properties typo: --prom exits 78" "$rc" 78
-like "... naming the property" "$(cat "$T/err")" 'No such configuration property: "no.such.property"'
+like "... naming the property, at its file and line" "$(cat "$T/err")" \
+  'qrpool.cfg:[0-9]+: kafka.properties: No such configuration property: "no.such.property"'
 ok "... and writes no textfile (kafka_up 0 would page for Kafka)" -- test ! -e "$T/typo.prom"
 run qrpool-report --check
 is "... --check: UNKNOWN, exit 3" "$rc:$(cat "$T/out")" \

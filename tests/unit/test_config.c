@@ -153,6 +153,16 @@ static void test_includes(void)
 	ok(strstr(logged, "inc.cfg:2: unknown setting 'colour'") != NULL, "is reported at its own file and line: %s",
 		logged);
 	config_free(&config);
+	/* A Kafka property is placed at its own file and line, for librdkafka's refusals. */
+	write_file(include, "kafka = { brokers = \"k:9092\";\n properties = [ \"linger.ms=5\" ]; };\n",
+		0600);
+	snprintf(text, sizeof text, "wechat = { appid = \"a\"; };\n@include \"%s\"\n" POOLS, include);
+	is_int(load(text, 0600, &config, logged, sizeof logged), 0, "Kafka properties in an included "
+		"file: %s", logged);
+	ok(config.kafka.property_count == 1 && strstr(config.kafka.property_places[0], "inc.cfg:2"),
+		"each placed at its own file and line: %s", config.kafka.property_count ?
+		config.kafka.property_places[0] : "none");
+	config_free(&config);
 	/* A relative @include is next to the config, wherever the tool runs from. */
 	write_file(include, "wechat = { appid = \"rel\"; };\n", 0600);
 	is_int(load("@include \"inc.cfg\"\n" POOLS, 0600, &config, logged, sizeof logged), 0,
