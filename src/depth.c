@@ -114,9 +114,6 @@ int depth_measure(struct db *db, const struct config *config, struct pool_depth 
 
 		if (!err) {
 			depths[i] = (struct pool_depth){ measured.depth, measured.lost, 1 };
-			if (measured.lost)
-				log_info("pool %s: %lld codes were dropped by retention before anyone took "
-					"them", pool->name, (long long)measured.lost);
 			continue;
 		}
 		if (kafka_unreachable(err)) {

@@ -56,7 +56,8 @@ static int kafka_set_properties(rd_kafka_conf_t *conf, const struct config *conf
 {
 	for (size_t i = 0; i < config->kafka.property_count; i++) {
 		const char *property = config->kafka.properties[i];
-		const char *where = config->kafka.property_places[i];
+		const char *where = config->kafka.property_places ? config->kafka.property_places[i] :
+			config->path;   /* (a config made in code has no places) */
 		const char *eq = strchr(property, '=');
 		char *key = strndup(property, (size_t)(eq - property)), why[512];
 		int failed = 0;
@@ -365,6 +366,9 @@ rd_kafka_resp_err_t kafka_measure_depth(const struct config *config, const struc
 			pool->topic);
 	if (!err && count)
 		err = kafka_sum_partitions(rk, pool->topic, count, deadline, out);
+	if (!err && out->lost)
+		log_info("pool %s: %lld codes were dropped by retention before anyone took them",
+			pool->name, (long long)out->lost);
 	if (err)
 		snprintf(why, why_size, "topic %s, group %s: %s", pool->topic, pool->group,
 			rd_kafka_err2str(err));

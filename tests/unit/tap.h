@@ -3,9 +3,11 @@
 #ifndef QRPOOL_TAP_H
 #define QRPOOL_TAP_H
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Unused helpers must not warn: each test uses only some. */
 #define TAP_FUNCTION static __attribute__((unused))
@@ -70,6 +72,35 @@ TAP_FUNCTION int tap_is_str(const char *got, const char *expected, const char *f
 		printf("#   at %s:%d: got '%s', expected '%s'\n", file, line, got ? got : "(null)",
 			expected ? expected : "(null)");
 	return same;
+}
+
+/* What the code under test logs: stderr goes to `path` from tap_capture_start
+ * until tap_capture_end, which reads it into `logged`. */
+static int tap_saved_stderr = -1;
+
+TAP_FUNCTION void tap_capture_start(const char *path)
+{
+	int fd;
+
+	fflush(stderr);
+	tap_saved_stderr = dup(2);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	dup2(fd, 2);
+	close(fd);
+}
+
+TAP_FUNCTION void tap_capture_end(const char *path, char *logged, size_t size)
+{
+	ssize_t got;
+	int fd;
+
+	fflush(stderr);
+	dup2(tap_saved_stderr, 2);
+	close(tap_saved_stderr);
+	fd = open(path, O_RDONLY);
+	got = read(fd, logged, size - 1);
+	logged[got > 0 ? got : 0] = '\0';
+	close(fd);
 }
 
 TAP_FUNCTION int tap_done(void)

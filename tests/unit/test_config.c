@@ -25,22 +25,12 @@ static void write_file(const char *path, const char *text, mode_t mode)
 static int load_path(const char *path, struct config *config, char *logged, size_t size)
 {
 	char log_path[256];
-	int saved = dup(2), fd, status;
-	ssize_t got;
+	int status;
 
 	snprintf(log_path, sizeof log_path, "%s/stderr", dir);
-	fflush(stderr);
-	fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	dup2(fd, 2);
-	close(fd);
+	tap_capture_start(log_path);
 	status = config_load(config, path);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	fd = open(log_path, O_RDONLY);
-	got = read(fd, logged, size - 1);
-	logged[got > 0 ? got : 0] = '\0';
-	close(fd);
+	tap_capture_end(log_path, logged, size);
 	return status;
 }
 

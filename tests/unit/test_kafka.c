@@ -153,6 +153,7 @@ static rd_kafka_resp_err_t measure(const char *brokers, const char *topic, const
 
 static void test_depth(const char *brokers, rd_kafka_mock_cluster_t *mock)
 {
+	char logged[4096], expected[200];
 	struct kafka_depth depth;
 	rd_kafka_resp_err_t err;
 
@@ -175,9 +176,17 @@ static void test_depth(const char *brokers, rd_kafka_mock_cluster_t *mock)
 	rd_kafka_mock_topic_create(mock, "small", 1, 1);
 	ok(!commit(brokers, "online", "small", 0), "the group committed offset 0");
 	ok(!produce(brokers, "small", 800, 10000), "8 MB produced to one partition");
+	log_init("test_kafka", 1);   /* -v: the codes lost are said */
+	tap_capture_start("/tmp/test_kafka.stderr");
 	measure(brokers, "small", "online", 5000, &depth);
+	tap_capture_end("/tmp/test_kafka.stderr", logged, sizeof logged);
+	unlink("/tmp/test_kafka.stderr");
+	log_init("test_kafka", -1);
 	ok(depth.lost > 0 && depth.depth + depth.lost == 800,
 		"retention: %lld lost + %lld left = 800", (long long)depth.lost, (long long)depth.depth);
+	snprintf(expected, sizeof expected, "pool test: %lld codes were dropped by retention before "
+		"anyone took them", (long long)depth.lost);
+	ok(strstr(logged, expected) != NULL, "... and said at -v: %s", logged);
 }
 
 static void test_unreachable(void)
