@@ -38,6 +38,23 @@ int cli_usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+int cli_bad_option(char *const *argv, int opt)
+{
+	const char *arg = argv[optind - 1];
+	int long_option = !strncmp(arg, "--", 2);
+
+	if (opt == ':' && long_option)
+		return cli_usage_error("option '%s' needs a value", arg);
+	if (opt == ':')
+		return cli_usage_error("option '-%c' needs a value", optopt);
+	if (long_option && strchr(arg, '='))
+		return cli_usage_error("option '%.*s' is unknown, or takes no value", (int)strcspn(arg, "="),
+			arg);
+	if (long_option)
+		return cli_usage_error("unknown option '%s'", arg);
+	return cli_usage_error("unknown option '-%c'", optopt);
+}
+
 void cli_print_version(void)
 {
 	printf("%s (qrpool) %s\n", log_program(), QRPOOL_VERSION);

@@ -15,7 +15,9 @@ struct cli_common {
 	int version;
 };
 
-#define CLI_COMMON_SHORT "c:vqhV"
+/* The leading ':' keeps getopt quiet (cli_bad_option says it in the log's
+ * format) and tells a missing value (':') from an unknown option ('?'). */
+#define CLI_COMMON_SHORT ":c:vqhV"
 #define CLI_COMMON_LONG \
 	{ "config", required_argument, NULL, 'c' }, \
 	{ "verbose", no_argument, NULL, 'v' }, \
@@ -36,6 +38,9 @@ int cli_common_option(struct cli_common *common, int opt, const char *arg);
 
 /* Logs "message (try --help)" and returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* For getopt's ':' (a value missing) or '?' (unknown, or a value given to an
+ * option taking none): says which option, exits 64. */
+int cli_bad_option(char *const *argv, int opt);
 
 void cli_print_version(void);
 

@@ -71,7 +71,7 @@ static int claim_parse_options(int argc, char **argv, struct claim_cli *cli)
 				return cli_usage_error("--wait: %s", why);
 			break;
 		default:
-			return cli_usage_error("unknown option");
+			return cli_bad_option(argv, opt);
 		}
 	}
 	if (optind < argc)

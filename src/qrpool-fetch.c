@@ -106,7 +106,7 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 				return cli_usage_error("--reserve: %s", why);
 			break;
 		default:
-			return cli_usage_error("unknown option");
+			return cli_bad_option(argv, opt);
 		}
 	}
 	if (optind < argc)

@@ -108,7 +108,7 @@ static int pending_parse_options(int argc, char **argv, struct pending_options *
 			options->since = (int64_t)time(NULL) - ms / 1000;
 			break;
 		default:
-			return cli_usage_error("unknown option");
+			return cli_bad_option(argv, opt);
 		}
 	}
 	if (optind < argc)

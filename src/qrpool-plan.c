@@ -112,7 +112,7 @@ static int plan_parse_options(int argc, char **argv, struct plan_options *option
 			options->dry_run = 1;
 			break;
 		default:
-			return cli_usage_error("unknown option");
+			return cli_bad_option(argv, opt);
 		}
 	}
 	if (options->capacity >= 0 && options->window_start >= 0)

@@ -64,7 +64,7 @@ static int publish_parse_options(int argc, char **argv, struct publish_options *
 		if (cli_common_option(&options->common, opt, optarg))
 			continue;
 		if (opt != OPT_DROP_IMAGES)
-			return cli_usage_error("unknown option");
+			return cli_bad_option(argv, opt);
 		options->drop_images = 1;
 	}
 	if (optind < argc)

@@ -78,7 +78,7 @@ static int render_parse_options(int argc, char **argv, struct render_options *op
 				return cli_usage_error("--batch-time: %s", why);
 			break;
 		default:
-			return cli_usage_error("unknown option");
+			return cli_bad_option(argv, opt);
 		}
 	}
 	options->run.inputs = argv + optind;

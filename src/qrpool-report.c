@@ -90,7 +90,7 @@ static int report_parse_options(int argc, char **argv, struct report_options *op
 			bad = "";
 		}
 		if (bad && !status)
-			status = *bad ? cli_usage_error("%s: %s", bad, why) : cli_usage_error("unknown option");
+			status = *bad ? cli_usage_error("%s: %s", bad, why) : cli_bad_option(argv, opt);
 	}
 	if (status)
 		return status;

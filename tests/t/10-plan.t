@@ -17,6 +17,13 @@ is "--help exits 0" "$rc" 0
 like "--help documents exit codes" "$(cat "$T/out")" "75 try again later"
 run qrpool-plan --no-such-option
 is "an unknown option exits 64" "$rc" 64
+is "... said once, in the log's format, naming it" "$(cat "$T/err" | sed 's/^[0-9T:.+-]* //')" \
+  "qrpool-plan error: unknown option '--no-such-option' (try --help)"
+run qrpool-plan -c
+is "a missing value: exit 64, naming the option" "$rc:$(sed 's/^[0-9T:.+-]* //' "$T/err")" \
+  "64:qrpool-plan error: option '-c' needs a value (try --help)"
+run qrpool-plan --dry-run=yes
+like "a value to an option taking none: named" "$(cat "$T/err")" "option '--dry-run' is unknown, or takes no value"
 run qrpool-plan --capacity 10 --window 01:00-06:00 /dev/null
 is "--capacity with --window exits 64" "$rc" 64
 run qrpool-plan --window 1:00-06:00 /dev/null
