@@ -672,8 +672,8 @@ int publish_finish(struct publisher *publisher)
 		publish_diagnose(publisher);
 	publisher->status = exitcode_worst(publisher->status,
 		publish_committer_finish(&publisher->committer));
-	publisher->counts.published = publisher->committer.published;
-	publisher->counts.already = publisher->committer.already;
+	publisher->counts.published = publish_committer_published(&publisher->committer);
+	publisher->counts.already = publisher->committer.abandoned ? 0 : publisher->committer.already;
 	publish_summary(publisher);
 	return publisher->status;
 }

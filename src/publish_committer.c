@@ -228,6 +228,7 @@ static void *committer_run(void *argument)
 		}
 	}
 	committer_last_tries(committer);
+	committer->done = 1;
 	pthread_cond_broadcast(&committer->changed);
 	pthread_mutex_unlock(&committer->lock);
 	return NULL;
@@ -288,6 +289,21 @@ int publish_committer_start(struct publish_committer *committer, const struct co
 	return 0;
 }
 
+/* Waits on `changed` for 100 ms at most: waits that a signal must be able to
+ * end (the handler only sets a flag) are made of these. Under the lock. */
+static void committer_wait_briefly(struct publish_committer *committer)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += 100 * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&committer->changed, &committer->lock, &until);
+}
+
 int publish_committer_submit(struct publish_committer *committer, struct publish_batch *batch)
 {
 	struct publish_batch **tail;
@@ -296,17 +312,8 @@ int publish_committer_submit(struct publish_committer *committer, struct publish
 	pthread_mutex_lock(&committer->lock);
 	/* Behind (stdout blocked, the DB slow): wait for room, in short waits,
 	 * as a signal must end the reading and not this wait. */
-	while (committer->queued >= PUBLISH_QUEUE_MAX && !committer_late(committer)) {
-		struct timespec until;
-
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 100 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&committer->changed, &committer->lock, &until);
-	}
+	while (committer->queued >= PUBLISH_QUEUE_MAX && !committer_late(committer))
+		committer_wait_briefly(committer);
 	for (tail = &committer->queue; *tail; tail = &(*tail)->next)
 		;
 	batch->next = NULL;
@@ -332,7 +339,7 @@ int64_t publish_committer_published(struct publish_committer *committer)
 {
 	int64_t published;
 
-	if (!committer->running)
+	if (!committer->running && !committer->abandoned)   /* (the lock is gone once joined) */
 		return committer->published;
 	pthread_mutex_lock(&committer->lock);
 	published = committer->published;
@@ -352,6 +359,20 @@ void publish_committer_finishing(struct publish_committer *committer, double giv
 	pthread_mutex_unlock(&committer->lock);
 }
 
+/* Waits for the thread's end, in short waits: a second signal gives up on a
+ * thread stuck writing to a stdout nobody reads. 1 if it ended. */
+static int committer_wait_done(struct publish_committer *committer)
+{
+	int done;
+
+	pthread_mutex_lock(&committer->lock);
+	while (!committer->done && !interrupt_insisted())
+		committer_wait_briefly(committer);
+	done = committer->done;
+	pthread_mutex_unlock(&committer->lock);
+	return done;
+}
+
 int publish_committer_finish(struct publish_committer *committer)
 {
 	if (!committer->running)
@@ -361,6 +382,16 @@ int publish_committer_finish(struct publish_committer *committer)
 	committer->closing = 1;
 	pthread_cond_broadcast(&committer->changed);
 	pthread_mutex_unlock(&committer->lock);
+	if (!committer_wait_done(committer)) {
+		/* Stuck in a write to stdout (or a commit): left to the process's
+		 * end, which must not flush stdout (publish_run's caller _exits). */
+		log_warn("given up at a second signal with stdout not read: the lines of codes "
+			"already published may not all be written (the staging DB has them as "
+			"published), and deliveries not yet recorded stay fetched");
+		committer->abandoned = 1;
+		committer->running = 0;
+		return EXIT_TEMPFAIL;
+	}
 	pthread_join(committer->thread, NULL);
 	committer->running = 0;
 	pthread_cond_destroy(&committer->changed);

@@ -49,6 +49,8 @@ struct publish_committer {
 	double give_up_at;            /* ... this (db_now time) */
 	int closing;                  /* no more batches will come */
 	int running;                  /* the thread was started and not joined */
+	int done;                     /* the thread's work is over (under the lock) */
+	int abandoned;                /* given up at a second signal while stuck: see finish */
 	int locked;                   /* the oldest batch met the DB locked (said once) */
 	struct db db;
 	sqlite3_stmt *mark_published, *drop_image;

@@ -165,6 +165,9 @@ static int publish_read_items(struct publisher *publisher)
 
 /* A failed write to stdout was said by the committer already. */
 static int publish_stdout_failed;
+/* The committer was given up while stuck writing to stdout (a second signal):
+ * the process must end without flushing stdout, which would block too. */
+static int publish_abandoned;
 
 static int publish_run(const struct publish_options *options, const struct config *config)
 {
@@ -179,6 +182,7 @@ static int publish_run(const struct publish_options *options, const struct confi
 	    !(status = publish_open(&publisher, config, &db, options->drop_images, stdout))) {
 		status = publish_read_items(&publisher);
 		publish_stdout_failed = publisher.committer.out_failed;
+		publish_abandoned = publisher.committer.abandoned;
 		db_run_end(&db, publisher.counts.read + publisher.counts.bad_lines,
 			publisher.counts.published, status);
 		publish_close(&publisher);
@@ -211,6 +215,8 @@ int main(int argc, char **argv)
 		status = publish_dump_config(&config);
 	else
 		status = publish_run(&options, &config);
+	if (publish_abandoned)
+		_exit(status);
 	config_free(&config);
 	if (publish_stdout_failed) {
 		fclose(stdout);

@@ -376,3 +376,27 @@ wait $drain
 is "stdout stalled, SIGTERM: exit 75 once the reader drains" "$rc" 75
 is "... every code published or still fetched" \
   "$(($(count card published) + $(count card fetched)))" "$(sql "SELECT count(*) FROM codes WHERE pool = 'card'")"
+
+# --- stdout stalled, and the stop insisted on (the same signal again, a second
+# later): the run ends without the reader, its lines given up, the DB consistent -----
+stage card=30000 --size 100
+qrpool-pending --state fetched --pool card >"$T/items"
+rm -f "$T/stalled"; mkfifo "$T/stalled"
+qrpool-publish <"$T/items" >"$T/stalled" 2>"$T/err" &
+publisher=$!
+exec 4<"$T/stalled"
+before=-1
+for _ in $(seq 100); do   # until the published count stops moving: stuck on stdout
+  now=$(count card published)
+  [ "$now" -eq "$before" ] && [ "$now" -gt 0 ] && break
+  before=$now; sleep 0.3
+done
+kill -TERM $publisher; sleep 1.5; kill -TERM $publisher
+for _ in $(seq 50); do kill -0 $publisher 2>/dev/null || break; sleep 0.1; done
+ended=yes; kill -0 $publisher 2>/dev/null && ended=no
+exec 4<&-   # (a run still stuck ends here, with a broken pipe)
+rc=0; wait $publisher || rc=$?
+is "stdout stalled, a second SIGTERM: ended without the reader" "$ended:$rc" yes:75
+like "... saying what was given up" "$(cat "$T/err")" "given up at a second signal with stdout not read"
+is "... every code published or still fetched" \
+  "$(($(count card published) + $(count card fetched)))" "$(sql "SELECT count(*) FROM codes WHERE pool = 'card'")"
