@@ -12,10 +12,12 @@ start_kafka() {
     >/dev/null 2>"$T/kafka.log" &
   kafka_pid=$!
   at_exit "kill $kafka_pid"
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do   # 30 s: a loaded machine (make check runs two files at once)
     [ -s "$T/kafka.boot" ] && break
+    kill -0 "$kafka_pid" 2>/dev/null || break
     sleep 0.1
   done
+  [ -s "$T/kafka.boot" ] || { diag "local-kafka did not start:"; sed 's/^/# /' "$T/kafka.log" >&2; }
   KAFKA_BROKERS=$(cat "$T/kafka.boot")
   export KAFKA_BROKERS
 }
