@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "exitcode.h"
@@ -229,6 +230,14 @@ static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, 
 
 	memset(db, 0, sizeof *db);
 	db->path = path;
+	/* The DB holds the access token (a secret): made private, and SQLite
+	 * gives its -wal and -shm files the same mode. */
+	if (!existed) {
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+		if (fd >= 0)
+			close(fd);
+	}
 	rc = sqlite3_open_v2(path, &db->handle,
 		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {

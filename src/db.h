@@ -19,8 +19,10 @@ struct db {
  * of (a typo in database.path would otherwise give an empty pool, and a clean
  * audit of it)... */
 int db_open(struct db *db, const char *path, int64_t busy_timeout_ms);
-/* ... except by the tools whose first run makes it: qrpool-plan (the first
- * stage) and qrpool-claim (whose bindings may live on a host of their own). */
+/* ... except by the tools whose first run makes it: the stages of the nightly
+ * pipeline (which all start at once, before qrpool-plan has made it) and
+ * qrpool-claim (whose bindings may live on a host of their own). Either way a
+ * DB made is private (mode 0600): it holds the access token. */
 int db_open_or_create(struct db *db, const char *path, int64_t busy_timeout_ms);
 void db_close(struct db *db);
 

@@ -929,7 +929,7 @@ static int fetch_open(struct fetcher *f, const struct fetch_options *options,
 	f->spent_window = -1;
 	input_init(&f->input, in_fd, "stdin");
 	progress_init(&f->progress, 0);
-	if ((status = db_open(&f->db, config->db_path, config->busy_timeout_ms)))
+	if ((status = db_open_or_create(&f->db, config->db_path, config->busy_timeout_ms)))
 		return status;
 	/* Images stream in at thousands a second: checkpoint the WAL every 32 MB
 	 * rather than every 4, so pages rewritten by successive batches reach

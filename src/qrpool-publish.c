@@ -175,7 +175,7 @@ static int publish_run(const struct publish_options *options, const struct confi
 	struct db db;
 	int status;
 
-	if ((status = db_open(&db, config->db_path, config->busy_timeout_ms)))
+	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms)))
 		return status;
 	db_busy_interruptible(&db);   /* recording the run's end after a stop waits for no lock */
 	if (!(status = db_run_start(&db, "publish")) &&

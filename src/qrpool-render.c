@@ -95,7 +95,7 @@ static int render_execute(const struct render_options *options, const struct con
 	if (!options->run.input_count && isatty(STDIN_FILENO))
 		return cli_usage_error("item lines come from files or a pipe, and stdin is a terminal");
 	interrupt_install();
-	if ((status = db_open(&db, config->db_path, config->busy_timeout_ms)))
+	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms)))
 		return status;
 	if (!(status = db_run_start(&db, "render"))) {
 		status = render_run(&options->run, config, &db, &counts);

@@ -5,6 +5,7 @@ write_config
 printf 'poster\t2026-11-29T10:00Z\t10\nlink\t2026-11-29T10:00Z\t5\n' >"$T/d.tsv"
 qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv" >"$T/planned" 2>"$T/plan.err"
 is "qrpool-plan makes the staging DB without a word" "$(grep -c 'no staging DB' "$T/plan.err")" 0
+is "... private: it holds the access token" "$(stat -c %a "$T/staging.db")" 600
 # 12 poster + 6 link codes; mark some as further along.
 sql "UPDATE codes SET state = 'fetched' WHERE id IN (SELECT id FROM codes WHERE pool = 'poster' ORDER BY id LIMIT 4)"
 sql "UPDATE codes SET state = 'published' WHERE id IN (SELECT id FROM codes WHERE pool = 'link' ORDER BY id LIMIT 2)"
@@ -66,6 +67,11 @@ for tool in qrpool-pending qrpool-report; do
   is "... once: the next run finds it" "$(grep -c 'no staging DB' "$T/err")" 0
   rm -f "$T/typo.db" "$T/typo.db-wal" "$T/typo.db-shm"
 done
+# The stages of the nightly pipeline all start at once, before plan has made
+# the DB on the first night: they make it without a word.
+run qrpool-render -c "$T/typo.cfg" </dev/null
+is "qrpool-render on a missing DB: exit 0, no warning" "$rc:$(cat "$T/err")" 0:
+is "... the DB it made private, its WAL too" "$(stat -c %a "$T/typo.db" "$T/typo.db-wal" | sort -u)" 600
 
 # A long list into a slow next stage: pending reads in pages, so while it is
 # blocked on a full pipe it holds no read snapshot and checkpoints can run
