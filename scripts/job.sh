@@ -78,7 +78,11 @@ job_start() {
 job_run() {
   local status=0 tries=0
   JOB_SIGNAL=
-  "$@" <&0 &   # (without <&0, bash gives a background job /dev/null as stdin)
+  # The pipeline's shell outlives a signal to the whole process group
+  # (timeout(1), systemd, a hangup): it waits for its stages, which wind
+  # down on the same signal, rather than die and leave them running after
+  # the job has ended. (':' not '': an ignored signal would be inherited.)
+  { trap ':' INT TERM HUP; "$@"; } <&0 &   # (without <&0, bash gives a background job /dev/null as stdin)
   JOB_CHILD=$!
   trap 'job_signalled INT' INT
   trap 'job_signalled TERM' TERM

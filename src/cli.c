@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "exitcode.h"
+#include "interrupt.h"
 #include "log.h"
 
 #ifndef QRPOOL_VERSION
@@ -86,6 +87,23 @@ void cli_hold_std_fds(void)
 	}
 }
 
+int cli_stdout_failed(void)
+{
+	static int said, status;
+	int error = errno ? errno : EIO;
+
+	if (said)
+		return status;
+	said = 1;
+	if (error == EPIPE && interrupt_requested()) {
+		log_warn("the next stage has stopped too (the whole pipeline was signalled): lines not "
+			"passed on; their codes are stored, as the staging DB says");
+		return status = EXIT_TEMPFAIL;
+	}
+	log_error("writing to stdout: %s", strerror(error));
+	return status = EXIT_IO;
+}
+
 int cli_close_stdout(void)
 {
 	int failed = fflush(stdout) != 0 || ferror(stdout);
@@ -96,8 +114,8 @@ int cli_close_stdout(void)
 		saved = errno;
 	}
 	if (failed) {
-		log_error("writing to stdout: %s", strerror(saved ? saved : EIO));
-		return EXIT_IO;
+		errno = saved;
+		return cli_stdout_failed();
 	}
 	return 0;
 }

@@ -59,5 +59,10 @@ void cli_hold_std_fds(void);
 /* Flushes and closes stdout, checking for errors (a full disk or closed pipe
  * must not pass silently). Returns 0 or EXIT_IO. */
 int cli_close_stdout(void);
+/* A write to stdout failed (errno set): said once per process, and the exit
+ * code. A broken pipe after a stop signal is the next stage stopping too (a
+ * signal to the whole pipeline: timeout(1), systemd, a hangup): 75, as the
+ * stop is, not 74; the codes whose lines were not passed on are stored. */
+int cli_stdout_failed(void);
 
 #endif

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "db.h"
 #include "exitcode.h"
 #include "http.h"
@@ -612,10 +613,8 @@ static int fetch_wants_input(const struct fetcher *f)
 
 static int fetch_pass(struct fetcher *f, const struct item *item)
 {
-	if (item_write(f->out, item)) {
-		log_error("writing to stdout: %s", strerror(errno));
-		return EXIT_IO;
-	}
+	if (item_write(f->out, item))
+		return cli_stdout_failed();
 	f->counts.passed++;
 	f->pending_output = 1;
 	return 0;
@@ -724,10 +723,8 @@ static void fetch_read_input(struct fetcher *f)
 	}
 	if (reading && (status = db_commit(&f->db)))
 		fetch_fail(f, status);
-	if (passed_size && fwrite(passed, 1, passed_size, out) != passed_size) {
-		log_error("writing to stdout: %s", strerror(errno));
-		fetch_fail(f, EXIT_IO);
-	}
+	if (passed_size && fwrite(passed, 1, passed_size, out) != passed_size)
+		fetch_fail(f, cli_stdout_failed());
 	free(passed);
 	if (input_done(&f->input) && !f->progress.total)
 		f->progress.total = f->counts.jobs;
@@ -760,15 +757,18 @@ static void fetch_flush(struct fetcher *f, int force)
 		}
 	}
 	else if (f->pending_output && fflush(f->out)) {
-		log_error("writing to stdout: %s", strerror(errno));
-		status = EXIT_IO;
+		status = cli_stdout_failed();
 	}
 	if (!f->batch.count)
 		f->pending_output = 0;
 	if (status) {
-		/* The batch is lost (its codes stay planned): do not fetch more. */
+		/* The batch is lost (its codes stay planned): do not fetch more.
+		 * After a signal that is the stop (the next stage stopped too). */
 		fetch_fail(f, status);
-		fetch_stop_now(f);
+		if (status == EXIT_TEMPFAIL && interrupt_requested())
+			fetch_check_stop(f, db_now());
+		else
+			fetch_stop_now(f);
 	}
 }
 

@@ -26,7 +26,7 @@ static pid_t interrupt_first_from;   /* its sender (0: the terminal, the kernel)
  * busy. Calls and deliveries in flight are then let finish. */
 static void interrupt_on_stop(int signo, siginfo_t *info, void *context)
 {
-	int bit = signo == SIGINT ? 1 : 2;
+	int bit = signo == SIGINT ? 1 : signo == SIGTERM ? 2 : 4;
 	pid_t from = info ? info->si_pid : 0;
 	struct timespec now;
 	double at;
@@ -58,8 +58,12 @@ void interrupt_install(void)
 	sigemptyset(&action.sa_mask);
 	sigaddset(&action.sa_mask, SIGINT);
 	sigaddset(&action.sa_mask, SIGTERM);
+	sigaddset(&action.sa_mask, SIGHUP);
 	sigaction(SIGINT, &action, NULL);
 	sigaction(SIGTERM, &action, NULL);
+	/* A hangup (an ssh session dropped under a run started by hand) is a
+	 * stop like SIGTERM, not death with calls in flight and nothing said. */
+	sigaction(SIGHUP, &action, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 

@@ -1,4 +1,5 @@
-/* SIGINT/SIGTERM only set a flag; long loops poll it and wind down cleanly.
+/* SIGINT/SIGTERM (and SIGHUP, as SIGTERM) only set a flag; long loops poll it
+ * and wind down cleanly.
  * System calls they interrupt are restarted (SA_RESTART): a tool that must
  * see the signal while waiting waits in poll or epoll_wait, which return
  * EINTR all the same, in short ticks. SIGPIPE is ignored so a closed pipe

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "exitcode.h"
 #include "idset.h"
 #include "interrupt.h"
@@ -456,8 +457,7 @@ static int render_run_take_slot(const struct render_run *run, struct render_writ
 		writer->unflushed = 1;
 		if (printf("%s\n", slot->line) >= 0)
 			return 0;
-		log_error("writing to stdout: %s", strerror(errno));
-		return EXIT_IO;
+		return cli_stdout_failed();
 	}
 	if (slot->state == SLOT_FAILED) {
 		log_error("%s:%ld: request id '%.*s': %s; line skipped", slot->input, slot->line_number,
@@ -528,10 +528,8 @@ static void render_run_flush(struct render_run *run, struct render_writer *write
 		render_run_commit(run, writer, over);
 	if ((idle || over) && writer->unflushed && !writer->fatal) {
 		writer->unflushed = 0;
-		if (fflush(stdout) != 0) {
-			log_error("writing to stdout: %s", strerror(errno));
-			render_run_note(run, writer, EXIT_IO);
-		}
+		if (fflush(stdout) != 0)
+			render_run_note(run, writer, cli_stdout_failed());
 	}
 }
 

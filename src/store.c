@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "exitcode.h"
 #include "log.h"
 #include "sha256.h"
@@ -228,15 +229,11 @@ int store_flush(struct store *store, struct store_batch *batch, FILE *out)
 			continue;
 		}
 		batch->stored++;
-		if (fprintf(out, "%s\n", batch->entries[i].line) < 0 && !status) {
-			log_error("writing to stdout: %s", strerror(errno));
-			status = EXIT_IO;
-		}
+		if (fprintf(out, "%s\n", batch->entries[i].line) < 0 && !status)
+			status = cli_stdout_failed();
 	}
-	if (fflush(out) != 0 && !status) {
-		log_error("writing to stdout: %s", strerror(errno));
-		status = EXIT_IO;
-	}
+	if (fflush(out) != 0 && !status)
+		status = cli_stdout_failed();
 out:
 	free(printable);
 	store_clear(batch);

@@ -179,6 +179,25 @@ is "SIGTERM to nightly-fill: no tool left running" "$(my_tools '(pending|plan|fe
 ok "SIGTERM to nightly-fill: the lock is free" -- flock -n "$T/qrpool-fill.lock" true
 ok "SIGTERM to nightly-fill: no capture file left" -- sh -c "! ls '$T'/qrpool-nightly-fill.?????? 2>/dev/null"
 
+# --- SIGTERM or SIGHUP to the whole process group (timeout(1), systemd, an ssh
+# session dropped): the same clean stop, exit 75 -------------------------------------
+for signal in TERM HUP; do
+  sql "UPDATE codes SET state = 'planned' WHERE state <> 'planned'; DELETE FROM images"
+  logged=$(wc -l <"$T/log/nightly-fill.log")
+  TMPDIR=$T setsid nightly-fill -u "$deadline" -f "$HOUR" "$T/big.tsv" >"$T/out" 2>"$T/err" & script=$!
+  i=0
+  until [ "$(done_codes)" -gt 0 ] 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+  kill -"$signal" -"$script"
+  rc=0; wait $script || rc=$?
+  is "SIG$signal to nightly-fill's process group: exit 75" "$rc" 75
+  tail -n +$((logged + 1)) "$T/log/nightly-fill.log" >"$T/this-run.log"
+  like "... the log says so" "$(cat "$T/this-run.log")" "stopped by SIG$signal"
+  like "... fetch stopped cleanly, saying so" "$(cat "$T/this-run.log")" "qrpool-fetch warning: interrupted: "
+  is "... no error from any stage (a stage stopping breaks the pipe of the one before: part of the stop)" \
+    "$(grep -c ' error: ' "$T/this-run.log")" 0
+  is "... no tool left running" "$(my_tools '(pending|plan|fetch|render|publish)')" 0
+done
+
 # --- a lock file another user made (root running a job by hand) does not lock the
 # qrpool user out: the lock is opened for reading ------------------------------------
 lockdir=$T/locks
