@@ -15,6 +15,26 @@ fi
 export PATH
 
 # The more serious of two exit statuses (as the tools rank them).
+# job_check_deadline JOB HH:MM: exits 64 for a malformed time, and 75 for a
+# deadline more than 12 hours away: it has passed for tonight (a rerun in the
+# morning with the crontab's -u 06:00, a backfill given a time just gone), and
+# fetching until tomorrow's would call WeChat through the day's peaks, with a
+# plan of a day's worth of capacity.
+job_check_deadline() {
+  local job=$1 until_time=$2 now_minutes until_minutes left_minutes
+  if ! [[ $until_time =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]]; then
+    echo "$job: -u $until_time: expected HH:MM" >&2; exit 64
+  fi
+  now_minutes=$((10#$(date +%H) * 60 + 10#$(date +%M)))
+  until_minutes=$((10#${until_time%:*} * 60 + 10#${until_time#*:}))
+  left_minutes=$(( (until_minutes - now_minutes + 1440) % 1440 ))
+  if [ "$left_minutes" -eq 0 ] || [ "$left_minutes" -gt 720 ]; then
+    echo "$job: it is $(date +%H:%M), past the deadline $until_time (the next one is" \
+      "$((left_minutes / 60))h$((left_minutes % 60))m away): not starting; give -u a later time" >&2
+    exit 75
+  fi
+}
+
 job_rank() {
   case $1 in
     0) echo 0 ;; 75) echo 1 ;; 65) echo 2 ;; 69) echo 3 ;; 74) echo 4 ;;

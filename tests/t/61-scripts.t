@@ -46,10 +46,16 @@ past=$(date -d '-5 minutes' +%H:%M)
 before=$(sql 'SELECT count(*) FROM codes')
 run nightly-fill -u "$past" "$T/demand.tsv"
 is "a deadline 5 minutes ago: exit 75" "$rc" 75
-like "a deadline 5 minutes ago: says so" "$(cat "$T/err")" "past tonight's deadline $past"
+like "a deadline 5 minutes ago: says so" "$(cat "$T/err")" "past the deadline $past"
 is "a deadline 5 minutes ago: nothing planned" "$(sql 'SELECT count(*) FROM codes')" "$before"
 run nightly-fill -u 6am "$T/demand.tsv"
 is "a malformed deadline: exit 64" "$rc" 64
+run backfill -u "$past" "$T/demand.tsv"
+is "backfill with a deadline 5 minutes ago: exit 75, not a 24-hour run" "$rc" 75
+like "... saying so" "$(cat "$T/err")" "backfill: it is .*, past the deadline $past"
+is "... nothing planned" "$(sql 'SELECT count(*) FROM codes')" "$before"
+run backfill -u 6am "$T/demand.tsv"
+is "backfill with a malformed deadline: exit 64" "$rc" 64
 
 # --- one at a time ------------------------------------------------------------------
 flock "$T/qrpool-fill.lock" sleep 2 & holder=$!
