@@ -23,6 +23,15 @@ struct config_reader {
 	const char *file;
 };
 
+/* 1 if `text` is all printable ASCII, no space: what a page or a secret is. */
+static int config_printable(const char *text)
+{
+	for (; *text; text++)
+		if ((unsigned char)*text < 0x21 || (unsigned char)*text > 0x7e)
+			return 0;
+	return 1;
+}
+
 static int config_error_at(const struct config_reader *reader, const config_setting_t *setting,
 	const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -377,6 +386,15 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 	if (strncmp(w->api_base, "https://", 8) && strncmp(w->api_base, "http://", 7))
 		return config_error_at(reader, config_setting_get_member(group, "api_base"),
 			"api_base must be an http:// or https:// URL");
+	/* The paths are appended with their '/': "host/" would make "host//cgi-bin", a 404. */
+	for (size_t length = strlen(w->api_base); length > 8 && w->api_base[length - 1] == '/';)
+		w->api_base[--length] = '\0';
+	/* 0 would be libcurl's "no timeout": a hung call would hold the run past its deadline. */
+	if (w->connect_timeout_ms < 100 || w->timeout_ms < 100)
+		return config_error_at(reader, config_setting_get_member(group,
+			w->timeout_ms < 100 ? "timeout" : "connect_timeout"), "wechat.%s must be at least "
+			"100ms (0 is no timeout at all: a call that hangs would outlast the deadline)",
+			w->timeout_ms < 100 ? "timeout" : "connect_timeout");
 	return config_load_token(reader, group, w);
 }
 
@@ -495,7 +513,14 @@ static int config_load_wechat_pool(const struct config_reader *reader, const con
 		return status;
 	if (!pool->page)
 		return config_error_at(reader, group, "pool '%s' (source wechat) needs a page", pool->name);
-	if (pool->page[0] == '/' || strchr(pool->page, '?') || !*pool->page)
+	if (!*pool->page)
+		return config_error_at(reader, config_setting_get_member(group, "page"),
+			"pool '%s': page is empty", pool->name);
+	if (!config_printable(pool->page))
+		return config_error_at(reader, config_setting_get_member(group, "page"),
+			"pool '%s': page holds a space or a byte that is not printable ASCII (a mini-program "
+			"page is a path such as pages/r/index)", pool->name);
+	if (pool->page[0] == '/' || strchr(pool->page, '?'))
 		return config_error_at(reader, config_setting_get_member(group, "page"),
 			"page '%s' must not start with '/' or carry a query string (WeChat answers 41030)",
 			pool->page);
@@ -830,12 +855,25 @@ static int config_read_secret_text(const struct config *config, const char *name
 int config_read_secret(const struct config *config, char *buf, size_t size)
 {
 	const struct wechat_config *w = &config->wechat;
+	int status;
 
 	if (!w->secret && !w->secret_file) {
 		log_error("%s: wechat needs secret or secret_file for this token source", config->path);
 		return EXIT_CONFIG;
 	}
-	return config_read_secret_text(config, "wechat.secret", w->secret, w->secret_file, buf, size);
+	if ((status = config_read_secret_text(config, "wechat.secret", w->secret, w->secret_file, buf,
+			size)))
+		return status;
+	if (!config_printable(buf)) {
+		/* Said without the secret: where, and what to look for. */
+		explicit_bzero(buf, size);
+		log_error("%s: the app secret (%s) holds a space, a line break or a byte that is not "
+			"printable ASCII: a WeChat AppSecret is 32 hexadecimal characters (was the file "
+			"saved in another encoding, or with a second line?)", config->path,
+			w->secret_file ? w->secret_file : "wechat.secret");
+		return EXIT_CONFIG;
+	}
+	return 0;
 }
 
 int config_read_redis_password(const struct config *config, char *buf, size_t size)

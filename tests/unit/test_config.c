@@ -183,6 +183,43 @@ static void test_includes(void)
 	unlink(include);
 }
 
+/* Values WeChat would refuse, or that would hang a run, are config errors. */
+static void test_wechat_values(void)
+{
+	static const struct { const char *text, *logged, *what; } cases[] = {
+		{ "wechat = { appid = \"a\"; timeout = \"0s\"; };\n" POOLS,
+		  "wechat.timeout must be at least 100ms", "a timeout of 0 (no timeout at all)" },
+		{ "wechat = { appid = \"a\"; connect_timeout = \"0s\"; };\n" POOLS,
+		  "wechat.connect_timeout must be at least 100ms", "a connect_timeout of 0" },
+		{ "wechat = { appid = \"a\"; };\npools = ( { name = \"p\"; source = \"wechat\"; page = \"\"; } );\n",
+		  "pool 'p': page is empty", "an empty page" },
+		{ "wechat = { appid = \"a\"; };\npools = ( { name = \"p\"; source = \"wechat\"; "
+		  "page = \"pages/\xff\xfe\"; } );\n", "page holds a space or a byte that is not printable ASCII",
+		  "a page of bytes not ASCII" },
+	};
+	char logged[2048], path[256], secret[128], text[512];
+	struct config config;
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		is_int(load(cases[i].text, 0600, &config, logged, sizeof logged), EXIT_CONFIG, "%s: 78",
+			cases[i].what);
+		ok(strstr(logged, cases[i].logged) != NULL, "... saying so: %s", logged);
+		config_free(&config);
+	}
+	is_int(load("wechat = { appid = \"a\"; api_base = \"http://127.0.0.1:9/\"; };\n" POOLS, 0600,
+		&config, logged, sizeof logged), 0, "an api_base ending in '/'");
+	is_str(config.wechat.api_base, "http://127.0.0.1:9", "... has it dropped (no '//cgi-bin')");
+	config_free(&config);
+	snprintf(path, sizeof path, "%s/latin1-secret", dir);
+	write_file(path, "test-secret-\xe9\n", 0600);
+	snprintf(text, sizeof text, "wechat = { appid = \"a\"; secret_file = \"%s\"; };\n" POOLS, path);
+	is_int(load(text, 0600, &config, logged, sizeof logged), 0, "a secret_file in Latin-1 loads");
+	is_int(config_read_secret(&config, secret, sizeof secret), EXIT_CONFIG,
+		"... but reading the secret is a config error (78), not out of memory (70)");
+	config_free(&config);
+	unlink(path);
+}
+
 static void test_secret_file(void)
 {
 	char secret_path[256], text[512], logged[2048], secret[128];
@@ -261,6 +298,7 @@ int main(void)
 	test_valid();
 	test_refusals();
 	test_secret_file();
+	test_wechat_values();
 	test_includes();
 	test_redis();
 	test_unreadable();
