@@ -331,6 +331,8 @@ static void fetch_refuse_item(struct fetcher *f, struct fetch_job *job,
 	fetch_batch_note(f);
 	status = store_add_failure(&f->batch, job->code_id, job->calls, answer->errcode, answer->message);
 	f->counts.failed++;
+	/* A partial failure is never 0: the item is gone from the pipe. */
+	f->status = exitcode_worst(f->status, EXIT_DATA);
 	free(job);
 	if (status)
 		fetch_fail(f, status);

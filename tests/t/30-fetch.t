@@ -95,6 +95,18 @@ is "41030: no poster item printed, link items passed on" "$(cut -f2 "$T/out" | s
 is "41030: the calls stopped short" "$(stats calls_total)" "$(stats errcodes 41030)"
 ok "41030: no more calls than in flight" [ "$(stats calls_total)" -le 4 ]
 
+# --- items WeChat refuses for good (40129: the scene): marked failed, exit 65 -------
+start_fake scene --errcode 40129:0.3 --seed 3
+config_for 'concurrency = 4;'
+: >"$T/items"; plan poster 25
+run qrpool-fetch <"$T/items"
+refused=$(stats errcodes 40129)
+is "40129 on some items ($refused): exit 65, not 0 (a partial failure)" "$rc" 65
+is "... those items marked failed with the errcode" "$(count "state = 'failed' AND errcode = 40129")" "$refused"
+is "... the others fetched and printed" "$(count "state = 'fetched'"):$(wc -l <"$T/out")" \
+  "$((25 - refused)):$((25 - refused))"
+like "... each said" "$(cat "$T/err")" "refused by WeChat for good"
+
 # --- the account refused (48001, 45063): every wechat pool stopped, 69 --------------
 for refusal in 48001:unauthorized 45063:permission; do
   start_fake "refused-${refusal%%:*}" --errcode "${refusal%%:*}:1"
