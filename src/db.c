@@ -12,6 +12,9 @@
 #include "log.h"
 #include "schema.h"
 
+/* How many more busy_timeouts a locked DB is waited for to record a run. */
+#define DB_RUN_START_TRIES 5
+
 double db_now(void)
 {
 	struct timeval now;
@@ -300,7 +303,17 @@ int db_run_start(struct db *db, const char *stage)
 	sqlite3_bind_text(stmt, 1, stage, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)getpid());
 	sqlite3_bind_double(stmt, 3, db_now());
-	rc = sqlite3_step(stmt);
+	/* The stages of a pipeline start together, beside a plan that may hold
+	 * the write lock a while: a lock is waited out a few busy_timeouts, as
+	 * it is mid-run, before the run is given up (75). */
+	for (int tries = 1; (rc = sqlite3_step(stmt)) != SQLITE_DONE; tries++) {
+		if ((rc & 0xff) != SQLITE_BUSY || tries > DB_RUN_START_TRIES || interrupt_requested())
+			break;
+		if (tries == 1)
+			log_warn("%s: locked by another process: waiting to record the run (up to %d more "
+				"busy_timeouts)", db->path, DB_RUN_START_TRIES);
+		sqlite3_reset(stmt);
+	}
 	sqlite3_finalize(stmt);
 	if (rc != SQLITE_DONE)
 		return db_fail(db, rc, "recording the run");

@@ -90,6 +90,17 @@ printf 'BBBBBBBBBBBBBBBB\tlink\n' >"$T/unknown"
 run qrpool-render <"$T/unknown"
 is "an unknown id alone: exit 65" "$rc" 65
 
+# --- the DB locked by another writer at the start (a plan beside the pipeline): the
+# start waits a few busy_timeouts, then the run goes on --------------------------------
+sed 's|busy_timeout = "5s"|busy_timeout = "1s"|' "$QRPOOL_CONFIG" >"$T/busy.cfg"
+chmod 600 "$T/busy.cfg"
+{ echo 'BEGIN IMMEDIATE;'; sleep 2.5; echo 'COMMIT;'; } | sqlite3 "$T/staging.db" & holder=$!
+sleep 0.3
+run qrpool-render -c "$T/busy.cfg" <"$T/unknown"
+wait $holder
+is "DB locked 2.5 s at the start, busy_timeout 1 s: the run goes on (65 for its unknown id)" "$rc" 65
+like "... the wait said" "$(cat "$T/err")" "locked by another process: waiting to record the run"
+
 # --- a code listed twice: taken once, the repeat reported (65) ------------------
 # One code per batch, so a repeat finds its code already fetched: it would be
 # passed on, printed a second time, and the next stage would refuse it.
