@@ -664,12 +664,12 @@ static int fetch_take_item(struct fetcher *f, const struct item *item)
 		return 0;
 	}
 	if (strcmp(row.pool, item->pool)) {
-		fetch_bad_line(f, item, "the staging DB has this request id in pool %s, not %s", row.pool,
+		fetch_bad_line(f, item, "the staging DB has this request id in pool '%s', not '%s'", row.pool,
 			item->pool);
 		return 0;
 	}
 	if (!(pool = config_pool(f->config, row.pool))) {
-		fetch_bad_line(f, item, "pool %s is not in the configuration%s", row.pool, "");
+		fetch_bad_line(f, item, "pool '%s' is not in the configuration%s", row.pool, "");
 		return 0;
 	}
 	/* A repeat would be fetched twice (both copies planned), or printed twice. */

@@ -43,7 +43,7 @@ run qrpool-fetch <"$T/bad"
 is "bad lines: exit 65" "$rc" 65
 like "malformed line named by number" "$(cat "$T/err")" "stdin:3: "
 like "unknown id named by number" "$(cat "$T/err")" "stdin:4: unknown request id"
-like "wrong pool named by number" "$(cat "$T/err")" "stdin:5: .*poster"
+like "wrong pool named by number, quoted" "$(cat "$T/err")" "stdin:5: .*in pool 'poster', not 'card'"
 is "good lines still passed on" "$(wc -l <"$T/out")" 2
 
 # --- a code listed twice: one call, printed once, the repeat reported (65) ------
