@@ -388,8 +388,19 @@ static int token_fetch_command(struct token_cache *cache, char *token, int64_t *
 		token_fail(cache, WECHAT_RETRY, "%s", "token command: stopped by a signal");
 	else if (length == -2 || killed)
 		token_fail(cache, WECHAT_RETRY, "%s", "token command: timed out (wechat.timeout)");
-	else if (length < 0 || !WIFEXITED(child_status) || WEXITSTATUS(child_status))
-		token_fail(cache, WECHAT_RETRY, "%s", "token command failed (non-zero exit or a signal)");
+	else if (length < 0)
+		token_fail(cache, WECHAT_RETRY, "%s", "token command: its output could not be read");
+	else if (!WIFEXITED(child_status) || WEXITSTATUS(child_status)) {
+		char why[96];
+
+		if (WIFSIGNALED(child_status))
+			snprintf(why, sizeof why, "killed by signal %d (%s)", WTERMSIG(child_status),
+				strsignal(WTERMSIG(child_status)));
+		else
+			snprintf(why, sizeof why, "exit %d", WIFEXITED(child_status) ?
+				WEXITSTATUS(child_status) : -1);
+		token_fail(cache, WECHAT_RETRY, "token command failed: %s", why);
+	}
 	else {
 		output[length] = '\0';
 		rc = token_parse_text(output, (size_t)length, TOKEN_COMMAND_LIFETIME_S, token, expires_in,

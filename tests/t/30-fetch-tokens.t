@@ -110,6 +110,13 @@ ok "token command again: run mid-run ($(wc -l <"$T/command-sockets") runs)" \
   [ "$(wc -l <"$T/command-sockets")" -ge 2 ]
 is "token command again: no socket of ours in the command" "$(sort -u "$T/command-sockets")" 0
 
+# A command that fails says how: its exit status.
+config_for "concurrency = 4; token = { source = \"command\"; command = \"exit 3\"; };"
+: >"$T/items"; plan poster 2
+run qrpool-fetch --for 2s <"$T/items"
+is "a token command that fails: exit 75 at the deadline" "$rc" 75
+like "... its exit status said" "$(cat "$T/err")" "token command failed: exit 3"
+
 # --- refused credentials ------------------------------------------------------------
 start_fake credentials
 config_for 'concurrency = 4;'
