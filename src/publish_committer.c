@@ -57,6 +57,9 @@ static int committer_print(struct publish_committer *committer, const struct pub
 
 	/* Once stdout failed (the next stage gone), the lines are not written:
 	 * the codes are recorded all the same, the DB being the truth. */
+	pthread_mutex_lock(&committer->lock);
+	committer->printing_since = db_now();
+	pthread_mutex_unlock(&committer->lock);
 	failed = committer->out_failed;
 	for (size_t i = 0; i < batch->count; i++) {
 		if (!recorded[i]) {
@@ -72,6 +75,7 @@ static int committer_print(struct publish_committer *committer, const struct pub
 		log_error("writing to stdout: %s", strerror(errno));
 	committer->out_failed = failed;
 	pthread_mutex_lock(&committer->lock);
+	committer->printing_since = 0;
 	committer->published += published;
 	committer->already += already;
 	pthread_mutex_unlock(&committer->lock);
@@ -360,13 +364,17 @@ void publish_committer_finishing(struct publish_committer *committer, double giv
 }
 
 /* Waits for the thread's end, in short waits: a second signal gives up on a
- * thread stuck writing to a stdout nobody reads. 1 if it ended. */
+ * thread stuck writing to a stdout nobody reads (its batch committed, its
+ * lines not all out for PUBLISH_STUCK_SECONDS), and only then: a committer
+ * still recording deliveries is waited for, or they would go again. 1 if it
+ * ended. */
 static int committer_wait_done(struct publish_committer *committer)
 {
 	int done;
 
 	pthread_mutex_lock(&committer->lock);
-	while (!committer->done && !interrupt_insisted())
+	while (!committer->done && !(interrupt_insisted() && committer->printing_since > 0 &&
+			db_now() - committer->printing_since >= PUBLISH_STUCK_SECONDS))
 		committer_wait_briefly(committer);
 	done = committer->done;
 	pthread_mutex_unlock(&committer->lock);

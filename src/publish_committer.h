@@ -16,6 +16,8 @@
 /* Batches waiting beyond this make the hand-over wait: memory stays bounded
  * when the disk is slower than Kafka. */
 #define PUBLISH_QUEUE_MAX 8
+/* A committer writing one batch's lines this long is stuck on stdout. */
+#define PUBLISH_STUCK_SECONDS 1.0
 /* A commit that met the DB locked past busy_timeout is tried again after this. */
 #define PUBLISH_LOCKED_RETRY_S 1
 
@@ -51,6 +53,7 @@ struct publish_committer {
 	int running;                  /* the thread was started and not joined */
 	int done;                     /* the thread's work is over (under the lock) */
 	int abandoned;                /* given up at a second signal while stuck: see finish */
+	double printing_since;        /* db_now() when the batch's lines began to go out; 0 */
 	int locked;                   /* the oldest batch met the DB locked (said once) */
 	struct db db;
 	sqlite3_stmt *mark_published, *drop_image;

@@ -400,3 +400,24 @@ is "stdout stalled, a second SIGTERM: ended without the reader" "$ended:$rc" yes
 like "... saying what was given up" "$(cat "$T/err")" "given up at a second signal with stdout not read"
 is "... every code published or still fetched" \
   "$(($(count card published) + $(count card fetched)))" "$(sql "SELECT count(*) FROM codes WHERE pool = 'card'")"
+
+# --- a second SIGTERM with stdout read (a file): the deliveries confirmed are all
+# recorded; only a committer stuck on stdout is given up --------------------------------
+stage link=20000 --size 100
+qrpool-pending --state fetched --pool link >"$T/items"
+kafka_control rtt all 300
+qrpool-publish -v <"$T/items" >"$T/file-out" 2>"$T/err" & publisher=$!
+sleep 1; kill -TERM $publisher; sleep 1.1; kill -TERM $publisher
+rc=0; wait $publisher || rc=$?
+kafka_control rtt all 0
+summary=$(grep -o 'read [0-9]* lines, published [0-9]*, failed [0-9]*' "$T/err" | tr -d ,)
+set -- $summary
+is "second SIGTERM, stdout a file: exit 75" "$rc" 75
+is "... the committer not given up" "$(grep -c 'given up at a second signal with stdout not read' "$T/err")" 0
+is "... every line read either published or failed (no delivery confirmed but unrecorded): $summary" \
+  "$(($5 + $7))" "$2"
+cut -f1 "$T/items" | sort >"$T/ids"
+sql "SELECT request_id FROM codes WHERE state = 'published' AND pool = 'link'" | sort >"$T/published-ids"
+is "... the DB has as published exactly the codes the summary counts" \
+  "$(comm -12 "$T/ids" "$T/published-ids" | wc -l)" "$5"
+is "... and each printed" "$(wc -l <"$T/file-out")" "$5"
