@@ -41,13 +41,17 @@ int cli_usage_error(const char *fmt, ...)
 
 int cli_bad_option(char *const *argv, int opt)
 {
-	const char *arg = argv[optind - 1];
+	const char *arg = argv[optind - 1], *current = argv[optind];
 	int long_option = !strncmp(arg, "--", 2);
+	/* An unknown letter inside a cluster ("-Zq") leaves optind on it. */
+	int in_cluster = opt == '?' && optopt > 0 && optopt < 128 && current && current[0] == '-' &&
+		current[1] != '-' && strchr(current + 1, optopt);
 
 	if (opt == ':' && long_option)
 		return cli_usage_error("option '%s' needs a value", arg);
-	if (opt == ':')
-		return cli_usage_error("option '-%c' needs a value", optopt);
+	if (opt == ':' || in_cluster)
+		return cli_usage_error(opt == ':' ? "option '-%c' needs a value" : "unknown option '-%c'",
+			optopt);
 	if (long_option && strchr(arg, '='))
 		return cli_usage_error("option '%.*s' is unknown, or takes no value", (int)strcspn(arg, "="),
 			arg);

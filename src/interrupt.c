@@ -47,7 +47,7 @@ static void interrupt_on_stop(int signo, siginfo_t *info, void *context)
 
 void interrupt_install(void)
 {
-	struct sigaction action;
+	struct sigaction action, previous;
 
 	memset(&action, 0, sizeof action);
 	action.sa_sigaction = interrupt_on_stop;
@@ -62,8 +62,11 @@ void interrupt_install(void)
 	sigaction(SIGINT, &action, NULL);
 	sigaction(SIGTERM, &action, NULL);
 	/* A hangup (an ssh session dropped under a run started by hand) is a
-	 * stop like SIGTERM, not death with calls in flight and nothing said. */
-	sigaction(SIGHUP, &action, NULL);
+	 * stop like SIGTERM, not death with calls in flight and nothing said;
+	 * unless it is ignored (nohup): then it stays so. */
+	sigaction(SIGHUP, NULL, &previous);
+	if (previous.sa_handler != SIG_IGN)
+		sigaction(SIGHUP, &action, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 

@@ -22,6 +22,8 @@ is "... said once, in the log's format, naming it" "$(cat "$T/err" | sed 's/^[0-
 run qrpool-plan -c
 is "a missing value: exit 64, naming the option" "$rc:$(sed 's/^[0-9T:.+-]* //' "$T/err")" \
   "64:qrpool-plan error: option '-c' needs a value (try --help)"
+run qrpool-plan --dry-run -Zn
+like "an unknown letter in a cluster: named" "$(cat "$T/err")" "unknown option '-Z'"
 run qrpool-plan --dry-run=yes
 like "a value to an option taking none: named" "$(cat "$T/err")" "option '--dry-run' is unknown, or takes no value"
 run qrpool-plan --capacity 10 --window 01:00-06:00 /dev/null

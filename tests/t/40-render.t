@@ -174,6 +174,20 @@ is "SIGTERM: the printed items are exactly the codes fetched" \
   "$(sql "SELECT request_id FROM codes WHERE state = 'fetched'" | sort)"
 is "SIGTERM: all 40 were read and rendered before the signal" "$(wc -l <"$T/term.out")" 44
 
+# --- SIGHUP: a stop like SIGTERM (75); under nohup, ignored (the run goes on, 0) ----
+plan_codes 5 0 0 >"$T/hup-items"
+for how in plain nohup; do
+  rm -f "$T/hup"; mkfifo "$T/hup"
+  if [ $how = nohup ]; then nohup qrpool-render <"$T/hup" >"$T/hup.out" 2>"$T/hup.err" & pid=$!
+  else qrpool-render <"$T/hup" >"$T/hup.out" 2>"$T/hup.err" & pid=$!; fi
+  exec 5>"$T/hup"
+  sleep 0.5; kill -HUP $pid; sleep 0.5
+  cat "$T/hup-items" >&5 2>/dev/null || true; exec 5>&-
+  rc=0; wait $pid || rc=$?
+  echo "$how:$rc" >>"$T/hup.rc"
+done
+is "SIGHUP: 75, as SIGTERM; under nohup, ignored: 0" "$(cat "$T/hup.rc" | tr '\n' ' ')" "plain:75 nohup:0 "
+
 # --- the next stage gone (head): 74, said as a write error; the codes committed
 # are stored, not said to stay planned ------------------------------------------
 plan_codes 3000 0 0 >"$T/many"
