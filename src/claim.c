@@ -16,6 +16,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "params.h"
+#include "parse.h"
 #include "rid.h"
 #include "sha256.h"
 
@@ -27,8 +28,9 @@
 #define CLAIM_IDLE_LEAVE_MS 10000
 #define CLAIM_IDLE_TICK_MS 250      /* ... waited in ticks, a signal looked for between */
 
-/* A record and a CR: longer lines are only counted. */
-#define CLAIM_LINE_KEPT (PARAMS_MAX_BYTES + 1)
+/* A record, a UTF-8 BOM before it (3 bytes) and a CR after: longer lines are
+ * only counted. */
+#define CLAIM_LINE_KEPT (PARAMS_MAX_BYTES + 4)
 
 struct claim {
 	const struct claim_options *options;
@@ -211,9 +213,13 @@ static int claim_read_record(struct claim *claim, FILE *in, char line[CLAIM_LINE
 		return CONSUMER_STOPPED;
 	/* At most CLAIM_LINE_KEPT bytes of a line are kept: a huge one costs no memory. */
 	while ((length = item_getline(in, line, CLAIM_LINE_KEPT, &last, &ended)) >= 0) {
+		/* params_parse drops a BOM: it does not count toward the limit. */
+		size_t bom = parse_bom_length(line, (size_t)length < CLAIM_LINE_KEPT ? (size_t)length :
+			CLAIM_LINE_KEPT);
+
 		claim->line_number++;
-		if (item_overlong(length, last, PARAMS_MAX_BYTES))
-			params_too_long((size_t)length - (last == '\r'), why, sizeof why);
+		if (item_overlong(length - (ssize_t)bom, last, PARAMS_MAX_BYTES))
+			params_too_long((size_t)length - bom - (last == '\r'), why, sizeof why);
 		else if (params_blank(line, (size_t)length))
 			continue;
 		else if (params_parse(line, (size_t)length, params, why, sizeof why) == 0) {

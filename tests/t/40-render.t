@@ -95,7 +95,11 @@ is "an unknown id alone: exit 65" "$rc" 65
 sed 's|busy_timeout = "5s"|busy_timeout = "1s"|' "$QRPOOL_CONFIG" >"$T/busy.cfg"
 chmod 600 "$T/busy.cfg"
 { echo 'BEGIN IMMEDIATE;'; sleep 2.5; echo 'COMMIT;'; } | sqlite3 "$T/staging.db" & holder=$!
-sleep 0.3
+# Until the holder has the lock: a write of ours fails at once.
+for _ in $(seq 50); do
+  sqlite3 "$T/staging.db" 'BEGIN IMMEDIATE; ROLLBACK;' 2>/dev/null || break
+  sleep 0.05
+done
 run qrpool-render -c "$T/busy.cfg" <"$T/unknown"
 wait $holder
 is "DB locked 2.5 s at the start, busy_timeout 1 s: the run goes on (65 for its unknown id)" "$rc" 65

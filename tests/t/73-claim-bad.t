@@ -36,8 +36,8 @@ like "... and the next line read on, as line 2" "$(cat "$T/err")" "line 2: not J
 ok "... in less than 100 MB (peak $peak_kb KB)" test "$peak_kb" -lt 100000
 
 # Good and bad lines mixed: the good ones are bound, in order, the bad ones
-# take nothing.
-{ pad 4096; echo; echo 'oops'; records 1 7; echo '[]'; printf '\357\273\277{"crlf":true}\r\n'; } >"$T/mixed"
+# take nothing. (The longest record, with a BOM before it and a CR after, is one.)
+{ printf '\357\273\277'; pad 4096; printf '\r\n'; echo 'oops'; records 1 7; echo '[]'; printf '\357\273\277{"crlf":true}\r\n'; } >"$T/mixed"
 rc=0; qrpool-claim --pool poster --out "$T/codes" --wait 300ms <"$T/mixed" >"$T/out" 2>"$T/err" || rc=$?
 is "mixed: exit 65" "$rc" 65
 is "mixed: three codes for the three good lines" "$(wc -l <"$T/out")" 3
