@@ -14,7 +14,6 @@ elif [ -x "$JOB_ROOT/bin/qrpool-plan" ]; then PATH=$JOB_ROOT/bin:$PATH
 fi
 export PATH
 
-# The more serious of two exit statuses (as the tools rank them).
 # job_check_deadline JOB HH:MM: exits 64 for a malformed time, and 75 for a
 # deadline more than 12 hours away: it has passed for tonight (a rerun in the
 # morning with the crontab's -u 06:00, a backfill given a time just gone), and
@@ -35,6 +34,7 @@ job_check_deadline() {
   fi
 }
 
+# The more serious of two exit statuses (as the tools rank them).
 job_rank() {
   case $1 in
     0) echo 0 ;; 75) echo 1 ;; 65) echo 2 ;; 69) echo 3 ;; 74) echo 4 ;;

@@ -54,6 +54,14 @@ for round in $(seq 20); do
   wait
 done
 is "six tools opening a new DB at once, 20 times: no error" "$(cat "$T/errs")" ""
+# The first night: no file at all, the pipeline's stages making it at once.
+for round in $(seq 10); do
+  rm -f "$T/staging.db" "$T/staging.db-wal" "$T/staging.db-shm"
+  for i in 1 2 3 4 5 6; do qrpool-render </dev/null 2>>"$T/errs" & done
+  wait
+done
+is "six stages making a missing DB at once, 10 times: no error, no warning" "$(cat "$T/errs")" ""
+is "... the DB private" "$(stat -c %a "$T/staging.db")" 600
 
 # database.path naming no file (a typo): the empty DB every tool but plan would
 # make is warned of, or an audit of it would look clean.
