@@ -251,7 +251,8 @@ static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, 
 	}
 	if (!existed && !creating)
 		log_warn("%s: there was no staging DB, so an empty one was made: if codes were expected, "
-			"database.path names the wrong file (qrpool-plan makes it on its first run)", path);
+			"database.path names the wrong file (the nightly pipeline makes it on its first "
+			"run)", path);
 	sqlite3_extended_result_codes(db->handle, 1);
 	db->busy_timeout_ms = busy_timeout_ms > 0x7fffffff ? 0x7fffffff : (int)busy_timeout_ms;
 	sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);

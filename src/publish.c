@@ -612,8 +612,8 @@ static void publish_summary(struct publisher *publisher)
 			"go again on the next run", (long long)publisher->committer.unrecorded);
 	if (c->refused)
 		log_error("%lld code%s refused by Kafka for what %s (see above): %s fetched",
-			(long long)c->refused, c->refused == 1 ? "" : "s", c->refused == 1 ? "it is" : "they are",
-			c->refused == 1 ? "it stays" : "they stay");
+			(long long)c->refused, c->refused == 1 ? "" : "s",
+			c->refused == 1 ? "it is" : "they are", c->refused == 1 ? "it stays" : "they stay");
 	if (c->skipped + c->bad_lines)
 		log_error("%lld line%s skipped (see above)", (long long)(c->skipped + c->bad_lines),
 			c->skipped + c->bad_lines == 1 ? "" : "s");
@@ -621,8 +621,8 @@ static void publish_summary(struct publisher *publisher)
 		log_warn("%lld codes were already recorded as published (by another run meanwhile): "
 			"delivered again, not printed", (long long)c->already);
 	log_info("read %lld lines, published %lld, failed %lld, refused %lld, skipped %lld",
-		(long long)(c->read + c->bad_lines), (long long)c->published, (long long)c->failed, (long long)c->refused,
-		(long long)(c->skipped + c->bad_lines));
+		(long long)(c->read + c->bad_lines), (long long)c->published, (long long)c->failed,
+		(long long)c->refused, (long long)(c->skipped + c->bad_lines));
 }
 
 /* Messages that timed out may have waited on a topic the cluster refuses to
