@@ -281,12 +281,13 @@ static void fetch_stop_pool(struct fetcher *f, size_t pool, const char *why)
 	log_error("pool %s stopped: WeChat %s; its items stay planned", f->config->pools[pool].name, why);
 }
 
-/* Bad credentials concern the appid: every wechat pool stops. */
-static void fetch_stop_all_pools(struct fetcher *f, const char *why)
+/* Bad credentials, or an account refused (48001, 45063), concern the appid:
+ * every wechat pool stops, none spending a call more to learn the same. */
+static void fetch_stop_all_pools(struct fetcher *f, const char *what, const char *why)
 {
 	char message[300];
 
-	snprintf(message, sizeof message, "refused the credentials of appid %s (%s)",
+	snprintf(message, sizeof message, "refused %s of appid %s (%s)", what,
 		f->config->wechat.appid, why);
 	for (size_t i = 0; i < f->config->pool_count; i++)
 		if (f->config->pools[i].source == POOL_WECHAT)
@@ -383,6 +384,11 @@ static void fetch_act(struct fetcher *f, struct fetch_transfer *transfer,
 	case WECHAT_POOL_STOP:
 		fetch_note_error(job, answer);
 		fetch_stop_pool(f, job->pool, answer->message);
+		fetch_leave(f, job);
+		break;
+	case WECHAT_ACCOUNT_STOP:
+		fetch_note_error(job, answer);
+		fetch_stop_all_pools(f, "the account", answer->message);
 		fetch_leave(f, job);
 		break;
 	case WECHAT_INTERNAL:
@@ -505,7 +511,7 @@ static int fetch_may_call(struct fetcher *f, double now)
 		return 1;
 	}
 	if (status == EXIT_UPSTREAM) {
-		fetch_stop_all_pools(f, f->token.failure.message);
+		fetch_stop_all_pools(f, "the credentials", f->token.failure.message);
 		return 1;
 	}
 	if (status == TOKEN_GAVE_UP && f->options->deadline) {

@@ -26,8 +26,8 @@ static const struct wechat_errcode wechat_code_errors[] = {
 	{ 40129, WECHAT_ITEM_FAILED, "invalid characters in the scene" },
 	{ 40169, WECHAT_ITEM_FAILED, "invalid scene length" },
 	{ 47001, WECHAT_INTERNAL, "the request body is not JSON" },
-	{ 48001, WECHAT_POOL_STOP, "api unauthorized: account type, or the account is not verified" },
-	{ 45063, WECHAT_POOL_STOP, "no permission to generate codes" },
+	{ 48001, WECHAT_ACCOUNT_STOP, "api unauthorized: account type, or the account is not verified" },
+	{ 45063, WECHAT_ACCOUNT_STOP, "no permission to generate codes" },
 	{ 85096, WECHAT_POOL_STOP, "scancode_time is reserved: a bug in the pool's page" },
 	{ 0, WECHAT_RETRY, NULL },
 };

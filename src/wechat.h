@@ -20,7 +20,8 @@ enum wechat_action {
 	WECHAT_TOKEN,        /* token invalid or expired: refresh once, retry once */
 	WECHAT_QUOTA,        /* minute quota reached: no calls until the next minute */
 	WECHAT_ITEM_FAILED,  /* this one item is refused for good */
-	WECHAT_POOL_STOP,    /* the pool (or the account) is refused: stop it, exit 69 */
+	WECHAT_POOL_STOP,    /* the pool is refused: stop it, exit 69 */
+	WECHAT_ACCOUNT_STOP, /* the account is refused: stop every wechat pool, exit 69 */
 	WECHAT_INTERNAL,     /* a bug on our side: exit 70 */
 };
 

@@ -116,6 +116,9 @@ for refusal in 48001:unauthorized 45063:permission; do
   is "${refusal%%:*}: exit 69" "$rc" 69
   like "${refusal%%:*}: the pool and the reason are named" "$(cat "$T/err")" \
     "pool poster stopped: .*${refusal%%:*}.*${refusal#*:}"
+  like "${refusal%%:*}: the account named, and so every wechat pool stopped at once" "$(cat "$T/err")" \
+    "pool card stopped: WeChat refused the account of appid $APPID"
+  ok "${refusal%%:*}: no more calls than were in flight ($(stats calls_total))" [ "$(stats calls_total)" -le 4 ]
   is "${refusal%%:*}: every wechat item still planned" "$(count "state = 'planned' AND pool != 'link'")" 15
   is "${refusal%%:*}: link items passed on" "$(cut -f2 "$T/out" | sort -u)" link
 done
