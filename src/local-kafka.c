@@ -18,6 +18,7 @@
 #include "interrupt.h"
 #include "log.h"
 #include "mockctl.h"
+#include "mockwake.h"
 #include "parse.h"
 
 /* How long a signal or a scheduled command may wait for the main loop. */
@@ -50,6 +51,7 @@ struct cluster {
 	rd_kafka_t *handle;          /* the mock needs a client instance to live in */
 	rd_kafka_mock_cluster_t *mock;
 	int brokers;
+	struct mockwake wake;        /* see mockwake.h: without it, ops wait seconds */
 };
 
 struct control {                     /* the control FIFO */
@@ -288,23 +290,30 @@ static int cluster_start(struct cluster *cluster, const struct options *options)
 		log_error("could not create the mock cluster (see librdkafka's messages)");
 		return EXIT_INTERNAL;
 	}
+	if (mockwake_start(&cluster->wake, rd_kafka_mock_cluster_bootstraps(cluster->mock)) < 0)
+		log_warn("topics and control commands may take a second each: "
+			"no helper to wake the mock cluster: %s", strerror(errno));
 	return 0;
 }
 
 static int cluster_create_topics(struct cluster *cluster, const struct options *options)
 {
 	char why[MOCKCTL_WHY_SIZE];
+	int status = 0;
 
-	for (size_t i = 0; i < options->topic_count; i++)
+	mockwake_begin(&cluster->wake);
+	for (size_t i = 0; !status && i < options->topic_count; i++)
 		if (mockctl_create_topic(cluster->mock, cluster->brokers, &options->topics[i], why) < 0) {
 			log_error("--topic: %s", why);
-			return EXIT_USAGE;
+			status = EXIT_USAGE;
 		}
-	return 0;
+	mockwake_end(&cluster->wake);
+	return status;
 }
 
 static void cluster_stop(struct cluster *cluster)
 {
+	mockwake_stop(&cluster->wake);
 	if (cluster->mock) {
 		log_debug("destroying the mock cluster");
 		rd_kafka_mock_cluster_destroy(cluster->mock);
@@ -323,6 +332,7 @@ static void cluster_run_command(struct cluster *cluster, const char *text,
 {
 	struct mockctl_command command;
 	char why[MOCKCTL_WHY_SIZE];
+	int failed;
 
 	if (!parsed) {
 		if (mockctl_parse(text, &command, why) < 0) {
@@ -331,7 +341,10 @@ static void cluster_run_command(struct cluster *cluster, const char *text,
 		}
 		parsed = &command;
 	}
-	if (mockctl_apply(cluster->mock, cluster->brokers, parsed, why) < 0)
+	mockwake_begin(&cluster->wake);
+	failed = mockctl_apply(cluster->mock, cluster->brokers, parsed, why) < 0;
+	mockwake_end(&cluster->wake);
+	if (failed)
 		log_warn("control: %s: failed: %s", text, why);
 	else
 		log_info("control: %s: ok", text);
@@ -521,7 +534,7 @@ static int serve(struct cluster *cluster, struct control *control, struct option
 
 static int run(struct options *options)
 {
-	struct cluster cluster = { NULL, NULL, 0 };
+	struct cluster cluster = { .handle = NULL };
 	struct control control = { .fd = -1, .writer_fd = -1 };
 	int status = cluster_start(&cluster, options), wrote_file = 0;
 

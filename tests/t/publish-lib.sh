@@ -17,7 +17,13 @@ start_kafka() {
     kill -0 "$kafka_pid" 2>/dev/null || break
     sleep 0.1
   done
-  [ -s "$T/kafka.boot" ] || { diag "local-kafka did not start:"; sed 's/^/# /' "$T/kafka.log" >&2; }
+  # On stderr, which prove shows (diag's stdout it hides): CI must say why.
+  if [ ! -s "$T/kafka.boot" ]; then
+    { echo "# local-kafka $* did not start (it exited, or wrote no bootstrap file in 30 s); its log:"
+      sed 's/^/#   /' "$T/kafka.log"; } >&2
+    echo "Bail out! local-kafka did not start"
+    exit 1
+  fi
   KAFKA_BROKERS=$(cat "$T/kafka.boot")
   export KAFKA_BROKERS
 }

@@ -74,33 +74,35 @@ TAP_FUNCTION int tap_is_str(const char *got, const char *expected, const char *f
 	return same;
 }
 
-/* What the code under test logs: stderr goes to `path` from tap_capture_start
- * until tap_capture_end, which reads it into `logged`. */
+/* What the code under test logs: stderr goes to an unnamed temporary file
+ * from tap_capture_start until tap_capture_end, which reads it into `logged`.
+ * Unnamed, so two runs at once (make check beside SAN=1) never share it. */
 static int tap_saved_stderr = -1;
+static FILE *tap_captured;
 
-TAP_FUNCTION void tap_capture_start(const char *path)
+TAP_FUNCTION void tap_capture_start(void)
 {
-	int fd;
-
 	fflush(stderr);
 	tap_saved_stderr = dup(2);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	dup2(fd, 2);
-	close(fd);
+	tap_captured = tmpfile();
+	if (tap_captured)
+		dup2(fileno(tap_captured), 2);
 }
 
-TAP_FUNCTION void tap_capture_end(const char *path, char *logged, size_t size)
+TAP_FUNCTION void tap_capture_end(char *logged, size_t size)
 {
-	ssize_t got;
-	int fd;
+	size_t got = 0;
 
 	fflush(stderr);
 	dup2(tap_saved_stderr, 2);
 	close(tap_saved_stderr);
-	fd = open(path, O_RDONLY);
-	got = read(fd, logged, size - 1);
-	logged[got > 0 ? got : 0] = '\0';
-	close(fd);
+	if (tap_captured) {
+		rewind(tap_captured);
+		got = fread(logged, 1, size - 1, tap_captured);
+		fclose(tap_captured);
+		tap_captured = NULL;
+	}
+	logged[got] = '\0';
 }
 
 TAP_FUNCTION int tap_done(void)
