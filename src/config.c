@@ -52,8 +52,12 @@ static int config_error_at(const struct config_reader *reader, const config_sett
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof message, fmt, ap);
 	va_end(ap);
-	log_error("%s:%d: %s", config_source(reader, setting),
-		setting ? config_setting_source_line(setting) : 0, message);
+	/* A setting that is missing has no line: the file alone is named. */
+	if (setting)
+		log_error("%s:%d: %s", config_source(reader, setting),
+			config_setting_source_line(setting), message);
+	else
+		log_error("%s: %s", reader->file, message);
 	return EXIT_CONFIG;
 }
 
@@ -557,6 +561,11 @@ static int config_load_link_pool(const struct config_reader *reader, const confi
 	}
 	pool->ec_level = level[0];
 	free(level);
+	/* A scanner needs contrast; the same colour twice makes every code blank. */
+	if (!memcmp(&pool->foreground, &pool->background, sizeof pool->foreground))
+		return config_error_at(reader, config_setting_get_member(group, "foreground"),
+			"pool '%s': foreground and background are the same colour: no scanner could read "
+			"its codes", pool->name);
 	if (!pool->url_prefix)
 		return config_error_at(reader, group, "pool '%s' (source link) needs a url_prefix",
 			pool->name);
@@ -597,7 +606,7 @@ static int config_load_pool(const struct config_reader *reader, const config_set
 	pool->source = !strcmp(source, "wechat") ? POOL_WECHAT : POOL_LINK;
 	if ((status = config_get_string(reader, group, "topic", NULL, &pool->topic)) ||
 	    (status = config_get_string(reader, group, "group", NULL, &pool->group)) ||
-	    (status = config_get_double(reader, group, "cover_hours", 0, 24 * 366, 24, &pool->cover_hours)) ||
+	    (status = config_get_double(reader, group, "cover_hours", 1, 24 * 366, 24, &pool->cover_hours)) ||
 	    (status = config_get_double(reader, group, "safety", 0, 100, 0.2, &pool->safety)) ||
 	    (status = config_get_bool(reader, group, "drop_image_after_publish", 0,
 			&pool->drop_image_after_publish)))
@@ -623,6 +632,9 @@ static int config_load_pools(const struct config_reader *reader, config_t *cf, s
 	if (config_setting_type(list) != CONFIG_TYPE_LIST)
 		return config_error_at(reader, list, "pools must be a list: pools = ( { ... }, { ... } );");
 	count = config_setting_length(list);
+	if (count == 0)
+		return config_error_at(reader, list, "pools is empty: define at least one pool "
+			"(pools = ( { name = ...; } );)");
 	config->pools = calloc((size_t)count + 1, sizeof *config->pools);
 	if (!config->pools)
 		return config_error_at(reader, list, "out of memory");
@@ -674,7 +686,7 @@ static int config_load_file(struct config *config, const char *path, const char 
 	int status;
 
 	config->path = strdup(path);
-	reader.file = config->path;
+	reader.file = read_path;   /* absolute when it could be: as libconfig names the settings' file */
 	config_init(&cf);
 	if (!config_read_file(&cf, read_path)) {
 		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)

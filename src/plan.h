@@ -55,6 +55,10 @@ struct plan_pool {
 #define PLAN_CUT_MAX 1        /* --max */
 #define PLAN_CUT_CAPACITY 2   /* the night's WeChat capacity (after the codes still planned) */
 
+/* Codes one plan may mint, over all pools: 50 million request ids take about
+ * 1.2 GB while they are sorted, and a night fills a few million at most. */
+#define PLAN_MAX_CODES_PER_RUN 50000000LL
+
 struct plan_limits {
 	int64_t capacity;         /* wechat codes that can be made; -1: unbounded */
 	int64_t max_codes;        /* --max over all pools; -1: none */

@@ -304,6 +304,28 @@ static int plan_compare_minted(const void *a, const void *b)
 /* Mints one id per granted code. Sorted, the batch enters the request_id index
  * in key order: each index page is touched once instead of at random. The ids
  * themselves stay random; only their insertion order changes. */
+/* The codes the allocation grants, over all pools. */
+static int64_t plan_total(const struct plan_pool *pools, size_t count)
+{
+	int64_t total = 0;
+
+	for (size_t i = 0; i < count; i++)
+		total += pools[i].granted;
+	return total;
+}
+
+/* More than a run can hold in memory, or than any night could use: a forecast
+ * off by orders of magnitude, refused before anything is minted. */
+static int plan_check_total(int64_t total)
+{
+	if (total <= PLAN_MAX_CODES_PER_RUN)
+		return 0;
+	log_error("the plan would mint %lld codes, more than the %lld one run may (is the forecast "
+		"in codes per hour?): nothing planned; --max N plans at most N", (long long)total,
+		(long long)PLAN_MAX_CODES_PER_RUN);
+	return EXIT_DATA;
+}
+
 static int plan_mint(const struct plan_pool *pools, size_t count, int64_t total,
 	struct minted **out)
 {
@@ -312,8 +334,9 @@ static int plan_mint(const struct plan_pool *pools, size_t count, int64_t total,
 	int64_t n = 0;
 
 	if (!minted) {
-		log_error("out of memory for %lld request ids", (long long)total);
-		return EXIT_INTERNAL;
+		log_error("out of memory for %lld request ids (%zu bytes each): nothing planned; "
+			"--max N plans at most N", (long long)total, sizeof *minted);
+		return EXIT_TEMPFAIL;
 	}
 	rid_source_init(&source);
 	for (size_t i = 0; i < count; i++)
@@ -401,11 +424,11 @@ static int plan_write(struct db *db, const struct plan_options *options,
 	status = plan_measure(db, config, pools, demand, options->from);
 	if (!status) {
 		*short_by = plan_allocate(pools, config->pool_count, &limits);
-		*total = 0;
-		for (size_t i = 0; i < config->pool_count; i++)
-			*total += pools[i].granted;
-		status = plan_mint(pools, config->pool_count, *total, minted);
+		*total = plan_total(pools, config->pool_count);
+		status = plan_check_total(*total);
 	}
+	if (!status)
+		status = plan_mint(pools, config->pool_count, *total, minted);
 	if (!status)
 		status = plan_insert_plan(db, options, &limits, *total, &plan_id);
 	if (!status)
@@ -414,10 +437,12 @@ static int plan_write(struct db *db, const struct plan_options *options,
 		status = plan_insert_codes(db, plan_id, pools, *minted, *total);
 	if (!status)
 		status = db_commit(db);
-	if (status)
+	if (status) {
 		db_rollback(db);
-	else
+		*total = 0;   /* nothing was planned */
+	} else {
 		plan_report_shortfall(pools, config->pool_count);
+	}
 	return status;
 }
 
@@ -489,15 +514,18 @@ static int plan_run(const struct plan_options *options, const struct config *con
 				plan_print_table(pools, config->pool_count);
 				plan_report_shortfall(pools, config->pool_count);
 				if (!(status = cli_close_stdout()))
+					status = plan_check_total(plan_total(pools, config->pool_count));
+				if (!status)
 					status = plan_outcome(config, pools, short_by, 1);
 			}
 		} else if (!status && !(status = db_run_start(&db, "plan"))) {
 			status = plan_write(&db, options, config, &demand, pools, &minted, &total, &short_by);
 			if (!status)
+				log_info("planned %lld codes", (long long)total);
+			if (!status)
 				status = plan_print_items(pools, minted, total);
 			if (!status)   /* the plan stands */
 				status = plan_outcome(config, pools, short_by, 0);
-			log_info("planned %lld codes", (long long)total);
 			db_run_end(&db, (int64_t)demand.count, status == EXIT_IO ? 0 : total, status);
 		}
 		db_close(&db);

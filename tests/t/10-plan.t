@@ -122,6 +122,22 @@ run qrpool-plan --sum -n "$T/big.tsv" "$T/b.tsv"
 is "--sum: a sum over the per-hour limit exits 65" "$rc" 65
 like "naming the row and the one it adds to" "$(cat "$T/err")" \
   "b.tsv:1: pool 'card' hour .*: the sum with .*big.tsv:1 and the rows before it is over 1000000000"
+# A forecast off by orders of magnitude: refused before minting (it had run
+# out of memory, exit 70, and recorded the run as if it had planned them all).
+printf 'card\t2026-11-29T10:00+08:00\t1000000000\n' >"$T/huge.tsv"
+codes_before=$(sql "SELECT count(*) FROM codes")
+run qrpool-plan --from $FROM "$T/huge.tsv"
+is "a plan of 10^9 codes exits 65" "$rc" 65
+like "... saying how many and what to do" "$(cat "$T/err")" \
+  "the plan would mint [0-9]{9,} codes, more than the 50000000 one run may .*--max N"
+is "... minting and printing none" "$(sql "SELECT count(*) FROM codes"):$(wc -l <"$T/out")" "$codes_before:0"
+is "... and the run records 0 out" \
+  "$(sql "SELECT items_out || ':' || exit_status FROM runs WHERE stage = 'plan' ORDER BY id DESC LIMIT 1")" 0:65
+ok "... with no 'planned' line" -- sh -c "! grep -q 'planned [0-9]* codes' '$T/err'"
+run qrpool-plan --dry-run --from $FROM "$T/huge.tsv"
+is "--dry-run exits 65 too" "$rc" 65
+run qrpool-plan --max 5 --from $FROM "$T/huge.tsv"
+is "--max brings it within reach" "$rc:$(wc -l <"$T/out")" 0:5
 run qrpool-plan -n "$T/missing.tsv"
 is "a missing file exits 74" "$rc" 74
 { demand card 1; head -c 70000 /dev/zero | tr '\0' x; echo; } >"$T/long.tsv"

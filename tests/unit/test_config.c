@@ -105,6 +105,16 @@ static void test_refusals(void)
 		  "secret_file 'secret' must be an absolute path", "a relative secret file" },
 		{ "wechat = { appid = \"wx\\\"} 1\"; };\n" POOLS, "qrpool.cfg:1: appid 'wx\"} 1' must be",
 		  "an appid that would break a metric label" },
+		{ "pools = ( );\n", "qrpool.cfg:1: pools is empty", "an empty pool list" },
+		{ "database = { path = \"/tmp/x.db\"; };\n", "/qrpool.cfg: no pools defined",
+		  "no pools: the file named without a line 0, by its absolute path" },
+		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"
+		  "  foreground = \"#FFFFFF\"; background = { r = 255; g = 255; b = 255; }; } );\n",
+		  "qrpool.cfg:2: pool 'l': foreground and background are the same colour",
+		  "a link pool drawing white on white" },
+		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\"; "
+		  "cover_hours = 0; } );\n", "'cover_hours' is 0, must be 1 to 8784",
+		  "a pool covering no hours" },
 	};
 	char logged[2048];
 
