@@ -57,6 +57,7 @@ static int report_parse_options(int argc, char **argv, struct report_options *op
 	};
 	char why[PARSE_WHY_SIZE];
 	int opt, status = 0;
+	unsigned formats = 0;   /* one bit per output option given */
 
 	memset(options, 0, sizeof *options);
 	options->warn_hours = 12;
@@ -71,9 +72,13 @@ static int report_parse_options(int argc, char **argv, struct report_options *op
 		if (cli_common_option(&options->common, opt, optarg))
 			continue;
 		switch (opt) {
-		case 'j': options->format = FORMAT_JSON; break;
-		case OPT_PROM: options->format = FORMAT_PROM; options->prom_path = optarg; break;
-		case OPT_CHECK: options->format = FORMAT_CHECK; break;
+		case 'j': options->format = FORMAT_JSON; formats |= 1u << FORMAT_JSON; break;
+		case OPT_PROM:
+			options->format = FORMAT_PROM;
+			options->prom_path = optarg;
+			formats |= 1u << FORMAT_PROM;
+			break;
+		case OPT_CHECK: options->format = FORMAT_CHECK; formats |= 1u << FORMAT_CHECK; break;
 		case OPT_WARN:
 			if (parse_double(optarg, 0, 1e6, &options->warn_hours, why))
 				bad = "--warn-hours";
@@ -91,6 +96,14 @@ static int report_parse_options(int argc, char **argv, struct report_options *op
 		}
 		if (bad && !status)
 			status = *bad ? cli_usage_error("%s: %s", bad, why) : cli_bad_option(argv, opt);
+	}
+	/* Two outputs at once would quietly drop one: a check defined with a
+	 * stray --json would answer JSON, read by the monitor as OK, forever. */
+	if (formats & (formats - 1)) {
+		if (formats & (1u << FORMAT_CHECK))
+			options->format = FORMAT_CHECK;   /* answered as the plugin: UNKNOWN */
+		if (!status)
+			status = cli_usage_error("--json, --prom and --check each choose the output: give one");
 	}
 	if (status)
 		return status;

@@ -440,7 +440,10 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 		fprintf(out, "QRPOOL UNKNOWN - out of memory writing the check\n");
 		return 3;
 	}
-	if (!report->kafka_ok) {
+	/* Depth unreadable somewhere: UNKNOWN, unless a pool that was measured is
+	 * CRITICAL. UNKNOWN ranks below CRITICAL (as Nagios orders states), and
+	 * one leaderless topic must not silence a pool running dry. */
+	if (!report->kafka_ok && state < 2) {
 		fprintf(out, "QRPOOL UNKNOWN - pool depth unreadable: %s |%s\n", report->kafka_error,
 			c.perf_data);
 		report_check_free(&c);
@@ -453,6 +456,8 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 		fprintf(out, "%zu pools, every one above %gh of cover", report->pool_count, warn_hours);
 	else
 		fprintf(out, "no pool below %gh of cover", warn_hours);
+	if (!report->kafka_ok)
+		fprintf(out, "; depth unreadable: %s", report->kafka_error);
 	if (*c.unknown_data)
 		fprintf(out, "; cover unknown (no consumption history or plan yet): %s", c.unknown_data);
 	fprintf(out, " |%s\n", c.perf_data);

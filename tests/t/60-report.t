@@ -117,6 +117,17 @@ is "--check WARNING below --warn-hours: exit 1" "$rc" 1
 like "--check WARNING names the pool" "$(cat "$T/out")" "^QRPOOL WARNING - poster 2\.[34]h of cover"
 run qrpool-report --check --warn-hours 5 --crit-hours 3
 is "--check CRITICAL below --crit-hours: exit 2" "$rc" 2
+# One topic without a leader: the measured pool's CRITICAL still pages (it was
+# UNKNOWN, which many setups do not page on); below CRITICAL it stays UNKNOWN.
+kafka_control topic-error qrpool.card LEADER_NOT_AVAILABLE
+run qrpool-report --check --warn-hours 5 --crit-hours 3
+is "one pool unreadable, another CRITICAL: CRITICAL" "$rc" 2
+like "... naming the pool and what could not be read" "$(cut -d'|' -f1 "$T/out")" \
+  "^QRPOOL CRITICAL - poster 2\.[34]h of cover; depth unreadable: pool card: .*"
+run qrpool-report --check --warn-hours 3 --crit-hours 1
+is "one pool unreadable, another WARNING: UNKNOWN" "$rc:$(cut -c1-44 "$T/out")" \
+  "3:QRPOOL UNKNOWN - pool depth unreadable: pool"
+kafka_control topic-error qrpool.card NO_ERROR
 # Every link code taken, and no history to tell a rate: an empty pool warns.
 kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.link -X auto.offset.reset=earliest -c 20 -q \
   -f '%k\n' qrpool.link >/dev/null
@@ -139,6 +150,16 @@ for args in "--warn-hours abc --check" "--chec --warn-hours abc"; do
 done
 run qrpool-report --prom --check --bogus
 is "... but not when --check is --prom's file name" "$rc:$(cat "$T/out")" "64:"
+# A stray output option must not turn a check into JSON the monitor reads as OK.
+for args in "--check --json" "--json --check" "--check --prom $T/x.prom"; do
+  run qrpool-report $args
+  is "two outputs ($args): UNKNOWN, with its line" "$rc:$(cat "$T/out")" \
+    "3:QRPOOL UNKNOWN - bad command line (exit 64; see stderr)"
+done
+like "... saying which options clash" "$(cat "$T/err")" "--json, --prom and --check each choose the output: give one"
+run qrpool-report --json --prom "$T/x.prom"
+is "--json with --prom: a usage error" "$rc:$(cat "$T/out")" "64:"
+ok "... writing no textfile" -- test ! -e "$T/x.prom"
 rc=0; qrpool-report --check --warn-hours 2 --crit-hours 1 >/dev/full 2>"$T/err" || rc=$?
 is "--check whose line cannot be written: UNKNOWN (3), within the plugin's 0-3, not 74" "$rc" 3
 like "... saying why on stderr" "$(cat "$T/err")" "stdout"
