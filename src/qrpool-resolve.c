@@ -24,10 +24,11 @@ static void resolve_usage(void)
 {
 	printf("Usage: qrpool-resolve [OPTIONS] [REQUEST_ID...]\n"
 		"Print the parameters bound to each request id: \"request_id TAB json\" per id, in\n"
-		"the order given. Redis first (when configured); on a miss the staging DB's\n"
-		"bindings, and the answer is put back into Redis. Without arguments, ids come from\n"
-		"stdin, one per line (the first tab-separated field, so qrpool-claim's output can\n"
-		"be piped in); each answer comes as soon as stdin has nothing more to read yet.\n\n"
+		"the order given; json is null for an id nobody bound. Redis first (when\n"
+		"configured); on a miss the staging DB's bindings, and the answer is put back into\n"
+		"Redis. Without arguments, ids come from stdin, one per line (the first\n"
+		"tab-separated field, so qrpool-claim's output can be piped in); each answer comes\n"
+		"as soon as stdin has nothing more to read yet.\n\n"
 		CLI_COMMON_HELP
 		"\nExit status: 0 every id resolved, 1 some id is unknown, 65 some id is not a\n"
 		"request id (1 to 32 scene characters), 74 I/O error (the DB, stdout), 78 bad config,\n"

@@ -64,7 +64,10 @@ static int resolve_misses(struct resolver *resolver, char **values)
 		if (status == BINDING_UNKNOWN) {
 			log_error("unknown request id '%s': no code was bound to it", resolver->ids[i]);
 			resolver->unknown++;
-			status = 0;
+			/* Answered all the same: a co-process reading one line per id
+			 * written would otherwise wait for this one forever. */
+			values[i] = strdup("null");
+			status = values[i] ? 0 : EXIT_INTERNAL;
 		} else if (!status) {
 			warm_ids[warm] = resolver->ids[i];
 			warm_values[warm++] = values[i];

@@ -44,7 +44,8 @@ is "flushed: re-warmed" "$(rcli EXISTS "qr:$first")" 1
 run qrpool-resolve "$first" NoSuchId00000000
 is "an unknown id: exit 1" "$rc" 1
 like "an unknown id: a clear message" "$(cat "$T/err")" "unknown request id 'NoSuchId00000000'"
-is "the known id is still printed" "$(cut -f1 "$T/out")" "$first"
+is "the known id is still printed, the unknown one answered null" \
+  "$(cut -f1 "$T/out" | tr '\n' ' ')$(tail -n 1 "$T/out" | cut -f2)" "$first NoSuchId00000000 null"
 run qrpool-resolve "$first" 'not an id' NoSuchId00000000
 is "an id outside the scene alphabet: exit 65 (outranks unknown)" "$rc" 65
 like "naming the argument" "$(cat "$T/err")" "argument 2: 'not an id' is not a request id"
@@ -64,9 +65,14 @@ echo "$first" >&7
 i=0
 while [ ! -s "$T/co-out" ] && [ $i -lt 60 ]; do sleep 0.05; i=$((i + 1)); done
 is "a co-process gets each answer while its input stays open" "$(cut -f1 "$T/co-out")" "$first"
+echo NoSuchId00000000 >&7
+i=0
+while [ "$(wc -l <"$T/co-out")" -lt 2 ] && [ $i -lt 60 ]; do sleep 0.05; i=$((i + 1)); done
+is "... an unknown id too (null), rather than leaving it waiting" "$(tail -n 1 "$T/co-out")" \
+  "NoSuchId00000000	null"
 exec 7>&-
 rc=0; wait $resolver || rc=$?
-is "... and ends with its input: exit 0" "$rc" 0
+is "... and ends with its input: exit 1 (an unknown id)" "$rc" 1
 # A line of 10 MB holds no id: said and skipped, never kept whole.
 { head -c 10000000 /dev/zero | tr '\0' x; echo; echo "$first"; } >"$T/long-line"
 rc=0; qrpool-resolve <"$T/long-line" >"$T/out" 2>"$T/err" || rc=$?
