@@ -177,6 +177,8 @@ is "SIGTERM: the printed items are exactly the codes fetched" \
   "$(sort "$T/term.out" | cut -f1)" \
   "$(sql "SELECT request_id FROM codes WHERE state = 'fetched'" | sort)"
 is "SIGTERM: all 40 were read and rendered before the signal" "$(wc -l <"$T/term.out")" 44
+like "SIGTERM: the 75 explains itself without -v (cron mails it)" "$(cat "$T/term.err")" \
+  "warning: stopped by a signal: 44 items: 44 rendered, 0 passed on, .*stay planned"
 
 # --- SIGHUP: a stop like SIGTERM (75); under nohup, ignored (the run goes on, 0) ----
 plan_codes 5 0 0 >"$T/hup-items"
