@@ -267,6 +267,16 @@ static int consumer_event(struct consumer *consumer, rd_kafka_message_t *message
 	return -1;
 }
 
+static int consumer_brokers_answer(struct consumer *consumer)
+{
+	const struct rd_kafka_metadata *metadata = NULL;
+
+	if (rd_kafka_metadata(consumer->handle, 0, NULL, &metadata, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return 0;
+	rd_kafka_metadata_destroy(metadata);
+	return 1;
+}
+
 /* Whether waiting longer is pointless: the pool is empty, or Kafka is silent. */
 static int consumer_give_up(struct consumer *consumer, int64_t wait_ms, double now)
 {
@@ -290,8 +300,18 @@ static int consumer_give_up(struct consumer *consumer, int64_t wait_ms, double n
 	if ((!consumer->ever_assigned && consumer->brokers_down) ||
 	    (!consumer->all_at_end_since &&
 	     (now - consumer->last_progress) * 1000 >= (double)consumer->timeout_ms)) {
-		log_error("kafka %s: no answer%s: cannot take codes from pool %s", consumer->brokers,
-			consumer->brokers_down ? " (all brokers down)" : "", consumer->pool->name);
+		/* Brokers that answer but no assignment: the group is most likely
+		 * waiting out a member that died (a claim killed), which is not
+		 * Kafka's silence; a metadata request (1 s) tells the two apart. */
+		if (!consumer->ever_assigned && !consumer->brokers_down && consumer_brokers_answer(consumer))
+			log_error("kafka %s: the group %s assigned no partition of %s within kafka.timeout "
+				"(%lld ms): a rebalance waiting for a member that died (it is dropped after "
+				"session.timeout.ms)? cannot take codes from pool %s; try again", consumer->brokers,
+				consumer->pool->group, consumer->pool->topic, (long long)consumer->timeout_ms,
+				consumer->pool->name);
+		else
+			log_error("kafka %s: no answer%s: cannot take codes from pool %s", consumer->brokers,
+				consumer->brokers_down ? " (all brokers down)" : "", consumer->pool->name);
 		return EXIT_TEMPFAIL;
 	}
 	return 0;
