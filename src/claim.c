@@ -220,7 +220,7 @@ static int claim_read_record(struct claim *claim, FILE *in, char line[CLAIM_LINE
 		claim->line_number++;
 		if (item_overlong(length - (ssize_t)bom, last, PARAMS_MAX_BYTES))
 			params_too_long((size_t)length - bom - (last == '\r'), why, sizeof why);
-		else if (params_blank(line, (size_t)length))
+		else if (params_blank(line + bom, (size_t)length - bom))   /* a BOM alone is blank too */
 			continue;
 		else if (params_parse(line, (size_t)length, params, why, sizeof why) == 0) {
 			claim->records++;
@@ -233,7 +233,7 @@ static int claim_read_record(struct claim *claim, FILE *in, char line[CLAIM_LINE
 	if (ferror(in) && interrupt_requested())
 		return CONSUMER_STOPPED;
 	if (ferror(in)) {
-		log_error("reading stdin failed");
+		log_error("reading stdin failed: %s", strerror(errno));
 		return EXIT_IO;
 	}
 	return 0;

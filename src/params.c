@@ -46,6 +46,11 @@ int params_parse(const char *line, size_t length, char **compact, char *why, siz
 			error.column);
 		return -1;
 	}
+	if (!record && strstr(error.text, "\\u0000")) {   /* jansson names its flag: not ours to set */
+		snprintf(why, why_size, "a \\u0000 (NUL) escape at column %d: a record holds no NUL "
+			"character", error.column);
+		return -1;
+	}
 	if (!record) {
 		snprintf(why, why_size, "not JSON: %s at column %d", error.text, error.column);
 		return -1;

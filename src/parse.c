@@ -182,10 +182,14 @@ static int parse_offset(const char **p, int *out_seconds)
 	(*p)++;
 	if (parse_digits(p, 2, &hours))
 		return -1;
-	if (**p == ':')
+	/* +08, +0800 or +08:00; a colon must have its minutes ("+08:" is cut short). */
+	if (**p == ':') {
 		(*p)++;
-	if (**p && parse_digits(p, 2, &minutes))
+		if (parse_digits(p, 2, &minutes))
+			return -1;
+	} else if (**p && parse_digits(p, 2, &minutes)) {
 		return -1;
+	}
 	if (hours > 14 || minutes > 59)
 		return -1;
 	*out_seconds = sign * (hours * 3600 + minutes * 60);

@@ -61,7 +61,15 @@ static int claim_parse_options(int argc, char **argv, struct claim_cli *cli)
 			continue;
 		switch (opt) {
 		case 'p': cli->claim.pool = optarg; break;
-		case 'o': cli->claim.out = optarg; break;
+		case 'o': {
+			/* "dir/" prints dir/ID.jpg, not dir//ID.jpg ("/" stays itself) */
+			size_t length = strlen(optarg);
+
+			while (length > 1 && optarg[length - 1] == '/')
+				optarg[--length] = '\0';
+			cli->claim.out = optarg;
+			break;
+		}
 		case 'n':
 			if (parse_int64(optarg, 0, INT64_MAX, &cli->claim.count, why))
 				return cli_usage_error("--count: %s", why);

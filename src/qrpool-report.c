@@ -77,6 +77,10 @@ static int report_parse_options(int argc, char **argv, struct report_options *op
 			options->format = FORMAT_PROM;
 			options->prom_path = optarg;
 			formats |= 1u << FORMAT_PROM;
+			if (!*optarg) {
+				snprintf(why, sizeof why, "needs the textfile's name");
+				bad = "--prom";
+			}
 			break;
 		case OPT_CHECK: options->format = FORMAT_CHECK; formats |= 1u << FORMAT_CHECK; break;
 		case OPT_WARN:

@@ -157,6 +157,9 @@ for args in "--check --json" "--json --check" "--check --prom $T/x.prom"; do
     "3:QRPOOL UNKNOWN - bad command line (exit 64; see stderr)"
 done
 like "... saying which options clash" "$(cat "$T/err")" "--json, --prom and --check each choose the output: give one"
+run qrpool-report --prom ''
+is "--prom '': a usage error (64, not an I/O error)" "$rc" 64
+like "... saying what is missing" "$(cat "$T/err")" "--prom: needs the textfile's name"
 run qrpool-report --json --prom "$T/x.prom"
 is "--json with --prom: a usage error" "$rc:$(cat "$T/out")" "64:"
 ok "... writing no textfile" -- test ! -e "$T/x.prom"

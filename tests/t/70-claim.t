@@ -112,3 +112,8 @@ echo '{"a":1}' | { run qrpool-claim -c "$T/down.cfg" --pool poster --out "$T/cod
 is "Kafka unreachable: exit 75" "$(cat "$T/rc")" 75
 like "Kafka unreachable: said so" "$(cat "$T/err")" "kafka 127.0.0.1:9: no answer"
 is "Kafka unreachable: nothing bound" "$(sql 'SELECT count(*) FROM bindings')" "$before"
+
+# --out with a trailing slash: the printed path has no '//'.
+publish_codes 1
+records 1 900 | { run qrpool-claim --pool poster --out "$T/slash//" --wait 300ms; echo "$rc" >"$T/rc"; }
+like "--out DIR/: the path printed as DIR/ID.jpg" "$(cat "$T/out")" "	$T/slash/[0-9A-Za-z]{16}\.jpg$"

@@ -56,6 +56,9 @@ static void test_times(void)
 	ok(parse_iso_time("2026-11-28 13:00+0800", &t, why) == 0 && t == 1795842000,
 		"space separator and +0800");
 	ok(parse_iso_time("2026-11-28T13:00", &t, why) != 0, "refuses a time without offset");
+	ok(parse_iso_time("2026-11-28T13:00+08:", &t, why) != 0, "refuses an offset cut short at its colon");
+	ok(parse_iso_time("2026-11-28T13:00+08", &t, why) == 0 && t == 1795842000,
+		"an offset of hours alone (+08)");
 	ok(parse_iso_time("2026-02-29T00:00Z", &t, why) != 0, "refuses 29 February 2026");
 	ok(parse_iso_time("2024-02-29T00:00Z", &t, why) == 0, "accepts 29 February 2024");
 	ok(parse_iso_time("2026-11-28T13:00+08:00x", &t, why) != 0, "refuses trailing junk");
