@@ -452,35 +452,19 @@ static int plan_write(struct db *db, const struct plan_options *options,
 static int plan_check_period(const struct demand *demand, const struct config *config, time_t from)
 {
 	char when[32];
-	unsigned char *covered = calloc(config->pool_count, 1);
-	size_t covered_pools = 0;
 
-	if (!covered)
-		return EXIT_INTERNAL;
 	for (size_t r = 0; r < demand->count; r++) {
 		const struct demand_row *row = &demand->rows[r];
 		double end = (double)from + config->pools[row->pool_index].cover_hours * 3600.0;
 
-		if ((double)row->hour + 3600.0 > (double)from && (double)row->hour < end &&
-				!covered[row->pool_index]) {
-			covered[row->pool_index] = 1;
-			covered_pools++;
-		}
+		if ((double)row->hour + 3600.0 > (double)from && (double)row->hour < end)
+			return 0;
 	}
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%MZ", gmtime(&from));
-	/* One pool missing from an export that has the others looks like a quiet
-	 * night for it: said, though the plan goes on (a pool may be retired). */
-	for (size_t i = 0; covered_pools && i < config->pool_count; i++)
-		if (!covered[i])
-			log_warn("pool %s: no demand row in the hours it covers from %s: planned as if "
-				"none were wanted (is the export missing it?)", config->pools[i].name, when);
-	free(covered);
-	if (covered_pools)
-		return 0;
 	if (!demand->count) {
 		log_error("the forecast has no demand rows (did the export run?): nothing planned");
 		return EXIT_DATA;
 	}
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%MZ", gmtime(&from));
 	log_error("none of the %zu demand rows falls in the hours the pools cover from %s (is the "
 		"forecast stale, or --from wrong?): nothing planned", demand->count, when);
 	return EXIT_DATA;
