@@ -563,7 +563,9 @@ static int config_load_link_pool(const struct config_reader *reader, const confi
 	free(level);
 	/* A scanner needs contrast; the same colour twice makes every code blank. */
 	if (!memcmp(&pool->foreground, &pool->background, sizeof pool->foreground))
-		return config_error_at(reader, config_setting_get_member(group, "foreground"),
+		return config_error_at(reader, config_setting_get_member(group, "foreground") ?
+			config_setting_get_member(group, "foreground") :
+			config_setting_get_member(group, "background"),
 			"pool '%s': foreground and background are the same colour: no scanner could read "
 			"its codes", pool->name);
 	if (!pool->url_prefix)

@@ -6,7 +6,8 @@
  * at its one-second idle poll: 100 topics then took 30 s to create, and 50
  * control commands 7 to 10 s. Any TCP connection to one of the mock's brokers
  * ends that poll, and the thread serves its ops before the connection. So
- * while a call is in flight a helper thread connects every few ms. */
+ * while a call is in flight a helper thread connects every few ms. With every
+ * broker set down none listens, and a call may still wait its second. */
 #ifndef QRPOOL_MOCKWAKE_H
 #define QRPOOL_MOCKWAKE_H
 

@@ -54,7 +54,8 @@ static void plan_usage(void)
 		"                     created or upgraded if need be)\n"
 		CLI_COMMON_HELP
 		"\n" EXITCODE_HELP
-		"65 also means: the forecast has no rows, or none in the hours the pools cover.\n"
+		"65 also means: the forecast has no rows, or none in the hours the pools cover,\n"
+		"or it would plan more than 50,000,000 codes (--max caps a plan).\n"
 		"75 also means: capacity was short, the plan was written but some pools got less;\n"
 		"or Kafka is configured and some pool's depth had to be estimated from the DB.\n");
 }
@@ -301,9 +302,6 @@ static int plan_compare_minted(const void *a, const void *b)
 	return memcmp(((const struct minted *)a)->id, ((const struct minted *)b)->id, RID_LENGTH);
 }
 
-/* Mints one id per granted code. Sorted, the batch enters the request_id index
- * in key order: each index page is touched once instead of at random. The ids
- * themselves stay random; only their insertion order changes. */
 /* The codes the allocation grants, over all pools. */
 static int64_t plan_total(const struct plan_pool *pools, size_t count)
 {
@@ -326,6 +324,9 @@ static int plan_check_total(int64_t total)
 	return EXIT_DATA;
 }
 
+/* Mints one id per granted code. Sorted, the batch enters the request_id index
+ * in key order: each index page is touched once instead of at random. The ids
+ * themselves stay random; only their insertion order changes. */
 static int plan_mint(const struct plan_pool *pools, size_t count, int64_t total,
 	struct minted **out)
 {
@@ -336,7 +337,7 @@ static int plan_mint(const struct plan_pool *pools, size_t count, int64_t total,
 	if (!minted) {
 		log_error("out of memory for %lld request ids (%zu bytes each): nothing planned; "
 			"--max N plans at most N", (long long)total, sizeof *minted);
-		return EXIT_TEMPFAIL;
+		return EXIT_INTERNAL;   /* not 75, which says the plan was written */
 	}
 	rid_source_init(&source);
 	for (size_t i = 0; i < count; i++)

@@ -126,7 +126,7 @@ like "naming the row and the one it adds to" "$(cat "$T/err")" \
 # out of memory, exit 70, and recorded the run as if it had planned them all).
 printf 'card\t2026-11-29T10:00+08:00\t1000000000\n' >"$T/huge.tsv"
 codes_before=$(sql "SELECT count(*) FROM codes")
-run qrpool-plan --from $FROM "$T/huge.tsv"
+run qrpool-plan -v --from $FROM "$T/huge.tsv"
 is "a plan of 10^9 codes exits 65" "$rc" 65
 like "... saying how many and what to do" "$(cat "$T/err")" \
   "the plan would mint [0-9]{9,} codes, more than the 50000000 one run may .*--max N"

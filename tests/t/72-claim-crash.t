@@ -53,13 +53,17 @@ is "and again from the re-warmed Redis, the same" "$(md5sum <"$T/resolved2")" "$
 # the operator after the network at 3 a.m.
 publish_codes 20
 sed -i 's|^kafka = .*|kafka = { brokers = "'"$KAFKA_BROKERS"'"; timeout = "8s"; properties = [ "session.timeout.ms=40000", "heartbeat.interval.ms=500" ]; };|' "$QRPOOL_CONFIG"
-{ records 1 200000; sleep 30; } | qrpool-claim --pool poster --out "$T/run3" >"$T/out3" 2>"$T/err3" &
+mkfifo "$T/feed"
+qrpool-claim --pool poster --out "$T/run3" <"$T/feed" >"$T/out3" 2>"$T/err3" &
 pid=$!
+exec 8>"$T/feed"   # held open: claim waits for its next record, in the group
+records 1 200000 >&8
 i=0
 while [ ! -s "$T/out3" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 ok "the first claim was in the group, with a code handed out, when killed" -- test -s "$T/out3"
 kill -9 $pid 2>/dev/null || true
 wait $pid 2>/dev/null || true
+exec 8>&-
 records 1 300000 | { run qrpool-claim --pool poster --out "$T/run4"; echo "$rc" >"$T/rc"; }
 is "a rerun while the group waits out a killed member: 75" "$(cat "$T/rc")" 75
 like "... saying the group assigned nothing, not that Kafka is silent" "$(cat "$T/err")" \

@@ -7,9 +7,7 @@ local-kafka -q -t qrpool.poster:3 --bootstrap-file "$T/brokers" --control "$T/ct
   >/dev/null 2>"$T/kafka.log" &
 kafka_pid=$!
 at_exit "kill $kafka_pid; wait $kafka_pid"
-i=0
-while [ ! -s "$T/brokers" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-KAFKA_BROKERS=$(cat "$T/brokers"); export KAFKA_BROKERS
+wait_for_kafka "$kafka_pid" "$T/brokers" "$T/kafka.log"
 write_claim_config
 publish_codes 40
 mkfifo "$T/fifo"

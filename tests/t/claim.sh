@@ -10,10 +10,7 @@ start_kafka() {
   kafka_pid=$!
   # Waited for: it removes its bootstrap file as it exits, racing the rm of $T.
   at_exit "kill $kafka_pid; wait $kafka_pid"
-  i=0
-  while [ ! -s "$T/brokers" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-  KAFKA_BROKERS=$(cat "$T/brokers")
-  export KAFKA_BROKERS
+  wait_for_kafka "$kafka_pid" "$T/brokers" "$T/kafka.log"
 }
 
 # Starts redis-server on $T/redis.sock (no TCP port: nothing to race for).

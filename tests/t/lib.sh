@@ -64,6 +64,25 @@ skip_all() {
   echo "1..0 # SKIP $*"; exit 0
 }
 
+# wait_for_kafka PID BOOTSTRAP-FILE LOG: waits up to 30 s (a loaded machine:
+# make check runs two files at once) for local-kafka's bootstrap file, and
+# exports KAFKA_BROKERS. If it never comes, says why on stderr, which prove
+# shows (diag's stdout it hides), and fails this file.
+wait_for_kafka() {
+  for _ in $(seq 300); do
+    [ -s "$2" ] && break
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ ! -s "$2" ]; then
+    { echo "# local-kafka did not start (it exited, or wrote no bootstrap file in 30 s); its log:"
+      sed 's/^/#   /' "$3"; } >&2
+    exit 1
+  fi
+  KAFKA_BROKERS=$(cat "$2")
+  export KAFKA_BROKERS
+}
+
 # Runs a command, storing its exit status in $rc, stdout in $T/out, stderr in $T/err.
 run() { rc=0; "$@" >"$T/out" 2>"$T/err" || rc=$?; }
 

@@ -12,20 +12,7 @@ start_kafka() {
     >/dev/null 2>"$T/kafka.log" &
   kafka_pid=$!
   at_exit "kill $kafka_pid"
-  for _ in $(seq 300); do   # 30 s: a loaded machine (make check runs two files at once)
-    [ -s "$T/kafka.boot" ] && break
-    kill -0 "$kafka_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  # On stderr, which prove shows (diag's stdout it hides): CI must say why.
-  if [ ! -s "$T/kafka.boot" ]; then
-    { echo "# local-kafka $* did not start (it exited, or wrote no bootstrap file in 30 s); its log:"
-      sed 's/^/#   /' "$T/kafka.log"; } >&2
-    echo "Bail out! local-kafka did not start"
-    exit 1
-  fi
-  KAFKA_BROKERS=$(cat "$T/kafka.boot")
-  export KAFKA_BROKERS
+  wait_for_kafka "$kafka_pid" "$T/kafka.boot" "$T/kafka.log"
 }
 
 # kafka_control COMMAND: e.g. "broker-down 2" (see local-kafka --help);
