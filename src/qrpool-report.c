@@ -39,7 +39,8 @@ static void report_usage(void)
 		"\n" EXITCODE_HELP
 		"75 also means: Kafka could not be read (depth unknown; the rest is reported).\n"
 		"With --check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (DB, config or Kafka unreadable,\n"
-		"a bad command line, or the line not written).\n");
+		"a bad command line, or the line not written); a measured pool's CRITICAL outranks\n"
+		"another pool's unreadable depth. --json, --prom and --check: one at most.\n");
 }
 
 static int report_parse_options(int argc, char **argv, struct report_options *options)
