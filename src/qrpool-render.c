@@ -98,15 +98,17 @@ static int render_execute(const struct render_options *options, const struct con
 	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms)))
 		return status;
 	if (!(status = db_run_start(&db, "render"))) {
+		int stopped;
+
 		status = render_run(&options->run, config, &db, &counts);
 		/* Stopped by a signal, it says so without -v: cron mails a 75 that must
 		 * explain itself. */
-		log_msg(interrupt_requested() ? LOG_WARN : LOG_INFO, "%s%lld items: %lld rendered, "
-			"%lld passed on, %lld already stored by another run%s",
-			interrupt_requested() ? "stopped by a signal: " : "",
+		stopped = interrupt_requested() != 0;
+		log_msg(stopped ? LOG_WARN : LOG_INFO, "%s%lld items: %lld rendered, %lld passed on, "
+			"%lld already stored by another run%s", stopped ? "stopped by a signal: " : "",
 			(long long)counts.items_in, (long long)counts.rendered, (long long)counts.passed,
-			(long long)counts.skipped, interrupt_requested() ? "; the codes not rendered stay "
-			"planned (qrpool-pending --state planned lists them for a rerun)" : "");
+			(long long)counts.skipped, stopped ? "; the codes not rendered stay planned "
+			"(qrpool-pending --state planned lists them for a rerun)" : "");
 		db_run_end(&db, counts.items_in, counts.rendered + counts.passed, status);
 	}
 	db_close(&db);
