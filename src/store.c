@@ -28,8 +28,11 @@ int store_open(struct store *store, struct db *db)
 			"content_type = ?, sha256 = ?, fetched_at = ?, updated_at = ?, "
 			"attempts = attempts + ?, errcode = NULL, last_error = NULL "
 			"WHERE id = ? AND state = 'planned'")) ||
-	    (status = db_prepare(db, &store->save_image,
-			"INSERT OR REPLACE INTO images (code_id, bytes) VALUES (?, ?)")) ||
+	    /* An image left by an earlier run is replaced. Not with INSERT OR
+	     * REPLACE: that would open a statement journal (a 64 KB buffer,
+	     * and a copy of every page changed) for each image. */
+	    (status = db_prepare(db, &store->save_image, "INSERT INTO images (code_id, bytes) "
+			"VALUES (?, ?) ON CONFLICT (code_id) DO UPDATE SET bytes = excluded.bytes")) ||
 	    (status = db_prepare(db, &store->attempt, "UPDATE codes SET attempts = attempts + ?, "
 			"errcode = ?, last_error = ?, updated_at = ? WHERE id = ? AND state = 'planned'")) ||
 	    (status = db_prepare(db, &store->fail, "UPDATE codes SET state = 'failed', "
@@ -193,27 +196,62 @@ static void store_clear(struct store_batch *batch)
 	batch->count = 0;
 }
 
+struct store_order {
+	int64_t code_id;
+	size_t index;             /* in the batch */
+};
+
+static int store_by_code(const void *a, const void *b)
+{
+	const struct store_order *x = a, *y = b;
+
+	if (x->code_id != y->code_id)
+		return (x->code_id > y->code_id) - (x->code_id < y->code_id);
+	return (x->index > y->index) - (x->index < y->index);
+}
+
+/* The batch's entries in code order, those of one code in the order they
+ * came: rows and images are then written mostly in key order, which the
+ * B-trees take far more cheaply (an image is appended, not squeezed in). */
+static struct store_order *store_sorted(const struct store_batch *batch)
+{
+	struct store_order *order = malloc(batch->count * sizeof *order);
+
+	if (!order)
+		return NULL;
+	for (size_t i = 0; i < batch->count; i++)
+		order[i] = (struct store_order){ batch->entries[i].code_id, i };
+	qsort(order, batch->count, sizeof *order, store_by_code);
+	return order;
+}
+
 int store_flush(struct store *store, struct store_batch *batch, FILE *out)
 {
 	char *printable = NULL;
+	struct store_order *order = NULL;
 	int status = 0;
 
 	if (!batch->count)
 		return 0;
 	printable = calloc(batch->count, 1);
-	if (!printable)
+	order = store_sorted(batch);
+	if (!printable || !order) {
+		free(printable);
+		free(order);
 		return EXIT_INTERNAL;
+	}
 	if ((status = db_begin_immediate(store->db))) {
 		if (status == EXIT_TEMPFAIL) {
 			free(printable);
+			free(order);
 			return STORE_BUSY;   /* locked by another process: the batch waits */
 		}
 		goto out;
 	}
 	for (size_t i = 0; i < batch->count && !status; i++) {
 		int stored;
-		status = store_write_entry(store, &batch->entries[i], &stored);
-		printable[i] = (char)stored;
+		status = store_write_entry(store, &batch->entries[order[i].index], &stored);
+		printable[order[i].index] = (char)stored;
 	}
 	if (!status)
 		status = db_commit(store->db);
@@ -236,6 +274,7 @@ int store_flush(struct store *store, struct store_batch *batch, FILE *out)
 		status = cli_stdout_failed();
 out:
 	free(printable);
+	free(order);
 	store_clear(batch);
 	return status;
 }
