@@ -1,6 +1,7 @@
 #include "multi.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -10,26 +11,82 @@
 
 #define MULTI_EVENTS 256
 
+/* What epoll watches for `socket` (0: not registered), growing the table. */
+static unsigned char *multi_slot(struct multi *multi, curl_socket_t socket)
+{
+	if (socket < 0)
+		return NULL;
+	if ((size_t)socket >= multi->watched_size) {
+		size_t size = multi->watched_size ? multi->watched_size : 256;
+		unsigned char *grown;
+
+		while (size <= (size_t)socket)
+			size *= 2;
+		if (!(grown = realloc(multi->watched, size)))
+			return NULL;
+		memset(grown + multi->watched_size, 0, size - multi->watched_size);
+		multi->watched = grown;
+		multi->watched_size = size;
+	}
+	return &multi->watched[socket];
+}
+
+/* A socket curl is done with for now (its connection goes back to the cache)
+ * stays registered, marked parked: most are wanted again, for reading, by the
+ * next call, which then costs no epoll_ctl at all. A parked socket that
+ * becomes ready (the server closed the idle connection) is dropped then. */
 static int multi_on_socket(CURL *easy, curl_socket_t socket, int what, void *user, void *known)
 {
 	struct multi *multi = user;
 	struct epoll_event event = { .data.fd = socket };
+	unsigned char *slot = multi_slot(multi, socket);
+	unsigned char wanted;
 
 	(void)easy;
+	(void)known;
 	if (what == CURL_POLL_REMOVE) {
-		epoll_ctl(multi->epoll_fd, EPOLL_CTL_DEL, socket, NULL);
+		if (slot && *slot)
+			*slot |= MULTI_PARKED;
+		else if (!slot)
+			epoll_ctl(multi->epoll_fd, EPOLL_CTL_DEL, socket, NULL);
 		return 0;
 	}
 	event.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
-	if (known && epoll_ctl(multi->epoll_fd, EPOLL_CTL_MOD, socket, &event) == 0)
+	wanted = (unsigned char)((what & (CURL_POLL_IN | CURL_POLL_OUT)) | MULTI_REGISTERED);
+	if (slot && (*slot & ~MULTI_PARKED) == wanted) {
+		*slot = wanted;
 		return 0;
+	}
+	if (slot && *slot && epoll_ctl(multi->epoll_fd, EPOLL_CTL_MOD, socket, &event) == 0) {
+		*slot = wanted;
+		return 0;
+	}
 	if (epoll_ctl(multi->epoll_fd, EPOLL_CTL_ADD, socket, &event) &&
-	    (errno != EEXIST || epoll_ctl(multi->epoll_fd, EPOLL_CTL_MOD, socket, &event)))
+	    (errno != EEXIST || epoll_ctl(multi->epoll_fd, EPOLL_CTL_MOD, socket, &event))) {
 		/* Its events never come: the call times out and is retried (an
 		 * error returned here would abort the whole multi handle). */
 		log_error("epoll_ctl: %s", strerror(errno));
-	curl_multi_assign(multi->curl, socket, multi);   /* marks the socket as known */
+		if (slot)
+			*slot = 0;
+		return 0;
+	}
+	if (slot)
+		*slot = wanted;
 	return 0;
+}
+
+/* curl closes a socket; its number may come back for another one. It leaves
+ * epoll first: a copy of the descriptor in a child (a token command) would
+ * keep the registration, and its events, alive. */
+static int multi_on_close(void *user, curl_socket_t socket)
+{
+	struct multi *multi = user;
+
+	if (socket >= 0 && (size_t)socket < multi->watched_size && multi->watched[socket]) {
+		epoll_ctl(multi->epoll_fd, EPOLL_CTL_DEL, socket, NULL);
+		multi->watched[socket] = 0;
+	}
+	return close(socket);
 }
 
 static int multi_on_timer(CURLM *curl, long timeout_ms, void *user)
@@ -68,12 +125,19 @@ int multi_open(struct multi *multi, int input_fd, long connections)
 	return 0;
 }
 
+int multi_setup_easy(struct multi *multi, CURL *easy)
+{
+	return curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, multi_on_close) != CURLE_OK ||
+		curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, multi) != CURLE_OK ? -1 : 0;
+}
+
 void multi_close(struct multi *multi)
 {
 	if (multi->curl)
-		curl_multi_cleanup(multi->curl);
+		curl_multi_cleanup(multi->curl);   /* (closes the cached connections: multi_on_close) */
 	if (multi->epoll_fd > 0)
 		close(multi->epoll_fd);
+	free(multi->watched);
 	memset(multi, 0, sizeof *multi);
 }
 
@@ -106,12 +170,21 @@ void multi_wait(struct multi *multi, double wake, int want_input)
 	timeout_ms = wake > now ? (int)((wake - now) * 1000) + 1 : 0;
 	count = epoll_wait(multi->epoll_fd, events, MULTI_EVENTS, timeout_ms);
 	for (int i = 0; i < count && multi->curl; i++) {
+		int fd = events[i].data.fd;
 		int flags = (events[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
 			(events[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
 			(events[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
 
-		if (events[i].data.fd != multi->input_fd || !multi->input_watched)
-			curl_multi_socket_action(multi->curl, events[i].data.fd, flags, &running);
+		if (fd == multi->input_fd && multi->input_watched)
+			continue;
+		if (fd >= 0 && (size_t)fd < multi->watched_size && (multi->watched[fd] & MULTI_PARKED)) {
+			/* Idle in curl's cache, and ready: the server closed it,
+			 * most likely. curl finds out when it tries to reuse it. */
+			epoll_ctl(multi->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+			multi->watched[fd] = 0;
+			continue;
+		}
+		curl_multi_socket_action(multi->curl, fd, flags, &running);
 	}
 	if (multi->curl && multi->curl_wake && db_now() >= multi->curl_wake) {
 		multi->curl_wake = 0;

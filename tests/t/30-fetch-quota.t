@@ -127,3 +127,28 @@ rc=0; wait $idle_pid || rc=$?
 is "idle: exit 0" "$rc" 0
 is "idle: the item was fetched" "$(cat "$T/idle.out")" "$(cat "$T/items")"
 is "idle: while the run waits for input, the ledger holds only the call made" "$taken" 1
+
+# --- kept-alive connections closed by the server while the run waits ---------------
+# 10 calls a 2-second minute: the run waits for each next minute with its
+# connections idle, still watched. The server is restarted meanwhile (on the
+# same port): every idle connection is closed under the run. It notices each
+# once (it does not spin on them: its CPU time per code stays small), then
+# connects anew, and fetches everything.
+start_fake restart --minute 2s --quota 1000 --latency 5; first_fake=$!
+QUOTA=10 RESERVE=0
+config_for 'quota_minute = "2s"; concurrency = 4;'
+: >"$T/items"; plan poster 30
+qrpool-fetch -v <"$T/items" >"$T/restart.out" 2>"$T/restart.err" & restart_fetch=$!
+tries=0
+until [ "$(stats ok_total)" -ge 10 ] || [ $tries -gt 100 ]; do sleep 0.05; tries=$((tries + 1)); done
+sleep 0.2   # the minute's calls answered: the run waits for the next
+old_port=$port
+kill $first_fake; wait $first_fake 2>/dev/null || true
+rm -f "$T/restart.port"
+start_fake restart --port "$old_port" --minute 2s --quota 1000 --latency 5
+rc=0; wait $restart_fetch || rc=$?
+is "server restarted while the run waited: exit 0" "$rc" 0
+is "... every code fetched" "$(count "state = 'fetched'")" 30
+cpu=$(sed -n 's/.*cpu \([0-9]*\)\.[0-9] us per code.*/\1/p' "$T/restart.err")
+ok "... without spinning on the closed connections (cpu ${cpu:-?} us per code)" \
+  [ "${cpu:-1000000}" -lt 20000 ]
