@@ -82,10 +82,19 @@ static int committer_print(struct publish_committer *committer, const struct pub
 	return failed ? EXIT_IO : 0;
 }
 
+static int committer_by_code(const void *a, const void *b)
+{
+	int64_t x = ((const struct publish_delivery *)a)->message->code_id;
+	int64_t y = ((const struct publish_delivery *)b)->message->code_id;
+
+	return (x > y) - (x < y);
+}
+
 /* One transaction for the batch, then its items on stdout. *committed says
  * whether the transaction was (the status alone cannot: a DB I/O error and a
- * failed write to stdout after the commit are both EXIT_IO). */
-static int committer_commit(struct publish_committer *committer, const struct publish_batch *batch,
+ * failed write to stdout after the commit are both EXIT_IO). The deliveries
+ * come in partition order; rows updated in key order cost the B-trees less. */
+static int committer_commit(struct publish_committer *committer, struct publish_batch *batch,
 	int *committed)
 {
 	char *recorded = calloc(batch->count ? batch->count : 1, 1);
@@ -94,6 +103,7 @@ static int committer_commit(struct publish_committer *committer, const struct pu
 	*committed = 0;
 	if (!recorded)
 		return EXIT_INTERNAL;
+	qsort(batch->deliveries, batch->count, sizeof *batch->deliveries, committer_by_code);
 	status = db_begin_immediate_quietly(&committer->db);
 	for (size_t i = 0; !status && i < batch->count; i++) {
 		int one = 0;
