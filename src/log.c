@@ -65,9 +65,13 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		vsnprintf(line + used, sizeof line - used, fmt, ap);
 	va_end(ap);
 	/* One write per line, so lines of concurrent processes do not interleave;
-	 * newlines inside a message would break the one-line contract. */
+	 * newlines inside a message would break the one-line contract. Other
+	 * control characters (quoted from bad input) would reach a terminal as
+	 * escape sequences: shown as '?'. */
 	for (char *p = line; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
+		else if ((*p > 0 && *p < ' ' && *p != '\t') || *p == 0x7f)
+			*p = '?';
 	fprintf(stderr, "%s%s\n", atomic_load(&log_progress_line) ? "\r\033[K" : "", line);
 }
