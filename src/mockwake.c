@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -102,6 +103,7 @@ static void *mockwake_main(void *arg)
 
 int mockwake_start(struct mockwake *wake, const char *bootstraps)
 {
+	sigset_t all, saved;
 	int error;
 
 	memset(wake, 0, sizeof *wake);
@@ -110,7 +112,11 @@ int mockwake_start(struct mockwake *wake, const char *bootstraps)
 	wake->initialized = 1;
 	if (mockwake_parse_brokers(wake, bootstraps) < 0)
 		return -1;
+	/* Signals are local-kafka's main loop's to see: the thread takes none. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
 	error = pthread_create(&wake->thread, NULL, mockwake_main, wake);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	if (error) {
 		errno = error;
 		return -1;
