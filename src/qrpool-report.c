@@ -8,6 +8,7 @@
 #include "config.h"
 #include "db.h"
 #include "exitcode.h"
+#include "kafka.h"
 #include "log.h"
 #include "parse.h"
 #include "report.h"
@@ -37,7 +38,8 @@ static void report_usage(void)
 		"      --night HH:MM-HH:MM  the night window for quota figures (default 01:00-06:00)\n"
 		CLI_COMMON_HELP
 		"\n" EXITCODE_HELP
-		"75 also means: Kafka could not be read (depth unknown; the rest is reported).\n"
+		"75 also means: Kafka could not be read (depth unknown; the rest is reported);\n"
+		"78 also: kafka.brokers is not set (the same, but no later run does better).\n"
 		"With --check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (DB, config or Kafka unreadable,\n"
 		"a bad command line, or the line not written); a measured pool's CRITICAL outranks\n"
 		"another pool's unreadable depth. --json, --prom and --check: one at most.\n");
@@ -138,8 +140,10 @@ static int report_output(const struct report_options *options, const struct repo
 		status = report_print_table(report, config, stdout);
 	}
 	if (!status && !report->kafka_ok) {
+		/* No brokers configured is for the config to change: no later run
+		 * would do better (75 would say it might). */
 		log_warn("pool depth unknown: Kafka: %s", report->kafka_error);
-		status = EXIT_TEMPFAIL;
+		status = kafka_configured(config) ? EXIT_TEMPFAIL : EXIT_CONFIG;
 	}
 	return status;
 }

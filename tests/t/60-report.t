@@ -215,3 +215,13 @@ is "... on one line" "$(wc -l <"$T/out")" 1
 like "... naming the last pool too" "$(cut -d'|' -f1 "$T/out")" "pool_099 empty, cover unknown, pool_100 empty, cover unknown $"
 is "... with the perfdata of all 100" "$(cut -d'|' -f2 "$T/out" | grep -o "'pool_[0-9]*_depth'=0;;;0" | wc -l)" 100
 like "... the last at the end" "$(cat "$T/out")" "'pool_100_lost'=0;;;0$"
+
+# --- no Kafka configured: a config matter, not a passing outage -------------------
+sed -e '/^kafka = /d' -e 's|staging\.db|nokafka.db|' "$QRPOOL_CONFIG" >"$T/nokafka.cfg"
+chmod 600 "$T/nokafka.cfg"
+run qrpool-report -c "$T/nokafka.cfg"
+is "kafka.brokers not set: exit 78 (config), not 75 (try again later)" "$rc" 78
+like "... the rest reported all the same" "$(cat "$T/out")" "poster +[a-z]+ +\\? "
+like "... and said" "$(cat "$T/err")" "kafka.brokers is not set"
+run qrpool-report -c "$T/nokafka.cfg" --check
+is "... --check: UNKNOWN" "$rc" 3
