@@ -11,6 +11,7 @@
 #include "config.h"
 #include "exitcode.h"
 #include "log.h"
+#include "parse.h"
 #include "resolve.h"
 #include "rid.h"
 
@@ -73,11 +74,14 @@ static int resolve_arguments(struct resolver *resolver, char **ids, int count)
 	return status;
 }
 
-/* One line of stdin: its first tab-separated field is the id. */
+/* One line of stdin: its first tab-separated field is the id (a BOM before
+ * the first line, from an editor's export, is dropped, as every tool does). */
 static int resolve_line(struct resolver *resolver, const char *line, size_t length, long number)
 {
-	size_t id_length = 0, blank = 0;
+	size_t id_length = 0, blank = 0, bom = number == 1 ? parse_bom_length(line, length) : 0;
 
+	line += bom;
+	length -= bom;
 	while (id_length < length && line[id_length] != '\t' && line[id_length] != '\r')
 		id_length++;
 	while (blank < length && line[blank] == '\r')

@@ -55,6 +55,9 @@ printf '%s\n\nbad id here\n' "$first" >"$T/stdin-ids"
 rc=0; qrpool-resolve <"$T/stdin-ids" >"$T/out" 2>"$T/err" || rc=$?
 is "stdin: a bad line: exit 65" "$rc" 65
 like "stdin: naming the line" "$(cat "$T/err")" "line 3: 'bad id here' is not a request id"
+printf '\357\273\277%s\n' "$first" >"$T/bom-ids"
+rc=0; qrpool-resolve <"$T/bom-ids" >"$T/out" 2>"$T/err" || rc=$?
+is "stdin: a BOM before the first id is dropped: answered, exit 0" "$rc:$(cut -f1 "$T/out")" "0:$first"
 rc=0; qrpool-resolve "$first" >/dev/full 2>"$T/err" || rc=$?
 is "a full stdout: exit 74" "$rc" 74
 # As a co-process: an id written, its answer read, before the input ends.
