@@ -257,9 +257,11 @@ static int consumer_event(struct consumer *consumer, rd_kafka_message_t *message
 			return 0;
 	} else if (message->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
 	           message->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
-		log_error("pool %s: topic %s does not exist (nothing was ever published to it?)",
+		/* No rerun fixes that: the topic must be created (as publish says). */
+		log_error("pool %s: topic %s does not exist on the cluster: create it, with the "
+			"partitions the online consumers need (qrpool does not create topics)",
 			consumer->pool->name, consumer->pool->topic);
-		return EXIT_TEMPFAIL;
+		return EXIT_UPSTREAM;
 	} else if (kafka_refused(message->err)) {
 		return consumer_refused(consumer, rd_kafka_message_errstr(message));
 	} else

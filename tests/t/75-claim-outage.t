@@ -60,3 +60,13 @@ is "group not authorized: exit 69" "$rc" 69
 ok "... at once, not after kafka.timeout (took $took s)" test "$took" -le 8
 like "... naming the refusal and the group" "$(cat "$T/err")" \
   "pool poster: Kafka refuses this client: .*uthoriz.*group qrpool-online.poster"
+
+# A topic that does not exist is for someone to create, as publish says (69),
+# not an empty pool (75) that cron would retry forever. (The mock makes a
+# topic on first use: it is told to answer for this one as a real cluster
+# without auto-creation does.)
+claim_refused "topic-error qrpool.poster UNKNOWN_TOPIC_OR_PART" "topic-error qrpool.poster NO_ERROR"
+is "a topic that does not exist: exit 69" "$rc" 69
+like "... saying so, and what to do" "$(cat "$T/err")" \
+  "pool poster: topic qrpool.poster does not exist on the cluster: create it"
+ok "... at once, not after kafka.timeout (took $took s)" test "$took" -le 8
