@@ -131,6 +131,8 @@ int parse_time_window(const char *text, int *start_minutes, int *end_minutes, ch
 	if (parse_time_of_day(start, start_minutes, why) ||
 	    parse_time_of_day(text + 6, end_minutes, why))
 		return -1;
+	if (*start_minutes == *end_minutes)   /* no time at all, or a whole day? */
+		return parse_fail(why, "'%s' starts and ends at the same time", text);
 	return 0;
 }
 

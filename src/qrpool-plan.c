@@ -45,7 +45,7 @@ static void plan_usage(void)
 		"  --from TIME        start of the covered period (ISO-8601; default now)\n"
 		"  --capacity N       wechat codes that can be made (default: unbounded)\n"
 		"  --window HH:MM-HH:MM  capacity = window minutes x (quota - reserve) per minute\n"
-		"  --reserve N        the reserve per minute for --window, instead of\n"
+		"  --reserve N        the reserve per minute for --window (only), instead of\n"
 		"                     wechat.reserve_per_minute (as qrpool-fetch --reserve)\n"
 		"  --max N            make at most N codes in all\n"
 		"  --sum              add up rows of the same pool and hour (a campaign's extra\n"
@@ -118,6 +118,9 @@ static int plan_parse_options(int argc, char **argv, struct plan_options *option
 	}
 	if (options->capacity >= 0 && options->window_start >= 0)
 		return cli_usage_error("give --capacity or --window, not both");
+	if (options->reserve >= 0 && options->window_start < 0 && !options->common.dump_config)
+		return cli_usage_error("--reserve is the reserve of --window's capacity: give --window "
+			"too (without it, it would change nothing)");
 	options->inputs = argv + optind;
 	options->input_count = argc - optind;
 	return 0;

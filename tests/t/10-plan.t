@@ -30,6 +30,12 @@ run qrpool-plan --capacity 10 --window 01:00-06:00 /dev/null
 is "--capacity with --window exits 64" "$rc" 64
 run qrpool-plan --window 1:00-06:00 /dev/null
 is "a bad --window exits 64" "$rc" 64
+run qrpool-plan --window 22:00-22:00 /dev/null
+is "a --window starting and ending at the same time (none, or a day?) exits 64" "$rc" 64
+like "... saying so" "$(cat "$T/err")" "--window: '22:00-22:00' starts and ends at the same time"
+run qrpool-plan --reserve 1000 /dev/null
+is "--reserve without --window (it would change nothing) exits 64" "$rc" 64
+like "... saying so" "$(cat "$T/err")" "--reserve is the reserve of --window's capacity: give --window too"
 
 cp "$QRPOOL_CONFIG" "$T/good.cfg"
 sed 's/secret_file = .*/secret = "inline-secret";/' "$T/good.cfg" >"$QRPOOL_CONFIG"
