@@ -109,7 +109,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 test_OBJS := $(call o,$(STAGE) kafka depth plan publish publish_committer)
 test_PKGS := $(STAGE_PKGS) rdkafka
-test_OBJS += $(call o,params imagefile $(WECHAT) input render)
+test_OBJS += $(call o,params imagefile $(WECHAT) input multi render)
 test_PKGS += jansson libcurl libqrencode libpng
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(test_OBJS) | $(BUILD)/tests

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "db.h"
@@ -31,34 +32,41 @@ static unsigned char *multi_slot(struct multi *multi, curl_socket_t socket)
 	return &multi->watched[socket];
 }
 
-/* A socket curl is done with for now (its connection goes back to the cache)
- * stays registered, marked parked: most are wanted again, for reading, by the
- * next call, which then costs no epoll_ctl at all. A parked socket that
- * becomes ready (the server closed the idle connection) is dropped then. */
+/* A connection's socket that curl is done with for now (the connection goes
+ * back to its cache) stays registered, marked parked: most are wanted again,
+ * for reading, by the next call, which then costs no epoll_ctl at all. A
+ * parked socket that becomes ready (the server closed the idle connection)
+ * is dropped then. Only sockets opened through multi_on_open are parked: their
+ * close is told to multi_on_close. Others (the threaded resolver's socket
+ * pair) curl closes itself, and the slot would outlive them: they leave epoll
+ * when curl is done with them, as before. */
 static int multi_on_socket(CURL *easy, curl_socket_t socket, int what, void *user, void *known)
 {
 	struct multi *multi = user;
 	struct epoll_event event = { .data.fd = socket };
 	unsigned char *slot = multi_slot(multi, socket);
+	unsigned char owned = slot ? *slot & MULTI_OWNED : 0;
+	unsigned char registered = slot ? *slot & (MULTI_REGISTERED | CURL_POLL_INOUT) : 0;
 	unsigned char wanted;
 
 	(void)easy;
 	(void)known;
 	if (what == CURL_POLL_REMOVE) {
-		if (slot && *slot)
+		if (owned && registered) {
 			*slot |= MULTI_PARKED;
-		else if (!slot)
+			return 0;
+		}
+		if (registered || !slot)
 			epoll_ctl(multi->epoll_fd, EPOLL_CTL_DEL, socket, NULL);
+		if (slot)
+			*slot = owned;
 		return 0;
 	}
 	event.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
-	wanted = (unsigned char)((what & (CURL_POLL_IN | CURL_POLL_OUT)) | MULTI_REGISTERED);
-	if (slot && (*slot & ~MULTI_PARKED) == wanted) {
-		*slot = wanted;
-		return 0;
-	}
-	if (slot && *slot && epoll_ctl(multi->epoll_fd, EPOLL_CTL_MOD, socket, &event) == 0) {
-		*slot = wanted;
+	wanted = (unsigned char)((what & CURL_POLL_INOUT) | MULTI_REGISTERED);
+	if (registered == wanted ||
+	    (registered && epoll_ctl(multi->epoll_fd, EPOLL_CTL_MOD, socket, &event) == 0)) {
+		*slot = wanted | owned;
 		return 0;
 	}
 	if (epoll_ctl(multi->epoll_fd, EPOLL_CTL_ADD, socket, &event) &&
@@ -67,23 +75,41 @@ static int multi_on_socket(CURL *easy, curl_socket_t socket, int what, void *use
 		 * error returned here would abort the whole multi handle). */
 		log_error("epoll_ctl: %s", strerror(errno));
 		if (slot)
-			*slot = 0;
+			*slot = owned;
 		return 0;
 	}
 	if (slot)
-		*slot = wanted;
+		*slot = wanted | owned;
 	return 0;
 }
 
-/* curl closes a socket; its number may come back for another one. It leaves
- * epoll first: a copy of the descriptor in a child (a token command) would
- * keep the registration, and its events, alive. */
+/* curl opens a connection's socket (as it would itself, close-on-exec
+ * besides): its slot starts afresh, unregistered, and owned. */
+static curl_socket_t multi_on_open(void *user, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	struct multi *multi = user;
+	curl_socket_t socket_fd = socket(address->family, address->socktype | SOCK_CLOEXEC,
+		address->protocol);
+	unsigned char *slot;
+
+	(void)purpose;
+	if (socket_fd < 0)
+		return CURL_SOCKET_BAD;
+	if ((slot = multi_slot(multi, socket_fd)))
+		*slot = MULTI_OWNED;
+	return socket_fd;
+}
+
+/* curl closes a connection's socket; its number may come back for another
+ * one. It leaves epoll first, in case a copy of the descriptor lives on
+ * somewhere (which would keep the registration, and its events, alive). */
 static int multi_on_close(void *user, curl_socket_t socket)
 {
 	struct multi *multi = user;
 
-	if (socket >= 0 && (size_t)socket < multi->watched_size && multi->watched[socket]) {
-		epoll_ctl(multi->epoll_fd, EPOLL_CTL_DEL, socket, NULL);
+	if (socket >= 0 && (size_t)socket < multi->watched_size) {
+		if (multi->watched[socket] & MULTI_REGISTERED)
+			epoll_ctl(multi->epoll_fd, EPOLL_CTL_DEL, socket, NULL);
 		multi->watched[socket] = 0;
 	}
 	return close(socket);
@@ -127,7 +153,9 @@ int multi_open(struct multi *multi, int input_fd, long connections)
 
 int multi_setup_easy(struct multi *multi, CURL *easy)
 {
-	return curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, multi_on_close) != CURLE_OK ||
+	return curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, multi_on_open) != CURLE_OK ||
+		curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, multi) != CURLE_OK ||
+		curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, multi_on_close) != CURLE_OK ||
 		curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, multi) != CURLE_OK ? -1 : 0;
 }
 
@@ -181,7 +209,7 @@ void multi_wait(struct multi *multi, double wake, int want_input)
 			/* Idle in curl's cache, and ready: the server closed it,
 			 * most likely. curl finds out when it tries to reuse it. */
 			epoll_ctl(multi->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
-			multi->watched[fd] = 0;
+			multi->watched[fd] &= MULTI_OWNED;
 			continue;
 		}
 		curl_multi_socket_action(multi->curl, fd, flags, &running);

@@ -17,18 +17,19 @@ struct multi {
 	int input_watched;
 	int input_pollable;       /* 0 for regular files: always readable, never watched */
 	unsigned char *watched;   /* per socket: its CURL_POLL_IN/OUT bits as registered, */
-	size_t watched_size;      /* MULTI_REGISTERED, MULTI_PARKED; 0: not registered */
+	size_t watched_size;      /* and the MULTI_ bits below; 0: not registered, not ours */
 };
 
 #define MULTI_REGISTERED 0x10   /* epoll watches the socket */
 #define MULTI_PARKED 0x20       /* ... but curl does not (an idle cached connection) */
+#define MULTI_OWNED 0x40        /* opened by multi_on_open: its close is told */
 
 /* Returns 0, or -1 (logged). `connections`: 0 for no curl at all. */
 int multi_open(struct multi *multi, int input_fd, long connections);
 void multi_close(struct multi *multi);
 
-/* Sets `easy` up to tell the multi handle of the sockets it closes (every
- * easy handle added to it must be). 0, or -1. */
+/* Sets `easy` up to tell the multi handle of the sockets it opens and closes
+ * for its connections (every easy handle added to it must be). 0, or -1. */
 int multi_setup_easy(struct multi *multi, CURL *easy);
 
 /* Waits until `wake` (unix seconds) at most for curl's sockets, and for the

@@ -1,0 +1,192 @@
+/* multi.c: curl's sockets on epoll, a connection's socket kept registered
+ * between calls. Calls to a small keep-alive HTTP server on loopback, named by
+ * this machine's host name so that curl's resolver (its own socket pair, which
+ * curl closes itself) takes part, with fresh connections and no DNS cache:
+ * after each round, every socket the table says epoll watches is open and
+ * in epoll's interest list, and every call succeeded. */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "multi.h"
+#include "tap.h"
+
+#define ROUNDS 6
+#define CALLS 4
+
+static int listener;
+
+/* One connection: an answer per request, kept alive until the client closes. */
+static void *serve(void *argument)
+{
+	int fd = (int)(long)argument;
+	char request[4096];
+	size_t used = 0;
+	ssize_t got;
+	static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+	while ((got = read(fd, request + used, sizeof request - 1 - used)) > 0) {
+		char *end;
+
+		used += (size_t)got;
+		request[used] = '\0';
+		while ((end = strstr(request, "\r\n\r\n"))) {
+			size_t length = (size_t)(end + 4 - request);
+
+			if (write(fd, answer, sizeof answer - 1) < 0)
+				break;
+			memmove(request, request + length, used - length + 1);
+			used -= length;
+		}
+		if (used == sizeof request - 1)
+			break;
+	}
+	close(fd);
+	return NULL;
+}
+
+static void *accept_loop(void *unused)
+{
+	(void)unused;
+	for (;;) {
+		int fd = accept(listener, NULL, NULL);
+		pthread_t thread;
+
+		if (fd < 0)
+			return NULL;
+		pthread_create(&thread, NULL, serve, (void *)(long)fd);
+		pthread_detach(thread);
+	}
+}
+
+static size_t discard(char *data, size_t size, size_t count, void *user)
+{
+	(void)data;
+	(void)user;
+	return size * count;
+}
+
+/* 1 if `fd` is in the interest list of epoll descriptor `epoll_fd`. */
+static int in_epoll(int epoll_fd, int fd)
+{
+	char path[64], line[256];
+	FILE *info;
+	int found = 0, tfd;
+
+	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", epoll_fd);
+	if (!(info = fopen(path, "r")))
+		return -1;
+	while (fgets(line, sizeof line, info))
+		if (sscanf(line, "tfd: %d", &tfd) == 1 && tfd == fd)
+			found = 1;
+	fclose(info);
+	return found;
+}
+
+/* Slots marked registered whose socket is closed or not in epoll. */
+static int stale_slots(const struct multi *multi)
+{
+	int stale = 0;
+
+	for (size_t fd = 0; fd < multi->watched_size; fd++)
+		if ((multi->watched[fd] & MULTI_REGISTERED) && in_epoll(multi->epoll_fd, (int)fd) != 1) {
+			printf("# fd %zu: marked registered (%#x), not in epoll\n", fd, multi->watched[fd]);
+			stale++;
+		}
+	return stale;
+}
+
+/* Runs the calls to completion; the number that succeeded. */
+static int run_round(struct multi *multi, CURL **easy, int count)
+{
+	int done = 0, succeeded = 0;
+	double until = db_now() + 10;
+
+	for (int i = 0; i < count; i++)
+		curl_multi_add_handle(multi->curl, easy[i]);
+	while (done < count && db_now() < until) {
+		CURLMsg *message;
+		int queued;
+
+		multi_wait(multi, db_now() + 0.5, 0);
+		while ((message = curl_multi_info_read(multi->curl, &queued))) {
+			if (message->msg != CURLMSG_DONE)
+				continue;
+			succeeded += message->data.result == CURLE_OK;
+			curl_multi_remove_handle(multi->curl, message->easy_handle);
+			done++;
+		}
+	}
+	return succeeded;
+}
+
+int main(void)
+{
+	struct sockaddr_in address = { .sin_family = AF_INET };
+	socklen_t length = sizeof address;
+	struct addrinfo *found = NULL, hints = { .ai_family = AF_INET };
+	char host[256] = "", url[512];
+	CURL *easy[CALLS];
+	struct multi multi;
+	pthread_t thread;
+	int stale = 0, succeeded = 0;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	listener = socket(AF_INET, SOCK_STREAM, 0);
+	if (listener < 0 || bind(listener, (struct sockaddr *)&address, sizeof address) ||
+	    listen(listener, 64) || getsockname(listener, (struct sockaddr *)&address, &length))
+		return 1;
+	pthread_create(&thread, NULL, accept_loop, NULL);
+	/* The host name goes through curl's resolver; "localhost" would not
+	 * (curl answers it itself), nor would an address. */
+	gethostname(host, sizeof host - 1);
+	if (!*host || getaddrinfo(host, NULL, &hints, &found) ||
+	    ntohl(((struct sockaddr_in *)found->ai_addr)->sin_addr.s_addr) >> 24 != 127) {
+		printf("# this machine's name (%s) is not a loopback address: 127.0.0.1 is called\n", host);
+		snprintf(host, sizeof host, "127.0.0.1");
+	}
+	if (found)
+		freeaddrinfo(found);
+	snprintf(url, sizeof url, "http://%s:%d/", host, ntohs(address.sin_port));
+
+	if (multi_open(&multi, -1, CALLS))
+		return 1;
+	for (int i = 0; i < CALLS; i++) {
+		easy[i] = curl_easy_init();
+		curl_easy_setopt(easy[i], CURLOPT_URL, url);
+		curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 5000L);
+		curl_easy_setopt(easy[i], CURLOPT_DNS_CACHE_TIMEOUT, 0L);   /* a lookup per connection */
+		/* Half the calls make a fresh connection, half reuse one. */
+		curl_easy_setopt(easy[i], CURLOPT_FRESH_CONNECT, (long)(i % 2));
+		multi_setup_easy(&multi, easy[i]);
+	}
+	for (int round = 0; round < ROUNDS; round++) {
+		succeeded += run_round(&multi, easy, CALLS);
+		stale += stale_slots(&multi);
+	}
+	is_int(succeeded, ROUNDS * CALLS, "every call to %s succeeded", url);
+	is_int(stale, 0, "no socket marked registered that epoll does not watch");
+	{
+		int parked = 0;
+
+		for (size_t fd = 0; fd < multi.watched_size; fd++)
+			parked += (multi.watched[fd] & MULTI_PARKED) != 0;
+		ok(parked > 0, "idle connections' sockets stay registered, parked (%d)", parked);
+	}
+	for (int i = 0; i < CALLS; i++)
+		curl_easy_cleanup(easy[i]);
+	multi_close(&multi);
+	close(listener);
+	curl_global_cleanup();
+	return tap_done();
+}
