@@ -889,8 +889,7 @@ static int fetch_open_transfers(struct fetcher *f)
 
 		transfer->easy = curl_easy_init();
 		if (!transfer->easy || http_setup(transfer->easy, &f->config->wechat, &transfer->body) ||
-		    curl_easy_setopt(transfer->easy, CURLOPT_HTTPHEADER, f->headers) != CURLE_OK ||
-		    multi_setup_easy(&f->multi, transfer->easy))
+		    curl_easy_setopt(transfer->easy, CURLOPT_HTTPHEADER, f->headers) != CURLE_OK)
 			return EXIT_INTERNAL;
 		f->idle[f->idle_count++] = transfer;
 	}

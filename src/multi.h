@@ -1,9 +1,7 @@
 /* libcurl's multi interface driven by epoll (curl_multi_socket_action): each
  * wake-up costs what its ready sockets cost, not a walk over every connection
- * in flight, which is what keeps hundreds of calls in flight cheap. A socket
- * curl sets aside between calls stays registered (two epoll_ctl fewer per
- * call on a kept-alive connection). The input descriptor is watched on demand
- * beside curl's sockets. */
+ * in flight, which is what keeps hundreds of calls in flight cheap. The input
+ * descriptor is watched on demand beside curl's sockets. */
 #ifndef QRPOOL_MULTI_H
 #define QRPOOL_MULTI_H
 
@@ -16,21 +14,11 @@ struct multi {
 	int input_fd;
 	int input_watched;
 	int input_pollable;       /* 0 for regular files: always readable, never watched */
-	unsigned char *watched;   /* per socket: its CURL_POLL_IN/OUT bits as registered, */
-	size_t watched_size;      /* and the MULTI_ bits below; 0: not registered, not ours */
 };
-
-#define MULTI_REGISTERED 0x10   /* epoll watches the socket */
-#define MULTI_PARKED 0x20       /* ... but curl does not (an idle cached connection) */
-#define MULTI_OWNED 0x40        /* opened by multi_on_open: its close is told */
 
 /* Returns 0, or -1 (logged). `connections`: 0 for no curl at all. */
 int multi_open(struct multi *multi, int input_fd, long connections);
 void multi_close(struct multi *multi);
-
-/* Sets `easy` up to tell the multi handle of the sockets it opens and closes
- * for its connections (every easy handle added to it must be). 0, or -1. */
-int multi_setup_easy(struct multi *multi, CURL *easy);
 
 /* Waits until `wake` (unix seconds) at most for curl's sockets, and for the
  * input if `want_input`, and lets curl act on what happened. Completed

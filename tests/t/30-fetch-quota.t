@@ -130,10 +130,10 @@ is "idle: while the run waits for input, the ledger holds only the call made" "$
 
 # --- kept-alive connections closed by the server while the run waits ---------------
 # 10 calls a 2-second minute: the run waits for each next minute with its
-# connections idle, still watched. The server is restarted meanwhile (on the
-# same port): every idle connection is closed under the run. It notices each
-# once (it does not spin on them: its CPU time per code stays small), then
-# connects anew, and fetches everything.
+# connections idle in curl's cache. The server is restarted meanwhile (on the
+# same port): every idle connection is closed under the run. It does not spin
+# on them (its CPU time per code stays small), connects anew, and fetches
+# everything.
 start_fake restart --minute 2s --quota 1000 --latency 5; first_fake=$!
 QUOTA=10 RESERVE=0
 config_for 'quota_minute = "2s"; concurrency = 4;'

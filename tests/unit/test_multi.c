@@ -1,9 +1,12 @@
-/* multi.c: curl's sockets on epoll, a connection's socket kept registered
- * between calls. Calls to a small keep-alive HTTP server on loopback, named by
- * this machine's host name so that curl's resolver (its own socket pair, which
- * curl closes itself) takes part, with fresh connections and no DNS cache:
- * after each round, every socket the table says epoll watches is open and
- * in epoll's interest list, and every call succeeded. */
+/* multi.c: curl's sockets on epoll. Calls to a small keep-alive HTTP server
+ * on loopback, named by this machine's host name so that curl's resolver (its
+ * own socket pair, which curl closes itself) takes part, with fresh
+ * connections, reused ones and no DNS cache: every call succeeds, and once a
+ * round's calls are done epoll watches nothing (a socket left registered after
+ * its close would keep reporting events under a number that may come back).
+ * (A version that kept idle connections' sockets registered, to save two
+ * epoll_ctl per call, left registrations of sockets curl closed without its
+ * close callback: the resolver's, a losing connect attempt's.) */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -73,34 +76,24 @@ static size_t discard(char *data, size_t size, size_t count, void *user)
 	return size * count;
 }
 
-/* 1 if `fd` is in the interest list of epoll descriptor `epoll_fd`. */
-static int in_epoll(int epoll_fd, int fd)
+/* The descriptors in the interest list of epoll descriptor `epoll_fd`
+ * (said), or -1. */
+static int watched_by_epoll(int epoll_fd)
 {
 	char path[64], line[256];
 	FILE *info;
-	int found = 0, tfd;
+	int count = 0, tfd;
 
 	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", epoll_fd);
 	if (!(info = fopen(path, "r")))
 		return -1;
 	while (fgets(line, sizeof line, info))
-		if (sscanf(line, "tfd: %d", &tfd) == 1 && tfd == fd)
-			found = 1;
-	fclose(info);
-	return found;
-}
-
-/* Slots marked registered whose socket is closed or not in epoll. */
-static int stale_slots(const struct multi *multi)
-{
-	int stale = 0;
-
-	for (size_t fd = 0; fd < multi->watched_size; fd++)
-		if ((multi->watched[fd] & MULTI_REGISTERED) && in_epoll(multi->epoll_fd, (int)fd) != 1) {
-			printf("# fd %zu: marked registered (%#x), not in epoll\n", fd, multi->watched[fd]);
-			stale++;
+		if (sscanf(line, "tfd: %d", &tfd) == 1) {
+			printf("# fd %d still in epoll\n", tfd);
+			count++;
 		}
-	return stale;
+	fclose(info);
+	return count;
 }
 
 /* Runs the calls to completion; the number that succeeded. */
@@ -168,21 +161,13 @@ int main(void)
 		curl_easy_setopt(easy[i], CURLOPT_DNS_CACHE_TIMEOUT, 0L);   /* a lookup per connection */
 		/* Half the calls make a fresh connection, half reuse one. */
 		curl_easy_setopt(easy[i], CURLOPT_FRESH_CONNECT, (long)(i % 2));
-		multi_setup_easy(&multi, easy[i]);
 	}
 	for (int round = 0; round < ROUNDS; round++) {
 		succeeded += run_round(&multi, easy, CALLS);
-		stale += stale_slots(&multi);
+		stale += watched_by_epoll(multi.epoll_fd);
 	}
 	is_int(succeeded, ROUNDS * CALLS, "every call to %s succeeded", url);
-	is_int(stale, 0, "no socket marked registered that epoll does not watch");
-	{
-		int parked = 0;
-
-		for (size_t fd = 0; fd < multi.watched_size; fd++)
-			parked += (multi.watched[fd] & MULTI_PARKED) != 0;
-		ok(parked > 0, "idle connections' sockets stay registered, parked (%d)", parked);
-	}
+	is_int(stale, 0, "after each round's calls, epoll watches nothing");
 	for (int i = 0; i < CALLS; i++)
 		curl_easy_cleanup(easy[i]);
 	multi_close(&multi);
