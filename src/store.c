@@ -211,8 +211,8 @@ static int store_by_code(const void *a, const void *b)
 }
 
 /* The batch's entries in code order, those of one code in the order they
- * came: rows and images are then written mostly in key order, which the
- * B-trees take far more cheaply (an image is appended, not squeezed in). */
+ * came: rows and images are then written in key order within the batch,
+ * which the B-trees take more cheaply than the order calls finish in. */
 static struct store_order *store_sorted(const struct store_batch *batch)
 {
 	struct store_order *order = malloc(batch->count * sizeof *order);
