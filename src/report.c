@@ -21,8 +21,8 @@ static const char *const report_stage_names[] = {
 /* Reads every pool's depth from Kafka within one overall deadline. */
 static void report_collect_depth(const struct config *config, struct report *report)
 {
-	int64_t budget = config->kafka.timeout_ms < DEPTH_TIMEOUT_MAX_MS ?
-		config->kafka.timeout_ms : DEPTH_TIMEOUT_MAX_MS;
+	int64_t cap = report->kafka_budget_ms > 0 ? report->kafka_budget_ms : DEPTH_TIMEOUT_MAX_MS;
+	int64_t budget = config->kafka.timeout_ms < cap ? config->kafka.timeout_ms : cap;
 	double deadline = report->now + (double)budget / 1000;
 
 	report->kafka_ok = kafka_configured(config);

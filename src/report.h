@@ -50,6 +50,7 @@ struct report {
 	int quota_known;
 	int64_t quota_last_hour, quota_last_night;
 	int night_start, night_end;   /* minutes after midnight */
+	int64_t kafka_budget_ms;      /* the most Kafka is waited for; 0: DEPTH_TIMEOUT_MAX_MS */
 	double night_from, night_to;  /* the last night window, unix seconds */
 };
 

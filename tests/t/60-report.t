@@ -225,3 +225,16 @@ like "... the rest reported all the same" "$(cat "$T/out")" "poster +[a-z]+ +\\?
 like "... and said" "$(cat "$T/err")" "kafka.brokers is not set"
 run qrpool-report -c "$T/nokafka.cfg" --check
 is "... --check: UNKNOWN" "$rc" 3
+
+# --- --check answers within a monitoring agent's usual 10 s (check_nrpe's default) ----
+# Kafka down and kafka.timeout 30 s: the check's own UNKNOWN line comes after
+# 7 s of waiting, not the agent's "socket timeout" after its 10.
+sed -e 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "30s"; };|' \
+  -e 's|staging\.db|kdown.db|' "$QRPOOL_CONFIG" >"$T/kdown.cfg"
+chmod 600 "$T/kdown.cfg"
+started=$(date +%s)
+run qrpool-report -c "$T/kdown.cfg" --check
+took=$(($(date +%s) - started))
+is "--check, Kafka down, kafka.timeout 30 s: UNKNOWN" "$rc" 3
+ok "... within 9 s (took $took s)" test "$took" -le 9
+like "... saying why" "$(cat "$T/out")" "QRPOOL UNKNOWN - pool depth unreadable"
