@@ -366,6 +366,18 @@ static int token_spawn(const char *command, pid_t *pid, int *out_fd)
 	return 0;
 }
 
+/* A command's output or a file that holds WeChat's error, not a token: the
+ * service behind it was refused, and our app secret is not involved (the
+ * message would otherwise say "wrong app secret"). */
+static void token_source_refused(struct token_cache *cache, const char *source)
+{
+	int errcode = cache->failure.errcode;
+
+	if (errcode)
+		snprintf(cache->failure.message, sizeof cache->failure.message, "%.100s holds an error, "
+			"not a token: errcode %d (whatever writes it was refused by WeChat)", source, errcode);
+}
+
 static int token_fetch_command(struct token_cache *cache, char *token, int64_t *expires_in)
 {
 	const struct wechat_config *w = &cache->config->wechat;
@@ -405,6 +417,8 @@ static int token_fetch_command(struct token_cache *cache, char *token, int64_t *
 		output[length] = '\0';
 		rc = token_parse_text(output, (size_t)length, TOKEN_COMMAND_LIFETIME_S, token, expires_in,
 			&cache->failure);
+		if (rc)
+			token_source_refused(cache, "the token command's output");
 	}
 	explicit_bzero(output, sizeof output);
 	return rc;
@@ -426,6 +440,12 @@ static int token_fetch_file(struct token_cache *cache, char *token, int64_t *exp
 	text[length] = '\0';
 	rc = token_parse_text(text, length, TOKEN_FILE_LIFETIME_S, token, expires_in, &cache->failure);
 	explicit_bzero(text, sizeof text);
+	if (rc) {
+		char what[112];
+
+		snprintf(what, sizeof what, "token file %.96s", cache->config->wechat.token_file);
+		token_source_refused(cache, what);
+	}
 	return rc;
 }
 

@@ -206,3 +206,17 @@ run qrpool-fetch --for 1s <"$T/items"
 is "token after the deadline: exit 75" "$rc" 75
 is "token after the deadline: no call made" "$(stats calls_total)" 0
 is "token after the deadline: every code still planned" "$(count "state = 'planned'")" 5
+
+# --- a token file holding WeChat's error (the service writing it was refused) -------
+# Said as the file's content, not as a wrong app secret: ours is not involved.
+start_fake token-file-error --latency 5
+printf '{"errcode":40001,"errmsg":"invalid credential, access_token is invalid or not latest"}\n' \
+  >"$T/token-file"
+config_for "concurrency = 4; token = { source = \"file\"; file = \"$T/token-file\"; };"
+: >"$T/items"; plan poster 3
+run qrpool-fetch <"$T/items"
+is "a token file holding an error: exit 69" "$rc" 69
+like "... saying the file holds an error, not a token" "$(cat "$T/err")" \
+  "token file $T/token-file holds an error, not a token: errcode 40001"
+ok "... not blaming the app secret" -- sh -c "! grep -q 'wrong app secret' '$T/err'"
+is "... its items stay planned" "$(count "state = 'planned'")" 3
