@@ -428,7 +428,8 @@ static void fetch_answer(struct fetcher *f, struct fetch_transfer *transfer, CUR
 
 static void fetch_release(struct fetcher *f, struct fetch_transfer *transfer)
 {
-	curl_multi_remove_handle(f->multi.curl, transfer->easy);
+	curl_multi_remove_handle(multi_handle(&f->multi, (size_t)(transfer - f->transfers)),
+		transfer->easy);
 	transfer->job = NULL;
 	explicit_bzero(transfer->token, sizeof transfer->token);
 	f->idle[f->idle_count++] = transfer;
@@ -438,9 +439,8 @@ static void fetch_release(struct fetcher *f, struct fetch_transfer *transfer)
 static void fetch_collect(struct fetcher *f)
 {
 	CURLMsg *message;
-	int queued;
 
-	while ((message = curl_multi_info_read(f->multi.curl, &queued))) {
+	while ((message = multi_info_read(&f->multi))) {
 		struct fetch_transfer *transfer;
 		char *pointer = NULL;
 
@@ -476,7 +476,8 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 	transfer->sent_monotonic_ms = quota_monotonic_ms();
 	transfer->charged = f->quota.slot;
 	f->active++;
-	if (length < 0 || (rc = curl_multi_add_handle(f->multi.curl, transfer->easy)) != CURLM_OK) {
+	if (length < 0 || (rc = curl_multi_add_handle(multi_handle(&f->multi,
+			(size_t)(transfer - f->transfers)), transfer->easy)) != CURLM_OK) {
 		log_error("%s: cannot start a call: %s", job->request_id, length < 0 ?
 			"the request body does not fit" : curl_multi_strerror(rc));
 		fetch_release(f, transfer);
@@ -889,6 +890,7 @@ static int fetch_open_transfers(struct fetcher *f)
 
 		transfer->easy = curl_easy_init();
 		if (!transfer->easy || http_setup(transfer->easy, &f->config->wechat, &transfer->body) ||
+		    multi_share(&f->multi, transfer->easy) ||
 		    curl_easy_setopt(transfer->easy, CURLOPT_HTTPHEADER, f->headers) != CURLE_OK)
 			return EXIT_INTERNAL;
 		f->idle[f->idle_count++] = transfer;
