@@ -18,6 +18,9 @@ struct db {
  * qrpool), EXIT_INTERNAL. Errors are logged. A DB it had to create is warned
  * of (a typo in database.path would otherwise give an empty pool, and a clean
  * audit of it)... */
+/* Settles SQLite's library-wide settings: call first thing in main, before
+ * any database is opened. */
+void db_library_init(void);
 int db_open(struct db *db, const char *path, int64_t busy_timeout_ms);
 /* ... except by the tools whose first run makes it: the stages of the nightly
  * pipeline (which all start at once, before qrpool-plan has made it) and
@@ -25,6 +28,9 @@ int db_open(struct db *db, const char *path, int64_t busy_timeout_ms);
  * DB made is private (mode 0600): it holds the access token. */
 int db_open_or_create(struct db *db, const char *path, int64_t busy_timeout_ms);
 void db_close(struct db *db);
+/* Settings for a connection that stores images as they come: 0 or an exit
+ * code. */
+int db_stream_images(struct db *db);
 
 /* The schema version the file is at, and the newest this build knows. */
 int db_schema_version(struct db *db);

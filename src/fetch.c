@@ -941,10 +941,7 @@ static int fetch_open(struct fetcher *f, const struct fetch_options *options,
 	progress_init(&f->progress, 0);
 	if ((status = db_open_or_create(&f->db, config->db_path, config->busy_timeout_ms)))
 		return status;
-	/* Images stream in at thousands a second: checkpoint the WAL every 32 MB
-	 * rather than every 4, so pages rewritten by successive batches reach
-	 * the database file once. */
-	if ((status = db_exec(&f->db, "PRAGMA wal_autocheckpoint = 8000")) ||
+	if ((status = db_stream_images(&f->db)) ||
 	    (status = store_open(&f->store, &f->db)) || (status = db_run_start(&f->db, "fetch")) ||
 	    (status = fetch_open_pools(f)))
 		return status;

@@ -120,6 +120,7 @@ int main(int argc, char **argv)
 	struct config config;
 	int status;
 
+	db_library_init();
 	cli_hold_std_fds();
 	log_init(argv[0], 0);
 	if ((status = fetch_parse_options(argc, argv, &cli)))

@@ -198,9 +198,7 @@ int main(int argc, char **argv)
 	struct config config;
 	int status;
 
-	/* SQLite's memory statistics take a global mutex on every allocation,
-	 * which two threads then contend for; nothing here reads them. */
-	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	db_library_init();
 	cli_hold_std_fds();
 	log_init(argv[0], 0);
 	if ((status = publish_parse_options(argc, argv, &options)))

@@ -660,7 +660,7 @@ int render_run(const struct render_run_options *options, const struct config *co
 	if (!run)
 		return EXIT_INTERNAL;
 	if (!(status = render_run_open(run, options, config)) &&
-	    !(status = store_open(&writer.store, db))) {
+	    !(status = db_stream_images(db)) && !(status = store_open(&writer.store, db))) {
 		status = render_run_threads(run, &writer, counts);
 		store_batch_free(&writer.batch);
 		store_close(&writer.store);
