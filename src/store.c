@@ -95,27 +95,46 @@ static struct store_entry *store_append(struct store_batch *batch)
 	return entry;
 }
 
+/* Room for `size` bytes at the arena's end: their offset, or (size_t)-1. */
+static size_t store_reserve(struct store_batch *batch, size_t size)
+{
+	size_t at = batch->arena_used;
+
+	if (size > batch->arena_size - at) {
+		size_t arena_size = batch->arena_size ? batch->arena_size : 65536;
+		unsigned char *arena;
+
+		while (arena_size - at < size)
+			arena_size *= 2;
+		if (!(arena = realloc(batch->arena, arena_size)))
+			return (size_t)-1;
+		batch->arena = arena;
+		batch->arena_size = arena_size;
+	}
+	batch->arena_used += size;
+	return at;
+}
+
 int store_add_image(struct store_batch *batch, int64_t code_id, const char *line,
 	const char *content_type, const void *bytes, size_t size, int attempts)
 {
-	struct store_entry *entry = store_append(batch);
+	size_t length = strlen(line) + 1, at = store_reserve(batch, length + size);
+	struct store_entry *entry;
 
-	if (!entry)
+	if (at == (size_t)-1 || !(entry = store_append(batch))) {
+		if (at != (size_t)-1)
+			batch->arena_used = at;
 		return EXIT_INTERNAL;
+	}
 	entry->outcome = OUTCOME_IMAGE;
 	entry->code_id = code_id;
 	entry->content_type = (char *)content_type;
 	entry->attempts = attempts;
-	entry->line = strdup(line);
-	entry->bytes = malloc(size ? size : 1);
-	if (!entry->line || !entry->bytes) {
-		free(entry->line);
-		free(entry->bytes);
-		batch->count--;
-		return EXIT_INTERNAL;
-	}
-	memcpy(entry->bytes, bytes, size);
+	entry->line = at;
+	entry->bytes = at + length;
 	entry->size = size;
+	memcpy(batch->arena + entry->line, line, length);
+	memcpy(batch->arena + entry->bytes, bytes, size);
 	sha256_hex(bytes, size, entry->sha256);
 	return 0;
 }
@@ -148,7 +167,8 @@ int store_add_failure(struct store_batch *batch, int64_t code_id, int attempts, 
 }
 
 /* Runs one entry's statements; sets *stored when an image row was written. */
-static int store_write_entry(struct store *store, const struct store_entry *entry, int *stored)
+static int store_write_entry(struct store *store, const struct store_batch *batch,
+	const struct store_entry *entry, int *stored)
 {
 	sqlite3_stmt *stmt = entry->outcome == OUTCOME_IMAGE ? store->save_code :
 		entry->outcome == OUTCOME_ATTEMPT ? store->attempt : store->fail;
@@ -179,7 +199,8 @@ static int store_write_entry(struct store *store, const struct store_entry *entr
 		return 0;
 	sqlite3_reset(store->save_image);
 	sqlite3_bind_int64(store->save_image, 1, entry->code_id);
-	sqlite3_bind_blob(store->save_image, 2, entry->bytes, (int)entry->size, SQLITE_STATIC);
+	sqlite3_bind_blob(store->save_image, 2, batch->arena + entry->bytes, (int)entry->size,
+		SQLITE_STATIC);
 	if ((rc = sqlite3_step(store->save_image)) != SQLITE_DONE)
 		return db_fail(store->db, rc, "storing an image");
 	*stored = 1;
@@ -188,12 +209,10 @@ static int store_write_entry(struct store *store, const struct store_entry *entr
 
 static void store_clear(struct store_batch *batch)
 {
-	for (size_t i = 0; i < batch->count; i++) {
-		free(batch->entries[i].line);
-		free(batch->entries[i].bytes);
+	for (size_t i = 0; i < batch->count; i++)
 		free(batch->entries[i].error);
-	}
 	batch->count = 0;
+	batch->arena_used = 0;
 }
 
 struct store_order {
@@ -250,7 +269,7 @@ int store_flush(struct store *store, struct store_batch *batch, FILE *out)
 	}
 	for (size_t i = 0; i < batch->count && !status; i++) {
 		int stored;
-		status = store_write_entry(store, &batch->entries[order[i].index], &stored);
+		status = store_write_entry(store, batch, &batch->entries[order[i].index], &stored);
 		printable[order[i].index] = (char)stored;
 	}
 	if (!status)
@@ -267,7 +286,8 @@ int store_flush(struct store *store, struct store_batch *batch, FILE *out)
 			continue;
 		}
 		batch->stored++;
-		if (fprintf(out, "%s\n", batch->entries[i].line) < 0 && !status)
+		if (fprintf(out, "%s\n", (char *)batch->arena + batch->entries[i].line) < 0 &&
+		    !status)
 			status = cli_stdout_failed();
 	}
 	if (fflush(out) != 0 && !status)
@@ -283,5 +303,6 @@ void store_batch_free(struct store_batch *batch)
 {
 	store_clear(batch);
 	free(batch->entries);
+	free(batch->arena);
 	memset(batch, 0, sizeof *batch);
 }

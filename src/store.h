@@ -35,9 +35,9 @@ enum store_outcome { OUTCOME_IMAGE, OUTCOME_ATTEMPT, OUTCOME_FAILED };
 struct store_entry {
 	enum store_outcome outcome;
 	int64_t code_id;
-	char *line;               /* item line to emit after commit (images only), owned */
+	size_t line;              /* in the arena: item line to emit after commit (images only) */
 	char *content_type;       /* static string */
-	unsigned char *bytes;     /* image, owned */
+	size_t bytes;             /* in the arena: the image */
 	size_t size;
 	char sha256[65];
 	int attempts;             /* calls this run made for the item */
@@ -49,6 +49,10 @@ struct store_entry {
 struct store_batch {
 	struct store_entry *entries;
 	size_t count, capacity;
+	/* The images and item lines, one after another: a malloc and a free
+	 * fewer per image (of a size malloc keeps no ready list for). */
+	unsigned char *arena;
+	size_t arena_used, arena_size;
 	int64_t stored, skipped;  /* images committed; images not stored (already done elsewhere) */
 };
 
