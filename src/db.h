@@ -13,14 +13,15 @@ struct db {
 	int64_t run_id;         /* row in runs for this process, 0 if none */
 };
 
+/* Settles SQLite's library-wide settings: call first thing in main, before
+ * any database is opened. */
+void db_library_init(void);
+
 /* Opens (creating if needed) and migrates to the newest schema. Returns an
  * exit code: 0, EXIT_IO (cannot open or write), EXIT_CONFIG (a DB from a newer
  * qrpool), EXIT_INTERNAL. Errors are logged. A DB it had to create is warned
  * of (a typo in database.path would otherwise give an empty pool, and a clean
  * audit of it)... */
-/* Settles SQLite's library-wide settings: call first thing in main, before
- * any database is opened. */
-void db_library_init(void);
 int db_open(struct db *db, const char *path, int64_t busy_timeout_ms);
 /* ... except by the tools whose first run makes it: the stages of the nightly
  * pipeline (which all start at once, before qrpool-plan has made it) and

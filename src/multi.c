@@ -133,8 +133,8 @@ void multi_close(struct multi *multi)
 		if (multi->shards[i].curl)
 			curl_multi_cleanup(multi->shards[i].curl);
 	free(multi->shards);
-	if (multi->share)
-		curl_share_cleanup(multi->share);
+	if (multi->share && curl_share_cleanup(multi->share) != CURLSHE_OK)
+		log_error("libcurl: the shared DNS cache is still in use (an easy handle not cleaned up)");
 	free(multi->owner);
 	if (multi->epoll_fd > 0)
 		close(multi->epoll_fd);
@@ -143,7 +143,7 @@ void multi_close(struct multi *multi)
 
 CURLM *multi_handle(const struct multi *multi, size_t slot)
 {
-	return multi->shards[slot % multi->shard_count].curl;
+	return multi->shard_count ? multi->shards[slot % multi->shard_count].curl : NULL;
 }
 
 int multi_share(const struct multi *multi, CURL *easy)

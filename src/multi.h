@@ -3,8 +3,9 @@
  * in flight, which is what keeps hundreds of calls in flight cheap. The input
  * descriptor is watched on demand beside curl's sockets.
  *
- * The calls are spread over several multi handles ("shards") of at most
- * MULTI_SHARD_SLOTS calls each, every one with its own connection cache:
+ * The calls are spread evenly over several multi handles ("shards") of at
+ * most MULTI_SHARD_SLOTS calls each, every one with its own connection cache
+ * (a connection is reused by later calls of its shard only):
  * curl 7.88 walks its whole cache when a transfer is removed (looking for a
  * connect-only connection to close) and the host's connections when one
  * starts (looking for an idle one), which with a thousand connections was a
@@ -41,9 +42,11 @@ struct multi {
 /* Returns 0, or -1 (logged). `slots`: the calls that may be in flight at
  * once, numbered 0 to slots - 1; 0 for no curl at all. */
 int multi_open(struct multi *multi, int input_fd, long slots);
+/* After every easy handle given to multi_share is cleaned up. */
 void multi_close(struct multi *multi);
 
-/* The multi handle that call slot `slot` is added to and removed from. */
+/* The multi handle that call slot `slot` is added to and removed from (NULL
+ * when opened for no calls). */
 CURLM *multi_handle(const struct multi *multi, size_t slot);
 /* Makes an easy handle use the shared DNS cache and TLS sessions: 0 or -1. */
 int multi_share(const struct multi *multi, CURL *easy);

@@ -1,6 +1,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,6 +105,8 @@ static size_t store_reserve(struct store_batch *batch, size_t size)
 		size_t arena_size = batch->arena_size ? batch->arena_size : 65536;
 		unsigned char *arena;
 
+		if (size > SIZE_MAX / 4 - at)
+			return (size_t)-1;
 		while (arena_size - at < size)
 			arena_size *= 2;
 		if (!(arena = realloc(batch->arena, arena_size)))
@@ -118,7 +121,8 @@ static size_t store_reserve(struct store_batch *batch, size_t size)
 int store_add_image(struct store_batch *batch, int64_t code_id, const char *line,
 	const char *content_type, const void *bytes, size_t size, int attempts)
 {
-	size_t length = strlen(line) + 1, at = store_reserve(batch, length + size);
+	size_t length = strlen(line) + 1;
+	size_t at = size < SIZE_MAX / 4 ? store_reserve(batch, length + size) : (size_t)-1;
 	struct store_entry *entry;
 
 	if (at == (size_t)-1 || !(entry = store_append(batch))) {

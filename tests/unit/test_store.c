@@ -1,7 +1,8 @@
 /* store.c: a batch of outcomes written in one transaction, in code order
  * (outcomes of one code in the order they came), and the stored items'
  * lines printed in the order the outcomes came. An image left over from an
- * earlier run is replaced. */
+ * earlier run is replaced. A batch kept while another process holds the DB
+ * grows (its arena moved several times) and is stored whole later. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,6 +49,61 @@ static void stage(struct db *db)
 	/* a run that stored code 3's image, and was rolled back to planned by hand */
 	db_exec(db, "INSERT INTO images (code_id, bytes) VALUES (3, X'0102')");
 	db_exec(db, "COMMIT");
+}
+
+#define BIG_FIRST 7
+#define BIG_COUNT 60
+#define BIG_SIZE 5000       /* 60 x 5000 bytes: the arena's first 64 KB outgrown twice */
+
+static void stage_big(struct db *db)
+{
+	char sql[200];
+
+	db_exec(db, "BEGIN");
+	for (int i = BIG_FIRST; i < BIG_FIRST + BIG_COUNT; i++) {
+		snprintf(sql, sizeof sql, "INSERT INTO codes (id, request_id, pool, state, created_at, "
+			"updated_at) VALUES (%d, 'rid%d', 'p', 'planned', 1, 1)", i, i);
+		db_exec(db, sql);
+	}
+	db_exec(db, "COMMIT");
+}
+
+/* Code `code`'s big image: bytes that differ from code to code. */
+static void big_image(int64_t code, unsigned char *bytes)
+{
+	for (int i = 0; i < BIG_SIZE; i++)
+		bytes[i] = (unsigned char)(code * 31 + i * 7 + i / 256);
+}
+
+static void add_big_images(struct store_batch *batch, int from, int to)
+{
+	unsigned char bytes[BIG_SIZE];
+	char line[32];
+
+	for (int code = from; code < to; code++) {
+		big_image(code, bytes);
+		snprintf(line, sizeof line, "rid%d\tp", code);
+		store_add_image(batch, code, line, "image/png", bytes, BIG_SIZE, 1);
+	}
+}
+
+/* The big images stored whole: the count of codes whose bytes differ. */
+static int big_images_wrong(struct db *db)
+{
+	unsigned char expected[BIG_SIZE];
+	sqlite3_stmt *stmt;
+	int wrong = 0;
+
+	if (db_prepare(db, &stmt, "SELECT code_id, bytes FROM images WHERE code_id >= ?"))
+		return -1;
+	sqlite3_bind_int(stmt, 1, BIG_FIRST);
+	while (sqlite3_step(stmt) == SQLITE_ROW) {
+		big_image(sqlite3_column_int64(stmt, 0), expected);
+		wrong += sqlite3_column_bytes(stmt, 1) != BIG_SIZE ||
+			memcmp(sqlite3_column_blob(stmt, 1), expected, BIG_SIZE);
+	}
+	sqlite3_finalize(stmt);
+	return wrong;
 }
 
 static void add_image(struct store_batch *batch, int64_t code, const char *bytes, int attempts)
@@ -113,6 +169,28 @@ int main(void)
 	is_int((int)batch.skipped, 1, "the image of a code already fetched is skipped");
 	is_str(text(&db, "SELECT CAST(bytes AS TEXT) FROM images WHERE code_id = 1", buffer,
 		sizeof buffer), "one", "and its stored image kept");
+
+	/* Another process holds the DB: the batch is kept, grows, and goes in later. */
+	{
+		struct db other;
+		int status;
+
+		stage_big(&db);
+		add_big_images(&batch, BIG_FIRST, BIG_FIRST + BIG_COUNT / 2);
+		if (db_open(&other, path, 1000) || db_begin_immediate(&other))
+			return 1;
+		is_int(store_flush(&store, &batch, out), STORE_BUSY, "the DB held elsewhere: busy");
+		is_int((int)batch.count, BIG_COUNT / 2, "... and the batch kept");
+		add_big_images(&batch, BIG_FIRST + BIG_COUNT / 2, BIG_FIRST + BIG_COUNT);
+		db_rollback(&other);
+		db_close(&other);
+		rewind(out);
+		status = store_flush(&store, &batch, out);
+		is_int(status, 0, "the grown batch is committed once the DB is free");
+		is_int((int)number(&db, "SELECT count(*) FROM images WHERE code_id >= 7"), BIG_COUNT,
+			"all %d images of %d bytes stored", BIG_COUNT, BIG_SIZE);
+		is_int(big_images_wrong(&db), 0, "each with its own bytes");
+	}
 
 	store_batch_free(&batch);
 	store_close(&store);
