@@ -98,6 +98,45 @@ is "SIGTERM from two senders, 1.2 s apart: exit 75" "$rc" 75
 is "... the 4 calls in flight finished and were stored, and printed" \
   "$(count "state = 'fetched'"):$(wc -l <"$T/out" | tr -d ' ')" 4:4
 
+# --- calls in flight in several connection groups (concurrency 150: three groups
+# of 50, each with its own connections): calls go on in every group as slots
+# free up; one SIGTERM lets every group's calls finish, and they are stored; a
+# second one cuts them all at once -------------------------------------------------
+# groups_in_flight NAME LATENCY_MS ANSWERED: 800 items fetched 150 at a time;
+# returns once the fake has 150 connections open and ANSWERED calls answered.
+# Sets $fetch.
+groups_in_flight() {
+  start_fake "$1" --latency "$2"
+  config_for 'concurrency = 150;'
+  : >"$T/items"; plan poster 800
+  qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetch=$!
+  i=0
+  until [ "$(stats connections open)" -ge 150 ] && [ "$(stats ok_total)" -ge "$3" ] ||
+        [ $i -gt 300 ]; do
+    sleep 0.1; i=$((i + 1))
+  done
+}
+groups_in_flight groups 400 300
+kill -TERM $fetch 2>/dev/null || true   # (gone already: its status says why)
+rc=0; wait $fetch || rc=$?
+fetched=$(count "state = 'fetched'")
+is "three connection groups, SIGTERM: exit 75" "$rc" 75
+ok "... slots were used again, and the calls in flight finished and were stored ($fetched)" \
+  [ "$fetched" -ge 450 ]
+is "... each stored code printed once" "$(sort -u "$T/out" | wc -l | tr -d ' ')" "$fetched"
+is "... every call answered was stored" "$(stats ok_total)" "$fetched"
+is "... the rest stays planned" "$(count "state = 'planned'")" $((800 - fetched))
+groups_in_flight groups-cut 20000 0
+started=$(date +%s.%N)
+kill -TERM $fetch 2>/dev/null || true; sleep 1.2; kill -TERM $fetch 2>/dev/null || true
+rc=0; wait $fetch || rc=$?
+took=$(echo "$started $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }')
+is "three connection groups, a second SIGTERM: exit 75" "$rc" 75
+ok "... every group's calls cut at once, not after the 5 s grace (took $took s)" \
+  awk "BEGIN { exit !($took < 5) }"
+is "... nothing stored, every item still planned" \
+  "$(count "state = 'fetched'"):$(count "state = 'planned'")" 0:800
+
 # --- deadline: no call after it, the rest of the input still passed on -----------
 start_fake deadline --latency 50
 config_for 'concurrency = 2;'
