@@ -19,13 +19,14 @@
 #define PUBLISH_DIAGNOSE_MS 2000
 
 /* A code as the lookup found it: what its message carries besides the key.
- * The pointers stay valid until the lookup statement is reset. */
+ * The strings stay valid until the lookup statement is reset; the image is
+ * the code's own, read once the checks passed. */
 struct publish_code {
 	int64_t id;
 	const char *state, *pool, *content_type;
 	char sha256[SHA256_HEX_SIZE];
 	time_t created;           /* when the image was made */
-	const void *bytes;        /* NULL: no image stored */
+	void *bytes;              /* the image, malloc'd; NULL until read, or once produced */
 	size_t size;
 };
 
@@ -208,8 +209,8 @@ int publish_open(struct publisher *publisher, const struct config *config, struc
 	 * a read() and a copy per image (about a sixth of our CPU time). */
 	if ((status = db_exec(db, "PRAGMA mmap_size = 1073741824")) ||
 	    (status = db_prepare(db, &publisher->lookup, "SELECT c.id, c.state, c.pool, "
-			"c.content_type, c.sha256, coalesce(c.fetched_at, c.created_at), i.bytes "
-			"FROM codes c LEFT JOIN images i ON i.code_id = c.id WHERE c.request_id = ?")) ||
+			"c.content_type, c.sha256, coalesce(c.fetched_at, c.created_at) "
+			"FROM codes c WHERE c.request_id = ?")) ||
 	    (status = publish_committer_start(&publisher->committer, config, out)) ||
 	    (status = publish_open_producer(publisher))) {
 		publish_close(publisher);
@@ -225,17 +226,19 @@ void publish_close(struct publisher *publisher)
 			rd_kafka_topic_destroy(publisher->topics[i]);
 	free(publisher->topics);
 	free(publisher->url);
-	free(publisher->held_image);
 	idset_free(&publisher->seen);
 	if (publisher->producer)
 		rd_kafka_destroy(publisher->producer);
 	publish_committer_finish(&publisher->committer);
 	publish_batch_free(publisher->batch);
 	publish_batch_free(publisher->full);
+	sqlite3_blob_close(publisher->image);
+	sqlite3_finalize(publisher->has_image);
 	sqlite3_finalize(publisher->lookup);
 	publisher->topics = NULL;
 	publisher->url = NULL;
-	publisher->held_image = NULL;
+	publisher->image = NULL;
+	publisher->has_image = NULL;
 	publisher->producer = NULL;
 	publisher->batch = publisher->full = NULL;
 	publisher->lookup = NULL;
@@ -259,6 +262,8 @@ static int publish_begin_read(struct publisher *publisher)
 
 static void publish_end_read(struct publisher *publisher)
 {
+	sqlite3_blob_close(publisher->image);   /* it holds the snapshot too */
+	publisher->image = NULL;
 	if (publisher->reading_since > 0)
 		db_rollback(publisher->db);
 	publisher->reading_since = 0;
@@ -304,15 +309,66 @@ static int publish_lookup(struct publisher *publisher, const char *request_id,
 	code->pool = (const char *)sqlite3_column_text(stmt, 2);
 	code->content_type = (const char *)sqlite3_column_text(stmt, 3);
 	code->created = (time_t)sqlite3_column_int64(stmt, 5);
-	code->bytes = sqlite3_column_blob(stmt, 6);
-	code->size = (size_t)sqlite3_column_bytes(stmt, 6);
+	code->bytes = NULL;
+	code->size = 0;
 	if (sqlite3_column_bytes(stmt, 4) == SHA256_HEX_SIZE - 1)
 		memcpy(code->sha256, sqlite3_column_text(stmt, 4), SHA256_HEX_SIZE);
-	else if (code->bytes)
-		sha256_hex(code->bytes, code->size, code->sha256);
+	else
+		code->sha256[0] = '\0';   /* not recorded: computed once the image is read */
 	if (!code->content_type)
 		code->content_type = "application/octet-stream";
 	return 0;
+}
+
+/* 1 if the code has no image stored (its blob handle failed to find the
+ * row), 0 if it has, or an exit code. */
+static int publish_no_image(struct publisher *publisher, int64_t code_id)
+{
+	int rc;
+
+	if (!publisher->has_image && (rc = db_prepare(publisher->db, &publisher->has_image,
+			"SELECT 1 FROM images WHERE code_id = ?")))
+		return rc;
+	sqlite3_reset(publisher->has_image);
+	sqlite3_bind_int64(publisher->has_image, 1, code_id);
+	rc = sqlite3_step(publisher->has_image);
+	sqlite3_reset(publisher->has_image);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		return rc == SQLITE_DONE;
+	return db_fail(publisher->db, rc, "looking up an image");
+}
+
+/* Reads the code's image into a buffer of its own, in the lookup's
+ * transaction, through one blob handle moved from row to row: the bytes are
+ * copied once, where a column of the lookup would be copied by SQLite and
+ * then again by the producer (and allocated twice), and the images are not
+ * joined in the lookup. 0, 1 (no image stored) or an exit code. */
+static int publish_read_image(struct publisher *publisher, struct publish_code *code)
+{
+	int rc = publisher->image ? sqlite3_blob_reopen(publisher->image, code->id) :
+		sqlite3_blob_open(publisher->db->handle, "main", "images", "bytes", code->id, 0,
+			&publisher->image);
+	int status;
+
+	if (rc == SQLITE_OK) {
+		code->size = (size_t)sqlite3_blob_bytes(publisher->image);
+		if (!(code->bytes = malloc(code->size ? code->size : 1)))
+			return EXIT_INTERNAL;
+		rc = sqlite3_blob_read(publisher->image, code->bytes, (int)code->size, 0);
+	}
+	if (rc == SQLITE_OK) {
+		if (!code->sha256[0])
+			sha256_hex(code->bytes, code->size, code->sha256);
+		return 0;
+	}
+	free(code->bytes);
+	code->bytes = NULL;
+	sqlite3_blob_close(publisher->image);   /* a failed handle only fails again */
+	publisher->image = NULL;
+	/* A missing row fails as SQLITE_ERROR, as some other failures do. */
+	if (rc == SQLITE_ERROR && (status = publish_no_image(publisher, code->id)) != 0)
+		return status;
+	return db_fail(publisher->db, rc, "reading an image");
 }
 
 /* Hands the gathered deliveries to the committer when the batch is full or
@@ -363,7 +419,7 @@ static int publish_check(struct publisher *publisher, const struct item *item, c
 	struct publish_code *code, const struct pool_config **pool)
 {
 	char why[256];
-	int found = publish_lookup(publisher, item->request_id, code);
+	int found = publish_lookup(publisher, item->request_id, code), status;
 
 	if (found > 1)
 		return found;
@@ -375,17 +431,16 @@ static int publish_check(struct publisher *publisher, const struct item *item, c
 		snprintf(why, sizeof why, "is of pool '%s', which is not configured", code->pool);
 	else if (strcmp(code->state, "fetched"))
 		snprintf(why, sizeof why, "is %s, not fetched", code->state);
-	else if (!code->bytes)
+	else if ((status = publish_read_image(publisher, code)) > 1)
+		return status;
+	else if (status == 1)
 		snprintf(why, sizeof why, "has no image stored");
-	else {
-		int added = idset_add(&publisher->seen, code->id);
-
-		if (added < 0)
-			return EXIT_INTERNAL;
-		if (added)
-			return 0;
+	else if ((status = idset_add(&publisher->seen, code->id)) < 0)
+		return EXIT_INTERNAL;
+	else if (status == 1)
+		return 0;
+	else
 		snprintf(why, sizeof why, "was listed before in this input (sent once)");
-	}
 	return publish_skip(publisher, item, source, why);
 }
 
@@ -456,29 +511,22 @@ static rd_kafka_topic_t *publish_topic(struct publisher *publisher, const struct
 	return publisher->topics[index];
 }
 
-/* Makes the code independent of the read transaction (its image and content
- * type are copied), and ends that: before a wait that may be long, which
- * must not hold back the checkpoints of the committer's writes. Out of
- * memory, the transaction is kept. */
+/* Makes the code independent of the read transaction (its content type is
+ * copied; the image is its own already), and ends that: before a wait that
+ * may be long, which must not hold back the checkpoints of the committer's
+ * writes. */
 static void publish_detach(struct publisher *publisher, struct publish_code *code)
 {
-	void *copy = malloc(code->size ? code->size : 1);
-
-	if (!copy)
-		return;
-	memcpy(copy, code->bytes, code->size);
 	snprintf(publisher->held_type, sizeof publisher->held_type, "%s", code->content_type);
-	free(publisher->held_image);
-	publisher->held_image = copy;
-	code->bytes = copy;
 	code->content_type = publisher->held_type;
 	sqlite3_reset(publisher->lookup);
 	publish_end_read(publisher);
 }
 
-/* Hands the message over; when the producer's queue is full, serves delivery
- * reports (and hands their batches to the committer) until there is room or a
- * signal comes, with the code detached from the read transaction. */
+/* Hands the message over, and with it the image (the producer frees it once
+ * done; code->bytes is then NULL); when the producer's queue is full, serves
+ * delivery reports (and hands their batches to the committer) until there is
+ * room or a signal comes, with the code detached from the read transaction. */
 static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struct pool_config *pool,
 	const struct item *item, struct publish_code *code, struct publish_message *message)
 {
@@ -494,9 +542,9 @@ static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struc
 		return RD_KAFKA_RESP_ERR__NOENT;
 	do {
 		err = rd_kafka_producev(publisher->producer, RD_KAFKA_V_RKT(topic),
-			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
 			RD_KAFKA_V_KEY(item->request_id, strlen(item->request_id)),
-			RD_KAFKA_V_VALUE((void *)code->bytes, code->size),
+			RD_KAFKA_V_VALUE(code->bytes, code->size),
 			RD_KAFKA_V_HEADER("pool", pool->name, -1),
 			RD_KAFKA_V_HEADER("content-type", code->content_type, -1),
 			RD_KAFKA_V_HEADER("sha256", code->sha256, -1),
@@ -505,12 +553,14 @@ static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struc
 			RD_KAFKA_V_HEADER("created", created, -1),
 			RD_KAFKA_V_OPAQUE(message), RD_KAFKA_V_END);
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-			if (code->bytes != publisher->held_image)
+			if (code->content_type != publisher->held_type)
 				publish_detach(publisher, code);
 			rd_kafka_poll(publisher->producer, 100);
 			publish_hand_over(publisher, 0);
 		}
 	} while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !publisher->stop && !interrupt_requested());
+	if (!err)
+		code->bytes = NULL;
 	return err;
 }
 
@@ -556,14 +606,20 @@ static int publish_produce(struct publisher *publisher, const struct item *item,
 int publish_item(struct publisher *publisher, const struct item *item, const char *source)
 {
 	const struct pool_config *pool = NULL;
-	struct publish_code code;
+	struct publish_code code = { .bytes = NULL };
 	int status;
 
 	publisher->counts.read++;
 	status = publish_check(publisher, item, source, &code, &pool);
 	if (status == 0)
 		status = publish_produce(publisher, item, source, &code, pool);
+	free(code.bytes);   /* not handed over */
 	sqlite3_reset(publisher->lookup);
+	if (publisher->reading_since == 0) {
+		/* looked up outside a transaction: the handle must not keep its snapshot */
+		sqlite3_blob_close(publisher->image);
+		publisher->image = NULL;
+	}
 	if (status > 1) {   /* 1 is a skipped item; anything more ends the run */
 		publisher->status = exitcode_worst(publisher->status, status);
 		publisher->stop = 1;

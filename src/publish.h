@@ -37,6 +37,8 @@ struct publisher {
 	const struct config *config;
 	struct db *db;
 	sqlite3_stmt *lookup;
+	sqlite3_blob *image;              /* reads the images, moved from row to row */
+	sqlite3_stmt *has_image;          /* tells a missing image from a failed read */
 	rd_kafka_t *producer;
 	rd_kafka_topic_t **topics;        /* per configured pool, made on first use */
 	int drop_images;                  /* --drop-images: drop every pool's images */
@@ -53,8 +55,7 @@ struct publisher {
 	struct publish_counts counts;
 	int status;                       /* the worst outcome so far, as an exit code */
 	int stop;                         /* stop reading: Kafka gave up, or the DB failed */
-	void *held_image;                 /* a code's image copied to wait for room (publish_detach) */
-	char held_type[64];               /* ... and its content type */
+	char held_type[64];               /* a code's content type copied to wait for room (publish_detach) */
 	struct idset seen;                /* codes produced by this run */
 	char delivery_error[256];         /* why the last delivery failed */
 	char client_error[256];           /* the client's last complaint, e.g. a broker down */

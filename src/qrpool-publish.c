@@ -92,6 +92,8 @@ static void publish_show_progress(struct progress *progress, struct publisher *p
 {
 	char extra[96];
 
+	if (!progress->enabled)
+		return;   /* (per item: not even the text is made) */
 	snprintf(extra, sizeof extra, "%lld in flight, %lld failed", (long long)publisher->in_flight,
 		(long long)publisher->counts.failed);
 	progress_update(progress, publish_committer_published(&publisher->committer), extra);

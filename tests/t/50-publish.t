@@ -37,9 +37,11 @@ like "link headers carry the URL instead of a page" "$(grep "^$sample" "$T/kafka
   ",source=link,url=https://m.example.com/q/$sample,created="
 
 # Items that are not ready: reported with their line number and skipped.
-stage card=3
+stage card=4
 planned=$(sql "SELECT request_id FROM codes WHERE state = 'fetched' LIMIT 1")
 sql "UPDATE codes SET state = 'planned' WHERE request_id = '$planned'"
+imageless=$(sql "SELECT request_id FROM codes WHERE state = 'fetched' LIMIT 1")
+sql "DELETE FROM images WHERE code_id = (SELECT id FROM codes WHERE request_id = '$imageless')"
 published=$(sql "SELECT request_id FROM codes WHERE state = 'published' AND pool = 'poster' LIMIT 1")
 { printf 'NoSuchId0000000\tcard\n'; printf '%s\tcard\n' "$planned"
   printf '%s\tposter\n' "$published"; printf 'not an item line\n'
@@ -52,14 +54,18 @@ like "a published code is reported" "$(cat "$T/err")" "stdin:3: $published is pu
 like "a malformed line is reported" "$(cat "$T/err")" "stdin:4: "
 like "an item naming the wrong pool is reported" "$(cat "$T/err")" \
   "stdin:5: $published belongs to pool 'poster', not 'link'"
+like "a code without its image is reported" "$(cat "$T/err")" \
+  "stdin:[0-9]+: $imageless has no image stored; skipped"
 is "the ready codes still go out" "$(wc -l <"$T/out")" 2
-is "... and are published" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" 0
+is "... and are published, the one without image stays fetched" \
+  "$(sql "SELECT request_id FROM codes WHERE state = 'fetched'")" "$imageless"
 is "the images are kept by default" "$(sql "SELECT count(*) FROM images")" 78
+sql "UPDATE codes SET state = 'failed' WHERE request_id = '$imageless'"   # out of the way
 
 # --drop-images, and the pool setting, delete the bytes once published.
 without_image() {
   sql "SELECT count(*) FROM codes LEFT JOIN images ON code_id = codes.id
-       WHERE pool = '$1' AND code_id IS NULL"
+       WHERE pool = '$1' AND state = 'published' AND code_id IS NULL"
 }
 stage link=4
 sed -i 's|cover_hours = 12; safety = 0; }|cover_hours = 12; safety = 0; drop_image_after_publish = true; }|' \

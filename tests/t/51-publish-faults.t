@@ -122,6 +122,12 @@ run sh -c 'qrpool-pending --state fetched --pool card | qrpool-publish'
 is "a full producer queue makes publish wait, not fail" "$rc" 0
 is "... and every code goes out" "$(wc -l <"$T/out")" 500
 is "... recorded" "$(count card fetched)" 0
+# Waiting for room, a code keeps its own image (read before the wait).
+cut -f1 "$T/out" | sort >"$T/waited"
+read_topic qrpool.card | cut -f1,4 | sort -u | join -t "$(printf '\t')" "$T/waited" - >"$T/sent"
+is "... each with its own image" "$(cat "$T/sent")" "$(sql "SELECT request_id, sha256 FROM codes
+  WHERE pool = 'card' AND state = 'published'" | tr '|' '\t' | sort | join -t "$(printf '\t')" "$T/waited" -)"
+is "... all 500 of them" "$(wc -l <"$T/sent")" 500
 
 # --- the staging DB locked by another writer longer than busy_timeout: publish
 # goes on reading, the deliveries wait for their commit (tried every second) -----
