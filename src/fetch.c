@@ -88,6 +88,8 @@ struct fetcher {
 	struct token_cache token;
 	struct input input;
 	struct multi multi;
+	CURLU *url;                   /* the call's URL, parsed once per token */
+	uint64_t url_generation;      /* ... the token's generation it carries */
 	struct curl_slist *headers;
 	struct fetch_transfer *transfers;
 	struct fetch_transfer **idle;
@@ -453,20 +455,44 @@ static void fetch_collect(struct fetcher *f)
 	}
 }
 
+/* The calls' URL, with the current token, as a URL handle the calls share:
+ * libcurl takes its parts as they are, where a URL string would be parsed
+ * and written back out again (byte by byte) for every call. It is made
+ * again when the token changes. NULL when it cannot be made. */
+static CURLU *fetch_url(struct fetcher *f)
+{
+	char url[WECHAT_TOKEN_MAX + 1024];
+	CURLUcode rc;
+
+	if (f->url && f->url_generation == f->token.generation)
+		return f->url;
+	if (!f->url && !(f->url = curl_url()))
+		return NULL;
+	snprintf(url, sizeof url, "%s/wxa/getwxacodeunlimit?access_token=%s",
+		f->config->wechat.api_base, f->token.token);
+	/* (the flags CURLOPT_URL parses with) */
+	rc = curl_url_set(f->url, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME);
+	explicit_bzero(url, sizeof url);
+	if (rc != CURLUE_OK) {
+		log_error("%s: wechat.api_base %s: %s", f->config->path, f->config->wechat.api_base,
+			curl_url_strerror(rc));
+		return NULL;
+	}
+	f->url_generation = f->token.generation;
+	return f->url;
+}
+
 static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 {
 	struct fetch_transfer *transfer = f->idle[--f->idle_count];
-	char url[WECHAT_TOKEN_MAX + 1024];
+	CURLU *url = fetch_url(f);
 	CURLMcode rc = CURLM_OK;
 	int length = wechat_request_body(f->pools[job->pool].body, job->request_id, transfer->request,
 		sizeof transfer->request);
 
-	snprintf(url, sizeof url, "%s/wxa/getwxacodeunlimit?access_token=%s",
-		f->config->wechat.api_base, f->token.token);
 	strcpy(transfer->token, f->token.token);
 	transfer->token_generation = f->token.generation;
-	curl_easy_setopt(transfer->easy, CURLOPT_URL, url);
-	explicit_bzero(url, sizeof url);
+	curl_easy_setopt(transfer->easy, CURLOPT_CURLU, url);
 	curl_easy_setopt(transfer->easy, CURLOPT_POSTFIELDS, transfer->request);
 	curl_easy_setopt(transfer->easy, CURLOPT_POSTFIELDSIZE, (long)length);
 	curl_easy_setopt(transfer->easy, CURLOPT_PRIVATE, (char *)transfer);
@@ -476,10 +502,10 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 	transfer->sent_monotonic_ms = quota_monotonic_ms();
 	transfer->charged = f->quota.slot;
 	f->active++;
-	if (length < 0 || (rc = curl_multi_add_handle(multi_handle(&f->multi,
+	if (!url || length < 0 || (rc = curl_multi_add_handle(multi_handle(&f->multi,
 			(size_t)(transfer - f->transfers)), transfer->easy)) != CURLM_OK) {
-		log_error("%s: cannot start a call: %s", job->request_id, length < 0 ?
-			"the request body does not fit" : curl_multi_strerror(rc));
+		log_error("%s: cannot start a call: %s", job->request_id, !url ? "no URL (see above)" :
+			length < 0 ? "the request body does not fit" : curl_multi_strerror(rc));
 		fetch_release(f, transfer);
 		fetch_ready_push(f, job, 1);
 		f->quota.held++;   /* no call went out: its quota goes back with the rest */
@@ -971,6 +997,7 @@ static void fetch_close(struct fetcher *f)
 	}
 	if (f->multi.epoll_fd > 0)
 		multi_close(&f->multi);
+	curl_url_cleanup(f->url);   /* (after the calls that used it) */
 	curl_slist_free_all(f->headers);
 	free(f->transfers);
 	free(f->idle);
