@@ -657,17 +657,17 @@ static int fetch_pass(struct fetcher *f, const struct item *item)
 
 static int fetch_queue(struct fetcher *f, const struct item *item, int64_t code_id, size_t pool)
 {
-	size_t length = strlen(item->request_id) + strlen(item->pool) + 2 +
-		(item->rest ? strlen(item->rest) + 1 : 0);
-	struct fetch_job *job = calloc(1, sizeof *job + length);
+	struct fetch_job *job = calloc(1, sizeof *job + item_line_size(item));
+	size_t length = strlen(item->request_id);
 
 	if (!job)
 		return EXIT_INTERNAL;
 	job->code_id = code_id;
 	job->pool = pool;
-	snprintf(job->request_id, sizeof job->request_id, "%s", item->request_id);
-	snprintf(job->line, length, "%s\t%s%s%s", item->request_id, item->pool, item->rest ? "\t" : "",
-		item->rest ? item->rest : "");
+	/* (copied, not printed: this runs for every code; calloc ended it) */
+	memcpy(job->request_id, item->request_id, length < sizeof job->request_id ?
+		length : sizeof job->request_id - 1);
+	item_line_copy(item, job->line);
 	f->counts.jobs++;
 	fetch_ready_push(f, job, 0);
 	return 0;

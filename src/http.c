@@ -29,6 +29,22 @@ static size_t http_write(char *data, size_t size, size_t count, void *user)
 	return length;
 }
 
+/* 1 if the environment names a proxy for an http:// or https:// URL: the
+ * variables libcurl reads (http_proxy only in lower case, as it does). */
+static int http_proxy_in_environment(void)
+{
+	static const char *const names[] = { "http_proxy", "https_proxy", "HTTPS_PROXY",
+		"all_proxy", "ALL_PROXY" };
+
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+		const char *value = getenv(names[i]);
+
+		if (value && *value)
+			return 1;
+	}
+	return 0;
+}
+
 int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body *body)
 {
 	CURLcode rc = CURLE_OK;
@@ -47,6 +63,13 @@ int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body 
 	HTTP_SET(CURLOPT_WRITEDATA, body);
 	if (wechat->ca_bundle)
 		HTTP_SET(CURLOPT_CAINFO, wechat->ca_bundle);
+	/* No proxy in the environment: said once here, or libcurl would look
+	 * for one (five getenv() and copies) at every call. With one, libcurl
+	 * reads the variables itself, no_proxy included. */
+	if (!http_proxy_in_environment()) {
+		HTTP_SET(CURLOPT_PROXY, "");
+		HTTP_SET(CURLOPT_NOPROXY, "");
+	}
 #undef HTTP_SET
 	if (rc != CURLE_OK) {
 		log_error("libcurl: %s", curl_easy_strerror(rc));

@@ -136,6 +136,27 @@ int item_blank(const char *line, size_t length)
 	return length == 0 || (length == 1 && line[0] == '\r');
 }
 
+size_t item_line_size(const struct item *item)
+{
+	return strlen(item->request_id) + 1 + strlen(item->pool) +
+		(item->rest ? 1 + strlen(item->rest) : 0) + 1;
+}
+
+void item_line_copy(const struct item *item, char *line)
+{
+	const char *fields[] = { item->request_id, item->pool, item->rest };
+
+	for (int i = 0; i < 3 && fields[i]; i++) {
+		size_t length = strlen(fields[i]);
+
+		if (i)
+			*line++ = '\t';
+		memcpy(line, fields[i], length);
+		line += length;
+	}
+	*line = '\0';
+}
+
 int item_write(FILE *out, const struct item *item)
 {
 	if (fputs(item->request_id, out) == EOF || putc('\t', out) == EOF ||

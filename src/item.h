@@ -51,5 +51,9 @@ int item_blank(const char *line, size_t length);
 
 /* Writes the item as a line. Returns 0 or -1 (errno set). */
 int item_write(FILE *out, const struct item *item);
+/* The item's line again, without line end, in memory: item_line_size bytes
+ * (its NUL included) that item_line_copy fills. */
+size_t item_line_size(const struct item *item);
+void item_line_copy(const struct item *item, char *line);
 
 #endif

@@ -480,25 +480,13 @@ static const char *publish_url(struct publisher *publisher, const struct pool_co
 static struct publish_message *publish_message_new(const struct item *item, int64_t code_id,
 	int drop_image)
 {
-	const char *fields[] = { item->request_id, item->pool, item->rest };
-	size_t lengths[3], size = 0;
-	struct publish_message *message;
-	char *at;
+	struct publish_message *message = malloc(sizeof *message + item_line_size(item));
 
-	for (int i = 0; i < 3; i++)
-		size += (lengths[i] = fields[i] ? strlen(fields[i]) : 0) + 1;
-	if (!(message = malloc(sizeof *message + size)))
+	if (!message)
 		return NULL;
 	message->code_id = code_id;
 	message->drop_image = drop_image;
-	at = message->line;
-	for (int i = 0; i < 3 && fields[i]; i++) {
-		if (i)
-			*at++ = '\t';
-		memcpy(at, fields[i], lengths[i]);
-		at += lengths[i];
-	}
-	*at = '\0';
+	item_line_copy(item, message->line);
 	return message;
 }
 

@@ -1,5 +1,6 @@
 #include "wechat.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -81,12 +82,21 @@ char *wechat_pool_body(const struct pool_config *pool)
 
 int wechat_request_body(const char *pool_body, const char *scene, char *buf, size_t size)
 {
-	int length;
+	static const char head[] = "{\"scene\":\"";
+	size_t scene_length = strlen(scene), rest, length;
 
-	if (!rid_is_scene(scene, strlen(scene)) || pool_body[0] != '{')
+	if (!rid_is_scene(scene, scene_length) || pool_body[0] != '{')
 		return -1;
-	length = snprintf(buf, size, "{\"scene\":\"%s\",%s", scene, pool_body + 1);
-	return length < 0 || (size_t)length >= size ? -1 : length;
+	/* {"scene":"<scene>",<the pool's fields>}: copied, not printed (per call) */
+	rest = strlen(pool_body + 1);
+	length = sizeof head - 1 + scene_length + 2 + rest;
+	if (length >= size || length > INT_MAX)
+		return -1;
+	memcpy(buf, head, sizeof head - 1);
+	memcpy(buf + sizeof head - 1, scene, scene_length);
+	memcpy(buf + sizeof head - 1 + scene_length, "\",", 2);
+	memcpy(buf + sizeof head + 1 + scene_length, pool_body + 1, rest + 1);
+	return (int)length;
 }
 
 static void wechat_why(char *why, size_t size, const char *text)

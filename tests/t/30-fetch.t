@@ -156,3 +156,21 @@ config_for 'concurrency = 4;'
 run qrpool-fetch <"$T/crlf"
 is "CRLF items and a CRLF blank line: exit 0" "$rc:$(cat "$T/err")" "0:"
 is "... both fetched" "$(wc -l <"$T/out")" 2
+
+# --- a proxy named in the environment: the calls, the token's too, go through it,
+# and without one they go direct -------------------------------------------------------
+start_fake proxied
+"$PYTHON" "$TESTS_DIR/t/http-proxy" "$T/proxy.port" "$T/proxy.count" 2>"$T/proxy.log" &
+at_exit "kill $! 2>/dev/null"
+tries=0
+until [ -s "$T/proxy.port" ] || [ $tries -gt 200 ]; do sleep 0.05; tries=$((tries + 1)); done
+config_for 'concurrency = 4;'
+: >"$T/items"; plan poster 5
+run env http_proxy="http://127.0.0.1:$(cat "$T/proxy.port")" qrpool-fetch <"$T/items"
+is "http_proxy: exit 0" "$rc:$(cat "$T/err")" "0:"
+is "... every code fetched" "$(count "state = 'fetched'")" 5
+is "... through the proxy: the token and the 5 calls" "$(cat "$T/proxy.count")" 6
+config_for 'concurrency = 4;'
+: >"$T/items"; plan poster 3
+run env -u http_proxy -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY qrpool-fetch <"$T/items"
+is "no proxy: exit 0, direct" "$rc:$(count "state = 'fetched'"):$(cat "$T/proxy.count")" "0:3:6"

@@ -1,4 +1,5 @@
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "input.h"
@@ -154,6 +155,25 @@ static void test_bom(void)
 		"input_next: a BOM on line 1 dropped");
 }
 
+/* The line made again in memory: the fields tab-separated, the size exact. */
+static void test_line_copy(void)
+{
+	struct item with_rest = { .request_id = "Ab3", .pool = "poster", .rest = "x\ty" };
+	struct item bare = { .request_id = "Ab3", .pool = "poster" };
+	char line[32];
+
+	memset(line, '#', sizeof line);
+	is_int((int)item_line_size(&with_rest), 15, "size with the rest: 3 + 1 + 6 + 1 + 3 + NUL");
+	item_line_copy(&with_rest, line);
+	is_str(line, "Ab3\tposter\tx\ty", "the line with the rest");
+	is_int(line[15], '#', "nothing written past its size");
+	memset(line, '#', sizeof line);
+	is_int((int)item_line_size(&bare), 11, "size without a rest");
+	item_line_copy(&bare, line);
+	is_str(line, "Ab3\tposter", "the line without a rest");
+	is_int(line[11], '#', "... nothing past its size");
+}
+
 int main(void)
 {
 	log_init("test_item", -1);
@@ -161,5 +181,6 @@ int main(void)
 	test_reader();
 	test_line_limits();
 	test_bom();
+	test_line_copy();
 	return tap_done();
 }

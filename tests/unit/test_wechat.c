@@ -187,6 +187,17 @@ static void test_request_body(void)
 		"a scene that would need escaping is refused");
 	is_int(wechat_request_body(template, "", body, sizeof body), -1, "an empty scene is refused");
 	is_int(wechat_request_body(template, "abc", tiny, sizeof tiny), -1, "a body too long is refused");
+	{
+		int length = wechat_request_body(template, "abc", body, sizeof body);
+
+		is_int(length, (int)strlen(body), "the length returned is the body's");
+		ok(!strncmp(body, "{\"scene\":\"abc\",", 15) && body[length - 1] == '}',
+			"the scene first, then the pool's fields: %s", body);
+		is_int(wechat_request_body(template, "abc", body, (size_t)length + 1), length,
+			"a buffer of exactly its size with the NUL fits");
+		is_int(wechat_request_body(template, "abc", body, (size_t)length), -1,
+			"one byte less does not");
+	}
 	free(template);
 }
 
