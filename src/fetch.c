@@ -60,6 +60,7 @@ struct fetch_transfer {
 	char request[2048];         /* the JSON body, alive until the transfer ends */
 	char token[WECHAT_TOKEN_MAX + 1];   /* the token it was sent with... */
 	uint64_t token_generation;          /* ... as adopted then (the same text may come back) */
+	uint64_t target_generation;         /* the token in its request target (direct calls) */
 	int64_t sent_ms;              /* wall clock: the quota window it was sent in */
 	int64_t sent_monotonic_ms;    /* for its answer time */
 	struct quota_slot charged;  /* the quota windows it was charged to */
@@ -88,8 +89,10 @@ struct fetcher {
 	struct token_cache token;
 	struct input input;
 	struct multi multi;
-	CURLU *url;                   /* the call's URL, parsed once per token */
-	uint64_t url_generation;      /* ... the token's generation it carries */
+	CURLU *url;                   /* the calls' URL, parsed once (see fetch_url) */
+	uint64_t url_generation;      /* ... the token's generation it carries, if any */
+	int direct;                   /* no proxy: the token goes in each call's request target */
+	char *url_path;               /* ... after this path */
 	struct curl_slist *headers;
 	struct fetch_transfer *transfers;
 	struct fetch_transfer **idle;
@@ -455,31 +458,57 @@ static void fetch_collect(struct fetcher *f)
 	}
 }
 
-/* The calls' URL, with the current token, as a URL handle the calls share:
- * libcurl takes its parts as they are, where a URL string would be parsed
- * and written back out again (byte by byte) for every call. It is made
- * again when the token changes. NULL when it cannot be made. */
+/* The calls' URL as a URL handle they share: libcurl takes its parts as
+ * they are, where a URL string would be parsed and written back out (byte by
+ * byte, in libcurl 7.88) for every call. Without a proxy the handle has no
+ * query: the token goes in each call's request target (fetch_target), so
+ * that libcurl has no long query to copy and print again per call either.
+ * Through a proxy, which may need the whole URL, the token is in the
+ * handle's query, made again when the token changes. NULL when it cannot be
+ * made (logged). */
 static CURLU *fetch_url(struct fetcher *f)
 {
 	char url[WECHAT_TOKEN_MAX + 1024];
 	CURLUcode rc;
 
-	if (f->url && f->url_generation == f->token.generation)
+	if (f->url && (f->direct || f->url_generation == f->token.generation))
 		return f->url;
 	if (!f->url && !(f->url = curl_url()))
 		return NULL;
-	snprintf(url, sizeof url, "%s/wxa/getwxacodeunlimit?access_token=%s",
-		f->config->wechat.api_base, f->token.token);
+	snprintf(url, sizeof url, "%s/wxa/getwxacodeunlimit%s%s", f->config->wechat.api_base,
+		f->direct ? "" : "?access_token=", f->direct ? "" : f->token.token);
 	/* (the flags CURLOPT_URL parses with) */
 	rc = curl_url_set(f->url, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME);
 	explicit_bzero(url, sizeof url);
+	if (rc == CURLUE_OK && f->direct && !f->url_path)
+		rc = curl_url_get(f->url, CURLUPART_PATH, &f->url_path, 0);
 	if (rc != CURLUE_OK) {
 		log_error("%s: wechat.api_base %s: %s", f->config->path, f->config->wechat.api_base,
 			curl_url_strerror(rc));
+		curl_url_cleanup(f->url);
+		f->url = NULL;
 		return NULL;
 	}
 	f->url_generation = f->token.generation;
 	return f->url;
+}
+
+/* A direct call's request target, the URL's path and the token, set on its
+ * handle when that last carried another token. 0, or -1 if libcurl refused. */
+static int fetch_target(struct fetcher *f, struct fetch_transfer *transfer)
+{
+	char target[WECHAT_TOKEN_MAX + 1024];
+	CURLcode rc;
+
+	if (!f->direct || transfer->target_generation == f->token.generation)
+		return 0;
+	snprintf(target, sizeof target, "%s?access_token=%s", f->url_path, f->token.token);
+	rc = curl_easy_setopt(transfer->easy, CURLOPT_REQUEST_TARGET, target);
+	explicit_bzero(target, sizeof target);
+	if (rc != CURLE_OK)
+		return -1;
+	transfer->target_generation = f->token.generation;
+	return 0;
 }
 
 static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
@@ -487,6 +516,7 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 	struct fetch_transfer *transfer = f->idle[--f->idle_count];
 	CURLU *url = fetch_url(f);
 	CURLMcode rc = CURLM_OK;
+	int targeted = url ? fetch_target(f, transfer) : -1;
 	int length = wechat_request_body(f->pools[job->pool].body, job->request_id, transfer->request,
 		sizeof transfer->request);
 
@@ -502,10 +532,11 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 	transfer->sent_monotonic_ms = quota_monotonic_ms();
 	transfer->charged = f->quota.slot;
 	f->active++;
-	if (!url || length < 0 || (rc = curl_multi_add_handle(multi_handle(&f->multi,
+	if (!url || targeted || length < 0 || (rc = curl_multi_add_handle(multi_handle(&f->multi,
 			(size_t)(transfer - f->transfers)), transfer->easy)) != CURLM_OK) {
 		log_error("%s: cannot start a call: %s", job->request_id, !url ? "no URL (see above)" :
-			length < 0 ? "the request body does not fit" : curl_multi_strerror(rc));
+			targeted ? "libcurl refused the request target" : length < 0 ?
+			"the request body does not fit" : curl_multi_strerror(rc));
 		fetch_release(f, transfer);
 		fetch_ready_push(f, job, 1);
 		f->quota.held++;   /* no call went out: its quota goes back with the rest */
@@ -906,6 +937,7 @@ static int fetch_open_transfers(struct fetcher *f)
 {
 	size_t count = (size_t)f->config->wechat.concurrency;
 
+	f->direct = !http_proxy_in_environment();
 	f->transfers = calloc(count, sizeof *f->transfers);
 	f->idle = calloc(count, sizeof *f->idle);
 	f->headers = curl_slist_append(NULL, "Content-Type: application/json");
@@ -998,6 +1030,7 @@ static void fetch_close(struct fetcher *f)
 	if (f->multi.epoll_fd > 0)
 		multi_close(&f->multi);
 	curl_url_cleanup(f->url);   /* (after the calls that used it) */
+	curl_free(f->url_path);
 	curl_slist_free_all(f->headers);
 	free(f->transfers);
 	free(f->idle);

@@ -29,9 +29,8 @@ static size_t http_write(char *data, size_t size, size_t count, void *user)
 	return length;
 }
 
-/* 1 if the environment names a proxy for an http:// or https:// URL: the
- * variables libcurl reads (http_proxy only in lower case, as it does). */
-static int http_proxy_in_environment(void)
+/* (http_proxy only in lower case, as libcurl reads it) */
+int http_proxy_in_environment(void)
 {
 	static const char *const names[] = { "http_proxy", "https_proxy", "HTTPS_PROXY",
 		"all_proxy", "ALL_PROXY" };

@@ -20,6 +20,9 @@ struct http_body {
 /* Applies the common options and points the answer at `body`. Returns 0, or
  * -1 when libcurl refused an option (logged). */
 int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body *body);
+/* 1 if the environment names a proxy for http:// or https:// URLs (the
+ * variables libcurl reads); the calls then go through it. */
+int http_proxy_in_environment(void);
 void http_body_free(struct http_body *body);
 
 #endif

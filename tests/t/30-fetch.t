@@ -174,3 +174,19 @@ config_for 'concurrency = 4;'
 : >"$T/items"; plan poster 3
 run env -u http_proxy -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY qrpool-fetch <"$T/items"
 is "no proxy: exit 0, direct" "$rc:$(count "state = 'fetched'"):$(cat "$T/proxy.count")" "0:3:6"
+
+# --- an api_base with a path (a gateway): the calls go under it, direct and
+# through a proxy (the fake, which serves no such path, logs what it was asked) ----
+start_fake prefixed -vv
+curl -sS -d "{\"grant_type\":\"client_credential\",\"appid\":\"$APPID\",\"secret\":\"$SECRET\"}" \
+  "$base/cgi-bin/stable_token" | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["access_token"])' \
+  >"$T/central-token"
+config_for "concurrency = 2; token = { source = \"command\"; command = \"cat $T/central-token\"; };"
+sed -i "s|api_base = \"$base\"|api_base = \"$base/gw\"|" "$QRPOOL_CONFIG"
+: >"$T/items"; plan poster 1
+under_gw() { grep -ac "POST /gw/wxa/getwxacodeunlimit" "$T/prefixed.log"; }
+run env -u http_proxy qrpool-fetch --for 2s <"$T/items"
+direct=$(under_gw)
+ok "api_base with a path: the call goes under it ($direct)" test "$direct" -gt 0
+run env http_proxy="http://127.0.0.1:$(cat "$T/proxy.port")" qrpool-fetch --for 2s <"$T/items"
+ok "... and through a proxy too ($(under_gw))" test "$(under_gw)" -gt "$direct"
