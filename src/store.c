@@ -290,8 +290,8 @@ int store_flush(struct store *store, struct store_batch *batch, FILE *out)
 			continue;
 		}
 		batch->stored++;
-		if (fprintf(out, "%s\n", (char *)batch->arena + batch->entries[i].line) < 0 &&
-		    !status)
+		if ((fputs((char *)batch->arena + batch->entries[i].line, out) == EOF ||
+		     putc('\n', out) == EOF) && !status)
 			status = cli_stdout_failed();
 	}
 	if (fflush(out) != 0 && !status)
