@@ -469,19 +469,28 @@ static void fetch_collect(struct fetcher *f)
 static CURLU *fetch_url(struct fetcher *f)
 {
 	char url[WECHAT_TOKEN_MAX + 1024];
+	int made = !f->url;
 	CURLUcode rc;
 
 	if (f->url && (f->direct || f->url_generation == f->token.generation))
 		return f->url;
-	if (!f->url && !(f->url = curl_url()))
+	if (made && !(f->url = curl_url())) {
+		log_error("libcurl: cannot make a URL handle");
 		return NULL;
+	}
 	snprintf(url, sizeof url, "%s/wxa/getwxacodeunlimit%s%s", f->config->wechat.api_base,
 		f->direct ? "" : "?access_token=", f->direct ? "" : f->token.token);
 	/* (the flags CURLOPT_URL parses with) */
 	rc = curl_url_set(f->url, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME);
 	explicit_bzero(url, sizeof url);
-	if (rc == CURLUE_OK && f->direct && !f->url_path)
-		rc = curl_url_get(f->url, CURLUPART_PATH, &f->url_path, 0);
+	if (rc == CURLUE_OK && f->direct && !f->url_path)   /* (sent as libcurl would) */
+		rc = curl_url_get(f->url, CURLUPART_PATH, &f->url_path, CURLU_URLENCODE);
+	if (rc != CURLUE_OK && !made) {
+		/* The handle is as it was, and the calls in flight keep it. */
+		log_error("cannot put the new access token in the calls' URL: %s",
+			curl_url_strerror(rc));
+		return NULL;
+	}
 	if (rc != CURLUE_OK) {
 		log_error("%s: wechat.api_base %s: %s", f->config->path, f->config->wechat.api_base,
 			curl_url_strerror(rc));

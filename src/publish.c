@@ -348,11 +348,13 @@ static int publish_read_image(struct publisher *publisher, struct publish_code *
 	int rc = publisher->image ? sqlite3_blob_reopen(publisher->image, code->id) :
 		sqlite3_blob_open(publisher->db->handle, "main", "images", "bytes", code->id, 0,
 			&publisher->image);
+	char why[256];
 	int status;
 
 	if (rc == SQLITE_OK) {
-		code->size = (size_t)sqlite3_blob_bytes(publisher->image);
-		if (!(code->bytes = malloc(code->size ? code->size : 1)))
+		if (!(code->size = (size_t)sqlite3_blob_bytes(publisher->image)))
+			return 1;   /* an empty image is none */
+		if (!(code->bytes = malloc(code->size)))
 			return EXIT_INTERNAL;
 		rc = sqlite3_blob_read(publisher->image, code->bytes, (int)code->size, 0);
 	}
@@ -363,12 +365,16 @@ static int publish_read_image(struct publisher *publisher, struct publish_code *
 	}
 	free(code->bytes);
 	code->bytes = NULL;
+	/* (said before the handle's close or the lookup below replace it) */
+	snprintf(why, sizeof why, "%s", sqlite3_errmsg(publisher->db->handle));
 	sqlite3_blob_close(publisher->image);   /* a failed handle only fails again */
 	publisher->image = NULL;
 	/* A missing row fails as SQLITE_ERROR, as some other failures do. */
 	if (rc == SQLITE_ERROR && (status = publish_no_image(publisher, code->id)) != 0)
 		return status;
-	return db_fail(publisher->db, rc, "reading an image");
+	log_error("%s: reading the image of code %lld: %s", publisher->db->path,
+		(long long)code->id, why);
+	return db_error_code(publisher->db, rc);
 }
 
 /* Hands the gathered deliveries to the committer when the batch is full or

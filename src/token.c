@@ -124,7 +124,7 @@ static int token_read(struct token_cache *cache, struct token_row *row)
 	rc = sqlite3_step(cache->select);
 	if (rc == SQLITE_ROW) {
 		token = (const char *)sqlite3_column_text(cache->select, 0);
-		if (token && strlen(token) <= WECHAT_TOKEN_MAX)
+		if (token && wechat_token_ok(token))   /* (else none: one is fetched) */
 			strcpy(row->token, token);
 		row->expires_at = sqlite3_column_double(cache->select, 1);
 		row->refresh_after = sqlite3_column_double(cache->select, 2);
@@ -263,7 +263,7 @@ int token_parse_text(char *text, size_t size, int64_t default_expires_s,
 	if (size && text[0] == '{')
 		return wechat_parse_token(text, size, token, expires_in_s, answer);
 	word = strtok_r(text, " \t\r\n", &save);
-	if (!word || strlen(word) > WECHAT_TOKEN_MAX || strpbrk(word, "&?#%")) {
+	if (!word || !wechat_token_ok(word)) {
 		snprintf(answer->message, sizeof answer->message, "no token in the output");
 		return -1;
 	}

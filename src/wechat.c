@@ -292,6 +292,18 @@ static void wechat_token_error(json_t *root, struct wechat_answer *answer)
 		answer->errcode, known ? known->meaning : "unknown errcode", errmsg ? errmsg : "");
 }
 
+int wechat_token_ok(const char *token)
+{
+	size_t length = strlen(token);
+
+	if (!length || length > WECHAT_TOKEN_MAX)
+		return 0;
+	for (const unsigned char *c = (const unsigned char *)token; *c; c++)
+		if (*c <= ' ' || *c >= 0x7f || strchr("&?#%", *c))
+			return 0;
+	return 1;
+}
+
 int wechat_parse_token(const char *body, size_t size, char token[WECHAT_TOKEN_MAX + 1],
 	int64_t *expires_in_s, struct wechat_answer *answer)
 {
@@ -306,8 +318,8 @@ int wechat_parse_token(const char *body, size_t size, char token[WECHAT_TOKEN_MA
 		snprintf(answer->message, sizeof answer->message, "token endpoint: answer is not JSON");
 	else if (!value)
 		wechat_token_error(root, answer);
-	else if (!*value || strlen(value) > WECHAT_TOKEN_MAX || strpbrk(value, "&?#% \r\n\t") ||
-	    !json_is_integer(expires) || json_integer_value(expires) <= 0)
+	else if (!wechat_token_ok(value) || !json_is_integer(expires) ||
+	    json_integer_value(expires) <= 0)
 		snprintf(answer->message, sizeof answer->message,
 			"token endpoint: malformed access_token or expires_in");
 	else {

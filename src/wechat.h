@@ -54,6 +54,11 @@ int wechat_image_check(const unsigned char *body, size_t size, int width,
 enum wechat_action wechat_errcode_action(int errcode);
 const char *wechat_errcode_meaning(int errcode);
 
+/* 1 if `token` can be an access token: 1 to WECHAT_TOKEN_MAX printable
+ * ASCII characters, none that would end or break a URL's query value (so it
+ * goes into a call's request line as it is). */
+int wechat_token_ok(const char *token);
+
 /* Reads a token endpoint answer: 0 with the token and its lifetime, or -1
  * with answer->action (RETRY, POOL_STOP for bad credentials, INTERNAL). */
 int wechat_parse_token(const char *body, size_t size, char token[WECHAT_TOKEN_MAX + 1],

@@ -166,13 +166,15 @@ tries=0
 until [ -s "$T/proxy.port" ] || [ $tries -gt 200 ]; do sleep 0.05; tries=$((tries + 1)); done
 config_for 'concurrency = 4;'
 : >"$T/items"; plan poster 5
-run env http_proxy="http://127.0.0.1:$(cat "$T/proxy.port")" qrpool-fetch <"$T/items"
+# (the runs' own environment is cleared of proxy settings, which would change them)
+noproxy="-u no_proxy -u NO_PROXY -u http_proxy -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY"
+run env $noproxy http_proxy="http://127.0.0.1:$(cat "$T/proxy.port")" qrpool-fetch <"$T/items"
 is "http_proxy: exit 0" "$rc:$(cat "$T/err")" "0:"
 is "... every code fetched" "$(count "state = 'fetched'")" 5
 is "... through the proxy: the token and the 5 calls" "$(cat "$T/proxy.count")" 6
 config_for 'concurrency = 4;'
 : >"$T/items"; plan poster 3
-run env -u http_proxy -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY qrpool-fetch <"$T/items"
+run env $noproxy qrpool-fetch <"$T/items"
 is "no proxy: exit 0, direct" "$rc:$(count "state = 'fetched'"):$(cat "$T/proxy.count")" "0:3:6"
 
 # --- an api_base with a path (a gateway): the calls go under it, direct and
@@ -185,8 +187,10 @@ config_for "concurrency = 2; token = { source = \"command\"; command = \"cat $T/
 sed -i "s|api_base = \"$base\"|api_base = \"$base/gw\"|" "$QRPOOL_CONFIG"
 : >"$T/items"; plan poster 1
 under_gw() { grep -ac "POST /gw/wxa/getwxacodeunlimit" "$T/prefixed.log"; }
-run env -u http_proxy qrpool-fetch --for 2s <"$T/items"
+run env $noproxy qrpool-fetch --for 2s <"$T/items"
 direct=$(under_gw)
+proxied=$(cat "$T/proxy.count")
 ok "api_base with a path: the call goes under it ($direct)" test "$direct" -gt 0
-run env http_proxy="http://127.0.0.1:$(cat "$T/proxy.port")" qrpool-fetch --for 2s <"$T/items"
+run env $noproxy http_proxy="http://127.0.0.1:$(cat "$T/proxy.port")" qrpool-fetch --for 2s <"$T/items"
 ok "... and through a proxy too ($(under_gw))" test "$(under_gw)" -gt "$direct"
+ok "... which it went through ($(cat "$T/proxy.count") requests)" test "$(cat "$T/proxy.count")" -gt "$proxied"

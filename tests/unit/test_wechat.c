@@ -248,6 +248,24 @@ static void test_token_answers(void)
 	is_int(expires, 7200, "its lifetime");
 }
 
+/* What may go into a request line as it is. */
+static void test_token_ok(void)
+{
+	static const char *const bad[] = { "", "a b", "a\tb", "a\rb", "a\x01b", "a\x7f", "caf\xc3\xa9",
+		"a&b", "a?b", "a#b", "a%41" };
+	char longest[WECHAT_TOKEN_MAX + 2];
+
+	ok(wechat_token_ok("86_Ab-c.d~e*f!"), "letters, digits and other printable marks");
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ok(!wechat_token_ok(bad[i]), "refused: bad token %zu", i);
+	memset(longest, 'a', sizeof longest - 1);
+	longest[WECHAT_TOKEN_MAX] = '\0';
+	ok(wechat_token_ok(longest), "WECHAT_TOKEN_MAX characters");
+	longest[WECHAT_TOKEN_MAX] = 'a';
+	longest[WECHAT_TOKEN_MAX + 1] = '\0';
+	ok(!wechat_token_ok(longest), "one more is refused");
+}
+
 int main(void)
 {
 	test_errcodes();
@@ -256,5 +274,6 @@ int main(void)
 	test_request_body();
 	test_mask();
 	test_token_answers();
+	test_token_ok();
 	return tap_done();
 }
