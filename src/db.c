@@ -1,10 +1,14 @@
 #include "db.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "exitcode.h"
@@ -44,21 +48,69 @@ int db_error_code(struct db *db, int rc)
 	}
 }
 
+/* What SQLite's "readonly database" or "unable to open" means here, for an
+ * operator to act on: the first of the DB, its -wal and -shm and their
+ * directory that this user cannot write, or "" when every one can be (or
+ * the error is another). SQLite gives -wal and -shm the DB's mode when it
+ * makes them, and a run that had only read access leaves them behind: a DB
+ * made writable again then still fails, with the same words. */
+static void db_access_hint(const struct db *db, int rc, char *hint, size_t size)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	char file[PATH_MAX], directory[PATH_MAX];
+	struct stat st;
+
+	hint[0] = '\0';
+	if ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN)
+		return;
+	for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+		if ((size_t)snprintf(file, sizeof file, "%s%s", db->path, suffixes[i]) >= sizeof file ||
+		    stat(file, &st) != 0 || access(file, W_OK) == 0)
+			continue;
+		if (errno == EROFS) {
+			snprintf(hint, size, " (%s is on a file system mounted read-only)", file);
+			return;
+		}
+		if (errno != EACCES)
+			continue;
+		/* (-shm is only an index of -wal, made again if missing; -wal
+		 * holds committed writes: never to be removed) */
+		snprintf(hint, size, " (%s is not writable by this user: mode %04o, owner uid %u; %s%s)",
+			file, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, i ? "SQLite made it "
+			"with the DB's mode, read-only then; " : "", i == 2 ? "make it writable by the user "
+			"that runs qrpool, chmod 600, or remove it while no qrpool tool runs" :
+			"make it writable by the user that runs qrpool, chmod 600");
+		return;
+	}
+	snprintf(directory, sizeof directory, "%s", db->path);
+	if (access(dirname(directory), W_OK) == 0)
+		return;
+	if (errno == EROFS)
+		snprintf(hint, size, " (%s is on a file system mounted read-only)", directory);
+	else if (errno == EACCES)
+		snprintf(hint, size, " (directory %s is not writable by this user: SQLite makes the "
+			"DB's -wal and -shm files beside it, even to read)", directory);
+}
+
 int db_fail(struct db *db, int rc, const char *what)
 {
-	log_error("%s: %s: %s", db->path, what,
-		db->handle ? sqlite3_errmsg(db->handle) : sqlite3_errstr(rc));
+	char hint[PATH_MAX + 256];
+
+	db_access_hint(db, rc, hint, sizeof hint);
+	log_error("%s: %s: %s%s", db->path, what,
+		db->handle ? sqlite3_errmsg(db->handle) : sqlite3_errstr(rc), hint);
 	return db_error_code(db, rc);
 }
 
 int db_exec(struct db *db, const char *sql)
 {
-	char *message = NULL;
+	char *message = NULL, hint[PATH_MAX + 256];
 	int rc = sqlite3_exec(db->handle, sql, NULL, NULL, &message);
 
 	if (rc == SQLITE_OK)
 		return 0;
-	log_error("%s: %s", db->path, message ? message : sqlite3_errstr(rc));
+	db_access_hint(db, rc, hint, sizeof hint);
+	log_error("%s: %s%s", db->path, message ? message : sqlite3_errstr(rc), hint);
 	sqlite3_free(message);
 	return db_error_code(db, rc);
 }
@@ -244,8 +296,7 @@ static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, 
 	rc = sqlite3_open_v2(path, &db->handle,
 		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		log_error("%s: cannot open the staging database: %s", path,
-			db->handle ? sqlite3_errmsg(db->handle) : sqlite3_errstr(rc));
+		db_fail(db, rc, "cannot open the staging database");
 		db_close(db);
 		return EXIT_IO;
 	}

@@ -224,3 +224,56 @@ demand link 20000 >"$T/many.tsv"
 is "stdout closed early: exit 74" "$(cat "$T/rc")" 74
 like "... saying so" "$(cat "$T/err")" "writing to stdout: Broken pipe"
 is "... and the run is recorded with it" "$(sql 'SELECT exit_status FROM runs ORDER BY id DESC LIMIT 1')" 74
+
+# --- a DB the user cannot write: the error names the file, its mode, the fix -----
+# SQLite gives -wal and -shm the DB's mode when it makes them, so a run while
+# the DB was read-only leaves a read-only -shm, and every later writer fails
+# with "attempt to write a readonly database" though the DB is writable again.
+# (Run as nobody: file modes do not stop root.)
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
+  D=$T/nobody
+  mkdir "$D"; chmod 711 "$T"
+  cp "$QRPOOL_BIN/qrpool-plan" "$QRPOOL_BIN/qrpool-pending" "$D/"   # the checkout may be closed to others
+  cat >"$D/q.cfg" <<CFG
+database = { path = "$D/staging.db"; };
+pools = ( { name = "link"; source = "link"; url_prefix = "https://m.example.com/q/"; cover_hours = 24; safety = 0; } );
+CFG
+  printf 'link\t2026-11-29T10:00Z\t5\n' >"$D/d.tsv"
+  chmod 600 "$D/q.cfg"; chmod 644 "$D/d.tsv"; chown -R nobody "$D"
+  as_nobody() {
+    setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups \
+      env QRPOOL_CONFIG="$D/q.cfg" "$@"
+  }
+  run as_nobody "$D/qrpool-pending" --count
+  is "as nobody: pending makes the DB" "$rc:$(stat -c %a "$D/staging.db")" 0:600
+  chmod 400 "$D/staging.db"
+  run as_nobody "$D/qrpool-pending" --count
+  is "a read-only DB can be read" "$rc" 0
+  is "... and SQLite leaves its -shm read-only" "$(stat -c %a "$D/staging.db-shm")" 400
+  chmod 600 "$D/staging.db"
+  run as_nobody "$D/qrpool-plan" --from 2026-11-29T10:00Z "$D/d.tsv"
+  is "the DB writable again, the read-only -shm still fails a writer: 74" "$rc" 74
+  like "... naming the file, its mode and the fix" "$(cat "$T/err")" \
+    "staging.db-shm is not writable by this user: mode 0400, owner uid $(id -u nobody); SQLite made it with the DB's mode, read-only then; make it writable by the user that runs qrpool, chmod 600, or remove it while no qrpool tool runs\)"
+  rm -f "$D/staging.db-shm"
+  run as_nobody "$D/qrpool-plan" --from 2026-11-29T10:00Z "$D/d.tsv"
+  is "the -shm removed: the plan is made" "$rc:$(wc -l <"$T/out")" 0:5
+  chmod 400 "$D/staging.db"
+  run as_nobody "$D/qrpool-plan" --from 2026-11-29T10:00Z "$D/d.tsv"
+  is "a read-only DB fails a writer: 74" "$rc:$(wc -l <"$T/out")" 74:0
+  like "... naming the DB and its mode" "$(cat "$T/err")" \
+    "staging.db is not writable by this user: mode 0400, owner uid [0-9]+; make it writable by the user that runs qrpool, chmod 600\)"
+  # That run left a read-only -wal (empty: it wrote nothing) and -shm again.
+  chmod 600 "$D/staging.db"; rm -f "$D/staging.db-wal" "$D/staging.db-shm"
+  as_nobody "$D/qrpool-pending" --count >/dev/null
+  is "a writable DB's last connection removes -wal and -shm" \
+    "$(ls "$D"/staging.db-* 2>/dev/null | wc -l)" 0
+  chmod 555 "$D"
+  run as_nobody "$D/qrpool-pending" --count
+  is "a directory the user cannot write: even a reader fails, 74" "$rc" 74
+  like "... saying SQLite needs it" "$(cat "$T/err")" \
+    "directory $D is not writable by this user: SQLite makes the DB's -wal and -shm files beside it, even to read\)"
+  chmod 755 "$D"
+else
+  diag "not root, or no nobody or setpriv: the read-only DB tests need another user"
+fi

@@ -237,9 +237,11 @@ if mkdir "$T/fs" && mount -t tmpfs -o size=1m tmpfs "$T/fs" 2>/dev/null; then
   mount -o remount,ro "$T/fs"
   run qrpool-render -c "$T/fs.cfg" <"$T/full"
   is "read-only DB: exit 74" "$rc" 74
+  like "read-only DB: says the file system is mounted read-only" "$(cat "$T/err")" \
+    "fs/staging.db is on a file system mounted read-only\)"
   is "read-only DB: no item printed" "$(cat "$T/out")" ""
 else
-  for n in 1 2 3 4 5 6 7 8 9 10 11; do
+  for n in 1 2 3 4 5 6 7 8 9 10 11 12; do
     tap_count=$((tap_count + 1)); echo "ok $tap_count # SKIP cannot mount a tmpfs to fill"
   done
 fi
