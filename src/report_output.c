@@ -106,8 +106,9 @@ int report_print_table(const struct report *report, const struct config *config,
 	if (report->quota_known) {
 		report_format_time(report->night_from, from, sizeof from);
 		report_format_time(report->night_to, to, sizeof to);
-		fprintf(out, "\nWeChat calls by qrpool for %s: %lld in the last hour, %lld in the night "
-			"window %s to %s\n", config->wechat.appid, (long long)report->quota_last_hour,
+		fprintf(out, "\nWeChat quota taken by qrpool for %s: %lld calls in the last hour, %lld in "
+			"the night window %s to %s (calls charged: a little more than the calls made)\n",
+			config->wechat.appid, (long long)report->quota_last_hour,
 			(long long)report->quota_last_night, from, to);
 	}
 	report_table_stages(report, out);
@@ -280,7 +281,8 @@ static void report_prom_stages(const struct report *report, const struct config 
 	fprintf(out, "qrpool_kafka_up %d\n", report->kafka_ok);
 	if (report->quota_known) {
 		report_prom_header(out, "qrpool_wechat_calls", "gauge",
-			"getwxacodeunlimit calls qrpool took from the appid's quota, by window.");
+			"getwxacodeunlimit calls qrpool charged to the appid's quota, by window (a little "
+			"more than the calls made: a call near a minute's end is charged to both).");
 		fprintf(out, "qrpool_wechat_calls{appid=\"%s\",window=\"last_hour\"} %lld\n",
 			config->wechat.appid, (long long)report->quota_last_hour);
 		fprintf(out, "qrpool_wechat_calls{appid=\"%s\",window=\"last_night\"} %lld\n",

@@ -58,7 +58,7 @@ is "quota taken in the last hour" "$(jq_py 'r["quota"]["last_hour"]')" 321
 run qrpool-report
 is "the table exits 0" "$rc" 0
 like "the table shows poster's depth and cover" "$(grep '^poster' "$T/out")" '^poster +wechat +28 +0 +1[12] .* 2\.[34] '
-like "the table shows the quota" "$(cat "$T/out")" "WeChat calls by qrpool for wxtest0000000001: 321 in the last hour"
+like "the table shows the quota" "$(cat "$T/out")" "WeChat quota taken by qrpool for wxtest0000000001: 321 calls in the last hour"
 
 # --- Prometheus textfile, read by the real parser ---------------------------------
 mkdir "$T/textfile"
