@@ -36,7 +36,8 @@ static void render_usage(void)
 		"65 also means: a line was malformed or named an unknown request id or pool; it was\n"
 		"skipped and everything else done. 74: the staging DB could not be written; no item\n"
 		"of the failed transaction is printed and its codes stay planned. 75: stopped by\n"
-		"SIGINT, SIGTERM or SIGHUP; what was rendered is stored, the rest stays planned.\n", cpus);
+		"SIGINT, SIGTERM or SIGHUP, or the staging DB stayed locked by another process\n"
+		"past busy_timeout; what was rendered is stored, the rest stays planned.\n", cpus);
 }
 
 static int render_parse_options(int argc, char **argv, struct render_options *options)
