@@ -17,8 +17,10 @@ struct pool_depth {
 	int measured;         /* 1: measured at the source of truth; 0: estimated from the DB */
 };
 
-/* Counts per state for every configured pool, into counts[config->pool_count]. */
-int depth_count_states(struct db *db, const struct config *config, struct pool_counts *counts);
+/* Counts per state for every configured pool, into counts[config->pool_count];
+ * `published` 0 leaves those 0 (counting them reads every code ever published). */
+int depth_count_states(struct db *db, const struct config *config, int published,
+	struct pool_counts *counts);
 
 /* Kafka is given at most this long, however long kafka.timeout is: planning
  * and reporting must not wait a whole delivery timeout on a dead cluster. */
