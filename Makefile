@@ -124,7 +124,7 @@ build-deps:
 
 PROVE_JOBS ?= 2
 check test: deps
-	$(MAKE) all units
+	$(MAKE) all units $(BUILD)/bench/render_floor fuzz-seeds
 	QRPOOL_BIN=$(CURDIR)/$(BIN) QRPOOL_NO_SKIP=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		prove -j$(PROVE_JOBS) --timer $(UNIT_BINS) tests/t/*.t
@@ -132,7 +132,7 @@ check test: deps
 units: $(UNIT_BINS)
 
 # bench-render's floor: render_code() in a bare loop, no staging.
-RENDER_FLOOR_OBJS := $(call o,exitcode log parse config render)
+RENDER_FLOOR_OBJS := $(call o,exitcode log parse cli interrupt config render)
 $(BUILD)/bench/render_floor: tests/bench/render_floor.c $(RENDER_FLOOR_OBJS)
 	mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(RENDER_FLOOR_OBJS) \
@@ -146,22 +146,33 @@ demo: deps
 	$(MAKE) all
 	QRPOOL_BIN=$(CURDIR)/$(BIN) scripts/demo
 
-# Fuzz targets (libFuzzer, clang) over the parsers, each for FUZZ_SECONDS.
+# Fuzz targets (libFuzzer, clang) over the parsers: `make fuzz` runs each for
+# FUZZ_SECONDS; `make check` builds them and runs each over its seeds once
+# (fuzz-seeds), so a target that no longer links or a seed that crashes
+# fails CI rather than the next fuzzing session.
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_SOURCES := $(addprefix src/,$(addsuffix .c,exitcode log parse config config_dump db item rid sha256 kafka depth plan))
-fuzz: deps
-	$(MAKE) build/std/schema.c
-	mkdir -p build/fuzz
+FUZZ_BINS := $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+FUZZ_SOURCES := $(addprefix src/,$(addsuffix .c,exitcode log parse cli interrupt config config_dump db item rid sha256 kafka depth plan))
+FUZZ_ENV := LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_SOURCES) $(wildcard src/*.h) $(BUILD)/schema.c
+	mkdir -p $(@D)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -I$(BUILD) -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -o $@ $< $(FUZZ_SOURCES) $(BUILD)/schema.c \
+		$$($(PKG_CONFIG) --cflags --libs $(STAGE_PKGS) rdkafka) -lm
+
+fuzz-seeds: $(FUZZ_BINS)
 	for target in $(FUZZ_TARGETS); do \
-		clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -Ibuild/std -fsanitize=fuzzer,address,undefined \
-			-fno-sanitize-recover=undefined \
-			-o build/fuzz/$$target tests/fuzz/$$target.c $(FUZZ_SOURCES) build/std/schema.c \
-			$$($(PKG_CONFIG) --cflags --libs $(STAGE_PKGS) rdkafka) -lm || exit 1; \
+		$(FUZZ_ENV) build/fuzz/$$target -runs=0 tests/fuzz/seeds/$$target || exit 1; \
+	done
+
+fuzz: deps
+	$(MAKE) $(FUZZ_BINS)
+	for target in $(FUZZ_TARGETS); do \
 		mkdir -p build/fuzz/$$target.corpus; \
-		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp build/fuzz/$$target \
-			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build/fuzz/$$target- \
-			build/fuzz/$$target.corpus tests/fuzz/seeds/$$target || exit 1; \
+		$(FUZZ_ENV) build/fuzz/$$target -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			-artifact_prefix=build/fuzz/$$target- build/fuzz/$$target.corpus \
+			tests/fuzz/seeds/$$target || exit 1; \
 	done
 
 install: all
@@ -194,6 +205,6 @@ CRON_FILES := $(wildcard cron/*)
 clean:
 	rm -rf build $(addprefix bin/,$(TOOLS) $(TEST_SERVERS) $(TEST_HELPERS))
 
-.PHONY: all check test units bench demo fuzz install uninstall clean deps build-deps
+.PHONY: all check test units bench demo fuzz fuzz-seeds install uninstall clean deps build-deps
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)
