@@ -152,26 +152,29 @@ demo: deps
 # fails CI rather than the next fuzzing session.
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_BINS := $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+FUZZ_BINS := $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
 FUZZ_SOURCES := $(addprefix src/,$(addsuffix .c,exitcode log parse cli interrupt config config_dump db item rid sha256 kafka depth plan))
 FUZZ_ENV := LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_SOURCES) $(wildcard src/*.h) $(BUILD)/schema.c
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_SOURCES) $(wildcard src/*.h) $(BUILD)/schema.c
 	mkdir -p $(@D)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -I$(BUILD) -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -o $@ $< $(FUZZ_SOURCES) $(BUILD)/schema.c \
 		$$($(PKG_CONFIG) --cflags --libs $(STAGE_PKGS) rdkafka) -lm
 
+# (Leaks are left to make fuzz and make check SAN=1: LeakSanitizer needs ptrace,
+# which some CI containers refuse; ASan and UBSan do not.)
 fuzz-seeds: $(FUZZ_BINS)
 	for target in $(FUZZ_TARGETS); do \
-		$(FUZZ_ENV) build/fuzz/$$target -runs=0 tests/fuzz/seeds/$$target || exit 1; \
+		$(BUILD)/fuzz/$$target -runs=0 -timeout=10 -detect_leaks=0 \
+			-artifact_prefix=$(BUILD)/fuzz/$$target- tests/fuzz/seeds/$$target || exit 1; \
 	done
 
 fuzz: deps
 	$(MAKE) $(FUZZ_BINS)
 	for target in $(FUZZ_TARGETS); do \
-		mkdir -p build/fuzz/$$target.corpus; \
-		$(FUZZ_ENV) build/fuzz/$$target -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
-			-artifact_prefix=build/fuzz/$$target- build/fuzz/$$target.corpus \
+		mkdir -p $(BUILD)/fuzz/$$target.corpus; \
+		$(FUZZ_ENV) $(BUILD)/fuzz/$$target -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			-artifact_prefix=$(BUILD)/fuzz/$$target- $(BUILD)/fuzz/$$target.corpus \
 			tests/fuzz/seeds/$$target || exit 1; \
 	done
 
@@ -207,4 +210,4 @@ clean:
 
 .PHONY: all check test units bench demo fuzz fuzz-seeds install uninstall clean deps build-deps
 
--include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)
+-include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d)

@@ -48,42 +48,73 @@ int db_error_code(struct db *db, int rc)
 	}
 }
 
+/* Why this user cannot write `file` (access() said EACCES), and the fix:
+ * its owner, its mode, or neither (an ACL or a security module). Which is
+ * 0 (the DB), 1 (its -wal) or 2 (its -shm). */
+static void db_access_fix(const char *file, const struct stat *st, size_t which, char *hint,
+	size_t size)
+{
+	/* -shm is only an index of -wal, made again if missing, but not while a
+	 * connection has it mapped; -wal holds committed writes: never removed. */
+	const char *or_remove = which == 2 ? ", or remove it while nothing has the DB open (no "
+		"qrpool tool, no sqlite3 shell): SQLite makes it again" : "";
+	unsigned mode = (unsigned)(st->st_mode & 07777);
+
+	if (st->st_uid != geteuid())
+		snprintf(hint, size, " (%s is not writable by this user: owner uid %u, mode %04o; give it "
+			"to the user that runs qrpool, chown and chmod 600%s)", file, (unsigned)st->st_uid,
+			mode, or_remove);
+	else if (!(st->st_mode & S_IWUSR))
+		snprintf(hint, size, " (%s is not writable by this user: mode %04o%s; chmod 600 it%s)",
+			file, mode, which ? ", SQLite made it with the DB's mode, read-only then" : "",
+			or_remove);
+	else
+		snprintf(hint, size, " (%s is not writable by this user, though its owner and mode %04o "
+			"would let it: an ACL or a security policy denies it)", file, mode);
+}
+
 /* What SQLite's "readonly database" or "unable to open" means here, for an
  * operator to act on: the first of the DB, its -wal and -shm and their
  * directory that this user cannot write, or "" when every one can be (or
  * the error is another). SQLite gives -wal and -shm the DB's mode when it
  * makes them, and a run that had only read access leaves them behind: a DB
- * made writable again then still fails, with the same words. */
+ * made writable again then still fails, with the same words. The files are
+ * where SQLite has them: beside the DB a symbolic link points to. */
 static void db_access_hint(const struct db *db, int rc, char *hint, size_t size)
 {
 	static const char *const suffixes[] = { "", "-wal", "-shm" };
-	char file[PATH_MAX], directory[PATH_MAX];
+	const char *path = db->handle ? sqlite3_db_filename(db->handle, "main") : NULL, *directory;
+	char file[PATH_MAX], copy[PATH_MAX];
 	struct stat st;
 
 	hint[0] = '\0';
 	if ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN)
 		return;
+	if (!path || !*path)
+		path = db->path;
 	for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
-		if ((size_t)snprintf(file, sizeof file, "%s%s", db->path, suffixes[i]) >= sizeof file ||
+		if ((size_t)snprintf(file, sizeof file, "%s%s", path, suffixes[i]) >= sizeof file ||
 		    stat(file, &st) != 0 || access(file, W_OK) == 0)
 			continue;
 		if (errno == EROFS) {
 			snprintf(hint, size, " (%s is on a file system mounted read-only)", file);
 			return;
 		}
-		if (errno != EACCES)
-			continue;
-		/* (-shm is only an index of -wal, made again if missing; -wal
-		 * holds committed writes: never to be removed) */
-		snprintf(hint, size, " (%s is not writable by this user: mode %04o, owner uid %u; %s%s)",
-			file, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, i ? "SQLite made it "
-			"with the DB's mode, read-only then; " : "", i == 2 ? "make it writable by the user "
-			"that runs qrpool, chmod 600, or remove it while no qrpool tool runs" :
-			"make it writable by the user that runs qrpool, chmod 600");
+		if (errno == EACCES) {
+			db_access_fix(file, &st, i, hint, size);
+			return;
+		}
+	}
+	if ((size_t)snprintf(copy, sizeof copy, "%s", path) >= sizeof copy)
+		return;
+	directory = dirname(copy);
+	if (access(directory, X_OK) != 0) {
+		if (errno == EACCES)
+			snprintf(hint, size, " (directory %s cannot be entered by this user: its mode, or a "
+				"parent directory's, keeps it out)", directory);
 		return;
 	}
-	snprintf(directory, sizeof directory, "%s", db->path);
-	if (access(dirname(directory), W_OK) == 0)
+	if (access(directory, W_OK) == 0)
 		return;
 	if (errno == EROFS)
 		snprintf(hint, size, " (%s is on a file system mounted read-only)", directory);

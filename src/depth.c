@@ -7,20 +7,20 @@
 #include "kafka.h"
 #include "log.h"
 
-int depth_count_states(struct db *db, const struct config *config, int published,
+int depth_count_states(struct db *db, const struct config *config, int in_flight_only,
 	struct pool_counts *counts)
 {
 	sqlite3_stmt *stmt;
 	int status, rc;
 
 	memset(counts, 0, config->pool_count * sizeof *counts);
-	/* Grouping over the (state, pool) index reads the index only; without
-	 * `published`, only the live states' ranges of it, not the months of
-	 * published codes (a second a 10 million codes, under plan's write lock). */
-	if ((status = db_prepare(db, &stmt, published ?
-			"SELECT pool, state, count(*) FROM codes GROUP BY state, pool" :
+	/* Grouping over the (state, pool) index reads the index only; the codes
+	 * in flight are two small ranges of it, where every state is every code
+	 * ever made (a second a 10 million codes, under plan's write lock). */
+	if ((status = db_prepare(db, &stmt, in_flight_only ?
 			"SELECT pool, state, count(*) FROM codes "
-			"WHERE state IN ('planned', 'fetched', 'failed') GROUP BY state, pool")))
+			"WHERE state IN ('planned', 'fetched') GROUP BY state, pool" :
+			"SELECT pool, state, count(*) FROM codes GROUP BY state, pool")))
 		return status;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		const char *pool = (const char *)sqlite3_column_text(stmt, 0);
@@ -79,7 +79,7 @@ static int depth_estimate(struct db *db, const struct config *config, size_t fro
 		return 0;
 	if (!(counts = calloc(config->pool_count, sizeof *counts)))
 		return EXIT_INTERNAL;
-	status = depth_count_states(db, config, 1, counts);
+	status = depth_count_states(db, config, 0, counts);
 	for (size_t i = from; !status && i < to; i++) {
 		int found = depth_from_snapshot(db, config->pools[i].name, &depths[i].depth);
 

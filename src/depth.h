@@ -18,8 +18,9 @@ struct pool_depth {
 };
 
 /* Counts per state for every configured pool, into counts[config->pool_count];
- * `published` 0 leaves those 0 (counting them reads every code ever published). */
-int depth_count_states(struct db *db, const struct config *config, int published,
+ * with `in_flight_only`, only the planned and fetched codes (the rest left 0):
+ * counting every state reads every code ever made. */
+int depth_count_states(struct db *db, const struct config *config, int in_flight_only,
 	struct pool_counts *counts);
 
 /* Kafka is given at most this long, however long kafka.timeout is: planning

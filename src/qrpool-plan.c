@@ -173,7 +173,7 @@ static int plan_measure(struct db *db, const struct config *config, struct plan_
 
 	if (!counts)
 		return EXIT_INTERNAL;
-	status = depth_count_states(db, config, 0, counts);   /* in flight: planned and fetched */
+	status = depth_count_states(db, config, 1, counts);   /* in flight: planned and fetched */
 	for (size_t i = 0; !status && i < config->pool_count; i++) {
 		pools[i].pool = &config->pools[i];
 		pools[i].in_flight = counts[i].planned + counts[i].fetched;
