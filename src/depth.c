@@ -16,7 +16,7 @@ int depth_count_states(struct db *db, const struct config *config, int in_flight
 	memset(counts, 0, config->pool_count * sizeof *counts);
 	/* Grouping over the (state, pool) index reads the index only; the codes
 	 * in flight are two small ranges of it, where every state is every code
-	 * ever made (a second a 10 million codes, under plan's write lock). */
+	 * ever made (a second for 10 million codes, under plan's write lock). */
 	if ((status = db_prepare(db, &stmt, in_flight_only ?
 			"SELECT pool, state, count(*) FROM codes "
 			"WHERE state IN ('planned', 'fetched') GROUP BY state, pool" :
