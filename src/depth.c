@@ -73,19 +73,27 @@ static int depth_estimate(struct db *db, const struct config *config, size_t fro
 	struct pool_depth *depths)
 {
 	struct pool_counts *counts;
-	int status;
+	int status = 0, counted = 0;
 
 	if (from == to)
 		return 0;
 	if (!(counts = calloc(config->pool_count, sizeof *counts)))
 		return EXIT_INTERNAL;
-	status = depth_count_states(db, config, 0, counts);
-	for (size_t i = from; !status && i < to; i++) {
+	for (size_t i = from; i < to; i++) {
 		int found = depth_from_snapshot(db, config->pools[i].name, &depths[i].depth);
 
-		if (found > 1)
+		if (found > 1) {
 			status = found;
-		else if (!found)
+			break;
+		}
+		/* Every code ever published is counted (a scan of all of them)
+		 * only for a pool never measured, and once. */
+		if (!found && !counted) {
+			if ((status = depth_count_states(db, config, 0, counts)))
+				break;
+			counted = 1;
+		}
+		if (!found)
 			depths[i].depth = counts[i].published;
 		depths[i].lost = 0;
 		depths[i].measured = 0;

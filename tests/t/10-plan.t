@@ -188,11 +188,16 @@ sql "INSERT INTO codes (request_id, pool, state, created_at, updated_at, publish
      INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost) VALUES ('poster', 2000, 500, 5, 0);
      INSERT INTO codes (request_id, pool, state, created_at, updated_at, published_at)
      VALUES ('NewPublished0001', 'poster', 'published', 3000, 3000, 3000),
-            ('NewPublished0002', 'poster', 'published', 3000, 3000, 3000);"
+            ('NewPublished0002', 'poster', 'published', 3000, 3000, 3000),
+            ('CardPublished001', 'card', 'published', 3000, 3000, 3000),
+            ('CardPublished002', 'card', 'published', 3000, 3000, 3000),
+            ('CardPublished003', 'card', 'published', 3000, 3000, 3000);"
 printf 'poster\t2026-11-29T10:00Z\t100\n' >"$T/d.tsv"
 run qrpool-plan --dry-run --from 2026-11-29T10:00Z "$T/d.tsv"
 like "Kafka unreachable: depth = last measured 5 + 2 published since" "$(grep '^poster' "$T/out")" \
   '^poster +wechat +[0-9]+ +7 '
+like "... and a pool never measured: every code it published (3)" "$(grep '^card' "$T/out")" \
+  '^card +wechat +[0-9]+ +3 '
 is "... a dry run exits 75, as the plan would" "$rc" 75
 like "... saying why" "$(cat "$T/err")" "would plan from an estimated pool depth"
 run qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv"
