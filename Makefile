@@ -42,8 +42,8 @@ TOOLS := qrpool-plan qrpool-pending qrpool-fetch qrpool-render qrpool-publish qr
 TOOLS += qrpool-claim qrpool-resolve
 TEST_SERVERS := local-kafka fake-wechat
 
-qrpool-plan_OBJS := $(call o,$(STAGE) kafka depth plan qrpool-plan)
-qrpool-plan_PKGS := $(STAGE_PKGS) rdkafka
+qrpool-plan_OBJS := $(call o,$(STAGE) kafka depth plan qrfit qrpool-plan)
+qrpool-plan_PKGS := $(STAGE_PKGS) rdkafka libqrencode
 qrpool-pending_OBJS := $(call o,$(STAGE) qrpool-pending)
 qrpool-pending_PKGS := $(STAGE_PKGS)
 qrpool-claim_OBJS := $(call o,$(STAGE) kafka params binding cache imagefile consumer claim qrpool-claim)
@@ -63,7 +63,7 @@ qrpool-fetch_PKGS := $(STAGE_PKGS) libcurl jansson
 fake-wechat_OBJS := $(call o,$(CORE) rid fake_wechat_base fake_wechat_options fake_wechat_tokens fake_wechat_stats \
 	fake_wechat_image fake_wechat_code fake_wechat_http fake-wechat)
 fake-wechat_PKGS := libmicrohttpd libqrencode libpng libjpeg jansson
-qrpool-render_OBJS := $(call o,$(STAGE) render render_run qrpool-render)
+qrpool-render_OBJS := $(call o,$(STAGE) qrfit render render_run qrpool-render)
 qrpool-render_PKGS := $(STAGE_PKGS) libqrencode libpng
 qrpool-render_LDLIBS := -pthread
 
@@ -109,7 +109,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 test_OBJS := $(call o,$(STAGE) kafka depth plan publish publish_committer)
 test_PKGS := $(STAGE_PKGS) rdkafka
-test_OBJS += $(call o,params imagefile $(WECHAT) input multi render)
+test_OBJS += $(call o,params imagefile $(WECHAT) input multi qrfit render)
 test_PKGS += jansson libcurl libqrencode libpng
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(test_OBJS) | $(BUILD)/tests
@@ -132,7 +132,7 @@ check test: deps
 units: $(UNIT_BINS)
 
 # bench-render's floor: render_code() in a bare loop, no staging.
-RENDER_FLOOR_OBJS := $(call o,exitcode log parse cli interrupt config render)
+RENDER_FLOOR_OBJS := $(call o,exitcode log parse cli interrupt config qrfit render)
 $(BUILD)/bench/render_floor: tests/bench/render_floor.c $(RENDER_FLOOR_OBJS)
 	mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(RENDER_FLOOR_OBJS) \

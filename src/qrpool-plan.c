@@ -15,6 +15,7 @@
 #include "log.h"
 #include "parse.h"
 #include "plan.h"
+#include "qrfit.h"
 #include "rid.h"
 
 struct plan_options {
@@ -57,7 +58,8 @@ static void plan_usage(void)
 		"65 also means: the forecast has no rows, or none in the hours the pools cover,\n"
 		"or it would plan more than 50,000,000 codes (--max caps a plan).\n"
 		"75 also means: capacity was short, the plan was written but some pools got less;\n"
-		"or Kafka is configured and some pool's depth had to be estimated from the DB.\n");
+		"or Kafka is configured and some pool's depth had to be estimated from the DB.\n"
+		"78 also means: a link pool's url_prefix plus a request id cannot fit a QR code.\n");
 }
 
 static int plan_parse_options(int argc, char **argv, struct plan_options *options)
@@ -557,7 +559,10 @@ int main(int argc, char **argv)
 		return status;
 	if ((status = config_load(&config, options.common.config_path)))
 		return status;
-	if ((status = config_apply_reserve(&config, options.reserve))) {
+	/* A link pool whose URLs cannot fit a QR code: refused before any code is
+	 * minted for render to refuse every night. */
+	if ((status = config_apply_reserve(&config, options.reserve)) ||
+	    (status = qrfit_check_config(&config))) {
 		config_free(&config);
 		return status;
 	}

@@ -10,6 +10,7 @@
 #include "interrupt.h"
 #include "log.h"
 #include "parse.h"
+#include "qrfit.h"
 #include "render.h"
 #include "render_run.h"
 
@@ -132,7 +133,7 @@ int main(int argc, char **argv)
 		return status;
 	if ((status = config_load(&config, options.common.config_path)))
 		return status;
-	if (!(status = render_check_config(&config))) {
+	if (!(status = qrfit_check_config(&config))) {
 		if (options.common.dump_config) {
 			status = config_dump(&config, stdout);
 			status = exitcode_worst(status, cli_close_stdout());

@@ -42,13 +42,4 @@ void render_image_free(struct render_image *image);
 int render_code(struct renderer *renderer, const struct pool_config *pool, const char *text,
 	size_t length, struct render_image *image);
 
-/* The QR version that `length` bytes need at `level` ('L', 'M', 'Q', 'H'),
- * never below min_version; 0 when not even version 40 holds them. */
-int render_version_for(size_t length, char level, int min_version);
-
-/* Checks every link pool: url_prefix plus a request id must fit the pool's
- * level (and min_version, if set). Returns 0, or EXIT_CONFIG after logging
- * "file:line: ..." with what would fit. */
-int render_check_config(const struct config *config);
-
 #endif

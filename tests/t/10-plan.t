@@ -46,6 +46,19 @@ like "and says why, naming file and line" "$(cat "$T/err")" "qrpool.cfg:[0-9]+: 
 cp "$T/good.cfg" "$QRPOOL_CONFIG"; chmod 600 "$QRPOOL_CONFIG"
 run qrpool-plan --dump-config
 like "--dump-config shows the merged config" "$(cat "$T/out")" 'reserve_per_minute = 500;'
+# A link pool whose URLs cannot fit a QR code: refused before a code is minted
+# (render would refuse them every night, leaving them planned).
+long=https://m.example.com/$(printf '%2400s' '' | tr ' ' a)/
+sed "s|url_prefix = \"https://m.example.com/q/\";|url_prefix = \"$long\";|" "$T/good.cfg" >"$T/long.cfg"
+chmod 600 "$T/long.cfg"
+demand link 5 >"$T/link.tsv"
+run qrpool-plan -c "$T/long.cfg" --from $FROM "$T/link.tsv"
+is "a url_prefix too long for a QR code: exit 78, nothing printed" "$rc:$(wc -l <"$T/out")" 78:0
+like "... naming file:line, the pool and what fits" "$(cat "$T/err")" \
+  "long.cfg:[0-9]+: pool 'link': url_prefix \(2423 characters\).*does not fit even QR version 40 at ec_level M.*L 2937, M 2315"
+is "... before the staging DB is even made" "$(ls "$T"/staging.db* 2>/dev/null | wc -l)" 0
+run qrpool-plan -c "$T/long.cfg" -n --from $FROM "$T/link.tsv"
+is "... a dry run says so too: 78" "$rc" 78
 
 # --- the model ----------------------------------------------------------------
 { demand poster 100 100 100; demand link 50 50; } >"$T/d.tsv"

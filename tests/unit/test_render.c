@@ -7,6 +7,7 @@
 
 #include "exitcode.h"
 #include "log.h"
+#include "qrfit.h"
 #include "render.h"
 #include "tap.h"
 
@@ -184,11 +185,11 @@ static void test_too_long(void)
 
 static void test_versions(void)
 {
-	is_int(render_version_for(40, 'M', 0), 3, "40 bytes at M: version 3");
-	is_int(render_version_for(40, 'M', 7), 7, "min_version 7 is kept");
-	is_int(render_version_for(2331, 'M', 0), 40, "2331 bytes at M: version 40");
-	is_int(render_version_for(2332, 'M', 0), 0, "2332 bytes at M: nothing fits");
-	is_int(render_version_for(2953, 'L', 0), 40, "2953 bytes at L: version 40");
+	is_int(qrfit_version_for(40, 'M', 0), 3, "40 bytes at M: version 3");
+	is_int(qrfit_version_for(40, 'M', 7), 7, "min_version 7 is kept");
+	is_int(qrfit_version_for(2331, 'M', 0), 40, "2331 bytes at M: version 40");
+	is_int(qrfit_version_for(2332, 'M', 0), 0, "2332 bytes at M: nothing fits");
+	is_int(qrfit_version_for(2953, 'L', 0), 40, "2953 bytes at L: version 40");
 }
 
 static int check_prefix(const char *prefix, char level, int min_version)
@@ -203,7 +204,7 @@ static int check_prefix(const char *prefix, char level, int min_version)
 	config.path = "test.cfg";
 	config.pools = pools;
 	config.pool_count = 2;
-	return render_check_config(&config);
+	return qrfit_check_config(&config);
 }
 
 static void test_config_check(void)
