@@ -27,6 +27,7 @@
 /* Idle this long on stdin, claim leaves the pool's group until the next record. */
 #define CLAIM_IDLE_LEAVE_MS 10000
 #define CLAIM_IDLE_TICK_MS 250      /* ... waited in ticks, a signal looked for between */
+#define CLAIM_COMMIT_RETRY_MS 1000  /* a failed commit tried again while idle */
 
 /* A record, a UTF-8 BOM before it (3 bytes) and a CR after: longer lines are
  * only counted. */
@@ -171,30 +172,39 @@ static int claim_bind_next(struct claim *claim, const char *params)
 /* The read function under claim's input. Before it waits for a record, the
  * offsets of the codes bound so far are committed: a member idle longer than
  * max.poll.interval.ms is put out of the group, and its partitions must not
- * carry bound codes to the online services. Idle CLAIM_IDLE_LEAVE_MS, it
- * leaves the group (a person at a prompt must not hold the pool's partitions
- * from the online services, nor hold up their rebalances), and joins again for
- * the next record. It waits in short polls, so SIGINT/SIGTERM stop a run whose
- * input is an idle pipe. */
+ * carry bound codes to the online services. A commit that fails is tried
+ * again every CLAIM_COMMIT_RETRY_MS while it waits (the member stays, so the
+ * codes are not handed to another one before their offsets are committed).
+ * Idle CLAIM_IDLE_LEAVE_MS with nothing left to commit, it leaves the group (a
+ * person at a prompt must not hold the pool's partitions from the online
+ * services, nor hold up their rebalances), and joins again for the next
+ * record. It waits in short polls, so SIGINT/SIGTERM stop a run whose input is
+ * an idle pipe. */
 static ssize_t claim_read_input(void *cookie, char *buffer, size_t size)
 {
 	struct claim *claim = cookie;
+	struct consumer *consumer = &claim->consumer;
 	ssize_t got = interrupt_requested() ? -2 : interrupt_read(claim->in_fd, buffer, size, 0);
+	int idle = 0, since_try = CLAIM_COMMIT_RETRY_MS;
 
 	if (got != -2)
 		return got;
-	/* A failed commit keeps the member: it is retried at the end. */
-	if (!interrupt_requested() && claim->consumer.handle &&
-	    consumer_commit(&claim->consumer) == 0) {
-		for (int waited = 0; waited < CLAIM_IDLE_LEAVE_MS && !interrupt_requested();
-		     waited += CLAIM_IDLE_TICK_MS)
-			if ((got = interrupt_read(claim->in_fd, buffer, size, CLAIM_IDLE_TICK_MS)) != -2)
-				return got;
-		if (!interrupt_requested()) {
+	while (!interrupt_requested() && consumer->handle) {
+		if (consumer->stored && since_try >= CLAIM_COMMIT_RETRY_MS) {
+			consumer_commit(consumer);   /* logged; retried at the end too */
+			since_try = idle = 0;
+		}
+		consumer_idle(consumer);   /* rebalances answered, no code taken */
+		if (!consumer->stored && idle >= CLAIM_IDLE_LEAVE_MS) {
 			log_info("stdin idle for %d s: leaving group %s until the next record",
 				CLAIM_IDLE_LEAVE_MS / 1000, claim->pool->group);
-			consumer_close(&claim->consumer);
+			consumer_close(consumer);
+			break;
 		}
+		if ((got = interrupt_read(claim->in_fd, buffer, size, CLAIM_IDLE_TICK_MS)) != -2)
+			return got;
+		idle += CLAIM_IDLE_TICK_MS;
+		since_try += CLAIM_IDLE_TICK_MS;
 	}
 	/* After a signal: EINTR at once. */
 	return interrupt_read_blocking(claim->in_fd, buffer, size, 0, NULL, NULL);

@@ -117,10 +117,19 @@ static int consumer_commit_now(struct consumer *consumer, const char *when)
 	rd_kafka_resp_err_t err = rd_kafka_commit(consumer->handle, NULL, 0);
 
 	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET && !consumer_covered(consumer)) {
-		log_error("kafka %s: committing the offsets of pool %s%s%s: %s", consumer->brokers,
+		/* A commit retried while claim waits for input: one error, not one a second. */
+		log_msg(consumer->commit_failures++ ? LOG_DEBUG : LOG_ERROR,
+			"kafka %s: committing the offsets of pool %s%s%s: %s", consumer->brokers,
 			consumer->pool->name, *when ? " " : "", when, rd_kafka_err2str(err));
 		return EXIT_TEMPFAIL;
 	}
+	if (consumer->commit_failures > 1)
+		log_info("kafka %s: the offsets of pool %s are committed, after %d failed tries",
+			consumer->brokers, consumer->pool->name, consumer->commit_failures);
+	else if (consumer->commit_failures)
+		log_info("kafka %s: the offsets of pool %s are committed, after a failed try",
+			consumer->brokers, consumer->pool->name);
+	consumer->commit_failures = 0;
 	for (size_t i = 0; i < consumer->partition_count; i++)
 		if (consumer->partitions[i].acked < consumer->partitions[i].stored)
 			consumer->partitions[i].acked = consumer->partitions[i].stored;
@@ -132,7 +141,12 @@ static void consumer_rebalance(rd_kafka_t *handle, rd_kafka_resp_err_t err,
 	rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	struct consumer *consumer = opaque;
-	int cooperative = !strcmp(rd_kafka_rebalance_protocol(handle), "COOPERATIVE");
+	/* NULL while the consumer closes (the revocation rd_kafka_consumer_close
+	 * makes): the protocol is then the one it had. */
+	const char *protocol = rd_kafka_rebalance_protocol(handle);
+	int cooperative = protocol ? !strcmp(protocol, "COOPERATIVE") : consumer->cooperative;
+
+	consumer->cooperative = cooperative;
 
 	consumer->last_progress = consumer_now();
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -145,6 +159,12 @@ static void consumer_rebalance(rd_kafka_t *handle, rd_kafka_resp_err_t err,
 			rd_kafka_error_destroy(rd_kafka_incremental_assign(handle, parts));
 		else
 			rd_kafka_assign(handle, parts);
+		/* Paused while the caller waits for input; otherwise resumed, as a
+		 * partition keeps a pause from an earlier assignment of it. */
+		if (consumer->paused)
+			rd_kafka_pause_partitions(handle, parts);
+		else
+			rd_kafka_resume_partitions(handle, parts);
 		log_info("pool %s: %d partition(s) assigned", consumer->pool->name, parts->cnt);
 		return;
 	}
@@ -319,10 +339,51 @@ static int consumer_give_up(struct consumer *consumer, int64_t wait_ms, double n
 	return 0;
 }
 
+/* Pauses or resumes every partition assigned. */
+static void consumer_pause(struct consumer *consumer, int pause)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	rd_kafka_resp_err_t err = rd_kafka_assignment(consumer->handle, &parts);
+
+	if (!err && parts->cnt)
+		err = pause ? rd_kafka_pause_partitions(consumer->handle, parts) :
+			rd_kafka_resume_partitions(consumer->handle, parts);
+	if (err)
+		log_info("kafka: %s the partitions of pool %s: %s", pause ? "pausing" : "resuming",
+			consumer->pool->name, rd_kafka_err2str(err));
+	if (parts)
+		rd_kafka_topic_partition_list_destroy(parts);
+	consumer->paused = pause;
+}
+
+void consumer_idle(struct consumer *consumer)
+{
+	rd_kafka_message_t *event;
+
+	if (!consumer->paused)
+		consumer_pause(consumer, 1);
+	/* A code can come only if it was fetched before the pause took hold: it
+	 * is kept for consumer_next, and polling stops until then (a rebalance
+	 * meanwhile could give its partition to another member). */
+	while (!consumer->held && (event = rd_kafka_consumer_poll(consumer->handle, 0))) {
+		if (consumer_event(consumer, event, consumer_now()) == 0)
+			consumer->held = event;
+		else
+			rd_kafka_message_destroy(event);
+	}
+}
+
 int consumer_next(struct consumer *consumer, int64_t wait_ms, rd_kafka_message_t **message)
 {
 	/* The time spent waiting for input says nothing of Kafka. */
 	consumer->last_progress = consumer_now();
+	if (consumer->paused)
+		consumer_pause(consumer, 0);
+	if (consumer->held) {
+		*message = consumer->held;
+		consumer->held = NULL;
+		return 0;
+	}
 	for (;;) {
 		rd_kafka_message_t *event;
 		double now;
@@ -386,6 +447,8 @@ int consumer_commit(struct consumer *consumer)
 
 void consumer_close(struct consumer *consumer)
 {
+	if (consumer->held)   /* not handed out: the partition's next owner gets it */
+		rd_kafka_message_destroy(consumer->held);
 	if (consumer->handle) {
 		rd_kafka_consumer_close(consumer->handle);
 		rd_kafka_destroy(consumer->handle);

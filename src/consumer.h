@@ -30,6 +30,7 @@ struct consumer {
 	struct consumer_partition *partitions;
 	size_t partition_count, partition_capacity;
 	int assigned;                 /* we hold an assignment (maybe of no partition) */
+	int cooperative;              /* the group's rebalance protocol is COOPERATIVE */
 	int ever_assigned;            /* the group has answered us once */
 	double last_progress;         /* monotonic seconds of the last sign of life */
 	double all_at_end_since;      /* 0 while some partition may hold codes */
@@ -37,6 +38,9 @@ struct consumer {
 	char refused[256];            /* why Kafka refuses us (ACLs), from the error callback */
 	int stored;                   /* offsets stored since the last commit */
 	int commit_lost;              /* partitions went to others with offsets not committed */
+	int commit_failures;          /* synchronous commits failed in a row (the first is logged) */
+	int paused;                   /* the assignment is paused: the caller waits for input */
+	rd_kafka_message_t *held;     /* a code that came while paused, the next one handed out */
 };
 
 /* Joins the pool's group (subscribes to its topic). The struct must stay in
@@ -52,14 +56,23 @@ int consumer_open(struct consumer *consumer, const struct config *config,
  * EXIT_UPSTREAM when it refuses us (topic or group not authorized). */
 int consumer_next(struct consumer *consumer, int64_t wait_ms, rd_kafka_message_t **message);
 
+/* Serves the group, without waiting, while the caller waits for its next
+ * record: rebalances are answered (a revocation commits first) instead of
+ * held up, and the member is not put out for not polling. The partitions are
+ * paused first, which drops what was fetched for them (it is fetched again,
+ * from the next code, when consumer_next resumes them), so no code is taken. */
+void consumer_idle(struct consumer *consumer);
+
 /* Marks `message` finished: its offset is stored and committed at once,
  * asynchronously (the online services share the group: a partition handed to
  * one of them must not carry a bound code past its committed offset). */
 void consumer_done(struct consumer *consumer, const rd_kafka_message_t *message);
 
-/* Commits every finished offset, synchronously. 0 or EXIT_TEMPFAIL (logged).
- * Also EXIT_TEMPFAIL, with nothing more to commit, when partitions were taken
- * from us before their offsets could be committed (consumer->commit_lost). */
+/* Commits every finished offset, synchronously. 0 or EXIT_TEMPFAIL (logged:
+ * the first of failures in a row as an error, a retry's at debug level, and
+ * the commit that ends them). consumer->stored is 0 once nothing is left to
+ * commit. Also EXIT_TEMPFAIL, with nothing more to commit, when partitions were
+ * taken from us before their offsets could be committed (consumer->commit_lost). */
 int consumer_commit(struct consumer *consumer);
 
 /* Leaves the group and frees everything (commit first). */

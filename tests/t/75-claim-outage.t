@@ -3,11 +3,7 @@
 # outage is over, so the rebalance is waited for (it is no "Kafka down").
 . "${0%/*}/lib.sh"
 . "${0%/*}/claim.sh"
-local-kafka -q -t qrpool.poster:3 --bootstrap-file "$T/brokers" --control "$T/ctl" \
-  >/dev/null 2>"$T/kafka.log" &
-kafka_pid=$!
-at_exit "kill $kafka_pid; wait $kafka_pid"
-wait_for_kafka "$kafka_pid" "$T/brokers" "$T/kafka.log"
+start_kafka --control "$T/ctl"
 write_claim_config
 publish_codes 40
 mkfifo "$T/fifo"

@@ -1,0 +1,50 @@
+#!/bin/sh
+# qrpool-claim whose commit fails just before it waits for input: the commit
+# is tried again while it waits, the group's rebalances are answered meanwhile,
+# and only once the offsets are committed does it leave the group. It used to
+# wait on stdin without a retry and without polling, in the group, until
+# librdkafka put it out (max.poll.interval.ms): the online member that joined
+# meanwhile waited that long, then got the code claim had bound; and claim's
+# exit could crash in the revocation rd_kafka_consumer_close makes.
+. "${0%/*}/lib.sh"
+. "${0%/*}/claim.sh"
+start_kafka --control "$T/ctl"
+write_claim_config
+# librdkafka puts a member that polls for nothing this long out of the group.
+sed -i 's|"heartbeat.interval.ms=500" \]|"heartbeat.interval.ms=500", "max.poll.interval.ms=8000" ]|' \
+  "$QRPOOL_CONFIG"
+publish_codes 30
+mkfifo "$T/fifo"
+# One record, then stdin stays open and idle (a service between requests).
+{ records 1 1; exec sleep 40; } >"$T/fifo" &
+feeder=$!
+at_exit "kill $feeder 2>/dev/null"
+echo "error OffsetCommit REQUEST_TIMED_OUT 100" >"$T/ctl"
+qrpool-claim -v --pool poster --out "$T/codes" --wait 3s <"$T/fifo" >"$T/out" 2>"$T/err" &
+claim=$!
+i=0
+until [ -s "$T/out" ] || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
+is "the record is bound" "$(wc -l <"$T/out")" 1
+sleep 1
+echo "clear-errors OffsetCommit" >"$T/ctl"   # Kafka answers again
+# (A retry in the rebalance the online member starts would fail here: the mock
+# refuses every commit while a group rebalances, where Kafka takes those of the
+# current generation. So the member joins once the retry has had its chance.)
+sleep 2
+# An online member joins and reads what the group has left: the partitions
+# claim keeps while it idles come to it once claim leaves the group.
+timeout 40 kcat -q -b "$KAFKA_BROKERS" -G qrpool-online.poster -X enable.auto.commit=false \
+  -X session.timeout.ms=6000 -X auto.offset.reset=earliest -c 29 -f '%k\n' qrpool.poster \
+  >"$T/online" 2>/dev/null || true
+bound=$(cut -f1 "$T/out")
+is "the online member got every other code" "$(wc -l <"$T/online")" 29
+is "... and not the one claim bound" "$(grep -c "^$bound\$" "$T/online")" 0
+errors=$(grep -c "error: kafka .*committing the offsets of pool poster: .*imed out" "$T/err")
+is "the failed commit is said once, not once a try" "$errors" 1
+like "... then its retry that went through" "$(cat "$T/err")" \
+  "the offsets of pool poster are committed, after (a failed try|[0-9]+ failed tries)"
+kill "$feeder" 2>/dev/null
+rc=0; wait "$claim" || rc=$?
+is "claim ends 0 at the end of its input (the commit went through)" "$rc" 0
+like "... having left the group while idle" "$(cat "$T/err")" \
+  "stdin idle for 10 s: leaving group qrpool-online.poster"
