@@ -210,6 +210,11 @@ enum MHD_Result fake_handle_code(struct fake_server *server, struct fake_call *c
 	enum fake_error error;
 	enum fake_fault fault;
 
+	if (fake_now_ms() < atomic_load(&server->outage_until_ms)) {
+		/* A gateway whose upstream is down: nothing reaches WeChat, nothing is charged. */
+		fake_stats_fault(&server->stats, FAKE_FAULT_HTTP5XX);
+		return fake_reply_text(call, 503, "<html><body>service unavailable</body></html>\n");
+	}
 	if (fake_code_delay(server, call))
 		return MHD_NO;
 	if (!strcmp(server->options->quota_at, "answer"))

@@ -214,6 +214,20 @@ static enum MHD_Result fake_handle_expire(struct fake_server *server, struct fak
 	return fake_reply_copy(call, 200, "application/json", "{\"ok\":true}\n");
 }
 
+/* POST /_control/outage?for=MS: getwxacodeunlimit answers 503 for MS ms. */
+static enum MHD_Result fake_handle_outage(struct fake_server *server, struct fake_call *call)
+{
+	const char *value = MHD_lookup_connection_value(call->connection, MHD_GET_ARGUMENT_KIND, "for");
+	char *end;
+	long long ms = value ? strtoll(value, &end, 10) : -1;
+
+	if (!value || !*value || *end || ms < 0 || ms > 86400000)
+		return fake_reply_text(call, 400, "for=MS (0 to 86400000) expected\n");
+	atomic_store(&server->outage_until_ms, fake_now_ms() + ms);
+	log_info("getwxacodeunlimit answers 503 for %lld ms", ms);
+	return fake_reply_copy(call, 200, "application/json", "{\"ok\":true}\n");
+}
+
 /* --- routing and the MHD callbacks ------------------------------------------ */
 
 static const struct fake_route {
@@ -227,6 +241,7 @@ static const struct fake_route {
 	{ "GET", "/_stats", FAKE_EP_COUNT, fake_handle_stats },
 	{ "POST", "/_control/invalidate-tokens", FAKE_EP_COUNT, fake_handle_invalidate },
 	{ "POST", "/_control/expire-tokens", FAKE_EP_COUNT, fake_handle_expire },
+	{ "POST", "/_control/outage", FAKE_EP_COUNT, fake_handle_outage },
 };
 
 static enum MHD_Result fake_route(struct fake_server *server, struct fake_call *call,

@@ -28,6 +28,11 @@
 #define FETCH_BACKOFF_FIRST 0.25    /* seconds before the first retry, doubled each time */
 #define FETCH_BACKOFF_MAX 30.0
 #define FETCH_RETRY_AFTER_MAX 300.0
+/* Calls failing one after another (an outage): no new call for a pause, then
+ * one call as a probe, the pause doubling while probes fail. */
+#define FETCH_OUTAGE_PAUSE_FIRST 2.0
+#define FETCH_OUTAGE_PAUSE_MAX 60.0
+#define FETCH_OUTAGE_GIVE_UP 5      /* quota minutes of outage a run without a deadline waits out */
 #define FETCH_WAIT_MAX 0.25         /* the loop looks at signals and deadlines this often */
 #define FETCH_HOLD_IDLE_MAX 1.0     /* seconds reserved calls may stay unused before going back */
 #define FETCH_PASS_BUFFER 65536     /* bytes of passed-on lines kept while reading a batch */
@@ -104,6 +109,9 @@ struct fetcher {
 	struct fetch_pool *pools;
 	struct fetch_counts counts;
 	int consecutive_failures, failure_limit;
+	double outage_since;          /* 0, or when calls started failing one after another */
+	double outage_pause, probe_at; /* no call before probe_at, then one */
+	int probe_out;                /* that one is in flight */
 	enum fetch_stop stop;
 	double stop_at;
 	int status;                   /* the worst exit status so far */
@@ -241,6 +249,42 @@ static void fetch_note_error(struct fetch_job *job, const struct wechat_answer *
 	snprintf(job->error, sizeof job->error, "%s", answer->message);
 }
 
+/* A transient failure. After failure_limit in a row, WeChat (or the way to
+ * it) is taken for down: no new call for a pause, then one call as a probe,
+ * the pause doubling while the probes fail, until a call succeeds (calls then
+ * resume) or the deadline comes. A run without a deadline gives up after
+ * FETCH_OUTAGE_GIVE_UP quota minutes (5 minutes against WeChat). A brief
+ * outage no longer costs the rest of the night. */
+static void fetch_outage_note(struct fetcher *f, const struct wechat_answer *answer)
+{
+	double now = db_now();
+
+	if (++f->consecutive_failures < f->failure_limit || f->stop != FETCH_RUNNING)
+		return;
+	if (!f->outage_since) {
+		f->outage_since = now;
+		f->outage_pause = FETCH_OUTAGE_PAUSE_FIRST;
+		log_warn("%d calls in a row failed (last: %s): no new call for %.0f s, then one to "
+			"see whether WeChat answers again", f->consecutive_failures, answer->message,
+			f->outage_pause);
+	} else if (f->probe_out) {
+		f->outage_pause = f->outage_pause * 2 < FETCH_OUTAGE_PAUSE_MAX ?
+			f->outage_pause * 2 : FETCH_OUTAGE_PAUSE_MAX;
+		log_info("WeChat still failing (%s): the next try in %.0f s", answer->message,
+			f->outage_pause);
+	}
+	f->probe_out = 0;
+	f->probe_at = now + f->outage_pause;
+	if (!f->options->deadline && now - f->outage_since >=
+	    FETCH_OUTAGE_GIVE_UP * (double)f->config->wechat.quota_minute_ms / 1000) {
+		log_error("calls have failed for %.0f s (last: %s), and no deadline (--until) says "
+			"how long to keep trying: no new calls, items stay planned", now - f->outage_since,
+			answer->message);
+		f->stop = FETCH_FAILING;
+		f->status = exitcode_worst(f->status, EXIT_TEMPFAIL);
+	}
+}
+
 static void fetch_retry(struct fetcher *f, struct fetch_job *job, const struct wechat_answer *answer,
 	double retry_after)
 {
@@ -249,12 +293,7 @@ static void fetch_retry(struct fetcher *f, struct fetch_job *job, const struct w
 
 	job->failures++;
 	fetch_note_error(job, answer);
-	if (++f->consecutive_failures >= f->failure_limit && f->stop == FETCH_RUNNING) {
-		log_error("%d calls in a row failed (last: %s): no new calls, items stay planned",
-			f->consecutive_failures, answer->message);
-		f->stop = FETCH_FAILING;
-		f->status = exitcode_worst(f->status, EXIT_TEMPFAIL);
-	}
+	fetch_outage_note(f, answer);
 	if (job->failures > f->config->wechat.retries) {
 		log_warn("%s: giving up for this run after %d failed calls (last: %s); it stays planned",
 			job->request_id, job->failures, answer->message);
@@ -322,6 +361,12 @@ static void fetch_store(struct fetcher *f, struct fetch_transfer *transfer,
 	token_worked(&f->token, transfer->token_generation);
 	status = store_add_image(&f->batch, job->code_id, job->line, answer->content_type,
 		transfer->body.data, transfer->body.size, job->calls);
+	if (f->outage_since) {
+		log_warn("WeChat answers again, after %.0f s of failed calls: calls resume",
+			db_now() - f->outage_since);
+		f->outage_since = 0;
+		f->probe_out = 0;
+	}
 	f->consecutive_failures = 0;
 	free(job);
 	if (status)
@@ -638,6 +683,12 @@ static void fetch_start_calls(struct fetcher *f)
 			fetch_leave(f, fetch_ready_pop(f));
 			continue;
 		}
+		/* An outage: the calls in flight end first, then one at a time. */
+		if (f->outage_since && (f->probe_out || f->active || now < f->probe_at)) {
+			if (!f->active)
+				f->wake_at = f->probe_at;
+			break;
+		}
 		if (started && (!token_cached(&f->token, now) ||
 				quota_needs_ledger(&f->quota, quota_now_ms()))) {
 			/* The calls queued so far go on the wire first: a wait for the
@@ -664,6 +715,7 @@ static void fetch_start_calls(struct fetcher *f)
 			break;
 		}
 		started = 1;
+		f->probe_out = f->outage_since != 0;
 		f->quota_used_at = now;
 	}
 	fetch_release_idle_quota(f, now);
@@ -920,8 +972,12 @@ static void fetch_show_progress(struct fetcher *f)
 
 	if (!f->progress.enabled)
 		return;
-	snprintf(extra, sizeof extra, "quota %lld/%d this minute, %zu in flight",
-		(long long)f->quota.window_taken, f->quota.budget, f->active);
+	if (f->outage_since)
+		snprintf(extra, sizeof extra, "WeChat failing for %.0f s, %zu in flight",
+			db_now() - f->outage_since, f->active);
+	else
+		snprintf(extra, sizeof extra, "quota %lld/%d this minute, %zu in flight",
+			(long long)f->quota.window_taken, f->quota.budget, f->active);
 	progress_update(&f->progress, f->batch.stored + f->counts.failed, extra);
 }
 

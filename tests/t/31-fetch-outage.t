@@ -1,0 +1,47 @@
+#!/bin/sh
+# qrpool-fetch through a WeChat outage (every call answered 503 for a few
+# seconds): after failure_limit calls in a row it pauses, probes with one call
+# at a time, and resumes when one succeeds, so a brief outage does not cost the
+# rest of the night. It used to stop making calls for good at once: a second's
+# outage left a night's codes planned. Without a deadline it gives up after 5
+# quota minutes of outage.
+. "${0%/*}/lib.sh"
+. "${0%/*}/fetch.sh"
+
+outage() {  # outage MS: getwxacodeunlimit answers 503 for MS ms from now
+  curl -s -X POST "$base/_control/outage?for=$1" >/dev/null
+}
+fetched_so_far() { sql "SELECT count(*) FROM codes WHERE state = 'fetched'" 2>/dev/null || echo 0; }
+
+# --- with a deadline: the outage is waited out ----------------------------------
+start_fake slow --latency 40
+config_for 'concurrency = 4; retries = 20;'
+plan poster 240
+qrpool-fetch -v --for 5m <"$T/items" >"$T/out" 2>"$T/err" &
+fetch=$!
+i=0
+until [ "$(fetched_so_far)" -ge 30 ] || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
+outage 3000
+rc=0; wait "$fetch" || rc=$?
+is "an outage of 3 s in the night: exit 0" "$rc" 0
+is "... every code fetched, and printed" "$(count "state = 'fetched'"):$(wc -l <"$T/out")" 240:240
+like "... the outage said" "$(cat "$T/err")" \
+  "warning: 100 calls in a row failed \(last: .*503.*\): no new call for 2 s, then one to see whether WeChat answers again"
+like "... and the end of it" "$(cat "$T/err")" \
+  "warning: WeChat answers again, after [0-9]+ s of failed calls: calls resume"
+failed=$(stats faults http5xx)
+# 100 in a row trip it (a call sent before the outage and answered inside it
+# may start the count again); then the calls in flight, and a probe after 2 s,
+# then 4 s. Calls at the full rate would be thousands in 3 s.
+ok "... few calls spent on it ($failed answered 503)" test "$failed" -ge 100 -a "$failed" -le 200
+
+# --- without a deadline: given up after 5 quota minutes (1 s minutes here) ------
+start_fake down
+config_for 'concurrency = 4; retries = 20; quota_minute = "1s";'
+: >"$T/items"; plan poster 50
+outage 60000
+run qrpool-fetch <"$T/items"
+is "an outage that lasts, no deadline: exit 75" "$rc" 75
+like "... said, items planned" "$(cat "$T/err")" \
+  "calls have failed for [0-9]+ s \(last: .*\), and no deadline \(--until\) says how long to keep trying: no new calls, items stay planned"
+is "... every code still planned" "$(count "state = 'planned'")" 50
