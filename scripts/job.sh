@@ -49,6 +49,20 @@ job_worst() {
   echo "$worst"
 }
 
+# job_feed COMMAND...: the leftovers of earlier runs first (codes still
+# planned, to fetch or render; fetched ones, to publish), then COMMAND's items,
+# as one stream for the pipeline; returns the worse of the two statuses. A plan
+# counts the leftovers as in flight: a fill that did not feed them on would
+# leave them, and the stock short by as many.
+job_feed() {
+  local pending_status command_status
+  qrpool-pending --state planned,fetched
+  pending_status=$?
+  "$@"
+  command_status=$?
+  return "$(job_worst "$pending_status" "$command_status")"
+}
+
 job_log() { printf '%s %s: %s\n' "$(date +%Y-%m-%dT%H:%M:%S%z)" "$JOB_NAME" "$*" >&2; }
 
 # job_start NAME [LOCK]: takes the lock (LOCK, default NAME: jobs that must not
