@@ -65,29 +65,37 @@ job_feed() {
 
 job_log() { printf '%s %s: %s\n' "$(date +%Y-%m-%dT%H:%M:%S%z)" "$JOB_NAME" "$*" >&2; }
 
+# job_private_dir NAME: a directory of this user's own in $TMPDIR (mode 700),
+# for what cannot go where it should: never a file in $TMPDIR itself, which
+# anyone could make first. Prints its path, or fails when another user's is
+# in the way.
+job_private_dir() {
+  local dir=${TMPDIR:-/tmp}/qrpool-$1.$(id -u)
+  mkdir -m 700 "$dir" 2>/dev/null
+  if [ -L "$dir" ] || [ ! -d "$dir" ] || [ ! -O "$dir" ]; then
+    return 1
+  fi
+  chmod 700 "$dir"   # ours: for us only, whatever made it
+  echo "$dir"
+}
+
 # job_start NAME [LOCK]: takes the lock (LOCK, default NAME: jobs that must not
-# overlap share one), sends stderr to a capture file.
+# overlap share one), sends stderr to the log.
 job_start() {
   JOB_NAME=$1
   local lock_name=${2:-$1}
   local log_dir=${QRPOOL_LOG_DIR:-/var/log/qrpool}
-  local lock_dir=${QRPOOL_LOCK_DIR:-/run/lock}
-  mkdir -p "$log_dir" 2>/dev/null || log_dir=${TMPDIR:-/tmp}
-  JOB_LOG=${QRPOOL_LOG:-$log_dir/$JOB_NAME.log}
+  local lock_dir=${QRPOOL_LOCK_DIR:-/run/lock} private size
   JOB_LOCK=$lock_dir/qrpool-$lock_name.lock
   # A lock that exists is used as it is; else the directory must let us make
-  # it. Failing both, a directory of this user's own: a lock file in /tmp
-  # itself could be made, and held, by anyone.
+  # it. Failing both, a directory of this user's own.
   if ! [ -r "$JOB_LOCK" ] && ! { [ -d "$lock_dir" ] && [ -w "$lock_dir" ]; }; then
-    lock_dir=${TMPDIR:-/tmp}/qrpool-locks.$(id -u)
-    mkdir -m 700 "$lock_dir" 2>/dev/null
-    if [ -L "$lock_dir" ] || [ ! -d "$lock_dir" ] || [ ! -O "$lock_dir" ]; then
-      echo "$JOB_NAME: cannot make the lock: ${QRPOOL_LOCK_DIR:-/run/lock} is not writable," \
-        "and $lock_dir is not a directory of this user's" >&2
+    if ! private=$(job_private_dir locks); then
+      echo "$JOB_NAME: cannot make the lock: $lock_dir is not writable, and" \
+        "${TMPDIR:-/tmp}/qrpool-locks.$(id -u) is not a directory of this user's" >&2
       exit 74
     fi
-    chmod 700 "$lock_dir"   # ours: for us only, whatever made it
-    JOB_LOCK=$lock_dir/qrpool-$lock_name.lock
+    JOB_LOCK=$private/qrpool-$lock_name.lock
   fi
   # Opened for reading: a lock file made by another user (root running a job
   # by hand) must not lock the qrpool user out. Made world-readable if new.
@@ -97,8 +105,24 @@ job_start() {
     echo "$JOB_NAME: another run holds $JOB_LOCK; not starting" >&2
     exit 75
   fi
-  JOB_CAPTURE=$(mktemp "${TMPDIR:-/tmp}/qrpool-$JOB_NAME.XXXXXX")
-  exec 8>&2 2>"$JOB_CAPTURE"
+  # The run's stderr goes to the log as it comes: `tail -f` follows a night,
+  # and a run killed (kill -9, a reboot) leaves what it said. A failed run's
+  # part of the log is printed at the end, for cron's mail.
+  mkdir -p "$log_dir" 2>/dev/null
+  JOB_LOG=${QRPOOL_LOG:-$log_dir/$JOB_NAME.log}
+  if ! (: >>"$JOB_LOG") 2>/dev/null; then
+    if ! private=$(job_private_dir logs); then
+      echo "$JOB_NAME: cannot write the log $JOB_LOG, and ${TMPDIR:-/tmp}/qrpool-logs.$(id -u)" \
+        "is not a directory of this user's" >&2
+      exit 74
+    fi
+    echo "$JOB_NAME: cannot write the log $JOB_LOG (make its directory writable by" \
+      "$(id -un)); logging to $private/$JOB_NAME.log" >&2
+    JOB_LOG=$private/$JOB_NAME.log
+  fi
+  size=$(stat -c %s "$JOB_LOG" 2>/dev/null) || size=0
+  JOB_LOG_FROM=$((size + 1))
+  exec 8>&2 2>>"$JOB_LOG" || { echo "$JOB_NAME: cannot write the log $JOB_LOG" >&8; exit 74; }
   JOB_STARTED=$(date +%s)
   job_log "start (pid $$)"
 }
@@ -150,7 +174,7 @@ job_signalled() {
   for pid in $(job_descendants "$JOB_CHILD"); do
     case $(ps -o comm= -p "$pid" 2>/dev/null) in
       qrpool-pending|qrpool-plan)
-        # Their subshell too ({ pending; plan; } in nightly-fill), or it
+        # Their subshell too (job_feed's, in the fills), or it
         # would go on to the next stage: a plan minted after the stop.
         parent=$(ps -o ppid= -p "$pid" 2>/dev/null | tr -d ' ')
         [ -n "$parent" ] && [ "$parent" != "$JOB_CHILD" ] && kill -TERM "$parent" 2>/dev/null
@@ -167,17 +191,17 @@ job_descendants() {
   done
 }
 
-# job_finish STATUS: appends the run to the log; prints it when it failed.
+# job_finish STATUS: ends the run's part of the log; prints it when it failed.
 job_finish() {
-  local status=$1
+  local status=$1 size
   job_log "end: exit $status after $(( $(date +%s) - JOB_STARTED ))s"
   exec 2>&8 8>&-
-  cat "$JOB_CAPTURE" >>"$JOB_LOG" 2>/dev/null ||
-    echo "$JOB_NAME: cannot append to $JOB_LOG" >&2
   if [ "$status" -ne 0 ]; then
     echo "$JOB_NAME failed (exit $status); log: $JOB_LOG" >&2
-    cat "$JOB_CAPTURE" >&2
+    # From where this run began (the whole file if rotated meanwhile).
+    size=$(stat -c %s "$JOB_LOG" 2>/dev/null) || size=0
+    [ "$size" -ge "$JOB_LOG_FROM" ] || JOB_LOG_FROM=1
+    tail -c +"$JOB_LOG_FROM" "$JOB_LOG" >&2
   fi
-  rm -f "$JOB_CAPTURE"
   exit "$status"
 }

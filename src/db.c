@@ -109,7 +109,10 @@ static void db_access_hint(const struct db *db, int rc, char *hint, size_t size)
 		return;
 	directory = dirname(copy);
 	if (access(directory, X_OK) != 0) {
-		if (errno == EACCES)
+		if (errno == ENOENT || errno == ENOTDIR)
+			snprintf(hint, size, " (directory %s does not exist: make it, for the user that "
+				"runs qrpool, mode 700)", directory);
+		else if (errno == EACCES)
 			snprintf(hint, size, " (directory %s cannot be entered by this user: its mode, or a "
 				"parent directory's, keeps it out)", directory);
 		return;

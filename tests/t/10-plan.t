@@ -59,6 +59,13 @@ like "... naming file:line, the pool and what fits" "$(cat "$T/err")" \
 is "... before the staging DB is even made" "$(ls "$T"/staging.db* 2>/dev/null | wc -l)" 0
 run qrpool-plan -c "$T/long.cfg" -n --from $FROM "$T/link.tsv"
 is "... a dry run says so too: 78" "$rc" 78
+# A staging DB in a directory that does not exist (a fresh host, a typo).
+sed "s|path = \"$T/staging.db\"|path = \"$T/no-such-dir/staging.db\"|" "$T/good.cfg" >"$T/nodir.cfg"
+chmod 600 "$T/nodir.cfg"
+run qrpool-plan -c "$T/nodir.cfg" --from $FROM "$T/link.tsv"
+is "the DB's directory missing: exit 74" "$rc" 74
+like "... naming it, and what to do" "$(cat "$T/err")" \
+  "unable to open database file \(directory $T/no-such-dir does not exist: make it, for the user that runs qrpool, mode 700\)"
 
 # --- the model ----------------------------------------------------------------
 { demand poster 100 100 100; demand link 50 50; } >"$T/d.tsv"
