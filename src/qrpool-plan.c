@@ -55,8 +55,9 @@ static void plan_usage(void)
 		"                     created or upgraded if need be)\n"
 		CLI_COMMON_HELP
 		"\n" EXITCODE_HELP
-		"65 also means: the forecast has no rows, or none in the hours the pools cover,\n"
-		"or it would plan more than 50,000,000 codes (--max caps a plan).\n"
+		"65 also means: the forecast has no rows, or none in the hours the pools cover\n"
+		"(with several files: one of them), or it would plan more than 50,000,000 codes\n"
+		"(--max caps a plan).\n"
 		"75 also means: capacity was short, the plan was written but some pools got less;\n"
 		"or Kafka is configured and some pool's depth had to be estimated from the DB.\n"
 		"78 also means: a link pool's url_prefix plus a request id cannot fit a QR code.\n");
@@ -455,22 +456,64 @@ static int plan_write(struct db *db, const struct plan_options *options,
 /* A forecast whose rows all lie outside the period each pool covers from
  * `from` (an export that did not run, a file of last week) would plan
  * nothing and look like a quiet night. Returns 0, or EXIT_DATA (logged). */
-static int plan_check_period(const struct demand *demand, const struct config *config, time_t from)
+static int plan_row_covered(const struct demand_row *row, const struct config *config, time_t from)
 {
+	double end = (double)from + config->pools[row->pool_index].cover_hours * 3600.0;
+
+	return (double)row->hour + 3600.0 > (double)from && (double)row->hour < end;
+}
+
+/* With several forecasts (backfill's regular one and a campaign's), each must
+ * count: a regular forecast empty or stale would leave the campaign planned
+ * against the stock the regular demand needs, and nothing said. Checked
+ * before --sum merges rows (a merged row keeps the first file's name), and
+ * only when some row counts (else plan_check_period says so once). */
+static int plan_check_each_input(const struct plan_options *options, const struct demand *demand,
+	const struct config *config)
+{
+	time_t from = options->from;
+	int status = 0, any = 0;
 	char when[32];
 
-	for (size_t r = 0; r < demand->count; r++) {
-		const struct demand_row *row = &demand->rows[r];
-		double end = (double)from + config->pools[row->pool_index].cover_hours * 3600.0;
+	for (size_t r = 0; r < demand->count && !any; r++)
+		any = plan_row_covered(&demand->rows[r], config, from);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%MZ", gmtime(&from));
+	for (int i = 0; any && options->input_count > 1 && i < options->input_count; i++) {
+		const char *source = strcmp(options->inputs[i], "-") ? options->inputs[i] : "stdin";
+		size_t rows = 0, covered = 0;
 
-		if ((double)row->hour + 3600.0 > (double)from && (double)row->hour < end)
-			return 0;
+		for (size_t r = 0; r < demand->count; r++)
+			if (!strcmp(demand->rows[r].source, source)) {
+				rows++;
+				covered += (size_t)plan_row_covered(&demand->rows[r], config, from);
+			}
+		if (!rows)
+			log_error("%s: no demand rows (did its export run?); with several forecasts, each "
+				"must count: nothing planned", source);
+		else if (!covered)
+			log_error("%s: none of its %zu demand rows falls in the hours the pools cover from %s "
+				"(is it stale?); with several forecasts, each must count: nothing planned",
+				source, rows, when);
+		if (!covered)
+			status = EXIT_DATA;
 	}
+	return status;
+}
+
+static int plan_check_period(const struct plan_options *options, const struct demand *demand,
+	const struct config *config)
+{
+	time_t from = options->from;
+	char when[32];
+
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%MZ", gmtime(&from));
+	for (size_t r = 0; r < demand->count; r++)
+		if (plan_row_covered(&demand->rows[r], config, from))
+			return 0;
 	if (!demand->count) {
 		log_error("the forecast has no demand rows (did the export run?): nothing planned");
 		return EXIT_DATA;
 	}
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%MZ", gmtime(&from));
 	log_error("none of the %zu demand rows falls in the hours the pools cover from %s (is the "
 		"forecast stale, or --from wrong?): nothing planned", demand->count, when);
 	return EXIT_DATA;
@@ -503,10 +546,12 @@ static int plan_run(const struct plan_options *options, const struct config *con
 	if (!pools)
 		return EXIT_INTERNAL;
 	status = plan_read_inputs(options, config, &demand);
+	if (!status)
+		status = plan_check_each_input(options, &demand, config);
 	if (status != EXIT_IO)
 		status = exitcode_worst(status, plan_check_duplicates(&demand, config, options->sum));
 	if (!status)
-		status = plan_check_period(&demand, config, options->from);
+		status = plan_check_period(options, &demand, config);
 	if (status) {
 		if (demand.errors)
 			log_error("%d bad demand line%s: nothing planned", demand.errors,

@@ -136,6 +136,16 @@ printf 'card\t2026-11-29T10:00+08:00\t1\n' >"$T/a.tsv"
 run qrpool-plan -n "$T/a.tsv" "$T/a.tsv"
 is "the same pool and hour in two files exits 65" "$rc" 65
 like "naming both places" "$(cat "$T/err")" "a.tsv:1: pool 'card' hour .* already given at .*a.tsv:1"
+# With several forecasts each must count (backfill's regular one and a campaign's):
+# one stale or empty is refused, naming it, though the other's rows would plan.
+printf 'card\t2020-01-01T10:00Z\t3\n' >"$T/stale.tsv"
+: >"$T/empty.tsv"
+demand card 3 >"$T/fresh.tsv"
+run qrpool-plan -n --sum --from $FROM "$T/stale.tsv" "$T/fresh.tsv"
+is "several forecasts, one stale: exit 65" "$rc" 65
+like "... naming it" "$(cat "$T/err")" "stale.tsv: none of its 1 demand rows falls in the hours the pools cover from .*is it stale"
+run qrpool-plan -n --sum --from $FROM "$T/fresh.tsv" "$T/empty.tsv"
+is "several forecasts, one empty: exit 65" "$rc:$(grep -c 'empty.tsv: no demand rows' "$T/err")" 65:1
 # --sum adds such rows, whatever the notation of the hour and the line ends
 # (b.tsv saved on Windows: CRLF, and a byte-order mark).
 printf '\357\273\277card\t2026-11-29T10:00+08:00\t3\r\n' >"$T/b.tsv"

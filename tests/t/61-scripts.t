@@ -63,7 +63,7 @@ sleep 0.3
 run nightly-fill -u "$deadline" "$T/demand.tsv"
 is "a second nightly-fill while one runs: exit 75" "$rc" 75
 like "and says so" "$(cat "$T/err")" "another run holds"
-run backfill -u "$deadline" "$T/demand.tsv"
+run backfill -u "$deadline" -d "$T/demand.tsv" "$T/demand.tsv"
 is "nor a backfill while a fill runs (they would fetch the same codes): exit 75" "$rc" 75
 wait $holder
 
@@ -180,6 +180,15 @@ like "... the failed run's part of it printed" "$(cat "$T/err")" "audit: end: ex
 mkdir -p "$T/my dir" && cp "$T/regular.tsv" "$T/my dir/regular.tsv"
 run backfill -u "$deadline" -d "$T/my dir/regular.tsv" "$T/campaign.tsv"
 is "backfill: a regular forecast whose path has a space" "$rc" 0
+run backfill -u "$deadline" "$T/campaign.tsv"
+is "backfill without the regular forecast: exit 64" "$rc" 64
+like "... saying why" "$(cat "$T/err")" "backfill: -d REGULAR.tsv is required"
+# A regular forecast that is stale (yesterday's file) while the campaign's rows
+# count: refused, not a plan of the campaign against the whole stock.
+printf 'poster\t2020-01-01T10:00Z\t40\n' >"$T/stale.tsv"
+run backfill -u "$deadline" -d "$T/stale.tsv" "$T/campaign.tsv"
+is "backfill with a stale regular forecast: exit 65" "$rc" 65
+like "... naming it" "$(cat "$T/err")" "stale.tsv: none of its 1 demand rows falls in the hours the pools cover"
 run backfill "$T/campaign.tsv"
 is "backfill without a deadline: exit 64" "$rc" 64
 printf 'poster\t%s\tmany\n' "$HOUR" >"$T/bad-campaign.tsv"
