@@ -365,11 +365,17 @@ void consumer_idle(struct consumer *consumer)
 	/* A code can come only if it was fetched before the pause took hold: it
 	 * is kept for consumer_next, and polling stops until then (a rebalance
 	 * meanwhile could give its partition to another member). */
-	while (!consumer->held && (event = rd_kafka_consumer_poll(consumer->handle, 0))) {
-		if (consumer_event(consumer, event, consumer_now()) == 0)
+	while (!consumer->held && !consumer->idle_status &&
+	       (event = rd_kafka_consumer_poll(consumer->handle, 0))) {
+		int status = consumer_event(consumer, event, consumer_now());
+
+		if (status == 0)
 			consumer->held = event;
-		else
+		else {
 			rd_kafka_message_destroy(event);
+			if (status > 0)   /* a refusal (a topic gone, ACLs): for consumer_next */
+				consumer->idle_status = status;
+		}
 	}
 }
 
@@ -384,6 +390,8 @@ int consumer_next(struct consumer *consumer, int64_t wait_ms, rd_kafka_message_t
 		consumer->held = NULL;
 		return 0;
 	}
+	if (consumer->idle_status)
+		return consumer->idle_status;
 	for (;;) {
 		rd_kafka_message_t *event;
 		double now;

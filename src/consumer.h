@@ -41,6 +41,7 @@ struct consumer {
 	int commit_failures;          /* synchronous commits failed in a row (the first is logged) */
 	int paused;                   /* the assignment is paused: the caller waits for input */
 	rd_kafka_message_t *held;     /* a code that came while paused, the next one handed out */
+	int idle_status;              /* an exit code an event said while paused, for consumer_next */
 };
 
 /* Joins the pool's group (subscribes to its topic). The struct must stay in
