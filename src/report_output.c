@@ -253,7 +253,9 @@ static void report_prom_pools(const struct report *report, FILE *out)
 			fprintf(out, "qrpool_pool_cover_seconds{pool=\"%s\",basis=\"consumption\"}", p->pool->name);
 			report_prom_value(out, p->cover_hours * 3600);
 		}
-		if (p->forecast_cover_hours >= 0) {
+		/* Not a lower bound (the stock outlasts the forecast): an alert rule
+		 * would take it for the cover. */
+		if (p->forecast_cover_hours >= 0 && !p->forecast_beyond) {
 			fprintf(out, "qrpool_pool_cover_seconds{pool=\"%s\",basis=\"forecast\"}", p->pool->name);
 			report_prom_value(out, p->forecast_cover_hours * 3600);
 		}
@@ -348,10 +350,12 @@ int report_write_prom(const struct report *report, const struct config *config, 
 
 /* --- monitoring plugin ---------------------------------------------------- */
 
-/* The shorter of the two covers that are known; < 0 when neither is. */
+/* The shorter of the two covers that are known; < 0 when neither is. A
+ * forecast cover the stock outlasts (the forecast ends first: evening, with a
+ * day's forecast) is only a lower bound: no shortage, so it counts as none. */
 static double report_worst_cover(const struct report_pool *p)
 {
-	double a = p->cover_hours, b = p->forecast_cover_hours;
+	double a = p->cover_hours, b = p->forecast_beyond ? INFINITY : p->forecast_cover_hours;
 
 	if (a < 0)
 		return b;

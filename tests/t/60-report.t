@@ -117,6 +117,21 @@ is "--check WARNING below --warn-hours: exit 1" "$rc" 1
 like "--check WARNING names the pool" "$(cat "$T/out")" "^QRPOOL WARNING - poster 2\.[34]h of cover"
 run qrpool-report --check --warn-hours 5 --crit-hours 3
 is "--check CRITICAL below --crit-hours: exit 2" "$rc" 2
+# A forecast that ends before the stock does (evening, with a day's forecast):
+# card's 10 codes outlast its last 2 forecast hours at 1 an hour. That cover is
+# only a lower bound: no shortage, not a WARNING every evening.
+{ cat "$T/demand.tsv"
+  for i in 0 1; do printf 'card\t%s\t1\n' "$(date -u -d "$hour + $i hour" +%Y-%m-%dT%H:00Z)"; done
+} >"$T/evening.tsv"
+qrpool-plan --max 0 "$T/evening.tsv" 2>/dev/null
+run qrpool-report --json
+is "a forecast the stock outlasts: a lower bound in the JSON" "$(jq_py 'r["pools"][1]["cover_hours"]["forecast_is_lower_bound"]')" True
+run qrpool-report --check --warn-hours 2 --crit-hours 1
+is "... --check: not taken for the cover (OK)" "$rc:$(cut -d'|' -f1 "$T/out" | grep -c card)" 0:0
+run qrpool-report --prom "$T/textfile/evening.prom"
+is "... --prom: no forecast cover for it, which an alert rule would read as the cover" \
+  "$rc:$(grep -c 'qrpool_pool_cover_seconds{pool="card",basis="forecast"}' "$T/textfile/evening.prom")" 0:0
+qrpool-plan --max 0 "$T/demand.tsv" 2>/dev/null   # card without a forecast again
 # One topic without a leader: the measured pool's CRITICAL still pages (it was
 # UNKNOWN, which many setups do not page on); below CRITICAL it stays UNKNOWN.
 kafka_control topic-error qrpool.card LEADER_NOT_AVAILABLE
