@@ -122,7 +122,10 @@ job_start() {
   fi
   size=$(stat -c %s "$JOB_LOG" 2>/dev/null) || size=0
   JOB_LOG_FROM=$((size + 1))
-  exec 8>&2 2>>"$JOB_LOG" || { echo "$JOB_NAME: cannot write the log $JOB_LOG" >&8; exit 74; }
+  # Read back through a descriptor of its own: the file written, even if
+  # logrotate renames it and makes a new one meanwhile.
+  exec 8>&2 2>>"$JOB_LOG" 7<"$JOB_LOG" ||
+    { echo "$JOB_NAME: cannot write the log $JOB_LOG" >&8; exit 74; }
   JOB_STARTED=$(date +%s)
   job_log "start (pid $$)"
 }
@@ -198,10 +201,11 @@ job_finish() {
   exec 2>&8 8>&-
   if [ "$status" -ne 0 ]; then
     echo "$JOB_NAME failed (exit $status); log: $JOB_LOG" >&2
-    # From where this run began (the whole file if rotated meanwhile).
-    size=$(stat -c %s "$JOB_LOG" 2>/dev/null) || size=0
+    # From where this run began (all of it if the file was cut meanwhile).
+    size=$(stat -L -c %s /dev/fd/7 2>/dev/null) || size=0
     [ "$size" -ge "$JOB_LOG_FROM" ] || JOB_LOG_FROM=1
-    tail -c +"$JOB_LOG_FROM" "$JOB_LOG" >&2
+    tail -c +"$JOB_LOG_FROM" /dev/fd/7 >&2
   fi
+  exec 7<&-
   exit "$status"
 }

@@ -46,6 +46,7 @@ struct claim {
 	long line_number;
 	long first_unbound;           /* the line of the first record not bound */
 	int64_t records, bound, redelivered, unusable, bad_lines, not_cached;
+	int commit_lost;              /* a consumer closed while idle had lost a commit */
 };
 
 /* Keys name files in --out: a scene id, but no '/' and no leading dot. */
@@ -198,6 +199,7 @@ static ssize_t claim_read_input(void *cookie, char *buffer, size_t size)
 		if (!consumer->stored && idle >= CLAIM_IDLE_LEAVE_MS) {
 			log_info("stdin idle for %d s: leaving group %s until the next record",
 				CLAIM_IDLE_LEAVE_MS / 1000, claim->pool->group);
+			claim->commit_lost |= consumer->commit_lost;   /* said at the end, as 75 */
 			consumer_close(consumer);
 			break;
 		}
@@ -348,7 +350,8 @@ int claim_run(const struct claim_options *options, const struct config *config, 
 	if (polled)
 		fclose(polled);
 	/* Every binding is committed to the DB by now; only then the offsets. */
-	commit_failed = claim.consumer.handle && consumer_commit(&claim.consumer);
+	commit_failed = (claim.consumer.handle && consumer_commit(&claim.consumer)) ||
+		claim.commit_lost;
 	if (commit_failed)
 		log_error("the %lld codes bound are recorded, and qrpool-claim skips them when they "
 			"come back, but some offsets are not committed: until it runs again and "

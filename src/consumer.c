@@ -159,12 +159,8 @@ static void consumer_rebalance(rd_kafka_t *handle, rd_kafka_resp_err_t err,
 			rd_kafka_error_destroy(rd_kafka_incremental_assign(handle, parts));
 		else
 			rd_kafka_assign(handle, parts);
-		/* Paused while the caller waits for input; otherwise resumed, as a
-		 * partition keeps a pause from an earlier assignment of it. */
-		if (consumer->paused)
+		if (consumer->paused)   /* assigned while the caller waits for input */
 			rd_kafka_pause_partitions(handle, parts);
-		else
-			rd_kafka_resume_partitions(handle, parts);
 		log_info("pool %s: %d partition(s) assigned", consumer->pool->name, parts->cnt);
 		return;
 	}
@@ -178,7 +174,12 @@ static void consumer_rebalance(rd_kafka_t *handle, rd_kafka_resp_err_t err,
 			"bound on them were committed", consumer->pool->name);
 		consumer->commit_lost = 1;
 		consumer->stored = 0;
+		consumer->commit_failures = 0;   /* the next codes' first failure is an error again */
 	}
+	/* A partition keeps its pause across assignments: one given back while
+	 * paused is resumed first, or it would not be fetched when assigned again. */
+	if (consumer->paused)
+		rd_kafka_resume_partitions(handle, parts);
 	consumer_track(consumer, parts, 0);
 	/* Until the group assigns again, an empty partition list is no empty pool. */
 	if (!consumer->partition_count)
@@ -356,26 +357,38 @@ static void consumer_pause(struct consumer *consumer, int pause)
 	consumer->paused = pause;
 }
 
+/* Puts a code taken while idle back: its partition is sought back to it and
+ * paused, so it comes again, to us or to the partition's next owner. */
+static void consumer_unread(struct consumer *consumer, const rd_kafka_message_t *message)
+{
+	rd_kafka_topic_partition_list_t *back = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_error_t *error;
+
+	rd_kafka_topic_partition_list_add(back, rd_kafka_topic_name(message->rkt),
+		message->partition)->offset = message->offset;
+	rd_kafka_pause_partitions(consumer->handle, back);
+	if ((error = rd_kafka_seek_partitions(consumer->handle, back, 0))) {
+		log_info("kafka: seeking partition %d back to offset %lld: %s", (int)message->partition,
+			(long long)message->offset, rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+	rd_kafka_topic_partition_list_destroy(back);
+}
+
 void consumer_idle(struct consumer *consumer)
 {
 	rd_kafka_message_t *event;
 
 	if (!consumer->paused)
 		consumer_pause(consumer, 1);
-	/* A code can come only if it was fetched before the pause took hold: it
-	 * is kept for consumer_next, and polling stops until then (a rebalance
-	 * meanwhile could give its partition to another member). */
-	while (!consumer->held && !consumer->idle_status &&
-	       (event = rd_kafka_consumer_poll(consumer->handle, 0))) {
+	while (!consumer->idle_status && (event = rd_kafka_consumer_poll(consumer->handle, 0))) {
 		int status = consumer_event(consumer, event, consumer_now());
 
-		if (status == 0)
-			consumer->held = event;
-		else {
-			rd_kafka_message_destroy(event);
-			if (status > 0)   /* a refusal (a topic gone, ACLs): for consumer_next */
-				consumer->idle_status = status;
-		}
+		if (status == 0)   /* a code after all (the pause failed?): fetched again later */
+			consumer_unread(consumer, event);
+		else if (status > 0)   /* a refusal (a topic gone, ACLs): for consumer_next */
+			consumer->idle_status = status;
+		rd_kafka_message_destroy(event);
 	}
 }
 
@@ -385,11 +398,6 @@ int consumer_next(struct consumer *consumer, int64_t wait_ms, rd_kafka_message_t
 	consumer->last_progress = consumer_now();
 	if (consumer->paused)
 		consumer_pause(consumer, 0);
-	if (consumer->held) {
-		*message = consumer->held;
-		consumer->held = NULL;
-		return 0;
-	}
 	if (consumer->idle_status)
 		return consumer->idle_status;
 	for (;;) {
@@ -455,8 +463,6 @@ int consumer_commit(struct consumer *consumer)
 
 void consumer_close(struct consumer *consumer)
 {
-	if (consumer->held)   /* not handed out: the partition's next owner gets it */
-		rd_kafka_message_destroy(consumer->held);
 	if (consumer->handle) {
 		rd_kafka_consumer_close(consumer->handle);
 		rd_kafka_destroy(consumer->handle);

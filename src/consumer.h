@@ -40,7 +40,6 @@ struct consumer {
 	int commit_lost;              /* partitions went to others with offsets not committed */
 	int commit_failures;          /* synchronous commits failed in a row (the first is logged) */
 	int paused;                   /* the assignment is paused: the caller waits for input */
-	rd_kafka_message_t *held;     /* a code that came while paused, the next one handed out */
 	int idle_status;              /* an exit code an event said while paused, for consumer_next */
 };
 

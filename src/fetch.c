@@ -361,13 +361,6 @@ static void fetch_store(struct fetcher *f, struct fetch_transfer *transfer,
 	token_worked(&f->token, transfer->token_generation);
 	status = store_add_image(&f->batch, job->code_id, job->line, answer->content_type,
 		transfer->body.data, transfer->body.size, job->calls);
-	if (f->outage_since) {
-		log_warn("WeChat answers again, after %.0f s of failed calls: calls resume",
-			db_now() - f->outage_since);
-		f->outage_since = 0;
-		f->probe_out = 0;
-	}
-	f->consecutive_failures = 0;
 	free(job);
 	if (status)
 		fetch_fail(f, status);
@@ -409,11 +402,26 @@ static void fetch_token_refused(struct fetcher *f, struct fetch_transfer *transf
 }
 
 /* Acts on one answer as WECHAT.md's table says. */
+/* An answer that is not a transient failure (an image, a refusal, the quota
+ * or the token): WeChat answers, and an outage is over. */
+static void fetch_outage_over(struct fetcher *f, const struct wechat_answer *answer)
+{
+	if (f->outage_since)
+		log_warn("WeChat answers again (%s), after %.0f s of failed calls: calls resume",
+			answer->action == WECHAT_STORE ? "an image" : answer->message,
+			db_now() - f->outage_since);
+	f->outage_since = 0;
+	f->probe_out = 0;
+	f->consecutive_failures = 0;
+}
+
 static void fetch_act(struct fetcher *f, struct fetch_transfer *transfer,
 	const struct wechat_answer *answer, double retry_after)
 {
 	struct fetch_job *job = transfer->job;
 
+	if (answer->action != WECHAT_RETRY)
+		fetch_outage_over(f, answer);
 	switch (answer->action) {
 	case WECHAT_STORE:
 		fetch_store(f, transfer, answer);
@@ -685,8 +693,8 @@ static void fetch_start_calls(struct fetcher *f)
 		}
 		/* An outage: the calls in flight end first, then one at a time. */
 		if (f->outage_since && (f->probe_out || f->active || now < f->probe_at)) {
-			if (!f->active)
-				f->wake_at = f->probe_at;
+			/* (the calls in flight wake the loop as they end) */
+			f->wake_at = f->active ? now + FETCH_WAIT_MAX : f->probe_at;
 			break;
 		}
 		if (started && (!token_cached(&f->token, now) ||

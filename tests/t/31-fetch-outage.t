@@ -28,12 +28,31 @@ is "... every code fetched, and printed" "$(count "state = 'fetched'"):$(wc -l <
 like "... the outage said" "$(cat "$T/err")" \
   "warning: 100 calls in a row failed \(last: .*503.*\): no new call for 2 s, then one to see whether WeChat answers again"
 like "... and the end of it" "$(cat "$T/err")" \
-  "warning: WeChat answers again, after [0-9]+ s of failed calls: calls resume"
+  "warning: WeChat answers again \(an image\), after [0-9]+ s of failed calls: calls resume"
 failed=$(stats faults http5xx)
 # 100 in a row trip it (a call sent before the outage and answered inside it
 # may start the count again); then the calls in flight, and a probe after 2 s,
 # then 4 s. Calls at the full rate would be thousands in 3 s.
 ok "... few calls spent on it ($failed answered 503)" test "$failed" -ge 100 -a "$failed" -le 200
+
+# --- a probe answered otherwise than with an image or a failure ----------------
+# (the tokens invalidated meanwhile: 40001). WeChat answers: the outage is over,
+# the token is refreshed, the calls resume. (No further call was made: the run
+# spun until its deadline.)
+start_fake tokens
+config_for 'concurrency = 4; retries = 20;'
+: >"$T/items"; plan poster 50
+outage 3000
+qrpool-fetch -v --for 2m <"$T/items" >"$T/out" 2>"$T/err" &
+fetch=$!
+i=0
+until grep -q "calls in a row failed" "$T/err" || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
+curl -s -X POST "$base/_control/invalidate-tokens" >/dev/null
+rc=0; wait "$fetch" || rc=$?
+is "the probe refused for its token: exit 0, every code fetched" \
+  "$rc:$(count "state = 'fetched'")" 0:50
+like "... the outage over with that answer" "$(cat "$T/err")" \
+  "WeChat answers again \(.*40001.*\), after [0-9]+ s of failed calls: calls resume"
 
 # --- without a deadline: given up after 5 quota minutes (1 s minutes here) ------
 start_fake down

@@ -208,6 +208,7 @@ done_codes() { sql "SELECT count(*) FROM codes WHERE state = 'fetched' OR state 
 until [ "$(done_codes)" -gt 0 ] 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
 # (tail -f follows a night, and a run killed leaves what it said)
 is "the log is written as the run goes" "$(grep -c "nightly-fill: start (pid $script)" "$T/log/nightly-fill.log")" 1
+mv "$T/log/nightly-fill.log" "$T/log/nightly-fill.log.1"   # logrotate, in the middle of the run
 kill -TERM $script
 started=$(date +%s)
 rc=0; wait $script || rc=$?
@@ -215,7 +216,9 @@ is "SIGTERM to nightly-fill: exit 75" "$rc" 75
 ok "SIGTERM to nightly-fill: it stops within the tools' grace time" [ $(($(date +%s) - started)) -le 10 ]
 like "SIGTERM to nightly-fill: the failure is printed, for cron's mail" "$(cat "$T/err")" \
   "nightly-fill failed \(exit 75\)"
-like "SIGTERM to nightly-fill: the log says so" "$(cat "$T/log/nightly-fill.log")" "stopped by SIGTERM"
+like "SIGTERM to nightly-fill: the log says so" "$(cat "$T/log/nightly-fill.log.1")" "stopped by SIGTERM"
+like "... and the run's part of it is printed, though the log was rotated" "$(cat "$T/err")" \
+  "nightly-fill: start \(pid $script\)"
 is "SIGTERM to nightly-fill: no tool left running" "$(my_tools '(pending|plan|fetch|render|publish)')" 0
 ok "SIGTERM to nightly-fill: the lock is free" -- flock -n "$T/qrpool-fill.lock" true
 

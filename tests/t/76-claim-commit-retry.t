@@ -48,3 +48,30 @@ rc=0; wait "$claim" || rc=$?
 is "claim ends 0 at the end of its input (the commit went through)" "$rc" 0
 like "... having left the group while idle" "$(cat "$T/err")" \
   "stdin idle for 10 s: leaving group qrpool-online.poster"
+
+# Commits that keep failing while an online member joins: the partitions go to
+# it with claim's code not committed past (the double hand-out this all
+# guards against). Claim says so, and exits 75 even after it has left the
+# group idle (leaving forgot it, and claim exited 0).
+echo "error OffsetCommit REQUEST_TIMED_OUT 100000" >"$T/ctl"
+publish_codes 10
+: >"$T/out"
+{ records 1 2; exec sleep 40; } >"$T/fifo" &
+feeder=$!
+qrpool-claim -v --pool poster --out "$T/codes" --wait 3s <"$T/fifo" >"$T/out" 2>"$T/err" &
+claim=$!
+i=0
+until [ -s "$T/out" ] || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
+sleep 1
+timeout 12 kcat -q -b "$KAFKA_BROKERS" -G qrpool-online.poster -X enable.auto.commit=false \
+  -X session.timeout.ms=6000 -X auto.offset.reset=earliest -c 1 -f '%k\n' qrpool.poster \
+  >/dev/null 2>&1 || true
+i=0
+until grep -q "stdin idle" "$T/err" || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
+kill "$feeder" 2>/dev/null
+rc=0; wait "$claim" || rc=$?
+like "commits failing in a rebalance: said" "$(cat "$T/err")" \
+  "partitions went back to the group before the offsets of codes bound on them were committed"
+is "... and 75 at the end, though claim left the group idle meanwhile" \
+  "$rc:$(grep -c 'stdin idle for 10 s' "$T/err")" 75:1
+echo "clear-errors OffsetCommit" >"$T/ctl"
