@@ -55,6 +55,7 @@ struct publisher {
 	struct publish_counts counts;
 	int status;                       /* the worst outcome so far, as an exit code */
 	int stop;                         /* stop reading: Kafka gave up, or the DB failed */
+	int draining;                     /* after a stop: the rest of the input read and let go */
 	char held_type[64];               /* a code's content type copied to wait for room (publish_detach) */
 	struct idset seen;                /* codes produced by this run */
 	char delivery_error[256];         /* why the last delivery failed */

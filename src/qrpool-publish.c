@@ -105,6 +105,8 @@ static int publish_input_waits(void *arg)
 {
 	struct publisher *publisher = arg;
 
+	if (publisher->draining)
+		return 0;   /* the run is over: only the input is read on */
 	publish_serve(publisher, 0);
 	return publisher->stop;
 }
@@ -118,6 +120,27 @@ static ssize_t publish_read_stdin(void *cookie, char *buffer, size_t size)
 		publish_input_waits, cookie);
 }
 
+/* After the run stopped publishing (Kafka gave up, the DB failed), the rest of
+ * the input is read to its end and let go, its items left fetched in the DB:
+ * the stages before this one are not cut off. They used to die on a broken
+ * pipe (fetch with 74), and the night's WeChat quota with them, for a Kafka
+ * outage of a minute. A signal ends the reading. */
+static void publish_drain(struct publisher *publisher, FILE *in)
+{
+	char buffer[65536];
+	long long lines = 0;
+	size_t got;
+
+	publisher->draining = 1;
+	clearerr(in);   /* the stop ended a read (EINTR) */
+	while ((got = fread(buffer, 1, sizeof buffer, in)) > 0)
+		for (size_t i = 0; i < got; i++)
+			lines += buffer[i] == '\n';
+	log_warn("%lld more lines read to the end of the input%s and not published: they stay "
+		"fetched (qrpool-pending --state fetched | qrpool-publish publishes them)", lines,
+		interrupt_requested() ? " (up to a signal)" : "");
+}
+
 /* Reads items until the input ends, a signal comes or Kafka gives up. */
 static int publish_read_items(struct publisher *publisher)
 {
@@ -126,7 +149,7 @@ static int publish_read_items(struct publisher *publisher)
 	struct item_reader reader;
 	struct progress progress;
 	struct item item;
-	int status = 0, rc = 1;
+	int status = 0, rc = 1, drain = 0;
 	long done = 0;   /* lines read and dealt with */
 
 	if (!in) {
@@ -152,14 +175,18 @@ static int publish_read_items(struct publisher *publisher)
 			"(the same signal again gives them up)");
 		status = EXIT_TEMPFAIL;
 	} else if (rc != 0 && publisher->stop) {
-		log_warn("reading stopped after line %ld: the items after it were not published and "
-			"stay fetched", done);
+		log_warn("publishing stopped after line %ld: the items after it are not published and "
+			"stay fetched; the rest of the input is read to its end, so the stages before this "
+			"one finish their work", done);
+		drain = 1;
 	}
 	if (reader.bad_lines)
 		status = exitcode_worst(status, EXIT_DATA);
 	publisher->counts.bad_lines = reader.bad_lines;   /* for the summary */
 	status = exitcode_worst(status, publish_finish(publisher));
 	progress_end(&progress);
+	if (drain)
+		publish_drain(publisher, in);
 	item_reader_free(&reader);
 	fclose(in);
 	return status;

@@ -25,16 +25,19 @@ is "nothing is lost: every code still fetched, with its image" \
   "$(sql "SELECT count(*) FROM codes JOIN images ON code_id = codes.id WHERE state = 'fetched'")" 50
 
 # The run stops (messages timed out) while the stage before has written half a
-# line and holds its end open: the half line is the end of the input, not a bad
-# line (75, not 65).
+# line and holds its end open: the half line is no bad line (75, not 65); the
+# rest of the input is read to its end, when the stage before closes it.
 mkfifo "$T/in"
 qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
 publisher=$!
 exec 3>"$T/in"
 cat "$T/items" >&3
 printf 'deadbeef' >&3
-rc=0; wait $publisher || rc=$?
+i=0
+until grep -q "publishing stopped" "$T/err" || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+(trap '' PIPE; printf 'beef\n' >&3) 2>/dev/null || true   # the stage before goes on (a reader gone: EPIPE)
 exec 3>&-
+rc=0; wait $publisher || rc=$?
 is "stopped with half a line waiting: exit 75" "$rc" 75
 ok "... no line reported bad" sh -c "! grep -q 'line skipped' '$T/err'"
 
@@ -65,9 +68,19 @@ qrpool-pending --state fetched >"$T/items"
 run qrpool-publish <"$T/items"
 is "timed out with input unread: exit 75" "$rc" 75
 like "... saying where reading stopped" "$(cat "$T/err")" \
-  "reading stopped after line 11: the items after it were not published and stay fetched"
+  "publishing stopped after line 11: the items after it are not published and stay fetched; the rest of the input is read to its end"
 is "... every code still fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" \
   "$(wc -l <"$T/items")"
+like "... and the rest of the input read and counted" "$(cat "$T/err")" \
+  "[0-9]+ more lines read to the end of the input and not published: they stay fetched"
+# In a pipeline, the stages before publish are not cut off by its stop: they
+# finish their work (fetch used to die on a broken pipe, with the night's quota).
+head -5 "$T/items" >"$T/first"; tail -n +6 "$T/items" >"$T/rest"
+rc=0
+{ cat "$T/first"; sleep 4; cat "$T/rest" && touch "$T/upstream-done"; } |
+  qrpool-publish >/dev/null 2>"$T/err" || rc=$?
+is "publish stopped while the stage before it still writes: 75" "$rc" 75
+ok "... that stage wrote all it had, not cut off by a broken pipe" test -e "$T/upstream-done"
 
 # SIGTERM while the producer's queue is full (10 messages, each allowed 60 s
 # to find a broker): the run still ends within kafka.timeout, not when the
