@@ -226,7 +226,7 @@ ok "SIGTERM to nightly-fill: the lock is free" -- flock -n "$T/qrpool-fill.lock"
 # session dropped): the same clean stop, exit 75 -------------------------------------
 for signal in TERM HUP; do
   sql "UPDATE codes SET state = 'planned' WHERE state <> 'planned'; DELETE FROM images"
-  logged=$(wc -l <"$T/log/nightly-fill.log")
+  logged=$(cat "$T/log/nightly-fill.log" 2>/dev/null | wc -l)   # (rotated above: none yet)
   TMPDIR=$T setsid nightly-fill -u "$deadline" -f "$HOUR" "$T/big.tsv" >"$T/out" 2>"$T/err" & script=$!
   i=0
   until [ "$(done_codes)" -gt 0 ] 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
