@@ -163,6 +163,16 @@ static void publish_on_error(rd_kafka_t *rk, int err, const char *reason, void *
 	struct publisher *publisher = opaque;
 	char why[512];
 
+	if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
+		/* Credentials or a SASL mechanism the cluster refuses: a rerun fails
+		 * the same way, every night (it was 75 once the messages timed out). */
+		if (publisher->status != EXIT_UPSTREAM)
+			log_error("Kafka refused this client's authentication: %s: kafka.properties' "
+				"security.protocol and sasl.* settings must match the cluster's", reason);
+		publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
+		publisher->stop = 1;
+		return;
+	}
 	if (err != RD_KAFKA_RESP_ERR__FATAL) {
 		log_info("Kafka: %s", reason);
 		snprintf(publisher->client_error, sizeof publisher->client_error, "%s", reason);

@@ -427,3 +427,19 @@ sql "SELECT request_id FROM codes WHERE state = 'published' AND pool = 'link'" |
 is "... the DB has as published exactly the codes the summary counts" \
   "$(comm -12 "$T/ids" "$T/published-ids" | wc -l)" "$5"
 is "... and each printed" "$(wc -l <"$T/file-out")" "$5"
+
+# Credentials or a SASL setup the cluster refuses: no rerun fixes it, so 69
+# with what to check, not 75 once the messages time out, every night.
+set_kafka 3s security.protocol=SASL_PLAINTEXT sasl.mechanisms=PLAIN sasl.username=qrpool \
+  sasl.password=wrong
+sql "UPDATE codes SET state = 'fetched' WHERE id IN (SELECT id FROM codes LIMIT 5)"
+qrpool-pending --state fetched >"$T/items"
+started=$(date +%s)
+run qrpool-publish <"$T/items"
+is "Kafka refusing the client's authentication: exit 69" "$rc" 69
+ok "... within kafka.timeout" test $(($(date +%s) - started)) -le 5
+like "... saying what to check" "$(cat "$T/err")" \
+  "Kafka refused this client's authentication: .*SASL.*: kafka.properties' security.protocol and sasl.\* settings must match the cluster's"
+is "... the codes stay fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" \
+  "$(wc -l <"$T/items")"
+set_kafka 3s
