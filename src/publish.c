@@ -163,16 +163,9 @@ static void publish_on_error(rd_kafka_t *rk, int err, const char *reason, void *
 	struct publisher *publisher = opaque;
 	char why[512];
 
-	if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
-		/* Credentials or a SASL mechanism the cluster refuses: a rerun fails
-		 * the same way, every night (it was 75 once the messages timed out). */
-		if (publisher->status != EXIT_UPSTREAM)
-			log_error("Kafka refused this client's authentication: %s: kafka.properties' "
-				"security.protocol and sasl.* settings must match the cluster's", reason);
-		publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
-		publisher->stop = 1;
-		return;
-	}
+	/* Also raised for passing trouble (a broker dropping the connection
+	 * mid-handshake, a token refresh): judged at the end (publish_finish). */
+	publisher->auth_failed = err == RD_KAFKA_RESP_ERR__AUTHENTICATION;
 	if (err != RD_KAFKA_RESP_ERR__FATAL) {
 		log_info("Kafka: %s", reason);
 		snprintf(publisher->client_error, sizeof publisher->client_error, "%s", reason);
@@ -733,6 +726,15 @@ int publish_finish(struct publisher *publisher)
 	publisher->status = exitcode_worst(publisher->status,
 		publish_committer_finish(&publisher->committer));
 	publisher->counts.published = publish_committer_published(&publisher->committer);
+	/* Nothing delivered, the last complaint an authentication failure:
+	 * credentials or a SASL setup the cluster refuses. A rerun fails the same
+	 * way, every night: 69, not 75. */
+	if (publisher->auth_failed && publisher->counts.failed && !publisher->counts.published) {
+		log_error("Kafka refused this client's authentication (%s): kafka.properties' "
+			"security.protocol and sasl.* settings must match the cluster's",
+			publisher->client_error);
+		publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
+	}
 	publisher->counts.already = publisher->committer.abandoned ? 0 : publisher->committer.already;
 	publish_summary(publisher);
 	return publisher->status;

@@ -56,6 +56,7 @@ struct publisher {
 	int status;                       /* the worst outcome so far, as an exit code */
 	int stop;                         /* stop reading: Kafka gave up, or the DB failed */
 	int draining;                     /* after a stop: the rest of the input read and let go */
+	int auth_failed;                  /* the client's last complaint: its authentication refused */
 	char held_type[64];               /* a code's content type copied to wait for room (publish_detach) */
 	struct idset seen;                /* codes produced by this run */
 	char delivery_error[256];         /* why the last delivery failed */

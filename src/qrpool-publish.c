@@ -43,10 +43,12 @@ static void publish_usage(void)
 		"kafka.timeout, record them, exit 75. The same signal again from the same sender a\n"
 		"second or more later (a second Ctrl-C) gives up the rest at once.\n"
 		"\n" EXITCODE_HELP
-		"65: some items were skipped. 69: Kafka refuses this client (ACLs), or a topic\n"
-		"does not exist on the cluster. 75: Kafka did\n"
+		"65: some items were skipped. 69: Kafka refuses this client (its authentication,\n"
+		"ACLs), or a topic does not exist on the cluster. 75: Kafka did\n"
 		"not confirm every message within kafka.timeout (unreachable, timed out,\n"
-		"interrupted), or the staging DB stayed locked; those codes stay 'fetched'.\n");
+		"interrupted), or the staging DB stayed locked; those codes stay 'fetched'.\n"
+		"After a stop (not a signal) the rest of the input is read to its end and let go\n"
+		"(its items stay 'fetched'), so the stages before publish are not cut off.\n");
 }
 
 static int publish_parse_options(int argc, char **argv, struct publish_options *options)
@@ -125,13 +127,12 @@ static ssize_t publish_read_stdin(void *cookie, char *buffer, size_t size)
  * the stages before this one are not cut off. They used to die on a broken
  * pipe (fetch with 74), and the night's WeChat quota with them, for a Kafka
  * outage of a minute. A signal ends the reading. */
-static void publish_drain(struct publisher *publisher, FILE *in)
+static void publish_drain(FILE *in)
 {
 	char buffer[65536];
 	long long lines = 0;
 	size_t got;
 
-	publisher->draining = 1;
 	clearerr(in);   /* the stop ended a read (EINTR) */
 	while ((got = fread(buffer, 1, sizeof buffer, in)) > 0)
 		for (size_t i = 0; i < got; i++)
@@ -141,8 +142,10 @@ static void publish_drain(struct publisher *publisher, FILE *in)
 		interrupt_requested() ? " (up to a signal)" : "");
 }
 
-/* Reads items until the input ends, a signal comes or Kafka gives up. */
-static int publish_read_items(struct publisher *publisher)
+/* Reads items until the input ends, a signal comes or Kafka gives up. After
+ * a stop, *rest is the input left to drain (publish_drain), once the run is
+ * recorded and the producer gone; else NULL. */
+static int publish_read_items(struct publisher *publisher, FILE **rest)
 {
 	static const cookie_io_functions_t input_functions = { .read = publish_read_stdin };
 	FILE *in = fopencookie(publisher, "r", input_functions);
@@ -185,10 +188,12 @@ static int publish_read_items(struct publisher *publisher)
 	publisher->counts.bad_lines = reader.bad_lines;   /* for the summary */
 	status = exitcode_worst(status, publish_finish(publisher));
 	progress_end(&progress);
-	if (drain)
-		publish_drain(publisher, in);
 	item_reader_free(&reader);
-	fclose(in);
+	publisher->draining = drain;   /* the input's reads no longer serve the producer */
+	if (drain)
+		*rest = in;
+	else
+		fclose(in);
 	return status;
 }
 
@@ -202,6 +207,7 @@ static int publish_run(const struct publish_options *options, const struct confi
 {
 	struct publisher publisher;
 	struct db db;
+	FILE *rest = NULL;
 	int status;
 
 	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms)))
@@ -209,7 +215,7 @@ static int publish_run(const struct publish_options *options, const struct confi
 	db_busy_interruptible(&db);   /* recording the run's end after a stop waits for no lock */
 	if (!(status = db_run_start(&db, "publish")) &&
 	    !(status = publish_open(&publisher, config, &db, options->drop_images, stdout))) {
-		status = publish_read_items(&publisher);
+		status = publish_read_items(&publisher, &rest);
 		publish_stdout_failed = publisher.committer.out_failed;
 		publish_abandoned = publisher.committer.abandoned;
 		db_run_end(&db, publisher.counts.read + publisher.counts.bad_lines,
@@ -218,6 +224,12 @@ static int publish_run(const struct publish_options *options, const struct confi
 	} else
 		db_run_end(&db, 0, 0, status);
 	db_close(&db);
+	/* The run is recorded (report shows its exit) and the producer gone
+	 * before the rest of the input, which may take the night, is read. */
+	if (rest) {
+		publish_drain(rest);
+		fclose(rest);
+	}
 	return status;
 }
 

@@ -413,12 +413,19 @@ static int report_check_pool(struct report_check_text *c, const struct report_po
 	 * yet) is said, not passed off as enough. */
 	int empty = p->measured && p->depth == 0;
 	int by_cover = cover < 0 ? 0 : cover < crit_hours ? 2 : cover < warn_hours ? 1 : 0;
+	/* The forecast ends within warn_hours, and no consumption says how long
+	 * the stock lasts (the night's plan did not run?): at least a WARNING. */
+	int forecast_ends = !by_cover && p->forecast_beyond && p->forecast_cover_hours < warn_hours &&
+		!(p->cover_hours >= 0 && isfinite(p->cover_hours));
 	const char *comma = ftell(c->text) ? ", " : "";
 
 	if (by_cover)
 		fprintf(c->text, "%s%s %.1fh of cover", comma, p->pool->name, cover);
 	else if (empty)
 		fprintf(c->text, "%s%s empty%s", comma, p->pool->name, cover < 0 ? ", cover unknown" : "");
+	else if (forecast_ends)
+		fprintf(c->text, "%s%s: the last plan's forecast ends in %.1fh, and no consumption "
+			"to tell the cover", comma, p->pool->name, p->forecast_cover_hours);
 	else if (cover < 0 && p->measured)
 		fprintf(c->unknown, "%s%s", ftell(c->unknown) ? ", " : "", p->pool->name);
 	if (p->measured)
@@ -427,7 +434,7 @@ static int report_check_pool(struct report_check_text *c, const struct report_po
 	if (cover >= 0 && isfinite(cover))
 		fprintf(c->perf, " '%s_cover_hours'=%.2f;%g:;%g:;0", p->pool->name, cover, warn_hours,
 			crit_hours);
-	return by_cover ? by_cover : empty;
+	return by_cover ? by_cover : empty || forecast_ends;
 }
 
 int report_check(const struct report *report, double warn_hours, double crit_hours, FILE *out)

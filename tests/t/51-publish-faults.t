@@ -439,7 +439,7 @@ run qrpool-publish <"$T/items"
 is "Kafka refusing the client's authentication: exit 69" "$rc" 69
 ok "... within kafka.timeout" test $(($(date +%s) - started)) -le 5
 like "... saying what to check" "$(cat "$T/err")" \
-  "Kafka refused this client's authentication: .*SASL.*: kafka.properties' security.protocol and sasl.\* settings must match the cluster's"
+  "Kafka refused this client's authentication \(.*SASL.*\): kafka.properties' security.protocol and sasl.\* settings must match the cluster's"
 is "... the codes stay fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" \
   "$(wc -l <"$T/items")"
 set_kafka 3s

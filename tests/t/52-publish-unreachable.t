@@ -39,6 +39,8 @@ until grep -q "publishing stopped" "$T/err" || [ $i -gt 200 ]; do sleep 0.05; i=
 exec 3>&-
 rc=0; wait $publisher || rc=$?
 is "stopped with half a line waiting: exit 75" "$rc" 75
+like "... the rest read to its end, when the stage before closed it" "$(cat "$T/err")" \
+  "1 more lines read to the end of the input and not published"
 ok "... no line reported bad" sh -c "! grep -q 'line skipped' '$T/err'"
 
 # plan: depth from the DB (codes published), with one warning.

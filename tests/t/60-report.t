@@ -124,20 +124,31 @@ like "--check WARNING names the pool" "$(cat "$T/out")" "^QRPOOL WARNING - poste
 run qrpool-report --check --warn-hours 5 --crit-hours 3
 is "--check CRITICAL below --crit-hours: exit 2" "$rc" 2
 # A forecast that ends before the stock does (evening, with a day's forecast):
-# card's 10 codes outlast its last 2 forecast hours at 1 an hour. That cover is
-# only a lower bound: no shortage, not a WARNING every evening.
+# card's codes outlast its last 2 forecast hours at 1 an hour. That cover is
+# only a lower bound: no shortage. With card consuming 1 an hour (9 hours of
+# cover) the check is OK; it used to say "card 1.xh of cover" every evening.
 { cat "$T/demand.tsv"
   for i in 0 1; do printf 'card\t%s\t1\n' "$(date -u -d "$hour + $i hour" +%Y-%m-%dT%H:00Z)"; done
 } >"$T/evening.tsv"
 qrpool-plan --max 0 "$T/evening.tsv" 2>/dev/null
 run qrpool-report --json
 is "a forecast the stock outlasts: a lower bound in the JSON" "$(jq_py 'r["pools"][1]["cover_hours"]["forecast_is_lower_bound"]')" True
+# ... and no consumption to tell the cover (the night's plan did not run?): a WARNING, said so.
 run qrpool-report --check --warn-hours 2 --crit-hours 1
-is "... --check: not taken for the cover (OK)" "$rc:$(cut -d'|' -f1 "$T/out" | grep -c card)" 0:0
+like "... no consumption known: WARNING, the forecast's end said" "$rc:$(cut -d'|' -f1 "$T/out")" \
+  "^1:QRPOOL WARNING - card: the last plan's forecast ends in [0-9.]+h, and no consumption to tell the cover"
+kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.card -X auto.offset.reset=earliest -c 1 -q \
+  -f '%k\n' qrpool.card >/dev/null
+sql "INSERT INTO depth_snapshots VALUES ('card', strftime('%s','now') - 3600, 10, 10, 0)"
+run qrpool-report --check --warn-hours 2 --crit-hours 1
+is "... consuming 1 an hour: OK, the lower bound not taken for the cover" \
+  "$rc:$(cut -d'|' -f1 "$T/out" | grep -c card)" 0:0
 run qrpool-report --prom "$T/textfile/evening.prom"
 is "... --prom: no forecast cover for it, which an alert rule would read as the cover" \
   "$rc:$(grep -c 'qrpool_pool_cover_seconds{pool="card",basis="forecast"}' "$T/textfile/evening.prom")" 0:0
-qrpool-plan --max 0 "$T/demand.tsv" 2>/dev/null   # card without a forecast again
+# card as it was: no forecast, no consumption history.
+qrpool-plan --max 0 "$T/demand.tsv" 2>/dev/null
+sql "DELETE FROM depth_snapshots WHERE pool = 'card' AND taken_at < strftime('%s','now') - 3000"
 # One topic without a leader: the measured pool's CRITICAL still pages (it was
 # UNKNOWN, which many setups do not page on); below CRITICAL it stays UNKNOWN.
 kafka_control topic-error qrpool.card LEADER_NOT_AVAILABLE
