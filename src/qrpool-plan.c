@@ -465,27 +465,20 @@ static int plan_row_covered(const struct demand_row *row, const struct config *c
 
 /* With several forecasts (backfill's regular one and a campaign's), each must
  * count: a regular forecast empty or stale would leave the campaign planned
- * against the stock the regular demand needs, and nothing said. Checked
- * before --sum merges rows (a merged row keeps the first file's name), and
- * only when some row counts (else plan_check_period says so once). */
+ * against the stock the regular demand needs, and nothing said. */
 static int plan_check_each_input(const struct plan_options *options, const struct demand *demand,
-	const struct config *config)
+	const struct config *config, const char *when)
 {
-	time_t from = options->from;
-	int status = 0, any = 0;
-	char when[32];
+	int status = 0;
 
-	for (size_t r = 0; r < demand->count && !any; r++)
-		any = plan_row_covered(&demand->rows[r], config, from);
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%MZ", gmtime(&from));
-	for (int i = 0; any && options->input_count > 1 && i < options->input_count; i++) {
+	for (int i = 0; options->input_count > 1 && i < options->input_count; i++) {
 		const char *source = strcmp(options->inputs[i], "-") ? options->inputs[i] : "stdin";
 		size_t rows = 0, covered = 0;
 
 		for (size_t r = 0; r < demand->count; r++)
 			if (!strcmp(demand->rows[r].source, source)) {
 				rows++;
-				covered += (size_t)plan_row_covered(&demand->rows[r], config, from);
+				covered += (size_t)plan_row_covered(&demand->rows[r], config, options->from);
 			}
 		if (!rows)
 			log_error("%s: no demand rows (did its export run?); with several forecasts, each "
@@ -500,6 +493,8 @@ static int plan_check_each_input(const struct plan_options *options, const struc
 	return status;
 }
 
+/* Some row must fall in the hours the pools cover, and some of each file's.
+ * Checked before --sum merges rows: a merged row keeps the first file's name. */
 static int plan_check_period(const struct plan_options *options, const struct demand *demand,
 	const struct config *config)
 {
@@ -509,7 +504,7 @@ static int plan_check_period(const struct plan_options *options, const struct de
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%MZ", gmtime(&from));
 	for (size_t r = 0; r < demand->count; r++)
 		if (plan_row_covered(&demand->rows[r], config, from))
-			return 0;
+			return plan_check_each_input(options, demand, config, when);
 	if (!demand->count) {
 		log_error("the forecast has no demand rows (did the export run?): nothing planned");
 		return EXIT_DATA;
@@ -547,11 +542,9 @@ static int plan_run(const struct plan_options *options, const struct config *con
 		return EXIT_INTERNAL;
 	status = plan_read_inputs(options, config, &demand);
 	if (!status)
-		status = plan_check_each_input(options, &demand, config);
+		status = plan_check_period(options, &demand, config);
 	if (status != EXIT_IO)
 		status = exitcode_worst(status, plan_check_duplicates(&demand, config, options->sum));
-	if (!status)
-		status = plan_check_period(options, &demand, config);
 	if (status) {
 		if (demand.errors)
 			log_error("%d bad demand line%s: nothing planned", demand.errors,
