@@ -44,6 +44,7 @@ TEST_SERVERS := local-kafka fake-wechat
 
 qrpool-plan_OBJS := $(call o,$(STAGE) kafka depth plan qrfit qrpool-plan)
 qrpool-plan_PKGS := $(STAGE_PKGS) rdkafka libqrencode
+qrpool-plan_LDLIBS := -pthread
 qrpool-pending_OBJS := $(call o,$(STAGE) qrpool-pending)
 qrpool-pending_PKGS := $(STAGE_PKGS)
 qrpool-claim_OBJS := $(call o,$(STAGE) kafka params binding cache imagefile consumer claim qrpool-claim)
@@ -54,6 +55,7 @@ qrpool-publish_OBJS := $(call o,$(STAGE) kafka publish publish_committer qrpool-
 qrpool-publish_PKGS := $(STAGE_PKGS) rdkafka
 qrpool-report_OBJS := $(call o,$(STAGE) kafka depth report report_output qrpool-report)
 qrpool-report_PKGS := $(STAGE_PKGS) rdkafka jansson
+qrpool-report_LDLIBS := -pthread
 local-kafka_OBJS := $(call o,$(CORE) mockctl mockwake local-kafka)
 local-kafka_PKGS := rdkafka
 local-kafka_LDLIBS := -pthread
@@ -114,7 +116,7 @@ test_PKGS += jansson libcurl libqrencode libpng
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(test_OBJS) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(test_OBJS) \
-		$(shell $(PKG_CONFIG) --libs $(test_PKGS)) -lm
+		$(shell $(PKG_CONFIG) --libs $(test_PKGS)) -pthread -lm
 
 deps:
 	@scripts/install-deps
@@ -159,7 +161,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_SOURCES) $(wildcard src/*.h) $(BUILD)/sch
 	mkdir -p $(@D)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -I$(BUILD) -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -o $@ $< $(FUZZ_SOURCES) $(BUILD)/schema.c \
-		$$($(PKG_CONFIG) --cflags --libs $(STAGE_PKGS) rdkafka) -lm
+		$$($(PKG_CONFIG) --cflags --libs $(STAGE_PKGS) rdkafka) -pthread -lm
 
 # (Leaks are left to make fuzz and make check SAN=1: LeakSanitizer needs ptrace,
 # which some CI containers refuse; ASan and UBSan do not.)

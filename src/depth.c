@@ -1,5 +1,7 @@
 #include "depth.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,24 +67,23 @@ static int depth_from_snapshot(struct db *db, const char *pool, int64_t *depth)
 	return rc == SQLITE_ROW;
 }
 
-/* The DB-only estimate for pools [from, to) that Kafka did not measure: the
- * last depth measured (by qrpool-report) plus the codes published since, or,
- * never measured, every code ever published. Both are upper bounds: the DB
- * does not know what was consumed. */
-static int depth_estimate(struct db *db, const struct config *config, size_t from, size_t to,
-	struct pool_depth *depths)
+/* The DB-only estimate for the pools Kafka did not measure (measured == 0):
+ * the last depth measured (by qrpool-report) plus the codes published since,
+ * or, never measured, every code ever published. Both are upper bounds: the
+ * DB does not know what was consumed. */
+static int depth_estimate(struct db *db, const struct config *config, struct pool_depth *depths)
 {
 	struct pool_counts *counts;
 	int status = 0, counted = 0;
 
-	if (from == to)
-		return 0;
-	if (!(counts = calloc(config->pool_count, sizeof *counts)))
+	if (!(counts = calloc(config->pool_count ? config->pool_count : 1, sizeof *counts)))
 		return EXIT_INTERNAL;
-	for (size_t i = from; i < to; i++) {
-		int found = depth_from_snapshot(db, config->pools[i].name, &depths[i].depth);
+	for (size_t i = 0; i < config->pool_count; i++) {
+		int found;
 
-		if (found > 1) {
+		if (depths[i].measured)
+			continue;
+		if ((found = depth_from_snapshot(db, config->pools[i].name, &depths[i].depth)) > 1) {
 			status = found;
 			break;
 		}
@@ -96,47 +97,97 @@ static int depth_estimate(struct db *db, const struct config *config, size_t fro
 		if (!found)
 			depths[i].depth = counts[i].published;
 		depths[i].lost = 0;
-		depths[i].measured = 0;
 	}
 	free(counts);
 	return status;
+}
+
+struct depth_readers {
+	const struct config *config;
+	struct depth_reading *readings;
+	size_t count;
+	atomic_size_t next;          /* the next reading to take */
+	double deadline;             /* db_now() seconds */
+};
+
+static void *depth_reader(void *arg)
+{
+	struct depth_readers *readers = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&readers->next, 1)) < readers->count) {
+		struct depth_reading *r = &readers->readings[i];
+		int64_t left = (int64_t)((readers->deadline - db_now()) * 1000);
+
+		r->err = kafka_measure_depth(readers->config, r->pool, left > 0 ? left : 0, &r->depth,
+			r->why, sizeof r->why);
+	}
+	return NULL;
+}
+
+void depth_read_kafka(const struct config *config, struct depth_reading *readings, size_t count,
+	int64_t timeout_ms)
+{
+	struct depth_readers readers = { config, readings, count, 0, db_now() + (double)timeout_ms / 1000 };
+	pthread_t threads[DEPTH_READERS - 1];
+	size_t started = 0;
+
+	/* This thread is a reader too; one that cannot be started only means
+	 * fewer at once. */
+	while (started < DEPTH_READERS - 1 && started + 1 < count &&
+	       pthread_create(&threads[started], NULL, depth_reader, &readers) == 0)
+		started++;
+	depth_reader(&readers);
+	while (started)
+		pthread_join(threads[--started], NULL);
+	for (size_t i = 0; i < count; i++) {
+		const struct depth_reading *r = &readings[i];
+
+		if (!r->err && !r->depth.partitions)
+			log_warn("pool %s: topic %s does not exist on the cluster: depth 0, and nothing "
+				"can be published until it is created (qrpool does not create topics)",
+				r->pool->name, r->pool->topic);
+		if (!r->err && r->depth.lost)
+			log_info("pool %s: %lld codes were dropped by retention before anyone took them",
+				r->pool->name, (long long)r->depth.lost);
+	}
 }
 
 int depth_measure(struct db *db, const struct config *config, struct pool_depth *depths)
 {
 	int64_t timeout = config->kafka.timeout_ms < DEPTH_TIMEOUT_MAX_MS ?
 		config->kafka.timeout_ms : DEPTH_TIMEOUT_MAX_MS;
-	double deadline = db_now() + (double)timeout / 1000;
+	struct depth_reading *readings;
+	size_t unreachable = 0;
 	int status;
-	size_t i;
 
+	memset(depths, 0, config->pool_count * sizeof *depths);
 	if (!kafka_configured(config)) {
 		log_warn("%s: kafka.brokers is not set: pool depth estimated from the staging DB",
 			config->path);
-		return depth_estimate(db, config, 0, config->pool_count, depths);
+		return depth_estimate(db, config, depths);
 	}
 	if ((status = kafka_check_config(config)))
 		return status;
-	for (i = 0; i < config->pool_count; i++) {
-		const struct pool_config *pool = &config->pools[i];
-		int64_t left = (int64_t)((deadline - db_now()) * 1000);
-		struct kafka_depth measured;
-		char why[512];
-		rd_kafka_resp_err_t err = kafka_measure_depth(config, pool, left > 0 ? left : 0,
-			&measured, why, sizeof why);
+	if (!(readings = calloc(config->pool_count ? config->pool_count : 1, sizeof *readings)))
+		return EXIT_INTERNAL;
+	for (size_t i = 0; i < config->pool_count; i++)
+		readings[i].pool = &config->pools[i];
+	depth_read_kafka(config, readings, config->pool_count, timeout);
+	for (size_t i = 0; i < config->pool_count; i++)
+		unreachable += readings[i].err && kafka_unreachable(readings[i].err);
+	/* Kafka down is said once, not once per pool. */
+	if (unreachable && unreachable == config->pool_count)
+		log_warn("Kafka cannot be reached (%s): pool depth estimated from the staging DB",
+			readings[0].why);
+	for (size_t i = 0; i < config->pool_count; i++) {
+		const struct depth_reading *r = &readings[i];
 
-		if (!err) {
-			depths[i] = (struct pool_depth){ measured.depth, measured.lost, 1 };
-			continue;
-		}
-		if (kafka_unreachable(err)) {
-			log_warn("Kafka cannot be reached (%s): pool depth estimated from the staging DB",
-				why);
-			break;
-		}
-		log_warn("pool %s: %s: depth estimated from the staging DB", pool->name, why);
-		if ((status = depth_estimate(db, config, i, i + 1, depths)))
-			return status;
+		if (!r->err)
+			depths[i] = (struct pool_depth){ r->depth.depth, r->depth.lost, 1 };
+		else if (unreachable < config->pool_count)
+			log_warn("pool %s: %s: depth estimated from the staging DB", r->pool->name, r->why);
 	}
-	return depth_estimate(db, config, i, config->pool_count, depths);
+	free(readings);
+	return depth_estimate(db, config, depths);
 }

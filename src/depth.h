@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "kafka.h"
 
 struct pool_counts {
 	int64_t planned, fetched, published, failed;
@@ -27,12 +28,31 @@ int depth_count_states(struct db *db, const struct config *config, int in_flight
  * and reporting must not wait a whole delivery timeout on a dead cluster. */
 #define DEPTH_TIMEOUT_MAX_MS 10000
 
+/* One pool's reading in Kafka, for depth_read_kafka. */
+struct depth_reading {
+	const struct pool_config *pool;   /* in */
+	rd_kafka_resp_err_t err;          /* out: NO_ERROR, or the error, said in `why` */
+	struct kafka_depth depth;
+	char why[400];
+};
+
+/* Pools read side by side, at most this many at once. */
+#define DEPTH_READERS 8
+
+/* Reads the pools' depths in Kafka (kafka_measure_depth), up to DEPTH_READERS
+ * at once and all within `timeout_ms` of the call: a pool whose requests wait
+ * out the timeout (its partition leader down) leaves the others measured.
+ * Then logs, in the pools' order, each topic that does not exist and the
+ * codes retention dropped unread. */
+void depth_read_kafka(const struct config *config, struct depth_reading *readings, size_t count,
+	int64_t timeout_ms);
+
 /* Every pool's depth into depths[config->pool_count], measured in Kafka: the
  * topic's end offsets minus the committed offsets of the pool's consumer group
  * (the online services), with the codes retention dropped unread in `lost`
- * (see kafka_measure_depth). Takes at most min(kafka.timeout,
- * DEPTH_TIMEOUT_MAX_MS) in all, so call it outside DB transactions. When
- * Kafka cannot be reached (or refuses a pool), those pools get the DB
+ * (see depth_read_kafka). Takes at most min(kafka.timeout,
+ * DEPTH_TIMEOUT_MAX_MS) in all, so call it outside DB transactions. The pools
+ * Kafka did not measure (unreachable, a refusal, a leader down) get the DB
  * estimate instead, with a warning: the depth qrpool-report last measured plus
  * the codes published since (never measured: every code published), an upper
  * bound since the DB does not know which were consumed; measured = 0.

@@ -360,15 +360,8 @@ rd_kafka_resp_err_t kafka_measure_depth(const struct config *config, const struc
 		return RD_KAFKA_RESP_ERR__INVALID_ARG;
 	}
 	err = kafka_partition_count(rk, pool->topic, deadline, &count);
-	if (!err && !count)
-		log_warn("pool %s: topic %s does not exist on the cluster: depth 0, and nothing can be "
-			"published until it is created (qrpool does not create topics)", pool->name,
-			pool->topic);
 	if (!err && count)
 		err = kafka_sum_partitions(rk, pool->topic, count, deadline, out);
-	if (!err && out->lost)
-		log_info("pool %s: %lld codes were dropped by retention before anyone took them",
-			pool->name, (long long)out->lost);
 	if (err)
 		snprintf(why, why_size, "topic %s, group %s: %s", pool->topic, pool->group,
 			rd_kafka_err2str(err));

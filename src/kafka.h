@@ -76,7 +76,9 @@ void kafka_depth_add(struct kafka_depth *depth, int64_t low, int64_t high, int64
  * none), summed. Where the low watermark has passed the committed offset, the
  * messages in between were dropped by retention unread: counted in `lost`.
  * Reads only; never joins the group or commits. Takes at most `timeout_ms`.
- * Returns RD_KAFKA_RESP_ERR_NO_ERROR, or the error with `why` filled. */
+ * Returns RD_KAFKA_RESP_ERR_NO_ERROR, or the error with `why` filled. Logs
+ * nothing itself (it may run on several threads at once): a topic that does
+ * not exist is out->partitions == 0. */
 rd_kafka_resp_err_t kafka_measure_depth(const struct config *config, const struct pool_config *pool,
 	int64_t timeout_ms, struct kafka_depth *out, char *why, size_t why_size);
 

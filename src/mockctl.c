@@ -269,6 +269,21 @@ static int mockctl_args_create_topic(char **args, int count, struct mockctl_comm
 	return mockctl_parse_topic(args[0], &command->topic, why);
 }
 
+static int mockctl_args_coordinator(char **args, int count, struct mockctl_command *command,
+	char *why)
+{
+	(void)count;
+	if (strlen(args[0]) >= sizeof command->topic.name)
+		return mockctl_fail(why, "group id '%.40s...': longer than %d bytes", args[0],
+			MOCKCTL_TOPIC_NAME_MAX);
+	strcpy(command->topic.name, args[0]);
+	if (mockctl_parse_broker(args[1], &command->broker, why) < 0)
+		return -1;
+	if (command->broker == MOCKCTL_ALL_BROKERS)
+		return mockctl_fail(why, "coordinator: one broker id, not all");
+	return 0;
+}
+
 typedef int mockctl_args_fn(char **args, int count, struct mockctl_command *command, char *why);
 
 static const struct mockctl_verb {
@@ -299,6 +314,8 @@ static const struct mockctl_verb {
 		"Metadata reports ERROR (NO_ERROR: stop)" },
 	{ "create-topic", MOCKCTL_CREATE_TOPIC, 1, 1, mockctl_args_create_topic,
 		"NAME[:PARTITIONS[:REPLICATION]]", "create a topic, as --topic does" },
+	{ "coordinator", MOCKCTL_COORDINATOR, 2, 2, mockctl_args_coordinator, "GROUP ID",
+		"make broker ID the group's coordinator" },
 };
 
 int mockctl_print_help(FILE *out)
@@ -405,6 +422,9 @@ static rd_kafka_resp_err_t mockctl_apply_kind(rd_kafka_mock_cluster_t *cluster,
 	case MOCKCTL_TOPIC_ERROR:
 		rd_kafka_mock_topic_set_error(cluster, command->topic.name, command->error);
 		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	case MOCKCTL_COORDINATOR:
+		return rd_kafka_mock_coordinator_set(cluster, "group", command->topic.name,
+			command->broker);
 	case MOCKCTL_CREATE_TOPIC:
 		break;
 	}

@@ -32,6 +32,7 @@ enum mockctl_kind {
 	MOCKCTL_CLEAR_ERRORS,
 	MOCKCTL_TOPIC_ERROR,
 	MOCKCTL_CREATE_TOPIC,
+	MOCKCTL_COORDINATOR,
 };
 
 struct mockctl_command {
@@ -42,7 +43,7 @@ struct mockctl_command {
 	rd_kafka_resp_err_t error;
 	int count;                   /* how many requests fail */
 	int rtt_ms;
-	struct mockctl_topic topic;
+	struct mockctl_topic topic;  /* its name: the group id, for MOCKCTL_COORDINATOR */
 };
 
 /* "NAME[:PARTITIONS[:REPLICATION]]"; unset parts are 3 partitions and the

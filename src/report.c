@@ -18,45 +18,49 @@ static const char *const report_stage_names[] = {
 	"plan", "fetch", "render", "publish", "claim",
 };
 
-/* Reads every pool's depth from Kafka within one overall deadline. */
-static void report_collect_depth(const struct config *config, struct report *report)
+/* Reads every pool's depth from Kafka, side by side within one budget. A
+ * pool that cannot be read leaves its depth unknown, said in kafka_error
+ * (the first such pool, and how many there are). */
+static int report_collect_depth(const struct config *config, struct report *report)
 {
 	int64_t cap = report->kafka_budget_ms > 0 ? report->kafka_budget_ms : DEPTH_TIMEOUT_MAX_MS;
 	int64_t budget = config->kafka.timeout_ms < cap ? config->kafka.timeout_ms : cap;
-	double deadline = report->now + (double)budget / 1000;
+	struct depth_reading *readings;
+	size_t unread = 0;
 
 	report->kafka_ok = kafka_configured(config);
 	if (!report->kafka_ok) {
 		snprintf(report->kafka_error, sizeof report->kafka_error, "kafka.brokers is not set");
-		return;
+		return 0;
 	}
+	if (!(readings = calloc(report->pool_count ? report->pool_count : 1, sizeof *readings)))
+		return EXIT_INTERNAL;
+	for (size_t i = 0; i < report->pool_count; i++)
+		readings[i].pool = report->pools[i].pool;
+	depth_read_kafka(config, readings, report->pool_count, budget);
 	for (size_t i = 0; i < report->pool_count; i++) {
 		struct report_pool *p = &report->pools[i];
-		int64_t left = (int64_t)((deadline - db_now()) * 1000);
-		struct kafka_depth measured = { 0 };
-		char why[200];
-		rd_kafka_resp_err_t err;
+		const struct depth_reading *r = &readings[i];
 
-		if (left <= 0) {
-			snprintf(report->kafka_error, sizeof report->kafka_error, "Kafka did not answer "
-				"within %lld ms", (long long)budget);
-			report->kafka_ok = 0;
-			return;
-		}
-		err = kafka_measure_depth(config, p->pool, left, &measured, why, sizeof why);
-		if (err) {
-			snprintf(report->kafka_error, sizeof report->kafka_error, "pool %s: %s",
-				p->pool->name, why);
-			report->kafka_ok = 0;
-			if (kafka_unreachable(err))
-				return;   /* the other pools would only wait the same timeout */
+		if (r->err) {
+			if (!unread++)
+				snprintf(report->kafka_error, sizeof report->kafka_error, "pool %s: %s",
+					p->pool->name, r->why);
 			continue;
 		}
 		p->measured = 1;
-		p->depth = measured.depth;
-		p->lost = measured.lost;
-		p->end_offsets = measured.end;
+		p->depth = r->depth.depth;
+		p->lost = r->depth.lost;
+		p->end_offsets = r->depth.end;
 	}
+	if (unread > 1) {
+		size_t used = strlen(report->kafka_error);
+		snprintf(report->kafka_error + used, sizeof report->kafka_error - used,
+			" (and %zu more pools)", unread - 1);
+	}
+	report->kafka_ok = !unread;
+	free(readings);
+	return 0;
 }
 
 /* Records this report's depths, the history the consumption rates come from.
@@ -307,15 +311,19 @@ int report_collect(struct db *db, const struct config *config, struct report *re
 		report->pools[i].pool = &config->pools[i];
 	if (kafka_configured(config) && (status = kafka_check_config(config)))
 		return status;
-	report_collect_depth(config, report);
+	if ((status = report_collect_depth(config, report)))
+		return status;
 	status = report_snapshot(db, report);
 	for (size_t i = 0; !status && i < report->pool_count; i++) {
 		struct report_pool *p = &report->pools[i];
 		if (!(status = report_rate(db, p, report->now, 3600, &p->hour)) &&
 		    !(status = report_rate(db, p, report->now, 86400, &p->day)))
 			status = p->measured ? report_forecast_cover(db, p, report->now) : 0;
+		/* Nothing taken in the last hour: no end in sight, unless the pool
+		 * is empty and codes were taken over the day (it ran dry). */
 		p->cover_hours = !p->measured || p->hour.per_hour < 0 ? -1 :
-			p->hour.per_hour == 0 ? INFINITY : (double)p->depth / p->hour.per_hour;
+			p->hour.per_hour > 0 ? (double)p->depth / p->hour.per_hour :
+			p->depth == 0 && p->day.per_hour > 0 ? 0 : INFINITY;
 		if (!p->measured)
 			p->forecast_cover_hours = -1;
 	}

@@ -44,7 +44,7 @@ struct report {
 	struct report_pool *pools;
 	size_t pool_count;
 	int kafka_ok;             /* every pool's depth was read from Kafka */
-	char kafka_error[256];
+	char kafka_error[640];
 	struct report_stage stages[REPORT_MAX_STAGES];
 	int stage_count;
 	int quota_known;

@@ -150,7 +150,7 @@ static json_t *report_json_pool(const struct report_pool *p)
 		"consumed_per_hour", "last_hour", report_json_number(p->hour.per_hour),
 		"last_day", report_json_number(p->day.per_hour),
 		"cover_hours", "at_consumption", report_json_number(p->cover_hours),
-		"no_consumption", isinf(p->cover_hours),
+		"no_consumption", p->measured && p->hour.per_hour == 0,
 		"at_forecast", report_json_number(p->forecast_cover_hours),
 		"forecast_is_lower_bound", p->forecast_beyond,
 		"backlog", "planned", (json_int_t)p->planned, "fetched", (json_int_t)p->fetched,
@@ -408,9 +408,11 @@ static int report_check_pool(struct report_check_text *c, const struct report_po
 	double warn_hours, double crit_hours)
 {
 	double cover = report_worst_cover(p);
-	/* An empty pool warns whatever its cover says (none consumed lately
-	 * makes it infinite); cover unknown (no consumption history, no plan
-	 * yet) is said, not passed off as enough. */
+	/* An empty pool warns whatever its cover says: its cover is 0 (so
+	 * CRITICAL) when codes were taken over the day or the forecast wants
+	 * some, infinite when nobody asks for its codes. Cover unknown (no
+	 * consumption history, no plan yet) is said, not passed off as
+	 * enough. */
 	int empty = p->measured && p->depth == 0;
 	int by_cover = cover < 0 ? 0 : cover < crit_hours ? 2 : cover < warn_hours ? 1 : 0;
 	/* The forecast ends within warn_hours, and no consumption says how long
@@ -419,7 +421,9 @@ static int report_check_pool(struct report_check_text *c, const struct report_po
 		!(p->cover_hours >= 0 && isfinite(p->cover_hours));
 	const char *comma = ftell(c->text) ? ", " : "";
 
-	if (by_cover)
+	if (by_cover && empty)
+		fprintf(c->text, "%s%s empty", comma, p->pool->name);
+	else if (by_cover)
 		fprintf(c->text, "%s%s %.1fh of cover", comma, p->pool->name, cover);
 	else if (empty)
 		fprintf(c->text, "%s%s empty%s", comma, p->pool->name, cover < 0 ? ", cover unknown" : "");
@@ -455,10 +459,11 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 	}
 	/* Depth unreadable somewhere: UNKNOWN, unless a pool that was measured is
 	 * CRITICAL. UNKNOWN ranks below CRITICAL (as Nagios orders states), and
-	 * one leaderless topic must not silence a pool running dry. */
+	 * one leaderless topic must not silence a pool running dry. A WARNING is
+	 * said in the UNKNOWN's text. */
 	if (!report->kafka_ok && state < 2) {
-		fprintf(out, "QRPOOL UNKNOWN - pool depth unreadable: %s |%s\n", report->kafka_error,
-			c.perf_data);
+		fprintf(out, "QRPOOL UNKNOWN - pool depth unreadable: %s%s%s |%s\n", report->kafka_error,
+			state ? "; WARNING: " : "", state ? c.text_data : "", c.perf_data);
 		report_check_free(&c);
 		return 3;
 	}

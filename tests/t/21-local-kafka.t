@@ -65,6 +65,9 @@ done <<'CASES'
 64 rtt 2 -1
 64 rtt 2 600001
 0 leader t1 0 none
+0 coordinator qrpool-online.poster 2
+64 coordinator qrpool-online.poster all
+64 coordinator qrpool-online.poster
 64 leader t1 -1 1
 64 leader t/1 0 1
 0 error Produce NOT_LEADER_FOR_PARTITION 5

@@ -6,7 +6,7 @@
 . "${0%/*}/publish-lib.sh"
 "$PYTHON" -c 'import prometheus_client' 2>/dev/null || skip_all "python3-prometheus-client is missing"
 
-start_kafka --brokers 1 -t qrpool.poster:2 -t qrpool.card:1 -t qrpool.link:2
+start_kafka --brokers 2 -t qrpool.poster:2 -t qrpool.card:1 -t qrpool.link:2
 write_config
 set_kafka 3s
 stage poster=40 card=10 link=20
@@ -159,7 +159,33 @@ like "... naming the pool and what could not be read" "$(cut -d'|' -f1 "$T/out")
 run qrpool-report --check --warn-hours 3 --crit-hours 1
 is "one pool unreadable, another WARNING: UNKNOWN" "$rc:$(cut -c1-44 "$T/out")" \
   "3:QRPOOL UNKNOWN - pool depth unreadable: pool"
+like "... saying the WARNING too" "$(cut -d'|' -f1 "$T/out")" \
+  "^QRPOOL UNKNOWN - pool depth unreadable: pool card: .*; WARNING: poster 2\.[34]h of cover $"
 kafka_control topic-error qrpool.card NO_ERROR
+# The first pool's leader down: its requests wait out the timeout, and the
+# pools after it are measured all the same (they went unmeasured, and plan
+# filled them from the DB's upper bound).
+for partition in 0 1; do
+  kafka_control leader qrpool.poster $partition 2
+  kafka_control leader qrpool.link $partition 1
+done
+kafka_control leader qrpool.card 0 1
+for pool in poster card link; do kafka_control coordinator qrpool-online.$pool 1; done
+kafka_control broker-down 2
+run qrpool-report --json
+is "a pool's leader down: its depth unknown, the pools after it measured" \
+  "$(jq_py '[(p["name"], p["depth"]) for p in r["pools"]]')" "[('poster', None), ('card', 9), ('link', 20)]"
+like "... the error names the pool" "$(jq_py 'r["kafka"]["error"]')" "^pool poster: topic qrpool.poster, "
+# A newest measure of 7 that the DB's estimate would use (removed after).
+sql "INSERT INTO depth_snapshots SELECT name, strftime('%s','now') + 10, 0, 7, 0
+     FROM (SELECT 'card' AS name UNION SELECT 'link')"
+run qrpool-plan --dry-run "$T/demand.tsv"
+sql "DELETE FROM depth_snapshots WHERE depth = 7"
+is "plan: the pools after it measured in Kafka, not estimated" \
+  "$(awk '$1 == "card" || $1 == "link" { printf "%s=%s ", $1, $4 }' "$T/out")" "card=9 link=20 "
+is "... one warning, for that pool" \
+  "$(grep -c 'depth estimated from the staging DB' "$T/err"):$(grep -c 'pool poster: ' "$T/err")" 1:1
+kafka_control broker-up 2
 # Every link code taken, and no history to tell a rate: an empty pool warns.
 kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.link -X auto.offset.reset=earliest -c 20 -q \
   -f '%k\n' qrpool.link >/dev/null
@@ -172,6 +198,15 @@ sql "INSERT INTO depth_snapshots VALUES ('link', strftime('%s','now') - 3600, 20
 run qrpool-report --check --warn-hours 2 --crit-hours 1
 is "--check: an empty pool nobody drew from in the last hour still warns" "$rc:$(cut -d'|' -f1 "$T/out")" \
   "1:QRPOOL WARNING - link empty; cover unknown (no consumption history or plan yet): card "
+# It was full two hours ago: codes were taken over the day, and none were
+# left to take in the last hour. It ran dry: CRITICAL (its cover was infinite).
+sql "INSERT INTO depth_snapshots VALUES ('link', strftime('%s','now') - 7200, 20, 20, 0)"
+run qrpool-report --check --warn-hours 2 --crit-hours 1
+is "--check: an empty pool drawn from over the day is CRITICAL" "$rc:$(cut -d'|' -f1 "$T/out")" \
+  "2:QRPOOL CRITICAL - link empty; cover unknown (no consumption history or plan yet): card "
+run qrpool-report --json
+is "... its cover at consumption 0, with nothing consumed in the last hour" \
+  "$(jq_py '[r["pools"][2]["cover_hours"][k] for k in ("at_consumption", "no_consumption")]')" "[0.0, True]"
 run qrpool-report --check --warn-hours 1 --crit-hours 2
 is "--check with crit above warn is a usage error, UNKNOWN" "$rc" 3
 is "... with its one line" "$(cat "$T/out")" "QRPOOL UNKNOWN - bad command line (exit 64; see stderr)"

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "depth.h"
 #include "kafka.h"
 #include <librdkafka/rdkafka_mock.h>   /* after rdkafka.h, as it demands */
 #include "log.h"
@@ -151,9 +152,32 @@ static rd_kafka_resp_err_t measure(const char *brokers, const char *topic, const
 	return kafka_measure_depth(&config, &pool, timeout_ms, depth, why, sizeof why);
 }
 
+/* Several pools read at once (more than DEPTH_READERS), each its own. */
+static void test_depths_side_by_side(const char *brokers)
+{
+	struct config config = test_config(brokers, NULL, 0);
+	struct pool_config pools[DEPTH_READERS + 3];
+	struct depth_reading readings[DEPTH_READERS + 3];
+	size_t count = sizeof readings / sizeof readings[0];
+	int right = 0;
+
+	for (size_t i = 0; i < count; i++) {
+		pools[i] = (struct pool_config){ .name = "test", .topic = i == 5 ? "new.topic" : "codes",
+			.group = i % 2 ? "online" : "another" };
+		readings[i] = (struct depth_reading){ .pool = &pools[i] };
+	}
+	depth_read_kafka(&config, readings, count, 5000);
+	for (size_t i = 0; i < count; i++)
+		right += !readings[i].err && readings[i].depth.depth == (i == 5 ? 0 : i % 2 ? 6 : 10);
+	is_int(right, (int)count, "%zu pools read side by side, each its own depth", count);
+}
+
 static void test_depth(const char *brokers, rd_kafka_mock_cluster_t *mock)
 {
 	char logged[4096], expected[200];
+	struct config config = test_config(brokers, NULL, 0);
+	struct pool_config pool = { .name = "test", .topic = "small", .group = "online" };
+	struct depth_reading small = { .pool = &pool };
 	struct kafka_depth depth;
 	rd_kafka_resp_err_t err;
 
@@ -171,6 +195,7 @@ static void test_depth(const char *brokers, rd_kafka_mock_cluster_t *mock)
 	err = measure(brokers, "no.such.topic", "online", 5000, &depth);
 	is_int(err, 0, "a topic not made yet is no error");
 	is_int(depth.depth, 0, "... and has depth 0");
+	test_depths_side_by_side(brokers);
 
 	/* The mock keeps 5 MiB per partition: 8 MB drops the oldest unread. */
 	rd_kafka_mock_topic_create(mock, "small", 1, 1);
@@ -178,13 +203,14 @@ static void test_depth(const char *brokers, rd_kafka_mock_cluster_t *mock)
 	ok(!produce(brokers, "small", 800, 10000), "8 MB produced to one partition");
 	log_init("test_kafka", 1);   /* -v: the codes lost are said */
 	tap_capture_start();
-	measure(brokers, "small", "online", 5000, &depth);
+	depth_read_kafka(&config, &small, 1, 5000);
 	tap_capture_end(logged, sizeof logged);
 	log_init("test_kafka", -1);
-	ok(depth.lost > 0 && depth.depth + depth.lost == 800,
-		"retention: %lld lost + %lld left = 800", (long long)depth.lost, (long long)depth.depth);
+	ok(small.depth.lost > 0 && small.depth.depth + small.depth.lost == 800,
+		"retention: %lld lost + %lld left = 800", (long long)small.depth.lost,
+		(long long)small.depth.depth);
 	snprintf(expected, sizeof expected, "pool test: %lld codes were dropped by retention before "
-		"anyone took them", (long long)depth.lost);
+		"anyone took them", (long long)small.depth.lost);
 	ok(strstr(logged, expected) != NULL, "... and said at -v: %s", logged);
 }
 
