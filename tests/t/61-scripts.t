@@ -85,7 +85,7 @@ ok "the wechat codes are kept planned for the next run" -- \
 # --- audit: non-zero on trouble ---------------------------------------------------------
 run audit -w 1 -C 0.5
 ok "audit with codes still planned: non-zero ($rc)" -- test "$rc" -ne 0
-like "audit prints its findings on failure: the check" "$(cat "$T/err")" "QRPOOL CRITICAL - poster 0.0h of cover"
+like "audit prints its findings on failure: the check" "$(cat "$T/err")" "QRPOOL CRITICAL - poster empty, card empty"
 like "... and the codes left planned" "$(cat "$T/err")" "poster +[1-9][0-9]* +0 +0 +0 +[1-9]"
 
 # SIGTERM while the check waits for an unreachable Kafka: stopped, logged, the
