@@ -13,12 +13,17 @@
 
 /* A client configuration for a producer or a consumer. A producer is always
  * idempotent with acks=all: those two are forced (with a warning when
- * kafka.properties says otherwise), and message.timeout.ms defaults to
- * kafka.timeout. librdkafka's own log lines become ours at info level (-v):
- * a client's complaints about a broker it cannot reach are details; the
- * caller reports what failed. `opaque` is handed to the callbacks. Returns
+ * kafka.properties says otherwise), message.timeout.ms defaults to
+ * kafka.timeout, and queue.buffering.max.kbytes to KAFKA_QUEUE_KBYTES.
+ * librdkafka's own log lines become ours at info level (-v): a client's
+ * complaints about a broker it cannot reach are details; the caller reports
+ * what failed. `opaque` is handed to the callbacks. Returns
  * NULL after logging "file: kafka.properties: why" (a config error). */
 rd_kafka_conf_t *kafka_conf_new(const struct config *config, rd_kafka_type_t type, void *opaque);
+
+/* A producer's queue.buffering.max.kbytes unless kafka.properties sets it:
+ * the images held for Kafka (librdkafka's default is 1 GB). */
+#define KAFKA_QUEUE_KBYTES 65536
 
 /* Sets one librdkafka property on `conf`: for a caller's own settings on top
  * of kafka_conf_new's. 0, or -1 after logging "file: kafka: why". */

@@ -79,12 +79,19 @@ static void test_conf(void)
 	is_str(conf_value(conf, "acks", buf, sizeof buf), "-1", "acks=all is forced");
 	is_str(conf_value(conf, "message.timeout.ms", buf, sizeof buf), "5000",
 		"message.timeout.ms defaults to kafka.timeout");
+	is_str(conf_value(conf, "queue.buffering.max.kbytes", buf, sizeof buf), "65536",
+		"the queue of images is held to 64 MB");
 	rd_kafka_conf_destroy(conf);
 
 	config = test_config("127.0.0.1:1", (char *[]){ "message.timeout.ms=1234" }, 1);
 	conf = kafka_conf_new(&config, RD_KAFKA_PRODUCER, NULL);
 	is_str(conf_value(conf, "message.timeout.ms", buf, sizeof buf), "1234",
 		"a property overrides our default");
+	rd_kafka_conf_destroy(conf);
+	config = test_config("127.0.0.1:1", (char *[]){ "queue.buffering.max.kbytes=2048" }, 1);
+	conf = kafka_conf_new(&config, RD_KAFKA_PRODUCER, NULL);
+	is_str(conf_value(conf, "queue.buffering.max.kbytes", buf, sizeof buf), "2048",
+		"... that one too");
 	rd_kafka_conf_destroy(conf);
 
 	config = test_config("127.0.0.1:1", bad, 1);
