@@ -166,6 +166,10 @@ static void publish_on_error(rd_kafka_t *rk, int err, const char *reason, void *
 	/* Also raised for passing trouble (a broker dropping the connection
 	 * mid-handshake, a token refresh): judged at the end (publish_finish). */
 	publisher->auth_failed = err == RD_KAFKA_RESP_ERR__AUTHENTICATION;
+	/* Kept, not only the last: a failed handshake alternates with the
+	 * disconnection that follows it. */
+	if (err == RD_KAFKA_RESP_ERR__SSL)
+		snprintf(publisher->tls_error, sizeof publisher->tls_error, "%s", reason);
 	if (err != RD_KAFKA_RESP_ERR__FATAL) {
 		log_info("Kafka: %s", reason);
 		snprintf(publisher->client_error, sizeof publisher->client_error, "%s", reason);
@@ -733,6 +737,13 @@ int publish_finish(struct publisher *publisher)
 		log_error("Kafka refused this client's authentication (%s): kafka.properties' "
 			"security.protocol and sasl.* settings must match the cluster's",
 			publisher->client_error);
+		publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
+	} else if (*publisher->tls_error && publisher->counts.failed && !publisher->counts.published) {
+		/* Likewise a TLS handshake that fails: a CA that does not sign the
+		 * brokers' certificates, a certificate expired. */
+		log_error("the TLS handshake with Kafka failed (%s): kafka.properties' "
+			"security.protocol and ssl.* settings (ssl.ca.location, the client's certificate "
+			"and key) must match the cluster's listener", publisher->tls_error);
 		publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
 	}
 	publisher->counts.already = publisher->committer.abandoned ? 0 : publisher->committer.already;

@@ -61,6 +61,7 @@ struct publisher {
 	struct idset seen;                /* codes produced by this run */
 	char delivery_error[256];         /* why the last delivery failed */
 	char client_error[256];           /* the client's last complaint, e.g. a broker down */
+	char tls_error[256];              /* its last TLS handshake failure, if any */
 };
 
 /* Prepares the lookup, starts the committer (its thread prints the item lines

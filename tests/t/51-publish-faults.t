@@ -442,4 +442,32 @@ like "... saying what to check" "$(cat "$T/err")" \
   "Kafka refused this client's authentication \(.*SASL.*\): kafka.properties' security.protocol and sasl.\* settings must match the cluster's"
 is "... the codes stay fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" \
   "$(wc -l <"$T/items")"
+# A TLS handshake that fails: a listener whose certificate no trusted CA
+# signed (a self-signed one). 69 as well, not 75 every night.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt" -days 1 \
+  -subj /CN=127.0.0.1 2>/dev/null
+"$PYTHON" - "$T/tls.crt" "$T/tls.key" >"$T/tls.port" <<'PY' &
+import socket, ssl, sys
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[1], sys.argv[2])
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(16)
+print(listener.getsockname()[1], flush=True)
+while True:
+    client, _ = listener.accept()
+    try:
+        context.wrap_socket(client, server_side=True).close()
+    except (ssl.SSLError, OSError):
+        client.close()
+PY
+at_exit "kill $!"
+while [ ! -s "$T/tls.port" ]; do sleep 0.05; done
+KAFKA_BROKERS=127.0.0.1:$(cat "$T/tls.port") set_kafka 3s security.protocol=SSL
+run qrpool-publish <"$T/items"
+is "a TLS handshake that fails: exit 69" "$rc" 69
+like "... saying what to check" "$(cat "$T/err")" \
+  "the TLS handshake with Kafka failed \(.*certificate verify failed.*\): kafka.properties' security.protocol and ssl.\* settings"
+is "... the codes stay fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" \
+  "$(wc -l <"$T/items")"
 set_kafka 3s
