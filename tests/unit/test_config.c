@@ -247,6 +247,15 @@ static void test_secret_file(void)
 		"the secret is read without its newline");
 	config_free(&config);
 	unlink(secret_path);
+	is_int(load(text, 0644, &config, logged, sizeof logged), 0,
+		"a secret_file that is not there: the config loads (report and resolve need no secret)");
+	tap_capture_start();
+	is_int(config_read_secret(&config, secret, sizeof secret), EXIT_CONFIG,
+		"... reading the secret is a config error");
+	tap_capture_end(logged, sizeof logged);
+	ok(strstr(logged, "cannot read wechat.secret_file") && strstr(logged, secret_path),
+		"... naming the file: %s", logged);
+	config_free(&config);
 }
 
 #define LINK_POOL "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://a.b/q/\"; } );\n"
