@@ -374,8 +374,8 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 		return 0;
 	if (w->appid && !config_name_ok(w->appid))
 		return config_error_at(reader, config_setting_get_member(group, "appid"),
-			"appid '%s' must be letters, digits, '-', '_' or '.' (a WeChat appid is wx and "
-			"16 hex digits)", w->appid);
+			"appid '%.40s%s' must be 1 to 100 letters, digits, '-', '_' or '.' (a WeChat "
+			"appid is wx and 16 hex digits)", w->appid, strlen(w->appid) > 40 ? "..." : "");
 	if (w->reserve_per_minute >= w->quota_per_minute)
 		return config_error_at(reader, config_setting_get_member(group, "reserve_per_minute"),
 			"reserve_per_minute (%d) leaves nothing of quota_per_minute (%d)",
@@ -602,7 +602,8 @@ static int config_load_pool(const struct config_reader *reader, const config_set
 		goto out;
 	status = EXIT_CONFIG;
 	if (!pool->name || !config_name_ok(pool->name)) {
-		config_error_at(reader, group, "a pool needs a name of letters, digits, '-', '_' or '.'");
+		config_error_at(reader, group, "a pool needs a name of 1 to 100 letters, digits, '-', "
+			"'_' or '.'");
 		goto out;
 	}
 	if (!source || (strcmp(source, "wechat") && strcmp(source, "link"))) {

@@ -193,7 +193,8 @@ void plan_demand_free(struct demand *demand)
 /* Rounds up, forgiving the last bits of floating-point noise. */
 static int64_t plan_ceil(double value)
 {
-	return (int64_t)ceil(value - 1e-9);
+	/* Relative: 60,000,000 x 1.1 is 66,000,000.00000001 in doubles. */
+	return (int64_t)ceil(value * (1 - 1e-12) - 1e-9);
 }
 
 void plan_model(struct plan_pool *pools, size_t count, const struct demand *demand, time_t from)

@@ -39,7 +39,8 @@ static void pending_usage(void)
 		"                     (e.g. 24h: the failures of the last day)\n"
 		"      --count        a table of counts per pool and state instead of items\n"
 		CLI_COMMON_HELP
-		"\n" EXITCODE_HELP);
+		"\nExit status: 0 done, 64 usage, 70 out of memory, 74 I/O error, 75 the staging\n"
+		"DB stayed locked past busy_timeout, 78 bad config.\n");
 }
 
 static int pending_parse_states(const char *list, int *states)

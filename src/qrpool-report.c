@@ -40,7 +40,8 @@ static void report_usage(void)
 		"      --check            monitoring-plugin check: one line, perfdata, exit 0-3;\n"
 		"                         Kafka waited for 7 s at most (within check_nrpe's 10 s)\n"
 		"      --warn-hours H     check: WARNING below H hours of cover (default 12)\n"
-		"      --crit-hours H     check: CRITICAL below H hours of cover (default 4)\n"
+		"      --crit-hours H     check: CRITICAL below H hours of cover (default 4, or\n"
+		"                         --warn-hours if that is lower)\n"
 		"      --night HH:MM-HH:MM  the night window for quota figures (default 01:00-06:00)\n"
 		CLI_COMMON_HELP
 		"\n" EXITCODE_HELP
@@ -70,7 +71,7 @@ static int report_parse_options(int argc, char **argv, struct report_options *op
 
 	memset(options, 0, sizeof *options);
 	options->warn_hours = 12;
-	options->crit_hours = 4;
+	options->crit_hours = -1;   /* not given: 4, or warn_hours if lower */
 	options->night_start = 60;
 	options->night_end = 360;
 	/* The parse goes on past a bad option, so that a --check after it still
@@ -122,6 +123,8 @@ static int report_parse_options(int argc, char **argv, struct report_options *op
 		return status;
 	if (optind < argc)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (options->crit_hours < 0)
+		options->crit_hours = options->warn_hours < 4 ? options->warn_hours : 4;
 	if (options->crit_hours > options->warn_hours)
 		return cli_usage_error("--crit-hours (%g) is above --warn-hours (%g)",
 			options->crit_hours, options->warn_hours);

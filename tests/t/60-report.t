@@ -207,6 +207,9 @@ is "--check: an empty pool drawn from over the day is CRITICAL" "$rc:$(cut -d'|'
 run qrpool-report --json
 is "... its cover at consumption 0, with nothing consumed in the last hour" \
   "$(jq_py '[r["pools"][2]["cover_hours"][k] for k in ("at_consumption", "no_consumption")]')" "[0.0, True]"
+run qrpool-report --check --warn-hours 3
+is "--warn-hours alone below the default 4: --crit-hours follows it (no usage error)" \
+  "$rc:$(cut -c1-15 "$T/out")" "2:QRPOOL CRITICAL"
 run qrpool-report --check --warn-hours 1 --crit-hours 2
 is "--check with crit above warn is a usage error, UNKNOWN" "$rc" 3
 is "... with its one line" "$(cat "$T/out")" "QRPOOL UNKNOWN - bad command line (exit 64; see stderr)"

@@ -106,6 +106,9 @@ static void test_refusals(void)
 		{ "wechat = { appid = \"wx\\\"} 1\"; };\n" POOLS, "qrpool.cfg:1: appid 'wx\"} 1' must be",
 		  "an appid that would break a metric label" },
 		{ "pools = ( );\n", "qrpool.cfg:1: pools is empty", "an empty pool list" },
+		{ "pools = ( { name = \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"; source = \"link\"; "
+		  "url_prefix = \"https://x/\"; } );\n", "a name of 1 to 100 letters",
+		  "a pool name of 101 characters, the limit said" },
 		{ "database = { path = \"/tmp/x.db\"; };\n", "/qrpool.cfg: no pools defined",
 		  "no pools: the file named without a line 0, by its absolute path" },
 		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"

@@ -39,6 +39,17 @@ static void test_model(void)
 	is_int(pools[2].demand, 30, "the link pool's one cover hour holds half an hour of demand");
 	is_int(pools[1].need, 0, "no demand, no need");
 	ok(isinf(pools[1].hours_of_cover), "no demand: unbounded cover");
+
+	/* 60,000,000 x 1.1 is 66,000,000.00000001 in doubles: not 66,000,001. */
+	struct demand_row big = { .pool_index = 0, .hour = 3600, .codes = 60000000 };
+	struct demand one = { &big, 1, 1, 0 };
+	double safety = pool_configs[0].safety;
+
+	setup(pools);
+	pool_configs[0].safety = 0.1;
+	plan_model(pools, 3, &one, 3600);
+	pool_configs[0].safety = safety;
+	is_int(pools[0].target, 66000000, "target: floating-point noise is not a code more");
 }
 
 static void test_allocation(void)
