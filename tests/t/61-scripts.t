@@ -121,7 +121,8 @@ cat >"$T/stand-ins/qrpool-pending" <<'STAND_IN'
 #!/bin/sh
 case "$*" in
   *planned*) touch "$STAND_IN_DIR/listing"; sleep 30 & trap 'kill $!; exit 143' TERM; wait ;;
-  *failed*) echo "x	poster" ;;   # one failure of the last day: a verdict of 65, were it reached
+  *failed*)   # one failure of the last day: a verdict of 65, were it reached
+    printf 'pool planned fetched published failed total\nposter 0 0 0 1 1\n' ;;
 esac
 exit 0
 STAND_IN
@@ -170,6 +171,16 @@ is "3 codes fetched, not published" "$(sql "SELECT count(*) FROM codes WHERE sta
 run audit -w 0 -C 0
 is "audit: codes fetched after the night: 65" "$rc" 65
 like "... saying so" "$(cat "$T/log/audit.log")" "3 codes are still planned or fetched \(not in Kafka\) after the night"
+# The pool of those codes dropped from the config (by mistake): they are
+# still left over, and said to be (the listing skips such pools; audit said 0).
+cp "$QRPOOL_CONFIG" "$T/with-card.cfg"
+sed -i '/name = "card"/d' "$QRPOOL_CONFIG"
+run audit -w 0 -C 0
+is "audit: codes of a pool no longer in the config: still 65" "$rc" 65
+like "... naming the pool" "$(cat "$T/log/audit.log")" \
+  "among them codes of pools no longer in the config: card \(qrpool-pending --pool NAME lists them\)"
+is "... counted" "$(grep -c '3 codes are still planned or fetched' "$T/log/audit.log")" 2
+cp "$T/with-card.cfg" "$QRPOOL_CONFIG"
 echo "not a directory" >"$T/not-a-dir"
 rc=0; QRPOOL_LOG_DIR=$T/not-a-dir/log TMPDIR=$T audit -w 0 -C 0 >"$T/out" 2>"$T/err" || rc=$?
 is "a log that cannot be written: the run goes on (65 as above)" "$rc" 65
