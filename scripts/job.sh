@@ -49,6 +49,25 @@ job_worst() {
   echo "$worst"
 }
 
+# job_stages "NAME..." STATUS...: the worst of a pipeline's statuses (give
+# "${PIPESTATUS[@]}"), a stage that a signal ended (the OOM killer, a kill -9)
+# counting as 75 and logged by name: what it did is staged, a rerun finishes
+# the rest. (Its raw 137 is in no exit table an alert would key on.)
+job_stages() {
+  local names=($1) i=0 status worst=0
+  shift
+  for status in "$@"; do
+    if [ "$status" -gt 128 ]; then
+      job_log "${names[$i]:-stage $((i + 1))} was ended by SIG$(kill -l "$status" 2>/dev/null ||
+        echo $((status - 128))) (exit $status): what it did is staged; a rerun finishes the rest"
+      status=75
+    fi
+    worst=$(job_worst "$worst" "$status")
+    i=$((i + 1))
+  done
+  echo "$worst"
+}
+
 # job_feed COMMAND...: the leftovers of earlier runs first (codes still
 # planned, to fetch or render; fetched ones, to publish), then COMMAND's items,
 # as one stream for the pipeline; returns the worse of the two statuses. A plan

@@ -91,12 +91,13 @@ like "... and the codes left planned" "$(cat "$T/err")" "poster +[1-9][0-9]* +0 
 # SIGTERM while the check waits for an unreachable Kafka: stopped, logged, the
 # lock freed, no tool left behind.
 KAFKA_BROKERS=127.0.0.1:9 set_kafka 30s
-my_tools() {   # this test's tools still running (another test run may share the machine)
+my_tool_pids() {   # this test's tools running (another test run may share the machine)
   for pid in $(pgrep -f "qrpool-$1"); do
     tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "QRPOOL_CONFIG=$QRPOOL_CONFIG" &&
       echo "$pid"
-  done | wc -l
+  done
 }
+my_tools() { my_tool_pids "$1" | wc -l; }   # how many
 TMPDIR=$T audit >"$T/out" 2>"$T/err" & script=$!
 i=0
 until [ "$(my_tools report)" -gt 0 ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
@@ -251,6 +252,19 @@ for signal in TERM HUP; do
     "$(grep -c ' error: ' "$T/this-run.log")" 0
   is "... no tool left running" "$(my_tools '(pending|plan|fetch|render|publish)')" 0
 done
+
+# --- a stage killed by a signal the script did not send (the OOM killer): 75,
+# the stage named (the raw 137 is in no exit table), and a rerun finishes -----------
+sql "UPDATE codes SET state = 'planned' WHERE state <> 'planned'; DELETE FROM images"
+logged=$(wc -l <"$T/log/nightly-fill.log")
+TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "$T/big.tsv" >"$T/out" 2>"$T/err" & script=$!
+i=0
+until [ "$(done_codes)" -gt 0 ] 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+for pid in $(my_tool_pids fetch); do kill -KILL "$pid"; done
+rc=0; wait $script || rc=$?
+is "fetch killed by SIGKILL: nightly-fill exits 75, not 137" "$rc" 75
+like "... the log names the stage and the signal" "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log")" \
+  "qrpool-fetch was ended by SIGKILL \(exit 137\): what it did is staged; a rerun finishes the rest"
 
 # --- a lock file another user made (root running a job by hand) does not lock the
 # qrpool user out: the lock is opened for reading ------------------------------------
