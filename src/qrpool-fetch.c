@@ -19,6 +19,10 @@
 /* Calls in flight get this long to finish after SIGINT/SIGTERM. */
 #define FETCH_GRACE_S 5.0
 
+/* An --until time that passed less than this long ago is reached, not
+ * tomorrow's. */
+#define FETCH_UNTIL_JUST_PASSED_S (10 * 60)
+
 struct fetch_cli {
 	struct cli_common common;
 	struct fetch_options run;
@@ -26,6 +30,7 @@ struct fetch_cli {
 	const char *until;        /* --until as given */
 	double until_hours;       /* how far away it is */
 	int until_tomorrow;       /* that time has passed today */
+	int until_passed_s;       /* > 0: it passed this long ago, and counts as reached */
 };
 
 static void fetch_usage(void)
@@ -37,8 +42,9 @@ static void fetch_usage(void)
 		"the item line once stored. Other items (link pools, items not planned) are\n"
 		"printed untouched, in their order.\n\n"
 		"  --until HH:MM      deadline, local time: no call starts after it (a time\n"
-		"                     already past today is tomorrow's; warned about when\n"
-		"                     that is more than 12 hours away)\n"
+		"                     already past today is tomorrow's, warned about when\n"
+		"                     that is more than 12 hours away; passed less than 10\n"
+		"                     minutes ago, it is reached)\n"
 		"  --for DURATION     deadline as a duration (90s, 5m, 1h30m); with --until the\n"
 		"                     earlier one counts. Calls in flight at the deadline finish,\n"
 		"                     items not done stay planned, the rest of the input is still\n"
@@ -91,6 +97,13 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 				return cli_usage_error("--until: %s", why);
 			until = parse_next_local_time(now = time(NULL), minutes);
 			cli->until = optarg;
+			/* Passed moments ago (a fill started at 05:59:59 whose fetch
+			 * starts at 06:00:01) is reached, not tomorrow's: fetching
+			 * all day long, through the peak, is never what was meant. */
+			if (until - now > 24 * 3600 - FETCH_UNTIL_JUST_PASSED_S) {
+				cli->until_passed_s = (int)(24 * 3600 - (until - now));
+				until = now;
+			}
 			cli->until_hours = (double)(until - now) / 3600;
 			localtime_r(&now, &today);
 			localtime_r(&until, &deadline);
@@ -131,7 +144,10 @@ int main(int argc, char **argv)
 		return status;
 	/* A time already past is tomorrow's: most of a day away, likely a slip
 	 * at 3 a.m. (a night run started in the evening is not warned about). */
-	if (cli.until && cli.until_tomorrow && cli.until_hours > 12)
+	if (cli.until_passed_s)
+		log_warn("--until %s: that time passed %d s ago: the deadline is reached, no call "
+			"starts (a deadline a day away is --for's to give)", cli.until, cli.until_passed_s);
+	else if (cli.until && cli.until_tomorrow && cli.until_hours > 12)
 		log_warn("--until %s: that time has passed today, so the deadline is tomorrow's, "
 			"%.1f hours from now", cli.until, cli.until_hours);
 	if ((status = config_load(&config, cli.common.config_path)))
