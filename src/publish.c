@@ -677,7 +677,10 @@ static void publish_summary(struct publisher *publisher)
 	if (c->already)
 		log_warn("%lld codes were already recorded as published (by another run meanwhile): "
 			"delivered again, not printed", (long long)c->already);
-	log_info("read %lld lines, published %lld, failed %lld, refused %lld, skipped %lld",
+	/* Said whenever the run did not end well (a stop, a failure), as fetch
+	 * and render end theirs: the log then tells what was done. */
+	log_msg(publisher->status || interrupt_requested() ? LOG_WARN : LOG_INFO,
+		"read %lld lines, published %lld, failed %lld, refused %lld, skipped %lld",
 		(long long)(c->read + c->bad_lines), (long long)c->published, (long long)c->failed,
 		(long long)c->refused, (long long)(c->skipped + c->bad_lines));
 }

@@ -97,6 +97,8 @@ exec 3>&-
 is "SIGTERM while waiting for input: exit 75" "$rc" 75
 ok "... promptly" test $(($(date +%s) - started)) -le 2
 like "... saying so" "$(cat "$T/err")" "interrupted"
+like "... and what it did, as a warning (the counts were for -v only)" "$(cat "$T/err")" \
+  "qrpool-publish warning: read 100 lines, published 100, failed 0"
 is "what was delivered is recorded" "$(count link published)" 100
 
 # SIGTERM while a read waits for the rest of a line (the handlers restart
