@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/time.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -73,8 +74,34 @@ static void db_access_fix(const char *file, const struct stat *st, size_t which,
 			"would let it: an ACL or a security policy denies it)", file, mode);
 }
 
+/* Less room than this on the DB's file system, a write error is its being
+ * full: SQLite says "disk I/O error" when it cannot even make the -shm. */
+#define DB_FULL_BYTES (1024 * 1024)
+
+/* For SQLITE_FULL and SQLITE_IOERR: the file system holding `path` full (of
+ * space or of inodes), said with what is left; else "". */
+static void db_space_hint(const char *path, char *hint, size_t size)
+{
+	char copy[PATH_MAX];
+	const char *directory;
+	struct statvfs fs;
+	unsigned long long free_bytes;
+
+	if ((size_t)snprintf(copy, sizeof copy, "%s", path) >= sizeof copy ||
+	    statvfs(directory = dirname(copy), &fs) != 0)
+		return;
+	/* root may use the blocks kept back for it; anyone else may not. */
+	free_bytes = (unsigned long long)(geteuid() ? fs.f_bavail : fs.f_bfree) * fs.f_frsize;
+	if (free_bytes < DB_FULL_BYTES)
+		snprintf(hint, size, " (the file system holding %s is full: %llu KB free; free some "
+			"space and run again: what is not committed stays staged)", directory, free_bytes / 1024);
+	else if (fs.f_files && !fs.f_favail)
+		snprintf(hint, size, " (the file system holding %s has no inodes left: free some "
+			"and run again)", directory);
+}
+
 /* What SQLite's "readonly database" or "unable to open" means here, for an
- * operator to act on: the first of the DB, its -wal and -shm and their
+ * operator to act on (and a full disk, for a write error): the first of the DB, its -wal and -shm and their
  * directory that this user cannot write, or "" when every one can be (or
  * the error is another). SQLite gives -wal and -shm the DB's mode when it
  * makes them, and a run that had only read access leaves them behind: a DB
@@ -88,10 +115,14 @@ static void db_access_hint(const struct db *db, int rc, char *hint, size_t size)
 	struct stat st;
 
 	hint[0] = '\0';
-	if ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN)
-		return;
 	if (!path || !*path)
 		path = db->path;
+	if ((rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR) {
+		db_space_hint(path, hint, size);
+		return;
+	}
+	if ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN)
+		return;
 	for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
 		if ((size_t)snprintf(file, sizeof file, "%s%s", path, suffixes[i]) >= sizeof file ||
 		    stat(file, &st) != 0 || access(file, W_OK) == 0)
