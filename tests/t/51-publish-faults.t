@@ -442,8 +442,7 @@ is "Kafka refusing the client's authentication: exit 69" "$rc" 69
 ok "... within kafka.timeout" test $(($(date +%s) - started)) -le 5
 like "... saying what to check" "$(cat "$T/err")" \
   "Kafka refused this client's authentication \(.*SASL.*\): kafka.properties' security.protocol and sasl.\* settings must match the cluster's"
-is "... the codes stay fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" \
-  "$(wc -l <"$T/items")"
+all_fetched "... the codes stay fetched"
 # A TLS handshake that fails: a listener whose certificate no trusted CA
 # signed (a self-signed one). 69 as well, not 75 every night.
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt" -days 1 \
@@ -470,6 +469,5 @@ run qrpool-publish <"$T/items"
 is "a TLS handshake that fails: exit 69" "$rc" 69
 like "... saying what to check" "$(cat "$T/err")" \
   "the TLS handshake with Kafka failed \(.*certificate verify failed.*\): kafka.properties' security.protocol and ssl.\* settings"
-is "... the codes stay fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" \
-  "$(wc -l <"$T/items")"
+all_fetched "... the codes stay fetched"
 set_kafka 3s

@@ -129,3 +129,9 @@ CFG
   printf 'test-secret-do-not-log\n' >"$T/secret"
   chmod 600 "$T/secret"
 }
+
+# all_fetched DESCRIPTION: a test that every code is still 'fetched', as
+# many as $T/items lists (a run that published nothing).
+all_fetched() {
+  is "$1" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" "$(wc -l <"$T/items")"
+}
