@@ -50,17 +50,27 @@ job_worst() {
 }
 
 # job_stages "NAME..." STATUS...: the worst of a pipeline's statuses (give
-# "${PIPESTATUS[@]}"), a stage that a signal ended (the OOM killer, a kill -9)
-# counting as 75 and logged by name: what it did is staged, a rerun finishes
-# the rest. (Its raw 137 is in no exit table an alert would key on.)
+# "${PIPESTATUS[@]}"). A stage a signal ended counts as 75 when the signal
+# stops (KILL: the OOM killer, an operator; TERM, INT, HUP, PIPE: a stop and
+# its broken pipes, which the tools themselves turn into 75): what it did is
+# staged, and a rerun finishes the rest. A crash (SEGV, ABRT, BUS...) is a
+# bug that a rerun meets again: 70. Both are named in the log, except the
+# stop's own signals. (The raw 128+N is in no exit table an alert keys on.)
 job_stages() {
-  local names=($1) i=0 status worst=0
+  local names=($1) i=0 status worst=0 signal
   shift
   for status in "$@"; do
     if [ "$status" -gt 128 ]; then
-      job_log "${names[$i]:-stage $((i + 1))} was ended by SIG$(kill -l "$status" 2>/dev/null ||
-        echo $((status - 128))) (exit $status): what it did is staged; a rerun finishes the rest"
-      status=75
+      signal=$(kill -l "$status" 2>/dev/null) || signal=$((status - 128))
+      case $signal in
+        TERM|INT|HUP|PIPE) status=75 ;;
+        KILL) job_log "${names[$i]:-stage $((i + 1))} was killed (SIGKILL, exit $status: the" \
+                "OOM killer?): what it did is staged; a rerun finishes the rest"
+              status=75 ;;
+        *) job_log "${names[$i]:-stage $((i + 1))} crashed (SIG$signal, exit $status): a bug," \
+             "which a rerun may meet again; what it did is staged"
+           status=70 ;;
+      esac
     fi
     worst=$(job_worst "$worst" "$status")
     i=$((i + 1))

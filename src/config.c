@@ -260,12 +260,16 @@ static int config_check_private(const struct config_reader *reader, const config
 	char *full;
 	int status;
 
-	/* Not there, or not for this user to see: nothing to check. Only the
-	 * tools that read it need it (fetch the app secret, claim and resolve
-	 * Redis's password), and they say so; a host that runs only report, or
-	 * a monitoring user, has no business with it. */
-	if (stat(path, &st) != 0)
-		return 0;
+	/* Not there, or not for this user to see: nothing to check now. Only
+	 * the tools that read it need it (fetch the app secret, claim and
+	 * resolve Redis's password), and they check it as they read it; a host
+	 * that runs only report, or a monitoring user, has no business with it.
+	 * Any other failure (a path through a file) is the config's error. */
+	if (stat(path, &st) != 0) {
+		if (errno == ENOENT || errno == EACCES)
+			return 0;
+		return config_error_at(reader, setting, "%s %s: %s", what, path, strerror(errno));
+	}
 	if (!(st.st_mode & (S_IRWXG | S_IRWXO)))
 		return 0;
 	/* A relative include is next to the config file, our directory while
@@ -842,6 +846,7 @@ int config_wechat_budget(const struct config *config)
 static int config_read_secret_text(const struct config *config, const char *name,
 	const char *inline_value, const char *file_path, char *buf, size_t size)
 {
+	struct stat st;
 	FILE *file;
 	size_t length;
 
@@ -856,6 +861,15 @@ static int config_read_secret_text(const struct config *config, const char *name
 	file = fopen(file_path, "r");
 	if (!file) {
 		log_error("%s: cannot read %s_file %s: %s", config->path, name, file_path, strerror(errno));
+		return EXIT_CONFIG;
+	}
+	/* Checked again as read: the file may have come (or changed) since the
+	 * config was loaded, hours ago for a night's fetch. */
+	if (fstat(fileno(file), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		fclose(file);
+		log_error("%s: %s_file %s is accessible by group or others (mode %04o): it holds a "
+			"secret; run chmod 600 %s", config->path, name, file_path,
+			(unsigned)(st.st_mode & 07777), file_path);
 		return EXIT_CONFIG;
 	}
 	length = fread(buf, 1, size - 1, file);

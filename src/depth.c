@@ -119,8 +119,16 @@ static void *depth_reader(void *arg)
 		struct depth_reading *r = &readers->readings[i];
 		int64_t left = (int64_t)((readers->deadline - db_now()) * 1000);
 
-		r->err = kafka_measure_depth(readers->config, r->pool, left > 0 ? left : 0, &r->depth,
-			r->why, sizeof r->why);
+		/* No time left (more pools than readers, Kafka slow): no client
+		 * made only to be torn down, which can take longer still. */
+		if (left <= 0) {
+			r->err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+			snprintf(r->why, sizeof r->why, "topic %s: not measured: no time left of the "
+				"budget", r->pool->topic);
+			continue;
+		}
+		r->err = kafka_measure_depth(readers->config, r->pool, left, &r->depth, r->why,
+			sizeof r->why);
 	}
 	return NULL;
 }

@@ -226,18 +226,25 @@ int parse_iso_time(const char *text, time_t *out, char *why)
 	return 0;
 }
 
-time_t parse_next_local_time(time_t now, int minutes)
+time_t parse_today_local_time(time_t now, int minutes)
 {
 	struct tm tm;
-	time_t candidate;
 
 	localtime_r(&now, &tm);
 	tm.tm_hour = minutes / 60;
 	tm.tm_min = minutes % 60;
 	tm.tm_sec = 0;
 	tm.tm_isdst = -1;
-	candidate = mktime(&tm);
+	return mktime(&tm);
+}
+
+time_t parse_next_local_time(time_t now, int minutes)
+{
+	struct tm tm;
+	time_t candidate = parse_today_local_time(now, minutes);
+
 	if (candidate < now) {
+		localtime_r(&now, &tm);
 		tm.tm_mday += 1;
 		tm.tm_hour = minutes / 60;
 		tm.tm_min = minutes % 60;

@@ -25,6 +25,10 @@ int parse_time_window(const char *text, int *start_minutes, int *end_minutes, ch
  * "2026-11-28T05:00Z", "2026-11-28 13:00+0800". Seconds are optional. */
 int parse_iso_time(const char *text, time_t *out, char *why);
 
+/* Today's instant (by the local calendar) when the local clock shows
+ * `minutes` after midnight: before `now` when that time has passed. */
+time_t parse_today_local_time(time_t now, int minutes);
+
 /* The next instant, at or after `now`, when the local clock shows `minutes`
  * after midnight; `now` itself when that is the same minute start. */
 time_t parse_next_local_time(time_t now, int minutes);

@@ -156,6 +156,20 @@ static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report
 	delivery->at = (int64_t)time(NULL);
 }
 
+/* Whether a TLS failure is one a setting causes (a certificate not
+ * trusted, expired or for another name; a protocol or cipher refused), as
+ * OpenSSL words it, rather than a connection cut mid-handshake. */
+static int publish_tls_setting(const char *reason)
+{
+	static const char *const words[] = { "certificate", "alert", "wrong version number",
+		"unsupported protocol", "no protocols available", "no shared cipher" };
+
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+		if (strstr(reason, words[i]))
+			return 1;
+	return 0;
+}
+
 /* Client errors are mostly passing (a broker reconnecting); only a fatal one
  * ends the run. The last is kept for the summary when deliveries fail. */
 static void publish_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -167,8 +181,10 @@ static void publish_on_error(rd_kafka_t *rk, int err, const char *reason, void *
 	 * mid-handshake, a token refresh): judged at the end (publish_finish). */
 	publisher->auth_failed = err == RD_KAFKA_RESP_ERR__AUTHENTICATION;
 	/* Kept, not only the last: a failed handshake alternates with the
-	 * disconnection that follows it. */
-	if (err == RD_KAFKA_RESP_ERR__SSL)
+	 * disconnection that follows it. Only what a setting causes: librdkafka
+	 * 2.0 also says __SSL of a connection cut mid-handshake (OpenSSL 3's
+	 * "unexpected eof"), a broker restarting. */
+	if (err == RD_KAFKA_RESP_ERR__SSL && publish_tls_setting(reason))
 		snprintf(publisher->tls_error, sizeof publisher->tls_error, "%s", reason);
 	if (err != RD_KAFKA_RESP_ERR__FATAL) {
 		log_info("Kafka: %s", reason);

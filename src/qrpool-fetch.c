@@ -95,14 +95,18 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 		case OPT_UNTIL:
 			if (parse_time_of_day(optarg, &minutes, why))
 				return cli_usage_error("--until: %s", why);
-			until = parse_next_local_time(now = time(NULL), minutes);
 			cli->until = optarg;
 			/* Passed moments ago (a fill started at 05:59:59 whose fetch
 			 * starts at 06:00:01) is reached, not tomorrow's: fetching
-			 * all day long, through the peak, is never what was meant. */
-			if (until - now > 24 * 3600 - FETCH_UNTIL_JUST_PASSED_S) {
-				cli->until_passed_s = (int)(24 * 3600 - (until - now));
+			 * all day long, through the peak, is never what was meant.
+			 * Measured from today's instant, so a DST change between
+			 * today's and tomorrow's does not move the line. */
+			until = parse_today_local_time(now = time(NULL), minutes);
+			if (until < now && now - until < FETCH_UNTIL_JUST_PASSED_S) {
+				cli->until_passed_s = (int)(now - until);
 				until = now;
+			} else {
+				until = parse_next_local_time(now, minutes);
 			}
 			cli->until_hours = (double)(until - now) / 3600;
 			localtime_r(&now, &today);

@@ -409,10 +409,10 @@ static int report_check_pool(struct report_check_text *c, const struct report_po
 {
 	double cover = report_worst_cover(p);
 	/* An empty pool warns whatever its cover says: its cover is 0 (so
-	 * CRITICAL) when codes were taken over the day or the forecast wants
-	 * some, infinite when nobody asks for its codes. Cover unknown (no
-	 * consumption history, no plan yet) is said, not passed off as
-	 * enough. */
+	 * CRITICAL) when codes were taken over the day, the hours until codes
+	 * are next wanted by the forecast, infinite when nobody asks for its
+	 * codes. Cover unknown (no consumption history, no plan yet) is said,
+	 * not passed off as enough. */
 	int empty = p->measured && p->depth == 0;
 	int by_cover = cover < 0 ? 0 : cover < crit_hours ? 2 : cover < warn_hours ? 1 : 0;
 	/* The forecast ends within warn_hours, and no consumption says how long

@@ -445,8 +445,9 @@ like "... saying what to check" "$(cat "$T/err")" \
 all_fetched "... the codes stay fetched"
 # A TLS handshake that fails: a listener whose certificate no trusted CA
 # signed (a self-signed one). 69 as well, not 75 every night.
+command -v openssl >/dev/null || diag "openssl is not installed (scripts/install-deps installs it)"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt" -days 1 \
-  -subj /CN=127.0.0.1 2>/dev/null
+  -subj /CN=127.0.0.1 2>"$T/openssl.err" || { diag "openssl req failed:"; cat "$T/openssl.err" >&2; }
 "$PYTHON" - "$T/tls.crt" "$T/tls.key" >"$T/tls.port" <<'PY' &
 import socket, ssl, sys
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -463,7 +464,9 @@ while True:
         client.close()
 PY
 at_exit "kill $!"
-while [ ! -s "$T/tls.port" ]; do sleep 0.05; done
+i=0
+while [ ! -s "$T/tls.port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+[ -s "$T/tls.port" ] || { diag "the TLS listener did not start"; echo 1 >"$T/tls.port"; }
 KAFKA_BROKERS=127.0.0.1:$(cat "$T/tls.port") set_kafka 3s security.protocol=SSL
 run qrpool-publish <"$T/items"
 is "a TLS handshake that fails: exit 69" "$rc" 69

@@ -264,7 +264,22 @@ for pid in $(my_tool_pids fetch); do kill -KILL "$pid"; done
 rc=0; wait $script || rc=$?
 is "fetch killed by SIGKILL: nightly-fill exits 75, not 137" "$rc" 75
 like "... the log names the stage and the signal" "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log")" \
-  "qrpool-fetch was ended by SIGKILL \(exit 137\): what it did is staged; a rerun finishes the rest"
+  "qrpool-fetch was killed \(SIGKILL, exit 137: the OOM killer\?\): what it did is staged; a rerun finishes the rest"
+
+# A stage that crashes (here a stand-in render, SIGSEGV): 70, a bug a rerun
+# meets again, not 75; named in the log.
+mkdir -p "$T/crash-bin"
+for tool in "$QRPOOL_BIN"/qrpool-*; do ln -sf "$tool" "$T/crash-bin/"; done
+rm -f "$T/crash-bin/qrpool-render"
+printf '#!/bin/sh\ncat >/dev/null\nkill -SEGV $$\n' >"$T/crash-bin/qrpool-render"
+chmod +x "$T/crash-bin/qrpool-render"
+printf 'link\t%s\t5\n' "$HOUR" >"$T/link.tsv"
+logged=$(wc -l <"$T/log/nightly-fill.log")
+rc=0; QRPOOL_BIN=$T/crash-bin TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "$T/link.tsv" \
+  >"$T/out" 2>"$T/err" || rc=$?
+is "a stage that crashed (SIGSEGV): nightly-fill exits 70" "$rc" 70
+like "... the log names it" "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log")" \
+  "qrpool-render crashed \(SIGSEGV, exit 139\): a bug"
 
 # --- a lock file another user made (root running a job by hand) does not lock the
 # qrpool user out: the lock is opened for reading ------------------------------------

@@ -258,7 +258,16 @@ static void test_secret_file(void)
 	tap_capture_end(logged, sizeof logged);
 	ok(strstr(logged, "cannot read wechat.secret_file") && strstr(logged, secret_path),
 		"... naming the file: %s", logged);
+	/* It comes later, readable by others: refused as it is read. */
+	write_file(secret_path, "topsecret\n", 0644);
+	tap_capture_start();
+	is_int(config_read_secret(&config, secret, sizeof secret), EXIT_CONFIG,
+		"a secret_file made after the load, mode 644: refused as it is read");
+	tap_capture_end(logged, sizeof logged);
+	ok(strstr(logged, "accessible by group or others (mode 0644)") != NULL,
+		"... saying which chmod: %s", logged);
 	config_free(&config);
+	unlink(secret_path);
 }
 
 #define LINK_POOL "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://a.b/q/\"; } );\n"

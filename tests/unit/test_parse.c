@@ -75,6 +75,18 @@ static void test_next_local_time(void)
 	next = parse_next_local_time(now, 4 * 60);
 	is_int(next - now, 23 * 3600, "04:00 is tomorrow");
 	is_int(parse_next_local_time(now, 5 * 60), now, "05:00 at 05:00 is now");
+	is_int(now - parse_today_local_time(now, 4 * 60), 3600, "today's 04:00 was an hour ago");
+
+	/* The eve of a spring-forward: tomorrow's 06:00 is 23 hours after
+	 * today's, so "a day minus a bit ahead" does not mean "just passed". */
+	setenv("TZ", "America/New_York", 1);
+	tzset();
+	now = 1772881201;   /* 2026-03-07T06:00:01-05:00, a Saturday */
+	is_int(now - parse_today_local_time(now, 6 * 60), 1,
+		"today's 06:00 one second ago, the eve of a DST change");
+	is_int(parse_next_local_time(now, 6 * 60) - now, 23 * 3600 - 1, "... tomorrow's is 23 h away");
+	setenv("TZ", "UTC", 1);
+	tzset();
 }
 
 /* RFC 3339: the offset with its colon (+08:00), as its parsers want it. */
