@@ -274,6 +274,9 @@ rm -f "$T/crash-bin/qrpool-render"
 printf '#!/bin/sh\ncat >/dev/null\nkill -SEGV $$\n' >"$T/crash-bin/qrpool-render"
 chmod +x "$T/crash-bin/qrpool-render"
 printf 'link\t%s\t5\n' "$HOUR" >"$T/link.tsv"
+# Without the killed run's leftovers (fetched first, from the slow fake).
+sql "DELETE FROM images WHERE code_id IN (SELECT id FROM codes WHERE state IN ('planned', 'fetched'));
+     DELETE FROM codes WHERE state IN ('planned', 'fetched')"
 logged=$(wc -l <"$T/log/nightly-fill.log")
 rc=0; QRPOOL_BIN=$T/crash-bin TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "$T/link.tsv" \
   >"$T/out" 2>"$T/err" || rc=$?
