@@ -94,16 +94,17 @@ static void db_space_hint(const char *path, char *hint, size_t size)
 	free_bytes = (unsigned long long)(geteuid() ? fs.f_bavail : fs.f_bfree) * fs.f_frsize;
 	if (free_bytes < DB_FULL_BYTES)
 		snprintf(hint, size, " (the file system holding %s is full: %llu KB free; free some "
-			"space and run again: what is not committed stays staged)", directory, free_bytes / 1024);
+			"space and run again: what is not committed stays staged)", directory,
+			free_bytes / 1024);
 	else if (fs.f_files && !fs.f_favail)
 		snprintf(hint, size, " (the file system holding %s has no inodes left: free some "
 			"and run again)", directory);
 }
 
 /* What SQLite's "readonly database" or "unable to open" means here, for an
- * operator to act on (and a full disk, for a write error): the first of the DB, its -wal and -shm and their
+ * operator to act on: the first of the DB, its -wal and -shm and their
  * directory that this user cannot write, or "" when every one can be (or
- * the error is another). SQLite gives -wal and -shm the DB's mode when it
+ * the error is another; a write error is told by db_space_hint). SQLite gives -wal and -shm the DB's mode when it
  * makes them, and a run that had only read access leaves them behind: a DB
  * made writable again then still fails, with the same words. The files are
  * where SQLite has them: beside the DB a symbolic link points to. */

@@ -56,7 +56,7 @@ static int report_collect_depth(const struct config *config, struct report *repo
 	if (unread > 1) {
 		size_t used = strlen(report->kafka_error);
 		snprintf(report->kafka_error + used, sizeof report->kafka_error - used,
-			" (and %zu more pools)", unread - 1);
+			" (and %zu more pool%s)", unread - 1, unread > 2 ? "s" : "");
 	}
 	report->kafka_ok = !unread;
 	free(readings);
