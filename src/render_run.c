@@ -490,6 +490,7 @@ static void render_run_commit(struct render_run *run, struct render_writer *writ
 		return;
 	}
 	if (status == STORE_BUSY) {
+		log_error("the staging DB stayed locked by another process");
 		store_batch_free(&writer->batch);
 		status = EXIT_TEMPFAIL;
 	}

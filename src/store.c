@@ -263,7 +263,9 @@ int store_flush(struct store *store, struct store_batch *batch, FILE *out)
 		free(order);
 		return EXIT_INTERNAL;
 	}
-	if ((status = db_begin_immediate(store->db))) {
+	/* A lock held past busy_timeout is the caller's to say (a warning while
+	 * the batch can wait), not an error line in a run that ends well. */
+	if ((status = db_begin_immediate_quietly(store->db))) {
 		if (status == EXIT_TEMPFAIL) {
 			free(printable);
 			free(order);

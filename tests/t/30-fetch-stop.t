@@ -200,6 +200,7 @@ PY
 rc=0; wait $fetcher || rc=$?
 is "DB locked 8 s: exit 0" "$rc" 0
 like "DB locked 8 s: said so" "$(cat "$T/err")" "the staging DB is locked by another process"
+is "DB locked 8 s: a warning, no error line (the run ends well)" "$(grep -c ' error: ' "$T/err")" 0
 is "DB locked 8 s: every code fetched" "$(count "state = 'fetched'")" 200
 is "DB locked 8 s: every code printed" "$(wc -l <"$T/out" | tr -d ' ')" 200
 is "DB locked 8 s: no call made twice" "$(stats ok_total)" 200
