@@ -254,7 +254,7 @@ for signal in TERM HUP; do
 done
 
 # --- a stage killed by a signal the script did not send (the OOM killer): 75,
-# the stage named (the raw 137 is in no exit table), and a rerun finishes -----------
+# the stage named (the raw 137 is in no exit table) ----------------------------------
 sql "UPDATE codes SET state = 'planned' WHERE state <> 'planned'; DELETE FROM images"
 logged=$(wc -l <"$T/log/nightly-fill.log")
 TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "$T/big.tsv" >"$T/out" 2>"$T/err" & script=$!

@@ -52,6 +52,9 @@ static void test_unreadable(void)
 	config_free(&config);
 }
 
+/* A pool name one character over the limit of 100: ten counted tens, and one. */
+#define NAME_101 "p123456789p123456789p123456789p123456789p123456789" \
+	"p123456789p123456789p123456789p123456789p123456789" "p"
 #define POOLS "pools = ( { name = \"p\"; source = \"wechat\"; page = \"pages/x\"; } );\n"
 
 static void test_valid(void)
@@ -106,7 +109,7 @@ static void test_refusals(void)
 		{ "wechat = { appid = \"wx\\\"} 1\"; };\n" POOLS, "qrpool.cfg:1: appid 'wx\"} 1' must be",
 		  "an appid that would break a metric label" },
 		{ "pools = ( );\n", "qrpool.cfg:1: pools is empty", "an empty pool list" },
-		{ "pools = ( { name = \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"; source = \"link\"; "
+		{ "pools = ( { name = \"" NAME_101 "\"; source = \"link\"; "
 		  "url_prefix = \"https://x/\"; } );\n", "a name of 1 to 100 letters",
 		  "a pool name of 101 characters, the limit said" },
 		{ "database = { path = \"/tmp/x.db\"; };\n", "/qrpool.cfg: no pools defined",
