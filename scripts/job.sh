@@ -56,11 +56,19 @@ job_worst() {
 # staged, and a rerun finishes the rest. A crash (SEGV, ABRT, BUS...) is a
 # bug that a rerun meets again: 70. Both are named in the log, except the
 # stop's own signals. (The raw 128+N is in no exit table an alert keys on.)
+# A stage's 74 behind a later stage that a signal ended is that signal's echo:
+# the stage's stdout lost its reader (a tool exits 74 on a closed stdout), so
+# it is not counted, or the OOM killer's 75 would read as a disk error. (A
+# stage that ends on its own with a status below 74 reads its input to the
+# end: fetch past its deadline, publish after Kafka gave up.)
 job_stages() {
-  local names=($1) i=0 status worst=0 signal
+  local names=($1) statuses signalled=() i status worst=0 signal killer=
   shift
-  for status in "$@"; do
+  statuses=("$@")
+  for ((i = 0; i < $#; i++)); do
+    status=${statuses[i]}
     if [ "$status" -gt 128 ]; then
+      signalled[i]=1
       signal=$(kill -l "$status" 2>/dev/null) || signal=$((status - 128))
       case $signal in
         TERM|INT|HUP|PIPE) status=75 ;;
@@ -71,9 +79,18 @@ job_stages() {
              "which a rerun may meet again; what it did is staged"
            status=70 ;;
       esac
+      statuses[i]=$status
     fi
+  done
+  for ((i = $# - 1; i >= 0; i--)); do
+    status=${statuses[i]}
+    if [ "$status" -eq 74 ] && [ -n "$killer" ]; then
+      job_log "${names[$i]:-stage $((i + 1))} exited 74 after a signal ended $killer (its" \
+        "output lost its reader): not counted"
+      continue
+    fi
+    [ -n "${signalled[i]:-}" ] && killer=${names[$i]:-stage $((i + 1))}
     worst=$(job_worst "$worst" "$status")
-    i=$((i + 1))
   done
   echo "$worst"
 }
