@@ -173,7 +173,22 @@ job_start() {
   exec 8>&2 2>>"$JOB_LOG" 7<"$JOB_LOG" ||
     { echo "$JOB_NAME: cannot write the log $JOB_LOG" >&8; exit 74; }
   JOB_STARTED=$(date +%s)
+  job_unended
   job_log "start (pid $$)"
+}
+
+# A run of this job whose start has no end after it in the log was ended
+# with no chance to log (kill -9 of the script, a power loss, a reboot): said
+# as this run starts, since nothing mailed it. (The lock is ours: it is not
+# running.)
+job_unended() {
+  local last pid
+  last=$(grep -E "^[^ ]+ $JOB_NAME: (start \(pid [0-9]+\)|end: )" "$JOB_LOG" | tail -n 1)
+  [[ $last == *": start (pid "* ]] || return 0
+  pid=${last##*(pid }
+  job_log "the run that started at ${last%% *} (pid ${pid%)}) has no end in this log: it was" \
+    "ended with no chance to log (kill -9, a power loss, a reboot); what it did is staged" \
+    "(qrpool-pending lists what is left)"
 }
 
 # job_run FUNCTION: runs the job's pipeline (a function that returns its

@@ -298,6 +298,30 @@ is "a stage that crashed (SIGSEGV): nightly-fill exits 70" "$rc" 70
 like "... the log names it" "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log")" \
   "qrpool-render crashed \(SIGSEGV, exit 139\): a bug"
 
+# --- kill -9 of the whole run (a power loss, as far as the log can tell): no end
+# line, so the next run says so as it starts ---------------------------------------
+TMPDIR=$T setsid nightly-fill -u "$deadline" -f "$HOUR" "$T/big.tsv" >"$T/out" 2>"$T/err" & script=$!
+i=0
+until [ "$(done_codes)" -gt 0 ] 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+kill -KILL -"$script"
+wait $script 2>/dev/null || true
+i=0
+while [ "$(my_tools '(pending|plan|fetch|render|publish)')" -gt 0 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+started=$(grep "nightly-fill: start (pid $script)" "$T/log/nightly-fill.log" | cut -d' ' -f1 | sed 's/+/\\+/')
+sql "DELETE FROM images WHERE code_id IN (SELECT id FROM codes WHERE state IN ('planned', 'fetched'));
+     DELETE FROM codes WHERE state IN ('planned', 'fetched')"
+logged=$(wc -l <"$T/log/nightly-fill.log")
+run nightly-fill -u "$deadline" -f "$HOUR" "$T/link.tsv"
+is "the run after a kill -9: exit 0" "$rc" 0
+is "... quiet, as every good run" "$(cat "$T/out" "$T/err")" ""
+like "... its log says the run before has no end, naming when it started" \
+  "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log")" \
+  "nightly-fill: the run that started at $started \(pid $script\) has no end in this log: it was ended with no chance to log \(kill -9"
+logged=$(wc -l <"$T/log/nightly-fill.log")
+run nightly-fill -u "$deadline" -f "$HOUR" "$T/link.tsv"
+is "... and the run after that, which follows a run that ended, says nothing of it" \
+  "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log" | grep -c 'has no end')" 0
+
 # --- a lock file another user made (root running a job by hand) does not lock the
 # qrpool user out: the lock is opened for reading ------------------------------------
 lockdir=$T/locks
