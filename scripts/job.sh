@@ -178,17 +178,20 @@ job_start() {
 }
 
 # A run of this job whose start has no end after it in the log was ended
-# with no chance to log (kill -9 of the script, a power loss, a reboot): said
-# as this run starts, since nothing mailed it. (The lock is ours: it is not
+# with no chance to log (kill -9 of the script, a power loss, a reboot), and
+# nothing was mailed: said as this run starts, in the log and on stderr (for
+# cron's mail, even if this run goes well). (The lock is ours: that run is not
 # running.)
 job_unended() {
-  local last pid
+  local last pid message
   last=$(grep -E "^[^ ]+ $JOB_NAME: (start \(pid [0-9]+\)|end: )" "$JOB_LOG" | tail -n 1)
   [[ $last == *": start (pid "* ]] || return 0
   pid=${last##*(pid }
-  job_log "the run that started at ${last%% *} (pid ${pid%)}) has no end in this log: it was" \
-    "ended with no chance to log (kill -9, a power loss, a reboot); what it did is staged" \
-    "(qrpool-pending lists what is left)"
+  message="the run that started at ${last%% *} (pid ${pid%)}) has no end in $JOB_LOG: it was"
+  message="$message ended with no chance to log (kill -9, a power loss, a reboot); what it did is"
+  message="$message staged (qrpool-pending lists what is left)"
+  job_log "$message"
+  echo "$JOB_NAME: $message" >&8
 }
 
 # job_run FUNCTION: runs the job's pipeline (a function that returns its

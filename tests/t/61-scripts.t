@@ -313,10 +313,11 @@ sql "DELETE FROM images WHERE code_id IN (SELECT id FROM codes WHERE state IN ('
 logged=$(wc -l <"$T/log/nightly-fill.log")
 run nightly-fill -u "$deadline" -f "$HOUR" "$T/link.tsv"
 is "the run after a kill -9: exit 0" "$rc" 0
-is "... quiet, as every good run" "$(cat "$T/out" "$T/err")" ""
+said="nightly-fill: the run that started at $started \(pid $script\) has no end in $T/log/nightly-fill.log: it was ended with no chance to log \(kill -9"
 like "... its log says the run before has no end, naming when it started" \
-  "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log")" \
-  "nightly-fill: the run that started at $started \(pid $script\) has no end in this log: it was ended with no chance to log \(kill -9"
+  "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log")" "$said"
+like "... and so does its stderr, for cron's mail (nothing was mailed for that run)" "$(cat "$T/err")" "^$said"
+is "... that line only" "$(wc -l <"$T/err")" 1
 logged=$(wc -l <"$T/log/nightly-fill.log")
 run nightly-fill -u "$deadline" -f "$HOUR" "$T/link.tsv"
 is "... and the run after that, which follows a run that ended, says nothing of it" \
