@@ -2,6 +2,7 @@
 
 #include "cli.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -345,6 +346,31 @@ static int config_name_ok(const char *name)
 	return 1;
 }
 
+/* Whether a URL's authority (what follows "scheme://") names this host: a
+ * loopback address (127.0.0.0/8, [::1]) or localhost, with or without a port. */
+static int config_loopback_url(const char *authority)
+{
+	size_t host = strcspn(authority, "/?#");
+	const char *at = memchr(authority, '@', host);
+	struct in_addr address;
+	char name[64];
+
+	if (at) {   /* user:password@ goes before the host */
+		host -= (size_t)(at + 1 - authority);
+		authority = at + 1;
+	}
+	if (host >= sizeof name)
+		return 0;
+	memcpy(name, authority, host);
+	name[host] = '\0';
+	if (name[0] == '[')
+		return !strcmp(name, "[::1]") || !strncmp(name, "[::1]:", 6);
+	name[strcspn(name, ":")] = '\0';
+	if (!strcasecmp(name, "localhost"))
+		return 1;
+	return inet_pton(AF_INET, name, &address) == 1 && (ntohl(address.s_addr) >> 24) == 127;
+}
+
 static int config_load_wechat(const struct config_reader *reader, config_t *cf, struct config *config)
 {
 	static const char *const keys[] = { "appid", "secret", "secret_file", "api_base", "token",
@@ -398,6 +424,11 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 	if (strncmp(w->api_base, "https://", 8) && strncmp(w->api_base, "http://", 7))
 		return config_error_at(reader, config_setting_get_member(group, "api_base"),
 			"api_base must be an http:// or https:// URL");
+	if (!strncmp(w->api_base, "http://", 7) && !config_loopback_url(w->api_base + 7))
+		return config_error_at(reader, config_setting_get_member(group, "api_base"),
+			"api_base '%.60s' is plain http to another host: the app secret and the access "
+			"token would cross the network in clear; use https:// (http:// is for a local "
+			"stand-in, on 127.0.0.1, localhost or [::1])", w->api_base);
 	/* The paths are appended with their '/': "host/" would make "host//cgi-bin", a 404. */
 	for (size_t length = strlen(w->api_base); length > 8 && w->api_base[length - 1] == '/';)
 		w->api_base[--length] = '\0';

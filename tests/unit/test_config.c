@@ -211,6 +211,12 @@ static void test_wechat_values(void)
 		  "page = \"pages/\xff\xfe\"; } );\n", "page holds a space or a byte that is not printable ASCII",
 		  "a page of bytes not ASCII" },
 	};
+	static const struct { const char *base; int status; } bases[] = {
+		{ "http://192.0.2.2:8080", EXIT_CONFIG }, { "http://api.weixin.qq.com", EXIT_CONFIG },
+		{ "http://127.0.0.1.example.com", EXIT_CONFIG }, { "http://[::2]:80", EXIT_CONFIG },
+		{ "http://localhost:8090/gw", 0 }, { "http://127.0.0.2", 0 }, { "http://[::1]:9", 0 },
+		{ "https://api.weixin.qq.com", 0 },
+	};
 	char logged[2048], path[256], secret[128], text[512];
 	struct config config;
 
@@ -218,6 +224,16 @@ static void test_wechat_values(void)
 		is_int(load(cases[i].text, 0600, &config, logged, sizeof logged), EXIT_CONFIG, "%s: 78",
 			cases[i].what);
 		ok(strstr(logged, cases[i].logged) != NULL, "... saying so: %s", logged);
+		config_free(&config);
+	}
+	for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++) {
+		snprintf(text, sizeof text, "wechat = { appid = \"a\"; api_base = \"%s\"; };\n" POOLS,
+			bases[i].base);
+		is_int(load(text, 0600, &config, logged, sizeof logged), bases[i].status,
+			"api_base %s: %s", bases[i].base, bases[i].status ? "78, the secret would go in clear" :
+			"loads");
+		if (bases[i].status)
+			ok(strstr(logged, "plain http to another host") != NULL, "... saying why: %s", logged);
 		config_free(&config);
 	}
 	is_int(load("wechat = { appid = \"a\"; api_base = \"http://127.0.0.1:9/\"; };\n" POOLS, 0600,
