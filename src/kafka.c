@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "db.h"
 #include "exitcode.h"
@@ -50,6 +51,21 @@ static void kafka_check_forced(const char *where, const char *key, const char *v
 	}
 }
 
+/* Warns when kafka.properties turns off the checks of the brokers' TLS
+ * certificates (it is honoured: a setting passed through untouched): then
+ * anyone on the path can pose as the cluster, and read the SASL password. */
+static void kafka_check_tls(const char *where, const char *key, const char *value)
+{
+	int off = (!strcmp(key, "enable.ssl.certificate.verification") &&
+			(!strcasecmp(value, "false") || !strcasecmp(value, "f") || !strcmp(value, "0"))) ||
+		(!strcmp(key, "ssl.endpoint.identification.algorithm") && !strcasecmp(value, "none"));
+
+	if (off)
+		log_warn("%s: kafka.properties sets %s=%s: the brokers' TLS certificates are not "
+			"fully checked, so anyone on the path can pose as the cluster (and read a SASL "
+			"password); give their CA in ssl.ca.location instead", where, key, value);
+}
+
 /* Sets every "key=value" of kafka.properties as given. */
 static int kafka_set_properties(rd_kafka_conf_t *conf, const struct config *config,
 	rd_kafka_type_t type)
@@ -72,8 +88,10 @@ static int kafka_set_properties(rd_kafka_conf_t *conf, const struct config *conf
 		} else if (rd_kafka_conf_set(conf, key, eq + 1, why, sizeof why) != RD_KAFKA_CONF_OK) {
 			log_error("%s: kafka.properties: %s", where, why);
 			failed = 1;
-		} else if (type == RD_KAFKA_PRODUCER) {
-			kafka_check_forced(where, key, eq + 1);
+		} else {
+			kafka_check_tls(where, key, eq + 1);
+			if (type == RD_KAFKA_PRODUCER)
+				kafka_check_forced(where, key, eq + 1);
 		}
 		free(key);
 		if (failed)

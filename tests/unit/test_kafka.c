@@ -94,6 +94,38 @@ static void test_conf(void)
 		"... that one too");
 	rd_kafka_conf_destroy(conf);
 
+	/* TLS checks turned off: honoured (passed through), but never silently. */
+	log_init("test_kafka", 0);   /* warnings shown */
+	for (int type = 0; type < 2; type++) {
+		char *weakened[] = { "security.protocol=ssl", "enable.ssl.certificate.verification=False",
+			"ssl.endpoint.identification.algorithm=none" };
+		char logged[2048];
+
+		config = test_config("127.0.0.1:1", weakened, 3);
+		tap_capture_start();
+		conf = kafka_conf_new(&config, type ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, NULL);
+		tap_capture_end(logged, sizeof logged);
+		ok(conf != NULL, "%s: TLS checks turned off in kafka.properties: honoured",
+			type ? "consumer" : "producer");
+		ok(strstr(logged, "sets enable.ssl.certificate.verification=False: the brokers' TLS "
+			"certificates are not fully checked") != NULL, "... with a warning: %s", logged);
+		ok(strstr(logged, "sets ssl.endpoint.identification.algorithm=none") != NULL,
+			"... for each: %s", logged);
+		rd_kafka_conf_destroy(conf);
+	}
+	config = test_config("127.0.0.1:1", (char *[]){ "enable.ssl.certificate.verification=true",
+		"ssl.endpoint.identification.algorithm=https" }, 2);
+	{
+		char logged[2048];
+
+		tap_capture_start();
+		conf = kafka_conf_new(&config, RD_KAFKA_PRODUCER, NULL);
+		tap_capture_end(logged, sizeof logged);
+		is_str(logged, "", "the TLS checks left on: no warning");
+		rd_kafka_conf_destroy(conf);
+	}
+	log_init("test_kafka", -1);
+
 	config = test_config("127.0.0.1:1", bad, 1);
 	ok(kafka_conf_new(&config, RD_KAFKA_PRODUCER, NULL) == NULL, "an unknown property is refused");
 	config = test_config(NULL, NULL, 0);
