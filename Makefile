@@ -26,10 +26,21 @@ BIN := bin
 SANFLAGS :=
 endif
 
+# Hardening, as Debian builds its packages: stack canaries, glibc's checked
+# string and I/O functions (they need the optimiser, and the sanitizers do
+# that checking themselves), and the relocations read-only once loaded.
+HARDEN_CFLAGS ?= -fstack-protector-strong
+HARDEN_LDFLAGS ?= -Wl,-z,relro,-z,now
+ifneq ($(SAN),1)
+ifneq ($(filter -O1 -O2 -O3 -Os -Og -Ofast,$(OPTFLAGS)),)
+HARDEN_CFLAGS += -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2
+endif
+endif
+
 override CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers \
-	$(OPTFLAGS) $(SANFLAGS) -MMD -MP -Isrc -I$(BUILD) $(CFLAGS)
-override LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+	$(OPTFLAGS) $(HARDEN_CFLAGS) $(SANFLAGS) -MMD -MP -Isrc -I$(BUILD) $(CFLAGS)
+override LDFLAGS := $(SANFLAGS) $(HARDEN_LDFLAGS) $(LDFLAGS)
 
 # --- objects: the shared library, one module per concern --------------------
 CORE := exitcode log parse interrupt cli
