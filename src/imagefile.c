@@ -37,6 +37,7 @@ const char *imagefile_extension(const char *content_type, const void *bytes, siz
 
 int imagefile_open_dir(const char *path)
 {
+	struct stat st;
 	int fd;
 
 	if (mkdir(path, 0755) != 0 && errno != EEXIST) {
@@ -44,8 +45,18 @@ int imagefile_open_dir(const char *path)
 		return -1;
 	}
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
 		log_error("--out %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* Whoever may write there could replace the codes handed out. */
+	if (fstat(fd, &st) == 0 && (st.st_mode & S_IWOTH)) {
+		log_error("--out %s: the directory is writable by others (mode %04o): anyone could "
+			"replace the codes handed out; use a directory of this user's own (chmod o-w)",
+			path, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
@@ -72,7 +83,13 @@ int imagefile_stage(struct imagefile *file, int dir_fd, const char *request_id,
 	file->dir_fd = dir_fd;
 	snprintf(file->name, sizeof file->name, "%s.%s", request_id, extension);
 	snprintf(file->temp, sizeof file->temp, ".%s.tmp", file->name);
-	fd = openat(dir_fd, file->temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* Made anew (O_EXCL): a file left by a crash is removed first, and a
+	 * name someone put there meanwhile (a symlink) is never written through. */
+	if (unlinkat(dir_fd, file->temp, 0) != 0 && errno != ENOENT) {
+		log_error("%s: %s", file->temp, strerror(errno));
+		return EXIT_IO;
+	}
+	fd = openat(dir_fd, file->temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		log_error("%s: %s", file->temp, strerror(errno));
 		return EXIT_IO;

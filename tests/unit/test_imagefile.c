@@ -26,7 +26,9 @@ static void test_extension(void)
 static void test_write(void)
 {
 	char dir[] = "/tmp/qrpool-test-imagefile.XXXXXX", path[256], sub[160], got[16] = "";
+	char target[200], logged[1024];
 	struct imagefile file;
+	struct stat st;
 	int fd, dir_fd;
 
 	if (!mkdtemp(dir))
@@ -46,7 +48,35 @@ static void test_write(void)
 	imagefile_discard(&file);
 	snprintf(path, sizeof path, "%s/.Gone.jpg.tmp", sub);
 	ok(access(path, F_OK) != 0, "a discarded file leaves nothing");
+
+	/* A temp name planted as a symlink (or left by a crash) is replaced, never
+	 * written through. */
+	snprintf(target, sizeof target, "%s/victim", dir);
+	fd = open(target, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ok(fd >= 0 && write(fd, "mine", 4) == 4, "a file of someone else's");
+	close(fd);
+	snprintf(path, sizeof path, "%s/.Planted.png.tmp", sub);
+	ok(symlink(target, path) == 0, "a symlink planted under the temp name");
+	is_int(imagefile_stage(&file, dir_fd, "Planted", "png", "pngbytes", 8), 0, "staged over it");
+	fd = open(target, O_RDONLY);
+	memset(got, 0, sizeof got);
+	ok(fd >= 0 && read(fd, got, sizeof got) == 4 && !memcmp(got, "mine", 4),
+		"the symlink's target is untouched");
+	close(fd);
+	is_int(imagefile_commit(&file), 0, "committed");
+	snprintf(path, sizeof path, "%s/Planted.png", sub);
+	ok(lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 8,
+		"the code is a file of its own: %s", path);
 	close(dir_fd);
+
+	/* A directory anyone may write to is refused: the codes could be replaced. */
+	snprintf(sub, sizeof sub, "%s/open", dir);
+	ok(mkdir(sub, 0755) == 0 && chmod(sub, 01777) == 0, "a directory of mode 1777");
+	tap_capture_start();
+	dir_fd = imagefile_open_dir(sub);
+	tap_capture_end(logged, sizeof logged);
+	is_int(dir_fd, -1, "is refused as --out");
+	ok(strstr(logged, "writable by others (mode 1777)") != NULL, "... saying why: %s", logged);
 	snprintf(path, sizeof path, "rm -rf %s", dir);
 	ok(system(path) == 0, "cleaned up");
 }
