@@ -720,6 +720,26 @@ static const char *config_unreadable_why(const char *path)
 	return "read error";
 }
 
+/* The config file and each file it @includes: none may be writable by
+ * others, who could then run commands as this user (token.command) or send
+ * the app secret where they like (api_base). */
+static int config_check_writers(const config_t *cf, const char *read_path)
+{
+	for (unsigned i = 0; i <= cf->num_filenames; i++) {
+		const char *file = i < cf->num_filenames ? cf->filenames[i] : read_path;
+		struct stat st;
+
+		if (file && stat(file, &st) == 0 && (st.st_mode & S_IWOTH)) {
+			log_error("%s: the config file is writable by others (mode %04o): anyone could "
+				"make the tools run a command of theirs (token.command) or send the app "
+				"secret elsewhere (api_base); run chmod o-w %s", file,
+				(unsigned)(st.st_mode & 07777), file);
+			return EXIT_CONFIG;
+		}
+	}
+	return 0;
+}
+
 /* Loads the file `path` names, read as `read_path`. */
 static int config_load_file(struct config *config, const char *path, const char *read_path)
 {
@@ -741,7 +761,7 @@ static int config_load_file(struct config *config, const char *path, const char 
 		config_free(config);
 		return EXIT_CONFIG;
 	}
-	{
+	if (!(status = config_check_writers(&cf, read_path))) {
 		static const char *const keys[] = { "database", "wechat", "kafka", "redis", "pools",
 			NULL };
 		status = config_check_keys(&reader, config_root_setting(&cf), "the file", keys);

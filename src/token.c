@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -428,11 +429,24 @@ static int token_fetch_file(struct token_cache *cache, char *token, int64_t *exp
 {
 	char text[TOKEN_OUTPUT_MAX];
 	FILE *file = fopen(cache->config->wechat.token_file, "r");
+	struct stat st;
 	size_t length;
 	int rc;
 
 	if (!file) {
 		token_fail(cache, WECHAT_RETRY, "token file: %s", strerror(errno));
+		return -1;
+	}
+	/* The token is a secret, as the app secret is: the agent's group may
+	 * share it, others may not. Said as the config's error (78). */
+	if (fstat(fileno(file), &st) == 0 && (st.st_mode & S_IRWXO)) {
+		fclose(file);
+		log_error("token file %s is accessible by others (mode %04o): the access token is a "
+			"secret; have whatever writes it make it mode 600 (or 640, for a group of its "
+			"readers)", cache->config->wechat.token_file, (unsigned)(st.st_mode & 07777));
+		token_fail_secret(cache);
+		snprintf(cache->failure.message, sizeof cache->failure.message,
+			"the token file is accessible by others (see above)");
 		return -1;
 	}
 	length = fread(text, 1, sizeof text - 1, file);

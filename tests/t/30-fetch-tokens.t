@@ -212,6 +212,7 @@ is "token after the deadline: every code still planned" "$(count "state = 'plann
 start_fake token-file-error --latency 5
 printf '{"errcode":40001,"errmsg":"invalid credential, access_token is invalid or not latest"}\n' \
   >"$T/token-file"
+chmod 600 "$T/token-file"
 config_for "concurrency = 4; token = { source = \"file\"; file = \"$T/token-file\"; };"
 : >"$T/items"; plan poster 3
 run qrpool-fetch <"$T/items"
@@ -220,3 +221,21 @@ like "... saying the file holds an error, not a token" "$(cat "$T/err")" \
   "token file $T/token-file holds an error, not a token: errcode 40001"
 ok "... not blaming the app secret" -- sh -c "! grep -q 'wrong app secret' '$T/err'"
 is "... its items stay planned" "$(count "state = 'planned'")" 3
+
+# --- a token file others can read: the access token is a secret; 78, no call -------
+# (a token the fake issued, as the agent writing the file would have it)
+printf '{"grant_type":"client_credential","appid":"%s","secret":"%s"}' "$APPID" "$SECRET" |
+  curl -sS -d @- "$base/cgi-bin/stable_token" | sed 's/.*"access_token":"\([^"]*\)".*/\1 7200/' \
+  >"$T/token-file"
+chmod 644 "$T/token-file"
+before=$(stats calls_total)
+run qrpool-fetch <"$T/items"
+is "a token file others can read: exit 78" "$rc" 78
+like "... saying so, with the fix" "$(cat "$T/err")" \
+  "token file $T/token-file is accessible by others \(mode 0644\): the access token is a secret; have whatever writes it make it mode 600"
+is "... no call made with it" "$(stats calls_total)" "$before"
+is "... its items stay planned" "$(count "state = 'planned'")" 3
+chmod 640 "$T/token-file"
+run qrpool-fetch <"$T/items"
+is "... mode 640 (a group of readers): it serves" "$rc" 0
+is "... every item fetched" "$(count "state = 'fetched'")" 3

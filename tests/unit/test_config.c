@@ -190,6 +190,22 @@ static void test_includes(void)
 		"key is a secret too");
 	ok(!config_property_secret("linger.ms", 9) && !config_property_secret("ssl.key.location", 16),
 		"... and other keys are not");
+	/* A file anyone may write to, even with no secret: anyone could set token.command. */
+	is_int(load("wechat = { appid = \"a\"; };\n" POOLS, 0646, &config, logged, sizeof logged),
+		EXIT_CONFIG, "a config file writable by others is refused (78)");
+	ok(strstr(logged, "qrpool.cfg: the config file is writable by others (mode 0646)") != NULL,
+		"saying why: %s", logged);
+	config_free(&config);
+	write_file(include, "wechat = { appid = \"a\"; };\n", 0602);
+	snprintf(text, sizeof text, "@include \"%s\"\n" POOLS, include);
+	is_int(load(text, 0600, &config, logged, sizeof logged), EXIT_CONFIG,
+		"... and so is an included one");
+	ok(strstr(logged, "inc.cfg: the config file is writable by others (mode 0602)") != NULL,
+		"naming it: %s", logged);
+	config_free(&config);
+	is_int(load("wechat = { appid = \"a\"; };\n" POOLS, 0664, &config, logged, sizeof logged), 0,
+		"a config file its group may write to loads (a user's own group, umask 002)");
+	config_free(&config);
 	is_int(load("kafka = { brokers = \"k:9092\"; properties = [ \"linger.ms=5\" ]; };\n" POOLS
 		"wechat = { appid = \"a\"; };\n", 0644, &config, logged, sizeof logged), 0,
 		"other Kafka properties are fine in a readable file");

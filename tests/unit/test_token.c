@@ -16,7 +16,7 @@ struct fixture {
 static int write_file(const char *path, const char *text)
 {
 	FILE *file = fopen(path, "w");
-	int failed = !file || fputs(text, file) == EOF;
+	int failed = !file || fchmod(fileno(file), 0600) || fputs(text, file) == EOF;
 
 	if (file && fclose(file))
 		failed = 1;
