@@ -65,10 +65,12 @@ static void db_access_fix(const char *file, const struct stat *st, size_t which,
 		snprintf(hint, size, " (%s is not writable by this user: owner uid %u, mode %04o; give it "
 			"to the user that runs qrpool, chown and chmod 600%s)", file, (unsigned)st->st_uid,
 			mode, or_remove);
-	else if (!(st->st_mode & S_IWUSR))
-		snprintf(hint, size, " (%s is not writable by this user: mode %04o%s; chmod 600 it%s)",
-			file, mode, which ? ", SQLite made it with the DB's mode, read-only then" : "",
-			or_remove);
+	else if (!(st->st_mode & S_IWUSR) && which)
+		snprintf(hint, size, " (%s is not writable by this user: mode %04o, SQLite made it with "
+			"the DB's mode, read-only then; chmod 600 it%s)", file, mode, or_remove);
+	else if (!(st->st_mode & S_IWUSR))   /* a reader made -wal and -shm like it, if any */
+		snprintf(hint, size, " (%s is not writable by this user: mode %04o; chmod 600 it and any "
+			"-wal and -shm beside it, which SQLite made with its mode)", file, mode);
 	else
 		snprintf(hint, size, " (%s is not writable by this user, though its owner and mode %04o "
 			"would let it: an ACL or a security policy denies it)", file, mode);
@@ -344,6 +346,21 @@ static int db_migrate(struct db *db, double deadline, int *applied)
 	return 0;
 }
 
+/* The DB holds the access token: one others may read is said, once a run
+ * (a DB made by hand, or by an older qrpool, with the umask's mode). */
+static void db_check_private(const char *path)
+{
+	static int said;
+	struct stat st;
+
+	if (!said && stat(path, &st) == 0 && (st.st_mode & S_IROTH)) {
+		log_warn("%s: the staging DB is readable by others (mode %04o): it holds the WeChat "
+			"access token; chmod 600 it and any -wal and -shm beside it", path,
+			(unsigned)(st.st_mode & 07777));
+		said = 1;
+	}
+}
+
 static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, int creating)
 {
 	double deadline = db_now() + (double)busy_timeout_ms / 1000;
@@ -370,6 +387,7 @@ static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, 
 		log_warn("%s: there was no staging DB, so an empty one was made: if codes were expected, "
 			"database.path names the wrong file (the nightly pipeline makes it on its first "
 			"run)", path);
+	db_check_private(path);
 	sqlite3_extended_result_codes(db->handle, 1);
 	db->busy_timeout_ms = busy_timeout_ms > 0x7fffffff ? 0x7fffffff : (int)busy_timeout_ms;
 	sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);

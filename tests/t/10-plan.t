@@ -210,7 +210,7 @@ is "the codes stay staged for qrpool-pending" "$(qrpool-pending --state planned 
 # so that cron's mail tells someone.
 rm -f "$T/staging.db"*
 KAFKA_BROKERS=127.0.0.1:9 write_config
-: >"$T/staging.db"
+(umask 077; : >"$T/staging.db")
 qrpool-pending --count >/dev/null   # creates the schema (in a file made on purpose)
 sql "INSERT INTO codes (request_id, pool, state, created_at, updated_at, published_at)
      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
@@ -304,7 +304,7 @@ if nobody_setup; then
   run as_nobody "$D/qrpool-plan" --from 2026-11-29T10:00Z "$D/d.tsv"
   is "a read-only DB fails a writer: 74" "$rc:$(wc -l <"$T/out")" 74:0
   like "... naming the DB and its mode" "$(cat "$T/err")" \
-    "staging.db is not writable by this user: mode 0400; chmod 600 it\)"
+    "staging.db is not writable by this user: mode 0400; chmod 600 it and any -wal and -shm beside it, which SQLite made with its mode\)"
   # That run left a read-only -wal (empty: it wrote nothing) and -shm again.
   chmod 600 "$D/staging.db"; rm -f "$D/staging.db-wal" "$D/staging.db-shm"
   as_nobody "$D/qrpool-pending" --count >/dev/null

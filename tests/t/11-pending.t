@@ -49,11 +49,23 @@ is "resume list = the planned poster codes" "$(md5sum <"$T/resume")" "$(sql "SEL
 rm -f "$T/errs"
 for round in $(seq 20); do
   rm -f "$T/staging.db" "$T/staging.db-wal" "$T/staging.db-shm"
-  : >"$T/staging.db"
+  (umask 077; : >"$T/staging.db")
   for i in 1 2 3 4 5 6; do qrpool-pending --count >/dev/null 2>>"$T/errs" & done
   wait
 done
 is "six tools opening a new DB at once, 20 times: no error" "$(cat "$T/errs")" ""
+
+# A DB others may read (made by hand, with the umask's mode) holds the access
+# token in their sight: said, once a run.
+chmod 644 "$T/staging.db"
+run qrpool-pending --count
+is "a DB others can read: still read (exit 0)" "$rc" 0
+like "... with a warning naming it, its mode and the fix" "$(cat "$T/err")" \
+  "$T/staging.db: the staging DB is readable by others \(mode 0644\): it holds the WeChat access token; chmod 600 it"
+chmod 640 "$T/staging.db"
+run qrpool-pending --count
+is "a DB its group can read: no warning (a monitoring group)" "$rc:$(cat "$T/err")" "0:"
+chmod 600 "$T/staging.db"
 # The first night: no file at all, the pipeline's stages making it at once.
 for round in $(seq 10); do
   rm -f "$T/staging.db" "$T/staging.db-wal" "$T/staging.db-shm"

@@ -9,7 +9,7 @@ KAFKA_BROKERS=127.0.0.1:9
 export KAFKA_BROKERS
 write_config
 sed -i 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "3s"; };|' "$QRPOOL_CONFIG"
-: >"$T/staging.db"   # the schema, in a file made on purpose (a missing one is warned of)
+(umask 077; : >"$T/staging.db")   # the schema, in a file made on purpose (a missing one is warned of)
 qrpool-pending --count >/dev/null
 "${0%/*}/stage-fetched" "$T/staging.db" poster=40 link=10
 

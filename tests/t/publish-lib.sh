@@ -41,7 +41,7 @@ set_kafka() {
 # stage POOL=COUNT... [--size BYTES]: ready codes with random images.
 stage() {
   # The schema, in a file made on purpose (a DB not there at all is warned of).
-  [ -e "$T/staging.db" ] || : >"$T/staging.db"
+  [ -e "$T/staging.db" ] || (umask 077; : >"$T/staging.db")
   qrpool-pending --count >/dev/null
   "$TESTS_DIR/t/stage-fetched" "$T/staging.db" "$@"
 }
