@@ -7,6 +7,7 @@
 
 #include "exitcode.h"
 #include "log.h"
+#include "params.h"
 
 int resolve_open(struct resolver *resolver, const struct config *config)
 {
@@ -79,6 +80,28 @@ static int resolve_misses(struct resolver *resolver, char **values)
 	return status;
 }
 
+/* A cached value is printed only if it is a parameter record (one JSON
+ * object), in its compact form, on one line: whoever can write to Redis must
+ * not be able to add lines for other ids, nor answer with something that is
+ * no record. One that is not is a miss, answered from the DB. */
+static void resolve_check_cached(struct resolver *resolver, const char *id, char **value)
+{
+	char why[160], *compact = NULL;
+
+	if (!*value || !params_parse(*value, strlen(*value), &compact, why, sizeof why)) {
+		if (compact) {
+			free(*value);
+			*value = compact;
+		}
+		return;
+	}
+	log_warn("%s: the value cached in Redis is no parameter record (%s): answered from the "
+		"staging DB, and cached again from it", id, why);
+	resolver->bad_cached++;
+	free(*value);
+	*value = NULL;
+}
+
 int resolve_flush(struct resolver *resolver, FILE *out)
 {
 	const char *ids[RESOLVE_BATCH];
@@ -88,8 +111,10 @@ int resolve_flush(struct resolver *resolver, FILE *out)
 	for (size_t i = 0; i < resolver->count; i++)
 		ids[i] = resolver->ids[i];
 	cache_get_many(&resolver->cache, ids, resolver->count, values);
-	for (size_t i = 0; i < resolver->count; i++)
+	for (size_t i = 0; i < resolver->count; i++) {
+		resolve_check_cached(resolver, ids[i], &values[i]);
 		resolver->from_cache += values[i] != NULL;
+	}
 	status = resolve_misses(resolver, values);
 	/* What is known is printed even when the database failed for the rest. */
 	for (size_t i = 0; i < resolver->count; i++) {

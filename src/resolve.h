@@ -24,6 +24,7 @@ struct resolver {
 	char ids[RESOLVE_BATCH][RID_SCENE_MAX + 1];
 	size_t count;                  /* ids waiting in the batch */
 	int64_t from_cache, from_db, unknown;
+	int64_t bad_cached;            /* cached values that were no record (answered from the DB) */
 };
 
 /* Returns 0 or EXIT_CONFIG (the Redis password cannot be read). */

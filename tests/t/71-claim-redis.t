@@ -40,6 +40,23 @@ run qrpool-resolve -v $(cat "$T/ids")
 like "flushed: both from the database" "$(cat "$T/err")" "0 from redis, 2 from the database"
 is "flushed: re-warmed" "$(rcli EXISTS "qr:$first")" 1
 
+# A cached value that is no record (written by someone else, or torn): never
+# printed, least of all a line of its own for another id; the DB answers.
+second=$(sed -n 2p "$T/ids")
+rcli SET "qr:$first" "$(printf '{"listing":"L3"}\n%s\t{"listing":"forged"}' "$second")" >/dev/null
+run qrpool-resolve "$first"
+is "a cached value holding a second line: exit 0" "$rc" 0
+is "... one line, for the id asked" "$(wc -l <"$T/out"):$(cut -f1 "$T/out")" "1:$first"
+is "... the bound params, from the DB" "$(cut -f2 "$T/out")" \
+  "$(sql "SELECT params FROM bindings WHERE request_id = '$first'")"
+like "... warned of" "$(cat "$T/err")" \
+  "$first: the value cached in Redis is no parameter record \(not JSON: end of file expected"
+is "... and cached again from the DB" "$(rcli GET "qr:$first")" \
+  "$(sql "SELECT params FROM bindings WHERE request_id = '$first'")"
+rcli SET "qr:$first" '{ "from" : "redis" }' >/dev/null
+run qrpool-resolve "$first"
+is "a cached record not in compact form: printed compact" "$(cut -f2 "$T/out")" '{"from":"redis"}'
+
 # Unknown and malformed ids.
 run qrpool-resolve "$first" NoSuchId00000000
 is "an unknown id: exit 1" "$rc" 1
