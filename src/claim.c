@@ -49,13 +49,14 @@ struct claim {
 	int commit_lost;              /* a consumer closed while idle had lost a commit */
 };
 
-/* Keys name files in --out: a scene id, but no '/' and no leading dot. */
+/* Keys name files in --out and go into stdout's lines: letters and digits
+ * only, as qrpool mints them (a scene's $, ( or ; would reach the file names
+ * a script handles). */
 static int claim_key_ok(const rd_kafka_message_t *message, char id[RID_SCENE_MAX + 1])
 {
 	const char *key = message->key;
 
-	if (!key || !rid_is_scene(key, message->key_len) || memchr(key, '/', message->key_len) ||
-	    key[0] == '.')
+	if (!key || !rid_is_base62(key, message->key_len))
 		return 0;
 	memcpy(id, key, message->key_len);
 	id[message->key_len] = '\0';

@@ -49,17 +49,27 @@ int rid_mint(struct rid_source *source, char out[RID_LENGTH + 1])
 	return 0;
 }
 
-int rid_is_scene(const char *id, size_t length)
+/* 1 if `id` is 1 to RID_SCENE_MAX characters, each a letter, a digit or
+ * (if `extra`) one of those characters. */
+static int rid_is_of(const char *id, size_t length, const char *extra)
 {
-	static const char extra[] = "!#$&'()*+,/:;=?@-._~";
-
 	if (length < 1 || length > RID_SCENE_MAX)
 		return 0;
 	for (size_t i = 0; i < length; i++) {
 		unsigned char c = (unsigned char)id[i];
 		if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      (c && strchr(extra, c))))
+		      (c && extra && strchr(extra, c))))
 			return 0;
 	}
 	return 1;
+}
+
+int rid_is_scene(const char *id, size_t length)
+{
+	return rid_is_of(id, length, "!#$&'()*+,/:;=?@-._~");
+}
+
+int rid_is_base62(const char *id, size_t length)
+{
+	return rid_is_of(id, length, NULL);
 }

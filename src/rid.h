@@ -24,4 +24,8 @@ int rid_mint(struct rid_source *source, char out[RID_LENGTH + 1]);
  * 0-9 A-Z a-z and !#$&'()*+,/:;=?@-._~ */
 int rid_is_scene(const char *id, size_t length);
 
+/* 1 if `id` is 1 to 32 letters and digits, as every id qrpool mints is: a
+ * name safe as a file name and in a shell's words. */
+int rid_is_base62(const char *id, size_t length);
+
 #endif

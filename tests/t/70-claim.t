@@ -56,6 +56,8 @@ printf '\211PNG\r\n\032\nfake' >"$T/png"
 sha=$(sha256sum "$T/png" | cut -d' ' -f1)
 kcat -b "$KAFKA_BROKERS" -P -t qrpool.card -k BadDigest0000001 -H content-type=image/png -H sha256=0000 "$T/png"
 kcat -b "$KAFKA_BROKERS" -P -t qrpool.card -k '../escape' -H content-type=image/png "$T/png"
+# A scene id WeChat would take, but with a shell's characters: no file of that name.
+kcat -b "$KAFKA_BROKERS" -P -t qrpool.card -k '$(id);x' -H content-type=image/png -H "sha256=$sha" "$T/png"
 # A digest header too long to be one (the right digest and more) is no digest.
 kcat -b "$KAFKA_BROKERS" -P -t qrpool.card -k LongDigest000001 -H content-type=image/png -H "sha256=${sha}012345" "$T/png"
 kcat -b "$KAFKA_BROKERS" -P -t qrpool.card -k GoodPng000000001 -H content-type=image/png -H "sha256=$sha" "$T/png"
@@ -67,8 +69,9 @@ like "skips are warned with partition and offset" "$(cat "$T/err")" "partition 0
 like "a digest mismatch is refused" "$(cat "$T/err")" "does not match its sha256"
 like "a key that is not a file name is refused" "$(cat "$T/err")" "offset 2: skipped: its key is not a request id"
 like "an over-long digest header is refused, not ignored" "$(cat "$T/err")" \
-  "offset 3: skipped: the image does not match its sha256"
-is "card: all 5 offsets committed" "$(committed_total card)" 5
+  "offset 4: skipped: the image does not match its sha256"
+like "a key with a shell's characters is refused" "$(cat "$T/err")" "offset 3: skipped: its key is not a request id"
+is "card: all 6 offsets committed" "$(committed_total card)" 6
 
 # stdout gone after a code was bound (head took one line): that code is bound,
 # so its offset is committed all the same; it never reaches anyone else. The
@@ -92,7 +95,7 @@ like "... and the run says it is bound, not handed out again" "$(cat "$T/err")" 
   "$second is bound to line 2's record .in bindings., so it goes to no one else"
 like "... and where to start again: the line after it" "$(cat "$T/err")" \
   "stopped: bound 2 codes; line 3 and after were not bound"
-is "... its offset committed with the first's" "$(committed_total card)" 7
+is "... its offset committed with the first's" "$(committed_total card)" 8
 is "... the group's next code is the third, not the bound one" \
   "$(kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.card -c 1 -e -q -f '%k\n' qrpool.card 2>/dev/null)" \
   "$(sed -n 3p "$T/new-ids")"

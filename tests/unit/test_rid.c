@@ -67,6 +67,11 @@ static void test_scene(void)
 	ok(rid_is_scene("0123456789abcdef0123456789abcdef", 32), "32 characters are accepted");
 	ok(!rid_is_scene("0123456789abcdef0123456789abcdefg", 33), "33 characters are refused");
 	ok(!rid_is_scene("caf\xc3\xa9", 5), "non-ASCII is refused");
+	ok(rid_is_base62("AbC019xyz", 9), "base62: letters and digits");
+	ok(!rid_is_base62("$(id);x", 7) && !rid_is_base62("../x", 4) && !rid_is_base62("a.b", 3),
+		"base62: no scene punctuation");
+	ok(!rid_is_base62("", 0) && !rid_is_base62("0123456789abcdef0123456789abcdefg", 33),
+		"base62: 1 to 32 characters");
 }
 
 int main(void)
