@@ -125,6 +125,18 @@ job_private_dir() {
   echo "$dir"
 }
 
+# job_lock_holder LOCK: " (pid N, user U: COMMAND)" for the process holding
+# LOCK, as /proc/locks has it; "" when that cannot be told. Another user's
+# process holding it (anyone can open a lock in /run/lock) is then plain.
+job_lock_holder() {
+  local pid
+  pid=$(lslocks -n -r -o PID,PATH 2>/dev/null | awk -v lock="$(readlink -f "$1")" \
+    '$2 == lock { print $1; exit }')
+  [ -n "$pid" ] || return 0
+  printf ' (pid %s, user %s: %s)' "$pid" "$(ps -o user= -p "$pid" 2>/dev/null)" \
+    "$(ps -o args= -p "$pid" 2>/dev/null | cut -c1-80)"
+}
+
 # job_start NAME [LOCK]: takes the lock (LOCK, default NAME: jobs that must not
 # overlap share one), sends stderr to the log.
 job_start() {
@@ -143,12 +155,19 @@ job_start() {
     fi
     JOB_LOCK=$private/qrpool-$lock_name.lock
   fi
+  # Never through a symbolic link: in a directory anyone may write to (/run/lock),
+  # one could point it at a file of ours, made or truncated here.
+  if [ -L "$JOB_LOCK" ]; then
+    echo "$JOB_NAME: $JOB_LOCK is a symbolic link, which a lock never is: remove it" \
+      "(and see who made it)" >&2
+    exit 74
+  fi
   # Opened for reading: a lock file made by another user (root running a job
-  # by hand) must not lock the qrpool user out. Made world-readable if new.
-  [ -e "$JOB_LOCK" ] || (umask 0111 && : >>"$JOB_LOCK") 2>/dev/null
+  # by hand) must not lock the qrpool user out. Made readable by all if new.
+  [ -e "$JOB_LOCK" ] || (umask 0133 && set -C && : >"$JOB_LOCK") 2>/dev/null
   exec 9<"$JOB_LOCK" || { echo "$JOB_NAME: cannot open lock $JOB_LOCK" >&2; exit 74; }
   if ! flock -n 9; then
-    echo "$JOB_NAME: another run holds $JOB_LOCK; not starting" >&2
+    echo "$JOB_NAME: another run holds $JOB_LOCK$(job_lock_holder "$JOB_LOCK"); not starting" >&2
     exit 75
   fi
   # The run's stderr goes to the log as it comes: `tail -f` follows a night,

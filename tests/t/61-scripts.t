@@ -58,14 +58,23 @@ run backfill -u 6am "$T/demand.tsv"
 is "backfill with a malformed deadline: exit 64" "$rc" 64
 
 # --- one at a time ------------------------------------------------------------------
+is "a new lock file is readable by all, writable by its owner only" "$(stat -c %a "$T/qrpool-fill.lock")" 644
 flock "$T/qrpool-fill.lock" sleep 2 & holder=$!
 sleep 0.3
 run nightly-fill -u "$deadline" "$T/demand.tsv"
 is "a second nightly-fill while one runs: exit 75" "$rc" 75
-like "and says so" "$(cat "$T/err")" "another run holds"
+like "and says so, naming the holder (which may be anyone's: the lock is in a shared directory)" \
+  "$(cat "$T/err")" "another run holds $T/qrpool-fill.lock \(pid [0-9]+, user $(id -un): (flock|sleep) .*\); not starting"
 run backfill -u "$deadline" -d "$T/demand.tsv" "$T/demand.tsv"
 is "nor a backfill while a fill runs (they would fetch the same codes): exit 75" "$rc" 75
 wait $holder
+# A lock that is a symbolic link (planted in /run/lock, say): never used.
+ln -s "$T/victim" "$T/qrpool-audit.lock"
+run audit -w 1 -C 0.5
+is "a lock that is a symbolic link: exit 74" "$rc" 74
+like "... saying so" "$(cat "$T/err")" "qrpool-audit.lock is a symbolic link, which a lock never is: remove it"
+ok "... its target not made" test ! -e "$T/victim"
+rm -f "$T/qrpool-audit.lock"
 
 # --- a failing middle stage fails the script -----------------------------------------
 # WeChat refuses the page (41030): fetch exits 69, render and publish exit 0.
