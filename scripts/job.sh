@@ -62,12 +62,19 @@ job_worst() {
 # stage that ends on its own with a status below 74 reads its input to the
 # end: fetch past its deadline, publish after Kafka gave up.)
 job_stages() {
-  local names=($1) statuses signalled=() i status worst=0 signal killer=
+  local names=($1) statuses signalled=() i status worst=0 signal killer= what
   shift
   statuses=("$@")
   for ((i = 0; i < $#; i++)); do
     status=${statuses[i]}
-    if [ "$status" -gt 128 ]; then
+    if [ "$status" -eq 126 ] || [ "$status" -eq 127 ]; then
+      # The shell's own: a tool not found, or not executable (bash said which).
+      what="not found"
+      [ "$status" -eq 126 ] && what="not executable"
+      job_log "${names[$i]:-stage $((i + 1))}: exit $status, a tool $what: is qrpool installed," \
+        "its directory on the PATH (the crontab's own)? Counted as 78, the setup's"
+      statuses[i]=78
+    elif [ "$status" -gt 128 ]; then
       signalled[i]=1
       signal=$(kill -l "$status" 2>/dev/null) || signal=$((status - 128))
       case $signal in
@@ -108,6 +115,10 @@ job_feed() {
   command_status=$?
   return "$(job_worst "$pending_status" "$command_status")"
 }
+
+# job_help: the script's header comment, whole (what it does, its options, its
+# log and exit statuses), for -h and --help.
+job_help() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
 
 job_log() { printf '%s %s: %s\n' "$(date +%Y-%m-%dT%H:%M:%S%z)" "$JOB_NAME" "$*" >&2; }
 

@@ -50,6 +50,12 @@ like "a deadline 5 minutes ago: says so" "$(cat "$T/err")" "past the deadline $p
 is "a deadline 5 minutes ago: nothing planned" "$(sql 'SELECT count(*) FROM codes')" "$before"
 run nightly-fill -u 6am "$T/demand.tsv"
 is "a malformed deadline: exit 64" "$rc" 64
+for script in nightly-fill backfill audit; do
+  run $script --help
+  is "$script --help: exit 0, as -h" "$rc:$(cat "$T/err")" "0:"
+  is "... with its options, its log and its exit statuses" \
+    "$(grep -c '^  -c CONFIG \|^Exit status: \|log' "$T/out" | awk '{ print ($1 >= 3) }')" 1
+done
 run backfill -u "$past" "$T/demand.tsv"
 is "backfill with a deadline 5 minutes ago: exit 75, not a 24-hour run" "$rc" 75
 like "... saying so" "$(cat "$T/err")" "backfill: it is .*, past the deadline $past"
@@ -306,6 +312,21 @@ rc=0; QRPOOL_BIN=$T/crash-bin TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "
 is "a stage that crashed (SIGSEGV): nightly-fill exits 70" "$rc" 70
 like "... the log names it" "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log")" \
   "qrpool-render crashed \(SIGSEGV, exit 139\): a bug"
+
+# A tool missing from the PATH (not installed, a crontab's PATH without it): the
+# shell's 127 counts as 78, a setup to fix, and the log says what to check.
+mkdir -p "$T/missing-bin"
+for tool in "$QRPOOL_BIN"/qrpool-*; do ln -sf "$tool" "$T/missing-bin/"; done
+rm -f "$T/missing-bin/qrpool-render"
+logged=$(wc -l <"$T/log/nightly-fill.log")
+rc=0; PATH=$(echo "$PATH" | tr ':' '\n' | grep -vxF "$QRPOOL_BIN" | paste -sd:) \
+  QRPOOL_BIN=$T/missing-bin TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "$T/link.tsv" \
+  >"$T/out" 2>"$T/err" || rc=$?
+is "a tool not on the PATH: nightly-fill exits 78, not 127" "$rc" 78
+like "... the log names the stage and what to check" "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log")" \
+  "qrpool-render: exit 127, a tool not found: is qrpool installed, its directory on the PATH"
+sql "DELETE FROM images WHERE code_id IN (SELECT id FROM codes WHERE state IN ('planned', 'fetched'));
+     DELETE FROM codes WHERE state IN ('planned', 'fetched')"
 
 # --- kill -9 of the whole run (a power loss, as far as the log can tell): no end
 # line, so the next run says so as it starts ---------------------------------------
