@@ -15,6 +15,7 @@
 #include "interrupt.h"
 #include "log.h"
 #include "parse.h"
+#include "token.h"
 
 /* Calls in flight get this long to finish after SIGINT/SIGTERM. */
 #define FETCH_GRACE_S 5.0
@@ -31,6 +32,7 @@ struct fetch_cli {
 	double until_hours;       /* how far away it is */
 	int until_tomorrow;       /* that time has passed today */
 	int until_passed_s;       /* > 0: it passed this long ago, and counts as reached */
+	int check;                /* --check: the credentials only */
 };
 
 static void fetch_usage(void)
@@ -51,11 +53,18 @@ static void fetch_usage(void)
 		"                     read to pass other items on, and the exit status is 75.\n"
 		"  --reserve N        calls per minute left to the online services, instead of\n"
 		"                     wechat.reserve_per_minute (a daytime backfill leaves more)\n"
+		"  --check            only check the credentials: get a token from the token\n"
+		"                     source now (stable_token without force_refresh, which\n"
+		"                     disturbs no other holder; the command; the file), cache\n"
+		"                     nothing, read no input, make no call of quota; say so on\n"
+		"                     stdout. Not for the classic source (64): its every fetch\n"
+		"                     invalidates the other holders' token.\n"
 		CLI_COMMON_HELP
 		"\nSIGINT/SIGTERM: no new calls, calls in flight get %.0f s, exit 75. The same signal\n"
 		"again from the same sender a second or more later (a second Ctrl-C) cuts them.\n"
 		"\n" EXITCODE_HELP
-		"65: some lines were malformed or named unknown request ids (skipped).\n"
+		"65: some lines were malformed or named unknown request ids (skipped), or\n"
+		"    WeChat refused items for good (40129, 40169: marked failed).\n"
 		"69: WeChat refused a pool (invalid page or env_version, no permission) or the\n"
 		"    credentials; that pool's items stay planned, other pools go on.\n"
 		"75: deadline or signal with work left, or items still failing after retries,\n"
@@ -71,12 +80,13 @@ static void fetch_set_deadline(struct fetch_options *run, double deadline)
 
 static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 {
-	enum { OPT_UNTIL = CLI_OPT_FIRST_TOOL_OPTION, OPT_FOR, OPT_RESERVE };
+	enum { OPT_UNTIL = CLI_OPT_FIRST_TOOL_OPTION, OPT_FOR, OPT_RESERVE, OPT_CHECK };
 	static const struct option longs[] = {
 		CLI_COMMON_LONG,
 		{ "until", required_argument, NULL, OPT_UNTIL },
 		{ "for", required_argument, NULL, OPT_FOR },
 		{ "reserve", required_argument, NULL, OPT_RESERVE },
+		{ "check", no_argument, NULL, OPT_CHECK },
 		{ NULL, 0, NULL, 0 },
 	};
 	char why[PARSE_WHY_SIZE];
@@ -123,6 +133,9 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 			if (parse_int64(optarg, 0, 10000000, &cli->reserve, why))
 				return cli_usage_error("--reserve: %s", why);
 			break;
+		case OPT_CHECK:
+			cli->check = 1;
+			break;
 		default:
 			return cli_bad_option(argv, opt);
 		}
@@ -130,6 +143,39 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 	if (optind < argc)
 		return cli_usage_error("unexpected argument '%s': items come on stdin", argv[optind]);
 	return 0;
+}
+
+/* --check: a token from the source itself, and what it proves, on stdout. */
+static int fetch_check(const struct config *config)
+{
+	const struct wechat_config *w = &config->wechat;
+	struct token_cache cache;
+	int64_t expires_in = 0;
+	struct db db;
+	int status;
+
+	if (!config->has_wechat) {
+		log_error("%s: no wechat section: no credentials to check", config->path);
+		return EXIT_CONFIG;
+	}
+	if (w->token_source == TOKEN_CLASSIC)
+		return cli_usage_error("--check: the token source is 'classic', whose every fetch "
+			"invalidates the token of every other holder of appid %s: not checked (a fetch "
+			"of one code checks it)", w->appid);
+	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms)))
+		return status;
+	if (!(status = token_open(&cache, &db, config))) {
+		status = token_check(&cache, &expires_in);
+		if (status)
+			log_error("appid %s, token source %s: %s", w->appid, cache.source,
+				cache.failure.message);
+		else if (printf("appid %s: the credentials work (token source %s; its token is good "
+				"for %lld s more)\n", w->appid, cache.source, (long long)expires_in) < 0)
+			status = EXIT_IO;
+		token_close(&cache);
+	}
+	db_close(&db);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -174,7 +220,8 @@ int main(int argc, char **argv)
 		mallopt(M_TOP_PAD, 64 << 20);
 		mallopt(M_MMAP_THRESHOLD, 32 << 20);
 		interrupt_install();
-		status = fetch_run(&cli.run, &config, STDIN_FILENO, stdout);
+		status = cli.check ? fetch_check(&config) :
+			fetch_run(&cli.run, &config, STDIN_FILENO, stdout);
 		curl_global_cleanup();
 	}
 	config_free(&config);

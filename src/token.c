@@ -473,6 +473,28 @@ static int token_fetch(struct token_cache *cache, char *token, int64_t *expires_
 	}
 }
 
+/* Asks the source now, past the cache and the lease, and keeps nothing: the
+ * stable endpoint without force_refresh hands out the current token, so
+ * other holders are not disturbed (never called for classic). */
+int token_check(struct token_cache *cache, int64_t *expires_in)
+{
+	char token[WECHAT_TOKEN_MAX + 1];
+	int rc = token_fetch(cache, token, expires_in);
+
+	explicit_bzero(token, sizeof token);
+	if (!rc)
+		return 0;
+	switch (cache->failure.action) {
+	case WECHAT_POOL_STOP:
+	case WECHAT_ACCOUNT_STOP:
+		return cache->secret_unreadable ? EXIT_CONFIG : EXIT_UPSTREAM;
+	case WECHAT_INTERNAL:
+		return EXIT_INTERNAL;
+	default:
+		return EXIT_TEMPFAIL;
+	}
+}
+
 /* --- refresh under the lease --------------------------------------------- */
 
 /* Takes the lease if the row still needs a refresh and nobody holds it.

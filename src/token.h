@@ -74,6 +74,14 @@ int token_refused(struct token_cache *cache, const char *token, uint64_t generat
  * has proved good (the next refusal takes it back at once). */
 void token_worked(struct token_cache *cache, uint64_t generation);
 
+/* Gets a token from the source itself, for qrpool-fetch --check: the proof
+ * that the credentials (or the command, or the file) work. Nothing is cached.
+ * Returns 0 (*expires_in set), EXIT_UPSTREAM (refused), EXIT_CONFIG (the
+ * secret unreadable), EXIT_TEMPFAIL (unreachable, a transient failure) or
+ * EXIT_INTERNAL; cache->failure says why. Not for the classic source, whose
+ * every fetch invalidates the other holders' token. */
+int token_check(struct token_cache *cache, int64_t *expires_in);
+
 /* Reads "TOKEN [EXPIRES_IN]" or WeChat's JSON answer, as printed by a token
  * command or held in a token file. Without an expiry, `default_expires_s`.
  * Returns 0, or -1 with answer->message. (Exposed for tests.) */

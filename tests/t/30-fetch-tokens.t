@@ -239,3 +239,36 @@ chmod 640 "$T/token-file"
 run qrpool-fetch <"$T/items"
 is "... mode 640 (a group of readers): it serves" "$rc" 0
 is "... every item fetched" "$(count "state = 'fetched'")" 3
+
+# --- --check: the credentials proved at once, past a cached token -----------------------
+start_fake check --latency 5
+config_for 'concurrency = 4;'
+: >"$T/items"; plan poster 2
+run qrpool-fetch <"$T/items"
+is "--check: a fetch caches a token first" "$rc:$(sql 'SELECT count(*) FROM wechat_tokens WHERE token IS NOT NULL')" 0:1
+calls=$(stats endpoints getwxacodeunlimit requests)
+run qrpool-fetch --check </dev/null
+is "--check with the right secret: exit 0" "$rc:$(cat "$T/err")" "0:"
+like "... saying so on stdout" "$(cat "$T/out")" \
+  "^appid wxtest0000000001: the credentials work \(token source stable; its token is good for [0-9]+ s more\)$"
+is "... one stable_token call, past the cache" "$(stats endpoints stable_token requests)" 2
+is "... and no call of quota" "$(stats endpoints getwxacodeunlimit requests)" "$calls"
+printf 'a-rotated-secret\n' >"$T/secret"   # the secret changed, the cached token still good
+run qrpool-fetch --check </dev/null
+is "--check with a wrong secret (a token still cached): exit 69" "$rc" 69
+like "... saying what WeChat refused" "$(cat "$T/err")" \
+  "appid wxtest0000000001, token source stable: .*40001"
+is "... nothing on stdout" "$(cat "$T/out")" ""
+ok "... the secret never said" -- sh -c "! grep -q 'a-rotated-secret' '$T/err'"
+rm "$T/secret"
+run qrpool-fetch --check </dev/null
+is "--check with the secret file gone: 78" "$rc" 78
+config_for 'token = { source = "command"; command = "echo from-command 600"; };'
+run qrpool-fetch --check </dev/null
+is "--check, token command: exit 0" "$rc" 0
+like "... naming the source" "$(cat "$T/out")" "token source command; its token is good for 600 s more"
+config_for 'token = { source = "classic"; };'
+before=$(stats endpoints token requests)
+run qrpool-fetch --check </dev/null
+is "--check, classic source: a usage error (64), no token fetched" "$rc:$(stats endpoints token requests)" "64:$before"
+like "... saying why" "$(cat "$T/err")" "invalidates the token of every other holder"
