@@ -18,7 +18,7 @@ static const struct {
 	{ 0, 10, -1001, 10, 0, "nothing committed: all from the low watermark" },
 	{ 0, 10, 4, 6, 0, "committed 4 of 10" },
 	{ 0, 10, 10, 0, 0, "all consumed" },
-	{ 5, 10, -1001, 5, 0, "nothing committed, 5 dropped: not counted as lost" },
+	{ 5, 10, -1001, 5, 5, "nothing committed, 5 dropped: lost unread (not taken)" },
 	{ 5, 10, 2, 5, 3, "retention passed the committed offset: 3 lost" },
 	{ 5, 10, 5, 5, 0, "committed at the low watermark" },
 	{ 0, 0, -1001, 0, 0, "empty partition" },
@@ -251,6 +251,15 @@ static void test_depth(const char *brokers, rd_kafka_mock_cluster_t *mock)
 	snprintf(expected, sizeof expected, "pool test: %lld codes were dropped by retention before "
 		"anyone took them", (long long)small.depth.lost);
 	ok(strstr(logged, expected) != NULL, "... and said at -v: %s", logged);
+	/* ... and where the group never committed (no online consumer yet): the
+	 * dropped codes are lost, not taken, or the report would see them used. */
+	rd_kafka_mock_topic_create(mock, "unread", 1, 1);
+	ok(!produce(brokers, "unread", 800, 10000), "8 MB produced where the group never committed");
+	pool.topic = "unread";
+	depth_read_kafka(&config, &small, 1, 5000);
+	ok(small.depth.lost > 0 && small.depth.depth + small.depth.lost == 800,
+		"nothing committed: %lld lost + %lld left = 800", (long long)small.depth.lost,
+		(long long)small.depth.depth);
 }
 
 static void test_unreachable(void)
