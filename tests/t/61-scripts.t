@@ -270,27 +270,26 @@ done
 
 # --- a stage killed by a signal the script did not send (the OOM killer): 75,
 # the stage named (the raw 137 is in no exit table) ----------------------------------
-sql "UPDATE codes SET state = 'planned' WHERE state <> 'planned'; DELETE FROM images"
-logged=$(wc -l <"$T/log/nightly-fill.log")
-TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "$T/big.tsv" >"$T/out" 2>"$T/err" & script=$!
-i=0
-until [ "$(done_codes)" -gt 0 ] 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
-for pid in $(my_tool_pids fetch); do kill -KILL "$pid"; done
-rc=0; wait $script || rc=$?
+# fill_killing TOOL: a nightly fill of big.tsv, every code planned again, whose
+# TOOL gets SIGKILL once some code is done; sets rc and $T/this-run.log.
+fill_killing() {
+  sql "UPDATE codes SET state = 'planned' WHERE state <> 'planned'; DELETE FROM images"
+  logged=$(wc -l <"$T/log/nightly-fill.log")
+  TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "$T/big.tsv" >"$T/out" 2>"$T/err" & script=$!
+  i=0
+  until [ "$(done_codes)" -gt 0 ] 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+  for pid in $(my_tool_pids "$1"); do kill -KILL "$pid"; done
+  rc=0; wait $script || rc=$?
+  tail -n +$((logged + 1)) "$T/log/nightly-fill.log" >"$T/this-run.log"
+}
+fill_killing fetch
 is "fetch killed by SIGKILL: nightly-fill exits 75, not 137" "$rc" 75
-like "... the log names the stage and the signal" "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log")" \
+like "... the log names the stage and the signal" "$(cat "$T/this-run.log")" \
   "qrpool-fetch was killed \(SIGKILL, exit 137: the OOM killer\?\): what it did is staged; a rerun finishes the rest"
 
 # The last stage killed: the stages before it lose their reader and exit 74 (a
 # closed stdout), which is that kill's echo, not a disk error: still 75.
-sql "UPDATE codes SET state = 'planned' WHERE state <> 'planned'; DELETE FROM images"
-logged=$(wc -l <"$T/log/nightly-fill.log")
-TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "$T/big.tsv" >"$T/out" 2>"$T/err" & script=$!
-i=0
-until [ "$(done_codes)" -gt 0 ] 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
-for pid in $(my_tool_pids publish); do kill -KILL "$pid"; done
-rc=0; wait $script || rc=$?
-tail -n +$((logged + 1)) "$T/log/nightly-fill.log" >"$T/this-run.log"
+fill_killing publish
 is "publish killed by SIGKILL: nightly-fill exits 75, not its upstream stages' 74" "$rc" 75
 like "... the stage before it lost its reader, and the log says what that 74 is" \
   "$(cat "$T/this-run.log")" "qrpool-(fetch|render) exited 74 after a signal ended qrpool-publish \(its output lost its reader\): not counted"
