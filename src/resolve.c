@@ -80,23 +80,29 @@ static int resolve_misses(struct resolver *resolver, char **values)
 	return status;
 }
 
-/* A cached value is printed only if it is a parameter record (one JSON
- * object), in its compact form, on one line: whoever can write to Redis must
- * not be able to add lines for other ids, nor answer with something that is
- * no record. One that is not is a miss, answered from the DB. */
+/* A cached value is printed only if it looks like a record as claim caches
+ * it: one JSON object on one line ({...}, no control character: JSON
+ * escapes them), at most PARAMS_MAX_BYTES. Whoever can write to Redis must
+ * not be able to add lines for other ids, nor answer with what is no
+ * record; a whole JSON parse would cost more than the lookup. One that is
+ * not is a miss, answered (and cached again) from the DB. */
+static int resolve_looks_like_record(const char *value, size_t length)
+{
+	if (length < 2 || length > PARAMS_MAX_BYTES || value[0] != '{' || value[length - 1] != '}')
+		return 0;
+	for (size_t i = 0; i < length; i++)
+		if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
 static void resolve_check_cached(struct resolver *resolver, const char *id, char **value)
 {
-	char why[160], *compact = NULL;
-
-	if (!*value || !params_parse(*value, strlen(*value), &compact, why, sizeof why)) {
-		if (compact) {
-			free(*value);
-			*value = compact;
-		}
+	if (!*value || resolve_looks_like_record(*value, strlen(*value)))
 		return;
-	}
-	log_warn("%s: the value cached in Redis is no parameter record (%s): answered from the "
-		"staging DB, and cached again from it", id, why);
+	log_warn("%s: the value cached in Redis is no record (one JSON object on one line, at most "
+		"%d bytes): answered from the staging DB, and cached again from it", id,
+		PARAMS_MAX_BYTES);
 	resolver->bad_cached++;
 	free(*value);
 	*value = NULL;

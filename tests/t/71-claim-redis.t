@@ -50,12 +50,13 @@ is "... one line, for the id asked" "$(wc -l <"$T/out"):$(cut -f1 "$T/out")" "1:
 is "... the bound params, from the DB" "$(cut -f2 "$T/out")" \
   "$(sql "SELECT params FROM bindings WHERE request_id = '$first'")"
 like "... warned of" "$(cat "$T/err")" \
-  "$first: the value cached in Redis is no parameter record \(not JSON: end of file expected"
+  "$first: the value cached in Redis is no record \(one JSON object on one line"
 is "... and cached again from the DB" "$(rcli GET "qr:$first")" \
   "$(sql "SELECT params FROM bindings WHERE request_id = '$first'")"
-rcli SET "qr:$first" '{ "from" : "redis" }' >/dev/null
+rcli SET "qr:$first" 'listing=L3' >/dev/null
 run qrpool-resolve "$first"
-is "a cached record not in compact form: printed compact" "$(cut -f2 "$T/out")" '{"from":"redis"}'
+is "a cached value that is no JSON object: answered from the DB" "$(cut -f2 "$T/out")" \
+  "$(sql "SELECT params FROM bindings WHERE request_id = '$first'")"
 
 # Unknown and malformed ids.
 run qrpool-resolve "$first" NoSuchId00000000
