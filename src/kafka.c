@@ -299,9 +299,9 @@ void kafka_depth_add(struct kafka_depth *depth, int64_t low, int64_t high, int64
 	int64_t start = low;
 
 	/* Nothing committed: the group has read nothing here, so what retention
-	 * dropped (below the low watermark, from offset 0) went unread too. Not
-	 * lost, its drop would read as codes taken: a pool the online service
-	 * does not consume yet would seem to be emptied. */
+	 * dropped (below the low watermark, from offset 0) went unread too, and
+	 * is lost. Otherwise its drop would read as codes taken: a pool the
+	 * online service does not consume yet would seem to be emptied. */
 	if (committed < 0)
 		committed = 0;
 	if (committed < low)

@@ -171,8 +171,9 @@ static int resolve_run(const struct config *config, char **ids, int count)
 	/* stdout is closed here, so that a write error outranks the exit 1 of
 	 * unknown ids, which exitcode_worst does not know. */
 	status = exitcode_worst(status, cli_close_stdout());
-	log_info("%lld from redis, %lld from the database, %lld unknown",
-		(long long)resolver.from_cache, (long long)resolver.from_db, (long long)resolver.unknown);
+	log_info("%lld from redis, %lld from the database, %lld unknown; %lld cached values were no "
+		"record", (long long)resolver.from_cache, (long long)resolver.from_db,
+		(long long)resolver.unknown, (long long)resolver.bad_cached);
 	if (!status && resolver.unknown)
 		status = RESOLVE_EXIT_UNKNOWN;
 	resolve_close(&resolver);

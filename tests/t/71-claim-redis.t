@@ -54,9 +54,10 @@ like "... warned of" "$(cat "$T/err")" \
 is "... and cached again from the DB" "$(rcli GET "qr:$first")" \
   "$(sql "SELECT params FROM bindings WHERE request_id = '$first'")"
 rcli SET "qr:$first" 'listing=L3' >/dev/null
-run qrpool-resolve "$first"
+run qrpool-resolve -v "$first"
 is "a cached value that is no JSON object: answered from the DB" "$(cut -f2 "$T/out")" \
   "$(sql "SELECT params FROM bindings WHERE request_id = '$first'")"
+like "... counted at -v" "$(cat "$T/err")" "0 from redis, 1 from the database, 0 unknown; 1 cached values were no record"
 
 # Unknown and malformed ids.
 run qrpool-resolve "$first" NoSuchId00000000
