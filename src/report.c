@@ -123,7 +123,7 @@ static int report_rate(struct db *db, const struct report_pool *p, double now, d
 	rate->span_seconds = 0;
 	if (!p->measured)
 		return 0;
-	if ((status = db_prepare(db, &stmt, "SELECT taken_at, end_offsets - depth - lost FROM "
+	if ((status = db_prepare(db, &stmt, "SELECT taken_at, end_offsets - depth - lost, lost FROM "
 			"depth_snapshots WHERE pool = ?1 AND taken_at <= ?2 - ?4 "
 			"ORDER BY taken_at <= ?2 - ?3 DESC, "
 			"CASE WHEN taken_at <= ?2 - ?3 THEN -taken_at ELSE taken_at END LIMIT 1")))
@@ -138,8 +138,12 @@ static int report_rate(struct db *db, const struct report_pool *p, double now, d
 		int64_t consumed = p->end_offsets - p->depth - p->lost - sqlite3_column_int64(stmt, 1);
 
 		rate->span_seconds = span;
-		/* A topic recreated or truncated moves offsets backwards: no rate. */
-		rate->per_hour = consumed >= 0 ? (double)consumed * 3600.0 / span : -1;
+		/* A topic recreated or truncated moves offsets backwards: no rate.
+		 * Nor when fewer codes are lost than then: the group committed past
+		 * codes counted lost (its first commit, or a jump to the low
+		 * watermark), and its position moved over them without taking them. */
+		rate->per_hour = consumed >= 0 && p->lost >= sqlite3_column_int64(stmt, 2) ?
+			(double)consumed * 3600.0 / span : -1;
 	}
 	sqlite3_finalize(stmt);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(db, rc, "reading snapshots");

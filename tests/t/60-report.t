@@ -51,6 +51,14 @@ ok "consumption over the last hour ~12 codes" -- \
   "$PYTHON" -c 'import json, sys; c = json.load(open(sys.argv[1]))["pools"][0]["consumed_per_hour"]["last_hour"]; sys.exit(not 11.5 < c < 12.5)' "$T/out"
 ok "cover at that rate ~2.3 hours" -- \
   "$PYTHON" -c 'import json, sys; c = json.load(open(sys.argv[1]))["pools"][0]["cover_hours"]["at_consumption"]; sys.exit(not 2.2 < c < 2.45)' "$T/out"
+# The group's first commit, where retention had dropped codes unread (counted
+# lost): its position jumps over them, which is no consumption. No rate then.
+sql "UPDATE depth_snapshots SET depth = 0, lost = 40 WHERE pool = 'poster' AND taken_at < strftime('%s','now') - 3000"
+run qrpool-report --json
+is "fewer codes lost than an hour ago (a first commit past them): no rate for the hour" \
+  "$(jq_py 'r["pools"][0]["consumed_per_hour"]["last_hour"]')" None
+sql "UPDATE depth_snapshots SET depth = 40, lost = 0 WHERE pool = 'poster' AND taken_at < strftime('%s','now') - 3000"
+run qrpool-report --json
 is "failures by errcode over the last day" "$(jq_py 'r["pools"][1]["failed_24h"]')" "{'total': 2, 'by_errcode': {'40129': 2}}"
 is "backlog by state" "$(jq_py 'r["pools"][1]["backlog"]')" "{'planned': 0, 'fetched': 0, 'failed': 2}"
 is "quota taken in the last hour" "$(jq_py 'r["quota"]["last_hour"]')" 321
