@@ -56,11 +56,12 @@ job_worst() {
 # staged, and a rerun finishes the rest. A crash (SEGV, ABRT, BUS...) is a
 # bug that a rerun meets again: 70. Both are named in the log, except the
 # stop's own signals. (The raw 128+N is in no exit table an alert keys on.)
-# A stage's 74 behind a later stage that a signal ended is that signal's echo:
-# the stage's stdout lost its reader (a tool exits 74 on a closed stdout), so
-# it is not counted, or the OOM killer's 75 would read as a disk error. (A
-# stage that ends on its own with a status below 74 reads its input to the
-# end: fetch past its deadline, publish after Kafka gave up.)
+# The 74s of the stages right before a stage that a signal ended are that
+# signal's echo: their stdout lost its reader (a tool exits 74 on a closed
+# stdout), so they are not counted, or the OOM killer's 75 would read as a
+# disk error. (A stage that ends on its own with a status below 74 reads its
+# input to the end: fetch past its deadline, publish after Kafka gave up; a
+# 74 before it is real.)
 job_stages() {
   local names=($1) statuses signalled=() i status worst=0 signal killer= what
   shift
@@ -96,6 +97,9 @@ job_stages() {
         "output lost its reader): not counted"
       continue
     fi
+    # Only the 74s right before it echo a killed stage: one that ended on its
+    # own in between read its input to the end, so the 74s before it are real.
+    killer=
     [ -n "${signalled[i]:-}" ] && killer=${names[$i]:-stage $((i + 1))}
     worst=$(job_worst "$worst" "$status")
   done
@@ -136,11 +140,18 @@ job_private_dir() {
   echo "$dir"
 }
 
-# job_lock_holder LOCK: " (pid N, user U: COMMAND)" for the process holding
-# LOCK, as /proc/locks has it; "" when that cannot be told. Another user's
-# process holding it (anyone can open a lock in /run/lock) is then plain.
+# job_lock_holder LOCK: " (pid N, user U, since TIME)" for the job holding LOCK,
+# as it wrote into the lock file, or " (pid N, user U: COMMAND)" for another
+# process holding it, as /proc/locks has it; "" when that cannot be told.
+# Another user's process holding it (anyone can open a lock in /run/lock) is
+# then plain.
 job_lock_holder() {
-  local pid
+  local pid= user= since=
+  read -r pid user since <"$1" 2>/dev/null
+  if [[ $pid =~ ^[0-9]+$ ]] && [ -d "/proc/$pid" ]; then
+    printf ' (pid %s, user %s, since %s)' "$pid" "$user" "$since"
+    return 0
+  fi
   pid=$(lslocks -n -r -o PID,PATH 2>/dev/null | awk -v lock="$(readlink -f "$1")" \
     '$2 == lock { print $1; exit }')
   [ -n "$pid" ] || return 0
@@ -181,6 +192,11 @@ job_start() {
     echo "$JOB_NAME: another run holds $JOB_LOCK$(job_lock_holder "$JOB_LOCK"); not starting" >&2
     exit 75
   fi
+  # Who holds it, for the message of a run that finds it taken (the lock is
+  # flock's, on the file; this is only said). A lock of another user's is
+  # left as it is.
+  [ -O "$JOB_LOCK" ] && printf '%s %s %s\n' "$$" "$(id -un)" "$(date +%Y-%m-%dT%H:%M:%S%z)" \
+    2>/dev/null >"$JOB_LOCK"
   # The run's stderr goes to the log as it comes: `tail -f` follows a night,
   # and a run killed (kill -9, a reboot) leaves what it said. A failed run's
   # part of the log is printed at the end, for cron's mail.

@@ -74,6 +74,16 @@ like "and says so, naming the holder (which may be anyone's: the lock is in a sh
 run backfill -u "$deadline" -d "$T/demand.tsv" "$T/demand.tsv"
 is "nor a backfill while a fill runs (they would fetch the same codes): exit 75" "$rc" 75
 wait $holder
+# Held by a job (flock(1) itself gone, the lock held by the script's open file):
+# the job wrote who it is into the lock file.
+bash -c ". '$ROOT/scripts/job.sh'; job_start heldprobe; sleep 3" 2>/dev/null & holder=$!
+i=0
+until [ -s "$T/qrpool-heldprobe.lock" ] || [ $i -gt 100 ]; do sleep 0.05; i=$((i + 1)); done
+rc=0; bash -c ". '$ROOT/scripts/job.sh'; job_start heldprobe" >"$T/out" 2>"$T/err" || rc=$?
+is "a lock a running job holds: 75" "$rc" 75
+like "... naming that job's pid, user and start" "$(cat "$T/err")" \
+  "another run holds $T/qrpool-heldprobe.lock \(pid $holder, user $(id -un), since 20[0-9-]+T[0-9:]+[-+][0-9]+\); not starting"
+wait $holder
 # A lock that is a symbolic link (planted in /run/lock, say): never used.
 ln -s "$T/victim" "$T/qrpool-audit.lock"
 run audit -w 1 -C 0.5
@@ -293,6 +303,10 @@ fill_killing publish
 is "publish killed by SIGKILL: nightly-fill exits 75, not its upstream stages' 74" "$rc" 75
 like "... the stage before it lost its reader, and the log says what that 74 is" \
   "$(cat "$T/this-run.log")" "qrpool-(fetch|render) exited 74 after a signal ended qrpool-publish \(its output lost its reader\): not counted"
+# Only the 74s right before the killed stage: one that ended on its own in
+# between read all its input, so a 74 before it (a disk error) is real.
+is "... but a 74 before a stage that ended well still counts" \
+  "$(bash -c ". '$ROOT/scripts/job.sh'; JOB_NAME=t; job_stages 'plan fetch render publish' 74 0 0 137" 2>/dev/null)" 74
 
 # A stage that crashes (here a stand-in render, SIGSEGV): 70, a bug a rerun
 # meets again, not 75; named in the log.
