@@ -230,14 +230,16 @@ job_start() {
 # running.)
 job_unended() {
   local last pid message
-  last=$(grep -E "^[^ ]+ $JOB_NAME: (start \(pid [0-9]+\)|end: )" "$JOB_LOG" | tail -n 1)
+  # (-a: a power loss can leave NUL bytes at the end of the log)
+  last=$(grep -a -E "^[^ ]+ $JOB_NAME: (start \(pid [0-9]+\)|end: )" "$JOB_LOG" | tail -n 1)
   [[ $last == *": start (pid "* ]] || return 0
   pid=${last##*(pid }
   message="the run that started at ${last%% *} (pid ${pid%)}) has no end in $JOB_LOG: it was"
-  message="$message ended with no chance to log (kill -9, a power loss, a reboot); what it did is"
-  message="$message staged (qrpool-pending lists what is left)"
+  message="$message ended with no chance to log (kill -9, a power loss, a reboot)"
   job_log "$message"
   echo "$JOB_NAME: $message" >&8
+  # Printed already: not again in this run's part of the log, if it fails.
+  JOB_LOG_FROM=$(( $(stat -L -c %s /dev/fd/7 2>/dev/null || echo 0) + 1 ))
 }
 
 # job_run FUNCTION: runs the job's pipeline (a function that returns its

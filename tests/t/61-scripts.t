@@ -361,6 +361,12 @@ like "... its log says the run before has no end, naming when it started" \
   "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log")" "$said"
 like "... and so does its stderr, for cron's mail (nothing was mailed for that run)" "$(cat "$T/err")" "^$said"
 is "... that line only" "$(wc -l <"$T/err")" 1
+# A power loss can leave NUL bytes at the log's end: the start line is still found.
+{ printf '2026-11-29T01:00:00+0000 nulprobe: start (pid 4242)\n'; head -c 4096 /dev/zero; } >"$T/nul.log"
+rc=0; QRPOOL_LOG=$T/nul.log bash -c ". '$ROOT/scripts/job.sh'; job_start nulprobe; job_finish 0" \
+  >"$T/out" 2>"$T/err" || rc=$?
+like "a log ending in NUL bytes (a power loss): the run with no end still said" "$rc:$(cat "$T/err")" \
+  "^0:nulprobe: the run that started at 2026-11-29T01:00:00\+0000 \(pid 4242\) has no end"
 logged=$(wc -l <"$T/log/nightly-fill.log")
 run nightly-fill -u "$deadline" -f "$HOUR" "$T/link.tsv"
 is "... and the run after that, which follows a run that ended, says nothing of it" \
