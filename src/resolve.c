@@ -80,15 +80,19 @@ static int resolve_misses(struct resolver *resolver, char **values)
 	return status;
 }
 
+/* The longest value a record of PARAMS_MAX_BYTES can be cached as: its
+ * compact form writes each real with 17 digits ("0.1" as 19 characters). */
+#define RESOLVE_CACHED_MAX (PARAMS_MAX_BYTES * 8)
+
 /* A cached value is printed only if it looks like a record as claim caches
  * it: one JSON object on one line ({...}, no control character: JSON
- * escapes them), at most PARAMS_MAX_BYTES. Whoever can write to Redis must
+ * escapes them), at most RESOLVE_CACHED_MAX. Whoever can write to Redis must
  * not be able to add lines for other ids, nor answer with what is no
  * record; a whole JSON parse would cost more than the lookup. One that is
  * not is a miss, answered (and cached again) from the DB. */
 static int resolve_looks_like_record(const char *value, size_t length)
 {
-	if (length < 2 || length > PARAMS_MAX_BYTES || value[0] != '{' || value[length - 1] != '}')
+	if (length < 2 || length > RESOLVE_CACHED_MAX || value[0] != '{' || value[length - 1] != '}')
 		return 0;
 	for (size_t i = 0; i < length; i++)
 		if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
@@ -102,7 +106,7 @@ static void resolve_check_cached(struct resolver *resolver, const char *id, char
 		return;
 	log_warn("%s: the value cached in Redis is no record (one JSON object on one line, at most "
 		"%d bytes): answered from the staging DB, and cached again from it", id,
-		PARAMS_MAX_BYTES);
+		RESOLVE_CACHED_MAX);
 	resolver->bad_cached++;
 	free(*value);
 	*value = NULL;

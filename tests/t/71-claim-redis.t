@@ -58,6 +58,13 @@ run qrpool-resolve -v "$first"
 is "a cached value that is no JSON object: answered from the DB" "$(cut -f2 "$T/out")" \
   "$(sql "SELECT params FROM bindings WHERE request_id = '$first'")"
 like "... counted at -v" "$(cat "$T/err")" "0 from redis, 1 from the database, 0 unknown; 1 cached values were no record"
+# A record of 4,096 bytes full of reals is cached much longer (17 digits each):
+# still a record.
+long=$("$PYTHON" -c 'print("{\"p\":[" + ",".join(["0.10000000000000001"] * 1000) + "]}")')
+rcli SET "qr:$first" "$long" >/dev/null
+run qrpool-resolve "$first"
+is "a long cached record (reals in compact form, $(printf %s "$long" | wc -c) bytes): printed from Redis" \
+  "$rc:$(cut -f2 "$T/out")" "0:$long"
 
 # Unknown and malformed ids.
 run qrpool-resolve "$first" NoSuchId00000000
