@@ -151,7 +151,6 @@ static int fetch_check(const struct config *config)
 	const struct wechat_config *w = &config->wechat;
 	struct token_cache cache;
 	int64_t expires_in = 0;
-	struct db db;
 	int status;
 
 	if (!config->has_wechat) {
@@ -162,9 +161,9 @@ static int fetch_check(const struct config *config)
 		return cli_usage_error("--check: the token source is 'classic', whose every fetch "
 			"invalidates the token of every other holder of appid %s: not checked (a fetch "
 			"of one code checks it)", w->appid);
-	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms)))
-		return status;
-	if (!(status = token_open(&cache, &db, config))) {
+	/* No DB: the check reads no cached token and keeps none (nor makes a
+	 * DB, which a run as root would leave root's). */
+	if (!(status = token_open(&cache, NULL, config))) {
 		status = token_check(&cache, &expires_in);
 		if (status)
 			log_error("appid %s, token source %s: %s", w->appid, cache.source,
@@ -172,9 +171,8 @@ static int fetch_check(const struct config *config)
 		else if (printf("appid %s: the credentials work (token source %s; its token is good "
 				"for %lld s more)\n", w->appid, cache.source, (long long)expires_in) < 0)
 			status = EXIT_IO;
-		token_close(&cache);
 	}
-	db_close(&db);
+	token_close(&cache);
 	return status;
 }
 

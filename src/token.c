@@ -70,6 +70,8 @@ int token_open(struct token_cache *cache, struct db *db, const struct config *co
 	cache->easy = curl_easy_init();
 	if (!cache->easy || http_setup(cache->easy, &config->wechat, &cache->body))
 		return EXIT_INTERNAL;
+	if (!db)
+		return 0;   /* for token_check alone */
 	if ((status = db_prepare(db, &cache->select, "SELECT token, expires_at, refresh_after, "
 			"lease_until FROM wechat_tokens WHERE appid = ?1 AND source = ?2")) ||
 	    (status = db_prepare(db, &cache->lease, "INSERT INTO wechat_tokens (appid, source, "

@@ -41,6 +41,7 @@ struct token_cache {
 	sqlite3_stmt *select, *lease, *save, *unlease, *drop;
 };
 
+/* `db` NULL: a cache for token_check alone (no DB is read or made). */
 int token_open(struct token_cache *cache, struct db *db, const struct config *config);
 void token_close(struct token_cache *cache);
 

@@ -264,8 +264,10 @@ rm "$T/secret"
 run qrpool-fetch --check </dev/null
 is "--check with the secret file gone: 78" "$rc" 78
 config_for 'token = { source = "command"; command = "echo from-command 600"; };'
+rm -f "$T/staging.db" "$T/staging.db-wal" "$T/staging.db-shm"
 run qrpool-fetch --check </dev/null
 is "--check, token command: exit 0" "$rc" 0
+ok "... no staging DB made (nothing kept; a root's check would leave it root's)" test ! -e "$T/staging.db"
 like "... naming the source" "$(cat "$T/out")" "token source command; its token is good for 600 s more"
 config_for 'token = { source = "classic"; };'
 before=$(stats endpoints token requests)
