@@ -31,9 +31,12 @@ endif
 # that checking themselves), and the relocations read-only once loaded.
 HARDEN_CFLAGS ?= -fstack-protector-strong
 HARDEN_LDFLAGS ?= -Wl,-z,relro,-z,now
+# (Level 2 unless the compiler sets a level of its own, as Ubuntu's sets 3.)
 ifneq ($(SAN),1)
 ifneq ($(filter -O1 -O2 -O3 -Os -Og -Ofast,$(OPTFLAGS)),)
-HARDEN_CFLAGS += -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2
+ifeq ($(shell $(CC) $(OPTFLAGS) -dM -E -x c /dev/null 2>/dev/null | grep -c _FORTIFY_SOURCE),0)
+HARDEN_CFLAGS += -D_FORTIFY_SOURCE=2
+endif
 endif
 endif
 

@@ -376,13 +376,13 @@ static void fetch_refuse_item(struct fetcher *f, struct fetch_job *job,
 
 	/* Said one by one up to a point: a 1% refusal rate would otherwise put
 	 * hundreds of lines into the night's mail. The rest at -v. */
+	if (f->counts.failed == FETCH_REFUSALS_SAID && !log_enabled(LOG_INFO))
+		log_warn("more items refused for good are not each said (-v says them): the summary "
+			"counts them, and qrpool-pending --state failed lists them with their errcode");
 	if (f->counts.failed < FETCH_REFUSALS_SAID)
 		log_warn("%s: refused by WeChat for good: %s", job->request_id, answer->message);
 	else
 		log_info("%s: refused by WeChat for good: %s", job->request_id, answer->message);
-	if (f->counts.failed == FETCH_REFUSALS_SAID - 1)
-		log_warn("more items refused for good are not each said (-v says them): the summary "
-			"counts them, and qrpool-pending --state failed lists them with their errcode");
 	fetch_batch_note(f);
 	status = store_add_failure(&f->batch, job->code_id, job->calls, answer->errcode, answer->message);
 	f->counts.failed++;

@@ -56,11 +56,20 @@ static void kafka_check_forced(const char *where, const char *key, const char *v
  * anyone on the path can pose as the cluster, and read the SASL password. */
 static void kafka_check_tls(const char *where, const char *key, const char *value)
 {
-	int off = (!strcmp(key, "enable.ssl.certificate.verification") &&
-			(!strcasecmp(value, "false") || !strcasecmp(value, "f") || !strcmp(value, "0"))) ||
-		(!strcmp(key, "ssl.endpoint.identification.algorithm") && !strcasecmp(value, "none"));
+	static unsigned said;   /* each once a run, not once per client (report makes one per pool) */
+	unsigned which = !strcmp(key, "enable.ssl.certificate.verification") &&
+			(!strcasecmp(value, "false") || !strcasecmp(value, "f") || !strcmp(value, "0")) ? 1 :
+		!strcmp(key, "ssl.endpoint.identification.algorithm") && !strcasecmp(value, "none") ? 2 :
+		!strcmp(key, "security.protocol") && !strcasecmp(value, "sasl_plaintext") ? 4 : 0;
 
-	if (off)
+	if (!which || (said & which))
+		return;
+	said |= which;
+	if (which == 4)
+		log_warn("%s: kafka.properties sets %s=%s: the SASL credentials (in clear with "
+			"PLAIN) and every code cross the network unencrypted; SASL_SSL encrypts them",
+			where, key, value);
+	else
 		log_warn("%s: kafka.properties sets %s=%s: the brokers' TLS certificates are not "
 			"fully checked, so anyone on the path can pose as the cluster (and read a SASL "
 			"password); give their CA in ssl.ca.location instead", where, key, value);

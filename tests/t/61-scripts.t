@@ -54,7 +54,7 @@ for script in nightly-fill backfill audit; do
   run $script --help
   is "$script --help: exit 0, as -h" "$rc:$(cat "$T/err")" "0:"
   is "... with its options, its log and its exit statuses" \
-    "$(grep -c '^  -c CONFIG \|^Exit status: \|log' "$T/out" | awk '{ print ($1 >= 3) }')" 1
+    "$(grep -c '^  -c CONFIG ' "$T/out"):$(grep -c '^Exit status: ' "$T/out"):$(grep -c 'log goes to ' "$T/out")" 1:1:1
 done
 run backfill -u "$past" "$T/demand.tsv"
 is "backfill with a deadline 5 minutes ago: exit 75, not a 24-hour run" "$rc" 75
