@@ -118,7 +118,7 @@ like "... and the codes left planned" "$(cat "$T/err")" "poster +[1-9][0-9]* +0 
 KAFKA_BROKERS=127.0.0.1:9 set_kafka 30s
 my_tool_pids() {   # this test's tools running (another test run may share the machine)
   for pid in $(pgrep -f "qrpool-$1"); do
-    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "QRPOOL_CONFIG=$QRPOOL_CONFIG" &&
+    tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qx "QRPOOL_CONFIG=$QRPOOL_CONFIG" &&
       echo "$pid"
   done
 }
