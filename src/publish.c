@@ -673,11 +673,18 @@ static void publish_summary(struct publisher *publisher)
 
 	if (c->failed) {
 		/* After a refusal (69) a rerun helps only once what it said is changed. */
+		/* (The scripts' lock, where they keep it: a hand-run resume beside a
+		 * fill would send the codes twice.) */
+		const char *lock_dir = getenv("QRPOOL_LOCK_DIR");
+
 		log_error("%lld of %lld codes not delivered (%s%s%s): they stay fetched; publish them "
-			"again %s (qrpool-pending --state fetched | qrpool-publish)", (long long)c->failed,
+			"again %s: the next fill feeds them on first (by hand, under the fills' lock: flock "
+			"-n %.200s/qrpool-fill.lock sh -c 'qrpool-pending --state fetched | "
+			"qrpool-publish')", (long long)c->failed,
 			(long long)(c->read - c->skipped), publisher->delivery_error,
 			*publisher->client_error ? "; last client error: " : "", publisher->client_error,
-			publisher->status == EXIT_UPSTREAM ? "once the refusal above is dealt with" : "later");
+			publisher->status == EXIT_UPSTREAM ? "once the refusal above is dealt with" : "later",
+			lock_dir && *lock_dir ? lock_dir : "/run/lock");
 		publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
 	}
 	if (publisher->committer.unrecorded)
