@@ -672,9 +672,9 @@ static void publish_summary(struct publisher *publisher)
 	const struct publish_counts *c = &publisher->counts;
 
 	if (c->failed) {
-		/* After a refusal (69) a rerun helps only once what it said is changed. */
-		/* (The scripts' lock, where they keep it: a hand-run resume beside a
-		 * fill would send the codes twice.) */
+		/* After a refusal (69) a rerun helps only once what it said is changed.
+		 * A rerun by hand goes under the scripts' lock, where they keep it: a
+		 * resume beside a fill would send the codes twice. */
 		const char *lock_dir = getenv("QRPOOL_LOCK_DIR");
 
 		log_error("%lld of %lld codes not delivered (%s%s%s): they stay fetched; publish them "
