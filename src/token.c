@@ -475,6 +475,15 @@ static int token_fetch(struct token_cache *cache, char *token, int64_t *expires_
 	}
 }
 
+/* The exit code a failed fetch from the source ends in (refused credentials,
+ * an unreadable secret, a bug), or 0 when it is worth trying again. */
+static int token_failure_status(const struct token_cache *cache)
+{
+	if (cache->failure.action == WECHAT_POOL_STOP)
+		return cache->secret_unreadable ? EXIT_CONFIG : EXIT_UPSTREAM;
+	return cache->failure.action == WECHAT_INTERNAL ? EXIT_INTERNAL : 0;
+}
+
 /* Asks the source now, past the cache and the lease, and keeps nothing: the
  * stable endpoint without force_refresh hands out the current token, so
  * other holders are not disturbed (never called for classic). */
@@ -486,15 +495,7 @@ int token_check(struct token_cache *cache, int64_t *expires_in)
 	explicit_bzero(token, sizeof token);
 	if (!rc)
 		return 0;
-	switch (cache->failure.action) {
-	case WECHAT_POOL_STOP:
-	case WECHAT_ACCOUNT_STOP:
-		return cache->secret_unreadable ? EXIT_CONFIG : EXIT_UPSTREAM;
-	case WECHAT_INTERNAL:
-		return EXIT_INTERNAL;
-	default:
-		return EXIT_TEMPFAIL;
-	}
+	return (rc = token_failure_status(cache)) ? rc : EXIT_TEMPFAIL;
 }
 
 /* --- refresh under the lease --------------------------------------------- */
@@ -560,10 +561,8 @@ static int token_refresh_failed(struct token_cache *cache, double now)
 	token_bind_key(cache, cache->unlease);
 	if ((status = token_step(cache, cache->unlease, "releasing the token lease")))
 		return status;
-	if (cache->failure.action == WECHAT_POOL_STOP)
-		return cache->secret_unreadable ? EXIT_CONFIG : EXIT_UPSTREAM;
-	if (cache->failure.action == WECHAT_INTERNAL)
-		return EXIT_INTERNAL;
+	if ((status = token_failure_status(cache)))
+		return status;
 	log_warn("refreshing the access token failed, retrying in %.0f s: %s", cache->backoff,
 		cache->failure.message);
 	cache->retry_at = now + cache->backoff;
