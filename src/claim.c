@@ -345,7 +345,8 @@ int claim_run(const struct claim_options *options, const struct config *config, 
 	if (!polled) {
 		log_error("reading stdin: %s", strerror(errno));
 		status = EXIT_INTERNAL;
-	} else if (!(status = kafka_check_config(config)) &&   /* before anything is made */
+	} else if (!(status = kafka_require(config)) &&   /* before anything is made */
+	           !(status = kafka_check_config(config)) &&
 	           !(status = claim_open(&claim)))
 		status = claim_loop(&claim, polled);
 	if (polled)

@@ -63,9 +63,10 @@ static int config_error_at(const struct config_reader *reader, const config_sett
 }
 
 /* Unknown names are errors: a misspelt key silently taking its default is
- * how a night's run goes wrong. */
-static int config_check_keys(const struct config_reader *reader, const config_setting_t *group,
-	const char *section, const char *const *known)
+ * how a night's run goes wrong. Every setting of `group` must be in one of
+ * the `lists_count` NULL-ended key lists. */
+static int config_check_keys_in(const struct config_reader *reader, const config_setting_t *group,
+	const char *section, const char *const *const *lists, size_t lists_count)
 {
 	int count = config_setting_length(group);
 
@@ -74,13 +75,20 @@ static int config_check_keys(const struct config_reader *reader, const config_se
 		const char *name = config_setting_name(child);
 		int found = 0;
 
-		for (const char *const *k = known; *k && !found; k++)
-			found = name && !strcmp(name, *k);
+		for (size_t l = 0; l < lists_count && !found; l++)
+			for (const char *const *k = lists[l]; *k && !found; k++)
+				found = name && !strcmp(name, *k);
 		if (!found)
 			return config_error_at(reader, child, "unknown setting '%s' in %s", name ? name : "?",
 				section);
 	}
 	return 0;
+}
+
+static int config_check_keys(const struct config_reader *reader, const config_setting_t *group,
+	const char *section, const char *const *known)
+{
+	return config_check_keys_in(reader, group, section, &known, 1);
 }
 
 static int config_get_string(const struct config_reader *reader, const config_setting_t *group,
@@ -402,7 +410,10 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 		return status;
 	if (!group)
 		return 0;
-	if (w->appid && !config_name_ok(w->appid))
+	if (!w->appid)
+		return config_error_at(reader, group, "the wechat section needs an appid (the "
+			"mini-program's, wx and 16 hex digits)");
+	if (!config_name_ok(w->appid))
 		return config_error_at(reader, config_setting_get_member(group, "appid"),
 			"appid '%.40s%s' must be 1 to 100 letters, digits, '-', '_' or '.' (a WeChat "
 			"appid is wx and 16 hex digits)", w->appid, strlen(w->appid) > 40 ? "..." : "");
@@ -454,6 +465,12 @@ static int config_load_kafka(const struct config_reader *reader, config_t *cf, s
 	if ((status = config_get_string(reader, group, "brokers", NULL, &k->brokers)) ||
 	    (status = config_get_duration(reader, group, "timeout", 60000, &k->timeout_ms)))
 		return status;
+	/* librdkafka reads 0 as no timeout, and less than a second fails healthy
+	 * brokers' deliveries and depth queries as "cannot be reached". */
+	if (k->timeout_ms < 1000)
+		return config_error_at(reader, config_setting_get_member(group, "timeout"),
+			"kafka.timeout must be at least 1s (it is each delivery's deadline and the wait "
+			"for the brokers' answers)");
 	list = group ? config_setting_get_member(group, "properties") : NULL;
 	if (!list)
 		return 0;
@@ -618,20 +635,43 @@ static int config_load_link_pool(const struct config_reader *reader, const confi
 	return 0;
 }
 
+/* The settings of one source's pools. */
+static const char *const config_wechat_pool_keys[] = { "page", "width", "env_version", "check_path",
+	"is_hyaline", "auto_color", "line_color", NULL };
+static const char *const config_link_pool_keys[] = { "url_prefix", "ec_level", "module_px", "margin",
+	"foreground", "background", "min_version", "png_compression", NULL };
+
+/* A setting of the other source's pools would be read by nothing: a pool
+ * copied from one of the other kind, or a source changed, silently rendering
+ * with defaults. */
+static int config_check_source_keys(const struct config_reader *reader,
+	const config_setting_t *group, const struct pool_config *pool)
+{
+	const char *const *other = pool->source == POOL_WECHAT ? config_link_pool_keys :
+		config_wechat_pool_keys;
+
+	for (const char *const *k = other; *k; k++)
+		if (config_setting_get_member(group, *k))
+			return config_error_at(reader, config_setting_get_member(group, *k),
+				"pool '%s' (source %s): '%s' is a setting of %s pools, which this one is "
+				"not", pool->name, pool->source == POOL_WECHAT ? "wechat" : "link", *k,
+				pool->source == POOL_WECHAT ? "link" : "wechat");
+	return 0;
+}
+
 static int config_load_pool(const struct config_reader *reader, const config_setting_t *group,
 	struct pool_config *pool)
 {
 	static const char *const keys[] = { "name", "source", "topic", "group", "cover_hours", "safety",
-		"drop_image_after_publish", "page", "width", "env_version", "check_path", "is_hyaline",
-		"auto_color", "line_color", "url_prefix", "ec_level", "module_px", "margin",
-		"foreground", "background", "min_version", "png_compression", NULL };
+		"drop_image_after_publish", NULL };
+	const char *const *const lists[] = { keys, config_wechat_pool_keys, config_link_pool_keys };
 	char *source = NULL;
 	int status;
 
 	pool->line = config_setting_source_line(group);
 	if (config_setting_type(group) != CONFIG_TYPE_GROUP)
 		return config_error_at(reader, group, "each entry of pools must be a group { ... }");
-	if ((status = config_check_keys(reader, group, "a pool", keys)) ||
+	if ((status = config_check_keys_in(reader, group, "a pool", lists, 3)) ||
 	    (status = config_get_string(reader, group, "name", NULL, &pool->name)) ||
 	    (status = config_get_string(reader, group, "source", NULL, &source)))
 		goto out;
@@ -646,7 +686,8 @@ static int config_load_pool(const struct config_reader *reader, const config_set
 		goto out;
 	}
 	pool->source = !strcmp(source, "wechat") ? POOL_WECHAT : POOL_LINK;
-	if ((status = config_get_string(reader, group, "topic", NULL, &pool->topic)) ||
+	if ((status = config_check_source_keys(reader, group, pool)) ||
+	    (status = config_get_string(reader, group, "topic", NULL, &pool->topic)) ||
 	    (status = config_get_string(reader, group, "group", NULL, &pool->group)) ||
 	    (status = config_get_double(reader, group, "cover_hours", 1, 24 * 366, 24, &pool->cover_hours)) ||
 	    (status = config_get_double(reader, group, "safety", 0, 100, 0.2, &pool->safety)) ||

@@ -179,6 +179,14 @@ int kafka_configured(const struct config *config)
 		kafka_property(config, "bootstrap.servers") || kafka_property(config, "metadata.broker.list");
 }
 
+int kafka_require(const struct config *config)
+{
+	if (kafka_configured(config))
+		return 0;
+	log_error("%s: kafka.brokers is not set", config->path);
+	return EXIT_CONFIG;
+}
+
 int kafka_check_config(const struct config *config)
 {
 	rd_kafka_conf_t *conf = kafka_conf_new(config, RD_KAFKA_CONSUMER, NULL);

@@ -37,6 +37,9 @@ const char *kafka_property(const struct config *config, const char *key);
 /* Whether the config names any broker (kafka.brokers, or bootstrap.servers
  * among the properties). */
 int kafka_configured(const struct config *config);
+/* 0 when it does; else EXIT_CONFIG, said: for a stage that needs Kafka,
+ * which no later run without a config change would reach. */
+int kafka_require(const struct config *config);
 /* 0, or EXIT_CONFIG (said) when librdkafka refuses kafka.properties: a typo
  * there is a config error, not Kafka being down. */
 int kafka_check_config(const struct config *config);

@@ -203,10 +203,8 @@ static int publish_open_producer(struct publisher *publisher)
 {
 	rd_kafka_conf_t *conf;
 
-	if (!kafka_configured(publisher->config)) {
-		log_error("%s: kafka.brokers is not set", publisher->config->path);
+	if (kafka_require(publisher->config))
 		return EXIT_CONFIG;
-	}
 	if (!(conf = kafka_conf_new(publisher->config, RD_KAFKA_PRODUCER, publisher)))
 		return EXIT_CONFIG;
 	rd_kafka_conf_set_dr_msg_cb(conf, publish_on_delivery);

@@ -1,5 +1,7 @@
 /* qrpool-render: renders the codes of link pools locally (libqrencode +
  * libpng), stores them in the staging DB and passes every other item on. */
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -96,6 +98,19 @@ static int render_execute(const struct render_options *options, const struct con
 
 	if (!options->run.input_count && isatty(STDIN_FILENO))
 		return cli_usage_error("item lines come from files or a pipe, and stdin is a terminal");
+	/* Every FILE is opened once first: a typo in the last name would
+	 * otherwise show only after the others were rendered. */
+	for (int i = 0; i < options->run.input_count; i++) {
+		const char *name = options->run.inputs[i];
+		int fd = strcmp(name, "-") ? open(name, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+
+		if (fd < 0) {
+			log_error("%s: %s: nothing rendered", name, strerror(errno));
+			return EXIT_IO;
+		}
+		if (fd != STDIN_FILENO)
+			close(fd);
+	}
 	interrupt_install();
 	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms)))
 		return status;

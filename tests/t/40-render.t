@@ -64,6 +64,11 @@ is "items from a file argument (and '-', empty): exit 0, all passed on" "$rc:$(c
 run qrpool-render "$T/missing" </dev/null
 is "a missing input file: exit 74" "$rc" 74
 like "named in the error" "$(cat "$T/err")" "missing: No such file or directory"
+# Every FILE is opened first: one that cannot be is said before anything is done.
+run qrpool-render "$T/items" "$T/missing" </dev/null
+is "a good file, then a missing one: exit 74" "$rc" 74
+like "... saying nothing was rendered" "$(cat "$T/err")" "missing: No such file or directory: nothing rendered"
+is "... and nothing passed on from the good one" "$(cat "$T/out")" ""
 
 # --- bad lines are reported with their number, the rest is rendered -----------
 plan_codes 30 5 0 >"$T/fresh"

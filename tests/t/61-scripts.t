@@ -62,6 +62,15 @@ like "... saying so" "$(cat "$T/err")" "backfill: it is .*, past the deadline $p
 is "... nothing planned" "$(sql 'SELECT count(*) FROM codes')" "$before"
 run backfill -u 6am "$T/demand.tsv"
 is "backfill with a malformed deadline: exit 64" "$rc" 64
+# audit's thresholds and arguments are checked before its run starts (no log
+# line): qrpool-report would answer them with UNKNOWN (3), as if health were.
+for args in "-w abc" "-C 5 -w 4" "-w 12 extra" "-C 2000000"; do
+  lines=$(cat "$T/log/audit.log" 2>/dev/null | wc -l)
+  run audit $args
+  is "audit $args: exit 64" "$rc" 64
+  like "... saying what is wrong" "$(cat "$T/err")" "^audit: (-w 'abc': hours|-C 5 is above -w 4|unexpected argument 'extra'|-C '2000000': hours)"
+  is "... before its run starts" "$(cat "$T/log/audit.log" 2>/dev/null | wc -l)" "$lines"
+done
 
 # --- one at a time ------------------------------------------------------------------
 is "a new lock file is readable by all, writable by its owner only" "$(stat -c %a "$T/qrpool-fill.lock")" 644

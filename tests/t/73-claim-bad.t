@@ -62,3 +62,12 @@ is "a kafka.properties typo, empty input: exit 78" "$rc" 78
 like "... naming the property" "$(cat "$T/err")" 'no.such.property'
 ok "... no --out directory made" test ! -e "$T/never"
 is "... no run recorded" "$(sql "SELECT count(*) FROM runs WHERE stage = 'claim'")" "$runs"
+
+# No broker configured: 78 at once, naming kafka.brokers, not a wait of
+# kafka.timeout ended by "no answer" (75, which says a retry might help).
+sed 's|^kafka = { brokers = "[^"]*";|kafka = {|' "$QRPOOL_CONFIG" >"$T/nobrokers.cfg"
+rc=0; records 1 | qrpool-claim -c "$T/nobrokers.cfg" --pool poster --out "$T/never" >"$T/out" 2>"$T/err" || rc=$?
+is "no kafka.brokers: exit 78" "$rc" 78
+like "... naming the setting" "$(cat "$T/err")" "nobrokers.cfg: kafka.brokers is not set"
+ok "... no --out directory made" test ! -e "$T/never"
+is "... no run recorded" "$(sql "SELECT count(*) FROM runs WHERE stage = 'claim'")" "$runs"

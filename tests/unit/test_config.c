@@ -56,6 +56,7 @@ static void test_unreadable(void)
 #define NAME_101 "p123456789p123456789p123456789p123456789p123456789" \
 	"p123456789p123456789p123456789p123456789p123456789" "p"
 #define POOLS "pools = ( { name = \"p\"; source = \"wechat\"; page = \"pages/x\"; } );\n"
+#define LINK_POOL "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://a.b/q/\"; } );\n"
 
 static void test_valid(void)
 {
@@ -121,6 +122,19 @@ static void test_refusals(void)
 		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\"; "
 		  "cover_hours = 0; } );\n", "'cover_hours' is 0, must be 1 to 8784",
 		  "a pool covering no hours" },
+		{ "wechat = { secret_file = \"/etc/qrpool/wechat.secret\"; };\n" POOLS,
+		  "qrpool.cfg:1: the wechat section needs an appid", "a wechat section without appid" },
+		{ "kafka = { brokers = \"127.0.0.1:9092\";\n timeout = 0; };\n" LINK_POOL,
+		  "qrpool.cfg:2: kafka.timeout must be at least 1s", "a kafka.timeout of 0 (no timeout)" },
+		{ "kafka = { brokers = \"127.0.0.1:9092\"; timeout = \"999ms\"; };\n" LINK_POOL,
+		  "kafka.timeout must be at least 1s", "a kafka.timeout under a second" },
+		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"
+		  "  width = 430; } );\n", "qrpool.cfg:2: pool 'l' (source link): 'width' is a setting "
+		  "of wechat pools", "a wechat pool's setting in a link pool" },
+		{ "pools = ( { name = \"p\"; source = \"wechat\"; page = \"pages/x\";\n"
+		  "  module_px = 8; } );\nwechat = { appid = \"a\"; };\n", "qrpool.cfg:2: pool 'p' "
+		  "(source wechat): 'module_px' is a setting of link pools",
+		  "a link pool's setting in a wechat pool" },
 	};
 	char logged[2048];
 
@@ -304,8 +318,6 @@ static void test_secret_file(void)
 	config_free(&config);
 	unlink(secret_path);
 }
-
-#define LINK_POOL "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://a.b/q/\"; } );\n"
 
 /* The redis section: defaults, refusals and the password's rules. */
 static void test_redis(void)
