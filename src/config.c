@@ -435,20 +435,29 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 	if (strncmp(w->api_base, "https://", 8) && strncmp(w->api_base, "http://", 7))
 		return config_error_at(reader, config_setting_get_member(group, "api_base"),
 			"api_base must be an http:// or https:// URL");
-	if (!strncmp(w->api_base, "http://", 7) && !config_loopback_url(w->api_base + 7))
+	if (!strncmp(w->api_base, "http://", 7) && !config_loopback_url(w->api_base + 7)) {
+		char shown[128];
+
 		return config_error_at(reader, config_setting_get_member(group, "api_base"),
 			"api_base '%.60s' is plain http to another host: the app secret and the access "
 			"token would cross the network in clear; use https:// (http:// is for a local "
-			"stand-in, on 127.0.0.1, localhost or [::1])", w->api_base);
+			"stand-in, on 127.0.0.1, localhost or [::1])",
+			config_url_shown(w->api_base, shown, sizeof shown));
+	}
 	/* The paths are appended with their '/': "host/" would make "host//cgi-bin", a 404. */
 	for (size_t length = strlen(w->api_base); length > 8 && w->api_base[length - 1] == '/';)
 		w->api_base[--length] = '\0';
-	/* 0 would be libcurl's "no timeout": a hung call would hold the run past its deadline. */
-	if (w->connect_timeout_ms < 100 || w->timeout_ms < 100)
-		return config_error_at(reader, config_setting_get_member(group,
-			w->timeout_ms < 100 ? "timeout" : "connect_timeout"), "wechat.%s must be at least "
-			"100ms (0 is no timeout at all: a call that hangs would outlast the deadline)",
-			w->timeout_ms < 100 ? "timeout" : "connect_timeout");
+	/* 0 would be libcurl's "no timeout": a hung call would hold the run past
+	 * its deadline. Over an hour is no timeout either, in effect. */
+	if (w->connect_timeout_ms < 100 || w->timeout_ms < 100 ||
+	    w->connect_timeout_ms > 3600000 || w->timeout_ms > 3600000) {
+		const char *name = w->timeout_ms < 100 || w->timeout_ms > 3600000 ? "timeout" :
+			"connect_timeout";
+
+		return config_error_at(reader, config_setting_get_member(group, name), "wechat.%s must "
+			"be 100ms to 1h (0 is no timeout at all: a call that hangs would outlast the "
+			"deadline)", name);
+	}
 	return config_load_token(reader, group, w);
 }
 
@@ -1021,4 +1030,19 @@ const char *config_token_source_name(enum token_source source)
 {
 	static const char *const names[] = { "stable", "classic", "command", "file" };
 	return names[source];
+}
+
+const char *config_url_shown(const char *url, char *buffer, size_t size)
+{
+	const char *authority = strstr(url, "://");
+	const char *at;
+
+	if (!authority)
+		return url;
+	authority += 3;
+	at = memchr(authority, '@', strcspn(authority, "/?#"));
+	if (!at)
+		return url;
+	snprintf(buffer, size, "%.*s***%s", (int)(authority - url), url, at);
+	return buffer;
 }

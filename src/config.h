@@ -126,5 +126,8 @@ const char *config_source_name(enum pool_source source);
  * secret: the file naming it must be private, and dumps mask its value. */
 int config_property_secret(const char *key, size_t length);
 const char *config_token_source_name(enum token_source source);
+/* `url` to show: as it is, or with a user:password@ before its host masked
+ * (in `buffer`, cut to its `size`). */
+const char *config_url_shown(const char *url, char *buffer, size_t size);
 
 #endif

@@ -78,6 +78,7 @@ static void config_dump_redis(FILE *out, const struct redis_config *r)
 int config_dump(const struct config *config, FILE *out)
 {
 	const struct wechat_config *w = &config->wechat;
+	char shown[1024];
 
 	fprintf(out, "# merged configuration from %s\n", config->path);
 	fprintf(out, "database = {\n");
@@ -89,7 +90,8 @@ int config_dump(const struct config *config, FILE *out)
 		if (w->secret)
 			fprintf(out, "  secret = \"********\";\n");
 		config_dump_string(out, "  ", "secret_file", w->secret_file);
-		config_dump_string(out, "  ", "api_base", w->api_base);
+		config_dump_string(out, "  ", "api_base", config_url_shown(w->api_base, shown,
+			sizeof shown));
 		fprintf(out, "  token = {\n");
 		config_dump_string(out, "    ", "source", config_token_source_name(w->token_source));
 		config_dump_string(out, "    ", "command", w->token_command);

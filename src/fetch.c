@@ -556,8 +556,10 @@ static CURLU *fetch_url(struct fetcher *f)
 		return NULL;
 	}
 	if (rc != CURLUE_OK) {
-		log_error("%s: wechat.api_base %s: %s", f->config->path, f->config->wechat.api_base,
-			curl_url_strerror(rc));
+		char shown[256];
+
+		log_error("%s: wechat.api_base %s: %s", f->config->path, config_url_shown(
+			f->config->wechat.api_base, shown, sizeof shown), curl_url_strerror(rc));
 		curl_url_cleanup(f->url);
 		f->url = NULL;
 		return NULL;

@@ -68,6 +68,9 @@ void interrupt_install(void)
 	if (previous.sa_handler != SIG_IGN)
 		sigaction(SIGHUP, &action, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Ignored SIGCHLD (inherited from a wrapper) has the kernel reap our
+	 * children: fetch's token command would have no exit status to judge. */
+	signal(SIGCHLD, SIG_DFL);
 }
 
 int interrupt_requested(void)

@@ -318,22 +318,29 @@ static ssize_t token_read_child(int fd, char *buf, size_t size, double deadline)
 	}
 }
 
+#define TOKEN_REAP_KILLED -1
+#define TOKEN_REAP_LOST -2
+
 /* Reaps the child, killed at once if `kill_now`, else when it outlives the
- * deadline (a command that closed its output but does not exit). Returns 0,
- * or -1 if it had to be killed. */
+ * deadline (a command that closed its output but does not exit). A kill is
+ * of its whole process group: `a | b` or `a; b` under sh leaves the others
+ * running if only sh dies. Returns 0, TOKEN_REAP_KILLED, or TOKEN_REAP_LOST
+ * when its exit status could not be had. */
 static int token_reap(pid_t pid, int *child_status, double deadline, int kill_now)
 {
 	int killed = kill_now;
 
 	if (kill_now)
-		kill(pid, SIGKILL);
+		kill(-pid, SIGKILL);
 	for (;;) {
 		pid_t done = waitpid(pid, child_status, killed ? 0 : WNOHANG);
 
-		if (done == pid || (done < 0 && errno != EINTR))
-			return killed ? -1 : 0;
+		if (done == pid)
+			return killed ? TOKEN_REAP_KILLED : 0;
+		if (done < 0 && errno != EINTR)
+			return killed ? TOKEN_REAP_KILLED : TOKEN_REAP_LOST;
 		if (done == 0 && (db_now() >= deadline || interrupt_requested())) {
-			kill(pid, SIGKILL);
+			kill(-pid, SIGKILL);
 			killed = 1;
 		} else if (done == 0)
 			usleep(10000);
@@ -349,6 +356,8 @@ static int token_spawn(const char *command, pid_t *pid, int *out_fd)
 {
 	char *argv[] = { "sh", "-c", (char *)command, NULL };
 	posix_spawn_file_actions_t actions;
+	posix_spawnattr_t attributes;
+	sigset_t defaults, none;
 	int pipe_fds[2], rc;
 
 	if (pipe2(pipe_fds, O_CLOEXEC))
@@ -356,9 +365,27 @@ static int token_spawn(const char *command, pid_t *pid, int *out_fd)
 	posix_spawn_file_actions_init(&actions);
 	posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 1);
-	rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+	/* Signals as a shell gives them, not as ours are: SIGPIPE ignored here
+	 * would outlive exec, and `producer | head -1` would never end. Its own
+	 * process group, so that a kill reaches the whole command. */
+	posix_spawnattr_init(&attributes);
+	sigemptyset(&defaults);
+	sigaddset(&defaults, SIGPIPE);
+	sigaddset(&defaults, SIGINT);
+	sigaddset(&defaults, SIGTERM);
+	sigaddset(&defaults, SIGHUP);
+	sigaddset(&defaults, SIGCHLD);
+	sigemptyset(&none);
+	posix_spawnattr_setsigdefault(&attributes, &defaults);
+	posix_spawnattr_setsigmask(&attributes, &none);
+	posix_spawnattr_setpgroup(&attributes, 0);
+	rc = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
+		POSIX_SPAWN_SETPGROUP);
 	if (!rc)
-		rc = posix_spawn(pid, "/bin/sh", &actions, NULL, argv, environ);
+		rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+	if (!rc)
+		rc = posix_spawn(pid, "/bin/sh", &actions, &attributes, argv, environ);
+	posix_spawnattr_destroy(&attributes);
 	posix_spawn_file_actions_destroy(&actions);
 	close(pipe_fds[1]);
 	if (rc) {
@@ -401,8 +428,11 @@ static int token_fetch_command(struct token_cache *cache, char *token, int64_t *
 	rc = -1;
 	if (length == TOKEN_CHILD_STOPPED)
 		token_fail(cache, WECHAT_RETRY, "%s", "token command: stopped by a signal");
-	else if (length == -2 || killed)
+	else if (length == -2 || killed == TOKEN_REAP_KILLED)
 		token_fail(cache, WECHAT_RETRY, "%s", "token command: timed out (wechat.timeout)");
+	else if (killed == TOKEN_REAP_LOST)
+		token_fail(cache, WECHAT_RETRY, "token command: its exit status is lost (%s): its "
+			"output is not trusted", strerror(errno));
 	else if (length < 0)
 		token_fail(cache, WECHAT_RETRY, "%s", "token command: its output could not be read");
 	else if (!WIFEXITED(child_status) || WEXITSTATUS(child_status)) {

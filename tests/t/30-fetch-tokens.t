@@ -269,6 +269,26 @@ run qrpool-fetch --check </dev/null
 is "--check, token command: exit 0" "$rc" 0
 ok "... no staging DB made (nothing kept; a root's check would leave it root's)" test ! -e "$T/staging.db"
 like "... naming the source" "$(cat "$T/out")" "token source command; its token is good for 600 s more"
+# The command runs with a shell's signals, not ours: with SIGPIPE ignored (as
+# our own is), `producer | head -1` never ends.
+config_for 'timeout = "5s"; token = { source = "command"; command = "while :; do echo piped-token 600; done | head -1"; };'
+run qrpool-fetch --check </dev/null
+is "a token command 'producer | head -1': exit 0, not a timeout" "$rc:$(cat "$T/err")" "0:"
+pkill -f 'piped-token' || true   # (what a failure here leaves spinning)
+# A command killed at the timeout is killed whole: `a | b` leaves no `a` running.
+config_for 'timeout = "1s"; token = { source = "command"; command = "sleep 61.25 | cat"; };'
+run qrpool-fetch --check </dev/null
+is "a pipeline that hangs: exit 75" "$rc" 75
+like "... timed out" "$(cat "$T/err")" "token command: timed out"
+sleep 0.2
+is "... and none of it left running" "$(pgrep -fc 'sleep 61.25' || true)" 0
+pkill -f 'sleep 61.25' || true
+# Started with SIGCHLD ignored (a wrapper's), the kernel would reap the
+# command: its failure must still be seen.
+config_for 'token = { source = "command"; command = "echo failing-token 600; exit 3"; };'
+rc=0; perl -e '$SIG{CHLD} = "IGNORE"; exec @ARGV or die' qrpool-fetch --check </dev/null >"$T/out" 2>"$T/err" || rc=$?
+is "SIGCHLD ignored by whoever started fetch: a failing command still fails (75)" "$rc" 75
+like "... with its exit status" "$(cat "$T/err")" "token command failed: exit 3"
 config_for 'token = { source = "classic"; };'
 before=$(stats endpoints token requests)
 run qrpool-fetch --check </dev/null

@@ -232,9 +232,11 @@ static void test_wechat_values(void)
 {
 	static const struct { const char *text, *logged, *what; } cases[] = {
 		{ "wechat = { appid = \"a\"; timeout = \"0s\"; };\n" POOLS,
-		  "wechat.timeout must be at least 100ms", "a timeout of 0 (no timeout at all)" },
+		  "wechat.timeout must be 100ms to 1h", "a timeout of 0 (no timeout at all)" },
 		{ "wechat = { appid = \"a\"; connect_timeout = \"0s\"; };\n" POOLS,
-		  "wechat.connect_timeout must be at least 100ms", "a connect_timeout of 0" },
+		  "wechat.connect_timeout must be 100ms to 1h", "a connect_timeout of 0" },
+		{ "wechat = { appid = \"a\"; timeout = \"30d\"; };\n" POOLS,
+		  "wechat.timeout must be 100ms to 1h", "a timeout of 30 days (past an int of ms)" },
 		{ "wechat = { appid = \"a\"; };\npools = ( { name = \"p\"; source = \"wechat\"; page = \"\"; } );\n",
 		  "pool 'p': page is empty", "an empty page" },
 		{ "wechat = { appid = \"a\"; };\npools = ( { name = \"p\"; source = \"wechat\"; "
@@ -256,6 +258,16 @@ static void test_wechat_values(void)
 		ok(strstr(logged, cases[i].logged) != NULL, "... saying so: %s", logged);
 		config_free(&config);
 	}
+	/* A user:password@ in api_base is masked where it is shown. */
+	is_str(config_url_shown("https://gw:pass@gw.example.com/x@y", text, sizeof text),
+		"https://***@gw.example.com/x@y", "api_base's password masked when shown");
+	is_str(config_url_shown("https://gw.example.com/x@y", text, sizeof text),
+		"https://gw.example.com/x@y", "... an @ past the host left alone");
+	is_int(load("wechat = { appid = \"a\"; api_base = \"http://gw:pass@gw.example.com\"; };\n"
+		POOLS, 0600, &config, logged, sizeof logged), EXIT_CONFIG, "api_base with a password, plain http: 78");
+	ok(!strstr(logged, "pass") && strstr(logged, "'http://***@gw.example.com'"),
+		"... its password not said: %s", logged);
+	config_free(&config);
 	for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++) {
 		snprintf(text, sizeof text, "wechat = { appid = \"a\"; api_base = \"%s\"; };\n" POOLS,
 			bases[i].base);
@@ -361,6 +373,16 @@ static void test_redis(void)
 	fclose(dump);
 	ok(strstr(dumped, "password = \"********\"") && !strstr(dumped, "hunter2"),
 		"the dump masks the password");
+	config_free(&config);
+	/* So is a password in wechat.api_base (a gateway's). */
+	is_int(load("wechat = { appid = \"a\"; api_base = \"https://gw:gw-pass@gw.example.com\"; };\n"
+		LINK_POOL, 0600, &config, logged, sizeof logged), 0, "api_base with a user:password@ loads");
+	memset(dumped, 0, sizeof dumped);
+	dump = fmemopen(dumped, sizeof dumped - 1, "w");
+	config_dump(&config, dump);
+	fclose(dump);
+	ok(strstr(dumped, "api_base = \"https://***@gw.example.com\"") && !strstr(dumped, "gw-pass"),
+		"the dump masks api_base's user and password");
 	config_free(&config);
 }
 
