@@ -619,8 +619,16 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 	}
 	job->calls++;
 	f->counts.calls++;
-	log_debug("%s: POST /wxa/getwxacodeunlimit?access_token=*** (pool %s)", job->request_id,
-		f->config->pools[job->pool].name);
+	if (log_enabled(LOG_DEBUG)) {   /* the call's URL, as WeChat sees it, masked */
+		char full[WECHAT_TOKEN_MAX + 1024], masked[sizeof full], shown[sizeof full];
+
+		snprintf(full, sizeof full, "%s/wxa/getwxacodeunlimit?access_token=%s",
+			f->config->wechat.api_base, f->token.token);
+		wechat_mask_url(full, masked, sizeof masked);
+		explicit_bzero(full, sizeof full);
+		log_debug("%s: POST %s (pool %s)", job->request_id, config_url_shown(masked, shown,
+			sizeof shown), f->config->pools[job->pool].name);
+	}
 	return 0;
 }
 

@@ -75,6 +75,11 @@ static int imagefile_write_all(int fd, const unsigned char *bytes, size_t size)
 	return 0;
 }
 
+int imagefile_create_temp(int dir_fd, const char *name)
+{
+	return openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+}
+
 int imagefile_stage(struct imagefile *file, int dir_fd, const char *request_id,
 	const char *extension, const void *bytes, size_t size)
 {
@@ -89,7 +94,7 @@ int imagefile_stage(struct imagefile *file, int dir_fd, const char *request_id,
 		log_error("%s: %s", file->temp, strerror(errno));
 		return EXIT_IO;
 	}
-	fd = openat(dir_fd, file->temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	fd = imagefile_create_temp(dir_fd, file->temp);
 	if (fd < 0) {
 		log_error("%s: %s", file->temp, strerror(errno));
 		return EXIT_IO;

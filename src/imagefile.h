@@ -21,6 +21,11 @@ const char *imagefile_extension(const char *content_type, const void *bytes, siz
  * the descriptor, or -1 after logging. */
 int imagefile_open_dir(const char *path);
 
+/* Makes the temp file `name` in `dir_fd` anew: a name already there, a
+ * symlink included, is an error (EEXIST), never opened or written through.
+ * Returns the descriptor, or -1 with errno set. */
+int imagefile_create_temp(int dir_fd, const char *name);
+
 /* Writes and fsyncs the temp file in `dir_fd`. Returns 0 or EXIT_IO (logged). */
 int imagefile_stage(struct imagefile *file, int dir_fd, const char *request_id,
 	const char *extension, const void *bytes, size_t size);

@@ -58,7 +58,11 @@ fetch_signalled() {
   : >"$T/items"; plan poster 20
   started=$(date +%s.%N)
   qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetch=$!
-  sleep 0.8
+  # The signals come once the first 4 calls are in flight (the fake counts a
+  # call as it comes), however slow the start.
+  for _ in $(seq 200); do
+    [ "$(stats endpoints getwxacodeunlimit requests)" -ge 4 ] && break; sleep 0.05
+  done
   for signal in "$@"; do
     case $signal in
       other-*) /bin/kill -"${signal#other-}" $fetch ;;

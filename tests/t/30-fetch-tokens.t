@@ -8,8 +8,8 @@
 # fetch_meanwhile CALLS COMMAND...: runs qrpool-fetch on $T/items and, once the
 # fake has answered CALLS of its calls (so it holds a token, however slow the
 # machine), runs COMMAND (something done "elsewhere"); sets $rc, $T/out, $T/err.
-fetch_meanwhile() {
-  qrpool-fetch -v <"$T/items" >"$T/out" 2>"$T/err" & fetch=$!
+fetch_meanwhile() {  # (at $FETCH_VERBOSITY, -v unless set)
+  qrpool-fetch "${FETCH_VERBOSITY:--v}" <"$T/items" >"$T/out" 2>"$T/err" & fetch=$!
   calls=$1; shift
   tries=0
   while [ "$(stats endpoints getwxacodeunlimit requests)" -lt "$calls" ] && [ $tries -lt 600 ]; do
@@ -69,13 +69,18 @@ like "spurious 40014: said" "$(cat "$T/err")" "returned the token WeChat refused
 start_fake classic --token-grace 0 --latency 30
 config_for 'concurrency = 4; token = { source = "classic"; };'
 : >"$T/items"; plan poster 200
-fetch_meanwhile 20 curl -sS -o /dev/null \
+# At -vv: classic's token URL holds the secret, which no debug line may show.
+FETCH_VERBOSITY=-vv fetch_meanwhile 20 curl -sS -o /dev/null \
   "$base/cgi-bin/token?grant_type=client_credential&appid=$APPID&secret=$SECRET"
 recovered "classic invalidated elsewhere" 200 40001 4
 is "classic: ours, the other holder's, and ONE refresh" "$(stats endpoints token requests)" 3
 like "classic: warned about" "$(cat "$T/err")" "warning: token source 'classic'"
+like "classic: at -vv (debug lines said)" "$(cat "$T/err")" "debug: "
+token=$(sql "SELECT token FROM wechat_tokens WHERE source = 'classic'")
+ok "classic: a token is cached" test -n "$token"
 cat "$T/out" "$T/err" >"$T/all-output"
-is "classic: the secret in no output" "$(grep -c -e "$SECRET" "$T/all-output")" 0
+is "classic: neither the secret nor the token in any output, at -vv" \
+  "$(grep -c -e "$SECRET" -e "$token" "$T/all-output")" 0
 
 # --- a central token service (source command) ----------------------------------
 start_fake command

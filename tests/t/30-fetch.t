@@ -27,7 +27,8 @@ like "the token is cached in the DB" "$token" "^[A-Za-z0-9_-]{20,}$"
 cat "$T/out" "$T/err" >"$T/all-output"
 is "-vv: neither the secret nor the token in any output" \
   "$(grep -c -e "$SECRET" -e "$token" "$T/all-output")" 0
-like "-vv: URLs are logged masked" "$(cat "$T/err")" "access_token=\*\*\*"
+like "-vv: URLs are logged masked" "$(cat "$T/err")" \
+  "debug: [A-Za-z0-9]+: POST http://127\.0\.0\.1:[0-9]+/wxa/getwxacodeunlimit\?access_token=\*\*\* \(pool poster\)"
 run qrpool-fetch --dump-config
 is "--dump-config does not show the secret" "$(grep -c "$SECRET" "$T/out")" 0
 

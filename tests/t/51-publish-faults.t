@@ -131,6 +131,17 @@ is "... each with its own image" "$(cat "$T/sent")" "$(sql "SELECT request_id, s
   WHERE pool = 'card' AND state = 'published'" | tr '|' '\t' | sort | join -t "$(printf '\t')" "$T/waited" -)"
 is "... all 500 of them" "$(wc -l <"$T/sent")" 500
 
+# lock_db SECONDS: another process holds the staging DB locked (BEGIN
+# IMMEDIATE) for SECONDS, from when this returns. Sets $locker. (fd 3, a
+# FIFO feeding publish, is not held open by it: publish's end would wait.)
+lock_db() {
+  rm -f "$T/locked"
+  (exec 3>&-; { echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; echo ".print locked"; sleep "$1"
+    echo "COMMIT;"; } | sqlite3 "$T/staging.db" >"$T/locked") &
+  locker=$!
+  for _ in $(seq 200); do grep -q locked "$T/locked" 2>/dev/null && break; sleep 0.05; done
+}
+
 # --- the staging DB locked by another writer longer than busy_timeout: publish
 # goes on reading, the deliveries wait for their commit (tried every second) -----
 set_kafka 10s
@@ -142,10 +153,7 @@ publisher=$!
 exec 3>"$T/in"
 head -10 "$T/items" >&3
 wait_for_lines "$T/out" 10
-{ echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; sleep 2; echo "COMMIT;"; } |
-  sqlite3 "$T/staging.db" &
-locker=$!
-sleep 0.3
+lock_db 2
 tail -n +11 "$T/items" >&3
 exec 3>&-
 rc=0; wait $publisher || rc=$?
@@ -167,11 +175,7 @@ publisher=$!
 exec 3>"$T/in"
 head -10 "$T/items" >&3
 wait_for_lines "$T/out" 10
-rm -f "$T/locked"
-(exec 3>&-; { echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; echo ".print locked"; sleep 5
-  echo "COMMIT;"; } | sqlite3 "$T/staging.db" >"$T/locked") &
-locker=$!
-for _ in $(seq 100); do grep -q locked "$T/locked" 2>/dev/null && break; sleep 0.05; done
+lock_db 5
 tail -n +11 "$T/items" >&3
 exec 3>&-
 rc=0; wait $publisher || rc=$?
@@ -191,15 +195,14 @@ locked_publish() {
   qrpool-pending --state fetched --pool card >"$T/items"
   before=$(count card published)
   rm -f "$T/in"; mkfifo "$T/in"
+  runs=$(sql "SELECT count(*) FROM runs WHERE stage = 'publish'")
   qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
   publisher=$!
   exec 3>"$T/in"
-  sleep 0.5
-  # (without exec 3>&-, the locker would hold the input open, and publish's end wait for it)
-  (exec 3>&-; { echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; sleep "$1"; echo "COMMIT;"; } |
-    sqlite3 "$T/staging.db") &
-  locker=$!
-  sleep 0.3
+  for _ in $(seq 200); do
+    [ "$(sql "SELECT count(*) FROM runs WHERE stage = 'publish'")" -gt "$runs" ] && break; sleep 0.05
+  done
+  lock_db "$1"
   cat "$T/items" >&3
 }
 

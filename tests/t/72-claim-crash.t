@@ -13,8 +13,11 @@ records $total >"$T/records"
 : >"$T/out1"
 qrpool-claim --pool poster --out "$T/run1" --wait 300ms <"$T/records" >"$T/out1" 2>"$T/err1" &
 pid=$!
-# Wait for some codes to be handed out, then kill mid-way, at a point that is
-# not a commit boundary (commits come every 50 codes).
+# Wait for some codes to be handed out, then kill mid-way. Offsets are
+# committed asynchronously after each code, so the commit usually trails the
+# bindings by a code or so: then the rerun meets those again (redelivered and
+# skipped). When it does not, there is nothing to redeliver, and the counts
+# below still agree (0).
 i=0
 while [ "$(cat "$T/out1" | wc -l)" -lt 137 ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
 kill -9 $pid 2>/dev/null || true
@@ -24,7 +27,7 @@ bound1=$(sql 'SELECT count(*) FROM bindings')
 committed1=$(committed_total)
 diag "killed after $handed1 lines, $bound1 bindings, $committed1 offsets committed"
 ok "killed mid-way (some, not all, handed out)" -- test "$handed1" -gt 0 -a "$bound1" -lt $total
-ok "the commit trails the bindings (bound but uncommitted codes exist)" -- test "$committed1" -le "$bound1"
+ok "the commit never passes the bindings" -- test "$committed1" -le "$bound1"
 ok "a visible file is always bound" -- test "$(ls "$T/run1" | wc -l)" -le "$bound1"
 
 records $total 100000 | { run qrpool-claim -v --pool poster --out "$T/run2" --wait 300ms; echo "$rc" >"$T/rc"; }

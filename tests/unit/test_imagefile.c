@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,13 @@ static void test_write(void)
 	close(fd);
 	snprintf(path, sizeof path, "%s/.Planted.png.tmp", sub);
 	ok(symlink(target, path) == 0, "a symlink planted under the temp name");
+	/* Planted between the removal and the open: the open itself refuses it. */
+	errno = 0;
+	fd = imagefile_create_temp(dir_fd, ".Planted.png.tmp");
+	ok(fd < 0 && errno == EEXIST, "the temp file is never opened through a symlink (%s)",
+		strerror(errno));
+	if (fd >= 0)
+		close(fd);
 	is_int(imagefile_stage(&file, dir_fd, "Planted", "png", "pngbytes", 8), 0, "staged over it");
 	fd = open(target, O_RDONLY);
 	memset(got, 0, sizeof got);
