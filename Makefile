@@ -90,6 +90,9 @@ kafka-offsets_OBJS := $(call o,$(CORE) kafka-offsets)
 kafka-offsets_PKGS := rdkafka
 
 ALL_BINS := $(addprefix $(BIN)/,$(TOOLS) $(TEST_SERVERS) $(TEST_HELPERS))
+# clockstep.so, LD_PRELOADed by tests to step the wall clock: built without
+# the sanitizers (it runs before their runtime is set up).
+ALL_BINS += $(BIN)/clockstep.so
 
 all: $(ALL_BINS)
 
@@ -119,6 +122,9 @@ ALL_PKGS := $(sort $(foreach t,$(TOOLS) $(TEST_SERVERS) $(TEST_HELPERS),$($(t)_P
 
 $(BUILD) $(BIN) $(BUILD)/tests:
 	mkdir -p $@
+
+$(BIN)/clockstep.so: tests/helpers/clockstep.c | $(BIN)
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -O2 -fPIC -shared -o $@ $< -ldl
 
 # --- tests: unit tests (TAP, one per module) and shell tests (TAP, per tool) --
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))

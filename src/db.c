@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/time.h>
+#include <time.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -26,6 +27,14 @@ double db_now(void)
 
 	gettimeofday(&now, NULL);
 	return (double)now.tv_sec + now.tv_usec / 1e6;
+}
+
+double db_monotonic(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + now.tv_nsec / 1e9;
 }
 
 int db_error_code(struct db *db, int rc)

@@ -62,5 +62,8 @@ int db_run_start(struct db *db, const char *stage);
 void db_run_end(struct db *db, int64_t items_in, int64_t items_out, int exit_status);
 
 double db_now(void);
+/* Seconds on a clock no step of the wall clock moves (NTP, a fix by hand):
+ * for timeouts and waits that are lengths of time, not times of day. */
+double db_monotonic(void);
 
 #endif

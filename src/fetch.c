@@ -1158,7 +1158,7 @@ static void fetch_summary(struct fetcher *f, double started)
 	static const char *const endings[] = { "done", "deadline reached", "WeChat kept failing",
 		"interrupted", "stopped by an error" };
 	const struct fetch_counts *c = &f->counts;
-	double cpu = fetch_cpu_seconds(), elapsed = db_now() - started;
+	double cpu = fetch_cpu_seconds(), elapsed = db_monotonic() - started;
 	int64_t stored = f->batch.stored;
 	char line[512];
 
@@ -1179,7 +1179,7 @@ int fetch_run(const struct fetch_options *options, const struct config *config, 
 	FILE *out)
 {
 	struct fetcher f;
-	double started = db_now();
+	double started = db_monotonic();
 	int status = fetch_open(&f, options, config, in_fd, out);
 
 	if (!status) {

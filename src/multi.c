@@ -73,7 +73,9 @@ static int multi_on_timer(CURLM *curl, long timeout_ms, void *user)
 	struct multi_shard *shard = user;
 
 	(void)curl;
-	shard->wake = timeout_ms < 0 ? 0 : db_now() + (double)timeout_ms / 1000;
+	/* On the monotonic clock: a step back of the wall clock would hold
+	 * libcurl's timeouts (a silent peer's call) that much longer. */
+	shard->wake = timeout_ms < 0 ? 0 : db_monotonic() + (double)timeout_ms / 1000;
 	return 0;
 }
 
@@ -170,16 +172,16 @@ static void multi_watch_input(struct multi *multi, int want)
 void multi_wait(struct multi *multi, double wake, int want_input)
 {
 	struct epoll_event events[MULTI_EVENTS];
-	double now = db_now();
+	double wait = wake - db_now(), now = db_monotonic();   /* (libcurl's wakes are monotonic) */
 	int count, running, timeout_ms;
 
 	multi_watch_input(multi, want_input);
 	for (size_t i = 0; i < multi->shard_count; i++)
-		if (multi->shards[i].wake && multi->shards[i].wake < wake)
-			wake = multi->shards[i].wake;
+		if (multi->shards[i].wake && multi->shards[i].wake - now < wait)
+			wait = multi->shards[i].wake - now;
 	if (want_input && !multi->input_pollable)
-		wake = now;   /* a file has more to read now */
-	timeout_ms = wake > now ? (int)((wake - now) * 1000) + 1 : 0;
+		wait = 0;   /* a file has more to read now */
+	timeout_ms = wait > 0 ? (int)(wait * 1000) + 1 : 0;
 	count = epoll_wait(multi->epoll_fd, events, MULTI_EVENTS, timeout_ms);
 	for (int i = 0; i < count; i++) {
 		uint32_t shard = (uint32_t)(events[i].data.u64 >> 32);
@@ -191,7 +193,7 @@ void multi_wait(struct multi *multi, double wake, int want_input)
 			curl_multi_socket_action(multi->shards[shard].curl,
 				(curl_socket_t)(uint32_t)events[i].data.u64, flags, &running);
 	}
-	now = db_now();
+	now = db_monotonic();
 	for (size_t i = 0; i < multi->shard_count; i++)
 		if (multi->shards[i].wake && now >= multi->shards[i].wake) {
 			multi->shards[i].wake = 0;

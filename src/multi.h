@@ -23,7 +23,7 @@ struct multi_shard {
 	CURLM *curl;
 	size_t index;
 	struct multi *multi;
-	double wake;              /* when curl wants its timeout action; 0: never */
+	double wake;              /* when curl wants its timeout action (db_monotonic()); 0: never */
 };
 
 struct multi {

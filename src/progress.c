@@ -11,7 +11,7 @@ void progress_init(struct progress *progress, int64_t total)
 	/* -q asks for errors only: no progress either. */
 	progress->enabled = isatty(STDERR_FILENO) && log_enabled(LOG_WARN);
 	progress->total = total;
-	progress->started = db_now();
+	progress->started = db_monotonic();   /* rates and ETAs are lengths of time */
 	progress->last_drawn = 0;
 	progress->drawn = 0;
 }
@@ -23,7 +23,7 @@ void progress_update(struct progress *progress, int64_t done, const char *extra)
 
 	if (!progress->enabled)
 		return;
-	now = db_now();
+	now = db_monotonic();
 	if (now - progress->last_drawn < 0.25)
 		return;
 	progress->last_drawn = now;

@@ -288,14 +288,15 @@ int token_parse_text(char *text, size_t size, int64_t default_expires_s,
 #define TOKEN_CHILD_STOPPED -3
 
 /* Reads what the child writes until EOF. -1 on a read error, -2 at the
- * deadline, TOKEN_CHILD_STOPPED on SIGINT/SIGTERM. */
+ * deadline (db_monotonic()'s, as in token_reap), TOKEN_CHILD_STOPPED on
+ * SIGINT/SIGTERM. */
 static ssize_t token_read_child(int fd, char *buf, size_t size, double deadline)
 {
 	size_t used = 0;
 
 	for (;;) {
 		struct pollfd poller = { .fd = fd, .events = POLLIN };
-		int wait_ms = (int)((deadline - db_now()) * 1000), ready;
+		int wait_ms = (int)((deadline - db_monotonic()) * 1000), ready;
 		ssize_t got;
 
 		if (interrupt_requested())
@@ -339,7 +340,7 @@ static int token_reap(pid_t pid, int *child_status, double deadline, int kill_no
 			return killed ? TOKEN_REAP_KILLED : 0;
 		if (done < 0 && errno != EINTR)
 			return killed ? TOKEN_REAP_KILLED : TOKEN_REAP_LOST;
-		if (done == 0 && (db_now() >= deadline || interrupt_requested())) {
+		if (done == 0 && (db_monotonic() >= deadline || interrupt_requested())) {
 			kill(-pid, SIGKILL);
 			killed = 1;
 		} else if (done == 0)
@@ -421,7 +422,7 @@ static int token_fetch_command(struct token_cache *cache, char *token, int64_t *
 		token_fail(cache, WECHAT_RETRY, "token command: cannot start /bin/sh: %s", strerror(rc));
 		return -1;
 	}
-	deadline = db_now() + (double)w->timeout_ms / 1000;
+	deadline = db_monotonic() + (double)w->timeout_ms / 1000;
 	length = token_read_child(fd, output, sizeof output, deadline);
 	close(fd);
 	killed = token_reap(pid, &child_status, deadline, length == -2 || length == TOKEN_CHILD_STOPPED);
@@ -611,24 +612,16 @@ static int token_refresh_failed(struct token_cache *cache, double now)
 }
 
 /* Seconds on a clock no change of the wall clock moves. */
-static double token_monotonic(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
-
 static int token_refresh(struct token_cache *cache, double now)
 {
 	char token[WECHAT_TOKEN_MAX + 1];
 	int64_t expires_in = 0;
-	double started = token_monotonic();
+	double started = db_monotonic();
 	int status, failed = token_fetch(cache, token, &expires_in);
 
 	/* A slow source (a command, a token endpoint taking seconds): what
 	 * follows counts from its answer. */
-	now += token_monotonic() - started;
+	now += db_monotonic() - started;
 	if (failed)
 		return token_refresh_failed(cache, now);
 	if (!strcmp(token, cache->refused)) {

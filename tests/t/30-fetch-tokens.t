@@ -288,6 +288,15 @@ like "... timed out" "$(cat "$T/err")" "token command: timed out"
 sleep 0.2
 is "... and none of it left running" "$(pgrep -fc 'sleep 61.25' || true)" 0
 pkill -f 'sleep 61.25' || true
+# The command's timeout is a length of time: a step back of the wall clock
+# (clockstep.so, 40 s after 1 s) does not stretch it.
+config_for 'timeout = "2s"; token = { source = "command"; command = "sleep 20.5"; };'
+started=$(date +%s)
+rc=0; LD_PRELOAD=$QRPOOL_BIN/clockstep.so QRPOOL_TEST_CLOCK_STEP=1:40 \
+  ASAN_OPTIONS=verify_asan_link_order=0 qrpool-fetch --check </dev/null >"$T/out" 2>"$T/err" || rc=$?
+took=$(($(date +%s) - started))
+is "a hung command, the wall clock stepped back: timed out (75)" "$rc:$(grep -c 'timed out' "$T/err")" 75:1
+ok "... after its 2 s, not 40 s more (took $took s)" test "$took" -lt 10
 # Started with SIGCHLD ignored (a wrapper's), the kernel would reap the
 # command: its failure must still be seen.
 config_for 'token = { source = "command"; command = "echo failing-token 600; exit 3"; };'

@@ -64,3 +64,23 @@ is "an outage that lasts, no deadline: exit 75" "$rc" 75
 like "... said, items planned" "$(cat "$T/err")" \
   "calls have failed for [0-9]+ s \(last: .*\), and no deadline \(--until\) says how long to keep trying: no new calls, items stay planned"
 is "... every code still planned" "$(count "state = 'planned'")" 50
+
+# --- the wall clock stepped back 40 s mid-call (an NTP step, a fix by hand): a
+# call that gets no answer still ends after wechat.timeout, not 40 s later ----
+# (clockstep.so steps the wall clock of the fetch alone; the monotonic clock,
+# and the test's own, go on.)
+start_fake silent --latency 60s
+config_for 'concurrency = 1; retries = 0; timeout = "2s";'
+: >"$T/items"; plan poster 1
+started=$(date +%s)
+rc=0; LD_PRELOAD=$QRPOOL_BIN/clockstep.so QRPOOL_TEST_CLOCK_STEP=1:40 \
+  ASAN_OPTIONS=verify_asan_link_order=0 qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" || rc=$?
+ended=$(date +%s); took=$((ended - started))
+logged=$(date -d "$(tail -1 "$T/err" | cut -d' ' -f1)" +%s)
+ok "the clock stepped back mid-call: the step took effect (the end logged at $logged, at $ended)" \
+  test "$logged" -lt $((ended - 30))
+is "... the call timed out: exit 75, the code still planned" "$rc:$(count "state = 'planned'")" 75:1
+ok "... after wechat.timeout (2 s), not 40 s more (took $took s)" test "$took" -lt 20
+like "... said as a timeout" "$(cat "$T/err")" "[Tt]imeout|timed out"
+like "... the summary's time the run's, not the wall clock's (-38 s)" "$(cat "$T/err")" \
+  "quota refusals; [0-9]\.[0-9] s, "
