@@ -331,6 +331,18 @@ static void test_secret_file(void)
 	unlink(secret_path);
 }
 
+/* --dump-config's output, into `out` (NUL-ended). */
+static void dump_config(const struct config *config, char *out, size_t size)
+{
+	FILE *dump;
+
+	memset(out, 0, size);
+	if ((dump = fmemopen(out, size - 1, "w"))) {
+		config_dump(config, dump);
+		fclose(dump);
+	}
+}
+
 /* The redis section: defaults, refusals and the password's rules. */
 static void test_redis(void)
 {
@@ -345,9 +357,8 @@ static void test_redis(void)
 		{ "redis = { password = \"p\"; password_file = \"/x\"; };\n" LINK_POOL,
 		  "password or password_file, not both", "redis: both password forms" },
 	};
-	char logged[2048], password[64], dumped[4096] = "";
+	char logged[2048], password[64], dumped[4096];
 	struct config config;
-	FILE *dump;
 
 	is_int(load("redis = { };\n" LINK_POOL, 0600, &config, logged, sizeof logged), 0,
 		"an empty redis section loads");
@@ -368,19 +379,14 @@ static void test_redis(void)
 		sizeof logged), 0, "an inline password in a private file loads");
 	ok(config_read_redis_password(&config, password, sizeof password) == 0 &&
 		!strcmp(password, "hunter2"), "the inline password is read");
-	dump = fmemopen(dumped, sizeof dumped - 1, "w");
-	config_dump(&config, dump);
-	fclose(dump);
+	dump_config(&config, dumped, sizeof dumped);
 	ok(strstr(dumped, "password = \"********\"") && !strstr(dumped, "hunter2"),
 		"the dump masks the password");
 	config_free(&config);
 	/* So is a password in wechat.api_base (a gateway's). */
 	is_int(load("wechat = { appid = \"a\"; api_base = \"https://gw:gw-pass@gw.example.com\"; };\n"
 		LINK_POOL, 0600, &config, logged, sizeof logged), 0, "api_base with a user:password@ loads");
-	memset(dumped, 0, sizeof dumped);
-	dump = fmemopen(dumped, sizeof dumped - 1, "w");
-	config_dump(&config, dump);
-	fclose(dump);
+	dump_config(&config, dumped, sizeof dumped);
 	ok(strstr(dumped, "api_base = \"https://***@gw.example.com\"") && !strstr(dumped, "gw-pass"),
 		"the dump masks api_base's user and password");
 	config_free(&config);
