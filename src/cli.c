@@ -123,3 +123,19 @@ int cli_close_stdout(void)
 	}
 	return 0;
 }
+
+void cli_drain_stdin(const char *left)
+{
+	char buffer[65536];
+	long long lines = 0;
+	ssize_t got;
+
+	if (isatty(STDIN_FILENO))
+		return;
+	while ((got = interrupt_read_blocking(STDIN_FILENO, buffer, sizeof buffer, 0, NULL, NULL)) > 0)
+		for (ssize_t i = 0; i < got; i++)
+			lines += buffer[i] == '\n';
+	if (lines)
+		log_warn("%lld lines of input read to its end%s and let go: %s", lines,
+			interrupt_requested() ? " (up to a signal)" : "", left);
+}

@@ -1180,7 +1180,7 @@ int fetch_run(const struct fetch_options *options, const struct config *config, 
 {
 	struct fetcher f;
 	double started = db_monotonic();
-	int status = fetch_open(&f, options, config, in_fd, out);
+	int status = fetch_open(&f, options, config, in_fd, out), fetch_failed_to_start = status != 0;
 
 	if (!status) {
 		fetch_loop(&f);
@@ -1200,5 +1200,7 @@ int fetch_run(const struct fetch_options *options, const struct config *config, 
 	/* Also when the setup failed after the run was recorded as started. */
 	db_run_end(&f.db, f.counts.read, f.batch.stored + f.counts.passed, status);
 	fetch_close(&f);
+	if (fetch_failed_to_start && in_fd == STDIN_FILENO)
+		cli_drain_stdin("their codes stay as they were (a rerun fetches the planned ones)");
 	return status;
 }

@@ -127,6 +127,9 @@ static ssize_t publish_read_stdin(void *cookie, char *buffer, size_t size)
  * the stages before this one are not cut off. They used to die on a broken
  * pipe (fetch with 74), and the night's WeChat quota with them, for a Kafka
  * outage of a minute. A signal ends the reading. */
+#define PUBLISH_LEFT_FETCHED "they stay fetched (qrpool-pending --state fetched | qrpool-publish " \
+	"publishes them)"
+
 static void publish_drain(FILE *in)
 {
 	char buffer[65536];
@@ -137,9 +140,8 @@ static void publish_drain(FILE *in)
 	while ((got = fread(buffer, 1, sizeof buffer, in)) > 0)
 		for (size_t i = 0; i < got; i++)
 			lines += buffer[i] == '\n';
-	log_warn("%lld more lines read to the end of the input%s and not published: they stay "
-		"fetched (qrpool-pending --state fetched | qrpool-publish publishes them)", lines,
-		interrupt_requested() ? " (up to a signal)" : "");
+	log_warn("%lld more lines read to the end of the input%s and not published: %s", lines,
+		interrupt_requested() ? " (up to a signal)" : "", PUBLISH_LEFT_FETCHED);
 }
 
 /* Reads items until the input ends, a signal comes or Kafka gives up. After
@@ -208,10 +210,12 @@ static int publish_run(const struct publish_options *options, const struct confi
 	struct publisher publisher;
 	struct db db;
 	FILE *rest = NULL;
-	int status;
+	int status, drain_stdin = 0;
 
-	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms)))
+	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms))) {
+		cli_drain_stdin(PUBLISH_LEFT_FETCHED);
 		return status;
+	}
 	db_busy_interruptible(&db);   /* recording the run's end after a stop waits for no lock */
 	if (!(status = db_run_start(&db, "publish")) &&
 	    !(status = publish_open(&publisher, config, &db, options->drop_images, stdout))) {
@@ -221,9 +225,13 @@ static int publish_run(const struct publish_options *options, const struct confi
 		db_run_end(&db, publisher.counts.read + publisher.counts.bad_lines,
 			publisher.counts.published, status);
 		publish_close(&publisher);
-	} else
+	} else {
 		db_run_end(&db, 0, 0, status);
+		drain_stdin = 1;
+	}
 	db_close(&db);
+	if (drain_stdin)
+		cli_drain_stdin(PUBLISH_LEFT_FETCHED);
 	/* The run is recorded (report shows its exit) and the producer gone
 	 * before the rest of the input, which may take the night, is read. */
 	if (rest) {

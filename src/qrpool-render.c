@@ -90,11 +90,24 @@ static int render_parse_options(int argc, char **argv, struct render_options *op
 	return 0;
 }
 
+/* The run could not start (the DB locked, say): stdin, if it is the input,
+ * is read to its end all the same (cli_drain_stdin). Returns `status`. */
+static int render_not_started(const struct render_run_options *run, int status)
+{
+	int reads_stdin = !run->input_count;
+
+	for (int i = 0; i < run->input_count; i++)
+		reads_stdin |= !strcmp(run->inputs[i], "-");
+	if (reads_stdin)
+		cli_drain_stdin("their codes stay as they were (a rerun renders the planned ones)");
+	return status;
+}
+
 static int render_execute(const struct render_options *options, const struct config *config)
 {
 	struct render_run_counts counts = { 0 };
 	struct db db;
-	int status;
+	int status, stopped;
 
 	if (!options->run.input_count && isatty(STDIN_FILENO))
 		return cli_usage_error("item lines come from files or a pipe, and stdin is a terminal");
@@ -113,21 +126,21 @@ static int render_execute(const struct render_options *options, const struct con
 	}
 	interrupt_install();
 	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms)))
-		return status;
-	if (!(status = db_run_start(&db, "render"))) {
-		int stopped;
-
-		status = render_run(&options->run, config, &db, &counts);
-		/* Stopped by a signal, it says so without -v: cron mails a 75 that must
-		 * explain itself. */
-		stopped = interrupt_requested() != 0;
-		log_msg(stopped ? LOG_WARN : LOG_INFO, "%s%lld items: %lld rendered, %lld passed on, "
-			"%lld already stored by another run%s", stopped ? "stopped by a signal: " : "",
-			(long long)counts.items_in, (long long)counts.rendered, (long long)counts.passed,
-			(long long)counts.skipped, stopped ? "; the codes not rendered stay planned "
-			"(qrpool-pending --state planned lists them for a rerun)" : "");
-		db_run_end(&db, counts.items_in, counts.rendered + counts.passed, status);
+		return render_not_started(&options->run, status);
+	if ((status = db_run_start(&db, "render"))) {
+		db_close(&db);
+		return render_not_started(&options->run, status);
 	}
+	status = render_run(&options->run, config, &db, &counts);
+	/* Stopped by a signal, it says so without -v: cron mails a 75 that must
+	 * explain itself. */
+	stopped = interrupt_requested() != 0;
+	log_msg(stopped ? LOG_WARN : LOG_INFO, "%s%lld items: %lld rendered, %lld passed on, "
+		"%lld already stored by another run%s", stopped ? "stopped by a signal: " : "",
+		(long long)counts.items_in, (long long)counts.rendered, (long long)counts.passed,
+		(long long)counts.skipped, stopped ? "; the codes not rendered stay planned "
+		"(qrpool-pending --state planned lists them for a rerun)" : "");
+	db_run_end(&db, counts.items_in, counts.rendered + counts.passed, status);
 	db_close(&db);
 	return exitcode_worst(status, cli_close_stdout());
 }

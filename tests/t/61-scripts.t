@@ -423,3 +423,22 @@ as_nobody other
 is "... and one another user made there is refused: exit 74" "$rc" 74
 like "... saying why" "$(cat "$T/err")" "not a directory of this user's"
 chmod 755 "$lockdir"
+
+# --- a stage that cannot start (the staging DB locked past busy_timeout) still
+# reads its input to its end: the stage before it, cut off, would exit 74 on
+# its broken pipe, and a night that only has to run again would read as an
+# I/O error (seen with more leftovers than a pipe holds) -----------------------
+sed 's|busy_timeout = "5s"|busy_timeout = "100ms"|' "$QRPOOL_CONFIG" >"$T/locked.cfg"
+rm -f "$T/locked"
+{ echo "BEGIN EXCLUSIVE;"; echo ".print locked"; sleep 12; echo "ROLLBACK;"; } |
+  sqlite3 "$T/staging.db" >"$T/locked" & locker=$!
+for _ in $(seq 200); do grep -q locked "$T/locked" 2>/dev/null && break; sleep 0.05; done
+for tool in qrpool-fetch qrpool-render qrpool-publish; do
+  rc=0
+  { yes "$(printf 'AAAAAAAAAAAAAAAA\tposter')" | head -n 20000; echo $? >"$T/feeder.rc"; } |
+    $tool -c "$T/locked.cfg" >/dev/null 2>"$T/err" || rc=$?
+  is "$tool, the DB locked at its start: exit 75" "$rc" 75
+  is "... the stage before it is not cut off (exit 0, no broken pipe)" "$(cat "$T/feeder.rc")" 0
+  like "... the lines let go are said" "$(cat "$T/err")" "20000 lines of input read to its end and let go"
+done
+kill "$locker" 2>/dev/null; wait "$locker" 2>/dev/null || true
