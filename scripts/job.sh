@@ -61,7 +61,9 @@ job_worst() {
 # stdout), so they are not counted, or the OOM killer's 75 would read as a
 # disk error. (A stage that ends on its own with a status below 74 reads its
 # input to the end: fetch past its deadline, publish after Kafka gave up; a
-# 74 before it is real.)
+# 74 before it is real.) Likewise the 65 of the stage right after one that a
+# signal ended: the line being written when it died was cut off mid-way, and
+# reads as a malformed one, or as one of an unknown pool; the rerun has it whole.
 job_stages() {
   local names=($1) statuses signalled=() i status worst=0 signal killer= what
   shift
@@ -92,6 +94,12 @@ job_stages() {
   done
   for ((i = $# - 1; i >= 0; i--)); do
     status=${statuses[i]}
+    if [ "$status" -eq 65 ] && [ "$i" -gt 0 ] && [ -n "${signalled[i - 1]:-}" ]; then
+      job_log "${names[$i]:-stage $((i + 1))} exited 65 after a signal ended" \
+        "${names[$i - 1]:-stage $i} (the line it was writing, cut off, reads as a bad one):" \
+        "counted as 75"
+      status=75
+    fi
     if [ "$status" -eq 74 ] && [ -n "$killer" ]; then
       job_log "${names[$i]:-stage $((i + 1))} exited 74 after a signal ended $killer (its" \
         "output lost its reader): not counted"

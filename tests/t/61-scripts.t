@@ -316,6 +316,14 @@ like "... the stage before it lost its reader, and the log says what that 74 is"
 # between read all its input, so a 74 before it (a disk error) is real.
 is "... but a 74 before a stage that ended well still counts" \
   "$(bash -c ". '$ROOT/scripts/job.sh'; JOB_NAME=t; job_stages 'plan fetch render publish' 74 0 0 137" 2>/dev/null)" 74
+# The stage after a killed one may read the line it was writing, cut off, as a
+# bad one (65): that is the kill's echo too, 75; a 65 elsewhere still counts.
+stages() { bash -c ". '$ROOT/scripts/job.sh'; JOB_NAME=t; job_stages 'plan fetch render publish' $*" 2>"$T/stages.err"; }
+is "a 65 right after a stage killed by SIGKILL: counted as 75" "$(stages 0 0 137 65)" 75
+like "... and said" "$(cat "$T/stages.err")" \
+  "publish exited 65 after a signal ended render \(the line it was writing, cut off, reads as a bad one\): counted as 75"
+is "... a 65 of a stage after one that ended on its own still counts" "$(stages 0 137 0 65)" 65
+is "... and so does the killed stage's own upstream 65 (plan's bad demand)" "$(stages 65 0 137 0)" 65
 
 # A stage that crashes (here a stand-in render, SIGSEGV): 70, a bug a rerun
 # meets again, not 75; named in the log.
