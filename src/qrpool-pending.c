@@ -226,8 +226,10 @@ static int pending_list(struct db *db, const struct config *config,
 		status = db_fail(db, rc, "listing codes");
 	else
 		status = pending_report_unlisted(db, options, pools);
-	if (!status && size)
-		fwrite(text, 1, size, stdout);   /* a failure is reported by cli_close_stdout */
+	/* A failure is said at once, while errno is the write's: closing the DB
+	 * next may set it (EAGAIN from a lock another connection holds). */
+	if (!status && size && fwrite(text, 1, size, stdout) != size)
+		status = cli_stdout_failed();
 	free(text);
 	free(pools);
 	return status;
