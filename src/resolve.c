@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "exitcode.h"
@@ -31,12 +32,20 @@ void resolve_close(struct resolver *resolver)
 static int resolve_open_db(struct resolver *resolver)
 {
 	const struct config *config = resolver->config;
+	struct stat st;
 	int status;
 
 	if (resolver->db_open)
 		return 0;
-	if (access(config->db_path, F_OK) != 0) {
+	if (stat(config->db_path, &st) != 0) {
 		log_error("%s: %s: no bindings to fall back on", config->db_path, strerror(errno));
+		return EXIT_IO;
+	}
+	/* SQLite would take an empty file for a new DB and write a schema into
+	 * it: resolve makes none, and an emptied DB has no bindings either. */
+	if (S_ISREG(st.st_mode) && st.st_size == 0) {
+		log_error("%s: the file is empty (a DB made on purpose and never used, or one emptied by "
+			"mistake): no bindings to fall back on", config->db_path);
 		return EXIT_IO;
 	}
 	if ((status = db_open(&resolver->db, config->db_path, config->busy_timeout_ms)))

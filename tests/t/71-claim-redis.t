@@ -155,3 +155,11 @@ sed "s|path = \"[^\"]*\"|path = \"$T/no-such-dir/staging.db\"|" "$QRPOOL_CONFIG"
 run qrpool-resolve -c "$T/nodb.cfg" CachedId00000001 MissingId0000001
 is "DB unusable: exit 74" "$rc" 74
 is "DB unusable: the cached id is still printed" "$(cat "$T/out")" 'CachedId00000001	{"a":1}'
+# An empty file (emptied by mistake, say) is no DB either: resolve writes no
+# schema into it.
+(umask 077; : >"$T/empty.db")
+sed "s|path = \"[^\"]*\"|path = \"$T/empty.db\"|" "$QRPOOL_CONFIG" >"$T/emptydb.cfg"
+run qrpool-resolve -c "$T/emptydb.cfg" MissingId0000001
+is "an empty DB file: exit 74" "$rc" 74
+like "... saying so" "$(cat "$T/err")" "empty.db: the file is empty .*: no bindings to fall back on"
+is "... and left empty" "$(stat -c %s "$T/empty.db")" 0
