@@ -187,7 +187,9 @@ static int quota_reserve(struct quota *quota, int *granted)
 	int status, available = quota->chunk;
 
 	*granted = 0;
-	if ((status = db_begin_immediate(quota->db)))
+	/* Locked past busy_timeout: EXIT_TEMPFAIL, which the caller says (a
+	 * wait, no error: the run goes on). */
+	if ((status = db_begin_immediate_quietly(quota->db)))
 		return status;
 	if (quota->spent_unrecorded)
 		status = quota_step_window(quota, quota->spend, quota->spent_window, 0);

@@ -109,12 +109,18 @@ static void token_bind_key(struct token_cache *cache, sqlite3_stmt *stmt)
 	sqlite3_bind_text(stmt, 2, cache->source, -1, SQLITE_STATIC);
 }
 
+/* 0, or EXIT_TEMPFAIL unsaid when the DB stayed locked (the caller says it:
+ * a wait, the run goes on), or an exit code said. */
 static int token_step(struct token_cache *cache, sqlite3_stmt *stmt, const char *what)
 {
 	int rc = sqlite3_step(stmt);
 
 	sqlite3_reset(stmt);
-	return rc == SQLITE_DONE ? 0 : db_fail(cache->db, rc, what);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		return EXIT_TEMPFAIL;
+	return db_fail(cache->db, rc, what);
 }
 
 static int token_read(struct token_cache *cache, struct token_row *row)
@@ -539,7 +545,7 @@ static int token_take_lease(struct token_cache *cache, double now, struct token_
 	double lease_s = (double)cache->config->wechat.timeout_ms / 1000 + 5;
 	int status;
 
-	if ((status = db_begin_immediate(cache->db)))
+	if ((status = db_begin_immediate_quietly(cache->db)))   /* a lock: said by the caller */
 		return status;
 	if ((status = token_read(cache, row)))
 		goto fail;

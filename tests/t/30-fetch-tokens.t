@@ -178,6 +178,7 @@ is "DB locked as the token is saved: exit 0" "$rc" 0
 like "DB locked as the token is saved: waited for it" "$(cat "$T/err")" \
   "locked by another process: no token read; trying again in 1 s"
 is "DB locked as the token is saved: every code fetched" "$(count "state = 'fetched'")" 50
+is "... a wait, not an error: no error line in a run that succeeds" "$(grep -c ' error: ' "$T/err")" 0
 
 # --- a token command that hangs: SIGTERM ends the run at once, and a command that
 # closes its output but never exits is killed at the timeout --------------------
