@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "exitcode.h"
+#include "interrupt.h"
 #include "item.h"
 #include "log.h"
 #include "parse.h"
@@ -133,6 +134,8 @@ int plan_read_demand(struct demand *demand, const struct config *config, FILE *i
 			log_error("%s:%ld: %s", source, line_number, why);
 	}
 	free(line);
+	if (ferror(in) && interrupt_requested())
+		return EXIT_TEMPFAIL;   /* a stop ended the read: said by the caller */
 	if (ferror(in)) {
 		log_error("%s: read error: %s", source, strerror(errno ? errno : EIO));
 		return EXIT_IO;

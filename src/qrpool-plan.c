@@ -2,15 +2,16 @@
  * mints their request ids, and writes the plan to the staging DB. */
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
 #include "db.h"
 #include "depth.h"
 #include "exitcode.h"
+#include "interrupt.h"
 #include "kafka.h"
 #include "log.h"
 #include "parse.h"
@@ -129,25 +130,31 @@ static int plan_parse_options(int argc, char **argv, struct plan_options *option
 	return 0;
 }
 
+/* stdin, read so that SIGINT/SIGTERM end a wait for more demand (EINTR). */
+static ssize_t plan_read_stdin(void *cookie, char *buffer, size_t size)
+{
+	(void)cookie;
+	return interrupt_read_blocking(STDIN_FILENO, buffer, size, 0, NULL, NULL);
+}
+
 static int plan_read_inputs(const struct plan_options *options, const struct config *config,
 	struct demand *demand)
 {
-	int status = 0;
+	static const cookie_io_functions_t stdin_functions = { .read = plan_read_stdin };
+	int status = 0, count = options->input_count ? options->input_count : 1;
 
-	if (options->input_count == 0)
-		return plan_read_demand(demand, config, stdin, "stdin");
-	for (int i = 0; i < options->input_count; i++) {
-		const char *name = options->inputs[i];
-		FILE *in = strcmp(name, "-") ? fopen(name, "r") : stdin;
+	for (int i = 0; i < count && !interrupt_requested(); i++) {
+		const char *name = options->input_count ? options->inputs[i] : "-";
+		int is_stdin = !strcmp(name, "-");
+		FILE *in = is_stdin ? fopencookie(NULL, "r", stdin_functions) : fopen(name, "r");
 		int one;
 
 		if (!in) {
-			log_error("%s: %s", name, strerror(errno));
+			log_error("%s: %s", is_stdin ? "stdin" : name, strerror(errno));
 			return EXIT_IO;
 		}
-		one = plan_read_demand(demand, config, in, strcmp(name, "-") ? name : "stdin");
-		if (in != stdin)
-			fclose(in);
+		one = plan_read_demand(demand, config, in, is_stdin ? "stdin" : name);
+		fclose(in);
 		if (one == EXIT_IO)
 			return one;
 		status = exitcode_worst(status, one);
@@ -396,12 +403,23 @@ static int plan_insert_codes(struct db *db, int64_t plan_id, const struct plan_p
 	return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "staging planned codes");
 }
 
+/* The items, one whole line each; a stop signal ends the printing between
+ * two lines (75), the codes staged either way. */
 static int plan_print_items(const struct plan_pool *pools, const struct minted *minted, int64_t total)
 {
-	for (int64_t n = 0; n < total; n++)
+	int64_t n;
+	int status;
+
+	for (n = 0; n < total && !interrupt_requested(); n++)
 		if (printf("%s\t%s\n", minted[n].id, pools[minted[n].pool_index].pool->name) < 0)
 			break;
-	return cli_close_stdout();
+	status = cli_close_stdout();
+	if (n < total && interrupt_requested()) {
+		log_warn("interrupted: %lld codes planned and staged, %lld of them printed; the rest are "
+			"listed by qrpool-pending --state planned", (long long)total, (long long)n);
+		status = exitcode_worst(status, EXIT_TEMPFAIL);
+	}
+	return status;
 }
 
 static void plan_report_shortfall(const struct plan_pool *pools, size_t count)
@@ -541,6 +559,11 @@ static int plan_run(const struct plan_options *options, const struct config *con
 	if (!pools)
 		return EXIT_INTERNAL;
 	status = plan_read_inputs(options, config, &demand);
+	if (interrupt_requested()) {
+		log_warn("interrupted while reading the demand: nothing planned");
+		status = EXIT_TEMPFAIL;
+		goto out;
+	}
 	if (!status)
 		status = plan_check_period(options, &demand, config);
 	if (status != EXIT_IO)
@@ -574,6 +597,7 @@ static int plan_run(const struct plan_options *options, const struct config *con
 		}
 		db_close(&db);
 	}
+out:
 	free(minted);
 	free(pools);
 	plan_demand_free(&demand);
@@ -588,8 +612,11 @@ int main(int argc, char **argv)
 
 	cli_hold_std_fds();
 	log_init(argv[0], 0);
-	/* stdout closed by the next stage: a write error (74), said, not death by SIGPIPE. */
-	signal(SIGPIPE, SIG_IGN);
+	/* SIGINT/SIGTERM/SIGHUP stop the run where it can stop cleanly (the plan's
+	 * transaction is all or nothing, its lines are printed whole), recorded
+	 * as 75; SIGPIPE is ignored: stdout closed by the next stage is a write
+	 * error (74), said, not death. */
+	interrupt_install();
 	if ((status = plan_parse_options(argc, argv, &options)))
 		return status;
 	log_init(argv[0], options.common.verbosity);

@@ -334,3 +334,41 @@ else
     tap_count=$((tap_count + 1)); echo "ok $tap_count # SKIP needs root, user nobody and setpriv"
   done
 fi
+
+# --- SIGTERM: a plan stops where it can stop cleanly, says so, and is recorded
+# as 75 (report showed a killed plan as "running?" until the next) ------------
+sed "s|path = \"[^\"]*\"|path = \"$T/signals.db\"|" "$QRPOOL_CONFIG" >"$T/signals.cfg"
+(umask 077; : >"$T/signals.db")
+# Waiting for more demand on stdin: nothing planned.
+rm -f "$T/demand.fifo"; mkfifo "$T/demand.fifo"
+{ demand card 10; sleep 20; } >"$T/demand.fifo" & feeder=$!
+qrpool-plan -c "$T/signals.cfg" --from $FROM - <"$T/demand.fifo" >"$T/out" 2>"$T/err" & planner=$!
+sleep 1
+kill -TERM $planner
+started=$(date +%s); rc=0; wait $planner || rc=$?; took=$(($(date +%s) - started))
+kill $feeder 2>/dev/null || true
+is "SIGTERM while the demand is read: exit 75, at once (took $took s)" "$rc:$([ "$took" -le 3 ] && echo soon)" 75:soon
+like "... saying nothing was planned" "$(cat "$T/err")" "interrupted while reading the demand: nothing planned"
+is "... and nothing was" "$(sqlite3 "$T/signals.db" 'SELECT count(*) FROM codes' 2>/dev/null || echo 0)" 0
+# Printing into a stage that does not read yet: the lines stop between two,
+# every code stays staged, and the run is recorded as ended, with 75.
+rm -f "$T/items.fifo"; mkfifo "$T/items.fifo"
+demand card 100000 >"$T/big.tsv"
+qrpool-plan -c "$T/signals.cfg" --from $FROM "$T/big.tsv" >"$T/items.fifo" 2>"$T/err" & planner=$!
+{ sleep 3; cat; } <"$T/items.fifo" >"$T/printed" & reader=$!
+for _ in $(seq 100); do
+  [ "$(sqlite3 "$T/signals.db" "SELECT count(*) FROM runs WHERE stage = 'plan'" 2>/dev/null)" = 1 ] && break
+  sleep 0.05
+done
+sleep 1
+kill -TERM $planner
+rc=0; wait $planner || rc=$?
+wait $reader
+staged=$(sqlite3 "$T/signals.db" 'SELECT count(*) FROM codes')
+is "SIGTERM while printing: exit 75" "$rc" 75
+ok "... fewer lines printed ($(wc -l <"$T/printed")) than codes staged ($staged)" \
+  test "$(wc -l <"$T/printed")" -lt "$staged"
+is "... each line whole" "$(grep -cvP '^[0-9A-Za-z]{16}\tcard$' "$T/printed")" 0
+like "... saying so" "$(cat "$T/err")" "interrupted: $staged codes planned and staged, [0-9]+ of them printed"
+is "... the run recorded as ended, with 75" \
+  "$(sqlite3 "$T/signals.db" "SELECT exit_status, ended_at IS NOT NULL FROM runs WHERE stage = 'plan'")" "75|1"
