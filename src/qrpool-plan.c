@@ -585,6 +585,9 @@ static int plan_run(const struct plan_options *options, const struct config *con
 				if (!status)
 					status = plan_outcome(config, pools, short_by, 1);
 			}
+		} else if (!status && interrupt_requested()) {   /* (while Kafka was asked) */
+			log_warn("interrupted before the plan was made: nothing planned");
+			status = EXIT_TEMPFAIL;
 		} else if (!status && !(status = db_run_start(&db, "plan"))) {
 			status = plan_write(&db, options, config, &demand, pools, &minted, &total, &short_by);
 			if (!status)
