@@ -372,3 +372,16 @@ is "... each line whole" "$(grep -cvP '^[0-9A-Za-z]{16}\tcard$' "$T/printed")" 0
 like "... saying so" "$(cat "$T/err")" "interrupted: $staged codes planned and staged, [0-9]+ of them printed"
 is "... the run recorded as ended, with 75" \
   "$(sqlite3 "$T/signals.db" "SELECT exit_status, ended_at IS NOT NULL FROM runs WHERE stage = 'plan'")" "75|1"
+# A signal while Kafka is asked for the pools' depth (no broker answers here):
+# stopped before the plan is made.
+sed 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "5s"; };|' "$T/signals.cfg" >"$T/nokafka.cfg"
+grep -q '^kafka = { brokers = "127.0.0.1:9"' "$T/nokafka.cfg" || echo 'kafka = { brokers = "127.0.0.1:9"; timeout = "5s"; };' >>"$T/nokafka.cfg"
+before=$(sqlite3 "$T/signals.db" 'SELECT count(*) FROM codes')
+demand card 10 >"$T/small.tsv"
+qrpool-plan -c "$T/nokafka.cfg" --from $FROM "$T/small.tsv" >"$T/out" 2>"$T/err" & planner=$!
+sleep 1
+kill -TERM $planner
+rc=0; wait $planner || rc=$?
+is "SIGTERM while the depth is measured: exit 75" "$rc" 75
+like "... nothing planned" "$(cat "$T/err")" "interrupted before the plan was made: nothing planned"
+is "... and nothing was" "$(sqlite3 "$T/signals.db" 'SELECT count(*) FROM codes')" "$before"
