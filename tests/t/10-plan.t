@@ -377,7 +377,7 @@ is "... the run recorded as ended, with 75" \
 sed 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "5s"; };|' "$T/signals.cfg" >"$T/nokafka.cfg"
 grep -q '^kafka = { brokers = "127.0.0.1:9"' "$T/nokafka.cfg" || echo 'kafka = { brokers = "127.0.0.1:9"; timeout = "5s"; };' >>"$T/nokafka.cfg"
 before=$(sqlite3 "$T/signals.db" 'SELECT count(*) FROM codes')
-demand card 10 >"$T/small.tsv"
+demand poster 10 >"$T/small.tsv"
 qrpool-plan -c "$T/nokafka.cfg" --from $FROM "$T/small.tsv" >"$T/out" 2>"$T/err" & planner=$!
 sleep 1
 kill -TERM $planner
