@@ -54,6 +54,10 @@ static int resolve_one(struct resolver *resolver, const char *id, size_t length,
 {
 	char copy[RID_SCENE_MAX + 1];
 
+	if (memchr(id, '\0', length)) {   /* (printed, the id would stop at it) */
+		log_error("%s %ld: the id holds a NUL byte: not a request id", where, number);
+		return EXIT_DATA;
+	}
 	if (!rid_is_scene(id, length)) {
 		log_error("%s %ld: '%.*s' is not a request id (1 to %d scene characters)", where, number,
 			(int)(length > 40 ? 40 : length), id, RID_SCENE_MAX);

@@ -81,6 +81,9 @@ printf '%s\n\nbad id here\n' "$first" >"$T/stdin-ids"
 rc=0; qrpool-resolve <"$T/stdin-ids" >"$T/out" 2>"$T/err" || rc=$?
 is "stdin: a bad line: exit 65" "$rc" 65
 like "stdin: naming the line" "$(cat "$T/err")" "line 3: 'bad id here' is not a request id"
+printf 'BBBB\000CCCC\n' | { rc=0; qrpool-resolve >"$T/out" 2>"$T/err" || rc=$?; echo "$rc" >"$T/rc"; }
+is "stdin: an id with a NUL byte: exit 65" "$(cat "$T/rc")" 65
+like "... said as the NUL, not as a bad 'BBBB'" "$(cat "$T/err")" "line 1: the id holds a NUL byte"
 printf '\357\273\277%s\n' "$first" >"$T/bom-ids"
 rc=0; qrpool-resolve <"$T/bom-ids" >"$T/out" 2>"$T/err" || rc=$?
 is "stdin: a BOM before the first id is dropped: answered, exit 0" "$rc:$(cut -f1 "$T/out")" "0:$first"
