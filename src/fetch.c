@@ -1160,15 +1160,21 @@ static void fetch_summary(struct fetcher *f, double started)
 	const struct fetch_counts *c = &f->counts;
 	double cpu = fetch_cpu_seconds(), elapsed = db_monotonic() - started;
 	int64_t stored = f->batch.stored;
-	char line[512];
+	char line[640], unread[128] = "";
 
+	/* The counts are of the items read: after a stop, those not read yet
+	 * stay as they were too (so many more planned than "left planned"). */
+	if (!input_done(&f->input))
+		snprintf(unread, sizeof unread, "; the input after line %ld was not read (its items stay "
+			"as they were)", f->input.line_number);
 	snprintf(line, sizeof line, "%s: fetched %lld, failed %lld, left planned %lld "
 		"(%lld gave up after retries), passed through %lld, bad lines %lld; %lld calls, "
-		"%lld retried, %lld quota refusals; %.1f s, %.0f codes/s, cpu %.1f us per code",
+		"%lld retried, %lld quota refusals; %.1f s, %.0f codes/s, cpu %.1f us per code%s",
 		endings[f->stop], (long long)stored, (long long)c->failed, (long long)c->left,
 		(long long)c->gave_up, (long long)c->passed, (long long)(c->bad + f->input.bad_lines),
 		(long long)c->calls, (long long)c->retried, (long long)c->quota_refused, elapsed,
-		elapsed > 0 ? (double)stored / elapsed : 0, stored ? cpu * 1e6 / (double)stored : 0);
+		elapsed > 0 ? (double)stored / elapsed : 0, stored ? cpu * 1e6 / (double)stored : 0,
+		unread);
 	if (f->status)
 		log_warn("%s", line);
 	else

@@ -47,22 +47,31 @@ is "SIGTERM: stdout lists exactly the stored codes" "$(wc -l <"$T/out" | tr -d '
 is "SIGTERM: calls in flight were stored, none lost" "$(stats ok_total)" "$fetched"
 is "SIGTERM: the rest stays planned" "$(count "state = 'planned'")" $((200 - fetched))
 is "SIGTERM: the run is recorded" "$(sql "SELECT exit_status FROM runs WHERE stage = 'fetch'")" 75
+# Input still to come at the stop: the counts are of the items read, and the
+# summary says where reading stopped (the items after stay as they were).
+{ cat "$T/items"; sleep 3; } | qrpool-fetch >"$T/out2" 2>"$T/err2" & fetch=$!
+sleep 0.8
+kill -TERM $fetch
+rc=0; wait $fetch || rc=$?
+like "SIGTERM, input still to come: the summary says where reading stopped" "$(cat "$T/err2")" \
+  "interrupted: fetched .*; the input after line [0-9]+ was not read \(its items stay as they were\)"
 
 # fetch_signalled NAME LATENCY_MS GAP SIGNAL...: 20 items fetched 4 at a time
-# from a fake answering after LATENCY_MS; 0.8 s in, the signals, GAP seconds
-# apart, sent by this shell (other-TERM: by another process, /bin/kill). Sets
-# $rc and $took (seconds, to the tenth).
+# from a fake answering after LATENCY_MS; once 4 calls are in flight, the
+# signals, GAP seconds apart, sent by this shell (other-TERM: by another
+# process, /bin/kill). Sets $rc and $took (seconds, to the tenth, from the
+# first signal).
 fetch_signalled() {
   start_fake "$1" --latency "$2"; gap=$3; shift 3
   config_for 'concurrency = 4;'
   : >"$T/items"; plan poster 20
-  started=$(date +%s.%N)
   qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetch=$!
   # The signals come once the first 4 calls are in flight (the fake counts a
-  # call as it comes), however slow the start.
+  # call as it comes), however slow the start; $took counts from the first.
   for _ in $(seq 200); do
     [ "$(stats endpoints getwxacodeunlimit requests)" -ge 4 ] && break; sleep 0.05
   done
+  started=$(date +%s.%N)
   for signal in "$@"; do
     case $signal in
       other-*) /bin/kill -"${signal#other-}" $fetch ;;
