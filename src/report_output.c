@@ -319,9 +319,18 @@ static void report_prom_stages(const struct report *report, const struct config 
 int report_write_prom(const struct report *report, const struct config *config, const char *path)
 {
 	char *temp = NULL;
+	struct stat st;
 	FILE *out;
 	int fd, failed;
 
+	/* The textfile is replaced by a rename: over anything but a file (a
+	 * device such as /dev/stdout or /dev/full, a directory) that would
+	 * replace the thing itself, as root. */
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		log_error("%s: not a regular file: --prom writes a file, replaced whole each time (for "
+			"the report on stdout, --json or no option)", path);
+		return EXIT_IO;
+	}
 	/* In the same directory, so the rename is atomic and the collector never
 	 * reads a half-written file. */
 	if (asprintf(&temp, "%s.XXXXXX", path) < 0)

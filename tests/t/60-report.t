@@ -73,6 +73,14 @@ mkdir "$T/textfile"
 run qrpool-report --prom "$T/textfile/qrpool.prom"
 is "--prom exits 0 and prints nothing" "$rc:$(cat "$T/out")" "0:"
 is "only the textfile is left in the directory (temp file renamed)" "$(ls "$T/textfile")" qrpool.prom
+# Not over anything but a file: the rename would replace it (as root, a
+# device: --prom /dev/stdout). A FIFO stands in for the device here.
+mkfifo "$T/textfile/fifo.prom"
+run qrpool-report --prom "$T/textfile/fifo.prom"
+is "--prom onto a FIFO: exit 74" "$rc" 74
+like "... saying it is not a regular file" "$(cat "$T/err")" "fifo.prom: not a regular file"
+ok "... and the FIFO is still one" test -p "$T/textfile/fifo.prom"
+rm -f "$T/textfile/fifo.prom"
 cat >"$T/parse.py" <<'PY'
 import sys
 from prometheus_client.parser import text_string_to_metric_families
