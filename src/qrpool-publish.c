@@ -122,14 +122,15 @@ static ssize_t publish_read_stdin(void *cookie, char *buffer, size_t size)
 		publish_input_waits, cookie);
 }
 
+/* What becomes of the items of input lines let go unpublished. */
+#define PUBLISH_LEFT_FETCHED "they stay fetched (qrpool-pending --state fetched | qrpool-publish " \
+	"publishes them)"
+
 /* After the run stopped publishing (Kafka gave up, the DB failed), the rest of
  * the input is read to its end and let go, its items left fetched in the DB:
  * the stages before this one are not cut off. They used to die on a broken
  * pipe (fetch with 74), and the night's WeChat quota with them, for a Kafka
  * outage of a minute. A signal ends the reading. */
-#define PUBLISH_LEFT_FETCHED "they stay fetched (qrpool-pending --state fetched | qrpool-publish " \
-	"publishes them)"
-
 static void publish_drain(FILE *in)
 {
 	char buffer[65536];
