@@ -16,7 +16,9 @@ fetched_so_far() { sql "SELECT count(*) FROM codes WHERE state = 'fetched'" 2>/d
 # --- with a deadline: the outage is waited out ----------------------------------
 start_fake slow --latency 40
 config_for 'concurrency = 4; retries = 20;'
-plan poster 240
+# Enough codes (6 s of calls) that the outage, set once 30 are fetched, comes
+# while the run still has work however slowly this shell gets to it.
+plan poster 600
 qrpool-fetch -v --for 5m <"$T/items" >"$T/out" 2>"$T/err" &
 fetch=$!
 i=0
@@ -24,7 +26,7 @@ until [ "$(fetched_so_far)" -ge 30 ] || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 
 outage 3000
 rc=0; wait "$fetch" || rc=$?
 is "an outage of 3 s in the night: exit 0" "$rc" 0
-is "... every code fetched, and printed" "$(count "state = 'fetched'"):$(wc -l <"$T/out")" 240:240
+is "... every code fetched, and printed" "$(count "state = 'fetched'"):$(wc -l <"$T/out")" 600:600
 like "... the outage said" "$(cat "$T/err")" \
   "warning: 100 calls in a row failed \(last: .*503.*\): no new call for 2 s, then one to see whether WeChat answers again"
 like "... and the end of it" "$(cat "$T/err")" \
