@@ -44,7 +44,9 @@ ok "... few calls spent on it ($failed answered 503)" test "$failed" -ge 100 -a 
 start_fake tokens
 config_for 'concurrency = 4; retries = 20;'
 : >"$T/items"; plan poster 50
-outage 3000
+# (4 s: the first probe, 2 s into the pause, still fails however slowly the
+# run starts, so the tokens are invalidated before any probe gets through.)
+outage 4000
 qrpool-fetch -v --for 2m <"$T/items" >"$T/out" 2>"$T/err" &
 fetch=$!
 i=0
