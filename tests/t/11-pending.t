@@ -146,7 +146,7 @@ sleep 0.5
 { rc=0; qrpool-pending 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; } | head -1 >/dev/null
 is "... another writer at work: exit 74" "$(cat "$T/rc")" 74
 like "... said as a broken pipe" "$(cat "$T/err")" "writing to stdout: Broken pipe"
-kill $holder 2>/dev/null; wait $holder 2>/dev/null || true
+kill $holder 2>/dev/null || true; wait $holder 2>/dev/null || true
 
 # --- a pool removed from the config: its codes are not listed (every stage would
 # refuse them, night after night), and said; --pool still lists them -----------------

@@ -238,7 +238,7 @@ exec 3>&-
 is "SIGTERM, the DB locked (busy_timeout 20 s): exit 75" "$rc" 75
 ok "... at once, not after lock waits (${took} s)" [ "$took" -le 3 ]
 is "... nothing recorded, nothing printed" "$(($(count card published) - before)):$(wc -l <"$T/out")" "0:0"
-kill $locker 2>/dev/null; pkill -f "sqlite3 $T/staging.db" 2>/dev/null || true; wait $locker 2>/dev/null || true
+kill $locker 2>/dev/null || true; pkill -f "sqlite3 $T/staging.db" 2>/dev/null || true; wait $locker 2>/dev/null || true
 qrpool-pending --state fetched --pool card | qrpool-publish >/dev/null 2>"$T/err"
 is "... and a rerun records them" "$(($(count card published) - before))" 300
 sed -i 's|busy_timeout = "20s"|busy_timeout = "5s"|' "$QRPOOL_CONFIG"

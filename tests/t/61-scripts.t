@@ -449,4 +449,4 @@ for tool in qrpool-fetch qrpool-render qrpool-publish; do
   is "... the stage before it is not cut off (exit 0, no broken pipe)" "$(cat "$T/feeder.rc")" 0
   like "... the lines let go are said" "$(cat "$T/err")" "20000 lines of input read to its end and let go"
 done
-kill "$locker" 2>/dev/null; wait "$locker" 2>/dev/null || true
+kill "$locker" 2>/dev/null || true; wait "$locker" 2>/dev/null || true
