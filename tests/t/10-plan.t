@@ -344,7 +344,7 @@ rm -f "$T/demand.fifo"; mkfifo "$T/demand.fifo"
 { demand card 10; sleep 20; } >"$T/demand.fifo" & feeder=$!
 qrpool-plan -c "$T/signals.cfg" --from $FROM - <"$T/demand.fifo" >"$T/out" 2>"$T/err" & planner=$!
 sleep 1
-kill -TERM $planner
+kill -TERM $planner || true
 started=$(date +%s); rc=0; wait $planner || rc=$?; took=$(($(date +%s) - started))
 kill $feeder 2>/dev/null || true
 is "SIGTERM while the demand is read: exit 75, at once (took $took s)" "$rc:$([ "$took" -le 3 ] && echo soon)" 75:soon
@@ -361,7 +361,7 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 sleep 1
-kill -TERM $planner
+kill -TERM $planner || true
 rc=0; wait $planner || rc=$?
 wait $reader
 staged=$(sqlite3 "$T/signals.db" 'SELECT count(*) FROM codes')
@@ -380,7 +380,7 @@ before=$(sqlite3 "$T/signals.db" 'SELECT count(*) FROM codes')
 demand poster 10 >"$T/small.tsv"
 qrpool-plan -c "$T/nokafka.cfg" --from $FROM "$T/small.tsv" >"$T/out" 2>"$T/err" & planner=$!
 sleep 1
-kill -TERM $planner
+kill -TERM $planner || true
 rc=0; wait $planner || rc=$?
 is "SIGTERM while the depth is measured: exit 75" "$rc" 75
 like "... nothing planned" "$(cat "$T/err")" "interrupted before the plan was made: nothing planned"
