@@ -118,7 +118,7 @@ static int token_step(struct token_cache *cache, sqlite3_stmt *stmt, const char 
 	sqlite3_reset(stmt);
 	if (rc == SQLITE_DONE)
 		return 0;
-	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+	if (db_error_code(cache->db, rc) == EXIT_TEMPFAIL)   /* busy or locked */
 		return EXIT_TEMPFAIL;
 	return db_fail(cache->db, rc, what);
 }
