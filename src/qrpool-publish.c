@@ -208,7 +208,9 @@ static int publish_abandoned;
 
 static int publish_run(const struct publish_options *options, const struct config *config)
 {
-	struct publisher publisher;
+	/* Static: a committer given up (publish_abandoned) may still be running
+	 * in it after this returns, until main _exits. */
+	static struct publisher publisher;
 	struct db db;
 	FILE *rest = NULL;
 	int status, drain_stdin = 0;
