@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -51,7 +52,7 @@ struct fetch_job {
 	int64_t code_id;
 	size_t pool;
 	int calls, failures, token_retried;
-	double due;                 /* not before (backoff) */
+	double due;                 /* not before (backoff; db_monotonic) */
 	int errcode;
 	char error[200];
 	char request_id[RID_SCENE_MAX + 1];
@@ -91,6 +92,11 @@ struct fetcher {
 	struct store store;
 	struct idset seen;            /* the codes of the lines taken so far */
 	struct store_batch batch;
+	/* Intervals are measured on the monotonic clock (db_monotonic), so a
+	 * step of the wall clock in the night neither stretches nor cuts them:
+	 * batch_since, flush_after, the jobs' due, outage_since, probe_at,
+	 * stop_at, quota_used_at and options->for_until. The token's expiry,
+	 * the quota's windows and --until are times of day: db_now. */
 	double batch_since;
 	double flush_after;           /* the DB was locked: no flush before then (but at the end) */
 	struct quota quota;
@@ -118,7 +124,7 @@ struct fetcher {
 	enum fetch_stop stop;
 	double stop_at;
 	int status;                   /* the worst exit status so far */
-	double wake_at;               /* a call waits for the token or the quota until then */
+	double wake_at;               /* a call waits for the token or the quota until then (db_now) */
 	double quota_used_at;         /* when a call last took quota */
 	int64_t spent_window;         /* the last window logged as spent */
 	uint64_t random;              /* backoff jitter */
@@ -129,7 +135,7 @@ struct fetcher {
 static void fetch_stop_now(struct fetcher *f)
 {
 	if (f->stop != FETCH_SIGNAL && f->stop != FETCH_FATAL)
-		f->stop_at = db_now();
+		f->stop_at = db_monotonic();
 	f->stop = FETCH_FATAL;
 }
 
@@ -216,10 +222,29 @@ static struct fetch_job *fetch_delay_pop(struct fetcher *f)
 	return top;
 }
 
-static void fetch_promote_due(struct fetcher *f, double now)
+static void fetch_promote_due(struct fetcher *f, double mono)
 {
-	while (f->delayed_count && f->delayed[0]->due <= now)
+	while (f->delayed_count && f->delayed[0]->due <= mono)
 		fetch_ready_push(f, fetch_delay_pop(f), 0);
+}
+
+/* --- the deadline: --until on the wall clock, --for on the monotonic one --- */
+
+static int fetch_has_deadline(const struct fetcher *f)
+{
+	return f->options->until > 0 || f->options->for_until > 0;
+}
+
+/* Seconds left before the earlier deadline (<= 0: reached); HUGE_VAL: none. */
+static double fetch_deadline_in(const struct fetcher *f, double now, double mono)
+{
+	double left = HUGE_VAL;
+
+	if (f->options->until > 0)
+		left = f->options->until - now;
+	if (f->options->for_until > 0 && f->options->for_until - mono < left)
+		left = f->options->for_until - mono;
+	return left;
 }
 
 /* --- outcomes ------------------------------------------------------------- */
@@ -227,7 +252,7 @@ static void fetch_promote_due(struct fetcher *f, double now)
 static void fetch_batch_note(struct fetcher *f)
 {
 	if (f->batch.count == 0)
-		f->batch_since = db_now();
+		f->batch_since = db_monotonic();
 }
 
 /* The job ends this run still planned; its calls and last error are recorded. */
@@ -260,7 +285,7 @@ static void fetch_note_error(struct fetch_job *job, const struct wechat_answer *
  * outage no longer costs the rest of the night. */
 static void fetch_outage_note(struct fetcher *f, const struct wechat_answer *answer)
 {
-	double now = db_now();
+	double now = db_monotonic();
 
 	if (++f->consecutive_failures < f->failure_limit || f->stop != FETCH_RUNNING)
 		return;
@@ -278,7 +303,7 @@ static void fetch_outage_note(struct fetcher *f, const struct wechat_answer *ans
 	}
 	f->probe_out = 0;
 	f->probe_at = now + f->outage_pause;
-	if (!f->options->deadline && now - f->outage_since >=
+	if (!fetch_has_deadline(f) && now - f->outage_since >=
 	    FETCH_OUTAGE_GIVE_UP * (double)f->config->wechat.quota_minute_ms / 1000) {
 		log_error("calls have failed for %.0f s (last: %s), and no deadline (--until) says "
 			"how long to keep trying: no new calls, items stay planned", now - f->outage_since,
@@ -312,7 +337,7 @@ static void fetch_retry(struct fetcher *f, struct fetch_job *job, const struct w
 	delay = (delay < FETCH_BACKOFF_MAX ? delay : FETCH_BACKOFF_MAX) * (0.5 + fetch_random_unit(f) / 2);
 	if (retry_after > delay)
 		delay = retry_after < FETCH_RETRY_AFTER_MAX ? retry_after : FETCH_RETRY_AFTER_MAX;
-	job->due = db_now() + delay;
+	job->due = db_monotonic() + delay;
 	if (fetch_delay_push(f, job)) {
 		fetch_leave(f, job);
 		fetch_fail(f, EXIT_INTERNAL);
@@ -420,7 +445,7 @@ static void fetch_outage_over(struct fetcher *f, const struct wechat_answer *ans
 	if (f->outage_since)
 		log_warn("WeChat answers again (%s), after %.0f s of failed calls: calls resume",
 			answer->action == WECHAT_STORE ? "an image" : answer->message,
-			db_now() - f->outage_since);
+			db_monotonic() - f->outage_since);
 	f->outage_since = 0;
 	f->probe_out = 0;
 	f->consecutive_failures = 0;
@@ -655,7 +680,7 @@ static int fetch_may_call(struct fetcher *f, double now)
 		fetch_stop_all_pools(f, "the credentials", f->token.failure.message);
 		return 1;
 	}
-	if (status == TOKEN_GAVE_UP && f->options->deadline) {
+	if (status == TOKEN_GAVE_UP && fetch_has_deadline(f)) {
 		/* The deadline bounds the run: a token service back in ten
 		 * minutes still leaves the rest of the night. */
 		f->wake_at = f->token.retry_at;
@@ -683,14 +708,14 @@ static int fetch_may_call(struct fetcher *f, double now)
 /* Calls reserved but left unused for a while (every item waits for a retry,
  * the token, or more input) go back to the ledger for other runs; otherwise
  * they would be lost to all until this run's slot changes. */
-static void fetch_release_idle_quota(struct fetcher *f, double now)
+static void fetch_release_idle_quota(struct fetcher *f, double mono)
 {
 	double idle = (double)f->config->wechat.quota_minute_ms / 1000 / 20;
 	int status;
 
 	if (idle > FETCH_HOLD_IDLE_MAX)
 		idle = FETCH_HOLD_IDLE_MAX;
-	if (!f->quota.held || now - f->quota_used_at < idle)
+	if (!f->quota.held || mono - f->quota_used_at < idle)
 		return;
 	log_debug("giving back %d unused calls of quota", f->quota.held);
 	/* A locked ledger: they go back at the next try, or at the end. */
@@ -698,24 +723,24 @@ static void fetch_release_idle_quota(struct fetcher *f, double now)
 		fetch_fail(f, status);
 }
 
-static void fetch_check_stop(struct fetcher *f, double now);
+static void fetch_check_stop(struct fetcher *f);
 
 static void fetch_start_calls(struct fetcher *f)
 {
-	double now = db_now();
+	double now = db_now(), mono = db_monotonic();
 	int status, started = 0;
 
 	f->wake_at = 0;
-	fetch_promote_due(f, now);
+	fetch_promote_due(f, mono);
 	while (f->stop == FETCH_RUNNING && f->idle_count && f->ready_head) {
 		if (f->pools[f->ready_head->pool].stopped) {
 			fetch_leave(f, fetch_ready_pop(f));
 			continue;
 		}
 		/* An outage: the calls in flight end first, then one at a time. */
-		if (f->outage_since && (f->probe_out || f->active || now < f->probe_at)) {
+		if (f->outage_since && (f->probe_out || f->active || mono < f->probe_at)) {
 			/* (the calls in flight wake the loop as they end) */
-			f->wake_at = f->active ? now + FETCH_WAIT_MAX : f->probe_at;
+			f->wake_at = now + (f->active ? FETCH_WAIT_MAX : f->probe_at - mono);
 			break;
 		}
 		if (started && (!token_cached(&f->token, now) ||
@@ -728,10 +753,12 @@ static void fetch_start_calls(struct fetcher *f)
 		}
 		if ((status = fetch_may_call(f, now)) == 1)
 			break;
-		if (!status && db_now() - now > FETCH_WAIT_MAX) {
+		if (!status && db_monotonic() - mono > FETCH_WAIT_MAX) {
 			/* A token refresh took a while: the deadline or a signal
 			 * may have come meanwhile. */
-			fetch_check_stop(f, now = db_now());
+			fetch_check_stop(f);
+			now = db_now();
+			mono = db_monotonic();
 			if (f->stop != FETCH_RUNNING) {
 				f->quota.held++;   /* the call taken goes back with the rest */
 				break;
@@ -745,9 +772,9 @@ static void fetch_start_calls(struct fetcher *f)
 		}
 		started = 1;
 		f->probe_out = f->outage_since != 0;
-		f->quota_used_at = now;
+		f->quota_used_at = mono;
 	}
-	fetch_release_idle_quota(f, now);
+	fetch_release_idle_quota(f, mono);
 }
 
 /* --- input ------------------------------------------------------------------ */
@@ -893,7 +920,7 @@ static void fetch_flush(struct fetcher *f, int force)
 	int status = 0;
 
 	if (f->batch.count && (force || ((f->batch.count >= FETCH_BATCH_MAX ||
-	    db_now() - f->batch_since >= FETCH_BATCH_AGE) && db_now() >= f->flush_after))) {
+	    db_monotonic() - f->batch_since >= FETCH_BATCH_AGE) && db_monotonic() >= f->flush_after))) {
 		/* At the end a locked DB is waited out a few times, then the
 		 * batch is lost (its codes stay planned, to fetch again). */
 		for (int tries = force ? 3 : 1;
@@ -904,7 +931,7 @@ static void fetch_flush(struct fetcher *f, int force)
 				"their commit", f->batch.count);
 			/* Each try blocks for busy_timeout: let the calls in flight be
 			 * served in between. */
-			f->flush_after = db_now() + 1.0;
+			f->flush_after = db_monotonic() + 1.0;
 			status = 0;
 		} else if (status == STORE_BUSY) {
 			log_error("the staging DB stayed locked: %zu outcomes not recorded (their codes "
@@ -922,23 +949,25 @@ static void fetch_flush(struct fetcher *f, int force)
 		 * After a signal that is the stop (the next stage stopped too). */
 		fetch_fail(f, status);
 		if (status == EXIT_TEMPFAIL && interrupt_requested())
-			fetch_check_stop(f, db_now());
+			fetch_check_stop(f);
 		else
 			fetch_stop_now(f);
 	}
 }
 
-static void fetch_check_stop(struct fetcher *f, double now)
+static void fetch_check_stop(struct fetcher *f)
 {
+	double mono = db_monotonic();
+
 	if (interrupt_requested() && f->stop != FETCH_SIGNAL && f->stop != FETCH_FATAL) {
 		log_info("signal %d: no new calls; waiting up to %.0f s for %zu calls in flight "
 			"(the same signal again cuts them)",
 			interrupt_requested(), f->options->grace_s, f->active);
 		f->stop = FETCH_SIGNAL;
-		f->stop_at = now;
+		f->stop_at = mono;
 		f->status = exitcode_worst(f->status, EXIT_TEMPFAIL);
 	}
-	if (f->options->deadline && now >= f->options->deadline && f->stop == FETCH_RUNNING) {
+	if (f->stop == FETCH_RUNNING && fetch_deadline_in(f, db_now(), mono) <= 0) {
 		log_info("deadline reached: no new calls; %zu in flight finish", f->active);
 		f->stop = FETCH_DEADLINE;
 	}
@@ -957,42 +986,45 @@ static void fetch_abort_transfers(struct fetcher *f)
 	}
 }
 
-static int fetch_finished(struct fetcher *f, double now)
+static int fetch_finished(struct fetcher *f)
 {
 	int stopping = f->stop == FETCH_SIGNAL || f->stop == FETCH_FATAL;
 
-	if (stopping && f->active && (now - f->stop_at >= f->options->grace_s || interrupt_insisted()))
+	if (stopping && f->active &&
+	    (db_monotonic() - f->stop_at >= f->options->grace_s || interrupt_insisted()))
 		fetch_abort_transfers(f);
 	if (f->active || fetch_wants_input(f))
 		return 0;
 	return f->stop != FETCH_RUNNING || (!f->ready_count && !f->delayed_count && input_done(&f->input));
 }
 
-static double fetch_next_wake(const struct fetcher *f, double now)
+/* On the wall clock, as multi_wait wants it (the monotonic times are
+ * carried over as what is left of them). */
+static double fetch_next_wake(const struct fetcher *f, double now, double mono)
 {
 	double wake = now + FETCH_WAIT_MAX;
 
 	if (f->stop == FETCH_RUNNING && f->idle_count && f->ready_head && f->wake_at < wake)
 		wake = f->wake_at;
 	if (f->stop == FETCH_RUNNING && f->idle_count && f->delayed_count &&
-	    f->delayed[0]->due < wake)
-		wake = f->delayed[0]->due;
+	    now + (f->delayed[0]->due - mono) < wake)
+		wake = now + (f->delayed[0]->due - mono);
 	if (f->batch.count) {
 		double due = f->batch_since + FETCH_BATCH_AGE;
 
 		if (due < f->flush_after)
 			due = f->flush_after;
-		if (due < wake)
-			wake = due;
+		if (now + (due - mono) < wake)
+			wake = now + (due - mono);
 	}
-	if (f->options->deadline && f->stop == FETCH_RUNNING && f->options->deadline < wake)
-		wake = f->options->deadline;
+	if (f->stop == FETCH_RUNNING && now + fetch_deadline_in(f, now, mono) < wake)
+		wake = now + fetch_deadline_in(f, now, mono);
 	return wake;
 }
 
 static void fetch_wait(struct fetcher *f)
 {
-	multi_wait(&f->multi, fetch_next_wake(f, db_now()), fetch_wants_input(f));
+	multi_wait(&f->multi, fetch_next_wake(f, db_now(), db_monotonic()), fetch_wants_input(f));
 }
 
 static void fetch_show_progress(struct fetcher *f)
@@ -1003,7 +1035,7 @@ static void fetch_show_progress(struct fetcher *f)
 		return;
 	if (f->outage_since)
 		snprintf(extra, sizeof extra, "WeChat failing for %.0f s, %zu in flight",
-			db_now() - f->outage_since, f->active);
+			db_monotonic() - f->outage_since, f->active);
 	else
 		snprintf(extra, sizeof extra, "quota %lld/%d this minute, %zu in flight",
 			(long long)f->quota.window_taken, f->quota.budget, f->active);
@@ -1013,10 +1045,10 @@ static void fetch_show_progress(struct fetcher *f)
 static void fetch_loop(struct fetcher *f)
 {
 	for (;;) {
-		fetch_check_stop(f, db_now());
+		fetch_check_stop(f);
 		fetch_read_input(f);
 		fetch_start_calls(f);
-		if (fetch_finished(f, db_now()))
+		if (fetch_finished(f))
 			break;
 		fetch_wait(f);
 		fetch_collect(f);

@@ -10,7 +10,9 @@
 #include "config.h"
 
 struct fetch_options {
-	double deadline;          /* unix seconds; 0: none. No call starts after it. */
+	/* No call starts after the earlier of these; 0: none. */
+	double until;             /* --until: unix seconds (db_now) */
+	double for_until;         /* --for: on the monotonic clock (db_monotonic) */
 	double grace_s;           /* after SIGINT/SIGTERM, calls in flight get this long */
 };
 

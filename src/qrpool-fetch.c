@@ -72,12 +72,6 @@ static void fetch_usage(void)
 		FETCH_GRACE_S);
 }
 
-static void fetch_set_deadline(struct fetch_options *run, double deadline)
-{
-	if (!run->deadline || deadline < run->deadline)
-		run->deadline = deadline;
-}
-
 static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 {
 	enum { OPT_UNTIL = CLI_OPT_FIRST_TOOL_OPTION, OPT_FOR, OPT_RESERVE, OPT_CHECK };
@@ -93,6 +87,7 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 	int opt, minutes;
 	int64_t ms;
 	time_t until, now;
+	double for_until;
 	struct tm today, deadline;
 
 	memset(cli, 0, sizeof *cli);
@@ -122,12 +117,15 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 			localtime_r(&now, &today);
 			localtime_r(&until, &deadline);
 			cli->until_tomorrow = deadline.tm_yday != today.tm_yday;
-			fetch_set_deadline(&cli->run, (double)until);
+			if (!cli->run.until || until < cli->run.until)   /* (given twice: the earlier) */
+				cli->run.until = (double)until;
 			break;
 		case OPT_FOR:
 			if (parse_duration_ms(optarg, &ms, why))
 				return cli_usage_error("--for: %s", why);
-			fetch_set_deadline(&cli->run, db_now() + (double)ms / 1000);
+			for_until = db_monotonic() + (double)ms / 1000;
+			if (!cli->run.for_until || for_until < cli->run.for_until)
+				cli->run.for_until = for_until;
 			break;
 		case OPT_RESERVE:
 			if (parse_int64(optarg, 0, 10000000, &cli->reserve, why))

@@ -130,12 +130,16 @@ groups_in_flight() {
   done
 }
 groups_in_flight groups 400 300
+# Every call that reached the fake before the signal finishes and is stored
+# (about 150 in flight beyond the 300 answered; fewer when the machine stalls
+# the run, but never one lost).
+sent=$(stats endpoints getwxacodeunlimit requests)
 kill -TERM $fetch 2>/dev/null || true   # (gone already: its status says why)
 rc=0; wait $fetch || rc=$?
 fetched=$(count "state = 'fetched'")
 is "three connection groups, SIGTERM: exit 75" "$rc" 75
-ok "... slots were used again, and the calls in flight finished and were stored ($fetched)" \
-  [ "$fetched" -ge 450 ]
+ok "... slots were used again, and the calls in flight finished and were stored ($fetched of the $sent sent before the signal)" \
+  test "$sent" -gt 300 -a "$fetched" -ge "$sent"
 is "... each stored code printed once" "$(sort -u "$T/out" | wc -l | tr -d ' ')" "$fetched"
 is "... every call answered was stored" "$(stats ok_total)" "$fetched"
 is "... the rest stays planned" "$(count "state = 'planned'")" $((800 - fetched))

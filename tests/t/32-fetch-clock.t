@@ -1,0 +1,95 @@
+#!/bin/sh
+# qrpool-fetch's lengths of time when the wall clock steps back in the night
+# (an NTP step, a fix by hand): the retry pauses, the outage probes, --for and
+# the grace after SIGTERM are measured on the monotonic clock, so a step of
+# 30 s makes none of them 30 s longer. (They were on the wall clock.)
+# clockstep.so steps the wall clock of the fetch alone, AFTER s into its run;
+# the test's own clock goes on.
+. "${0%/*}/lib.sh"
+. "${0%/*}/fetch.sh"
+
+[ -e "$QRPOOL_BIN/clockstep.so" ] || skip_all "clockstep.so is not built"
+
+outage() {  # outage MS: getwxacodeunlimit answers 503 for MS ms from now
+  curl -s -X POST "$base/_control/outage?for=$1" >/dev/null
+}
+
+# stepped AFTER ARGS...: qrpool-fetch ARGS (stdin $T/items, stdout $T/out,
+# stderr $T/err), its wall clock stepped back 30 s AFTER s into the run.
+# Sets $rc and $took (whole seconds, by the test's clock). Runs in the
+# background when $BACKGROUND is set ($fetch: its pid; then `finish`).
+stepped() {
+  after=$1; shift
+  started=$(date +%s)
+  LD_PRELOAD=$QRPOOL_BIN/clockstep.so QRPOOL_TEST_CLOCK_STEP=$after:30 \
+    ASAN_OPTIONS=verify_asan_link_order=0 qrpool-fetch "$@" <"$T/items" >"$T/out" 2>"$T/err" &
+  fetch=$!
+  [ -n "${BACKGROUND:-}" ] || finish
+}
+finish() {
+  rc=0; wait "$fetch" || rc=$?
+  ended=$(date +%s); took=$((ended - started))
+}
+# step_seen: the step took effect (the run's last line is logged 30 s back).
+step_seen() {
+  logged=$(date -d "$(tail -1 "$T/err" | cut -d' ' -f1)" +%s)
+  test "$logged" -lt $((ended - 20))
+}
+
+# --- --for: the run ends after its duration, not 30 s later ---------------------
+start_fake slow --latency 300
+config_for 'concurrency = 1;'
+plan poster 200   # a minute of calls at this latency
+stepped 1 -v --for 3s
+ok "--for 3s, the clock stepped back 30 s: the step took effect" step_seen
+like "... the deadline reached" "$(cat "$T/err")" "deadline reached: no new calls"
+is "... exit 75, work left" "$rc" 75
+ok "... after 3 s, not 33 s (took $took s)" test "$took" -lt 15
+
+# --- a retry's pause: the item is tried again after its backoff -------------------
+# (3 items, every call answered 503 for 3 s: each is retried after pauses of
+# 0.125-0.25 s, doubling, so at the step, 1.5 s in, pauses are under way.)
+start_fake retry
+config_for 'concurrency = 1; retries = 20;'
+: >"$T/items"; plan poster 3
+outage 3000
+stepped 1.5 -v --for 5m
+ok "retries, the clock stepped back 30 s: the step took effect" step_seen
+like "... the items were retried" "$(cat "$T/err")" "503.*retrying"
+is "... exit 0, every item fetched" "$rc:$(count "state = 'fetched'")" 0:3
+ok "... soon after the 3 s outage, not 30 s later (took $took s)" test "$took" -lt 15
+
+# --- an outage's probe: the first comes after the 2 s pause -----------------------
+# (50 items 4 at a time: the 100 failed calls in a row that start an outage
+# come within the first second; the outage lasts 4 s, so the probe at 2 s
+# fails and the one 4 s later gets an image.)
+start_fake probe
+config_for 'concurrency = 4; retries = 20;'
+: >"$T/items"; plan poster 50
+outage 4000
+stepped 1 -v --for 5m
+ok "an outage, the clock stepped back 30 s: the step took effect" step_seen
+like "... the outage said" "$(cat "$T/err")" "calls in a row failed .*: no new call for 2 s"
+is "... exit 0, every item fetched" "$rc:$(count "state = 'fetched'")" 0:50
+ok "... the calls resumed after the probes' pauses, not 30 s later (took $took s)" \
+  test "$took" -lt 20
+
+# --- SIGTERM's grace: calls in flight are cut after 5 s, not 35 s -----------------
+# (The calls' own timeout is an hour: only the grace cuts them.)
+start_fake silent --latency 120s
+config_for 'concurrency = 4; timeout = "1h";'
+: >"$T/items"; plan poster 20
+BACKGROUND=1 stepped 2 -v
+for _ in $(seq 200); do
+  [ "$(stats endpoints getwxacodeunlimit requests)" -ge 4 ] && break; sleep 0.05
+done
+signalled=$(($(date +%s) - started))
+kill -TERM "$fetch"
+finish
+# (A signal sent after the step, on a slow machine, cannot tell the clocks
+# apart: the test then shows nothing, and says so.)
+[ "$signalled" -lt 2 ] || diag "the signal came $signalled s into the run, after the step"
+ok "SIGTERM, the clock stepped back 30 s: the step took effect" step_seen
+is "... exit 75, the items still planned" "$rc:$(count "state = 'planned'")" 75:20
+ok "... the calls in flight cut after the 5 s grace, not 35 s (took $took s)" \
+  test "$took" -lt 20
