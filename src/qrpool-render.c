@@ -108,6 +108,8 @@ static int render_execute(const struct render_options *options, const struct con
 	struct render_run_counts counts = { 0 };
 	struct db db;
 	int status, stopped;
+	int64_t left;
+	char left_said[80] = "";
 
 	if (!options->run.input_count && isatty(STDIN_FILENO))
 		return cli_usage_error("item lines come from files or a pipe, and stdin is a terminal");
@@ -135,10 +137,16 @@ static int render_execute(const struct render_options *options, const struct con
 	/* Stopped by a signal, it says so without -v: cron mails a 75 that must
 	 * explain itself. */
 	stopped = interrupt_requested() != 0;
+	/* Read but not done: a stop, or a batch not committed. */
+	left = counts.items_in - counts.rendered - counts.passed - counts.skipped - counts.rejected;
+	if (left > 0)
+		snprintf(left_said, sizeof left_said, ", %lld read but not rendered (left planned)",
+			(long long)left);
 	log_msg(stopped ? LOG_WARN : LOG_INFO, "%s%lld items: %lld rendered, %lld passed on, "
-		"%lld already stored by another run%s", stopped ? "stopped by a signal: " : "",
-		(long long)counts.items_in, (long long)counts.rendered, (long long)counts.passed,
-		(long long)counts.skipped, stopped ? "; the codes not rendered stay planned "
+		"%lld already stored by another run, %lld skipped as bad%s%s",
+		stopped ? "stopped by a signal: " : "", (long long)counts.items_in,
+		(long long)counts.rendered, (long long)counts.passed, (long long)counts.skipped,
+		(long long)counts.rejected, left_said, stopped ? "; the codes not rendered stay planned "
 		"(qrpool-pending --state planned lists them for a rerun)" : "");
 	db_run_end(&db, counts.items_in, counts.rendered + counts.passed, status);
 	db_close(&db);

@@ -71,7 +71,7 @@ struct render_run {
 	int in_fd;                          /* the input being read */
 	int lookups_open;                   /* a read transaction spans the lookups */
 	int reader_status;
-	int64_t items_in;
+	int64_t items_in, rejected;
 };
 
 struct render_writer {
@@ -139,6 +139,7 @@ static int render_run_reject(struct render_run *run, const char *fmt, ...)
 	va_end(ap);
 	log_error("%s:%ld: %s; line skipped", run->reader.name, run->reader.line_number, message);
 	run->reader_status = exitcode_worst(run->reader_status, EXIT_DATA);
+	run->rejected++;
 	return RENDER_RUN_SKIP;
 }
 
@@ -642,6 +643,7 @@ static int render_run_threads(struct render_run *run, struct render_writer *writ
 		pthread_join(run->reader_thread, NULL);
 	free(encoders);
 	counts->items_in = run->items_in;
+	counts->rejected = run->rejected;
 	counts->rendered = writer->batch.stored;
 	counts->skipped = writer->batch.skipped;
 	counts->passed = writer->passed;

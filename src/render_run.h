@@ -23,6 +23,7 @@ struct render_run_counts {
 	int64_t rendered;       /* images committed and printed */
 	int64_t passed;         /* items passed through untouched */
 	int64_t skipped;        /* rendered, but another run stored the code first */
+	int64_t rejected;       /* reported and skipped (unknown id, pool, repeat) */
 };
 
 /* Runs until the input ends, a signal asks to stop (then what is rendered is

@@ -185,6 +185,27 @@ is "SIGTERM: all 40 were read and rendered before the signal" "$(wc -l <"$T/term
 like "SIGTERM: the 75 explains itself without -v (cron mails it)" "$(cat "$T/term.err")" \
   "warning: stopped by a signal: 44 items: 44 rendered, 0 passed on, .*stay planned"
 
+# --- SIGTERM with items read but not rendered yet: the summary counts them -------
+# (One encoder, a long input: the reader stays ahead of it, so at the stop
+# items wait in its queue; they stay planned, and the summary says how many.)
+plan_codes 20000 0 0 >"$T/many"
+qrpool-render -j 1 "$T/many" >"$T/many.out" 2>"$T/many.err" &
+pid=$!
+for _ in $(seq 400); do [ "$(state_count link fetched)" -gt 0 ] && break; sleep 0.05; done
+kill -TERM "$pid" 2>/dev/null || true   # (ended already: the counts below say so)
+rc=0; wait "$pid" || rc=$?
+is "SIGTERM mid-queue: exit 75" "$rc" 75
+summary=$(grep -o '[0-9]* items: [0-9]* rendered, 0 passed on, 0 already stored by another run, 0 skipped as bad, [0-9]* read but not rendered (left planned)' "$T/many.err" || true)
+like "... the summary counts the items read but not rendered" "$summary" "read but not rendered"
+read_in=$(echo "$summary" | cut -d' ' -f1); rendered=$(echo "$summary" | cut -d' ' -f3)
+left=$(echo "$summary" | awk -F', ' '{ print $5 + 0 }')
+is "... the items read add up: rendered + not rendered ($rendered + $left)" \
+  "$((${rendered:-0} + ${left:-0}))" "${read_in:--}"
+is "... the rendered ones are the codes stored, and printed" \
+  "$(state_count link fetched):$(wc -l <"$T/many.out" | tr -d ' ')" "$rendered:$rendered"
+ok "... fewer read than planned: the rest was not read ($read_in of $(wc -l <"$T/many"))" \
+  test "${read_in:-none}" -lt "$(wc -l <"$T/many")"
+
 # --- SIGHUP: a stop like SIGTERM (75); under nohup, ignored (the run goes on, 0) ----
 plan_codes 5 0 0 >"$T/hup-items"
 for how in plain nohup; do
