@@ -36,6 +36,17 @@ step_seen() {
   test "$logged" -lt $((ended - 20))
 }
 
+# through_outage NAME CONCURRENCY N MS AFTER: N planned items fetched
+# CONCURRENCY at a time (--for 5m, 20 retries each), every call answered 503
+# for the first MS ms, the wall clock stepped back 30 s AFTER s in.
+through_outage() {
+  start_fake "$1"
+  config_for "concurrency = $2; retries = 20;"
+  : >"$T/items"; plan poster "$3"
+  outage "$4"
+  stepped "$5" -v --for 5m
+}
+
 # --- --for: the run ends after its duration, not 30 s later ---------------------
 start_fake slow --latency 300
 config_for 'concurrency = 1;'
@@ -49,11 +60,7 @@ ok "... after 3 s, not 33 s (took $took s)" test "$took" -lt 15
 # --- a retry's pause: the item is tried again after its backoff -------------------
 # (3 items, every call answered 503 for 3 s: each is retried after pauses of
 # 0.125-0.25 s, doubling, so at the step, 1.5 s in, pauses are under way.)
-start_fake retry
-config_for 'concurrency = 1; retries = 20;'
-: >"$T/items"; plan poster 3
-outage 3000
-stepped 1.5 -v --for 5m
+through_outage retry 1 3 3000 1.5
 ok "retries, the clock stepped back 30 s: the step took effect" step_seen
 like "... the items were retried" "$(cat "$T/err")" "503.*retrying"
 is "... exit 0, every item fetched" "$rc:$(count "state = 'fetched'")" 0:3
@@ -63,11 +70,7 @@ ok "... soon after the 3 s outage, not 30 s later (took $took s)" test "$took" -
 # (50 items 4 at a time: the 100 failed calls in a row that start an outage
 # come within the first second; the outage lasts 4 s, so the probe at 2 s
 # fails and the one 4 s later gets an image.)
-start_fake probe
-config_for 'concurrency = 4; retries = 20;'
-: >"$T/items"; plan poster 50
-outage 4000
-stepped 1 -v --for 5m
+through_outage probe 4 50 4000 1
 ok "an outage, the clock stepped back 30 s: the step took effect" step_seen
 like "... the outage said" "$(cat "$T/err")" "calls in a row failed .*: no new call for 2 s"
 is "... exit 0, every item fetched" "$rc:$(count "state = 'fetched'")" 0:50

@@ -169,7 +169,9 @@ qrpool-render <"$T/fifo" >"$T/term.out" 2>"$T/term.err" &
 pid=$!
 exec 3>"$T/fifo"
 cat "$T/term" >&3
-sleep 1
+# The signal once every item sent is rendered and printed (however slow the
+# machine), its input still open.
+for _ in $(seq 200); do [ "$(wc -l <"$T/term.out")" -ge 44 ] && break; sleep 0.05; done
 kill -TERM "$pid"
 # It should stop within a tick; if it does not, end its input so the test ends.
 for tick in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null && sleep 0.5; done
