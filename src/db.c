@@ -199,6 +199,22 @@ int db_prepare(struct db *db, sqlite3_stmt **stmt, const char *sql)
 	return rc == SQLITE_OK ? 0 : db_fail(db, rc, "preparing a statement");
 }
 
+void db_log_plan(struct db *db, sqlite3_stmt *stmt, const char *what)
+{
+	sqlite3_stmt *plan;
+	char *sql;
+
+	if (!log_enabled(LOG_DEBUG))
+		return;
+	sql = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sqlite3_sql(stmt));
+	if (sql && sqlite3_prepare_v2(db->handle, sql, -1, &plan, NULL) == SQLITE_OK) {
+		while (sqlite3_step(plan) == SQLITE_ROW)
+			log_debug("%s: query plan: %s", what, (const char *)sqlite3_column_text(plan, 3));
+		sqlite3_finalize(plan);
+	}
+	sqlite3_free(sql);
+}
+
 int db_begin_immediate(struct db *db)
 {
 	return db_exec(db, "BEGIN IMMEDIATE");

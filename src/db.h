@@ -41,6 +41,9 @@ int db_schema_latest(void);
  * exit code (0 on success). */
 int db_exec(struct db *db, const char *sql);
 int db_prepare(struct db *db, sqlite3_stmt **stmt, const char *sql);
+/* At -vv: how SQLite runs the statement (EXPLAIN QUERY PLAN), a line a step,
+ * "WHAT: query plan: ...". */
+void db_log_plan(struct db *db, sqlite3_stmt *stmt, const char *what);
 int db_begin_immediate(struct db *db);
 /* From now on a wait for another process's lock (busy_timeout at most) ends
  * at once after SIGINT/SIGTERM, so a stop is not held up by it. */

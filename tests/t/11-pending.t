@@ -172,3 +172,27 @@ run qrpool-pending --state planned --limit 10
 is "--limit counts only the codes listed, not the older ones left out" \
   "$rc:$(cut -f2 "$T/out" | sort | uniq -c | tr -s ' ')" "0: 10 link"
 cp "$T/with-link.cfg" "$QRPOOL_CONFIG"
+
+# --- statistics in the DB (an ANALYZE, a PRAGMA optimize, an operator's sqlite3
+# session) do not turn the queries into scans of every code ever made: with
+# the estimates of a year of codes, SQLite would rather read the whole table
+# in id order than sort one state's range, and --count reads every row for
+# the time of its change. -vv shows the query plans. ----------------------------
+listed=$(qrpool-pending --state fetched)
+counted=$(qrpool-pending --count)
+sql "ANALYZE; UPDATE sqlite_stat1 SET stat = CASE idx
+       WHEN 'codes_by_state' THEN '15000000 3750000 1250000'
+       WHEN 'sqlite_autoindex_codes_1' THEN '15000000 1' ELSE stat END WHERE tbl = 'codes'"
+run qrpool-pending -vv --state fetched
+is "a year's statistics: the same list" "$rc:$(cat "$T/out")" "0:$listed"
+like "... read from the state index" "$(cat "$T/err")" \
+  "listing codes: query plan: SEARCH codes USING INDEX codes_by_state \\(state=\\?\\)"
+ok "... not by a scan of every code" -- sh -c "! grep -q 'query plan: SCAN codes' '$T/err'"
+run qrpool-pending -vv --count
+is "... the same counts" "$rc:$(cat "$T/out")" "0:$counted"
+like "... from the state index alone (no row read)" "$(cat "$T/err")" \
+  "counting codes: query plan: SEARCH codes USING COVERING INDEX codes_by_state \\(state=\\?\\)"
+run qrpool-pending -vv --count --since 1h
+like "--count --since reads the rows' times, by the state index" "$(cat "$T/err")" \
+  "counting codes: query plan: SEARCH codes USING INDEX codes_by_state \\(state=\\?\\)"
+sql "DROP TABLE sqlite_stat1"
