@@ -417,11 +417,17 @@ static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, 
 	db->busy_timeout_ms = busy_timeout_ms > 0x7fffffff ? 0x7fffffff : (int)busy_timeout_ms;
 	sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);
 	/* WAL lets readers (report, pending) run beside a writer; NORMAL sync in
-	 * WAL mode is durable across process crashes, which is what resuming needs. */
+	 * WAL mode is durable across process crashes, which is what resuming needs.
+	 * A reader that holds its snapshot a long while (a backup, an operator's
+	 * sqlite3 session) lets the WAL grow by every write meanwhile; once the
+	 * checkpoint has caught up, the file goes back to DB_WAL_SIZE_LIMIT rather
+	 * than keeping its high-water size for as long as a connection is open. */
 	if ((status = db_exec_patiently(db, "PRAGMA journal_mode = WAL", deadline)) ||
 	    (status = db_exec_patiently(db, "PRAGMA synchronous = NORMAL", deadline)) ||
 	    (status = db_exec_patiently(db, "PRAGMA foreign_keys = ON", deadline)) ||
 	    (status = db_exec_patiently(db, "PRAGMA cache_size = -65536", deadline)) ||
+	    (status = db_exec_patiently(db, "PRAGMA journal_size_limit = " DB_STRING(DB_WAL_SIZE_LIMIT),
+			deadline)) ||
 	    (status = db_migrate(db, deadline, &migrated))) {
 		db_close(db);
 		return status;

@@ -5,6 +5,11 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
+/* Bytes the WAL file is cut back to after a checkpoint (journal_size_limit). */
+#define DB_WAL_SIZE_LIMIT 67108864
+#define DB_STRING_(x) #x
+#define DB_STRING(x) DB_STRING_(x)
+
 struct db {
 	sqlite3 *handle;
 	const char *path;

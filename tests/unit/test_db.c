@@ -1,5 +1,6 @@
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "db.h"
@@ -135,9 +136,48 @@ static void test_fresh(const char *path)
 	is_int(db_open(&db, "/nonexistent-dir/x.db", 1000), EXIT_IO, "an impossible path is an I/O error");
 }
 
+/* A reader holding its snapshot while 8 MB more than the limit is written:
+ * the WAL grows past the limit; once the reader is gone and a checkpoint
+ * caught up, the next write cuts the file back to DB_WAL_SIZE_LIMIT. */
+static void test_wal_size_limit(const char *path)
+{
+	char wal[300];
+	struct db db;
+	struct stat st;
+	sqlite3 *reader = NULL;
+	int64_t written = 0;
+
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	is_int(db_open(&db, path, 1000), 0, "a DB for the WAL's size");
+	is_int(query_int(&db, "PRAGMA journal_size_limit"), DB_WAL_SIZE_LIMIT,
+		"journal_size_limit is set at open");
+	db_exec(&db, "CREATE TABLE filler (bytes BLOB)");
+	sqlite3_open(path, &reader);
+	sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM codes", NULL, NULL, NULL);
+	while (written < DB_WAL_SIZE_LIMIT + 8 * 1048576) {
+		db_exec(&db, "INSERT INTO filler VALUES (randomblob(1048576))");
+		written += 1048576;
+	}
+	if (stat(wal, &st) != 0)
+		st.st_size = -1;
+	ok(st.st_size > DB_WAL_SIZE_LIMIT,
+		"behind a reader's snapshot the WAL grows past the limit (%lld bytes)",
+		(long long)st.st_size);
+	sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(reader);
+	db_exec(&db, "PRAGMA wal_checkpoint(PASSIVE)");
+	db_exec(&db, "INSERT INTO filler VALUES (x'00')");
+	if (stat(wal, &st) != 0)
+		st.st_size = -1;
+	ok(st.st_size >= 0 && st.st_size <= DB_WAL_SIZE_LIMIT,
+		"the reader gone and the checkpoint done, the next write cuts it back (%lld bytes)",
+		(long long)st.st_size);
+	db_close(&db);
+}
+
 int main(void)
 {
-	char path[256], fresh[256], checked[256];
+	char path[256], fresh[256], checked[256], wal_limit[256];
 
 	log_init("test_db", -1);
 	if (!mkdtemp(dir))
@@ -145,10 +185,12 @@ int main(void)
 	snprintf(path, sizeof path, "%s/old.db", dir);
 	snprintf(fresh, sizeof fresh, "%s/fresh.db", dir);
 	snprintf(checked, sizeof checked, "%s/check.db", dir);
+	snprintf(wal_limit, sizeof wal_limit, "%s/wal.db", dir);
 	test_migration(path);
 	test_newer_refused(path);
 	test_fresh(fresh);
 	test_state_check(checked);
+	test_wal_size_limit(wal_limit);
 	{
 		char command[300];
 		snprintf(command, sizeof command, "rm -rf %s", dir);
