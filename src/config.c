@@ -700,7 +700,7 @@ static int config_load_pool(const struct config_reader *reader, const config_set
 	    (status = config_get_string(reader, group, "group", NULL, &pool->group)) ||
 	    (status = config_get_double(reader, group, "cover_hours", 1, 24 * 366, 24, &pool->cover_hours)) ||
 	    (status = config_get_double(reader, group, "safety", 0, 100, 0.2, &pool->safety)) ||
-	    (status = config_get_bool(reader, group, "drop_image_after_publish", 0,
+	    (status = config_get_bool(reader, group, "drop_image_after_publish", 1,
 			&pool->drop_image_after_publish)))
 		goto out;
 	if (!pool->topic && asprintf(&pool->topic, "qrpool.%s", pool->name) < 0)

@@ -35,8 +35,9 @@ static void publish_usage(void)
 		"its item line is printed after that is committed. Failed deliveries stay\n"
 		"'fetched' for a rerun. Items that are unknown or not 'fetched' are reported\n"
 		"and skipped.\n\n"
-		"      --drop-images  delete each image from the staging DB once published\n"
-		"                     (pool setting drop_image_after_publish does it per pool)\n"
+		"      --drop-images  delete each image from the staging DB once published, in\n"
+		"                     every pool (each pool does by default: its setting\n"
+		"                     drop_image_after_publish = false keeps them)\n"
 		CLI_COMMON_HELP
 		"--dump-config adds librdkafka's merged producer settings, as comments.\n"
 		"\nSIGINT/SIGTERM: stop reading, wait for the deliveries in flight until\n"

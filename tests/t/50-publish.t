@@ -59,23 +59,31 @@ like "a code without its image is reported" "$(cat "$T/err")" \
 is "the ready codes still go out" "$(wc -l <"$T/out")" 2
 is "... and are published, the one without image stays fetched" \
   "$(sql "SELECT request_id FROM codes WHERE state = 'fetched'")" "$imageless"
-is "the images are kept by default" "$(sql "SELECT count(*) FROM images")" 78
+is "the images are dropped by default, once published" \
+  "$(sql "SELECT count(*) FROM images JOIN codes ON codes.id = code_id WHERE state = 'published'")" 0
 sql "UPDATE codes SET state = 'failed' WHERE request_id = '$imageless'"   # out of the way
 
-# --drop-images, and the pool setting, delete the bytes once published.
+# drop_image_after_publish = false keeps a pool's images; --drop-images drops
+# them all the same.
 without_image() {
   sql "SELECT count(*) FROM codes LEFT JOIN images ON code_id = codes.id
        WHERE pool = '$1' AND state = 'published' AND code_id IS NULL"
 }
-stage link=4
-sed -i 's|cover_hours = 12; safety = 0; }|cover_hours = 12; safety = 0; drop_image_after_publish = true; }|' \
+with_image() {
+  sql "SELECT count(*) FROM codes JOIN images ON code_id = codes.id
+       WHERE pool = '$1' AND state = 'published'"
+}
+sed -i -e 's|cover_hours = 12; safety = 0; }|cover_hours = 12; safety = 0; drop_image_after_publish = false; }|' \
+  -e 's|url_prefix = "https://m.example.com/q/";|url_prefix = "https://m.example.com/q/"; drop_image_after_publish = false;|' \
   "$QRPOOL_CONFIG"
-stage card=2
-qrpool-pending --state fetched --pool link | qrpool-publish --drop-images >/dev/null
-is "--drop-images deletes the images it published" "$(without_image link)" 4
+stage link=4 card=2
+cards=$(without_image card) links=$(without_image link)
 qrpool-pending --state fetched --pool card | qrpool-publish >/dev/null
-is "drop_image_after_publish does it per pool" "$(without_image card)" 2
-is "the other pools keep theirs" "$(without_image poster)" 0
+is "drop_image_after_publish = false keeps a pool's images" \
+  "$(with_image card):$(without_image card)" "2:$cards"
+qrpool-pending --state fetched --pool link | qrpool-publish --drop-images >/dev/null
+is "--drop-images drops them all the same" "$(with_image link):$(without_image link)" "0:$((links + 4))"
+is "the pools that drop by default dropped theirs" "$(with_image poster)" 0
 
 # Pool depth from Kafka: the online group consumes K codes, depth drops by K.
 depth() {
