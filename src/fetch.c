@@ -305,7 +305,7 @@ static void fetch_outage_note(struct fetcher *f, const struct wechat_answer *ans
 	f->probe_at = now + f->outage_pause;
 	if (!fetch_has_deadline(f) && now - f->outage_since >=
 	    FETCH_OUTAGE_GIVE_UP * (double)f->config->wechat.quota_minute_ms / 1000) {
-		log_error("calls have failed for %.0f s (last: %s), and no deadline (--until) says "
+		log_error("calls have failed for %.0f s (last: %s), and no deadline (--until, --for) says "
 			"how long to keep trying: no new calls, items stay planned", now - f->outage_since,
 			answer->message);
 		f->stop = FETCH_FAILING;
@@ -998,33 +998,33 @@ static int fetch_finished(struct fetcher *f)
 	return f->stop != FETCH_RUNNING || (!f->ready_count && !f->delayed_count && input_done(&f->input));
 }
 
-/* On the wall clock, as multi_wait wants it (the monotonic times are
- * carried over as what is left of them). */
-static double fetch_next_wake(const struct fetcher *f, double now, double mono)
+/* Seconds to wait at most, from `now` (wall clock) and `mono` (monotonic)
+ * read at one moment: each time is measured against its own clock. */
+static double fetch_next_wait(const struct fetcher *f, double now, double mono)
 {
-	double wake = now + FETCH_WAIT_MAX;
+	double wait = FETCH_WAIT_MAX;
 
-	if (f->stop == FETCH_RUNNING && f->idle_count && f->ready_head && f->wake_at < wake)
-		wake = f->wake_at;
+	if (f->stop == FETCH_RUNNING && f->idle_count && f->ready_head && f->wake_at - now < wait)
+		wait = f->wake_at - now;
 	if (f->stop == FETCH_RUNNING && f->idle_count && f->delayed_count &&
-	    now + (f->delayed[0]->due - mono) < wake)
-		wake = now + (f->delayed[0]->due - mono);
+	    f->delayed[0]->due - mono < wait)
+		wait = f->delayed[0]->due - mono;
 	if (f->batch.count) {
 		double due = f->batch_since + FETCH_BATCH_AGE;
 
 		if (due < f->flush_after)
 			due = f->flush_after;
-		if (now + (due - mono) < wake)
-			wake = now + (due - mono);
+		if (due - mono < wait)
+			wait = due - mono;
 	}
-	if (f->stop == FETCH_RUNNING && now + fetch_deadline_in(f, now, mono) < wake)
-		wake = now + fetch_deadline_in(f, now, mono);
-	return wake;
+	if (f->stop == FETCH_RUNNING && fetch_deadline_in(f, now, mono) < wait)
+		wait = fetch_deadline_in(f, now, mono);
+	return wait;
 }
 
 static void fetch_wait(struct fetcher *f)
 {
-	multi_wait(&f->multi, fetch_next_wake(f, db_now(), db_monotonic()), fetch_wants_input(f));
+	multi_wait(&f->multi, fetch_next_wait(f, db_now(), db_monotonic()), fetch_wants_input(f));
 }
 
 static void fetch_show_progress(struct fetcher *f)

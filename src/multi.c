@@ -169,10 +169,10 @@ static void multi_watch_input(struct multi *multi, int want)
 		multi->input_pollable = 0;   /* a regular file: reads never wait */
 }
 
-void multi_wait(struct multi *multi, double wake, int want_input)
+void multi_wait(struct multi *multi, double wait, int want_input)
 {
 	struct epoll_event events[MULTI_EVENTS];
-	double wait = wake - db_now(), now = db_monotonic();   /* (libcurl's wakes are monotonic) */
+	double now = db_monotonic();   /* (libcurl's wakes are monotonic) */
 	int count, running, timeout_ms;
 
 	multi_watch_input(multi, want_input);

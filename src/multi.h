@@ -51,10 +51,11 @@ CURLM *multi_handle(const struct multi *multi, size_t slot);
 /* Makes an easy handle use the shared DNS cache and TLS sessions: 0 or -1. */
 int multi_share(const struct multi *multi, CURL *easy);
 
-/* Waits until `wake` (unix seconds) at most for curl's sockets, and for the
- * input if `want_input`, and lets curl act on what happened. Completed
- * transfers are then read with multi_info_read. */
-void multi_wait(struct multi *multi, double wake, int want_input);
+/* Waits `wait` seconds at most (less when curl's own timers come first; 0 or
+ * less: not at all) for curl's sockets, and for the input if `want_input`,
+ * and lets curl act on what happened. Completed transfers are then read with
+ * multi_info_read. */
+void multi_wait(struct multi *multi, double wait, int want_input);
 /* The next message of any shard (as curl_multi_info_read), or NULL once all
  * are read. */
 CURLMsg *multi_info_read(struct multi *multi);

@@ -137,7 +137,8 @@ static void pending_bind_filters(sqlite3_stmt *stmt, const struct pending_option
 
 	if (options->pool)
 		sqlite3_bind_text(stmt, 5, options->pool, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 8, options->since);
+	if (options->since)   /* (?8 is in the SQL only then: PENDING_SINCE) */
+		sqlite3_bind_int64(stmt, 8, options->since);
 
 	for (int i = 0; i < PENDING_STATES; i++)
 		any |= states[i];
@@ -302,15 +303,16 @@ static int pending_count(struct db *db, const struct config *config,
 	pending_bind_filters(stmt, options);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		const char *state = (const char *)sqlite3_column_text(stmt, 0);
+		const char *pool = (const char *)sqlite3_column_text(stmt, 1);
 		int column = 0;
 
-		while (column < PENDING_STATES && strcmp(pending_state_names[column], state))
-			column++;
-		if (!(tally = pending_tally_of(&tallies, &count,
-				(const char *)sqlite3_column_text(stmt, 1)))) {
+		/* (NULL only when SQLite is out of memory: the columns are NOT NULL) */
+		if (!state || !pool || !(tally = pending_tally_of(&tallies, &count, pool))) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
+		while (column < PENDING_STATES && strcmp(pending_state_names[column], state))
+			column++;
 		if (column < PENDING_STATES)   /* (the schema's CHECK allows no other) */
 			tally->counts[column] += sqlite3_column_int64(stmt, 2);
 	}

@@ -142,13 +142,15 @@ static int render_execute(const struct render_options *options, const struct con
 	if (left > 0)
 		snprintf(left_said, sizeof left_said, ", %lld read but not rendered (left planned)",
 			(long long)left);
+	/* Malformed lines count among the items read, and the bad ones. */
 	log_msg(stopped ? LOG_WARN : LOG_INFO, "%s%lld items: %lld rendered, %lld passed on, "
 		"%lld already stored by another run, %lld skipped as bad%s%s",
-		stopped ? "stopped by a signal: " : "", (long long)counts.items_in,
+		stopped ? "stopped by a signal: " : "", (long long)(counts.items_in + counts.malformed),
 		(long long)counts.rendered, (long long)counts.passed, (long long)counts.skipped,
-		(long long)counts.rejected, left_said, stopped ? "; the codes not rendered stay planned "
-		"(qrpool-pending --state planned lists them for a rerun)" : "");
-	db_run_end(&db, counts.items_in, counts.rendered + counts.passed, status);
+		(long long)(counts.rejected + counts.malformed), left_said, stopped ?
+		"; the codes not rendered stay planned (qrpool-pending --state planned lists them for "
+		"a rerun)" : "");
+	db_run_end(&db, counts.items_in + counts.malformed, counts.rendered + counts.passed, status);
 	db_close(&db);
 	return exitcode_worst(status, cli_close_stdout());
 }

@@ -71,7 +71,7 @@ struct render_run {
 	int in_fd;                          /* the input being read */
 	int lookups_open;                   /* a read transaction spans the lookups */
 	int reader_status;
-	int64_t items_in, rejected;
+	int64_t items_in, rejected, malformed;
 };
 
 struct render_writer {
@@ -306,6 +306,7 @@ static int render_run_read_file(struct render_run *run, const char *name)
 	status = render_run_read_items(run);
 	if (run->reader.bad_lines)
 		status = exitcode_worst(status, EXIT_DATA);
+	run->malformed += run->reader.bad_lines;
 	item_reader_free(&run->reader);
 	fclose(in);
 	if (!is_stdin)
@@ -644,6 +645,7 @@ static int render_run_threads(struct render_run *run, struct render_writer *writ
 	free(encoders);
 	counts->items_in = run->items_in;
 	counts->rejected = run->rejected;
+	counts->malformed = run->malformed;
 	counts->rendered = writer->batch.stored;
 	counts->skipped = writer->batch.skipped;
 	counts->passed = writer->passed;

@@ -66,7 +66,7 @@ outage 60000
 run qrpool-fetch <"$T/items"
 is "an outage that lasts, no deadline: exit 75" "$rc" 75
 like "... said, items planned" "$(cat "$T/err")" \
-  "calls have failed for [0-9]+ s \(last: .*\), and no deadline \(--until\) says how long to keep trying: no new calls, items stay planned"
+  "calls have failed for [0-9]+ s \(last: .*\), and no deadline \(--until, --for\) says how long to keep trying: no new calls, items stay planned"
 is "... every code still planned" "$(count "state = 'planned'")" 50
 
 # --- the wall clock stepped back 40 s mid-call (an NTP step, a fix by hand): a

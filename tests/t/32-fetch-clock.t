@@ -15,13 +15,14 @@ outage() {  # outage MS: getwxacodeunlimit answers 503 for MS ms from now
 }
 
 # stepped AFTER ARGS...: qrpool-fetch ARGS (stdin $T/items, stdout $T/out,
-# stderr $T/err), its wall clock stepped back 30 s AFTER s into the run.
+# stderr $T/err), its wall clock stepped back 30 s AFTER s into the run
+# ($BY s instead when set: forward when negative).
 # Sets $rc and $took (whole seconds, by the test's clock). Runs in the
 # background when $BACKGROUND is set ($fetch: its pid; then `finish`).
 stepped() {
   after=$1; shift
   started=$(date +%s)
-  LD_PRELOAD=$QRPOOL_BIN/clockstep.so QRPOOL_TEST_CLOCK_STEP=$after:30 \
+  LD_PRELOAD=$QRPOOL_BIN/clockstep.so QRPOOL_TEST_CLOCK_STEP=$after:${BY:-30} \
     ASAN_OPTIONS=verify_asan_link_order=0 qrpool-fetch "$@" <"$T/items" >"$T/out" 2>"$T/err" &
   fetch=$!
   [ -n "${BACKGROUND:-}" ] || finish
@@ -48,14 +49,20 @@ through_outage() {
 }
 
 # --- --for: the run ends after its duration, not 30 s later ---------------------
+# (--until, hours away, beside it: the earlier deadline counts.)
 start_fake slow --latency 300
 config_for 'concurrency = 1;'
 plan poster 200   # a minute of calls at this latency
-stepped 1 -v --for 3s
+stepped 1 -v --for 3s --until "$(date -d '+3 hours' +%H:%M)"
 ok "--for 3s, the clock stepped back 30 s: the step took effect" step_seen
 like "... the deadline reached" "$(cat "$T/err")" "deadline reached: no new calls"
 is "... exit 75, work left" "$rc" 75
 ok "... after 3 s, not 33 s (took $took s)" test "$took" -lt 15
+# Stepped forward 30 s, a minute before the clock said: --for is not cut short.
+: >"$T/items"; plan poster 200
+BY=-30 stepped 1 -v --for 5s
+ok "--for 5s, the clock stepped forward 30 s: after 5 s, not 1 s (took $took s)" \
+  test "$took" -ge 4 -a "$took" -lt 15
 
 # --- a retry's pause: the item is tried again after its backoff -------------------
 # (3 items, every call answered 503 for 3 s: each is retried after pauses of

@@ -75,8 +75,11 @@ plan_codes 30 5 0 >"$T/fresh"
 poster=$(awk -F '\t' '$2 == "poster" { print $1; exit }' "$T/fresh")
 { sed -n 1,2p "$T/fresh"; echo "no tab here"; printf 'AAAAAAAAAAAAAAAA\tlink\n'
   printf '%s\tlink\n' "$poster"; sed -n '3,$p' "$T/fresh"; } >"$T/bad"
-run qrpool-render <"$T/bad"
+run qrpool-render -v <"$T/bad"
 is "bad lines: exit 65" "$rc" 65
+like "... the summary counts the 3 bad ones (one malformed) among the items" "$(cat "$T/err")" \
+  "$(wc -l <"$T/bad") items: $(link_lines "$T/fresh" | wc -l) rendered, $(other_lines "$T/fresh" | wc -l) passed on, 0 already stored by another run, 3 skipped as bad$"
+
 like "malformed line reported with its number" "$(cat "$T/err")" "stdin:3: .*no tab"
 like "unknown id reported with its number" "$(cat "$T/err")" "stdin:4: unknown request id 'AAAAAAAAAAAAAAAA'"
 like "wrong pool reported" "$(cat "$T/err")" "stdin:5: request id '$poster' belongs to pool 'poster'"
@@ -189,13 +192,20 @@ like "SIGTERM: the 75 explains itself without -v (cron mails it)" "$(cat "$T/ter
 
 # --- SIGTERM with items read but not rendered yet: the summary counts them -------
 # (One encoder, a long input: the reader stays ahead of it, so at the stop
-# items wait in its queue; they stay planned, and the summary says how many.)
+# items wait in its queue; they stay planned, and the summary says how many.
+# The input is a pipe kept open, so the run cannot end before the signal.)
 plan_codes 20000 0 0 >"$T/many"
-qrpool-render -j 1 "$T/many" >"$T/many.out" 2>"$T/many.err" &
+mkfifo "$T/many.fifo"
+qrpool-render -j 1 <"$T/many.fifo" >"$T/many.out" 2>"$T/many.err" &
 pid=$!
+exec 6>"$T/many.fifo"
+cat "$T/many" >&6 &
+feeder=$!
 for _ in $(seq 400); do [ "$(state_count link fetched)" -gt 0 ] && break; sleep 0.05; done
-kill -TERM "$pid" 2>/dev/null || true   # (ended already: the counts below say so)
+kill -TERM "$pid"
 rc=0; wait "$pid" || rc=$?
+exec 6>&-
+kill "$feeder" 2>/dev/null || true; wait "$feeder" 2>/dev/null || true
 is "SIGTERM mid-queue: exit 75" "$rc" 75
 summary=$(grep -o '[0-9]* items: [0-9]* rendered, 0 passed on, 0 already stored by another run, 0 skipped as bad, [0-9]* read but not rendered (left planned)' "$T/many.err" || true)
 like "... the summary counts the items read but not rendered" "$summary" "read but not rendered"

@@ -100,7 +100,9 @@ PY
   rc=$1 peak_kb=$2
 }
 
-sql() { sqlite3 -batch -noheader "$T/staging.db" "$@"; }
+# (It waits out a tool's write lock, as the tools do: a reader in WAL mode may
+# still meet one for a moment, say while the WAL restarts.)
+sql() { sqlite3 -batch -noheader -cmd ".timeout 10000" "$T/staging.db" "$@"; }
 
 # A minimal valid config: two wechat pools and one link pool, DB in $T; Kafka
 # only when $KAFKA_BROKERS is set (else the planner falls back at once to the

@@ -110,7 +110,7 @@ static int run_round(struct multi *multi, CURL **easy, int count, int *waits)
 	while (done < count && db_now() < until) {
 		CURLMsg *message;
 
-		multi_wait(multi, db_now() + 0.5, 0);
+		multi_wait(multi, 0.5, 0);
 		++*waits;
 		while ((message = multi_info_read(multi))) {
 			int slot = 0;
