@@ -84,6 +84,7 @@ struct render_writer {
 	int unflushed;                      /* passed lines not yet flushed to stdout */
 	int status;
 	int64_t passed;
+	int64_t failed;                     /* items whose code could not be rendered */
 };
 
 static double render_run_clock(void)
@@ -464,6 +465,7 @@ static int render_run_take_slot(const struct render_run *run, struct render_writ
 	if (slot->state == SLOT_FAILED) {
 		log_error("%s:%ld: request id '%.*s': %s; line skipped", slot->input, slot->line_number,
 			(int)slot->id_length, slot->line, slot->error);
+		writer->failed++;
 		return EXIT_DATA;
 	}
 	if (slot->state != SLOT_DONE)
@@ -644,7 +646,7 @@ static int render_run_threads(struct render_run *run, struct render_writer *writ
 		pthread_join(run->reader_thread, NULL);
 	free(encoders);
 	counts->items_in = run->items_in;
-	counts->rejected = run->rejected;
+	counts->rejected = run->rejected + writer->failed;
 	counts->malformed = run->malformed;
 	counts->rendered = writer->batch.stored;
 	counts->skipped = writer->batch.skipped;

@@ -23,7 +23,7 @@ struct render_run_counts {
 	int64_t rendered;       /* images committed and printed */
 	int64_t passed;         /* items passed through untouched */
 	int64_t skipped;        /* rendered, but another run stored the code first */
-	int64_t rejected;       /* reported and skipped (unknown id, pool, repeat) */
+	int64_t rejected;       /* reported and skipped (unknown id, pool, repeat; not renderable) */
 	int64_t malformed;      /* lines that are no item, reported and skipped */
 };
 
