@@ -318,7 +318,8 @@ static int pending_count(struct db *db, const struct config *config,
 	}
 	sqlite3_finalize(stmt);
 	if (rc == SQLITE_DONE) {
-		qsort(tallies, count, sizeof *tallies, pending_tally_compare);
+		if (count)   /* (tallies is NULL when there is no code) */
+			qsort(tallies, count, sizeof *tallies, pending_tally_compare);
 		printf("%-24s %10s %10s %10s %10s %10s\n", "pool", "planned", "fetched", "published",
 			"failed", "total");
 		for (size_t i = 0; i < count; i++) {
