@@ -1,8 +1,9 @@
 #!/bin/sh
-# qrpool-fetch's lengths of time when the wall clock steps back in the night
-# (an NTP step, a fix by hand): the retry pauses, the outage probes, --for and
-# the grace after SIGTERM are measured on the monotonic clock, so a step of
-# 30 s makes none of them 30 s longer. (They were on the wall clock.)
+# qrpool-fetch's lengths of time when the wall clock steps in the night (an
+# NTP step, a fix by hand): the retry pauses, the outage probes, --for and the
+# grace after SIGTERM are measured on the monotonic clock, so a step back of
+# 30 s makes none of them 30 s longer, and a step forward does not cut --for
+# short. (They were on the wall clock.)
 # clockstep.so steps the wall clock of the fetch alone, AFTER s into its run;
 # the test's own clock goes on.
 . "${0%/*}/lib.sh"
