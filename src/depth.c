@@ -54,10 +54,14 @@ static int depth_from_snapshot(struct db *db, const char *pool, int64_t *depth)
 	sqlite3_stmt *stmt;
 	int status, rc;
 
+	/* From the snapshot's floor_id on (schema 008): the codes published since
+	 * are among those, so only the pool's newer codes are read. */
 	if ((status = db_prepare(db, &stmt, "SELECT s.depth + (SELECT count(*) FROM codes c "
-			"WHERE c.state = 'published' AND c.pool = s.pool AND c.published_at >= s.taken_at) "
+			"WHERE c.state = 'published' AND c.pool = s.pool AND c.id >= coalesce(s.floor_id, 0) "
+			"AND c.published_at >= s.taken_at) "
 			"FROM depth_snapshots s WHERE s.pool = ? ORDER BY s.taken_at DESC LIMIT 1")))
 		return status;
+	db_log_plan(db, stmt, "the depth estimated from the last snapshot");
 	sqlite3_bind_text(stmt, 1, pool, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
 		*depth = sqlite3_column_int64(stmt, 0);

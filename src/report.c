@@ -79,7 +79,7 @@ static int report_snapshot(struct db *db, struct report *report)
 	if (status)
 		return status;
 	if ((status = db_prepare(db, &insert, "INSERT OR REPLACE INTO depth_snapshots "
-			"(pool, taken_at, end_offsets, depth, lost) VALUES (?, ?, ?, ?, ?)"))) {
+			"(pool, taken_at, end_offsets, depth, lost, floor_id) VALUES (?, ?, ?, ?, ?, ?)"))) {
 		db_rollback(db);
 		return status;
 	}
@@ -93,6 +93,7 @@ static int report_snapshot(struct db *db, struct report *report)
 		sqlite3_bind_int64(insert, 3, p->end_offsets);
 		sqlite3_bind_int64(insert, 4, p->depth);
 		sqlite3_bind_int64(insert, 5, p->lost);
+		sqlite3_bind_int64(insert, 6, p->floor_id);
 		rc = sqlite3_step(insert);
 	}
 	sqlite3_finalize(insert);
@@ -302,17 +303,43 @@ static int report_quota(struct db *db, const struct config *config, struct repor
 	return 0;
 }
 
+/* Each pool's floor for its snapshot (see schema/008-depth-floor.sql): read
+ * before the snapshot's time is taken, so that every code published from
+ * then on was planned or fetched at this reading, or made after it. */
+static int report_floors(struct db *db, struct report *report)
+{
+	sqlite3_stmt *stmt;
+	int status, rc = SQLITE_ROW;
+
+	if ((status = db_prepare(db, &stmt, "SELECT coalesce(min("
+			"coalesce(p.id, f.id, n.id), coalesce(f.id, p.id, n.id)), n.id) FROM "
+			"(SELECT min(id) AS id FROM codes WHERE state = 'planned' AND pool = ?1) p, "
+			"(SELECT min(id) AS id FROM codes WHERE state = 'fetched' AND pool = ?1) f, "
+			"(SELECT coalesce(max(id), 0) + 1 AS id FROM codes) n")))
+		return status;
+	for (size_t i = 0; i < report->pool_count && rc == SQLITE_ROW; i++) {
+		sqlite3_reset(stmt);
+		sqlite3_bind_text(stmt, 1, report->pools[i].pool->name, -1, SQLITE_STATIC);
+		if ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+			report->pools[i].floor_id = sqlite3_column_int64(stmt, 0);
+	}
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_ROW ? 0 : db_fail(db, rc, "reading the codes in flight");
+}
+
 int report_collect(struct db *db, const struct config *config, struct report *report)
 {
 	int status = 0;
 
-	report->now = db_now();
 	report->pool_count = config->pool_count;
 	report->pools = calloc(config->pool_count ? config->pool_count : 1, sizeof *report->pools);
 	if (!report->pools)
 		return EXIT_INTERNAL;
 	for (size_t i = 0; i < config->pool_count; i++)
 		report->pools[i].pool = &config->pools[i];
+	if ((status = report_floors(db, report)))
+		return status;
+	report->now = db_now();
 	if (kafka_configured(config) && (status = kafka_check_config(config)))
 		return status;
 	if ((status = report_collect_depth(config, report)))

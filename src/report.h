@@ -20,6 +20,7 @@ struct report_pool {
 	const struct pool_config *pool;
 	int measured;             /* depth read from Kafka (else unknown) */
 	int64_t depth, lost, end_offsets;
+	int64_t floor_id;         /* the snapshot's floor (schema 008), read before the depth */
 	struct report_rate hour, day;
 	double cover_hours;       /* at the last hour's consumption rate; < 0 unknown, INFINITY none */
 	double forecast_cover_hours;  /* at the planned demand; < 0 no forecast */

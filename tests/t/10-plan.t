@@ -230,6 +230,25 @@ like "... and a pool never measured: every code it published (3)" "$(grep '^card
   '^card +wechat +[0-9]+ +3 '
 is "... a dry run exits 75, as the plan would" "$rc" 75
 like "... saying why" "$(cat "$T/err")" "would plan from an estimated pool depth"
+# A snapshot that knows its floor (the smallest id then in flight: schema 008)
+# is counted from there on, a range of the state index: a code below the
+# floor (none can be published after the snapshot; this one is made so by
+# hand) is not read, let alone counted.
+sql "INSERT INTO codes (request_id, pool, state, created_at, updated_at, published_at)
+     VALUES ('FetchedBefore001', 'poster', 'published', 3500, 5000, 5000);
+     INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost, floor_id)
+     SELECT 'poster', 4000, 600, 9, 0, id FROM codes WHERE request_id = 'FetchedBefore001';
+     INSERT INTO codes (request_id, pool, state, created_at, updated_at, published_at)
+     VALUES ('PublishedLate001', 'poster', 'published', 4500, 5000, 5000);
+     UPDATE codes SET published_at = 5000 WHERE request_id = 'OldPublished0001'"
+run qrpool-plan -vv --dry-run --from 2026-11-29T10:00Z "$T/d.tsv"
+like "a snapshot with its floor: depth = 9 + the 2 published since, from the floor on" \
+  "$(grep '^poster' "$T/out")" '^poster +wechat +[0-9]+ +11 '
+like "... the count a range of the state index from the floor" "$(cat "$T/err")" \
+  "the depth estimated from the last snapshot: query plan: SEARCH c USING INDEX codes_by_state \(state=\? AND pool=\? AND rowid>\?\)"
+sql "DELETE FROM depth_snapshots WHERE taken_at = 4000;
+     DELETE FROM codes WHERE request_id IN ('FetchedBefore001', 'PublishedLate001');
+     UPDATE codes SET published_at = 1000 WHERE request_id = 'OldPublished0001'"
 run qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv"
 is "Kafka unreachable: the plan is made, and exits 75" "$rc" 75
 ok "Kafka unreachable: codes planned ($(wc -l <"$T/out"))" [ "$(wc -l <"$T/out")" -gt 0 ]

@@ -24,6 +24,20 @@ jq_py() {  # jq_py EXPRESSION: evaluates a Python expression over the JSON in $T
 
 run qrpool-report --json
 is "--json exits 0" "$rc" 0
+next=$(($(sql "SELECT max(id) FROM codes") + 1))
+is "the snapshot's floor (schema 008), nothing in flight: the next id, in every pool" \
+  "$(sql "SELECT group_concat(pool || '=' || floor_id, ' ') FROM (SELECT pool, floor_id FROM depth_snapshots ORDER BY pool)")" \
+  "card=$next link=$next poster=$next"
+# Codes in flight in one pool for one report (removed after): its floor is the
+# smallest of them.
+stage card=3
+first=$(sql "SELECT min(id) FROM codes WHERE pool = 'card' AND state = 'fetched'")
+qrpool-report --json >/dev/null
+is "... codes in flight: the smallest of them ($first), the others the next id" \
+  "$(sql "SELECT group_concat(pool || '=' || floor_id, ' ') FROM (SELECT pool, floor_id FROM depth_snapshots
+          WHERE taken_at = (SELECT max(taken_at) FROM depth_snapshots) ORDER BY pool)")" \
+  "card=$first link=$((first + 3)) poster=$((first + 3))"
+sql "DELETE FROM images WHERE code_id >= $first; DELETE FROM codes WHERE id >= $first"
 is "stderr is quiet" "$(cat "$T/err")" ""
 is "JSON: the documented top-level fields" "$(jq_py 'sorted(r)')" "['generated_at', 'kafka', 'pools', 'quota', 'schema', 'stages']"
 is "JSON: the documented pool fields" "$(jq_py 'sorted(r["pools"][0])')" \
@@ -39,7 +53,7 @@ ok "JSON: forecast cover of poster ~4 hours (40 codes at 10 an hour)" -- \
 # the report that cron ran an hour ago.
 kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.poster -X auto.offset.reset=earliest -c 12 -q \
   -f '%k\n' qrpool.poster >"$T/consumed"
-sql "INSERT INTO depth_snapshots VALUES ('poster', strftime('%s','now') - 3600, 40, 40, 0)"
+sql "INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost) VALUES ('poster', strftime('%s','now') - 3600, 40, 40, 0)"
 # Two failures by WeChat in the last day, one old; quota taken in the last hour.
 sql "UPDATE codes SET state = 'failed', errcode = 40129, updated_at = strftime('%s','now')
      WHERE id IN (SELECT id FROM codes WHERE pool = 'card' AND state = 'published' LIMIT 2)"
@@ -155,7 +169,7 @@ like "... no consumption known: WARNING, the forecast's end said" "$rc:$(cut -d'
   "^1:QRPOOL WARNING - card: the last plan's forecast ends in [0-9.]+h, and no consumption to tell the cover"
 kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.card -X auto.offset.reset=earliest -c 1 -q \
   -f '%k\n' qrpool.card >/dev/null
-sql "INSERT INTO depth_snapshots VALUES ('card', strftime('%s','now') - 3600, 10, 10, 0)"
+sql "INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost) VALUES ('card', strftime('%s','now') - 3600, 10, 10, 0)"
 run qrpool-report --check --warn-hours 2 --crit-hours 1
 is "... consuming 1 an hour: OK, the lower bound not taken for the cover" \
   "$rc:$(cut -d'|' -f1 "$T/out" | grep -c card)" 0:0
@@ -193,7 +207,7 @@ is "a pool's leader down: its depth unknown, the pools after it measured" \
   "$(jq_py '[(p["name"], p["depth"]) for p in r["pools"]]')" "[('poster', None), ('card', 9), ('link', 20)]"
 like "... the error names the pool" "$(jq_py 'r["kafka"]["error"]')" "^pool poster: topic qrpool.poster, "
 # A newest measure of 7 that the DB's estimate would use (removed after).
-sql "INSERT INTO depth_snapshots SELECT name, strftime('%s','now') + 10, 0, 7, 0
+sql "INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost) SELECT name, strftime('%s','now') + 10, 0, 7, 0
      FROM (SELECT 'card' AS name UNION SELECT 'link')"
 run qrpool-plan --dry-run "$T/demand.tsv"
 sql "DELETE FROM depth_snapshots WHERE depth = 7"
@@ -210,13 +224,13 @@ is "--check: an empty pool of unknown cover is a WARNING" "$rc:$(cut -d'|' -f1 "
   "1:QRPOOL WARNING - link empty, cover unknown; cover unknown (no consumption history or plan yet): card "
 # An hour later, nothing taken since: the rate is 0 and the cover infinite,
 # but an empty pool still warns.
-sql "INSERT INTO depth_snapshots VALUES ('link', strftime('%s','now') - 3600, 20, 0, 0)"
+sql "INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost) VALUES ('link', strftime('%s','now') - 3600, 20, 0, 0)"
 run qrpool-report --check --warn-hours 2 --crit-hours 1
 is "--check: an empty pool nobody drew from in the last hour still warns" "$rc:$(cut -d'|' -f1 "$T/out")" \
   "1:QRPOOL WARNING - link empty; cover unknown (no consumption history or plan yet): card "
 # It was full two hours ago: codes were taken over the day, and none were
 # left to take in the last hour. It ran dry: CRITICAL (its cover was infinite).
-sql "INSERT INTO depth_snapshots VALUES ('link', strftime('%s','now') - 7200, 20, 20, 0)"
+sql "INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost) VALUES ('link', strftime('%s','now') - 7200, 20, 20, 0)"
 run qrpool-report --check --warn-hours 2 --crit-hours 1
 is "--check: an empty pool drawn from over the day is CRITICAL" "$rc:$(cut -d'|' -f1 "$T/out")" \
   "2:QRPOOL CRITICAL - link empty; cover unknown (no consumption history or plan yet): card "
