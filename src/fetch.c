@@ -1002,7 +1002,7 @@ static int fetch_finished(struct fetcher *f)
  * read at one moment: each time is measured against its own clock. */
 static double fetch_next_wait(const struct fetcher *f, double now, double mono)
 {
-	double wait = FETCH_WAIT_MAX;
+	double wait = FETCH_WAIT_MAX, deadline = fetch_deadline_in(f, now, mono);
 
 	if (f->stop == FETCH_RUNNING && f->idle_count && f->ready_head && f->wake_at - now < wait)
 		wait = f->wake_at - now;
@@ -1017,8 +1017,8 @@ static double fetch_next_wait(const struct fetcher *f, double now, double mono)
 		if (due - mono < wait)
 			wait = due - mono;
 	}
-	if (f->stop == FETCH_RUNNING && fetch_deadline_in(f, now, mono) < wait)
-		wait = fetch_deadline_in(f, now, mono);
+	if (f->stop == FETCH_RUNNING && deadline < wait)
+		wait = deadline;
 	return wait;
 }
 

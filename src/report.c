@@ -305,7 +305,10 @@ static int report_quota(struct db *db, const struct config *config, struct repor
 
 /* Each pool's floor for its snapshot (see schema/008-depth-floor.sql): read
  * before the snapshot's time is taken, so that every code published from
- * then on was planned or fetched at this reading, or made after it. */
+ * then on was planned or fetched at this reading, or made after it. One
+ * min(id) per state, each the first entry of its (state, pool) range of the
+ * state index; a min over `state IN (...)` would read the night's codes in
+ * flight at every report. */
 static int report_floors(struct db *db, struct report *report)
 {
 	sqlite3_stmt *stmt;
