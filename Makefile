@@ -53,7 +53,7 @@ o = $(patsubst %,$(BUILD)/%.o,$(1))
 
 # --- tools: each names only the objects and packages it needs ---------------
 TOOLS := qrpool-plan qrpool-pending qrpool-fetch qrpool-render qrpool-publish qrpool-report
-TOOLS += qrpool-claim qrpool-resolve
+TOOLS += qrpool-claim qrpool-resolve qrpool-prune
 TEST_SERVERS := local-kafka fake-wechat
 
 qrpool-plan_OBJS := $(call o,$(STAGE) kafka depth plan qrfit qrpool-plan)
@@ -61,6 +61,8 @@ qrpool-plan_PKGS := $(STAGE_PKGS) rdkafka libqrencode
 qrpool-plan_LDLIBS := -pthread
 qrpool-pending_OBJS := $(call o,$(STAGE) qrpool-pending)
 qrpool-pending_PKGS := $(STAGE_PKGS)
+qrpool-prune_OBJS := $(call o,$(STAGE) qrpool-prune)
+qrpool-prune_PKGS := $(STAGE_PKGS)
 qrpool-claim_OBJS := $(call o,$(STAGE) kafka params binding cache imagefile consumer claim qrpool-claim)
 qrpool-claim_PKGS := $(STAGE_PKGS) rdkafka jansson hiredis
 qrpool-resolve_OBJS := $(call o,$(STAGE) binding cache resolve qrpool-resolve)

@@ -1,0 +1,160 @@
+#!/bin/sh
+# qrpool-prune: deletes the codes published or failed long ago, their images
+# and old runs; keeps everything in flight, the bindings, each stage's last
+# runs, the newest code and what the DB-only depth estimate counts.
+. "${0%/*}/lib.sh"
+write_config
+now=$(date +%s)
+day=86400
+old=$((now - 40 * day))
+
+run qrpool-prune --help
+is "--help exits 0" "$rc" 0
+like "... and gives the exit statuses" "$(cat "$T/out")" "75 stopped early"
+run qrpool-prune --older-than 12h
+is "--older-than under a day exits 64" "$rc" 64
+like "... saying why" "$(cat "$T/err")" "at least 1d"
+run qrpool-prune --older-than soon
+is "a bad --older-than exits 64" "$rc" 64
+like "... naming it" "$(cat "$T/err")" "--older-than: "
+run qrpool-prune --batch 0
+is "--batch 0 exits 64" "$rc" 64
+run qrpool-prune stray
+is "a stray argument exits 64" "$rc" 64
+run qrpool-prune
+is "a DB with no code: nothing to do, 0" "$rc" 0
+
+# 12 poster, 3 card (the plan's 1 + margin...) and 6 link codes, all made 41
+# days ago; then states and times set by hand.
+printf 'poster\t2026-11-29T10:00Z\t10\ncard\t2026-11-29T10:00Z\t3\nlink\t2026-11-29T10:00Z\t5\n' >"$T/d.tsv"
+qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv" >/dev/null 2>&1
+sql "UPDATE codes SET created_at = $old - $day, updated_at = $old - $day"
+ids() { sql "SELECT id FROM codes WHERE pool = '$1' ORDER BY id LIMIT $2 OFFSET $3" | paste -sd, -; }
+old_published=$(ids poster 5 0),$(ids link 4 0)
+recent_published=$(ids poster 2 5)
+old_failed=$(ids card 2 0)
+sql "UPDATE codes SET state = 'published', published_at = $old, updated_at = $old WHERE id IN ($old_published)"
+sql "UPDATE codes SET state = 'published', published_at = $now - 2 * $day, updated_at = $now - 2 * $day WHERE id IN ($recent_published)"
+sql "UPDATE codes SET state = 'failed', updated_at = $old WHERE id IN ($old_failed)"
+sql "UPDATE codes SET state = 'fetched' WHERE id IN ($(ids poster 2 7))"
+# Images: two of the old published (a pool that keeps them), one fetched.
+sql "INSERT INTO images (code_id, bytes) SELECT id, x'89504e47' FROM codes WHERE id IN ($(ids poster 2 0), $(ids poster 1 7))"
+# The newest code, published long ago too: it stays (its id would be reused).
+newest=$(sql "SELECT max(id) FROM codes")
+sql "UPDATE codes SET state = 'published', published_at = $old, updated_at = $old WHERE id = $newest"
+# card's last depth snapshot is older than its codes' publishing: those stay.
+card_after=$(ids card 1 2)
+sql "UPDATE codes SET state = 'published', published_at = $old, updated_at = $old WHERE id = $card_after"
+sql "INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost) VALUES ('card', $old - $day, 0, 0, 0)"
+sql "INSERT INTO bindings VALUES ('$(sql "SELECT request_id FROM codes WHERE id = $(ids poster 1 0)")', 'poster', '{}', $old, 0, 0)"
+# Runs: fetch's last (75) and last good run stay, its older good one goes;
+# plan's last stays (the real plan's run above is older by id, and recent);
+# render's run still going (no end) stays, its old good one goes (a recent
+# good one came after it). Their pids mark them (< 10).
+sql "INSERT INTO runs (stage, pid, started_at, ended_at, exit_status) VALUES
+  ('fetch', 1, $old, $old + 1, 0), ('fetch', 2, $old + 10, $old + 11, 0),
+  ('fetch', 3, $old + 20, $old + 21, 75), ('plan', 4, $old, $old + 1, 0),
+  ('render', 5, $old, NULL, NULL), ('render', 6, $old + 30, $old + 31, 0),
+  ('render', 7, $now - $day, $now - $day + 1, 0)"
+sql "SELECT * FROM codes ORDER BY id; SELECT * FROM bindings; SELECT * FROM depth_snapshots" >"$T/codes.before"
+cp "$T/staging.db" "$T/before.db"
+
+run qrpool-prune --dry-run
+is "--dry-run exits 0" "$rc" 0
+is "... prints what would go, per state and pool, then images and runs" "$(cat "$T/out")" \
+"published	card	0
+published	link	4
+published	poster	5
+failed	card	2
+images		2
+runs		2"
+is "... quietly" "$(cat "$T/err")" ""
+is "... and changes nothing" "$(sql "SELECT * FROM codes ORDER BY id; SELECT * FROM bindings; SELECT * FROM depth_snapshots")" "$(cat "$T/codes.before")"
+is "... nor records a run (only the first prune's)" "$(sql "SELECT count(*) FROM runs WHERE stage = 'prune'")" 1
+
+run qrpool-prune --batch 2
+is "a prune exits 0" "$rc" 0
+is "... silent on success, stdout and stderr" "$(cat "$T/out" "$T/err")" ""
+is "the old published and failed codes are gone" \
+  "$(sql "SELECT count(*) FROM codes WHERE id IN ($old_published, $old_failed)")" 0
+is "their images too" "$(sql "SELECT count(*) FROM images WHERE code_id IN ($old_published)")" 0
+is "the recently published stay" "$(sql "SELECT count(*) FROM codes WHERE id IN ($recent_published)")" 2
+is "the codes in flight stay, however old" "$(sql "SELECT state, count(*) FROM codes WHERE state IN ('planned', 'fetched') GROUP BY 1" | paste -sd' ')" \
+  "$(sqlite3 "$T/before.db" "SELECT state, count(*) FROM codes WHERE state IN ('planned', 'fetched') GROUP BY 1" | paste -sd' ')"
+is "... with their images" "$(sql "SELECT count(*) FROM images")" 1
+is "the newest code stays" "$(sql "SELECT state FROM codes WHERE id = $newest")" published
+is "a pool's codes published after its last snapshot stay" "$(sql "SELECT count(*) FROM codes WHERE id = $card_after")" 1
+is "bindings stay" "$(sql "SELECT count(*) FROM bindings")" 1
+is "runs: the old ones go but each stage's last and last good run, and one still going" \
+  "$(sql "SELECT group_concat(pid) FROM (SELECT pid FROM runs WHERE pid < 10 ORDER BY pid)")" "2,3,4,5,7"
+is "... and the recent ones stay" "$(sql "SELECT count(*) FROM runs WHERE pid >= 10 AND stage != 'prune'")" 1
+is "the prune's own run is recorded: codes deleted, exit 0" \
+  "$(sql "SELECT items_out, exit_status FROM runs WHERE stage = 'prune' ORDER BY id DESC LIMIT 1")" "11|0"
+is "the DB is sound" "$(sql "PRAGMA integrity_check; PRAGMA foreign_key_check")" ok
+
+run qrpool-prune -v
+is "a rerun finds nothing more: 0" "$rc" 0
+like "... -v says what it deleted" "$(cat "$T/err")" "info: deleted 0 codes \(0 published, 0 failed\) with 0 images, and 0 runs, older than 30d \(before "
+run qrpool-prune --older-than 45d --dry-run
+is "a longer age finds less" "$(grep -c '	[1-9]' "$T/out" || true)" 0
+
+# The ids of new codes go on after the newest: none handed out twice.
+qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv" >/dev/null 2>&1
+is "a plan after a prune makes ids after every id ever made" \
+  "$(sql "SELECT min(id) > $newest FROM codes WHERE created_at > $now - 60")" 1
+
+# A stop by SIGTERM mid-prune: 75, what was deleted stays deleted, a rerun
+# finishes. Many small batches, so the signal comes mid-way.
+"$TESTS_DIR/t/stage-fetched" "$T/staging.db" "poster=3000" --size 8
+sql "UPDATE codes SET state = 'published', created_at = $old - $day, updated_at = $old, published_at = $old WHERE state = 'fetched' AND id != (SELECT max(id) FROM codes)"
+sql "DELETE FROM depth_snapshots"
+total=$(sql "SELECT count(*) FROM codes WHERE state = 'published' AND updated_at < $now - 30 * $day")
+qrpool-prune --batch 1 2>"$T/err" & pid=$!
+for _ in $(seq 200); do
+  [ "$(sql "SELECT count(*) FROM codes WHERE state = 'published'")" -lt "$((total - 50))" ] && break
+  sleep 0.05
+done
+kill -TERM "$pid"
+rc=0; wait "$pid" || rc=$?
+left=$(sql "SELECT count(*) FROM codes WHERE state = 'published' AND updated_at < $now - 30 * $day")
+is "SIGTERM mid-prune exits 75" "$rc" 75
+is "... part way: some deleted, some left" "$([ "$left" -gt 0 ] && [ "$left" -lt "$total" ] && echo yes)" yes
+like "... saying a rerun goes on" "$(cat "$T/err")" "stopped early: a rerun goes on"
+run qrpool-prune
+is "the rerun exits 0" "$rc" 0
+is "... with every old code gone" "$(sql "SELECT count(*) FROM codes WHERE state = 'published' AND updated_at < $now - 30 * $day")" 0
+
+# On a terminal, a progress line: done of the codes in the states that may go.
+old_failures() {
+  "$TESTS_DIR/t/stage-fetched" "$T/staging.db" "card=1500" --size 8
+  sql "UPDATE codes SET state = 'failed', created_at = $old - $day, updated_at = $old WHERE state = 'fetched' AND id != (SELECT max(id) FROM codes)"
+}
+old_failures
+rc=0; script -qec "qrpool-prune --batch 1" /dev/null </dev/null >"$T/tty" || rc=$?
+tr '\r' '\n' <"$T/tty" >"$T/tty-lines"
+is "on a terminal: exit 0" "$rc" 0
+like "... a progress line is drawn" "$(cat "$T/tty-lines")" "^[0-9]+/[0-9]+ done, [0-9]+/s"
+old_failures
+rc=0; script -qec "qrpool-prune -q --batch 1" /dev/null </dev/null >"$T/tty" || rc=$?
+is "... none with -q" "$rc:$(cat "$T/tty")" "0:"
+is "... (which deleted as much)" "$(sql "SELECT count(*) FROM codes WHERE state = 'failed'")" 0
+
+# A database.path naming no file (a typo): warned of, as pending and report do.
+sed "s|$T/staging.db|$T/typo.db|" "$QRPOOL_CONFIG" >"$T/typo.cfg"
+chmod 600 "$T/typo.cfg"
+run qrpool-prune -c "$T/typo.cfg"
+like "a missing DB: warned, naming the file" "$(cat "$T/err")" "warning: $T/typo.db: there was no staging DB"
+
+# The DB locked by another writer past busy_timeout: 75, nothing deleted.
+sql "UPDATE codes SET state = 'failed', updated_at = $old WHERE id = (SELECT min(id) FROM codes WHERE state = 'planned')"
+sed -i 's/busy_timeout = "5s"/busy_timeout = "1s"/' "$QRPOOL_CONFIG"
+sqlite3 "$T/staging.db" "BEGIN IMMEDIATE; SELECT 1;" ".shell sleep 12" "COMMIT" >/dev/null & holder=$!
+sleep 0.5
+run qrpool-prune
+is "a DB locked past busy_timeout exits 75" "$rc" 75
+like "... saying it is locked" "$(cat "$T/err")" "locked"
+kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true
+is "... and deletes nothing" "$(sql "SELECT count(*) FROM codes WHERE state = 'failed'")" 1
+
+rc=0; qrpool-prune --dry-run >/dev/full 2>"$T/err" || rc=$?
+is "a dry run's full stdout exits 74" "$rc" 74
