@@ -174,9 +174,8 @@ static int prune_find_upper(struct prune *prune)
 }
 
 /* The next pool after `after` ("" for the first) with codes in `state`, by
- * the state index's ranges: *pool is empty when there is none. */
-static int prune_next_pool(struct prune *prune, const char *state, const char *after, char *pool,
-	size_t size)
+ * the state index's ranges: *pool is a copy to free, NULL when there is none. */
+static int prune_next_pool(struct prune *prune, const char *state, const char *after, char **pool)
 {
 	sqlite3_stmt *stmt;
 	int status, rc;
@@ -185,10 +184,11 @@ static int prune_next_pool(struct prune *prune, const char *state, const char *a
 			"WHERE state = ?1 AND pool > ?2 ORDER BY pool LIMIT 1")))
 		return status;
 	sqlite3_bind_text(stmt, 1, state, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 2, after, -1, SQLITE_TRANSIENT);
-	*pool = '\0';
-	if ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-		snprintf(pool, size, "%s", (const char *)sqlite3_column_text(stmt, 0));
+	sqlite3_bind_text(stmt, 2, after, -1, SQLITE_STATIC);
+	*pool = NULL;
+	if ((rc = sqlite3_step(stmt)) == SQLITE_ROW &&
+			!(*pool = strdup((const char *)sqlite3_column_text(stmt, 0))))
+		rc = SQLITE_NOMEM;
 	sqlite3_finalize(stmt);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(prune->db, rc, "listing the pools");
 }
@@ -248,11 +248,13 @@ static int64_t prune_step_id(struct prune *prune, sqlite3_stmt *stmt, int64_t id
 	return sqlite3_changes(prune->db->handle);
 }
 
-/* The batch's codes and their images deleted (counted, on a dry run). */
-static int prune_drop(struct prune *prune, int state, size_t count)
+/* The batch's codes and their images deleted (counted, on a dry run), in
+ * *codes and *images. */
+static int prune_drop(struct prune *prune, size_t count, int64_t *codes, int64_t *images)
 {
 	int status = 0;
 
+	*codes = *images = 0;
 	for (size_t i = 0; i < count && !status; i++) {
 		int64_t id = prune->ids[i], image, code;
 
@@ -269,8 +271,8 @@ static int prune_drop(struct prune *prune, int state, size_t count)
 					"deleting a code")) < 0)
 				break;
 		}
-		prune->images += image;
-		prune->codes[state] += code;
+		*images += image;
+		*codes += code;
 	}
 	sqlite3_reset(prune->has_image);
 	return status;
@@ -283,12 +285,14 @@ static int prune_codes_batch(struct prune *prune, int state, const char *pool, d
 {
 	sqlite3_stmt *stmt = prune->select;
 	size_t count = 0;
-	double began = db_monotonic();
+	int64_t codes = 0, images = 0;
+	double began;
 	int status, rc;
 
 	if ((status = prune->options->dry_run ? db_exec(prune->db, "BEGIN") :
 			db_begin_immediate(prune->db)))
 		return status;
+	began = db_monotonic();
 	sqlite3_reset(stmt);
 	sqlite3_bind_text(stmt, 1, prune_states[state], -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 2, pool, -1, SQLITE_STATIC);
@@ -302,13 +306,15 @@ static int prune_codes_batch(struct prune *prune, int state, const char *pool, d
 	if (rc != SQLITE_DONE)
 		status = db_fail(prune->db, rc, "finding the codes to delete");
 	if (!status)
-		status = prune_drop(prune, state, count);
+		status = prune_drop(prune, count, &codes, &images);
 	if (!status && !prune->options->dry_run)
 		status = db_commit(prune->db);
 	if (status || prune->options->dry_run)
 		db_rollback(prune->db);
 	if (status)
 		return status;
+	prune->codes[state] += codes;   /* (counted once committed) */
+	prune->images += images;
 	*more = count == (size_t)prune->options->batch;
 	if (count)
 		*last = prune->ids[count - 1];
@@ -323,7 +329,7 @@ static int prune_codes_batch(struct prune *prune, int state, const char *pool, d
  * per pool (every pool with codes in that state). */
 static int prune_codes(struct prune *prune, int state)
 {
-	char pool[256] = "", next[256];
+	char *pool = NULL, *next;
 	int status;
 
 	for (;;) {
@@ -331,24 +337,27 @@ static int prune_codes(struct prune *prune, int state)
 		int64_t last = 0, before;
 		int more = 1;
 
-		if ((status = prune_next_pool(prune, prune_states[state], pool, next, sizeof next)))
+		status = prune_next_pool(prune, prune_states[state], pool ? pool : "", &next);
+		free(pool);
+		if (status || !(pool = next))
 			return status;
-		if (!*next)
-			return 0;
-		snprintf(pool, sizeof pool, "%s", next);
 		if ((status = prune_pool_cutoff(prune, prune_states[state], pool, &cutoff)))
-			return status;
+			break;
 		before = prune->codes[state];
-		while (more) {
+		while (more && !status) {
 			if (interrupt_requested())
-				return EXIT_TEMPFAIL;
-			if ((status = prune_codes_batch(prune, state, pool, cutoff, &last, &more)))
-				return status;
+				status = EXIT_TEMPFAIL;
+			else
+				status = prune_codes_batch(prune, state, pool, cutoff, &last, &more);
 		}
+		if (status)
+			break;
 		if (prune->options->dry_run)
 			printf("%s\t%s\t%lld\n", prune_states[state], pool,
 				(long long)(prune->codes[state] - before));
 	}
+	free(pool);
+	return status;
 }
 
 /* The progress line's total: every code of the states below the bound, by
