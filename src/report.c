@@ -15,7 +15,7 @@
 #define REPORT_MIN_RATE_SPAN 60.0
 
 static const char *const report_stage_names[] = {
-	"plan", "fetch", "render", "publish", "claim",
+	"plan", "fetch", "render", "publish", "claim", "prune",
 };
 
 /* Reads every pool's depth from Kafka, side by side within one budget. A

@@ -17,6 +17,7 @@ i=0; while [ $i -lt 24 ]; do
   printf 'poster\t%s\t10\n' "$(date -u -d "$hour + $i hour" +%Y-%m-%dT%H:00Z)"; i=$((i + 1))
 done >"$T/demand.tsv"
 qrpool-plan --max 0 "$T/demand.tsv" 2>/dev/null
+qrpool-prune   # (every code is recent: it deletes none, and its run is recorded)
 
 jq_py() {  # jq_py EXPRESSION: evaluates a Python expression over the JSON in $T/out as `r`
   "$PYTHON" -c 'import json, sys; r = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$T/out" "$1"
@@ -45,6 +46,9 @@ is "JSON: the documented pool fields" "$(jq_py 'sorted(r["pools"][0])')" \
 is "JSON: depth per pool from Kafka" "$(jq_py '[(p["name"], p["depth"]) for p in r["pools"]]')" \
   "[('poster', 40), ('card', 10), ('link', 20)]"
 is "JSON: no consumption known from one snapshot" "$(jq_py 'r["pools"][0]["consumed_per_hour"]["last_hour"]')" None
+is "JSON: every stage, prune's included" "$(jq_py '[s["stage"] for s in r["stages"]]')" \
+  "['plan', 'fetch', 'render', 'publish', 'claim', 'prune']"
+is "JSON: the last prune run, which deleted nothing" "$(jq_py '[s["last_success"]["items_out"] for s in r["stages"] if s["stage"] == "prune"]')" "[0]"
 is "JSON: the last publish run" "$(jq_py '[s["last_success"]["items_out"] for s in r["stages"] if s["stage"] == "publish"]')" "[70]"
 ok "JSON: forecast cover of poster ~4 hours (40 codes at 10 an hour)" -- \
   "$PYTHON" -c 'import json, sys; c = json.load(open(sys.argv[1]))["pools"][0]["cover_hours"]["at_forecast"]; sys.exit(not 3 < c <= 4.01)' "$T/out"
