@@ -1,7 +1,6 @@
 /* qrpool-prune: deletes from the staging DB the history nothing reads any
  * more: codes published or failed long ago (with any image they kept), and
  * old runs. Bindings, plans, and every code still in flight stay. */
-#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,13 +38,28 @@ struct prune_options {
 	int dry_run;
 };
 
+/* A code of the batch: its id, and its state and pool for the tallies. */
+struct prune_code {
+	int64_t id;
+	int state;                /* index in prune_states */
+	char *pool;
+};
+
+struct prune_tally {
+	int state;
+	char *pool;
+	int64_t count;
+};
+
 struct prune {
 	struct db *db;
 	const struct prune_options *options;
 	double cutoff;            /* unix seconds: what changed before goes */
 	int64_t upper;            /* only codes with an id below this go */
 	sqlite3_stmt *select, *has_image, *drop_image, *drop_code;
-	int64_t *ids;
+	struct prune_code *batch;
+	struct prune_tally *tallies;   /* codes per state and pool */
+	size_t tally_count;
 	struct progress progress;
 	int64_t codes[PRUNE_STATES], images, runs;
 	int64_t done;
@@ -56,17 +70,18 @@ static void prune_usage(void)
 	printf("Usage: qrpool-prune [OPTIONS]\n"
 		"Delete from the staging DB the history no tool reads: codes published or failed\n"
 		"longer ago than --older-than (with any image still kept), and the runs that\n"
-		"ended before then. Codes planned or fetched, bindings and plans stay; so do each\n"
-		"stage's last run and last successful run (qrpool-report shows them), the newest\n"
-		"code, and the codes published since a pool's last depth snapshot. Runs in\n"
-		"batches, one transaction each, and lets the lock go between them: run it by day\n"
-		"(see the README: Growth, disk and maintenance).\n\n"
+		"ended (or started and never ended) before then. Codes planned or fetched,\n"
+		"bindings and plans stay; so do each stage's last run and last successful run\n"
+		"(qrpool-report shows them), the newest code, and the codes published since a\n"
+		"pool's last depth snapshot. Runs in batches, one transaction each, and lets the\n"
+		"lock go between them: run it by day (see the README: qrpool-prune).\n\n"
 		"      --older-than AGE  what changed longer ago than AGE goes (default "
 		PRUNE_DEFAULT_AGE ",\n"
 		"                     at least 1d; units s, m, h, d)\n"
 		"      --batch N      codes or runs per transaction (default %d, at most %d)\n"
 		"  -n, --dry-run      change nothing: print what would go (TAB-separated:\n"
-		"                     what, pool, count; what = published, failed, images, runs)\n"
+		"                     what, pool, count; what = published, failed (a line per\n"
+		"                     pool with codes to go), then images, runs (no pool))\n"
 		CLI_COMMON_HELP
 		"\nExit status: 0 done (nothing left to delete), 64 usage, 70 internal error, 74 I/O\n"
 		"error, 75 stopped early (a signal, or the DB locked past busy_timeout: what was\n"
@@ -173,49 +188,6 @@ static int prune_find_upper(struct prune *prune)
 	return 0;
 }
 
-/* The next pool after `after` ("" for the first) with codes in `state`, by
- * the state index's ranges: *pool is a copy to free, NULL when there is none. */
-static int prune_next_pool(struct prune *prune, const char *state, const char *after, char **pool)
-{
-	sqlite3_stmt *stmt;
-	int status, rc;
-
-	if ((status = db_prepare(prune->db, &stmt, "SELECT pool FROM codes INDEXED BY codes_by_state "
-			"WHERE state = ?1 AND pool > ?2 ORDER BY pool LIMIT 1")))
-		return status;
-	sqlite3_bind_text(stmt, 1, state, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 2, after, -1, SQLITE_STATIC);
-	*pool = NULL;
-	if ((rc = sqlite3_step(stmt)) == SQLITE_ROW &&
-			!(*pool = strdup((const char *)sqlite3_column_text(stmt, 0))))
-		rc = SQLITE_NOMEM;
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(prune->db, rc, "listing the pools");
-}
-
-/* A pool's published codes are kept from its last depth snapshot on:
- * qrpool-plan's DB-only estimate (Kafka down) counts them. */
-static int prune_pool_cutoff(struct prune *prune, const char *state, const char *pool,
-	double *cutoff)
-{
-	sqlite3_stmt *stmt;
-	int status, rc;
-
-	*cutoff = prune->cutoff;
-	if (strcmp(state, "published"))
-		return 0;
-	if ((status = db_prepare(prune->db, &stmt,
-			"SELECT max(taken_at) FROM depth_snapshots WHERE pool = ?")))
-		return status;
-	sqlite3_bind_text(stmt, 1, pool, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(stmt)) == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL &&
-			sqlite3_column_double(stmt, 0) < *cutoff)
-		*cutoff = sqlite3_column_double(stmt, 0);
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
-		db_fail(prune->db, rc, "reading the last depth snapshot");
-}
-
 /* The pause after a batch: as long as the lock was held, ended by a signal. */
 static void prune_pause(double held)
 {
@@ -248,115 +220,142 @@ static int64_t prune_step_id(struct prune *prune, sqlite3_stmt *stmt, int64_t id
 	return sqlite3_changes(prune->db->handle);
 }
 
-/* The batch's codes and their images deleted (counted, on a dry run), in
- * *codes and *images. */
-static int prune_drop(struct prune *prune, size_t count, int64_t *codes, int64_t *images)
+/* The batch's codes and their images deleted (the images counted, on a dry
+ * run), the images in *images. */
+static int prune_drop(struct prune *prune, size_t count, int64_t *images)
 {
 	int status = 0;
 
-	*codes = *images = 0;
+	*images = 0;
 	for (size_t i = 0; i < count && !status; i++) {
-		int64_t id = prune->ids[i], image, code;
+		int64_t id = prune->batch[i].id, image;
 
 		if (prune->options->dry_run) {
 			sqlite3_reset(prune->has_image);
 			sqlite3_bind_int64(prune->has_image, 1, id);
 			image = sqlite3_step(prune->has_image) == SQLITE_ROW;
-			code = 1;
-		} else {
-			/* the image first: it refers to its code */
-			if ((image = prune_step_id(prune, prune->drop_image, id, &status,
-					"deleting an image")) < 0 ||
-			    (code = prune_step_id(prune, prune->drop_code, id, &status,
-					"deleting a code")) < 0)
-				break;
+		} else if ((image = prune_step_id(prune, prune->drop_image, id, &status,
+				"deleting an image")) < 0 ||   /* (first: it refers to its code) */
+			   prune_step_id(prune, prune->drop_code, id, &status, "deleting a code") < 0) {
+			break;
 		}
 		*images += image;
-		*codes += code;
 	}
 	sqlite3_reset(prune->has_image);
 	return status;
 }
 
-/* One batch of a pool's codes in `state` changed before `cutoff`, after id
- * *last: *more is 0 once the pool has none left. */
-static int prune_codes_batch(struct prune *prune, int state, const char *pool, double cutoff,
-	int64_t *last, int *more)
+/* Adds the batch's codes to the tallies of their state and pool. 0 or
+ * EXIT_INTERNAL. */
+static int prune_tally(struct prune *prune, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		struct prune_code *code = &prune->batch[i];
+		size_t t = 0;
+
+		prune->codes[code->state]++;
+		while (t < prune->tally_count && (prune->tallies[t].state != code->state ||
+				strcmp(prune->tallies[t].pool, code->pool)))
+			t++;
+		if (t == prune->tally_count) {
+			struct prune_tally *grown = realloc(prune->tallies, (t + 1) * sizeof *grown);
+
+			if (!grown)
+				return EXIT_INTERNAL;
+			prune->tallies = grown;
+			grown[t] = (struct prune_tally){ code->state, code->pool, 0 };
+			code->pool = NULL;   /* (the tally has it now) */
+			prune->tally_count++;
+		}
+		prune->tallies[t].count++;
+	}
+	return 0;
+}
+
+static void prune_batch_clear(struct prune *prune, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		free(prune->batch[i].pool);
+		prune->batch[i].pool = NULL;
+	}
+}
+
+/* Steps the select, filling the batch: its count, or -1 with *status set. */
+static long prune_select(struct prune *prune, int64_t last, int *status)
 {
 	sqlite3_stmt *stmt = prune->select;
 	size_t count = 0;
-	int64_t codes = 0, images = 0;
+	int rc;
+
+	sqlite3_reset(stmt);
+	sqlite3_bind_int64(stmt, 1, last);
+	sqlite3_bind_int64(stmt, 2, prune->upper);
+	sqlite3_bind_double(stmt, 3, prune->cutoff);
+	sqlite3_bind_int64(stmt, 4, prune->options->batch);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		struct prune_code *code = &prune->batch[count++];
+
+		code->id = sqlite3_column_int64(stmt, 0);
+		code->state = strcmp((const char *)sqlite3_column_text(stmt, 1), "published") != 0;
+		if (!(code->pool = strdup((const char *)sqlite3_column_text(stmt, 2)))) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_reset(stmt);
+	if (rc != SQLITE_DONE) {
+		prune_batch_clear(prune, count);
+		*status = rc == SQLITE_NOMEM ? EXIT_INTERNAL :
+			db_fail(prune->db, rc, "finding the codes to delete");
+		return -1;
+	}
+	return (long)count;
+}
+
+/* One batch of the codes that may go, the next after id *last, in one
+ * transaction: *more is 0 once there are none left. */
+static int prune_codes_batch(struct prune *prune, int64_t *last, int *more)
+{
+	int64_t images = 0;
 	double began;
-	int status, rc;
+	long count;
+	int status;
 
 	if ((status = prune->options->dry_run ? db_exec(prune->db, "BEGIN") :
 			db_begin_immediate(prune->db)))
 		return status;
 	began = db_monotonic();
-	sqlite3_reset(stmt);
-	sqlite3_bind_text(stmt, 1, prune_states[state], -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 2, pool, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 3, *last);
-	sqlite3_bind_int64(stmt, 4, prune->upper);
-	sqlite3_bind_double(stmt, 5, cutoff);
-	sqlite3_bind_int64(stmt, 6, prune->options->batch);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-		prune->ids[count++] = sqlite3_column_int64(stmt, 0);
-	sqlite3_reset(stmt);
-	if (rc != SQLITE_DONE)
-		status = db_fail(prune->db, rc, "finding the codes to delete");
-	if (!status)
-		status = prune_drop(prune, count, &codes, &images);
+	if ((count = prune_select(prune, *last, &status)) >= 0)
+		status = prune_drop(prune, (size_t)count, &images);
 	if (!status && !prune->options->dry_run)
 		status = db_commit(prune->db);
 	if (status || prune->options->dry_run)
 		db_rollback(prune->db);
-	if (status)
-		return status;
-	prune->codes[state] += codes;   /* (counted once committed) */
-	prune->images += images;
-	*more = count == (size_t)prune->options->batch;
-	if (count)
-		*last = prune->ids[count - 1];
-	prune->done += (int64_t)count;
-	progress_update(&prune->progress, prune->done, NULL);
-	if (!prune->options->dry_run && *more)
+	if (!status && (status = prune_tally(prune, (size_t)count)) == 0) {   /* once committed */
+		prune->images += images;
+		*more = count == prune->options->batch;
+		if (count)
+			*last = prune->batch[count - 1].id;
+		prune->done += count;
+		progress_update(&prune->progress, prune->done, NULL);
+	}
+	if (count > 0)
+		prune_batch_clear(prune, (size_t)count);
+	if (!status && count > 0 && !prune->options->dry_run)
 		prune_pause(db_monotonic() - began);
-	return 0;
+	return status;
 }
 
-/* Every pool's codes in `state` that may go; a dry run prints their count
- * per pool (every pool with codes in that state). */
-static int prune_codes(struct prune *prune, int state)
+/* Every code that may go, in id order: the rows of a night, whatever their
+ * pool, are neighbours in the table, so each page is written once, not once
+ * per pool. */
+static int prune_codes(struct prune *prune)
 {
-	char *pool = NULL, *next;
-	int status;
+	int64_t last = 0;
+	int more = 1, status = 0;
 
-	for (;;) {
-		double cutoff;
-		int64_t last = 0, before;
-		int more = 1;
-
-		status = prune_next_pool(prune, prune_states[state], pool ? pool : "", &next);
-		free(pool);
-		if (status || !(pool = next))
-			return status;
-		if ((status = prune_pool_cutoff(prune, prune_states[state], pool, &cutoff)))
-			break;
-		before = prune->codes[state];
-		while (more && !status) {
-			if (interrupt_requested())
-				status = EXIT_TEMPFAIL;
-			else
-				status = prune_codes_batch(prune, state, pool, cutoff, &last, &more);
-		}
-		if (status)
-			break;
-		if (prune->options->dry_run)
-			printf("%s\t%s\t%lld\n", prune_states[state], pool,
-				(long long)(prune->codes[state] - before));
-	}
-	free(pool);
+	while (more && !status)
+		status = interrupt_requested() ? EXIT_TEMPFAIL : prune_codes_batch(prune, &last, &more);
 	return status;
 }
 
@@ -378,8 +377,12 @@ static int prune_count_candidates(struct prune *prune)
 	return 0;
 }
 
-/* Runs that ended before the cutoff, but never a stage's last run or its last
+/* Runs that ended before the cutoff, or started before it and never ended (a
+ * run killed, or its host gone), but never a stage's last run or its last
  * successful one, which qrpool-report shows. In batches, as the codes. */
+#define PRUNE_RUNS_GONE "coalesce(ended_at, started_at) < ?1 " \
+	"AND id NOT IN (SELECT max(id) FROM runs GROUP BY stage) " \
+	"AND id NOT IN (SELECT max(id) FROM runs WHERE exit_status = 0 GROUP BY stage)"
 static int prune_runs(struct prune *prune)
 {
 	sqlite3_stmt *stmt;
@@ -387,16 +390,13 @@ static int prune_runs(struct prune *prune)
 	int64_t deleted;
 
 	if ((status = db_prepare(prune->db, &stmt, prune->options->dry_run ?
-			"SELECT count(*) FROM runs WHERE ended_at < ?1 "
-			"AND id NOT IN (SELECT max(id) FROM runs GROUP BY stage) "
-			"AND id NOT IN (SELECT max(id) FROM runs WHERE exit_status = 0 GROUP BY stage)" :
-			"DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE ended_at < ?1 "
-			"AND id NOT IN (SELECT max(id) FROM runs GROUP BY stage) "
-			"AND id NOT IN (SELECT max(id) FROM runs WHERE exit_status = 0 GROUP BY stage) "
-			"ORDER BY id LIMIT ?2)")))
+			"SELECT count(*) FROM runs WHERE " PRUNE_RUNS_GONE :
+			"DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE " PRUNE_RUNS_GONE
+			" ORDER BY id LIMIT ?2)")))
 		return status;
 	sqlite3_bind_double(stmt, 1, prune->cutoff);
-	sqlite3_bind_int64(stmt, 2, prune->options->batch);
+	if (!prune->options->dry_run)
+		sqlite3_bind_int64(stmt, 2, prune->options->batch);
 	do {
 		double began = db_monotonic();
 
@@ -429,12 +429,17 @@ static int prune_prepare(struct prune *prune)
 {
 	int status;
 
-	if (!(prune->ids = malloc((size_t)prune->options->batch * sizeof *prune->ids)))
+	if (!(prune->batch = calloc((size_t)prune->options->batch, sizeof *prune->batch)))
 		return EXIT_INTERNAL;
-	/* By the state index: its range for one pool, from the last id on. */
-	if ((status = db_prepare(prune->db, &prune->select, "SELECT id FROM codes "
-			"INDEXED BY codes_by_state WHERE state = ?1 AND pool = ?2 AND id > ?3 AND id < ?4 "
-			"AND updated_at < ?5 ORDER BY id LIMIT ?6")) ||
+	/* The table in id order from the last id on, never an index (SQLite
+	 * would take the OR of states for two ranges of the state index, each
+	 * read whole at every batch). A pool's published codes stay from its
+	 * last depth snapshot on: qrpool-plan's DB-only estimate (Kafka down)
+	 * counts them. */
+	if ((status = db_prepare(prune->db, &prune->select, "SELECT id, state, pool FROM codes "
+			"NOT INDEXED WHERE id > ?1 AND id < ?2 AND ((state = 'failed' AND updated_at < ?3) "
+			"OR (state = 'published' AND updated_at < min(?3, coalesce((SELECT max(s.taken_at) "
+			"FROM depth_snapshots s WHERE s.pool = codes.pool), ?3)))) ORDER BY id LIMIT ?4")) ||
 	    (status = db_prepare(prune->db, &prune->has_image,
 			"SELECT 1 FROM images WHERE code_id = ?1")) ||
 	    (status = db_prepare(prune->db, &prune->drop_image,
@@ -452,13 +457,29 @@ static void prune_finalize(struct prune *prune)
 	sqlite3_finalize(prune->has_image);
 	sqlite3_finalize(prune->drop_image);
 	sqlite3_finalize(prune->drop_code);
-	free(prune->ids);
+	free(prune->batch);
+	for (size_t t = 0; t < prune->tally_count; t++)
+		free(prune->tallies[t].pool);
+	free(prune->tallies);
 }
 
-/* The rest of a dry run's figures, after the codes' per pool: the images
- * and the runs, in all (no pool). */
-static void prune_print(const struct prune *prune)
+static int prune_by_state_and_pool(const void *a, const void *b)
 {
+	const struct prune_tally *x = a, *y = b;
+
+	return x->state != y->state ? x->state - y->state : strcmp(x->pool, y->pool);
+}
+
+/* A dry run's figures, TAB-separated: the codes per state and pool, then the
+ * images and the runs in all (no pool). */
+static void prune_print(struct prune *prune)
+{
+	if (prune->tally_count)   /* (qsort's pointer must not be NULL) */
+		qsort(prune->tallies, prune->tally_count, sizeof *prune->tallies,
+			prune_by_state_and_pool);
+	for (size_t t = 0; t < prune->tally_count; t++)
+		printf("%s\t%s\t%lld\n", prune_states[prune->tallies[t].state], prune->tallies[t].pool,
+			(long long)prune->tallies[t].count);
 	printf("images\t\t%lld\nruns\t\t%lld\n", (long long)prune->images, (long long)prune->runs);
 }
 
@@ -495,17 +516,15 @@ static int prune_run(const struct prune_options *options, const struct config *c
 	}
 	if (!(status = prune_prepare(&prune)) && !(status = prune_find_upper(&prune)) &&
 	    !(status = prune_count_candidates(&prune))) {
-		for (int s = 0; s < PRUNE_STATES && !status; s++)
-			status = prune_codes(&prune, s);
-		if (!status)
+		if (!(status = prune_codes(&prune)))
 			status = prune_runs(&prune);
 	}
 	progress_end(&prune.progress);
-	prune_finalize(&prune);
 	if (interrupt_requested())
 		status = exitcode_worst(status, EXIT_TEMPFAIL);
 	if (!status && options->dry_run)
 		prune_print(&prune);
+	prune_finalize(&prune);
 	prune_summary(&prune, status, db_monotonic() - started);
 	if (!options->dry_run)
 		db_run_end(&db, prune.done, prune.codes[0] + prune.codes[1], status);

@@ -39,9 +39,10 @@ sql "UPDATE codes SET state = 'failed', updated_at = $old WHERE id IN ($old_fail
 sql "UPDATE codes SET state = 'fetched' WHERE id IN ($(ids poster 2 7))"
 # Images: two of the old published (a pool that keeps them), one fetched.
 sql "INSERT INTO images (code_id, bytes) SELECT id, x'89504e47' FROM codes WHERE id IN ($(ids poster 2 0), $(ids poster 1 7))"
-# The newest code, published long ago too: it stays (its id would be reused).
+# The newest code, published long ago too (before any snapshot below): it
+# stays (its id would be handed out again).
 newest=$(sql "SELECT max(id) FROM codes")
-sql "UPDATE codes SET state = 'published', published_at = $old, updated_at = $old WHERE id = $newest"
+sql "UPDATE codes SET state = 'published', published_at = $old - 2 * $day, updated_at = $old - 2 * $day WHERE id = $newest"
 # card's last depth snapshot is older than its codes' publishing: those stay.
 card_after=$(ids card 1 2)
 sql "UPDATE codes SET state = 'published', published_at = $old, updated_at = $old WHERE id = $card_after"
@@ -49,25 +50,25 @@ sql "INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost) VALU
 sql "INSERT INTO bindings VALUES ('$(sql "SELECT request_id FROM codes WHERE id = $(ids poster 1 0)")', 'poster', '{}', $old, 0, 0)"
 # Runs: fetch's last (75) and last good run stay, its older good one goes;
 # plan's last stays (the real plan's run above is older by id, and recent);
-# render's run still going (no end) stays, its old good one goes (a recent
-# good one came after it). Their pids mark them (< 10).
+# render's old run that never ended (killed) goes, and so does its old good
+# one (a recent good one came after them); claim's only run, started long ago
+# and not ended (still going), stays: the stage's last. Pids < 10 mark them.
 sql "INSERT INTO runs (stage, pid, started_at, ended_at, exit_status) VALUES
   ('fetch', 1, $old, $old + 1, 0), ('fetch', 2, $old + 10, $old + 11, 0),
   ('fetch', 3, $old + 20, $old + 21, 75), ('plan', 4, $old, $old + 1, 0),
   ('render', 5, $old, NULL, NULL), ('render', 6, $old + 30, $old + 31, 0),
-  ('render', 7, $now - $day, $now - $day + 1, 0)"
+  ('render', 7, $now - $day, $now - $day + 1, 0), ('claim', 8, $old, NULL, NULL)"
 sql "SELECT * FROM codes ORDER BY id; SELECT * FROM bindings; SELECT * FROM depth_snapshots" >"$T/codes.before"
 cp "$T/staging.db" "$T/before.db"
 
 run qrpool-prune --dry-run
 is "--dry-run exits 0" "$rc" 0
-is "... prints what would go, per state and pool, then images and runs" "$(cat "$T/out")" \
-"published	card	0
-published	link	4
+is "... prints what would go, per state and pool (those with codes to go), then images and runs" "$(cat "$T/out")" \
+"published	link	4
 published	poster	5
 failed	card	2
 images		2
-runs		2"
+runs		3"
 is "... quietly" "$(cat "$T/err")" ""
 is "... and changes nothing" "$(sql "SELECT * FROM codes ORDER BY id; SELECT * FROM bindings; SELECT * FROM depth_snapshots")" "$(cat "$T/codes.before")"
 is "... nor records a run (only the first prune's)" "$(sql "SELECT count(*) FROM runs WHERE stage = 'prune'")" 1
@@ -85,8 +86,8 @@ is "... with their images" "$(sql "SELECT count(*) FROM images")" 1
 is "the newest code stays" "$(sql "SELECT state FROM codes WHERE id = $newest")" published
 is "a pool's codes published after its last snapshot stay" "$(sql "SELECT count(*) FROM codes WHERE id = $card_after")" 1
 is "bindings stay" "$(sql "SELECT count(*) FROM bindings")" 1
-is "runs: the old ones go but each stage's last and last good run, and one still going" \
-  "$(sql "SELECT group_concat(pid) FROM (SELECT pid FROM runs WHERE pid < 10 ORDER BY pid)")" "2,3,4,5,7"
+is "runs: the old ones go, ended or not, but each stage's last and last good run" \
+  "$(sql "SELECT group_concat(pid) FROM (SELECT pid FROM runs WHERE pid < 10 ORDER BY pid)")" "2,3,4,7,8"
 is "... and the recent ones stay" "$(sql "SELECT count(*) FROM runs WHERE pid >= 10 AND stage != 'prune'")" 1
 is "the prune's own run is recorded: codes deleted, exit 0" \
   "$(sql "SELECT items_out, exit_status FROM runs WHERE stage = 'prune' ORDER BY id DESC LIMIT 1")" "11|0"
