@@ -24,6 +24,11 @@
  * a night's stage waiting on it gets its turn (SQLite's lock wait polls, and
  * a writer that begins again at once would win every time). */
 #define PRUNE_MAX_PAUSE_S 1.0
+/* A transaction reads at most this many ids' rows per code of a batch: the
+ * rows to keep (codes still in flight, or published after a snapshot that
+ * stopped being taken) may be millions, and read under the write lock in one
+ * go they held it for seconds. */
+#define PRUNE_WINDOW_PER_CODE 8
 
 /* The code states that are history: a code published or failed is never
  * changed again. */
@@ -280,8 +285,9 @@ static void prune_batch_clear(struct prune *prune, size_t count)
 	}
 }
 
-/* Steps the select, filling the batch: its count, or -1 with *status set. */
-static long prune_select(struct prune *prune, int64_t last, int *status)
+/* Steps the select over the ids after `last` and below `end`, filling the
+ * batch: its count, or -1 with *status set. */
+static long prune_select(struct prune *prune, int64_t last, int64_t end, int *status)
 {
 	sqlite3_stmt *stmt = prune->select;
 	size_t count = 0;
@@ -289,7 +295,7 @@ static long prune_select(struct prune *prune, int64_t last, int *status)
 
 	sqlite3_reset(stmt);
 	sqlite3_bind_int64(stmt, 1, last);
-	sqlite3_bind_int64(stmt, 2, prune->upper);
+	sqlite3_bind_int64(stmt, 2, end);
 	sqlite3_bind_double(stmt, 3, prune->cutoff);
 	sqlite3_bind_int64(stmt, 4, prune->options->batch);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -312,11 +318,13 @@ static long prune_select(struct prune *prune, int64_t last, int *status)
 	return (long)count;
 }
 
-/* One batch of the codes that may go, the next after id *last, in one
- * transaction: *more is 0 once there are none left. */
+/* One batch of the codes that may go, the next after id *last and within
+ * the window of ids from there, in one transaction: *more is 0 once the ids
+ * below the bound are done. */
 static int prune_codes_batch(struct prune *prune, int64_t *last, int *more)
 {
-	int64_t images = 0;
+	int64_t images = 0, window = prune->options->batch * PRUNE_WINDOW_PER_CODE;
+	int64_t end = prune->upper - *last > window ? *last + window : prune->upper;
 	double began;
 	long count;
 	int status;
@@ -325,7 +333,7 @@ static int prune_codes_batch(struct prune *prune, int64_t *last, int *more)
 			db_begin_immediate(prune->db)))
 		return status;
 	began = db_monotonic();
-	if ((count = prune_select(prune, *last, &status)) >= 0)
+	if ((count = prune_select(prune, *last, end, &status)) >= 0)
 		status = prune_drop(prune, (size_t)count, &images);
 	if (!status && !prune->options->dry_run)
 		status = db_commit(prune->db);
@@ -333,16 +341,16 @@ static int prune_codes_batch(struct prune *prune, int64_t *last, int *more)
 		db_rollback(prune->db);
 	if (!status && (status = prune_tally(prune, (size_t)count)) == 0) {   /* once committed */
 		prune->images += images;
-		*more = count == prune->options->batch;
-		if (count)
-			*last = prune->batch[count - 1].id;
+		/* a full batch goes on after its last id; else the window is done */
+		*last = count == prune->options->batch ? prune->batch[count - 1].id : end - 1;
+		*more = *last < prune->upper - 1;
 		prune->done += count;
 		progress_update(&prune->progress, prune->done, NULL);
 	}
 	if (count > 0)
 		prune_batch_clear(prune, (size_t)count);
-	if (!status && count > 0 && !prune->options->dry_run)
-		prune_pause(db_monotonic() - began);
+	if (!status && !prune->options->dry_run)
+		prune_pause(db_monotonic() - began);   /* (a window of rows kept held it too) */
 	return status;
 }
 
