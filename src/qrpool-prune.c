@@ -162,7 +162,9 @@ static int prune_query_int(struct db *db, const char *sql, int64_t a, int64_t b,
 
 /* The codes that may go are those below `upper`: made before the cutoff (ids
  * grow with time, so a binary search over them finds the first code made
- * since, in a few dozen key lookups), and never the newest code. SQLite gives
+ * since, in a few dozen key lookups; were the clock stepped back between
+ * nights, the bound would only be off, as each row's own time decides
+ * whether it goes), and never the newest code. SQLite gives
  * a new row the largest id plus one: with the newest row kept, no id is ever
  * handed out twice, which the depth snapshots' floor_id relies on. */
 static int prune_find_upper(struct prune *prune)
