@@ -24,7 +24,7 @@ is "a stray argument exits 64" "$rc" 64
 run qrpool-prune
 is "a DB with no code: nothing to do, 0" "$rc" 0
 
-# 12 poster, 3 card (the plan's 1 + margin...) and 6 link codes, all made 41
+# 12 poster (10 and 20% safety), 3 card and 6 link codes, all made 41
 # days ago; then states and times set by hand.
 printf 'poster\t2026-11-29T10:00Z\t10\ncard\t2026-11-29T10:00Z\t3\nlink\t2026-11-29T10:00Z\t5\n' >"$T/d.tsv"
 qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv" >/dev/null 2>&1
