@@ -33,7 +33,6 @@
 /* The code states that are history: a code published or failed is never
  * changed again. */
 static const char *const prune_states[] = { "published", "failed" };
-#define PRUNE_STATES 2
 
 struct prune_options {
 	struct cli_common common;
@@ -66,8 +65,7 @@ struct prune {
 	struct prune_tally *tallies;   /* codes per state and pool */
 	size_t tally_count;
 	struct progress progress;
-	int64_t codes[PRUNE_STATES], images, runs;
-	int64_t done;
+	int64_t images, runs;
 };
 
 static void prune_usage(void)
@@ -260,7 +258,6 @@ static int prune_tally(struct prune *prune, size_t count)
 		struct prune_code *code = &prune->batch[i];
 		size_t t = 0;
 
-		prune->codes[code->state]++;
 		while (t < prune->tally_count && (prune->tallies[t].state != code->state ||
 				strcmp(prune->tallies[t].pool, code->pool)))
 			t++;
@@ -277,6 +274,17 @@ static int prune_tally(struct prune *prune, size_t count)
 		prune->tallies[t].count++;
 	}
 	return 0;
+}
+
+/* The codes deleted (counted, on a dry run) in `state`, or in both (-1). */
+static int64_t prune_count(const struct prune *prune, int state)
+{
+	int64_t count = 0;
+
+	for (size_t t = 0; t < prune->tally_count; t++)
+		if (state < 0 || prune->tallies[t].state == state)
+			count += prune->tallies[t].count;
+	return count;
 }
 
 static void prune_batch_clear(struct prune *prune, size_t count)
@@ -346,8 +354,7 @@ static int prune_codes_batch(struct prune *prune, int64_t *last, int *more)
 		/* a full batch goes on after its last id; else the window is done */
 		*last = count == prune->options->batch ? prune->batch[count - 1].id : end - 1;
 		*more = *last < prune->upper - 1;
-		prune->done += count;
-		progress_update(&prune->progress, prune->done, NULL);
+		progress_update(&prune->progress, prune_count(prune, -1), NULL);
 	}
 	if (count > 0)
 		prune_batch_clear(prune, (size_t)count);
@@ -496,13 +503,12 @@ static void prune_print(struct prune *prune)
 static void prune_summary(const struct prune *prune, int status, double seconds)
 {
 	char before[64];
-	int64_t codes = prune->codes[0] + prune->codes[1];
 
 	parse_format_iso((time_t)prune->cutoff, before, sizeof before);
 	log_msg(status ? LOG_WARN : LOG_INFO, "%s %lld codes (%lld published, %lld failed) with %lld "
 		"images, and %lld runs, older than %s (before %s), in %.1f s%s",
-		prune->options->dry_run ? "would delete" : "deleted", (long long)codes,
-		(long long)prune->codes[0], (long long)prune->codes[1], (long long)prune->images,
+		prune->options->dry_run ? "would delete" : "deleted", (long long)prune_count(prune, -1),
+		(long long)prune_count(prune, 0), (long long)prune_count(prune, 1), (long long)prune->images,
 		(long long)prune->runs, prune->options->age_text, before, seconds,
 		status == EXIT_TEMPFAIL ? "; stopped early: a rerun goes on" :
 		status ? "; stopped by the error above" : "");
@@ -534,10 +540,10 @@ static int prune_run(const struct prune_options *options, const struct config *c
 		status = exitcode_worst(status, EXIT_TEMPFAIL);
 	if (!status && options->dry_run)
 		prune_print(&prune);
-	prune_finalize(&prune);
 	prune_summary(&prune, status, db_monotonic() - started);
 	if (!options->dry_run)
-		db_run_end(&db, prune.done, prune.codes[0] + prune.codes[1], status);
+		db_run_end(&db, prune_count(&prune, -1), prune_count(&prune, -1), status);
+	prune_finalize(&prune);   /* (the tallies are the counts) */
 	db_close(&db);
 	return status;
 }
