@@ -1,9 +1,10 @@
 #!/bin/sh
 # qrpool-fetch's lengths of time when the wall clock steps in the night (an
-# NTP step, a fix by hand): the retry pauses, the outage probes, --for and the
-# grace after SIGTERM are measured on the monotonic clock, so a step back of
-# 30 s makes none of them 30 s longer, and a step forward does not cut --for
-# short. (They were on the wall clock.)
+# NTP step, a fix by hand): the retry pauses, the outage probes, --for, the
+# grace after SIGTERM, a batch's age and the idle time after which reserved
+# calls go back are measured on the monotonic clock, so a step back of 30 s
+# makes none of them 30 s longer, and a step forward does not cut --for short.
+# (They were on the wall clock.)
 # clockstep.so steps the wall clock of the fetch alone, AFTER s into its run;
 # the test's own clock goes on.
 . "${0%/*}/lib.sh"
@@ -104,3 +105,67 @@ ok "SIGTERM, the clock stepped back 30 s: the step took effect" step_seen
 is "... exit 75, the items still planned" "$rc:$(count "state = 'planned'")" 75:20
 ok "... the calls in flight cut after the 5 s grace, not 35 s (took $took s)" \
   test "$took" -lt 20
+
+
+# fifo_stepped AFTER ARGS...: qrpool-fetch ARGS in the background ($fetch), as
+# stepped does, its input a pipe kept open (fd 7) once $T/items is written to it.
+# $t0: when it started, by the test's clock (since_start: seconds since then).
+fifo_stepped() {
+  after=$1; shift
+  rm -f "$T/in"; mkfifo "$T/in"
+  t0=$(date +%s.%N); started=${t0%.*}
+  LD_PRELOAD=$QRPOOL_BIN/clockstep.so QRPOOL_TEST_CLOCK_STEP=$after:30 \
+    ASAN_OPTIONS=verify_asan_link_order=0 qrpool-fetch "$@" <"$T/in" >"$T/out" 2>"$T/err" &
+  fetch=$!
+  exec 7>"$T/in"
+  cat "$T/items" >&7
+}
+since_start() { echo "$t0 $(date +%s.%N)" | awk '{ printf "%.2f", $2 - $1 }'; }
+within() {  # within SECONDS CMD...: waits until CMD succeeds, SECONDS since the start at most
+  max=$1; shift
+  until "$@" || awk -v t="$(since_start)" -v max="$max" 'BEGIN { exit !(t >= max) }'; do sleep 0.05; done
+}
+
+# --- calls of quota reserved and left unused go back after 1 s idle, not 31 s -------
+# (A budget of 1000 a minute reserves a few calls at a time: one item is fetched,
+# then the input stays open with nothing more. The wall clock steps back 30 s
+# 0.7 s into the run, after the call and before the 1 s of idleness is up.)
+start_fake idle --minute 60s --quota 5000 --latency 5
+QUOTA=1000 config_for 'quota_minute = "60s"; concurrency = 4;'
+: >"$T/items"; plan poster 1
+fifo_stepped 0.7 -vv
+within 10 test -s "$T/out"
+fetched=$(since_start)
+# (A call made after the step, on a slow machine, cannot tell the clocks apart:
+# the test then shows nothing, and says so.)
+awk -v t="$fetched" 'BEGIN { exit !(t < 0.6) }' || diag "the item was fetched $fetched s in, after the step"
+within 6 grep -q 'giving back' "$T/err"
+given_back=$(since_start)
+exec 7>&-
+finish
+ok "idle quota, the clock stepped back 30 s: the step took effect" step_seen
+is "... exit 0, the item fetched" "$rc:$(cat "$T/out")" "0:$(cat "$T/items")"
+like "... the unused calls given back" "$(cat "$T/err")" "giving back [0-9]* unused calls of quota"
+ok "... after 1 s of idleness, not 31 s (given back $given_back s in)" \
+  awk -v t="$given_back" 'BEGIN { exit !(t < 5) }'
+
+# --- an outcome waits 0.25 s at most for its commit, not 30.25 s ---------------------
+# (One item, answered after 500 ms: its outcome comes about 0.6 s into the run,
+# the wall clock steps back 30 s at 0.7 s, before the batch is 0.25 s old; the
+# input stays open, so only the batch's age commits and prints it.)
+start_fake late --latency 500
+config_for 'concurrency = 1;'
+: >"$T/items"; plan poster 1
+fifo_stepped 0.7 -vv
+within 5 test -s "$T/out"
+printed=$(since_start)
+exec 7>&-
+finish
+posted=$(grep -m1 'POST' "$T/err" | cut -d' ' -f1)
+posted=$(echo "$t0 $(date -d "$posted" +%s.%N)" | awk '{ printf "%.2f", $2 - $1 }')
+awk -v t="$posted" 'BEGIN { exit !(t >= 0 && t < 0.15) }' ||
+  diag "the call was sent $posted s in: its answer did not come just before the step"
+ok "a batch's age, the clock stepped back 30 s: the step took effect" step_seen
+is "... exit 0, the item fetched" "$rc:$(cat "$T/out")" "0:$(cat "$T/items")"
+ok "... printed once 0.25 s old, not 30 s later ($printed s in)" \
+  awk -v t="$printed" 'BEGIN { exit !(t < 4) }'
