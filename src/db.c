@@ -248,6 +248,12 @@ void db_busy_interruptible(struct db *db)
 	db_set_busy_wait(db);
 }
 
+void db_busy_bounded(struct db *db, int ms)
+{
+	db->interruptible = 0;
+	sqlite3_busy_timeout(db->handle, ms);
+}
+
 int db_begin_immediate_quietly(struct db *db)
 {
 	int rc = sqlite3_exec(db->handle, "BEGIN IMMEDIATE", NULL, NULL, NULL);

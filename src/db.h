@@ -53,6 +53,9 @@ int db_begin_immediate(struct db *db);
 /* From now on a wait for another process's lock (busy_timeout at most) ends
  * at once after SIGINT/SIGTERM, so a stop is not held up by it. */
 void db_busy_interruptible(struct db *db);
+/* From now on another process's lock is waited out `ms` at most, a signal
+ * or not (what is left to record after a stop). */
+void db_busy_bounded(struct db *db, int ms);
 /* BEGIN IMMEDIATE, waiting busy_timeout for another writer: EXIT_TEMPFAIL,
  * said nothing, when it still holds the lock (the caller says what it means). */
 int db_begin_immediate_quietly(struct db *db);

@@ -73,8 +73,9 @@ static int depth_from_snapshot(struct db *db, const char *pool, int64_t *depth)
 
 /* The DB-only estimate for the pools Kafka did not measure (measured == 0):
  * the last depth measured (by qrpool-report) plus the codes published since,
- * or, never measured, every code ever published. Both are upper bounds: the
- * DB does not know what was consumed. */
+ * an upper bound (the DB does not know what was consumed), or, never
+ * measured, every published code still staged (no bound once qrpool-prune
+ * deleted old ones). */
 static int depth_estimate(struct db *db, const struct config *config, struct pool_depth *depths)
 {
 	struct pool_counts *counts;

@@ -1,9 +1,11 @@
 /* qrpool-prune: deletes from the staging DB the history nothing reads any
  * more: codes published or failed long ago (with any image they kept), and
  * old runs. Bindings, plans, and every code still in flight stay. */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "cli.h"
@@ -29,6 +31,11 @@
  * stopped being taken) may be millions, and read under the write lock in one
  * go they held it for seconds. */
 #define PRUNE_WINDOW_PER_CODE 8
+/* Codes dated further ahead than this were made while the clock ran ahead. */
+#define PRUNE_CLOCK_SLACK_S 3600
+/* After a signal, the run's end is still recorded if the lock comes free
+ * within this: its counts are already in its row, batch by batch. */
+#define PRUNE_END_WAIT_MS 1000
 
 /* The code states that are history: a code published or failed is never
  * changed again. */
@@ -60,7 +67,7 @@ struct prune {
 	const struct prune_options *options;
 	double cutoff;            /* unix seconds: what changed before goes */
 	int64_t upper;            /* only codes with an id below this go */
-	sqlite3_stmt *select, *has_image, *drop_image, *drop_code;
+	sqlite3_stmt *select, *has_image, *drop_image, *drop_code, *count_run;
 	struct prune_code *batch;
 	struct prune_tally *tallies;   /* codes per state and pool */
 	size_t tally_count;
@@ -73,22 +80,24 @@ static void prune_usage(void)
 	printf("Usage: qrpool-prune [OPTIONS]\n"
 		"Delete from the staging DB the history no tool reads: codes published or failed\n"
 		"longer ago than --older-than (with any image still kept), and the runs that\n"
-		"ended (or started and never ended) before then. Codes planned or fetched,\n"
-		"bindings and plans stay; so do each stage's last run and last successful run\n"
-		"(qrpool-report shows them), the newest code, and the codes published since a\n"
-		"pool's last depth snapshot. Runs in batches, one transaction each, and lets the\n"
-		"lock go between them: run it by day (see the README: qrpool-prune).\n\n"
+		"ended before then, or started before then and never ended (their process gone).\n"
+		"Codes planned or fetched, bindings and plans stay; so do each stage's last run\n"
+		"and last successful run (qrpool-report shows them), the newest code, and the\n"
+		"codes published since a pool's last depth snapshot. Runs in batches, one\n"
+		"transaction each, and lets the lock go between them: run it by day (see the\n"
+		"README: qrpool-prune).\n\n"
 		"      --older-than AGE  what changed longer ago than AGE goes (default "
 		PRUNE_DEFAULT_AGE ",\n"
-		"                     at least 1d; units s, m, h, d)\n"
+		"                     at least 1d; a duration as in the config: 30d, 720h)\n"
 		"      --batch N      codes or runs per transaction (default %d, at most %d)\n"
-		"  -n, --dry-run      change nothing: print what would go (TAB-separated:\n"
+		"  -n, --dry-run      delete nothing: print what would go (TAB-separated:\n"
 		"                     what, pool, count; what = published, failed (a line per\n"
 		"                     pool with codes to go), then images, runs (no pool))\n"
 		CLI_COMMON_HELP
 		"\nExit status: 0 done (nothing left to delete), 64 usage, 70 internal error, 74 I/O\n"
-		"error, 75 stopped early (a signal, or the DB locked past busy_timeout: what was\n"
-		"deleted stays deleted, a rerun goes on), 78 bad config.\n",
+		"error, 75 stopped early (SIGINT, SIGTERM or SIGHUP, or the DB locked by another\n"
+		"process past busy_timeout: what was deleted stays deleted, a rerun goes on),\n"
+		"78 bad config.\n",
 		PRUNE_DEFAULT_BATCH, PRUNE_MAX_BATCH);
 }
 
@@ -162,12 +171,15 @@ static int prune_query_int(struct db *db, const char *sql, int64_t a, int64_t b,
  * grow with time, so a binary search over them finds the first code made
  * since, in a few dozen key lookups; were the clock stepped back between
  * nights, the bound would only be off, as each row's own time decides
- * whether it goes), and never the newest code. SQLite gives
+ * whether it goes), and never the newest code. A code dated more than
+ * PRUNE_CLOCK_SLACK_S after now (made while the clock ran ahead, then put
+ * back) counts as made before: taken for the first made since, it would keep
+ * every older code after it until the clock caught up. SQLite gives
  * a new row the largest id plus one: with the newest row kept, no id is ever
  * handed out twice, which the depth snapshots' floor_id relies on. */
 static int prune_find_upper(struct prune *prune)
 {
-	int64_t max_id = 0, lo = 1, hi, created;
+	int64_t max_id = 0, lo = 1, hi, created, now = (int64_t)time(NULL);
 	int found, status;
 
 	if ((status = prune_query_int(prune->db, "SELECT max(id) FROM codes", 0, 0, &max_id, &found,
@@ -184,7 +196,7 @@ static int prune_find_upper(struct prune *prune)
 				"ORDER BY id LIMIT 1", mid, 0, &created, &found, "finding the codes made "
 				"before the cutoff")))
 			return status;
-		if (found && created >= (int64_t)prune->cutoff)
+		if (found && created >= (int64_t)prune->cutoff && created <= now + PRUNE_CLOCK_SLACK_S)
 			hi = mid;
 		else
 			lo = mid + 1;
@@ -264,8 +276,10 @@ static int prune_tally(struct prune *prune, size_t count)
 		if (t == prune->tally_count) {
 			struct prune_tally *grown = realloc(prune->tallies, (t + 1) * sizeof *grown);
 
-			if (!grown)
+			if (!grown) {
+				log_error("out of memory for the counts per pool");
 				return EXIT_INTERNAL;
+			}
 			prune->tallies = grown;
 			grown[t] = (struct prune_tally){ code->state, code->pool, 0 };
 			code->pool = NULL;   /* (the tally has it now) */
@@ -321,11 +335,28 @@ static long prune_select(struct prune *prune, int64_t last, int64_t end, int *st
 	sqlite3_reset(stmt);
 	if (rc != SQLITE_DONE) {
 		prune_batch_clear(prune, count);
+		if (rc == SQLITE_NOMEM)   /* (ours: strdup's) */
+			log_error("out of memory for the pools of a batch");
 		*status = rc == SQLITE_NOMEM ? EXIT_INTERNAL :
 			db_fail(prune->db, rc, "finding the codes to delete");
 		return -1;
 	}
 	return (long)count;
+}
+
+/* The batch's codes added to the run's row, in the batch's transaction: a
+ * run stopped before its end is recorded (killed, or the lock held) still
+ * says what it deleted. */
+static int prune_count_run(struct prune *prune, long count)
+{
+	int rc;
+
+	sqlite3_reset(prune->count_run);
+	sqlite3_bind_int64(prune->count_run, 1, count);
+	sqlite3_bind_int64(prune->count_run, 2, prune->db->run_id);
+	rc = sqlite3_step(prune->count_run);
+	sqlite3_reset(prune->count_run);
+	return rc == SQLITE_DONE ? 0 : db_fail(prune->db, rc, "counting the codes in the run's row");
 }
 
 /* One batch of the codes that may go, the next after id *last and within
@@ -340,11 +371,18 @@ static int prune_codes_batch(struct prune *prune, int64_t *last, int *more)
 	int status;
 
 	if ((status = prune->options->dry_run ? db_exec(prune->db, "BEGIN") :
-			db_begin_immediate(prune->db)))
+			db_begin_immediate_quietly(prune->db))) {
+		if (status == EXIT_TEMPFAIL && !interrupt_requested())   /* (a signal: the summary says) */
+			log_error("%s: the batch after code %lld: the DB stayed locked past busy_timeout "
+				"(%lld ms) by another process", prune->db->path, (long long)*last,
+				(long long)prune->db->busy_timeout_ms);
 		return status;
+	}
 	began = db_monotonic();
 	if ((count = prune_select(prune, *last, end, &status)) >= 0)
 		status = prune_drop(prune, (size_t)count, &images);
+	if (!status && !prune->options->dry_run && count > 0)
+		status = prune_count_run(prune, count);
 	if (!status && !prune->options->dry_run)
 		status = db_commit(prune->db);
 	if (status || prune->options->dry_run)
@@ -394,10 +432,24 @@ static int prune_count_candidates(struct prune *prune)
 	return 0;
 }
 
+/* Whether a process of this pid runs (the DB is local: the runs in it are
+ * this host's): a run that never ended may still be going (a claim serving
+ * for weeks), or may have been killed. */
+static void prune_pid_alive(sqlite3_context *context, int argc, sqlite3_value **argv)
+{
+	sqlite3_int64 pid = sqlite3_value_int64(argv[0]);
+
+	(void)argc;
+	sqlite3_result_int(context, pid > 0 && pid <= INT32_MAX &&
+		(kill((pid_t)pid, 0) == 0 || errno == EPERM));
+}
+
 /* Runs that ended before the cutoff, or started before it and never ended (a
- * run killed, or its host gone), but never a stage's last run or its last
- * successful one, which qrpool-report shows. In batches, as the codes. */
+ * run killed, or its host gone: not one whose process still runs), but never
+ * a stage's last run or its last successful one, which qrpool-report shows.
+ * In batches, as the codes. */
 #define PRUNE_RUNS_GONE "coalesce(ended_at, started_at) < ?1 " \
+	"AND NOT (ended_at IS NULL AND qrpool_pid_alive(pid)) " \
 	"AND id NOT IN (SELECT max(id) FROM runs GROUP BY stage) " \
 	"AND id NOT IN (SELECT max(id) FROM runs WHERE exit_status = 0 GROUP BY stage)"
 static int prune_runs(struct prune *prune)
@@ -427,7 +479,7 @@ static int prune_runs(struct prune *prune)
 			deleted = 0;
 		} else {
 			rc = sqlite3_step(stmt);
-			deleted = sqlite3_changes(prune->db->handle);
+			deleted = rc == SQLITE_DONE ? sqlite3_changes(prune->db->handle) : 0;
 			prune->runs += deleted;
 		}
 		sqlite3_reset(stmt);
@@ -446,8 +498,13 @@ static int prune_prepare(struct prune *prune)
 {
 	int status;
 
-	if (!(prune->batch = calloc((size_t)prune->options->batch, sizeof *prune->batch)))
+	if (!(prune->batch = calloc((size_t)prune->options->batch, sizeof *prune->batch))) {
+		log_error("out of memory for a batch of %lld codes", (long long)prune->options->batch);
 		return EXIT_INTERNAL;
+	}
+	if (sqlite3_create_function(prune->db->handle, "qrpool_pid_alive", 1, SQLITE_UTF8, NULL,
+			prune_pid_alive, NULL, NULL) != SQLITE_OK)
+		return db_fail(prune->db, sqlite3_errcode(prune->db->handle), "adding a function");
 	/* The table in id order from the last id on, never an index (SQLite
 	 * would take the OR of states for two ranges of the state index, each
 	 * read whole at every batch). A pool's published codes stay from its
@@ -462,7 +519,9 @@ static int prune_prepare(struct prune *prune)
 	    (status = db_prepare(prune->db, &prune->drop_image,
 			"DELETE FROM images WHERE code_id = ?1")) ||
 	    (status = db_prepare(prune->db, &prune->drop_code,
-			"DELETE FROM codes WHERE id = ?1 AND (state = 'published' OR state = 'failed')")))
+			"DELETE FROM codes WHERE id = ?1 AND (state = 'published' OR state = 'failed')")) ||
+	    (status = db_prepare(prune->db, &prune->count_run,
+			"UPDATE runs SET items_in = items_in + ?1, items_out = items_out + ?1 WHERE id = ?2")))
 		return status;
 	db_log_plan(prune->db, prune->select, "the codes to delete");
 	return 0;
@@ -474,6 +533,7 @@ static void prune_finalize(struct prune *prune)
 	sqlite3_finalize(prune->has_image);
 	sqlite3_finalize(prune->drop_image);
 	sqlite3_finalize(prune->drop_code);
+	sqlite3_finalize(prune->count_run);
 	free(prune->batch);
 	for (size_t t = 0; t < prune->tally_count; t++)
 		free(prune->tallies[t].pool);
@@ -541,8 +601,11 @@ static int prune_run(const struct prune_options *options, const struct config *c
 	if (!status && options->dry_run)
 		prune_print(&prune);
 	prune_summary(&prune, status, db_monotonic() - started);
-	if (!options->dry_run)
+	if (!options->dry_run) {
+		if (interrupt_requested())
+			db_busy_bounded(&db, PRUNE_END_WAIT_MS);
 		db_run_end(&db, prune_count(&prune, -1), prune_count(&prune, -1), status);
+	}
 	prune_finalize(&prune);   /* (the tallies are the counts) */
 	db_close(&db);
 	return status;

@@ -50,13 +50,17 @@ sql "INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost) VALU
 sql "INSERT INTO bindings VALUES ('$(sql "SELECT request_id FROM codes WHERE id = $(ids poster 1 0)")', 'poster', '{}', $old, 0, 0)"
 # Runs: fetch's last (75) and last good run stay, its older good one goes;
 # plan's last stays (the real plan's run above is older by id, and recent);
-# render's old run that never ended (killed) goes, and so does its old good
-# one (a recent good one came after them); claim's only run, started long ago
-# and not ended (still going), stays: the stage's last. Pids < 10 mark them.
+# render's old run that never ended (killed: no process has its pid, past any
+# pid_max) goes, and so does its old good one (a recent good one came after
+# them), but not its old run whose process still runs (this shell's pid: a
+# claim serving for weeks); claim's only run, started long ago and not ended
+# (still going), stays: the stage's last. Pids < 10 or >= $dead mark them.
+dead=2147483600
 sql "INSERT INTO runs (stage, pid, started_at, ended_at, exit_status) VALUES
   ('fetch', 1, $old, $old + 1, 0), ('fetch', 2, $old + 10, $old + 11, 0),
   ('fetch', 3, $old + 20, $old + 21, 75), ('plan', 4, $old, $old + 1, 0),
-  ('render', 5, $old, NULL, NULL), ('render', 6, $old + 30, $old + 31, 0),
+  ('render', $dead + 5, $old, NULL, NULL), ('render', $$, $old + 1, NULL, NULL),
+  ('render', 6, $old + 30, $old + 31, 0),
   ('render', 7, $now - $day, $now - $day + 1, 0), ('claim', 8, $old, NULL, NULL)"
 sql "SELECT * FROM codes ORDER BY id; SELECT * FROM bindings; SELECT * FROM depth_snapshots" >"$T/codes.before"
 cp "$T/staging.db" "$T/before.db"
@@ -87,8 +91,11 @@ is "the newest code stays" "$(sql "SELECT state FROM codes WHERE id = $newest")"
 is "a pool's codes published after its last snapshot stay" "$(sql "SELECT count(*) FROM codes WHERE id = $card_after")" 1
 is "bindings stay" "$(sql "SELECT count(*) FROM bindings")" 1
 is "runs: the old ones go, ended or not, but each stage's last and last good run" \
-  "$(sql "SELECT group_concat(pid) FROM (SELECT pid FROM runs WHERE pid < 10 ORDER BY pid)")" "2,3,4,7,8"
-is "... and the recent ones stay" "$(sql "SELECT count(*) FROM runs WHERE pid >= 10 AND stage != 'prune'")" 1
+  "$(sql "SELECT group_concat(pid) FROM (SELECT pid FROM runs WHERE pid < 10 OR pid >= $dead
+    ORDER BY pid)")" "2,3,4,7,8"
+is "... and one whose process still runs" "$(sql "SELECT count(*) FROM runs WHERE pid = $$")" 1
+is "... and the recent ones stay" \
+  "$(sql "SELECT count(*) FROM runs WHERE pid >= 10 AND pid < $dead AND pid != $$ AND stage != 'prune'")" 1
 is "the prune's own run is recorded: codes deleted, exit 0" \
   "$(sql "SELECT items_out, exit_status FROM runs WHERE stage = 'prune' ORDER BY id DESC LIMIT 1")" "11|0"
 is "the DB is sound" "$(sql "PRAGMA integrity_check; PRAGMA foreign_key_check")" ok
@@ -121,9 +128,52 @@ left=$(sql "SELECT count(*) FROM codes WHERE state = 'published' AND updated_at 
 is "SIGTERM mid-prune exits 75" "$rc" 75
 is "... part way: some deleted, some left" "$([ "$left" -gt 0 ] && [ "$left" -lt "$total" ] && echo yes)" yes
 like "... saying a rerun goes on" "$(cat "$T/err")" "stopped early: a rerun goes on"
+is "... its run recorded: ended, 75, the codes it deleted" \
+  "$(sql "SELECT ended_at IS NOT NULL, exit_status, items_out FROM runs WHERE stage = 'prune' ORDER BY id DESC LIMIT 1")" \
+  "1|75|$((total - left))"
 run qrpool-prune
 is "the rerun exits 0" "$rc" 0
 is "... with every old code gone" "$(sql "SELECT count(*) FROM codes WHERE state = 'published' AND updated_at < $now - 30 * $day")" 0
+
+# Another writer takes the lock mid-prune and holds it past busy_timeout (and
+# past the run's end): 75, said as such, and the run's row still says what it
+# deleted (each batch adds its codes in its own transaction).
+old_published() {  # old_published N: N codes published 40 days ago
+  "$TESTS_DIR/t/stage-fetched" "$T/staging.db" "poster=$1" --size 8
+  sql "UPDATE codes SET state = 'published', created_at = $old - $day, updated_at = $old, published_at = $old WHERE state = 'fetched' AND id != (SELECT max(id) FROM codes)"
+}
+old_published 3000
+total=$(sql "SELECT count(*) FROM codes WHERE state = 'published' AND updated_at < $now - 30 * $day")
+sed 's/busy_timeout = "5s"/busy_timeout = "1s"/' "$QRPOOL_CONFIG" >"$T/short.cfg"
+chmod 600 "$T/short.cfg"
+qrpool-prune -c "$T/short.cfg" --batch 1 2>"$T/err" & pid=$!
+for _ in $(seq 200); do
+  [ "$(sql "SELECT count(*) FROM codes WHERE state = 'published'")" -lt "$((total - 50))" ] && break
+  sleep 0.05
+done
+sqlite3 -cmd ".timeout 5000" "$T/staging.db" "BEGIN IMMEDIATE; SELECT 1;" ".shell sleep 4" "COMMIT" \
+  >/dev/null & holder=$!
+rc=0; wait "$pid" || rc=$?
+wait "$holder" 2>/dev/null || true
+left=$(sql "SELECT count(*) FROM codes WHERE state = 'published' AND updated_at < $now - 30 * $day")
+is "the DB locked mid-prune past busy_timeout exits 75" "$rc" 75
+like "... saying where and why" "$(cat "$T/err")" \
+  "staging.db: the batch after code [0-9]+: the DB stayed locked past busy_timeout \\(1000 ms\\)"
+is "... its run's row has the codes it deleted" \
+  "$(sql "SELECT items_out FROM runs WHERE stage = 'prune' ORDER BY id DESC LIMIT 1")" "$((total - left))"
+run qrpool-prune
+is "... and a rerun deletes the rest" "$rc:$(sql "SELECT count(*) FROM codes WHERE state = 'published' AND updated_at < $now - 30 * $day")" 0:0
+
+# Codes dated ahead (made while the clock ran a year fast, then put back) in
+# the middle of old ones: the codes after them still go.
+old_published 300
+sql "UPDATE codes SET created_at = $now + 365 * $day, updated_at = $now + 365 * $day WHERE id IN
+  (SELECT id FROM codes WHERE state = 'published' ORDER BY id LIMIT 100 OFFSET 100)"
+run qrpool-prune --dry-run
+is "codes dated ahead: the old ones after them go too" "$rc:$(grep '^published' "$T/out")" \
+  "0:published	poster	$(sql "SELECT count(*) FROM codes WHERE state = 'published' AND updated_at < $now - 30 * $day")"
+sql "UPDATE codes SET created_at = $old - $day, updated_at = $old WHERE created_at > $now"
+run qrpool-prune
 
 # On a terminal, a progress line: done of the codes in the states that may go.
 old_failures() {
