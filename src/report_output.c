@@ -373,41 +373,46 @@ static double report_worst_cover(const struct report_pool *p)
 	return a < b ? a : b;
 }
 
-/* The check's three parts, each grown as it is written: a report of many
- * pools is said whole (fixed buffers cut the tail off past ~40 pools). */
+/* The check's parts, each grown as it is written: a report of many pools is
+ * said whole (fixed buffers cut the tail off past ~40 pools). The pools in
+ * trouble are said CRITICAL ones first (text[2]), then the WARNING ones
+ * (text[1]): the line's start says why it pages, however long it is. */
 struct report_check_text {
-	FILE *text, *unknown, *perf;
-	char *text_data, *unknown_data, *perf_data;
-	size_t text_size, unknown_size, perf_size;
+	FILE *text[3], *unknown, *perf;   /* (text[0], OK, is not said) */
+	char *text_data[3], *unknown_data, *perf_data;
+	size_t text_size[3], unknown_size, perf_size;
 };
 
 static int report_check_open(struct report_check_text *c)
 {
 	memset(c, 0, sizeof *c);
-	c->text = open_memstream(&c->text_data, &c->text_size);
+	for (int i = 1; i < 3; i++)
+		c->text[i] = open_memstream(&c->text_data[i], &c->text_size[i]);
 	c->unknown = open_memstream(&c->unknown_data, &c->unknown_size);
 	c->perf = open_memstream(&c->perf_data, &c->perf_size);
-	return c->text && c->unknown && c->perf ? 0 : -1;
+	return c->text[1] && c->text[2] && c->unknown && c->perf ? 0 : -1;
 }
 
 /* Ends the writing: 0, or -1 when memory ran out (the parts are then unusable). */
 static int report_check_close(struct report_check_text *c)
 {
+	FILE **files[] = { &c->text[1], &c->text[2], &c->unknown, &c->perf };
+	char **data[] = { &c->text_data[1], &c->text_data[2], &c->unknown_data, &c->perf_data };
 	int failed = 0;
 
-	if (c->text)
-		failed |= ferror(c->text) | fclose(c->text);
-	if (c->unknown)
-		failed |= ferror(c->unknown) | fclose(c->unknown);
-	if (c->perf)
-		failed |= ferror(c->perf) | fclose(c->perf);
-	c->text = c->unknown = c->perf = NULL;
-	return failed || !c->text_data || !c->unknown_data || !c->perf_data ? -1 : 0;
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		if (*files[i])
+			failed |= ferror(*files[i]) | fclose(*files[i]);
+		*files[i] = NULL;
+		failed |= !*data[i];
+	}
+	return failed ? -1 : 0;
 }
 
 static void report_check_free(struct report_check_text *c)
 {
-	free(c->text_data);
+	free(c->text_data[1]);
+	free(c->text_data[2]);
 	free(c->unknown_data);
 	free(c->perf_data);
 }
@@ -428,16 +433,17 @@ static int report_check_pool(struct report_check_text *c, const struct report_po
 	 * the stock lasts (the night's plan did not run?): at least a WARNING. */
 	int forecast_ends = !by_cover && p->forecast_beyond && p->forecast_cover_hours < warn_hours &&
 		!(p->cover_hours >= 0 && isfinite(p->cover_hours));
-	const char *comma = ftell(c->text) ? ", " : "";
+	FILE *text = c->text[by_cover == 2 ? 2 : 1];
+	const char *comma = ftell(text) ? ", " : "";
 
 	if (by_cover && empty)
-		fprintf(c->text, "%s%s empty", comma, p->pool->name);
+		fprintf(text, "%s%s empty", comma, p->pool->name);
 	else if (by_cover)
-		fprintf(c->text, "%s%s %.1fh of cover", comma, p->pool->name, cover);
+		fprintf(text, "%s%s %.1fh of cover", comma, p->pool->name, cover);
 	else if (empty)
-		fprintf(c->text, "%s%s empty%s", comma, p->pool->name, cover < 0 ? ", cover unknown" : "");
+		fprintf(text, "%s%s empty%s", comma, p->pool->name, cover < 0 ? ", cover unknown" : "");
 	else if (forecast_ends)
-		fprintf(c->text, "%s%s: the last plan's forecast ends in %.1fh, and no consumption "
+		fprintf(text, "%s%s: the last plan's forecast ends in %.1fh, and no consumption "
 			"to tell the cover", comma, p->pool->name, p->forecast_cover_hours);
 	else if (cover < 0 && p->measured)
 		fprintf(c->unknown, "%s%s", ftell(c->unknown) ? ", " : "", p->pool->name);
@@ -472,13 +478,14 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 	 * said in the UNKNOWN's text. */
 	if (!report->kafka_ok && state < 2) {
 		fprintf(out, "QRPOOL UNKNOWN - pool depth unreadable: %s%s%s |%s\n", report->kafka_error,
-			state ? "; WARNING: " : "", state ? c.text_data : "", c.perf_data);
+			state ? "; WARNING: " : "", state ? c.text_data[1] : "", c.perf_data);
 		report_check_free(&c);
 		return 3;
 	}
 	fprintf(out, "QRPOOL %s - ", names[state]);
 	if (state)
-		fputs(c.text_data, out);
+		fprintf(out, "%s%s%s", c.text_data[2], *c.text_data[2] && *c.text_data[1] ? ", " : "",
+			c.text_data[1]);
 	else if (!*c.unknown_data)
 		fprintf(out, "%zu pools, every one above %gh of cover", report->pool_count, warn_hours);
 	else

@@ -238,6 +238,9 @@ sql "INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost) VALU
 run qrpool-report --check --warn-hours 2 --crit-hours 1
 is "--check: an empty pool drawn from over the day is CRITICAL" "$rc:$(cut -d'|' -f1 "$T/out")" \
   "2:QRPOOL CRITICAL - link empty; cover unknown (no consumption history or plan yet): card "
+run qrpool-report --check --warn-hours 3 --crit-hours 1
+like "--check: the CRITICAL pools are said first, then the WARNING ones" "$rc:$(cut -d'|' -f1 "$T/out")" \
+  "^2:QRPOOL CRITICAL - link empty, poster 2\.[34]h of cover; cover unknown"
 run qrpool-report --json
 is "... its cover at consumption 0, with nothing consumed in the last hour" \
   "$(jq_py '[r["pools"][2]["cover_hours"][k] for k in ("at_consumption", "no_consumption")]')" "[0.0, True]"
