@@ -668,12 +668,12 @@ static int fetch_db_locked(struct fetcher *f, double now, const char *what)
 
 /* The token and one call of quota. Returns 0, 1 (wait until f->wake_at) or
  * an exit code. */
-static int fetch_may_call(struct fetcher *f, double now)
+static int fetch_may_call(struct fetcher *f, double now, double mono)
 {
-	int status = token_get(&f->token, now);
+	int status = token_get(&f->token, now, mono);
 
 	if (status == 1) {
-		f->wake_at = f->token.retry_at;
+		f->wake_at = now + (f->token.retry_at - mono);   /* (a monotonic time) */
 		return 1;
 	}
 	if (status == EXIT_UPSTREAM) {
@@ -683,7 +683,7 @@ static int fetch_may_call(struct fetcher *f, double now)
 	if (status == TOKEN_GAVE_UP && fetch_has_deadline(f)) {
 		/* The deadline bounds the run: a token service back in ten
 		 * minutes still leaves the rest of the night. */
-		f->wake_at = f->token.retry_at;
+		f->wake_at = now + (f->token.retry_at - mono);
 		return 1;
 	}
 	if (status == EXIT_TEMPFAIL)
@@ -743,7 +743,7 @@ static void fetch_start_calls(struct fetcher *f)
 			f->wake_at = now + (f->active ? FETCH_WAIT_MAX : f->probe_at - mono);
 			break;
 		}
-		if (started && (!token_cached(&f->token, now) ||
+		if (started && (!token_cached(&f->token, now, mono) ||
 				quota_needs_ledger(&f->quota, quota_now_ms()))) {
 			/* The calls queued so far go on the wire first: a wait for the
 			 * DB's lock or the token here would send them later, perhaps
@@ -751,7 +751,7 @@ static void fetch_start_calls(struct fetcher *f)
 			f->wake_at = now;
 			break;
 		}
-		if ((status = fetch_may_call(f, now)) == 1)
+		if ((status = fetch_may_call(f, now, mono)) == 1)
 			break;
 		if (!status && db_monotonic() - mono > FETCH_WAIT_MAX) {
 			/* A token refresh took a while: the deadline or a signal

@@ -591,7 +591,7 @@ static int token_save(struct token_cache *cache, const char *token, int64_t expi
 
 /* A failed refresh: credentials refused end the run; anything else is tried
  * again later, meanwhile the current token serves while it lasts. */
-static int token_refresh_failed(struct token_cache *cache, double now)
+static int token_refresh_failed(struct token_cache *cache, double now, double mono)
 {
 	int status;
 
@@ -602,7 +602,7 @@ static int token_refresh_failed(struct token_cache *cache, double now)
 		return status;
 	log_warn("refreshing the access token failed, retrying in %.0f s: %s", cache->backoff,
 		cache->failure.message);
-	cache->retry_at = now + cache->backoff;
+	cache->retry_at = mono + cache->backoff;
 	cache->backoff = cache->backoff * 2 < 60 ? cache->backoff * 2 : 60;
 	if (*cache->token && now < cache->expires_at && strcmp(cache->token, cache->refused))
 		return 0;
@@ -617,27 +617,30 @@ static int token_refresh_failed(struct token_cache *cache, double now)
 	return 1;
 }
 
-/* Seconds on a clock no change of the wall clock moves. */
-static int token_refresh(struct token_cache *cache, double now)
+/* Asks the source for a token and keeps it, or backs off; `now` and `mono`
+ * as token_get's. */
+static int token_refresh(struct token_cache *cache, double now, double mono)
 {
 	char token[WECHAT_TOKEN_MAX + 1];
 	int64_t expires_in = 0;
-	double started = db_monotonic();
+	double started = db_monotonic(), took;
 	int status, failed = token_fetch(cache, token, &expires_in);
 
 	/* A slow source (a command, a token endpoint taking seconds): what
-	 * follows counts from its answer. */
-	now += db_monotonic() - started;
+	 * follows counts from its answer, on both clocks. */
+	took = db_monotonic() - started;
+	now += took;
+	mono += took;
 	if (failed)
-		return token_refresh_failed(cache, now);
+		return token_refresh_failed(cache, now, mono);
 	if (!strcmp(token, cache->refused)) {
-		if (now < cache->refused_again_at) {
+		if (mono < cache->refused_again_at) {
 			/* Refused again with no call succeeding since: using it
 			 * at once would loop. Wait and ask. */
 			token_fail(cache, WECHAT_RETRY, "%s",
 				"the token endpoint returned the refused token");
 			explicit_bzero(token, sizeof token);
-			return token_refresh_failed(cache, now);
+			return token_refresh_failed(cache, now, mono);
 		}
 		/* WeChat refuses a valid token at times: take it again, but
 		 * later and later while it keeps being refused. */
@@ -645,7 +648,7 @@ static int token_refresh(struct token_cache *cache, double now)
 		cache->refused_backoff = cache->refused_backoff ? cache->refused_backoff * 2 : 1;
 		if (cache->refused_backoff > 60)
 			cache->refused_backoff = 60;
-		cache->refused_again_at = now + cache->refused_backoff;
+		cache->refused_again_at = mono + cache->refused_backoff;
 		*cache->refused = '\0';
 	}
 	status = token_save(cache, token, expires_in, now);
@@ -666,19 +669,19 @@ static int token_fresh(const struct token_cache *cache, double now)
 	return *cache->token && now < cache->use_until;
 }
 
-int token_cached(const struct token_cache *cache, double now)
+int token_cached(const struct token_cache *cache, double now, double mono)
 {
-	return token_fresh(cache, now) || now < cache->retry_at;
+	return token_fresh(cache, now) || mono < cache->retry_at;
 }
 
-int token_get(struct token_cache *cache, double now)
+int token_get(struct token_cache *cache, double now, double mono)
 {
 	struct token_row row;
 	int status;
 
 	if (token_fresh(cache, now))
 		return 0;
-	if (now < cache->retry_at)
+	if (mono < cache->retry_at)
 		return *cache->token && now < cache->expires_at ? 0 : 1;
 	if ((status = token_read(cache, &row)))
 		return status;
@@ -688,7 +691,7 @@ int token_get(struct token_cache *cache, double now)
 	}
 	status = token_take_lease(cache, now, &row);
 	if (status == 0)
-		return token_refresh(cache, now);
+		return token_refresh(cache, now, mono);
 	if (status != 1)
 		return status;
 	if (token_usable(cache, &row, now)) {
@@ -697,7 +700,7 @@ int token_get(struct token_cache *cache, double now)
 		return 0;
 	}
 	*cache->token = '\0';
-	cache->retry_at = now + 0.1;
+	cache->retry_at = mono + 0.1;
 	return 1;
 }
 

@@ -26,6 +26,9 @@ struct token_cache {
 	char token[WECHAT_TOKEN_MAX + 1]; /* "" when none */
 	uint64_t generation;              /* counts tokens adopted, the same text again included */
 	char refused[WECHAT_TOKEN_MAX + 1];   /* the last token WeChat refused */
+	/* The pauses (retry_at, refused_again_at) are on the monotonic clock
+	 * (db_monotonic): a step of the wall clock neither stretches nor cuts
+	 * them. The token's expiry is a time of day (unix seconds). */
 	double refused_again_at;          /* it may be taken again from then on... */
 	double refused_backoff;           /* ... and then only this much later: 0 after a success */
 	double use_until;                 /* trusted until then, then the DB is read again */
@@ -45,7 +48,8 @@ struct token_cache {
 int token_open(struct token_cache *cache, struct db *db, const struct config *config);
 void token_close(struct token_cache *cache);
 
-/* Makes cache->token usable at `now` (unix seconds), refreshing it if due.
+/* Makes cache->token usable at `now` (unix seconds; `mono`, db_monotonic()'s
+ * seconds, for the pauses), refreshing it if due.
  * Returns 0 (cache->token is set), 1 (no token yet: try again at
  * cache->retry_at), TOKEN_GAVE_UP when TOKEN_FAILURES_MAX refreshes in a row
  * failed (backing off 1, 2, 4 ... 60 s: about 4 minutes) with no token to use
@@ -56,11 +60,11 @@ void token_close(struct token_cache *cache);
  * cache->failure says why. */
 #define TOKEN_GAVE_UP 2
 #define TOKEN_FAILURES_MAX 9
-int token_get(struct token_cache *cache, double now);
+int token_get(struct token_cache *cache, double now, double mono);
 
 /* 1 if token_get at `now` answers from memory (a token, or "wait until
  * retry_at"): no DB, no refresh. */
-int token_cached(const struct token_cache *cache, double now);
+int token_cached(const struct token_cache *cache, double now, double mono);
 
 /* WeChat refused `token`, adopted as `generation`, as invalid or expired. It
  * is dropped only if it is still the cached one, in that generation (a call

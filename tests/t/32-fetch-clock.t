@@ -1,10 +1,10 @@
 #!/bin/sh
 # qrpool-fetch's lengths of time when the wall clock steps in the night (an
 # NTP step, a fix by hand): the retry pauses, the outage probes, --for, the
-# grace after SIGTERM, a batch's age and the idle time after which reserved
-# calls go back are measured on the monotonic clock, so a step back of 30 s
-# makes none of them 30 s longer, and a step forward does not cut --for short.
-# (They were on the wall clock.)
+# grace after SIGTERM, a batch's age, the idle time after which reserved
+# calls go back and a failed token refresh's pause are measured on the
+# monotonic clock, so a step back of 30 s makes none of them 30 s longer,
+# and a step forward does not cut --for short. (They were on the wall clock.)
 # clockstep.so steps the wall clock of the fetch alone, AFTER s into its run;
 # the test's own clock goes on.
 . "${0%/*}/lib.sh"
@@ -169,3 +169,26 @@ ok "a batch's age, the clock stepped back 30 s: the step took effect" step_seen
 is "... exit 0, the item fetched" "$rc:$(cat "$T/out")" "0:$(cat "$T/items")"
 ok "... printed once 0.25 s old, not 30 s later ($printed s in)" \
   awk -v t="$printed" 'BEGIN { exit !(t < 4) }'
+
+# --- a failed token refresh's pause: tried again after 1 s, then 2 s, not 30 s more --
+# (The token command fails twice, then gives the fake's token. The wall clock
+# steps back 30 s 2 s in, in the middle of the second pause.)
+start_fake token
+curl -sS -o "$T/stable.json" -d "{\"grant_type\":\"client_credential\",\"appid\":\"$APPID\",\"secret\":\"$SECRET\"}" \
+  "$base/cgi-bin/stable_token"
+jget "$T/stable.json" access_token >"$T/central-token"
+cat >"$T/token-command" <<CMD
+#!/bin/sh
+echo x >>"$T/token-tries"
+[ "\$(wc -l <"$T/token-tries")" -gt 2 ] || exit 3
+cat "$T/central-token"
+CMD
+chmod +x "$T/token-command"
+rm -f "$T/token-tries"
+config_for "concurrency = 1; token = { source = \"command\"; command = \"$T/token-command\"; };"
+: >"$T/items"; plan poster 1
+stepped 2 -v
+ok "token refresh failing, the clock stepped back 30 s: the step took effect" step_seen
+like "... the refresh tried again" "$(cat "$T/err")" "refreshing the access token failed, retrying in 2 s"
+is "... exit 0, the item fetched after the third try" "$rc:$(count "state = 'fetched'"):$(wc -l <"$T/token-tries")" 0:1:3
+ok "... after the pauses of 1 and 2 s, not 30 s later (took $took s)" test "$took" -lt 15
