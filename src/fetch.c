@@ -673,7 +673,7 @@ static int fetch_may_call(struct fetcher *f, double now, double mono)
 	int status = token_get(&f->token, now, mono);
 
 	if (status == 1) {
-		f->wake_at = now + (f->token.retry_at - mono);   /* (a monotonic time) */
+		f->wake_at = now + (f->token.retry_at - mono);   /* (retry_at is monotonic) */
 		return 1;
 	}
 	if (status == EXIT_UPSTREAM) {
