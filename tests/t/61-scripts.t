@@ -74,14 +74,17 @@ done
 
 # --- one at a time ------------------------------------------------------------------
 is "a new lock file is readable by all, writable by its owner only" "$(stat -c %a "$T/qrpool-fill.lock")" 644
-flock "$T/qrpool-fill.lock" sleep 2 & holder=$!
+# (Held until both runs are refused: a slow machine may take seconds for them.)
+rm -f "$T/release"
+flock "$T/qrpool-fill.lock" sh -c "until [ -e '$T/release' ]; do sleep 0.1; done" & holder=$!
 sleep 0.3
 run nightly-fill -u "$deadline" "$T/demand.tsv"
 is "a second nightly-fill while one runs: exit 75" "$rc" 75
 like "and says so, naming the holder (which may be anyone's: the lock is in a shared directory)" \
-  "$(cat "$T/err")" "another run holds $T/qrpool-fill.lock \(pid [0-9]+, user $(id -un): (flock|sleep) .*\); not starting"
+  "$(cat "$T/err")" "another run holds $T/qrpool-fill.lock \(pid [0-9]+, user $(id -un): (flock|sleep|sh) .*\); not starting"
 run backfill -u "$deadline" -d "$T/demand.tsv" "$T/demand.tsv"
 is "nor a backfill while a fill runs (they would fetch the same codes): exit 75" "$rc" 75
+touch "$T/release"
 wait $holder
 # Held by a job (flock(1) itself gone, the lock held by the script's open file):
 # the job wrote who it is into the lock file.
