@@ -364,12 +364,22 @@ static int prune_count_run(struct prune *prune, long count)
  * below the bound are done. */
 static int prune_codes_batch(struct prune *prune, int64_t *last, int *more)
 {
-	int64_t images = 0, window = prune->options->batch * PRUNE_WINDOW_PER_CODE;
-	int64_t end = prune->upper - *last > window ? *last + window : prune->upper;
+	int64_t images = 0, window = prune->options->batch * PRUNE_WINDOW_PER_CODE, end, next;
 	double began;
 	long count;
-	int status;
+	int status, found;
 
+	/* The ids no row has any more (what earlier runs deleted: a year of
+	 * nights) are passed in one key lookup, not walked window by window. */
+	if ((status = prune_query_int(prune->db, "SELECT min(id) FROM codes WHERE id > ?1", *last, 0,
+			&next, &found, "finding the next code")))
+		return status;
+	if (!found || next >= prune->upper) {
+		*more = 0;
+		return 0;
+	}
+	*last = next - 1;
+	end = prune->upper - *last > window ? *last + window : prune->upper;
 	if ((status = prune->options->dry_run ? db_exec(prune->db, "BEGIN") :
 			db_begin_immediate_quietly(prune->db))) {
 		if (status == EXIT_TEMPFAIL && !interrupt_requested())   /* (a signal: the summary says) */
