@@ -383,8 +383,8 @@ static int prune_codes_batch(struct prune *prune, int64_t *last, int *more)
 	if ((status = prune->options->dry_run ? db_exec(prune->db, "BEGIN") :
 			db_begin_immediate_quietly(prune->db))) {
 		if (status == EXIT_TEMPFAIL && !interrupt_requested())   /* (a signal: the summary says) */
-			log_error("%s: the batch after code %lld: the DB stayed locked past busy_timeout "
-				"(%lld ms) by another process", prune->db->path, (long long)*last,
+			log_error("%s: the batch from code %lld: the DB stayed locked past busy_timeout "
+				"(%lld ms) by another process", prune->db->path, (long long)*last + 1,
 				(long long)prune->db->busy_timeout_ms);
 		return status;
 	}

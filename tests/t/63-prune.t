@@ -158,7 +158,7 @@ wait "$holder" 2>/dev/null || true
 left=$(sql "SELECT count(*) FROM codes WHERE state = 'published' AND updated_at < $now - 30 * $day")
 is "the DB locked mid-prune past busy_timeout exits 75" "$rc" 75
 like "... saying where and why" "$(cat "$T/err")" \
-  "staging.db: the batch after code [0-9]+: the DB stayed locked past busy_timeout \\(1000 ms\\)"
+  "staging.db: the batch from code [0-9]+: the DB stayed locked past busy_timeout \\(1000 ms\\)"
 is "... its run's row has the codes it deleted" \
   "$(sql "SELECT items_out FROM runs WHERE stage = 'prune' ORDER BY id DESC LIMIT 1")" "$((total - left))"
 run qrpool-prune
