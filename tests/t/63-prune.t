@@ -175,15 +175,6 @@ is "codes dated ahead: the old ones after them go too" "$rc:$(grep '^published' 
 sql "UPDATE codes SET created_at = $old - $day, updated_at = $old WHERE created_at > $now"
 run qrpool-prune
 
-# Ids no row has (what earlier runs deleted, a year of nights) are passed in
-# one step: a gap of a billion ids walked 8 at a time (--batch 1) took hours.
-sql "INSERT INTO codes (id, request_id, pool, state, created_at, updated_at) VALUES
-  (1000000000, 'gap0000000000001', 'poster', 'published', $old - $day, $old)"
-old_published 20
-rc=0; timeout 60 qrpool-prune --batch 1 2>"$T/err" || rc=$?
-is "a gap of a billion ids: passed, not walked (exit 0, every old code gone)" \
-  "$rc:$(sql "SELECT count(*) FROM codes WHERE state = 'published' AND updated_at < $now - 30 * $day")" 0:0
-
 # On a terminal, a progress line: done of the codes in the states that may go.
 old_failures() {
   "$TESTS_DIR/t/stage-fetched" "$T/staging.db" "card=1500" --size 8
@@ -230,3 +221,14 @@ is "... and deletes nothing" "$(sql "SELECT count(*) FROM codes WHERE state = 'f
 
 rc=0; qrpool-prune --dry-run >/dev/full 2>"$T/err" || rc=$?
 is "a dry run's full stdout exits 74" "$rc" 74
+
+# Ids no row has (what earlier runs deleted, a year of nights) are passed in
+# one step: a gap of a billion ids walked 8 at a time (--batch 1) took hours.
+# Last in the file: the gap stays in the DB, and were passing it ever to
+# regress, this case fails at its timeout and no later one walks it too.
+sql "INSERT INTO codes (id, request_id, pool, state, created_at, updated_at) VALUES
+  (1000000000, 'gap0000000000001', 'poster', 'published', $old - $day, $old)"
+old_published 20
+rc=0; timeout 60 qrpool-prune --batch 1 2>"$T/err" || rc=$?
+is "a gap of a billion ids: passed, not walked (exit 0, every old code gone)" \
+  "$rc:$(sql "SELECT count(*) FROM codes WHERE state = 'published' AND updated_at < $now - 30 * $day")" 0:0
