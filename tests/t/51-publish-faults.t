@@ -442,7 +442,10 @@ qrpool-pending --state fetched >"$T/items"
 started=$(date +%s)
 run qrpool-publish <"$T/items"
 is "Kafka refusing the client's authentication: exit 69" "$rc" 69
-ok "... within kafka.timeout" test $(($(date +%s) - started)) -le 5
+# (3 s and start-up; 8 allowed, since 5 ran out once under the load of a
+# make check SAN=1 beside a measurement; what it guards against is a wait
+# past the timeout, or a hang)
+ok "... within kafka.timeout" test $(($(date +%s) - started)) -le 8
 like "... saying what to check" "$(cat "$T/err")" \
   "Kafka refused this client's authentication \(.*SASL.*\): kafka.properties' security.protocol and sasl.\* settings must match the cluster's"
 all_fetched "... the codes stay fetched"
