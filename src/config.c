@@ -354,16 +354,17 @@ static int config_name_ok(const char *name)
 	return 1;
 }
 
-/* Whether a URL's authority (what follows "scheme://") names this host: a
- * loopback address (127.0.0.0/8, [::1]) or localhost, with or without a port. */
-static int config_loopback_url(const char *authority)
+int config_loopback_url(const char *url)
 {
-	size_t host = strcspn(authority, "/?#");
-	const char *at = memchr(authority, '@', host);
+	const char *scheme = strstr(url, "://"), *authority = url, *at;
 	struct in_addr address;
+	size_t host;
 	char name[64];
 
-	if (at) {   /* user:password@ goes before the host */
+	if (scheme && (size_t)(scheme - url) < strcspn(url, "/?#@"))
+		authority = scheme + 3;
+	host = strcspn(authority, "/?#");
+	if ((at = memchr(authority, '@', host))) {   /* user:password@ goes before the host */
 		host -= (size_t)(at + 1 - authority);
 		authority = at + 1;
 	}
@@ -435,7 +436,7 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 	if (strncmp(w->api_base, "https://", 8) && strncmp(w->api_base, "http://", 7))
 		return config_error_at(reader, config_setting_get_member(group, "api_base"),
 			"api_base must be an http:// or https:// URL");
-	if (!strncmp(w->api_base, "http://", 7) && !config_loopback_url(w->api_base + 7)) {
+	if (!strncmp(w->api_base, "http://", 7) && !config_loopback_url(w->api_base)) {
 		char shown[128];
 
 		return config_error_at(reader, config_setting_get_member(group, "api_base"),

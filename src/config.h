@@ -126,6 +126,10 @@ const char *config_source_name(enum pool_source source);
  * secret: the file naming it must be private, and dumps mask its value. */
 int config_property_secret(const char *key, size_t length);
 const char *config_token_source_name(enum token_source source);
+/* 1 if a URL (scheme:// optional, as in a proxy variable) names this host:
+ * a loopback address (127.0.0.0/8, [::1]) or localhost, with or without a
+ * user:password@ and a port. */
+int config_loopback_url(const char *url);
 /* `url` to show: as it is, or with a user:password@ before its host masked
  * (in `buffer`, cut to its `size`). */
 const char *config_url_shown(const char *url, char *buffer, size_t size);

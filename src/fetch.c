@@ -1063,7 +1063,7 @@ static int fetch_open_transfers(struct fetcher *f)
 {
 	size_t count = (size_t)f->config->wechat.concurrency;
 
-	f->direct = !http_proxy_in_environment();
+	f->direct = !http_proxy_applies(f->config->wechat.api_base);
 	f->transfers = calloc(count, sizeof *f->transfers);
 	f->idle = calloc(count, sizeof *f->idle);
 	f->headers = curl_slist_append(NULL, "Content-Type: application/json");

@@ -30,7 +30,7 @@ static size_t http_write(char *data, size_t size, size_t count, void *user)
 }
 
 /* (http_proxy only in lower case, as libcurl reads it) */
-int http_proxy_in_environment(void)
+static int http_proxy_in_environment(void)
 {
 	static const char *const names[] = { "http_proxy", "https_proxy", "HTTPS_PROXY",
 		"all_proxy", "ALL_PROXY" };
@@ -42,6 +42,21 @@ int http_proxy_in_environment(void)
 			return 1;
 	}
 	return 0;
+}
+
+int http_proxy_applies(const char *api_base)
+{
+	const char *proxy;
+
+	if (strncmp(api_base, "http://", 7))
+		return http_proxy_in_environment();
+	/* A local stand-in (config refuses http:// to another host): the
+	 * secret goes in clear, so only to a proxy on this host too. libcurl
+	 * takes http_proxy for http://, else all_proxy. */
+	if (!(proxy = getenv("http_proxy")) || !*proxy)
+		if (!(proxy = getenv("all_proxy")) || !*proxy)
+			proxy = getenv("ALL_PROXY");
+	return proxy && *proxy && config_loopback_url(proxy);
 }
 
 int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body *body)
@@ -62,10 +77,10 @@ int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body 
 	HTTP_SET(CURLOPT_WRITEDATA, body);
 	if (wechat->ca_bundle)
 		HTTP_SET(CURLOPT_CAINFO, wechat->ca_bundle);
-	/* No proxy in the environment: said once here, or libcurl would look
-	 * for one (five getenv() and copies) at every call. With one, libcurl
-	 * reads the variables itself, no_proxy included. */
-	if (!http_proxy_in_environment()) {
+	/* No proxy: said once here, or libcurl would look for one (five
+	 * getenv() and copies) at every call. With one, libcurl reads the
+	 * variables itself, no_proxy included. */
+	if (!http_proxy_applies(wechat->api_base)) {
 		HTTP_SET(CURLOPT_PROXY, "");
 		HTTP_SET(CURLOPT_NOPROXY, "");
 	}

@@ -20,9 +20,10 @@ struct http_body {
 /* Applies the common options and points the answer at `body`. Returns 0, or
  * -1 when libcurl refused an option (logged). */
 int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body *body);
-/* 1 if the environment names a proxy for http:// or https:// URLs (the
- * variables libcurl reads); the calls then go through it. */
-int http_proxy_in_environment(void);
+/* 1 if the calls to `api_base` go through a proxy named in the environment
+ * (the variables libcurl reads). An http:// api_base (a local stand-in) goes
+ * through one only if it is on this host too: the secret is in clear. */
+int http_proxy_applies(const char *api_base);
 void http_body_free(struct http_body *body);
 
 #endif

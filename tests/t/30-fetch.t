@@ -194,6 +194,14 @@ config_for 'concurrency = 4;'
 : >"$T/items"; plan poster 3
 run env $noproxy qrpool-fetch <"$T/items"
 is "no proxy: exit 0, direct" "$rc:$(count "state = 'fetched'"):$(cat "$T/proxy.count")" "0:3:6"
+# A proxy on another host (TEST-NET-1, where nothing answers) is not used for
+# the http:// stand-in: the secret would go to it in clear. The calls go direct.
+config_for 'concurrency = 4; connect_timeout = "1s";'
+: >"$T/items"; plan poster 3
+run env $noproxy http_proxy=http://192.0.2.1:3128 all_proxy=http://192.0.2.1:3128 \
+  qrpool-fetch --for 20s <"$T/items"
+is "http_proxy on another host, api_base http:// on this one: exit 0, direct" \
+  "$rc:$(count "state = 'fetched'"):$(cat "$T/err")" "0:3:"
 
 # --- an api_base with a path (a gateway): the calls go under it, direct and
 # through a proxy (the fake, which serves no such path, logs what it was asked) ----
