@@ -354,6 +354,17 @@ static int config_name_ok(const char *name)
 	return 1;
 }
 
+/* The '@' that ends a URL's user:password@, or NULL if it has none. */
+static const char *config_url_userinfo_end(const char *url)
+{
+	const char *authority = strstr(url, "://");
+
+	if (!authority)
+		return NULL;
+	authority += 3;
+	return memchr(authority, '@', strcspn(authority, "/?#"));
+}
+
 int config_loopback_url(const char *url)
 {
 	const char *scheme = strstr(url, "://"), *authority = url, *at;
@@ -436,6 +447,11 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 	if (strncmp(w->api_base, "https://", 8) && strncmp(w->api_base, "http://", 7))
 		return config_error_at(reader, config_setting_get_member(group, "api_base"),
 			"api_base must be an http:// or https:// URL");
+	/* A gateway's user:password@ is a secret as well (masked where shown). */
+	if (config_url_userinfo_end(w->api_base) && (status = config_check_private(reader,
+			config_setting_get_member(group, "api_base"), config_source(reader,
+			config_setting_get_member(group, "api_base")), "config file")))
+		return status;
 	if (!strncmp(w->api_base, "http://", 7) && !config_loopback_url(w->api_base)) {
 		char shown[128];
 
@@ -1035,15 +1051,11 @@ const char *config_token_source_name(enum token_source source)
 
 const char *config_url_shown(const char *url, char *buffer, size_t size)
 {
-	const char *authority = strstr(url, "://");
-	const char *at;
+	const char *at = config_url_userinfo_end(url), *authority;
 
-	if (!authority)
-		return url;
-	authority += 3;
-	at = memchr(authority, '@', strcspn(authority, "/?#"));
 	if (!at)
 		return url;
+	authority = strstr(url, "://") + 3;
 	snprintf(buffer, size, "%.*s***%s", (int)(authority - url), url, at);
 	return buffer;
 }

@@ -43,6 +43,15 @@ chmod 644 "$QRPOOL_CONFIG"
 run qrpool-plan -n /dev/null
 is "an inline secret in a world-readable config exits 78" "$rc" 78
 like "and says why, naming file and line" "$(cat "$T/err")" "qrpool.cfg:[0-9]+: config file .* is accessible by group or others"
+sed 's|^wechat = {|wechat = { api_base = "https://gw:gateway-pass@gw.example.com";|' "$T/good.cfg" >"$QRPOOL_CONFIG"
+chmod 644 "$QRPOOL_CONFIG"
+run qrpool-plan -n /dev/null
+is "a gateway's user:password@ in api_base, in a world-readable config: exit 78" "$rc" 78
+like "... saying why, not showing it" "$(cat "$T/err"):$(grep -c gateway-pass "$T/err")" \
+  "qrpool.cfg:[0-9]+: config file .* is accessible by group or others.*:0$"
+chmod 600 "$QRPOOL_CONFIG"
+run qrpool-plan --dump-config
+is "... mode 600: fine (the dump masks it)" "$rc:$(grep -c gateway-pass "$T/out")" 0:0
 cp "$T/good.cfg" "$QRPOOL_CONFIG"; chmod 600 "$QRPOOL_CONFIG"
 run qrpool-plan --dump-config
 like "--dump-config shows the merged config" "$(cat "$T/out")" 'reserve_per_minute = 500;'
