@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -849,9 +850,16 @@ static int config_load_file(struct config *config, const char *path, const char 
  * working directory, and would put its include_dir before absolute ones). */
 int config_load(struct config *config, const char *path)
 {
+	const char *core_dumps = getenv("QRPOOL_CORE_DUMPS");
 	char *full, *dir;
 	int here, moved, status;
 
+	/* The config brings the secrets into memory (the app secret, Redis's
+	 * and SASL's passwords; fetch adds the access token): no core file
+	 * holds them, and no other process of the user reads them through
+	 * /proc or ptrace, unless asked for to debug a crash. */
+	if (!core_dumps || strcmp(core_dumps, "1"))
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	memset(config, 0, sizeof *config);
 	if (!path)
 		path = getenv("QRPOOL_CONFIG");

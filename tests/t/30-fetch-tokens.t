@@ -309,3 +309,30 @@ before=$(stats endpoints token requests)
 run qrpool-fetch --check </dev/null
 is "--check, classic source: a usage error (64), no token fetched" "$rc:$(stats endpoints token requests)" "64:$before"
 like "... saying why" "$(cat "$T/err")" "invalidates the token of every other holder"
+
+# --- no core file holds the token or the secret -------------------------------
+# fetch killed by SIGSEGV once it holds a token (it has fetched a code, and
+# waits for more lines) leaves no core; QRPOOL_CORE_DUMPS=1 lets one be
+# written, to debug a crash (and shows this machine writes cores at all).
+start_fake cores --latency 10
+mkdir "$T/cores"; mkfifo "$T/cores.in"
+crash_fetch() {  # crash_fetch [VAR=VALUE]: how many core files the crash left
+  rm -f "$T/cores"/core*
+  config_for ''
+  : >"$T/items"; plan poster 1
+  (cd "$T/cores" && ulimit -c unlimited && exec env "$@" qrpool-fetch <"$T/cores.in" >/dev/null 2>&1) &
+  crashed=$!
+  exec 7>"$T/cores.in"; cat "$T/items" >&7
+  tries=0
+  until [ "$(count "state = 'fetched'")" -ge 1 ] || [ $tries -gt 400 ]; do sleep 0.05; tries=$((tries + 1)); done
+  kill -SEGV $crashed; wait $crashed 2>/dev/null || true; exec 7>&-
+  ls "$T/cores" | grep -c '^core' || true
+}
+allowed=$(crash_fetch QRPOOL_CORE_DUMPS=1)
+if [ "$allowed" = 1 ]; then
+  is "a crash holding the token: no core file" "$(crash_fetch)" 0
+  is "... and one with QRPOOL_CORE_DUMPS=1" "$allowed" 1
+else
+  diag "no core file written here even when allowed (ulimit -c, core_pattern $(cat /proc/sys/kernel/core_pattern)): not checked"
+fi
+rm -f "$T/cores"/core*

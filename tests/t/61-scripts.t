@@ -6,6 +6,9 @@
 . "${0%/*}/fetch.sh"
 command -v flock >/dev/null || skip_all "flock is missing"
 export QRPOOL_LOG_DIR="$T/log" QRPOOL_LOCK_DIR="$T"
+# The tools stay dumpable, so that my_tool_pids can read their environment
+# when the tests run as a user other than root.
+export QRPOOL_CORE_DUMPS=1
 
 # fresh_kafka: a new empty cluster (the depth of a pool comes from Kafka, so
 # each scenario starts from empty pools).
