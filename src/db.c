@@ -399,6 +399,7 @@ static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, 
 
 	memset(db, 0, sizeof *db);
 	db->path = path;
+	db->created = !existed;
 	/* The DB holds the access token (a secret): made private, and SQLite
 	 * gives its -wal and -shm files the same mode. */
 	if (!existed) {
@@ -442,8 +443,12 @@ static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, 
 		/* This connection still holds the schema as it read it before the
 		 * migration (a table text edited in sqlite_schema is not read
 		 * again by the connection that edited it): start afresh. */
+		int created = db->created;
+
 		db_close(db);
-		return db_open_as(db, path, busy_timeout_ms, 1);
+		if ((status = db_open_as(db, path, busy_timeout_ms, 1)))
+			return status;
+		db->created = created;
 	}
 	return 0;
 }

@@ -151,7 +151,7 @@ static int report_output(const struct report_options *options, const struct repo
 	if (!status && !report->kafka_ok) {
 		/* No brokers configured is for the config to change: no later run
 		 * would do better (75 would say it might). */
-		log_warn("pool depth unknown: Kafka: %s", report->kafka_error);
+		log_error("pool depth unknown: Kafka: %s", report->kafka_error);
 		status = kafka_configured(config) ? EXIT_TEMPFAIL : EXIT_CONFIG;
 	}
 	return status;
@@ -174,6 +174,7 @@ static int report_run(const struct report_options *options, const struct config 
 	if (options->format == FORMAT_CHECK && config->busy_timeout_ms > REPORT_CHECK_LOCK_MS)
 		sqlite3_busy_timeout(db.handle, REPORT_CHECK_LOCK_MS);
 	status = report_collect(&db, config, &report);
+	report.db_made = db.created ? config->db_path : NULL;
 	db_close(&db);
 	if (!status)
 		status = report_output(options, &report, config);

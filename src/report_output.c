@@ -472,13 +472,22 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 		fprintf(out, "QRPOOL UNKNOWN - out of memory writing the check\n");
 		return 3;
 	}
-	/* Depth unreadable somewhere: UNKNOWN, unless a pool that was measured is
-	 * CRITICAL. UNKNOWN ranks below CRITICAL (as Nagios orders states), and
-	 * one leaderless topic must not silence a pool running dry. A WARNING is
+	/* Depth unreadable somewhere, or no staging DB (a database.path naming
+	 * another file: Kafka's stock alone would pass a night with nothing
+	 * fetched): UNKNOWN, unless a pool that was measured is CRITICAL.
+	 * UNKNOWN ranks below CRITICAL (as Nagios orders states), and one
+	 * leaderless topic must not silence a pool running dry. A WARNING is
 	 * said in the UNKNOWN's text. */
-	if (!report->kafka_ok && state < 2) {
-		fprintf(out, "QRPOOL UNKNOWN - pool depth unreadable: %s%s%s |%s\n", report->kafka_error,
-			state ? "; WARNING: " : "", state ? c.text_data[1] : "", c.perf_data);
+	if ((!report->kafka_ok || report->db_made) && state < 2) {
+		fputs("QRPOOL UNKNOWN - ", out);
+		if (report->db_made)
+			fprintf(out, "no staging DB at %s (an empty one was made): database.path names "
+				"the wrong file, or no night has run yet%s", report->db_made,
+				report->kafka_ok ? "" : "; ");
+		if (!report->kafka_ok)
+			fprintf(out, "pool depth unreadable: %s", report->kafka_error);
+		fprintf(out, "%s%s |%s\n", state ? "; WARNING: " : "", state ? c.text_data[1] : "",
+			c.perf_data);
 		report_check_free(&c);
 		return 3;
 	}
@@ -492,6 +501,8 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 		fprintf(out, "no pool below %gh of cover", warn_hours);
 	if (!report->kafka_ok)
 		fprintf(out, "; depth unreadable: %s", report->kafka_error);
+	if (report->db_made)
+		fprintf(out, "; no staging DB at %s (an empty one was made)", report->db_made);
 	if (*c.unknown_data)
 		fprintf(out, "; cover unknown (no consumption history or plan yet): %s", c.unknown_data);
 	fprintf(out, " |%s\n", c.perf_data);

@@ -289,7 +289,21 @@ run qrpool-plan --dry-run "$T/typo.tsv"
 is "... plan exits 78 too, rather than estimating depth" "$rc" 78
 set_kafka 3s
 
+# A database.path naming no file (a typo) while Kafka has stock: UNKNOWN, not
+# the OK that Kafka's depth alone gives (the morning audit would pass a night
+# with nothing fetched, failed or left over).
+sed "s|$T/staging.db|$T/typo.db|" "$QRPOOL_CONFIG" >"$T/typodb.cfg"
+chmod 600 "$T/typodb.cfg"
+run qrpool-report -c "$T/typodb.cfg" --check --warn-hours 0.01 --crit-hours 0.001
+is "no staging DB at database.path: --check UNKNOWN (3)" "$rc" 3
+like "... saying where and why" "$(cat "$T/out")" \
+  "^QRPOOL UNKNOWN - no staging DB at $T/typo.db \(an empty one was made\): database.path names the wrong file"
+
 kill "$kafka_pid"; wait "$kafka_pid" 2>/dev/null || true
+run qrpool-report -q --prom "$T/down.prom"
+is "Kafka down, -q (the crontab's line): exit 75" "$rc" 75
+like "... and the log says why (an error, which -q does not hide)" "$(cat "$T/err")" \
+  "error: pool depth unknown: Kafka"
 start=$(date +%s)
 run qrpool-report --check
 is "--check UNKNOWN when Kafka is down: exit 3" "$rc" 3
@@ -316,6 +330,7 @@ start_kafka --brokers 1 "$@"
   done
   echo ");"; } >"$T/many.cfg"
 chmod 600 "$T/many.cfg"
+(umask 077; : >"$T/many.db")   # (a DB there, made empty: none would be UNKNOWN)
 run qrpool-report -c "$T/many.cfg" --check --warn-hours 2 --crit-hours 1
 is "100 empty pools: --check WARNING" "$rc" 1
 is "... on one line" "$(wc -l <"$T/out")" 1
@@ -344,4 +359,4 @@ run qrpool-report -c "$T/kdown.cfg" --check
 took=$(($(date +%s) - started))
 is "--check, Kafka down, kafka.timeout 30 s: UNKNOWN" "$rc" 3
 ok "... within 9 s (took $took s)" test "$took" -le 9
-like "... saying why" "$(cat "$T/out")" "QRPOOL UNKNOWN - pool depth unreadable"
+like "... saying why" "$(cat "$T/out")" "QRPOOL UNKNOWN - .*pool depth unreadable"
