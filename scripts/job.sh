@@ -114,17 +114,21 @@ job_stages() {
   echo "$worst"
 }
 
-# job_feed COMMAND...: the leftovers of earlier runs first (codes still
-# planned, to fetch or render; fetched ones, to publish), then COMMAND's items,
-# as one stream for the pipeline; returns the worse of the two statuses. A plan
-# counts the leftovers as in flight: a fill that did not feed them on would
-# leave them, and the stock short by as many.
+# job_feed COMMAND...: runs COMMAND (the plan; its items are staged in the DB),
+# then feeds every code still to go on, as one stream for the pipeline: the
+# leftovers of earlier runs first (codes still planned, to fetch or render;
+# fetched ones, to publish), then the plan's, in its order (their ids follow
+# it); returns the worse of the two statuses. A plan counts the leftovers as
+# in flight: a fill that did not feed them on would leave them, and the stock
+# short by as many. The plan comes first, not after the leftovers, which wait
+# in the pipe until fetch takes them (hours, after a failed night): its
+# window then starts now, and a bad demand file is said at once.
 job_feed() {
   local pending_status command_status
+  "$@" >/dev/null
+  command_status=$?
   qrpool-pending --state planned,fetched
   pending_status=$?
-  "$@"
-  command_status=$?
   return "$(job_worst "$pending_status" "$command_status")"
 }
 

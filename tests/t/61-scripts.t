@@ -293,6 +293,24 @@ for signal in TERM HUP; do
   is "... no tool left running" "$(my_tools '(pending|plan|fetch|render|publish)')" 0
 done
 
+# --- the plan is made at the start, not once fetch has taken the leftovers (they
+# wait in the pipe): its window starts now, a bad demand file is said at once ---
+sql "UPDATE codes SET state = 'planned' WHERE state <> 'planned'; DELETE FROM images"
+sql "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+  INSERT INTO codes (request_id, pool, state, created_at, updated_at)
+  SELECT printf('lft%013d', i), 'poster', 'planned', unixepoch(), unixepoch() FROM n"
+started=$(date +%s)
+TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "$T/big.tsv" >"$T/out" 2>"$T/err" & script=$!
+i=0
+until [ "$(sql "SELECT count(*) FROM runs WHERE stage = 'plan' AND started_at >= $started")" -gt 0 ] ||
+  [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+planned_after=$(sql "SELECT coalesce(CAST(min(started_at) - $started AS INTEGER), 'none')
+  FROM runs WHERE stage = 'plan' AND started_at >= $started")
+kill -TERM $script; wait $script 2>/dev/null || true
+ok "20,000 leftovers and a slow fetch: the plan started at once (after $planned_after s)" \
+  sh -c '[ "$1" != none ] && [ "$1" -le 5 ]' - "$planned_after"
+sql "DELETE FROM codes WHERE request_id LIKE 'lft%'"
+
 # --- a stage killed by a signal the script did not send (the OOM killer): 75,
 # the stage named (the raw 137 is in no exit table) ----------------------------------
 # fill_killing TOOL: a nightly fill of big.tsv, every code planned again, whose
