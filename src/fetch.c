@@ -290,10 +290,13 @@ static void fetch_outage_note(struct fetcher *f, const struct wechat_answer *ans
 	if (++f->consecutive_failures < f->failure_limit || f->stop != FETCH_RUNNING)
 		return;
 	if (!f->outage_since) {
+		char where[320];
+
 		f->outage_since = now;
 		f->outage_pause = FETCH_OUTAGE_PAUSE_FIRST;
-		log_warn("%d calls in a row failed (last: %s): no new call for %.0f s, then one to "
-			"see whether WeChat answers again", f->consecutive_failures, answer->message,
+		log_warn("%d calls in a row to %s failed (last: %s): no new call for %.0f s, then one "
+			"to see whether WeChat answers again", f->consecutive_failures, http_where(
+			f->config->wechat.api_base, where, sizeof where), answer->message,
 			f->outage_pause);
 	} else if (f->probe_out) {
 		f->outage_pause = f->outage_pause * 2 < FETCH_OUTAGE_PAUSE_MAX ?

@@ -92,6 +92,15 @@ int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body 
 	return 0;
 }
 
+const char *http_where(const char *api_base, char *buffer, size_t size)
+{
+	char shown[256];
+
+	snprintf(buffer, size, "%s%s", config_url_shown(api_base, shown, sizeof shown),
+		http_proxy_applies(api_base) ? " through the proxy of the environment" : "");
+	return buffer;
+}
+
 void http_body_free(struct http_body *body)
 {
 	free(body->data);

@@ -24,6 +24,9 @@ int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body 
  * (the variables libcurl reads). An http:// api_base (a local stand-in) goes
  * through one only if it is on this host too: the secret is in clear. */
 int http_proxy_applies(const char *api_base);
+/* Where the calls go, for messages: the api_base (its user:password@
+ * masked), and " through the proxy of the environment" when one applies. */
+const char *http_where(const char *api_base, char *buffer, size_t size);
 void http_body_free(struct http_body *body);
 
 #endif

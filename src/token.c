@@ -183,7 +183,11 @@ static int token_http(struct token_cache *cache, const char *url, const char *po
 	curl_slist_free_all(headers);
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
 	if (rc != CURLE_OK) {
-		token_fail(cache, WECHAT_RETRY, "token endpoint: %s", curl_easy_strerror(rc));
+		char where[320];
+
+		token_fail(cache, WECHAT_RETRY, "%s", "");
+		snprintf(cache->failure.message, sizeof cache->failure.message, "token endpoint (%.100s): %s",
+			http_where(cache->config->wechat.api_base, where, sizeof where), curl_easy_strerror(rc));
 		return -1;
 	}
 	if (status != 200) {

@@ -28,7 +28,7 @@ rc=0; wait "$fetch" || rc=$?
 is "an outage of 3 s in the night: exit 0" "$rc" 0
 is "... every code fetched, and printed" "$(count "state = 'fetched'"):$(wc -l <"$T/out")" 600:600
 like "... the outage said" "$(cat "$T/err")" \
-  "warning: 100 calls in a row failed \(last: .*503.*\): no new call for 2 s, then one to see whether WeChat answers again"
+  "warning: 100 calls in a row to $base failed \(last: .*503.*\): no new call for 2 s, then one to see whether WeChat answers again"
 like "... and the end of it" "$(cat "$T/err")" \
   "warning: WeChat answers again \(an image\), after [0-9]+ s of failed calls: calls resume"
 failed=$(stats faults http5xx)
@@ -50,7 +50,7 @@ outage 4000
 qrpool-fetch -v --for 2m <"$T/items" >"$T/out" 2>"$T/err" &
 fetch=$!
 i=0
-until grep -q "calls in a row failed" "$T/err" || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
+until grep -q "calls in a row to .* failed" "$T/err" || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
 curl -s -X POST "$base/_control/invalidate-tokens" >/dev/null
 rc=0; wait "$fetch" || rc=$?
 is "the probe refused for its token: exit 0, every code fetched" \
@@ -88,3 +88,12 @@ ok "... after wechat.timeout (2 s), not 40 s more (took $took s)" test "$took" -
 like "... said as a timeout" "$(cat "$T/err")" "[Tt]imeout|timed out"
 like "... the summary's time the run's, not the wall clock's (-38 s)" "$(cat "$T/err")" \
   "quota refusals; [0-9]\.[0-9] s, "
+
+# --- nobody listening at api_base (a wrong port): the messages say where ---------
+fake_base=$base; base=http://127.0.0.1:9
+config_for 'connect_timeout = "1s";'
+base=$fake_base
+run env -u http_proxy -u all_proxy -u ALL_PROXY qrpool-fetch --check
+is "api_base where nothing listens: --check exits 75" "$rc" 75
+like "... naming where it tried" "$(cat "$T/err")" \
+  "token endpoint \(http://127\.0\.0\.1:9\): Couldn't connect to server"

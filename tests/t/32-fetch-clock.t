@@ -81,7 +81,7 @@ ok "... soon after the 3 s outage, not 30 s later (took $took s)" test "$took" -
 # fails and the one 4 s later gets an image.)
 through_outage probe 4 50 4000 1
 ok "an outage, the clock stepped back 30 s: the step took effect" step_seen
-like "... the outage said" "$(cat "$T/err")" "calls in a row failed .*: no new call for 2 s"
+like "... the outage said" "$(cat "$T/err")" "calls in a row to .* failed .*: no new call for 2 s"
 is "... exit 0, every item fetched" "$rc:$(count "state = 'fetched'")" 0:50
 ok "... the calls resumed after the probes' pauses, not 30 s later (took $took s)" \
   test "$took" -lt 20
