@@ -379,6 +379,12 @@ rc=0; PATH=$(echo "$PATH" | tr ':' '\n' | grep -vxF "$QRPOOL_BIN" | paste -sd:) 
 is "a tool not on the PATH: nightly-fill exits 78, not 127" "$rc" 78
 like "... the log names the stage and what to check" "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log")" \
   "qrpool-render: exit 127, a tool not found: is qrpool installed, its directory on the PATH"
+rm -f "$T/missing-bin/qrpool-report"
+rc=0; PATH=$(echo "$PATH" | tr ':' '\n' | grep -vxF "$QRPOOL_BIN" | paste -sd:) \
+  QRPOOL_BIN=$T/missing-bin TMPDIR=$T audit >"$T/out" 2>"$T/err" || rc=$?
+is "... audit too: 78, not 127" "$rc" 78
+like "... saying what to check" "$(cat "$T/err")" \
+  "qrpool-report: exit 127, a tool not found: is qrpool installed, its directory on the PATH"
 sql "DELETE FROM images WHERE code_id IN (SELECT id FROM codes WHERE state IN ('planned', 'fetched'));
      DELETE FROM codes WHERE state IN ('planned', 'fetched')"
 
