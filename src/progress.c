@@ -1,6 +1,7 @@
 #include "progress.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "db.h"
@@ -18,6 +19,8 @@ void progress_init(struct progress *progress, int64_t total)
 
 void progress_update(struct progress *progress, int64_t done, const char *extra)
 {
+	/* Named: in a pipeline on a terminal, the stages draw on one line. */
+	const char *name = log_program();
 	double now, elapsed, rate;
 	char eta[32] = "";
 
@@ -33,11 +36,13 @@ void progress_update(struct progress *progress, int64_t done, const char *extra)
 		long left = (long)((progress->total - done) / rate);
 		snprintf(eta, sizeof eta, " ETA %ld:%02ld:%02ld", left / 3600, left / 60 % 60, left % 60);
 	}
+	if (!strncmp(name, "qrpool-", 7))
+		name += 7;
 	if (progress->total > 0)
-		fprintf(stderr, "\r%lld/%lld done, %.0f/s%s%s%s\033[K", (long long)done,
+		fprintf(stderr, "\r%s: %lld/%lld done, %.0f/s%s%s%s\033[K", name, (long long)done,
 			(long long)progress->total, rate, extra ? ", " : "", extra ? extra : "", eta);
 	else
-		fprintf(stderr, "\r%lld done, %.0f/s%s%s\033[K", (long long)done, rate,
+		fprintf(stderr, "\r%s: %lld done, %.0f/s%s%s\033[K", name, (long long)done, rate,
 			extra ? ", " : "", extra ? extra : "");
 	progress->drawn = 1;
 	log_progress_shown(1);

@@ -140,7 +140,7 @@ on_tty() {  # on_tty [OPTION] > the terminal's bytes, each \r a line end
 }
 on_tty >"$T/tty-lines"
 is "on a terminal: exit 65 for the bad line" "$rc" 65
-like "... a progress line is drawn" "$(cat "$T/tty-lines")" "^[0-9]+ done, [0-9]+/s, [0-9]+ rendered"
+like "... a progress line is drawn" "$(cat "$T/tty-lines")" "^render: [0-9]+ done, [0-9]+/s, [0-9]+ rendered"
 like "... the message is said" "$(cat "$T/tty-lines")" "error: stdin:101: "
 is "... on a line of its own, the progress line cleared first" \
   "$(grep -a 'error: stdin:101' "$T/tty-lines" | grep -c 'done,')" 0

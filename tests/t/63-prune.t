@@ -184,7 +184,7 @@ old_failures
 rc=0; script -qec "qrpool-prune --batch 1" /dev/null </dev/null >"$T/tty" || rc=$?
 tr '\r' '\n' <"$T/tty" >"$T/tty-lines"
 is "on a terminal: exit 0" "$rc" 0
-like "... a progress line is drawn" "$(cat "$T/tty-lines")" "^[0-9]+/[0-9]+ done, [0-9]+/s"
+like "... a progress line is drawn" "$(cat "$T/tty-lines")" "^prune: [0-9]+/[0-9]+ done, [0-9]+/s"
 old_failures
 rc=0; script -qec "qrpool-prune -q --batch 1" /dev/null </dev/null >"$T/tty" || rc=$?
 is "... none with -q" "$rc:$(cat "$T/tty")" "0:"
