@@ -34,6 +34,18 @@ job_check_deadline() {
   fi
 }
 
+# job_check_option JOB OPTION VALUE EXPECTED TOOL TOOL-OPTION: a value the
+# script passes on to TOOL, refused (64) before the run starts, and named as
+# the operator typed it, if TOOL refuses it (TOOL checks its options before
+# --version, without a config or a DB): not logged after leftovers went on.
+job_check_option() {
+  local status=0
+  "$5" "$6" "$3" --version >/dev/null 2>&1 || status=$?
+  if [ "$status" -eq 64 ]; then
+    echo "$1: $2 '$3': expected $4" >&2; exit 64
+  fi
+}
+
 # The more serious of two exit statuses (as the tools rank them).
 job_rank() {
   case $1 in

@@ -53,6 +53,21 @@ like "a deadline 5 minutes ago: says so" "$(cat "$T/err")" "past the deadline $p
 is "a deadline 5 minutes ago: nothing planned" "$(sql 'SELECT count(*) FROM codes')" "$before"
 run nightly-fill -u 6am "$T/demand.tsv"
 is "a malformed deadline: exit 64" "$rc" 64
+# The options passed on to a tool are refused before the run (nothing fed on,
+# nothing logged), named as typed: the plan's '--window' was never typed.
+logged=$(wc -l <"$T/log/nightly-fill.log")
+sql "UPDATE codes SET state = 'planned' WHERE id = (SELECT max(id) FROM codes)"
+for args in "-w 1am-6am" "-w 01:00-01:00" "-f tomorrow"; do
+  run nightly-fill -u "$deadline" $args "$T/demand.tsv"
+  is "nightly-fill $args: exit 64, before the run" \
+    "$rc:$(wc -l <"$T/log/nightly-fill.log"):$(sql "SELECT count(*) FROM codes WHERE state = 'planned'")" \
+    "64:$logged:1"
+  like "... naming it as typed" "$(cat "$T/err")" "^nightly-fill: ${args%% *} '${args#* }': expected "
+done
+run backfill -u "$deadline" -r lots -d "$T/demand.tsv" "$T/demand.tsv"
+is "backfill -r lots: exit 64, before the run" "$rc:$(sql "SELECT count(*) FROM codes WHERE state = 'planned'")" 64:1
+like "... naming it as typed" "$(cat "$T/err")" "^backfill: -r 'lots': expected a whole number"
+sql "UPDATE codes SET state = 'published' WHERE state = 'planned'"
 for script in nightly-fill backfill audit; do
   run $script --help
   is "$script --help: exit 0, as -h" "$rc:$(cat "$T/err")" "0:"
