@@ -212,15 +212,25 @@ job_start() {
   # by hand) must not lock the qrpool user out. Made readable by all if new.
   [ -e "$JOB_LOCK" ] || (umask 0133 && set -C && : >"$JOB_LOCK") 2>/dev/null
   exec 9<"$JOB_LOCK" || { echo "$JOB_NAME: cannot open lock $JOB_LOCK" >&2; exit 74; }
+  # The file opened must be the one at that path, and a file of its own: not
+  # one a symbolic link put there since the check above points at, nor a hard
+  # link to one of ours (the holder's line below is written into it).
+  if [ ! -f /dev/fd/9 ] || [ "$(stat -L -c %d:%i:%h /dev/fd/9 2>/dev/null)" != \
+       "$(stat -c %d:%i "$JOB_LOCK" 2>/dev/null):1" ]; then
+    echo "$JOB_NAME: $JOB_LOCK is not a lock file of its own (a link to another file, or one" \
+      "put in its place as it was opened): remove it (and see who made it)" >&2
+    exit 74
+  fi
   if ! flock -n 9; then
     echo "$JOB_NAME: another run holds $JOB_LOCK$(job_lock_holder "$JOB_LOCK"); not starting" >&2
     exit 75
   fi
   # Who holds it, for the message of a run that finds it taken (the lock is
   # flock's, on the file; this is only said). A lock of another user's is
-  # left as it is.
-  [ -O "$JOB_LOCK" ] && printf '%s %s %s\n' "$$" "$(id -un)" "$(date +%Y-%m-%dT%H:%M:%S%z)" \
-    2>/dev/null >"$JOB_LOCK"
+  # left as it is. Written through the descriptor checked above, not the
+  # path, which anyone may replace in /run/lock meanwhile.
+  [ -O /dev/fd/9 ] && printf '%s %s %s\n' "$$" "$(id -un)" "$(date +%Y-%m-%dT%H:%M:%S%z)" \
+    2>/dev/null >/dev/fd/9
   # The run's stderr goes to the log as it comes: `tail -f` follows a night,
   # and a run killed (kill -9, a reboot) leaves what it said. A failed run's
   # part of the log is printed at the end, for cron's mail.

@@ -121,6 +121,15 @@ is "a lock that is a symbolic link: exit 74" "$rc" 74
 like "... saying so" "$(cat "$T/err")" "qrpool-audit.lock is a symbolic link, which a lock never is: remove it"
 ok "... its target not made" test ! -e "$T/victim"
 rm -f "$T/qrpool-audit.lock"
+# A hard link to a file of ours (planted in /run/lock, where the sticky bit
+# lets anyone make one): never used, never written.
+printf 'precious\n' >"$T/victim"
+ln "$T/victim" "$T/qrpool-audit.lock"
+run audit -w 1 -C 0.5
+is "a lock that is a hard link to another file: exit 74" "$rc" 74
+like "... saying so" "$(cat "$T/err")" "qrpool-audit.lock is not a lock file of its own"
+is "... the file it links to untouched" "$(cat "$T/victim")" precious
+rm -f "$T/qrpool-audit.lock" "$T/victim"
 
 # --- a failing middle stage fails the script -----------------------------------------
 # WeChat refuses the page (41030): fetch exits 69, render and publish exit 0.
