@@ -136,6 +136,6 @@ void cli_drain_stdin(const char *left)
 		for (ssize_t i = 0; i < got; i++)
 			lines += buffer[i] == '\n';
 	if (lines)
-		log_warn("%lld lines of input read to its end%s and let go: %s", lines,
-			interrupt_requested() ? " (up to a signal)" : "", left);
+		log_warn("%lld line%s of input read to its end%s and let go: %s", lines,
+			lines == 1 ? "" : "s", interrupt_requested() ? " (up to a signal)" : "", left);
 }

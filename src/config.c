@@ -550,7 +550,7 @@ static int config_check_password(const struct config_reader *reader, const confi
 static int config_load_redis(const struct config_reader *reader, config_t *cf, struct config *config)
 {
 	static const char *const keys[] = { "host", "port", "unix_socket", "database", "prefix", "ttl",
-		"connect_timeout", "timeout", "password", "password_file", NULL };
+		"connect_timeout", "timeout", "password", "password_file", "plaintext", NULL };
 	const config_setting_t *group = config_lookup(cf, "redis");
 	struct redis_config *r = &config->redis;
 	int status;
@@ -569,7 +569,8 @@ static int config_load_redis(const struct config_reader *reader, config_t *cf, s
 			&r->connect_timeout_ms)) ||
 	    (status = config_get_duration(reader, group, "timeout", 1000, &r->timeout_ms)) ||
 	    (status = config_get_string(reader, group, "password", NULL, &r->password)) ||
-	    (status = config_get_path(reader, group, "password_file", NULL, &r->password_file)))
+	    (status = config_get_path(reader, group, "password_file", NULL, &r->password_file)) ||
+	    (status = config_get_bool(reader, group, "plaintext", 0, &r->plaintext)))
 		return status;
 	if (r->unix_socket && (config_setting_get_member(group, "host") ||
 			config_setting_get_member(group, "port")))
@@ -580,6 +581,16 @@ static int config_load_redis(const struct config_reader *reader, config_t *cf, s
 			"redis ttl must be at least 1s");
 	if (r->connect_timeout_ms <= 0 || r->timeout_ms <= 0)
 		return config_error_at(reader, group, "redis timeouts must be above zero");
+	/* hiredis 0.14 (Debian 12's) has no TLS: AUTH would carry the password
+	 * in clear, as plain http would the app secret (refused likewise). */
+	if ((r->password || r->password_file) && !r->unix_socket && !r->plaintext &&
+	    strcmp(r->host, "::1") && !config_loopback_url(r->host))
+		return config_error_at(reader, config_setting_get_member(group, "host") ?
+			config_setting_get_member(group, "host") : group,
+			"redis host '%.60s' is another machine, and the Redis client here has no TLS: the "
+			"password would cross the network in clear; reach it through a TLS tunnel on this "
+			"machine (stunnel, spiped: host = \"127.0.0.1\"), or set plaintext = true in the "
+			"redis section if the network between is private", r->host);
 	return config_check_password(reader, group, r);
 }
 

@@ -79,6 +79,7 @@ struct redis_config {
 	int64_t timeout_ms;         /* per command */
 	char *password;             /* inline password; masked in dumps */
 	char *password_file;
+	int plaintext;              /* a password may go to another host in clear */
 };
 
 struct config {

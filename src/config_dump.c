@@ -72,6 +72,8 @@ static void config_dump_redis(FILE *out, const struct redis_config *r)
 	if (r->password)
 		fprintf(out, "  password = \"********\";\n");
 	config_dump_string(out, "  ", "password_file", r->password_file);
+	if (r->plaintext)
+		fprintf(out, "  plaintext = true;\n");
 	fprintf(out, "};\n");
 }
 

@@ -133,6 +133,12 @@ static void db_access_hint(const struct db *db, int rc, char *hint, size_t size)
 		db_space_hint(path, hint, size);
 		return;
 	}
+	/* (A signal ends the wait early: then no timeout was waited out.) */
+	if ((rc & 0xff) == SQLITE_BUSY && !interrupt_requested()) {
+		snprintf(hint, size, " (another process held it past busy_timeout, %d ms: a rerun "
+			"finishes the work)", db->busy_timeout_ms);
+		return;
+	}
 	if ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN)
 		return;
 	for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {

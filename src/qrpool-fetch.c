@@ -188,6 +188,9 @@ int main(int argc, char **argv)
 	log_init(argv[0], cli.common.verbosity);
 	if ((status = cli_help_or_version(&cli.common, fetch_usage)) >= 0)
 		return status;
+	if (!cli.common.dump_config && !cli.check && isatty(STDIN_FILENO))
+		return cli_usage_error("item lines come from a pipe (qrpool-plan ... | qrpool-fetch), "
+			"and stdin is a terminal");
 	/* A time already past is tomorrow's: most of a day away, likely a slip
 	 * at 3 a.m. (a night run started in the evening is not warned about). */
 	if (cli.until_passed_s)

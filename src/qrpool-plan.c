@@ -517,6 +517,9 @@ static int plan_check_period(const struct plan_options *options, const struct de
 	const struct config *config)
 {
 	time_t from = options->from;
+	/* Named as with several (cron's mail has no command line to tell). */
+	const char *source = options->input_count == 1 && strcmp(options->inputs[0], "-") ?
+		options->inputs[0] : options->input_count > 1 ? "the forecasts" : "stdin";
 	char when[32];
 
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%MZ", gmtime(&from));
@@ -524,11 +527,12 @@ static int plan_check_period(const struct plan_options *options, const struct de
 		if (plan_row_covered(&demand->rows[r], config, from))
 			return plan_check_each_input(options, demand, config, when);
 	if (!demand->count) {
-		log_error("the forecast has no demand rows (did the export run?): nothing planned");
+		log_error("%s: the forecast has no demand rows (did the export run?): nothing planned",
+			source);
 		return EXIT_DATA;
 	}
-	log_error("none of the %zu demand rows falls in the hours the pools cover from %s (is the "
-		"forecast stale, or --from wrong?): nothing planned", demand->count, when);
+	log_error("%s: none of the %zu demand rows falls in the hours the pools cover from %s (is the "
+		"forecast stale, or --from wrong?): nothing planned", source, demand->count, when);
 	return EXIT_DATA;
 }
 
@@ -625,6 +629,8 @@ int main(int argc, char **argv)
 	log_init(argv[0], options.common.verbosity);
 	if ((status = cli_help_or_version(&options.common, plan_usage)) >= 0)
 		return status;
+	if (!options.common.dump_config && !options.input_count && isatty(STDIN_FILENO))
+		return cli_usage_error("the demand comes from files or a pipe, and stdin is a terminal");
 	if ((status = config_load(&config, options.common.config_path)))
 		return status;
 	/* A link pool whose URLs cannot fit a QR code: refused before any code is

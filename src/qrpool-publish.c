@@ -259,6 +259,9 @@ int main(int argc, char **argv)
 	log_init(argv[0], options.common.verbosity);
 	if ((status = cli_help_or_version(&options.common, publish_usage)) >= 0)
 		return status;
+	if (!options.common.dump_config && isatty(STDIN_FILENO))
+		return cli_usage_error("item lines come from a pipe (... | qrpool-publish), and stdin "
+			"is a terminal");
 	if ((status = config_load(&config, options.common.config_path)))
 		return status;
 	interrupt_install();

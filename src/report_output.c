@@ -496,7 +496,8 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 		fprintf(out, "%s%s%s", c.text_data[2], *c.text_data[2] && *c.text_data[1] ? ", " : "",
 			c.text_data[1]);
 	else if (!*c.unknown_data)
-		fprintf(out, "%zu pools, every one above %gh of cover", report->pool_count, warn_hours);
+		fprintf(out, report->pool_count == 1 ? "%zu pool, above %gh of cover" :
+			"%zu pools, every one above %gh of cover", report->pool_count, warn_hours);
 	else
 		fprintf(out, "no pool below %gh of cover", warn_hours);
 	if (!report->kafka_ok)

@@ -139,7 +139,7 @@ printf 'pool\thour\tcodes\n# forecast\n\n' >"$T/header-only.tsv"
 for file in empty header-only; do
   run qrpool-plan --from $FROM "$T/$file.tsv"
   is "a forecast with no rows ($file): exit 65, nothing planned" "$rc:$(wc -l <"$T/out")" 65:0
-  like "... saying so" "$(cat "$T/err")" "the forecast has no demand rows \\(did the export run\\?\\): nothing planned"
+  like "... saying so, naming it" "$(cat "$T/err")" "$file.tsv: the forecast has no demand rows \\(did the export run\\?\\): nothing planned"
 done
 printf 'card\t2026-11-29T10:00+08:00\t1\n' >"$T/a.tsv"
 run qrpool-plan -n "$T/a.tsv" "$T/a.tsv"
@@ -278,7 +278,7 @@ before=$(sql 'SELECT count(*) FROM codes')
 printf 'poster\t2026-11-20T10:00Z\t500\ncard\t2026-11-20T11:00Z\t50\n' >"$T/stale.tsv"
 run qrpool-plan --from 2026-11-29T10:00Z "$T/stale.tsv"
 is "a stale forecast: exit 65" "$rc" 65
-like "a stale forecast: says so" "$(cat "$T/err")" "none of the 2 demand rows falls in the hours the pools cover from 2026-11-29T10:00Z"
+like "a stale forecast: says so, naming it" "$(cat "$T/err")" "stale.tsv: none of the 2 demand rows falls in the hours the pools cover from 2026-11-29T10:00Z"
 is "a stale forecast: nothing planned" "$(sql 'SELECT count(*) FROM codes')" "$before"
 
 # The next stage gone (head, a crashed filter): a write error, 74, not SIGPIPE.
@@ -413,3 +413,17 @@ rc=0; wait $planner || rc=$?
 is "SIGTERM while the depth is measured: exit 75" "$rc" 75
 like "... nothing planned" "$(cat "$T/err")" "interrupted before the plan was made: nothing planned"
 is "... and nothing was" "$(sqlite3 "$T/signals.db" 'SELECT count(*) FROM codes')" "$before"
+
+# The DB locked by another writer past busy_timeout: 75, said as a lock held
+# too long (SQLite's "database is locked" alone named neither), nothing planned.
+sed 's/busy_timeout = "5s"/busy_timeout = "1s"/' "$QRPOOL_CONFIG" >"$T/locked.cfg"
+chmod 600 "$T/locked.cfg"
+before=$(sql 'SELECT count(*) FROM codes')
+# (The plan waits up to 6 busy_timeouts to record its run: 6 s here.)
+{ echo 'BEGIN IMMEDIATE;'; sleep 12; } | sqlite3 "$T/staging.db" >/dev/null & holder=$!
+sleep 0.5
+run qrpool-plan -c "$T/locked.cfg" --from $FROM "$T/small.tsv"
+kill $holder 2>/dev/null || true; wait $holder 2>/dev/null || true
+is "the DB locked past busy_timeout: exit 75, nothing planned" "$rc:$(sql 'SELECT count(*) FROM codes')" "75:$before"
+like "... said as a lock held past busy_timeout" "$(cat "$T/err")" \
+  "staging.db: .*database is locked \(another process held it past busy_timeout, 1000 ms: a rerun finishes the work\)"

@@ -147,6 +147,13 @@ is "... on a line of its own, the progress line cleared first" \
 on_tty -q >"$T/tty-lines"
 like "-q on a terminal: the message is said" "$(cat "$T/tty-lines")" "error: stdin:101: "
 is "... and no progress line drawn" "$(grep -ac 'done,' "$T/tty-lines")" 0
+# Typed at a prompt with nothing piped in, the tools that read stdin say where
+# their input comes from (64) rather than wait silently.
+for tool in plan fetch render publish; do
+  rc=0; timeout 20 script -qec "qrpool-$tool" /dev/null </dev/null >"$T/tty" || rc=$?
+  is "qrpool-$tool, stdin a terminal: exit 64" "$rc" 64
+  like "... saying where the input comes from" "$(cat "$T/tty")" "from (files or )?a pipe.*and stdin is a terminal"
+done
 
 # --- config: a prefix too long for the level or min_version -----------------------
 config_with() {  # config_with 'url_prefix = ...;' > file

@@ -149,6 +149,25 @@ write_claim_config redis "password = \"inline-pass-do-not-log\";"
 run qrpool-resolve --dump-config
 like "an inline password is masked" "$(cat "$T/out")" 'password = "\*\*\*\*\*\*\*\*";'
 is "and never printed" "$(grep -c inline-pass-do-not-log "$T/out")" 0
+# A password for a Redis on another host: refused, as this hiredis has no TLS
+# and AUTH would carry it in clear; plaintext = true says the network is private.
+redis_at() {  # redis_at HOST [SETTINGS]: a config with a password for Redis at HOST
+  write_claim_config
+  printf 'redis = { host = "%s"; password_file = "%s"; %s };\n' "$1" "$T/redis-pass" "${2:-}" >>"$QRPOOL_CONFIG"
+}
+redis_at 192.0.2.1
+run qrpool-resolve --dump-config
+is "a password for Redis on another host: exit 78" "$rc" 78
+like "... saying why and what to do" "$(cat "$T/err")" \
+  "qrpool.cfg:[0-9]+: redis host '192\.0\.2\.1' is another machine, and the Redis client here has no TLS: the password would cross the network in clear; reach it through a TLS tunnel"
+redis_at 192.0.2.1 'plaintext = true;'
+run qrpool-resolve --dump-config
+is "... plaintext = true: accepted" "$rc:$(grep -c 'plaintext = true;' "$T/out")" 0:1
+for host in 127.0.0.1 localhost ::1; do
+  redis_at $host
+  run qrpool-resolve --dump-config
+  is "... a password for Redis at $host: accepted" "$rc" 0
+done
 
 # The database failing does not hide what Redis knows: cached ids are printed.
 printf 'redis-pass-do-not-log\n' >"$T/redis-pass"
