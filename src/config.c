@@ -703,13 +703,16 @@ static int config_load_pool(const struct config_reader *reader, const config_set
 	static const char *const keys[] = { "name", "source", "topic", "group", "cover_hours", "safety",
 		"drop_image_after_publish", NULL };
 	const char *const *const lists[] = { keys, config_wechat_pool_keys, config_link_pool_keys };
-	char *source = NULL;
+	char *source = NULL, section[128] = "a pool";
+	const char *name;
 	int status;
 
 	pool->line = config_setting_source_line(group);
 	if (config_setting_type(group) != CONFIG_TYPE_GROUP)
 		return config_error_at(reader, group, "each entry of pools must be a group { ... }");
-	if ((status = config_check_keys_in(reader, group, "a pool", lists, 3)) ||
+	if (config_setting_lookup_string(group, "name", &name) == CONFIG_TRUE)
+		snprintf(section, sizeof section, "pool '%.100s'", name);
+	if ((status = config_check_keys_in(reader, group, section, lists, 3)) ||
 	    (status = config_get_string(reader, group, "name", NULL, &pool->name)) ||
 	    (status = config_get_string(reader, group, "source", NULL, &source)))
 		goto out;

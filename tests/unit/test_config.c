@@ -90,6 +90,9 @@ static void test_refusals(void)
 		  "a wrong type names file and line" },
 		{ "wechat = { appid = \"a\";\n quota_per_minte = 5; };\n" POOLS,
 		  "qrpool.cfg:2: unknown setting 'quota_per_minte'", "a misspelt key" },
+		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"
+		  "cover_hour = 5; } );\n", "qrpool.cfg:2: unknown setting 'cover_hour' in pool 'l'",
+		  "a misspelt key of a pool names the pool" },
 		{ "pools = ( { name = \"p\"; source = \"wechat\"; page = \"/pages/x\"; } );\n"
 		  "wechat = { appid = \"a\"; };\n", "must not start with '/'", "a page with a leading slash" },
 		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"ftp://x/\"; } );\n",

@@ -38,6 +38,9 @@ static void test_durations(void)
 		int64_t ms;
 		ok(parse_duration_ms(bad[i], &ms, why) != 0, "duration '%s' refused", bad[i]);
 	}
+	/* A space is said as such, not as a missing unit (it has one). */
+	ok(parse_duration_ms("10 s", &(int64_t){ 0 }, why) != 0 && strstr(why, "has a space in it"),
+		"'10 s': %s", why);
 }
 
 static void test_times(void)
