@@ -17,6 +17,16 @@ like "the crontab names the installed scripts" "$(cat "$data/cron/qrpool.crontab
 is "and no other prefix" "$(grep -c /usr/local "$data/cron/qrpool.crontab")" 0
 run "$data/scripts/nightly-fill" -h
 is "an installed script runs (its -h)" "$rc" 0
+# The logrotate rules, as installed, with the log directory and user of this
+# test: a job log is rotated, a run after it writes a new one.
+command -v logrotate >/dev/null || PATH=$PATH:/usr/sbin
+mkdir -p "$T/log"
+printf 'old night\n' >"$T/log/audit.log"
+sed -e "s|/var/log/qrpool|$T/log|" -e "s|qrpool qrpool|$(id -un) $(id -gn)|" \
+  "$data/cron/qrpool.logrotate" >"$T/logrotate.conf"
+run logrotate -f -s "$T/logrotate.state" "$T/logrotate.conf"
+is "logrotate takes the rules: exit 0" "$rc:$(cat "$T/err")" "0:"
+is "... the log rotated, a new empty one made" "$(cat "$T/log/audit.log.1"):$(wc -c <"$T/log/audit.log")" "old night:0"
 echo "site notes" >"$data/NOTES.local"
 run env -u MAKEFLAGS -u MFLAGS make -s -C "$ROOT" -o all uninstall DESTDIR="$root" PREFIX="$prefix" BIN="$QRPOOL_BIN"
 is "make uninstall: exit 0" "$rc:$(cat "$T/err")" "0:"
