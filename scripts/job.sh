@@ -183,6 +183,12 @@ job_lock_holder() {
     "$(ps -o args= -p "$pid" 2>/dev/null | cut -c1-80)"
 }
 
+job_lock_refused() {
+  echo "$JOB_NAME: $JOB_LOCK is not a lock file of its own (a link to another file, a FIFO," \
+    "or one put in its place as it was opened): remove it (and see who made it)" >&2
+  exit 74
+}
+
 # job_start NAME [LOCK]: takes the lock (LOCK, default NAME: jobs that must not
 # overlap share one), sends stderr to the log.
 job_start() {
@@ -211,15 +217,15 @@ job_start() {
   # Opened for reading: a lock file made by another user (root running a job
   # by hand) must not lock the qrpool user out. Made readable by all if new.
   [ -e "$JOB_LOCK" ] || (umask 0133 && set -C && : >"$JOB_LOCK") 2>/dev/null
-  exec 9<"$JOB_LOCK" || { echo "$JOB_NAME: cannot open lock $JOB_LOCK" >&2; exit 74; }
   # The file opened must be the one at that path, and a file of its own: not
-  # one a symbolic link put there since the check above points at, nor a hard
-  # link to one of ours (the holder's line below is written into it).
+  # a FIFO (its open would wait forever), not one a symbolic link put there
+  # since the check above points at, nor a hard link to one of ours (the
+  # holder's line below is written into it).
+  [ -f "$JOB_LOCK" ] || [ ! -e "$JOB_LOCK" ] || job_lock_refused
+  exec 9<"$JOB_LOCK" || { echo "$JOB_NAME: cannot open lock $JOB_LOCK" >&2; exit 74; }
   if [ ! -f /dev/fd/9 ] || [ "$(stat -L -c %d:%i:%h /dev/fd/9 2>/dev/null)" != \
        "$(stat -c %d:%i "$JOB_LOCK" 2>/dev/null):1" ]; then
-    echo "$JOB_NAME: $JOB_LOCK is not a lock file of its own (a link to another file, or one" \
-      "put in its place as it was opened): remove it (and see who made it)" >&2
-    exit 74
+    job_lock_refused
   fi
   if ! flock -n 9; then
     echo "$JOB_NAME: another run holds $JOB_LOCK$(job_lock_holder "$JOB_LOCK"); not starting" >&2
@@ -324,7 +330,8 @@ job_signalled() {
     case $(ps -o comm= -p "$pid" 2>/dev/null) in
       qrpool-pending|qrpool-plan)
         # Their subshell too (job_feed's, in the fills), or it
-        # would go on to the next stage: a plan minted after the stop.
+        # would go on to its next command: the plan stopped, pending
+        # would still feed the leftovers on after the stop.
         parent=$(ps -o ppid= -p "$pid" 2>/dev/null | tr -d ' ')
         [ -n "$parent" ] && [ "$parent" != "$JOB_CHILD" ] && kill -TERM "$parent" 2>/dev/null
         kill -TERM "$pid" 2>/dev/null || true ;;

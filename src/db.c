@@ -135,8 +135,8 @@ static void db_access_hint(const struct db *db, int rc, char *hint, size_t size)
 	}
 	/* (A signal ends the wait early: then no timeout was waited out.) */
 	if ((rc & 0xff) == SQLITE_BUSY && !interrupt_requested()) {
-		snprintf(hint, size, " (another process held it past busy_timeout, %d ms: a rerun "
-			"finishes the work)", db->busy_timeout_ms);
+		snprintf(hint, size, " (another process held it past busy_timeout, %d ms)",
+			db->busy_timeout_ms);
 		return;
 	}
 	if ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN)
@@ -405,7 +405,6 @@ static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, 
 
 	memset(db, 0, sizeof *db);
 	db->path = path;
-	db->created = !existed;
 	/* The DB holds the access token (a secret): made private, and SQLite
 	 * gives its -wal and -shm files the same mode. */
 	if (!existed) {
@@ -449,12 +448,8 @@ static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, 
 		/* This connection still holds the schema as it read it before the
 		 * migration (a table text edited in sqlite_schema is not read
 		 * again by the connection that edited it): start afresh. */
-		int created = db->created;
-
 		db_close(db);
-		if ((status = db_open_as(db, path, busy_timeout_ms, 1)))
-			return status;
-		db->created = created;
+		return db_open_as(db, path, busy_timeout_ms, 1);
 	}
 	return 0;
 }

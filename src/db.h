@@ -16,7 +16,6 @@ struct db {
 	int busy_timeout_ms;    /* as opened */
 	int interruptible;      /* lock waits end at SIGINT/SIGTERM (db_busy_interruptible) */
 	int64_t run_id;         /* row in runs for this process, 0 if none */
-	int created;            /* there was no file: this open made it */
 };
 
 /* Settles SQLite's library-wide settings: call first thing in main, before

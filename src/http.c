@@ -29,11 +29,11 @@ static size_t http_write(char *data, size_t size, size_t count, void *user)
 	return length;
 }
 
-/* (http_proxy only in lower case, as libcurl reads it) */
+/* For https:// URLs, the variables libcurl reads (http_proxy is only for
+ * http://, and only in lower case). */
 static int http_proxy_in_environment(void)
 {
-	static const char *const names[] = { "http_proxy", "https_proxy", "HTTPS_PROXY",
-		"all_proxy", "ALL_PROXY" };
+	static const char *const names[] = { "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" };
 
 	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
 		const char *value = getenv(names[i]);
@@ -97,7 +97,7 @@ const char *http_where(const char *api_base, char *buffer, size_t size)
 	char shown[256];
 
 	snprintf(buffer, size, "%s%s", config_url_shown(api_base, shown, sizeof shown),
-		http_proxy_applies(api_base) ? " through the proxy of the environment" : "");
+		http_proxy_applies(api_base) ? " via the environment's proxy" : "");
 	return buffer;
 }
 

@@ -25,7 +25,8 @@ int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body 
  * through one only if it is on this host too: the secret is in clear. */
 int http_proxy_applies(const char *api_base);
 /* Where the calls go, for messages: the api_base (its user:password@
- * masked), and " through the proxy of the environment" when one applies. */
+ * masked), and " via the environment's proxy" when one applies (no_proxy
+ * is libcurl's to read: a host it names is said as via the proxy too). */
 const char *http_where(const char *api_base, char *buffer, size_t size);
 void http_body_free(struct http_body *body);
 

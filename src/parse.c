@@ -75,6 +75,8 @@ int parse_duration_ms(const char *text, int64_t *out_ms, char *why)
 
 	if (!text || !*text)
 		return parse_fail(why, "'%s' is not a duration (e.g. 90s, 5m, 1h30m)", "");
+	if (strchr(text, ' '))
+		return parse_fail(why, "'%s' has a space in it (write 10s, 1h30m)", text);
 	while (*p) {
 		const char *unit;
 		int64_t unit_ms = 1000, value = 0;
@@ -93,8 +95,6 @@ int parse_duration_ms(const char *text, int64_t *out_ms, char *why)
 			unit_ms = parse_unit_ms(unit, (size_t)(p - unit));
 			if (unit_ms < 0)
 				return parse_fail(why, "'%s' has an unknown unit (ms, s, m, h, d)", text);
-		} else if (*p == ' ') {
-			return parse_fail(why, "'%s' has a space in it (write 10s, 1h30m)", text);
 		} else if (unit != text + strlen(text) || p != text + strlen(text) || total) {
 			/* A bare number is seconds, but only on its own: "1h30" is ambiguous. */
 			return parse_fail(why, "'%s' needs a unit after each number (ms, s, m, h, d)", text);

@@ -174,7 +174,13 @@ static int report_run(const struct report_options *options, const struct config 
 	if (options->format == FORMAT_CHECK && config->busy_timeout_ms > REPORT_CHECK_LOCK_MS)
 		sqlite3_busy_timeout(db.handle, REPORT_CHECK_LOCK_MS);
 	status = report_collect(&db, config, &report);
-	report.db_made = db.created ? config->db_path : NULL;
+	/* No run of any stage recorded: a database.path naming another file
+	 * (an empty DB made there by a report, so found by every later one),
+	 * or no night yet. */
+	report.db_unused = config->db_path;
+	for (int s = 0; s < report.stage_count; s++)
+		if (report.stages[s].last_started > 0)
+			report.db_unused = NULL;
 	db_close(&db);
 	if (!status)
 		status = report_output(options, &report, config);

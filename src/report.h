@@ -53,7 +53,7 @@ struct report {
 	int night_start, night_end;   /* minutes after midnight */
 	int64_t kafka_budget_ms;      /* the most Kafka is waited for; 0: DEPTH_TIMEOUT_MAX_MS */
 	double night_from, night_to;  /* the last night window, unix seconds */
-	const char *db_made;          /* the DB's path if this run made it (none was there) */
+	const char *db_unused;        /* the DB's path if no run of any stage is recorded in it */
 };
 
 /* Gathers everything; records a depth snapshot per measured pool. Returns 0

@@ -472,17 +472,17 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 		fprintf(out, "QRPOOL UNKNOWN - out of memory writing the check\n");
 		return 3;
 	}
-	/* Depth unreadable somewhere, or no staging DB (a database.path naming
-	 * another file: Kafka's stock alone would pass a night with nothing
-	 * fetched): UNKNOWN, unless a pool that was measured is CRITICAL.
+	/* Depth unreadable somewhere, or no run in the staging DB (a
+	 * database.path naming another file: Kafka's stock alone would pass a
+	 * night with nothing fetched): UNKNOWN, unless a pool measured is CRITICAL.
 	 * UNKNOWN ranks below CRITICAL (as Nagios orders states), and one
 	 * leaderless topic must not silence a pool running dry. A WARNING is
 	 * said in the UNKNOWN's text. */
-	if ((!report->kafka_ok || report->db_made) && state < 2) {
+	if ((!report->kafka_ok || report->db_unused) && state < 2) {
 		fputs("QRPOOL UNKNOWN - ", out);
-		if (report->db_made)
-			fprintf(out, "no staging DB at %s (an empty one was made): database.path names "
-				"the wrong file, or no night has run yet%s", report->db_made,
+		if (report->db_unused)
+			fprintf(out, "no run recorded in the staging DB %s: database.path names the "
+				"wrong file, or no night has run yet%s", report->db_unused,
 				report->kafka_ok ? "" : "; ");
 		if (!report->kafka_ok)
 			fprintf(out, "pool depth unreadable: %s", report->kafka_error);
@@ -502,8 +502,8 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 		fprintf(out, "no pool below %gh of cover", warn_hours);
 	if (!report->kafka_ok)
 		fprintf(out, "; depth unreadable: %s", report->kafka_error);
-	if (report->db_made)
-		fprintf(out, "; no staging DB at %s (an empty one was made)", report->db_made);
+	if (report->db_unused)
+		fprintf(out, "; no run recorded in the staging DB %s", report->db_unused);
 	if (*c.unknown_data)
 		fprintf(out, "; cover unknown (no consumption history or plan yet): %s", c.unknown_data);
 	fprintf(out, " |%s\n", c.perf_data);

@@ -186,7 +186,7 @@ static int token_http(struct token_cache *cache, const char *url, const char *po
 		char where[320];
 
 		token_fail(cache, WECHAT_RETRY, "%s", "");
-		snprintf(cache->failure.message, sizeof cache->failure.message, "token endpoint (%.100s): %s",
+		snprintf(cache->failure.message, sizeof cache->failure.message, "token endpoint (%.140s): %s",
 			http_where(cache->config->wechat.api_base, where, sizeof where), curl_easy_strerror(rc));
 		return -1;
 	}

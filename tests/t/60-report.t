@@ -297,7 +297,13 @@ chmod 600 "$T/typodb.cfg"
 run qrpool-report -c "$T/typodb.cfg" --check --warn-hours 0.01 --crit-hours 0.001
 is "no staging DB at database.path: --check UNKNOWN (3)" "$rc" 3
 like "... saying where and why" "$(cat "$T/out")" \
-  "^QRPOOL UNKNOWN - no staging DB at $T/typo.db \(an empty one was made\): database.path names the wrong file"
+  "^QRPOOL UNKNOWN - no run recorded in the staging DB $T/typo.db: database.path names the wrong file"
+# ... and so on every later run, though the first made an empty DB there (the
+# crontab's report every 5 minutes makes it before the morning audit's check).
+run qrpool-report -c "$T/typodb.cfg" -q --prom "$T/typo.prom"
+run qrpool-report -c "$T/typodb.cfg" --check --warn-hours 0.01 --crit-hours 0.001
+is "... on every run after, the empty DB there found: still UNKNOWN" "$rc:$(cut -c1-50 "$T/out")" \
+  "3:QRPOOL UNKNOWN - no run recorded in the staging DB"
 
 kill "$kafka_pid"; wait "$kafka_pid" 2>/dev/null || true
 run qrpool-report -q --prom "$T/down.prom"
@@ -330,7 +336,9 @@ start_kafka --brokers 1 "$@"
   done
   echo ");"; } >"$T/many.cfg"
 chmod 600 "$T/many.cfg"
-(umask 077; : >"$T/many.db")   # (a DB there, made empty: none would be UNKNOWN)
+# (a DB with a run: one without would be UNKNOWN)
+qrpool-pending -c "$T/many.cfg" --count >/dev/null 2>&1
+sqlite3 "$T/many.db" "INSERT INTO runs (stage, pid, started_at, ended_at, exit_status) VALUES ('plan', 1, unixepoch(), unixepoch(), 0)"
 run qrpool-report -c "$T/many.cfg" --check --warn-hours 2 --crit-hours 1
 is "100 empty pools: --check WARNING" "$rc" 1
 is "... on one line" "$(wc -l <"$T/out")" 1

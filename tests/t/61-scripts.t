@@ -130,6 +130,12 @@ is "a lock that is a hard link to another file: exit 74" "$rc" 74
 like "... saying so" "$(cat "$T/err")" "qrpool-audit.lock is not a lock file of its own"
 is "... the file it links to untouched" "$(cat "$T/victim")" precious
 rm -f "$T/qrpool-audit.lock" "$T/victim"
+# A FIFO there: refused, not opened (the open would wait for a writer forever).
+mkfifo "$T/qrpool-audit.lock"
+rc=0; timeout 20 audit -w 1 -C 0.5 >"$T/out" 2>"$T/err" || rc=$?
+is "a lock that is a FIFO: exit 74, not a hang" "$rc" 74
+like "... saying so" "$(cat "$T/err")" "qrpool-audit.lock is not a lock file of its own"
+rm -f "$T/qrpool-audit.lock"
 
 # --- a failing middle stage fails the script -----------------------------------------
 # WeChat refuses the page (41030): fetch exits 69, render and publish exit 0.
@@ -409,6 +415,13 @@ rc=0; PATH=$(echo "$PATH" | tr ':' '\n' | grep -vxF "$QRPOOL_BIN" | paste -sd:) 
 is "... audit too: 78, not 127" "$rc" 78
 like "... saying what to check" "$(cat "$T/err")" \
   "qrpool-report: exit 127, a tool not found: is qrpool installed, its directory on the PATH"
+ln -sf "$QRPOOL_BIN/qrpool-report" "$T/missing-bin/"; rm -f "$T/missing-bin/qrpool-pending"
+rc=0; PATH=$(echo "$PATH" | tr ':' '\n' | grep -vxF "$QRPOOL_BIN" | paste -sd:) \
+  QRPOOL_BIN=$T/missing-bin TMPDIR=$T audit >"$T/out" 2>"$T/err" || rc=$?
+# (the check's own verdict, if a pool is short, comes first: 78 or that)
+ok "... audit without qrpool-pending: not 127 ($rc)" test "$rc" -ne 127
+like "... saying what to check" "$(cat "$T/err")" \
+  "qrpool-pending: exit 127, a tool not found: is qrpool installed"
 sql "DELETE FROM images WHERE code_id IN (SELECT id FROM codes WHERE state IN ('planned', 'fetched'));
      DELETE FROM codes WHERE state IN ('planned', 'fetched')"
 

@@ -41,6 +41,8 @@ static void test_durations(void)
 	/* A space is said as such, not as a missing unit (it has one). */
 	ok(parse_duration_ms("10 s", &(int64_t){ 0 }, why) != 0 && strstr(why, "has a space in it"),
 		"'10 s': %s", why);
+	ok(parse_duration_ms("1h 30m", &(int64_t){ 0 }, why) != 0 && strstr(why, "has a space in it"),
+		"'1h 30m': %s", why);
 }
 
 static void test_times(void)
