@@ -30,7 +30,7 @@ struct cli_common {
 	"  -c, --config FILE  config file (default: $QRPOOL_CONFIG, else /etc/qrpool/qrpool.cfg)\n" \
 	"      --dump-config  print the merged configuration, secrets masked, and exit\n" \
 	"  -v, --verbose      more diagnostics on stderr (-vv: debug)\n" \
-	"  -q, --quiet        errors only on stderr\n" \
+	"  -q, --quiet        errors only on stderr (a failing run: its last warning too)\n" \
 	"  -h, --help         this help;  -V, --version  the version\n"
 
 /* Handles a common option; returns 1 if `opt` was one. */

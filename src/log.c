@@ -1,8 +1,10 @@
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -12,13 +14,40 @@ static const char *log_program_name = "qrpool";
 static int log_verbosity;
 /* Drawn by one thread, logged over by any. */
 static atomic_int log_progress_line;
+/* What -q kept off stderr, for the exit (log_exit_said): whether an error was
+ * shown, and the last warning hidden, as it would have been written. */
+static pthread_mutex_t log_hidden_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int log_error_shown;
+static long log_hidden_count;
+static char log_hidden_last[2048];
+
+/* At exit with a failure status (64-78: the answers of resolve and of
+ * report --check are 1-3), a -q run that has said no error shows the last
+ * warning it hid: that was the reason (a deadline reached with codes left, a
+ * plan short of capacity), and a failing run is never silent. */
+static void log_exit_said(int status, void *unused)
+{
+	(void)unused;
+	if (status < 64 || status > 78 || atomic_load(&log_error_shown))
+		return;
+	pthread_mutex_lock(&log_hidden_lock);
+	if (log_hidden_count > 1)
+		fprintf(stderr, "%s (the last of %ld warnings -q hid)\n", log_hidden_last,
+			log_hidden_count);
+	else if (log_hidden_count)
+		fprintf(stderr, "%s\n", log_hidden_last);
+	pthread_mutex_unlock(&log_hidden_lock);
+}
 
 void log_init(const char *program, int verbosity)
 {
+	static int exit_registered;
 	const char *slash = strrchr(program, '/');
 
 	log_program_name = slash ? slash + 1 : program;
 	log_verbosity = verbosity;
+	if (!exit_registered++)
+		on_exit(log_exit_said, NULL);
 }
 
 void log_progress_shown(int shown)
@@ -49,8 +78,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	struct tm tm;
 	va_list ap;
 	size_t used;
+	int hide = !log_enabled(level);
 
-	if (!log_enabled(level))
+	if (hide && !(level == LOG_WARN && log_verbosity == -1))
 		return;
 	gettimeofday(&now, NULL);
 	localtime_r(&now.tv_sec, &tm);
@@ -73,5 +103,14 @@ void log_msg(enum log_level level, const char *fmt, ...)
 			*p = ' ';
 		else if ((*p > 0 && *p < ' ' && *p != '\t') || *p == 0x7f)
 			*p = '?';
+	if (hide) {
+		pthread_mutex_lock(&log_hidden_lock);
+		log_hidden_count++;
+		memcpy(log_hidden_last, line, sizeof line);
+		pthread_mutex_unlock(&log_hidden_lock);
+		return;
+	}
+	if (level == LOG_ERROR)
+		atomic_store(&log_error_shown, 1);
 	fprintf(stderr, "%s%s\n", atomic_load(&log_progress_line) ? "\r\033[K" : "", line);
 }

@@ -7,7 +7,8 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* verbosity: 0 = errors and warnings (default), -1 = errors only (-q),
  * -2 = nothing (fuzzing),
- * 1 = info (-v), 2 = debug (-vv). */
+ * 1 = info (-v), 2 = debug (-vv). With -q, a process exiting with a failure
+ * status (64-78) that has said no error writes the last warning it hid. */
 void log_init(const char *program, int verbosity);
 const char *log_program(void);
 int log_enabled(enum log_level level);

@@ -118,6 +118,12 @@ run qrpool-plan --from $FROM --capacity 500 "$T/card.tsv"
 is "a capacity shortfall exits 75" "$rc" 75
 like "and names the pool short" "$(cat "$T/err")" "pool card: needs 800, planned 500, short by 300 \(capacity, after the codes still planned\)"
 is "the capacity granted is planned" "$(wc -l <"$T/out")" 500
+run qrpool-plan -q --from $FROM --capacity 500 "$T/card.tsv"
+is "-q: a shortfall still exits 75" "$rc" 75
+like "... and is not silent: the last warning -q hid is shown at the exit" "$(cat "$T/err")" \
+  "pool card: needs 300, planned 0, short by 300 \(capacity, after the codes still planned\) \(the last of [0-9]+ warnings -q hid\)$"
+run qrpool-plan -q --from $FROM --max 0 "$T/card.tsv"
+is "-q and a success: nothing on stderr, though warnings were hidden" "$rc:$(cat "$T/err")" "0:"
 demand poster 10000 >"$T/big.tsv"
 run qrpool-plan -n --from $FROM --window 23:59-00:00 "$T/big.tsv"
 like "--window: 1 minute x (5000 - 500), less the 500 codes still planned" "$(grep '^poster' "$T/out")" ' 12000 +4000 +[0-9.-]+$'

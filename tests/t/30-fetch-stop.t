@@ -167,6 +167,10 @@ fetched=$(count "state = 'fetched' AND pool = 'poster'")
 ok "deadline: some fetched ($fetched), the rest planned" \
   [ "$fetched" -gt 0 -a "$(count "state = 'planned' AND pool = 'poster'")" -eq $((200 - fetched)) ]
 is "deadline: link items after it still passed on" "$(grep -c 'link$' "$T/out")" 3
+run qrpool-fetch -q --for 1s <"$T/items"
+is "deadline with -q: exit 75" "$rc" 75
+like "... not silent: the summary -q hid is shown at the exit" "$(cat "$T/err")" \
+  "qrpool-fetch warning: deadline reached: fetched [0-9]+.*left planned [0-9]+"
 run qrpool-fetch --until 25:00 <"$T/items"
 is "--until checks its time" "$rc" 64
 
