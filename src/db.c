@@ -119,6 +119,17 @@ static void db_space_hint(const char *path, char *hint, size_t size)
  * makes them, and a run that had only read access leaves them behind: a DB
  * made writable again then still fails, with the same words. The files are
  * where SQLite has them: beside the DB a symbolic link points to. */
+const char *db_unknown_id_hint(struct db *db)
+{
+	static char hint[4200];
+
+	if (db->unknown_id_hinted++)
+		return "";
+	snprintf(hint, sizeof hint, " (staging DB %s: is it the one qrpool-plan wrote? see "
+		"database.path)", db->path);
+	return hint;
+}
+
 static void db_access_hint(const struct db *db, int rc, char *hint, size_t size)
 {
 	static const char *const suffixes[] = { "", "-wal", "-shm" };

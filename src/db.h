@@ -16,6 +16,7 @@ struct db {
 	int busy_timeout_ms;    /* as opened */
 	int interruptible;      /* lock waits end at SIGINT/SIGTERM (db_busy_interruptible) */
 	int64_t run_id;         /* row in runs for this process, 0 if none */
+	int unknown_id_hinted;  /* db_unknown_id_hint has said where to look */
 };
 
 /* Settles SQLite's library-wide settings: call first thing in main, before
@@ -66,6 +67,10 @@ void db_rollback(struct db *db);
 /* The exit code that a failed SQLite call should give: I/O-ish errors (full
  * disk, read-only, locked too long) are EXIT_IO or EXIT_TEMPFAIL, the rest internal. */
 int db_error_code(struct db *db, int rc);
+/* For the first "unknown request id" of a run: " (staging DB PATH: is it the
+ * one qrpool-plan wrote? ...)", since a stage given another config than the plan's
+ * finds none of its ids; "" afterwards. Not thread-safe: one caller thread. */
+const char *db_unknown_id_hint(struct db *db);
 int db_fail(struct db *db, int rc, const char *what);
 
 /* Run bookkeeping (table runs): start on entry, end with the counts and exit status. */

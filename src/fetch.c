@@ -844,7 +844,8 @@ static int fetch_take_item(struct fetcher *f, const struct item *item)
 	if ((status = store_lookup(&f->store, item->request_id, &row)) > 1)
 		return status;
 	if (status == 1) {
-		fetch_bad_line(f, item, "unknown request id '%s'%s", item->request_id, "");
+		fetch_bad_line(f, item, "unknown request id '%s'%s", item->request_id,
+			db_unknown_id_hint(&f->db));
 		return 0;
 	}
 	if (strcmp(row.pool, item->pool)) {

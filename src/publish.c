@@ -445,13 +445,16 @@ static int publish_skip(struct publisher *publisher, const struct item *item, co
 static int publish_check(struct publisher *publisher, const struct item *item, const char *source,
 	struct publish_code *code, const struct pool_config **pool)
 {
-	char why[256];
+	char why[512];
 	int found = publish_lookup(publisher, item->request_id, code), status;
 
 	if (found > 1)
 		return found;
-	if (found == 1)
-		return publish_skip(publisher, item, source, "is not in the staging DB");
+	if (found == 1) {
+		snprintf(why, sizeof why, "is not in the staging DB%s",
+			db_unknown_id_hint(publisher->db));
+		return publish_skip(publisher, item, source, why);
+	}
 	if (strcmp(code->pool, item->pool))
 		snprintf(why, sizeof why, "belongs to pool '%s', not '%s'", code->pool, item->pool);
 	else if (!(*pool = config_pool(publisher->config, code->pool)))

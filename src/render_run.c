@@ -194,7 +194,8 @@ static int render_run_classify(struct render_run *run, const struct item *item,
 	int found = render_run_lookup(run, item->request_id, &row);
 
 	if (found == 1)
-		return render_run_reject(run, "unknown request id '%s'", item->request_id);
+		return render_run_reject(run, "unknown request id '%s'%s", item->request_id,
+			db_unknown_id_hint(&run->lookup_db));
 	if (found)
 		return found;
 	if (strcmp(row.pool, item->pool))

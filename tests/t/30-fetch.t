@@ -39,11 +39,14 @@ is "rerun: no call made" "$(stats endpoints getwxacodeunlimit requests)" 16
 
 # --- bad lines --------------------------------------------------------------------
 { head -2 "$T/items"; echo "no tab here"; printf 'Unknown0000000ab\tposter\n'
-  printf '%s\tcard\n' "$(head -1 "$T/items" | cut -f1)"; } >"$T/bad"
+  printf '%s\tcard\n' "$(head -1 "$T/items" | cut -f1)"; printf 'Unknown0000000cd\tposter\n'; } >"$T/bad"
 run qrpool-fetch <"$T/bad"
 is "bad lines: exit 65" "$rc" 65
 like "malformed line named by number" "$(cat "$T/err")" "stdin:3: "
 like "unknown id named by number" "$(cat "$T/err")" "stdin:4: unknown request id"
+like "... the first naming the staging DB (a stage given another config finds no id)" "$(cat "$T/err")" \
+  "stdin:4: unknown request id 'Unknown0000000ab' \(staging DB $T/staging.db: is it the one qrpool-plan wrote\? see database.path\); line skipped"
+like "... the next ones not" "$(cat "$T/err")" "stdin:6: unknown request id 'Unknown0000000cd'; line skipped"
 like "wrong pool named by number, quoted" "$(cat "$T/err")" "stdin:5: .*in pool 'poster', not 'card'"
 is "good lines still passed on" "$(wc -l <"$T/out")" 2
 

@@ -81,7 +81,8 @@ like "... the summary counts the 3 bad ones (one malformed) among the items" "$(
   "$(wc -l <"$T/bad") items: $(link_lines "$T/fresh" | wc -l) rendered, $(other_lines "$T/fresh" | wc -l) passed on, 0 already stored by another run, 3 skipped as bad$"
 
 like "malformed line reported with its number" "$(cat "$T/err")" "stdin:3: .*no tab"
-like "unknown id reported with its number" "$(cat "$T/err")" "stdin:4: unknown request id 'AAAAAAAAAAAAAAAA'"
+like "unknown id reported with its number, and the staging DB's path" "$(cat "$T/err")" \
+  "stdin:4: unknown request id 'AAAAAAAAAAAAAAAA' \(staging DB $T/staging.db: is it the one qrpool-plan wrote\? see database.path\); line skipped"
 like "wrong pool reported" "$(cat "$T/err")" "stdin:5: request id '$poster' belongs to pool 'poster'"
 is "the good link items are all rendered and printed" "$(link_lines "$T/out")" "$(link_lines "$T/fresh")"
 is "and all fetched" "$(state_count link fetched)" "$(link_lines "$T/fresh" | wc -l)"

@@ -48,7 +48,8 @@ published=$(sql "SELECT request_id FROM codes WHERE state = 'published' AND pool
   printf '%s\tlink\n' "$published"; qrpool-pending --state fetched; } >"$T/mixed"
 run qrpool-publish <"$T/mixed"
 is "skipped items exit 65" "$rc" 65
-like "an unknown id is reported by line" "$(cat "$T/err")" "stdin:1: NoSuchId0000000 is not in the staging DB"
+like "an unknown id is reported by line, with the staging DB's path" "$(cat "$T/err")" \
+  "stdin:1: NoSuchId0000000 is not in the staging DB \(staging DB $T/staging.db: is it the one qrpool-plan wrote\? see database.path\); skipped"
 like "a planned code is reported" "$(cat "$T/err")" "stdin:2: $planned is planned, not fetched"
 like "a published code is reported" "$(cat "$T/err")" "stdin:3: $published is published, not fetched"
 like "a malformed line is reported" "$(cat "$T/err")" "stdin:4: "
