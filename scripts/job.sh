@@ -72,8 +72,9 @@ job_worst() {
 # signal's echo: their stdout lost its reader (a tool exits 74 on a closed
 # stdout), so they are not counted, or the OOM killer's 75 would read as a
 # disk error. (A stage that ends on its own with a status below 74 reads its
-# input to the end: fetch past its deadline, publish after Kafka gave up; a
-# 74 before it is real.) Likewise the 65 of the stage right after one that a
+# input to the end: fetch past its deadline, publish after Kafka gave up, and
+# fetch, render or publish stopped by a signal they caught, unless it came
+# twice; a 74 before it is real.) Likewise the 65 of the stage right after one that a
 # signal ended: the line being written when it died was cut off mid-way, and
 # reads as a malformed one, or as one of an unknown pool; the rerun has it whole.
 job_stages() {

@@ -124,6 +124,16 @@ int cli_close_stdout(void)
 	return 0;
 }
 
+void cli_drain_waiting(void)
+{
+	static int said;
+
+	if (interrupt_requested() && !said++)
+		log_warn("the stage before this one is still writing: its lines are read and let go "
+			"until it ends, so it is not cut off (the same signal again, a second or more "
+			"later, ends this at once)");
+}
+
 void cli_drain_stdin(const char *left)
 {
 	char buffer[65536];
@@ -132,10 +142,11 @@ void cli_drain_stdin(const char *left)
 
 	if (isatty(STDIN_FILENO))
 		return;
-	while ((got = interrupt_read_blocking(STDIN_FILENO, buffer, sizeof buffer, 0, NULL, NULL)) > 0)
+	while ((got = interrupt_read_draining(STDIN_FILENO, buffer, sizeof buffer,
+			cli_drain_waiting)) > 0)
 		for (ssize_t i = 0; i < got; i++)
 			lines += buffer[i] == '\n';
 	if (lines)
 		log_warn("%lld line%s of input read to its end%s and let go: %s", lines,
-			lines == 1 ? "" : "s", interrupt_requested() ? " (up to a signal)" : "", left);
+			lines == 1 ? "" : "s", interrupt_insisted() ? " (up to a second signal)" : "", left);
 }

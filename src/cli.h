@@ -65,12 +65,16 @@ int cli_close_stdout(void);
  * stop is, not 74; the codes whose lines were not passed on are stored. */
 int cli_stdout_failed(void);
 
-/* For a stage that stops before reading its input (the staging DB locked at
- * its start, say): stdin is read to its end and let go, so that the stage
- * before it in a pipeline is not cut off (its broken pipe, 74, would make a
- * night that only has to be run again read as an I/O error). Not from a
- * terminal; a signal ends it. The lines let go are said, with `left`: what
+/* For a stage that stops before reading its input to its end (the staging DB
+ * locked at its start, a signal to this stage alone): stdin is read to its
+ * end and let go, so that the stage before it in a pipeline is not cut off
+ * (its broken pipe, 74, would make a night that only has to be run again read
+ * as an I/O error). Not from a terminal; an insisting signal ends it
+ * (interrupt_read_draining). The lines let go are said, with `left`: what
  * becomes of their items. */
 void cli_drain_stdin(const char *left);
+/* While stdin is drained after a signal and the stage before still writes
+ * (the process seems stuck): says so, once. */
+void cli_drain_waiting(void);
 
 #endif

@@ -121,6 +121,7 @@ struct fetcher {
 	double outage_since;          /* 0, or when calls started failing one after another */
 	double outage_pause, probe_at; /* no call before probe_at, then one */
 	int probe_out;                /* that one is in flight */
+	int token_outage;             /* the failure at hand: a new token refused */
 	enum fetch_stop stop;
 	double stop_at;
 	int status;                   /* the worst exit status so far */
@@ -294,10 +295,15 @@ static void fetch_outage_note(struct fetcher *f, const struct wechat_answer *ans
 
 		f->outage_since = now;
 		f->outage_pause = FETCH_OUTAGE_PAUSE_FIRST;
-		log_warn("%d calls in a row to %s failed (last: %s): no new call for %.0f s, then one "
-			"to see whether WeChat answers again", f->consecutive_failures, http_where(
-			f->config->wechat.api_base, where, sizeof where), answer->message,
-			f->outage_pause);
+		if (f->token_outage)
+			log_warn("WeChat refused a new token before any call with it succeeded (%s): no new "
+				"call for %.0f s, then one to see whether WeChat takes tokens again",
+				answer->message, f->outage_pause);
+		else
+			log_warn("%d calls in a row to %s failed (last: %s): no new call for %.0f s, then "
+				"one to see whether WeChat answers again", f->consecutive_failures, http_where(
+				f->config->wechat.api_base, where, sizeof where), answer->message,
+				f->outage_pause);
 	} else if (f->probe_out) {
 		f->outage_pause = f->outage_pause * 2 < FETCH_OUTAGE_PAUSE_MAX ?
 			f->outage_pause * 2 : FETCH_OUTAGE_PAUSE_MAX;
@@ -421,26 +427,6 @@ static void fetch_refuse_item(struct fetcher *f, struct fetch_job *job,
 		fetch_fail(f, status);
 }
 
-static void fetch_token_refused(struct fetcher *f, struct fetch_transfer *transfer,
-	const struct wechat_answer *answer)
-{
-	struct fetch_job *job = transfer->job;
-	int status = token_refused(&f->token, transfer->token, transfer->token_generation);
-
-	/* Locked: the token is dropped here all the same; the next read of the
-	 * DB row skips it as the refused one. */
-	if (status && status != EXIT_TEMPFAIL)
-		fetch_fail(f, status);
-	if (job->token_retried) {
-		fetch_retry(f, job, answer, 0);
-		return;
-	}
-	job->token_retried = 1;
-	fetch_note_error(job, answer);
-	fetch_ready_push(f, job, 1);
-}
-
-/* Acts on one answer as WECHAT.md's table says. */
 /* An answer that is not a transient failure (an image, a refusal, the quota
  * or the token): WeChat answers, and an outage is over. */
 static void fetch_outage_over(struct fetcher *f, const struct wechat_answer *answer)
@@ -454,13 +440,49 @@ static void fetch_outage_over(struct fetcher *f, const struct wechat_answer *ans
 	f->consecutive_failures = 0;
 }
 
+static void fetch_token_refused(struct fetcher *f, struct fetch_transfer *transfer,
+	const struct wechat_answer *answer)
+{
+	struct fetch_job *job = transfer->job;
+	/* (asked before token_refused, which may drop the token) */
+	int current = transfer->token_generation == f->token.generation;
+	int unproven = current && !f->token.proven;
+	int status = token_refused(&f->token, transfer->token, transfer->token_generation);
+
+	/* Locked: the token is dropped here all the same; the next read of the
+	 * DB row skips it as the refused one. */
+	if (status && status != EXIT_TEMPFAIL)
+		fetch_fail(f, status);
+	/* One refresh and one retry for a token that worked and then expired or
+	 * was replaced elsewhere (WECHAT.md). Beyond that, and for a token no
+	 * call succeeded with, a counted failure: calls refused whatever the
+	 * token are an outage (its pause, and a run without a deadline gives up). */
+	if (unproven || job->token_retried) {
+		/* Every new token refused: WeChat is as good as down for us (a
+		 * call a token would be a storm on the token endpoint). */
+		if (unproven && f->consecutive_failures < f->failure_limit - 1)
+			f->consecutive_failures = f->failure_limit - 1;
+		f->token_outage = unproven;
+		fetch_retry(f, job, answer, 0);
+		f->token_outage = 0;
+		return;
+	}
+	if (current)
+		fetch_outage_over(f, answer);   /* the token worked: WeChat answers */
+	f->probe_out = 0;   /* (a probe answered about an older token: the next goes) */
+	job->token_retried = 1;
+	fetch_note_error(job, answer);
+	fetch_ready_push(f, job, 1);
+}
+
+/* Acts on one answer as WECHAT.md's table says. */
 static void fetch_act(struct fetcher *f, struct fetch_transfer *transfer,
 	const struct wechat_answer *answer, double retry_after)
 {
 	struct fetch_job *job = transfer->job;
 
-	if (answer->action != WECHAT_RETRY)
-		fetch_outage_over(f, answer);
+	if (answer->action != WECHAT_RETRY && answer->action != WECHAT_TOKEN)
+		fetch_outage_over(f, answer);   /* (a token refusal: fetch_token_refused decides) */
 	switch (answer->action) {
 	case WECHAT_STORE:
 		fetch_store(f, transfer, answer);
@@ -1222,7 +1244,7 @@ int fetch_run(const struct fetch_options *options, const struct config *config, 
 {
 	struct fetcher f;
 	double started = db_monotonic();
-	int status = fetch_open(&f, options, config, in_fd, out), fetch_failed_to_start = status != 0;
+	int status = fetch_open(&f, options, config, in_fd, out), drain = status != 0;
 
 	if (!status) {
 		fetch_loop(&f);
@@ -1238,11 +1260,14 @@ int fetch_run(const struct fetch_options *options, const struct config *config, 
 			f.status = exitcode_worst(f.status, EXIT_DATA);
 		fetch_summary(&f, started);
 		status = f.status;
+		/* A signal to this stage alone must not cut off the one before
+		 * (a 74 night); after one to the whole pipeline its input ends soon. */
+		drain = f.stop == FETCH_SIGNAL && !input_done(&f.input);
 	}
 	/* Also when the setup failed after the run was recorded as started. */
 	db_run_end(&f.db, f.counts.read, f.batch.stored + f.counts.passed, status);
 	fetch_close(&f);
-	if (fetch_failed_to_start && in_fd == STDIN_FILENO)
+	if (drain && in_fd == STDIN_FILENO)
 		cli_drain_stdin("their codes stay as they were (a rerun fetches the planned ones)");
 	return status;
 }

@@ -111,3 +111,19 @@ ssize_t interrupt_read_blocking(int fd, void *buffer, size_t size, int tick_ms,
 			return got;
 	}
 }
+
+ssize_t interrupt_read_draining(int fd, void *buffer, size_t size, void (*waiting)(void))
+{
+	for (;;) {
+		ssize_t got;
+
+		if (interrupt_insisted()) {
+			errno = EINTR;
+			return -1;
+		}
+		if ((got = interrupt_read(fd, buffer, size, INTERRUPT_TICK_MS)) != -2)
+			return got;
+		if (waiting)
+			waiting();
+	}
+}

@@ -27,5 +27,10 @@ ssize_t interrupt_read(int fd, void *buffer, size_t size, int wait_ms);
  * due meanwhile) returns nonzero. Half a line read before then is no line. */
 ssize_t interrupt_read_blocking(int fd, void *buffer, size_t size, int tick_ms,
 	int (*stop)(void *arg), void *arg);
+/* The same, for reading an input to its end to let it go (the stage before
+ * us is not cut off): a first signal does not end it, only an insisting one
+ * (interrupt_insisted: -1 with EINTR). `waiting` (if not NULL) is called at
+ * each tick that brought nothing. */
+ssize_t interrupt_read_draining(int fd, void *buffer, size_t size, void (*waiting)(void));
 
 #endif

@@ -60,8 +60,10 @@ static void fetch_usage(void)
 		"                     stdout. Not for the classic source (64): its every fetch\n"
 		"                     invalidates the other holders' token.\n"
 		CLI_COMMON_HELP
-		"\nSIGINT/SIGTERM: no new calls, calls in flight get %.0f s, exit 75. The same signal\n"
-		"again from the same sender a second or more later (a second Ctrl-C) cuts them.\n"
+		"\nSIGINT/SIGTERM: no new calls, calls in flight get %.0f s, then the rest of stdin\n"
+		"is read to its end and let go (the stage before is not cut off), exit 75. The\n"
+		"same signal again from the same sender a second or more later (a second Ctrl-C)\n"
+		"cuts both.\n"
 		"\n" EXITCODE_HELP
 		"65: some lines were malformed or named unknown request ids (skipped), or\n"
 		"    WeChat refused items for good (40129, 40169: marked failed).\n"

@@ -41,15 +41,16 @@ static void publish_usage(void)
 		CLI_COMMON_HELP
 		"--dump-config adds librdkafka's merged producer settings, as comments.\n"
 		"\nSIGINT/SIGTERM: stop reading, wait for the deliveries in flight until\n"
-		"kafka.timeout, record them, exit 75. The same signal again from the same sender a\n"
+		"kafka.timeout, record them, read the rest of the input to its end (the stages\n"
+		"before are not cut off), exit 75. The same signal again from the same sender a\n"
 		"second or more later (a second Ctrl-C) gives up the rest at once.\n"
 		"\n" EXITCODE_HELP
 		"65: some items were skipped. 69: Kafka refuses this client (its authentication,\n"
 		"ACLs), or a topic does not exist on the cluster. 75: Kafka did\n"
 		"not confirm every message within kafka.timeout (unreachable, timed out,\n"
 		"interrupted), or the staging DB stayed locked; those codes stay 'fetched'.\n"
-		"After a stop (not a signal) the rest of the input is read to its end and let go\n"
-		"(its items stay 'fetched'), so the stages before publish are not cut off.\n");
+		"After any stop the rest of the input is read to its end and let go (its items\n"
+		"stay 'fetched'), so the stages before publish are not cut off.\n");
 }
 
 static int publish_parse_options(int argc, char **argv, struct publish_options *options)
@@ -108,8 +109,6 @@ static int publish_input_waits(void *arg)
 {
 	struct publisher *publisher = arg;
 
-	if (publisher->draining)
-		return 0;   /* the run is over: only the input is read on */
 	publish_serve(publisher, 0);
 	return publisher->stop;
 }
@@ -119,6 +118,10 @@ static int publish_input_waits(void *arg)
  * the wait (EINTR: half a line then is the end of the input). */
 static ssize_t publish_read_stdin(void *cookie, char *buffer, size_t size)
 {
+	const struct publisher *publisher = cookie;
+
+	if (publisher->draining)   /* the run is over: only the input is read on */
+		return interrupt_read_draining(STDIN_FILENO, buffer, size, cli_drain_waiting);
 	return interrupt_read_blocking(STDIN_FILENO, buffer, size, PUBLISH_INPUT_POLL_MS,
 		publish_input_waits, cookie);
 }
@@ -131,7 +134,8 @@ static ssize_t publish_read_stdin(void *cookie, char *buffer, size_t size)
  * the input is read to its end and let go, its items left fetched in the DB:
  * the stages before this one are not cut off. They used to die on a broken
  * pipe (fetch with 74), and the night's WeChat quota with them, for a Kafka
- * outage of a minute. A signal ends the reading. */
+ * outage of a minute. So after a signal to this stage alone: a second one
+ * ends the reading. */
 static void publish_drain(FILE *in)
 {
 	char buffer[65536];
@@ -143,7 +147,7 @@ static void publish_drain(FILE *in)
 		for (size_t i = 0; i < got; i++)
 			lines += buffer[i] == '\n';
 	log_warn("%lld more lines read to the end of the input%s and not published: %s", lines,
-		interrupt_requested() ? " (up to a signal)" : "", PUBLISH_LEFT_FETCHED);
+		interrupt_insisted() ? " (up to a second signal)" : "", PUBLISH_LEFT_FETCHED);
 }
 
 /* Reads items until the input ends, a signal comes or Kafka gives up. After
@@ -179,8 +183,10 @@ static int publish_read_items(struct publisher *publisher, FILE **rest)
 	}
 	if (interrupt_requested()) {
 		log_warn("interrupted: reading stopped, waiting for the deliveries in flight "
-			"(the same signal again gives them up)");
+			"(the same signal again gives them up); then the rest of the input is read to "
+			"its end, so the stages before this one are not cut off");
 		status = EXIT_TEMPFAIL;
+		drain = 1;
 	} else if (rc != 0 && publisher->stop) {
 		log_warn("publishing stopped after line %ld: the items after it are not published and "
 			"stay fetched; the rest of the input is read to its end, so the stages before this "

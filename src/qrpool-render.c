@@ -40,7 +40,9 @@ static void render_usage(void)
 		"skipped and everything else done. 74: the staging DB could not be written; no item\n"
 		"of the failed transaction is printed and its codes stay planned. 75: stopped by\n"
 		"SIGINT, SIGTERM or SIGHUP, or the staging DB stayed locked by another process\n"
-		"past busy_timeout; what was rendered is stored, the rest stays planned.\n", cpus);
+		"past busy_timeout; what was rendered is stored, the rest stays planned. After a\n"
+		"signal the rest of stdin is read to its end and let go (the stage before is not\n"
+		"cut off), up to the same signal again a second or more later.\n", cpus);
 }
 
 static int render_parse_options(int argc, char **argv, struct render_options *options)
@@ -90,9 +92,10 @@ static int render_parse_options(int argc, char **argv, struct render_options *op
 	return 0;
 }
 
-/* The run could not start (the DB locked, say): stdin, if it is the input,
- * is read to its end all the same (cli_drain_stdin). Returns `status`. */
-static int render_not_started(const struct render_run_options *run, int status)
+/* The run could not start (the DB locked, say), or a signal stopped it:
+ * stdin, if it is the input, is read to its end all the same
+ * (cli_drain_stdin), so the stage before is not cut off. Returns `status`. */
+static int render_let_go_stdin(const struct render_run_options *run, int status)
 {
 	int reads_stdin = !run->input_count;
 
@@ -128,10 +131,10 @@ static int render_execute(const struct render_options *options, const struct con
 	}
 	interrupt_install();
 	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms)))
-		return render_not_started(&options->run, status);
+		return render_let_go_stdin(&options->run, status);
 	if ((status = db_run_start(&db, "render"))) {
 		db_close(&db);
-		return render_not_started(&options->run, status);
+		return render_let_go_stdin(&options->run, status);
 	}
 	status = render_run(&options->run, config, &db, &counts);
 	/* Stopped by a signal, it says so without -v: cron mails a 75 that must
@@ -152,7 +155,9 @@ static int render_execute(const struct render_options *options, const struct con
 		"a rerun)" : "");
 	db_run_end(&db, counts.items_in + counts.malformed, counts.rendered + counts.passed, status);
 	db_close(&db);
-	return exitcode_worst(status, cli_close_stdout());
+	status = exitcode_worst(status, cli_close_stdout());
+	/* (stdout closed first: the stage after us need not wait for the rest) */
+	return stopped ? render_let_go_stdin(&options->run, status) : status;
 }
 
 int main(int argc, char **argv)

@@ -336,3 +336,26 @@ else
   diag "no core file written here even when allowed (ulimit -c, core_pattern $(cat /proc/sys/kernel/core_pattern)): not checked"
 fi
 rm -f "$T/cores"/core*
+
+# --- WeChat refuses every token (40001 to every call): the refreshes are paced,
+# not one a call (cgi-bin/token: 2,000 a day, each invalidating every other
+# holder's token; 300 items made 1,297 of them in 20 s), and it is an outage:
+# calls pause, and a run without a deadline gives up ----------------------------
+start_fake refuse-all --errcode 40001:1 --latency 20
+config_for 'concurrency = 4; retries = 20; token = { source = "classic"; };'
+: >"$T/items"; plan poster 50
+run qrpool-fetch --for 8s <"$T/items"
+is "every token refused: exit 75, every code still planned" "$rc:$(count "state = 'planned'")" 75:50
+tokens=$(stats endpoints token requests)
+ok "... the refreshes paced: 1, 2, 4 ... s apart ($tokens cgi-bin/token calls in 8 s)" [ "$tokens" -le 6 ]
+calls=$(stats endpoints getwxacodeunlimit requests)
+ok "... few calls spent: an outage's pause and probes ($calls calls)" [ "$calls" -le 40 ]
+like "... said" "$(cat "$T/err")" \
+  "warning: WeChat refused a new token before any call with it succeeded .*no new call for 2 s"
+start_fake refuse-stable --errcode 40001:1 --latency 20
+config_for 'concurrency = 4; retries = 20; quota_minute = "1s";'
+: >"$T/items"; plan poster 50
+run timeout 60 qrpool-fetch <"$T/items"
+is "... without a deadline (stable tokens): given up after 5 quota minutes (1 s here), 75" \
+  "$rc:$(count "state = 'planned'")" 75:50
+like "... saying so" "$(cat "$T/err")" "calls have failed for [0-9]+ s .*no deadline"

@@ -91,9 +91,10 @@ exec 3>"$T/in"
 cat "$T/items" >&3
 wait_for_lines "$T/out" 100
 started=$(date +%s)
-kill -TERM $publisher
+# (The stage before stops too, as when the whole pipeline is signalled: a
+# signal to publish alone has it read its input to the end, see below.)
+kill -TERM $publisher; exec 3>&-
 rc=0; wait $publisher || rc=$?
-exec 3>&-
 is "SIGTERM while waiting for input: exit 75" "$rc" 75
 ok "... promptly" test $(($(date +%s) - started)) -le 2
 like "... saying so" "$(cat "$T/err")" "interrupted"
@@ -102,16 +103,25 @@ like "... and what it did, as a warning (the counts were for -v only)" "$(cat "$
 is "what was delivered is recorded" "$(count link published)" 100
 
 # SIGTERM while a read waits for the rest of a line (the handlers restart
-# system calls, so the read must not block on its own).
+# system calls, so the read must not block on its own). The stage before is
+# still writing: its lines are read and let go until it ends (cut off, it would
+# die on a broken pipe, 74, a night read as a disk error), or the same signal
+# again a second later.
 qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
 publisher=$!
 exec 3>"$T/in"
 printf 'HalfALine' >&3
 sleep 0.5
 kill -TERM $publisher
+sleep 1.2
+reading=no; kill -0 $publisher 2>/dev/null && reading=yes
+is "... its input read on while the stage before still writes" "$reading" yes
+like "... saying why it has not ended" "$(cat "$T/err")" \
+  "the stage before this one is still writing: its lines are read and let go until it ends"
+kill -TERM $publisher
 i=0
 while kill -0 $publisher 2>/dev/null && [ $i -lt 60 ]; do sleep 0.05; i=$((i + 1)); done
-ok "... it stops promptly, not when the writer goes" test $i -lt 60
+ok "... the same signal again: it stops promptly, not when the writer goes" test $i -lt 60
 exec 3>&-
 rc=0; wait $publisher || rc=$?
 is "SIGTERM during half a line: exit 75" "$rc" 75
@@ -230,11 +240,10 @@ sed -i 's|busy_timeout = "1s"|busy_timeout = "20s"|' "$QRPOOL_CONFIG"
 set_kafka 10s
 locked_publish 30
 sleep 1.5    # the deliveries are in, their commit waits for the lock
-kill -TERM $publisher
+kill -TERM $publisher; exec 3>&-   # (the stage before stops too)
 started=$(date +%s)
 rc=0; wait $publisher || rc=$?
 took=$(($(date +%s) - started))
-exec 3>&-
 is "SIGTERM, the DB locked (busy_timeout 20 s): exit 75" "$rc" 75
 ok "... at once, not after lock waits (${took} s)" [ "$took" -le 3 ]
 is "... nothing recorded, nothing printed" "$(($(count card published) - before)):$(wc -l <"$T/out")" "0:0"
