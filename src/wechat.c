@@ -181,26 +181,26 @@ static int wechat_png_width(const unsigned char *b, size_t size, long *width, ch
 }
 
 int wechat_image_check(const unsigned char *body, size_t size, int width,
-	const char **content_type, char *why, size_t why_size)
+	const char **content_type, long *got, char *why, size_t why_size)
 {
 	static const unsigned char png_signature[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n' };
-	long got = -1;
 	int status;
 
+	*got = -1;
 	if (size >= 3 && body[0] == 0xFF && body[1] == 0xD8 && body[2] == 0xFF) {
 		*content_type = "image/jpeg";
-		status = wechat_jpeg_width(body, size, &got, why, why_size);
+		status = wechat_jpeg_width(body, size, got, why, why_size);
 	} else if (size >= 8 && !memcmp(body, png_signature, 8)) {
 		*content_type = "image/png";
-		status = wechat_png_width(body, size, &got, why, why_size);
+		status = wechat_png_width(body, size, got, why, why_size);
 	} else {
 		snprintf(why, why_size, "%s", size ? "body is neither JPEG nor PNG" : "empty body");
 		return -1;
 	}
 	if (status)
 		return -1;
-	if (got != width) {
-		snprintf(why, why_size, "image is %ld px wide, %d requested", got, width);
+	if (*got * 4 < (long)width * 3 || *got * 4 > (long)width * 5) {
+		snprintf(why, why_size, "image is %ld px wide, %d requested", *got, width);
 		return -1;
 	}
 	return 0;
@@ -243,6 +243,7 @@ void wechat_classify(long http_status, const char *content_type, const unsigned 
 	size_t size, int width, struct wechat_answer *answer)
 {
 	char why[120];
+	long got;
 
 	memset(answer, 0, sizeof *answer);
 	answer->action = WECHAT_RETRY;
@@ -265,17 +266,19 @@ void wechat_classify(long http_status, const char *content_type, const unsigned 
 			content_type ? content_type : "(none)");
 		return;
 	}
-	if (wechat_image_check(body, size, width, &answer->content_type, why, sizeof why)) {
+	if (wechat_image_check(body, size, width, &answer->content_type, &got, why, sizeof why)) {
 		snprintf(answer->message, sizeof answer->message, "bad image: %s", why);
 		answer->content_type = NULL;
 		return;
 	}
-	if (strncmp(content_type, answer->content_type, strlen(answer->content_type))) {
-		snprintf(answer->message, sizeof answer->message, "content type %.60s but the body is %s",
-			content_type, answer->content_type);
-		answer->content_type = NULL;
-		return;
-	}
+	/* A whole image is a code: a label or a width other than expected is
+	 * noted (said once a run), and the image stored as what its bytes are. */
+	if (strncmp(content_type, answer->content_type, strlen(answer->content_type)))
+		snprintf(answer->note, sizeof answer->note, "is labelled %.60s but is %s (stored as %s)",
+			content_type, answer->content_type, answer->content_type);
+	else if (got != width)
+		snprintf(answer->note, sizeof answer->note, "is %ld px wide where width %d was asked",
+			got, width);
 	answer->action = WECHAT_STORE;
 }
 

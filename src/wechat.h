@@ -30,6 +30,7 @@ struct wechat_answer {
 	int errcode;                  /* WeChat's errcode; 0 when the answer had none */
 	const char *content_type;     /* "image/jpeg" or "image/png" when action is STORE */
 	char message[200];            /* what happened, for logs and last_error */
+	char note[160];               /* STORE: how the image differs from the request ("") */
 };
 
 /* The JSON body of a pool's requests without the scene, as text made once
@@ -45,10 +46,13 @@ int wechat_request_body(const char *pool_body, const char *scene, char *buf, siz
 void wechat_classify(long http_status, const char *content_type, const unsigned char *body,
 	size_t size, int width, struct wechat_answer *answer);
 
-/* Checks that `body` is a whole JPEG or PNG exactly `width` pixels wide.
- * Returns 0 and sets *content_type, or -1 with the reason in `why`. */
+/* Checks that `body` is a whole JPEG or PNG about `width` pixels wide (within
+ * a quarter: WECHAT.md does not promise the exact width, and an image that
+ * differs a little is a code all the same, where rejecting it would spend the
+ * night's quota on retries). Returns 0 and sets *content_type and *got (its
+ * width), or -1 with the reason in `why`. */
 int wechat_image_check(const unsigned char *body, size_t size, int width,
-	const char **content_type, char *why, size_t why_size);
+	const char **content_type, long *got, char *why, size_t why_size);
 
 /* What an errcode of getwxacodeunlimit means and what the pipeline does. */
 enum wechat_action wechat_errcode_action(int errcode);

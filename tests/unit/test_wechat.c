@@ -113,6 +113,7 @@ static struct bytes text(const char *s)
 static void test_classify(void)
 {
 	struct bytes good_jpeg = jpeg(430, 1), cut_jpeg = jpeg(430, 0), narrow = jpeg(280, 1);
+	struct bytes near = jpeg(420, 1), wide = jpeg(538, 1);
 	struct bytes good_png = png(430, 1, 0), cut_png = png(430, 0, 0), long_png = png(430, 1, 1);
 	struct bytes busy = text("{\"errcode\":-1,\"errmsg\":\"system error rid: 1\"}");
 	struct bytes page = text("{\"errcode\":41030,\"errmsg\":\"invalid page rid: 2\"}");
@@ -124,12 +125,22 @@ static void test_classify(void)
 	classify(200, "image/jpeg", &good_jpeg, 430, WECHAT_STORE, 0, "whole JPEG");
 	wechat_classify(200, "image/jpeg", good_jpeg.data, good_jpeg.size, 430, &answer);
 	is_str(answer.content_type, "image/jpeg", "whole JPEG: stored as image/jpeg");
+	is_str(answer.note, "", "... with nothing to note");
+	/* WECHAT.md does not promise the exact width: an image a little off is
+	 * a code all the same (rejecting it would spend the night's quota). */
+	classify(200, "image/jpeg", &near, 430, WECHAT_STORE, 0, "JPEG 420 px for 430 asked");
+	wechat_classify(200, "image/jpeg", near.data, near.size, 430, &answer);
+	is_str(answer.note, "is 420 px wide where width 430 was asked", "... noted");
+	classify(200, "image/jpeg", &wide, 430, WECHAT_RETRY, 0, "JPEG 538 px for 430 asked (> 1/4 off)");
 	classify(200, "image/jpeg", &cut_jpeg, 430, WECHAT_RETRY, 0, "JPEG without EOI");
 	classify(200, "image/jpeg", &narrow, 430, WECHAT_RETRY, 0, "JPEG 280 px for 430 asked");
 	classify(200, "image/png", &good_png, 430, WECHAT_STORE, 0, "whole PNG");
 	classify(200, "image/png", &cut_png, 430, WECHAT_RETRY, 0, "PNG without IEND");
 	classify(200, "image/png", &long_png, 430, WECHAT_RETRY, 0, "PNG with bytes after IEND");
-	classify(200, "image/jpeg", &good_png, 430, WECHAT_RETRY, 0, "PNG labelled image/jpeg");
+	classify(200, "image/jpeg", &good_png, 430, WECHAT_STORE, 0, "PNG labelled image/jpeg");
+	wechat_classify(200, "image/jpeg", good_png.data, good_png.size, 430, &answer);
+	is_str(answer.content_type, "image/png", "... stored as what its bytes are");
+	is_str(answer.note, "is labelled image/jpeg but is image/png (stored as image/png)", "... noted");
 	classify(200, "image/jpeg", &busy, 430, WECHAT_RETRY, -1, "JSON labelled image/jpeg");
 	classify(200, "application/json; encoding=utf-8", &page, 430, WECHAT_POOL_STOP, 41030,
 		"41030");
@@ -147,19 +158,20 @@ static void test_image_check(void)
 	struct bytes b = jpeg(1280, 1);
 	const char *type = NULL;
 	char why[120] = "";
+	long got;
 
-	is_int(wechat_image_check(b.data, b.size, 1280, &type, why, sizeof why), 0, "1280 px JPEG");
+	is_int(wechat_image_check(b.data, b.size, 1280, &type, &got, why, sizeof why), 0, "1280 px JPEG");
 	b.data[b.size - 6] = 0x00;   /* scan bytes change: the structure stays whole */
-	is_int(wechat_image_check(b.data, b.size, 1280, &type, why, sizeof why), 0,
+	is_int(wechat_image_check(b.data, b.size, 1280, &type, &got, why, sizeof why), 0,
 		"scan bytes are not parsed");
 	b = jpeg(430, 1);
 	b.data[3] = 0xFF;            /* APP0 length now runs past the end */
 	b.data[4] = 0xFF;
-	is_int(wechat_image_check(b.data, b.size, 430, &type, why, sizeof why), -1,
+	is_int(wechat_image_check(b.data, b.size, 430, &type, &got, why, sizeof why), -1,
 		"segment running past the end");
 	ok(*why != '\0', "the reason is given: %s", why);
 	b = png(0x10000, 1, 0);
-	is_int(wechat_image_check(b.data, b.size, 430, &type, why, sizeof why), -1, "PNG too wide");
+	is_int(wechat_image_check(b.data, b.size, 430, &type, &got, why, sizeof why), -1, "PNG too wide");
 }
 
 static void test_request_body(void)
