@@ -36,13 +36,22 @@ job_check_deadline() {
 
 # job_check_option JOB OPTION VALUE EXPECTED TOOL TOOL-OPTION: a value the
 # script passes on to TOOL, refused (64) before the run starts, and named as
-# the operator typed it, if TOOL refuses it (TOOL checks its options before
-# --version, without a config or a DB): not logged after leftovers went on.
+# the operator typed it, if TOOL refuses it: its form (TOOL checks its options
+# before --version, without a config or a DB), then against the config
+# (--dump-config: a --reserve the quota leaves no room for), said in TOOL's
+# words. Not logged after leftovers went on. (A config TOOL cannot load is
+# left to the run, which logs it.)
 job_check_option() {
-  local status=0
+  local status=0 said
   "$5" "$6" "$3" --version >/dev/null 2>&1 || status=$?
   if [ "$status" -eq 64 ]; then
     echo "$1: $2 '$3': expected $4" >&2; exit 64
+  fi
+  said=$("$5" "$6" "$3" --dump-config 2>&1 >/dev/null) || status=$?
+  if [ "$status" -eq 64 ]; then
+    said=$(printf '%s\n' "$said" | grep -m1 ' error: ')
+    said=${said#* error: }
+    echo "$1: $2 '$3': ${said% (try --help)}" >&2; exit 64
   fi
 }
 

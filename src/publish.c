@@ -680,7 +680,7 @@ static void publish_summary(struct publisher *publisher)
 
 		log_error("%lld of %lld codes not delivered (%s%s%s): they stay fetched; publish them "
 			"again %s: the next fill feeds them on first (by hand, under the fills' lock: flock "
-			"-n -E 75 %.200s/qrpool-fill.lock sh -c 'qrpool-pending --state fetched | "
+			"-n -E 75 %.200s/qrpool-fill.lock bash -o pipefail -c 'qrpool-pending --state fetched | "
 			"qrpool-publish')", (long long)c->failed,
 			(long long)(c->read - c->skipped), publisher->delivery_error,
 			*publisher->client_error ? "; last client error: " : "", publisher->client_error,

@@ -92,16 +92,22 @@ static int render_parse_options(int argc, char **argv, struct render_options *op
 	return 0;
 }
 
-/* The run could not start (the DB locked, say), or a signal stopped it:
- * stdin, if it is the input, is read to its end all the same
- * (cli_drain_stdin), so the stage before is not cut off. Returns `status`. */
-static int render_let_go_stdin(const struct render_run_options *run, int status)
+/* Whether stdin is an input: no FILE, or `-` among them. */
+static int render_reads_stdin(const struct render_run_options *run)
 {
 	int reads_stdin = !run->input_count;
 
 	for (int i = 0; i < run->input_count; i++)
 		reads_stdin |= !strcmp(run->inputs[i], "-");
-	if (reads_stdin)
+	return reads_stdin;
+}
+
+/* The run could not start (the DB locked, say), or a signal stopped it:
+ * stdin, if it is the input, is read to its end all the same
+ * (cli_drain_stdin), so the stage before is not cut off. Returns `status`. */
+static int render_let_go_stdin(const struct render_run_options *run, int status)
+{
+	if (render_reads_stdin(run))
 		cli_drain_stdin("their codes stay as they were (a rerun renders the planned ones)");
 	return status;
 }
@@ -114,7 +120,7 @@ static int render_execute(const struct render_options *options, const struct con
 	int64_t left;
 	char left_said[80] = "";
 
-	if (!options->run.input_count && isatty(STDIN_FILENO))
+	if (render_reads_stdin(&options->run) && isatty(STDIN_FILENO))
 		return cli_usage_error("item lines come from files or a pipe, and stdin is a terminal");
 	/* Every FILE is opened once first: a typo in the last name would
 	 * otherwise show only after the others were rendered. */

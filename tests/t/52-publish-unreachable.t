@@ -21,7 +21,7 @@ is "unreachable brokers: exit 75" "$rc" 75
 ok "... within the 3 s timeout (took ${took} s)" test "$took" -le 5
 like "... with the counts" "$(cat "$T/err")" "50 of 50 codes not delivered"
 like "... and how to resume them without sending them twice beside a fill" "$(cat "$T/err")" \
-  "the next fill feeds them on first \(by hand, under the fills' lock: flock -n -E 75 /run/lock/qrpool-fill.lock sh -c 'qrpool-pending --state fetched \| qrpool-publish'\)"
+  "the next fill feeds them on first \(by hand, under the fills' lock: flock -n -E 75 /run/lock/qrpool-fill.lock bash -o pipefail -c 'qrpool-pending --state fetched \| qrpool-publish'\)"
 is "nothing is printed" "$(cat "$T/out")" ""
 is "nothing is lost: every code still fetched, with its image" \
   "$(sql "SELECT count(*) FROM codes JOIN images ON code_id = codes.id WHERE state = 'fetched'")" 50

@@ -67,6 +67,13 @@ done
 run backfill -u "$deadline" -r lots -d "$T/demand.tsv" "$T/demand.tsv"
 is "backfill -r lots: exit 64, before the run" "$rc:$(sql "SELECT count(*) FROM codes WHERE state = 'planned'")" 64:1
 like "... naming it as typed" "$(cat "$T/err")" "^backfill: -r 'lots': expected a whole number"
+logged=$(cat "$T/log/backfill.log" 2>/dev/null | wc -l)
+run backfill -u "$deadline" -r 5000 -d "$T/demand.tsv" "$T/demand.tsv"
+is "backfill -r 5000 (the whole quota): exit 64, before the run (nothing logged, nothing fed)" \
+  "$rc:$(cat "$T/log/backfill.log" 2>/dev/null | wc -l):$(sql "SELECT count(*) FROM codes WHERE state = 'planned'")" \
+  "64:$logged:1"
+is "... said as fetch says it" "$(cat "$T/err")" \
+  "backfill: -r '5000': --reserve 5000 leaves nothing of quota_per_minute (5000)"
 sql "UPDATE codes SET state = 'published' WHERE state = 'planned'"
 for script in nightly-fill backfill audit; do
   run $script --help
