@@ -8,6 +8,8 @@
 #include <stdio.h>
 
 #define CONFIG_DEFAULT_PATH "/etc/qrpool/qrpool.cfg"
+/* The longest wechat page accepted (fetch's request body, 2 KB, must hold it). */
+#define CONFIG_PAGE_MAX 1024
 
 enum pool_source { POOL_WECHAT, POOL_LINK };
 enum token_source { TOKEN_STABLE, TOKEN_CLASSIC, TOKEN_COMMAND, TOKEN_FILE };

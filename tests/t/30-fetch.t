@@ -165,9 +165,12 @@ long_page=pages/$(printf '%02100d' 0 | tr 0 a)
 sed -i "0,/page = \"pages\/r\/index\"/s||page = \"$long_page\"|" "$QRPOOL_CONFIG"
 run qrpool-fetch <"$T/items"
 is "page too long: exit 78" "$rc" 78
-like "... naming the pool" "$(cat "$T/err")" "pool 'poster': page is too long \\(2106 bytes\\)"
+like "... naming the file, the line and the pool" "$(cat "$T/err")" \
+  "qrpool.cfg:[0-9]+: pool 'poster': page is too long \\(2106 bytes, at most 1024"
 is "... no quota taken" "$(sqlite3 "$T/staging.db" 'SELECT coalesce(sum(taken), 0) FROM quota_windows')" 0
 is "... every item still planned" "$(count "state = 'planned'")" 3
+run qrpool-plan -n /dev/null
+is "... and plan refuses the config too: no code minted for a pool fetch refuses" "$rc" 78
 
 # --- CRLF line ends, a CRLF blank line among them: no bad line ----------------------
 start_fake crlf
