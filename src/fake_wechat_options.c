@@ -31,7 +31,7 @@
 	"  --secret S               its secret, on the command line\n" \
 	"  --pages LIST             published pages, comma-separated (default pages/index/index)\n" \
 	"  --token-lifetime D       access token lifetime (default 7200s)\n" \
-	"  --token-grace D          how long a replaced token still works (default 300s)\n" \
+	"  --token-grace D          how long a replaced classic token still works (default 300s)\n" \
 	"  --stable-margin D        stable token rotates when it has less to live\n" \
 	"                           (default 300s, at most half the lifetime)\n" \
 	"  --minute D               length of a quota minute (default 60s)\n" \

@@ -35,9 +35,10 @@ static int64_t fake_token_end(const struct fake_token *token)
 }
 
 /* Every token of one family (classic or stable) stops after the grace period. */
-static void fake_tokens_retire(struct fake_tokens *tokens, int stable, int64_t now_ms)
+static void fake_tokens_retire(struct fake_tokens *tokens, int stable, int64_t now_ms,
+	int64_t grace_ms)
 {
-	int64_t until = now_ms + tokens->grace_ms;
+	int64_t until = now_ms + grace_ms;
 
 	for (size_t i = 0; i < tokens->count; i++)
 		if (tokens->ring[i].stable == stable && tokens->ring[i].revoked_ms > until)
@@ -79,7 +80,9 @@ static struct fake_token *fake_tokens_stable(struct fake_tokens *tokens, enum fa
 	struct fake_token *current = NULL;
 
 	if (kind == FAKE_TOKEN_STABLE_FORCED) {
-		fake_tokens_retire(tokens, 1, now_ms);
+		/* WECHAT.md: force_refresh invalidates the previous token (at once,
+		 * where a classic fetch leaves it a grace period). */
+		fake_tokens_retire(tokens, 1, now_ms, 0);
 		return fake_tokens_mint(tokens, kind, now_ms);
 	}
 	if (tokens->stable_slot >= 0)
@@ -97,7 +100,7 @@ int64_t fake_tokens_issue(struct fake_tokens *tokens, enum fake_token_kind kind,
 
 	pthread_mutex_lock(&tokens->lock);
 	if (kind == FAKE_TOKEN_CLASSIC) {
-		fake_tokens_retire(tokens, 0, now_ms);
+		fake_tokens_retire(tokens, 0, now_ms, tokens->grace_ms);
 		token = fake_tokens_mint(tokens, kind, now_ms);
 	} else {
 		token = fake_tokens_stable(tokens, kind, now_ms);

@@ -201,7 +201,7 @@ is "a classic fetch does not disturb the stable token" "$ctype" image/jpeg
 stable true; s3=$tok
 ok "force_refresh issues a new stable token" -- [ "$s3" != "$s1" ]
 code "$s1" '{"scene":"abc"}'
-is "the old stable token works during the grace period" "$ctype" image/jpeg
+is "the old stable token is invalid at once (WECHAT.md), with no grace period" "$(errcode)" 40001
 stable
 is "a plain stable call now returns the forced one" "$tok" "$s3"
 
