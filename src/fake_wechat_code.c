@@ -84,10 +84,13 @@ static enum fake_error fake_code_check(const struct fake_options *options,
 	const struct fake_code_request *request)
 {
 	static const char *const envs[] = { "release", "trial", "develop" };
-	size_t scene_length = strlen(request->scene);
+	size_t scene_length = strlen(request->scene), characters = 0;
 	int env_known = 0;
 
-	if (scene_length < 1 || scene_length > RID_SCENE_MAX)
+	/* WECHAT.md counts characters: a UTF-8 continuation byte is none. */
+	for (size_t i = 0; i < scene_length; i++)
+		characters += ((unsigned char)request->scene[i] & 0xC0) != 0x80;
+	if (characters < 1 || characters > RID_SCENE_MAX)
 		return FAKE_ERR_SCENE_LENGTH;
 	if (!rid_is_scene(request->scene, scene_length))
 		return FAKE_ERR_SCENE_CHARS;

@@ -282,6 +282,8 @@ done <<EOF
 40129|{"scene":"a b"}
 40129|{"scene":"a%b"}
 40129|{"scene":"\u4e2d"}
+40129|{"scene":"\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d"}
+40169|{"scene":"\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d\u4e2d"}
 41030|{"scene":"abc","page":"/$PAGE"}
 41030|{"scene":"abc","page":"$PAGE?x=1"}
 41030|{"scene":"abc","page":"/$PAGE","check_path":false}
