@@ -25,7 +25,7 @@ static const struct {
 	[FAKE_ERR_TOKEN_EXPIRED] = { 42001, "access_token expired" },
 	[FAKE_ERR_QUOTA] = { 45009, "reach max api minute quota limit" },
 	[FAKE_ERR_QUOTA_SLOWER] =
-		{ 45011, "api minute-quota reach limit  mustslower  retry next minute" },
+		{ 45011, "api minute-quota reach limit, must slower, retry next minute" },
 	[FAKE_ERR_FORMAT] = { 47001, "data format error" },
 	[FAKE_ERR_TOKEN_NOT_LATEST] = { 40014, "invalid access_token" },
 	[FAKE_ERR_UNAUTHORIZED] = { 48001, "api unauthorized" },

@@ -419,6 +419,8 @@ done
 start quota11 --quota 0 --quota-errcode 45011
 stable; code "$tok" '{"scene":"abc"}'
 is "--quota-errcode 45011" "$(errcode)" 45011
+like "... with WECHAT.md's errmsg" "$(jget "$T/body" errmsg)" \
+  "^api minute-quota reach limit, must slower, retry next minute rid: "
 stop
 
 # --- faults at rate 1.0 ------------------------------------------------------------
