@@ -297,8 +297,8 @@ static void fetch_outage_note(struct fetcher *f, const struct wechat_answer *ans
 		f->outage_since = now;
 		f->outage_pause = FETCH_OUTAGE_PAUSE_FIRST;
 		if (f->token_outage)
-			log_warn("WeChat refused a new token before any call with it succeeded (%s): no new "
-				"call for %.0f s, then one to see whether WeChat takes tokens again",
+			log_warn("WeChat refused the new token too, before any call with it succeeded (%s): "
+				"no new call for %.0f s, then one to see whether WeChat takes tokens again",
 				answer->message, f->outage_pause);
 		else
 			log_warn("%d calls in a row to %s failed (last: %s): no new call for %.0f s, then "
@@ -450,29 +450,28 @@ static void fetch_token_refused(struct fetcher *f, struct fetch_transfer *transf
 	struct fetch_job *job = transfer->job;
 	/* (asked before token_refused, which may drop the token) */
 	int current = transfer->token_generation == f->token.generation;
-	int unproven = current && !f->token.proven;
+	int suspect = current && f->token.suspect;
 	int status = token_refused(&f->token, transfer->token, transfer->token_generation);
 
 	/* Locked: the token is dropped here all the same; the next read of the
 	 * DB row skips it as the refused one. */
 	if (status && status != EXIT_TEMPFAIL)
 		fetch_fail(f, status);
-	/* One refresh and one retry for a token that worked and then expired or
-	 * was replaced elsewhere (WECHAT.md). Beyond that, and for a token no
-	 * call succeeded with, a counted failure: calls refused whatever the
-	 * token are an outage (its pause, and a run without a deadline gives up). */
-	if (unproven || job->token_retried) {
-		/* Every new token refused: WeChat is as good as down for us (a
-		 * call a token would be a storm on the token endpoint). */
-		if (unproven && f->consecutive_failures < f->failure_limit - 1)
+	/* One refresh and one retry for a token refused (WECHAT.md). Beyond
+	 * that, and for the token that replaced a refused one refused too before
+	 * any call with it succeeded, a counted failure: calls refused whatever
+	 * the token are an outage (its pause, and a run without a deadline gives
+	 * up), where a refresh a call would be a storm on the token endpoint. */
+	if (suspect || job->token_retried) {
+		if (suspect && f->consecutive_failures < f->failure_limit - 1)
 			f->consecutive_failures = f->failure_limit - 1;
-		f->token_outage = unproven;
+		f->token_outage = suspect;
 		fetch_retry(f, job, answer, 0);
 		f->token_outage = 0;
 		return;
 	}
 	if (current)
-		fetch_outage_over(f, answer);   /* the token worked: WeChat answers */
+		fetch_outage_over(f, answer);   /* WeChat answers (about our token) */
 	f->probe_out = 0;   /* (a probe answered about an older token: the next goes) */
 	job->token_retried = 1;
 	fetch_note_error(job, answer);

@@ -24,10 +24,10 @@ static char log_hidden_last[2048];
 /* At exit with a failure status (64-78: the answers of resolve and of
  * report --check are 1-3), a -q run that has said no error shows the last
  * warning it hid: that was the reason (a deadline reached with codes left, a
- * plan short of capacity), and a failing run is never silent. */
-static void log_exit_said(int status, void *unused)
+ * plan short of capacity), and a failing run is never silent. Called by
+ * exit() (on_exit), or before an _exit(). */
+void log_exit_said(int status)
 {
-	(void)unused;
 	if (status < 64 || status > 78 || atomic_load(&log_error_shown))
 		return;
 	pthread_mutex_lock(&log_hidden_lock);
@@ -39,6 +39,12 @@ static void log_exit_said(int status, void *unused)
 	pthread_mutex_unlock(&log_hidden_lock);
 }
 
+static void log_on_exit(int status, void *unused)
+{
+	(void)unused;
+	log_exit_said(status);
+}
+
 void log_init(const char *program, int verbosity)
 {
 	static int exit_registered;
@@ -47,7 +53,7 @@ void log_init(const char *program, int verbosity)
 	log_program_name = slash ? slash + 1 : program;
 	log_verbosity = verbosity;
 	if (!exit_registered++)
-		on_exit(log_exit_said, NULL);
+		on_exit(log_on_exit, NULL);
 }
 
 void log_progress_shown(int shown)

@@ -275,8 +275,10 @@ int main(int argc, char **argv)
 		status = publish_dump_config(&config);
 	else
 		status = publish_run(&options, &config);
-	if (publish_abandoned)
+	if (publish_abandoned) {
+		log_exit_said(status);
 		_exit(status);
+	}
 	config_free(&config);
 	if (publish_stdout_failed) {
 		fclose(stdout);

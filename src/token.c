@@ -154,7 +154,8 @@ static void token_adopt(struct token_cache *cache, const struct token_row *row, 
 	cache->failures = 0;   /* another process got one: the source works */
 	if (strcmp(cache->token, row->token)) {
 		cache->generation++;
-		cache->proven = 0;
+		cache->suspect = cache->replacing;
+		cache->replacing = 0;
 	}
 	strcpy(cache->token, row->token);
 	cache->expires_at = row->expires_at;
@@ -715,8 +716,8 @@ void token_worked(struct token_cache *cache, uint64_t generation)
 	if (generation != cache->generation)
 		return;
 	cache->refused_again_at = cache->refused_backoff = 0;
-	cache->proven = 1;
-	cache->unproven_backoff = 0;
+	cache->suspect = 0;
+	cache->suspect_backoff = 0;
 }
 
 int token_refused(struct token_cache *cache, const char *token, uint64_t generation)
@@ -727,15 +728,16 @@ int token_refused(struct token_cache *cache, const char *token, uint64_t generat
 	*cache->token = '\0';
 	cache->use_until = 0;
 	cache->retry_at = 0;
-	if (!cache->proven) {
-		if (!cache->unproven_backoff)
-			log_warn("WeChat refused a token before any call with it succeeded: the next "
-				"refresh waits 1 s, then 2, 4 ... 60 s while new tokens keep being refused");
-		cache->unproven_backoff = cache->unproven_backoff ? cache->unproven_backoff * 2 : 1;
-		if (cache->unproven_backoff > 60)
-			cache->unproven_backoff = 60;
-		cache->retry_at = db_monotonic() + cache->unproven_backoff;
+	if (cache->suspect) {
+		if (!cache->suspect_backoff)
+			log_warn("WeChat refused the new token too, before any call with it succeeded: the "
+				"next refresh waits 1 s, then 2, 4 ... 60 s while new tokens keep being refused");
+		cache->suspect_backoff = cache->suspect_backoff ? cache->suspect_backoff * 2 : 1;
+		if (cache->suspect_backoff > 60)
+			cache->suspect_backoff = 60;
+		cache->retry_at = db_monotonic() + cache->suspect_backoff;
 	}
+	cache->replacing = 1;
 	token_bind_key(cache, cache->drop);
 	sqlite3_bind_text(cache->drop, 3, token, -1, SQLITE_STATIC);
 	return token_step(cache, cache->drop, "dropping a refused token");

@@ -31,9 +31,11 @@ struct token_cache {
 	 * them. The token's expiry is a time of day (unix seconds). */
 	double refused_again_at;          /* it may be taken again from then on... */
 	double refused_backoff;           /* ... and then only this much later: 0 after a success */
-	int proven;                       /* a call with this generation's token succeeded */
-	double unproven_backoff;          /* the pause before a refresh after a token refused
-	                                   * unproven: 1, 2, 4 ... 60 s; 0 after a success */
+	int replacing;                    /* a token was refused: the next one replaces it */
+	int suspect;                      /* this token replaced a refused one, and no call
+	                                   * with it has succeeded yet */
+	double suspect_backoff;           /* the pause before a refresh after a suspect token
+	                                   * was refused: 1, 2, 4 ... 60 s; 0 after a success */
 	double use_until;                 /* trusted until then, then the DB is read again */
 	double expires_at;
 	double retry_at;                  /* after a failed refresh, or while another refreshes */
@@ -75,12 +77,15 @@ int token_cached(const struct token_cache *cache, double now, double mono);
  * text is the same). When the token source hands the same token back, it is
  * taken again (WeChat refuses a valid stable token at times): at once the
  * first time, then after 1, 2, 4 ... 60 s while no call with it succeeds.
- * A token refused before any call with it succeeded (cache->proven) is not
- * replaced at once either: the next refresh waits 1, 2, 4 ... 60 s while new
- * tokens keep being refused, so WeChat refusing every token (or another
- * holder of a classic token taking a new one each time) costs a refresh now
- * and then, not one per call (cgi-bin/token: 2,000 a day, each invalidating
- * the other holders' token). Returns 0 or an exit code. */
+ * The token that replaces a refused one is suspect until a call with it
+ * succeeds (cache->suspect): refused too, it is not replaced at once; the
+ * next refresh waits 1, 2, 4 ... 60 s while new tokens keep being refused, so
+ * WeChat refusing every token (or another holder of a classic token taking a
+ * new one each time) costs a refresh now and then, not one per call
+ * (cgi-bin/token: 2,000 a day, each invalidating the other holders' token).
+ * A token cached from an earlier run, or refreshed ahead of its expiry, is
+ * not suspect: its refusal costs one refresh at once. Returns 0 or an exit
+ * code. */
 int token_refused(struct token_cache *cache, const char *token, uint64_t generation);
 
 /* A call with the token of `generation` succeeded: a refused token taken back

@@ -351,7 +351,7 @@ ok "... the refreshes paced: 1, 2, 4 ... s apart ($tokens cgi-bin/token calls in
 calls=$(stats endpoints getwxacodeunlimit requests)
 ok "... few calls spent: an outage's pause and probes ($calls calls)" [ "$calls" -le 40 ]
 like "... said" "$(cat "$T/err")" \
-  "warning: WeChat refused a new token before any call with it succeeded .*no new call for 2 s"
+  "warning: WeChat refused the new token too, before any call with it succeeded .*no new call for 2 s"
 start_fake refuse-stable --errcode 40001:1 --latency 20
 config_for 'concurrency = 4; retries = 20; quota_minute = "1s";'
 : >"$T/items"; plan poster 50
@@ -359,3 +359,18 @@ run timeout 60 qrpool-fetch <"$T/items"
 is "... without a deadline (stable tokens): given up after 5 quota minutes (1 s here), 75" \
   "$rc:$(count "state = 'planned'")" 75:50
 like "... saying so" "$(cat "$T/err")" "calls have failed for [0-9]+ s .*no deadline"
+
+# --- a run that starts with the token an earlier run cached, invalidated since
+# (tokens rotated elsewhere overnight): one refresh and one retry, at once, no
+# pause and nothing said (only a token that replaced a refused one is paced) ---
+start_fake cached --latency 20
+config_for 'concurrency = 4;'
+: >"$T/items"; plan poster 10
+run qrpool-fetch <"$T/items"
+is "a first run caches its token: exit 0" "$rc:$(count "state = 'fetched'")" 0:10
+curl -sS -o /dev/null -X POST "$base/_control/invalidate-tokens"
+: >"$T/items"; plan poster 40
+run qrpool-fetch <"$T/items"
+is "the next run, its cached token invalidated: exit 0, every code fetched, nothing said" \
+  "$rc:$(count "state = 'fetched'"):$(cat "$T/err")" 0:50:
+is "... one refresh" "$(stats endpoints stable_token requests)" 2
