@@ -330,7 +330,8 @@ job_run() {
 # The pipeline is stopped from its head: the stages that produce work (pending,
 # plan, fetch) get SIGTERM and wind down (fetch finishes the calls in flight);
 # render and publish finish what reaches them and end with their input. (A
-# SIGTERM to every stage would cut the pipes under the ones still writing.)
+# stage signalled reads the rest of its input and lets it go, so a SIGTERM to
+# every stage would end the night too, but drop the work in flight between.)
 job_signalled() {
   local pid parent
   [ -n "$JOB_SIGNAL" ] && return

@@ -124,6 +124,17 @@ int cli_close_stdout(void)
 	return 0;
 }
 
+void cli_release_stdout(void)
+{
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+	fflush(stdout);
+	if (null >= 0) {
+		dup2(null, STDOUT_FILENO);
+		close(null);
+	}
+}
+
 void cli_drain_waiting(void)
 {
 	static int said;

@@ -73,6 +73,10 @@ int cli_stdout_failed(void);
  * (interrupt_read_draining). The lines let go are said, with `left`: what
  * becomes of their items. */
 void cli_drain_stdin(const char *left);
+/* Before a drain: what stdout holds is written, and the stage after this one
+ * sees its end at once (fd 1 becomes /dev/null; a write error stays on the
+ * stream for cli_close_stdout to report). */
+void cli_release_stdout(void);
 /* While stdin is drained after a signal and the stage before still writes
  * (the process seems stuck): says so, once. */
 void cli_drain_waiting(void);

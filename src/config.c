@@ -618,6 +618,12 @@ static int config_load_wechat_pool(const struct config_reader *reader, const con
 		return config_error_at(reader, config_setting_get_member(group, "page"),
 			"pool '%s': page holds a space or a byte that is not printable ASCII (a mini-program "
 			"page is a path such as pages/r/index)", pool->name);
+	/* A path needs neither: escaped in the request's JSON, they would make
+	 * it longer than the limit below counts. */
+	if (strpbrk(pool->page, "\"\\"))
+		return config_error_at(reader, config_setting_get_member(group, "page"),
+			"pool '%s': page holds a '\"' or a '\\' (a mini-program page is a path such as "
+			"pages/r/index)", pool->name);
 	/* fetch's request body (2 KB, with the scene and the other fields) holds
 	 * it: refused here, so plan mints no code for a pool fetch would refuse. */
 	if (strlen(pool->page) > CONFIG_PAGE_MAX)

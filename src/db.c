@@ -112,13 +112,6 @@ static void db_space_hint(const char *path, char *hint, size_t size)
 			"and run again)", directory);
 }
 
-/* What SQLite's "readonly database" or "unable to open" means here, for an
- * operator to act on: the first of the DB, its -wal and -shm and their
- * directory that this user cannot write, or "" when every one can be (or
- * the error is another; a write error is told by db_space_hint). SQLite gives -wal and -shm the DB's mode when it
- * makes them, and a run that had only read access leaves them behind: a DB
- * made writable again then still fails, with the same words. The files are
- * where SQLite has them: beside the DB a symbolic link points to. */
 const char *db_unknown_id_hint(struct db *db)
 {
 	static char hint[4200];
@@ -130,6 +123,13 @@ const char *db_unknown_id_hint(struct db *db)
 	return hint;
 }
 
+/* What SQLite's "readonly database" or "unable to open" means here, for an
+ * operator to act on: the first of the DB, its -wal and -shm and their
+ * directory that this user cannot write, or "" when every one can be (or
+ * the error is another; a write error is told by db_space_hint). SQLite gives -wal and -shm the DB's mode when it
+ * makes them, and a run that had only read access leaves them behind: a DB
+ * made writable again then still fails, with the same words. The files are
+ * where SQLite has them: beside the DB a symbolic link points to. */
 static void db_access_hint(const struct db *db, int rc, char *hint, size_t size)
 {
 	static const char *const suffixes[] = { "", "-wal", "-shm" };

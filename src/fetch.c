@@ -1270,7 +1270,10 @@ int fetch_run(const struct fetch_options *options, const struct config *config, 
 	/* Also when the setup failed after the run was recorded as started. */
 	db_run_end(&f.db, f.counts.read, f.batch.stored + f.counts.passed, status);
 	fetch_close(&f);
-	if (drain && in_fd == STDIN_FILENO)
+	if (drain && in_fd == STDIN_FILENO) {
+		if (out == stdout)
+			cli_release_stdout();   /* the stage after us need not wait */
 		cli_drain_stdin("their codes stay as they were (a rerun fetches the planned ones)");
+	}
 	return status;
 }

@@ -97,33 +97,32 @@ ssize_t interrupt_read(int fd, void *buffer, size_t size, int wait_ms)
 	return got < 0 && errno == EINTR ? -2 : got;
 }
 
-ssize_t interrupt_read_blocking(int fd, void *buffer, size_t size, int tick_ms,
-	int (*stop)(void *arg), void *arg)
+/* Reads as read(2), in ticks, until `ended` (a signal: interrupt_requested
+ * or interrupt_insisted) or `stop` says so: -1 with EINTR then. */
+static ssize_t interrupt_read_until(int fd, void *buffer, size_t size, int tick_ms,
+	int (*ended)(void), int (*stop)(void *arg), void *arg, void (*waiting)(void))
 {
 	for (;;) {
 		ssize_t got;
 
-		if (interrupt_requested() || (stop && stop(arg))) {
+		if (ended() || (stop && stop(arg))) {
 			errno = EINTR;
 			return -1;
 		}
 		if ((got = interrupt_read(fd, buffer, size, tick_ms > 0 ? tick_ms : INTERRUPT_TICK_MS)) != -2)
 			return got;
+		if (waiting)
+			waiting();
 	}
+}
+
+ssize_t interrupt_read_blocking(int fd, void *buffer, size_t size, int tick_ms,
+	int (*stop)(void *arg), void *arg)
+{
+	return interrupt_read_until(fd, buffer, size, tick_ms, interrupt_requested, stop, arg, NULL);
 }
 
 ssize_t interrupt_read_draining(int fd, void *buffer, size_t size, void (*waiting)(void))
 {
-	for (;;) {
-		ssize_t got;
-
-		if (interrupt_insisted()) {
-			errno = EINTR;
-			return -1;
-		}
-		if ((got = interrupt_read(fd, buffer, size, INTERRUPT_TICK_MS)) != -2)
-			return got;
-		if (waiting)
-			waiting();
-	}
+	return interrupt_read_until(fd, buffer, size, 0, interrupt_insisted, NULL, NULL, waiting);
 }

@@ -240,6 +240,10 @@ static int publish_run(const struct publish_options *options, const struct confi
 		drain_stdin = 1;
 	}
 	db_close(&db);
+	/* The stage after us need not wait; not when the committer was given
+	 * up stuck on stdout (its lock is held: a flush would block too). */
+	if ((drain_stdin || rest) && !publish_abandoned)
+		cli_release_stdout();
 	if (drain_stdin)
 		cli_drain_stdin(PUBLISH_LEFT_FETCHED);
 	/* The run is recorded (report shows its exit) and the producer gone

@@ -192,7 +192,7 @@ kill -TERM "$pid"
 # input is read on, to let it go, until the stage before ends it (a broken
 # pipe would end that stage, 74), or the same signal again a second later.
 for tick in $(seq 20); do [ -e "$T/term.eof" ] || sleep 0.5; done
-sleep 1.1   # (and a second signal insists only a second or more after the first)
+sleep 1.5   # (and a second signal insists only a second or more after the first)
 drained=no; kill -0 "$pid" 2>/dev/null && drained=yes
 ok "SIGTERM: stdout closed at once, though its input is still open" test -e "$T/term.eof"
 is "... its input read on (the stage before still writes: not cut off)" "$drained" yes

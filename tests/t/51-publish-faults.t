@@ -113,7 +113,7 @@ exec 3>"$T/in"
 printf 'HalfALine' >&3
 sleep 0.5
 kill -TERM $publisher
-sleep 1.2
+sleep 1.5   # (a second signal insists only a second or more after the first)
 reading=no; kill -0 $publisher 2>/dev/null && reading=yes
 is "... its input read on while the stage before still writes" "$reading" yes
 like "... saying why it has not ended" "$(cat "$T/err")" \

@@ -527,15 +527,21 @@ kill "$locker" 2>/dev/null || true; wait "$locker" 2>/dev/null || true
 
 # --- likewise after a signal to that stage alone (an operator's kill PID, a
 # supervisor): the stage before it used to die on its broken pipe, 74, and the
-# night read as an I/O error where SIGKILL gave 75 ----------------------------
+# night read as an I/O error where SIGKILL gave 75. Its stdout is let go first:
+# the stage after it sees the end at once, not once the stage before ends ------
+rm -f "$T/out.fifo"; mkfifo "$T/out.fifo"
 for tool in qrpool-fetch qrpool-render qrpool-publish; do
-  rc=0; rm -f "$T/feeder.rc"
-  { sleep 1.5; yes "$(printf 'AAAAAAAAAAAAAAAA\tposter')" | head -n 20000; echo $? >"$T/feeder.rc"; } |
-    $tool >/dev/null 2>"$T/err" & pid=$!
-  sleep 0.7; kill -TERM $pid
+  rc=0; rm -f "$T/feeder.rc" "$T/after.eof"
+  { cat "$T/out.fifo" >/dev/null; touch "$T/after.eof"; } & after=$!
+  { sleep 3; yes "$(printf 'AAAAAAAAAAAAAAAA\tposter')" | head -n 20000; echo $? >"$T/feeder.rc"; } |
+    $tool >"$T/out.fifo" 2>"$T/err" & pid=$!
+  wait_handles_term $pid; kill -TERM $pid
+  for _ in $(seq 30); do [ -e "$T/after.eof" ] && break; sleep 0.05; done
+  ok "$tool, SIGTERM to it alone: the stage after it sees its end at once" test -e "$T/after.eof"
   wait $pid || rc=$?
+  wait $after || true
   for _ in $(seq 100); do [ -s "$T/feeder.rc" ] && break; sleep 0.05; done
-  is "$tool, SIGTERM to it alone: exit 75" "$rc" 75
+  is "... exit 75" "$rc" 75
   is "... the stage before it is not cut off (exit 0, no broken pipe)" "$(cat "$T/feeder.rc")" 0
   like "... the lines let go are said" "$(cat "$T/err")" "20000 (more )?lines (of input )?read to (its|the) end"
 done

@@ -86,6 +86,17 @@ wait_for_kafka() {
 # Runs a command, storing its exit status in $rc, stdout in $T/out, stderr in $T/err.
 run() { rc=0; "$@" >"$T/out" 2>"$T/err" || rc=$?; }
 
+# wait_handles_term PID: until PID catches SIGTERM (its handlers installed, so
+# a signal sent then is handled, not fatal), 10 s at most.
+wait_handles_term() {
+  tries=0
+  while [ $tries -lt 200 ]; do
+    mask=$(awk '/^SigCgt:/ { print $2 }' "/proc/$1/status" 2>/dev/null) || mask=
+    [ -n "$mask" ] && [ $((0x$mask >> 14 & 1)) -eq 1 ] && return 0
+    sleep 0.05; tries=$((tries + 1))
+  done
+}
+
 # run_peak FILE COMMAND...: as run, with FILE as stdin; also sets peak_kb, the
 # command's peak memory (resident, in KB).
 run_peak() {

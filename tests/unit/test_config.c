@@ -245,6 +245,9 @@ static void test_wechat_values(void)
 		{ "wechat = { appid = \"a\"; };\npools = ( { name = \"p\"; source = \"wechat\"; "
 		  "page = \"pages/\xff\xfe\"; } );\n", "page holds a space or a byte that is not printable ASCII",
 		  "a page of bytes not ASCII" },
+		{ "wechat = { appid = \"a\"; };\npools = ( { name = \"p\"; source = \"wechat\"; "
+		  "page = \"pages/a\\\"b\"; } );\n", "page holds a '\"' or a '\\'",
+		  "a page with a quote (JSON-escaped, it would outgrow the page limit)" },
 	};
 	static const struct { const char *base; int status; } bases[] = {
 		{ "http://192.0.2.2:8080", EXIT_CONFIG }, { "http://api.weixin.qq.com", EXIT_CONFIG },
