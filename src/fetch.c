@@ -122,7 +122,7 @@ struct fetcher {
 	double outage_pause, probe_at; /* no call before probe_at, then one */
 	int probe_out;                /* that one is in flight */
 	int token_outage;             /* the failure at hand: a new token refused */
-	int image_noted;              /* an image unlike the request was said (once a run) */
+	int image_noted;              /* the kinds of images unlike the request said (once a run) */
 	enum fetch_stop stop;
 	double stop_at;
 	int status;                   /* the worst exit status so far */
@@ -397,9 +397,11 @@ static void fetch_store(struct fetcher *f, struct fetch_transfer *transfer,
 
 	fetch_batch_note(f);
 	token_worked(&f->token, transfer->token_generation);
-	if (*answer->note && !f->image_noted++)
+	if (answer->note_kinds & ~f->image_noted) {
+		f->image_noted |= answer->note_kinds;
 		log_warn("%s: WeChat's image %s: stored all the same, as the rest will be (said once a "
 			"run; check the codes print as the posters need)", job->request_id, answer->note);
+	}
 	status = store_add_image(&f->batch, job->code_id, job->line, answer->content_type,
 		transfer->body.data, transfer->body.size, job->calls);
 	free(job);

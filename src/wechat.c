@@ -273,12 +273,18 @@ void wechat_classify(long http_status, const char *content_type, const unsigned 
 	}
 	/* A whole image is a code: a label or a width other than expected is
 	 * noted (said once a run), and the image stored as what its bytes are. */
-	if (strncmp(content_type, answer->content_type, strlen(answer->content_type)))
+	if (strncmp(content_type, answer->content_type, strlen(answer->content_type))) {
+		answer->note_kinds |= WECHAT_NOTE_LABEL;
 		snprintf(answer->note, sizeof answer->note, "is labelled %.60s but is %s (stored as %s)",
 			content_type, answer->content_type, answer->content_type);
-	else if (got != width)
-		snprintf(answer->note, sizeof answer->note, "is %ld px wide where width %d was asked",
-			got, width);
+	}
+	if (got != width) {
+		size_t used = strlen(answer->note);
+
+		answer->note_kinds |= WECHAT_NOTE_WIDTH;
+		snprintf(answer->note + used, sizeof answer->note - used, "%sis %ld px wide where width "
+			"%d was asked", used ? "; " : "", got, width);
+	}
 	answer->action = WECHAT_STORE;
 }
 

@@ -25,12 +25,16 @@ enum wechat_action {
 	WECHAT_INTERNAL,     /* a bug on our side: exit 70 */
 };
 
+#define WECHAT_NOTE_LABEL 1   /* labelled otherwise than its bytes */
+#define WECHAT_NOTE_WIDTH 2   /* a few pixels off the width asked */
+
 struct wechat_answer {
 	enum wechat_action action;
 	int errcode;                  /* WeChat's errcode; 0 when the answer had none */
 	const char *content_type;     /* "image/jpeg" or "image/png" when action is STORE */
 	char message[200];            /* what happened, for logs and last_error */
-	char note[160];               /* STORE: how the image differs from the request ("") */
+	char note[200];               /* STORE: how the image differs from the request ("") */
+	int note_kinds;               /* ... WECHAT_NOTE_LABEL | WECHAT_NOTE_WIDTH, or 0 */
 };
 
 /* The JSON body of a pool's requests without the scene, as text made once

@@ -141,6 +141,10 @@ static void test_classify(void)
 	wechat_classify(200, "image/jpeg", good_png.data, good_png.size, 430, &answer);
 	is_str(answer.content_type, "image/png", "... stored as what its bytes are");
 	is_str(answer.note, "is labelled image/jpeg but is image/png (stored as image/png)", "... noted");
+	wechat_classify(200, "image/png", near.data, near.size, 430, &answer);
+	is_str(answer.note, "is labelled image/png but is image/jpeg (stored as image/jpeg); is 420 px "
+		"wide where width 430 was asked", "both oddities of one image noted");
+	is_int(answer.note_kinds, WECHAT_NOTE_LABEL | WECHAT_NOTE_WIDTH, "... both kinds");
 	classify(200, "image/jpeg", &busy, 430, WECHAT_RETRY, -1, "JSON labelled image/jpeg");
 	classify(200, "application/json; encoding=utf-8", &page, 430, WECHAT_POOL_STOP, 41030,
 		"41030");
