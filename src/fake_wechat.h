@@ -15,24 +15,45 @@
 
 /* --- options (fake_wechat_options.c) ------------------------------------- */
 
-/* Fault injection on getwxacodeunlimit; rates are probabilities per call. */
+#define FAKE_HTTP_STATUS_MAX 8
+
+/* Fault injection; rates are probabilities per call. All are on
+ * getwxacodeunlimit but token_errcode, on both token endpoints. */
 struct fake_faults {
 	int64_t latency_ms, jitter_ms, slow_ms;
-	double busy_rate, http5xx_rate, truncate_rate, json_as_image_rate, drop_rate, slow_rate;
+	double busy_rate, http5xx_rate, truncate_rate, empty_rate, json_as_image_rate, drop_rate,
+		slow_rate;
 	int64_t fail_after;      /* calls after the first this many answer -1; -1: never */
 	int errcode;             /* --errcode CODE:P: this error (enum fake_error) ... */
 	double errcode_rate;     /* ... with this probability */
+	unsigned http_status[FAKE_HTTP_STATUS_MAX]; /* --http-status CODES:P: one of these ... */
+	int http_status_count;
+	double http_status_rate; /* ... with this probability */
+	int token_errcode;       /* --token-errcode CODE:P (enum fake_error) ... */
+	double token_errcode_rate;
+};
+
+/* The token endpoints' own limits (WECHAT.md); 0 refuses every call. */
+struct fake_token_limits {
+	int64_t classic_daily;   /* cgi-bin/token calls a day */
+	int64_t stable_per_minute, stable_daily; /* cgi-bin/stable_token calls */
+	int64_t forced_daily;    /* force_refresh calls that refresh, a day */
+	int64_t forced_gap_ms;   /* a force_refresh sooner after the last one does not refresh */
+	int64_t day_ms;          /* the length of a "day" (shortened for tests) */
 };
 
 struct fake_options {
 	const char *listen, *port_file, *stats_file, *appid, *secret, *secret_file, *pages;
 	const char *quota_at;    /* "arrival" or "answer": when a call is counted */
 	const char *errcode;     /* --errcode CODE:P, parsed into faults */
+	const char *http_status; /* --http-status CODES:P, parsed into faults */
+	const char *token_errcode; /* --token-errcode CODE:P, parsed into faults */
 	int64_t port, max_connections;
 	int64_t token_lifetime_ms, token_grace_ms, stable_margin_ms;
 	int64_t minute_ms, quota, quota_errcode;
 	int64_t seed;            /* -1: seeded from the kernel */
 	struct fake_faults faults;
+	struct fake_token_limits token_limits;
 	int verbosity;
 	char secret_buffer[512]; /* the secret read from --secret-file */
 };
@@ -52,9 +73,13 @@ enum fake_error {
 	FAKE_ERR_ENV_VERSION, FAKE_ERR_SECRET_INVALID, FAKE_ERR_SCENE_CHARS,
 	FAKE_ERR_SCENE_LENGTH, FAKE_ERR_TOKEN_MISSING, FAKE_ERR_PAGE, FAKE_ERR_TOKEN_EXPIRED,
 	FAKE_ERR_QUOTA, FAKE_ERR_QUOTA_SLOWER, FAKE_ERR_FORMAT,
-	/* only injected (--errcode): nothing in a request can earn them here */
+	/* a token endpoint's daily limit: after FAKE_ERR_QUOTA, which
+	 * fake_error_of() finds first for 45009 */
+	FAKE_ERR_DAILY_LIMIT,
+	/* only injected (--errcode, --token-errcode): nothing in a request can
+	 * earn them here */
 	FAKE_ERR_TOKEN_NOT_LATEST, FAKE_ERR_UNAUTHORIZED, FAKE_ERR_NO_PERMISSION,
-	FAKE_ERR_SCANCODE_TIME,
+	FAKE_ERR_SCANCODE_TIME, FAKE_ERR_IP_WHITELIST, FAKE_ERR_SECRET_FROZEN, FAKE_ERR_IP_CONFIRM,
 	FAKE_ERR_COUNT
 };
 
@@ -100,23 +125,34 @@ struct fake_token {
 	int64_t expires_ms, revoked_ms;
 };
 
+/* Calls counted against the limits, per day and per minute. */
+struct fake_token_usage {
+	int64_t day, minute;     /* the indexes the counts are of */
+	int64_t classic_today, stable_today, forced_today, stable_this_minute;
+	int64_t last_forced_ms;  /* the last force_refresh that refreshed; INT64_MIN: none */
+};
+
 struct fake_tokens {
 	pthread_mutex_t lock;
 	struct rid_source random;
 	struct fake_token ring[FAKE_TOKEN_KEEP];
 	size_t next, count;
 	long stable_slot;        /* the current stable token's ring slot, or -1 */
-	int64_t lifetime_ms, grace_ms, stable_margin_ms;
+	int64_t lifetime_ms, grace_ms, stable_margin_ms, minute_ms;
+	struct fake_token_limits limits;
+	struct fake_token_usage usage;
 	uint64_t issued[FAKE_TOKEN_KIND_COUNT];
 };
 
 void fake_tokens_init(struct fake_tokens *tokens, const struct fake_options *options);
 void fake_tokens_destroy(struct fake_tokens *tokens);
 /* Issues a token of `kind` (stable: the current one while it is not due for
- * rotation) into `value`; returns its remaining life in ms, or -1 when the
- * kernel gave no random bytes. */
-int64_t fake_tokens_issue(struct fake_tokens *tokens, enum fake_token_kind kind, int64_t now_ms,
-	char value[FAKE_TOKEN_LENGTH + 1]);
+ * rotation) into `value` and its remaining life in ms into *life_ms. Returns
+ * FAKE_OK, FAKE_ERR_DAILY_LIMIT or FAKE_ERR_QUOTA_SLOWER (the endpoint's
+ * limits: nothing issued), or FAKE_ERR_BUSY when the kernel gave no random
+ * bytes. */
+enum fake_error fake_tokens_issue(struct fake_tokens *tokens, enum fake_token_kind kind,
+	int64_t now_ms, char value[FAKE_TOKEN_LENGTH + 1], int64_t *life_ms);
 /* FAKE_OK, FAKE_ERR_TOKEN_INVALID or FAKE_ERR_TOKEN_EXPIRED. */
 enum fake_error fake_tokens_check(struct fake_tokens *tokens, const char *value, int64_t now_ms);
 /* Test controls: every token issued so far answers 40001 (revoke) or 42001. */
@@ -130,7 +166,8 @@ enum fake_endpoint { FAKE_EP_TOKEN, FAKE_EP_STABLE_TOKEN, FAKE_EP_CODE, FAKE_EP_
 
 enum fake_fault { FAKE_FAULT_NONE, FAKE_FAULT_BUSY, FAKE_FAULT_HTTP5XX, FAKE_FAULT_TRUNCATE,
 	FAKE_FAULT_JSON_AS_IMAGE, FAKE_FAULT_DROP, FAKE_FAULT_SLOW, FAKE_FAULT_FAIL_AFTER,
-	FAKE_FAULT_ERRCODE, FAKE_FAULT_COUNT };
+	FAKE_FAULT_ERRCODE, FAKE_FAULT_HTTP_STATUS, FAKE_FAULT_EMPTY, FAKE_FAULT_TOKEN_ERRCODE,
+	FAKE_FAULT_COUNT };
 
 struct fake_window {
 	int64_t index;

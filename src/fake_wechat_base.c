@@ -27,10 +27,15 @@ static const struct {
 	[FAKE_ERR_QUOTA_SLOWER] =
 		{ 45011, "api minute-quota reach limit, must slower, retry next minute" },
 	[FAKE_ERR_FORMAT] = { 47001, "data format error" },
+	[FAKE_ERR_DAILY_LIMIT] = { 45009, "reach max api daily quota limit" },
 	[FAKE_ERR_TOKEN_NOT_LATEST] = { 40014, "invalid access_token" },
 	[FAKE_ERR_UNAUTHORIZED] = { 48001, "api unauthorized" },
 	[FAKE_ERR_NO_PERMISSION] = { 45063, "no permission to generate wxacode" },
 	[FAKE_ERR_SCANCODE_TIME] = { 85096, "not allow include scancode_time field" },
+	[FAKE_ERR_IP_WHITELIST] =
+		{ 40164, "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist" },
+	[FAKE_ERR_SECRET_FROZEN] = { 40243, "AppSecret is frozen, unfreeze it in the admin console" },
+	[FAKE_ERR_IP_CONFIRM] = { 89503, "this ip needs the administrator's confirmation" },
 };
 
 int fake_error_code(enum fake_error error)

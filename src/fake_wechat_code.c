@@ -2,6 +2,7 @@
  * injected faults, the body's fields, and the image (tests/fake-wechat.md
  * lists the order). */
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fake_wechat.h"
@@ -131,6 +132,8 @@ static enum fake_fault fake_code_fault(const struct fake_faults *faults, struct 
 		return FAKE_FAULT_DROP;
 	if (fake_random_hit(call->random, faults->http5xx_rate))
 		return FAKE_FAULT_HTTP5XX;
+	if (fake_random_hit(call->random, faults->http_status_rate))
+		return FAKE_FAULT_HTTP_STATUS;
 	if (fake_random_hit(call->random, faults->busy_rate))
 		return FAKE_FAULT_BUSY;
 	if (fake_random_hit(call->random, faults->json_as_image_rate))
@@ -144,6 +147,7 @@ static enum MHD_Result fake_code_fault_reply(struct fake_server *server, struct 
 	enum fake_fault fault)
 {
 	static const unsigned statuses[] = { 500, 502, 503 };
+	const struct fake_faults *faults = &server->options->faults;
 
 	fake_stats_fault(&server->stats, fault);
 	switch (fault) {
@@ -152,6 +156,9 @@ static enum MHD_Result fake_code_fault_reply(struct fake_server *server, struct 
 	case FAKE_FAULT_HTTP5XX:
 		return fake_reply_text(call, statuses[fake_random_next(call->random) % 3],
 			"<html><body>upstream error</body></html>\n");
+	case FAKE_FAULT_HTTP_STATUS:
+		return fake_reply_text(call, faults->http_status[fake_random_next(call->random) %
+			(unsigned)faults->http_status_count], "<html><body>gateway error</body></html>\n");
 	case FAKE_FAULT_JSON_AS_IMAGE:
 		return fake_reply_error_as(call, FAKE_ERR_BUSY, "image/jpeg");
 	case FAKE_FAULT_ERRCODE:
@@ -170,9 +177,14 @@ static enum MHD_Result fake_code_image(struct fake_server *server, struct fake_c
 	if (fake_image_render(&request->image, &image))
 		return fake_reply_error(server, call, FAKE_ERR_BUSY);
 	size = image.size;
-	/* Whole as HTTP goes, but the image stops half way: only a client that
-	 * checks the image itself notices. */
-	if (fake_random_hit(call->random, server->options->faults.truncate_rate)) {
+	/* Whole as HTTP goes, but the image is empty or stops half way: only a
+	 * client that checks the image itself notices. */
+	if (fake_random_hit(call->random, server->options->faults.empty_rate)) {
+		fake_stats_fault(&server->stats, FAKE_FAULT_EMPTY);
+		free(image.data);   /* MHD is not asked to free what it may not keep */
+		image.data = NULL;
+		size = 0;
+	} else if (fake_random_hit(call->random, server->options->faults.truncate_rate)) {
 		fake_stats_fault(&server->stats, FAKE_FAULT_TRUNCATE);
 		size /= 2;
 	} else {

@@ -136,15 +136,23 @@ static enum fake_error fake_credentials(const struct fake_options *options, cons
 	return FAKE_OK;
 }
 
+/* Credentials checked: the injected fault (--token-errcode), the endpoint's
+ * limits, or a token. */
 static enum MHD_Result fake_issue(struct fake_server *server, struct fake_call *call,
 	enum fake_token_kind kind)
 {
+	const struct fake_faults *faults = &server->options->faults;
 	char token[FAKE_TOKEN_LENGTH + 1], *body;
-	int64_t life_ms = fake_tokens_issue(&server->tokens, kind, fake_now_ms(), token);
+	int64_t life_ms = 0;
+	enum fake_error error;
 	int length;
 
-	if (life_ms < 0)
-		return fake_reply_error(server, call, FAKE_ERR_BUSY);
+	if (fake_random_hit(call->random, faults->token_errcode_rate)) {
+		fake_stats_fault(&server->stats, FAKE_FAULT_TOKEN_ERRCODE);
+		return fake_reply_error(server, call, (enum fake_error)faults->token_errcode);
+	}
+	if ((error = fake_tokens_issue(&server->tokens, kind, fake_now_ms(), token, &life_ms)))
+		return fake_reply_error(server, call, error);
 	length = asprintf(&body, "{\"access_token\":\"%s\",\"expires_in\":%lld}", token,
 		(long long)(life_ms / 1000));
 	if (length < 0)

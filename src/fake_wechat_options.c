@@ -41,13 +41,26 @@
 	"                           default) or the one its answer leaves in (answer: as\n" \
 	"                           if all its latency came before WeChat counted it)\n" \
 	"  --max-connections N      concurrent connections served (default 1000)\n" \
-	"Faults, on getwxacodeunlimit only (P: probability 0 to 1 per call):\n" \
+	"The token endpoints' limits (45009 beyond a day's, 45011 beyond a minute's):\n" \
+	"  --token-daily N          cgi-bin/token calls a day (default 2000)\n" \
+	"  --stable-per-minute N    cgi-bin/stable_token calls a minute (default 10000)\n" \
+	"  --stable-daily N         and a day (default 500000)\n" \
+	"  --forced-daily N         force_refresh calls that refresh, a day (default 20)\n" \
+	"  --forced-gap D           a force_refresh sooner after the last does not\n" \
+	"                           refresh (default 30s)\n" \
+	"  --day D                  length of a day, from midnight UTC+8 (default 24h)\n" \
+	"  --token-errcode CODE:P   errcode CODE (-1, 40164, 40243, 89503, 45009 or\n" \
+	"                           45011) from both token endpoints instead of a token\n" \
+	"Faults on getwxacodeunlimit (P: probability 0 to 1 per call):\n" \
 	"  --latency MS, --jitter MS  fixed delay plus a uniform random extra; a bare\n" \
 	"                           number is milliseconds, or give a unit (2s)\n" \
 	"  --slow-rate P --slow D   some answers come D late (default D 10s)\n" \
 	"  --busy-rate P            errcode -1 \"system error\"\n" \
 	"  --http5xx-rate P         HTTP 500, 502 or 503\n" \
+	"  --http-status CODES:P    HTTP status, one of CODES (400-599, comma-separated:\n" \
+	"                           408,429:0.1)\n" \
 	"  --truncate-rate P        an image cut in half (HTTP-wise complete)\n" \
+	"  --empty-rate P           an empty image (HTTP 200, image/jpeg, no bytes)\n" \
 	"  --json-as-image-rate P   an errcode -1 body labelled image/jpeg\n" \
 	"  --drop-rate P            the connection closes without an answer\n" \
 	"  --fail-after N           every call after the Nth answers errcode -1\n" \
@@ -91,6 +104,14 @@ static const struct fake_option fake_option_table[] = {
 	{ "quota-errcode", FAKE_INT, FAKE_FIELD(quota_errcode), 45009, 45011 },
 	{ "quota-at", FAKE_TEXT, FAKE_FIELD(quota_at), 0, 0 },
 	{ "errcode", FAKE_TEXT, FAKE_FIELD(errcode), 0, 0 },
+	{ "http-status", FAKE_TEXT, FAKE_FIELD(http_status), 0, 0 },
+	{ "token-errcode", FAKE_TEXT, FAKE_FIELD(token_errcode), 0, 0 },
+	{ "token-daily", FAKE_INT, FAKE_FIELD(token_limits.classic_daily), 0, INT64_MAX },
+	{ "stable-per-minute", FAKE_INT, FAKE_FIELD(token_limits.stable_per_minute), 0, INT64_MAX },
+	{ "stable-daily", FAKE_INT, FAKE_FIELD(token_limits.stable_daily), 0, INT64_MAX },
+	{ "forced-daily", FAKE_INT, FAKE_FIELD(token_limits.forced_daily), 0, INT64_MAX },
+	{ "forced-gap", FAKE_DURATION, FAKE_FIELD(token_limits.forced_gap_ms), 0, FAKE_DAY_MS },
+	{ "day", FAKE_DURATION, FAKE_FIELD(token_limits.day_ms), 1000, FAKE_YEAR_MS },
 	{ "max-connections", FAKE_INT, FAKE_FIELD(max_connections), 1, 100000 },
 	{ "latency", FAKE_MILLIS, FAKE_FIELD(faults.latency_ms), 0, FAKE_DAY_MS },
 	{ "jitter", FAKE_MILLIS, FAKE_FIELD(faults.jitter_ms), 0, FAKE_DAY_MS },
@@ -99,6 +120,7 @@ static const struct fake_option fake_option_table[] = {
 	{ "busy-rate", FAKE_RATE, FAKE_FIELD(faults.busy_rate), 0, 0 },
 	{ "http5xx-rate", FAKE_RATE, FAKE_FIELD(faults.http5xx_rate), 0, 0 },
 	{ "truncate-rate", FAKE_RATE, FAKE_FIELD(faults.truncate_rate), 0, 0 },
+	{ "empty-rate", FAKE_RATE, FAKE_FIELD(faults.empty_rate), 0, 0 },
 	{ "json-as-image-rate", FAKE_RATE, FAKE_FIELD(faults.json_as_image_rate), 0, 0 },
 	{ "drop-rate", FAKE_RATE, FAKE_FIELD(faults.drop_rate), 0, 0 },
 	{ "fail-after", FAKE_INT, FAKE_FIELD(faults.fail_after), 0, INT64_MAX },
@@ -123,6 +145,13 @@ static void fake_options_defaults(struct fake_options *options)
 	options->seed = -1;
 	options->faults.slow_ms = 10 * 1000;
 	options->faults.fail_after = -1;
+	/* WECHAT.md's limits of the token endpoints */
+	options->token_limits.classic_daily = 2000;
+	options->token_limits.stable_per_minute = 10000;
+	options->token_limits.stable_daily = 500000;
+	options->token_limits.forced_daily = 20;
+	options->token_limits.forced_gap_ms = 30 * 1000;
+	options->token_limits.day_ms = FAKE_DAY_MS;
 	options->verbosity = 1;
 }
 
@@ -203,23 +232,78 @@ static int fake_check_listen(const char *listen)
 	return 0;
 }
 
-/* --errcode CODE:P into faults.errcode and faults.errcode_rate. */
-static int fake_parse_errcode(struct fake_options *options)
+/* "CODE:P", or "CODE,CODE...:P" where `max` allows: the codes, each within
+ * min..max_code, into codes[], the probability into *rate. Returns how many
+ * codes, or -1 (said). */
+static int fake_parse_codes(const char *name, const char *text, int64_t min_code, int64_t max_code,
+	int64_t codes[], int max, double *rate)
 {
-	const char *colon = strchr(options->errcode, ':');
-	char code[16], why[PARSE_WHY_SIZE];
-	int64_t number;
+	const char *colon = strchr(text, ':');
+	char why[PARSE_WHY_SIZE];
+	int count = 0;
 
-	if (!colon || (size_t)(colon - options->errcode) >= sizeof code)
-		return cli_usage_error("--errcode: CODE:P, as 48001:0.5");
-	memcpy(code, options->errcode, (size_t)(colon - options->errcode));
-	code[colon - options->errcode] = '\0';
-	if (parse_int64(code, -1, 99999, &number, why))
-		return cli_usage_error("--errcode: %s", why);
-	if ((options->faults.errcode = (int)fake_error_of((int)number)) == FAKE_OK)
-		return cli_usage_error("--errcode: %s is not an errcode of WECHAT.md's table", code);
-	if (parse_double(colon + 1, 0, 1, &options->faults.errcode_rate, why))
-		return cli_usage_error("--errcode: %s", why);
+	if (!colon)
+		return cli_usage_error("--%s: %s:P, as %s:0.5", name, max > 1 ? "CODE[,CODE...]" : "CODE",
+			text), -1;
+	for (const char *p = text; p < colon; count++) {
+		size_t length = strcspn(p, ",:");
+		char code[16];
+
+		if (count == max)
+			return cli_usage_error("--%s: at most %d codes", name, max), -1;
+		if (length >= sizeof code)
+			return cli_usage_error("--%s: '%.*s' is not a code", name, (int)length, p), -1;
+		memcpy(code, p, length);
+		code[length] = '\0';
+		if (parse_int64(code, min_code, max_code, &codes[count], why))
+			return cli_usage_error("--%s: %s", name, why), -1;
+		p += length + (p[length] == ',');
+	}
+	if (!count)
+		return cli_usage_error("--%s: no code before the ':'", name), -1;
+	if (parse_double(colon + 1, 0, 1, rate, why))
+		return cli_usage_error("--%s: %s", name, why), -1;
+	return count;
+}
+
+/* --errcode, --token-errcode and --http-status into faults. */
+static int fake_parse_fault_codes(struct fake_options *options)
+{
+	/* What the token endpoints answer that no request can earn here. */
+	static const enum fake_error token_errors[] = { FAKE_ERR_BUSY, FAKE_ERR_IP_WHITELIST,
+		FAKE_ERR_SECRET_FROZEN, FAKE_ERR_IP_CONFIRM, FAKE_ERR_DAILY_LIMIT,
+		FAKE_ERR_QUOTA_SLOWER };
+	struct fake_faults *faults = &options->faults;
+	int64_t codes[FAKE_HTTP_STATUS_MAX];
+	int count;
+
+	if (options->errcode) {
+		if (fake_parse_codes("errcode", options->errcode, -1, 99999, codes, 1,
+			&faults->errcode_rate) < 0)
+			return EXIT_USAGE;
+		if ((faults->errcode = (int)fake_error_of((int)codes[0])) == FAKE_OK)
+			return cli_usage_error("--errcode: %lld is not an errcode of WECHAT.md's table",
+				(long long)codes[0]);
+	}
+	if (options->token_errcode) {
+		if (fake_parse_codes("token-errcode", options->token_errcode, -1, 99999, codes, 1,
+			&faults->token_errcode_rate) < 0)
+			return EXIT_USAGE;
+		for (size_t i = 0; i < sizeof token_errors / sizeof token_errors[0]; i++)
+			if (fake_error_code(token_errors[i]) == codes[0])
+				faults->token_errcode = (int)token_errors[i];
+		if (faults->token_errcode == FAKE_OK)
+			return cli_usage_error("--token-errcode: %lld is not one to inject there "
+				"(-1, 40164, 40243, 89503, 45009, 45011)", (long long)codes[0]);
+	}
+	if (options->http_status) {
+		if ((count = fake_parse_codes("http-status", options->http_status, 400, 599, codes,
+			FAKE_HTTP_STATUS_MAX, &faults->http_status_rate)) < 0)
+			return EXIT_USAGE;
+		for (int i = 0; i < count; i++)
+			faults->http_status[i] = (unsigned)codes[i];
+		faults->http_status_count = count;
+	}
 	return 0;
 }
 
@@ -237,7 +321,7 @@ static int fake_options_check(struct fake_options *options)
 		return cli_usage_error("--quota-errcode: 45009 or 45011");
 	if (strcmp(options->quota_at, "arrival") && strcmp(options->quota_at, "answer"))
 		return cli_usage_error("--quota-at: arrival or answer");
-	if (options->errcode && fake_parse_errcode(options))
+	if (fake_parse_fault_codes(options))
 		return EXIT_USAGE;
 	if (options->stable_margin_ms < 0)
 		options->stable_margin_ms = half_life < 300 * 1000 ? half_life : 300 * 1000;

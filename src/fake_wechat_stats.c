@@ -20,7 +20,8 @@
  *                 {"requests": N, "ok": N, "errcodes": {...}}},
  *   "tokens_issued": {"classic": N, "stable": N, "stable_forced": N},
  *   "faults": {"busy": N, "http5xx": N, "truncate": N, "json_as_image": N, "errcode": N,
- *              "drop": N, "slow": N, "fail_after": N},
+ *              "drop": N, "slow": N, "fail_after": N, "http_status": N, "empty": N,
+ *              "token_errcode": N},
  *   "connections": {"total": N, "open": N, "max_concurrent": N},
  *   "not_found": N,              requests for unknown paths
  *   "windows": [{"index": N, "start_ms": N, "calls": N, "charged": N, "ok": N,
@@ -53,6 +54,9 @@ static const char *const fake_fault_names[FAKE_FAULT_COUNT] = {
 	[FAKE_FAULT_SLOW] = "slow",
 	[FAKE_FAULT_FAIL_AFTER] = "fail_after",
 	[FAKE_FAULT_ERRCODE] = "errcode",
+	[FAKE_FAULT_HTTP_STATUS] = "http_status",
+	[FAKE_FAULT_EMPTY] = "empty",
+	[FAKE_FAULT_TOKEN_ERRCODE] = "token_errcode",
 };
 
 static const char *const fake_token_kind_names[FAKE_TOKEN_KIND_COUNT] = {
@@ -184,7 +188,8 @@ void fake_stats_image(struct fake_stats *stats, int64_t index)
 	pthread_mutex_unlock(&stats->lock);
 }
 
-/* {"errcode": count} for the errors counted in `errors`, adding them to `sum`. */
+/* {"errcode": count} for the errors counted in `errors`, adding them to `sum`.
+ * Two errors of one errcode (45009 a minute's or a day's) share its count. */
 static json_t *fake_stats_errcodes(const uint64_t errors[FAKE_ERR_COUNT],
 	uint64_t sum[FAKE_ERR_COUNT])
 {
@@ -192,13 +197,15 @@ static json_t *fake_stats_errcodes(const uint64_t errors[FAKE_ERR_COUNT],
 
 	for (int e = FAKE_OK + 1; object && e < FAKE_ERR_COUNT; e++) {
 		char key[16];
+		json_int_t before;
 
 		if (!errors[e])
 			continue;
 		if (sum)
 			sum[e] += errors[e];
 		snprintf(key, sizeof key, "%d", fake_error_code((enum fake_error)e));
-		if (json_object_set_new(object, key, json_integer((json_int_t)errors[e]))) {
+		before = json_integer_value(json_object_get(object, key));
+		if (json_object_set_new(object, key, json_integer(before + (json_int_t)errors[e]))) {
 			json_decref(object);
 			object = NULL;
 		}

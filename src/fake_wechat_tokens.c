@@ -7,7 +7,13 @@
  *   stops after the grace period. Classic and stable tokens never affect each
  *   other.
  * A token is dead from min(expires, revoked): 42001 if it expired first,
- * 40001 if it was revoked first. */
+ * 40001 if it was revoked first.
+ * Limits (fake_token_limits): cgi-bin/token so many calls a day, stable_token
+ * so many a minute (45011) and a day (45009), force_refresh so many a day
+ * (45009), and a force_refresh sooner than the gap after the last one does
+ * not refresh: it answers as a plain call. Days start at midnight Beijing
+ * time (UTC+8), WeChat's; minutes are the quota's (--minute). */
+#include <stdint.h>
 #include <string.h>
 
 #include "fake_wechat.h"
@@ -22,6 +28,10 @@ void fake_tokens_init(struct fake_tokens *tokens, const struct fake_options *opt
 	tokens->lifetime_ms = options->token_lifetime_ms;
 	tokens->grace_ms = options->token_grace_ms;
 	tokens->stable_margin_ms = options->stable_margin_ms;
+	tokens->limits = options->token_limits;
+	tokens->minute_ms = options->minute_ms;
+	tokens->usage.day = tokens->usage.minute = INT64_MIN;
+	tokens->usage.last_forced_ms = INT64_MIN;
 }
 
 void fake_tokens_destroy(struct fake_tokens *tokens)
@@ -92,27 +102,77 @@ static struct fake_token *fake_tokens_stable(struct fake_tokens *tokens, enum fa
 	return fake_tokens_mint(tokens, kind, now_ms);
 }
 
-int64_t fake_tokens_issue(struct fake_tokens *tokens, enum fake_token_kind kind, int64_t now_ms,
-	char value[FAKE_TOKEN_LENGTH + 1])
+#define FAKE_BEIJING_OFFSET_MS (8 * 3600 * INT64_C(1000))
+
+/* Counts a call against its endpoint's limits: FAKE_OK, or the error that
+ * answers it (nothing counted). A force_refresh too soon after the last one
+ * becomes a plain call (*kind). */
+static enum fake_error fake_tokens_admit(struct fake_tokens *tokens, enum fake_token_kind *kind,
+	int64_t now_ms)
 {
-	struct fake_token *token;
-	int64_t life = -1;
+	const struct fake_token_limits *limits = &tokens->limits;
+	struct fake_token_usage *usage = &tokens->usage;
+	int64_t day = (now_ms + FAKE_BEIJING_OFFSET_MS) / limits->day_ms;
+	int64_t minute = now_ms / tokens->minute_ms;
+
+	if (usage->day != day) {
+		usage->day = day;
+		usage->classic_today = usage->stable_today = usage->forced_today = 0;
+	}
+	if (usage->minute != minute) {
+		usage->minute = minute;
+		usage->stable_this_minute = 0;
+	}
+	if (*kind == FAKE_TOKEN_CLASSIC) {
+		if (usage->classic_today >= limits->classic_daily)
+			return FAKE_ERR_DAILY_LIMIT;
+		usage->classic_today++;
+		return FAKE_OK;
+	}
+	if (usage->stable_today >= limits->stable_daily)
+		return FAKE_ERR_DAILY_LIMIT;
+	if (usage->stable_this_minute >= limits->stable_per_minute)
+		return FAKE_ERR_QUOTA_SLOWER;
+	if (*kind == FAKE_TOKEN_STABLE_FORCED) {
+		if (usage->last_forced_ms != INT64_MIN &&
+		    now_ms - usage->last_forced_ms < limits->forced_gap_ms)
+			*kind = FAKE_TOKEN_STABLE;
+		else if (usage->forced_today >= limits->forced_daily)
+			return FAKE_ERR_DAILY_LIMIT;
+	}
+	usage->stable_today++;
+	usage->stable_this_minute++;
+	if (*kind == FAKE_TOKEN_STABLE_FORCED) {
+		usage->forced_today++;
+		usage->last_forced_ms = now_ms;
+	}
+	return FAKE_OK;
+}
+
+enum fake_error fake_tokens_issue(struct fake_tokens *tokens, enum fake_token_kind kind,
+	int64_t now_ms, char value[FAKE_TOKEN_LENGTH + 1], int64_t *life_ms)
+{
+	struct fake_token *token = NULL;
+	enum fake_error error;
 
 	pthread_mutex_lock(&tokens->lock);
-	if (kind == FAKE_TOKEN_CLASSIC) {
+	error = fake_tokens_admit(tokens, &kind, now_ms);
+	if (error == FAKE_OK && kind == FAKE_TOKEN_CLASSIC) {
 		fake_tokens_retire(tokens, 0, now_ms, tokens->grace_ms);
 		token = fake_tokens_mint(tokens, kind, now_ms);
-	} else {
+	} else if (error == FAKE_OK) {
 		token = fake_tokens_stable(tokens, kind, now_ms);
 	}
 	if (token) {
 		memcpy(value, token->value, sizeof token->value);
-		life = fake_token_end(token) - now_ms;
+		*life_ms = fake_token_end(token) - now_ms;
 	}
 	pthread_mutex_unlock(&tokens->lock);
-	if (!token)
+	if (error == FAKE_OK && !token) {
 		log_error("no random bytes for a token");
-	return life;
+		error = FAKE_ERR_BUSY;
+	}
+	return error;
 }
 
 enum fake_error fake_tokens_check(struct fake_tokens *tokens, const char *value, int64_t now_ms)

@@ -43,6 +43,11 @@ static const struct wechat_errcode wechat_token_errors[] = {
 	{ 40164, WECHAT_POOL_STOP, "this server's IP is not in the account's whitelist" },
 	{ 40243, WECHAT_POOL_STOP, "the app secret is frozen" },
 	{ 89503, WECHAT_POOL_STOP, "an administrator must confirm this server's IP" },
+	/* Limits of the endpoints themselves, cleared by time (or WeChat's
+	 * clear_quota): tried again later, the current token used meanwhile. */
+	{ 45009, WECHAT_RETRY, "its daily call limit is reached (cgi-bin/token: 2,000 a day, "
+		"stable_token: 500,000): is something else refreshing in a loop?" },
+	{ 45011, WECHAT_RETRY, "calls too frequent (stable_token allows 10,000 a minute)" },
 	{ 0, WECHAT_RETRY, NULL },
 };
 

@@ -132,17 +132,22 @@ sleep_until() { sleep "$($PYTHON -c "import time; print(max(0, $1 - time.time())
 
 decode() { zbarimg -q --raw "$1" 2>/dev/null; }
 
-# classic, stable [FORCE]: fetch a token into $tok (not in $(...): req sets $http).
+# classic, stable [FORCE]: fetch a token into $tok (not in $(...): req sets $http);
+# $tok is empty when an error came (errcode tells which).
 classic() {
   req GET "/cgi-bin/token?grant_type=client_credential&appid=$APPID&secret=$SECRET"
-  tok=$(jget "$T/body" access_token)
+  tok=$(jget "$T/body" access_token 2>/dev/null) || tok=
 }
 
 stable() {
   req POST /cgi-bin/stable_token \
     "{\"grant_type\":\"client_credential\",\"appid\":\"$APPID\",\"secret\":\"$SECRET\",\"force_refresh\":${1:-false}}"
-  tok=$(jget "$T/body" access_token)
+  tok=$(jget "$T/body" access_token 2>/dev/null) || tok=
 }
+
+# day_start MS: the next start of a period of MS milliseconds (its days and
+# minutes start at multiples of it: midnight UTC+8 is one, for 8 h divides).
+day_start() { $PYTHON -c "import time; print((int(time.time() * 1000) // $1 + 1) * $1 / 1000 + 0.05)"; }
 
 stats() { curl -sS --max-time 20 -o "$T/stats" "$base/_stats" && jget "$T/stats" "$@"; }
 
@@ -375,6 +380,64 @@ code "$r2" '{"scene":"abc"}'
 is "the rotated-in token still works" "$ctype" image/jpeg
 stop
 
+# --- the token endpoints' own limits (WECHAT.md), counted per day and minute --------
+
+# A 4 s day with 2 s minutes, from t0 (a day's start, so a minute's too).
+start limits --token-daily 2 --stable-per-minute 2 --stable-daily 3 --minute 2s --day 4s
+t0=$(day_start 4000)
+sleep_until "$t0"
+classic; classic; c2=$tok
+classic
+is "cgi-bin/token: the third call of a 2-a-day limit answers 45009" "$(errcode)" 45009
+like "... with WeChat's errmsg" "$(jget "$T/body" errmsg)" "^reach max api daily quota limit rid: "
+code "$c2" '{"scene":"abc"}'
+is "... and replaces no token: the last one still works" "$ctype" image/jpeg
+stable; stable
+ok "stable_token: two calls in a minute of 2" -- [ -n "$tok" ]
+stable
+is "stable_token: the third in that minute answers 45011" "$(errcode)" 45011
+sleep_until "$t0 + 2"
+stable
+ok "stable_token: the next minute, a token again" -- [ -n "$tok" ]
+stable
+is "stable_token: the fourth of a 3-a-day limit answers 45009" "$(errcode)" 45009
+sleep_until "$t0 + 4"
+classic; c3=$tok
+stable; s4=$tok
+ok "the next day, both endpoints answer again" -- [ -n "$c3" -a -n "$s4" ]
+is "refused calls issue nothing" "$(stats tokens_issued classic) $(jget "$T/stats" errcodes 45009)" "3 2"
+stop
+
+start forced --forced-daily 2 --forced-gap 1s
+stable true; f1=$tok
+stable true; f2=$tok
+is "force_refresh again within --forced-gap does not refresh: the same token" "$f2" "$f1"
+code "$f1" '{"scene":"abc"}'
+is "... which still works" "$ctype" image/jpeg
+sleep 1.2
+stable true; f3=$tok
+ok "after the gap, force_refresh refreshes" -- [ -n "$f3" -a "$f3" != "$f1" ]
+sleep 1.2
+stable true
+is "the third refresh of a 2-a-day limit answers 45009" "$(errcode)" 45009
+stable
+is "... and a plain call still gets the current token" "$tok" "$f3"
+is "forced refreshes counted: 2" "$(stats tokens_issued stable_forced)" 2
+stop
+
+# --token-errcode: the token endpoints' own refusals, instead of a token.
+for refusal in 40164 40243 89503; do
+  start token-$refusal --token-errcode $refusal:1
+  classic
+  is "--token-errcode $refusal:1: cgi-bin/token answers $refusal" "$(errcode)" $refusal
+  stable
+  is "... and stable_token too" "$(errcode)" $refusal
+  is "... counted as token_errcode faults" "$(stats faults token_errcode)" 2
+  stop
+done
+run fake-wechat --appid $APPID --secret x --token-errcode 41030:1
+is "--token-errcode with an errcode of getwxacodeunlimit: exit 64" "$rc" 64
+
 # --- quota per minute ------------------------------------------------------------
 
 start quota --minute 2s --quota 5
@@ -444,6 +507,30 @@ start http5xx --http5xx-rate 1
 stable; code "$tok" '{"scene":"abc"}'
 like "http5xx: a 5xx status" "$http" '^50[023]$'
 is "http5xx: counted" "$(stats faults http5xx)" 1
+stop
+
+start http_status --http-status 408,429:1
+stable
+statuses=
+for i in 1 2 3 4 5 6 7 8; do
+  code "$tok" '{"scene":"abc"}'
+  statuses="$statuses $http"
+done
+like "--http-status 408,429:1: each answer one of them" "$statuses" '^( (408|429)){8}$'
+like "... both drawn" "$statuses" '408.*429|429.*408'
+is "... counted as http_status faults" "$(stats faults http_status)" 8
+stop
+run fake-wechat --appid $APPID --secret x --http-status 200:1
+is "--http-status 200: exit 64" "$rc" 64
+run fake-wechat --appid $APPID --secret x --http-status 408
+is "--http-status without a probability: exit 64" "$rc" 64
+like "... saying the form" "$(cat "$T/err")" "error: --http-status: CODE\\[,CODE\\.\\.\\.\\]:P, as 408:0.5 "
+
+start empty --empty-rate 1
+stable; code "$tok" '{"scene":"abc"}'
+is "empty: HTTP 200, labelled image/jpeg" "$http $ctype" "200 image/jpeg"
+ok "empty: no bytes" -- [ ! -s "$T/body" ]
+is "empty: not counted as ok" "$(stats ok_total) $(jget "$T/stats" faults empty)" "0 1"
 stop
 
 start truncate --truncate-rate 1

@@ -374,3 +374,36 @@ run qrpool-fetch <"$T/items"
 is "the next run, its cached token invalidated: exit 0, every code fetched, nothing said" \
   "$rc:$(count "state = 'fetched'"):$(cat "$T/err")" 0:50:
 is "... one refresh" "$(stats endpoints stable_token requests)" 2
+
+# --- the token endpoint refuses this server (IP not whitelisted, secret frozen, IP
+# awaiting an administrator): the wechat pools stop at once with WeChat's reason --
+for refusal in "40164:IP is not in the account's whitelist" "40243:app secret is frozen" \
+    "89503:administrator must confirm this server's IP"; do
+  errcode=${refusal%%:*} reason=${refusal#*:}
+  start_fake refused-$errcode --token-errcode $errcode:1
+  config_for 'concurrency = 4;'
+  : >"$T/items"; plan poster 5; plan link 1
+  run qrpool-fetch <"$T/items"
+  is "token endpoint $errcode: exit 69, the codes still planned, link passed on" \
+    "$rc:$(count "state = 'planned' AND pool = 'poster'"):$(cut -f2 "$T/out")" 69:5:link
+  like "... the reason said" "$(cat "$T/err")" "pool poster stopped: .*errcode $errcode: .*$reason"
+  is "... one token call, no code call" \
+    "$(stats endpoints stable_token requests):$(stats calls_total)" 1:0
+done
+
+# --- the token endpoint's daily limit (45009 there: cgi-bin/token allows 2,000 a
+# day): a failure tried again later, named, not taken for the minute quota ---------
+start_fake daily --token-daily 0 --stable-daily 0
+config_for 'concurrency = 4;'
+run qrpool-fetch --check </dev/null
+is "--check, the day's stable_token calls used up: exit 75" "$rc" 75
+like "... naming the daily limit" "$(cat "$T/err")" \
+  "errcode 45009: its daily call limit is reached \(cgi-bin/token: 2,000 a day, stable_token: 500,000\)"
+config_for 'concurrency = 4; token = { source = "classic"; };'
+: >"$T/items"; plan poster 5
+run qrpool-fetch --for 3s <"$T/items"
+is "a fetch: exit 75 at its deadline, the codes still planned, no code call" \
+  "$rc:$(count "state = 'planned'"):$(stats calls_total)" 75:5:0
+like "... the refresh retried later, the limit named" "$(cat "$T/err")" \
+  "refreshing the access token failed, retrying in 1 s: token endpoint: errcode 45009: its daily call limit"
+is "... the quota ledger untouched by it" "$(sql 'SELECT coalesce(sum(refused), 0) FROM quota_windows')" 0

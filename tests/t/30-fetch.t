@@ -87,6 +87,16 @@ is "faults: no whole image wasted: the server's images = the codes stored" "$(st
 is "faults: retries recorded as attempts" \
   "$(sql "SELECT sum(attempts) FROM codes")" "$(stats calls_total)"
 
+# --- HTTP 408 and 429, and empty images: transient (WECHAT.md), never stored ---------
+start_fake gateway --http-status 408,429:0.3 --empty-rate 0.2 --seed 5
+config_for 'concurrency = 4; retries = 10;'
+: >"$T/items"; plan poster 30
+run qrpool-fetch <"$T/items"
+is "408/429/empty: exit 0, every code fetched" "$rc:$(count "state = 'fetched'")" 0:30
+is "408/429/empty: every stored image is whole and decodes" "$(decodes_ok)" 1
+like "408/429/empty: injected" "$(stats faults)" '"empty": [1-9].*"http_status": [1-9]'
+is "408/429/empty: no whole image wasted" "$(stats ok_total)" 30
+
 # --- a pool WeChat refuses (41030): stopped, nothing lost ---------------------------
 start_fake refused --pages pages/other/index
 config_for 'concurrency = 4;'
