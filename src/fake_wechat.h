@@ -21,8 +21,8 @@
  * getwxacodeunlimit but token_errcode, on both token endpoints. */
 struct fake_faults {
 	int64_t latency_ms, jitter_ms, slow_ms;
-	double busy_rate, http5xx_rate, truncate_rate, empty_rate, json_as_image_rate, drop_rate,
-		slow_rate;
+	double busy_rate, http5xx_rate, truncate_rate, empty_rate, padded_rate, json_as_image_rate,
+		drop_rate, slow_rate;
 	int64_t fail_after;      /* calls after the first this many answer -1; -1: never */
 	int errcode;             /* --errcode CODE:P: this error (enum fake_error) ... */
 	double errcode_rate;     /* ... with this probability */
@@ -167,7 +167,7 @@ enum fake_endpoint { FAKE_EP_TOKEN, FAKE_EP_STABLE_TOKEN, FAKE_EP_CODE, FAKE_EP_
 enum fake_fault { FAKE_FAULT_NONE, FAKE_FAULT_BUSY, FAKE_FAULT_HTTP5XX, FAKE_FAULT_TRUNCATE,
 	FAKE_FAULT_JSON_AS_IMAGE, FAKE_FAULT_DROP, FAKE_FAULT_SLOW, FAKE_FAULT_FAIL_AFTER,
 	FAKE_FAULT_ERRCODE, FAKE_FAULT_HTTP_STATUS, FAKE_FAULT_EMPTY, FAKE_FAULT_TOKEN_ERRCODE,
-	FAKE_FAULT_COUNT };
+	FAKE_FAULT_PADDED, FAKE_FAULT_COUNT };
 
 struct fake_window {
 	int64_t index;

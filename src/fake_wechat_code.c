@@ -12,6 +12,8 @@
 #define FAKE_WIDTH_DEFAULT 430
 #define FAKE_WIDTH_MIN 280
 #define FAKE_WIDTH_MAX 1280
+/* Bytes after a padded image (--padded-rate). */
+#define FAKE_PADDING 16
 
 /* The fields of a request, defaults applied. */
 struct fake_code_request {
@@ -190,6 +192,17 @@ static enum MHD_Result fake_code_image(struct fake_server *server, struct fake_c
 	} else {
 		fake_stats_answer(&server->stats, FAKE_EP_CODE, FAKE_OK);
 		fake_stats_image(&server->stats, window);
+		/* A whole image and bytes after it, as some encoders pad. */
+		if (fake_random_hit(call->random, server->options->faults.padded_rate)) {
+			unsigned char *padded = realloc(image.data, size + FAKE_PADDING);
+
+			if (padded) {
+				fake_stats_fault(&server->stats, FAKE_FAULT_PADDED);
+				memset(padded + size, 0, FAKE_PADDING);
+				image.data = padded;
+				size += FAKE_PADDING;
+			}
+		}
 	}
 	return fake_reply_image(call, &image, size);
 }

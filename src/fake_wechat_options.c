@@ -61,6 +61,7 @@
 	"                           408,429:0.1)\n" \
 	"  --truncate-rate P        an image cut in half (HTTP-wise complete)\n" \
 	"  --empty-rate P           an empty image (HTTP 200, image/jpeg, no bytes)\n" \
+	"  --padded-rate P          a whole image followed by 16 zero bytes\n" \
 	"  --json-as-image-rate P   an errcode -1 body labelled image/jpeg\n" \
 	"  --drop-rate P            the connection closes without an answer\n" \
 	"  --fail-after N           every call after the Nth answers errcode -1\n" \
@@ -121,6 +122,7 @@ static const struct fake_option fake_option_table[] = {
 	{ "http5xx-rate", FAKE_RATE, FAKE_FIELD(faults.http5xx_rate), 0, 0 },
 	{ "truncate-rate", FAKE_RATE, FAKE_FIELD(faults.truncate_rate), 0, 0 },
 	{ "empty-rate", FAKE_RATE, FAKE_FIELD(faults.empty_rate), 0, 0 },
+	{ "padded-rate", FAKE_RATE, FAKE_FIELD(faults.padded_rate), 0, 0 },
 	{ "json-as-image-rate", FAKE_RATE, FAKE_FIELD(faults.json_as_image_rate), 0, 0 },
 	{ "drop-rate", FAKE_RATE, FAKE_FIELD(faults.drop_rate), 0, 0 },
 	{ "fail-after", FAKE_INT, FAKE_FIELD(faults.fail_after), 0, INT64_MAX },

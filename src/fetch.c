@@ -403,7 +403,7 @@ static void fetch_store(struct fetcher *f, struct fetch_transfer *transfer,
 			"run; check the codes print as the posters need)", job->request_id, answer->note);
 	}
 	status = store_add_image(&f->batch, job->code_id, job->line, answer->content_type,
-		transfer->body.data, transfer->body.size, job->calls);
+		transfer->body.data, answer->image_size, job->calls);
 	free(job);
 	if (status)
 		fetch_fail(f, status);

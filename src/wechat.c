@@ -1,6 +1,7 @@
 #include "wechat.h"
 
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -121,16 +122,39 @@ static int wechat_jpeg_is_sof(unsigned marker)
 	return marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
 }
 
-/* Walks the segments up to the scan for the frame width; complete means it
- * ends with EOI (a truncated body loses its end first). */
-static int wechat_jpeg_width(const unsigned char *b, size_t size, long *width, char *why,
-	size_t why_size)
+/* The end of a scan's entropy-coded data from `pos`: stuffed bytes (FF 00),
+ * restart markers and fill bytes belong to it; any other marker ends it.
+ * Returns that marker's position, or `size` when the data runs to the end. */
+static size_t wechat_jpeg_scan_end(const unsigned char *b, size_t size, size_t pos)
+{
+	while (pos + 1 < size) {
+		const unsigned char *ff = memchr(b + pos, 0xFF, size - pos - 1);
+		unsigned next;
+
+		if (!ff)
+			break;
+		pos = (size_t)(ff - b);
+		next = b[pos + 1];
+		if (next == 0x00 || (next >= 0xD0 && next <= 0xD7))
+			pos += 2;
+		else if (next == 0xFF)
+			pos++;
+		else
+			return pos;
+	}
+	return size;
+}
+
+/* Walks the segments for the frame width and the scans to the end-of-image
+ * marker: a truncated body loses its end first, and a thumbnail's EOI inside
+ * a segment is not taken for the image's. */
+static int wechat_jpeg_width(const unsigned char *b, size_t size, struct wechat_image *image,
+	char *why, size_t why_size)
 {
 	size_t pos = 2;
+	int scanned = 0;
 
-	if (size < 6 || b[size - 2] != 0xFF || b[size - 1] != 0xD9)
-		return wechat_why(why, why_size, "JPEG is truncated (no end-of-image marker)"), -1;
-	while (pos + 4 <= size) {
+	while (pos + 2 <= size) {
 		unsigned marker;
 		size_t length;
 
@@ -141,32 +165,44 @@ static int wechat_jpeg_width(const unsigned char *b, size_t size, long *width, c
 			pos++;
 			continue;
 		}
-		if (marker == 0xDA)
+		if (marker == 0xD9) {
+			if (!scanned)
+				return wechat_why(why, why_size, "JPEG ends before any scan"), -1;
+			image->size = pos + 2;
+			return 0;
+		}
+		if (pos + 4 > size)
 			break;
 		length = (size_t)b[pos + 2] << 8 | b[pos + 3];
 		if (length < 2 || pos + 2 + length > size)
-			return wechat_why(why, why_size, "JPEG segment runs past the end"), -1;
+			return wechat_why(why, why_size, "JPEG is truncated (a segment runs past the end)"), -1;
 		if (wechat_jpeg_is_sof(marker)) {
 			if (length < 7)
 				return wechat_why(why, why_size, "JPEG frame header too short"), -1;
-			*width = (long)b[pos + 7] << 8 | b[pos + 8];
-			return 0;
+			image->width = (long)b[pos + 7] << 8 | b[pos + 8];
 		}
 		pos += 2 + length;
+		if (marker == 0xDA) {
+			if (image->width < 0)
+				break;
+			scanned = 1;
+			pos = wechat_jpeg_scan_end(b, size, pos);
+		}
 	}
-	return wechat_why(why, why_size, "JPEG has no frame header before its scan"), -1;
+	return wechat_why(why, why_size, image->width < 0 ? "JPEG has no frame header before its scan" :
+		"JPEG is truncated (no end-of-image marker)"), -1;
 }
 
-/* IHDR first, then chunks by their lengths up to IEND, which must end the body. */
-static int wechat_png_width(const unsigned char *b, size_t size, long *width, char *why,
-	size_t why_size)
+/* IHDR first, then chunks by their lengths up to IEND. */
+static int wechat_png_width(const unsigned char *b, size_t size, struct wechat_image *image,
+	char *why, size_t why_size)
 {
 	size_t pos = 8;
 	int data = 0;
 
 	if (size < 8 + 25 || wechat_be32(b + 8) != 13 || memcmp(b + 12, "IHDR", 4))
 		return wechat_why(why, why_size, "PNG without its IHDR header"), -1;
-	*width = (long)wechat_be32(b + 16);
+	image->width = (long)wechat_be32(b + 16);
 	while (pos + 12 <= size) {
 		uint32_t length = wechat_be32(b + pos);
 		const unsigned char *type = b + pos + 4;
@@ -176,9 +212,9 @@ static int wechat_png_width(const unsigned char *b, size_t size, long *width, ch
 		pos += 12 + (size_t)length;
 		data |= !memcmp(type, "IDAT", 4);
 		if (!memcmp(type, "IEND", 4)) {
-			if (pos != size || !data)
-				return wechat_why(why, why_size, pos != size ? "PNG has bytes after IEND" :
-					"PNG has no image data"), -1;
+			if (!data)
+				return wechat_why(why, why_size, "PNG has no image data"), -1;
+			image->size = pos;
 			return 0;
 		}
 	}
@@ -186,26 +222,27 @@ static int wechat_png_width(const unsigned char *b, size_t size, long *width, ch
 }
 
 int wechat_image_check(const unsigned char *body, size_t size, int width,
-	const char **content_type, long *got, char *why, size_t why_size)
+	struct wechat_image *image, char *why, size_t why_size)
 {
 	static const unsigned char png_signature[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n' };
 	int status;
 
-	*got = -1;
+	image->width = -1;
+	image->size = 0;
 	if (size >= 3 && body[0] == 0xFF && body[1] == 0xD8 && body[2] == 0xFF) {
-		*content_type = "image/jpeg";
-		status = wechat_jpeg_width(body, size, got, why, why_size);
+		image->content_type = "image/jpeg";
+		status = wechat_jpeg_width(body, size, image, why, why_size);
 	} else if (size >= 8 && !memcmp(body, png_signature, 8)) {
-		*content_type = "image/png";
-		status = wechat_png_width(body, size, got, why, why_size);
+		image->content_type = "image/png";
+		status = wechat_png_width(body, size, image, why, why_size);
 	} else {
 		snprintf(why, why_size, "%s", size ? "body is neither JPEG nor PNG" : "empty body");
 		return -1;
 	}
 	if (status)
 		return -1;
-	if (*got * 4 < (long)width * 3 || *got * 4 > (long)width * 5) {
-		snprintf(why, why_size, "image is %ld px wide, %d requested", *got, width);
+	if (image->width * 4 < (long)width * 3 || image->width * 4 > (long)width * 5) {
+		snprintf(why, why_size, "image is %ld px wide, %d requested", image->width, width);
 		return -1;
 	}
 	return 0;
@@ -244,11 +281,30 @@ static int wechat_looks_json(const char *content_type, const unsigned char *body
 	return (i < size && body[i] == '{') || (content_type && strstr(content_type, "json"));
 }
 
+/* Adds a note of `kind` to the answer's, after any other. */
+static void wechat_note(struct wechat_answer *answer, int kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void wechat_note(struct wechat_answer *answer, int kind, const char *fmt, ...)
+{
+	size_t used = strlen(answer->note);
+	va_list args;
+
+	if (used && used + 2 < sizeof answer->note) {
+		memcpy(answer->note + used, "; ", 3);
+		used += 2;
+	}
+	va_start(args, fmt);
+	vsnprintf(answer->note + used, sizeof answer->note - used, fmt, args);
+	va_end(args);
+	answer->note_kinds |= kind;
+}
+
 void wechat_classify(long http_status, const char *content_type, const unsigned char *body,
 	size_t size, int width, struct wechat_answer *answer)
 {
 	char why[120];
-	long got;
+	struct wechat_image image;
 
 	memset(answer, 0, sizeof *answer);
 	answer->action = WECHAT_RETRY;
@@ -271,25 +327,24 @@ void wechat_classify(long http_status, const char *content_type, const unsigned 
 			content_type ? content_type : "(none)");
 		return;
 	}
-	if (wechat_image_check(body, size, width, &answer->content_type, &got, why, sizeof why)) {
+	if (wechat_image_check(body, size, width, &image, why, sizeof why)) {
 		snprintf(answer->message, sizeof answer->message, "bad image: %s", why);
-		answer->content_type = NULL;
 		return;
 	}
-	/* A whole image is a code: a label or a width other than expected is
-	 * noted (said once a run), and the image stored as what its bytes are. */
-	if (strncmp(content_type, answer->content_type, strlen(answer->content_type))) {
-		answer->note_kinds |= WECHAT_NOTE_LABEL;
-		snprintf(answer->note, sizeof answer->note, "is labelled %.60s but is %s (stored as %s)",
-			content_type, answer->content_type, answer->content_type);
-	}
-	if (got != width) {
-		size_t used = strlen(answer->note);
-
-		answer->note_kinds |= WECHAT_NOTE_WIDTH;
-		snprintf(answer->note + used, sizeof answer->note - used, "%sis %ld px wide where width "
-			"%d was asked", used ? "; " : "", got, width);
-	}
+	answer->content_type = image.content_type;
+	answer->image_size = image.size;
+	/* A whole image is a code: a label or a width other than expected, or
+	 * bytes after its end, are noted (said once a run), and the image
+	 * stored as what its bytes are. */
+	if (strncmp(content_type, image.content_type, strlen(image.content_type)))
+		wechat_note(answer, WECHAT_NOTE_LABEL, "is labelled %.60s but is %s (stored as %s)",
+			content_type, image.content_type, image.content_type);
+	if (image.width != width)
+		wechat_note(answer, WECHAT_NOTE_WIDTH, "is %ld px wide where width %d was asked",
+			image.width, width);
+	if (image.size < size)
+		wechat_note(answer, WECHAT_NOTE_TRAILING, "has %zu bytes after its end marker "
+			"(not stored)", size - image.size);
 	answer->action = WECHAT_STORE;
 }
 

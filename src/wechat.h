@@ -27,14 +27,23 @@ enum wechat_action {
 
 #define WECHAT_NOTE_LABEL 1   /* labelled otherwise than its bytes */
 #define WECHAT_NOTE_WIDTH 2   /* a few pixels off the width asked */
+#define WECHAT_NOTE_TRAILING 4 /* bytes after the image's end, not stored */
 
 struct wechat_answer {
 	enum wechat_action action;
 	int errcode;                  /* WeChat's errcode; 0 when the answer had none */
 	const char *content_type;     /* "image/jpeg" or "image/png" when action is STORE */
+	size_t image_size;            /* STORE: the image's bytes, the body's first ones */
 	char message[200];            /* what happened, for logs and last_error */
 	char note[200];               /* STORE: how the image differs from the request ("") */
-	int note_kinds;               /* ... WECHAT_NOTE_LABEL | WECHAT_NOTE_WIDTH, or 0 */
+	int note_kinds;               /* ... WECHAT_NOTE_* or'ed, or 0 */
+};
+
+/* What wechat_image_check found in a body. */
+struct wechat_image {
+	const char *content_type;     /* "image/jpeg" or "image/png" */
+	long width;                   /* as the image declares it */
+	size_t size;                  /* up to and with its end marker (JPEG EOI, PNG IEND) */
 };
 
 /* The JSON body of a pool's requests without the scene, as text made once
@@ -53,10 +62,11 @@ void wechat_classify(long http_status, const char *content_type, const unsigned 
 /* Checks that `body` is a whole JPEG or PNG about `width` pixels wide (within
  * a quarter: WECHAT.md does not promise the exact width, and an image that
  * differs a little is a code all the same, where rejecting it would spend the
- * night's quota on retries). Returns 0 and sets *content_type and *got (its
- * width), or -1 with the reason in `why`. */
+ * night's quota on retries). Bytes after the image's end marker (padding by
+ * some encoder or proxy) are left out of image->size, not refused. Returns 0
+ * and fills `image`, or -1 with the reason in `why`. */
 int wechat_image_check(const unsigned char *body, size_t size, int width,
-	const char **content_type, long *got, char *why, size_t why_size);
+	struct wechat_image *image, char *why, size_t why_size);
 
 /* What an errcode of getwxacodeunlimit means and what the pipeline does. */
 enum wechat_action wechat_errcode_action(int errcode);

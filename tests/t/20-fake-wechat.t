@@ -533,6 +533,16 @@ ok "empty: no bytes" -- [ ! -s "$T/body" ]
 is "empty: not counted as ok" "$(stats ok_total) $(jget "$T/stats" faults empty)" "0 1"
 stop
 
+start padded --padded-rate 1
+stable; code "$tok" '{"scene":"abc"}'
+is "padded: ends in 16 zero bytes" "$(tail -c 16 "$T/body" | od -An -tx1 | tr -d ' \n')" \
+  00000000000000000000000000000000
+head -c -16 "$T/body" >"$T/unpadded"
+is "... after a whole JPEG" "$(jpeg_whole "$T/unpadded")" 1
+is "... of the scene" "$(decode "$T/unpadded")" abc
+is "padded: counted as ok and as a fault" "$(stats ok_total) $(jget "$T/stats" faults padded)" "1 1"
+stop
+
 start truncate --truncate-rate 1
 stable; code "$tok" '{"scene":"abc"}'
 is "truncate: still labelled image/jpeg" "$ctype" image/jpeg

@@ -97,6 +97,19 @@ is "408/429/empty: every stored image is whole and decodes" "$(decodes_ok)" 1
 like "408/429/empty: injected" "$(stats faults)" '"empty": [1-9].*"http_status": [1-9]'
 is "408/429/empty: no whole image wasted" "$(stats ok_total)" 30
 
+# --- images padded after their end marker: stored without the padding, said once ----
+start_fake padded --padded-rate 0.5 --seed 3
+config_for 'concurrency = 4;'
+: >"$T/items"; plan poster 20
+run qrpool-fetch <"$T/items"
+is "padded images: exit 0, every code fetched" "$rc:$(count "state = 'fetched'")" 0:20
+is "padded images: every stored image decodes, its sha256 of what is stored" "$(decodes_ok)" 1
+is "padded images: none stored with its padding (every one ends in EOI)" \
+  "$(sql "SELECT count(*) FROM images WHERE hex(substr(bytes, -2)) != 'FFD9'")" 0
+like "padded images: some were ($(stats faults padded))" "$(stats faults padded)" '^[1-9]'
+is "padded images: none refused, no call wasted" "$(stats calls_total)" 20
+is "padded images: said once" "$(grep -c 'has 16 bytes after its end marker (not stored): stored all the same' "$T/err")" 1
+
 # --- a pool WeChat refuses (41030): stopped, nothing lost ---------------------------
 start_fake refused --pages pages/other/index
 config_for 'concurrency = 4;'

@@ -113,6 +113,7 @@ static struct bytes text(const char *s)
 static void test_classify(void)
 {
 	struct bytes good_jpeg = jpeg(430, 1), cut_jpeg = jpeg(430, 0), narrow = jpeg(280, 1);
+	struct bytes padded_jpeg = jpeg(430, 1);
 	struct bytes near = jpeg(420, 1), wide = jpeg(538, 1);
 	struct bytes good_png = png(430, 1, 0), cut_png = png(430, 0, 0), long_png = png(430, 1, 1);
 	struct bytes busy = text("{\"errcode\":-1,\"errmsg\":\"system error rid: 1\"}");
@@ -136,7 +137,19 @@ static void test_classify(void)
 	classify(200, "image/jpeg", &narrow, 430, WECHAT_RETRY, 0, "JPEG 280 px for 430 asked");
 	classify(200, "image/png", &good_png, 430, WECHAT_STORE, 0, "whole PNG");
 	classify(200, "image/png", &cut_png, 430, WECHAT_RETRY, 0, "PNG without IEND");
-	classify(200, "image/png", &long_png, 430, WECHAT_RETRY, 0, "PNG with bytes after IEND");
+	/* Bytes after the end marker (padding by an encoder or a proxy): the
+	 * image is whole, stored without them, and noted. */
+	classify(200, "image/png", &long_png, 430, WECHAT_STORE, 0, "PNG with bytes after IEND");
+	wechat_classify(200, "image/png", long_png.data, long_png.size, 430, &answer);
+	is_int((int)answer.image_size, (int)long_png.size - 4, "... stored without them");
+	is_str(answer.note, "has 4 bytes after its end marker (not stored)", "... noted");
+	is_int(answer.note_kinds, WECHAT_NOTE_TRAILING, "... of its kind");
+	put(&padded_jpeg, "\0\0\0\n", 4);
+	wechat_classify(200, "image/jpeg", padded_jpeg.data, padded_jpeg.size, 440, &answer);
+	is_int(answer.action, WECHAT_STORE, "JPEG with bytes after EOI: stored");
+	is_int((int)answer.image_size, (int)good_jpeg.size, "... without them");
+	is_str(answer.note, "is 430 px wide where width 440 was asked; has 4 bytes after its end "
+		"marker (not stored)", "... both notes, in turn");
 	classify(200, "image/jpeg", &good_png, 430, WECHAT_STORE, 0, "PNG labelled image/jpeg");
 	wechat_classify(200, "image/jpeg", good_png.data, good_png.size, 430, &answer);
 	is_str(answer.content_type, "image/png", "... stored as what its bytes are");
@@ -157,25 +170,70 @@ static void test_classify(void)
 	classify(200, NULL, &good_jpeg, 430, WECHAT_RETRY, 0, "no content type");
 }
 
+/* A JPEG as test_classify's, its parts given: SEGMENT after APP0 (or none),
+ * SCAN as the entropy-coded data, then TAIL (EOI, or not). */
+static struct bytes jpeg_of(const char *segment, size_t segment_size, const char *scan,
+	size_t scan_size, const char *tail, size_t tail_size)
+{
+	struct bytes b = jpeg(430, 0);
+
+	b.size -= 5 + 10 + 13;   /* back to the end of APP0: scan, SOS, SOF0 */
+	put(&b, segment, segment_size);
+	put(&b, "\xFF\xC0\x00\x0B\x08\x01\xAE\x01\xAE\x01\x01\x11\x00", 13);
+	put(&b, "\xFF\xDA\x00\x08\x01\x01\x00\x00\x3F\x00", 10);
+	put(&b, scan, scan_size);
+	put(&b, tail, tail_size);
+	return b;
+}
+
 static void test_image_check(void)
 {
+	/* An APP1 holding a thumbnail, its own EOI inside. */
+	static const char thumbnail[] = "\xFF\xE1\x00\x08\xFF\xD8\xFF\xD9\x00\x00";
 	struct bytes b = jpeg(1280, 1);
-	const char *type = NULL;
+	struct wechat_image image;
 	char why[120] = "";
-	long got;
 
-	is_int(wechat_image_check(b.data, b.size, 1280, &type, &got, why, sizeof why), 0, "1280 px JPEG");
+	is_int(wechat_image_check(b.data, b.size, 1280, &image, why, sizeof why), 0, "1280 px JPEG");
+	is_int((int)image.size, (int)b.size, "... all of it the image");
 	b.data[b.size - 6] = 0x00;   /* scan bytes change: the structure stays whole */
-	is_int(wechat_image_check(b.data, b.size, 1280, &type, &got, why, sizeof why), 0,
+	is_int(wechat_image_check(b.data, b.size, 1280, &image, why, sizeof why), 0,
 		"scan bytes are not parsed");
 	b = jpeg(430, 1);
 	b.data[3] = 0xFF;            /* APP0 length now runs past the end */
 	b.data[4] = 0xFF;
-	is_int(wechat_image_check(b.data, b.size, 430, &type, &got, why, sizeof why), -1,
+	is_int(wechat_image_check(b.data, b.size, 430, &image, why, sizeof why), -1,
 		"segment running past the end");
 	ok(*why != '\0', "the reason is given: %s", why);
 	b = png(0x10000, 1, 0);
-	is_int(wechat_image_check(b.data, b.size, 430, &type, &got, why, sizeof why), -1, "PNG too wide");
+	is_int(wechat_image_check(b.data, b.size, 430, &image, why, sizeof why), -1, "PNG too wide");
+
+	/* The scan is read to its end marker: stuffed bytes, restarts and fill
+	 * bytes are data; a second scan (progressive) after a table is read too. */
+	b = jpeg_of("", 0, "\x12\xFF\x00\xFF\xD0\x34\xFF\xFF\xD1\x56", 10, "\xFF\xD9", 2);
+	is_int(wechat_image_check(b.data, b.size, 430, &image, why, sizeof why), 0,
+		"FF00, RST and fill bytes in the scan: whole");
+	is_int((int)image.size, (int)b.size, "... to its EOI");
+	b = jpeg_of("", 0, "\x12\x34\xFF\xC4\x00\x04\x00\x00"
+		"\xFF\xDA\x00\x08\x01\x01\x00\x00\x3F\x00\x56", 19, "\xFF\xD9", 2);
+	is_int(wechat_image_check(b.data, b.size, 430, &image, why, sizeof why), 0,
+		"two scans with a table between: whole");
+	b = jpeg_of(thumbnail, sizeof thumbnail - 1, "\x12\x34", 2, "", 0);
+	is_int(wechat_image_check(b.data, b.size, 430, &image, why, sizeof why), -1,
+		"cut short, a thumbnail's EOI in APP1: truncated all the same");
+	is_str(why, "JPEG is truncated (no end-of-image marker)", "... said so");
+	b = jpeg_of(thumbnail, sizeof thumbnail - 1, "\x12\x34", 2, "\xFF\xD9\xFF\xD9", 4);
+	is_int(wechat_image_check(b.data, b.size, 430, &image, why, sizeof why), 0,
+		"with a thumbnail, whole");
+	is_int((int)image.size, (int)b.size - 2, "... ending at the first EOI after its scan");
+	b = jpeg_of("", 0, "\x12\x34\xFF", 3, "", 0);
+	is_int(wechat_image_check(b.data, b.size, 430, &image, why, sizeof why), -1,
+		"cut after an FF of the scan: truncated");
+	b = jpeg(430, 0);
+	b.size -= 5 + 10;            /* SOI, APP0, SOF0, then the end */
+	put(&b, "\xFF\xD9", 2);
+	is_int(wechat_image_check(b.data, b.size, 430, &image, why, sizeof why), -1,
+		"EOI with no scan: refused");
 }
 
 static void test_request_body(void)
