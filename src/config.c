@@ -366,12 +366,10 @@ static const char *config_url_userinfo_end(const char *url)
 	return memchr(authority, '@', strcspn(authority, "/?#"));
 }
 
-int config_loopback_url(const char *url)
+int config_url_host(const char *url, char *name, size_t size)
 {
 	const char *scheme = strstr(url, "://"), *authority = url, *at;
-	struct in_addr address;
 	size_t host;
-	char name[64];
 
 	if (scheme && (size_t)(scheme - url) < strcspn(url, "/?#@"))
 		authority = scheme + 3;
@@ -380,14 +378,31 @@ int config_loopback_url(const char *url)
 		host -= (size_t)(at + 1 - authority);
 		authority = at + 1;
 	}
-	if (host >= sizeof name)
-		return 0;
+	if (authority[0] == '[') {   /* [IPv6]:port */
+		const char *end = memchr(authority, ']', host);
+
+		if (!end)
+			return -1;
+		host = (size_t)(end - authority - 1);
+		authority++;
+	} else {
+		host = strcspn(authority, ":/?#");
+	}
+	if (host >= size)
+		return -1;
 	memcpy(name, authority, host);
 	name[host] = '\0';
-	if (name[0] == '[')
-		return !strcmp(name, "[::1]") || !strncmp(name, "[::1]:", 6);
-	name[strcspn(name, ":")] = '\0';
-	if (!strcasecmp(name, "localhost"))
+	return 0;
+}
+
+int config_loopback_url(const char *url)
+{
+	struct in_addr address;
+	char name[64];
+
+	if (config_url_host(url, name, sizeof name))
+		return 0;
+	if (!strcmp(name, "::1") || !strcasecmp(name, "localhost"))
 		return 1;
 	return inet_pton(AF_INET, name, &address) == 1 && (ntohl(address.s_addr) >> 24) == 127;
 }

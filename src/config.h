@@ -133,6 +133,10 @@ const char *config_token_source_name(enum token_source source);
  * a loopback address (127.0.0.0/8, [::1]) or localhost, with or without a
  * user:password@ and a port. */
 int config_loopback_url(const char *url);
+/* The host a URL (scheme:// optional) names, without user:password@, port or
+ * an IPv6 address's brackets, into `name`. Returns 0, or -1 when it does not
+ * fit or a bracket is not closed. */
+int config_url_host(const char *url, char *name, size_t size);
 /* `url` to show: as it is, or with a user:password@ before its host masked
  * (in `buffer`, cut to its `size`). */
 const char *config_url_shown(const char *url, char *buffer, size_t size);

@@ -1,8 +1,11 @@
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "config.h"
 #include "log.h"
 
 static size_t http_write(char *data, size_t size, size_t count, void *user)
@@ -44,10 +47,68 @@ static int http_proxy_in_environment(void)
 	return 0;
 }
 
+/* 1 if an IPv4 CIDR entry of no_proxy ("10.0.0.0/8", `length` bytes)
+ * holds `host`. */
+static int http_no_proxy_cidr(const char *entry, size_t length, const char *host)
+{
+	char text[INET_ADDRSTRLEN + 4];
+	const char *slash = memchr(entry, '/', length);
+	struct in_addr network, address;
+	long bits;
+	char *end;
+
+	if (!slash || length >= sizeof text || (size_t)(slash - entry) >= INET_ADDRSTRLEN)
+		return 0;
+	memcpy(text, entry, length);
+	text[length] = '\0';
+	text[slash - entry] = '\0';
+	bits = strtol(text + (slash - entry) + 1, &end, 10);
+	if (*end || end == text + (slash - entry) + 1 || bits < 0 || bits > 32 ||
+	    inet_pton(AF_INET, text, &network) != 1 || inet_pton(AF_INET, host, &address) != 1)
+		return 0;
+	return bits == 0 || !((ntohl(network.s_addr) ^ ntohl(address.s_addr)) >> (32 - bits));
+}
+
+/* 1 if no_proxy (or NO_PROXY) exempts `url`'s host, as libcurl reads it:
+ * "*", or comma-separated names each matching the host or a domain above it
+ * (a leading dot optional), case aside, or IPv4 networks in CIDR notation.
+ * (Never more than libcurl exempts: when it says so, no proxy is set.) */
+static int http_no_proxy(const char *url)
+{
+	const char *list = getenv("no_proxy");
+	char host[256];
+	size_t host_length;
+
+	if (!list || !*list)
+		list = getenv("NO_PROXY");
+	if (!list || !*list || config_url_host(url, host, sizeof host))
+		return 0;
+	host_length = strlen(host);
+	while (*list) {
+		const char *entry = list + strspn(list, ", \t");
+		size_t length = strcspn(entry, ", \t");
+
+		list = entry + length;
+		if ((length == 1 && *entry == '*') || http_no_proxy_cidr(entry, length, host))
+			return 1;
+		if (length && *entry == '.') {
+			entry++;
+			length--;
+		}
+		if (length && length <= host_length &&
+		    !strncasecmp(host + host_length - length, entry, length) &&
+		    (length == host_length || host[host_length - length - 1] == '.'))
+			return 1;
+	}
+	return 0;
+}
+
 int http_proxy_applies(const char *api_base)
 {
 	const char *proxy;
 
+	if (http_no_proxy(api_base))
+		return 0;
 	if (strncmp(api_base, "http://", 7))
 		return http_proxy_in_environment();
 	/* A local stand-in (config refuses http:// to another host): the

@@ -21,12 +21,12 @@ struct http_body {
  * -1 when libcurl refused an option (logged). */
 int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body *body);
 /* 1 if the calls to `api_base` go through a proxy named in the environment
- * (the variables libcurl reads). An http:// api_base (a local stand-in) goes
- * through one only if it is on this host too: the secret is in clear. */
+ * (the variables libcurl reads, no_proxy too). An http:// api_base (a local
+ * stand-in) goes through one only if it is on this host too: the secret is
+ * in clear. */
 int http_proxy_applies(const char *api_base);
 /* Where the calls go, for messages: the api_base (its user:password@
- * masked), and " via the environment's proxy" when one applies (no_proxy
- * is libcurl's to read: a host it names is said as via the proxy too). */
+ * masked), and " via the environment's proxy" when one applies. */
 const char *http_where(const char *api_base, char *buffer, size_t size);
 void http_body_free(struct http_body *body);
 

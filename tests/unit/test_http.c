@@ -1,0 +1,88 @@
+/* http.c: whether the calls go through the environment's proxy, no_proxy
+ * read as libcurl reads it; config.c's host of a URL. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "tap.h"
+
+static void clear_proxies(void)
+{
+	static const char *const names[] = { "http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+		"ALL_PROXY", "no_proxy", "NO_PROXY" };
+
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+		unsetenv(names[i]);
+}
+
+static void test_url_host(void)
+{
+	static const char *const cases[][2] = {
+		{ "https://api.weixin.qq.com", "api.weixin.qq.com" },
+		{ "https://api.weixin.qq.com:443/cgi-bin", "api.weixin.qq.com" },
+		{ "http://user:pw@127.0.0.1:8080/x?y#z", "127.0.0.1" },
+		{ "http://[::1]:8080/", "::1" },
+		{ "proxy.corp:3128", "proxy.corp" },
+	};
+	char host[64];
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		is_int(config_url_host(cases[i][0], host, sizeof host), 0, "host of %s", cases[i][0]);
+		is_str(host, cases[i][1], "... is %s", cases[i][1]);
+	}
+	is_int(config_url_host("http://[::1/", host, sizeof host), -1, "an unclosed bracket");
+	is_int(config_url_host("https://a.very.long.host.name.example/", host, 8), -1, "too long");
+	ok(config_loopback_url("http://[::1]:9/"), "[::1] is loopback");
+	ok(config_loopback_url("http://me:pw@localhost:9/"), "localhost with userinfo is loopback");
+	ok(!config_loopback_url("http://127.0.0.1.example.com/"), "a name starting 127.0.0.1 is not");
+}
+
+static void test_no_proxy(void)
+{
+	static const struct { const char *no_proxy; const char *api_base; int applies; } cases[] = {
+		{ NULL, "https://api.weixin.qq.com", 1 },
+		{ "", "https://api.weixin.qq.com", 1 },
+		{ "*", "https://api.weixin.qq.com", 0 },
+		{ "weixin.qq.com", "https://api.weixin.qq.com", 0 },
+		{ ".weixin.qq.com", "https://api.weixin.qq.com/", 0 },
+		{ "localhost, API.WEIXIN.QQ.COM", "https://api.weixin.qq.com:443/x", 0 },
+		{ "qq.com", "https://api.weixin.qq.com", 0 },
+		{ "eixin.qq.com", "https://api.weixin.qq.com", 1 },
+		{ "api.weixin.qq.com.cn", "https://api.weixin.qq.com", 1 },
+		{ "example.com,other.org", "https://api.weixin.qq.com", 1 },
+		{ "10.0.0.0/8", "https://10.1.2.3:8443", 0 },
+		{ "10.0.0.0/8", "https://11.1.2.3:8443", 1 },
+		{ "10.1.2.3/32", "https://10.1.2.3", 0 },
+		{ "0.0.0.0/0", "https://192.0.2.1", 0 },
+		{ "10.0.0.0/x", "https://10.1.2.3", 1 },
+		{ "10.0.0.0/8", "https://api.weixin.qq.com", 1 },
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		clear_proxies();
+		setenv("https_proxy", "http://proxy.corp:3128", 1);
+		if (cases[i].no_proxy)
+			setenv("no_proxy", cases[i].no_proxy, 1);
+		is_int(http_proxy_applies(cases[i].api_base), cases[i].applies, "no_proxy '%s', %s: %s",
+			cases[i].no_proxy ? cases[i].no_proxy : "(unset)", cases[i].api_base,
+			cases[i].applies ? "via the proxy" : "direct");
+	}
+	clear_proxies();
+	setenv("HTTPS_PROXY", "http://proxy.corp:3128", 1);
+	setenv("NO_PROXY", "weixin.qq.com", 1);
+	ok(!http_proxy_applies("https://api.weixin.qq.com"), "NO_PROXY, upper case, read too");
+	clear_proxies();
+	setenv("http_proxy", "http://127.0.0.1:3128", 1);
+	ok(http_proxy_applies("http://127.0.0.1:8080"), "http:// api_base, a proxy on this host: via it");
+	setenv("no_proxy", "127.0.0.1", 1);
+	ok(!http_proxy_applies("http://127.0.0.1:8080"), "... unless no_proxy names the host");
+	clear_proxies();
+	ok(!http_proxy_applies("https://api.weixin.qq.com"), "no proxy variable: direct");
+}
+
+int main(void)
+{
+	test_url_host();
+	test_no_proxy();
+	return tap_done();
+}
