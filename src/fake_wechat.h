@@ -52,6 +52,7 @@ struct fake_options {
 	int64_t token_lifetime_ms, token_grace_ms, stable_margin_ms;
 	int64_t minute_ms, quota, quota_errcode;
 	int64_t seed;            /* -1: seeded from the kernel */
+	int64_t retry_after_ms;  /* Retry-After of 429 and 503 answers; -1: none */
 	struct fake_faults faults;
 	struct fake_token_limits token_limits;
 	int verbosity;
@@ -264,6 +265,9 @@ enum MHD_Result fake_reply_error(struct fake_server *server, struct fake_call *c
 enum MHD_Result fake_reply_error_as(struct fake_call *call, enum fake_error error,
 	const char *content_type);
 enum MHD_Result fake_reply_text(struct fake_call *call, unsigned status, const char *text);
+/* fake_reply_text, and for 429 and 503 a Retry-After (--retry-after) if set. */
+enum MHD_Result fake_reply_unavailable(struct fake_server *server, struct fake_call *call,
+	unsigned status, const char *text);
 /* Sends the first `size` bytes of the image; takes image->data. */
 enum MHD_Result fake_reply_image(struct fake_call *call, struct fake_image *image, size_t size);
 

@@ -156,11 +156,12 @@ static enum MHD_Result fake_code_fault_reply(struct fake_server *server, struct 
 	case FAKE_FAULT_DROP:
 		return MHD_NO;
 	case FAKE_FAULT_HTTP5XX:
-		return fake_reply_text(call, statuses[fake_random_next(call->random) % 3],
+		return fake_reply_unavailable(server, call, statuses[fake_random_next(call->random) % 3],
 			"<html><body>upstream error</body></html>\n");
 	case FAKE_FAULT_HTTP_STATUS:
-		return fake_reply_text(call, faults->http_status[fake_random_next(call->random) %
-			(unsigned)faults->http_status_count], "<html><body>gateway error</body></html>\n");
+		return fake_reply_unavailable(server, call, faults->http_status[
+			fake_random_next(call->random) % (unsigned)faults->http_status_count],
+			"<html><body>gateway error</body></html>\n");
 	case FAKE_FAULT_JSON_AS_IMAGE:
 		return fake_reply_error_as(call, FAKE_ERR_BUSY, "image/jpeg");
 	case FAKE_FAULT_ERRCODE:
@@ -241,7 +242,8 @@ enum MHD_Result fake_handle_code(struct fake_server *server, struct fake_call *c
 	if (fake_now_ms() < atomic_load(&server->outage_until_ms)) {
 		/* A gateway whose upstream is down: nothing reaches WeChat, nothing is charged. */
 		fake_stats_fault(&server->stats, FAKE_FAULT_HTTP5XX);
-		return fake_reply_text(call, 503, "<html><body>service unavailable</body></html>\n");
+		return fake_reply_unavailable(server, call, 503,
+			"<html><body>service unavailable</body></html>\n");
 	}
 	if (fake_code_delay(server, call))
 		return MHD_NO;

@@ -25,8 +25,9 @@ static const char fake_json_type[] = "application/json; encoding=utf-8";
 
 typedef enum MHD_Result (*fake_handler)(struct fake_server *server, struct fake_call *call);
 
+/* Sends `data` (taken), with a Content-Type and one more header if `header`. */
 static enum MHD_Result fake_reply(struct fake_call *call, unsigned status,
-	const char *content_type, const char *disposition, void *data, size_t size)
+	const char *content_type, const char *header, const char *value, void *data, size_t size)
 {
 	struct MHD_Response *response =
 		MHD_create_response_from_buffer(size, data, MHD_RESPMEM_MUST_FREE);
@@ -37,8 +38,7 @@ static enum MHD_Result fake_reply(struct fake_call *call, unsigned status,
 		return MHD_NO;
 	}
 	if (MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) == MHD_YES &&
-	    (!disposition || MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_DISPOSITION,
-		disposition) == MHD_YES))
+	    (!header || MHD_add_response_header(response, header, value) == MHD_YES))
 		result = MHD_queue_response(call->connection, status, response);
 	MHD_destroy_response(response);
 	return result;
@@ -46,16 +46,30 @@ static enum MHD_Result fake_reply(struct fake_call *call, unsigned status,
 
 /* Takes a copy of `text`: MHD frees what it sends. */
 static enum MHD_Result fake_reply_copy(struct fake_call *call, unsigned status,
-	const char *content_type, const char *text)
+	const char *content_type, const char *text, const char *header, const char *value)
 {
 	char *copy = strdup(text);
 
-	return copy ? fake_reply(call, status, content_type, NULL, copy, strlen(copy)) : MHD_NO;
+	return copy ? fake_reply(call, status, content_type, header, value, copy, strlen(copy)) :
+		MHD_NO;
 }
 
 enum MHD_Result fake_reply_text(struct fake_call *call, unsigned status, const char *text)
 {
-	return fake_reply_copy(call, status, "text/html; charset=utf-8", text);
+	return fake_reply_copy(call, status, "text/html; charset=utf-8", text, NULL, NULL);
+}
+
+enum MHD_Result fake_reply_unavailable(struct fake_server *server, struct fake_call *call,
+	unsigned status, const char *text)
+{
+	int64_t ms = server->options->retry_after_ms;
+	char seconds[24];
+
+	if (ms < 0 || (status != 429 && status != 503))
+		return fake_reply_text(call, status, text);
+	snprintf(seconds, sizeof seconds, "%lld", (long long)((ms + 999) / 1000));
+	return fake_reply_copy(call, status, "text/html; charset=utf-8", text,
+		MHD_HTTP_HEADER_RETRY_AFTER, seconds);
 }
 
 enum MHD_Result fake_reply_error_as(struct fake_call *call, enum fake_error error,
@@ -69,7 +83,7 @@ enum MHD_Result fake_reply_error_as(struct fake_call *call, enum fake_error erro
 
 	if (length < 0)
 		return MHD_NO;
-	return fake_reply(call, 200, content_type, NULL, body, (size_t)length);
+	return fake_reply(call, 200, content_type, NULL, NULL, body, (size_t)length);
 }
 
 enum MHD_Result fake_reply_error(struct fake_server *server, struct fake_call *call,
@@ -87,7 +101,8 @@ enum MHD_Result fake_reply_image(struct fake_call *call, struct fake_image *imag
 
 	snprintf(disposition, sizeof disposition, "attachment; filename=\"wxacode.%s\"",
 		image->extension);
-	return fake_reply(call, 200, image->content_type, disposition, image->data, size);
+	return fake_reply(call, 200, image->content_type, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition,
+		image->data, size);
 }
 
 int fake_sleep(struct fake_server *server, int64_t ms)
@@ -158,7 +173,7 @@ static enum MHD_Result fake_issue(struct fake_server *server, struct fake_call *
 	if (length < 0)
 		return MHD_NO;
 	fake_stats_answer(&server->stats, call->endpoint, FAKE_OK);
-	return fake_reply(call, 200, fake_json_type, NULL, body, (size_t)length);
+	return fake_reply(call, 200, fake_json_type, NULL, NULL, body, (size_t)length);
 }
 
 /* GET /cgi-bin/token?grant_type=client_credential&appid=APPID&secret=SECRET */
@@ -204,7 +219,7 @@ static enum MHD_Result fake_handle_stats(struct fake_server *server, struct fake
 
 	if (!text)
 		return MHD_NO;
-	return fake_reply(call, 200, "application/json", NULL, text, strlen(text));
+	return fake_reply(call, 200, "application/json", NULL, NULL, text, strlen(text));
 }
 
 /* Like another holder fetching a classic token: every token answers 40001. */
@@ -212,14 +227,14 @@ static enum MHD_Result fake_handle_invalidate(struct fake_server *server, struct
 {
 	fake_tokens_revoke_all(&server->tokens, fake_now_ms());
 	log_info("every token issued so far is now invalid (40001)");
-	return fake_reply_copy(call, 200, "application/json", "{\"ok\":true}\n");
+	return fake_reply_copy(call, 200, "application/json", "{\"ok\":true}\n", NULL, NULL);
 }
 
 static enum MHD_Result fake_handle_expire(struct fake_server *server, struct fake_call *call)
 {
 	fake_tokens_expire_all(&server->tokens, fake_now_ms());
 	log_info("every token issued so far has now expired (42001)");
-	return fake_reply_copy(call, 200, "application/json", "{\"ok\":true}\n");
+	return fake_reply_copy(call, 200, "application/json", "{\"ok\":true}\n", NULL, NULL);
 }
 
 /* POST /_control/outage?for=MS: getwxacodeunlimit answers 503 for MS ms. */
@@ -233,7 +248,7 @@ static enum MHD_Result fake_handle_outage(struct fake_server *server, struct fak
 		return fake_reply_text(call, 400, "for=MS (0 to 86400000) expected\n");
 	atomic_store(&server->outage_until_ms, fake_now_ms() + ms);
 	log_info("getwxacodeunlimit answers 503 for %lld ms", ms);
-	return fake_reply_copy(call, 200, "application/json", "{\"ok\":true}\n");
+	return fake_reply_copy(call, 200, "application/json", "{\"ok\":true}\n", NULL, NULL);
 }
 
 /* --- routing and the MHD callbacks ------------------------------------------ */

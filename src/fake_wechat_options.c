@@ -62,6 +62,8 @@
 	"  --truncate-rate P        an image cut in half (HTTP-wise complete)\n" \
 	"  --empty-rate P           an empty image (HTTP 200, image/jpeg, no bytes)\n" \
 	"  --padded-rate P          a whole image followed by 16 zero bytes\n" \
+	"  --retry-after D          429 and 503 answers (faults, outage) carry a\n" \
+	"                           Retry-After of D (whole seconds, rounded up)\n" \
 	"  --json-as-image-rate P   an errcode -1 body labelled image/jpeg\n" \
 	"  --drop-rate P            the connection closes without an answer\n" \
 	"  --fail-after N           every call after the Nth answers errcode -1\n" \
@@ -127,6 +129,7 @@ static const struct fake_option fake_option_table[] = {
 	{ "drop-rate", FAKE_RATE, FAKE_FIELD(faults.drop_rate), 0, 0 },
 	{ "fail-after", FAKE_INT, FAKE_FIELD(faults.fail_after), 0, INT64_MAX },
 	{ "seed", FAKE_INT, FAKE_FIELD(seed), 0, INT64_MAX },
+	{ "retry-after", FAKE_DURATION, FAKE_FIELD(retry_after_ms), 0, FAKE_DAY_MS },
 };
 
 #define FAKE_OPTION_COUNT (sizeof fake_option_table / sizeof fake_option_table[0])
@@ -145,6 +148,7 @@ static void fake_options_defaults(struct fake_options *options)
 	options->quota_errcode = 45009;
 	options->quota_at = "arrival";
 	options->seed = -1;
+	options->retry_after_ms = -1;
 	options->faults.slow_ms = 10 * 1000;
 	options->faults.fail_after = -1;
 	/* WECHAT.md's limits of the token endpoints */

@@ -520,6 +520,15 @@ like "--http-status 408,429:1: each answer one of them" "$statuses" '^( (408|429
 like "... both drawn" "$statuses" '408.*429|429.*408'
 is "... counted as http_status faults" "$(stats faults http_status)" 8
 stop
+start retry_after --http-status 429:1 --retry-after 2500ms
+stable; code "$tok" '{"scene":"abc"}' -D "$T/headers"
+is "--retry-after 2500ms: a 429 says Retry-After: 3 (whole seconds, rounded up)" \
+  "$http $(tr -d '\r' <"$T/headers" | sed -n 's/^[Rr]etry-[Aa]fter: //p')" "429 3"
+curl -sS -o /dev/null -X POST "$base/_control/outage?for=5000"
+code "$tok" '{"scene":"abc"}' -D "$T/headers"
+is "... and the outage's 503 too" \
+  "$http $(tr -d '\r' <"$T/headers" | sed -n 's/^[Rr]etry-[Aa]fter: //p')" "503 3"
+stop
 run fake-wechat --appid $APPID --secret x --http-status 200:1
 is "--http-status 200: exit 64" "$rc" 64
 run fake-wechat --appid $APPID --secret x --http-status 408

@@ -97,6 +97,14 @@ is "408/429/empty: every stored image is whole and decodes" "$(decodes_ok)" 1
 like "408/429/empty: injected" "$(stats faults)" '"empty": [1-9].*"http_status": [1-9]'
 is "408/429/empty: no whole image wasted" "$(stats ok_total)" 30
 
+# --- a 429 with Retry-After: the retry waits that long, not the backoff's 0.25 s ---------
+start_fake retry-after --http-status 429:1 --retry-after 3s
+config_for 'concurrency = 4; retries = 10;'
+: >"$T/items"; plan poster 1
+run qrpool-fetch --for 2s <"$T/items"
+is "429 with Retry-After: 3: one call in a 2 s run, the code still planned, 75" \
+  "$(stats calls_total):$(count "state = 'planned'"):$rc" 1:1:75
+
 # --- images padded after their end marker: stored without the padding, said once ----
 start_fake padded --padded-rate 0.5 --seed 3
 config_for 'concurrency = 4;'
