@@ -234,6 +234,7 @@ struct fake_server {
 	struct MHD_Daemon *daemon;
 	atomic_int stopping;             /* handlers cut their sleeps short */
 	atomic_int_fast64_t outage_until_ms; /* getwxacodeunlimit answers 503 until then */
+	atomic_int_fast64_t busy_until_ms;   /* ... errcode -1 until then (charged) */
 	atomic_uint_fast64_t connection_serial;
 	uint64_t seed;
 };

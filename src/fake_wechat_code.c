@@ -257,7 +257,8 @@ enum MHD_Result fake_handle_code(struct fake_server *server, struct fake_call *c
 	if (!fake_stats_charge(&server->stats, judged_ms, &window))
 		return fake_reply_error(server, call, server->options->quota_errcode == 45011 ?
 			FAKE_ERR_QUOTA_SLOWER : FAKE_ERR_QUOTA);
-	fault = fake_code_fault(&server->options->faults, call, call->number);
+	fault = judged_ms < atomic_load(&server->busy_until_ms) ? FAKE_FAULT_BUSY :
+		fake_code_fault(&server->options->faults, call, call->number);
 	if (fault != FAKE_FAULT_NONE)
 		return fake_code_fault_reply(server, call, fault);
 	return fake_code_answer(server, call, window);

@@ -237,8 +237,9 @@ static enum MHD_Result fake_handle_expire(struct fake_server *server, struct fak
 	return fake_reply_copy(call, 200, "application/json", "{\"ok\":true}\n", NULL, NULL);
 }
 
-/* POST /_control/outage?for=MS: getwxacodeunlimit answers 503 for MS ms. */
-static enum MHD_Result fake_handle_outage(struct fake_server *server, struct fake_call *call)
+/* POST /_control/{outage,busy}?for=MS: sets `until` MS ms from now. */
+static enum MHD_Result fake_control_for(struct fake_call *call, atomic_int_fast64_t *until,
+	const char *what)
 {
 	const char *value = MHD_lookup_connection_value(call->connection, MHD_GET_ARGUMENT_KIND, "for");
 	char *end;
@@ -246,9 +247,22 @@ static enum MHD_Result fake_handle_outage(struct fake_server *server, struct fak
 
 	if (!value || !*value || *end || ms < 0 || ms > 86400000)
 		return fake_reply_text(call, 400, "for=MS (0 to 86400000) expected\n");
-	atomic_store(&server->outage_until_ms, fake_now_ms() + ms);
-	log_info("getwxacodeunlimit answers 503 for %lld ms", ms);
+	atomic_store(until, fake_now_ms() + ms);
+	log_info("getwxacodeunlimit answers %s for %lld ms", what, ms);
 	return fake_reply_copy(call, 200, "application/json", "{\"ok\":true}\n", NULL, NULL);
+}
+
+/* The gateway's outage: 503 at once, nothing charged. */
+static enum MHD_Result fake_handle_outage(struct fake_server *server, struct fake_call *call)
+{
+	return fake_control_for(call, &server->outage_until_ms, "503");
+}
+
+/* A burst of -1 "system busy" (WECHAT.md: persisting across retries),
+ * charged like any call that reaches WeChat. */
+static enum MHD_Result fake_handle_busy(struct fake_server *server, struct fake_call *call)
+{
+	return fake_control_for(call, &server->busy_until_ms, "errcode -1");
 }
 
 /* --- routing and the MHD callbacks ------------------------------------------ */
@@ -265,6 +279,7 @@ static const struct fake_route {
 	{ "POST", "/_control/invalidate-tokens", FAKE_EP_COUNT, fake_handle_invalidate },
 	{ "POST", "/_control/expire-tokens", FAKE_EP_COUNT, fake_handle_expire },
 	{ "POST", "/_control/outage", FAKE_EP_COUNT, fake_handle_outage },
+	{ "POST", "/_control/busy", FAKE_EP_COUNT, fake_handle_busy },
 };
 
 static enum MHD_Result fake_route(struct fake_server *server, struct fake_call *call,

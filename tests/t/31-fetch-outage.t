@@ -37,6 +37,25 @@ failed=$(stats faults http5xx)
 # then 4 s. Calls at the full rate would be thousands in 3 s.
 ok "... few calls spent on it ($failed answered 503)" test "$failed" -ge 100 -a "$failed" -le 200
 
+# --- a burst of -1 "system busy" (WECHAT.md: persisting across retries), each call
+# of it charged: the same pause and probes, so little of the quota goes on it ------
+start_fake burst --latency 40
+config_for 'concurrency = 4; retries = 20;'
+: >"$T/items"; plan poster 600
+qrpool-fetch -v --for 5m <"$T/items" >"$T/out" 2>"$T/err" &
+fetch=$!
+i=0
+until [ "$(fetched_so_far)" -ge 30 ] || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
+curl -s -X POST "$base/_control/busy?for=3000" >/dev/null
+rc=0; wait "$fetch" || rc=$?
+is "a 3 s burst of -1: exit 0, every code fetched" "$rc:$(count "state = 'fetched'")" 0:600
+like "... the pause said" "$(cat "$T/err")" \
+  "warning: 100 calls in a row to $base failed \(last: errcode -1: system busy.*\): no new call for 2 s"
+busy=$(stats faults busy)
+ok "... few calls charged for it ($busy answered -1)" test "$busy" -ge 100 -a "$busy" -le 200
+is "... each charged: the quota's count = the calls" "$(stats calls_total)" \
+  "$($PYTHON -c 'import json, sys; print(sum(w["charged"] for w in json.load(open(sys.argv[1]))["windows"]))' "$T/stats.json")"
+
 # --- a probe answered otherwise than with an image or a failure ----------------
 # (the tokens invalidated meanwhile: 40001). WeChat answers: the outage is over,
 # the token is refreshed, the calls resume. (No further call was made: the run
