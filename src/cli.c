@@ -145,10 +145,10 @@ void cli_drain_waiting(void)
 			"later, ends this at once)");
 }
 
-void cli_drain_stdin(const char *left)
+void cli_drain_stdin(const char *left, long long buffered)
 {
 	char buffer[65536];
-	long long lines = 0;
+	long long lines = buffered;
 	ssize_t got;
 
 	if (isatty(STDIN_FILENO))

@@ -71,8 +71,9 @@ int cli_stdout_failed(void);
  * (its broken pipe, 74, would make a night that only has to be run again read
  * as an I/O error). Not from a terminal; an insisting signal ends it
  * (interrupt_read_draining). The lines let go are said, with `left`: what
- * becomes of their items. */
-void cli_drain_stdin(const char *left);
+ * becomes of their items; `buffered` lines the caller had read into a buffer
+ * of its own and leaves untaken count among them. */
+void cli_drain_stdin(const char *left, long long buffered);
 /* Before a drain: what stdout holds is written, and the stage after this one
  * sees its end at once (fd 1 becomes /dev/null; a write error stays on the
  * stream for cli_close_stdout to report). */

@@ -3,10 +3,12 @@
 #include "cli.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <libconfig.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -656,17 +658,78 @@ static int config_load_wechat_pool(const struct config_reader *reader, const con
 	return 0;
 }
 
+/* Why `prefix` cannot be the URL-prefix rule that routes every code of the
+ * pool (WECHAT.md: protocol and domain exact, sub-paths only under a rule
+ * ending in '/', query parameters prefix-matched; the base62 id appended as
+ * it is), or NULL. */
+static const char *config_url_prefix_problem(const char *prefix)
+{
+	const char *host = !strncmp(prefix, "https://", 8) ? prefix + 8 :
+		!strncmp(prefix, "http://", 7) ? prefix + 7 : NULL;
+	size_t authority;
+
+	if (!host || !*host || *host == '/' || *host == ':')
+		return "must be an http:// or https:// URL with a host";
+	for (const char *p = prefix; *p; p++) {
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7F)
+			return "holds a space, a control character or a non-ASCII byte: a code's URL is "
+				"printable ASCII (percent-encode the rest: %E4%BE%8B), or scanners read it "
+				"differently";
+		if (strchr("\"\\<>{}|^`", *p))
+			return "holds a character a URL must percent-encode";
+		if (*p == '#')
+			return "holds a '#': the request id would be a fragment, which no rule matches";
+		if (*p == '%' && !(isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])))
+			return "holds a '%' not followed by two hex digits";
+	}
+	authority = strcspn(host, "/?");
+	if (memchr(host, '@', authority))
+		return "carries a user:password@: it would be printed on every code, and no rule holds one";
+	for (const char *p = host; p < host + authority && *p != ':'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			return "has upper-case letters in its host: write it in lower case, as registered "
+				"(the domain must match exactly)";
+	if (!host[authority])
+		return "has no path: the request id would join the host name (end it with '/', as "
+			"https://m.example.com/q/)";
+	if (strchr(host + authority, '?')) {
+		if (!strchr("=&?", prefix[strlen(prefix) - 1]))
+			return "has a query that does not end in '=', '&' or '?': the request id would join "
+				"another value (end it as ?id=)";
+	} else if (prefix[strlen(prefix) - 1] != '/') {
+		return "must end in '/': the request id must be a path segment of its own (WeChat routes "
+			"sub-paths only under a rule ending in '/')";
+	}
+	return NULL;
+}
+
+/* WCAG's relative luminance of an sRGB colour: 0 (black) to 1 (white). */
+static double config_luminance(struct rgb color)
+{
+	const int channels[3] = { color.r, color.g, color.b };
+	const double weights[3] = { 0.2126, 0.7152, 0.0722 };
+	double sum = 0;
+
+	for (int i = 0; i < 3; i++) {
+		double v = channels[i] / 255.0;
+
+		sum += weights[i] * (v <= 0.03928 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4));
+	}
+	return sum;
+}
+
 static int config_load_link_pool(const struct config_reader *reader, const config_setting_t *group,
 	struct pool_config *pool)
 {
 	static const struct rgb black = { 0, 0, 0 }, white = { 255, 255, 255 };
-	const char *host;
+	const char *problem;
 	char *level = NULL;
+	double contrast;
 	int status;
 
 	if ((status = config_get_string(reader, group, "url_prefix", NULL, &pool->url_prefix)) ||
 	    (status = config_get_string(reader, group, "ec_level", "M", &level)) ||
-	    (status = config_get_int(reader, group, "module_px", 1, 64, 4, &pool->module_px)) ||
+	    (status = config_get_int(reader, group, "module_px", 2, 64, 4, &pool->module_px)) ||
 	    (status = config_get_int(reader, group, "margin", 0, 64, 4, &pool->margin)) ||
 	    (status = config_get_color(reader, group, "foreground", black, &pool->foreground)) ||
 	    (status = config_get_color(reader, group, "background", white, &pool->background)) ||
@@ -682,21 +745,26 @@ static int config_load_link_pool(const struct config_reader *reader, const confi
 	}
 	pool->ec_level = level[0];
 	free(level);
-	/* A scanner needs contrast; the same colour twice makes every code blank. */
-	if (!memcmp(&pool->foreground, &pool->background, sizeof pool->foreground))
+	/* A scanner needs contrast, dark modules on a light ground: many read
+	 * nothing else, and a faint code does not survive print. */
+	contrast = (config_luminance(pool->background) + 0.05) /
+		(config_luminance(pool->foreground) + 0.05);
+	if (contrast < CONFIG_CONTRAST_MIN)
 		return config_error_at(reader, config_setting_get_member(group, "foreground") ?
 			config_setting_get_member(group, "foreground") :
 			config_setting_get_member(group, "background"),
-			"pool '%s': foreground and background are the same colour: no scanner could read "
-			"its codes", pool->name);
+			"pool '%s': foreground on background has a contrast of %.2f:1%s; at least %.0f:1, the "
+			"foreground the darker, or scanners cannot read its codes", pool->name,
+			contrast < 1 ? 1 / contrast : contrast, contrast < 1 ? " the wrong way round" : "",
+			CONFIG_CONTRAST_MIN);
 	if (!pool->url_prefix)
 		return config_error_at(reader, group, "pool '%s' (source link) needs a url_prefix",
 			pool->name);
-	host = !strncmp(pool->url_prefix, "https://", 8) ? pool->url_prefix + 8 :
-		!strncmp(pool->url_prefix, "http://", 7) ? pool->url_prefix + 7 : NULL;
-	if (!host || !*host || *host == '/' || *host == ':')
+	pool->url_prefix_line =
+		config_setting_source_line(config_setting_get_member(group, "url_prefix"));
+	if ((problem = config_url_prefix_problem(pool->url_prefix)))
 		return config_error_at(reader, config_setting_get_member(group, "url_prefix"),
-			"url_prefix '%s' must be an http:// or https:// URL with a host", pool->url_prefix);
+			"pool '%s': url_prefix '%s' %s", pool->name, pool->url_prefix, problem);
 	return 0;
 }
 

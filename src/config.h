@@ -16,6 +16,9 @@ enum token_source { TOKEN_STABLE, TOKEN_CLASSIC, TOKEN_COMMAND, TOKEN_FILE };
 
 struct rgb { int r, g, b; };
 
+/* A link pool's foreground against its background: WCAG's contrast ratio. */
+#define CONFIG_CONTRAST_MIN 2.0
+
 struct pool_config {
 	char *name;
 	enum pool_source source;
@@ -35,6 +38,7 @@ struct pool_config {
 	struct rgb line_color;
 	/* link pools */
 	char *url_prefix;
+	int url_prefix_line;        /* its line, for messages */
 	char ec_level;              /* 'L', 'M', 'Q' or 'H' */
 	int module_px;
 	int margin;                 /* quiet zone in modules */

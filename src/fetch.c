@@ -1250,6 +1250,7 @@ int fetch_run(const struct fetch_options *options, const struct config *config, 
 	struct fetcher f;
 	double started = db_monotonic();
 	int status = fetch_open(&f, options, config, in_fd, out), drain = status != 0;
+	long long buffered = 0;
 
 	if (!status) {
 		fetch_loop(&f);
@@ -1268,6 +1269,7 @@ int fetch_run(const struct fetch_options *options, const struct config *config, 
 		/* A signal to this stage alone must not cut off the one before
 		 * (a 74 night); after one to the whole pipeline its input ends soon. */
 		drain = f.stop == FETCH_SIGNAL && !input_done(&f.input);
+		buffered = input_buffered_lines(&f.input);   /* let go with the rest */
 	}
 	/* Also when the setup failed after the run was recorded as started. */
 	db_run_end(&f.db, f.counts.read, f.batch.stored + f.counts.passed, status);
@@ -1275,7 +1277,8 @@ int fetch_run(const struct fetch_options *options, const struct config *config, 
 	if (drain && in_fd == STDIN_FILENO) {
 		if (out == stdout)
 			cli_release_stdout();   /* the stage after us need not wait */
-		cli_drain_stdin("their codes stay as they were (a rerun fetches the planned ones)");
+		cli_drain_stdin("their codes stay as they were (a rerun fetches the planned ones)",
+			buffered);
 	}
 	return status;
 }

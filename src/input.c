@@ -139,3 +139,12 @@ int input_done(const struct input *input)
 {
 	return input->eof && input->start >= input->length;
 }
+
+long long input_buffered_lines(const struct input *input)
+{
+	long long lines = 0;
+
+	for (size_t i = input->start; i < input->length; i++)
+		lines += input->buffer[i] == '\n';
+	return lines;
+}

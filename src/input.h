@@ -33,5 +33,8 @@ int input_next(struct input *input, struct item *item);
 
 /* 1 when every line has been read and handed out. */
 int input_done(const struct input *input);
+/* The lines read into the buffer and not handed out (a last one without its
+ * '\n' not counted: its end is still to be read). */
+long long input_buffered_lines(const struct input *input);
 
 #endif

@@ -54,7 +54,7 @@ static size_t qrfit_capacity(int version, char level)
 	return low;
 }
 
-/* "L 16, M 10, Q 2, H -": per level, the longest url_prefix that leaves room
+/* "L 16, M 10, Q 4, H -": per level, the longest url_prefix that leaves room
  * for a request id in `version` ("-": not even the id fits). */
 static void qrfit_describe_room(int version, char *buf, size_t size)
 {
@@ -86,13 +86,13 @@ static int qrfit_check_pool(const struct config *config, const struct pool_confi
 	if (!needed)
 		log_error("%s:%d: pool '%s': url_prefix (%zu characters) plus a %d-character request id "
 			"does not fit even QR version 40 at ec_level %c; the longest prefix that fits, per "
-			"ec_level: %s", config->path, pool->line, pool->name, strlen(pool->url_prefix),
+			"ec_level: %s", config->path, pool->url_prefix_line, pool->name, strlen(pool->url_prefix),
 			RID_LENGTH, pool->ec_level, room);
 	else
 		log_error("%s:%d: pool '%s': url_prefix (%zu characters) plus a %d-character request id "
 			"needs QR version %d at ec_level %c, above min_version = %d; raise min_version to %d, "
 			"or fit version %d with a prefix of at most, per ec_level: %s", config->path,
-			pool->line, pool->name, strlen(pool->url_prefix), RID_LENGTH, needed, pool->ec_level,
+			pool->url_prefix_line, pool->name, strlen(pool->url_prefix), RID_LENGTH, needed, pool->ec_level,
 			pool->min_version, needed, limit, room);
 	return EXIT_CONFIG;
 }

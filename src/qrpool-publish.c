@@ -224,7 +224,7 @@ static int publish_run(const struct publish_options *options, const struct confi
 	int status, drain_stdin = 0;
 
 	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms))) {
-		cli_drain_stdin(PUBLISH_LEFT_FETCHED);
+		cli_drain_stdin(PUBLISH_LEFT_FETCHED, 0);
 		return status;
 	}
 	db_busy_interruptible(&db);   /* recording the run's end after a stop waits for no lock */
@@ -246,7 +246,7 @@ static int publish_run(const struct publish_options *options, const struct confi
 	if ((drain_stdin || rest) && !publish_abandoned)
 		cli_release_stdout();
 	if (drain_stdin)
-		cli_drain_stdin(PUBLISH_LEFT_FETCHED);
+		cli_drain_stdin(PUBLISH_LEFT_FETCHED, 0);
 	/* The run is recorded (report shows its exit) and the producer gone
 	 * before the rest of the input, which may take the night, is read. */
 	if (rest) {

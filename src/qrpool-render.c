@@ -105,10 +105,12 @@ static int render_reads_stdin(const struct render_run_options *run)
 /* The run could not start (the DB locked, say), or a signal stopped it:
  * stdin, if it is the input, is read to its end all the same
  * (cli_drain_stdin), so the stage before is not cut off. Returns `status`. */
-static int render_let_go_stdin(const struct render_run_options *run, int status)
+static int render_let_go_stdin(const struct render_run_options *run, long long buffered,
+	int status)
 {
 	if (render_reads_stdin(run))
-		cli_drain_stdin("their codes stay as they were (a rerun renders the planned ones)");
+		cli_drain_stdin("their codes stay as they were (a rerun renders the planned ones)",
+			buffered);
 	return status;
 }
 
@@ -137,10 +139,10 @@ static int render_execute(const struct render_options *options, const struct con
 	}
 	interrupt_install();
 	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms)))
-		return render_let_go_stdin(&options->run, status);
+		return render_let_go_stdin(&options->run, 0, status);
 	if ((status = db_run_start(&db, "render"))) {
 		db_close(&db);
-		return render_let_go_stdin(&options->run, status);
+		return render_let_go_stdin(&options->run, 0, status);
 	}
 	status = render_run(&options->run, config, &db, &counts);
 	/* Stopped by a signal, it says so without -v: cron mails a 75 that must
@@ -163,7 +165,7 @@ static int render_execute(const struct render_options *options, const struct con
 	db_close(&db);
 	status = exitcode_worst(status, cli_close_stdout());
 	/* (stdout closed first: the stage after us need not wait for the rest) */
-	return stopped ? render_let_go_stdin(&options->run, status) : status;
+	return stopped ? render_let_go_stdin(&options->run, counts.buffered, status) : status;
 }
 
 int main(int argc, char **argv)

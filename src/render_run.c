@@ -72,6 +72,7 @@ struct render_run {
 	int lookups_open;                   /* a read transaction spans the lookups */
 	int reader_status;
 	int64_t items_in, rejected, malformed;
+	int64_t buffered;          /* counts.buffered */
 };
 
 struct render_writer {
@@ -310,6 +311,11 @@ static int render_run_read_file(struct render_run *run, const char *name)
 		status = exitcode_worst(status, EXIT_DATA);
 	run->malformed += run->reader.bad_lines;
 	item_reader_free(&run->reader);
+	/* After a stop, what the FILE read ahead is let go with the rest of
+	 * stdin: counted here (its read function reads nothing more now). */
+	if (is_stdin && render_run_stopping(run))
+		for (int c; (c = getc(in)) != EOF;)
+			run->buffered += c == '\n';
 	fclose(in);
 	if (!is_stdin)
 		close(run->in_fd);
@@ -649,6 +655,7 @@ static int render_run_threads(struct render_run *run, struct render_writer *writ
 	counts->items_in = run->items_in;
 	counts->rejected = run->rejected + writer->failed;
 	counts->malformed = run->malformed;
+	counts->buffered = run->buffered;
 	counts->rendered = writer->batch.stored;
 	counts->skipped = writer->batch.skipped;
 	counts->passed = writer->passed;

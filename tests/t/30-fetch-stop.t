@@ -55,6 +55,11 @@ kill -TERM $fetch || true
 rc=0; wait $fetch || rc=$?
 like "SIGTERM, input still to come: the summary says where reading stopped" "$(cat "$T/err2")" \
   "interrupted: fetched .*; the input after line [0-9]+ was not read \(its items stay as they were\)"
+# The lines after it, read ahead into fetch's buffer or not, are let go and
+# counted: every line of the input is accounted for once.
+after=$(sed -n 's/.*the input after line \([0-9]*\) was not read.*/\1/p' "$T/err2")
+let_go=$(sed -n 's/.* \([0-9]*\) lines\{0,1\} of input read to its end.*/\1/p' "$T/err2")
+is "... and the rest let go, counted ($after + ${let_go:-0})" "$((${after:-0} + ${let_go:-0}))" 200
 
 # fetch_signalled NAME LATENCY_MS GAP SIGNAL...: 20 items fetched 4 at a time
 # from a fake answering after LATENCY_MS; once 4 calls are in flight, the

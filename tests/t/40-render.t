@@ -245,6 +245,9 @@ is "... the rendered ones are the codes stored, and printed" \
   "$(state_count link fetched):$(wc -l <"$T/many.out" | tr -d ' ')" "$rendered:$rendered"
 ok "... fewer read than planned: the rest was not read ($read_in of $(wc -l <"$T/many"))" \
   test "${read_in:-none}" -lt "$(wc -l <"$T/many")"
+let_go=$(grep -o '[0-9]* lines of input read to its end' "$T/many.err" | cut -d' ' -f1)
+is "... every line counted once: the items read + the lines let go ($read_in + $let_go)" \
+  "$((${read_in:-0} + ${let_go:-0}))" "$(wc -l <"$T/many" | tr -d ' ')"
 
 # --- SIGHUP: a stop like SIGTERM (75); under nohup, ignored (the run goes on, 0) ----
 plan_codes 5 0 0 >"$T/hup-items"
