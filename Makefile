@@ -80,7 +80,7 @@ qrpool-fetch_OBJS := $(call o,$(STAGE) $(WECHAT) input multi fetch qrpool-fetch)
 qrpool-fetch_PKGS := $(STAGE_PKGS) libcurl jansson
 fake-wechat_OBJS := $(call o,$(CORE) rid fake_wechat_base fake_wechat_options fake_wechat_tokens fake_wechat_stats \
 	fake_wechat_image fake_wechat_code fake_wechat_http fake-wechat)
-fake-wechat_PKGS := libmicrohttpd libqrencode libpng libjpeg jansson
+fake-wechat_PKGS := libmicrohttpd libqrencode libpng libjpeg jansson zlib
 qrpool-render_OBJS := $(call o,$(STAGE) qrfit render render_run qrpool-render)
 qrpool-render_PKGS := $(STAGE_PKGS) libqrencode libpng
 qrpool-render_LDLIBS := -pthread

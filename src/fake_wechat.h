@@ -53,6 +53,7 @@ struct fake_options {
 	int64_t minute_ms, quota, quota_errcode;
 	int64_t seed;            /* -1: seeded from the kernel */
 	int64_t retry_after_ms;  /* Retry-After of 429 and 503 answers; -1: none */
+	int64_t image_bytes;     /* images padded to at least this size; 0: as made */
 	struct fake_faults faults;
 	struct fake_token_limits token_limits;
 	int verbosity;
@@ -224,6 +225,11 @@ struct fake_image {
 /* A standard QR code of the scene, exactly `width` pixels square. Returns 0,
  * or -1 (logged) when encoding failed. */
 int fake_image_render(const struct fake_image_request *request, struct fake_image *image);
+/* Pads the image to `at_least` bytes or a little more, staying a valid image
+ * of the same code: COM segments after a JPEG's SOI, a private chunk before
+ * a PNG's IEND (--image-bytes: WeChat's images are larger than ours). Returns
+ * 0, or -1 (logged) when out of memory. */
+int fake_image_pad(struct fake_image *image, size_t at_least);
 
 /* --- the HTTP server (fake_wechat_http.c, fake_wechat_code.c) --------------- */
 

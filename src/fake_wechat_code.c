@@ -179,6 +179,10 @@ static enum MHD_Result fake_code_image(struct fake_server *server, struct fake_c
 
 	if (fake_image_render(&request->image, &image))
 		return fake_reply_error(server, call, FAKE_ERR_BUSY);
+	if (fake_image_pad(&image, (size_t)server->options->image_bytes)) {
+		free(image.data);
+		return fake_reply_error(server, call, FAKE_ERR_BUSY);
+	}
 	size = image.size;
 	/* Whole as HTTP goes, but the image is empty or stops half way: only a
 	 * client that checks the image itself notices. */

@@ -9,6 +9,7 @@
 #include <png.h>
 #include <qrencode.h>
 #include <setjmp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -19,6 +20,8 @@
 /* Modules of white border on each side, as the QR standard asks. */
 #define FAKE_QUIET_ZONE 4
 #define FAKE_JPEG_QUALITY 85
+/* The most a JPEG COM segment holds (its length field counts itself). */
+#define FAKE_COM_MAX (65535 - 2)
 /* Palette indices of the transparent PNG. */
 #define FAKE_PNG_LIGHT 0
 #define FAKE_PNG_DARK 1
@@ -277,4 +280,82 @@ int fake_image_render(const struct fake_image_request *request, struct fake_imag
 	free(layout.row);
 	QRcode_free(qr);
 	return status;
+}
+
+/* Filler that no compression shrinks much (xorshift), as image data. */
+static void fake_pad_fill(unsigned char *out, size_t size)
+{
+	uint64_t x = 0x9E3779B97F4A7C15u;
+
+	for (size_t i = 0; i < size; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		out[i] = (unsigned char)x;
+	}
+}
+
+/* JPEG: COM segments (at most 65,533 bytes each) right after SOI. */
+static size_t fake_pad_jpeg(const struct fake_image *image, unsigned char *out, size_t extra)
+{
+	size_t at = 2;
+
+	memcpy(out, image->data, 2);
+	while (extra > 0) {   /* (at least 4 left each time round) */
+		size_t payload = extra - 4;
+
+		if (payload > FAKE_COM_MAX)
+			payload = extra - 4 - FAKE_COM_MAX < 4 ? FAKE_COM_MAX - 4 : FAKE_COM_MAX;
+
+		out[at] = 0xFF;
+		out[at + 1] = 0xFE;
+		out[at + 2] = (unsigned char)((payload + 2) >> 8);
+		out[at + 3] = (unsigned char)(payload + 2);
+		fake_pad_fill(out + at + 4, payload);
+		at += 4 + payload;
+		extra -= 4 + payload;
+	}
+	memcpy(out + at, image->data + 2, image->size - 2);
+	return at + image->size - 2;
+}
+
+/* PNG: one private ancillary chunk ("qrPd", safe to copy) before IEND. */
+static size_t fake_pad_png(const struct fake_image *image, unsigned char *out, size_t extra)
+{
+	size_t head = image->size - 12, payload = extra - 12;
+	unsigned char *chunk = out + head;
+	uLong crc;
+
+	memcpy(out, image->data, head);
+	chunk[0] = (unsigned char)(payload >> 24);
+	chunk[1] = (unsigned char)(payload >> 16);
+	chunk[2] = (unsigned char)(payload >> 8);
+	chunk[3] = (unsigned char)payload;
+	memcpy(chunk + 4, "qrPd", 4);
+	fake_pad_fill(chunk + 8, payload);
+	crc = crc32(crc32(0L, Z_NULL, 0), chunk + 4, (uInt)(payload + 4));
+	for (int i = 0; i < 4; i++)
+		chunk[8 + payload + (size_t)i] = (unsigned char)(crc >> (24 - 8 * i));
+	memcpy(out + head + extra, image->data + head, 12);
+	return image->size + extra;
+}
+
+int fake_image_pad(struct fake_image *image, size_t at_least)
+{
+	size_t extra = at_least > image->size ? at_least - image->size : 0;
+	int jpeg = !strcmp(image->content_type, "image/jpeg");
+	unsigned char *out;
+
+	if (!extra)
+		return 0;
+	/* Whole segments or a whole chunk: a COM segment is 4 bytes at least, a chunk 12. */
+	extra = extra < 12 ? 12 : extra;
+	if (!(out = malloc(image->size + extra))) {
+		log_error("out of memory padding an image");
+		return -1;
+	}
+	image->size = jpeg ? fake_pad_jpeg(image, out, extra) : fake_pad_png(image, out, extra);
+	free(image->data);
+	image->data = out;
+	return 0;
 }

@@ -41,6 +41,8 @@
 	"                           default) or the one its answer leaves in (answer: as\n" \
 	"                           if all its latency came before WeChat counted it)\n" \
 	"  --max-connections N      concurrent connections served (default 1000)\n" \
+	"  --image-bytes N          images padded to N bytes at least, as WeChat's are\n" \
+	"                           larger (tens to hundreds of KB; default: as made)\n" \
 	"The token endpoints' limits (45009 beyond a day's, 45011 beyond a minute's):\n" \
 	"  --token-daily N          cgi-bin/token calls a day (default 2000)\n" \
 	"  --stable-per-minute N    cgi-bin/stable_token calls a minute (default 10000)\n" \
@@ -130,6 +132,7 @@ static const struct fake_option fake_option_table[] = {
 	{ "fail-after", FAKE_INT, FAKE_FIELD(faults.fail_after), 0, INT64_MAX },
 	{ "seed", FAKE_INT, FAKE_FIELD(seed), 0, INT64_MAX },
 	{ "retry-after", FAKE_DURATION, FAKE_FIELD(retry_after_ms), 0, FAKE_DAY_MS },
+	{ "image-bytes", FAKE_INT, FAKE_FIELD(image_bytes), 0, 8 << 20 },
 };
 
 #define FAKE_OPTION_COUNT (sizeof fake_option_table / sizeof fake_option_table[0])

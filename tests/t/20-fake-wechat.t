@@ -552,6 +552,17 @@ is "... of the scene" "$(decode "$T/unpadded")" abc
 is "padded: counted as ok and as a fault" "$(stats ok_total) $(jget "$T/stats" faults padded)" "1 1"
 stop
 
+start big --image-bytes 200000
+stable; code "$tok" '{"scene":"abc"}'
+is "--image-bytes 200000: a JPEG of 200,000 bytes" "$ctype $(wc -c <"$T/body" | tr -d ' ')" "image/jpeg 200000"
+is "... whole, of the scene" "$(jpeg_whole "$T/body") $(decode "$T/body")" "1 abc"
+code "$tok" '{"scene":"abc","is_hyaline":true}'
+cp "$T/body" "$T/big.png"
+is "... a PNG too" "$ctype $(wc -c <"$T/big.png" | tr -d ' ')" "image/png 200000"
+ok "... whole (pngcheck: chunks and CRCs)" -- pngcheck -q "$T/big.png"
+is "... of the scene" "$(decode "$T/big.png")" abc
+stop
+
 start truncate --truncate-rate 1
 stable; code "$tok" '{"scene":"abc"}'
 is "truncate: still labelled image/jpeg" "$ctype" image/jpeg

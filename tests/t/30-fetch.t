@@ -105,6 +105,16 @@ run qrpool-fetch --for 2s <"$T/items"
 is "429 with Retry-After: 3: one call in a 2 s run, the code still planned, 75" \
   "$(stats calls_total):$(count "state = 'planned'"):$rc" 1:1:75
 
+# --- images the size of WeChat's (tens to hundreds of KB), the fake's own ~16 KB padded ---
+start_fake big --image-bytes 300000
+config_for 'concurrency = 4;'
+: >"$T/items"; plan poster 10
+run qrpool-fetch <"$T/items"
+is "300 KB images: exit 0, every code fetched" "$rc:$(count "state = 'fetched'")" 0:10
+is "... stored whole" "$(sql "SELECT min(length(bytes)) || ' ' || max(length(bytes)) FROM images")" \
+  "300000 300000"
+is "... and they decode" "$(decodes_ok)" 1
+
 # --- images padded after their end marker: stored without the padding, said once ----
 start_fake padded --padded-rate 0.5 --seed 3
 config_for 'concurrency = 4;'
