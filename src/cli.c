@@ -157,7 +157,12 @@ void cli_drain_stdin(const char *left, long long buffered)
 			cli_drain_waiting)) > 0)
 		for (ssize_t i = 0; i < got; i++)
 			lines += buffer[i] == '\n';
-	if (lines)
+	cli_said_let_go(lines, left);
+}
+
+void cli_said_let_go(long long lines, const char *left)
+{
+	if (lines)   /* (none after a signal to the whole pipeline: nothing to say) */
 		log_warn("%lld line%s of input read to its end%s and let go: %s", lines,
 			lines == 1 ? "" : "s", interrupt_insisted() ? " (up to a second signal)" : "", left);
 }

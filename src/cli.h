@@ -74,6 +74,10 @@ int cli_stdout_failed(void);
  * becomes of their items; `buffered` lines the caller had read into a buffer
  * of its own and leaves untaken count among them. */
 void cli_drain_stdin(const char *left, long long buffered);
+/* Says that `lines` lines (if any) were read to the end and let go, `left`
+ * what becomes of their items: cli_drain_stdin's words, for a tool that
+ * drains through a FILE of its own. */
+void cli_said_let_go(long long lines, const char *left);
 /* Before a drain: what stdout holds is written, and the stage after this one
  * sees its end at once (fd 1 becomes /dev/null; a write error stays on the
  * stream for cli_close_stdout to report). */

@@ -146,9 +146,7 @@ static void publish_drain(FILE *in)
 	while ((got = fread(buffer, 1, sizeof buffer, in)) > 0)
 		for (size_t i = 0; i < got; i++)
 			lines += buffer[i] == '\n';
-	if (lines)   /* (none after a signal to the whole pipeline: nothing to say) */
-		log_warn("%lld more lines read to the end of the input%s and not published: %s", lines,
-			interrupt_insisted() ? " (up to a second signal)" : "", PUBLISH_LEFT_FETCHED);
+	cli_said_let_go(lines, PUBLISH_LEFT_FETCHED);
 }
 
 /* Reads items until the input ends, a signal comes or Kafka gives up. After

@@ -96,7 +96,7 @@ started=$(date +%s)
 kill -TERM $publisher; exec 3>&-
 rc=0; wait $publisher || rc=$?
 is "SIGTERM while waiting for input: exit 75" "$rc" 75
-is "... nothing said of an input with nothing left" "$(grep -c ' 0 more lines read' "$T/err")" 0
+is "... nothing said of an input with nothing left" "$(grep -c ' 0 lines of input read' "$T/err")" 0
 ok "... promptly" test $(($(date +%s) - started)) -le 2
 like "... saying so" "$(cat "$T/err")" "interrupted"
 like "... and what it did, as a warning (the counts were for -v only)" "$(cat "$T/err")" \

@@ -42,7 +42,7 @@ exec 3>&-
 rc=0; wait $publisher || rc=$?
 is "stopped with half a line waiting: exit 75" "$rc" 75
 like "... the rest read to its end, when the stage before closed it" "$(cat "$T/err")" \
-  "1 more lines read to the end of the input and not published"
+  "1 line of input read to its end and let go: they stay fetched"
 ok "... no line reported bad" sh -c "! grep -q 'line skipped' '$T/err'"
 
 # plan: depth from the DB (codes published), with one warning.
@@ -75,7 +75,7 @@ like "... saying where reading stopped" "$(cat "$T/err")" \
   "publishing stopped after line 11: the items after it are not published and stay fetched; the rest of the input is read to its end"
 all_fetched "... every code still fetched"
 like "... and the rest of the input read and counted" "$(cat "$T/err")" \
-  "[0-9]+ more lines read to the end of the input and not published: they stay fetched"
+  "[0-9]+ lines of input read to its end and let go: they stay fetched"
 # In a pipeline, the stages before publish are not cut off by its stop: they
 # finish their work (fetch used to die on a broken pipe, with the night's quota).
 head -5 "$T/items" >"$T/first"; tail -n +6 "$T/items" >"$T/rest"
