@@ -658,10 +658,11 @@ static int config_load_wechat_pool(const struct config_reader *reader, const con
 	return 0;
 }
 
-/* Why `prefix` cannot be the URL-prefix rule that routes every code of the
- * pool (WECHAT.md: protocol and domain exact, sub-paths only under a rule
- * ending in '/', query parameters prefix-matched; the base62 id appended as
- * it is), or NULL. */
+/* Why no URL-prefix rule could route the codes of `prefix`, or scanners
+ * would read it otherwise than written, or NULL (WECHAT.md: protocol and
+ * domain exact, sub-paths only under a rule ending in '/', query parameters
+ * prefix-matched; the base62 id appended as it is). The rule itself may be
+ * the prefix or a shorter one: `.../q/c-` is routed by `.../q/`. */
 static const char *config_url_prefix_problem(const char *prefix)
 {
 	const char *host = !strncmp(prefix, "https://", 8) ? prefix + 8 :
@@ -673,8 +674,8 @@ static const char *config_url_prefix_problem(const char *prefix)
 	for (const char *p = prefix; *p; p++) {
 		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7F)
 			return "holds a space, a control character or a non-ASCII byte: a code's URL is "
-				"printable ASCII (percent-encode the rest: %E4%BE%8B), or scanners read it "
-				"differently";
+				"printable ASCII (a path percent-encoded, %E4%BE%8B; a host in punycode, "
+				"xn--...), or scanners read it differently";
 		if (strchr("\"\\<>{}|^`", *p))
 			return "holds a character a URL must percent-encode";
 		if (*p == '#')
@@ -689,17 +690,11 @@ static const char *config_url_prefix_problem(const char *prefix)
 		if (*p >= 'A' && *p <= 'Z')
 			return "has upper-case letters in its host: write it in lower case, as registered "
 				"(the domain must match exactly)";
+	if (host[strcspn(host, ":/?") - 1] == '.')
+		return "has a host ending in '.': write it as registered (the domain must match exactly)";
 	if (!host[authority])
 		return "has no path: the request id would join the host name (end it with '/', as "
 			"https://m.example.com/q/)";
-	if (strchr(host + authority, '?')) {
-		if (!strchr("=&?", prefix[strlen(prefix) - 1]))
-			return "has a query that does not end in '=', '&' or '?': the request id would join "
-				"another value (end it as ?id=)";
-	} else if (prefix[strlen(prefix) - 1] != '/') {
-		return "must end in '/': the request id must be a path segment of its own (WeChat routes "
-			"sub-paths only under a rule ending in '/')";
-	}
 	return NULL;
 }
 
@@ -755,8 +750,8 @@ static int config_load_link_pool(const struct config_reader *reader, const confi
 			config_setting_get_member(group, "background"),
 			"pool '%s': foreground on background has a contrast of %.2f:1%s; at least %.0f:1, the "
 			"foreground the darker, or scanners cannot read its codes", pool->name,
-			contrast < 1 ? 1 / contrast : contrast, contrast < 1 ? " the wrong way round" : "",
-			CONFIG_CONTRAST_MIN);
+			floor((contrast < 1 ? 1 / contrast : contrast) * 100) / 100,   /* 1.999: not 2.00 */
+			contrast < 1 ? " the wrong way round" : "", CONFIG_CONTRAST_MIN);
 	if (!pool->url_prefix)
 		return config_error_at(reader, group, "pool '%s' (source link) needs a url_prefix",
 			pool->name);

@@ -1,6 +1,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -47,58 +48,80 @@ static int http_proxy_in_environment(void)
 	return 0;
 }
 
-/* 1 if an IPv4 CIDR entry of no_proxy ("10.0.0.0/8", `length` bytes)
- * holds `host`. */
-static int http_no_proxy_cidr(const char *entry, size_t length, const char *host)
+/* libcurl 7.88's Curl_cidr4_match: `host` within `network`/`bits` (0 or
+ * none: the exact address). */
+static int http_cidr4_match(const char *host, const char *network, unsigned bits)
 {
-	char text[INET_ADDRSTRLEN + 4];
-	const char *slash = memchr(entry, '/', length);
-	struct in_addr network, address;
-	long bits;
-	char *end;
+	struct in_addr a, n;
+	uint32_t mask;
 
-	if (!slash || length >= sizeof text || (size_t)(slash - entry) >= INET_ADDRSTRLEN)
+	if (bits > 32 || inet_pton(AF_INET, host, &a) != 1 || inet_pton(AF_INET, network, &n) != 1)
 		return 0;
-	memcpy(text, entry, length);
-	text[length] = '\0';
-	text[slash - entry] = '\0';
-	bits = strtol(text + (slash - entry) + 1, &end, 10);
-	if (*end || end == text + (slash - entry) + 1 || bits < 0 || bits > 32 ||
-	    inet_pton(AF_INET, text, &network) != 1 || inet_pton(AF_INET, host, &address) != 1)
-		return 0;
-	return bits == 0 || !((ntohl(network.s_addr) ^ ntohl(address.s_addr)) >> (32 - bits));
+	mask = bits && bits < 32 ? ~UINT32_C(0) << (32 - bits) : ~UINT32_C(0);
+	return !((ntohl(a.s_addr) ^ ntohl(n.s_addr)) & mask);
 }
 
-/* 1 if no_proxy (or NO_PROXY) exempts `url`'s host, as libcurl reads it:
- * "*", or comma-separated names each matching the host or a domain above it
- * (a leading dot optional), case aside, or IPv4 networks in CIDR notation.
- * (Never more than libcurl exempts: when it says so, no proxy is set.) */
+/* One no_proxy token against the host, as libcurl 7.88's
+ * Curl_check_noproxy does: an IPv4 host by address or CIDR only; a name
+ * (an IPv6 address among them: libcurl gets it without brackets) equal to
+ * the token or below it as a domain, leading and trailing dots aside, case
+ * aside. */
+static int http_no_proxy_token(const char *host, size_t host_length, int ipv4, const char *token,
+	size_t length)
+{
+	char check[128], *slash;
+
+	if (ipv4) {
+		if (length >= sizeof check)
+			return 0;
+		memcpy(check, token, length);
+		check[length] = '\0';
+		if ((slash = strchr(check, '/')))
+			*slash = '\0';
+		return http_cidr4_match(host, check, slash ? (unsigned)atoi(slash + 1) : 0);
+	}
+	if (length && token[length - 1] == '.')
+		length--;
+	if (length && *token == '.') {
+		token++;
+		length--;
+	}
+	if (length == host_length)
+		return !strncasecmp(token, host, length);
+	return length < host_length && host[host_length - length - 1] == '.' &&
+		!strncasecmp(token, host + host_length - length, length);
+}
+
+/* 1 if no_proxy (or NO_PROXY) exempts `url`'s host, as libcurl 7.88 reads
+ * it (only a whole value of "*" exempts every host; tokens separated by
+ * commas and blanks), checked against curl 7.88.1 itself: nothing may go
+ * direct that libcurl would send through the proxy, since when this says
+ * so no proxy is set at all. */
 static int http_no_proxy(const char *url)
 {
-	const char *list = getenv("no_proxy");
+	const char *p = getenv("no_proxy");
 	char host[256];
 	size_t host_length;
+	struct in_addr address;
+	int ipv4;
 
-	if (!list || !*list)
-		list = getenv("NO_PROXY");
-	if (!list || !*list || config_url_host(url, host, sizeof host))
+	if (!p || !*p)
+		p = getenv("NO_PROXY");
+	if (!p || !*p || config_url_host(url, host, sizeof host) || !*host)
 		return 0;
+	if (!strcmp(p, "*"))
+		return 1;
 	host_length = strlen(host);
-	while (*list) {
-		const char *entry = list + strspn(list, ", \t");
-		size_t length = strcspn(entry, ", \t");
+	ipv4 = inet_pton(AF_INET, host, &address) == 1;
+	if (!ipv4 && host[host_length - 1] == '.')
+		host_length--;
+	while (*p) {
+		size_t length = strcspn(p, ", \t");
 
-		list = entry + length;
-		if ((length == 1 && *entry == '*') || http_no_proxy_cidr(entry, length, host))
+		if (length && http_no_proxy_token(host, host_length, ipv4, p, length))
 			return 1;
-		if (length && *entry == '.') {
-			entry++;
-			length--;
-		}
-		if (length && length <= host_length &&
-		    !strncasecmp(host + host_length - length, entry, length) &&
-		    (length == host_length || host[host_length - length - 1] == '.'))
-			return 1;
+		p += length;
+		p += strspn(p, ", \t");
 	}
 	return 0;
 }

@@ -47,10 +47,14 @@ static const struct wechat_errcode wechat_token_errors[] = {
 	/* Limits of the endpoints themselves, cleared by time (or WeChat's
 	 * clear_quota): tried again later, the current token used meanwhile. */
 	{ 45009, WECHAT_RETRY, "its daily call limit is reached (cgi-bin/token: 2,000 a day, "
-		"stable_token: 500,000): is something else refreshing in a loop?" },
+		"stable_token: 500,000)" },
 	{ 45011, WECHAT_RETRY, "calls too frequent (stable_token allows 10,000 a minute)" },
 	{ 0, WECHAT_RETRY, NULL },
 };
+
+/* Characters of WeChat's errmsg a message shows: with the longest meaning
+ * and its errcode, the whole fits wechat_answer.message. */
+#define WECHAT_ERRMSG_SHOWN 60
 
 static const struct wechat_errcode *wechat_find(const struct wechat_errcode *table, int errcode)
 {
@@ -253,12 +257,33 @@ static int wechat_is_transient_status(long status)
 	return status == 408 || status == 429 || status >= 500;
 }
 
+/* WeChat's errmsg as messages show it: at most WECHAT_ERRMSG_SHOWN
+ * characters, a longer one cut in its middle so that its " rid: ..." (the
+ * id WeChat's support asks for) stays. */
+static const char *wechat_errmsg_shown(const char *errmsg, char out[WECHAT_ERRMSG_SHOWN + 1])
+{
+	const char *rid;
+
+	if (!errmsg)
+		return "";
+	if (strlen(errmsg) <= WECHAT_ERRMSG_SHOWN)
+		return errmsg;
+	rid = strstr(errmsg, " rid: ");
+	if (rid && strlen(rid) + 3 < WECHAT_ERRMSG_SHOWN)
+		snprintf(out, WECHAT_ERRMSG_SHOWN + 1, "%.*s...%s",
+			(int)(WECHAT_ERRMSG_SHOWN - 3 - strlen(rid)), errmsg, rid);
+	else
+		snprintf(out, WECHAT_ERRMSG_SHOWN + 1, "%s", errmsg);
+	return out;
+}
+
 /* An error body: {"errcode":N,"errmsg":"..."}; errmsg is kept short. */
 static void wechat_classify_json(const unsigned char *body, size_t size, struct wechat_answer *answer)
 {
 	json_t *root = json_loadb((const char *)body, size, 0, NULL);
 	json_t *errcode = root ? json_object_get(root, "errcode") : NULL;
 	const char *errmsg = root ? json_string_value(json_object_get(root, "errmsg")) : NULL;
+	char shown[WECHAT_ERRMSG_SHOWN + 1];
 
 	if (!json_is_integer(errcode) || json_integer_value(errcode) == 0) {
 		answer->action = WECHAT_RETRY;
@@ -266,8 +291,8 @@ static void wechat_classify_json(const unsigned char *body, size_t size, struct 
 	} else {
 		answer->errcode = (int)json_integer_value(errcode);
 		answer->action = wechat_errcode_action(answer->errcode);
-		snprintf(answer->message, sizeof answer->message, "errcode %d: %s (%.60s)", answer->errcode,
-			wechat_errcode_meaning(answer->errcode), errmsg ? errmsg : "");
+		snprintf(answer->message, sizeof answer->message, "errcode %d: %s (%s)", answer->errcode,
+			wechat_errcode_meaning(answer->errcode), wechat_errmsg_shown(errmsg, shown));
 	}
 	json_decref(root);
 }
@@ -353,12 +378,13 @@ static void wechat_token_error(json_t *root, struct wechat_answer *answer)
 	json_t *errcode = json_object_get(root, "errcode");
 	const char *errmsg = json_string_value(json_object_get(root, "errmsg"));
 	const struct wechat_errcode *known;
+	char shown[WECHAT_ERRMSG_SHOWN + 1];
 
 	answer->errcode = json_is_integer(errcode) ? (int)json_integer_value(errcode) : 0;
 	known = wechat_find(wechat_token_errors, answer->errcode);
 	answer->action = known ? known->action : WECHAT_RETRY;
-	snprintf(answer->message, sizeof answer->message, "token endpoint: errcode %d: %s (%.60s)",
-		answer->errcode, known ? known->meaning : "unknown errcode", errmsg ? errmsg : "");
+	snprintf(answer->message, sizeof answer->message, "token endpoint: errcode %d: %s (%s)",
+		answer->errcode, known ? known->meaning : "unknown errcode", wechat_errmsg_shown(errmsg, shown));
 }
 
 int wechat_token_ok(const char *token)

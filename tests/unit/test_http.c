@@ -53,9 +53,20 @@ static void test_no_proxy(void)
 		{ "10.0.0.0/8", "https://10.1.2.3:8443", 0 },
 		{ "10.0.0.0/8", "https://11.1.2.3:8443", 1 },
 		{ "10.1.2.3/32", "https://10.1.2.3", 0 },
-		{ "0.0.0.0/0", "https://192.0.2.1", 0 },
 		{ "10.0.0.0/x", "https://10.1.2.3", 1 },
 		{ "10.0.0.0/8", "https://api.weixin.qq.com", 1 },
+		/* As curl 7.88.1 reads them (it proxies each of these): */
+		{ "0.0.0.0/0", "https://192.0.2.1", 1 },
+		{ "localhost,*", "https://api.weixin.qq.com", 1 },
+		{ " *", "https://api.weixin.qq.com", 1 },
+		{ "2.3", "https://10.1.2.3", 1 },
+		{ "::1/128", "https://[::1]:8443", 1 },
+		/* ... and sends these direct: */
+		{ "10.1.2.3", "https://10.1.2.3", 0 },
+		{ "example.com weixin.qq.com", "https://api.weixin.qq.com", 0 },
+		{ "a , ,qq.com.", "https://api.weixin.qq.com", 0 },
+		{ "::1", "https://[::1]:8443", 0 },
+		{ "weixin.qq.com", "https://api.weixin.qq.com.", 0 },
 	};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

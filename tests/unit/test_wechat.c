@@ -320,6 +320,18 @@ static void test_token_answers(void)
 	}
 	is_str(token, "T0K3N", "the token read");
 	is_int(expires, 7200, "its lifetime");
+	{
+		static const char limit[] = "{\"errcode\":45009,\"errmsg\":\"reach max api daily quota "
+			"limit, could get access_token by getStableAccessToken, more details at "
+			"https://mmbizurl.cn/s/JtxxFh33r rid: 6965aef2-130b878a-1b55c042\"}";
+		struct wechat_answer answer;
+
+		wechat_parse_token(limit, strlen(limit), token, &expires, &answer);
+		ok(strstr(answer.message, "errcode 45009: its daily call limit is reached") != NULL,
+			"a token endpoint's 45009 named: %s", answer.message);
+		ok(strstr(answer.message, "(reach max api daily quota... rid: 6965aef2-130b878a-1b55c042)") !=
+			NULL, "... a long errmsg cut in its middle, its rid kept");
+	}
 }
 
 /* What may go into a request line as it is. */
