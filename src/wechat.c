@@ -162,8 +162,16 @@ static int wechat_jpeg_width(const unsigned char *b, size_t size, struct wechat_
 		unsigned marker;
 		size_t length;
 
-		if (b[pos] != 0xFF)
-			return wechat_why(why, why_size, "JPEG segment marker missing"), -1;
+		if (b[pos] != 0xFF) {
+			/* Bytes between segments: libjpeg skips them (with a
+			 * warning) to the next marker, and so does this. */
+			const unsigned char *next = memchr(b + pos, 0xFF, size - pos);
+
+			if (!next)
+				break;
+			pos = (size_t)(next - b);
+			continue;
+		}
 		marker = b[pos + 1];
 		if (marker == 0xFF) {   /* fill byte */
 			pos++;

@@ -226,6 +226,9 @@ static void test_image_check(void)
 	is_int(wechat_image_check(b.data, b.size, 430, &image, why, sizeof why), 0,
 		"with a thumbnail, whole");
 	is_int((int)image.size, (int)b.size - 2, "... ending at the first EOI after its scan");
+	b = jpeg_of("\x00\x00", 2, "\x12\x34", 2, "\xFF\xD9", 2);
+	is_int(wechat_image_check(b.data, b.size, 430, &image, why, sizeof why), 0,
+		"stray bytes between segments, skipped to the next marker as libjpeg does: whole");
 	b = jpeg_of("", 0, "\x12\x34\xFF", 3, "", 0);
 	is_int(wechat_image_check(b.data, b.size, 430, &image, why, sizeof why), -1,
 		"cut after an FF of the scan: truncated");
