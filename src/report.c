@@ -111,6 +111,29 @@ static int report_snapshot(struct db *db, struct report *report)
 	return db_commit(db);
 }
 
+/* Whether the codes counted lost fell at some point since `since` (between
+ * two snapshots, or from the newest to this run's count): the group then
+ * committed past codes counted lost (its first commit, or a jump to the low
+ * watermark), and its position moved over them without taking them. */
+static int report_lost_fell(struct db *db, const struct report_pool *p, double since, int *fell)
+{
+	sqlite3_stmt *stmt;
+	int status, rc;
+
+	if ((status = db_prepare(db, &stmt, "SELECT coalesce(max(previous > lost), 0), "
+			"(SELECT lost FROM depth_snapshots WHERE pool = ?1 ORDER BY taken_at DESC LIMIT 1) "
+			"FROM (SELECT lost, lag(lost) OVER (ORDER BY taken_at) AS previous "
+			"FROM depth_snapshots WHERE pool = ?1 AND taken_at >= ?2)")))
+		return status;
+	sqlite3_bind_text(stmt, 1, p->pool->name, -1, SQLITE_STATIC);
+	sqlite3_bind_double(stmt, 2, since);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		*fell = sqlite3_column_int(stmt, 0) || p->lost < sqlite3_column_int64(stmt, 1);
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_ROW ? 0 : db_fail(db, rc, "reading snapshots");
+}
+
 /* Codes consumed per hour over `window` seconds: the change in the group's
  * committed position (end - depth - lost) since the newest snapshot at least
  * `window` old, or since the oldest one when the history is shorter. */
@@ -118,7 +141,9 @@ static int report_rate(struct db *db, const struct report_pool *p, double now, d
 	struct report_rate *rate)
 {
 	sqlite3_stmt *stmt;
-	int status, rc;
+	int status, rc, fell = 0;
+	double since = 0;
+	int64_t consumed = -1;
 
 	rate->per_hour = -1;
 	rate->span_seconds = 0;
@@ -135,19 +160,19 @@ static int report_rate(struct db *db, const struct report_pool *p, double now, d
 	sqlite3_bind_double(stmt, 4, REPORT_MIN_RATE_SPAN);
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW) {
-		double span = now - sqlite3_column_double(stmt, 0);
-		int64_t consumed = p->end_offsets - p->depth - p->lost - sqlite3_column_int64(stmt, 1);
-
-		rate->span_seconds = span;
-		/* A topic recreated or truncated moves offsets backwards: no rate.
-		 * Nor when fewer codes are lost than then: the group committed past
-		 * codes counted lost (its first commit, or a jump to the low
-		 * watermark), and its position moved over them without taking them. */
-		rate->per_hour = consumed >= 0 && p->lost >= sqlite3_column_int64(stmt, 2) ?
-			(double)consumed * 3600.0 / span : -1;
+		since = sqlite3_column_double(stmt, 0);
+		rate->span_seconds = now - since;
+		consumed = p->end_offsets - p->depth - p->lost - sqlite3_column_int64(stmt, 1);
 	}
 	sqlite3_finalize(stmt);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(db, rc, "reading snapshots");
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "reading snapshots");
+	/* A topic recreated or truncated moves offsets backwards: no rate. Nor
+	 * when the codes counted lost fell within the span: not taken, passed. */
+	if (consumed < 0 || (status = report_lost_fell(db, p, since, &fell)) || fell)
+		return status;
+	rate->per_hour = (double)consumed * 3600.0 / rate->span_seconds;
+	return 0;
 }
 
 /* Hours until the stock runs out at the last plan's forecast for this pool. */

@@ -76,6 +76,15 @@ run qrpool-report --json
 is "fewer codes lost than an hour ago (a first commit past them): no rate for the hour" \
   "$(jq_py 'r["pools"][0]["consumed_per_hour"]["last_hour"]')" None
 sql "UPDATE depth_snapshots SET depth = 40, lost = 0 WHERE pool = 'poster' AND taken_at < strftime('%s','now') - 3000"
+# Codes lost in between, then passed by the group (lost back to 0 at both
+# ends of the hour): its position moved over them, which is no consumption
+# either. (Only the hour's two ends were compared: in the review's case, 17 an
+# hour where 2 were taken, and a CRITICAL page.)
+sql "INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost) VALUES ('poster', strftime('%s','now') - 1800, 40, 0, 40)"
+run qrpool-report --json
+is "codes lost within the hour, then passed: no rate for the hour" \
+  "$(jq_py 'r["pools"][0]["consumed_per_hour"]["last_hour"]')" None
+sql "DELETE FROM depth_snapshots WHERE pool = 'poster' AND lost = 40"
 run qrpool-report --json
 is "failures by errcode over the last day" "$(jq_py 'r["pools"][1]["failed_24h"]')" "{'total': 2, 'by_errcode': {'40129': 2}}"
 is "backlog by state" "$(jq_py 'r["pools"][1]["backlog"]')" "{'planned': 0, 'fetched': 0, 'failed': 2}"
