@@ -417,6 +417,20 @@ static void report_check_free(struct report_check_text *c)
 	free(c->perf_data);
 }
 
+/* A threshold as perfdata takes it: fixed point, no exponent (%g gives
+ * 1e+06, which many parsers do not read), no trailing zeros. */
+static void report_perf_number(FILE *out, double value)
+{
+	char text[64];
+	size_t length = (size_t)snprintf(text, sizeof text, "%.6f", value);
+
+	while (length > 1 && text[length - 1] == '0')
+		text[--length] = '\0';
+	if (length > 1 && text[length - 1] == '.')
+		text[--length] = '\0';
+	fputs(text, out);
+}
+
 /* Adds one pool to the parts; returns its state (0 OK, 1 WARNING, 2 CRITICAL). */
 static int report_check_pool(struct report_check_text *c, const struct report_pool *p,
 	double warn_hours, double crit_hours)
@@ -439,7 +453,8 @@ static int report_check_pool(struct report_check_text *c, const struct report_po
 	if (by_cover && empty)
 		fprintf(text, "%s%s empty", comma, p->pool->name);
 	else if (by_cover)
-		fprintf(text, "%s%s %.1fh of cover", comma, p->pool->name, cover);
+		/* (rounded down: a 3.298 that fired at 3.3 is not said as 3.3) */
+		fprintf(text, "%s%s %.1fh of cover", comma, p->pool->name, floor(cover * 10) / 10);
 	else if (empty)
 		fprintf(text, "%s%s empty%s", comma, p->pool->name, cover < 0 ? ", cover unknown" : "");
 	else if (forecast_ends)
@@ -450,9 +465,13 @@ static int report_check_pool(struct report_check_text *c, const struct report_po
 	if (p->measured)
 		fprintf(c->perf, " '%s_depth'=%lld;;;0 '%s_lost'=%lld;;;0", p->pool->name,
 			(long long)p->depth, p->pool->name, (long long)p->lost);
-	if (cover >= 0 && isfinite(cover))
-		fprintf(c->perf, " '%s_cover_hours'=%.2f;%g:;%g:;0", p->pool->name, cover, warn_hours,
-			crit_hours);
+	if (cover >= 0 && isfinite(cover)) {
+		fprintf(c->perf, " '%s_cover_hours'=%.2f;", p->pool->name, floor(cover * 100) / 100);
+		report_perf_number(c->perf, warn_hours);
+		fputs(":;", c->perf);
+		report_perf_number(c->perf, crit_hours);
+		fputs(":;0", c->perf);
+	}
 	return by_cover ? by_cover : empty || forecast_ends;
 }
 

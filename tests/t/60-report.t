@@ -161,6 +161,9 @@ like "--check OK: one line, perfdata after |" "$(cat "$T/out")" "^QRPOOL OK - .*
 is "--check prints one line" "$(wc -l <"$T/out")" 1
 like "--check OK names the pools whose cover is unknown, rather than 'every one above'" \
   "$(cat "$T/out")" "^QRPOOL OK - no pool below 2h of cover; cover unknown \(no consumption history or plan yet\): card, link \|"
+run qrpool-report --check --warn-hours 1000000 --crit-hours 0.00001
+like "... thresholds at the extremes in fixed point (not 1e+06), as perfdata parsers read them" \
+  "$(cat "$T/out")" "'poster_cover_hours'=[0-9.]+;1000000:;0\.00001:;0"
 run qrpool-report --check --warn-hours 3 --crit-hours 1
 is "--check WARNING below --warn-hours: exit 1" "$rc" 1
 like "--check WARNING names the pool" "$(cat "$T/out")" "^QRPOOL WARNING - poster 2\.[34]h of cover"
