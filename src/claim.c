@@ -158,7 +158,10 @@ static int claim_bind_next(struct claim *claim, const char *params)
 		rd_kafka_message_t *message;
 		int bound = 0;
 
-		if ((status = consumer_next(&claim->consumer, claim->options->wait_ms, &message)))
+		/* Kafka refusing the commits of the codes handed out: no more, or
+		 * each could go to an online service too. */
+		if ((status = consumer_commits_hold(&claim->consumer)) ||
+		    (status = consumer_next(&claim->consumer, claim->options->wait_ms, &message)))
 			return status;
 		status = claim_take(claim, message, params, &bound);
 		/* Bound or skipped: done with it. On an error before its binding it

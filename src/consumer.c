@@ -100,9 +100,11 @@ static void consumer_on_commit(rd_kafka_t *handle, rd_kafka_resp_err_t err,
 	struct consumer *consumer = opaque;
 
 	(void)handle;
-	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
 		log_info("kafka: a commit of pool %s failed: %s", consumer->pool->name,
 			rd_kafka_err2str(err));
+		consumer->async_failed = 1;
+	}
 	for (int i = 0; offsets && i < offsets->cnt; i++) {
 		struct consumer_partition *partition =
 			consumer_partition(consumer, offsets->elems[i].partition);
@@ -452,6 +454,23 @@ void consumer_done(struct consumer *consumer, const rd_kafka_message_t *message)
 	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
 		log_info("kafka: committing offset %lld of partition %d: %s", (long long)message->offset,
 			(int)message->partition, rd_kafka_err2str(err));
+}
+
+int consumer_commits_hold(struct consumer *consumer)
+{
+	int64_t unacked = 0;
+
+	if (!consumer->handle)
+		return 0;
+	for (size_t i = 0; i < consumer->partition_count; i++)
+		if (consumer->partitions[i].acked < consumer->partitions[i].stored)
+			unacked += consumer->partitions[i].stored - consumer->partitions[i].acked;
+	if (!unacked || (!consumer->async_failed && unacked < CONSUMER_UNACKED_MAX))
+		return 0;
+	if (consumer_commit_now(consumer, "before the next code"))
+		return EXIT_TEMPFAIL;
+	consumer->async_failed = 0;
+	return 0;
 }
 
 int consumer_commit(struct consumer *consumer)

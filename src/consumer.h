@@ -39,9 +39,22 @@ struct consumer {
 	int stored;                   /* offsets stored since the last commit */
 	int commit_lost;              /* partitions went to others with offsets not committed */
 	int commit_failures;          /* synchronous commits failed in a row (the first is logged) */
+	int async_failed;             /* a commit sent at once was refused: checked before the next */
 	int paused;                   /* the assignment is paused: the caller waits for input */
 	int idle_status;              /* an exit code an event said while paused, for consumer_next */
 };
+
+/* Codes handed out whose commit Kafka has not acknowledged, at most: beyond
+ * (or once a commit sent at once was refused), consumer_commits_hold waits
+ * for one before the next code. */
+#define CONSUMER_UNACKED_MAX 8
+
+/* Before the next code is taken: when CONSUMER_UNACKED_MAX codes handed out
+ * wait for Kafka to acknowledge their commit, or a commit sent at once was
+ * refused, commits what is stored and waits for the answer. Returns 0, or
+ * EXIT_TEMPFAIL (logged) when Kafka refuses it: every code handed out past
+ * it could reach an online service as well, so the caller stops. */
+int consumer_commits_hold(struct consumer *consumer);
 
 /* Joins the pool's group (subscribes to its topic). The struct must stay in
  * place until consumer_close: librdkafka's callbacks point at it. Returns 0,

@@ -75,3 +75,22 @@ like "commits failing in a rebalance: said" "$(cat "$T/err")" \
 is "... and 75 at the end, though claim left the group idle meanwhile" \
   "$rc:$(grep -c 'stdin idle for 10 s' "$T/err")" 75:1
 echo "clear-errors OffsetCommit" >"$T/ctl"
+
+# Kafka answering fetches but refusing every commit: claim used to go on
+# binding and printing codes, each of them uncommitted (200 of 200 in the
+# review's run), every one of which the group could then hand to an online
+# member too. Once 8 codes wait for Kafka to acknowledge their commit, or a
+# commit it sent is refused, it commits and waits for the answer before the
+# next code: refused too, it stops, a few codes in (none, when codes bound
+# earlier come back first: skipped, their offsets are to be committed past too).
+publish_codes 60
+echo "error OffsetCommit REQUEST_TIMED_OUT 100000" >"$T/ctl"
+: >"$T/out"
+records 50 100 | qrpool-claim --pool poster --out "$T/codes" --wait 3s >"$T/out" 2>"$T/err" || rc=$?
+rc=${rc:-0}
+echo "clear-errors OffsetCommit" >"$T/ctl"
+handed=$(wc -l <"$T/out" | tr -d ' ')
+is "commits refused: exit 75" "$rc" 75
+ok "... at most 9 codes handed out (CONSUMER_UNACKED_MAX + 1), not the 50 asked ($handed)" test "$handed" -le 9
+like "... the refusal said, before the next code" "$(cat "$T/err")" \
+  "committing the offsets of pool poster before the next code: .*imed out"
