@@ -32,8 +32,10 @@ static void resolve_usage(void)
 		"as soon as stdin has nothing more to read yet.\n\n"
 		CLI_COMMON_HELP
 		"\nExit status: 0 every id resolved, 1 some id is unknown, 65 some id is not a\n"
-		"request id (1 to 32 scene characters), 74 I/O error (the DB, stdout), 78 bad config,\n"
-		"64 usage. The known ids are printed either way. Redis being down is a warning only.\n");
+		"request id (1 to 32 scene characters), 74 I/O error (the DB, stdout), 75 the DB\n"
+		"stayed locked past busy_timeout, 78 bad config, 70 internal error, 64 usage. The\n"
+		"known ids are printed either way, up to the first the DB could not answer: the run\n"
+		"ends there. Redis being down is a warning only.\n");
 }
 
 static int resolve_parse_options(int argc, char **argv, struct cli_common *common)
@@ -72,7 +74,7 @@ static int resolve_arguments(struct resolver *resolver, char **ids, int count)
 {
 	int status = 0;
 
-	for (int i = 0; i < count && status != EXIT_IO; i++)
+	for (int i = 0; i < count && !resolve_stops(status); i++)
 		status = exitcode_worst(status, resolve_one(resolver, ids[i], strlen(ids[i]), "argument",
 			i + 1));
 	return status;
@@ -114,12 +116,12 @@ static int resolve_stdin(struct resolver *resolver)
 	long number = 0;
 	int status = 0, overlong = 0, eof = 0;
 
-	while (status != EXIT_IO) {
+	while (!resolve_stops(status)) {
 		size_t at = 0;
 		char *newline;
 		ssize_t got;
 
-		while (status != EXIT_IO && (newline = memchr(buffer + at, '\n', used - at))) {
+		while (!resolve_stops(status) && (newline = memchr(buffer + at, '\n', used - at))) {
 			number++;
 			if (!overlong)
 				status = exitcode_worst(status, resolve_line(resolver, buffer + at,
@@ -137,7 +139,7 @@ static int resolve_stdin(struct resolver *resolver)
 			overlong = 1;
 			used = 0;
 		}
-		if (eof || status == EXIT_IO)
+		if (eof || resolve_stops(status))
 			break;
 		if (resolver->count && !resolve_stdin_ready()) {
 			status = exitcode_worst(status, resolve_flush(resolver, stdout));
@@ -170,7 +172,7 @@ static int resolve_run(const struct config *config, char **ids, int count)
 	if ((status = resolve_open(&resolver, config)))
 		return status;
 	status = count ? resolve_arguments(&resolver, ids, count) : resolve_stdin(&resolver);
-	if (status != EXIT_IO)
+	if (!resolve_stops(status))
 		status = exitcode_worst(status, resolve_flush(&resolver, stdout));
 	/* stdout is closed here, so that a write error outranks the exit 1 of
 	 * unknown ids, which exitcode_worst does not know. */

@@ -135,14 +135,25 @@ int resolve_flush(struct resolver *resolver, FILE *out)
 		resolver->from_cache += values[i] != NULL;
 	}
 	status = resolve_misses(resolver, values);
-	/* What is known is printed even when the database failed for the rest. */
+	/* What is known is printed even when the database failed for the rest,
+	 * up to the first id it could not answer: the answers stay in the order
+	 * of the ids (a co-process reads one line per id written), and the run
+	 * ends there (resolve_stops). */
 	for (size_t i = 0; i < resolver->count; i++) {
-		if (!written && values[i] && fprintf(out, "%s\t%s\n", ids[i], values[i]) < 0)
+		if (!values[i])
+			written = written ? written : -1;
+		else if (!written && fprintf(out, "%s\t%s\n", ids[i], values[i]) < 0)
 			written = EXIT_IO;
 		free(values[i]);
 	}
+	written = written < 0 ? 0 : written;
 	resolver->count = 0;
 	return exitcode_worst(status, written);
+}
+
+int resolve_stops(int status)
+{
+	return status != 0 && status != EXIT_DATA;
 }
 
 int resolve_add(struct resolver *resolver, const char *id, FILE *out)

@@ -35,7 +35,12 @@ void resolve_close(struct resolver *resolver);
  * batch when it is full. Returns 0 or an exit code. */
 int resolve_add(struct resolver *resolver, const char *id, FILE *out);
 /* Resolves what is queued, printing "request_id TAB json" lines to `out` in
- * the order given. Unknown ids are logged and counted. 0 or an exit code. */
+ * the order given, up to the first id the database could not answer (it
+ * failed: locked past busy_timeout, an I/O error). Unknown ids are logged
+ * and counted. 0 or an exit code. */
 int resolve_flush(struct resolver *resolver, FILE *out);
+/* 1 when `status` ends the run: an id left unanswered (a DB failure) or
+ * stdout gone. Bad ids (EXIT_DATA) do not: the next ones are answered. */
+int resolve_stops(int status);
 
 #endif

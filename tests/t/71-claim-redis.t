@@ -105,6 +105,23 @@ is "... an unknown id too (null), rather than leaving it waiting" "$(tail -n 1 "
 exec 7>&-
 rc=0; wait $resolver || rc=$?
 is "... and ends with its input: exit 1 (an unknown id)" "$rc" 1
+# The DB locked past busy_timeout for an id Redis does not hold: that id gets
+# no answer, and neither does any after it (a cached one included): resolve
+# ends, 75, so a co-process reading one line per id sees the end rather than
+# the next id's answer taken for this one's.
+missing=$(sql "SELECT request_id FROM bindings WHERE request_id != '$first' LIMIT 1")
+rcli DEL "qr:$missing" >/dev/null
+sed 's|busy_timeout = "5s"|busy_timeout = "300ms"|' "$QRPOOL_CONFIG" >"$T/locked.cfg"
+# (In WAL mode a writer blocks no reader: only a connection in exclusive
+# locking mode that has written keeps readers out.)
+{ echo "PRAGMA locking_mode = EXCLUSIVE;"; echo "BEGIN EXCLUSIVE;"
+  echo "UPDATE bindings SET pool = pool WHERE rowid = 1;"; echo ".print locked"
+  sleep 4; echo "ROLLBACK;"; } | sqlite3 "$T/staging.db" >"$T/locked" & locker=$!
+for _ in $(seq 100); do grep -q locked "$T/locked" 2>/dev/null && break; sleep 0.05; done
+printf '%s\n%s\n' "$missing" "$first" | { rc=0; qrpool-resolve -c "$T/locked.cfg" >"$T/out" 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; }
+wait "$locker" 2>/dev/null || true
+is "the DB locked for an id Redis misses: exit 75" "$(cat "$T/rc")" 75
+is "... no answer for it, nor for the (cached) id after it" "$(cat "$T/out")" ""
 # A line of 10 MB holds no id: said and skipped, never kept whole.
 { head -c 10000000 /dev/zero | tr '\0' x; echo; echo "$first"; } >"$T/long-line"
 rc=0; qrpool-resolve <"$T/long-line" >"$T/out" 2>"$T/err" || rc=$?
