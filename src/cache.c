@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "exitcode.h"
 #include "log.h"
@@ -15,12 +16,26 @@ static struct timeval cache_timeval(int64_t ms)
 	return tv;
 }
 
-/* The first failure of a run turns the cache off: one warning, and no
- * timeout paid again for every later binding or lookup. */
+static double cache_monotonic(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* A failure turns the cache off for CACHE_RETRY_S: one warning, no timeout
+ * paid again for every binding or lookup meanwhile; then the next one
+ * connects again (a long-lived resolve must not stay off for one blip). */
 static int cache_fail(struct cache *cache, const char *what, const char *why)
 {
-	log_warn("redis %s: %s: %s; the cache is off for this run (bindings stay in the database)",
-		cache->where, what, why);
+	if (!cache->failing)
+		log_warn("redis %s: %s: %s; the cache is off, tried again every %d s (bindings stay in "
+			"the database)", cache->where, what, why, CACHE_RETRY_S);
+	else
+		log_debug("redis %s: %s: %s", cache->where, what, why);
+	cache->failing = 1;
+	cache->retry_at = cache_monotonic() + CACHE_RETRY_S;
 	if (cache->redis)
 		redisFree(cache->redis);
 	cache->redis = NULL;
@@ -65,15 +80,11 @@ static int cache_login(struct cache *cache, const struct config *config)
 	return 0;
 }
 
-int cache_open(struct cache *cache, const struct config *config)
+static int cache_connect(struct cache *cache, const struct config *config)
 {
 	const struct redis_config *r = &config->redis;
 	struct timeval connect_timeout = cache_timeval(r->connect_timeout_ms);
 
-	memset(cache, 0, sizeof *cache);
-	cache->config = r;
-	if (!config->has_redis)
-		return 0;
 	if (r->unix_socket) {
 		snprintf(cache->where, sizeof cache->where, "%s", r->unix_socket);
 		cache->redis = redisConnectUnixWithTimeout(r->unix_socket, connect_timeout);
@@ -93,6 +104,27 @@ int cache_open(struct cache *cache, const struct config *config)
 	return cache_login(cache, config);
 }
 
+int cache_open(struct cache *cache, const struct config *config)
+{
+	memset(cache, 0, sizeof *cache);
+	cache->config = &config->redis;
+	cache->full_config = config;
+	return config->has_redis ? cache_connect(cache, config) : 0;
+}
+
+/* Connected, or connected again once CACHE_RETRY_S have passed since a
+ * failure. */
+static int cache_ready(struct cache *cache)
+{
+	if (cache->redis || !cache->failing || cache_monotonic() < cache->retry_at)
+		return cache->redis != NULL;
+	if (cache_connect(cache, cache->full_config) || !cache->redis)
+		return 0;
+	log_warn("redis %s: connected again: the cache is on", cache->where);
+	cache->failing = 0;
+	return 1;
+}
+
 void cache_close(struct cache *cache)
 {
 	if (cache->redis)
@@ -106,7 +138,9 @@ int cache_on(const struct cache *cache)
 }
 
 /* Reads `count` pipelined replies; keeps GET values when `values` is given.
- * Every reply is read even after a bad one, so the connection stays in step. */
+ * Every reply is read even after a bad one, so the connection stays in step.
+ * A GET answered with an error (a key of another type: WRONGTYPE) is that
+ * key's miss, said once a run; a SET refused turns the cache off. */
 static int cache_read_replies(struct cache *cache, const char *what, size_t count, char **values)
 {
 	char why[256] = "";
@@ -116,10 +150,15 @@ static int cache_read_replies(struct cache *cache, const char *what, size_t coun
 
 		if (redisGetReply(cache->redis, (void **)&reply) != REDIS_OK)
 			return cache_fail(cache, what, cache->redis->errstr);
-		if (reply->type == REDIS_REPLY_ERROR)
+		if (reply->type == REDIS_REPLY_ERROR && values) {
+			if (!cache->get_error_said++)
+				log_warn("redis %s: GET of a key answered '%.200s': taken as a miss", cache->where,
+					reply->str);
+		} else if (reply->type == REDIS_REPLY_ERROR) {
 			snprintf(why, sizeof why, "%s", reply->str);
-		else if (values && reply->type == REDIS_REPLY_STRING)
+		} else if (values && reply->type == REDIS_REPLY_STRING) {
 			values[i] = strndup(reply->str, reply->len);
+		}
 		freeReplyObject(reply);
 	}
 	return why[0] ? cache_fail(cache, what, why) : 0;
@@ -130,7 +169,7 @@ int cache_put_many(struct cache *cache, const char *const *request_ids,
 {
 	long long ttl_seconds = (long long)(cache->config->ttl_ms / 1000);
 
-	if (!cache->redis)
+	if (!cache_ready(cache))
 		return -1;
 	for (size_t i = 0; i < count; i++) {
 		if (redisAppendCommand(cache->redis, "SET %s%s %s EX %lld", cache->config->prefix,
@@ -149,7 +188,7 @@ int cache_get_many(struct cache *cache, const char *const *request_ids, size_t c
 	char **values)
 {
 	memset(values, 0, count * sizeof *values);
-	if (!cache->redis)
+	if (!cache_ready(cache))
 		return -1;
 	for (size_t i = 0; i < count; i++) {
 		if (redisAppendCommand(cache->redis, "GET %s%s", cache->config->prefix,

@@ -1,8 +1,8 @@
 /* The Redis cache of bindings, the keys the online middle page reads:
  * key = redis.prefix + request_id, value = the parameters' compact JSON,
- * expiring after redis.ttl. The cache is best effort: the first failure is
- * warned about once, and the cache is off for the rest of the run (callers
- * fall back to the bindings table). */
+ * expiring after redis.ttl. The cache is best effort: a failure is warned
+ * about once, and the cache is off (callers fall back to the bindings table)
+ * until the first use CACHE_RETRY_S later, which connects again. */
 #ifndef QRPOOL_CACHE_H
 #define QRPOOL_CACHE_H
 
@@ -12,10 +12,17 @@
 
 struct redisContext;
 
+/* Seconds the cache stays off after a failure. */
+#define CACHE_RETRY_S 5
+
 struct cache {
 	struct redisContext *redis;   /* NULL: not configured, or off after a failure */
 	const struct redis_config *config;
+	const struct config *full_config; /* to connect again (the password) */
 	char where[300];              /* host:port or the socket, for messages */
+	int failing;                  /* off after a failure (warned once until it is back) */
+	double retry_at;              /* monotonic seconds: then connect again */
+	long get_error_said;          /* GETs answered with an error */
 };
 
 /* Connects when the config has a redis section. Returns 0 (connected, or no

@@ -140,6 +140,29 @@ is "a closed stdout: exit 74" "$rc" 74
 rc=0; qrpool-resolve "$first" 2>&- >"$T/out" || rc=$?
 is "a closed stderr: still answers" "$rc:$(cut -f1 "$T/out")" "0:$first"
 
+# A long-lived co-process through a Redis restart: the lookups go to the DB
+# meanwhile, and once Redis is back (5 s after the failure at most) to Redis
+# again. The cache used to stay off for the process's whole life.
+rm -f "$T/co-in2"; mkfifo "$T/co-in2"
+qrpool-resolve -v <"$T/co-in2" >"$T/co-out" 2>"$T/co-err" & resolver=$!
+exec 8>"$T/co-in2"
+answered() {  # answered N: waits for the Nth answer line
+  i=0; while [ "$(wc -l <"$T/co-out")" -lt "$1" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+}
+echo "$first" >&8; answered 1
+stop_redis
+echo "$first" >&8; answered 2
+start_redis 8>&-   # (the daemon must not hold the co-process's input open)
+sleep 5.5
+echo "$first" >&8; answered 3   # connected again: a miss (a fresh Redis), from the DB, cached
+echo "$first" >&8; answered 4   # from Redis
+exec 8>&-
+rc=0; wait $resolver || rc=$?
+is "a co-process through a Redis restart: every id answered, exit 0" "$rc:$(wc -l <"$T/co-out" | tr -d ' ')" 0:4
+like "... the cache said off" "$(cat "$T/co-err")" "GET: .*; the cache is off, tried again every 5 s"
+like "... then on again" "$(cat "$T/co-err")" "connected again: the cache is on"
+like "... and used again once back" "$(cat "$T/co-err")" "2 from redis, 2 from the database"
+
 # A password: from a file, mode 600; never in argv, logs or dumps.
 stop_redis
 start_redis --requirepass 'redis-pass-do-not-log'
