@@ -669,7 +669,7 @@ static const char *config_url_prefix_problem(const char *prefix)
 		!strncmp(prefix, "http://", 7) ? prefix + 7 : NULL;
 	size_t authority;
 
-	if (!host || !*host || *host == '/' || *host == ':')
+	if (!host || !*host || strchr("/:?", *host))
 		return "must be an http:// or https:// URL with a host";
 	for (const char *p = prefix; *p; p++) {
 		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7F)
