@@ -111,29 +111,6 @@ static int report_snapshot(struct db *db, struct report *report)
 	return db_commit(db);
 }
 
-/* Whether the codes counted lost fell at some point since `since` (between
- * two snapshots, or from the newest to this run's count): the group then
- * committed past codes counted lost (its first commit, or a jump to the low
- * watermark), and its position moved over them without taking them. */
-static int report_lost_fell(struct db *db, const struct report_pool *p, double since, int *fell)
-{
-	sqlite3_stmt *stmt;
-	int status, rc;
-
-	if ((status = db_prepare(db, &stmt, "SELECT coalesce(max(previous > lost), 0), "
-			"(SELECT lost FROM depth_snapshots WHERE pool = ?1 ORDER BY taken_at DESC LIMIT 1) "
-			"FROM (SELECT lost, lag(lost) OVER (ORDER BY taken_at) AS previous "
-			"FROM depth_snapshots WHERE pool = ?1 AND taken_at >= ?2)")))
-		return status;
-	sqlite3_bind_text(stmt, 1, p->pool->name, -1, SQLITE_STATIC);
-	sqlite3_bind_double(stmt, 2, since);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		*fell = sqlite3_column_int(stmt, 0) || p->lost < sqlite3_column_int64(stmt, 1);
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_ROW ? 0 : db_fail(db, rc, "reading snapshots");
-}
-
 /* Codes consumed per hour over `window` seconds: the change in the group's
  * committed position (end - depth - lost) since the newest snapshot at least
  * `window` old, or since the oldest one when the history is shorter. */
@@ -142,15 +119,20 @@ static int report_rate(struct db *db, const struct report_pool *p, double now, d
 {
 	sqlite3_stmt *stmt;
 	int status, rc, fell = 0;
-	double since = 0;
 	int64_t consumed = -1;
 
 	rate->per_hour = -1;
 	rate->span_seconds = 0;
 	if (!p->measured)
 		return 0;
-	if ((status = db_prepare(db, &stmt, "SELECT taken_at, end_offsets - depth - lost, lost FROM "
-			"depth_snapshots WHERE pool = ?1 AND taken_at <= ?2 - ?4 "
+	/* With the start snapshot: whether the codes counted lost fell from one
+	 * snapshot to the next since, and the newest snapshot's count. */
+	if ((status = db_prepare(db, &stmt, "SELECT taken_at, end_offsets - depth - lost, "
+			"(SELECT coalesce(max(previous > lost), 0) FROM (SELECT lost, lag(lost) OVER "
+			"(ORDER BY taken_at) AS previous FROM depth_snapshots WHERE pool = ?1 "
+			"AND taken_at >= s.taken_at)), "
+			"(SELECT lost FROM depth_snapshots WHERE pool = ?1 ORDER BY taken_at DESC LIMIT 1) "
+			"FROM depth_snapshots s WHERE pool = ?1 AND taken_at <= ?2 - ?4 "
 			"ORDER BY taken_at <= ?2 - ?3 DESC, "
 			"CASE WHEN taken_at <= ?2 - ?3 THEN -taken_at ELSE taken_at END LIMIT 1")))
 		return status;
@@ -160,18 +142,20 @@ static int report_rate(struct db *db, const struct report_pool *p, double now, d
 	sqlite3_bind_double(stmt, 4, REPORT_MIN_RATE_SPAN);
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW) {
-		since = sqlite3_column_double(stmt, 0);
-		rate->span_seconds = now - since;
+		rate->span_seconds = now - sqlite3_column_double(stmt, 0);
 		consumed = p->end_offsets - p->depth - p->lost - sqlite3_column_int64(stmt, 1);
+		fell = sqlite3_column_int(stmt, 2) || p->lost < sqlite3_column_int64(stmt, 3);
 	}
 	sqlite3_finalize(stmt);
-	if (rc != SQLITE_ROW)
-		return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "reading snapshots");
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "reading snapshots");
 	/* A topic recreated or truncated moves offsets backwards: no rate. Nor
-	 * when the codes counted lost fell within the span: not taken, passed. */
-	if (consumed < 0 || (status = report_lost_fell(db, p, since, &fell)) || fell)
-		return status;
-	rate->per_hour = (double)consumed * 3600.0 / rate->span_seconds;
+	 * when the codes counted lost fell within the span (between two
+	 * snapshots, or from the newest to this run's count): the group
+	 * committed past codes counted lost (its first commit, or a jump to the
+	 * low watermark), and its position moved over them without taking them. */
+	if (rc == SQLITE_ROW && consumed >= 0 && !fell)
+		rate->per_hour = (double)consumed * 3600.0 / rate->span_seconds;
 	return 0;
 }
 
