@@ -487,6 +487,45 @@ void db_library_init(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+int db_open_read_only(struct db *db, const char *path, int64_t busy_timeout_ms,
+	const char *table)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc, found = 0;
+
+	memset(db, 0, sizeof *db);
+	db->path = path;
+	rc = sqlite3_open_v2(path, &db->handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_extended_result_codes(db->handle, 1);
+		db->busy_timeout_ms = busy_timeout_ms > 0x7fffffff ? 0x7fffffff : (int)busy_timeout_ms;
+		sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);
+		rc = sqlite3_prepare_v2(db->handle, "SELECT 1 FROM sqlite_master WHERE type = 'table' "
+			"AND name = ?", -1, &stmt, NULL);
+	}
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+		rc = sqlite3_step(stmt);
+		found = rc == SQLITE_ROW;
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_OK) {
+		int status = db_fail(db, rc, "cannot read the staging database");
+
+		db_close(db);
+		return status == EXIT_TEMPFAIL ? status : EXIT_IO;
+	}
+	db_check_private(path);
+	if (!found) {
+		log_error("%s: no %s table: not a qrpool staging DB (is database.path the one qrpool "
+			"writes?)", path, table);
+		db_close(db);
+		return EXIT_IO;
+	}
+	return 0;
+}
+
 int db_open(struct db *db, const char *path, int64_t busy_timeout_ms)
 {
 	return db_open_as(db, path, busy_timeout_ms, 0);

@@ -34,6 +34,12 @@ int db_open(struct db *db, const char *path, int64_t busy_timeout_ms);
  * qrpool-claim (whose bindings may live on a host of their own). Either way a
  * DB made is private (mode 0600): it holds the access token. */
 int db_open_or_create(struct db *db, const char *path, int64_t busy_timeout_ms);
+/* For a reader that must write nothing (qrpool-resolve, which the middle
+ * page may run under an account that can only read): the DB as it is, read
+ * only, no journal mode set, no schema applied. It must hold `table`, else
+ * it is no staging DB of qrpool's (database.path?): EXIT_IO, said. */
+int db_open_read_only(struct db *db, const char *path, int64_t busy_timeout_ms,
+	const char *table);
 void db_close(struct db *db);
 /* Settings for a connection that stores images as they come: 0 or an exit
  * code. */

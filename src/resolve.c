@@ -48,7 +48,8 @@ static int resolve_open_db(struct resolver *resolver)
 			"mistake): no bindings to fall back on", config->db_path);
 		return EXIT_IO;
 	}
-	if ((status = db_open(&resolver->db, config->db_path, config->busy_timeout_ms)))
+	if ((status = db_open_read_only(&resolver->db, config->db_path, config->busy_timeout_ms,
+			"bindings")))
 		return status;
 	if ((status = binding_open(&resolver->bindings, &resolver->db))) {
 		db_close(&resolver->db);

@@ -225,3 +225,12 @@ run qrpool-resolve -c "$T/emptydb.cfg" MissingId0000001
 is "an empty DB file: exit 74" "$rc" 74
 like "... saying so" "$(cat "$T/err")" "empty.db: the file is empty .*: no bindings to fall back on"
 is "... and left empty" "$(stat -c %s "$T/empty.db")" 0
+# Another app's SQLite file named by mistake: resolve reads, never writes. It
+# used to switch the file to WAL and add qrpool's tables to it.
+sqlite3 "$T/other.db" "CREATE TABLE t (x); INSERT INTO t VALUES (1);"
+sed "s|path = \"[^\"]*\"|path = \"$T/other.db\"|" "$QRPOOL_CONFIG" >"$T/other.cfg"
+run qrpool-resolve -c "$T/other.cfg" MissingId0000001
+is "another app's DB: exit 74" "$rc" 74
+like "... saying it is no staging DB" "$(cat "$T/err")" "other.db: no bindings table: not a qrpool staging DB"
+is "... and left as it was (one table, its journal mode)" \
+  "$(sqlite3 "$T/other.db" "SELECT count(*) FROM sqlite_master; PRAGMA journal_mode;" | tr '\n' ' ')" "1 delete "
