@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "db.h"
 #include "exitcode.h"
 #include "log.h"
 
@@ -14,14 +14,6 @@ static struct timeval cache_timeval(int64_t ms)
 {
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000) };
 	return tv;
-}
-
-static double cache_monotonic(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
 /* A failure turns the cache off for CACHE_RETRY_S: one warning, no timeout
@@ -35,7 +27,7 @@ static int cache_fail(struct cache *cache, const char *what, const char *why)
 	else
 		log_debug("redis %s: %s: %s", cache->where, what, why);
 	cache->failing = 1;
-	cache->retry_at = cache_monotonic() + CACHE_RETRY_S;
+	cache->retry_at = db_monotonic() + CACHE_RETRY_S;
 	if (cache->redis)
 		redisFree(cache->redis);
 	cache->redis = NULL;
@@ -116,7 +108,7 @@ int cache_open(struct cache *cache, const struct config *config)
  * failure. */
 static int cache_ready(struct cache *cache)
 {
-	if (cache->redis || !cache->failing || cache_monotonic() < cache->retry_at)
+	if (cache->redis || !cache->failing || db_monotonic() < cache->retry_at)
 		return cache->redis != NULL;
 	if (cache_connect(cache, cache->full_config) || !cache->redis)
 		return 0;

@@ -84,13 +84,16 @@ static struct consumer_partition *consumer_partition(struct consumer *consumer, 
  * we finished (the commits sent after each code may have done it when a last
  * synchronous one fails, say while the group rebalances). The group's
  * committed offsets would not do: another member may have committed past our
- * codes, which is the very double hand-out to report. */
-static int consumer_covered(const struct consumer *consumer)
+ * codes, which is the very double hand-out to report. Returns how many
+ * offsets they leave uncovered (0: all covered). */
+static int64_t consumer_unacked(const struct consumer *consumer)
 {
+	int64_t unacked = 0;
+
 	for (size_t i = 0; i < consumer->partition_count; i++)
 		if (consumer->partitions[i].acked < consumer->partitions[i].stored)
-			return 0;
-	return 1;
+			unacked += consumer->partitions[i].stored - consumer->partitions[i].acked;
+	return unacked;
 }
 
 /* librdkafka's report of a commit of ours (served by the consumer's poll). */
@@ -118,7 +121,7 @@ static int consumer_commit_now(struct consumer *consumer, const char *when)
 {
 	rd_kafka_resp_err_t err = rd_kafka_commit(consumer->handle, NULL, 0);
 
-	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET && !consumer_covered(consumer)) {
+	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET && consumer_unacked(consumer)) {
 		/* A commit retried while claim waits for input: one error, not one a second. */
 		log_msg(consumer->commit_failures++ ? LOG_DEBUG : LOG_ERROR,
 			"kafka %s: committing the offsets of pool %s%s%s: %s", consumer->brokers,
@@ -170,7 +173,7 @@ static void consumer_rebalance(rd_kafka_t *handle, rd_kafka_resp_err_t err,
 	 * must be committed first, or they would hand those codes out again.
 	 * Lost ones (we were thrown out of the group) cannot be committed to. */
 	if (consumer->stored && (rd_kafka_assignment_lost(handle) ?
-	    !consumer_covered(consumer) :
+	    consumer_unacked(consumer) :
 	    consumer_commit_now(consumer, "before handing partitions back") != 0)) {
 		log_error("pool %s: partitions went back to the group before the offsets of codes "
 			"bound on them were committed", consumer->pool->name);
@@ -458,13 +461,8 @@ void consumer_done(struct consumer *consumer, const rd_kafka_message_t *message)
 
 int consumer_commits_hold(struct consumer *consumer)
 {
-	int64_t unacked = 0;
+	int64_t unacked = consumer->handle ? consumer_unacked(consumer) : 0;
 
-	if (!consumer->handle)
-		return 0;
-	for (size_t i = 0; i < consumer->partition_count; i++)
-		if (consumer->partitions[i].acked < consumer->partitions[i].stored)
-			unacked += consumer->partitions[i].stored - consumer->partitions[i].acked;
 	if (!unacked || (!consumer->async_failed && unacked < CONSUMER_UNACKED_MAX))
 		return 0;
 	if (consumer_commit_now(consumer, "before the next code"))

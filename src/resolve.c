@@ -126,7 +126,7 @@ int resolve_flush(struct resolver *resolver, FILE *out)
 {
 	const char *ids[RESOLVE_BATCH];
 	char *values[RESOLVE_BATCH];
-	int status, written = 0;
+	int status, written = 0, unanswered = 0;
 
 	for (size_t i = 0; i < resolver->count; i++)
 		ids[i] = resolver->ids[i];
@@ -141,13 +141,11 @@ int resolve_flush(struct resolver *resolver, FILE *out)
 	 * of the ids (a co-process reads one line per id written), and the run
 	 * ends there (resolve_stops). */
 	for (size_t i = 0; i < resolver->count; i++) {
-		if (!values[i])
-			written = written ? written : -1;
-		else if (!written && fprintf(out, "%s\t%s\n", ids[i], values[i]) < 0)
+		unanswered |= !values[i];
+		if (!unanswered && !written && fprintf(out, "%s\t%s\n", ids[i], values[i]) < 0)
 			written = EXIT_IO;
 		free(values[i]);
 	}
-	written = written < 0 ? 0 : written;
 	resolver->count = 0;
 	return exitcode_worst(status, written);
 }
