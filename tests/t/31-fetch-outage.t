@@ -66,6 +66,9 @@ config_for 'concurrency = 4; retries = 20;'
 # (4 s: the first probe, 2 s into the pause, still fails however slowly the
 # run starts, so the tokens are invalidated before any probe gets through.)
 outage 4000
+# (err emptied here, not by the redirection alone: that runs in the child, and
+# the wait below could read the scenario before's warning first.)
+: >"$T/err"
 qrpool-fetch -v --for 2m <"$T/items" >"$T/out" 2>"$T/err" &
 fetch=$!
 i=0

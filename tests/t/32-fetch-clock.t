@@ -112,7 +112,7 @@ ok "... the calls in flight cut after the 5 s grace, not 35 s (took $took s)" \
 # $t0: when it started, by the test's clock (since_start: seconds since then).
 fifo_stepped() {
   after=$1; shift
-  rm -f "$T/in"; mkfifo "$T/in"
+  rm -f "$T/in"; mkfifo "$T/in"; : >"$T/out"; : >"$T/err"  # (emptied here: the waits below read them)
   t0=$(date +%s.%N); started=${t0%.*}
   LD_PRELOAD=$QRPOOL_BIN/clockstep.so QRPOOL_TEST_CLOCK_STEP=$after:30 \
     ASAN_OPTIONS=verify_asan_link_order=0 qrpool-fetch "$@" <"$T/in" >"$T/out" 2>"$T/err" &

@@ -26,6 +26,17 @@ wait_for_lines() {
 }
 count() { sql "SELECT count(*) FROM codes WHERE pool = '$1' AND state = '$2'"; }
 
+# publish_fed [ARGS]: qrpool-publish ARGS in the background ($publisher), its
+# input the FIFO $T/in, held open here on fd 3. out and err are emptied here
+# first: the child's own redirections truncate them only once the FIFO opens,
+# after which a wait on them could still read the scenario before's lines.
+publish_fed() {
+  : >"$T/out"; : >"$T/err"
+  qrpool-publish "$@" <"$T/in" >"$T/out" 2>"$T/err" &
+  publisher=$!
+  exec 3>"$T/in"
+}
+
 # --- a broker goes down mid-publish ------------------------------------------
 # Input through a FIFO, so each step waits for the one before, however
 # loaded the machine: half the items delivered, the broker down, the rest.
@@ -36,9 +47,7 @@ done
 stage poster=600 --size 1000
 qrpool-pending --state fetched --pool poster >"$T/items"
 mkfifo "$T/in"
-qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
-publisher=$!
-exec 3>"$T/in"
+publish_fed
 head -300 "$T/items" >&3
 wait_for_lines "$T/out" 300
 kafka_control broker-down 2
@@ -85,9 +94,7 @@ diag "$(wc -l <"$T/unrecorded") codes were unrecorded at the kill, $(wc -l <"$T/
 # --- SIGTERM: stop reading, drain, record, exit 75 ---------------------------
 stage link=100
 qrpool-pending --state fetched --pool link >"$T/items"
-qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
-publisher=$!
-exec 3>"$T/in"
+publish_fed
 cat "$T/items" >&3
 wait_for_lines "$T/out" 100
 started=$(date +%s)
@@ -108,9 +115,7 @@ is "what was delivered is recorded" "$(count link published)" 100
 # still writing: its lines are read and let go until it ends (cut off, it would
 # die on a broken pipe, 74, a night read as a disk error), or the same signal
 # again a second later.
-qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
-publisher=$!
-exec 3>"$T/in"
+publish_fed
 printf 'HalfALine' >&3
 sleep 0.5
 kill -TERM $publisher
@@ -159,9 +164,7 @@ set_kafka 10s
 sed -i 's|busy_timeout = "5s"|busy_timeout = "1s"|' "$QRPOOL_CONFIG"
 stage link=60 --size 300
 qrpool-pending --state fetched --pool link >"$T/items"
-qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
-publisher=$!
-exec 3>"$T/in"
+publish_fed
 head -10 "$T/items" >&3
 wait_for_lines "$T/out" 10
 lock_db 2
@@ -181,9 +184,7 @@ is "... and printed" "$(wc -l <"$T/out")" 60
 # time could starve the locker's own wait), then the rest comes.
 stage poster=20000 --size 200
 qrpool-pending --state fetched --pool poster >"$T/items"
-qrpool-publish -v <"$T/in" >"$T/out" 2>"$T/err" &
-publisher=$!
-exec 3>"$T/in"
+publish_fed -v
 head -10 "$T/items" >&3
 wait_for_lines "$T/out" 10
 lock_db 5
@@ -207,9 +208,7 @@ locked_publish() {
   before=$(count card published)
   rm -f "$T/in"; mkfifo "$T/in"
   runs=$(sql "SELECT count(*) FROM runs WHERE stage = 'publish'")
-  qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
-  publisher=$!
-  exec 3>"$T/in"
+  publish_fed
   for _ in $(seq 200); do
     [ "$(sql "SELECT count(*) FROM runs WHERE stage = 'publish'")" -gt "$runs" ] && break; sleep 0.05
   done
@@ -257,9 +256,7 @@ sed -i 's|busy_timeout = "20s"|busy_timeout = "5s"|' "$QRPOOL_CONFIG"
 # printed meanwhile ---------------------------------------------------------------
 stage link=3
 qrpool-pending --state fetched --pool link >"$T/items"
-qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
-publisher=$!
-exec 3>"$T/in"
+publish_fed
 head -1 "$T/items" >&3
 sed -n 2p "$T/items" | cut -c1-5 | tr -d '\n' >&3
 wait_for_lines "$T/out" 1

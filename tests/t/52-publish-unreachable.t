@@ -30,6 +30,7 @@ is "nothing is lost: every code still fetched, with its image" \
 # line and holds its end open: the half line is no bad line (75, not 65); the
 # rest of the input is read to its end, when the stage before closes it.
 mkfifo "$T/in"
+: >"$T/err"  # (here: the child truncates it only once the fifo opens)
 qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
 publisher=$!
 exec 3>"$T/in"

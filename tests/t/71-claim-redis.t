@@ -143,7 +143,7 @@ is "a closed stderr: still answers" "$rc:$(cut -f1 "$T/out")" "0:$first"
 # A long-lived co-process through a Redis restart: the lookups go to the DB
 # meanwhile, and once Redis is back (5 s after the failure at most) to Redis
 # again. The cache used to stay off for the process's whole life.
-rm -f "$T/co-in2"; mkfifo "$T/co-in2"
+rm -f "$T/co-in2"; mkfifo "$T/co-in2"; : >"$T/co-out"  # (emptied here: answered reads it)
 qrpool-resolve -v <"$T/co-in2" >"$T/co-out" 2>"$T/co-err" & resolver=$!
 exec 8>"$T/co-in2"
 answered() {  # answered N: waits for the Nth answer line

@@ -122,6 +122,7 @@ publish_codes 30
 mkfifo "$T/idle-in"
 { records 1 300; exec sleep 40; } >"$T/idle-in" & feeder=$!
 at_exit "kill $feeder 2>/dev/null"
+: >"$T/err"  # (here: the child truncates it only once the fifo opens)
 qrpool-claim -v --pool poster --out "$T/codes6" --wait 3s <"$T/idle-in" >"$T/out" 2>"$T/err" & claim=$!
 # (Waited for as said, not slept: a member of the scenario before may keep the
 # mock's group joining for its 6 s session.)
