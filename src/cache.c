@@ -159,13 +159,13 @@ static int cache_read_replies(struct cache *cache, const char *what, size_t coun
 int cache_put_many(struct cache *cache, const char *const *request_ids,
 	const char *const *params, size_t count)
 {
-	long long ttl_seconds = (long long)(cache->config->ttl_ms / 1000);
+	long long ttl_ms = (long long)cache->config->ttl_ms;   /* PX: a ttl of 1500ms is not 1 s */
 
 	if (!cache_ready(cache))
 		return -1;
 	for (size_t i = 0; i < count; i++) {
-		if (redisAppendCommand(cache->redis, "SET %s%s %s EX %lld", cache->config->prefix,
-				request_ids[i], params[i], ttl_seconds) != REDIS_OK)
+		if (redisAppendCommand(cache->redis, "SET %s%s %s PX %lld", cache->config->prefix,
+				request_ids[i], params[i], ttl_ms) != REDIS_OK)
 			return cache_fail(cache, "SET", cache->redis->errstr);
 	}
 	return cache_read_replies(cache, "SET", count, NULL);

@@ -4,10 +4,15 @@
 . "${0%/*}/claim.sh"
 start_kafka
 start_redis
-write_claim_config redis
+REDIS_TTL=3600500ms write_claim_config redis
 publish_codes 8
 
+# (The commands Redis receives, to see the ttl's milliseconds: 1 h and 500 ms.)
+rcli MONITOR >"$T/monitor" & monitor=$!
+at_exit "kill $monitor 2>/dev/null"
+i=0; until grep -q OK "$T/monitor" || [ $i -gt 100 ]; do sleep 0.05; i=$((i + 1)); done
 records 5 | { run qrpool-claim --pool poster --out "$T/codes" --wait 300ms; echo "$rc" >"$T/rc"; }
+kill $monitor
 is "claim binds 5 records: exit 0" "$(cat "$T/rc")" 0
 is "stderr is quiet on success" "$(cat "$T/err")" ""
 is "one 'request_id TAB file' line per record" "$(grep -cE "^[0-9A-Za-z]{16}	$T/codes/[0-9A-Za-z]{16}\.jpg\$" "$T/out")" 5
@@ -27,7 +32,9 @@ is "offsets committed for the 5 codes" "$(committed_total)" 5
 is "redis: key prefix + id holds the params" "$(rcli GET "qr:$id")" \
   '{"listing_id":"L1","agent_id":"A1","channel":"poster"}'
 ttl=$(rcli TTL "qr:$id")
-ok "redis: the key expires within the configured ttl ($ttl s)" -- test "$ttl" -gt 3500 -a "$ttl" -le 3600
+ok "redis: the key expires within the configured ttl ($ttl s)" -- test "$ttl" -gt 3500 -a "$ttl" -le 3601
+is "... set to the millisecond (3600500ms, not cut to 3600 s)" \
+  "$(grep -c "\"SET\" \"qr:[0-9A-Za-z]*\" .* \"PX\" \"3600500\"\$" "$T/monitor")" 5
 
 run qrpool-resolve $(cat "$T/claimed")
 is "resolve: exit 0" "$rc" 0

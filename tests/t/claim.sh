@@ -36,13 +36,14 @@ stop_redis() {
 rcli() { redis-cli -s "$T/redis.sock" "$@"; }
 
 # The config of lib.sh plus a short Kafka timeout, a short session (a killed
-# claim's membership must expire quickly) and, with $1 = redis, the cache.
+# claim's membership must expire quickly) and, with $1 = redis, the cache
+# ($2: more of its settings; its ttl $REDIS_TTL, 1h unless set).
 write_claim_config() {
   write_config
   sed -i "s|^kafka = .*|kafka = { brokers = \"$KAFKA_BROKERS\"; timeout = \"15s\"; properties = [ \"session.timeout.ms=6000\", \"heartbeat.interval.ms=500\" ]; };|" "$QRPOOL_CONFIG"
   if [ "${1:-}" = redis ]; then
-    printf 'redis = { unix_socket = "%s"; prefix = "qr:"; ttl = "1h"; timeout = "500ms"; %s };\n' \
-      "$T/redis.sock" "${2:-}" >>"$QRPOOL_CONFIG"
+    printf 'redis = { unix_socket = "%s"; prefix = "qr:"; ttl = "%s"; timeout = "500ms"; %s };\n' \
+      "$T/redis.sock" "${REDIS_TTL:-1h}" "${2:-}" >>"$QRPOOL_CONFIG"
   fi
 }
 
