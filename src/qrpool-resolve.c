@@ -17,6 +17,7 @@
 
 /* A line longer than this on stdin holds no id. */
 #define RESOLVE_LINE_MAX 4096
+#define RESOLVE_SHOWN_MAX 40   /* bytes of a bad id shown in its message */
 
 /* Exit status for ids that no binding knows (the issue asks for 1). */
 #define RESOLVE_EXIT_UNKNOWN 1
@@ -50,19 +51,36 @@ static int resolve_parse_options(int argc, char **argv, struct cli_common *commo
 	return 0;
 }
 
+/* The first RESOLVE_SHOWN_MAX bytes of a bad id, for a message: bytes outside
+ * printable ASCII as \xHH (a CR or an escape sequence from the input would
+ * rewrite the operator's terminal line). `shown` holds RESOLVE_SHOWN_MAX * 4 + 1. */
+static const char *resolve_shown(const char *id, size_t length, char *shown)
+{
+	size_t at = 0;
+
+	for (size_t i = 0; i < length && i < RESOLVE_SHOWN_MAX; i++) {
+		unsigned char byte = (unsigned char)id[i];
+
+		if (byte >= 0x20 && byte < 0x7f)
+			shown[at++] = (char)byte;
+		else
+			at += (size_t)sprintf(shown + at, "\\x%02x", byte);
+	}
+	shown[at] = '\0';
+	return shown;
+}
+
 /* Queues one id; `where` names it in messages ("argument 2", "line 7"). */
 static int resolve_one(struct resolver *resolver, const char *id, size_t length, const char *where,
 	long number)
 {
 	char copy[RID_SCENE_MAX + 1];
 
-	if (memchr(id, '\0', length)) {   /* (printed, the id would stop at it) */
-		log_error("%s %ld: the id holds a NUL byte: not a request id", where, number);
-		return EXIT_DATA;
-	}
 	if (!rid_is_scene(id, length)) {
-		log_error("%s %ld: '%.*s' is not a request id (1 to %d scene characters)", where, number,
-			(int)(length > 40 ? 40 : length), id, RID_SCENE_MAX);
+		char shown[RESOLVE_SHOWN_MAX * 4 + 1];
+
+		log_error("%s %ld: '%s' is not a request id (1 to %d scene characters)", where, number,
+			resolve_shown(id, length, shown), RID_SCENE_MAX);
 		return EXIT_DATA;
 	}
 	memcpy(copy, id, length);
@@ -88,8 +106,10 @@ static int resolve_line(struct resolver *resolver, const char *line, size_t leng
 
 	line += bom;
 	length -= bom;
-	while (id_length < length && line[id_length] != '\t' && line[id_length] != '\r')
+	while (id_length < length && line[id_length] != '\t')
 		id_length++;
+	while (id_length > 0 && line[id_length - 1] == '\r')
+		id_length--;   /* a CRLF line's CR; one inside the id ("ID\rjunk") is no id */
 	while (blank < length && line[blank] == '\r')
 		blank++;
 	if (blank == length)

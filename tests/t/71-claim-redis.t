@@ -83,7 +83,11 @@ is "stdin: a bad line: exit 65" "$rc" 65
 like "stdin: naming the line" "$(cat "$T/err")" "line 3: 'bad id here' is not a request id"
 printf 'BBBB\000CCCC\n' | { rc=0; qrpool-resolve >"$T/out" 2>"$T/err" || rc=$?; echo "$rc" >"$T/rc"; }
 is "stdin: an id with a NUL byte: exit 65" "$(cat "$T/rc")" 65
-like "... said as the NUL, not as a bad 'BBBB'" "$(cat "$T/err")" "line 1: the id holds a NUL byte"
+like "... said with the NUL, not as a bad 'BBBB'" "$(cat "$T/err")" "line 1: 'BBBB\\\\x00CCCC' is not a request id"
+printf '%s\r\n%s\rjunk\n\033[2K\n' "$first" "$first" | { rc=0; qrpool-resolve >"$T/out" 2>"$T/err" || rc=$?; echo "$rc" >"$T/rc"; }
+is "stdin: a CRLF line is its id; an id, a CR and more is not one (65)" "$(cat "$T/rc"):$(cut -f1 "$T/out")" "65:$first"
+like "... said with the CR shown, not acted on" "$(cat "$T/err")" "line 2: '$first\\\\x0djunk' is not a request id"
+like "... as an escape sequence is" "$(cat "$T/err")" "line 3: '\\\\x1b\\[2K' is not a request id"
 printf '\357\273\277%s\n' "$first" >"$T/bom-ids"
 rc=0; qrpool-resolve <"$T/bom-ids" >"$T/out" 2>"$T/err" || rc=$?
 is "stdin: a BOM before the first id is dropped: answered, exit 0" "$rc:$(cut -f1 "$T/out")" "0:$first"
