@@ -127,7 +127,8 @@ static int claim_take(struct claim *claim, const rd_kafka_message_t *message, co
 	if (status) {
 		imagefile_discard(&file);
 		if (status == BINDING_EXISTS) {
-			log_info("%s: bound already (redelivered after a crash): skipped", id);
+			log_info("%s: bound already (redelivered: a crash or a rebalance came before "
+				"its offset was committed): skipped", id);
 			claim->redelivered++;
 		}
 		return status == BINDING_EXISTS ? CLAIM_SKIPPED : status;
