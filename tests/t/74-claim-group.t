@@ -98,7 +98,10 @@ rc=$(cat "$T/rc")
 ok "rebalance: exit 0, or 75 saying some offsets are not committed (rc $rc)" \
   [ "$rc" -eq 0 -o "$rc" -eq 75 ]
 [ "$rc" -eq 0 ] || like "rebalance: the 75 is the commit" "$(cat "$T/err")" "some offsets are not committed"
-is "rebalance: every record bound" "$(wc -l <"$T/out")" 16
+# (Or those up to a commit refused in the rebalance: claim stops there, 75;
+# seen in 4 of 10 runs.)
+is "rebalance: every record bound, or those up to the refused commit" "$(wc -l <"$T/out")" \
+  "$(bound_expected 16)"
 ok "rebalance: not taken for an empty pool" -- sh -c "! grep -q 'is empty' '$T/err'"
 sql 'SELECT request_id FROM bindings' | sort >"$T/bound"
 sort -u "$T/online" >"$T/online.sorted"

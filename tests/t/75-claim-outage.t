@@ -22,15 +22,24 @@ rc=0; wait $claim || rc=$?
 wait $online || true
 ok "an outage, then a rebalance: exit 0, or 75 for a commit the mock refused (rc $rc)" \
   [ "$rc" -eq 0 -o "$rc" -eq 75 ]
-is "an outage, then a rebalance: every record bound" "$(wc -l <"$T/out")" 10
+# (Or those up to a commit refused in the rebalance: claim stops there, 75;
+# seen in 2 of 7 runs on a loaded machine.)
+is "an outage, then a rebalance: every record bound, or those up to the refused commit" \
+  "$(wc -l <"$T/out")" "$(bound_expected 10)"
 ok "not taken for Kafka down" -- sh -c "! grep -q 'no answer' '$T/err'"
 sql 'SELECT request_id FROM bindings' | sort >"$T/bound"
 sort -u "$T/online" >"$T/online.sorted"
 # Only if the other member got codes does the check mean something; on a slow
 # machine it may not have joined before its timeout: skipped then, not passed.
-if [ -s "$T/online.sorted" ]; then
-  is "none of claim's codes reached the other member ($(wc -l <"$T/online.sorted") codes)" \
-    "$(comm -12 "$T/bound" "$T/online.sorted" | wc -l)" 0
+overlap=$(comm -12 "$T/bound" "$T/online.sorted" | wc -l)
+if [ -s "$T/online.sorted" ] &&
+   grep -q 'some offsets are not committed: until it runs again' "$T/err"; then
+  # (As in 74-claim-group: the codes bound since the refused commit may reach
+  # the other member; claim says so, 75.)
+  ok "the mock refused claim's commit, and claim said so (rc $rc): at most its $(wc -l <"$T/out") codes went to the other member ($overlap)" \
+    test "$rc" -eq 75 -a "$overlap" -le "$(wc -l <"$T/out")"
+elif [ -s "$T/online.sorted" ]; then
+  is "none of claim's codes reached the other member ($(wc -l <"$T/online.sorted") codes)" "$overlap" 0
 else
   tap_count=$((tap_count + 1))
   echo "ok $tap_count # SKIP the other member got no code before its timeout"

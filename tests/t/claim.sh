@@ -74,3 +74,11 @@ records() {
   awk -v n="$1" -v from="${2:-1}" 'BEGIN { for (i = from; i < from + n; i++)
     printf "{\"listing_id\":\"L%d\",\"agent_id\":\"A%d\",\"channel\":\"poster\"}\n", i, i % 7 }'
 }
+
+# bound_expected ALL: the lines a claim run that may have met a rebalance
+# prints: ALL, or, when it stopped (75) after its commit was refused (the mock
+# refuses every commit while the group rebalances), the count its err says.
+bound_expected() {
+  stopped_at=$(sed -n 's/.*stopped: bound \([0-9]*\) codes*;.*/\1/p' "$T/err")
+  echo "${stopped_at:-$1}"
+}
