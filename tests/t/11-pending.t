@@ -141,8 +141,9 @@ printf 'link\t2026-11-29T10:00Z\t20000\n' | qrpool-plan --from 2026-11-29T10:00Z
 is "stdout closed early: exit 74" "$(cat "$T/rc")" 74
 # ... said as what it is, even while another connection writes to the DB
 # (SQLite's close then fails to take a lock, EAGAIN, after the write).
-{ echo 'BEGIN IMMEDIATE;'; sleep 4; } | sqlite3 "$T/staging.db" >/dev/null & holder=$!
-sleep 0.5
+rm -f "$T/locked"
+{ echo 'BEGIN IMMEDIATE;'; echo '.print locked'; sleep 4; } | sqlite3 "$T/staging.db" >"$T/locked" & holder=$!
+wait_locked "$T/locked"
 { rc=0; qrpool-pending 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; } | head -1 >/dev/null
 is "... another writer at work: exit 74" "$(cat "$T/rc")" 74
 like "... said as a broken pipe" "$(cat "$T/err")" "writing to stdout: Broken pipe"

@@ -133,9 +133,10 @@ is "the textfile parses as Prometheus exposition format, with the right values" 
 # still reads and reports; only its depth snapshot is not recorded.
 sed 's/busy_timeout = "5s"/busy_timeout = "1s"/' "$QRPOOL_CONFIG" >"$T/short-busy.cfg"
 snapshots=$(sql 'SELECT count(*) FROM depth_snapshots')
-{ echo "BEGIN IMMEDIATE;"; echo "DELETE FROM depth_snapshots WHERE 0;"; sleep 8; echo "COMMIT;"; } |
-  sqlite3 "$T/staging.db" & locker=$!
-sleep 0.5
+rm -f "$T/locked"
+{ echo "BEGIN IMMEDIATE;"; echo "DELETE FROM depth_snapshots WHERE 0;"; echo ".print locked"; sleep 8
+  echo "COMMIT;"; } | sqlite3 "$T/staging.db" >"$T/locked" & locker=$!
+wait_locked "$T/locked"
 rm -f "$T/textfile/qrpool.prom"
 run qrpool-report -c "$T/short-busy.cfg" --prom "$T/textfile/qrpool.prom"
 is "DB locked by another writer: --prom still exits 0" "$rc" 0

@@ -536,7 +536,7 @@ for tool in qrpool-fetch qrpool-render qrpool-publish; do
   { sleep 3; yes "$(printf 'AAAAAAAAAAAAAAAA\tposter')" | head -n 20000; echo $? >"$T/feeder.rc"; } |
     $tool >"$T/out.fifo" 2>"$T/err" & pid=$!
   wait_handles_term $pid; kill -TERM $pid
-  for _ in $(seq 30); do [ -e "$T/after.eof" ] && break; sleep 0.05; done
+  for _ in $(seq 60); do [ -e "$T/after.eof" ] && break; sleep 0.05; done
   ok "$tool, SIGTERM to it alone: the stage after it sees its end at once" test -e "$T/after.eof"
   wait $pid || rc=$?
   wait $after || true

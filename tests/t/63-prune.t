@@ -211,8 +211,11 @@ like "a missing DB: warned, naming the file" "$(cat "$T/err")" "warning: $T/typo
 # The DB locked by another writer past busy_timeout: 75, nothing deleted.
 sql "UPDATE codes SET state = 'failed', updated_at = $old WHERE id = (SELECT min(id) FROM codes WHERE state = 'planned')"
 sed -i 's/busy_timeout = "5s"/busy_timeout = "1s"/' "$QRPOOL_CONFIG"
-sqlite3 "$T/staging.db" "BEGIN IMMEDIATE; SELECT 1;" ".shell sleep 12" "COMMIT" >/dev/null & holder=$!
-sleep 0.5
+rm -f "$T/locked"
+# (.shell, not .print: sqlite3 flushes no output before it runs a command.)
+sqlite3 "$T/staging.db" "BEGIN IMMEDIATE;" ".shell echo locked >'$T/locked'" ".shell sleep 12" "COMMIT" \
+  >/dev/null & holder=$!
+wait_locked "$T/locked"
 run qrpool-prune
 is "a DB locked past busy_timeout exits 75" "$rc" 75
 like "... saying it is locked" "$(cat "$T/err")" "locked"

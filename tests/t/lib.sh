@@ -115,6 +115,13 @@ PY
 # still meet one for a moment, say while the WAL restarts.)
 sql() { sqlite3 -batch -noheader -cmd ".timeout 10000" "$T/staging.db" "$@"; }
 
+# wait_locked FILE: waits (10 s at most) for the word `locked` in FILE, which a
+# sqlite3 holding the DB prints (.print locked) once its lock is taken: a fixed
+# sleep may end before the lock is, on a loaded machine.
+wait_locked() {
+  i=0; until grep -q locked "$1" 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+}
+
 # A minimal valid config: two wechat pools and one link pool, DB in $T; Kafka
 # only when $KAFKA_BROKERS is set (else the planner falls back at once to the
 # DB's estimate of depth instead of waiting for brokers that are not there).
