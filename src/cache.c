@@ -67,8 +67,8 @@ static int cache_login(struct cache *cache, const struct config *config)
 	if (password[0])
 		cache_command_ok(cache, "AUTH", "AUTH %s", password);
 	explicit_bzero(password, sizeof password);
-	if (cache->redis && cache->config->database)
-		cache_command_ok(cache, "SELECT", "SELECT %d", cache->config->database);
+	if (cache->redis && cache->config->redis.database)
+		cache_command_ok(cache, "SELECT", "SELECT %d", cache->config->redis.database);
 	return 0;
 }
 
@@ -99,8 +99,7 @@ static int cache_connect(struct cache *cache, const struct config *config)
 int cache_open(struct cache *cache, const struct config *config)
 {
 	memset(cache, 0, sizeof *cache);
-	cache->config = &config->redis;
-	cache->full_config = config;
+	cache->config = config;
 	return config->has_redis ? cache_connect(cache, config) : 0;
 }
 
@@ -110,7 +109,7 @@ static int cache_ready(struct cache *cache)
 {
 	if (cache->redis || !cache->failing || db_monotonic() < cache->retry_at)
 		return cache->redis != NULL;
-	if (cache_connect(cache, cache->full_config) || !cache->redis)
+	if (cache_connect(cache, cache->config) || !cache->redis)
 		return 0;
 	log_warn("redis %s: connected again: the cache is on", cache->where);
 	cache->failing = 0;
@@ -159,12 +158,12 @@ static int cache_read_replies(struct cache *cache, const char *what, size_t coun
 int cache_put_many(struct cache *cache, const char *const *request_ids,
 	const char *const *params, size_t count)
 {
-	long long ttl_ms = (long long)cache->config->ttl_ms;   /* PX: a ttl of 1500ms is not 1 s */
+	long long ttl_ms = (long long)cache->config->redis.ttl_ms;   /* PX: a ttl of 1500ms is not 1 s */
 
 	if (!cache_ready(cache))
 		return -1;
 	for (size_t i = 0; i < count; i++) {
-		if (redisAppendCommand(cache->redis, "SET %s%s %s PX %lld", cache->config->prefix,
+		if (redisAppendCommand(cache->redis, "SET %s%s %s PX %lld", cache->config->redis.prefix,
 				request_ids[i], params[i], ttl_ms) != REDIS_OK)
 			return cache_fail(cache, "SET", cache->redis->errstr);
 	}
@@ -183,7 +182,7 @@ int cache_get_many(struct cache *cache, const char *const *request_ids, size_t c
 	if (!cache_ready(cache))
 		return -1;
 	for (size_t i = 0; i < count; i++) {
-		if (redisAppendCommand(cache->redis, "GET %s%s", cache->config->prefix,
+		if (redisAppendCommand(cache->redis, "GET %s%s", cache->config->redis.prefix,
 				request_ids[i]) != REDIS_OK)
 			return cache_fail(cache, "GET", cache->redis->errstr);
 	}

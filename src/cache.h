@@ -17,8 +17,7 @@ struct redisContext;
 
 struct cache {
 	struct redisContext *redis;   /* NULL: not configured, or off after a failure */
-	const struct redis_config *config;
-	const struct config *full_config; /* to connect again (the password) */
+	const struct config *config;  /* its redis section; the password, to connect again */
 	char where[300];              /* host:port or the socket, for messages */
 	int failing;                  /* off after a failure (warned once until it is back) */
 	double retry_at;              /* monotonic seconds: then connect again */

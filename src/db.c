@@ -409,6 +409,15 @@ static void db_check_private(const char *path)
 	}
 }
 
+/* What every connection of ours gets: extended result codes (SQLITE_BUSY's
+ * kinds told apart) and the configured busy timeout. */
+static void db_connection_settings(struct db *db, int64_t busy_timeout_ms)
+{
+	sqlite3_extended_result_codes(db->handle, 1);
+	db->busy_timeout_ms = busy_timeout_ms > 0x7fffffff ? 0x7fffffff : (int)busy_timeout_ms;
+	sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);
+}
+
 static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, int creating)
 {
 	double deadline = db_now() + (double)busy_timeout_ms / 1000;
@@ -436,9 +445,7 @@ static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, 
 			"database.path names the wrong file (the nightly pipeline makes it on its first "
 			"run)", path);
 	db_check_private(path);
-	sqlite3_extended_result_codes(db->handle, 1);
-	db->busy_timeout_ms = busy_timeout_ms > 0x7fffffff ? 0x7fffffff : (int)busy_timeout_ms;
-	sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);
+	db_connection_settings(db, busy_timeout_ms);
 	/* WAL lets readers (report, pending) run beside a writer; NORMAL sync in
 	 * WAL mode is durable across process crashes, which is what resuming needs.
 	 * A reader that holds its snapshot a long while (a backup, an operator's
@@ -497,9 +504,7 @@ int db_open_read_only(struct db *db, const char *path, int64_t busy_timeout_ms,
 	db->path = path;
 	rc = sqlite3_open_v2(path, &db->handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc == SQLITE_OK) {
-		sqlite3_extended_result_codes(db->handle, 1);
-		db->busy_timeout_ms = busy_timeout_ms > 0x7fffffff ? 0x7fffffff : (int)busy_timeout_ms;
-		sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);
+		db_connection_settings(db, busy_timeout_ms);
 		rc = sqlite3_prepare_v2(db->handle, "SELECT 1 FROM sqlite_master WHERE type = 'table' "
 			"AND name = ?", -1, &stmt, NULL);
 	}
