@@ -748,9 +748,16 @@ static void fetch_release_idle_quota(struct fetcher *f, double mono)
 	if (!f->quota.held || mono - f->quota_used_at < idle)
 		return;
 	log_debug("giving back %d unused calls of quota", f->quota.held);
-	/* A locked ledger: they go back at the next try, or at the end. */
-	if ((status = quota_release(&f->quota, quota_now_ms())) && status != EXIT_TEMPFAIL)
+	status = quota_release(&f->quota, quota_now_ms());
+	if (status == EXIT_TEMPFAIL) {
+		/* A locked ledger: they go back at the next try (as long again
+		 * from now: each try waits busy_timeout), or at the end. */
+		log_warn("the staging DB is locked by another process: %d unused calls of quota not "
+			"given back yet", f->quota.held);
+		f->quota_used_at = mono;
+	} else if (status) {
 		fetch_fail(f, status);
+	}
 }
 
 static void fetch_check_stop(struct fetcher *f);
@@ -1198,7 +1205,7 @@ static void fetch_close(struct fetcher *f)
 	if (f->token.db)
 		token_close(&f->token);
 	if (f->quota.db)
-		quota_close(&f->quota, quota_now_ms());
+		quota_close(&f->quota, 0);   /* (fetch_run gave back what was held) */
 	store_batch_free(&f->batch);
 	if (f->store.db)
 		store_close(&f->store);
@@ -1257,7 +1264,12 @@ int fetch_run(const struct fetch_options *options, const struct config *config, 
 		fetch_abort_transfers(&f);
 		fetch_abandon_queued(&f);
 		fetch_flush(&f, 1);
-		if (f.quota.db && (status = quota_end(&f.quota, quota_now_ms())))
+		if (f.quota.db && (status = quota_end(&f.quota, quota_now_ms())) == EXIT_TEMPFAIL)
+			/* No item is lost by it: other runs lose those calls, and
+			 * only until the window ends (a past one gets nothing back). */
+			log_warn("the staging DB stayed locked by another process: %d unused calls of "
+				"quota not given back to the ledger", f.quota.held);
+		else if (status)
 			fetch_fail(&f, status);
 		progress_end(&f.progress);
 		if (f.counts.left)

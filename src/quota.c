@@ -228,7 +228,8 @@ static int quota_give_back(struct quota *quota, int64_t window, int calls, int64
 }
 
 /* Gives back the calls held, and the credit too when `ending` (a run going
- * on spends the credit in the credit's window). */
+ * on spends the credit in the credit's window). Locked past busy_timeout:
+ * EXIT_TEMPFAIL, unsaid (the caller says it: a wait, not an error). */
 static int quota_give_back_all(struct quota *quota, int64_t now_ms, int ending)
 {
 	int credit = ending && quota->credit_window != quota->spent_window ? quota->credit : 0;
@@ -236,7 +237,7 @@ static int quota_give_back_all(struct quota *quota, int64_t now_ms, int ending)
 
 	if (!quota->held && !quota->spent_unrecorded && !credit)
 		return 0;
-	if ((status = db_begin_immediate(quota->db)))
+	if ((status = db_begin_immediate_quietly(quota->db)))
 		return status;
 	if (quota->spent_unrecorded)   /* a 45009 the ledger was locked for */
 		status = quota_step_window(quota, quota->spend, quota->spent_window, 0);

@@ -87,10 +87,12 @@ void quota_answered(struct quota *quota, const struct quota_slot *slot, int64_t 
 int quota_spent(struct quota *quota, int64_t sent_ms);
 
 /* Gives back the calls held (when the slot changes, and when the run leaves
- * them unused for a while). */
+ * them unused for a while). EXIT_TEMPFAIL, unsaid, when the ledger stayed
+ * locked: they are still held, to give back at the next try. */
 int quota_release(struct quota *quota, int64_t now_ms);
 /* At the end of a run: the calls held, and the credit (charged to the next
- * window, known to have counted in the last), go back. */
+ * window, known to have counted in the last), go back (EXIT_TEMPFAIL, unsaid,
+ * as quota_release). */
 int quota_end(struct quota *quota, int64_t now_ms);
 
 int64_t quota_now_ms(void);

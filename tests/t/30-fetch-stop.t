@@ -212,7 +212,9 @@ like "SIGTERM, stdout full: interrupted" "$(cat "$T/err")" "interrupted: fetched
 ok "SIGTERM, stdout full: not a write error" -- sh -c "! grep -q 'writing to stdout' '$T/err'"
 
 # --- another process holds the staging DB longer than the busy timeout (5 s):
-# the outcomes wait for their commit; none is lost, the run ends well ----------
+# the outcomes wait for their commit; none is lost, the run ends well. 14 s:
+# long enough for the calls left unused to be given back (after 1 s idle) while
+# it is held, once the first wait for the outcomes' commit is over -------------
 start_fake locked --latency 100
 config_for 'concurrency = 8;'
 : >"$T/items"; plan poster 200
@@ -221,15 +223,15 @@ sleep 0.7
 $PYTHON - "$T/staging.db" <<'PY'
 import sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None)
-c.execute("BEGIN IMMEDIATE"); time.sleep(8); c.execute("ROLLBACK")
+c.execute("BEGIN IMMEDIATE"); time.sleep(14); c.execute("ROLLBACK")
 PY
 rc=0; wait $fetcher || rc=$?
-is "DB locked 8 s: exit 0" "$rc" 0
-like "DB locked 8 s: said so" "$(cat "$T/err")" "the staging DB is locked by another process"
-is "DB locked 8 s: a warning, no error line (the run ends well)" "$(grep -c ' error: ' "$T/err")" 0
-is "DB locked 8 s: every code fetched" "$(count "state = 'fetched'")" 200
-is "DB locked 8 s: every code printed" "$(wc -l <"$T/out" | tr -d ' ')" 200
-is "DB locked 8 s: no call made twice" "$(stats ok_total)" 200
+is "DB locked 14 s: exit 0" "$rc" 0
+like "DB locked 14 s: said so" "$(cat "$T/err")" "the staging DB is locked by another process"
+is "DB locked 14 s: a warning, no error line (the run ends well)" "$(grep -c ' error: ' "$T/err")" 0
+is "DB locked 14 s: every code fetched" "$(count "state = 'fetched'")" 200
+is "DB locked 14 s: every code printed" "$(wc -l <"$T/out" | tr -d ' ')" 200
+is "DB locked 14 s: no call made twice" "$(stats ok_total)" 200
 
 # --- items passed on to a slow next stage: a write blocked on the full pipe
 # holds no read snapshot of the staging DB, so checkpoints still run ----------
