@@ -377,7 +377,7 @@ sed "s|path = \"[^\"]*\"|path = \"$T/signals.db\"|" "$QRPOOL_CONFIG" >"$T/signal
 rm -f "$T/demand.fifo"; mkfifo "$T/demand.fifo"
 { demand card 10; sleep 20; } >"$T/demand.fifo" & feeder=$!
 qrpool-plan -c "$T/signals.cfg" --from $FROM - <"$T/demand.fifo" >"$T/out" 2>"$T/err" & planner=$!
-sleep 1
+wait_handles_term $planner; sleep 1
 kill -TERM $planner || true
 started=$(date +%s); rc=0; wait $planner || rc=$?; took=$(($(date +%s) - started))
 kill $feeder 2>/dev/null || true
@@ -394,7 +394,7 @@ for _ in $(seq 100); do
   [ "$(sqlite3 "$T/signals.db" "SELECT count(*) FROM runs WHERE stage = 'plan'" 2>/dev/null)" = 1 ] && break
   sleep 0.05
 done
-sleep 1
+wait_handles_term $planner; sleep 1
 kill -TERM $planner || true
 rc=0; wait $planner || rc=$?
 wait $reader
@@ -413,7 +413,7 @@ grep -q '^kafka = { brokers = "127.0.0.1:9"' "$T/nokafka.cfg" || echo 'kafka = {
 before=$(sqlite3 "$T/signals.db" 'SELECT count(*) FROM codes')
 demand poster 10 >"$T/small.tsv"
 qrpool-plan -c "$T/nokafka.cfg" --from $FROM "$T/small.tsv" >"$T/out" 2>"$T/err" & planner=$!
-sleep 1
+wait_handles_term $planner; sleep 1
 kill -TERM $planner || true
 rc=0; wait $planner || rc=$?
 is "SIGTERM while the depth is measured: exit 75" "$rc" 75

@@ -37,7 +37,7 @@ start_fake term --latency 100
 config_for 'concurrency = 4;'
 : >"$T/items"; plan poster 200
 qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetch=$!
-sleep 0.8
+wait_handles_term $fetch; sleep 0.8
 kill -TERM $fetch
 rc=0; wait $fetch || rc=$?
 is "SIGTERM: exit 75" "$rc" 75
@@ -50,7 +50,7 @@ is "SIGTERM: the run is recorded" "$(sql "SELECT exit_status FROM runs WHERE sta
 # Input still to come at the stop: the counts are of the items read, and the
 # summary says where reading stopped (the items after stay as they were).
 { cat "$T/items"; sleep 3; } | qrpool-fetch >"$T/out2" 2>"$T/err2" & fetch=$!
-sleep 0.8
+wait_handles_term $fetch; sleep 0.8
 kill -TERM $fetch || true
 rc=0; wait $fetch || rc=$?
 like "SIGTERM, input still to come: the summary says where reading stopped" "$(cat "$T/err2")" \

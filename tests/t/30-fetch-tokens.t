@@ -162,12 +162,16 @@ jget "$T/stable.json" access_token >"$T/central-token"
 cat >"$T/locker.py" <<'PY'
 import sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None)
-c.execute("BEGIN IMMEDIATE"); time.sleep(3); c.execute("ROLLBACK")
+c.execute("BEGIN IMMEDIATE"); open(sys.argv[2], "w").close()
+time.sleep(3); c.execute("ROLLBACK")
 PY
+# (The token is printed once the DB is locked, however slow python starts.)
 cat >"$T/token-command" <<CMD
 #!/bin/sh
-$PYTHON "$T/locker.py" "$T/staging.db" >/dev/null 2>&1 &
-sleep 0.5
+rm -f "$T/locked"
+$PYTHON "$T/locker.py" "$T/staging.db" "$T/locked" >/dev/null 2>&1 &
+i=0
+until [ -e "$T/locked" ] || [ \$i -gt 100 ]; do sleep 0.05; i=\$((i + 1)); done
 cat "$T/central-token"
 CMD
 config_for "concurrency = 4; token = { source = \"command\"; command = \"$T/token-command\"; };"
@@ -186,7 +190,7 @@ start_fake hang
 config_for "concurrency = 4; timeout = \"20s\"; token = { source = \"command\"; command = \"sleep 60\"; };"
 : >"$T/items"; plan poster 5
 qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
-sleep 1
+wait_handles_term $fetcher; sleep 1
 started=$(date +%s)
 kill -TERM $fetcher
 rc=0; wait $fetcher || rc=$?

@@ -256,6 +256,8 @@ for how in plain nohup; do
   if [ $how = nohup ]; then nohup qrpool-render <"$T/hup" >"$T/hup.out" 2>"$T/hup.err" & pid=$!
   else qrpool-render <"$T/hup" >"$T/hup.out" 2>"$T/hup.err" & pid=$!; fi
   exec 5>"$T/hup"
+  # Caught (plain), or ignored once nohup has run: a SIGHUP then is not fatal.
+  if [ $how = nohup ]; then wait_signal $pid SigIgn 1; else wait_signal $pid SigCgt 1; fi
   sleep 0.5; kill -HUP $pid; sleep 0.5
   cat "$T/hup-items" >&5 2>/dev/null || true; exec 5>&-
   rc=0; wait $pid || rc=$?

@@ -69,14 +69,16 @@ is "... and every one is where the DB says" "$(misplaced poster)" ""
 # --- kill -9 mid-publish, then a rerun from the DB ---------------------------
 stage card=6000 --size 500
 qrpool-pending --state fetched --pool card >"$T/items"
-split -l 200 "$T/items" "$T/chunk."
-for chunk in "$T"/chunk.*; do cat "$chunk"; sleep 0.05; done | qrpool-publish >/dev/null 2>&1 &
-publisher=$!
+# Half the input, and the kill once some are recorded: the other half is
+# surely left.
+publish_fed
+head -3000 "$T/items" >&3
 for _ in $(seq 200); do
   [ "$(count card published)" -gt 0 ] && break
   sleep 0.05
 done
 kill -9 $publisher
+exec 3>&-
 wait $publisher 2>/dev/null || true
 sql "SELECT request_id FROM codes WHERE pool = 'card' AND state = 'fetched'" | sort >"$T/unrecorded"
 ok "killed mid-run: some codes published" test "$(count card published)" -gt 0
@@ -117,7 +119,7 @@ is "what was delivered is recorded" "$(count link published)" 100
 # again a second later.
 publish_fed
 printf 'HalfALine' >&3
-sleep 0.5
+wait_handles_term $publisher; sleep 0.5
 kill -TERM $publisher
 sleep 1.5   # (a second signal insists only a second or more after the first)
 reading=no; kill -0 $publisher 2>/dev/null && reading=yes
@@ -147,12 +149,15 @@ is "... each with its own image" "$(cat "$T/sent")" "$(sql "SELECT request_id, s
   WHERE pool = 'card' AND state = 'published'" | tr '|' '\t' | sort | join -t "$(printf '\t')" "$T/waited" -)"
 is "... all 500 of them" "$(wc -l <"$T/sent")" 500
 
-# lock_db SECONDS: another process holds the staging DB locked (BEGIN
-# IMMEDIATE) for SECONDS, from when this returns. Sets $locker. (fd 3, a
-# FIFO feeding publish, is not held open by it: publish's end would wait.)
+# lock_db SECONDS [PATTERN]: another process holds the staging DB locked
+# (BEGIN IMMEDIATE) for SECONDS from when this returns, and then until $T/err
+# has PATTERN (20 s at most), if given. Sets $locker. (fd 3, a FIFO feeding
+# publish, is not held open by it: publish's end would wait.)
 lock_db() {
   rm -f "$T/locked"
   (exec 3>&-; { echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; echo ".print locked"; sleep "$1"
+    i=0
+    while [ -n "${2:-}" ] && ! grep -q "$2" "$T/err" && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
     echo "COMMIT;"; } | sqlite3 "$T/staging.db" >"$T/locked") &
   locker=$!
   for _ in $(seq 200); do grep -q locked "$T/locked" 2>/dev/null && break; sleep 0.05; done
@@ -167,7 +172,7 @@ qrpool-pending --state fetched --pool link >"$T/items"
 publish_fed
 head -10 "$T/items" >&3
 wait_for_lines "$T/out" 10
-lock_db 2
+lock_db 2 "deliveries wait for their commit"
 tail -n +11 "$T/items" >&3
 exec 3>&-
 rc=0; wait $publisher || rc=$?
@@ -371,18 +376,27 @@ like "... saying why" "$(cat "$T/err")" "kafka.properties sets transactional.id:
 
 # --- stdout stalled (the next stage stopped reading): no read transaction is held
 # while publish waits, and SIGTERM ends the reading; the run ends when the reader drains
+# wait_stalled: until publish is stuck on its stdout: the card codes published
+# since $base (taken before it started) grow no more for 3 samples (0.9 s).
+wait_stalled() {
+  before=-1; same=0
+  for _ in $(seq 150); do
+    now=$(count card published)
+    if [ "$now" -gt "$base" ] && [ "$now" -eq "$before" ]; then same=$((same + 1)); else same=0; fi
+    [ $same -ge 3 ] && break
+    before=$now; sleep 0.3
+  done
+  ok "stdout stalled: publish stuck on its write ($((now - base)) published first)" \
+    test "$same" -ge 3
+}
 stage card=60000 --size 100
 qrpool-pending --state fetched --pool card >"$T/items"
 mkfifo "$T/stalled"
+base=$(count card published)
 qrpool-publish <"$T/items" >"$T/stalled" 2>"$T/err" &
 publisher=$!
 exec 4<"$T/stalled"
-before=-1
-for _ in $(seq 100); do   # until the published count stops moving
-  now=$(count card published)
-  [ "$now" -eq "$before" ] && [ "$now" -gt 0 ] && break
-  before=$now; sleep 0.3
-done
+wait_stalled
 is "stdout stalled: a checkpoint of the whole WAL is not held back" \
   "$(sqlite3 -cmd '.timeout 3000' "$T/staging.db" 'PRAGMA wal_checkpoint(TRUNCATE)' | cut -d'|' -f1)" 0
 kill -TERM $publisher
@@ -400,15 +414,11 @@ is "... every code published or still fetched" \
 stage card=30000 --size 100
 qrpool-pending --state fetched --pool card >"$T/items"
 rm -f "$T/stalled"; mkfifo "$T/stalled"
+base=$(count card published)
 qrpool-publish -q <"$T/items" >"$T/stalled" 2>"$T/err" &
 publisher=$!
 exec 4<"$T/stalled"
-before=-1
-for _ in $(seq 100); do   # until the published count stops moving: stuck on stdout
-  now=$(count card published)
-  [ "$now" -eq "$before" ] && [ "$now" -gt 0 ] && break
-  before=$now; sleep 0.3
-done
+wait_stalled
 kill -TERM $publisher; sleep 1.5; kill -TERM $publisher
 for _ in $(seq 50); do kill -0 $publisher 2>/dev/null || break; sleep 0.1; done
 ended=yes; kill -0 $publisher 2>/dev/null && ended=no
@@ -425,7 +435,7 @@ stage link=20000 --size 100
 qrpool-pending --state fetched --pool link >"$T/items"
 kafka_control rtt all 300
 qrpool-publish -v <"$T/items" >"$T/file-out" 2>"$T/err" & publisher=$!
-sleep 1; kill -TERM $publisher; sleep 1.1; kill -TERM $publisher
+wait_handles_term $publisher; sleep 1; kill -TERM $publisher; sleep 1.1; kill -TERM $publisher
 rc=0; wait $publisher || rc=$?
 kafka_control rtt all 0
 summary=$(grep -o 'read [0-9]* lines, published [0-9]*, failed [0-9]*' "$T/err" | tr -d ,)

@@ -4,6 +4,14 @@
 . "${0%/*}/lib.sh"
 . "${0%/*}/publish-lib.sh"
 . "${0%/*}/fetch.sh"
+
+# wait_flocked FILE: until a process started in the background holds FILE's
+# flock (a run started then is refused for sure), 10 s at most.
+wait_flocked() {
+  i=0
+  while flock -n "$1" true && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+}
+
 command -v flock >/dev/null || skip_all "flock is missing"
 export QRPOOL_LOG_DIR="$T/log" QRPOOL_LOCK_DIR="$T"
 # The tools stay dumpable, so that my_tool_pids can read their environment
@@ -102,7 +110,7 @@ is "a new lock file is readable by all, writable by its owner only" "$(stat -c %
 # (Held until both runs are refused: a slow machine may take seconds for them.)
 rm -f "$T/release"
 flock "$T/qrpool-fill.lock" sh -c "until [ -e '$T/release' ]; do sleep 0.1; done" & holder=$!
-sleep 0.3
+wait_flocked "$T/qrpool-fill.lock"
 run nightly-fill -u "$deadline" "$T/demand.tsv"
 is "a second nightly-fill while one runs: exit 75" "$rc" 75
 like "and says so, naming the holder (which may be anyone's: the lock is in a shared directory)" \
@@ -485,10 +493,12 @@ as_nobody() {
 as_nobody probe
 is "a root-owned 0644 lock: another user still takes it" "$rc:$(cat "$T/out")" \
   "0:$lockdir/qrpool-probe.lock"
-flock "$lockdir/qrpool-probe.lock" sleep 2 & holder=$!
-sleep 0.3
+rm -f "$T/release"
+flock "$lockdir/qrpool-probe.lock" sh -c "until [ -e '$T/release' ]; do sleep 0.1; done" & holder=$!
+wait_flocked "$lockdir/qrpool-probe.lock"
 as_nobody probe
 is "and while root's run holds it, the other user's run waits its turn: exit 75" "$rc" 75
+touch "$T/release"
 wait $holder
 
 # The lock directory not writable and no lock in it: a directory of the user's own

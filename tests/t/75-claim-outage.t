@@ -3,7 +3,7 @@
 # outage is over, so the rebalance is waited for (it is no "Kafka down").
 . "${0%/*}/lib.sh"
 . "${0%/*}/claim.sh"
-start_kafka --control "$T/ctl"
+start_kafka --control "$T/kafka.ctl"
 write_claim_config
 publish_codes 40
 mkfifo "$T/fifo"
@@ -13,7 +13,7 @@ qrpool-claim --pool poster --out "$T/codes" --wait 3s <"$T/fifo" >"$T/out" 2>"$T
 claim=$!
 i=0
 until [ -s "$T/out" ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
-echo "broker-down all" >"$T/ctl"; sleep 1; echo "broker-up all" >"$T/ctl"
+kafka_control broker-down all; sleep 1; kafka_control broker-up all
 sleep 5
 timeout 12 kcat -q -b "$KAFKA_BROKERS" -G qrpool-online.poster -X enable.auto.commit=false \
   -X session.timeout.ms=6000 -f '%k\n' qrpool.poster >"$T/online" 2>/dev/null &
@@ -48,12 +48,12 @@ fi
 # Kafka refusing us (ACLs) is no outage: 69 at once, naming the refusal, not
 # "no answer" and 75 after kafka.timeout (15 s here), which cron would retry.
 claim_refused() {  # claim_refused CONTROL-COMMAND UNDO-COMMAND
-  echo "$1" >"$T/ctl"
+  kafka_control "$1"
   started=$(date +%s)
   rc=0; records 1 | qrpool-claim --pool poster --out "$T/codes-refused" --wait 300ms \
     >"$T/out" 2>"$T/err" || rc=$?
   took=$(($(date +%s) - started))
-  echo "$2" >"$T/ctl"
+  kafka_control "$2"
 }
 claim_refused "topic-error qrpool.poster TOPIC_AUTHORIZATION_FAILED" "topic-error qrpool.poster NO_ERROR"
 is "topic not authorized: exit 69" "$rc" 69

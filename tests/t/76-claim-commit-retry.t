@@ -8,7 +8,7 @@
 # exit could crash in the revocation rd_kafka_consumer_close makes.
 . "${0%/*}/lib.sh"
 . "${0%/*}/claim.sh"
-start_kafka --control "$T/ctl"
+start_kafka --control "$T/kafka.ctl"
 write_claim_config
 # librdkafka puts a member that polls for nothing this long out of the group.
 sed -i 's|"heartbeat.interval.ms=500" \]|"heartbeat.interval.ms=500", "max.poll.interval.ms=8000" ]|' \
@@ -19,18 +19,19 @@ mkfifo "$T/fifo"
 { records 1 1; exec sleep 40; } >"$T/fifo" &
 feeder=$!
 at_exit "kill $feeder 2>/dev/null"
-echo "error OffsetCommit REQUEST_TIMED_OUT 100" >"$T/ctl"
+kafka_control error OffsetCommit REQUEST_TIMED_OUT 100
 qrpool-claim -v --pool poster --out "$T/codes" --wait 3s <"$T/fifo" >"$T/out" 2>"$T/err" &
 claim=$!
 i=0
 until [ -s "$T/out" ] || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
 is "the record is bound" "$(wc -l <"$T/out")" 1
 sleep 1
-echo "clear-errors OffsetCommit" >"$T/ctl"   # Kafka answers again
+kafka_control clear-errors OffsetCommit   # Kafka answers again
 # (A retry in the rebalance the online member starts would fail here: the mock
 # refuses every commit while a group rebalances, where Kafka takes those of the
-# current generation. So the member joins once the retry has had its chance.)
-sleep 2
+# current generation. So the member joins once the retry has gone through.)
+i=0
+until grep -q 'are committed, after' "$T/err" || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
 # An online member joins and reads what the group has left: the partitions
 # claim keeps while it idles come to it once claim leaves the group.
 timeout 40 kcat -q -b "$KAFKA_BROKERS" -G qrpool-online.poster -X enable.auto.commit=false \
@@ -53,7 +54,7 @@ like "... having left the group while idle" "$(cat "$T/err")" \
 # it with claim's code not committed past (the double hand-out this all
 # guards against). Claim says so, and exits 75 even after it has left the
 # group idle (leaving forgot it, and claim exited 0).
-echo "error OffsetCommit REQUEST_TIMED_OUT 100000" >"$T/ctl"
+kafka_control error OffsetCommit REQUEST_TIMED_OUT 100000
 publish_codes 10
 : >"$T/out"
 { records 1 2; exec sleep 40; } >"$T/fifo" &
@@ -74,7 +75,7 @@ like "commits failing in a rebalance: said" "$(cat "$T/err")" \
   "partitions went back to the group before the offsets of codes bound on them were committed"
 is "... and 75 at the end, though claim left the group idle meanwhile" \
   "$rc:$(grep -c 'stdin idle for 10 s' "$T/err")" 75:1
-echo "clear-errors OffsetCommit" >"$T/ctl"
+kafka_control clear-errors OffsetCommit
 
 # Kafka answering fetches but refusing every commit: claim used to go on
 # binding and printing codes, each of them uncommitted (200 of 200 in the
@@ -84,11 +85,11 @@ echo "clear-errors OffsetCommit" >"$T/ctl"
 # next code: refused too, it stops, a few codes in (none, when codes bound
 # earlier come back first: skipped, their offsets are to be committed past too).
 publish_codes 60
-echo "error OffsetCommit REQUEST_TIMED_OUT 100000" >"$T/ctl"
+kafka_control error OffsetCommit REQUEST_TIMED_OUT 100000
 : >"$T/out"
 records 50 100 | qrpool-claim --pool poster --out "$T/codes" --wait 3s >"$T/out" 2>"$T/err" || rc=$?
 rc=${rc:-0}
-echo "clear-errors OffsetCommit" >"$T/ctl"
+kafka_control clear-errors OffsetCommit
 handed=$(wc -l <"$T/out" | tr -d ' ')
 is "commits refused: exit 75" "$rc" 75
 ok "... at most 9 codes handed out (CONSUMER_UNACKED_MAX + 1), not the 50 asked ($handed)" test "$handed" -le 9

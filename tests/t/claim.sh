@@ -4,9 +4,10 @@
 # with kafka-offsets (an independent client).
 
 # Starts local-kafka with the poster topic (3 partitions); sets $KAFKA_BROKERS.
-# Extra arguments go to local-kafka (e.g. --control "$T/ctl").
+# Extra arguments go to local-kafka (e.g. --control "$T/kafka.ctl", for
+# kafka_control).
 start_kafka() {
-  local-kafka -q -t qrpool.poster:3 -t qrpool.card:1 --bootstrap-file "$T/brokers" "$@" \
+  local-kafka -t qrpool.poster:3 -t qrpool.card:1 --bootstrap-file "$T/brokers" "$@" \
     >/dev/null 2>"$T/kafka.log" &
   kafka_pid=$!
   # Waited for: it removes its bootstrap file as it exits, racing the rm of $T.

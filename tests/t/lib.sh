@@ -86,15 +86,33 @@ wait_for_kafka() {
 # Runs a command, storing its exit status in $rc, stdout in $T/out, stderr in $T/err.
 run() { rc=0; "$@" >"$T/out" 2>"$T/err" || rc=$?; }
 
-# wait_handles_term PID: until PID catches SIGTERM (its handlers installed, so
-# a signal sent then is handled, not fatal), 10 s at most.
-wait_handles_term() {
+# wait_signal PID FIELD SIGNUM: until PID's FIELD in /proc/PID/status (SigCgt:
+# the signal is caught, SigIgn: ignored) has SIGNUM, so a signal sent then is
+# handled as the test means, not fatal; 10 s at most.
+wait_signal() {
   tries=0
   while [ $tries -lt 200 ]; do
-    mask=$(awk '/^SigCgt:/ { print $2 }' "/proc/$1/status" 2>/dev/null) || mask=
-    [ -n "$mask" ] && [ $((0x$mask >> 14 & 1)) -eq 1 ] && return 0
+    mask=$(awk -v field="$2:" '$1 == field { print $2 }' "/proc/$1/status" 2>/dev/null) || mask=
+    [ -n "$mask" ] && [ $((0x$mask >> ($3 - 1) & 1)) -eq 1 ] && return 0
     sleep 0.05; tries=$((tries + 1))
   done
+}
+
+# wait_handles_term PID: until PID catches SIGTERM (its handlers installed).
+wait_handles_term() { wait_signal "$1" SigCgt 15; }
+
+# kafka_control COMMAND: e.g. "broker-down 2" (see local-kafka --help), to the
+# local-kafka started with --control "$T/kafka.ctl" 2>"$T/kafka.log" (not -q);
+# returns once it logged that it applied the command.
+kafka_control() {
+  before=$(grep -c "control: $*: " "$T/kafka.log" || true)
+  echo "$*" >"$T/kafka.ctl"
+  for _ in $(seq 100); do
+    [ "$(grep -c "control: $*: " "$T/kafka.log" || true)" -gt "$before" ] && return 0
+    sleep 0.05
+  done
+  diag "local-kafka did not apply '$*'"
+  return 1
 }
 
 # run_peak FILE COMMAND...: as run, with FILE as stdin; also sets peak_kb, the

@@ -15,19 +15,6 @@ start_kafka() {
   wait_for_kafka "$kafka_pid" "$T/kafka.boot" "$T/kafka.log"
 }
 
-# kafka_control COMMAND: e.g. "broker-down 2" (see local-kafka --help);
-# returns once local-kafka logged that it applied the command.
-kafka_control() {
-  before=$(grep -c "control: $*: " "$T/kafka.log" || true)
-  echo "$*" >"$T/kafka.ctl"
-  for _ in $(seq 100); do
-    [ "$(grep -c "control: $*: " "$T/kafka.log" || true)" -gt "$before" ] && return 0
-    sleep 0.05
-  done
-  diag "local-kafka did not apply '$*'"
-  return 1
-}
-
 # set_kafka DURATION [PROPERTY...]: kafka.timeout and kafka.properties in
 # the config that write_config made.
 set_kafka() {
