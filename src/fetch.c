@@ -1267,8 +1267,8 @@ int fetch_run(const struct fetch_options *options, const struct config *config, 
 		if (f.quota.db && (status = quota_end(&f.quota, quota_now_ms())) == EXIT_TEMPFAIL)
 			/* No item is lost by it: other runs lose those calls, and
 			 * only until the window ends (a past one gets nothing back). */
-			log_warn("the staging DB stayed locked by another process: %d unused calls of "
-				"quota not given back to the ledger", f.quota.held);
+			log_warn("the staging DB stayed locked by another process: the quota ledger is "
+				"not updated at the end (%d reserved calls not given back)", f.quota.held);
 		else if (status)
 			fetch_fail(&f, status);
 		progress_end(&f.progress);
