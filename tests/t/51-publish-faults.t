@@ -431,13 +431,25 @@ is "... every code published or still fetched" \
 
 # --- a second SIGTERM with stdout read (a file): the deliveries confirmed are all
 # recorded; only a committer stuck on stdout is given up --------------------------------
+# Small batches, so the codes go in several round trips of 300 ms: the first
+# signal once some are recorded; then the cluster answers no more (a round
+# trip of 60 s), so deliveries are still in flight at the second signal however
+# fast the machine (at a fixed second after the start, a quick run had them
+# all confirmed: exit 0).
+set_kafka 10s batch.num.messages=500
 stage link=20000 --size 100
 qrpool-pending --state fetched --pool link >"$T/items"
+base=$(count link published)
 kafka_control rtt all 300
 qrpool-publish -v <"$T/items" >"$T/file-out" 2>"$T/err" & publisher=$!
-wait_handles_term $publisher; sleep 1; kill -TERM $publisher; sleep 1.1; kill -TERM $publisher
+i=0
+until [ "$(count link published)" -gt "$base" ] || [ $i -gt 300 ]; do sleep 0.05; i=$((i + 1)); done
+kill -TERM $publisher
+kafka_control rtt all 60000
+sleep 1.1; kill -TERM $publisher
 rc=0; wait $publisher || rc=$?
 kafka_control rtt all 0
+set_kafka 10s
 summary=$(grep -o 'read [0-9]* lines, published [0-9]*, failed [0-9]*' "$T/err" | tr -d ,)
 set -- $summary
 is "second SIGTERM, stdout a file: exit 75" "$rc" 75
