@@ -55,6 +55,13 @@ like() {  # like DESCRIPTION TEXT EXTENDED-REGEX
   fi
 }
 diag() { printf '# %s\n' "$*"; }
+# skip_tests N REASON: N tests not run here, each said as skipped.
+skip_tests() {
+  for _ in $(seq "$1"); do tap_count=$((tap_count + 1)); echo "ok $tap_count # SKIP $2"; done
+}
+# hup_ignored: whether the tests started with SIGHUP ignored (under nohup): the
+# tools they start rightly keep ignoring it, and no shell can undo that (POSIX).
+hup_ignored() { [ $((0x$(awk '$1 == "SigIgn:" { print $2 }' "/proc/$$/status") & 1)) -eq 1 ]; }
 # A missing tool skips the file when a test is run by hand; under `make check`
 # (QRPOOL_NO_SKIP=1), which installs every dependency first, it fails it:
 # a dependency install-deps forgot must not turn tests silently into skips.
@@ -88,12 +95,16 @@ run() { rc=0; "$@" >"$T/out" 2>"$T/err" || rc=$?; }
 
 # wait_signal PID FIELD SIGNUM: until PID's FIELD in /proc/PID/status (SigCgt:
 # the signal is caught, SigIgn: ignored) has SIGNUM, so a signal sent then is
-# handled as the test means, not fatal; 10 s at most.
+# handled as the test means, not fatal; 10 s at most. Not while PID is still
+# this shell's fork, before its exec: it has this shell's INT/TERM trap there
+# (SigCgt), and a signal then is taken by the trap and lost at the exec.
 wait_signal() {
-  tries=0
+  tries=0; shell=$(readlink "/proc/$$/exe")
   while [ $tries -lt 200 ]; do
-    mask=$(awk -v field="$2:" '$1 == field { print $2 }' "/proc/$1/status" 2>/dev/null) || mask=
-    [ -n "$mask" ] && [ $((0x$mask >> ($3 - 1) & 1)) -eq 1 ] && return 0
+    if [ "$(readlink "/proc/$1/exe" 2>/dev/null)" != "$shell" ]; then
+      mask=$(awk -v field="$2:" '$1 == field { print $2 }' "/proc/$1/status" 2>/dev/null) || mask=
+      [ -n "$mask" ] && [ $((0x$mask >> ($3 - 1) & 1)) -eq 1 ] && return 0
+    fi
     sleep 0.05; tries=$((tries + 1))
   done
 }
