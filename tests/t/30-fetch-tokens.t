@@ -33,13 +33,16 @@ recovered() {
 start_fake lifetime --token-lifetime 2s --stable-margin 600ms --latency 40
 config_for 'concurrency = 4;'
 plan poster 300
+started=$(date +%s)
 run qrpool-fetch -v <"$T/items"
+took=$(($(date +%s) - started))
 is "short-lived tokens: exit 0" "$rc" 0
 is "short-lived tokens: every code fetched" "$(count "state = 'fetched'")" 300
 issued=$(stats tokens_issued stable)
 ok "refreshed along the way ($issued stable tokens)" [ "$issued" -ge 2 ]
 calls=$(stats endpoints stable_token requests)
-ok "no refresh storm ($calls stable_token calls for a run of ~3 s)" [ "$calls" -le 8 ]
+# (One a 1.4 s at most, tokens of 2 s: a slow machine's longer run may take more.)
+ok "no refresh storm ($calls stable_token calls for a run of $took s)" [ "$calls" -le $((took + 5)) ]
 expired=$(stats errcodes 42001)
 ok "at most the calls in flight refused as expired ($expired)" [ "$expired" -le 4 ]
 
