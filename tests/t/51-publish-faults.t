@@ -160,7 +160,7 @@ lock_db() {
     while [ -n "${2:-}" ] && ! grep -q "$2" "$T/err" && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
     echo "COMMIT;"; } | sqlite3 "$T/staging.db" >"$T/locked") &
   locker=$!
-  for _ in $(seq 200); do grep -q locked "$T/locked" 2>/dev/null && break; sleep 0.05; done
+  wait_locked "$T/locked"
 }
 
 # --- the staging DB locked by another writer longer than busy_timeout: publish

@@ -5,9 +5,12 @@
 . "${0%/*}/publish-lib.sh"
 . "${0%/*}/fetch.sh"
 
-# wait_flocked FILE: until a process started in the background holds FILE's
-# flock (a run started then is refused for sure), 10 s at most.
-wait_flocked() {
+# hold_flock FILE: a process in the background ($holder) holds FILE's flock
+# until $T/release exists; returns once it does hold it (a run started then is
+# refused for sure), 10 s at most.
+hold_flock() {
+  rm -f "$T/release"
+  flock "$1" sh -c "until [ -e '$T/release' ]; do sleep 0.1; done" & holder=$!
   i=0
   while flock -n "$1" true && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 }
@@ -108,9 +111,7 @@ done
 # --- one at a time ------------------------------------------------------------------
 is "a new lock file is readable by all, writable by its owner only" "$(stat -c %a "$T/qrpool-fill.lock")" 644
 # (Held until both runs are refused: a slow machine may take seconds for them.)
-rm -f "$T/release"
-flock "$T/qrpool-fill.lock" sh -c "until [ -e '$T/release' ]; do sleep 0.1; done" & holder=$!
-wait_flocked "$T/qrpool-fill.lock"
+hold_flock "$T/qrpool-fill.lock"
 run nightly-fill -u "$deadline" "$T/demand.tsv"
 is "a second nightly-fill while one runs: exit 75" "$rc" 75
 like "and says so, naming the holder (which may be anyone's: the lock is in a shared directory)" \
@@ -496,9 +497,7 @@ as_nobody() {
 as_nobody probe
 is "a root-owned 0644 lock: another user still takes it" "$rc:$(cat "$T/out")" \
   "0:$lockdir/qrpool-probe.lock"
-rm -f "$T/release"
-flock "$lockdir/qrpool-probe.lock" sh -c "until [ -e '$T/release' ]; do sleep 0.1; done" & holder=$!
-wait_flocked "$lockdir/qrpool-probe.lock"
+hold_flock "$lockdir/qrpool-probe.lock"
 as_nobody probe
 is "and while root's run holds it, the other user's run waits its turn: exit 75" "$rc" 75
 touch "$T/release"
@@ -527,7 +526,7 @@ sed 's|busy_timeout = "5s"|busy_timeout = "100ms"|' "$QRPOOL_CONFIG" >"$T/locked
 rm -f "$T/locked"
 { echo "BEGIN EXCLUSIVE;"; echo ".print locked"; sleep 12; echo "ROLLBACK;"; } |
   sqlite3 "$T/staging.db" >"$T/locked" & locker=$!
-for _ in $(seq 200); do grep -q locked "$T/locked" 2>/dev/null && break; sleep 0.05; done
+wait_locked "$T/locked"
 for tool in qrpool-fetch qrpool-render qrpool-publish; do
   rc=0
   { yes "$(printf 'AAAAAAAAAAAAAAAA\tposter')" | head -n 20000; echo $? >"$T/feeder.rc"; } |

@@ -121,7 +121,7 @@ sed 's|busy_timeout = "5s"|busy_timeout = "300ms"|' "$QRPOOL_CONFIG" >"$T/locked
 { echo "PRAGMA locking_mode = EXCLUSIVE;"; echo "BEGIN EXCLUSIVE;"
   echo "UPDATE bindings SET pool = pool WHERE rowid = 1;"; echo ".print locked"
   sleep 4; echo "ROLLBACK;"; } | sqlite3 "$T/staging.db" >"$T/locked" & locker=$!
-for _ in $(seq 100); do grep -q locked "$T/locked" 2>/dev/null && break; sleep 0.05; done
+wait_locked "$T/locked"
 printf '%s\n%s\n' "$missing" "$first" | { rc=0; qrpool-resolve -c "$T/locked.cfg" >"$T/out" 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; }
 wait "$locker" 2>/dev/null || true
 is "the DB locked for an id Redis misses: exit 75" "$(cat "$T/rc")" 75
