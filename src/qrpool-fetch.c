@@ -70,7 +70,8 @@ static void fetch_usage(void)
 		"69: WeChat refused a pool (invalid page or env_version, no permission) or the\n"
 		"    credentials; that pool's items stay planned, other pools go on.\n"
 		"75: deadline or signal with work left, or items still failing after retries,\n"
-		"    or calls failing one after another for 5 minutes with no deadline.\n",
+		"    or calls failing one after another for 5 quota minutes (wechat.quota_minute;\n"
+		"    5 minutes against WeChat) with no deadline.\n",
 		FETCH_GRACE_S);
 }
 
