@@ -345,10 +345,11 @@ static int config_load_token(const struct config_reader *reader, const config_se
 	return 0;
 }
 
-/* Names that go into file names, Kafka topics and metric labels as they are. */
-static int config_name_ok(const char *name)
+/* Names that go into file names, Kafka topics and metric labels as they are
+ * (a topic is Kafka's: these characters, at most 249 of them, not . or ..). */
+static int config_name_ok(const char *name, size_t longest)
 {
-	if (!*name || strlen(name) > 100)
+	if (!*name || strlen(name) > longest || !strcmp(name, ".") || !strcmp(name, ".."))
 		return 0;
 	for (const char *p = name; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -443,7 +444,7 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 	if (!w->appid)
 		return config_error_at(reader, group, "the wechat section needs an appid (the "
 			"mini-program's, wx and 16 hex digits)");
-	if (!config_name_ok(w->appid))
+	if (!config_name_ok(w->appid, 100))
 		return config_error_at(reader, config_setting_get_member(group, "appid"),
 			"appid '%.40s%s' must be 1 to 100 letters, digits, '-', '_' or '.' (a WeChat "
 			"appid is wx and 16 hex digits)", w->appid, strlen(w->appid) > 40 ? "..." : "");
@@ -807,7 +808,7 @@ static int config_load_pool(const struct config_reader *reader, const config_set
 	    (status = config_get_string(reader, group, "source", NULL, &source)))
 		goto out;
 	status = EXIT_CONFIG;
-	if (!pool->name || !config_name_ok(pool->name)) {
+	if (!pool->name || !config_name_ok(pool->name, 100)) {
 		config_error_at(reader, group, "a pool needs a name of 1 to 100 letters, digits, '-', "
 			"'_' or '.'");
 		goto out;
@@ -825,6 +826,17 @@ static int config_load_pool(const struct config_reader *reader, const config_set
 	    (status = config_get_bool(reader, group, "drop_image_after_publish", 1,
 			&pool->drop_image_after_publish)))
 		goto out;
+	if (pool->topic && !config_name_ok(pool->topic, 249)) {
+		status = config_error_at(reader, config_setting_get_member(group, "topic"), "pool '%s': "
+			"topic '%.100s%s' is no Kafka topic name: 1 to 249 letters, digits, '-', '_' or '.', "
+			"and not . or ..", pool->name, pool->topic, strlen(pool->topic) > 100 ? "..." : "");
+		goto out;
+	}
+	if (pool->group && !*pool->group) {
+		status = config_error_at(reader, config_setting_get_member(group, "group"), "pool '%s': "
+			"group is empty (leave it out for qrpool-online.%s)", pool->name, pool->name);
+		goto out;
+	}
 	if (!pool->topic && asprintf(&pool->topic, "qrpool.%s", pool->name) < 0)
 		pool->topic = NULL;
 	if (!pool->group && asprintf(&pool->group, "qrpool-online.%s", pool->name) < 0)

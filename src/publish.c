@@ -71,7 +71,8 @@ static void publish_refused(struct publisher *publisher, rd_kafka_resp_err_t err
 		log_error("Kafka refused the messages: %s: %s", rd_kafka_err2str(err), kafka_refused(err) ?
 			"its ACLs must let this client describe and write the topic (and, with "
 			"enable.idempotence, IdempotentWrite on the cluster)" : "the topic's and the "
-			"cluster's settings must take idempotent writes with acks=all");
+			"cluster's settings must take idempotent writes with acks=all, and record headers "
+			"(message format v2)");
 	publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
 	publisher->stop = 1;
 }
@@ -81,7 +82,8 @@ static void publish_refused(struct publisher *publisher, rd_kafka_resp_err_t err
 static int publish_settings_refused(rd_kafka_resp_err_t err)
 {
 	return err == RD_KAFKA_RESP_ERR_POLICY_VIOLATION ||
-		err == RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS;
+		err == RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS ||
+		err == RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
 }
 
 /* One message refused for what it is (kafka_message_refused): the code stays
@@ -97,11 +99,22 @@ static void publish_message_refused(struct publisher *publisher, const char *whe
 	publisher->status = exitcode_worst(publisher->status, EXIT_DATA);
 }
 
-/* The topic does not exist on the cluster (which does not create topics on
- * first use): no rerun fixes that, the topic must be created. Said once. */
-static void publish_no_topic(struct publisher *publisher, const char *topic)
+/* Whether `err` says the pool's topic is missing or no valid name. */
+static int publish_topic_refused(rd_kafka_resp_err_t err)
 {
-	if (publisher->status != EXIT_UPSTREAM)
+	return err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+		err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
+}
+
+/* The topic does not exist on the cluster (which does not create topics on
+ * first use), or the cluster takes no topic of that name: no rerun fixes
+ * that, the topic must be created or another named. Said once. */
+static void publish_no_topic(struct publisher *publisher, const char *topic, rd_kafka_resp_err_t err)
+{
+	if (publisher->status != EXIT_UPSTREAM && err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION)
+		log_error("Kafka takes no topic named %s (%s): give the pool another topic in the "
+			"config; its codes stay fetched", topic, rd_kafka_err2str(err));
+	else if (publisher->status != EXIT_UPSTREAM)
 		log_error("topic %s does not exist on the cluster: create it, with the partitions the "
 			"online consumers need (qrpool does not create topics); its codes stay fetched", topic);
 	publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
@@ -136,9 +149,8 @@ static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report
 			publisher->stop = 1;
 		if (kafka_refused(report->err) || publish_settings_refused(report->err))
 			publish_refused(publisher, report->err);
-		if (report->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-		    report->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
-			publish_no_topic(publisher, topic);
+		if (publish_topic_refused(report->err))
+			publish_no_topic(publisher, topic, report->err);
 		free(message);
 		return;
 	}
@@ -610,8 +622,8 @@ static int publish_produce(struct publisher *publisher, const struct item *item,
 		pool->topic, rd_kafka_err2str(err));
 	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		return 0;   /* stopped waiting for room: the run is ending anyway */
-	if (err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-		publish_no_topic(publisher, pool->topic);
+	if (publish_topic_refused(err)) {
+		publish_no_topic(publisher, pool->topic, err);
 		return 0;
 	}
 	/* Anything else would refuse every message the same way: said once. */

@@ -342,6 +342,23 @@ is "a policy violation: exit 69" "$rc" 69
 like "... saying what to fix" "$(cat "$T/err")" \
   "Kafka refused the messages: .*: the topic's and the cluster's settings must take idempotent writes"
 is "... every code still fetched" "$(count link fetched)" 50
+# A topic whose message format predates headers and idempotence (v2).
+kafka_control produce-error UNSUPPORTED_FOR_MESSAGE_FORMAT 100000
+run qrpool-publish <"$T/items"
+kafka_control clear-errors Produce
+is "a message format too old: exit 69, not 75" "$rc" 69
+like "... saying what to fix" "$(cat "$T/err")" \
+  "Kafka refused the messages: .*: .*settings must take .*record headers \(message format v2\)"
+is "... every code still fetched" "$(count link fetched)" 50
+# A topic name the cluster takes for none (the config refuses most such names).
+kafka_control produce-error TOPIC_EXCEPTION 100000
+run qrpool-publish <"$T/items"
+kafka_control clear-errors Produce
+is "a topic name Kafka refuses: exit 69, not 75" "$rc" 69
+like "... naming the topic and the fix" "$(cat "$T/err")" \
+  "Kafka takes no topic named qrpool.link \(Broker: Invalid topic\): give the pool another topic"
+is "... said once" "$(grep -c 'Kafka takes no topic named' "$T/err")" 1
+is "... every code still fetched" "$(count link fetched)" 50
 qrpool-pending --state fetched --pool link | qrpool-publish >/dev/null
 
 # --- an image too large for Kafka: that code refused (65), the others published --------

@@ -55,6 +55,12 @@ static void test_unreadable(void)
 /* A pool name one character over the limit of 100: ten counted tens, and one. */
 #define NAME_101 "p123456789p123456789p123456789p123456789p123456789" \
 	"p123456789p123456789p123456789p123456789p123456789" "p"
+/* Kafka's longest topic name, 249 characters, and one over it. */
+#define TOPIC_10 "t123456789"
+#define TOPIC_249 TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 \
+	TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 \
+	TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 TOPIC_10 "t12345678"
+#define TOPIC_250 TOPIC_249 "x"
 #define POOLS "pools = ( { name = \"p\"; source = \"wechat\"; page = \"pages/x\"; } );\n"
 #define LINK_POOL "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://a.b/q/\"; } );\n"
 
@@ -112,6 +118,21 @@ static void test_refusals(void)
 		{ "pools = ( { name = \"a\"; source = \"link\"; url_prefix = \"https://x/\"; topic = \"t\"; },\n"
 		  "{ name = \"b\"; source = \"link\"; url_prefix = \"https://x/\"; topic = \"t\"; } );\n",
 		  "qrpool.cfg:2: pools 'a' and 'b' share topic t", "two pools sharing a topic" },
+		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"
+		  "topic = \"qrpool poster\"; } );\n",
+		  "qrpool.cfg:2: pool 'l': topic 'qrpool poster' is no Kafka topic name",
+		  "a topic with a space (Kafka refuses it)" },
+		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"
+		  "topic = \"\"; } );\n", "qrpool.cfg:2: pool 'l': topic '' is no Kafka topic name",
+		  "an empty topic" },
+		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"
+		  "topic = \"..\"; } );\n", "topic '..' is no Kafka topic name", "topic .." },
+		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"
+		  "topic = \"" TOPIC_250 "\"; } );\n", "is no Kafka topic name", "a topic of 250 characters" },
+		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"
+		  "group = \"\"; } );\n", "qrpool.cfg:2: pool 'l': group is empty", "an empty group" },
+		{ "pools = ( { name = \".\"; source = \"link\"; url_prefix = \"https://x/\"; } );\n",
+		  "a pool needs a name", "a pool named ." },
 		{ "wechat = { appid = \"a\"; quota_per_minute = 10; reserve_per_minute = 10; };\n" POOLS,
 		  "leaves nothing", "a reserve eating the whole quota" },
 		{ "pools = ( { name = \"p\" source = \"x\"; } );\n", "qrpool.cfg:1:", "a syntax error" },
@@ -437,6 +458,18 @@ static void test_redis(void)
 	config_free(&config);
 }
 
+static void test_topic_limit(void)
+{
+	char logged[2048];
+	struct config config;
+
+	is_int(load("pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"
+		"topic = \"" TOPIC_249 "\"; } );\n", 0600, &config, logged, sizeof logged), 0,
+		"a topic of 249 characters, Kafka's longest: taken");
+	ok(config.pool_count == 1 && strlen(config.pools[0].topic) == 249, "... as it is");
+	config_free(&config);
+}
+
 int main(void)
 {
 	char path[256];
@@ -446,6 +479,7 @@ int main(void)
 	log_init("test_config", 0);
 	test_valid();
 	test_refusals();
+	test_topic_limit();
 	test_secret_file();
 	test_wechat_values();
 	test_includes();
