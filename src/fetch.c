@@ -959,11 +959,18 @@ static void fetch_flush(struct fetcher *f, int force)
 
 	if (f->batch.count && (force || ((f->batch.count >= FETCH_BATCH_MAX ||
 	    db_monotonic() - f->batch_since >= FETCH_BATCH_AGE) && db_monotonic() >= f->flush_after))) {
+		int64_t images = f->batch.unrecorded_images, failures = f->batch.unrecorded_failures;
+
 		/* At the end a locked DB is waited out a few times, then the
 		 * batch is lost (its codes stay planned, to fetch again). */
 		for (int tries = force ? 3 : 1;
 		     (status = store_flush(&f->store, &f->batch, f->out)) == STORE_BUSY && --tries;)
 			;
+		images = f->batch.unrecorded_images - images;
+		failures = f->batch.unrecorded_failures - failures;
+		if (images || failures)   /* (the DB's error is said) */
+			log_error("%lld fetched and %lld refused codes were not committed; they stay "
+				"planned for a rerun", (long long)images, (long long)failures);
 		if (status == STORE_BUSY && !force) {
 			log_warn("the staging DB is locked by another process: %zu outcomes wait for "
 				"their commit", f->batch.count);
@@ -1229,7 +1236,9 @@ static void fetch_summary(struct fetcher *f, double started)
 		"interrupted", "stopped by an error" };
 	const struct fetch_counts *c = &f->counts;
 	double cpu = fetch_cpu_seconds(), elapsed = db_monotonic() - started;
-	int64_t stored = f->batch.stored;
+	int64_t stored = f->batch.stored, lost_failed = f->batch.unrecorded_failures;
+	/* A batch a failed flush let go left its codes planned, refused ones too. */
+	int64_t left = c->left + f->batch.unrecorded_images + lost_failed;
 	char line[640], unread[128] = "";
 
 	/* The counts are of the items read: after a stop, those not read yet
@@ -1240,7 +1249,7 @@ static void fetch_summary(struct fetcher *f, double started)
 	snprintf(line, sizeof line, "%s: fetched %lld, failed %lld, left planned %lld "
 		"(%lld gave up after retries), passed through %lld, bad lines %lld; %lld calls, "
 		"%lld retried, %lld quota refusals; %.1f s, %.0f codes/s, cpu %.1f us per code%s",
-		endings[f->stop], (long long)stored, (long long)c->failed, (long long)c->left,
+		endings[f->stop], (long long)stored, (long long)(c->failed - lost_failed), (long long)left,
 		(long long)c->gave_up, (long long)c->passed, (long long)(c->bad + f->input.bad_lines),
 		(long long)c->calls, (long long)c->retried, (long long)c->quota_refused, elapsed,
 		elapsed > 0 ? (double)stored / elapsed : 0, stored ? cpu * 1e6 / (double)stored : 0,

@@ -211,6 +211,17 @@ static int store_write_entry(struct store *store, const struct store_batch *batc
 	return 0;
 }
 
+/* The batch's outcomes are let go unrecorded (its transaction failed). */
+static void store_count_unrecorded(struct store_batch *batch)
+{
+	for (size_t i = 0; i < batch->count; i++) {
+		if (batch->entries[i].outcome == OUTCOME_IMAGE)
+			batch->unrecorded_images++;
+		else if (batch->entries[i].outcome == OUTCOME_FAILED)
+			batch->unrecorded_failures++;
+	}
+}
+
 static void store_clear(struct store_batch *batch)
 {
 	for (size_t i = 0; i < batch->count; i++)
@@ -271,6 +282,7 @@ int store_flush(struct store *store, struct store_batch *batch, FILE *out)
 			free(order);
 			return STORE_BUSY;   /* locked by another process: the batch waits */
 		}
+		store_count_unrecorded(batch);
 		goto out;
 	}
 	for (size_t i = 0; i < batch->count && !status; i++) {
@@ -282,6 +294,7 @@ int store_flush(struct store *store, struct store_batch *batch, FILE *out)
 		status = db_commit(store->db);
 	if (status) {
 		db_rollback(store->db);
+		store_count_unrecorded(batch);
 		goto out;
 	}
 	for (size_t i = 0; i < batch->count; i++) {

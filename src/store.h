@@ -54,6 +54,9 @@ struct store_batch {
 	unsigned char *arena;
 	size_t arena_used, arena_size;
 	int64_t stored, skipped;  /* images committed; images not stored (already done elsewhere) */
+	/* Outcomes of a flush that failed (a full disk, an I/O error), let go:
+	 * their codes stay planned. */
+	int64_t unrecorded_images, unrecorded_failures;
 };
 
 /* Queues an image for `code_id` (copied; sha256 computed here). `line` is the
@@ -72,7 +75,7 @@ int store_add_failure(struct store_batch *batch, int64_t code_id, int attempts, 
  * stored it first) is not stored again and not printed. Returns 0;
  * STORE_BUSY when another process held the DB for the whole busy timeout:
  * the batch is kept, for a later flush; or an exit code: then nothing of the
- * batch is recorded and nothing printed. */
+ * batch is recorded (counted in unrecorded_*) and nothing printed. */
 #define STORE_BUSY 1
 int store_flush(struct store *store, struct store_batch *batch, FILE *out);
 void store_batch_free(struct store_batch *batch);

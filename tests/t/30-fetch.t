@@ -156,6 +156,31 @@ is "... each said up to 10 (a night's mail is not a list of codes)" \
 like "... then that the rest are not each said, and where they are" "$(cat "$T/err")" \
   "more items refused for good are not each said \(-v says them\): .*qrpool-pending --state failed"
 
+# --- a full disk: the batch not committed is said, its codes (refused ones too) stay
+# planned, and the summary counts them so ----------------------------------------------
+if mkdir "$T/fs" && mount -t tmpfs -o size=1m tmpfs "$T/fs" 2>/dev/null; then
+  at_exit "umount '$T/fs'"
+  start_fake full --errcode 40129:0.3 --seed 3 --image-bytes 20000
+  config_for 'concurrency = 4;'
+  sed -i "s|$T/staging.db|$T/fs/staging.db|" "$QRPOOL_CONFIG"
+  : >"$T/items"; plan poster 40
+  # Leave 64 KiB: room to open the DB and record the run, not for a batch of images.
+  dd if=/dev/zero of="$T/fs/filler" bs=1k count=$(($(df -k --output=avail "$T/fs" | tail -1) - 64)) 2>/dev/null
+  run qrpool-fetch <"$T/items"
+  planned=$(sqlite3 "$T/fs/staging.db" "SELECT count(*) FROM codes WHERE state = 'planned'")
+  is "full disk: exit 74, no item printed, every code still planned" "$rc:$(wc -l <"$T/out"):$planned" 74:0:40
+  like "... the batch let go said, refused codes among it" "$(cat "$T/err")" \
+    "error: [1-9][0-9]* fetched and [1-9][0-9]* refused codes were not committed; they stay planned for a rerun"
+  like "... the summary counting them as left planned, none as failed" "$(cat "$T/err")" \
+    "stopped by an error: fetched 0, failed 0, left planned 40 "
+  rm -f "$T/fs/filler"
+  run qrpool-fetch <"$T/items"
+  is "... a rerun once there is room: every code fetched or refused" \
+    "$rc:$(sqlite3 "$T/fs/staging.db" "SELECT count(*) FROM codes WHERE state = 'planned'")" 65:0
+else
+  skip_tests 4 "cannot mount a tmpfs to fill"
+fi
+
 # --- the account refused (48001, 45063): every wechat pool stopped, 69 --------------
 for refusal in 48001:unauthorized 45063:permission; do
   start_fake "refused-${refusal%%:*}" --errcode "${refusal%%:*}:1"
