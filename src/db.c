@@ -422,9 +422,15 @@ static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, 
 {
 	double deadline = db_now() + (double)busy_timeout_ms / 1000;
 	int rc, status, migrated = 0, existed = access(path, F_OK) == 0;
+	struct stat st;
 
 	memset(db, 0, sizeof *db);
 	db->path = path;
+	if (existed && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		log_error("%s: database.path names a directory, not the staging DB's file (say "
+			"%s%sstaging.db)", path, path, path[strlen(path) - 1] == '/' ? "" : "/");
+		return EXIT_CONFIG;
+	}
 	/* The DB holds the access token (a secret): made private, and SQLite
 	 * gives its -wal and -shm files the same mode. */
 	if (!existed) {

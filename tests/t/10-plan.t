@@ -75,6 +75,13 @@ run qrpool-plan -c "$T/nodir.cfg" --from $FROM "$T/link.tsv"
 is "the DB's directory missing: exit 74" "$rc" 74
 like "... naming it, and what to do" "$(cat "$T/err")" \
   "unable to open database file \(directory $T/no-such-dir does not exist: make it, for the user that runs qrpool, mode 700\)"
+# database.path naming a directory (the file's name left out): a config error.
+sed "s|path = \"$T/staging.db\"|path = \"$T\"|" "$T/good.cfg" >"$T/dir.cfg"
+chmod 600 "$T/dir.cfg"
+run qrpool-plan -c "$T/dir.cfg" --from $FROM "$T/link.tsv"
+is "database.path a directory: exit 78, nothing printed" "$rc:$(wc -l <"$T/out")" 78:0
+like "... saying so, and what to name" "$(cat "$T/err")" \
+  "$T: database.path names a directory, not the staging DB's file \(say $T/staging.db\)"
 
 # --- the model ----------------------------------------------------------------
 { demand poster 100 100 100; demand link 50 50; } >"$T/d.tsv"
