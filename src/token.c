@@ -280,7 +280,8 @@ int token_parse_text(char *text, size_t size, int64_t default_expires_s,
 		return wechat_parse_token(text, size, token, expires_in_s, answer);
 	word = strtok_r(text, " \t\r\n", &save);
 	if (!word || !wechat_token_ok(word)) {
-		snprintf(answer->message, sizeof answer->message, "no token in the output");
+		snprintf(answer->message, sizeof answer->message, "no token in it (expected "
+			"'TOKEN [EXPIRES_IN_SECONDS]', or the JSON of WeChat's answer)");
 		return -1;
 	}
 	strcpy(token, word);
@@ -289,7 +290,8 @@ int token_parse_text(char *text, size_t size, int64_t default_expires_s,
 		expires = strtoll(word, &end, 10);
 		if (errno || *end || expires <= 0) {
 			snprintf(answer->message, sizeof answer->message,
-				"expected 'TOKEN [EXPIRES_IN_SECONDS]', the second word is not a number");
+				"expected 'TOKEN [EXPIRES_IN_SECONDS]', the second word is not a number of "
+				"seconds over 0");
 			return -1;
 		}
 	}
@@ -416,10 +418,19 @@ static int token_spawn(const char *command, pid_t *pid, int *out_fd)
 static void token_source_refused(struct token_cache *cache, const char *source)
 {
 	int errcode = cache->failure.errcode;
+	char said[sizeof cache->failure.message];
+	const char *why = cache->failure.message;
 
-	if (errcode)
+	if (errcode) {
 		snprintf(cache->failure.message, sizeof cache->failure.message, "%.100s holds an error, "
 			"not a token: errcode %d (whatever writes it was refused by WeChat)", source, errcode);
+		return;
+	}
+	/* What was wrong in it, said of it: no endpoint was asked. */
+	if (!strncmp(why, "token endpoint: ", 16))
+		why += 16;
+	snprintf(said, sizeof said, "%s", why);
+	snprintf(cache->failure.message, sizeof cache->failure.message, "%.100s: %.97s", source, said);
 }
 
 static int token_fetch_command(struct token_cache *cache, char *token, int64_t *expires_in)
@@ -480,7 +491,10 @@ static int token_fetch_file(struct token_cache *cache, char *token, int64_t *exp
 	int rc;
 
 	if (!file) {
-		token_fail(cache, WECHAT_RETRY, "token file: %s", strerror(errno));
+		char why[160];
+
+		snprintf(why, sizeof why, "%.96s: %s", cache->config->wechat.token_file, strerror(errno));
+		token_fail(cache, WECHAT_RETRY, "token file %s", why);
 		return -1;
 	}
 	/* The token is a secret, as the app secret is: the agent's group may

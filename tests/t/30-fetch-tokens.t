@@ -311,6 +311,24 @@ config_for 'token = { source = "command"; command = "echo failing-token 600; exi
 rc=0; perl -e '$SIG{CHLD} = "IGNORE"; exec @ARGV or die' qrpool-fetch --check </dev/null >"$T/out" 2>"$T/err" || rc=$?
 is "SIGCHLD ignored by whoever started fetch: a failing command still fails (75)" "$rc" 75
 like "... with its exit status" "$(cat "$T/err")" "token command failed: exit 3"
+# What is wrong with a token file or command is said of it, the file named.
+config_for "token = { source = \"file\"; file = \"$T/no-token-file\"; };"
+run qrpool-fetch --check </dev/null
+is "--check, token file missing: 75" "$rc" 75
+like "... naming it" "$(cat "$T/err")" "token file $T/no-token-file: No such file or directory"
+printf 'TOKEN&x\n' >"$T/bad-token"; chmod 600 "$T/bad-token"
+config_for "token = { source = \"file\"; file = \"$T/bad-token\"; };"
+run qrpool-fetch --check </dev/null
+like "--check, a token file with no token: said of the file" "$(cat "$T/err")" \
+  "token file $T/bad-token: no token in it \(expected 'TOKEN \[EXPIRES_IN_SECONDS\]', or the JSON of WeChat's answer\)"
+printf '{"access_token":"abc","expires_in":"7200"}\n' >"$T/bad-token"
+run qrpool-fetch --check </dev/null
+like "--check, a token file with JSON it cannot use: said of the file, no endpoint named" \
+  "$(cat "$T/err")" "token file $T/bad-token: malformed access_token or expires_in"
+config_for 'token = { source = "command"; command = "echo some-token -5"; };'
+run qrpool-fetch --check </dev/null
+like "--check, a token command printing a lifetime under 0: said of its output" "$(cat "$T/err")" \
+  "the token command's output: expected 'TOKEN \[EXPIRES_IN_SECONDS\]', the second word is not a number of seconds over 0"
 config_for 'token = { source = "classic"; };'
 before=$(stats endpoints token requests)
 run qrpool-fetch --check </dev/null
