@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,56 @@ int log_enabled(enum log_level level)
 	}
 }
 
+/* The length of the well-formed UTF-8 sequence at `s`, its character in
+ * *code; 0 if the bytes there are no such sequence. */
+static size_t log_utf8_length(const unsigned char *s, uint32_t *code)
+{
+	size_t length = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
+
+	if (!length || s[0] > 0xf4)
+		return 0;
+	*code = s[0] & (0x7f >> length);
+	for (size_t i = 1; i < length; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		*code = *code << 6 | (s[i] & 0x3f);
+	}
+	if (*code < (length == 2 ? 0x80u : length == 3 ? 0x800u : 0x10000u) || *code > 0x10ffff ||
+	    (*code >= 0xd800 && *code <= 0xdfff))
+		return 0;
+	return length;
+}
+
+/* One write per line, so lines of concurrent processes do not interleave: a
+ * newline inside a message becomes a space. Other control characters (C1
+ * ones too: a terminal may take U+009B for an escape), bytes that are not
+ * UTF-8, and byte order marks (unseen), quoted from bad input, are each
+ * shown as '?'. */
+static void log_sanitize(char *line)
+{
+	unsigned char *in = (unsigned char *)line, *out = in;
+
+	while (*in) {
+		uint32_t code = 0;
+		size_t length = *in >= 0x80 ? log_utf8_length(in, &code) : 0;
+
+		if (length && code >= 0xa0 && code != 0xfeff) {
+			memmove(out, in, length);
+			out += length;
+			in += length;
+			continue;
+		}
+		if (*in == '\n')
+			*out++ = ' ';
+		else if (*in >= 0x80 || (*in < ' ' && *in != '\t') || *in == 0x7f)
+			*out++ = '?';
+		else
+			*out++ = *in;
+		in += length ? length : 1;
+	}
+	*out = '\0';
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
@@ -100,15 +151,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (used < sizeof line)
 		vsnprintf(line + used, sizeof line - used, fmt, ap);
 	va_end(ap);
-	/* One write per line, so lines of concurrent processes do not interleave;
-	 * newlines inside a message would break the one-line contract. Other
-	 * control characters (quoted from bad input) would reach a terminal as
-	 * escape sequences: shown as '?'. */
-	for (char *p = line; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-		else if ((*p > 0 && *p < ' ' && *p != '\t') || *p == 0x7f)
-			*p = '?';
+	log_sanitize(line);
 	if (hide) {
 		pthread_mutex_lock(&log_hidden_lock);
 		log_hidden_count++;
