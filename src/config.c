@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <libconfig.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 /* Context for one load: the file name for messages. */
 struct config_reader {
 	const char *file;
+	char *shown;              /* PATH_MAX bytes: config_source's answer */
 };
 
 /* 1 if `text` is all printable ASCII, no space: what a page or a secret is. */
@@ -39,12 +41,27 @@ static int config_printable(const char *text)
 static int config_error_at(const struct config_reader *reader, const config_setting_t *setting,
 	const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* The file a setting was read from: the main file, or one it @includes. */
+/* `file` as a path that names it from anywhere: libconfig names an @included
+ * file as the @include wrote it, relative to the config's own directory
+ * (where the loader reads from: see config_load). */
+static const char *config_full_name(const char *read_path, const char *file, char *out,
+	size_t size)
+{
+	const char *slash = strrchr(read_path, '/');
+
+	if (!file || file[0] == '/' || read_path[0] != '/' || !slash)
+		return file;
+	snprintf(out, size, "%.*s/%s", (int)(slash - read_path), read_path, file);
+	return out;
+}
+
+/* The file a setting was read from: the main file, or one it @includes
+ * (valid until the next call). */
 static const char *config_source(const struct config_reader *reader, const config_setting_t *setting)
 {
 	const char *file = setting ? config_setting_source_file(setting) : NULL;
 
-	return file ? file : reader->file;
+	return file ? config_full_name(reader->file, file, reader->shown, PATH_MAX) : reader->file;
 }
 
 static int config_error_at(const struct config_reader *reader, const config_setting_t *setting,
@@ -910,7 +927,9 @@ static const char *config_unreadable_why(const char *path)
 static int config_check_writers(const config_t *cf, const char *read_path)
 {
 	for (unsigned i = 0; i <= cf->num_filenames; i++) {
-		const char *file = i < cf->num_filenames ? cf->filenames[i] : read_path;
+		char shown[PATH_MAX];
+		const char *file = i < cf->num_filenames ?
+			config_full_name(read_path, cf->filenames[i], shown, sizeof shown) : read_path;
 		struct stat st;
 
 		if (file && stat(file, &st) == 0 && (st.st_mode & S_IWOTH)) {
@@ -927,19 +946,21 @@ static int config_check_writers(const config_t *cf, const char *read_path)
 /* Loads the file `path` names, read as `read_path`. */
 static int config_load_file(struct config *config, const char *path, const char *read_path)
 {
-	struct config_reader reader;
+	char shown[PATH_MAX], error_file[PATH_MAX];
+	struct config_reader reader = { .file = read_path, .shown = shown };
 	config_t cf;
 	int status;
 
 	config->path = strdup(path);
-	reader.file = read_path;   /* absolute when it could be: as libconfig names the settings' file */
+	/* (read_path is absolute when it could be: as libconfig names the settings' file) */
 	config_init(&cf);
 	if (!config_read_file(&cf, read_path)) {
 		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
 			log_error("%s: cannot read the config file: %s", path,
 				config_unreadable_why(read_path));
 		else
-			log_error("%s:%d: %s", config_error_file(&cf) ? config_error_file(&cf) : path,
+			log_error("%s:%d: %s", config_error_file(&cf) ? config_full_name(read_path,
+				config_error_file(&cf), error_file, sizeof error_file) : path,
 				config_error_line(&cf), config_error_text(&cf));
 		config_destroy(&cf);
 		config_free(config);
