@@ -105,8 +105,8 @@ static void db_space_hint(const char *path, char *hint, size_t size)
 	free_bytes = (unsigned long long)(geteuid() ? fs.f_bavail : fs.f_bfree) * fs.f_frsize;
 	if (free_bytes < DB_FULL_BYTES)
 		snprintf(hint, size, " (the file system holding %s is full: %llu KB free; free some "
-			"space and run again: what is not committed stays staged)", directory,
-			free_bytes / 1024);
+			"space and run again: the write that failed is undone, nothing committed is "
+			"lost)", directory, free_bytes / 1024);
 	else if (fs.f_files && !fs.f_favail)
 		snprintf(hint, size, " (the file system holding %s has no inodes left: free some "
 			"and run again)", directory);

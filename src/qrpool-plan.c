@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -62,6 +63,24 @@ static void plan_usage(void)
 		"75 also means: capacity was short, the plan was written but some pools got less;\n"
 		"or Kafka is configured and some pool's depth had to be estimated from the DB.\n"
 		"78 also means: a link pool's url_prefix plus a request id cannot fit a QR code.\n");
+}
+
+/* A demand file given twice (by one name or two) would have each of its rows
+ * refused as a repeat of itself: said as what it is. */
+static int plan_check_inputs(const struct plan_options *options)
+{
+	for (int i = 0; i < options->input_count; i++) {
+		struct stat first, second;
+
+		if (!strcmp(options->inputs[i], "-") || stat(options->inputs[i], &first) != 0)
+			continue;
+		for (int j = i + 1; j < options->input_count; j++)
+			if (strcmp(options->inputs[j], "-") && stat(options->inputs[j], &second) == 0 &&
+			    first.st_dev == second.st_dev && first.st_ino == second.st_ino)
+				return cli_usage_error("%s and %s are the same file: give each demand "
+					"file once", options->inputs[i], options->inputs[j]);
+	}
+	return 0;
 }
 
 static int plan_parse_options(int argc, char **argv, struct plan_options *options)
@@ -127,7 +146,7 @@ static int plan_parse_options(int argc, char **argv, struct plan_options *option
 			"too (without it, it would change nothing)");
 	options->inputs = argv + optind;
 	options->input_count = argc - optind;
-	return 0;
+	return plan_check_inputs(options);
 }
 
 /* stdin, read so that SIGINT/SIGTERM end a wait for more demand (EINTR). */
@@ -418,6 +437,10 @@ static int plan_print_items(const struct plan_pool *pools, const struct minted *
 		log_warn("interrupted: %lld codes planned and staged, %lld of them printed; the rest are "
 			"listed by qrpool-pending --state planned", (long long)total, (long long)n);
 		status = exitcode_worst(status, EXIT_TEMPFAIL);
+	} else if (status) {
+		/* (stdio's buffer: how many lines got out is not known) */
+		log_warn("the %lld codes planned are staged all the same, not all of them printed: "
+			"qrpool-pending --state planned lists them", (long long)total);
 	}
 	return status;
 }

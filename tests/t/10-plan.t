@@ -36,6 +36,11 @@ like "... saying so" "$(cat "$T/err")" "--window: '22:00-22:00' starts and ends 
 run qrpool-plan --reserve 1000 /dev/null
 is "--reserve without --window (it would change nothing) exits 64" "$rc" 64
 like "... saying so" "$(cat "$T/err")" "--reserve is the reserve of --window's capacity: give --window too"
+printf 'poster\t2026-11-29T10:00Z\t5\n' >"$T/twice.tsv"
+ln -s "$T/twice.tsv" "$T/twice-link.tsv"
+run qrpool-plan -n "$T/twice.tsv" "$T/twice-link.tsv"
+is "a demand file given twice (by two names): exit 64, nothing planned" "$rc:$(wc -c <"$T/out")" 64:0
+like "... saying so" "$(cat "$T/err")" "$T/twice.tsv and $T/twice-link.tsv are the same file: give each demand file once"
 
 cp "$QRPOOL_CONFIG" "$T/good.cfg"
 sed 's/secret_file = .*/secret = "inline-secret";/' "$T/good.cfg" >"$QRPOOL_CONFIG"
@@ -155,9 +160,10 @@ for file in empty header-only; do
   like "... saying so, naming it" "$(cat "$T/err")" "$file.tsv: the forecast has no demand rows \\(did the export run\\?\\): nothing planned"
 done
 printf 'card\t2026-11-29T10:00+08:00\t1\n' >"$T/a.tsv"
-run qrpool-plan -n "$T/a.tsv" "$T/a.tsv"
+cp "$T/a.tsv" "$T/b.tsv"
+run qrpool-plan -n "$T/a.tsv" "$T/b.tsv"
 is "the same pool and hour in two files exits 65" "$rc" 65
-like "naming both places" "$(cat "$T/err")" "a.tsv:1: pool 'card' hour .* already given at .*a.tsv:1"
+like "naming both places" "$(cat "$T/err")" "b.tsv:1: pool 'card' hour .* already given at .*a.tsv:1"
 # With several forecasts each must count (backfill's regular one and a campaign's):
 # one stale or empty is refused, naming it, though the other's rows would plan.
 printf 'card\t2020-01-01T10:00Z\t3\n' >"$T/stale.tsv"
@@ -225,6 +231,14 @@ rm -f "$T/staging.db"*
 rc=0; qrpool-plan --from $FROM "$T/l.tsv" >/dev/full 2>"$T/err" || rc=$?
 is "a full stdout exits 74" "$rc" 74
 is "the codes stay staged for qrpool-pending" "$(qrpool-pending --state planned | wc -l)" 4
+like "... and plan says so, and where they are listed" "$(cat "$T/err")" \
+  "warning: the 4 codes planned are staged all the same, not all of them printed: qrpool-pending --state planned lists them"
+# A reader that goes away after one line (stdout a pipe: EPIPE, SIGPIPE not fatal).
+demand link 3000 >"$T/l.tsv"
+{ rc=0; qrpool-plan --from $FROM "$T/l.tsv" 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; } | head -1 >/dev/null
+is "stdout's reader gone: exit 74" "$(cat "$T/rc")" 74
+like "... saying so" "$(cat "$T/err")" "error: writing to stdout: Broken pipe"
+like "... and that the codes are staged" "$(cat "$T/err")" "the [0-9]+ codes planned are staged all the same"
 
 # Kafka configured but unreachable: the depth is estimated from what the last
 # qrpool-report measured plus what was published since (not every code ever
