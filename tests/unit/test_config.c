@@ -215,6 +215,22 @@ static void test_refusals(void)
 }
 
 /* Secrets and errors in files the config @includes, and secret Kafka properties. */
+/* Relative @includes with something wrong, and what the message must say (of
+ * the file's whole path). */
+static const struct {
+	const char *content;
+	mode_t mode;
+	const char *what, *said;
+} relative[] = {
+	{ "wechat = { appid = \"rel\";\n secret = \"s\"; };\n", 0644,
+	  "a secret in a readable relative include is refused", "run chmod 600 %s\n" },
+	{ "wechat = { appid = \"rel\";\n bogus = 1; };\n", 0600,
+	  "an unknown setting in a relative include", "%s:2: unknown setting 'bogus'" },
+	{ "wechat = { appid = ; };\n", 0600, "a syntax error in a relative include", "%s:1: " },
+	{ "wechat = { appid = \"rel\"; };\n", 0602, "a relative include writable by others",
+	  "run chmod o-w %s\n" },
+};
+
 static void test_includes(void)
 {
 	char include[256], text[512], logged[2048];
@@ -250,32 +266,15 @@ static void test_includes(void)
 		"a relative @include, from another directory: %s", logged);
 	is_str(config.wechat.appid ? config.wechat.appid : "", "rel", "found next to the config file");
 	config_free(&config);
-	/* ... and a secret in it at mode 0644: the chmod advice names it whole. */
-	write_file(include, "wechat = { appid = \"rel\";\n secret = \"s\"; };\n", 0644);
-	is_int(load("@include \"inc.cfg\"\n" POOLS, 0600, &config, logged, sizeof logged), EXIT_CONFIG,
-		"a secret in a readable relative include is refused");
-	snprintf(text, sizeof text, "run chmod 600 %s\n", include);
-	ok(strstr(logged, text) != NULL, "the advice names the file whole (%s): %s", include, logged);
-	config_free(&config);
-	/* Whatever else is wrong in a relative include names it whole too. */
-	write_file(include, "wechat = { appid = \"rel\";\n bogus = 1; };\n", 0600);
-	is_int(load("@include \"inc.cfg\"\n" POOLS, 0600, &config, logged, sizeof logged), EXIT_CONFIG,
-		"an unknown setting in a relative include");
-	snprintf(text, sizeof text, "%s:2: unknown setting 'bogus'", include);
-	ok(strstr(logged, text) != NULL, "... names the file whole (%s): %s", include, logged);
-	config_free(&config);
-	write_file(include, "wechat = { appid = ; };\n", 0600);
-	is_int(load("@include \"inc.cfg\"\n" POOLS, 0600, &config, logged, sizeof logged), EXIT_CONFIG,
-		"a syntax error in a relative include");
-	snprintf(text, sizeof text, "%s:1: ", include);
-	ok(strstr(logged, text) != NULL, "... names the file whole (%s): %s", include, logged);
-	config_free(&config);
-	write_file(include, "wechat = { appid = \"rel\"; };\n", 0602);
-	is_int(load("@include \"inc.cfg\"\n" POOLS, 0600, &config, logged, sizeof logged), EXIT_CONFIG,
-		"a relative include writable by others");
-	snprintf(text, sizeof text, "run chmod o-w %s\n", include);
-	ok(strstr(logged, text) != NULL, "... the advice names the file whole (%s): %s", include, logged);
-	config_free(&config);
+	/* ... and what is wrong in it names it whole, the chmod advice too. */
+	for (size_t i = 0; i < sizeof relative / sizeof relative[0]; i++) {
+		write_file(include, relative[i].content, relative[i].mode);
+		is_int(load("@include \"inc.cfg\"\n" POOLS, 0600, &config, logged, sizeof logged),
+			EXIT_CONFIG, "%s", relative[i].what);
+		snprintf(text, sizeof text, relative[i].said, include);
+		ok(strstr(logged, text) != NULL, "... naming the file whole (%s): %s", include, logged);
+		config_free(&config);
+	}
 	is_int(load("kafka = { brokers = \"k:9092\"; properties = [ \"sasl.password=p\" ]; };\n" POOLS
 		"wechat = { appid = \"a\"; };\n", 0644, &config, logged, sizeof logged), EXIT_CONFIG,
 		"a secret Kafka property in a readable file is refused");
