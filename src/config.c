@@ -463,8 +463,8 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 			"mini-program's, wx and 16 hex digits)");
 	if (!config_name_ok(w->appid, 100))
 		return config_error_at(reader, config_setting_get_member(group, "appid"),
-			"appid '%.40s%s' must be 1 to 100 letters, digits, '-', '_' or '.' (a WeChat "
-			"appid is wx and 16 hex digits)", w->appid, strlen(w->appid) > 40 ? "..." : "");
+			"appid '%.40s%s' must be 1 to 100 letters, digits, '-', '_' or '.', not . or .. "
+			"(a WeChat appid is wx and 16 hex digits)", w->appid, strlen(w->appid) > 40 ? "..." : "");
 	if (w->reserve_per_minute >= w->quota_per_minute)
 		return config_error_at(reader, config_setting_get_member(group, "reserve_per_minute"),
 			"reserve_per_minute (%d) leaves nothing of quota_per_minute (%d)",
@@ -827,7 +827,7 @@ static int config_load_pool(const struct config_reader *reader, const config_set
 	status = EXIT_CONFIG;
 	if (!pool->name || !config_name_ok(pool->name, 100)) {
 		config_error_at(reader, group, "a pool needs a name of 1 to 100 letters, digits, '-', "
-			"'_' or '.'");
+			"'_' or '.', and not . or ..");
 		goto out;
 	}
 	if (!source || (strcmp(source, "wechat") && strcmp(source, "link"))) {

@@ -418,19 +418,28 @@ static void db_connection_settings(struct db *db, int64_t busy_timeout_ms)
 	sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);
 }
 
+/* database.path naming a directory (the file's name left out) is the
+ * config's mistake: said as such (78), not as a file SQLite cannot open. */
+static int db_refuse_directory(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	log_error("%s: database.path names a directory, not the staging DB's file (say "
+		"%s%sstaging.db)", path, path, path[strlen(path) - 1] == '/' ? "" : "/");
+	return EXIT_CONFIG;
+}
+
 static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, int creating)
 {
 	double deadline = db_now() + (double)busy_timeout_ms / 1000;
 	int rc, status, migrated = 0, existed = access(path, F_OK) == 0;
-	struct stat st;
 
 	memset(db, 0, sizeof *db);
 	db->path = path;
-	if (existed && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		log_error("%s: database.path names a directory, not the staging DB's file (say "
-			"%s%sstaging.db)", path, path, path[strlen(path) - 1] == '/' ? "" : "/");
-		return EXIT_CONFIG;
-	}
+	if (existed && (status = db_refuse_directory(path)))
+		return status;
 	/* The DB holds the access token (a secret): made private, and SQLite
 	 * gives its -wal and -shm files the same mode. */
 	if (!existed) {
@@ -508,6 +517,8 @@ int db_open_read_only(struct db *db, const char *path, int64_t busy_timeout_ms,
 
 	memset(db, 0, sizeof *db);
 	db->path = path;
+	if ((rc = db_refuse_directory(path)))
+		return rc;
 	rc = sqlite3_open_v2(path, &db->handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc == SQLITE_OK) {
 		db_connection_settings(db, busy_timeout_ms);

@@ -981,6 +981,7 @@ static void fetch_flush(struct fetcher *f, int force)
 		} else if (status == STORE_BUSY) {
 			log_error("the staging DB stayed locked: %zu outcomes not recorded (their codes "
 				"stay planned)", f->batch.count);
+			store_let_go(&f->batch);   /* (counted for the summary) */
 			status = EXIT_TEMPFAIL;
 		}
 	}

@@ -66,7 +66,8 @@ static void plan_usage(void)
 }
 
 /* A demand file given twice (by one name or two) would have each of its rows
- * refused as a repeat of itself: said as what it is. */
+ * refused as a repeat of itself, or with --sum (as backfill plans) counted
+ * twice without a word: refused as what it is. */
 static int plan_check_inputs(const struct plan_options *options)
 {
 	for (int i = 0; i < options->input_count; i++) {
@@ -616,14 +617,17 @@ static int plan_run(const struct plan_options *options, const struct config *con
 			log_warn("interrupted before the plan was made: nothing planned");
 			status = EXIT_TEMPFAIL;
 		} else if (!status && !(status = db_run_start(&db, "plan"))) {
+			int64_t staged = 0;
+
 			status = plan_write(&db, options, config, &demand, pools, &minted, &total, &short_by);
-			if (!status)
+			if (!status) {   /* (one transaction: all or nothing) */
 				log_info("planned %lld codes", (long long)total);
-			if (!status)
+				staged = total;
 				status = plan_print_items(pools, minted, total);
+			}
 			if (!status)   /* the plan stands */
 				status = plan_outcome(config, pools, short_by, 0);
-			db_run_end(&db, (int64_t)demand.count, status == EXIT_IO ? 0 : total, status);
+			db_run_end(&db, (int64_t)demand.count, staged, status);
 		}
 		db_close(&db);
 	}

@@ -318,6 +318,12 @@ out:
 	return status;
 }
 
+void store_let_go(struct store_batch *batch)
+{
+	store_count_unrecorded(batch);
+	store_clear(batch);
+}
+
 void store_batch_free(struct store_batch *batch)
 {
 	store_clear(batch);

@@ -78,6 +78,9 @@ int store_add_failure(struct store_batch *batch, int64_t code_id, int attempts, 
  * batch is recorded (counted in unrecorded_*) and nothing printed. */
 #define STORE_BUSY 1
 int store_flush(struct store *store, struct store_batch *batch, FILE *out);
+/* Lets the batch go unrecorded (a lock that outlasted the run), counted in
+ * unrecorded_*. */
+void store_let_go(struct store_batch *batch);
 void store_batch_free(struct store_batch *batch);
 
 #endif

@@ -493,7 +493,7 @@ static int token_fetch_file(struct token_cache *cache, char *token, int64_t *exp
 	if (!file) {
 		char why[160];
 
-		snprintf(why, sizeof why, "%.96s: %s", cache->config->wechat.token_file, strerror(errno));
+		snprintf(why, sizeof why, "%.88s: %s", cache->config->wechat.token_file, strerror(errno));
 		token_fail(cache, WECHAT_RETRY, "token file %s", why);
 		return -1;
 	}
@@ -517,7 +517,7 @@ static int token_fetch_file(struct token_cache *cache, char *token, int64_t *exp
 	if (rc) {
 		char what[112];
 
-		snprintf(what, sizeof what, "token file %.96s", cache->config->wechat.token_file);
+		snprintf(what, sizeof what, "token file %.88s", cache->config->wechat.token_file);
 		token_source_refused(cache, what);
 	}
 	return rc;

@@ -233,8 +233,9 @@ is "a full stdout exits 74" "$rc" 74
 is "the codes stay staged for qrpool-pending" "$(qrpool-pending --state planned | wc -l)" 4
 like "... and plan says so, and where they are listed" "$(cat "$T/err")" \
   "warning: the 4 codes planned are staged all the same, not all of them printed: qrpool-pending --state planned lists them"
-# A reader that goes away after one line (stdout a pipe: EPIPE, SIGPIPE not fatal).
-demand link 3000 >"$T/l.tsv"
+# A reader that goes away after one line (stdout a pipe: EPIPE, SIGPIPE not fatal):
+# ~440 KB of items, far more than head's one read and the pipe's 64 KiB hold.
+demand link 20000 >"$T/l.tsv"
 { rc=0; qrpool-plan --from $FROM "$T/l.tsv" 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; } | head -1 >/dev/null
 is "stdout's reader gone: exit 74" "$(cat "$T/rc")" 74
 like "... saying so" "$(cat "$T/err")" "error: writing to stdout: Broken pipe"

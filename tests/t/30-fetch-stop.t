@@ -234,6 +234,41 @@ is "DB locked 14 s: every code fetched" "$(count "state = 'fetched'")" 200
 is "DB locked 14 s: every code printed" "$(wc -l <"$T/out" | tr -d ' ')" 200
 is "DB locked 14 s: no call made twice" "$(stats ok_total)" 200
 
+# --- a lock that outlasts the run (SIGTERM while it is held, busy_timeout 1 s): the
+# outcomes it kept out are let go, said, and counted as left planned ------------------
+start_fake outlasted --latency 100
+config_for 'concurrency = 8;'
+sed -i 's/busy_timeout = "5s"/busy_timeout = "1s"/' "$QRPOOL_CONFIG"
+: >"$T/items"; plan poster 400
+qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
+i=0; until [ "$(wc -l <"$T/out")" -ge 16 ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+rm -f "$T/lock.said"
+$PYTHON - "$T/staging.db" >"$T/lock.said" <<'PY' &
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN IMMEDIATE"); print("locked", flush=True); time.sleep(12); c.execute("ROLLBACK")
+PY
+locker=$!
+wait_locked "$T/lock.said"
+sleep 1.5   # outcomes come in under the lock, and wait for their commit
+wait_handles_term $fetcher
+kill -TERM $fetcher
+rc=0; wait $fetcher || rc=$?
+wait $locker
+summary=$(grep 'interrupted: fetched' "$T/err")
+left=$(echo "$summary" | sed -n 's/.* left planned \([0-9]*\) .*/\1/p')
+unread=0
+after=$(echo "$summary" | sed -n 's/.*the input after line \([0-9]*\) was not read.*/\1/p')
+[ -z "$after" ] || unread=$((400 - after))
+is "a lock outlasting the run: exit 75" "$rc" 75
+like "... the outcomes it kept out let go, said" "$(cat "$T/err")" \
+  "error: the staging DB stayed locked: [1-9][0-9]* outcomes not recorded \(their codes stay planned\)"
+is "... the summary's fetched are the codes fetched and printed" \
+  "$(echo "$summary" | sed -n 's/.*interrupted: fetched \([0-9]*\),.*/\1/p'):$(wc -l <"$T/out" | tr -d ' ')" \
+  "$(count "state = 'fetched'"):$(count "state = 'fetched'")"
+is "... its left planned (with the lines not read) are the codes still planned" \
+  "$((left + unread))" "$(count "state = 'planned'")"
+
 # --- items passed on to a slow next stage: a write blocked on the full pipe
 # holds no read snapshot of the staging DB, so checkpoints still run ----------
 start_fake slowpipe

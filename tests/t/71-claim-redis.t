@@ -221,6 +221,12 @@ sed "s|path = \"[^\"]*\"|path = \"$T/no-such-dir/staging.db\"|" "$QRPOOL_CONFIG"
 run qrpool-resolve -c "$T/nodb.cfg" CachedId00000001 MissingId0000001
 is "DB unusable: exit 74" "$rc" 74
 is "DB unusable: the cached id is still printed" "$(cat "$T/out")" 'CachedId00000001	{"a":1}'
+mkdir "$T/dbdir"
+sed "s|path = \"[^\"]*\"|path = \"$T/dbdir\"|" "$QRPOOL_CONFIG" >"$T/dirdb.cfg"
+run qrpool-resolve -c "$T/dirdb.cfg" CachedId00000001 MissingId0000001
+is "database.path a directory: exit 78, the config's mistake" "$rc" 78
+like "... saying so" "$(cat "$T/err")" "dbdir: database.path names a directory, not the staging DB's file"
+is "... the cached id still printed" "$(cat "$T/out")" 'CachedId00000001	{"a":1}'
 # An empty file (emptied by mistake, say) is no DB either: resolve writes no
 # schema into it.
 (umask 077; : >"$T/empty.db")
