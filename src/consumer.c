@@ -478,12 +478,61 @@ int consumer_commit(struct consumer *consumer)
 	return consumer->commit_lost ? EXIT_TEMPFAIL : 0;
 }
 
+/* A consumer let go before its close was over: librdkafka 2.0.2's
+ * rd_kafka_destroy then spins, its group handler waiting for a coordinator
+ * that is gone, until a broker answers again. Its close goes on in its own
+ * threads (it does not join again); the handle is kept here, and the process
+ * ends soon. */
+static rd_kafka_t *consumer_let_go;
+
+/* Leaves the group (the revocation commits what is stored), within
+ * kafka.timeout: rd_kafka_consumer_close waits, signals or not, as long as no
+ * broker answers. Cut short by a signal that comes meanwhile, or a second one
+ * (a stop's first signal came before), the member is let go: what was bound
+ * is committed already or comes back to be skipped, and the group gives its
+ * partitions to others after session.timeout.ms. 1 if it was let go. */
+static int consumer_leave(struct consumer *consumer)
+{
+	rd_kafka_queue_t *queue = rd_kafka_queue_new(consumer->handle);
+	rd_kafka_error_t *error = queue ? rd_kafka_consumer_close_queue(consumer->handle, queue) : NULL;
+	double deadline = consumer_now() + (double)consumer->timeout_ms / 1000;
+	int signalled = interrupt_requested() != 0, closed = 0;
+
+	while (queue && !error && !(closed = rd_kafka_consumer_closed(consumer->handle)) &&
+	       consumer_now() < deadline && !interrupt_insisted() &&
+	       !(!signalled && interrupt_requested())) {
+		/* The close's own events (no callback serves this queue). */
+		rd_kafka_event_t *event = rd_kafka_queue_poll(queue, 100);
+
+		if (event && rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE)
+			consumer_rebalance(consumer->handle, rd_kafka_event_error(event),
+				rd_kafka_event_topic_partition_list(event), consumer);
+		else if (event && rd_kafka_event_type(event) == RD_KAFKA_EVENT_OFFSET_COMMIT)
+			consumer_on_commit(consumer->handle, rd_kafka_event_error(event),
+				rd_kafka_event_topic_partition_list(event), consumer);
+		rd_kafka_event_destroy(event);
+	}
+	if (error) {
+		log_info("kafka: closing the consumer of pool %s: %s", consumer->pool->name,
+			rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+	if (queue)
+		rd_kafka_queue_destroy(queue);
+	if (!closed)
+		log_warn("kafka %s: pool %s's consumer did not leave group %s%s: let go (the group "
+			"gives its partitions to others after session.timeout.ms)", consumer->brokers,
+			consumer->pool->name, consumer->pool->group, consumer_now() >= deadline ?
+			" within kafka.timeout" : interrupt_requested() ? " before the signal" : "");
+	return !closed;
+}
+
 void consumer_close(struct consumer *consumer)
 {
-	if (consumer->handle) {
-		rd_kafka_consumer_close(consumer->handle);
+	if (consumer->handle && consumer_leave(consumer))
+		consumer_let_go = consumer->handle;
+	else if (consumer->handle)
 		rd_kafka_destroy(consumer->handle);
-	}
 	free(consumer->partitions);
 	memset(consumer, 0, sizeof *consumer);
 }

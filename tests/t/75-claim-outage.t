@@ -74,3 +74,43 @@ is "a topic that does not exist: exit 69" "$rc" 69
 like "... saying so, and what to do" "$(cat "$T/err")" \
   "pool poster: topic qrpool.poster does not exist on the cluster: create it"
 ok "... at once, not after kafka.timeout (took $took s)" test "$took" -le 8
+
+# --- every broker down mid-claim, and staying down: claim stops and ends, 75, its
+# leaving the group bounded by kafka.timeout (15 s), not waiting for the brokers ------
+# (claim_down LABEL: a claim of 3000 records, the brokers taken down once it has bound
+# 10; it is killed after 90 s, if it still runs, so that a hang fails the tests.)
+publish_codes 3000
+claim_down() {
+  records 3000 | qrpool-claim --pool poster --out "$T/codes-$1" >"$T/out" 2>"$T/err" &
+  claim=$!
+  ( exec >/dev/null 2>&1; sleep 90; kill -9 $claim ) & watchdog=$!
+  i=0; until [ "$(wc -l <"$T/out")" -ge 10 ] || [ $i -gt 600 ]; do sleep 0.05; i=$((i + 1)); done
+  kafka_control broker-down all
+  down_at=$(date +%s)
+}
+claim_ended() {  # sets rc, and took: seconds from $1 to the end
+  rc=0; wait $claim || rc=$?
+  took=$(($(date +%s) - $1))
+  pkill -P $watchdog sleep 2>/dev/null || true   # (its sleep would hold up the end)
+  kafka_control broker-up all
+}
+claim_down outage
+claim_ended "$down_at"
+is "brokers down for good mid-claim: exit 75" "$rc" 75
+ok "... within twice kafka.timeout, not when the brokers come back (took $took s)" test "$took" -le 45
+# (Its leave either let go, said, or over at once: the group had dropped it already.)
+ok "... its leaving the group over, or let go and said so" -- sh -c \
+  "grep -q \"pool poster's consumer did not leave group qrpool-online.poster within kafka.timeout: let go\" '$T/err' ||
+   ! grep -q 'did not leave group' '$T/err'"
+like "... and where to start again" "$(cat "$T/err")" "stopped: bound [0-9]+ codes; line [0-9]+ and after were not bound"
+# A SIGTERM meanwhile, then the same again (a second Ctrl-C): the wait is cut at once.
+claim_down signalled
+sleep 1
+wait_handles_term $claim
+kill -TERM $claim
+sleep 1.5
+kill -TERM $claim 2>/dev/null || true
+second_at=$(date +%s)
+claim_ended "$second_at"
+is "brokers down, SIGTERM twice: exit 75" "$rc" 75
+ok "... ended at the second signal (took $took s after it)" test "$took" -le 5
