@@ -66,6 +66,8 @@ static int claim_parse_options(int argc, char **argv, struct claim_cli *cli)
 			/* "dir/" prints dir/ID.jpg, not dir//ID.jpg ("/" stays itself) */
 			size_t length = strlen(optarg);
 
+			if (!length)
+				return cli_usage_error("--out: an empty directory name");
 			while (length > 1 && optarg[length - 1] == '/')
 				optarg[--length] = '\0';
 			cli->claim.out = optarg;

@@ -114,6 +114,8 @@ is "unknown pool: exit 64" "$rc" 64
 like "naming the pools" "$(cat "$T/err")" "pools: poster, card, link"
 run qrpool-claim --pool poster
 is "--out missing: exit 64" "$rc" 64
+run qrpool-claim --pool poster --out ''
+is "--out empty: exit 64, a usage error, not 74" "$rc:$(grep -c 'an empty directory name' "$T/err")" 64:1
 run qrpool-claim --dump-config
 like "--dump-config shows the redis section" "$(cat "$T/out")" 'prefix = "qr:";'
 
