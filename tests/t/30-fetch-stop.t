@@ -239,7 +239,7 @@ is "DB locked 14 s: no call made twice" "$(stats ok_total)" 200
 start_fake outlasted --latency 100
 config_for 'concurrency = 8;'
 sed -i 's/busy_timeout = "5s"/busy_timeout = "1s"/' "$QRPOOL_CONFIG"
-: >"$T/items"; plan poster 400
+: >"$T/items"; plan poster 1000
 qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
 i=0; until [ "$(wc -l <"$T/out")" -ge 16 ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
 rm -f "$T/lock.said"
@@ -259,7 +259,7 @@ summary=$(grep 'interrupted: fetched' "$T/err")
 left=$(echo "$summary" | sed -n 's/.* left planned \([0-9]*\) .*/\1/p')
 unread=0
 after=$(echo "$summary" | sed -n 's/.*the input after line \([0-9]*\) was not read.*/\1/p')
-[ -z "$after" ] || unread=$((400 - after))
+[ -z "$after" ] || unread=$((1000 - after))
 is "a lock outlasting the run: exit 75" "$rc" 75
 like "... the outcomes it kept out let go, said" "$(cat "$T/err")" \
   "error: the staging DB stayed locked: [1-9][0-9]* outcomes not recorded \(their codes stay planned\)"

@@ -103,12 +103,17 @@ ok "... its leaving the group over, or let go and said so" -- sh -c \
   "grep -q \"pool poster's consumer did not leave group qrpool-online.poster within kafka.timeout: let go\" '$T/err' ||
    ! grep -q 'did not leave group' '$T/err'"
 like "... and where to start again" "$(cat "$T/err")" "stopped: bound [0-9]+ codes; line [0-9]+ and after were not bound"
-# A SIGTERM meanwhile, then the same again (a second Ctrl-C): the wait is cut at once.
+# A SIGTERM meanwhile, then, once claim has stopped reading (its last commit fails
+# after session.timeout.ms) and is leaving the group, the same again (a second
+# Ctrl-C): the leave is cut at once.
 claim_down signalled
 sleep 1
 wait_handles_term $claim
 kill -TERM $claim
-sleep 1.5
+i=0; until grep -q 'stopped: bound' "$T/err" || ! kill -0 $claim 2>/dev/null || [ $i -gt 600 ]; do
+  sleep 0.05; i=$((i + 1))
+done
+sleep 1.1   # (a second signal counts a second or more after the first)
 kill -TERM $claim 2>/dev/null || true
 second_at=$(date +%s)
 claim_ended "$second_at"
