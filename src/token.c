@@ -202,11 +202,27 @@ static int token_http(struct token_cache *cache, const char *url, const char *po
 	return 0;
 }
 
+/* Puts `source` before what went wrong (cache->failure.message); the end of
+ * a long one is cut. */
+static void token_failure_of(struct token_cache *cache, const char *source)
+{
+	char why[sizeof cache->failure.message], *message = cache->failure.message;
+	size_t used, length;
+
+	memcpy(why, message, sizeof why);
+	used = (size_t)snprintf(message, sizeof why, "%.100s: ", source);
+	length = strnlen(why, sizeof why - 1 - used);
+	memcpy(message + used, why, length);
+	message[used + length] = '\0';
+}
+
 static int token_from_body(struct token_cache *cache, char *token, int64_t *expires_in)
 {
 	if (wechat_parse_token((const char *)cache->body.data, cache->body.size, token, expires_in,
-			&cache->failure))
+			&cache->failure)) {
+		token_failure_of(cache, "token endpoint");
 		return -1;
+	}
 	return 0;
 }
 
@@ -418,19 +434,12 @@ static int token_spawn(const char *command, pid_t *pid, int *out_fd)
 static void token_source_refused(struct token_cache *cache, const char *source)
 {
 	int errcode = cache->failure.errcode;
-	char said[sizeof cache->failure.message];
-	const char *why = cache->failure.message;
 
-	if (errcode) {
+	if (errcode)
 		snprintf(cache->failure.message, sizeof cache->failure.message, "%.100s holds an error, "
 			"not a token: errcode %d (whatever writes it was refused by WeChat)", source, errcode);
-		return;
-	}
-	/* What was wrong in it, said of it: no endpoint was asked. */
-	if (!strncmp(why, "token endpoint: ", 16))
-		why += 16;
-	snprintf(said, sizeof said, "%s", why);
-	snprintf(cache->failure.message, sizeof cache->failure.message, "%.100s: %.97s", source, said);
+	else
+		token_failure_of(cache, source);
 }
 
 static int token_fetch_command(struct token_cache *cache, char *token, int64_t *expires_in)

@@ -391,7 +391,7 @@ static void wechat_token_error(json_t *root, struct wechat_answer *answer)
 	answer->errcode = json_is_integer(errcode) ? (int)json_integer_value(errcode) : 0;
 	known = wechat_find(wechat_token_errors, answer->errcode);
 	answer->action = known ? known->action : WECHAT_RETRY;
-	snprintf(answer->message, sizeof answer->message, "token endpoint: errcode %d: %s (%s)",
+	snprintf(answer->message, sizeof answer->message, "errcode %d: %s (%s)",
 		answer->errcode, known ? known->meaning : "unknown errcode", wechat_errmsg_shown(errmsg, shown));
 }
 
@@ -418,13 +418,13 @@ int wechat_parse_token(const char *body, size_t size, char token[WECHAT_TOKEN_MA
 	memset(answer, 0, sizeof *answer);
 	answer->action = WECHAT_RETRY;
 	if (!root)
-		snprintf(answer->message, sizeof answer->message, "token endpoint: answer is not JSON");
+		snprintf(answer->message, sizeof answer->message, "the answer is not JSON");
 	else if (!value)
 		wechat_token_error(root, answer);
 	else if (!wechat_token_ok(value) || !json_is_integer(expires) ||
 	    json_integer_value(expires) <= 0)
 		snprintf(answer->message, sizeof answer->message,
-			"token endpoint: malformed access_token or expires_in");
+			"malformed access_token or expires_in");
 	else {
 		strcpy(token, value);
 		*expires_in_s = json_integer_value(expires);

@@ -221,11 +221,8 @@ config_for 'concurrency = 8;'
 : >"$T/items"; plan poster 200
 qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
 sleep 0.7
-$PYTHON - "$T/staging.db" <<'PY'
-import sqlite3, sys, time
-c = sqlite3.connect(sys.argv[1], isolation_level=None)
-c.execute("BEGIN IMMEDIATE"); time.sleep(14); c.execute("ROLLBACK")
-PY
+lock_db 14
+wait $locker
 rc=0; wait $fetcher || rc=$?
 is "DB locked 14 s: exit 0" "$rc" 0
 like "DB locked 14 s: said so" "$(cat "$T/err")" "the staging DB is locked by another process"
@@ -242,14 +239,7 @@ sed -i 's/busy_timeout = "5s"/busy_timeout = "1s"/' "$QRPOOL_CONFIG"
 : >"$T/items"; plan poster 1000
 qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
 i=0; until [ "$(wc -l <"$T/out")" -ge 16 ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
-rm -f "$T/lock.said"
-$PYTHON - "$T/staging.db" >"$T/lock.said" <<'PY' &
-import sqlite3, sys, time
-c = sqlite3.connect(sys.argv[1], isolation_level=None)
-c.execute("BEGIN IMMEDIATE"); print("locked", flush=True); time.sleep(12); c.execute("ROLLBACK")
-PY
-locker=$!
-wait_locked "$T/lock.said"
+lock_db 12
 sleep 1.5   # outcomes come in under the lock, and wait for their commit
 wait_handles_term $fetcher
 kill -TERM $fetcher

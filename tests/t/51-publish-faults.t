@@ -149,20 +149,6 @@ is "... each with its own image" "$(cat "$T/sent")" "$(sql "SELECT request_id, s
   WHERE pool = 'card' AND state = 'published'" | tr '|' '\t' | sort | join -t "$(printf '\t')" "$T/waited" -)"
 is "... all 500 of them" "$(wc -l <"$T/sent")" 500
 
-# lock_db SECONDS [PATTERN]: another process holds the staging DB locked
-# (BEGIN IMMEDIATE) for SECONDS from when this returns, and then until $T/err
-# has PATTERN (20 s at most), if given. Sets $locker. (fd 3, a FIFO feeding
-# publish, is not held open by it: publish's end would wait.)
-lock_db() {
-  rm -f "$T/locked"
-  (exec 3>&-; { echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; echo ".print locked"; sleep "$1"
-    i=0
-    while [ -n "${2:-}" ] && ! grep -q "$2" "$T/err" && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
-    echo "COMMIT;"; } | sqlite3 "$T/staging.db" >"$T/locked") &
-  locker=$!
-  wait_locked "$T/locked"
-}
-
 # --- the staging DB locked by another writer longer than busy_timeout: publish
 # goes on reading, the deliveries wait for their commit (tried every second) -----
 set_kafka 10s

@@ -151,6 +151,20 @@ wait_locked() {
   i=0; until grep -q locked "$1" 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
 }
 
+# lock_db SECONDS [PATTERN]: another process holds the staging DB locked
+# (BEGIN IMMEDIATE) for SECONDS from when this returns, and then until $T/err
+# has PATTERN (20 s at most), if given. Sets $locker. (fd 3, a FIFO feeding
+# a tool, is not held open by it: the tool's end would wait.)
+lock_db() {
+  rm -f "$T/locked"
+  (exec 3>&-; { echo ".timeout 5000"; echo "BEGIN IMMEDIATE;"; echo ".print locked"; sleep "$1"
+    i=0
+    while [ -n "${2:-}" ] && ! grep -q "$2" "$T/err" && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+    echo "COMMIT;"; } | sqlite3 "$T/staging.db" >"$T/locked") &
+  locker=$!
+  wait_locked "$T/locked"
+}
+
 # A minimal valid config: two wechat pools and one link pool, DB in $T; Kafka
 # only when $KAFKA_BROKERS is set (else the planner falls back at once to the
 # DB's estimate of depth instead of waiting for brokers that are not there).
