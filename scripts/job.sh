@@ -250,16 +250,29 @@ job_start() {
   # The run's stderr goes to the log as it comes: `tail -f` follows a night,
   # and a run killed (kill -9, a reboot) leaves what it said. A failed run's
   # part of the log is printed at the end, for cron's mail.
-  mkdir -p "$log_dir" 2>/dev/null
   JOB_LOG=${QRPOOL_LOG:-$log_dir/$JOB_NAME.log}
-  if ! (: >>"$JOB_LOG") 2>/dev/null; then
+  local made why
+  made=$(mkdir -p "$(dirname "$JOB_LOG")" 2>&1) && why=$( (: >>"$JOB_LOG") 2>&1 ) ||
+    why=${why:-$made}
+  if [ -n "$why" ]; then
+    # Said as the system said it (the last part of the shell's or mkdir's
+    # message), with what to do when that is plain.
+    why=${why##*: }
+    case $why in
+      "Permission denied"|"Not a directory"|"No such file or directory")
+        if [ -d "$(dirname "$JOB_LOG")" ]; then
+          why="$why: make its directory writable by $(id -un)"
+        else
+          why="$why: its directory cannot be made; make it, writable by $(id -un)"
+        fi ;;
+    esac
     if ! private=$(job_private_dir logs); then
-      echo "$JOB_NAME: cannot write the log $JOB_LOG, and ${TMPDIR:-/tmp}/qrpool-logs.$(id -u)" \
-        "is not a directory of this user's" >&2
+      echo "$JOB_NAME: cannot write the log $JOB_LOG ($why), and" \
+        "${TMPDIR:-/tmp}/qrpool-logs.$(id -u) is not a directory of this user's" >&2
       exit 74
     fi
-    echo "$JOB_NAME: cannot write the log $JOB_LOG (make its directory writable by" \
-      "$(id -un)); logging to $private/$JOB_NAME.log" >&2
+    echo "$JOB_NAME: cannot write the log $JOB_LOG ($why); logging to" \
+      "$private/$JOB_NAME.log" >&2
     JOB_LOG=$private/$JOB_NAME.log
   fi
   size=$(stat -c %s "$JOB_LOG" 2>/dev/null) || size=0
@@ -360,9 +373,18 @@ job_descendants() {
 
 # job_finish STATUS: ends the run's part of the log; prints it when it failed.
 job_finish() {
-  local status=$1 size
-  job_log "end: exit $status after $(( $(date +%s) - JOB_STARTED ))s"
+  local status=$1 size end
+  end="end: exit $status after $(( $(date +%s) - JOB_STARTED ))s"
+  job_log "$end"
   exec 2>&8 8>&-
+  # The end line not in the log: writes to it failed (a full disk), and with
+  # them what the run said. Said here, whatever the status, or cron's mail
+  # would hold only "failed (exit 74)" and an empty log, and a full log
+  # disk could go unnoticed.
+  if [[ $(tail -c 4096 /dev/fd/7 2>/dev/null | tail -n 1) != *" $JOB_NAME: $end" ]]; then
+    echo "$JOB_NAME: the log $JOB_LOG could not be written (is its disk full? df -h" \
+      "$(dirname "$JOB_LOG")): what this run said is lost; it ended with exit $status" >&2
+  fi
   if [ "$status" -ne 0 ]; then
     echo "$JOB_NAME failed (exit $status); log: $JOB_LOG" >&2
     # From where this run began (all of it if the file was cut meanwhile).

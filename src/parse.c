@@ -41,8 +41,15 @@ int parse_double(const char *text, double min, double max, double *out, char *wh
 	char *end;
 	double value;
 
-	if (!text || !*text || isspace((unsigned char)*text))
-		return parse_fail(why, "'%s' is not a number", text ? text : "");
+	if (!text || !*text)
+		return parse_fail(why, "'%s' is not a number", "");
+	/* Decimal, as people write it (and scripts/audit takes it): digits,
+	 * a point and digits; not strtod's hex, exponents or "inf". */
+	const char *digits = text + (*text == '-');
+	size_t whole = strspn(digits, "0123456789");
+	size_t fraction = digits[whole] == '.' ? strspn(digits + whole + 1, "0123456789") : 0;
+	if (!whole || (digits[whole] == '.' && !fraction) || digits[whole + (fraction ? fraction + 1 : 0)])
+		return parse_fail(why, "'%s' is not a number (digits, and a point and digits)", text);
 	errno = 0;
 	value = strtod(text, &end);
 	if (errno == ERANGE || *end != '\0' || end == text || !isfinite(value))

@@ -75,6 +75,9 @@ static int plan_check_inputs(const struct plan_options *options)
 
 		if (!strcmp(options->inputs[i], "-") || stat(options->inputs[i], &first) != 0)
 			continue;
+		if (S_ISDIR(first.st_mode))
+			return cli_usage_error("%s is a directory, not a demand file",
+				options->inputs[i]);
 		for (int j = i + 1; j < options->input_count; j++)
 			if (strcmp(options->inputs[j], "-") && stat(options->inputs[j], &second) == 0 &&
 			    first.st_dev == second.st_dev && first.st_ino == second.st_ino)

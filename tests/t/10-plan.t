@@ -41,6 +41,10 @@ ln -s "$T/twice.tsv" "$T/twice-link.tsv"
 run qrpool-plan -n "$T/twice.tsv" "$T/twice-link.tsv"
 is "a demand file given twice (by two names): exit 64, nothing planned" "$rc:$(wc -c <"$T/out")" 64:0
 like "... saying so" "$(cat "$T/err")" "$T/twice.tsv and $T/twice-link.tsv are the same file: give each demand file once"
+mkdir "$T/demand.d"
+run qrpool-plan -n "$T/twice.tsv" "$T/demand.d"
+is "a directory given as a demand file: exit 64, nothing planned" "$rc:$(wc -c <"$T/out")" 64:0
+like "... saying so" "$(cat "$T/err")" "$T/demand.d is a directory, not a demand file"
 
 cp "$QRPOOL_CONFIG" "$T/good.cfg"
 sed 's/secret_file = .*/secret = "inline-secret";/' "$T/good.cfg" >"$QRPOOL_CONFIG"

@@ -272,10 +272,28 @@ echo "not a directory" >"$T/not-a-dir"
 rc=0; QRPOOL_LOG_DIR=$T/not-a-dir/log TMPDIR=$T audit -w 0 -C 0 >"$T/out" 2>"$T/err" || rc=$?
 is "a log that cannot be written: the run goes on (65 as above)" "$rc" 65
 like "... saying so, and where it logs instead" "$(cat "$T/err")" \
-  "audit: cannot write the log $T/not-a-dir/log/audit.log \(make its directory writable by [a-z]+\); logging to $T/qrpool-logs.$(id -u)/audit.log"
+  "audit: cannot write the log $T/not-a-dir/log/audit.log \(Not a directory: its directory cannot be made; make it, writable by [a-z]+\); logging to $T/qrpool-logs.$(id -u)/audit.log"
 is "... and logging there" "$(grep -c "audit: start (pid" "$T/qrpool-logs.$(id -u)/audit.log")" 1
 like "... the failed run's part of it printed" "$(cat "$T/err")" "audit: end: exit 65"
+# A log whose disk is full: it opens, its writes fail. Said on stderr (cron's
+# mail), whatever the run's status: the log holds nothing of the run.
+if mkdir "$T/logfs" && mount -t tmpfs -o size=64k tmpfs "$T/logfs" 2>/dev/null; then
+  head -c 100000 /dev/zero >"$T/logfs/filler" 2>/dev/null || true
+  rc=0; QRPOOL_LOG_DIR=$T/logfs audit -w 0 -C 0 >"$T/out" 2>"$T/err" || rc=$?
+  is "a log on a full disk: its writes fail (the report's too: 3, unknown), the log empty" \
+    "$rc:$(wc -c <"$T/logfs/audit.log")" 3:0
+  like "... saying the log could not be written, and how it ended" "$(cat "$T/err")" \
+    "audit: the log $T/logfs/audit.log could not be written \(is its disk full\? df -h $T/logfs\): what this run said is lost; it ended with exit 3"
+  umount "$T/logfs"
+else
+  skip_tests 2 "cannot mount a tmpfs to fill"
+fi
 mkdir -p "$T/my dir" && cp "$T/regular.tsv" "$T/my dir/regular.tsv"
+logged=$(wc -l <"$T/log/backfill.log")
+run backfill -u "$deadline" -d "$T/my dir" "$T/campaign.tsv"
+is "backfill -d DIR: exit 64, before the run (nothing logged)" \
+  "$rc:$(wc -l <"$T/log/backfill.log")" "64:$logged"
+like "... saying so" "$(cat "$T/err")" "backfill: $T/my dir is a directory, not a demand file"
 run backfill -u "$deadline" -d "$T/my dir/regular.tsv" "$T/campaign.tsv"
 is "backfill: a regular forecast whose path has a space" "$rc" 0
 run backfill -u "$deadline" "$T/campaign.tsv"

@@ -1,4 +1,5 @@
 #include <stdlib.h>
+#include <string.h>
 
 #include "parse.h"
 #include "tap.h"
@@ -18,6 +19,14 @@ static void test_numbers(void)
 	ok(parse_int64("99999999999999999999", 0, INT64_MAX, &value, why) != 0, "refuses overflow");
 	ok(parse_double("0.25", 0, 1, &real, why) == 0 && real == 0.25, "parses 0.25");
 	ok(parse_double("nan", 0, 1, &real, why) != 0, "refuses nan");
+	ok(parse_double("12", 0, 100, &real, why) == 0 && real == 12, "parses 12");
+	ok(parse_double("-0.5", -1, 1, &real, why) == 0 && real == -0.5, "parses -0.5");
+	static const char *const not_decimal[] = {
+		"0x10", "1e3", "inf", ".5", "5.", "1.2.3", " 1", "1 ", "+1", "--1", "-", "", "0,5",
+	};
+	for (size_t i = 0; i < sizeof not_decimal / sizeof not_decimal[0]; i++)
+		ok(parse_double(not_decimal[i], -1e6, 1e6, &real, why) != 0 &&
+			strstr(why, "is not a number"), "refuses '%s' (%s)", not_decimal[i], why);
 }
 
 static void test_durations(void)
