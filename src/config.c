@@ -281,6 +281,44 @@ int config_property_secret(const char *key, size_t length)
 	return 0;
 }
 
+/* A secret from the config, masked in every log line from now on (see
+ * log_add_secret). A value of words (sasl.oauthbearer.config's "principal=...
+ * scope=...", any of which may be the secret), which librdkafka's messages
+ * quote from one of its words on: each word, and each word's value after
+ * '=', of 8 characters or more, too. */
+static void config_register_secret(const char *value)
+{
+	size_t length = strlen(value);
+
+	log_add_secret(value, length);
+	for (const char *word = value + strspn(value, " \t"); *word; word += strspn(word, " \t")) {
+		size_t n = strcspn(word, " \t");
+		const char *eq = memchr(word, '=', n);
+
+		if (n == length)
+			break;
+		if (n >= 8)
+			log_add_secret(word, n);
+		if (eq && (size_t)(word + n - (eq + 1)) >= 8)
+			log_add_secret(eq + 1, (size_t)(word + n - (eq + 1)));
+		word += n;
+	}
+}
+
+/* Refuses a CA bundle others can write: they could add a CA of theirs and
+ * pose as WeChat or the Kafka cluster. */
+static int config_check_ca(const struct config_reader *reader, const config_setting_t *setting,
+	const char *what, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0 && (st.st_mode & S_IWOTH))
+		return config_error_at(reader, setting, "%s %s is writable by others (mode %04o): "
+			"anyone could add a CA of theirs and pose as the server; run chmod o-w %s",
+			what, path, (unsigned)(st.st_mode & 07777), path);
+	return 0;
+}
+
 /* Refuses a file that group or others can read, as ssh does with keys. */
 static int config_check_private(const struct config_reader *reader, const config_setting_t *setting,
 	const char *path, const char *what)
@@ -458,6 +496,11 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 		return status;
 	if (!group)
 		return 0;
+	if (w->secret)
+		config_register_secret(w->secret);
+	if (w->ca_bundle && (status = config_check_ca(reader,
+			config_setting_get_member(group, "ca_bundle"), "ca_bundle", w->ca_bundle)))
+		return status;
 	if (!w->appid)
 		return config_error_at(reader, group, "the wechat section needs an appid (the "
 			"mini-program's, wx and 16 hex digits)");
@@ -552,8 +595,11 @@ static int config_load_kafka(const struct config_reader *reader, config_t *cf, s
 			return config_error_at(reader, item, "kafka.properties entry %d must be \"key=value\"",
 				i + 1);
 		if (config_property_secret(text, (size_t)(eq - text)) &&
-		    (status = config_check_private(reader, item, config_source(reader, item),
-				"config file")))
+		    (config_register_secret(eq + 1), (status = config_check_private(reader, item,
+				config_source(reader, item), "config file"))))
+			return status;
+		if (!strncmp(text, "ssl.ca.location=", 16) &&
+		    (status = config_check_ca(reader, item, "ssl.ca.location", eq + 1)))
 			return status;
 		if (asprintf(&k->property_places[k->property_count], "%s:%d",
 				config_source(reader, item), config_setting_source_line(item)) < 0)
@@ -607,6 +653,8 @@ static int config_load_redis(const struct config_reader *reader, config_t *cf, s
 	    (status = config_get_path(reader, group, "password_file", NULL, &r->password_file)) ||
 	    (status = config_get_bool(reader, group, "plaintext", 0, &r->plaintext)))
 		return status;
+	if (r->password)
+		config_register_secret(r->password);
 	if (r->unix_socket && (config_setting_get_member(group, "host") ||
 			config_setting_get_member(group, "port")))
 		return config_error_at(reader, group, "give host and port, or unix_socket, not both");
@@ -1145,6 +1193,7 @@ static int config_read_secret_text(const struct config *config, const char *name
 		log_error("%s: %s_file %s is empty or too long", config->path, name, file_path);
 		return EXIT_CONFIG;
 	}
+	config_register_secret(buf);
 	return 0;
 }
 

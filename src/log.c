@@ -77,6 +77,49 @@ int log_enabled(enum log_level level)
 	}
 }
 
+/* Registered secrets: written under the lock, each slot once, before the
+ * count that makes it seen is raised (release); read without the lock. */
+static pthread_mutex_t log_secret_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *log_secrets[LOG_SECRETS];
+static atomic_int log_secret_count;
+
+void log_add_secret(const char *value, size_t length)
+{
+	int count;
+	char *copy;
+
+	if (length < LOG_SECRET_MIN || memchr(value, '\0', length))
+		return;
+	pthread_mutex_lock(&log_secret_lock);
+	count = atomic_load(&log_secret_count);
+	for (int i = 0; i < count; i++)
+		if (strlen(log_secrets[i]) == length && !memcmp(log_secrets[i], value, length))
+			goto out;
+	if (count < LOG_SECRETS && (copy = strndup(value, length))) {
+		log_secrets[count] = copy;
+		atomic_store_explicit(&log_secret_count, count + 1, memory_order_release);
+	}
+out:
+	pthread_mutex_unlock(&log_secret_lock);
+}
+
+void log_redact(char *text)
+{
+	int count = atomic_load_explicit(&log_secret_count, memory_order_acquire);
+
+	for (int i = 0; i < count; i++) {
+		size_t length = strlen(log_secrets[i]);
+		char *at = text;
+
+		/* "***" is shorter than any secret: the text only shrinks. */
+		while ((at = strstr(at, log_secrets[i]))) {
+			memcpy(at, "***", 3);
+			memmove(at + 3, at + length, strlen(at + length) + 1);
+			at += 3;
+		}
+	}
+}
+
 /* The length of the well-formed UTF-8 sequence at `s`, its character in
  * *code; 0 if the bytes there are no such sequence. */
 static size_t log_utf8_length(const unsigned char *s, uint32_t *code)
@@ -151,6 +194,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (used < sizeof line)
 		vsnprintf(line + used, sizeof line - used, fmt, ap);
 	va_end(ap);
+	log_redact(line + used);
 	log_sanitize(line);
 	if (hide) {
 		pthread_mutex_lock(&log_hidden_lock);

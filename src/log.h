@@ -3,6 +3,8 @@
 #ifndef QRPOOL_LOG_H
 #define QRPOOL_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* verbosity: 0 = errors and warnings (default), -1 = errors only (-q),
@@ -19,6 +21,18 @@ void log_msg(enum log_level level, const char *fmt, ...)
 /* Whether a progress line is on stderr (a terminal): a message then clears it
  * first, rather than being written after it on the same line. */
 void log_progress_shown(int shown);
+
+/* A secret no line may show (an app secret, a Kafka or Redis password, the
+ * words of a sasl.oauthbearer.config): from now on each occurrence of it in
+ * a log line, or in a text given to log_redact, is written "***". Values
+ * shorter than LOG_SECRET_MIN are not registered (masking them would garble
+ * every line, and they hide nothing); at most LOG_SECRETS are kept. Safe
+ * from any thread. */
+#define LOG_SECRET_MIN 4
+#define LOG_SECRETS 64
+void log_add_secret(const char *value, size_t length);
+/* Masks the registered secrets in the NUL-terminated `text`, in place. */
+void log_redact(char *text);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
 #include "rid.h"
 
 struct wechat_errcode {
@@ -272,16 +273,25 @@ static const char *wechat_errmsg_shown(const char *errmsg, char out[WECHAT_ERRMS
 {
 	const char *rid;
 
+	char masked[1024];
+
 	if (!errmsg)
 		return "";
-	if (strlen(errmsg) <= WECHAT_ERRMSG_SHOWN)
-		return errmsg;
+	/* A gateway or proxy may echo the request, the secret in its query
+	 * (classic tokens) with it: masked before it is cut. */
+	snprintf(masked, sizeof masked, "%s", errmsg);
+	log_redact(masked);
+	errmsg = masked;
+	if (strlen(errmsg) <= WECHAT_ERRMSG_SHOWN) {
+		memcpy(out, errmsg, strlen(errmsg) + 1);
+		return out;
+	}
 	rid = strstr(errmsg, " rid: ");
 	if (rid && strlen(rid) + 3 < WECHAT_ERRMSG_SHOWN)
 		snprintf(out, WECHAT_ERRMSG_SHOWN + 1, "%.*s...%s",
 			(int)(WECHAT_ERRMSG_SHOWN - 3 - strlen(rid)), errmsg, rid);
 	else
-		snprintf(out, WECHAT_ERRMSG_SHOWN + 1, "%s", errmsg);
+		snprintf(out, WECHAT_ERRMSG_SHOWN + 1, "%.*s", WECHAT_ERRMSG_SHOWN, errmsg);
 	return out;
 }
 

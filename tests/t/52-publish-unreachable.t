@@ -127,3 +127,16 @@ is "... each secret property masked, twice (config and librdkafka)" \
   "$(grep -o -e 'ssl.key.pem[ =]*\*\*\*\*\*\*\*\*' -e 'sasl.oauthbearer.config[ =]*\*\*\*\*\*\*\*\*' \
      -e 'sasl.password[ =]*\*\*\*\*\*\*\*\*' "$T/out" | wc -l)" 6
 like "... other properties shown" "$(cat "$T/out")" "client.id=shown-4411"
+
+# A Kafka secret in librdkafka's own words (it quotes a sasl.oauthbearer.config
+# it cannot read from the word it stumbled on): masked in every line, like the
+# config's other secrets.
+cp "$QRPOOL_CONFIG" "$T/plain.cfg"
+sed -i 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "2s"; properties = [ "security.protocol=SASL_PLAINTEXT", "sasl.mechanisms=OAUTHBEARER", "enable.sasl.oauthbearer.unsecure.jwt=true", "sasl.oauthbearer.config=principal=qrpool clientSecret=OAuthS3cretVAL-417" ]; };|' "$QRPOOL_CONFIG"
+chmod 600 "$QRPOOL_CONFIG"
+qrpool-pending --state fetched | head -3 >"$T/items"
+run qrpool-publish <"$T/items"
+is "an unreadable oauthbearer config: exit 69 (authentication refused)" "$rc" 69
+like "... librdkafka's complaint said" "$(cat "$T/err")" "Unrecognized sasl.oauthbearer.config beginning at: \*\*\*"
+ok "... its secret nowhere" sh -c "! grep -q 'S3cretVAL' '$T/err' '$T/out'"
+cp "$T/plain.cfg" "$QRPOOL_CONFIG"

@@ -393,6 +393,12 @@ static void test_secret_file(void)
 		"a private secret_file in a readable config is fine");
 	ok(config_read_secret(&config, secret, sizeof secret) == 0 && !strcmp(secret, "topsecret"),
 		"the secret is read without its newline");
+	{
+		char echoed[64] = "echoed: secret=topsecret&appid=a";
+
+		log_redact(echoed);
+		is_str(echoed, "echoed: secret=***&appid=a", "... and masked in log lines from then on");
+	}
 	config_free(&config);
 	unlink(secret_path);
 	is_int(load(text, 0644, &config, logged, sizeof logged), 0,
@@ -413,6 +419,55 @@ static void test_secret_file(void)
 		"... saying which chmod: %s", logged);
 	config_free(&config);
 	unlink(secret_path);
+}
+
+/* Secrets of the config are masked in log lines as soon as it is loaded: a
+ * Kafka property's value, and the words of one made of words. */
+static void test_secrets_masked(void)
+{
+	char logged[2048], text[256];
+	struct config config;
+
+	is_int(load("kafka = { brokers = \"k:9092\"; properties = [ \"sasl.password=Pa55word-kafka\", "
+		"\"sasl.oauthbearer.config=principal=me clientSecret=OAuthS3cretVAL scope=kafka\" ]; };\n"
+		"redis = { password = \"redisPa55\"; };\n"
+		"wechat = { appid = \"a\"; secret = \"0123456789abcdef\"; };\n" POOLS, 0600, &config,
+		logged, sizeof logged), 0, "a private config with secrets loads");
+	snprintf(text, sizeof text, "auth Pa55word-kafka; beginning at: clientSecret=OAuthS3cretVAL "
+		"scope=kafka; redisPa55; secret=0123456789abcdef; topic qrpool.kafka for me");
+	log_redact(text);
+	is_str(text, "auth ***; beginning at: *** ***; ***; secret=***; topic qrpool.kafka for me",
+		"each secret masked, and each word of 8 or more of one made of words (not a short "
+		"value in it): %s", text);
+	config_free(&config);
+}
+
+/* A CA bundle others can write could vouch for anyone: refused. */
+static void test_ca_writable(void)
+{
+	char ca[256], text[512], logged[2048];
+	struct config config;
+
+	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+	write_file(ca, "-----BEGIN CERTIFICATE-----\n", 0646);
+	snprintf(text, sizeof text, "wechat = { appid = \"a\"; ca_bundle = \"%s\"; };\n" POOLS, ca);
+	is_int(load(text, 0644, &config, logged, sizeof logged), EXIT_CONFIG,
+		"a ca_bundle writable by others: 78");
+	ok(strstr(logged, "ca_bundle") && strstr(logged, "is writable by others (mode 0646)") &&
+		strstr(logged, "run chmod o-w"), "... saying so: %s", logged);
+	config_free(&config);
+	snprintf(text, sizeof text, "kafka = { brokers = \"k:9092\"; properties = "
+		"[ \"ssl.ca.location=%s\" ]; };\nwechat = { appid = \"a\"; };\n" POOLS, ca);
+	is_int(load(text, 0644, &config, logged, sizeof logged), EXIT_CONFIG,
+		"kafka's ssl.ca.location writable by others: 78");
+	ok(strstr(logged, "ssl.ca.location") && strstr(logged, "is writable by others"),
+		"... saying so: %s", logged);
+	config_free(&config);
+	chmod(ca, 0644);
+	is_int(load(text, 0644, &config, logged, sizeof logged), 0, "... not once it is 0644: %s",
+		logged);
+	config_free(&config);
+	unlink(ca);
 }
 
 /* --dump-config's output, into `out` (NUL-ended). */
@@ -499,6 +554,8 @@ int main(void)
 	test_refusals();
 	test_topic_limit();
 	test_secret_file();
+	test_secrets_masked();
+	test_ca_writable();
 	test_wechat_values();
 	test_includes();
 	test_redis();

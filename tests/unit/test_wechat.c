@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "tap.h"
 #include "wechat.h"
 
@@ -334,6 +335,24 @@ static void test_token_answers(void)
 			"a token endpoint's 45009 named: %s", answer.message);
 		ok(strstr(answer.message, "(reach max api daily quota... rid: 6965aef2-130b878a-1b55c042)") !=
 			NULL, "... a long errmsg cut in its middle, its rid kept");
+	}
+	{
+		/* A gateway echoing the classic request's query: the secret is masked,
+		 * in a short errmsg and in a long one cut around its rid. */
+		static const char echo[] = "{\"errcode\":40013,\"errmsg\":\"bad appid=wx1&"
+			"secret=0123456789abcdef0123456789abcdef rid: 1\"}";
+		static const char long_echo[] = "{\"errcode\":40013,\"errmsg\":\"secret="
+			"0123456789abcdef0123456789abcdef&appid=wx1: the gateway refused this request, "
+			"for a reason of its own rid: 2\"}";
+		struct wechat_answer answer;
+
+		log_add_secret("0123456789abcdef0123456789abcdef", 32);
+		wechat_parse_token(echo, strlen(echo), token, &expires, &answer);
+		ok(strstr(answer.message, "(bad appid=wx1&secret=*** rid: 1)") != NULL,
+			"an errmsg echoing the secret: masked (%s)", answer.message);
+		wechat_parse_token(long_echo, strlen(long_echo), token, &expires, &answer);
+		ok(!strstr(answer.message, "0123") && !strstr(answer.message, "cdef") &&
+			strstr(answer.message, "rid: 2"), "... a long one too, cut after: %s", answer.message);
 	}
 }
 
