@@ -22,7 +22,7 @@
 struct fake_faults {
 	int64_t latency_ms, jitter_ms, slow_ms;
 	double busy_rate, http5xx_rate, truncate_rate, empty_rate, padded_rate, json_as_image_rate,
-		drop_rate, slow_rate;
+		drop_rate, slow_rate, html_rate, not_image_rate;
 	int64_t fail_after;      /* calls after the first this many answer -1; -1: never */
 	int errcode;             /* --errcode CODE:P: this error (enum fake_error) ... */
 	double errcode_rate;     /* ... with this probability */
@@ -54,6 +54,7 @@ struct fake_options {
 	int64_t seed;            /* -1: seeded from the kernel */
 	int64_t retry_after_ms;  /* Retry-After of 429 and 503 answers; -1: none */
 	int64_t image_bytes;     /* images padded to at least this size; 0: as made */
+	int64_t token_length;    /* characters of an access token (WeChat's: up to 512) */
 	struct fake_faults faults;
 	struct fake_token_limits token_limits;
 	int verbosity;
@@ -114,7 +115,12 @@ int fake_json_string(const json_t *body, const char *key, const char *fallback, 
 
 /* --- access tokens (fake_wechat_tokens.c) ----------------------------------- */
 
+/* Tokens are "fk_" and random characters, FAKE_TOKEN_LENGTH long unless
+ * --token-length says otherwise (FAKE_TOKEN_MIN to FAKE_TOKEN_MAX, WeChat's
+ * longest). */
 #define FAKE_TOKEN_LENGTH (3 + 5 * RID_LENGTH)
+#define FAKE_TOKEN_MIN (3 + RID_LENGTH)
+#define FAKE_TOKEN_MAX 512
 /* Tokens remembered; older ones answer 40001 like any unknown string. */
 #define FAKE_TOKEN_KEEP 1024
 
@@ -122,7 +128,7 @@ enum fake_token_kind { FAKE_TOKEN_CLASSIC, FAKE_TOKEN_STABLE, FAKE_TOKEN_STABLE_
 	FAKE_TOKEN_KIND_COUNT };
 
 struct fake_token {
-	char value[FAKE_TOKEN_LENGTH + 1];
+	char value[FAKE_TOKEN_MAX + 1];
 	int stable;
 	int64_t expires_ms, revoked_ms;
 };
@@ -141,6 +147,7 @@ struct fake_tokens {
 	size_t next, count;
 	long stable_slot;        /* the current stable token's ring slot, or -1 */
 	int64_t lifetime_ms, grace_ms, stable_margin_ms, minute_ms;
+	size_t length;           /* of every token */
 	struct fake_token_limits limits;
 	struct fake_token_usage usage;
 	uint64_t issued[FAKE_TOKEN_KIND_COUNT];
@@ -154,7 +161,7 @@ void fake_tokens_destroy(struct fake_tokens *tokens);
  * limits: nothing issued), or FAKE_ERR_BUSY when the kernel gave no random
  * bytes. */
 enum fake_error fake_tokens_issue(struct fake_tokens *tokens, enum fake_token_kind kind,
-	int64_t now_ms, char value[FAKE_TOKEN_LENGTH + 1], int64_t *life_ms);
+	int64_t now_ms, char value[FAKE_TOKEN_MAX + 1], int64_t *life_ms);
 /* FAKE_OK, FAKE_ERR_TOKEN_INVALID or FAKE_ERR_TOKEN_EXPIRED. */
 enum fake_error fake_tokens_check(struct fake_tokens *tokens, const char *value, int64_t now_ms);
 /* Test controls: every token issued so far answers 40001 (revoke) or 42001. */
@@ -169,7 +176,7 @@ enum fake_endpoint { FAKE_EP_TOKEN, FAKE_EP_STABLE_TOKEN, FAKE_EP_CODE, FAKE_EP_
 enum fake_fault { FAKE_FAULT_NONE, FAKE_FAULT_BUSY, FAKE_FAULT_HTTP5XX, FAKE_FAULT_TRUNCATE,
 	FAKE_FAULT_JSON_AS_IMAGE, FAKE_FAULT_DROP, FAKE_FAULT_SLOW, FAKE_FAULT_FAIL_AFTER,
 	FAKE_FAULT_ERRCODE, FAKE_FAULT_HTTP_STATUS, FAKE_FAULT_EMPTY, FAKE_FAULT_TOKEN_ERRCODE,
-	FAKE_FAULT_PADDED, FAKE_FAULT_COUNT };
+	FAKE_FAULT_PADDED, FAKE_FAULT_HTML, FAKE_FAULT_NOT_IMAGE, FAKE_FAULT_COUNT };
 
 struct fake_window {
 	int64_t index;

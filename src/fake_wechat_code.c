@@ -163,7 +163,10 @@ static enum MHD_Result fake_code_fault_reply(struct fake_server *server, struct 
 			fake_random_next(call->random) % (unsigned)faults->http_status_count],
 			"<html><body>gateway error</body></html>\n");
 	case FAKE_FAULT_JSON_AS_IMAGE:
-		return fake_reply_error_as(call, FAKE_ERR_BUSY, "image/jpeg");
+		/* The error a client must read (a quota, a page refused), not only
+		 * one it would retry anyway as a bad image. */
+		return fake_reply_error_as(call, faults->errcode_rate > 0 ?
+			(enum fake_error)faults->errcode : FAKE_ERR_BUSY, "image/jpeg");
 	case FAKE_FAULT_ERRCODE:
 		return fake_reply_error(server, call, (enum fake_error)server->options->faults.errcode);
 	default:
@@ -194,6 +197,16 @@ static enum MHD_Result fake_code_image(struct fake_server *server, struct fake_c
 	} else if (fake_random_hit(call->random, server->options->faults.truncate_rate)) {
 		fake_stats_fault(&server->stats, FAKE_FAULT_TRUNCATE);
 		size /= 2;
+	} else if (fake_random_hit(call->random, server->options->faults.html_rate)) {
+		/* A gateway's page in place of the image, with a 200. */
+		fake_stats_fault(&server->stats, FAKE_FAULT_HTML);
+		free(image.data);
+		return fake_reply_text(call, 200, "<html><body>please try again later</body></html>\n");
+	} else if (fake_random_hit(call->random, server->options->faults.not_image_rate) &&
+		   size >= 6) {
+		/* Labelled as the image, the bytes of another kind (a GIF). */
+		fake_stats_fault(&server->stats, FAKE_FAULT_NOT_IMAGE);
+		memcpy(image.data, "GIF89a", 6);
 	} else {
 		fake_stats_answer(&server->stats, FAKE_EP_CODE, FAKE_OK);
 		fake_stats_image(&server->stats, window);
@@ -217,7 +230,12 @@ static enum MHD_Result fake_code_answer(struct fake_server *server, struct fake_
 	int64_t window)
 {
 	struct fake_code_request request;
-	json_t *body = json_loadb(call->body ? call->body : "", call->length, 0, NULL);
+	const char *type = MHD_lookup_connection_value(call->connection, MHD_HEADER_KIND,
+		MHD_HTTP_HEADER_CONTENT_TYPE);
+	/* WECHAT.md: form posts are refused (libcurl's default for a POST). */
+	int form = type && (!strncasecmp(type, "application/x-www-form-urlencoded", 33) ||
+		!strncasecmp(type, "multipart/form-data", 19));
+	json_t *body = form ? NULL : json_loadb(call->body ? call->body : "", call->length, 0, NULL);
 	enum fake_error error = body ? fake_code_fields(body, &request) : FAKE_ERR_FORMAT;
 	enum MHD_Result result;
 

@@ -157,7 +157,7 @@ static enum MHD_Result fake_issue(struct fake_server *server, struct fake_call *
 	enum fake_token_kind kind)
 {
 	const struct fake_faults *faults = &server->options->faults;
-	char token[FAKE_TOKEN_LENGTH + 1], *body;
+	char token[FAKE_TOKEN_MAX + 1], *body;
 	int64_t life_ms = 0;
 	enum fake_error error;
 	int length;
@@ -222,7 +222,9 @@ static enum MHD_Result fake_handle_stats(struct fake_server *server, struct fake
 	return fake_reply(call, 200, "application/json", NULL, NULL, text, strlen(text));
 }
 
-/* Like another holder fetching a classic token: every token answers 40001. */
+/* Every token, classic and stable, answers 40001 from now on, at once (as
+ * another holder's force_refresh and a classic fetch with no grace left
+ * would; a classic fetch with its grace period is a GET /cgi-bin/token). */
 static enum MHD_Result fake_handle_invalidate(struct fake_server *server, struct fake_call *call)
 {
 	fake_tokens_revoke_all(&server->tokens, fake_now_ms());

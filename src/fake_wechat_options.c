@@ -31,6 +31,8 @@
 	"  --secret S               its secret, on the command line\n" \
 	"  --pages LIST             published pages, comma-separated (default pages/index/index)\n" \
 	"  --token-lifetime D       access token lifetime (default 7200s)\n" \
+	"  --token-length N         characters in a token (19 to 512, WeChat's longest;\n" \
+	"                           default 83)\n" \
 	"  --token-grace D          how long a replaced classic token still works (default 300s)\n" \
 	"  --stable-margin D        stable token rotates when it has less to live\n" \
 	"                           (default 300s, at most half the lifetime)\n" \
@@ -66,7 +68,10 @@
 	"  --padded-rate P          a whole image followed by 16 zero bytes\n" \
 	"  --retry-after D          429 and 503 answers (faults, outage) carry a\n" \
 	"                           Retry-After of D (whole seconds, rounded up)\n" \
-	"  --json-as-image-rate P   an errcode -1 body labelled image/jpeg\n" \
+	"  --json-as-image-rate P   an error body labelled image/jpeg: --errcode's error\n" \
+	"                           if given, else errcode -1\n" \
+	"  --html-rate P            HTTP 200 with an HTML page (text/html), no image\n" \
+	"  --not-image-rate P       HTTP 200, image/jpeg, bytes that are no JPEG or PNG\n" \
 	"  --drop-rate P            the connection closes without an answer\n" \
 	"  --fail-after N           every call after the Nth answers errcode -1\n" \
 	"  --errcode CODE:P         WeChat's errcode CODE (one of its table, e.g. 40014,\n" \
@@ -128,11 +133,14 @@ static const struct fake_option fake_option_table[] = {
 	{ "empty-rate", FAKE_RATE, FAKE_FIELD(faults.empty_rate), 0, 0 },
 	{ "padded-rate", FAKE_RATE, FAKE_FIELD(faults.padded_rate), 0, 0 },
 	{ "json-as-image-rate", FAKE_RATE, FAKE_FIELD(faults.json_as_image_rate), 0, 0 },
+	{ "html-rate", FAKE_RATE, FAKE_FIELD(faults.html_rate), 0, 0 },
+	{ "not-image-rate", FAKE_RATE, FAKE_FIELD(faults.not_image_rate), 0, 0 },
 	{ "drop-rate", FAKE_RATE, FAKE_FIELD(faults.drop_rate), 0, 0 },
 	{ "fail-after", FAKE_INT, FAKE_FIELD(faults.fail_after), 0, INT64_MAX },
 	{ "seed", FAKE_INT, FAKE_FIELD(seed), 0, INT64_MAX },
 	{ "retry-after", FAKE_DURATION, FAKE_FIELD(retry_after_ms), 0, FAKE_DAY_MS },
 	{ "image-bytes", FAKE_INT, FAKE_FIELD(image_bytes), 0, 8 << 20 },
+	{ "token-length", FAKE_INT, FAKE_FIELD(token_length), FAKE_TOKEN_MIN, FAKE_TOKEN_MAX },
 };
 
 #define FAKE_OPTION_COUNT (sizeof fake_option_table / sizeof fake_option_table[0])
@@ -152,6 +160,7 @@ static void fake_options_defaults(struct fake_options *options)
 	options->quota_at = "arrival";
 	options->seed = -1;
 	options->retry_after_ms = -1;
+	options->token_length = FAKE_TOKEN_LENGTH;
 	options->faults.slow_ms = 10 * 1000;
 	options->faults.fail_after = -1;
 	/* WECHAT.md's limits of the token endpoints */

@@ -21,7 +21,7 @@
  *   "tokens_issued": {"classic": N, "stable": N, "stable_forced": N},
  *   "faults": {"busy": N, "http5xx": N, "truncate": N, "json_as_image": N, "errcode": N,
  *              "drop": N, "slow": N, "fail_after": N, "http_status": N, "empty": N,
- *              "token_errcode": N, "padded": N},
+ *              "token_errcode": N, "padded": N, "html": N, "not_image": N},
  *   "connections": {"total": N, "open": N, "max_concurrent": N},
  *   "not_found": N,              requests for unknown paths
  *   "windows": [{"index": N, "start_ms": N, "calls": N, "charged": N, "ok": N,
@@ -58,6 +58,8 @@ static const char *const fake_fault_names[FAKE_FAULT_COUNT] = {
 	[FAKE_FAULT_EMPTY] = "empty",
 	[FAKE_FAULT_TOKEN_ERRCODE] = "token_errcode",
 	[FAKE_FAULT_PADDED] = "padded",
+	[FAKE_FAULT_HTML] = "html",
+	[FAKE_FAULT_NOT_IMAGE] = "not_image",
 };
 
 static const char *const fake_token_kind_names[FAKE_TOKEN_KIND_COUNT] = {

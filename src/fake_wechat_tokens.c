@@ -30,6 +30,7 @@ void fake_tokens_init(struct fake_tokens *tokens, const struct fake_options *opt
 	tokens->stable_margin_ms = options->stable_margin_ms;
 	tokens->limits = options->token_limits;
 	tokens->minute_ms = options->minute_ms;
+	tokens->length = (size_t)options->token_length;
 	tokens->usage.day = tokens->usage.minute = INT64_MIN;
 	tokens->usage.last_forced_ms = INT64_MIN;
 }
@@ -66,12 +67,13 @@ static struct fake_token *fake_tokens_mint(struct fake_tokens *tokens, enum fake
 		tokens->next;
 	struct fake_token *token = &tokens->ring[slot];
 	int stable = kind != FAKE_TOKEN_CLASSIC;
-	char value[FAKE_TOKEN_LENGTH + 1] = "fk_";
+	char value[FAKE_TOKEN_MAX + RID_LENGTH + 1] = "fk_";
 
-	for (int i = 0; i < 5; i++)
-		if (rid_mint(&tokens->random, value + 3 + i * RID_LENGTH))
+	for (size_t at = 3; at < tokens->length; at += RID_LENGTH)
+		if (rid_mint(&tokens->random, value + at))
 			return NULL;
-	memcpy(token->value, value, sizeof value);
+	value[tokens->length] = '\0';
+	memcpy(token->value, value, tokens->length + 1);
 	token->stable = stable;
 	token->expires_ms = now_ms + tokens->lifetime_ms;
 	token->revoked_ms = INT64_MAX;
@@ -150,7 +152,7 @@ static enum fake_error fake_tokens_admit(struct fake_tokens *tokens, enum fake_t
 }
 
 enum fake_error fake_tokens_issue(struct fake_tokens *tokens, enum fake_token_kind kind,
-	int64_t now_ms, char value[FAKE_TOKEN_LENGTH + 1], int64_t *life_ms)
+	int64_t now_ms, char value[FAKE_TOKEN_MAX + 1], int64_t *life_ms)
 {
 	struct fake_token *token = NULL;
 	enum fake_error error;
@@ -179,7 +181,7 @@ enum fake_error fake_tokens_check(struct fake_tokens *tokens, const char *value,
 {
 	enum fake_error result = FAKE_ERR_TOKEN_INVALID;
 
-	if (strlen(value) != FAKE_TOKEN_LENGTH)
+	if (strlen(value) != tokens->length)
 		return result;
 	pthread_mutex_lock(&tokens->lock);
 	/* Newest first: the token in use is almost always among the last few. */

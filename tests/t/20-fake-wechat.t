@@ -241,7 +241,7 @@ is "image: decodes to the scene (every allowed punctuation)" "$(decode "$T/code.
   "Ab9-._~!\$&'()*+,/:;=?@#"
 is "image: default width 430" "$(width "$T/code.jpeg")" 430
 is "image: a whole JPEG" "$(jpeg_whole "$T/code.jpeg")" 1
-req POST "/wxa/getwxacodeunlimit?access_token=$t3" '{"scene":"abc"}' -D "$T/headers"
+code "$t3" '{"scene":"abc"}' -D "$T/headers"
 like "image: Content-disposition attachment with a .jpeg name" "$(cat "$T/headers")" \
   '[Cc]ontent-[Dd]isposition: attachment; filename="[^"]+\.jpeg"'
 
@@ -302,6 +302,11 @@ done <<EOF
 EOF
 req POST "/wxa/getwxacodeunlimit?access_token=$t3" 'scene=abc&page=pages/r/index'
 is "47001 for a form post" "$(errcode)" 47001
+# A JSON body in a form post (libcurl's Content-Type for a POST unless told): refused as well.
+req POST "/wxa/getwxacodeunlimit?access_token=$t3" '{"scene":"abc"}'
+is "47001 for JSON posted as a form (application/x-www-form-urlencoded)" "$(errcode)" 47001
+req POST "/wxa/getwxacodeunlimit?access_token=$t3" '' -F 'scene=abc'
+is "... and as multipart/form-data" "$(errcode)" 47001
 is "errors: HTTP 200" "$http" 200
 is "errors: Content-Type as WeChat's" "$ctype" "application/json; encoding=utf-8"
 like "errors: errmsg ends with a rid" "$(jget "$T/body" errmsg)" \
@@ -580,6 +585,32 @@ stable; code "$tok" '{"scene":"abc"}'
 is "json-as-image: labelled image/jpeg" "$ctype" image/jpeg
 is "json-as-image: the body is an errcode" "$(errcode)" -1
 stop
+start json_as_image_errcode --json-as-image-rate 1 --errcode 45009:1
+stable; code "$tok" '{"scene":"abc"}'
+is "json-as-image with --errcode: that errcode, labelled image/jpeg" "$ctype $(errcode)" "image/jpeg 45009"
+stop
+
+start html --html-rate 1
+stable; code "$tok" '{"scene":"abc"}'
+is "html: HTTP 200, an HTML page" "$http $ctype" "200 text/html; charset=utf-8"
+like "... no image in it" "$(cat "$T/body")" "^<html>"
+is "... counted as a fault, not an image" "$(stats ok_total) $(jget "$T/stats" faults html)" "0 1"
+stop
+start not_image --not-image-rate 1
+stable; code "$tok" '{"scene":"abc"}'
+is "not-image: HTTP 200, labelled image/jpeg" "$http $ctype" "200 image/jpeg"
+is "... the bytes are a GIF's" "$(head -c 6 "$T/body")" GIF89a
+is "... counted as a fault, not an image" "$(stats ok_total) $(jget "$T/stats" faults not_image)" "0 1"
+stop
+
+start long_tokens --token-length 512
+stable
+is "--token-length 512: tokens of 512 characters" "${#tok}" 512
+code "$tok" '{"scene":"abc"}'
+is "... which work" "$ctype $(decode "$T/body")" "image/jpeg abc"
+code "${tok%?}" '{"scene":"abc"}'
+is "... one a character short does not" "$(errcode)" 40001
+stop
 
 start drop --drop-rate 1
 stable; code "$tok" '{"scene":"abc"}'
@@ -613,7 +644,7 @@ stop
 for round in 1 2; do
   start "seed$round" --seed 7 --busy-rate 0.5
   stable; token=$tok
-  curl -sS --max-time 20 -o /dev/null -w '%{stderr}%{content_type}\n' --data-binary '{"scene":"abc"}' \
+  curl -sS --max-time 20 -o /dev/null -w '%{stderr}%{content_type}\n' --data-binary '{"scene":"abc"}' -H 'Content-Type: application/json' \
     "$base/wxa/getwxacodeunlimit?access_token=$token&n=[1-24]" 2>"$T/seed$round.types" >/dev/null
   stop
 done
@@ -625,7 +656,7 @@ is "--seed 7, rate 0.5: both answers occur" "$(sort -u "$T/seed1.types" | wc -l)
 start load --latency 50
 stable; token=$tok
 curl -sS --max-time 60 --no-progress-meter --parallel --parallel-max 200 -o /dev/null \
-  -w '%{stderr}%{http_code} %{content_type}\n' --data-binary '{"scene":"load"}' \
+  -w '%{stderr}%{http_code} %{content_type}\n' --data-binary '{"scene":"load"}' -H 'Content-Type: application/json' \
   "$base/wxa/getwxacodeunlimit?access_token=$token&n=[1-2000]" 2>"$T/load.answers" >/dev/null || true
 is "load: 2,000 images" "$(grep -c '^200 image/jpeg$' "$T/load.answers")" 2000
 is "load: the server counted 2,000" "$(stats ok_total)" 2000

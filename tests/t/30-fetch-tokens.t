@@ -85,6 +85,18 @@ cat "$T/out" "$T/err" >"$T/all-output"
 is "classic: neither the secret nor the token in any output, at -vv" \
   "$(grep -c -e "$SECRET" -e "$token" "$T/all-output")" 0
 
+# --- tokens of WeChat's greatest length (512), from both endpoints: kept whole --------
+for source in stable classic; do
+  start_fake "long-$source" --token-length 512 --latency 20
+  config_for "concurrency = 4; token = { source = \"$source\"; };"
+  : >"$T/items"; plan poster 40
+  run qrpool-fetch <"$T/items"
+  is "512-character $source tokens: exit 0, every code fetched" "$rc:$(count "state = 'fetched'")" 0:40
+  is "... with no token refused" "$(stats errcodes 40001)" 0
+  is "... the token cached whole" \
+    "$(sql "SELECT length(token) FROM wechat_tokens WHERE source = '$source'")" 512
+done
+
 # --- a central token service (source command) ----------------------------------
 start_fake command
 curl -sS -o "$T/stable.json" -d "{\"grant_type\":\"client_credential\",\"appid\":\"$APPID\",\"secret\":\"$SECRET\"}" \

@@ -97,6 +97,16 @@ is "408/429/empty: every stored image is whole and decodes" "$(decodes_ok)" 1
 like "408/429/empty: injected" "$(stats faults)" '"empty": [1-9].*"http_status": [1-9]'
 is "408/429/empty: no whole image wasted" "$(stats ok_total)" 30
 
+# --- a 200 with no image: a gateway's HTML page, or other bytes labelled image/jpeg ---
+start_fake not-image --html-rate 0.2 --not-image-rate 0.2 --seed 11
+config_for 'concurrency = 4; retries = 10;'
+: >"$T/items"; plan poster 30
+run qrpool-fetch <"$T/items"
+is "HTML and non-image 200s: exit 0, every code fetched" "$rc:$(count "state = 'fetched'")" 0:30
+is "... every stored image is whole and decodes" "$(decodes_ok)" 1
+like "... injected" "$(stats faults)" '"html": [1-9].*"not_image": [1-9]'
+is "... no whole image wasted" "$(stats ok_total)" 30
+
 # --- a 429 with Retry-After: the retry waits that long, not the backoff's 0.25 s ---------
 start_fake retry-after --http-status 429:1 --retry-after 3s
 config_for 'concurrency = 4; retries = 10;'
@@ -139,6 +149,25 @@ is "41030: every item still planned" "$(count "state = 'planned' AND pool = 'pos
 is "41030: no poster item printed, link items passed on" "$(cut -f2 "$T/out" | sort -u)" link
 is "41030: the calls stopped short" "$(stats calls_total)" "$(stats errcodes 41030)"
 ok "41030: no more calls than in flight" [ "$(stats calls_total)" -le 4 ]
+
+# --- the same, its errcode in a body labelled image/jpeg; and 85096 ----------------
+# (WECHAT.md: errors are told from images by a leading '{' too.) A client that
+# took the body for a bad image would retry it until its retries ran out.
+for refusal in 41030:json-as-image 85096:scancode_time; do
+  code=${refusal%%:*}
+  if [ "${refusal#*:}" = json-as-image ]; then
+    start_fake "refused-as-image" --errcode "$code:1" --json-as-image-rate 1
+  else
+    start_fake "refused-$code" --errcode "$code:1"
+  fi
+  config_for 'concurrency = 4; retries = 10;'
+  : >"$T/items"; plan poster 10; plan link 2
+  run qrpool-fetch <"$T/items"
+  is "$code (${refusal#*:}): exit 69, the pool stopped" "$rc" 69
+  like "... named, with the reason" "$(cat "$T/err")" "pool poster stopped: .*$code"
+  is "... every poster item still planned" "$(count "state = 'planned' AND pool = 'poster'")" 10
+  ok "... no more calls than in flight ($(stats calls_total)), none retried" [ "$(stats calls_total)" -le 4 ]
+done
 
 # --- items WeChat refuses for good (40129: the scene): marked failed, exit 65 -------
 start_fake scene --errcode 40129:0.3 --seed 3
