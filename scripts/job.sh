@@ -182,7 +182,7 @@ job_private_dir() {
 job_lock_holder() {
   local pid= user= since=
   read -r pid user since <"$1" 2>/dev/null
-  if [[ $pid =~ ^[0-9]+$ ]] && [ -d "/proc/$pid" ]; then
+  if [[ $pid =~ ^[0-9]+$ ]] && [ -d "/proc/$pid" ] && job_has_open "$pid" "$1"; then
     printf ' (pid %s, user %s, since %s)' "$pid" "$user" "$since"
     return 0
   fi
@@ -191,6 +191,19 @@ job_lock_holder() {
   [ -n "$pid" ] || return 0
   printf ' (pid %s, user %s: %s)' "$pid" "$(ps -o user= -p "$pid" 2>/dev/null)" \
     "$(ps -o args= -p "$pid" 2>/dev/null | cut -c1-80)"
+}
+
+# job_has_open PID FILE: whether PID has FILE open, as a job holding its lock
+# does: the pid written in a lock file may since belong to another process,
+# while someone else's `flock` holds it. Another user's process cannot be
+# looked into: then taken at its word.
+job_has_open() {
+  local fd
+  [ -r "/proc/$1/fd" ] || return 0
+  for fd in /proc/"$1"/fd/*; do
+    [ "$fd" -ef "$2" ] && return 0
+  done
+  return 1
 }
 
 job_lock_refused() {

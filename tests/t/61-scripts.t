@@ -111,6 +111,9 @@ done
 # --- one at a time ------------------------------------------------------------------
 is "a new lock file is readable by all, writable by its owner only" "$(stat -c %a "$T/qrpool-fill.lock")" 644
 # (Held until both runs are refused: a slow machine may take seconds for them.)
+# The lock file names a process that is alive (this shell) but does not hold
+# it: the holder named is the one that does.
+printf '%s someone 2020-01-01T00:00:00+0000\n' "$$" >"$T/qrpool-fill.lock"
 hold_flock "$T/qrpool-fill.lock"
 run nightly-fill -u "$deadline" "$T/demand.tsv"
 is "a second nightly-fill while one runs: exit 75" "$rc" 75
