@@ -118,8 +118,8 @@ static int claim_take(struct claim *claim, const rd_kafka_message_t *message, co
 		claim->unusable++;
 		return CLAIM_SKIPPED;
 	}
-	if ((status = imagefile_stage(&file, claim->dir_fd, id, extension, message->payload,
-			message->len)))
+	if ((status = imagefile_stage(&file, claim->dir_fd, claim->options->out, id, extension,
+			message->payload, message->len)))
 		return status;
 	binding = (struct binding){ id, claim->pool->name, params, db_now(), message->partition,
 		message->offset };

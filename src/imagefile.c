@@ -80,30 +80,31 @@ int imagefile_create_temp(int dir_fd, const char *name)
 	return openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 }
 
-int imagefile_stage(struct imagefile *file, int dir_fd, const char *request_id,
+int imagefile_stage(struct imagefile *file, int dir_fd, const char *dir, const char *request_id,
 	const char *extension, const void *bytes, size_t size)
 {
 	int fd, failed;
 
 	file->dir_fd = dir_fd;
+	file->dir = dir;
 	snprintf(file->name, sizeof file->name, "%s.%s", request_id, extension);
 	snprintf(file->temp, sizeof file->temp, ".%s.tmp", file->name);
 	/* Made anew (O_EXCL): a file left by a crash is removed first, and a
 	 * name someone put there meanwhile (a symlink) is never written through. */
 	if (unlinkat(dir_fd, file->temp, 0) != 0 && errno != ENOENT) {
-		log_error("%s: %s", file->temp, strerror(errno));
+		log_error("%s/%s: %s", file->dir, file->temp, strerror(errno));
 		return EXIT_IO;
 	}
 	fd = imagefile_create_temp(dir_fd, file->temp);
 	if (fd < 0) {
-		log_error("%s: %s", file->temp, strerror(errno));
+		log_error("%s/%s: %s", file->dir, file->temp, strerror(errno));
 		return EXIT_IO;
 	}
 	failed = imagefile_write_all(fd, bytes, size) || fsync(fd);
 	if (close(fd) != 0)
 		failed = 1;
 	if (failed) {
-		log_error("writing %s: %s", file->temp, strerror(errno));
+		log_error("writing %s/%s: %s", file->dir, file->temp, strerror(errno));
 		imagefile_discard(file);
 		return EXIT_IO;
 	}
@@ -114,7 +115,7 @@ int imagefile_commit(struct imagefile *file)
 {
 	if (renameat(file->dir_fd, file->temp, file->dir_fd, file->name) != 0 ||
 	    fsync(file->dir_fd) != 0) {
-		log_error("renaming %s to %s: %s", file->temp, file->name, strerror(errno));
+		log_error("renaming %s/%s to %s: %s", file->dir, file->temp, file->name, strerror(errno));
 		return EXIT_IO;
 	}
 	return 0;

@@ -8,6 +8,7 @@
 
 struct imagefile {
 	int dir_fd;
+	const char *dir;          /* its path, for messages */
 	char temp[96 + 8];        /* ".<request_id>.<ext>.tmp" */
 	char name[96];            /* "<request_id>.<ext>" */
 };
@@ -26,8 +27,9 @@ int imagefile_open_dir(const char *path);
  * Returns the descriptor, or -1 with errno set. */
 int imagefile_create_temp(int dir_fd, const char *name);
 
-/* Writes and fsyncs the temp file in `dir_fd`. Returns 0 or EXIT_IO (logged). */
-int imagefile_stage(struct imagefile *file, int dir_fd, const char *request_id,
+/* Writes and fsyncs the temp file in `dir_fd` (the directory `dir`, named in
+ * messages). Returns 0 or EXIT_IO (logged). */
+int imagefile_stage(struct imagefile *file, int dir_fd, const char *dir, const char *request_id,
 	const char *extension, const void *bytes, size_t size);
 /* Renames it to its final name and fsyncs the directory. 0 or EXIT_IO. */
 int imagefile_commit(struct imagefile *file);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "exitcode.h"
 #include "imagefile.h"
 #include "log.h"
 #include "tap.h"
@@ -37,7 +38,7 @@ static void test_write(void)
 	snprintf(sub, sizeof sub, "%s/out", dir);
 	dir_fd = imagefile_open_dir(sub);
 	ok(dir_fd >= 0, "the output directory is created");
-	is_int(imagefile_stage(&file, dir_fd, "AbC123", "png", "pngbytes", 8), 0, "staged");
+	is_int(imagefile_stage(&file, dir_fd, sub, "AbC123", "png", "pngbytes", 8), 0, "staged");
 	snprintf(path, sizeof path, "%s/AbC123.png", sub);
 	ok(access(path, F_OK) != 0, "a staged file is not visible under its name");
 	is_int(imagefile_commit(&file), 0, "committed");
@@ -45,10 +46,14 @@ static void test_write(void)
 	ok(fd >= 0 && read(fd, got, sizeof got) == 8 && !memcmp(got, "pngbytes", 8),
 		"then it is there, whole");
 	close(fd);
-	is_int(imagefile_stage(&file, dir_fd, "Gone", "jpg", "x", 1), 0, "another staged");
+	is_int(imagefile_stage(&file, dir_fd, sub, "Gone", "jpg", "x", 1), 0, "another staged");
 	imagefile_discard(&file);
 	snprintf(path, sizeof path, "%s/.Gone.jpg.tmp", sub);
 	ok(access(path, F_OK) != 0, "a discarded file leaves nothing");
+	tap_capture_start();
+	is_int(imagefile_commit(&file), EXIT_IO, "a commit that fails: EXIT_IO");
+	tap_capture_end(logged, sizeof logged);
+	ok(strstr(logged, path) != NULL, "... naming the file with its directory: %s", logged);
 
 	/* A temp name planted as a symlink (or left by a crash) is replaced, never
 	 * written through. */
@@ -65,7 +70,7 @@ static void test_write(void)
 		strerror(errno));
 	if (fd >= 0)
 		close(fd);
-	is_int(imagefile_stage(&file, dir_fd, "Planted", "png", "pngbytes", 8), 0, "staged over it");
+	is_int(imagefile_stage(&file, dir_fd, sub, "Planted", "png", "pngbytes", 8), 0, "staged over it");
 	fd = open(target, O_RDONLY);
 	memset(got, 0, sizeof got);
 	ok(fd >= 0 && read(fd, got, sizeof got) == 4 && !memcmp(got, "mine", 4),
