@@ -45,6 +45,7 @@ struct fake_token_limits {
 struct fake_options {
 	const char *listen, *port_file, *stats_file, *appid, *secret, *secret_file, *pages;
 	const char *quota_at;    /* "arrival" or "answer": when a call is counted */
+	const char *quota_window; /* "aligned" (clock minutes) or "rolling" (any minute) */
 	const char *errcode;     /* --errcode CODE:P, parsed into faults */
 	const char *http_status; /* --http-status CODES:P, parsed into faults */
 	const char *token_errcode; /* --token-errcode CODE:P, parsed into faults */
@@ -190,6 +191,10 @@ struct fake_endpoint_stats {
 struct fake_stats {
 	pthread_mutex_t lock;
 	int64_t minute_ms, quota, started_ms;
+	/* --quota-window rolling: the times of the last `quota` charged calls
+	 * (a ring, `recent_next` the oldest once it is full); NULL: aligned. */
+	int64_t *recent;
+	size_t recent_count, recent_next;
 	struct fake_window *windows;    /* only windows that had calls, by index */
 	size_t window_count, window_capacity;
 	struct fake_endpoint_stats endpoints[FAKE_EP_COUNT];
@@ -205,8 +210,9 @@ void fake_stats_answer(struct fake_stats *stats, enum fake_endpoint endpoint,
 	enum fake_error error);
 void fake_stats_fault(struct fake_stats *stats, enum fake_fault fault);
 void fake_stats_not_found(struct fake_stats *stats);
-/* Takes one call from the quota of the window holding `now_ms`. Returns 1 and
- * the window's index when charged, 0 when the window's quota is spent. */
+/* Takes one call from the quota of the window holding `now_ms` (rolling: of
+ * the minute before it). Returns 1 and the window's index when charged, 0
+ * when the quota is spent. */
 int fake_stats_charge(struct fake_stats *stats, int64_t now_ms, int64_t *window);
 /* A charged call of `window` answered with a whole image. */
 void fake_stats_image(struct fake_stats *stats, int64_t window);

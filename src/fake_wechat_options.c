@@ -42,6 +42,10 @@
 	"  --quota-at WHEN          a call counts in the minute it arrives in (arrival,\n" \
 	"                           default) or the one its answer leaves in (answer: as\n" \
 	"                           if all its latency came before WeChat counted it)\n" \
+	"  --quota-window KIND      aligned (default): a minute of the clock, as the\n" \
+	"                           quota counts are shown; rolling: any minute, the\n" \
+	"                           quota refused while N calls were charged in the\n" \
+	"                           minute before (\"work again about a minute later\")\n" \
 	"  --max-connections N      concurrent connections served (default 1000)\n" \
 	"  --image-bytes N          images padded to N bytes at least, as WeChat's are\n" \
 	"                           larger (tens to hundreds of KB; default: as made)\n" \
@@ -113,6 +117,7 @@ static const struct fake_option fake_option_table[] = {
 	{ "quota", FAKE_INT, FAKE_FIELD(quota), 0, INT32_MAX },
 	{ "quota-errcode", FAKE_INT, FAKE_FIELD(quota_errcode), 45009, 45011 },
 	{ "quota-at", FAKE_TEXT, FAKE_FIELD(quota_at), 0, 0 },
+	{ "quota-window", FAKE_TEXT, FAKE_FIELD(quota_window), 0, 0 },
 	{ "errcode", FAKE_TEXT, FAKE_FIELD(errcode), 0, 0 },
 	{ "http-status", FAKE_TEXT, FAKE_FIELD(http_status), 0, 0 },
 	{ "token-errcode", FAKE_TEXT, FAKE_FIELD(token_errcode), 0, 0 },
@@ -158,6 +163,7 @@ static void fake_options_defaults(struct fake_options *options)
 	options->quota = 5000;
 	options->quota_errcode = 45009;
 	options->quota_at = "arrival";
+	options->quota_window = "aligned";
 	options->seed = -1;
 	options->retry_after_ms = -1;
 	options->token_length = FAKE_TOKEN_LENGTH;
@@ -339,6 +345,8 @@ static int fake_options_check(struct fake_options *options)
 		return cli_usage_error("--quota-errcode: 45009 or 45011");
 	if (strcmp(options->quota_at, "arrival") && strcmp(options->quota_at, "answer"))
 		return cli_usage_error("--quota-at: arrival or answer");
+	if (strcmp(options->quota_window, "aligned") && strcmp(options->quota_window, "rolling"))
+		return cli_usage_error("--quota-window: aligned or rolling");
 	if (fake_parse_fault_codes(options))
 		return EXIT_USAGE;
 	if (options->stable_margin_ms < 0)

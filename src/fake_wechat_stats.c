@@ -75,11 +75,15 @@ void fake_stats_init(struct fake_stats *stats, const struct fake_options *option
 	stats->minute_ms = options->minute_ms;
 	stats->quota = options->quota;
 	stats->started_ms = fake_now_ms();
+	if (!strcmp(options->quota_window, "rolling") && options->quota > 0 &&
+	    !(stats->recent = calloc((size_t)options->quota, sizeof *stats->recent)))
+		log_error("out of memory for the rolling quota window: windows aligned instead");
 }
 
 void fake_stats_destroy(struct fake_stats *stats)
 {
 	free(stats->windows);
+	free(stats->recent);
 	pthread_mutex_destroy(&stats->lock);
 }
 
@@ -169,6 +173,18 @@ int fake_stats_charge(struct fake_stats *stats, int64_t now_ms, int64_t *index)
 	if (window) {
 		window->calls++;
 		charged = window->charged < (uint64_t)stats->quota;
+		if (stats->recent) {
+			/* Charged while fewer than `quota` calls were charged in the
+			 * minute before: the oldest of the last `quota` is older. */
+			charged = stats->recent_count < (size_t)stats->quota ||
+				stats->recent[stats->recent_next] <= now_ms - stats->minute_ms;
+			if (charged) {
+				stats->recent[stats->recent_next] = now_ms;
+				stats->recent_next = (stats->recent_next + 1) % (size_t)stats->quota;
+				if (stats->recent_count < (size_t)stats->quota)
+					stats->recent_count++;
+			}
+		}
 		if (charged)
 			window->charged++;
 		else

@@ -488,6 +488,25 @@ for at in arrival answer; do
   stop
 done
 
+# --quota-window rolling: the quota counts the minute before each call, not
+# the clock's: calls spent in the middle of one window still count at the
+# start of the next, and work again a minute after them.
+start rolling --minute 2s --quota 3 --quota-window rolling
+stable; q=$tok
+t0=$(day_start 2000)
+sleep_until "$t0 + 0.95"
+for n in 1 2 3; do code "$q" "{\"scene\":\"r$n\"}"; printf '%s\n' "${ctype%%;*}"; done >"$T/rolling"
+code "$q" '{"scene":"r4"}'
+is "rolling: 3 images, then 45009 in the same window" "$(sort -u "$T/rolling") $(errcode)" "image/jpeg 45009"
+sleep_until "$t0 + 2.05"
+code "$q" '{"scene":"r5"}'
+is "... still 45009 as the next window of the clock starts (a second after them)" "$(errcode)" 45009
+sleep_until "$t0 + 3.5"
+code "$q" '{"scene":"r6"}'
+is "... an image a minute after them" "$ctype" image/jpeg
+is "... the clock's windows counted as ever" "$(stats windows 0 charged) $(jget "$T/stats" windows 1 charged) $(jget "$T/stats" windows 1 quota_refused)" "3 1 1"
+stop
+
 start quota11 --quota 0 --quota-errcode 45011
 stable; code "$tok" '{"scene":"abc"}'
 is "--quota-errcode 45011" "$(errcode)" 45011

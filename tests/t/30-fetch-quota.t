@@ -50,20 +50,27 @@ is "the runs overlapped in time" "$(sql "SELECT
   (SELECT max(fetched_at) FROM codes WHERE pool = 'poster')")" 1
 
 # --- WeChat's quota lower than ours (online traffic ate it): 45009 pauses ------------
-start_fake tight --minute 1s --quota 60 --latency 10 --jitter 20
-config_for 'quota_minute = "1s"; concurrency = 8;'
-: >"$T/items"; plan poster 150
-run qrpool-fetch -v <"$T/items"
-is "45009: exit 0 in the end" "$rc" 0
-is "45009: every code fetched" "$(count "state = 'fetched'")" 150
-ok "45009 answers came" [ "$(stats over_budget_attempts)" -gt 0 ]
-refused_max=$($PYTHON -c 'import json, sys
+# Against minutes of the clock, as qrpool counts them, and against a rolling
+# minute (WECHAT.md: calls "work again about a minute later"), where the
+# calls of the minute before still count as the next one starts: slower
+# (each pause lasts to the next minute of the clock), but every code is
+# fetched, and the refusals stay the calls in flight.
+for window in aligned rolling; do
+  start_fake "tight-$window" --minute 1s --quota 60 --latency 10 --jitter 20 --quota-window $window
+  config_for 'quota_minute = "1s"; concurrency = 8;'
+  : >"$T/items"; plan poster 150
+  run qrpool-fetch -v <"$T/items"
+  is "45009 ($window minutes): exit 0 in the end" "$rc" 0
+  is "... every code fetched" "$(count "state = 'fetched'")" 150
+  ok "... 45009 answers came" [ "$(stats over_budget_attempts)" -gt 0 ]
+  refused_max=$($PYTHON -c 'import json, sys
 print(max(w["quota_refused"] for w in json.load(open(sys.argv[1]))["windows"]))' "$T/stats.json")
-ok "45009: at most the calls in flight are refused per minute (most: $refused_max)" \
-  [ "$refused_max" -le 8 ]
-spent=$(sql "SELECT count(*) FROM quota_windows WHERE spent = 1")
-ok "45009: the ledger marks the minutes spent ($spent)" [ "$spent" -gt 0 ]
-ok "45009: said once a minute at most" [ "$(grep -c 'quota is used up' "$T/err")" -le "$spent" ]
+  ok "... at most the calls in flight are refused per minute (most: $refused_max)" \
+    [ "$refused_max" -le 8 ]
+  spent=$(sql "SELECT count(*) FROM quota_windows WHERE spent = 1")
+  ok "... the ledger marks the minutes spent ($spent)" [ "$spent" -gt 0 ]
+  ok "... said once a minute at most" [ "$(grep -c 'quota is used up' "$T/err")" -le "$spent" ]
+done
 
 # --- --reserve: a daytime backfill leaves more to the online services ------------------
 start_fake reserve --minute 1s --quota 200 --latency 5 --jitter 10
