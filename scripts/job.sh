@@ -273,7 +273,10 @@ job_start() {
     why=${why##*: }
     case $why in
       "Permission denied"|"Not a directory"|"No such file or directory")
-        if [ -d "$(dirname "$JOB_LOG")" ]; then
+        if [ -e "$JOB_LOG" ]; then
+          # (Made by another user, root running the job by hand, say.)
+          why="$why: it is $(stat -c '%U'"'"'s, mode %a' "$JOB_LOG"); chown $(id -un) it"
+        elif [ -d "$(dirname "$JOB_LOG")" ]; then
           why="$why: make its directory writable by $(id -un)"
         else
           why="$why: its directory cannot be made; make it, writable by $(id -un)"
@@ -386,15 +389,14 @@ job_descendants() {
 
 # job_finish STATUS: ends the run's part of the log; prints it when it failed.
 job_finish() {
-  local status=$1 size end
-  end="end: exit $status after $(( $(date +%s) - JOB_STARTED ))s"
-  job_log "$end"
+  local status=$1 size written=1
+  job_log "end: exit $status after $(( $(date +%s) - JOB_STARTED ))s" || written=
   exec 2>&8 8>&-
-  # The end line not in the log: writes to it failed (a full disk), and with
-  # them what the run said. Said here, whatever the status, or cron's mail
-  # would hold only "failed (exit 74)" and an empty log, and a full log
-  # disk could go unnoticed.
-  if [[ $(tail -c 4096 /dev/fd/7 2>/dev/null | tail -n 1) != *" $JOB_NAME: $end" ]]; then
+  # The end line could not be written to the log (a full disk), nor, most
+  # likely, what the run said before it. Said here, whatever the status, or
+  # cron's mail would hold only "failed (exit 74)" and an empty log, and a
+  # full log disk could go unnoticed.
+  if [ -z "$written" ]; then
     echo "$JOB_NAME: the log $JOB_LOG could not be written (is its disk full? df -h" \
       "$(dirname "$JOB_LOG")): what this run said is lost; it ended with exit $status" >&2
   fi

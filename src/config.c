@@ -282,25 +282,23 @@ int config_property_secret(const char *key, size_t length)
 }
 
 /* A secret from the config, masked in every log line from now on (see
- * log_add_secret). A value of words (sasl.oauthbearer.config's "principal=...
- * scope=...", any of which may be the secret), which librdkafka's messages
- * quote from one of its words on: each word, and each word's value after
- * '=', of 8 characters or more, too. */
+ * log_add_secret). In a value of words (sasl.oauthbearer.config's
+ * "principal=... scope=...", which librdkafka's messages quote from one of
+ * its words on), each "key=value" word whose key names a secret (a
+ * clientSecret=...: the marks of config_property_secret), and its value, too;
+ * the other words (a principal, a scope, a PEM's "-----BEGIN") are left to
+ * be shown. */
 static void config_register_secret(const char *value)
 {
-	size_t length = strlen(value);
-
-	log_add_secret(value, length);
+	log_add_secret(value, strlen(value));
 	for (const char *word = value + strspn(value, " \t"); *word; word += strspn(word, " \t")) {
 		size_t n = strcspn(word, " \t");
 		const char *eq = memchr(word, '=', n);
 
-		if (n == length)
-			break;
-		if (n >= 8)
+		if (eq && eq > word && config_property_secret(word, (size_t)(eq - word))) {
 			log_add_secret(word, n);
-		if (eq && (size_t)(word + n - (eq + 1)) >= 8)
 			log_add_secret(eq + 1, (size_t)(word + n - (eq + 1)));
+		}
 		word += n;
 	}
 }
@@ -311,11 +309,22 @@ static int config_check_ca(const struct config_reader *reader, const config_sett
 	const char *what, const char *path)
 {
 	struct stat st;
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
 
 	if (stat(path, &st) == 0 && (st.st_mode & S_IWOTH))
 		return config_error_at(reader, setting, "%s %s is writable by others (mode %04o): "
 			"anyone could add a CA of theirs and pose as the server; run chmod o-w %s",
 			what, path, (unsigned)(st.st_mode & 07777), path);
+	/* Nor may they replace it: a directory others can write to, unless
+	 * sticky (/tmp), lets anyone rename another file over it. */
+	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+	if (!dir[0])
+		strcpy(dir, "/");
+	if (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+		return config_error_at(reader, setting, "%s %s is in a directory others can write to "
+			"(%s, mode %04o): anyone could put a CA bundle of theirs in its place; move it, "
+			"or run chmod o-w %s", what, path, dir, (unsigned)(st.st_mode & 07777), dir);
 	return 0;
 }
 

@@ -85,7 +85,7 @@ static atomic_int log_secret_count;
 
 void log_add_secret(const char *value, size_t length)
 {
-	int count;
+	int count, full = 0;
 	char *copy;
 
 	if (length < LOG_SECRET_MIN || memchr(value, '\0', length))
@@ -95,29 +95,54 @@ void log_add_secret(const char *value, size_t length)
 	for (int i = 0; i < count; i++)
 		if (strlen(log_secrets[i]) == length && !memcmp(log_secrets[i], value, length))
 			goto out;
-	if (count < LOG_SECRETS && (copy = strndup(value, length))) {
+	if (count == LOG_SECRETS)
+		full = 1;
+	else if ((copy = strndup(value, length))) {
 		log_secrets[count] = copy;
 		atomic_store_explicit(&log_secret_count, count + 1, memory_order_release);
 	}
 out:
 	pthread_mutex_unlock(&log_secret_lock);
+	if (full) {
+		static atomic_int said;
+
+		if (!atomic_exchange(&said, 1))
+			log_warn("more than %d secret values in the config: the others are not masked "
+				"in log lines", LOG_SECRETS);
+	}
+}
+
+/* Masks each occurrence of `secret` in `text`. "***" is shorter than any
+ * secret: the text only shrinks. (A text must be masked before it is cut:
+ * the start of a secret left at a cut is not masked, as text that merely
+ * begins like one, "redis" of "redisPa55", must not be.) */
+static void log_redact_one(char *text, const char *secret)
+{
+	size_t length = strlen(secret);
+	char *at = text;
+
+	while ((at = strstr(at, secret))) {
+		memcpy(at, "***", 3);
+		memmove(at + 3, at + length, strlen(at + length) + 1);
+		at += 3;
+	}
 }
 
 void log_redact(char *text)
 {
 	int count = atomic_load_explicit(&log_secret_count, memory_order_acquire);
+	const char *sorted[LOG_SECRETS];
 
+	/* Longest first: a secret that holds a shorter one is masked whole. */
 	for (int i = 0; i < count; i++) {
-		size_t length = strlen(log_secrets[i]);
-		char *at = text;
+		int at = i;
 
-		/* "***" is shorter than any secret: the text only shrinks. */
-		while ((at = strstr(at, log_secrets[i]))) {
-			memcpy(at, "***", 3);
-			memmove(at + 3, at + length, strlen(at + length) + 1);
-			at += 3;
-		}
+		for (; at > 0 && strlen(sorted[at - 1]) < strlen(log_secrets[i]); at--)
+			sorted[at] = sorted[at - 1];
+		sorted[at] = log_secrets[i];
 	}
+	for (int i = 0; i < count; i++)
+		log_redact_one(text, sorted[i]);
 }
 
 /* The length of the well-formed UTF-8 sequence at `s`, its character in
@@ -178,6 +203,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	struct tm tm;
 	va_list ap;
 	size_t used;
+	char *message;
 	int hide = !log_enabled(level);
 
 	if (hide && !(level == LOG_WARN && log_verbosity == -1))
@@ -190,11 +216,21 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	used = strlen(line);
 	used += (size_t)snprintf(line + used, sizeof line - used, " %s %s: ",
 		log_program_name, names[level]);
+	/* Masked whole, then cut to the line: a secret across the cut would
+	 * otherwise keep its start. */
 	va_start(ap, fmt);
-	if (used < sizeof line)
+	if (vasprintf(&message, fmt, ap) >= 0) {
+		log_redact(message);
+		if (used < sizeof line)
+			snprintf(line + used, sizeof line - used, "%s", message);
+		free(message);
+	} else if (used < sizeof line) {
+		va_end(ap);
+		va_start(ap, fmt);
 		vsnprintf(line + used, sizeof line - used, fmt, ap);
+		log_redact(line + used);
+	}
 	va_end(ap);
-	log_redact(line + used);
 	log_sanitize(line);
 	if (hide) {
 		pthread_mutex_lock(&log_hidden_lock);

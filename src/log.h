@@ -31,7 +31,8 @@ void log_progress_shown(int shown);
 #define LOG_SECRET_MIN 4
 #define LOG_SECRETS 64
 void log_add_secret(const char *value, size_t length);
-/* Masks the registered secrets in the NUL-terminated `text`, in place. */
+/* Masks the registered secrets in the NUL-terminated `text`, in place, the
+ * longest first. Mask a text before cutting it short (log_msg does). */
 void log_redact(char *text);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)

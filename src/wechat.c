@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -272,26 +273,24 @@ static int wechat_is_transient_status(long status)
 static const char *wechat_errmsg_shown(const char *errmsg, char out[WECHAT_ERRMSG_SHOWN + 1])
 {
 	const char *rid;
-
-	char masked[1024];
+	char *masked;
 
 	if (!errmsg)
 		return "";
 	/* A gateway or proxy may echo the request, the secret in its query
-	 * (classic tokens) with it: masked before it is cut. */
-	snprintf(masked, sizeof masked, "%s", errmsg);
+	 * (classic tokens) with it: masked, whole, before it is cut. */
+	if (!(masked = strdup(errmsg)))
+		return "(errmsg not shown: out of memory)";
 	log_redact(masked);
-	errmsg = masked;
-	if (strlen(errmsg) <= WECHAT_ERRMSG_SHOWN) {
-		memcpy(out, errmsg, strlen(errmsg) + 1);
-		return out;
-	}
-	rid = strstr(errmsg, " rid: ");
-	if (rid && strlen(rid) + 3 < WECHAT_ERRMSG_SHOWN)
+	rid = strstr(masked, " rid: ");
+	if (strlen(masked) <= WECHAT_ERRMSG_SHOWN)
+		memcpy(out, masked, strlen(masked) + 1);
+	else if (rid && strlen(rid) + 3 < WECHAT_ERRMSG_SHOWN)
 		snprintf(out, WECHAT_ERRMSG_SHOWN + 1, "%.*s...%s",
-			(int)(WECHAT_ERRMSG_SHOWN - 3 - strlen(rid)), errmsg, rid);
+			(int)(WECHAT_ERRMSG_SHOWN - 3 - strlen(rid)), masked, rid);
 	else
-		snprintf(out, WECHAT_ERRMSG_SHOWN + 1, "%.*s", WECHAT_ERRMSG_SHOWN, errmsg);
+		snprintf(out, WECHAT_ERRMSG_SHOWN + 1, "%.*s", WECHAT_ERRMSG_SHOWN, masked);
+	free(masked);
 	return out;
 }
 

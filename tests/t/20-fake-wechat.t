@@ -639,10 +639,12 @@ stop
 
 start slow --slow-rate 1 --slow 1s --latency 100 --jitter 50
 stable; token=$tok
-elapsed=$(curl -sS --max-time 20 -o /dev/null -w '%{time_total}' --data-binary '{"scene":"abc"}' \
+answer=$(curl -sS --max-time 20 -o /dev/null -w '%{time_total} %{content_type}' \
+  --data-binary '{"scene":"abc"}' -H 'Content-Type: application/json' \
   "$base/wxa/getwxacodeunlimit?access_token=$token")
-is "slow + latency: at least 1.1 s ($elapsed)" \
-  "$($PYTHON -c "print(int(1.1 <= $elapsed < 5))")" 1
+elapsed=${answer%% *}
+is "slow + latency: at least 1.1 s ($elapsed), for an image" \
+  "$($PYTHON -c "print(int(1.1 <= $elapsed < 5))") ${answer#* }" "1 image/jpeg"
 elapsed=$(curl -sS --max-time 20 -o /dev/null -w '%{time_total}' "$base/_stats")
 is "latency applies to getwxacodeunlimit only ($elapsed)" \
   "$($PYTHON -c "print(int($elapsed < 0.6))")" 1

@@ -281,6 +281,7 @@ like "... the failed run's part of it printed" "$(cat "$T/err")" "audit: end: ex
 # A log whose disk is full: it opens, its writes fail. Said on stderr (cron's
 # mail), whatever the run's status: the log holds nothing of the run.
 if mkdir "$T/logfs" && mount -t tmpfs -o size=64k tmpfs "$T/logfs" 2>/dev/null; then
+  at_exit "umount '$T/logfs' 2>/dev/null"
   head -c 100000 /dev/zero >"$T/logfs/filler" 2>/dev/null || true
   rc=0; QRPOOL_LOG_DIR=$T/logfs audit -w 0 -C 0 >"$T/out" 2>"$T/err" || rc=$?
   is "a log on a full disk: its writes fail (the report's too: 3, unknown), the log empty" \
@@ -297,6 +298,11 @@ run backfill -u "$deadline" -d "$T/my dir" "$T/campaign.tsv"
 is "backfill -d DIR: exit 64, before the run (nothing logged)" \
   "$rc:$(wc -l <"$T/log/backfill.log")" "64:$logged"
 like "... saying so" "$(cat "$T/err")" "backfill: $T/my dir is a directory, not a demand file"
+logged=$(wc -l <"$T/log/nightly-fill.log")
+run nightly-fill -u "$deadline" "$T/campaign.tsv" "$T/my dir"
+is "nightly-fill with a directory for a demand file: exit 64, before the run (nothing logged)" \
+  "$rc:$(wc -l <"$T/log/nightly-fill.log")" "64:$logged"
+like "... saying so" "$(cat "$T/err")" "nightly-fill: $T/my dir is a directory, not a demand file"
 run backfill -u "$deadline" -d "$T/my dir/regular.tsv" "$T/campaign.tsv"
 is "backfill: a regular forecast whose path has a space" "$rc" 0
 run backfill -u "$deadline" "$T/campaign.tsv"
@@ -538,6 +544,13 @@ as_nobody other
 is "... and one another user made there is refused: exit 74" "$rc" 74
 like "... saying why" "$(cat "$T/err")" "not a directory of this user's"
 chmod 755 "$lockdir"
+rm -rf "$T/nobody/qrpool-locks.$(id -u nobody)"
+# A log another user made (root running the job by hand), in a directory the
+# user may write to: the file is what to fix, and said so.
+: >"$T/nobody/rootlog.log" && chmod 644 "$T/nobody/rootlog.log"
+as_nobody rootlog
+like "a log file of root's: said, with what to do" "$(cat "$T/err")" \
+  "rootlog: cannot write the log $T/nobody/rootlog.log \(Permission denied: it is root's, mode 644; chown nobody it\); logging to $T/nobody/qrpool-logs.$(id -u nobody)/rootlog.log"
 
 # --- a stage that cannot start (the staging DB locked past busy_timeout) still
 # reads its input to its end: the stage before it, cut off, would exit 74 on

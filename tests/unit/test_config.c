@@ -434,11 +434,11 @@ static void test_secrets_masked(void)
 		"wechat = { appid = \"a\"; secret = \"0123456789abcdef\"; };\n" POOLS, 0600, &config,
 		logged, sizeof logged), 0, "a private config with secrets loads");
 	snprintf(text, sizeof text, "auth Pa55word-kafka; beginning at: clientSecret=OAuthS3cretVAL "
-		"scope=kafka; redisPa55; secret=0123456789abcdef; topic qrpool.kafka for me");
+		"scope=kafka; redisPa55; secret=0123456789abcdef; principal=me, OAuthS3cretVAL");
 	log_redact(text);
-	is_str(text, "auth ***; beginning at: *** ***; ***; secret=***; topic qrpool.kafka for me",
-		"each secret masked, and each word of 8 or more of one made of words (not a short "
-		"value in it): %s", text);
+	is_str(text, "auth ***; beginning at: *** scope=kafka; ***; secret=***; principal=me, ***",
+		"each secret masked, and in a value of words each one whose key names a secret, and "
+		"its value; not the others: %s", text);
 	config_free(&config);
 }
 
@@ -467,6 +467,16 @@ static void test_ca_writable(void)
 	is_int(load(text, 0644, &config, logged, sizeof logged), 0, "... not once it is 0644: %s",
 		logged);
 	config_free(&config);
+	/* Nor in a directory others can write to (not sticky): it could be replaced. */
+	chmod(dir, 0777);
+	is_int(load(text, 0644, &config, logged, sizeof logged), EXIT_CONFIG,
+		"a CA bundle in a directory others can write to: 78");
+	ok(strstr(logged, "is in a directory others can write to") != NULL, "... saying so: %s", logged);
+	config_free(&config);
+	chmod(dir, 01777);
+	is_int(load(text, 0644, &config, logged, sizeof logged), 0, "... but for a sticky one (/tmp)");
+	config_free(&config);
+	chmod(dir, 0700);
 	unlink(ca);
 }
 
@@ -510,8 +520,8 @@ static void test_redis(void)
 	for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
 		is_int(load(refusals[i].text, i == 3 ? 0644 : 0600, &config, logged, sizeof logged),
 			EXIT_CONFIG, "%s: exit 78", refusals[i].what);
-		ok(strstr(logged, refusals[i].expect) != NULL, "%s: message says '%s'", refusals[i].what,
-			refusals[i].expect);
+		ok(strstr(logged, refusals[i].expect) != NULL, "%s: message says '%s' (%s)", refusals[i].what,
+			refusals[i].expect, logged);
 		config_free(&config);
 	}
 	is_int(load("redis = { password = \"hunter2\"; };\n" LINK_POOL, 0600, &config, logged,

@@ -26,6 +26,28 @@ static void test_redact(void)
 	redacted("S3cretVA and abc", "S3cretVA and abc");
 	redacted("pass=wor pass=wordX", "*** ***dX");
 	redacted("", "");
+	/* A secret that holds a shorter one: masked whole, whichever came first. */
+	log_add_secret("qrpool-svc", 10);
+	log_add_secret("clientSecret=qrpool-svc-9f8e7d6c", 32);
+	redacted("beginning at: clientSecret=qrpool-svc-9f8e7d6c; as qrpool-svc",
+		"beginning at: ***; as ***");
+	/* Text that only begins like a secret is left as it is. */
+	redacted("in S3cre, and in pass=w", "in S3cre, and in pass=w");
+}
+
+/* A message longer than a line, a secret across where the line is cut. */
+static void test_long_line(void)
+{
+	char message[2100], logged[4096];
+
+	memset(message, 'x', sizeof message);
+	memcpy(message + 1998, "S3cretVAL", 9);   /* the line, its prefix first, ends in it */
+	message[sizeof message - 1] = '\0';
+	tap_capture_start();
+	log_error("%s", message);
+	tap_capture_end(logged, sizeof logged);
+	ok(!strstr(logged, "S3c") && strstr(logged, "x***"), "a secret across the line's cut: "
+		"masked before the cut");
 }
 
 static void test_many(void)
@@ -40,11 +62,22 @@ static void test_many(void)
 	snprintf(text, sizeof text, "secret-000 S3cretVAL");
 	log_redact(text);
 	is_str(text, "*** ***", "the first secrets stay registered");
+	snprintf(text, sizeof text, "secret-%03d", LOG_SECRETS + 7);
+	log_redact(text);
+	ok(strstr(text, "secret-") != NULL, "the ones past LOG_SECRETS are not: %s", text);
 }
 
 int main(void)
 {
+	char logged[1024];
+
+	log_init("test_log", 0);
 	test_redact();
+	test_long_line();
+	tap_capture_start();
 	test_many();
+	tap_capture_end(logged, sizeof logged);
+	ok(strstr(logged, "more than 64 secret values in the config: the others are not masked") &&
+		!strstr(strstr(logged, "masked") + 6, "more than"), "that is said, once: %s", logged);
 	return tap_done();
 }
