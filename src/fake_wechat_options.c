@@ -73,7 +73,7 @@
 	"  --retry-after D          429 and 503 answers (faults, outage) carry a\n" \
 	"                           Retry-After of D (whole seconds, rounded up)\n" \
 	"  --json-as-image-rate P   an error body labelled image/jpeg: --errcode's error\n" \
-	"                           if given, else errcode -1\n" \
+	"                           if given (a rate above 0), else errcode -1\n" \
 	"  --html-rate P            HTTP 200 with an HTML page (text/html), no image\n" \
 	"  --not-image-rate P       HTTP 200, image/jpeg, bytes that are no JPEG or PNG\n" \
 	"  --drop-rate P            the connection closes without an answer\n" \
