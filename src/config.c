@@ -242,8 +242,10 @@ static int config_get_color(const struct config_reader *reader, const config_set
 		unsigned r, g, b;
 		int consumed = 0;
 
-		if (strlen(text) != 7 || sscanf(text, "#%2x%2x%2x%n", &r, &g, &b, &consumed) != 3 ||
-		    consumed != 7)
+		/* Six hex digits exactly: sscanf's %x alone would take "#-1-1-1" (a
+		 * sign, as 255 each: white on white), "# 0 0 0" or "#0x0x0x". */
+		if (strlen(text) != 7 || text[0] != '#' || strspn(text + 1, "0123456789abcdefABCDEF") != 6 ||
+		    sscanf(text, "#%2x%2x%2x%n", &r, &g, &b, &consumed) != 3 || consumed != 7)
 			return config_error_at(reader, setting, "'%s' must be \"#RRGGBB\"", name);
 		out->r = (int)r;
 		out->g = (int)g;
@@ -742,6 +744,7 @@ static const char *config_url_prefix_problem(const char *prefix)
 {
 	const char *host = !strncmp(prefix, "https://", 8) ? prefix + 8 :
 		!strncmp(prefix, "http://", 7) ? prefix + 7 : NULL;
+	const char *port;
 	size_t authority;
 
 	if (!host || !*host || strchr("/:?", *host))
@@ -767,9 +770,29 @@ static const char *config_url_prefix_problem(const char *prefix)
 				"(the domain must match exactly)";
 	if (host[strcspn(host, ":/?") - 1] == '.')
 		return "has a host ending in '.': write it as registered (the domain must match exactly)";
-	if (!host[authority])
+	if (memchr(host, '%', authority))
+		return "has a percent-escape in its host: write the host as registered (the domain "
+			"must match exactly)";
+	if ((port = memchr(host, ':', authority))) {
+		size_t digits = (size_t)(host + authority - port - 1);
+		const char *standard = prefix[4] == 's' ? "443" : "80";
+
+		if (!digits || strspn(port + 1, "0123456789") != digits)
+			return "has a port that is not a number";
+		if (digits == strlen(standard) && !strncmp(port + 1, standard, digits))
+			return "names the scheme's default port: scanners drop it, and the scanned URL "
+				"would not start with the prefix (leave the port out)";
+	}
+	if (host[authority] != '/')
 		return "has no path: the request id would join the host name (end it with '/', as "
 			"https://m.example.com/q/)";
+	/* "/./" and "/../" (or a path ending in "/." or "/..") are resolved by URL
+	 * parsers: the scanned URL would not start with the prefix. */
+	for (const char *p = host + authority; *p && *p != '?'; p++)
+		if (*p == '/' && p[1] == '.' && (p[2] == '/' || !p[2] || p[2] == '?' ||
+				(p[2] == '.' && (p[3] == '/' || !p[3] || p[3] == '?'))))
+			return "has a '.' or '..' path segment, which URL parsers resolve away: write the "
+				"path it stands for";
 	return NULL;
 }
 
