@@ -228,50 +228,138 @@ void plan_model(struct plan_pool *pools, size_t count, const struct demand *dema
 	}
 }
 
-static int plan_compare_urgency(const void *a, const void *b)
+/* A pool's stock (depth and in flight) and forecast rate, in codes an hour. */
+static double plan_stock(const struct plan_pool *p)
 {
-	const struct plan_pool *const *x = a, *const *y = b;
-
-	if ((*x)->hours_of_cover != (*y)->hours_of_cover)
-		return (*x)->hours_of_cover < (*y)->hours_of_cover ? -1 : 1;
-	return strcmp((*x)->pool->name, (*y)->pool->name);
+	return (double)(p->depth.depth + p->in_flight);
 }
 
-int64_t plan_allocate(struct plan_pool *pools, size_t count, const struct plan_limits *limits)
+static double plan_rate(const struct plan_pool *p)
 {
-	struct plan_pool **order = calloc(count ? count : 1, sizeof *order);
-	int64_t capacity = limits->capacity, left = limits->max_codes, short_by = 0;
+	return p->pool->cover_hours > 0 ? p->forecast / p->pool->cover_hours : 0;
+}
 
-	if (!order)
-		return -1;
-	/* Codes planned earlier and not fetched yet will use tonight's quota too. */
-	for (size_t i = 0; i < count; i++) {
-		order[i] = &pools[i];
-		if (capacity >= 0 && pools[i].pool->source == POOL_WECHAT)
-			capacity = capacity > pools[i].planned ? capacity - pools[i].planned : 0;
+/* What pool p gets at a level of `hours` of cover: the codes that lift its
+ * stock to that many hours of its rate, at most want. */
+static int64_t plan_at_level(const struct plan_pool *p, int64_t want, double hours)
+{
+	double lift = ceil(hours * plan_rate(p) - plan_stock(p) - 1e-9);
+
+	return lift <= 0 ? 0 : lift >= (double)want ? want : (int64_t)lift;
+}
+
+/* Grants at most `budget` codes over the pools of `set`, each at most its
+ * want[i] (into grant[i]), by raising the pools with the fewest hours of
+ * cover first: the pools it reaches end with equal cover, as far as the
+ * budget goes, rather than the first taking it all. Returns what it granted. */
+static int64_t plan_fill(struct plan_pool *const *set, size_t n, const int64_t *want,
+	int64_t *grant, int64_t budget)
+{
+	int64_t wanted = 0, given = 0;
+	double low = 0, high = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		wanted += want[i];
+		if (plan_rate(set[i]) > 0 && (plan_stock(set[i]) + (double)want[i]) / plan_rate(set[i]) > high)
+			high = (plan_stock(set[i]) + (double)want[i]) / plan_rate(set[i]);
 	}
-	qsort(order, count, sizeof *order, plan_compare_urgency);
-	for (size_t i = 0; i < count; i++) {
-		struct plan_pool *p = order[i];
-		int64_t grant = p->need;
+	if (wanted <= budget) {
+		memcpy(grant, want, n * sizeof *grant);
+		return wanted;
+	}
+	/* The highest level the budget reaches (bisection: the total given
+	 * grows with the level). */
+	for (int step = 0; step < 200 && high - low > 1e-9 * (high > 1 ? high : 1); step++) {
+		double middle = (low + high) / 2;
+		int64_t total = 0;
 
-		p->cut = PLAN_CUT_NONE;
-		if (left >= 0 && grant > left) {
-			grant = left;
-			p->cut = PLAN_CUT_MAX;
-		}
-		if (p->pool->source == POOL_WECHAT && capacity >= 0) {
-			if (grant > capacity) {
-				short_by += grant - capacity;
-				grant = capacity;
-				p->cut = PLAN_CUT_CAPACITY;
+		for (size_t i = 0; i < n; i++)
+			total += plan_at_level(set[i], want[i], middle);
+		if (total <= budget)
+			low = middle;
+		else
+			high = middle;
+	}
+	for (size_t i = 0; i < n; i++)
+		given += grant[i] = plan_at_level(set[i], want[i], low);
+	/* What is left is less than a code for each pool the next step would
+	 * lift: one at a time, to the fewest hours of cover (then by name). */
+	while (given < budget) {
+		size_t best = n;
+		double best_cover = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			double cover;
+
+			if (grant[i] >= want[i])
+				continue;
+			cover = plan_rate(set[i]) > 0 ?
+				(plan_stock(set[i]) + (double)grant[i]) / plan_rate(set[i]) : 0;
+			if (best == n || cover < best_cover ||
+			    (cover == best_cover && strcmp(set[i]->pool->name, set[best]->pool->name) < 0)) {
+				best = i;
+				best_cover = cover;
 			}
-			capacity -= grant;
 		}
-		if (left >= 0)
-			left -= grant;
-		p->granted = grant;
+		if (best == n)
+			break;
+		grant[best]++;
+		given++;
 	}
-	free(order);
+	return given;
+}
+
+int64_t plan_allocate(struct plan_pool *pools, size_t count, struct plan_limits *limits)
+{
+	struct plan_pool **set = calloc(count ? count : 1, sizeof *set);
+	int64_t *want = calloc(count ? count : 1, sizeof *want);
+	int64_t *grant = calloc(count ? count : 1, sizeof *grant);
+	int64_t capacity = limits->capacity, planned = 0, short_by = 0;
+	size_t n = 0;
+
+	if (!set || !want || !grant) {
+		free(set);
+		free(want);
+		free(grant);
+		return -1;
+	}
+	/* --max first, over every pool. */
+	for (size_t i = 0; i < count; i++) {
+		set[i] = &pools[i];
+		want[i] = pools[i].need;
+		pools[i].cut = PLAN_CUT_NONE;
+		if (pools[i].pool->source == POOL_WECHAT)
+			planned += pools[i].planned;
+	}
+	if (limits->max_codes >= 0)
+		plan_fill(set, count, want, grant, limits->max_codes);
+	else
+		memcpy(grant, want, count * sizeof *grant);
+	for (size_t i = 0; i < count; i++) {
+		if (grant[i] < pools[i].need)
+			pools[i].cut = PLAN_CUT_MAX;
+		pools[i].granted = pools[i].allowed = grant[i];
+	}
+	/* Then the capacity, over the wechat pools, once the codes planned
+	 * earlier and not fetched yet have taken their share of tonight's quota. */
+	limits->planned_over = capacity >= 0 && planned > capacity ? planned - capacity : 0;
+	if (capacity >= 0) {
+		capacity = capacity > planned ? capacity - planned : 0;
+		for (size_t i = 0; i < count; i++)
+			if (pools[i].pool->source == POOL_WECHAT) {
+				set[n] = &pools[i];
+				want[n++] = pools[i].granted;
+			}
+		plan_fill(set, n, want, grant, capacity);
+		for (size_t i = 0; i < n; i++)
+			if (grant[i] < want[i]) {
+				short_by += want[i] - grant[i];
+				set[i]->granted = grant[i];
+				set[i]->cut = PLAN_CUT_CAPACITY;
+			}
+	}
+	free(set);
+	free(want);
+	free(grant);
 	return short_by;
 }

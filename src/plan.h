@@ -47,6 +47,7 @@ struct plan_pool {
 	int64_t in_flight;        /* planned or fetched, not yet published */
 	int64_t planned;          /* of those, still needing a WeChat call */
 	int64_t target, need, granted;
+	int64_t allowed;          /* the need as --max left it, before the capacity */
 	double hours_of_cover;    /* (depth + in flight) / forecast rate; huge when no demand */
 	int cut;                  /* what granted less than the need: PLAN_CUT_* */
 };
@@ -62,14 +63,18 @@ struct plan_pool {
 struct plan_limits {
 	int64_t capacity;         /* wechat codes that can be made; -1: unbounded */
 	int64_t max_codes;        /* --max over all pools; -1: none */
+	int64_t planned_over;     /* set: codes planned earlier beyond the capacity */
 };
 
 /* Fills forecast, demand, target and need for each pool. */
 void plan_model(struct plan_pool *pools, size_t count, const struct demand *demand, time_t from);
-/* Grants codes within the limits, most urgent pools (fewest hours of cover)
- * first: --max first, then the capacity, so that capacity is spent only on
- * codes --max lets through. Sets each pool's cut. Returns the wechat codes
- * that capacity left unmade (0: none short). */
-int64_t plan_allocate(struct plan_pool *pools, size_t count, const struct plan_limits *limits);
+/* Grants codes within the limits: --max first, over all pools, then the
+ * capacity, over the wechat pools, so that capacity is spent only on codes
+ * --max lets through. Where a limit is short, the pools with the fewest hours
+ * of cover are lifted first, and those it reaches end level (each at most its
+ * need). Sets each pool's cut, and limits->planned_over (the codes planned
+ * earlier that the capacity cannot fetch). Returns the wechat codes that
+ * capacity left unmade (0: none short), or -1 out of memory. */
+int64_t plan_allocate(struct plan_pool *pools, size_t count, struct plan_limits *limits);
 
 #endif

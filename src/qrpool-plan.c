@@ -449,15 +449,32 @@ static int plan_print_items(const struct plan_pool *pools, const struct minted *
 	return status;
 }
 
-static void plan_report_shortfall(const struct plan_pool *pools, size_t count)
+/* Each pool short, and the codes planned earlier that this window's
+ * capacity cannot fetch: they stay planned, for the next night, but count in
+ * the stock, so the cover is less by morning than the plan shows. */
+static void plan_report_shortfall(const struct plan_pool *pools, size_t count,
+	const struct plan_limits *limits)
 {
+	if (limits->planned_over > 0)
+		log_warn("%lld codes planned earlier and not fetched yet are more than this window can "
+			"fetch (capacity %lld): %lld of them will not be fetched tonight, though the cover "
+			"counts them; nothing new is planned for the wechat pools", (long long)(limits->capacity +
+			limits->planned_over), (long long)limits->capacity, (long long)limits->planned_over);
 	for (size_t i = 0; i < count; i++) {
 		const struct plan_pool *p = &pools[i];
-		if (p->granted < p->need)
-			log_warn("pool %s: needs %lld, planned %lld, short by %lld (%s)", p->pool->name,
-				(long long)p->need, (long long)p->granted, (long long)(p->need - p->granted),
-				p->cut == PLAN_CUT_CAPACITY ? "capacity, after the codes still planned" :
-				"--max");
+		char cuts[160];
+
+		if (p->granted >= p->need)
+			continue;
+		/* Each cut's share: --max's, then the capacity's of what it let through. */
+		if (p->cut == PLAN_CUT_CAPACITY && p->allowed < p->need)
+			snprintf(cuts, sizeof cuts, "--max %lld, capacity %lld, after the codes still planned",
+				(long long)(p->need - p->allowed), (long long)(p->allowed - p->granted));
+		else
+			snprintf(cuts, sizeof cuts, "%s", p->cut == PLAN_CUT_CAPACITY ?
+				"capacity, after the codes still planned" : "--max");
+		log_warn("pool %s: needs %lld, planned %lld, short by %lld (%s)", p->pool->name,
+			(long long)p->need, (long long)p->granted, (long long)(p->need - p->granted), cuts);
 	}
 }
 
@@ -476,6 +493,8 @@ static int plan_write(struct db *db, const struct plan_options *options,
 	status = plan_measure(db, config, pools, demand, options->from);
 	if (!status) {
 		*short_by = plan_allocate(pools, config->pool_count, &limits);
+		if (*short_by >= 0)
+			*short_by += limits.planned_over;
 		*total = plan_total(pools, config->pool_count);
 		status = plan_check_total(*total);
 	}
@@ -493,7 +512,7 @@ static int plan_write(struct db *db, const struct plan_options *options,
 		db_rollback(db);
 		*total = 0;   /* nothing was planned */
 	} else {
-		plan_report_shortfall(pools, config->pool_count);
+		plan_report_shortfall(pools, config->pool_count, &limits);
 	}
 	return status;
 }
@@ -609,8 +628,10 @@ static int plan_run(const struct plan_options *options, const struct config *con
 			struct plan_limits limits = { plan_capacity(options, config), options->max_codes };
 			if (!(status = plan_measure(&db, config, pools, &demand, options->from))) {
 				short_by = plan_allocate(pools, config->pool_count, &limits);
+				if (short_by >= 0)
+					short_by += limits.planned_over;
 				plan_print_table(pools, config->pool_count);
-				plan_report_shortfall(pools, config->pool_count);
+				plan_report_shortfall(pools, config->pool_count, &limits);
 				if (!(status = cli_close_stdout()))
 					status = plan_check_total(plan_total(pools, config->pool_count));
 				if (!status)

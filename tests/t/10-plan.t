@@ -126,29 +126,42 @@ rm -f "$T/staging.db"*
 demand card 400 400 >"$T/card.tsv"
 demand poster 1000 >>"$T/card.tsv"
 run qrpool-plan -n --from $FROM --capacity 500 "$T/card.tsv"
-like "the pool with the fewest hours of cover is served first" "$(grep '^card' "$T/out")" '^card +wechat +800 +0 +0 +800 +800 +500 '
-like "the other gets what is left" "$(grep '^poster' "$T/out")" ' 0 +[0-9.]+$'
+# Both pools have no stock: the capacity lifts both to the same hours of cover
+# (card's 800 over 12 hours, poster's 1000 over 24: 4.6 hours each), rather
+# than the first taking it all.
+like "capacity short: shared, card granted 308 (4.6 hours of its forecast)" "$(grep '^card' "$T/out")" '^card +wechat +800 +0 +0 +800 +800 +308 +0\.0$'
+like "... and poster 192 (4.6 hours too)" "$(grep '^poster' "$T/out")" '^poster +wechat +1000 +0 +0 +1200 +1200 +192 +0\.0$'
 is "a dry run short of capacity exits 75, as the plan would" "$rc" 75
-like "... naming the pool short" "$(cat "$T/err")" "pool card: needs 800, planned 500, short by 300 \(capacity"
+like "... naming the pool short" "$(cat "$T/err")" "pool card: needs 800, planned 308, short by 492 \(capacity"
 run qrpool-plan --from $FROM --capacity 500 "$T/card.tsv"
 is "a capacity shortfall exits 75" "$rc" 75
-like "and names the pool short" "$(cat "$T/err")" "pool card: needs 800, planned 500, short by 300 \(capacity, after the codes still planned\)"
+like "and names the pool short" "$(cat "$T/err")" "pool card: needs 800, planned 308, short by 492 \(capacity, after the codes still planned\)"
 is "the capacity granted is planned" "$(wc -l <"$T/out")" 500
+run qrpool-plan -n --from $FROM --capacity 300 "$T/card.tsv"
+is "a window that cannot fetch even the codes still planned: 75" "$rc" 75
+like "... saying so: they count as stock, but not all of them will be fetched" "$(cat "$T/err")" \
+  "500 codes planned earlier and not fetched yet are more than this window can fetch \(capacity 300\): 200 of them will not be fetched tonight"
 run qrpool-plan -q --from $FROM --capacity 500 "$T/card.tsv"
 is "-q: a shortfall still exits 75" "$rc" 75
 like "... and is not silent: the last warning -q hid is shown at the exit" "$(cat "$T/err")" \
-  "pool card: needs 300, planned 0, short by 300 \(capacity, after the codes still planned\) \(the last of [0-9]+ warnings -q hid\)$"
+  "pool card: needs 492, planned 0, short by 492 \(capacity, after the codes still planned\) \(the last of [0-9]+ warnings -q hid\)$"
 run qrpool-plan -q --from $FROM --max 0 "$T/card.tsv"
 is "-q and a success: nothing on stderr, though warnings were hidden" "$rc:$(cat "$T/err")" "0:"
 demand poster 10000 >"$T/big.tsv"
 run qrpool-plan -n --from $FROM --window 23:59-00:00 "$T/big.tsv"
-like "--window: 1 minute x (5000 - 500), less the 500 codes still planned" "$(grep '^poster' "$T/out")" ' 12000 +4000 +[0-9.-]+$'
+like "--window: 1 minute x (5000 - 500), less the 500 codes still planned" "$(grep '^poster' "$T/out")" ' 12000 +11808 +4000 +[0-9.-]+$'
 run qrpool-plan --from $FROM --max 7 "$T/card.tsv"
 is "--max caps the plan and is not a failure" "$rc:$(wc -l <"$T/out")" 0:7
 sed "s|$T/staging.db|$T/max.db|" "$QRPOOL_CONFIG" >"$T/max.cfg"
 run qrpool-plan -c "$T/max.cfg" --from $FROM --capacity 100000 --max 7 "$T/card.tsv"
 like "--max under an ample capacity: the cut is put on --max" "$(cat "$T/err")" \
-  "pool card: needs 800, planned 7, short by 793 \(--max\)"
+  "pool card: needs 800, planned 4, short by 796 \(--max\)"
+like "... shared as the capacity is: poster 3" "$(cat "$T/err")" \
+  "pool poster: needs 1200, planned 3, short by 1197 \(--max\)"
+sed "s|$T/staging.db|$T/max2.db|" "$QRPOOL_CONFIG" >"$T/max2.cfg"
+run qrpool-plan -n -c "$T/max2.cfg" --from $FROM --capacity 500 --max 1000 "$T/card.tsv"
+like "--max and the capacity both short: each cut's share said" "$(cat "$T/err")" \
+  "pool card: needs 800, planned 308, short by 492 \(--max 185, capacity 307, after the codes still planned\)"
 
 # --- inputs ---------------------------------------------------------------------
 printf 'pool\thour\tcodes\n# forecast\n\n' >"$T/header.tsv"

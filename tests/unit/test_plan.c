@@ -52,58 +52,104 @@ static void test_model(void)
 	is_int(pools[0].target, 66000000, "target: floating-point noise is not a code more");
 }
 
+/* A pool's stock, forecast over its cover hours (2 for a and b, 1 for l:
+ * the rate is forecast / cover hours) and need. */
+static void pool_is(struct plan_pool *p, int64_t stock, double forecast, int64_t need)
+{
+	p->depth.depth = stock;
+	p->forecast = forecast;
+	p->need = need;
+}
+
 static void test_allocation(void)
 {
 	struct plan_pool pools[3];
-	struct plan_limits limits = { 100, -1 };
+	struct plan_limits limits = { 100, -1, 0 };
 	int64_t short_by;
 
+	/* a: 5 hours of cover, b: 1 (100 codes an hour each). */
 	setup(pools);
-	pools[0].need = 80;
-	pools[0].hours_of_cover = 5;
-	pools[1].need = 80;
-	pools[1].hours_of_cover = 1;
-	pools[2].need = 500;
-	pools[2].hours_of_cover = 0;
+	pool_is(&pools[0], 500, 200, 80);
+	pool_is(&pools[1], 100, 200, 80);
+	pool_is(&pools[2], 0, 60, 500);
 	short_by = plan_allocate(pools, 3, &limits);
-	is_int(pools[1].granted, 80, "the most urgent wechat pool is served first");
+	is_int(pools[1].granted, 80, "the pool with the fewest hours of cover is lifted first");
 	is_int(pools[0].granted, 20, "the next gets what capacity is left");
 	is_int(pools[2].granted, 500, "link pools are not bound by the WeChat capacity");
 	is_int(short_by, 60, "the shortfall is reported");
 
+	/* Equal cover (none: a fresh install): the capacity is shared, not all
+	 * given to the first by name. */
 	setup(pools);
-	pools[0].need = 80;
+	pool_is(&pools[0], 0, 200, 150);
+	pool_is(&pools[1], 0, 200, 150);
+	short_by = plan_allocate(pools, 3, &limits);
+	is_int(pools[0].granted * 1000 + pools[1].granted, 50050,
+		"two pools with no stock: 50 each of a capacity of 100");
+	is_int(short_by, 200, "... each short by 100");
+
+	/* Different rates: lifted to the same hours of cover (1 hour: 100 and 300). */
+	setup(pools);
+	pool_is(&pools[0], 0, 200, 1000);
+	pool_is(&pools[1], 0, 600, 1000);
+	limits.capacity = 400;
+	plan_allocate(pools, 3, &limits);
+	is_int(pools[0].granted * 1000 + pools[1].granted, 100300,
+		"rates of 100 and 300 an hour, 400 of capacity: 100 and 300, an hour of cover each");
+	/* ... and the codes a level cannot split evenly go to the fewest hours first. */
+	setup(pools);
+	pool_is(&pools[0], 0, 200, 1000);
+	pool_is(&pools[1], 0, 200, 1000);
+	limits.capacity = 101;
+	plan_allocate(pools, 3, &limits);
+	is_int(pools[0].granted + pools[1].granted, 101, "an odd capacity: every code granted");
+	ok(pools[0].granted - pools[1].granted <= 1 && pools[1].granted - pools[0].granted <= 1,
+		"... one pool a code ahead at most (%lld, %lld)", (long long)pools[0].granted,
+		(long long)pools[1].granted);
+
+	setup(pools);
+	limits.capacity = 100;
+	pool_is(&pools[0], 0, 200, 80);
 	pools[0].planned = 70;
 	short_by = plan_allocate(pools, 3, &limits);
 	is_int(pools[0].granted, 30, "codes still planned use up capacity first");
+	is_int(limits.planned_over, 0, "... within it: none over");
+	pools[0].planned = 150;
+	short_by = plan_allocate(pools, 3, &limits);
+	is_int(pools[0].granted * 1000 + limits.planned_over, 50, "codes still planned beyond the "
+		"capacity: nothing granted, the 50 over said");
+	is_int(short_by, 80, "... the pool short by its need");
 
 	setup(pools);
-	pools[0].need = pools[1].need = pools[2].need = 10;
+	pool_is(&pools[0], 0, 200, 10);
+	pool_is(&pools[1], 0, 200, 10);
+	pool_is(&pools[2], 0, 60, 10);
 	limits.capacity = -1;
 	limits.max_codes = 25;
 	plan_allocate(pools, 3, &limits);
 	is_int(pools[0].granted + pools[1].granted + pools[2].granted, 25, "--max caps the total");
 
 	/* --max before the capacity: capacity is spent only on what --max lets
-	 * through, and what --max cut is no capacity shortfall. */
+	 * through, and what --max cut is no capacity shortfall. a: 1 hour of
+	 * cover, b: 2 (100 an hour each); 600 lift both to 4.5 hours. */
 	setup(pools);
-	pools[0].need = 800;
-	pools[0].hours_of_cover = 1;
-	pools[1].need = 1200;
-	pools[1].hours_of_cover = 2;
+	pool_is(&pools[0], 100, 200, 800);
+	pool_is(&pools[1], 200, 200, 1200);
 	limits.capacity = 1000;
 	limits.max_codes = 600;
 	short_by = plan_allocate(pools, 3, &limits);
-	is_int(pools[0].granted + pools[1].granted, 600, "--max 600 under a capacity of 1000: 600 planned");
+	is_int(pools[0].granted * 1000 + pools[1].granted, 350250,
+		"--max 600 under a capacity of 1000: 350 and 250, level at 4.5 hours");
 	is_int(short_by, 0, "... and no capacity shortfall");
-	is_int(pools[0].cut, PLAN_CUT_MAX, "... the cut put on --max");
+	ok(pools[0].cut == PLAN_CUT_MAX && pools[1].cut == PLAN_CUT_MAX, "... the cuts put on --max");
 	limits.max_codes = -1;
 	pools[0].planned = 500;   /* the capacity left: 500 */
 	short_by = plan_allocate(pools, 3, &limits);
-	is_int(pools[0].granted, 500, "codes still planned leave 500 of the capacity: 500 granted");
+	is_int(pools[0].granted * 1000 + pools[1].granted, 300200,
+		"codes still planned leave 500 of the capacity: 300 and 200, level at 4 hours");
 	ok(pools[0].cut == PLAN_CUT_CAPACITY && pools[1].cut == PLAN_CUT_CAPACITY,
 		"... each pool cut by the capacity, no --max given");
-	is_int(short_by, 300 + 1200, "... short by what they lack");
+	is_int(short_by, 500 + 1000, "... short by what they lack");
 }
 
 int main(void)
