@@ -853,8 +853,12 @@ static int config_load_link_pool(const struct config_reader *reader, const confi
 	if (!pool->url_prefix)
 		return config_error_at(reader, group, "pool '%s' (source link) needs a url_prefix",
 			pool->name);
-	pool->url_prefix_line =
-		config_setting_source_line(config_setting_get_member(group, "url_prefix"));
+	if (asprintf(&pool->url_prefix_place, "%s:%d",
+			config_source(reader, config_setting_get_member(group, "url_prefix")),
+			config_setting_source_line(config_setting_get_member(group, "url_prefix"))) < 0) {
+		pool->url_prefix_place = NULL;
+		return config_error_at(reader, group, "out of memory");
+	}
 	if ((problem = config_url_prefix_problem(pool->url_prefix)))
 		return config_error_at(reader, config_setting_get_member(group, "url_prefix"),
 			"pool '%s': url_prefix '%s' %s", pool->name, pool->url_prefix, problem);
@@ -1108,6 +1112,7 @@ static void config_free_pool(struct pool_config *pool)
 	free(pool->page);
 	free(pool->env_version);
 	free(pool->url_prefix);
+	free(pool->url_prefix_place);
 }
 
 static void config_free_redis(struct redis_config *r)

@@ -38,7 +38,7 @@ struct pool_config {
 	struct rgb line_color;
 	/* link pools */
 	char *url_prefix;
-	int url_prefix_line;        /* its line, for messages */
+	char *url_prefix_place;     /* its "file:line", for messages (an @include's file) */
 	char ec_level;              /* 'L', 'M', 'Q' or 'H' */
 	int module_px;
 	int margin;                 /* quiet zone in modules */

@@ -73,6 +73,12 @@ static void qrfit_describe_room(int version, char *buf, size_t size)
 	}
 }
 
+/* Where url_prefix is set, as config errors name it (its @include's file). */
+static const char *qrfit_place(const struct config *config, const struct pool_config *pool)
+{
+	return pool->url_prefix_place ? pool->url_prefix_place : config->path;
+}
+
 static int qrfit_check_pool(const struct config *config, const struct pool_config *pool)
 {
 	size_t length = strlen(pool->url_prefix) + RID_LENGTH;
@@ -84,15 +90,15 @@ static int qrfit_check_pool(const struct config *config, const struct pool_confi
 		return 0;
 	qrfit_describe_room(limit, room, sizeof room);
 	if (!needed)
-		log_error("%s:%d: pool '%s': url_prefix (%zu characters) plus a %d-character request id "
+		log_error("%s: pool '%s': url_prefix (%zu characters) plus a %d-character request id "
 			"does not fit even QR version 40 at ec_level %c; the longest prefix that fits, per "
-			"ec_level: %s", config->path, pool->url_prefix_line, pool->name, strlen(pool->url_prefix),
+			"ec_level: %s", qrfit_place(config, pool), pool->name, strlen(pool->url_prefix),
 			RID_LENGTH, pool->ec_level, room);
 	else
-		log_error("%s:%d: pool '%s': url_prefix (%zu characters) plus a %d-character request id "
+		log_error("%s: pool '%s': url_prefix (%zu characters) plus a %d-character request id "
 			"needs QR version %d at ec_level %c, above min_version = %d; raise min_version to %d, "
-			"or fit version %d with a prefix of at most, per ec_level: %s", config->path,
-			pool->url_prefix_line, pool->name, strlen(pool->url_prefix), RID_LENGTH, needed, pool->ec_level,
+			"or fit version %d with a prefix of at most, per ec_level: %s",
+			qrfit_place(config, pool), pool->name, strlen(pool->url_prefix), RID_LENGTH, needed, pool->ec_level,
 			pool->min_version, needed, limit, room);
 	return EXIT_CONFIG;
 }

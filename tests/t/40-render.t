@@ -169,6 +169,14 @@ run qrpool-render -c "$T/long.cfg" </dev/null
 is "prefix too long: exit 78" "$rc" 78
 like "names file:line and what fits" "$(cat "$T/err")" \
   "long.cfg:[0-9]+: pool 'link': url_prefix \(2423 characters\).*does not fit even QR version 40 at ec_level M.*L 2937, M 2315"
+# The pools in an @included file: that file named (its whole path), not the main one.
+awk -v pools="$T/long-pools.cfg" '/^pools = \(/ { inpools = 1 }
+     inpools { print > pools; if (/^\);/) inpools = 0; next } { print }' "$T/long.cfg" >"$T/long-main.cfg"
+echo "@include \"long-pools.cfg\"" >>"$T/long-main.cfg"
+chmod 600 "$T/long-main.cfg" "$T/long-pools.cfg"
+run qrpool-render -c "$T/long-main.cfg" </dev/null
+like "... in an @included file: that file named, by its whole path" "$rc:$(cat "$T/err")" \
+  "^78:.* $T/long-pools.cfg:[0-9]+: pool 'link': url_prefix \(2423 characters\)"
 config_with "url_prefix = \"$PREFIX\"; min_version = 2;" >"$T/v2.cfg"
 chmod 600 "$T/v2.cfg"
 run qrpool-render -c "$T/v2.cfg" </dev/null
