@@ -590,8 +590,8 @@ static int plan_outcome(const struct config *config, const struct plan_pool *poo
 {
 	if (plan_depth_estimated(config, pools)) {
 		log_error("%s from an estimated pool depth (Kafka could not be measured): the estimate "
-			"counts no code consumed since the last qrpool-report, so the plan may fall short; "
-			"exit 75", dry_run ? "would plan" : "planned");
+			"counts no code consumed since the last qrpool-report (ever, for a pool no report has "
+			"measured), so the plan may fall short; exit 75", dry_run ? "would plan" : "planned");
 		return EXIT_TEMPFAIL;
 	}
 	return short_by > 0 ? EXIT_TEMPFAIL : 0;
