@@ -183,6 +183,26 @@ run qrpool-render -c "$T/v2.cfg" </dev/null
 is "prefix beyond min_version: exit 78" "$rc" 78
 like "says which version it needs" "$(cat "$T/err")" "needs QR version 3 at ec_level M, above min_version = 2; raise min_version to 3"
 
+# --- a query prefix, a percent-encoded path and colours: decoded back exactly ------
+QPREFIX='https://m.example.com/%E4%BE%8B/q?a=1&id='
+config_with "url_prefix = \"$(printf '%s' "$QPREFIX" | sed 's/&/\\&/g')\"; foreground = \"#1A237E\"; background = \"#FFF8E1\";" >"$T/query.cfg"   # (sed's & escaped)
+chmod 600 "$T/query.cfg"
+QRPOOL_CONFIG=$T/query.cfg plan_codes 3 0 0 >"$T/query-items" 2>/dev/null
+run env QRPOOL_CONFIG="$T/query.cfg" qrpool-render <"$T/query-items"
+is "a query prefix with a percent-encoded path, coloured: exit 0, every one rendered" \
+  "$rc:$(wc -l <"$T/out")" "0:$(wc -l <"$T/query-items")"
+rm -rf "$T/qpng"; mkdir "$T/qpng"
+sql "SELECT writefile('$T/qpng/' || request_id || '.png', bytes) FROM codes JOIN images ON code_id = codes.id WHERE pool = 'link'" >/dev/null
+decoded_all() {
+  for png in "$T"/qpng/*.png; do
+    id=$(basename "$png" .png)
+    decoded=$(MAGICK_THREAD_LIMIT=1 OMP_NUM_THREADS=1 zbarimg -q --raw --nodbus "$png") ||
+      { echo "$id: zbarimg found no code"; return 1; }
+    [ "$decoded" = "$QPREFIX$id" ] || { echo "$id: decoded '$decoded'"; return 1; }
+  done
+}
+ok "... each decodes to exactly url_prefix + request_id" -- decoded_all
+
 # --- SIGTERM: what is rendered is stored and printed, exit 75 --------------------
 plan_codes 40 0 0 >"$T/term"
 mkfifo "$T/fifo" "$T/term.fifo"
