@@ -269,10 +269,12 @@ static int64_t plan_fill(struct plan_pool *const *set, size_t n, const int64_t *
 	}
 	/* The highest level the budget reaches (bisection: the total given
 	 * grows with the level). */
-	for (int step = 0; step < 200 && high - low > 1e-9 * (high > 1 ? high : 1); step++) {
-		double middle = (low + high) / 2;
+	for (int step = 0; step < 2000; step++) {
+		double middle = low + (high - low) / 2;
 		int64_t total = 0;
 
+		if (middle <= low || middle >= high)
+			break;   /* as close as doubles go */
 		for (size_t i = 0; i < n; i++)
 			total += plan_at_level(set[i], want[i], middle);
 		if (total <= budget)
@@ -282,9 +284,12 @@ static int64_t plan_fill(struct plan_pool *const *set, size_t n, const int64_t *
 	}
 	for (size_t i = 0; i < n; i++)
 		given += grant[i] = plan_at_level(set[i], want[i], low);
-	/* What is left is less than a code for each pool the next step would
-	 * lift: one at a time, to the fewest hours of cover (then by name). */
+	/* What is left is about a code for each pool the next step would lift
+	 * (more only where the rates are extremes apart, and a double's step in
+	 * hours is many codes of the fastest pool): one at a time, to the fewest
+	 * hours of cover (then by name); past 64 a pool, a pool at a time. */
 	while (given < budget) {
+		int64_t step = budget - given > 64 * (int64_t)n ? budget - given : 1;
 		size_t best = n;
 		double best_cover = 0;
 
@@ -303,8 +308,10 @@ static int64_t plan_fill(struct plan_pool *const *set, size_t n, const int64_t *
 		}
 		if (best == n)
 			break;
-		grant[best]++;
-		given++;
+		if (step > want[best] - grant[best])
+			step = want[best] - grant[best];
+		grant[best] += step;
+		given += step;
 	}
 	return given;
 }

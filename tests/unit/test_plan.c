@@ -107,6 +107,16 @@ static void test_allocation(void)
 		"... one pool a code ahead at most (%lld, %lld)", (long long)pools[0].granted,
 		(long long)pools[1].granted);
 
+	/* Rates far apart (a code a day and 500 million an hour): every code of
+	 * the capacity granted, the slow pool's one included. */
+	setup(pools);
+	pool_is(&pools[0], 0, 0.0001, 1);
+	pool_is(&pools[1], 0, 1e9, 1000000000);
+	limits.capacity = 100000000;
+	short_by = plan_allocate(pools, 3, &limits);
+	is_int(pools[0].granted * 1000000000 + pools[1].granted, 1000000000 + 99999999,
+		"rates far apart: the slowest pool's code first, the rest to the fastest");
+
 	setup(pools);
 	limits.capacity = 100;
 	pool_is(&pools[0], 0, 200, 80);
