@@ -200,6 +200,23 @@ static int64_t plan_ceil(double value)
 	return (int64_t)ceil(value * (1 - 1e-12) - 1e-9);
 }
 
+/* A pool's stock (depth and in flight) and forecast rate, in codes an hour. */
+static double plan_stock(const struct plan_pool *p)
+{
+	return (double)(p->depth.depth + p->in_flight);
+}
+
+static double plan_rate(const struct plan_pool *p)
+{
+	return p->pool->cover_hours > 0 ? p->forecast / p->pool->cover_hours : 0;
+}
+
+/* Its hours of cover with `extra` codes more; unbounded with no demand. */
+static double plan_cover(const struct plan_pool *p, int64_t extra)
+{
+	return plan_rate(p) > 0 ? (plan_stock(p) + (double)extra) / plan_rate(p) : HUGE_VAL;
+}
+
 void plan_model(struct plan_pool *pools, size_t count, const struct demand *demand, time_t from)
 {
 	for (size_t i = 0; i < count; i++)
@@ -218,25 +235,13 @@ void plan_model(struct plan_pool *pools, size_t count, const struct demand *dema
 	for (size_t i = 0; i < count; i++) {
 		struct plan_pool *p = &pools[i];
 		int64_t stock = p->depth.depth + p->in_flight;
-		double rate = p->pool->cover_hours > 0 ? p->forecast / p->pool->cover_hours : 0;
 
 		p->demand = plan_ceil(p->forecast);
 		p->target = plan_ceil(p->forecast * (1.0 + p->pool->safety));
 		p->need = p->target > stock ? p->target - stock : 0;
 		p->granted = 0;
-		p->hours_of_cover = rate > 0 ? (double)stock / rate : HUGE_VAL;
+		p->hours_of_cover = plan_cover(p, 0);
 	}
-}
-
-/* A pool's stock (depth and in flight) and forecast rate, in codes an hour. */
-static double plan_stock(const struct plan_pool *p)
-{
-	return (double)(p->depth.depth + p->in_flight);
-}
-
-static double plan_rate(const struct plan_pool *p)
-{
-	return p->pool->cover_hours > 0 ? p->forecast / p->pool->cover_hours : 0;
 }
 
 /* What pool p gets at a level of `hours` of cover: the codes that lift its
@@ -260,8 +265,8 @@ static int64_t plan_fill(struct plan_pool *const *set, size_t n, const int64_t *
 
 	for (size_t i = 0; i < n; i++) {
 		wanted += want[i];
-		if (plan_rate(set[i]) > 0 && (plan_stock(set[i]) + (double)want[i]) / plan_rate(set[i]) > high)
-			high = (plan_stock(set[i]) + (double)want[i]) / plan_rate(set[i]);
+		if (isfinite(plan_cover(set[i], want[i])) && plan_cover(set[i], want[i]) > high)
+			high = plan_cover(set[i], want[i]);
 	}
 	if (wanted <= budget) {
 		memcpy(grant, want, n * sizeof *grant);
@@ -294,12 +299,10 @@ static int64_t plan_fill(struct plan_pool *const *set, size_t n, const int64_t *
 		double best_cover = 0;
 
 		for (size_t i = 0; i < n; i++) {
-			double cover;
+			double cover = plan_cover(set[i], grant[i]);
 
 			if (grant[i] >= want[i])
 				continue;
-			cover = plan_rate(set[i]) > 0 ?
-				(plan_stock(set[i]) + (double)grant[i]) / plan_rate(set[i]) : 0;
 			if (best == n || cover < best_cover ||
 			    (cover == best_cover && strcmp(set[i]->pool->name, set[best]->pool->name) < 0)) {
 				best = i;

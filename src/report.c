@@ -59,7 +59,6 @@ static int report_collect_depth(const struct config *config, struct report *repo
 			" (and %zu more pool%s)", unread - 1, unread > 2 ? "s" : "");
 	}
 	report->kafka_ok = !unread;
-	log_redact(report->kafka_error);   /* librdkafka's words, shown on stdout too */
 	free(readings);
 	return 0;
 }
