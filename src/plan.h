@@ -42,6 +42,8 @@ void plan_demand_free(struct demand *demand);
 struct plan_pool {
 	const struct pool_config *pool;
 	double forecast;          /* codes expected over the cover hours after the start */
+	time_t forecast_end;      /* the end of the forecast's last hour, over every pool */
+	double past_forecast;     /* of the cover hours, those after forecast_end (0: none) */
 	int64_t demand;           /* forecast, rounded up */
 	struct pool_depth depth;
 	int64_t in_flight;        /* planned or fetched, not yet published */
@@ -66,7 +68,13 @@ struct plan_limits {
 	int64_t planned_over;     /* set: codes planned earlier beyond the capacity */
 };
 
-/* Fills forecast, demand, target and need for each pool. */
+/* A pool's cover may end this long past the forecast's last hour unsaid: a
+ * run that starts late (cron, a lock waited on) by a few minutes. */
+#define PLAN_FORECAST_SLACK_SECONDS 600
+
+/* Fills forecast, demand, target and need for each pool, and the hours of its
+ * cover past the end of the forecast (its last hour, over every pool), which
+ * count as no demand. */
 void plan_model(struct plan_pool *pools, size_t count, const struct demand *demand, time_t from);
 /* Grants codes within the limits: --max first, over all pools, then the
  * capacity, over the wechat pools, so that capacity is spent only on codes

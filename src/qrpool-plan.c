@@ -61,7 +61,9 @@ static void plan_usage(void)
 		"(with several files: one of them), or it would plan more than 50,000,000 codes\n"
 		"(--max caps a plan).\n"
 		"75 also means: capacity was short, the plan was written but some pools got less;\n"
-		"or Kafka is configured and some pool's depth had to be estimated from the DB.\n"
+		"or the forecast ends before some pool's cover_hours do (the hours past its end\n"
+		"count as no demand); or Kafka is configured and some pool's depth had to be\n"
+		"estimated from the DB.\n"
 		"78 also means: a link pool's url_prefix plus a request id cannot fit a QR code.\n");
 }
 
@@ -583,18 +585,33 @@ static int plan_check_period(const struct plan_options *options, const struct de
 }
 
 /* What a plan (or a dry run) that went through ends with: 75 when capacity
- * fell short, or the depth had to be estimated; said on stderr, since cron's
- * mail must tell someone. */
+ * fell short, a pool's cover reaches past the forecast, or the depth had to
+ * be estimated; said on stderr, since cron's mail must tell someone. */
 static int plan_outcome(const struct config *config, const struct plan_pool *pools,
 	int64_t short_by, int dry_run)
 {
+	int status = short_by > 0 ? EXIT_TEMPFAIL : 0;
+
+	for (size_t i = 0; i < config->pool_count; i++) {
+		const struct plan_pool *p = &pools[i];
+		char end[32];
+
+		if (p->past_forecast <= 0)
+			continue;
+		strftime(end, sizeof end, "%Y-%m-%dT%H:%MZ", gmtime(&p->forecast_end));
+		log_error("pool %s: the forecast ends at %s, %.1f of the pool's %g hours of cover are "
+			"past it and count as no demand, so the plan may fall short (export a forecast "
+			"that reaches as far, or lower cover_hours); exit 75", p->pool->name, end,
+			p->past_forecast, p->pool->cover_hours);
+		status = EXIT_TEMPFAIL;
+	}
 	if (plan_depth_estimated(config, pools)) {
 		log_error("%s from an estimated pool depth (Kafka could not be measured): the estimate "
 			"counts no code consumed since the last qrpool-report (ever, for a pool no report has "
 			"measured), so the plan may fall short; exit 75", dry_run ? "would plan" : "planned");
-		return EXIT_TEMPFAIL;
+		status = EXIT_TEMPFAIL;
 	}
-	return short_by > 0 ? EXIT_TEMPFAIL : 0;
+	return status;
 }
 
 static int plan_run(const struct plan_options *options, const struct config *config)

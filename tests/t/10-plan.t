@@ -93,7 +93,7 @@ like "... saying so, and what to name" "$(cat "$T/err")" \
   "$T: database.path names a directory, not the staging DB's file \(say $T/staging.db\)"
 
 # --- the model ----------------------------------------------------------------
-{ demand poster 100 100 100; demand link 50 50; } >"$T/d.tsv"
+{ demand poster 100 100 100; demand link 50 50; forecast_end $FROM; } >"$T/d.tsv"
 run qrpool-plan -n --from $FROM "$T/d.tsv"
 is "dry run exits 0" "$rc" 0
 like "dry run: poster demand 300, target 360" "$(grep '^poster' "$T/out")" '^poster +wechat +300 +0 +0 +360 +360 +360 '
@@ -108,7 +108,7 @@ is "the lines name the staged ids" "$(cut -f1 "$T/out" | sort | md5sum)" "$(sql 
 is "lines are request_id TAB pool" "$(grep -cvE '^[0-9A-Za-z]{16}	(poster|link)$' "$T/out")" 0
 is "poster got 360" "$(grep -c '	poster$' "$T/out")" 360
 is "the plan records its pools" "$(sql "SELECT need || '/' || granted FROM plan_pools WHERE pool = 'poster'")" 360/360
-is "the plan records its demand rows" "$(sql 'SELECT count(*) FROM plan_demand')" 5
+is "the plan records its demand rows" "$(sql 'SELECT count(*) FROM plan_demand')" 6
 is "the run is recorded" "$(sql "SELECT items_out || ':' || exit_status FROM runs WHERE stage = 'plan'")" 470:0
 # No Kafka in these tests: the planner says it fell back to the DB estimate, and nothing else.
 is "a successful run says nothing else on stderr" "$(grep -v 'pool depth estimated from the staging DB' "$T/err")" ""
@@ -121,10 +121,36 @@ sql "UPDATE codes SET state = 'published' WHERE pool = 'poster' AND id IN (SELEC
 run qrpool-plan -n --from $FROM "$T/d.tsv"
 like "published codes count as depth, the rest as in flight" "$(grep '^poster' "$T/out")" '^poster +wechat +300 +60 +300 +360 +0 +0 '
 
+# --- a forecast that ends before a pool's cover does ----------------------------
+# The hours past its end are not known (an hour missing inside it may be a zero
+# the export left out): the plan is made of what is known, and said short, 75.
+rm -f "$T/staging.db"*
+demand poster 100 100 100 >"$T/short.tsv"
+run qrpool-plan -n --from $FROM "$T/short.tsv"
+is "a forecast ending before the cover does: a dry run exits 75" "$rc" 75
+like "... naming the pool, where the forecast ends, the hours past it" "$(cat "$T/err")" \
+  "pool poster: the forecast ends at 2026-11-29T05:00Z, 21.0 of the pool's 24 hours of cover are past it and count as no demand, so the plan may fall short \(export a forecast that reaches as far, or lower cover_hours\); exit 75"
+like "... each pool short of it" "$(cat "$T/err")" "pool card: the forecast ends at 2026-11-29T05:00Z, 9.0 of the pool's 12 hours"
+like "... link pools too" "$(cat "$T/err")" "pool link: the forecast ends at 2026-11-29T05:00Z, 21.0 of"
+run qrpool-plan --from $FROM "$T/short.tsv"
+is "... the plan is made all the same, of the hours known, and exits 75" "$rc:$(wc -l <"$T/out")" 75:360
+is "... recorded as such" "$(sql "SELECT exit_status FROM runs WHERE stage = 'plan'")" 75
+rm -f "$T/staging.db"*
+{ demand poster 100; printf 'card\t2026-11-30T09:00+08:00\t0\n'; } >"$T/gap.tsv"
+run qrpool-plan -n --from $FROM "$T/gap.tsv"
+is "hours missing inside the forecast (its end a row of another pool): exit 0, unsaid" \
+  "$rc:$(grep -c 'the forecast ends' "$T/err")" 0:0
+run qrpool-plan -n --from 2026-11-29T10:10+08:00 "$T/gap.tsv"
+is "... a run 10 minutes late: its cover 10 minutes past the forecast, unsaid" \
+  "$rc:$(grep -c 'the forecast ends' "$T/err")" 0:0
+run qrpool-plan -n --from 2026-11-29T10:11+08:00 "$T/gap.tsv"
+is "... 11 minutes: exit 75" "$rc" 75
+like "... said" "$(cat "$T/err")" "pool poster: the forecast ends at 2026-11-30T02:00Z, 0.2 of the pool's 24 hours"
+
 # --- capacity, --max (on a fresh DB) ---------------------------------------------
 rm -f "$T/staging.db"*
 demand card 400 400 >"$T/card.tsv"
-demand poster 1000 >>"$T/card.tsv"
+{ demand poster 1000; forecast_end $FROM; } >>"$T/card.tsv"
 run qrpool-plan -n --from $FROM --capacity 500 "$T/card.tsv"
 # Both pools have no stock: the capacity lifts both to the same hours of cover
 # (card's 800 over 12 hours, poster's 1000 over 24: 4.6 hours each), rather
@@ -165,7 +191,7 @@ like "--max and the capacity both short: each cut's share said" "$(cat "$T/err")
 
 # --- inputs ---------------------------------------------------------------------
 printf 'pool\thour\tcodes\n# forecast\n\n' >"$T/header.tsv"
-demand card 1 >>"$T/header.tsv"
+{ demand card 1; forecast_end $FROM; } >>"$T/header.tsv"
 run qrpool-plan -n --from $FROM "$T/header.tsv"
 is "comments, blank lines and a first-line header are accepted" "$rc" 0
 # An export that produced nothing (or only its header) is no quiet night.
@@ -194,7 +220,7 @@ is "several forecasts, one empty: exit 65" "$rc:$(grep -c 'empty.tsv: no demand 
 # --sum adds such rows, whatever the notation of the hour and the line ends
 # (b.tsv saved on Windows: CRLF, and a byte-order mark).
 printf '\357\273\277card\t2026-11-29T10:00+08:00\t3\r\n' >"$T/b.tsv"
-printf '# extra\ncard\t2026-11-29T02:00Z\t4\ncard\t2026-11-29T02:00:00+00:00\t5\n' >"$T/c.tsv"
+{ printf '# extra\ncard\t2026-11-29T02:00Z\t4\ncard\t2026-11-29T02:00:00+00:00\t5\n'; forecast_end $FROM; } >"$T/c.tsv"
 run qrpool-plan --sum --from $FROM "$T/b.tsv" "$T/c.tsv"
 is "--sum: rows of the same pool and hour in any notation are added" "$rc:$(sql "SELECT codes FROM \
   plan_demand WHERE plan_id = (SELECT max(id) FROM plans) AND pool = 'card'")" 0:12
@@ -205,7 +231,7 @@ like "naming the row and the one it adds to" "$(cat "$T/err")" \
   "b.tsv:1: pool 'card' hour .*: the sum with .*big.tsv:1 and the rows before it is over 1000000000"
 # A forecast off by orders of magnitude: refused before minting (it had run
 # out of memory, exit 70, and recorded the run as if it had planned them all).
-printf 'card\t2026-11-29T10:00+08:00\t1000000000\n' >"$T/huge.tsv"
+{ printf 'card\t2026-11-29T10:00+08:00\t1000000000\n'; forecast_end $FROM; } >"$T/huge.tsv"
 codes_before=$(sql "SELECT count(*) FROM codes")
 run qrpool-plan -v --from $FROM "$T/huge.tsv"
 is "a plan of 10^9 codes exits 65" "$rc" 65
@@ -243,7 +269,7 @@ is "no case wrote a code" "$(sql 'SELECT count(*) FROM codes')" "$before"
 ok "the cases file was read" -- test "$n" -ge 10
 
 # --- output errors ---------------------------------------------------------------------
-demand link 3 >"$T/l.tsv"
+{ demand link 3; forecast_end $FROM; } >"$T/l.tsv"
 rm -f "$T/staging.db"*
 rc=0; qrpool-plan --from $FROM "$T/l.tsv" >/dev/full 2>"$T/err" || rc=$?
 is "a full stdout exits 74" "$rc" 74
@@ -252,7 +278,7 @@ like "... and plan says so, and where they are listed" "$(cat "$T/err")" \
   "warning: the 4 codes planned are staged all the same, not all of them printed: qrpool-pending --state planned lists them"
 # A reader that goes away after one line (stdout a pipe: EPIPE, SIGPIPE not fatal):
 # ~440 KB of items, far more than head's one read and the pipe's 64 KiB hold.
-demand link 20000 >"$T/l.tsv"
+{ demand link 20000; forecast_end $FROM; } >"$T/l.tsv"
 { rc=0; qrpool-plan --from $FROM "$T/l.tsv" 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; } | head -1 >/dev/null
 is "stdout's reader gone: exit 74" "$(cat "$T/rc")" 74
 like "... saying so" "$(cat "$T/err")" "error: writing to stdout: Broken pipe"
@@ -276,7 +302,7 @@ sql "INSERT INTO codes (request_id, pool, state, created_at, updated_at, publish
             ('CardPublished001', 'card', 'published', 3000, 3000, 3000),
             ('CardPublished002', 'card', 'published', 3000, 3000, 3000),
             ('CardPublished003', 'card', 'published', 3000, 3000, 3000);"
-printf 'poster\t2026-11-29T10:00Z\t100\n' >"$T/d.tsv"
+{ printf 'poster\t2026-11-29T10:00Z\t100\n'; forecast_end 2026-11-29T10:00Z; } >"$T/d.tsv"
 run qrpool-plan --dry-run --from 2026-11-29T10:00Z "$T/d.tsv"
 like "Kafka unreachable: depth = last measured 5 + 2 published since" "$(grep '^poster' "$T/out")" \
   '^poster +wechat +[0-9]+ +7 '
@@ -311,7 +337,7 @@ like "Kafka unreachable: says why" "$(cat "$T/err")" "planned from an estimated 
 # --reserve: the window's capacity leaves that many calls a minute (as fetch --reserve).
 rm -f "$T/staging.db"*
 write_config
-printf 'poster\t2026-11-29T10:00Z\t100000\n' >"$T/d.tsv"
+{ printf 'poster\t2026-11-29T10:00Z\t100000\n'; forecast_end 2026-11-29T10:00Z; } >"$T/d.tsv"
 run qrpool-plan --from 2026-11-29T10:00Z --window 01:00-02:00 --reserve 4000 "$T/d.tsv"
 is "--reserve 4000 of 5000: capacity 60 minutes x 1000" "$(sql 'SELECT capacity FROM plans')" 60000
 run qrpool-plan --window 01:00-02:00 --reserve 5000 "$T/d.tsv"
@@ -327,7 +353,7 @@ like "a stale forecast: says so, naming it" "$(cat "$T/err")" "stale.tsv: none o
 is "a stale forecast: nothing planned" "$(sql 'SELECT count(*) FROM codes')" "$before"
 
 # The next stage gone (head, a crashed filter): a write error, 74, not SIGPIPE.
-demand link 20000 >"$T/many.tsv"
+{ demand link 20000; forecast_end $FROM; } >"$T/many.tsv"
 { rc=0; qrpool-plan --from $FROM "$T/many.tsv" 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; } | head -1 >/dev/null
 is "stdout closed early: exit 74" "$(cat "$T/rc")" 74
 like "... saying so" "$(cat "$T/err")" "writing to stdout: Broken pipe"
@@ -354,7 +380,7 @@ nobody_setup() {  # the tools, a config and a demand file in $D, owned by nobody
 database = { path = "$D/staging.db"; };
 pools = ( { name = "link"; source = "link"; url_prefix = "https://m.example.com/q/"; cover_hours = 24; safety = 0; } );
 CFG
-  printf 'link\t2026-11-29T10:00Z\t5\n' >"$D/d.tsv"
+  { printf 'link\t2026-11-29T10:00Z\t5\n'; forecast_end 2026-11-29T10:00Z link; } >"$D/d.tsv"
   chmod 600 "$D/q.cfg" && chmod 644 "$D/d.tsv" "$D/lsan.supp" && chown -R nobody "$D" || return 1
   as_nobody test -r "$D/q.cfg"   # (a TMPDIR nobody cannot reach, no uid 65534 in a namespace)
 }
@@ -424,7 +450,7 @@ is "... and nothing was" "$(sqlite3 "$T/signals.db" 'SELECT count(*) FROM codes'
 # Printing into a stage that does not read yet: the lines stop between two,
 # every code stays staged, and the run is recorded as ended, with 75.
 rm -f "$T/items.fifo"; mkfifo "$T/items.fifo"
-demand card 100000 >"$T/big.tsv"
+{ demand card 100000; forecast_end $FROM; } >"$T/big.tsv"
 qrpool-plan -c "$T/signals.cfg" --from $FROM "$T/big.tsv" >"$T/items.fifo" 2>"$T/err" & planner=$!
 { sleep 3; cat; } <"$T/items.fifo" >"$T/printed" & reader=$!
 for _ in $(seq 100); do
@@ -448,7 +474,7 @@ is "... the run recorded as ended, with 75" \
 sed 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "5s"; };|' "$T/signals.cfg" >"$T/nokafka.cfg"
 grep -q '^kafka = { brokers = "127.0.0.1:9"' "$T/nokafka.cfg" || echo 'kafka = { brokers = "127.0.0.1:9"; timeout = "5s"; };' >>"$T/nokafka.cfg"
 before=$(sqlite3 "$T/signals.db" 'SELECT count(*) FROM codes')
-demand poster 10 >"$T/small.tsv"
+{ demand poster 10; forecast_end $FROM; } >"$T/small.tsv"
 qrpool-plan -c "$T/nokafka.cfg" --from $FROM "$T/small.tsv" >"$T/out" 2>"$T/err" & planner=$!
 wait_handles_term $planner; sleep 1
 kill -TERM $planner || true

@@ -2,7 +2,7 @@
 # qrpool-pending: listing staged codes by state and pool, oldest first; counts.
 . "${0%/*}/lib.sh"
 write_config
-printf 'poster\t2026-11-29T10:00Z\t10\nlink\t2026-11-29T10:00Z\t5\n' >"$T/d.tsv"
+{ printf 'poster\t2026-11-29T10:00Z\t10\nlink\t2026-11-29T10:00Z\t5\n'; forecast_end 2026-11-29T10:00Z; } >"$T/d.tsv"
 qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv" >"$T/planned" 2>"$T/plan.err"
 is "qrpool-plan makes the staging DB without a word" "$(grep -c 'no staging DB' "$T/plan.err")" 0
 is "... private: it holds the access token" "$(stat -c %a "$T/staging.db")" 600
@@ -96,7 +96,7 @@ is "... the DB it made private, its WAL too" "$(stat -c %a "$T/typo.db" "$T/typo
 # A long list into a slow next stage: pending reads in pages, so while it is
 # blocked on a full pipe it holds no read snapshot and checkpoints can run
 # (one open snapshot kept the WAL growing by the whole night's writes).
-printf 'poster\t2026-11-29T10:00Z\t12000\n' >"$T/d.tsv"
+{ printf 'poster\t2026-11-29T10:00Z\t12000\n'; forecast_end 2026-11-29T10:00Z; } >"$T/d.tsv"
 qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv" >/dev/null
 total=$(sql "SELECT count(*) FROM codes WHERE state = 'planned'")
 run qrpool-pending --state planned --limit 4500
@@ -136,7 +136,7 @@ like "naming the pools" "$(cat "$T/err")" "no pool 'postr'.*pools: poster"
 
 # The next stage gone (head): a write error, 74, not SIGPIPE (with more lines
 # than a pipe holds, so the write must fail).
-printf 'link\t2026-11-29T10:00Z\t20000\n' | qrpool-plan --from 2026-11-29T10:00Z >/dev/null
+{ printf 'link\t2026-11-29T10:00Z\t20000\n'; forecast_end 2026-11-29T10:00Z; } | qrpool-plan --from 2026-11-29T10:00Z >/dev/null
 { rc=0; qrpool-pending 2>"$T/err" || rc=$?; echo $rc >"$T/rc"; } | head -1 >/dev/null
 is "stdout closed early: exit 74" "$(cat "$T/rc")" 74
 # ... said as what it is, even while another connection writes to the DB

@@ -12,8 +12,8 @@ HOUR=$(date -u +%Y-%m-%dT%H:00:00Z)
 # counts codes in flight as stock), shuffled so the pools interleave.
 plan_codes() {
   [ ! -f "$T/staging.db" ] || sql "DELETE FROM images; DELETE FROM codes"
-  printf 'link\t%s\t%s\nposter\t%s\t%s\ncard\t%s\t%s\n' "$HOUR" "$1" "$HOUR" "$2" "$HOUR" "$3" |
-    qrpool-plan --from "$HOUR" | sort -R
+  { printf 'link\t%s\t%s\nposter\t%s\t%s\ncard\t%s\t%s\n' "$HOUR" "$1" "$HOUR" "$2" "$HOUR" "$3"
+    forecast_end "$HOUR"; } | qrpool-plan --from "$HOUR" | sort -R
 }
 link_lines() { awk -F '\t' '$2 == "link"' "$@"; }
 other_lines() { awk -F '\t' '$2 != "link"' "$@"; }
@@ -303,7 +303,7 @@ if mkdir "$T/fs" && mount -t tmpfs -o size=1m tmpfs "$T/fs" 2>/dev/null; then
   at_exit "umount '$T/fs'"
   sed "s|$T/staging.db|$T/fs/staging.db|" "$QRPOOL_CONFIG" >"$T/fs.cfg"
   chmod 600 "$T/fs.cfg"
-  printf 'link\t%s\t100\n' "$HOUR" | qrpool-plan -c "$T/fs.cfg" --from "$HOUR" >"$T/full"
+  { printf 'link\t%s\t100\n' "$HOUR"; forecast_end "$HOUR"; } | qrpool-plan -c "$T/fs.cfg" --from "$HOUR" >"$T/full"
   planned=$(sqlite3 "$T/fs/staging.db" "SELECT count(*) FROM codes WHERE state = 'planned'")
   # Leave 64 KiB: room to open the DB and record the run, not for the images.
   dd if=/dev/zero of="$T/fs/filler" bs=1k count=$(($(df -k --output=avail "$T/fs" | tail -1) - 64)) 2>/dev/null
@@ -321,7 +321,7 @@ if mkdir "$T/fs" && mount -t tmpfs -o size=1m tmpfs "$T/fs" 2>/dev/null; then
   # exactly what was committed; everything else is still planned.
   rm -f "$T/fs/filler"
   sqlite3 "$T/fs/staging.db" "DELETE FROM images; DELETE FROM codes"
-  printf 'link\t%s\t400\n' "$HOUR" | qrpool-plan -c "$T/fs.cfg" --from "$HOUR" >"$T/full"
+  { printf 'link\t%s\t400\n' "$HOUR"; forecast_end "$HOUR"; } | qrpool-plan -c "$T/fs.cfg" --from "$HOUR" >"$T/full"
   dd if=/dev/zero of="$T/fs/filler" bs=1k count=$(($(df -k --output=avail "$T/fs" | tail -1) - 256)) 2>/dev/null
   run qrpool-render -c "$T/fs.cfg" --batch 50 <"$T/full"
   is "disk full mid-run: exit 74" "$rc" 74

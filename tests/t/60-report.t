@@ -11,9 +11,10 @@ write_config
 set_kafka 3s
 stage poster=40 card=10 link=20
 qrpool-pending --state fetched | qrpool-publish >/dev/null
-# A forecast for poster: 10 codes an hour from this hour on (--max 0 plans no code).
+# A forecast for poster: 10 codes an hour from this hour on, as far as the
+# cover of a plan made in this hour reaches (--max 0 plans no code).
 hour=$(date -u +%Y-%m-%dT%H:00Z)
-i=0; while [ $i -lt 24 ]; do
+i=0; while [ $i -le 24 ]; do
   printf 'poster\t%s\t10\n' "$(date -u -d "$hour + $i hour" +%Y-%m-%dT%H:00Z)"; i=$((i + 1))
 done >"$T/demand.tsv"
 qrpool-plan --max 0 "$T/demand.tsv" 2>/dev/null

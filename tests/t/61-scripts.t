@@ -37,7 +37,7 @@ set_kafka 10s
 # hour's end plans as it would have before.
 HOUR=$(date -u +%Y-%m-%dT%H:00Z)
 NEXT_HOUR=$(date -u -d "$HOUR + 1 hour" +%Y-%m-%dT%H:00Z)
-printf 'poster\t%s\t100\ncard\t%s\t50\nlink\t%s\t80\n' "$HOUR" "$HOUR" "$HOUR" >"$T/demand.tsv"
+{ printf 'poster\t%s\t100\ncard\t%s\t50\nlink\t%s\t80\n' "$HOUR" "$HOUR" "$HOUR"; forecast_end "$HOUR"; } >"$T/demand.tsv"
 deadline=$(date -d '+30 minutes' +%H:%M)
 
 run nightly-fill -u "$deadline" -f "$HOUR" "$T/demand.tsv"
@@ -50,7 +50,7 @@ ok "nightly-fill: codes were planned for all three pools" -- \
 like "nightly-fill: the run is in the log" "$(cat "$T/log/nightly-fill.log")" "nightly-fill: end: exit 0"
 
 # --- the demand on stdin ('-'): it reaches the plan ------------------------------------
-printf 'poster\t%s\t30\n' "$HOUR" | { run nightly-fill -u "$deadline" -f "$HOUR" -; echo "$rc" >"$T/rc"; }
+{ printf 'poster\t%s\t30\n' "$HOUR"; forecast_end "$HOUR"; } | { run nightly-fill -u "$deadline" -f "$HOUR" -; echo "$rc" >"$T/rc"; }
 is "demand on stdin: exit 0" "$(cat "$T/rc")" 0
 is "demand on stdin: the plan read it" \
   "$(sql 'SELECT sum(codes) FROM plan_demand WHERE plan_id = (SELECT max(id) FROM plans)')" 30
@@ -230,7 +230,7 @@ fresh_kafka
 start_fake day --minute 1s --latency 5 --jitter 10
 config_for 'quota_minute = "1s"; concurrency = 16;'
 set_kafka 10s
-printf 'poster\t%s\t40\n' "$NEXT_HOUR" >"$T/regular.tsv"
+{ printf 'poster\t%s\t40\n' "$NEXT_HOUR"; forecast_end "$HOUR"; } >"$T/regular.tsv"
 # The campaign's file from another system: the hour in another notation, CRLF line ends.
 printf '# campaign\r\nposter\t%s\t60\r\ncard\t%s\t10\r\n' "${NEXT_HOUR%Z}:00+00:00" "$NEXT_HOUR" \
   >"$T/campaign.tsv"
@@ -246,7 +246,7 @@ ok "backfill -r 4000: the plan's capacity leaves the reserve too ($capacity <= 3
 # Codes an earlier plan left planned: the backfill's plan counts them as in
 # flight, so the backfill must fetch them too (it used to leave them planned,
 # the campaign's stock short by as many).
-printf 'card\t%s\t1000\n' "$NEXT_HOUR" >"$T/leftover.tsv"
+{ printf 'card\t%s\t1000\n' "$NEXT_HOUR"; forecast_end "$HOUR"; } >"$T/leftover.tsv"
 qrpool-plan --max 7 "$T/leftover.tsv" >/dev/null 2>"$T/plan.err"
 is "a plan leaves 7 codes planned" "$(sql "SELECT count(*) FROM codes WHERE state = 'planned'")" 7
 run backfill -u "$deadline" -d "$T/regular.tsv" "$T/campaign.tsv"
@@ -254,7 +254,7 @@ is "... then a backfill: exit 0" "$rc" 0
 is "... and those codes published too" "$(sql "SELECT count(*) FROM codes WHERE state != 'published'")" 0
 # Codes fetched but not published (publish did not run, or Kafka was down):
 # not in the pool, so the audit reports them as it does planned ones.
-printf 'link\t%s\t5\n' "$NEXT_HOUR" | qrpool-plan 2>"$T/plan.err" | qrpool-render 2>"$T/render.err" |
+{ printf 'link\t%s\t5\n' "$NEXT_HOUR"; forecast_end "$HOUR"; } | qrpool-plan 2>"$T/plan.err" | qrpool-render 2>"$T/render.err" |
   qrpool-publish >/dev/null 2>"$T/publish.err"   # no pool empty: the check itself is OK
 qrpool-plan --max 3 "$T/leftover.tsv" 2>"$T/plan.err" | qrpool-fetch >/dev/null 2>"$T/fetch.err"
 is "3 codes fetched, not published" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" 3
@@ -326,7 +326,7 @@ fresh_kafka
 start_fake slow --minute 1s --latency 400 --jitter 100
 config_for 'quota_minute = "1s"; concurrency = 4;'
 set_kafka 10s
-printf 'poster\t%s\t2000\n' "$HOUR" >"$T/big.tsv"
+{ printf 'poster\t%s\t2000\n' "$HOUR"; forecast_end "$HOUR"; } >"$T/big.tsv"
 TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "$T/big.tsv" >"$T/out" 2>"$T/err" & script=$!
 i=0
 done_codes() { sql "SELECT count(*) FROM codes WHERE state = 'fetched' OR state = 'published'" 2>/dev/null || true; }
@@ -432,7 +432,7 @@ for tool in "$QRPOOL_BIN"/qrpool-*; do ln -sf "$tool" "$T/crash-bin/"; done
 rm -f "$T/crash-bin/qrpool-render"
 printf '#!/bin/sh\ncat >/dev/null\nkill -SEGV $$\n' >"$T/crash-bin/qrpool-render"
 chmod +x "$T/crash-bin/qrpool-render"
-printf 'link\t%s\t5\n' "$HOUR" >"$T/link.tsv"
+{ printf 'link\t%s\t5\n' "$HOUR"; forecast_end "$HOUR"; } >"$T/link.tsv"
 # Without the killed run's leftovers (fetched first, from the slow fake).
 sql "DELETE FROM images WHERE code_id IN (SELECT id FROM codes WHERE state IN ('planned', 'fetched'));
      DELETE FROM codes WHERE state IN ('planned', 'fetched')"

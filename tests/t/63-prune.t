@@ -26,7 +26,8 @@ is "a DB with no code: nothing to do, 0" "$rc" 0
 
 # 12 poster (10 and 20% safety), 3 card and 6 link codes, all made 41
 # days ago; then states and times set by hand.
-printf 'poster\t2026-11-29T10:00Z\t10\ncard\t2026-11-29T10:00Z\t3\nlink\t2026-11-29T10:00Z\t5\n' >"$T/d.tsv"
+{ printf 'poster\t2026-11-29T10:00Z\t10\ncard\t2026-11-29T10:00Z\t3\nlink\t2026-11-29T10:00Z\t5\n'
+  forecast_end 2026-11-29T10:00Z; } >"$T/d.tsv"
 qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv" >/dev/null 2>&1
 sql "UPDATE codes SET created_at = $old - $day, updated_at = $old - $day"
 ids() { sql "SELECT id FROM codes WHERE pool = '$1' ORDER BY id LIMIT $2 OFFSET $3" | paste -sd, -; }

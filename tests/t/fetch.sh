@@ -44,7 +44,7 @@ config_for() {
 
 # plan POOL N: stages N planned codes of POOL and appends their lines to $T/items.
 plan() {
-  printf '%s\t%s\t1000000\n' "$1" "$HOUR" >"$T/demand.tsv"
+  { printf '%s\t%s\t1000000\n' "$1" "$HOUR"; forecast_end "$HOUR"; } >"$T/demand.tsv"
   qrpool-plan --from "$HOUR" --max "$2" "$T/demand.tsv" >>"$T/items" 2>"$T/plan.err" ||
     { diag "qrpool-plan failed:"; sed 's/^/# /' "$T/plan.err" >&2; return 1; }
 }

@@ -193,6 +193,14 @@ CFG
   chmod 600 "$T/secret"
 }
 
+# forecast_end FROM [POOL]: a row of no codes a day after FROM (of poster, or
+# POOL), so that a forecast of a few hours reaches the whole cover of
+# write_config's pools (at most 24 h) from FROM; a forecast that ends short of
+# a pool's cover is a 75.
+forecast_end() {
+  printf '%s\t%s\t0\n' "${2:-poster}" "$(date -u -d "$1 + 24 hours" +%Y-%m-%dT%H:00Z)"
+}
+
 # all_fetched DESCRIPTION: a test that every code is still 'fetched', as
 # many as $T/items lists (a run that published nothing).
 all_fetched() {

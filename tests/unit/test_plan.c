@@ -39,6 +39,27 @@ static void test_model(void)
 	is_int(pools[2].demand, 30, "the link pool's one cover hour holds half an hour of demand");
 	is_int(pools[1].need, 0, "no demand, no need");
 	ok(isinf(pools[1].hours_of_cover), "no demand: unbounded cover");
+	/* The forecast ends at 04:00 (its last hour, over every pool): a's cover
+	 * (to 03:30) and l's (to 02:30) are inside it, b's with no row too. */
+	is_int(pools[0].forecast_end, 4 * 3600, "the forecast ends with its last hour, of any pool");
+	ok(pools[0].past_forecast == 0 && pools[1].past_forecast == 0 && pools[2].past_forecast == 0,
+		"covers inside the forecast: no hour past it");
+
+	/* Without the 03:00 row it ends at 03:00: half an hour of a's and b's
+	 * cover (to 03:30) is past it; l's ends at 02:30. */
+	rows[2] = rows[3];
+	demand.count = 3;
+	setup(pools);
+	plan_model(pools, 3, &demand, 3600 + 1800);
+	ok(fabs(pools[0].past_forecast - 0.5) < 1e-9 && fabs(pools[1].past_forecast - 0.5) < 1e-9,
+		"a cover that ends past the forecast: the hours past it");
+	ok(pools[2].past_forecast == 0, "... not a cover inside it");
+	/* From 01:10 a's cover ends 10 minutes past the forecast: a run that
+	 * started late, not said; 11 minutes is. */
+	plan_model(pools, 3, &demand, 3600 + PLAN_FORECAST_SLACK_SECONDS);
+	ok(pools[0].past_forecast == 0, "a cover that ends within the slack: not past it");
+	plan_model(pools, 3, &demand, 3600 + PLAN_FORECAST_SLACK_SECONDS + 60);
+	ok(fabs(pools[0].past_forecast - 11.0 / 60) < 1e-9, "... a minute more: past it");
 
 	/* 60,000,000 x 1.1 is 66,000,000.00000001 in doubles: not 66,000,001. */
 	struct demand_row big = { .pool_index = 0, .hour = 3600, .codes = 60000000 };
