@@ -37,7 +37,10 @@ set_kafka 10s
 # hour's end plans as it would have before.
 HOUR=$(date -u +%Y-%m-%dT%H:00Z)
 NEXT_HOUR=$(date -u -d "$HOUR + 1 hour" +%Y-%m-%dT%H:00Z)
-{ printf 'poster\t%s\t100\ncard\t%s\t50\nlink\t%s\t80\n' "$HOUR" "$HOUR" "$HOUR"; forecast_end "$HOUR"; } >"$T/demand.tsv"
+# poster and card want codes in the next hour too: the audit below, run past
+# the hour's end, still finds them wanted (CRITICAL when empty).
+{ printf 'poster\t%s\t100\ncard\t%s\t50\nlink\t%s\t80\n' "$HOUR" "$HOUR" "$HOUR"
+  printf 'poster\t%s\t100\ncard\t%s\t50\n' "$NEXT_HOUR" "$NEXT_HOUR"; forecast_end "$HOUR"; } >"$T/demand.tsv"
 deadline=$(date -d '+30 minutes' +%H:%M)
 
 run nightly-fill -u "$deadline" -f "$HOUR" "$T/demand.tsv"
@@ -54,6 +57,14 @@ like "nightly-fill: the run is in the log" "$(cat "$T/log/nightly-fill.log")" "n
 is "demand on stdin: exit 0" "$(cat "$T/rc")" 0
 is "demand on stdin: the plan read it" \
   "$(sql 'SELECT sum(codes) FROM plan_demand WHERE plan_id = (SELECT max(id) FROM plans)')" 30
+
+# --- a forecast that ends before the pools' cover does: the fill runs, and fails -------
+printf 'link\t%s\t25\n' "$HOUR" | { run nightly-fill -u "$deadline" -f "$HOUR" -; echo "$rc" >"$T/rc"; }
+is "a forecast ending short: the fill exits 75" "$(cat "$T/rc")" 75
+like "... its mail names the pool and the hours the forecast misses" "$(cat "$T/err")" \
+  "qrpool-plan error: pool link: the forecast ends at .*, 23.0 of the pool's 24 hours of cover are past it"
+is "... what was planned is published all the same" \
+  "$(sql "SELECT count(*) FROM codes WHERE state != 'published'")" 0
 
 # --- a deadline already past tonight (a morning rerun with -u 06:00): refused -----------
 past=$(date -d '-5 minutes' +%H:%M)
