@@ -60,7 +60,7 @@ static void fetch_usage(void)
 		"                     stdout. Not for the classic source (64): its every fetch\n"
 		"                     invalidates the other holders' token.\n"
 		CLI_COMMON_HELP
-		"\nSIGINT/SIGTERM: no new calls, calls in flight get %.0f s, then the rest of stdin\n"
+		"\nSIGINT/SIGTERM/SIGHUP: no new calls, calls in flight get %.0f s, then the rest of stdin\n"
 		"is read to its end and let go (the stage before is not cut off), exit 75. The\n"
 		"same signal again from the same sender a second or more later (a second Ctrl-C)\n"
 		"cuts both.\n"

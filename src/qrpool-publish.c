@@ -40,7 +40,7 @@ static void publish_usage(void)
 		"                     drop_image_after_publish = false keeps them)\n"
 		CLI_COMMON_HELP
 		"--dump-config adds librdkafka's merged producer settings, as comments.\n"
-		"\nSIGINT/SIGTERM: stop reading, wait for the deliveries in flight until\n"
+		"\nSIGINT/SIGTERM/SIGHUP: stop reading, wait for the deliveries in flight until\n"
 		"kafka.timeout, record them, read the rest of the input to its end (the stages\n"
 		"before are not cut off), exit 75. The same signal again from the same sender a\n"
 		"second or more later (a second Ctrl-C) gives up the rest at once.\n"

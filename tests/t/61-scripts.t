@@ -97,6 +97,15 @@ is "backfill -r 5000 (the whole quota): exit 64, before the run (nothing logged,
 is "... said as fetch says it" "$(cat "$T/err")" \
   "backfill: -r '5000': --reserve 5000 leaves nothing of quota_per_minute (5000)"
 sql "UPDATE codes SET state = 'published' WHERE state = 'planned'"
+run sample-demand --help
+is "sample-demand --help: exit 0, as -h" "$rc:$(head -1 "$T/out"):$(cat "$T/err")" \
+  "0:Print a sample demand forecast (pool TAB hour TAB codes) with a realistic:"
+run "$ROOT/scripts/demo" --help
+is "demo --help: what it does, and nothing started" "$rc:$(head -1 "$T/out"):$(cat "$T/err")" \
+  "0:make demo: the nightly fill on sample demand, on this machine only.:"
+run "$ROOT/scripts/demo" --scale 3
+is "demo with an argument: exit 64, before anything starts" "$rc:$(cat "$T/out")" 64:
+like "... saying what it takes" "$(cat "$T/err")" "demo: takes no arguments, '--scale' given \(DEMO_SCALE=N"
 for script in nightly-fill backfill audit; do
   run $script --help
   is "$script --help: exit 0, as -h" "$rc:$(cat "$T/err")" "0:"

@@ -32,3 +32,21 @@ run env -u MAKEFLAGS -u MFLAGS make -s -C "$ROOT" -o all uninstall DESTDIR="$roo
 is "make uninstall: exit 0" "$rc:$(cat "$T/err")" "0:"
 is "uninstall removes every file install put there" \
   "$(find "$root" -type f | sed "s|^$root||")" "$prefix/share/qrpool/NOTES.local"
+
+# scripts/install-deps as a user who may not install (not root, a sudo that
+# asks for a password): 77, said as such, not as apt failing (69). The
+# package tools are stand-ins on PATH: nothing is installed.
+mkdir "$T/stub"
+printf '#!/bin/sh\necho "install ok not-installed"\n' >"$T/stub/dpkg-query"
+printf '#!/bin/sh\n[ "$1" = -u ] && echo 1000 && exit 0\nexec /usr/bin/id "$@"\n' >"$T/stub/id"
+printf '#!/bin/sh\necho "apt-get $*" >>"%s/apt.log"; exit 100\n' "$T" >"$T/stub/apt-get"
+printf '#!/bin/sh\necho "sudo: a password is required" >&2; exit 1\n' >"$T/stub/sudo"
+chmod 755 "$T/stub/"*
+run env PATH="$T/stub:$PATH" "$ROOT/scripts/install-deps" --build
+is "install-deps, not root, sudo asking for a password: exit 77" "$rc" 77
+like "... saying so" "$(cat "$T/err")" "install-deps: need root, or sudo without a password, to install: pkg-config"
+ok "... apt not run" -- test ! -e "$T/apt.log"
+printf '#!/bin/sh\n[ "$1" = -n ] && shift\nexec "$@"\n' >"$T/stub/sudo"
+run env PATH="$T/stub:$PATH" "$ROOT/scripts/install-deps" --build
+is "... a sudo that lets it, and apt failing: 69" "$rc:$(head -1 "$T/apt.log")" "69:apt-get update -qq"
+like "... said as apt's failure" "$(cat "$T/err")" "install-deps: apt-get update failed"
