@@ -416,6 +416,9 @@ is "refused calls issue nothing" "$(stats tokens_issued classic) $(jget "$T/stat
 stop
 
 start forced --forced-daily 2 --forced-gap 1s
+# Its day ends at midnight in Beijing (16:00 UTC): not within the next ~4 s.
+to_midnight=$(( 86400 - ($(date +%s) + 28800) % 86400 ))
+[ $to_midnight -gt 10 ] || sleep $((to_midnight + 1))
 stable true; f1=$tok
 stable true; f2=$tok
 is "force_refresh again within --forced-gap does not refresh: the same token" "$f2" "$f1"

@@ -229,11 +229,12 @@ like "... warns that the deadline is tomorrow's" "$(cat "$T/err")" \
   "--until [0-9:]+: that time has passed today, so the deadline is tomorrow's, [0-9.]+ hours from now"
 # A minute ago (a fill started at 05:59:59, its fetch at 06:00:01): reached,
 # not tomorrow's (it fetched all day, through the peak). No call; the wechat
-# items stay planned, the others pass on; 75 as at any deadline.
+# items stay planned, the others pass on; 75 as at any deadline. (In $early_tz:
+# at 00:00 a minute ago is 23:59, today's, nearly a day ahead.)
 : >"$T/items"; plan poster 3; plan link 1
 calls_before=$(stats calls_total)
 planned_before=$(count "state = 'planned' AND pool != 'link'")
-run qrpool-fetch --until "$(date -d '1 minute ago' +%H:%M)" <"$T/items"
+run env TZ=$early_tz qrpool-fetch --until "$(TZ=$early_tz date -d '1 minute ago' +%H:%M)" <"$T/items"
 is "--until a minute ago: the deadline is reached: exit 75" "$rc" 75
 like "... saying so" "$(cat "$T/err")" \
   "--until [0-9:]+: that time passed [0-9]+ s ago: the deadline is reached, no call starts"

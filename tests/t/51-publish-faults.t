@@ -292,8 +292,9 @@ is "... said once" "$(grep -c 'does not exist on the cluster' "$T/err")" 1
 like "... the summary not saying to just try later" "$(cat "$T/err")" \
   "they stay fetched; publish them again once the refusal above is dealt with"
 is "... its codes still fetched" "$(count card fetched)" 20
-printf 'card\t%s\t5\n' "$(date -u +%Y-%m-%dT%H:00Z)" >"$T/demand.tsv"
-run qrpool-plan --dry-run --from "$(date -u +%Y-%m-%dT%H:00Z)" "$T/demand.tsv"
+hour=$(date -u +%Y-%m-%dT%H:00Z)   # (once: an hour may begin between two dates)
+{ printf 'card\t%s\t5\n' "$hour"; forecast_end "$hour"; } >"$T/demand.tsv"
+run qrpool-plan --dry-run --from "$hour" "$T/demand.tsv"
 like "... and plan says so" "$(cat "$T/err")" "pool card: topic qrpool.card does not exist on the cluster"
 kafka_control topic-error qrpool.card NO_ERROR
 qrpool-pending --state fetched --pool card | qrpool-publish >/dev/null

@@ -301,8 +301,9 @@ ok "... and writes no textfile (kafka_up 0 would page for Kafka)" -- test ! -e "
 run qrpool-report --check
 is "... --check: UNKNOWN, exit 3" "$rc:$(cat "$T/out")" \
   "3:QRPOOL UNKNOWN - bad configuration, or a staging DB of a newer qrpool (see stderr) (exit 78)"
-printf 'poster\t%s\t5\n' "$(date -u +%Y-%m-%dT%H:00Z)" >"$T/typo.tsv"
-run qrpool-plan --dry-run "$T/typo.tsv"
+typo_hour=$(date -u +%Y-%m-%dT%H:00Z)   # (once: an hour may begin between two dates)
+{ printf 'poster\t%s\t5\n' "$typo_hour"; forecast_end "$typo_hour"; } >"$T/typo.tsv"
+run qrpool-plan --dry-run --from "$typo_hour" "$T/typo.tsv"
 is "... plan exits 78 too, rather than estimating depth" "$rc" 78
 set_kafka 3s
 
