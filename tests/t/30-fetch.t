@@ -241,6 +241,13 @@ like "... saying so" "$(cat "$T/err")" \
 is "... no call made" "$(stats calls_total)" "$calls_before"
 is "... the wechat items still planned" "$(count "state = 'planned' AND pool != 'link'")" "$planned_before"
 is "... other items passed on" "$(cat "$T/out")" "$(grep -P '\tlink$' "$T/items")"
+# The same across midnight: at 00:05, --until 23:58 passed 7 minutes ago (it
+# was today's 23:58, a day of fetching ahead). In a zone where it is 00:05 now.
+off=$(( (5 - $(date -u +%-H) * 60 - $(date -u +%-M)) % 1440 + 1440 ))
+midnight_tz=LATE-$(( off % 1440 / 60 )):$(( off % 60 ))
+run env TZ=$midnight_tz qrpool-fetch --until 23:58 </dev/null
+like "--until 23:58 at 00:05 ($midnight_tz): yesterday's, reached" "$(cat "$T/err")" \
+  "--until 23:58: that time passed [0-9]+ s ago: the deadline is reached"
 run qrpool-fetch --until "$(date -d '1 hour' +%H:%M)" </dev/null
 is "--until in an hour: no warning" "$(cat "$T/err")" ""
 run env TZ=$early_tz qrpool-fetch --until "$(TZ=$early_tz date -d '13 hours' +%H:%M)" </dev/null
