@@ -18,17 +18,20 @@ export PATH
 # deadline more than 12 hours away: it has passed for tonight (a rerun in the
 # morning with the crontab's -u 06:00, a backfill given a time just gone), and
 # fetching until tomorrow's would call WeChat through the day's peaks, with a
-# plan of a day's worth of capacity.
+# plan of a day's worth of capacity. Sets JOB_CHECKED_AT, the HH:MM it was
+# checked at: the plan's window starts there (the clock read once: at 23:59:59.99
+# two reads give 23:00, and a window read after the check 06:00-06:00).
 job_check_deadline() {
   local job=$1 until_time=$2 now_minutes until_minutes left_minutes
   if ! [[ $until_time =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]]; then
     echo "$job: -u $until_time: expected HH:MM" >&2; exit 64
   fi
-  now_minutes=$((10#$(date +%H) * 60 + 10#$(date +%M)))
+  JOB_CHECKED_AT=$(date +%H:%M)
+  now_minutes=$((10#${JOB_CHECKED_AT%:*} * 60 + 10#${JOB_CHECKED_AT#*:}))
   until_minutes=$((10#${until_time%:*} * 60 + 10#${until_time#*:}))
   left_minutes=$(( (until_minutes - now_minutes + 1440) % 1440 ))
   if [ "$left_minutes" -eq 0 ] || [ "$left_minutes" -gt 720 ]; then
-    echo "$job: it is $(date +%H:%M), past the deadline $until_time (the next one is" \
+    echo "$job: it is $JOB_CHECKED_AT, past the deadline $until_time (the next one is" \
       "$((left_minutes / 60))h$((left_minutes % 60))m away): not starting; give -u a later time" >&2
     exit 75
   fi

@@ -235,33 +235,91 @@ int parse_iso_time(const char *text, time_t *out, char *why)
 	return 0;
 }
 
-time_t parse_today_local_time(time_t now, int minutes)
+/* The instants at which the local clock shows `minutes` after midnight on
+ * the day `days` after now's (by the local calendar): one; two in the hour a
+ * fall-back night repeats; in a spring-forward gap, the one mktime moves the
+ * time to. Returns how many. */
+static int parse_local_instants(time_t now, int days, int minutes, time_t out[2])
 {
-	struct tm tm;
+	int count = 0;
 
-	localtime_r(&now, &tm);
-	tm.tm_hour = minutes / 60;
-	tm.tm_min = minutes % 60;
-	tm.tm_sec = 0;
-	tm.tm_isdst = -1;
-	return mktime(&tm);
+	for (int dst = 0; dst <= 2 && count < 2; dst++) {
+		struct tm tm, back;
+		time_t t;
+
+		if (dst == 2 && count)   /* mktime's own guess: for a gap only */
+			break;
+		localtime_r(&now, &tm);
+		tm.tm_mday += days;
+		tm.tm_hour = minutes / 60;
+		tm.tm_min = minutes % 60;
+		tm.tm_sec = 0;
+		tm.tm_isdst = dst == 2 ? -1 : dst;
+		if ((t = mktime(&tm)) == (time_t)-1)
+			continue;
+		localtime_r(&t, &back);
+		/* Standard time and summer time each count where they show it. */
+		if (dst == 2 || (back.tm_hour * 60 + back.tm_min == minutes && back.tm_isdst == dst))
+			if (!count || out[0] != t)
+				out[count++] = t;
+	}
+	return count;
+}
+
+/* The latest instant at or before now (after: the earliest at or after) at
+ * which the local clock shows `minutes`: yesterday's, today's or tomorrow's. */
+static time_t parse_nearest_local_time(time_t now, int minutes, int after)
+{
+	time_t best = (time_t)-1, found[2];
+
+	for (int days = -1; days <= 1; days++) {
+		int count = parse_local_instants(now, days, minutes, found);
+
+		for (int i = 0; i < count; i++)
+			if (after ? found[i] >= now && (best == (time_t)-1 || found[i] < best) :
+			            found[i] <= now && (best == (time_t)-1 || found[i] > best))
+				best = found[i];
+	}
+	return best;
+}
+
+time_t parse_last_local_time(time_t now, int minutes)
+{
+	return parse_nearest_local_time(now, minutes, 0);
 }
 
 time_t parse_next_local_time(time_t now, int minutes)
 {
-	struct tm tm;
-	time_t candidate = parse_today_local_time(now, minutes);
+	return parse_nearest_local_time(now, minutes, 1);
+}
 
-	if (candidate < now) {
-		localtime_r(&now, &tm);
-		tm.tm_mday += 1;
-		tm.tm_hour = minutes / 60;
-		tm.tm_min = minutes % 60;
-		tm.tm_sec = 0;
-		tm.tm_isdst = -1;
-		candidate = mktime(&tm);
+/* The first instant of the day `days` after now's at which the local clock
+ * shows `minutes` (of two in a fall-back night's repeated hour, the earlier:
+ * cron runs a job of that hour then). */
+static time_t parse_day_first(time_t now, int days, int minutes)
+{
+	time_t found[2];
+	int count = parse_local_instants(now, days, minutes, found);
+
+	if (!count)
+		return (time_t)-1;
+	return count == 2 && found[1] < found[0] ? found[1] : found[0];
+}
+
+void parse_local_window(time_t now, int start, int end, int current_or_next, time_t *from,
+	time_t *to)
+{
+	/* The latest that has started: today's, if its start has come, else yesterday's. */
+	*from = parse_day_first(now, 0, start);
+	if (*from == (time_t)-1 || *from > now)
+		*from = parse_day_first(now, -1, start);
+	*to = parse_next_local_time(*from + 1, end);
+	if (current_or_next && *to <= now) {   /* over: the next one, today's or tomorrow's */
+		*from = parse_day_first(now, 0, start);
+		if (*from == (time_t)-1 || *from <= now)
+			*from = parse_day_first(now, 1, start);
+		*to = parse_next_local_time(*from + 1, end);
 	}
-	return candidate;
 }
 
 void parse_format_iso(time_t t, char *buf, size_t size)

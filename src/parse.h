@@ -25,13 +25,22 @@ int parse_time_window(const char *text, int *start_minutes, int *end_minutes, ch
  * "2026-11-28T05:00Z", "2026-11-28 13:00+0800". Seconds are optional. */
 int parse_iso_time(const char *text, time_t *out, char *why);
 
-/* Today's instant (by the local calendar) when the local clock shows
- * `minutes` after midnight: before `now` when that time has passed. */
-time_t parse_today_local_time(time_t now, int minutes);
+/* The last instant, at or before `now`, when the local clock showed `minutes`
+ * after midnight: today's or yesterday's, by the local calendar (so across a
+ * DST change too; in the hour a fall-back night repeats, the later reading
+ * that has passed). */
+time_t parse_last_local_time(time_t now, int minutes);
 
 /* The next instant, at or after `now`, when the local clock shows `minutes`
  * after midnight; `now` itself when that is the same minute start. */
 time_t parse_next_local_time(time_t now, int minutes);
+
+/* A daily window of local clock times, start to end (minutes after midnight;
+ * past midnight when end <= start), as instants: the latest that has started,
+ * or with current_or_next the one now is in, else the next one. Its length is
+ * real time: an hour less or more on a DST night. */
+void parse_local_window(time_t now, int start, int end, int current_or_next, time_t *from,
+	time_t *to);
 
 /* Format `t` as RFC 3339 in local time with offset, e.g. 2026-11-28T13:00:00+08:00. */
 void parse_format_iso(time_t t, char *buf, size_t size);

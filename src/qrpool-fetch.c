@@ -107,12 +107,10 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 			/* Passed moments ago (a fill started at 05:59:59 whose fetch
 			 * starts at 06:00:01) is reached, not tomorrow's: fetching
 			 * all day long, through the peak, is never what was meant.
-			 * Measured from today's instant, so a DST change between
-			 * today's and tomorrow's does not move the line; yesterday's
-			 * when today's is ahead (23:59 at 00:00:01). */
-			until = parse_today_local_time(now = time(NULL), minutes);
-			if (until >= now)
-				until = parse_today_local_time(now - 86400, minutes);
+			 * Measured from the last time the clock showed it (yesterday's
+			 * when today's is ahead: 23:59 at 00:00:01), so a DST change
+			 * does not move the line. */
+			until = parse_last_local_time(now = time(NULL), minutes);
 			if (until < now && now - until < FETCH_UNTIL_JUST_PASSED_S) {
 				cli->until_passed_s = (int)(now - until);
 				until = now;

@@ -187,17 +187,17 @@ static int plan_read_inputs(const struct plan_options *options, const struct con
 	return status;
 }
 
-/* Capacity for new wechat codes: --capacity, or the window's minutes x budget. */
+/* Capacity for new wechat codes: --capacity, or the window's minutes x budget:
+ * the window now is in, else tonight's, in real minutes (240 for 01:00-06:00
+ * on a spring-forward night, 360 on a fall-back one). */
 static int64_t plan_capacity(const struct plan_options *options, const struct config *config)
 {
-	int minutes;
+	time_t from, to;
 
 	if (options->window_start < 0)
 		return options->capacity;
-	minutes = options->window_end - options->window_start;
-	if (minutes <= 0)
-		minutes += 24 * 60;   /* 23:00-05:00 spans midnight */
-	return (int64_t)minutes * config_wechat_budget(config);
+	parse_local_window(time(NULL), options->window_start, options->window_end, 1, &from, &to);
+	return (int64_t)((to - from) / 60) * config_wechat_budget(config);
 }
 
 static int plan_measure(struct db *db, const struct config *config, struct plan_pool *pools,

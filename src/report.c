@@ -290,23 +290,20 @@ static int64_t report_quota_between(sqlite3_stmt *stmt, const char *appid, doubl
 /* WeChat calls this pipeline took from the appid's quota (all processes). */
 static int report_quota(struct db *db, const struct config *config, struct report *report)
 {
-	double start;
+	time_t from, to;
 	sqlite3_stmt *stmt;
-	int status, length = report->night_end - report->night_start;
+	int status;
 
 	if (!config->has_wechat || !config->wechat.appid)
 		return 0;
 	if ((status = db_prepare(db, &stmt, "SELECT coalesce(sum(taken), 0) FROM quota_windows "
 			"WHERE appid = ? AND window_start_ms >= ? AND window_start_ms < ?")))
 		return status;
-	if (length <= 0)
-		length += 24 * 60;
-	/* The latest night window that has started. */
-	start = (double)parse_next_local_time((time_t)report->now - 86400, report->night_start);
-	if (start + 86400 <= report->now)
-		start += 86400;
-	report->night_from = start;
-	report->night_to = start + length * 60.0;
+	/* The latest night window that has started (real time: on a DST night an
+	 * hour shorter or longer than its clock times say). */
+	parse_local_window((time_t)report->now, report->night_start, report->night_end, 0, &from, &to);
+	report->night_from = (double)from;
+	report->night_to = (double)to;
 	report->quota_last_hour = report_quota_between(stmt, config->wechat.appid, report->now - 3600,
 		report->now + 1);
 	report->quota_last_night = report_quota_between(stmt, config->wechat.appid, report->night_from,

@@ -1,7 +1,7 @@
 /* clockstep.so: LD_PRELOADed into a tool by the tests, it steps the wall
  * clock as NTP or an operator might in the night, leaving the monotonic
  * clock alone. QRPOOL_TEST_CLOCK_STEP="AFTER:BY": AFTER seconds after the
- * process starts, CLOCK_REALTIME and gettimeofday() go back BY seconds
+ * process starts, CLOCK_REALTIME, gettimeofday() and time() go back BY seconds
  * (forward if BY is negative). Lengths of time measured on the wall clock
  * then come out BY seconds long or short; those on the monotonic clock do
  * not. */
@@ -53,6 +53,18 @@ int clock_gettime(clockid_t clock, struct timespec *now)
 	if (!rc && (clock == CLOCK_REALTIME || clock == CLOCK_REALTIME_COARSE))
 		clockstep_shift(now);
 	return rc;
+}
+
+/* (glibc's time() reads the clock itself, not through clock_gettime) */
+time_t time(time_t *out)
+{
+	struct timespec wall;
+
+	if (clock_gettime(CLOCK_REALTIME, &wall))
+		return (time_t)-1;
+	if (out)
+		*out = wall.tv_sec;
+	return wall.tv_sec;
 }
 
 int gettimeofday(struct timeval *restrict now, void *restrict zone)

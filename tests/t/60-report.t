@@ -386,3 +386,21 @@ took=$(($(date +%s) - started))
 is "--check, Kafka down, kafka.timeout 30 s: UNKNOWN" "$rc" 3
 ok "... within 9 s (took $took s)" test "$took" -le 9
 like "... saying why" "$(cat "$T/out")" "QRPOOL UNKNOWN - .*pool depth unreadable"
+
+# --- the night window in real time, on and after DST nights (New York) -------------
+# The report's clock set by clockstep.so; no Kafka, a DB of its own.
+sed -e '/^kafka = /d' -e 's|staging\.db|dst.db|' "$QRPOOL_CONFIG" >"$T/dst.cfg"
+chmod 600 "$T/dst.cfg"
+night_window() {  # night_window EPOCH: the JSON's night window, from-to, at that time
+  LD_PRELOAD=$QRPOOL_BIN/clockstep.so QRPOOL_TEST_CLOCK_STEP=0:$(( $(date +%s) - $1 )) \
+    TZ=America/New_York qrpool-report -c "$T/dst.cfg" --json >"$T/out" 2>"$T/err" || true
+  jq_py 'r["quota"]["night_window"]["from"] + " " + r["quota"]["night_window"]["to"]'
+}
+is "10:00 after a spring-forward night: 01:00 EST to 06:00 EDT (4 hours)" "$(night_window 1805032800)" \
+  "2027-03-14T01:00:00-05:00 2027-03-14T06:00:00-04:00"
+is "10:00 after a fall-back night: from the first 01:00 (EDT) to 06:00 EST (6 hours)" \
+  "$(night_window 1825599600)" "2027-11-07T01:00:00-04:00 2027-11-07T06:00:00-05:00"
+is "01:30 the night after a spring-forward day: that night's window, begun" \
+  "$(night_window 1805088600)" "2027-03-15T01:00:00-04:00 2027-03-15T06:00:00-04:00"
+is "00:30 the night after a fall-back day: the last night's, not one to come" \
+  "$(night_window 1825651800)" "2027-11-07T01:00:00-04:00 2027-11-07T06:00:00-05:00"

@@ -100,6 +100,14 @@ sql "UPDATE codes SET state = 'published' WHERE state = 'planned'"
 run sample-demand --help
 is "sample-demand --help: exit 0, as -h" "$rc:$(head -1 "$T/out"):$(cat "$T/err")" \
   "0:Print a sample demand forecast (pool TAB hour TAB codes) with a realistic:"
+# Its default start: the next hour, local time (it read "+ 1 hour" as a zone,
+# UTC+1: 22:00 at 14:30 in Shanghai, 17:00 in Kolkata).
+for tz in Asia/Shanghai Asia/Kolkata America/New_York; do
+  first=$(TZ=$tz sample-demand -n 1 x:24 | cut -f2)
+  ahead=$(( $(date -d "$first" +%s) - $(date +%s) ))
+  ok "sample-demand in $tz starts at the next hour ($first, in $ahead s)" -- \
+    test "$ahead" -gt 0 -a "$ahead" -le 3600
+done
 run "$ROOT/scripts/demo" --help
 is "demo --help: what it does, and nothing started" "$rc:$(head -1 "$T/out"):$(cat "$T/err")" \
   "0:make demo: the nightly fill on sample demand, on this machine only.:"

@@ -89,16 +89,48 @@ static void test_next_local_time(void)
 	next = parse_next_local_time(now, 4 * 60);
 	is_int(next - now, 23 * 3600, "04:00 is tomorrow");
 	is_int(parse_next_local_time(now, 5 * 60), now, "05:00 at 05:00 is now");
-	is_int(now - parse_today_local_time(now, 4 * 60), 3600, "today's 04:00 was an hour ago");
+	is_int(now - parse_last_local_time(now, 4 * 60), 3600, "today's 04:00 was an hour ago");
+	is_int(now - parse_last_local_time(now, 6 * 60), 23 * 3600, "... 06:00 last showed yesterday");
 
 	/* The eve of a spring-forward: tomorrow's 06:00 is 23 hours after
 	 * today's, so "a day minus a bit ahead" does not mean "just passed". */
 	setenv("TZ", "America/New_York", 1);
 	tzset();
 	now = 1772881201;   /* 2026-03-07T06:00:01-05:00, a Saturday */
-	is_int(now - parse_today_local_time(now, 6 * 60), 1,
+	is_int(now - parse_last_local_time(now, 6 * 60), 1,
 		"today's 06:00 one second ago, the eve of a DST change");
 	is_int(parse_next_local_time(now, 6 * 60) - now, 23 * 3600 - 1, "... tomorrow's is 23 h away");
+
+	/* The night after a 23-hour day: yesterday's 23:58 was 7 minutes ago
+	 * (24 hours back is the day before: a deadline then a day away). */
+	now = 1805083500;   /* 2027-03-15T00:05-04:00 */
+	is_int(now - parse_last_local_time(now, 23 * 60 + 58), 420,
+		"at 00:05 after a spring-forward day, 23:58 showed 7 minutes ago");
+	/* A fall-back night shows 01:00-01:59 twice: at the second 01:35, the
+	 * last 01:30 is 5 minutes ago and the next 01:40 in 5, not a day away. */
+	now = 1825569300;   /* 2027-11-07T01:35-05:00 */
+	is_int(now - parse_last_local_time(now, 90), 300, "the second 01:35 of a fall-back night: 01:30 5 minutes ago");
+	is_int(parse_next_local_time(now, 100) - now, 300, "... 01:40 in 5 minutes");
+	now = 1825565700;   /* 2027-11-07T01:35-04:00, the first */
+	is_int(parse_next_local_time(now, 100) - now, 300, "the first 01:35: 01:40 in 5 minutes, the first one");
+
+	/* A night window of 01:00-06:00 in real minutes. */
+	time_t from, to;
+	parse_local_window(1805004000, 60, 360, 1, &from, &to);   /* 2027-03-14T01:00-05:00 */
+	is_int((to - from) / 60, 240, "01:00-06:00 on a spring-forward night: 240 minutes");
+	parse_local_window(1825563600, 60, 360, 1, &from, &to);   /* 2027-11-07T01:00-04:00 */
+	is_int((to - from) / 60, 360, "... on a fall-back night: 360");
+	parse_local_window(1805043600, 60, 360, 0, &from, &to);   /* 2027-03-14T13:00-04:00 */
+	is_int(from, 1805004000, "at 13:00, the latest window started is the night's");
+	parse_local_window(1805043600, 60, 360, 1, &from, &to);
+	is_int((to - from) / 60, 300, "... the current or next one: the next night's, 300 minutes");
+	ok(from > 1805043600, "... which starts later");
+	/* At 10:00 after a fall-back night, the window began at the first 01:00. */
+	parse_local_window(1825599600, 60, 360, 0, &from, &to);   /* 2027-11-07T10:00-05:00 */
+	is_int(from, 1825563600, "the night window of a fall-back night starts at its first 01:00 (EDT)");
+	is_int((to - from) / 60, 360, "... and is 360 minutes long");
+	parse_local_window(1805043600, 23 * 60, 2 * 60, 1, &from, &to);
+	is_int((to - from) / 60, 180, "23:00-02:00 spans midnight: 180 minutes");
 	setenv("TZ", "UTC", 1);
 	tzset();
 }
