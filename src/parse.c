@@ -243,11 +243,13 @@ static int parse_local_instants(time_t now, int days, int minutes, time_t out[2]
 {
 	int count = 0;
 
-	for (int dst = 0; dst <= 2 && count < 2; dst++) {
+	/* Standard time (dst 0) and summer time (1), each where it shows that
+	 * time; mktime's own reading (-1) only when neither does (a gap). */
+	for (int dst = 0; dst <= 2; dst++) {
 		struct tm tm, back;
 		time_t t;
 
-		if (dst == 2 && count)   /* mktime's own guess: for a gap only */
+		if (dst == 2 && count)
 			break;
 		localtime_r(&now, &tm);
 		tm.tm_mday += days;
@@ -258,7 +260,6 @@ static int parse_local_instants(time_t now, int days, int minutes, time_t out[2]
 		if ((t = mktime(&tm)) == (time_t)-1)
 			continue;
 		localtime_r(&t, &back);
-		/* Standard time and summer time each count where they show it. */
 		if (dst == 2 || (back.tm_hour * 60 + back.tm_min == minutes && back.tm_isdst == dst))
 			if (!count || out[0] != t)
 				out[count++] = t;
