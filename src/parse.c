@@ -235,36 +235,62 @@ int parse_iso_time(const char *text, time_t *out, char *why)
 	return 0;
 }
 
+/* What the local clock shows at t, read as if it were UTC. */
+static time_t parse_wall(time_t t)
+{
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	return timegm(&tm);
+}
+
 /* The instants at which the local clock shows `minutes` after midnight on
- * the day `days` after now's (by the local calendar): one; two in the hour a
- * fall-back night repeats; in a spring-forward gap, the one mktime moves the
- * time to. Returns how many. */
+ * the day `days` after now's (by the local calendar): one; two in an hour a
+ * night repeats (clocks set back); in a gap (clocks set forward past it), the
+ * moment the clocks change. Found by the offsets in force a day either side,
+ * not by tm_isdst (zones have changed offset with it 0 on both sides, and
+ * Dublin's winter time is its "DST"). Returns how many, in order. */
 static int parse_local_instants(time_t now, int days, int minutes, time_t out[2])
 {
+	struct tm tm;
+	time_t wall, t, lo, hi;
+	long offsets[2];
 	int count = 0;
 
-	/* Standard time (dst 0) and summer time (1), each where it shows that
-	 * time; mktime's own reading (-1) only when neither does (a gap). */
-	for (int dst = 0; dst <= 2; dst++) {
-		struct tm tm, back;
-		time_t t;
-
-		if (dst == 2 && count)
-			break;
-		localtime_r(&now, &tm);
-		tm.tm_mday += days;
-		tm.tm_hour = minutes / 60;
-		tm.tm_min = minutes % 60;
-		tm.tm_sec = 0;
-		tm.tm_isdst = dst == 2 ? -1 : dst;
-		if ((t = mktime(&tm)) == (time_t)-1)
-			continue;
-		localtime_r(&t, &back);
-		if (dst == 2 || (back.tm_hour * 60 + back.tm_min == minutes && back.tm_isdst == dst))
-			if (!count || out[0] != t)
-				out[count++] = t;
+	localtime_r(&now, &tm);
+	tm.tm_mday += days;
+	tm.tm_hour = minutes / 60;
+	tm.tm_min = minutes % 60;
+	tm.tm_sec = 0;
+	wall = timegm(&tm);   /* (normalizes the day) */
+	offsets[0] = (long)(parse_wall(wall - 86400) - (wall - 86400));
+	offsets[1] = (long)(parse_wall(wall + 86400) - (wall + 86400));
+	for (int i = 0; i < 2; i++) {
+		t = wall - offsets[i];
+		if (parse_wall(t) == wall && (!count || out[0] != t))
+			out[count++] = t;
 	}
-	return count;
+	if (count == 2 && out[1] < out[0]) {
+		t = out[0];
+		out[0] = out[1];
+		out[1] = t;
+	}
+	if (count)
+		return count;
+	/* A gap: the first instant whose clock shows that time or later. */
+	lo = wall - (offsets[0] > offsets[1] ? offsets[0] : offsets[1]);
+	hi = wall - (offsets[0] < offsets[1] ? offsets[0] : offsets[1]);
+	if (parse_wall(hi) < wall)
+		return 0;
+	while (lo < hi) {
+		t = lo + (hi - lo) / 2;
+		if (parse_wall(t) >= wall)
+			hi = t;
+		else
+			lo = t + 1;
+	}
+	out[0] = hi;
+	return 1;
 }
 
 /* The latest instant at or before now (after: the earliest at or after) at
@@ -300,11 +326,8 @@ time_t parse_next_local_time(time_t now, int minutes)
 static time_t parse_day_first(time_t now, int days, int minutes)
 {
 	time_t found[2];
-	int count = parse_local_instants(now, days, minutes, found);
 
-	if (!count)
-		return (time_t)-1;
-	return count == 2 && found[1] < found[0] ? found[1] : found[0];
+	return parse_local_instants(now, days, minutes, found) ? found[0] : (time_t)-1;
 }
 
 void parse_local_window(time_t now, int start, int end, int current_or_next, time_t *from,

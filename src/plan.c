@@ -219,7 +219,7 @@ static double plan_cover(const struct plan_pool *p, int64_t extra)
 
 void plan_model(struct plan_pool *pools, size_t count, const struct demand *demand, time_t from)
 {
-	double horizon = (double)from;   /* where the forecast ends */
+	double horizon = demand->end ? (double)demand->end : (double)from;   /* where it ends */
 
 	for (size_t i = 0; i < count; i++)
 		pools[i].forecast = 0;
@@ -233,7 +233,7 @@ void plan_model(struct plan_pool *pools, size_t count, const struct demand *dema
 		/* An hour only partly inside the window counts in proportion. */
 		if (stop > start)
 			p->forecast += (double)row->codes * (stop - start) / 3600.0;
-		if ((double)row->hour + 3600.0 > horizon)
+		if (!demand->end && (double)row->hour + 3600.0 > horizon)
 			horizon = (double)row->hour + 3600.0;
 	}
 	for (size_t i = 0; i < count; i++) {

@@ -22,6 +22,8 @@ struct demand {
 	struct demand_row *rows;
 	size_t count, capacity;
 	int errors;               /* bad lines seen so far */
+	time_t end;               /* where the forecast ends: the first input's last hour's
+	                           * end (0: its rows' latest) */
 };
 
 /* Parses one demand line ("pool TAB hour TAB codes"; comments and blank lines
@@ -73,8 +75,8 @@ struct plan_limits {
 #define PLAN_FORECAST_SLACK_SECONDS 600
 
 /* Fills forecast, demand, target and need for each pool, and the hours of its
- * cover past the end of the forecast (its last hour, over every pool), which
- * count as no demand. */
+ * cover past the end of the forecast (demand->end, or its last hour, over
+ * every pool), which count as no demand. */
 void plan_model(struct plan_pool *pools, size_t count, const struct demand *demand, time_t from);
 /* Grants codes within the limits: --max first, over all pools, then the
  * capacity, over the wechat pools, so that capacity is spent only on codes

@@ -48,6 +48,8 @@ static void plan_usage(void)
 		"  --from TIME        start of the covered period (ISO-8601; default now)\n"
 		"  --capacity N       wechat codes that can be made (default: unbounded)\n"
 		"  --window HH:MM-HH:MM  capacity = window minutes x (quota - reserve) per minute\n"
+		"                     (the window now is in, else the next; real minutes, so\n"
+		"                     an hour fewer or more on a DST night)\n"
 		"  --reserve N        the reserve per minute for --window (only), instead of\n"
 		"                     wechat.reserve_per_minute (as qrpool-fetch --reserve)\n"
 		"  --max N            make at most N codes in all\n"
@@ -61,9 +63,9 @@ static void plan_usage(void)
 		"(with several files: one of them), or it would plan more than 50,000,000 codes\n"
 		"(--max caps a plan).\n"
 		"75 also means: capacity was short, the plan was written but some pools got less;\n"
-		"or the forecast ends before some pool's cover_hours do (the hours past its end\n"
-		"count as no demand); or Kafka is configured and some pool's depth had to be\n"
-		"estimated from the DB.\n"
+		"or the forecast (the first file) ends over 10 minutes before some pool's\n"
+		"cover_hours do (the hours past its end count as no demand); or Kafka is\n"
+		"configured and some pool's depth had to be estimated from the DB.\n"
 		"78 also means: a link pool's url_prefix plus a request id cannot fit a QR code.\n");
 }
 
@@ -183,6 +185,12 @@ static int plan_read_inputs(const struct plan_options *options, const struct con
 		if (one == EXIT_IO)
 			return one;
 		status = exitcode_worst(status, one);
+		/* The forecast ends where the first input does: backfill's regular
+		 * forecast (a campaign's rows after it may reach further, and must
+		 * not hide that it ends short). */
+		for (size_t r = 0; i == 0 && r < demand->count; r++)
+			if (demand->rows[r].hour + 3600 > demand->end)
+				demand->end = demand->rows[r].hour + 3600;
 	}
 	return status;
 }

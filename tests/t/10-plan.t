@@ -135,6 +135,12 @@ like "... link pools too" "$(cat "$T/err")" "pool link: the forecast ends at 202
 run qrpool-plan --from $FROM "$T/short.tsv"
 is "... the plan is made all the same, of the hours known, and exits 75" "$rc:$(wc -l <"$T/out")" 75:360
 is "... recorded as such" "$(sql "SELECT exit_status FROM runs WHERE stage = 'plan'")" 75
+# With several files, the first one's end counts: a campaign's row days later
+# (backfill: -d REGULAR.tsv first) does not hide a regular forecast ending short.
+printf 'card\t2026-11-29T12:00+08:00\t50\ncard\t2026-12-02T10:00+08:00\t50\n' >"$T/late-campaign.tsv"
+run qrpool-plan -n --sum --from $FROM "$T/short.tsv" "$T/late-campaign.tsv"
+is "a campaign reaching further than the regular forecast: still 75" "$rc" 75
+like "... the regular forecast's end said" "$(cat "$T/err")" "pool poster: the forecast ends at 2026-11-29T05:00Z, 21.0 of"
 rm -f "$T/staging.db"*
 { demand poster 100; printf 'card\t2026-11-30T09:00+08:00\t0\n'; } >"$T/gap.tsv"
 run qrpool-plan -n --from $FROM "$T/gap.tsv"
@@ -219,7 +225,7 @@ run qrpool-plan -n --sum --from $FROM "$T/fresh.tsv" "$T/empty.tsv"
 is "several forecasts, one empty: exit 65" "$rc:$(grep -c 'empty.tsv: no demand rows' "$T/err")" 65:1
 # --sum adds such rows, whatever the notation of the hour and the line ends
 # (b.tsv saved on Windows: CRLF, and a byte-order mark).
-printf '\357\273\277card\t2026-11-29T10:00+08:00\t3\r\n' >"$T/b.tsv"
+{ printf '\357\273\277card\t2026-11-29T10:00+08:00\t3\r\n'; forecast_end $FROM; } >"$T/b.tsv"
 { printf '# extra\ncard\t2026-11-29T02:00Z\t4\ncard\t2026-11-29T02:00:00+00:00\t5\n'; forecast_end $FROM; } >"$T/c.tsv"
 run qrpool-plan --sum --from $FROM "$T/b.tsv" "$T/c.tsv"
 is "--sum: rows of the same pool and hour in any notation are added" "$rc:$(sql "SELECT codes FROM \

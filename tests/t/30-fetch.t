@@ -243,7 +243,8 @@ is "... the wechat items still planned" "$(count "state = 'planned' AND pool != 
 is "... other items passed on" "$(cat "$T/out")" "$(grep -P '\tlink$' "$T/items")"
 # The same across midnight: at 00:05, --until 23:58 passed 7 minutes ago (it
 # was today's 23:58, a day of fetching ahead). In a zone where it is 00:05 now.
-off=$(( (5 - $(date -u +%-H) * 60 - $(date -u +%-M)) % 1440 + 1440 ))
+utc_hm=$(date -u '+%-H %-M')   # (read once: the hour may turn between two reads)
+off=$(( (5 - ${utc_hm% *} * 60 - ${utc_hm#* }) % 1440 + 1440 ))
 midnight_tz=LATE-$(( off % 1440 / 60 )):$(( off % 60 ))
 run env TZ=$midnight_tz qrpool-fetch --until 23:58 </dev/null
 like "--until 23:58 at 00:05 ($midnight_tz): yesterday's, reached" "$(cat "$T/err")" \

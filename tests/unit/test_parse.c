@@ -131,6 +131,30 @@ static void test_next_local_time(void)
 	is_int((to - from) / 60, 360, "... and is 360 minutes long");
 	parse_local_window(1805043600, 23 * 60, 2 * 60, 1, &from, &to);
 	is_int((to - from) / 60, 180, "23:00-02:00 spans midnight: 180 minutes");
+
+	/* Dublin's clocks go from 01:00 to 02:00 (tzdata calls its winter time
+	 * the DST): 01:00 that night is the moment they change, not an hour
+	 * before, and 01:00-06:00 is 240 minutes. */
+	setenv("TZ", "Europe/Dublin", 1);
+	tzset();
+	parse_local_window(1806159600, 60, 360, 1, &from, &to);   /* 2027-03-27T15:00Z */
+	is_int(from, 1806195600, "Dublin: the night's 01:00 is when the clocks change");
+	is_int((to - from) / 60, 240, "... and 01:00-06:00 is 240 minutes");
+	now = 1806192300;   /* 2027-03-28T00:05Z */
+	is_int(now - parse_last_local_time(now, 60), 23 * 3600 + 5 * 60, "... at 00:05, 01:00 last showed yesterday");
+	is_int(parse_next_local_time(now, 60) - now, 55 * 60, "... and next shows in 55 minutes");
+	/* Almaty went from UTC+6 to UTC+5 at midnight of 2024-02-29, both sides
+	 * standard time: 23:00-23:59 came twice. */
+	setenv("TZ", "Asia/Almaty", 1);
+	tzset();
+	now = 1709231700;   /* the second 23:35 */
+	is_int(parse_next_local_time(now, 23 * 60 + 40) - now, 300, "Almaty's repeated hour: 23:40 in 5 minutes");
+	is_int(now - parse_last_local_time(now, 23 * 60 + 30), 300, "... 23:30 5 minutes ago");
+	/* Lord Howe's clocks go forward half an hour, 02:00 to 02:30. */
+	setenv("TZ", "Australia/Lord_Howe", 1);
+	tzset();
+	is_int(parse_next_local_time(1822490940, 2 * 60 + 15), 1822491000,
+		"Lord Howe: 02:15, in the gap, is when the clocks change");
 	setenv("TZ", "UTC", 1);
 	tzset();
 }
