@@ -219,8 +219,6 @@ static double plan_cover(const struct plan_pool *p, int64_t extra)
 
 void plan_model(struct plan_pool *pools, size_t count, const struct demand *demand, time_t from)
 {
-	double horizon = demand->end ? (double)demand->end : (double)from;   /* where it ends */
-
 	for (size_t i = 0; i < count; i++)
 		pools[i].forecast = 0;
 	for (size_t r = 0; r < demand->count; r++) {
@@ -233,22 +231,19 @@ void plan_model(struct plan_pool *pools, size_t count, const struct demand *dema
 		/* An hour only partly inside the window counts in proportion. */
 		if (stop > start)
 			p->forecast += (double)row->codes * (stop - start) / 3600.0;
-		if (!demand->end && (double)row->hour + 3600.0 > horizon)
-			horizon = (double)row->hour + 3600.0;
 	}
 	for (size_t i = 0; i < count; i++) {
 		struct plan_pool *p = &pools[i];
 		int64_t stock = p->depth.depth + p->in_flight;
 		/* A missing hour inside the forecast may be a zero the export left
 		 * out; one past its end is not known at all. */
-		double past = (double)from + p->pool->cover_hours * 3600.0 - horizon;
+		double past = (double)from + p->pool->cover_hours * 3600.0 - (double)demand->end;
 
 		p->demand = plan_ceil(p->forecast);
 		p->target = plan_ceil(p->forecast * (1.0 + p->pool->safety));
 		p->need = p->target > stock ? p->target - stock : 0;
 		p->granted = 0;
 		p->hours_of_cover = plan_cover(p, 0);
-		p->forecast_end = (time_t)horizon;
 		p->past_forecast = past > PLAN_FORECAST_SLACK_SECONDS ? past / 3600.0 : 0;
 	}
 }

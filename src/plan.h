@@ -22,8 +22,8 @@ struct demand {
 	struct demand_row *rows;
 	size_t count, capacity;
 	int errors;               /* bad lines seen so far */
-	time_t end;               /* where the forecast ends: the first input's last hour's
-	                           * end (0: its rows' latest) */
+	time_t end;               /* where the forecast ends: the end of the last hour of
+	                           * the first input (the reader sets it) */
 };
 
 /* Parses one demand line ("pool TAB hour TAB codes"; comments and blank lines
@@ -44,8 +44,7 @@ void plan_demand_free(struct demand *demand);
 struct plan_pool {
 	const struct pool_config *pool;
 	double forecast;          /* codes expected over the cover hours after the start */
-	time_t forecast_end;      /* the end of the forecast's last hour, over every pool */
-	double past_forecast;     /* of the cover hours, those after forecast_end (0: none) */
+	double past_forecast;     /* of the cover hours, those after the forecast's end (0: none) */
 	int64_t demand;           /* forecast, rounded up */
 	struct pool_depth depth;
 	int64_t in_flight;        /* planned or fetched, not yet published */
@@ -75,8 +74,7 @@ struct plan_limits {
 #define PLAN_FORECAST_SLACK_SECONDS 600
 
 /* Fills forecast, demand, target and need for each pool, and the hours of its
- * cover past the end of the forecast (demand->end, or its last hour, over
- * every pool), which count as no demand. */
+ * cover past demand->end, which count as no demand. */
 void plan_model(struct plan_pool *pools, size_t count, const struct demand *demand, time_t from);
 /* Grants codes within the limits: --max first, over all pools, then the
  * capacity, over the wechat pools, so that capacity is spent only on codes

@@ -596,17 +596,17 @@ static int plan_check_period(const struct plan_options *options, const struct de
  * fell short, a pool's cover reaches past the forecast, or the depth had to
  * be estimated; said on stderr, since cron's mail must tell someone. */
 static int plan_outcome(const struct config *config, const struct plan_pool *pools,
-	int64_t short_by, int dry_run)
+	const struct demand *demand, int64_t short_by, int dry_run)
 {
 	int status = short_by > 0 ? EXIT_TEMPFAIL : 0;
+	char end[32];
 
 	for (size_t i = 0; i < config->pool_count; i++) {
 		const struct plan_pool *p = &pools[i];
-		char end[32];
 
 		if (p->past_forecast <= 0)
 			continue;
-		strftime(end, sizeof end, "%Y-%m-%dT%H:%MZ", gmtime(&p->forecast_end));
+		strftime(end, sizeof end, "%Y-%m-%dT%H:%MZ", gmtime(&demand->end));
 		log_error("pool %s: the forecast ends at %s, %.1f of the pool's %g hours of cover are "
 			"past it and count as no demand, so the plan may fall short (export a forecast "
 			"that reaches as far, or lower cover_hours); exit 75", p->pool->name, end,
@@ -660,7 +660,7 @@ static int plan_run(const struct plan_options *options, const struct config *con
 				if (!(status = cli_close_stdout()))
 					status = plan_check_total(plan_total(pools, config->pool_count));
 				if (!status)
-					status = plan_outcome(config, pools, short_by, 1);
+					status = plan_outcome(config, pools, &demand, short_by, 1);
 			}
 		} else if (!status && interrupt_requested()) {   /* (while Kafka was asked) */
 			log_warn("interrupted before the plan was made: nothing planned");
@@ -675,7 +675,7 @@ static int plan_run(const struct plan_options *options, const struct config *con
 				status = plan_print_items(pools, minted, total);
 			}
 			if (!status)   /* the plan stands */
-				status = plan_outcome(config, pools, short_by, 0);
+				status = plan_outcome(config, pools, &demand, short_by, 0);
 			db_run_end(&db, (int64_t)demand.count, staged, status);
 		}
 		db_close(&db);

@@ -25,7 +25,7 @@ static void test_model(void)
 		{ .pool_index = 0, .hour = 10800, .codes = 1000 },   /* beyond 2 cover hours */
 		{ .pool_index = 2, .hour = 3600, .codes = 60 },
 	};
-	struct demand demand = { rows, 4, 4, 0 };
+	struct demand demand = { rows, 4, 4, 0, 4 * 3600 };   /* it ends at 04:00 */
 	struct plan_pool pools[3];
 
 	setup(pools);
@@ -39,9 +39,8 @@ static void test_model(void)
 	is_int(pools[2].demand, 30, "the link pool's one cover hour holds half an hour of demand");
 	is_int(pools[1].need, 0, "no demand, no need");
 	ok(isinf(pools[1].hours_of_cover), "no demand: unbounded cover");
-	/* The forecast ends at 04:00 (its last hour, over every pool): a's cover
-	 * (to 03:30) and l's (to 02:30) are inside it, b's with no row too. */
-	is_int(pools[0].forecast_end, 4 * 3600, "the forecast ends with its last hour, of any pool");
+	/* The forecast ends at 04:00: a's cover (to 03:30) and l's (to 02:30)
+	 * are inside it, b's with no row too. */
 	ok(pools[0].past_forecast == 0 && pools[1].past_forecast == 0 && pools[2].past_forecast == 0,
 		"covers inside the forecast: no hour past it");
 
@@ -49,6 +48,7 @@ static void test_model(void)
 	 * cover (to 03:30) is past it; l's ends at 02:30. */
 	rows[2] = rows[3];
 	demand.count = 3;
+	demand.end = 3 * 3600;
 	setup(pools);
 	plan_model(pools, 3, &demand, 3600 + 1800);
 	ok(fabs(pools[0].past_forecast - 0.5) < 1e-9 && fabs(pools[1].past_forecast - 0.5) < 1e-9,
@@ -63,7 +63,7 @@ static void test_model(void)
 
 	/* 60,000,000 x 1.1 is 66,000,000.00000001 in doubles: not 66,000,001. */
 	struct demand_row big = { .pool_index = 0, .hour = 3600, .codes = 60000000 };
-	struct demand one = { &big, 1, 1, 0 };
+	struct demand one = { &big, 1, 1, 0, 2 * 3600 };
 	double safety = pool_configs[0].safety;
 
 	setup(pools);
