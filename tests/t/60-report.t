@@ -392,8 +392,7 @@ like "... saying why" "$(cat "$T/out")" "QRPOOL UNKNOWN - .*pool depth unreadabl
 sed -e '/^kafka = /d' -e 's|staging\.db|dst.db|' "$QRPOOL_CONFIG" >"$T/dst.cfg"
 chmod 600 "$T/dst.cfg"
 night_window() {  # night_window EPOCH: the JSON's night window, from-to, at that time
-  LD_PRELOAD=$QRPOOL_BIN/clockstep.so QRPOOL_TEST_CLOCK_STEP=0:$(( $(date +%s) - $1 )) \
-    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 TZ=America/New_York qrpool-report -c "$T/dst.cfg" --json >"$T/out" 2>"$T/err" || true
+  at_clock "$1" America/New_York qrpool-report -c "$T/dst.cfg" --json >"$T/out" 2>"$T/err" || true
   jq_py 'r["quota"]["night_window"]["from"] + " " + r["quota"]["night_window"]["to"]'
 }
 is "10:00 after a spring-forward night: 01:00 EST to 06:00 EDT (4 hours)" "$(night_window 1805032800)" \

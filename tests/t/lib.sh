@@ -193,6 +193,15 @@ CFG
   chmod 600 "$T/secret"
 }
 
+# at_clock EPOCH ZONE COMMAND...: runs COMMAND with its wall clock set to EPOCH
+# (clockstep.so, from its start) in time zone ZONE. (ASan wants to be the first
+# preload; it need not be.)
+at_clock() {
+  at_epoch=$1 at_zone=$2; shift 2
+  LD_PRELOAD=$QRPOOL_BIN/clockstep.so QRPOOL_TEST_CLOCK_STEP=0:$(( $(date +%s) - at_epoch )) \
+    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 TZ=$at_zone "$@"
+}
+
 # forecast_end FROM [POOL]: a row of no codes a day after FROM (of poster, or
 # POOL), so that a forecast of a few hours reaches the whole cover of
 # write_config's pools (at most 24 h) from FROM; a forecast that ends short of
