@@ -77,31 +77,38 @@ int log_enabled(enum log_level level)
 	}
 }
 
-/* Registered secrets: written under the lock, each slot once, before the
- * count that makes it seen is raised (release); read without the lock. */
+/* Registered secrets, under the lock: the config's, each kept for the run;
+ * the access tokens, the last LOG_TOKENS of them (a token rotates every two
+ * hours or so, and an old one may still be quoted back while its successor
+ * serves). */
 static pthread_mutex_t log_secret_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *log_secrets[LOG_SECRETS];
-static atomic_int log_secret_count;
+static int log_secret_count;
+static char *log_tokens[LOG_TOKENS];
+static unsigned log_token_next;
+
+static int log_secret_known(char *const *list, int count, const char *value, size_t length)
+{
+	for (int i = 0; i < count; i++)
+		if (list[i] && strlen(list[i]) == length && !memcmp(list[i], value, length))
+			return 1;
+	return 0;
+}
 
 void log_add_secret(const char *value, size_t length)
 {
-	int count, full = 0;
+	int full = 0;
 	char *copy;
 
 	if (length < LOG_SECRET_MIN || memchr(value, '\0', length))
 		return;
 	pthread_mutex_lock(&log_secret_lock);
-	count = atomic_load(&log_secret_count);
-	for (int i = 0; i < count; i++)
-		if (strlen(log_secrets[i]) == length && !memcmp(log_secrets[i], value, length))
-			goto out;
-	if (count == LOG_SECRETS)
+	if (log_secret_known(log_secrets, log_secret_count, value, length))
+		;
+	else if (log_secret_count == LOG_SECRETS)
 		full = 1;
-	else if ((copy = strndup(value, length))) {
-		log_secrets[count] = copy;
-		atomic_store_explicit(&log_secret_count, count + 1, memory_order_release);
-	}
-out:
+	else if ((copy = strndup(value, length)))
+		log_secrets[log_secret_count++] = copy;
 	pthread_mutex_unlock(&log_secret_lock);
 	if (full) {
 		static atomic_int said;
@@ -110,6 +117,27 @@ out:
 			log_warn("more than %d secret values in the config: the others are not masked "
 				"in log lines", LOG_SECRETS);
 	}
+}
+
+void log_add_token(const char *token)
+{
+	size_t length = strlen(token);
+	char *copy;
+
+	if (length < LOG_SECRET_MIN)
+		return;
+	pthread_mutex_lock(&log_secret_lock);
+	if (!log_secret_known(log_tokens, LOG_TOKENS, token, length) &&
+	    (copy = strndup(token, length))) {
+		char **slot = &log_tokens[log_token_next++ % LOG_TOKENS];
+
+		if (*slot) {
+			explicit_bzero(*slot, strlen(*slot));
+			free(*slot);
+		}
+		*slot = copy;
+	}
+	pthread_mutex_unlock(&log_secret_lock);
 }
 
 /* Masks each occurrence of `secret` in `text`. "***" is shorter than any
@@ -130,19 +158,27 @@ static void log_redact_one(char *text, const char *secret)
 
 void log_redact(char *text)
 {
-	int count = atomic_load_explicit(&log_secret_count, memory_order_acquire);
-	const char *sorted[LOG_SECRETS];
+	const char *sorted[LOG_SECRETS + LOG_TOKENS];
+	int count = 0;
 
+	pthread_mutex_lock(&log_secret_lock);
 	/* Longest first: a secret that holds a shorter one is masked whole. */
-	for (int i = 0; i < count; i++) {
-		int at = i;
+	for (int i = 0; i < log_secret_count + LOG_TOKENS; i++) {
+		const char *secret = i < log_secret_count ? log_secrets[i] :
+			log_tokens[i - log_secret_count];
+		int at = count++;
 
-		for (; at > 0 && strlen(sorted[at - 1]) < strlen(log_secrets[i]); at--)
+		if (!secret) {
+			count--;
+			continue;
+		}
+		for (; at > 0 && strlen(sorted[at - 1]) < strlen(secret); at--)
 			sorted[at] = sorted[at - 1];
-		sorted[at] = log_secrets[i];
+		sorted[at] = secret;
 	}
 	for (int i = 0; i < count; i++)
 		log_redact_one(text, sorted[i]);
+	pthread_mutex_unlock(&log_secret_lock);
 }
 
 /* The length of the well-formed UTF-8 sequence at `s`, its character in

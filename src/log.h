@@ -31,6 +31,11 @@ void log_progress_shown(int shown);
 #define LOG_SECRET_MIN 4
 #define LOG_SECRETS 64
 void log_add_secret(const char *value, size_t length);
+/* An access token, masked as a secret is, while it is one of the last
+ * LOG_TOKENS given (tokens rotate: old ones are let go). Safe from any
+ * thread. */
+#define LOG_TOKENS 8
+void log_add_token(const char *token);
 /* Masks the registered secrets in the NUL-terminated `text`, in place, the
  * longest first. Mask a text before cutting it short (log_msg does). */
 void log_redact(char *text);

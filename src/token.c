@@ -153,6 +153,7 @@ static void token_adopt(struct token_cache *cache, const struct token_row *row, 
 {
 	cache->failures = 0;   /* another process got one: the source works */
 	if (strcmp(cache->token, row->token)) {
+		log_add_token(row->token);   /* an answer may quote it back */
 		cache->generation++;
 		cache->suspect = cache->replacing;
 		cache->replacing = 0;

@@ -277,10 +277,12 @@ static const char *wechat_errmsg_shown(const char *errmsg, char out[WECHAT_ERRMS
 
 	if (!errmsg)
 		return "";
-	/* A gateway or proxy may echo the request, the secret in its query
-	 * (classic tokens) with it: masked, whole, before it is cut. */
-	if (!(masked = strdup(errmsg)))
+	/* A gateway or proxy may echo the request, the secret or the token in
+	 * its query with it: masked, whole, before it is cut (a token also as
+	 * the query's access_token=, should the echo cut it short). */
+	if (!(masked = malloc(strlen(errmsg) + 1)))
 		return "(errmsg not shown: out of memory)";
+	wechat_mask_url(errmsg, masked, strlen(errmsg) + 1);
 	log_redact(masked);
 	rid = strstr(masked, " rid: ");
 	if (strlen(masked) <= WECHAT_ERRMSG_SHOWN)

@@ -444,3 +444,44 @@ is "a fetch: exit 75 at its deadline, the codes still planned, no code call" \
 like "... the refresh retried later, the limit named" "$(cat "$T/err")" \
   "refreshing the access token failed, retrying in 1 s: token endpoint: errcode 45009: its daily call limit"
 is "... the quota ledger untouched by it" "$(sql 'SELECT coalesce(sum(refused), 0) FROM quota_windows')" 0
+
+# --- a gateway in front of WeChat quoting the request in its errmsg: the access
+# token masked wherever it appears, whole, cut short, or as the query's value ---------
+ECHOED=echoed-token-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMN
+cat >"$T/echo-gateway" <<'PYEOF'
+import http.server, json, sys
+class Gateway(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get('Content-Length') or 0))
+        token = self.path.split('access_token=', 1)[-1]
+        errmsg = {'path': 'gw ' + self.path, 'cut': 'gw ' + self.path[:len(self.path) - 20],
+                  'bare': 'gw: ' + token + ' refused'}[open(sys.argv[2]).read().strip()]
+        body = json.dumps({'errcode': 40001, 'errmsg': errmsg}).encode()
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Gateway)
+open(sys.argv[1], 'w').write(str(server.server_address[1]))
+server.serve_forever()
+PYEOF
+echo path >"$T/echo-mode"
+$PYTHON "$T/echo-gateway" "$T/echo.port" "$T/echo-mode" 2>"$T/echo.log" &
+at_exit "kill $! 2>/dev/null"
+tries=0; until [ -s "$T/echo.port" ] || [ $tries -gt 200 ]; do sleep 0.05; tries=$((tries + 1)); done
+base=http://127.0.0.1:$(cat "$T/echo.port")
+for mode in path cut bare; do
+  echo $mode >"$T/echo-mode"
+  config_for "concurrency = 1; token = { source = \"command\"; command = \"echo $ECHOED 7200\"; };"
+  : >"$T/items"; plan poster 2
+  run qrpool-fetch -vv --for 5s <"$T/items"
+  like "a gateway quoting the request ($mode): said" "$(cat "$T/err")" "40001: .*gw"
+  is "... the token in no line, nor in part ($mode)" \
+    "$(grep -c -e "$ECHOED" -e "echoed-tok" "$T/err")" 0
+  is "... nor in the DB's errors ($mode)" \
+    "$(sql "SELECT count(*) FROM codes WHERE last_error LIKE '%echoed-token%'")" 0
+done

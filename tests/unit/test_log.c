@@ -67,6 +67,35 @@ static void test_many(void)
 	ok(strstr(text, "secret-") != NULL, "the ones past LOG_SECRETS are not: %s", text);
 }
 
+/* Access tokens: the last LOG_TOKENS masked, older ones let go, beside the
+ * config's secrets (which do not count against them). */
+static void test_tokens(void)
+{
+	char token[32], text[64];
+
+	for (int i = 0; i < LOG_TOKENS + 2; i++) {
+		snprintf(token, sizeof token, "token-%02d-of-a-rotation", i);
+		log_add_token(token);
+		log_add_token(token);   /* the same one again takes no slot */
+	}
+	for (int i = 0; i < LOG_TOKENS + 2; i++) {
+		snprintf(token, sizeof token, "token-%02d-of-a-rotation", i);
+		snprintf(text, sizeof text, "[%s]", token);
+		log_redact(text);
+		if (i < 2)
+			ok(strstr(text, token) != NULL, "token %d, one of the oldest, let go: %s", i, text);
+		else
+			is_str(text, "[***]", "token %d, one of the last %d, masked", i, LOG_TOKENS);
+	}
+	snprintf(text, sizeof text, "S3cretVAL");
+	log_redact(text);
+	is_str(text, "***", "the config's secrets still masked");
+	log_add_token("abc");
+	snprintf(text, sizeof text, "abc");
+	log_redact(text);
+	is_str(text, "abc", "a token too short to hide anything: not masked");
+}
+
 int main(void)
 {
 	char logged[1024];
@@ -74,6 +103,7 @@ int main(void)
 	log_init("test_log", 0);
 	test_redact();
 	test_long_line();
+	test_tokens();
 	tap_capture_start();
 	test_many();
 	tap_capture_end(logged, sizeof logged);
