@@ -360,6 +360,35 @@ static int config_check_private(const struct config_reader *reader, const config
 	return status;
 }
 
+/* A kafka.properties entry naming a file librdkafka reads: absolute (the
+ * tool opens it from wherever it runs, which the checks here must see too);
+ * a CA bundle others cannot write; a private key or keytab readable by no
+ * one else. "probe" (librdkafka finds the system's CAs) names no file. */
+static int config_check_property_file(const struct config_reader *reader,
+	const config_setting_t *item, const char *text, const char *eq)
+{
+	static const char *const keys[] = { "ssl.ca.location", "ssl.crl.location",
+		"ssl.certificate.location", "ssl.key.location", "ssl.keystore.location",
+		"sasl.kerberos.keytab" };
+	size_t length = (size_t)(eq - text), i;
+	const char *path = eq + 1;
+
+	for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (strlen(keys[i]) == length && !strncmp(text, keys[i], length))
+			break;
+	if (i == sizeof keys / sizeof keys[0] || !*path || !strcmp(path, "probe"))
+		return 0;
+	if (*path != '/')
+		return config_error_at(reader, item, "kafka.properties %.*s '%s' must be an absolute "
+			"path: relative, it would name another file in each directory a tool runs from",
+			(int)length, text, path);
+	if (i == 0)
+		return config_check_ca(reader, item, "ssl.ca.location", path);
+	if (i == 3 || i == 4 || i == 5)
+		return config_check_private(reader, item, path, keys[i]);
+	return 0;
+}
+
 static int config_load_database(const struct config_reader *reader, config_t *cf, struct config *config)
 {
 	static const char *const keys[] = { "path", "busy_timeout", NULL };
@@ -609,8 +638,7 @@ static int config_load_kafka(const struct config_reader *reader, config_t *cf, s
 		    (config_register_secret(eq + 1), (status = config_check_private(reader, item,
 				config_source(reader, item), "config file"))))
 			return status;
-		if (!strncmp(text, "ssl.ca.location=", 16) &&
-		    (status = config_check_ca(reader, item, "ssl.ca.location", eq + 1)))
+		if ((status = config_check_property_file(reader, item, text, eq)))
 			return status;
 		if (asprintf(&k->property_places[k->property_count], "%s:%d",
 				config_source(reader, item), config_setting_source_line(item)) < 0)

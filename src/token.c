@@ -508,15 +508,17 @@ static int token_fetch_file(struct token_cache *cache, char *token, int64_t *exp
 		return -1;
 	}
 	/* The token is a secret, as the app secret is: the agent's group may
-	 * share it, others may not. Said as the config's error (78). */
-	if (fstat(fileno(file), &st) == 0 && (st.st_mode & S_IRWXO)) {
+	 * read it, not write it (another app's token in it would mint codes of
+	 * another mini-program); others nothing. Said as the config's error (78). */
+	if (fstat(fileno(file), &st) == 0 && (st.st_mode & (S_IRWXO | S_IWGRP))) {
 		fclose(file);
-		log_error("token file %s is accessible by others (mode %04o): the access token is a "
-			"secret; have whatever writes it make it mode 600 (or 640, for a group of its "
-			"readers)", cache->config->wechat.token_file, (unsigned)(st.st_mode & 07777));
+		log_error("token file %s is %s (mode %04o): the access token is a secret; have "
+			"whatever writes it make it mode 600 (or 640, for a group of its readers)",
+			cache->config->wechat.token_file, st.st_mode & S_IRWXO ? "accessible by others" :
+			"writable by its group", (unsigned)(st.st_mode & 07777));
 		token_fail_secret(cache);
 		snprintf(cache->failure.message, sizeof cache->failure.message,
-			"the token file is accessible by others (see above)");
+			"the token file's mode lets others at it (see above)");
 		return -1;
 	}
 	length = fread(text, 1, sizeof text - 1, file);

@@ -260,6 +260,12 @@ like "... saying so, with the fix" "$(cat "$T/err")" \
   "token file $T/token-file is accessible by others \(mode 0644\): the access token is a secret; have whatever writes it make it mode 600"
 is "... no call made with it" "$(stats calls_total)" "$before"
 is "... its items stay planned" "$(count "state = 'planned'")" 3
+chmod 660 "$T/token-file"
+run qrpool-fetch <"$T/items"
+is "a token file its group can write: exit 78" "$rc" 78
+like "... saying so" "$(cat "$T/err")" \
+  "token file $T/token-file is writable by its group \(mode 0660\): the access token is a secret"
+is "... no call made with it" "$(stats calls_total)" "$before"
 chmod 640 "$T/token-file"
 run qrpool-fetch <"$T/items"
 is "... mode 640 (a group of readers): it serves" "$rc" 0

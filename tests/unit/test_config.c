@@ -508,6 +508,48 @@ static void test_ca_writable(void)
 	unlink(ca);
 }
 
+/* Files kafka.properties names: absolute, as every path of the config (the
+ * tool opens them from wherever it runs); private keys private. */
+static void test_property_files(void)
+{
+	static const struct {
+		const char *property;
+		mode_t mode;
+		const char *expect;  /* NULL: it loads */
+		const char *what;
+	} cases[] = {
+		{ "ssl.ca.location=ca.pem", 0644, "kafka.properties ssl.ca.location 'ca.pem' must be an "
+		  "absolute path", "a relative ssl.ca.location" },
+		{ "ssl.ca.location=probe", 0644, NULL, "ssl.ca.location=probe (the system's CAs)" },
+		{ "sasl.kerberos.keytab=krb5.keytab", 0600, "must be an absolute path",
+		  "a relative keytab" },
+		{ "ssl.key.location=%s", 0640, "ssl.key.location %s is accessible by group or others "
+		  "(mode 0640): it holds a secret; run chmod 600", "a private key its group can read" },
+		{ "ssl.keystore.location=%s", 0604, "accessible by group or others",
+		  "a keystore others can read" },
+		{ "ssl.key.location=%s", 0600, NULL, "... a private key of mode 600 loads" },
+		{ "ssl.certificate.location=%s", 0644, NULL, "a certificate may be read by all" },
+	};
+	char file[256], property[512], expect[512], text[1024], logged[2048];
+	struct config config;
+
+	snprintf(file, sizeof file, "%s/client.pem", dir);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		write_file(file, "-----BEGIN PRIVATE KEY-----\n", cases[i].mode);
+		snprintf(property, sizeof property, cases[i].property, file);
+		snprintf(text, sizeof text, "kafka = { brokers = \"k:9092\"; properties = [ \"%s\" ]; };\n"
+			"wechat = { appid = \"a\"; };\n" POOLS, property);
+		is_int(load(text, 0644, &config, logged, sizeof logged), cases[i].expect ? EXIT_CONFIG : 0,
+			"%s: %s", cases[i].what, cases[i].expect ? "78" : "loads");
+		if (cases[i].expect) {
+			snprintf(expect, sizeof expect, cases[i].expect, file);
+			ok(strstr(logged, expect) != NULL, "... saying so: %s", logged);
+		}
+		config_free(&config);
+	}
+	unlink(file);
+}
+
 /* --dump-config's output, into `out` (NUL-ended). */
 static void dump_config(const struct config *config, char *out, size_t size)
 {
@@ -594,6 +636,7 @@ int main(void)
 	test_secret_file();
 	test_secrets_masked();
 	test_ca_writable();
+	test_property_files();
 	test_wechat_values();
 	test_includes();
 	test_redis();
