@@ -268,8 +268,10 @@ job_start() {
   # part of the log is printed at the end, for cron's mail.
   JOB_LOG=${QRPOOL_LOG:-$log_dir/$JOB_NAME.log}
   local made why
-  made=$(mkdir -p "$(dirname "$JOB_LOG")" 2>&1) && why=$( (: >>"$JOB_LOG") 2>&1 ) ||
-    why=${why:-$made}
+  # Made 0640 (and its directory 0750), as logrotate's `create` makes them,
+  # whatever cron's umask: a night's log is the operators' to read.
+  made=$( (umask 027 && mkdir -p "$(dirname "$JOB_LOG")") 2>&1) &&
+    why=$( (umask 027 && : >>"$JOB_LOG") 2>&1 ) || why=${why:-$made}
   if [ -n "$why" ]; then
     # Said as the system said it (the last part of the shell's or mkdir's
     # message), with what to do when that is plain.

@@ -532,6 +532,12 @@ logged=$(wc -l <"$T/log/nightly-fill.log")
 run nightly-fill -u "$deadline" -f "$HOUR" "$T/link.tsv"
 is "... and the run after that, which follows a run that ended, says nothing of it" \
   "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log" | grep -c 'has no end')" 0
+# A new log (and its directory) is the operators' to read, not everyone's, under
+# cron's usual umask.
+rc=0; (umask 022 && QRPOOL_LOG=$T/newlogs/probe.log bash -c \
+  ". '$ROOT/scripts/job.sh'; job_start modeprobe; job_finish 0") >"$T/out" 2>"$T/err" || rc=$?
+is "a new log under umask 022: mode 640, its directory 750" \
+  "$rc:$(stat -c %a "$T/newlogs/probe.log"):$(stat -c %a "$T/newlogs")" 0:640:750
 
 # --- a lock file another user made (root running a job by hand) does not lock the
 # qrpool user out: the lock is opened for reading ------------------------------------
