@@ -15,6 +15,8 @@ struct db {
 	const char *path;
 	int busy_timeout_ms;    /* as opened */
 	int interruptible;      /* lock waits end at SIGINT/SIGTERM (db_busy_interruptible) */
+	int (*give_up)(void *); /* or when this says so (db_busy_until) */
+	void *give_up_arg;
 	int64_t run_id;         /* row in runs for this process, 0 if none */
 	int unknown_id_hinted;  /* db_unknown_id_hint has said where to look */
 };
@@ -60,6 +62,10 @@ int db_begin_immediate(struct db *db);
 /* From now on a wait for another process's lock (busy_timeout at most) ends
  * at once after SIGINT/SIGTERM, so a stop is not held up by it. */
 void db_busy_interruptible(struct db *db);
+/* From now on a wait for another process's lock (busy_timeout at most) ends
+ * when `give_up(arg)` says so, asked every few milliseconds from the thread
+ * waiting, signal or not: for what a stop must still record. */
+void db_busy_until(struct db *db, int (*give_up)(void *arg), void *arg);
 /* From now on another process's lock is waited out `ms` at most, a signal
  * or not (what is left to record after a stop). */
 void db_busy_bounded(struct db *db, int ms);

@@ -123,10 +123,24 @@ static int committer_commit(struct publish_committer *committer, struct publish_
 }
 
 /* 1 once a DB locked by another process is no longer waited out: the end of
- * the input came and give_up_at passed, or a signal. Under the lock. */
+ * the input (a stop's too: deliveries Kafka confirms meanwhile must still be
+ * recorded, or they go again) came and give_up_at passed, or a second
+ * signal. Under the lock. */
 static int committer_late(const struct publish_committer *committer)
 {
-	return interrupt_requested() || (committer->finishing && db_now() >= committer->give_up_at);
+	return interrupt_insisted() || (committer->finishing && db_now() >= committer->give_up_at);
+}
+
+/* The committer's lock waits (busy_timeout at most) end as it gives up. */
+static int committer_give_up(void *arg)
+{
+	struct publish_committer *committer = arg;
+	int late;
+
+	pthread_mutex_lock(&committer->lock);
+	late = committer_late(committer);
+	pthread_mutex_unlock(&committer->lock);
+	return late;
 }
 
 /* The oldest waiting batch goes aside, to be tried once more at the end. It
@@ -279,13 +293,13 @@ int publish_committer_start(struct publish_committer *committer, const struct co
 	committer->out = out;
 	if ((status = db_open(&committer->db, config->db_path, config->busy_timeout_ms)))
 		return status;
-	db_busy_interruptible(&committer->db);   /* a stop is not held up by a lock */
 	if ((status = committer_prepare(committer))) {
 		committer_release(committer);
 		return status;
 	}
 	pthread_mutex_init(&committer->lock, NULL);
 	pthread_cond_init(&committer->changed, NULL);
+	db_busy_until(&committer->db, committer_give_up, committer);
 	/* Signals are for the main thread, whose waits they must end; here one
 	 * would only interrupt a write to stdout. */
 	sigfillset(&all);
@@ -294,9 +308,9 @@ int publish_committer_start(struct publish_committer *committer, const struct co
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	if (rc) {
 		log_error("cannot start a thread: %s", strerror(rc));
+		committer_release(committer);   /* (its lock waits ask for the mutex) */
 		pthread_cond_destroy(&committer->changed);
 		pthread_mutex_destroy(&committer->lock);
-		committer_release(committer);
 		return EXIT_INTERNAL;
 	}
 	committer->running = 1;
@@ -326,7 +340,8 @@ int publish_committer_submit(struct publish_committer *committer, struct publish
 	pthread_mutex_lock(&committer->lock);
 	/* Behind (stdout blocked, the DB slow): wait for room, in short waits,
 	 * as a signal must end the reading and not this wait. */
-	while (committer->queued >= PUBLISH_QUEUE_MAX && !committer_late(committer))
+	while (committer->queued >= PUBLISH_QUEUE_MAX && !interrupt_requested() &&
+	       !committer_late(committer))
 		committer_wait_briefly(committer);
 	for (tail = &committer->queue; *tail; tail = &(*tail)->next)
 		;
@@ -412,8 +427,8 @@ int publish_committer_finish(struct publish_committer *committer)
 	}
 	pthread_join(committer->thread, NULL);
 	committer->running = 0;
+	committer_release(committer);   /* (its lock waits ask for the mutex) */
 	pthread_cond_destroy(&committer->changed);
 	pthread_mutex_destroy(&committer->lock);
-	committer_release(committer);
 	return committer->status;
 }

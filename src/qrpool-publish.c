@@ -41,9 +41,10 @@ static void publish_usage(void)
 		CLI_COMMON_HELP
 		"--dump-config adds librdkafka's merged producer settings, as comments.\n"
 		"\nSIGINT/SIGTERM/SIGHUP: stop reading, wait for the deliveries in flight until\n"
-		"kafka.timeout, record them, read the rest of the input to its end (the stages\n"
-		"before are not cut off), exit 75. The same signal again from the same sender a\n"
-		"second or more later (a second Ctrl-C) gives up the rest at once.\n"
+		"kafka.timeout, record them (a lock on the staging DB is waited for until then\n"
+		"too), read the rest of the input to its end (the stages before are not cut\n"
+		"off), exit 75. The same signal again from the same sender a second or more\n"
+		"later (a second Ctrl-C) gives up the rest at once.\n"
 		"\n" EXITCODE_HELP
 		"65: some items were skipped. 69: Kafka refuses this client (its authentication,\n"
 		"ACLs, or settings that refuse idempotent acks=all writes with headers), or a\n"
@@ -232,6 +233,10 @@ static int publish_run(const struct publish_options *options, const struct confi
 		status = publish_read_items(&publisher, &rest);
 		publish_stdout_failed = publisher.committer.out_failed;
 		publish_abandoned = publisher.committer.abandoned;
+		/* After a stop, the run's end is recorded too (report would show
+		 * it running), the lock waited for briefly. */
+		if (interrupt_requested() && !interrupt_insisted())
+			db_busy_bounded(&db, PUBLISH_END_WAIT_MS);
 		db_run_end(&db, publisher.counts.read + publisher.counts.bad_lines,
 			publisher.counts.published, status);
 		publish_close(&publisher);

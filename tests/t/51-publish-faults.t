@@ -225,20 +225,55 @@ set_kafka 10s
 qrpool-pending --state fetched --pool card | qrpool-publish >/dev/null 2>"$T/err"
 is "... and a rerun records them" "$(($(count card published) - before))" 300
 
-# SIGTERM while the DB is locked, with a long busy_timeout (20 s): no lock wait
-# holds the stop up (the commit under way, the last try, the run's record).
+# SIGTERM while the DB is locked for a moment (3 s; busy_timeout 20 s): what
+# Kafka confirmed is still recorded once the lock is gone (kafka.timeout allows
+# it), not left to go again on the next run; the run's end is recorded too.
 sed -i 's|busy_timeout = "1s"|busy_timeout = "20s"|' "$QRPOOL_CONFIG"
 set_kafka 10s
-locked_publish 30
+locked_publish 3
 sleep 1.5    # the deliveries are in, their commit waits for the lock
 kill -TERM $publisher; exec 3>&-   # (the stage before stops too)
+rc=0; wait $publisher || rc=$?
+wait $locker
+is "SIGTERM, the DB locked for 3 s: exit 75 (stopped)" "$rc" 75
+is "... every code delivered is recorded once the lock is gone, and printed" \
+  "$(($(count card published) - before)):$(wc -l <"$T/out")" "300:300"
+is "... the run's end recorded too" "$(sql "SELECT ended_at IS NOT NULL, items_out, exit_status
+  FROM runs WHERE stage = 'publish' ORDER BY id DESC LIMIT 1")" "1|300|75"
+
+# Locked for longer: the stop waits for it until kafka.timeout (3 s here) at
+# most, not the lock waits of busy_timeout (20 s) each (the commit under way,
+# the last try, the run's record).
+set_kafka 3s
+locked_publish 30
+sleep 1.5
+kill -TERM $publisher; exec 3>&-
 started=$(date +%s)
 rc=0; wait $publisher || rc=$?
 took=$(($(date +%s) - started))
-is "SIGTERM, the DB locked (busy_timeout 20 s): exit 75" "$rc" 75
-ok "... at once, not after lock waits (${took} s)" [ "$took" -le 3 ]
+is "SIGTERM, the DB locked for 30 s (busy_timeout 20 s): exit 75" "$rc" 75
+ok "... by kafka.timeout and the run's end's short wait, not after lock waits (${took} s)" \
+  [ "$took" -le 8 ]
 is "... nothing recorded, nothing printed" "$(($(count card published) - before)):$(wc -l <"$T/out")" "0:0"
+like "... the codes delivered but not recorded are said" "$(cat "$T/err")" \
+  "300 codes delivered but not recorded"
 kill $locker 2>/dev/null || true; pkill -f "sqlite3 $T/staging.db" 2>/dev/null || true; wait $locker 2>/dev/null || true
+set_kafka 10s
+qrpool-pending --state fetched --pool card | qrpool-publish >/dev/null 2>"$T/err"
+is "... and a rerun records them" "$(($(count card published) - before))" 300
+# ... and the same signal again ends that wait at once.
+set_kafka 20s
+locked_publish 30
+sleep 1.5
+kill -TERM $publisher; exec 3>&-
+sleep 1.2; kill -TERM $publisher
+started=$(date +%s)
+rc=0; wait $publisher || rc=$?
+took=$(($(date +%s) - started))
+is "... the same signal again: exit 75" "$rc" 75
+ok "... at once, not at kafka.timeout (20 s) (${took} s)" [ "$took" -le 3 ]
+kill $locker 2>/dev/null || true; pkill -f "sqlite3 $T/staging.db" 2>/dev/null || true; wait $locker 2>/dev/null || true
+set_kafka 10s
 qrpool-pending --state fetched --pool card | qrpool-publish >/dev/null 2>"$T/err"
 is "... and a rerun records them" "$(($(count card published) - before))" 300
 sed -i 's|busy_timeout = "20s"|busy_timeout = "5s"|' "$QRPOOL_CONFIG"
