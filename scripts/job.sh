@@ -257,6 +257,9 @@ job_start() {
     echo "$JOB_NAME: another run holds $JOB_LOCK$(job_lock_holder "$JOB_LOCK"); not starting" >&2
     exit 75
   fi
+  # The fills' lock, as the stages' messages name it (qrpool-publish's way to
+  # resume by hand under it): the one taken, wherever that had to be.
+  [ "$lock_name" != fill ] || export QRPOOL_FILL_LOCK="$JOB_LOCK"
   # Who holds it, for the message of a run that finds it taken (the lock is
   # flock's, on the file; this is only said). A lock of another user's is
   # left as it is. Written through the descriptor checked above, not the

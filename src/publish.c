@@ -680,6 +680,25 @@ static void publish_wait(struct publisher *publisher, double deadline, int yield
 	}
 }
 
+const char *publish_resume_command(void)
+{
+	static char command[512];
+
+	if (!*command) {
+		/* The lock the fills took (job.sh says which), else where they take it. */
+		const char *lock = getenv("QRPOOL_FILL_LOCK"), *dir = getenv("QRPOOL_LOCK_DIR");
+
+		if (lock && *lock == '/')
+			snprintf(command, sizeof command, "flock -n -E 75 %.300s bash -o pipefail -c "
+				"'qrpool-pending --state fetched | qrpool-publish'", lock);
+		else
+			snprintf(command, sizeof command, "flock -n -E 75 %.280s/qrpool-fill.lock bash -o "
+				"pipefail -c 'qrpool-pending --state fetched | qrpool-publish'",
+				dir && *dir ? dir : "/run/lock");
+	}
+	return command;
+}
+
 static void publish_summary(struct publisher *publisher)
 {
 	const struct publish_counts *c = &publisher->counts;
@@ -688,16 +707,12 @@ static void publish_summary(struct publisher *publisher)
 		/* After a refusal (69) a rerun helps only once what it said is changed.
 		 * A rerun by hand goes under the scripts' lock, where they keep it: a
 		 * resume beside a fill would send the codes twice. */
-		const char *lock_dir = getenv("QRPOOL_LOCK_DIR");
-
 		log_error("%lld of %lld codes not delivered (%s%s%s): they stay fetched; publish them "
-			"again %s: the next fill feeds them on first (by hand, under the fills' lock: flock "
-			"-n -E 75 %.200s/qrpool-fill.lock bash -o pipefail -c 'qrpool-pending --state fetched | "
-			"qrpool-publish')", (long long)c->failed,
-			(long long)(c->read - c->skipped), publisher->delivery_error,
+			"again %s: the next fill feeds them on first (by hand, under the fills' lock: %s)",
+			(long long)c->failed, (long long)(c->read - c->skipped), publisher->delivery_error,
 			*publisher->client_error ? "; last client error: " : "", publisher->client_error,
 			publisher->status == EXIT_UPSTREAM ? "once the refusal above is dealt with" : "later",
-			lock_dir && *lock_dir ? lock_dir : "/run/lock");
+			publish_resume_command());
 		publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
 	}
 	if (publisher->committer.unrecorded)

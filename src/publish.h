@@ -87,5 +87,9 @@ void publish_serve(struct publisher *publisher, int timeout_ms);
  * has passed, gives up on the rest (they stay 'fetched'), lets the committer
  * finish, and logs the counts. Returns the run's exit status. */
 int publish_finish(struct publisher *publisher);
+/* How to publish the codes left fetched by hand, under the fills' lock (a
+ * resume beside a running fill would send them twice): the lock job.sh took
+ * ($QRPOOL_FILL_LOCK), else $QRPOOL_LOCK_DIR's or /run/lock's. */
+const char *publish_resume_command(void);
 
 #endif

@@ -129,8 +129,15 @@ static ssize_t publish_read_stdin(void *cookie, char *buffer, size_t size)
 }
 
 /* What becomes of the items of input lines let go unpublished. */
-#define PUBLISH_LEFT_FETCHED "they stay fetched (qrpool-pending --state fetched | qrpool-publish " \
-	"publishes them)"
+static const char *publish_left_fetched(void)
+{
+	static char left[640];
+
+	if (!*left)
+		snprintf(left, sizeof left, "they stay fetched (the next fill feeds them on first; by "
+			"hand, under the fills' lock: %s)", publish_resume_command());
+	return left;
+}
 
 /* After the run stopped publishing (Kafka gave up, the DB failed), the rest of
  * the input is read to its end and let go, its items left fetched in the DB:
@@ -148,7 +155,7 @@ static void publish_drain(FILE *in)
 	while ((got = fread(buffer, 1, sizeof buffer, in)) > 0)
 		for (size_t i = 0; i < got; i++)
 			lines += buffer[i] == '\n';
-	cli_said_let_go(lines, PUBLISH_LEFT_FETCHED);
+	cli_said_let_go(lines, publish_left_fetched());
 }
 
 /* Reads items until the input ends, a signal comes or Kafka gives up. After
@@ -224,7 +231,7 @@ static int publish_run(const struct publish_options *options, const struct confi
 	int status, drain_stdin = 0;
 
 	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms))) {
-		cli_drain_stdin(PUBLISH_LEFT_FETCHED, 0);
+		cli_drain_stdin(publish_left_fetched(), 0);
 		return status;
 	}
 	db_busy_interruptible(&db);   /* recording the run's end after a stop waits for no lock */
@@ -250,7 +257,7 @@ static int publish_run(const struct publish_options *options, const struct confi
 	if ((drain_stdin || rest) && !publish_abandoned)
 		cli_release_stdout();
 	if (drain_stdin)
-		cli_drain_stdin(PUBLISH_LEFT_FETCHED, 0);
+		cli_drain_stdin(publish_left_fetched(), 0);
 	/* The run is recorded (report shows its exit) and the producer gone
 	 * before the rest of the input, which may take the night, is read. */
 	if (rest) {

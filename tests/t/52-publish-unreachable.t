@@ -31,7 +31,8 @@ is "nothing is lost: every code still fetched, with its image" \
 # rest of the input is read to its end, when the stage before closes it.
 mkfifo "$T/in"
 : >"$T/err"  # (here: the child truncates it only once the fifo opens)
-qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
+# (Under a fill, job.sh names the lock it took, which the hint then names.)
+QRPOOL_FILL_LOCK=$T/locks/qrpool-fill.lock qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" &
 publisher=$!
 exec 3>"$T/in"
 cat "$T/items" >&3
@@ -44,6 +45,8 @@ rc=0; wait $publisher || rc=$?
 is "stopped with half a line waiting: exit 75" "$rc" 75
 like "... the rest read to its end, when the stage before closed it" "$(cat "$T/err")" \
   "1 line of input read to its end and let go: they stay fetched"
+like "... and how to publish them, under the fill's lock that job.sh named" "$(cat "$T/err")" \
+  "let go: they stay fetched \(the next fill feeds them on first; by hand, under the fills' lock: flock -n -E 75 $T/locks/qrpool-fill.lock bash -o pipefail -c 'qrpool-pending --state fetched \| qrpool-publish'\)"
 ok "... no line reported bad" sh -c "! grep -q 'line skipped' '$T/err'"
 
 # plan: depth from the DB (codes published), with one warning.

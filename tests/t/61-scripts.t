@@ -532,6 +532,13 @@ logged=$(wc -l <"$T/log/nightly-fill.log")
 run nightly-fill -u "$deadline" -f "$HOUR" "$T/link.tsv"
 is "... and the run after that, which follows a run that ended, says nothing of it" \
   "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log" | grep -c 'has no end')" 0
+# The fills' lock taken (in a directory of this user's own when the lock
+# directory cannot be used) is named to the stages, for publish's hints.
+: >"$T/no-lock-dir"
+rc=0; QRPOOL_LOCK_DIR=$T/no-lock-dir TMPDIR=$T bash -c ". '$ROOT/scripts/job.sh'; job_start fillprobe fill
+  echo \"\$QRPOOL_FILL_LOCK\"; job_finish 0" >"$T/out" 2>"$T/err" || rc=$?
+is "a fill's lock, where it had to be taken, is named to its stages" "$rc:$(cat "$T/out")" \
+  "0:$T/qrpool-locks.$(id -u)/qrpool-fill.lock"
 # A new log (and its directory) is the operators' to read, not everyone's, under
 # cron's usual umask.
 rc=0; (umask 022 && QRPOOL_LOG=$T/newlogs/probe.log bash -c \
