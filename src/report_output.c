@@ -1,6 +1,7 @@
 /* The report's formats: a table for people, JSON for scripts, a Prometheus
  * textfile, and a monitoring-plugin check. */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
@@ -320,8 +321,9 @@ int report_write_prom(const struct report *report, const struct config *config, 
 {
 	char *temp = NULL;
 	struct stat st;
+	sigset_t stops, saved;
 	FILE *out;
-	int fd, failed;
+	int fd, failed, status = 0;
 
 	/* The textfile is replaced by a rename: over anything but a file (a
 	 * device such as /dev/stdout or /dev/full, a directory) that would
@@ -335,26 +337,36 @@ int report_write_prom(const struct report *report, const struct config *config, 
 	 * reads a half-written file. */
 	if (asprintf(&temp, "%s.XXXXXX", path) < 0)
 		return EXIT_INTERNAL;
+	/* A stop meanwhile (SIGTERM, Ctrl-C) waits for the rename or the
+	 * unlink: it would leave the temporary file in the collector's
+	 * directory, one more at each stop. */
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stops, &saved);
 	fd = mkstemp(temp);
 	if (fd < 0 || !(out = fdopen(fd, "w"))) {
 		log_error("%s: cannot create a temporary file: %s", path, strerror(errno));
-		if (fd >= 0)
+		if (fd >= 0) {
 			close(fd);
-		free(temp);
-		return EXIT_IO;
+			unlink(temp);
+		}
+		status = EXIT_IO;
+	} else {
+		report_prom_pools(report, out);
+		report_prom_stages(report, config, out);
+		failed = fflush(out) != 0 || ferror(out) || fsync(fd) != 0 || fchmod(fd, 0644) != 0;
+		failed |= fclose(out) != 0;
+		if (failed || rename(temp, path) != 0) {
+			log_error("%s: cannot write the textfile: %s", path, strerror(errno));
+			unlink(temp);
+			status = EXIT_IO;
+		}
 	}
-	report_prom_pools(report, out);
-	report_prom_stages(report, config, out);
-	failed = fflush(out) != 0 || ferror(out) || fsync(fd) != 0 || fchmod(fd, 0644) != 0;
-	failed |= fclose(out) != 0;
-	if (failed || rename(temp, path) != 0) {
-		log_error("%s: cannot write the textfile: %s", path, strerror(errno));
-		unlink(temp);
-		free(temp);
-		return EXIT_IO;
-	}
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	free(temp);
-	return 0;
+	return status;
 }
 
 /* --- monitoring plugin ---------------------------------------------------- */

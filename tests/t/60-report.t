@@ -109,6 +109,19 @@ is "--prom onto a FIFO: exit 74" "$rc" 74
 like "... saying it is not a regular file" "$(cat "$T/err")" "fifo.prom: not a regular file"
 ok "... and the FIFO is still one" test -p "$T/textfile/fifo.prom"
 rm -f "$T/textfile/fifo.prom"
+# A SIGTERM while the textfile is written (its fsync slowed by strace) leaves no
+# temporary file in the collector's directory: the write ends first.
+if strace -o /dev/null true 2>/dev/null; then
+  strace -o /dev/null -e inject=fsync:delay_enter=2000000 qrpool-report --prom "$T/textfile/qrpool.prom" \
+    >/dev/null 2>"$T/err" & tracer=$!
+  i=0
+  until [ -n "$(ls "$T/textfile" | grep -v '^qrpool.prom$')" ] || [ $i -gt 200 ]; do sleep 0.02; i=$((i + 1)); done
+  kill -TERM $(pgrep -P $tracer)
+  wait $tracer || true
+  is "SIGTERM while the textfile is written: only the textfile is left" "$(ls "$T/textfile")" qrpool.prom
+else
+  diag "skipped, a SIGTERM mid-write: strace cannot run here"
+fi
 cat >"$T/parse.py" <<'PY'
 import sys
 from prometheus_client.parser import text_string_to_metric_families
