@@ -146,8 +146,8 @@ static void db_access_hint(const struct db *db, int rc, char *hint, size_t size)
 	}
 	/* (A signal ends the wait early: then no timeout was waited out.) */
 	if ((rc & 0xff) == SQLITE_BUSY && !interrupt_requested()) {
-		snprintf(hint, size, " (another process held it past busy_timeout, %d ms)",
-			db->busy_timeout_ms);
+		snprintf(hint, size, " (another process held it past busy_timeout, %d ms; `fuser -v "
+			"%s` shows which have it open)", db->busy_timeout_ms, path);
 		return;
 	}
 	if ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN)

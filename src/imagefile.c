@@ -41,7 +41,11 @@ int imagefile_open_dir(const char *path)
 	int fd;
 
 	if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-		log_error("--out %s: %s", path, strerror(errno));
+		if (errno == ENOENT)   /* (one level is made, not the path to it) */
+			log_error("--out %s: the directory it would be made in does not exist (only "
+				"the last level is made): make that first", path);
+		else
+			log_error("--out %s: %s", path, strerror(errno));
 		return -1;
 	}
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

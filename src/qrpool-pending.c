@@ -40,7 +40,7 @@ static void pending_usage(void)
 {
 	printf("Usage: qrpool-pending [OPTIONS]\n"
 		"List staged codes as item lines (request_id TAB pool), oldest first, to feed a\n"
-		"resumed run:  qrpool-pending --state planned | qrpool-fetch ...\n\n"
+		"resumed run:  qrpool-pending --state planned,fetched | qrpool-fetch ...\n\n"
 		"  -s, --state LIST   planned, fetched, published, failed (comma-separated or\n"
 		"                     repeated; default: all)\n"
 		"  -p, --pool NAME    only this pool\n"

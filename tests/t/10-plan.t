@@ -512,4 +512,4 @@ run qrpool-plan -c "$T/locked.cfg" --from $FROM "$T/small.tsv"
 kill $holder 2>/dev/null || true; wait $holder 2>/dev/null || true
 is "the DB locked past busy_timeout: exit 75, nothing planned" "$rc:$(sql 'SELECT count(*) FROM codes')" "75:$before"
 like "... said as a lock held past busy_timeout" "$(cat "$T/err")" \
-  "staging.db: .*database is locked \(another process held it past busy_timeout, 1000 ms\)"
+  "staging.db: .*database is locked \(another process held it past busy_timeout, 1000 ms; \`fuser -v $T/staging.db\` shows which have it open\)"

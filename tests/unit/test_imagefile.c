@@ -90,6 +90,15 @@ static void test_write(void)
 	tap_capture_end(logged, sizeof logged);
 	is_int(dir_fd, -1, "is refused as --out");
 	ok(strstr(logged, "writable by others (mode 1777)") != NULL, "... saying why: %s", logged);
+
+	/* One level is made, not the path to it: said so, not as a bare ENOENT. */
+	snprintf(sub, sizeof sub, "%s/not/there", dir);
+	tap_capture_start();
+	dir_fd = imagefile_open_dir(sub);
+	tap_capture_end(logged, sizeof logged);
+	is_int(dir_fd, -1, "a directory two levels down is not made");
+	ok(strstr(logged, "the directory it would be made in does not exist (only the last level is "
+		"made)") != NULL, "... saying so: %s", logged);
 	snprintf(path, sizeof path, "rm -rf %s", dir);
 	ok(system(path) == 0, "cleaned up");
 }
