@@ -11,7 +11,7 @@ static const struct {
 	const char *message;
 } fake_errors[FAKE_ERR_COUNT] = {
 	[FAKE_OK] = { 0, "ok" },
-	[FAKE_ERR_BUSY] = { -1, "system error" },
+	[FAKE_ERR_BUSY] = { -1, "system busy" },
 	[FAKE_ERR_TOKEN_INVALID] =
 		{ 40001, "invalid credential, access_token is invalid or not latest" },
 	[FAKE_ERR_GRANT_TYPE] = { 40002, "invalid grant_type" },

@@ -63,7 +63,7 @@
 	"  --latency MS, --jitter MS  fixed delay plus a uniform random extra; a bare\n" \
 	"                           number is milliseconds, or give a unit (2s)\n" \
 	"  --slow-rate P --slow D   some answers come D late (default D 10s)\n" \
-	"  --busy-rate P            errcode -1 \"system error\"\n" \
+	"  --busy-rate P            errcode -1 \"system busy\"\n" \
 	"  --http5xx-rate P         HTTP 500, 502 or 503\n" \
 	"  --http-status CODES:P    HTTP status, one of CODES (400-599, comma-separated:\n" \
 	"                           408,429:0.1)\n" \

@@ -462,7 +462,8 @@ void wechat_mask_url(const char *url, char *out, size_t size)
 			size_t length = strlen(secrets[i]);
 			used += (size_t)snprintf(out + used, size - used, "%s***", secrets[i]);
 			used = used < size ? used : size - 1;
-			url += length + strcspn(url + length, "&#");
+			/* (A URL quoted in a text ends at a space or a quote.) */
+			url += length + strcspn(url + length, "&# \t\"'");
 			previous = '*';
 			continue;
 		}

@@ -522,6 +522,7 @@ stop
 start busy --busy-rate 1
 stable; code "$tok" '{"scene":"abc"}'
 is "busy: errcode -1" "$(errcode)" -1
+like "... with WECHAT.md's errmsg" "$(jget "$T/body" errmsg)" "^system busy rid: "
 is "busy: counted" "$(stats faults busy)" 1
 stop
 

@@ -354,6 +354,17 @@ static void test_token_answers(void)
 		ok(!strstr(answer.message, "0123") && !strstr(answer.message, "cdef") &&
 			strstr(answer.message, "rid: 2"), "... a long one too, cut after: %s", answer.message);
 	}
+	{
+		/* A quoted URL's access_token, even one no log knows of (cut short by
+		 * the gateway): masked up to the space after it, the rid kept. */
+		static const char echo[] = "{\"errcode\":40001,\"errmsg\":\"gw POST /wxa/getwxacodeunlimit"
+			"?access_token=UnregisteredTok rid: 3\"}";
+		struct wechat_answer answer;
+
+		wechat_parse_token(echo, strlen(echo), token, &expires, &answer);
+		ok(strstr(answer.message, "(gw POST /wxa/getwxacodeunlimit?access_token=*** rid: 3)") != NULL,
+			"a quoted URL's access_token masked, the rid kept: %s", answer.message);
+	}
 }
 
 /* What may go into a request line as it is. */
