@@ -682,19 +682,34 @@ static void publish_wait(struct publisher *publisher, double deadline, int yield
 
 const char *publish_resume_command(void)
 {
-	static char command[512];
+	static char command[640];
 
 	if (!*command) {
 		/* The lock the fills took (job.sh says which), else where they take it. */
 		const char *lock = getenv("QRPOOL_FILL_LOCK"), *dir = getenv("QRPOOL_LOCK_DIR");
+		char path[300], quoted[640];
+		size_t used = 0;
 
 		if (lock && *lock == '/')
-			snprintf(command, sizeof command, "flock -n -E 75 %.300s bash -o pipefail -c "
-				"'qrpool-pending --state fetched | qrpool-publish'", lock);
+			snprintf(path, sizeof path, "%s", lock);
 		else
-			snprintf(command, sizeof command, "flock -n -E 75 %.280s/qrpool-fill.lock bash -o "
-				"pipefail -c 'qrpool-pending --state fetched | qrpool-publish'",
-				dir && *dir ? dir : "/run/lock");
+			snprintf(path, sizeof path, "%s/qrpool-fill.lock", dir && *dir ? dir : "/run/lock");
+		/* Quoted for the shell when it must be (a space, a quote...). */
+		if (strspn(path, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._+-") ==
+		    strlen(path)) {
+			snprintf(quoted, sizeof quoted, "%s", path);
+		} else {
+			quoted[used++] = '\'';
+			for (const char *c = path; *c && used + 6 < sizeof quoted; c++) {
+				if (*c == '\'')
+					used += (size_t)snprintf(quoted + used, sizeof quoted - used, "'\\''");
+				else
+					quoted[used++] = *c;
+			}
+			snprintf(quoted + used, sizeof quoted - used, "'");
+		}
+		snprintf(command, sizeof command, "flock -n -E 75 %s bash -o pipefail -c "
+			"'qrpool-pending --state fetched | qrpool-publish'", quoted);
 	}
 	return command;
 }

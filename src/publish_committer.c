@@ -131,12 +131,17 @@ static int committer_late(const struct publish_committer *committer)
 	return interrupt_insisted() || (committer->finishing && db_now() >= committer->give_up_at);
 }
 
-/* The committer's lock waits (busy_timeout at most) end as it gives up. */
+/* A lock wait of the committer's (busy_timeout at most) ends early only
+ * after a stop, once the stop gives up: with no signal, a batch handed over
+ * past give_up_at (the deliveries waited for until then) still gets its
+ * busy_timeout. */
 static int committer_give_up(void *arg)
 {
 	struct publish_committer *committer = arg;
 	int late;
 
+	if (!interrupt_requested())
+		return 0;
 	pthread_mutex_lock(&committer->lock);
 	late = committer_late(committer);
 	pthread_mutex_unlock(&committer->lock);

@@ -20,8 +20,6 @@
 #define PUBLISH_STUCK_SECONDS 1.0
 /* A commit that met the DB locked past busy_timeout is tried again after this. */
 #define PUBLISH_LOCKED_RETRY_S 1
-/* After a stop, how long the run's end waits for a lock to record itself. */
-#define PUBLISH_END_WAIT_MS 2000
 
 struct publish_message {      /* one message on its way, Kafka's opaque */
 	int64_t code_id;

@@ -215,6 +215,16 @@ static int publish_read_items(struct publisher *publisher, FILE **rest)
 	return status;
 }
 
+/* After a stop, how long the run's end waits for a lock to record itself. */
+#define PUBLISH_END_WAIT_MS 2000
+static double publish_end_wait_until;
+
+static int publish_end_give_up(void *unused)
+{
+	(void)unused;
+	return interrupt_insisted() || db_now() >= publish_end_wait_until;
+}
+
 /* A failed write to stdout was said by the committer already. */
 static int publish_stdout_failed;
 /* The committer was given up while stuck writing to stdout (a second signal):
@@ -234,16 +244,18 @@ static int publish_run(const struct publish_options *options, const struct confi
 		cli_drain_stdin(publish_left_fetched(), 0);
 		return status;
 	}
-	db_busy_interruptible(&db);   /* recording the run's end after a stop waits for no lock */
+	db_busy_interruptible(&db);   /* a lookup's lock wait ends at a stop */
 	if (!(status = db_run_start(&db, "publish")) &&
 	    !(status = publish_open(&publisher, config, &db, options->drop_images, stdout))) {
 		status = publish_read_items(&publisher, &rest);
 		publish_stdout_failed = publisher.committer.out_failed;
 		publish_abandoned = publisher.committer.abandoned;
 		/* After a stop, the run's end is recorded too (report would show
-		 * it running), the lock waited for briefly. */
-		if (interrupt_requested() && !interrupt_insisted())
-			db_busy_bounded(&db, PUBLISH_END_WAIT_MS);
+		 * it running), a lock waited for briefly (a second signal ends it). */
+		if (interrupt_requested()) {
+			publish_end_wait_until = db_now() + PUBLISH_END_WAIT_MS / 1000.0;
+			db_busy_until(&db, publish_end_give_up, NULL);
+		}
 		db_run_end(&db, publisher.counts.read + publisher.counts.bad_lines,
 			publisher.counts.published, status);
 		publish_close(&publisher);

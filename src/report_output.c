@@ -1,10 +1,10 @@
 /* The report's formats: a table for people, JSON for scripts, a Prometheus
  * textfile, and a monitoring-plugin check. */
 #include <errno.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>

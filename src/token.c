@@ -518,7 +518,7 @@ static int token_fetch_file(struct token_cache *cache, char *token, int64_t *exp
 			"writable by its group", (unsigned)(st.st_mode & 07777));
 		token_fail_secret(cache);
 		snprintf(cache->failure.message, sizeof cache->failure.message,
-			"the token file's mode lets others at it (see above)");
+			"the token file's mode lets its group or others at it (see above)");
 		return -1;
 	}
 	length = fread(text, 1, sizeof text - 1, file);

@@ -280,9 +280,10 @@ static const char *wechat_errmsg_shown(const char *errmsg, char out[WECHAT_ERRMS
 	/* A gateway or proxy may echo the request, the secret or the token in
 	 * its query with it: masked, whole, before it is cut (a token also as
 	 * the query's access_token=, should the echo cut it short). */
-	if (!(masked = malloc(strlen(errmsg) + 1)))
+	/* (A value masked grows by 3 at most, and each comes after 7 bytes.) */
+	if (!(masked = malloc(2 * strlen(errmsg) + 1)))
 		return "(errmsg not shown: out of memory)";
-	wechat_mask_url(errmsg, masked, strlen(errmsg) + 1);
+	wechat_mask_url(errmsg, masked, 2 * strlen(errmsg) + 1);
 	log_redact(masked);
 	rid = strstr(masked, " rid: ");
 	if (strlen(masked) <= WECHAT_ERRMSG_SHOWN)

@@ -203,8 +203,23 @@ locked_publish() {
   for _ in $(seq 200); do
     [ "$(sql "SELECT count(*) FROM runs WHERE stage = 'publish'")" -gt "$runs" ] && break; sleep 0.05
   done
+  kafka_end=$(topic_end qrpool.card)
   lock_db "$1"
   cat "$T/items" >&3
+}
+
+# topic_end TOPIC: the sum of its partitions' high watermarks.
+topic_end() {
+  kafka-offsets -b "$KAFKA_BROKERS" -t "$1" | awk '{ n += $3 } END { print n + 0 }'
+}
+
+# in_kafka N: waits (10 s at most) until the card topic holds N more messages
+# than when locked_publish began: every line read and sent, whatever the load.
+in_kafka() {
+  i=0
+  while [ "$(topic_end qrpool.card)" -lt $((kafka_end + $1)) ] && [ $i -lt 200 ]; do
+    sleep 0.05; i=$((i + 1))
+  done
 }
 
 # Still locked when the input ends: waited out until kafka.timeout (3 s here),
@@ -225,17 +240,17 @@ set_kafka 10s
 qrpool-pending --state fetched --pool card | qrpool-publish >/dev/null 2>"$T/err"
 is "... and a rerun records them" "$(($(count card published) - before))" 300
 
-# SIGTERM while the DB is locked for a moment (3 s; busy_timeout 20 s): what
+# SIGTERM while the DB is locked for a moment (5 s; busy_timeout 20 s): what
 # Kafka confirmed is still recorded once the lock is gone (kafka.timeout allows
 # it), not left to go again on the next run; the run's end is recorded too.
 sed -i 's|busy_timeout = "1s"|busy_timeout = "20s"|' "$QRPOOL_CONFIG"
 set_kafka 10s
-locked_publish 3
-sleep 1.5    # the deliveries are in, their commit waits for the lock
+locked_publish 5
+in_kafka 300    # the deliveries are in, their commit waits for the lock
 kill -TERM $publisher; exec 3>&-   # (the stage before stops too)
 rc=0; wait $publisher || rc=$?
 wait $locker
-is "SIGTERM, the DB locked for 3 s: exit 75 (stopped)" "$rc" 75
+is "SIGTERM, the DB locked for 5 s: exit 75 (stopped)" "$rc" 75
 is "... every code delivered is recorded once the lock is gone, and printed" \
   "$(($(count card published) - before)):$(wc -l <"$T/out")" "300:300"
 is "... the run's end recorded too" "$(sql "SELECT ended_at IS NOT NULL, items_out, exit_status
@@ -246,7 +261,7 @@ is "... the run's end recorded too" "$(sql "SELECT ended_at IS NOT NULL, items_o
 # the last try, the run's record).
 set_kafka 3s
 locked_publish 30
-sleep 1.5
+in_kafka 300
 kill -TERM $publisher; exec 3>&-
 started=$(date +%s)
 rc=0; wait $publisher || rc=$?

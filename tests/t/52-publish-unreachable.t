@@ -23,6 +23,10 @@ like "... with the counts" "$(cat "$T/err")" "50 of 50 codes not delivered"
 like "... and how to resume them without sending them twice beside a fill" "$(cat "$T/err")" \
   "the next fill feeds them on first \(by hand, under the fills' lock: flock -n -E 75 /run/lock/qrpool-fill.lock bash -o pipefail -c 'qrpool-pending --state fetched \| qrpool-publish'\)"
 is "nothing is printed" "$(cat "$T/out")" ""
+# A lock path the shell would split is quoted in the command given.
+QRPOOL_FILL_LOCK="$T/fill locks/it's.lock" run qrpool-publish <"$T/items"
+like "... a lock path with a space and a quote: quoted for the shell" "$(cat "$T/err")" \
+  "by hand, under the fills' lock: flock -n -E 75 '$T/fill locks/it'\\\\''s.lock' bash -o pipefail"
 is "nothing is lost: every code still fetched, with its image" \
   "$(sql "SELECT count(*) FROM codes JOIN images ON code_id = codes.id WHERE state = 'fetched'")" 50
 

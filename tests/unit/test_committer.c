@@ -2,6 +2,8 @@
  * committer's thread; a batch whose commit fails (the disk full here) is
  * tried once more at the end and, failing again, counted as delivered but
  * unrecorded, its codes left 'fetched' and none of its lines printed. */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -155,6 +157,41 @@ static void test_last_tries_go_on(struct config *config, struct db *db)
 	fclose(out);
 }
 
+static struct db *lock_holder;
+
+static void *commit_later(void *ms)
+{
+	usleep((useconds_t)(intptr_t)ms * 1000);
+	db_exec(lock_holder, "COMMIT");
+	return NULL;
+}
+
+/* No signal, the deliveries waited for until give_up_at: a batch handed over
+ * after it still waits out another writer's short transaction (busy_timeout),
+ * rather than being left unrecorded to go to Kafka again. */
+static void test_late_batch_waits_for_a_lock(struct config *config, struct db *db)
+{
+	struct publish_committer committer;
+	FILE *out = tmpfile();
+	pthread_t thread;
+
+	stage(db);
+	if (publish_committer_start(&committer, config, out)) {
+		ok(0, "committer started");
+		return;
+	}
+	publish_committer_finishing(&committer, db_now() - 0.01);
+	lock_holder = db;
+	db_exec(db, "BEGIN IMMEDIATE");   /* 300 ms, within busy_timeout (1 s) */
+	pthread_create(&thread, NULL, commit_later, (void *)(intptr_t)300);
+	publish_committer_submit(&committer, batch_of(1, 100));
+	is_int(publish_committer_finish(&committer), 0, "a batch past give_up_at, a 300 ms lock: 0");
+	pthread_join(thread, NULL);
+	is_int((int)committer.unrecorded, 0, "... nothing unrecorded");
+	is_int((int)committer.published, 100, "... the batch recorded");
+	fclose(out);
+}
+
 int main(void)
 {
 	char path[] = "/tmp/qrpool-test-committer.XXXXXX";
@@ -194,6 +231,7 @@ int main(void)
 
 	test_one_batch_fails(&config, &db);
 	test_last_tries_go_on(&config, &db);
+	test_late_batch_waits_for_a_lock(&config, &db);
 	db_close(&db);
 	unlink(path);
 	return tap_done();
