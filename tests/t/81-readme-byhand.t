@@ -18,9 +18,14 @@ is "it runs to its end" "$rc" 0
 published=$(awk '/^[0-9]+$/ { print; exit }' "$T/out")
 ok "the fill published about 350 codes, as it says (${published:-none})" \
   [ "${published:-0}" -ge 300 -a "${published:-0}" -le 400 ]
-like "the report shows both pools with nothing lost" "$(cat "$T/out")" "poster +wechat +[1-9][0-9]* +0 "
-like "... and the flyers" "$(cat "$T/out")" "flyer +link +[1-9][0-9]* +0 "
-like "a poster code read back with its headers" "$(cat "$T/out")" "pool=poster,content-type=image/jpeg,sha256="
-like "a flyer code decodes to its URL" "$(cat "$T/out")" "QR-Code:https://m.example.com/q/[0-9A-Za-z]{16}"
+# What each step says it shows: WHAT|PATTERN in its output.
+while IFS='|' read -r what pattern; do
+  like "$what" "$(cat "$T/out")" "$pattern"
+done <<'SHOWN'
+the report shows the poster pool with nothing lost|poster +wechat +[1-9][0-9]* +0 
+... and the flyers|flyer +link +[1-9][0-9]* +0 
+a poster code read back with its headers|pool=poster,content-type=image/jpeg,sha256=
+a flyer code decodes to its URL|QR-Code:https://m.example.com/q/[0-9A-Za-z]{16}
+SHOWN
 is "nothing on stderr" "$(cat "$T/err")" ""
 is "nothing left running" "$(pgrep -f "$T/" | wc -l)" 0
