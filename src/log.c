@@ -166,12 +166,11 @@ void log_redact(char *text)
 	for (int i = 0; i < log_secret_count + LOG_TOKENS; i++) {
 		const char *secret = i < log_secret_count ? log_secrets[i] :
 			log_tokens[i - log_secret_count];
-		int at = count++;
+		int at = count;
 
-		if (!secret) {
-			count--;
+		if (!secret)   /* (a token slot not used yet) */
 			continue;
-		}
+		count++;
 		for (; at > 0 && strlen(sorted[at - 1]) < strlen(secret); at--)
 			sorted[at] = sorted[at - 1];
 		sorted[at] = secret;
