@@ -44,7 +44,8 @@ static void report_usage(void)
 		"                         --warn-hours if that is lower)\n"
 		"      --night HH:MM-HH:MM  the night window for quota figures (default 01:00-06:00)\n"
 		CLI_COMMON_HELP
-		"\n" EXITCODE_HELP
+		"\nExit status: 0 done, 64 usage, 70 internal error, 74 I/O error, 75 try again\n"
+		"later, 78 bad config.\n"
 		"75 also means: Kafka could not be read (depth unknown; the rest is reported);\n"
 		"78 also: kafka.brokers is not set (the same, but no later run does better).\n"
 		"With --check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (DB, config or Kafka unreadable,\n"
