@@ -161,6 +161,7 @@ static int render_execute(const struct render_options *options, const struct con
 		(long long)(counts.rejected + counts.malformed), left_said, stopped ?
 		"; the codes not rendered stay planned (qrpool-pending --state planned lists them for "
 		"a rerun)" : "");
+	log_debug("%lld images encoded", (long long)counts.encoded);
 	db_run_end(&db, counts.items_in + counts.malformed, counts.rendered + counts.passed, status);
 	db_close(&db);
 	status = exitcode_worst(status, cli_close_stdout());

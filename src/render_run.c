@@ -73,6 +73,7 @@ struct render_run {
 	int reader_status;
 	int64_t items_in, rejected, malformed;
 	int64_t buffered;          /* counts.buffered */
+	int64_t encoded;           /* counts.encoded, under the lock */
 };
 
 struct render_writer {
@@ -354,9 +355,15 @@ static struct render_slot *render_run_claim(struct render_run *run)
 
 	pthread_mutex_lock(&run->lock);
 	while (!slot && !run->stopping) {
+		/* Lines passed through wake no encoder: the writer may take them,
+		 * and the reader fill their slots again, before the encoders look.
+		 * Slots behind the head hold later items now, which are not theirs
+		 * to take until the look reaches them. */
+		if (run->claim < run->head)
+			run->claim = run->head;
 		if (run->claim < run->tail) {
 			struct render_slot *next = &run->slots[run->claim++ % RENDER_RUN_RING];
-			if (next->render) {
+			if (next->render && next->state == SLOT_QUEUED) {
 				slot = next;
 				slot->state = SLOT_CLAIMED;
 			}
@@ -399,6 +406,7 @@ static void *render_run_encode(void *arg)
 		int failed = render_run_render_slot(&renderer, slot);
 
 		pthread_mutex_lock(&run->lock);
+		run->encoded++;
 		slot->state = failed ? SLOT_FAILED : SLOT_DONE;
 		if (run->writer_idle && (uint64_t)(slot - run->slots) == run->head % RENDER_RUN_RING)
 			pthread_cond_signal(&run->ready);
@@ -656,6 +664,7 @@ static int render_run_threads(struct render_run *run, struct render_writer *writ
 	counts->rejected = run->rejected + writer->failed;
 	counts->malformed = run->malformed;
 	counts->buffered = run->buffered;
+	counts->encoded = run->encoded;
 	counts->rendered = writer->batch.stored;
 	counts->skipped = writer->batch.skipped;
 	counts->passed = writer->passed;

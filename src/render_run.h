@@ -26,6 +26,7 @@ struct render_run_counts {
 	int64_t rejected;       /* reported and skipped (unknown id, pool, repeat; not renderable) */
 	int64_t malformed;      /* lines that are no item, reported and skipped */
 	int64_t buffered;       /* after a stop: stdin's lines read ahead, not taken */
+	int64_t encoded;        /* images the encoders made (each code's once: -vv says) */
 };
 
 /* Runs until the input ends, a signal asks to stop (then what is rendered is

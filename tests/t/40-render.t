@@ -32,6 +32,25 @@ is "wechat codes stay planned" "$(sql "SELECT count(*) FROM codes WHERE pool != 
 is "content type, sha256 and time recorded" \
   "$(sql "SELECT count(*) FROM codes JOIN images ON code_id = codes.id WHERE pool = 'link' AND content_type = 'image/png' AND length(sha256) = 64 AND fetched_at > 0")" "$links"
 
+# --- runs of passed-through lines longer than the slot ring (1,024) between link
+# lines, as a night's mix gives: each link code encoded once, none dropped ---
+plan_codes 1000 6000 0 >"$T/mixed"
+link_lines "$T/mixed" >"$T/mixed.link"; other_lines "$T/mixed" >"$T/mixed.other"
+awk 'NR == FNR { other[NR] = $0; n = NR; next }
+     { link[FNR] = $0; m = FNR }
+     END { o = 1; l = 1
+           while (o <= n || l <= m) {
+             for (i = 0; i < 1100 && o <= n; i++) print other[o++]
+             for (i = 0; i < 200 && l <= m; i++) print link[l++] } }' \
+  "$T/mixed.other" "$T/mixed.link" >"$T/items"
+links=$(wc -l <"$T/mixed.link")
+run qrpool-render -vv -j 4 <"$T/items"
+is "runs of 1,100 passed lines between link lines: exit 0" "$rc" 0
+is "... every link code fetched" "$(state_count link fetched)" "$links"
+is "... each encoded once" "$(grep -o '[0-9]* images encoded' "$T/err")" "$links images encoded"
+is "... every link line printed, in order" "$(link_lines "$T/out")" "$(cat "$T/mixed.link")"
+is "... and every other line" "$(other_lines "$T/out")" "$(cat "$T/mixed.other")"
+
 # --- a sample decoded by zbarimg, checked by pngcheck and sha256sum -----------
 mkdir "$T/png"
 sql "SELECT writefile('$T/png/' || request_id || '.png', bytes) FROM codes JOIN images ON code_id = codes.id WHERE pool = 'link' ORDER BY random() LIMIT 12" >/dev/null
