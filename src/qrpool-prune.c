@@ -457,10 +457,12 @@ static void prune_pid_alive(sqlite3_context *context, int argc, sqlite3_value **
 /* Runs that ended before the cutoff, or started before it and never ended (a
  * run killed, or its host gone: not one whose process still runs), but never
  * a stage's last run or its last successful one, which qrpool-report shows.
- * In batches, as the codes. */
+ * The last as they were before this run began (?3, its own run: none in a dry
+ * run), so a dry run counts what the real one deletes. In batches, as the
+ * codes. */
 #define PRUNE_RUNS_GONE "coalesce(ended_at, started_at) < ?1 " \
 	"AND NOT (ended_at IS NULL AND qrpool_pid_alive(pid)) " \
-	"AND id NOT IN (SELECT max(id) FROM runs GROUP BY stage) " \
+	"AND id NOT IN (SELECT max(id) FROM runs WHERE id != ?3 GROUP BY stage) " \
 	"AND id NOT IN (SELECT max(id) FROM runs WHERE exit_status = 0 GROUP BY stage)"
 static int prune_runs(struct prune *prune)
 {
@@ -476,6 +478,7 @@ static int prune_runs(struct prune *prune)
 	sqlite3_bind_double(stmt, 1, prune->cutoff);
 	if (!prune->options->dry_run)
 		sqlite3_bind_int64(stmt, 2, prune->options->batch);
+	sqlite3_bind_int64(stmt, 3, prune->db->run_id);
 	do {
 		double began = db_monotonic();
 

@@ -226,6 +226,20 @@ is "... and deletes nothing" "$(sql "SELECT count(*) FROM codes WHERE state = 'f
 rc=0; qrpool-prune --dry-run >/dev/full 2>"$T/err" || rc=$?
 is "a dry run's full stdout exits 74" "$rc" 74
 
+# The dry run counts the runs the real one deletes: the real one's own run,
+# just begun, takes no earlier prune run's place as the stage's last.
+sql "DELETE FROM runs WHERE stage = 'prune'"
+sql "INSERT INTO runs (stage, pid, started_at, ended_at, exit_status) VALUES
+  ('prune', 11, $old, $old + 1, 0), ('prune', 12, $old + 10, $old + 11, 1)"
+run qrpool-prune --dry-run
+dry=$(awk -F '\t' '$1 == "runs" { print $3 }' "$T/out")
+runs=$(sql "SELECT count(*) FROM runs")
+run qrpool-prune
+is "old prune runs: the dry run's count is what the real run deletes" \
+  "$rc:$((runs + 1 - $(sql "SELECT count(*) FROM runs")))" "0:$dry"
+is "... the last prune run and the last good one kept" \
+  "$(sql "SELECT group_concat(pid) FROM (SELECT pid FROM runs WHERE pid IN (11, 12) ORDER BY pid)")" "11,12"
+
 # Ids no row has (what earlier runs deleted, a year of nights) are passed in
 # one step: a gap of a billion ids walked 8 at a time (--batch 1) took hours.
 # Last in the file: the gap stays in the DB, and were passing it ever to
