@@ -367,25 +367,29 @@ static int config_check_private(const struct config_reader *reader, const config
 static int config_check_property_file(const struct config_reader *reader,
 	const config_setting_t *item, const char *text, const char *eq)
 {
-	static const char *const keys[] = { "ssl.ca.location", "ssl.crl.location",
-		"ssl.certificate.location", "ssl.key.location", "ssl.keystore.location",
-		"sasl.kerberos.keytab" };
-	size_t length = (size_t)(eq - text), i;
+	enum { PLAIN, CA, PRIVATE };
+	static const struct { const char *key; int kind; } files[] = {
+		{ "ssl.ca.location", CA }, { "ssl.crl.location", PLAIN },
+		{ "ssl.certificate.location", PLAIN }, { "ssl.key.location", PRIVATE },
+		{ "ssl.keystore.location", PRIVATE }, { "sasl.kerberos.keytab", PRIVATE },
+	};
+	size_t length = (size_t)(eq - text);
 	const char *path = eq + 1;
 
-	for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
-		if (strlen(keys[i]) == length && !strncmp(text, keys[i], length))
-			break;
-	if (i == sizeof keys / sizeof keys[0] || !*path || !strcmp(path, "probe"))
-		return 0;
-	if (*path != '/')
-		return config_error_at(reader, item, "kafka.properties %.*s '%s' must be an absolute "
-			"path: relative, it would name another file in each directory a tool runs from",
-			(int)length, text, path);
-	if (i == 0)
-		return config_check_ca(reader, item, "ssl.ca.location", path);
-	if (i == 3 || i == 4 || i == 5)
-		return config_check_private(reader, item, path, keys[i]);
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		if (strlen(files[i].key) != length || strncmp(text, files[i].key, length))
+			continue;
+		if (!*path || !strcmp(path, "probe"))
+			return 0;
+		if (*path != '/')
+			return config_error_at(reader, item, "kafka.properties %s '%s' must be an "
+				"absolute path: relative, it would name another file in each directory a "
+				"tool runs from", files[i].key, path);
+		if (files[i].kind == CA)
+			return config_check_ca(reader, item, files[i].key, path);
+		return files[i].kind == PRIVATE ?
+			config_check_private(reader, item, path, files[i].key) : 0;
+	}
 	return 0;
 }
 

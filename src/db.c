@@ -239,37 +239,39 @@ int db_begin_immediate(struct db *db)
 
 #define DB_BUSY_STEP_MS 10
 
-/* busy_timeout's wait, in steps that look for a signal (or ask give_up). */
+/* busy_timeout's wait, in steps that ask give_up (a signal, by default). */
 static int db_busy_wait(void *arg, int count)
 {
 	const struct db *db = arg;
 
-	if ((db->give_up ? db->give_up(db->give_up_arg) : interrupt_requested()) ||
-	    (int64_t)count * DB_BUSY_STEP_MS >= db->busy_timeout_ms)
+	if (db->give_up(db->give_up_arg) || (int64_t)count * DB_BUSY_STEP_MS >= db->busy_timeout_ms)
 		return 0;
 	usleep(DB_BUSY_STEP_MS * 1000);
 	return 1;
 }
 
-/* The lock wait as configured: busy_timeout, or the interruptible one. */
+/* The lock wait as configured: busy_timeout, or one that may give up. */
 static void db_set_busy_wait(struct db *db)
 {
-	if (db->interruptible)
+	if (db->give_up)
 		sqlite3_busy_handler(db->handle, db_busy_wait, db);
 	else
 		sqlite3_busy_timeout(db->handle, db->busy_timeout_ms);
 }
 
+static int db_interrupted(void *unused)
+{
+	(void)unused;
+	return interrupt_requested();
+}
+
 void db_busy_interruptible(struct db *db)
 {
-	db->interruptible = 1;
-	db->give_up = NULL;
-	db_set_busy_wait(db);
+	db_busy_until(db, db_interrupted, NULL);
 }
 
 void db_busy_until(struct db *db, int (*give_up)(void *arg), void *arg)
 {
-	db->interruptible = 1;
 	db->give_up = give_up;
 	db->give_up_arg = arg;
 	db_set_busy_wait(db);
@@ -277,7 +279,6 @@ void db_busy_until(struct db *db, int (*give_up)(void *arg), void *arg)
 
 void db_busy_bounded(struct db *db, int ms)
 {
-	db->interruptible = 0;
 	db->give_up = NULL;
 	sqlite3_busy_timeout(db->handle, ms);
 }

@@ -14,8 +14,8 @@ struct db {
 	sqlite3 *handle;
 	const char *path;
 	int busy_timeout_ms;    /* as opened */
-	int interruptible;      /* lock waits end at SIGINT/SIGTERM (db_busy_interruptible) */
-	int (*give_up)(void *); /* or when this says so (db_busy_until) */
+	int (*give_up)(void *); /* lock waits end when this says so (db_busy_until; NULL:
+	                           busy_timeout whole) */
 	void *give_up_arg;
 	int64_t run_id;         /* row in runs for this process, 0 if none */
 	int unknown_id_hinted;  /* db_unknown_id_hint has said where to look */
