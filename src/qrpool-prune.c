@@ -20,6 +20,8 @@
 #define PRUNE_DEFAULT_AGE "30d"
 /* The last day is what the report's failures and a morning audit read. */
 #define PRUNE_MIN_AGE_MS (24 * 3600 * 1000LL)
+/* A hundred years: a cutoff before then is a typing slip, not a policy. */
+#define PRUNE_MAX_AGE_MS (36500LL * 24 * 3600 * 1000)
 #define PRUNE_DEFAULT_BATCH 2000
 #define PRUNE_MAX_BATCH 100000
 /* After each batch the lock is let go for as long as it was held, up to this:
@@ -88,7 +90,8 @@ static void prune_usage(void)
 		"README: qrpool-prune).\n\n"
 		"      --older-than AGE  what changed longer ago than AGE goes (default "
 		PRUNE_DEFAULT_AGE ",\n"
-		"                     at least 1d; a duration as in the config: 30d, 720h)\n"
+		"                     at least 1d, at most 36500d; a duration as in the config:\n"
+		"                     30d, 720h)\n"
 		"      --batch N      codes or runs per transaction (default %d, at most %d)\n"
 		"  -n, --dry-run      delete nothing: print what would go (TAB-separated:\n"
 		"                     what, pool, count; what = published, failed (a line per\n"
@@ -142,6 +145,9 @@ static int prune_parse_options(int argc, char **argv, struct prune_options *opti
 	if (options->age_ms < PRUNE_MIN_AGE_MS)
 		return cli_usage_error("--older-than %s: at least 1d (the last day's codes are what the "
 			"report and the morning audit read)", options->age_text);
+	if (options->age_ms > PRUNE_MAX_AGE_MS)
+		return cli_usage_error("--older-than %s: at most 36500d (a hundred years)",
+			options->age_text);
 	return 0;
 }
 

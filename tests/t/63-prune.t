@@ -14,6 +14,9 @@ like "... and gives the exit statuses" "$(cat "$T/out")" "75 stopped early"
 run qrpool-prune --older-than 12h
 is "--older-than under a day exits 64" "$rc" 64
 like "... saying why" "$(cat "$T/err")" "at least 1d"
+run qrpool-prune --older-than 999999999d
+is "--older-than over a hundred years exits 64" "$rc" 64
+like "... saying the bound" "$(cat "$T/err")" "at most 36500d"
 run qrpool-prune --older-than soon
 is "a bad --older-than exits 64" "$rc" 64
 like "... naming it" "$(cat "$T/err")" "--older-than: "
