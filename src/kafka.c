@@ -121,6 +121,11 @@ static int kafka_set_defaults(rd_kafka_conf_t *conf, const struct config *config
 		return -1;
 	if (kafka_conf_set(conf, config, "client.id", log_program()))
 		return -1;
+	/* qrpool does not create topics: a missing or mistyped pool topic is an
+	 * error, not a new one-partition topic on a cluster that allows it
+	 * (librdkafka's producer asks for that by default). */
+	if (kafka_conf_set(conf, config, "allow.auto.create.topics", "false"))
+		return -1;
 	if (type != RD_KAFKA_PRODUCER)
 		return 0;
 	snprintf(text, sizeof text, "%lld", (long long)(timeout < 1 ? 1 : timeout > INT32_MAX ?

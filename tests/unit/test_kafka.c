@@ -83,6 +83,24 @@ static void test_conf(void)
 		"the queue of images is held to 64 MB");
 	rd_kafka_conf_destroy(conf);
 
+	/* librdkafka's producer asks brokers to create a topic it does not
+	 * know, unless told: the finished client's settings are what count. */
+	for (int set = 0; set < 2; set++) {
+		rd_kafka_t *rk;
+
+		config = test_config("127.0.0.1:1", (char *[]){ "allow.auto.create.topics=true" },
+			set);
+		rk = kafka_client_new(RD_KAFKA_PRODUCER, kafka_conf_new(&config, RD_KAFKA_PRODUCER,
+			NULL));
+		ok(rk != NULL, "a producer");
+		is_str(rk ? conf_value((rd_kafka_conf_t *)rd_kafka_conf(rk),
+			"allow.auto.create.topics", buf, sizeof buf) : "", set ? "true" : "false",
+			set ? "... that asks for topics to be created when a property says so" :
+			"... that does not ask brokers to create a missing topic");
+		if (rk)
+			rd_kafka_destroy(rk);
+	}
+
 	config = test_config("127.0.0.1:1", (char *[]){ "message.timeout.ms=1234" }, 1);
 	conf = kafka_conf_new(&config, RD_KAFKA_PRODUCER, NULL);
 	is_str(conf_value(conf, "message.timeout.ms", buf, sizeof buf), "1234",
