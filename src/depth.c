@@ -160,6 +160,12 @@ void depth_read_kafka(const struct config *config, struct depth_reading *reading
 			log_warn("pool %s: topic %s does not exist on the cluster: depth 0, and nothing "
 				"can be published until it is created (qrpool does not create topics)",
 				r->pool->name, r->pool->topic);
+		if (!r->err && r->depth.ahead)
+			log_warn("pool %s: group %s has committed past the end of %d of topic %s's %d "
+				"partitions (the topic recreated, or its offsets reset?): counted as empty; "
+				"where the online service reads them from is up to its auto.offset.reset",
+				r->pool->name, r->pool->group, r->depth.ahead, r->pool->topic,
+				r->depth.partitions);
 		if (!r->err && r->depth.lost)
 			log_info("pool %s: %lld codes were dropped by retention before anyone took them",
 				r->pool->name, (long long)r->depth.lost);

@@ -330,6 +330,10 @@ void kafka_depth_add(struct kafka_depth *depth, int64_t low, int64_t high, int64
 		depth->lost += low - committed;
 	else
 		start = committed;
+	/* Past the end: where the group's consumers will read from is their
+	 * auto.offset.reset's choice, so nothing is counted (plan makes more
+	 * rather than fewer), and the caller says so. */
+	depth->ahead += committed > high;
 	if (high > start)
 		depth->depth += high - start;
 	depth->end += high;

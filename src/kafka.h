@@ -73,6 +73,8 @@ struct kafka_depth {
 	int64_t end;          /* the partitions' end offsets, summed: end - depth - lost is
 	                       * where the group stands, so snapshots give consumption */
 	int partitions;       /* 0: the topic does not exist (yet) */
+	int ahead;            /* partitions where the group committed past the end (the
+	                       * topic recreated, offsets reset): counted as empty */
 };
 
 /* Adds one partition: watermarks `low` and `high`, and the group's committed

@@ -13,16 +13,17 @@
 /* Data-driven: one partition's watermarks and committed offset. */
 static const struct {
 	int64_t low, high, committed, depth, lost;
+	int ahead;
 	const char *what;
 } depth_cases[] = {
-	{ 0, 10, -1001, 10, 0, "nothing committed: all from the low watermark" },
-	{ 0, 10, 4, 6, 0, "committed 4 of 10" },
-	{ 0, 10, 10, 0, 0, "all consumed" },
-	{ 5, 10, -1001, 5, 5, "nothing committed, 5 dropped: lost unread (not taken)" },
-	{ 5, 10, 2, 5, 3, "retention passed the committed offset: 3 lost" },
-	{ 5, 10, 5, 5, 0, "committed at the low watermark" },
-	{ 0, 0, -1001, 0, 0, "empty partition" },
-	{ 0, 10, 12, 0, 0, "committed past the end counts nothing" },
+	{ 0, 10, -1001, 10, 0, 0, "nothing committed: all from the low watermark" },
+	{ 0, 10, 4, 6, 0, 0, "committed 4 of 10" },
+	{ 0, 10, 10, 0, 0, 0, "all consumed" },
+	{ 5, 10, -1001, 5, 5, 0, "nothing committed, 5 dropped: lost unread (not taken)" },
+	{ 5, 10, 2, 5, 3, 0, "retention passed the committed offset: 3 lost" },
+	{ 5, 10, 5, 5, 0, 0, "committed at the low watermark" },
+	{ 0, 0, -1001, 0, 0, 0, "empty partition" },
+	{ 0, 10, 12, 0, 0, 1, "committed past the end counts nothing, and is told" },
 };
 
 static void test_depth_arithmetic(void)
@@ -33,6 +34,7 @@ static void test_depth_arithmetic(void)
 		kafka_depth_add(&depth, depth_cases[i].low, depth_cases[i].high, depth_cases[i].committed);
 		is_int(depth.depth, depth_cases[i].depth, "depth: %s", depth_cases[i].what);
 		is_int(depth.lost, depth_cases[i].lost, "lost: %s", depth_cases[i].what);
+		is_int(depth.ahead, depth_cases[i].ahead, "ahead: %s", depth_cases[i].what);
 	}
 }
 
@@ -287,6 +289,19 @@ static void test_depth(const char *brokers, rd_kafka_mock_cluster_t *mock)
 	ok(small.depth.lost > 0 && small.depth.depth + small.depth.lost == 800,
 		"nothing committed: %lld lost + %lld left = 800", (long long)small.depth.lost,
 		(long long)small.depth.depth);
+	/* The topic made anew under a group that had read further. */
+	rd_kafka_mock_topic_create(mock, "remade", 2, 1);
+	ok(!produce(brokers, "remade", 10, 100), "10 messages produced to partition 0");
+	ok(!commit(brokers, "online", "remade", 50), "the group committed offset 50");
+	pool.topic = "remade";
+	log_init("test_kafka", 0);
+	tap_capture_start();
+	depth_read_kafka(&config, &small, 1, 5000);
+	tap_capture_end(logged, sizeof logged);
+	log_init("test_kafka", -1);
+	is_int(small.depth.depth, 0, "committed past the end: depth 0 there");
+	ok(strstr(logged, "pool test: group online has committed past the end of 1 of topic "
+		"remade's 2 partitions") != NULL, "... and a warning says so: %s", logged);
 }
 
 static void test_unreachable(void)
