@@ -129,6 +129,7 @@ static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report
 
 	(void)rk;
 	publisher->in_flight--;
+	publisher->last_report = db_now();
 	if (report->err && kafka_message_refused(report->err)) {
 		char id[RID_SCENE_MAX + 1];
 
@@ -557,6 +558,24 @@ static void publish_detach(struct publisher *publisher, struct publish_code *cod
  * done; code->bytes is then NULL); when the producer's queue is full, serves
  * delivery reports (and hands their batches to the committer) until there is
  * room or a signal comes, with the code detached from the read transaction. */
+/* The producer's queue full, and no delivery report for kafka.timeout
+ * (message.timeout.ms set longer, or to 0 for no limit, while the brokers
+ * are down): waiting for room would outlast the run's timeout, so reading
+ * stops and the run ends 75 with its counts. */
+static void publish_check_room(struct publisher *publisher, double full_since)
+{
+	double timeout = (double)publisher->config->kafka.timeout_ms / 1000;
+	double quiet_since = publisher->last_report > full_since ? publisher->last_report : full_since;
+
+	if (db_now() - quiet_since < timeout)
+		return;
+	log_error("the producer's queue has been full for kafka.timeout (%g s) with no delivery "
+		"confirmed or failed meanwhile (message.timeout.ms in kafka.properties longer than "
+		"it?): reading stopped", timeout);
+	publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
+	publisher->stop = 1;
+}
+
 static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struct pool_config *pool,
 	const struct item *item, struct publish_code *code, struct publish_message *message)
 {
@@ -565,6 +584,7 @@ static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struc
 	const char *url = link ? publish_url(publisher, pool, item->request_id) : NULL;
 	const char *created = publish_created(publisher, code->created);
 	rd_kafka_resp_err_t err;
+	double full_since = 0;
 
 	if (!topic)
 		return rd_kafka_last_error();
@@ -585,8 +605,11 @@ static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struc
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 			if (code->content_type != publisher->held_type)
 				publish_detach(publisher, code);
+			if (full_since == 0)
+				full_since = db_now();
 			rd_kafka_poll(publisher->producer, 100);
 			publish_hand_over(publisher, 0);
+			publish_check_room(publisher, full_since);
 		}
 	} while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !publisher->stop && !interrupt_requested());
 	if (!err)

@@ -30,6 +30,23 @@ like "... a lock path with a space and a quote: quoted for the shell" "$(cat "$T
 is "nothing is lost: every code still fetched, with its image" \
   "$(sql "SELECT count(*) FROM codes JOIN images ON code_id = codes.id WHERE state = 'fetched'")" 50
 
+# message.timeout.ms without limit, and a queue that fills: the wait for room
+# ends at kafka.timeout too (it waited for ever).
+cp "$QRPOOL_CONFIG" "$T/nolimit.cfg"
+sed -i 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "3s"; properties = [ "message.timeout.ms=0", "queue.buffering.max.messages=5" ]; };|' \
+  "$T/nolimit.cfg"
+started=$(date +%s)
+QRPOOL_CONFIG=$T/nolimit.cfg run timeout 60 qrpool-publish <"$T/items"
+took=$(($(date +%s) - started))
+is "no message timeout, the queue full: exit 75" "$rc" 75
+ok "... within twice the 3 s timeout (took ${took} s)" test "$took" -le 8
+like "... saying why it stopped reading" "$(cat "$T/err")" \
+  "the producer's queue has been full for kafka.timeout \(3 s\) with no delivery confirmed or failed"
+like "... with the counts: 6 taken (5 queued)" "$(cat "$T/err")" "6 of 6 codes not delivered"
+like "... the rest let go" "$(cat "$T/err")" "44 lines of input read to its end and let go"
+is "... nothing lost: every code still fetched" \
+  "$(sql "SELECT count(*) FROM codes JOIN images ON code_id = codes.id WHERE state = 'fetched'")" 50
+
 # The run stops (messages timed out) while the stage before has written half a
 # line and holds its end open: the half line is no bad line (75, not 65); the
 # rest of the input is read to its end, when the stage before closes it.
