@@ -183,7 +183,7 @@ job_private_dir() {
 # Another user's process holding it (anyone can open a lock in /run/lock) is
 # then plain.
 job_lock_holder() {
-  local pid= user= since=
+  local pid= user= since= args
   read -r pid user since <"$1" 2>/dev/null
   if [[ $pid =~ ^[0-9]+$ ]] && [ -d "/proc/$pid" ] && job_has_open "$pid" "$1"; then
     printf ' (pid %s, user %s, since %s)' "$pid" "$user" "$since"
@@ -192,8 +192,8 @@ job_lock_holder() {
   pid=$(lslocks -n -r -o PID,PATH 2>/dev/null | awk -v lock="$(readlink -f "$1")" \
     '$2 == lock { print $1; exit }')
   [ -n "$pid" ] || return 0
-  printf ' (pid %s, user %s: %s)' "$pid" "$(ps -o user= -p "$pid" 2>/dev/null)" \
-    "$(ps -o args= -p "$pid" 2>/dev/null | cut -c1-80)"
+  args=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-80)
+  printf ' (pid %s, user %s: %s)' "$pid" "$(stat -c %U "/proc/$pid" 2>/dev/null)" "${args% }"
 }
 
 # job_has_open PID FILE: whether PID has FILE open, as a job holding its lock
@@ -370,28 +370,46 @@ job_run() {
 # stage signalled reads the rest of its input and lets it go, so a SIGTERM to
 # every stage would end the night too, but drop the work in flight between.)
 job_signalled() {
-  local pid parent
+  local pid parent comm
   [ -n "$JOB_SIGNAL" ] && return
   JOB_SIGNAL=$1
   job_log "SIG$1: stopping the pipeline"
-  for pid in $(job_descendants "$JOB_CHILD"); do
-    case $(ps -o comm= -p "$pid" 2>/dev/null) in
+  while read -r pid parent comm; do
+    case $comm in
       qrpool-pending|qrpool-plan)
         # Their subshell too (job_feed's, in the fills), or it
         # would go on to its next command: the plan stopped, pending
         # would still feed the leftovers on after the stop.
-        parent=$(ps -o ppid= -p "$pid" 2>/dev/null | tr -d ' ')
-        [ -n "$parent" ] && [ "$parent" != "$JOB_CHILD" ] && kill -TERM "$parent" 2>/dev/null
+        [ "$parent" != "$JOB_CHILD" ] && kill -TERM "$parent" 2>/dev/null
         kill -TERM "$pid" 2>/dev/null || true ;;
       qrpool-fetch|qrpool-report) kill -TERM "$pid" 2>/dev/null || true ;;
     esac
-  done
+  done < <(job_descendants "$JOB_CHILD")
 }
+# job_descendants PID: "PID PARENT NAME" for each process under PID, read
+# from /proc (procps's pgrep and ps may not be on a minimal host: the stop
+# would then stop nothing, and fetch run on to its deadline).
 job_descendants() {
-  local pid
-  for pid in $(pgrep -P "$1"); do
-    echo "$pid"
-    job_descendants "$pid"
+  local stat line pid comm fields i
+  local -A parent_of name_of
+  local -a queue=("$1")
+  for stat in /proc/[0-9]*/stat; do
+    read -r line 2>/dev/null <"$stat" || continue
+    pid=${line%% *}
+    comm=${line#*(}
+    comm=${comm%)*}
+    # After the name (which may hold spaces and parentheses): state, parent.
+    read -r -a fields <<<"${line##*) }"
+    parent_of[$pid]=${fields[1]}
+    name_of[$pid]=$comm
+  done
+  for ((i = 0; i < ${#queue[@]}; i++)); do
+    for pid in "${!parent_of[@]}"; do
+      if [ "${parent_of[$pid]}" = "${queue[i]}" ]; then
+        echo "$pid ${queue[i]} ${name_of[$pid]}"
+        queue+=("$pid")
+      fi
+    done
   done
 }
 

@@ -146,7 +146,13 @@ is "a new lock file is readable by all, writable by its owner only" "$(stat -c %
 # it: the holder named is the one that does.
 printf '%s someone 2020-01-01T00:00:00+0000\n' "$$" >"$T/qrpool-fill.lock"
 hold_flock "$T/qrpool-fill.lock"
-run nightly-fill -u "$deadline" "$T/demand.tsv"
+# (A PATH without procps, as on a minimal host: the scripts read /proc.)
+mkdir "$T/noprocps"
+for f in /usr/bin/* /bin/*; do
+  case ${f##*/} in ps|pgrep|pkill|pidof|pwdx) ;; *) ln -sf "$f" "$T/noprocps/" ;; esac
+done
+NOPROCPS=$QRPOOL_BIN:$ROOT/scripts:$T/noprocps
+run env PATH="$NOPROCPS" nightly-fill -u "$deadline" "$T/demand.tsv"
 is "a second nightly-fill while one runs: exit 75" "$rc" 75
 like "and says so, naming the holder (which may be anyone's: the lock is in a shared directory)" \
   "$(cat "$T/err")" "another run holds $T/qrpool-fill.lock \(pid [0-9]+, user $(id -un): (flock|sleep|sh) .*\); not starting"
@@ -358,7 +364,8 @@ start_fake slow --minute 1s --latency 400 --jitter 100
 config_for 'quota_minute = "1s"; concurrency = 4;'
 set_kafka 10s
 { printf 'poster\t%s\t2000\n' "$HOUR"; forecast_end "$HOUR"; } >"$T/big.tsv"
-TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "$T/big.tsv" >"$T/out" 2>"$T/err" & script=$!
+PATH=$NOPROCPS TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "$T/big.tsv" >"$T/out" 2>"$T/err" &
+script=$!
 i=0
 done_codes() { sql "SELECT count(*) FROM codes WHERE state = 'fetched' OR state = 'published'" 2>/dev/null || true; }
 until [ "$(done_codes)" -gt 0 ] 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
@@ -376,6 +383,7 @@ like "SIGTERM to nightly-fill: the log says so" "$(cat "$T/log/nightly-fill.log.
 like "... and the run's part of it is printed, though the log was rotated" "$(cat "$T/err")" \
   "nightly-fill: start \(pid $script\)"
 is "SIGTERM to nightly-fill: no tool left running" "$(my_tools '(pending|plan|fetch|render|publish)')" 0
+is "... with no procps (pgrep, ps) on its PATH" "$(grep -c 'command not found' "$T/log/nightly-fill.log.1")" 0
 ok "SIGTERM to nightly-fill: the lock is free" -- flock -n "$T/qrpool-fill.lock" true
 
 # --- SIGTERM or SIGHUP to the whole process group (timeout(1), systemd, an ssh
