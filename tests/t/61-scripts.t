@@ -261,6 +261,16 @@ kill -TERM $script
 rc=0; wait $script || rc=$?
 is "SIGTERM during a listing: exit 75" "$rc" 75
 is "... no verdict from the listing cut short" "$(grep -c 'still planned or fetched' "$T/log/audit.log")" 0
+# A tool that crashes is a bug (70, named), not a stop (75).
+printf '#!/bin/sh\nkill -SEGV $$\n' >"$T/stand-ins/qrpool-report"
+printf '#!/bin/sh\nexit 0\n' >"$T/stand-ins/qrpool-pending"
+QRPOOL_BIN=$T/stand-ins TMPDIR=$T run audit
+is "qrpool-report crashing: audit exits 70" "$rc" 70
+like "... naming it" "$(cat "$T/err")" "qrpool-report crashed \(SIGSEGV, exit 139\): a bug"
+printf '#!/bin/sh\nexit 0\n' >"$T/stand-ins/qrpool-report"
+printf '#!/bin/sh\nkill -KILL $$\n' >"$T/stand-ins/qrpool-pending"
+QRPOOL_BIN=$T/stand-ins TMPDIR=$T run audit
+is "qrpool-pending killed (the OOM killer?): 75, named" "$rc:$(grep -c 'qrpool-pending was killed' "$T/err")" "75:1"
 
 # --- backfill: the campaign's extra demand on top of the regular forecast -----------------
 fresh_kafka
