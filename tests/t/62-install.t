@@ -27,6 +27,18 @@ sed -e "s|/var/log/qrpool|$T/log|" -e "s|qrpool qrpool|$(id -un) $(id -gn)|" \
 run logrotate -f -s "$T/logrotate.state" "$T/logrotate.conf"
 is "logrotate takes the rules: exit 0" "$rc:$(cat "$T/err")" "0:"
 is "... the log rotated, a new empty one made" "$(cat "$T/log/audit.log.1"):$(wc -c <"$T/log/audit.log")" "old night:0"
+# BINDIR and DATADIR of their own: the crontab names them, not PREFIX's.
+run env -u MAKEFLAGS -u MFLAGS make -s -C "$ROOT" -o all install DESTDIR="$T/root2" PREFIX="$prefix" \
+  BINDIR=/opt/qrpool-bin DATADIR=/opt/qrpool-data BIN="$QRPOOL_BIN"
+is "make install with BINDIR and DATADIR: exit 0" "$rc:$(cat "$T/err")" "0:"
+like "... the crontab's PATH has BINDIR" "$(cat "$T/root2/opt/qrpool-data/cron/qrpool.crontab")" \
+  "PATH=/opt/qrpool-bin:/usr/bin:/bin"
+like "... and names the scripts in DATADIR" "$(cat "$T/root2/opt/qrpool-data/cron/qrpool.crontab")" \
+  " /opt/qrpool-data/scripts/nightly-fill -u 06:00"
+ok "... where they are" -- test -x "$T/root2/opt/qrpool-data/scripts/nightly-fill" -a \
+  -x "$T/root2/opt/qrpool-bin/qrpool-fetch"
+like "... as the logrotate notes do" "$(cat "$T/root2/opt/qrpool-data/cron/qrpool.logrotate")" \
+  "cp /opt/qrpool-data/cron/qrpool.logrotate"
 echo "site notes" >"$data/NOTES.local"
 run env -u MAKEFLAGS -u MFLAGS make -s -C "$ROOT" -o all uninstall DESTDIR="$root" PREFIX="$prefix" BIN="$QRPOOL_BIN"
 is "make uninstall: exit 0" "$rc:$(cat "$T/err")" "0:"
