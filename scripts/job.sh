@@ -31,8 +31,16 @@ job_check_deadline() {
   until_minutes=$((10#${until_time%:*} * 60 + 10#${until_time#*:}))
   left_minutes=$(( (until_minutes - now_minutes + 1440) % 1440 ))
   if [ "$left_minutes" -eq 0 ] || [ "$left_minutes" -gt 720 ]; then
+    # A fill in the day would take the quota the online services need at the
+    # peaks, keeping only the night's reserve: the night fill says what to
+    # run instead, not "a later -u".
+    local next="give -u a later time"
+    case $job in
+      nightly-fill) next="the next night's fill feeds on what is left first; to catch up in the"
+        next="$next day, fetch with --reserve under the fills' lock (README: After a failed night)" ;;
+    esac
     echo "$job: it is $JOB_CHECKED_AT, past the deadline $until_time (the next one is" \
-      "$((left_minutes / 60))h$((left_minutes % 60))m away): not starting; give -u a later time" >&2
+      "$((left_minutes / 60))h$((left_minutes % 60))m away): not starting; $next" >&2
     exit 75
   fi
 }

@@ -74,6 +74,8 @@ before=$(sql 'SELECT count(*) FROM codes')
 run nightly-fill -u "$past" "$T/demand.tsv"
 is "a deadline 5 minutes ago: exit 75" "$rc" 75
 like "a deadline 5 minutes ago: says so" "$(cat "$T/err")" "past the deadline $past"
+like "... and what to do instead of a daytime fill" "$(cat "$T/err")" \
+  "not starting; the next night's fill feeds on what is left first; to catch up in the day, fetch with --reserve under the fills' lock \(README: After a failed night\)"
 is "a deadline 5 minutes ago: nothing planned" "$(sql 'SELECT count(*) FROM codes')" "$before"
 run nightly-fill -u 6am "$T/demand.tsv"
 is "a malformed deadline: exit 64" "$rc" 64
