@@ -229,7 +229,7 @@ job_start() {
   JOB_NAME=$1
   local lock_name=${2:-$1}
   local log_dir=${QRPOOL_LOG_DIR:-/var/log/qrpool}
-  local lock_dir=${QRPOOL_LOCK_DIR:-/run/lock} private size
+  local lock_dir=${QRPOOL_LOCK_DIR:-/run/lock} private size owner
   JOB_LOCK=$lock_dir/qrpool-$lock_name.lock
   # A lock that exists is used as it is; else the directory must let us make
   # it. Failing both, a directory of this user's own.
@@ -240,6 +240,11 @@ job_start() {
       exit 74
     fi
     JOB_LOCK=$private/qrpool-$lock_name.lock
+    # Said on every run (cron mails it): a run by another user, or with the
+    # directory given, takes another lock, and could run beside this one.
+    echo "$JOB_NAME: warning: $lock_dir is not a directory this user can write to (is" \
+      "QRPOOL_LOCK_DIR right?): locking $JOB_LOCK instead, which other users' runs and" \
+      "runs given another QRPOOL_LOCK_DIR do not see" >&2
   fi
   # Never through a symbolic link: in a directory anyone may write to (/run/lock),
   # one could point it at a file of ours, made or truncated here.
@@ -256,7 +261,14 @@ job_start() {
   # since the check above points at, nor a hard link to one of ours (the
   # holder's line below is written into it).
   [ -f "$JOB_LOCK" ] || [ ! -e "$JOB_LOCK" ] || job_lock_refused
-  exec 9<"$JOB_LOCK" || { echo "$JOB_NAME: cannot open lock $JOB_LOCK" >&2; exit 74; }
+  if ! exec 9<"$JOB_LOCK"; then
+    # (Most likely made by root under a strict umask, running a job or a
+    # `flock` by hand: it stays until /run/lock is cleared at boot.)
+    owner=$(stat -c "%U's, mode %a" "$JOB_LOCK" 2>/dev/null)
+    echo "$JOB_NAME: cannot open lock $JOB_LOCK (it is $owner): make it readable by all" \
+      "(chmod 644) or remove it, unless a run holds it" >&2
+    exit 74
+  fi
   if [ ! -f /dev/fd/9 ] || [ "$(stat -L -c %d:%i:%h /dev/fd/9 2>/dev/null)" != \
        "$(stat -c %d:%i "$JOB_LOCK" 2>/dev/null):1" ]; then
     job_lock_refused

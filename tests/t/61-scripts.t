@@ -559,6 +559,8 @@ rc=0; QRPOOL_LOCK_DIR=$T/no-lock-dir TMPDIR=$T bash -c ". '$ROOT/scripts/job.sh'
   echo \"\$QRPOOL_FILL_LOCK\"; job_finish 0" >"$T/out" 2>"$T/err" || rc=$?
 is "a fill's lock, where it had to be taken, is named to its stages" "$rc:$(cat "$T/out")" \
   "0:$T/qrpool-locks.$(id -u)/qrpool-fill.lock"
+like "... and the fallback is warned of, as another user's run would take another lock" \
+  "$(cat "$T/err")" "fillprobe: warning: $T/no-lock-dir is not a directory this user can write to \(is QRPOOL_LOCK_DIR right\?\): locking $T/qrpool-locks.$(id -u)/qrpool-fill.lock instead"
 # A new log (and its directory) is the operators' to read, not everyone's, under
 # cron's usual umask.
 rc=0; (umask 022 && QRPOOL_LOG=$T/newlogs/probe.log bash -c \
@@ -593,6 +595,14 @@ as_nobody probe
 is "and while root's run holds it, the other user's run waits its turn: exit 75" "$rc" 75
 touch "$T/release"
 wait $holder
+# Root's lock made under a strict umask (a `flock` run by hand) in a directory
+# open to all, as /run/lock: the other user cannot open it, and is told what to do.
+: >"$lockdir/qrpool-strict.lock" && chmod 600 "$lockdir/qrpool-strict.lock" && chmod 1777 "$lockdir"
+as_nobody strict
+chmod 755 "$lockdir"
+is "a lock root made mode 600: exit 74" "$rc" 74
+like "... saying whose it is and what to do" "$(cat "$T/err")" \
+  "cannot open lock $lockdir/qrpool-strict.lock \(it is root's, mode 600\): make it readable by all \(chmod 644\) or remove it"
 
 # The lock directory not writable and no lock in it: a directory of the user's own
 # in TMPDIR, never a file in TMPDIR itself that anyone could make and hold.
