@@ -388,6 +388,18 @@ static void test_wechat_values(void)
 			ok(strstr(logged, "plain http to another host") != NULL, "... saying why: %s", logged);
 		config_free(&config);
 	}
+	is_int(load("wechat = { appid = \"a\"; quota_minute = \"2s\"; };\n" POOLS, 0600,
+		&config, logged, sizeof logged), EXIT_CONFIG, "a 2 s quota minute against WeChat: 78");
+	ok(strstr(logged, "quota_minute is shorter than WeChat's minute (60s) with api_base "
+		"'https://api.weixin.qq.com'") != NULL, "... saying why: %s", logged);
+	config_free(&config);
+	is_int(load("wechat = { appid = \"a\"; quota_minute = \"2s\"; api_base = \"http://[::1]:9\"; "
+		"};\n" POOLS, 0600, &config, logged, sizeof logged), 0,
+		"... against a local stand-in: loads");
+	config_free(&config);
+	is_int(load("wechat = { appid = \"a\"; quota_minute = \"90s\"; };\n" POOLS, 0600,
+		&config, logged, sizeof logged), 0, "a longer quota minute against WeChat: loads");
+	config_free(&config);
 	is_int(load("wechat = { appid = \"a\"; api_base = \"http://127.0.0.1:9/\"; };\n" POOLS, 0600,
 		&config, logged, sizeof logged), 0, "an api_base ending in '/'");
 	is_str(config.wechat.api_base, "http://127.0.0.1:9", "... has it dropped (no '//cgi-bin')");
