@@ -165,6 +165,15 @@ static void token_adopt(struct token_cache *cache, const struct token_row *row, 
 
 /* --- the sources -------------------------------------------------------- */
 
+/* A stop cuts a token request short, as it does a token command: the
+ * endpoint may hang for all of wechat.timeout, and the stop must not. */
+static int token_http_progress(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+	curl_off_t ulnow)
+{
+	(void)data; (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
+	return interrupt_requested() != 0;
+}
+
 static int token_http(struct token_cache *cache, const char *url, const char *post)
 {
 	CURL *easy = cache->easy;
@@ -182,10 +191,16 @@ static int token_http(struct token_cache *cache, const char *url, const char *po
 		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
 		curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
 	}
+	curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, token_http_progress);
+	curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
 	rc = curl_easy_perform(easy);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(headers);
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	if (rc == CURLE_ABORTED_BY_CALLBACK) {
+		token_fail(cache, WECHAT_RETRY, "%s", "token endpoint: stopped by a signal");
+		return -1;
+	}
 	if (rc != CURLE_OK) {
 		char where[320];
 

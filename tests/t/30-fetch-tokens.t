@@ -491,3 +491,32 @@ for mode in path cut bare; do
   is "... nor in the DB's errors ($mode)" \
     "$(sql "SELECT count(*) FROM codes WHERE last_error LIKE '%echoed-token%'")" 0
 done
+
+# --- a token endpoint that accepts and never answers: a SIGTERM still stops the
+# run at once, not after wechat.timeout -------------------------------------------------
+cat >"$T/mute-gateway" <<'PYEOF'
+import socket, sys, time
+listener = socket.socket()
+listener.bind(('127.0.0.1', 0))
+listener.listen(16)
+open(sys.argv[1], 'w').write(str(listener.getsockname()[1]))
+held = []
+while True:
+    held.append(listener.accept()[0])   # read nothing, answer nothing
+PYEOF
+$PYTHON "$T/mute-gateway" "$T/mute.port" 2>"$T/mute.log" &
+at_exit "kill $! 2>/dev/null"
+tries=0; until [ -s "$T/mute.port" ] || [ $tries -gt 200 ]; do sleep 0.05; tries=$((tries + 1)); done
+base=http://127.0.0.1:$(cat "$T/mute.port")
+config_for 'concurrency = 1; timeout = "30s";'
+: >"$T/items"; plan poster 2
+qrpool-fetch --for 60s <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
+wait_handles_term $fetcher
+sleep 1   # (in the token request by now)
+kill -TERM $fetcher
+started=$(date +%s)
+rc=0; wait $fetcher || rc=$?
+took=$(($(date +%s) - started))
+is "SIGTERM while the token endpoint hangs: exit 75" "$rc" 75
+ok "... at once, not after the 30 s timeout (took $took s)" test "$took" -le 5
+is "... the codes still planned" "$(count "state = 'planned'")" 2
