@@ -70,6 +70,8 @@ struct fetch_transfer {
 	int64_t sent_ms;              /* wall clock: the quota window it was sent in */
 	int64_t sent_monotonic_ms;    /* for its answer time */
 	struct quota_slot charged;  /* the quota windows it was charged to */
+	struct fetcher *fetcher;
+	int requests;               /* times libcurl sent it (more than once: resent) */
 };
 
 struct fetch_pool {
@@ -82,6 +84,7 @@ struct fetch_pool {
 
 struct fetch_counts {
 	int64_t read, passed, jobs, failed, left, calls, retried, gave_up, quota_refused, bad;
+	int64_t resent;   /* calls libcurl sent again on a fresh connection */
 };
 
 struct fetcher {
@@ -641,6 +644,28 @@ static int fetch_target(struct fetcher *f, struct fetch_transfer *transfer)
 	return 0;
 }
 
+/* libcurl is about to send a call's request: again, when the kept-alive
+ * connection it first went out on died before any answer (it then sends it
+ * on a fresh one, unasked). WeChat may have counted the first: the second
+ * is paid for in the quota, and counted among the calls. */
+static int fetch_on_request(void *data, char *primary_ip, char *local_ip, int primary_port,
+	int local_port)
+{
+	struct fetch_transfer *transfer = data;
+	struct fetcher *f = transfer->fetcher;
+
+	(void)primary_ip; (void)local_ip; (void)primary_port; (void)local_port;
+	if (transfer->requests++ == 0 || !transfer->job)
+		return CURL_PREREQFUNC_OK;
+	quota_resent(&f->quota, quota_now_ms());
+	transfer->job->calls++;
+	f->counts.calls++;
+	f->counts.resent++;
+	log_debug("%s: the connection died before an answer: libcurl sends the call again on a "
+		"fresh one (counted in the quota)", transfer->job->request_id);
+	return CURL_PREREQFUNC_OK;
+}
+
 static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 {
 	struct fetch_transfer *transfer = f->idle[--f->idle_count];
@@ -658,6 +683,7 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 	curl_easy_setopt(transfer->easy, CURLOPT_PRIVATE, (char *)transfer);
 	transfer->body.size = 0;
 	transfer->job = job;
+	transfer->requests = 0;
 	transfer->sent_ms = now_ms;
 	transfer->sent_monotonic_ms = quota_monotonic_ms();
 	transfer->charged = f->quota.slot;
@@ -1121,8 +1147,11 @@ static int fetch_open_transfers(struct fetcher *f)
 		transfer->easy = curl_easy_init();
 		if (!transfer->easy || http_setup(transfer->easy, &f->config->wechat, &transfer->body) ||
 		    multi_share(&f->multi, transfer->easy) ||
-		    curl_easy_setopt(transfer->easy, CURLOPT_HTTPHEADER, f->headers) != CURLE_OK)
+		    curl_easy_setopt(transfer->easy, CURLOPT_HTTPHEADER, f->headers) != CURLE_OK ||
+		    curl_easy_setopt(transfer->easy, CURLOPT_PREREQFUNCTION, fetch_on_request) != CURLE_OK ||
+		    curl_easy_setopt(transfer->easy, CURLOPT_PREREQDATA, transfer) != CURLE_OK)
 			return EXIT_INTERNAL;
+		transfer->fetcher = f;
 		f->idle[f->idle_count++] = transfer;
 	}
 	return 0;
@@ -1240,19 +1269,22 @@ static void fetch_summary(struct fetcher *f, double started)
 	int64_t stored = f->batch.stored, lost_failed = f->batch.unrecorded_failures;
 	/* A batch a failed flush let go left its codes planned, refused ones too. */
 	int64_t left = c->left + f->batch.unrecorded_images + lost_failed;
-	char line[640], unread[128] = "";
+	char line[720], unread[128] = "", resent[80] = "";
 
 	/* The counts are of the items read: after a stop, those not read yet
 	 * stay as they were too (so many more planned than "left planned"). */
 	if (!input_done(&f->input))
 		snprintf(unread, sizeof unread, "; the input after line %ld was not read (its items stay "
 			"as they were)", f->input.line_number);
+	if (c->resent)
+		snprintf(resent, sizeof resent, " (%lld sent again by libcurl on a fresh connection)",
+			(long long)c->resent);
 	snprintf(line, sizeof line, "%s: fetched %lld, failed %lld, left planned %lld "
-		"(%lld gave up after retries), passed through %lld, bad lines %lld; %lld calls, "
+		"(%lld gave up after retries), passed through %lld, bad lines %lld; %lld calls%s, "
 		"%lld retried, %lld quota refusals; %.1f s, %.0f codes/s, cpu %.1f us per code%s",
 		endings[f->stop], (long long)stored, (long long)(c->failed - lost_failed), (long long)left,
 		(long long)c->gave_up, (long long)c->passed, (long long)(c->bad + f->input.bad_lines),
-		(long long)c->calls, (long long)c->retried, (long long)c->quota_refused, elapsed,
+		(long long)c->calls, resent, (long long)c->retried, (long long)c->quota_refused, elapsed,
 		elapsed > 0 ? (double)stored / elapsed : 0, stored ? cpu * 1e6 / (double)stored : 0,
 		unread);
 	if (f->status)

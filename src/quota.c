@@ -64,6 +64,7 @@ int quota_open(struct quota *quota, struct db *db, const char *appid, int budget
 	quota->chunk = budget / 100 > 50 ? 50 : budget / 100 ? budget / 100 : 1;
 	quota->slot.first_window = quota->slot.last_window = INT64_MIN;
 	quota->spent_window = quota->credit_window = INT64_MIN;
+	quota->owed_slot.first_window = quota->owed_slot.last_window = INT64_MIN;
 	if ((status = db_prepare(db, &quota->select, "SELECT taken, spent FROM quota_windows "
 			"WHERE appid = ? AND window_start_ms = ?")) ||
 	    (status = db_prepare(db, &quota->charge, "INSERT INTO quota_windows (appid, "
@@ -180,6 +181,39 @@ static int quota_step_window(struct quota *quota, sqlite3_stmt *stmt, int64_t wi
 	return rc == SQLITE_DONE ? 0 : db_fail(quota->db, rc, "writing the quota ledger");
 }
 
+/* The calls resent beyond what was taken, added to their windows whatever
+ * the budget says (WeChat counted them): other runs see them taken. In the
+ * caller's transaction; quota->owed is cleared once it commits. */
+static int quota_charge_owed(struct quota *quota)
+{
+	int status = 0;
+
+	for (int64_t w = quota->owed_slot.first_window; quota->owed > 0 &&
+	     w <= quota->owed_slot.last_window && !status; w++)
+		status = quota_step_window(quota, quota->charge, w, quota->owed);
+	return status;
+}
+
+void quota_resent(struct quota *quota, int64_t now_ms)
+{
+	struct quota_slot slot;
+
+	quota_slot_at(quota, now_ms, &slot);
+	if (slot.first_window == quota->slot.first_window &&
+	    slot.last_window == quota->slot.last_window && quota->held > 0) {
+		quota->held--;
+		return;
+	}
+	/* Owed to another slot before: those windows have passed, or nearly;
+	 * what counts now is the slot this call went out in. */
+	if (slot.first_window != quota->owed_slot.first_window ||
+	    slot.last_window != quota->owed_slot.last_window) {
+		quota->owed_slot = slot;
+		quota->owed = 0;
+	}
+	quota->owed++;
+}
+
 /* One transaction: what every window of the slot still has, then take up to
  * a chunk of it from each. */
 static int quota_reserve(struct quota *quota, int *granted)
@@ -193,6 +227,8 @@ static int quota_reserve(struct quota *quota, int *granted)
 		return status;
 	if (quota->spent_unrecorded)
 		status = quota_step_window(quota, quota->spend, quota->spent_window, 0);
+	if (!status)
+		status = quota_charge_owed(quota);
 	for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window && !status; w++) {
 		int free_calls;
 		if (!(status = quota_free_in(quota, w, &free_calls)) && free_calls < available)
@@ -205,6 +241,7 @@ static int quota_reserve(struct quota *quota, int *granted)
 		*granted = available > 0 ? available : 0;
 		quota->window_taken += *granted;
 		quota->spent_unrecorded = 0;
+		quota->owed = 0;
 		return 0;
 	}
 	db_rollback(quota->db);
@@ -235,12 +272,14 @@ static int quota_give_back_all(struct quota *quota, int64_t now_ms, int ending)
 	int credit = ending && quota->credit_window != quota->spent_window ? quota->credit : 0;
 	int status;
 
-	if (!quota->held && !quota->spent_unrecorded && !credit)
+	if (!quota->held && !quota->spent_unrecorded && !credit && !quota->owed)
 		return 0;
 	if ((status = db_begin_immediate_quietly(quota->db)))
 		return status;
 	if (quota->spent_unrecorded)   /* a 45009 the ledger was locked for */
 		status = quota_step_window(quota, quota->spend, quota->spent_window, 0);
+	if (!status)
+		status = quota_charge_owed(quota);
 	for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window && !status; w++)
 		status = quota_give_back(quota, w, quota->held, now_ms);
 	if (!status)
@@ -248,6 +287,7 @@ static int quota_give_back_all(struct quota *quota, int64_t now_ms, int ending)
 	if (!status && !(status = db_commit(quota->db))) {
 		quota->held = 0;
 		quota->spent_unrecorded = 0;
+		quota->owed = 0;
 		if (ending)
 			quota->credit = 0;
 		return 0;

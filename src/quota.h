@@ -51,6 +51,8 @@ struct quota {
 	int credit;
 	int64_t spent_window;      /* the last window this process heard 45009 for */
 	int spent_unrecorded;      /* ... and could not yet mark in the ledger (locked) */
+	struct quota_slot owed_slot;   /* calls sent beyond what was taken (resent by libcurl)... */
+	int owed;                  /* ... charged to the ledger at its next transaction */
 	sqlite3_stmt *select, *charge, *give_back, *spend;
 };
 
@@ -75,6 +77,12 @@ int quota_take(struct quota *quota, int64_t now_ms);
 /* 1 if quota_take at `now_ms` would write the ledger, and so may wait for
  * its lock up to busy_timeout. */
 int quota_needs_ledger(const struct quota *quota, int64_t now_ms);
+
+/* A call went out at `now_ms` that no quota_take covered: libcurl sends a
+ * request again on a fresh connection when a kept-alive one dies before any
+ * answer, and WeChat may have counted both. Paid from what is held for the
+ * slot of `now_ms`, else charged to its windows at the next ledger write. */
+void quota_resent(struct quota *quota, int64_t now_ms);
 
 /* The call charged to `slot` was answered at `now_ms` (any answer). */
 void quota_answered(struct quota *quota, const struct quota_slot *slot, int64_t now_ms);

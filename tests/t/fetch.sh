@@ -69,6 +69,17 @@ s = json.load(open(sys.argv[1]))
 print(sum(1 for w in s["windows"] if w["charged"] > int(sys.argv[2])))' "$T/stats.json" "$1"
 }
 
+# ledger_short: the minutes (start, server's count, ledger's) where the fake
+# charged more calls than the quota ledger took; "[]" when none. After stats.
+ledger_short() {
+  sql "SELECT window_start_ms, taken FROM quota_windows" >"$T/ledger"
+  $PYTHON -c 'import json, sys
+ledger = dict(map(int, line.split("|")) for line in open(sys.argv[2]))
+print([(w["start_ms"], w["charged"], ledger.get(w["start_ms"], 0))
+       for w in json.load(open(sys.argv[1]))["windows"] if w["charged"] > ledger.get(w["start_ms"], 0)])' \
+    "$T/stats.json" "$T/ledger"
+}
+
 count() { sql "SELECT count(*) FROM codes WHERE $1"; }
 
 # decodes_ok: 1 if every stored image decodes (zbarimg) to its request id

@@ -89,6 +89,26 @@ static void test_give_back(struct db *db)
 	quota_close(&quota, now);
 }
 
+/* A call libcurl sent again: paid from what is held, else charged to the
+ * ledger beyond the budget at the next write, where other runs see it. */
+static void test_resent(struct db *db)
+{
+	struct quota quota;
+	int64_t now = T0 + 22 * MINUTE + 20000, w = now / MINUTE;
+
+	quota_open(&quota, db, "wxresent", 2, MINUTE);
+	is_int(quota.chunk, 1, "a budget of 2: one call a reservation");
+	is_int(quota_take(&quota, now), 0, "one call taken");
+	quota_resent(&quota, now + 10);
+	is_int(quota.owed, 1, "sent again with nothing held: owed");
+	is_int(quota_take(&quota, now + 20), 1, "... and paid at the next reservation: none left");
+	is_int(ledger(db, w, "taken"), 2, "... the ledger has both calls");
+	quota_resent(&quota, now + 30);
+	is_int(quota_release(&quota, now + 40), 0, "another sent again, then released");
+	is_int(ledger(db, w, "taken"), 3, "... charged beyond the budget: WeChat counted it");
+	quota_close(&quota, now);
+}
+
 static void test_band_charges_both(struct db *db)
 {
 	struct quota quota;
@@ -384,6 +404,7 @@ int main(void)
 	test_slots(&a);
 	test_shared_budget(&a, &b);
 	test_give_back(&a);
+	test_resent(&a);
 	test_band_charges_both(&a);
 	test_credit(&a);
 	test_spent(&a, &b);
