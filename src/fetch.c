@@ -1269,7 +1269,7 @@ static void fetch_summary(struct fetcher *f, double started)
 	int64_t stored = f->batch.stored, lost_failed = f->batch.unrecorded_failures;
 	/* A batch a failed flush let go left its codes planned, refused ones too. */
 	int64_t left = c->left + f->batch.unrecorded_images + lost_failed;
-	char line[720], unread[128] = "", resent[80] = "";
+	char line[900], unread[128] = "", resent[80] = "", twice[160] = "";
 
 	/* The counts are of the items read: after a stop, those not read yet
 	 * stay as they were too (so many more planned than "left planned"). */
@@ -1279,15 +1279,21 @@ static void fetch_summary(struct fetcher *f, double started)
 	if (c->resent)
 		snprintf(resent, sizeof resent, " (%lld sent again by libcurl on a fresh connection)",
 			(long long)c->resent);
-	snprintf(line, sizeof line, "%s: fetched %lld, failed %lld, left planned %lld "
+	/* Two runs over the same codes (a resume typed beside a fill): each
+	 * called WeChat for them, one stored them. */
+	if (f->batch.skipped)
+		snprintf(twice, sizeof twice, " (and %lld fetched by another run meanwhile: called "
+			"twice, not printed; resume by hand under the fills' lock)",
+			(long long)f->batch.skipped);
+	snprintf(line, sizeof line, "%s: fetched %lld%s, failed %lld, left planned %lld "
 		"(%lld gave up after retries), passed through %lld, bad lines %lld; %lld calls%s, "
 		"%lld retried, %lld quota refusals; %.1f s, %.0f codes/s, cpu %.1f us per code%s",
-		endings[f->stop], (long long)stored, (long long)(c->failed - lost_failed), (long long)left,
+		f->stop || !f->status ? endings[f->stop] : "input read to its end", (long long)stored, twice, (long long)(c->failed - lost_failed), (long long)left,
 		(long long)c->gave_up, (long long)c->passed, (long long)(c->bad + f->input.bad_lines),
 		(long long)c->calls, resent, (long long)c->retried, (long long)c->quota_refused, elapsed,
 		elapsed > 0 ? (double)stored / elapsed : 0, stored ? cpu * 1e6 / (double)stored : 0,
 		unread);
-	if (f->status)
+	if (f->status || f->batch.skipped)
 		log_warn("%s", line);
 	else
 		log_info("%s", line);

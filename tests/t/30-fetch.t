@@ -156,7 +156,25 @@ for refusal in "41030 --pages pages/other/index" "41030 --errcode 41030:1 --json
   is "... every poster item still planned" "$(count "state = 'planned' AND pool = 'poster'")" 10
   is "... no poster item printed, link items passed on" "$(cut -f2 "$T/out" | sort -u)" link
   ok "... no more calls than in flight ($(stats calls_total)), none retried" [ "$(stats calls_total)" -le 4 ]
+  like "... the summary does not say done" "$(cat "$T/err")" "warning: input read to its end: fetched 0,"
 done
+
+# --- two runs over the same codes at once (a resume typed beside a fill): both
+# call WeChat, one stores each code; the other's summary says so -----------------------
+start_fake twice --latency 20
+config_for 'concurrency = 4;'
+: >"$T/items"; plan poster 200
+qrpool-fetch <"$T/items" >"$T/out.a" 2>"$T/err.a" & first=$!
+qrpool-fetch <"$T/items" >"$T/out.b" 2>"$T/err.b" & second=$!
+rc_a=0; wait $first || rc_a=$?
+rc_b=0; wait $second || rc_b=$?
+is "two runs over the same 200 codes: both exit 0, each code printed once" \
+  "$rc_a:$rc_b:$(cat "$T/out.a" "$T/out.b" | sort -u | wc -l):$(cat "$T/out.a" "$T/out.b" | wc -l)" \
+  "0:0:200:200"
+twice=$(cat "$T/err.a" "$T/err.b" | grep -o 'and [0-9]* fetched by another run meanwhile: called twice' |
+  awk '{ n += $2 } END { print n + 0 }')
+is "... the codes called twice are said, as many as the calls over 200" "$twice" \
+  "$(($(stats calls_total) - 200))"
 
 # --- items WeChat refuses for good (40129: the scene): marked failed, exit 65 -------
 start_fake scene --errcode 40129:0.3 --seed 3
