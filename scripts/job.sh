@@ -389,10 +389,23 @@ job_run() {
 # render and publish finish what reaches them and end with their input. (A
 # stage signalled reads the rest of its input and lets it go, so a SIGTERM to
 # every stage would end the night too, but drop the work in flight between.)
+# The same signal again, a second or more after the first (a second Ctrl-C, a
+# second kill), insists, as it does for each tool: every stage is told to stop
+# twice, a second apart (a tool takes that as insisting), so render and publish
+# give up what they wait for (deliveries waiting out kafka.timeout while Kafka
+# is down), and fetch its calls in flight.
 job_signalled() {
-  local pid parent comm
-  [ -n "$JOB_SIGNAL" ] && return
+  local pid parent comm now=${EPOCHREALTIME/./}
+  if [ -n "$JOB_SIGNAL" ]; then
+    [ "$1" = "$JOB_SIGNAL" ] && [ $((now - JOB_SIGNAL_AT)) -ge 1000000 ] || return 0
+    job_log "SIG$1 again: every stage told to stop now"
+    job_stop_stages
+    sleep 1.1
+    job_stop_stages
+    return 0
+  fi
   JOB_SIGNAL=$1
+  JOB_SIGNAL_AT=$now
   job_log "SIG$1: stopping the pipeline"
   while read -r pid parent comm; do
     case $comm in
@@ -404,6 +417,13 @@ job_signalled() {
         kill -TERM "$pid" 2>/dev/null || true ;;
       qrpool-fetch|qrpool-report) kill -TERM "$pid" 2>/dev/null || true ;;
     esac
+  done < <(job_descendants "$JOB_CHILD")
+}
+# job_stop_stages: SIGTERM to every tool of the pipeline.
+job_stop_stages() {
+  local pid parent comm
+  while read -r pid parent comm; do
+    case $comm in qrpool-*) kill -TERM "$pid" 2>/dev/null || true ;; esac
   done < <(job_descendants "$JOB_CHILD")
 }
 # job_descendants PID: "PID PARENT NAME" for each process under PID, read

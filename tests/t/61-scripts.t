@@ -398,6 +398,27 @@ is "SIGTERM to nightly-fill: no tool left running" "$(my_tools '(pending|plan|fe
 is "... with no procps (pgrep, ps) on its PATH" "$(grep -c 'command not found' "$T/log/nightly-fill.log.1")" 0
 ok "SIGTERM to nightly-fill: the lock is free" -- flock -n "$T/qrpool-fill.lock" true
 
+# --- the same signal again, a second later, insists: with Kafka down, publish
+# gives up its deliveries rather than wait out kafka.timeout ---------------------------
+sql "UPDATE codes SET state = 'planned' WHERE state <> 'planned'; DELETE FROM images"
+set_kafka 30s
+kafka_control broker-down 1
+TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "$T/big.tsv" >"$T/out" 2>"$T/err" & script=$!
+i=0
+until [ "$(done_codes)" -gt 0 ] 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+kill -TERM $script
+sleep 1.5
+kill -TERM $script
+started=$(date +%s)
+rc=0; wait $script || rc=$?
+took=$(($(date +%s) - started))
+is "SIGTERM twice, Kafka down: exit 75" "$rc" 75
+ok "... the second ends the run, not kafka.timeout's 30 s (took $took s)" [ "$took" -le 10 ]
+like "... the log says so" "$(cat "$T/log/nightly-fill.log")" "SIGTERM again: every stage told to stop now"
+is "... no tool left running" "$(my_tools '(pending|plan|fetch|render|publish)')" 0
+kafka_control broker-up 1
+set_kafka 10s
+
 # --- SIGTERM or SIGHUP to the whole process group (timeout(1), systemd, an ssh
 # session dropped): the same clean stop, exit 75 -------------------------------------
 # (The tests themselves under nohup: the script cannot trap SIGHUP, POSIX.)
