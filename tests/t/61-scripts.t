@@ -317,7 +317,7 @@ sed -i '/name = "card"/d' "$QRPOOL_CONFIG"
 run audit -w 0 -C 0
 is "audit: codes of a pool no longer in the config: still 65" "$rc" 65
 like "... naming the pool" "$(cat "$T/log/audit.log")" \
-  "among them codes of pools no longer in the config: card \(qrpool-pending --pool NAME lists them\)"
+  "among them codes of pools no longer in the config: card \(qrpool-pending --pool NAME lists them; to retire them, so they stop coming back every morning: sqlite3 STAGING.db \"UPDATE codes SET state = 'failed', last_error = 'pool removed' WHERE pool = 'NAME' AND state IN \('planned', 'fetched'\)\"\)"
 is "... counted" "$(grep -c '3 codes are still planned or fetched' "$T/log/audit.log")" 2
 cp "$T/with-card.cfg" "$QRPOOL_CONFIG"
 echo "not a directory" >"$T/not-a-dir"
