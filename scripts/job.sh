@@ -162,6 +162,15 @@ job_feed() {
   command_status=$?
   qrpool-pending --state planned,fetched
   pending_status=$?
+  # One ended by a signal beside the other's own failure (pending killed
+  # after a bad demand file's 65): the signal's raw 128+N would outrank that
+  # failure, and job_stages then count both as the stop's 75. Its own status
+  # (75, or 70 for a crash) is taken here instead, and said.
+  if [ "$pending_status" -gt 128 ] && [ "$command_status" -ne 0 ] && [ "$command_status" -le 128 ]; then
+    pending_status=$(job_stages qrpool-pending "$pending_status")
+  elif [ "$command_status" -gt 128 ] && [ "$pending_status" -ne 0 ] && [ "$pending_status" -le 128 ]; then
+    command_status=$(job_stages "$1" "$command_status")
+  fi
   return "$(job_worst "$pending_status" "$command_status")"
 }
 

@@ -263,6 +263,15 @@ kill -TERM $script
 rc=0; wait $script || rc=$?
 is "SIGTERM during a listing: exit 75" "$rc" 75
 is "... no verdict from the listing cut short" "$(grep -c 'still planned or fetched' "$T/log/audit.log")" 0
+# The plan's 65 (a bad demand line) beside a pending the OOM killer ended: the
+# 65 stands (a rerun meets the bad line again), the kill is said.
+printf '#!/bin/sh\nexit 65\n' >"$T/stand-ins/qrpool-plan"
+printf '#!/bin/sh\nkill -KILL $$\n' >"$T/stand-ins/qrpool-pending"
+chmod +x "$T/stand-ins/qrpool-plan"
+rc=0; QRPOOL_BIN=$T/stand-ins bash -c ". '$ROOT/scripts/job.sh'; JOB_NAME=feedprobe
+  job_feed qrpool-plan demand.tsv | cat; echo \"\${PIPESTATUS[*]}\"" >"$T/out" 2>"$T/err" || rc=$?
+is "plan 65, pending killed: the feed ends 65, not the kill's raw 137" "$(cat "$T/out")" "65 0"
+like "... the kill said" "$(cat "$T/err")" "qrpool-pending was killed \(SIGKILL"
 # A tool that crashes is a bug (70, named), not a stop (75).
 printf '#!/bin/sh\nkill -SEGV $$\n' >"$T/stand-ins/qrpool-report"
 printf '#!/bin/sh\nexit 0\n' >"$T/stand-ins/qrpool-pending"
