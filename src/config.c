@@ -575,26 +575,23 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 			config_setting_get_member(group, "api_base"), config_source(reader,
 			config_setting_get_member(group, "api_base")), "config file")))
 		return status;
-	if (!strncmp(w->api_base, "http://", 7) && !config_loopback_url(w->api_base)) {
+	if (!config_loopback_url(w->api_base)) {
 		char shown[128];
+		const char *base = config_url_shown(w->api_base, shown, sizeof shown);
 
-		return config_error_at(reader, config_setting_get_member(group, "api_base"),
-			"api_base '%.60s' is plain http to another host: the app secret and the access "
-			"token would cross the network in clear; use https:// (http:// is for a local "
-			"stand-in, on 127.0.0.1, localhost or [::1])",
-			config_url_shown(w->api_base, shown, sizeof shown));
-	}
-	/* A test's short minute against the real WeChat (a config copied from the
-	 * demo) would spend the appid's whole minute in its first seconds, and
-	 * leave the online services nothing for the rest of it. */
-	if (w->quota_minute_ms < 60000 && !config_loopback_url(w->api_base)) {
-		char shown[128];
-
-		return config_error_at(reader, config_setting_get_member(group, "quota_minute"),
-			"quota_minute is shorter than WeChat's minute (60s) with api_base '%.60s': each "
-			"short window would spend the quota of a whole minute (a shorter one is for a "
-			"local stand-in, on 127.0.0.1, localhost or [::1])",
-			config_url_shown(w->api_base, shown, sizeof shown));
+		if (!strncmp(w->api_base, "http://", 7))
+			return config_error_at(reader, config_setting_get_member(group, "api_base"),
+				"api_base '%.60s' is plain http to another host: the app secret and the "
+				"access token would cross the network in clear; use https:// (http:// is for "
+				"a local stand-in, on 127.0.0.1, localhost or [::1])", base);
+		/* A test's short minute against the real WeChat (a config copied
+		 * from the demo) would spend the appid's whole minute in its first
+		 * seconds, and leave the online services nothing for the rest of it. */
+		if (w->quota_minute_ms < 60000)
+			return config_error_at(reader, config_setting_get_member(group, "quota_minute"),
+				"quota_minute is shorter than WeChat's minute (60s) with api_base '%.60s': "
+				"each short window would spend the quota of a whole minute (a shorter one is "
+				"for a local stand-in, on 127.0.0.1, localhost or [::1])", base);
 	}
 	/* The paths are appended with their '/': "host/" would make "host//cgi-bin", a 404. */
 	for (size_t length = strlen(w->api_base); length > 8 && w->api_base[length - 1] == '/';)
