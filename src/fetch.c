@@ -1288,7 +1288,8 @@ static void fetch_summary(struct fetcher *f, double started)
 	snprintf(line, sizeof line, "%s: fetched %lld%s, failed %lld, left planned %lld "
 		"(%lld gave up after retries), passed through %lld, bad lines %lld; %lld calls%s, "
 		"%lld retried, %lld quota refusals; %.1f s, %.0f codes/s, cpu %.1f us per code%s",
-		f->stop || !f->status ? endings[f->stop] : "input read to its end", (long long)stored, twice, (long long)(c->failed - lost_failed), (long long)left,
+		f->stop || !f->status ? endings[f->stop] : "input read to its end", (long long)stored,
+		twice, (long long)(c->failed - lost_failed), (long long)left,
 		(long long)c->gave_up, (long long)c->passed, (long long)(c->bad + f->input.bad_lines),
 		(long long)c->calls, resent, (long long)c->retried, (long long)c->quota_refused, elapsed,
 		elapsed > 0 ? (double)stored / elapsed : 0, stored ? cpu * 1e6 / (double)stored : 0,

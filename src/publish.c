@@ -554,10 +554,6 @@ static void publish_detach(struct publisher *publisher, struct publish_code *cod
 	publish_end_read(publisher);
 }
 
-/* Hands the message over, and with it the image (the producer frees it once
- * done; code->bytes is then NULL); when the producer's queue is full, serves
- * delivery reports (and hands their batches to the committer) until there is
- * room or a signal comes, with the code detached from the read transaction. */
 /* The producer's queue full, and no delivery report for kafka.timeout
  * (message.timeout.ms set longer, or to 0 for no limit, while the brokers
  * are down): waiting for room would outlast the run's timeout, so reading
@@ -576,6 +572,10 @@ static void publish_check_room(struct publisher *publisher, double full_since)
 	publisher->stop = 1;
 }
 
+/* Hands the message over, and with it the image (the producer frees it once
+ * done; code->bytes is then NULL); when the producer's queue is full, serves
+ * delivery reports (and hands their batches to the committer) until there is
+ * room or a signal comes, with the code detached from the read transaction. */
 static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struct pool_config *pool,
 	const struct item *item, struct publish_code *code, struct publish_message *message)
 {

@@ -158,8 +158,8 @@ static int render_execute(const struct render_options *options, const struct con
 	if (left > 0 && !stopped && !status)
 		status = EXIT_INTERNAL;
 	/* Malformed lines count among the items read, and the bad ones. */
-	log_msg(stopped || left > 0 ? LOG_WARN : LOG_INFO, "%s%lld items: %lld rendered, %lld passed on, "
-		"%lld already stored by another run, %lld skipped as bad%s%s",
+	log_msg(stopped || left > 0 ? LOG_WARN : LOG_INFO, "%s%lld items: %lld rendered, "
+		"%lld passed on, %lld already stored by another run, %lld skipped as bad%s%s",
 		stopped ? "stopped by a signal: " : "", (long long)(counts.items_in + counts.malformed),
 		(long long)counts.rendered, (long long)counts.passed, (long long)counts.skipped,
 		(long long)(counts.rejected + counts.malformed), left_said, stopped ?
