@@ -404,7 +404,7 @@ job_run() {
 # give up what they wait for (deliveries waiting out kafka.timeout while Kafka
 # is down), and fetch its calls in flight.
 job_signalled() {
-  local pid parent comm now=${EPOCHREALTIME/./}
+  local pid parent comm now=${EPOCHREALTIME//[!0-9]/}   # (µs; the radix is the locale's)
   if [ -n "$JOB_SIGNAL" ]; then
     [ "$1" = "$JOB_SIGNAL" ] && [ $((now - JOB_SIGNAL_AT)) -ge 1000000 ] || return 0
     job_log "SIG$1 again: every stage told to stop now"
