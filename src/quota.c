@@ -204,12 +204,16 @@ void quota_resent(struct quota *quota, int64_t now_ms)
 		quota->held--;
 		return;
 	}
-	/* Owed to another slot before: those windows have passed, or nearly;
-	 * what counts now is the slot this call went out in. */
-	if (slot.first_window != quota->owed_slot.first_window ||
-	    slot.last_window != quota->owed_slot.last_window) {
+	/* Owed already to another slot, not yet in the ledger: the windows of
+	 * both are charged with all of it (over rather than under: a window
+	 * may be charged a call it did not see, none misses one it did). */
+	if (quota->owed == 0) {
 		quota->owed_slot = slot;
-		quota->owed = 0;
+	} else {
+		if (slot.first_window < quota->owed_slot.first_window)
+			quota->owed_slot.first_window = slot.first_window;
+		if (slot.last_window > quota->owed_slot.last_window)
+			quota->owed_slot.last_window = slot.last_window;
 	}
 	quota->owed++;
 }

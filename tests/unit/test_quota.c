@@ -107,6 +107,19 @@ static void test_resent(struct db *db)
 	is_int(quota_release(&quota, now + 40), 0, "another sent again, then released");
 	is_int(ledger(db, w, "taken"), 3, "... charged beyond the budget: WeChat counted it");
 	quota_close(&quota, now);
+
+	/* Resends owed in mid-window, then one in the band before its end,
+	 * none written yet: all reach the ledger, none dropped. */
+	now += 2 * MINUTE;
+	w = now / MINUTE;
+	quota_open(&quota, db, "wxresent2", 2, MINUTE);
+	is_int(quota_take(&quota, now), 0, "a run winding down: its last call taken");
+	quota_resent(&quota, now + 10);
+	quota_resent(&quota, now + 20);
+	quota_resent(&quota, (w + 1) * MINUTE - 50);
+	is_int(quota_end(&quota, now + 30), 0, "ended with 3 resends owed");
+	is_int(ledger(db, w, "taken"), 4, "... the window has its call and the 3 resends");
+	quota_close(&quota, 0);
 }
 
 static void test_band_charges_both(struct db *db)
