@@ -209,8 +209,9 @@ install: all
 	install -m 644 schema/*.sql $(DESTDIR)$(DATADIR)/schema
 	install -m 755 $(INSTALL_SCRIPTS) $(DESTDIR)$(DATADIR)/scripts
 	for f in $(CRON_FILES); do \
-		sed -e 's|/usr/local/share/qrpool|$(DATADIR)|g' -e 's|/usr/local/bin|$(BINDIR)|g' \
-			-e 's|/usr/local|$(PREFIX)|g' $$f >$(DESTDIR)$(DATADIR)/cron/$${f##*/} && \
+		sed -e 's|/usr/local/share/qrpool|@DATADIR@|g' -e 's|/usr/local/bin|@BINDIR@|g' \
+			-e 's|/usr/local|$(PREFIX)|g' -e 's|@DATADIR@|$(DATADIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+			$$f >$(DESTDIR)$(DATADIR)/cron/$${f##*/} && \
 		chmod 644 $(DESTDIR)$(DATADIR)/cron/$${f##*/} || exit 1; \
 	done
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5

@@ -39,6 +39,11 @@ ok "... where they are" -- test -x "$T/root2/opt/qrpool-data/scripts/nightly-fil
   -x "$T/root2/opt/qrpool-bin/qrpool-fetch"
 like "... as the logrotate notes do" "$(cat "$T/root2/opt/qrpool-data/cron/qrpool.logrotate")" \
   "cp /opt/qrpool-data/cron/qrpool.logrotate"
+# A BINDIR under /usr/local with another PREFIX: named as given, not rewritten.
+run env -u MAKEFLAGS -u MFLAGS make -s -C "$ROOT" -o all install DESTDIR="$T/root3" PREFIX="$prefix" \
+  BINDIR=/usr/local/bin BIN="$QRPOOL_BIN"
+like "... a BINDIR of /usr/local/bin with PREFIX $prefix: the crontab's PATH has it" \
+  "$(cat "$T/root3$prefix/share/qrpool/cron/qrpool.crontab")" "PATH=/usr/local/bin:/usr/bin:/bin"
 echo "site notes" >"$data/NOTES.local"
 run env -u MAKEFLAGS -u MFLAGS make -s -C "$ROOT" -o all uninstall DESTDIR="$root" PREFIX="$prefix" BIN="$QRPOOL_BIN"
 is "make uninstall: exit 0" "$rc:$(cat "$T/err")" "0:"
