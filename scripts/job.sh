@@ -404,18 +404,24 @@ job_run() {
 # give up what they wait for (deliveries waiting out kafka.timeout while Kafka
 # is down), and fetch its calls in flight.
 job_signalled() {
-  local pid parent comm now=${EPOCHREALTIME//[!0-9]/}   # (µs; the radix is the locale's)
+  local now=${EPOCHREALTIME//[!0-9]/}   # (µs; the radix is the locale's)
   if [ -n "$JOB_SIGNAL" ]; then
     [ "$1" = "$JOB_SIGNAL" ] && [ $((now - JOB_SIGNAL_AT)) -ge 1000000 ] || return 0
     job_log "SIG$1 again: every stage told to stop now"
-    job_stop_stages
+    job_stop_stages all
     sleep 1.1
-    job_stop_stages
+    job_stop_stages all
     return 0
   fi
   JOB_SIGNAL=$1
   JOB_SIGNAL_AT=$now
   job_log "SIG$1: stopping the pipeline"
+  job_stop_stages
+}
+# job_stop_stages [all]: SIGTERM to the stages that make work (pending, plan,
+# fetch; report in the audit), or with "all" to every tool of the pipeline.
+job_stop_stages() {
+  local pid parent comm
   while read -r pid parent comm; do
     case $comm in
       qrpool-pending|qrpool-plan)
@@ -425,14 +431,8 @@ job_signalled() {
         [ "$parent" != "$JOB_CHILD" ] && kill -TERM "$parent" 2>/dev/null
         kill -TERM "$pid" 2>/dev/null || true ;;
       qrpool-fetch|qrpool-report) kill -TERM "$pid" 2>/dev/null || true ;;
+      qrpool-*) [ "${1:-}" = all ] && kill -TERM "$pid" 2>/dev/null || true ;;
     esac
-  done < <(job_descendants "$JOB_CHILD")
-}
-# job_stop_stages: SIGTERM to every tool of the pipeline.
-job_stop_stages() {
-  local pid parent comm
-  while read -r pid parent comm; do
-    case $comm in qrpool-*) kill -TERM "$pid" 2>/dev/null || true ;; esac
   done < <(job_descendants "$JOB_CHILD")
 }
 # job_descendants PID: "PID PARENT NAME" for each process under PID, read

@@ -129,7 +129,7 @@ static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report
 
 	(void)rk;
 	publisher->in_flight--;
-	publisher->last_report = db_now();
+	publisher->last_report = db_monotonic();
 	if (report->err && kafka_message_refused(report->err)) {
 		char id[RID_SCENE_MAX + 1];
 
@@ -563,7 +563,7 @@ static void publish_check_room(struct publisher *publisher, double full_since)
 	double timeout = (double)publisher->config->kafka.timeout_ms / 1000;
 	double quiet_since = publisher->last_report > full_since ? publisher->last_report : full_since;
 
-	if (db_now() - quiet_since < timeout)
+	if (db_monotonic() - quiet_since < timeout)
 		return;
 	log_error("the producer's queue has been full for kafka.timeout (%g s) with no delivery "
 		"confirmed or failed meanwhile (message.timeout.ms in kafka.properties longer than "
@@ -606,7 +606,7 @@ static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struc
 			if (code->content_type != publisher->held_type)
 				publish_detach(publisher, code);
 			if (full_since == 0)
-				full_since = db_now();
+				full_since = db_monotonic();
 			rd_kafka_poll(publisher->producer, 100);
 			publish_hand_over(publisher, 0);
 			publish_check_room(publisher, full_since);

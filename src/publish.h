@@ -52,7 +52,7 @@ struct publisher {
 	struct publish_committer committer;
 	double reading_since;             /* db_now() when the read transaction began; 0: none */
 	int64_t in_flight;                /* produced, not yet reported */
-	double last_report;               /* db_now() of the last delivery report */
+	double last_report;               /* db_monotonic() of the last delivery report */
 	struct publish_counts counts;
 	int status;                       /* the worst outcome so far, as an exit code */
 	int stop;                         /* stop reading: Kafka gave up, or the DB failed */

@@ -510,7 +510,7 @@ tries=0; until [ -s "$T/mute.port" ] || [ $tries -gt 200 ]; do sleep 0.05; tries
 base=http://127.0.0.1:$(cat "$T/mute.port")
 config_for 'concurrency = 1; timeout = "30s";'
 : >"$T/items"; plan poster 2
-qrpool-fetch --for 60s <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
+qrpool-fetch -v --for 60s <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
 wait_handles_term $fetcher
 sleep 1   # (in the token request by now)
 kill -TERM $fetcher
@@ -520,3 +520,4 @@ took=$(($(date +%s) - started))
 is "SIGTERM while the token endpoint hangs: exit 75" "$rc" 75
 ok "... at once, not after the 30 s timeout (took $took s)" test "$took" -le 5
 is "... the codes still planned" "$(count "state = 'planned'")" 2
+like "... the token request it cut short" "$(cat "$T/err")" "token endpoint: stopped by a signal"

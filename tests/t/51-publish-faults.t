@@ -82,6 +82,7 @@ for _ in $(seq 200); do
   [ "$(count card published)" -gt 0 ] && break
   sleep 0.05
 done
+kafka_control rtt all 3000   # (the answers to what is in flight now come too late for the DB)
 kill -9 $publisher
 exec 3>&-
 wait $publisher 2>/dev/null || true
