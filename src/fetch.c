@@ -555,17 +555,18 @@ static void fetch_answer(struct fetcher *f, struct fetch_transfer *transfer, CUR
 
 static void fetch_release(struct fetcher *f, struct fetch_transfer *transfer)
 {
-	curl_multi_remove_handle(multi_handle(&f->multi, (size_t)(transfer - f->transfers)),
-		transfer->easy);
+	multi_remove(&f->multi, (size_t)(transfer - f->transfers), transfer->easy);
 	transfer->job = NULL;
 	explicit_bzero(transfer->token, sizeof transfer->token);
 	f->idle[f->idle_count++] = transfer;
 	f->active--;
 }
 
+/* The calls done, and those past their timeout (see multi.h: not libcurl's). */
 static void fetch_collect(struct fetcher *f)
 {
 	CURLMsg *message;
+	size_t slot;
 
 	while ((message = multi_info_read(&f->multi))) {
 		struct fetch_transfer *transfer;
@@ -577,6 +578,10 @@ static void fetch_collect(struct fetcher *f)
 		transfer = (struct fetch_transfer *)pointer;
 		fetch_answer(f, transfer, message->data.result);
 		fetch_release(f, transfer);
+	}
+	while ((slot = multi_timed_out(&f->multi)) != MULTI_NONE) {
+		fetch_answer(f, &f->transfers[slot], CURLE_OPERATION_TIMEDOUT);
+		fetch_release(f, &f->transfers[slot]);
 	}
 }
 
@@ -688,8 +693,8 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 	transfer->sent_monotonic_ms = quota_monotonic_ms();
 	transfer->charged = f->quota.slot;
 	f->active++;
-	if (!url || targeted || length < 0 || (rc = curl_multi_add_handle(multi_handle(&f->multi,
-			(size_t)(transfer - f->transfers)), transfer->easy)) != CURLM_OK) {
+	if (!url || targeted || length < 0 || (rc = multi_add(&f->multi,
+			(size_t)(transfer - f->transfers), transfer->easy)) != CURLM_OK) {
 		log_error("%s: cannot start a call: %s", job->request_id, !url ? "no URL (see above)" :
 			targeted ? "libcurl refused the request target" : length < 0 ?
 			"the request body does not fit" : curl_multi_strerror(rc));
@@ -1139,13 +1144,16 @@ static int fetch_open_transfers(struct fetcher *f)
 	f->transfers = calloc(count, sizeof *f->transfers);
 	f->idle = calloc(count, sizeof *f->idle);
 	f->headers = curl_slist_append(NULL, "Content-Type: application/json");
-	if (!f->transfers || !f->idle || !f->headers || multi_open(&f->multi, f->input.fd, (long)count))
+	if (!f->transfers || !f->idle || !f->headers || multi_open(&f->multi, f->input.fd, (long)count,
+			(double)f->config->wechat.timeout_ms / 1000))
 		return EXIT_INTERNAL;
 	for (size_t i = 0; i < count; i++) {
 		struct fetch_transfer *transfer = &f->transfers[i];
 
 		transfer->easy = curl_easy_init();
 		if (!transfer->easy || http_setup(transfer->easy, &f->config->wechat, &transfer->body) ||
+		    /* (timed by multi instead: the time fetch listens) */
+		    curl_easy_setopt(transfer->easy, CURLOPT_TIMEOUT_MS, 0L) != CURLE_OK ||
 		    multi_share(&f->multi, transfer->easy) ||
 		    curl_easy_setopt(transfer->easy, CURLOPT_HTTPHEADER, f->headers) != CURLE_OK ||
 		    curl_easy_setopt(transfer->easy, CURLOPT_PREREQFUNCTION, fetch_on_request) != CURLE_OK ||
@@ -1205,7 +1213,7 @@ static int fetch_open(struct fetcher *f, const struct fetch_options *options,
 	    (status = fetch_open_pools(f)))
 		return status;
 	if (!config->has_wechat)
-		return multi_open(&f->multi, in_fd, 0) ? EXIT_INTERNAL : 0;
+		return multi_open(&f->multi, in_fd, 0, 0) ? EXIT_INTERNAL : 0;
 	if ((status = quota_open(&f->quota, &f->db, w->appid, config_wechat_budget(config),
 			w->quota_minute_ms)) ||
 	    (status = token_open(&f->token, &f->db, config)))
@@ -1269,7 +1277,7 @@ static void fetch_summary(struct fetcher *f, double started)
 	int64_t stored = f->batch.stored, lost_failed = f->batch.unrecorded_failures;
 	/* A batch a failed flush let go left its codes planned, refused ones too. */
 	int64_t left = c->left + f->batch.unrecorded_images + lost_failed;
-	char line[900], unread[128] = "", resent[80] = "", twice[160] = "";
+	char line[1000], unread[128] = "", resent[80] = "", twice[160] = "", held[96] = "";
 
 	/* The counts are of the items read: after a stop, those not read yet
 	 * stay as they were too (so many more planned than "left planned"). */
@@ -1285,15 +1293,20 @@ static void fetch_summary(struct fetcher *f, double started)
 		snprintf(twice, sizeof twice, " (and %lld fetched by another run meanwhile: called "
 			"twice, not printed; resume by hand under the fills' lock)",
 			(long long)f->batch.skipped);
+	/* Time away from the calls (their timeouts do not count it): a long
+	 * one explains a slow run. */
+	if (f->multi.stalled >= 1)
+		snprintf(held, sizeof held, "; held up %.1f s away from its calls (the staging DB "
+			"locked, a token request)", f->multi.stalled);
 	snprintf(line, sizeof line, "%s: fetched %lld%s, failed %lld, left planned %lld "
 		"(%lld gave up after retries), passed through %lld, bad lines %lld; %lld calls%s, "
-		"%lld retried, %lld quota refusals; %.1f s, %.0f codes/s, cpu %.1f us per code%s",
+		"%lld retried, %lld quota refusals; %.1f s, %.0f codes/s, cpu %.1f us per code%s%s",
 		f->stop || !f->status ? endings[f->stop] : "input read to its end", (long long)stored,
 		twice, (long long)(c->failed - lost_failed), (long long)left,
 		(long long)c->gave_up, (long long)c->passed, (long long)(c->bad + f->input.bad_lines),
 		(long long)c->calls, resent, (long long)c->retried, (long long)c->quota_refused, elapsed,
 		elapsed > 0 ? (double)stored / elapsed : 0, stored ? cpu * 1e6 / (double)stored : 0,
-		unread);
+		held, unread);
 	if (f->status || f->batch.skipped)
 		log_warn("%s", line);
 	else

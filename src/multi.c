@@ -99,13 +99,16 @@ static int multi_open_shard(struct multi *multi, size_t index, long slots)
 	return 0;
 }
 
-int multi_open(struct multi *multi, int input_fd, long slots)
+int multi_open(struct multi *multi, int input_fd, long slots, double timeout)
 {
 	size_t count = (size_t)(slots + MULTI_SHARD_SLOTS - 1) / MULTI_SHARD_SLOTS;
 
 	memset(multi, 0, sizeof *multi);
 	multi->input_fd = input_fd;
 	multi->input_pollable = 1;
+	multi->oldest = multi->newest = MULTI_NONE;
+	multi->timeout = timeout;
+	multi->left_at = db_monotonic();
 	multi->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (multi->epoll_fd < 0) {
 		log_error("epoll_create1: %s", strerror(errno));
@@ -114,6 +117,7 @@ int multi_open(struct multi *multi, int input_fd, long slots)
 	if (slots <= 0)
 		return 0;
 	if (!(multi->shards = calloc(count, sizeof *multi->shards)) ||
+	    !(multi->calls = calloc((size_t)slots, sizeof *multi->calls)) ||
 	    !(multi->share = curl_share_init()) ||
 	    curl_share_setopt(multi->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
 	    curl_share_setopt(multi->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION)
@@ -135,6 +139,7 @@ void multi_close(struct multi *multi)
 		if (multi->shards[i].curl)
 			curl_multi_cleanup(multi->shards[i].curl);
 	free(multi->shards);
+	free(multi->calls);
 	if (multi->share && curl_share_cleanup(multi->share) != CURLSHE_OK)
 		log_error("libcurl: the shared DNS cache is still in use (an easy handle not cleaned up)");
 	free(multi->owner);
@@ -151,6 +156,51 @@ CURLM *multi_handle(const struct multi *multi, size_t slot)
 int multi_share(const struct multi *multi, CURL *easy)
 {
 	return curl_easy_setopt(easy, CURLOPT_SHARE, multi->share) == CURLE_OK ? 0 : -1;
+}
+
+CURLMcode multi_add(struct multi *multi, size_t slot, CURL *easy)
+{
+	struct multi_call *call = &multi->calls[slot];
+	CURLMcode rc = curl_multi_add_handle(multi_handle(multi, slot), easy);
+
+	if (rc != CURLM_OK)
+		return rc;
+	call->deadline = multi->listened + multi->timeout;
+	call->prev = multi->newest;
+	call->next = MULTI_NONE;
+	call->listed = 1;
+	if (multi->newest == MULTI_NONE)
+		multi->oldest = slot;
+	else
+		multi->calls[multi->newest].next = slot;
+	multi->newest = slot;
+	return CURLM_OK;
+}
+
+void multi_remove(struct multi *multi, size_t slot, CURL *easy)
+{
+	struct multi_call *call = &multi->calls[slot];
+
+	if (!call->listed)
+		return;
+	curl_multi_remove_handle(multi_handle(multi, slot), easy);
+	if (call->prev == MULTI_NONE)
+		multi->oldest = call->next;
+	else
+		multi->calls[call->prev].next = call->next;
+	if (call->next == MULTI_NONE)
+		multi->newest = call->prev;
+	else
+		multi->calls[call->next].prev = call->prev;
+	call->listed = 0;
+}
+
+size_t multi_timed_out(const struct multi *multi)
+{
+	size_t oldest = multi->oldest;
+
+	return multi->timeout > 0 && oldest != MULTI_NONE &&
+		multi->calls[oldest].deadline <= multi->listened ? oldest : MULTI_NONE;
 }
 
 /* The input is watched only while wanted: level-triggered, a readable input
@@ -172,9 +222,16 @@ static void multi_watch_input(struct multi *multi, int want)
 void multi_wait(struct multi *multi, double wait, int want_input)
 {
 	struct epoll_event events[MULTI_EVENTS];
-	double now = db_monotonic();   /* (libcurl's wakes are monotonic) */
+	double entered = db_monotonic(), now = entered;   /* (libcurl's wakes are monotonic) */
 	int count, running, timeout_ms;
 
+	if (now - multi->left_at <= MULTI_STALL)
+		multi->listened += now - multi->left_at;
+	else
+		multi->stalled += now - multi->left_at;
+	if (multi->timeout > 0 && multi->oldest != MULTI_NONE &&
+	    multi->calls[multi->oldest].deadline - multi->listened < wait)
+		wait = multi->calls[multi->oldest].deadline - multi->listened;
 	multi_watch_input(multi, want_input);
 	for (size_t i = 0; i < multi->shard_count; i++)
 		if (multi->shards[i].wake && multi->shards[i].wake - now < wait)
@@ -200,6 +257,8 @@ void multi_wait(struct multi *multi, double wait, int want_input)
 			curl_multi_socket_action(multi->shards[i].curl, CURL_SOCKET_TIMEOUT, 0,
 				&running);
 		}
+	multi->left_at = db_monotonic();
+	multi->listened += multi->left_at - entered;
 }
 
 CURLMsg *multi_info_read(struct multi *multi)

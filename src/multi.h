@@ -10,7 +10,15 @@
  * connect-only connection to close) and the host's connections when one
  * starts (looking for an idle one), which with a thousand connections was a
  * tenth of qrpool-fetch's CPU time. The shards share their DNS cache and
- * TLS sessions. */
+ * TLS sessions.
+ *
+ * A call's timeout is kept here, not by libcurl, and counts only the time
+ * the caller was listening: in multi_wait, or between two of them for
+ * MULTI_STALL at most. A longer time away (a thread held up waiting for a
+ * locked DB, or a blocking token request) does not count: answers that came
+ * in meanwhile wait in their sockets and are read, where libcurl's own
+ * timeout, counted on the wall clock, would fail them unread (and the calls,
+ * already paid for, would be made again). */
 #ifndef QRPOOL_MULTI_H
 #define QRPOOL_MULTI_H
 
@@ -18,6 +26,16 @@
 #include <curl/curl.h>
 
 #define MULTI_SHARD_SLOTS 64
+#define MULTI_STALL 0.25          /* seconds away from multi_wait that still count as listening */
+#define MULTI_NONE ((size_t)-1)
+
+/* A call in flight, in the list of them oldest first (they share one timeout,
+ * so the oldest is the first to time out). */
+struct multi_call {
+	double deadline;          /* on the listening clock */
+	size_t prev, next;        /* slots, or MULTI_NONE */
+	int listed;
+};
 
 struct multi_shard {
 	CURLM *curl;
@@ -37,11 +55,19 @@ struct multi {
 	int input_fd;
 	int input_watched;
 	int input_pollable;       /* 0 for regular files: always readable, never watched */
+	struct multi_call *calls; /* by slot */
+	size_t oldest, newest;    /* the calls in flight: MULTI_NONE when none */
+	double timeout;           /* a call's, in seconds of listening; 0: none */
+	double listened;          /* the listening clock: seconds (see above) */
+	double left_at;           /* when multi_wait last returned (db_monotonic()) */
+	double stalled;           /* seconds away from it, in stretches longer than MULTI_STALL */
 };
 
 /* Returns 0, or -1 (logged). `slots`: the calls that may be in flight at
- * once, numbered 0 to slots - 1; 0 for no curl at all. */
-int multi_open(struct multi *multi, int input_fd, long slots);
+ * once, numbered 0 to slots - 1; 0 for no curl at all. `timeout`: a call's,
+ * in seconds of listening (0: none; the easy handles must have no
+ * CURLOPT_TIMEOUT of their own, which would count the wall clock). */
+int multi_open(struct multi *multi, int input_fd, long slots, double timeout);
 /* After every easy handle given to multi_share is cleaned up. */
 void multi_close(struct multi *multi);
 
@@ -50,11 +76,21 @@ void multi_close(struct multi *multi);
 CURLM *multi_handle(const struct multi *multi, size_t slot);
 /* Makes an easy handle use the shared DNS cache and TLS sessions: 0 or -1. */
 int multi_share(const struct multi *multi, CURL *easy);
+/* Starts call slot `slot` (curl_multi_add_handle), its timeout running from
+ * now. */
+CURLMcode multi_add(struct multi *multi, size_t slot, CURL *easy);
+/* Ends it, done or not (curl_multi_remove_handle); a slot not started is
+ * let be. */
+void multi_remove(struct multi *multi, size_t slot, CURL *easy);
+/* The slot of a call past its timeout, to be ended (multi_remove) as timed
+ * out, or MULTI_NONE. */
+size_t multi_timed_out(const struct multi *multi);
 
-/* Waits `wait` seconds at most (less when curl's own timers come first; 0 or
- * less: not at all) for curl's sockets, and for the input if `want_input`,
- * and lets curl act on what happened. Completed transfers are then read with
- * multi_info_read. */
+/* Waits `wait` seconds at most (less when curl's own timers or a call's
+ * timeout come first; 0 or less: not at all) for curl's sockets, and for the
+ * input if `want_input`, and lets curl act on what happened. Completed
+ * transfers are then read with multi_info_read, and timed out ones with
+ * multi_timed_out. */
 void multi_wait(struct multi *multi, double wait, int want_input);
 /* The next message of any shard (as curl_multi_info_read), or NULL once all
  * are read. */

@@ -231,6 +231,23 @@ is "DB locked 14 s: every code fetched" "$(count "state = 'fetched'")" 200
 is "DB locked 14 s: every code printed" "$(wc -l <"$T/out" | tr -d ' ')" 200
 is "DB locked 14 s: no call made twice" "$(stats ok_total)" 200
 
+# --- the same with calls that time out (2 s) sooner than a lock is waited for
+# (busy_timeout 5 s): the answers that came meanwhile are read, not timed out and
+# fetched again (the time fetch spends waiting for the DB is not a call's) -----
+start_fake stalled --latency 300
+config_for 'concurrency = 8; timeout = "2s";'
+: >"$T/items"; plan poster 200
+qrpool-fetch -v <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
+sleep 0.7
+lock_db 8
+wait $locker
+rc=0; wait $fetcher || rc=$?
+is "DB locked 8 s, calls timing out after 2 s: exit 0" "$rc" 0
+is "... every code fetched" "$(count "state = 'fetched'")" 200
+is "... no call made twice (none timed out)" "$(stats ok_total):$(stats calls_total)" 200:200
+like "... the time held up said in the summary" "$(grep 'done: fetched' "$T/err")" \
+  "held up [0-9]+\.[0-9] s away from its calls \(the staging DB locked"
+
 # --- a lock that outlasts the run (SIGTERM while it is held, busy_timeout 1 s): the
 # outcomes it kept out are let go, said, and counted as left planned ------------------
 start_fake outlasted --latency 100

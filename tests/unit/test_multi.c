@@ -98,6 +98,93 @@ static int watched_by_epoll(int epoll_fd)
 	return count;
 }
 
+/* Waits (multi_wait) for `seconds`, or until a call is done or timed out:
+ * 'd' done (its result in *result), 't' timed out, '-' neither. */
+static int wait_for_call(struct multi *multi, double seconds, CURLcode *result)
+{
+	double until = db_monotonic() + seconds;
+
+	do {
+		CURLMsg *message;
+
+		multi_wait(multi, until - db_monotonic(), 0);
+		while ((message = multi_info_read(multi)))
+			if (message->msg == CURLMSG_DONE) {
+				*result = message->data.result;
+				return 'd';
+			}
+		if (multi_timed_out(multi) != MULTI_NONE)
+			return 't';
+	} while (db_monotonic() < until);
+	return '-';
+}
+
+/* A call's timeout (0.4 s here) counts the time spent listening, not the
+ * time the caller was held up elsewhere: an answer that came meanwhile is
+ * read, and a silent server is given its whole timeout of listening. */
+static void test_timeouts(const char *url)
+{
+	struct sockaddr_in address = { .sin_family = AF_INET };
+	socklen_t length = sizeof address;
+	int silent = socket(AF_INET, SOCK_STREAM, 0);
+	char silent_url[128];
+	struct multi multi;
+	CURL *easy = curl_easy_init();
+	CURLcode result = CURLE_OK;
+	double started;
+	int got;
+
+	address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (silent < 0 || bind(silent, (struct sockaddr *)&address, sizeof address) ||
+	    listen(silent, 8) || getsockname(silent, (struct sockaddr *)&address, &length) ||
+	    multi_open(&multi, -1, 1, 0.4)) {
+		ok(0, "a silent server and a multi handle");
+		return;
+	}
+	/* The kernel accepts its connections; nobody reads or answers. */
+	snprintf(silent_url, sizeof silent_url, "http://127.0.0.1:%d/", ntohs(address.sin_port));
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+
+	curl_easy_setopt(easy, CURLOPT_URL, silent_url);
+	started = db_monotonic();
+	multi_add(&multi, 0, easy);
+	got = wait_for_call(&multi, 3, &result);
+	is_int(got, 't', "a silent server: the call times out");
+	ok(db_monotonic() - started >= 0.4 && db_monotonic() - started < 1.5,
+		"... after its timeout (%.2f s)", db_monotonic() - started);
+	multi_remove(&multi, 0, easy);
+	is_int(multi_timed_out(&multi), MULTI_NONE, "... and once ended, no call is timed out");
+
+	/* Answered while the caller was away three timeouts long: read, OK. */
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	multi_add(&multi, 0, easy);
+	multi_wait(&multi, 0, 0);   /* the request goes out */
+	usleep(1200 * 1000);
+	got = wait_for_call(&multi, 3, &result);
+	is_int(got, 'd', "an answer that came while the caller was held up 1.2 s is read");
+	is_int(result, CURLE_OK, "... and the call succeeded");
+	multi_remove(&multi, 0, easy);
+
+	/* Silent, and the caller away longer than the timeout: the stall does
+	 * not count, so the call is not timed out at once but after listening. */
+	curl_easy_setopt(easy, CURLOPT_URL, silent_url);
+	multi_add(&multi, 0, easy);
+	multi_wait(&multi, 0, 0);
+	usleep(1200 * 1000);
+	started = db_monotonic();
+	got = wait_for_call(&multi, 0.2, &result);
+	is_int(got, '-', "a silent server, the caller held up 1.2 s: not timed out by the stall");
+	got = wait_for_call(&multi, 3, &result);
+	is_int(got, 't', "... but after its timeout's listening");
+	ok(db_monotonic() - started >= 0.35, "... (%.2f s after the stall)", db_monotonic() - started);
+	multi_remove(&multi, 0, easy);
+
+	curl_easy_cleanup(easy);
+	multi_close(&multi);
+	close(silent);
+}
+
 /* Runs the calls to completion; the number that succeeded. Adds the waits
  * it took to *waits. */
 static int run_round(struct multi *multi, CURL **easy, int count, int *waits)
@@ -106,7 +193,7 @@ static int run_round(struct multi *multi, CURL **easy, int count, int *waits)
 	double until = db_now() + 10;
 
 	for (int i = 0; i < count; i++)
-		curl_multi_add_handle(multi_handle(multi, (size_t)i), easy[i]);
+		multi_add(multi, (size_t)i, easy[i]);
 	while (done < count && db_now() < until) {
 		CURLMsg *message;
 
@@ -120,7 +207,7 @@ static int run_round(struct multi *multi, CURL **easy, int count, int *waits)
 			while (slot < count && easy[slot] != message->easy_handle)
 				slot++;
 			succeeded += message->data.result == CURLE_OK;
-			curl_multi_remove_handle(multi_handle(multi, (size_t)slot), message->easy_handle);
+			multi_remove(multi, (size_t)slot, message->easy_handle);
 			done++;
 		}
 	}
@@ -158,14 +245,13 @@ int main(void)
 	snprintf(url, sizeof url, "http://%s:%d/", host, ntohs(address.sin_port));
 
 	/* Room for two shards' calls: the calls alternate between them. */
-	if (multi_open(&multi, -1, 2 * MULTI_SHARD_SLOTS) || multi.shard_count != 2)
+	if (multi_open(&multi, -1, 2 * MULTI_SHARD_SLOTS, 5) || multi.shard_count != 2)
 		return 1;
 	for (int i = 0; i < CALLS; i++) {
 		easy[i] = curl_easy_init();
 		curl_easy_setopt(easy[i], CURLOPT_URL, url);
 		curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, discard);
 		curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 5000L);
 		curl_easy_setopt(easy[i], CURLOPT_DNS_CACHE_TIMEOUT, 0L);   /* a lookup per connection */
 		multi_share(&multi, easy[i]);
 		/* Half the calls make a fresh connection, half reuse one. */
@@ -184,6 +270,7 @@ int main(void)
 	for (int i = 0; i < CALLS; i++)
 		curl_easy_cleanup(easy[i]);
 	multi_close(&multi);
+	test_timeouts(url);
 	close(listener);
 	curl_global_cleanup();
 	return tap_done();
