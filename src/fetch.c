@@ -132,6 +132,7 @@ struct fetcher {
 	double wake_at;               /* a call waits for the token or the quota until then (db_now) */
 	double quota_used_at;         /* when a call last took quota */
 	int64_t spent_window;         /* the last window logged as spent */
+	int spent_windows;            /* windows answered 45009 since a code was last fetched */
 	uint64_t random;              /* backoff jitter */
 	int pending_output;           /* passed-through lines not flushed yet */
 	struct progress progress;
@@ -282,6 +283,15 @@ static void fetch_note_error(struct fetch_job *job, const struct wechat_answer *
 	snprintf(job->error, sizeof job->error, "%s", answer->message);
 }
 
+/* WeChat has failed for long with no deadline given: the run stops (75). */
+static void fetch_give_up(struct fetcher *f, const char *what)
+{
+	log_error("%s, and no deadline (--until, --for) says how long to keep trying: no new calls, "
+		"items stay planned", what);
+	f->stop = FETCH_FAILING;
+	f->status = exitcode_worst(f->status, EXIT_TEMPFAIL);
+}
+
 /* A transient failure. After failure_limit in a row, WeChat (or the way to
  * it) is taken for down: no new call for a pause, then one call as a probe,
  * the pause doubling while the probes fail, until a call succeeds (calls then
@@ -318,11 +328,11 @@ static void fetch_outage_note(struct fetcher *f, const struct wechat_answer *ans
 	f->probe_at = now + f->outage_pause;
 	if (!fetch_has_deadline(f) && now - f->outage_since >=
 	    FETCH_OUTAGE_GIVE_UP * (double)f->config->wechat.quota_minute_ms / 1000) {
-		log_error("calls have failed for %.0f s (last: %s), and no deadline (--until, --for) says "
-			"how long to keep trying: no new calls, items stay planned", now - f->outage_since,
-			answer->message);
-		f->stop = FETCH_FAILING;
-		f->status = exitcode_worst(f->status, EXIT_TEMPFAIL);
+		char what[300];
+
+		snprintf(what, sizeof what, "calls have failed for %.0f s (last: %s)",
+			now - f->outage_since, answer->message);
+		fetch_give_up(f, what);
 	}
 }
 
@@ -387,9 +397,20 @@ static void fetch_quota_refused(struct fetcher *f, struct fetch_transfer *transf
 	f->counts.quota_refused++;
 	if (status)
 		fetch_fail(f, status);
-	if (window != f->spent_window)
-		log_warn("WeChat answered that the minute quota is used up: no calls until the next minute");
+	if (window == f->spent_window)
+		return;
+	log_warn("WeChat answered that the minute quota is used up: no calls until the next minute");
 	f->spent_window = window;
+	/* Spent by others minute after minute (the online services, another
+	 * appid user): without a deadline, given up as an outage is. */
+	if (++f->spent_windows >= FETCH_OUTAGE_GIVE_UP && !fetch_has_deadline(f) &&
+	    f->stop == FETCH_RUNNING) {
+		char what[120];
+
+		snprintf(what, sizeof what, "WeChat's minute quota was used up (45009) in %d minutes "
+			"with no code fetched since", f->spent_windows);
+		fetch_give_up(f, what);
+	}
 }
 
 static void fetch_store(struct fetcher *f, struct fetch_transfer *transfer,
@@ -405,6 +426,7 @@ static void fetch_store(struct fetcher *f, struct fetch_transfer *transfer,
 		log_warn("%s: WeChat's image %s: stored all the same, as the rest will be (said once a "
 			"run; check the codes print as the posters need)", job->request_id, answer->note);
 	}
+	f->spent_windows = 0;
 	status = store_add_image(&f->batch, job->code_id, job->line, answer->content_type,
 		transfer->body.data, answer->image_size, job->calls);
 	free(job);

@@ -91,6 +91,18 @@ like "... said, items planned" "$(cat "$T/err")" \
   "calls have failed for [0-9]+ s \(last: .*\), and no deadline \(--until, --for\) says how long to keep trying: no new calls, items stay planned"
 is "... every code still planned" "$(count "state = 'planned'")" 50
 
+# --- WeChat's quota spent by others every minute, no deadline: given up the same
+# way after 5 quota minutes with a 45009 and no code (it went on for ever) -----
+start_fake spent --minute 1s --quota 0
+config_for 'concurrency = 4; quota_minute = "1s";'
+: >"$T/items"; plan poster 50
+rc=0; timeout 60 qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" || rc=$?
+is "the quota spent every minute, no deadline: exit 75" "$rc" 75
+like "... said, items planned" "$(cat "$T/err")" \
+  "WeChat's minute quota was used up \(45009\) in 5 minutes with no code fetched since, and no deadline \(--until, --for\) says how long to keep trying: no new calls, items stay planned"
+is "... every code still planned" "$(count "state = 'planned'")" 50
+ok "... few calls spent on it ($(stats calls_total))" test "$(stats calls_total)" -le 40
+
 # --- the wall clock stepped back 40 s mid-call (an NTP step, a fix by hand): a
 # call that gets no answer still ends after wechat.timeout, not 40 s later ----
 # (clockstep.so steps the wall clock of the fetch alone; the monotonic clock,
