@@ -1137,7 +1137,7 @@ static void fetch_show_progress(struct fetcher *f)
 			db_monotonic() - f->outage_since, f->active);
 	else
 		snprintf(extra, sizeof extra, "quota %lld/%d this minute, %zu in flight",
-			(long long)f->quota.window_taken, f->quota.budget, f->active);
+			(long long)quota_taken_now(&f->quota, quota_now_ms()), f->quota.budget, f->active);
 	progress_update(&f->progress, f->batch.stored + f->counts.failed, extra);
 }
 

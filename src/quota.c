@@ -65,6 +65,7 @@ int quota_open(struct quota *quota, struct db *db, const char *appid, int budget
 	quota->slot.first_window = quota->slot.last_window = INT64_MIN;
 	quota->spent_window = quota->credit_window = INT64_MIN;
 	quota->owed_slot.first_window = quota->owed_slot.last_window = INT64_MIN;
+	quota->seen[0].window = quota->seen[1].window = INT64_MIN;
 	if ((status = db_prepare(db, &quota->select, "SELECT taken, spent FROM quota_windows "
 			"WHERE appid = ? AND window_start_ms = ?")) ||
 	    (status = db_prepare(db, &quota->charge, "INSERT INTO quota_windows (appid, "
@@ -140,6 +141,37 @@ void quota_slot_at(const struct quota *quota, int64_t now_ms, struct quota_slot 
 	}
 }
 
+/* What the ledger says `window` has taken: replaces the older of the two
+ * windows seen. */
+static void quota_seen_set(struct quota *quota, int64_t window, int64_t taken)
+{
+	int i = quota->seen[0].window == window ? 0 : quota->seen[1].window == window ? 1 :
+		quota->seen[0].window < quota->seen[1].window ? 0 : 1;
+
+	quota->seen[i].window = window;
+	quota->seen[i].taken = taken;
+}
+
+/* This run changed what `window` has taken by `calls` (a window not seen is
+ * let be). */
+static void quota_seen_add(struct quota *quota, int64_t window, int64_t calls)
+{
+	for (int i = 0; i < 2; i++)
+		if (quota->seen[i].window == window)
+			quota->seen[i].taken = quota->seen[i].taken + calls > 0 ?
+				quota->seen[i].taken + calls : 0;
+}
+
+int64_t quota_taken_now(const struct quota *quota, int64_t now_ms)
+{
+	int64_t window = quota_floor_div(now_ms, quota->minute_ms);
+
+	for (int i = 0; i < 2; i++)
+		if (quota->seen[i].window == window)
+			return quota->seen[i].taken;
+	return 0;
+}
+
 /* Calls still free in one window, for this budget. */
 static int quota_free_in(struct quota *quota, int64_t window, int *free_calls)
 {
@@ -150,6 +182,8 @@ static int quota_free_in(struct quota *quota, int64_t window, int *free_calls)
 	sqlite3_bind_int64(quota->select, 2, window * quota->minute_ms);
 	rc = sqlite3_step(quota->select);
 	*free_calls = quota->budget;
+	if (rc == SQLITE_DONE)
+		quota_seen_set(quota, window, 0);
 	if (rc == SQLITE_ROW) {
 		/* Each run's own budget decides (runs may keep different reserves):
 		 * what the row says was the budget of whichever run wrote it first. */
@@ -157,7 +191,7 @@ static int quota_free_in(struct quota *quota, int64_t window, int *free_calls)
 		int spent = sqlite3_column_int(quota->select, 1);
 
 		*free_calls = spent || taken >= quota->budget ? 0 : (int)(quota->budget - taken);
-		quota->window_taken = taken;
+		quota_seen_set(quota, window, taken);
 	} else if (rc != SQLITE_DONE) {
 		return db_fail(quota->db, rc, "reading the quota ledger");
 	}
@@ -243,7 +277,8 @@ static int quota_reserve(struct quota *quota, int *granted)
 		status = quota_step_window(quota, quota->charge, w, available);
 	if (!status && !(status = db_commit(quota->db))) {
 		*granted = available > 0 ? available : 0;
-		quota->window_taken += *granted;
+		for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window; w++)
+			quota_seen_add(quota, w, *granted);
 		quota->spent_unrecorded = 0;
 		quota->owed = 0;
 		return 0;
@@ -289,6 +324,9 @@ static int quota_give_back_all(struct quota *quota, int64_t now_ms, int ending)
 	if (!status)
 		status = quota_give_back(quota, quota->credit_window, credit, now_ms);
 	if (!status && !(status = db_commit(quota->db))) {
+		for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window; w++)
+			quota_seen_add(quota, w, -quota->held);
+		quota_seen_add(quota, quota->credit_window, -credit);
 		quota->held = 0;
 		quota->spent_unrecorded = 0;
 		quota->owed = 0;
@@ -354,7 +392,6 @@ int quota_take(struct quota *quota, int64_t now_ms)
 		if ((status = quota_release(quota, now_ms)))
 			return status;
 		quota->retry_at_ms = 0;
-		quota->window_taken = 0;
 		quota->slot = slot;
 		if (slot.first_window == slot.last_window && quota->credit_window == slot.first_window &&
 		    quota->spent_window != slot.first_window)

@@ -46,7 +46,9 @@ struct quota {
 	struct quota_slot slot;    /* the slot `held` belongs to */
 	int held;                  /* reserved, not yet used */
 	int64_t retry_at_ms;       /* nothing to reserve before then */
-	int64_t window_taken;      /* calls taken in the current window, as last seen */
+	struct {                   /* calls taken in a window, as last read and changed since */
+		int64_t window, taken;
+	} seen[2];                 /* (a slot's windows: the current one and the next) */
 	int64_t credit_window;     /* charged there, known to count elsewhere: ours to use */
 	int credit;
 	int64_t spent_window;      /* the last window this process heard 45009 for */
@@ -83,6 +85,11 @@ int quota_needs_ledger(const struct quota *quota, int64_t now_ms);
  * answer, and WeChat may have counted both. Paid from what is held for the
  * slot of `now_ms`, else charged to its windows at the next ledger write. */
 void quota_resent(struct quota *quota, int64_t now_ms);
+
+/* Calls taken in the window of `now_ms` by all runs, as last read from the
+ * ledger and changed by this run since (0 when not read in that window): for
+ * the progress line. */
+int64_t quota_taken_now(const struct quota *quota, int64_t now_ms);
 
 /* The call charged to `slot` was answered at `now_ms` (any answer). */
 void quota_answered(struct quota *quota, const struct quota_slot *slot, int64_t now_ms);

@@ -174,6 +174,35 @@ static void test_credit(struct db *db)
 	quota_close(&quota, boundary - 5);
 }
 
+/* The progress line's "quota N/budget this minute": the calls taken in the
+ * window of now, by every run, also in the bands around a boundary and while
+ * a credit is spent without reading the ledger. */
+static void test_taken_now(struct db *a, struct db *b)
+{
+	struct quota qa, qb;
+	struct quota_slot sent;
+	int64_t boundary = T0 + 71 * MINUTE, w = boundary / MINUTE;
+
+	quota_open(&qa, a, "wxshown", 1000, MINUTE);
+	quota_open(&qb, b, "wxshown", 1000, MINUTE);
+	is_int(quota_taken_now(&qa, boundary - MINUTE / 2), 0, "nothing read yet: 0");
+	is_int(quota_take(&qb, boundary - MINUTE / 2), 0, "another run takes calls mid-window");
+	is_int(quota_take(&qa, boundary - 10), 0, "this one a call 10 ms before the boundary");
+	is_int(quota_taken_now(&qa, boundary - 10), 2 * qa.chunk,
+		"before the boundary: the window ending's calls, both runs' (not the next window's)");
+	sent = qa.slot;
+	quota_answered(&qa, &sent, boundary - qa.early_ms - 5);   /* a credit in the next window */
+	is_int(quota_take(&qa, boundary + 10), 0, "a call 10 ms after it (the band's calls held)");
+	is_int(quota_taken_now(&qa, boundary + 10), qa.chunk,
+		"after the boundary: the new window's, the band's chunk");
+	is_int(quota_take(&qa, boundary + MINUTE / 2), 0, "mid-window: a call spent from the credit");
+	is_int(quota_taken_now(&qa, boundary + MINUTE / 2), ledger(a, w, "taken"),
+		"... the new window's calls as the ledger has them (the band's rest given back), not 0");
+	ok(ledger(a, w, "taken") > 0, "... (%lld)", (long long)ledger(a, w, "taken"));
+	quota_close(&qa, boundary + MINUTE / 2);
+	quota_close(&qb, boundary + MINUTE / 2);
+}
+
 static void test_spent(struct db *a, struct db *b)
 {
 	struct quota qa, qb;
@@ -420,6 +449,7 @@ int main(void)
 	test_resent(&a);
 	test_band_charges_both(&a);
 	test_credit(&a);
+	test_taken_now(&a, &b);
 	test_spent(&a, &b);
 	test_spent_late(&a);
 	test_own_budget(&a, &b);
