@@ -610,13 +610,50 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 	return config_load_token(reader, group, w);
 }
 
+/* A list of "key=value" strings for librdkafka (`name` says which, in
+ * messages), each kept with its file and line; a secret's file must be
+ * private, and a file named must pass config_check_property_file. */
+static int config_load_properties(const struct config_reader *reader, const config_setting_t *list,
+	const char *name, struct kafka_properties *properties)
+{
+	int status, count;
+
+	if (!list)
+		return 0;
+	if (!config_setting_is_aggregate(list) || config_setting_type(list) == CONFIG_TYPE_GROUP)
+		return config_error_at(reader, list, "%s must be a list of \"key=value\" strings", name);
+	count = config_setting_length(list);
+	properties->items = calloc((size_t)count + 1, sizeof *properties->items);
+	properties->places = calloc((size_t)count + 1, sizeof *properties->places);
+	if (!properties->items || !properties->places)
+		return config_error_at(reader, list, "out of memory");
+	for (int i = 0; i < count; i++) {
+		const config_setting_t *item = config_setting_get_elem(list, (unsigned)i);
+		const char *text = config_setting_get_string(item);
+		const char *eq = text ? strchr(text, '=') : NULL;
+
+		if (!eq || eq == text)
+			return config_error_at(reader, item, "%s entry %d must be \"key=value\"", name, i + 1);
+		if (config_property_secret(text, (size_t)(eq - text)) &&
+		    (config_register_secret(eq + 1), (status = config_check_private(reader, item,
+				config_source(reader, item), "config file"))))
+			return status;
+		if ((status = config_check_property_file(reader, item, text, eq)))
+			return status;
+		if (asprintf(&properties->places[properties->count], "%s:%d",
+				config_source(reader, item), config_setting_source_line(item)) < 0)
+			return config_error_at(reader, item, "out of memory");
+		properties->items[properties->count++] = strdup(text);
+	}
+	return 0;
+}
+
 static int config_load_kafka(const struct config_reader *reader, config_t *cf, struct config *config)
 {
 	static const char *const keys[] = { "brokers", "properties", "timeout", NULL };
 	const config_setting_t *group = config_lookup(cf, "kafka");
-	const config_setting_t *list;
 	struct kafka_config *k = &config->kafka;
-	int status, count;
+	int status;
 
 	if (group && (status = config_check_keys(reader, group, "kafka", keys)))
 		return status;
@@ -629,36 +666,8 @@ static int config_load_kafka(const struct config_reader *reader, config_t *cf, s
 		return config_error_at(reader, config_setting_get_member(group, "timeout"),
 			"kafka.timeout must be at least 1s (it is each delivery's deadline and the wait "
 			"for the brokers' answers)");
-	list = group ? config_setting_get_member(group, "properties") : NULL;
-	if (!list)
-		return 0;
-	if (!config_setting_is_aggregate(list) || config_setting_type(list) == CONFIG_TYPE_GROUP)
-		return config_error_at(reader, list, "kafka.properties must be a list of \"key=value\" strings");
-	count = config_setting_length(list);
-	k->properties = calloc((size_t)count + 1, sizeof *k->properties);
-	k->property_places = calloc((size_t)count + 1, sizeof *k->property_places);
-	if (!k->properties || !k->property_places)
-		return config_error_at(reader, list, "out of memory");
-	for (int i = 0; i < count; i++) {
-		const config_setting_t *item = config_setting_get_elem(list, (unsigned)i);
-		const char *text = config_setting_get_string(item);
-		const char *eq = text ? strchr(text, '=') : NULL;
-
-		if (!eq || eq == text)
-			return config_error_at(reader, item, "kafka.properties entry %d must be \"key=value\"",
-				i + 1);
-		if (config_property_secret(text, (size_t)(eq - text)) &&
-		    (config_register_secret(eq + 1), (status = config_check_private(reader, item,
-				config_source(reader, item), "config file"))))
-			return status;
-		if ((status = config_check_property_file(reader, item, text, eq)))
-			return status;
-		if (asprintf(&k->property_places[k->property_count], "%s:%d",
-				config_source(reader, item), config_setting_source_line(item)) < 0)
-			return config_error_at(reader, item, "out of memory");
-		k->properties[k->property_count++] = strdup(text);
-	}
-	return 0;
+	return config_load_properties(reader, group ? config_setting_get_member(group, "properties") :
+		NULL, "kafka.properties", &k->properties);
 }
 
 /* Inline password and password_file follow the wechat secret's rules: one or
@@ -934,7 +943,7 @@ static int config_load_pool(const struct config_reader *reader, const config_set
 	struct pool_config *pool)
 {
 	static const char *const keys[] = { "name", "source", "topic", "group", "cover_hours", "safety",
-		"drop_image_after_publish", NULL };
+		"drop_image_after_publish", "topic_properties", NULL };
 	const char *const *const lists[] = { keys, config_wechat_pool_keys, config_link_pool_keys };
 	char *source = NULL, section[128] = "a pool";
 	const char *name;
@@ -966,7 +975,9 @@ static int config_load_pool(const struct config_reader *reader, const config_set
 	    (status = config_get_double(reader, group, "cover_hours", 1, 24 * 366, 24, &pool->cover_hours)) ||
 	    (status = config_get_double(reader, group, "safety", 0, 100, 0.2, &pool->safety)) ||
 	    (status = config_get_bool(reader, group, "drop_image_after_publish", 1,
-			&pool->drop_image_after_publish)))
+			&pool->drop_image_after_publish)) ||
+	    (status = config_load_properties(reader, config_setting_get_member(group,
+			"topic_properties"), "topic_properties", &pool->topic_properties)))
 		goto out;
 	if (pool->topic && !config_name_ok(pool->topic, 249)) {
 		status = config_error_at(reader, config_setting_get_member(group, "topic"), "pool '%s': "
@@ -1145,8 +1156,20 @@ int config_load(struct config *config, const char *path)
 	return status;
 }
 
+static void config_free_properties(struct kafka_properties *properties)
+{
+	for (size_t i = 0; i < properties->count; i++) {
+		free(properties->items[i]);
+		if (properties->places)
+			free(properties->places[i]);
+	}
+	free(properties->items);
+	free(properties->places);
+}
+
 static void config_free_pool(struct pool_config *pool)
 {
+	config_free_properties(&pool->topic_properties);
 	free(pool->name);
 	free(pool->topic);
 	free(pool->group);
@@ -1174,12 +1197,7 @@ void config_free(struct config *config)
 	for (size_t i = 0; i < config->pool_count; i++)
 		config_free_pool(&config->pools[i]);
 	free(config->pools);
-	for (size_t i = 0; i < config->kafka.property_count; i++) {
-		free(config->kafka.properties[i]);
-		free(config->kafka.property_places[i]);
-	}
-	free(config->kafka.properties);
-	free(config->kafka.property_places);
+	config_free_properties(&config->kafka.properties);
 	free(config->kafka.brokers);
 	if (w->secret)
 		explicit_bzero(w->secret, strlen(w->secret));

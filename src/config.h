@@ -19,6 +19,14 @@ struct rgb { int r, g, b; };
 /* A link pool's foreground against its background: WCAG's contrast ratio. */
 #define CONFIG_CONTRAST_MIN 2.0
 
+/* "key=value" strings for librdkafka, passed untouched. */
+struct kafka_properties {
+	char **items;
+	char **places;              /* where each was set, "file:line", for messages; NULL in a
+	                             * config made in code */
+	size_t count;
+};
+
 struct pool_config {
 	char *name;
 	enum pool_source source;
@@ -28,6 +36,7 @@ struct pool_config {
 	double cover_hours;         /* stock wanted, in hours of forecast demand */
 	double safety;              /* margin on top of the forecast: 0.2 = +20% */
 	int drop_image_after_publish;
+	struct kafka_properties topic_properties;   /* its topic's librdkafka settings (publish) */
 	/* wechat pools */
 	char *page;
 	int width;
@@ -67,9 +76,7 @@ struct wechat_config {
 
 struct kafka_config {
 	char *brokers;
-	char **properties;          /* "key=value" for librdkafka, untouched */
-	char **property_places;     /* where each was set, "file:line", for messages */
-	size_t property_count;
+	struct kafka_properties properties;   /* every client's */
 	int64_t timeout_ms;         /* delivery and drain deadline */
 };
 

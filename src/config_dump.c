@@ -7,17 +7,44 @@
 #include "exitcode.h"
 #include "log.h"
 
-static void config_dump_string(FILE *out, const char *indent, const char *name, const char *value)
+/* `text` as a libconfig string, quotes included. */
+static void config_dump_quoted(FILE *out, const char *text)
 {
-	if (!value)
-		return;
-	fprintf(out, "%s%s = \"", indent, name);
-	for (const char *p = value; *p; p++) {
+	putc('"', out);
+	for (const char *p = text; *p; p++) {
 		if (*p == '"' || *p == '\\')
 			putc('\\', out);
 		putc(*p, out);
 	}
-	fputs("\";\n", out);
+	putc('"', out);
+}
+
+static void config_dump_string(FILE *out, const char *indent, const char *name, const char *value)
+{
+	if (!value)
+		return;
+	fprintf(out, "%s%s = ", indent, name);
+	config_dump_quoted(out, value);
+	fputs(";\n", out);
+}
+
+/* A list of librdkafka properties, secret values (sasl.password,
+ * ssl.key.pem and the like) masked. */
+static void config_dump_properties(FILE *out, const char *indent, const char *name,
+	const struct kafka_properties *properties)
+{
+	fprintf(out, "%s%s = [", indent, name);
+	for (size_t i = 0; i < properties->count; i++) {
+		const char *p = properties->items[i];
+		int key_length = (int)(strchr(p, '=') - p);
+
+		fputs(i ? ", " : " ", out);
+		if (config_property_secret(p, (size_t)key_length))
+			fprintf(out, "\"%.*s=********\"", key_length, p);
+		else
+			config_dump_quoted(out, p);
+	}
+	fputs(" ];\n", out);
 }
 
 static void config_dump_color(FILE *out, const char *name, struct rgb color)
@@ -35,6 +62,8 @@ static void config_dump_pool(FILE *out, const struct pool_config *pool, int last
 	fprintf(out, "    cover_hours = %g;\n    safety = %g;\n", pool->cover_hours, pool->safety);
 	fprintf(out, "    drop_image_after_publish = %s;\n",
 		pool->drop_image_after_publish ? "true" : "false");
+	if (pool->topic_properties.count)
+		config_dump_properties(out, "    ", "topic_properties", &pool->topic_properties);
 	if (pool->source == POOL_WECHAT) {
 		config_dump_string(out, "    ", "page", pool->page);
 		fprintf(out, "    width = %d;\n", pool->width);
@@ -108,23 +137,9 @@ int config_dump(const struct config *config, FILE *out)
 	}
 	fprintf(out, "kafka = {\n");
 	config_dump_string(out, "  ", "brokers", config->kafka.brokers);
-	fprintf(out, "  timeout = \"%lldms\";\n  properties = [", (long long)config->kafka.timeout_ms);
-	for (size_t i = 0; i < config->kafka.property_count; i++) {
-		const char *p = config->kafka.properties[i];
-		/* sasl.password, ssl.key.pem and the like are secrets too. */
-		int secret = config_property_secret(p, (size_t)(strchr(p, '=') - p));
-		fprintf(out, "%s\"", i ? ", " : " ");
-		if (secret)
-			fprintf(out, "%.*s=********", (int)(strchr(p, '=') - p), p);
-		else
-			for (; *p; p++) {
-				if (*p == '"' || *p == '\\')
-					putc('\\', out);
-				putc(*p, out);
-			}
-		putc('"', out);
-	}
-	fprintf(out, " ];\n};\n");
+	fprintf(out, "  timeout = \"%lldms\";\n", (long long)config->kafka.timeout_ms);
+	config_dump_properties(out, "  ", "properties", &config->kafka.properties);
+	fprintf(out, "};\n");
 	if (config->has_redis)
 		config_dump_redis(out, &config->redis);
 	fprintf(out, "pools = (\n");

@@ -34,10 +34,11 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const struct config *config, const cha
 	return -1;
 }
 
-/* Warns when kafka.properties tries to weaken a forced setting ("acks=1"):
- * the value is overridden, and the operator should know. `where` is the
- * property's file:line. */
-static void kafka_check_forced(const char *where, const char *key, const char *value)
+/* Warns when a list of properties (`name`) tries to weaken a forced setting
+ * ("acks=1"): the value is overridden, and the operator should know. `where`
+ * is the property's file:line. */
+static void kafka_check_forced(const char *where, const char *name, const char *key,
+	const char *value)
 {
 	for (size_t i = 0; i < sizeof kafka_forced / sizeof kafka_forced[0]; i++) {
 		int same_key = !strcmp(key, kafka_forced[i][0]) ||
@@ -46,8 +47,8 @@ static void kafka_check_forced(const char *where, const char *key, const char *v
 			(!strcmp(kafka_forced[i][0], "acks") && !strcmp(value, "-1"));
 
 		if (same_key && !same_value)
-			log_warn("%s: kafka.properties sets %s=%s: ignored, the producer always uses %s=%s",
-				where, key, value, kafka_forced[i][0], kafka_forced[i][1]);
+			log_warn("%s: %s sets %s=%s: ignored, the producer always uses %s=%s",
+				where, name, key, value, kafka_forced[i][0], kafka_forced[i][1]);
 	}
 }
 
@@ -75,13 +76,31 @@ static void kafka_check_tls(const char *where, const char *key, const char *valu
 			"password); give their CA in ssl.ca.location instead", where, key, value);
 }
 
-/* Sets every "key=value" of kafka.properties as given. */
-static int kafka_set_properties(rd_kafka_conf_t *conf, const struct config *config,
-	rd_kafka_type_t type)
+/* librdkafka's two kinds of settings, set the same way. */
+typedef rd_kafka_conf_res_t (*kafka_setter)(void *conf, const char *key, const char *value,
+	char *why, size_t size);
+
+static rd_kafka_conf_res_t kafka_set_client(void *conf, const char *key, const char *value,
+	char *why, size_t size)
 {
-	for (size_t i = 0; i < config->kafka.property_count; i++) {
-		const char *property = config->kafka.properties[i];
-		const char *where = config->kafka.property_places ? config->kafka.property_places[i] :
+	return rd_kafka_conf_set(conf, key, value, why, size);
+}
+
+static rd_kafka_conf_res_t kafka_set_topic(void *conf, const char *key, const char *value,
+	char *why, size_t size)
+{
+	return rd_kafka_topic_conf_set(conf, key, value, why, size);
+}
+
+/* Sets every "key=value" of a list (`name`: kafka.properties, a pool's
+ * topic_properties) as given; a producer's are checked against the forced
+ * settings. */
+static int kafka_set_properties(kafka_setter set, void *conf, const struct config *config,
+	const struct kafka_properties *properties, const char *name, int producer)
+{
+	for (size_t i = 0; i < properties->count; i++) {
+		const char *property = properties->items[i];
+		const char *where = properties->places ? properties->places[i] :
 			config->path;   /* (a config made in code has no places) */
 		const char *eq = strchr(property, '=');
 		char *key = strndup(property, (size_t)(eq - property)), why[512];
@@ -91,16 +110,16 @@ static int kafka_set_properties(rd_kafka_conf_t *conf, const struct config *conf
 			return -1;
 		if (!strcmp(key, "transactional.id")) {
 			/* librdkafka would then refuse every message outside a transaction. */
-			log_error("%s: kafka.properties sets transactional.id: qrpool does not use "
-				"transactions (each message is idempotent and stands alone): remove it", where);
+			log_error("%s: %s sets transactional.id: qrpool does not use transactions (each "
+				"message is idempotent and stands alone): remove it", where, name);
 			failed = 1;
-		} else if (rd_kafka_conf_set(conf, key, eq + 1, why, sizeof why) != RD_KAFKA_CONF_OK) {
-			log_error("%s: kafka.properties: %s", where, why);
+		} else if (set(conf, key, eq + 1, why, sizeof why) != RD_KAFKA_CONF_OK) {
+			log_error("%s: %s: %s", where, name, why);
 			failed = 1;
 		} else {
 			kafka_check_tls(where, key, eq + 1);
-			if (type == RD_KAFKA_PRODUCER)
-				kafka_check_forced(where, key, eq + 1);
+			if (producer)
+				kafka_check_forced(where, name, key, eq + 1);
 		}
 		free(key);
 		if (failed)
@@ -153,7 +172,8 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *config, rd_kafka_type_t typ
 
 	rd_kafka_conf_set_log_cb(conf, kafka_log);
 	rd_kafka_conf_set_opaque(conf, opaque);
-	failed = kafka_set_defaults(conf, config, type) || kafka_set_properties(conf, config, type);
+	failed = kafka_set_defaults(conf, config, type) || kafka_set_properties(kafka_set_client, conf,
+		config, &config->kafka.properties, "kafka.properties", type == RD_KAFKA_PRODUCER);
 	for (size_t i = 0; !failed && type == RD_KAFKA_PRODUCER &&
 	     i < sizeof kafka_forced / sizeof kafka_forced[0]; i++)
 		failed = kafka_conf_set(conf, config, kafka_forced[i][0], kafka_forced[i][1]);
@@ -164,13 +184,53 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *config, rd_kafka_type_t typ
 	return conf;
 }
 
+/* The pool's topic_properties over `base` (NULL: librdkafka's defaults),
+ * acks forced again, into *out (which owns them); *out NULL when the pool
+ * has none. `producer`: warn of a forced setting weakened. */
+static int kafka_topic_settings(rd_kafka_topic_conf_t *base, const struct config *config,
+	const struct pool_config *pool, int producer, rd_kafka_topic_conf_t **out)
+{
+	rd_kafka_topic_conf_t *conf;
+	char name[160], why[512];
+
+	*out = NULL;
+	if (!pool->topic_properties.count) {
+		if (base)
+			rd_kafka_topic_conf_destroy(base);
+		return 0;
+	}
+	if (!(conf = base ? base : rd_kafka_topic_conf_new()))
+		return EXIT_INTERNAL;
+	snprintf(name, sizeof name, "pool '%s': topic_properties", pool->name);
+	if (kafka_set_properties(kafka_set_topic, conf, config, &pool->topic_properties, name,
+			producer)) {
+		rd_kafka_topic_conf_destroy(conf);
+		return EXIT_CONFIG;
+	}
+	/* enable.idempotence is the client's, and librdkafka refuses it here. */
+	if (rd_kafka_topic_conf_set(conf, "acks", "all", why, sizeof why) != RD_KAFKA_CONF_OK) {
+		log_error("librdkafka: %s", why);
+		rd_kafka_topic_conf_destroy(conf);
+		return EXIT_INTERNAL;
+	}
+	*out = conf;
+	return 0;
+}
+
+int kafka_topic_conf_new(rd_kafka_t *rk, const struct config *config, const struct pool_config *pool,
+	rd_kafka_topic_conf_t **out)
+{
+	return kafka_topic_settings(pool->topic_properties.count ? rd_kafka_default_topic_conf_dup(rk) :
+		NULL, config, pool, 1, out);
+}
+
 const char *kafka_property(const struct config *config, const char *key)
 {
 	size_t length = strlen(key);
 	const char *value = NULL;
 
-	for (size_t i = 0; i < config->kafka.property_count; i++) {
-		const char *property = config->kafka.properties[i];
+	for (size_t i = 0; i < config->kafka.properties.count; i++) {
+		const char *property = config->kafka.properties.items[i];
 
 		if (!strncmp(property, key, length) && property[length] == '=')
 			value = property + length + 1;
@@ -195,11 +255,18 @@ int kafka_require(const struct config *config)
 int kafka_check_config(const struct config *config)
 {
 	rd_kafka_conf_t *conf = kafka_conf_new(config, RD_KAFKA_CONSUMER, NULL);
+	int status = 0;
 
 	if (!conf)
 		return EXIT_CONFIG;
 	rd_kafka_conf_destroy(conf);
-	return 0;
+	for (size_t i = 0; i < config->pool_count && !status; i++) {
+		rd_kafka_topic_conf_t *topic;
+
+		if (!(status = kafka_topic_settings(NULL, config, &config->pools[i], 0, &topic)) && topic)
+			rd_kafka_topic_conf_destroy(topic);
+	}
+	return status;
 }
 
 rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf)
@@ -225,6 +292,16 @@ static int kafka_dump_pairs(const char **pairs, size_t count, FILE *out)
 	return failed ? -1 : 0;
 }
 
+static int kafka_dump_topic(const rd_kafka_topic_conf_t *topic, FILE *out)
+{
+	size_t count;
+	const char **pairs = rd_kafka_topic_conf_dump((rd_kafka_topic_conf_t *)topic, &count);
+	int failed = kafka_dump_pairs(pairs, count, out);
+
+	rd_kafka_conf_dump_free(pairs, count);
+	return failed;
+}
+
 int kafka_conf_dump(rd_kafka_conf_t *conf, FILE *out)
 {
 	rd_kafka_topic_conf_t *topic = rd_kafka_conf_get_default_topic_conf(conf);
@@ -236,12 +313,28 @@ int kafka_conf_dump(rd_kafka_conf_t *conf, FILE *out)
 	failed = fprintf(out, "# librdkafka settings (merged)\n") < 0 ||
 		kafka_dump_pairs(pairs, count, out);
 	rd_kafka_conf_dump_free(pairs, count);
-	if (topic) {
-		pairs = rd_kafka_topic_conf_dump(topic, &count);
-		failed |= kafka_dump_pairs(pairs, count, out);
-		rd_kafka_conf_dump_free(pairs, count);
-	}
+	if (topic)
+		failed |= kafka_dump_topic(topic, out);
 	return failed ? -1 : 0;
+}
+
+int kafka_topic_conf_dump(rd_kafka_conf_t *conf, const struct config *config,
+	const struct pool_config *pool, FILE *out)
+{
+	const rd_kafka_topic_conf_t *base = rd_kafka_conf_get_default_topic_conf(conf);
+	rd_kafka_topic_conf_t *topic;
+	int status = kafka_topic_settings(base ? rd_kafka_topic_conf_dup(base) : NULL, config, pool, 1,
+		&topic);
+
+	if (status || !topic)
+		return status;
+	if (fprintf(out, "# pool %s: topic %s (its topic_properties over the above)\n", pool->name,
+			pool->topic) < 0)
+		status = EXIT_IO;
+	else
+		status = kafka_dump_topic(topic, out) ? EXIT_IO : 0;
+	rd_kafka_topic_conf_destroy(topic);
+	return status;
 }
 
 int kafka_unreachable(rd_kafka_resp_err_t err)

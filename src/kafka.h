@@ -40,9 +40,22 @@ int kafka_configured(const struct config *config);
 /* 0 when it does; else EXIT_CONFIG, said: for a stage that needs Kafka,
  * which no later run without a config change would reach. */
 int kafka_require(const struct config *config);
-/* 0, or EXIT_CONFIG (said) when librdkafka refuses kafka.properties: a typo
- * there is a config error, not Kafka being down. */
+/* 0, or EXIT_CONFIG (said) when librdkafka refuses kafka.properties or a
+ * pool's topic_properties: a typo there is a config error, not Kafka being
+ * down. */
 int kafka_check_config(const struct config *config);
+
+/* A pool's topic settings for the producer `rk`: its defaults (the topic
+ * properties among kafka.properties) with the pool's topic_properties over
+ * them, acks=all forced again (warned of when weakened). 0 with *out to give
+ * rd_kafka_topic_new (NULL when the pool has none: the defaults), or
+ * EXIT_CONFIG (said: "file:line: pool 'x': topic_properties: why"). */
+int kafka_topic_conf_new(rd_kafka_t *rk, const struct config *config, const struct pool_config *pool,
+	rd_kafka_topic_conf_t **out);
+/* Writes a pool's topic settings as kafka_conf_dump does, after the client's
+ * `conf`; nothing when it has no topic_properties. 0, EXIT_CONFIG or EXIT_IO. */
+int kafka_topic_conf_dump(rd_kafka_conf_t *conf, const struct config *config,
+	const struct pool_config *pool, FILE *out);
 
 /* Creates the client from `conf`, which it consumes either way. NULL after
  * logging. */

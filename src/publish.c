@@ -222,8 +222,18 @@ static int publish_open_producer(struct publisher *publisher)
 		return EXIT_CONFIG;
 	rd_kafka_conf_set_dr_msg_cb(conf, publish_on_delivery);
 	rd_kafka_conf_set_error_cb(conf, publish_on_error);
-	publisher->producer = kafka_client_new(RD_KAFKA_PRODUCER, conf);
-	return publisher->producer ? 0 : EXIT_CONFIG;
+	if (!(publisher->producer = kafka_client_new(RD_KAFKA_PRODUCER, conf)))
+		return EXIT_CONFIG;
+	/* The pools' own topic settings, made now: a refused one is a config
+	 * error before any code is read. */
+	for (size_t i = 0; i < publisher->config->pool_count; i++) {
+		int status = kafka_topic_conf_new(publisher->producer, publisher->config,
+			&publisher->config->pools[i], &publisher->topic_confs[i]);
+
+		if (status)
+			return status;
+	}
+	return 0;
 }
 
 int publish_open(struct publisher *publisher, const struct config *config, struct db *db,
@@ -237,8 +247,13 @@ int publish_open(struct publisher *publisher, const struct config *config, struc
 	publisher->drop_images = drop_images;
 	publisher->topics = calloc(config->pool_count ? config->pool_count : 1,
 		sizeof *publisher->topics);
-	if (!publisher->topics)
+	publisher->topic_confs = calloc(config->pool_count ? config->pool_count : 1,
+		sizeof *publisher->topic_confs);
+	if (!publisher->topics || !publisher->topic_confs) {
+		free(publisher->topics);
+		free(publisher->topic_confs);
 		return EXIT_INTERNAL;
+	}
 	/* Each image is read once: reading it through a mapping of the file saves
 	 * a read() and a copy per image (about a sixth of our CPU time). */
 	if ((status = db_exec(db, "PRAGMA mmap_size = 1073741824")) ||
@@ -255,10 +270,14 @@ int publish_open(struct publisher *publisher, const struct config *config, struc
 
 void publish_close(struct publisher *publisher)
 {
-	for (size_t i = 0; publisher->topics && i < publisher->config->pool_count; i++)
+	for (size_t i = 0; publisher->topics && i < publisher->config->pool_count; i++) {
 		if (publisher->topics[i])
 			rd_kafka_topic_destroy(publisher->topics[i]);
+		if (publisher->topic_confs[i])
+			rd_kafka_topic_conf_destroy(publisher->topic_confs[i]);
+	}
 	free(publisher->topics);
+	free(publisher->topic_confs);
 	free(publisher->url);
 	idset_free(&publisher->seen);
 	if (publisher->producer)
@@ -270,6 +289,7 @@ void publish_close(struct publisher *publisher)
 	sqlite3_finalize(publisher->has_image);
 	sqlite3_finalize(publisher->lookup);
 	publisher->topics = NULL;
+	publisher->topic_confs = NULL;
 	publisher->url = NULL;
 	publisher->image = NULL;
 	publisher->has_image = NULL;
@@ -537,8 +557,12 @@ static rd_kafka_topic_t *publish_topic(struct publisher *publisher, const struct
 {
 	size_t index = (size_t)(pool - publisher->config->pools);
 
-	if (!publisher->topics[index])
-		publisher->topics[index] = rd_kafka_topic_new(publisher->producer, pool->topic, NULL);
+	if (!publisher->topics[index]) {
+		/* (rd_kafka_topic_new frees the settings, made or not) */
+		publisher->topics[index] = rd_kafka_topic_new(publisher->producer, pool->topic,
+			publisher->topic_confs[index]);
+		publisher->topic_confs[index] = NULL;
+	}
 	return publisher->topics[index];
 }
 

@@ -90,6 +90,8 @@ static int publish_dump_config(const struct config *config)
 		return EXIT_CONFIG;
 	if (kafka_conf_dump(conf, stdout))
 		status = EXIT_IO;
+	for (size_t i = 0; i < config->pool_count && !status; i++)
+		status = kafka_topic_conf_dump(conf, config, &config->pools[i], stdout);
 	rd_kafka_conf_destroy(conf);
 	return status;
 }

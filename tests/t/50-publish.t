@@ -8,6 +8,10 @@
 start_kafka --brokers 3 -t qrpool.poster:3 -t qrpool.card:2 -t qrpool.link:3
 write_config
 set_kafka 10s
+# card's topic has settings of its own: librdkafka's murmur2 partitioner
+# (Java's), where the others keep the default (a CRC32 of the key).
+sed -i 's|{ name = "card"; source = "wechat";|&  topic_properties = [ "partitioner=murmur2", "compression.type=gzip" ];|' \
+  "$QRPOOL_CONFIG"
 stage poster=30 card=20 link=25
 
 qrpool-pending --state fetched >"$T/items"
@@ -28,6 +32,38 @@ is "keys, partitions, offsets and value digests match the DB" \
   "$(cut -f1-4 "$T/kafka" | sort)" "$(sort "$T/db")"
 is "each pool's topic holds its codes" \
   "$(for p in poster card link; do read_topic "qrpool.$p" | wc -l; done | tr '\n' ' ')" "30 20 25 "
+# Where each key landed: card's by murmur2, the others' by CRC32 (the
+# partitioner each topic was given), from the DB's pool and Kafka's partition.
+sql "SELECT request_id, pool FROM codes ORDER BY request_id" | tr '|' '\t' >"$T/pools"
+is "each topic's partitioner: card's topic_properties (murmur2), the default elsewhere (crc32)" \
+  "$("$PYTHON" - "$T/pools" "$T/kafka" <<'PY'
+import sys, zlib
+def murmur2(data):   # Kafka's Java producer's, which librdkafka's murmur2 matches
+    m, h = 0x5bd1e995, (0x9747b28c ^ len(data)) & 0xffffffff
+    whole = len(data) // 4 * 4
+    for i in range(0, whole, 4):
+        k = int.from_bytes(data[i:i + 4], 'little') * m & 0xffffffff
+        k = (k ^ k >> 24) * m & 0xffffffff
+        h = (h * m & 0xffffffff) ^ k
+    rest = data[whole:]
+    if len(rest) == 3: h ^= rest[2] << 16
+    if len(rest) >= 2: h ^= rest[1] << 8
+    if rest: h = (h ^ rest[0]) * m & 0xffffffff
+    h = (h ^ h >> 13) * m & 0xffffffff
+    return h ^ h >> 15
+partitions = {'poster': 3, 'card': 2, 'link': 3}
+pool = dict(line.split('\t')[:2] for line in open(sys.argv[1]).read().split('\n') if line)
+ways = {'crc32': lambda key: zlib.crc32(key),
+        'murmur2': lambda key: murmur2(key) & 0x7fffffff}
+fits = {}   # pool: the partitioners that put every one of its keys where it is
+for line in open(sys.argv[2]):
+    key, partition = line.split('\t')[:2]
+    p = pool[key]
+    fit = {w for w, f in ways.items() if f(key.encode()) % partitions[p] == int(partition)}
+    fits[p] = fits.get(p, fit) & fit
+print(' '.join('%s:%s' % (p, '+'.join(sorted(fits[p])) or 'neither') for p in sorted(fits)))
+PY
+)" "card:murmur2 link:crc32 poster:crc32"
 sample=$(sql "SELECT request_id FROM codes WHERE pool = 'poster' LIMIT 1")
 headers=$(grep "^$sample" "$T/kafka" | cut -f5)
 like "wechat headers: pool, content type, digest, source, page, creation time" "$headers" \
@@ -115,3 +151,15 @@ is "stdout closed: exit 74" "$(cat "$T/rc")" 74
 is "... said once" "$(grep -c "writing to stdout" "$T/err")" 1
 is "... every delivered code recorded all the same" "$(published link)" \
   "$(kafka-offsets -b "$KAFKA_BROKERS" -t qrpool.link | awk '{ n += $3 } END { print n + 0 }')"
+
+# --- a topic property librdkafka does not know: a config error (78) naming the
+# file, line and pool, before any code is read; nothing published ------------
+stage link=3
+qrpool-pending --state fetched --pool link >"$T/items"
+sed -i 's|topic_properties = \[ "partitioner=murmur2"|topic_properties = [ "linger.ms=5", "partitioner=murmur2"|' \
+  "$QRPOOL_CONFIG"
+run qrpool-publish <"$T/items"
+is "an unknown topic property: exit 78, nothing printed" "$rc:$(wc -l <"$T/out")" 78:0
+like "... naming the file, line and pool" "$(cat "$T/err")" \
+  "$QRPOOL_CONFIG:[0-9]+: pool 'card': topic_properties: No such configuration property: \"linger.ms\""
+is "... every code still fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" 3

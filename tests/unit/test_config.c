@@ -72,7 +72,8 @@ static void test_valid(void)
 		"wechat = { appid = \"wx1\"; secret = \"s3cret\"; quota_per_minute = 100;\n"
 		"  reserve_per_minute = 10; };\n"
 		"kafka = { brokers = \"b:9092\"; properties = [ \"linger.ms=5\" ]; };\n"
-		"pools = ( { name = \"p\"; source = \"wechat\"; page = \"pages/x\"; },\n"
+		"pools = ( { name = \"p\"; source = \"wechat\"; page = \"pages/x\";\n"
+		"    topic_properties = [ \"partitioner=murmur2\" ]; },\n"
 		"  { name = \"l\"; source = \"link\"; url_prefix = \"https://a.b/q/\"; ec_level = \"Q\"; } );\n",
 		0600, &config, logged, sizeof logged);
 
@@ -83,7 +84,12 @@ static void test_valid(void)
 	is_int((long long)config.pool_count, 2, "two pools");
 	ok(config_pool(&config, "l") && config_pool(&config, "l")->ec_level == 'Q', "link pool settings");
 	is_str(config_pool(&config, "p")->topic, "qrpool.p", "topic defaults to qrpool.<name>");
-	is_str(config.kafka.properties[0], "linger.ms=5", "kafka properties passed as written");
+	is_str(config.kafka.properties.items[0], "linger.ms=5", "kafka properties passed as written");
+	ok(config_pool(&config, "p")->topic_properties.count == 1 &&
+		!strcmp(config_pool(&config, "p")->topic_properties.items[0], "partitioner=murmur2") &&
+		strstr(config_pool(&config, "p")->topic_properties.places[0], "qrpool.cfg:6"),
+		"a pool's topic_properties passed as written, placed at their line");
+	is_int((long long)config_pool(&config, "l")->topic_properties.count, 0, "... none elsewhere");
 	config_free(&config);
 	/* A prefix below the rule that routes it (.../q/ registered), a query
 	 * one, dark red on light green: loaded. */
@@ -108,6 +114,14 @@ static void test_refusals(void)
 		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"
 		  "cover_hour = 5; } );\n", "qrpool.cfg:2: unknown setting 'cover_hour' in pool 'l'",
 		  "a misspelt key of a pool names the pool" },
+		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"
+		  "topic_properties = [ \"linger.ms\" ]; } );\n",
+		  "qrpool.cfg:2: topic_properties entry 1 must be \"key=value\"",
+		  "a pool's topic property without a value" },
+		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"
+		  "topic_properties = \"acks=all\"; } );\n",
+		  "qrpool.cfg:2: topic_properties must be a list of \"key=value\" strings",
+		  "a pool's topic properties not in a list" },
 		{ "pools = ( { name = \"p\"; source = \"wechat\"; page = \"/pages/x\"; } );\n"
 		  "wechat = { appid = \"a\"; };\n", "must not start with '/'", "a page with a leading slash" },
 		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"ftp://x/\"; } );\n",
@@ -282,9 +296,9 @@ static void test_includes(void)
 	snprintf(text, sizeof text, "wechat = { appid = \"a\"; };\n@include \"%s\"\n" POOLS, include);
 	is_int(load(text, 0600, &config, logged, sizeof logged), 0, "Kafka properties in an included "
 		"file: %s", logged);
-	ok(config.kafka.property_count == 1 && strstr(config.kafka.property_places[0], "inc.cfg:2"),
-		"each placed at its own file and line: %s", config.kafka.property_count ?
-		config.kafka.property_places[0] : "none");
+	ok(config.kafka.properties.count == 1 && strstr(config.kafka.properties.places[0], "inc.cfg:2"),
+		"each placed at its own file and line: %s", config.kafka.properties.count ?
+		config.kafka.properties.places[0] : "none");
 	config_free(&config);
 	/* A relative @include is next to the config, wherever the tool runs from. */
 	write_file(include, "wechat = { appid = \"rel\"; };\n", 0600);

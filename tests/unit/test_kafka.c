@@ -5,6 +5,7 @@
 
 #include "db.h"
 #include "depth.h"
+#include "exitcode.h"
 #include "kafka.h"
 #include <librdkafka/rdkafka_mock.h>   /* after rdkafka.h, as it demands */
 #include "log.h"
@@ -45,8 +46,8 @@ static struct config test_config(const char *brokers, char **properties, size_t 
 	memset(&config, 0, sizeof config);
 	config.path = "test.cfg";
 	config.kafka.brokers = (char *)brokers;
-	config.kafka.properties = properties;
-	config.kafka.property_count = count;
+	config.kafka.properties.items = properties;
+	config.kafka.properties.count = count;
 	config.kafka.timeout_ms = 5000;
 	return config;
 }
@@ -166,6 +167,62 @@ static void test_conf(void)
 	is_str(kafka_property(&config, "auto.offset.reset"), "error",
 		"kafka_property: the last entry for the exact key");
 	ok(kafka_property(&config, "auto.offset") == NULL, "kafka_property: a prefix is not the key");
+}
+
+/* A pool's topic_properties: over the client's topic defaults (the topic
+ * properties among kafka.properties), acks=all forced again and said; a
+ * refused one is a config error naming the pool, at kafka_check_config too. */
+static void test_topic_conf(void)
+{
+	struct config config = test_config("127.0.0.1:1", (char *[]){ "request.timeout.ms=12345",
+		"linger.ms=7" }, 2);
+	struct pool_config pools[2] = {
+		{ .name = "plain", .topic = "qrpool.plain" },
+		{ .name = "tuned", .topic = "qrpool.tuned", .topic_properties = { .items = (char *[]){
+			"partitioner=murmur2", "acks=1" }, .count = 2 } },
+	};
+	rd_kafka_t *rk = kafka_client_new(RD_KAFKA_PRODUCER, kafka_conf_new(&config,
+		RD_KAFKA_PRODUCER, NULL));
+	rd_kafka_topic_conf_t *topic = (rd_kafka_topic_conf_t *)1;
+	char buf[256], logged[2048];
+	size_t size;
+
+	config.pools = pools;
+	config.pool_count = 2;
+	is_int(kafka_topic_conf_new(rk, &config, &pools[0], &topic), 0, "a pool without topic_properties");
+	ok(topic == NULL, "... takes the client's topic defaults (no settings of its own)");
+	log_init("test_kafka", 0);
+	tap_capture_start();
+	is_int(kafka_topic_conf_new(rk, &config, &pools[1], &topic), 0, "a pool with topic_properties");
+	tap_capture_end(logged, sizeof logged);
+	log_init("test_kafka", -1);
+	size = sizeof buf;
+	ok(topic && rd_kafka_topic_conf_get(topic, "partitioner", buf, &size) == RD_KAFKA_CONF_OK &&
+		!strcmp(buf, "murmur2"), "... its own setting (partitioner %s)", topic ? buf : "-");
+	size = sizeof buf;
+	ok(topic && rd_kafka_topic_conf_get(topic, "request.timeout.ms", buf, &size) ==
+		RD_KAFKA_CONF_OK && !strcmp(buf, "12345"), "... over kafka.properties' topic settings "
+		"(request.timeout.ms %s)", topic ? buf : "-");
+	size = sizeof buf;
+	ok(topic && rd_kafka_topic_conf_get(topic, "acks", buf, &size) == RD_KAFKA_CONF_OK &&
+		!strcmp(buf, "-1"), "... acks=all forced again (acks %s)", topic ? buf : "-");
+	ok(strstr(logged, "test.cfg: pool 'tuned': topic_properties sets acks=1: ignored, the producer "
+		"always uses acks=all") != NULL, "... and said: %s", logged);
+	if (topic)
+		rd_kafka_topic_conf_destroy(topic);
+	is_int(kafka_check_config(&config), 0, "kafka_check_config: the pools' settings pass");
+	pools[1].topic_properties.items = (char *[]){ "no.such.topic.property=1" };
+	pools[1].topic_properties.count = 1;
+	tap_capture_start();
+	is_int(kafka_topic_conf_new(rk, &config, &pools[1], &topic), EXIT_CONFIG,
+		"an unknown topic property: a config error");
+	tap_capture_end(logged, sizeof logged);
+	ok(strstr(logged, "test.cfg: pool 'tuned': topic_properties: No such configuration property") !=
+		NULL, "... naming the pool: %s", logged);
+	tap_capture_start();
+	is_int(kafka_check_config(&config), EXIT_CONFIG, "... found by kafka_check_config too");
+	tap_capture_end(logged, sizeof logged);
+	rd_kafka_destroy(rk);
 }
 
 /* Produces `count` messages to `topic` and waits for their delivery. */
@@ -326,6 +383,7 @@ int main(void)
 	log_init("test_kafka", -1);
 	test_depth_arithmetic();
 	test_conf();
+	test_topic_conf();
 	/* The mock lives in a client handle of its own, which connects nowhere. */
 	conf = rd_kafka_conf_new();
 	rd_kafka_conf_set(conf, "log_level", "2", NULL, 0);
