@@ -1299,7 +1299,7 @@ static void fetch_summary(struct fetcher *f, double started)
 	int64_t stored = f->batch.stored, lost_failed = f->batch.unrecorded_failures;
 	/* A batch a failed flush let go left its codes planned, refused ones too. */
 	int64_t left = c->left + f->batch.unrecorded_images + lost_failed;
-	char line[1000], unread[128] = "", resent[80] = "", twice[160] = "", held[96] = "";
+	char line[1000], unread[128] = "", resent[80] = "", twice[160] = "", held[112] = "";
 
 	/* The counts are of the items read: after a stop, those not read yet
 	 * stay as they were too (so many more planned than "left planned"). */
@@ -1318,8 +1318,8 @@ static void fetch_summary(struct fetcher *f, double started)
 	/* Time away from the calls (their timeouts do not count it): a long
 	 * one explains a slow run. */
 	if (f->multi.stalled >= 1)
-		snprintf(held, sizeof held, "; held up %.1f s away from its calls (the staging DB "
-			"locked, a token request)", f->multi.stalled);
+		snprintf(held, sizeof held, "; held up %.1f s away from its calls (a locked staging "
+			"DB, a token request, a slow next stage)", f->multi.stalled);
 	snprintf(line, sizeof line, "%s: fetched %lld%s, failed %lld, left planned %lld "
 		"(%lld gave up after retries), passed through %lld, bad lines %lld; %lld calls%s, "
 		"%lld retried, %lld quota refusals; %.1f s, %.0f codes/s, cpu %.1f us per code%s%s",

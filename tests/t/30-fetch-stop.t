@@ -246,7 +246,7 @@ is "DB locked 8 s, calls timing out after 2 s: exit 0" "$rc" 0
 is "... every code fetched" "$(count "state = 'fetched'")" 200
 is "... no call made twice (none timed out)" "$(stats ok_total):$(stats calls_total)" 200:200
 like "... the time held up said in the summary" "$(grep 'done: fetched' "$T/err")" \
-  "held up [0-9]+\.[0-9] s away from its calls \(the staging DB locked"
+  "held up [0-9]+\.[0-9] s away from its calls \(a locked staging DB"
 
 # --- a lock that outlasts the run (SIGTERM while it is held, busy_timeout 1 s): the
 # outcomes it kept out are let go, said, and counted as left planned ------------------
