@@ -407,8 +407,8 @@ static void fetch_quota_refused(struct fetcher *f, struct fetch_transfer *transf
 	    f->stop == FETCH_RUNNING) {
 		char what[120];
 
-		snprintf(what, sizeof what, "WeChat's minute quota was used up (45009) in %d minutes "
-			"with no code fetched since", f->spent_windows);
+		snprintf(what, sizeof what, "WeChat's minute quota was used up (45009 or 45011) in %d "
+			"minutes with no code fetched since", f->spent_windows);
 		fetch_give_up(f, what);
 	}
 }
@@ -741,11 +741,13 @@ static int fetch_start(struct fetcher *f, struct fetch_job *job, int64_t now_ms)
 }
 
 /* The token row or the quota ledger stayed locked for busy_timeout: no call
- * now, and no failure either (every item may still be done). Returns 1. */
-static int fetch_db_locked(struct fetcher *f, double now, const char *what)
+ * now, and no failure either (every item may still be done). Returns 1. The
+ * second counts from now, after that wait (not from the loop's start), so
+ * the calls in flight get it to be heard. */
+static int fetch_db_locked(struct fetcher *f, const char *what)
 {
 	log_warn("the staging DB is locked by another process: %s; trying again in 1 s", what);
-	f->wake_at = now + 1.0;
+	f->wake_at = db_now() + 1.0;
 	return 1;
 }
 
@@ -770,7 +772,7 @@ static int fetch_may_call(struct fetcher *f, double now, double mono)
 		return 1;
 	}
 	if (status == EXIT_TEMPFAIL)
-		return fetch_db_locked(f, now, "no token read");
+		return fetch_db_locked(f, "no token read");
 	if (status) {
 		/* Without a deadline, as when calls keep failing; an unreadable
 		 * secret or a DB error, too: no new calls (the ones in flight
@@ -784,7 +786,7 @@ static int fetch_may_call(struct fetcher *f, double now, double mono)
 	if (status == 1)
 		f->wake_at = (double)f->quota.retry_at_ms / 1000;
 	if (status == EXIT_TEMPFAIL)
-		return fetch_db_locked(f, now, "no quota taken");
+		return fetch_db_locked(f, "no quota taken");
 	return status;
 }
 
@@ -807,7 +809,7 @@ static void fetch_release_idle_quota(struct fetcher *f, double mono)
 		 * from now: each try waits busy_timeout), or at the end. */
 		log_warn("the staging DB is locked by another process: %d unused calls of quota not "
 			"given back yet", f->quota.held);
-		f->quota_used_at = mono;
+		f->quota_used_at = db_monotonic();
 	} else if (status) {
 		fetch_fail(f, status);
 	}
@@ -1135,6 +1137,8 @@ static void fetch_show_progress(struct fetcher *f)
 	if (f->outage_since)
 		snprintf(extra, sizeof extra, "WeChat failing for %.0f s, %zu in flight",
 			db_monotonic() - f->outage_since, f->active);
+	else if (!f->config->has_wechat)
+		snprintf(extra, sizeof extra, "no wechat pools: items passed on");
 	else
 		snprintf(extra, sizeof extra, "quota %lld/%d this minute, %zu in flight",
 			(long long)quota_taken_now(&f->quota, quota_now_ms()), f->quota.budget, f->active);

@@ -11,6 +11,7 @@
 #include "log.h"
 
 #define MULTI_EVENTS 256
+#define MULTI_ROUNDS 8              /* of MULTI_EVENTS: more than the sockets of 1,024 calls */
 #define MULTI_INPUT UINT32_MAX      /* the shard field of the input's epoll data */
 
 static uint64_t multi_tag(uint32_t shard, int fd)
@@ -158,6 +159,15 @@ int multi_share(const struct multi *multi, CURL *easy)
 	return curl_easy_setopt(easy, CURLOPT_SHARE, multi->share) == CURLE_OK ? 0 : -1;
 }
 
+/* The listening clock now, between two waits: the time since the last one
+ * counts while it is short. */
+static double multi_listening(const struct multi *multi)
+{
+	double away = db_monotonic() - multi->left_at;
+
+	return away <= MULTI_STALL ? multi->listened + away : multi->listened;
+}
+
 CURLMcode multi_add(struct multi *multi, size_t slot, CURL *easy)
 {
 	struct multi_call *call = &multi->calls[slot];
@@ -165,7 +175,7 @@ CURLMcode multi_add(struct multi *multi, size_t slot, CURL *easy)
 
 	if (rc != CURLM_OK)
 		return rc;
-	call->deadline = multi->listened + multi->timeout;
+	call->deadline = multi_listening(multi) + multi->timeout;
 	call->prev = multi->newest;
 	call->next = MULTI_NONE;
 	call->listed = 1;
@@ -223,11 +233,11 @@ void multi_wait(struct multi *multi, double wait, int want_input)
 {
 	struct epoll_event events[MULTI_EVENTS];
 	double entered = db_monotonic(), now = entered;   /* (libcurl's wakes are monotonic) */
-	int count, running, timeout_ms;
+	int count, running, timeout_ms, rounds = 0;
 
 	if (now - multi->left_at <= MULTI_STALL)
 		multi->listened += now - multi->left_at;
-	else
+	else if (multi->oldest != MULTI_NONE)   /* (away with no call in flight holds none up) */
 		multi->stalled += now - multi->left_at;
 	if (multi->timeout > 0 && multi->oldest != MULTI_NONE &&
 	    multi->calls[multi->oldest].deadline - multi->listened < wait)
@@ -239,17 +249,23 @@ void multi_wait(struct multi *multi, double wait, int want_input)
 	if (want_input && !multi->input_pollable)
 		wait = 0;   /* a file has more to read now */
 	timeout_ms = wait > 0 ? (int)(wait * 1000) + 1 : 0;
-	count = epoll_wait(multi->epoll_fd, events, MULTI_EVENTS, timeout_ms);
-	for (int i = 0; i < count; i++) {
-		uint32_t shard = (uint32_t)(events[i].data.u64 >> 32);
-		int flags = (events[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
-			(events[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
-			(events[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+	/* Every socket ready is served before any timeout is judged (after a
+	 * stall there may be more than one epoll_wait returns; the rounds are
+	 * bounded, in case some stay ready). */
+	do {
+		count = epoll_wait(multi->epoll_fd, events, MULTI_EVENTS, timeout_ms);
+		for (int i = 0; i < count; i++) {
+			uint32_t shard = (uint32_t)(events[i].data.u64 >> 32);
+			int flags = (events[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+				(events[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+				(events[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
 
-		if (shard < multi->shard_count)
-			curl_multi_socket_action(multi->shards[shard].curl,
-				(curl_socket_t)(uint32_t)events[i].data.u64, flags, &running);
-	}
+			if (shard < multi->shard_count)
+				curl_multi_socket_action(multi->shards[shard].curl,
+					(curl_socket_t)(uint32_t)events[i].data.u64, flags, &running);
+		}
+		timeout_ms = 0;
+	} while (count == MULTI_EVENTS && ++rounds < MULTI_ROUNDS);
 	now = db_monotonic();
 	for (size_t i = 0; i < multi->shard_count; i++)
 		if (multi->shards[i].wake && now >= multi->shards[i].wake) {

@@ -60,7 +60,8 @@ struct multi {
 	double timeout;           /* a call's, in seconds of listening; 0: none */
 	double listened;          /* the listening clock: seconds (see above) */
 	double left_at;           /* when multi_wait last returned (db_monotonic()) */
-	double stalled;           /* seconds away from it, in stretches longer than MULTI_STALL */
+	double stalled;           /* seconds away from it, in stretches longer than MULTI_STALL,
+	                           * with a call in flight */
 };
 
 /* Returns 0, or -1 (logged). `slots`: the calls that may be in flight at

@@ -164,8 +164,11 @@ static void quota_seen_add(struct quota *quota, int64_t window, int64_t calls)
 
 int64_t quota_taken_now(const struct quota *quota, int64_t now_ms)
 {
-	int64_t window = quota_floor_div(now_ms, quota->minute_ms);
+	int64_t window;
 
+	if (quota->minute_ms <= 0)   /* never opened: no wechat pools */
+		return 0;
+	window = quota_floor_div(now_ms, quota->minute_ms);
 	for (int i = 0; i < 2; i++)
 		if (quota->seen[i].window == window)
 			return quota->seen[i].taken;

@@ -37,6 +37,20 @@ is "rerun: exit 0, quiet" "$rc:$(cat "$T/err")" "0:"
 is "rerun: fetched items passed on untouched" "$(cat "$T/out")" "$(cat "$T/items")"
 is "rerun: no call made" "$(stats endpoints getwxacodeunlimit requests)" 16
 
+# --- no wechat section (link pools only), on a terminal: the link items passed
+# on, a progress line without a quota figure (it divided by the quota's minute,
+# 0 there: SIGFPE) ------------------------------------------------------------------
+cat >"$T/link-only.cfg" <<CFG
+database = { path = "$T/staging.db"; };
+pools = ( { name = "link"; source = "link"; url_prefix = "https://m.example.com/q/"; } );
+CFG
+chmod 600 "$T/link-only.cfg"
+grep -P '\tlink$' "$T/items" >"$T/link-items"
+rc=0; script -qec "qrpool-fetch -c $T/link-only.cfg <$T/link-items" /dev/null </dev/null \
+  >"$T/tty" || rc=$?
+is "no wechat section, on a terminal: exit 0" "$rc" 0
+is "... the link items passed on" "$(grep -c 'link' "$T/tty")" 5
+
 # --- bad lines --------------------------------------------------------------------
 { head -2 "$T/items"; echo "no tab here"; printf 'Unknown0000000ab\tposter\n'
   printf '%s\tcard\n' "$(head -1 "$T/items" | cut -f1)"; printf 'Unknown0000000cd\tposter\n'; } >"$T/bad"
