@@ -365,7 +365,7 @@ static int config_check_private(const struct config_reader *reader, const config
  * a CA bundle others cannot write; a private key or keytab readable by no
  * one else. "probe" (librdkafka finds the system's CAs) names no file. */
 static int config_check_property_file(const struct config_reader *reader,
-	const config_setting_t *item, const char *text, const char *eq)
+	const config_setting_t *item, const char *name, const char *text, const char *eq)
 {
 	enum { PLAIN, CA, PRIVATE };
 	static const struct { const char *key; int kind; } files[] = {
@@ -382,9 +382,9 @@ static int config_check_property_file(const struct config_reader *reader,
 		if (!*path || !strcmp(path, "probe"))
 			return 0;
 		if (*path != '/')
-			return config_error_at(reader, item, "kafka.properties %s '%s' must be an "
+			return config_error_at(reader, item, "%s %s '%s' must be an "
 				"absolute path: relative, it would name another file in each directory a "
-				"tool runs from", files[i].key, path);
+				"tool runs from", name, files[i].key, path);
 		if (files[i].kind == CA)
 			return config_check_ca(reader, item, files[i].key, path);
 		return files[i].kind == PRIVATE ?
@@ -638,7 +638,7 @@ static int config_load_properties(const struct config_reader *reader, const conf
 		    (config_register_secret(eq + 1), (status = config_check_private(reader, item,
 				config_source(reader, item), "config file"))))
 			return status;
-		if ((status = config_check_property_file(reader, item, text, eq)))
+		if ((status = config_check_property_file(reader, item, name, text, eq)))
 			return status;
 		if (asprintf(&properties->places[properties->count], "%s:%d",
 				config_source(reader, item), config_setting_source_line(item)) < 0)

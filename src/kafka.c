@@ -9,18 +9,24 @@
 #include "log.h"
 
 /* What the design promises for every message: an idempotent producer whose
- * writes all in-sync replicas acknowledged. */
+ * writes all in-sync replicas acknowledged (and which librdkafka requires of
+ * one: messages queued in order). The last two are topic settings, forced in
+ * a pool's topic_properties too. */
 static const char *const kafka_forced[][2] = {
 	{ "enable.idempotence", "true" },
 	{ "acks", "all" },
+	{ "queuing.strategy", "fifo" },
 };
+#define KAFKA_FORCED_TOPIC 1   /* the first of them that is a topic setting */
 
 /* librdkafka logs with syslog levels; its notices about a broker it cannot
- * reach are for -v, since the caller reports what actually failed. */
+ * reach are for -v, since the caller reports what actually failed. Its
+ * refusal of a topic's settings (said only this way) is an error of ours. */
 static void kafka_log(const rd_kafka_t *rk, int level, const char *facility, const char *message)
 {
 	(void)rk;
-	log_msg(level <= 5 ? LOG_INFO : LOG_DEBUG, "librdkafka %s: %s", facility, message);
+	log_msg(level <= 3 && !strcmp(facility, "TOPICCONF") ? LOG_ERROR : level <= 5 ? LOG_INFO :
+		LOG_DEBUG, "librdkafka %s: %s", facility, message);
 }
 
 int kafka_conf_set(rd_kafka_conf_t *conf, const struct config *config, const char *key,
@@ -40,9 +46,12 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const struct config *config, const cha
 static void kafka_check_forced(const char *where, const char *name, const char *key,
 	const char *value)
 {
+	/* (librdkafka takes "topic.acks" for "acks") */
+	const char *bare = strncmp(key, "topic.", 6) ? key : key + 6;
+
 	for (size_t i = 0; i < sizeof kafka_forced / sizeof kafka_forced[0]; i++) {
-		int same_key = !strcmp(key, kafka_forced[i][0]) ||
-			(!strcmp(kafka_forced[i][0], "acks") && !strcmp(key, "request.required.acks"));
+		int same_key = !strcmp(bare, kafka_forced[i][0]) ||
+			(!strcmp(kafka_forced[i][0], "acks") && !strcmp(bare, "request.required.acks"));
 		int same_value = !strcmp(value, kafka_forced[i][1]) ||
 			(!strcmp(kafka_forced[i][0], "acks") && !strcmp(value, "-1"));
 
@@ -184,11 +193,34 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *config, rd_kafka_type_t typ
 	return conf;
 }
 
+/* librdkafka makes no topic whose messages would time out before they are
+ * sent: message.timeout.ms (0: none) must be over the client's linger.ms
+ * (`client`: its settings). 0, or -1 said. */
+static int kafka_check_linger(rd_kafka_topic_conf_t *conf, const rd_kafka_conf_t *client,
+	const struct config *config, const struct pool_config *pool)
+{
+	char timeout[32], linger[32];
+	size_t size = sizeof timeout, linger_size = sizeof linger;
+
+	if (rd_kafka_topic_conf_get(conf, "message.timeout.ms", timeout, &size) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_get(client, "linger.ms", linger, &linger_size) != RD_KAFKA_CONF_OK ||
+	    atof(timeout) == 0 || atof(timeout) > atof(linger))
+		return 0;
+	log_error("%s: pool '%s': topic_properties: message.timeout.ms (%s) must be longer than "
+		"linger.ms (%s): its messages would time out before they are sent",
+		pool->topic_properties.places ? pool->topic_properties.places[0] : config->path,
+		pool->name, timeout, linger);
+	return -1;
+}
+
 /* The pool's topic_properties over `base` (NULL: librdkafka's defaults),
- * acks forced again, into *out (which owns them); *out NULL when the pool
- * has none. `producer`: warn of a forced setting weakened. */
-static int kafka_topic_settings(rd_kafka_topic_conf_t *base, const struct config *config,
-	const struct pool_config *pool, int producer, rd_kafka_topic_conf_t **out)
+ * the forced topic settings forced again, into *out (which owns them); *out
+ * NULL when the pool has none. `producer`: warn of a forced setting
+ * weakened. What librdkafka would refuse only when the topic is made (a
+ * message timeout not above kafka.properties' linger) is refused here. */
+static int kafka_topic_settings(rd_kafka_topic_conf_t *base, const rd_kafka_conf_t *client,
+	const struct config *config, const struct pool_config *pool, int producer,
+	rd_kafka_topic_conf_t **out)
 {
 	rd_kafka_topic_conf_t *conf;
 	char name[160], why[512];
@@ -207,11 +239,16 @@ static int kafka_topic_settings(rd_kafka_topic_conf_t *base, const struct config
 		rd_kafka_topic_conf_destroy(conf);
 		return EXIT_CONFIG;
 	}
-	/* enable.idempotence is the client's, and librdkafka refuses it here. */
-	if (rd_kafka_topic_conf_set(conf, "acks", "all", why, sizeof why) != RD_KAFKA_CONF_OK) {
-		log_error("librdkafka: %s", why);
+	for (size_t i = KAFKA_FORCED_TOPIC; i < sizeof kafka_forced / sizeof kafka_forced[0]; i++)
+		if (rd_kafka_topic_conf_set(conf, kafka_forced[i][0], kafka_forced[i][1], why,
+				sizeof why) != RD_KAFKA_CONF_OK) {
+			log_error("librdkafka: %s", why);
+			rd_kafka_topic_conf_destroy(conf);
+			return EXIT_INTERNAL;
+		}
+	if (kafka_check_linger(conf, client, config, pool)) {
 		rd_kafka_topic_conf_destroy(conf);
-		return EXIT_INTERNAL;
+		return EXIT_CONFIG;
 	}
 	*out = conf;
 	return 0;
@@ -221,7 +258,7 @@ int kafka_topic_conf_new(rd_kafka_t *rk, const struct config *config, const stru
 	rd_kafka_topic_conf_t **out)
 {
 	return kafka_topic_settings(pool->topic_properties.count ? rd_kafka_default_topic_conf_dup(rk) :
-		NULL, config, pool, 1, out);
+		NULL, rd_kafka_conf(rk), config, pool, 1, out);
 }
 
 const char *kafka_property(const struct config *config, const char *key)
@@ -259,13 +296,14 @@ int kafka_check_config(const struct config *config)
 
 	if (!conf)
 		return EXIT_CONFIG;
-	rd_kafka_conf_destroy(conf);
 	for (size_t i = 0; i < config->pool_count && !status; i++) {
 		rd_kafka_topic_conf_t *topic;
 
-		if (!(status = kafka_topic_settings(NULL, config, &config->pools[i], 0, &topic)) && topic)
+		if (!(status = kafka_topic_settings(NULL, conf, config, &config->pools[i], 0, &topic)) &&
+		    topic)
 			rd_kafka_topic_conf_destroy(topic);
 	}
+	rd_kafka_conf_destroy(conf);
 	return status;
 }
 
@@ -323,8 +361,8 @@ int kafka_topic_conf_dump(rd_kafka_conf_t *conf, const struct config *config,
 {
 	const rd_kafka_topic_conf_t *base = rd_kafka_conf_get_default_topic_conf(conf);
 	rd_kafka_topic_conf_t *topic;
-	int status = kafka_topic_settings(base ? rd_kafka_topic_conf_dup(base) : NULL, config, pool, 1,
-		&topic);
+	int status = kafka_topic_settings(base ? rd_kafka_topic_conf_dup(base) : NULL, conf, config,
+		pool, 1, &topic);
 
 	if (status || !topic)
 		return status;

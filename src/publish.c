@@ -224,14 +224,25 @@ static int publish_open_producer(struct publisher *publisher)
 	rd_kafka_conf_set_error_cb(conf, publish_on_error);
 	if (!(publisher->producer = kafka_client_new(RD_KAFKA_PRODUCER, conf)))
 		return EXIT_CONFIG;
-	/* The pools' own topic settings, made now: a refused one is a config
-	 * error before any code is read. */
+	/* The topics of pools with settings of their own are made now: settings
+	 * librdkafka refuses are a config error before any code is read (some
+	 * it refuses only when a topic is made, said by it at error level). */
 	for (size_t i = 0; i < publisher->config->pool_count; i++) {
-		int status = kafka_topic_conf_new(publisher->producer, publisher->config,
-			&publisher->config->pools[i], &publisher->topic_confs[i]);
+		const struct pool_config *pool = &publisher->config->pools[i];
+		rd_kafka_topic_conf_t *settings;
+		int status = kafka_topic_conf_new(publisher->producer, publisher->config, pool,
+			&settings);
 
 		if (status)
 			return status;
+		if (settings && !(publisher->topics[i] = rd_kafka_topic_new(publisher->producer,
+				pool->topic, settings))) {
+			log_error("%s: pool '%s': topic_properties: librdkafka refuses them for topic %s "
+				"(%s)", pool->topic_properties.places ? pool->topic_properties.places[0] :
+				publisher->config->path, pool->name, pool->topic,
+				rd_kafka_err2str(rd_kafka_last_error()));
+			return EXIT_CONFIG;
+		}
 	}
 	return 0;
 }
@@ -247,11 +258,10 @@ int publish_open(struct publisher *publisher, const struct config *config, struc
 	publisher->drop_images = drop_images;
 	publisher->topics = calloc(config->pool_count ? config->pool_count : 1,
 		sizeof *publisher->topics);
-	publisher->topic_confs = calloc(config->pool_count ? config->pool_count : 1,
-		sizeof *publisher->topic_confs);
-	if (!publisher->topics || !publisher->topic_confs) {
+	publisher->used = calloc(config->pool_count ? config->pool_count : 1, 1);
+	if (!publisher->topics || !publisher->used) {
 		free(publisher->topics);
-		free(publisher->topic_confs);
+		free(publisher->used);
 		return EXIT_INTERNAL;
 	}
 	/* Each image is read once: reading it through a mapping of the file saves
@@ -270,14 +280,11 @@ int publish_open(struct publisher *publisher, const struct config *config, struc
 
 void publish_close(struct publisher *publisher)
 {
-	for (size_t i = 0; publisher->topics && i < publisher->config->pool_count; i++) {
+	for (size_t i = 0; publisher->topics && i < publisher->config->pool_count; i++)
 		if (publisher->topics[i])
 			rd_kafka_topic_destroy(publisher->topics[i]);
-		if (publisher->topic_confs[i])
-			rd_kafka_topic_conf_destroy(publisher->topic_confs[i]);
-	}
 	free(publisher->topics);
-	free(publisher->topic_confs);
+	free(publisher->used);
 	free(publisher->url);
 	idset_free(&publisher->seen);
 	if (publisher->producer)
@@ -289,7 +296,7 @@ void publish_close(struct publisher *publisher)
 	sqlite3_finalize(publisher->has_image);
 	sqlite3_finalize(publisher->lookup);
 	publisher->topics = NULL;
-	publisher->topic_confs = NULL;
+	publisher->used = NULL;
 	publisher->url = NULL;
 	publisher->image = NULL;
 	publisher->has_image = NULL;
@@ -557,12 +564,9 @@ static rd_kafka_topic_t *publish_topic(struct publisher *publisher, const struct
 {
 	size_t index = (size_t)(pool - publisher->config->pools);
 
-	if (!publisher->topics[index]) {
-		/* (rd_kafka_topic_new frees the settings, made or not) */
-		publisher->topics[index] = rd_kafka_topic_new(publisher->producer, pool->topic,
-			publisher->topic_confs[index]);
-		publisher->topic_confs[index] = NULL;
-	}
+	if (!publisher->topics[index])
+		publisher->topics[index] = rd_kafka_topic_new(publisher->producer, pool->topic, NULL);
+	publisher->used[index] = 1;
 	return publisher->topics[index];
 }
 
@@ -590,8 +594,8 @@ static void publish_check_room(struct publisher *publisher, double full_since)
 	if (db_monotonic() - quiet_since < timeout)
 		return;
 	log_error("the producer's queue has been full for kafka.timeout (%g s) with no delivery "
-		"confirmed or failed meanwhile (message.timeout.ms in kafka.properties longer than "
-		"it?): reading stopped", timeout);
+		"confirmed or failed meanwhile (message.timeout.ms in kafka.properties or a pool's "
+		"topic_properties longer than it?): reading stopped", timeout);
 	publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
 	publisher->stop = 1;
 }
@@ -811,7 +815,7 @@ static void publish_diagnose(struct publisher *publisher)
 		int partitions;
 		rd_kafka_resp_err_t err;
 
-		if (!publisher->topics[i])
+		if (!publisher->used[i] || !publisher->topics[i])
 			continue;
 		err = kafka_topic_metadata(publisher->producer, publisher->config->pools[i].topic,
 			(int)((deadline - db_now()) * 1000) + 1, &partitions);

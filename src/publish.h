@@ -40,8 +40,9 @@ struct publisher {
 	sqlite3_blob *image;              /* reads the images, moved from row to row */
 	sqlite3_stmt *has_image;          /* tells a missing image from a failed read */
 	rd_kafka_t *producer;
-	rd_kafka_topic_t **topics;        /* per configured pool, made on first use */
-	rd_kafka_topic_conf_t **topic_confs;   /* ... with these settings (topic_properties) */
+	rd_kafka_topic_t **topics;        /* per configured pool, made on first use (at the
+	                                   * start for a pool with topic_properties) */
+	unsigned char *used;              /* ... and written to */
 	int drop_images;                  /* --drop-images: drop every pool's images */
 	char *url;                        /* a link pool's URL header, reused */
 	size_t url_size;

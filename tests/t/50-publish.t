@@ -32,6 +32,11 @@ is "keys, partitions, offsets and value digests match the DB" \
   "$(cut -f1-4 "$T/kafka" | sort)" "$(sort "$T/db")"
 is "each pool's topic holds its codes" \
   "$(for p in poster card link; do read_topic "qrpool.$p" | wc -l; done | tr '\n' ' ')" "30 20 25 "
+run qrpool-publish --dump-config
+like "--dump-config: card's topic settings after the producer's" "$(cat "$T/out")" \
+  "# pool card: topic qrpool.card \(its topic_properties over the above\)"
+is "... with its partitioner, and no other pool's section" \
+  "$(sed -n '/^# pool card: topic/,$p' "$T/out" | grep -c '^# partitioner = murmur2$'):$(grep -c '^# pool ' "$T/out")" 1:1
 # Where each key landed: card's by murmur2, the others' by CRC32 (the
 # partitioner each topic was given), from the DB's pool and Kafka's partition.
 sql "SELECT request_id, pool FROM codes ORDER BY request_id" | tr '|' '\t' >"$T/pools"

@@ -184,6 +184,7 @@ static void test_topic_conf(void)
 	rd_kafka_t *rk = kafka_client_new(RD_KAFKA_PRODUCER, kafka_conf_new(&config,
 		RD_KAFKA_PRODUCER, NULL));
 	rd_kafka_topic_conf_t *topic = (rd_kafka_topic_conf_t *)1;
+	rd_kafka_topic_t *made;
 	char buf[256], logged[2048];
 	size_t size;
 
@@ -211,6 +212,38 @@ static void test_topic_conf(void)
 	if (topic)
 		rd_kafka_topic_conf_destroy(topic);
 	is_int(kafka_check_config(&config), 0, "kafka_check_config: the pools' settings pass");
+
+	/* Settings librdkafka takes one at a time but refuses when the topic
+	 * is made: forced (queuing.strategy, as an idempotent producer needs),
+	 * or refused before (a message timeout not over the client's linger). */
+	pools[1].topic_properties.items = (char *[]){ "queuing.strategy=lifo", "topic.acks=0" };
+	log_init("test_kafka", 0);
+	tap_capture_start();
+	is_int(kafka_topic_conf_new(rk, &config, &pools[1], &topic), 0, "queuing.strategy=lifo: taken");
+	tap_capture_end(logged, sizeof logged);
+	log_init("test_kafka", -1);
+	size = sizeof buf;
+	ok(topic && rd_kafka_topic_conf_get(topic, "queuing.strategy", buf, &size) == RD_KAFKA_CONF_OK &&
+		!strcmp(buf, "fifo"), "... and forced back to fifo (%s)", topic ? buf : "-");
+	ok(strstr(logged, "sets queuing.strategy=lifo: ignored, the producer always uses "
+		"queuing.strategy=fifo") != NULL, "... said: %s", logged);
+	ok(strstr(logged, "sets topic.acks=0: ignored, the producer always uses acks=all") != NULL,
+		"acks under its topic. name said too: %s", logged);
+	made = rd_kafka_topic_new(rk, "qrpool.tuned", topic);
+	ok(made != NULL, "... and librdkafka makes the topic with them");
+	if (made)
+		rd_kafka_topic_destroy(made);
+	pools[1].topic_properties.items = (char *[]){ "message.timeout.ms=5" };
+	pools[1].topic_properties.count = 1;
+	tap_capture_start();
+	is_int(kafka_topic_conf_new(rk, &config, &pools[1], &topic), EXIT_CONFIG,
+		"message.timeout.ms not over linger.ms (7): refused");
+	tap_capture_end(logged, sizeof logged);
+	ok(strstr(logged, "test.cfg: pool 'tuned': topic_properties: message.timeout.ms (5) must be "
+		"longer than linger.ms (7)") != NULL, "... said: %s", logged);
+	tap_capture_start();
+	is_int(kafka_check_config(&config), EXIT_CONFIG, "... by kafka_check_config too");
+	tap_capture_end(logged, sizeof logged);
 	pools[1].topic_properties.items = (char *[]){ "no.such.topic.property=1" };
 	pools[1].topic_properties.count = 1;
 	tap_capture_start();
