@@ -217,7 +217,7 @@ static int kafka_check_linger(rd_kafka_topic_conf_t *conf, const rd_kafka_conf_t
  * the forced topic settings forced again, into *out (which owns them); *out
  * NULL when the pool has none. `producer`: warn of a forced setting
  * weakened. What librdkafka would refuse only when the topic is made (a
- * message timeout not above kafka.properties' linger) is refused here. */
+ * message timeout not over the client's linger) is refused here. */
 static int kafka_topic_settings(rd_kafka_topic_conf_t *base, const rd_kafka_conf_t *client,
 	const struct config *config, const struct pool_config *pool, int producer,
 	rd_kafka_topic_conf_t **out)

@@ -47,9 +47,10 @@ int kafka_check_config(const struct config *config);
 
 /* A pool's topic settings for the producer `rk`: its defaults (the topic
  * properties among kafka.properties) with the pool's topic_properties over
- * them, acks=all forced again (warned of when weakened). 0 with *out to give
- * rd_kafka_topic_new (NULL when the pool has none: the defaults), or
- * EXIT_CONFIG (said: "file:line: pool 'x': topic_properties: why"). */
+ * them, acks=all and queuing.strategy=fifo forced again (warned of when
+ * weakened). 0 with *out to give rd_kafka_topic_new (NULL when the pool has
+ * none: the defaults), or EXIT_CONFIG (said: "file:line: pool 'x':
+ * topic_properties: why"). */
 int kafka_topic_conf_new(rd_kafka_t *rk, const struct config *config, const struct pool_config *pool,
 	rd_kafka_topic_conf_t **out);
 /* Writes a pool's topic settings as kafka_conf_dump does, after the client's
