@@ -172,6 +172,27 @@ static void test_conf(void)
 /* A pool's topic_properties: over the client's topic defaults (the topic
  * properties among kafka.properties), acks=all forced again and said; a
  * refused one is a config error naming the pool, at kafka_check_config too. */
+/* kafka_topic_conf_new with warnings shown, and what it said in `logged`. */
+static int topic_conf_said(rd_kafka_t *rk, const struct config *config,
+	const struct pool_config *pool, rd_kafka_topic_conf_t **topic, char *logged, size_t size)
+{
+	int status;
+
+	log_init("test_kafka", 0);
+	tap_capture_start();
+	status = kafka_topic_conf_new(rk, config, pool, topic);
+	tap_capture_end(logged, size);
+	log_init("test_kafka", -1);
+	return status;
+}
+
+/* A topic setting's value, or "-" (none, or no settings). */
+static const char *topic_value(rd_kafka_topic_conf_t *topic, const char *key, char *buf,
+	size_t size)
+{
+	return topic && rd_kafka_topic_conf_get(topic, key, buf, &size) == RD_KAFKA_CONF_OK ? buf : "-";
+}
+
 static void test_topic_conf(void)
 {
 	struct config config = test_config("127.0.0.1:1", (char *[]){ "request.timeout.ms=12345",
@@ -186,27 +207,17 @@ static void test_topic_conf(void)
 	rd_kafka_topic_conf_t *topic = (rd_kafka_topic_conf_t *)1;
 	rd_kafka_topic_t *made;
 	char buf[256], logged[2048];
-	size_t size;
 
 	config.pools = pools;
 	config.pool_count = 2;
 	is_int(kafka_topic_conf_new(rk, &config, &pools[0], &topic), 0, "a pool without topic_properties");
 	ok(topic == NULL, "... takes the client's topic defaults (no settings of its own)");
-	log_init("test_kafka", 0);
-	tap_capture_start();
-	is_int(kafka_topic_conf_new(rk, &config, &pools[1], &topic), 0, "a pool with topic_properties");
-	tap_capture_end(logged, sizeof logged);
-	log_init("test_kafka", -1);
-	size = sizeof buf;
-	ok(topic && rd_kafka_topic_conf_get(topic, "partitioner", buf, &size) == RD_KAFKA_CONF_OK &&
-		!strcmp(buf, "murmur2"), "... its own setting (partitioner %s)", topic ? buf : "-");
-	size = sizeof buf;
-	ok(topic && rd_kafka_topic_conf_get(topic, "request.timeout.ms", buf, &size) ==
-		RD_KAFKA_CONF_OK && !strcmp(buf, "12345"), "... over kafka.properties' topic settings "
-		"(request.timeout.ms %s)", topic ? buf : "-");
-	size = sizeof buf;
-	ok(topic && rd_kafka_topic_conf_get(topic, "acks", buf, &size) == RD_KAFKA_CONF_OK &&
-		!strcmp(buf, "-1"), "... acks=all forced again (acks %s)", topic ? buf : "-");
+	is_int(topic_conf_said(rk, &config, &pools[1], &topic, logged, sizeof logged), 0,
+		"a pool with topic_properties");
+	is_str(topic_value(topic, "partitioner", buf, sizeof buf), "murmur2", "... its own setting");
+	is_str(topic_value(topic, "request.timeout.ms", buf, sizeof buf), "12345",
+		"... over kafka.properties' topic settings");
+	is_str(topic_value(topic, "acks", buf, sizeof buf), "-1", "... acks=all forced again");
 	ok(strstr(logged, "test.cfg: pool 'tuned': topic_properties sets acks=1: ignored, the producer "
 		"always uses acks=all") != NULL, "... and said: %s", logged);
 	if (topic)
@@ -217,14 +228,10 @@ static void test_topic_conf(void)
 	 * is made: forced (queuing.strategy, as an idempotent producer needs),
 	 * or refused before (a message timeout not over the client's linger). */
 	pools[1].topic_properties.items = (char *[]){ "queuing.strategy=lifo", "topic.acks=0" };
-	log_init("test_kafka", 0);
-	tap_capture_start();
-	is_int(kafka_topic_conf_new(rk, &config, &pools[1], &topic), 0, "queuing.strategy=lifo: taken");
-	tap_capture_end(logged, sizeof logged);
-	log_init("test_kafka", -1);
-	size = sizeof buf;
-	ok(topic && rd_kafka_topic_conf_get(topic, "queuing.strategy", buf, &size) == RD_KAFKA_CONF_OK &&
-		!strcmp(buf, "fifo"), "... and forced back to fifo (%s)", topic ? buf : "-");
+	is_int(topic_conf_said(rk, &config, &pools[1], &topic, logged, sizeof logged), 0,
+		"queuing.strategy=lifo: taken");
+	is_str(topic_value(topic, "queuing.strategy", buf, sizeof buf), "fifo",
+		"... and forced back to fifo");
 	ok(strstr(logged, "sets queuing.strategy=lifo: ignored, the producer always uses "
 		"queuing.strategy=fifo") != NULL, "... said: %s", logged);
 	ok(strstr(logged, "sets topic.acks=0: ignored, the producer always uses acks=all") != NULL,
@@ -235,10 +242,8 @@ static void test_topic_conf(void)
 		rd_kafka_topic_destroy(made);
 	pools[1].topic_properties.items = (char *[]){ "message.timeout.ms=5" };
 	pools[1].topic_properties.count = 1;
-	tap_capture_start();
-	is_int(kafka_topic_conf_new(rk, &config, &pools[1], &topic), EXIT_CONFIG,
+	is_int(topic_conf_said(rk, &config, &pools[1], &topic, logged, sizeof logged), EXIT_CONFIG,
 		"message.timeout.ms not over linger.ms (7): refused");
-	tap_capture_end(logged, sizeof logged);
 	ok(strstr(logged, "test.cfg: pool 'tuned': topic_properties: message.timeout.ms (5) must be "
 		"longer than linger.ms (7)") != NULL, "... said: %s", logged);
 	tap_capture_start();
@@ -246,10 +251,8 @@ static void test_topic_conf(void)
 	tap_capture_end(logged, sizeof logged);
 	pools[1].topic_properties.items = (char *[]){ "no.such.topic.property=1" };
 	pools[1].topic_properties.count = 1;
-	tap_capture_start();
-	is_int(kafka_topic_conf_new(rk, &config, &pools[1], &topic), EXIT_CONFIG,
+	is_int(topic_conf_said(rk, &config, &pools[1], &topic, logged, sizeof logged), EXIT_CONFIG,
 		"an unknown topic property: a config error");
-	tap_capture_end(logged, sizeof logged);
 	ok(strstr(logged, "test.cfg: pool 'tuned': topic_properties: No such configuration property") !=
 		NULL, "... naming the pool: %s", logged);
 	tap_capture_start();
