@@ -15,10 +15,10 @@
  * A call's timeout is kept here, not by libcurl, and counts only the time
  * the caller was listening: in multi_wait, or between two of them for
  * MULTI_STALL at most. A longer time away (a thread held up waiting for a
- * locked DB, or a blocking token request) does not count: answers that came
- * in meanwhile wait in their sockets and are read, where libcurl's own
- * timeout, counted on the wall clock, would fail them unread (and the calls,
- * already paid for, would be made again). */
+ * locked DB, a blocking token request, a write to a slow reader) does not
+ * count: answers that came in meanwhile wait in their sockets and are read,
+ * where libcurl's own timeout, counted on the wall clock, would fail them
+ * unread (and the calls, already paid for, would be made again). */
 #ifndef QRPOOL_MULTI_H
 #define QRPOOL_MULTI_H
 
