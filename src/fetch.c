@@ -559,7 +559,7 @@ static void fetch_answer(struct fetcher *f, struct fetch_transfer *transfer, CUR
 	if (result != CURLE_OK) {
 		memset(&answer, 0, sizeof answer);
 		answer.action = WECHAT_RETRY;
-		snprintf(answer.message, sizeof answer.message, "%s", curl_easy_strerror(result));
+		http_error(&transfer->body, result, answer.message, sizeof answer.message);
 	} else {
 		int64_t now_ms = quota_now_ms();
 		quota_observe(&f->quota, now_ms, quota_monotonic_ms() - transfer->sent_monotonic_ms);

@@ -1,12 +1,15 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "config.h"
+#include "exitcode.h"
 #include "log.h"
 
 static size_t http_write(char *data, size_t size, size_t count, void *user)
@@ -159,6 +162,7 @@ int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body 
 	HTTP_SET(CURLOPT_USERAGENT, "qrpool-fetch");
 	HTTP_SET(CURLOPT_WRITEFUNCTION, http_write);
 	HTTP_SET(CURLOPT_WRITEDATA, body);
+	HTTP_SET(CURLOPT_ERRORBUFFER, body->error);
 	if (wechat->ca_bundle)
 		HTTP_SET(CURLOPT_CAINFO, wechat->ca_bundle);
 	/* No proxy: said once here, or libcurl would look for one (five
@@ -172,6 +176,89 @@ int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body 
 	if (rc != CURLE_OK) {
 		log_error("libcurl: %s", curl_easy_strerror(rc));
 		return -1;
+	}
+	return 0;
+}
+
+/* `text` into `buffer` (cut to `size`), each user:password@ in it as ***@
+ * (libcurl quotes a proxy URL it cannot use whole, say "Unsupported proxy
+ * syntax in 'http://u:pw@[x'"). */
+static void http_copy_masked(char *buffer, size_t size, const char *text)
+{
+	size_t used = 0;
+
+	while (*text && used + 1 < size) {
+		size_t span = strcspn(text, " '\"/@");
+
+		/* (user@ alone: no password) */
+		if (text[span] == '@' && memchr(text, ':', span)) {
+			used += (size_t)snprintf(buffer + used, size - used, "***");
+			text += span;
+		} else {
+			if (text[span])
+				span++;   /* the separator too */
+			used += (size_t)snprintf(buffer + used, size - used, "%.*s", (int)span, text);
+			text += span;
+		}
+		if (used >= size)
+			used = size - 1;
+	}
+	buffer[used] = '\0';
+}
+
+const char *http_error(const struct http_body *body, CURLcode rc, char *buffer, size_t size)
+{
+	char text[CURL_ERROR_SIZE + 160];
+	size_t length = strlen(body->error);
+
+	/* (libcurl ends some with a line break.) */
+	while (length && (body->error[length - 1] == '\n' || body->error[length - 1] == '\r'))
+		length--;
+	snprintf(text, sizeof text, "%.*s%s", length ? (int)length : (int)strlen(curl_easy_strerror(rc)),
+		length ? body->error : curl_easy_strerror(rc),
+		rc == CURLE_PEER_FAILED_VERIFICATION ? " (TLS is verified: a certificate for "
+			"api_base's host, signed by a CA of wechat.ca_bundle or the system's)" : "");
+	http_copy_masked(buffer, size, text);
+	return buffer;
+}
+
+int http_check_ca(const struct config *config)
+{
+	const char *path = config->wechat.ca_bundle;
+	char *line = NULL;
+	size_t capacity = 0;
+	int found = 0, error;
+	struct stat st;
+	FILE *file;
+
+	if (!path)
+		return 0;
+	if (!(file = fopen(path, "r"))) {
+		log_error("%s: wechat.ca_bundle %s: %s: no call to WeChat could be verified",
+			config->path, path, strerror(errno));
+		return EXIT_CONFIG;
+	}
+	if (fstat(fileno(file), &st) == 0 && !S_ISREG(st.st_mode)) {
+		fclose(file);
+		log_error("%s: wechat.ca_bundle %s is not a file: it names one bundle of PEM "
+			"certificates (libcurl's CAINFO)", config->path, path);
+		return EXIT_CONFIG;
+	}
+	while (!found && getline(&line, &capacity, file) != -1)
+		found = !strncmp(line, "-----BEGIN CERTIFICATE-----", 27) ||
+			!strncmp(line, "-----BEGIN TRUSTED CERTIFICATE-----", 35);
+	error = ferror(file) ? errno : 0;
+	free(line);
+	fclose(file);
+	if (error) {
+		log_error("%s: wechat.ca_bundle %s: %s", config->path, path, strerror(error));
+		return EXIT_CONFIG;
+	}
+	if (!found) {
+		log_error("%s: wechat.ca_bundle %s holds no PEM certificate (no '-----BEGIN "
+			"CERTIFICATE-----' line): every call to WeChat would fail its TLS check",
+			config->path, path);
+		return EXIT_CONFIG;
 	}
 	return 0;
 }

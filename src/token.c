@@ -67,6 +67,8 @@ int token_open(struct token_cache *cache, struct db *db, const struct config *co
 		if (status)
 			return status;
 	}
+	if ((status = http_check_ca(config)))
+		return status;
 	cache->easy = curl_easy_init();
 	if (!cache->easy || http_setup(cache->easy, &config->wechat, &cache->body))
 		return EXIT_INTERNAL;
@@ -202,11 +204,12 @@ static int token_http(struct token_cache *cache, const char *url, const char *po
 		return -1;
 	}
 	if (rc != CURLE_OK) {
-		char where[320];
+		char where[320], error[CURL_ERROR_SIZE + 160];
 
 		token_fail(cache, WECHAT_RETRY, "%s", "");
 		snprintf(cache->failure.message, sizeof cache->failure.message, "token endpoint (%.140s): %s",
-			http_where(cache->config->wechat.api_base, where, sizeof where), curl_easy_strerror(rc));
+			http_where(cache->config->wechat.api_base, where, sizeof where),
+			http_error(&cache->body, rc, error, sizeof error));
 		return -1;
 	}
 	if (status != 200) {

@@ -135,17 +135,17 @@ config_for 'connect_timeout = "1s";'
 base=$fake_base
 run env -u http_proxy -u all_proxy -u ALL_PROXY qrpool-fetch --check
 is "api_base where nothing listens: --check exits 75" "$rc" 75
-like "... naming where it tried" "$(cat "$T/err")" \
-  "token endpoint \(http://127\.0\.0\.1:9\): Couldn't connect to server"
+like "... naming where it tried, in libcurl's words for this call" "$(cat "$T/err")" \
+  "token endpoint \(http://127\.0\.0\.1:9\): Failed to connect to 127\.0\.0\.1 port 9 after [0-9]+ ms: Couldn't connect to server"
 # A proxy on this host (where nothing listens either) is said when the calls
 # go through it, and not when no_proxy names api_base's host: libcurl then
 # goes direct, and a message naming the proxy would send the night's
 # operator to the wrong machine.
 run env -u all_proxy -u ALL_PROXY -u no_proxy -u NO_PROXY http_proxy=http://127.0.0.1:8 \
   qrpool-fetch --check
-like "... through a proxy on this host: said" "$(cat "$T/err")" \
-  "token endpoint \(http://127\.0\.0\.1:9 via the environment's proxy\): Couldn't connect"
+like "... through a proxy on this host: said, the proxy's port too" "$(cat "$T/err")" \
+  "token endpoint \(http://127\.0\.0\.1:9 via the environment's proxy\): Failed to connect to 127\.0\.0\.1 port 8 "
 run env -u all_proxy -u ALL_PROXY -u NO_PROXY http_proxy=http://127.0.0.1:8 no_proxy=localhost,127.0.0.1 \
   qrpool-fetch --check
 like "... with no_proxy naming the host: not said" "$(cat "$T/err")" \
-  "token endpoint \(http://127\.0\.0\.1:9\): Couldn't connect to server"
+  "token endpoint \(http://127\.0\.0\.1:9\): Failed to connect to 127\.0\.0\.1 port 9 "

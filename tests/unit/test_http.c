@@ -1,5 +1,6 @@
 /* http.c: whether the calls go through the environment's proxy, no_proxy
- * read as libcurl reads it; config.c's host of a URL. */
+ * read as libcurl reads it; what a failed transfer is said as; config.c's
+ * host of a URL. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,9 +92,47 @@ static void test_no_proxy(void)
 	ok(!http_proxy_applies("https://api.weixin.qq.com"), "no proxy variable: direct");
 }
 
+static void test_error(void)
+{
+	static const struct { const char *error; CURLcode rc; const char *said; } cases[] = {
+		{ "", CURLE_COULDNT_CONNECT, "Couldn't connect to server" },
+		{ "Failed to connect to 127.0.0.1 port 9 after 0 ms: Couldn't connect to server\n",
+		  CURLE_COULDNT_CONNECT,
+		  "Failed to connect to 127.0.0.1 port 9 after 0 ms: Couldn't connect to server" },
+		{ "SSL certificate problem: self-signed certificate", CURLE_PEER_FAILED_VERIFICATION,
+		  "SSL certificate problem: self-signed certificate (TLS is verified: a certificate "
+		  "for api_base's host, signed by a CA of wechat.ca_bundle or the system's)" },
+		{ "", CURLE_PEER_FAILED_VERIFICATION, "SSL peer certificate or SSH remote key was not "
+		  "OK (TLS is verified: a certificate for api_base's host, signed by a CA of "
+		  "wechat.ca_bundle or the system's)" },
+		{ "Unsupported proxy syntax in 'http://user:pw@[bad'", CURLE_COULDNT_RESOLVE_PROXY,
+		  "Unsupported proxy syntax in 'http://***@[bad'" },
+		{ "Unsupported proxy syntax in 'u:p@h:x'", CURLE_COULDNT_RESOLVE_PROXY,
+		  "Unsupported proxy syntax in '***@h:x'" },
+		{ "Unsupported proxy syntax in 'http://user@h:x'", CURLE_COULDNT_RESOLVE_PROXY,
+		  "Unsupported proxy syntax in 'http://user@h:x'" },
+		{ "a:b@c:d@e", CURLE_COULDNT_RESOLVE_PROXY, "***@***@e" },
+		{ "@:x@", CURLE_COULDNT_RESOLVE_PROXY, "@***@" },
+	};
+	struct http_body body;
+	char said[400], small[12];
+
+	memset(&body, 0, sizeof body);
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		snprintf(body.error, sizeof body.error, "%s", cases[i].error);
+		is_str(http_error(&body, cases[i].rc, said, sizeof said), cases[i].said,
+			"libcurl's error %zu (code %d) is said as '%s'", i, (int)cases[i].rc, cases[i].said);
+	}
+	snprintf(body.error, sizeof body.error, "%s", "in 'http://user:password@h'");
+	is_str(http_error(&body, CURLE_COULDNT_RESOLVE_PROXY, small, sizeof small), "in 'http://",
+		"cut to the buffer, and nothing of a password before its mask");
+	is_str(http_error(&body, CURLE_COULDNT_RESOLVE_PROXY, small, 1), "", "a buffer of one byte");
+}
+
 int main(void)
 {
 	test_url_host();
 	test_no_proxy();
+	test_error();
 	return tap_done();
 }
