@@ -2,11 +2,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "exitcode.h"
@@ -227,19 +229,20 @@ int http_check_ca(const struct config *config)
 	const char *path = config->wechat.ca_bundle;
 	char *line = NULL;
 	size_t capacity = 0;
-	int found = 0, error;
+	int found = 0, error, fd;
 	struct stat st;
 	FILE *file;
 
 	if (!path)
 		return 0;
-	if (!(file = fopen(path, "r"))) {
+	/* (Without waiting: a FIFO there would hold the start up.) */
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
 		log_error("%s: wechat.ca_bundle %s: %s: no call to WeChat could be verified",
 			config->path, path, strerror(errno));
 		return EXIT_CONFIG;
 	}
-	if (fstat(fileno(file), &st) == 0 && !S_ISREG(st.st_mode)) {
-		fclose(file);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !(file = fdopen(fd, "r"))) {
+		close(fd);
 		log_error("%s: wechat.ca_bundle %s is not a file: it names one bundle of PEM "
 			"certificates (libcurl's CAINFO)", config->path, path);
 		return EXIT_CONFIG;

@@ -3,7 +3,8 @@
 # for another host, fails every call (no token, no code, nothing sent), said
 # in libcurl's own words; wechat.ca_bundle trusts a private CA; a ca_bundle
 # that is missing, not a file, or holds no certificate is a config error (78)
-# before any call. (A TLS front, tls-front, before the fake WeChat.)
+# before any call (a FIFO, which would hold the start up, too). (A TLS front,
+# tls-front, before the fake WeChat.)
 . "${0%/*}/lib.sh"
 . "${0%/*}/fetch.sh"
 command -v openssl >/dev/null || skip_all "openssl is missing"
@@ -101,9 +102,10 @@ is "... nothing reached WeChat" "$(calls)" "$before"
 is "... no code fetched" "$(count "state = 'planned'")" 5
 
 # --- a ca_bundle that cannot serve: a config error before any call -----------------
-mkdir "$T/cadir"
+mkdir "$T/cadir"; mkfifo "$T/fifo.pem"
 for ca in "$T/missing.pem:No such file or directory: no call to WeChat could be verified" \
           "$T/cadir:is not a file: it names one bundle of PEM certificates" \
+          "$T/fifo.pem:is not a file" \
           "$T/loopback.key:holds no PEM certificate \\(no '-----BEGIN CERTIFICATE-----' line\\)"; do
   path=${ca%%:*}
   tls_config "$trusted" "$path"
