@@ -1,7 +1,45 @@
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "rid.h"
 #include "tap.h"
+
+/* rid.c's getrandom(), seen from here: this program's own definition is the
+ * one rid.o is linked against. By default it is the kernel's (the system
+ * call); a test may have it hand out bytes of its own, or fail, to prove
+ * where the ids come from. */
+static enum { KERNEL, PATTERN, FAIL } getrandom_mode;
+static long getrandom_calls, getrandom_flags_seen;
+static unsigned getrandom_next;
+
+ssize_t getrandom(void *buffer, size_t length, unsigned int flags)
+{
+	unsigned char *bytes = buffer;
+
+	getrandom_calls++;
+	getrandom_flags_seen |= flags;
+	switch (getrandom_mode) {
+	case PATTERN:
+		/* Short reads, and an EINTR before every third: rid.c must loop. */
+		if (getrandom_calls % 3 == 0) {
+			errno = EINTR;
+			return -1;
+		}
+		length = length > 1000 ? 1000 : length;
+		for (size_t i = 0; i < length; i++)
+			bytes[i] = (unsigned char)(getrandom_next++ % 256);
+		return (ssize_t)length;
+	case FAIL:
+		errno = ENOSYS;
+		return -1;
+	default:
+		return syscall(SYS_getrandom, buffer, length, flags);
+	}
+}
 
 static int compare_ids(const void *a, const void *b)
 {
@@ -74,8 +112,47 @@ static void test_scene(void)
 		"base62: 1 to 32 characters");
 }
 
+/* The ids are made of the kernel's random bytes and nothing else: with
+ * getrandom() handing out 0, 1, 2, ... each byte below 248 is one character
+ * (byte % 62), the others are dropped. A failing getrandom() is an error,
+ * not a weaker id. */
+static void test_from_getrandom(void)
+{
+	struct rid_source source;
+	char id[RID_LENGTH + 1], expected[RID_LENGTH + 1];
+	const char *alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	unsigned byte = 0;
+	int good = 1;
+
+	getrandom_mode = PATTERN;
+	getrandom_calls = getrandom_flags_seen = 0;
+	getrandom_next = 0;
+	rid_source_init(&source);
+	for (int n = 0; n < 1000; n++) {   /* 16,000+ bytes: several refills */
+		for (int c = 0; c < RID_LENGTH; byte++)
+			if (byte % 256 < 248)
+				expected[c++] = alphabet[byte % 256 % 62];
+		expected[RID_LENGTH] = '\0';
+		if (rid_mint(&source, id) != 0 || strcmp(id, expected)) {
+			if (good)
+				printf("# id %d: got %s, expected %s\n", n, id, expected);
+			good = 0;
+		}
+	}
+	ok(good, "1,000 ids are the bytes getrandom() handed out, in base62, those of 248 and above "
+		"dropped (through short reads and EINTR)");
+	ok(getrandom_calls > 20, "... asked of getrandom() (%ld calls)", getrandom_calls);
+	is_int(getrandom_flags_seen, 0, "... blocking until the kernel's pool is ready (no GRND_NONBLOCK, "
+		"no GRND_RANDOM)");
+	getrandom_mode = FAIL;
+	rid_source_init(&source);
+	is_int(rid_mint(&source, id), -1, "a getrandom() that fails: no id");
+	getrandom_mode = KERNEL;
+}
+
 int main(void)
 {
+	test_from_getrandom();
 	test_million_unique();
 	test_uniform();
 	test_scene();
