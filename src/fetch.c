@@ -54,7 +54,7 @@ struct fetch_job {
 	int calls, failures, token_retried;
 	double due;                 /* not before (backoff; db_monotonic) */
 	int errcode;
-	char error[200];
+	char error[sizeof ((struct wechat_answer *)0)->message];
 	char request_id[RID_SCENE_MAX + 1];
 	char line[];                /* the item line, printed once stored */
 };
@@ -328,7 +328,7 @@ static void fetch_outage_note(struct fetcher *f, const struct wechat_answer *ans
 	f->probe_at = now + f->outage_pause;
 	if (!fetch_has_deadline(f) && now - f->outage_since >=
 	    FETCH_OUTAGE_GIVE_UP * (double)f->config->wechat.quota_minute_ms / 1000) {
-		char what[300];
+		char what[sizeof ((struct wechat_answer *)0)->message + 100];
 
 		snprintf(what, sizeof what, "calls have failed for %.0f s (last: %s)",
 			now - f->outage_since, answer->message);
@@ -602,6 +602,9 @@ static void fetch_collect(struct fetcher *f)
 		fetch_release(f, transfer);
 	}
 	while ((slot = multi_timed_out(&f->multi)) != MULTI_NONE) {
+		/* (libcurl did not end it: what its error buffer holds, if
+		 * anything, is of a step it got past, not of the timeout.) */
+		f->transfers[slot].body.error[0] = '\0';
 		fetch_answer(f, &f->transfers[slot], CURLE_OPERATION_TIMEDOUT);
 		fetch_release(f, &f->transfers[slot]);
 	}

@@ -10,6 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/x509_vfy.h>
+
 #include "config.h"
 #include "exitcode.h"
 #include "log.h"
@@ -165,8 +168,12 @@ int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body 
 	HTTP_SET(CURLOPT_WRITEFUNCTION, http_write);
 	HTTP_SET(CURLOPT_WRITEDATA, body);
 	HTTP_SET(CURLOPT_ERRORBUFFER, body->error);
-	if (wechat->ca_bundle)
+	/* The bundle alone: libcurl would trust the system's CA directory
+	 * (Debian's build: /etc/ssl/certs) beside it. */
+	if (wechat->ca_bundle) {
 		HTTP_SET(CURLOPT_CAINFO, wechat->ca_bundle);
+		HTTP_SET(CURLOPT_CAPATH, NULL);
+	}
 	/* No proxy: said once here, or libcurl would look for one (five
 	 * getenv() and copies) at every call. With one, libcurl reads the
 	 * variables itself, no_proxy included. */
@@ -182,9 +189,60 @@ int http_setup(CURL *easy, const struct wechat_config *wechat, struct http_body 
 	return 0;
 }
 
-/* `text` into `buffer` (cut to `size`), each user:password@ in it as ***@
- * (libcurl quotes a proxy URL it cannot use whole, say "Unsupported proxy
- * syntax in 'http://u:pw@[x'"). */
+/* Replaces text[at, at + length) with "***", within `size`. */
+static void http_mask_span(char *text, size_t size, size_t at, size_t length)
+{
+	size_t tail = strlen(text + at + length) + 1;
+
+	if (at + 3 + tail > size)
+		tail = size - at - 3;   /* (cut; at + 3 < size: see the callers) */
+	memmove(text + at + 3, text + at + length, tail);
+	memcpy(text + at, "***", 3);
+	text[size - 1] = '\0';
+}
+
+/* Masks in `text` (of `size` bytes) the user:password of each proxy named
+ * in the environment, as libcurl quotes a proxy URL it cannot use: whole,
+ * the password as given (a '/', a space or an '@' in it too), and perhaps
+ * cut short at the end of its 255 bytes. */
+static void http_mask_proxy_userinfo(char *text, size_t size)
+{
+	static const char *const names[] = { "http_proxy", "HTTP_PROXY", "https_proxy",
+		"HTTPS_PROXY", "all_proxy", "ALL_PROXY" };
+
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+		const char *proxy = getenv(names[i]), *start, *at;
+		size_t length, text_length, k;
+		char *found;
+
+		if (!proxy || !(at = strrchr(proxy, '@')))
+			continue;
+		start = strstr(proxy, "://");
+		start = start && start < at ? start + 3 : proxy;
+		if (!(length = (size_t)(at - start)))
+			continue;
+		/* Whole, followed by its '@'. */
+		for (found = text; (found = memmem(found, strlen(found), start, length + 1)) &&
+				(size_t)(found - text) + 3 < size; found += 3)
+			http_mask_span(text, size, (size_t)(found - text), length);
+		/* Cut short: the text ends within it, right after "//" or a quote. */
+		text_length = strlen(text);
+		for (k = length < text_length ? length : text_length; k > 0; k--) {
+			size_t from = text_length - k;
+
+			if (!strncmp(text + from, start, k) &&
+			    (from == 0 || text[from - 1] == '/' || text[from - 1] == '\'')) {
+				if (from + 3 < size)
+					http_mask_span(text, size, from, k);
+				break;
+			}
+		}
+	}
+}
+
+/* `text` into `buffer` (cut to `size`), each user:password@ in it as ***@:
+ * a second guard, past the proxies of the environment (a password with a
+ * separator in it is masked up to the separator only). */
 static void http_copy_masked(char *buffer, size_t size, const char *text)
 {
 	size_t used = 0;
@@ -210,16 +268,29 @@ static void http_copy_masked(char *buffer, size_t size, const char *text)
 
 const char *http_error(const struct http_body *body, CURLcode rc, char *buffer, size_t size)
 {
-	char text[CURL_ERROR_SIZE + 160];
+	char text[CURL_ERROR_SIZE + 256];
+	const char *said = curl_easy_strerror(rc);
 	size_t length = strlen(body->error);
 
 	/* (libcurl ends some with a line break.) */
 	while (length && (body->error[length - 1] == '\n' || body->error[length - 1] == '\r'))
 		length--;
-	snprintf(text, sizeof text, "%.*s%s", length ? (int)length : (int)strlen(curl_easy_strerror(rc)),
-		length ? body->error : curl_easy_strerror(rc),
-		rc == CURLE_PEER_FAILED_VERIFICATION ? " (TLS is verified: a certificate for "
-			"api_base's host, signed by a CA of wechat.ca_bundle or the system's)" : "");
+	/* libcurl keeps the first error of a transfer: when a kept-alive
+	 * connection died under a call and its resend then failed otherwise
+	 * (a refused connect, a certificate), the buffer still says the
+	 * first. The code says the last. */
+	if (length && rc != CURLE_RECV_ERROR && rc != CURLE_SEND_ERROR &&
+	    (!strncmp(body->error, "Recv failure", 12) || !strncmp(body->error, "Send failure", 12)))
+		snprintf(text, sizeof text, "%s (after a kept-alive connection failed: %.*s)", said,
+			(int)length, body->error);
+	else
+		snprintf(text, sizeof text, "%.*s", length ? (int)length : (int)strlen(said),
+			length ? body->error : said);
+	if (rc == CURLE_PEER_FAILED_VERIFICATION)
+		snprintf(text + strlen(text), sizeof text - strlen(text), " (TLS is verified: a "
+			"certificate for api_base's host, signed by a CA of wechat.ca_bundle, else of the "
+			"system's)");
+	http_mask_proxy_userinfo(text, sizeof text);
 	http_copy_masked(buffer, size, text);
 	return buffer;
 }
@@ -227,11 +298,10 @@ const char *http_error(const struct http_body *body, CURLcode rc, char *buffer, 
 int http_check_ca(const struct config *config)
 {
 	const char *path = config->wechat.ca_bundle;
-	char *line = NULL;
-	size_t capacity = 0;
-	int found = 0, error, fd;
+	unsigned long error;
+	X509_STORE *store;
 	struct stat st;
-	FILE *file;
+	int fd, loaded;
 
 	if (!path)
 		return 0;
@@ -241,29 +311,29 @@ int http_check_ca(const struct config *config)
 			config->path, path, strerror(errno));
 		return EXIT_CONFIG;
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !(file = fdopen(fd, "r"))) {
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		log_error("%s: wechat.ca_bundle %s is not a file: it names one bundle of PEM "
 			"certificates (libcurl's CAINFO)", config->path, path);
 		return EXIT_CONFIG;
 	}
-	while (!found && getline(&line, &capacity, file) != -1)
-		found = !strncmp(line, "-----BEGIN CERTIFICATE-----", 27) ||
-			!strncmp(line, "-----BEGIN TRUSTED CERTIFICATE-----", 35);
-	error = ferror(file) ? errno : 0;
-	free(line);
-	fclose(file);
-	if (error) {
-		log_error("%s: wechat.ca_bundle %s: %s", config->path, path, strerror(error));
-		return EXIT_CONFIG;
-	}
-	if (!found) {
-		log_error("%s: wechat.ca_bundle %s holds no PEM certificate (no '-----BEGIN "
-			"CERTIFICATE-----' line): every call to WeChat would fail its TLS check",
-			config->path, path);
-		return EXIT_CONFIG;
-	}
-	return 0;
+	close(fd);
+	/* Read as libcurl has OpenSSL read it for each connection
+	 * (SSL_CTX_load_verify_file): what fails here would fail every call. */
+	ERR_clear_error();
+	if (!(store = X509_STORE_new()))
+		return EXIT_INTERNAL;
+	loaded = X509_STORE_load_file(store, path);
+	X509_STORE_free(store);
+	if (loaded == 1)
+		return 0;
+	error = ERR_peek_error();   /* (the first: the cause) */
+	log_error("%s: wechat.ca_bundle %s: OpenSSL cannot read a certificate from it (%s): it "
+		"must hold PEM certificates ('-----BEGIN CERTIFICATE-----'); every call to WeChat "
+		"would fail its TLS check", config->path, path,
+		error && ERR_reason_error_string(error) ? ERR_reason_error_string(error) : "no reason given");
+	ERR_clear_error();
+	return EXIT_CONFIG;
 }
 
 const char *http_where(const char *api_base, char *buffer, size_t size)

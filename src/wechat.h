@@ -34,7 +34,7 @@ struct wechat_answer {
 	int errcode;                  /* WeChat's errcode; 0 when the answer had none */
 	const char *content_type;     /* "image/jpeg" or "image/png" when action is STORE */
 	size_t image_size;            /* STORE: the image's bytes, the body's first ones */
-	char message[200];            /* what happened, for logs and last_error */
+	char message[384];            /* what happened, for logs and last_error */
 	char note[200];               /* STORE: how the image differs from the request ("") */
 	int note_kinds;               /* ... WECHAT_NOTE_* or'ed, or 0 */
 };

@@ -14,6 +14,19 @@ SECRET=test-secret-do-not-log
 HOUR=$(date -u +%Y-%m-%dT%H:00Z)
 write_config   # the secret file, for the fake
 
+# wait_port_file FILE WHAT LOG: waits (10 s at most) for a server's port
+# file; when it does not come, says WHAT did not start, and its LOG.
+wait_port_file() {
+  tries=0
+  until [ -s "$1" ]; do
+    tries=$((tries + 1))
+    if [ $tries -gt 200 ]; then
+      diag "$2 did not start:"; sed 's/^/# /' "$3"; return 1
+    fi
+    sleep 0.05
+  done
+}
+
 # start_fake NAME ARGS...: starts fake-wechat (pages/r/index published unless
 # ARGS say otherwise); sets $port and $base. Its kill is registered at exit.
 start_fake() {
@@ -21,14 +34,7 @@ start_fake() {
   fake-wechat --appid $APPID --secret-file "$T/secret" --pages pages/r/index \
     --port 0 --port-file "$T/$name.port" -q "$@" 2>"$T/$name.log" &
   at_exit "kill $! 2>/dev/null"
-  tries=0
-  until [ -s "$T/$name.port" ]; do
-    tries=$((tries + 1))
-    if [ $tries -gt 200 ]; then
-      diag "fake-wechat $name did not start:"; sed 's/^/# /' "$T/$name.log"; return 1
-    fi
-    sleep 0.05
-  done
+  wait_port_file "$T/$name.port" "fake-wechat $name" "$T/$name.log" || return 1
   port=$(cat "$T/$name.port")
   base=http://127.0.0.1:$port
 }

@@ -101,10 +101,10 @@ static void test_error(void)
 		  "Failed to connect to 127.0.0.1 port 9 after 0 ms: Couldn't connect to server" },
 		{ "SSL certificate problem: self-signed certificate", CURLE_PEER_FAILED_VERIFICATION,
 		  "SSL certificate problem: self-signed certificate (TLS is verified: a certificate "
-		  "for api_base's host, signed by a CA of wechat.ca_bundle or the system's)" },
+		  "for api_base's host, signed by a CA of wechat.ca_bundle, else of the system's)" },
 		{ "", CURLE_PEER_FAILED_VERIFICATION, "SSL peer certificate or SSH remote key was not "
 		  "OK (TLS is verified: a certificate for api_base's host, signed by a CA of "
-		  "wechat.ca_bundle or the system's)" },
+		  "wechat.ca_bundle, else of the system's)" },
 		{ "Unsupported proxy syntax in 'http://user:pw@[bad'", CURLE_COULDNT_RESOLVE_PROXY,
 		  "Unsupported proxy syntax in 'http://***@[bad'" },
 		{ "Unsupported proxy syntax in 'u:p@h:x'", CURLE_COULDNT_RESOLVE_PROXY,
@@ -123,6 +123,38 @@ static void test_error(void)
 		is_str(http_error(&body, cases[i].rc, said, sizeof said), cases[i].said,
 			"libcurl's error %zu (code %d) is said as '%s'", i, (int)cases[i].rc, cases[i].said);
 	}
+	/* A proxy of the environment, quoted as given: its password masked
+	 * whole, separators in it and all, and when the quote is cut short. */
+	{
+		static const struct { const char *proxy, *error, *said; } proxies[] = {
+			{ "http://user:pa/ss@proxy:8080", "Unsupported proxy syntax in 'http://user:pa/ss@proxy:8080'",
+			  "Unsupported proxy syntax in 'http://***@proxy:8080'" },
+			{ "http://user:p@ss@proxy", "Unsupported proxy syntax in 'http://user:p@ss@proxy'",
+			  "Unsupported proxy syntax in 'http://***@proxy'" },
+			{ "user:pa ss'x@proxy", "Unsupported proxy syntax in 'user:pa ss'x@proxy'",
+			  "Unsupported proxy syntax in '***@proxy'" },
+			{ "http://user:a-long-password@proxy", "Unsupported proxy syntax in 'http://user:a-long-pa",
+			  "Unsupported proxy syntax in 'http://***" },
+			{ "http://u:p@proxy", "Failed to connect to proxy port 3128: u:p", "Failed to connect to proxy port 3128: u:p" },
+		};
+
+		for (size_t i = 0; i < sizeof proxies / sizeof *proxies; i++) {
+			clear_proxies();
+			setenv(i % 2 ? "HTTPS_PROXY" : "https_proxy", proxies[i].proxy, 1);
+			snprintf(body.error, sizeof body.error, "%s", proxies[i].error);
+			is_str(http_error(&body, CURLE_COULDNT_RESOLVE_PROXY, said, sizeof said),
+				proxies[i].said, "proxy %zu: said as '%s'", i, proxies[i].said);
+		}
+		clear_proxies();
+	}
+	/* The first error of a transfer stays in libcurl's buffer: a kept-alive
+	 * connection that died under the call, then a resend that failed. */
+	snprintf(body.error, sizeof body.error, "%s", "Recv failure: Connection reset by peer");
+	is_str(http_error(&body, CURLE_COULDNT_CONNECT, said, sizeof said), "Couldn't connect to "
+		"server (after a kept-alive connection failed: Recv failure: Connection reset by peer)",
+		"a stale reset said as what came first");
+	is_str(http_error(&body, CURLE_RECV_ERROR, said, sizeof said),
+		"Recv failure: Connection reset by peer", "... and as itself when it is the end");
 	snprintf(body.error, sizeof body.error, "%s", "in 'http://user:password@h'");
 	is_str(http_error(&body, CURLE_COULDNT_RESOLVE_PROXY, small, sizeof small), "in 'http://",
 		"cut to the buffer, and nothing of a password before its mask");
