@@ -74,9 +74,19 @@ struct fetch_transfer {
 	int requests;               /* times libcurl sent it (more than once: resent) */
 };
 
+/* Scene refusals (40129, 40169) in a row in one pool, with no code of it
+ * fetched between, that stop the pool. Ids are minted valid (WECHAT.md: "should
+ * never happen"), and WeChat's 40169 also means "the data is not json string":
+ * a run of them says the calls reach WeChat mangled, not that the ids are bad. */
+#define FETCH_SCENE_STREAK 20
+
 struct fetch_pool {
 	char *body;                 /* the request body without the scene */
 	int stopped;
+	/* Items refused as scenes since the pool's last code: judged when the
+	 * streak ends (a code: failed) or reaches FETCH_SCENE_STREAK (left planned). */
+	struct fetch_job *refused[FETCH_SCENE_STREAK];
+	int refused_count;
 };
 
 /* Items refused for good that are each said as a warning. */
@@ -413,6 +423,8 @@ static void fetch_quota_refused(struct fetcher *f, struct fetch_transfer *transf
 	}
 }
 
+static void fetch_fail_refused(struct fetcher *f, size_t pool);
+
 static void fetch_store(struct fetcher *f, struct fetch_transfer *transfer,
 	const struct wechat_answer *answer)
 {
@@ -427,6 +439,7 @@ static void fetch_store(struct fetcher *f, struct fetch_transfer *transfer,
 			"run; check the codes print as the posters need)", job->request_id, answer->note);
 	}
 	f->spent_windows = 0;
+	fetch_fail_refused(f, job->pool);   /* (WeChat takes this pool's calls) */
 	status = store_add_image(&f->batch, job->code_id, job->line, answer->content_type,
 		transfer->body.data, answer->image_size, job->calls);
 	free(job);
@@ -434,8 +447,8 @@ static void fetch_store(struct fetcher *f, struct fetch_transfer *transfer,
 		fetch_fail(f, status);
 }
 
-static void fetch_refuse_item(struct fetcher *f, struct fetch_job *job,
-	const struct wechat_answer *answer)
+/* An item WeChat refused for good, judged so: marked failed. */
+static void fetch_fail_item(struct fetcher *f, struct fetch_job *job)
 {
 	int status;
 
@@ -445,17 +458,55 @@ static void fetch_refuse_item(struct fetcher *f, struct fetch_job *job,
 		log_warn("more items refused for good are not each said (-v says them): the summary "
 			"counts them, and qrpool-pending --state failed lists them with their errcode");
 	if (f->counts.failed < FETCH_REFUSALS_SAID)
-		log_warn("%s: refused by WeChat for good: %s", job->request_id, answer->message);
+		log_warn("%s: refused by WeChat for good: %s", job->request_id, job->error);
 	else
-		log_info("%s: refused by WeChat for good: %s", job->request_id, answer->message);
+		log_info("%s: refused by WeChat for good: %s", job->request_id, job->error);
 	fetch_batch_note(f);
-	status = store_add_failure(&f->batch, job->code_id, job->calls, answer->errcode, answer->message);
+	status = store_add_failure(&f->batch, job->code_id, job->calls, job->errcode, job->error);
 	f->counts.failed++;
 	/* A partial failure is never 0: the item is gone from the pipe. */
 	f->status = exitcode_worst(f->status, EXIT_DATA);
 	free(job);
 	if (status)
 		fetch_fail(f, status);
+}
+
+/* The pool's scene refusals since its last code are failed items after all:
+ * a code of the pool came after them, or the run ends before a streak. */
+static void fetch_fail_refused(struct fetcher *f, size_t pool)
+{
+	struct fetch_pool *p = &f->pools[pool];
+
+	for (int i = 0; i < p->refused_count; i++)
+		fetch_fail_item(f, p->refused[i]);
+	p->refused_count = 0;
+}
+
+/* A scene refusal (40129, 40169): the item is failed (WECHAT.md), unless
+ * FETCH_SCENE_STREAK of them come in a row with no code of the pool between:
+ * then the pool stops as for a wrong page (69), those items left planned. */
+static void fetch_refuse_item(struct fetcher *f, struct fetch_job *job,
+	const struct wechat_answer *answer)
+{
+	struct fetch_pool *p = &f->pools[job->pool];
+	char why[sizeof job->error + 320];
+
+	fetch_note_error(job, answer);
+	if (p->stopped) {   /* in flight at the stop: planned as the pool's others */
+		fetch_leave(f, job);
+		return;
+	}
+	p->refused[p->refused_count++] = job;
+	if (p->refused_count < FETCH_SCENE_STREAK)
+		return;
+	snprintf(why, sizeof why, "refused %d request ids in a row as scenes, with no code fetched "
+		"between (%s): the ids are minted valid, so something changes the calls on the way (a "
+		"proxy or gateway rewriting their body?) or WeChat's rules changed, and none is marked failed",
+		FETCH_SCENE_STREAK, job->error);
+	fetch_stop_pool(f, job->pool, why);
+	for (int i = 0; i < p->refused_count; i++)
+		fetch_leave(f, p->refused[i]);
+	p->refused_count = 0;
 }
 
 /* An answer that is not a transient failure (an image, a refusal, the quota
@@ -1252,6 +1303,8 @@ static int fetch_open(struct fetcher *f, const struct fetch_options *options,
 
 static void fetch_abandon_queued(struct fetcher *f)
 {
+	for (size_t i = 0; f->pools && i < f->config->pool_count; i++)
+		fetch_fail_refused(f, i);
 	while (f->ready_head)
 		fetch_leave(f, fetch_ready_pop(f));
 	while (f->delayed_count)

@@ -206,6 +206,33 @@ is "... each said up to 10 (a night's mail is not a list of codes)" \
 like "... then that the rest are not each said, and where they are" "$(cat "$T/err")" \
   "more items refused for good are not each said \(-v says them\): .*qrpool-pending --state failed"
 
+# --- scene refusals in a row with no code between (40169 also says "the data is not
+# json string": WeChat mangled calls, not bad ids): the pool stops, nothing failed --
+start_fake mangled --errcode 40169:1
+config_for 'concurrency = 8;'
+: >"$T/items"; plan poster 300; plan link 2
+run qrpool-fetch <"$T/items"
+is "every call refused as a scene: exit 69, no item failed, all 300 still planned" \
+  "$rc:$(count "state = 'failed'"):$(count "state = 'planned' AND pool = 'poster'")" 69:0:300
+calls=$(stats calls_total)
+ok "... after 20 refusals and the calls then in flight ($calls calls)" [ "$calls" -ge 20 -a "$calls" -le 28 ]
+like "... the pool, the streak, WeChat's words and the likely cause said" "$(cat "$T/err")" \
+  "error: pool poster stopped: WeChat refused 20 request ids in a row as scenes, with no code fetched between \\(errcode 40169: .*\\): the ids are minted valid, so something changes the calls on the way \\(a proxy or gateway rewriting their body\\?\\) .*none is marked failed; its items stay planned"
+is "... no item said refused for good, the link items passed on" \
+  "$(grep -c 'refused by WeChat for good' "$T/err"):$(cut -f2 "$T/out" | sort -u)" 0:link
+start_fake mended
+sed -i "s|api_base = \"[^\"]*\"|api_base = \"$base\"|" "$QRPOOL_CONFIG"
+run qrpool-fetch <"$T/items"
+is "... a rerun once the calls go through: all 300 fetched" "$rc:$(count "state = 'fetched'")" 0:300
+
+# Fewer in a row than that, and the run ends: failed, as WECHAT.md says.
+start_fake few --errcode 40169:1
+config_for 'concurrency = 8;'
+: >"$T/items"; plan poster 19
+run qrpool-fetch <"$T/items"
+is "19 items, every one refused as a scene: exit 65, the 19 failed with the errcode" \
+  "$rc:$(count "state = 'failed' AND errcode = 40169")" 65:19
+
 # --- a full disk: the batch not committed is said, its codes (refused ones too) stay
 # planned, and the summary counts them so ----------------------------------------------
 if mkdir "$T/fs" && mount -t tmpfs -o size=16m tmpfs "$T/fs" 2>/dev/null; then
