@@ -47,7 +47,8 @@ static void report_usage(void)
 		"\nExit status: 0 done, 64 usage, 70 internal error, 74 I/O error, 75 try again\n"
 		"later, 78 bad config.\n"
 		"75 also means: Kafka could not be read (depth unknown; the rest is reported);\n"
-		"78 also: kafka.brokers is not set (the same, but no later run does better).\n"
+		"78 also: kafka.brokers is not set (the same, but no later run does better);\n"
+		"74 also: the staging DB could not record the depth snapshot (the rest is reported).\n"
 		"With --check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (DB, config or Kafka unreadable,\n"
 		"a bad command line, or the line not written); a measured pool's CRITICAL outranks\n"
 		"another pool's unreadable depth. --json, --prom and --check: one at most.\n");
@@ -155,7 +156,8 @@ static int report_output(const struct report_options *options, const struct repo
 		log_error("pool depth unknown: Kafka: %s", report->kafka_error);
 		status = kafka_configured(config) ? EXIT_TEMPFAIL : EXIT_CONFIG;
 	}
-	return status;
+	/* (said when it failed: the report is out, the DB needs a hand) */
+	return exitcode_worst(status, report->snapshot_status);
 }
 
 static int report_run(const struct report_options *options, const struct config *config)
@@ -225,7 +227,7 @@ int main(int argc, char **argv)
 	if (options.format == FORMAT_CHECK && status > 3) {
 		printf("QRPOOL UNKNOWN - %s (exit %d)\n", status == EXIT_CONFIG ?
 			"bad configuration, or a staging DB of a newer qrpool (see stderr)" :
-			"the staging DB cannot be read", status);
+			"the staging DB cannot be opened or read (see stderr)", status);
 		status = 3;
 	}
 	if (options.format == FORMAT_CHECK)   /* a check line never written: the state is unknown */

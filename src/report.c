@@ -63,10 +63,22 @@ static int report_collect_depth(const struct config *config, struct report *repo
 	return 0;
 }
 
+/* A snapshot not written: why, kept for the outputs (read before the
+ * rollback, which would leave "not an error" in its place). */
+static int report_snapshot_failed(struct db *db, struct report *report, int status)
+{
+	snprintf(report->snapshot_error, sizeof report->snapshot_error, "%s",
+		sqlite3_errmsg(db->handle));
+	report->snapshot_status = status;
+	if (!sqlite3_get_autocommit(db->handle))
+		db_rollback(db);
+	return status;
+}
+
 /* Records this report's depths, the history the consumption rates come from.
  * A writer holding the DB past busy_timeout (a large plan, say) costs only
  * this one snapshot: the report itself reads, and goes on. */
-static int report_snapshot(struct db *db, struct report *report)
+static int report_snapshot_write(struct db *db, struct report *report)
 {
 	sqlite3_stmt *insert, *prune;
 	int status, rc = SQLITE_DONE;
@@ -77,12 +89,10 @@ static int report_snapshot(struct db *db, struct report *report)
 		return 0;
 	}
 	if (status)
-		return status;
+		return report_snapshot_failed(db, report, status);
 	if ((status = db_prepare(db, &insert, "INSERT OR REPLACE INTO depth_snapshots "
-			"(pool, taken_at, end_offsets, depth, lost, floor_id) VALUES (?, ?, ?, ?, ?, ?)"))) {
-		db_rollback(db);
-		return status;
-	}
+			"(pool, taken_at, end_offsets, depth, lost, floor_id) VALUES (?, ?, ?, ?, ?, ?)")))
+		return report_snapshot_failed(db, report, status);
 	for (size_t i = 0; i < report->pool_count && rc == SQLITE_DONE; i++) {
 		const struct report_pool *p = &report->pools[i];
 		if (!p->measured)
@@ -103,12 +113,22 @@ static int report_snapshot(struct db *db, struct report *report)
 		rc = sqlite3_step(prune);
 		sqlite3_finalize(prune);
 	}
-	if (status || rc != SQLITE_DONE) {
-		status = status ? status : db_fail(db, rc, "recording depth snapshots");
-		db_rollback(db);
-		return status;
-	}
-	return db_commit(db);
+	if (status || rc != SQLITE_DONE)
+		return report_snapshot_failed(db, report,
+			status ? status : db_fail(db, rc, "recording depth snapshots"));
+	return (status = db_commit(db)) ? report_snapshot_failed(db, report, status) : 0;
+}
+
+/* A snapshot the DB cannot take (a full disk, a read-only file or mount, a
+ * DB of another user) is said, and the report is made all the same: it is
+ * read when things go wrong, and the depths come from Kafka. Its exit
+ * status says it (report_output). */
+static void report_snapshot(struct db *db, struct report *report)
+{
+	if (report_snapshot_write(db, report))
+		log_error("%s: this report's depth snapshot is not recorded (%s): the report is made all "
+			"the same, its rates from the snapshots before; it exits %d until the staging DB "
+			"can be written", db->path, report->snapshot_error, report->snapshot_status);
 }
 
 /* Codes consumed per hour over `window` seconds: the change in the group's
@@ -172,18 +192,20 @@ static int report_forecast_cover(struct db *db, struct report_pool *p, double no
 
 	p->forecast_cover_hours = -1;
 	if ((status = db_prepare(db, &stmt, "SELECT hour, codes FROM plan_demand WHERE pool = ?1 "
-			"AND plan_id = (SELECT max(plan_id) FROM plan_pools WHERE pool = ?1) "
-			"AND hour + 3600 > ?2 ORDER BY hour")))
+			"AND plan_id = (SELECT max(plan_id) FROM plan_pools WHERE pool = ?1) ORDER BY hour")))
 		return status;
 	sqlite3_bind_text(stmt, 1, p->pool->name, -1, SQLITE_STATIC);
-	sqlite3_bind_double(stmt, 2, now);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && p->forecast_cover_hours < 0) {
 		double start = fmax(sqlite3_column_double(stmt, 0), now);
 		double end = sqlite3_column_double(stmt, 0) + 3600;
 		double per_second = sqlite3_column_double(stmt, 1) / 3600.0;
 		double needed = per_second * (end - start);
 
+		/* (an hour gone by: a forecast wholly behind us has ended, 0 h
+		 * ahead, which is not the "unknown" of a pool with no forecast) */
 		rows++;
+		if (end <= now)
+			continue;
 		if (needed >= stock && per_second > 0)
 			p->forecast_cover_hours = (start + stock / per_second - now) / 3600.0;
 		stock -= needed;
@@ -357,7 +379,7 @@ int report_collect(struct db *db, const struct config *config, struct report *re
 		return status;
 	if ((status = report_collect_depth(config, report)))
 		return status;
-	status = report_snapshot(db, report);
+	report_snapshot(db, report);
 	for (size_t i = 0; !status && i < report->pool_count; i++) {
 		struct report_pool *p = &report->pools[i];
 		if (!(status = report_rate(db, p, report->now, 3600, &p->hour)) &&

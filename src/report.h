@@ -54,6 +54,8 @@ struct report {
 	int64_t kafka_budget_ms;      /* the most Kafka is waited for; 0: DEPTH_TIMEOUT_MAX_MS */
 	double night_from, night_to;  /* the last night window, unix seconds */
 	const char *db_unused;        /* the DB's path if no run of any stage is recorded in it */
+	int snapshot_status;          /* 0, or the exit status of a snapshot the DB could not take */
+	char snapshot_error[200];     /* ... and SQLite's words for it */
 };
 
 /* Gathers everything; records a depth snapshot per measured pool. Returns 0

@@ -103,6 +103,9 @@ int report_print_table(const struct report *report, const struct config *config,
 	report_table_pools(report, out);
 	if (!report->kafka_ok)
 		fprintf(out, "(depth unknown: Kafka: %s)\n", report->kafka_error);
+	if (report->snapshot_status)
+		fprintf(out, "(the staging DB cannot be written: %s; this depth snapshot is not "
+			"recorded)\n", report->snapshot_error);
 	report_table_failures(report, out);
 	if (report->quota_known) {
 		report_format_time(report->night_from, from, sizeof from);
@@ -188,10 +191,12 @@ int report_print_json(const struct report *report, const struct config *config, 
 			"last_hour", (json_int_t)report->quota_last_hour,
 			"last_night", (json_int_t)report->quota_last_night, "night_window",
 			"from", report_json_time(report->night_from), "to", report_json_time(report->night_to));
-	root = json_pack("{s:i, s:o, s:{s:b, s:o}, s:o, s:o, s:o}", "schema", 1,
+	root = json_pack("{s:i, s:o, s:{s:b, s:o}, s:{s:o}, s:o, s:o, s:o}", "schema", 1,
 		"generated_at", report_json_time(report->now),
 		"kafka", "ok", report->kafka_ok,
 		"error", report->kafka_ok ? json_null() : json_string(report->kafka_error),
+		"staging_db", "snapshot_error", report->snapshot_status ?
+			json_string(report->snapshot_error) : json_null(),
 		"pools", pools, "quota", quota, "stages", stages);
 	if (!root)
 		return EXIT_INTERNAL;
@@ -278,7 +283,8 @@ static void report_prom_pools(const struct report *report, FILE *out)
 				(long long)report->pools[i].failures[f].count);
 }
 
-static void report_prom_stages(const struct report *report, const struct config *config, FILE *out)
+static void report_prom_stages(const struct report *report, const struct config *config,
+	double last_success, FILE *out)
 {
 	report_prom_header(out, "qrpool_kafka_up", "gauge", "1 when every pool's depth was read from Kafka.");
 	fprintf(out, "qrpool_kafka_up %d\n", report->kafka_ok);
@@ -313,8 +319,30 @@ static void report_prom_stages(const struct report *report, const struct config 
 				report->stages[s].name, (long long)report->stages[s].success_in,
 				report->stages[s].name, (long long)report->stages[s].success_out);
 	report_prom_header(out, "qrpool_report_last_success_timestamp_seconds", "gauge",
-		"When this report was written.");
-	fprintf(out, "qrpool_report_last_success_timestamp_seconds %.3f\n", report->now);
+		"When the last report that exited 0 was made (Kafka read, its snapshot recorded).");
+	if (last_success > 0)
+		fprintf(out, "qrpool_report_last_success_timestamp_seconds %.3f\n", last_success);
+}
+
+/* When the report last succeeded: now, or for a report that fails (Kafka
+ * unreadable, the DB not written) the time the textfile it replaces gave, so
+ * that an alert on the age of it sees a report failing run after run. 0: none. */
+static double report_prom_last_success(const struct report *report, const char *path)
+{
+	static const char name[] = "qrpool_report_last_success_timestamp_seconds ";
+	char line[256];
+	double when = 0;
+	FILE *old;
+
+	if (report->kafka_ok && !report->snapshot_status)
+		return report->now;
+	if (!(old = fopen(path, "r")))
+		return 0;
+	while (fgets(line, sizeof line, old))
+		if (!strncmp(line, name, sizeof name - 1))
+			when = strtod(line + sizeof name - 1, NULL);
+	fclose(old);
+	return isfinite(when) && when > 0 ? when : 0;
 }
 
 int report_write_prom(const struct report *report, const struct config *config, const char *path)
@@ -324,6 +352,7 @@ int report_write_prom(const struct report *report, const struct config *config, 
 	sigset_t stops, saved;
 	FILE *out;
 	int fd, failed, status = 0;
+	double last_success;
 
 	/* The textfile is replaced by a rename: over anything but a file (a
 	 * device such as /dev/stdout or /dev/full, a directory) that would
@@ -337,6 +366,7 @@ int report_write_prom(const struct report *report, const struct config *config, 
 	 * reads a half-written file. */
 	if (asprintf(&temp, "%s.XXXXXX", path) < 0)
 		return EXIT_INTERNAL;
+	last_success = report_prom_last_success(report, path);
 	/* A stop meanwhile (SIGTERM, Ctrl-C) waits for the rename or the
 	 * unlink: it would leave the temporary file in the collector's
 	 * directory, one more at each stop. */
@@ -355,7 +385,7 @@ int report_write_prom(const struct report *report, const struct config *config, 
 		status = EXIT_IO;
 	} else {
 		report_prom_pools(report, out);
-		report_prom_stages(report, config, out);
+		report_prom_stages(report, config, last_success, out);
 		failed = fflush(out) != 0 || ferror(out) || fsync(fd) != 0 || fchmod(fd, 0644) != 0;
 		failed |= fclose(out) != 0;
 		if (failed || rename(temp, path) != 0) {
@@ -469,6 +499,9 @@ static int report_check_pool(struct report_check_text *c, const struct report_po
 		fprintf(text, "%s%s %.1fh of cover", comma, p->pool->name, floor(cover * 10) / 10);
 	else if (empty)
 		fprintf(text, "%s%s empty%s", comma, p->pool->name, cover < 0 ? ", cover unknown" : "");
+	else if (forecast_ends && p->forecast_cover_hours <= 0)
+		fprintf(text, "%s%s: the last plan's forecast has ended, and no consumption to tell "
+			"the cover", comma, p->pool->name);
 	else if (forecast_ends)
 		fprintf(text, "%s%s: the last plan's forecast ends in %.1fh, and no consumption "
 			"to tell the cover", comma, p->pool->name, p->forecast_cover_hours);
@@ -487,6 +520,14 @@ static int report_check_pool(struct report_check_text *c, const struct report_po
 	return by_cover ? by_cover : empty || forecast_ends;
 }
 
+/* A snapshot the DB could not take, said in the check's line. */
+static void report_check_snapshot(const struct report *report, int after, FILE *out)
+{
+	if (report->snapshot_status)
+		fprintf(out, "%sthe staging DB cannot be written (%s): depth snapshot not recorded",
+			after ? "; " : "", report->snapshot_error);
+}
+
 int report_check(const struct report *report, double warn_hours, double crit_hours, FILE *out)
 {
 	static const char *const names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
@@ -503,6 +544,10 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 		fprintf(out, "QRPOOL UNKNOWN - out of memory writing the check\n");
 		return 3;
 	}
+	/* A DB that cannot take the snapshot (a full disk) is at least a
+	 * WARNING: the night's fill needs it written too. */
+	if (report->snapshot_status && state < 1)
+		state = 1;
 	/* Depth unreadable somewhere, or no run in the staging DB (a
 	 * database.path naming another file: Kafka's stock alone would pass a
 	 * night with nothing fetched): UNKNOWN, unless a pool measured is CRITICAL.
@@ -517,16 +562,19 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 				report->kafka_ok ? "" : "; ");
 		if (!report->kafka_ok)
 			fprintf(out, "pool depth unreadable: %s", report->kafka_error);
-		fprintf(out, "%s%s |%s\n", state ? "; WARNING: " : "", state ? c.text_data[1] : "",
-			c.perf_data);
+		if (state && *c.text_data[1])
+			fprintf(out, "; WARNING: %s", c.text_data[1]);
+		report_check_snapshot(report, 1, out);
+		fprintf(out, " |%s\n", c.perf_data);
 		report_check_free(&c);
 		return 3;
 	}
 	fprintf(out, "QRPOOL %s - ", names[state]);
-	if (state)
+	if (state) {
 		fprintf(out, "%s%s%s", c.text_data[2], *c.text_data[2] && *c.text_data[1] ? ", " : "",
 			c.text_data[1]);
-	else if (!*c.unknown_data)
+		report_check_snapshot(report, *c.text_data[2] || *c.text_data[1], out);
+	} else if (!*c.unknown_data)
 		fprintf(out, report->pool_count == 1 ? "%zu pool, above %gh of cover" :
 			"%zu pools, every one above %gh of cover", report->pool_count, warn_hours);
 	else

@@ -41,7 +41,7 @@ is "... codes in flight: the smallest of them ($first), the others the next id" 
   "card=$first link=$((first + 3)) poster=$((first + 3))"
 sql "DELETE FROM images WHERE code_id >= $first; DELETE FROM codes WHERE id >= $first"
 is "stderr is quiet" "$(cat "$T/err")" ""
-is "JSON: the documented top-level fields" "$(jq_py 'sorted(r)')" "['generated_at', 'kafka', 'pools', 'quota', 'schema', 'stages']"
+is "JSON: the documented top-level fields" "$(jq_py 'sorted(r)')" "['generated_at', 'kafka', 'pools', 'quota', 'schema', 'stages', 'staging_db']"
 is "JSON: the documented pool fields" "$(jq_py 'sorted(r["pools"][0])')" \
   "['backlog', 'consumed_per_hour', 'cover_hours', 'depth', 'failed_24h', 'group', 'lost', 'name', 'source', 'topic']"
 is "JSON: depth per pool from Kafka" "$(jq_py '[(p["name"], p["depth"]) for p in r["pools"]]')" \
@@ -177,6 +177,60 @@ touch "$T/release"
 wait $locker
 is "... no snapshot recorded meanwhile" "$(sql 'SELECT count(*) FROM depth_snapshots')" "$snapshots"
 
+# --- a staging DB that cannot take the snapshot (its disk full: Kafka down, the
+# night's images kept): the report is made all the same, and says so -----------------
+if mkdir "$T/fullfs" && mount -t tmpfs -o size=8m tmpfs "$T/fullfs" 2>/dev/null; then
+  at_exit "umount '$T/fullfs'"
+  sqlite3 "$T/staging.db" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
+  cp "$T/staging.db" "$T/fullfs/staging.db"
+  sed "s|$T/staging.db|$T/fullfs/staging.db|" "$QRPOOL_CONFIG" >"$T/full.cfg"; chmod 600 "$T/full.cfg"
+  run qrpool-report -c "$T/full.cfg" --prom "$T/textfile/full.prom"
+  success=$(sed -n 's/^qrpool_report_last_success_timestamp_seconds //p' "$T/textfile/full.prom")
+  is "before the disk fills: exit 0, the report's success time written" "$rc:${success:+set}" 0:set
+  # A reader keeps it open, as a night's stage or a claim does (its -wal and -shm
+  # stay: the open needs no room), then the disk fills.
+  rm -f "$T/held" "$T/unhold"
+  { echo "SELECT count(*) || ' held' FROM codes;"; i=0; until [ -e "$T/unhold" ] || [ $i -gt 600 ]; do sleep 0.05; i=$((i + 1)); done
+  } | sqlite3 "$T/fullfs/staging.db" >"$T/held" & holder=$!
+  at_exit "touch '$T/unhold'; kill $holder"
+  i=0; until grep -q held "$T/held" 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+  dd if=/dev/zero of="$T/fullfs/filler" bs=4k 2>/dev/null || true   # (until ENOSPC)
+  sleep 1.1   # (the success time is to the millisecond: a later run's would differ)
+  touch "$T/before-full"
+  run qrpool-report -c "$T/full.cfg" --prom "$T/textfile/full.prom"
+  is "disk full: --prom exits 74, and writes the textfile anew, with the right values" \
+    "$rc:$([ "$T/textfile/full.prom" -nt "$T/before-full" ] && echo new):$("$PYTHON" "$T/parse.py" "$T/textfile/full.prom" 2>&1 | tr '\n' ' ')" \
+    "74:new:28 2 1.0 2.3 True "
+  is "... the report's success time that of the run before (an alert on its age sees this)" \
+    "$(sed -n 's/^qrpool_report_last_success_timestamp_seconds //p' "$T/textfile/full.prom")" "$success"
+  like "... said: the snapshot not recorded, why, the report made all the same" "$(cat "$T/err")" \
+    "error: $T/fullfs/staging.db: this report's depth snapshot is not recorded \\(database or disk is full\\): the report is made all the same"
+  run qrpool-report -c "$T/full.cfg" --check --warn-hours 2 --crit-hours 1
+  is "... --check: WARNING (the pools are fine), saying the DB cannot be written" \
+    "$rc:$(cut -d'|' -f1 "$T/out")" \
+    "1:QRPOOL WARNING - the staging DB cannot be written (database or disk is full): depth snapshot not recorded; cover unknown (no consumption history or plan yet): card, link "
+  run qrpool-report -c "$T/full.cfg" --check --warn-hours 3 --crit-hours 1
+  like "... after a pool's WARNING" "$rc:$(cut -d'|' -f1 "$T/out")" \
+    "^1:QRPOOL WARNING - poster 2\\.[34]h of cover; the staging DB cannot be written \\(database or disk is full\\)"
+  run qrpool-report -c "$T/full.cfg" --json
+  is "... --json: exit 74, the report whole, the DB's error in it" \
+    "$rc:$(jq_py 'r["pools"][0]["depth"], r["staging_db"]["snapshot_error"]')" "74:(28, 'database or disk is full')"
+  run qrpool-report -c "$T/full.cfg"
+  is "... the table: exit 74, the pools and the DB's error" \
+    "$rc:$(grep -c '^poster ' "$T/out"):$(grep '^(the staging' "$T/out")" \
+    "74:1:(the staging DB cannot be written: database or disk is full; this depth snapshot is not recorded)"
+  rm -f "$T/fullfs/filler"
+  run qrpool-report -c "$T/full.cfg" --prom "$T/textfile/full.prom"
+  now_success=$(sed -n 's/^qrpool_report_last_success_timestamp_seconds //p' "$T/textfile/full.prom")
+  ok "... room again: exit 0, the success time now's" [ "$rc" = 0 -a "$now_success" != "$success" ]
+  touch "$T/unhold"; wait $holder
+  is "... no snapshot recorded meanwhile but the last one's" \
+    "$(sqlite3 "$T/fullfs/staging.db" 'SELECT count(DISTINCT taken_at) FROM depth_snapshots') " \
+    "$(($(sql 'SELECT count(DISTINCT taken_at) FROM depth_snapshots') + 2)) "
+else
+  skip_tests 9 "cannot mount a tmpfs to fill"
+fi
+
 # --- monitoring-plugin check: each state reached by its thresholds ------------------
 run qrpool-report --check --warn-hours 2 --crit-hours 1
 is "--check OK above the thresholds: exit 0" "$rc" 0
@@ -206,6 +260,18 @@ is "a forecast the stock outlasts: a lower bound in the JSON" "$(jq_py 'r["pools
 run qrpool-report --check --warn-hours 2 --crit-hours 1
 like "... no consumption known: WARNING, the forecast's end said" "$rc:$(cut -d'|' -f1 "$T/out")" \
   "^1:QRPOOL WARNING - card: the last plan's forecast ends in [0-9.]+h, and no consumption to tell the cover"
+# ... and once it has ended (no plan since): still a WARNING, the check said OK then.
+sql "UPDATE plan_demand SET hour = hour - 86400 WHERE pool = 'card'
+     AND plan_id = (SELECT max(plan_id) FROM plan_pools WHERE pool = 'card')"
+run qrpool-report --check --warn-hours 2 --crit-hours 1
+like "... the forecast ended, no consumption: WARNING, said so" "$rc:$(cut -d'|' -f1 "$T/out")" \
+  "^1:QRPOOL WARNING - card: the last plan's forecast has ended, and no consumption to tell the cover"
+run qrpool-report --json
+is "... in the JSON: 0 hours at the forecast, a lower bound" \
+  "$(jq_py 'r["pools"][1]["cover_hours"]["at_forecast"], r["pools"][1]["cover_hours"]["forecast_is_lower_bound"]')" \
+  "(0.0, True)"
+sql "UPDATE plan_demand SET hour = hour + 86400 WHERE pool = 'card'
+     AND plan_id = (SELECT max(plan_id) FROM plan_pools WHERE pool = 'card')"
 kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.card -X auto.offset.reset=earliest -c 1 -q \
   -f '%k\n' qrpool.card >/dev/null
 sql "INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost) VALUES ('card', strftime('%s','now') - 3600, 10, 10, 0)"
@@ -341,9 +407,14 @@ run qrpool-report -c "$T/typodb.cfg" --check --warn-hours 0.01 --crit-hours 0.00
 is "... on every run after, the empty DB there found: still UNKNOWN" "$rc:$(cut -c1-50 "$T/out")" \
   "3:QRPOOL UNKNOWN - no run recorded in the staging DB"
 
+run qrpool-report -q --prom "$T/down.prom"
+success=$(sed -n 's/^qrpool_report_last_success_timestamp_seconds //p' "$T/down.prom")
 kill "$kafka_pid"; wait "$kafka_pid" 2>/dev/null || true
 run qrpool-report -q --prom "$T/down.prom"
 is "Kafka down, -q (the crontab's line): exit 75" "$rc" 75
+is "... the textfile says kafka_up 0, and the report's last success is still the run's before" \
+  "$(grep '^qrpool_kafka_up ' "$T/down.prom"):$(sed -n 's/^qrpool_report_last_success_timestamp_seconds //p' "$T/down.prom")" \
+  "qrpool_kafka_up 0:$success"
 like "... and the log says why (an error, which -q does not hide)" "$(cat "$T/err")" \
   "error: pool depth unknown: Kafka"
 start=$(date +%s)
