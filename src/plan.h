@@ -24,6 +24,7 @@ struct demand {
 	int errors;               /* bad lines seen so far */
 	time_t end;               /* where the forecast ends: the end of the last hour of
 	                           * the first input (the reader sets it) */
+	time_t start;             /* ... and where it starts: its first hour (0: no row) */
 };
 
 /* Parses one demand line ("pool TAB hour TAB codes"; comments and blank lines
@@ -45,6 +46,7 @@ struct plan_pool {
 	const struct pool_config *pool;
 	double forecast;          /* codes expected over the cover hours after the start */
 	double past_forecast;     /* of the cover hours, those after the forecast's end (0: none) */
+	double before_forecast;   /* ... and those before its start (0: none) */
 	int64_t demand;           /* forecast, rounded up */
 	struct pool_depth depth;
 	int64_t in_flight;        /* planned or fetched, not yet published */

@@ -187,10 +187,13 @@ static int plan_read_inputs(const struct plan_options *options, const struct con
 		status = exitcode_worst(status, one);
 		/* The forecast ends where the first input does: backfill's regular
 		 * forecast (a campaign's rows after it may reach further, and must
-		 * not hide that it ends short). */
-		for (size_t r = 0; i == 0 && r < demand->count; r++)
+		 * not hide that it ends short). It starts there too. */
+		for (size_t r = 0; i == 0 && r < demand->count; r++) {
 			if (demand->rows[r].hour + 3600 > demand->end)
 				demand->end = demand->rows[r].hour + 3600;
+			if (!demand->start || demand->rows[r].hour < demand->start)
+				demand->start = demand->rows[r].hour;
+		}
 	}
 	return status;
 }
@@ -593,20 +596,30 @@ static int plan_check_period(const struct plan_options *options, const struct de
 }
 
 /* What a plan (or a dry run) that went through ends with: 75 when capacity
- * fell short, a pool's cover reaches past the forecast, or the depth had to
- * be estimated; said on stderr, since cron's mail must tell someone. */
-static int plan_outcome(const struct config *config, const struct plan_pool *pools,
-	const struct demand *demand, int64_t short_by, int dry_run)
+ * fell short, a pool's cover reaches outside the forecast (past its end,
+ * before its start), or the depth had to be estimated; said on stderr, since
+ * cron's mail must tell someone. */
+static int plan_outcome(const struct plan_options *options, const struct config *config,
+	const struct plan_pool *pools, const struct demand *demand, int64_t short_by, int dry_run)
 {
 	int status = short_by > 0 ? EXIT_TEMPFAIL : 0;
-	char end[32];
+	char end[32], start[32], from[32];
 
+	strftime(end, sizeof end, "%Y-%m-%dT%H:%MZ", gmtime(&demand->end));
+	strftime(start, sizeof start, "%Y-%m-%dT%H:%MZ", gmtime(&demand->start));
+	strftime(from, sizeof from, "%Y-%m-%dT%H:%MZ", gmtime(&options->from));
 	for (size_t i = 0; i < config->pool_count; i++) {
 		const struct plan_pool *p = &pools[i];
 
+		if (p->before_forecast > 0) {
+			log_error("pool %s: the forecast starts at %s, %.1f of the pool's %g hours of cover "
+				"from %s are before it and count as no demand, so the plan may fall short "
+				"(export a forecast that starts by then, or give --from); exit 75",
+				p->pool->name, start, p->before_forecast, p->pool->cover_hours, from);
+			status = EXIT_TEMPFAIL;
+		}
 		if (p->past_forecast <= 0)
 			continue;
-		strftime(end, sizeof end, "%Y-%m-%dT%H:%MZ", gmtime(&demand->end));
 		log_error("pool %s: the forecast ends at %s, %.1f of the pool's %g hours of cover are "
 			"past it and count as no demand, so the plan may fall short (export a forecast "
 			"that reaches as far, or lower cover_hours); exit 75", p->pool->name, end,
@@ -660,7 +673,7 @@ static int plan_run(const struct plan_options *options, const struct config *con
 				if (!(status = cli_close_stdout()))
 					status = plan_check_total(plan_total(pools, config->pool_count));
 				if (!status)
-					status = plan_outcome(config, pools, &demand, short_by, 1);
+					status = plan_outcome(options, config, pools, &demand, short_by, 1);
 			}
 		} else if (!status && interrupt_requested()) {   /* (while Kafka was asked) */
 			log_warn("interrupted before the plan was made: nothing planned");
@@ -675,7 +688,7 @@ static int plan_run(const struct plan_options *options, const struct config *con
 				status = plan_print_items(pools, minted, total);
 			}
 			if (!status)   /* the plan stands */
-				status = plan_outcome(config, pools, &demand, short_by, 0);
+				status = plan_outcome(options, config, pools, &demand, short_by, 0);
 			db_run_end(&db, (int64_t)demand.count, staged, status);
 		}
 		db_close(&db);

@@ -153,6 +153,33 @@ run qrpool-plan -n --from 2026-11-29T10:11+08:00 "$T/gap.tsv"
 is "... 11 minutes: exit 75" "$rc" 75
 like "... said" "$(cat "$T/err")" "pool poster: the forecast ends at 2026-11-30T02:00Z, 0.2 of the pool's 24 hours"
 
+# --- a forecast that starts after --from (an export refreshed after noon starts
+# tomorrow: an afternoon backfill with it): the hours before it are not known ----
+rm -f "$T/staging.db"*
+{ demand poster 100 100 100; forecast_end $FROM; forecast_end $FROM card; forecast_end $FROM link; } >"$T/day.tsv"
+run qrpool-plan -n --from 2026-11-29T07:00+08:00 "$T/day.tsv"
+is "a forecast starting 3 hours after --from: a dry run exits 75" "$rc" 75
+like "... naming the pool, where the forecast starts, the hours before it, and --from" "$(cat "$T/err")" \
+  "pool poster: the forecast starts at 2026-11-29T02:00Z, 3.0 of the pool's 24 hours of cover from 2026-11-28T23:00Z are before it and count as no demand, so the plan may fall short \\(export a forecast that starts by then, or give --from\\); exit 75"
+like "... each pool" "$(cat "$T/err")" "pool card: the forecast starts at 2026-11-29T02:00Z, 3.0 of the pool's 12 hours"
+run qrpool-plan -n --from 2026-11-28T22:00+08:00 "$T/day.tsv"
+like "... a pool whose whole cover is before it: every hour said" "$(cat "$T/err")" \
+  "pool card: the forecast starts at 2026-11-29T02:00Z, 12.0 of the pool's 12 hours"
+run qrpool-plan --from 2026-11-29T07:00+08:00 "$T/day.tsv"
+is "... the plan is made all the same, of the hours known, and exits 75" "$rc:$(wc -l <"$T/out")" 75:360
+# A forecast of the coming hours starts at the next whole one: an hour and the
+# usual 10 minutes' slack before it are not said.
+run qrpool-plan -n --from 2026-11-29T08:50+08:00 "$T/day.tsv"
+is "... 1 h 10 min before it: exit 0, unsaid" "$rc:$(grep -c 'the forecast starts' "$T/err")" 0:0
+run qrpool-plan -n --from 2026-11-29T08:49+08:00 "$T/day.tsv"
+is "... 1 h 11 min: exit 75" "$rc:$(grep -c 'the forecast starts' "$T/err")" 75:3
+# With several files, the first one's start counts, as its end does: a campaign's
+# rows from --from on do not hide a regular forecast starting late.
+printf 'card\t2026-11-29T07:00+08:00\t50\n' >"$T/early-campaign.tsv"
+run qrpool-plan -n --sum --from 2026-11-29T07:00+08:00 "$T/day.tsv" "$T/early-campaign.tsv"
+is "a campaign starting earlier than the regular forecast: still 75" "$rc" 75
+like "... the regular forecast's start said" "$(cat "$T/err")" "pool poster: the forecast starts at 2026-11-29T02:00Z, 3.0 of"
+
 # --- capacity, --max (on a fresh DB) ---------------------------------------------
 rm -f "$T/staging.db"*
 demand card 400 400 >"$T/card.tsv"
