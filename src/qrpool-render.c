@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "config.h"
@@ -124,17 +125,26 @@ static int render_execute(const struct render_options *options, const struct con
 
 	if (render_reads_stdin(&options->run) && isatty(STDIN_FILENO))
 		return cli_usage_error("item lines come from files or a pipe, and stdin is a terminal");
-	/* Every FILE is opened once first: a typo in the last name would
-	 * otherwise show only after the others were rendered. */
+	/* Every FILE is looked at first: a typo in the last name would
+	 * otherwise show only after the others were rendered. A regular file
+	 * is opened; a FIFO is not (opening and closing it would let its
+	 * writer go on into a pipe nobody reads: SIGPIPE, or its lines lost). */
 	for (int i = 0; i < options->run.input_count; i++) {
 		const char *name = options->run.inputs[i];
-		int fd = strcmp(name, "-") ? open(name, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+		struct stat st;
+		int fd = -1;
 
-		if (fd < 0) {
+		if (!strcmp(name, "-"))
+			continue;
+		if (stat(name, &st) == 0 && S_ISDIR(st.st_mode))
+			return cli_usage_error("%s is a directory, not a file of item lines: nothing rendered",
+				name);
+		if (stat(name, &st) != 0 || (S_ISREG(st.st_mode) ?
+		    (fd = open(name, O_RDONLY | O_CLOEXEC)) < 0 : access(name, R_OK) != 0)) {
 			log_error("%s: %s: nothing rendered", name, strerror(errno));
 			return EXIT_IO;
 		}
-		if (fd != STDIN_FILENO)
+		if (fd >= 0)
 			close(fd);
 	}
 	interrupt_install();

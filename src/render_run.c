@@ -299,7 +299,12 @@ static int render_run_read_file(struct render_run *run, const char *name)
 	FILE *in;
 	int status;
 
-	run->in_fd = is_stdin ? STDIN_FILENO : open(name, O_RDONLY | O_CLOEXEC);
+	/* Without waiting for a FIFO's writer: the reads wait for it in ticks,
+	 * so a stop is heard meanwhile (Linux's poll says no hangup on a FIFO
+	 * before a writer has come). The reads then block as stdin's do. */
+	run->in_fd = is_stdin ? STDIN_FILENO : open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (run->in_fd > STDIN_FILENO)
+		fcntl(run->in_fd, F_SETFL, fcntl(run->in_fd, F_GETFL) & ~O_NONBLOCK);
 	if (run->in_fd < 0 || !(in = fopencookie(run, "r", input_functions))) {
 		log_error("%s: %s", name, strerror(errno));
 		if (run->in_fd > STDIN_FILENO)

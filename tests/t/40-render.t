@@ -88,6 +88,28 @@ run qrpool-render "$T/items" "$T/missing" </dev/null
 is "a good file, then a missing one: exit 74" "$rc" 74
 like "... saying nothing was rendered" "$(cat "$T/err")" "missing: No such file or directory: nothing rendered"
 is "... and nothing passed on from the good one" "$(cat "$T/out")" ""
+# A directory: refused before anything is done (64), as plan refuses one.
+run qrpool-render "$T/items" "$T" </dev/null
+is "a good file, then a directory: exit 64, nothing passed on" "$rc:$(cat "$T/out")" "64:"
+like "... saying what it is" "$(cat "$T/err")" "$T is a directory, not a file of item lines: nothing rendered"
+# A FIFO as FILE is read once: it was opened and closed first, its writer then
+# writing into a pipe nobody read (SIGPIPE, or its lines lost), and the read's
+# own open waited for a writer for ever.
+mkfifo "$T/items.fifo"
+{ cat "$T/items" >"$T/items.fifo"; echo $? >"$T/writer.rc"; } & writer=$!
+run timeout -k 5 20 qrpool-render "$T/items.fifo" </dev/null
+wait $writer || true
+is "a FIFO as FILE: exit 0, its writer's every line passed on, the writer's exit 0" \
+  "$rc:$(cat "$T/out" | wc -l):$(cat "$T/writer.rc")" "0:$(wc -l <"$T/items"):0"
+# ... and one nobody writes to yet: a SIGTERM ends the wait.
+qrpool-render "$T/items.fifo" </dev/null >"$T/out" 2>"$T/err" & pid=$!
+wait_signal $pid SigCgt 15
+sleep 0.5
+kill -TERM $pid
+for i in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+alive=no; kill -0 $pid 2>/dev/null && { alive=yes; kill -9 $pid; }
+rc=0; wait $pid || rc=$?
+is "a FIFO nobody writes to: a SIGTERM ends the wait for its writer, exit 75" "$alive:$rc" no:75
 
 # --- bad lines are reported with their number, the rest is rendered -----------
 plan_codes 30 5 0 >"$T/fresh"
