@@ -65,6 +65,17 @@ static struct publish_delivery *publish_batch_append(struct publisher *publisher
 /* Kafka refuses us (not authorized for the topic or the cluster, or its
  * settings refuse idempotent acks=all writes): no rerun fixes that, the ACLs
  * or the settings must change. */
+/* A message not delivered (its code stays fetched), counted by its pool. */
+static void publish_failed(struct publisher *publisher, size_t pool, const char *topic,
+	rd_kafka_resp_err_t err)
+{
+	publisher->counts.failed++;
+	if (pool < publisher->config->pool_count)
+		publisher->failed[pool]++;
+	snprintf(publisher->delivery_error, sizeof publisher->delivery_error, "topic %s: %s",
+		topic, rd_kafka_err2str(err));
+}
+
 static void publish_refused(struct publisher *publisher, rd_kafka_resp_err_t err)
 {
 	if (publisher->status != EXIT_UPSTREAM)
@@ -140,10 +151,11 @@ static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report
 	}
 	if (report->err) {
 		const char *topic = report->rkt ? rd_kafka_topic_name(report->rkt) : "?";
+		size_t pool = 0;
 
-		publisher->counts.failed++;
-		snprintf(publisher->delivery_error, sizeof publisher->delivery_error, "topic %s: %s",
-			topic, rd_kafka_err2str(report->err));
+		while (pool < publisher->config->pool_count && publisher->topics[pool] != report->rkt)
+			pool++;
+		publish_failed(publisher, pool, topic, report->err);
 		/* A message that timed out, or one Kafka refused us the right to
 		 * write, says the rest would fare the same: stop reading. */
 		if (kafka_unreachable(report->err))
@@ -259,9 +271,12 @@ int publish_open(struct publisher *publisher, const struct config *config, struc
 	publisher->topics = calloc(config->pool_count ? config->pool_count : 1,
 		sizeof *publisher->topics);
 	publisher->used = calloc(config->pool_count ? config->pool_count : 1, 1);
-	if (!publisher->topics || !publisher->used) {
+	publisher->failed = calloc(config->pool_count ? config->pool_count : 1,
+		sizeof *publisher->failed);
+	if (!publisher->topics || !publisher->used || !publisher->failed) {
 		free(publisher->topics);
 		free(publisher->used);
+		free(publisher->failed);
 		return EXIT_INTERNAL;
 	}
 	/* Each image is read once: reading it through a mapping of the file saves
@@ -285,6 +300,7 @@ void publish_close(struct publisher *publisher)
 			rd_kafka_topic_destroy(publisher->topics[i]);
 	free(publisher->topics);
 	free(publisher->used);
+	free(publisher->failed);
 	free(publisher->url);
 	idset_free(&publisher->seen);
 	if (publisher->producer)
@@ -297,6 +313,7 @@ void publish_close(struct publisher *publisher)
 	sqlite3_finalize(publisher->lookup);
 	publisher->topics = NULL;
 	publisher->used = NULL;
+	publisher->failed = NULL;
 	publisher->url = NULL;
 	publisher->image = NULL;
 	publisher->has_image = NULL;
@@ -668,9 +685,7 @@ static int publish_produce(struct publisher *publisher, const struct item *item,
 		publish_message_refused(publisher, where, item->request_id, code->size, err);
 		return 0;
 	}
-	publisher->counts.failed++;
-	snprintf(publisher->delivery_error, sizeof publisher->delivery_error, "topic %s: %s",
-		pool->topic, rd_kafka_err2str(err));
+	publish_failed(publisher, (size_t)(pool - publisher->config->pools), pool->topic, err);
 	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		return 0;   /* stopped waiting for room: the run is ending anyway */
 	if (publish_topic_refused(err)) {
@@ -765,17 +780,39 @@ const char *publish_resume_command(void)
 	return command;
 }
 
+/* The codes not delivered by topic, when more than one had some: the last
+ * error names one topic only, and the mail must not send the reader to the
+ * wrong one. "" otherwise. */
+static const char *publish_failed_by_topic(const struct publisher *publisher, char *out, size_t size)
+{
+	size_t used = 0, topics = 0;
+
+	*out = '\0';
+	for (size_t i = 0; i < publisher->config->pool_count; i++)
+		topics += publisher->failed[i] > 0;
+	for (size_t i = 0; topics > 1 && i < publisher->config->pool_count && used < size; i++)
+		if (publisher->failed[i])
+			used += (size_t)snprintf(out + used, size - used, "%s%s %lld",
+				used ? ", " : "by topic: ", publisher->config->pools[i].topic,
+				(long long)publisher->failed[i]);
+	if (topics > 1 && used < size)
+		snprintf(out + used, size - used, "; the last error: ");
+	return out;
+}
+
 static void publish_summary(struct publisher *publisher)
 {
 	const struct publish_counts *c = &publisher->counts;
+	char by_topic[512];
 
 	if (c->failed) {
 		/* After a refusal (69) a rerun helps only once what it said is changed.
 		 * A rerun by hand goes under the scripts' lock, where they keep it: a
 		 * resume beside a fill would send the codes twice. */
-		log_error("%lld of %lld codes not delivered (%s%s%s): they stay fetched; publish them "
+		log_error("%lld of %lld codes not delivered (%s%s%s%s): they stay fetched; publish them "
 			"again %s: the next fill feeds them on first (by hand, under the fills' lock: %s)",
-			(long long)c->failed, (long long)(c->read - c->skipped), publisher->delivery_error,
+			(long long)c->failed, (long long)(c->read - c->skipped),
+			publish_failed_by_topic(publisher, by_topic, sizeof by_topic), publisher->delivery_error,
 			*publisher->client_error ? "; last client error: " : "", publisher->client_error,
 			publisher->status == EXIT_UPSTREAM ? "once the refusal above is dealt with" : "later",
 			publish_resume_command());

@@ -43,6 +43,7 @@ struct publisher {
 	rd_kafka_topic_t **topics;        /* per configured pool, made on first use (at the
 	                                   * start for a pool with topic_properties) */
 	unsigned char *used;              /* ... and written to */
+	int64_t *failed;                  /* ... and its deliveries failed (counts.failed's share) */
 	int drop_images;                  /* --drop-images: drop every pool's images */
 	char *url;                        /* a link pool's URL header, reused */
 	size_t url_size;

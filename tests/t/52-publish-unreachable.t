@@ -20,6 +20,8 @@ took=$(($(date +%s) - started))
 is "unreachable brokers: exit 75" "$rc" 75
 ok "... within the 3 s timeout (took ${took} s)" test "$took" -le 5
 like "... with the counts" "$(cat "$T/err")" "50 of 50 codes not delivered"
+like "... by topic, so the mail names both pools, not the last error's alone" "$(cat "$T/err")" \
+  "50 of 50 codes not delivered \\(by topic: qrpool\\.poster 40, qrpool\\.link 10; the last error: topic qrpool\\.(poster|link): "
 like "... and how to resume them without sending them twice beside a fill" "$(cat "$T/err")" \
   "the next fill feeds them on first \(by hand, under the fills' lock: flock -n -E 75 /run/lock/qrpool-fill.lock bash -o pipefail -c 'qrpool-pending --state fetched \| qrpool-publish'\)"
 is "nothing is printed" "$(cat "$T/out")" ""
