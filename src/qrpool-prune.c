@@ -142,9 +142,15 @@ static int prune_parse_options(int argc, char **argv, struct prune_options *opti
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
 	if (parse_duration_ms(options->age_text, &options->age_ms, why))
 		return cli_usage_error("--older-than: %s", why);
-	if (options->age_ms < PRUNE_MIN_AGE_MS)
+	if (options->age_ms < PRUNE_MIN_AGE_MS) {
+		/* "30" is 30 seconds: the unit forgotten, most likely. */
+		int bare = !options->age_text[strspn(options->age_text, "0123456789")];
+
 		return cli_usage_error("--older-than %s: at least 1d (the last day's codes are what the "
-			"report and the morning audit read)", options->age_text);
+			"report and the morning audit read)%s%s%s", options->age_text,
+			bare ? "; a number alone is seconds: " : "", bare ? options->age_text : "",
+			bare ? "d for days?" : "");
+	}
 	if (options->age_ms > PRUNE_MAX_AGE_MS)
 		return cli_usage_error("--older-than %s: at most 36500d (a hundred years)",
 			options->age_text);

@@ -14,6 +14,10 @@ like "... and gives the exit statuses" "$(cat "$T/out")" "75 stopped early"
 run qrpool-prune --older-than 12h
 is "--older-than under a day exits 64" "$rc" 64
 like "... saying why" "$(cat "$T/err")" "at least 1d"
+is "... with no word of a unit for one given" "$(grep -c 'a number alone' "$T/err")" 0
+run qrpool-prune --older-than 30
+is "--older-than 30 (the unit forgotten): exit 64, and the likely mistake said" \
+  "$rc:$(grep -o 'a number alone is seconds: 30d for days?' "$T/err")" "64:a number alone is seconds: 30d for days?"
 run qrpool-prune --older-than 999999999d
 is "--older-than over a hundred years exits 64" "$rc" 64
 like "... saying the bound" "$(cat "$T/err")" "at most 36500d"

@@ -20,6 +20,8 @@ like "another pool's code: named, with where it is" "$(cat "$T/err")" \
   "partition 0 offset 2 holds a code of pool poster: is topic qrpool.card shared with it\\?"
 is "another pool's code: the codes before it bound" "$(wc -l <"$T/out")" 2
 is "another pool's code: not committed past" "$(committed_total card)" 2
+run qrpool-claim --help
+like "... --help says what a 78 is, this among it" "$(cat "$T/out")" "78: bad config, or a code of another pool in the topic"
 
 # --- stdin idle longer than max.poll.interval.ms ---------------------------------
 # The member is put out of the group while it waits: what it bound is already
