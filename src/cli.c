@@ -27,6 +27,15 @@ int cli_common_option(struct cli_common *common, int opt, const char *arg)
 	}
 }
 
+int cli_reads_stdin(char *const *inputs, int count)
+{
+	int reads_stdin = !count;
+
+	for (int i = 0; i < count; i++)
+		reads_stdin |= !strcmp(inputs[i], "-");
+	return reads_stdin;
+}
+
 int cli_usage_error(const char *fmt, ...)
 {
 	char message[512];

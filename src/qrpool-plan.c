@@ -77,6 +77,11 @@ static int plan_check_inputs(const struct plan_options *options)
 	for (int i = 0; i < options->input_count; i++) {
 		struct stat first, second;
 
+		/* (the second '-' would read nothing: the first read stdin to its end) */
+		for (int j = i + 1; !strcmp(options->inputs[i], "-") && j < options->input_count; j++)
+			if (!strcmp(options->inputs[j], "-"))
+				return cli_usage_error("'-' (stdin) is given twice: give it once");
+
 		if (!strcmp(options->inputs[i], "-") || stat(options->inputs[i], &first) != 0)
 			continue;
 		if (S_ISDIR(first.st_mode))
@@ -718,7 +723,7 @@ int main(int argc, char **argv)
 	log_init(argv[0], options.common.verbosity);
 	if ((status = cli_help_or_version(&options.common, plan_usage)) >= 0)
 		return status;
-	if (!options.common.dump_config && !options.input_count && isatty(STDIN_FILENO))
+	if (!options.common.dump_config && cli_reads_stdin(options.inputs, options.input_count) && isatty(STDIN_FILENO))
 		return cli_usage_error("the demand comes from files or a pipe, and stdin is a terminal");
 	if ((status = config_load(&config, options.common.config_path)))
 		return status;

@@ -96,11 +96,7 @@ static int render_parse_options(int argc, char **argv, struct render_options *op
 /* Whether stdin is an input: no FILE, or `-` among them. */
 static int render_reads_stdin(const struct render_run_options *run)
 {
-	int reads_stdin = !run->input_count;
-
-	for (int i = 0; i < run->input_count; i++)
-		reads_stdin |= !strcmp(run->inputs[i], "-");
-	return reads_stdin;
+	return cli_reads_stdin(run->inputs, run->input_count);
 }
 
 /* The run could not start (the DB locked, say), or a signal stopped it:

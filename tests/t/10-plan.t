@@ -180,6 +180,10 @@ run qrpool-plan -n --sum --from 2026-11-29T07:00+08:00 "$T/day.tsv" "$T/early-ca
 is "a campaign starting earlier than the regular forecast: still 75" "$rc" 75
 like "... the regular forecast's start said" "$(cat "$T/err")" "pool poster: the forecast starts at 2026-11-29T02:00Z, 3.0 of"
 
+run qrpool-plan -n - - <"$T/day.tsv"
+is "'-' given twice (the second would read nothing): exit 64, said" \
+  "$rc:$(grep -c "'-' (stdin) is given twice" "$T/err")" 64:1
+
 # --- capacity, --max (on a fresh DB) ---------------------------------------------
 rm -f "$T/staging.db"*
 demand card 400 400 >"$T/card.tsv"

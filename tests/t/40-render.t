@@ -196,8 +196,10 @@ for tool in plan fetch render publish; do
   is "qrpool-$tool, stdin a terminal: exit 64" "$rc" 64
   like "... saying where the input comes from" "$(cat "$T/tty")" "from (files or )?a pipe.*and stdin is a terminal"
 done
-rc=0; timeout 20 script -qec "qrpool-render -" /dev/null </dev/null >"$T/tty" || rc=$?
-is "qrpool-render -, stdin a terminal: exit 64 too" "$rc:$(grep -c 'stdin is a terminal' "$T/tty")" 64:1
+for tool in plan render; do
+  rc=0; timeout 20 script -qec "qrpool-$tool -" /dev/null </dev/null >"$T/tty" || rc=$?
+  is "qrpool-$tool -, stdin a terminal: exit 64 too" "$rc:$(grep -c 'stdin is a terminal' "$T/tty")" 64:1
+done
 
 # --- config: a prefix too long for the level or min_version -----------------------
 config_with() {  # config_with 'url_prefix = ...;' > file
