@@ -377,6 +377,16 @@ static void fetch_retry(struct fetcher *f, struct fetch_job *job, const struct w
 	}
 }
 
+/* The pool's scene refusals not judged yet stay planned with the rest. */
+static void fetch_leave_refused(struct fetcher *f, size_t pool)
+{
+	struct fetch_pool *p = &f->pools[pool];
+
+	for (int i = 0; i < p->refused_count; i++)
+		fetch_leave(f, p->refused[i]);
+	p->refused_count = 0;
+}
+
 static void fetch_stop_pool(struct fetcher *f, size_t pool, const char *why)
 {
 	if (f->pools[pool].stopped)
@@ -384,6 +394,7 @@ static void fetch_stop_pool(struct fetcher *f, size_t pool, const char *why)
 	f->pools[pool].stopped = 1;
 	f->status = exitcode_worst(f->status, EXIT_UPSTREAM);
 	log_error("pool %s stopped: WeChat %s; its items stay planned", f->config->pools[pool].name, why);
+	fetch_leave_refused(f, pool);
 }
 
 /* Bad credentials, or an account refused (48001, 45063), concern the appid:
@@ -503,10 +514,7 @@ static void fetch_refuse_item(struct fetcher *f, struct fetch_job *job,
 		"between (%s): the ids are minted valid, so something changes the calls on the way (a "
 		"proxy or gateway rewriting their body?) or WeChat's rules changed, and none is marked failed",
 		FETCH_SCENE_STREAK, job->error);
-	fetch_stop_pool(f, job->pool, why);
-	for (int i = 0; i < p->refused_count; i++)
-		fetch_leave(f, p->refused[i]);
-	p->refused_count = 0;
+	fetch_stop_pool(f, job->pool, why);   /* (and the refused ones left planned) */
 }
 
 /* An answer that is not a transient failure (an image, a refusal, the quota
@@ -1303,8 +1311,15 @@ static int fetch_open(struct fetcher *f, const struct fetch_options *options,
 
 static void fetch_abandon_queued(struct fetcher *f)
 {
+	/* Scene refusals with no code of their pool after them: failed when the
+	 * run came to its end (the input's, or the deadline), as WECHAT.md
+	 * says; after a stop (a signal, WeChat failing, an error) the streak
+	 * was cut short, not judged: planned, for the rerun to judge. */
 	for (size_t i = 0; f->pools && i < f->config->pool_count; i++)
-		fetch_fail_refused(f, i);
+		if (f->stop == FETCH_RUNNING || f->stop == FETCH_DEADLINE)
+			fetch_fail_refused(f, i);
+		else
+			fetch_leave_refused(f, i);
 	while (f->ready_head)
 		fetch_leave(f, fetch_ready_pop(f));
 	while (f->delayed_count)

@@ -241,9 +241,11 @@ void plan_model(struct plan_pool *pools, size_t count, const struct demand *dema
 		/* Nor is one before its start (an export refreshed after noon
 		 * starts tomorrow: an afternoon backfill would plan nothing for
 		 * the hours until midnight); but a forecast of the coming hours
-		 * starts at the next whole one, and the rest of this hour is not said. */
+		 * starts at the first whole one from --from: the part of an hour
+		 * before that is not said. */
 		double before = demand->start ? fmin((double)demand->start,
 			(double)from + p->pool->cover_hours * 3600.0) - (double)from : 0;
+		double late = demand->start ? (double)demand->start - ceil((double)from / 3600.0) * 3600.0 : 0;
 
 		p->demand = plan_ceil(p->forecast);
 		p->target = plan_ceil(p->forecast * (1.0 + p->pool->safety));
@@ -251,7 +253,7 @@ void plan_model(struct plan_pool *pools, size_t count, const struct demand *dema
 		p->granted = 0;
 		p->hours_of_cover = plan_cover(p, 0);
 		p->past_forecast = past > PLAN_FORECAST_SLACK_SECONDS ? past / 3600.0 : 0;
-		p->before_forecast = before > 3600 + PLAN_FORECAST_SLACK_SECONDS ? before / 3600.0 : 0;
+		p->before_forecast = late > PLAN_FORECAST_SLACK_SECONDS && before > 0 ? before / 3600.0 : 0;
 	}
 }
 

@@ -62,9 +62,6 @@ static struct publish_delivery *publish_batch_append(struct publisher *publisher
 	return &batch->deliveries[batch->count++];
 }
 
-/* Kafka refuses us (not authorized for the topic or the cluster, or its
- * settings refuse idempotent acks=all writes): no rerun fixes that, the ACLs
- * or the settings must change. */
 /* A message not delivered (its code stays fetched), counted by its pool. */
 static void publish_failed(struct publisher *publisher, size_t pool, const char *topic,
 	rd_kafka_resp_err_t err)
@@ -76,6 +73,9 @@ static void publish_failed(struct publisher *publisher, size_t pool, const char 
 		topic, rd_kafka_err2str(err));
 }
 
+/* Kafka refuses us (not authorized for the topic or the cluster, or its
+ * settings refuse idempotent acks=all writes): no rerun fixes that, the ACLs
+ * or the settings must change. */
 static void publish_refused(struct publisher *publisher, rd_kafka_resp_err_t err)
 {
 	if (publisher->status != EXIT_UPSTREAM)

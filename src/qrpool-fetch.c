@@ -67,8 +67,9 @@ static void fetch_usage(void)
 		"\n" EXITCODE_HELP
 		"65: some lines were malformed or named unknown request ids (skipped), or\n"
 		"    WeChat refused items for good (40129, 40169: marked failed).\n"
-		"69: WeChat refused a pool (invalid page or env_version, no permission) or the\n"
-		"    credentials; that pool's items stay planned, other pools go on.\n"
+		"69: WeChat refused a pool (invalid page or env_version, no permission, 20\n"
+		"    scenes in a row: calls mangled on the way?) or the credentials; that\n"
+		"    pool's items stay planned, other pools go on.\n"
 		"75: deadline or signal with work left, or items still failing after retries,\n"
 		"    or calls failing one after another for 5 quota minutes (wechat.quota_minute;\n"
 		"    5 minutes against WeChat) with no deadline.\n",

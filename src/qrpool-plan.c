@@ -64,8 +64,9 @@ static void plan_usage(void)
 		"(--max caps a plan).\n"
 		"75 also means: capacity was short, the plan was written but some pools got less;\n"
 		"or the forecast (the first file) ends over 10 minutes before some pool's\n"
-		"cover_hours do (the hours past its end count as no demand); or Kafka is\n"
-		"configured and some pool's depth had to be estimated from the DB.\n"
+		"cover_hours do (the hours past its end count as no demand), or starts over\n"
+		"10 minutes after the first whole hour from --from (the hours before it too);\n"
+		"or Kafka is configured and some pool's depth had to be estimated from the DB.\n"
 		"78 also means: a link pool's url_prefix plus a request id cannot fit a QR code.\n");
 }
 
@@ -619,8 +620,8 @@ static int plan_outcome(const struct plan_options *options, const struct config 
 		if (p->before_forecast > 0) {
 			log_error("pool %s: the forecast starts at %s, %.1f of the pool's %g hours of cover "
 				"from %s are before it and count as no demand, so the plan may fall short "
-				"(export a forecast that starts by then, or give --from); exit 75",
-				p->pool->name, start, p->before_forecast, p->pool->cover_hours, from);
+				"(export a forecast that starts by then, or plan from its start: --from %s); exit 75",
+				p->pool->name, start, p->before_forecast, p->pool->cover_hours, from, start);
 			status = EXIT_TEMPFAIL;
 		}
 		if (p->past_forecast <= 0)

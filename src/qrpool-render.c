@@ -128,15 +128,18 @@ static int render_execute(const struct render_options *options, const struct con
 	for (int i = 0; i < options->run.input_count; i++) {
 		const char *name = options->run.inputs[i];
 		struct stat st;
-		int fd = -1;
+		int fd = -1, failed;
 
 		if (!strcmp(name, "-"))
 			continue;
-		if (stat(name, &st) == 0 && S_ISDIR(st.st_mode))
-			return cli_usage_error("%s is a directory, not a file of item lines: nothing rendered",
-				name);
-		if (stat(name, &st) != 0 || (S_ISREG(st.st_mode) ?
-		    (fd = open(name, O_RDONLY | O_CLOEXEC)) < 0 : access(name, R_OK) != 0)) {
+		if ((failed = stat(name, &st) != 0) == 0 && !S_ISREG(st.st_mode) &&
+		    !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
+			return cli_usage_error("%s is %s, not a file of item lines: nothing rendered", name,
+				S_ISDIR(st.st_mode) ? "a directory" : "neither a file nor a pipe");
+		if (!failed)
+			failed = S_ISREG(st.st_mode) ? (fd = open(name, O_RDONLY | O_CLOEXEC)) < 0 :
+				access(name, R_OK) != 0;
+		if (failed) {
 			log_error("%s: %s: nothing rendered", name, strerror(errno));
 			return EXIT_IO;
 		}

@@ -127,8 +127,8 @@ static void report_snapshot(struct db *db, struct report *report)
 {
 	if (report_snapshot_write(db, report))
 		log_error("%s: this report's depth snapshot is not recorded (%s): the report is made all "
-			"the same, its rates from the snapshots before; it exits %d until the staging DB "
-			"can be written", db->path, report->snapshot_error, report->snapshot_status);
+			"the same, its rates from the snapshots before, and the run does not end well "
+			"until the staging DB can be written", db->path, report->snapshot_error);
 }
 
 /* Codes consumed per hour over `window` seconds: the change in the group's

@@ -318,15 +318,18 @@ static void report_prom_stages(const struct report *report, const struct config 
 				"qrpool_stage_last_success_items{stage=\"%s\",direction=\"out\"} %lld\n",
 				report->stages[s].name, (long long)report->stages[s].success_in,
 				report->stages[s].name, (long long)report->stages[s].success_out);
+	/* 0 when none is known (no report has succeeded yet: Kafka down since
+	 * the install, no kafka.brokers): an alert on its age then fires, where
+	 * no sample at all would leave it silent. */
 	report_prom_header(out, "qrpool_report_last_success_timestamp_seconds", "gauge",
-		"When the last report that exited 0 was made (Kafka read, its snapshot recorded).");
-	if (last_success > 0)
-		fprintf(out, "qrpool_report_last_success_timestamp_seconds %.3f\n", last_success);
+		"When the last report that exited 0 was made (Kafka read, its snapshot recorded); 0: none.");
+	fprintf(out, "qrpool_report_last_success_timestamp_seconds %.3f\n", last_success);
 }
 
 /* When the report last succeeded: now, or for a report that fails (Kafka
  * unreadable, the DB not written) the time the textfile it replaces gave, so
- * that an alert on the age of it sees a report failing run after run. 0: none. */
+ * that an alert on the age of it sees a report failing run after run. 0: none
+ * known. */
 static double report_prom_last_success(const struct report *report, const char *path)
 {
 	static const char name[] = "qrpool_report_last_success_timestamp_seconds ";

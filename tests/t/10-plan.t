@@ -160,19 +160,21 @@ rm -f "$T/staging.db"*
 run qrpool-plan -n --from 2026-11-29T07:00+08:00 "$T/day.tsv"
 is "a forecast starting 3 hours after --from: a dry run exits 75" "$rc" 75
 like "... naming the pool, where the forecast starts, the hours before it, and --from" "$(cat "$T/err")" \
-  "pool poster: the forecast starts at 2026-11-29T02:00Z, 3.0 of the pool's 24 hours of cover from 2026-11-28T23:00Z are before it and count as no demand, so the plan may fall short \\(export a forecast that starts by then, or give --from\\); exit 75"
+  "pool poster: the forecast starts at 2026-11-29T02:00Z, 3.0 of the pool's 24 hours of cover from 2026-11-28T23:00Z are before it and count as no demand, so the plan may fall short \\(export a forecast that starts by then, or plan from its start: --from 2026-11-29T02:00Z\\); exit 75"
 like "... each pool" "$(cat "$T/err")" "pool card: the forecast starts at 2026-11-29T02:00Z, 3.0 of the pool's 12 hours"
 run qrpool-plan -n --from 2026-11-28T22:00+08:00 "$T/day.tsv"
 like "... a pool whose whole cover is before it: every hour said" "$(cat "$T/err")" \
   "pool card: the forecast starts at 2026-11-29T02:00Z, 12.0 of the pool's 12 hours"
 run qrpool-plan --from 2026-11-29T07:00+08:00 "$T/day.tsv"
 is "... the plan is made all the same, of the hours known, and exits 75" "$rc:$(wc -l <"$T/out")" 75:360
-# A forecast of the coming hours starts at the next whole one: an hour and the
-# usual 10 minutes' slack before it are not said.
-run qrpool-plan -n --from 2026-11-29T08:50+08:00 "$T/day.tsv"
-is "... 1 h 10 min before it: exit 0, unsaid" "$rc:$(grep -c 'the forecast starts' "$T/err")" 0:0
-run qrpool-plan -n --from 2026-11-29T08:49+08:00 "$T/day.tsv"
-is "... 1 h 11 min: exit 75" "$rc:$(grep -c 'the forecast starts' "$T/err")" 75:3
+# A forecast of the coming hours starts at the first whole one from --from: the
+# rest of --from's hour before it is not said; a whole hour is.
+run qrpool-plan -n --from 2026-11-29T09:01+08:00 "$T/day.tsv"
+is "... starting at the next whole hour from --from: exit 0, unsaid" "$rc:$(grep -c 'the forecast starts' "$T/err")" 0:0
+run qrpool-plan -n --from 2026-11-29T09:00+08:00 "$T/day.tsv"
+is "... a whole hour after --from: exit 75, for each pool" "$rc:$(grep -c 'the forecast starts' "$T/err")" 75:3
+like "... the hour said, and the --from that would plan from the forecast's start" "$(cat "$T/err")" \
+  "pool poster: the forecast starts at 2026-11-29T02:00Z, 1.0 of the pool's 24 hours of cover from 2026-11-29T01:00Z are before it .*or plan from its start: --from 2026-11-29T02:00Z\\); exit 75"
 # With several files, the first one's start counts, as its end does: a campaign's
 # rows from --from on do not hide a regular forecast starting late.
 printf 'card\t2026-11-29T07:00+08:00\t50\n' >"$T/early-campaign.tsv"

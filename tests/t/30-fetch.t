@@ -233,6 +233,43 @@ run qrpool-fetch <"$T/items"
 is "19 items, every one refused as a scene: exit 65, the 19 failed with the errcode" \
   "$rc:$(count "state = 'failed' AND errcode = 40169")" 65:19
 
+# Many refusals, but codes between them: each streak ends with a code, and every
+# refusal is the item's (failed); the pool is not stopped.
+start_fake scattered --errcode 40169:0.3 --seed 4
+config_for 'concurrency = 4;'
+: >"$T/items"; plan poster 200
+run qrpool-fetch <"$T/items"
+refused=$(stats errcodes 40169)
+is "scene refusals scattered among codes ($refused, more than 20): exit 65, each failed, the rest fetched" \
+  "$rc:$(count "state = 'failed' AND errcode = 40169"):$(count "state = 'fetched'")" \
+  "65:$refused:$((200 - refused))"
+ok "... more than a streak's 20 in all" [ "$refused" -gt 20 ]
+
+# A scene refusal is judged by what comes after it in its pool: a code (the
+# refusal is the item's: failed), 20 in a row (the calls': planned), another
+# stop of the pool (41030 here: planned with the rest), or a signal (the streak
+# cut short, not judged: planned, for the rerun to judge).
+start_fake page-after --errcode 40169:0.7 --seed 7 --pages pages/other/index
+config_for 'concurrency = 1;'
+: >"$T/items"; plan poster 40
+run qrpool-fetch <"$T/items"
+held=$(stats errcodes 40169)
+is "scene refusals, then a 41030: exit 69, the refusals before it planned, none failed" \
+  "$rc:$(count "state = 'failed'"):$(count "state = 'planned'")" 69:0:40
+ok "... $held scene refusals came first" [ "$held" -gt 0 ]
+like "... the stop is the 41030's" "$(cat "$T/err")" "pool poster stopped: WeChat errcode 41030"
+is "... no item said refused for good" "$(grep -c 'refused by WeChat for good' "$T/err")" 0
+start_fake term-held --errcode 40169:1 --latency 300
+config_for 'concurrency = 2;'
+: >"$T/items"; plan poster 12
+qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetch=$!
+i=0; until [ "$(stats calls_total)" -ge 4 ] || [ $i -gt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill -TERM $fetch
+rc=0; wait $fetch || rc=$?
+is "scene refusals cut short by SIGTERM: exit 75, none failed, every item planned" \
+  "$rc:$(count "state = 'failed'"):$(count "state = 'planned'")" 75:0:12
+ok "... after $(stats calls_total) refusals" [ "$(stats calls_total)" -ge 4 ]
+
 # --- a full disk: the batch not committed is said, its codes (refused ones too) stay
 # planned, and the summary counts them so ----------------------------------------------
 if mkdir "$T/fs" && mount -t tmpfs -o size=16m tmpfs "$T/fs" 2>/dev/null; then

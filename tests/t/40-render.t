@@ -92,6 +92,9 @@ is "... and nothing passed on from the good one" "$(cat "$T/out")" ""
 run qrpool-render "$T/items" "$T" </dev/null
 is "a good file, then a directory: exit 64, nothing passed on" "$rc:$(cat "$T/out")" "64:"
 like "... saying what it is" "$(cat "$T/err")" "$T is a directory, not a file of item lines: nothing rendered"
+"$PYTHON" -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/items.sock"
+run qrpool-render "$T/items" "$T/items.sock" </dev/null
+is "... a socket: exit 64 too, nothing passed on" "$rc:$(cat "$T/out"):$(grep -c 'items.sock is neither a file nor a pipe' "$T/err")" "64::1"
 # A FIFO as FILE is read once: it was opened and closed first, its writer then
 # writing into a pipe nobody read (SIGPIPE, or its lines lost), and the read's
 # own open waited for a writer for ever.

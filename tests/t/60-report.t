@@ -228,7 +228,7 @@ if mkdir "$T/fullfs" && mount -t tmpfs -o size=8m tmpfs "$T/fullfs" 2>/dev/null;
     "$(sqlite3 "$T/fullfs/staging.db" 'SELECT count(DISTINCT taken_at) FROM depth_snapshots') " \
     "$(($(sql 'SELECT count(DISTINCT taken_at) FROM depth_snapshots') + 2)) "
 else
-  skip_tests 9 "cannot mount a tmpfs to fill"
+  skip_tests 10 "cannot mount a tmpfs to fill"
 fi
 
 # --- monitoring-plugin check: each state reached by its thresholds ------------------
@@ -415,6 +415,9 @@ is "Kafka down, -q (the crontab's line): exit 75" "$rc" 75
 is "... the textfile says kafka_up 0, and the report's last success is still the run's before" \
   "$(grep '^qrpool_kafka_up ' "$T/down.prom"):$(sed -n 's/^qrpool_report_last_success_timestamp_seconds //p' "$T/down.prom")" \
   "qrpool_kafka_up 0:$success"
+run qrpool-report -q --prom "$T/first.prom"
+is "... a first textfile with Kafka down (no success known): the last success 0, not absent" \
+  "$rc:$(sed -n 's/^qrpool_report_last_success_timestamp_seconds //p' "$T/first.prom")" "75:0.000"
 like "... and the log says why (an error, which -q does not hide)" "$(cat "$T/err")" \
   "error: pool depth unknown: Kafka"
 start=$(date +%s)

@@ -104,14 +104,15 @@ sql "UPDATE codes SET state = 'published' WHERE state = 'planned'"
 run sample-demand --help
 is "sample-demand --help: exit 0, as -h" "$rc:$(head -1 "$T/out"):$(cat "$T/err")" \
   "0:Print a sample demand forecast (pool TAB hour TAB codes) with a realistic:"
-# Its default start: the next hour, local time (it read "+ 1 hour" as a zone,
-# UTC+1: 22:00 at 14:30 in Shanghai, 17:00 in Kolkata).
+# Its default start: the first whole hour from now, local time (it read "+ 1
+# hour" as a zone, UTC+1: 22:00 at 14:30 in Shanghai, 17:00 in Kolkata); now
+# itself when on the hour, so that plan's --from now finds it starting in time.
 for tz in Asia/Shanghai Asia/Kolkata America/New_York America/St_Johns; do
   asked_at=$(date +%s)
   first=$(TZ=$tz sample-demand -n 1 x:24 | cut -f2)
   ahead=$(( $(date -d "$first" +%s) - asked_at ))
-  ok "sample-demand in $tz starts at the next hour ($first, in $ahead s)" -- \
-    test "$ahead" -gt 0 -a "$ahead" -le 3660
+  ok "sample-demand in $tz starts at the first whole hour from now ($first, in $ahead s)" -- \
+    test "$ahead" -ge 0 -a "$ahead" -le 3660
 done
 run "$ROOT/scripts/demo" --help
 is "demo --help: what it does, and nothing started" "$rc:$(head -1 "$T/out"):$(cat "$T/err")" \
