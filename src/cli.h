@@ -36,9 +36,9 @@ struct cli_common {
 /* Handles a common option; returns 1 if `opt` was one. */
 int cli_common_option(struct cli_common *common, int opt, const char *arg);
 
-/* Logs "message (try --help)" and returns EXIT_USAGE. */
 /* Whether a tool given these FILE operands reads stdin: none given, or '-'. */
 int cli_reads_stdin(char *const *inputs, int count);
+/* Logs "message (try --help)" and returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* For getopt's ':' (a value missing) or '?' (unknown, or a value given to an
  * option taking none): says which option, exits 64. */

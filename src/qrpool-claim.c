@@ -38,7 +38,7 @@ static void claim_usage(void)
 		"75: the pool ran empty (it says how many were bound), Kafka did not answer, the\n"
 		"run was interrupted, or some offsets could not be committed (run claim again to\n"
 		"commit past them).\n"
-				"78: bad config, or a code of another pool in the topic (shared with that pool).\n"
+		"78: bad config, or a code of another pool in the topic (shared with that pool).\n"
 		"Redis being down is a warning only: the database is the record.\n", PARAMS_MAX_BYTES);
 }
 

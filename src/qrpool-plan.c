@@ -724,7 +724,8 @@ int main(int argc, char **argv)
 	log_init(argv[0], options.common.verbosity);
 	if ((status = cli_help_or_version(&options.common, plan_usage)) >= 0)
 		return status;
-	if (!options.common.dump_config && cli_reads_stdin(options.inputs, options.input_count) && isatty(STDIN_FILENO))
+	if (!options.common.dump_config && cli_reads_stdin(options.inputs, options.input_count) &&
+	    isatty(STDIN_FILENO))
 		return cli_usage_error("the demand comes from files or a pipe, and stdin is a terminal");
 	if ((status = config_load(&config, options.common.config_path)))
 		return status;
