@@ -377,15 +377,7 @@ static void fetch_retry(struct fetcher *f, struct fetch_job *job, const struct w
 	}
 }
 
-/* The pool's scene refusals not judged yet stay planned with the rest. */
-static void fetch_leave_refused(struct fetcher *f, size_t pool)
-{
-	struct fetch_pool *p = &f->pools[pool];
-
-	for (int i = 0; i < p->refused_count; i++)
-		fetch_leave(f, p->refused[i]);
-	p->refused_count = 0;
-}
+static void fetch_judge_refused(struct fetcher *f, size_t pool, int failed);
 
 static void fetch_stop_pool(struct fetcher *f, size_t pool, const char *why)
 {
@@ -394,7 +386,7 @@ static void fetch_stop_pool(struct fetcher *f, size_t pool, const char *why)
 	f->pools[pool].stopped = 1;
 	f->status = exitcode_worst(f->status, EXIT_UPSTREAM);
 	log_error("pool %s stopped: WeChat %s; its items stay planned", f->config->pools[pool].name, why);
-	fetch_leave_refused(f, pool);
+	fetch_judge_refused(f, pool, 0);   /* (its refusals not judged: planned with the rest) */
 }
 
 /* Bad credentials, or an account refused (48001, 45063), concern the appid:
@@ -434,8 +426,6 @@ static void fetch_quota_refused(struct fetcher *f, struct fetch_transfer *transf
 	}
 }
 
-static void fetch_fail_refused(struct fetcher *f, size_t pool);
-
 static void fetch_store(struct fetcher *f, struct fetch_transfer *transfer,
 	const struct wechat_answer *answer)
 {
@@ -450,7 +440,7 @@ static void fetch_store(struct fetcher *f, struct fetch_transfer *transfer,
 			"run; check the codes print as the posters need)", job->request_id, answer->note);
 	}
 	f->spent_windows = 0;
-	fetch_fail_refused(f, job->pool);   /* (WeChat takes this pool's calls) */
+	fetch_judge_refused(f, job->pool, 1);   /* (WeChat takes this pool's calls) */
 	status = store_add_image(&f->batch, job->code_id, job->line, answer->content_type,
 		transfer->body.data, answer->image_size, job->calls);
 	free(job);
@@ -482,14 +472,18 @@ static void fetch_fail_item(struct fetcher *f, struct fetch_job *job)
 		fetch_fail(f, status);
 }
 
-/* The pool's scene refusals since its last code are failed items after all:
- * a code of the pool came after them, or the run ends before a streak. */
-static void fetch_fail_refused(struct fetcher *f, size_t pool)
+/* The pool's scene refusals since its last code, judged: failed items after
+ * all (a code of the pool came after them, or the run came to its end), or
+ * left planned (the pool stopped, the run was stopped). */
+static void fetch_judge_refused(struct fetcher *f, size_t pool, int failed)
 {
 	struct fetch_pool *p = &f->pools[pool];
 
 	for (int i = 0; i < p->refused_count; i++)
-		fetch_fail_item(f, p->refused[i]);
+		if (failed)
+			fetch_fail_item(f, p->refused[i]);
+		else
+			fetch_leave(f, p->refused[i]);
 	p->refused_count = 0;
 }
 
@@ -1316,10 +1310,7 @@ static void fetch_abandon_queued(struct fetcher *f)
 	 * says; after a stop (a signal, WeChat failing, an error) the streak
 	 * was cut short, not judged: planned, for the rerun to judge. */
 	for (size_t i = 0; f->pools && i < f->config->pool_count; i++)
-		if (f->stop == FETCH_RUNNING || f->stop == FETCH_DEADLINE)
-			fetch_fail_refused(f, i);
-		else
-			fetch_leave_refused(f, i);
+		fetch_judge_refused(f, i, f->stop == FETCH_RUNNING || f->stop == FETCH_DEADLINE);
 	while (f->ready_head)
 		fetch_leave(f, fetch_ready_pop(f));
 	while (f->delayed_count)
