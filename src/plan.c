@@ -219,8 +219,10 @@ static double plan_cover(const struct plan_pool *p, int64_t extra)
 
 void plan_model(struct plan_pool *pools, size_t count, const struct demand *demand, time_t from)
 {
-	for (size_t i = 0; i < count; i++)
+	for (size_t i = 0; i < count; i++) {
 		pools[i].forecast = 0;
+		pools[i].rows = 0;
+	}
 	for (size_t r = 0; r < demand->count; r++) {
 		const struct demand_row *row = &demand->rows[r];
 		struct plan_pool *p = &pools[row->pool_index];
@@ -231,6 +233,7 @@ void plan_model(struct plan_pool *pools, size_t count, const struct demand *dema
 		/* An hour only partly inside the window counts in proportion. */
 		if (stop > start)
 			p->forecast += (double)row->codes * (stop - start) / 3600.0;
+		p->rows++;
 	}
 	for (size_t i = 0; i < count; i++) {
 		struct plan_pool *p = &pools[i];

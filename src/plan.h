@@ -47,6 +47,8 @@ struct plan_pool {
 	double forecast;          /* codes expected over the cover hours after the start */
 	double past_forecast;     /* of the cover hours, those after the forecast's end (0: none) */
 	double before_forecast;   /* ... and those before its start (0: none) */
+	size_t rows;              /* its demand rows, in its cover hours or not */
+	int64_t last_demand;      /* the last plan's forecast for it; -1: no plan had it */
 	int64_t demand;           /* forecast, rounded up */
 	struct pool_depth depth;
 	int64_t in_flight;        /* planned or fetched, not yet published */

@@ -66,6 +66,8 @@ static void plan_usage(void)
 		"or the forecast (the first file) ends over 10 minutes before some pool's\n"
 		"cover_hours do (the hours past its end count as no demand), or starts over\n"
 		"10 minutes after the first whole hour from --from (the hours before it too);\n"
+		"or it has no row for a pool the last plan forecast some demand for (a pool\n"
+		"with none is given rows of 0);\n"
 		"or Kafka is configured and some pool's depth had to be estimated from the DB.\n"
 		"78 also means: a link pool's url_prefix plus a request id cannot fit a QR code.\n");
 }
@@ -217,6 +219,26 @@ static int64_t plan_capacity(const struct plan_options *options, const struct co
 	return (int64_t)((to - from) / 60) * config_wechat_budget(config);
 }
 
+/* Each pool's forecast in the last plan that had it (-1: none), so that a
+ * pool the forecast leaves out can be told from one that never had demand. */
+static int plan_last_demand(struct db *db, const struct config *config, struct plan_pool *pools)
+{
+	sqlite3_stmt *stmt;
+	int status, rc = SQLITE_DONE;
+
+	if ((status = db_prepare(db, &stmt, "SELECT demand FROM plan_pools WHERE pool = ? "
+			"ORDER BY plan_id DESC LIMIT 1")))
+		return status;
+	for (size_t i = 0; i < config->pool_count && (rc == SQLITE_DONE || rc == SQLITE_ROW); i++) {
+		sqlite3_reset(stmt);
+		sqlite3_bind_text(stmt, 1, config->pools[i].name, -1, SQLITE_STATIC);
+		rc = sqlite3_step(stmt);
+		pools[i].last_demand = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
+	}
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_fail(db, rc, "reading the last plan");
+}
+
 static int plan_measure(struct db *db, const struct config *config, struct plan_pool *pools,
 	const struct demand *demand, time_t from)
 {
@@ -226,6 +248,8 @@ static int plan_measure(struct db *db, const struct config *config, struct plan_
 	if (!counts)
 		return EXIT_INTERNAL;
 	status = depth_count_states(db, config, 1, counts);   /* in flight: planned and fetched */
+	if (!status)
+		status = plan_last_demand(db, config, pools);
 	for (size_t i = 0; !status && i < config->pool_count; i++) {
 		pools[i].pool = &config->pools[i];
 		pools[i].in_flight = counts[i].planned + counts[i].fetched;
@@ -603,8 +627,9 @@ static int plan_check_period(const struct plan_options *options, const struct de
 
 /* What a plan (or a dry run) that went through ends with: 75 when capacity
  * fell short, a pool's cover reaches outside the forecast (past its end,
- * before its start), or the depth had to be estimated; said on stderr, since
- * cron's mail must tell someone. */
+ * before its start), a pool with demand in the last plan has no row in this
+ * one, or the depth had to be estimated; said on stderr, since cron's mail
+ * must tell someone. */
 static int plan_outcome(const struct plan_options *options, const struct config *config,
 	const struct plan_pool *pools, const struct demand *demand, int64_t short_by, int dry_run)
 {
@@ -623,6 +648,16 @@ static int plan_outcome(const struct plan_options *options, const struct config 
 				"(export a forecast that starts by then, or plan from its start: --from %s); exit 75",
 				p->pool->name, start, p->before_forecast, p->pool->cover_hours, from, start);
 			status = EXIT_TEMPFAIL;
+		}
+		if (!p->rows && p->last_demand > 0) {
+			log_error("pool %s: the forecast has no row for it, though the last plan forecast "
+				"%lld codes: planned as no demand (did the export leave the pool out? a pool "
+				"with no demand is given rows of 0); exit 75", p->pool->name,
+				(long long)p->last_demand);
+			status = EXIT_TEMPFAIL;
+		} else if (!p->rows) {
+			log_warn("pool %s: the forecast has no row for it: planned as no demand",
+				p->pool->name);
 		}
 		if (p->past_forecast <= 0)
 			continue;

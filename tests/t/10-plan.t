@@ -110,8 +110,23 @@ is "poster got 360" "$(grep -c '	poster$' "$T/out")" 360
 is "the plan records its pools" "$(sql "SELECT need || '/' || granted FROM plan_pools WHERE pool = 'poster'")" 360/360
 is "the plan records its demand rows" "$(sql 'SELECT count(*) FROM plan_demand')" 6
 is "the run is recorded" "$(sql "SELECT items_out || ':' || exit_status FROM runs WHERE stage = 'plan'")" 470:0
-# No Kafka in these tests: the planner says it fell back to the DB estimate, and nothing else.
-is "a successful run says nothing else on stderr" "$(grep -v 'pool depth estimated from the staging DB' "$T/err")" ""
+# No Kafka in these tests: the planner says it fell back to the DB estimate, and
+# that card, a pool no plan had demand for, has no row; nothing else.
+like "a pool with no row (none in any plan before): a warning" "$(cat "$T/err")" \
+  "qrpool-plan warning: pool card: the forecast has no row for it: planned as no demand$"
+is "a successful run says nothing else on stderr" \
+  "$(grep -v -e 'pool depth estimated from the staging DB' -e 'pool card: the forecast has no row' "$T/err")" ""
+# An export that leaves out a pool the last plan had demand for (a failed query
+# for one pool): planned as no demand, but said, 75, the other pools planned.
+{ demand poster 100 100 100; forecast_end $FROM; } >"$T/no-link.tsv"
+run qrpool-plan -n --from $FROM "$T/no-link.tsv"
+is "a pool the last plan had demand for and this forecast has no row for: a dry run exits 75" "$rc" 75
+like "... naming it and the last plan's forecast" "$(cat "$T/err")" \
+  "qrpool-plan error: pool link: the forecast has no row for it, though the last plan forecast 100 codes: planned as no demand \\(did the export leave the pool out\\? a pool with no demand is given rows of 0\\); exit 75$"
+is "... card, which had none, only warned of" "$(grep -c 'error: pool card' "$T/err"):$(grep -c 'warning: pool card: the forecast has no row' "$T/err")" 0:1
+{ demand link 0; cat "$T/no-link.tsv"; } >"$T/link-0.tsv"
+run qrpool-plan -n --from $FROM "$T/link-0.tsv"
+is "... a row of 0 for it: no demand, unsaid, exit 0" "$rc:$(grep -c 'pool link' "$T/err")" 0:0
 
 run qrpool-plan --from $FROM "$T/d.tsv"
 is "a second plan in a row adds nothing" "$(wc -l <"$T/out")" 0
@@ -189,7 +204,7 @@ is "'-' given twice (the second would read nothing): exit 64, said" \
 # --- capacity, --max (on a fresh DB) ---------------------------------------------
 rm -f "$T/staging.db"*
 demand card 400 400 >"$T/card.tsv"
-{ demand poster 1000; forecast_end $FROM; } >>"$T/card.tsv"
+{ demand poster 1000; forecast_end $FROM; forecast_end $FROM link; } >>"$T/card.tsv"
 run qrpool-plan -n --from $FROM --capacity 500 "$T/card.tsv"
 # Both pools have no stock: the capacity lifts both to the same hours of cover
 # (card's 800 over 12 hours, poster's 1000 over 24: 4.6 hours each), rather

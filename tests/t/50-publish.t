@@ -129,7 +129,8 @@ is "the pools that drop by default dropped theirs" "$(with_image poster)" 0
 
 # Pool depth from Kafka: the online group consumes K codes, depth drops by K.
 depth() {
-  { printf 'poster\t2030-01-01T00:00Z\t1\n'; forecast_end 2030-01-01T00:00Z; } | qrpool-plan --dry-run --from 2030-01-01T00:00Z 2>"$T/plan.err" \
+  { printf 'poster\t2030-01-01T00:00Z\t1\ncard\t2030-01-01T00:00Z\t0\nlink\t2030-01-01T00:00Z\t0\n'
+    forecast_end 2030-01-01T00:00Z; } | qrpool-plan --dry-run --from 2030-01-01T00:00Z 2>"$T/plan.err" \
     | awk -v pool="$1" '$1 == pool { print $4 }'
 }
 published() { sql "SELECT count(*) FROM codes WHERE pool = '$1' AND state = 'published'"; }

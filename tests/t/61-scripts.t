@@ -53,7 +53,9 @@ ok "nightly-fill: codes were planned for all three pools" -- \
 like "nightly-fill: the run is in the log" "$(cat "$T/log/nightly-fill.log")" "nightly-fill: end: exit 0"
 
 # --- the demand on stdin ('-'): it reaches the plan ------------------------------------
-{ printf 'poster\t%s\t30\n' "$HOUR"; forecast_end "$HOUR"; } | { run nightly-fill -u "$deadline" -f "$HOUR" -; echo "$rc" >"$T/rc"; }
+# (card and link with rows of 0: the last plan had demand for them)
+{ printf 'poster\t%s\t30\ncard\t%s\t0\nlink\t%s\t0\n' "$HOUR" "$HOUR" "$HOUR"; forecast_end "$HOUR"; } |
+  { run nightly-fill -u "$deadline" -f "$HOUR" -; echo "$rc" >"$T/rc"; }
 is "demand on stdin: exit 0" "$(cat "$T/rc")" 0
 is "demand on stdin: the plan read it" \
   "$(sql 'SELECT sum(codes) FROM plan_demand WHERE plan_id = (SELECT max(id) FROM plans)')" 30
