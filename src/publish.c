@@ -78,13 +78,14 @@ static void publish_failed(struct publisher *publisher, size_t pool, const char 
  * or the settings must change. */
 static void publish_refused(struct publisher *publisher, rd_kafka_resp_err_t err)
 {
-	if (publisher->status != EXIT_UPSTREAM)
+	if (!publisher->client_refused)
 		log_error("Kafka refused the messages: %s: %s", rd_kafka_err2str(err), kafka_refused(err) ?
 			"its ACLs must let this client describe and write the topic (and, with "
 			"enable.idempotence, IdempotentWrite on the cluster)" : "the topic's and the "
 			"cluster's settings must take idempotent writes with acks=all, and record headers "
 			"(message format v2)");
 	publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
+	publisher->client_refused = 1;
 	publisher->stop = 1;
 }
 
@@ -110,26 +111,52 @@ static void publish_message_refused(struct publisher *publisher, const char *whe
 	publisher->status = exitcode_worst(publisher->status, EXIT_DATA);
 }
 
-/* Whether `err` says the pool's topic is missing or no valid name. */
+/* Whether `err` refuses one pool's topic: missing, no valid name, or not
+ * for this client (its ACLs). */
 static int publish_topic_refused(rd_kafka_resp_err_t err)
 {
 	return err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-		err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
+		err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION || err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
 }
 
-/* The topic does not exist on the cluster (which does not create topics on
- * first use), or the cluster takes no topic of that name: no rerun fixes
- * that, the topic must be created or another named. Said once. */
-static void publish_no_topic(struct publisher *publisher, const char *topic, rd_kafka_resp_err_t err)
+/* The pool's topic does not exist on the cluster (which does not create
+ * topics on first use), or the cluster takes no topic of that name, or its
+ * ACLs refuse it to us: no rerun fixes that, the topic or the ACLs must
+ * change. Said once a pool; that pool's later codes stay fetched (counted as
+ * not delivered), and the other pools' go on: one forgotten topic must not
+ * keep every pool's codes out of Kafka for the night. */
+static void publish_no_topic(struct publisher *publisher, size_t pool, const char *topic,
+	rd_kafka_resp_err_t err)
 {
-	if (publisher->status != EXIT_UPSTREAM && err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION)
+	int said = pool < publisher->config->pool_count && publisher->refused[pool];
+
+	if (!said && err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+		log_error("Kafka refuses this client the topic %s (%s): its ACLs must let this client "
+			"describe and write it; the pool's codes stay fetched, the other pools' are "
+			"published", topic, rd_kafka_err2str(err));
+	else if (!said && err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION)
 		log_error("Kafka takes no topic named %s (%s): give the pool another topic in the "
-			"config; its codes stay fetched", topic, rd_kafka_err2str(err));
-	else if (publisher->status != EXIT_UPSTREAM)
+			"config; its codes stay fetched, the other pools' are published", topic,
+			rd_kafka_err2str(err));
+	else if (!said)
 		log_error("topic %s does not exist on the cluster: create it, with the partitions the "
-			"online consumers need (qrpool does not create topics); its codes stay fetched", topic);
+			"online consumers need (qrpool does not create topics); its codes stay fetched, "
+			"the other pools' are published", topic);
+	if (pool < publisher->config->pool_count)
+		publisher->refused[pool] = err;
+	else
+		publisher->stop = 1;   /* (a report of no pool of ours: cannot happen) */
 	publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
-	publisher->stop = 1;
+}
+
+/* The pool of a topic handle (pool_count if none). */
+static size_t publish_pool_of(const struct publisher *publisher, const rd_kafka_topic_t *rkt)
+{
+	size_t pool = 0;
+
+	while (pool < publisher->config->pool_count && publisher->topics[pool] != rkt)
+		pool++;
+	return pool;
 }
 
 static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report, void *opaque)
@@ -151,19 +178,18 @@ static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report
 	}
 	if (report->err) {
 		const char *topic = report->rkt ? rd_kafka_topic_name(report->rkt) : "?";
-		size_t pool = 0;
+		size_t pool = publish_pool_of(publisher, report->rkt);
 
-		while (pool < publisher->config->pool_count && publisher->topics[pool] != report->rkt)
-			pool++;
 		publish_failed(publisher, pool, topic, report->err);
 		/* A message that timed out, or one Kafka refused us the right to
-		 * write, says the rest would fare the same: stop reading. */
+		 * write, says the rest would fare the same: stop reading (a topic
+		 * refused: that pool's). */
 		if (kafka_unreachable(report->err))
 			publisher->stop = 1;
-		if (kafka_refused(report->err) || publish_settings_refused(report->err))
-			publish_refused(publisher, report->err);
 		if (publish_topic_refused(report->err))
-			publish_no_topic(publisher, topic, report->err);
+			publish_no_topic(publisher, pool, topic, report->err);
+		else if (kafka_refused(report->err) || publish_settings_refused(report->err))
+			publish_refused(publisher, report->err);
 		free(message);
 		return;
 	}
@@ -273,10 +299,13 @@ int publish_open(struct publisher *publisher, const struct config *config, struc
 	publisher->used = calloc(config->pool_count ? config->pool_count : 1, 1);
 	publisher->failed = calloc(config->pool_count ? config->pool_count : 1,
 		sizeof *publisher->failed);
-	if (!publisher->topics || !publisher->used || !publisher->failed) {
+	publisher->refused = calloc(config->pool_count ? config->pool_count : 1,
+		sizeof *publisher->refused);
+	if (!publisher->topics || !publisher->used || !publisher->failed || !publisher->refused) {
 		free(publisher->topics);
 		free(publisher->used);
 		free(publisher->failed);
+		free(publisher->refused);
 		return EXIT_INTERNAL;
 	}
 	/* Each image is read once: reading it through a mapping of the file saves
@@ -301,6 +330,7 @@ void publish_close(struct publisher *publisher)
 	free(publisher->topics);
 	free(publisher->used);
 	free(publisher->failed);
+	free(publisher->refused);
 	free(publisher->url);
 	idset_free(&publisher->seen);
 	if (publisher->producer)
@@ -314,6 +344,7 @@ void publish_close(struct publisher *publisher)
 	publisher->topics = NULL;
 	publisher->used = NULL;
 	publisher->failed = NULL;
+	publisher->refused = NULL;
 	publisher->url = NULL;
 	publisher->image = NULL;
 	publisher->has_image = NULL;
@@ -689,7 +720,7 @@ static int publish_produce(struct publisher *publisher, const struct item *item,
 	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		return 0;   /* stopped waiting for room: the run is ending anyway */
 	if (publish_topic_refused(err)) {
-		publish_no_topic(publisher, pool->topic, err);
+		publish_no_topic(publisher, (size_t)(pool - publisher->config->pools), pool->topic, err);
 		return 0;
 	}
 	/* Anything else would refuse every message the same way: said once. */
@@ -707,7 +738,10 @@ int publish_item(struct publisher *publisher, const struct item *item, const cha
 
 	publisher->counts.read++;
 	status = publish_check(publisher, item, source, &code, &pool);
-	if (status == 0)
+	if (status == 0 && publisher->refused[pool - publisher->config->pools])
+		publish_failed(publisher, (size_t)(pool - publisher->config->pools), pool->topic,
+			publisher->refused[pool - publisher->config->pools]);   /* said once */
+	else if (status == 0)
 		status = publish_produce(publisher, item, source, &code, pool);
 	free(code.bytes);   /* not handed over */
 	sqlite3_reset(publisher->lookup);
@@ -847,16 +881,18 @@ static void publish_diagnose(struct publisher *publisher)
 {
 	double deadline = db_now() + PUBLISH_DIAGNOSE_MS / 1000.0;
 
-	for (size_t i = 0; i < publisher->config->pool_count && publisher->status != EXIT_UPSTREAM &&
+	for (size_t i = 0; i < publisher->config->pool_count && !publisher->client_refused &&
 			!*publisher->client_error && db_now() < deadline; i++) {
 		int partitions;
 		rd_kafka_resp_err_t err;
 
-		if (!publisher->used[i] || !publisher->topics[i])
+		if (!publisher->used[i] || !publisher->topics[i] || publisher->refused[i])
 			continue;
 		err = kafka_topic_metadata(publisher->producer, publisher->config->pools[i].topic,
 			(int)((deadline - db_now()) * 1000) + 1, &partitions);
-		if (kafka_refused(err)) {
+		if (publish_topic_refused(err)) {
+			publish_no_topic(publisher, i, publisher->config->pools[i].topic, err);
+		} else if (kafka_refused(err)) {
 			log_error("topic %s: %s", publisher->config->pools[i].topic, rd_kafka_err2str(err));
 			publish_refused(publisher, err);
 		}

@@ -44,6 +44,8 @@ struct publisher {
 	                                   * start for a pool with topic_properties) */
 	unsigned char *used;              /* ... and written to */
 	int64_t *failed;                  /* ... and its deliveries failed (counts.failed's share) */
+	rd_kafka_resp_err_t *refused;     /* ... and why Kafka refuses its topic (missing, or
+	                                   * not for us): its later items stay fetched */
 	int drop_images;                  /* --drop-images: drop every pool's images */
 	char *url;                        /* a link pool's URL header, reused */
 	size_t url_size;
@@ -61,6 +63,7 @@ struct publisher {
 	int stop;                         /* stop reading: Kafka gave up, or the DB failed */
 	int draining;                     /* after a stop: the rest of the input read and let go */
 	int auth_failed;                  /* the client's last complaint: its authentication refused */
+	int client_refused;               /* Kafka refuses this client every topic (said) */
 	char held_type[64];               /* a code's content type copied to wait for room (publish_detach) */
 	struct idset seen;                /* codes produced by this run */
 	char delivery_error[256];         /* why the last delivery failed */

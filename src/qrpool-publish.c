@@ -48,7 +48,8 @@ static void publish_usage(void)
 		"\n" EXITCODE_HELP
 		"65: some items were skipped. 69: Kafka refuses this client (its authentication,\n"
 		"ACLs, or settings that refuse idempotent acks=all writes with headers), or a\n"
-		"topic does not exist on the cluster or is a name it refuses. 75: Kafka did\n"
+		"topic does not exist on the cluster, is a name it refuses or not ours to write\n"
+		"(that pool's codes stay 'fetched', the other pools' are published). 75: Kafka did\n"
 		"not confirm every message within kafka.timeout (unreachable, timed out,\n"
 		"interrupted), or the staging DB stayed locked; those codes stay 'fetched'.\n"
 		"After any stop the rest of the input is read to its end and let go (its items\n"
