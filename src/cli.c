@@ -36,6 +36,20 @@ int cli_reads_stdin(char *const *inputs, int count)
 	return reads_stdin;
 }
 
+int cli_open_input(const char *name)
+{
+	int fd;
+
+	if (!strcmp(name, "-"))
+		return STDIN_FILENO;
+	/* Without waiting for a FIFO's writer: the reads wait for it in ticks,
+	 * so a stop is heard meanwhile (Linux's poll says no hangup on a FIFO
+	 * before a writer has come). The reads then block as stdin's do. */
+	if ((fd = open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) > STDIN_FILENO)
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
 int cli_usage_error(const char *fmt, ...)
 {
 	char message[512];

@@ -38,6 +38,10 @@ int cli_common_option(struct cli_common *common, int opt, const char *arg);
 
 /* Whether a tool given these FILE operands reads stdin: none given, or '-'. */
 int cli_reads_stdin(char *const *inputs, int count);
+/* Opens a FILE operand to read ('-': stdin's descriptor) so that its reads,
+ * through interrupt_read_blocking, hear a signal even while a FIFO waits for
+ * its writer. -1 (errno) when it cannot be opened. */
+int cli_open_input(const char *name);
 /* Logs "message (try --help)" and returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* For getopt's ':' (a value missing) or '?' (unknown, or a value given to an

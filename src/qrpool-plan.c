@@ -165,31 +165,35 @@ static int plan_parse_options(int argc, char **argv, struct plan_options *option
 	return plan_check_inputs(options);
 }
 
-/* stdin, read so that SIGINT/SIGTERM end a wait for more demand (EINTR). */
-static ssize_t plan_read_stdin(void *cookie, char *buffer, size_t size)
+/* An input, read so that SIGINT/SIGTERM end a wait for more demand (EINTR):
+ * stdin's, a pipe's or a FIFO's (a process substitution, <(curl ...)). */
+static ssize_t plan_read_input(void *cookie, char *buffer, size_t size)
 {
-	(void)cookie;
-	return interrupt_read_blocking(STDIN_FILENO, buffer, size, 0, NULL, NULL);
+	return interrupt_read_blocking(*(const int *)cookie, buffer, size, 0, NULL, NULL);
 }
 
 static int plan_read_inputs(const struct plan_options *options, const struct config *config,
 	struct demand *demand)
 {
-	static const cookie_io_functions_t stdin_functions = { .read = plan_read_stdin };
+	static const cookie_io_functions_t input_functions = { .read = plan_read_input };
 	int status = 0, count = options->input_count ? options->input_count : 1;
 
 	for (int i = 0; i < count && !interrupt_requested(); i++) {
 		const char *name = options->input_count ? options->inputs[i] : "-";
-		int is_stdin = !strcmp(name, "-");
-		FILE *in = is_stdin ? fopencookie(NULL, "r", stdin_functions) : fopen(name, "r");
+		int is_stdin = !strcmp(name, "-"), fd = cli_open_input(name);
+		FILE *in = fd < 0 ? NULL : fopencookie(&fd, "r", input_functions);
 		int one;
 
 		if (!in) {
 			log_error("%s: %s", is_stdin ? "stdin" : name, strerror(errno));
+			if (fd > STDIN_FILENO)
+				close(fd);
 			return EXIT_IO;
 		}
 		one = plan_read_demand(demand, config, in, is_stdin ? "stdin" : name);
 		fclose(in);
+		if (fd > STDIN_FILENO)
+			close(fd);
 		if (one == EXIT_IO)
 			return one;
 		status = exitcode_worst(status, one);

@@ -1,7 +1,6 @@
 #include "render_run.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -299,12 +298,7 @@ static int render_run_read_file(struct render_run *run, const char *name)
 	FILE *in;
 	int status;
 
-	/* Without waiting for a FIFO's writer: the reads wait for it in ticks,
-	 * so a stop is heard meanwhile (Linux's poll says no hangup on a FIFO
-	 * before a writer has come). The reads then block as stdin's do. */
-	run->in_fd = is_stdin ? STDIN_FILENO : open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (run->in_fd > STDIN_FILENO)
-		fcntl(run->in_fd, F_SETFL, fcntl(run->in_fd, F_GETFL) & ~O_NONBLOCK);
+	run->in_fd = cli_open_input(name);
 	if (run->in_fd < 0 || !(in = fopencookie(run, "r", input_functions))) {
 		log_error("%s: %s", name, strerror(errno));
 		if (run->in_fd > STDIN_FILENO)

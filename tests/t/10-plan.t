@@ -510,6 +510,23 @@ kill $feeder 2>/dev/null || true
 is "SIGTERM while the demand is read: exit 75, at once (took $took s)" "$rc:$([ "$took" -le 3 ] && echo soon)" 75:soon
 like "... saying nothing was planned" "$(cat "$T/err")" "interrupted while reading the demand: nothing planned"
 is "... and nothing was" "$(sqlite3 "$T/signals.db" 'SELECT count(*) FROM codes' 2>/dev/null || echo 0)" 0
+# The same for a FIFO named as a FILE (a process substitution, <(curl ...)),
+# before its writer comes and while it writes: SIGTERM is heard.
+for when in before after; do
+  rm -f "$T/demand.fifo"; mkfifo "$T/demand.fifo"
+  feeder=
+  [ $when = after ] && { { demand card 10; sleep 20; } >"$T/demand.fifo" & feeder=$!; }
+  qrpool-plan -c "$T/signals.cfg" --from $FROM "$T/demand.fifo" >"$T/out" 2>"$T/err" & planner=$!
+  wait_handles_term $planner; sleep 1
+  kill -TERM $planner || true
+  { sleep 10; kill -KILL $planner 2>/dev/null; } & dog=$!   # (a deaf one would wait for ever)
+  started=$(date +%s); rc=0; wait $planner || rc=$?; took=$(($(date +%s) - started))
+  kill $dog 2>/dev/null || true
+  [ -z "$feeder" ] || kill $feeder 2>/dev/null || true
+  is "SIGTERM while a FIFO as FILE waits ($when its writer came): exit 75, at once (took $took s)" \
+    "$rc:$([ "$took" -le 3 ] && echo soon)" 75:soon
+  like "... saying nothing was planned" "$(cat "$T/err")" "interrupted while reading the demand: nothing planned"
+done
 # Printing into a stage that does not read yet: the lines stop between two,
 # every code stays staged, and the run is recorded as ended, with 75.
 rm -f "$T/items.fifo"; mkfifo "$T/items.fifo"
