@@ -570,6 +570,10 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 	if (strncmp(w->api_base, "https://", 8) && strncmp(w->api_base, "http://", 7))
 		return config_error_at(reader, config_setting_get_member(group, "api_base"),
 			"api_base must be an http:// or https:// URL");
+	/* (the calls' URLs are made in buffers sized for it) */
+	if (strlen(w->api_base) > CONFIG_API_BASE_MAX)
+		return config_error_at(reader, config_setting_get_member(group, "api_base"),
+			"api_base is longer than %d characters", CONFIG_API_BASE_MAX);
 	/* A gateway's user:password@ is a secret as well (masked where shown). */
 	if (config_url_userinfo_end(w->api_base) && (status = config_check_private(reader,
 			config_setting_get_member(group, "api_base"), config_source(reader,
@@ -909,9 +913,13 @@ static int config_load_link_pool(const struct config_reader *reader, const confi
 		pool->url_prefix_place = NULL;
 		return config_error_at(reader, group, "out of memory");
 	}
-	if ((problem = config_url_prefix_problem(pool->url_prefix)))
+	if ((problem = config_url_prefix_problem(pool->url_prefix))) {
+		char shown[512];   /* (its password, if any, not shown) */
+
 		return config_error_at(reader, config_setting_get_member(group, "url_prefix"),
-			"pool '%s': url_prefix '%s' %s", pool->name, pool->url_prefix, problem);
+			"pool '%s': url_prefix '%s' %s", pool->name,
+			config_url_shown(pool->url_prefix, shown, sizeof shown), problem);
+	}
 	return 0;
 }
 
@@ -1249,13 +1257,16 @@ int config_wechat_budget(const struct config *config)
 }
 
 /* A secret given inline (`inline_value`) or in a file (`file`), trailing
- * newline and blanks dropped. `name` is the inline setting, for messages. */
+ * newline and blanks dropped. `name` is the inline setting, for messages.
+ * Read without stdio, whose buffer would keep a copy of it once freed. */
 static int config_read_secret_text(const struct config *config, const char *name,
 	const char *inline_value, const char *file_path, char *buf, size_t size)
 {
+	const char *problem = NULL;
 	struct stat st;
-	FILE *file;
-	size_t length;
+	size_t length = 0;
+	ssize_t got = 0;
+	int fd;
 
 	if (inline_value) {
 		if (strlen(inline_value) >= size) {
@@ -1265,28 +1276,42 @@ static int config_read_secret_text(const struct config *config, const char *name
 		strcpy(buf, inline_value);
 		return 0;
 	}
-	file = fopen(file_path, "r");
-	if (!file) {
+	if ((fd = open(file_path, O_RDONLY | O_CLOEXEC)) < 0) {
 		log_error("%s: cannot read %s_file %s: %s", config->path, name, file_path, strerror(errno));
 		return EXIT_CONFIG;
 	}
 	/* Checked again as read: the file may have come (or changed) since the
 	 * config was loaded, hours ago for a night's fetch. */
-	if (fstat(fileno(file), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
-		fclose(file);
+	if (fstat(fd, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		close(fd);
 		log_error("%s: %s_file %s is accessible by group or others (mode %04o): it holds a "
 			"secret; run chmod 600 %s", config->path, name, file_path,
 			(unsigned)(st.st_mode & 07777), file_path);
 		return EXIT_CONFIG;
 	}
-	length = fread(buf, 1, size - 1, file);
-	fclose(file);
-	buf[length] = '\0';
-	while (length && (buf[length - 1] == '\n' || buf[length - 1] == '\r' || buf[length - 1] == ' '))
-		buf[--length] = '\0';
-	if (!length || length == size - 1) {
+	while (length < size && ((got = read(fd, buf + length, size - length)) > 0 ||
+			(got < 0 && errno == EINTR)))
+		length += got > 0 ? (size_t)got : 0;
+	close(fd);
+	/* (a whole buffer read leaves no room for the end: too long, even if
+	 * only blanks follow) */
+	if (got < 0)
+		problem = "cannot be read";
+	else if (length == size)
+		problem = "is too long";
+	else if (memchr(buf, '\0', length))
+		problem = "holds a NUL byte";
+	if (!problem) {
+		buf[length] = '\0';
+		while (length && (buf[length - 1] == '\n' || buf[length - 1] == '\r' ||
+				buf[length - 1] == ' '))
+			buf[--length] = '\0';
+		if (!length)
+			problem = "is empty";
+	}
+	if (problem) {
 		explicit_bzero(buf, size);
-		log_error("%s: %s_file %s is empty or too long", config->path, name, file_path);
+		log_error("%s: %s_file %s %s", config->path, name, file_path, problem);
 		return EXIT_CONFIG;
 	}
 	config_register_secret(buf);

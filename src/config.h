@@ -10,6 +10,9 @@
 #define CONFIG_DEFAULT_PATH "/etc/qrpool/qrpool.cfg"
 /* The longest wechat page accepted (fetch's request body, 2 KB, must hold it). */
 #define CONFIG_PAGE_MAX 1024
+/* The longest api_base accepted (the calls' URLs, with the token or the
+ * secret, are made in buffers of 1 to 2 KB). */
+#define CONFIG_API_BASE_MAX 256
 
 enum pool_source { POOL_WECHAT, POOL_LINK };
 enum token_source { TOKEN_STABLE, TOKEN_CLASSIC, TOKEN_COMMAND, TOKEN_FILE };

@@ -552,8 +552,11 @@ const char *consumer_header(const rd_kafka_message_t *message, const char *name,
 		memcpy(buf, value, length);
 		buf[length] = '\0';
 	} else {
-		memcpy(buf, value, size - 4);
+		memcpy(buf, value, length = size - 4);
 		memcpy(buf + size - 4, "...", 4);
 	}
+	/* A NUL inside must not make "poster\0x" read as "poster". */
+	for (char *nul; (nul = memchr(buf, '\0', length));)
+		*nul = '?';
 	return buf;
 }

@@ -543,7 +543,7 @@ static int plan_write(struct db *db, const struct plan_options *options,
 		if (*short_by >= 0)
 			*short_by += limits.planned_over;
 		*total = plan_total(pools, config->pool_count);
-		status = plan_check_total(*total);
+		status = *short_by < 0 ? EXIT_INTERNAL : plan_check_total(*total);   /* (out of memory) */
 	}
 	if (!status)
 		status = plan_mint(pools, config->pool_count, *total, minted);
@@ -709,10 +709,11 @@ static int plan_run(const struct plan_options *options, const struct config *con
 		status = plan_measure_depth(&db, config, pools);
 		if (!status && options->dry_run) {
 			struct plan_limits limits = { plan_capacity(options, config), options->max_codes };
-			if (!(status = plan_measure(&db, config, pools, &demand, options->from))) {
-				short_by = plan_allocate(pools, config->pool_count, &limits);
-				if (short_by >= 0)
-					short_by += limits.planned_over;
+			if (!(status = plan_measure(&db, config, pools, &demand, options->from)) &&
+			    (short_by = plan_allocate(pools, config->pool_count, &limits)) < 0)
+				status = EXIT_INTERNAL;   /* out of memory */
+			if (!status) {
+				short_by += limits.planned_over;
 				plan_print_table(pools, config->pool_count);
 				plan_report_shortfall(pools, config->pool_count, &limits);
 				if (!(status = cli_close_stdout()))

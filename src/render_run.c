@@ -631,6 +631,7 @@ static int render_run_start(struct render_run *run, pthread_t *encoders)
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop, &saved);
 	run->reader_started = !pthread_create(&run->reader_thread, NULL, render_run_read, run);
 	while (run->reader_started && started < run->options->jobs &&

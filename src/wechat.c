@@ -297,6 +297,15 @@ static const char *wechat_errmsg_shown(const char *errmsg, char out[WECHAT_ERRMS
 	return out;
 }
 
+/* An errcode as an int; 0 (none) when absent, or beyond an int's range, so
+ * that no bogus number wraps round to one of meaning (2^32 + 40001). */
+static int wechat_errcode_of(const json_t *errcode)
+{
+	json_int_t value = json_is_integer(errcode) ? json_integer_value(errcode) : 0;
+
+	return value >= INT_MIN && value <= INT_MAX ? (int)value : 0;
+}
+
 /* An error body: {"errcode":N,"errmsg":"..."}; errmsg is kept short. */
 static void wechat_classify_json(const unsigned char *body, size_t size, struct wechat_answer *answer)
 {
@@ -305,11 +314,11 @@ static void wechat_classify_json(const unsigned char *body, size_t size, struct 
 	const char *errmsg = root ? json_string_value(json_object_get(root, "errmsg")) : NULL;
 	char shown[WECHAT_ERRMSG_SHOWN + 1];
 
-	if (!json_is_integer(errcode) || json_integer_value(errcode) == 0) {
+	if (wechat_errcode_of(errcode) == 0) {
 		answer->action = WECHAT_RETRY;
 		snprintf(answer->message, sizeof answer->message, "a JSON answer without an errcode");
 	} else {
-		answer->errcode = (int)json_integer_value(errcode);
+		answer->errcode = wechat_errcode_of(errcode);
 		answer->action = wechat_errcode_action(answer->errcode);
 		snprintf(answer->message, sizeof answer->message, "errcode %d: %s (%s)", answer->errcode,
 			wechat_errcode_meaning(answer->errcode), wechat_errmsg_shown(errmsg, shown));
@@ -400,7 +409,7 @@ static void wechat_token_error(json_t *root, struct wechat_answer *answer)
 	const struct wechat_errcode *known;
 	char shown[WECHAT_ERRMSG_SHOWN + 1];
 
-	answer->errcode = json_is_integer(errcode) ? (int)json_integer_value(errcode) : 0;
+	answer->errcode = wechat_errcode_of(errcode);
 	known = wechat_find(wechat_token_errors, answer->errcode);
 	answer->action = known ? known->action : WECHAT_RETRY;
 	snprintf(answer->message, sizeof answer->message, "errcode %d: %s (%s)",

@@ -213,7 +213,7 @@ static void test_refusals(void)
 		{ "pools = ( { name = \"l\"; source = \"link\";\n  url_prefix = \"https://m.example.com/q|/\"; } );\n",
 		  "qrpool.cfg:2: pool 'l': url_prefix 'https://m.example.com/q|/' holds a character a URL must percent-encode", "a url_prefix with a '|'" },
 		{ "pools = ( { name = \"l\"; source = \"link\";\n  url_prefix = \"https://u:p@m.example.com/q/\"; } );\n",
-		  "qrpool.cfg:2: pool 'l': url_prefix 'https://u:p@m.example.com/q/' carries a user:password@", "a url_prefix with userinfo" },
+		  "qrpool.cfg:2: pool 'l': url_prefix 'https://***@m.example.com/q/' carries a user:password@", "a url_prefix with userinfo (its password not shown)" },
 		{ "pools = ( { name = \"l\"; source = \"link\";\n  url_prefix = \"https://?id=\"; } );\n",
 		  "qrpool.cfg:2: pool 'l': url_prefix 'https://?id=' must be an http:// or https:// URL with a host",
 		  "a url_prefix with a query and no host" },
@@ -414,6 +414,13 @@ static void test_wechat_values(void)
 	is_int(load("wechat = { appid = \"a\"; quota_minute = \"90s\"; };\n" POOLS, 0600,
 		&config, logged, sizeof logged), 0, "a longer quota minute against WeChat: loads");
 	config_free(&config);
+	snprintf(text, sizeof text, "wechat = { appid = \"a\"; api_base = \"http://127.0.0.1:9/%0*d\"; "
+		"};\n" POOLS, CONFIG_API_BASE_MAX, 0);
+	is_int(load(text, 0600, &config, logged, sizeof logged), EXIT_CONFIG,
+		"an api_base over %d characters: 78", CONFIG_API_BASE_MAX);
+	ok(strstr(logged, "api_base is longer than 256 characters") != NULL, "... saying so: %s",
+		logged);
+	config_free(&config);
 	is_int(load("wechat = { appid = \"a\"; api_base = \"http://127.0.0.1:9/\"; };\n" POOLS, 0600,
 		&config, logged, sizeof logged), 0, "an api_base ending in '/'");
 	is_str(config.wechat.api_base, "http://127.0.0.1:9", "... has it dropped (no '//cgi-bin')");
@@ -469,6 +476,31 @@ static void test_secret_file(void)
 	tap_capture_end(logged, sizeof logged);
 	ok(strstr(logged, "accessible by group or others (mode 0644)") != NULL,
 		"... saying which chmod: %s", logged);
+	/* A NUL in it, or more than fits (even when what is cut off follows a
+	 * blank): refused, not cut short. */
+	{
+		static const char with_nul[] = "abcd1234\0garbage\n";
+		char longer[sizeof secret + 16];
+		FILE *file = fopen(secret_path, "w");
+
+		fwrite(with_nul, 1, sizeof with_nul - 1, file);
+		fclose(file);
+		chmod(secret_path, 0600);
+		tap_capture_start();
+		is_int(config_read_secret(&config, secret, sizeof secret), EXIT_CONFIG,
+			"a secret_file holding a NUL byte: refused");
+		tap_capture_end(logged, sizeof logged);
+		ok(strstr(logged, "holds a NUL byte") != NULL, "... saying so: %s", logged);
+		memset(longer, 'a', sizeof longer);
+		longer[sizeof secret - 2] = ' ';
+		longer[sizeof longer - 1] = '\0';
+		write_file(secret_path, longer, 0600);
+		tap_capture_start();
+		is_int(config_read_secret(&config, secret, sizeof secret), EXIT_CONFIG,
+			"a secret_file longer than fits, a blank where it would be cut: refused");
+		tap_capture_end(logged, sizeof logged);
+		ok(strstr(logged, "is too long") != NULL, "... saying so: %s", logged);
+	}
 	config_free(&config);
 	unlink(secret_path);
 }

@@ -164,6 +164,12 @@ static void test_classify(void)
 		"41030");
 	classify(200, "image/jpeg", &quota, 430, WECHAT_QUOTA, 45009, "45009 after a space");
 	classify(200, "application/json", &no_errcode, 430, WECHAT_RETRY, 0, "JSON without errcode");
+	{
+		/* beyond an int: no wrap round to 40001 (a token refresh) */
+		struct bytes huge = text("{\"errcode\":4295007297,\"errmsg\":\"?\"}");
+
+		classify(200, "application/json", &huge, 430, WECHAT_RETRY, 0, "errcode 2^32 + 40001");
+	}
 	classify(502, "text/html", &html, 430, WECHAT_RETRY, 0, "HTTP 502");
 	classify(429, "image/jpeg", &good_jpeg, 430, WECHAT_RETRY, 0, "HTTP 429 even with an image");
 	classify(200, "text/html", &html, 430, WECHAT_RETRY, 0, "HTML with 200");
