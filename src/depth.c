@@ -112,7 +112,7 @@ struct depth_readers {
 	struct depth_reading *readings;
 	size_t count;
 	atomic_size_t next;          /* the next reading to take */
-	double deadline;             /* db_now() seconds */
+	double deadline;             /* db_monotonic() seconds */
 };
 
 static void *depth_reader(void *arg)
@@ -122,7 +122,7 @@ static void *depth_reader(void *arg)
 
 	while ((i = atomic_fetch_add(&readers->next, 1)) < readers->count) {
 		struct depth_reading *r = &readers->readings[i];
-		int64_t left = (int64_t)((readers->deadline - db_now()) * 1000);
+		int64_t left = (int64_t)((readers->deadline - db_monotonic()) * 1000);
 
 		/* No time left (more pools than readers, Kafka slow): no client
 		 * made only to be torn down, which can take longer still. */
@@ -141,7 +141,7 @@ static void *depth_reader(void *arg)
 void depth_read_kafka(const struct config *config, struct depth_reading *readings, size_t count,
 	int64_t timeout_ms)
 {
-	struct depth_readers readers = { config, readings, count, 0, db_now() + (double)timeout_ms / 1000 };
+	struct depth_readers readers = { config, readings, count, 0, db_monotonic() + (double)timeout_ms / 1000 };
 	pthread_t threads[DEPTH_READERS - 1];
 	size_t started = 0;
 

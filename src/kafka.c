@@ -410,10 +410,10 @@ int kafka_message_refused(rd_kafka_resp_err_t err)
 	return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || err == RD_KAFKA_RESP_ERR_INVALID_RECORD;
 }
 
-/* Milliseconds left until `deadline` (db_now() seconds), never negative. */
+/* Milliseconds left until `deadline` (db_monotonic() seconds), never negative. */
 static int kafka_remaining_ms(double deadline)
 {
-	double left = (deadline - db_now()) * 1000;
+	double left = (deadline - db_monotonic()) * 1000;
 
 	return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
@@ -536,7 +536,7 @@ static rd_kafka_t *kafka_group_reader(const struct config *config, const struct 
 rd_kafka_resp_err_t kafka_measure_depth(const struct config *config, const struct pool_config *pool,
 	int64_t timeout_ms, struct kafka_depth *out, char *why, size_t why_size)
 {
-	double deadline = db_now() + (double)timeout_ms / 1000;
+	double deadline = db_monotonic() + (double)timeout_ms / 1000;
 	rd_kafka_t *rk = kafka_group_reader(config, pool);
 	rd_kafka_resp_err_t err;
 	int count = 0;

@@ -48,7 +48,7 @@ static struct publish_delivery *publish_batch_append(struct publisher *publisher
 	if (!batch) {
 		if (!(batch = publisher->batch = calloc(1, sizeof *batch)))
 			return NULL;
-		publisher->batch_started = db_now();
+		publisher->batch_started = db_monotonic();
 	}
 	if (batch->count == batch->capacity) {
 		size_t capacity = batch->capacity ? batch->capacity * 2 : 256;
@@ -365,7 +365,7 @@ static int publish_begin_read(struct publisher *publisher)
 		return 0;
 	if ((status = db_exec(publisher->db, "BEGIN")))
 		return status;
-	publisher->reading_since = db_now();
+	publisher->reading_since = db_monotonic();
 	return 0;
 }
 
@@ -513,7 +513,7 @@ static void publish_hand_over(struct publisher *publisher, int now)
 		publish_submit(publisher, full);
 	}
 	if (!batch || (!now && batch->count < PUBLISH_BATCH_MAX &&
-			db_now() - publisher->batch_started < PUBLISH_BATCH_SECONDS))
+			db_monotonic() - publisher->batch_started < PUBLISH_BATCH_SECONDS))
 		return;
 	publisher->batch = NULL;
 	publish_submit(publisher, batch);
@@ -763,7 +763,7 @@ void publish_serve(struct publisher *publisher, int timeout_ms)
 	rd_kafka_poll(publisher->producer, timeout_ms);
 	/* A committer behind (stdout blocked, say) makes the hand-over wait: no
 	 * read transaction is held meanwhile. */
-	if (publisher->reading_since > 0 && (db_now() - publisher->reading_since >=
+	if (publisher->reading_since > 0 && (db_monotonic() - publisher->reading_since >=
 			PUBLISH_BATCH_SECONDS || publish_committer_full(&publisher->committer)))
 		publish_end_read(publisher);
 	publish_hand_over(publisher, 0);
@@ -773,7 +773,7 @@ void publish_serve(struct publisher *publisher, int timeout_ms)
  * second signal), handing batches over meanwhile. */
 static void publish_wait(struct publisher *publisher, double deadline, int yielding)
 {
-	while (publisher->in_flight > 0 && db_now() < deadline &&
+	while (publisher->in_flight > 0 && db_monotonic() < deadline &&
 			!(yielding && interrupt_insisted())) {
 		rd_kafka_poll(publisher->producer, 100);
 		publish_hand_over(publisher, 0);
@@ -879,17 +879,17 @@ static void publish_summary(struct publisher *publisher)
  * the brokers (it said so): no answer would come. */
 static void publish_diagnose(struct publisher *publisher)
 {
-	double deadline = db_now() + PUBLISH_DIAGNOSE_MS / 1000.0;
+	double deadline = db_monotonic() + PUBLISH_DIAGNOSE_MS / 1000.0;
 
 	for (size_t i = 0; i < publisher->config->pool_count && !publisher->client_refused &&
-			!*publisher->client_error && db_now() < deadline; i++) {
+			!*publisher->client_error && db_monotonic() < deadline; i++) {
 		int partitions;
 		rd_kafka_resp_err_t err;
 
 		if (!publisher->used[i] || !publisher->topics[i] || publisher->refused[i])
 			continue;
 		err = kafka_topic_metadata(publisher->producer, publisher->config->pools[i].topic,
-			(int)((deadline - db_now()) * 1000) + 1, &partitions);
+			(int)((deadline - db_monotonic()) * 1000) + 1, &partitions);
 		if (publish_topic_refused(err)) {
 			publish_no_topic(publisher, i, publisher->config->pools[i].topic, err);
 		} else if (kafka_refused(err)) {
@@ -901,7 +901,7 @@ static void publish_diagnose(struct publisher *publisher)
 
 int publish_finish(struct publisher *publisher)
 {
-	double deadline = db_now() + (double)publisher->config->kafka.timeout_ms / 1000;
+	double deadline = db_monotonic() + (double)publisher->config->kafka.timeout_ms / 1000;
 
 	publish_end_read(publisher);
 	publish_committer_finishing(&publisher->committer, deadline);
@@ -913,7 +913,7 @@ int publish_finish(struct publisher *publisher)
 		log_warn("%lld deliveries unconfirmed at %s: given up", (long long)publisher->in_flight,
 			interrupt_insisted() ? "a second signal" : "the deadline");
 		rd_kafka_purge(publisher->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-		publish_wait(publisher, db_now() + PUBLISH_PURGE_SECONDS, 0);
+		publish_wait(publisher, db_monotonic() + PUBLISH_PURGE_SECONDS, 0);
 		if (publisher->in_flight > 0)   /* reports never came: not delivered, as far as we know */
 			publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
 	}

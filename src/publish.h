@@ -53,9 +53,9 @@ struct publisher {
 	char created_text[32];            /* ... and its text */
 	struct publish_batch *batch;      /* deliveries gathered for the committer */
 	struct publish_batch *full;       /* batches of PUBLISH_BATCH_MAX, oldest first, to hand over */
-	double batch_started;             /* db_now() when its first delivery came */
+	double batch_started;             /* db_monotonic() when its first delivery came */
 	struct publish_committer committer;
-	double reading_since;             /* db_now() when the read transaction began; 0: none */
+	double reading_since;             /* db_monotonic() when the read transaction began; 0: none */
 	int64_t in_flight;                /* produced, not yet reported */
 	double last_report;               /* db_monotonic() of the last delivery report */
 	struct publish_counts counts;

@@ -58,7 +58,7 @@ static int committer_print(struct publish_committer *committer, const struct pub
 	/* Once stdout failed (the next stage gone), the lines are not written:
 	 * the codes are recorded all the same, the DB being the truth. */
 	pthread_mutex_lock(&committer->lock);
-	committer->printing_since = db_now();
+	committer->printing_since = db_monotonic();
 	pthread_mutex_unlock(&committer->lock);
 	failed = committer->out_failed;
 	for (size_t i = 0; i < batch->count; i++) {
@@ -128,7 +128,7 @@ static int committer_commit(struct publish_committer *committer, struct publish_
  * signal. Under the lock. */
 static int committer_late(const struct publish_committer *committer)
 {
-	return interrupt_insisted() || (committer->finishing && db_now() >= committer->give_up_at);
+	return interrupt_insisted() || (committer->finishing && db_monotonic() >= committer->give_up_at);
 }
 
 /* A lock wait of the committer's (busy_timeout at most) ends early only
@@ -404,7 +404,7 @@ static int committer_wait_done(struct publish_committer *committer)
 
 	pthread_mutex_lock(&committer->lock);
 	while (!committer->done && !(interrupt_insisted() && committer->printing_since > 0 &&
-			db_now() - committer->printing_since >= PUBLISH_STUCK_SECONDS))
+			db_monotonic() - committer->printing_since >= PUBLISH_STUCK_SECONDS))
 		committer_wait_briefly(committer);
 	done = committer->done;
 	pthread_mutex_unlock(&committer->lock);

@@ -53,7 +53,7 @@ struct publish_committer {
 	int running;                  /* the thread was started and not joined */
 	int done;                     /* the thread's work is over (under the lock) */
 	int abandoned;                /* given up at a second signal while stuck: see finish */
-	double printing_since;        /* db_now() when the batch's lines began to go out; 0 */
+	double printing_since;        /* db_monotonic() when the batch's lines began to go out; 0 */
 	int locked;                   /* the oldest batch met the DB locked (said once) */
 	struct db db;
 	sqlite3_stmt *mark_published, *drop_image;

@@ -225,7 +225,7 @@ static double publish_end_wait_until;
 static int publish_end_give_up(void *unused)
 {
 	(void)unused;
-	return interrupt_insisted() || db_now() >= publish_end_wait_until;
+	return interrupt_insisted() || db_monotonic() >= publish_end_wait_until;
 }
 
 /* A failed write to stdout was said by the committer already. */
@@ -256,7 +256,7 @@ static int publish_run(const struct publish_options *options, const struct confi
 		/* After a stop, the run's end is recorded too (report would show
 		 * it running), a lock waited for briefly (a second signal ends it). */
 		if (interrupt_requested()) {
-			publish_end_wait_until = db_now() + PUBLISH_END_WAIT_MS / 1000.0;
+			publish_end_wait_until = db_monotonic() + PUBLISH_END_WAIT_MS / 1000.0;
 			db_busy_until(&db, publish_end_give_up, NULL);
 		}
 		db_run_end(&db, publisher.counts.read + publisher.counts.bad_lines,

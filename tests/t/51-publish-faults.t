@@ -592,3 +592,30 @@ like "... saying what to check" "$(cat "$T/err")" \
   "the TLS handshake with Kafka failed \(.*certificate verify failed.*\): kafka.properties' security.protocol and ssl.\* settings"
 all_fetched "... the codes stay fetched"
 set_kafka 3s
+
+# --- the wall clock stepped mid-run (NTP, a VM resumed): the waits for Kafka are
+# timed on the monotonic clock, neither given up early nor drawn out ------------------
+if [ -e "$QRPOOL_BIN/clockstep.so" ]; then
+  stage poster=5
+  qrpool-pending --state fetched --pool poster >"$T/items"
+  set_kafka 10s
+  kafka_control rtt all 1500
+  run env LD_PRELOAD="$QRPOOL_BIN/clockstep.so" QRPOOL_TEST_CLOCK_STEP=0.7:-120 qrpool-publish <"$T/items"
+  kafka_control rtt all 0
+  is "the wall clock 2 minutes forward while Kafka is slow: exit 0, all published" \
+    "$rc:$(count poster fetched)" 0:0
+  kafka_control broker-down all
+  set_kafka 4s message.timeout.ms=0
+  stage poster=5
+  qrpool-pending --state fetched --pool poster >"$T/items"
+  started=$(date +%s)
+  run env LD_PRELOAD="$QRPOOL_BIN/clockstep.so" QRPOOL_TEST_CLOCK_STEP=2:30 qrpool-publish <"$T/items"
+  took=$(($(date +%s) - started))
+  kafka_control broker-up all
+  set_kafka 3s
+  is "... 30 s back while the brokers are down: 75 after kafka.timeout (4 s), not 34 (took $took s)" \
+    "$rc:$([ "$took" -le 12 ] && echo soon)" 75:soon
+  qrpool-pending --state fetched --pool poster | qrpool-publish >/dev/null
+else
+  skip_tests 2 "clockstep.so is not built"
+fi
