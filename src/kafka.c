@@ -174,6 +174,30 @@ static int kafka_set_defaults(rd_kafka_conf_t *conf, const struct config *config
 	return kafka_conf_set(conf, config, "topic.metadata.propagation.max.ms", text);
 }
 
+/* A producer's linger.ms must be under its message.timeout.ms (0: none),
+ * which is kafka.timeout unless kafka.properties set it: librdkafka refuses
+ * the client otherwise, in words that name no setting of ours. 0, or -1 said. */
+static int kafka_check_client_linger(const rd_kafka_conf_t *conf, const struct config *config)
+{
+	char timeout[32], linger[32];
+	size_t size = sizeof timeout, linger_size = sizeof linger;
+	const char *where = config->path;
+
+	if (rd_kafka_conf_get(conf, "message.timeout.ms", timeout, &size) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_get(conf, "linger.ms", linger, &linger_size) != RD_KAFKA_CONF_OK ||
+	    atof(timeout) == 0 || atof(timeout) > atof(linger))
+		return 0;
+	for (size_t i = 0; config->kafka.properties.places && i < config->kafka.properties.count; i++)
+		if (!strncmp(config->kafka.properties.items[i], "linger.ms=", 10) ||
+		    !strncmp(config->kafka.properties.items[i], "queue.buffering.max.ms=", 23))
+			where = config->kafka.properties.places[i];
+	log_error("%s: kafka.properties: linger.ms (%s) must be shorter than %s (%s ms): the "
+		"messages would time out before they are sent", where, linger,
+		kafka_property(config, "message.timeout.ms") ? "message.timeout.ms" : "kafka.timeout",
+		timeout);
+	return -1;
+}
+
 rd_kafka_conf_t *kafka_conf_new(const struct config *config, rd_kafka_type_t type, void *opaque)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -186,6 +210,8 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *config, rd_kafka_type_t typ
 	for (size_t i = 0; !failed && type == RD_KAFKA_PRODUCER &&
 	     i < sizeof kafka_forced / sizeof kafka_forced[0]; i++)
 		failed = kafka_conf_set(conf, config, kafka_forced[i][0], kafka_forced[i][1]);
+	if (!failed && type == RD_KAFKA_PRODUCER)
+		failed = kafka_check_client_linger(conf, config);
 	if (failed) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;

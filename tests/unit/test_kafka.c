@@ -158,6 +158,27 @@ static void test_conf(void)
 
 	config = test_config("127.0.0.1:1", bad, 1);
 	ok(kafka_conf_new(&config, RD_KAFKA_PRODUCER, NULL) == NULL, "an unknown property is refused");
+	{
+		/* A linger.ms not under kafka.timeout (the producer's message
+		 * timeout): said with our settings' names, not librdkafka's. */
+		char logged[512];
+		const char *places[] = { "test.cfg:4" };
+
+		config = test_config("127.0.0.1:1", (char *[]){ "linger.ms=5000" }, 1);
+		config.kafka.properties.places = (char **)places;
+		config.kafka.timeout_ms = 2000;
+		tap_capture_start();
+		ok(kafka_conf_new(&config, RD_KAFKA_PRODUCER, NULL) == NULL,
+			"linger.ms over kafka.timeout: refused");
+		tap_capture_end(logged, sizeof logged);
+		ok(strstr(logged, "test.cfg:4: kafka.properties: linger.ms (5000) must be shorter than "
+			"kafka.timeout (2000 ms)") != NULL, "... naming both: %s", logged);
+		config.kafka.timeout_ms = 6000;
+		conf = kafka_conf_new(&config, RD_KAFKA_PRODUCER, NULL);
+		ok(conf != NULL, "... under it: taken");
+		if (conf)
+			rd_kafka_conf_destroy(conf);
+	}
 	config = test_config(NULL, NULL, 0);
 	ok(!kafka_configured(&config), "no brokers: not configured");
 	config = test_config(NULL, (char *[]){ "bootstrap.servers=h:9092" }, 1);
