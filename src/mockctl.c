@@ -309,7 +309,8 @@ static const struct mockctl_verb {
 	{ "broker-error", MOCKCTL_BROKER_ERROR, 3, 5, mockctl_args_broker_error,
 		"ID API ERROR [COUNT [MS]]", "fail its next COUNT API requests, MS late" },
 	{ "clear-errors", MOCKCTL_CLEAR_ERRORS, 1, 1, mockctl_args_api, "API",
-		"drop the errors still queued for API" },
+		"drop the errors 'error' queued for API\n"
+		"                                   (not broker-error's: they stay queued)" },
 	{ "topic-error", MOCKCTL_TOPIC_ERROR, 2, 2, mockctl_args_topic_error, "TOPIC ERROR",
 		"Metadata reports ERROR (NO_ERROR: stop)" },
 	{ "create-topic", MOCKCTL_CREATE_TOPIC, 1, 1, mockctl_args_create_topic,

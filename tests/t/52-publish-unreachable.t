@@ -75,7 +75,7 @@ ok "... no line reported bad" sh -c "! grep -q 'line skipped' '$T/err'"
 # plan: depth from the DB (codes published), with one warning.
 sql "UPDATE codes SET state = 'published' WHERE id IN
      (SELECT id FROM codes WHERE pool = 'poster' LIMIT 7)"
-printf 'poster\t2030-01-01T00:00Z\t1\n' >"$T/demand"
+printf 'poster\t2030-01-01T00:00Z\t1\ncard\t2030-01-01T00:00Z\t0\nlink\t2030-01-01T00:00Z\t0\n' >"$T/demand"
 run qrpool-plan --dry-run --from 2030-01-01T00:00Z "$T/demand"
 is "plan --dry-run: 75, as the plan would (its depth estimated)" "$rc" 75
 like "... warning that Kafka cannot be reached" "$(cat "$T/err")" \
@@ -86,7 +86,7 @@ is "... and uses the published count as depth" \
 
 # A config without brokers: no wait at all, the estimate with a warning.
 sed -i 's|^kafka = .*|kafka = { timeout = "3s"; };|' "$QRPOOL_CONFIG"
-printf 'poster\t2030-01-01T00:00Z\t1\n' >"$T/demand"
+printf 'poster\t2030-01-01T00:00Z\t1\ncard\t2030-01-01T00:00Z\t0\nlink\t2030-01-01T00:00Z\t0\n' >"$T/demand"
 run qrpool-plan --dry-run --from 2030-01-01T00:00Z "$T/demand"
 like "no brokers configured: the estimate, with a warning" "$(cat "$T/err")" "kafka.brokers is not set"
 run qrpool-publish <"$T/items"
