@@ -78,7 +78,7 @@ static int64_t parse_unit_ms(const char *unit, size_t length)
 int parse_duration_ms(const char *text, int64_t *out_ms, char *why)
 {
 	const char *p = text;
-	int64_t total = 0;
+	int64_t total = 0, last_unit_ms = INT64_MAX;
 
 	if (!text || !*text)
 		return parse_fail(why, "'%s' is not a duration (e.g. 90s, 5m, 1h30m)", "");
@@ -106,6 +106,11 @@ int parse_duration_ms(const char *text, int64_t *out_ms, char *why)
 			/* A bare number is seconds, but only on its own: "1h30" is ambiguous. */
 			return parse_fail(why, "'%s' needs a unit after each number (ms, s, m, h, d)", text);
 		}
+		/* "5m5m" or "1s1h": a slip, not a sum to guess at. */
+		if (unit_ms >= last_unit_ms)
+			return parse_fail(why, "'%s' gives its units out of order or twice (write them "
+				"largest first, each once: 1h30m)", text);
+		last_unit_ms = unit_ms;
 		if (value > INT64_MAX / unit_ms || total > INT64_MAX - value * unit_ms)
 			return parse_fail(why, "duration '%s' is too long", text);
 		total += value * unit_ms;

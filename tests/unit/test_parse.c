@@ -34,6 +34,7 @@ static void test_durations(void)
 	static const struct { const char *text; int64_t ms; } good[] = {
 		{ "90", 90000 }, { "90s", 90000 }, { "1500ms", 1500 }, { "5m", 300000 },
 		{ "2h", 7200000 }, { "1d", 86400000 }, { "1h30m", 5400000 }, { "0s", 0 },
+		{ "1d2h3m4s5ms", 93784005 },
 	};
 	static const char *const bad[] = { "", "s", "5x", "1h30", "-5s", "1.5h", "5 m" };
 	char why[PARSE_WHY_SIZE];
@@ -52,6 +53,11 @@ static void test_durations(void)
 		"'10 s': %s", why);
 	ok(parse_duration_ms("1h 30m", &(int64_t){ 0 }, why) != 0 && strstr(why, "has a space in it"),
 		"'1h 30m': %s", why);
+	/* A unit twice, or a smaller before a larger: a slip, not a sum. */
+	ok(parse_duration_ms("5m5m", &(int64_t){ 0 }, why) != 0 && strstr(why, "out of order or twice"),
+		"'5m5m': %s", why);
+	ok(parse_duration_ms("1s1h", &(int64_t){ 0 }, why) != 0 && strstr(why, "out of order or twice"),
+		"'1s1h': %s", why);
 }
 
 static void test_times(void)
