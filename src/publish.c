@@ -103,10 +103,19 @@ static int publish_settings_refused(rd_kafka_resp_err_t err)
 static void publish_message_refused(struct publisher *publisher, const char *where, const char *id,
 	size_t size, rd_kafka_resp_err_t err)
 {
+	/* The cluster measures the batch, not the message: small images come
+	 * back refused all together when librdkafka's batch.size is over the
+	 * topic's max.message.bytes. The advice is given once. */
+	int advice = err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !publisher->size_advice_said;
+
 	log_error("%s%s: Kafka refused its message (an image of %zu bytes): %s; it stays fetched%s",
-		where, id, size, rd_kafka_err2str(err), err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ?
-		", and is refused again until the limit is raised (message.max.bytes in "
-		"kafka.properties, the topic's max.message.bytes on the cluster)" : "");
+		where, id, size, rd_kafka_err2str(err), advice ? ", and is refused again until the "
+		"limit is raised (message.max.bytes in kafka.properties, the topic's "
+		"max.message.bytes on the cluster); or, when the images are small, their batch was "
+		"too large: batch.size in kafka.properties (1000000 by default) must not be over the "
+		"topic's max.message.bytes" : err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ?
+		" (see above)" : "");
+	publisher->size_advice_said |= advice;
 	publisher->counts.refused++;
 	publisher->status = exitcode_worst(publisher->status, EXIT_DATA);
 }

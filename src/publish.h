@@ -64,6 +64,7 @@ struct publisher {
 	int draining;                     /* after a stop: the rest of the input read and let go */
 	int auth_failed;                  /* the client's last complaint: its authentication refused */
 	int client_refused;               /* Kafka refuses this client every topic (said) */
+	int size_advice_said;             /* what to do about a message too large, said */
 	char held_type[64];               /* a code's content type copied to wait for room (publish_detach) */
 	struct idset seen;                /* codes produced by this run */
 	char delivery_error[256];         /* why the last delivery failed */

@@ -449,6 +449,19 @@ is "refused by the broker as too large: exit 65" "$rc" 65
 like "... naming the code" "$(cat "$T/err")" "$big: Kafka refused its message \(an image of 200000 bytes\)"
 is "... still fetched" "$(count link fetched)" 1
 qrpool-pending --state fetched --pool link | qrpool-publish >/dev/null
+# Small images refused all together: the cluster measured their batch (batch.size
+# over the topic's max.message.bytes). What to change said once, batch.size in it.
+stage link=40 --size 100
+qrpool-pending --state fetched --pool link >"$T/items"
+kafka_control produce-error MSG_SIZE_TOO_LARGE 1
+run qrpool-publish <"$T/items"
+kafka_control clear-errors Produce
+is "a batch of small images refused as too large: exit 65" "$rc" 65
+like "... saying batch.size may be why" "$(cat "$T/err")" \
+  "or, when the images are small, their batch was too large: batch.size in kafka.properties \\(1000000 by default\\) must not be over the topic's max.message.bytes"
+is "... once, whatever the codes refused ($(grep -c 'Message size too large' "$T/err"))" \
+  "$(grep -c 'batch.size' "$T/err")" 1
+qrpool-pending --state fetched --pool link | qrpool-publish >/dev/null
 
 # --- transactional.id: a config error (librdkafka would refuse every message) ----------
 set_kafka 10s transactional.id=x

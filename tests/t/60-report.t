@@ -281,8 +281,10 @@ is "... consuming 1 an hour: OK, the lower bound not taken for the cover" \
 run qrpool-report --prom "$T/textfile/evening.prom"
 is "... --prom: no forecast cover for it, which an alert rule would read as the cover" \
   "$rc:$(grep -c 'qrpool_pool_cover_seconds{pool="card",basis="forecast"}' "$T/textfile/evening.prom")" 0:0
-# card as it was: no forecast, no consumption history.
-qrpool-plan --max 0 "$T/demand.tsv" 2>/dev/null
+# card as it was: no forecast, no consumption history. (75: the last plan had
+# demand for card, and this forecast has no row for it; planned all the same.)
+rc=0; qrpool-plan --max 0 "$T/demand.tsv" 2>/dev/null || rc=$?
+[ "$rc" -eq 75 ] || diag "qrpool-plan exited $rc, not 75"
 sql "DELETE FROM depth_snapshots WHERE pool = 'card' AND taken_at < strftime('%s','now') - 3000"
 # One topic without a leader: the measured pool's CRITICAL still pages (it was
 # UNKNOWN, which many setups do not page on); below CRITICAL it stays UNKNOWN.

@@ -50,7 +50,11 @@ config_for() {
 
 # plan POOL N: stages N planned codes of POOL and appends their lines to $T/items.
 plan() {
-  { printf '%s\t%s\t1000000\n' "$1" "$HOUR"; forecast_end "$HOUR"; } >"$T/demand.tsv"
+  # (the config's other pools with rows of 0: a pool the last plan had demand
+  # for and this forecast leaves out is an error, 75)
+  { printf '%s\t%s\t1000000\n' "$1" "$HOUR"; forecast_end "$HOUR"
+    grep -o 'name = "[^"]*"' "$QRPOOL_CONFIG" | cut -d'"' -f2 | grep -vx "$1" |
+      while read -r other; do printf '%s\t%s\t0\n' "$other" "$HOUR"; done; } >"$T/demand.tsv"
   qrpool-plan --from "$HOUR" --max "$2" "$T/demand.tsv" >>"$T/items" 2>"$T/plan.err" ||
     { diag "qrpool-plan failed:"; sed 's/^/# /' "$T/plan.err" >&2; return 1; }
 }
