@@ -239,6 +239,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_list ap;
 	size_t used;
 	char *message;
+	int length;
 	int hide = !log_enabled(level);
 
 	if (hide && !(level == LOG_WARN && log_verbosity == -1))
@@ -254,10 +255,11 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	/* Masked whole, then cut to the line: a secret across the cut would
 	 * otherwise keep its start. */
 	va_start(ap, fmt);
-	if (vasprintf(&message, fmt, ap) >= 0) {
+	if ((length = vasprintf(&message, fmt, ap)) >= 0) {
 		log_redact(message);
 		if (used < sizeof line)
 			snprintf(line + used, sizeof line - used, "%s", message);
+		explicit_bzero(message, (size_t)length);   /* (what masking moved left behind) */
 		free(message);
 	} else if (used < sizeof line) {
 		va_end(ap);

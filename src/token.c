@@ -237,8 +237,13 @@ static void token_failure_of(struct token_cache *cache, const char *source)
 
 static int token_from_body(struct token_cache *cache, char *token, int64_t *expires_in)
 {
-	if (wechat_parse_token((const char *)cache->body.data, cache->body.size, token, expires_in,
-			&cache->failure)) {
+	int failed = wechat_parse_token((const char *)cache->body.data, cache->body.size, token,
+		expires_in, &cache->failure);
+
+	/* The answer held the token: not kept until the next call. */
+	if (cache->body.data)
+		explicit_bzero(cache->body.data, cache->body.size);
+	if (failed) {
 		token_failure_of(cache, "token endpoint");
 		return -1;
 	}
