@@ -212,10 +212,13 @@ static int config_get_duration(const struct config_reader *reader, const config_
 	*out_ms = fallback_ms;
 	if (!setting)
 		return 0;
-	if (config_setting_type(setting) == CONFIG_TYPE_INT) {
+	if (config_setting_type(setting) == CONFIG_TYPE_INT ||
+	    config_setting_type(setting) == CONFIG_TYPE_INT64) {   /* (whole seconds; 20L too) */
 		long long seconds = config_setting_get_int64(setting);
 		if (seconds < 0)
 			return config_error_at(reader, setting, "'%s' must not be negative", name);
+		if (seconds > INT64_MAX / 1000)
+			return config_error_at(reader, setting, "'%s' is too long", name);
 		*out_ms = seconds * 1000;
 		return 0;
 	}

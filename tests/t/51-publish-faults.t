@@ -25,6 +25,13 @@ wait_for_lines() {
   done
 }
 count() { sql "SELECT count(*) FROM codes WHERE pool = '$1' AND state = '$2'"; }
+# publish_refused_by ERROR COUNT: qrpool-publish of $T/items (run), the cluster
+# answering its next COUNT produce requests with ERROR.
+publish_refused_by() {
+  kafka_control produce-error "$1" "$2"
+  run qrpool-publish <"$T/items"
+  kafka_control clear-errors Produce
+}
 
 # publish_fed [ARGS]: qrpool-publish ARGS in the background ($publisher), its
 # input the FIFO $T/in, held open here on fd 3. out and err are emptied here
@@ -380,9 +387,7 @@ qrpool-pending --state fetched --pool card | qrpool-publish >/dev/null
 # --- Kafka refuses us (ACLs): 69, reading stops, the codes stay fetched ----------------
 stage link=50
 qrpool-pending --state fetched --pool link >"$T/items"
-kafka_control produce-error TOPIC_AUTHORIZATION_FAILED 100000
-run qrpool-publish <"$T/items"
-kafka_control clear-errors Produce
+publish_refused_by TOPIC_AUTHORIZATION_FAILED 100000
 is "not authorized for the topic: exit 69" "$rc" 69
 like "... saying what to fix" "$(cat "$T/err")" \
   "Kafka refuses this client the topic qrpool.link \\(Broker: Topic authorization failed\\): its ACLs must let this client describe and write it"
@@ -401,25 +406,19 @@ like "... naming the topic, and the ACLs" "$(cat "$T/err")" \
 is "... every code still fetched" "$(count link fetched)" 50
 
 # --- a cluster whose settings refuse us (a policy, the acks): 69, not 75 ----------------
-kafka_control produce-error POLICY_VIOLATION 100000
-run qrpool-publish <"$T/items"
-kafka_control clear-errors Produce
+publish_refused_by POLICY_VIOLATION 100000
 is "a policy violation: exit 69" "$rc" 69
 like "... saying what to fix" "$(cat "$T/err")" \
   "Kafka refused the messages: .*: the topic's and the cluster's settings must take idempotent writes"
 is "... every code still fetched" "$(count link fetched)" 50
 # A topic whose message format predates headers and idempotence (v2).
-kafka_control produce-error UNSUPPORTED_FOR_MESSAGE_FORMAT 100000
-run qrpool-publish <"$T/items"
-kafka_control clear-errors Produce
+publish_refused_by UNSUPPORTED_FOR_MESSAGE_FORMAT 100000
 is "a message format too old: exit 69, not 75" "$rc" 69
 like "... saying what to fix" "$(cat "$T/err")" \
   "Kafka refused the messages: .*: .*settings must take .*record headers \(message format v2\)"
 is "... every code still fetched" "$(count link fetched)" 50
 # A topic name the cluster takes for none (the config refuses most such names).
-kafka_control produce-error TOPIC_EXCEPTION 100000
-run qrpool-publish <"$T/items"
-kafka_control clear-errors Produce
+publish_refused_by TOPIC_EXCEPTION 100000
 is "a topic name Kafka refuses: exit 69, not 75" "$rc" 69
 like "... naming the topic and the fix" "$(cat "$T/err")" \
   "Kafka takes no topic named qrpool.link \(Broker: Invalid topic\): give the pool another topic"
@@ -442,9 +441,7 @@ like "... naming the code, its size and the limits" "$(cat "$T/err")" \
 is "... said once in the summary" "$(grep -c '1 code refused by Kafka for what it is' "$T/err")" 1
 is "... it stays fetched, the three others published" "$(count link fetched):$(wc -l <"$T/out")" 1:3
 echo "$big	link" >"$T/items"
-kafka_control produce-error MSG_SIZE_TOO_LARGE 1
-run qrpool-publish <"$T/items"
-kafka_control clear-errors Produce
+publish_refused_by MSG_SIZE_TOO_LARGE 1
 is "refused by the broker as too large: exit 65" "$rc" 65
 like "... naming the code" "$(cat "$T/err")" "$big: Kafka refused its message \(an image of 200000 bytes\)"
 is "... still fetched" "$(count link fetched)" 1
@@ -453,9 +450,7 @@ qrpool-pending --state fetched --pool link | qrpool-publish >/dev/null
 # over the topic's max.message.bytes). What to change said once, batch.size in it.
 stage link=40 --size 100
 qrpool-pending --state fetched --pool link >"$T/items"
-kafka_control produce-error MSG_SIZE_TOO_LARGE 1
-run qrpool-publish <"$T/items"
-kafka_control clear-errors Produce
+publish_refused_by MSG_SIZE_TOO_LARGE 1
 is "a batch of small images refused as too large: exit 65" "$rc" 65
 like "... saying batch.size may be why" "$(cat "$T/err")" \
   "or, when the images are small, their batch was too large: batch.size in kafka.properties \\(1000000 by default\\) must not be over the topic's max.message.bytes"

@@ -109,6 +109,8 @@ static void test_refusals(void)
 		  "an inline secret in a world-readable file" },
 		{ "database = { path = 1; };\n" POOLS, "qrpool.cfg:1: 'path' must be a string",
 		  "a wrong type names file and line" },
+		{ "database = { path = \"/tmp/x.db\"; busy_timeout = 99999999999999999L; };\n" POOLS,
+		  "qrpool.cfg:1: 'busy_timeout' is too long", "whole seconds (64-bit) past int64 ms" },
 		{ "wechat = { appid = \"a\";\n quota_per_minte = 5; };\n" POOLS,
 		  "qrpool.cfg:2: unknown setting 'quota_per_minte'", "a misspelt key" },
 		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"
@@ -410,6 +412,11 @@ static void test_wechat_values(void)
 	is_int(load("wechat = { appid = \"a\"; quota_minute = \"2s\"; api_base = \"http://[::1]:9\"; "
 		"};\n" POOLS, 0600, &config, logged, sizeof logged), 0,
 		"... against a local stand-in: loads");
+	config_free(&config);
+	is_int(load("wechat = { appid = \"a\"; };\ndatabase = { path = \"/tmp/x.db\"; busy_timeout = 20L; "
+		"};\n" POOLS, 0600, &config, logged, sizeof logged), 0,
+		"a duration in whole seconds with L (64-bit): loads");
+	is_int((int)config.busy_timeout_ms, 20000, "... as seconds");
 	config_free(&config);
 	is_int(load("wechat = { appid = \"a\"; quota_minute = \"90s\"; };\n" POOLS, 0600,
 		&config, logged, sizeof logged), 0, "a longer quota minute against WeChat: loads");
