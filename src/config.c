@@ -1269,7 +1269,7 @@ static int config_read_secret_text(const struct config *config, const char *name
 	struct stat st;
 	size_t length = 0;
 	ssize_t got = 0;
-	int fd;
+	int fd, read_errno;
 
 	if (inline_value) {
 		if (strlen(inline_value) >= size) {
@@ -1295,11 +1295,19 @@ static int config_read_secret_text(const struct config *config, const char *name
 	while (length < size && ((got = read(fd, buf + length, size - length)) > 0 ||
 			(got < 0 && errno == EINTR)))
 		length += got > 0 ? (size_t)got : 0;
+	/* A full buffer is too long, unless only its last byte is over and that
+	 * is the line's end (a secret of size - 1 and its newline). */
+	if (got >= 0 && length == size && buf[size - 1] && strchr("\n\r ", buf[size - 1])) {
+		char more;
+
+		while ((got = read(fd, &more, 1)) < 0 && errno == EINTR)
+			;
+		length -= got == 0;
+	}
+	read_errno = got < 0 ? errno : 0;
 	close(fd);
-	/* (a whole buffer read leaves no room for the end: too long, even if
-	 * only blanks follow) */
-	if (got < 0)
-		problem = "cannot be read";
+	if (read_errno)
+		problem = strerror(read_errno);
 	else if (length == size)
 		problem = "is too long";
 	else if (memchr(buf, '\0', length))
@@ -1314,7 +1322,8 @@ static int config_read_secret_text(const struct config *config, const char *name
 	}
 	if (problem) {
 		explicit_bzero(buf, size);
-		log_error("%s: %s_file %s %s", config->path, name, file_path, problem);
+		log_error("%s: %s_file %s %s%s", config->path, name, file_path,
+			read_errno ? "cannot be read: " : "", problem);
 		return EXIT_CONFIG;
 	}
 	config_register_secret(buf);

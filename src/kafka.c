@@ -193,7 +193,8 @@ static int kafka_check_client_linger(const rd_kafka_conf_t *conf, const struct c
 			where = config->kafka.properties.places[i];
 	log_error("%s: kafka.properties: linger.ms (%s) must be shorter than %s (%s ms): the "
 		"messages would time out before they are sent", where, linger,
-		kafka_property(config, "message.timeout.ms") ? "message.timeout.ms" : "kafka.timeout",
+		kafka_property(config, "message.timeout.ms") ? "message.timeout.ms" :
+		kafka_property(config, "delivery.timeout.ms") ? "delivery.timeout.ms" : "kafka.timeout",
 		timeout);
 	return -1;
 }

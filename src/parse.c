@@ -102,7 +102,8 @@ int parse_duration_ms(const char *text, int64_t *out_ms, char *why)
 			unit_ms = parse_unit_ms(unit, (size_t)(p - unit));
 			if (unit_ms < 0)
 				return parse_fail(why, "'%s' has an unknown unit (ms, s, m, h, d)", text);
-		} else if (unit != text + strlen(text) || p != text + strlen(text) || total) {
+		} else if (unit != text + strlen(text) || p != text + strlen(text) ||
+			   last_unit_ms != INT64_MAX) {   /* (a number with a unit came before: "0m30") */
 			/* A bare number is seconds, but only on its own: "1h30" is ambiguous. */
 			return parse_fail(why, "'%s' needs a unit after each number (ms, s, m, h, d)", text);
 		}

@@ -80,8 +80,8 @@ static void publish_refused(struct publisher *publisher, rd_kafka_resp_err_t err
 {
 	if (!publisher->client_refused)
 		log_error("Kafka refused the messages: %s: %s", rd_kafka_err2str(err), kafka_refused(err) ?
-			"its ACLs must let this client describe and write the topic (and, with "
-			"enable.idempotence, IdempotentWrite on the cluster)" : "the topic's and the "
+			"its ACLs and credentials must let this client write (with enable.idempotence, "
+			"IdempotentWrite on the cluster)" : "the topic's and the "
 			"cluster's settings must take idempotent writes with acks=all, and record headers "
 			"(message format v2)");
 	publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
@@ -141,16 +141,14 @@ static void publish_no_topic(struct publisher *publisher, size_t pool, const cha
 
 	if (!said && err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
 		log_error("Kafka refuses this client the topic %s (%s): its ACLs must let this client "
-			"describe and write it; the pool's codes stay fetched, the other pools' are "
-			"published", topic, rd_kafka_err2str(err));
+			"describe and write it; the pool's codes stay fetched", topic, rd_kafka_err2str(err));
 	else if (!said && err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION)
 		log_error("Kafka takes no topic named %s (%s): give the pool another topic in the "
-			"config; its codes stay fetched, the other pools' are published", topic,
-			rd_kafka_err2str(err));
+			"config; its codes stay fetched", topic, rd_kafka_err2str(err));
 	else if (!said)
 		log_error("topic %s does not exist on the cluster: create it, with the partitions the "
-			"online consumers need (qrpool does not create topics); its codes stay fetched, "
-			"the other pools' are published", topic);
+			"online consumers need (qrpool does not create topics); its codes stay fetched",
+			topic);
 	if (pool < publisher->config->pool_count)
 		publisher->refused[pool] = err;
 	else
@@ -696,7 +694,8 @@ static rd_kafka_resp_err_t publish_send(struct publisher *publisher, const struc
 			publish_hand_over(publisher, 0);
 			publish_check_room(publisher, full_since);
 		}
-	} while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !publisher->stop && !interrupt_requested());
+	} while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !publisher->stop && !interrupt_requested() &&
+		!publisher->refused[pool - publisher->config->pools]);   /* (refused meanwhile) */
 	if (!err)
 		code->bytes = NULL;
 	return err;

@@ -223,14 +223,17 @@ static int64_t plan_capacity(const struct plan_options *options, const struct co
 	return (int64_t)((to - from) / 60) * config_wechat_budget(config);
 }
 
-/* Each pool's forecast in the last plan that had it (-1: none), so that a
- * pool the forecast leaves out can be told from one that never had demand. */
+/* Each pool's forecast in the last plan whose forecast had rows for it (-1:
+ * none), so that a pool the forecast leaves out can be told from one that
+ * never had demand; and a second night of the same broken export is said
+ * again (that night's plan recorded the pool with no demand, and no row). */
 static int plan_last_demand(struct db *db, const struct config *config, struct plan_pool *pools)
 {
 	sqlite3_stmt *stmt;
 	int status, rc = SQLITE_DONE;
 
-	if ((status = db_prepare(db, &stmt, "SELECT demand FROM plan_pools WHERE pool = ? "
+	if ((status = db_prepare(db, &stmt, "SELECT demand FROM plan_pools p WHERE pool = ?1 AND "
+			"EXISTS (SELECT 1 FROM plan_demand d WHERE d.plan_id = p.plan_id AND d.pool = ?1) "
 			"ORDER BY plan_id DESC LIMIT 1")))
 		return status;
 	for (size_t i = 0; i < config->pool_count && (rc == SQLITE_DONE || rc == SQLITE_ROW); i++) {

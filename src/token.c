@@ -318,6 +318,10 @@ int token_parse_text(char *text, size_t size, int64_t default_expires_s,
 	answer->action = WECHAT_RETRY;
 	if (size && text[0] == '{')
 		return wechat_parse_token(text, size, token, expires_in_s, answer);
+	if (memchr(text, '\0', size)) {   /* ("TOKEN\0junk" is no token) */
+		snprintf(answer->message, sizeof answer->message, "it holds a NUL byte");
+		return -1;
+	}
 	word = strtok_r(text, " \t\r\n", &save);
 	if (!word || !wechat_token_ok(word)) {
 		snprintf(answer->message, sizeof answer->message, "no token in it (expected "
@@ -518,12 +522,12 @@ static int token_fetch_command(struct token_cache *cache, char *token, int64_t *
 static int token_fetch_file(struct token_cache *cache, char *token, int64_t *expires_in)
 {
 	char text[TOKEN_OUTPUT_MAX];
-	FILE *file = fopen(cache->config->wechat.token_file, "r");
+	int fd = open(cache->config->wechat.token_file, O_RDONLY | O_CLOEXEC), rc;
 	struct stat st;
-	size_t length;
-	int rc;
+	size_t length = 0;
+	ssize_t got;
 
-	if (!file) {
+	if (fd < 0) {
 		char why[160];
 
 		snprintf(why, sizeof why, "%.88s: %s", cache->config->wechat.token_file, strerror(errno));
@@ -533,8 +537,8 @@ static int token_fetch_file(struct token_cache *cache, char *token, int64_t *exp
 	/* The token is a secret, as the app secret is: the agent's group may
 	 * read it, not write it (another app's token in it would mint codes of
 	 * another mini-program); others nothing. Said as the config's error (78). */
-	if (fstat(fileno(file), &st) == 0 && (st.st_mode & (S_IRWXO | S_IWGRP))) {
-		fclose(file);
+	if (fstat(fd, &st) == 0 && (st.st_mode & (S_IRWXO | S_IWGRP))) {
+		close(fd);
 		log_error("token file %s is %s (mode %04o): the access token is a secret; have "
 			"whatever writes it make it mode 600 (or 640, for a group of its readers)",
 			cache->config->wechat.token_file, st.st_mode & S_IRWXO ? "accessible by others" :
@@ -544,8 +548,11 @@ static int token_fetch_file(struct token_cache *cache, char *token, int64_t *exp
 			"the token file's mode lets its group or others at it (see above)");
 		return -1;
 	}
-	length = fread(text, 1, sizeof text - 1, file);
-	fclose(file);
+	/* Read without stdio, whose buffer would keep a copy of the token. */
+	while (length < sizeof text - 1 && ((got = read(fd, text + length, sizeof text - 1 - length)) > 0 ||
+			(got < 0 && errno == EINTR)))
+		length += got > 0 ? (size_t)got : 0;
+	close(fd);
 	text[length] = '\0';
 	rc = token_parse_text(text, length, TOKEN_FILE_LIFETIME_S, token, expires_in, &cache->failure);
 	explicit_bzero(text, sizeof text);

@@ -124,6 +124,11 @@ is "a pool the last plan had demand for and this forecast has no row for: a dry 
 like "... naming it and the last plan's forecast" "$(cat "$T/err")" \
   "qrpool-plan error: pool link: the forecast has no row for it, though the last plan forecast 100 codes: planned as no demand \\(did the export leave the pool out\\? a pool with no demand is given rows of 0\\); exit 75$"
 is "... card, which had none, only warned of" "$(grep -c 'error: pool card' "$T/err"):$(grep -c 'warning: pool card: the forecast has no row' "$T/err")" 0:1
+for night in first second; do
+  run qrpool-plan --from $FROM "$T/no-link.tsv"
+  is "... a plan made so, the $night night: 75, said" \
+    "$rc:$(grep -c 'pool link: the forecast has no row for it, though the last plan forecast 100 codes' "$T/err")" 75:1
+done
 { demand link 0; cat "$T/no-link.tsv"; } >"$T/link-0.tsv"
 run qrpool-plan -n --from $FROM "$T/link-0.tsv"
 is "... a row of 0 for it: no demand, unsaid, exit 0" "$rc:$(grep -c 'pool link' "$T/err")" 0:0

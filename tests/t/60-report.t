@@ -284,7 +284,7 @@ is "... --prom: no forecast cover for it, which an alert rule would read as the 
 # card as it was: no forecast, no consumption history. (75: the last plan had
 # demand for card, and this forecast has no row for it; planned all the same.)
 rc=0; qrpool-plan --max 0 "$T/demand.tsv" 2>/dev/null || rc=$?
-[ "$rc" -eq 75 ] || diag "qrpool-plan exited $rc, not 75"
+is "(a plan of poster's forecast alone, after one with card's: 75)" "$rc" 75
 sql "DELETE FROM depth_snapshots WHERE pool = 'card' AND taken_at < strftime('%s','now') - 3000"
 # One topic without a leader: the measured pool's CRITICAL still pages (it was
 # UNKNOWN, which many setups do not page on); below CRITICAL it stays UNKNOWN.

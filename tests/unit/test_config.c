@@ -507,6 +507,11 @@ static void test_secret_file(void)
 			"a secret_file longer than fits, a blank where it would be cut: refused");
 		tap_capture_end(logged, sizeof logged);
 		ok(strstr(logged, "is too long") != NULL, "... saying so: %s", logged);
+		memset(longer, 'b', sizeof secret - 1);
+		strcpy(longer + sizeof secret - 1, "\n");
+		write_file(secret_path, longer, 0600);
+		ok(config_read_secret(&config, secret, sizeof secret) == 0 &&
+			strlen(secret) == sizeof secret - 1, "... as long as fits, and its newline: taken");
 	}
 	config_free(&config);
 	unlink(secret_path);

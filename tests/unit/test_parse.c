@@ -36,7 +36,7 @@ static void test_durations(void)
 		{ "2h", 7200000 }, { "1d", 86400000 }, { "1h30m", 5400000 }, { "0s", 0 },
 		{ "1d2h3m4s5ms", 93784005 },
 	};
-	static const char *const bad[] = { "", "s", "5x", "1h30", "-5s", "1.5h", "5 m" };
+	static const char *const bad[] = { "", "s", "5x", "1h30", "0m30", "-5s", "1.5h", "5 m" };
 	char why[PARSE_WHY_SIZE];
 
 	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {

@@ -103,6 +103,16 @@ static void test_parse_text(void)
 			is_int(expires, cases[i].expires, "token text %zu: lifetime", i);
 		}
 	}
+	{
+		/* A NUL after the token: not taken for its end. */
+		char text[] = "abc123\0junk\n", token[WECHAT_TOKEN_MAX + 1] = "";
+		struct wechat_answer answer;
+		int64_t expires = 0;
+
+		is_int(token_parse_text(text, sizeof text - 1, 60, token, &expires, &answer), -1,
+			"token text with a NUL byte: refused");
+		ok(strstr(answer.message, "NUL") != NULL, "... saying so: %s", answer.message);
+	}
 }
 
 /* Two runs share the file source's token through the DB; a refusal of the
