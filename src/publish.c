@@ -17,6 +17,8 @@
 #define PUBLISH_PURGE_SECONDS 2.0
 /* How long the topics' metadata is asked for after messages failed. */
 #define PUBLISH_DIAGNOSE_MS 2000
+/* publish_check's answer for a code of a pool whose topic Kafka refuses. */
+#define PUBLISH_POOL_REFUSED (-1)
 
 /* A code as the lookup found it: what its message carries besides the key.
  * The strings stay valid until the lookup statement is reset; the image is
@@ -536,7 +538,8 @@ static int publish_skip(struct publisher *publisher, const struct item *item, co
 }
 
 /* Finds the item's code and checks it is this pool's, ready, and has its
- * image. Returns 0 (ok), 1 (reported and skipped) or an exit code. */
+ * image. Returns 0 (ok), 1 (reported and skipped), PUBLISH_POOL_REFUSED (its
+ * pool's topic refused: left fetched, *pool set) or an exit code. */
 static int publish_check(struct publisher *publisher, const struct item *item, const char *source,
 	struct publish_code *code, const struct pool_config **pool)
 {
@@ -556,6 +559,8 @@ static int publish_check(struct publisher *publisher, const struct item *item, c
 		snprintf(why, sizeof why, "is of pool '%s', which is not configured", code->pool);
 	else if (strcmp(code->state, "fetched"))
 		snprintf(why, sizeof why, "is %s, not fetched", code->state);
+	else if (publisher->refused[*pool - publisher->config->pools])
+		return PUBLISH_POOL_REFUSED;   /* (its image not read for nothing) */
 	else if ((status = publish_read_image(publisher, code)) > 1)
 		return status;
 	else if (status == 1)
@@ -746,11 +751,14 @@ int publish_item(struct publisher *publisher, const struct item *item, const cha
 
 	publisher->counts.read++;
 	status = publish_check(publisher, item, source, &code, &pool);
-	if (status == 0 && publisher->refused[pool - publisher->config->pools])
-		publish_failed(publisher, (size_t)(pool - publisher->config->pools), pool->topic,
-			publisher->refused[pool - publisher->config->pools]);   /* said once */
-	else if (status == 0)
+	if (status == PUBLISH_POOL_REFUSED) {   /* (said once: counted as not delivered) */
+		size_t index = (size_t)(pool - publisher->config->pools);
+
+		publish_failed(publisher, index, pool->topic, publisher->refused[index]);
+		status = 0;
+	} else if (status == 0) {
 		status = publish_produce(publisher, item, source, &code, pool);
+	}
 	free(code.bytes);   /* not handed over */
 	sqlite3_reset(publisher->lookup);
 	if (publisher->reading_since == 0) {
@@ -898,7 +906,9 @@ static void publish_diagnose(struct publisher *publisher)
 			continue;
 		err = kafka_topic_metadata(publisher->producer, publisher->config->pools[i].topic,
 			(int)((deadline - db_monotonic()) * 1000) + 1, &partitions);
-		if (publish_topic_refused(err)) {
+		/* (not a topic said missing: a broker loading its metadata after a
+		 * restart says that of one that exists) */
+		if (err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
 			publish_no_topic(publisher, i, publisher->config->pools[i].topic, err);
 		} else if (kafka_refused(err)) {
 			log_error("topic %s: %s", publisher->config->pools[i].topic, rd_kafka_err2str(err));
