@@ -66,8 +66,8 @@ static void plan_usage(void)
 		"or the forecast (the first file) ends over 10 minutes before some pool's\n"
 		"cover_hours do (the hours past its end count as no demand), or starts over\n"
 		"10 minutes after the first whole hour from --from (the hours before it too);\n"
-		"or it has no row for a pool the last plan forecast some demand for (a pool\n"
-		"with none is given rows of 0);\n"
+		"or it has no row for a pool the last forecast that had rows for it gave some\n"
+		"demand (a pool with none is given rows of 0);\n"
 		"or Kafka is configured and some pool's depth had to be estimated from the DB.\n"
 		"78 also means: a link pool's url_prefix plus a request id cannot fit a QR code.\n");
 }
