@@ -291,7 +291,9 @@ fresh_kafka
 start_fake day --minute 1s --latency 5 --jitter 10
 config_for 'quota_minute = "1s"; concurrency = 16;'
 set_kafka 10s
-{ printf 'poster\t%s\t40\n' "$NEXT_HOUR"; forecast_end "$HOUR"; } >"$T/regular.tsv"
+# (link with a row of 0: an ad-hoc plan below gives it demand, and a forecast
+# without a row for a pool whose last forecast had demand is a 75)
+{ printf 'poster\t%s\t40\nlink\t%s\t0\n' "$NEXT_HOUR" "$NEXT_HOUR"; forecast_end "$HOUR"; } >"$T/regular.tsv"
 # The campaign's file from another system: the hour in another notation, CRLF line ends.
 printf '# campaign\r\nposter\t%s\t60\r\ncard\t%s\t10\r\n' "${NEXT_HOUR%Z}:00+00:00" "$NEXT_HOUR" \
   >"$T/campaign.tsv"
