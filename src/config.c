@@ -1259,6 +1259,17 @@ int config_wechat_budget(const struct config *config)
 	return config->wechat.quota_per_minute - config->wechat.reserve_per_minute;
 }
 
+ssize_t config_read_secret_fd(int fd, char *buf, size_t size)
+{
+	size_t length = 0;
+	ssize_t got;
+
+	while (length < size && ((got = read(fd, buf + length, size - length)) > 0 ||
+			(got < 0 && errno == EINTR)))
+		length += got > 0 ? (size_t)got : 0;
+	return length < size && got < 0 ? -1 : (ssize_t)length;
+}
+
 /* A secret given inline (`inline_value`) or in a file (`file`), trailing
  * newline and blanks dropped. `name` is the inline setting, for messages.
  * Read without stdio, whose buffer would keep a copy of it once freed. */
@@ -1267,8 +1278,7 @@ static int config_read_secret_text(const struct config *config, const char *name
 {
 	const char *problem = NULL;
 	struct stat st;
-	size_t length = 0;
-	ssize_t got = 0;
+	ssize_t length, got = 0;
 	int fd, read_errno;
 
 	if (inline_value) {
@@ -1292,25 +1302,22 @@ static int config_read_secret_text(const struct config *config, const char *name
 			(unsigned)(st.st_mode & 07777), file_path);
 		return EXIT_CONFIG;
 	}
-	while (length < size && ((got = read(fd, buf + length, size - length)) > 0 ||
-			(got < 0 && errno == EINTR)))
-		length += got > 0 ? (size_t)got : 0;
+	length = config_read_secret_fd(fd, buf, size);
 	/* A full buffer is too long, unless only its last byte is over and that
 	 * is the line's end (a secret of size - 1 and its newline). */
-	if (got >= 0 && length == size && buf[size - 1] && strchr("\n\r ", buf[size - 1])) {
+	if (length == (ssize_t)size && buf[size - 1] && strchr("\n\r ", buf[size - 1])) {
 		char more;
 
-		while ((got = read(fd, &more, 1)) < 0 && errno == EINTR)
-			;
+		got = config_read_secret_fd(fd, &more, 1);
 		length -= got == 0;
 	}
-	read_errno = got < 0 ? errno : 0;
+	read_errno = length < 0 || got < 0 ? errno : 0;
 	close(fd);
 	if (read_errno)
 		problem = strerror(read_errno);
-	else if (length == size)
+	else if (length == (ssize_t)size)
 		problem = "is too long";
-	else if (memchr(buf, '\0', length))
+	else if (memchr(buf, '\0', (size_t)length))
 		problem = "holds a NUL byte";
 	if (!problem) {
 		buf[length] = '\0';

@@ -130,6 +130,10 @@ int config_apply_reserve(struct config *config, int64_t reserve);
 /* Reads the app secret (inline or from secret_file) into buf. Returns 0 or
  * EXIT_CONFIG. The secret is never logged. */
 int config_read_secret(const struct config *config, char *buf, size_t size);
+/* Reads up to `size` bytes of a file holding a secret (the app secret, a
+ * token) from `fd`, without stdio, whose buffer would keep a copy once
+ * freed; EINTR retried. The bytes read, or -1 (errno) on a read error. */
+ssize_t config_read_secret_fd(int fd, char *buf, size_t size);
 
 /* Reads the Redis password (inline or from password_file) into buf; an empty
  * string when neither is set. Returns 0 or EXIT_CONFIG. Never logged. */

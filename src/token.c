@@ -519,21 +519,25 @@ static int token_fetch_command(struct token_cache *cache, char *token, int64_t *
 	return rc;
 }
 
+/* The token file could not be opened or read (`err`): tried again later. */
+static int token_file_unreadable(struct token_cache *cache, int err)
+{
+	char why[160];
+
+	snprintf(why, sizeof why, "%.88s: %s", cache->config->wechat.token_file, strerror(err));
+	token_fail(cache, WECHAT_RETRY, "token file %s", why);
+	return -1;
+}
+
 static int token_fetch_file(struct token_cache *cache, char *token, int64_t *expires_in)
 {
 	char text[TOKEN_OUTPUT_MAX];
-	int fd = open(cache->config->wechat.token_file, O_RDONLY | O_CLOEXEC), rc;
+	int fd = open(cache->config->wechat.token_file, O_RDONLY | O_CLOEXEC), rc, read_errno;
 	struct stat st;
-	size_t length = 0;
-	ssize_t got;
+	ssize_t length;
 
-	if (fd < 0) {
-		char why[160];
-
-		snprintf(why, sizeof why, "%.88s: %s", cache->config->wechat.token_file, strerror(errno));
-		token_fail(cache, WECHAT_RETRY, "token file %s", why);
-		return -1;
-	}
+	if (fd < 0)
+		return token_file_unreadable(cache, errno);
 	/* The token is a secret, as the app secret is: the agent's group may
 	 * read it, not write it (another app's token in it would mint codes of
 	 * another mini-program); others nothing. Said as the config's error (78). */
@@ -548,13 +552,14 @@ static int token_fetch_file(struct token_cache *cache, char *token, int64_t *exp
 			"the token file's mode lets its group or others at it (see above)");
 		return -1;
 	}
-	/* Read without stdio, whose buffer would keep a copy of the token. */
-	while (length < sizeof text - 1 && ((got = read(fd, text + length, sizeof text - 1 - length)) > 0 ||
-			(got < 0 && errno == EINTR)))
-		length += got > 0 ? (size_t)got : 0;
+	length = config_read_secret_fd(fd, text, sizeof text - 1);
+	read_errno = errno;
 	close(fd);
+	if (length < 0)
+		return token_file_unreadable(cache, read_errno);
 	text[length] = '\0';
-	rc = token_parse_text(text, length, TOKEN_FILE_LIFETIME_S, token, expires_in, &cache->failure);
+	rc = token_parse_text(text, (size_t)length, TOKEN_FILE_LIFETIME_S, token, expires_in,
+		&cache->failure);
 	explicit_bzero(text, sizeof text);
 	if (rc) {
 		char what[112];
