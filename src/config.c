@@ -1090,6 +1090,65 @@ static int config_check_writers(const config_t *cf, const char *read_path)
 	return 0;
 }
 
+/* libconfig 1.5 reads a whole number written without L into 32 bits, cut
+ * without a word: busy_timeout = 4294967301 would be 5 s, quota_per_minute =
+ * 4294972296 would be 5000, and no setting's range check could tell. So the
+ * files' text is looked at for such a number before any setting is read.
+ * (Zeroed once read: the text may hold a secret inline.) */
+static int config_check_wide_numbers(const config_t *cf, const char *read_path)
+{
+	for (unsigned i = 0; i <= cf->num_filenames; i++) {
+		char shown[PATH_MAX], number[48];
+		const char *file = i < cf->num_filenames ?
+			config_full_name(read_path, cf->filenames[i], shown, sizeof shown) : read_path;
+		size_t capacity = 0, length = 0;
+		char *text = NULL, *grown;
+		ssize_t got = 0;
+		int fd, line, read_errno;
+
+		if (!file)
+			continue;
+		if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
+			log_error("%s: cannot read the config file: %s", file, strerror(errno));
+			return EXIT_CONFIG;
+		}
+		while (got >= 0 && length == capacity) {
+			if (!(grown = malloc(capacity * 2 + 4096))) {
+				got = -1;
+				errno = ENOMEM;
+				break;
+			}
+			if (text) {
+				memcpy(grown, text, length);
+				explicit_bzero(text, length);
+				free(text);
+			}
+			text = grown;
+			capacity = capacity * 2 + 4096;
+			if ((got = config_read_secret_fd(fd, text + length, capacity - length)) > 0)
+				length += (size_t)got;
+		}
+		read_errno = got < 0 ? errno : 0;
+		close(fd);
+		line = got < 0 ? 0 : parse_config_wide_number(text, length, number, sizeof number);
+		if (text)
+			explicit_bzero(text, capacity);
+		free(text);
+		if (got < 0) {
+			log_error("%s: cannot read the config file: %s", file, strerror(read_errno));
+			return EXIT_CONFIG;
+		}
+		if (line) {
+			log_error("%s:%d: the number %s does not fit in 32 bits, and libconfig would read "
+				"it cut to its low 32 bits without a word: write it %sL if it is meant (a "
+				"64-bit number, then checked against its setting's range)", file, line,
+				number, number);
+			return EXIT_CONFIG;
+		}
+	}
+	return 0;
+}
+
 /* Loads the file `path` names, read as `read_path`. */
 static int config_load_file(struct config *config, const char *path, const char *read_path)
 {
@@ -1113,7 +1172,8 @@ static int config_load_file(struct config *config, const char *path, const char 
 		config_free(config);
 		return EXIT_CONFIG;
 	}
-	if (!(status = config_check_writers(&cf, read_path))) {
+	if (!(status = config_check_writers(&cf, read_path)) &&
+	    !(status = config_check_wide_numbers(&cf, read_path))) {
 		static const char *const keys[] = { "database", "wechat", "kafka", "redis", "pools",
 			NULL };
 		status = config_check_keys(&reader, config_root_setting(&cf), "the file", keys);

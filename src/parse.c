@@ -373,3 +373,90 @@ size_t parse_bom_length(const char *text, size_t length)
 {
 	return length >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? 3 : 0;
 }
+
+/* The end of the number that starts at `p` (a sign, digits, a hex, a float's
+ * dot or exponent, an L suffix), as libconfig's scanner would take it; *wide
+ * set when it is a whole number without L that does not fit in 32 bits. */
+static const char *parse_config_number(const char *p, const char *end, int *wide)
+{
+	const char *start = p, *digits;
+	char copy[32];
+	long long value;
+
+	*wide = 0;
+	if (*p == '-' || *p == '+')
+		p++;
+	if (end - p > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && isxdigit((unsigned char)p[2])) {
+		for (p += 2; p < end && *p == '0'; p++)
+			;
+		for (digits = p; p < end && isxdigit((unsigned char)*p); p++)
+			;
+		/* (libconfig 1.5 reads a hex into an int: over 0x7fffffff is negative) */
+		*wide = p - digits > 8 || (p - digits == 8 && strchr("89abcdefABCDEF", *digits));
+	} else {
+		while (p < end && *p == '0')
+			p++;
+		for (digits = p; p < end && isdigit((unsigned char)*p); p++)
+			;
+		if (p < end && (*p == '.' || *p == 'e' || *p == 'E')) {   /* a float */
+			for (; p < end && (isdigit((unsigned char)*p) || strchr(".eE", *p) ||
+					((*p == '-' || *p == '+') && strchr("eE", p[-1]))); p++)
+				;
+			return p;
+		}
+		if (p - digits >= (ptrdiff_t)sizeof copy)
+			*wide = 1;
+		else {
+			copy[0] = *start;
+			snprintf(copy + (*start == '-'), sizeof copy - 1, "%.*s", (int)(p - digits), digits);
+			errno = 0;
+			value = strtoll(copy, NULL, 10);
+			*wide = errno == ERANGE || value < INT32_MIN || value > INT32_MAX;
+		}
+	}
+	if (p < end && *p == 'L') {   /* a 64-bit one: read whole */
+		*wide = 0;
+		while (p < end && *p == 'L')
+			p++;
+	}
+	return p;
+}
+
+int parse_config_wide_number(const char *text, size_t length, char *literal, size_t size)
+{
+	const char *p = text, *end = text + length;
+
+	while (p < end) {
+		const char *start = p;
+		int wide;
+
+		if (*p == '"') {   /* a string, to its closing quote */
+			for (p++; p < end && *p != '"'; p++)
+				p += *p == '\\' && p + 1 < end;
+			p++;
+		} else if (*p == '#' || (*p == '/' && p + 1 < end && p[1] == '/')) {
+			p = memchr(p, '\n', (size_t)(end - p));
+			p = p ? p : end;
+		} else if (*p == '/' && p + 1 < end && p[1] == '*') {
+			for (p += 2; p + 1 < end && !(p[0] == '*' && p[1] == '/'); p++)
+				;
+			p += 2;
+		} else if (isalpha((unsigned char)*p) || *p == '*') {   /* a name */
+			while (p < end && (isalnum((unsigned char)*p) || strchr("-_*", *p)))
+				p++;
+		} else if (isdigit((unsigned char)*p) || ((*p == '-' || *p == '+') && p + 1 < end &&
+				isdigit((unsigned char)p[1]))) {
+			p = parse_config_number(p, end, &wide);
+			if (wide) {
+				int line = 1;
+
+				for (const char *q = text; q < start; q++)
+					line += *q == '\n';
+				snprintf(literal, size, "%.*s", (int)(p - start), start);
+				return line;
+			}
+		} else
+			p++;
+	}
+	return 0;
+}

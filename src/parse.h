@@ -49,4 +49,11 @@ void parse_format_iso(time_t t, char *buf, size_t size);
  * file saved on Windows may carry, else 0: the bytes to skip. */
 size_t parse_bom_length(const char *text, size_t length);
 
+/* The first whole number in `text`, a libconfig file (strings and comments
+ * skipped), written without L that does not fit in 32 bits: libconfig 1.5
+ * reads such a one cut to its low 32 bits without a word (busy_timeout =
+ * 4294967301 is 5 s; a hex over 0x7fffffff is negative). Its line (from 1),
+ * with the number as written in `literal`; 0 if there is none. */
+int parse_config_wide_number(const char *text, size_t length, char *literal, size_t size);
+
 #endif

@@ -292,6 +292,28 @@ static void test_includes(void)
 	ok(strstr(logged, "inc.cfg:2: unknown setting 'colour'") != NULL, "is reported at its own file and line: %s",
 		logged);
 	config_free(&config);
+	/* libconfig 1.5 cuts a number beyond 32 bits without a word. */
+	is_int(load("wechat = { appid = \"a\"; };\ndatabase = { path = \"/tmp/x.db\";\n "
+		"busy_timeout = 4294967301; };\n" POOLS, 0600, &config, logged, sizeof logged),
+		EXIT_CONFIG, "a number beyond 32 bits (libconfig would take 4294967301 as 5): 78");
+	ok(strstr(logged, "qrpool.cfg:3: the number 4294967301 does not fit in 32 bits") &&
+		strstr(logged, "write it 4294967301L if it is meant"), "... at its line, saying what to "
+		"write: %s", logged);
+	config_free(&config);
+	write_file(include, "pools = ( { name = \"p\"; source = \"wechat\"; page = \"pages/x\";\n"
+		"  width = 0x100000200; } );\n", 0600);
+	snprintf(text, sizeof text, "wechat = { appid = \"a\"; };\n@include \"%s\"\n", include);
+	is_int(load(text, 0600, &config, logged, sizeof logged), EXIT_CONFIG,
+		"a hex beyond 32 bits in an included file: 78");
+	ok(strstr(logged, "inc.cfg:2: the number 0x100000200 does not fit") != NULL,
+		"... at the included file's line: %s", logged);
+	config_free(&config);
+	is_int(load("wechat = { appid = \"a\"; secret = \"4294967301\"; }; # 4294967301\n"
+		"database = { path = \"/tmp/x.db\"; busy_timeout = 4294967301L; };\n" POOLS, 0600,
+		&config, logged, sizeof logged), 0, "such a number in a string or a comment, or with L: "
+		"loads: %s", logged);
+	is_int((int)(config.busy_timeout_ms / 1000 / 1000000), 4294, "... the L one whole");
+	config_free(&config);
 	/* A Kafka property is placed at its own file and line, for librdkafka's refusals. */
 	write_file(include, "kafka = { brokers = \"k:9092\";\n properties = [ \"linger.ms=5\" ]; };\n",
 		0600);

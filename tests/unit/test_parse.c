@@ -190,6 +190,48 @@ static void test_bom(void)
 	is_int(parse_bom_length("\xEF\xBB", 2), 0, "two bytes of one are not one");
 }
 
+/* Each case: config text, the line of its first wide number (0: none), that number. */
+static void test_config_wide_numbers(void)
+{
+	static const struct {
+		const char *text;
+		int line;
+		const char *number;
+	} cases[] = {
+		{ "a = 4294967301;", 1, "4294967301" },
+		{ "a = 2147483647;\nb = -2147483648;", 0, "" },
+		{ "a = 2147483648;", 1, "2147483648" },
+		{ "a = -2147483649;", 1, "-2147483649" },
+		{ "a = +4294972296;", 1, "+4294972296" },
+		{ "a = 4294967301L;\nb = 99999999999LL;", 0, "" },
+		{ "a = 99999999999999999999999999999999999999;", 1,
+			"99999999999999999999999999999999999999" },
+		{ "a = 000000000000000000000000000000000005;", 0, "" },
+		{ "a = 0x7fffffff; b = 0x0000000012;", 0, "" },
+		{ "a = 0x80000000;", 1, "0x80000000" },
+		{ "a = 0x100001388;", 1, "0x100001388" },
+		{ "a = 0x100001388L;", 0, "" },
+		{ "a = 1e10; b = 12345678901.5; c = 1.5e+99999999999; d = .5;", 0, "" },
+		{ "a = \"4294967301\"; # 4294967301\n// 4294967301\n/* 4294967301\n */ b = 1;", 0, "" },
+		{ "a = \"x\\\" 4294967301\";\nb = [1, 2,\n 4294967296];", 3, "4294967296" },
+		{ "name99999999999 = 1; x-4294967301 = 2;", 0, "" },
+		{ "/* unended 4294967301", 0, "" },
+	};
+	char number[48];
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		number[0] = '\0';
+		is_int(parse_config_wide_number(cases[i].text, strlen(cases[i].text), number,
+			sizeof number), cases[i].line, "wide number in config text %zu: line %d", i,
+			cases[i].line);
+		is_str(number, cases[i].number, "... the number as written");
+	}
+	/* (the length bounds the text: no NUL needed) */
+	is_int(parse_config_wide_number("a = 42949673010", 14, number, sizeof number), 1,
+		"read to the given length only");
+	is_str(number, "4294967301", "... the number cut there");
+}
+
 int main(void)
 {
 	test_numbers();
@@ -198,5 +240,6 @@ int main(void)
 	test_next_local_time();
 	test_format_iso();
 	test_bom();
+	test_config_wide_numbers();
 	return tap_done();
 }
