@@ -14,6 +14,11 @@ elif [ -x "$JOB_ROOT/bin/qrpool-plan" ]; then PATH=$JOB_ROOT/bin:$PATH
 fi
 export PATH
 
+# job_check_hhmm JOB OPTION VALUE: exits 64 unless VALUE is a time of day, HH:MM.
+job_check_hhmm() {
+  [[ $3 =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]] || { echo "$1: $2 $3: expected HH:MM" >&2; exit 64; }
+}
+
 # job_check_deadline JOB HH:MM: exits 64 for a malformed time, and 75 for a
 # deadline more than 12 hours away: it has passed for tonight (a rerun in the
 # morning with the crontab's -u 06:00, a backfill given a time just gone), and
@@ -23,9 +28,7 @@ export PATH
 # two reads give 23:00, and a window read after the check 06:00-06:00).
 job_check_deadline() {
   local job=$1 until_time=$2 now_minutes until_minutes left_minutes
-  if ! [[ $until_time =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]]; then
-    echo "$job: -u $until_time: expected HH:MM" >&2; exit 64
-  fi
+  job_check_hhmm "$job" -u "$until_time"
   JOB_CHECKED_AT=$(date +%H:%M)
   now_minutes=$((10#${JOB_CHECKED_AT%:*} * 60 + 10#${JOB_CHECKED_AT#*:}))
   until_minutes=$((10#${until_time%:*} * 60 + 10#${until_time#*:}))
@@ -37,10 +40,38 @@ job_check_deadline() {
     local next="give -u a later time"
     case $job in
       nightly-fill) next="the next night's fill feeds on what is left first; to catch up in the"
-        next="$next day, fetch with --reserve under the fills' lock (README: After a failed night)" ;;
+        next="$next day, run backfill with a reserve (README: After a failed night)" ;;
     esac
     echo "$job: it is $JOB_CHECKED_AT, past the deadline $until_time (the next one is" \
       "$((left_minutes / 60))h$((left_minutes % 60))m away): not starting; $next" >&2
+    exit 75
+  fi
+}
+
+# job_check_night JOB START HH:MM: exits 75 when the clock (as
+# job_check_deadline, called first, read it) is not between START (a valid
+# HH:MM, not the deadline's) and the deadline HH:MM: a fill started in the
+# evening would fetch at the night's rate through the evening's peak, leaving
+# the online services only the night's reserve. START empty: 6 hours before
+# the deadline (00:00 for the crontab's 06:00).
+job_check_night() {
+  local job=$1 start=$2 until_time=$3 now_minutes start_minutes until_minutes said
+  until_minutes=$((10#${until_time%:*} * 60 + 10#${until_time#*:}))
+  if [ -z "$start" ]; then
+    start_minutes=$(( (until_minutes - 360 + 1440) % 1440 ))
+    start=$(printf '%02d:%02d' $((start_minutes / 60)) $((start_minutes % 60)))
+    said="the night's start $start (6 hours before the deadline $until_time; -s sets it)"
+  else
+    start_minutes=$((10#${start%:*} * 60 + 10#${start#*:}))
+    said="the night's start $start (-s)"
+  fi
+  now_minutes=$((10#${JOB_CHECKED_AT%:*} * 60 + 10#${JOB_CHECKED_AT#*:}))
+  if [ $(( (now_minutes - start_minutes + 1440) % 1440 )) -ge \
+       $(( (until_minutes - start_minutes + 1440) % 1440 )) ]; then
+    echo "$job: it is $JOB_CHECKED_AT, before $said: not starting; a fill now would" \
+      "take the quota the online services need at the evening's peak, leaving them only the" \
+      "night's reserve; to fill before the night, run backfill with a reserve (README: After" \
+      "a failed night)" >&2
     exit 75
   fi
 }

@@ -77,10 +77,38 @@ run nightly-fill -u "$past" "$T/demand.tsv"
 is "a deadline 5 minutes ago: exit 75" "$rc" 75
 like "a deadline 5 minutes ago: says so" "$(cat "$T/err")" "past the deadline $past"
 like "... and what to do instead of a daytime fill" "$(cat "$T/err")" \
-  "not starting; the next night's fill feeds on what is left first; to catch up in the day, fetch with --reserve under the fills' lock \(README: After a failed night\)"
+  "not starting; the next night's fill feeds on what is left first; to catch up in the day, run backfill with a reserve \(README: After a failed night\)"
 is "a deadline 5 minutes ago: nothing planned" "$(sql 'SELECT count(*) FROM codes')" "$before"
 run nightly-fill -u 6am "$T/demand.tsv"
 is "a malformed deadline: exit 64" "$rc" 64
+# --- before the night: an evening rerun would fetch through the evening's peak ----------
+# (The clock at 18:30 in UTC; the fill lock held, so that a fill that passes
+# the check stops there, 75, saying so.)
+evening=$(date -u -d "$(date -u +%F) 18:30" +%s)
+hold_flock "$T/qrpool-fill.lock"
+run at_clock "$evening" UTC nightly-fill -u 06:00 "$T/demand.tsv"
+is "nightly-fill -u 06:00 at 18:30: exit 75, nothing planned" \
+  "$rc:$(sql 'SELECT count(*) FROM codes')" "75:$before"
+like "... saying the night has not started, and what to run instead" "$(cat "$T/err")" \
+  "^nightly-fill: it is 18:30, before the night's start 00:00 \(6 hours before the deadline 06:00; -s sets it\): not starting; .* run backfill with a reserve"
+run at_clock "$(( evening + 5 * 3600 + 29 * 60 ))" UTC nightly-fill -u 06:00 "$T/demand.tsv"
+like "... at 23:59 too (one minute before it)" "$rc:$(cat "$T/err")" \
+  "^75:nightly-fill: it is 23:59, before the night's start 00:00 "
+run at_clock "$(( evening + 4 * 3600 ))" UTC nightly-fill -u 01:00 -s 22:00 "$T/demand.tsv"
+is "-s 22:00 -u 01:00 at 22:30: the night has started (the lock held: 75 for that)" \
+  "$rc" 75
+like "... so it went on to the lock" "$(cat "$T/err")" "another run holds .*; not starting"
+run at_clock "$evening" UTC nightly-fill -u 01:00 -s 22:00 "$T/demand.tsv"
+like "... and at 18:30 it is refused, naming -s" "$rc:$(cat "$T/err")" \
+  "^75:nightly-fill: it is 18:30, before the night's start 22:00 \(-s\): not starting"
+for args in "-s 9pm" "-s 06:00 -u 06:00"; do
+  run nightly-fill $args "$T/demand.tsv"
+  is "nightly-fill $args: exit 64" "$rc" 64
+  like "... saying why" "$(cat "$T/err")" "^nightly-fill: -s (9pm: expected HH:MM|06:00: the night would start at its deadline)"
+done
+is "... nothing planned by any of them" "$(sql 'SELECT count(*) FROM codes')" "$before"
+touch "$T/release"
+wait $holder
 # The options passed on to a tool are refused before the run (nothing fed on,
 # nothing logged), named as typed: the plan's '--window' was never typed.
 logged=$(wc -l <"$T/log/nightly-fill.log")
@@ -128,6 +156,11 @@ for script in nightly-fill backfill audit; do
   is "... with its options, its log and its exit statuses" \
     "$(grep -c '^  -c CONFIG ' "$T/out"):$(grep -c '^Exit status: ' "$T/out"):$(grep -c 'log goes to ' "$T/out")" 1:1:1
 done
+# Run through a symlink (one in a PATH directory): job.sh is found beside the script.
+mkdir "$T/linked" && ln -s "$ROOT/scripts/nightly-fill" "$T/linked/nightly-fill"
+run "$T/linked/nightly-fill" -u 6am "$T/demand.tsv"
+is "nightly-fill through a symlink: runs (a malformed deadline: 64, said)" "$rc:$(cat "$T/err")" \
+  "64:nightly-fill: -u 6am: expected HH:MM"
 run backfill -u "$past" "$T/demand.tsv"
 is "backfill with a deadline 5 minutes ago: exit 75, not a 24-hour run" "$rc" 75
 like "... saying so" "$(cat "$T/err")" "backfill: it is .*, past the deadline $past"
@@ -293,7 +326,8 @@ config_for 'quota_minute = "1s"; concurrency = 16;'
 set_kafka 10s
 # (link with a row of 0: an ad-hoc plan below gives it demand, and a forecast
 # without a row for a pool whose last forecast had demand is a 75)
-{ printf 'poster\t%s\t40\nlink\t%s\t0\n' "$NEXT_HOUR" "$NEXT_HOUR"; forecast_end "$HOUR"; } >"$T/regular.tsv"
+{ printf 'poster\t%s\t40\nlink\t%s\t0\ncard\t%s\t0\n' "$NEXT_HOUR" "$NEXT_HOUR" "$NEXT_HOUR"
+  forecast_end "$HOUR"; } >"$T/regular.tsv"
 # The campaign's file from another system: the hour in another notation, CRLF line ends.
 printf '# campaign\r\nposter\t%s\t60\r\ncard\t%s\t10\r\n' "${NEXT_HOUR%Z}:00+00:00" "$NEXT_HOUR" \
   >"$T/campaign.tsv"
@@ -315,6 +349,28 @@ is "a plan leaves 7 codes planned" "$(sql "SELECT count(*) FROM codes WHERE stat
 run backfill -u "$deadline" -d "$T/regular.tsv" "$T/campaign.tsv"
 is "... then a backfill: exit 0" "$rc" 0
 is "... and those codes published too" "$(sql "SELECT count(*) FROM codes WHERE state != 'published'")" 0
+# After a night whose plan failed (the export missing): the catch-up in the
+# day is a backfill of the regular forecast alone, no campaign.
+last_plan="SELECT sum(codes) FROM plan_demand WHERE plan_id = (SELECT max(id) FROM plans)"
+plans=$(sql 'SELECT count(*) FROM plans')
+run nightly-fill -u "$deadline" "$T/missing-export.tsv"
+is "a night whose export is missing: exit 74, no plan made" "$rc:$(sql 'SELECT count(*) FROM plans')" "74:$plans"
+codes=$(sql 'SELECT count(*) FROM codes')
+fresh_kafka   # (empty pools: the stock the plan counts is in Kafka)
+set_kafka 10s
+run backfill -u "$deadline" -r 3000 -d "$T/regular.tsv"
+is "backfill -d REGULAR.tsv with no campaign (the catch-up): exit 0, quiet" \
+  "$rc:$(cat "$T/out" "$T/err")" "0:"
+is "... planned from the regular forecast alone" "$(sql "$last_plan"):$(sql 'SELECT count(*) FROM plans')" \
+  "40:$((plans + 1))"
+ok "... codes planned and all published" -- \
+  test "$(sql "SELECT count(*) FROM codes")" -gt "$codes" -a "$(sql "SELECT count(*) FROM codes WHERE state != 'published'")" -eq 0
+# The campaign on stdin ('-'), as nightly-fill and qrpool-plan take it.
+run backfill -u "$deadline" -d "$T/regular.tsv" - <"$T/campaign.tsv"
+is "backfill with the campaign on stdin: exit 0" "$rc:$(cat "$T/err")" "0:"
+is "... the plan read it (40 regular + 60 + 10 campaign)" "$(sql "$last_plan")" 110
+run backfill -u "$deadline" -d - - <"$T/campaign.tsv"
+is "backfill with stdin given twice: exit 64" "$rc:$(cat "$T/err")" "64:backfill: '-' (stdin) given twice"
 # Codes fetched but not published (publish did not run, or Kafka was down):
 # not in the pool, so the audit reports them as it does planned ones.
 { printf 'link\t%s\t5\n' "$NEXT_HOUR"; forecast_end "$HOUR"; } | qrpool-plan 2>"$T/plan.err" | qrpool-render 2>"$T/render.err" |
