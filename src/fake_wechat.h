@@ -49,6 +49,7 @@ struct fake_options {
 	const char *errcode;     /* --errcode CODE:P, parsed into faults */
 	const char *http_status; /* --http-status CODES:P, parsed into faults */
 	const char *token_errcode; /* --token-errcode CODE:P, parsed into faults */
+	const char *image_type;  /* images' Content-Type ("none": no header); NULL: theirs */
 	int64_t port, max_connections;
 	int64_t token_lifetime_ms, token_grace_ms, stable_margin_ms;
 	int64_t minute_ms, quota, quota_errcode;

@@ -187,6 +187,9 @@ static enum MHD_Result fake_code_image(struct fake_server *server, struct fake_c
 		return fake_reply_error(server, call, FAKE_ERR_BUSY);
 	}
 	size = image.size;
+	if (server->options->image_type)   /* (a gateway's label, or none) */
+		image.content_type = strcmp(server->options->image_type, "none") ?
+			server->options->image_type : NULL;
 	/* Whole as HTTP goes, but the image is empty or stops half way: only a
 	 * client that checks the image itself notices. */
 	if (fake_random_hit(call->random, server->options->faults.empty_rate)) {

@@ -25,7 +25,8 @@ static const char fake_json_type[] = "application/json; encoding=utf-8";
 
 typedef enum MHD_Result (*fake_handler)(struct fake_server *server, struct fake_call *call);
 
-/* Sends `data` (taken), with a Content-Type and one more header if `header`. */
+/* Sends `data` (taken), with a Content-Type (none if NULL) and one more
+ * header if `header`. */
 static enum MHD_Result fake_reply(struct fake_call *call, unsigned status,
 	const char *content_type, const char *header, const char *value, void *data, size_t size)
 {
@@ -37,7 +38,8 @@ static enum MHD_Result fake_reply(struct fake_call *call, unsigned status,
 		free(data);
 		return MHD_NO;
 	}
-	if (MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) == MHD_YES &&
+	if ((!content_type ||
+	     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) == MHD_YES) &&
 	    (!header || MHD_add_response_header(response, header, value) == MHD_YES))
 		result = MHD_queue_response(call->connection, status, response);
 	MHD_destroy_response(response);

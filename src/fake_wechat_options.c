@@ -49,6 +49,9 @@
 	"  --max-connections N      concurrent connections served (default 1000)\n" \
 	"  --image-bytes N          images padded to N bytes at least, as WeChat's are\n" \
 	"                           larger (tens to hundreds of KB; default: as made)\n" \
+	"  --image-type TYPE        images labelled TYPE (as a gateway may relabel\n" \
+	"                           them: application/octet-stream), or none: no\n" \
+	"                           Content-Type (default: image/jpeg or image/png)\n" \
 	"The token endpoints' limits (45009 beyond a day's, 45011 beyond a minute's):\n" \
 	"  --token-daily N          cgi-bin/token calls a day (default 2000)\n" \
 	"  --stable-per-minute N    cgi-bin/stable_token calls a minute (default 10000)\n" \
@@ -145,6 +148,7 @@ static const struct fake_option fake_option_table[] = {
 	{ "seed", FAKE_INT, FAKE_FIELD(seed), 0, INT64_MAX },
 	{ "retry-after", FAKE_DURATION, FAKE_FIELD(retry_after_ms), 0, FAKE_DAY_MS },
 	{ "image-bytes", FAKE_INT, FAKE_FIELD(image_bytes), 0, 8 << 20 },
+	{ "image-type", FAKE_TEXT, FAKE_FIELD(image_type), 0, 0 },
 	{ "token-length", FAKE_INT, FAKE_FIELD(token_length), FAKE_TOKEN_MIN, FAKE_TOKEN_MAX },
 };
 

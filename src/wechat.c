@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "rid.h"
@@ -332,7 +333,7 @@ static int wechat_looks_json(const char *content_type, const unsigned char *body
 
 	while (i < size && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
 		i++;
-	return (i < size && body[i] == '{') || (content_type && strstr(content_type, "json"));
+	return (i < size && body[i] == '{') || (content_type && strcasestr(content_type, "json"));
 }
 
 /* Adds a note of `kind` to the answer's, after any other. */
@@ -376,13 +377,16 @@ void wechat_classify(long http_status, const char *content_type, const unsigned 
 		snprintf(answer->message, sizeof answer->message, "HTTP %ld", http_status);
 		return;
 	}
-	if (!content_type || strncmp(content_type, "image/", 6)) {
-		snprintf(answer->message, sizeof answer->message, "content type %.60s is not an image",
-			content_type ? content_type : "(none)");
-		return;
-	}
+	/* The bytes decide, not the label: a gateway may label a whole image
+	 * application/octet-stream, or give none, and media types are
+	 * case-insensitive (Image/JPEG). Refused for its label, each such
+	 * image's call would be spent for nothing, all night. */
 	if (wechat_image_check(body, size, width, &image, why, sizeof why)) {
-		snprintf(answer->message, sizeof answer->message, "bad image: %s", why);
+		if (!content_type || strncasecmp(content_type, "image/", 6))
+			snprintf(answer->message, sizeof answer->message, "content type %.60s is not an "
+				"image (nor are its bytes)", content_type ? content_type : "(none)");
+		else
+			snprintf(answer->message, sizeof answer->message, "bad image: %s", why);
 		return;
 	}
 	answer->content_type = image.content_type;
@@ -390,9 +394,9 @@ void wechat_classify(long http_status, const char *content_type, const unsigned 
 	/* A whole image is a code: a label or a width other than expected, or
 	 * bytes after its end, are noted (said once a run), and the image
 	 * stored as what its bytes are. */
-	if (strncmp(content_type, image.content_type, strlen(image.content_type)))
+	if (!content_type || strncasecmp(content_type, image.content_type, strlen(image.content_type)))
 		wechat_note(answer, WECHAT_NOTE_LABEL, "is labelled %.60s but is %s (stored as %s)",
-			content_type, image.content_type, image.content_type);
+			content_type ? content_type : "(nothing)", image.content_type, image.content_type);
 	if (image.width != width)
 		wechat_note(answer, WECHAT_NOTE_WIDTH, "is %ld px wide where width %d was asked",
 			image.width, width);

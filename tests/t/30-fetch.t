@@ -121,6 +121,19 @@ is "... every stored image is whole and decodes" "$(decodes_ok)" 1
 like "... injected" "$(stats faults)" '"html": [1-9].*"not_image": [1-9]'
 is "... no whole image wasted" "$(stats ok_total)" 30
 
+# --- whole images under another label (a gateway's), or none: the bytes decide ---------
+for label in application/octet-stream none; do
+  start_fake "label-${label%%/*}" --image-type "$label"
+  config_for 'concurrency = 4;'
+  : >"$T/items"; plan poster 10
+  run qrpool-fetch <"$T/items"
+  is "images labelled $label: exit 0, every code fetched, no call wasted" \
+    "$rc:$(count "state = 'fetched'"):$(stats calls_total)" 0:10:10
+  is "... stored as what their bytes are, and they decode" \
+    "$(sql "SELECT DISTINCT content_type FROM codes"):$(decodes_ok)" "image/jpeg:1"
+  is "... the label said once" "$(grep -c "is labelled $([ $label = none ] && echo '(nothing)' || echo $label) but is image/jpeg" "$T/err")" 1
+done
+
 # --- a 429 with Retry-After: the retry waits that long, not the backoff's 0.25 s ---------
 start_fake retry-after --http-status 429:1 --retry-after 3s
 config_for 'concurrency = 4; retries = 10;'

@@ -173,8 +173,26 @@ static void test_classify(void)
 	classify(502, "text/html", &html, 430, WECHAT_RETRY, 0, "HTTP 502");
 	classify(429, "image/jpeg", &good_jpeg, 430, WECHAT_RETRY, 0, "HTTP 429 even with an image");
 	classify(200, "text/html", &html, 430, WECHAT_RETRY, 0, "HTML with 200");
+	wechat_classify(200, "text/html", html.data, html.size, 430, &answer);
+	is_str(answer.message, "content type text/html is not an image (nor are its bytes)",
+		"... said so");
+	wechat_classify(200, "image/jpeg", html.data, html.size, 430, &answer);
+	ok(!strncmp(answer.message, "bad image: ", 11), "HTML labelled an image: a bad image (%s)",
+		answer.message);
 	classify(200, "image/jpeg", &empty, 430, WECHAT_RETRY, 0, "empty body");
-	classify(200, NULL, &good_jpeg, 430, WECHAT_RETRY, 0, "no content type");
+	/* The bytes decide, not the label (a gateway's, or none): a whole image is stored. */
+	wechat_classify(200, NULL, good_jpeg.data, good_jpeg.size, 430, &answer);
+	is_int(answer.action, WECHAT_STORE, "a JPEG with no content type: stored");
+	is_str(answer.note, "is labelled (nothing) but is image/jpeg (stored as image/jpeg)",
+		"... noted");
+	wechat_classify(200, "application/octet-stream", good_png.data, good_png.size, 430, &answer);
+	is_int(answer.action, WECHAT_STORE, "a PNG labelled application/octet-stream: stored");
+	is_str(answer.content_type, "image/png", "... as image/png");
+	ok(answer.note_kinds & WECHAT_NOTE_LABEL, "... the label noted");
+	wechat_classify(200, "Image/JPEG; charset=binary", good_jpeg.data, good_jpeg.size, 430, &answer);
+	is_int(answer.action, WECHAT_STORE, "a JPEG labelled Image/JPEG (types are case-insensitive): "
+		"stored");
+	is_str(answer.note, "", "... nothing to note");
 }
 
 /* A JPEG as test_classify's, its parts given: SEGMENT after APP0 (or none),
