@@ -573,6 +573,12 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 	if (strncmp(w->api_base, "https://", 8) && strncmp(w->api_base, "http://", 7))
 		return config_error_at(reader, config_setting_get_member(group, "api_base"),
 			"api_base must be an http:// or https:// URL");
+	/* The calls' paths are appended to it: a query or a fragment would
+	 * end up before them, and every call would miss (a 404 all night). */
+	if (strpbrk(w->api_base, "?#"))
+		return config_error_at(reader, config_setting_get_member(group, "api_base"),
+			"api_base must not have a query or a fragment ('%c'): the calls' paths are "
+			"appended to it", *strpbrk(w->api_base, "?#"));
 	/* (the calls' URLs are made in buffers sized for it) */
 	if (strlen(w->api_base) > CONFIG_API_BASE_MAX)
 		return config_error_at(reader, config_setting_get_member(group, "api_base"),
@@ -593,12 +599,18 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 				"a local stand-in, on 127.0.0.1, localhost or [::1])", base);
 		/* A test's short minute against the real WeChat (a config copied
 		 * from the demo) would spend the appid's whole minute in its first
-		 * seconds, and leave the online services nothing for the rest of it. */
-		if (w->quota_minute_ms < 60000)
+		 * seconds, and leave the online services nothing for the rest of it;
+		 * a longer one is no slower rate: its windows straddle WeChat's
+		 * minutes, and two budgets can fall in one of them. */
+		if (w->quota_minute_ms != 60000)
 			return config_error_at(reader, config_setting_get_member(group, "quota_minute"),
-				"quota_minute is shorter than WeChat's minute (60s) with api_base '%.60s': "
-				"each short window would spend the quota of a whole minute (a shorter one is "
-				"for a local stand-in, on 127.0.0.1, localhost or [::1])", base);
+				"quota_minute is %s than WeChat's minute (60s) with api_base '%.60s': %s "
+				"(another length is for a local stand-in, on 127.0.0.1, localhost or [::1])",
+				w->quota_minute_ms < 60000 ? "shorter" : "longer", base,
+				w->quota_minute_ms < 60000 ? "each short window would spend the quota of a "
+				"whole minute" : "its windows would straddle WeChat's minutes, and one of "
+				"them could take two windows' calls (to leave WeChat's quota more room, raise "
+				"reserve_per_minute)");
 	}
 	/* The paths are appended with their '/': "host/" would make "host//cgi-bin", a 404. */
 	for (size_t length = strlen(w->api_base); length > 8 && w->api_base[length - 1] == '/';)

@@ -441,7 +441,13 @@ static void test_wechat_values(void)
 	is_int((int)config.busy_timeout_ms, 20000, "... as seconds");
 	config_free(&config);
 	is_int(load("wechat = { appid = \"a\"; quota_minute = \"90s\"; };\n" POOLS, 0600,
-		&config, logged, sizeof logged), 0, "a longer quota minute against WeChat: loads");
+		&config, logged, sizeof logged), EXIT_CONFIG, "a longer quota minute against WeChat: 78");
+	ok(strstr(logged, "quota_minute is longer than WeChat's minute (60s) with api_base "
+		"'https://api.weixin.qq.com': its windows would straddle WeChat's minutes") != NULL,
+		"... saying why: %s", logged);
+	config_free(&config);
+	is_int(load("wechat = { appid = \"a\"; quota_minute = \"1m\"; };\n" POOLS, 0600,
+		&config, logged, sizeof logged), 0, "quota_minute 1m against WeChat: loads");
 	config_free(&config);
 	snprintf(text, sizeof text, "wechat = { appid = \"a\"; api_base = \"http://127.0.0.1:9/%0*d\"; "
 		"};\n" POOLS, CONFIG_API_BASE_MAX, 0);
@@ -449,6 +455,14 @@ static void test_wechat_values(void)
 		"an api_base over %d characters: 78", CONFIG_API_BASE_MAX);
 	ok(strstr(logged, "api_base is longer than 256 characters") != NULL, "... saying so: %s",
 		logged);
+	config_free(&config);
+	is_int(load("wechat = { appid = \"a\"; api_base = \"http://127.0.0.1:9/gw?key=v\"; };\n" POOLS,
+		0600, &config, logged, sizeof logged), EXIT_CONFIG, "an api_base with a query: 78");
+	ok(strstr(logged, "api_base must not have a query or a fragment ('?')") != NULL,
+		"... saying why: %s", logged);
+	config_free(&config);
+	is_int(load("wechat = { appid = \"a\"; api_base = \"https://gw.example/wx#x\"; };\n" POOLS,
+		0600, &config, logged, sizeof logged), EXIT_CONFIG, "... or a fragment: 78");
 	config_free(&config);
 	is_int(load("wechat = { appid = \"a\"; api_base = \"http://127.0.0.1:9/\"; };\n" POOLS, 0600,
 		&config, logged, sizeof logged), 0, "an api_base ending in '/'");
