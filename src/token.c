@@ -711,8 +711,15 @@ static int token_refresh(struct token_cache *cache, double now, double mono)
 			return token_refresh_failed(cache, now, mono);
 		}
 		/* WeChat refuses a valid token at times: take it again, but
-		 * later and later while it keeps being refused. */
-		log_warn("the token endpoint returned the token WeChat refused: trying it again");
+		 * later and later while it keeps being refused. Said once a
+		 * run (a night of spurious refusals would say it hundreds of
+		 * times), then counted at -v. */
+		if (!cache->retaken++)
+			log_warn("the token endpoint returned the token WeChat refused: trying it again "
+				"(WeChat refuses a valid token at times; said once a run, counted at -v)");
+		else
+			log_info("the token endpoint returned the token WeChat refused: trying it again "
+				"(%lld times this run)", (long long)cache->retaken);
 		cache->refused_backoff = cache->refused_backoff ? cache->refused_backoff * 2 : 1;
 		if (cache->refused_backoff > 60)
 			cache->refused_backoff = 60;

@@ -42,6 +42,7 @@ struct token_cache {
 	double backoff;                   /* seconds, doubled after each failed refresh */
 	int failures;                     /* refreshes failed in a row */
 	int64_t refreshes;                /* by this process */
+	int64_t retaken;                  /* refused tokens the endpoint handed back, taken again */
 	struct wechat_answer failure;     /* why the last refresh failed */
 	int secret_unreadable;            /* ... because the app secret could not be read */
 	CURL *easy;

@@ -67,6 +67,9 @@ is "spurious 40014: no call ever went without a token" "$(stats errcodes 41001)"
 ok "spurious 40014: no refresh storm ($(stats endpoints stable_token requests) stable_token calls)" \
   [ "$(stats endpoints stable_token requests)" -le $((2 * refusals + 1)) ]
 like "spurious 40014: said" "$(cat "$T/err")" "returned the token WeChat refused: trying it again"
+retaken=$(stats endpoints stable_token requests)
+is "... once ($retaken stable_token calls: a warning each, before)" \
+  "$(grep -c "returned the token WeChat refused" "$T/err")" 1
 
 # --- classic: another holder takes a new token, ours stops working ----------------
 start_fake classic --token-grace 0 --latency 30
