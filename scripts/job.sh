@@ -226,22 +226,70 @@ job_private_dir() {
 }
 
 # job_lock_holder LOCK: " (pid N, user U, since TIME)" for the job holding LOCK,
-# as it wrote into the lock file, or " (pid N, user U: COMMAND)" for another
-# process holding it, as /proc/locks has it; "" when that cannot be told.
-# Another user's process holding it (anyone can open a lock in /run/lock) is
-# then plain.
+# as it wrote into the lock file; else " (pid N, user U: COMMAND)" for another
+# process holding it, as /proc/locks has it; else the processes that have it
+# open (" (held by qrpool-fetch pid N, ...)": the stages of a run whose script
+# was killed with SIGKILL hold it until their end), of those this user may
+# look into; else how to find them. Another user's process holding it
+# (anyone can open a lock in /run/lock) is then plain.
 job_lock_holder() {
   local pid= user= since= args
   read -r pid user since <"$1" 2>/dev/null
-  if [[ $pid =~ ^[0-9]+$ ]] && [ -d "/proc/$pid" ] && job_has_open "$pid" "$1"; then
+  if [[ $pid =~ ^[0-9]+$ ]] && [ -d "/proc/$pid" ] && job_has_open "$pid" "$1" &&
+     job_started_by "$pid" "$since"; then
     printf ' (pid %s, user %s, since %s)' "$pid" "$user" "$since"
     return 0
   fi
+  # (The pid of a `flock` run by hand; that of the flock(1) a job ran is
+  # gone, lslocks then names no path.)
   pid=$(lslocks -n -r -o PID,PATH 2>/dev/null | awk -v lock="$(readlink -f "$1")" \
     '$2 == lock { print $1; exit }')
-  [ -n "$pid" ] || return 0
-  args=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-80)
-  printf ' (pid %s, user %s: %s)' "$pid" "$(stat -c %U "/proc/$pid" 2>/dev/null)" "${args% }"
+  if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then
+    args=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-80)
+    printf ' (pid %s, user %s: %s)' "$pid" "$(stat -c %U "/proc/$pid" 2>/dev/null)" "${args% }"
+    return 0
+  fi
+  job_lock_openers "$1"
+  if [ -n "$JOB_OPENERS" ]; then
+    printf ' (held by %s)' "$JOB_OPENERS"
+  else
+    printf ' (by a process this user cannot look into: `fuser -v %s`, as root, names it)' "$1"
+  fi
+}
+
+# job_lock_openers LOCK: sets JOB_OPENERS to "COMMAND pid N, ..." for the
+# processes that have LOCK open (at most 4 named, then how many more), of
+# those this user may look into, but for this shell and its own subshell
+# (run in this one: a command substitution would be another, itself opening it).
+job_lock_openers() {
+  local dir fd comm count=0
+  JOB_OPENERS=
+  for dir in /proc/[0-9]*; do
+    [ "${dir#/proc/}" != "$$" ] && [ "${dir#/proc/}" != "$BASHPID" ] || continue
+    for fd in "$dir"/fd/*; do
+      [ "$fd" -ef "$1" ] || continue
+      count=$((count + 1))
+      comm=; read -r comm <"$dir/comm"
+      [ "$count" -gt 4 ] || JOB_OPENERS="$JOB_OPENERS${JOB_OPENERS:+, }$comm pid ${dir#/proc/}"
+      break
+    done 2>/dev/null
+  done
+  [ "$count" -le 4 ] || JOB_OPENERS="$JOB_OPENERS and $((count - 4)) more"
+}
+
+# job_started_by PID SINCE: whether PID started by SINCE (a time as a job
+# writes it into its lock file, a second's slack): a pid of an old line may
+# since be another process's. Taken as true when it cannot be told.
+job_started_by() {
+  local stat boot ticks since_s
+  since_s=$(date -d "$2" +%s 2>/dev/null) || return 0
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  boot=$(awk '$1 == "btime" { print $2 }' /proc/stat 2>/dev/null)
+  ticks=$(getconf CLK_TCK 2>/dev/null)
+  [ -n "$boot" ] && [ -n "$ticks" ] || return 0
+  read -r -a stat <<<"${stat##*) }"
+  # (starttime is the 22nd field of /proc/PID/stat: the 20th after the command)
+  [ $((boot + ${stat[19]:-0} / ticks)) -le $((since_s + 1)) ]
 }
 
 # job_has_open PID FILE: whether PID has FILE open, as a job holding its lock

@@ -208,6 +208,24 @@ is "a lock a running job holds: 75" "$rc" 75
 like "... naming that job's pid, user and start" "$(cat "$T/err")" \
   "another run holds $T/qrpool-heldprobe.lock \(pid $holder, user $(id -un), since 20[0-9-]+T[0-9:]+[-+][0-9]+\); not starting"
 wait $holder
+# The job killed with SIGKILL while a stage of it runs on (holding the lock
+# through the descriptor it inherited): the processes that have it open are named.
+bash -c ". '$ROOT/scripts/job.sh'; job_start orphanprobe; sleep 30 & echo \$! >'$T/orphan.pid'; wait" \
+  2>/dev/null & holder=$!
+i=0
+until [ -s "$T/orphan.pid" ] || [ $i -gt 100 ]; do sleep 0.05; i=$((i + 1)); done
+kill -9 "$holder"; wait "$holder" 2>/dev/null || true
+orphan=$(cat "$T/orphan.pid")
+rc=0; bash -c ". '$ROOT/scripts/job.sh'; job_start orphanprobe" >"$T/out" 2>"$T/err" || rc=$?
+like "a lock held by a stage of a job killed with SIGKILL: 75, the stage named" "$rc:$(cat "$T/err")" \
+  "^75:.*another run holds $T/qrpool-orphanprobe.lock \(held by sleep pid $orphan\); not starting"
+# The line in the lock file names that process, but since a time before it
+# started (an old line, its pid reused): not taken at its word.
+printf '%s someone 2020-01-01T00:00:00+0000\n' "$orphan" >"$T/qrpool-orphanprobe.lock"
+rc=0; bash -c ". '$ROOT/scripts/job.sh'; job_start orphanprobe" >"$T/out" 2>"$T/err" || rc=$?
+like "... an old line naming that pid is not believed" "$rc:$(cat "$T/err")" \
+  "^75:.*another run holds $T/qrpool-orphanprobe.lock \(held by sleep pid $orphan\); not starting"
+kill "$orphan"
 # A lock that is a symbolic link (planted in /run/lock, say): never used.
 ln -s "$T/victim" "$T/qrpool-audit.lock"
 run audit -w 1 -C 0.5
