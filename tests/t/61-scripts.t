@@ -398,6 +398,15 @@ is "3 codes fetched, not published" "$(sql "SELECT count(*) FROM codes WHERE sta
 run audit -w 0 -C 0
 is "audit: codes fetched after the night: 65" "$rc" 65
 like "... saying so" "$(cat "$T/log/audit.log")" "3 codes are still planned or fetched \(not in Kafka\) after the night"
+# The same while a fill holds the fills' lock (one still publishing after its
+# deadline): its codes are in flight, not left over.
+hold_flock "$T/qrpool-fill.lock"
+run audit -w 0 -C 0
+is "audit while a fill runs: its codes in flight are not left over: 0" "$rc:$(cat "$T/err")" 0:
+like "... said in the log, with the fill's holder" "$(tail -3 "$T/log/audit.log")" \
+  "a fill is still running \(pid [0-9]+, user .*\): its 3 codes planned or fetched are in flight"
+touch "$T/release"
+wait $holder
 # The pool of those codes dropped from the config (by mistake): they are
 # still left over, and said to be (the listing skips such pools; audit said 0).
 cp "$QRPOOL_CONFIG" "$T/with-card.cfg"
