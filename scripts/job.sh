@@ -424,12 +424,18 @@ job_start() {
 # cron's mail, even if this run goes well). (The lock is ours: that run is not
 # running.)
 job_unended() {
-  local last pid message
-  # (-a: a power loss can leave NUL bytes at the end of the log)
-  last=$(grep -a -E "^[^ ]+ $JOB_NAME: (start \(pid [0-9]+\)|end: )" "$JOB_LOG" | tail -n 1)
+  local last= pid message log
+  # A log rotated since (logrotate's weekly run, by Debian's timer at
+  # midnight): that run's lines are in the one before, kept plain by
+  # delaycompress. (-a: a power loss can leave NUL bytes at the end of a log.)
+  for log in "$JOB_LOG" "$JOB_LOG.1"; do
+    [ -f "$log" ] && last=$(grep -a -E "^[^ ]+ $JOB_NAME: (start \(pid [0-9]+\)|end: )" "$log" |
+      tail -n 1)
+    [ -z "$last" ] || break
+  done
   [[ $last == *": start (pid "* ]] || return 0
   pid=${last##*(pid }
-  message="the run that started at ${last%% *} (pid ${pid%)}) has no end in $JOB_LOG: it was"
+  message="the run that started at ${last%% *} (pid ${pid%)}) has no end in $log: it was"
   message="$message ended with no chance to log (kill -9, a power loss, a reboot)"
   job_log "$message"
   echo "$JOB_NAME: $message" >&8

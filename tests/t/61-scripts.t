@@ -666,6 +666,17 @@ rc=0; QRPOOL_LOG=$T/nul.log bash -c ". '$ROOT/scripts/job.sh'; job_start nulprob
   >"$T/out" 2>"$T/err" || rc=$?
 like "a log ending in NUL bytes (a power loss): the run with no end still said" "$rc:$(cat "$T/err")" \
   "^0:nulprobe: the run that started at 2026-11-29T01:00:00\+0000 \(pid 4242\) has no end"
+# The log rotated between the killed run and the next (logrotate, weekly): the
+# start with no end is found in the rotated log, which delaycompress keeps plain.
+printf '2026-11-29T01:00:00+0000 rotprobe: start (pid 4343)\n' >"$T/rot.log.1"
+: >"$T/rot.log"
+rc=0; QRPOOL_LOG=$T/rot.log bash -c ". '$ROOT/scripts/job.sh'; job_start rotprobe; job_finish 0" \
+  >"$T/out" 2>"$T/err" || rc=$?
+like "a log rotated since the run with no end: still said, from the rotated log" "$rc:$(cat "$T/err")" \
+  "^0:rotprobe: the run that started at 2026-11-29T01:00:00\+0000 \(pid 4343\) has no end in $T/rot.log.1"
+rc=0; QRPOOL_LOG=$T/rot.log bash -c ". '$ROOT/scripts/job.sh'; job_start rotprobe; job_finish 0" \
+  >"$T/out" 2>"$T/err" || rc=$?
+is "... once: the run after, whose log has its run's end, says nothing" "$rc:$(cat "$T/err")" 0:
 logged=$(wc -l <"$T/log/nightly-fill.log")
 run nightly-fill -u "$deadline" -f "$HOUR" "$T/link.tsv"
 is "... and the run after that, which follows a run that ended, says nothing of it" \
