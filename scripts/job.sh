@@ -435,7 +435,18 @@ job_unended() {
   done
   [[ $last == *": start (pid "* ]] || return 0
   pid=${last##*(pid }
-  message="the run that started at ${last%% *} (pid ${pid%)}) has no end in $log: it was"
+  pid=${pid%)}
+  # That run still going, under another lock (QRPOOL_LOCK_DIR set for cron
+  # but dropped by sudo for a hand run, or the other way round): the two
+  # would fetch the same codes. This one does not start.
+  if [ -d "/proc/$pid" ] && [ "$log" = "$JOB_LOG" ] && job_has_open "$pid" "$log" &&
+     job_started_by "$pid" "${last%% *}"; then
+    echo "$JOB_NAME: the run that started at ${last%% *} (pid $pid) is still running, under" \
+      "another lock than $JOB_LOCK (is QRPOOL_LOCK_DIR set for one and not the other? sudo" \
+      "drops it): not starting beside it" >&8
+    exit 75
+  fi
+  message="the run that started at ${last%% *} (pid $pid) has no end in $log: it was"
   message="$message ended with no chance to log (kill -9, a power loss, a reboot)"
   job_log "$message"
   echo "$JOB_NAME: $message" >&8

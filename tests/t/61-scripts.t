@@ -666,6 +666,19 @@ rc=0; QRPOOL_LOG=$T/nul.log bash -c ". '$ROOT/scripts/job.sh'; job_start nulprob
   >"$T/out" 2>"$T/err" || rc=$?
 like "a log ending in NUL bytes (a power loss): the run with no end still said" "$rc:$(cat "$T/err")" \
   "^0:nulprobe: the run that started at 2026-11-29T01:00:00\+0000 \(pid 4242\) has no end"
+# A run of the job still going under another lock (QRPOOL_LOCK_DIR set for cron,
+# dropped by sudo for a hand run), writing the same log: not joined.
+mkdir "$T/lock-a" "$T/lock-b"
+QRPOOL_LOCK_DIR=$T/lock-a QRPOOL_LOG=$T/twin.log \
+  bash -c ". '$ROOT/scripts/job.sh'; job_start twinprobe; sleep 3; job_finish 0" 2>/dev/null & holder=$!
+i=0
+until grep -q "twinprobe: start" "$T/twin.log" 2>/dev/null || [ $i -gt 100 ]; do sleep 0.05; i=$((i + 1)); done
+rc=0; QRPOOL_LOCK_DIR=$T/lock-b QRPOOL_LOG=$T/twin.log \
+  bash -c ". '$ROOT/scripts/job.sh'; job_start twinprobe; job_finish 0" >"$T/out" 2>"$T/err" || rc=$?
+like "a run of the same job going on under another lock: 75, not started beside it" \
+  "$rc:$(cat "$T/err")" "^75:twinprobe: the run that started at .* \(pid $holder\) is still running, under another lock than $T/lock-b/qrpool-twinprobe.lock \(is QRPOOL_LOCK_DIR set"
+wait $holder
+is "... (that run ended well)" "$(grep -c 'twinprobe: end: exit 0' "$T/twin.log")" 1
 # The log rotated between the killed run and the next (logrotate, weekly): the
 # start with no end is found in the rotated log, which delaycompress keeps plain.
 printf '2026-11-29T01:00:00+0000 rotprobe: start (pid 4343)\n' >"$T/rot.log.1"
