@@ -421,8 +421,8 @@ job_start() {
 # A run of this job whose start has no end after it in the log was ended
 # with no chance to log (kill -9 of the script, a power loss, a reboot), and
 # nothing was mailed: said as this run starts, in the log and on stderr (for
-# cron's mail, even if this run goes well). (The lock is ours: that run is not
-# running.)
+# cron's mail, even if this run goes well). The lock is ours, so that run is
+# not running, unless under another lock: then this one stops, 75.
 job_unended() {
   local last= pid message log
   # A log rotated since (logrotate's weekly run, by Debian's timer at
