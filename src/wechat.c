@@ -244,6 +244,7 @@ int wechat_image_check(const unsigned char *body, size_t size, int width,
 
 	image->width = -1;
 	image->size = 0;
+	image->content_type = NULL;   /* (neither JPEG nor PNG) */
 	if (size >= 3 && body[0] == 0xFF && body[1] == 0xD8 && body[2] == 0xFF) {
 		image->content_type = "image/jpeg";
 		status = wechat_jpeg_width(body, size, image, why, why_size);
@@ -382,11 +383,15 @@ void wechat_classify(long http_status, const char *content_type, const unsigned 
 	 * case-insensitive (Image/JPEG). Refused for its label, each such
 	 * image's call would be spent for nothing, all night. */
 	if (wechat_image_check(body, size, width, &image, why, sizeof why)) {
-		if (!content_type || strncasecmp(content_type, "image/", 6))
+		int labelled = content_type && !strncasecmp(content_type, "image/", 6);
+
+		if (!image.content_type && !labelled)   /* (a gateway's page, say) */
 			snprintf(answer->message, sizeof answer->message, "content type %.60s is not an "
 				"image (nor are its bytes)", content_type ? content_type : "(none)");
 		else
-			snprintf(answer->message, sizeof answer->message, "bad image: %s", why);
+			snprintf(answer->message, sizeof answer->message, "bad image: %s%s%.60s%s", why,
+				labelled ? "" : " (labelled ", labelled ? "" : content_type ? content_type :
+				"nothing", labelled ? "" : ")");
 		return;
 	}
 	answer->content_type = image.content_type;

@@ -180,6 +180,13 @@ static void test_classify(void)
 	ok(!strncmp(answer.message, "bad image: ", 11), "HTML labelled an image: a bad image (%s)",
 		answer.message);
 	classify(200, "image/jpeg", &empty, 430, WECHAT_RETRY, 0, "empty body");
+	wechat_classify(200, "application/octet-stream", narrow.data, narrow.size, 430, &answer);
+	is_str(answer.message, "bad image: image is 280 px wide, 430 requested (labelled "
+		"application/octet-stream)", "an image too narrow, not labelled one: what is wrong with it");
+	wechat_classify(200, NULL, cut_jpeg.data, cut_jpeg.size, 430, &answer);
+	ok(!strncmp(answer.message, "bad image: JPEG is truncated", 28) &&
+		strstr(answer.message, "(labelled nothing)"), "a JPEG cut short, with no label: %s",
+		answer.message);
 	/* The bytes decide, not the label (a gateway's, or none): a whole image is stored. */
 	wechat_classify(200, NULL, good_jpeg.data, good_jpeg.size, 430, &answer);
 	is_int(answer.action, WECHAT_STORE, "a JPEG with no content type: stored");
