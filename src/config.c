@@ -600,17 +600,17 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 		/* A test's short minute against the real WeChat (a config copied
 		 * from the demo) would spend the appid's whole minute in its first
 		 * seconds, and leave the online services nothing for the rest of it;
-		 * a longer one is no slower rate: its windows straddle WeChat's
-		 * minutes, and two budgets can fall in one of them. */
-		if (w->quota_minute_ms != 60000)
+		 * a longer one that is not whole minutes is no slower rate: its
+		 * windows (aligned on the epoch, as WeChat's minutes are) straddle
+		 * WeChat's minutes, and two budgets can fall in one of them. */
+		if (w->quota_minute_ms < 60000 || w->quota_minute_ms % 60000)
 			return config_error_at(reader, config_setting_get_member(group, "quota_minute"),
-				"quota_minute is %s than WeChat's minute (60s) with api_base '%.60s': %s "
+				"quota_minute is %s WeChat's minute (60s) with api_base '%.60s': %s "
 				"(another length is for a local stand-in, on 127.0.0.1, localhost or [::1])",
-				w->quota_minute_ms < 60000 ? "shorter" : "longer", base,
+				w->quota_minute_ms < 60000 ? "shorter than" : "not a whole number of", base,
 				w->quota_minute_ms < 60000 ? "each short window would spend the quota of a "
 				"whole minute" : "its windows would straddle WeChat's minutes, and one of "
-				"them could take two windows' calls (to leave WeChat's quota more room, raise "
-				"reserve_per_minute)");
+				"them could take two windows' calls (whole minutes, 2m, are a slower rate)");
 	}
 	/* The paths are appended with their '/': "host/" would make "host//cgi-bin", a 404. */
 	for (size_t length = strlen(w->api_base); length > 8 && w->api_base[length - 1] == '/';)

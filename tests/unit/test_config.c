@@ -441,10 +441,14 @@ static void test_wechat_values(void)
 	is_int((int)config.busy_timeout_ms, 20000, "... as seconds");
 	config_free(&config);
 	is_int(load("wechat = { appid = \"a\"; quota_minute = \"90s\"; };\n" POOLS, 0600,
-		&config, logged, sizeof logged), EXIT_CONFIG, "a longer quota minute against WeChat: 78");
-	ok(strstr(logged, "quota_minute is longer than WeChat's minute (60s) with api_base "
+		&config, logged, sizeof logged), EXIT_CONFIG, "a quota minute of 90s against WeChat: 78");
+	ok(strstr(logged, "quota_minute is not a whole number of WeChat's minute (60s) with api_base "
 		"'https://api.weixin.qq.com': its windows would straddle WeChat's minutes") != NULL,
 		"... saying why: %s", logged);
+	config_free(&config);
+	is_int(load("wechat = { appid = \"a\"; quota_minute = \"2m\"; };\n" POOLS, 0600,
+		&config, logged, sizeof logged), 0, "quota_minute 2m (whole minutes: a slower rate) "
+		"against WeChat: loads");
 	config_free(&config);
 	is_int(load("wechat = { appid = \"a\"; quota_minute = \"1m\"; };\n" POOLS, 0600,
 		&config, logged, sizeof logged), 0, "quota_minute 1m against WeChat: loads");
