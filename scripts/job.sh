@@ -19,6 +19,9 @@ job_check_hhmm() {
   [[ $3 =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]] || { echo "$1: $2 $3: expected HH:MM" >&2; exit 64; }
 }
 
+# job_minutes HH:MM: the minutes after midnight.
+job_minutes() { echo $((10#${1%:*} * 60 + 10#${1#*:})); }
+
 # job_check_deadline JOB HH:MM: exits 64 for a malformed time, and 75 for a
 # deadline more than 12 hours away: it has passed for tonight (a rerun in the
 # morning with the crontab's -u 06:00, a backfill given a time just gone), and
@@ -30,8 +33,8 @@ job_check_deadline() {
   local job=$1 until_time=$2 now_minutes until_minutes left_minutes
   job_check_hhmm "$job" -u "$until_time"
   JOB_CHECKED_AT=$(date +%H:%M)
-  now_minutes=$((10#${JOB_CHECKED_AT%:*} * 60 + 10#${JOB_CHECKED_AT#*:}))
-  until_minutes=$((10#${until_time%:*} * 60 + 10#${until_time#*:}))
+  now_minutes=$(job_minutes "$JOB_CHECKED_AT")
+  until_minutes=$(job_minutes "$until_time")
   left_minutes=$(( (until_minutes - now_minutes + 1440) % 1440 ))
   if [ "$left_minutes" -eq 0 ] || [ "$left_minutes" -gt 720 ]; then
     # A fill in the day would take the quota the online services need at the
@@ -48,25 +51,25 @@ job_check_deadline() {
   fi
 }
 
-# job_check_night JOB START HH:MM: exits 75 when the clock (as
+# job_check_night JOB START FROM HH:MM: exits 75 when the clock (as
 # job_check_deadline, called first, read it) is not between START (a valid
-# HH:MM, not the deadline's) and the deadline HH:MM: a fill started in the
-# evening would fetch at the night's rate through the evening's peak, leaving
-# the online services only the night's reserve. START empty: 6 hours before
-# the deadline (00:00 for the crontab's 06:00).
+# HH:MM, not the deadline's; FROM says where it came from: "-s") and the
+# deadline HH:MM: a fill started in the evening would fetch at the night's
+# rate through the evening's peak, leaving the online services only the
+# night's reserve. START empty: 6 hours before the deadline (00:00 for the
+# crontab's 06:00).
 job_check_night() {
-  local job=$1 start=$2 until_time=$3 now_minutes start_minutes until_minutes said
-  until_minutes=$((10#${until_time%:*} * 60 + 10#${until_time#*:}))
+  local job=$1 start=$2 from=$3 until_minutes start_minutes said
+  until_minutes=$(job_minutes "$4")
   if [ -z "$start" ]; then
     start_minutes=$(( (until_minutes - 360 + 1440) % 1440 ))
     start=$(printf '%02d:%02d' $((start_minutes / 60)) $((start_minutes % 60)))
-    said="the night's start $start (6 hours before the deadline $until_time; -s sets it)"
+    said="the night's start $start (6 hours before the deadline $4; -s sets it)"
   else
-    start_minutes=$((10#${start%:*} * 60 + 10#${start#*:}))
-    said="the night's start $start (-s)"
+    start_minutes=$(job_minutes "$start")
+    said="the night's start $start ($from)"
   fi
-  now_minutes=$((10#${JOB_CHECKED_AT%:*} * 60 + 10#${JOB_CHECKED_AT#*:}))
-  if [ $(( (now_minutes - start_minutes + 1440) % 1440 )) -ge \
+  if [ $(( ($(job_minutes "$JOB_CHECKED_AT") - start_minutes + 1440) % 1440 )) -ge \
        $(( (until_minutes - start_minutes + 1440) % 1440 )) ]; then
     echo "$job: it is $JOB_CHECKED_AT, before $said: not starting; a fill now would" \
       "take the quota the online services need at the evening's peak, leaving them only the" \
@@ -439,7 +442,7 @@ job_unended() {
   # That run still going, under another lock (QRPOOL_LOCK_DIR set for cron
   # but dropped by sudo for a hand run, or the other way round): the two
   # would fetch the same codes. This one does not start.
-  if [ -d "/proc/$pid" ] && [ "$log" = "$JOB_LOG" ] && job_has_open "$pid" "$log" &&
+  if [ -d "/proc/$pid" ] && job_has_open "$pid" "$log" &&
      job_started_by "$pid" "${last%% *}"; then
     echo "$JOB_NAME: the run that started at ${last%% *} (pid $pid) is still running, under" \
       "another lock than $JOB_LOCK (is QRPOOL_LOCK_DIR set for one and not the other? sudo" \

@@ -101,10 +101,18 @@ like "... so it went on to the lock" "$(cat "$T/err")" "another run holds .*; no
 run at_clock "$evening" UTC nightly-fill -u 01:00 -s 22:00 "$T/demand.tsv"
 like "... and at 18:30 it is refused, naming -s" "$rc:$(cat "$T/err")" \
   "^75:nightly-fill: it is 18:30, before the night's start 22:00 \(-s\): not starting"
-for args in "-s 9pm" "-s 06:00 -u 06:00"; do
+# A crontab whose night is longer (-w 22:00-06:00, the fill started at 22:00):
+# the night starts at -w's start.
+run at_clock "$(( evening + 4 * 3600 ))" UTC nightly-fill -u 06:00 -w 22:00-06:00 "$T/demand.tsv"
+like "-w 22:00-06:00 at 22:30: the night has started at -w's start (on to the lock)" \
+  "$rc:$(cat "$T/err")" "^75:.*another run holds .*; not starting"
+run at_clock "$evening" UTC nightly-fill -u 06:00 -w 22:00-06:00 "$T/demand.tsv"
+like "... and at 18:30 it is refused, naming -w" "$rc:$(cat "$T/err")" \
+  "^75:nightly-fill: it is 18:30, before the night's start 22:00 \(-w's start\): not starting"
+for args in "-s 9pm" "-s 06:00 -u 06:00" "-s 17:00 -u 06:00"; do
   run nightly-fill $args "$T/demand.tsv"
   is "nightly-fill $args: exit 64" "$rc" 64
-  like "... saying why" "$(cat "$T/err")" "^nightly-fill: -s (9pm: expected HH:MM|06:00: the night would start at its deadline)"
+  like "... saying why" "$(cat "$T/err")" "^nightly-fill: -s (9pm: expected HH:MM|06:00: the night would start at its deadline|17:00: more than 12 hours before the deadline 06:00)"
 done
 is "... nothing planned by any of them" "$(sql 'SELECT count(*) FROM codes')" "$before"
 touch "$T/release"
@@ -679,6 +687,18 @@ like "a run of the same job going on under another lock: 75, not started beside 
   "$rc:$(cat "$T/err")" "^75:twinprobe: the run that started at .* \(pid $holder\) is still running, under another lock than $T/lock-b/qrpool-twinprobe.lock \(is QRPOOL_LOCK_DIR set"
 wait $holder
 is "... (that run ended well)" "$(grep -c 'twinprobe: end: exit 0' "$T/twin.log")" 1
+# The same with the log rotated while that run goes on (it writes on into .1).
+QRPOOL_LOCK_DIR=$T/lock-a QRPOOL_LOG=$T/twin.log \
+  bash -c ". '$ROOT/scripts/job.sh'; job_start twinprobe; sleep 3; job_finish 0" 2>/dev/null & holder=$!
+i=0
+until [ "$(grep -c "twinprobe: start" "$T/twin.log" 2>/dev/null)" -eq 2 ] || [ $i -gt 100 ]; do
+  sleep 0.05; i=$((i + 1)); done
+mv "$T/twin.log" "$T/twin.log.1" && : >"$T/twin.log"
+rc=0; QRPOOL_LOCK_DIR=$T/lock-b QRPOOL_LOG=$T/twin.log \
+  bash -c ". '$ROOT/scripts/job.sh'; job_start twinprobe; job_finish 0" >"$T/out" 2>"$T/err" || rc=$?
+like "... its log rotated meanwhile: still 75" "$rc:$(cat "$T/err")" \
+  "^75:twinprobe: the run that started at .* \(pid $holder\) is still running"
+wait $holder
 # The log rotated between the killed run and the next (logrotate, weekly): the
 # start with no end is found in the rotated log, which delaycompress keeps plain.
 printf '2026-11-29T01:00:00+0000 rotprobe: start (pid 4343)\n' >"$T/rot.log.1"
