@@ -424,6 +424,17 @@ is "audit: codes of a pool no longer in the config: still 65" "$rc" 65
 like "... naming the pool" "$(cat "$T/log/audit.log")" \
   "among them codes of pools no longer in the config: card \(qrpool-pending --pool NAME lists them; to retire them, so they stop coming back every morning: sqlite3 STAGING.db \"UPDATE codes SET state = 'failed', last_error = 'pool removed' WHERE pool = 'NAME' AND state IN \('planned', 'fetched'\)\"\)"
 is "... counted" "$(grep -c '3 codes are still planned or fetched' "$T/log/audit.log")" 2
+# A fill running does not excuse them: no fill feeds a pool not in the config.
+hold_flock "$T/qrpool-fill.lock"
+lines=$(wc -l <"$T/log/audit.log")
+run audit -w 0 -C 0
+is "... nor while a fill runs (no fill feeds them): still 65" "$rc" 65
+like "... counted as left, not in flight" "$(tail -n +$((lines + 1)) "$T/log/audit.log")" \
+  "3 codes are still planned or fetched \(not in Kafka\) after the night"
+is "... and no word of a fill's codes in flight" \
+  "$(tail -n +$((lines + 1)) "$T/log/audit.log" | grep -c 'in flight, not left')" 0
+touch "$T/release"
+wait $holder
 cp "$T/with-card.cfg" "$QRPOOL_CONFIG"
 echo "not a directory" >"$T/not-a-dir"
 rc=0; QRPOOL_LOG_DIR=$T/not-a-dir/log TMPDIR=$T audit -w 0 -C 0 >"$T/out" 2>"$T/err" || rc=$?
