@@ -229,12 +229,12 @@ job_private_dir() {
 }
 
 # job_lock_holder LOCK: " (pid N, user U, since TIME)" for the job holding LOCK,
-# as it wrote into the lock file; else " (pid N, user U: COMMAND)" for another
-# process holding it, as /proc/locks has it; else the processes that have it
-# open (" (held by qrpool-fetch pid N, ...)": the stages of a run whose script
-# was killed with SIGKILL hold it until their end), of those this user may
-# look into; else how to find them. Another user's process holding it
-# (anyone can open a lock in /run/lock) is then plain.
+# as it wrote into the lock file; else the processes that have it open, of
+# those this user may look into (" (held by qrpool-fetch pid N, ...)": a
+# `flock` run by hand, or the stages of a run whose script was killed with
+# SIGKILL, which hold it until their end); else " (pid N, user U: COMMAND)"
+# for another user's process holding it (anyone can open a lock in
+# /run/lock), as /proc/locks has it; else how to find it.
 job_lock_holder() {
   local pid= user= since= args
   read -r pid user since <"$1" 2>/dev/null
@@ -243,18 +243,18 @@ job_lock_holder() {
     printf ' (pid %s, user %s, since %s)' "$pid" "$user" "$since"
     return 0
   fi
-  # (The pid of a `flock` run by hand; that of the flock(1) a job ran is
-  # gone, lslocks then names no path.)
+  job_lock_openers "$1"
+  if [ -n "$JOB_OPENERS" ]; then
+    printf ' (held by %s)' "$JOB_OPENERS"
+    return 0
+  fi
+  # (The process that took it, in util-linux 2.38's lslocks: that of the
+  # flock(1) a job ran is gone, and then no path is named.)
   pid=$(lslocks -n -r -o PID,PATH 2>/dev/null | awk -v lock="$(readlink -f "$1")" \
     '$2 == lock { print $1; exit }')
   if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then
     args=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-80)
     printf ' (pid %s, user %s: %s)' "$pid" "$(stat -c %U "/proc/$pid" 2>/dev/null)" "${args% }"
-    return 0
-  fi
-  job_lock_openers "$1"
-  if [ -n "$JOB_OPENERS" ]; then
-    printf ' (held by %s)' "$JOB_OPENERS"
   else
     printf ' (by a process this user cannot look into: `fuser -v %s`, as root, names it)' "$1"
   fi
@@ -263,9 +263,12 @@ job_lock_holder() {
 # job_lock_openers LOCK: sets JOB_OPENERS to "COMMAND pid N, ..." for the
 # processes that have LOCK open (at most 4 named, then how many more), of
 # those this user may look into, but for this shell and its own subshell
-# (run in this one: a command substitution would be another, itself opening it).
+# (run in this one: a command substitution would be another, itself opening
+# it); and, when they are one process group (a job's stages and its pipeline
+# shell, whose script is gone), how to stop them all: the pipeline shell
+# waits out a TERM of its own, for its stages to wind down on theirs.
 job_lock_openers() {
-  local dir fd comm count=0
+  local dir fd comm stat group= groups=0 count=0
   JOB_OPENERS=
   for dir in /proc/[0-9]*; do
     [ "${dir#/proc/}" != "$$" ] && [ "${dir#/proc/}" != "$BASHPID" ] || continue
@@ -274,10 +277,15 @@ job_lock_openers() {
       count=$((count + 1))
       comm=; read -r comm <"$dir/comm"
       [ "$count" -gt 4 ] || JOB_OPENERS="$JOB_OPENERS${JOB_OPENERS:+, }$comm pid ${dir#/proc/}"
+      # (the process group: the 3rd field after the command in /proc/PID/stat)
+      stat=; read -r stat <"$dir/stat"; read -r -a stat <<<"${stat##*) }"
+      [ "${stat[2]:-}" = "$group" ] || { group=${stat[2]:-}; groups=$((groups + 1)); }
       break
     done 2>/dev/null
   done
   [ "$count" -le 4 ] || JOB_OPENERS="$JOB_OPENERS and $((count - 4)) more"
+  [ "$groups" -ne 1 ] || [ -z "$group" ] ||
+    JOB_OPENERS="$JOB_OPENERS: \`kill -- -$group\` stops them"
 }
 
 # job_started_by PID SINCE: whether PID started by SINCE (a time as a job
@@ -285,6 +293,7 @@ job_lock_openers() {
 # since be another process's. Taken as true when it cannot be told.
 job_started_by() {
   local stat boot ticks since_s
+  [ -n "$2" ] || return 0   # (date -d '' is today's midnight)
   since_s=$(date -d "$2" +%s 2>/dev/null) || return 0
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
   boot=$(awk '$1 == "btime" { print $2 }' /proc/stat 2>/dev/null)

@@ -1080,18 +1080,28 @@ static const char *config_unreadable_why(const char *path)
 	return "read error";
 }
 
+/* The `i`th file read: libconfig lists the config file first, then each
+ * file it @includes; NULL past the last. */
+static const char *config_file_read(const config_t *cf, const char *read_path, unsigned i,
+	char *shown, size_t size)
+{
+	if (!cf->num_filenames)
+		return i ? NULL : read_path;
+	return i < cf->num_filenames ? config_full_name(read_path, cf->filenames[i], shown, size) : NULL;
+}
+
 /* The config file and each file it @includes: none may be writable by
  * others, who could then run commands as this user (token.command) or send
  * the app secret where they like (api_base). */
 static int config_check_writers(const config_t *cf, const char *read_path)
 {
-	for (unsigned i = 0; i <= cf->num_filenames; i++) {
-		char shown[PATH_MAX];
-		const char *file = i < cf->num_filenames ?
-			config_full_name(read_path, cf->filenames[i], shown, sizeof shown) : read_path;
+	char shown[PATH_MAX];
+	const char *file;
+
+	for (unsigned i = 0; (file = config_file_read(cf, read_path, i, shown, sizeof shown)); i++) {
 		struct stat st;
 
-		if (file && stat(file, &st) == 0 && (st.st_mode & S_IWOTH)) {
+		if (stat(file, &st) == 0 && (st.st_mode & S_IWOTH)) {
 			log_error("%s: the config file is writable by others (mode %04o): anyone could "
 				"make the tools run a command of theirs (token.command) or send the app "
 				"secret elsewhere (api_base); run chmod o-w %s", file,
@@ -1109,17 +1119,15 @@ static int config_check_writers(const config_t *cf, const char *read_path)
  * (Zeroed once read: the text may hold a secret inline.) */
 static int config_check_wide_numbers(const config_t *cf, const char *read_path)
 {
-	for (unsigned i = 0; i <= cf->num_filenames; i++) {
-		char shown[PATH_MAX], number[48];
-		const char *file = i < cf->num_filenames ?
-			config_full_name(read_path, cf->filenames[i], shown, sizeof shown) : read_path;
+	char shown[PATH_MAX], number[48];
+	const char *file;
+
+	for (unsigned i = 0; (file = config_file_read(cf, read_path, i, shown, sizeof shown)); i++) {
 		size_t capacity = 0, length = 0;
 		char *text = NULL, *grown;
 		ssize_t got = 0;
 		int fd, line, read_errno;
 
-		if (!file)
-			continue;
 		if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
 			log_error("%s: cannot read the config file: %s", file, strerror(errno));
 			return EXIT_CONFIG;

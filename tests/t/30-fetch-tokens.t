@@ -68,7 +68,8 @@ ok "spurious 40014: no refresh storm ($(stats endpoints stable_token requests) s
   [ "$(stats endpoints stable_token requests)" -le $((2 * refusals + 1)) ]
 like "spurious 40014: said" "$(cat "$T/err")" "returned the token WeChat refused: trying it again"
 retaken=$(stats endpoints stable_token requests)
-is "... once ($retaken stable_token calls: a warning each, before)" \
+ok "... taken again more than once ($retaken stable_token calls)" [ "$retaken" -ge 3 ]
+is "... and said once (a warning each, before)" \
   "$(grep -c "returned the token WeChat refused" "$T/err")" 1
 
 # --- classic: another holder takes a new token, ours stops working ----------------

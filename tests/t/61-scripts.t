@@ -201,7 +201,7 @@ NOPROCPS=$QRPOOL_BIN:$ROOT/scripts:$T/noprocps
 run env PATH="$NOPROCPS" nightly-fill -u "$deadline" "$T/demand.tsv"
 is "a second nightly-fill while one runs: exit 75" "$rc" 75
 like "and says so, naming the holder (which may be anyone's: the lock is in a shared directory)" \
-  "$(cat "$T/err")" "another run holds $T/qrpool-fill.lock \(pid [0-9]+, user $(id -un): (flock|sleep|sh) .*\); not starting"
+  "$(cat "$T/err")" "another run holds $T/qrpool-fill.lock \(held by (flock|sh|sleep) pid [0-9]+.*\); not starting"
 run backfill -u "$deadline" -d "$T/demand.tsv" "$T/demand.tsv"
 is "nor a backfill while a fill runs (they would fetch the same codes): exit 75" "$rc" 75
 touch "$T/release"
@@ -216,24 +216,32 @@ is "a lock a running job holds: 75" "$rc" 75
 like "... naming that job's pid, user and start" "$(cat "$T/err")" \
   "another run holds $T/qrpool-heldprobe.lock \(pid $holder, user $(id -un), since 20[0-9-]+T[0-9:]+[-+][0-9]+\); not starting"
 wait $holder
-# The job killed with SIGKILL while a stage of it runs on (holding the lock
-# through the descriptor it inherited): the processes that have it open are named.
-bash -c ". '$ROOT/scripts/job.sh'; job_start orphanprobe; sleep 30 & echo \$! >'$T/orphan.pid'; wait" \
-  2>/dev/null & holder=$!
+# The job killed with SIGKILL while its pipeline runs on (its shell and stage
+# holding the lock through the descriptor they inherited): the processes that
+# have it open are named, with how to stop them all. (In a session of its own,
+# so that its process group is not this test's.)
+setsid bash -c ". '$ROOT/scripts/job.sh'; job_start orphanprobe
+  stage() { sleep 30 & echo \$! >'$T/orphan.pid'; wait; }; job_run stage" 2>/dev/null &
 i=0
 until [ -s "$T/orphan.pid" ] || [ $i -gt 100 ]; do sleep 0.05; i=$((i + 1)); done
-kill -9 "$holder"; wait "$holder" 2>/dev/null || true
+read -r script _ <"$T/qrpool-orphanprobe.lock"
+kill -9 "$script"
 orphan=$(cat "$T/orphan.pid")
 rc=0; bash -c ". '$ROOT/scripts/job.sh'; job_start orphanprobe" >"$T/out" 2>"$T/err" || rc=$?
-like "a lock held by a stage of a job killed with SIGKILL: 75, the stage named" "$rc:$(cat "$T/err")" \
-  "^75:.*another run holds $T/qrpool-orphanprobe.lock \(held by sleep pid $orphan\); not starting"
-# The line in the lock file names that process, but since a time before it
+like "a lock held by the pipeline of a job killed with SIGKILL: 75, its processes named" \
+  "$rc:$(cat "$T/err")" \
+  "^75:.*another run holds $T/qrpool-orphanprobe.lock \(held by .*sleep pid $orphan.*: \`kill -- -$script\` stops them\); not starting"
+like "... the pipeline's shell too" "$(cat "$T/err")" "held by .*bash pid [0-9]+"
+# The line in the lock file names that stage, but since a time before it
 # started (an old line, its pid reused): not taken at its word.
 printf '%s someone 2020-01-01T00:00:00+0000\n' "$orphan" >"$T/qrpool-orphanprobe.lock"
 rc=0; bash -c ". '$ROOT/scripts/job.sh'; job_start orphanprobe" >"$T/out" 2>"$T/err" || rc=$?
 like "... an old line naming that pid is not believed" "$rc:$(cat "$T/err")" \
-  "^75:.*another run holds $T/qrpool-orphanprobe.lock \(held by sleep pid $orphan\); not starting"
-kill "$orphan"
+  "^75:.*another run holds $T/qrpool-orphanprobe.lock \(held by .*sleep pid $orphan"
+kill -- -"$script"
+i=0
+until flock -n "$T/qrpool-orphanprobe.lock" true || [ $i -gt 100 ]; do sleep 0.05; i=$((i + 1)); done
+ok "... the kill it advises stops them all: the lock is free" flock -n "$T/qrpool-orphanprobe.lock" true
 # A lock that is a symbolic link (planted in /run/lock, say): never used.
 ln -s "$T/victim" "$T/qrpool-audit.lock"
 run audit -w 1 -C 0.5
@@ -412,7 +420,7 @@ hold_flock "$T/qrpool-fill.lock"
 run audit -w 0 -C 0
 is "audit while a fill runs: its codes in flight are not left over: 0" "$rc:$(cat "$T/err")" 0:
 like "... said in the log, with the fill's holder" "$(tail -3 "$T/log/audit.log")" \
-  "a fill is still running \(pid [0-9]+, user .*\): its 3 codes planned or fetched are in flight"
+  "a fill is still running \(held by flock pid [0-9]+.*\): its 3 codes planned or fetched are in flight"
 touch "$T/release"
 wait $holder
 # The pool of those codes dropped from the config (by mistake): they are
