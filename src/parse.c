@@ -399,7 +399,7 @@ static const char *parse_config_number(const char *p, const char *end, int *wide
 		for (digits = p; p < end && isdigit((unsigned char)*p); p++)
 			;
 		if (p < end && (*p == '.' || *p == 'e' || *p == 'E')) {   /* a float */
-			for (; p < end && (isdigit((unsigned char)*p) || strchr(".eE", *p) ||
+			for (; p < end && (isdigit((unsigned char)*p) || (*p && strchr(".eE", *p)) ||
 					((*p == '-' || *p == '+') && strchr("eE", p[-1]))); p++)
 				;
 			return p;
@@ -433,16 +433,16 @@ int parse_config_wide_number(const char *text, size_t length, char *literal, siz
 		if (*p == '"') {   /* a string, to its closing quote */
 			for (p++; p < end && *p != '"'; p++)
 				p += *p == '\\' && p + 1 < end;
-			p++;
+			p += p < end;
 		} else if (*p == '#' || (*p == '/' && p + 1 < end && p[1] == '/')) {
 			p = memchr(p, '\n', (size_t)(end - p));
 			p = p ? p : end;
 		} else if (*p == '/' && p + 1 < end && p[1] == '*') {
 			for (p += 2; p + 1 < end && !(p[0] == '*' && p[1] == '/'); p++)
 				;
-			p += 2;
+			p = p + 1 < end ? p + 2 : end;
 		} else if (isalpha((unsigned char)*p) || *p == '*') {   /* a name */
-			while (p < end && (isalnum((unsigned char)*p) || strchr("-_*", *p)))
+			while (p < end && (isalnum((unsigned char)*p) || (*p && strchr("-_*", *p))))
 				p++;
 		} else if (isdigit((unsigned char)*p) || ((*p == '-' || *p == '+') && p + 1 < end &&
 				isdigit((unsigned char)p[1]))) {
