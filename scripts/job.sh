@@ -268,7 +268,7 @@ job_lock_holder() {
 # shell, whose script is gone), how to stop them all: the pipeline shell
 # waits out a TERM of its own, for its stages to wind down on theirs.
 job_lock_openers() {
-  local dir fd comm stat group= groups=0 count=0
+  local dir fd comm pgid group= groups=0 count=0
   JOB_OPENERS=
   for dir in /proc/[0-9]*; do
     [ "${dir#/proc/}" != "$$" ] && [ "${dir#/proc/}" != "$BASHPID" ] || continue
@@ -277,9 +277,8 @@ job_lock_openers() {
       count=$((count + 1))
       comm=; read -r comm <"$dir/comm"
       [ "$count" -gt 4 ] || JOB_OPENERS="$JOB_OPENERS${JOB_OPENERS:+, }$comm pid ${dir#/proc/}"
-      # (the process group: the 3rd field after the command in /proc/PID/stat)
-      stat=; read -r stat <"$dir/stat"; read -r -a stat <<<"${stat##*) }"
-      [ "${stat[2]:-}" = "$group" ] || { group=${stat[2]:-}; groups=$((groups + 1)); }
+      pgid=$(job_stat_field "${dir#/proc/}" 5)
+      [ "$pgid" = "$group" ] || { group=$pgid; groups=$((groups + 1)); }
       break
     done 2>/dev/null
   done
@@ -292,16 +291,24 @@ job_lock_openers() {
 # writes it into its lock file, a second's slack): a pid of an old line may
 # since be another process's. Taken as true when it cannot be told.
 job_started_by() {
-  local stat boot ticks since_s
+  local started boot ticks since_s
   [ -n "$2" ] || return 0   # (date -d '' is today's midnight)
   since_s=$(date -d "$2" +%s 2>/dev/null) || return 0
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  started=$(job_stat_field "$1" 22)   # (clock ticks after boot)
   boot=$(awk '$1 == "btime" { print $2 }' /proc/stat 2>/dev/null)
   ticks=$(getconf CLK_TCK 2>/dev/null)
-  [ -n "$boot" ] && [ -n "$ticks" ] || return 0
-  read -r -a stat <<<"${stat##*) }"
-  # (starttime is the 22nd field of /proc/PID/stat: the 20th after the command)
-  [ $((boot + ${stat[19]:-0} / ticks)) -le $((since_s + 1)) ]
+  [ -n "$started" ] && [ -n "$boot" ] && [ -n "$ticks" ] || return 0
+  [ $((boot + started / ticks)) -le $((since_s + 1)) ]
+}
+
+# job_stat_field PID N: the Nth field of /proc/PID/stat (5: the process
+# group, 22: the start), read after the command, which may hold blanks and
+# parentheses; "" when it cannot be read.
+job_stat_field() {
+  local stat fields
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 0
+  read -r -a fields <<<"${stat##*) }"
+  printf '%s' "${fields[$2 - 3]:-}"
 }
 
 # job_has_open PID FILE: whether PID has FILE open, as a job holding its lock
@@ -323,6 +330,9 @@ job_lock_refused() {
   exit 74
 }
 
+# job_lock_path NAME: where the lock NAME is, when its directory can be used.
+job_lock_path() { printf '%s/qrpool-%s.lock' "${QRPOOL_LOCK_DIR:-/run/lock}" "$1"; }
+
 # job_start NAME [LOCK]: takes the lock (LOCK, default NAME: jobs that must not
 # overlap share one), sends stderr to the log.
 job_start() {
@@ -330,7 +340,7 @@ job_start() {
   local lock_name=${2:-$1}
   local log_dir=${QRPOOL_LOG_DIR:-/var/log/qrpool}
   local lock_dir=${QRPOOL_LOCK_DIR:-/run/lock} private size owner
-  JOB_LOCK=$lock_dir/qrpool-$lock_name.lock
+  JOB_LOCK=$(job_lock_path "$lock_name")
   # A lock that exists is used as it is; else the directory must let us make
   # it. Failing both, a directory of this user's own.
   if ! [ -r "$JOB_LOCK" ] && ! { [ -d "$lock_dir" ] && [ -w "$lock_dir" ]; }; then

@@ -388,10 +388,11 @@ void wechat_classify(long http_status, const char *content_type, const unsigned 
 		if (!image.content_type && !labelled)   /* (a gateway's page, say) */
 			snprintf(answer->message, sizeof answer->message, "content type %.60s is not an "
 				"image (nor are its bytes)", content_type ? content_type : "(none)");
+		else if (labelled)
+			snprintf(answer->message, sizeof answer->message, "bad image: %s", why);
 		else
-			snprintf(answer->message, sizeof answer->message, "bad image: %s%s%.60s%s", why,
-				labelled ? "" : " (labelled ", labelled ? "" : content_type ? content_type :
-				"nothing", labelled ? "" : ")");
+			snprintf(answer->message, sizeof answer->message, "bad image: %s (labelled %.60s)",
+				why, content_type ? content_type : "nothing");
 		return;
 	}
 	answer->content_type = image.content_type;
