@@ -162,43 +162,85 @@ static void quota_seen_add(struct quota *quota, int64_t window, int64_t calls)
 				quota->seen[i].taken + calls : 0;
 }
 
-int64_t quota_taken_now(const struct quota *quota, int64_t now_ms)
+/* What `window` has taken as last seen (0 if not seen). */
+static int64_t quota_seen_taken(const struct quota *quota, int64_t window)
 {
-	int64_t window;
-
-	if (quota->minute_ms <= 0)   /* never opened: no wechat pools */
-		return 0;
-	window = quota_floor_div(now_ms, quota->minute_ms);
 	for (int i = 0; i < 2; i++)
 		if (quota->seen[i].window == window)
 			return quota->seen[i].taken;
 	return 0;
 }
 
-/* Calls still free in one window, for this budget. */
-static int quota_free_in(struct quota *quota, int64_t window, int *free_calls)
+int64_t quota_taken_now(const struct quota *quota, int64_t now_ms)
 {
-	int rc;
+	if (quota->minute_ms <= 0)   /* never opened: no wechat pools */
+		return 0;
+	return quota_seen_taken(quota, quota_floor_div(now_ms, quota->minute_ms));
+}
+
+/* The pace of a window: its budget spread evenly from the end of the band
+ * after its start to shortly (1% of the minute) before the band before its
+ * end, so that no span of a minute, the clock's or any other, is given more
+ * than the budget. A call is never let go ahead of it. Before it starts (in
+ * the bands around the window's start, where calls are charged to the
+ * window before as well) it holds no call back: what they take of the
+ * budget, the pace then waits for. So the window before may use what it has
+ * left there, when its calls fell behind its own pace (a band grown with
+ * slow answers starts sooner than the pace planned for). Returns its span;
+ * `*start_ms` when it starts. */
+static int64_t quota_pace(const struct quota *quota, int64_t window, int64_t *start_ms)
+{
+	int64_t m = quota->minute_ms, span = m - quota->early_ms - quota_late_ms(quota) - m / 100;
+
+	*start_ms = window * m + quota->early_ms;
+	return span > 0 ? span : 1;
+}
+
+/* The calls `window` may have taken by `now_ms` at its pace. */
+static int64_t quota_paced(const struct quota *quota, int64_t window, int64_t now_ms)
+{
+	int64_t start, span = quota_pace(quota, window, &start);
+
+	if (now_ms < start)
+		return quota->budget;
+	return now_ms - start < span ? quota->budget * (now_ms - start) / span : quota->budget;
+}
+
+/* When the pace of `window` allows a chunk more than `taken`. */
+static int64_t quota_paced_next(const struct quota *quota, int64_t window, int64_t taken)
+{
+	int64_t start, span = quota_pace(quota, window, &start);
+
+	return start + ((taken + quota->chunk) * span + quota->budget - 1) / quota->budget;
+}
+
+/* Calls still free in one window, for this budget, at the pace; `*paced` is
+ * set when the pace is what holds them back. */
+static int quota_free_in(struct quota *quota, int64_t window, int64_t now_ms, int *free_calls,
+	int *paced)
+{
+	int64_t taken = 0, allowed;
+	int rc, spent = 0;
 
 	sqlite3_reset(quota->select);
 	sqlite3_bind_text(quota->select, 1, quota->appid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(quota->select, 2, window * quota->minute_ms);
 	rc = sqlite3_step(quota->select);
-	*free_calls = quota->budget;
-	if (rc == SQLITE_DONE)
-		quota_seen_set(quota, window, 0);
 	if (rc == SQLITE_ROW) {
 		/* Each run's own budget decides (runs may keep different reserves):
 		 * what the row says was the budget of whichever run wrote it first. */
-		int64_t taken = sqlite3_column_int64(quota->select, 0);
-		int spent = sqlite3_column_int(quota->select, 1);
-
-		*free_calls = spent || taken >= quota->budget ? 0 : (int)(quota->budget - taken);
-		quota_seen_set(quota, window, taken);
-	} else if (rc != SQLITE_DONE) {
-		return db_fail(quota->db, rc, "reading the quota ledger");
+		taken = sqlite3_column_int64(quota->select, 0);
+		spent = sqlite3_column_int(quota->select, 1);
 	}
 	sqlite3_reset(quota->select);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(quota->db, rc, "reading the quota ledger");
+	quota_seen_set(quota, window, taken);
+	*free_calls = spent || taken >= quota->budget ? 0 : (int)(quota->budget - taken);
+	allowed = quota_paced(quota, window, now_ms);
+	*paced = *free_calls > 0 && allowed - taken < *free_calls;
+	if (*paced)
+		*free_calls = allowed > taken ? (int)(allowed - taken) : 0;
 	return 0;
 }
 
@@ -256,12 +298,14 @@ void quota_resent(struct quota *quota, int64_t now_ms)
 }
 
 /* One transaction: what every window of the slot still has, then take up to
- * a chunk of it from each. */
-static int quota_reserve(struct quota *quota, int *granted)
+ * a chunk of it from each. `*paced_ms`: when the pace gives a chunk more, or
+ * 0 when it holds nothing back or a window's budget is what is gone. */
+static int quota_reserve(struct quota *quota, int64_t now_ms, int *granted, int64_t *paced_ms)
 {
-	int status, available = quota->chunk;
+	int status, available = quota->chunk, budget_gone = 0, paced[2] = { 0, 0 };
 
 	*granted = 0;
+	*paced_ms = 0;
 	/* Locked past busy_timeout: EXIT_TEMPFAIL, which the caller says (a
 	 * wait, no error: the run goes on). */
 	if ((status = db_begin_immediate_quietly(quota->db)))
@@ -270,18 +314,28 @@ static int quota_reserve(struct quota *quota, int *granted)
 		status = quota_step_window(quota, quota->spend, quota->spent_window, 0);
 	if (!status)
 		status = quota_charge_owed(quota);
+	/* (a slot has one window, or two) */
 	for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window && !status; w++) {
-		int free_calls;
-		if (!(status = quota_free_in(quota, w, &free_calls)) && free_calls < available)
-			available = free_calls;
+		int i = (int)(w - quota->slot.first_window), free_calls = 0;
+
+		if ((status = quota_free_in(quota, w, now_ms, &free_calls, &paced[i])))
+			break;
+		budget_gone |= free_calls == 0 && !paced[i];
+		available = free_calls < available ? free_calls : available;
 	}
 	for (int64_t w = quota->slot.first_window; available > 0 && w <= quota->slot.last_window &&
 	     !status; w++)
 		status = quota_step_window(quota, quota->charge, w, available);
 	if (!status && !(status = db_commit(quota->db))) {
 		*granted = available > 0 ? available : 0;
-		for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window; w++)
+		for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window; w++) {
+			int64_t next;
+
 			quota_seen_add(quota, w, *granted);
+			next = quota_paced_next(quota, w, quota_seen_taken(quota, w));
+			if (!budget_gone && paced[w - quota->slot.first_window] && next > *paced_ms)
+				*paced_ms = next;
+		}
 		quota->spent_unrecorded = 0;
 		quota->owed = 0;
 		return 0;
@@ -387,7 +441,7 @@ int quota_take(struct quota *quota, int64_t now_ms)
 {
 	struct quota_slot slot;
 	int status, granted;
-	int64_t waited_since = quota_monotonic_ms();   /* the ledger's lock may be waited for */
+	int64_t paced_ms, waited_since = quota_monotonic_ms();   /* the ledger's lock may be waited for */
 
 	quota_slot_at(quota, now_ms, &slot);
 	if (slot.first_window != quota->slot.first_window || slot.last_window != quota->slot.last_window) {
@@ -410,7 +464,7 @@ int quota_take(struct quota *quota, int64_t now_ms)
 		quota_mark_pending(quota);
 		return 1;
 	}
-	if ((status = quota_reserve(quota, &granted)))
+	if ((status = quota_reserve(quota, now_ms, &granted, &paced_ms)))
 		return status;
 	/* The ledger's lock may have been waited for: the calls reserved are
 	 * for the slot of `now_ms` only. */
@@ -421,12 +475,18 @@ int quota_take(struct quota *quota, int64_t now_ms)
 		return 1;
 	}
 	if (granted == 0) {
-		/* Another run may give calls back: look again a little later. */
+		/* The pace gives more then; or another run may give calls back:
+		 * look again a little later. */
 		int64_t poll = quota->minute_ms / 50 > 0 ? quota->minute_ms / 50 : 1;
-		quota->retry_at_ms = now_ms + poll < quota->slot.end_ms ? now_ms + poll : quota->slot.end_ms;
+		int64_t retry = paced_ms > now_ms ? paced_ms : now_ms + poll;
+
+		quota->retry_at_ms = retry < quota->slot.end_ms ? retry : quota->slot.end_ms;
 		return 1;
 	}
 	quota->held = granted - 1;
+	/* Once these are spent, the pace gives no more before then: no
+	 * transaction to learn it. */
+	quota->retry_at_ms = paced_ms < quota->slot.end_ms ? paced_ms : quota->slot.end_ms;
 	return 0;
 }
 

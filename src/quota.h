@@ -4,7 +4,9 @@
  * WeChat counts calls per appid in wall-clock windows ("minutes"). A process
  * reserves calls in small chunks (one BEGIN IMMEDIATE each), so several runs
  * together never take more than the budget, and gives back what it did not
- * use.
+ * use. The budget goes out at an even pace over the window, never ahead of
+ * it, so that no span of a minute (should WeChat's be any 60 s rather than
+ * the clock's) sees more of a steady run's calls than the budget.
  *
  * WeChat counts a call when it gets to it, some time after we send it and
  * before its answer comes back. So a call sent shortly before a window ends
@@ -45,7 +47,7 @@ struct quota {
 	int chunk;                 /* calls reserved per transaction */
 	struct quota_slot slot;    /* the slot `held` belongs to */
 	int held;                  /* reserved, not yet used */
-	int64_t retry_at_ms;       /* nothing to reserve before then */
+	int64_t retry_at_ms;       /* nothing to reserve before then (the budget, the pace) */
 	struct {                   /* calls taken in a window, as last read and changed since */
 		int64_t window, taken;
 	} seen[2];                 /* (a slot's windows: the current one and the next) */
@@ -70,10 +72,11 @@ int64_t quota_late_ms(const struct quota *quota);
 /* The slot holding `now_ms` (exposed for tests). */
 void quota_slot_at(const struct quota *quota, int64_t now_ms, struct quota_slot *slot);
 
-/* Takes one call at `now_ms`. Returns 0 (granted), 1 (none left: try again at
- * quota->retry_at_ms) or an exit code. A reservation that waited for the
- * ledger's lock into another slot is not used (1, retry_at_ms 0): the calls
- * it covers would go out in windows it did not charge. */
+/* Takes one call at `now_ms`. Returns 0 (granted), 1 (none left, or the
+ * pace gives none yet: try again at quota->retry_at_ms) or an exit code. A
+ * reservation that waited for the ledger's lock into another slot is not
+ * used (1, retry_at_ms 0): the calls it covers would go out in windows it
+ * did not charge. */
 int quota_take(struct quota *quota, int64_t now_ms);
 
 /* 1 if quota_take at `now_ms` would write the ledger, and so may wait for

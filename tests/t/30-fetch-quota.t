@@ -89,6 +89,29 @@ print(max(w["quota_refused"] for w in json.load(open(sys.argv[1]))["windows"]))'
   ok "... said once a minute at most" [ "$(grep -c 'quota is used up' "$T/err")" -le "$spent" ]
 done
 
+# --- paced over the minute: no span of a minute sees more than the budget ----------------
+# A rolling minute with a tenth to spare (the online services' reserve, unused
+# here). The run starts 1 s into a 2-second minute and sends at once what the
+# pace has reached there: the next minute may meet 45009s, once. From then on
+# none, and every whole minute gets its budget. (Sent as a burst at each
+# minute's start, one minute's budget met the last one's, still counted, and
+# every other minute was lost.)
+start_fake paced --minute 2s --quota 220 --latency 10 --jitter 10 --quota-window rolling
+QUOTA=220 RESERVE=20
+config_for 'quota_minute = "2s"; concurrency = 32;'
+: >"$T/items"; plan poster 1000
+$PYTHON -c 'import time; time.sleep((1.0 - time.time() % 2) % 2)'
+run qrpool-fetch <"$T/items"
+is "paced, against a rolling minute: exit 0" "$rc" 0
+is "... every code fetched" "$(count "state = 'fetched'")" 1000
+stats >/dev/null
+paced=$($PYTHON -c 'import json, sys
+w = json.load(open(sys.argv[1]))["windows"]
+print(len(w) - 3, sum(x["quota_refused"] for x in w[2:-1]), min(x["charged"] for x in w[2:-1]))' \
+  "$T/stats.json")
+ok "... from the third minute to the one before the last (${paced%% *}): no 45009, each at least 95% of the budget ($paced)" \
+  $PYTHON -c 'import sys; n, refused, least = map(int, sys.argv[1:]); sys.exit(not (n >= 2 and refused == 0 and least >= 190))' $paced
+
 # --- --reserve: a daytime backfill leaves more to the online services ------------------
 start_fake reserve --minute 1s --quota 200 --latency 5 --jitter 10
 QUOTA=250 RESERVE=50

@@ -52,15 +52,24 @@ static void test_slots(struct db *db)
 	quota_close(&quota, 0);
 }
 
+/* Shortly before a window's band: the pace has given its whole budget. Not
+ * the last moment: a reservation that takes a few ms there lands in the
+ * band, whose calls it did not charge. */
+static int64_t paced_out(const struct quota *quota, int64_t window)
+{
+	return (window + 1) * MINUTE - quota_late_ms(quota) - MINUTE / 200;
+}
+
 /* Two runs take turns until neither gets more: together exactly the budget. */
 static void test_shared_budget(struct db *a, struct db *b)
 {
 	struct quota qa, qb;
-	int64_t now = T0 + 10 * MINUTE + 20000, w = now / MINUTE;
+	int64_t w = T0 / MINUTE + 10, now;
 	int granted_a = 0, granted_b = 0, refused = 0;
 
 	quota_open(&qa, a, "wxshare", 1000, MINUTE);
 	quota_open(&qb, b, "wxshare", 1000, MINUTE);
+	now = paced_out(&qa, w);
 	is_str(qa.appid, qb.appid, "both runs count for one appid");
 	while (refused < 2) {
 		int ra = quota_take(&qa, now), rb = quota_take(&qb, now);
@@ -71,7 +80,8 @@ static void test_shared_budget(struct db *a, struct db *b)
 	is_int(granted_a + granted_b, 1000, "two runs together get the budget, no more");
 	ok(granted_a >= 400 && granted_b >= 400, "shared fairly (%d and %d)", granted_a, granted_b);
 	is_int(ledger(a, w, "taken"), 1000, "the ledger says 1000 taken");
-	ok(qa.retry_at_ms > now, "a refused run knows when to look again");
+	ok(qa.retry_at_ms > now && qa.retry_at_ms <= now + MINUTE / 50,
+		"a refused run looks again a little later (another may give back)");
 	quota_close(&qa, now);
 	quota_close(&qb, now);
 }
@@ -94,9 +104,10 @@ static void test_give_back(struct db *db)
 static void test_resent(struct db *db)
 {
 	struct quota quota;
-	int64_t now = T0 + 22 * MINUTE + 20000, w = now / MINUTE;
+	int64_t w = T0 / MINUTE + 22, now;
 
 	quota_open(&quota, db, "wxresent", 2, MINUTE);
+	now = paced_out(&quota, w);   /* (the pace gives a budget of 2 late) */
 	is_int(quota.chunk, 1, "a budget of 2: one call a reservation");
 	is_int(quota_take(&quota, now), 0, "one call taken");
 	quota_resent(&quota, now + 10);
@@ -110,9 +121,9 @@ static void test_resent(struct db *db)
 
 	/* Resends owed in mid-window, then one in the band before its end,
 	 * none written yet: all reach the ledger, none dropped. */
-	now += 2 * MINUTE;
-	w = now / MINUTE;
+	w += 2;
 	quota_open(&quota, db, "wxresent2", 2, MINUTE);
+	now = paced_out(&quota, w) - 1000;
 	is_int(quota_take(&quota, now), 0, "a run winding down: its last call taken");
 	quota_resent(&quota, now + 10);
 	quota_resent(&quota, now + 20);
@@ -415,11 +426,12 @@ static void test_release_waited(const char *path)
 static void test_own_budget(struct db *a, struct db *b)
 {
 	struct quota small, large;
-	int64_t now = T0 + 70 * MINUTE + 20000, w = now / MINUTE;
+	int64_t w = T0 / MINUTE + 70, now;
 	int calls = 0;
 
 	quota_open(&small, a, "wxown", 30, MINUTE);
 	quota_open(&large, b, "wxown", 200, MINUTE);
+	now = paced_out(&small, w);
 	while (quota_take(&small, now) == 0)
 		calls++;
 	is_int(calls, 30, "the run keeping a large reserve stops at its budget");
@@ -430,6 +442,79 @@ static void test_own_budget(struct db *a, struct db *b)
 	is_int(ledger(a, w, "taken"), 200, "together: the larger budget, no more");
 	quota_close(&small, now);
 	quota_close(&large, now);
+}
+
+/* The budget goes out evenly over the window, never ahead of the pace: a
+ * run that could send it all at once gets, at any moment, what the pace has
+ * reached, in chunks. WeChat's minute, if it is any 60 s rather than the
+ * clock's, then never sees more than the budget. */
+static void test_paced(struct db *a, struct db *b)
+{
+	struct quota qa, qb;
+	int64_t w = T0 / MINUTE + 110, start, span, now;
+	int calls = 0;
+
+	quota_open(&qa, a, "wxpaced", 1000, MINUTE);
+	quota_open(&qb, b, "wxpaced", 1000, MINUTE);
+	start = w * MINUTE + qa.early_ms;
+	span = MINUTE - qa.early_ms - quota_late_ms(&qa) - MINUTE / 100;
+	is_int(quota_take(&qa, start), 1, "at the window's start: no call");
+	is_int(qa.retry_at_ms, start + (qa.chunk * span + 999) / 1000,
+		"... the first chunk when the pace has reached it (%lld ms on)",
+		(long long)(qa.retry_at_ms - start));
+	now = qa.retry_at_ms;
+	while (quota_take(&qa, now) == 0)
+		calls++;
+	is_int(calls, qa.chunk, "... then a chunk");
+	ok(qa.retry_at_ms > now, "... and the next later: no transaction to learn it");
+	now = start + span / 2;
+	while (quota_take(&qa, now) == 0)
+		calls++;
+	is_int(calls, 500, "halfway: half the budget");
+	is_int(quota_take(&qb, now), 1, "... another run, too, waits for the pace");
+	is_int(ledger(a, w, "taken"), 500, "... the ledger agrees");
+	now = paced_out(&qa, w);
+	while (quota_take(&qb, now) == 0)
+		calls++;
+	is_int(calls, 1000, "shortly before the band at its end: the whole budget");
+	now = (w + 1) * MINUTE - 10;
+	calls = 0;
+	while (quota_take(&qa, now) == 0)
+		calls++;
+	quota_release(&qa, now);
+	ok(ledger(a, w + 1, "taken") <= 0 && calls == 0,
+		"in the band: the window ending has nothing left, the next is not charged");
+	quota_close(&qa, now);
+	quota_close(&qb, now);
+
+	/* Calls that fell behind the pace (a band grown with slow answers came
+	 * sooner than it planned for) may go in the band, charged to both
+	 * windows: the next window's pace then waits for them. */
+	quota_open(&qa, a, "wxpaced-band", 1000, MINUTE);
+	for (calls = 0; calls < 970 && quota_take(&qa, paced_out(&qa, w)) == 0; calls++)
+		;
+	quota_release(&qa, paced_out(&qa, w));
+	calls = 0;
+	while (quota_take(&qa, now) == 0)
+		calls++;
+	is_int(calls, 30, "in the band: what the window ending had left");
+	is_int(ledger(a, w + 1, "taken"), 30, "... charged to the next window too");
+	now = (w + 1) * MINUTE + qa.early_ms;
+	is_int(quota_take(&qa, now), 1, "the next window: none at its start");
+	is_int(qa.retry_at_ms, now + ((30 + qa.chunk) * span + 999) / 1000,
+		"... until its pace has passed the band's calls by a chunk");
+	quota_close(&qa, now);
+
+	/* A run started late in a window gets what the pace has reached,
+	 * nothing more. */
+	quota_open(&qa, a, "wxlate-start", 1000, MINUTE);
+	now = start + 3 * span / 4;
+	calls = 0;
+	while (quota_take(&qa, now) == 0)
+		calls++;
+	is_int(calls, 1000 * (3 * span / 4) / span / qa.chunk * qa.chunk,
+		"started three quarters in: three quarters (in whole chunks)");
+	quota_close(&qa, now);
 }
 
 int main(void)
@@ -458,6 +543,7 @@ int main(void)
 	test_reserve_waited(path);
 	test_release_waited(path);
 	test_spent_pending_marked(path);
+	test_paced(&a, &b);
 	db_close(&a);
 	db_close(&b);
 	unlink(path);
