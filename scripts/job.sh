@@ -333,23 +333,31 @@ job_lock_refused() {
 # job_lock_path NAME: where the lock NAME is, when its directory can be used.
 job_lock_path() { printf '%s/qrpool-%s.lock' "${QRPOOL_LOCK_DIR:-/run/lock}" "$1"; }
 
+# job_lock_file NAME: where this user's runs take the lock NAME: a lock that
+# exists is used as it is; else the directory must let us make it. Failing
+# both, a directory of this user's own (fails when that cannot be had).
+job_lock_file() {
+  local lock_dir=${QRPOOL_LOCK_DIR:-/run/lock} private
+  if [ -r "$(job_lock_path "$1")" ] || { [ -d "$lock_dir" ] && [ -w "$lock_dir" ]; }; then
+    job_lock_path "$1"
+  else
+    private=$(job_private_dir locks) && echo "$private/qrpool-$1.lock"
+  fi
+}
+
 # job_start NAME [LOCK]: takes the lock (LOCK, default NAME: jobs that must not
 # overlap share one), sends stderr to the log.
 job_start() {
   JOB_NAME=$1
   local lock_name=${2:-$1}
   local log_dir=${QRPOOL_LOG_DIR:-/var/log/qrpool}
-  local lock_dir=${QRPOOL_LOCK_DIR:-/run/lock} private size owner
-  JOB_LOCK=$(job_lock_path "$lock_name")
-  # A lock that exists is used as it is; else the directory must let us make
-  # it. Failing both, a directory of this user's own.
-  if ! [ -r "$JOB_LOCK" ] && ! { [ -d "$lock_dir" ] && [ -w "$lock_dir" ]; }; then
-    if ! private=$(job_private_dir locks); then
-      echo "$JOB_NAME: cannot make the lock: $lock_dir is not writable, and" \
-        "${TMPDIR:-/tmp}/qrpool-locks.$(id -u) is not a directory of this user's" >&2
-      exit 74
-    fi
-    JOB_LOCK=$private/qrpool-$lock_name.lock
+  local lock_dir=${QRPOOL_LOCK_DIR:-/run/lock} size owner
+  if ! JOB_LOCK=$(job_lock_file "$lock_name"); then
+    echo "$JOB_NAME: cannot make the lock: $lock_dir is not writable, and" \
+      "${TMPDIR:-/tmp}/qrpool-locks.$(id -u) is not a directory of this user's" >&2
+    exit 74
+  fi
+  if [ "$JOB_LOCK" != "$(job_lock_path "$lock_name")" ]; then
     # Said on every run (cron mails it): a run by another user, or with the
     # directory given, takes another lock, and could run beside this one.
     echo "$JOB_NAME: warning: $lock_dir is not a directory this user can write to (is" \

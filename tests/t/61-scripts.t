@@ -138,6 +138,12 @@ is "backfill -r 5000 (the whole quota): exit 64, before the run (nothing logged,
   "64:$logged:1"
 is "... said as fetch says it" "$(cat "$T/err")" \
   "backfill: -r '5000': --reserve 5000 leaves nothing of quota_per_minute (5000)"
+run backfill -u "$deadline" -d "$T/demand.tsv" "$T/demand.tsv"
+is "backfill without -r: exit 64, before the run (nothing logged, nothing fed)" \
+  "$rc:$(cat "$T/log/backfill.log" 2>/dev/null | wc -l):$(sql "SELECT count(*) FROM codes WHERE state = 'planned'")" \
+  "64:$logged:1"
+like "... saying why: the config's reserve is the night's" "$(cat "$T/err")" \
+  "^backfill: -r RESERVE is required: the calls a minute left to the online services in the day \(the config's reserve_per_minute is the night's\)"
 sql "UPDATE codes SET state = 'published' WHERE state = 'planned'"
 run sample-demand --help
 is "sample-demand --help: exit 0, as -h" "$rc:$(head -1 "$T/out"):$(cat "$T/err")" \
@@ -202,7 +208,7 @@ run env PATH="$NOPROCPS" nightly-fill -u "$deadline" "$T/demand.tsv"
 is "a second nightly-fill while one runs: exit 75" "$rc" 75
 like "and says so, naming the holder (which may be anyone's: the lock is in a shared directory)" \
   "$(cat "$T/err")" "another run holds $T/qrpool-fill.lock \(held by (flock|sh|sleep) pid [0-9]+.*\); not starting"
-run backfill -u "$deadline" -d "$T/demand.tsv" "$T/demand.tsv"
+run backfill -u "$deadline" -r 2000 -d "$T/demand.tsv" "$T/demand.tsv"
 is "nor a backfill while a fill runs (they would fetch the same codes): exit 75" "$rc" 75
 touch "$T/release"
 wait $holder
@@ -380,7 +386,7 @@ ok "backfill -r 4000: the plan's capacity leaves the reserve too ($capacity <= 3
 { printf 'card\t%s\t1000\n' "$NEXT_HOUR"; forecast_end "$HOUR"; } >"$T/leftover.tsv"
 qrpool-plan --max 7 "$T/leftover.tsv" >/dev/null 2>"$T/plan.err"
 is "a plan leaves 7 codes planned" "$(sql "SELECT count(*) FROM codes WHERE state = 'planned'")" 7
-run backfill -u "$deadline" -d "$T/regular.tsv" "$T/campaign.tsv"
+run backfill -u "$deadline" -r 2000 -d "$T/regular.tsv" "$T/campaign.tsv"
 is "... then a backfill: exit 0" "$rc" 0
 is "... and those codes published too" "$(sql "SELECT count(*) FROM codes WHERE state != 'published'")" 0
 # After a night whose plan failed (the export missing): the catch-up in the
@@ -400,10 +406,10 @@ is "... planned from the regular forecast alone" "$(sql "$last_plan"):$(sql 'SEL
 ok "... codes planned and all published" -- \
   test "$(sql "SELECT count(*) FROM codes")" -gt "$codes" -a "$(sql "SELECT count(*) FROM codes WHERE state != 'published'")" -eq 0
 # The campaign on stdin ('-'), as nightly-fill and qrpool-plan take it.
-run backfill -u "$deadline" -d "$T/regular.tsv" - <"$T/campaign.tsv"
+run backfill -u "$deadline" -r 2000 -d "$T/regular.tsv" - <"$T/campaign.tsv"
 is "backfill with the campaign on stdin: exit 0" "$rc:$(cat "$T/err")" "0:"
 is "... the plan read it (40 regular + 60 + 10 campaign)" "$(sql "$last_plan")" 110
-run backfill -u "$deadline" -d - - <"$T/campaign.tsv"
+run backfill -u "$deadline" -r 2000 -d - - <"$T/campaign.tsv"
 is "backfill with stdin given twice: exit 64" "$rc:$(cat "$T/err")" "64:backfill: '-' (stdin) given twice"
 # Codes fetched but not published (publish did not run, or Kafka was down):
 # not in the pool, so the audit reports them as it does planned ones.
@@ -423,6 +429,18 @@ like "... said in the log, with the fill's holder" "$(tail -3 "$T/log/audit.log"
   "a fill is still running \(held by flock pid [0-9]+.*\): its 3 codes planned or fetched are in flight"
 touch "$T/release"
 wait $holder
+# ... and where the fills take it when the lock directory cannot be used: in a
+# directory of this user's own, as the audit's own lock then is.
+: >"$T/no-lock-dir"
+mkdir -p -m 700 "$T/qrpool-locks.$(id -u)"
+hold_flock "$T/qrpool-locks.$(id -u)/qrpool-fill.lock"
+rc=0; QRPOOL_LOCK_DIR=$T/no-lock-dir TMPDIR=$T audit -w 0 -C 0 >"$T/out" 2>"$T/err" || rc=$?
+is "audit while a fill runs, both locking in this user's own directory: 0" "$rc" 0
+like "... the fill's codes in flight, said in the log" "$(tail -3 "$T/log/audit.log")" \
+  "a fill is still running \(held by flock pid [0-9]+.*\): its 3 codes planned or fetched are in flight"
+touch "$T/release"
+wait $holder
+rm -f "$T/no-lock-dir"
 # The pool of those codes dropped from the config (by mistake): they are
 # still left over, and said to be (the listing skips such pools; audit said 0).
 cp "$QRPOOL_CONFIG" "$T/with-card.cfg"
@@ -467,7 +485,7 @@ else
 fi
 mkdir -p "$T/my dir" && cp "$T/regular.tsv" "$T/my dir/regular.tsv"
 logged=$(wc -l <"$T/log/backfill.log")
-run backfill -u "$deadline" -d "$T/my dir" "$T/campaign.tsv"
+run backfill -u "$deadline" -r 2000 -d "$T/my dir" "$T/campaign.tsv"
 is "backfill -d DIR: exit 64, before the run (nothing logged)" \
   "$rc:$(wc -l <"$T/log/backfill.log")" "64:$logged"
 like "... saying so" "$(cat "$T/err")" "backfill: $T/my dir is a directory, not a demand file"
@@ -476,21 +494,21 @@ run nightly-fill -u "$deadline" "$T/campaign.tsv" "$T/my dir"
 is "nightly-fill with a directory for a demand file: exit 64, before the run (nothing logged)" \
   "$rc:$(wc -l <"$T/log/nightly-fill.log")" "64:$logged"
 like "... saying so" "$(cat "$T/err")" "nightly-fill: $T/my dir is a directory, not a demand file"
-run backfill -u "$deadline" -d "$T/my dir/regular.tsv" "$T/campaign.tsv"
+run backfill -u "$deadline" -r 2000 -d "$T/my dir/regular.tsv" "$T/campaign.tsv"
 is "backfill: a regular forecast whose path has a space" "$rc" 0
-run backfill -u "$deadline" "$T/campaign.tsv"
+run backfill -u "$deadline" -r 2000 "$T/campaign.tsv"
 is "backfill without the regular forecast: exit 64" "$rc" 64
 like "... saying why" "$(cat "$T/err")" "backfill: -d REGULAR.tsv is required"
 # A regular forecast that is stale (yesterday's file) while the campaign's rows
 # count: refused, not a plan of the campaign against the whole stock.
 printf 'poster\t2020-01-01T10:00Z\t40\n' >"$T/stale.tsv"
-run backfill -u "$deadline" -d "$T/stale.tsv" "$T/campaign.tsv"
+run backfill -u "$deadline" -r 2000 -d "$T/stale.tsv" "$T/campaign.tsv"
 is "backfill with a stale regular forecast: exit 65" "$rc" 65
 like "... naming it" "$(cat "$T/err")" "stale.tsv: none of its 1 demand rows falls in the hours the pools cover"
 run backfill "$T/campaign.tsv"
 is "backfill without a deadline: exit 64" "$rc" 64
 printf 'poster\t%s\tmany\n' "$HOUR" >"$T/bad-campaign.tsv"
-run backfill -u "$deadline" -d "$T/regular.tsv" "$T/bad-campaign.tsv"
+run backfill -u "$deadline" -r 2000 -d "$T/regular.tsv" "$T/bad-campaign.tsv"
 is "backfill with a bad campaign line: exit 65" "$rc" 65
 like "... naming the campaign's file and line" "$(cat "$T/err")" "bad-campaign.tsv:1: bad codes count"
 
