@@ -408,6 +408,12 @@ static int config_load_database(const struct config_reader *reader, config_t *cf
 			&config->db_path)) ||
 	    (status = config_get_duration(reader, group, "busy_timeout", 10000, &config->busy_timeout_ms)))
 		return status;
+	/* Runs at once (a fetch and a publish, two fetches) wait for each
+	 * other's transactions: with no wait they would fail at once. */
+	if (config->busy_timeout_ms < 100)
+		return config_error_at(reader, config_setting_get_member(group, "busy_timeout"),
+			"busy_timeout (%lld ms) must be at least 100ms: runs at once wait that long for "
+			"each other's transactions", (long long)config->busy_timeout_ms);
 	if (!*config->db_path)
 		return config_error_at(reader, config_setting_get_member(group, "path"),
 			"database path is empty");

@@ -111,6 +111,11 @@ static void test_refusals(void)
 		  "a wrong type names file and line" },
 		{ "database = { path = \"/tmp/x.db\"; busy_timeout = 99999999999999999L; };\n" POOLS,
 		  "qrpool.cfg:1: 'busy_timeout' is too long", "whole seconds (64-bit) past int64 ms" },
+		{ "database = { path = \"/tmp/x.db\";\n busy_timeout = 0; };\n" POOLS,
+		  "qrpool.cfg:2: busy_timeout (0 ms) must be at least 100ms",
+		  "no wait for the DB's lock: runs at once would fail each other" },
+		{ "database = { path = \"/tmp/x.db\"; busy_timeout = \"50ms\"; };\n" POOLS,
+		  "qrpool.cfg:1: busy_timeout (50 ms) must be at least 100ms", "nor 50 ms" },
 		{ "wechat = { appid = \"a\";\n quota_per_minte = 5; };\n" POOLS,
 		  "qrpool.cfg:2: unknown setting 'quota_per_minte'", "a misspelt key" },
 		{ "pools = ( { name = \"l\"; source = \"link\"; url_prefix = \"https://x/\";\n"
