@@ -605,9 +605,9 @@ int token_check(struct token_cache *cache, int64_t *expires_in)
 
 /* --- refresh under the lease --------------------------------------------- */
 
-/* Takes the lease if the row still needs a refresh and nobody holds it.
- * Returns 0 (lease taken), 1 (not needed or not ours: *row says why), or an
- * exit code. */
+/* Takes the lease if the row still needs a refresh and nobody holds it (or
+ * only this process, whose release found the DB locked). Returns 0 (lease
+ * taken), 1 (not needed or not ours: *row says why), or an exit code. */
 static int token_take_lease(struct token_cache *cache, double now, struct token_row *row)
 {
 	double lease_s = (double)cache->config->wechat.timeout_ms / 1000 + 5;
@@ -617,7 +617,8 @@ static int token_take_lease(struct token_cache *cache, double now, struct token_
 		return status;
 	if ((status = token_read(cache, row)))
 		goto fail;
-	if ((token_usable(cache, row, now) && now < row->refresh_after) || row->lease_until > now) {
+	if ((token_usable(cache, row, now) && now < row->refresh_after) ||
+	    (row->lease_until > now && row->lease_until != cache->leased_until)) {
 		if ((status = db_commit(cache->db)))
 			goto fail;
 		return 1;
@@ -627,6 +628,7 @@ static int token_take_lease(struct token_cache *cache, double now, struct token_
 	if ((status = token_step(cache, cache->lease, "leasing the token refresh")) ||
 	    (status = db_commit(cache->db)))
 		goto fail;
+	cache->leased_until = now + lease_s;
 	return 0;
 fail:
 	db_rollback(cache->db);
@@ -664,7 +666,11 @@ static int token_refresh_failed(struct token_cache *cache, double now, double mo
 	int status;
 
 	token_bind_key(cache, cache->unlease);
-	if ((status = token_step(cache, cache->unlease, "releasing the token lease")))
+	/* Locked past busy_timeout: the lease stays, ours to take again (else
+	 * the run would wait for its end as for another holder's), and the
+	 * backoff below still holds. */
+	if ((status = token_step(cache, cache->unlease, "releasing the token lease")) &&
+	    status != EXIT_TEMPFAIL)
 		return status;
 	if ((status = token_failure_status(cache)))
 		return status;

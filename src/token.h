@@ -39,6 +39,8 @@ struct token_cache {
 	double use_until;                 /* trusted until then, then the DB is read again */
 	double expires_at;
 	double retry_at;                  /* after a failed refresh, or while another refreshes */
+	double leased_until;              /* the lease this process last took: still in the DB
+	                                     when its release found the DB locked, and ours */
 	double backoff;                   /* seconds, doubled after each failed refresh */
 	int failures;                     /* refreshes failed in a row */
 	int64_t refreshes;                /* by this process */

@@ -203,6 +203,30 @@ like "DB locked as the token is saved: waited for it" "$(cat "$T/err")" \
 is "DB locked as the token is saved: every code fetched" "$(count "state = 'fetched'")" 50
 is "... a wait, not an error: no error line in a run that succeeds" "$(grep -c ' error: ' "$T/err")" 0
 
+# --- ... and locked as a failed refresh gives its lease back: the run backs off and
+# tries again, not waiting out its own lease (wechat.timeout + 5 s, 25 s here) ---------
+cat >"$T/token-command" <<CMD
+#!/bin/sh
+[ -e "$T/failed-once" ] && { cat "$T/central-token"; exit 0; }
+: >"$T/failed-once"
+rm -f "$T/locked"
+$PYTHON "$T/locker.py" "$T/staging.db" "$T/locked" >/dev/null 2>&1 &
+i=0
+until [ -e "$T/locked" ] || [ \$i -gt 100 ]; do sleep 0.05; i=\$((i + 1)); done
+echo "token service unavailable" >&2
+exit 1
+CMD
+rm -f "$T/failed-once"
+config_for "concurrency = 4; timeout = \"20s\"; token = { source = \"command\"; command = \"$T/token-command\"; };"
+sed -i 's/busy_timeout = "5s"/busy_timeout = "1s"/' "$QRPOOL_CONFIG"
+: >"$T/items"; plan poster 20
+started=$(date +%s)
+run qrpool-fetch <"$T/items"
+is "DB locked as a failed refresh ends its lease: exit 0, every code fetched" \
+  "$rc:$(count "state = 'fetched'")" 0:20
+ok "... tried again after its backoff, not at its own lease's end ($(($(date +%s) - started)) s)" \
+  [ $(($(date +%s) - started)) -lt 15 ]
+
 # --- a token command that hangs: SIGTERM ends the run at once, and a command that
 # closes its output but never exits is killed at the timeout --------------------
 start_fake hang
