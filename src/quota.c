@@ -66,11 +66,12 @@ int quota_open(struct quota *quota, struct db *db, const char *appid, int budget
 	quota->spent_window = quota->credit_window = INT64_MIN;
 	quota->owed_slot.first_window = quota->owed_slot.last_window = INT64_MIN;
 	quota->seen[0].window = quota->seen[1].window = INT64_MIN;
-	if ((status = db_prepare(db, &quota->select, "SELECT taken, spent FROM quota_windows "
+	if ((status = db_prepare(db, &quota->select, "SELECT taken, spent, budget FROM quota_windows "
 			"WHERE appid = ? AND window_start_ms = ?")) ||
 	    (status = db_prepare(db, &quota->charge, "INSERT INTO quota_windows (appid, "
 			"window_start_ms, minute_ms, budget, taken) VALUES (?, ?, ?, ?, ?) "
-			"ON CONFLICT (appid, window_start_ms) DO UPDATE SET taken = taken + excluded.taken")) ||
+			"ON CONFLICT (appid, window_start_ms) DO UPDATE SET taken = taken + excluded.taken, "
+			"budget = max(budget, excluded.budget)")) ||
 	    (status = db_prepare(db, &quota->give_back, "UPDATE quota_windows SET taken = max(0, "
 			"taken - ?) WHERE appid = ? AND window_start_ms = ?")) ||
 	    (status = db_prepare(db, &quota->spend, "INSERT INTO quota_windows (appid, "
@@ -179,47 +180,52 @@ int64_t quota_taken_now(const struct quota *quota, int64_t now_ms)
 }
 
 /* The pace of a window: its budget spread evenly from the end of the band
- * after its start to shortly (1% of the minute) before the band before its
- * end, so that no span of a minute, the clock's or any other, is given more
- * than the budget. A call is never let go ahead of it. Before it starts (in
- * the bands around the window's start, where calls are charged to the
- * window before as well) it holds no call back: what they take of the
- * budget, the pace then waits for. So the window before may use what it has
- * left there, when its calls fell behind its own pace (a band grown with
- * slow answers starts sooner than the pace planned for). Returns its span;
- * `*start_ms` when it starts. */
+ * after its start to a quarter of the minute and 1% before its end (the
+ * widest the band before the end grows, with slow answers), never ahead. A
+ * span the same in every window, whatever the answers, is what keeps every
+ * span of a minute, the clock's or any other, at the budget (and about a
+ * chunk): a window paced faster than the one before would add to its calls
+ * still counted. Before the pace starts (in the bands around the window's
+ * start, where calls are charged to the window before as well) it holds no
+ * call back: what they take of the budget, the pace then waits for. So the
+ * window before may use what it has left there, when its calls fell behind
+ * its pace. Runs with different budgets (reserves) share the pace of the
+ * largest, each stopping at its own. Returns the span; `*start_ms` when the
+ * pace starts. */
 static int64_t quota_pace(const struct quota *quota, int64_t window, int64_t *start_ms)
 {
-	int64_t m = quota->minute_ms, span = m - quota->early_ms - quota_late_ms(quota) - m / 100;
+	int64_t m = quota->minute_ms, span = m - quota->early_ms - m / 4 - m / 100;
 
 	*start_ms = window * m + quota->early_ms;
 	return span > 0 ? span : 1;
 }
 
-/* The calls `window` may have taken by `now_ms` at its pace. */
-static int64_t quota_paced(const struct quota *quota, int64_t window, int64_t now_ms)
+/* The calls `window` may have taken by `now_ms` at the pace of `budget`. */
+static int64_t quota_paced(const struct quota *quota, int64_t window, int64_t budget,
+	int64_t now_ms)
 {
 	int64_t start, span = quota_pace(quota, window, &start);
 
 	if (now_ms < start)
-		return quota->budget;
-	return now_ms - start < span ? quota->budget * (now_ms - start) / span : quota->budget;
+		return budget;
+	return now_ms - start < span ? budget * (now_ms - start) / span : budget;
 }
 
-/* When the pace of `window` allows a chunk more than `taken`. */
-static int64_t quota_paced_next(const struct quota *quota, int64_t window, int64_t taken)
+/* When the pace of `budget` allows `window` a chunk more than `taken`. */
+static int64_t quota_paced_next(const struct quota *quota, int64_t window, int64_t budget,
+	int64_t taken)
 {
 	int64_t start, span = quota_pace(quota, window, &start);
 
-	return start + ((taken + quota->chunk) * span + quota->budget - 1) / quota->budget;
+	return start + ((taken + quota->chunk) * span + budget - 1) / budget;
 }
 
-/* Calls still free in one window, for this budget, at the pace; `*paced` is
- * set when the pace is what holds them back. */
+/* Calls still free in one window, for this budget, at the pace; `*paced`
+ * is set to the budget whose pace holds them back, if it does. */
 static int quota_free_in(struct quota *quota, int64_t window, int64_t now_ms, int *free_calls,
-	int *paced)
+	int64_t *paced)
 {
-	int64_t taken = 0, allowed;
+	int64_t taken = 0, pace_budget = quota->budget, allowed;
 	int rc, spent = 0;
 
 	sqlite3_reset(quota->select);
@@ -227,18 +233,20 @@ static int quota_free_in(struct quota *quota, int64_t window, int64_t now_ms, in
 	sqlite3_bind_int64(quota->select, 2, window * quota->minute_ms);
 	rc = sqlite3_step(quota->select);
 	if (rc == SQLITE_ROW) {
-		/* Each run's own budget decides (runs may keep different reserves):
-		 * what the row says was the budget of whichever run wrote it first. */
+		/* Each run's own budget decides (runs may keep different reserves);
+		 * the row has the largest of theirs, whose pace they share. */
 		taken = sqlite3_column_int64(quota->select, 0);
 		spent = sqlite3_column_int(quota->select, 1);
+		if (sqlite3_column_int64(quota->select, 2) > pace_budget)
+			pace_budget = sqlite3_column_int64(quota->select, 2);
 	}
 	sqlite3_reset(quota->select);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return db_fail(quota->db, rc, "reading the quota ledger");
 	quota_seen_set(quota, window, taken);
 	*free_calls = spent || taken >= quota->budget ? 0 : (int)(quota->budget - taken);
-	allowed = quota_paced(quota, window, now_ms);
-	*paced = *free_calls > 0 && allowed - taken < *free_calls;
+	allowed = quota_paced(quota, window, pace_budget, now_ms);
+	*paced = *free_calls > 0 && allowed - taken < *free_calls ? pace_budget : 0;
 	if (*paced)
 		*free_calls = allowed > taken ? (int)(allowed - taken) : 0;
 	return 0;
@@ -302,7 +310,8 @@ void quota_resent(struct quota *quota, int64_t now_ms)
  * 0 when it holds nothing back or a window's budget is what is gone. */
 static int quota_reserve(struct quota *quota, int64_t now_ms, int *granted, int64_t *paced_ms)
 {
-	int status, available = quota->chunk, budget_gone = 0, paced[2] = { 0, 0 };
+	int status, available = quota->chunk, budget_gone = 0;
+	int64_t paced[2] = { 0, 0 };
 
 	*granted = 0;
 	*paced_ms = 0;
@@ -331,10 +340,13 @@ static int quota_reserve(struct quota *quota, int64_t now_ms, int *granted, int6
 		for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window; w++) {
 			int64_t next;
 
+			int64_t pace_budget = paced[w - quota->slot.first_window];
+
 			quota_seen_add(quota, w, *granted);
-			next = quota_paced_next(quota, w, quota_seen_taken(quota, w));
-			if (!budget_gone && paced[w - quota->slot.first_window] && next > *paced_ms)
-				*paced_ms = next;
+			if (budget_gone || !pace_budget)
+				continue;
+			next = quota_paced_next(quota, w, pace_budget, quota_seen_taken(quota, w));
+			*paced_ms = next > *paced_ms ? next : *paced_ms;
 		}
 		quota->spent_unrecorded = 0;
 		quota->owed = 0;
@@ -360,12 +372,13 @@ static int quota_give_back(struct quota *quota, int64_t window, int calls, int64
 	return rc == SQLITE_DONE ? 0 : db_fail(quota->db, rc, "giving back quota");
 }
 
-/* Gives back the calls held, and the credit too when `ending` (a run going
- * on spends the credit in the credit's window). Locked past busy_timeout:
- * EXIT_TEMPFAIL, unsaid (the caller says it: a wait, not an error). */
-static int quota_give_back_all(struct quota *quota, int64_t now_ms, int ending)
+/* Gives back the calls held, and the credit too when `with_credit` (as the
+ * slot changes, when the band that earned it is over, and at the end).
+ * Locked past busy_timeout: EXIT_TEMPFAIL, unsaid (the caller says it: a
+ * wait, not an error). */
+static int quota_give_back_all(struct quota *quota, int64_t now_ms, int with_credit)
 {
-	int credit = ending && quota->credit_window != quota->spent_window ? quota->credit : 0;
+	int credit = with_credit && quota->credit_window != quota->spent_window ? quota->credit : 0;
 	int status;
 
 	if (!quota->held && !quota->spent_unrecorded && !credit && !quota->owed)
@@ -384,10 +397,12 @@ static int quota_give_back_all(struct quota *quota, int64_t now_ms, int ending)
 		for (int64_t w = quota->slot.first_window; w <= quota->slot.last_window; w++)
 			quota_seen_add(quota, w, -quota->held);
 		quota_seen_add(quota, quota->credit_window, -credit);
+		if (quota->held)
+			quota->retry_at_ms = 0;   /* set at their grant, as if they were used */
 		quota->held = 0;
 		quota->spent_unrecorded = 0;
 		quota->owed = 0;
-		if (ending)
+		if (with_credit)
 			quota->credit = 0;
 		return 0;
 	}
@@ -445,15 +460,12 @@ int quota_take(struct quota *quota, int64_t now_ms)
 
 	quota_slot_at(quota, now_ms, &slot);
 	if (slot.first_window != quota->slot.first_window || slot.last_window != quota->slot.last_window) {
-		/* What is held was charged to other windows: give it back. */
-		if ((status = quota_release(quota, now_ms)))
+		/* What is held was charged to other windows: give it back; and the
+		 * credit, to the ledger, where the window's pace (every run's) counts
+		 * it free. */
+		if ((status = quota_give_back_all(quota, now_ms, 1)))
 			return status;
 		quota->retry_at_ms = 0;
-		quota->slot = slot;
-		if (slot.first_window == slot.last_window && quota->credit_window == slot.first_window &&
-		    quota->spent_window != slot.first_window)
-			quota->held = quota->credit;   /* already in the ledger for this window */
-		quota->credit = 0;
 	}
 	quota->slot = slot;
 	if (quota->held > 0) {

@@ -4,9 +4,10 @@
  * WeChat counts calls per appid in wall-clock windows ("minutes"). A process
  * reserves calls in small chunks (one BEGIN IMMEDIATE each), so several runs
  * together never take more than the budget, and gives back what it did not
- * use. The budget goes out at an even pace over the window, never ahead of
- * it, so that no span of a minute (should WeChat's be any 60 s rather than
- * the clock's) sees more of a steady run's calls than the budget.
+ * use. The budget goes out at an even pace over the window's first three
+ * quarters, never ahead of it, so that no span of a minute (should WeChat's
+ * be any 60 s rather than the clock's) sees more of a steady run's calls
+ * than the budget and about a chunk.
  *
  * WeChat counts a call when it gets to it, some time after we send it and
  * before its answer comes back. So a call sent shortly before a window ends
@@ -20,8 +21,8 @@
  * one after it is a fixed allowance for clock skew. Elsewhere a call is
  * charged to its own window only. A band call answered before the boundary
  * (by more than the skew allowance, in case WeChat's clock is ahead) was
- * counted in the window ending: its charge to the next one is credited
- * back to this process, to spend in that window. */
+ * counted in the window ending: its charge to the next one is given back
+ * to the ledger as the band ends, for that window's pace. */
 #ifndef QRPOOL_QUOTA_H
 #define QRPOOL_QUOTA_H
 
@@ -51,7 +52,7 @@ struct quota {
 	struct {                   /* calls taken in a window, as last read and changed since */
 		int64_t window, taken;
 	} seen[2];                 /* (a slot's windows: the current one and the next) */
-	int64_t credit_window;     /* charged there, known to count elsewhere: ours to use */
+	int64_t credit_window;     /* charged there, known to count elsewhere: to give back */
 	int credit;
 	int64_t spent_window;      /* the last window this process heard 45009 for */
 	int spent_unrecorded;      /* ... and could not yet mark in the ledger (locked) */
@@ -110,7 +111,7 @@ int quota_spent(struct quota *quota, int64_t sent_ms);
 int quota_release(struct quota *quota, int64_t now_ms);
 /* At the end of a run: the calls held, and the credit (charged to the next
  * window, known to have counted in the last), go back (EXIT_TEMPFAIL, unsaid,
- * as quota_release). */
+ * as quota_release). As they do when the slot changes. */
 int quota_end(struct quota *quota, int64_t now_ms);
 
 int64_t quota_now_ms(void);

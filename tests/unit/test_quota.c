@@ -52,12 +52,11 @@ static void test_slots(struct db *db)
 	quota_close(&quota, 0);
 }
 
-/* Shortly before a window's band: the pace has given its whole budget. Not
- * the last moment: a reservation that takes a few ms there lands in the
- * band, whose calls it did not charge. */
-static int64_t paced_out(const struct quota *quota, int64_t window)
+/* After a window's pace has ended (a quarter of the minute and 1% before its
+ * end), before the band at its end: the pace has given its whole budget. */
+static int64_t paced_out(int64_t window)
 {
-	return (window + 1) * MINUTE - quota_late_ms(quota) - MINUTE / 200;
+	return (window + 1) * MINUTE - MINUTE / 4;
 }
 
 /* Two runs take turns until neither gets more: together exactly the budget. */
@@ -69,7 +68,7 @@ static void test_shared_budget(struct db *a, struct db *b)
 
 	quota_open(&qa, a, "wxshare", 1000, MINUTE);
 	quota_open(&qb, b, "wxshare", 1000, MINUTE);
-	now = paced_out(&qa, w);
+	now = paced_out(w);
 	is_str(qa.appid, qb.appid, "both runs count for one appid");
 	while (refused < 2) {
 		int ra = quota_take(&qa, now), rb = quota_take(&qb, now);
@@ -107,7 +106,7 @@ static void test_resent(struct db *db)
 	int64_t w = T0 / MINUTE + 22, now;
 
 	quota_open(&quota, db, "wxresent", 2, MINUTE);
-	now = paced_out(&quota, w);   /* (the pace gives a budget of 2 late) */
+	now = paced_out(w);   /* (the pace gives a budget of 2 late) */
 	is_int(quota.chunk, 1, "a budget of 2: one call a reservation");
 	is_int(quota_take(&quota, now), 0, "one call taken");
 	quota_resent(&quota, now + 10);
@@ -123,7 +122,7 @@ static void test_resent(struct db *db)
 	 * none written yet: all reach the ledger, none dropped. */
 	w += 2;
 	quota_open(&quota, db, "wxresent2", 2, MINUTE);
-	now = paced_out(&quota, w) - 1000;
+	now = paced_out(w) - 1000;
 	is_int(quota_take(&quota, now), 0, "a run winding down: its last call taken");
 	quota_resent(&quota, now + 10);
 	quota_resent(&quota, now + 20);
@@ -149,7 +148,8 @@ static void test_band_charges_both(struct db *db)
 }
 
 /* A band call answered before the boundary counted in the window ending: its
- * charge to the next window is this run's to spend there. */
+ * charge to the next window goes back to the ledger as the band ends, where
+ * that window's pace counts it free. */
 static void test_credit(struct db *db)
 {
 	struct quota quota;
@@ -165,9 +165,9 @@ static void test_credit(struct db *db)
 	is_int(quota.credit, 1, "one credit: answered well before the boundary; the others may count "
 		"after it (or after WeChat's, if its clock is ahead)");
 	is_int(quota_take(&quota, boundary + MINUTE / 2), 0, "a call in the next window");
-	is_int(ledger(db, w, "taken"), 1, "spent from the credit: nothing new reserved");
-	is_int(quota_take(&quota, boundary + MINUTE / 2), 0, "another call");
-	is_int(ledger(db, w, "taken"), 1 + quota.chunk, "now a chunk is reserved");
+	is_int(ledger(db, w, "taken"), quota.chunk, "the credit went back: the window has only the "
+		"chunk reserved in it");
+	is_int(quota.credit, 0, "... and no credit is left");
 	quota_close(&quota, boundary + MINUTE / 2);
 
 	/* A run that ends in the band gives its credit back with the calls it
@@ -431,7 +431,7 @@ static void test_own_budget(struct db *a, struct db *b)
 
 	quota_open(&small, a, "wxown", 30, MINUTE);
 	quota_open(&large, b, "wxown", 200, MINUTE);
-	now = paced_out(&small, w);
+	now = paced_out(w);
 	while (quota_take(&small, now) == 0)
 		calls++;
 	is_int(calls, 30, "the run keeping a large reserve stops at its budget");
@@ -457,7 +457,7 @@ static void test_paced(struct db *a, struct db *b)
 	quota_open(&qa, a, "wxpaced", 1000, MINUTE);
 	quota_open(&qb, b, "wxpaced", 1000, MINUTE);
 	start = w * MINUTE + qa.early_ms;
-	span = MINUTE - qa.early_ms - quota_late_ms(&qa) - MINUTE / 100;
+	span = MINUTE - qa.early_ms - MINUTE / 4 - MINUTE / 100;
 	is_int(quota_take(&qa, start), 1, "at the window's start: no call");
 	is_int(qa.retry_at_ms, start + (qa.chunk * span + 999) / 1000,
 		"... the first chunk when the pace has reached it (%lld ms on)",
@@ -467,16 +467,16 @@ static void test_paced(struct db *a, struct db *b)
 		calls++;
 	is_int(calls, qa.chunk, "... then a chunk");
 	ok(qa.retry_at_ms > now, "... and the next later: no transaction to learn it");
-	now = start + span / 2;
+	now = start + (500 * span + 999) / 1000;   /* (where the pace reaches 500) */
 	while (quota_take(&qa, now) == 0)
 		calls++;
 	is_int(calls, 500, "halfway: half the budget");
 	is_int(quota_take(&qb, now), 1, "... another run, too, waits for the pace");
 	is_int(ledger(a, w, "taken"), 500, "... the ledger agrees");
-	now = paced_out(&qa, w);
+	now = paced_out(w);
 	while (quota_take(&qb, now) == 0)
 		calls++;
-	is_int(calls, 1000, "shortly before the band at its end: the whole budget");
+	is_int(calls, 1000, "after the pace, before the band at its end: the whole budget");
 	now = (w + 1) * MINUTE - 10;
 	calls = 0;
 	while (quota_take(&qa, now) == 0)
@@ -487,13 +487,15 @@ static void test_paced(struct db *a, struct db *b)
 	quota_close(&qa, now);
 	quota_close(&qb, now);
 
-	/* Calls that fell behind the pace (a band grown with slow answers came
-	 * sooner than it planned for) may go in the band, charged to both
-	 * windows: the next window's pace then waits for them. */
+	/* Calls that fell behind the pace (answers slower than the concurrency
+	 * could carry) may go in the band, charged to both windows: the next
+	 * window's pace then waits for them. */
+	w += 2;   /* (each case in windows of its own: ledger() reads any appid's) */
 	quota_open(&qa, a, "wxpaced-band", 1000, MINUTE);
-	for (calls = 0; calls < 970 && quota_take(&qa, paced_out(&qa, w)) == 0; calls++)
+	for (calls = 0; calls < 970 && quota_take(&qa, paced_out(w)) == 0; calls++)
 		;
-	quota_release(&qa, paced_out(&qa, w));
+	quota_release(&qa, paced_out(w));
+	now = (w + 1) * MINUTE - 10;
 	calls = 0;
 	while (quota_take(&qa, now) == 0)
 		calls++;
@@ -508,12 +510,105 @@ static void test_paced(struct db *a, struct db *b)
 	/* A run started late in a window gets what the pace has reached,
 	 * nothing more. */
 	quota_open(&qa, a, "wxlate-start", 1000, MINUTE);
-	now = start + 3 * span / 4;
+	now = start + 4 * MINUTE + 3 * span / 4;
 	calls = 0;
 	while (quota_take(&qa, now) == 0)
 		calls++;
 	is_int(calls, 1000 * (3 * span / 4) / span / qa.chunk * qa.chunk,
 		"started three quarters in: three quarters (in whole chunks)");
+	quota_close(&qa, now);
+}
+
+/* Runs under one pace: equal budgets share it; a smaller budget (a larger
+ * reserve) goes at the larger one's pace, up to its own budget; a slow
+ * answer, which widens the band, does not hurry the pace; a credit goes
+ * back to the ledger, not out ahead of the pace; calls given back may be
+ * taken again at once. */
+static void test_pace_shared(struct db *a, struct db *b)
+{
+	struct quota qa, qb, small;
+	int64_t w = T0 / MINUTE + 130, start, span, now;
+	int calls_a = 0, calls_b = 0, refused = 0;
+	struct quota_slot sent;
+
+	quota_open(&qa, a, "wxpace-share", 1000, MINUTE);
+	quota_open(&qb, b, "wxpace-share", 1000, MINUTE);
+	start = w * MINUTE + qa.early_ms;
+	span = MINUTE - qa.early_ms - MINUTE / 4 - MINUTE / 100;
+	now = start + (600 * span + 999) / 1000;   /* the pace at 600 */
+	while (refused < 2) {
+		int ra = quota_take(&qa, now), rb = quota_take(&qb, now);
+		calls_a += ra == 0;
+		calls_b += rb == 0;
+		refused = (ra == 1) + (rb == 1);
+	}
+	is_int(calls_a + calls_b, 600, "two runs at one pace: together what it has reached");
+	ok(calls_a >= 200 && calls_b >= 200, "... shared (%d and %d)", calls_a, calls_b);
+	quota_close(&qa, now);
+	quota_close(&qb, now);
+
+	w += 2;   /* (each case in windows of its own: ledger() reads any appid's) */
+	start += 2 * MINUTE;
+	quota_open(&qa, a, "wxpace-own", 1000, MINUTE);
+	quota_open(&small, b, "wxpace-own", 600, MINUTE);
+	now = start + (500 * span + 999) / 1000;
+	for (calls_a = 0; quota_take(&qa, now) == 0; calls_a++)
+		;
+	is_int(calls_a, 500, "a run of budget 1000 at the pace of 500");
+	is_int(quota_take(&small, now), 1, "... one of budget 600 waits for that pace too");
+	now = start + (700 * span + 999) / 1000;
+	for (calls_b = 0; quota_take(&small, now) == 0; calls_b++)
+		;
+	is_int(calls_b, 100, "at 700: the smaller takes at the larger's pace, up to its own 600");
+	for (calls_a = 0; quota_take(&qa, now) == 0; calls_a++)
+		;
+	is_int(calls_a, 100, "... the larger the rest of its pace");
+	quota_close(&qa, now);
+	quota_close(&small, now);
+
+	w += 2;
+	start += 2 * MINUTE;
+	quota_open(&qa, a, "wxpace-slow", 1000, MINUTE);
+	quota_open(&qb, b, "wxpace-slow", 1000, MINUTE);
+	now = start + (300 * span + 999) / 1000;
+	for (calls_a = 0; quota_take(&qa, now) == 0; calls_a++)
+		;
+	quota_observe(&qb, now, 5000);
+	ok(quota_late_ms(&qb) > quota_late_ms(&qa), "a run that saw a 5 s answer: its band grew");
+	is_int(quota_take(&qb, now), 1, "... the pace gives it no more than the other run had (%d)",
+		calls_a);
+	quota_close(&qa, now);
+	quota_close(&qb, now);
+
+	w += 2;
+	start += 2 * MINUTE;
+	quota_open(&qa, a, "wxpace-back", 1000, MINUTE);
+	now = start + (qa.chunk * span + 999) / 1000;   /* the pace at a chunk */
+	is_int(quota_take(&qa, now), 0, "a call (the chunk the pace allows reserved)");
+	is_int(quota_release(&qa, now + 10), 0, "... the rest given back");
+	is_int(quota_take(&qa, now + 20), 0, "... and taken again at once, not at the pace's next "
+		"chunk, as if they had been used");
+	quota_close(&qa, now + 20);
+
+	/* Band calls answered before the boundary (calls behind the pace sent
+	 * in the band): their charge to the next window goes back to the
+	 * ledger, so they do not go out again at once as that window's pace
+	 * starts. */
+	w += 2;
+	quota_open(&qa, a, "wxpace-credit", 1000, MINUTE);
+	while (quota_take(&qa, paced_out(w)) == 0 && ledger(a, w, "taken") < 970)
+		;
+	quota_release(&qa, paced_out(w));
+	now = (w + 1) * MINUTE - 2 * qa.early_ms - 10;
+	for (calls_a = 0; quota_take(&qa, now) == 0; calls_a++)
+		;
+	sent = qa.slot;
+	for (int i = 0; i < calls_a; i++)
+		quota_answered(&qa, &sent, now + 5);
+	is_int(qa.credit, calls_a, "%d band calls answered before the boundary", calls_a);
+	now = (w + 1) * MINUTE + qa.early_ms;
+	is_int(quota_take(&qa, now), 1, "the next window's pace starts: no call");
+	is_int(ledger(a, w + 1, "taken"), 0, "... its ledger had the band's charges given back");
 	quota_close(&qa, now);
 }
 
@@ -544,6 +639,7 @@ int main(void)
 	test_release_waited(path);
 	test_spent_pending_marked(path);
 	test_paced(&a, &b);
+	test_pace_shared(&a, &b);
 	db_close(&a);
 	db_close(&b);
 	unlink(path);
