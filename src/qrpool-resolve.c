@@ -161,11 +161,17 @@ static int resolve_stdin(struct resolver *resolver)
 		}
 		if (eof || resolve_stops(status))
 			break;
-		if (resolver->count && !resolve_stdin_ready()) {
-			status = exitcode_worst(status, resolve_flush(resolver, stdout));
+		/* Nothing more to read yet: the ids read so far are answered, and
+		 * every answer goes out, those of a full batch answered on the way
+		 * too (with none pending, a caller that wrote a batch's worth would
+		 * wait for them while this waits for it). */
+		if (!resolve_stdin_ready()) {
+			if (resolver->count)
+				status = exitcode_worst(status, resolve_flush(resolver, stdout));
 			if (status != EXIT_IO && fflush(stdout) != 0)
 				status = EXIT_IO;   /* said by cli_close_stdout */
-			continue;
+			if (resolve_stops(status))
+				break;
 		}
 		got = read(STDIN_FILENO, buffer + used, RESOLVE_LINE_MAX + 1 - used);
 		if (got < 0 && errno == EINTR)

@@ -106,6 +106,13 @@ i=0
 while [ "$(wc -l <"$T/co-out")" -lt 2 ] && [ $i -lt 60 ]; do sleep 0.05; i=$((i + 1)); done
 is "... an unknown id too (null), rather than leaving it waiting" "$(tail -n 1 "$T/co-out")" \
   "NoSuchId00000000	null"
+# A batch's worth at once (256 ids, resolve's own batch): the batch answered on
+# the way is flushed too, not left in the buffer while resolve waits for more.
+awk -v id="$first" 'BEGIN { for (i = 0; i < 256; i++) print id }' >&7
+i=0
+while [ "$(wc -l <"$T/co-out")" -lt 258 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+is "... 256 ids written at once: every answer while the input stays open" \
+  "$(wc -l <"$T/co-out" | tr -d ' ')" 258
 exec 7>&-
 rc=0; wait $resolver || rc=$?
 is "... and ends with its input: exit 1 (an unknown id)" "$rc" 1
