@@ -283,6 +283,16 @@ static void report_prom_pools(const struct report *report, FILE *out)
 				(long long)report->pools[i].failures[f].count);
 }
 
+static const char *const report_watched_stages[] = { "plan", "fetch", "publish" };
+
+static int report_stage_succeeded(const struct report *report, const char *name)
+{
+	for (int s = 0; s < report->stage_count; s++)
+		if (!strcmp(report->stages[s].name, name))
+			return report->stages[s].has_success;
+	return 0;
+}
+
 static void report_prom_stages(const struct report *report, const struct config *config,
 	double last_success, FILE *out)
 {
@@ -298,11 +308,18 @@ static void report_prom_stages(const struct report *report, const struct config 
 			config->wechat.appid, (long long)report->quota_last_night);
 	}
 	report_prom_header(out, "qrpool_stage_last_success_timestamp_seconds", "gauge",
-		"When the stage's last successful run ended.");
+		"When the stage's last successful run ended; 0 for plan, fetch and publish until "
+		"they first end well (an alert on its age then fires).");
 	for (int s = 0; s < report->stage_count; s++)
 		if (report->stages[s].has_success)
 			fprintf(out, "qrpool_stage_last_success_timestamp_seconds{stage=\"%s\"} %.3f\n",
 				report->stages[s].name, report->stages[s].success_ended);
+	/* The fills' stages: with no sample, a fill that never once worked
+	 * (a refused secret from the first night) would alert no one. */
+	for (size_t w = 0; w < sizeof report_watched_stages / sizeof *report_watched_stages; w++)
+		if (!report_stage_succeeded(report, report_watched_stages[w]))
+			fprintf(out, "qrpool_stage_last_success_timestamp_seconds{stage=\"%s\"} 0\n",
+				report_watched_stages[w]);
 	report_prom_header(out, "qrpool_stage_last_success_duration_seconds", "gauge",
 		"How long the stage's last successful run took.");
 	for (int s = 0; s < report->stage_count; s++)

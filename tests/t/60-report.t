@@ -457,6 +457,15 @@ is "... on one line" "$(wc -l <"$T/out")" 1
 like "... naming the last pool too" "$(cut -d'|' -f1 "$T/out")" "pool_099 empty, cover unknown, pool_100 empty, cover unknown $"
 is "... with the perfdata of all 100" "$(cut -d'|' -f2 "$T/out" | grep -o "'pool_[0-9]*_depth'=0;;;0" | wc -l)" 100
 like "... the last at the end" "$(cat "$T/out")" "'pool_100_lost'=0;;;0$"
+# fetch only ever failed (a secret refused from the first night), publish never
+# ran: their last-success series are 0, not absent, so that the README's
+# QrpoolNoGoodNight rule (its age over 26 hours) fires for them.
+sqlite3 "$T/many.db" "INSERT INTO runs (stage, pid, started_at, ended_at, exit_status) VALUES ('fetch', 1, unixepoch() - 90000, unixepoch() - 89990, 69)"
+run qrpool-report -c "$T/many.cfg" --prom "$T/textfile/many.prom"
+is "never ended well: the fills' stages' last success 0, plan's its time" \
+  "$(sed -n 's/^qrpool_stage_last_success_timestamp_seconds{stage="\([a-z]*\)"} \([0-9]*\).*/\1=\2/p' \
+    "$T/textfile/many.prom" | sed 's/=[1-9][0-9]*$/=time/' | sort | tr '\n' ' ')" \
+  "fetch=0 plan=time publish=0 "
 
 # --- no Kafka configured: a config matter, not a passing outage -------------------
 sed -e '/^kafka = /d' -e 's|staging\.db|nokafka.db|' "$QRPOOL_CONFIG" >"$T/nokafka.cfg"
