@@ -281,17 +281,23 @@ static int claim_loop(struct claim *claim, FILE *in)
 /* The run's end in words, and its exit status. */
 static int claim_summarise(struct claim *claim, int status)
 {
-	char why[160];
+	char why[640];
 
 	/* Where to start again: said whatever stopped the records' reading. */
 	if (status == CONSUMER_EMPTY)
 		snprintf(why, sizeof why, "pool %s is empty", claim->pool->name);
+	else if (status == CONSUMER_UNASSIGNED)
+		/* Not "empty": an operator would fill a pool that is full. */
+		snprintf(why, sizeof why, "pool %s: the group %s gave this claim no partition of %s "
+			"(its other members, the online services, hold them all: a claim in their group "
+			"needs them to be fewer than the topic's partitions)", claim->pool->name,
+			claim->pool->group, claim->pool->topic);
 	else
 		snprintf(why, sizeof why, status == CONSUMER_STOPPED ? "interrupted" : "stopped");
 	if (status && claim->first_unbound > 0)
 		log_error("%s: bound %lld code%s; line %ld and after were not bound", why,
 			(long long)claim->bound, claim->bound == 1 ? "" : "s", claim->first_unbound);
-	if (status == CONSUMER_EMPTY || status == CONSUMER_STOPPED)
+	if (status == CONSUMER_EMPTY || status == CONSUMER_UNASSIGNED || status == CONSUMER_STOPPED)
 		status = EXIT_TEMPFAIL;
 	if (claim->not_cached)
 		log_warn("%lld binding%s not cached in redis: qrpool-resolve falls back to the "

@@ -314,13 +314,8 @@ static int consumer_give_up(struct consumer *consumer, int64_t wait_ms, double n
 		consumer->all_at_end_since = 0;
 	else if (!consumer->all_at_end_since)
 		consumer->all_at_end_since = now;
-	if (consumer->all_at_end_since && (now - consumer->all_at_end_since) * 1000 >= (double)wait_ms) {
-		if (!consumer->partition_count)
-			log_warn("pool %s: the group %s gave us no partition of %s (its other members "
-				"hold them all)", consumer->pool->name, consumer->pool->group,
-				consumer->pool->topic);
-		return CONSUMER_EMPTY;
-	}
+	if (consumer->all_at_end_since && (now - consumer->all_at_end_since) * 1000 >= (double)wait_ms)
+		return consumer->partition_count ? CONSUMER_EMPTY : CONSUMER_UNASSIGNED;
 	/* All brokers down before the group ever answered: nothing will come
 	 * (later, say in a rebalance after an outage, kafka.timeout decides).
 	 * Silence is a sign of trouble only while something should come: at the

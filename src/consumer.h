@@ -14,6 +14,7 @@
 /* consumer_next's answers besides 0 (a message) and exit codes. */
 #define CONSUMER_EMPTY 1
 #define CONSUMER_STOPPED 2
+#define CONSUMER_UNASSIGNED 3   /* the group gave this member no partition */
 
 struct consumer_partition {
 	int32_t id;
@@ -64,7 +65,8 @@ int consumer_open(struct consumer *consumer, const struct config *config,
 
 /* The next code. 0 with *message set (the caller destroys it and calls
  * consumer_done when it is bound or skipped); CONSUMER_EMPTY when every
- * assigned partition is at its end and nothing came for `wait_ms`;
+ * assigned partition is at its end and nothing came for `wait_ms`
+ * (CONSUMER_UNASSIGNED when none was assigned for that long);
  * CONSUMER_STOPPED on SIGINT/SIGTERM; EXIT_TEMPFAIL when Kafka does not answer;
  * EXIT_UPSTREAM when it refuses us (topic or group not authorized). */
 int consumer_next(struct consumer *consumer, int64_t wait_ms, rd_kafka_message_t **message);

@@ -148,3 +148,18 @@ is "... an online member joining then gets codes of all 3 partitions" \
 kill $feeder 2>/dev/null || true
 rc=0; wait $claim || rc=$?
 is "... and ends at the end of its input: exit 0" "$rc" 0
+
+# --- the online services hold every partition: claim is given none -------------------
+# Said as that, not as an empty pool: the pool is full, and an operator told it
+# is empty would fill it.
+publish_codes 5 card
+timeout 40 kcat -q -b "$KAFKA_BROKERS" -G qrpool-online.card -X enable.auto.commit=false \
+  -X session.timeout.ms=6000 -f '%k\n' qrpool.card >"$T/online-card" 2>/dev/null & online=$!
+at_exit "kill $online 2>/dev/null"
+i=0
+until [ -s "$T/online-card" ] || [ $i -gt 300 ]; do sleep 0.05; i=$((i + 1)); done
+records 2 | { run qrpool-claim -q --pool card --out "$T/codes7" --wait 3s; echo "$rc" >"$T/rc"; }
+is "no partition given to claim: exit 75, nothing bound" "$(cat "$T/rc"):$(wc -l <"$T/out")" 75:0
+like "... said as that, even with -q, not as an empty pool" "$(cat "$T/err")" \
+  "pool card: the group qrpool-online.card gave this claim no partition of qrpool.card \\(its other members, the online services, hold them all: .*\\): bound 0 codes; line 1 and after were not bound"
+kill $online 2>/dev/null || true
