@@ -86,6 +86,14 @@ run qrpool-report --json
 is "codes lost within the hour, then passed: no rate for the hour" \
   "$(jq_py 'r["pools"][0]["consumed_per_hour"]["last_hour"]')" None
 sql "DELETE FROM depth_snapshots WHERE pool = 'poster' AND lost = 40"
+# A gap in the snapshots (cron stopped for two hours): the newest one an hour
+# old or more is three hours old. No rate for the hour: an average over the
+# gap would hide the hour's peak.
+sql "UPDATE depth_snapshots SET taken_at = taken_at - 7200 WHERE pool = 'poster' AND taken_at < strftime('%s','now') - 3000"
+run qrpool-report --json
+is "a gap in the snapshots (none between 3 h and a few minutes ago): no rate for the hour" \
+  "$(jq_py 'r["pools"][0]["consumed_per_hour"]["last_hour"]')" None
+sql "UPDATE depth_snapshots SET taken_at = taken_at + 7200 WHERE pool = 'poster' AND taken_at < strftime('%s','now') - 10000"
 run qrpool-report --json
 is "failures by errcode over the last day" "$(jq_py 'r["pools"][1]["failed_24h"]')" "{'total': 2, 'by_errcode': {'40129': 2}}"
 is "backlog by state" "$(jq_py 'r["pools"][1]["backlog"]')" "{'planned': 0, 'fetched': 0, 'failed': 2}"
