@@ -59,23 +59,35 @@ static int64_t paced_out(int64_t window)
 	return (window + 1) * MINUTE - MINUTE / 4;
 }
 
+/* Two runs take calls at `now` by turns until neither gets more: what each
+ * got. */
+static void take_turns(struct quota *qa, struct quota *qb, int64_t now, int *granted_a,
+	int *granted_b)
+{
+	int refused = 0;
+
+	*granted_a = *granted_b = 0;
+	while (refused < 2) {
+		int ra = quota_take(qa, now), rb = quota_take(qb, now);
+
+		*granted_a += ra == 0;
+		*granted_b += rb == 0;
+		refused = (ra == 1) + (rb == 1);
+	}
+}
+
 /* Two runs take turns until neither gets more: together exactly the budget. */
 static void test_shared_budget(struct db *a, struct db *b)
 {
 	struct quota qa, qb;
 	int64_t w = T0 / MINUTE + 10, now;
-	int granted_a = 0, granted_b = 0, refused = 0;
+	int granted_a, granted_b;
 
 	quota_open(&qa, a, "wxshare", 1000, MINUTE);
 	quota_open(&qb, b, "wxshare", 1000, MINUTE);
 	now = paced_out(w);
 	is_str(qa.appid, qb.appid, "both runs count for one appid");
-	while (refused < 2) {
-		int ra = quota_take(&qa, now), rb = quota_take(&qb, now);
-		granted_a += ra == 0;
-		granted_b += rb == 0;
-		refused = (ra == 1) + (rb == 1);
-	}
+	take_turns(&qa, &qb, now, &granted_a, &granted_b);
 	is_int(granted_a + granted_b, 1000, "two runs together get the budget, no more");
 	ok(granted_a >= 400 && granted_b >= 400, "shared fairly (%d and %d)", granted_a, granted_b);
 	is_int(ledger(a, w, "taken"), 1000, "the ledger says 1000 taken");
@@ -528,7 +540,7 @@ static void test_pace_shared(struct db *a, struct db *b)
 {
 	struct quota qa, qb, small;
 	int64_t w = T0 / MINUTE + 130, start, span, now;
-	int calls_a = 0, calls_b = 0, refused = 0;
+	int calls_a, calls_b;
 	struct quota_slot sent;
 
 	quota_open(&qa, a, "wxpace-share", 1000, MINUTE);
@@ -536,12 +548,7 @@ static void test_pace_shared(struct db *a, struct db *b)
 	start = w * MINUTE + qa.early_ms;
 	span = MINUTE - qa.early_ms - MINUTE / 4 - MINUTE / 100;
 	now = start + (600 * span + 999) / 1000;   /* the pace at 600 */
-	while (refused < 2) {
-		int ra = quota_take(&qa, now), rb = quota_take(&qb, now);
-		calls_a += ra == 0;
-		calls_b += rb == 0;
-		refused = (ra == 1) + (rb == 1);
-	}
+	take_turns(&qa, &qb, now, &calls_a, &calls_b);
 	is_int(calls_a + calls_b, 600, "two runs at one pace: together what it has reached");
 	ok(calls_a >= 200 && calls_b >= 200, "... shared (%d and %d)", calls_a, calls_b);
 	quota_close(&qa, now);
