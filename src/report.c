@@ -177,10 +177,10 @@ static int report_rate(struct db *db, const struct report_pool *p, double now, d
 	 * when the codes counted lost fell within the span (between two
 	 * snapshots, or from the newest to this run's count): the group
 	 * committed past codes counted lost (its first commit, or a jump to the
-	 * low watermark), and its position moved over them without taking them. */
-	/* Nor over a gap in the snapshots (cron stopped, the DB unwritable):
-	 * the newest one at least the window old being over twice that, an
-	 * average over days would hide the peak the pool is draining at. */
+	 * low watermark), and its position moved over them without taking them.
+	 * Nor over a gap in the snapshots (cron stopped, the DB unwritable): the
+	 * newest one at least the window old being over twice that, an average
+	 * over days would hide the peak the pool is draining at. */
 	if (rc == SQLITE_ROW && consumed >= 0 && !fell && rate->span_seconds <= 2 * window)
 		rate->per_hour = (double)consumed * 3600.0 / rate->span_seconds;
 	return 0;
