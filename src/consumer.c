@@ -96,7 +96,11 @@ static int64_t consumer_unacked(const struct consumer *consumer)
 	return unacked;
 }
 
-/* librdkafka's report of a commit of ours (served by the consumer's poll). */
+/* librdkafka's report of a commit of ours (served by the consumer's poll).
+ * A partition whose own err is 0 was committed: librdkafka 2.0.2 gives a
+ * request-level error (a timeout, the coordinator gone) to every partition
+ * of the list before it reports (rd_kafka_cgrp_update_committed_offsets),
+ * and in a partial failure the ones that failed carry their own error. */
 static void consumer_on_commit(rd_kafka_t *handle, rd_kafka_resp_err_t err,
 	rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {

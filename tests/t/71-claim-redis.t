@@ -223,6 +223,19 @@ done
 # The database failing does not hide what Redis knows: cached ids are printed.
 printf 'redis-pass-do-not-log\n' >"$T/redis-pass"
 write_claim_config redis "password_file = \"$T/redis-pass\";"
+# redis.database: the keys go to that database (SELECT after AUTH), not to 0.
+arcli() { rcli --no-auth-warning -a redis-pass-do-not-log "$@"; }
+arcli DEL "qr:$first" >/dev/null
+write_claim_config redis "password_file = \"$T/redis-pass\"; database = 3;"
+run qrpool-resolve "$first"
+is "redis.database 3: resolve exit 0, quiet" "$rc:$(cat "$T/err")" "0:"
+is "... re-warmed into database 3" "$(arcli -n 3 GET "qr:$first")" \
+  "$(sql "SELECT params FROM bindings WHERE request_id = '$first'")"
+is "... not into database 0" "$(arcli EXISTS "qr:$first")" 0
+arcli -n 3 SET "qr:$first" '{"from":"db3"}' >/dev/null
+run qrpool-resolve -v "$first"
+is "... and read from there" "$(cut -f2 "$T/out")" '{"from":"db3"}'
+write_claim_config redis "password_file = \"$T/redis-pass\";"
 rcli --no-auth-warning -a redis-pass-do-not-log SET qr:CachedId00000001 '{"a":1}' >/dev/null
 sed "s|path = \"[^\"]*\"|path = \"$T/no-such-dir/staging.db\"|" "$QRPOOL_CONFIG" >"$T/nodb.cfg"
 run qrpool-resolve -c "$T/nodb.cfg" CachedId00000001 MissingId0000001

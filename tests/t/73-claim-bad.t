@@ -71,3 +71,23 @@ is "no kafka.brokers: exit 78" "$rc" 78
 like "... naming the setting" "$(cat "$T/err")" "nobrokers.cfg: kafka.brokers is not set"
 ok "... no --out directory made" test ! -e "$T/never"
 is "... no run recorded" "$(sql "SELECT count(*) FROM runs WHERE stage = 'claim'")" "$runs"
+
+# --out refused before any code is taken: a path whose parent is missing (one
+# level is made, not more), a directory others may write to (they could replace
+# the codes handed out). Exit 74, nothing bound, no offset committed.
+publish_codes 1
+bound=$(sql 'SELECT count(*) FROM bindings'); committed=$(committed_total)
+rc=0; records 1 | qrpool-claim --pool poster --out "$T/no/such" >"$T/out" 2>"$T/err" || rc=$?
+is "--out in a directory that does not exist: exit 74" "$rc" 74
+like "... saying to make that first" "$(cat "$T/err")" \
+  "--out $T/no/such: the directory it would be made in does not exist \(only the last level is made\)"
+mkdir "$T/open"; chmod 0777 "$T/open"
+rc=0; records 1 | qrpool-claim --pool poster --out "$T/open" >"$T/out" 2>"$T/err" || rc=$?
+is "--out writable by others: exit 74" "$rc" 74
+like "... saying why" "$(cat "$T/err")" "--out $T/open: the directory is writable by others \(mode 0777\)"
+is "... nothing printed" "$(wc -c <"$T/out")" 0
+is "... no code bound" "$(sql 'SELECT count(*) FROM bindings')" "$bound"
+is "... no offset committed" "$(committed_total)" "$committed"
+chmod 0755 "$T/open"
+records 1 | { run qrpool-claim --pool poster --out "$T/open" --wait 300ms; echo "$rc" >"$T/rc"; }
+is "... once mended, the code is there to take" "$(cat "$T/rc"):$(wc -l <"$T/out")" "0:1"

@@ -37,7 +37,8 @@ is "idle stdin: both offsets committed" "$(committed_total)" 2
 write_claim_config
 
 # claim_stopped N DIR [HALF]: claim reads record N (then HALF, with no newline)
-# from a pipe that stays open; once the code is out, SIGTERM. Sets $rc, $took.
+# from a pipe that stays open; once the code is out, SIGTERM (or $stop_signal).
+# Sets $rc, $took.
 claim_stopped() {
   rm -f "$T/fifo" "$T/out"; mkfifo "$T/fifo"
   { records 1 "$1"; printf '%s' "${3:-}"; exec sleep 20; } >"$T/fifo" & feeder=$!
@@ -47,7 +48,7 @@ claim_stopped() {
     sleep 0.05; i=$((i + 1))
   done
   sleep 0.5
-  kill -TERM $claim
+  kill -"${stop_signal:-TERM}" $claim
   started=$(date +%s)
   rc=0; wait $claim || rc=$?
   took=$(($(date +%s) - started))
@@ -68,6 +69,17 @@ is "SIGTERM, half a line read: exit 75" "$rc" 75
 ok "... at once (took $took s)" [ "$took" -le 3 ]
 ok "... the half line is no bad line" -- sh -c "! grep -q 'not JSON' '$T/err'"
 like "... and the rerun starts with it" "$(cat "$T/err")" "interrupted: bound 1 code; line 2 and after"
+
+# --- SIGHUP (the terminal or the ssh session gone): a stop, as SIGTERM ------------
+if hup_ignored; then skip_tests 4 "SIGHUP is ignored by the tests (nohup)"; else
+  publish_codes 1
+  before=$(committed_total)
+  stop_signal=HUP; claim_stopped 5 codes3c; stop_signal=TERM
+  is "SIGHUP, stdin idle: exit 75" "$rc" 75
+  ok "... at once (took $took s)" [ "$took" -le 3 ]
+  like "... says so" "$(cat "$T/err")" "interrupted: bound 1 code; line 2 and after"
+  is "... the code bound is committed" "$(committed_total)" $((before + 1))
+fi
 
 # --- --wait longer than kafka.timeout (8 s: the mock keeps a group joining for a
 # departed member's session, 6 s): at the end of every partition, silence is
