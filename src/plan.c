@@ -245,10 +245,11 @@ void plan_model(struct plan_pool *pools, size_t count, const struct demand *dema
 		 * starts tomorrow: an afternoon backfill would plan nothing for
 		 * the hours until midnight); but a forecast of the coming hours
 		 * starts at the first whole one from --from: the part of an hour
-		 * before that is not said. */
+		 * before that is not said. Whole hours of the forecast's own offset
+		 * (+05:30's are half past the hour in UTC), whole hours from its start. */
 		double before = demand->start ? fmin((double)demand->start,
 			(double)from + p->pool->cover_hours * 3600.0) - (double)from : 0;
-		double late = demand->start ? (double)demand->start - ceil((double)from / 3600.0) * 3600.0 : 0;
+		double late = demand->start ? 3600.0 * floor(((double)demand->start - (double)from) / 3600.0) : 0;
 
 		p->demand = plan_ceil(p->forecast);
 		p->target = plan_ceil(p->forecast * (1.0 + p->pool->safety));

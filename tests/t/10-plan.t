@@ -195,6 +195,17 @@ run qrpool-plan -n --from 2026-11-29T09:00+08:00 "$T/day.tsv"
 is "... a whole hour after --from: exit 75, for each pool" "$rc:$(grep -c 'the forecast starts' "$T/err")" 75:3
 like "... the hour said, and the --from that would plan from the forecast's start" "$(cat "$T/err")" \
   "pool poster: the forecast starts at 2026-11-29T02:00Z, 1.0 of the pool's 24 hours of cover from 2026-11-29T01:00Z are before it .*or plan from its start: --from 2026-11-29T02:00Z\\); exit 75"
+# ... whole hours in the forecast's own offset: in +05:30 they are half past the
+# hour in UTC (09:01+05:30 is 03:31Z; the next whole hour, 10:00+05:30, is 04:30Z).
+{ sed -n 's/+08:00/+05:30/p' "$T/day.tsv"
+  for pool in poster card link; do printf '%s\t2026-11-30T10:00+05:30\t0\n' $pool; done; } >"$T/day-ist.tsv"
+run qrpool-plan -n --from 2026-11-29T09:01+05:30 "$T/day-ist.tsv"
+is "... a forecast in +05:30 starting at the next whole hour from --from: exit 0, unsaid" \
+  "$rc:$(grep -c 'the forecast starts' "$T/err")" 0:0
+run qrpool-plan -n --from 2026-11-29T09:00+05:30 "$T/day-ist.tsv"
+is "... a whole hour after --from: exit 75, for each pool" "$rc:$(grep -c 'the forecast starts' "$T/err")" 75:3
+like "... the hour said" "$(cat "$T/err")" \
+  "pool poster: the forecast starts at 2026-11-29T04:30Z, 1.0 of the pool's 24 hours of cover from 2026-11-29T03:30Z are before it"
 # With several files, the first one's start counts, as its end does: a campaign's
 # rows from --from on do not hide a regular forecast starting late.
 printf 'card\t2026-11-29T07:00+08:00\t50\n' >"$T/early-campaign.tsv"
