@@ -90,6 +90,11 @@ static int config_check_keys_in(const struct config_reader *reader, const config
 {
 	int count = config_setting_length(group);
 
+	/* A section given as one value (database = "/path";) has no settings to
+	 * look up: every one would silently take its default. */
+	if (config_setting_type(group) != CONFIG_TYPE_GROUP)
+		return config_error_at(reader, group, "%s must be a group of settings: %s = { ... };",
+			section, config_setting_name(group) ? config_setting_name(group) : section);
 	for (int i = 0; i < count; i++) {
 		const config_setting_t *child = config_setting_get_elem(group, (unsigned)i);
 		const char *name = config_setting_name(child);
@@ -570,6 +575,9 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 			"quota_minute must be 100ms to 1h (60s against WeChat; shorter only for tests)");
 	if (w->secret && w->secret_file)
 		return config_error_at(reader, group, "give secret or secret_file, not both");
+	if (w->secret && !*w->secret)   /* else WeChat's refusal, 69, would be taken for its own */
+		return config_error_at(reader, config_setting_get_member(group, "secret"),
+			"secret is empty: give the app secret, or secret_file");
 	if (w->secret && (status = config_check_private(reader, config_setting_get_member(group, "secret"),
 			config_source(reader, config_setting_get_member(group, "secret")), "config file")))
 		return status;
@@ -704,6 +712,9 @@ static int config_check_password(const struct config_reader *reader, const confi
 
 	if (r->password && r->password_file)
 		return config_error_at(reader, group, "give password or password_file, not both");
+	if (r->password && !*r->password)
+		return config_error_at(reader, config_setting_get_member(group, "password"),
+			"password is empty: leave it out for a Redis without AUTH");
 	if (r->password && (status = config_check_private(reader,
 			config_setting_get_member(group, "password"),
 			config_source(reader, config_setting_get_member(group, "password")), "config file")))

@@ -96,8 +96,8 @@ static void config_dump_redis(FILE *out, const struct redis_config *r)
 	}
 	fprintf(out, "  database = %d;\n", r->database);
 	config_dump_string(out, "  ", "prefix", r->prefix);
-	fprintf(out, "  ttl = \"%llds\";\n  connect_timeout = \"%lldms\";\n  timeout = \"%lldms\";\n",
-		(long long)(r->ttl_ms / 1000), (long long)r->connect_timeout_ms, (long long)r->timeout_ms);
+	fprintf(out, "  ttl = \"%lldms\";\n  connect_timeout = \"%lldms\";\n  timeout = \"%lldms\";\n",
+		(long long)r->ttl_ms, (long long)r->connect_timeout_ms, (long long)r->timeout_ms);
 	if (r->password)
 		fprintf(out, "  password = \"********\";\n");
 	config_dump_string(out, "  ", "password_file", r->password_file);

@@ -234,6 +234,23 @@ static void test_refusals(void)
 		  "a pool covering no hours" },
 		{ "wechat = { secret_file = \"/etc/qrpool/wechat.secret\"; };\n" POOLS,
 		  "qrpool.cfg:1: the wechat section needs an appid", "a wechat section without appid" },
+		/* A section given as one value: every setting in it would take its default. */
+		{ "database = \"/srv/other/staging.db\";\n" LINK_POOL, "qrpool.cfg:1: database must be a "
+		  "group of settings: database = { ... };", "database given as a path" },
+		{ "kafka = \"k1:9092\";\n" LINK_POOL, "qrpool.cfg:1: kafka must be a group of settings",
+		  "kafka given as brokers" },
+		{ "redis = \"10.0.0.5\";\n" LINK_POOL, "qrpool.cfg:1: redis must be a group of settings",
+		  "redis given as a host" },
+		{ "wechat = \"wx0123456789abcdef\";\n" POOLS, "qrpool.cfg:1: wechat must be a group of settings",
+		  "wechat given as an appid" },
+		{ "wechat = { appid = \"a\";\n  token = \"command\"; };\n" POOLS,
+		  "qrpool.cfg:2: wechat.token must be a group of settings: token = { ... };",
+		  "wechat.token given as a source" },
+		{ "wechat = { appid = \"a\";\n  secret = \"\"; };\n" POOLS,
+		  "qrpool.cfg:2: secret is empty: give the app secret, or secret_file", "an empty secret" },
+		{ "redis = {\n  password = \"\"; };\n" LINK_POOL,
+		  "qrpool.cfg:2: password is empty: leave it out for a Redis without AUTH",
+		  "an empty redis password" },
 		{ "kafka = { brokers = \"127.0.0.1:9092\";\n timeout = 0; };\n" LINK_POOL,
 		  "qrpool.cfg:2: kafka.timeout must be at least 1s", "a kafka.timeout of 0 (no timeout)" },
 		{ "kafka = { brokers = \"127.0.0.1:9092\"; timeout = \"999ms\"; };\n" LINK_POOL,
@@ -716,6 +733,12 @@ static void test_redis(void)
 	dump_config(&config, dumped, sizeof dumped);
 	ok(strstr(dumped, "password = \"********\"") && !strstr(dumped, "hunter2"),
 		"the dump masks the password");
+	config_free(&config);
+	/* The dump is what the tools use: the cache's PX is in milliseconds. */
+	is_int(load("redis = { ttl = \"1500ms\"; };\n" LINK_POOL, 0600, &config, logged, sizeof logged),
+		0, "a ttl of 1500ms loads");
+	dump_config(&config, dumped, sizeof dumped);
+	ok(strstr(dumped, "ttl = \"1500ms\";") != NULL, "... dumped as 1500ms, not 1s");
 	config_free(&config);
 	/* So is a password in wechat.api_base (a gateway's). */
 	is_int(load("wechat = { appid = \"a\"; api_base = \"https://gw:gw-pass@gw.example.com\"; };\n"
