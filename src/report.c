@@ -388,11 +388,13 @@ int report_collect(struct db *db, const struct config *config, struct report *re
 		if (!(status = report_rate(db, p, report->now, 3600, &p->hour)) &&
 		    !(status = report_rate(db, p, report->now, 86400, &p->day)))
 			status = p->measured ? report_forecast_cover(db, p, report->now) : 0;
-		/* Nothing taken in the last hour: no end in sight, unless the pool
-		 * is empty and codes were taken over the day (it ran dry). */
-		p->cover_hours = !p->measured || p->hour.per_hour < 0 ? -1 :
-			p->hour.per_hour > 0 ? (double)p->depth / p->hour.per_hour :
-			p->depth == 0 && p->day.per_hour > 0 ? 0 : INFINITY;
+		/* An empty pool codes were taken from over the day ran dry: 0,
+		 * whether the last hour's rate is known or not (a gap in the
+		 * snapshots). Else nothing taken in the last hour: no end in sight. */
+		p->cover_hours = !p->measured ? -1 :
+			p->depth == 0 && p->day.per_hour > 0 ? 0 :
+			p->hour.per_hour < 0 ? -1 :
+			p->hour.per_hour > 0 ? (double)p->depth / p->hour.per_hour : INFINITY;
 		if (!p->measured)
 			p->forecast_cover_hours = -1;
 	}

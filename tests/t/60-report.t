@@ -355,6 +355,15 @@ like "--check: the CRITICAL pools are said first, then the WARNING ones" "$rc:$(
 run qrpool-report --json
 is "... its cover at consumption 0, with nothing consumed in the last hour" \
   "$(jq_py '[r["pools"][2]["cover_hours"][k] for k in ("at_consumption", "no_consumption")]')" "[0.0, True]"
+# The same two hours later, no snapshot between (the report's cron stopped):
+# the last hour's rate is unknown (a gap), the day's is not: still CRITICAL.
+sql "UPDATE depth_snapshots SET taken_at = taken_at - 7200 WHERE pool = 'link' AND taken_at < strftime('%s','now') - 3000"
+sql "DELETE FROM depth_snapshots WHERE pool = 'link' AND taken_at >= strftime('%s','now') - 3000"
+run qrpool-report --check --warn-hours 2 --crit-hours 1
+is "--check: an empty pool drawn from over the day, the hour's rate unknown: still CRITICAL" \
+  "$rc:$(cut -d'|' -f1 "$T/out")" \
+  "2:QRPOOL CRITICAL - link empty; cover unknown (no consumption history or plan yet): card "
+sql "UPDATE depth_snapshots SET taken_at = taken_at + 7200 WHERE pool = 'link' AND taken_at < strftime('%s','now') - 10000"
 run qrpool-report --check --warn-hours 3
 is "--warn-hours alone below the default 4: --crit-hours follows it (no usage error)" \
   "$rc:$(cut -c1-15 "$T/out")" "2:QRPOOL CRITICAL"
