@@ -91,7 +91,8 @@ static int report_snapshot_write(struct db *db, struct report *report)
 	if (status)
 		return report_snapshot_failed(db, report, status);
 	if ((status = db_prepare(db, &insert, "INSERT OR REPLACE INTO depth_snapshots "
-			"(pool, taken_at, end_offsets, depth, lost, floor_id) VALUES (?, ?, ?, ?, ?, ?)")))
+			"(pool, taken_at, end_offsets, depth, lost, floor_id, source) "
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7 || ' ' || ?8)")))
 		return report_snapshot_failed(db, report, status);
 	for (size_t i = 0; i < report->pool_count && rc == SQLITE_DONE; i++) {
 		const struct report_pool *p = &report->pools[i];
@@ -104,6 +105,8 @@ static int report_snapshot_write(struct db *db, struct report *report)
 		sqlite3_bind_int64(insert, 4, p->depth);
 		sqlite3_bind_int64(insert, 5, p->lost);
 		sqlite3_bind_int64(insert, 6, p->floor_id);
+		sqlite3_bind_text(insert, 7, p->pool->topic, -1, SQLITE_STATIC);
+		sqlite3_bind_text(insert, 8, p->pool->group, -1, SQLITE_STATIC);
 		rc = sqlite3_step(insert);
 	}
 	sqlite3_finalize(insert);
@@ -149,21 +152,26 @@ static int report_rate(struct db *db, const struct report_pool *p, double now, d
 	 * snapshot to the next since, and the newest snapshot's count. (The
 	 * start is picked first: a column of the sorted query would be worked
 	 * out for every candidate row, a scan each: 2 s at 8 days of them.) */
-	if ((status = db_prepare(db, &stmt, "WITH start AS (SELECT taken_at, "
-			"end_offsets - depth - lost AS position FROM depth_snapshots "
-			"WHERE pool = ?1 AND taken_at <= ?2 - ?4 ORDER BY taken_at <= ?2 - ?3 DESC, "
+	if ((status = db_prepare(db, &stmt, "WITH snapshots AS (SELECT taken_at, end_offsets, "
+			"depth, lost FROM depth_snapshots WHERE pool = ?1 "
+			"AND (source IS NULL OR source = ?5 || ' ' || ?6)), "
+			"start AS (SELECT taken_at, end_offsets - depth - lost AS position FROM snapshots "
+			"WHERE taken_at <= ?2 - ?4 ORDER BY taken_at <= ?2 - ?3 DESC, "
 			"CASE WHEN taken_at <= ?2 - ?3 THEN -taken_at ELSE taken_at END LIMIT 1) "
 			"SELECT taken_at, position, "
 			"(SELECT coalesce(max(previous > lost), 0) FROM (SELECT lost, lag(lost) OVER "
-			"(ORDER BY taken_at) AS previous FROM depth_snapshots WHERE pool = ?1 "
-			"AND taken_at >= (SELECT taken_at FROM start))), "
-			"(SELECT lost FROM depth_snapshots WHERE pool = ?1 ORDER BY taken_at DESC LIMIT 1) "
+			"(ORDER BY taken_at) AS previous FROM snapshots "
+			"WHERE taken_at >= (SELECT taken_at FROM start))), "
+			"(SELECT lost FROM snapshots ORDER BY taken_at DESC LIMIT 1) "
 			"FROM start")))
 		return status;
 	sqlite3_bind_text(stmt, 1, p->pool->name, -1, SQLITE_STATIC);
 	sqlite3_bind_double(stmt, 2, now);
 	sqlite3_bind_double(stmt, 3, window);
 	sqlite3_bind_double(stmt, 4, REPORT_MIN_RATE_SPAN);
+	/* A position is one group's on one topic: another's is no history. */
+	sqlite3_bind_text(stmt, 5, p->pool->topic, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 6, p->pool->group, -1, SQLITE_STATIC);
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW) {
 		rate->span_seconds = now - sqlite3_column_double(stmt, 0);

@@ -54,6 +54,25 @@ is "JSON: the last publish run" "$(jq_py '[s["last_success"]["items_out"] for s 
 ok "JSON: forecast cover of poster ~4 hours (40 codes at 10 an hour)" -- \
   "$PYTHON" -c 'import json, sys; c = json.load(open(sys.argv[1]))["pools"][0]["cover_hours"]["at_forecast"]; sys.exit(not 3 < c <= 4.01)' "$T/out"
 
+# --- a pool moved to another consumer group (the online service's, at deployment):
+# the new group's position is no consumption since the old one's (a DB of its own)
+sed 's|staging\.db|moved.db|' "$QRPOOL_CONFIG" >"$T/moved.cfg"; chmod 600 "$T/moved.cfg"
+kcat -C -b "$KAFKA_BROKERS" -G qr-other -X auto.offset.reset=earliest -c 30 -q \
+  -f '%k\n' qrpool.poster >/dev/null
+qrpool-report -c "$T/moved.cfg" -q >/dev/null
+sqlite3 "$T/moved.db" "UPDATE depth_snapshots SET taken_at = taken_at - 1800"
+run qrpool-report -c "$T/moved.cfg" --json
+is "its own group, half an hour on, nothing taken: 0 an hour" \
+  "$(jq_py 'r["pools"][0]["consumed_per_hour"]["last_hour"]')" "0.0"
+sed -i 's|name = "poster";|name = "poster"; group = "qr-other";|' "$T/moved.cfg"
+run qrpool-report -c "$T/moved.cfg" --json
+is "... moved to a group 30 codes further on: no rate yet, not 60 an hour" \
+  "$(jq_py '[r["pools"][0]["group"], r["pools"][0]["consumed_per_hour"]["last_hour"]]')" \
+  "['qr-other', None]"
+is "... the snapshots say what they measured" \
+  "$(sqlite3 "$T/moved.db" "SELECT group_concat(DISTINCT source) FROM depth_snapshots WHERE pool = 'poster'")" \
+  "qrpool.poster qrpool-online.poster,qrpool.poster qr-other"
+
 # The online service consumes 12 poster codes; an hour-old snapshot stands for
 # the report that cron ran an hour ago.
 kcat -C -b "$KAFKA_BROKERS" -G qrpool-online.poster -X auto.offset.reset=earliest -c 12 -q \
