@@ -709,6 +709,7 @@ static int plan_run(const struct plan_options *options, const struct config *con
 			log_error("%d bad demand line%s: nothing planned", demand.errors,
 				demand.errors == 1 ? "" : "s");
 	} else if (!(status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms))) {
+		db_busy_interruptible(&db);   /* a stop ends a wait for another's lock */
 		status = plan_measure_depth(&db, config, pools);
 		if (!status && options->dry_run) {
 			struct plan_limits limits = { plan_capacity(options, config), options->max_codes };
@@ -727,18 +728,26 @@ static int plan_run(const struct plan_options *options, const struct config *con
 		} else if (!status && interrupt_requested()) {   /* (while Kafka was asked) */
 			log_warn("interrupted before the plan was made: nothing planned");
 			status = EXIT_TEMPFAIL;
-		} else if (!status && !(status = db_run_start(&db, "plan"))) {
+		} else if (!status) {
 			int64_t staged = 0;
 
-			status = plan_write(&db, options, config, &demand, pools, &minted, &total, &short_by);
-			if (!status) {   /* (one transaction: all or nothing) */
-				log_info("planned %lld codes", (long long)total);
-				staged = total;
-				status = plan_print_items(pools, minted, total);
+			if (!(status = db_run_start(&db, "plan"))) {
+				/* (a stop while the run's record waited for the lock) */
+				status = interrupt_requested() ? EXIT_TEMPFAIL :
+					plan_write(&db, options, config, &demand, pools, &minted, &total,
+						&short_by);
+				if (!status) {   /* (one transaction: all or nothing) */
+					log_info("planned %lld codes", (long long)total);
+					staged = total;
+					status = plan_print_items(pools, minted, total);
+				}
+				if (!status)   /* the plan stands */
+					status = plan_outcome(options, config, pools, &demand, short_by, 0);
+				db_run_end(&db, (int64_t)demand.count, staged, status);
 			}
-			if (!status)   /* the plan stands */
-				status = plan_outcome(options, config, pools, &demand, short_by, 0);
-			db_run_end(&db, (int64_t)demand.count, staged, status);
+			if (status && !staged && interrupt_requested())
+				log_warn("interrupted before the plan was made (another process held the "
+					"staging DB's lock): nothing planned");
 		}
 		db_close(&db);
 	}

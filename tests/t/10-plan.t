@@ -594,3 +594,22 @@ kill $holder 2>/dev/null || true; wait $holder 2>/dev/null || true
 is "the DB locked past busy_timeout: exit 75, nothing planned" "$rc:$(sql 'SELECT count(*) FROM codes')" "75:$before"
 like "... said as a lock held past busy_timeout" "$(cat "$T/err")" \
   "staging.db: .*database is locked \(another process held it past busy_timeout, 1000 ms; \`fuser -v $T/staging.db\` shows which have it open\)"
+# A signal while it waits for that lock: it stops there, nothing planned (it
+# waited the lock out, then planned, committed and printed nothing: 75 all the
+# same, but a plan made after the operator's Ctrl-C).
+{ demand link 100000; forecast_end $FROM link; } >"$T/more.tsv"   # (more than the stock)
+before=$(sql 'SELECT count(*) FROM codes')
+rm -f "$T/locked"
+sqlite3 -cmd ".timeout 10000" "$T/staging.db" "BEGIN IMMEDIATE;" ".shell touch $T/locked; sleep 3" \
+  "COMMIT" >/dev/null & holder=$!
+i=0; until [ -e "$T/locked" ] || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
+qrpool-plan --from $FROM "$T/more.tsv" >"$T/out" 2>"$T/err" & planner=$!
+wait_handles_term $planner; sleep 0.5
+kill -TERM $planner || true
+started=$(date +%s); rc=0; wait $planner || rc=$?; took=$(($(date +%s) - started))
+wait $holder 2>/dev/null || true
+is "SIGTERM while waiting for another's lock: exit 75, at once (took $took s)" \
+  "$rc:$([ "$took" -le 1 ] && echo soon)" 75:soon
+like "... saying nothing was planned" "$(cat "$T/err")" \
+  "interrupted before the plan was made \(another process held the staging DB's lock\): nothing planned"
+is "... and nothing was, the lock gone" "$(sql 'SELECT count(*) FROM codes')" "$before"
