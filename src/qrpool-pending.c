@@ -45,8 +45,9 @@ static void pending_usage(void)
 		"                     repeated; default: all)\n"
 		"  -p, --pool NAME    only this pool\n"
 		"  -l, --limit N      at most N lines\n"
-		"      --since DURATION  only codes whose state changed within DURATION\n"
-		"                     (e.g. 24h: the failures of the last day)\n"
+		"      --since DURATION  only codes changed within DURATION: their state, or a\n"
+		"                     failed attempt at a code still planned (e.g. 24h with\n"
+		"                     --state failed: the failures of the last day)\n"
 		"      --count        a table of counts per pool and state instead of items\n"
 		CLI_COMMON_HELP
 		"\nExit status: 0 done, 64 usage, 70 out of memory, 74 I/O error, 75 the staging\n"
