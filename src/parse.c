@@ -336,6 +336,16 @@ static time_t parse_day_first(time_t now, int days, int minutes)
 	return parse_local_instants(now, days, minutes, found) ? found[0] : (time_t)-1;
 }
 
+/* A window's end: the first `end` after its start `from`. A window wholly in
+ * a spring-forward gap (02:00-02:59, 02:00-03:00 when the clocks go from 02:00
+ * to 03:00) starts and ends at the moment they change: empty, not a day long. */
+static time_t parse_window_end(time_t from, int end)
+{
+	time_t to = parse_next_local_time(from, end);
+
+	return to == from ? to : parse_next_local_time(from + 1, end);
+}
+
 void parse_local_window(time_t now, int start, int end, int current_or_next, time_t *from,
 	time_t *to)
 {
@@ -343,12 +353,12 @@ void parse_local_window(time_t now, int start, int end, int current_or_next, tim
 	*from = parse_day_first(now, 0, start);
 	if (*from == (time_t)-1 || *from > now)
 		*from = parse_day_first(now, -1, start);
-	*to = parse_next_local_time(*from + 1, end);
+	*to = parse_window_end(*from, end);
 	if (current_or_next && *to <= now) {   /* over: the next one, today's or tomorrow's */
 		*from = parse_day_first(now, 0, start);
 		if (*from == (time_t)-1 || *from <= now)
 			*from = parse_day_first(now, 1, start);
-		*to = parse_next_local_time(*from + 1, end);
+		*to = parse_window_end(*from, end);
 	}
 }
 

@@ -137,6 +137,18 @@ static void test_next_local_time(void)
 	is_int((to - from) / 60, 360, "... and is 360 minutes long");
 	parse_local_window(1805043600, 23 * 60, 2 * 60, 1, &from, &to);
 	is_int((to - from) / 60, 180, "23:00-02:00 spans midnight: 180 minutes");
+	/* A window wholly in the hour the clocks skip (02:00 to 03:00) is empty. */
+	parse_local_window(1805004000, 2 * 60, 2 * 60 + 59, 1, &from, &to);
+	is_int((to - from) / 60, 0, "02:00-02:59 on a spring-forward night: 0 minutes, not a day");
+	parse_local_window(1805004000, 2 * 60 + 15, 2 * 60 + 45, 1, &from, &to);
+	is_int((to - from) / 60, 0, "... 02:15-02:45: 0");
+	parse_local_window(1805004000, 2 * 60, 3 * 60, 1, &from, &to);
+	is_int((to - from) / 60, 0, "... 02:00-03:00: 0");
+	parse_local_window(1805004000, 2 * 60 + 30, 4 * 60, 1, &from, &to);
+	is_int((to - from) / 60, 60, "... 02:30-04:00: 60, from when the clocks change");
+	parse_local_window(1805004000, 2 * 60, 2 * 60 + 59, 0, &from, &to);
+	is_int(from, 1804921200, "... the latest started (at 01:00): yesterday's 02:00");
+	is_int((to - from) / 60, 59, "... 59 minutes long");
 
 	/* Dublin's clocks go from 01:00 to 02:00 (tzdata calls its winter time
 	 * the DST): 01:00 that night is the moment they change, not an hour
