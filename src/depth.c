@@ -47,9 +47,10 @@ int depth_count_states(struct db *db, const struct config *config, int in_flight
 	return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "counting codes by state");
 }
 
-/* The depth qrpool-report last measured for `pool`, plus every code published
+/* The depth qrpool-report last measured for `pool` (its present topic and
+ * group: another group's depth is not this one's), plus every code published
  * since: 1 with *depth set, 0 if there is no such measure, or an exit code. */
-static int depth_from_snapshot(struct db *db, const char *pool, int64_t *depth)
+static int depth_from_snapshot(struct db *db, const struct pool_config *pool, int64_t *depth)
 {
 	sqlite3_stmt *stmt;
 	int status, rc;
@@ -59,10 +60,14 @@ static int depth_from_snapshot(struct db *db, const char *pool, int64_t *depth)
 	if ((status = db_prepare(db, &stmt, "SELECT s.depth + (SELECT count(*) FROM codes c "
 			"WHERE c.state = 'published' AND c.pool = s.pool AND c.id >= coalesce(s.floor_id, 0) "
 			"AND c.published_at >= s.taken_at) "
-			"FROM depth_snapshots s WHERE s.pool = ? ORDER BY s.taken_at DESC LIMIT 1")))
+			"FROM depth_snapshots s WHERE s.pool = ?1 "
+			"AND (s.source IS NULL OR s.source = ?2 || ' ' || ?3) "   /* (schema 009) */
+			"ORDER BY s.taken_at DESC LIMIT 1")))
 		return status;
 	db_log_plan(db, stmt, "the depth estimated from the last snapshot");
-	sqlite3_bind_text(stmt, 1, pool, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 1, pool->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, pool->topic, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, pool->group, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
 		*depth = sqlite3_column_int64(stmt, 0);
 	sqlite3_finalize(stmt);
@@ -88,7 +93,7 @@ static int depth_estimate(struct db *db, const struct config *config, struct poo
 
 		if (depths[i].measured)
 			continue;
-		if ((found = depth_from_snapshot(db, config->pools[i].name, &depths[i].depth)) > 1) {
+		if ((found = depth_from_snapshot(db, &config->pools[i], &depths[i].depth)) > 1) {
 			status = found;
 			break;
 		}

@@ -396,7 +396,13 @@ like "a snapshot with its floor: depth = 9 + the 2 published since, from the flo
   "$(grep '^poster' "$T/out")" '^poster +wechat +[0-9]+ +11 '
 like "... the count a range of the state index from the floor" "$(cat "$T/err")" \
   "the depth estimated from the last snapshot: query plan: SEARCH c USING INDEX codes_by_state \(state=\? AND pool=\? AND rowid>\?\)"
-sql "DELETE FROM depth_snapshots WHERE taken_at = 4000;
+# A newer snapshot of another group (the pool moved to this one since): that
+# group's depth is not this one's; this group's last one is taken.
+sql "INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost, floor_id, source)
+     VALUES ('poster', 4600, 900, 50, 0, NULL, 'qrpool.poster another-group')"
+run qrpool-plan --dry-run --from 2026-11-29T10:00Z "$T/d.tsv"
+like "... a newer snapshot of another group: not taken" "$(grep '^poster' "$T/out")" '^poster +wechat +[0-9]+ +11 '
+sql "DELETE FROM depth_snapshots WHERE taken_at IN (4000, 4600);
      DELETE FROM codes WHERE request_id IN ('FetchedBefore001', 'PublishedLate001');
      UPDATE codes SET published_at = 1000 WHERE request_id = 'OldPublished0001'"
 run qrpool-plan --from 2026-11-29T10:00Z "$T/d.tsv"
