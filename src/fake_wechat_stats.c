@@ -162,6 +162,34 @@ static struct fake_window *fake_stats_window(struct fake_stats *stats, int64_t i
 	return &stats->windows[at];
 }
 
+/* --quota-window rolling: charged while fewer than `quota` calls were charged
+ * in the minute before now_ms or after it (a slow call's arrival time comes
+ * after quicker calls' that arrived later): the oldest of the latest `quota`
+ * is older. The ring is kept in time order, its oldest at recent_next once
+ * it is full, so a call charged out of order does not hide an older one. */
+static int fake_stats_charge_rolling(struct fake_stats *stats, int64_t now_ms)
+{
+	size_t quota = (size_t)stats->quota, at = stats->recent_next;
+
+	if (stats->recent_count == quota && stats->recent[at] > now_ms - stats->minute_ms)
+		return 0;
+	stats->recent[at] = now_ms;   /* (over the oldest, when full) */
+	stats->recent_next = (at + 1) % quota;
+	if (stats->recent_count < quota)
+		stats->recent_count++;
+	for (size_t moved = 1; moved < stats->recent_count; moved++) {
+		size_t before = (at + quota - 1) % quota;
+		int64_t earlier = stats->recent[before];
+
+		if (earlier <= now_ms)
+			break;
+		stats->recent[before] = now_ms;
+		stats->recent[at] = earlier;
+		at = before;
+	}
+	return 1;
+}
+
 int fake_stats_charge(struct fake_stats *stats, int64_t now_ms, int64_t *index)
 {
 	struct fake_window *window;
@@ -173,18 +201,8 @@ int fake_stats_charge(struct fake_stats *stats, int64_t now_ms, int64_t *index)
 	if (window) {
 		window->calls++;
 		charged = window->charged < (uint64_t)stats->quota;
-		if (stats->recent) {
-			/* Charged while fewer than `quota` calls were charged in the
-			 * minute before: the oldest of the last `quota` is older. */
-			charged = stats->recent_count < (size_t)stats->quota ||
-				stats->recent[stats->recent_next] <= now_ms - stats->minute_ms;
-			if (charged) {
-				stats->recent[stats->recent_next] = now_ms;
-				stats->recent_next = (stats->recent_next + 1) % (size_t)stats->quota;
-				if (stats->recent_count < (size_t)stats->quota)
-					stats->recent_count++;
-			}
-		}
+		if (stats->recent)
+			charged = fake_stats_charge_rolling(stats, now_ms);
 		if (charged)
 			window->charged++;
 		else

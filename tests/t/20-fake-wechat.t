@@ -510,6 +510,27 @@ is "... an image a minute after them" "$ctype" image/jpeg
 is "... the clock's windows counted as ever" "$(stats windows 0 charged) $(jget "$T/stats" windows 1 charged) $(jget "$T/stats" windows 1 quota_refused)" "3 1 1"
 stop
 
+# ... and a slow call, counted as it arrived but charged once answered, after a
+# quicker call that arrived later (--seed 1: the first call is the slow one),
+# is the older of the two: a minute after it, the quota has room again.
+start rolling-slow --minute 2s --quota 2 --quota-window rolling --seed 1 --slow-rate 0.5 --slow 1s
+stable; q=$tok
+t0=$(day_start 2000)
+sleep_until "$t0 + 0.2"
+curl -sS --max-time 20 -o "$T/slow.body" -w '%{content_type}' -X POST -H 'Content-Type: application/json' \
+  --data-binary '{"scene":"s1"}' "$base/wxa/getwxacodeunlimit?access_token=$q" >"$T/slow.ctype" & slow=$!
+sleep_until "$t0 + 0.6"
+code "$q" '{"scene":"s2"}'; quick=${ctype%%;*}
+wait $slow
+is "rolling: a slow call, then a quick one answered first: two images, one slow" \
+  "$(cut -d';' -f1 "$T/slow.ctype") $quick $(stats faults slow)" "image/jpeg image/jpeg 1"
+sleep_until "$t0 + 2.4"
+code "$q" '{"scene":"s3"}'
+is "... a minute after the slow one arrived: an image (one call in that minute)" "${ctype%%;*}" image/jpeg
+code "$q" '{"scene":"s4"}'
+is "... and then 45009 (the quick one and this)" "$(errcode)" 45009
+stop
+
 start quota11 --quota 0 --quota-errcode 45011
 stable; code "$tok" '{"scene":"abc"}'
 is "--quota-errcode 45011" "$(errcode)" 45011
