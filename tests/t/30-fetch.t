@@ -172,7 +172,7 @@ is "padded images: said once" "$(grep -c 'has 16 bytes after its end marker (not
 # out); and 85096 (scancode_time: a bug in the pool's page).
 n=0
 for refusal in "41030 --pages pages/other/index" "41030 --errcode 41030:1 --json-as-image-rate 1" \
-    "85096 --errcode 85096:1"; do
+    "85096 --errcode 85096:1" "40097 --errcode 40097:1"; do
   set -- $refusal; code=$1; shift; n=$((n + 1))
   start_fake "refused-$n" "$@"
   config_for 'concurrency = 4; retries = 10;'
@@ -330,6 +330,19 @@ for refusal in 48001:unauthorized 45063:permission; do
   ok "${refusal%%:*}: no more calls than were in flight ($(stats calls_total))" [ "$(stats calls_total)" -le 4 ]
   is "${refusal%%:*}: every wechat item still planned" "$(count "state = 'planned' AND pool != 'link'")" 15
   is "${refusal%%:*}: link items passed on" "$(cut -f2 "$T/out" | sort -u)" link
+done
+
+# --- WeChat saying the call itself was malformed (47001: the body is not JSON;
+# 41001: no token): a bug of ours, so the run stops, 70, nothing marked failed ---------
+for bug in 47001 41001; do
+  start_fake "bug-$bug" --errcode "$bug:1"
+  config_for 'concurrency = 4;'
+  : >"$T/items"; plan poster 10
+  run qrpool-fetch <"$T/items"
+  is "$bug: exit 70 (a bug)" "$rc" 70
+  like "... said as one" "$(cat "$T/err")" "WeChat answered .*$bug.*: a bug in qrpool-fetch; stopping"
+  is "... every item still planned, none failed" "$(count "state = 'planned' AND pool = 'poster'")" 10
+  ok "... no more calls than were in flight ($(stats calls_total))" [ "$(stats calls_total)" -le 4 ]
 done
 
 # --- --until at a time already past today: the deadline is tomorrow's, and said -------
