@@ -1,4 +1,5 @@
-/* Exit statuses shared by every qrpool tool (sysexits values, see DESIGN.md).
+/* Exit statuses shared by every qrpool tool (sysexits values; the README's
+ * table says what each means).
  * Only main() turns these into a process exit; library code returns them. */
 #ifndef QRPOOL_EXITCODE_H
 #define QRPOOL_EXITCODE_H
@@ -24,5 +25,9 @@ int exitcode_worst(int a, int b);
 #define EXITCODE_HELP \
 	"Exit status: 0 done, 64 usage, 65 bad input data, 69 upstream refused,\n" \
 	"70 internal error, 74 I/O error, 75 try again later, 78 bad config.\n"
+/* The same for a tool that asks no upstream (no 69). */
+#define EXITCODE_HELP_LOCAL \
+	"Exit status: 0 done, 64 usage, 65 bad input data, 70 internal error,\n" \
+	"74 I/O error, 75 try again later, 78 bad config.\n"
 
 #endif

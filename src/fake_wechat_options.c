@@ -17,7 +17,7 @@
 	"Usage: fake-wechat --appid ID (--secret-file FILE | --secret S) [options]\n" \
 	"A fake WeChat API server on loopback, for tests, benchmarks and the demo:\n" \
 	"cgi-bin/token, cgi-bin/stable_token and wxa/getwxacodeunlimit as the project's\n" \
-	"WECHAT.md describes them, plus GET /_stats and\n" \
+	"tests/WECHAT.md describes them, plus GET /_stats and\n" \
 	"POST /_control/{invalidate,expire}-tokens and /_control/{outage,busy}?for=MS.\n" \
 	"How to run it and what it reports:\n" \
 	"tests/fake-wechat.md in the source.\n" \

@@ -58,7 +58,7 @@ static void plan_usage(void)
 		"  -n, --dry-run      print the per-pool table, write no plan (the staging DB is\n"
 		"                     created or upgraded if need be)\n"
 		CLI_COMMON_HELP
-		"\n" EXITCODE_HELP
+		"\n" EXITCODE_HELP_LOCAL
 		"65 also means: the forecast has no rows, or none in the hours the pools cover\n"
 		"(with several files: one of them), or it would plan more than 50,000,000 codes\n"
 		"(--max caps a plan).\n"
@@ -68,7 +68,9 @@ static void plan_usage(void)
 		"10 minutes after the first whole hour from --from (the hours before it too);\n"
 		"or it has no row for a pool the last forecast that had rows for it gave some\n"
 		"demand (a pool with none is given rows of 0);\n"
-		"or Kafka is configured and some pool's depth had to be estimated from the DB.\n"
+		"or Kafka is configured and some pool's depth had to be estimated from the DB;\n"
+		"or the staging DB stayed locked past busy_timeout, or a signal stopped the plan\n"
+		"(before it was made: nothing planned; after: the codes stay staged).\n"
 		"78 also means: a link pool's url_prefix plus a request id cannot fit a QR code.\n");
 }
 

@@ -36,7 +36,7 @@ static void render_usage(void)
 		"      --batch N      images per transaction at most (default 500)\n"
 		"      --batch-time T longest a rendered code waits for its commit (default 200ms)\n"
 		CLI_COMMON_HELP
-		"\n" EXITCODE_HELP
+		"\n" EXITCODE_HELP_LOCAL
 		"65 also means: a line was malformed or named an unknown request id or pool; it was\n"
 		"skipped and everything else done. 74: the staging DB could not be written; no item\n"
 		"of the failed transaction is printed and its codes stay planned. 75: stopped by\n"
