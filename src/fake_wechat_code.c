@@ -30,14 +30,19 @@ static int fake_json_number(const json_t *body, const char *key, int fallback, i
 	const json_t *value = json_object_get(body, key);
 	int64_t number = fallback;
 
+	double real;
+
 	if (json_is_integer(value)) {
 		number = json_integer_value(value);
 	} else if (json_is_real(value)) {
-		double real = json_real_value(value);
+		real = json_real_value(value);
 		number = real < min ? min : real > max ? max : (int64_t)real;
-	} else if (json_is_string(value)) {
-		if (parse_int64(json_string_value(value), INT64_MIN, INT64_MAX, &number, NULL))
-			return -1;
+	} else if (json_is_string(value)) {   /* "10" or "10.5", as the number would be */
+		if (parse_int64(json_string_value(value), INT64_MIN, INT64_MAX, &number, NULL)) {
+			if (parse_double(json_string_value(value), -1e300, 1e300, &real, NULL))
+				return -1;
+			number = real < min ? min : real > max ? max : (int64_t)real;
+		}
 	} else if (value && !json_is_null(value)) {
 		return -1;
 	}

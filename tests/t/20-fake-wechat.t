@@ -269,6 +269,10 @@ is "is_hyaline: the corner (quiet zone) is transparent" "$(corner_alpha "$T/code
 code "$t3" '{"scene":"red","line_color":{"r":"200","g":0,"b":0}}'
 cp "$T/body" "$T/red.jpeg"
 is "line_color with strings: an image that decodes" "$(decode "$T/red.jpeg")" red
+code "$t3" '{"scene":"half","is_hyaline":true,"width":"500.7","line_color":{"r":"200.5","g":"0","b":0}}'
+cp "$T/body" "$T/half.png"
+is "numbers with a fraction in strings: an image, as the numbers would give (width 500)" \
+  "$ctype $(width "$T/half.png") $(decode "$T/half.png")" "image/png 500 half"
 code "$t3" "{\"scene\":\"x\",\"page\":\"pages/unpublished\",\"check_path\":false,\"env_version\":\"develop\"}"
 is "check_path false allows an unpublished page" "$ctype" image/jpeg
 code "$t3" '{"scene":"12345678901234567890123456789012","env_version":"trial"}'
