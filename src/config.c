@@ -759,8 +759,12 @@ static int config_load_redis(const struct config_reader *reader, config_t *cf, s
 	if (r->ttl_ms < 1000)
 		return config_error_at(reader, config_setting_get_member(group, "ttl"),
 			"redis ttl must be at least 1s");
-	if (r->connect_timeout_ms <= 0 || r->timeout_ms <= 0)
-		return config_error_at(reader, group, "redis timeouts must be above zero");
+	/* A cache: a Redis that hangs must cost each binding or lookup little,
+	 * the database answering instead. */
+	if (r->connect_timeout_ms <= 0 || r->timeout_ms <= 0 ||
+	    r->connect_timeout_ms > 60000 || r->timeout_ms > 60000)
+		return config_error_at(reader, group, "redis timeouts must be above zero and at most 1m "
+			"(a cache: the database answers when Redis does not)");
 	/* hiredis 0.14 (Debian 12's) has no TLS: AUTH would carry the password
 	 * in clear, as plain http would the app secret (refused likewise). */
 	if ((r->password || r->password_file) && !r->unix_socket && !r->plaintext &&

@@ -707,6 +707,8 @@ static void test_redis(void)
 		  "redis: an inline password in a world-readable file" },
 		{ "redis = { password = \"p\"; password_file = \"/x\"; };\n" LINK_POOL,
 		  "password or password_file, not both", "redis: both password forms" },
+		{ "redis = { timeout = \"2m\"; };\n" LINK_POOL, "redis timeouts must be above zero and at most 1m",
+		  "redis: a command timeout of 2 minutes" },
 	};
 	char logged[2048], password[64], dumped[4096];
 	struct config config;
