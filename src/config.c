@@ -554,6 +554,13 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 		return status;
 	if (!group)
 		return 0;
+	/* An empty secret is none (a config shared with hosts that need none):
+	 * a tool whose token source needs one then says so (78), rather than
+	 * WeChat refusing it (69) after a call spent. */
+	if (w->secret && !*w->secret) {
+		free(w->secret);
+		w->secret = NULL;
+	}
 	if (w->secret)
 		config_register_secret(w->secret);
 	if (w->ca_bundle && (status = config_check_ca(reader,
@@ -575,9 +582,6 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 			"quota_minute must be 100ms to 1h (60s against WeChat; shorter only for tests)");
 	if (w->secret && w->secret_file)
 		return config_error_at(reader, group, "give secret or secret_file, not both");
-	if (w->secret && !*w->secret)   /* else WeChat's refusal, 69, would be taken for its own */
-		return config_error_at(reader, config_setting_get_member(group, "secret"),
-			"secret is empty: give the app secret, or secret_file");
 	if (w->secret && (status = config_check_private(reader, config_setting_get_member(group, "secret"),
 			config_source(reader, config_setting_get_member(group, "secret")), "config file")))
 		return status;
@@ -712,9 +716,6 @@ static int config_check_password(const struct config_reader *reader, const confi
 
 	if (r->password && r->password_file)
 		return config_error_at(reader, group, "give password or password_file, not both");
-	if (r->password && !*r->password)
-		return config_error_at(reader, config_setting_get_member(group, "password"),
-			"password is empty: leave it out for a Redis without AUTH");
 	if (r->password && (status = config_check_private(reader,
 			config_setting_get_member(group, "password"),
 			config_source(reader, config_setting_get_member(group, "password")), "config file")))
@@ -750,6 +751,10 @@ static int config_load_redis(const struct config_reader *reader, config_t *cf, s
 	    (status = config_get_path(reader, group, "password_file", NULL, &r->password_file)) ||
 	    (status = config_get_bool(reader, group, "plaintext", 0, &r->plaintext)))
 		return status;
+	if (r->password && !*r->password) {   /* none: no AUTH, as with none given */
+		free(r->password);
+		r->password = NULL;
+	}
 	if (r->password)
 		config_register_secret(r->password);
 	if (r->unix_socket && (config_setting_get_member(group, "host") ||

@@ -186,13 +186,21 @@ static void db_access_hint(const struct db *db, int rc, char *hint, size_t size)
 			"DB's -wal and -shm files beside it, even to read)", directory);
 }
 
+/* A lock wait a stop signal ended: no failure of the DB, and the caller says
+ * the stop (an error here would be what cron's -q mail shows). */
+static int db_stopped_waiting(int rc)
+{
+	return (rc & 0xff) == SQLITE_BUSY && interrupt_requested();
+}
+
 int db_fail(struct db *db, int rc, const char *what)
 {
 	char hint[PATH_MAX + 256];
 
 	db_access_hint(db, rc, hint, sizeof hint);
-	log_error("%s: %s: %s%s", db->path, what,
-		db->handle ? sqlite3_errmsg(db->handle) : sqlite3_errstr(rc), hint);
+	log_msg(db_stopped_waiting(rc) ? LOG_INFO : LOG_ERROR, "%s: %s: %s%s%s", db->path, what,
+		db->handle ? sqlite3_errmsg(db->handle) : sqlite3_errstr(rc), hint,
+		db_stopped_waiting(rc) ? " (a stop ended the wait for another process's lock)" : "");
 	return db_error_code(db, rc);
 }
 
@@ -204,7 +212,9 @@ int db_exec(struct db *db, const char *sql)
 	if (rc == SQLITE_OK)
 		return 0;
 	db_access_hint(db, rc, hint, sizeof hint);
-	log_error("%s: %s%s", db->path, message ? message : sqlite3_errstr(rc), hint);
+	log_msg(db_stopped_waiting(rc) ? LOG_INFO : LOG_ERROR, "%s: %s%s%s", db->path,
+		message ? message : sqlite3_errstr(rc), hint,
+		db_stopped_waiting(rc) ? " (a stop ended the wait for another process's lock)" : "");
 	sqlite3_free(message);
 	return db_error_code(db, rc);
 }

@@ -338,12 +338,14 @@ static time_t parse_day_first(time_t now, int days, int minutes)
 
 /* A window's end: the first `end` after its start `from`. A window wholly in
  * a spring-forward gap (02:00-02:59, 02:00-03:00 when the clocks go from 02:00
- * to 03:00) starts and ends at the moment they change: empty, not a day long. */
-static time_t parse_window_end(time_t from, int end)
+ * to 03:00) starts and ends at the moment they change: empty, not a day long.
+ * One across midnight (03:00-02:00) ends the next day, even when its end that
+ * day is in the gap. */
+static time_t parse_window_end(time_t from, int start, int end)
 {
 	time_t to = parse_next_local_time(from, end);
 
-	return to == from ? to : parse_next_local_time(from + 1, end);
+	return to == from && end > start ? to : parse_next_local_time(from + 1, end);
 }
 
 void parse_local_window(time_t now, int start, int end, int current_or_next, time_t *from,
@@ -353,12 +355,12 @@ void parse_local_window(time_t now, int start, int end, int current_or_next, tim
 	*from = parse_day_first(now, 0, start);
 	if (*from == (time_t)-1 || *from > now)
 		*from = parse_day_first(now, -1, start);
-	*to = parse_window_end(*from, end);
+	*to = parse_window_end(*from, start, end);
 	if (current_or_next && *to <= now) {   /* over: the next one, today's or tomorrow's */
 		*from = parse_day_first(now, 0, start);
 		if (*from == (time_t)-1 || *from <= now)
 			*from = parse_day_first(now, 1, start);
-		*to = parse_window_end(*from, end);
+		*to = parse_window_end(*from, start, end);
 	}
 }
 

@@ -745,11 +745,14 @@ static int plan_run(const struct plan_options *options, const struct config *con
 				}
 				if (!status)   /* the plan stands */
 					status = plan_outcome(options, config, pools, &demand, short_by, 0);
+				/* The run's end is recorded after a stop too: its lock
+				 * waited for as configured, no longer cut short. */
+				if (interrupt_requested())
+					db_busy_bounded(&db, config->busy_timeout_ms);
 				db_run_end(&db, (int64_t)demand.count, staged, status);
 			}
 			if (status && !staged && interrupt_requested())
-				log_warn("interrupted before the plan was made (another process held the "
-					"staging DB's lock): nothing planned");
+				log_warn("interrupted before the plan was made: nothing planned");
 		}
 		db_close(&db);
 	}

@@ -152,7 +152,9 @@ static int report_rate(struct db *db, const struct report_pool *p, double now, d
 	 * snapshot to the next since, and the newest snapshot's count. (The
 	 * start is picked first: a column of the sorted query would be worked
 	 * out for every candidate row, a scan each: 2 s at 8 days of them.) */
-	if ((status = db_prepare(db, &stmt, "WITH snapshots AS (SELECT taken_at, end_offsets, "
+	/* (NOT MATERIALIZED: each use searches the primary key, not a copy of
+	 * the pool's 8 days of snapshots, sorted again: 22 ms a rate, not 9.) */
+	if ((status = db_prepare(db, &stmt, "WITH snapshots AS NOT MATERIALIZED (SELECT taken_at, end_offsets, "
 			"depth, lost FROM depth_snapshots WHERE pool = ?1 "
 			"AND (source IS NULL OR source = ?5 || ' ' || ?6)), "
 			"start AS (SELECT taken_at, end_offsets - depth - lost AS position FROM snapshots "

@@ -610,12 +610,18 @@ sqlite3 -cmd ".timeout 10000" "$T/staging.db" "BEGIN IMMEDIATE;" ".shell touch $
   "COMMIT" >/dev/null & holder=$!
 i=0; until [ -e "$T/locked" ] || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
 qrpool-plan --from $FROM "$T/more.tsv" >"$T/out" 2>"$T/err" & planner=$!
-wait_handles_term $planner; sleep 0.5
+wait_handles_term $planner
+# (Once it has the DB open, then a little: in the lock wait, not before it.)
+i=0; until ls -l /proc/$planner/fd 2>/dev/null | grep -q 'staging\.db$' || [ $i -gt 200 ]; do
+  sleep 0.05; i=$((i + 1)); done
+sleep 0.5
 kill -TERM $planner || true
 started=$(date +%s); rc=0; wait $planner || rc=$?; took=$(($(date +%s) - started))
 wait $holder 2>/dev/null || true
 is "SIGTERM while waiting for another's lock: exit 75, at once (took $took s)" \
   "$rc:$([ "$took" -le 1 ] && echo soon)" 75:soon
-like "... saying nothing was planned" "$(cat "$T/err")" \
-  "interrupted before the plan was made \(another process held the staging DB's lock\): nothing planned"
+like "... saying nothing was planned" "$(cat "$T/err")" "interrupted before the plan was made: nothing planned"
 is "... and nothing was, the lock gone" "$(sql 'SELECT count(*) FROM codes')" "$before"
+is "... no error said (the stop is no lock held too long)" "$(grep -c ' error: ' "$T/err")" 0
+is "... no plan run left looking as if it still ran (recorded as ended, or not at all)" \
+  "$(sql "SELECT count(*) FROM runs WHERE stage = 'plan' AND ended_at IS NULL")" 0

@@ -1,5 +1,5 @@
 #!/bin/sh
-# fake-wechat answers as /work/shared/WECHAT.md says: tokens, getwxacodeunlimit
+# fake-wechat answers as tests/WECHAT.md says: tokens, getwxacodeunlimit
 # (images checked with zbarimg and by their own headers), every documented
 # errcode, the minute quota, each injected fault, statistics, and a load check.
 . "${0%/*}/lib.sh"
@@ -517,18 +517,19 @@ stop
 # ... and a slow call, counted as it arrived but charged once answered, after a
 # quicker call that arrived later (--seed 1: the first call is the slow one),
 # is the older of the two: a minute after it, the quota has room again.
-start rolling-slow --minute 2s --quota 2 --quota-window rolling --seed 1 --slow-rate 0.5 --slow 1s
+# (A 4-second minute, so that each moment below has 0.4 s of slack either way.)
+start rolling-slow --minute 4s --quota 2 --quota-window rolling --seed 1 --slow-rate 0.5 --slow 3s
 stable; q=$tok
-t0=$(day_start 2000)
+t0=$(day_start 1000)
 sleep_until "$t0 + 0.2"
 curl -sS --max-time 20 -o "$T/slow.body" -w '%{content_type}' -X POST -H 'Content-Type: application/json' \
   --data-binary '{"scene":"s1"}' "$base/wxa/getwxacodeunlimit?access_token=$q" >"$T/slow.ctype" & slow=$!
-sleep_until "$t0 + 0.6"
+sleep_until "$t0 + 1.2"
 code "$q" '{"scene":"s2"}'; quick=${ctype%%;*}
 wait $slow
 is "rolling: a slow call, then a quick one answered first: two images, one slow" \
   "$(cut -d';' -f1 "$T/slow.ctype") $quick $(stats faults slow)" "image/jpeg image/jpeg 1"
-sleep_until "$t0 + 2.4"
+sleep_until "$t0 + 4.6"
 code "$q" '{"scene":"s3"}'
 is "... a minute after the slow one arrived: an image (one call in that minute)" "${ctype%%;*}" image/jpeg
 code "$q" '{"scene":"s4"}'

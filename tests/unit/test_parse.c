@@ -149,6 +149,15 @@ static void test_next_local_time(void)
 	parse_local_window(1805004000, 2 * 60, 2 * 60 + 59, 0, &from, &to);
 	is_int(from, 1804921200, "... the latest started (at 01:00): yesterday's 02:00");
 	is_int((to - from) / 60, 59, "... 59 minutes long");
+	/* One across midnight that starts at or in the gap runs to the next
+	 * day's end (at 13:00, the window started that day). */
+	parse_local_window(1805043600, 3 * 60, 2 * 60, 0, &from, &to);
+	is_int((to - from) / 60, 23 * 60, "... 03:00-02:00, across midnight: 1,380 minutes, not 0");
+	parse_local_window(1805043600, 2 * 60 + 30, 2 * 60 + 15, 0, &from, &to);
+	is_int((to - from) / 60, 23 * 60 + 15, "... 02:30-02:15: from when the clocks change to the next 02:15");
+	/* ... and the one that started the day before ends as the clocks change. */
+	parse_local_window(1805004000, 2 * 60 + 30, 2 * 60 + 15, 1, &from, &to);
+	is_int((to - from) / 60, 23 * 60 + 30, "... 02:30-02:15 at 01:00: the day before's, 1,410 minutes");
 
 	/* Dublin's clocks go from 01:00 to 02:00 (tzdata calls its winter time
 	 * the DST): 01:00 that night is the moment they change, not an hour
