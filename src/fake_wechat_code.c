@@ -29,7 +29,6 @@ static int fake_json_number(const json_t *body, const char *key, int fallback, i
 {
 	const json_t *value = json_object_get(body, key);
 	int64_t number = fallback;
-
 	double real;
 
 	if (json_is_integer(value)) {

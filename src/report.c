@@ -154,8 +154,8 @@ static int report_rate(struct db *db, const struct report_pool *p, double now, d
 	 * out for every candidate row, a scan each: 2 s at 8 days of them.) */
 	/* (NOT MATERIALIZED: each use searches the primary key, not a copy of
 	 * the pool's 8 days of snapshots, sorted again: 22 ms a rate, not 9.) */
-	if ((status = db_prepare(db, &stmt, "WITH snapshots AS NOT MATERIALIZED (SELECT taken_at, end_offsets, "
-			"depth, lost FROM depth_snapshots WHERE pool = ?1 "
+	if ((status = db_prepare(db, &stmt, "WITH snapshots AS NOT MATERIALIZED (SELECT taken_at, "
+			"end_offsets, depth, lost FROM depth_snapshots WHERE pool = ?1 "
 			"AND (source IS NULL OR source = ?5 || ' ' || ?6)), "
 			"start AS (SELECT taken_at, end_offsets - depth - lost AS position FROM snapshots "
 			"WHERE taken_at <= ?2 - ?4 ORDER BY taken_at <= ?2 - ?3 DESC, "
