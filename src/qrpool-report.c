@@ -191,6 +191,21 @@ static int report_run(const struct report_options *options, const struct config 
 	return status;
 }
 
+/* What a --check line says of a run that ended with STATUS (above 3). */
+static const char *report_check_unknown(int status)
+{
+	switch (status) {
+	case EXIT_CONFIG:
+		return "bad configuration, or a staging DB of a newer qrpool";
+	case EXIT_TEMPFAIL:
+		return "the staging DB is locked by another process: try again";
+	case EXIT_INTERNAL:
+		return "an internal error (out of memory?)";
+	default:
+		return "the staging DB cannot be opened or read";
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct report_options options;
@@ -225,9 +240,8 @@ int main(int argc, char **argv)
 		status = report_run(&options, &config);
 	config_free(&config);
 	if (options.format == FORMAT_CHECK && status > 3) {
-		printf("QRPOOL UNKNOWN - %s (exit %d)\n", status == EXIT_CONFIG ?
-			"bad configuration, or a staging DB of a newer qrpool (see stderr)" :
-			"the staging DB cannot be opened or read (see stderr)", status);
+		printf("QRPOOL UNKNOWN - %s (see stderr) (exit %d)\n", report_check_unknown(status),
+			status);
 		status = 3;
 	}
 	if (options.format == FORMAT_CHECK)   /* a check line never written: the state is unknown */

@@ -445,6 +445,25 @@ run qrpool-report -c "$T/typodb.cfg" --check --warn-hours 0.01 --crit-hours 0.00
 is "... on every run after, the empty DB there found: still UNKNOWN" "$rc:$(cut -c1-50 "$T/out")" \
   "3:QRPOOL UNKNOWN - no run recorded in the staging DB"
 
+# A staging DB that cannot be read, and one another process keeps locked: each
+# UNKNOWN says which (a lock is for a retry, not for a look at the disk).
+printf 'not a database, %.0s' $(seq 1 300) >"$T/garbage.db"
+sed "s|$T/staging.db|$T/garbage.db|" "$QRPOOL_CONFIG" >"$T/garbage.cfg"
+chmod 600 "$T/garbage.cfg" "$T/garbage.db"
+run qrpool-report -c "$T/garbage.cfg" --check
+is "a file that is no database: --check UNKNOWN (3), saying so" "$rc:$(cat "$T/out")" \
+  "3:QRPOOL UNKNOWN - the staging DB cannot be opened or read (see stderr) (exit 74)"
+rm -f "$T/locked" "$T/release"
+{ echo "PRAGMA locking_mode = EXCLUSIVE;"; echo "BEGIN EXCLUSIVE;"; echo ".print locked"
+  i=0; until [ -e "$T/release" ] || [ $i -gt 600 ]; do sleep 0.05; i=$((i + 1)); done
+  echo "COMMIT;"; } | sqlite3 "$T/staging.db" >"$T/locked" & locker=$!
+wait_locked "$T/locked"
+run qrpool-report -c "$T/short-busy.cfg" --check
+is "the DB kept locked (exclusive mode): --check UNKNOWN (3), saying a lock" "$rc:$(cat "$T/out")" \
+  "3:QRPOOL UNKNOWN - the staging DB is locked by another process: try again (see stderr) (exit 75)"
+touch "$T/release"
+wait $locker
+
 run qrpool-report -q --prom "$T/down.prom"
 success=$(sed -n 's/^qrpool_report_last_success_timestamp_seconds //p' "$T/down.prom")
 kill "$kafka_pid"; wait "$kafka_pid" 2>/dev/null || true
