@@ -2,8 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "exitcode.h"
@@ -48,6 +51,39 @@ int cli_open_input(const char *name)
 	if ((fd = open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) > STDIN_FILENO)
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	return fd;
+}
+
+/* Whether the group of `st` is its owner's alone: the owner's own group
+ * (umask 002 with a group per user, Debian's way), naming no other member. */
+static int cli_group_is_owners(const struct stat *st)
+{
+	const struct passwd *owner = getpwuid(st->st_uid);
+	const struct group *group = owner && owner->pw_gid == st->st_gid ? getgrgid(st->st_gid) : NULL;
+
+	if (!group)
+		return 0;
+	for (char **member = group->gr_mem; *member; member++)
+		if (strcmp(*member, owner->pw_name))
+			return 0;
+	return 1;
+}
+
+int cli_others_may_change(const struct stat *st, const char *path, char *why, size_t why_size,
+	char *fix, size_t fix_size)
+{
+	unsigned mode = (unsigned)(st->st_mode & 07777);
+
+	if ((st->st_mode & S_IWOTH) || ((st->st_mode & S_IWGRP) && !cli_group_is_owners(st))) {
+		snprintf(why, why_size, "writable by %s (mode %04o)",
+			st->st_mode & S_IWOTH ? "others" : "its group", mode);
+		snprintf(fix, fix_size, "run chmod go-w %s", path);
+	} else if (st->st_uid != geteuid() && st->st_uid != 0) {
+		snprintf(why, why_size, "owned by another user (uid %u)", (unsigned)st->st_uid);
+		snprintf(fix, fix_size, "give it to this user or to root: chown %u %s",
+			(unsigned)geteuid(), path);
+	} else
+		return 0;
+	return 1;
 }
 
 int cli_usage_error(const char *fmt, ...)

@@ -42,6 +42,14 @@ int cli_reads_stdin(char *const *inputs, int count);
  * through interrupt_read_blocking, hear a signal even while a FIFO waits for
  * its writer. -1 (errno) when it cannot be opened. */
 int cli_open_input(const char *name);
+struct stat;
+/* Whether anyone but this user and root may change the file or directory
+ * `path` of status `st`: others may write to it, or its group unless that
+ * is the owner's own (no other member), or another user owns it (the rule
+ * of OpenSSH's secure_permissions). 1, with `why` ("writable by its group
+ * (mode 0664)") and `fix` (the command that mends it), else 0. */
+int cli_others_may_change(const struct stat *st, const char *path, char *why, size_t why_size,
+	char *fix, size_t fix_size);
 /* Logs "message (try --help)" and returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* For getopt's ':' (a value missing) or '?' (unknown, or a value given to an

@@ -1,7 +1,5 @@
 #include "config.h"
 
-#include "cli.h"
-
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -313,19 +311,18 @@ static void config_register_secret(const char *value)
 	}
 }
 
-/* Refuses a CA bundle others can write: they could add a CA of theirs and
- * pose as WeChat or the Kafka cluster. */
+/* Refuses a CA bundle anyone but this user and root may change: they could
+ * add a CA of theirs and pose as WeChat or the Kafka cluster. */
 static int config_check_ca(const struct config_reader *reader, const config_setting_t *setting,
 	const char *what, const char *path)
 {
 	struct stat st;
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], why[64], fix[PATH_MAX + 64];
 	const char *slash = strrchr(path, '/');
 
-	if (stat(path, &st) == 0 && (st.st_mode & S_IWOTH))
-		return config_error_at(reader, setting, "%s %s is writable by others (mode %04o): "
-			"anyone could add a CA of theirs and pose as the server; run chmod o-w %s",
-			what, path, (unsigned)(st.st_mode & 07777), path);
+	if (stat(path, &st) == 0 && cli_others_may_change(&st, path, why, sizeof why, fix, sizeof fix))
+		return config_error_at(reader, setting, "%s %s is %s: whoever that lets change it "
+			"could add a CA of theirs and pose as the server; %s", what, path, why, fix);
 	/* Nor may they replace it: a directory others can write to, unless
 	 * sticky (/tmp), lets anyone rename another file over it. */
 	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
@@ -1116,22 +1113,22 @@ static const char *config_file_read(const config_t *cf, const char *read_path, u
 	return i < cf->num_filenames ? config_full_name(read_path, cf->filenames[i], shown, size) : NULL;
 }
 
-/* The config file and each file it @includes: none may be writable by
- * others, who could then run commands as this user (token.command) or send
- * the app secret where they like (api_base). */
+/* The config file and each file it @includes: none may be changed by anyone
+ * but this user and root, or they could run commands as this user
+ * (token.command) or send the app secret where they like (api_base). */
 static int config_check_writers(const config_t *cf, const char *read_path)
 {
-	char shown[PATH_MAX];
+	char shown[PATH_MAX], why[64], fix[PATH_MAX + 64];
 	const char *file;
 
 	for (unsigned i = 0; (file = config_file_read(cf, read_path, i, shown, sizeof shown)); i++) {
 		struct stat st;
 
-		if (stat(file, &st) == 0 && (st.st_mode & S_IWOTH)) {
-			log_error("%s: the config file is writable by others (mode %04o): anyone could "
-				"make the tools run a command of theirs (token.command) or send the app "
-				"secret elsewhere (api_base); run chmod o-w %s", file,
-				(unsigned)(st.st_mode & 07777), file);
+		if (stat(file, &st) == 0 &&
+		    cli_others_may_change(&st, file, why, sizeof why, fix, sizeof fix)) {
+			log_error("%s: the config file is %s: whoever that lets change it could make the "
+				"tools run a command of theirs (token.command) or send the app secret "
+				"elsewhere (api_base); %s", file, why, fix);
 			return EXIT_CONFIG;
 		}
 	}
@@ -1365,6 +1362,25 @@ int config_wechat_budget(const struct config *config)
 	return config->wechat.quota_per_minute - config->wechat.reserve_per_minute;
 }
 
+int config_open_file(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), flags, err;
+	struct stat st;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -2;
+	}
+	if ((flags = fcntl(fd, F_GETFL)) >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0)
+		return fd;
+	err = errno;
+	close(fd);
+	errno = err;
+	return -1;
+}
+
 ssize_t config_read_secret_fd(int fd, char *buf, size_t size)
 {
 	size_t length = 0;
@@ -1395,8 +1411,9 @@ static int config_read_secret_text(const struct config *config, const char *name
 		strcpy(buf, inline_value);
 		return 0;
 	}
-	if ((fd = open(file_path, O_RDONLY | O_CLOEXEC)) < 0) {
-		log_error("%s: cannot read %s_file %s: %s", config->path, name, file_path, strerror(errno));
+	if ((fd = config_open_file(file_path)) < 0) {
+		log_error("%s: cannot read %s_file %s: %s", config->path, name, file_path,
+			fd == -2 ? CONFIG_NOT_A_FILE : strerror(errno));
 		return EXIT_CONFIG;
 	}
 	/* Checked again as read: the file may have come (or changed) since the

@@ -130,6 +130,12 @@ int config_apply_reserve(struct config *config, int64_t reserve);
 /* Reads the app secret (inline or from secret_file) into buf. Returns 0 or
  * EXIT_CONFIG. The secret is never logged. */
 int config_read_secret(const struct config *config, char *buf, size_t size);
+/* Opens a file to read without waiting on it: a FIFO or a device there
+ * would hold the run in open(), where a stop is not heard. The descriptor
+ * (blocking again), -1 (errno) when it cannot be opened, or -2 when it is
+ * no regular file (said as CONFIG_NOT_A_FILE). */
+int config_open_file(const char *path);
+#define CONFIG_NOT_A_FILE "it is not a regular file (a FIFO, a device, a directory?)"
 /* Reads up to `size` bytes of a file holding a secret (the app secret, a
  * token) from `fd`, without stdio, whose buffer would keep a copy once
  * freed; EINTR retried. The bytes read, or -1 (errno) on a read error. */

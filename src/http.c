@@ -2,12 +2,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -300,21 +298,18 @@ int http_check_ca(const struct config *config)
 	const char *path = config->wechat.ca_bundle;
 	unsigned long error;
 	X509_STORE *store;
-	struct stat st;
 	int fd, loaded;
 
 	if (!path)
 		return 0;
-	/* (Without waiting: a FIFO there would hold the start up.) */
-	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
-		log_error("%s: wechat.ca_bundle %s: %s: no call to WeChat could be verified",
-			config->path, path, strerror(errno));
-		return EXIT_CONFIG;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
+	if ((fd = config_open_file(path)) == -2) {
 		log_error("%s: wechat.ca_bundle %s is not a file: it names one bundle of PEM "
 			"certificates (libcurl's CAINFO)", config->path, path);
+		return EXIT_CONFIG;
+	}
+	if (fd < 0) {
+		log_error("%s: wechat.ca_bundle %s: %s: no call to WeChat could be verified",
+			config->path, path, strerror(errno));
 		return EXIT_CONFIG;
 	}
 	close(fd);

@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "exitcode.h"
 #include "log.h"
 
@@ -37,6 +39,7 @@ const char *imagefile_extension(const char *content_type, const void *bytes, siz
 
 int imagefile_open_dir(const char *path)
 {
+	char why[64], fix[PATH_MAX + 64];
 	struct stat st;
 	int fd;
 
@@ -53,11 +56,12 @@ int imagefile_open_dir(const char *path)
 		log_error("--out %s: %s", path, strerror(errno));
 		return -1;
 	}
-	/* Whoever may write there could replace the codes handed out. */
-	if (fstat(fd, &st) == 0 && (st.st_mode & S_IWOTH)) {
-		log_error("--out %s: the directory is writable by others (mode %04o): anyone could "
-			"replace the codes handed out; use a directory of this user's own (chmod o-w)",
-			path, (unsigned)(st.st_mode & 07777));
+	/* Whoever may write there (its owner can, whatever the mode) could
+	 * replace the codes handed out. (The directory the descriptor is: a
+	 * symbolic link's target, not the link.) */
+	if (fstat(fd, &st) == 0 && cli_others_may_change(&st, path, why, sizeof why, fix, sizeof fix)) {
+		log_error("--out %s: the directory is %s: whoever that lets write there could replace "
+			"the codes handed out; use a directory of this user's own (%s)", path, why, fix);
 		close(fd);
 		return -1;
 	}

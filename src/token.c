@@ -529,13 +529,28 @@ static int token_file_unreadable(struct token_cache *cache, int err)
 	return -1;
 }
 
+/* The token file is refused as it is (its mode, its kind): the config's
+ * error (78), `why` said at the first failure. */
+static int token_file_refused(struct token_cache *cache)
+{
+	token_fail_secret(cache);
+	snprintf(cache->failure.message, sizeof cache->failure.message,
+		"the token file is refused as it is (see above)");
+	return -1;
+}
+
 static int token_fetch_file(struct token_cache *cache, char *token, int64_t *expires_in)
 {
 	char text[TOKEN_OUTPUT_MAX];
-	int fd = open(cache->config->wechat.token_file, O_RDONLY | O_CLOEXEC), rc, read_errno;
+	int fd = config_open_file(cache->config->wechat.token_file), rc, read_errno;
 	struct stat st;
 	ssize_t length;
 
+	if (fd == -2) {
+		log_error("token file %s: %s: it names the file the agent writes the token to",
+			cache->config->wechat.token_file, CONFIG_NOT_A_FILE);
+		return token_file_refused(cache);
+	}
 	if (fd < 0)
 		return token_file_unreadable(cache, errno);
 	/* The token is a secret, as the app secret is: the agent's group may
@@ -547,10 +562,7 @@ static int token_fetch_file(struct token_cache *cache, char *token, int64_t *exp
 			"whatever writes it make it mode 600 (or 640, for a group of its readers)",
 			cache->config->wechat.token_file, st.st_mode & S_IRWXO ? "accessible by others" :
 			"writable by its group", (unsigned)(st.st_mode & 07777));
-		token_fail_secret(cache);
-		snprintf(cache->failure.message, sizeof cache->failure.message,
-			"the token file's mode lets its group or others at it (see above)");
-		return -1;
+		return token_file_refused(cache);
 	}
 	length = config_read_secret_fd(fd, text, sizeof text - 1);
 	read_errno = errno;

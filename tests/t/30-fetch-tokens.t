@@ -172,6 +172,15 @@ mv "$T/secret.kept" "$T/secret"
 qrpool-pending --state planned | qrpool-fetch >/dev/null 2>"$T/err2"; rc=$?
 is "secret restored: the rerun fetches the rest" "$rc:$(count "state = 'fetched'")" 0:300
 
+# --- a FIFO at secret_file: refused at once (78), not waited on in open() -------------
+# (where a SIGTERM would not end the wait, and the fills' lock stays held)
+mv "$T/secret" "$T/secret.kept"; mkfifo -m 600 "$T/secret"
+run timeout -k 1 20 qrpool-fetch --check </dev/null
+is "a FIFO at secret_file: exit 78, at once" "$rc" 78
+like "... saying it is no file" "$(cat "$T/err")" \
+  "cannot read wechat.secret_file $T/secret: it is not a regular file \\(a FIFO"
+rm "$T/secret"; mv "$T/secret.kept" "$T/secret"
+
 # --- the staging DB locked past busy_timeout (1 s here) as the new token is saved:
 # the run uses it and goes on, not "no access token" (75) --------------------------
 start_fake token-locked --latency 20
@@ -298,6 +307,15 @@ chmod 640 "$T/token-file"
 run qrpool-fetch <"$T/items"
 is "... mode 640 (a group of readers): it serves" "$rc" 0
 is "... every item fetched" "$(count "state = 'fetched'")" 3
+mv "$T/token-file" "$T/token-file.kept"; mkfifo -m 600 "$T/token-file"
+config_for "concurrency = 4; token = { source = \"file\"; file = \"$T/token-file\"; };"
+: >"$T/items"; plan poster 2   # (a new DB: no token cached from the file before)
+run timeout -k 1 20 qrpool-fetch <"$T/items"
+is "a FIFO at the token file: exit 78, at once" "$rc" 78
+like "... saying it is no file" "$(cat "$T/err")" \
+  "token file $T/token-file: it is not a regular file \\(a FIFO, a device, a directory\\?\\): it names the file"
+is "... its items stay planned" "$(count "state = 'planned'")" 2
+rm "$T/token-file"; mv "$T/token-file.kept" "$T/token-file"
 
 # --- --check: the credentials proved at once, past a cached token -----------------------
 start_fake check --latency 5

@@ -74,6 +74,13 @@ TAP_FUNCTION int tap_is_str(const char *got, const char *expected, const char *f
 	return same;
 }
 
+/* COUNT tests that cannot run here (not root, say), said as TAP skips. */
+TAP_FUNCTION void tap_skip(int count, const char *why)
+{
+	while (count-- > 0)
+		printf("ok %d # skip %s\n", ++tap_run, why);
+}
+
 /* What the code under test logs: stderr goes to an unnamed temporary file
  * from tap_capture_start until tap_capture_end, which reads it into `logged`.
  * Unnamed, so two runs at once (make check beside SAN=1) never share it. */

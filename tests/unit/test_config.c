@@ -1,4 +1,7 @@
+#include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <string.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -287,8 +290,47 @@ static const struct {
 	  "an unknown setting in a relative include", "%s:2: unknown setting 'bogus'" },
 	{ "wechat = { appid = ; };\n", 0600, "a syntax error in a relative include", "%s:1: " },
 	{ "wechat = { appid = \"rel\"; };\n", 0602, "a relative include writable by others",
-	  "run chmod o-w %s\n" },
+	  "run chmod go-w %s\n" },
 };
+
+/* As root (CI): a config its group may write, the group not the owner's
+ * alone, or one another user owns, is refused as one others may write. */
+static void test_config_shared_owner(void)
+{
+	/* (Their numbers kept: the code under test looks up users too.) */
+	const struct group *group = getgrnam("nogroup");
+	gid_t shared = group ? group->gr_gid : 0;
+	const struct passwd *user = getpwnam("nobody");
+	uid_t nobody = user ? user->pw_uid : 0;
+	char path[256], logged[2048];
+	struct config config;
+
+	if (geteuid() != 0 || !shared || !nobody) {
+		tap_skip(5, "not root, or no nogroup and nobody to give files to");
+		return;
+	}
+	snprintf(path, sizeof path, "%s/qrpool.cfg", dir);
+	write_file(path, "wechat = { appid = \"a\"; };\n" POOLS, 0664);
+	ok(chown(path, 0, shared) == 0, "a config of group nogroup, mode 0664");
+	is_int(load_path(path, &config, logged, sizeof logged), EXIT_CONFIG,
+		"... is refused: nogroup is not root's own group");
+	config_free(&config);
+	ok(strstr(logged, "the config file is writable by its group (mode 0664): whoever that "
+		"lets change it could make the tools run a command of theirs") != NULL,
+		"... saying so: %s", logged);
+	write_file(path, "wechat = { appid = \"a\"; };\n" POOLS, 0644);
+	if (chown(path, nobody, 0) == 0) {
+		is_int(load_path(path, &config, logged, sizeof logged), EXIT_CONFIG,
+			"a config another user owns is refused");
+		config_free(&config);
+		ok(strstr(logged, "the config file is owned by another user (uid 65534): whoever that "
+			"lets change it could make the tools run a command of theirs") &&
+			strstr(logged, "give it to this user or to root: chown 0 "), "... saying so: %s",
+			logged);
+	} else
+		ok(0, "chown nobody: %s", strerror(errno));
+	unlink(path);
+}
 
 static void test_includes(void)
 {
@@ -382,6 +424,7 @@ static void test_includes(void)
 	is_int(load("wechat = { appid = \"a\"; };\n" POOLS, 0664, &config, logged, sizeof logged), 0,
 		"a config file its group may write to loads (a user's own group, umask 002)");
 	config_free(&config);
+	test_config_shared_owner();
 	is_int(load("kafka = { brokers = \"k:9092\"; properties = [ \"linger.ms=5\" ]; };\n" POOLS
 		"wechat = { appid = \"a\"; };\n", 0644, &config, logged, sizeof logged), 0,
 		"other Kafka properties are fine in a readable file");
@@ -616,8 +659,9 @@ static void test_ca_writable(void)
 		const char *expect;  /* NULL: it loads */
 		const char *what;
 	} cases[] = {
-		{ wechat_ca, 0646, 0700, "is writable by others (mode 0646): anyone could add a CA of "
-		  "theirs and pose as the server; run chmod o-w", "a ca_bundle writable by others" },
+		{ wechat_ca, 0646, 0700, "is writable by others (mode 0646): whoever that lets change "
+		  "it could add a CA of theirs and pose as the server; run chmod go-w",
+		  "a ca_bundle writable by others" },
 		{ kafka_ca, 0646, 0700, "ssl.ca.location", "kafka's ssl.ca.location writable by others" },
 		{ kafka_ca, 0644, 0700, NULL, "... not once it is 0644" },
 		{ kafka_ca, 0644, 0777, "is in a directory others can write to",

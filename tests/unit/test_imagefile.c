@@ -1,5 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,6 +25,48 @@ static void test_extension(void)
 	ok(!imagefile_extension("image/png", jpeg, sizeof jpeg), "a type that lies is refused");
 	ok(!imagefile_extension("image/gif", "GIF89a", 6), "another type is refused");
 	ok(!imagefile_extension(NULL, jpeg, 2), "two bytes are no image");
+}
+
+/* As root (CI): a directory its owner's own group may write serves; one a
+ * shared group may write, or another user owns (and so may write, whatever
+ * its mode), is refused, through a symbolic link too. */
+static void test_out_owners(const char *dir)
+{
+	/* (Their numbers kept: the code under test looks up users too.) */
+	const struct group *group = getgrnam("nogroup");
+	gid_t shared = group ? group->gr_gid : 0;
+	const struct passwd *user = getpwnam("nobody");
+	uid_t nobody = user ? user->pw_uid : 0;
+	char sub[160], link[160], logged[1024];
+	int dir_fd;
+
+	if (geteuid() != 0 || !shared || !nobody) {
+		tap_skip(6, "not root, or no nogroup and nobody to give a directory to");
+		return;
+	}
+	snprintf(sub, sizeof sub, "%s/grouped", dir);
+	ok(mkdir(sub, 0775) == 0 && chmod(sub, 0775) == 0, "a directory of mode 0775, root's group");
+	dir_fd = imagefile_open_dir(sub);
+	ok(dir_fd >= 0, "... serves as --out: the group is root's own");
+	if (dir_fd >= 0)
+		close(dir_fd);
+	ok(chown(sub, 0, shared) == 0, "the same, group nogroup");
+	tap_capture_start();
+	dir_fd = imagefile_open_dir(sub);
+	tap_capture_end(logged, sizeof logged);
+	ok(dir_fd < 0 && strstr(logged, "the directory is writable by its group (mode 0775)"),
+		"... is refused, saying why: %s", logged);
+	ok(chmod(sub, 0755) == 0 && chown(sub, nobody, 0) == 0, "the same, mode 0755, nobody's");
+	snprintf(link, sizeof link, "%s/to-grouped", dir);
+	if (symlink(sub, link) != 0)
+		ok(0, "symlink: %s", strerror(errno));
+	tap_capture_start();
+	dir_fd = imagefile_open_dir(link);
+	tap_capture_end(logged, sizeof logged);
+	ok(dir_fd < 0 && strstr(logged, "the directory is owned by another user (uid 65534)"),
+		"... is refused, through a link to it too: %s", logged);
+	unlink(link);
+	rmdir(sub);
 }
 
 static void test_write(void)
@@ -90,6 +134,7 @@ static void test_write(void)
 	tap_capture_end(logged, sizeof logged);
 	is_int(dir_fd, -1, "is refused as --out");
 	ok(strstr(logged, "writable by others (mode 1777)") != NULL, "... saying why: %s", logged);
+	test_out_owners(dir);
 
 	/* One level is made, not the path to it: said so, not as a bare ENOENT. */
 	snprintf(sub, sizeof sub, "%s/not/there", dir);
