@@ -181,6 +181,47 @@ job_stages() {
   echo "$worst"
 }
 
+# job_check_stages TOOL...: each later stage's own view of the config
+# (--dump-config), before a fill starts: a setting only publish (or render)
+# refuses (a linger.ms past kafka.timeout, a topic setting librdkafka will not
+# take) would otherwise be met once fetch had spent the night's quota, the
+# codes then left fetched until the config is mended. Logged, and the tool's
+# status returned: nothing started.
+job_check_stages() {
+  local tool status
+  for tool in "$@"; do
+    status=0
+    "$tool" --dump-config >/dev/null || status=$?
+    [ "$status" -ne 0 ] || continue
+    # (A tool not found, or one that crashed, is said as the run would say it.)
+    [ "$status" -ge 126 ] || job_log "$tool refuses the configuration (exit $status, above):" \
+      "the fill does not start, or fetch would spend the quota on codes that could not go on"
+    return "$(job_stages "$tool" "$status")"
+  done
+}
+
+# job_fill_status STATUS...: the exit status of a fill's pipeline (pending/plan,
+# fetch, render, publish: their PIPESTATUS), as job_stages gives it. Publish
+# ending 75 on its own (Kafka down past kafka.timeout: it lets the rest of its
+# input go, staged as fetched) would leave every code fetched after it for
+# the next night, after a minute's outage at 01:00: those are published once
+# more first, now that fetch is done (Kafka back, or 75 again within
+# kafka.timeout). Not while the job is being stopped (JOB_STOPPING, set in
+# job_run's pipeline shell): a stop must not start anything.
+job_fill_status() {
+  local statuses=("$@") last=$(($# - 1))
+  if [ "${statuses[last]}" -eq 75 ] && [ -z "${JOB_STOPPING:-}" ]; then
+    job_log "qrpool-publish ended 75 (Kafka down past kafka.timeout?): the codes fetched" \
+      "since are published once more"
+    qrpool-pending --state fetched | qrpool-publish >/dev/null
+    statuses+=("${PIPESTATUS[@]}")
+    statuses[last]=$(job_stages "qrpool-pending qrpool-publish" "${statuses[@]:$#}")
+    [ "${statuses[last]}" -ne 0 ] || job_log "... and they are: every code fetched is published"
+    statuses=("${statuses[@]:0:$#}")
+  fi
+  job_stages "qrpool-pending/plan qrpool-fetch qrpool-render qrpool-publish" "${statuses[@]}"
+}
+
 # job_feed COMMAND...: runs COMMAND (the plan; its items are staged in the DB),
 # then feeds every code still to go on, as one stream for the pipeline: the
 # leftovers of earlier runs first (codes still planned, to fetch or render;
@@ -497,7 +538,9 @@ job_run() {
   # (timeout(1), systemd, a hangup): it waits for its stages, which wind
   # down on the same signal, rather than die and leave them running after
   # the job has ended. (':' not '': an ignored signal would be inherited.)
-  { trap ':' INT TERM HUP; "$@"; } <&0 &   # (without <&0, bash gives a background job /dev/null as stdin)
+  # A stop it is told of (SIGUSR1: job_signalled) or gets itself (a signal to
+  # the process group) sets JOB_STOPPING there, for job_fill_status.
+  { trap 'JOB_STOPPING=1' INT TERM HUP USR1; "$@"; } <&0 &   # (without <&0, bash gives a background job /dev/null as stdin)
   JOB_CHILD=$!
   trap 'job_signalled INT' INT
   trap 'job_signalled TERM' TERM
@@ -542,6 +585,7 @@ job_signalled() {
   JOB_SIGNAL=$1
   JOB_SIGNAL_AT=$now
   job_log "SIG$1: stopping the pipeline"
+  kill -USR1 "$JOB_CHILD" 2>/dev/null
   job_stop_stages
 }
 # job_stop_stages [all]: SIGTERM to the stages that make work (pending, plan,

@@ -426,7 +426,7 @@ hold_flock "$T/qrpool-fill.lock"
 run audit -w 0 -C 0
 is "audit while a fill runs: its codes in flight are not left over: 0" "$rc:$(cat "$T/err")" 0:
 like "... said in the log, with the fill's holder" "$(tail -3 "$T/log/audit.log")" \
-  "a fill is still running \(held by flock pid [0-9]+.*\): its 3 codes planned or fetched are in flight"
+  "a fill is still running \(held by ([a-z]+ pid [0-9]+, )*flock pid [0-9]+.*\): its 3 codes planned or fetched are in flight"
 touch "$T/release"
 wait $holder
 # ... and where the fills take it when the lock directory cannot be used: in a
@@ -437,7 +437,7 @@ hold_flock "$T/qrpool-locks.$(id -u)/qrpool-fill.lock"
 rc=0; QRPOOL_LOCK_DIR=$T/no-lock-dir TMPDIR=$T audit -w 0 -C 0 >"$T/out" 2>"$T/err" || rc=$?
 is "audit while a fill runs, both locking in this user's own directory: 0" "$rc" 0
 like "... the fill's codes in flight, said in the log" "$(tail -3 "$T/log/audit.log")" \
-  "a fill is still running \(held by flock pid [0-9]+.*\): its 3 codes planned or fetched are in flight"
+  "a fill is still running \(held by ([a-z]+ pid [0-9]+, )*flock pid [0-9]+.*\): its 3 codes planned or fetched are in flight"
 touch "$T/release"
 wait $holder
 rm -f "$T/no-lock-dir"
@@ -559,6 +559,62 @@ ok "... the second ends the run, not kafka.timeout's 30 s (took $took s)" [ "$to
 like "... the log says so" "$(cat "$T/log/nightly-fill.log")" "SIGTERM again: every stage told to stop now"
 is "... no tool left running" "$(my_tools '(pending|plan|fetch|render|publish)')" 0
 kafka_control broker-up 1
+set_kafka 10s
+
+# --- Kafka down past kafka.timeout early in the night, back before fetch is done:
+# publish gives up (75), and the codes fetched after it are published once more
+# at the end, not left for the next night ---------------------------------------------
+# (Down once the plan is made, from Kafka's depth: planned from an estimate, the
+# plan would exit 75 itself.)
+fresh_kafka
+start_fake outage --minute 1s --latency 150 --jitter 10
+config_for 'quota_minute = "1s"; concurrency = 4;'
+set_kafka 2s
+{ printf 'poster\t%s\t200\n' "$HOUR"; forecast_end "$HOUR"; } >"$T/outage.tsv"
+logged=$(cat "$T/log/nightly-fill.log" 2>/dev/null | wc -l)
+TMPDIR=$T nightly-fill -u "$deadline" -f "$HOUR" "$T/outage.tsv" >"$T/out" 2>"$T/err" & script=$!
+i=0
+until [ "$(done_codes)" -gt 0 ] 2>/dev/null || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
+kafka_control broker-down 1
+i=0
+until tail -n +$((logged + 1)) "$T/log/nightly-fill.log" 2>/dev/null | grep -q 'publishing stopped after line' ||
+  [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
+kafka_control broker-up 1
+rc=0; wait $script || rc=$?
+tail -n +$((logged + 1)) "$T/log/nightly-fill.log" >"$T/this-run.log"
+is "Kafka down past kafka.timeout, then back: exit 0" "$rc" 0
+[ "$rc" -eq 0 ] || sed 's/^/# /' "$T/this-run.log" >&2
+like "... publish gave up while fetch went on" "$(cat "$T/this-run.log")" "publishing stopped after line"
+planned=$(count 1)
+ok "... fetch went on to the end ($planned codes planned)" [ "$(count "state <> 'planned'")" -eq "$planned" ]
+like "... which are published once more at the end" "$(cat "$T/this-run.log")" \
+  "qrpool-publish ended 75 \\(Kafka down past kafka.timeout\\?\\): the codes fetched since are published once more"
+like "... and said to be" "$(cat "$T/this-run.log")" "and they are: every code fetched is published"
+is "... every code published" "$(count "state = 'published'")" "$planned"
+# Kafka still down then: 75 again, within kafka.timeout, and the codes stay fetched.
+# (The plan's 75 too, from an estimated depth.)
+sql "UPDATE codes SET state = 'planned' WHERE state <> 'planned'; DELETE FROM images"
+kafka_control broker-down 1
+run nightly-fill -u "$deadline" -f "$HOUR" "$T/outage.tsv"
+is "Kafka down all along: exit 75" "$rc" 75
+is "... every code fetched, none published" "$(count "state = 'fetched'")" "$planned"
+like "... the second try said" "$(cat "$T/err")" "the codes fetched since are published once more"
+kafka_control broker-up 1
+set_kafka 10s
+
+# --- a setting only publish refuses: the fill does not start (the quota is not
+# spent on codes that could not be published) -------------------------------------------
+sql "UPDATE codes SET state = 'planned' WHERE state <> 'planned'; DELETE FROM images"
+set_kafka 3s linger.ms=5000
+calls=$(stats calls_total)
+run nightly-fill -u "$deadline" -f "$HOUR" "$T/outage.tsv"
+is "linger.ms past kafka.timeout: nightly-fill exits 78" "$rc" 78
+like "... publish's words, then the script's, in the mail" "$(cat "$T/err")" \
+  "linger.ms \\(5000\\) must be shorter than kafka.timeout.*"
+like "... the fill not started" "$(cat "$T/err")" \
+  "qrpool-publish refuses the configuration \\(exit 78, above\\): the fill does not start"
+is "... no WeChat call made, every code still planned" \
+  "$(($(stats calls_total) - calls)):$(count "state <> 'planned'")" 0:0
 set_kafka 10s
 
 # --- SIGTERM or SIGHUP to the whole process group (timeout(1), systemd, an ssh
