@@ -70,7 +70,7 @@ static int print_help(void)
 		"Usage: local-kafka [OPTIONS]\n"
 		"A Kafka cluster on loopback for tests, benchmarks and the demo: librdkafka's\n"
 		"mock cluster, speaking the Kafka protocol over TCP. It prints the bootstrap\n"
-		"servers as one line on stdout, then serves until SIGTERM or SIGINT.\n"
+		"servers as one line on stdout, then serves until SIGTERM, SIGINT or SIGHUP.\n"
 		"\n"
 		"      --brokers N          brokers in the cluster, ids 1 to N (default 1)\n"
 		"  -t, --topic NAME[:PARTITIONS[:REPLICATION]]\n"
@@ -107,8 +107,8 @@ static int print_help(void)
 		"The mock keeps data in memory only, at most 5 MiB or 100,000 message sets per\n"
 		"partition, and drops the oldest beyond that (the low watermark moves).\n"
 		"\n"
-		"Exit status: 0 stopped by SIGTERM or SIGINT, 64 usage, 70 the cluster could\n"
-		"not start, 74 I/O error (stdout, bootstrap file, control FIFO).\n") < 0;
+		"Exit status: 0 stopped by SIGTERM, SIGINT or SIGHUP, 64 usage, 70 the cluster\n"
+		"could not start, 74 I/O error (stdout, bootstrap file, control FIFO).\n") < 0;
 	return failed ? -1 : 0;
 }
 

@@ -1,6 +1,7 @@
 #include "publish.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -796,36 +797,50 @@ static void publish_wait(struct publisher *publisher, double deadline, int yield
 	}
 }
 
-const char *publish_resume_command(void)
+/* `word` as one shell word: as it is when that is safe, else single-quoted. */
+static void publish_shell_word(const char *word, char *out, size_t size)
 {
-	static char command[640];
+	size_t used = 0;
+
+	if (strspn(word, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._+-") ==
+	    strlen(word)) {
+		snprintf(out, size, "%s", word);
+		return;
+	}
+	out[used++] = '\'';
+	for (const char *c = word; *c && used + 6 < size; c++) {
+		if (*c == '\'')
+			used += (size_t)snprintf(out + used, size - used, "'\\''");
+		else
+			out[used++] = *c;
+	}
+	snprintf(out + used, size - used, "'");
+}
+
+const char *publish_resume_command(const struct config *config)
+{
+	static char command[PUBLISH_RESUME_MAX];
 
 	if (!*command) {
 		/* The lock the fills took (job.sh says which), else where they take it. */
 		const char *lock = getenv("QRPOOL_FILL_LOCK"), *dir = getenv("QRPOOL_LOCK_DIR");
-		char path[300], quoted[640];
-		size_t used = 0;
+		char path[PATH_MAX], lock_word[640], config_word[640] = "";
 
 		if (lock && *lock == '/')
 			snprintf(path, sizeof path, "%s", lock);
 		else
 			snprintf(path, sizeof path, "%s/qrpool-fill.lock", dir && *dir ? dir : "/run/lock");
-		/* Quoted for the shell when it must be (a space, a quote...). */
-		if (strspn(path, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._+-") ==
-		    strlen(path)) {
-			snprintf(quoted, sizeof quoted, "%s", path);
-		} else {
-			quoted[used++] = '\'';
-			for (const char *c = path; *c && used + 6 < sizeof quoted; c++) {
-				if (*c == '\'')
-					used += (size_t)snprintf(quoted + used, sizeof quoted - used, "'\\''");
-				else
-					quoted[used++] = *c;
-			}
-			snprintf(quoted + used, sizeof quoted - used, "'");
+		publish_shell_word(path, lock_word, sizeof lock_word);
+		/* The config this run read (-c, $QRPOOL_CONFIG), where a shell by
+		 * hand would read the default's. */
+		if (config && config->path && strcmp(config->path, CONFIG_DEFAULT_PATH)) {
+			if (!realpath(config->path, path))
+				snprintf(path, sizeof path, "%s", config->path);
+			publish_shell_word(path, config_word, sizeof config_word);
 		}
-		snprintf(command, sizeof command, "flock -n -E 75 %s bash -o pipefail -c "
-			"'qrpool-pending --state fetched | qrpool-publish'", quoted);
+		snprintf(command, sizeof command, "%s%s%sflock -n -E 75 %s bash -o pipefail -c "
+			"'qrpool-pending --state fetched | qrpool-publish'", *config_word ? "QRPOOL_CONFIG=" : "",
+			config_word, *config_word ? " " : "", lock_word);
 	}
 	return command;
 }
@@ -865,7 +880,7 @@ static void publish_summary(struct publisher *publisher)
 			publish_failed_by_topic(publisher, by_topic, sizeof by_topic), publisher->delivery_error,
 			*publisher->client_error ? "; last client error: " : "", publisher->client_error,
 			publisher->status == EXIT_UPSTREAM ? "once the refusal above is dealt with" : "later",
-			publish_resume_command());
+			publish_resume_command(publisher->config));
 		publisher->status = exitcode_worst(publisher->status, EXIT_TEMPFAIL);
 	}
 	if (publisher->committer.unrecorded)

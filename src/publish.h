@@ -97,7 +97,10 @@ void publish_serve(struct publisher *publisher, int timeout_ms);
 int publish_finish(struct publisher *publisher);
 /* How to publish the codes left fetched by hand, under the fills' lock (a
  * resume beside a running fill would send them twice): the lock job.sh took
- * ($QRPOOL_FILL_LOCK), else $QRPOOL_LOCK_DIR's or /run/lock's. */
-const char *publish_resume_command(void);
+ * ($QRPOOL_FILL_LOCK), else $QRPOOL_LOCK_DIR's or /run/lock's; with this
+ * run's config named, unless it is the default. At most PUBLISH_RESUME_MAX
+ * bytes. */
+#define PUBLISH_RESUME_MAX 1536
+const char *publish_resume_command(const struct config *config);
 
 #endif

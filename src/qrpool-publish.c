@@ -132,13 +132,13 @@ static ssize_t publish_read_stdin(void *cookie, char *buffer, size_t size)
 }
 
 /* What becomes of the items of input lines let go unpublished. */
-static const char *publish_left_fetched(void)
+static const char *publish_left_fetched(const struct config *config)
 {
-	static char left[640];
+	static char left[PUBLISH_RESUME_MAX + 100];
 
 	if (!*left)
 		snprintf(left, sizeof left, "they stay fetched (the next fill feeds them on first; by "
-			"hand, under the fills' lock: %s)", publish_resume_command());
+			"hand, under the fills' lock: %s)", publish_resume_command(config));
 	return left;
 }
 
@@ -148,7 +148,7 @@ static const char *publish_left_fetched(void)
  * pipe (fetch with 74), and the night's WeChat quota with them, for a Kafka
  * outage of a minute. So after a signal to this stage alone: a second one
  * ends the reading. */
-static void publish_drain(FILE *in)
+static void publish_drain(FILE *in, const struct config *config)
 {
 	char buffer[65536];
 	long long lines = 0;
@@ -158,7 +158,7 @@ static void publish_drain(FILE *in)
 	while ((got = fread(buffer, 1, sizeof buffer, in)) > 0)
 		for (size_t i = 0; i < got; i++)
 			lines += buffer[i] == '\n';
-	cli_said_let_go(lines, publish_left_fetched());
+	cli_said_let_go(lines, publish_left_fetched(config));
 }
 
 /* Reads items until the input ends, a signal comes or Kafka gives up. After
@@ -244,7 +244,7 @@ static int publish_run(const struct publish_options *options, const struct confi
 	int status, drain_stdin = 0;
 
 	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms))) {
-		cli_drain_stdin(publish_left_fetched(), 0);
+		cli_drain_stdin(publish_left_fetched(config), 0);
 		return status;
 	}
 	db_busy_interruptible(&db);   /* a lookup's lock wait ends at a stop */
@@ -272,11 +272,11 @@ static int publish_run(const struct publish_options *options, const struct confi
 	if ((drain_stdin || rest) && !publish_abandoned)
 		cli_release_stdout();
 	if (drain_stdin)
-		cli_drain_stdin(publish_left_fetched(), 0);
+		cli_drain_stdin(publish_left_fetched(config), 0);
 	/* The run is recorded (report shows its exit) and the producer gone
 	 * before the rest of the input, which may take the night, is read. */
 	if (rest) {
-		publish_drain(rest);
+		publish_drain(rest, config);
 		fclose(rest);
 	}
 	return status;
