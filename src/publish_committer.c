@@ -251,7 +251,7 @@ static void *committer_run(void *argument)
 				log_warn("the staging DB is locked by another process: deliveries wait for "
 					"their commit, tried again every %d s", PUBLISH_LOCKED_RETRY_S);
 			committer->locked = 1;
-			clock_gettime(CLOCK_REALTIME, &retry_at);
+			clock_gettime(CLOCK_MONOTONIC, &retry_at);
 			retry_at.tv_sec += PUBLISH_LOCKED_RETRY_S;
 		} else {
 			/* Another failure (the disk full) stops the reading; the later
@@ -291,6 +291,7 @@ static int committer_prepare(struct publish_committer *committer)
 int publish_committer_start(struct publish_committer *committer, const struct config *config,
 	FILE *out)
 {
+	pthread_condattr_t attr;
 	sigset_t all, saved;
 	int status, rc;
 
@@ -303,7 +304,12 @@ int publish_committer_start(struct publish_committer *committer, const struct co
 		return status;
 	}
 	pthread_mutex_init(&committer->lock, NULL);
-	pthread_cond_init(&committer->changed, NULL);
+	/* Its timed waits on the monotonic clock, as every wait here: a step of
+	 * the wall clock (NTP, a VM resumed) must not stretch a retry. */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&committer->changed, &attr);
+	pthread_condattr_destroy(&attr);
 	db_busy_until(&committer->db, committer_give_up, committer);
 	/* Signals are for the main thread, whose waits they must end; here one
 	 * would only interrupt a write to stdout. */
@@ -328,7 +334,7 @@ static void committer_wait_briefly(struct publish_committer *committer)
 {
 	struct timespec until;
 
-	clock_gettime(CLOCK_REALTIME, &until);
+	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_nsec += 100 * 1000000L;
 	if (until.tv_nsec >= 1000000000L) {
 		until.tv_sec++;

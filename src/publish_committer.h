@@ -48,7 +48,7 @@ struct publish_committer {
 	struct publish_batch *retry;  /* set aside: tried once more at the end */
 	size_t queued;
 	int finishing;                /* the input ended: a locked DB is waited out until... */
-	double give_up_at;            /* ... this (db_now time) */
+	double give_up_at;            /* ... this (db_monotonic time) */
 	int closing;                  /* no more batches will come */
 	int running;                  /* the thread was started and not joined */
 	int done;                     /* the thread's work is over (under the lock) */
@@ -84,7 +84,7 @@ int publish_committer_full(struct publish_committer *committer);
 int64_t publish_committer_published(struct publish_committer *committer);
 
 /* The input ended: a DB locked by another process is waited out until
- * `give_up_at` (db_now time; not after SIGINT/SIGTERM), and the hand-over
+ * `give_up_at` (db_monotonic time; not after SIGINT/SIGTERM), and the hand-over
  * waits no longer either. */
 void publish_committer_finishing(struct publish_committer *committer, double give_up_at);
 
