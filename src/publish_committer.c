@@ -31,7 +31,12 @@ static int committer_record(struct publish_committer *committer,
 
 	sqlite3_reset(stmt);
 	sqlite3_bind_int(stmt, 1, delivery->partition);
-	sqlite3_bind_int64(stmt, 2, delivery->offset);
+	/* None when Kafka confirms a retried batch it had already written
+	 * (idempotence's duplicate): delivered, its offset unknown. */
+	if (delivery->offset >= 0)
+		sqlite3_bind_int64(stmt, 2, delivery->offset);
+	else
+		sqlite3_bind_null(stmt, 2);
 	sqlite3_bind_int64(stmt, 3, delivery->at);
 	sqlite3_bind_int64(stmt, 4, delivery->at);
 	sqlite3_bind_int64(stmt, 5, delivery->message->code_id);

@@ -192,6 +192,31 @@ static void test_late_batch_waits_for_a_lock(struct config *config, struct db *d
 	fclose(out);
 }
 
+/* A delivery Kafka confirms without an offset (a retried batch it had
+ * already written: -1001) is published, its offset recorded as unknown. */
+static void test_offset_unknown(struct config *config, struct db *db)
+{
+	struct publish_committer committer;
+	struct publish_batch *batch = batch_of(1, 2);
+	sqlite3_stmt *stmt;
+	FILE *out = tmpfile();
+	char got[64] = "";
+
+	stage(db);
+	batch->deliveries[1].offset = -1001;
+	is_int(publish_committer_start(&committer, config, out), 0, "a committer started");
+	publish_committer_submit(&committer, batch);
+	is_int(publish_committer_finish(&committer), 0, "two deliveries, one without an offset: exit 0");
+	fclose(out);
+	if (!db_prepare(db, &stmt, "SELECT group_concat(state || ':' || coalesce(kafka_offset, 'NULL'), "
+			"' ') FROM (SELECT * FROM codes WHERE id <= 2 ORDER BY id)")) {
+		if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0))
+			snprintf(got, sizeof got, "%s", (const char *)sqlite3_column_text(stmt, 0));
+		sqlite3_finalize(stmt);
+	}
+	is_str(got, "published:1 published:NULL", "both published, the second's offset unknown (NULL)");
+}
+
 int main(void)
 {
 	char path[] = "/tmp/qrpool-test-committer.XXXXXX";
@@ -232,6 +257,7 @@ int main(void)
 	test_one_batch_fails(&config, &db);
 	test_last_tries_go_on(&config, &db);
 	test_late_batch_waits_for_a_lock(&config, &db);
+	test_offset_unknown(&config, &db);
 	db_close(&db);
 	unlink(path);
 	return tap_done();
