@@ -231,6 +231,15 @@ static int options_parse(int argc, char **argv, struct options *options)
 	}
 	if (!status && optind < argc)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	/* A broker the cluster will not have, once --brokers is known: said
+	 * now, not as a warning when its time comes. */
+	for (size_t i = 0; !status && i < options->schedule_count; i++) {
+		const struct mockctl_command *command = &options->schedule[i].command;
+
+		if (command->kind != MOCKCTL_CREATE_TOPIC && command->broker > options->brokers)
+			return cli_usage_error("--after '%s': no broker %d (brokers are 1 to %d)",
+				options->schedule[i].text, (int)command->broker, options->brokers);
+	}
 	return status;
 }
 

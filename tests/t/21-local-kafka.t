@@ -51,9 +51,10 @@ usage_error --nonsense
 usage_error extra
 
 # Command parsing, as data: --after parses its command before anything
-# starts and --help then exits 0, so each case is one quick run.
+# starts and --help then exits 0, so each case is one quick run. (Three
+# brokers: a broker the cluster will not have is a usage error too.)
 while read -r expected command; do
-  run local-kafka --after "0s $command" --help
+  run local-kafka --brokers 3 --after "0s $command" --help
   is "parse ($expected): $command" "$rc" "$expected"
 done <<'CASES'
 0 broker-down 1
@@ -62,6 +63,8 @@ done <<'CASES'
 64 broker-down
 64 broker-down 1 2
 0 rtt 2 250
+64 rtt 4 250
+64 broker-down 9
 64 rtt 2 -1
 64 rtt 2 600001
 0 leader t1 0 none
