@@ -173,14 +173,20 @@ set_kafka 10s
 sed -i 's|busy_timeout = "5s"|busy_timeout = "1s"|' "$QRPOOL_CONFIG"
 stage link=60 --size 300
 qrpool-pending --state fetched --pool link >"$T/items"
+# feed_locked N SECONDS: the first N items to the publish on fd 3, then the DB
+# locked for SECONDS and until publish says it waits, then the rest; waits for
+# both. Sets $rc.
+feed_locked() {
+  head -"$1" "$T/items" >&3
+  wait_for_lines "$T/out" "$1"
+  lock_db "$2" "deliveries wait for their commit"
+  tail -n +$(($1 + 1)) "$T/items" >&3
+  exec 3>&-
+  rc=0; wait $publisher || rc=$?
+  wait $locker
+}
 publish_fed
-head -10 "$T/items" >&3
-wait_for_lines "$T/out" 10
-lock_db 2 "deliveries wait for their commit"
-tail -n +11 "$T/items" >&3
-exec 3>&-
-rc=0; wait $publisher || rc=$?
-wait $locker
+feed_locked 10 2
 is "a DB locked 2 s past busy_timeout (1 s) while publishing: waited out, exit 0" "$rc" 0
 like "... saying so" "$(cat "$T/err")" "locked by another process: deliveries wait for their commit"
 is "... every code recorded" "$(count link fetched)" 0
@@ -197,13 +203,7 @@ if [ -e "$QRPOOL_BIN/clockstep.so" ]; then
     QRPOOL_TEST_CLOCK_STEP=0.5:-60 qrpool-publish <"$T/in" >"$T/out" 2>"$T/err" & publisher=$!
   exec 3>"$T/in"
   started=$(date +%s)
-  head -5 "$T/items" >&3
-  wait_for_lines "$T/out" 5
-  lock_db 4 "deliveries wait for their commit"
-  tail -n +6 "$T/items" >&3
-  exec 3>&-
-  rc=0; wait $publisher || rc=$?
-  wait $locker
+  feed_locked 5 4
   took=$(($(date +%s) - started))
   is "... the wall clock a minute forward meanwhile: waited out all the same (took $took s, not a minute more)" \
     "$rc:$(count link fetched):$([ "$took" -le 20 ] && echo soon)" 0:0:soon
