@@ -196,30 +196,36 @@ job_check_stages() {
     # (A tool not found, or one that crashed, is said as the run would say it.)
     [ "$status" -ge 126 ] || job_log "$tool refuses the configuration (exit $status, above):" \
       "the fill does not start, or fetch would spend the quota on codes that could not go on"
-    return "$(job_stages "$tool" "$status")"
+    status=$(job_stages "$tool" "$status")
+    return "${status:-75}"
   done
+  # (A stop meanwhile ends only the stages that make work, none of these.)
+  [ -z "${JOB_STOPPING:-}" ] || return 75
 }
 
-# job_fill_status STATUS...: the exit status of a fill's pipeline (pending/plan,
-# fetch, render, publish: their PIPESTATUS), as job_stages gives it. Publish
-# ending 75 on its own (Kafka down past kafka.timeout: it lets the rest of its
-# input go, staged as fetched) would leave every code fetched after it for
-# the next night, after a minute's outage at 01:00: those are published once
-# more first, now that fetch is done (Kafka back, or 75 again within
-# kafka.timeout). Not while the job is being stopped (JOB_STOPPING, set in
-# job_run's pipeline shell): a stop must not start anything.
+# job_fill_status STATUS...: sets JOB_FILL_STATUS to the exit status of a
+# fill's pipeline (pending/plan, fetch, render, publish: their PIPESTATUS), as
+# job_stages gives it. Publish ending 75 on its own (Kafka down past
+# kafka.timeout: it lets the rest of its input go, staged as fetched) would
+# leave every code fetched after it for the next night, after a minute's
+# outage at 01:00: those are published once more first, now that fetch is
+# done (Kafka back, or 75 again within kafka.timeout). Not while the job is
+# being stopped (JOB_STOPPING, set in job_run's pipeline shell). Called in
+# that shell, not in a command substitution: a subshell would not have its
+# traps, and a stop would kill it with the catch-up running.
 job_fill_status() {
-  local statuses=("$@") last=$(($# - 1))
+  local statuses=("$@") last=$(($# - 1)) again
   if [ "${statuses[last]}" -eq 75 ] && [ -z "${JOB_STOPPING:-}" ]; then
     job_log "qrpool-publish ended 75 (Kafka down past kafka.timeout?): the codes fetched" \
       "since are published once more"
     qrpool-pending --state fetched | qrpool-publish >/dev/null
-    statuses+=("${PIPESTATUS[@]}")
-    statuses[last]=$(job_stages "qrpool-pending qrpool-publish" "${statuses[@]:$#}")
+    again=$(job_stages "qrpool-pending qrpool-publish" "${PIPESTATUS[@]}")
+    statuses[last]=${again:-75}
     [ "${statuses[last]}" -ne 0 ] || job_log "... and they are: every code fetched is published"
-    statuses=("${statuses[@]:0:$#}")
   fi
-  job_stages "qrpool-pending/plan qrpool-fetch qrpool-render qrpool-publish" "${statuses[@]}"
+  JOB_FILL_STATUS=$(job_stages "qrpool-pending/plan qrpool-fetch qrpool-render qrpool-publish" \
+    "${statuses[@]}")
+  JOB_FILL_STATUS=${JOB_FILL_STATUS:-75}   # (the substitution's shell ended by a stop)
 }
 
 # job_feed COMMAND...: runs COMMAND (the plan; its items are staged in the DB),
@@ -539,9 +545,12 @@ job_run() {
   # down on the same signal, rather than die and leave them running after
   # the job has ended. (':' not '': an ignored signal would be inherited.)
   # A stop it is told of (SIGUSR1: job_signalled) or gets itself (a signal to
-  # the process group) sets JOB_STOPPING there, for job_fill_status.
+  # the process group) sets JOB_STOPPING there, for job_fill_status. (USR1
+  # ignored across the fork: one sent before the trap is set must not kill it.)
+  trap '' USR1
   { trap 'JOB_STOPPING=1' INT TERM HUP USR1; "$@"; } <&0 &   # (without <&0, bash gives a background job /dev/null as stdin)
   JOB_CHILD=$!
+  trap - USR1
   trap 'job_signalled INT' INT
   trap 'job_signalled TERM' TERM
   trap 'job_signalled HUP' HUP

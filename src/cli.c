@@ -54,18 +54,29 @@ int cli_open_input(const char *name)
 }
 
 /* Whether the group of `st` is its owner's alone: the owner's own group
- * (umask 002 with a group per user, Debian's way), naming no other member. */
+ * (umask 002 with a group per user, Debian's way), naming no other member
+ * and no other user's own group (a `users` group every account has as its
+ * own, as some systems make it), as OpenSSH's secure_permissions judges. */
 static int cli_group_is_owners(const struct stat *st)
 {
-	const struct passwd *owner = getpwuid(st->st_uid);
-	const struct group *group = owner && owner->pw_gid == st->st_gid ? getgrgid(st->st_gid) : NULL;
+	const struct passwd *user = getpwuid(st->st_uid);
+	const struct group *group;
+	char owner[256];
+	int alone = 1;
 
-	if (!group)
+	if (!user || user->pw_gid != st->st_gid || strlen(user->pw_name) >= sizeof owner)
+		return 0;
+	strcpy(owner, user->pw_name);   /* (getpwent reuses the buffer) */
+	if (!(group = getgrgid(st->st_gid)))
 		return 0;
 	for (char **member = group->gr_mem; *member; member++)
-		if (strcmp(*member, owner->pw_name))
+		if (strcmp(*member, owner))
 			return 0;
-	return 1;
+	setpwent();
+	while (alone && (user = getpwent()))
+		alone = user->pw_gid != st->st_gid || user->pw_uid == st->st_uid;
+	endpwent();
+	return alone;
 }
 
 int cli_others_may_change(const struct stat *st, const char *path, char *why, size_t why_size,
@@ -78,9 +89,21 @@ int cli_others_may_change(const struct stat *st, const char *path, char *why, si
 			st->st_mode & S_IWOTH ? "others" : "its group", mode);
 		snprintf(fix, fix_size, "run chmod go-w %s", path);
 	} else if (st->st_uid != geteuid() && st->st_uid != 0) {
+		const struct passwd *owner = getpwuid(st->st_uid);
+		char name[64];
+
+		/* (sudo's form of a uid when it has no name) */
+		if (owner)
+			snprintf(name, sizeof name, "%s", owner->pw_name);
+		else
+			snprintf(name, sizeof name, "#%u", (unsigned)st->st_uid);
 		snprintf(why, why_size, "owned by another user (uid %u)", (unsigned)st->st_uid);
-		snprintf(fix, fix_size, "give it to this user or to root: chown %u %s",
-			(unsigned)geteuid(), path);
+		if (geteuid() == 0)   /* root by hand, where the owner runs the tools */
+			snprintf(fix, fix_size, "run the tools as that user (sudo -u %s ...), not as "
+				"root: root would run what that user puts there", name);
+		else
+			snprintf(fix, fix_size, "give it to this user or to root: chown %u %s",
+				(unsigned)geteuid(), path);
 	} else
 		return 0;
 	return 1;

@@ -839,8 +839,9 @@ const char *publish_resume_command(const struct config *config)
 			publish_shell_word(path, config_word, sizeof config_word);
 		}
 		snprintf(command, sizeof command, "%s%s%sflock -n -E 75 %s bash -o pipefail -c "
-			"'qrpool-pending --state fetched | qrpool-publish'", *config_word ? "QRPOOL_CONFIG=" : "",
-			config_word, *config_word ? " " : "", lock_word);
+			"'qrpool-pending --state fetched | qrpool-publish'",
+			*config_word ? "env QRPOOL_CONFIG=" : "", config_word, *config_word ? " " : "",
+			lock_word);
 	}
 	return command;
 }

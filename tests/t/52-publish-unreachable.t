@@ -23,17 +23,17 @@ like "... with the counts" "$(cat "$T/err")" "50 of 50 codes not delivered"
 like "... by topic, so the mail names both pools, not the last error's alone" "$(cat "$T/err")" \
   "50 of 50 codes not delivered \\(by topic: qrpool\\.poster 40, qrpool\\.link 10; the last error: topic qrpool\\.(poster|link): "
 like "... and how to resume them without sending them twice beside a fill" "$(cat "$T/err")" \
-  "the next fill feeds them on first \(by hand, under the fills' lock: QRPOOL_CONFIG=$T/qrpool.cfg flock -n -E 75 /run/lock/qrpool-fill.lock bash -o pipefail -c 'qrpool-pending --state fetched \| qrpool-publish'\)"
+  "the next fill feeds them on first \(by hand, under the fills' lock: env QRPOOL_CONFIG=$T/qrpool.cfg flock -n -E 75 /run/lock/qrpool-fill.lock bash -o pipefail -c 'qrpool-pending --state fetched \| qrpool-publish'\)"
 is "nothing is printed" "$(cat "$T/out")" ""
 # A lock path the shell would split is quoted in the command given.
 QRPOOL_FILL_LOCK="$T/fill locks/it's.lock" run qrpool-publish <"$T/items"
 like "... a lock path with a space and a quote: quoted for the shell" "$(cat "$T/err")" \
-  "by hand, under the fills' lock: QRPOOL_CONFIG=$T/qrpool.cfg flock -n -E 75 '$T/fill locks/it'\\\\''s.lock' bash -o pipefail"
+  "by hand, under the fills' lock: env QRPOOL_CONFIG=$T/qrpool.cfg flock -n -E 75 '$T/fill locks/it'\\\\''s.lock' bash -o pipefail"
 # The config this run read, named by its whole path (a hand run in another
 # directory, or with no QRPOOL_CONFIG, would read another's).
 (cd "$T" && QRPOOL_CONFIG= qrpool-publish -c qrpool.cfg <"$T/items" >/dev/null 2>"$T/err") || true
 like "... -c with a relative path: the config named whole" "$(cat "$T/err")" \
-  "by hand, under the fills' lock: QRPOOL_CONFIG=$T/qrpool.cfg flock -n -E 75 /run/lock/qrpool-fill.lock"
+  "by hand, under the fills' lock: env QRPOOL_CONFIG=$T/qrpool.cfg flock -n -E 75 /run/lock/qrpool-fill.lock"
 is "nothing is lost: every code still fetched, with its image" \
   "$(sql "SELECT count(*) FROM codes JOIN images ON code_id = codes.id WHERE state = 'fetched'")" 50
 
@@ -74,7 +74,7 @@ is "stopped with half a line waiting: exit 75" "$rc" 75
 like "... the rest read to its end, when the stage before closed it" "$(cat "$T/err")" \
   "1 line of input read to its end and let go: they stay fetched"
 like "... and how to publish them, under the fill's lock that job.sh named" "$(cat "$T/err")" \
-  "let go: they stay fetched \(the next fill feeds them on first; by hand, under the fills' lock: QRPOOL_CONFIG=$T/qrpool.cfg flock -n -E 75 $T/locks/qrpool-fill.lock bash -o pipefail -c 'qrpool-pending --state fetched \| qrpool-publish'\)"
+  "let go: they stay fetched \(the next fill feeds them on first; by hand, under the fills' lock: env QRPOOL_CONFIG=$T/qrpool.cfg flock -n -E 75 $T/locks/qrpool-fill.lock bash -o pipefail -c 'qrpool-pending --state fetched \| qrpool-publish'\)"
 ok "... no line reported bad" sh -c "! grep -q 'line skipped' '$T/err'"
 
 # plan: depth from the DB (codes published), with one warning.

@@ -599,6 +599,24 @@ run nightly-fill -u "$deadline" -f "$HOUR" "$T/outage.tsv"
 is "Kafka down all along: exit 75" "$rc" 75
 is "... every code fetched, none published" "$(count "state = 'fetched'")" "$planned"
 like "... the second try said" "$(cat "$T/err")" "the codes fetched since are published once more"
+# ... and a SIGTERM to the process group while that second try waits for Kafka
+# (timeout(1), systemd): the stop, 75, nothing left running.
+sql "UPDATE codes SET state = 'planned' WHERE state <> 'planned'; DELETE FROM images"
+set_kafka 8s
+logged=$(cat "$T/log/nightly-fill.log" 2>/dev/null | wc -l)
+TMPDIR=$T setsid nightly-fill -u "$deadline" -f "$HOUR" "$T/outage.tsv" >"$T/out" 2>"$T/err" &
+script=$!
+i=0
+until tail -n +$((logged + 1)) "$T/log/nightly-fill.log" 2>/dev/null |
+  grep -q 'published once more' || [ $i -gt 1200 ]; do sleep 0.05; i=$((i + 1)); done
+sleep 0.5
+kill -TERM -"$script"
+rc=0; wait $script || rc=$?
+is "SIGTERM during the second try: exit 75" "$rc" 75
+like "... the log says so" "$(tail -n +$((logged + 1)) "$T/log/nightly-fill.log")" "stopped by SIGTERM"
+is "... no tool left running" "$(my_tools '(pending|plan|fetch|render|publish)')" 0
+is "... every code still fetched" "$(count "state = 'fetched'")" "$planned"
+set_kafka 3s
 kafka_control broker-up 1
 set_kafka 10s
 

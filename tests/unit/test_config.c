@@ -302,7 +302,7 @@ static void test_config_shared_owner(void)
 	gid_t shared = group ? group->gr_gid : 0;
 	const struct passwd *user = getpwnam("nobody");
 	uid_t nobody = user ? user->pw_uid : 0;
-	char path[256], logged[2048];
+	char path[256], logged[2048], text[256];
 	struct config config;
 
 	if (geteuid() != 0 || !shared || !nobody) {
@@ -323,9 +323,11 @@ static void test_config_shared_owner(void)
 		is_int(load_path(path, &config, logged, sizeof logged), EXIT_CONFIG,
 			"a config another user owns is refused");
 		config_free(&config);
-		ok(strstr(logged, "the config file is owned by another user (uid 65534): whoever that "
-			"lets change it could make the tools run a command of theirs") &&
-			strstr(logged, "give it to this user or to root: chown 0 "), "... saying so: %s",
+		snprintf(text, sizeof text, "the config file is owned by another user (uid %u): "
+			"whoever that lets change it could make the tools run a command of theirs",
+			(unsigned)nobody);
+		ok(strstr(logged, text) && strstr(logged, "run the tools as that user (sudo -u nobody "
+			"...), not as root"), "... saying so, and as root, to run them as that user: %s",
 			logged);
 	} else
 		ok(0, "chown nobody: %s", strerror(errno));
