@@ -100,7 +100,8 @@ int cli_others_may_change(const struct stat *st, const char *path, char *why, si
 		snprintf(why, why_size, "owned by another user (uid %u)", (unsigned)st->st_uid);
 		if (geteuid() == 0)   /* root by hand, where the owner runs the tools */
 			snprintf(fix, fix_size, "run the tools as that user (sudo -u %s ...), not as "
-				"root: root would run what that user puts there", name);
+				"root, who would run what that user puts there; or, if root is to run "
+				"them, give it to root: chown 0 %s", name, path);
 		else
 			snprintf(fix, fix_size, "give it to this user or to root: chown %u %s",
 				(unsigned)geteuid(), path);
