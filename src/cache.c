@@ -34,25 +34,48 @@ static int cache_fail(struct cache *cache, const char *what, const char *why)
 	return -1;
 }
 
+/* One command's reply, NULL when it failed or was an error (the cache is
+ * then off). */
+static redisReply *cache_vreply(struct cache *cache, const char *what, const char *format,
+	va_list ap)
+{
+	redisReply *reply = redisvCommand(cache->redis, format, ap);
+	char why[256];
+
+	if (!reply) {
+		cache_fail(cache, what, cache->redis->errstr);
+		return NULL;
+	}
+	if (reply->type != REDIS_REPLY_ERROR)
+		return reply;
+	snprintf(why, sizeof why, "%s", reply->str);
+	freeReplyObject(reply);
+	cache_fail(cache, what, why);
+	return NULL;
+}
+
+static redisReply *cache_reply(struct cache *cache, const char *what, const char *format, ...)
+{
+	redisReply *reply;
+	va_list ap;
+
+	va_start(ap, format);
+	reply = cache_vreply(cache, what, format, ap);
+	va_end(ap);
+	return reply;
+}
+
 /* One command whose reply must not be an error (AUTH, SELECT). */
 static int cache_command_ok(struct cache *cache, const char *what, const char *format, ...)
 {
 	redisReply *reply;
 	va_list ap;
-	int failed;
 
 	va_start(ap, format);
-	reply = redisvCommand(cache->redis, format, ap);
+	reply = cache_vreply(cache, what, format, ap);
 	va_end(ap);
 	if (!reply)
-		return cache_fail(cache, what, cache->redis->errstr);
-	failed = reply->type == REDIS_REPLY_ERROR;
-	if (failed) {
-		char why[256];
-		snprintf(why, sizeof why, "%s", reply->str);
-		freeReplyObject(reply);
-		return cache_fail(cache, what, why);
-	}
+		return -1;
 	freeReplyObject(reply);
 	return 0;
 }
@@ -170,9 +193,49 @@ int cache_put_many(struct cache *cache, const char *const *request_ids,
 	return cache_read_replies(cache, "SET", count, NULL);
 }
 
-int cache_put(struct cache *cache, const char *request_id, const char *params)
+int cache_reserve(struct cache *cache, const char *request_id, const char *params, char **holder)
 {
-	return cache_put_many(cache, &request_id, &params, 1);
+	const char *prefix = cache->config->redis.prefix;
+	long long ttl_ms = (long long)cache->config->redis.ttl_ms;
+
+	*holder = NULL;
+	if (!cache_ready(cache))
+		return -1;
+	/* Twice: a key that expires between the SET and the GET is free again. */
+	for (int tries = 0; tries < 2; tries++) {
+		redisReply *reply = cache_reply(cache, "SET", "SET %s%s %s PX %lld NX", prefix,
+			request_id, params, ttl_ms);
+		int set;
+
+		if (!reply)
+			return -1;
+		set = reply->type != REDIS_REPLY_NIL;
+		freeReplyObject(reply);
+		if (set)
+			return 0;
+		if (!(reply = cache_reply(cache, "GET", "GET %s%s", prefix, request_id)))
+			return -1;
+		if (reply->type == REDIS_REPLY_STRING) {
+			int same = reply->len == strlen(params) && !memcmp(reply->str, params, reply->len);
+
+			*holder = strndup(reply->str, reply->len);
+			freeReplyObject(reply);
+			if (!*holder)
+				return cache_fail(cache, "GET", "out of memory");
+			return same ? CACHE_HELD_SAME : CACHE_HELD;
+		}
+		freeReplyObject(reply);
+	}
+	return cache_fail(cache, "SET", "the key came and went twice");
+}
+
+void cache_release(struct cache *cache, const char *request_id)
+{
+	redisReply *reply;
+
+	if (cache->redis &&
+	    (reply = cache_reply(cache, "DEL", "DEL %s%s", cache->config->redis.prefix, request_id)))
+		freeReplyObject(reply);
 }
 
 int cache_get_many(struct cache *cache, const char *const *request_ids, size_t count,

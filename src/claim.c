@@ -45,7 +45,7 @@ struct claim {
 	int in_fd;
 	long line_number;
 	long first_unbound;           /* the line of the first record not bound */
-	int64_t records, bound, redelivered, unusable, bad_lines, not_cached;
+	int64_t records, bound, redelivered, elsewhere, unusable, bad_lines, not_cached;
 	int commit_lost;              /* a consumer closed while idle had lost a commit */
 };
 
@@ -91,8 +91,55 @@ static int claim_print(struct claim *claim, const struct imagefile *file, const 
 	return 0;
 }
 
-/* Binds one message to `params`: image staged, binding committed, file
- * renamed into place, cache set, line printed, in that order, so a crash
+static int claim_redelivered(struct claim *claim, const char *id)
+{
+	log_info("%s: bound already (redelivered: a crash or a rebalance came before its offset was "
+		"committed): skipped", id);
+	claim->redelivered++;
+	return CLAIM_SKIPPED;
+}
+
+/* With Redis, before a code is bound: bound in this DB already (redelivered),
+ * or its key held with another record (bound by a claim with another staging
+ * DB, or by another environment using the same prefix): skipped. Otherwise
+ * the key is set to `params` (*reserved: by this call) or already holds them
+ * (*cached). Redis unreachable: bound all the same, not cached. */
+static int claim_check_free(struct claim *claim, const char *id, const char *params,
+	int *reserved, int *cached)
+{
+	char *holder = NULL;
+	int status;
+
+	*reserved = *cached = 0;
+	if (!claim->config->has_redis)
+		return 0;   /* binding_insert finds a code bound before */
+	if ((status = binding_lookup(&claim->bindings, id, &holder)) != BINDING_UNKNOWN) {
+		free(holder);
+		return status ? status : claim_redelivered(claim, id);
+	}
+	status = 0;
+	switch (cache_reserve(&claim->cache, id, params, &holder)) {
+	case 0:
+		*reserved = *cached = 1;
+		return 0;
+	case CACHE_HELD_SAME:
+		*cached = 1;
+		break;
+	case CACHE_HELD:
+		log_warn("%s: skipped, not handed out: its Redis key %s%s holds another record "
+			"(bound by a claim with another staging DB, or by another environment using "
+			"redis.prefix '%s', or set by a claim that stopped before binding it)", id,
+			claim->config->redis.prefix, id, claim->config->redis.prefix);
+		claim->elsewhere++;
+		status = CLAIM_SKIPPED;
+		break;
+	}
+	free(holder);
+	return status;
+}
+
+/* Binds one message to `params`: image staged, Redis key set, binding
+ * committed, file renamed into place, line printed, in that order, so a crash
  * anywhere leaves no visible file without a binding. Sets *bound once the
  * binding is committed: the code is then taken, whatever fails after. */
 static int claim_take(struct claim *claim, const rd_kafka_message_t *message, const char *params,
@@ -102,7 +149,7 @@ static int claim_take(struct claim *claim, const rd_kafka_message_t *message, co
 	const char *extension = NULL, *why = "its key is not a request id that can name a file";
 	struct binding binding;
 	struct imagefile file;
-	int status;
+	int status, reserved, cached;
 
 	if (consumer_header(message, "pool", pool, sizeof pool) && strcmp(pool, claim->pool->name)) {
 		/* Not a bad message but a topic shared by two pools (a pool renamed,
@@ -123,23 +170,20 @@ static int claim_take(struct claim *claim, const rd_kafka_message_t *message, co
 		return status;
 	binding = (struct binding){ id, claim->pool->name, params, db_now(), message->partition,
 		message->offset };
-	status = binding_insert(&claim->bindings, &binding);
+	status = claim_check_free(claim, id, params, &reserved, &cached);
+	if (status == 0 && (status = binding_insert(&claim->bindings, &binding)) == BINDING_EXISTS)
+		status = claim_redelivered(claim, id);
 	if (status) {
+		if (reserved)
+			cache_release(&claim->cache, id);   /* not bound here: the key is free again */
 		imagefile_discard(&file);
-		if (status == BINDING_EXISTS) {
-			log_info("%s: bound already (redelivered: a crash or a rebalance came before "
-				"its offset was committed): skipped", id);
-			claim->redelivered++;
-		}
-		return status == BINDING_EXISTS ? CLAIM_SKIPPED : status;
+		return status;
 	}
 	claim->bound++;
 	*bound = 1;
 	/* The cache is best effort; the binding above is the record. */
-	if ((status = imagefile_commit(&file)) == 0 && claim->config->has_redis &&
-	    cache_put(&claim->cache, id, params) != 0)
-		claim->not_cached++;
-	if (status == 0)
+	claim->not_cached += !cached;
+	if ((status = imagefile_commit(&file)) == 0)
 		status = claim_print(claim, &file, id);
 	if (status)
 		log_error("%s is bound to line %ld's record (in bindings), so it goes to no one else, "
@@ -308,9 +352,14 @@ static int claim_summarise(struct claim *claim, int status)
 			claim->bad_lines == 1 ? "" : "s", claim->bad_lines == 1 ? "it" : "them");
 		status = exitcode_worst(status, EXIT_DATA);
 	}
-	log_info("pool %s: %lld bound, %lld redelivered and skipped, %lld unusable skipped",
-		claim->pool->name, (long long)claim->bound, (long long)claim->redelivered,
-		(long long)claim->unusable);
+	if (claim->elsewhere)
+		log_warn("%lld code%s skipped as bound elsewhere (Redis held another record for %s): "
+			"do two environments share redis.prefix '%s', or do a pool's claims use two staging "
+			"DBs?", (long long)claim->elsewhere, claim->elsewhere == 1 ? "" : "s",
+			claim->elsewhere == 1 ? "it" : "each", claim->config->redis.prefix);
+	log_info("pool %s: %lld bound, %lld redelivered and skipped, %lld bound elsewhere skipped, "
+		"%lld unusable skipped", claim->pool->name, (long long)claim->bound,
+		(long long)claim->redelivered, (long long)claim->elsewhere, (long long)claim->unusable);
 	return status;
 }
 

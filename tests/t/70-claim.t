@@ -35,8 +35,8 @@ is "redis: key prefix + id holds the params" "$(rcli GET "qr:$id")" \
   '{"listing_id":"L1","agent_id":"A1","channel":"poster"}'
 ttl=$(rcli TTL "qr:$id")
 ok "redis: the key expires within the configured ttl ($ttl s)" -- test "$ttl" -gt 3500 -a "$ttl" -le 3601
-is "... set to the millisecond (3600500ms, not cut to 3600 s)" \
-  "$(grep -c "\"SET\" \"qr:[0-9A-Za-z]*\" .* \"PX\" \"3600500\"\$" "$T/monitor")" 5
+is "... set to the millisecond (3600500ms, not cut to 3600 s), only if no one has (NX)" \
+  "$(grep -c "\"SET\" \"qr:[0-9A-Za-z]*\" .* \"PX\" \"3600500\" \"NX\"\$" "$T/monitor")" 5
 
 run qrpool-resolve $(cat "$T/claimed")
 is "resolve: exit 0" "$rc" 0
