@@ -445,22 +445,85 @@ static int kafka_remaining_ms(double deadline)
 	return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
+/* Appends "partition[s] A, B, C" to `out` at *used: the first of `ids`
+ * (at most 8 kept), of `n`. */
+static void kafka_name_partitions(char *out, size_t size, size_t *used, const int32_t *ids, int n)
+{
+	const int shown = n < 8 ? n : 8;
+
+	*used += (size_t)snprintf(out + *used, *used < size ? size - *used : 0, "%s%s ",
+		*used ? "; " : "", n == 1 ? "partition" : "partitions");
+	for (int i = 0; i < shown; i++)
+		*used += (size_t)snprintf(out + *used, *used < size ? size - *used : 0, "%s%d",
+			i ? ", " : "", ids[i]);
+	if (n > shown)
+		*used += (size_t)snprintf(out + *used, *used < size ? size - *used : 0,
+			" and %d more", n - shown);
+}
+
+int kafka_partition_health(const rd_kafka_metadata_topic_t *topic, char *out, size_t size)
+{
+	int32_t leaderless[8];
+	int n_leaderless = 0, n_short = 0;
+	size_t used = 0;
+
+	*out = '\0';
+	for (int i = 0; i < topic->partition_cnt; i++) {
+		const rd_kafka_metadata_partition_t *p = &topic->partitions[i];
+
+		if (p->leader < 0 || p->err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE) {
+			if (n_leaderless < 8)
+				leaderless[n_leaderless] = p->id;
+			n_leaderless++;
+		}
+	}
+	if (n_leaderless) {
+		kafka_name_partitions(out, size, &used, leaderless, n_leaderless);
+		used += (size_t)snprintf(out + used, used < size ? size - used : 0, " %s no leader "
+			"(a broker down, an election that has not ended)", n_leaderless == 1 ? "has" : "have");
+	}
+	/* Each short partition said with its counts: they may differ. */
+	for (int i = 0; i < topic->partition_cnt; i++) {
+		const rd_kafka_metadata_partition_t *p = &topic->partitions[i];
+
+		if (p->leader < 0 || p->err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+		    p->isr_cnt >= p->replica_cnt)
+			continue;
+		if (n_short++ < 8)
+			used += (size_t)snprintf(out + used, used < size ? size - used : 0,
+				"%spartition %d has %d of its %d replicas in sync", used ? "; " : "", p->id,
+				p->isr_cnt, p->replica_cnt);
+	}
+	if (n_short > 8)
+		used += (size_t)snprintf(out + used, used < size ? size - used : 0,
+			"; %d more partitions short of replicas", n_short - 8);
+	if (n_short)
+		snprintf(out + used, used < size ? size - used : 0, " (acks=all: Kafka takes no write "
+			"while fewer than the topic's min.insync.replicas are)");
+	return n_leaderless + n_short;
+}
+
 rd_kafka_resp_err_t kafka_topic_metadata(rd_kafka_t *rk, const char *topic, int timeout_ms,
-	int *count)
+	int *count, char *health, size_t health_size)
 {
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
 	const struct rd_kafka_metadata *metadata;
 	rd_kafka_resp_err_t err;
 
 	*count = 0;
+	if (health && health_size)
+		*health = '\0';
 	if (!rkt)
 		return rd_kafka_last_error();
 	err = rd_kafka_metadata(rk, 0, rkt, &metadata, timeout_ms);
 	rd_kafka_topic_destroy(rkt);
 	if (err)
 		return err;
-	if (metadata->topic_cnt == 1 && !(err = metadata->topics[0].err))
+	if (metadata->topic_cnt == 1 && !(err = metadata->topics[0].err)) {
 		*count = metadata->topics[0].partition_cnt;
+		if (health && health_size)
+			kafka_partition_health(&metadata->topics[0], health, health_size);
+	}
 	rd_kafka_metadata_destroy(metadata);
 	return err;
 }
@@ -469,7 +532,8 @@ rd_kafka_resp_err_t kafka_topic_metadata(rd_kafka_t *rk, const char *topic, int 
 static rd_kafka_resp_err_t kafka_partition_count(rd_kafka_t *rk, const char *topic,
 	double deadline, int *count)
 {
-	rd_kafka_resp_err_t err = kafka_topic_metadata(rk, topic, kafka_remaining_ms(deadline), count);
+	rd_kafka_resp_err_t err = kafka_topic_metadata(rk, topic, kafka_remaining_ms(deadline), count,
+		NULL, 0);
 
 	return err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? RD_KAFKA_RESP_ERR_NO_ERROR : err;
 }

@@ -73,9 +73,14 @@ int kafka_unreachable(rd_kafka_resp_err_t err);
  * or rerun helps until its ACLs change. */
 int kafka_refused(rd_kafka_resp_err_t err);
 /* The topic's error in the cluster's metadata (not authorized, unknown), or
- * the metadata request's own; else NO_ERROR, with *count its partitions. */
+ * the metadata request's own; else NO_ERROR, with *count its partitions and,
+ * when `health` is given, kafka_partition_health's words for them. */
 rd_kafka_resp_err_t kafka_topic_metadata(rd_kafka_t *rk, const char *topic, int timeout_ms,
-	int *count);
+	int *count, char *health, size_t health_size);
+/* What in a topic's metadata keeps an acks=all write waiting: partitions
+ * without a leader, partitions with fewer replicas in sync than they have.
+ * "" when none; the number of such partitions. */
+int kafka_partition_health(const rd_kafka_metadata_topic_t *topic, char *out, size_t size);
 /* 1 for errors refusing one message for what it is (larger than the client's
  * message.max.bytes or the topic's max.message.bytes, an invalid record):
  * sending it again fails the same way. */

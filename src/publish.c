@@ -907,21 +907,24 @@ static void publish_summary(struct publisher *publisher)
 
 /* Messages that timed out may have waited on a topic the cluster refuses to
  * describe to us (a missing Describe ACL): asked once, so the run says so
- * (69) rather than "try again later". Not when the client could not reach
- * the brokers (it said so): no answer would come. */
+ * (69) rather than "try again later". Or on partitions without a leader, or
+ * short of in-sync replicas, which the same answer shows: said, as
+ * librdkafka says only "timed out". Not when the client could not reach the
+ * brokers (it said so): no answer would come. */
 static void publish_diagnose(struct publisher *publisher)
 {
 	double deadline = db_monotonic() + PUBLISH_DIAGNOSE_MS / 1000.0;
 
 	for (size_t i = 0; i < publisher->config->pool_count && !publisher->client_refused &&
 			!*publisher->client_error && db_monotonic() < deadline; i++) {
+		char health[1024];
 		int partitions;
 		rd_kafka_resp_err_t err;
 
 		if (!publisher->used[i] || !publisher->topics[i] || publisher->refused[i])
 			continue;
 		err = kafka_topic_metadata(publisher->producer, publisher->config->pools[i].topic,
-			(int)((deadline - db_monotonic()) * 1000) + 1, &partitions);
+			(int)((deadline - db_monotonic()) * 1000) + 1, &partitions, health, sizeof health);
 		/* (not a topic said missing: a broker loading its metadata after a
 		 * restart says that of one that exists) */
 		if (err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
@@ -929,6 +932,10 @@ static void publish_diagnose(struct publisher *publisher)
 		} else if (kafka_refused(err)) {
 			log_error("topic %s: %s", publisher->config->pools[i].topic, rd_kafka_err2str(err));
 			publish_refused(publisher, err);
+		} else if (!err && *health && publisher->failed[i]) {
+			/* Why its messages timed out, which librdkafka does not say. */
+			log_error("topic %s, by the cluster's metadata: %s", publisher->config->pools[i].topic,
+				health);
 		}
 	}
 }
@@ -944,7 +951,8 @@ int publish_finish(struct publisher *publisher)
 		(long long)publish_committer_published(&publisher->committer));
 	publish_wait(publisher, deadline, 1);
 	if (publisher->in_flight > 0) {
-		log_warn("%lld deliveries unconfirmed at %s: given up", (long long)publisher->in_flight,
+		log_warn("%lld deliver%s unconfirmed at %s: given up", (long long)publisher->in_flight,
+			publisher->in_flight == 1 ? "y" : "ies",
 			interrupt_insisted() ? "a second signal" : "the deadline");
 		rd_kafka_purge(publisher->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		publish_wait(publisher, db_monotonic() + PUBLISH_PURGE_SECONDS, 0);

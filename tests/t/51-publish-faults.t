@@ -430,6 +430,20 @@ like "... naming the topic, and the ACLs" "$(cat "$T/err")" \
   "Kafka refuses this client the topic qrpool.link \\(Broker: Topic authorization failed\\): its ACLs must let this client describe and write it"
 is "... every code still fetched" "$(count link fetched)" 50
 
+# --- partitions without a leader: the messages time out (75), and the topic's metadata
+# says why, which librdkafka's "Message timed out" does not ----------------------------
+for partition in 0 1 2; do kafka_control leader qrpool.link $partition none; done
+set_kafka 3s
+run qrpool-publish <"$T/items"
+set_kafka 10s
+for partition in 0 1 2; do kafka_control leader qrpool.link $partition $((partition + 1)); done
+is "partitions without a leader: exit 75" "$rc" 75
+like "... saying so, by the metadata" "$(cat "$T/err")" \
+  "error: topic qrpool.link, by the cluster's metadata: partitions 0, 1, 2 have no leader \(a broker down, an election that has not ended\)"
+like "... before the summary" "$(sed -n '/by the cluster.s metadata/,$p' "$T/err")" \
+  "50 of 50 codes not delivered \(topic qrpool.link: Local: Message timed out\)"
+is "... every code still fetched" "$(count link fetched)" 50
+
 # --- a cluster whose settings refuse us (a policy, the acks): 69, not 75 ----------------
 publish_refused_by POLICY_VIOLATION 100000
 is "a policy violation: exit 69" "$rc" 69

@@ -144,7 +144,7 @@ sed -i 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "30s"; };|' "
 publish_signalled TERM TERM
 is "a second SIGTERM: exit 75" "$rc" 75
 ok "... at once, not at the 30 s timeout (took ${took} s)" test "$took" -le 8
-like "... saying why it gave up" "$(cat "$T/err")" "deliveries unconfirmed at a second signal: given up"
+like "... saying why it gave up" "$(cat "$T/err")" "deliver(y|ies) unconfirmed at a second signal: given up"
 is "... nothing printed" "$(cat "$T/out")" ""
 is "... every code still fetched" "$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" "$fetched"
 

@@ -39,6 +39,52 @@ static void test_depth_arithmetic(void)
 	}
 }
 
+/* kafka_partition_health over metadata as a cluster gives it: the mock's
+ * replicas are always all in sync, so the short ISR is only seen here. */
+static void test_partition_health(void)
+{
+	int32_t three[] = { 1, 2, 3 }, one[] = { 1 }, two[] = { 1, 2 };
+	rd_kafka_metadata_partition_t parts[12];
+	rd_kafka_metadata_topic_t topic = { .topic = "qrpool.poster", .partitions = parts };
+	char out[1024], small[40];
+
+	for (int i = 0; i < 12; i++)
+		parts[i] = (rd_kafka_metadata_partition_t){ .id = i, .leader = 1, .replica_cnt = 3,
+			.replicas = three, .isr_cnt = 3, .isrs = three };
+	topic.partition_cnt = 3;
+	is_int(kafka_partition_health(&topic, out, sizeof out), 0, "health: all well: none");
+	is_str(out, "", "health: all well: nothing said");
+	parts[1].leader = -1;
+	parts[2].leader = -1;
+	parts[2].err = RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
+	is_int(kafka_partition_health(&topic, out, sizeof out), 2, "health: two leaderless");
+	is_str(out, "partitions 1, 2 have no leader (a broker down, an election that has not ended)",
+		"health: the leaderless named");
+	parts[1].leader = 2;
+	parts[1].isr_cnt = 1;
+	parts[1].isrs = one;
+	is_int(kafka_partition_health(&topic, out, sizeof out), 2, "health: one leaderless, one short");
+	is_str(out, "partition 2 has no leader (a broker down, an election that has not ended); "
+		"partition 1 has 1 of its 3 replicas in sync (acks=all: Kafka takes no write while "
+		"fewer than the topic's min.insync.replicas are)", "health: both said");
+	parts[2] = parts[0];
+	parts[2].id = 2;
+	parts[2].isr_cnt = 2;
+	parts[2].isrs = two;
+	kafka_partition_health(&topic, out, sizeof out);
+	is_str(out, "partition 1 has 1 of its 3 replicas in sync; partition 2 has 2 of its 3 "
+		"replicas in sync (acks=all: Kafka takes no write while fewer than the topic's "
+		"min.insync.replicas are)", "health: each short partition with its counts");
+	topic.partition_cnt = 12;
+	for (int i = 0; i < 12; i++)
+		parts[i].leader = -1;
+	is_int(kafka_partition_health(&topic, out, sizeof out), 12, "health: twelve leaderless");
+	is_str(out, "partitions 0, 1, 2, 3, 4, 5, 6, 7 and 4 more have no leader (a broker down, an "
+		"election that has not ended)", "health: eight named, the rest counted");
+	is_int(kafka_partition_health(&topic, small, sizeof small), 12, "health: a small buffer");
+	is_int((long long)strlen(small), (long long)sizeof small - 1, "health: ... cut, ended");
+}
+
 static struct config test_config(const char *brokers, char **properties, size_t count)
 {
 	struct config config;
@@ -439,6 +485,7 @@ int main(void)
 
 	log_init("test_kafka", -1);
 	test_depth_arithmetic();
+	test_partition_health();
 	test_conf();
 	test_topic_conf();
 	/* The mock lives in a client handle of its own, which connects nowhere. */
