@@ -610,6 +610,12 @@ int db_run_start(struct db *db, const char *stage)
 		sqlite3_reset(stmt);
 	}
 	sqlite3_finalize(stmt);
+	/* Said here: the tools' summaries come after a run that began. */
+	if (rc != SQLITE_DONE && (rc & 0xff) == SQLITE_BUSY && interrupt_requested()) {
+		log_warn("%s: stopped while waiting for another process's lock to record the %s run: "
+			"nothing was done", db->path, stage);
+		return EXIT_TEMPFAIL;
+	}
 	if (rc != SQLITE_DONE)
 		return db_fail(db, rc, "recording the run");
 	db->run_id = sqlite3_last_insert_rowid(db->handle);

@@ -100,7 +100,10 @@ static int report_snapshot_write(struct db *db, struct report *report)
 			continue;
 		sqlite3_reset(insert);
 		sqlite3_bind_text(insert, 1, p->pool->name, -1, SQLITE_STATIC);
-		sqlite3_bind_double(insert, 2, report->now);
+		/* In whole seconds, as published_at is: a code delivered in this
+		 * second, after Kafka was read, is then counted by plan's estimate
+		 * as published since (maybe twice, never not at all). */
+		sqlite3_bind_double(insert, 2, floor(report->now));
 		sqlite3_bind_int64(insert, 3, p->end_offsets);
 		sqlite3_bind_int64(insert, 4, p->depth);
 		sqlite3_bind_int64(insert, 5, p->lost);
@@ -111,7 +114,11 @@ static int report_snapshot_write(struct db *db, struct report *report)
 	}
 	sqlite3_finalize(insert);
 	if (rc == SQLITE_DONE && !(status = db_prepare(db, &prune,
-			"DELETE FROM depth_snapshots WHERE taken_at < ?"))) {
+			"DELETE FROM depth_snapshots WHERE taken_at < ?1 AND taken_at < (SELECT "
+			"max(taken_at) FROM depth_snapshots newest WHERE newest.pool = depth_snapshots.pool "
+			"AND newest.source IS depth_snapshots.source)"))) {
+		/* (A pool's newest snapshot is kept whatever its age: plan's DB-only
+		 * estimate starts from it while Kafka cannot be reached.) */
 		sqlite3_bind_double(prune, 1, report->now - REPORT_SNAPSHOT_KEEP_SECONDS);
 		rc = sqlite3_step(prune);
 		sqlite3_finalize(prune);
@@ -136,7 +143,11 @@ static void report_snapshot(struct db *db, struct report *report)
 
 /* Codes consumed per hour over `window` seconds: the change in the group's
  * committed position (end - depth - lost) since the newest snapshot at least
- * `window` old, or since the oldest one when the history is shorter. */
+ * `window` old, or since the oldest one when the history is shorter. Not
+ * over a gap in the snapshots (cron stopped, Kafka or the DB out of reach):
+ * snapshots over twice `window` old are no start, as an average over the gap
+ * would hide the peak the pool is draining at; the rate then starts at the
+ * oldest snapshot after the gap, as for a short history. */
 static int report_rate(struct db *db, const struct report_pool *p, double now, double window,
 	struct report_rate *rate)
 {
@@ -158,7 +169,8 @@ static int report_rate(struct db *db, const struct report_pool *p, double now, d
 			"end_offsets, depth, lost FROM depth_snapshots WHERE pool = ?1 "
 			"AND (source IS NULL OR source = ?5 || ' ' || ?6)), "
 			"start AS (SELECT taken_at, end_offsets - depth - lost AS position FROM snapshots "
-			"WHERE taken_at <= ?2 - ?4 ORDER BY taken_at <= ?2 - ?3 DESC, "
+			"WHERE taken_at <= ?2 - ?4 AND taken_at >= ?2 - 2 * ?3 "
+			"ORDER BY taken_at <= ?2 - ?3 DESC, "
 			"CASE WHEN taken_at <= ?2 - ?3 THEN -taken_at ELSE taken_at END LIMIT 1) "
 			"SELECT taken_at, position, "
 			"(SELECT coalesce(max(previous > lost), 0) FROM (SELECT lost, lag(lost) OVER "
@@ -187,11 +199,8 @@ static int report_rate(struct db *db, const struct report_pool *p, double now, d
 	 * when the codes counted lost fell within the span (between two
 	 * snapshots, or from the newest to this run's count): the group
 	 * committed past codes counted lost (its first commit, or a jump to the
-	 * low watermark), and its position moved over them without taking them.
-	 * Nor over a gap in the snapshots (cron stopped, the DB unwritable): the
-	 * newest one at least the window old being over twice that, an average
-	 * over days would hide the peak the pool is draining at. */
-	if (rc == SQLITE_ROW && consumed >= 0 && !fell && rate->span_seconds <= 2 * window)
+	 * low watermark), and its position moved over them without taking them. */
+	if (rc == SQLITE_ROW && consumed >= 0 && !fell)
 		rate->per_hour = (double)consumed * 3600.0 / rate->span_seconds;
 	return 0;
 }

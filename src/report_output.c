@@ -283,7 +283,7 @@ static void report_prom_pools(const struct report *report, FILE *out)
 				(long long)report->pools[i].failures[f].count);
 }
 
-static const char *const report_watched_stages[] = { "plan", "fetch", "publish" };
+static const char *const report_watched_stages[] = { "plan", "fetch", "publish", "prune" };
 
 static int report_stage_succeeded(const struct report *report, const char *name)
 {

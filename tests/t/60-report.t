@@ -41,6 +41,8 @@ is "... codes in flight: the smallest of them ($first), the others the next id" 
   "card=$first link=$((first + 3)) poster=$((first + 3))"
 sql "DELETE FROM images WHERE code_id >= $first; DELETE FROM codes WHERE id >= $first"
 is "stderr is quiet" "$(cat "$T/err")" ""
+is "snapshots are taken in whole seconds, as published_at is (a code delivered in the same second is not missed)" \
+  "$(sql "SELECT count(*) FROM depth_snapshots WHERE taken_at != round(taken_at)")" 0
 is "JSON: the documented top-level fields" "$(jq_py 'sorted(r)')" "['generated_at', 'kafka', 'pools', 'quota', 'schema', 'stages', 'staging_db']"
 is "JSON: the documented pool fields" "$(jq_py 'sorted(r["pools"][0])')" \
   "['backlog', 'consumed_per_hour', 'cover_hours', 'depth', 'failed_24h', 'group', 'lost', 'name', 'source', 'topic']"
@@ -105,13 +107,23 @@ run qrpool-report --json
 is "codes lost within the hour, then passed: no rate for the hour" \
   "$(jq_py 'r["pools"][0]["consumed_per_hour"]["last_hour"]')" None
 sql "DELETE FROM depth_snapshots WHERE pool = 'poster' AND lost = 40"
-# A gap in the snapshots (cron stopped for two hours): the newest one an hour
-# old or more is three hours old. No rate for the hour: an average over the
-# gap would hide the hour's peak.
+# A gap in the snapshots (cron stopped for two hours, Kafka out of reach): the
+# newest one an hour old or more is three hours old. No rate over the gap: an
+# average over it would hide the hour's peak. (The snapshots this test's runs
+# took are deleted: one of them could be old enough to start a rate.)
 sql "UPDATE depth_snapshots SET taken_at = taken_at - 7200 WHERE pool = 'poster' AND taken_at < strftime('%s','now') - 3000"
+sql "DELETE FROM depth_snapshots WHERE pool = 'poster' AND taken_at > strftime('%s','now') - 3000"
 run qrpool-report --json
-is "a gap in the snapshots (none between 3 h and a few minutes ago): no rate for the hour" \
+is "a gap in the snapshots (none between 3 h ago and now): no rate for the hour" \
   "$(jq_py 'r["pools"][0]["consumed_per_hour"]["last_hour"]')" None
+# A snapshot 20 minutes old after the gap, 6 codes taken since: the hour's
+# rate starts there (18 an hour), rather than none for an hour after the
+# outage, when the pool is most likely low.
+sql "INSERT INTO depth_snapshots (pool, taken_at, end_offsets, depth, lost) VALUES ('poster', strftime('%s','now') - 1200, 40, 34, 0)"
+run qrpool-report --json
+ok "... a snapshot 20 minutes old after it: the rate from there, ~18 an hour" -- \
+  "$PYTHON" -c 'import json, sys; c = json.load(open(sys.argv[1]))["pools"][0]["consumed_per_hour"]["last_hour"]; sys.exit(not 17.5 < c < 18.5)' "$T/out"
+sql "DELETE FROM depth_snapshots WHERE pool = 'poster' AND depth = 34"
 sql "UPDATE depth_snapshots SET taken_at = taken_at + 7200 WHERE pool = 'poster' AND taken_at < strftime('%s','now') - 10000"
 run qrpool-report --json
 is "failures by errcode over the last day" "$(jq_py 'r["pools"][1]["failed_24h"]')" "{'total': 2, 'by_errcode': {'40129': 2}}"
@@ -472,6 +484,14 @@ is "Kafka down, -q (the crontab's line): exit 75" "$rc" 75
 is "... the textfile says kafka_up 0, and the report's last success is still the run's before" \
   "$(grep '^qrpool_kafka_up ' "$T/down.prom"):$(sed -n 's/^qrpool_report_last_success_timestamp_seconds //p' "$T/down.prom")" \
   "qrpool_kafka_up 0:$success"
+# Kafka out of reach for 9 days: every snapshot of card past the 8 kept is
+# deleted but its newest, which plan's DB-only estimate starts from.
+sql "UPDATE depth_snapshots SET taken_at = taken_at - 9 * 86400 WHERE pool = 'card'"
+newest=$(sql "SELECT max(taken_at) FROM depth_snapshots WHERE pool = 'card'")
+ok "... (card has more than one snapshot)" -- test "$(sql "SELECT count(*) FROM depth_snapshots WHERE pool = 'card'")" -gt 1
+run qrpool-report -q
+is "... Kafka down 9 days: a pool's newest snapshot is kept, the older ones deleted" \
+  "$(sql "SELECT count(*), max(taken_at) = $newest FROM depth_snapshots WHERE pool = 'card'")" "1|1"
 run qrpool-report -q --prom "$T/first.prom"
 is "... a first textfile with Kafka down (no success known): the last success 0, not absent" \
   "$rc:$(sed -n 's/^qrpool_report_last_success_timestamp_seconds //p' "$T/first.prom")" "75:0.000"
@@ -517,10 +537,10 @@ like "... the last at the end" "$(cat "$T/out")" "'pool_100_lost'=0;;;0$"
 # QrpoolNoGoodNight rule (its age over 26 hours) fires for them.
 sqlite3 "$T/many.db" "INSERT INTO runs (stage, pid, started_at, ended_at, exit_status) VALUES ('fetch', 1, unixepoch() - 90000, unixepoch() - 89990, 69)"
 run qrpool-report -c "$T/many.cfg" --prom "$T/textfile/many.prom"
-is "never ended well: the fills' stages' last success 0, plan's its time" \
+is "never ended well: the fills' stages' and prune's last success 0, plan's its time" \
   "$(sed -n 's/^qrpool_stage_last_success_timestamp_seconds{stage="\([a-z]*\)"} \([0-9]*\).*/\1=\2/p' \
     "$T/textfile/many.prom" | sed 's/=[1-9][0-9]*$/=time/' | sort | tr '\n' ' ')" \
-  "fetch=0 plan=time publish=0 "
+  "fetch=0 plan=time prune=0 publish=0 "
 
 # --- no Kafka configured: a config matter, not a passing outage -------------------
 sed -e '/^kafka = /d' -e 's|staging\.db|nokafka.db|' "$QRPOOL_CONFIG" >"$T/nokafka.cfg"

@@ -229,6 +229,21 @@ is "a DB locked past busy_timeout exits 75" "$rc" 75
 like "... saying it is locked" "$(cat "$T/err")" "locked"
 kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true
 is "... and deletes nothing" "$(sql "SELECT count(*) FROM codes WHERE state = 'failed'")" 1
+# Stopped (SIGTERM) while it waits for that lock to record its run: 75, said
+# (it used to end without a word, its summary being for a run that began).
+rm -f "$T/locked"
+sqlite3 "$T/staging.db" "BEGIN IMMEDIATE;" ".shell echo locked >'$T/locked'" ".shell sleep 12" "COMMIT" \
+  >/dev/null & holder=$!
+wait_locked "$T/locked"
+qrpool-prune >"$T/out" 2>"$T/err" & pruner=$!
+sleep 0.5
+kill -TERM "$pruner"
+rc=0; wait "$pruner" || rc=$?
+kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true
+is "stopped while waiting for the lock to record its run: 75" "$rc" 75
+like "... said" "$(cat "$T/err")" \
+  "warning: $T/staging.db: stopped while waiting for another process's lock to record the prune run: nothing was done"
+is "... and deletes nothing" "$(sql "SELECT count(*) FROM codes WHERE state = 'failed'")" 1
 
 rc=0; qrpool-prune --dry-run >/dev/full 2>"$T/err" || rc=$?
 is "a dry run's full stdout exits 74" "$rc" 74
