@@ -96,6 +96,9 @@ int parse_duration_ms(const char *text, int64_t *out_ms, char *why)
 			value = value * 10 + (*p - '0');
 		}
 		unit = p;
+		if (*p == '.' || *p == ',')
+			return parse_fail(why, "'%s' has a fraction: each unit takes a whole number "
+				"(write 12h or 1d12h, not 0.5d or 1.5d)", text);
 		while (isalpha((unsigned char)*p))
 			p++;
 		if (p > unit) {

@@ -125,6 +125,9 @@ static int pending_parse_options(int argc, char **argv, struct pending_options *
 	}
 	if (optind < argc)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	/* (A count of at most N, or of N lines? Neither is what a script means.) */
+	if (options->count && options->limit >= 0)
+		return cli_usage_error("--limit lists at most N items: it has no meaning with --count");
 	return 0;
 }
 

@@ -27,6 +27,9 @@ run qrpool-pending --count
 is "--count exits 0" "$rc" 0
 like "--count: poster row" "$(grep '^poster' "$T/out")" '^poster +7 +4 +0 +1 +12$'
 like "--count: link row" "$(grep '^link' "$T/out")" '^link +4 +0 +2 +0 +6$'
+run qrpool-pending --count --limit 3
+is "--count with --limit (ignored, once): a usage error" "$rc:$(cat "$T/out")" "64:"
+like "... saying why" "$(cat "$T/err")" "--limit lists at most N items: it has no meaning with --count"
 run qrpool-pending --state bogus
 is "an unknown state exits 64" "$rc" 64
 like "naming the states" "$(cat "$T/err")" "unknown state 'bogus'"

@@ -54,6 +54,10 @@ static void test_durations(void)
 	ok(parse_duration_ms("1h 30m", &(int64_t){ 0 }, why) != 0 && strstr(why, "has a space in it"),
 		"'1h 30m': %s", why);
 	/* A unit twice, or a smaller before a larger: a slip, not a sum. */
+	ok(parse_duration_ms("0.5d", &(int64_t){ 0 }, why) != 0 && strstr(why, "has a fraction"),
+		"duration '0.5d': said to have a fraction, not to lack a unit (%s)", why);
+	ok(parse_duration_ms("1,5h", &(int64_t){ 0 }, why) != 0 && strstr(why, "has a fraction"),
+		"duration '1,5h': a decimal comma too (%s)", why);
 	ok(parse_duration_ms("5m5m", &(int64_t){ 0 }, why) != 0 && strstr(why, "out of order or twice"),
 		"'5m5m': %s", why);
 	ok(parse_duration_ms("1s1h", &(int64_t){ 0 }, why) != 0 && strstr(why, "out of order or twice"),
