@@ -15,7 +15,8 @@ int binding_open(struct binding_store *store, struct db *db)
 	if ((status = db_prepare(db, &store->insert, "INSERT INTO bindings (request_id, pool, params, "
 			"bound_at, kafka_partition, kafka_offset) VALUES (?, ?, ?, ?, ?, ?)")) ||
 	    (status = db_prepare(db, &store->lookup,
-			"SELECT params FROM bindings WHERE request_id = ?"))) {
+			"SELECT params FROM bindings WHERE request_id = ?")) ||
+	    (status = db_prepare(db, &store->remove, "DELETE FROM bindings WHERE request_id = ?"))) {
 		binding_close(store);
 		return status;
 	}
@@ -26,7 +27,8 @@ void binding_close(struct binding_store *store)
 {
 	sqlite3_finalize(store->insert);
 	sqlite3_finalize(store->lookup);
-	store->insert = store->lookup = NULL;
+	sqlite3_finalize(store->remove);
+	store->insert = store->lookup = store->remove = NULL;
 }
 
 int binding_insert(struct binding_store *store, const struct binding *binding)
@@ -64,4 +66,16 @@ int binding_lookup(struct binding_store *store, const char *request_id, char **p
 		status = db_fail(store->db, rc, "looking up a binding");
 	sqlite3_reset(stmt);
 	return status;
+}
+
+int binding_remove(struct binding_store *store, const char *request_id)
+{
+	sqlite3_stmt *stmt = store->remove;
+	int rc;
+
+	sqlite3_reset(stmt);
+	sqlite3_bind_text(stmt, 1, request_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	sqlite3_reset(stmt);
+	return rc == SQLITE_DONE ? 0 : db_fail(store->db, rc, "removing a binding");
 }

@@ -18,7 +18,7 @@ struct binding {
 
 struct binding_store {
 	struct db *db;
-	sqlite3_stmt *insert, *lookup;
+	sqlite3_stmt *insert, *lookup, *remove;
 };
 
 /* Returned by binding_insert when the code is bound already, and by
@@ -36,5 +36,9 @@ int binding_insert(struct binding_store *store, const struct binding *binding);
 /* The parameters bound to `request_id`, malloc'd in *params. Returns 0,
  * BINDING_UNKNOWN, or an exit code. */
 int binding_lookup(struct binding_store *store, const char *request_id, char **params);
+
+/* Removes a binding just inserted (its code turned out to be bound
+ * elsewhere), in its own transaction. Returns 0 or an exit code. */
+int binding_remove(struct binding_store *store, const char *request_id);
 
 #endif

@@ -193,49 +193,18 @@ int cache_put_many(struct cache *cache, const char *const *request_ids,
 	return cache_read_replies(cache, "SET", count, NULL);
 }
 
-int cache_reserve(struct cache *cache, const char *request_id, const char *params, char **holder)
-{
-	const char *prefix = cache->config->redis.prefix;
-	long long ttl_ms = (long long)cache->config->redis.ttl_ms;
-
-	*holder = NULL;
-	if (!cache_ready(cache))
-		return -1;
-	/* Twice: a key that expires between the SET and the GET is free again. */
-	for (int tries = 0; tries < 2; tries++) {
-		redisReply *reply = cache_reply(cache, "SET", "SET %s%s %s PX %lld NX", prefix,
-			request_id, params, ttl_ms);
-		int set;
-
-		if (!reply)
-			return -1;
-		set = reply->type != REDIS_REPLY_NIL;
-		freeReplyObject(reply);
-		if (set)
-			return 0;
-		if (!(reply = cache_reply(cache, "GET", "GET %s%s", prefix, request_id)))
-			return -1;
-		if (reply->type == REDIS_REPLY_STRING) {
-			int same = reply->len == strlen(params) && !memcmp(reply->str, params, reply->len);
-
-			*holder = strndup(reply->str, reply->len);
-			freeReplyObject(reply);
-			if (!*holder)
-				return cache_fail(cache, "GET", "out of memory");
-			return same ? CACHE_HELD_SAME : CACHE_HELD;
-		}
-		freeReplyObject(reply);
-	}
-	return cache_fail(cache, "SET", "the key came and went twice");
-}
-
-void cache_release(struct cache *cache, const char *request_id)
+int cache_reserve(struct cache *cache, const char *request_id, const char *params)
 {
 	redisReply *reply;
+	int set;
 
-	if (cache->redis &&
-	    (reply = cache_reply(cache, "DEL", "DEL %s%s", cache->config->redis.prefix, request_id)))
-		freeReplyObject(reply);
+	if (!cache_ready(cache) ||
+	    !(reply = cache_reply(cache, "SET", "SET %s%s %s PX %lld NX", cache->config->redis.prefix,
+			request_id, params, (long long)cache->config->redis.ttl_ms)))
+		return -1;
+	set = reply->type != REDIS_REPLY_NIL;
+	freeReplyObject(reply);
+	return set ? 0 : CACHE_HELD;
 }
 
 int cache_get_many(struct cache *cache, const char *const *request_ids, size_t count,

@@ -37,15 +37,10 @@ int cache_put_many(struct cache *cache, const char *const *request_ids,
 	const char *const *params, size_t count);
 /* claim's binding, set only if the key is free (SET NX): a code a claim with
  * another staging DB bound, or another environment using the same prefix,
- * must not be bound again here. Returns 0 (set), CACHE_HELD (the key holds
- * another value: *holder, malloc'd), CACHE_HELD_SAME (it holds these params
- * already: a try of this record that stopped before its binding), or -1
- * (cache off: nothing known). */
+ * must not be bound again here. Returns 0 (set), CACHE_HELD (the key was set
+ * already), or -1 (cache off: nothing known). */
 #define CACHE_HELD 1
-#define CACHE_HELD_SAME 2
-int cache_reserve(struct cache *cache, const char *request_id, const char *params, char **holder);
-/* Deletes a key cache_reserve set, for a binding that then failed. */
-void cache_release(struct cache *cache, const char *request_id);
+int cache_reserve(struct cache *cache, const char *request_id, const char *params);
 
 /* Gets `count` keys at once (pipelined): values[i] is malloc'd JSON, or NULL
  * on a miss. Returns 0, or -1 (cache now off; every value NULL). */

@@ -91,57 +91,40 @@ static int claim_print(struct claim *claim, const struct imagefile *file, const 
 	return 0;
 }
 
-static int claim_redelivered(struct claim *claim, const char *id)
+/* With Redis, once the code is bound here: its key set to `params` only if
+ * no one has (SET NX). A key already set was set by no claim of this DB
+ * (which would have found the binding first, as redelivered), so by a claim
+ * with another staging DB, or another environment using the same prefix:
+ * the code is theirs. The binding is removed and the code skipped, not
+ * handed out (CLAIM_SKIPPED; an exit code if the binding cannot be removed:
+ * the code then comes back, and is found bound here). Redis unreachable:
+ * bound all the same, not cached (*cached 0). */
+static int claim_cache(struct claim *claim, const char *id, const char *params, int *cached)
 {
-	log_info("%s: bound already (redelivered: a crash or a rebalance came before its offset was "
-		"committed): skipped", id);
-	claim->redelivered++;
-	return CLAIM_SKIPPED;
-}
+	int held, status;
 
-/* With Redis, before a code is bound: bound in this DB already (redelivered),
- * or its key held with another record (bound by a claim with another staging
- * DB, or by another environment using the same prefix): skipped. Otherwise
- * the key is set to `params` (*reserved: by this call) or already holds them
- * (*cached). Redis unreachable: bound all the same, not cached. */
-static int claim_check_free(struct claim *claim, const char *id, const char *params,
-	int *reserved, int *cached)
-{
-	char *holder = NULL;
-	int status;
-
-	*reserved = *cached = 0;
+	*cached = 0;
 	if (!claim->config->has_redis)
-		return 0;   /* binding_insert finds a code bound before */
-	if ((status = binding_lookup(&claim->bindings, id, &holder)) != BINDING_UNKNOWN) {
-		free(holder);
-		return status ? status : claim_redelivered(claim, id);
-	}
-	status = 0;
-	switch (cache_reserve(&claim->cache, id, params, &holder)) {
-	case 0:
-		*reserved = *cached = 1;
 		return 0;
-	case CACHE_HELD_SAME:
-		*cached = 1;
-		break;
-	case CACHE_HELD:
-		log_warn("%s: skipped, not handed out: its Redis key %s%s holds another record "
-			"(bound by a claim with another staging DB, or by another environment using "
-			"redis.prefix '%s', or set by a claim that stopped before binding it)", id,
-			claim->config->redis.prefix, id, claim->config->redis.prefix);
-		claim->elsewhere++;
-		status = CLAIM_SKIPPED;
-		break;
+	if ((held = cache_reserve(&claim->cache, id, params)) <= 0) {
+		*cached = held == 0;
+		return 0;
 	}
-	free(holder);
-	return status;
+	log_warn("%s: skipped, not handed out: its Redis key %s%s was set already (by a claim "
+		"with another staging DB, or by another environment using redis.prefix '%s')", id,
+		claim->config->redis.prefix, id, claim->config->redis.prefix);
+	claim->elsewhere++;
+	if ((status = binding_remove(&claim->bindings, id)))
+		log_error("%s: its binding here could not be removed: it is not handed out, and "
+			"comes back as redelivered", id);
+	return status ? status : CLAIM_SKIPPED;
 }
 
-/* Binds one message to `params`: image staged, Redis key set, binding
- * committed, file renamed into place, line printed, in that order, so a crash
- * anywhere leaves no visible file without a binding. Sets *bound once the
- * binding is committed: the code is then taken, whatever fails after. */
+/* Binds one message to `params`: image staged, binding committed, Redis key
+ * set, file renamed into place, line printed, in that order, so a crash
+ * anywhere leaves no visible file without a binding, and no key without one.
+ * Sets *bound once the binding is committed and its key set (or Redis off):
+ * the code is then taken, whatever fails after. */
 static int claim_take(struct claim *claim, const rd_kafka_message_t *message, const char *params,
 	int *bound)
 {
@@ -149,7 +132,7 @@ static int claim_take(struct claim *claim, const rd_kafka_message_t *message, co
 	const char *extension = NULL, *why = "its key is not a request id that can name a file";
 	struct binding binding;
 	struct imagefile file;
-	int status, reserved, cached;
+	int status, cached;
 
 	if (consumer_header(message, "pool", pool, sizeof pool) && strcmp(pool, claim->pool->name)) {
 		/* Not a bad message but a topic shared by two pools (a pool renamed,
@@ -170,19 +153,22 @@ static int claim_take(struct claim *claim, const rd_kafka_message_t *message, co
 		return status;
 	binding = (struct binding){ id, claim->pool->name, params, db_now(), message->partition,
 		message->offset };
-	status = claim_check_free(claim, id, params, &reserved, &cached);
-	if (status == 0 && (status = binding_insert(&claim->bindings, &binding)) == BINDING_EXISTS)
-		status = claim_redelivered(claim, id);
+	if ((status = binding_insert(&claim->bindings, &binding)) == BINDING_EXISTS) {
+		log_info("%s: bound already (redelivered: a crash or a rebalance came before its "
+			"offset was committed): skipped", id);
+		claim->redelivered++;
+		status = CLAIM_SKIPPED;
+	}
+	if (status == 0)
+		status = claim_cache(claim, id, params, &cached);
 	if (status) {
-		if (reserved)
-			cache_release(&claim->cache, id);   /* not bound here: the key is free again */
 		imagefile_discard(&file);
 		return status;
 	}
 	claim->bound++;
 	*bound = 1;
 	/* The cache is best effort; the binding above is the record. */
-	claim->not_cached += !cached;
+	claim->not_cached += !cached && claim->config->has_redis;
 	if ((status = imagefile_commit(&file)) == 0)
 		status = claim_print(claim, &file, id);
 	if (status)
@@ -353,10 +339,11 @@ static int claim_summarise(struct claim *claim, int status)
 		status = exitcode_worst(status, EXIT_DATA);
 	}
 	if (claim->elsewhere)
-		log_warn("%lld code%s skipped as bound elsewhere (Redis held another record for %s): "
-			"do two environments share redis.prefix '%s', or do a pool's claims use two staging "
-			"DBs?", (long long)claim->elsewhere, claim->elsewhere == 1 ? "" : "s",
-			claim->elsewhere == 1 ? "it" : "each", claim->config->redis.prefix);
+		log_warn("%lld code%s skipped as bound elsewhere (%s Redis key%s set already): do two "
+			"environments share redis.prefix '%s', or do a pool's claims use two staging DBs?",
+			(long long)claim->elsewhere, claim->elsewhere == 1 ? "" : "s",
+			claim->elsewhere == 1 ? "its" : "their", claim->elsewhere == 1 ? " was" : "s were",
+			claim->config->redis.prefix);
 	log_info("pool %s: %lld bound, %lld redelivered and skipped, %lld bound elsewhere skipped, "
 		"%lld unusable skipped", claim->pool->name, (long long)claim->bound,
 		(long long)claim->redelivered, (long long)claim->elsewhere, (long long)claim->unusable);

@@ -1,9 +1,9 @@
 #!/bin/sh
-# A code bound elsewhere is not bound again: claim sets a code's Redis key only
-# if no one has (SET NX), so a claim with another staging DB, or another
-# environment sharing redis.prefix, skips a code whose key holds another
-# record. The card pool's topic has one partition: its codes come in the order
-# they were published.
+# A code bound elsewhere is not handed out again: once a code is bound, claim
+# sets its Redis key only if no one has (SET NX), so a claim with another
+# staging DB, or another environment sharing redis.prefix, finds the key set,
+# removes its binding and skips the code. The card pool's topic has one
+# partition: its codes come in the order they were published.
 . "${0%/*}/lib.sh"
 . "${0%/*}/claim.sh"
 start_kafka
@@ -27,42 +27,44 @@ records 1 101 | { run qrpool-claim -c "$T/b.cfg" --pool card --out "$T/b" --wait
 is "B skips codes 1 and 2 (A's) and binds code 3: exit 0" \
   "$(cat "$T/rc"):$(cut -f1 "$T/out")" "0:$(c 3)"
 like "... each skipped code named, with its key" "$(cat "$T/err")" \
-  "warning: $(c 1): skipped, not handed out: its Redis key qr:$(c 1) holds another record \(bound by a claim with another staging DB"
+  "warning: $(c 1): skipped, not handed out: its Redis key qr:$(c 1) was set already \(by a claim with another staging DB"
 is "... both" "$(grep -c 'skipped, not handed out' "$T/err")" 2
 like "... and summed up, with what to check" "$(cat "$T/err")" \
-  "warning: 2 codes skipped as bound elsewhere \(Redis held another record for each\): do two environments share redis.prefix 'qr:'"
-is "... not bound in B's DB" "$(sqlite3 "$T/b.db" 'SELECT group_concat(request_id) FROM bindings')" "$(c 3)"
+  "warning: 2 codes skipped as bound elsewhere \(their Redis keys were set already\): do two environments share redis.prefix 'qr:'"
+is "... their bindings in B's DB removed again" "$(sqlite3 "$T/b.db" 'SELECT group_concat(request_id) FROM bindings')" "$(c 3)"
 is "... no file for them" "$(ls "$T/b")" "$(c 3).jpg"
 is "... A's records left in Redis" "$(rcli GET "qr:$(c 1)"):$(rcli GET "qr:$(c 2)")" \
   "$(params 1):$(params 2)"
 is "... B's record for code 3" "$(rcli GET "qr:$(c 3)")" "$(params 101)"
 
 # Back in A's DB, a third group reads the topic from the start too: codes 1
-# and 2 are bound in this DB (redelivered, as after a crash), code 3 elsewhere;
-# code 4's key already holds the very record A binds next (set by a claim of it
-# that stopped before its binding): bound.
+# and 2 are bound in this DB (redelivered, as after a crash), code 3
+# elsewhere (B's); code 4's key already holds the very record A binds next
+# (the same batch of records run on another host): elsewhere too. Code 5 is
+# bound.
 sed 's|{ name = "card";|{ name = "card"; group = "third.card";|' "$QRPOOL_CONFIG" >"$T/c.cfg"
 chmod 600 "$T/c.cfg"
 rcli SET "qr:$(c 4)" "$(params 3)" >/dev/null
 records 1 3 | { run qrpool-claim -c "$T/c.cfg" -v --pool card --out "$T/a" --wait 300ms
   echo "$rc" >"$T/rc"; }
-is "A's DB: binds code 4, whose key held this record: exit 0" "$(cat "$T/rc"):$(cut -f1 "$T/out")" \
-  "0:$(c 4)"
-like "... codes 1 and 2 redelivered, code 3 bound elsewhere" "$(cat "$T/err")" \
-  "pool card: 1 bound, 2 redelivered and skipped, 1 bound elsewhere skipped, 0 unusable skipped"
+is "A's DB: binds code 5: exit 0" "$(cat "$T/rc"):$(cut -f1 "$T/out")" "0:$(c 5)"
+like "... codes 1 and 2 redelivered, codes 3 and 4 bound elsewhere" "$(cat "$T/err")" \
+  "pool card: 1 bound, 2 redelivered and skipped, 2 bound elsewhere skipped, 0 unusable skipped"
 like "... said as redelivered" "$(cat "$T/err")" "$(c 1): bound already \(redelivered"
-is "... code 3's warning only" "$(grep -c 'skipped, not handed out' "$T/err")" 1
-is "... code 4 bound in A's DB" \
-  "$(sql "SELECT params FROM bindings WHERE request_id = '$(c 4)'")" "$(params 3)"
+is "... codes 3 and 4 warned of" "$(grep -c 'skipped, not handed out' "$T/err")" 2
+is "... A's DB binds codes 1, 2 and 5, not 3 nor 4" \
+  "$(sql "SELECT group_concat(request_id, ' ') FROM (SELECT request_id FROM bindings ORDER BY kafka_offset)")" \
+  "$(c 1) $(c 2) $(c 5)"
+is "... code 5's key set to the record" "$(rcli GET "qr:$(c 5)")" "$(params 3)"
 
-# A binding that fails after its key was set (the DB locked past
-# busy_timeout): the key is deleted, so the code, back at the next run, is
-# bound then rather than skipped as another's. A's group is past code 2: code
-# 3 is B's, code 4 bound in this DB, code 5 the one to bind.
+# A binding that fails (the DB locked past busy_timeout): no key is set, as
+# the key comes after the binding. A's group is past code 2: code 3 is the
+# next it meets, its key deleted first (as if B's had expired), so that it is
+# A's to bind. (The DB is locked once claim has started, its run recorded:
+# the record comes through a FIFO after that.)
 sed 's|busy_timeout = "5s"|busy_timeout = "300ms"|' "$QRPOOL_CONFIG" >"$T/locked.cfg"
 chmod 600 "$T/locked.cfg"
-# (The DB is locked once claim has started, its run recorded: the record
-# comes through a FIFO after that.)
+rcli DEL "qr:$(c 3)" >/dev/null
 mkfifo "$T/in"
 { run qrpool-claim -c "$T/locked.cfg" --pool card --out "$T/a" --wait 300ms <"$T/in"
   echo "$rc" >"$T/rc"; } & claimer=$!
@@ -78,9 +80,26 @@ records 1 4 >&9
 exec 9>&-
 wait "$claimer"
 wait "$locker" 2>/dev/null || true
-is "the binding of code 5 meets a locked DB: exit 75, nothing printed" \
+is "the binding of code 3 meets a locked DB: exit 75, nothing printed" \
   "$(cat "$T/rc"):$(cat "$T/out")" "75:"
-is "... its key deleted again" "$(rcli EXISTS "qr:$(c 5)")" 0
-records 1 4 | { run qrpool-claim --pool card --out "$T/a" --wait 300ms; echo "$rc" >"$T/rc"; }
-is "... the rerun binds it: exit 0" "$(cat "$T/rc"):$(cut -f1 "$T/out")" "0:$(c 5)"
-is "... with this record in Redis" "$(rcli GET "qr:$(c 5)")" "$(params 4)"
+is "... no key set for it" "$(rcli EXISTS "qr:$(c 3)")" 0
+records 1 4 | { run qrpool-claim -v --pool card --out "$T/a" --wait 300ms; echo "$rc" >"$T/rc"; }
+is "... the rerun binds it (its key free now), exit 0" "$(cat "$T/rc"):$(cut -f1 "$T/out")" "0:$(c 3)"
+is "... with this record in Redis" "$(rcli GET "qr:$(c 3)")" "$(params 4)"
+
+# A key of another kind (a hash someone else keeps under the prefix) is set
+# too: the code is skipped, not bound. (SET NX finds any key; nothing is read.)
+# A's group meets code 4 (elsewhere), 5 (bound here by the third group), then 6.
+publish_codes 1 card
+rcli HSET "qr:$(c 6)" owner elsewhere >/dev/null
+records 1 5 | { run qrpool-claim --pool card --out "$T/a" --wait 300ms; echo "$rc" >"$T/rc"; }
+is "a key that is a hash: that code skipped, the next bound" "$(cat "$T/rc"):$(cut -f1 "$T/out")" "0:$(c 7)"
+is "... the hash left as it was" "$(rcli HGET "qr:$(c 6)" owner)" elsewhere
+
+# Without Redis: no key, no word of a cache.
+sed -e "s|$T/staging.db|$T/d.db|" -e 's|{ name = "card";|{ name = "card"; group = "plain.card";|' \
+  -e '/^redis = /d' "$QRPOOL_CONFIG" >"$T/d.cfg"
+chmod 600 "$T/d.cfg"
+records 1 6 | { run qrpool-claim -c "$T/d.cfg" --pool card --out "$T/d" --wait 300ms; echo "$rc" >"$T/rc"; }
+is "no redis section: code 1 bound, stderr quiet (no 'not cached in redis')" \
+  "$(cat "$T/rc"):$(cut -f1 "$T/out"):$(cat "$T/err")" "0:$(c 1):"
