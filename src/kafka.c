@@ -1,5 +1,7 @@
 #include "kafka.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -445,20 +447,35 @@ static int kafka_remaining_ms(double deadline)
 	return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
+/* Appends to `out` at *used, which counts what would have been written:
+ * nothing once the buffer is full (cut, ended). */
+static void kafka_appendf(char *out, size_t size, size_t *used, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void kafka_appendf(char *out, size_t size, size_t *used, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*used >= size)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(out + *used, size - *used, fmt, ap);
+	va_end(ap);
+	*used += n > 0 ? (size_t)n : 0;
+}
+
 /* Appends "partition[s] A, B, C" to `out` at *used: the first of `ids`
  * (at most 8 kept), of `n`. */
 static void kafka_name_partitions(char *out, size_t size, size_t *used, const int32_t *ids, int n)
 {
 	const int shown = n < 8 ? n : 8;
 
-	*used += (size_t)snprintf(out + *used, *used < size ? size - *used : 0, "%s%s ",
-		*used ? "; " : "", n == 1 ? "partition" : "partitions");
+	kafka_appendf(out, size, used, "%s%s ", *used ? "; " : "", n == 1 ? "partition" : "partitions");
 	for (int i = 0; i < shown; i++)
-		*used += (size_t)snprintf(out + *used, *used < size ? size - *used : 0, "%s%d",
-			i ? ", " : "", ids[i]);
+		kafka_appendf(out, size, used, "%s%d", i ? ", " : "", ids[i]);
 	if (n > shown)
-		*used += (size_t)snprintf(out + *used, *used < size ? size - *used : 0,
-			" and %d more", n - shown);
+		kafka_appendf(out, size, used, " and %d more", n - shown);
 }
 
 int kafka_partition_health(const rd_kafka_metadata_topic_t *topic, char *out, size_t size)
@@ -479,8 +496,8 @@ int kafka_partition_health(const rd_kafka_metadata_topic_t *topic, char *out, si
 	}
 	if (n_leaderless) {
 		kafka_name_partitions(out, size, &used, leaderless, n_leaderless);
-		used += (size_t)snprintf(out + used, used < size ? size - used : 0, " %s no leader "
-			"(a broker down, an election that has not ended)", n_leaderless == 1 ? "has" : "have");
+		kafka_appendf(out, size, &used, " %s no leader (a broker down, an election that has not "
+			"ended)", n_leaderless == 1 ? "has" : "have");
 	}
 	/* Each short partition said with its counts: they may differ. */
 	for (int i = 0; i < topic->partition_cnt; i++) {
@@ -490,16 +507,14 @@ int kafka_partition_health(const rd_kafka_metadata_topic_t *topic, char *out, si
 		    p->isr_cnt >= p->replica_cnt)
 			continue;
 		if (n_short++ < 8)
-			used += (size_t)snprintf(out + used, used < size ? size - used : 0,
-				"%spartition %d has %d of its %d replicas in sync", used ? "; " : "", p->id,
-				p->isr_cnt, p->replica_cnt);
+			kafka_appendf(out, size, &used, "%spartition %d has %d of its %d replicas in sync",
+				used ? "; " : "", p->id, p->isr_cnt, p->replica_cnt);
 	}
 	if (n_short > 8)
-		used += (size_t)snprintf(out + used, used < size ? size - used : 0,
-			"; %d more partitions short of replicas", n_short - 8);
+		kafka_appendf(out, size, &used, "; %d more partitions short of replicas", n_short - 8);
 	if (n_short)
-		snprintf(out + used, used < size ? size - used : 0, " (acks=all: Kafka takes no write "
-			"while fewer than the topic's min.insync.replicas are)");
+		kafka_appendf(out, size, &used, " (acks=all: Kafka takes no write while fewer than the "
+			"topic's min.insync.replicas are)");
 	return n_leaderless + n_short;
 }
 
