@@ -587,23 +587,6 @@ void db_close(struct db *db)
 	db->handle = NULL;
 }
 
-/* Steps a statement recording a run's start or end, waiting out another
- * process's lock a few busy_timeouts (not once stopped). */
-static int db_step_run(struct db *db, sqlite3_stmt *stmt, const char *what)
-{
-	int rc;
-
-	for (int tries = 1; (rc = sqlite3_step(stmt)) != SQLITE_DONE; tries++) {
-		if ((rc & 0xff) != SQLITE_BUSY || tries > DB_RUN_START_TRIES || interrupt_requested())
-			break;
-		if (tries == 1)
-			log_warn("%s: locked by another process: waiting to record %s (up to %d more "
-				"busy_timeouts)", db->path, what, DB_RUN_START_TRIES);
-		sqlite3_reset(stmt);
-	}
-	return rc;
-}
-
 int db_run_start(struct db *db, const char *stage)
 {
 	sqlite3_stmt *stmt;
@@ -618,7 +601,14 @@ int db_run_start(struct db *db, const char *stage)
 	/* The stages of a pipeline start together, beside a plan that may hold
 	 * the write lock a while: a lock is waited out a few busy_timeouts, as
 	 * it is mid-run, before the run is given up (75). */
-	rc = db_step_run(db, stmt, "the run");
+	for (int tries = 1; (rc = sqlite3_step(stmt)) != SQLITE_DONE; tries++) {
+		if ((rc & 0xff) != SQLITE_BUSY || tries > DB_RUN_START_TRIES || interrupt_requested())
+			break;
+		if (tries == 1)
+			log_warn("%s: locked by another process: waiting to record the run (up to %d more "
+				"busy_timeouts)", db->path, DB_RUN_START_TRIES);
+		sqlite3_reset(stmt);
+	}
 	sqlite3_finalize(stmt);
 	/* Said here: the tools' summaries come after a run that began. */
 	if (rc != SQLITE_DONE && (rc & 0xff) == SQLITE_BUSY && interrupt_requested()) {
@@ -647,10 +637,7 @@ void db_run_end(struct db *db, int64_t items_in, int64_t items_out, int exit_sta
 	sqlite3_bind_int64(stmt, 3, items_out);
 	sqlite3_bind_int(stmt, 4, exit_status);
 	sqlite3_bind_int64(stmt, 5, db->run_id);
-	/* As long as the start: a run stopped by another's lock finds it
-	 * still held, and its end unrecorded would read "running?" in the
-	 * report until its next run. */
-	rc = db_step_run(db, stmt, "the end of the run");
+	rc = sqlite3_step(stmt);
 	sqlite3_finalize(stmt);
 	if (rc != SQLITE_DONE)
 		db_fail(db, rc, "recording the end of the run");
