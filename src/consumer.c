@@ -328,13 +328,17 @@ static int consumer_give_up(struct consumer *consumer, int64_t wait_ms, double n
 	    (!consumer->all_at_end_since &&
 	     (now - consumer->last_progress) * 1000 >= (double)consumer->timeout_ms)) {
 		/* Brokers that answer but no assignment: the group is most likely
-		 * waiting out a member that died (a claim killed), which is not
-		 * Kafka's silence; a metadata request (1 s) tells the two apart. */
-		if (!consumer->ever_assigned && !consumer->brokers_down && consumer_brokers_answer(consumer))
-			log_error("kafka %s: the group %s assigned no partition of %s within kafka.timeout "
-				"(%lld ms): a rebalance waiting for a member that died (it is dropped after "
-				"session.timeout.ms)? cannot take codes from pool %s; try again", consumer->brokers,
-				consumer->pool->group, consumer->pool->topic, (long long)consumer->timeout_ms,
+		 * waiting out a member that died (a claim killed) or is slow to
+		 * rejoin a rebalance, which is not Kafka's silence; a metadata
+		 * request (1 s) tells the two apart. */
+		if (!consumer->assigned && !consumer->brokers_down && consumer_brokers_answer(consumer))
+			log_error("kafka %s: the group %s %s of %s%s within kafka.timeout (%lld ms): a "
+				"rebalance waiting for a member that died (it is dropped after "
+				"session.timeout.ms) or is slow to rejoin (up to its max.poll.interval.ms)? "
+				"cannot take codes from pool %s; try again", consumer->brokers,
+				consumer->pool->group, consumer->ever_assigned ? "took back its partitions" :
+				"assigned no partition", consumer->pool->topic, consumer->ever_assigned ?
+				" and has assigned none again" : "", (long long)consumer->timeout_ms,
 				consumer->pool->name);
 		else
 			log_error("kafka %s: no answer%s: cannot take codes from pool %s", consumer->brokers,
