@@ -193,7 +193,7 @@ int cache_put_many(struct cache *cache, const char *const *request_ids,
 	return cache_read_replies(cache, "SET", count, NULL);
 }
 
-int cache_reserve(struct cache *cache, const char *request_id, const char *params)
+int cache_set_new(struct cache *cache, const char *request_id, const char *params)
 {
 	redisReply *reply;
 	int set;

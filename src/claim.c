@@ -106,7 +106,7 @@ static int claim_cache(struct claim *claim, const char *id, const char *params, 
 	*cached = 0;
 	if (!claim->config->has_redis)
 		return 0;
-	if ((held = cache_reserve(&claim->cache, id, params)) <= 0) {
+	if ((held = cache_set_new(&claim->cache, id, params)) <= 0) {
 		*cached = held == 0;
 		return 0;
 	}
@@ -195,8 +195,9 @@ static int claim_bind_next(struct claim *claim, const char *params)
 		    (status = consumer_next(&claim->consumer, claim->options->wait_ms, &message)))
 			return status;
 		status = claim_take(claim, message, params, &bound);
-		/* Bound or skipped: done with it. On an error before its binding it
-		 * stays uncommitted, so the code comes back next time. */
+		/* Bound or skipped: done with it. On an error before its binding (or
+		 * in removing the binding of a code bound elsewhere) it stays
+		 * uncommitted, so the code comes back next time. */
 		if (bound || status == 0 || status == CLAIM_SKIPPED)
 			consumer_done(&claim->consumer, message);
 		rd_kafka_message_destroy(message);

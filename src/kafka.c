@@ -511,7 +511,8 @@ int kafka_partition_health(const rd_kafka_metadata_topic_t *topic, char *out, si
 				used ? "; " : "", p->id, p->isr_cnt, p->replica_cnt);
 	}
 	if (n_short > 8)
-		kafka_appendf(out, size, &used, "; %d more partitions short of replicas", n_short - 8);
+		kafka_appendf(out, size, &used, "; %d more partition%s short of replicas", n_short - 8,
+			n_short == 9 ? "" : "s");
 	if (n_short)
 		kafka_appendf(out, size, &used, " (acks=all: Kafka takes no write while fewer than the "
 			"topic's min.insync.replicas are)");

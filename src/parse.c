@@ -98,7 +98,7 @@ int parse_duration_ms(const char *text, int64_t *out_ms, char *why)
 		unit = p;
 		if (*p == '.' || *p == ',')
 			return parse_fail(why, "'%s' has a fraction: each unit takes a whole number "
-				"(write 12h or 1d12h, not 0.5d or 1.5d)", text);
+				"(write 1h30m, not 1.5h; 500ms, not 0.5s)", text);
 		while (isalpha((unsigned char)*p))
 			p++;
 		if (p > unit) {

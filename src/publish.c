@@ -203,6 +203,7 @@ static void publish_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *report
 		free(message);
 		return;
 	}
+	publisher->brokers_down = 0;
 	if (!(delivery = publish_batch_append(publisher))) {
 		/* Delivered but unrecorded: the code stays fetched and goes again. */
 		publisher->counts.failed++;
@@ -241,6 +242,8 @@ static void publish_on_error(rd_kafka_t *rk, int err, const char *reason, void *
 	/* Also raised for passing trouble (a broker dropping the connection
 	 * mid-handshake, a token refresh): judged at the end (publish_finish). */
 	publisher->auth_failed = err == RD_KAFKA_RESP_ERR__AUTHENTICATION;
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		publisher->brokers_down = 1;   /* until a delivery says one is back */
 	/* Kept, not only the last: a failed handshake alternates with the
 	 * disconnection that follows it. Only what a setting causes: librdkafka
 	 * 2.0 also says __SSL of a connection cut mid-handshake (OpenSSL 3's
@@ -909,14 +912,17 @@ static void publish_summary(struct publisher *publisher)
  * describe to us (a missing Describe ACL): asked once, so the run says so
  * (69) rather than "try again later". Or on partitions without a leader, or
  * short of in-sync replicas, which the same answer shows: said, as
- * librdkafka says only "timed out". Not when the client could not reach the
- * brokers (it said so): no answer would come. */
+ * librdkafka says only "timed out". Not when the client could reach no
+ * broker (all down since the last delivery, its authentication or TLS
+ * refused): no answer would come. One broker down is no reason: the
+ * others answer, and its partitions may be the ones without a leader. */
 static void publish_diagnose(struct publisher *publisher)
 {
 	double deadline = db_monotonic() + PUBLISH_DIAGNOSE_MS / 1000.0;
 
 	for (size_t i = 0; i < publisher->config->pool_count && !publisher->client_refused &&
-			!*publisher->client_error && db_monotonic() < deadline; i++) {
+			!publisher->brokers_down && !publisher->auth_failed && !*publisher->tls_error &&
+			db_monotonic() < deadline; i++) {
 		char health[1024];
 		int partitions;
 		rd_kafka_resp_err_t err;

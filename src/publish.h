@@ -63,6 +63,7 @@ struct publisher {
 	int stop;                         /* stop reading: Kafka gave up, or the DB failed */
 	int draining;                     /* after a stop: the rest of the input read and let go */
 	int auth_failed;                  /* the client's last complaint: its authentication refused */
+	int brokers_down;                 /* all brokers down since the last delivery */
 	int client_refused;               /* Kafka refuses this client every topic (said) */
 	int size_advice_said;             /* what to do about a message too large, said */
 	char held_type[64];               /* a code's content type copied to wait for room (publish_detach) */

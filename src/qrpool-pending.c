@@ -44,7 +44,7 @@ static void pending_usage(void)
 		"  -s, --state LIST   planned, fetched, published, failed (comma-separated or\n"
 		"                     repeated; default: all)\n"
 		"  -p, --pool NAME    only this pool\n"
-		"  -l, --limit N      at most N lines\n"
+		"  -l, --limit N      at most N lines (not with --count)\n"
 		"      --since DURATION  only codes changed within DURATION: their state, or a\n"
 		"                     failed attempt at a code still planned (e.g. 24h with\n"
 		"                     --state failed: the failures of the last day)\n"

@@ -308,14 +308,15 @@ static void report_prom_stages(const struct report *report, const struct config 
 			config->wechat.appid, (long long)report->quota_last_night);
 	}
 	report_prom_header(out, "qrpool_stage_last_success_timestamp_seconds", "gauge",
-		"When the stage's last successful run ended; 0 for plan, fetch and publish until "
-		"they first end well (an alert on its age then fires).");
+		"When the stage's last successful run ended; 0 for plan, fetch, publish and prune "
+		"until they first end well (an alert on its age then fires).");
 	for (int s = 0; s < report->stage_count; s++)
 		if (report->stages[s].has_success)
 			fprintf(out, "qrpool_stage_last_success_timestamp_seconds{stage=\"%s\"} %.3f\n",
 				report->stages[s].name, report->stages[s].success_ended);
-	/* The fills' stages: with no sample, a fill that never once worked
-	 * (a refused secret from the first night) would alert no one. */
+	/* The fills' stages and prune: with no sample, a fill that never once
+	 * worked (a refused secret from the first night), or a daily prune,
+	 * would alert no one. */
 	for (size_t w = 0; w < sizeof report_watched_stages / sizeof *report_watched_stages; w++)
 		if (!report_stage_succeeded(report, report_watched_stages[w]))
 			fprintf(out, "qrpool_stage_last_success_timestamp_seconds{stage=\"%s\"} 0\n",

@@ -443,6 +443,22 @@ like "... saying so, by the metadata" "$(cat "$T/err")" \
 like "... before the summary" "$(sed -n '/by the cluster.s metadata/,$p' "$T/err")" \
   "50 of 50 codes not delivered \(topic qrpool.link: Local: Message timed out\)"
 is "... every code still fetched" "$(count link fetched)" 50
+# One broker down too (the leaders are placed: partition N on broker N + 1): the
+# others answer, so the metadata is still asked for, and partition 0 named.
+kafka_control leader qrpool.link 0 none
+kafka_control broker-down 3
+set_kafka 3s
+run qrpool-publish <"$T/items"
+set_kafka 10s
+kafka_control broker-up 3
+kafka_control leader qrpool.link 0 1
+is "... one broker down as well: exit 75" "$rc" 75
+like "... partition 0 still named (one broker down is no reason not to ask)" "$(cat "$T/err")" \
+  "error: topic qrpool.link, by the cluster's metadata: partition 0 has no leader"
+qrpool-pending --state fetched --pool link | qrpool-publish >/dev/null 2>&1 || true
+is "... and a rerun publishes them" "$(count link fetched)" 0
+stage link=50
+qrpool-pending --state fetched --pool link >"$T/items"
 
 # --- a cluster whose settings refuse us (a policy, the acks): 69, not 75 ----------------
 publish_refused_by POLICY_VIOLATION 100000

@@ -236,7 +236,8 @@ sqlite3 "$T/staging.db" "BEGIN IMMEDIATE;" ".shell echo locked >'$T/locked'" ".s
   >/dev/null & holder=$!
 wait_locked "$T/locked"
 qrpool-prune >"$T/out" 2>"$T/err" & pruner=$!
-sleep 0.5
+i=0   # (signalled once it waits: its handler is set by then)
+until grep -q 'waiting to record the run' "$T/err" || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
 kill -TERM "$pruner"
 rc=0; wait "$pruner" || rc=$?
 kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true

@@ -72,10 +72,7 @@ exec 9>"$T/in"
 i=0
 until [ "$(sql "SELECT count(*) FROM runs WHERE stage = 'claim' AND ended_at IS NULL")" = 1 ] ||
   [ $i -gt 100 ]; do sleep 0.05; i=$((i + 1)); done
-{ echo "BEGIN IMMEDIATE;"; echo "UPDATE bindings SET pool = pool WHERE rowid = 1;"
-  echo ".print locked"; sleep 4; echo "ROLLBACK;"; } | sqlite3 "$T/staging.db" >"$T/locked" &
-locker=$!
-wait_locked "$T/locked"
+lock_db 1 "recording a binding"   # (held until claim has said so: no race with its join)
 records 1 4 >&9
 exec 9>&-
 wait "$claimer"
