@@ -37,8 +37,9 @@ int cache_put_many(struct cache *cache, const char *const *request_ids,
 	const char *const *params, size_t count);
 /* claim's binding, set only if the key is free (SET NX): a code a claim with
  * another staging DB bound, or another environment using the same prefix,
- * must not be handed out here too (claim then removes its own binding). Returns 0 (set), CACHE_HELD (the key was set
- * already), or -1 (cache off: nothing known). */
+ * must not be handed out here too (claim then removes its own binding).
+ * Returns 0 (set), CACHE_HELD (the key was set already), or -1 (cache off:
+ * nothing known). */
 #define CACHE_HELD 1
 int cache_set_new(struct cache *cache, const char *request_id, const char *params);
 
