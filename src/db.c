@@ -1,6 +1,7 @@
 #include "db.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -620,6 +621,11 @@ int db_run_start(struct db *db, const char *stage)
 		return db_fail(db, rc, "recording the run");
 	db->run_id = sqlite3_last_insert_rowid(db->handle);
 	return 0;
+}
+
+int db_run_pid_alive(int64_t pid)
+{
+	return pid > 0 && pid <= INT32_MAX && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
 }
 
 void db_run_end(struct db *db, int64_t items_in, int64_t items_out, int exit_status)

@@ -88,6 +88,11 @@ int db_fail(struct db *db, int rc, const char *what);
 /* Run bookkeeping (table runs): start on entry, end with the counts and exit status. */
 int db_run_start(struct db *db, const char *stage);
 void db_run_end(struct db *db, int64_t items_in, int64_t items_out, int exit_status);
+/* Whether the process of a run's pid still runs. The DB is local, so its runs
+ * are this host's: a run never ended may still be going (a claim serving for
+ * weeks), or may have been killed, or stopped before it could record its end
+ * (another process held the DB's lock). */
+int db_run_pid_alive(int64_t pid);
 
 double db_now(void);
 /* Seconds on a clock no step of the wall clock moves (NTP, a fix by hand):

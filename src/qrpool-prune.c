@@ -1,11 +1,9 @@
 /* qrpool-prune: deletes from the staging DB the history nothing reads any
  * more: codes published or failed long ago (with any image they kept), and
  * old runs. Bindings, plans, and every code still in flight stay. */
-#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
 #include <time.h>
 
 #include "cli.h"
@@ -454,16 +452,10 @@ static int prune_count_candidates(struct prune *prune)
 	return 0;
 }
 
-/* Whether a process of this pid runs (the DB is local: the runs in it are
- * this host's): a run that never ended may still be going (a claim serving
- * for weeks), or may have been killed. */
 static void prune_pid_alive(sqlite3_context *context, int argc, sqlite3_value **argv)
 {
-	sqlite3_int64 pid = sqlite3_value_int64(argv[0]);
-
 	(void)argc;
-	sqlite3_result_int(context, pid > 0 && pid <= INT32_MAX &&
-		(kill((pid_t)pid, 0) == 0 || errno == EPERM));
+	sqlite3_result_int(context, db_run_pid_alive(sqlite3_value_int64(argv[0])));
 }
 
 /* Runs that ended before the cutoff, or started before it and never ended (a

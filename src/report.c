@@ -298,7 +298,7 @@ static int report_stage(struct db *db, struct report_stage *stage)
 	int status, rc;
 
 	if ((status = db_prepare(db, &stmt, "SELECT started_at, coalesce(ended_at, 0), items_in, "
-			"items_out, coalesce(exit_status, -1), exit_status = 0 FROM runs WHERE stage = ?1 "
+			"items_out, coalesce(exit_status, -1), exit_status = 0, pid FROM runs WHERE stage = ?1 "
 			"AND id IN ((SELECT max(id) FROM runs WHERE stage = ?1), "
 			"(SELECT max(id) FROM runs WHERE stage = ?1 AND exit_status = 0)) ORDER BY id")))
 		return status;
@@ -313,6 +313,8 @@ static int report_stage(struct db *db, struct report_stage *stage)
 		}
 		stage->last_started = sqlite3_column_double(stmt, 0);
 		stage->last_exit = sqlite3_column_int(stmt, 4);
+		stage->last_pid = sqlite3_column_int64(stmt, 6);
+		stage->last_running = stage->last_exit < 0 && db_run_pid_alive(stage->last_pid);
 	}
 	sqlite3_finalize(stmt);
 	return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "reading runs");

@@ -37,7 +37,9 @@ struct report_stage {
 	double success_started, success_ended;
 	int64_t success_in, success_out;
 	double last_started;      /* the latest run, successful or not */
-	int last_exit;            /* -1: still running or crashed */
+	int last_exit;            /* -1: no end recorded (see last_running) */
+	int64_t last_pid;
+	int last_running;         /* no end recorded, and its pid still runs */
 };
 
 struct report {

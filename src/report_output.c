@@ -78,13 +78,14 @@ static void report_table_stages(const struct report *report, FILE *out)
 		"last exit");
 	for (int s = 0; s < report->stage_count; s++) {
 		const struct report_stage *st = &report->stages[s];
-		char when[40], last_exit[16];
+		char when[40], last_exit[40];
 
 		report_format_time(st->has_success ? st->success_started : 0, when, sizeof when);
 		if (st->last_started <= 0)
 			snprintf(last_exit, sizeof last_exit, "-");
-		else if (st->last_exit < 0)
-			snprintf(last_exit, sizeof last_exit, "running?");
+		else if (st->last_exit < 0)   /* no end recorded: running, or gone (killed, a crash) */
+			snprintf(last_exit, sizeof last_exit, "%s (pid %lld)", st->last_running ? "running" :
+				"gone", (long long)st->last_pid);
 		else
 			snprintf(last_exit, sizeof last_exit, "%d", st->last_exit);
 		if (st->has_success)
@@ -165,16 +166,20 @@ static json_t *report_json_pool(const struct report_pool *p)
 static json_t *report_json_stage(const struct report_stage *st)
 {
 	json_t *success = json_null();
+	const char *last_run = st->last_started <= 0 ? NULL : st->last_exit >= 0 ? "ended" :
+		st->last_running ? "running" : "gone";
 
 	if (st->has_success)
 		success = json_pack("{s:o, s:o, s:f, s:I, s:I}", "started", report_json_time(st->success_started),
 			"ended", report_json_time(st->success_ended),
 			"duration_seconds", st->success_ended - st->success_started,
 			"items_in", (json_int_t)st->success_in, "items_out", (json_int_t)st->success_out);
-	return json_pack("{s:s, s:o, s:o, s:o}", "stage", st->name, "last_success", success,
+	return json_pack("{s:s, s:o, s:o, s:o, s:s?, s:o}", "stage", st->name, "last_success", success,
 		"last_started", report_json_time(st->last_started),
 		"last_exit_status", st->last_started > 0 && st->last_exit >= 0 ?
-			json_integer(st->last_exit) : json_null());
+			json_integer(st->last_exit) : json_null(),
+		"last_run", last_run,
+		"last_pid", st->last_started > 0 ? json_integer(st->last_pid) : json_null());
 }
 
 int report_print_json(const struct report *report, const struct config *config, FILE *out)

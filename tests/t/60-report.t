@@ -541,6 +541,24 @@ is "never ended well: the fills' stages' and prune's last success 0, plan's its 
   "$(sed -n 's/^qrpool_stage_last_success_timestamp_seconds{stage="\([a-z]*\)"} \([0-9]*\).*/\1=\2/p' \
     "$T/textfile/many.prom" | sed 's/=[1-9][0-9]*$/=time/' | sort | tr '\n' ' ')" \
   "fetch=0 plan=time prune=0 publish=0 "
+# A last run with no end recorded: still running (a claim serving), or gone
+# (killed, crashed, or stopped while another process held the DB's lock),
+# told by whether its pid runs (the DB is this host's).
+sleep 60 >/dev/null 2>&1 & alive=$!
+true & gone=$!
+wait "$gone"
+sqlite3 "$T/many.db" "INSERT INTO runs (stage, pid, started_at) VALUES ('claim', $alive, unixepoch() - 60), ('render', $gone, unixepoch() - 50)"
+run qrpool-report -c "$T/many.cfg"
+is "a last run with no end, its pid running: 'running (pid N)'" \
+  "$(awk '$1 == "claim" { print $NF, $(NF-1), $(NF-2) }' "$T/out")" "$alive) (pid running"
+is "... its pid gone: 'gone (pid N)'" \
+  "$(awk '$1 == "render" { print $NF, $(NF-1), $(NF-2) }' "$T/out")" "$gone) (pid gone"
+is "... a run that ended: its exit status" "$(awk '$1 == "fetch" { print $NF }' "$T/out")" 69
+run qrpool-report -c "$T/many.cfg" --json
+is "JSON: last_run, last_exit_status and last_pid of each stage" \
+  "$(jq_py '" ".join("%s=%s/%s/%s" % (s["stage"], s["last_run"], s["last_exit_status"], s["last_pid"]) for s in r["stages"])')" \
+  "plan=ended/0/1 fetch=ended/69/1 render=gone/None/$gone publish=None/None/None claim=running/None/$alive prune=None/None/None"
+kill "$alive"; wait "$alive" 2>/dev/null || true
 
 # --- no Kafka configured: a config matter, not a passing outage -------------------
 sed -e '/^kafka = /d' -e 's|staging\.db|nokafka.db|' "$QRPOOL_CONFIG" >"$T/nokafka.cfg"
