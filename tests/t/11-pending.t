@@ -53,8 +53,9 @@ rm -f "$T/errs"
 for round in $(seq 20); do
   rm -f "$T/staging.db" "$T/staging.db-wal" "$T/staging.db-shm"
   (umask 077; : >"$T/staging.db")
-  for i in 1 2 3 4 5 6; do qrpool-pending --count >/dev/null 2>>"$T/errs" & done
-  wait
+  pids=
+  for i in 1 2 3 4 5 6; do qrpool-pending --count >/dev/null 2>>"$T/errs" & pids="$pids $!"; done
+  for pid in $pids; do wait "$pid" || echo "a qrpool-pending exited $?" >>"$T/errs"; done
 done
 is "six tools opening a new DB at once, 20 times: no error" "$(cat "$T/errs")" ""
 
@@ -72,8 +73,9 @@ chmod 600 "$T/staging.db"
 # The first night: no file at all, the pipeline's stages making it at once.
 for round in $(seq 10); do
   rm -f "$T/staging.db" "$T/staging.db-wal" "$T/staging.db-shm"
-  for i in 1 2 3 4 5 6; do qrpool-render </dev/null 2>>"$T/errs" & done
-  wait
+  pids=
+  for i in 1 2 3 4 5 6; do qrpool-render </dev/null 2>>"$T/errs" & pids="$pids $!"; done
+  for pid in $pids; do wait "$pid" || echo "a qrpool-render exited $?" >>"$T/errs"; done
 done
 is "six stages making a missing DB at once, 10 times: no error, no warning" "$(cat "$T/errs")" ""
 is "... the DB private" "$(stat -c %a "$T/staging.db")" 600
@@ -92,9 +94,17 @@ for tool in qrpool-pending qrpool-report; do
 done
 # The stages of the nightly pipeline all start at once, before plan has made
 # the DB on the first night: they make it without a word.
-run qrpool-render -c "$T/typo.cfg" </dev/null
+# (Its input held open, so that it holds the DB open: the last connection to
+# close removes the -wal.)
+mkfifo "$T/render.in"
+qrpool-render -c "$T/typo.cfg" <"$T/render.in" >"$T/out" 2>"$T/err" & render=$!
+exec 4>"$T/render.in"
+i=0; until [ -e "$T/typo.db-wal" ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+is "... the DB it made private, its WAL too, while it runs" \
+  "$(stat -c %a "$T/typo.db" "$T/typo.db-wal" 2>&1 | sort -u)" 600
+exec 4>&-
+rc=0; wait "$render" || rc=$?
 is "qrpool-render on a missing DB: exit 0, no warning" "$rc:$(cat "$T/err")" 0:
-is "... the DB it made private, its WAL too" "$(stat -c %a "$T/typo.db" "$T/typo.db-wal" | sort -u)" 600
 
 # A long list into a slow next stage: pending reads in pages, so while it is
 # blocked on a full pipe it holds no read snapshot and checkpoints can run

@@ -98,13 +98,16 @@ done
 signalled=$(($(date +%s) - started))
 kill -TERM "$fetch"
 finish
-# (A signal sent after the step, on a slow machine, cannot tell the clocks
-# apart: the test then shows nothing, and says so.)
-[ "$signalled" -lt 2 ] || diag "the signal came $signalled s into the run, after the step"
 ok "SIGTERM, the clock stepped back 30 s: the step took effect" step_seen
 is "... exit 75, the items still planned" "$rc:$(count "state = 'planned'")" 75:20
-ok "... the calls in flight cut after the 5 s grace, not 35 s (took $took s)" \
-  test "$took" -lt 20
+# (A signal sent after the step, on a slow machine, cannot tell the clocks
+# apart: the case is then skipped, and counted so.)
+if [ "$signalled" -lt 2 ]; then
+  ok "... the calls in flight cut after the 5 s grace, not 35 s (took $took s)" \
+    test "$took" -lt 20
+else
+  skip_tests 1 "the signal came $signalled s into the run, after the step: the clocks cannot be told apart"
+fi
 
 
 # fifo_stepped AFTER ARGS...: qrpool-fetch ARGS in the background ($fetch), as
@@ -136,9 +139,6 @@ QUOTA=1000 config_for 'quota_minute = "60s"; concurrency = 4;'
 fifo_stepped 0.7 -vv
 within 10 test -s "$T/out"
 fetched=$(since_start)
-# (A call made after the step, on a slow machine, cannot tell the clocks apart:
-# the test then shows nothing, and says so.)
-awk -v t="$fetched" 'BEGIN { exit !(t < 0.6) }' || diag "the item was fetched $fetched s in, after the step"
 within 6 grep -q 'giving back' "$T/err"
 given_back=$(since_start)
 exec 7>&-
@@ -146,8 +146,14 @@ finish
 ok "idle quota, the clock stepped back 30 s: the step took effect" step_seen
 is "... exit 0, the item fetched" "$rc:$(cat "$T/out")" "0:$(cat "$T/items")"
 like "... the unused calls given back" "$(cat "$T/err")" "giving back [0-9]* unused calls of quota"
-ok "... after 1 s of idleness, not 31 s (given back $given_back s in)" \
-  awk -v t="$given_back" 'BEGIN { exit !(t < 5) }'
+# (A call made after the step, on a slow machine, cannot tell the clocks apart:
+# the case is then skipped, and counted so.)
+if awk -v t="$fetched" 'BEGIN { exit !(t < 0.6) }'; then
+  ok "... after 1 s of idleness, not 31 s (given back $given_back s in)" \
+    awk -v t="$given_back" 'BEGIN { exit !(t < 5) }'
+else
+  skip_tests 1 "the item was fetched $fetched s in, after the step: the clocks cannot be told apart"
+fi
 
 # --- an outcome waits 0.25 s at most for its commit, not 30.25 s ---------------------
 # (One item, answered after 500 ms: its outcome comes about 0.6 s into the run,
@@ -163,12 +169,14 @@ exec 7>&-
 finish
 posted=$(grep -m1 'POST' "$T/err" | cut -d' ' -f1)
 posted=$(echo "$t0 $(date -d "$posted" +%s.%N)" | awk '{ printf "%.2f", $2 - $1 }')
-awk -v t="$posted" 'BEGIN { exit !(t >= 0 && t < 0.15) }' ||
-  diag "the call was sent $posted s in: its answer did not come just before the step"
 ok "a batch's age, the clock stepped back 30 s: the step took effect" step_seen
 is "... exit 0, the item fetched" "$rc:$(cat "$T/out")" "0:$(cat "$T/items")"
-ok "... printed once 0.25 s old, not 30 s later ($printed s in)" \
-  awk -v t="$printed" 'BEGIN { exit !(t < 4) }'
+if awk -v t="$posted" 'BEGIN { exit !(t >= 0 && t < 0.15) }'; then
+  ok "... printed once 0.25 s old, not 30 s later ($printed s in)" \
+    awk -v t="$printed" 'BEGIN { exit !(t < 4) }'
+else
+  skip_tests 1 "the call was sent $posted s in: its answer did not come just before the step"
+fi
 
 # --- a failed token refresh's pause: tried again after 1 s, then 2 s, not 30 s more --
 # (The token command fails twice, then gives the fake's token. The wall clock

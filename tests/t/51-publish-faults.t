@@ -124,7 +124,7 @@ kill -TERM $publisher; exec 3>&-
 rc=0; wait $publisher || rc=$?
 is "SIGTERM while waiting for input: exit 75" "$rc" 75
 is "... nothing said of an input with nothing left" "$(grep -c ' 0 lines of input read' "$T/err")" 0
-ok "... promptly" test $(($(date +%s) - started)) -le 2
+ok "... promptly (within 5 s)" test $(($(date +%s) - started)) -le 5
 like "... saying so" "$(cat "$T/err")" "interrupted"
 like "... and what it did, as a warning (the counts were for -v only)" "$(cat "$T/err")" \
   "qrpool-publish warning: read 100 lines, published 100, failed 0"
@@ -358,8 +358,10 @@ cat "$T/items" "$T/items" >"$T/twice"
 run qrpool-publish <"$T/twice"
 is "a code listed twice: exit 65" "$rc" 65
 like "... the repeat reported" "$(cat "$T/err")" "stdin:3: .* was listed before in this input"
-is "... each printed once" "$(sort "$T/out" | uniq -d)" ""
-is "... and sent once" "$(read_topic qrpool.link | cut -f1 | grep -Fx -f "$(cut -f1 "$T/items" >"$T/ids"; echo "$T/ids")" | uniq -d)" ""
+is "... each printed once" "$(cut -f1 "$T/out" | sort)" "$(cut -f1 "$T/items" | sort)"
+cut -f1 "$T/items" >"$T/ids"
+is "... and sent once: each of the two in Kafka once" \
+  "$(read_topic qrpool.link | cut -f1 | grep -Fx -f "$T/ids" | sort | uniq -c | awk '{ print $1 }' | tr '\n' ' ')" "1 1 "
 
 # --- a line longer than 65536 bytes: reported and skipped (65), the rest sent -------
 stage link=2

@@ -87,8 +87,8 @@ kafka_control clear-errors OffsetCommit
 publish_codes 60
 kafka_control error OffsetCommit REQUEST_TIMED_OUT 100000
 : >"$T/out"
+rc=0
 records 50 100 | qrpool-claim --pool poster --out "$T/codes" --wait 3s >"$T/out" 2>"$T/err" || rc=$?
-rc=${rc:-0}
 kafka_control clear-errors OffsetCommit
 handed=$(wc -l <"$T/out" | tr -d ' ')
 is "commits refused: exit 75" "$rc" 75

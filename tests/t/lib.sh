@@ -22,12 +22,23 @@ at_exit() { tap_cleanups="$*; $tap_cleanups"; }
 tap_finish() {
   status=$?
   eval "$tap_cleanups" >/dev/null 2>&1 || true
+  if [ -e "$T/.timed-out" ]; then
+    echo "# $0: still running after ${QRPOOL_TEST_TIMEOUT:-900} s: stopped (QRPOOL_TEST_TIMEOUT)" >&2
+    status=1
+  fi
   rm -rf "$T"
   echo "1..$tap_count"
   [ "$tap_failed" -eq 0 ] && [ "$status" -eq 0 ] || exit 1
 }
 trap tap_finish EXIT
 trap 'exit 130' INT TERM
+# A file that hangs (a tool deaf to its stop) fails after QRPOOL_TEST_TIMEOUT
+# seconds rather than holding make check up: its children are stopped, then
+# it. (The watchdog holds none of the test's output: prove waits on those.
+# It looks each second for the file's shell, and ends with it.)
+sh -c 'i=0; while [ $i -lt "$1" ]; do sleep 1; kill -0 "$3" || exit 0; i=$((i + 1)); done
+  : >"$2/.timed-out"; kill -TERM "$3"; pkill -TERM -P "$3"' watchdog \
+  "${QRPOOL_TEST_TIMEOUT:-900}" "$T" $$ </dev/null >/dev/null 2>&1 &
 
 ok() {  # ok DESCRIPTION -- COMMAND...   passes when the command exits 0
   desc=$1; shift; [ "${1:-}" = "--" ] && shift
