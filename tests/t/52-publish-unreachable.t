@@ -37,6 +37,17 @@ like "... -c with a relative path: the config named whole" "$(cat "$T/err")" \
 is "nothing is lost: every code still fetched, with its image" \
   "$(sql "SELECT count(*) FROM codes JOIN images ON code_id = codes.id WHERE state = 'fetched'")" 50
 
+# A bad line too: 65, not 75 (README: 75 ranks below 65, a rerun cannot fix a
+# bad line), and both are said, the codes not delivered as above.
+{ head -20 "$T/items"; echo 'not an item line'; tail -n +21 "$T/items"; } >"$T/bad-items"
+run qrpool-publish <"$T/bad-items"
+is "unreachable brokers and a malformed line: exit 65, not 75" "$rc" 65
+like "... the bad line said with its number" "$(cat "$T/err")" \
+  "stdin:21: expected 'request_id TAB pool', found no tab; line skipped"
+like "... the codes not delivered said all the same" "$(cat "$T/err")" \
+  "50 of 50 codes not delivered \\(by topic: qrpool\\.poster 40, qrpool\\.link 10; "
+is "... nothing printed, every code still fetched" "$(cat "$T/out"):$(sql "SELECT count(*) FROM codes WHERE state = 'fetched'")" :50
+
 # message.timeout.ms without limit, and a queue that fills: the wait for room
 # ends at kafka.timeout too (it waited for ever).
 cp "$QRPOOL_CONFIG" "$T/nolimit.cfg"
