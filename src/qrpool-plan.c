@@ -732,8 +732,9 @@ static int plan_run(const struct plan_options *options, const struct config *con
 			status = EXIT_TEMPFAIL;
 		} else if (!status) {
 			int64_t staged = 0;
+			int began;
 
-			if (!(status = db_run_start(&db, "plan"))) {
+			if ((began = !(status = db_run_start(&db, "plan")))) {
 				/* (a stop while the run's record waited for the lock) */
 				status = interrupt_requested() ? EXIT_TEMPFAIL :
 					plan_write(&db, options, config, &demand, pools, &minted, &total,
@@ -751,7 +752,8 @@ static int plan_run(const struct plan_options *options, const struct config *con
 					db_busy_bounded(&db, config->busy_timeout_ms);
 				db_run_end(&db, (int64_t)demand.count, staged, status);
 			}
-			if (status && !staged && interrupt_requested())
+			/* (a stop in db_run_start's lock wait is said there) */
+			if (began && status && !staged && interrupt_requested())
 				log_warn("interrupted before the plan was made: nothing planned");
 		}
 		db_close(&db);

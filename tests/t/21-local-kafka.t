@@ -96,7 +96,7 @@ CASES
 local-kafka --brokers 3 --topic t1:3 --bootstrap-file "$T/kafka.boot" --control "$T/kafka.ctl" \
   --after "200ms create-topic late:2" >"$T/kafka.out" 2>"$T/kafka.log" &
 kafka_pid=$!
-at_exit "kill $kafka_pid"
+at_exit "kill_child $kafka_pid"
 ok "bootstrap file appears" -- wait_for 10 test -s "$T/kafka.boot"
 BOOT=$(cat "$T/kafka.boot")
 like "three loopback brokers" "$BOOT" '^127\.0\.0\.1:[0-9]+,127\.0\.0\.1:[0-9]+,127\.0\.0\.1:[0-9]+$'

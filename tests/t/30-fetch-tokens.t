@@ -161,7 +161,8 @@ start_fake secret-gone --token-lifetime 2s --stable-margin 600ms --latency 40
 config_for 'concurrency = 4;'
 : >"$T/items"; plan poster 300
 qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
-sleep 0.5
+# (Emptied once codes are being fetched: mid-run, however loaded the machine.)
+tries=0; until [ "$(stats calls_total)" -ge 8 ] || [ $tries -gt 200 ]; do sleep 0.05; tries=$((tries + 1)); done
 cp "$T/secret" "$T/secret.kept"; : >"$T/secret"
 rc=0; wait $fetcher || rc=$?
 is "secret emptied mid-run: exit 78" "$rc" 78
@@ -524,7 +525,7 @@ server.serve_forever()
 PYEOF
 echo path >"$T/echo-mode"
 $PYTHON "$T/echo-gateway" "$T/echo.port" "$T/echo-mode" 2>"$T/echo.log" &
-at_exit "kill $! 2>/dev/null"
+at_exit "kill_child $!"
 tries=0; until [ -s "$T/echo.port" ] || [ $tries -gt 200 ]; do sleep 0.05; tries=$((tries + 1)); done
 base=http://127.0.0.1:$(cat "$T/echo.port")
 for mode in path cut bare; do
@@ -550,16 +551,19 @@ open(sys.argv[1], 'w').write(str(listener.getsockname()[1]))
 held = []
 while True:
     held.append(listener.accept()[0])   # read nothing, answer nothing
+    open(sys.argv[1] + '.accepted', 'w').write(str(len(held)))
 PYEOF
 $PYTHON "$T/mute-gateway" "$T/mute.port" 2>"$T/mute.log" &
-at_exit "kill $! 2>/dev/null"
+at_exit "kill_child $!"
 tries=0; until [ -s "$T/mute.port" ] || [ $tries -gt 200 ]; do sleep 0.05; tries=$((tries + 1)); done
 base=http://127.0.0.1:$(cat "$T/mute.port")
 config_for 'concurrency = 1; timeout = "30s";'
 : >"$T/items"; plan poster 2
 qrpool-fetch -v --for 60s <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
 wait_handles_term $fetcher
-sleep 1   # (in the token request by now)
+# (Once the token request is sent: the gateway has accepted its connection.)
+tries=0; until [ -s "$T/mute.port.accepted" ] || [ $tries -gt 200 ]; do sleep 0.05; tries=$((tries + 1)); done
+sleep 0.2
 kill -TERM $fetcher
 started=$(date +%s)
 rc=0; wait $fetcher || rc=$?

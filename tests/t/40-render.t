@@ -13,7 +13,9 @@ HOUR=$(date -u +%Y-%m-%dT%H:00:00Z)
 plan_codes() {
   [ ! -f "$T/staging.db" ] || sql "DELETE FROM images; DELETE FROM codes"
   { printf 'link\t%s\t%s\nposter\t%s\t%s\ncard\t%s\t%s\n' "$HOUR" "$1" "$HOUR" "$2" "$HOUR" "$3"
-    forecast_end "$HOUR"; } | qrpool-plan --from "$HOUR" | sort -R
+    forecast_end "$HOUR"; } | qrpool-plan --from "$HOUR" >"$T/plan.out" ||
+    { echo "plan_codes: qrpool-plan exited $?" >&2; return 1; }
+  sort -R "$T/plan.out"
 }
 link_lines() { awk -F '\t' '$2 == "link"' "$@"; }
 other_lines() { awk -F '\t' '$2 != "link"' "$@"; }

@@ -322,7 +322,7 @@ is "... and a rerun records them" "$(($(count card published) - before))" 300
 # ... and the same signal again ends that wait at once.
 set_kafka 20s
 locked_publish 30
-sleep 1.5
+in_kafka 300
 kill -TERM $publisher; exec 3>&-
 sleep 1.2; kill -TERM $publisher
 started=$(date +%s)
@@ -646,7 +646,7 @@ while True:
     except (ssl.SSLError, OSError):
         client.close()
 PY
-at_exit "kill $!"
+at_exit "kill_child $!"
 i=0
 while [ ! -s "$T/tls.port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 [ -s "$T/tls.port" ] || { diag "the TLS listener did not start"; echo 1 >"$T/tls.port"; }

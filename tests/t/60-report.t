@@ -231,7 +231,7 @@ if mkdir "$T/fullfs" && mount -t tmpfs -o size=8m tmpfs "$T/fullfs" 2>/dev/null;
   rm -f "$T/held" "$T/unhold"
   { echo "SELECT count(*) || ' held' FROM codes;"; i=0; until [ -e "$T/unhold" ] || [ $i -gt 600 ]; do sleep 0.05; i=$((i + 1)); done
   } | sqlite3 "$T/fullfs/staging.db" >"$T/held" & holder=$!
-  at_exit "touch '$T/unhold'; kill $holder"
+  at_exit "touch '$T/unhold'; kill_child $holder"
   i=0; until grep -q held "$T/held" 2>/dev/null || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
   dd if=/dev/zero of="$T/fullfs/filler" bs=4k 2>/dev/null || true   # (until ENOSPC)
   sleep 1.1   # (the success time is to the millisecond: a later run's would differ)

@@ -143,7 +143,7 @@ fi
 publish_codes 30
 mkfifo "$T/idle-in"
 { records 1 300; exec sleep 40; } >"$T/idle-in" & feeder=$!
-at_exit "kill $feeder 2>/dev/null"
+at_exit "kill_child $feeder"
 : >"$T/err"  # (here: the child truncates it only once the fifo opens)
 qrpool-claim -v --pool poster --out "$T/codes6" --wait 3s <"$T/idle-in" >"$T/out" 2>"$T/err" & claim=$!
 # (Waited for as said, not slept: a member of the scenario before may keep the
@@ -180,7 +180,7 @@ ok "(claim's config assigns cooperative-sticky too)" -- grep -q cooperative-stic
 timeout 60 kcat -q -u -b "$KAFKA_BROKERS" -G qrpool-online.card \
   -X partition.assignment.strategy=cooperative-sticky -X session.timeout.ms=6000 \
   -X heartbeat.interval.ms=500 -f '%k\n' qrpool.card >"$T/online-card" 2>/dev/null & online=$!
-at_exit "kill $online 2>/dev/null"
+at_exit "kill_child $online"
 i=0
 until [ -s "$T/online-card" ] || [ $i -gt 600 ]; do sleep 0.05; i=$((i + 1)); done
 records 2 | { run qrpool-claim -q --pool card --out "$T/codes7" --wait 3s; echo "$rc" >"$T/rc"; }

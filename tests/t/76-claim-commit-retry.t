@@ -18,7 +18,7 @@ mkfifo "$T/fifo"
 # One record, then stdin stays open and idle (a service between requests).
 { records 1 1; exec sleep 40; } >"$T/fifo" &
 feeder=$!
-at_exit "kill $feeder 2>/dev/null"
+at_exit "kill_child $feeder"
 kafka_control error OffsetCommit REQUEST_TIMED_OUT 100
 qrpool-claim -v --pool poster --out "$T/codes" --wait 3s <"$T/fifo" >"$T/out" 2>"$T/err" &
 claim=$!

@@ -34,8 +34,10 @@ ok "claim has bound a code (the group gave it partitions)" -- test -s "$T/out" |
 # in the group while idle), waits kafka.timeout.
 kcat -q -b "$KAFKA_BROKERS" -G qrpool-online.poster -X session.timeout.ms=20000 \
   -f '%k\n' qrpool.poster >/dev/null 2>&1 & joiner=$!
-at_exit "kill $joiner 2>/dev/null"
-sleep 1.5   # (its join starts the rebalance; claim, idle, answers within 250 ms)
+at_exit "kill_child $joiner"
+# (Its join starts the rebalance; claim, idle, answers within 250 ms.)
+i=0; until grep -q 'partition(s) taken back by the group' "$T/err" || [ $i -gt 300 ]; do
+  sleep 0.05; i=$((i + 1)); done
 records 1 2 >&8
 exec 8>&-
 rc=0; wait $claim || rc=$?

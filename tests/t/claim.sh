@@ -11,7 +11,7 @@ start_kafka() {
     >/dev/null 2>"$T/kafka.log" &
   kafka_pid=$!
   # Waited for: it removes its bootstrap file as it exits, racing the rm of $T.
-  at_exit "kill $kafka_pid; wait $kafka_pid"
+  at_exit "kill_child $kafka_pid; wait $kafka_pid"
   wait_for_kafka "$kafka_pid" "$T/brokers" "$T/kafka.log"
 }
 

@@ -19,6 +19,10 @@ tap_cleanups=
 # Failure details go to stderr, so prove shows them without -v (in CI logs too).
 # Register a command to run at exit (servers to stop), newest first.
 at_exit() { tap_cleanups="$*; $tap_cleanups"; }
+# kill_child PID: kills PID if it is still this shell's child: one killed and
+# reaped earlier may have left its pid to another process by the end (pids
+# wrap within a make check where pid_max is 32768).
+kill_child() { [ "$(ps -o ppid= -p "$1" 2>/dev/null | tr -d ' ')" != "$$" ] || kill "$1" 2>/dev/null || true; }
 tap_finish() {
   status=$?
   eval "$tap_cleanups" >/dev/null 2>&1 || true
@@ -81,6 +85,13 @@ skip_all() {
   if [ -n "${QRPOOL_NO_SKIP:-}" ]; then echo "Bail out! $* (scripts/install-deps should provide it)"; exit 1; fi
   echo "1..0 # SKIP $*"; exit 0
 }
+# The tools under test are $QRPOOL_BIN's: one not built there is not looked
+# for further along the PATH (an installed, older qrpool would be tested).
+for tool in qrpool-plan qrpool-fetch qrpool-render qrpool-publish qrpool-report qrpool-pending \
+    qrpool-prune qrpool-claim qrpool-resolve fake-wechat local-kafka kafka-offsets clockstep.so; do
+  [ -e "$QRPOOL_BIN/$tool" ] || skip_all "$QRPOOL_BIN/$tool is not built (make, or QRPOOL_BIN)"
+done
+export QRPOOL_BIN
 
 # wait_for_kafka PID BOOTSTRAP-FILE LOG: waits up to 30 s (a loaded machine:
 # make check runs two files at once) for local-kafka's bootstrap file, and

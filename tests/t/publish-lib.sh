@@ -11,7 +11,7 @@ start_kafka() {
   "$LOCAL_KAFKA" --bootstrap-file "$T/kafka.boot" --control "$T/kafka.ctl" "$@" \
     >/dev/null 2>"$T/kafka.log" &
   kafka_pid=$!
-  at_exit "kill $kafka_pid"
+  at_exit "kill_child $kafka_pid"
   wait_for_kafka "$kafka_pid" "$T/kafka.boot" "$T/kafka.log"
 }
 

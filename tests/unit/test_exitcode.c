@@ -3,15 +3,9 @@
 
 /* exitcode_worst against what the README promises (section "Exit status"):
  * "A partial failure is never 0. When several things go wrong, the most
- * serious is reported", with the one ranking it gives in words, in
- * qrpool-publish's exit status: "75 ranks below 65: a rerun cannot fix a bad
- * line". 75, "try again later", is the only status of the table a rerun
- * mends; every other one names something a rerun meets again (64 usage, 65 a
- * bad line, 69 "no rerun helps until the ACLs, the settings or the topic
- * change", 70 "a bug a rerun may meet again", 74 I/O, 78 "a setup to fix").
- * The README orders no two of those six: for them only consistency is
- * checked (the answer is one of the two, whatever their order or grouping),
- * which is what a pipeline's worst status over its stages needs. */
+ * serious is reported, in this order, most serious first: 64, 78, 70, 74,
+ * 69, 65, 75". 75, "try again later", is the only status of the table a
+ * rerun mends, so it ranks last. */
 
 /* The statuses of the README's table. */
 static const int statuses[] = { 0, 64, 65, 69, 70, 74, 75, 78 };
@@ -78,8 +72,22 @@ static void test_grouping(void)
 			first[0], first[1], first[2], first[3], first[0], first[1], first[2], first[4]);
 }
 
+/* The README's order, most serious first: the worst of two is the one
+ * earlier in it. */
+static void test_order(void)
+{
+	static const int order[] = { 64, 78, 70, 74, 69, 65, 75, 0 };
+	enum { ORDER_COUNT = sizeof order / sizeof order[0] };
+
+	for (int i = 0; i < ORDER_COUNT; i++)
+		for (int j = i + 1; j < ORDER_COUNT; j++)
+			is_int(exitcode_worst(order[j], order[i]), order[i], "worst(%d, %d) is %d",
+				order[j], order[i], order[i]);
+}
+
 int main(void)
 {
+	test_order();
 	test_done_is_identity();
 	test_pairs_symmetric();
 	test_tempfail_lowest();
