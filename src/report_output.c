@@ -554,6 +554,14 @@ static void report_check_snapshot(const struct report *report, int after, FILE *
 			after ? "; " : "", report->snapshot_error);
 }
 
+/* The line's end: ` |` and the perfdata, when there is any (none: no pool's
+ * depth was read), then the newline. */
+static void report_check_end(struct report_check_text *c, FILE *out)
+{
+	fprintf(out, "%s%s\n", *c->perf_data ? " |" : "", c->perf_data);
+	report_check_free(c);
+}
+
 int report_check(const struct report *report, double warn_hours, double crit_hours, FILE *out)
 {
 	static const char *const names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
@@ -591,8 +599,7 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 		if (state && *c.text_data[1])
 			fprintf(out, "; WARNING: %s", c.text_data[1]);
 		report_check_snapshot(report, 1, out);
-		fprintf(out, " |%s\n", c.perf_data);
-		report_check_free(&c);
+		report_check_end(&c, out);
 		return 3;
 	}
 	fprintf(out, "QRPOOL %s - ", names[state]);
@@ -611,7 +618,6 @@ int report_check(const struct report *report, double warn_hours, double crit_hou
 		fprintf(out, "; no run recorded in the staging DB %s", report->db_unused);
 	if (*c.unknown_data)
 		fprintf(out, "; cover unknown (no consumption history or plan yet): %s", c.unknown_data);
-	fprintf(out, " |%s\n", c.perf_data);
-	report_check_free(&c);
+	report_check_end(&c, out);
 	return state;
 }

@@ -10,8 +10,8 @@ start_fake crash --latency 20 --jitter 30
 config_for 'concurrency = 8;'
 plan poster 400
 qrpool-fetch <"$T/items" >"$T/out.1" 2>"$T/err.1" & fetch=$!
-# (Killed once some codes are served: mid-run however loaded the machine is.)
-for _ in $(seq 400); do [ "$(stats ok_total)" -ge 40 ] && break; sleep 0.05; done
+# (Killed once some codes are stored: mid-run however loaded the machine is.)
+for _ in $(seq 400); do [ "$(count "state = 'fetched'")" -ge 20 ] && break; sleep 0.05; done
 kill -9 $fetch
 wait $fetch 2>/dev/null || true
 # Calls in flight at the kill are served all the same: wait until they are.
@@ -235,7 +235,8 @@ start_fake locked --latency 100
 config_for 'concurrency = 8;'
 : >"$T/items"; plan poster 200
 qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
-sleep 0.7
+# (Locked mid-run: once some calls are answered, however loaded the machine.)
+for _ in $(seq 400); do [ "$(stats ok_total)" -ge 16 ] && break; sleep 0.05; done
 lock_db 14
 wait $locker
 rc=0; wait $fetcher || rc=$?
@@ -253,7 +254,7 @@ start_fake stalled --latency 300
 config_for 'concurrency = 8; timeout = "2s";'
 : >"$T/items"; plan poster 200
 qrpool-fetch -v <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
-sleep 0.7
+for _ in $(seq 400); do [ "$(stats calls_total)" -ge 8 ] && break; sleep 0.05; done
 lock_db 8
 wait $locker
 rc=0; wait $fetcher || rc=$?

@@ -582,6 +582,7 @@ took=$(($(date +%s) - started))
 is "--check, Kafka down, kafka.timeout 30 s: UNKNOWN" "$rc" 3
 ok "... within 9 s (took $took s)" test "$took" -le 9
 like "... saying why" "$(cat "$T/out")" "QRPOOL UNKNOWN - .*pool depth unreadable"
+ok "... no ' |' closing the line where there is no perfdata" -- sh -c "! grep -q ' |\$' '$T/out'"
 
 # --- the night window in real time, on and after DST nights (New York) -------------
 # The report's clock set by clockstep.so; no Kafka, a DB of its own.
