@@ -158,7 +158,7 @@ check test: deps
 	$(MAKE) all units $(BUILD)/bench/render_floor fuzz-seeds
 	QRPOOL_BIN=$(CURDIR)/$(BIN) QRPOOL_NO_SKIP=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		prove -j$(PROVE_JOBS) --timer $(TESTS) $(UNIT_BINS)
+		prove -j$(PROVE_JOBS) --timer --directives $(TESTS) $(UNIT_BINS)
 
 units: $(UNIT_BINS)
 

@@ -197,7 +197,7 @@ static void consumer_rebalance(rd_kafka_t *handle, rd_kafka_resp_err_t err,
 		rd_kafka_error_destroy(rd_kafka_incremental_unassign(handle, parts));
 	else
 		rd_kafka_assign(handle, NULL);
-	log_info("pool %s: %d partition(s) taken back by the group", consumer->pool->name, parts->cnt);
+	log_info("pool %s: %d partition(s) given back to the group", consumer->pool->name, parts->cnt);
 }
 
 /* What claiming relies on, which kafka.properties may not change: offsets

@@ -593,7 +593,7 @@ before=$(sql 'SELECT count(*) FROM codes')
 # (The plan waits up to 6 busy_timeouts to record its run: 6 s here.)
 rm -f "$T/locked"
 sqlite3 -cmd ".timeout 10000" "$T/staging.db" "BEGIN IMMEDIATE;" ".shell touch $T/locked; sleep 12" \
-  "COMMIT" >/dev/null & holder=$!
+  "COMMIT" >/dev/null 2>&1 & holder=$!   # (its sleep, left when it is killed, holds no output of ours)
 i=0; until [ -e "$T/locked" ] || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
 run qrpool-plan -c "$T/locked.cfg" --from $FROM "$T/small.tsv"
 kill $holder 2>/dev/null || true; wait $holder 2>/dev/null || true
@@ -607,7 +607,7 @@ like "... said as a lock held past busy_timeout" "$(cat "$T/err")" \
 before=$(sql 'SELECT count(*) FROM codes')
 rm -f "$T/locked"
 sqlite3 -cmd ".timeout 10000" "$T/staging.db" "BEGIN IMMEDIATE;" ".shell touch $T/locked; sleep 12" \
-  "COMMIT" >/dev/null & holder=$!
+  "COMMIT" >/dev/null 2>&1 & holder=$!   # (its sleep, left when it is killed, holds no output of ours)
 i=0; until [ -e "$T/locked" ] || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
 qrpool-plan --from $FROM "$T/more.tsv" >"$T/out" 2>"$T/err" & planner=$!
 wait_handles_term $planner

@@ -177,7 +177,7 @@ exec 7>&-
 rc=0; wait $idle_pid || rc=$?
 is "idle: exit 0" "$rc" 0
 is "idle: the item was fetched" "$(cat "$T/idle.out")" "$(cat "$T/items")"
-is "idle: while the run waits for input, the ledger holds only the call made" "$taken" 1
+is "idle: while the run waits for input, the ledger holds only the call made (given back within 6 s)" "$taken" 1
 
 # --- kept-alive connections closed by the server while the run waits ---------------
 # 10 calls a 2-second minute: the run waits for each next minute with its

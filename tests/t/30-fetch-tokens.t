@@ -353,15 +353,15 @@ like "... naming the source" "$(cat "$T/out")" "token source command; its token 
 config_for 'timeout = "5s"; token = { source = "command"; command = "while :; do echo piped-token'$$' 600; done | head -1"; };'
 run qrpool-fetch --check </dev/null
 is "a token command 'producer | head -1': exit 0, not a timeout" "$rc:$(cat "$T/err")" "0:"
-pkill -f "piped-token$$" || true   # (what a failure here leaves spinning)
+pkill -f "piped-token$$ " || true   # (what a failure here leaves spinning)
 # A command killed at the timeout is killed whole: `a | b` leaves no `a` running.
 config_for 'timeout = "1s"; token = { source = "command"; command = "sleep 61.'$$' | cat"; };'
 run qrpool-fetch --check </dev/null
 is "a pipeline that hangs: exit 75" "$rc" 75
 like "... timed out" "$(cat "$T/err")" "token command: timed out"
 sleep 0.2
-is "... and none of it left running" "$(pgrep -fc "sleep 61.$$" || true)" 0
-pkill -f "sleep 61.$$" || true
+is "... and none of it left running" "$(pgrep -fc "sleep 61\\.$$( |\$)" || true)" 0
+pkill -f "sleep 61\\.$$( |\$)" || true
 # The command's timeout is a length of time: a step back of the wall clock
 # (clockstep.so, 40 s after 1 s) does not stretch it.
 config_for 'timeout = "2s"; token = { source = "command"; command = "sleep 20.5"; };'
@@ -524,7 +524,7 @@ open(sys.argv[1], 'w').write(str(server.server_address[1]))
 server.serve_forever()
 PYEOF
 echo path >"$T/echo-mode"
-$PYTHON "$T/echo-gateway" "$T/echo.port" "$T/echo-mode" 2>"$T/echo.log" &
+$PYTHON "$T/echo-gateway" "$T/echo.port" "$T/echo-mode" >/dev/null 2>"$T/echo.log" &
 at_exit "kill_child $!"
 tries=0; until [ -s "$T/echo.port" ] || [ $tries -gt 200 ]; do sleep 0.05; tries=$((tries + 1)); done
 base=http://127.0.0.1:$(cat "$T/echo.port")
@@ -553,7 +553,7 @@ while True:
     held.append(listener.accept()[0])   # read nothing, answer nothing
     open(sys.argv[1] + '.accepted', 'w').write(str(len(held)))
 PYEOF
-$PYTHON "$T/mute-gateway" "$T/mute.port" 2>"$T/mute.log" &
+$PYTHON "$T/mute-gateway" "$T/mute.port" >/dev/null 2>"$T/mute.log" &
 at_exit "kill_child $!"
 tries=0; until [ -s "$T/mute.port" ] || [ $tries -gt 200 ]; do sleep 0.05; tries=$((tries + 1)); done
 base=http://127.0.0.1:$(cat "$T/mute.port")

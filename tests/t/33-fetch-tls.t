@@ -21,7 +21,7 @@ cert() {
 # started; sets $front, its https:// base.
 front() {
   "$PYTHON" "$TESTS_DIR/t/tls-front" "$T/$2.pem" "$T/$2.key" "127.0.0.1:$port" \
-    "$T/$1.port" "$T/$1.count" 2>"$T/$1.log" &
+    "$T/$1.port" "$T/$1.count" >/dev/null 2>"$T/$1.log" &
   at_exit "kill_child $!"
   wait_port_file "$T/$1.port" "tls-front $1" "$T/$1.log" || return 1
   front=https://127.0.0.1:$(cat "$T/$1.port")

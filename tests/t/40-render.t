@@ -235,7 +235,8 @@ like "says which version it needs" "$(cat "$T/err")" "needs QR version 3 at ec_l
 QPREFIX='https://m.example.com/%E4%BE%8B/q?a=1&id='
 config_with "url_prefix = \"$(printf '%s' "$QPREFIX" | sed 's/&/\\&/g')\"; foreground = \"#1A237E\"; background = \"#FFF8E1\";" >"$T/query.cfg"   # (sed's & escaped)
 chmod 600 "$T/query.cfg"
-QRPOOL_CONFIG=$T/query.cfg plan_codes 3 0 0 >"$T/query-items" 2>/dev/null
+QRPOOL_CONFIG=$T/query.cfg plan_codes 3 0 0 >"$T/query-items" 2>"$T/plan.err" ||
+  { cat "$T/plan.err" >&2; exit 1; }
 run env QRPOOL_CONFIG="$T/query.cfg" qrpool-render <"$T/query-items"
 is "a query prefix with a percent-encoded path, coloured: exit 0, every one rendered" \
   "$rc:$(wc -l <"$T/out")" "0:$(wc -l <"$T/query-items")"

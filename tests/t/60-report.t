@@ -545,8 +545,8 @@ is "never ended well: the fills' stages' and prune's last success 0, plan's its 
 # (killed, crashed, or stopped while another process held the DB's lock),
 # told by whether its pid runs (the DB is this host's).
 sleep 60 >/dev/null 2>&1 & alive=$!
-true & gone=$!
-wait "$gone"
+at_exit "kill_child $alive"
+gone=2147483600   # (no process: above any pid_max)
 sqlite3 "$T/many.db" "INSERT INTO runs (stage, pid, started_at) VALUES ('claim', $alive, unixepoch() - 60), ('render', $gone, unixepoch() - 50)"
 run qrpool-report -c "$T/many.cfg"
 is "a last run with no end, its pid running: 'running (pid N)'" \

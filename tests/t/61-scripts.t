@@ -52,6 +52,15 @@ ok "nightly-fill: codes were planned for all three pools" -- \
   test "$(sql 'SELECT count(DISTINCT pool) FROM codes')" -eq 3
 like "nightly-fill: the run is in the log" "$(cat "$T/log/nightly-fill.log")" "nightly-fill: end: exit 0"
 
+# --- the jobs rank their stages' statuses as the tools do (README, Exit status:
+# 64, 78, 70, 74, 69, 65, 75, most serious first; test_exitcode checks the C) --
+is "job_worst: of two statuses, the one earlier in the README's order (the pairs that are not)" \
+  "$(bash -c '. "$1/scripts/job.sh"; o=(64 78 70 74 69 65 75 0); bad=
+    for ((i = 0; i < ${#o[@]}; i++)); do for ((j = i + 1; j < ${#o[@]}; j++)); do
+      [ "$(job_worst "${o[j]}" "${o[i]}")" = "${o[i]}" ] && [ "$(job_worst "${o[i]}" "${o[j]}")" = "${o[i]}" ] ||
+        bad="$bad ${o[i]}/${o[j]}"
+    done; done; echo "${bad:-none}"' job "$ROOT")" none
+
 # --- the demand on stdin ('-'): it reaches the plan ------------------------------------
 # (card and link with rows of 0: the last plan had demand for them)
 { printf 'poster\t%s\t30\ncard\t%s\t0\nlink\t%s\t0\n' "$HOUR" "$HOUR" "$HOUR"; forecast_end "$HOUR"; } |
@@ -752,10 +761,14 @@ like "... saying what to check" "$(cat "$T/err")" \
 ln -sf "$QRPOOL_BIN/qrpool-report" "$T/missing-bin/"; rm -f "$T/missing-bin/qrpool-pending"
 rc=0; PATH=$(echo "$PATH" | tr ':' '\n' | grep -vxF "$QRPOOL_BIN" | paste -sd:) \
   QRPOOL_BIN=$T/missing-bin TMPDIR=$T audit >"$T/out" 2>"$T/err" || rc=$?
-# (the check's own verdict, if a pool is short, comes first: 78 or that)
-verdict=0; qrpool-report --check --warn-hours 12 --crit-hours 4 >/dev/null 2>&1 || verdict=$?
+# (the check's own verdict, if a pool is short, comes first: 78 or that; the
+# check's line is in audit's log)
+case $(grep -o 'QRPOOL [A-Z]*' "$T/err" | head -1) in
+  "QRPOOL OK") verdict=0 ;; "QRPOOL WARNING") verdict=1 ;; "QRPOOL CRITICAL") verdict=2 ;;
+  "QRPOOL UNKNOWN") verdict=3 ;; *) verdict=none ;;
+esac
 is "... audit without qrpool-pending: the check's verdict if not OK, else 78" "$rc" \
-  "$([ "$verdict" -ne 0 ] && echo "$verdict" || echo 78)"
+  "$(case $verdict in 0) echo 78 ;; *) echo "$verdict" ;; esac)"
 like "... saying what to check" "$(cat "$T/err")" \
   "qrpool-pending: exit 127, a tool not found: is qrpool installed"
 sql "DELETE FROM images WHERE code_id IN (SELECT id FROM codes WHERE state IN ('planned', 'fetched'));

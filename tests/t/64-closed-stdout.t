@@ -19,6 +19,7 @@ sed -i "s|^kafka = .*|kafka = { brokers = \"$KAFKA_BROKERS\"; timeout = \"15s\";
 # closed COMMAND...: runs COMMAND with stdout closed, its stderr in $T/err,
 # its exit status in $rc.
 closed() { rc=0; "$@" >&- 2>"$T/err" || rc=$?; }
+# (The loop below gives its tools no stdin: they would read its list.)
 # The error a write to a closed stdout gives: fd 1 held by nothing writable.
 STDOUT_ERROR="error: writing to stdout: Bad file descriptor"
 # lost POOL: the codes of POOL lost to a rerun: failed, or fetched without an
@@ -99,7 +100,7 @@ codes=$(sql "SELECT count(*) FROM codes")
 n=0
 while read -r command; do
   n=$((n + 1))
-  closed sh -c "exec $command"
+  closed sh -c "exec $command" </dev/null
   is "${command%% $T/*}: exit 74" "$rc" 74
   like "... stdout named" "$(cat "$T/err")" "$STDOUT_ERROR"
 done <<EOF

@@ -8,7 +8,7 @@ REDIS_TTL=3600500ms write_claim_config redis
 publish_codes 8
 
 # (The commands Redis receives, to see the ttl's milliseconds: 1 h and 500 ms.)
-rcli MONITOR >"$T/monitor" & monitor=$!
+rcli MONITOR >"$T/monitor" 2>/dev/null & monitor=$!
 at_exit "kill_child $monitor"
 i=0; until grep -q OK "$T/monitor" || [ $i -gt 100 ]; do sleep 0.05; i=$((i + 1)); done
 records 5 | { run qrpool-claim --pool poster --out "$T/codes" --wait 300ms; echo "$rc" >"$T/rc"; }

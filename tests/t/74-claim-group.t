@@ -142,7 +142,7 @@ fi
 # member joining then gets all of them at once, not after max.poll.interval.ms.
 publish_codes 30
 mkfifo "$T/idle-in"
-{ records 1 300; exec sleep 40; } >"$T/idle-in" & feeder=$!
+{ records 1 300; exec sleep 40; } >"$T/idle-in" 2>/dev/null & feeder=$!
 at_exit "kill_child $feeder"
 : >"$T/err"  # (here: the child truncates it only once the fifo opens)
 qrpool-claim -v --pool poster --out "$T/codes6" --wait 3s <"$T/idle-in" >"$T/out" 2>"$T/err" & claim=$!

@@ -16,7 +16,7 @@ sed -i 's|"heartbeat.interval.ms=500" \]|"heartbeat.interval.ms=500", "max.poll.
 publish_codes 30
 mkfifo "$T/fifo"
 # One record, then stdin stays open and idle (a service between requests).
-{ records 1 1; exec sleep 40; } >"$T/fifo" &
+{ records 1 1; exec sleep 40; } >"$T/fifo" 2>/dev/null &
 feeder=$!
 at_exit "kill_child $feeder"
 kafka_control error OffsetCommit REQUEST_TIMED_OUT 100

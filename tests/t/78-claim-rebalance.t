@@ -36,7 +36,7 @@ kcat -q -b "$KAFKA_BROKERS" -G qrpool-online.poster -X session.timeout.ms=20000 
   -f '%k\n' qrpool.poster >/dev/null 2>&1 & joiner=$!
 at_exit "kill_child $joiner"
 # (Its join starts the rebalance; claim, idle, answers within 250 ms.)
-i=0; until grep -q 'partition(s) taken back by the group' "$T/err" || [ $i -gt 300 ]; do
+i=0; until grep -q 'partition(s) given back to the group' "$T/err" || [ $i -gt 300 ]; do
   sleep 0.05; i=$((i + 1)); done
 records 1 2 >&8
 exec 8>&-

@@ -32,7 +32,7 @@ wait_port_file() {
 start_fake() {
   name=$1; shift
   fake-wechat --appid $APPID --secret-file "$T/secret" --pages pages/r/index \
-    --port 0 --port-file "$T/$name.port" -q "$@" 2>"$T/$name.log" &
+    --port 0 --port-file "$T/$name.port" -q "$@" >/dev/null 2>"$T/$name.log" &
   at_exit "kill_child $!"
   wait_port_file "$T/$name.port" "fake-wechat $name" "$T/$name.log" || return 1
   port=$(cat "$T/$name.port")

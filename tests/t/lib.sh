@@ -22,7 +22,10 @@ at_exit() { tap_cleanups="$*; $tap_cleanups"; }
 # kill_child PID: kills PID if it is still this shell's child: one killed and
 # reaped earlier may have left its pid to another process by the end (pids
 # wrap within a make check where pid_max is 32768).
-kill_child() { [ "$(ps -o ppid= -p "$1" 2>/dev/null | tr -d ' ')" != "$$" ] || kill "$1" 2>/dev/null || true; }
+kill_child() {
+  [ "$(awk '$1 == "PPid:" { print $2 }' "/proc/$1/status" 2>/dev/null)" != "$$" ] ||
+    kill "$1" 2>/dev/null || true
+}
 tap_finish() {
   status=$?
   eval "$tap_cleanups" >/dev/null 2>&1 || true
@@ -36,13 +39,23 @@ tap_finish() {
 }
 trap tap_finish EXIT
 trap 'exit 130' INT TERM
-# A file that hangs (a tool deaf to its stop) fails after QRPOOL_TEST_TIMEOUT
-# seconds rather than holding make check up: its children are stopped, then
-# it. (The watchdog holds none of the test's output: prove waits on those.
+# A file that hangs (a tool deaf to its stop, a wait that never ends) fails
+# after QRPOOL_TEST_TIMEOUT seconds (0: never) rather than holding make check
+# up: the file's shell and every process under it get SIGTERM, and those still
+# there 5 s later SIGKILL; the shell then ends as for a signal, its cleanups
+# run. (The watchdog holds none of the test's output: prove waits on those.
 # It looks each second for the file's shell, and ends with it.)
-sh -c 'i=0; while [ $i -lt "$1" ]; do sleep 1; kill -0 "$3" || exit 0; i=$((i + 1)); done
-  : >"$2/.timed-out"; kill -TERM "$3"; pkill -TERM -P "$3"' watchdog \
-  "${QRPOOL_TEST_TIMEOUT:-900}" "$T" $$ </dev/null >/dev/null 2>&1 &
+case ${QRPOOL_TEST_TIMEOUT:-900} in
+  ''|*[!0-9]*) echo "Bail out! QRPOOL_TEST_TIMEOUT=$QRPOOL_TEST_TIMEOUT: whole seconds, 0 for none"; exit 1 ;;
+esac
+if [ "${QRPOOL_TEST_TIMEOUT:-900}" -ne 0 ]; then
+  sh -c 'i=0; while [ $i -lt "$1" ]; do sleep 1; kill -0 "$3" || exit 0; i=$((i + 1)); done
+    : >"$2/.timed-out"
+    under() { for c in $(pgrep -P "$1"); do [ "$c" = $$ ] || { echo "$c"; under "$c"; }; done; }
+    pids=$(under "$3")
+    kill -TERM "$3" $pids; sleep 5; kill -KILL $pids' watchdog \
+    "${QRPOOL_TEST_TIMEOUT:-900}" "$T" $$ </dev/null >/dev/null 2>&1 &
+fi
 
 ok() {  # ok DESCRIPTION -- COMMAND...   passes when the command exits 0
   desc=$1; shift; [ "${1:-}" = "--" ] && shift
@@ -94,7 +107,7 @@ done
 export QRPOOL_BIN
 
 # wait_for_kafka PID BOOTSTRAP-FILE LOG: waits up to 30 s (a loaded machine:
-# make check runs two files at once) for local-kafka's bootstrap file, and
+# make check runs three files at once) for local-kafka's bootstrap file, and
 # exports KAFKA_BROKERS. If it never comes, says why on stderr, which prove
 # shows (diag's stdout it hides), and fails this file.
 wait_for_kafka() {
