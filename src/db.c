@@ -329,7 +329,8 @@ void db_rollback(struct db *db)
  * covers ordinary lock waits, but not all of them: SQLite answers BUSY at
  * once where waiting could deadlock, as when several processes open a new
  * file at the same moment and one switches it to WAL while another reads it.
- * The tools of one pipeline start together, so opening must be patient. */
+ * The tools of one pipeline start together, so opening must be patient; but
+ * a stop (SIGTERM, Ctrl-C) ends the wait at once. */
 static int db_exec_patiently(struct db *db, const char *sql, double deadline)
 {
 	for (;;) {
@@ -337,6 +338,11 @@ static int db_exec_patiently(struct db *db, const char *sql, double deadline)
 
 		if (rc == SQLITE_OK)
 			return 0;
+		if (((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) && interrupt_requested()) {
+			log_warn("%s: stopped while waiting for another process's lock to open the "
+				"staging DB: nothing was done", db->path);
+			return EXIT_TEMPFAIL;
+		}
 		if (((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) || db_now() >= deadline)
 			return db_fail(db, rc, sql);
 		usleep(10000 + (unsigned)(rand() % 20000));
@@ -484,6 +490,7 @@ static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, 
 			"run)", path);
 	db_check_private(path);
 	db_connection_settings(db, busy_timeout_ms);
+	db_busy_interruptible(db);   /* (for the open only: the tool sets its own after) */
 	/* WAL lets readers (report, pending) run beside a writer; NORMAL sync in
 	 * WAL mode is durable across process crashes, which is what resuming needs.
 	 * A reader that holds its snapshot a long while (a backup, an operator's
@@ -507,6 +514,7 @@ static int db_open_as(struct db *db, const char *path, int64_t busy_timeout_ms, 
 		db_close(db);
 		return db_open_as(db, path, busy_timeout_ms, 1);
 	}
+	db_busy_until(db, NULL, NULL);
 	return 0;
 }
 

@@ -266,14 +266,22 @@ like "... the time held up said in the summary" "$(grep 'done: fetched' "$T/err"
 
 # --- a lock that outlasts the run (SIGTERM while it is held, busy_timeout 1 s): the
 # outcomes it kept out are let go, said, and counted as left planned ------------------
-start_fake outlasted --latency 100
+# (Answers after 1 s: the calls in flight when the lock is taken are answered
+# under it, however loaded the machine; with 100 ms they could all be answered
+# and recorded before it, and fetch, asking the locked DB for quota, then had
+# none kept out.)
+start_fake outlasted --latency 1000
 config_for 'concurrency = 8;'
 sed -i 's/busy_timeout = "5s"/busy_timeout = "1s"/' "$QRPOOL_CONFIG"
 : >"$T/items"; plan poster 1000
 qrpool-fetch <"$T/items" >"$T/out" 2>"$T/err" & fetcher=$!
-i=0; until [ "$(wc -l <"$T/out")" -ge 16 ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+i=0; until [ "$(wc -l <"$T/out")" -ge 16 ] || [ $i -gt 400 ]; do sleep 0.05; i=$((i + 1)); done
 lock_db 12
-sleep 1.5   # outcomes come in under the lock, and wait for their commit
+# Outcomes come in under the lock (the fake answered more calls than are
+# recorded), and wait for their commit.
+i=0; until [ "$(stats ok_total)" -gt "$(count "state = 'fetched'")" ] || [ $i -gt 200 ]; do
+  sleep 0.05; i=$((i + 1)); done
+sleep 0.3
 wait_handles_term $fetcher
 kill -TERM $fetcher
 rc=0; wait $fetcher || rc=$?
