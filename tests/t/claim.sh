@@ -67,13 +67,12 @@ for _ in range(int(sys.argv[1])):
 # The group's committed offsets summed over the topic's partitions (none: 0).
 # kafka-offsets failing prints a line saying so, which no expected count is.
 committed_total() {
-  set -- "${1:-poster}" "$(mktemp "$T/offsets.XXXXXX")"
-  if ! kafka-offsets -b "$KAFKA_BROKERS" -t "qrpool.$1" -g "qrpool-online.$1" >"$2"; then
-    echo "committed_total: kafka-offsets could not read qrpool.$1"
+  if ! kafka-offsets -b "$KAFKA_BROKERS" -t "qrpool.${1:-poster}" -g "qrpool-online.${1:-poster}" \
+      >"$T/offsets.out"; then
+    echo "committed_total: kafka-offsets could not read qrpool.${1:-poster}"
     return 1
   fi
-  awk -F '\t' '{ if ($4 > 0) sum += $4 } END { print sum + 0 }' "$2"
-  rm -f "$2"
+  awk -F '\t' '{ if ($4 > 0) sum += $4 } END { print sum + 0 }' "$T/offsets.out"
 }
 
 # N parameter records on stdout, numbered from ${2:-1}.

@@ -37,11 +37,9 @@ stage() {
 # sha256 of the value, then the headers (name=value,...). kcat failing prints
 # a line saying so, which no expected value holds.
 read_topic() {
-  set -- "$1" "$(mktemp "$T/topic.XXXXXX")"
-  if ! kcat -C -b "$KAFKA_BROKERS" -t "$1" -e -q -f '%k\t%p\t%o\t%h\t%S\t%s\n' >"$2"; then
+  if ! kcat -C -b "$KAFKA_BROKERS" -t "$1" -e -q -f '%k\t%p\t%o\t%h\t%S\t%s\n' >"$T/topic.out"; then
     echo "read_topic: kcat could not read $1"
     return 1
   fi
-  "$PYTHON" "$TESTS_DIR/t/kafka-digest" <"$2" | sort
-  rm -f "$2"
+  "$PYTHON" "$TESTS_DIR/t/kafka-digest" <"$T/topic.out" | sort
 }
