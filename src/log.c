@@ -20,7 +20,7 @@ static atomic_int log_progress_line;
 static pthread_mutex_t log_hidden_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int log_error_shown;
 static long log_hidden_count;
-static char log_hidden_last[2048];
+static char log_hidden_last[LOG_LINE_MAX];
 
 /* At exit with a failure status (64-78: the answers of resolve and of
  * report --check are 1-3), a -q run that has said no error shows the last
@@ -230,10 +230,19 @@ static void log_sanitize(char *line)
 	*out = '\0';
 }
 
+/* A line longer than LOG_LINE_MAX ends in a mark, not silently mid-word
+ * (a command given to copy, cut, would run as another). */
+static void log_mark_cut(char *line, size_t size)
+{
+	static const char mark[] = " [line cut]";
+
+	memcpy(line + size - sizeof mark, mark, sizeof mark);
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
-	char stamp[40], line[2048];
+	char stamp[40], line[LOG_LINE_MAX];
 	struct timeval now;
 	struct tm tm;
 	va_list ap;
@@ -257,14 +266,16 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	if ((length = vasprintf(&message, fmt, ap)) >= 0) {
 		log_redact(message);
-		if (used < sizeof line)
-			snprintf(line + used, sizeof line - used, "%s", message);
+		if (used < sizeof line &&
+		    snprintf(line + used, sizeof line - used, "%s", message) >= (int)(sizeof line - used))
+			log_mark_cut(line, sizeof line);
 		explicit_bzero(message, (size_t)length);   /* (what masking moved left behind) */
 		free(message);
 	} else if (used < sizeof line) {
 		va_end(ap);
 		va_start(ap, fmt);
-		vsnprintf(line + used, sizeof line - used, fmt, ap);
+		if (vsnprintf(line + used, sizeof line - used, fmt, ap) >= (int)(sizeof line - used))
+			log_mark_cut(line, sizeof line);
 		log_redact(line + used);
 	}
 	va_end(ap);

@@ -6,6 +6,9 @@
 #include <stddef.h>
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+/* The longest line written, with its stamp and program name; a longer one is
+ * cut and ends in " [line cut]". Room for two whole paths and more. */
+#define LOG_LINE_MAX 16384
 
 /* verbosity: 0 = errors and warnings (default), -1 = errors only (-q),
  * -2 = nothing (fuzzing),

@@ -827,7 +827,7 @@ const char *publish_resume_command(const struct config *config)
 	if (!*command) {
 		/* The lock the fills took (job.sh says which), else where they take it. */
 		const char *lock = getenv("QRPOOL_FILL_LOCK"), *dir = getenv("QRPOOL_LOCK_DIR");
-		char path[PATH_MAX], lock_word[640], config_word[640] = "";
+		char path[PATH_MAX], lock_word[PUBLISH_WORD_MAX], config_word[PUBLISH_WORD_MAX] = "";
 
 		if (lock && *lock == '/')
 			snprintf(path, sizeof path, "%s", lock);

@@ -7,6 +7,7 @@
 #define QRPOOL_PUBLISH_H
 
 #include <librdkafka/rdkafka.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <time.h>
@@ -99,9 +100,11 @@ int publish_finish(struct publisher *publisher);
 /* How to publish the codes left fetched by hand, under the fills' lock (a
  * resume beside a running fill would send them twice): the lock job.sh took
  * ($QRPOOL_FILL_LOCK), else $QRPOOL_LOCK_DIR's or /run/lock's; with this
- * run's config named, unless it is the default. At most PUBLISH_RESUME_MAX
- * bytes. */
-#define PUBLISH_RESUME_MAX 1536
+ * run's config named, unless it is the default. Whole, whatever the paths:
+ * a path quoted for the shell is at most PUBLISH_WORD_MAX bytes (a quote
+ * becomes four), the command at most PUBLISH_RESUME_MAX. */
+#define PUBLISH_WORD_MAX (4 * PATH_MAX + 3)
+#define PUBLISH_RESUME_MAX (2 * PUBLISH_WORD_MAX + 160)
 const char *publish_resume_command(const struct config *config);
 
 #endif

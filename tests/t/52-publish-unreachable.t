@@ -34,6 +34,12 @@ like "... a lock path with a space and a quote: quoted for the shell" "$(cat "$T
 (cd "$T" && QRPOOL_CONFIG= qrpool-publish -c qrpool.cfg <"$T/items" >/dev/null 2>"$T/err") || true
 like "... -c with a relative path: the config named whole" "$(cat "$T/err")" \
   "by hand, under the fills' lock: env QRPOOL_CONFIG=$T/qrpool.cfg flock -n -E 75 /run/lock/qrpool-fill.lock"
+# Long paths: the command whole, not cut where a log line once ended (~2 KB).
+deep=$T$(printf '/a-directory-of-the-nightly-fill-%02d' $(seq 1 40))
+mkdir -p "$deep" && cp "$QRPOOL_CONFIG" "$deep/qrpool.cfg"
+QRPOOL_CONFIG=$deep/qrpool.cfg QRPOOL_FILL_LOCK="$deep/it's.lock" run qrpool-publish <"$T/items"
+like "... paths of ${#deep} bytes: the command given whole" "$(cat "$T/err")" \
+  "by hand, under the fills' lock: env QRPOOL_CONFIG=$deep/qrpool.cfg flock -n -E 75 '$deep/it'\\\\''s.lock' bash -o pipefail -c 'qrpool-pending --state fetched \\| qrpool-publish'\\)\$"
 is "nothing is lost: every code still fetched, with its image" \
   "$(sql "SELECT count(*) FROM codes JOIN images ON code_id = codes.id WHERE state = 'fetched'")" 50
 

@@ -35,19 +35,50 @@ static void test_redact(void)
 	redacted("in S3cre, and in pass=w", "in S3cre, and in pass=w");
 }
 
-/* A message longer than a line, a secret across where the line is cut. */
+/* The length of what log_error puts before a message. */
+static size_t log_prefix_length(void)
+{
+	char logged[256];
+	const char *at;
+
+	tap_capture_start();
+	log_error("@@");
+	tap_capture_end(logged, sizeof logged);
+	at = strstr(logged, "@@");
+	return at ? (size_t)(at - logged) : 0;
+}
+
+/* A message longer than a line: the line ends in a mark, a secret across where
+ * it is cut masked before the cut; a message that just fits is not marked. */
 static void test_long_line(void)
 {
-	char message[2100], logged[4096];
+	static const char mark[] = " [line cut]\n";
+	static char message[LOG_LINE_MAX + 100], logged[2 * LOG_LINE_MAX];
+	size_t prefix = log_prefix_length(), kept = LOG_LINE_MAX - 1 - prefix - (sizeof mark - 2);
+	size_t length;
 
+	ok(prefix > 20, "the prefix measured: %zu bytes", prefix);
 	memset(message, 'x', sizeof message);
-	memcpy(message + 1998, "S3cretVAL", 9);   /* the line, its prefix first, ends in it */
+	memcpy(message + kept - 4, "S3cretVAL", 9);   /* the text kept ends in it */
 	message[sizeof message - 1] = '\0';
 	tap_capture_start();
 	log_error("%s", message);
 	tap_capture_end(logged, sizeof logged);
+	length = strlen(logged);
 	ok(!strstr(logged, "S3c") && strstr(logged, "x***"), "a secret across the line's cut: "
 		"masked before the cut");
+	ok(length == LOG_LINE_MAX && !strcmp(logged + length - (sizeof mark - 1), mark),
+		"a line cut ends in a mark, at LOG_LINE_MAX: %zu bytes, ...%s", length,
+		logged + (length > 20 ? length - 20 : 0));
+	/* One that just fits: whole, unmarked. */
+	message[LOG_LINE_MAX - 1 - prefix] = '\0';
+	memset(message, 'y', LOG_LINE_MAX - 1 - prefix);
+	tap_capture_start();
+	log_error("%s", message);
+	tap_capture_end(logged, sizeof logged);
+	length = strlen(logged);
+	ok(length == LOG_LINE_MAX && !strstr(logged, "[line cut]") && logged[length - 2] == 'y',
+		"a message that just fits: whole, unmarked (%zu bytes)", length);
 }
 
 static void test_many(void)
