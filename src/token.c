@@ -345,37 +345,106 @@ int token_parse_text(char *text, size_t size, int64_t default_expires_s,
 
 #define TOKEN_CHILD_TICK_MS 250   /* a stop signal is looked at this often */
 #define TOKEN_CHILD_STOPPED -3
+/* What of a token command's stderr is relayed; the rest is counted. */
+#define TOKEN_STDERR_MAX 2048
 
-/* Reads what the child writes until EOF. -1 on a read error, -2 at the
+/* A token command's two outputs, as read: stdout (the token) and stderr (its
+ * diagnostics, relayed through our log, so masked). */
+struct token_child {
+	pid_t pid;
+	int fds[2];   /* stdout, stderr; -1 once at their end */
+	char *out, err[TOKEN_STDERR_MAX];
+	size_t out_size, out_used, err_used, err_dropped;
+};
+
+/* Reads what is ready on the child's output `which` (0 stdout, 1 stderr);
+ * closes it at its end. 1 when the stdout buffer is full, -1 on a read
+ * error, else 0. */
+static int token_read_some(struct token_child *child, int which)
+{
+	char spill[512];
+	char *into = which ? child->err + child->err_used : child->out + child->out_used;
+	size_t room = which ? sizeof child->err - child->err_used : child->out_size - 1 - child->out_used;
+	ssize_t got = read(child->fds[which], room ? into : spill, room ? room : sizeof spill);
+
+	if (got < 0)
+		return errno == EINTR || errno == EAGAIN ? 0 : -1;
+	if (got == 0) {
+		close(child->fds[which]);
+		child->fds[which] = -1;
+	} else if (!which)
+		child->out_used += (size_t)got;
+	else if (room)
+		child->err_used += (size_t)got;
+	else
+		child->err_dropped += (size_t)got;
+	return !which && child->out_used == child->out_size - 1;
+}
+
+/* Whether the child has exited, leaving it to be reaped (token_reap). */
+static int token_child_exited(pid_t pid)
+{
+	siginfo_t info = { 0 };
+
+	return waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid;
+}
+
+/* Reads the child's stdout to its end, and its stderr beside it: to its end,
+ * or until the child has exited (a daemon it left holds no run), or until
+ * stdout is full. Returns the stdout's length; -1 on a read error, -2 at the
  * deadline (db_monotonic()'s, as in token_reap), TOKEN_CHILD_STOPPED on
  * SIGINT/SIGTERM. */
-static ssize_t token_read_child(int fd, char *buf, size_t size, double deadline)
+static ssize_t token_read_child(struct token_child *child, double deadline)
 {
-	size_t used = 0;
-
 	for (;;) {
-		struct pollfd poller = { .fd = fd, .events = POLLIN };
-		int wait_ms = (int)((deadline - db_monotonic()) * 1000), ready;
-		ssize_t got;
+		struct pollfd pollers[2];
+		int wait_ms = (int)((deadline - db_monotonic()) * 1000), ready, count = 0, rc;
 
 		if (interrupt_requested())
 			return TOKEN_CHILD_STOPPED;
+		if (child->fds[0] < 0 && (child->fds[1] < 0 || token_child_exited(child->pid))) {
+			/* Its last words, already written. */
+			while (child->fds[1] >= 0 &&
+			       poll(&(struct pollfd){ .fd = child->fds[1], .events = POLLIN }, 1, 0) > 0)
+				if (token_read_some(child, 1) < 0)
+					break;
+			return (ssize_t)child->out_used;
+		}
 		if (wait_ms <= 0)
 			return -2;
-		ready = poll(&poller, 1, wait_ms < TOKEN_CHILD_TICK_MS ? wait_ms : TOKEN_CHILD_TICK_MS);
+		for (int i = 0; i < 2; i++)
+			if (child->fds[i] >= 0)
+				pollers[count++] = (struct pollfd){ .fd = child->fds[i], .events = POLLIN };
+		ready = poll(pollers, (nfds_t)count,
+			wait_ms < TOKEN_CHILD_TICK_MS ? wait_ms : TOKEN_CHILD_TICK_MS);
 		if (ready < 0 && errno != EINTR)
 			return -1;
-		if (ready <= 0)
-			continue;
-		got = read(fd, buf + used, size - 1 - used);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			return got < 0 ? -1 : (ssize_t)used;
-		used += (size_t)got;
-		if (used == size - 1)
-			return (ssize_t)used;
+		for (int i = 0; ready > 0 && i < count; i++) {
+			if (!pollers[i].revents)
+				continue;
+			if ((rc = token_read_some(child, pollers[i].fd == child->fds[1])) < 0)
+				return -1;
+			if (rc)   /* stdout full: no token is that long */
+				return (ssize_t)child->out_used;
+		}
 	}
+}
+
+/* The child's stderr, a line each as a warning, through our log: masked as
+ * ours is (the token it gave, the config's secrets). */
+static void token_relay_stderr(struct token_child *child)
+{
+	char *line = child->err, *end = child->err + child->err_used, *next;
+
+	for (; line < end; line = next + 1) {
+		if (!(next = memchr(line, '\n', (size_t)(end - line))))
+			next = end;
+		if (next > line)
+			log_warn("token command's stderr: %.*s", (int)(next - line), line);
+	}
+	if (child->err_dropped)
+		log_warn("token command's stderr: %zu bytes more, not shown", child->err_dropped);
+	explicit_bzero(child->err, sizeof child->err);
 }
 
 #define TOKEN_REAP_KILLED -1
@@ -412,19 +481,26 @@ static int token_reap(pid_t pid, int *child_status, double deadline, int kill_no
  * nothing else of ours: curl's connections and its multi handle's socketpair
  * are not close-on-exec, and a command that leaves a daemon running would
  * hold them open (a closed connection the server never sees close). */
-static int token_spawn(const char *command, pid_t *pid, int *out_fd)
+static int token_spawn(const char *command, struct token_child *child)
 {
 	char *argv[] = { "sh", "-c", (char *)command, NULL };
 	posix_spawn_file_actions_t actions;
 	posix_spawnattr_t attributes;
 	sigset_t defaults, none;
-	int pipe_fds[2], rc;
+	int out_fds[2], err_fds[2], rc;
 
-	if (pipe2(pipe_fds, O_CLOEXEC))
+	if (pipe2(out_fds, O_CLOEXEC))
 		return errno;
+	if (pipe2(err_fds, O_CLOEXEC)) {
+		rc = errno;
+		close(out_fds[0]);
+		close(out_fds[1]);
+		return rc;
+	}
 	posix_spawn_file_actions_init(&actions);
 	posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 1);
+	posix_spawn_file_actions_adddup2(&actions, out_fds[1], 1);
+	posix_spawn_file_actions_adddup2(&actions, err_fds[1], 2);
 	/* Signals as a shell gives them, not as ours are: SIGPIPE ignored here
 	 * would outlive exec, and `producer | head -1` would never end. Its own
 	 * process group, so that a kill reaches the whole command. */
@@ -444,15 +520,18 @@ static int token_spawn(const char *command, pid_t *pid, int *out_fd)
 	if (!rc)
 		rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
 	if (!rc)
-		rc = posix_spawn(pid, "/bin/sh", &actions, &attributes, argv, environ);
+		rc = posix_spawn(&child->pid, "/bin/sh", &actions, &attributes, argv, environ);
 	posix_spawnattr_destroy(&attributes);
 	posix_spawn_file_actions_destroy(&actions);
-	close(pipe_fds[1]);
+	close(out_fds[1]);
+	close(err_fds[1]);
 	if (rc) {
-		close(pipe_fds[0]);
+		close(out_fds[0]);
+		close(err_fds[0]);
 		return rc;
 	}
-	*out_fd = pipe_fds[0];
+	child->fds[0] = out_fds[0];
+	child->fds[1] = err_fds[0];
 	return 0;
 }
 
@@ -474,19 +553,22 @@ static int token_fetch_command(struct token_cache *cache, char *token, int64_t *
 {
 	const struct wechat_config *w = &cache->config->wechat;
 	char output[TOKEN_OUTPUT_MAX];
+	struct token_child child = { .fds = { -1, -1 }, .out = output, .out_size = sizeof output };
 	ssize_t length;
-	int fd = -1, rc, child_status = 0, killed;
+	int rc, child_status = 0, killed;
 	double deadline;
-	pid_t pid;
 
-	if ((rc = token_spawn(w->token_command, &pid, &fd))) {
+	if ((rc = token_spawn(w->token_command, &child))) {
 		token_fail(cache, WECHAT_RETRY, "token command: cannot start /bin/sh: %s", strerror(rc));
 		return -1;
 	}
 	deadline = db_monotonic() + (double)w->timeout_ms / 1000;
-	length = token_read_child(fd, output, sizeof output, deadline);
-	close(fd);
-	killed = token_reap(pid, &child_status, deadline, length == -2 || length == TOKEN_CHILD_STOPPED);
+	length = token_read_child(&child, deadline);
+	for (int i = 0; i < 2; i++)
+		if (child.fds[i] >= 0)
+			close(child.fds[i]);
+	killed = token_reap(child.pid, &child_status, deadline,
+		length == -2 || length == TOKEN_CHILD_STOPPED);
 	rc = -1;
 	if (length == TOKEN_CHILD_STOPPED)
 		token_fail(cache, WECHAT_RETRY, "%s", "token command: stopped by a signal");
@@ -514,7 +596,10 @@ static int token_fetch_command(struct token_cache *cache, char *token, int64_t *
 			&cache->failure);
 		if (rc)
 			token_source_refused(cache, "the token command's output");
+		else
+			log_add_token(token);   /* masked in its stderr too */
 	}
+	token_relay_stderr(&child);
 	explicit_bzero(output, sizeof output);
 	return rc;
 }

@@ -113,6 +113,31 @@ is "token command: exit 0" "$rc" 0
 is "token command: every code fetched" "$(count "state = 'fetched'")" 20
 is "token command: no token endpoint called by fetch" "$(stats endpoints stable_token requests)" 1
 
+# Its stderr is relayed through fetch's log, masked as fetch's own lines are:
+# the token it gave and the config's secrets do not reach the fill's log. A daemon
+# it leaves holding its stderr holds no run.
+cat >"$T/token-command" <<CMD
+#!/bin/sh
+echo "agent: handing out \$(cat "$T/central-token") (as kafka-pass-do-not-log)" >&2
+cat "$T/central-token"
+sleep 8 >/dev/null </dev/null &
+printf 'agent: done\n\n' >&2
+CMD
+chmod +x "$T/token-command"
+config_for "concurrency = 4; timeout = \"20s\"; token = { source = \"command\"; command = \"$T/token-command\"; };"
+sed -i 's|^kafka = { |kafka = { properties = ( "sasl.password=kafka-pass-do-not-log" ); |' "$QRPOOL_CONFIG"
+: >"$T/items"; plan poster 5
+started=$(date +%s)
+run qrpool-fetch <"$T/items"
+is "token command with a chatty stderr: exit 0, every code fetched" "$rc:$(count "state = 'fetched'")" 0:5
+like "... its stderr relayed, a line each, the token and the secret masked" "$(cat "$T/err")" \
+  "qrpool-fetch warning: token command's stderr: agent: handing out \\*\\*\\* \\(as \\*\\*\\*\\)"
+like "... its last line too" "$(cat "$T/err")" "qrpool-fetch warning: token command's stderr: agent: done\$"
+is "... the token nowhere in the log" "$(grep -cF "$(cat "$T/central-token")" "$T/err")" 0
+is "... nor the config's secret" "$(grep -cF kafka-pass-do-not-log "$T/err")" 0
+ok "... the daemon it left holding its stderr held no run ($(($(date +%s) - started)) s)" \
+  [ $(($(date +%s) - started)) -lt 6 ]
+
 # A command run again mid-run (its tokens last 2 s here) holds none of the
 # connections in flight: they are close-on-exec.
 cat >"$T/token-command" <<CMD
@@ -135,11 +160,13 @@ ok "token command again: run mid-run ($(wc -l <"$T/command-sockets") runs)" \
 is "token command again: no socket of ours in the command" "$(sort -u "$T/command-sockets")" 0
 
 # A command that fails says how: its exit status.
-config_for "concurrency = 4; token = { source = \"command\"; command = \"exit 3\"; };"
+config_for "concurrency = 4; token = { source = \"command\"; command = \"echo cannot reach the token service >&2; exit 3\"; };"
 : >"$T/items"; plan poster 2
 run qrpool-fetch --for 2s <"$T/items"
 is "a token command that fails: exit 75 at the deadline" "$rc" 75
 like "... its exit status said" "$(cat "$T/err")" "token command failed: exit 3"
+like "... after what it said on its stderr" "$(cat "$T/err")" \
+  "token command's stderr: cannot reach the token service"
 
 # --- refused credentials ------------------------------------------------------------
 start_fake credentials
