@@ -19,6 +19,22 @@ job_check_hhmm() {
   [[ $3 =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]] || { echo "$1: $2 $3: expected HH:MM" >&2; exit 64; }
 }
 
+# job_check_demand_files JOB FILE...: exits 64 for a directory, or a file
+# given twice (under two names too), as qrpool-plan refuses them: here before
+# the run, which would otherwise start, be logged and feed the leftovers.
+job_check_demand_files() {
+  local job=$1 i j
+  shift
+  for ((i = 1; i <= $#; i++)); do
+    [ "${!i}" != - ] || continue
+    [ ! -d "${!i}" ] || { echo "$job: ${!i} is a directory, not a demand file" >&2; exit 64; }
+    for ((j = 1; j < i; j++)); do
+      [ "${!j}" != - ] && [ "${!j}" -ef "${!i}" ] || continue
+      echo "$job: ${!j} and ${!i} are the same file: give each demand file once" >&2; exit 64
+    done
+  done
+}
+
 # job_minutes HH:MM: the minutes after midnight.
 job_minutes() { echo $((10#${1%:*} * 60 + 10#${1#*:})); }
 
@@ -45,6 +61,8 @@ job_check_deadline() {
       nightly-fill) next="the next night's fill feeds on what is left first; to catch up in the"
         next="$next day, run backfill with a reserve (README: After a failed night)" ;;
     esac
+    # (At the deadline's own minute, the next one is a day away.)
+    [ "$left_minutes" -ne 0 ] || left_minutes=1440
     echo "$job: it is $JOB_CHECKED_AT, past the deadline $until_time (the next one is" \
       "$((left_minutes / 60))h$((left_minutes % 60))m away): not starting; $next" >&2
     exit 75
@@ -281,18 +299,30 @@ job_private_dir() {
 # `flock` run by hand, or the stages of a run whose script was killed with
 # SIGKILL, which hold it until their end); else " (pid N, user U: COMMAND)"
 # for another user's process holding it (anyone can open a lock in
-# /run/lock), as /proc/locks has it; else how to find it.
+# /run/lock), as /proc/locks has it; else how to find it. Whatever another
+# user wrote there (the line, a process's name) shows with each byte that is
+# not printable ASCII as `?`: no terminal escapes in cron's mail.
+# (Printed by job_printf, in this shell: a pipeline's or a command
+# substitution's processes would inherit the lock's descriptor, and be named
+# among its holders.)
+job_printf() {
+  local LC_ALL=C text
+  printf -v text "$@"
+  printf '%s' "${text//[^[:print:]]/?}"
+}
 job_lock_holder() {
   local pid= user= since= args
   read -r pid user since <"$1" 2>/dev/null
+  # (The line's user must own the process: another user's run may not
+  # pass for the qrpool user's.)
   if [[ $pid =~ ^[0-9]+$ ]] && [ -d "/proc/$pid" ] && job_has_open "$pid" "$1" &&
-     job_started_by "$pid" "$since"; then
-    printf ' (pid %s, user %s, since %s)' "$pid" "$user" "$since"
+     [ "$(stat -c %U "/proc/$pid" 2>/dev/null)" = "$user" ] && job_started_by "$pid" "$since"; then
+    job_printf ' (pid %s, user %s, since %s)' "$pid" "$user" "$since"
     return 0
   fi
   job_lock_openers "$1"
   if [ -n "$JOB_OPENERS" ]; then
-    printf ' (held by %s)' "$JOB_OPENERS"
+    job_printf ' (held by %s)' "$JOB_OPENERS"
     return 0
   fi
   # (The process that took it, in util-linux 2.38's lslocks: that of the
@@ -301,9 +331,9 @@ job_lock_holder() {
     '$2 == lock { print $1; exit }')
   if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then
     args=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-80)
-    printf ' (pid %s, user %s: %s)' "$pid" "$(stat -c %U "/proc/$pid" 2>/dev/null)" "${args% }"
+    job_printf ' (pid %s, user %s: %s)' "$pid" "$(stat -c %U "/proc/$pid" 2>/dev/null)" "${args% }"
   else
-    printf ' (by a process this user cannot look into: `fuser -v %s`, as root, names it)' "$1"
+    job_printf ' (by a process this user cannot look into: `fuser -v %s`, as root, names it)' "$1"
   fi
 }
 

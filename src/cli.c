@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -108,6 +110,73 @@ int cli_others_may_change(const struct stat *st, const char *path, char *why, si
 	} else
 		return 0;
 	return 1;
+}
+
+/* A directory on the way to a file: whether anyone but this user and root
+ * may rename entries in it (cli_others_may_change's rule; a sticky one of
+ * root's or this user's lets no one rename what is not theirs: /tmp). */
+static int cli_directory_shared(const char *dir, char *why, size_t why_size, char *fix,
+	size_t fix_size)
+{
+	char what[64];
+	struct stat st;
+
+	if (stat(dir, &st) != 0 ||
+	    ((st.st_mode & S_ISVTX) && (st.st_uid == 0 || st.st_uid == geteuid())) ||
+	    !cli_others_may_change(&st, dir, what, sizeof what, fix, fix_size))
+		return 0;
+	snprintf(why, why_size, "in a directory %s: %s", what, dir);
+	return 1;
+}
+
+/* Walks `full` (absolute, writable) from its end to /: each directory
+ * holding the next component must be safe (cli_directory_shared), and with
+ * `links`, each component that is a symbolic link must be this user's or
+ * root's (its owner could point it elsewhere). */
+static int cli_walk_up(char *full, int links, char *why, size_t why_size, char *fix,
+	size_t fix_size)
+{
+	for (char *slash; (slash = strrchr(full, '/'));) {
+		struct stat st;
+
+		if (links && lstat(full, &st) == 0 && S_ISLNK(st.st_mode) && st.st_uid != 0 &&
+		    st.st_uid != geteuid()) {
+			snprintf(why, why_size, "reached through a symbolic link owned by another user "
+				"(uid %u): %s", (unsigned)st.st_uid, full);
+			snprintf(fix, fix_size, "name the file by a path of this user's or root's");
+			return 1;
+		}
+		if (slash == full) {
+			if (cli_directory_shared("/", why, why_size, fix, fix_size))
+				return 1;
+			break;
+		}
+		*slash = '\0';
+		if (cli_directory_shared(full, why, why_size, fix, fix_size))
+			return 1;
+	}
+	return 0;
+}
+
+int cli_others_may_replace(const char *path, char *why, size_t why_size, char *fix,
+	size_t fix_size)
+{
+	char written[PATH_MAX + 1], resolved[PATH_MAX];
+	size_t length = 0;
+
+	if (*path != '/') {
+		if (!getcwd(written, sizeof written - 1))
+			return 0;   /* (nothing to walk: the open says what is wrong) */
+		length = strlen(written);
+		if (length > 1)
+			written[length++] = '/';
+	}
+	if (snprintf(written + length, sizeof written - length, "%s", path) >=
+	    (int)(sizeof written - length))
+		return 0;
+	/* As written (a link on the way), then as resolved (where links lead). */
+	return cli_walk_up(written, 1, why, why_size, fix, fix_size) ||
+		(realpath(path, resolved) && cli_walk_up(resolved, 0, why, why_size, fix, fix_size));
 }
 
 int cli_usage_error(const char *fmt, ...)

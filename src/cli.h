@@ -50,6 +50,15 @@ struct stat;
  * (mode 0664)") and `fix` (the command that mends it), else 0. */
 int cli_others_may_change(const struct stat *st, const char *path, char *why, size_t why_size,
 	char *fix, size_t fix_size);
+/* Whether anyone but this user and root could put another file in the place
+ * of `path`: a directory above it, as written or as resolved, that they may
+ * change (cli_others_may_change's rule, but for a sticky one of root's or
+ * this user's, as /tmp), or a symbolic link of theirs on the way. 1, with
+ * `why` ("in a directory writable by others (mode 0777): /srv/q", PATH_MAX +
+ * 64 bytes will do) and `fix`, else 0. The check of a file is as good as
+ * this: a rename in such a directory swaps a file between check and read. */
+int cli_others_may_replace(const char *path, char *why, size_t why_size, char *fix,
+	size_t fix_size);
 /* Logs "message (try --help)" and returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* For getopt's ':' (a value missing) or '?' (unknown, or a value given to an

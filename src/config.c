@@ -317,21 +317,16 @@ static int config_check_ca(const struct config_reader *reader, const config_sett
 	const char *what, const char *path)
 {
 	struct stat st;
-	char dir[PATH_MAX], why[64], fix[PATH_MAX + 64];
-	const char *slash = strrchr(path, '/');
+	char why[PATH_MAX + 128], fix[PATH_MAX + 128];
 
-	if (stat(path, &st) == 0 && cli_others_may_change(&st, path, why, sizeof why, fix, sizeof fix))
+	/* Nor may they replace it (libcurl reads it again at each connection):
+	 * a directory on the way they may change lets them rename another file
+	 * over it. */
+	if ((stat(path, &st) == 0 &&
+	     cli_others_may_change(&st, path, why, sizeof why, fix, sizeof fix)) ||
+	    cli_others_may_replace(path, why, sizeof why, fix, sizeof fix))
 		return config_error_at(reader, setting, "%s %s is %s: whoever that lets change it "
 			"could add a CA of theirs and pose as the server; %s", what, path, why, fix);
-	/* Nor may they replace it: a directory others can write to, unless
-	 * sticky (/tmp), lets anyone rename another file over it. */
-	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-	if (!dir[0])
-		strcpy(dir, "/");
-	if (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
-		return config_error_at(reader, setting, "%s %s is in a directory others can write to "
-			"(%s, mode %04o): anyone could put a CA bundle of theirs in its place; move it, "
-			"or run chmod o-w %s", what, path, dir, (unsigned)(st.st_mode & 07777), dir);
 	return 0;
 }
 
@@ -1118,14 +1113,17 @@ static const char *config_file_read(const config_t *cf, const char *read_path, u
  * (token.command) or send the app secret where they like (api_base). */
 static int config_check_writers(const config_t *cf, const char *read_path)
 {
-	char shown[PATH_MAX], why[64], fix[PATH_MAX + 64];
+	char shown[PATH_MAX], why[PATH_MAX + 128], fix[PATH_MAX + 128];
 	const char *file;
 
 	for (unsigned i = 0; (file = config_file_read(cf, read_path, i, shown, sizeof shown)); i++) {
 		struct stat st;
 
-		if (stat(file, &st) == 0 &&
-		    cli_others_may_change(&st, file, why, sizeof why, fix, sizeof fix)) {
+		/* (Its directories too: a rename there swaps in another file between
+		 * libconfig's read and this look at the one in its place.) */
+		if ((stat(file, &st) == 0 &&
+		     cli_others_may_change(&st, file, why, sizeof why, fix, sizeof fix)) ||
+		    cli_others_may_replace(file, why, sizeof why, fix, sizeof fix)) {
 			log_error("%s: the config file is %s: whoever that lets change it could make the "
 				"tools run a command of theirs (token.command) or send the app secret "
 				"elsewhere (api_base); %s", file, why, fix);

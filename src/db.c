@@ -124,6 +124,31 @@ const char *db_unknown_id_hint(struct db *db)
 	return hint;
 }
 
+/* A file where the DB's directory, or one above it, should be (a DB's path
+ * with a name added after it, a typo): said as such, not as a directory to
+ * make or to chmod. 1 with `hint` set. */
+static int db_not_a_directory(const char *directory, char *hint, size_t size)
+{
+	char probe[PATH_MAX];
+	struct stat st;
+
+	if ((size_t)snprintf(probe, sizeof probe, "%s", directory) >= sizeof probe)
+		return 0;
+	for (char *slash;;) {
+		if (stat(probe, &st) == 0) {
+			if (S_ISDIR(st.st_mode))
+				return 0;
+			snprintf(hint, size, " (%s is not a directory: database.path names a file "
+				"under it)", probe);
+			return 1;
+		}
+		if ((errno != ENOENT && errno != ENOTDIR) || !(slash = strrchr(probe, '/')) ||
+		    slash == probe)
+			return 0;
+		*slash = '\0';
+	}
+}
+
 /* What SQLite's "readonly database" or "unable to open" means here, for an
  * operator to act on: the first of the DB, its -wal and -shm and their
  * directory that this user cannot write, or "" when every one can be (or
@@ -169,6 +194,8 @@ static void db_access_hint(const struct db *db, int rc, char *hint, size_t size)
 	if ((size_t)snprintf(copy, sizeof copy, "%s", path) >= sizeof copy)
 		return;
 	directory = dirname(copy);
+	if (db_not_a_directory(directory, hint, size))
+		return;
 	if (access(directory, X_OK) != 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			snprintf(hint, size, " (directory %s does not exist: make it, for the user that "

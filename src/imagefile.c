@@ -39,7 +39,7 @@ const char *imagefile_extension(const char *content_type, const void *bytes, siz
 
 int imagefile_open_dir(const char *path)
 {
-	char why[64], fix[PATH_MAX + 64];
+	char why[PATH_MAX + 128], fix[PATH_MAX + 128];
 	struct stat st;
 	int fd;
 
@@ -62,6 +62,16 @@ int imagefile_open_dir(const char *path)
 	if (fstat(fd, &st) == 0 && cli_others_may_change(&st, path, why, sizeof why, fix, sizeof fix)) {
 		log_error("--out %s: the directory is %s: whoever that lets write there could replace "
 			"the codes handed out; use a directory of this user's own (%s)", path, why, fix);
+		close(fd);
+		return -1;
+	}
+	/* The paths printed name it: one they may point elsewhere (a link of
+	 * theirs, a directory above it they may rename in) would hand out
+	 * their images as ours. */
+	if (cli_others_may_replace(path, why, sizeof why, fix, sizeof fix)) {
+		log_error("--out %s: the directory is %s: whoever that lets change it could point the "
+			"paths printed at images of theirs; use a directory of this user's own (%s)",
+			path, why, fix);
 		close(fd);
 		return -1;
 	}

@@ -17,16 +17,19 @@ static int parse_fail(char *why, const char *fmt, const char *text)
 
 int parse_int64(const char *text, int64_t min, int64_t max, int64_t *out, char *why)
 {
+	/* Digits, after a minus sign: not strtoll's spaces and plus sign. */
+	const char *digits = text ? text + (*text == '-') : "";
 	char *end;
 	long long value;
 
-	if (!text || !*text || isspace((unsigned char)*text))
-		return parse_fail(why, "'%s' is not a number", text ? text : "");
+	if (!*digits || strspn(digits, "0123456789") != strlen(digits))
+		return parse_fail(why, "'%s' is not a whole number", text ? text : "");
 	errno = 0;
 	value = strtoll(text, &end, 10);
 	if (errno == ERANGE || *end != '\0' || end == text)
 		return parse_fail(why, "'%s' is not a whole number", text);
-	if (value < min || value > max) {
+	/* (-0 is no count: a minus where none may be is out of range.) */
+	if (value < min || value > max || (*text == '-' && min >= 0)) {
 		if (why)
 			snprintf(why, PARSE_WHY_SIZE, "%s is out of range (%" PRId64 " to %" PRId64 ")",
 				text, min, max);

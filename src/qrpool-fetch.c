@@ -166,13 +166,19 @@ static int fetch_check(const struct config *config)
 			"of one code checks it)", w->appid);
 	/* No DB: the check reads no cached token and keeps none (nor makes a
 	 * DB, which a run as root would leave root's). */
+	/* A command's or a file's token is not shown to WeChat: only a call of
+	 * quota could tell whether it takes it. */
+	int unasked = w->token_source == TOKEN_COMMAND || w->token_source == TOKEN_FILE;
+
 	if (!(status = token_open(&cache, NULL, config))) {
 		status = token_check(&cache, &expires_in);
 		if (status)
 			log_error("appid %s, token source %s: %s", w->appid, cache.source,
 				cache.failure.message);
-		else if (printf("appid %s: the credentials work (token source %s; its token is good "
-				"for %lld s more)\n", w->appid, cache.source, (long long)expires_in) < 0)
+		else if (printf("appid %s: %s (token source %s; its token is good for %lld s more%s)\n",
+				w->appid, unasked ? "the token source works" : "the credentials work",
+				cache.source, (long long)expires_in, unasked ? "; whether WeChat takes it is "
+				"not asked: a fetch of one code tells" : "") < 0)
 			status = EXIT_IO;
 	}
 	token_close(&cache);

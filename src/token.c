@@ -338,6 +338,11 @@ int token_parse_text(char *text, size_t size, int64_t default_expires_s,
 				"seconds over 0");
 			return -1;
 		}
+		if ((word = strtok_r(NULL, " \t\r\n", &save))) {
+			snprintf(answer->message, sizeof answer->message,
+				"expected 'TOKEN [EXPIRES_IN_SECONDS]', a third word follows");
+			return -1;
+		}
 	}
 	*expires_in_s = expires;
 	return 0;
@@ -788,6 +793,16 @@ static int token_refresh_failed(struct token_cache *cache, double now, double mo
 	return 1;
 }
 
+/* What gave the token, to name in a message: the source the config says. */
+static const char *token_giver(const struct token_cache *cache)
+{
+	switch (cache->config->wechat.token_source) {
+	case TOKEN_COMMAND: return "the token command";
+	case TOKEN_FILE: return "the token file";
+	default: return "the token endpoint";
+	}
+}
+
 /* Asks the source for a token and keeps it, or backs off; `now` and `mono`
  * as token_get's. */
 static int token_refresh(struct token_cache *cache, double now, double mono)
@@ -808,8 +823,8 @@ static int token_refresh(struct token_cache *cache, double now, double mono)
 		if (mono < cache->refused_again_at) {
 			/* Refused again with no call succeeding since: using it
 			 * at once would loop. Wait and ask. */
-			token_fail(cache, WECHAT_RETRY, "%s",
-				"the token endpoint returned the refused token");
+			token_fail(cache, WECHAT_RETRY, "%s gave the refused token again",
+				token_giver(cache));
 			explicit_bzero(token, sizeof token);
 			return token_refresh_failed(cache, now, mono);
 		}
@@ -818,11 +833,11 @@ static int token_refresh(struct token_cache *cache, double now, double mono)
 		 * run (a night of spurious refusals would say it hundreds of
 		 * times), then counted at -v. */
 		if (!cache->retaken++)
-			log_warn("the token endpoint returned the token WeChat refused: trying it again "
-				"(WeChat refuses a valid token at times; said once a run, counted at -v)");
+			log_warn("%s gave the token WeChat refused: trying it again (WeChat refuses a "
+				"valid token at times; said once a run, counted at -v)", token_giver(cache));
 		else
-			log_info("the token endpoint returned the token WeChat refused: trying it again "
-				"(%lld times this run)", (long long)cache->retaken);
+			log_info("%s gave the token WeChat refused: trying it again (%lld times this run)",
+				token_giver(cache), (long long)cache->retaken);
 		cache->refused_backoff = cache->refused_backoff ? cache->refused_backoff * 2 : 1;
 		if (cache->refused_backoff > 60)
 			cache->refused_backoff = 60;

@@ -84,6 +84,15 @@ run qrpool-plan -c "$T/nodir.cfg" --from $FROM "$T/link.tsv"
 is "the DB's directory missing: exit 74" "$rc" 74
 like "... naming it, and what to do" "$(cat "$T/err")" \
   "unable to open database file \(directory $T/no-such-dir does not exist: make it, for the user that runs qrpool, mode 700\)"
+# Under a file (a DB's path with a name added after it): said as such, not
+# as a directory to make or to chmod.
+for under in "$T/good.cfg/staging.db" "$T/good.cfg/sub/staging.db"; do
+  sed "s|path = \"$T/staging.db\"|path = \"$under\"|" "$T/good.cfg" >"$T/underfile.cfg"
+  chmod 600 "$T/underfile.cfg"
+  run qrpool-plan -c "$T/underfile.cfg" --from $FROM "$T/link.tsv"
+  like "database.path $under: exit 74, the file named" "$rc:$(cat "$T/err")" \
+    "^74:.*unable to open database file \($T/good.cfg is not a directory: database.path names a file under it\)"
+done
 # database.path naming a directory (the file's name left out): a config error.
 sed "s|path = \"$T/staging.db\"|path = \"$T\"|" "$T/good.cfg" >"$T/dir.cfg"
 chmod 600 "$T/dir.cfg"

@@ -66,11 +66,11 @@ is "spurious 40014: every code fetched" "$(count "state = 'fetched'")" 600
 is "spurious 40014: no call ever went without a token" "$(stats errcodes 41001)" 0
 ok "spurious 40014: no refresh storm ($(stats endpoints stable_token requests) stable_token calls)" \
   [ "$(stats endpoints stable_token requests)" -le $((2 * refusals + 1)) ]
-like "spurious 40014: said" "$(cat "$T/err")" "returned the token WeChat refused: trying it again"
+like "spurious 40014: said" "$(cat "$T/err")" "the token endpoint gave the token WeChat refused: trying it again"
 retaken=$(stats endpoints stable_token requests)
 ok "... taken again more than once ($retaken stable_token calls)" [ "$retaken" -ge 3 ]
 is "... and said once (a warning each, before)" \
-  "$(grep -c "returned the token WeChat refused" "$T/err")" 1
+  "$(grep -c "gave the token WeChat refused" "$T/err")" 1
 
 # --- classic: another holder takes a new token, ours stops working ----------------
 start_fake classic --token-grace 0 --latency 30
@@ -373,7 +373,22 @@ rm -f "$T/staging.db" "$T/staging.db-wal" "$T/staging.db-shm"
 run qrpool-fetch --check </dev/null
 is "--check, token command: exit 0" "$rc" 0
 ok "... no staging DB made (nothing kept; a root's check would leave it root's)" test ! -e "$T/staging.db"
-like "... naming the source" "$(cat "$T/out")" "token source command; its token is good for 600 s more"
+like "... naming the source, and that WeChat was not asked" "$(cat "$T/out")" \
+  "^appid wxtest0000000001: the token source works \(token source command; its token is good for 600 s more; whether WeChat takes it is not asked: a fetch of one code tells\)$"
+config_for 'token = { source = "command"; command = "echo from-command 600 extra"; };'
+run qrpool-fetch --check </dev/null
+is "--check, a token command printing a third word: no token (75), nothing on stdout" "$rc:$(cat "$T/out")" 75:
+like "... saying why" "$(cat "$T/err")" "expected 'TOKEN \[EXPIRES_IN_SECONDS\]', a third word follows"
+# A token WeChat refuses, from a command: the messages name the command, not
+# a token endpoint fetch never asked.
+config_for 'concurrency = 2; token = { source = "command"; command = "echo not-a-token-wechat-gave 7200"; };'
+: >"$T/items"; plan poster 2
+run qrpool-fetch --for 3s <"$T/items"
+is "a command's token WeChat refuses: 75 at the deadline, the codes planned" \
+  "$rc:$(count "state = 'planned'")" 75:2
+like "... the command named as what gave it" "$(cat "$T/err")" \
+  "the token command gave the token WeChat refused: trying it again"
+is "... no token endpoint named" "$(grep -c 'token endpoint' "$T/err")" 0
 # The command runs with a shell's signals, not ours: with SIGPIPE ignored (as
 # our own is), `producer | head -1` never ends.
 # (Marked with this shell's pid: the pkill and pgrep below see only this run's.)

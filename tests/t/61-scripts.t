@@ -90,6 +90,10 @@ like "... and what to do instead of a daytime fill" "$(cat "$T/err")" \
 is "a deadline 5 minutes ago: nothing planned" "$(sql 'SELECT count(*) FROM codes')" "$before"
 run nightly-fill -u 6am "$T/demand.tsv"
 is "a malformed deadline: exit 64" "$rc" 64
+# The deadline's own minute: the next one is a day away, not 0h0m.
+run at_clock "$(date -u -d "$(date -u +%F) 05:00:20" +%s)" UTC nightly-fill -u 05:00 "$T/demand.tsv"
+like "a deadline at the current minute: 75, the next one a day away" "$rc:$(cat "$T/err")" \
+  "^75:nightly-fill: it is 05:00, past the deadline 05:00 \(the next one is 24h0m away\)"
 # --- before the night: an evening rerun would fetch through the evening's peak ----------
 # (The clock at 18:30 in UTC; the fill lock held, so that a fill that passes
 # the check stops there, 75, saying so.)
@@ -137,17 +141,18 @@ for args in "-w 1am-6am" "-w 01:00-01:00" "-f tomorrow"; do
     "64:$logged:1"
   like "... naming it as typed" "$(cat "$T/err")" "^nightly-fill: ${args%% *} '${args#* }': expected "
 done
-run backfill -u "$deadline" -r lots -d "$T/demand.tsv" "$T/demand.tsv"
+cp "$T/demand.tsv" "$T/demand-copy.tsv"   # (a campaign's file: not the same file twice)
+run backfill -u "$deadline" -r lots -d "$T/demand.tsv" "$T/demand-copy.tsv"
 is "backfill -r lots: exit 64, before the run" "$rc:$(sql "SELECT count(*) FROM codes WHERE state = 'planned'")" 64:1
 like "... naming it as typed" "$(cat "$T/err")" "^backfill: -r 'lots': expected a whole number"
 logged=$(cat "$T/log/backfill.log" 2>/dev/null | wc -l)
-run backfill -u "$deadline" -r 5000 -d "$T/demand.tsv" "$T/demand.tsv"
+run backfill -u "$deadline" -r 5000 -d "$T/demand.tsv" "$T/demand-copy.tsv"
 is "backfill -r 5000 (the whole quota): exit 64, before the run (nothing logged, nothing fed)" \
   "$rc:$(cat "$T/log/backfill.log" 2>/dev/null | wc -l):$(sql "SELECT count(*) FROM codes WHERE state = 'planned'")" \
   "64:$logged:1"
 is "... said as fetch says it" "$(cat "$T/err")" \
   "backfill: -r '5000': --reserve 5000 leaves nothing of quota_per_minute (5000)"
-run backfill -u "$deadline" -d "$T/demand.tsv" "$T/demand.tsv"
+run backfill -u "$deadline" -d "$T/demand.tsv" "$T/demand-copy.tsv"
 is "backfill without -r: exit 64, before the run (nothing logged, nothing fed)" \
   "$rc:$(cat "$T/log/backfill.log" 2>/dev/null | wc -l):$(sql "SELECT count(*) FROM codes WHERE state = 'planned'")" \
   "64:$logged:1"
@@ -217,7 +222,7 @@ run env PATH="$NOPROCPS" nightly-fill -u "$deadline" "$T/demand.tsv"
 is "a second nightly-fill while one runs: exit 75" "$rc" 75
 like "and says so, naming the holder (which may be anyone's: the lock is in a shared directory)" \
   "$(cat "$T/err")" "another run holds $T/qrpool-fill.lock \(held by (flock|sh|sleep) pid [0-9]+.*\); not starting"
-run backfill -u "$deadline" -r 2000 -d "$T/demand.tsv" "$T/demand.tsv"
+run backfill -u "$deadline" -r 2000 -d "$T/demand.tsv" "$T/demand-copy.tsv"
 is "nor a backfill while a fill runs (they would fetch the same codes): exit 75" "$rc" 75
 touch "$T/release"
 wait $holder
@@ -253,6 +258,18 @@ printf '%s someone 2020-01-01T00:00:00+0000\n' "$orphan" >"$T/qrpool-orphanprobe
 rc=0; bash -c ". '$ROOT/scripts/job.sh'; job_start orphanprobe" >"$T/out" 2>"$T/err" || rc=$?
 like "... an old line naming that pid is not believed" "$rc:$(cat "$T/err")" \
   "^75:.*another run holds $T/qrpool-orphanprobe.lock \(held by .*sleep pid $orphan"
+# A line naming that pid with a user who does not own it (anyone may write a
+# lock in /run/lock): not believed either; one believed shows what is not
+# printable ASCII as '?', no terminal escape reaching cron's mail.
+printf '%s nobody %s\n' "$orphan" "$(date +%Y-%m-%dT%H:%M:%S%z)" >"$T/qrpool-orphanprobe.lock"
+rc=0; bash -c ". '$ROOT/scripts/job.sh'; job_start orphanprobe" >"$T/out" 2>"$T/err" || rc=$?
+like "... a line naming another user than the pid's is not believed" "$rc:$(cat "$T/err")" \
+  "^75:.*another run holds $T/qrpool-orphanprobe.lock \(held by .*sleep pid $orphan"
+printf '%s %s \033]0;pwned\007\033[2Jnot-a-date\n' "$orphan" "$(id -un)" >"$T/qrpool-orphanprobe.lock"
+rc=0; bash -c ". '$ROOT/scripts/job.sh'; job_start orphanprobe" >"$T/out" 2>"$T/err" || rc=$?
+like "... escapes in a line believed show as '?'" "$rc:$(cat "$T/err")" \
+  "^75:.*another run holds $T/qrpool-orphanprobe.lock \(pid $orphan, user $(id -un), since \\?]0;pwned\\?\\?\\[2Jnot-a-date\); not starting"
+is "... no control byte in what was said" "$(tr -d '\n' <"$T/err" | LC_ALL=C tr -d '[:print:]' | wc -c)" 0
 kill -- -"$script"
 i=0
 until flock -n "$T/qrpool-orphanprobe.lock" true || [ $i -gt 100 ]; do sleep 0.05; i=$((i + 1)); done
@@ -503,6 +520,19 @@ run nightly-fill -u "$deadline" "$T/campaign.tsv" "$T/my dir"
 is "nightly-fill with a directory for a demand file: exit 64, before the run (nothing logged)" \
   "$rc:$(wc -l <"$T/log/nightly-fill.log")" "64:$logged"
 like "... saying so" "$(cat "$T/err")" "nightly-fill: $T/my dir is a directory, not a demand file"
+# A demand file given twice (under two names too): plan would refuse it, after
+# the run had started, been logged and fed the leftovers.
+ln -s "$T/campaign.tsv" "$T/campaign-link.tsv"
+run nightly-fill -u "$deadline" "$T/campaign.tsv" "$T/campaign-link.tsv"
+is "nightly-fill with a demand file given twice: exit 64, before the run (nothing logged)" \
+  "$rc:$(wc -l <"$T/log/nightly-fill.log")" "64:$logged"
+like "... saying so" "$(cat "$T/err")" \
+  "^nightly-fill: $T/campaign.tsv and $T/campaign-link.tsv are the same file: give each demand file once$"
+logged=$(wc -l <"$T/log/backfill.log")
+run backfill -u "$deadline" -r 2000 -d "$T/campaign.tsv" "$T/campaign.tsv"
+is "backfill with the regular forecast given as the campaign's too: exit 64, before the run" \
+  "$rc:$(wc -l <"$T/log/backfill.log")" "64:$logged"
+like "... saying so" "$(cat "$T/err")" "^backfill: $T/campaign.tsv and $T/campaign.tsv are the same file"
 run backfill -u "$deadline" -r 2000 -d "$T/my dir/regular.tsv" "$T/campaign.tsv"
 is "backfill: a regular forecast whose path has a space" "$rc" 0
 run backfill -u "$deadline" -r 2000 "$T/campaign.tsv"

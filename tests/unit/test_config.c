@@ -649,7 +649,7 @@ static void test_secrets_masked(void)
 }
 
 /* A CA bundle others can write, or put in a directory others can write to
- * (not sticky), could vouch for anyone: refused. */
+ * (not sticky) or own, could vouch for anyone: refused. */
 static void test_ca_writable(void)
 {
 	static const char wechat_ca[] = "wechat = { appid = \"a\"; ca_bundle = \"%s\"; };\n" POOLS;
@@ -666,17 +666,20 @@ static void test_ca_writable(void)
 		  "a ca_bundle writable by others" },
 		{ kafka_ca, 0646, 0700, "ssl.ca.location", "kafka's ssl.ca.location writable by others" },
 		{ kafka_ca, 0644, 0700, NULL, "... not once it is 0644" },
-		{ kafka_ca, 0644, 0777, "is in a directory others can write to",
+		{ kafka_ca, 0644, 0777, "is in a directory writable by others (mode 0777): ",
 		  "a CA bundle in a directory others can write to" },
 		{ kafka_ca, 0644, 01777, NULL, "... but for a sticky one (/tmp)" },
 	};
-	char ca[256], text[512], logged[2048];
+	const struct passwd *user = getpwnam("nobody");
+	char ca_dir[256], ca[300], text[512], logged[2048];
 	struct config config;
 
-	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+	snprintf(ca_dir, sizeof ca_dir, "%s/ca", dir);
+	snprintf(ca, sizeof ca, "%s/ca.pem", ca_dir);
+	mkdir(ca_dir, 0700);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		write_file(ca, "-----BEGIN CERTIFICATE-----\n", cases[i].file);
-		chmod(dir, cases[i].dir);
+		chmod(ca_dir, cases[i].dir);
 		snprintf(text, sizeof text, cases[i].format, ca);
 		is_int(load(text, 0644, &config, logged, sizeof logged),
 			cases[i].expect ? EXIT_CONFIG : 0, "%s: %s", cases[i].what,
@@ -685,8 +688,92 @@ static void test_ca_writable(void)
 			ok(strstr(logged, cases[i].expect) != NULL, "... saying so: %s", logged);
 		config_free(&config);
 	}
-	chmod(dir, 0700);
+	/* Root's bundle in another user's directory: its owner may rename another
+	 * over it, whatever its mode. */
+	chmod(ca_dir, 0755);
+	if (geteuid() != 0 || !user)
+		tap_skip(3, "not root, or no nobody to give a directory to");
+	else {
+		ok(chown(ca_dir, user->pw_uid, 0) == 0, "a CA bundle of root's, 0644, in nobody's directory");
+		snprintf(text, sizeof text, wechat_ca, ca);
+		is_int(load(text, 0644, &config, logged, sizeof logged), EXIT_CONFIG, "... is refused");
+		config_free(&config);
+		snprintf(text, sizeof text, "is in a directory owned by another user (uid %u): %s",
+			(unsigned)user->pw_uid, ca_dir);
+		ok(strstr(logged, text) != NULL, "... saying so: %s", logged);
+		ok(chown(ca_dir, 0, 0) == 0, "(given back to root)");
+	}
 	unlink(ca);
+	rmdir(ca_dir);
+}
+
+/* The config's directories, as written and as resolved, may be changed by
+ * this user and root alone: a rename in one swaps another file in between
+ * libconfig's read and the look at the file's mode and owner. */
+static void test_config_directories(void)
+{
+	const struct passwd *user = getpwnam("nobody");
+	char sub[256], path[320], link[256], include[320], text[1200], logged[2048];
+	struct config config;
+
+	snprintf(sub, sizeof sub, "%s/etc", dir);
+	snprintf(path, sizeof path, "%s/qrpool.cfg", sub);
+	mkdir(sub, 0700);
+	write_file(path, "wechat = { appid = \"a\"; };\n" POOLS, 0600);
+	chmod(sub, 0777);
+	is_int(load_path(path, &config, logged, sizeof logged), EXIT_CONFIG,
+		"a config in a directory others can write to is refused (78)");
+	config_free(&config);
+	snprintf(text, sizeof text, "qrpool.cfg: the config file is in a directory writable by others "
+		"(mode 0777): %s: whoever that lets change it could make the tools run a command of "
+		"theirs (token.command) or send the app secret elsewhere (api_base); run chmod go-w %s",
+		sub, sub);
+	ok(strstr(logged, text) != NULL, "... naming the directory and the fix: %s", logged);
+	chmod(sub, 01777);
+	is_int(load_path(path, &config, logged, sizeof logged), 0, "... but for a sticky one of "
+		"this user's (as /tmp): loads");
+	config_free(&config);
+	/* An include in such a directory, the config itself in a safe one. */
+	chmod(sub, 0777);
+	snprintf(include, sizeof include, "%s/inc.cfg", sub);
+	write_file(include, "wechat = { appid = \"a\"; };\n", 0600);
+	snprintf(text, sizeof text, "@include \"%s\"\n" POOLS, include);
+	is_int(load(text, 0600, &config, logged, sizeof logged), EXIT_CONFIG,
+		"an included file in a directory others can write to is refused");
+	config_free(&config);
+	ok(strstr(logged, "inc.cfg: the config file is in a directory writable by others") != NULL,
+		"... naming it: %s", logged);
+	unlink(include);
+	chmod(sub, 0700);
+	if (geteuid() != 0 || !user) {
+		tap_skip(6, "not root, or no nobody to give a directory or a link to");
+	} else {
+		/* Root's file included through another user's link (libconfig opens an
+		 * include as named), or in their directory. */
+		write_file(include, "wechat = { appid = \"a\"; };\n", 0600);
+		snprintf(link, sizeof link, "%s/link.cfg", dir);
+		if (symlink(include, link) != 0 || lchown(link, user->pw_uid, 0) != 0)
+			ok(0, "a link of nobody's: %s", strerror(errno));
+		snprintf(text, sizeof text, "@include \"%s\"\n" POOLS, link);
+		is_int(load(text, 0600, &config, logged, sizeof logged), EXIT_CONFIG,
+			"root's include through a symbolic link another user owns is refused");
+		config_free(&config);
+		unlink(include);
+		snprintf(text, sizeof text, "reached through a symbolic link owned by another user "
+			"(uid %u): %s", (unsigned)user->pw_uid, link);
+		ok(strstr(logged, text) != NULL, "... saying so: %s", logged);
+		unlink(link);
+		ok(chown(sub, user->pw_uid, 0) == 0, "the config's directory given to nobody");
+		is_int(load_path(path, &config, logged, sizeof logged), EXIT_CONFIG,
+			"root's config in a directory another user owns is refused");
+		config_free(&config);
+		snprintf(text, sizeof text, "in a directory owned by another user (uid %u): %s",
+			(unsigned)user->pw_uid, sub);
+		ok(strstr(logged, text) != NULL, "... saying so: %s", logged);
+		ok(chown(sub, 0, 0) == 0, "(given back to root)");
+	}
+	unlink(path);
+	rmdir(sub);
 }
 
 /* Files kafka.properties names: absolute, as every path of the config (the
@@ -830,6 +917,7 @@ int main(void)
 	test_secret_file();
 	test_secrets_masked();
 	test_ca_writable();
+	test_config_directories();
 	test_property_files();
 	test_wechat_values();
 	test_includes();

@@ -41,7 +41,7 @@ static void test_out_owners(const char *dir)
 	int dir_fd;
 
 	if (geteuid() != 0 || !shared || !nobody) {
-		tap_skip(6, "not root, or no nogroup and nobody to give a directory to");
+		tap_skip(10, "not root, or no nogroup and nobody to give a directory to");
 		return;
 	}
 	snprintf(sub, sizeof sub, "%s/grouped", dir);
@@ -66,6 +66,33 @@ static void test_out_owners(const char *dir)
 	snprintf(sub, sizeof sub, "the directory is owned by another user (uid %u)", (unsigned)nobody);
 	ok(dir_fd < 0 && strstr(logged, sub), "... is refused, through a link to it too: %s", logged);
 	unlink(link);
+	rmdir(sub);
+	/* Root's own directory, named through another user's link or under
+	 * their directory: they could point the paths printed elsewhere. */
+	snprintf(sub, sizeof sub, "%s/roots", dir);
+	ok(mkdir(sub, 0755) == 0, "a directory of root's");
+	if (symlink(sub, link) != 0 || lchown(link, nobody, 0) != 0)
+		ok(0, "a link of nobody's: %s", strerror(errno));
+	tap_capture_start();
+	dir_fd = imagefile_open_dir(link);
+	tap_capture_end(logged, sizeof logged);
+	ok(dir_fd < 0 && strstr(logged, "reached through a symbolic link owned by another user") &&
+		strstr(logged, "could point the paths printed at images of theirs"),
+		"... named through a link of nobody's: refused: %s", logged);
+	unlink(link);
+	snprintf(link, sizeof link, "%s/theirs", dir);
+	ok(mkdir(link, 0755) == 0 && chown(link, nobody, 0) == 0, "a directory of nobody's");
+	snprintf(sub, sizeof sub, "%s/theirs/out", dir);
+	tap_capture_start();
+	dir_fd = imagefile_open_dir(sub);
+	tap_capture_end(logged, sizeof logged);
+	ok(dir_fd < 0 && strstr(logged, "in a directory owned by another user"),
+		"root's --out made under it: refused: %s", logged);
+	if (dir_fd >= 0)
+		close(dir_fd);
+	rmdir(sub);
+	rmdir(link);
+	snprintf(sub, sizeof sub, "%s/roots", dir);
 	rmdir(sub);
 }
 

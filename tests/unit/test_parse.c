@@ -17,6 +17,13 @@ static void test_numbers(void)
 	ok(parse_int64("", 0, 100, &value, why) != 0, "refuses empty");
 	ok(parse_int64(" 1", 0, 100, &value, why) != 0, "refuses leading space");
 	ok(parse_int64("99999999999999999999", 0, INT64_MAX, &value, why) != 0, "refuses overflow");
+	static const char *const not_whole[] = { " 5", "5 ", "+5", "--1", "-", "", "5\n", "1_000" };
+	for (size_t i = 0; i < sizeof not_whole / sizeof not_whole[0]; i++)
+		ok(parse_int64(not_whole[i], -10, 10, &value, why) != 0 &&
+			strstr(why, "is not a whole number"), "refuses '%s', said alike (%s)", not_whole[i], why);
+	ok(parse_int64("-0", 0, 100, &value, why) != 0 && strstr(why, "-0 is out of range (0 to 100)"),
+		"refuses -0 where no negative may be: %s", why);
+	ok(parse_int64("-0", -1, 100, &value, why) == 0 && value == 0, "... and takes it where one may");
 	ok(parse_double("0.25", 0, 1, &real, why) == 0 && real == 0.25, "parses 0.25");
 	ok(parse_double("nan", 0, 1, &real, why) != 0, "refuses nan");
 	ok(parse_double("12", 0, 100, &real, why) == 0 && real == 12, "parses 12");
