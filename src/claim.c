@@ -274,7 +274,7 @@ static int claim_read_record(struct claim *claim, FILE *in, char line[CLAIM_LINE
 			claim->records++;
 			return 1;
 		}
-		log_error("line %ld: %s", claim->line_number, why);
+		log_line_error("line %ld: %s", claim->line_number, why);
 		claim->bad_lines++;
 	}
 	/* A signal while waiting for input interrupts the read: a stop, not an I/O error. */

@@ -975,7 +975,7 @@ static void fetch_bad_line(struct fetcher *f, const struct item *item, const cha
 	char why[256];
 
 	snprintf(why, sizeof why, fmt, a, b);
-	log_error("%s:%ld: %s; line skipped", f->input.name, item->line_number, why);
+	log_line_error("%s:%ld: %s; line skipped", f->input.name, item->line_number, why);
 	f->counts.bad++;
 }
 

@@ -69,7 +69,7 @@ int input_fill(struct input *input)
 
 static void input_overlong(struct input *input)
 {
-	log_error("%s:%ld: longer than %d bytes; line skipped", input->name, input->line_number,
+	log_line_error("%s:%ld: longer than %d bytes; line skipped", input->name, input->line_number,
 		ITEM_LINE_MAX);
 	input->bad_lines++;
 }
@@ -129,7 +129,7 @@ int input_next(struct input *input, struct item *item)
 			item->line_number = input->line_number;
 			return 1;
 		}
-		log_error("%s:%ld: %s; line skipped", input->name, input->line_number, why);
+		log_line_error("%s:%ld: %s; line skipped", input->name, input->line_number, why);
 		input->bad_lines++;
 	}
 	return 0;

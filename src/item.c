@@ -113,7 +113,7 @@ int item_read(struct item_reader *reader, struct item *item)
 			return 0;
 		reader->line_number++;
 		if (item_overlong(length, last, ITEM_LINE_MAX)) {
-			log_error("%s:%ld: longer than %d bytes; line skipped", reader->name,
+			log_line_error("%s:%ld: longer than %d bytes; line skipped", reader->name,
 				reader->line_number, ITEM_LINE_MAX);
 			reader->bad_lines++;
 			continue;
@@ -126,7 +126,7 @@ int item_read(struct item_reader *reader, struct item *item)
 			item->line_number = reader->line_number;
 			return 1;
 		}
-		log_error("%s:%ld: %s; line skipped", reader->name, reader->line_number, why);
+		log_line_error("%s:%ld: %s; line skipped", reader->name, reader->line_number, why);
 		reader->bad_lines++;
 	}
 }

@@ -21,6 +21,8 @@ static pthread_mutex_t log_hidden_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int log_error_shown;
 static long log_hidden_count;
 static char log_hidden_last[LOG_LINE_MAX];
+/* Lines of input refused this run (log_line_error). */
+static atomic_long log_lines_refused;
 
 /* At exit with a failure status (64-78: the answers of resolve and of
  * report --check are 1-3), a -q run that has said no error shows the last
@@ -42,7 +44,12 @@ void log_exit_said(int status)
 
 static void log_on_exit(int status, void *unused)
 {
+	long more = atomic_load(&log_lines_refused) - LOG_LINES_SAID;
+
 	(void)unused;
+	if (more > 0)
+		log_error("... and %ld more line%s of input refused as above, not shown one by one "
+			"(a run shows the first %d)", more, more == 1 ? "" : "s", LOG_LINES_SAID);
 	log_exit_said(status);
 }
 
@@ -239,13 +246,13 @@ static void log_mark_cut(char *line, size_t size)
 	memcpy(line + size - sizeof mark, mark, sizeof mark);
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
 	char stamp[40], line[LOG_LINE_MAX];
 	struct timeval now;
 	struct tm tm;
-	va_list ap;
+	va_list again;
 	size_t used;
 	char *message;
 	int length;
@@ -263,7 +270,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		log_program_name, names[level]);
 	/* Masked whole, then cut to the line: a secret across the cut would
 	 * otherwise keep its start. */
-	va_start(ap, fmt);
+	va_copy(again, ap);
 	if ((length = vasprintf(&message, fmt, ap)) >= 0) {
 		log_redact(message);
 		if (used < sizeof line &&
@@ -272,13 +279,11 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		explicit_bzero(message, (size_t)length);   /* (what masking moved left behind) */
 		free(message);
 	} else if (used < sizeof line) {
-		va_end(ap);
-		va_start(ap, fmt);
-		if (vsnprintf(line + used, sizeof line - used, fmt, ap) >= (int)(sizeof line - used))
+		if (vsnprintf(line + used, sizeof line - used, fmt, again) >= (int)(sizeof line - used))
 			log_mark_cut(line, sizeof line);
 		log_redact(line + used);
 	}
-	va_end(ap);
+	va_end(again);
 	log_sanitize(line);
 	if (hide) {
 		pthread_mutex_lock(&log_hidden_lock);
@@ -290,4 +295,24 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (level == LOG_ERROR)
 		atomic_store(&log_error_shown, 1);
 	fprintf(stderr, "%s%s\n", atomic_load(&log_progress_line) ? "\r\033[K" : "", line);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
+}
+
+void log_line_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (atomic_fetch_add(&log_lines_refused, 1) >= LOG_LINES_SAID)
+		return;
+	va_start(ap, fmt);
+	log_vmsg(LOG_ERROR, fmt, ap);
+	va_end(ap);
 }

@@ -21,6 +21,13 @@ const char *log_program(void);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* A line of input refused (skipped, or its code refused), an error: the
+ * first LOG_LINES_SAID of a run are said, the rest counted, and their number
+ * said at the exit, as plan's 20: one cause (a pool renamed, a message size
+ * limit) would otherwise write a line for each of 300,000 codes into the
+ * night's log and mail. Safe from any thread. */
+#define LOG_LINES_SAID 20
+void log_line_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Whether a progress line is on stderr (a terminal): a message then clears it
  * first, rather than being written after it on the same line. */
 void log_progress_shown(int shown);

@@ -110,14 +110,19 @@ static void publish_message_refused(struct publisher *publisher, const char *whe
 	 * back refused all together when librdkafka's batch.size is over the
 	 * topic's max.message.bytes. The advice is given once. */
 	int advice = err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !publisher->size_advice_said;
+	char said[1024];
 
-	log_error("%s%s: Kafka refused its message (an image of %zu bytes): %s; it stays fetched%s",
-		where, id, size, rd_kafka_err2str(err), advice ? ", and is refused again until the "
-		"limit is raised (message.max.bytes in kafka.properties, the topic's "
+	snprintf(said, sizeof said, "%s%s: Kafka refused its message (an image of %zu bytes): %s; it "
+		"stays fetched%s", where, id, size, rd_kafka_err2str(err), advice ? ", and is refused "
+		"again until the limit is raised (message.max.bytes in kafka.properties, the topic's "
 		"max.message.bytes on the cluster); or, when the images are small, their batch was "
 		"too large: batch.size in kafka.properties (1000000 by default) must not be over the "
 		"topic's max.message.bytes" : err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ?
 		" (see above)" : "");
+	if (advice)   /* (said whatever number of lines were before it) */
+		log_error("%s", said);
+	else
+		log_line_error("%s", said);
 	publisher->size_advice_said |= advice;
 	publisher->counts.refused++;
 	publisher->status = exitcode_worst(publisher->status, EXIT_DATA);
@@ -535,7 +540,7 @@ static void publish_hand_over(struct publisher *publisher, int now)
 static int publish_skip(struct publisher *publisher, const struct item *item, const char *source,
 	const char *why)
 {
-	log_error("%s:%ld: %s %s; skipped", source, item->line_number, item->request_id, why);
+	log_line_error("%s:%ld: %s %s; skipped", source, item->line_number, item->request_id, why);
 	publisher->counts.skipped++;
 	publisher->status = exitcode_worst(publisher->status, EXIT_DATA);
 	return 1;

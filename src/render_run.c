@@ -139,7 +139,7 @@ static int render_run_reject(struct render_run *run, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof message, fmt, ap);
 	va_end(ap);
-	log_error("%s:%ld: %s; line skipped", run->reader.name, run->reader.line_number, message);
+	log_line_error("%s:%ld: %s; line skipped", run->reader.name, run->reader.line_number, message);
 	run->reader_status = exitcode_worst(run->reader_status, EXIT_DATA);
 	run->rejected++;
 	return RENDER_RUN_SKIP;
@@ -477,7 +477,7 @@ static int render_run_take_slot(const struct render_run *run, struct render_writ
 		return cli_stdout_failed();
 	}
 	if (slot->state == SLOT_FAILED) {
-		log_error("%s:%ld: request id '%.*s': %s; line skipped", slot->input, slot->line_number,
+		log_line_error("%s:%ld: request id '%.*s': %s; line skipped", slot->input, slot->line_number,
 			(int)slot->id_length, slot->line, slot->error);
 		writer->failed++;
 		return EXIT_DATA;

@@ -65,6 +65,15 @@ like "... the first naming the staging DB (a stage given another config finds no
 like "... the next ones not" "$(cat "$T/err")" "stdin:6: unknown request id 'Unknown0000000cd'; line skipped"
 like "wrong pool named by number, quoted" "$(cat "$T/err")" "stdin:5: .*in pool 'poster', not 'card'"
 is "good lines still passed on" "$(wc -l <"$T/out")" 2
+# Many bad lines of one cause (a stage run with another config): the first 20
+# said, the rest counted, not a line per code in the night's mail.
+{ head -2 "$T/items"; for i in $(seq 100 149); do printf 'Unknown00000%s0\tposter\n' "$i"; done; } >"$T/many"
+run qrpool-fetch <"$T/many"
+is "50 bad lines: exit 65, the good ones passed on" "$rc:$(wc -l <"$T/out")" 65:2
+is "... 20 of them said" "$(grep -c 'line skipped' "$T/err")" 20
+like "... the last said is the 20th" "$(grep 'line skipped' "$T/err" | tail -1)" "stdin:22: unknown request id 'Unknown000001190'"
+like "... the rest counted" "$(cat "$T/err")" \
+  "qrpool-fetch error: \.\.\. and 30 more lines of input refused as above, not shown one by one \(a run shows the first 20\)"
 
 # --- a code listed twice: one call, printed once, the repeat reported (65) ------
 : >"$T/items"; plan poster 3
