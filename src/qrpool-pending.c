@@ -105,6 +105,10 @@ static int pending_parse_options(int argc, char **argv, struct pending_options *
 				return status;
 			break;
 		case 'p':
+			/* (A second would be taken for the first without a word.) */
+			if (options->pool)
+				return cli_usage_error("--pool given twice ('%s', '%s'): one pool, or "
+					"none for all", options->pool, optarg);
 			options->pool = optarg;
 			break;
 		case 'l':

@@ -141,8 +141,10 @@ static int prune_parse_options(int argc, char **argv, struct prune_options *opti
 	if (parse_duration_ms(options->age_text, &options->age_ms, why))
 		return cli_usage_error("--older-than: %s", why);
 	if (options->age_ms < PRUNE_MIN_AGE_MS) {
-		/* "30" is 30 seconds: the unit forgotten, most likely. */
-		int bare = !options->age_text[strspn(options->age_text, "0123456789")];
+		/* "30" is 30 seconds: the unit forgotten, most likely (not for 0,
+		 * whose 0d is as short). */
+		int bare = !options->age_text[strspn(options->age_text, "0123456789")] &&
+			options->age_ms > 0;
 
 		return cli_usage_error("--older-than %s: at least 1d (the last day's codes are what the "
 			"report and the morning audit read)%s%s%s", options->age_text,

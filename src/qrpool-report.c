@@ -70,6 +70,7 @@ static int report_parse_options(int argc, char **argv, struct report_options *op
 	char why[PARSE_WHY_SIZE];
 	int opt, status = 0;
 	unsigned formats = 0;   /* one bit per output option given */
+	unsigned thresholds = 0;   /* 1: --warn-hours given, 2: --crit-hours */
 
 	memset(options, 0, sizeof *options);
 	options->warn_hours = 12;
@@ -96,10 +97,12 @@ static int report_parse_options(int argc, char **argv, struct report_options *op
 			break;
 		case OPT_CHECK: options->format = FORMAT_CHECK; formats |= 1u << FORMAT_CHECK; break;
 		case OPT_WARN:
+			thresholds |= 1u;
 			if (parse_double(optarg, 0, 1e6, &options->warn_hours, why))
 				bad = "--warn-hours";
 			break;
 		case OPT_CRIT:
+			thresholds |= 2u;
 			if (parse_double(optarg, 0, 1e6, &options->crit_hours, why))
 				bad = "--crit-hours";
 			break;
@@ -125,6 +128,10 @@ static int report_parse_options(int argc, char **argv, struct report_options *op
 		return status;
 	if (optind < argc)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	/* (Thresholds without the check would be taken and do nothing.) */
+	if (options->format != FORMAT_CHECK && thresholds)
+		return cli_usage_error("%s: the thresholds of --check, which is not given",
+			thresholds & 1u ? "--warn-hours" : "--crit-hours");
 	if (options->crit_hours < 0)
 		options->crit_hours = options->warn_hours < 4 ? options->warn_hours : 4;
 	if (options->crit_hours > options->warn_hours)

@@ -408,7 +408,7 @@ void wechat_classify(long http_status, const char *content_type, const unsigned 
 			image.width, width);
 	if (image.size < size)
 		wechat_note(answer, WECHAT_NOTE_TRAILING, "has %zu bytes after its end marker "
-			"(not stored)", size - image.size);
+			"(those left out)", size - image.size);
 	answer->action = WECHAT_STORE;
 }
 

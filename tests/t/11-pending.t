@@ -170,6 +170,9 @@ run qrpool-pending --count --state failed --since 24h
 like "--since with --count" "$(grep '^poster' "$T/out")" '^poster +0 +0 +0 +1 +1$'
 run qrpool-pending --since soon
 is "--since needs a duration: exit 64" "$rc" 64
+run qrpool-pending --pool link --pool poster --count
+is "--pool twice: exit 64, not the last one taken without a word" "$rc:$(cat "$T/out")" 64:
+like "... saying so" "$(cat "$T/err")" "--pool given twice \('link', 'poster'\): one pool, or none for all"
 run qrpool-pending --pool postr
 is "--pool naming no pool of the config: exit 64" "$rc" 64
 like "naming the pools" "$(cat "$T/err")" "no pool 'postr'.*pools: poster"

@@ -174,7 +174,7 @@ is "padded images: none stored with its padding (every one ends in EOI)" \
   "$(sql "SELECT count(*) FROM images WHERE hex(substr(bytes, -2)) != 'FFD9'")" 0
 like "padded images: some were ($(stats faults padded))" "$(stats faults padded)" '^[1-9]'
 is "padded images: none refused, no call wasted" "$(stats calls_total)" 20
-is "padded images: said once" "$(grep -c 'has 16 bytes after its end marker (not stored): stored all the same' "$T/err")" 1
+is "padded images: said once" "$(grep -c 'has 16 bytes after its end marker (those left out): stored all the same' "$T/err")" 1
 
 # --- a pool WeChat refuses (41030; 85096): stopped, nothing lost -------------------
 # The 41030 of a page not published; the same errcode in a body labelled

@@ -398,6 +398,11 @@ sql "UPDATE depth_snapshots SET taken_at = taken_at + 7200 WHERE pool = 'link' A
 run qrpool-report --check --warn-hours 3
 is "--warn-hours alone below the default 4: --crit-hours follows it (no usage error)" \
   "$rc:$(cut -c1-15 "$T/out")" "2:QRPOOL CRITICAL"
+for thresholds in "--warn-hours 5" "--crit-hours 2" "--json --warn-hours 5"; do
+  run qrpool-report $thresholds
+  is "$thresholds without --check: exit 64, nothing printed" "$rc:$(cat "$T/out")" 64:
+  like "... saying so" "$(cat "$T/err")" "--(warn|crit)-hours: the thresholds of --check, which is not given"
+done
 run qrpool-report --check --warn-hours 1 --crit-hours 2
 is "--check with crit above warn is a usage error, UNKNOWN" "$rc" 3
 is "... with its one line" "$(cat "$T/out")" "QRPOOL UNKNOWN - bad command line (exit 64; see stderr)"

@@ -18,6 +18,8 @@ is "... with no word of a unit for one given" "$(grep -c 'a number alone' "$T/er
 run qrpool-prune --older-than 30
 is "--older-than 30 (the unit forgotten): exit 64, and the likely mistake said" \
   "$rc:$(grep -o 'a number alone is seconds: 30d for days?' "$T/err")" "64:a number alone is seconds: 30d for days?"
+run qrpool-prune --older-than 0
+is "--older-than 0: exit 64, no 0d suggested (as short)" "$rc:$(grep -c '0d for days' "$T/err")" 64:0
 run qrpool-prune --older-than 999999999d
 is "--older-than over a hundred years exits 64" "$rc" 64
 like "... saying the bound" "$(cat "$T/err")" "at most 36500d"

@@ -143,14 +143,14 @@ static void test_classify(void)
 	classify(200, "image/png", &long_png, 430, WECHAT_STORE, 0, "PNG with bytes after IEND");
 	wechat_classify(200, "image/png", long_png.data, long_png.size, 430, &answer);
 	is_int((int)answer.image_size, (int)long_png.size - 4, "... stored without them");
-	is_str(answer.note, "has 4 bytes after its end marker (not stored)", "... noted");
+	is_str(answer.note, "has 4 bytes after its end marker (those left out)", "... noted");
 	is_int(answer.note_kinds, WECHAT_NOTE_TRAILING, "... of its kind");
 	put(&padded_jpeg, "\0\0\0\n", 4);
 	wechat_classify(200, "image/jpeg", padded_jpeg.data, padded_jpeg.size, 440, &answer);
 	is_int(answer.action, WECHAT_STORE, "JPEG with bytes after EOI: stored");
 	is_int((int)answer.image_size, (int)good_jpeg.size, "... without them");
 	is_str(answer.note, "is 430 px wide where width 440 was asked; has 4 bytes after its end "
-		"marker (not stored)", "... both notes, in turn");
+		"marker (those left out)", "... both notes, in turn");
 	classify(200, "image/jpeg", &good_png, 430, WECHAT_STORE, 0, "PNG labelled image/jpeg");
 	wechat_classify(200, "image/jpeg", good_png.data, good_png.size, 430, &answer);
 	is_str(answer.content_type, "image/png", "... stored as what its bytes are");
