@@ -69,8 +69,10 @@ int plan_parse_demand_line(struct demand *demand, const struct config *config, c
 		*cursor++ = '\0';
 	}
 	if (count != 3) {
-		snprintf(why, why_size, "expected 3 tab-separated fields (pool, hour, codes), found %s",
-			count > 3 ? "more" : count == 2 ? "2" : "1");
+		/* (A CR inside: a file of an old Mac's line ends, read as one line.) */
+		snprintf(why, why_size, "expected 3 tab-separated fields (pool, hour, codes), found %s%s",
+			count > 3 ? "more" : count == 2 ? "2" : "1", memchr(line, '\r', length) ?
+			"; its lines end in CR alone, read as one: convert them (tr '\\r' '\\n')" : "");
 		return -1;
 	}
 	if (plan_find_pool(config, fields[0], &row.pool_index)) {
