@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "exitcode.h"
@@ -55,28 +56,28 @@ int cli_open_input(const char *name)
 	return fd;
 }
 
-/* Whether the group of `st` is its owner's alone: the owner's own group
- * (umask 002 with a group per user, Debian's way), naming no other member
- * and no other user's own group (a `users` group every account has as its
- * own, as some systems make it), as OpenSSH's secure_permissions judges. */
-static int cli_group_is_owners(const struct stat *st)
+/* Whether group `gid` is user `uid`'s alone: that user's own group (umask
+ * 002 with a group per user, Debian's way), naming no other member and no
+ * other user's own group (a `users` group every account has as its own, as
+ * some systems make it), as OpenSSH's secure_permissions judges. */
+static int cli_group_is_private(gid_t gid, uid_t uid)
 {
-	const struct passwd *user = getpwuid(st->st_uid);
+	const struct passwd *user = getpwuid(uid);
 	const struct group *group;
 	char owner[256];
 	int alone = 1;
 
-	if (!user || user->pw_gid != st->st_gid || strlen(user->pw_name) >= sizeof owner)
+	if (!user || user->pw_gid != gid || strlen(user->pw_name) >= sizeof owner)
 		return 0;
 	strcpy(owner, user->pw_name);   /* (getpwent reuses the buffer) */
-	if (!(group = getgrgid(st->st_gid)))
+	if (!(group = getgrgid(gid)))
 		return 0;
 	for (char **member = group->gr_mem; *member; member++)
 		if (strcmp(*member, owner))
 			return 0;
 	setpwent();
 	while (alone && (user = getpwent()))
-		alone = user->pw_gid != st->st_gid || user->pw_uid == st->st_uid;
+		alone = user->pw_gid != gid || user->pw_uid == uid;
 	endpwent();
 	return alone;
 }
@@ -85,10 +86,18 @@ int cli_others_may_change(const struct stat *st, const char *path, char *why, si
 	char *fix, size_t fix_size)
 {
 	unsigned mode = (unsigned)(st->st_mode & 07777);
+	/* Its group may write it where that group is its owner's alone, or this
+	 * user's (a directory of root's, 2770 root:qrpool, the tools run as
+	 * qrpool): no one else can. Unless an ACL grants more: the group bits are
+	 * then its mask, and say nothing of who. */
+	int acl = (st->st_mode & S_IWGRP) && getxattr(path, "system.posix_acl_access", NULL, 0) > 0;
+	int group_writes = (st->st_mode & S_IWGRP) && (acl ||
+		(!cli_group_is_private(st->st_gid, st->st_uid) &&
+		 !cli_group_is_private(st->st_gid, geteuid())));
 
-	if ((st->st_mode & S_IWOTH) || ((st->st_mode & S_IWGRP) && !cli_group_is_owners(st))) {
-		snprintf(why, why_size, "writable by %s (mode %04o)",
-			st->st_mode & S_IWOTH ? "others" : "its group", mode);
+	if ((st->st_mode & S_IWOTH) || group_writes) {
+		snprintf(why, why_size, "writable by %s (mode %04o)", st->st_mode & S_IWOTH ? "others" :
+			acl ? "its group or the users its ACL names" : "its group", mode);
 		snprintf(fix, fix_size, "run chmod go-w %s", path);
 	} else if (st->st_uid != geteuid() && st->st_uid != 0) {
 		const struct passwd *owner = getpwuid(st->st_uid);
@@ -146,13 +155,17 @@ static int cli_walk_up(char *full, int links, char *why, size_t why_size, char *
 			snprintf(fix, fix_size, "name the file by a path of this user's or root's");
 			return 1;
 		}
+		/* The directory before a "." or "..": what is in it is not on the
+		 * way (a link there is, and is looked at as the walk goes on). */
+		int passed = !strcmp(slash + 1, ".") || !strcmp(slash + 1, "..");
+
 		if (slash == full) {
-			if (cli_directory_shared("/", why, why_size, fix, fix_size))
+			if (!passed && cli_directory_shared("/", why, why_size, fix, fix_size))
 				return 1;
 			break;
 		}
 		*slash = '\0';
-		if (cli_directory_shared(full, why, why_size, fix, fix_size))
+		if (!passed && cli_directory_shared(full, why, why_size, fix, fix_size))
 			return 1;
 	}
 	return 0;

@@ -45,9 +45,10 @@ int cli_open_input(const char *name);
 struct stat;
 /* Whether anyone but this user and root may change the file or directory
  * `path` of status `st`: others may write to it, or its group unless that
- * is the owner's own (no other member), or another user owns it (the rule
- * of OpenSSH's secure_permissions). 1, with `why` ("writable by its group
- * (mode 0664)") and `fix` (the command that mends it), else 0. */
+ * is the owner's own or this user's (no other member), or users its POSIX
+ * ACL names, or another user owns it (the rule of OpenSSH's
+ * secure_permissions). 1, with `why` ("writable by its group (mode 0664)")
+ * and `fix` (the command that mends it), else 0. */
 int cli_others_may_change(const struct stat *st, const char *path, char *why, size_t why_size,
 	char *fix, size_t fix_size);
 /* Whether anyone but this user and root could put another file in the place
@@ -55,7 +56,7 @@ int cli_others_may_change(const struct stat *st, const char *path, char *why, si
  * change (cli_others_may_change's rule, but for a sticky one of root's or
  * this user's, as /tmp), or a symbolic link of theirs on the way. 1, with
  * `why` ("in a directory writable by others (mode 0777): /srv/q", PATH_MAX +
- * 64 bytes will do) and `fix`, else 0. The check of a file is as good as
+ * 128 bytes will do, as for `fix`) and `fix`, else 0. The check of a file is as good as
  * this: a rename in such a directory swaps a file between check and read. */
 int cli_others_may_replace(const char *path, char *why, size_t why_size, char *fix,
 	size_t fix_size);

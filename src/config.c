@@ -65,18 +65,22 @@ static const char *config_source(const struct config_reader *reader, const confi
 static int config_error_at(const struct config_reader *reader, const config_setting_t *setting,
 	const char *fmt, ...)
 {
-	char message[512];
+	char *message = NULL;
 	va_list ap;
 
+	/* (Whole, as long as it is: a path and its fix cut short would name
+	 * another file; the log line marks its own cut.) */
 	va_start(ap, fmt);
-	vsnprintf(message, sizeof message, fmt, ap);
+	if (vasprintf(&message, fmt, ap) < 0)
+		message = NULL;
 	va_end(ap);
 	/* A setting that is missing has no line: the file alone is named. */
 	if (setting)
 		log_error("%s:%d: %s", config_source(reader, setting),
-			config_setting_source_line(setting), message);
+			config_setting_source_line(setting), message ? message : fmt);
 	else
-		log_error("%s: %s", reader->file, message);
+		log_error("%s: %s", reader->file, message ? message : fmt);
+	free(message);
 	return EXIT_CONFIG;
 }
 
@@ -1111,7 +1115,7 @@ static const char *config_file_read(const config_t *cf, const char *read_path, u
 /* The config file and each file it @includes: none may be changed by anyone
  * but this user and root, or they could run commands as this user
  * (token.command) or send the app secret where they like (api_base). */
-static int config_check_writers(const config_t *cf, const char *read_path)
+static int config_check_writers(const config_t *cf, const char *path, const char *read_path)
 {
 	char shown[PATH_MAX], why[PATH_MAX + 128], fix[PATH_MAX + 128];
 	const char *file;
@@ -1120,10 +1124,13 @@ static int config_check_writers(const config_t *cf, const char *read_path)
 		struct stat st;
 
 		/* (Its directories too: a rename there swaps in another file between
-		 * libconfig's read and this look at the one in its place.) */
+		 * libconfig's read and this look at the one in its place. The main
+		 * file's path as given too: read as resolved, but a link of
+		 * another's on the way chose which.) */
 		if ((stat(file, &st) == 0 &&
 		     cli_others_may_change(&st, file, why, sizeof why, fix, sizeof fix)) ||
-		    cli_others_may_replace(file, why, sizeof why, fix, sizeof fix)) {
+		    cli_others_may_replace(file, why, sizeof why, fix, sizeof fix) ||
+		    (!i && cli_others_may_replace(path, why, sizeof why, fix, sizeof fix))) {
 			log_error("%s: the config file is %s: whoever that lets change it could make the "
 				"tools run a command of theirs (token.command) or send the app secret "
 				"elsewhere (api_base); %s", file, why, fix);
@@ -1213,7 +1220,7 @@ static int config_load_file(struct config *config, const char *path, const char 
 		config_free(config);
 		return EXIT_CONFIG;
 	}
-	if (!(status = config_check_writers(&cf, read_path)) &&
+	if (!(status = config_check_writers(&cf, path, read_path)) &&
 	    !(status = config_check_wide_numbers(&cf, read_path))) {
 		static const char *const keys[] = { "database", "wechat", "kafka", "redis", "pools",
 			NULL };

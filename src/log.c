@@ -24,13 +24,19 @@ static char log_hidden_last[LOG_LINE_MAX];
 /* Lines of input refused this run (log_line_error). */
 static atomic_long log_lines_refused;
 
-/* At exit with a failure status (64-78: the answers of resolve and of
+/* At exit: the lines of input refused past the first LOG_LINES_SAID,
+ * counted; and with a failure status (64-78: the answers of resolve and of
  * report --check are 1-3), a -q run that has said no error shows the last
  * warning it hid: that was the reason (a deadline reached with codes left, a
  * plan short of capacity), and a failing run is never silent. Called by
  * exit() (on_exit), or before an _exit(). */
 void log_exit_said(int status)
 {
+	long more = atomic_load(&log_lines_refused) - LOG_LINES_SAID;
+
+	if (more > 0)
+		log_error("... and %ld more line%s of input refused as above, not shown one by one "
+			"(a run shows the first %d)", more, more == 1 ? "" : "s", LOG_LINES_SAID);
 	if (status < 64 || status > 78 || atomic_load(&log_error_shown))
 		return;
 	pthread_mutex_lock(&log_hidden_lock);
@@ -44,12 +50,7 @@ void log_exit_said(int status)
 
 static void log_on_exit(int status, void *unused)
 {
-	long more = atomic_load(&log_lines_refused) - LOG_LINES_SAID;
-
 	(void)unused;
-	if (more > 0)
-		log_error("... and %ld more line%s of input refused as above, not shown one by one "
-			"(a run shows the first %d)", more, more == 1 ? "" : "s", LOG_LINES_SAID);
 	log_exit_said(status);
 }
 

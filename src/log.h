@@ -15,7 +15,9 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
  * 1 = info (-v), 2 = debug (-vv). With -q, a process exiting with a failure
  * status (64-78) that has said no error writes the last warning it hid. */
 void log_init(const char *program, int verbosity);
-/* What exit() does for -q (see above); for a process ending with _exit(). */
+/* What exit() does for -q (see above), and the count of lines of input
+ * refused past those said (log_line_error); for a process ending with
+ * _exit(). */
 void log_exit_said(int status);
 const char *log_program(void);
 int log_enabled(enum log_level level);

@@ -408,11 +408,15 @@ static ssize_t token_read_child(struct token_child *child, double deadline)
 		if (interrupt_requested())
 			return TOKEN_CHILD_STOPPED;
 		if (child->fds[0] < 0 && (child->fds[1] < 0 || token_child_exited(child->pid))) {
-			/* Its last words, already written. */
-			while (child->fds[1] >= 0 &&
-			       poll(&(struct pollfd){ .fd = child->fds[1], .events = POLLIN }, 1, 0) > 0)
-				if (token_read_some(child, 1) < 0)
+			/* Its last words, already written: what the pipe holds, no
+			 * more (a daemon it left may write on without end). */
+			for (size_t pipe_max = 1 << 20, before; child->fds[1] >= 0 &&
+			     child->err_used + child->err_dropped < pipe_max &&
+			     poll(&(struct pollfd){ .fd = child->fds[1], .events = POLLIN }, 1, 0) > 0;) {
+				before = child->err_used + child->err_dropped;
+				if (token_read_some(child, 1) < 0 || child->err_used + child->err_dropped == before)
 					break;
+			}
 			return (ssize_t)child->out_used;
 		}
 		if (wait_ms <= 0)
@@ -437,18 +441,28 @@ static ssize_t token_read_child(struct token_child *child, double deadline)
 
 /* The child's stderr, a line each as a warning, through our log: masked as
  * ours is (the token it gave, the config's secrets). */
-static void token_relay_stderr(struct token_child *child)
+static void token_relay_stderr(struct token_child *child, int failed)
 {
 	char *line = child->err, *end = child->err + child->err_used, *next;
+	enum log_level level = failed ? LOG_ERROR : LOG_WARN;   /* (its reason, under -q too) */
 
+	/* Whole lines only: a line cut where the buffer ends could end in the
+	 * start of a secret, which no mask would know. */
+	if (child->err_dropped && end > line && end[-1] != '\n') {
+		char *last = memrchr(line, '\n', (size_t)(end - line));
+		char *cut = last ? last + 1 : line;
+
+		child->err_dropped += (size_t)(end - cut);
+		end = cut;
+	}
 	for (; line < end; line = next + 1) {
 		if (!(next = memchr(line, '\n', (size_t)(end - line))))
 			next = end;
 		if (next > line)
-			log_warn("token command's stderr: %.*s", (int)(next - line), line);
+			log_msg(level, "token command's stderr: %.*s", (int)(next - line), line);
 	}
 	if (child->err_dropped)
-		log_warn("token command's stderr: %zu bytes more, not shown", child->err_dropped);
+		log_msg(level, "token command's stderr: %zu bytes more, not shown", child->err_dropped);
 	explicit_bzero(child->err, sizeof child->err);
 }
 
@@ -604,7 +618,7 @@ static int token_fetch_command(struct token_cache *cache, char *token, int64_t *
 		else
 			log_add_token(token);   /* masked in its stderr too */
 	}
-	token_relay_stderr(&child);
+	token_relay_stderr(&child, rc != 0);
 	explicit_bzero(output, sizeof output);
 	return rc;
 }

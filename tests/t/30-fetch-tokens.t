@@ -137,6 +137,20 @@ is "... the token nowhere in the log" "$(grep -cF "$(cat "$T/central-token")" "$
 is "... nor the config's secret" "$(grep -cF kafka-pass-do-not-log "$T/err")" 0
 ok "... the daemon it left holding its stderr held no run ($(($(date +%s) - started)) s)" \
   [ $(($(date +%s) - started)) -lt 6 ]
+# A line longer than what is relayed (2 KB), the token across where it would be
+# cut: not shown in part (its start would be masked by nothing).
+cat >"$T/token-command" <<CMD
+#!/bin/sh
+{ head -c 2030 /dev/zero | tr '\\0' x; cat "$T/central-token"; echo; } >&2
+cat "$T/central-token"
+CMD
+config_for "concurrency = 4; token = { source = \"command\"; command = \"$T/token-command\"; };"
+: >"$T/items"; plan poster 2
+run qrpool-fetch <"$T/items"
+is "a stderr line longer than relayed, the token across its end: exit 0" "$rc" 0
+is "... no start of the token in the log" "$(grep -cF "$(cut -c1-12 "$T/central-token")" "$T/err")" 0
+like "... the line counted, not shown in part" "$(cat "$T/err")" \
+  "token command's stderr: [0-9]+ bytes more, not shown"
 
 # A command run again mid-run (its tokens last 2 s here) holds none of the
 # connections in flight: they are close-on-exec.
@@ -167,6 +181,9 @@ is "a token command that fails: exit 75 at the deadline" "$rc" 75
 like "... its exit status said" "$(cat "$T/err")" "token command failed: exit 3"
 like "... after what it said on its stderr" "$(cat "$T/err")" \
   "token command's stderr: cannot reach the token service"
+run qrpool-fetch -q --for 2s <"$T/items"
+like "... under -q too: its reason, said as an error" "$(cat "$T/err")" \
+  "qrpool-fetch error: token command's stderr: cannot reach the token service"
 
 # --- refused credentials ------------------------------------------------------------
 start_fake credentials

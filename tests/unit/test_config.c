@@ -4,7 +4,9 @@
 #include <pwd.h>
 #include <string.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -707,6 +709,28 @@ static void test_ca_writable(void)
 	rmdir(ca_dir);
 }
 
+/* A POSIX ACL (the kernel's xattr form) granting user `uid` rwx, others r-x:
+ * the mode's group bits, its mask, show rwx. */
+#define ACL_GRANTING_SIZE (4 + 5 * 8)
+static const void *acl_granting(uid_t uid)
+{
+	static unsigned char acl[ACL_GRANTING_SIZE];
+	static const struct { uint16_t tag, perm; } entries[] = {
+		{ 0x01, 7 }, { 0x02, 7 }, { 0x04, 5 }, { 0x10, 7 }, { 0x20, 5 },
+	};
+	uint32_t version = 2;
+
+	memcpy(acl, &version, 4);
+	for (size_t i = 0; i < 5; i++) {
+		uint32_t id = entries[i].tag == 0x02 ? (uint32_t)uid : UINT32_MAX;
+
+		memcpy(acl + 4 + 8 * i, &entries[i].tag, 2);
+		memcpy(acl + 4 + 8 * i + 2, &entries[i].perm, 2);
+		memcpy(acl + 4 + 8 * i + 4, &id, 4);
+	}
+	return acl;
+}
+
 /* The config's directories, as written and as resolved, may be changed by
  * this user and root alone: a rename in one swaps another file in between
  * libconfig's read and the look at the file's mode and owner. */
@@ -733,6 +757,28 @@ static void test_config_directories(void)
 	is_int(load_path(path, &config, logged, sizeof logged), 0, "... but for a sticky one of "
 		"this user's (as /tmp): loads");
 	config_free(&config);
+	/* A directory before "..": what is in it is not on the way. */
+	chmod(sub, 0700);
+	snprintf(link, sizeof link, "%s/open", dir);
+	mkdir(link, 0777);
+	chmod(link, 0777);
+	snprintf(include, sizeof include, "%s/../etc/qrpool.cfg", link);
+	is_int(load_path(include, &config, logged, sizeof logged), 0,
+		"a config named through an open directory's \"..\": loads (%s)", logged);
+	config_free(&config);
+	rmdir(link);
+	/* A POSIX ACL letting another user write: the group bits are its mask. */
+	if (user && setxattr(sub, "system.posix_acl_access", acl_granting(user->pw_uid),
+			ACL_GRANTING_SIZE, 0) == 0) {
+		is_int(load_path(path, &config, logged, sizeof logged), EXIT_CONFIG,
+			"a config in a directory whose ACL lets nobody write is refused");
+		config_free(&config);
+		ok(strstr(logged, "in a directory writable by its group or the users its ACL names") !=
+			NULL, "... saying so: %s", logged);
+		removexattr(sub, "system.posix_acl_access");
+		chmod(sub, 0700);
+	} else
+		tap_skip(2, "no nobody, or no POSIX ACLs on this file system");
 	/* An include in such a directory, the config itself in a safe one. */
 	chmod(sub, 0777);
 	snprintf(include, sizeof include, "%s/inc.cfg", sub);
@@ -746,8 +792,17 @@ static void test_config_directories(void)
 	unlink(include);
 	chmod(sub, 0700);
 	if (geteuid() != 0 || !user) {
-		tap_skip(6, "not root, or no nobody to give a directory or a link to");
+		tap_skip(7, "not root, or no nobody to give a directory or a link to");
 	} else {
+		/* Root's config named through another user's link: read where it
+		 * leads, but the link chose which file. */
+		snprintf(link, sizeof link, "%s/main-link.cfg", dir);
+		if (symlink(path, link) != 0 || lchown(link, user->pw_uid, 0) != 0)
+			ok(0, "a link of nobody's: %s", strerror(errno));
+		is_int(load_path(link, &config, logged, sizeof logged), EXIT_CONFIG,
+			"root's config named through a symbolic link another user owns is refused");
+		config_free(&config);
+		unlink(link);
 		/* Root's file included through another user's link (libconfig opens an
 		 * include as named), or in their directory. */
 		write_file(include, "wechat = { appid = \"a\"; };\n", 0600);
