@@ -650,6 +650,25 @@ static void test_secrets_masked(void)
 	config_free(&config);
 }
 
+/* `dir_given` given to user `nobody`: the config `text` (as load writes it)
+ * or the one at `path` is refused for it (78), naming it; `dir_given` given
+ * back to root. Four tests. */
+static void refused_in_nobodys(const char *dir_given, uid_t nobody, const char *text,
+	const char *path, const char *what)
+{
+	char logged[2048], said[600];
+	struct config config;
+
+	ok(chown(dir_given, nobody, 0) == 0, "%s", what);
+	is_int(text ? load(text, 0644, &config, logged, sizeof logged) :
+		load_path(path, &config, logged, sizeof logged), EXIT_CONFIG, "... is refused");
+	config_free(&config);
+	snprintf(said, sizeof said, "in a directory owned by another user (uid %u): %s",
+		(unsigned)nobody, dir_given);
+	ok(strstr(logged, said) != NULL, "... saying so: %s", logged);
+	ok(chown(dir_given, 0, 0) == 0, "(given back to root)");
+}
+
 /* A CA bundle others can write, or put in a directory others can write to
  * (not sticky) or own, could vouch for anyone: refused. */
 static void test_ca_writable(void)
@@ -694,16 +713,11 @@ static void test_ca_writable(void)
 	 * over it, whatever its mode. */
 	chmod(ca_dir, 0755);
 	if (geteuid() != 0 || !user)
-		tap_skip(3, "not root, or no nobody to give a directory to");
+		tap_skip(4, "not root, or no nobody to give a directory to");
 	else {
-		ok(chown(ca_dir, user->pw_uid, 0) == 0, "a CA bundle of root's, 0644, in nobody's directory");
 		snprintf(text, sizeof text, wechat_ca, ca);
-		is_int(load(text, 0644, &config, logged, sizeof logged), EXIT_CONFIG, "... is refused");
-		config_free(&config);
-		snprintf(text, sizeof text, "is in a directory owned by another user (uid %u): %s",
-			(unsigned)user->pw_uid, ca_dir);
-		ok(strstr(logged, text) != NULL, "... saying so: %s", logged);
-		ok(chown(ca_dir, 0, 0) == 0, "(given back to root)");
+		refused_in_nobodys(ca_dir, user->pw_uid, text, NULL,
+			"a CA bundle of root's, 0644, in nobody's directory");
 	}
 	unlink(ca);
 	rmdir(ca_dir);
@@ -818,14 +832,7 @@ static void test_config_directories(void)
 			"(uid %u): %s", (unsigned)user->pw_uid, link);
 		ok(strstr(logged, text) != NULL, "... saying so: %s", logged);
 		unlink(link);
-		ok(chown(sub, user->pw_uid, 0) == 0, "the config's directory given to nobody");
-		is_int(load_path(path, &config, logged, sizeof logged), EXIT_CONFIG,
-			"root's config in a directory another user owns is refused");
-		config_free(&config);
-		snprintf(text, sizeof text, "in a directory owned by another user (uid %u): %s",
-			(unsigned)user->pw_uid, sub);
-		ok(strstr(logged, text) != NULL, "... saying so: %s", logged);
-		ok(chown(sub, 0, 0) == 0, "(given back to root)");
+		refused_in_nobodys(sub, user->pw_uid, NULL, path, "root's config in nobody's directory");
 	}
 	unlink(path);
 	rmdir(sub);
