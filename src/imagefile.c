@@ -41,9 +41,9 @@ int imagefile_open_dir(const char *path)
 {
 	char why[PATH_MAX + 128], fix[PATH_MAX + 128];
 	struct stat st;
-	int fd;
+	int fd, made = mkdir(path, 0755) == 0;
 
-	if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+	if (!made && errno != EEXIST) {
 		if (errno == ENOENT)   /* (one level is made, not the path to it) */
 			log_error("--out %s: the directory it would be made in does not exist (only "
 				"the last level is made): make that first", path);
@@ -58,24 +58,28 @@ int imagefile_open_dir(const char *path)
 	}
 	/* Whoever may write there (its owner can, whatever the mode) could
 	 * replace the codes handed out. (The directory the descriptor is: a
-	 * symbolic link's target, not the link.) */
+	 * symbolic link's target, not the link.) A shared one such as /tmp is
+	 * not to be chmod'ed: one made in it is the way. */
 	if (fstat(fd, &st) == 0 && cli_others_may_change(&st, path, why, sizeof why, fix, sizeof fix)) {
+		if (st.st_mode & S_ISVTX)
+			snprintf(fix, sizeof fix, "one made in it will do: mkdir -m 755 %s/qrpool-codes",
+				path);
 		log_error("--out %s: the directory is %s: whoever that lets write there could replace "
 			"the codes handed out; use a directory of this user's own (%s)", path, why, fix);
-		close(fd);
-		return -1;
 	}
 	/* The paths printed name it: one they may point elsewhere (a link of
 	 * theirs, a directory above it they may rename in) would hand out
 	 * their images as ours. */
-	if (cli_others_may_replace(path, why, sizeof why, fix, sizeof fix)) {
+	else if (cli_others_may_replace(path, why, sizeof why, fix, sizeof fix))
 		log_error("--out %s: the directory is %s: whoever that lets change it could point the "
 			"paths printed at images of theirs; use a directory of this user's own (%s)",
 			path, why, fix);
-		close(fd);
-		return -1;
-	}
-	return fd;
+	else
+		return fd;
+	close(fd);
+	if (made)   /* (nothing is left of a refused run) */
+		rmdir(path);
+	return -1;
 }
 
 static int imagefile_write_all(int fd, const unsigned char *bytes, size_t size)

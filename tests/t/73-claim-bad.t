@@ -88,6 +88,20 @@ like "... saying why" "$(cat "$T/err")" "--out $T/open: the directory is writabl
 is "... nothing printed" "$(wc -c <"$T/out")" 0
 is "... no code bound" "$(sql 'SELECT count(*) FROM bindings')" "$bound"
 is "... no offset committed" "$(committed_total)" "$committed"
+# A shared sticky one (/tmp) is not to be chmod'ed: one made in it is the advice.
+mkdir "$T/shared"; chmod 1777 "$T/shared"
+rc=0; records 1 | qrpool-claim --pool poster --out "$T/shared" >"$T/out" 2>"$T/err" || rc=$?
+like "--out a sticky shared directory: 74, a directory made in it advised, not chmod" \
+  "$rc:$(cat "$T/err")" "^74:.*one made in it will do: mkdir -m 755 $T/shared/qrpool-codes\)"
+# One made by this run and refused (under another user's directory) is not left behind.
+if id nobody >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  mkdir "$T/theirs"; chown nobody "$T/theirs"
+  rc=0; records 1 | qrpool-claim --pool poster --out "$T/theirs/out" >"$T/out" 2>"$T/err" || rc=$?
+  is "--out made under another user's directory: 74, and removed again" \
+    "$rc:$(ls "$T/theirs" | wc -l)" 74:0
+else
+  skip_tests 1 "not root, or no user nobody"
+fi
 chmod 0755 "$T/open"
 records 1 | { run qrpool-claim --pool poster --out "$T/open" --wait 300ms; echo "$rc" >"$T/rc"; }
 is "... once mended, the code is there to take" "$(cat "$T/rc"):$(wc -l <"$T/out")" "0:1"
