@@ -178,7 +178,9 @@ static void db_access_hint(const struct db *db, int rc, char *hint, size_t size)
 	}
 	if ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN)
 		return;
-	for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+	/* (A reader needs no write to the DB itself: a fix of its owner or mode
+	 * would lock out the user that writes it.) */
+	for (size_t i = db->read_only; i < sizeof suffixes / sizeof *suffixes; i++) {
 		if ((size_t)snprintf(file, sizeof file, "%s%s", path, suffixes[i]) >= sizeof file ||
 		    stat(file, &st) != 0 || access(file, W_OK) == 0)
 			continue;
@@ -211,7 +213,8 @@ static void db_access_hint(const struct db *db, int rc, char *hint, size_t size)
 		snprintf(hint, size, " (%s is on a file system mounted read-only)", directory);
 	else if (errno == EACCES)
 		snprintf(hint, size, " (directory %s is not writable by this user: SQLite makes the "
-			"DB's -wal and -shm files beside it, even to read)", directory);
+			"DB's -wal and -shm files beside it, even to read%s)", directory, db->read_only ?
+			"; a reader that may not make them reads while a qrpool tool has the DB open" : "");
 }
 
 /* A lock wait a stop signal ended: no failure of the DB, and the caller says
@@ -575,6 +578,7 @@ int db_open_read_only(struct db *db, const char *path, int64_t busy_timeout_ms,
 
 	memset(db, 0, sizeof *db);
 	db->path = path;
+	db->read_only = 1;
 	if ((rc = db_refuse_directory(path)))
 		return rc;
 	rc = sqlite3_open_v2(path, &db->handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);

@@ -19,6 +19,7 @@ struct db {
 	void *give_up_arg;
 	int64_t run_id;         /* row in runs for this process, 0 if none */
 	int unknown_id_hinted;  /* db_unknown_id_hint has said where to look */
+	int read_only;          /* opened by db_open_read_only */
 };
 
 /* Settles SQLite's library-wide settings: call first thing in main, before

@@ -458,7 +458,7 @@ is "... and the run is recorded with it" "$(sql 'SELECT exit_status FROM runs OR
 # the DB was read-only leaves a read-only -shm, and every later writer fails
 # with "attempt to write a readonly database" though the DB is writable again.
 # (Run as nobody: file modes do not stop root.)
-NOBODY_TESTS=15
+NOBODY_TESTS=17
 as_nobody() {
   setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups \
     env QRPOOL_CONFIG="$D/q.cfg" LSAN_OPTIONS="suppressions=$D/lsan.supp" "$@"
@@ -469,7 +469,8 @@ nobody_setup() {  # the tools, a config and a demand file in $D, owned by nobody
   mkdir "$D" && chmod 711 "$T" || return 1
   # The checkout may be closed to others: the tools (and, for an ASan build,
   # the leak suppressions) are copied.
-  cp "$QRPOOL_BIN/qrpool-plan" "$QRPOOL_BIN/qrpool-pending" "$TESTS_DIR/lsan.supp" "$D/" || return 1
+  cp "$QRPOOL_BIN/qrpool-plan" "$QRPOOL_BIN/qrpool-pending" "$QRPOOL_BIN/qrpool-resolve" \
+    "$TESTS_DIR/lsan.supp" "$D/" || return 1
   cat >"$D/q.cfg" <<CFG || return 1
 database = { path = "$D/staging.db"; };
 pools = ( { name = "link"; source = "link"; url_prefix = "https://m.example.com/q/"; cover_hours = 24; safety = 0; } );
@@ -522,6 +523,16 @@ if nobody_setup; then
   is "a directory the user cannot enter: 74" "$rc" 74
   like "... saying so, not that it cannot be written" "$(cat "$T/err")" \
     "directory $T/closed cannot be entered by this user: its mode, or a parent directory's, keeps it out\)"
+  # A reader (resolve, for the middle page) of a DB it may not write, in a
+  # directory where it cannot make the -wal and -shm: told that, not to
+  # chown the DB (which would lock its writer out).
+  mkdir -m 755 "$T/ro"
+  sqlite3 "$D/staging.db" ".backup '$T/ro/staging.db'" && chmod 644 "$T/ro/staging.db"
+  sed "s|$D/staging.db|$T/ro/staging.db|" "$D/q.cfg" >"$T/ro/q.cfg" && chmod 644 "$T/ro/q.cfg"
+  run as_nobody env QRPOOL_CONFIG="$T/ro/q.cfg" "$D/qrpool-resolve" AAAAAAAAAAAAAAAA
+  like "a reader that cannot make the -wal and -shm: 74, the directory named" "$rc:$(cat "$T/err")" \
+    "^74:.*directory $T/ro is not writable by this user: SQLite makes the DB's -wal and -shm files beside it, even to read; a reader that may not make them reads while a qrpool tool has the DB open\)"
+  is "... no chown of the DB advised" "$(grep -c 'chown' "$T/err")" 0
 else
   skip_tests $NOBODY_TESTS "needs root, user nobody and setpriv"
 fi
