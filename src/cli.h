@@ -55,9 +55,10 @@ int cli_others_may_change(const struct stat *st, const char *path, char *why, si
  * of `path`: a directory above it, as written or as resolved, that they may
  * change (cli_others_may_change's rule, but for a sticky one of root's or
  * this user's, as /tmp), or a symbolic link of theirs on the way. 1, with
- * `why` ("in a directory writable by others (mode 0777): /srv/q", PATH_MAX +
- * 128 bytes will do, as for `fix`) and `fix`, else 0. The check of a file is as good as
- * this: a rename in such a directory swaps a file between check and read. */
+ * `why` ("in a directory writable by others (mode 0777): /srv/q") and `fix`
+ * (PATH_MAX + 128 bytes each will do), else 0. The check of a file is as
+ * good as this: a rename in such a directory swaps a file between check and
+ * read. A relative `path` is taken from the working directory. */
 int cli_others_may_replace(const char *path, char *why, size_t why_size, char *fix,
 	size_t fix_size);
 /* Logs "message (try --help)" and returns EXIT_USAGE. */

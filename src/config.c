@@ -1115,7 +1115,26 @@ static const char *config_file_read(const config_t *cf, const char *read_path, u
 /* The config file and each file it @includes: none may be changed by anyone
  * but this user and root, or they could run commands as this user
  * (token.command) or send the app secret where they like (api_base). */
-static int config_check_writers(const config_t *cf, const char *path, const char *read_path)
+static int config_writable_said(const char *file, const char *why, const char *fix)
+{
+	log_error("%s: the config file is %s: whoever that lets change it could make the tools run "
+		"a command of theirs (token.command) or send the app secret elsewhere (api_base); %s",
+		file, why, fix);
+	return EXIT_CONFIG;
+}
+
+/* The config's path as given, from where it was given (before the loader
+ * moves to its directory): it is read as resolved, but a link of another
+ * user's on the way chose which file. */
+static int config_check_given(const char *path)
+{
+	char why[PATH_MAX + 128], fix[PATH_MAX + 128];
+
+	return cli_others_may_replace(path, why, sizeof why, fix, sizeof fix) ?
+		config_writable_said(path, why, fix) : 0;
+}
+
+static int config_check_writers(const config_t *cf, const char *read_path)
 {
 	char shown[PATH_MAX], why[PATH_MAX + 128], fix[PATH_MAX + 128];
 	const char *file;
@@ -1124,18 +1143,11 @@ static int config_check_writers(const config_t *cf, const char *path, const char
 		struct stat st;
 
 		/* (Its directories too: a rename there swaps in another file between
-		 * libconfig's read and this look at the one in its place. The main
-		 * file's path as given too: read as resolved, but a link of
-		 * another's on the way chose which.) */
+		 * libconfig's read and this look at the one in its place.) */
 		if ((stat(file, &st) == 0 &&
 		     cli_others_may_change(&st, file, why, sizeof why, fix, sizeof fix)) ||
-		    cli_others_may_replace(file, why, sizeof why, fix, sizeof fix) ||
-		    (!i && cli_others_may_replace(path, why, sizeof why, fix, sizeof fix))) {
-			log_error("%s: the config file is %s: whoever that lets change it could make the "
-				"tools run a command of theirs (token.command) or send the app secret "
-				"elsewhere (api_base); %s", file, why, fix);
-			return EXIT_CONFIG;
-		}
+		    cli_others_may_replace(file, why, sizeof why, fix, sizeof fix))
+			return config_writable_said(file, why, fix);
 	}
 	return 0;
 }
@@ -1220,7 +1232,7 @@ static int config_load_file(struct config *config, const char *path, const char 
 		config_free(config);
 		return EXIT_CONFIG;
 	}
-	if (!(status = config_check_writers(&cf, path, read_path)) &&
+	if (!(status = config_check_writers(&cf, read_path)) &&
 	    !(status = config_check_wide_numbers(&cf, read_path))) {
 		static const char *const keys[] = { "database", "wechat", "kafka", "redis", "pools",
 			NULL };
@@ -1257,6 +1269,8 @@ int config_load(struct config *config, const char *path)
 		path = getenv("QRPOOL_CONFIG");
 	if (!path || !*path)
 		path = CONFIG_DEFAULT_PATH;
+	if ((status = config_check_given(path)))
+		return status;
 	full = realpath(path, NULL);
 	dir = full ? strdup(full) : NULL;
 	here = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
