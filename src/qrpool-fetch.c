@@ -155,6 +155,9 @@ static int fetch_check(const struct config *config)
 	struct token_cache cache;
 	int64_t expires_in = 0;
 	int status;
+	/* A command's or a file's token is not shown to WeChat: only a call of
+	 * quota could tell whether it takes it. */
+	int unasked = w->token_source == TOKEN_COMMAND || w->token_source == TOKEN_FILE;
 
 	if (!config->has_wechat) {
 		log_error("%s: no wechat section: no credentials to check", config->path);
@@ -166,10 +169,6 @@ static int fetch_check(const struct config *config)
 			"of one code checks it)", w->appid);
 	/* No DB: the check reads no cached token and keeps none (nor makes a
 	 * DB, which a run as root would leave root's). */
-	/* A command's or a file's token is not shown to WeChat: only a call of
-	 * quota could tell whether it takes it. */
-	int unasked = w->token_source == TOKEN_COMMAND || w->token_source == TOKEN_FILE;
-
 	if (!(status = token_open(&cache, NULL, config))) {
 		status = token_check(&cache, &expires_in);
 		if (status)

@@ -439,8 +439,9 @@ static ssize_t token_read_child(struct token_child *child, double deadline)
 	}
 }
 
-/* The child's stderr, a line each as a warning, through our log: masked as
- * ours is (the token it gave, the config's secrets). */
+/* The child's stderr, a line each as a warning (an error when it failed),
+ * through our log: masked as ours is (the token it gave, the config's
+ * secrets). */
 static void token_relay_stderr(struct token_child *child, int failed)
 {
 	char *line = child->err, *end = child->err + child->err_used, *next;
