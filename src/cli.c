@@ -174,7 +174,7 @@ static int cli_walk_up(char *full, int links, char *why, size_t why_size, char *
 int cli_others_may_replace(const char *path, char *why, size_t why_size, char *fix,
 	size_t fix_size)
 {
-	char written[PATH_MAX + 1], resolved[PATH_MAX];
+	char written[PATH_MAX + 1], resolved[PATH_MAX], walked[PATH_MAX + 1];
 	size_t length = 0;
 
 	if (*path != '/') {
@@ -187,9 +187,12 @@ int cli_others_may_replace(const char *path, char *why, size_t why_size, char *f
 	if (snprintf(written + length, sizeof written - length, "%s", path) >=
 	    (int)(sizeof written - length))
 		return 0;
-	/* As written (a link on the way), then as resolved (where links lead). */
-	return cli_walk_up(written, 1, why, why_size, fix, fix_size) ||
-		(realpath(path, resolved) && cli_walk_up(resolved, 0, why, why_size, fix, fix_size));
+	/* As written (a link on the way), then as resolved (where links lead),
+	 * unless that is the same path. */
+	memcpy(walked, written, sizeof walked);
+	return cli_walk_up(walked, 1, why, why_size, fix, fix_size) ||
+		(realpath(path, resolved) && strcmp(resolved, written) &&
+		 cli_walk_up(resolved, 0, why, why_size, fix, fix_size));
 }
 
 int cli_usage_error(const char *fmt, ...)

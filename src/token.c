@@ -352,6 +352,8 @@ int token_parse_text(char *text, size_t size, int64_t default_expires_s,
 #define TOKEN_CHILD_STOPPED -3
 /* What of a token command's stderr is relayed; the rest is counted. */
 #define TOKEN_STDERR_MAX 2048
+/* What of it is read once the command has exited (left in the pipe). */
+#define TOKEN_LAST_WORDS_MAX (1 << 20)
 
 /* A token command's two outputs, as read: stdout (the token) and stderr (its
  * diagnostics, relayed through our log, so masked). */
@@ -408,15 +410,12 @@ static ssize_t token_read_child(struct token_child *child, double deadline)
 		if (interrupt_requested())
 			return TOKEN_CHILD_STOPPED;
 		if (child->fds[0] < 0 && (child->fds[1] < 0 || token_child_exited(child->pid))) {
-			/* Its last words, already written: what the pipe holds, no
-			 * more (a daemon it left may write on without end). */
-			for (size_t pipe_max = 1 << 20, before; child->fds[1] >= 0 &&
-			     child->err_used + child->err_dropped < pipe_max &&
-			     poll(&(struct pollfd){ .fd = child->fds[1], .events = POLLIN }, 1, 0) > 0;) {
-				before = child->err_used + child->err_dropped;
-				if (token_read_some(child, 1) < 0 || child->err_used + child->err_dropped == before)
+			/* Its last words, already written: what the pipe holds, up to
+			 * a bound (a daemon it left may write on without end). */
+			while (child->fds[1] >= 0 && child->err_used + child->err_dropped < TOKEN_LAST_WORDS_MAX &&
+			       poll(&(struct pollfd){ .fd = child->fds[1], .events = POLLIN }, 1, 0) > 0)
+				if (token_read_some(child, 1) < 0)
 					break;
-			}
 			return (ssize_t)child->out_used;
 		}
 		if (wait_ms <= 0)
