@@ -29,6 +29,7 @@ struct publish_code {
 	const char *state, *pool, *content_type;
 	char sha256[SHA256_HEX_SIZE];
 	time_t created;           /* when the image was made */
+	int64_t published_at;     /* when it was recorded published, if it was */
 	void *bytes;              /* the image, malloc'd; NULL until read, or once produced */
 	size_t size;
 };
@@ -330,7 +331,7 @@ int publish_open(struct publisher *publisher, const struct config *config, struc
 	 * a read() and a copy per image (about a sixth of our CPU time). */
 	if ((status = db_exec(db, "PRAGMA mmap_size = 1073741824")) ||
 	    (status = db_prepare(db, &publisher->lookup, "SELECT c.id, c.state, c.pool, "
-			"c.content_type, c.sha256, coalesce(c.fetched_at, c.created_at) "
+			"c.content_type, c.sha256, coalesce(c.fetched_at, c.created_at), c.published_at "
 			"FROM codes c WHERE c.request_id = ?")) ||
 	    (status = publish_committer_start(&publisher->committer, config, out)) ||
 	    (status = publish_open_producer(publisher))) {
@@ -436,6 +437,7 @@ static int publish_lookup(struct publisher *publisher, const char *request_id,
 	code->pool = (const char *)sqlite3_column_text(stmt, 2);
 	code->content_type = (const char *)sqlite3_column_text(stmt, 3);
 	code->created = (time_t)sqlite3_column_int64(stmt, 5);
+	code->published_at = sqlite3_column_int64(stmt, 6);
 	code->bytes = NULL;
 	code->size = 0;
 	if (sqlite3_column_bytes(stmt, 4) == SHA256_HEX_SIZE - 1)
@@ -546,6 +548,18 @@ static int publish_skip(struct publisher *publisher, const struct item *item, co
 	return 1;
 }
 
+/* 1 if the code was published by the run this one waited for (its lock): the
+ * input was read from the DB before, and the code is done, not sent again
+ * (counted, said at the end), no error. */
+static int publish_meanwhile(struct publisher *publisher, const struct publish_code *code)
+{
+	if (!publisher->waited_from || strcmp(code->state, "published") ||
+	    code->published_at < (int64_t)publisher->waited_from)
+		return 0;
+	publisher->counts.meanwhile++;
+	return 1;
+}
+
 /* Finds the item's code and checks it is this pool's, ready, and has its
  * image. Returns 0 (ok), 1 (reported and skipped), PUBLISH_POOL_REFUSED (its
  * pool's topic refused: left fetched, *pool set) or an exit code. */
@@ -566,6 +580,8 @@ static int publish_check(struct publisher *publisher, const struct item *item, c
 		snprintf(why, sizeof why, "belongs to pool '%s', not '%s'", code->pool, item->pool);
 	else if (!(*pool = config_pool(publisher->config, code->pool)))
 		snprintf(why, sizeof why, "is of pool '%s', which is not configured", code->pool);
+	else if (publish_meanwhile(publisher, code))
+		return 1;
 	else if (strcmp(code->state, "fetched"))
 		snprintf(why, sizeof why, "is %s, not fetched", code->state);
 	else if (publisher->refused[*pool - publisher->config->pools])
@@ -882,10 +898,10 @@ static void publish_summary(struct publisher *publisher)
 	if (c->failed) {
 		/* After a refusal (69) a rerun helps only once what it said is changed.
 		 * A rerun by hand goes under the scripts' lock, where they keep it: a
-		 * resume beside a fill would send the codes twice. */
+		 * resume beside a fill would wait for the fill's publish. */
 		log_error("%lld of %lld codes not delivered (%s%s%s%s): they stay fetched; publish them "
 			"again %s: the next fill feeds them on first (by hand, under the fills' lock: %s)",
-			(long long)c->failed, (long long)(c->read - c->skipped),
+			(long long)c->failed, (long long)(c->read - c->skipped - c->meanwhile),
 			publish_failed_by_topic(publisher, by_topic, sizeof by_topic), publisher->delivery_error,
 			*publisher->client_error ? "; last client error: " : "", publisher->client_error,
 			publisher->status == EXIT_UPSTREAM ? "once the refusal above is dealt with" : "later",
@@ -902,6 +918,9 @@ static void publish_summary(struct publisher *publisher)
 	if (c->skipped + c->bad_lines)
 		log_error("%lld line%s skipped (see above)", (long long)(c->skipped + c->bad_lines),
 			c->skipped + c->bad_lines == 1 ? "" : "s");
+	if (c->meanwhile)
+		log_warn("%lld code%s published by the qrpool-publish this run waited for: not "
+			"sent again", (long long)c->meanwhile, c->meanwhile == 1 ? " was" : "s were");
 	if (c->already)
 		log_warn("%lld codes were already recorded as published (by another run meanwhile): "
 			"delivered again, not printed", (long long)c->already);

@@ -32,6 +32,7 @@ struct publish_counts {
 	int64_t refused;      /* messages Kafka refused for what they are (too large): still fetched */
 	int64_t bad_lines;    /* lines that were no item: reported and skipped */
 	int64_t already;      /* delivered, but another run had recorded the code first */
+	int64_t meanwhile;    /* published by the run this one waited for: not sent again */
 };
 
 struct publisher {
@@ -63,6 +64,8 @@ struct publisher {
 	int status;                       /* the worst outcome so far, as an exit code */
 	int stop;                         /* stop reading: Kafka gave up, or the DB failed */
 	int draining;                     /* after a stop: the rest of the input read and let go */
+	double waited_from;               /* when the publish this run waited for (its lock on
+	                                   * the DB) began, else 0 */
 	int auth_failed;                  /* the client's last complaint: its authentication refused */
 	int brokers_down;                 /* all brokers down since the last delivery */
 	int client_refused;               /* Kafka refuses this client every topic (said) */

@@ -40,7 +40,7 @@ static void pending_usage(void)
 {
 	printf("Usage: qrpool-pending [OPTIONS]\n"
 		"List staged codes as item lines (request_id TAB pool), oldest first, to feed a\n"
-		"resumed run, under the fills' lock (beside a fill it would send codes twice):\n"
+		"resumed run, under the fills' lock (beside a fill it would fetch codes twice):\n"
 		"  flock -n -E 75 /run/lock/qrpool-fill.lock bash -o pipefail -c \\\n"
 		"    'qrpool-pending --state planned,fetched | qrpool-fetch ... | qrpool-publish'\n\n"
 		"  -s, --state LIST   planned, fetched, published, failed (comma-separated or\n"

@@ -1,9 +1,15 @@
 /* qrpool-publish: publishes ready codes to their pools' Kafka topics and
  * records each delivery; prints the items Kafka confirmed. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -34,7 +40,8 @@ static void publish_usage(void)
 		"becomes 'published', with partition and offset, once Kafka confirms delivery;\n"
 		"its item line is printed after that is committed. Failed deliveries stay\n"
 		"'fetched' for a rerun. Items that are unknown or not 'fetched' are reported\n"
-		"and skipped.\n\n"
+		"and skipped. One run at a time on a staging DB (the lock file DB-publish.lock):\n"
+		"a second waits for the first up to kafka.timeout, then ends 75, nothing sent.\n\n"
 		"      --drop-images  delete each image from the staging DB once published, in\n"
 		"                     every pool (each pool does by default: its setting\n"
 		"                     drop_image_after_publish = false keeps them)\n"
@@ -51,7 +58,8 @@ static void publish_usage(void)
 		"topic does not exist on the cluster, is a name it refuses or not ours to write\n"
 		"(that pool's codes stay 'fetched', the other pools' are published). 75: Kafka did\n"
 		"not confirm every message within kafka.timeout (unreachable, timed out,\n"
-		"interrupted), or the staging DB stayed locked; those codes stay 'fetched'.\n"
+		"interrupted), or the staging DB stayed locked, or another qrpool-publish ran on it\n"
+		"past kafka.timeout; those codes stay 'fetched'.\n"
 		"After any stop the rest of the input is read to its end and let go (its items\n"
 		"stay 'fetched'), so the stages before publish are not cut off.\n");
 }
@@ -218,6 +226,127 @@ static int publish_read_items(struct publisher *publisher, FILE **rest)
 	return status;
 }
 
+/* How often a held publish lock is tried again. */
+#define PUBLISH_LOCK_POLL_MS 100
+
+/* The pid written in the publish lock, if that process still runs; else 0. */
+static long publish_lock_holder(int fd)
+{
+	char text[32], *end;
+	ssize_t got = pread(fd, text, sizeof text - 1, 0);
+	long pid;
+
+	if (got <= 0)
+		return 0;
+	text[got] = '\0';
+	errno = 0;
+	pid = strtol(text, &end, 10);
+	return !errno && end != text && *end == '\n' && db_run_pid_alive(pid) ? pid : 0;
+}
+
+/* When the run of publish `pid` began, as it recorded it (the codes it may
+ * have published are those recorded since); now if it has recorded none yet
+ * (it takes the lock first) or is not known. */
+static double publish_holder_started(struct db *db, long pid)
+{
+	sqlite3_stmt *stmt;
+	double started = db_now();
+
+	if (pid && !db_prepare(db, &stmt, "SELECT max(started_at) FROM runs "
+			"WHERE stage = 'publish' AND pid = ? AND ended_at IS NULL")) {
+		sqlite3_bind_int64(stmt, 1, pid);
+		if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL)
+			started = sqlite3_column_double(stmt, 0);
+		sqlite3_finalize(stmt);
+	}
+	return started;
+}
+
+/* Two qrpool-publish on one DB at once (a resume by hand beside a fill's, two
+ * by hand) would each find the other's codes fetched, and send them twice: a
+ * run holds DB-publish.lock beside the DB (flock, so a killed run holds it no
+ * more) until it ends. One held is waited for up to kafka.timeout (a resume
+ * of seconds beside a fill's start), then the run ends 75, nothing done.
+ * Returns 0 (*waited_from: when the run waited for began, if one was, else
+ * 0) or an exit code; the descriptor is left open: the lock is the process's. */
+static int publish_lock(struct db *db, const struct config *config, double *waited_from)
+{
+	const char *path = sqlite3_db_filename(db->handle, "main");
+	double timeout = (double)config->kafka.timeout_ms / 1000, deadline = 0;
+	struct timespec poll = { 0, PUBLISH_LOCK_POLL_MS * 1000000L };
+	char file[PATH_MAX], holder[48] = "";
+	struct stat st, db_st;
+	int fd, writable = 1;
+	long pid;
+
+	*waited_from = 0;
+	if (!path || !*path)
+		path = db->path;
+	if ((size_t)snprintf(file, sizeof file, "%s-publish.lock", path) >= sizeof file) {
+		log_error("%s-publish.lock: the path is too long", path);
+		return EXIT_IO;
+	}
+	/* Readable by all who may enter the DB's directory: a run by another
+	 * user who may not write it (one by hand as root made it) locks it read
+	 * only, and writes no pid. */
+	if ((fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0 && errno == EACCES) {
+		fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		writable = 0;
+		if (fd < 0 && errno == ENOENT) {
+			log_error("%s: cannot make qrpool-publish's lock on the staging DB: the DB's "
+				"directory is not writable by this user", file);
+			return EXIT_IO;
+		}
+	}
+	if (fd < 0) {
+		log_error("%s: cannot open qrpool-publish's lock on the staging DB: %s%s", file,
+			strerror(errno), errno == ELOOP ? " (a symbolic link: remove it)" : "");
+		return EXIT_IO;
+	}
+	/* Made by root (a run by hand): the DB's owner's, as SQLite gives root's
+	 * -wal to the DB's owner, so the cron's user can write its pid in it. */
+	if (writable && geteuid() == 0 && fstat(fd, &st) == 0 && stat(path, &db_st) == 0 &&
+	    st.st_uid != db_st.st_uid && fchown(fd, db_st.st_uid, db_st.st_gid) != 0)
+		log_debug("%s: cannot give it to the DB's owner: %s", file, strerror(errno));
+	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK) {
+			log_error("%s: cannot lock it: %s", file, strerror(errno));
+			close(fd);
+			return EXIT_IO;
+		}
+		if (!*waited_from) {
+			if ((pid = publish_lock_holder(fd)))
+				snprintf(holder, sizeof holder, " (pid %ld)", pid);
+			*waited_from = publish_holder_started(db, pid);
+			deadline = db_monotonic() + timeout;
+			log_warn("another qrpool-publish%s is running on the staging DB %s (it holds "
+				"%s): waiting for it to end, up to kafka.timeout (%g s), as two at once "
+				"would send the same codes twice", holder, path, file, timeout);
+		}
+		if (interrupt_requested() || db_monotonic() >= deadline) {
+			log_msg(interrupt_requested() ? LOG_WARN : LOG_ERROR, "%s while another "
+				"qrpool-publish%s runs on the staging DB %s: nothing was sent; run again "
+				"once it has ended (a fill's publish ends with its fetch)",
+				interrupt_requested() ? "interrupted" : "kafka.timeout passed", holder, path);
+			close(fd);
+			return EXIT_TEMPFAIL;
+		}
+		nanosleep(&poll, NULL);
+	}
+	if (writable) {
+		char text[32];
+		int length = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+
+		if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)length, 0) != length)
+			log_debug("%s: cannot write this run's pid in it: %s", file, strerror(errno));
+	}
+	if (*waited_from)
+		log_info("the other qrpool-publish has ended: this run goes on");
+	return 0;
+}
+
 /* After a stop, how long the run's end waits for a lock to record itself. */
 #define PUBLISH_END_WAIT_MS 2000
 static double publish_end_wait_until;
@@ -241,6 +370,7 @@ static int publish_run(const struct publish_options *options, const struct confi
 	static struct publisher publisher;
 	struct db db;
 	FILE *rest = NULL;
+	double waited_from;
 	int status, drain_stdin = 0;
 
 	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms))) {
@@ -248,8 +378,14 @@ static int publish_run(const struct publish_options *options, const struct confi
 		return status;
 	}
 	db_busy_interruptible(&db);   /* a lookup's lock wait ends at a stop */
+	if ((status = publish_lock(&db, config, &waited_from))) {
+		db_close(&db);
+		cli_drain_stdin(publish_left_fetched(config), 0);
+		return status;
+	}
 	if (!(status = db_run_start(&db, "publish")) &&
 	    !(status = publish_open(&publisher, config, &db, options->drop_images, stdout))) {
+		publisher.waited_from = waited_from;
 		status = publish_read_items(&publisher, &rest);
 		publish_stdout_failed = publisher.committer.out_failed;
 		publish_abandoned = publisher.committer.abandoned;

@@ -690,3 +690,75 @@ if [ -e "$QRPOOL_BIN/clockstep.so" ]; then
 else
   skip_tests 2 "clockstep.so is not built"
 fi
+
+# --- two qrpool-publish at once on one DB (a resume by hand beside a fill's) ------
+# Each would find the other's codes fetched and send them twice: the second
+# waits for the first to end, up to kafka.timeout, then ends 75 having sent
+# nothing; once the first ends within it, the second goes on, and what the
+# first published meanwhile is not sent again.
+set_kafka 2s
+staged_after=$(sql "SELECT max(id) FROM codes")
+stage link=200 --size 300
+new_items >"$T/items"
+rm -f "$T/in"; mkfifo "$T/in"
+kafka_end=$(topic_end qrpool.link)
+publish_fed
+head -100 "$T/items" >&3
+wait_for_lines "$T/out" 100
+started=$(date +%s)
+rc=0; qrpool-publish <"$T/items" >"$T/out2" 2>"$T/err2" || rc=$?
+took=$(($(date +%s) - started))
+is "a second qrpool-publish while one runs on the DB: exit 75" "$rc" 75
+ok "... after kafka.timeout (2 s), not sooner, not much later (${took} s)" \
+  test "$took" -ge 2 -a "$took" -le 6
+like "... naming the one it waited for, and why" "$(cat "$T/err2")" \
+  "another qrpool-publish \(pid $publisher\) is running on the staging DB .*: waiting for it to end, up to kafka.timeout \(2 s\), as two at once would send the same codes twice"
+like "... nothing sent, and what to do" "$(cat "$T/err2")" \
+  "error: kafka.timeout passed while another qrpool-publish \(pid $publisher\) runs on the staging DB .*: nothing was sent; run again once it has ended"
+is "... nothing printed, Kafka holds only the first's 100" \
+  "$(wc -l <"$T/out2"):$(($(topic_end qrpool.link) - kafka_end))" "0:100"
+ok "... the lock is a file beside the DB" test -f "$T/staging.db-publish.lock"
+tail -n +101 "$T/items" >&3
+exec 3>&-
+rc=0; wait $publisher || rc=$?
+is "... the first goes on to its end: exit 0, all 200 printed" "$rc:$(wc -l <"$T/out")" "0:200"
+# Now a first one on new codes, given half of them, then the rest, its
+# deliveries slow (1.5 s); the second starts then (all 200: without the lock
+# it would send the 100 in flight again), and the first ends while it waits.
+set_kafka 20s
+staged_after=$(sql "SELECT max(id) FROM codes")
+stage link=200 --size 300
+new_items >"$T/items"
+kafka_end=$(topic_end qrpool.link)
+publish_fed
+head -100 "$T/items" >&3
+wait_for_lines "$T/out" 100
+: >"$T/err2"
+kafka_control rtt all 1500
+tail -n +101 "$T/items" >&3
+qrpool-publish <"$T/items" >"$T/out2" 2>"$T/err2" 3>&- & second=$!   # (not holding the first's input open)
+exec 3>&-
+rc=0; wait $publisher || rc=$?
+is "the first one, given the rest meanwhile, publishes it: exit 0" "$rc:$(wc -l <"$T/out")" "0:200"
+rc=0; wait $second || rc=$?
+is "... the second, its wait over, ends 0 having sent nothing again" \
+  "$rc:$(wc -l <"$T/out2"):$(($(topic_end qrpool.link) - kafka_end))" "0:0:200"
+like "... saying what the first did" "$(cat "$T/err2")" \
+  "warning: 200 codes were published by the qrpool-publish this run waited for: not sent again"
+kafka_control rtt all 0
+like "... after saying it waited" "$(cat "$T/err2")" "waiting for it to end"
+is "... no code in Kafka twice" "$(read_topic qrpool.link | cut -f1 | sort | uniq -d | wc -l)" 0
+set_kafka 3s
+# The lock file made by root (a run by hand) on the DB of another user (the
+# one the cron runs as) is that user's, who can then write its pid in it.
+rm -f "$T/staging.db-publish.lock"
+chown nobody "$T/staging.db"
+run qrpool-publish </dev/null
+chown root "$T/staging.db"
+is "the lock made by root on nobody's DB is nobody's" "$rc:$(stat -c %U "$T/staging.db-publish.lock")" "0:nobody"
+# A symbolic link where the lock should be is refused, not followed.
+rm -f "$T/staging.db-publish.lock"; ln -s "$T/elsewhere" "$T/staging.db-publish.lock"
+run qrpool-publish </dev/null
+is "... a symbolic link in its place: exit 74, not followed" "$rc:$(test -e "$T/elsewhere" && echo made)" "74:"
+like "... saying so" "$(cat "$T/err")" "staging.db-publish.lock: cannot open qrpool-publish's lock on the staging DB: .* \(a symbolic link: remove it\)"
+rm -f "$T/staging.db-publish.lock"
