@@ -42,6 +42,13 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const struct config *config, const cha
 	return -1;
 }
 
+/* Whether `value` is forced setting i's value ("-1" is acks=all too). */
+static int kafka_forced_is(size_t i, const char *value)
+{
+	return !strcmp(value, kafka_forced[i][1]) ||
+		(!strcmp(kafka_forced[i][0], "acks") && !strcmp(value, "-1"));
+}
+
 /* Warns when a list of properties (`name`) tries to weaken a forced setting
  * ("acks=1"): the value is overridden, and the operator should know. `where`
  * is the property's file:line. */
@@ -54,10 +61,8 @@ static void kafka_check_forced(const char *where, const char *name, const char *
 	for (size_t i = 0; i < sizeof kafka_forced / sizeof kafka_forced[0]; i++) {
 		int same_key = !strcmp(bare, kafka_forced[i][0]) ||
 			(!strcmp(kafka_forced[i][0], "acks") && !strcmp(bare, "request.required.acks"));
-		int same_value = !strcmp(value, kafka_forced[i][1]) ||
-			(!strcmp(kafka_forced[i][0], "acks") && !strcmp(value, "-1"));
 
-		if (same_key && !same_value)
+		if (same_key && !kafka_forced_is(i, value))
 			log_warn("%s: %s sets %s=%s: ignored, the producer always uses %s=%s",
 				where, name, key, value, kafka_forced[i][0], kafka_forced[i][1]);
 	}
@@ -210,9 +215,17 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *config, rd_kafka_type_t typ
 	rd_kafka_conf_set_opaque(conf, opaque);
 	failed = kafka_set_defaults(conf, config, type) || kafka_set_properties(kafka_set_client, conf,
 		config, &config->kafka.properties, "kafka.properties", type == RD_KAFKA_PRODUCER);
+	/* Set only where the value differs: librdkafka warns of queuing.strategy
+	 * set at all (deprecated), even to its default, fifo. */
 	for (size_t i = 0; !failed && type == RD_KAFKA_PRODUCER &&
-	     i < sizeof kafka_forced / sizeof kafka_forced[0]; i++)
-		failed = kafka_conf_set(conf, config, kafka_forced[i][0], kafka_forced[i][1]);
+	     i < sizeof kafka_forced / sizeof kafka_forced[0]; i++) {
+		char value[32];
+		size_t size = sizeof value;
+
+		if (rd_kafka_conf_get(conf, kafka_forced[i][0], value, &size) != RD_KAFKA_CONF_OK ||
+		    !kafka_forced_is(i, value))
+			failed = kafka_conf_set(conf, config, kafka_forced[i][0], kafka_forced[i][1]);
+	}
 	if (!failed && type == RD_KAFKA_PRODUCER)
 		failed = kafka_check_client_linger(conf, config);
 	if (failed) {
@@ -268,13 +281,20 @@ static int kafka_topic_settings(rd_kafka_topic_conf_t *base, const rd_kafka_conf
 		rd_kafka_topic_conf_destroy(conf);
 		return EXIT_CONFIG;
 	}
-	for (size_t i = KAFKA_FORCED_TOPIC; i < sizeof kafka_forced / sizeof kafka_forced[0]; i++)
+	for (size_t i = KAFKA_FORCED_TOPIC; i < sizeof kafka_forced / sizeof kafka_forced[0]; i++) {
+		char value[32];
+		size_t size = sizeof value;
+
+		if (rd_kafka_topic_conf_get(conf, kafka_forced[i][0], value, &size) ==
+				RD_KAFKA_CONF_OK && kafka_forced_is(i, value))
+			continue;   /* (not set again: see kafka_conf_new) */
 		if (rd_kafka_topic_conf_set(conf, kafka_forced[i][0], kafka_forced[i][1], why,
 				sizeof why) != RD_KAFKA_CONF_OK) {
 			log_error("librdkafka: %s", why);
 			rd_kafka_topic_conf_destroy(conf);
 			return EXIT_INTERNAL;
 		}
+	}
 	if (kafka_check_linger(conf, client, config, pool)) {
 		rd_kafka_topic_conf_destroy(conf);
 		return EXIT_CONFIG;
