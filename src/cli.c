@@ -207,6 +207,41 @@ int cli_usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+/* The name an option was given by: "--count" or "-n". */
+static void cli_option_name(int opt, const struct option *longs, char *name, size_t size)
+{
+	for (const struct option *o = longs; o->name; o++)
+		if (o->val == opt && !o->flag) {
+			snprintf(name, size, "--%s", o->name);
+			return;
+		}
+	snprintf(name, size, "-%c", opt);
+}
+
+int cli_getopt(int argc, char *const *argv, const char *shorts, const struct option *longs,
+	const char *repeatable)
+{
+	/* The first value of each option (short letters, then long-only ones
+	 * from CLI_OPT_DUMP_CONFIG on), for the message. */
+	static const char *given[256];
+	int opt = getopt_long(argc, argv, shorts, longs, NULL), slot;
+	char name[64];
+
+	if (opt == -1 || opt == '?' || opt == ':' || !optarg)
+		return opt;
+	slot = opt < 128 ? opt : opt >= CLI_OPT_DUMP_CONFIG && opt < CLI_OPT_DUMP_CONFIG + 128 ?
+		128 + opt - CLI_OPT_DUMP_CONFIG : -1;
+	if (slot < 0 || (opt < 128 && repeatable && strchr(repeatable, opt)))
+		return opt;
+	if (!given[slot]) {
+		given[slot] = optarg;
+		return opt;
+	}
+	cli_option_name(opt, longs, name, sizeof name);
+	cli_usage_error("%s given twice ('%s', then '%s'): give it once", name, given[slot], optarg);
+	return CLI_OPT_REPEATED;
+}
+
 int cli_bad_option(char *const *argv, int opt)
 {
 	const char *arg = argv[optind - 1], *current = argv[optind];
@@ -214,6 +249,9 @@ int cli_bad_option(char *const *argv, int opt)
 	/* An unknown letter inside a cluster ("-Zq") leaves optind on it. */
 	int in_cluster = opt == '?' && optopt > 0 && optopt < 128 && current && current[0] == '-' &&
 		current[1] != '-' && strchr(current + 1, optopt);
+
+	if (opt == CLI_OPT_REPEATED)
+		return EXIT_USAGE;   /* (said) */
 
 	if (opt == ':' && long_option)
 		return cli_usage_error("option '%s' needs a value", arg);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 
 enum { CLI_OPT_DUMP_CONFIG = 0x1000, CLI_OPT_FIRST_TOOL_OPTION };
+/* cli_getopt's answer for an option given twice (said already). */
+#define CLI_OPT_REPEATED 0x0fff
 
 struct cli_common {
 	const char *config_path;   /* -c FILE; NULL: $QRPOOL_CONFIG or the default */
@@ -61,10 +63,16 @@ int cli_others_may_change(const struct stat *st, const char *path, char *why, si
  * read. A relative `path` is taken from the working directory. */
 int cli_others_may_replace(const char *path, char *why, size_t why_size, char *fix,
 	size_t fix_size);
+/* getopt_long, but an option taking a value given twice (`-n 5 -n 7`, which
+ * getopt would leave to the last, a typo's first value dropped without a
+ * word) is said and returned as CLI_OPT_REPEATED, for cli_bad_option;
+ * except the short options in `repeatable` (pending's --state, a list). */
+int cli_getopt(int argc, char *const *argv, const char *shorts, const struct option *longs,
+	const char *repeatable);
 /* Logs "message (try --help)" and returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* For getopt's ':' (a value missing) or '?' (unknown, or a value given to an
- * option taking none): says which option, exits 64. */
+ * option taking none): says which option, exits 64; CLI_OPT_REPEATED: 64. */
 int cli_bad_option(char *const *argv, int opt);
 
 void cli_print_version(void);

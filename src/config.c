@@ -756,6 +756,14 @@ static int config_load_redis(const struct config_reader *reader, config_t *cf, s
 	if (r->unix_socket && (config_setting_get_member(group, "host") ||
 			config_setting_get_member(group, "port")))
 		return config_error_at(reader, group, "give host and port, or unix_socket, not both");
+	/* hiredis takes a bare name or address: "[::1]" (a URL's form) or
+	 * "host:6380" resolve to nothing, and the cache would be off all along. */
+	if (!r->unix_socket && (r->host[0] == '[' || (strchr(r->host, ':') &&
+			strchr(r->host, ':') == strrchr(r->host, ':'))))
+		return config_error_at(reader, config_setting_get_member(group, "host"),
+			"redis host '%.60s': %s", r->host, r->host[0] == '[' ?
+			"an IPv6 address goes without brackets (host = \"::1\")" :
+			"the port goes apart (port = 6380), the host alone in host");
 	/* Redis expires keys in whole seconds; a TTL under one would be no cache. */
 	if (r->ttl_ms < 1000)
 		return config_error_at(reader, config_setting_get_member(group, "ttl"),

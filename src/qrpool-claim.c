@@ -59,7 +59,7 @@ static int claim_parse_options(int argc, char **argv, struct claim_cli *cli)
 	memset(cli, 0, sizeof *cli);
 	cli->claim.count = -1;
 	cli->claim.wait_ms = 2000;
-	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "p:o:n:w:", longs, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, CLI_COMMON_SHORT "p:o:n:w:", longs, NULL)) != -1) {
 		if (cli_common_option(&cli->common, opt, optarg))
 			continue;
 		switch (opt) {

@@ -97,7 +97,7 @@ static int fetch_parse_options(int argc, char **argv, struct fetch_cli *cli)
 	memset(cli, 0, sizeof *cli);
 	cli->run.grace_s = FETCH_GRACE_S;
 	cli->reserve = -1;
-	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT, longs, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, CLI_COMMON_SHORT, longs, NULL)) != -1) {
 		if (cli_common_option(&cli->common, opt, optarg))
 			continue;
 		switch (opt) {

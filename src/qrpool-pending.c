@@ -98,7 +98,7 @@ static int pending_parse_options(int argc, char **argv, struct pending_options *
 
 	memset(options, 0, sizeof *options);
 	options->limit = -1;
-	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "s:p:l:", longs, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, CLI_COMMON_SHORT "s:p:l:", longs, "s")) != -1) {
 		if (cli_common_option(&options->common, opt, optarg))
 			continue;
 		switch (opt) {
@@ -107,11 +107,7 @@ static int pending_parse_options(int argc, char **argv, struct pending_options *
 				return status;
 			break;
 		case 'p':
-			/* (A second would be taken for the first without a word.) */
-			if (options->pool)
-				return cli_usage_error("--pool given twice ('%s', '%s'): one pool, or "
-					"none for all", options->pool, optarg);
-			options->pool = optarg;
+			options->pool = optarg;   /* (once: cli_getopt) */
 			break;
 		case 'l':
 			if (parse_int64(optarg, 0, INT64_MAX, &options->limit, why))

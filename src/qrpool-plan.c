@@ -123,7 +123,7 @@ static int plan_parse_options(int argc, char **argv, struct plan_options *option
 	options->from = time(NULL);
 	options->capacity = options->max_codes = options->reserve = -1;
 	options->window_start = options->window_end = -1;
-	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "n", longs, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, CLI_COMMON_SHORT "n", longs, NULL)) != -1) {
 		if (cli_common_option(&options->common, opt, optarg))
 			continue;
 		switch (opt) {

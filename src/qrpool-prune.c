@@ -118,7 +118,7 @@ static int prune_parse_options(int argc, char **argv, struct prune_options *opti
 	memset(options, 0, sizeof *options);
 	options->age_text = PRUNE_DEFAULT_AGE;
 	options->batch = PRUNE_DEFAULT_BATCH;
-	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "n", longs, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, CLI_COMMON_SHORT "n", longs, NULL)) != -1) {
 		if (cli_common_option(&options->common, opt, optarg))
 			continue;
 		switch (opt) {

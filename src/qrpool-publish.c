@@ -75,7 +75,7 @@ static int publish_parse_options(int argc, char **argv, struct publish_options *
 	int opt;
 
 	memset(options, 0, sizeof *options);
-	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT, longs, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, CLI_COMMON_SHORT, longs, NULL)) != -1) {
 		if (cli_common_option(&options->common, opt, optarg))
 			continue;
 		if (opt != OPT_DROP_IMAGES)

@@ -66,7 +66,7 @@ static int render_parse_options(int argc, char **argv, struct render_options *op
 		options->run.jobs = 1;
 	options->run.batch_size = 500;
 	options->run.batch_ms = 200;
-	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "j:", longs, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, CLI_COMMON_SHORT "j:", longs, NULL)) != -1) {
 		if (cli_common_option(&options->common, opt, optarg))
 			continue;
 		switch (opt) {

@@ -79,7 +79,7 @@ static int report_parse_options(int argc, char **argv, struct report_options *op
 	options->night_end = 360;
 	/* The parse goes on past a bad option, so that a --check after it still
 	 * makes the answer the plugin's (main); the first error is the status. */
-	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "j", longs, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, CLI_COMMON_SHORT "j", longs, NULL)) != -1) {
 		const char *bad = NULL;   /* the option whose value is bad, with `why` */
 
 		if (cli_common_option(&options->common, opt, optarg))

@@ -45,7 +45,7 @@ static int resolve_parse_options(int argc, char **argv, struct cli_common *commo
 	int opt;
 
 	memset(common, 0, sizeof *common);
-	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT, longs, NULL)) != -1)
+	while ((opt = cli_getopt(argc, argv, CLI_COMMON_SHORT, longs, NULL)) != -1)
 		if (!cli_common_option(common, opt, optarg))
 			return cli_bad_option(argv, opt);
 	return 0;

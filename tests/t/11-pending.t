@@ -172,7 +172,21 @@ run qrpool-pending --since soon
 is "--since needs a duration: exit 64" "$rc" 64
 run qrpool-pending --pool link --pool poster --count
 is "--pool twice: exit 64, not the last one taken without a word" "$rc:$(cat "$T/out")" 64:
-like "... saying so" "$(cat "$T/err")" "--pool given twice \('link', 'poster'\): one pool, or none for all"
+like "... saying so" "$(cat "$T/err")" "--pool given twice \('link', then 'poster'\): give it once"
+run qrpool-pending --state fetched -s planned --count
+is "--state twice: taken, as a list" "$rc" 0
+# Every tool: an option with a value given twice is 64, said, not the last
+# taken (-c too: a second config would be read instead of the first).
+for tool_args in "qrpool-prune --older-than 30d --older-than 3d -n" "qrpool-claim -p link -n 1 -n 2" \
+    "qrpool-fetch --until 05:00 --until 06:00" "qrpool-plan --max 5 --max 6 -n" \
+    "qrpool-render -j 1 -j 2" "qrpool-report --night 22:00-06:00 --night 23:00-06:00" \
+    "qrpool-publish -c $QRPOOL_CONFIG --config /etc/qrpool/qrpool.cfg" "qrpool-resolve -c a -c b"; do
+  # shellcheck disable=SC2086
+  run $tool_args
+  tool=${tool_args%% *}
+  is "$tool: an option given twice: exit 64, nothing on stdout" "$rc:$(cat "$T/out")" 64:
+  like "... naming it and both values" "$(cat "$T/err")" "given twice \('[^']+', then '[^']+'\): give it once"
+done
 run qrpool-pending --pool postr
 is "--pool naming no pool of the config: exit 64" "$rc" 64
 like "naming the pools" "$(cat "$T/err")" "no pool 'postr'.*pools: poster"

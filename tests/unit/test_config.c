@@ -907,6 +907,10 @@ static void test_redis(void)
 		  "password or password_file, not both", "redis: both password forms" },
 		{ "redis = { timeout = \"2m\"; };\n" LINK_POOL, "redis timeouts must be above zero and at most 1m",
 		  "redis: a command timeout of 2 minutes" },
+		{ "redis = {\n host = \"[::1]\"; };\n" LINK_POOL, "qrpool.cfg:2: redis host '[::1]': an IPv6 "
+		  "address goes without brackets (host = \"::1\")", "redis: an IPv6 host in brackets" },
+		{ "redis = { host = \"cache.local:6380\"; };\n" LINK_POOL, "redis host 'cache.local:6380': "
+		  "the port goes apart (port = 6380)", "redis: a port in host" },
 	};
 	char logged[2048], password[64], dumped[4096];
 	struct config config;
@@ -918,6 +922,9 @@ static void test_redis(void)
 		"redis defaults: 127.0.0.1:6379, prefix qrpool:rid:, ttl 30 days");
 	ok(config_read_redis_password(&config, password, sizeof password) == 0 && !password[0],
 		"no password: an empty one");
+	config_free(&config);
+	is_int(load("redis = { host = \"::1\"; port = 6380; };\n" LINK_POOL, 0600, &config, logged,
+		sizeof logged), 0, "an IPv6 host, bare, loads");
 	config_free(&config);
 	is_int(load("redis = { password = \"\"; };\n" LINK_POOL, 0644, &config, logged, sizeof logged), 0,
 		"an empty password loads, as none (no AUTH), in a file others may read");
