@@ -29,6 +29,9 @@ static void consumer_error(rd_kafka_t *handle, int err, const char *reason, void
 		consumer->brokers_down = 1;
 	if (kafka_refused(err) && !*consumer->refused)
 		snprintf(consumer->refused, sizeof consumer->refused, "%s", reason);
+	/* (Kept: a failed handshake alternates with the disconnection after it.) */
+	if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
+		snprintf(consumer->auth_refused, sizeof consumer->auth_refused, "%s", reason);
 	log_info("kafka: %s", reason);
 }
 
@@ -328,6 +331,12 @@ static int consumer_give_up(struct consumer *consumer, int64_t wait_ms, double n
 	if ((!consumer->ever_assigned && consumer->brokers_down) ||
 	    (!consumer->all_at_end_since &&
 	     (now - consumer->last_progress) * 1000 >= (double)consumer->timeout_ms)) {
+		/* Brokers "down" that refused our authentication: no wait helps. */
+		if (!consumer->ever_assigned && *consumer->auth_refused) {
+			log_error("pool %s: " KAFKA_AUTH_REFUSED, consumer->pool->name,
+				consumer->auth_refused);
+			return EXIT_UPSTREAM;
+		}
 		/* Brokers that answer but no assignment: the group is most likely
 		 * waiting out a member that died (a claim killed) or is slow to
 		 * rejoin a rebalance, which is not Kafka's silence; a metadata

@@ -37,6 +37,7 @@ struct consumer {
 	double all_at_end_since;      /* 0 while some partition may hold codes */
 	int brokers_down;             /* set by the error callback */
 	char refused[256];            /* why Kafka refuses us (ACLs), from the error callback */
+	char auth_refused[256];       /* why it refused our authentication, likewise */
 	int stored;                   /* offsets stored since the last commit */
 	int commit_lost;              /* partitions went to others with offsets not committed */
 	int commit_failures;          /* synchronous commits failed in a row (the first is logged) */

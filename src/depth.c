@@ -201,7 +201,10 @@ int depth_measure(struct db *db, const struct config *config, struct pool_depth 
 	for (size_t i = 0; i < config->pool_count; i++)
 		unreachable += readings[i].err && kafka_unreachable(readings[i].err);
 	/* Kafka down is said once, not once per pool. */
-	if (unreachable && unreachable == config->pool_count)
+	if (unreachable && unreachable == config->pool_count &&
+	    readings[0].err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
+		log_warn("%s: pool depth estimated from the staging DB", readings[0].why);
+	else if (unreachable && unreachable == config->pool_count)
 		log_warn("Kafka cannot be reached (%s): pool depth estimated from the staging DB",
 			readings[0].why);
 	for (size_t i = 0; i < config->pool_count; i++) {

@@ -33,7 +33,7 @@ struct depth_reading {
 	const struct pool_config *pool;   /* in */
 	rd_kafka_resp_err_t err;          /* out: NO_ERROR, or the error, said in `why` */
 	struct kafka_depth depth;
-	char why[400];
+	char why[640];
 };
 
 /* Pools read side by side, at most this many at once. */

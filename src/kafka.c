@@ -644,14 +644,28 @@ static rd_kafka_resp_err_t kafka_sum_partitions(rd_kafka_t *rk, const char *topi
 	return err;
 }
 
-/* A consumer in the pool's group, which never subscribes: rd_kafka_committed
- * needs the group id, and the handle must not move the group's offsets. */
-static rd_kafka_t *kafka_group_reader(const struct config *config, const struct pool_config *pool)
+/* The depth reader's error callback: keeps why the cluster refused its
+ * authentication (`opaque`, 256 bytes), which its requests then only see as
+ * brokers down. Read once the handle is destroyed (its threads joined). */
+static void kafka_reader_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-	rd_kafka_conf_t *conf = kafka_conf_new(config, RD_KAFKA_CONSUMER, NULL);
+	(void)rk;
+	if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
+		snprintf(opaque, 256, "%s", reason);
+	log_debug("kafka: %s", reason);
+}
+
+/* A consumer in the pool's group, which never subscribes: rd_kafka_committed
+ * needs the group id, and the handle must not move the group's offsets.
+ * `auth_refused` (256 bytes) gets why its authentication was refused. */
+static rd_kafka_t *kafka_group_reader(const struct config *config, const struct pool_config *pool,
+	char *auth_refused)
+{
+	rd_kafka_conf_t *conf = kafka_conf_new(config, RD_KAFKA_CONSUMER, auth_refused);
 
 	if (!conf)
 		return NULL;
+	rd_kafka_conf_set_error_cb(conf, kafka_reader_error);
 	if (kafka_conf_set(conf, config, "group.id", pool->group) ||
 	    kafka_conf_set(conf, config, "enable.auto.commit", "false")) {
 		rd_kafka_conf_destroy(conf);
@@ -664,7 +678,8 @@ rd_kafka_resp_err_t kafka_measure_depth(const struct config *config, const struc
 	int64_t timeout_ms, struct kafka_depth *out, char *why, size_t why_size)
 {
 	double deadline = db_monotonic() + (double)timeout_ms / 1000;
-	rd_kafka_t *rk = kafka_group_reader(config, pool);
+	char auth_refused[256] = "";
+	rd_kafka_t *rk = kafka_group_reader(config, pool, auth_refused);
 	rd_kafka_resp_err_t err;
 	int count = 0;
 
@@ -677,8 +692,15 @@ rd_kafka_resp_err_t kafka_measure_depth(const struct config *config, const struc
 	if (!err && count)
 		err = kafka_sum_partitions(rk, pool->topic, count, deadline, out);
 	if (err)
+		rd_kafka_poll(rk, 0);   /* the errors queued meanwhile, to kafka_reader_error */
+	rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	if (err && kafka_unreachable(err) && *auth_refused) {
+		err = RD_KAFKA_RESP_ERR__AUTHENTICATION;
+		snprintf(why, why_size, "topic %s, group %s: " KAFKA_AUTH_REFUSED, pool->topic,
+			pool->group, auth_refused);
+	} else if (err) {
 		snprintf(why, why_size, "topic %s, group %s: %s", pool->topic, pool->group,
 			rd_kafka_err2str(err));
-	rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	}
 	return err;
 }

@@ -69,6 +69,12 @@ int kafka_conf_dump(rd_kafka_conf_t *conf, FILE *out);
 /* Whether an error means Kafka could not be reached at all, as opposed to
  * one request being refused. */
 int kafka_unreachable(rd_kafka_resp_err_t err);
+/* A client's authentication refused (librdkafka's __AUTHENTICATION: the SASL
+ * handshake or the credentials), said alike by every tool, with the reason
+ * its error callback was given. librdkafka then only says the brokers are
+ * down, which a rerun would not change: 69. */
+#define KAFKA_AUTH_REFUSED "Kafka refused this client's authentication (%s): kafka.properties' " \
+	"security.protocol and sasl.* settings must match the cluster's"
 /* 1 for errors saying Kafka refuses this client (authorization): no retry
  * or rerun helps until its ACLs change. */
 int kafka_refused(rd_kafka_resp_err_t err);

@@ -999,9 +999,7 @@ int publish_finish(struct publisher *publisher)
 	 * credentials or a SASL setup the cluster refuses. A rerun fails the same
 	 * way, every night: 69, not 75. */
 	if (publisher->auth_failed && publisher->counts.failed && !publisher->counts.published) {
-		log_error("Kafka refused this client's authentication (%s): kafka.properties' "
-			"security.protocol and sasl.* settings must match the cluster's",
-			publisher->client_error);
+		log_error(KAFKA_AUTH_REFUSED, publisher->client_error);
 		publisher->status = exitcode_worst(publisher->status, EXIT_UPSTREAM);
 	} else if (*publisher->tls_error && publisher->counts.failed && !publisher->counts.published) {
 		/* Likewise a TLS handshake that fails: a CA that does not sign the

@@ -34,7 +34,8 @@ static void claim_usage(void)
 		CLI_COMMON_HELP
 		"\n" EXITCODE_HELP
 		"65: some lines were bad (the others are bound). 69: Kafka refuses this client\n"
-		"(its ACLs on the topic or the group), or the pool's topic does not exist.\n"
+		"(its ACLs on the topic or the group, or its authentication), or the pool's topic\n"
+		"does not exist.\n"
 		"75: the pool ran empty (it says how many were bound), the group gave this claim\n"
 		"no partition (the online services hold them all), Kafka did not answer, the\n"
 		"run was interrupted, or some offsets could not be committed (run claim again to\n"

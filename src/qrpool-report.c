@@ -44,8 +44,9 @@ static void report_usage(void)
 		"                         --warn-hours if that is lower)\n"
 		"      --night HH:MM-HH:MM  the night window for quota figures (default 01:00-06:00)\n"
 		CLI_COMMON_HELP
-		"\nExit status: 0 done, 64 usage, 70 internal error, 74 I/O error, 75 try again\n"
-		"later, 78 bad config.\n"
+		"\nExit status: 0 done, 64 usage, 69 Kafka refused this client's authentication\n"
+		"(depth unknown; the rest is reported), 70 internal error, 74 I/O error, 75 try\n"
+		"again later, 78 bad config.\n"
 		"75 also means: Kafka could not be read (depth unknown; the rest is reported);\n"
 		"78 also: kafka.brokers is not set (the same, but no later run does better);\n"
 		"74 also: the staging DB could not record the depth snapshot (the rest is reported).\n"
@@ -161,7 +162,8 @@ static int report_output(const struct report_options *options, const struct repo
 		/* No brokers configured is for the config to change: no later run
 		 * would do better (75 would say it might). */
 		log_error("pool depth unknown: Kafka: %s", report->kafka_error);
-		status = kafka_configured(config) ? EXIT_TEMPFAIL : EXIT_CONFIG;
+		status = !kafka_configured(config) ? EXIT_CONFIG : report->kafka_auth_refused ?
+			EXIT_UPSTREAM : EXIT_TEMPFAIL;
 	}
 	/* (said when it failed: the report is out, the DB needs a hand) */
 	return exitcode_worst(status, report->snapshot_status);

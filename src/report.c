@@ -43,6 +43,7 @@ static int report_collect_depth(const struct config *config, struct report *repo
 		const struct depth_reading *r = &readings[i];
 
 		if (r->err) {
+			report->kafka_auth_refused |= r->err == RD_KAFKA_RESP_ERR__AUTHENTICATION;
 			if (!unread++)
 				snprintf(report->kafka_error, sizeof report->kafka_error, "pool %s: %s",
 					p->pool->name, r->why);

@@ -47,7 +47,8 @@ struct report {
 	struct report_pool *pools;
 	size_t pool_count;
 	int kafka_ok;             /* every pool's depth was read from Kafka */
-	char kafka_error[640];
+	char kafka_error[800];
+	int kafka_auth_refused;   /* ... because it refused our authentication: 69, not 75 */
 	struct report_stage stages[REPORT_MAX_STAGES];
 	int stage_count;
 	int quota_known;

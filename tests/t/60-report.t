@@ -589,6 +589,18 @@ ok "... within 9 s (took $took s)" test "$took" -le 9
 like "... saying why" "$(cat "$T/out")" "QRPOOL UNKNOWN - .*pool depth unreadable"
 ok "... no ' |' closing the line where there is no perfdata" -- sh -c "! grep -q ' |\$' '$T/out'"
 
+# --- Kafka refusing this client's authentication (a SASL setup the cluster does
+# not speak): said as such, 69 (no rerun helps), not "Broker transport failure" --
+sed -e "s|^kafka = .*|kafka = { brokers = \"$KAFKA_BROKERS\"; timeout = \"3s\"; properties = [ \"security.protocol=SASL_PLAINTEXT\", \"sasl.mechanisms=PLAIN\", \"sasl.username=u\", \"sasl.password=p\" ]; };|" \
+  -e 's|staging\.db|sasl.db|' "$QRPOOL_CONFIG" >"$T/sasl.cfg"
+chmod 600 "$T/sasl.cfg"
+run qrpool-report -c "$T/sasl.cfg"
+is "Kafka refusing the SASL setup: exit 69, the table still printed" "$rc:$(grep -c '^poster' "$T/out")" 69:1
+like "... naming the authentication and the settings" "$(cat "$T/err")" \
+  "pool depth unknown: Kafka: pool .*: Kafka refused this client's authentication \(.*SASL.*\): kafka.properties' security.protocol and sasl.\* settings must match the cluster's"
+run qrpool-report -c "$T/sasl.cfg" --check
+like "... --check: UNKNOWN, saying so" "$rc:$(cat "$T/out")" "^3:QRPOOL UNKNOWN - .*Kafka refused this client's authentication"
+
 # --- the night window in real time, on and after DST nights (New York) -------------
 # The report's clock set by clockstep.so; no Kafka, a DB of its own.
 sed -e '/^kafka = /d' -e 's|staging\.db|dst.db|' "$QRPOOL_CONFIG" >"$T/dst.cfg"

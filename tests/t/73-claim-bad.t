@@ -105,3 +105,13 @@ fi
 chmod 0755 "$T/open"
 records 1 | { run qrpool-claim --pool poster --out "$T/open" --wait 300ms; echo "$rc" >"$T/rc"; }
 is "... once mended, the code is there to take" "$(cat "$T/rc"):$(wc -l <"$T/out")" "0:1"
+
+# Kafka refusing this client's authentication (a SASL setup the cluster does not
+# speak): said as such, 69 (no rerun helps), not "no answer (all brokers down)", 75.
+sed "s|^kafka = .*|kafka = { brokers = \"$KAFKA_BROKERS\"; timeout = \"5s\"; properties = [ \"security.protocol=SASL_PLAINTEXT\", \"sasl.mechanisms=PLAIN\", \"sasl.username=u\", \"sasl.password=p\" ]; };|" \
+  "$QRPOOL_CONFIG" >"$T/sasl.cfg"
+chmod 600 "$T/sasl.cfg"
+records 1 | { run qrpool-claim -c "$T/sasl.cfg" --pool poster --out "$T/open"; echo "$rc" >"$T/rc"; }
+is "Kafka refusing the SASL setup: exit 69, nothing printed" "$(cat "$T/rc"):$(wc -l <"$T/out")" "69:0"
+like "... naming the authentication and the settings" "$(cat "$T/err")" \
+  "pool poster: Kafka refused this client's authentication \(.*SASL.*\): kafka.properties' security.protocol and sasl.\* settings must match the cluster's"
