@@ -342,8 +342,9 @@ job_lock_holder() {
 # those this user may look into, but for this shell and its own subshell
 # (run in this one: a command substitution would be another, itself opening
 # it); and, when they are one process group (a job's stages and its pipeline
-# shell, whose script is gone), how to stop them all: the pipeline shell
-# waits out a TERM of its own, for its stages to wind down on theirs.
+# shell, whose script is gone, and not this run's own group), how to stop
+# them all: the pipeline shell waits out a TERM of its own, for its stages to
+# wind down on theirs.
 job_lock_openers() {
   local dir fd comm pgid group= groups=0 count=0
   JOB_OPENERS=
@@ -360,7 +361,9 @@ job_lock_openers() {
     done 2>/dev/null
   done
   [ "$count" -le 4 ] || JOB_OPENERS="$JOB_OPENERS and $((count - 4)) more"
-  [ "$groups" -ne 1 ] || [ -z "$group" ] ||
+  # (Not the group of this run itself: a holder started by the same shell
+  # without job control, whose kill would end the caller too.)
+  [ "$groups" -ne 1 ] || [ -z "$group" ] || [ "$group" = "$(job_stat_field "$$" 5)" ] ||
     JOB_OPENERS="$JOB_OPENERS: \`kill -- -$group\` stops them"
 }
 

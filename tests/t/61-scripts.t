@@ -252,6 +252,20 @@ like "a lock held by the pipeline of a job killed with SIGKILL: 75, its processe
   "$rc:$(cat "$T/err")" \
   "^75:.*another run holds $T/qrpool-orphanprobe.lock \(held by .*sleep pid $orphan.*: \`kill -- -$script\` stops them\); not starting"
 like "... the pipeline's shell too" "$(cat "$T/err")" "held by .*bash pid [0-9]+"
+# The same held by a job this test's shell started (no job control: its
+# process group is this shell's, as is the run that finds it): no kill of
+# that group is advised, which would end the caller too.
+bash -c ". '$ROOT/scripts/job.sh'; job_start sameprobe
+  stage() { sleep 30 & echo \$! >'$T/same.pid'; wait; }; job_run stage" 2>/dev/null &
+i=0
+until [ -s "$T/same.pid" ] || [ $i -gt 100 ]; do sleep 0.05; i=$((i + 1)); done
+read -r same_script _ <"$T/qrpool-sameprobe.lock"
+kill -9 "$same_script"
+rc=0; bash -c ". '$ROOT/scripts/job.sh'; job_start sameprobe" >"$T/out" 2>"$T/err" || rc=$?
+like "... held in the caller's own process group: 75, the holders named" "$rc:$(cat "$T/err")" \
+  "^75:.*another run holds $T/qrpool-sameprobe.lock \(held by .*sleep pid $(cat "$T/same.pid")"
+is "... and no \`kill -- -GROUP\` advised, which would end the caller too" "$(grep -c 'kill -- -' "$T/err")" 0
+pkill -P "$same_script" 2>/dev/null || true; kill "$(cat "$T/same.pid")" 2>/dev/null || true
 # The line in the lock file names that stage, but since a time before it
 # started (an old line, its pid reused): not taken at its word.
 printf '%s someone 2020-01-01T00:00:00+0000\n' "$orphan" >"$T/qrpool-orphanprobe.lock"
