@@ -293,6 +293,37 @@ int config_property_secret(const char *key, size_t length)
 	return 0;
 }
 
+/* The password of the first URL with user:password@ in `value`: 1 with its
+ * offset and length, else 0. */
+static int config_url_password(const char *value, size_t *start, size_t *length)
+{
+	const char *scheme = strstr(value, "://"), *authority, *end, *at = NULL, *colon;
+
+	if (!scheme)
+		return 0;
+	authority = scheme + 3;
+	end = authority + strcspn(authority, "/?# \t,;");
+	for (const char *p = authority; p < end; p++)
+		if (*p == '@')
+			at = p;   /* (the last: a password may hold an @) */
+	if (!at || !(colon = memchr(authority, ':', (size_t)(at - authority))) || colon + 1 == at)
+		return 0;
+	*start = (size_t)(colon + 1 - value);
+	*length = (size_t)(at - (colon + 1));
+	return 1;
+}
+
+char *config_mask_url_password(const char *value)
+{
+	size_t start, length;
+	char *masked;
+
+	if (!config_url_password(value, &start, &length) ||
+	    asprintf(&masked, "%.*s********%s", (int)start, value, value + start + length) < 0)
+		return NULL;
+	return masked;
+}
+
 /* A secret from the config, masked in every log line from now on (see
  * log_add_secret). In a value of words (sasl.oauthbearer.config's
  * "principal=... scope=...", which librdkafka's messages quote from one of
@@ -649,6 +680,7 @@ static int config_load_wechat(const struct config_reader *reader, config_t *cf, 
 static int config_load_properties(const struct config_reader *reader, const config_setting_t *list,
 	const char *name, struct kafka_properties *properties)
 {
+	size_t url_password, url_password_length;
 	int status, count;
 
 	if (!list)
@@ -671,6 +703,10 @@ static int config_load_properties(const struct config_reader *reader, const conf
 		    (config_register_secret(eq + 1), (status = config_check_private(reader, item,
 				config_source(reader, item), "config file"))))
 			return status;
+		/* A URL's password in any property (an OAuth endpoint's): masked in
+		 * the logs, as in the dumps (config_mask_url_password). */
+		if (config_url_password(eq + 1, &url_password, &url_password_length))
+			log_add_secret(eq + 1 + url_password, url_password_length);
 		if ((status = config_check_property_file(reader, item, name, text, eq)))
 			return status;
 		if (asprintf(&properties->places[properties->count], "%s:%d",

@@ -152,6 +152,10 @@ const char *config_source_name(enum pool_source source);
 /* 1 if the librdkafka property `key` (its first `length` bytes) holds a
  * secret: the file naming it must be private, and dumps mask its value. */
 int config_property_secret(const char *key, size_t length);
+/* A librdkafka property's value with the password of a URL in it
+ * (https://user:PASSWORD@host/..., an OAuth token endpoint's, say) masked:
+ * a copy to free, or NULL when it holds none (or memory ran out). */
+char *config_mask_url_password(const char *value);
 const char *config_token_source_name(enum token_source source);
 /* 1 if a URL (scheme:// optional, as in a proxy variable) names this host:
  * a loopback address (127.0.0.0/8, [::1]) or localhost, with or without a

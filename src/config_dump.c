@@ -1,6 +1,7 @@
 /* config_dump: the merged configuration (defaults filled in) in libconfig
  * syntax, so an operator sees exactly what a tool will use. Secrets masked. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -37,12 +38,14 @@ static void config_dump_properties(FILE *out, const char *indent, const char *na
 	for (size_t i = 0; i < properties->count; i++) {
 		const char *p = properties->items[i];
 		int key_length = (int)(strchr(p, '=') - p);
+		char *masked = NULL;
 
 		fputs(i ? ", " : " ", out);
 		if (config_property_secret(p, (size_t)key_length))
 			fprintf(out, "\"%.*s=********\"", key_length, p);
 		else
-			config_dump_quoted(out, p);
+			config_dump_quoted(out, (masked = config_mask_url_password(p)) ? masked : p);
+		free(masked);
 	}
 	fputs(" ];\n", out);
 }

@@ -374,7 +374,11 @@ static int kafka_dump_pairs(const char **pairs, size_t count, FILE *out)
 
 	for (size_t i = 0; i + 1 < count; i += 2) {
 		int secret = config_property_secret(pairs[i], strlen(pairs[i]));
-		failed |= fprintf(out, "# %s = %s\n", pairs[i], secret ? "********" : pairs[i + 1]) < 0;
+		char *masked = secret ? NULL : config_mask_url_password(pairs[i + 1]);
+
+		failed |= fprintf(out, "# %s = %s\n", pairs[i], secret ? "********" : masked ? masked :
+			pairs[i + 1]) < 0;
+		free(masked);
 	}
 	return failed ? -1 : 0;
 }

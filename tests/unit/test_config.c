@@ -892,6 +892,29 @@ static void dump_config(const struct config *config, char *out, size_t size)
 	}
 }
 
+/* A URL's password in any Kafka property (an OAuth token endpoint's, whose
+ * key names no secret): masked in log lines and in the dump. */
+static void test_url_password_masked(void)
+{
+	char logged[2048], text[256], dumped[4096];
+	struct config config;
+
+	is_int(load("kafka = { brokers = \"k:9092\"; properties = [ "
+		"\"sasl.oauthbearer.token.endpoint.url=https://client:Url:Pa55@idp.example.com:8443/t\", "
+		"\"client.id=https://nouser.example.com/\" ]; };\n" POOLS, 0600, &config, logged,
+		sizeof logged), 0, "a config with a URL's password in a property loads");
+	snprintf(text, sizeof text, "fetching https://client:Url:Pa55@idp.example.com:8443/t failed");
+	log_redact(text);
+	is_str(text, "fetching https://client:***@idp.example.com:8443/t failed",
+		"the URL's password masked in a log line: %s", text);
+	dump_config(&config, dumped, sizeof dumped);
+	ok(strstr(dumped, "https://client:********@idp.example.com:8443/t") && !strstr(dumped, "Pa55"),
+		"... and in the dump, the rest of the URL shown");
+	ok(strstr(dumped, "client.id=https://nouser.example.com/") != NULL,
+		"a URL without a password shown as it is");
+	config_free(&config);
+}
+
 /* The redis section: defaults, refusals and the password's rules. */
 static void test_redis(void)
 {
@@ -985,6 +1008,7 @@ int main(void)
 	test_topic_limit();
 	test_secret_file();
 	test_secrets_masked();
+	test_url_password_masked();
 	test_ca_writable();
 	test_config_directories();
 	test_property_files();
