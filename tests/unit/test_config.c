@@ -901,7 +901,7 @@ static void test_url_password_masked(void)
 
 	is_int(load("kafka = { brokers = \"k:9092\"; properties = [ "
 		"\"sasl.oauthbearer.token.endpoint.url=https://client:Url:Pa55@idp.example.com:8443/t\", "
-		"\"client.id=https://nouser.example.com/\" ]; };\n" POOLS, 0600, &config, logged,
+		"\"client.id=https://nouser.example.com/\" ]; };\n" LINK_POOL, 0600, &config, logged,
 		sizeof logged), 0, "a config with a URL's password in a property loads");
 	snprintf(text, sizeof text, "fetching https://client:Url:Pa55@idp.example.com:8443/t failed");
 	log_redact(text);
