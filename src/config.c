@@ -1261,8 +1261,10 @@ static int config_load_file(struct config *config, const char *path, const char 
 	config_t cf;
 	int status;
 
-	config->path = strdup(path);
-	/* (read_path is absolute when it could be: as libconfig names the settings' file) */
+	/* (read_path is absolute when it could be: as libconfig names the settings'
+	 * file, and as every message names the config, its own file:line ones and
+	 * the rest alike: whole, to act on from anywhere) */
+	config->path = strdup(read_path);
 	config_init(&cf);
 	if (!config_read_file(&cf, read_path)) {
 		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)

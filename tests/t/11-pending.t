@@ -190,6 +190,11 @@ done
 run qrpool-pending --pool postr
 is "--pool naming no pool of the config: exit 64" "$rc" 64
 like "naming the pools" "$(cat "$T/err")" "no pool 'postr'.*pools: poster"
+# A config given by a relative path is named whole in every message, as its
+# own file:line ones name it (to act on from anywhere, as cron's mail is).
+(cd "$T" && QRPOOL_CONFIG= qrpool-pending -c ./qrpool.cfg --pool postr >/dev/null 2>"$T/err") || true
+like "... the config named by its whole path, given as a relative one" "$(cat "$T/err")" \
+  "no pool 'postr' in $T/qrpool.cfg \(pools:"
 
 # The next stage gone (head): a write error, 74, not SIGPIPE (with more lines
 # than a pipe holds, so the write must fail).
