@@ -268,8 +268,10 @@ static double publish_holder_started(struct db *db, long pid)
  * more) until it ends. One held is waited for up to kafka.timeout (a resume
  * of seconds beside a fill's start), then the run ends 75, nothing done.
  * Returns 0 (*waited_from: when the run waited for began, if one was, else
- * 0) or an exit code; the descriptor is left open: the lock is the process's. */
-static int publish_lock(struct db *db, const struct config *config, double *waited_from)
+ * 0; *lock_fd: the lock's descriptor, to close once nothing more is sent)
+ * or an exit code. */
+static int publish_lock(struct db *db, const struct config *config, double *waited_from,
+	int *lock_fd)
 {
 	const char *path = sqlite3_db_filename(db->handle, "main");
 	double timeout = (double)config->kafka.timeout_ms / 1000, deadline = 0;
@@ -344,6 +346,7 @@ static int publish_lock(struct db *db, const struct config *config, double *wait
 	}
 	if (*waited_from)
 		log_info("the other qrpool-publish has ended: this run goes on");
+	*lock_fd = fd;
 	return 0;
 }
 
@@ -371,19 +374,16 @@ static int publish_run(const struct publish_options *options, const struct confi
 	struct db db;
 	FILE *rest = NULL;
 	double waited_from;
-	int status, drain_stdin = 0;
+	int status, drain_stdin = 0, lock_fd = -1;
 
 	if ((status = db_open_or_create(&db, config->db_path, config->busy_timeout_ms))) {
 		cli_drain_stdin(publish_left_fetched(config), 0);
 		return status;
 	}
 	db_busy_interruptible(&db);   /* a lookup's lock wait ends at a stop */
-	if ((status = publish_lock(&db, config, &waited_from))) {
-		db_close(&db);
-		cli_drain_stdin(publish_left_fetched(config), 0);
-		return status;
-	}
-	if (!(status = db_run_start(&db, "publish")) &&
+	/* (Refused the lock, no run is recorded: db_run_end does nothing.) */
+	if (!(status = publish_lock(&db, config, &waited_from, &lock_fd)) &&
+	    !(status = db_run_start(&db, "publish")) &&
 	    !(status = publish_open(&publisher, config, &db, options->drop_images, stdout))) {
 		publisher.waited_from = waited_from;
 		status = publish_read_items(&publisher, &rest);
@@ -403,6 +403,10 @@ static int publish_run(const struct publish_options *options, const struct confi
 		drain_stdin = 1;
 	}
 	db_close(&db);
+	/* Nothing more is sent: another publish may run beside the rest of the
+	 * input's reading (a resume by hand of what was fetched after a stop). */
+	if (lock_fd >= 0)
+		close(lock_fd);
 	/* The stage after us need not wait; not when the committer was given
 	 * up stuck on stdout (its lock is held: a flush would block too). */
 	if ((drain_stdin || rest) && !publish_abandoned)

@@ -749,6 +749,25 @@ kafka_control rtt all 0
 like "... after saying it waited" "$(cat "$T/err2")" "waiting for it to end"
 is "... no code in Kafka twice" "$(read_topic qrpool.link | cut -f1 | sort | uniq -d | wc -l)" 0
 set_kafka 3s
+# A run stopped (Kafka out of reach past kafka.timeout) that reads the rest of
+# its input on, as the stage before still writes, sends nothing more: it holds
+# the lock no more, and another runs beside it at once.
+staged_after=$(sql "SELECT max(id) FROM codes")
+stage link=5 --size 300
+new_items >"$T/items"
+cp "$QRPOOL_CONFIG" "$T/reachable.cfg"
+sed -i 's|^kafka = .*|kafka = { brokers = "127.0.0.1:9"; timeout = "2s"; };|' "$QRPOOL_CONFIG"
+publish_fed
+cat "$T/items" >&3
+i=0
+until grep -q "the rest of the input is read to its end" "$T/err" || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+rc=0; qrpool-publish </dev/null >/dev/null 2>"$T/err2" 3>&- || rc=$?
+is "a stopped run reading the rest of its input: another runs beside it at once (exit 0)" \
+  "$rc:$(grep -c 'waiting for it to end' "$T/err2")" 0:0
+exec 3>&-
+rc=0; wait $publisher || rc=$?
+is "... the stopped one ends 75, its codes fetched" "$rc:$(new_fetched)" 75:5
+cp "$T/reachable.cfg" "$QRPOOL_CONFIG"
 # The lock file made by root (a run by hand) on the DB of another user (the
 # one the cron runs as) is that user's, who can then write its pid in it.
 rm -f "$T/staging.db-publish.lock"
