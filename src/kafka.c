@@ -650,7 +650,7 @@ static rd_kafka_resp_err_t kafka_sum_partitions(rd_kafka_t *rk, const char *topi
 
 /* The depth reader's error callback: keeps why the cluster refused its
  * authentication (`opaque`, 256 bytes), which its requests then only see as
- * brokers down. Read once the handle is destroyed (its threads joined). */
+ * brokers down. Served by its rd_kafka_poll, in the reader's own thread. */
 static void kafka_reader_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	(void)rk;

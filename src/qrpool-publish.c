@@ -265,7 +265,7 @@ static double publish_holder_started(struct db *db, long pid)
 /* Two qrpool-publish on one DB at once (a resume by hand beside a fill's, two
  * by hand) would each find the other's codes fetched, and send them twice: a
  * run holds DB-publish.lock beside the DB (flock, so a killed run holds it no
- * more) until it ends. One held is waited for up to kafka.timeout (a resume
+ * more) until it sends nothing more. One held is waited for up to kafka.timeout (a resume
  * of seconds beside a fill's start), then the run ends 75, nothing done.
  * Returns 0 (*waited_from: when the run waited for began, if one was, else
  * 0; *lock_fd: the lock's descriptor, to close once nothing more is sent)
